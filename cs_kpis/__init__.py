@@ -1,0 +1,1 @@
+"""cs_kpis: customer-success KPIs from raw source rows to alerts, orchestrated by Dagster."""

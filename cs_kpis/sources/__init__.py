@@ -1,0 +1,1 @@
+"""Pure dlt sources, one package per source system. No Dagster imports below this folder."""
