@@ -1,0 +1,125 @@
+"""The demo company simulator: a deterministic SaaS company written in its vendors' API shapes.
+
+``generate(landing_dir, ground_truth_dir, size, seed, as_of, increments, bad_input)`` writes the
+landing folder described in docs/LANDING.md and, separately, the ground truth. Same seed and size,
+same bytes. The CLI is ``python -m cs_kpis.simulator --help``.
+"""
+
+import datetime as dt
+import json
+import shutil
+import time
+from pathlib import Path
+
+from . import catalog
+from .company import Company
+from .segment import SegmentWriter
+from .sizes import SIZES, SizeSpec
+from .store import (VersionStore, bare_array, day_bounds, iter_bodies, salesforce_envelope, stripe_envelope,
+                    write_parts, zendesk_envelope)
+from .truth import write_ground_truth
+
+__all__ = ["generate", "SIZES", "SizeSpec", "ENTITIES"]
+
+# entity -> (envelope factory, newest first?)
+ENTITIES = {
+    "crm/Account": (lambda end: salesforce_envelope("Account"), False),
+    "crm/User": (lambda end: salesforce_envelope("User"), False),
+    "crm/Contact": (lambda end: salesforce_envelope("Contact"), False),
+    "crm/Opportunity": (lambda end: salesforce_envelope("Opportunity"), False),
+    "billing/customers": (lambda end: stripe_envelope("/v1/customers"), True),
+    "billing/products": (lambda end: stripe_envelope("/v1/products"), True),
+    "billing/prices": (lambda end: stripe_envelope("/v1/prices"), True),
+    "billing/coupons": (lambda end: stripe_envelope("/v1/coupons"), True),
+    "billing/subscriptions": (lambda end: stripe_envelope("/v1/subscriptions"), True),
+    "billing/invoices": (lambda end: stripe_envelope("/v1/invoices"), True),
+    "billing/events": (lambda end: stripe_envelope("/v1/events"), True),
+    "support/organizations": (lambda end: zendesk_envelope("organizations", "incremental", end), False),
+    "support/tickets": (lambda end: zendesk_envelope("tickets", "cursor", end), False),
+    "support/ticket_metrics": (lambda end: zendesk_envelope("ticket_metrics", "offset", end), False),
+    "support/satisfaction_ratings": (lambda end: zendesk_envelope("satisfaction_ratings", "offset", end), False),
+    "nps/survey_responses": (lambda end: bare_array, False),
+}
+
+
+def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed: int = 42,
+             as_of: dt.date | None = None, increments: int = 0, bad_input: bool = False) -> dict:
+    """Simulate the company and write its landing folder and ground truth; return the manifest.
+
+    The landing folder is built beside its destination and moved into place when complete, so a
+    crash never leaves a half-written landing folder that looks finished.
+    """
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}: choose one of {', '.join(SIZES)}")
+    spec = SIZES[size]
+    as_of = as_of or spec.end_date - dt.timedelta(days=increments)
+    last_day = as_of + dt.timedelta(days=increments)
+    if not spec.start_date < as_of <= last_day <= spec.end_date:
+        raise ValueError(f"as_of {as_of} + {increments} increments must fall within {spec.start_date}..{spec.end_date}")
+    landing_dir, ground_truth_dir = Path(landing_dir), Path(ground_truth_dir)
+    started = time.perf_counter()
+    tmp = landing_dir.with_name(landing_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "_scratch").mkdir(parents=True)
+    store = VersionStore(tmp / "_scratch" / "versions.duckdb")
+    events = SegmentWriter(tmp / "product" / "events", store.con, seed, spec.users_cap, spec.events_per_active_user,
+                           last_day)
+    company = Company(spec, seed, store, last_day, events_writer=events)
+    company.run()
+
+    days = [as_of + dt.timedelta(days=i) for i in range(increments + 1)]
+    counts: dict[str, int] = {}
+    for entity, (envelope, newest_first) in ENTITIES.items():
+        counts[entity] = store.count(entity)
+        for i, day in enumerate(days):
+            lo, hi = day_bounds(day)
+            total = _count_latest(store, entity, None if i == 0 else lo, hi)
+            cursor = store.latest(entity, None if i == 0 else lo, hi, descending=newest_first)
+            write_parts(tmp / entity / day.isoformat(), iter_bodies(cursor), total, envelope(hi))
+    # product events before as_of belong to the snapshot; fold nothing: each received day is its own folder
+    counts["product/events"] = events.total
+    _write_fx(tmp / "reference" / "fx_rates.csv", company)
+    store.close()
+    shutil.rmtree(tmp / "_scratch")
+
+    truth_summary = write_ground_truth(company, ground_truth_dir, last_day)
+    (ground_truth_dir / "edge_cases.json").write_text(json.dumps(company.edge_cases, indent=1, sort_keys=True))
+    bad = []
+    if bad_input:
+        from .bad_input import inject
+        bad = inject(tmp, as_of)
+    (ground_truth_dir / "bad_input.json").write_text(json.dumps(bad, indent=1))
+
+    manifest = {
+        "generator": "cs_kpis.simulator", "seed": seed, "size": size,
+        "start_date": spec.start_date.isoformat(), "end_date": spec.end_date.isoformat(),
+        "as_of": as_of.isoformat(), "extract_days": [d.isoformat() for d in days],
+        "reporting_currency": catalog.REPORTING_CURRENCY, "bad_input": bad_input, "counts": counts,
+        "product": {"key_features": list(catalog.KEY_FEATURES), "plan_features": catalog.PLAN_FEATURES,
+                    "onboarding_milestones": list(catalog.ONBOARDING_MILESTONES),
+                    "value_event": catalog.VALUE_EVENT, "top_plan": "enterprise"},
+        "events": {"late": events.late, "duplicates": events.duplicates},
+        "ground_truth": truth_summary,
+    }
+    (tmp / "_manifest.json").write_text(json.dumps(manifest, indent=1))
+    if landing_dir.exists():
+        shutil.rmtree(landing_dir)
+    tmp.rename(landing_dir)
+    manifest["seconds"] = round(time.perf_counter() - started, 2)
+    return manifest
+
+
+def _count_latest(store: VersionStore, entity: str, lo: int | None, hi: int) -> int:
+    where = "entity = $entity and ts < $hi" + ("" if lo is None else " and ts >= $lo")
+    params = {"entity": entity, "hi": hi} | ({} if lo is None else {"lo": lo})
+    return store.con.execute(f"select count(distinct id) from versions where {where}", params).fetchall()[0][0]
+
+
+def _write_fx(path: Path, company: Company) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["date,currency,rate"]
+    for cur in ("EUR", "GBP", "USD"):
+        for day, rate in sorted(company.fx[cur.lower()].items()):
+            if day <= company.last_day:
+                lines.append(f"{day.isoformat()},{cur},{float(rate):.4f}")
+    path.write_text("\n".join(lines) + "\n")

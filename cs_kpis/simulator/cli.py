@@ -1,0 +1,34 @@
+"""Command line: ``python -m cs_kpis.simulator --size demo --seed 42``."""
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+from . import SIZES, generate
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cs_kpis.simulator", description=__doc__)
+    p.add_argument("--size", choices=sorted(SIZES), default="demo")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--landing", type=Path, default=None, help="landing folder (default: CS_KPIS_LANDING_DIR or data/landing)")
+    p.add_argument("--ground-truth", type=Path, default=None, help="ground-truth folder (default: data/ground_truth)")
+    p.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="snapshot day (default: the size's last day minus increments)")
+    p.add_argument("--increments", type=int, default=0, help="daily increments written after the snapshot day")
+    p.add_argument("--bad-input", action="store_true", help="inject malformed rows (off by default)")
+    args = p.parse_args(argv)
+    from cs_kpis import settings  # noqa: PLC0415  (paths default from the environment)
+
+    landing = args.landing or settings.landing_dir()
+    truth = args.ground_truth or settings.ground_truth_dir()
+    m = generate(landing, truth, size=args.size, seed=args.seed, as_of=args.as_of, increments=args.increments,
+                 bad_input=args.bad_input)
+    print(f"wrote {args.size} company (seed {args.seed}) to {landing} in {m['seconds']} s; ground truth in {truth}")
+    for entity, n in m["counts"].items():
+        print(f"  {entity:32s} {n:>12,}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,961 @@
+"""The simulated SaaS company: accounts with a hidden, drifting health that drives everything they do.
+
+The simulation is causal: one pass over the days, each day's random draws depending only on the past,
+so the company as of any day is the same whatever later day the run stops at. Every object state goes
+to the version store (see ``store.py``); product events go straight to daily files (``segment.py``);
+the exact MRR history of every subscription is kept for the ground truth (``truth.py``).
+
+What a pipeline may observe is only what the vendors' payloads carry. The hidden health ``h`` never
+leaves this module except through the ground-truth folder.
+"""
+
+import datetime as dt
+import heapq
+import random
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from . import catalog
+from .ids import IdFactory
+from .sizes import SizeSpec
+from .store import VersionStore, day_bounds
+
+SEGMENTS = ("SMB", "Mid-Market", "Enterprise")
+INDUSTRIES = ("Technology", "Financial Services", "Healthcare", "Retail", "Manufacturing", "Education", "Media")
+COUNTRIES = {"usd": ("United States", "Canada"), "eur": ("Germany", "France", "Netherlands"),
+             "gbp": ("United Kingdom",)}
+FIRST = ("Ava", "Ben", "Chloe", "Dan", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kira", "Liam", "Maya",
+         "Noah", "Olga", "Priya", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera", "Wen", "Yara", "Zoe")
+LAST = ("Adams", "Baker", "Chen", "Diaz", "Evans", "Fischer", "Garcia", "Hughes", "Ito", "Jensen", "Khan", "Lopez",
+        "Müller", "Novak", "Okafor", "Patel", "Rossi", "Silva", "Tanaka", "Umeh", "Varga", "Weber", "Young")
+NAME_A = ("Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Tyrell", "Cyberdyne", "Soylent", "Hooli",
+          "Vandelay", "Pied Piper", "Wonka", "Aperture", "Massive", "Nakatomi", "Oscorp", "Gringotts", "Monarch",
+          "Dunder", "Prestige", "Sterling", "Bluth", "Duff", "Krusty", "Oceanic", "Paper Street", "Virtucon")
+NAME_B = ("Systems", "Labs", "Group", "Holdings", "Analytics", "Logistics", "Health", "Capital", "Foods", "Media",
+          "Robotics", "Energy", "Retail", "Partners", "Software", "Networks", "Bank", "Insurance", "Studios")
+
+DELINQUENT_AFTER_DAYS = 30
+
+
+def ts_of(day: dt.date, seconds: int) -> int:
+    return day_bounds(day)[0] + seconds
+
+
+def day_of(ts: int) -> dt.date:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).date()
+
+
+def sf_datetime(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def zd_datetime(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def add_months(ts: int, months: int) -> int:
+    """Stripe's billing-cycle arithmetic: same day-of-month and time, clamped to the month's end."""
+    d = dt.datetime.fromtimestamp(ts, dt.UTC)
+    y, m = divmod(d.month - 1 + months, 12)
+    y, m = d.year + y, m + 1
+    last = (dt.date(y + (m == 12), m % 12 + 1, 1) - dt.timedelta(1)).day
+    return int(d.replace(year=y, month=m, day=min(d.day, last)).timestamp())
+
+
+@dataclass
+class Item:
+    id: str
+    price: catalog.Price
+    quantity: int | None
+    created: int
+
+
+@dataclass
+class Sub:
+    id: str
+    n: int
+    account: "Account"
+    customer_id: str
+    currency: str
+    created: int
+    interval_key: str
+    items: list[Item]
+    status: str = "active"
+    discount: dict | None = None
+    cancel_at_period_end: bool = False
+    cancel_at: int | None = None
+    canceled_at: int | None = None
+    ended_at: int | None = None
+    trial_start: int | None = None
+    trial_end: int | None = None
+    cps: int = 0
+    cpe: int = 0
+    latest_invoice: str | None = None
+    is_addon: bool = False
+    # ground truth bookkeeping: (ts, exact local MRR in minor units) at every change, and past-due spells
+    mrr_history: list[tuple[int, Fraction]] = field(default_factory=list)
+    past_due_spells: list[list[int | None]] = field(default_factory=list)
+    open_invoice: dict | None = None
+
+    @property
+    def months(self) -> int:
+        return catalog.INTERVALS[self.interval_key][2]
+
+    @property
+    def main_item(self) -> Item:
+        return self.items[0]
+
+    def list_mrr(self) -> Fraction:
+        """Undiscounted monthly recurring revenue of the licensed items, in minor units."""
+        return sum((Fraction(i.price.unit_amount * (i.quantity or 0), i.price.months)
+                    for i in self.items if not i.price.metered), Fraction(0))
+
+    def local_mrr(self) -> Fraction:
+        """MRR in the subscription's currency (minor units), per the KPI definitions."""
+        if self.status in ("trialing", "canceled", "incomplete", "incomplete_expired") or self.ended_at is not None:
+            return Fraction(0)
+        mrr = self.list_mrr()
+        if self.discount and self.discount["coupon"]["duration"] != "once":
+            c = self.discount["coupon"]
+            if c["percent_off"] is not None:
+                mrr = mrr * (1 - Fraction(str(c["percent_off"])) / 100)
+            elif c["amount_off"] is not None:
+                mrr = max(Fraction(0), mrr - Fraction(c["amount_off"], self.months))
+        return mrr
+
+
+@dataclass
+class Account:
+    n: int
+    sf_id: str | None  # None for billing customers that have no CRM account
+    name: str
+    segment: str
+    industry: str
+    country: str
+    currency: str
+    created: int
+    seats: int
+    tier: str
+    interval_key: str
+    workspace: str | None
+    owner_id: str = ""
+    csm_id: str = ""
+    parent: "Account | None" = None
+    customer_id: str = ""
+    contacts: list[dict] = field(default_factory=list)
+    subs: list[Sub] = field(default_factory=list)
+    sentiment: str | None = None
+    no_usage: bool = False
+    churned_at: int | None = None
+    value_day: dt.date | None = None
+    milestone_days: dict = field(default_factory=dict)
+    crm_version: dict = field(default_factory=dict)
+
+    def active_subs(self) -> list[Sub]:
+        return [s for s in self.subs if s.ended_at is None]
+
+
+class Company:
+    """Runs the simulation day by day from the size's start date to ``last_day`` (inclusive)."""
+
+    def __init__(self, spec: SizeSpec, seed: int, store: VersionStore, last_day: dt.date, events_writer=None):
+        self.spec, self.seed, self.store, self.last_day = spec, seed, store, last_day
+        self.ids = IdFactory(seed)
+        self.rnd = random.Random(seed * 7919 + 17)
+        self.rng = np.random.default_rng([seed, 2])
+        self.events_writer = events_writer
+        self.fx = catalog.fx_rates(spec.start_date - dt.timedelta(days=31), spec.end_date, seed)
+        self.prices = catalog.build_prices(self.ids)
+        self.t0 = ts_of(spec.start_date, 0) - 86400 * 30
+        self.agenda: list[tuple[int, int, str, tuple]] = []
+        self._agenda_seq = 0
+        self.counters: dict[str, int] = {}
+        self.edge_cases: dict[str, list[str]] = {}
+        self.accounts: list[Account] = []
+        self.customers_only: list[Account] = []
+        self.org_ids: dict[int, int] = {}  # account n -> zendesk organization id
+        self.unmatched_orgs: list[int] = []
+        self.next_ticket = 1
+        self.tickets_open: dict[int, dict] = {}
+        self.next_rating = 100_000_000
+        self.next_nps = 4_100_000
+        self._make_users()
+        self._make_accounts()
+
+    # ---------------------------------------------------------------- setup
+
+    def _count(self, kind: str) -> int:
+        self.counters[kind] = self.counters.get(kind, 0) + 1
+        return self.counters[kind]
+
+    def edge(self, name: str, ref: str) -> None:
+        refs = self.edge_cases.setdefault(name, [])
+        if len(refs) < 20:
+            refs.append(ref)
+
+    def _make_users(self) -> None:
+        n_csm = max(3, self.spec.accounts // 60)
+        n_ae = max(2, self.spec.accounts // 120)
+        self.csms, self.aes = [], []
+        for role, n, out in (("CSM", n_csm, self.csms), ("AE", n_ae, self.aes)):
+            for k in range(n):
+                i = self._count("user")
+                first, last = FIRST[i % len(FIRST)], LAST[(i * 7) % len(LAST)]
+                uid = self.ids.salesforce("005", i)
+                ts = self.t0 + i * 3600
+                self.store.add("crm/User", uid, ts, {
+                    "attributes": {"type": "User", "url": f"/services/data/v62.0/sobjects/User/{uid}"},
+                    "Id": uid, "Name": f"{first} {last}", "Email": f"{first.lower()}.{last.lower()}@simsaas.example",
+                    "Title": "Customer Success Manager" if role == "CSM" else "Account Executive",
+                    "UserRoleName__c": role, "IsActive": True, "CreatedDate": sf_datetime(ts),
+                    "SystemModstamp": sf_datetime(ts),
+                })
+                out.append(uid)
+
+    def _make_accounts(self) -> None:
+        spec, ra = self.spec, np.random.default_rng([self.seed, 1])
+        n = spec.accounts
+        horizon = (spec.end_date - spec.start_date).days
+        # arrivals accelerate: a growing company; a seed cohort arrives in the first weeks
+        u = np.sort(ra.random(n))
+        arrive = np.where(u < 0.08, u / 0.08 * 30, 30 + (u - 0.08) / 0.92 * (horizon - 30)).astype(int)
+        seg = ra.choice(3, n, p=[0.55, 0.30, 0.15])
+        cur = ra.choice(3, n, p=[0.6, 0.25, 0.15])
+        self.h = ra.beta(5, 2, n)
+        self.mu = self.h.copy()
+        self.alive = np.zeros(n, dtype=bool)      # has a live (trialing/active/past_due) subscription
+        self.arrived = np.zeros(n, dtype=bool)
+        self.champion_engaged = np.ones(n, dtype=bool)
+        self.arrive_day = arrive
+        for i in range(n):
+            s = int(seg[i])
+            currency = catalog.CURRENCIES[int(cur[i])]
+            seats = int([ra.integers(2, 16), ra.integers(15, 81), ra.integers(80, 401)][s])
+            tier = ra.choice([["starter", "growth"], ["growth", "enterprise"], ["enterprise", "growth"]][s],
+                             p=[[0.5, 0.5], [0.8, 0.2], [0.9, 0.1]][s])
+            interval = ra.choice(["month", "quarter", "year"], p=[[0.75, 0.1, 0.15], [0.6, 0.1, 0.3],
+                                                                  [0.35, 0.15, 0.5]][s])
+            name = f"{NAME_A[int(ra.integers(len(NAME_A)))]} {NAME_B[int(ra.integers(len(NAME_B)))]}"
+            day = spec.start_date + dt.timedelta(days=int(arrive[i]))
+            acct = Account(
+                n=i, sf_id=self.ids.salesforce("001", i), name=f"{name} {i}", segment=SEGMENTS[s],
+                industry=INDUSTRIES[int(ra.integers(len(INDUSTRIES)))],
+                country=str(ra.choice(COUNTRIES[currency])), currency=currency,
+                created=ts_of(day, int(ra.integers(8 * 3600, 18 * 3600))), seats=seats, tier=str(tier),
+                interval_key=str(interval), workspace=self.ids.workspace(i),
+                no_usage=bool(ra.random() < 0.03),
+            )
+            acct.owner_id = self.aes[i % len(self.aes)]
+            acct.csm_id = self.csms[int(ra.integers(len(self.csms)))]
+            # a few accounts are subsidiaries of an earlier, larger account
+            if i > 20 and ra.random() < 0.04:
+                cands = [a for a in self.accounts[-200:] if a.segment != "SMB" and a.parent is None]
+                if cands:
+                    acct.parent = cands[int(ra.integers(len(cands)))]
+            self.accounts.append(acct)
+        for k in range(spec.unmatched_customers):
+            day = spec.start_date + dt.timedelta(days=int(ra.integers(0, horizon)))
+            cur_k = catalog.CURRENCIES[k % 3]
+            self.customers_only.append(Account(
+                n=n + k, sf_id=None, name=f"Self-serve customer {k}", segment="SMB", industry="Technology",
+                country=COUNTRIES[cur_k][0], currency=cur_k, created=ts_of(day, 40000 + k), seats=1, tier="starter",
+                interval_key="month", workspace=None,
+            ))
+
+    # ---------------------------------------------------------------- agenda
+
+    def schedule(self, ts: int, action: str, *args) -> None:
+        self._agenda_seq += 1
+        heapq.heappush(self.agenda, (ts, self._agenda_seq, action, args))
+
+    def run(self) -> None:
+        day = self.spec.start_date
+        self._write_static()
+        while day <= self.last_day:
+            lo, hi = day_bounds(day)
+            self._daily_health()
+            for acct in self._arrivals(day):
+                self._account_arrives(acct, day)
+            while self.agenda and self.agenda[0][0] < hi:
+                ts, _, action, args = heapq.heappop(self.agenda)
+                getattr(self, "_on_" + action)(max(ts, lo), *args)
+            self._support(day)
+            self._nps(day)
+            if self.events_writer is not None:
+                self.events_writer.day(self, day)
+            day += dt.timedelta(days=1)
+        self.store.flush()
+
+    def _arrivals(self, day: dt.date) -> list[Account]:
+        idx = int((day - self.spec.start_date).days)
+        out = [self.accounts[i] for i in np.nonzero(self.arrive_day == idx)[0]]
+        out += [c for c in self.customers_only if day_of(c.created) == day]
+        return out
+
+    def _daily_health(self) -> None:
+        n = len(self.h)
+        shock = self.rng.random(n)
+        down = shock < 0.0015
+        up = shock > 0.9992
+        self.mu[down] = np.clip(self.mu[down] - self.rng.uniform(0.2, 0.5, int(down.sum())), 0.02, 1)
+        self.mu[up] = np.clip(self.mu[up] + self.rng.uniform(0.1, 0.3, int(up.sum())), 0, 0.98)
+        # a champion often walks away when the account goes sour
+        lost = down & (self.rng.random(n) < 0.5)
+        self.champion_engaged[lost] = False
+        self.h = np.clip(self.h + 0.04 * (self.mu - self.h) + self.rng.normal(0, 0.015, n), 0.0, 1.0)
+
+    # ---------------------------------------------------------------- CRM
+
+    def _write_static(self) -> None:
+        t = self.t0
+        for p in catalog.products(self.ids, t):
+            self.store.add("billing/products", p["id"], t, p, sort_key=t)
+        for pr in self.prices.values():
+            self.store.add("billing/prices", pr.id, t, pr.to_stripe(t), sort_key=t)
+        for c in catalog.coupon_objects(t):
+            self.store.add("billing/coupons", c["id"], t, c, sort_key=t)
+
+    def _emit_account(self, acct: Account, ts: int, **changes) -> None:
+        v = acct.crm_version or {
+            "attributes": {"type": "Account", "url": f"/services/data/v62.0/sobjects/Account/{acct.sf_id}"},
+            "Id": acct.sf_id, "Name": acct.name, "ParentId": acct.parent.sf_id if acct.parent else None,
+            "OwnerId": acct.owner_id, "CSM__c": acct.csm_id, "Segment__c": acct.segment,
+            "Industry": acct.industry, "BillingCountry": acct.country, "Type": "Customer",
+            "CSM_Sentiment__c": None, "Product_Workspace_Id__c": acct.workspace,
+            "NumberOfEmployees": acct.seats * 4, "CreatedDate": sf_datetime(acct.created), "IsDeleted": False,
+        }
+        v = dict(v, **changes, LastModifiedDate=sf_datetime(ts), SystemModstamp=sf_datetime(ts))
+        acct.crm_version = v
+        self.store.add("crm/Account", acct.sf_id, ts, v)
+
+    def _account_arrives(self, acct: Account, day: dt.date) -> None:
+        ts = acct.created
+        if acct.sf_id:
+            self.arrived[acct.n] = True
+            self._emit_account(acct, ts)
+            if acct.parent:
+                self.edge("parent_child_accounts", f"{acct.parent.sf_id}>{acct.sf_id}")
+            if acct.no_usage:
+                self.edge("account_without_product_usage", acct.sf_id)
+            self._make_contacts(acct, ts)
+            self._opportunity(acct, ts, "New Business", "Closed Won", day, acct.seats * 300)
+            org = 360_000_000_000 + acct.n * 7 + 3
+            self.org_ids[acct.n] = org
+            self.store.add("support/organizations", str(org), ts, self._org(org, acct.name, acct.sf_id, ts))
+            self._plan_onboarding(acct, day)
+        cid = self.ids.stripe("cus", acct.n)
+        acct.customer_id = cid
+        meta = {"salesforce_account_id": acct.sf_id} if acct.sf_id else {}
+        if acct.sf_id is None and acct.n % 2 == 1:
+            meta = {"salesforce_account_id": "001" + "5g" + "UNKNOWN" + f"{acct.n:03d}"[-3:] + "AAA"}
+        if acct.sf_id is None:
+            self.edge("billing_customer_without_crm_account", cid)
+        self.store.add("billing/customers", cid, ts, {
+            "id": cid, "object": "customer", "address": None, "balance": 0, "created": ts,
+            "currency": acct.currency, "default_source": None, "delinquent": False, "description": None,
+            "discount": None, "email": f"billing@{acct.name.lower().replace(' ', '')}.example",
+            "invoice_prefix": cid[4:12].upper(), "invoice_settings": {"custom_fields": None,
+                                                                       "default_payment_method": None, "footer": None},
+            "livemode": False, "metadata": meta, "name": acct.name, "phone": None, "preferred_locales": ["en"],
+            "shipping": None, "tax_exempt": "none", "test_clock": None,
+        }, sort_key=ts)
+        trial = acct.sf_id is not None and self.rnd.random() < 0.35
+        self._start_subscription(acct, ts + 60, trial=trial, first=True)
+
+    def _org(self, org: int, name: str, external_id: str | None, ts: int) -> dict:
+        return {
+            "url": f"https://simsaas.zendesk.com/api/v2/organizations/{org}.json", "id": org, "name": name,
+            "shared_tickets": False, "shared_comments": False, "external_id": external_id,
+            "created_at": zd_datetime(ts), "updated_at": zd_datetime(ts),
+            "domain_names": [name.lower().replace(" ", "") + ".example"], "details": None, "notes": None,
+            "group_id": None, "tags": [], "organization_fields": {},
+        }
+
+    def _make_contacts(self, acct: Account, ts: int) -> None:
+        n_contacts = min(2 + acct.seats // 20, 6)
+        for k in range(n_contacts):
+            i = self._count("contact")
+            cid = self.ids.salesforce("003", i)
+            first, last = FIRST[(i * 3) % len(FIRST)], LAST[(i * 5) % len(LAST)]
+            role = "Champion" if k == 0 else "Admin" if k == 1 else ("User" if k % 2 else None)
+            c = {
+                "attributes": {"type": "Contact", "url": f"/services/data/v62.0/sobjects/Contact/{cid}"},
+                "Id": cid, "AccountId": acct.sf_id, "FirstName": first, "LastName": last,
+                "Email": f"{first.lower()}.{last.lower()}{i}@{acct.name.lower().replace(' ', '')}.example",
+                "Title": ["VP Operations", "Head of Analytics", "Analyst", "Engineer", "Director", "Manager"][k % 6],
+                "Role__c": role, "Product_User_Id__c": self.ids.product_user(acct.n, k),
+                "CreatedDate": sf_datetime(ts), "SystemModstamp": sf_datetime(ts),
+            }
+            acct.contacts.append(c)
+            self.store.add("crm/Contact", cid, ts, c)
+
+    def _opportunity(self, acct: Account, ts: int, typ: str, stage: str, close: dt.date, amount: float) -> str:
+        i = self._count("opp")
+        oid = self.ids.salesforce("006", i)
+        closed = stage.startswith("Closed")
+        self.store.add("crm/Opportunity", oid, ts, {
+            "attributes": {"type": "Opportunity", "url": f"/services/data/v62.0/sobjects/Opportunity/{oid}"},
+            "Id": oid, "AccountId": acct.sf_id, "Name": f"{acct.name} - {typ} {close.isoformat()}", "Type": typ,
+            "StageName": stage, "IsClosed": closed, "IsWon": stage == "Closed Won", "CloseDate": close.isoformat(),
+            "Amount": round(float(amount), 2), "CurrencyIsoCode": acct.currency.upper(), "OwnerId": acct.owner_id,
+            "CreatedDate": sf_datetime(ts), "SystemModstamp": sf_datetime(ts),
+        })
+        return oid
+
+    def _plan_onboarding(self, acct: Account, day: dt.date) -> None:
+        h = float(self.h[acct.n])
+        for k, m in enumerate(catalog.ONBOARDING_MILESTONES):
+            # healthier accounts reach each milestone sooner, and are likelier to reach it at all
+            if self.rnd.random() < 0.55 + 0.45 * h:
+                acct.milestone_days[m] = day + dt.timedelta(days=int(1 + k * 3 + self.rnd.expovariate(1 / (4 + 20 * (1 - h)))))
+        acct.value_day = acct.milestone_days.get(catalog.VALUE_EVENT)
+
+    # ---------------------------------------------------------------- Stripe subscriptions
+
+    def _sub_obj(self, s: Sub) -> dict:
+        items = []
+        for it in s.items:
+            d = {"id": it.id, "object": "subscription_item", "billing_thresholds": None, "created": it.created,
+                 "current_period_end": s.cpe, "current_period_start": s.cps, "discounts": [], "metadata": {},
+                 "price": it.price.to_stripe(self.t0), "subscription": s.id, "tax_rates": []}
+            if not it.price.metered:
+                d["quantity"] = it.quantity
+            items.append(d)
+        return {
+            "id": s.id, "object": "subscription", "application": None, "application_fee_percent": None,
+            "automatic_tax": {"enabled": False, "liability": None}, "billing_cycle_anchor": s.created,
+            "billing_mode": {"type": "classic"}, "billing_thresholds": None, "cancel_at": s.cancel_at,
+            "cancel_at_period_end": s.cancel_at_period_end, "canceled_at": s.canceled_at,
+            "cancellation_details": {"comment": None, "feedback": None,
+                                     "reason": "cancellation_requested" if s.canceled_at else None},
+            "collection_method": "charge_automatically", "created": s.created, "currency": s.currency,
+            "current_period_end": s.cpe, "current_period_start": s.cps, "customer": s.customer_id,
+            "days_until_due": None, "default_payment_method": None, "default_tax_rates": [], "description": None,
+            "discounts": [s.discount] if s.discount else [], "ended_at": s.ended_at,
+            "invoice_settings": {"issuer": {"type": "self"}},
+            "items": {"object": "list", "data": items, "has_more": False, "total_count": len(items),
+                      "url": f"/v1/subscription_items?subscription={s.id}"},
+            "latest_invoice": s.latest_invoice, "livemode": False,
+            "metadata": {"salesforce_account_id": s.account.sf_id} if s.account.sf_id else {},
+            "pause_collection": None, "pending_update": None, "schedule": None, "start_date": s.created,
+            "status": s.status, "test_clock": None, "trial_end": s.trial_end,
+            "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+            "trial_start": s.trial_start,
+        }
+
+    def _record(self, s: Sub, ts: int, event_type: str, previous: dict | None) -> None:
+        obj = self._sub_obj(s)
+        self.store.add("billing/subscriptions", s.id, ts, obj, sort_key=s.created)
+        data = {"object": obj}
+        if previous is not None:
+            data["previous_attributes"] = previous
+        eid = self.ids.stripe("evt", self._count("evt"), 24)
+        self.store.add("billing/events", eid, ts, {
+            "id": eid, "object": "event", "api_version": "2025-03-31.basil", "created": ts, "data": data,
+            "livemode": False, "pending_webhooks": 0, "request": {"id": None, "idempotency_key": None},
+            "type": event_type,
+        }, sort_key=ts)
+        mrr = s.local_mrr()
+        if not s.mrr_history or s.mrr_history[-1][1] != mrr:
+            s.mrr_history.append((ts, mrr))
+
+    def _update(self, s: Sub, ts: int, **changes) -> None:
+        """Apply changes and emit customer.subscription.updated with the old values of what changed."""
+        before = self._sub_obj(s)
+        for k, v in changes.items():
+            setattr(s, k, v)
+        after = self._sub_obj(s)
+        previous = {k: before[k] for k in after if before[k] != after[k] and k not in ("latest_invoice",)}
+        etype = "customer.subscription.deleted" if s.status == "canceled" and before["status"] != "canceled" \
+            else "customer.subscription.updated"
+        self._record(s, ts, etype, previous if etype.endswith("updated") else None)
+
+    def _new_item(self, price: catalog.Price, qty: int | None, ts: int) -> Item:
+        return Item(self.ids.stripe("si", self._count("si")), price, qty, ts)
+
+    def _start_subscription(self, acct: Account, ts: int, trial: bool, first: bool, addon: bool = False) -> Sub:
+        n = self._count("sub")
+        tier = "addon" if addon else acct.tier
+        ik = "month" if addon else acct.interval_key
+        price = self.prices[(tier, acct.currency, ik)]
+        qty = 1 if addon or not catalog.TIERS[tier]["per_seat"] else acct.seats
+        s = Sub(id=self.ids.stripe("sub", n, 24), n=n, account=acct, customer_id=acct.customer_id,
+                currency=acct.currency, created=ts, interval_key=ik, items=[self._new_item(price, qty, ts)],
+                is_addon=addon)
+        if not addon and tier != "starter" and self.rnd.random() < 0.2:
+            s.items.append(self._new_item(self.prices[("metered", acct.currency, "month")], None, ts))
+            self.edge("metered_item", s.id)
+        if first and not addon and self.rnd.random() < 0.25:
+            code = self.rnd.choice(["WELCOME20", "WELCOME20", "LAUNCH25", "PARTNER10", "ONBOARD50", "LOYAL100"])
+            c = catalog.COUPONS[code]
+            if code == "LOYAL100" and (acct.currency != "usd" or ik != "month" or s.list_mrr() < 20000):
+                code, c = "PARTNER10", catalog.COUPONS["PARTNER10"]
+            s.discount = self._discount(code, s, ts)
+            self.edge(f"discount_{c['duration']}", s.id)
+        acct.subs.append(s)
+        if addon:
+            self.edge("several_subscriptions_on_one_account", acct.sf_id or acct.customer_id)
+        if trial:
+            s.status, s.trial_start, s.trial_end = "trialing", ts, ts + 14 * 86400
+            s.cps, s.cpe = ts, s.trial_end
+            self.schedule(s.trial_end, "trial_end", s)
+        else:
+            s.cps, s.cpe = ts, add_months(ts, s.months)
+            self.schedule(s.cpe, "renewal", s)
+        if s.interval_key != "month":
+            self.edge(f"{s.interval_key}ly_plan" if s.interval_key == "quarter" else "annual_plan", s.id)
+        if day_of(ts).day not in (1,):
+            self.edge("mid_month_start", s.id)
+        if s.discount and s.discount["end"]:
+            self.schedule(s.discount["end"], "discount_end", s)
+        if acct.sf_id:
+            self.alive[acct.n] = True
+        self._record(s, ts, "customer.subscription.created", None)
+        self._invoice(s, ts, "subscription_create", s.cps, s.cpe, trial=trial)
+        if not trial:
+            self._schedule_review(acct, ts)
+        return s
+
+    def _discount(self, code: str, s: Sub, ts: int) -> dict:
+        c = catalog.coupon_objects(self.t0)
+        coupon = next(x for x in c if x["id"] == code)
+        end = add_months(ts, coupon["duration_in_months"]) if coupon["duration"] == "repeating" else None
+        return {"id": self.ids.stripe("di", self._count("di")), "object": "discount", "checkout_session": None,
+                "coupon": coupon, "customer": s.customer_id, "end": end, "invoice": None, "invoice_item": None,
+                "promotion_code": None, "start": ts, "subscription": s.id, "subscription_item": None}
+
+    def _on_trial_end(self, ts: int, s: Sub) -> None:
+        if s.ended_at is not None:
+            return
+        h = float(self.h[s.account.n]) if s.account.sf_id else 0.7
+        if self.rnd.random() < 0.35 + 0.6 * h:
+            self.edge("trial_converts", s.id)
+            self._update(s, ts, status="active", cps=ts, cpe=add_months(ts, s.months))
+            self.schedule(s.cpe, "renewal", s)
+            self._invoice(s, ts, "subscription_cycle", s.cps, s.cpe)
+            self._schedule_review(s.account, ts)
+        else:
+            self.edge("trial_lapses", s.id)
+            self._end(s, ts, canceled_at=ts)
+
+    def _on_discount_end(self, ts: int, s: Sub) -> None:
+        if s.ended_at is None and s.discount and s.discount["end"] == ts:
+            self.edge("discount_expires", s.id)
+            self._update(s, ts, discount=None)
+
+    def _on_renewal(self, ts: int, s: Sub) -> None:
+        if s.ended_at is not None or ts != s.cpe:
+            return
+        if s.cancel_at_period_end or (s.cancel_at is not None and s.cancel_at <= ts):
+            self.edge("cancel_at_period_end" if s.cancel_at_period_end else "cancel_at_scheduled", s.id)
+            self._end(s, ts)
+            return
+        cps, cpe = ts, add_months(ts, s.months)
+        s.cps, s.cpe = cps, cpe  # a period roll-over alone is not emitted as an event (see LANDING.md)
+        self.store.add("billing/subscriptions", s.id, ts, self._sub_obj(s), sort_key=s.created)
+        self.schedule(cpe, "renewal", s)
+        inv = self._invoice(s, ts, "subscription_cycle", cps, cpe)
+        if s.status == "past_due":
+            return
+        h = float(self.h[s.account.n]) if s.account.sf_id else 0.8
+        if self.rnd.random() < 0.01 + 0.08 * (1 - h) ** 2:
+            self._fail_payment(s, inv, ts, h)
+
+    def _fail_payment(self, s: Sub, inv: dict, ts: int, h: float) -> None:
+        inv.update(status="open", amount_paid=0, amount_remaining=inv["amount_due"], attempt_count=1,
+                   status_transitions=dict(inv["status_transitions"], paid_at=None))
+        self._emit_invoice(inv, ts + 600, "invoice.payment_failed")
+        s.past_due_spells.append([ts + 600, None])
+        self._update(s, ts + 600, status="past_due")
+        self.edge("past_due", s.id)
+        if self.rnd.random() < 0.55 + 0.35 * h:
+            self.schedule(ts + 86400 * self.rnd.randint(1, 20), "recover", s, inv)
+        else:
+            self.schedule(ts + 86400 * self.rnd.randint(35, 45), "delinquent_cancel", s, inv)
+
+    def _on_recover(self, ts: int, s: Sub, inv: dict) -> None:
+        if s.ended_at is not None or s.status != "past_due":
+            return
+        inv.update(status="paid", amount_paid=inv["amount_due"], amount_remaining=0, attempt_count=2,
+                   status_transitions=dict(inv["status_transitions"], paid_at=ts))
+        self._emit_invoice(inv, ts, "invoice.paid")
+        s.past_due_spells[-1][1] = ts
+        self._update(s, ts, status="active")
+
+    def _on_delinquent_cancel(self, ts: int, s: Sub, inv: dict) -> None:
+        if s.ended_at is not None or s.status != "past_due":
+            return
+        self.edge("delinquent_churn", s.id)
+        inv.update(status="uncollectible", status_transitions=dict(inv["status_transitions"],
+                                                                   marked_uncollectible_at=ts))
+        self._emit_invoice(inv, ts, None)
+        s.past_due_spells[-1][1] = ts
+        self._end(s, ts, canceled_at=ts)
+
+    def _end(self, s: Sub, ts: int, canceled_at: int | None = None) -> None:
+        self._update(s, ts, status="canceled", ended_at=ts,
+                     canceled_at=s.canceled_at if canceled_at is None else canceled_at)
+        acct = s.account
+        if not acct.active_subs():
+            if acct.n < len(self.alive):
+                self.alive[acct.n] = False
+            acct.churned_at = ts
+            # some churned customers come back after months away
+            h = float(self.h[acct.n]) if acct.sf_id else 0.5
+            if acct.sf_id and s.status == "canceled" and s.trial_end != ts and self.rnd.random() < 0.12 + 0.1 * h:
+                self.schedule(ts + 86400 * self.rnd.randint(60, 330), "reactivate", acct)
+
+    def _on_reactivate(self, ts: int, acct: Account) -> None:
+        if acct.active_subs():
+            return
+        self.mu[acct.n] = self.h[acct.n] = self.rnd.uniform(0.5, 0.85)
+        self.champion_engaged[acct.n] = True
+        self.edge("reactivation", acct.sf_id)
+        self._start_subscription(acct, ts, trial=False, first=False)
+
+    # monthly account review: churn, contraction, expansion, sentiment, ownership
+
+    def _schedule_review(self, acct: Account, ts: int) -> None:
+        self.schedule(ts + 86400 * self.rnd.randint(25, 35), "review", acct)
+
+    def _on_review(self, ts: int, acct: Account) -> None:
+        subs = [s for s in acct.active_subs() if s.status in ("active", "past_due")]
+        if not subs:
+            return
+        self._schedule_review(acct, ts)
+        if acct.sf_id is None:
+            if self.rnd.random() < 0.02:
+                self._cancel(subs[0], ts)
+            return
+        h = float(self.h[acct.n])
+        main = next((s for s in subs if not s.is_addon), subs[0])
+        # monthly odds: churn and contraction rise steeply as health falls, expansion rises with it
+        p_churn = 0.003 + 0.12 * (1 - h) ** 2.5
+        p_contract = 0.005 + 0.12 * (1 - h) ** 2
+        p_expand = 0.06 * h ** 2
+        r = self.rnd.random()
+        if main.cancel_at_period_end or main.cancel_at:
+            pass
+        elif r < p_churn:
+            self._cancel(main, ts)
+        elif r < p_churn + p_contract:
+            self._contract(acct, main, subs, ts)
+        elif r < p_churn + p_contract + p_expand:
+            self._expand(acct, main, subs, ts)
+        self._review_crm(acct, ts, h)
+        if main.interval_key != "month" and not main.cancel_at_period_end:
+            days_left = (main.cpe - ts) / 86400
+            if 60 <= days_left < 95:
+                close = day_of(main.cpe)
+                won = h > 0.35
+                self._opportunity(acct, ts, "Renewal", "Negotiation/Review", close, float(main.list_mrr()) * main.months / 100)
+                self.schedule(main.cpe - 3600, "close_renewal", acct, close, won, float(main.list_mrr()) * main.months / 100)
+
+    def _on_close_renewal(self, ts: int, acct: Account, close: dt.date, won: bool, amount: float) -> None:
+        self._opportunity(acct, ts, "Renewal", "Closed Won" if won else "Closed Lost", close, amount)
+
+    def _cancel(self, s: Sub, ts: int) -> None:
+        mode = self.rnd.random()
+        if s.status == "past_due" or mode < 0.25:
+            self.edge("cancel_immediately", s.id)
+            self._end(s, ts, canceled_at=ts)
+        elif mode < 0.8:
+            self._update(s, ts, cancel_at_period_end=True, canceled_at=ts)
+        else:
+            # scheduled cancellation at a future date: the customer keeps service until then
+            self._update(s, ts, cancel_at=s.cpe, canceled_at=ts)
+
+    def _contract(self, acct: Account, main: Sub, subs: list[Sub], ts: int) -> None:
+        addon = next((s for s in subs if s.is_addon), None)
+        if addon and self.rnd.random() < 0.5:
+            self.edge("subscription_ends_while_other_continues", addon.id)
+            self._end(addon, ts, canceled_at=ts)
+            return
+        it = main.main_item
+        if catalog.TIERS.get(it.price.tier, {}).get("per_seat") and (it.quantity or 0) > 2:
+            q = max(1, int(it.quantity * self.rnd.uniform(0.5, 0.9)))
+            self.edge("seat_decrease", main.id)
+            self._change_item(main, ts, quantity=q)
+        elif it.price.tier in ("enterprise", "growth"):
+            down = catalog.TIER_ORDER[catalog.TIER_ORDER.index(it.price.tier) - 1]
+            self.edge("downgrade", main.id)
+            self._change_item(main, ts, tier=down)
+
+    def _expand(self, acct: Account, main: Sub, subs: list[Sub], ts: int) -> None:
+        r = self.rnd.random()
+        it = main.main_item
+        if r < 0.2 and not any(s.is_addon for s in subs):
+            self._start_subscription(acct, ts, trial=False, first=False, addon=True)
+        elif r < 0.35 and it.price.tier != "enterprise":
+            up = catalog.TIER_ORDER[catalog.TIER_ORDER.index(it.price.tier) + 1]
+            self.edge("upgrade", main.id)
+            self._change_item(main, ts, tier=up)
+        elif catalog.TIERS.get(it.price.tier, {}).get("per_seat"):
+            q = int(it.quantity * self.rnd.uniform(1.1, 1.5)) + 1
+            self.edge("seat_increase", main.id)
+            self._change_item(main, ts, quantity=q)
+            self._opportunity(acct, ts, "Expansion", "Closed Won", day_of(ts), (q - it.quantity) * it.price.unit_amount / 100)
+        else:
+            self._change_item(main, ts, tier="growth")
+
+    def _change_item(self, s: Sub, ts: int, quantity: int | None = None, tier: str | None = None) -> None:
+        it = s.main_item
+        old_mrr = s.list_mrr()
+        if tier is not None:
+            price = self.prices[(tier, s.currency, s.interval_key)]
+            qty = it.quantity if catalog.TIERS[tier]["per_seat"] else 1
+            if catalog.TIERS[tier]["per_seat"] and not catalog.TIERS[it.price.tier]["per_seat"]:
+                qty = max(2, s.account.seats)
+            new_items = [self._new_item(price, qty, ts)] + s.items[1:]
+            s.account.tier = tier
+        else:
+            new_items = [Item(it.id, it.price, quantity, it.created)] + s.items[1:]
+        if day_of(ts).day not in (1,):
+            self.edge("mid_month_change", s.id)
+        self._update(s, ts, items=new_items)
+        if s.main_item.quantity:
+            s.account.seats = s.main_item.quantity
+        new_mrr = s.list_mrr()
+        if new_mrr > old_mrr and s.status == "active":
+            # charge the upgrade for the rest of the period straight away (proration_behavior=always_invoice)
+            frac = Fraction(max(s.cpe - ts, 0), max(s.cpe - s.cps, 1))
+            amount = int(round((new_mrr - old_mrr) * s.months * frac))
+            if amount > 0:
+                self._invoice(s, ts, "subscription_update", ts, s.cpe, proration_amount=amount)
+
+    def _review_crm(self, acct: Account, ts: int, h: float) -> None:
+        noisy = h + self.rnd.gauss(0, 0.12)
+        sentiment = "Green" if noisy > 0.62 else "Yellow" if noisy > 0.4 else "Red"
+        changes = {}
+        if acct.segment != "SMB" or self.rnd.random() < 0.5:
+            if sentiment != acct.sentiment:
+                acct.sentiment = sentiment
+                changes["CSM_Sentiment__c"] = sentiment
+        if self.rnd.random() < 0.02:
+            acct.csm_id = self.rnd.choice(self.csms)
+            changes["CSM__c"] = acct.csm_id
+            self.edge("csm_reassigned", acct.sf_id)
+        if acct.segment == "SMB" and acct.seats > 40:
+            acct.segment = "Mid-Market"
+            changes["Segment__c"] = acct.segment
+            self.edge("segment_change", acct.sf_id)
+        if changes:
+            self._emit_account(acct, ts, **changes)
+
+    # ---------------------------------------------------------------- invoices
+
+    def _invoice(self, s: Sub, ts: int, reason: str, ps: int, pe: int, trial: bool = False,
+                 proration_amount: int | None = None) -> dict:
+        n = self._count("inv")
+        iid = self.ids.stripe("in", n, 24)
+        lines = []
+        if proration_amount is not None:
+            lines.append(self._line(s, iid, s.main_item, proration_amount, ps, pe, True))
+        else:
+            for it in s.items:
+                if it.price.metered:
+                    if reason == "subscription_cycle" and not trial:
+                        usage = int(self.rnd.expovariate(1 / 4000))
+                        lines.append(self._line(s, iid, it, usage * it.price.unit_amount,
+                                                add_months(ps, -1), ps, False, qty=usage))
+                    continue
+                amount = 0 if trial else it.price.unit_amount * (it.quantity or 0)
+                lines.append(self._line(s, iid, it, amount, ps, pe, False))
+        subtotal = sum(li["amount"] for li in lines)
+        discount = 0
+        c = s.discount["coupon"] if s.discount else None
+        if c and proration_amount is None and (c["duration"] != "once" or reason == "subscription_create"):
+            recurring = sum(li["amount"] for li in lines if not li.get("_metered"))
+            discount = int(round(recurring * c["percent_off"] / 100)) if c["percent_off"] else min(recurring, c["amount_off"])
+        for li in lines:
+            li.pop("_metered", None)
+        total = subtotal - discount
+        paid = total == 0 or s.status != "past_due"
+        inv = {
+            "id": iid, "object": "invoice", "account_country": "US", "account_name": "SimSaaS Inc.",
+            "amount_due": total, "amount_paid": total if paid else 0, "amount_remaining": 0 if paid else total,
+            "attempt_count": 1, "attempted": True, "auto_advance": False, "billing_reason": reason,
+            "collection_method": "charge_automatically", "created": ts, "currency": s.currency,
+            "customer": s.customer_id, "customer_email": None, "customer_name": s.account.name,
+            "description": None, "discounts": [s.discount["id"]] if discount else [], "due_date": None,
+            "effective_at": ts, "ending_balance": 0,
+            "lines": {"object": "list", "data": lines, "has_more": False, "total_count": len(lines),
+                      "url": f"/v1/invoices/{iid}/lines"},
+            "livemode": False, "metadata": {}, "number": f"{s.customer_id[4:12].upper()}-{n:04d}",
+            "parent": {"quote_details": None, "subscription_details": {"metadata": {}, "subscription": s.id},
+                       "type": "subscription_details"},
+            "period_end": pe, "period_start": ps, "status": "paid" if paid else "open",
+            "status_transitions": {"finalized_at": ts, "marked_uncollectible_at": None,
+                                   "paid_at": ts + 300 if paid else None, "voided_at": None},
+            "subtotal": subtotal, "subtotal_excluding_tax": subtotal, "total": total,
+            "total_discount_amounts": [{"amount": discount, "discount": s.discount["id"]}] if discount else [],
+            "total_excluding_tax": total, "webhooks_delivered_at": ts,
+        }
+        s.latest_invoice = iid
+        self._emit_invoice(inv, ts + 300, "invoice.paid" if paid and total > 0 else None)
+        return inv
+
+    def _line(self, s: Sub, iid: str, it: Item, amount: int, ps: int, pe: int, proration: bool, qty=None) -> dict:
+        return {
+            "id": self.ids.stripe("il", self._count("il"), 24), "object": "line_item", "amount": amount,
+            "currency": s.currency, "description": f"{it.price.tier.title()} ({it.price.interval_key})",
+            "discount_amounts": [], "discountable": True, "discounts": [], "invoice": iid, "livemode": False,
+            "metadata": {},
+            "parent": {"invoice_item_details": None, "type": "subscription_item_details",
+                       "subscription_item_details": {"invoice_item": None, "proration": proration,
+                                                     "proration_details": {"credited_items": None},
+                                                     "subscription": s.id, "subscription_item": it.id}},
+            "period": {"end": pe, "start": ps},
+            "pricing": {"type": "price_details", "price_details": {"price": it.price.id, "product": it.price.product},
+                        "unit_amount_decimal": str(it.price.unit_amount)},
+            "quantity": qty if qty is not None else it.quantity, "subtotal": amount, "taxes": [],
+            "_metered": it.price.metered,
+        }
+
+    def _emit_invoice(self, inv: dict, ts: int, event_type: str | None) -> None:
+        self.store.add("billing/invoices", inv["id"], ts, inv, sort_key=inv["created"])
+        if event_type:
+            eid = self.ids.stripe("evt", self._count("evt"), 24)
+            self.store.add("billing/events", eid, ts, {
+                "id": eid, "object": "event", "api_version": "2025-03-31.basil", "created": ts,
+                "data": {"object": inv}, "livemode": False, "pending_webhooks": 0,
+                "request": {"id": None, "idempotency_key": None}, "type": event_type,
+            }, sort_key=ts)
+
+    # ---------------------------------------------------------------- support and NPS
+
+    def _support(self, day: dt.date) -> None:
+        lo, _ = day_bounds(day)
+        live = np.nonzero(self.alive & self.arrived)[0]
+        if len(live):
+            h = self.h[live]
+            seats = np.array([self.accounts[i].seats for i in live])
+            lam = 0.004 * (1 + np.log1p(seats)) * (1 + 5 * (1 - h) ** 2)
+            counts = self.rng.poisson(lam)
+            for i, c in zip(live[counts > 0], counts[counts > 0]):
+                for _ in range(int(c)):
+                    self._new_ticket(self.accounts[i], self.org_ids[int(i)], lo, float(self.h[i]))
+        # a few organizations in Zendesk match no CRM account
+        if len(self.unmatched_orgs) < self.spec.unmatched_organizations and self.rnd.random() < 0.01:
+            org = 370_000_000_000 + len(self.unmatched_orgs)
+            self.unmatched_orgs.append(org)
+            self.store.add("support/organizations", str(org), lo + 3600,
+                           self._org(org, f"Unknown Org {len(self.unmatched_orgs)}", None, lo + 3600))
+            self.edge("support_org_without_crm_account", str(org))
+        for org in self.unmatched_orgs:
+            if self.rnd.random() < 0.05:
+                self._new_ticket(None, org, lo, 0.6)
+
+    def _new_ticket(self, acct: Account | None, org: int, lo: int, h: float) -> None:
+        tid = self.next_ticket
+        self.next_ticket += 1
+        created = lo + self.rnd.randint(7 * 3600, 20 * 3600)
+        r = self.rnd.random()
+        prio = "urgent" if r < 0.03 + 0.08 * (1 - h) else "high" if r < 0.2 + 0.1 * (1 - h) else \
+            "normal" if r < 0.85 else "low" if r < 0.95 else None
+        requester = 90_000_000_000 + (acct.n if acct else org % 1000) * 10 + self.rnd.randint(0, 5)
+        t = {
+            "url": f"https://simsaas.zendesk.com/api/v2/tickets/{tid}.json", "id": tid, "external_id": None,
+            "via": {"channel": self.rnd.choice(["email", "web", "api", "chat"]), "source": {"from": {}, "to": {}, "rel": None}},
+            "created_at": zd_datetime(created), "updated_at": zd_datetime(created),
+            "type": self.rnd.choice(["problem", "incident", "question", "task", None]),
+            "subject": self.rnd.choice(["Cannot export report", "SSO login fails", "Billing question",
+                                        "Dashboard slow", "Integration error", "How do I share a dashboard?"]),
+            "raw_subject": None, "description": "Simulated ticket.", "priority": prio, "status": "open",
+            "recipient": None, "requester_id": requester, "submitter_id": requester,
+            "assignee_id": 80_000_000_000 + self.rnd.randint(1, 12), "organization_id": org,
+            "group_id": 20_001_662, "collaborator_ids": [], "problem_id": None, "has_incidents": False,
+            "due_at": None, "tags": [prio or "normal", "simulated"], "custom_fields": [],
+            "satisfaction_rating": {"score": "unoffered"}, "ticket_form_id": None, "brand_id": 5446,
+        }
+        t["raw_subject"] = t["subject"]
+        first_reply = int(self.rnd.lognormvariate(4.0 + 1.2 * (1 - h), 0.8))
+        resolution = first_reply + int(self.rnd.lognormvariate(6.5 + 1.0 * (1 - h), 1.0))
+        reopens = 1 if self.rnd.random() < 0.08 + 0.12 * (1 - h) else 0
+        replies = 1 + (self.rnd.random() < 0.5) + reopens + int(self.rnd.random() < 0.3 * (1 - h)) * 2
+        m = {
+            "url": f"https://simsaas.zendesk.com/api/v2/ticket_metrics/{tid + 5_000_000}.json",
+            "id": tid + 5_000_000, "ticket_id": tid, "created_at": zd_datetime(created),
+            "updated_at": zd_datetime(created), "group_stations": 1, "assignee_stations": 1, "reopens": 0,
+            "replies": 0, "assignee_updated_at": None, "requester_updated_at": zd_datetime(created),
+            "status_updated_at": zd_datetime(created), "initially_assigned_at": zd_datetime(created),
+            "assigned_at": zd_datetime(created), "solved_at": None,
+            "latest_comment_added_at": zd_datetime(created),
+            "reply_time_in_minutes": {"calendar": None, "business": None},
+            "first_resolution_time_in_minutes": {"calendar": None, "business": None},
+            "full_resolution_time_in_minutes": {"calendar": None, "business": None},
+            "agent_wait_time_in_minutes": {"calendar": None, "business": None},
+            "requester_wait_time_in_minutes": {"calendar": None, "business": None},
+            "on_hold_time_in_minutes": {"calendar": 0, "business": 0},
+        }
+        self.store.add("support/tickets", str(tid), created, t)
+        self.store.add("support/ticket_metrics", str(tid + 5_000_000), created, m)
+        # the reply comes later the same day or so: the metrics row is updated then
+        m2 = dict(m, replies=1, updated_at=zd_datetime(created + first_reply * 60),
+                  reply_time_in_minutes={"calendar": first_reply, "business": int(first_reply * 0.7)})
+        self.store.add("support/ticket_metrics", str(m["id"]), created + first_reply * 60, m2)
+        self.schedule(created + resolution * 60, "solve_ticket", t, m2, resolution, reopens, replies, h)
+
+    def _on_solve_ticket(self, ts, t, m, resolution, reopens, replies, h) -> None:
+        t = dict(t, status="solved", updated_at=zd_datetime(ts))
+        m = dict(m, solved_at=zd_datetime(ts), updated_at=zd_datetime(ts), reopens=reopens, replies=replies,
+                 full_resolution_time_in_minutes={"calendar": resolution, "business": int(resolution * 0.6)},
+                 first_resolution_time_in_minutes={"calendar": resolution, "business": int(resolution * 0.6)},
+                 status_updated_at=zd_datetime(ts))
+        offered = self.rnd.random() < 0.7
+        if offered:
+            rid = self.next_rating
+            self.next_rating += 1
+            t["satisfaction_rating"] = {"score": "offered"}
+            rating = {"url": f"https://simsaas.zendesk.com/api/v2/satisfaction_ratings/{rid}.json", "id": rid,
+                      "assignee_id": t["assignee_id"], "group_id": t["group_id"], "requester_id": t["requester_id"],
+                      "ticket_id": t["id"], "score": "offered", "created_at": zd_datetime(ts),
+                      "updated_at": zd_datetime(ts), "comment": None, "reason": None}
+            self.store.add("support/satisfaction_ratings", str(rid), ts, rating)
+            if self.rnd.random() < 0.45:
+                good = self.rnd.random() < 0.3 + 0.65 * h
+                self.schedule(ts + self.rnd.randint(3600, 3 * 86400), "rate_ticket", t, rating, good)
+        self.store.add("support/tickets", str(t["id"]), ts, t)
+        self.store.add("support/ticket_metrics", str(m["id"]), ts, m)
+        self.schedule(ts + 4 * 86400, "close_ticket", t)
+
+    def _on_rate_ticket(self, ts, t, rating, good) -> None:
+        score = "good" if good else "bad"
+        rating = dict(rating, score=score, updated_at=zd_datetime(ts),
+                      comment="Thanks, quick help!" if good else "Took too long.")
+        self.store.add("support/satisfaction_ratings", str(rating["id"]), ts, rating)
+        t = dict(t, updated_at=zd_datetime(ts),
+                 satisfaction_rating={"id": rating["id"], "score": score, "comment": rating["comment"]})
+        self.store.add("support/tickets", str(t["id"]), ts, t)
+
+    def _on_close_ticket(self, ts, t) -> None:
+        self.store.add("support/tickets", str(t["id"]), ts, dict(t, status="closed", updated_at=zd_datetime(ts)))
+
+    def _nps(self, day: dt.date) -> None:
+        lo, _ = day_bounds(day)
+        live = np.nonzero(self.alive & self.arrived)[0]
+        if not len(live):
+            return
+        hits = live[self.rng.random(len(live)) < 1 / 60]
+        for i in hits:
+            acct = self.accounts[int(i)]
+            if self.rnd.random() > 0.6:
+                continue
+            contact = self.rnd.choice(acct.contacts)
+            h = float(self.h[i])
+            score = int(min(10, max(0, round(1.5 + 9 * h + self.rnd.gauss(0, 1.6)))))
+            rid = self.next_nps
+            self.next_nps += 1
+            ts = lo + self.rnd.randint(8 * 3600, 20 * 3600)
+            person = str(70_000_000 + int(contact["Id"][-6:], 36) % 10_000_000)
+            self.store.add("nps/survey_responses", str(rid), ts, {
+                "id": str(rid), "person": person, "survey_type": "nps", "score": score,
+                "comment": None if score >= 7 else self.rnd.choice(["Too expensive", "Missing features",
+                                                                    "Support is slow", None]),
+                "permalink": f"https://delighted.com/r/{rid}", "created_at": ts, "updated_at": ts,
+                "person_properties": {"salesforce_account_id": acct.sf_id, "Company": acct.name,
+                                      "Email": contact["Email"]},
+                "notes": [], "tags": [], "additional_answers": [],
+            })
