@@ -97,7 +97,7 @@ class Sub:
     # ground truth bookkeeping: (ts, exact local MRR in minor units) at every change, and past-due spells
     mrr_history: list[tuple[int, Fraction]] = field(default_factory=list)
     past_due_spells: list[list[int | None]] = field(default_factory=list)
-    open_invoice: dict | None = None
+    last_event_ts: int = 0
 
     @property
     def months(self) -> int:
@@ -446,6 +446,10 @@ class Company:
         }
 
     def _record(self, s: Sub, ts: int, event_type: str, previous: dict | None) -> None:
+        # Stripe timestamps have one-second resolution: keep one subscription's events in distinct
+        # seconds so that the ledger order is never ambiguous
+        ts = max(ts, s.last_event_ts + 1)
+        s.last_event_ts = ts
         obj = self._sub_obj(s)
         self.store.add("billing/subscriptions", s.id, ts, obj, sort_key=s.created)
         data = {"object": obj}
@@ -553,8 +557,8 @@ class Company:
             self._end(s, ts)
             return
         cps, cpe = ts, add_months(ts, s.months)
-        s.cps, s.cpe = cps, cpe  # a period roll-over alone is not emitted as an event (see LANDING.md)
-        self.store.add("billing/subscriptions", s.id, ts, self._sub_obj(s), sort_key=s.created)
+        # as in Stripe, the roll-over to a new period is itself a customer.subscription.updated
+        self._update(s, ts, cps=cps, cpe=cpe)
         self.schedule(cpe, "renewal", s)
         inv = self._invoice(s, ts, "subscription_cycle", cps, cpe)
         if s.status == "past_due":
@@ -595,6 +599,8 @@ class Company:
         self._end(s, ts, canceled_at=ts)
 
     def _end(self, s: Sub, ts: int, canceled_at: int | None = None) -> None:
+        if s.past_due_spells and s.past_due_spells[-1][1] is None:
+            s.past_due_spells[-1][1] = ts
         self._update(s, ts, status="canceled", ended_at=ts,
                      canceled_at=s.canceled_at if canceled_at is None else canceled_at)
         acct = s.account

@@ -1,0 +1,21 @@
+"""Simulated companies shared across the simulator tests (generated once per session, in tmp dirs)."""
+
+from pathlib import Path
+
+import pytest
+
+from cs_kpis.simulator import generate
+
+
+@pytest.fixture(scope="session")
+def tiny_company(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    generate(root / "landing", root / "truth", size="tiny", seed=7)
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_company(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("demo")
+    generate(root / "landing", root / "truth", size="demo", seed=42)
+    return root

@@ -1,0 +1,102 @@
+"""An independent MRR calculator over the landing files, used to check the simulator's ground truth.
+
+It reads only what a pipeline may read (the Stripe events and customers, and the rates file) and
+applies the KPI definitions directly, in plain Python, sharing no code with the simulator.
+"""
+
+import csv
+import datetime as dt
+import json
+from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from pathlib import Path
+
+MONTHS = {("month", 1): 1, ("month", 3): 3, ("year", 1): 12}
+DELINQUENT_DAYS = 30
+
+
+def _day(ts: int) -> dt.date:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).date()
+
+
+def local_mrr(sub: dict) -> Fraction:
+    if sub["status"] in ("trialing", "canceled", "incomplete", "incomplete_expired") or sub["ended_at"]:
+        return Fraction(0)
+    total = Fraction(0)
+    months = 1
+    for it in sub["items"]["data"]:
+        rec = it["price"]["recurring"]
+        if rec["usage_type"] == "metered":
+            continue
+        months = MONTHS[(rec["interval"], rec["interval_count"])]
+        total += Fraction(it["price"]["unit_amount"] * it["quantity"], months)
+    for d in sub["discounts"]:
+        c = d["coupon"]
+        if c["duration"] == "once":
+            continue
+        if c["percent_off"] is not None:
+            total *= 1 - Fraction(str(c["percent_off"])) / 100
+        else:
+            total = max(Fraction(0), total - Fraction(c["amount_off"], months))
+    return total
+
+
+def month_end_mrr(landing: Path) -> dict[tuple[str, str], Decimal]:
+    """(month, account id) -> month-end MRR in USD, from the events ledger alone."""
+    manifest = json.loads((landing / "_manifest.json").read_text())
+    last_day = dt.date.fromisoformat(manifest["extract_days"][-1])
+    rates = {}
+    with (landing / "reference" / "fx_rates.csv").open() as f:
+        for r in csv.DictReader(f):
+            rates[(r["currency"].lower(), dt.date.fromisoformat(r["date"]))] = Fraction(r["rate"])
+    account_of = {}
+    for p in sorted((landing / "billing" / "customers").glob("*/part-*.json")):
+        for c in json.loads(p.read_text())["data"]:
+            account_of[c["id"]] = c["metadata"].get("salesforce_account_id")
+    versions = defaultdict(list)
+    for p in sorted((landing / "billing" / "events").glob("*/part-*.json")):
+        for e in json.loads(p.read_text())["data"]:
+            if e["type"].startswith("customer.subscription."):
+                versions[e["data"]["object"]["id"]].append((e["created"], e["data"]["object"]))
+    months = []
+    m = dt.date.fromisoformat(manifest["start_date"]).replace(day=1)
+    while m <= last_day:
+        nxt = (m + dt.timedelta(days=32)).replace(day=1)
+        months.append((m, min(nxt - dt.timedelta(days=1), last_day)))
+        m = nxt
+    out: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for sub_id, vs in versions.items():
+        vs.sort(key=lambda x: x[0])
+        by_day, past_due_since, spells = {}, None, []
+        for ts, obj in vs:
+            by_day[_day(ts)] = (local_mrr(obj), obj["currency"])
+            if obj["status"] == "past_due" and past_due_since is None:
+                past_due_since = _day(ts)
+            elif obj["status"] != "past_due" and past_due_since is not None:
+                spells.append((past_due_since, _day(ts)))
+                past_due_since = None
+        if past_due_since is not None:
+            spells.append((past_due_since, None))
+        steps, prev = [], None
+        for d in sorted(by_day):
+            mrr, cur = by_day[d]
+            if mrr != prev:
+                prev = mrr
+                x = mrr / 100 * rates[(cur, d)]
+                steps.append((d, (Decimal(x.numerator) / Decimal(x.denominator)).quantize(
+                    Decimal("0.01"), ROUND_HALF_UP)))
+        for start, end in spells:
+            if ((end or last_day) - start).days > DELINQUENT_DAYS:
+                steps = [s for s in steps if s[0] < start] + [(start, Decimal("0.00"))]
+        account = account_of.get(vs[-1][1]["customer"])
+        if not account or not account.startswith("001") or "UNKNOWN" in account:
+            continue
+        for month, read_day in months:
+            v = Decimal("0.00")
+            for d, val in steps:
+                if d > read_day:
+                    break
+                v = val
+            out[(month.isoformat(), account)] += v
+    return out

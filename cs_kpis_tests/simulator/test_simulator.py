@@ -1,0 +1,272 @@
+"""The demo company simulator: deterministic, vendor-shaped, complete in its edge cases, and honest in its ground truth."""
+
+import csv
+import hashlib
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from cs_kpis.simulator import SIZES, generate
+
+from .ledger import month_end_mrr
+
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _objects(landing: Path, entity: str, key: str) -> list[dict]:
+    out = []
+    for p in sorted((landing / entity).glob("*/part-*.json")):
+        env = json.loads(p.read_text())
+        out.extend(env if isinstance(env, list) else env[key])
+    return out
+
+
+def _events(landing: Path) -> list[dict]:
+    out = []
+    for p in sorted((landing / "product" / "events").glob("*/part-*.jsonl")):
+        out.extend(json.loads(line) for line in p.read_text().splitlines() if line)
+    return out
+
+
+def test_same_seed_gives_identical_files(tmp_path, tiny_company):
+    generate(tmp_path / "landing", tmp_path / "truth", size="tiny", seed=7)
+    assert _digest(tmp_path / "landing") == _digest(tiny_company / "landing")
+    assert _digest(tmp_path / "truth") == _digest(tiny_company / "truth")
+
+
+def test_another_seed_gives_another_company(tmp_path, tiny_company):
+    generate(tmp_path / "landing", tmp_path / "truth", size="tiny", seed=8)
+    a = _objects(tiny_company / "landing", "crm/Account", "records")
+    b = _objects(tmp_path / "landing", "crm/Account", "records")
+    assert {x["Id"] for x in a} != {x["Id"] for x in b}
+
+
+def test_unknown_size_and_out_of_range_day_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown size"):
+        generate(tmp_path / "l", tmp_path / "t", size="huge")
+    with pytest.raises(ValueError, match="must fall within"):
+        generate(tmp_path / "l", tmp_path / "t", size="tiny", as_of=SIZES["tiny"].end_date, increments=2)
+
+
+def test_snapshot_plus_increments_equals_final_snapshot(tmp_path, tiny_company):
+    """Merging the daily increments over an earlier snapshot gives the final day's snapshot."""
+    generate(tmp_path / "landing", tmp_path / "truth", size="tiny", seed=7,
+             as_of=SIZES["tiny"].end_date.replace(day=27), increments=4)
+    inc, full = tmp_path / "landing", tiny_company / "landing"
+    manifest = json.loads((inc / "_manifest.json").read_text())
+    assert len(manifest["extract_days"]) == 5
+    for entity, key, pk in [("billing/subscriptions", "data", "id"), ("billing/invoices", "data", "id"),
+                            ("crm/Account", "records", "Id"), ("support/tickets", "tickets", "id"),
+                            ("support/ticket_metrics", "ticket_metrics", "id"),
+                            ("nps/survey_responses", None, "id")]:
+        merged = {}
+        for day in manifest["extract_days"]:  # in order: later days win
+            for p in sorted((inc / entity / day).glob("part-*.json")):
+                env = json.loads(p.read_text())
+                for obj in (env if key is None else env[key]):
+                    merged[obj[pk]] = obj
+        final = {o[pk]: o for o in _objects(full, entity, key)}
+        assert merged == final, entity
+    # product events are files per received day: the same files either way
+    assert _digest(inc / "product") == _digest(full / "product")
+    assert _digest(tmp_path / "truth") == _digest(tiny_company / "truth")
+
+
+def _json_type(v):
+    return {bool: "bool", int: "int", float: "number", str: "str", list: "list", dict: "dict"}.get(type(v), "null")
+
+
+def _assert_same_types(ours: dict, real: dict, path: str = "") -> int:
+    """Fields present in both must have the same JSON type (null on either side is not compared)."""
+    checked = 0
+    for k, v in ours.items():
+        if k not in real or v is None or real[k] is None:
+            continue
+        tv, tr = _json_type(v), _json_type(real[k])
+        if {tv, tr} <= {"int", "number"}:
+            checked += 1
+            continue
+        assert tv == tr, f"{path}{k}: simulator {tv}, real payload {tr}"
+        checked += 1
+        if tv == "dict":
+            checked += _assert_same_types(v, real[k], f"{path}{k}.")
+        elif tv == "list" and v and real[k] and isinstance(v[0], dict) and isinstance(real[k][0], dict):
+            checked += _assert_same_types(v[0], real[k][0], f"{path}{k}[].")
+    return checked
+
+
+@pytest.mark.parametrize("entity,key,fixture,fixture_key", [
+    ("billing/subscriptions", "data", "stripe/subscription.json", None),
+    ("billing/customers", "data", "stripe/customer.json", None),
+    ("billing/invoices", "data", "stripe/invoice.json", None),
+    ("billing/coupons", "data", "stripe/coupon.json", None),
+    ("billing/prices", "data", "stripe/price.json", None),
+    ("billing/events", "data", "stripe/events/customer.subscription.updated.json", None),
+    ("support/tickets", "tickets", "zendesk/tickets_page_offset.json", "tickets"),
+    ("support/ticket_metrics", "ticket_metrics", "zendesk/ticket_metrics_page_offset.json", "ticket_metrics"),
+    ("support/satisfaction_ratings", "satisfaction_ratings", "zendesk/satisfaction_ratings_page_offset.json",
+     "satisfaction_ratings"),
+    ("support/organizations", "organizations", "zendesk/organizations_page_offset.json", "organizations"),
+])
+def test_payload_types_match_the_real_fixtures(tiny_company, entity, key, fixture, fixture_key):
+    real = json.loads((FIXTURES / fixture).read_text())
+    real = real[fixture_key][0] if fixture_key else real
+    ours = [o for o in _objects(tiny_company / "landing", entity, key) if o.get("object") != "event"
+            or o["type"] == "customer.subscription.updated"]
+    assert ours, entity
+    assert _assert_same_types(ours[0], real) >= 5
+    # the fields the pipeline depends on are all there
+    shared = set(ours[0]) & set(real)
+    assert len(shared) >= 0.6 * len(set(ours[0])), f"{entity}: few fields in common with the real payload"
+
+
+def test_segment_events_have_the_real_common_fields(tiny_company):
+    real = json.loads((FIXTURES / "segment" / "track_full.json").read_text())
+    events = _events(tiny_company / "landing")
+    track = next(e for e in events if e["type"] == "track")
+    _assert_same_types(track, real)
+    for f in ("messageId", "userId", "timestamp", "receivedAt", "sentAt", "originalTimestamp", "event", "type"):
+        assert isinstance(track[f], str), f
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", track["timestamp"])
+    assert track["context"]["groupId"].startswith("ws_")
+    assert {"identify", "group", "track"} <= {e["type"] for e in events}
+
+
+def test_salesforce_ids_and_datetimes_have_the_real_format(tiny_company):
+    accounts = _objects(tiny_company / "landing", "crm/Account", "records")
+    for a in accounts:
+        assert re.fullmatch(r"001[0-9A-Za-z]{15}", a["Id"])
+        assert a["attributes"]["type"] == "Account"
+        # same format as the real query response: 2025-12-16T13:05:30.000+0000
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000\+0000", a["SystemModstamp"])
+    for prefix, entity in (("005", "crm/User"), ("003", "crm/Contact"), ("006", "crm/Opportunity")):
+        assert all(o["Id"].startswith(prefix) and len(o["Id"]) == 18
+                   for o in _objects(tiny_company / "landing", entity, "records"))
+
+
+def test_salesforce_checksum_suffix_matches_the_published_algorithm():
+    from cs_kpis.simulator.ids import salesforce_18
+    # a real 15 -> 18 pair from the Fivetran Salesforce seed (0015500000Xyy06 -> ...AAB? computed by hand:
+    # chunks "00155" no capitals -> A, "00000" -> A, "Xyy06" -> X is bit 0 -> B)
+    assert salesforce_18("0015500000Xyy06") == "0015500000Xyy06AAB"
+
+
+def test_every_listed_edge_case_occurs_in_the_demo_company(demo_company):
+    landing = demo_company / "landing"
+    subs = _objects(landing, "billing/subscriptions", "data")
+    events = _objects(landing, "billing/events", "data")
+    accounts = _objects(landing, "crm/Account", "records")
+    customers = _objects(landing, "billing/customers", "data")
+    intervals = {(i["price"]["recurring"]["interval"], i["price"]["recurring"]["interval_count"])
+                 for s in subs for i in s["items"]["data"]}
+    assert {("month", 1), ("month", 3), ("year", 1)} <= intervals
+    assert any(i["price"]["recurring"]["usage_type"] == "metered" for s in subs for i in s["items"]["data"])
+    assert {e["data"]["object"]["discounts"][0]["coupon"]["duration"] for e in events
+            if e["type"] == "customer.subscription.created" and e["data"]["object"]["discounts"]} \
+        == {"once", "repeating", "forever"}
+    updates = [e for e in events if e["type"] == "customer.subscription.updated"]
+    # a repeating discount expiring
+    assert any("discounts" in e["data"]["previous_attributes"] and not e["data"]["object"]["discounts"]
+               for e in updates)
+    # trials that convert and trials that lapse
+    assert any(e["data"]["previous_attributes"].get("status") == "trialing"
+               and e["data"]["object"]["status"] == "active" for e in updates)
+    assert any(s["status"] == "canceled" and s["trial_end"] and s["ended_at"] == s["trial_end"] for s in subs)
+    # seat increases and decreases
+    moves = set()
+    for e in updates:
+        old = e["data"]["previous_attributes"].get("items")
+        if old:
+            q0 = old["data"][0].get("quantity")
+            q1 = e["data"]["object"]["items"]["data"][0].get("quantity")
+            if q0 and q1 and q0 != q1 and old["data"][0]["price"]["id"] == e["data"]["object"]["items"]["data"][0]["price"]["id"]:
+                moves.add("up" if q1 > q0 else "down")
+    assert moves == {"up", "down"}
+    # mid-month starts, cancellation at period end and immediately, past due, delinquent churn
+    import datetime as dt
+    assert any(dt.datetime.fromtimestamp(s["created"], dt.UTC).day != 1 for s in subs)
+    assert any(s["cancel_at_period_end"] and s["ended_at"] == s["current_period_end"] for s in subs)
+    assert any(s["status"] == "canceled" and s["canceled_at"] == s["ended_at"] and not s["trial_end"] for s in subs)
+    assert any(e["data"]["object"]["status"] == "past_due" for e in updates)
+    # several subscriptions on one account
+    per_customer = {}
+    for s in subs:
+        per_customer.setdefault(s["customer"], []).append(s)
+    assert any(len(v) > 1 for v in per_customer.values())
+    # hierarchy, accounts without usage, unmatched customers and organizations
+    assert any(a["ParentId"] for a in accounts)
+    used = {e["context"]["groupId"] for e in _events_sample(landing)}
+    assert any(a["Product_Workspace_Id__c"] not in used for a in accounts)
+    known = {a["Id"] for a in accounts}
+    assert sum(c["metadata"].get("salesforce_account_id") not in known for c in customers) >= 2
+    orgs = _objects(landing, "support/organizations", "organizations")
+    assert any(o["external_id"] is None for o in orgs)
+    # currencies
+    assert {s["currency"] for s in subs} == {"usd", "eur", "gbp"}
+    # reactivation and churn per the ground truth
+    with (demo_company / "truth" / "churn_events.csv").open() as f:
+        kinds = {r["event"] for r in csv.DictReader(f)}
+    assert kinds == {"churn", "reactivation"}
+    manifest = json.loads((landing / "_manifest.json").read_text())
+    assert manifest["events"]["late"] > 0 and manifest["events"]["duplicates"] > 0
+
+
+def _events_sample(landing: Path):
+    # every received day, first part: enough to see every workspace that is ever active
+    for p in sorted((landing / "product" / "events").glob("*/part-00001.jsonl")):
+        for line in p.read_text().splitlines():
+            if line:
+                yield json.loads(line)
+
+
+def test_duplicate_and_late_product_events_are_really_in_the_files(tiny_company):
+    events = [e for e in _events(tiny_company / "landing") if e["type"] == "track"]
+    ids = [e["messageId"] for e in events]
+    assert len(ids) > len(set(ids))
+    assert any(e["receivedAt"][:10] > e["timestamp"][:10] for e in events)
+
+
+def test_ground_truth_agrees_with_the_stripe_ledger(demo_company):
+    """Every account-month of the ground truth equals an independent recomputation from the events."""
+    ledger = month_end_mrr(demo_company / "landing")
+    with (demo_company / "truth" / "mrr_month_end.csv").open() as f:
+        truth = {(r["month"], r["account_id"]): Decimal(r["mrr"]) for r in csv.DictReader(f)}
+    assert len(truth) > 5000
+    keys = set(truth) | {k for k, v in ledger.items() if v}
+    diffs = [(k, truth.get(k, Decimal(0)), ledger.get(k, Decimal(0))) for k in keys
+             if truth.get(k, Decimal(0)) != ledger.get(k, Decimal(0))]
+    assert not diffs, f"{len(diffs)} account-months differ, e.g. {sorted(diffs)[:5]}"
+    assert sum(truth.values()) > 0
+
+
+def test_bad_input_is_injected_only_on_request(tmp_path, tiny_company):
+    assert json.loads((tiny_company / "truth" / "bad_input.json").read_text()) == []
+    m = generate(tmp_path / "landing", tmp_path / "truth", size="tiny", seed=7, bad_input=True)
+    assert m["bad_input"] is True
+    bad = json.loads((tmp_path / "truth" / "bad_input.json").read_text())
+    whats = {b["what"] for b in bad}
+    assert whats == {"malformed JSON line", "missing primary key", "unknown currency", "negative amount",
+                     "wrongly formatted date", "unexpected new field", "field type changes"}
+    for b in bad:
+        path = tmp_path / "landing" / b["file"]
+        assert path.exists()
+    line_file = next(b for b in bad if b["what"] == "malformed JSON line")
+    lines = (tmp_path / "landing" / line_file["file"]).read_text().splitlines()
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(lines[line_file["position"]])
+
+
+def test_cli_writes_a_company(tmp_path, capsys):
+    from cs_kpis.simulator.cli import main
+    assert main(["--size", "tiny", "--seed", "3", "--landing", str(tmp_path / "l"),
+                 "--ground-truth", str(tmp_path / "t")]) == 0
+    assert (tmp_path / "l" / "_manifest.json").exists()
+    assert "crm/Account" in capsys.readouterr().out
