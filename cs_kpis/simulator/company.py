@@ -229,6 +229,12 @@ class Company:
         self.arrived = np.zeros(n, dtype=bool)
         self.champion_engaged = np.ones(n, dtype=bool)
         self.arrive_day = arrive
+        # per-account arrays read by the daily vectorised steps; kept in step with the Account objects
+        self.seats = np.zeros(n, dtype=np.int64)
+        self.avail = np.zeros(n, dtype=np.int64)
+        self.no_usage = np.zeros(n, dtype=bool)
+        self.value_day_idx = np.full(n, 1 << 30, dtype=np.int64)
+        self.milestones: dict[dt.date, list[tuple[int, str]]] = {}
         for i in range(n):
             s = int(seg[i])
             currency = catalog.CURRENCIES[int(cur[i])]
@@ -255,6 +261,7 @@ class Company:
                 if cands:
                     acct.parent = cands[int(ra.integers(len(cands)))]
             self.accounts.append(acct)
+            self.seats[i], self.avail[i], self.no_usage[i] = seats, catalog.PLAN_FEATURES[acct.tier], acct.no_usage
         for k in range(spec.unmatched_customers):
             day = spec.start_date + dt.timedelta(days=int(ra.integers(0, horizon)))
             cur_k = catalog.CURRENCIES[k % 3]
@@ -405,12 +412,19 @@ class Company:
         return oid
 
     def _plan_onboarding(self, acct: Account, day: dt.date) -> None:
+        if acct.no_usage:
+            return
+        self.milestones.setdefault(day, []).extend([(acct.n, "Account Created"), (acct.n, "Signed Up")])
         h = float(self.h[acct.n])
         for k, m in enumerate(catalog.ONBOARDING_MILESTONES):
             # healthier accounts reach each milestone sooner, and are likelier to reach it at all
             if self.rnd.random() < 0.55 + 0.45 * h:
                 acct.milestone_days[m] = day + dt.timedelta(days=int(1 + k * 3 + self.rnd.expovariate(1 / (4 + 20 * (1 - h)))))
         acct.value_day = acct.milestone_days.get(catalog.VALUE_EVENT)
+        for m, d in acct.milestone_days.items():
+            self.milestones.setdefault(d, []).append((acct.n, m))
+        if acct.value_day is not None:
+            self.value_day_idx[acct.n] = (acct.value_day - self.spec.start_date).days
 
     # ---------------------------------------------------------------- Stripe subscriptions
 
@@ -716,6 +730,8 @@ class Company:
                 qty = max(2, s.account.seats)
             new_items = [self._new_item(price, qty, ts)] + s.items[1:]
             s.account.tier = tier
+            if s.account.sf_id:
+                self.avail[s.account.n] = catalog.PLAN_FEATURES[tier]
         else:
             new_items = [Item(it.id, it.price, quantity, it.created)] + s.items[1:]
         if day_of(ts).day not in (1,):
@@ -723,6 +739,8 @@ class Company:
         self._update(s, ts, items=new_items)
         if s.main_item.quantity:
             s.account.seats = s.main_item.quantity
+            if s.account.sf_id:
+                self.seats[s.account.n] = s.account.seats
         new_mrr = s.list_mrr()
         if new_mrr > old_mrr and s.status == "active":
             # charge the upgrade for the rest of the period straight away (proration_behavior=always_invoice)
@@ -837,7 +855,7 @@ class Company:
         live = np.nonzero(self.alive & self.arrived)[0]
         if len(live):
             h = self.h[live]
-            seats = np.array([self.accounts[i].seats for i in live])
+            seats = self.seats[live]
             lam = 0.004 * (1 + np.log1p(seats)) * (1 + 5 * (1 - h) ** 2)
             counts = self.rng.poisson(lam)
             for i, c in zip(live[counts > 0], counts[counts > 0]):

@@ -21,24 +21,22 @@ EVENT_NAMES = catalog.GENERIC_EVENTS + catalog.KEY_FEATURES + tuple(
 _EV = {name: i for i, name in enumerate(EVENT_NAMES)}
 _N_GENERIC = len(catalog.GENERIC_EVENTS)
 
-_FORMAT_SQL = """
-copy (
-    select
-        'track' as type,
-        event,
-        'ajs-' || md5($seed || '-' || cast(seq as varchar)) as messageId,
-        userId,
-        strftime(epoch_ms(ts_ms), '%Y-%m-%dT%H:%M:%S.%gZ') as timestamp,
-        strftime(epoch_ms(ts_ms), '%Y-%m-%dT%H:%M:%S.%gZ') as originalTimestamp,
-        strftime(epoch_ms(ts_ms + 120), '%Y-%m-%dT%H:%M:%S.%gZ') as sentAt,
-        strftime(epoch_ms(rcv_ms), '%Y-%m-%dT%H:%M:%S.%gZ') as receivedAt,
-        struct_pack(groupId := workspace, library := struct_pack(name := 'analytics.js', version := '2.11.1'))
-            as context,
-        struct_pack(source := source) as properties,
-        2 as version
-    from ev
-) to '{path}' (format json)
-"""
+# each line is built by string concatenation and written through the CSV writer (no quoting): about
+# 4x faster than DuckDB's JSON writer with nested structs; every value here is a plain identifier
+_TS = "strftime(epoch_ms({c}), '%Y-%m-%dT%H:%M:%S.%gZ')"
+_FORMAT_SQL = (
+    """copy (select '{"type":"track","event":"' || event
+    || '","messageId":"ajs-' || md5($seed || '-' || cast(seq as varchar))
+    || '","userId":"' || prefix || lpad(cast(k as varchar), 3, '0')
+    || '","timestamp":"' || """ + _TS.format(c="ts_ms") + """
+    || '","originalTimestamp":"' || """ + _TS.format(c="ts_ms") + """
+    || '","sentAt":"' || """ + _TS.format(c="ts_ms + 120") + """
+    || '","receivedAt":"' || """ + _TS.format(c="rcv_ms") + """
+    || '","context":{"groupId":"' || workspace
+    || '","library":{"name":"analytics.js","version":"2.11.1"}},"properties":{"source":"'
+    || (case when k % 3 = 0 then 'app' else 'web' end) || '"},"version":2}'
+    from ev) to '{path}' (format csv, header false, quote '', escape '', delimiter '\t')"""
+)
 
 
 class SegmentWriter:
@@ -59,20 +57,20 @@ class SegmentWriter:
         accts = company.accounts
         self.seen = np.zeros(len(accts) * self.cap, dtype=bool)
         self.workspaces = pa.array([a.workspace for a in accts])
-        self.prefixes = np.array([company.ids.product_user(a.n, 0)[:-3] for a in accts], dtype=object)
+        self.prefixes = pa.array([company.ids.product_user(a.n, 0)[:-3] for a in accts])
 
     def day(self, company, day: dt.date) -> None:
         if self.seen is None:
             self._setup(company)
         lo, _ = day_bounds(day)
         accts = company.accounts
-        live = np.nonzero(company.alive & company.arrived)[0]
-        live = np.array([i for i in live if not accts[i].no_usage], dtype=np.int64)
+        day_idx = (day - company.spec.start_date).days
+        live = np.nonzero(company.alive & company.arrived & ~company.no_usage)[0]
         rows_acct, rows_k, rows_ev = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0, np.int64)]
-        identify: list[dict] = []
+        identify: list = []
         if len(live):
             h = company.h[live]
-            users = np.minimum(np.array([accts[i].seats for i in live]), self.cap)
+            users = np.minimum(company.seats[live], self.cap)
             acct_of_user = np.repeat(live, users)
             h_of_user = np.repeat(h, users)
             starts = np.repeat(np.cumsum(users) - users, users)
@@ -88,8 +86,8 @@ class SegmentWriter:
             rk = np.repeat(k_u, n_ev)
             rh = np.repeat(h_u, n_ev)
             # key features only once the account reached its first value; adoption grows with health
-            valued = np.array([accts[i].value_day is not None and accts[i].value_day <= day for i in ra], dtype=bool)
-            avail = np.array([catalog.PLAN_FEATURES.get(accts[i].tier, 3) for i in ra])
+            valued = company.value_day_idx[ra] <= day_idx
+            avail = company.avail[ra]
             adopted = np.clip(np.round(avail * (0.25 + 0.75 * rh)), 1, avail).astype(np.int64)
             use_feature = valued & (self.rng.random(len(ra)) < 0.5)
             feat = (self.rng.random(len(ra)) * adopted).astype(np.int64)
@@ -103,14 +101,16 @@ class SegmentWriter:
             for f in new:
                 identify.append((accts[int(f // self.cap)], int(f % self.cap), lo))
         # onboarding milestones and sign-up happen to the champion on their planned days
-        for acct in self._milestone_accounts(company, day):
-            for name in acct[1]:
-                rows_acct.append(np.array([acct[0]])), rows_k.append(np.array([0])), rows_ev.append(np.array([_EV[name]]))
+        planned = company.milestones.pop(day, [])
+        if planned:
+            rows_acct.append(np.array([n for n, _ in planned], np.int64))
+            rows_k.append(np.zeros(len(planned), np.int64))
+            rows_ev.append(np.array([_EV[name] for _, name in planned], np.int64))
         ra, rk, ev = (np.concatenate(x) for x in (rows_acct, rows_k, rows_ev))
         n = len(ra)
         ts_ms = lo * 1000 + self.rng.integers(7 * 3600_000, 22 * 3600_000, n)
         delay_days = np.where(self.rng.random(n) < 0.02, self.rng.integers(1, 4, n), 0)
-        rcv_ms = ts_ms + self.rng.integers(50, 2000, n) + delay_days * 86400_000
+        rcv_ms = ts_ms + self.rng.integers(150, 2500, n) + delay_days * 86400_000
         seq = self.seq + np.arange(n, dtype=np.int64)
         self.seq += n
         table = self._table(ra, rk, ev, ts_ms, rcv_ms, seq)
@@ -130,34 +130,16 @@ class SegmentWriter:
         parts = [today] + self.pending.pop(day, [])
         self._write(day, pa.concat_tables(parts), identify)
 
-    def _milestone_accounts(self, company, day: dt.date):
-        idx = company.arrive_day == (day - company.spec.start_date).days
-        for i in np.nonzero(idx)[0]:
-            a = company.accounts[i]
-            if not a.no_usage:
-                a._arrival_events = ["Account Created", "Signed Up"]
-        for i in np.nonzero(company.arrived)[0]:
-            a = company.accounts[i]
-            if a.no_usage:
-                continue
-            names = getattr(a, "_arrival_events", [])
-            if names:
-                a._arrival_events = []
-            names = names + [m for m, d in a.milestone_days.items() if d == day]
-            if names:
-                yield i, names
-
     def _table(self, ra, rk, ev, ts_ms, rcv_ms, seq) -> pa.Table:
-        prefixes = self.prefixes[ra] if len(ra) else np.empty(0, dtype=object)
-        user = [f"{p}{k:03d}" for p, k in zip(prefixes, rk)]
+        ra = pa.array(ra, pa.int64())
         return pa.table({
             "event": self.names.take(pa.array(ev, pa.int64())),
             "seq": pa.array(seq, pa.int64()),
-            "userId": pa.array(user, pa.string()),
+            "prefix": self.prefixes.take(ra),
+            "k": pa.array(rk, pa.int64()),
             "ts_ms": pa.array(ts_ms, pa.int64()),
             "rcv_ms": pa.array(rcv_ms, pa.int64()),
-            "workspace": self.workspaces.take(pa.array(ra, pa.int64())),
-            "source": pa.array(np.where(rk % 3 == 0, "app", "web").astype(object), pa.string()),
+            "workspace": self.workspaces.take(ra),
         })
 
     def _write(self, day: dt.date, table: pa.Table, identify: list) -> None:
@@ -179,7 +161,7 @@ class SegmentWriter:
             (folder / "part-00002.jsonl").write_text("".join(json.dumps(x, separators=(",", ":")) + "\n" for x in lines))
 
     def _identify_lines(self, acct, k: int, lo: int) -> list[dict]:
-        user = f"{self.prefixes[acct.n]}{k:03d}"  # equals the Contact's Product_User_Id__c where one exists
+        user = f"{self.prefixes[acct.n].as_py()}{k:03d}"  # equals the Contact's Product_User_Id__c where one exists
         ts = dt.datetime.fromtimestamp(lo + 6 * 3600 + k, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
         email = acct.contacts[k]["Email"] if k < len(acct.contacts) else f"user{k}@{acct.workspace}.example"
         base = {"messageId": f"ajs-id-{acct.workspace}-{k:03d}", "userId": user, "timestamp": ts,
