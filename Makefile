@@ -1,0 +1,52 @@
+# cs_kpis: set-up and everyday commands. Needs only python3.11, make and PyPI.
+#   make run    build every asset (demo company, warehouse tables) and run every check
+#   make test   the whole test suite
+#   make ui     the Dagster UI on http://127.0.0.1:3000
+
+PYTHON ?= python3.11
+VENV ?= .venv
+VENV_PY := $(VENV)/bin/python
+# touched after a successful install; the venv is re-installed only when pyproject.toml is newer
+STAMP := $(VENV)/.cs_kpis-installed
+PYTEST ?= $(VENV_PY) -m pytest
+PYTEST_ARGS ?=
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 3000
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test ui clean-state
+
+# list the targets
+help:
+	@echo "make run          build every asset and run every check (creates .venv on first use)"
+	@echo "make test         run the test suite"
+	@echo "make ui           Dagster UI on http://$(UI_HOST):$(UI_PORT) (runs from 'make run' are listed there)"
+	@echo "make venv         create .venv with $(PYTHON) and install the project (run, test and ui do it themselves)"
+	@echo "make clean-state  delete .state/ (warehouse, dlt state, Dagster run history)"
+
+# create the virtualenv and install the project, editable, with dev tools
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+# materialize every asset and asset check in-process; the summary lists tables and check results
+run: venv
+	$(VENV_PY) -m cs_kpis.run
+
+# the whole suite; pytest's exit code 5 ("no tests collected") counts as a failure, not a pass
+test: venv
+	@rc=0; $(PYTEST) $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: FAILED, pytest collected no tests (exit code 5)" >&2; fi; \
+	exit $$rc
+
+# the Dagster UI with the same DAGSTER_HOME and paths as `make run` (settings prints them as exports)
+ui: venv
+	exports="$$($(VENV_PY) -m cs_kpis.settings)" && eval "$$exports" && \
+	exec $(VENV)/bin/dagster dev -h $(UI_HOST) -p $(UI_PORT) -w workspace.yaml
+
+# delete all local state; the landing folder (data/landing) is kept
+clean-state:
+	rm -rf .state

@@ -1,0 +1,1 @@
+"""Tests for cs_kpis, mirroring the package. Run with `make test`."""
