@@ -1,0 +1,143 @@
+"""Salesforce REST API reader (API mode of the CRM source).
+
+``iter_records(config, entity, since)`` runs one SOQL query through ``/services/data/vNN.0/queryAll``
+(so soft-deleted rows come back with ``IsDeleted: true``) and yields the records unchanged, as a
+landing file ``crm/<Object>/<day>/part-*.json`` holds them (see docs/LANDING.md): with their
+``attributes``, and exactly the fields in :data:`SOQL_FIELDS`.
+
+Credentials: ``SALESFORCE_INSTANCE_URL`` and ``SALESFORCE_ACCESS_TOKEN`` (an OAuth access token; getting
+or refreshing it is not done here), or in dlt secrets ``sources.crm.salesforce_instance_url`` /
+``sources.crm.salesforce_access_token``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
+from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
+from requests import Response
+
+from cs_kpis.sources.http import error_hook, iter_page_records, iter_pages, make_client, read_setting
+from cs_kpis.sources.records import RawRecord
+
+SOURCE = "Salesforce"
+SYSTEM = "crm"
+
+SOQL_FIELDS: dict[str, tuple[str, ...]] = {
+    "Account": (
+        "Id", "Name", "ParentId", "OwnerId", "CSM__c", "Segment__c", "Industry", "BillingCountry", "Type",
+        "CSM_Sentiment__c", "Product_Workspace_Id__c", "NumberOfEmployees", "CreatedDate", "LastModifiedDate",
+        "SystemModstamp", "IsDeleted",
+    ),
+    # user has no IsDeleted in salesforce: users are deactivated (IsActive), never deleted
+    "User": ("Id", "Name", "Email", "Title", "UserRoleName__c", "IsActive", "CreatedDate", "SystemModstamp"),
+    # IsDeleted is selected because queryAll returns deleted rows and they must be told apart
+    "Contact": (
+        "Id", "AccountId", "FirstName", "LastName", "Email", "Title", "Role__c", "Product_User_Id__c",
+        "CreatedDate", "SystemModstamp", "IsDeleted",
+    ),
+    "Opportunity": (
+        "Id", "AccountId", "Name", "Type", "StageName", "IsClosed", "IsWon", "CloseDate", "Amount",
+        "CurrencyIsoCode", "OwnerId", "CreatedDate", "SystemModstamp", "IsDeleted",
+    ),
+}  # fmt: skip
+"""the fields selected per object: the ones docs/LANDING.md lists, plus IsDeleted where the object has
+it and the standard Account.NumberOfEmployees (which the simulator writes)"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SalesforceApiConfig:
+    """How to reach Salesforce. The token never shows in ``repr``, logs or exception messages."""
+
+    instance_url: str
+    """e.g. ``https://mycompany.my.salesforce.com``"""
+    access_token: str = field(repr=False)
+    api_version: str = "v62.0"
+    max_retries: int = 4
+    """retries of a 429/5xx/connection error after the first attempt"""
+    backoff_base: float = 0.5
+    max_retry_delay: float = 60.0
+    timeout: float = 120.0
+    fields: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict(SOQL_FIELDS), compare=False, repr=False
+    )
+    """object -> fields to select; override to add custom fields"""
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> SalesforceApiConfig:
+        """Build from ``SALESFORCE_INSTANCE_URL`` and ``SALESFORCE_ACCESS_TOKEN`` or dlt secrets.
+
+        Keyword arguments override any field (e.g. ``api_version``).
+        """
+        values: dict[str, Any] = {
+            "instance_url": read_setting("SALESFORCE_INSTANCE_URL", SYSTEM),
+            "access_token": read_setting("SALESFORCE_ACCESS_TOKEN", SYSTEM),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+class SalesforceQueryPaginator(JSONLinkPaginator):
+    """Follow the relative ``nextRecordsUrl`` until ``done`` (dlt resolves it against the page URL)."""
+
+    def __init__(self) -> None:
+        super().__init__(next_url_path="nextRecordsUrl")
+
+    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
+        """Take ``nextRecordsUrl``, unless the response says ``done``."""
+        super().update_state(response, data)
+        if response.json().get("done", True):
+            self._next_reference = None
+
+
+def soql(config: SalesforceApiConfig, entity: str, since: int | None) -> str:
+    """The SOQL query for ``entity``: its fields, modified since ``since`` (Unix seconds), oldest first."""
+    fields = ", ".join(config.fields[entity])
+    where = ""
+    if since is not None:
+        # soql datetime literals are unquoted ISO-8601 in UTC
+        stamp = datetime.fromtimestamp(int(since), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # SystemModstamp, not LastModifiedDate: it also moves on system-side changes
+        where = f" WHERE SystemModstamp >= {stamp}"
+    return f"SELECT {fields} FROM {entity}{where} ORDER BY SystemModstamp"
+
+
+def iter_records(config: SalesforceApiConfig, entity: str, since: int | None = None) -> Iterator[RawRecord]:
+    """Yield every record of one Salesforce object, unchanged, as a :class:`RawRecord`.
+
+    Args:
+        config: where and how to connect.
+        entity: ``Account``, ``User``, ``Contact`` or ``Opportunity`` (any key of ``config.fields``).
+        since: Unix seconds; only records with ``SystemModstamp >= since``. None: all records.
+
+    Raises:
+        ValueError: unknown entity.
+        VendorAuthError: the token was rejected (401/403), at once, without retries.
+        VendorApiError: another error status, after the retries for 429/5xx ran out.
+    """
+    if entity not in config.fields:
+        raise ValueError(f"unknown Salesforce object {entity!r}; expected one of {sorted(config.fields)}")
+    client = make_client(
+        base_url=config.instance_url,
+        auth=BearerTokenAuth(token=config.access_token),
+        headers={"Accept": "application/json"},
+        max_retries=config.max_retries,
+        backoff_base=config.backoff_base,
+        max_retry_delay=config.max_retry_delay,
+        timeout=config.timeout,
+    )
+    secrets = [config.access_token]
+    pages = iter_pages(
+        client,
+        f"/services/data/{config.api_version}/queryAll",
+        params={"q": soql(config, entity, since)},
+        paginator=SalesforceQueryPaginator(),
+        data_selector="records",
+        hook=error_hook(SOURCE, "SALESFORCE_ACCESS_TOKEN", secrets),
+        secrets=secrets,
+    )
+    yield from iter_page_records(pages)

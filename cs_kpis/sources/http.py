@@ -1,0 +1,218 @@
+"""Shared HTTP plumbing for the vendor API readers (``<system>/api.py``).
+
+The readers use dlt's ``RESTClient`` (``dlt.sources.helpers.rest_client``) on a session built by dlt's
+retrying ``Client`` (``dlt.sources.helpers.requests.Client``): 429 and 5xx responses and connection
+errors are retried a bounded number of times with exponential backoff, honouring ``Retry-After``;
+every other error status fails at once. This module adds what dlt does not do for us:
+
+- an error hook that turns HTTP errors into :class:`VendorApiError` / :class:`VendorAuthError`, whose
+  messages name the vendor and the path and never carry a secret (no headers, no query string, and the
+  response body only for non-auth errors, with every configured secret blanked out);
+- reading credentials from environment variables, or from ``dlt.secrets`` under
+  ``sources.<system>.<env var name in lowercase>`` (so ``SOURCES__BILLING__STRIPE_API_KEY`` or
+  ``[sources.billing] stripe_api_key = "..."`` in ``.dlt/secrets.toml`` also work);
+- :func:`iter_page_records`, which turns pages into :class:`RawRecord` s with a redacted ``origin``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from dlt.sources.helpers.requests import Client
+from dlt.sources.helpers.rest_client import RESTClient
+from dlt.sources.helpers.rest_client.paginators import BasePaginator
+from dlt.sources.helpers.rest_client.redaction import sanitize_url
+from requests.auth import AuthBase
+
+from cs_kpis.sources.records import RawRecord
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = (429, *range(500, 600))
+"""statuses worth retrying: rate limiting and server-side failures"""
+
+_MAX_BODY_IN_ERROR = 300
+
+
+class VendorApiError(requests.HTTPError):
+    """A vendor API answered with an error status (after any retries).
+
+    It subclasses ``requests.HTTPError`` and keeps ``response``, so dlt's retry logic can read the
+    status code and the ``Retry-After`` header from it.
+    """
+
+    def __init__(self, message: str, *, source: str, status: int, path: str, response: Any = None):
+        super().__init__(message, response=response)
+        self.source = source
+        self.status = status
+        self.path = path
+
+    def __str__(self) -> str:
+        # the default would include the request/response objects' reprs; keep just the message
+        return str(self.args[0])
+
+    def __reduce__(self):  # keep the exception picklable without the response (which holds headers)
+        return (_rebuild_error, (type(self), str(self.args[0]), self.source, self.status, self.path))
+
+
+class VendorAuthError(VendorApiError):
+    """The vendor rejected the credentials (401/403). Never retried."""
+
+
+def _rebuild_error(cls: type[VendorApiError], message: str, source: str, status: int, path: str):
+    return cls(message, source=source, status=status, path=path)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of every non-empty secret in ``text`` with ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def safe_url(url: str, secrets: Iterable[str] = ()) -> str:
+    """The URL with credential-like query parameters and any known secret blanked out."""
+    return redact(sanitize_url(url), secrets)
+
+
+def error_hook(source: str, env_hint: str, secrets: Iterable[str]) -> Callable[..., None]:
+    """A ``requests`` response hook raising a secret-free :class:`VendorApiError` on error statuses.
+
+    Args:
+        source: the vendor's display name, e.g. ``"Stripe"``.
+        env_hint: what to check when credentials are rejected, e.g. ``"STRIPE_API_KEY"``.
+        secrets: values that must never appear in a message (tokens, keys, passwords).
+    """
+    secrets = tuple(s for s in secrets if s)
+
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        path = urlsplit(response.url).path
+        if status in (401, 403):
+            # no body here: some vendors echo a masked form of the key in it
+            raise VendorAuthError(
+                f"{source} API rejected the credentials ({status}) for {path}: check {env_hint}",
+                source=source,
+                status=status,
+                path=path,
+                response=response,
+            )
+        body = redact((response.text or "")[:_MAX_BODY_IN_ERROR], secrets)
+        retryable = " (retried if attempts remain)" if status in RETRY_STATUS else ""
+        log.warning("%s API returned %s for %s%s", source, status, path, retryable)
+        raise VendorApiError(
+            f"{source} API returned {status} for {path}" + (f": {body}" if body else ""),
+            source=source,
+            status=status,
+            path=path,
+            response=response,
+        )
+
+    return hook
+
+
+def make_client(
+    *,
+    base_url: str,
+    auth: AuthBase,
+    headers: Mapping[str, str] | None = None,
+    max_retries: int,
+    backoff_base: float,
+    max_retry_delay: float,
+    timeout: float,
+) -> RESTClient:
+    """A dlt ``RESTClient`` whose session retries 429/5xx and connection errors, and nothing else.
+
+    Args:
+        max_retries: retries after the first attempt (so ``max_retries + 1`` attempts in all).
+        backoff_base: the exponential backoff multiplier in seconds (``base * 2**(attempt-1)``).
+        max_retry_delay: upper bound of one wait, also for ``Retry-After``; keep it above the
+            vendor's usual ``Retry-After`` or the header gets cut short.
+        timeout: per-request timeout in seconds.
+    """
+    session = Client(
+        request_timeout=timeout,
+        raise_for_status=False,  # our error hook raises instead, with a safe message
+        status_codes=RETRY_STATUS,
+        request_max_attempts=max_retries + 1,
+        request_backoff_factor=backoff_base,
+        request_max_retry_delay=max_retry_delay,
+        respect_retry_after_header=True,
+    ).session
+    return RESTClient(base_url=base_url, headers=dict(headers or {}), auth=auth, session=session)
+
+
+def iter_pages(
+    client: RESTClient,
+    path: str,
+    *,
+    params: Mapping[str, Any] | None,
+    paginator: BasePaginator,
+    data_selector: str,
+    hook: Callable[..., None],
+    secrets: Iterable[str],
+) -> Iterator[tuple[list[Any], str]]:
+    """Yield ``(objects, origin)`` for every page, ``origin`` being the page URL without secrets."""
+    secrets = tuple(secrets)
+    for page in client.paginate(
+        path,
+        params=dict(params or {}),
+        paginator=paginator,
+        data_selector=data_selector,
+        hooks={"response": [hook]},
+    ):
+        # the request object is reused for the next page by then, so take the URL from the response
+        yield list(page), safe_url(page.response.url, secrets)
+
+
+def iter_page_records(pages: Iterable[tuple[list[Any], str]]) -> Iterator[RawRecord]:
+    """Turn ``(objects, origin)`` pages into :class:`RawRecord` s (position = index within the page)."""
+    for objects, origin in pages:
+        for position, obj in enumerate(objects):
+            if isinstance(obj, dict):
+                yield RawRecord(obj, origin, position)
+            else:
+                # not an object: keep it, unparsed, so the row accounting still holds
+                yield RawRecord(None, origin, position, raw_text=repr(obj), error="not a JSON object")
+
+
+def read_setting(
+    env_name: str, system: str, *, required: bool = True, default: str | None = None
+) -> str | None:
+    """Read one setting from the environment, else from ``dlt.secrets``, else ``default``.
+
+    The dlt key is ``sources.<system>.<env_name lowercased>``, e.g. ``sources.billing.stripe_api_key``.
+
+    Raises:
+        ValueError: when ``required`` and the setting is nowhere to be found (the message names the
+            variable, never a value).
+    """
+    value = os.environ.get(env_name)
+    if not value:
+        value = _from_dlt(f"sources.{system}.{env_name.lower()}")
+    if not value:
+        value = default
+    if required and not value:
+        raise ValueError(
+            f"{env_name} is not set: export it, or set sources.{system}.{env_name.lower()} "
+            "in .dlt/secrets.toml"
+        )
+    return value
+
+
+def _from_dlt(key: str) -> str | None:
+    try:
+        import dlt
+
+        value = dlt.secrets.get(key)
+    except Exception:  # noqa: BLE001 - no dlt config available is the same as "not set"
+        return None
+    return str(value) if value else None
