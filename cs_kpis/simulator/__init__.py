@@ -15,11 +15,19 @@ from . import catalog
 from .company import Company
 from .segment import SegmentWriter
 from .sizes import SIZES, SizeSpec
-from .store import (VersionStore, bare_array, day_bounds, iter_bodies, salesforce_envelope, stripe_envelope,
-                    write_parts, zendesk_envelope)
+from .store import (
+    VersionStore,
+    bare_array,
+    day_bounds,
+    iter_bodies,
+    salesforce_envelope,
+    stripe_envelope,
+    write_parts,
+    zendesk_envelope,
+)
 from .truth import write_ground_truth
 
-__all__ = ["generate", "SIZES", "SizeSpec", "ENTITIES"]
+__all__ = ["ENTITIES", "SIZES", "SizeSpec", "generate"]
 
 # entity -> (envelope factory, newest first?)
 ENTITIES = {

@@ -99,7 +99,7 @@ class Price:
 
 
 def _round_to_multiple(x: Fraction, m: int) -> int:
-    return int(round(x / m)) * m
+    return round(x / m) * m
 
 
 def build_prices(ids) -> dict[tuple, Price]:

@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--increments", type=int, default=0, help="daily increments written after the snapshot day")
     p.add_argument("--bad-input", action="store_true", help="inject malformed rows (off by default)")
     args = p.parse_args(argv)
-    from cs_kpis import settings  # noqa: PLC0415  (paths default from the environment)
+    from cs_kpis import settings
 
     landing = args.landing or settings.landing_dir()
     truth = args.ground_truth or settings.ground_truth_dir()

@@ -650,7 +650,13 @@ class Company:
                 self._cancel(subs[0], ts)
             return
         h = float(self.h[acct.n])
-        main = next((s for s in subs if not s.is_addon), subs[0])
+        main = next((s for s in subs if not s.is_addon), None)
+        if main is None:
+            # only an add-on is left: it can still be cancelled, but not resized or upgraded
+            if self.rnd.random() < 0.1:
+                self._cancel(subs[0], ts)
+            self._review_crm(acct, ts, h)
+            return
         # monthly odds: churn and contraction rise steeply as health falls, expansion rises with it
         p_churn = 0.003 + 0.12 * (1 - h) ** 2.5
         p_contract = 0.005 + 0.12 * (1 - h) ** 2
@@ -745,7 +751,7 @@ class Company:
         if new_mrr > old_mrr and s.status == "active":
             # charge the upgrade for the rest of the period straight away (proration_behavior=always_invoice)
             frac = Fraction(max(s.cpe - ts, 0), max(s.cpe - s.cps, 1))
-            amount = int(round((new_mrr - old_mrr) * s.months * frac))
+            amount = round((new_mrr - old_mrr) * s.months * frac)
             if amount > 0:
                 self._invoice(s, ts, "subscription_update", ts, s.cpe, proration_amount=amount)
 
@@ -753,10 +759,9 @@ class Company:
         noisy = h + self.rnd.gauss(0, 0.12)
         sentiment = "Green" if noisy > 0.62 else "Yellow" if noisy > 0.4 else "Red"
         changes = {}
-        if acct.segment != "SMB" or self.rnd.random() < 0.5:
-            if sentiment != acct.sentiment:
-                acct.sentiment = sentiment
-                changes["CSM_Sentiment__c"] = sentiment
+        if (acct.segment != "SMB" or self.rnd.random() < 0.5) and sentiment != acct.sentiment:
+            acct.sentiment = sentiment
+            changes["CSM_Sentiment__c"] = sentiment
         if self.rnd.random() < 0.02:
             acct.csm_id = self.rnd.choice(self.csms)
             changes["CSM__c"] = acct.csm_id
@@ -792,7 +797,7 @@ class Company:
         c = s.discount["coupon"] if s.discount else None
         if c and proration_amount is None and (c["duration"] != "once" or reason == "subscription_create"):
             recurring = sum(li["amount"] for li in lines if not li.get("_metered"))
-            discount = int(round(recurring * c["percent_off"] / 100)) if c["percent_off"] else min(recurring, c["amount_off"])
+            discount = round(recurring * c["percent_off"] / 100) if c["percent_off"] else min(recurring, c["amount_off"])
         for li in lines:
             li.pop("_metered", None)
         total = subtotal - discount

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import duckdb
+import orjson
 import pyarrow as pa
 
 PART_SIZE = 1000
@@ -27,7 +28,7 @@ def day_bounds(day: dt.date) -> tuple[int, int]:
 
 class VersionStore:
     def __init__(self, path: Path):
-        self.con = duckdb.connect(str(path))
+        self.con = duckdb.connect(str(path), config={"memory_limit": "2GB"})
         self.con.execute("set preserve_insertion_order = true")
         self.con.execute(
             "create table versions (entity varchar, id varchar, ts bigint, seq bigint, sort_key bigint, body varchar)"
@@ -38,7 +39,7 @@ class VersionStore:
     def add(self, entity: str, obj_id: str, ts: int, obj: dict, sort_key: int | None = None) -> None:
         self._seq += 1
         self._buf.append((entity, obj_id, ts, self._seq, ts if sort_key is None else sort_key,
-                          json.dumps(obj, separators=(",", ":"))))
+                          orjson.dumps(obj).decode()))
         if len(self._buf) >= 50_000:
             self.flush()
 

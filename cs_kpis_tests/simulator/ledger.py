@@ -66,7 +66,7 @@ def month_end_mrr(landing: Path) -> dict[tuple[str, str], Decimal]:
         months.append((m, min(nxt - dt.timedelta(days=1), last_day)))
         m = nxt
     out: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for sub_id, vs in versions.items():
+    for vs in versions.values():
         vs.sort(key=lambda x: x[0])
         by_day, past_due_since, spells = {}, None, []
         for ts, obj in vs:

@@ -1,0 +1,122 @@
+"""The ``billing`` dlt source: Stripe customers, products, prices, coupons, subscriptions (+ items),
+invoices (+ lines), events, and the reference fx rates."""
+
+import hashlib
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import dlt
+
+from cs_kpis.sources.billing import files, settings
+from cs_kpis.sources.billing.helpers import child_items, parse_fx_rates, prepare_children, prepare_object
+from cs_kpis.sources.common.accounting import Accounting
+from cs_kpis.sources.common.entity import (
+    Entity,
+    accounting_row,
+    entity_resource,
+    with_accounting_hints,
+    with_quarantine_hints,
+)
+from cs_kpis.sources.common.helpers import column_hints
+from cs_kpis.sources.common.landing import read_fx_currencies
+
+
+def _api_reader():
+    try:
+        from cs_kpis.sources.billing.api import iter_records
+    except ImportError as exc:
+        raise NotImplementedError("billing API mode needs cs_kpis/sources/billing/api.py (iter_records)") from exc
+    return iter_records
+
+
+def entities(currencies: set[str] | None) -> list[Entity]:
+    """One Entity per Stripe list plus the two child tables."""
+    specs = []
+    for entity in settings.ENTITIES:
+        is_events = entity == "events"
+        specs.append(
+            Entity(
+                name=entity,
+                reads=entity,
+                primary_key=(settings.PRIMARY_KEY,),
+                prepare=lambda obj, entity=entity: [prepare_object(obj, entity, currencies)],
+                write_disposition=settings.EVENTS_WRITE_DISPOSITION if is_events else "merge",
+                keep="first" if is_events else "latest",
+                json_paths=settings.JSON_PATHS.get(entity, frozenset()),
+                cursor=settings.CURSOR_FIELD.get(entity),
+                columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(entity, ())}),
+            )
+        )
+    for child, (parent, _, foreign_key) in settings.CHILDREN.items():
+        specs.append(
+            Entity(
+                name=child,
+                reads=parent,
+                primary_key=(settings.PRIMARY_KEY,),
+                prepare=lambda obj, child=child: prepare_children(obj, child, currencies),
+                write_disposition=settings.CHILD_WRITE_DISPOSITION,
+                merge_key=(foreign_key,),
+                group_key=lambda obj: obj.get(settings.PRIMARY_KEY),
+                type_checked=lambda obj, child=child: child_items(obj, child),
+                columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(child, ())}),
+            )
+        )
+    return specs
+
+
+def fx_rates_resource(landing_dir: Path | None) -> Any:
+    """``billing__fx_rates`` from ``reference/fx_rates.csv``, reloaded only when the file changes."""
+
+    @dlt.resource(name="fx_rates", table_name="billing__fx_rates", primary_key=["date", "currency"], write_disposition="merge")
+    def fx_rates() -> Any:
+        state = dlt.current.resource_state()
+        path = landing_dir / settings.FX_RATES_FILE if landing_dir else None
+        counts = Accounting()
+        if path is None or not path.exists():
+            state["last_run"] = counts.as_dict()
+            return
+        text = path.read_text()
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if state.get("sha256") == digest:
+            state["last_run"] = counts.as_dict()
+            return
+        rows, bad = parse_fx_rates(text)
+        seen: dict[tuple, dict] = {}
+        for row in rows:
+            seen[(row["date"], row["currency"])] = row
+        counts = Accounting(len(rows) + len(bad), len(seen), len(bad), len(rows) - len(seen))
+        for number, raw, reason in bad:
+            yield with_quarantine_hints({
+                "source": settings.SYSTEM, "entity": "fx_rates", "origin": settings.FX_RATES_FILE,
+                "position": number, "reason": reason, "raw_text": raw, "extract_day": None,
+                "loaded_at": datetime.now(UTC),
+            })
+        yield list(seen.values())
+        state["sha256"] = digest
+        state["last_run"] = counts.as_dict()
+        yield with_accounting_hints(accounting_row(settings.SYSTEM, "fx_rates", counts, []))
+
+    return fx_rates
+
+
+@dlt.source(name="billing", schema_contract={"tables": "evolve", "columns": "evolve", "data_type": "freeze"})
+def billing_source(landing_dir: Path | str | None = None, mode: str = "files", api_config: Any = None) -> Any:
+    """Stripe objects from the landing folder (``mode="files"``) or the API (``mode="api"``).
+
+    Tables ``billing__<entity>``; money in integer minor units; timestamps parsed from Unix seconds.
+    ``reference/fx_rates.csv`` also decides which currencies are known (others are quarantined).
+    """
+    landing = Path(landing_dir) if landing_dir else None
+    currencies = read_fx_currencies(landing) if landing else None
+    make = partial(
+        entity_resource,
+        settings.SYSTEM,
+        mode=mode,
+        landing_dir=landing,
+        files_reader=files.iter_records,
+        api_reader=_api_reader,
+        api_config=api_config,
+    )
+    return [make(spec) for spec in entities(currencies)] + [fx_rates_resource(landing)]

@@ -1,0 +1,78 @@
+"""Pure transforms of Stripe objects into raw rows."""
+
+import copy
+import csv
+import io
+from datetime import date
+from typing import Any
+
+from cs_kpis.sources.billing import settings
+from cs_kpis.sources.common.helpers import (
+    Reject,
+    check_currency,
+    check_non_negative,
+    convert_fields,
+    flatten,
+    parse_unix,
+    require_fields,
+)
+
+
+def prepare_object(obj: dict[str, Any], entity: str, currencies: set[str] | None = None) -> dict[str, Any]:
+    """Check id, currency and amounts, turn Unix seconds into timestamps; raise Reject when it cannot load."""
+    row = copy.deepcopy(obj)
+    require_fields(row, (settings.PRIMARY_KEY,))
+    convert_fields(row, settings.UNIX_FIELDS.get(entity, ()), parse_unix)
+    check_currency(row, settings.CURRENCY_FIELDS.get(entity, ()), currencies)
+    check_non_negative(row, settings.NON_NEGATIVE_FIELDS.get(entity, ()))
+    return flatten(row, settings.JSON_PATHS.get(entity, frozenset()))
+
+
+def child_items(obj: dict[str, Any], child: str) -> list[dict[str, Any]]:
+    """The raw child objects (subscription items, invoice lines) of a parent object."""
+    _, list_field, _ = settings.CHILDREN[child]
+    nested = obj.get(list_field) or {}
+    items = nested.get("data") if isinstance(nested, dict) else nested
+    return [item for item in items or [] if isinstance(item, dict)]
+
+
+def prepare_children(obj: dict[str, Any], child: str, currencies: set[str] | None = None) -> list[dict[str, Any]]:
+    """Rows of a child table, each with its parent's id as foreign key.
+
+    A parent that cannot load yields no children (the parent's quarantine row holds them). One bad child
+    rejects the parent's set, since the set is replaced as a whole.
+    """
+    parent, _, foreign_key = settings.CHILDREN[child]
+    try:
+        prepare_object(obj, parent, currencies)
+    except Reject:
+        return []
+    rows = []
+    for index, item in enumerate(child_items(obj, child)):
+        item = {**copy.deepcopy(item), foreign_key: obj[settings.PRIMARY_KEY]}
+        try:
+            rows.append(prepare_object(item, child, currencies))
+        except Reject as exc:
+            raise Reject(f"{child}[{index}]: {exc}") from None
+    return rows
+
+
+def parse_fx_rates(text: str) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
+    """Rows of ``fx_rates.csv`` (date, currency, rate) and the bad ones as (line, raw text, reason)."""
+    rows, bad = [], []
+    lines = text.splitlines()
+    for number, record in enumerate(csv.DictReader(io.StringIO(text)), start=1):
+        raw = lines[number] if number < len(lines) else ""
+        try:
+            day = date.fromisoformat((record.get("date") or "").strip())
+            currency = (record.get("currency") or "").strip().upper()
+            rate = float(record.get("rate") or "")
+            if not currency:
+                raise ValueError("missing currency")
+            if rate <= 0:
+                raise ValueError(f"rate must be positive, got {rate}")
+        except ValueError as exc:
+            bad.append((number, raw, f"bad fx rate: {exc}"))
+            continue
+        rows.append({"date": day, "currency": currency, "rate": rate})
+    return rows, bad

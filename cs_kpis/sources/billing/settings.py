@@ -1,0 +1,73 @@
+"""Stripe (billing) constants: entities, keys, Unix-second fields, currencies and amounts.
+
+Money stays in integer minor units, as Stripe sends it; conversion belongs to staging.
+"""
+
+SYSTEM = "billing"
+
+ENTITIES: tuple[str, ...] = ("customers", "products", "prices", "coupons", "subscriptions", "invoices", "events")
+"""landing folders / API entities, one resource each"""
+
+CHILDREN: dict[str, tuple[str, str, str]] = {
+    "subscription_items": ("subscriptions", "items", "subscription"),
+    "invoice_lines": ("invoices", "lines", "invoice"),
+}
+"""child resource -> (parent entity, parent list field, foreign key column added to each row)"""
+
+PRIMARY_KEY = "id"
+
+UNIX_FIELDS: dict[str, tuple[str, ...]] = {
+    "customers": ("created",),
+    "products": ("created", "updated"),
+    "prices": ("created",),
+    "coupons": ("created", "redeem_by"),
+    "subscriptions": (
+        "created", "start_date", "billing_cycle_anchor", "trial_start", "trial_end", "cancel_at",
+        "canceled_at", "ended_at", "current_period_start", "current_period_end",
+    ),
+    "subscription_items": ("created", "current_period_start", "current_period_end", "price.created"),
+    "invoices": (
+        "created", "due_date", "period_start", "period_end", "effective_at", "next_payment_attempt",
+        "webhooks_delivered_at", "status_transitions.finalized_at", "status_transitions.paid_at",
+        "status_transitions.marked_uncollectible_at", "status_transitions.voided_at",
+    ),
+    "invoice_lines": ("period.start", "period.end"),
+    "events": ("created",),
+}
+"""Unix seconds, loaded as timestamps"""
+
+CURRENCY_FIELDS: dict[str, tuple[str, ...]] = {
+    "customers": ("currency",),
+    "prices": ("currency",),
+    "coupons": ("currency",),
+    "subscriptions": ("currency",),
+    "subscription_items": ("price.currency",),
+    "invoices": ("currency",),
+    "invoice_lines": ("currency",),
+}
+
+NON_NEGATIVE_FIELDS: dict[str, tuple[str, ...]] = {
+    "prices": ("unit_amount",),
+    "coupons": ("amount_off", "percent_off"),
+    "subscription_items": ("quantity", "price.unit_amount"),
+    "invoices": ("amount_due", "amount_paid", "amount_remaining"),
+}
+"""amounts that are never negative in Stripe; invoice totals and line amounts can be (prorations)"""
+
+JSON_PATHS: dict[str, frozenset[str]] = {
+    "subscriptions": frozenset({"items"}),
+    "invoices": frozenset({"lines"}),
+    "events": frozenset({"data"}),
+}
+"""kept as one JSON column: items and lines have their own tables; an event's object varies by type"""
+
+CURSOR_FIELD: dict[str, str] = {"events": "created"}
+"""API mode: Stripe lists filter on ``created``"""
+
+EVENTS_WRITE_DISPOSITION = {"disposition": "merge", "strategy": "insert-only"}
+"""events are immutable: append, skipping ids already loaded"""
+
+CHILD_WRITE_DISPOSITION = {"disposition": "merge", "strategy": "delete-insert"}
+"""a parent's new version replaces its whole set of items/lines (removed items disappear)"""
+
+FX_RATES_FILE = "reference/fx_rates.csv"

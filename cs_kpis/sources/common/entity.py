@@ -1,0 +1,260 @@
+"""The generic entity resource: read records, validate, quarantine, deduplicate, account, yield rows.
+
+Every entity of every system goes through :func:`entity_resource`, so the rules are the same
+everywhere: a record that cannot load goes to ``_quarantine`` with its reason; a field that changes type
+stops the load with an error naming the field and the file; the counts always balance.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import dlt
+
+from cs_kpis.sources.common.accounting import Accounting
+from cs_kpis.sources.common.helpers import Reject, check_field_types, get_path, to_raw_text
+from cs_kpis.sources.common.landing import extract_days, pending_days
+from cs_kpis.sources.records import RawRecord
+
+QUARANTINE_TABLE = "_quarantine"
+"""one table for all systems, in the raw dataset"""
+ACCOUNTING_TABLE = "_row_accounting"
+"""one row per resource and load: read, loaded, quarantined, deduplicated"""
+
+QUARANTINE_COLUMNS: dict[str, dict[str, Any]] = {
+    "source": {"data_type": "text", "nullable": False},
+    "entity": {"data_type": "text", "nullable": False},
+    "origin": {"data_type": "text"},
+    "position": {"data_type": "bigint"},
+    "reason": {"data_type": "text"},
+    "raw_text": {"data_type": "text"},
+    "extract_day": {"data_type": "date"},
+    "loaded_at": {"data_type": "timestamp"},
+}
+ACCOUNTING_COLUMNS: dict[str, dict[str, Any]] = {
+    "source": {"data_type": "text", "nullable": False},
+    "entity": {"data_type": "text", "nullable": False},
+    "extract_days": {"data_type": "json"},
+    "rows_read": {"data_type": "bigint"},
+    "rows_loaded": {"data_type": "bigint"},
+    "rows_quarantined": {"data_type": "bigint"},
+    "rows_deduplicated": {"data_type": "bigint"},
+    "loaded_at": {"data_type": "timestamp"},
+}
+
+FilesReader = Callable[[Path, str, str], Iterator[RawRecord]]
+"""(landing_dir, entity, extract_day) -> records of that day's parts"""
+ApiReader = Callable[[Any, str, int | None], Iterator[RawRecord]]
+"""(config, entity, since) -> records, the api.py signature"""
+
+
+@dataclass(frozen=True)
+class Entity:
+    """How one vendor object type becomes rows of one raw table."""
+
+    name: str
+    """resource name; the table is ``<system>__<name>``"""
+    reads: str
+    """the landing folder (and API entity) it reads: a child reads its parent's objects"""
+    primary_key: tuple[str, ...]
+    """column names of the prepared rows (vendor names, dlt normalizes them)"""
+    prepare: Callable[[dict[str, Any]], list[dict[str, Any]]]
+    """vendor object -> rows (one for an entity, n for a child); raises Reject to quarantine"""
+    write_disposition: Any = "merge"
+    merge_key: tuple[str, ...] | None = None
+    group_key: Callable[[dict[str, Any]], Any] | None = None
+    """children: rows are replaced per parent, so dedup keeps the latest parent's whole set"""
+    keep: str = "latest"
+    """"latest" (entities: a later version wins) or "first" (immutable events)"""
+    json_paths: frozenset[str] = frozenset()
+    """vendor paths kept as one JSON column; the type check does not look inside them"""
+    type_checked: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None
+    """which raw objects the type check sees (children: the items); default the object itself"""
+    cursor: str | None = None
+    """API mode: prepared column (a datetime) whose maximum becomes the next ``since``"""
+    columns: dict[str, Any] = field(default_factory=dict)
+    lineage_columns: bool = True
+    """add ``_extract_day`` and ``_origin``; off for scd2, where they would make every row a new version"""
+
+    @property
+    def is_scd2(self) -> bool:
+        return isinstance(self.write_disposition, dict) and self.write_disposition.get("strategy") == "scd2"
+
+
+def quarantine_row(system: str, entity: str, record: RawRecord, reason: str, day: str | None) -> dict[str, Any]:
+    """The ``_quarantine`` row for a record that cannot load."""
+    raw_text = record.raw_text if record.obj is None else to_raw_text(record.obj)
+    return {
+        "source": system,
+        "entity": entity,
+        "origin": record.origin,
+        "position": record.position,
+        "reason": reason,
+        "raw_text": raw_text,
+        "extract_day": date.fromisoformat(day) if day else None,
+        "loaded_at": datetime.now(UTC),
+    }
+
+
+def with_quarantine_hints(row: dict[str, Any]) -> Any:
+    """Route a quarantine row to ``_quarantine`` (append), whatever the resource's own hints are."""
+    return dlt.mark.with_hints(
+        row,
+        dlt.mark.make_hints(
+            table_name=QUARANTINE_TABLE,
+            write_disposition="append",
+            primary_key=[],
+            merge_key=[],
+            columns=QUARANTINE_COLUMNS,
+        ),
+        create_table_variant=True,
+    )
+
+
+def with_accounting_hints(row: dict[str, Any]) -> Any:
+    """Route an accounting row to ``_row_accounting`` (append)."""
+    return dlt.mark.with_hints(
+        row,
+        dlt.mark.make_hints(
+            table_name=ACCOUNTING_TABLE,
+            write_disposition="append",
+            primary_key=[],
+            merge_key=[],
+            columns=ACCOUNTING_COLUMNS,
+        ),
+        create_table_variant=True,
+    )
+
+
+def accounting_row(system: str, entity: str, counts: Accounting, days: list[str]) -> dict[str, Any]:
+    """The ``_row_accounting`` row for one resource and load."""
+    return {"source": system, "entity": entity, "extract_days": days, **counts.as_dict(), "loaded_at": datetime.now(UTC)}
+
+
+def _day_start(day: str) -> datetime:
+    return datetime.fromisoformat(day).replace(tzinfo=UTC)
+
+
+def entity_resource(
+    system: str,
+    spec: Entity,
+    *,
+    mode: str,
+    landing_dir: Path | None,
+    files_reader: FilesReader | None,
+    api_reader: Callable[[], ApiReader] | None = None,
+    api_config: Any = None,
+    max_days: int | None = None,
+) -> Any:
+    """Build the dlt resource that loads ``spec`` into ``<system>__<spec.name>``.
+
+    Files mode loads the extract days after the last one in resource state (``max_days`` at a time);
+    API mode asks the reader for objects changed since the cursor in resource state.
+    """
+    table_name = f"{system}__{spec.name}"
+    if spec.is_scd2 and mode == "files":
+        # one load per extract day: scd2 versions rows per load, with the day as the boundary
+        max_days = 1
+
+    @dlt.resource(
+        name=spec.name,
+        table_name=table_name,
+        primary_key=list(spec.primary_key) if not spec.is_scd2 else None,
+        merge_key=list(spec.merge_key) if spec.merge_key else None,
+        write_disposition=spec.write_disposition,
+        columns=spec.columns or None,
+        max_table_nesting=0,
+    )
+    def load_entity() -> Iterator[Any]:
+        state = dlt.current.resource_state()
+        field_types: dict[str, str] = state.setdefault("field_types", {})
+        counts = Accounting()
+        buffer: dict[Any, list[dict[str, Any]]] = {}
+
+        if mode == "files":
+            all_days = extract_days(landing_dir)
+            days = pending_days(all_days, state.get("last_extract_day"), max_days)
+            batches = ((day, files_reader(landing_dir, spec.reads, day)) for day in days)
+        elif mode == "api":
+            days = []
+            reader = api_reader()
+            batches = iter([(None, reader(api_config, spec.reads, state.get("api_since")))])
+        else:
+            raise ValueError(f"mode must be 'files' or 'api', got {mode!r}")
+
+        max_cursor: float | None = None
+        for day, records in batches:
+            for record in records:
+                if record.obj is None:
+                    counts.rows_read += 1
+                    counts.rows_quarantined += 1
+                    yield with_quarantine_hints(quarantine_row(system, spec.name, record, record.error or "unparseable", day))
+                    continue
+                try:
+                    rows = spec.prepare(record.obj)
+                except Reject as exc:
+                    counts.rows_read += 1
+                    counts.rows_quarantined += 1
+                    yield with_quarantine_hints(quarantine_row(system, spec.name, record, str(exc), day))
+                    continue
+                counts.rows_read += len(rows)
+                checked = spec.type_checked(record.obj) if spec.type_checked else [record.obj]
+                for obj in checked:
+                    check_field_types(
+                        obj, field_types, where=f"{record.origin} (position {record.position})", json_paths=spec.json_paths
+                    )
+                for row in rows:
+                    if spec.lineage_columns:
+                        row["_extract_day"] = date.fromisoformat(day) if day else None
+                        row["_origin"] = record.origin
+                    if spec.cursor and isinstance(row.get(spec.cursor), datetime):
+                        stamp = row[spec.cursor].timestamp()
+                        max_cursor = stamp if max_cursor is None else max(max_cursor, stamp)
+                if spec.group_key is not None:
+                    # a child set is replaced as a whole by its parent's later version
+                    key = ("group", spec.group_key(record.obj))
+                    if key in buffer:
+                        if spec.keep == "first":
+                            counts.rows_deduplicated += len(rows)
+                            continue
+                        counts.rows_deduplicated += len(buffer[key])
+                    buffer[key] = rows
+                    continue
+                for row in rows:
+                    key = tuple(get_path(row, column) for column in spec.primary_key)
+                    if key in buffer:
+                        counts.rows_deduplicated += 1
+                        if spec.keep == "first":
+                            continue
+                        del buffer[key]  # re-insert so a later version keeps arrival order
+                    buffer[key] = [row]
+
+        first = True
+        for rows in buffer.values():
+            for row in rows:
+                counts.rows_loaded += 1
+                if first and spec.is_scd2 and days:
+                    first = False
+                    yield dlt.mark.with_hints(
+                        row,
+                        dlt.mark.make_hints(
+                            write_disposition={**spec.write_disposition, "boundary_timestamp": _day_start(days[-1])},
+                            merge_key=list(spec.merge_key) if spec.merge_key else None,
+                        ),
+                    )
+                else:
+                    yield row
+
+        if mode == "files":
+            if days:
+                state["last_extract_day"] = days[-1]
+            state["pending_days"] = len(pending_days(all_days, state.get("last_extract_day")))
+        elif max_cursor is not None:
+            state["api_since"] = int(max_cursor)
+        state["last_run"] = {**counts.as_dict(), "extract_days": list(days)}
+        if counts.rows_read:
+            yield with_accounting_hints(accounting_row(system, spec.name, counts, list(days)))
+
+    return load_entity

@@ -1,0 +1,219 @@
+"""Pure functions shared by the sources: timestamp parsing, field access, type tracking, quarantine rows."""
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+
+class Reject(ValueError):
+    """A record that cannot load; the message is the quarantine reason."""
+
+
+class SchemaTypeChange(TypeError):
+    """A field that already has a type in the warehouse arrived with another type: the load must stop."""
+
+
+def parse_unix(value: Any) -> datetime | None:
+    """Unix seconds (Stripe, Delighted) to an aware UTC datetime; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Reject(f"expected Unix seconds, got {value!r}")
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def parse_iso(value: Any) -> datetime | None:
+    """ISO-8601 with ``Z`` or an offset (Zendesk, Segment) to an aware UTC datetime."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Reject(f"expected an ISO-8601 timestamp, got {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise Reject(f"expected an ISO-8601 timestamp, got {value!r}") from exc
+    if parsed.tzinfo is None:
+        raise Reject(f"timestamp without a timezone: {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def parse_salesforce_datetime(value: Any) -> datetime | None:
+    """Salesforce ``2025-12-16T13:05:30.000+0000`` (offset without colon) to an aware UTC datetime."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Reject(f"expected a Salesforce datetime, got {value!r}")
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
+    except ValueError as exc:
+        raise Reject(f"expected a Salesforce datetime like 2025-12-16T13:05:30.000+0000, got {value!r}") from exc
+
+
+def parse_date(value: Any) -> date | None:
+    """``YYYY-MM-DD`` to a date."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Reject(f"expected a date, got {value!r}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise Reject(f"expected a date like 2025-12-16, got {value!r}") from exc
+
+
+def get_path(obj: Mapping[str, Any], path: str) -> Any:
+    """``a.b.c`` lookup in nested dicts; None when any step is missing or not a dict."""
+    current: Any = obj
+    for part in path.split("."):
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(part)
+    return current
+
+
+def set_path(obj: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``a.b.c`` in nested dicts when the parent exists (never creates structure)."""
+    *parents, last = path.split(".")
+    current: Any = obj
+    for part in parents:
+        current = current.get(part) if isinstance(current, dict) else None
+        if current is None:
+            return
+    if isinstance(current, dict) and last in current:
+        current[last] = value
+
+
+def convert_fields(obj: dict[str, Any], paths: Iterable[str], parse) -> None:
+    """Replace the value at each path with ``parse(value)``; a failure names the field."""
+    for path in paths:
+        value = get_path(obj, path)
+        if value is None:
+            continue
+        try:
+            set_path(obj, path, parse(value))
+        except Reject as exc:
+            raise Reject(f"wrong type in {path}: {exc}") from None
+
+
+def require_fields(obj: Mapping[str, Any], paths: Iterable[str]) -> None:
+    """Reject a record with a missing or empty primary key field."""
+    for path in paths:
+        value = get_path(obj, path)
+        if value is None or value == "":
+            raise Reject(f"missing primary key {path}")
+
+
+def check_non_negative(obj: Mapping[str, Any], paths: Iterable[str]) -> None:
+    """Reject a record whose amount at any of ``paths`` is negative."""
+    for path in paths:
+        value = get_path(obj, path)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            raise Reject(f"negative amount in {path}: {value}")
+
+
+def check_currency(obj: Mapping[str, Any], paths: Iterable[str], known: set[str] | None) -> None:
+    """Reject a record whose currency is not in fx_rates (``known`` None turns the check off)."""
+    if known is None:
+        return
+    for path in paths:
+        value = get_path(obj, path)
+        if value is not None and str(value).lower() not in known:
+            raise Reject(f"unknown currency in {path}: {value!r} is not in reference/fx_rates.csv")
+
+
+def type_category(value: Any) -> str | None:
+    """The JSON type of a value as the schema sees it; ints and floats are both ``number``."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def iter_leaf_types(obj: Mapping[str, Any], json_paths: frozenset[str] = frozenset(), prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted path, type category) of every non-null leaf, descending into dicts as dlt flattens them.
+
+    Lists and the ``json_paths`` (stored as JSON columns) are leaves: their inner shape is free.
+    """
+    for key, value in obj.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and path not in json_paths:
+            yield from iter_leaf_types(value, json_paths, f"{path}.")
+            continue
+        category = "json" if path in json_paths else type_category(value)
+        if category is not None:
+            yield path, category
+
+
+def check_field_types(
+    obj: Mapping[str, Any],
+    known: dict[str, str],
+    *,
+    where: str,
+    json_paths: frozenset[str] = frozenset(),
+) -> None:
+    """Record each field's type in ``known`` on first sight; raise when a known field changes type.
+
+    ``known`` persists in dlt state, so a change is caught across loads too. New fields just evolve.
+    """
+    for path, category in iter_leaf_types(obj, json_paths):
+        seen = known.get(path)
+        if seen is None:
+            known[path] = category
+        elif seen != category:
+            raise SchemaTypeChange(
+                f"field {path!r} changed type from {seen} to {category} "
+                f"(value {get_path(obj, path)!r}) in {where}"
+            )
+
+
+def to_raw_text(obj: Any) -> str:
+    """The original text of a parsed object, for the quarantine table."""
+    return json.dumps(obj, default=str, ensure_ascii=False)
+
+
+def flatten(obj: Mapping[str, Any], json_paths: frozenset[str] = frozenset(), prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts into ``a__b`` keys (dlt's separator); lists and ``json_paths`` stay whole.
+
+    Sources load with ``max_table_nesting=0``, so what stays whole lands in a JSON column instead of a
+    child table: raw keeps the vendor's shape without a zoo of ``__items__data`` tables.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in obj.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and path not in json_paths:
+            for sub_key, sub_value in flatten(value, json_paths, f"{path}.").items():
+                flat[sub_key] = sub_value
+        else:
+            flat[path] = value
+    if prefix:
+        return flat
+    return {key.replace(".", "__"): value for key, value in flat.items()}
+
+
+def strip_key(obj: Any, key: str) -> Any:
+    """Remove ``key`` from every dict in a nested structure (Salesforce ``attributes``)."""
+    if isinstance(obj, dict):
+        return {k: strip_key(v, key) for k, v in obj.items() if k != key}
+    if isinstance(obj, list):
+        return [strip_key(v, key) for v in obj]
+    return obj
+
+
+def column_hints(typed_paths: Mapping[str, Iterable[str]]) -> dict[str, dict[str, Any]]:
+    """dlt column hints from ``{data_type: vendor paths}``: declared columns exist (typed) even while
+    every value so far is null, so downstream SQL can rely on them."""
+    return {
+        path.replace(".", "__"): {"data_type": data_type, "nullable": True}
+        for data_type, paths in typed_paths.items()
+        for path in paths
+    }

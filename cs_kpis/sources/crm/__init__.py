@@ -1,0 +1,66 @@
+"""The ``crm`` dlt source: Salesforce Account (scd2 history), User, Contact and Opportunity."""
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import dlt
+
+from cs_kpis.sources.common.entity import Entity, entity_resource
+from cs_kpis.sources.common.helpers import column_hints
+from cs_kpis.sources.common.landing import read_fx_currencies
+from cs_kpis.sources.crm import files, settings
+from cs_kpis.sources.crm.helpers import prepare_record
+
+
+def _api_reader():
+    try:
+        from cs_kpis.sources.crm.api import iter_records
+    except ImportError as exc:
+        raise NotImplementedError("crm API mode needs cs_kpis/sources/crm/api.py (iter_records)") from exc
+    return iter_records
+
+
+def entities(currencies: set[str] | None) -> list[Entity]:
+    """The four CRM entities; accounts keep scd2 history keyed on Id."""
+    specs = []
+    for resource, folder in settings.FOLDERS.items():
+        scd2 = resource == "accounts"
+        specs.append(
+            Entity(
+                name=resource,
+                reads=folder,
+                primary_key=(settings.PRIMARY_KEY,),
+                prepare=lambda obj, resource=resource: [prepare_record(obj, resource, currencies)],
+                write_disposition=settings.SCD2_WRITE_DISPOSITION if scd2 else "merge",
+                merge_key=(settings.PRIMARY_KEY,) if scd2 else None,
+                cursor=settings.CURSOR_FIELD,
+                lineage_columns=not scd2,
+                columns=column_hints({
+                    "timestamp": settings.DATETIME_FIELDS.get(resource, ()),
+                    "date": settings.DATE_FIELDS.get(resource, ()),
+                }),
+            )
+        )
+    return specs
+
+
+@dlt.source(name="crm", schema_contract={"tables": "evolve", "columns": "evolve", "data_type": "freeze"})
+def crm_source(landing_dir: Path | str | None = None, mode: str = "files", api_config: Any = None) -> Any:
+    """Salesforce objects from the landing folder (``mode="files"``) or the REST API (``mode="api"``).
+
+    Tables: ``crm__accounts`` (scd2: ``_dlt_valid_from``/``_dlt_valid_to``), ``crm__users``,
+    ``crm__contacts``, ``crm__opportunities``.
+    """
+    landing = Path(landing_dir) if landing_dir else None
+    currencies = read_fx_currencies(landing) if landing else None
+    make = partial(
+        entity_resource,
+        settings.SYSTEM,
+        mode=mode,
+        landing_dir=landing,
+        files_reader=files.iter_records,
+        api_reader=_api_reader,
+        api_config=api_config,
+    )
+    return [make(spec) for spec in entities(currencies)]

@@ -1,0 +1,27 @@
+"""Pure transforms of Salesforce records into raw rows."""
+
+from typing import Any
+
+from cs_kpis.sources.common.helpers import (
+    check_currency,
+    check_non_negative,
+    convert_fields,
+    flatten,
+    parse_date,
+    parse_salesforce_datetime,
+    require_fields,
+    strip_key,
+)
+from cs_kpis.sources.crm import settings
+
+
+def prepare_record(obj: dict[str, Any], resource: str, currencies: set[str] | None = None) -> dict[str, Any]:
+    """Strip ``attributes`` (also in nested relationships), check the Id, currency and amount, and parse
+    datetimes and dates; raise Reject when the record cannot load."""
+    row = strip_key(obj, "attributes")
+    require_fields(row, (settings.PRIMARY_KEY,))
+    convert_fields(row, settings.DATETIME_FIELDS.get(resource, ()), parse_salesforce_datetime)
+    convert_fields(row, settings.DATE_FIELDS.get(resource, ()), parse_date)
+    check_currency(row, settings.CURRENCY_FIELDS.get(resource, ()), currencies)
+    check_non_negative(row, settings.NON_NEGATIVE_FIELDS.get(resource, ()))
+    return flatten(row)

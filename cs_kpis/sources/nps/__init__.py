@@ -1,0 +1,41 @@
+"""The ``nps`` dlt source: Delighted survey responses."""
+
+from pathlib import Path
+from typing import Any
+
+import dlt
+
+from cs_kpis.sources.common.entity import Entity, entity_resource
+from cs_kpis.sources.common.helpers import column_hints
+from cs_kpis.sources.nps import files, settings
+from cs_kpis.sources.nps.helpers import prepare_response
+
+
+def _api_reader():
+    try:
+        from cs_kpis.sources.nps.api import iter_records
+    except ImportError as exc:
+        raise NotImplementedError("nps API mode needs cs_kpis/sources/nps/api.py (iter_records)") from exc
+    return iter_records
+
+
+@dlt.source(name="nps", schema_contract={"tables": "evolve", "columns": "evolve", "data_type": "freeze"})
+def nps_source(landing_dir: Path | str | None = None, mode: str = "files", api_config: Any = None) -> Any:
+    """Delighted survey responses from the landing folder or the API, into ``nps__survey_responses``."""
+    spec = Entity(
+        name=settings.ENTITY,
+        reads=settings.ENTITY,
+        primary_key=(settings.PRIMARY_KEY,),
+        prepare=lambda obj: [prepare_response(obj)],
+        cursor=settings.CURSOR_FIELD,
+        columns=column_hints({"timestamp": settings.UNIX_FIELDS}),
+    )
+    return entity_resource(
+        settings.SYSTEM,
+        spec,
+        mode=mode,
+        landing_dir=Path(landing_dir) if landing_dir else None,
+        files_reader=files.iter_records,
+        api_reader=_api_reader,
+        api_config=api_config,
+    )

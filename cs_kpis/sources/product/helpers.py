@@ -1,0 +1,143 @@
+"""SQL for loading Segment event files with DuckDB: pure string builders, tested without a database.
+
+Two ways to stage a day: the fast one lets ``read_json`` parse the files; the careful one reads each
+file as text, splits it into numbered lines and parses them with ``json_valid``/``json_transform``, so a
+malformed line becomes a quarantine row with its line number instead of an error. The careful way runs
+only for days where the fast way fails or finds a bad row.
+"""
+
+from collections.abc import Sequence
+
+from cs_kpis.sources.product import settings
+
+STAGE = "_product_events_stage"
+
+
+def sql_literal(value: str) -> str:
+    """A single-quoted SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def file_list(files: Sequence[str]) -> str:
+    """``['a', 'b']`` for DuckDB's multi-file readers."""
+    return "[" + ", ".join(sql_literal(str(path)) for path in files) + "]"
+
+
+def struct_spec() -> str:
+    """``{'type': 'VARCHAR', ...}`` for read_json's columns."""
+    return "{" + ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in settings.SEGMENT_FIELDS.items()) + "}"
+
+
+def json_structure() -> str:
+    """The JSON structure for json_transform, equivalent to :func:`struct_spec`."""
+    parts = []
+    for key, kind in settings.SEGMENT_FIELDS.items():
+        if kind.startswith("STRUCT"):
+            parts.append(f'"{key}": {{"groupId": "VARCHAR"}}')
+        else:
+            parts.append(f'"{key}": "{kind}"')
+    return "{" + ", ".join(parts) + "}"
+
+
+def _stage_columns(source: str) -> str:
+    s = source
+    return (
+        f"{s}.messageId AS message_id, {s}.type AS type, {s}.userId AS user_id, "
+        f"{s}.anonymousId AS anonymous_id, {s}.event AS event, {s}.timestamp AS timestamp, "
+        f"{s}.originalTimestamp AS original_timestamp, {s}.sentAt AS sent_at, {s}.receivedAt AS received_at, "
+        f"{s}.groupId AS group_id, {s}.context.groupId AS context_group_id, "
+        f"{s}.properties AS properties, {s}.traits AS traits"
+    )
+
+
+def stage_fast_sql(files: Sequence[str]) -> str:
+    """Stage every line of ``files`` with read_json; fails on a malformed line (then use the careful way)."""
+    return f"""
+        create or replace temp table {STAGE} as
+        select filename as _file, null::bigint as _position, null::varchar as _raw, {_stage_columns('r')}
+        from read_json({file_list(files)}, format = 'newline_delimited', columns = {struct_spec()},
+                       filename = true) as r
+    """
+
+
+def stage_careful_sql(files: Sequence[str]) -> str:
+    """Stage every line with its 0-based line number; malformed lines keep their text in ``_raw``."""
+    return f"""
+        create or replace temp table {STAGE} as
+        with lines as (
+            select filename as _file,
+                   unnest(generate_series(0, len(parts) - 1)) as _position,
+                   unnest(parts) as line
+            from (select filename, string_split(rtrim(content, chr(10)), chr(10)) as parts
+                  from read_text({file_list(files)}))
+        ), parsed as (
+            select _file, _position, line, json_valid(line) as ok,
+                   case when json_valid(line) then try(json_transform(line, {sql_literal(json_structure())})) end as r
+            from lines
+        )
+        select _file, _position, case when not ok or r is null then line end as _raw, {_stage_columns('r')}
+        from parsed
+    """
+
+
+def bad_reason_sql() -> str:
+    """A CASE expression giving the quarantine reason of a staged line, NULL for a good one."""
+    checks = ["when _raw is not null then 'malformed JSON line'"]
+    checks.append(f"when message_id is null or message_id = '' then 'missing primary key {settings.PRIMARY_KEY}'")
+    for field, column in zip(
+        settings.TIMESTAMP_FIELDS, ("timestamp", "original_timestamp", "sent_at", "received_at"), strict=True
+    ):
+        checks.append(
+            f"when {column} is not null and try_cast({column} as timestamptz) is null "
+            f"then 'wrong type in {field}: not an ISO-8601 timestamp'"
+        )
+    return "case " + " ".join(checks) + " end"
+
+
+def count_bad_sql() -> str:
+    """How many staged lines cannot load."""
+    return f"select count(*) from {STAGE} where ({bad_reason_sql()}) is not null"
+
+
+def bad_rows_sql() -> str:
+    """The staged lines that cannot load: file, line number, raw text or row as JSON, reason."""
+    return f"""
+        select _file, _position, coalesce(_raw, to_json(s)::varchar) as raw_text, {bad_reason_sql()} as reason
+        from {STAGE} as s
+        where ({bad_reason_sql()}) is not null
+        order by _file, _position
+    """
+
+
+def create_table_sql(table: str) -> str:
+    """The events table, created on first load."""
+    columns = ", ".join(f"{name} {kind}" for name, kind in settings.TABLE_COLUMNS.items())
+    return f"create table if not exists {table} ({columns})"
+
+
+def delete_bad_sql() -> str:
+    """Drop the lines that cannot load from the stage, once they are on their way to quarantine."""
+    return f"delete from {STAGE} where ({bad_reason_sql()}) is not null"
+
+
+def insert_sql(table: str, *, received_day: str, origin_prefix: str, load_id: str) -> str:
+    """Insert the staged lines not loaded before: the first of each messageId in the day (stage order),
+    and none whose messageId the table already holds (duplicates across days).
+
+    Duplicates are ~1% of a day, so only they go through the min(rowid) grouping; the rest pass a
+    cheap anti-join. This measured 2x faster than one grouping over all rows, and 5x faster than
+    DISTINCT ON or a row_number() window.
+    """
+    duplicated = f"select message_id from {STAGE} group by message_id having count(*) > 1"
+    first_of_duplicated = f"select min(rowid) from {STAGE} group by message_id having count(*) > 1"
+    return f"""
+        insert into {table}
+        select message_id, type, user_id, anonymous_id, event,
+               timestamp::timestamptz, original_timestamp::timestamptz, sent_at::timestamptz,
+               received_at::timestamptz, group_id, context_group_id, properties, traits,
+               {sql_literal(received_day)}::date, replace(_file, {sql_literal(origin_prefix)}, ''),
+               {sql_literal(load_id)}
+        from {STAGE} as s
+        where (s.message_id not in ({duplicated}) or s.rowid in ({first_of_duplicated}))
+        and not exists (select 1 from {table} as e where e.message_id = s.message_id)
+    """

@@ -1,0 +1,51 @@
+"""Segment (product) constants: the events table and the fields read from each event line."""
+
+SYSTEM = "product"
+
+ENTITY = "events"
+
+FOLDER = "product/events"
+"""``<received_day>/part-*.jsonl``, at most 200,000 lines per part"""
+
+TABLE = "product__events"
+
+PRIMARY_KEY = "messageId"
+
+SEGMENT_FIELDS: dict[str, str] = {
+    "type": "VARCHAR",
+    "messageId": "VARCHAR",
+    "userId": "VARCHAR",
+    "anonymousId": "VARCHAR",
+    "event": "VARCHAR",
+    "timestamp": "VARCHAR",
+    "originalTimestamp": "VARCHAR",
+    "sentAt": "VARCHAR",
+    "receivedAt": "VARCHAR",
+    "groupId": "VARCHAR",
+    "context": "STRUCT(groupId VARCHAR)",
+    "properties": "JSON",
+    "traits": "JSON",
+}
+"""what DuckDB reads from each line; timestamps stay text until checked, so a bad one is quarantined"""
+
+TIMESTAMP_FIELDS: tuple[str, ...] = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
+
+TABLE_COLUMNS: dict[str, str] = {
+    "message_id": "VARCHAR",
+    "type": "VARCHAR",
+    "user_id": "VARCHAR",
+    "anonymous_id": "VARCHAR",
+    "event": "VARCHAR",
+    "timestamp": "TIMESTAMPTZ",
+    "original_timestamp": "TIMESTAMPTZ",
+    "sent_at": "TIMESTAMPTZ",
+    "received_at": "TIMESTAMPTZ",
+    "group_id": "VARCHAR",
+    "context_group_id": "VARCHAR",
+    "properties": "JSON",
+    "traits": "JSON",
+    "_received_day": "DATE",
+    "_origin": "VARCHAR",
+    "_dlt_load_id": "VARCHAR",
+}
+"""``raw.product__events``: Segment's spec fields, ``context.groupId`` flattened, JSON kept as JSON"""

@@ -1,0 +1,53 @@
+"""The ``support`` dlt source: Zendesk organizations, tickets, ticket metrics and satisfaction ratings."""
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import dlt
+
+from cs_kpis.sources.common.entity import Entity, entity_resource
+from cs_kpis.sources.common.helpers import column_hints
+from cs_kpis.sources.support import files, settings
+from cs_kpis.sources.support.helpers import id_columns, prepare_object
+
+
+def _api_reader():
+    try:
+        from cs_kpis.sources.support.api import iter_records
+    except ImportError as exc:
+        raise NotImplementedError("support API mode needs cs_kpis/sources/support/api.py (iter_records)") from exc
+    return iter_records
+
+
+def entities() -> list[Entity]:
+    """One Entity per Zendesk export, merged on the BIGINT id."""
+    return [
+        Entity(
+            name=entity,
+            reads=entity,
+            primary_key=(settings.PRIMARY_KEY,),
+            prepare=lambda obj, entity=entity: [prepare_object(obj, entity)],
+            columns={**column_hints({"timestamp": settings.ISO_FIELDS.get(entity, ())}), **id_columns(entity)},
+            cursor=settings.CURSOR_FIELD,
+        )
+        for entity in settings.ENTITIES
+    ]
+
+
+@dlt.source(name="support", schema_contract={"tables": "evolve", "columns": "evolve", "data_type": "freeze"})
+def support_source(landing_dir: Path | str | None = None, mode: str = "files", api_config: Any = None) -> Any:
+    """Zendesk objects from the landing folder (``mode="files"``) or the API (``mode="api"``).
+
+    Tables ``support__<entity>``; ids BIGINT, timestamps parsed from ISO-8601.
+    """
+    make = partial(
+        entity_resource,
+        settings.SYSTEM,
+        mode=mode,
+        landing_dir=Path(landing_dir) if landing_dir else None,
+        files_reader=files.iter_records,
+        api_reader=_api_reader,
+        api_config=api_config,
+    )
+    return [make(spec) for spec in entities()]

@@ -1,0 +1,1 @@
+"""Tests of the raw layer Dagster wiring."""

@@ -1,0 +1,1 @@
+"""Tests of the dlt sources (no Dagster)."""

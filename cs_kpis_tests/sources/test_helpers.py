@@ -1,0 +1,115 @@
+"""Pure helpers: parsing, flattening, type tracking, fx rates, event SQL."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from cs_kpis.sources.billing.helpers import parse_fx_rates, prepare_children, prepare_object
+from cs_kpis.sources.common.helpers import (
+    Reject,
+    SchemaTypeChange,
+    check_field_types,
+    flatten,
+    parse_iso,
+    parse_salesforce_datetime,
+    parse_unix,
+)
+from cs_kpis.sources.common.landing import pending_days
+from cs_kpis.sources.crm.helpers import prepare_record
+from cs_kpis.sources.product import helpers as sql
+from cs_kpis_tests.sources.landing_builder import account, subscription
+
+
+@pytest.mark.parametrize(
+    ("parse", "value", "expected"),
+    [
+        (
+            parse_salesforce_datetime,
+            "2025-12-16T13:05:30.000+0000",
+            datetime(2025, 12, 16, 13, 5, 30, tzinfo=UTC),
+        ),
+        (
+            parse_salesforce_datetime,
+            "2025-12-16T15:05:30.000+0200",
+            datetime(2025, 12, 16, 13, 5, 30, tzinfo=UTC),
+        ),
+        (parse_unix, 1234567890, datetime(2009, 2, 13, 23, 31, 30, tzinfo=UTC)),
+        (parse_iso, "2012-09-06T20:15:09Z", datetime(2012, 9, 6, 20, 15, 9, tzinfo=UTC)),
+        (parse_iso, None, None),
+    ],
+    ids=["salesforce", "salesforce-offset", "stripe-unix", "zendesk-iso", "null"],
+)
+def test_timestamps_parse_to_utc(parse, value, expected) -> None:
+    assert parse(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("parse", "value"),
+    [
+        (parse_salesforce_datetime, "31/12/2025"),
+        (parse_unix, "1234567890"),
+        (parse_iso, "2012-09-06T20:15:09"),
+    ],
+    ids=["salesforce-day-first", "unix-as-string", "iso-without-zone"],
+)
+def test_bad_timestamps_are_rejected(parse, value) -> None:
+    with pytest.raises(Reject):
+        parse(value)
+
+
+def test_salesforce_attributes_are_stripped_and_fields_flattened() -> None:
+    row = prepare_record(account(1, "2026-01-01"), "accounts")
+    assert "attributes" not in row and not any(k.startswith("attributes") for k in row)
+    assert row["SystemModstamp"] == datetime(2026, 1, 1, 12, 5, 30, tzinfo=UTC)
+
+
+def test_flatten_keeps_lists_and_json_paths_whole() -> None:
+    obj = {"a": {"b": 1, "c": {"d": 2}}, "items": {"data": [1]}, "tags": ["x"], "empty": {}}
+    assert flatten(obj, frozenset({"items"})) == {
+        "a__b": 1,
+        "a__c__d": 2,
+        "items": {"data": [1]},
+        "tags": ["x"],
+        "empty": {},
+    }
+
+
+def test_field_types_allow_new_fields_and_ints_as_floats_but_not_changes() -> None:
+    known: dict[str, str] = {}
+    check_field_types({"priority": "high", "amount": 1}, known, where="f")
+    check_field_types({"priority": None, "amount": 1.5, "new": True}, known, where="f")
+    with pytest.raises(
+        SchemaTypeChange, match=r"'priority' changed type from text to number .* in part-2.json"
+    ):
+        check_field_types({"priority": 3}, known, where="part-2.json")
+
+
+def test_stripe_money_stays_in_minor_units_and_negative_or_unknown_is_rejected() -> None:
+    sub = subscription(1, 1, "2026-01-01")
+    row = prepare_object(sub, "subscriptions", {"usd"})
+    assert row["created"].tzinfo is UTC and isinstance(row["items"], dict)
+    items = prepare_children(sub, "subscription_items", {"usd"})
+    assert items[0]["price__unit_amount"] == 2000 and items[0]["subscription"] == sub["id"]
+    with pytest.raises(Reject, match="unknown currency"):
+        prepare_object({**sub, "currency": "xyz"}, "subscriptions", {"usd"})
+    assert prepare_children({**sub, "currency": "xyz"}, "subscription_items", {"usd"}) == []
+    with pytest.raises(Reject, match="negative amount in amount_due"):
+        prepare_object({"id": "in_1", "amount_due": -1}, "invoices")
+
+
+def test_fx_rates_parse_and_report_bad_lines() -> None:
+    rows, bad = parse_fx_rates("date,currency,rate\n2026-01-01,eur,1.1\n2026-01-01,GBP,oops\n")
+    assert rows == [{"date": date(2026, 1, 1), "currency": "EUR", "rate": 1.1}]
+    assert bad == [(2, "2026-01-01,GBP,oops", "bad fx rate: could not convert string to float: 'oops'")]
+
+
+def test_pending_days() -> None:
+    days = ["2026-01-01", "2026-01-02", "2026-01-03"]
+    assert pending_days(days, None, 1) == ["2026-01-01"]
+    assert pending_days(days, "2026-01-01") == ["2026-01-02", "2026-01-03"]
+    assert pending_days(days, "2026-01-03") == []
+
+
+def test_event_sql_quotes_paths() -> None:
+    assert sql.file_list(["/a/it's.jsonl"]) == "['/a/it''s.jsonl']"
+    assert "missing primary key messageId" in sql.bad_reason_sql()

@@ -1,0 +1,294 @@
+"""The dlt sources against tiny landing folders: loads, reruns, increments, quarantine, schema changes."""
+
+import json
+from pathlib import Path
+
+import pytest
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from cs_kpis_tests.sources.conftest import Loader, make_loader
+from cs_kpis_tests.sources.landing_builder import (
+    DAYS,
+    account,
+    customer,
+    final_snapshot,
+    invoice,
+    segment_event,
+    subscription,
+    ticket,
+    tiny_company,
+    tiny_events,
+    write_landing,
+)
+
+ENTITY_TABLES = {
+    "crm": ["crm__users", "crm__contacts", "crm__opportunities"],
+    "billing": [
+        "billing__customers",
+        "billing__products",
+        "billing__prices",
+        "billing__coupons",
+        "billing__subscriptions",
+        "billing__subscription_items",
+        "billing__invoices",
+        "billing__invoice_lines",
+        "billing__events",
+    ],
+    "support": [
+        "support__organizations",
+        "support__tickets",
+        "support__ticket_metrics",
+        "support__satisfaction_ratings",
+    ],
+    "nps": ["nps__survey_responses"],
+}
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    events = {day: tiny_events(day, i * 100, 10) for i, day in enumerate(DAYS)}
+    return write_landing(tmp_path / "landing", tiny_company(), events=events)
+
+
+def test_each_source_loads_the_expected_rows(loader: Loader, landing: Path) -> None:
+    for system in ("crm", "billing", "support", "nps", "product"):
+        loader.run(system, landing)
+    count = {
+        t: loader.query(f"select count(*) from raw.{t}")[0][0]
+        for t in (
+            "crm__accounts",
+            "crm__users",
+            "billing__subscriptions",
+            "billing__subscription_items",
+            "billing__invoice_lines",
+            "support__tickets",
+            "nps__survey_responses",
+            "product__events",
+            "billing__fx_rates",
+        )
+    }
+    # accounts: 3 accounts, 2 of them with a second version
+    assert count == {
+        "crm__accounts": 5,
+        "crm__users": 3,
+        "billing__subscriptions": 2,
+        "billing__subscription_items": 2,
+        "billing__invoice_lines": 2,
+        "support__tickets": 3,
+        "nps__survey_responses": 3,
+        "product__events": 30,
+        "billing__fx_rates": 9,
+    }
+    # attributes stripped, timestamps typed, money kept in minor units, Zendesk ids BIGINT
+    columns = dict(
+        loader.query(
+            "select table_name || '.' || column_name, data_type from information_schema.columns where table_schema = 'raw'"
+        )
+    )
+    assert "crm__accounts.attributes__type" not in columns
+    assert columns["crm__accounts.system_modstamp"] == "TIMESTAMP WITH TIME ZONE"
+    assert columns["billing__subscriptions.canceled_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert columns["billing__invoices.created"] == "TIMESTAMP WITH TIME ZONE"
+    assert columns["billing__invoices.amount_due"] == "BIGINT"
+    assert columns["billing__customers.metadata__salesforce_account_id"] == "VARCHAR"
+    assert columns["support__tickets.id"] == "BIGINT"
+    assert columns["support__tickets.organization_id"] == "BIGINT"
+    assert columns["support__tickets.created_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert columns["nps__survey_responses.updated_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert columns["product__events.context_group_id"] == "VARCHAR"
+    assert columns["product__events.properties"] == "JSON"
+    # the removed subscription item disappeared with the subscription's new version
+    assert loader.query("select id, quantity from raw.billing__subscription_items order by id") == [
+        ("si_00000000000011", 8),
+        ("si_00000000000021", 5),
+    ]
+
+
+def test_accounts_keep_scd2_history_by_extract_day(loader: Loader, landing: Path) -> None:
+    loader.run("crm", landing)
+    rows = loader.query(
+        "select id, owner_id, segment__c, _dlt_valid_from::date::varchar, _dlt_valid_to::date::varchar "
+        "from raw.crm__accounts order by id, _dlt_valid_from"
+    )
+    a1, a2, a3 = (f"001{n:012d}AAA" for n in (1, 2, 3))
+    assert rows == [
+        (a1, "005000000000001AAA", "SMB", "2026-01-01", "2026-01-02"),
+        (a1, "005000000000003AAA", "SMB", "2026-01-02", None),
+        (a2, "005000000000001AAA", "Mid-Market", "2026-01-01", "2026-01-03"),
+        (a2, "005000000000001AAA", "Enterprise", "2026-01-03", None),
+        (a3, "005000000000001AAA", "SMB", "2026-01-03", None),
+    ]
+    # segment as of a day
+    as_of = loader.query(
+        f"select segment__c from raw.crm__accounts where id = '{a2}' and _dlt_valid_from <= '2026-01-02' "
+        "and (_dlt_valid_to is null or _dlt_valid_to > '2026-01-02')"
+    )
+    assert as_of == [("Mid-Market",)]
+
+
+def test_rerun_loads_nothing_and_tables_stay_identical(loader: Loader, landing: Path) -> None:
+    tables = [t for ts in ENTITY_TABLES.values() for t in ts] + [
+        "crm__accounts",
+        "product__events",
+        "_quarantine",
+    ]
+    for system in ("crm", "billing", "support", "nps", "product"):
+        loader.run(system, landing)
+    before = {t: loader.table(t) for t in tables if t != "_quarantine"}
+    for system in ("crm", "billing", "support", "nps", "product"):
+        totals = loader.run(system, landing)
+        assert all(c.rows_read == 0 for c in totals.values()), (system, totals)
+    assert {t: loader.table(t) for t in before} == before
+
+
+def test_snapshot_then_increments_equals_one_final_snapshot(tmp_path: Path) -> None:
+    history = tiny_company()
+    incremental = make_loader(tmp_path, "incremental")
+    snapshot = make_loader(tmp_path, "snapshot")
+    inc_landing = write_landing(tmp_path / "inc_landing", history)
+    final_landing = write_landing(tmp_path / "final_landing", final_snapshot(history))
+    for system in ENTITY_TABLES | {"crm": None}:
+        incremental.run(system, inc_landing)
+        snapshot.run(system, final_landing)
+    for tables in ENTITY_TABLES.values():
+        for table in tables:
+            assert incremental.table(table) == snapshot.table(table), table
+    current = "select * exclude (_dlt_valid_from, _dlt_id, _dlt_load_id) from raw.crm__accounts where _dlt_valid_to is null"
+    assert sorted(incremental.query(current)) == sorted(snapshot.query(current))
+
+
+def test_bad_input_is_quarantined_and_the_accounting_holds(loader: Loader, tmp_path: Path) -> None:
+    history = tiny_company()
+    d1 = DAYS[0]
+    no_id = customer(9, 1)
+    del no_id["id"]
+    history[d1][("billing", "customers")].append(no_id)
+    history[d1][("billing", "invoices")].append(invoice(9, 1, 1, d1, amount_due=-500))
+    history[d1][("billing", "subscriptions")].append(subscription(9, 1, d1, currency="xyz"))
+    history[d1][("crm", "Account")].append(account(9, d1, CreatedDate="31/12/2025"))
+    good = tiny_events(d1, 0, 5)
+    no_message_id = segment_event(50, d1)
+    del no_message_id["messageId"]
+    events = {d1: [*good, '{"type": "track", "messageId": "ajs-broken"', no_message_id, good[0]]}
+    landing = write_landing(tmp_path / "landing", history, events=events)
+    totals = {}
+    for system in ("crm", "billing", "product"):
+        totals.update({(system, k): v for k, v in loader.run(system, landing).items()})
+
+    rows = loader.query(
+        "select source, entity, origin, position, reason, raw_text from raw._quarantine order by all"
+    )
+    reasons = {(s, e): (o, p, r) for s, e, o, p, r, _ in rows}
+    assert reasons[("billing", "customers")] == (
+        "billing/customers/2026-01-01/part-00001.json",
+        2,
+        "missing primary key id",
+    )
+    assert reasons[("billing", "invoices")][2] == "negative amount in amount_due: -500"
+    assert "unknown currency" in reasons[("billing", "subscriptions")][2]
+    assert "CreatedDate" in reasons[("crm", "accounts")][2]
+    product = [(o, p, r) for s, e, o, p, r, _ in rows if s == "product"]
+    assert product == [
+        ("product/events/2026-01-01/part-00001.jsonl", 5, "malformed JSON line"),
+        ("product/events/2026-01-01/part-00001.jsonl", 6, "missing primary key messageId"),
+    ]
+    assert all(raw for *_, raw in rows)
+    # items of the quarantined subscription are not loaded either
+    assert loader.query(
+        "select count(*) from raw.billing__subscription_items where subscription = 'sub_00000000000009'"
+    ) == [(0,)]
+    for key, counts in totals.items():
+        assert counts.balanced, (key, counts)
+    assert totals[("product", "events")].as_dict() == {
+        "rows_read": 8,
+        "rows_loaded": 5,
+        "rows_quarantined": 2,
+        "rows_deduplicated": 1,
+    }
+    assert totals[("billing", "customers")].rows_quarantined == 1
+    accounting = loader.query(
+        "select sum(rows_read), sum(rows_loaded + rows_quarantined + rows_deduplicated) from raw._row_accounting"
+    )
+    assert accounting[0][0] == accounting[0][1]
+
+
+def test_a_new_field_evolves_the_schema(loader: Loader, tmp_path: Path) -> None:
+    history = tiny_company()
+    history[DAYS[1]][("crm", "Account")] = [account(1, DAYS[1], Upsell_Score__c=0.87)]
+    history[DAYS[1]][("support", "tickets")] = [ticket(1, 1, DAYS[1], new_field="surprise")]
+    landing = write_landing(tmp_path / "landing", history)
+    loader.run("crm", landing)
+    loader.run("support", landing)
+    assert loader.query(
+        "select upsell_score__c from raw.crm__accounts where upsell_score__c is not null"
+    ) == [(0.87,)]
+    assert loader.query("select new_field from raw.support__tickets where new_field is not null") == [
+        ("surprise",)
+    ]
+
+
+def test_a_type_change_fails_naming_field_and_file(loader: Loader, tmp_path: Path) -> None:
+    history = tiny_company()
+    history[DAYS[1]][("support", "tickets")] = [ticket(1, 1, DAYS[1], priority=3)]
+    landing = write_landing(tmp_path / "landing", history)
+    with pytest.raises(PipelineStepFailed) as failure:
+        loader.run("support", landing)
+    message = str(failure.value)
+    assert "'priority' changed type from text to number" in message
+    assert "support/tickets/2026-01-02/part-00001.json" in message
+    # nothing of the failed load is visible
+    assert loader.query(
+        "select count(*) from information_schema.tables where table_name = 'support__tickets'"
+    ) == [(0,)]
+
+
+def test_a_type_change_in_a_later_run_also_fails(loader: Loader, tmp_path: Path) -> None:
+    history = tiny_company()
+    landing = write_landing(tmp_path / "landing", {DAYS[0]: history[DAYS[0]]})
+    loader.run("support", landing)
+    history[DAYS[1]][("support", "tickets")] = [ticket(2, 2, DAYS[1], priority=1)]
+    landing = write_landing(tmp_path / "landing", {d: history[d] for d in DAYS[:2]})
+    with pytest.raises(PipelineStepFailed, match="priority"):
+        loader.run("support", landing)
+
+
+def test_events_are_deduplicated_within_and_across_days(loader: Loader, tmp_path: Path) -> None:
+    d1, d2 = DAYS[:2]
+    day1 = tiny_events(d1, 0, 6)
+    day2 = tiny_events(d2, 100, 4) + [day1[3], day1[4]]
+    landing = write_landing(tmp_path / "landing", {d1: {}, d2: {}}, events={d1: day1 + [day1[0]], d2: day2})
+    totals = loader.run("product", landing)
+    assert totals["events"].as_dict() == {
+        "rows_read": 13,
+        "rows_loaded": 10,
+        "rows_quarantined": 0,
+        "rows_deduplicated": 3,
+    }
+    assert loader.query("select count(*), count(distinct message_id) from raw.product__events") == [(10, 10)]
+    kinds = dict(loader.query("select type, count(*) from raw.product__events group by type"))
+    assert kinds == {"identify": 2, "group": 2, "track": 6}
+    assert loader.query(
+        "select context_group_id, json_extract_string(properties, '$.title') from raw.product__events "
+        "where message_id = 'ajs-00000000000000000000000000000002'"
+    ) == [("ws_00001", "Usage")]
+
+
+def test_a_missing_manifest_is_an_error(loader: Loader, tmp_path: Path) -> None:
+    landing = write_landing(tmp_path / "landing", tiny_company())
+    (landing / "_manifest.json").unlink()
+    with pytest.raises(PipelineStepFailed, match="_manifest.json"):
+        loader.run("nps", landing)
+
+
+def test_an_unreadable_part_is_quarantined_whole(loader: Loader, tmp_path: Path) -> None:
+    landing = write_landing(tmp_path / "landing", tiny_company())
+    part = landing / "nps" / "survey_responses" / DAYS[2] / "part-00001.json"
+    part.write_text(part.read_text()[:-5])
+    totals = loader.run("nps", landing)
+    assert totals["survey_responses"].rows_quarantined == 1
+    assert loader.query("select origin, position from raw._quarantine") == [
+        (str(part.relative_to(landing)), 0)
+    ]
+    assert json.loads(
+        loader.query("select extract_days from raw._row_accounting order by loaded_at desc limit 1")[0][0]
+    )
