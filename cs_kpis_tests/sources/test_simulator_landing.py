@@ -29,6 +29,17 @@ def test_tiny_company_loads(loader: Loader, tmp_path: Path, bad_input: bool) -> 
         assert counts.balanced, (key, counts)
     assert totals[("billing", "customers")].rows_loaded > 0
     assert totals[("product", "events")].rows_loaded > 0
+    # every event in every received-day folder arrives once, not only the extract days' folders
+    expected = loader.query(
+        f"select count(distinct messageId) from read_json('{tmp_path}/landing/product/events/*/part-*.jsonl', "
+        "format = 'newline_delimited', columns = {'messageId': 'VARCHAR'}, ignore_errors = true) "
+        "where messageId is not null"
+    )[0][0]
+    assert loader.query("select count(*), count(distinct message_id) from raw.product__events")[0] == (
+        expected,
+        expected,
+    )
+    assert expected > 10_000
     accounts = loader.query("select count(distinct id) from raw.crm__accounts where _dlt_valid_to is null")[
         0
     ][0]

@@ -59,13 +59,20 @@ def events_resource(landing_dir: Path | None, mode: str, api_config: Any, max_da
             if mode == "files":
                 all_days = extract_days(landing_dir)
                 days = pending_days(all_days, state.get("last_extract_day"), max_days)
+                previous = state.get("last_extract_day")
                 for day in days:
-                    paths = [str(path) for path in files.day_files(landing_dir, day)]
-                    result = load_day(con, table, paths, received_day=day,
-                                      origin_prefix=f"{landing_dir}/", load_id=load_id)
-                    counts = counts.add(result.counts)
-                    for origin, position, raw_text, reason in result.bad_rows:
-                        yield _quarantine(origin.replace(f"{landing_dir}/", ""), position, raw_text, reason, day)
+                    # the extract day covers the received-day folders since the previous one, loaded in
+                    # batches so that each set-based insert stays a bounded size
+                    folders = files.received_days(landing_dir, previous, day)
+                    for start in range(0, len(folders), settings.FOLDERS_PER_BATCH):
+                        batch = folders[start:start + settings.FOLDERS_PER_BATCH]
+                        paths = [str(p) for folder in batch for p in files.day_files(landing_dir, folder)]
+                        result = load_day(con, table, paths, received_day=None,
+                                          origin_prefix=f"{landing_dir}/", load_id=load_id)
+                        counts = counts.add(result.counts)
+                        for origin, position, raw_text, reason in result.bad_rows:
+                            yield _quarantine(origin.replace(f"{landing_dir}/", ""), position, raw_text, reason, day)
+                    previous = day
                 state["last_extract_day"] = days[-1] if days else state.get("last_extract_day")
                 state["pending_days"] = len(pending_days(all_days, state.get("last_extract_day")))
             elif mode == "api":

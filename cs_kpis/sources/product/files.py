@@ -5,6 +5,7 @@ the record-by-record reader with the same contract as the other systems, for too
 """
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,10 +13,25 @@ from cs_kpis.sources.common.landing import part_files, relative_origin
 from cs_kpis.sources.product import settings
 from cs_kpis.sources.records import RawRecord
 
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
 
 def day_files(landing_dir: Path | str, received_day: str) -> list[Path]:
     """The part files of one received day, in part order."""
     return part_files(landing_dir, settings.FOLDER, received_day, suffix=".jsonl")
+
+
+def received_days(landing_dir: Path | str, after: str | None, up_to: str) -> list[str]:
+    """The received-day folders in ``(after, up_to]``, oldest first.
+
+    Events are filed by the day Segment received them, not by extract day: the snapshot extract
+    covers every received day up to it, and each increment covers its own day.
+    """
+    root = Path(landing_dir) / settings.FOLDER
+    if not root.is_dir():
+        return []
+    names = (p.name for p in root.iterdir() if p.is_dir() and _DAY.fullmatch(p.name))
+    return sorted(n for n in names if (after is None or n > after) and n <= up_to)
 
 
 def iter_records(landing_dir: Path | str, entity: str, extract_day: str) -> Iterator[RawRecord]:

@@ -120,7 +120,14 @@ def delete_bad_sql() -> str:
     return f"delete from {STAGE} where ({bad_reason_sql()}) is not null"
 
 
-def insert_sql(table: str, *, received_day: str, origin_prefix: str, load_id: str) -> str:
+def received_day_expr(received_day: str | None) -> str:
+    """The received day of a staged row: given, or read from its folder name (``.../<day>/part-*``)."""
+    if received_day is not None:
+        return f"{sql_literal(received_day)}::date"
+    return r"regexp_extract(_file, '(\d{4}-\d{2}-\d{2})/part-[^/]*$', 1)::date"
+
+
+def insert_sql(table: str, *, received_day: str | None, origin_prefix: str, load_id: str) -> str:
     """Insert the staged lines not loaded before: the first of each messageId in the day (stage order),
     and none whose messageId the table already holds (duplicates across days).
 
@@ -135,7 +142,7 @@ def insert_sql(table: str, *, received_day: str, origin_prefix: str, load_id: st
         select message_id, type, user_id, anonymous_id, event,
                timestamp::timestamptz, original_timestamp::timestamptz, sent_at::timestamptz,
                received_at::timestamptz, group_id, context_group_id, properties, traits,
-               {sql_literal(received_day)}::date, replace(_file, {sql_literal(origin_prefix)}, ''),
+               {received_day_expr(received_day)}, replace(_file, {sql_literal(origin_prefix)}, ''),
                {sql_literal(load_id)}
         from {STAGE} as s
         where (s.message_id not in ({duplicated}) or s.rowid in ({first_of_duplicated}))

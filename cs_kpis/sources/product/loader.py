@@ -33,7 +33,7 @@ def load_day(
     table: str,
     files: Sequence[str],
     *,
-    received_day: str,
+    received_day: str | None,
     origin_prefix: str,
     load_id: str,
 ) -> DayLoad:
@@ -50,7 +50,7 @@ def load_day(
         if _scalar(con, helpers.count_bad_sql()):
             careful = True
     except duckdb.Error as exc:
-        log.info("read_json failed on %s (%s); staging line by line", received_day, str(exc).splitlines()[0])
+        log.info("read_json failed on %s (%s); staging line by line", received_day or files[0], str(exc).splitlines()[0])
         careful = True
     if careful:
         # only now pay for line numbers: the quarantine needs file and line of every bad row

@@ -9,6 +9,9 @@ FOLDER = "product/events"
 
 TABLE = "product__events"
 
+FOLDERS_PER_BATCH = 60
+"""received-day folders staged and inserted together (about two months): one set-based insert each"""
+
 PRIMARY_KEY = "messageId"
 
 SEGMENT_FIELDS: dict[str, str] = {
