@@ -459,12 +459,12 @@ class Company:
             "trial_start": s.trial_start,
         }
 
-    def _record(self, s: Sub, ts: int, event_type: str, previous: dict | None) -> None:
+    def _record(self, s: Sub, ts: int, event_type: str, previous: dict | None, obj: dict | None = None) -> None:
         # Stripe timestamps have one-second resolution: keep one subscription's events in distinct
         # seconds so that the ledger order is never ambiguous
         ts = max(ts, s.last_event_ts + 1)
         s.last_event_ts = ts
-        obj = self._sub_obj(s)
+        obj = obj or self._sub_obj(s)
         self.store.add("billing/subscriptions", s.id, ts, obj, sort_key=s.created)
         data = {"object": obj}
         if previous is not None:
@@ -488,7 +488,7 @@ class Company:
         previous = {k: before[k] for k in after if before[k] != after[k] and k not in ("latest_invoice",)}
         etype = "customer.subscription.deleted" if s.status == "canceled" and before["status"] != "canceled" \
             else "customer.subscription.updated"
-        self._record(s, ts, etype, previous if etype.endswith("updated") else None)
+        self._record(s, ts, etype, previous if etype.endswith("updated") else None, after)
 
     def _new_item(self, price: catalog.Price, qty: int | None, ts: int) -> Item:
         return Item(self.ids.stripe("si", self._count("si")), price, qty, ts)

@@ -1,0 +1,1 @@
+"""Shared building blocks for the model layers: SQL-file assets and check factories."""

@@ -1,0 +1,78 @@
+"""Check factories. Every check is a query for the rows that break a rule: no rows, no problem.
+
+Failing rows come back as a count and a markdown sample in the check's metadata, so the on-call
+engineer sees *which* rows broke the rule without opening a SQL console. Blocking checks (the default
+for anything downstream KPIs rely on) stop downstream assets in the same run.
+"""
+
+from collections.abc import Sequence
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from cs_kpis.lib.sql import WAREHOUSE_POOL
+
+SAMPLE_ROWS = 10
+
+
+def _markdown(columns: Sequence[str], rows: Sequence[tuple]) -> str:
+    head = "| " + " | ".join(columns) + " |\n| " + " | ".join("---" for _ in columns) + " |\n"
+    return head + "\n".join("| " + " | ".join(str(v) for v in r) + " |" for r in rows)
+
+
+def run_rule(con, violations_sql: str) -> tuple[int, str]:
+    """Count the violating rows and render a sample of them."""
+    count = con.execute(f"select count(*) from ({violations_sql}) as v").fetchall()[0][0]
+    if not count:
+        return 0, ""
+    cur = con.execute(f"select * from ({violations_sql}) as v limit {SAMPLE_ROWS}")
+    cols = [d[0] for d in cur.description]
+    return int(count), _markdown(cols, cur.fetchall())
+
+
+def sql_check(
+    asset: dg.AssetKey,
+    name: str,
+    description: str,
+    violations_sql: str,
+    *,
+    blocking: bool = True,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    additional_deps: Sequence[dg.AssetKey] = (),
+) -> dg.AssetChecksDefinition:
+    """A check that fails when ``violations_sql`` returns any row."""
+
+    @dg.asset_check(asset=asset, name=name, description=description, blocking=blocking, pool=WAREHOUSE_POOL,
+                    additional_deps=list(additional_deps) or None)
+    def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+        with duckdb.get_connection() as con:
+            count, sample = run_rule(con, violations_sql)
+        meta = {"violations": dg.MetadataValue.int(count)}
+        if sample:
+            meta["sample"] = dg.MetadataValue.md(sample)
+        return dg.AssetCheckResult(passed=count == 0, severity=severity, metadata=meta,
+                                   description=None if count == 0 else f"{count} rows break the rule: {description}")
+
+    return _check
+
+
+def unique_key_check(asset: dg.AssetKey, table: str, columns: Sequence[str], **kw) -> dg.AssetChecksDefinition:
+    cols = ", ".join(columns)
+    return sql_check(
+        asset, f"{asset.path[-1]}_unique_{'_'.join(columns)}"[:100],
+        f"{table} has exactly one row per ({cols})",
+        f"select {cols}, count(*) as copies from {table} group by {cols} having count(*) > 1", **kw)
+
+
+def not_null_check(asset: dg.AssetKey, table: str, columns: Sequence[str], **kw) -> dg.AssetChecksDefinition:
+    cond = " or ".join(f"{c} is null" for c in columns)
+    return sql_check(asset, f"{asset.path[-1]}_not_null", f"{table} has no nulls in {', '.join(columns)}",
+                     f"select * from {table} where {cond}", **kw)
+
+
+def accepted_range_check(asset: dg.AssetKey, table: str, column: str, low=None, high=None, *,
+                         name: str | None = None, **kw) -> dg.AssetChecksDefinition:
+    conds = ([f"{column} < {low}"] if low is not None else []) + ([f"{column} > {high}"] if high is not None else [])
+    bounds = f"[{'' if low is None else low}, {'' if high is None else high}]"
+    return sql_check(asset, name or f"{asset.path[-1]}_{column}_in_range", f"{table}.{column} within {bounds}",
+                     f"select * from {table} where {' or '.join(conds)}", **kw)

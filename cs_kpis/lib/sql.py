@@ -1,0 +1,175 @@
+"""SQL models as Dagster assets: one ``.sql`` file per table, documented in its own header.
+
+A model file ``defs/<layer>/sql/<name>.sql`` becomes the asset ``[<schema>, <name>]`` that (re)builds
+``<schema>.<name>`` in the warehouse. Its header comment is the documentation the UI shows::
+
+    -- One row per subscription per stretch of constant MRR.       <- description (first paragraph)
+    -- @grain subscription_id, start_date                           <- the table's unique key
+    -- @column mrr: monthly recurring revenue in USD, after discounts
+    -- @materialized view                                           <- optional (default: table)
+    select ...
+
+Dependencies are read from the SQL itself: every ``raw.<system>__<entity>``, ``staging.x``,
+``marts.x``, ``kpis.x`` or ``alerts.x`` it names becomes an upstream asset, so lineage cannot drift
+from the code. The body must stay in the portable subset of ../shared/PORTABILITY.md.
+"""
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+WAREHOUSE_POOL = "warehouse"
+"""every step that writes the DuckDB warehouse runs in this one-at-a-time pool (see dagster.yaml)"""
+
+LAYER_SCHEMAS = ("raw", "staging", "marts", "kpis", "alerts")
+_REF = re.compile(r"\b(raw|staging|marts|kpis|alerts)\.([a-z_][a-z0-9_]*)\b")
+_TAG = re.compile(r"^--\s*@(\w+)\s*(.*)$")
+
+
+def asset_key_for_table(schema: str, table: str) -> dg.AssetKey | None:
+    """The asset that owns ``schema.table``: raw tables are keyed ``raw/<system>/<entity>``."""
+    if table.startswith("_"):
+        return None  # dlt bookkeeping, quarantine and accounting tables belong to the raw loads
+    if schema == "raw":
+        system, _, entity = table.partition("__")
+        return dg.AssetKey(["raw", system, entity]) if entity else None
+    return dg.AssetKey([schema, table])
+
+
+@dataclass(frozen=True)
+class SqlModel:
+    schema: str
+    name: str
+    sql: str
+    description: str
+    grain: tuple[str, ...] = ()
+    columns: dict[str, str] = field(default_factory=dict)
+    materialized: str = "table"
+
+    @property
+    def key(self) -> dg.AssetKey:
+        return dg.AssetKey([self.schema, self.name])
+
+    @property
+    def table(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def deps(self) -> list[dg.AssetKey]:
+        keys = {asset_key_for_table(s, t) for s, t in _REF.findall(_strip_comments(self.sql))}
+        return sorted((k for k in keys if k is not None and k != self.key), key=lambda k: k.to_user_string())
+
+    @property
+    def code_version(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_file(cls, path: Path, schema: str) -> "SqlModel":
+        text = path.read_text()
+        description, columns, grain, materialized = [], {}, (), "table"
+        for line in text.splitlines():
+            if not line.startswith("--"):
+                break
+            tag = _TAG.match(line)
+            if tag:
+                name, value = tag.groups()
+                if name == "column":
+                    col, _, desc = value.partition(":")
+                    columns[col.strip()] = desc.strip()
+                elif name == "grain":
+                    grain = tuple(c.strip() for c in value.split(",") if c.strip())
+                elif name == "materialized":
+                    materialized = value.strip()
+            else:
+                description.append(line[2:].strip())
+        if materialized not in ("table", "view"):
+            raise ValueError(f"{path}: @materialized must be table or view, not {materialized!r}")
+        desc = " ".join(d for d in description if d).strip()
+        if not desc:
+            raise ValueError(f"{path}: a model needs a header comment describing its grain and meaning")
+        return cls(schema, path.stem, text, desc, grain, columns, materialized)
+
+
+def _strip_comments(sql: str) -> str:
+    return "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+
+
+def load_models(sql_dir: Path, schema: str) -> list[SqlModel]:
+    """Every ``*.sql`` in ``sql_dir``, in name order."""
+    return [SqlModel.from_file(p, schema) for p in sorted(Path(sql_dir).glob("*.sql"))]
+
+
+def build(con, model: SqlModel) -> dict:
+    """(Re)build the model's table or view in one statement and return its UI metadata."""
+    con.execute(f"create schema if not exists {model.schema}")
+    kind = "view" if model.materialized == "view" else "table"
+    other = "table" if kind == "view" else "view"
+    # a model may switch between table and view: drop the other kind first
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ? and table_type = ?",
+        [model.schema, model.name, "VIEW" if other == "view" else "BASE TABLE"],
+    ).fetchall()[0][0]
+    if exists:
+        con.execute(f"drop {other} {model.table}")
+    con.execute(f"create or replace {kind} {model.table} as\n{model.sql}")
+    return table_metadata(con, model.schema, model.name, model.columns)
+
+
+def table_metadata(con, schema: str, table: str, descriptions: dict[str, str] | None = None) -> dict:
+    """Row count, column schema (with descriptions) and table name, as Dagster shows them."""
+    rows = con.execute(f"select count(*) from {schema}.{table}").fetchall()[0][0]
+    cols = con.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [schema, table],
+    ).fetchall()
+    descriptions = descriptions or {}
+    return {
+        "dagster/row_count": dg.MetadataValue.int(int(rows)),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name, dtype, description=descriptions.get(name)) for name, dtype in cols]
+        ),
+        "dagster/table_name": f"{schema}.{table}",
+    }
+
+
+def sql_assets(
+    models: Iterable[SqlModel],
+    *,
+    group: str,
+    owners: Sequence[str] = ("team:data-eng",),
+    extra_metadata=None,
+) -> list[dg.AssetsDefinition]:
+    """One asset per model; ``extra_metadata(con, model) -> dict`` can add model-specific previews."""
+    return [_sql_asset(m, group, list(owners), extra_metadata) for m in models]
+
+
+def _sql_asset(model: SqlModel, group: str, owners: list[str], extra_metadata) -> dg.AssetsDefinition:
+    description = model.description
+    if model.grain:
+        description += f"\n\nUnique key: `{', '.join(model.grain)}`."
+
+    @dg.asset(
+        key=model.key,
+        deps=model.deps,
+        group_name=group,
+        kinds={"duckdb", "sql"},
+        owners=owners,
+        description=description,
+        code_version=model.code_version,
+        pool=WAREHOUSE_POOL,
+        metadata={"grain": ", ".join(model.grain)} if model.grain else None,
+    )
+    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+        with duckdb.get_connection() as con:
+            meta = build(con, model)
+            if extra_metadata is not None:
+                meta.update(extra_metadata(con, model) or {})
+        return dg.MaterializeResult(metadata=meta)
+
+    return _asset
