@@ -107,6 +107,7 @@ def load_models(sql_dir: Path, schema: str) -> list[SqlModel]:
 def build(con, model: SqlModel) -> dict:
     """(Re)build the model's table or view in one statement and return its UI metadata."""
     con.execute(f"create schema if not exists {model.schema}")
+    con.execute("set TimeZone = 'UTC'")  # casts of timestamptz to date are UTC days everywhere
     kind = "view" if model.materialized == "view" else "table"
     other = "table" if kind == "view" else "view"
     # a model may switch between table and view: drop the other kind first

@@ -1,0 +1,67 @@
+"""Marts: entity-grain tables (subscription periods, daily and monthly MRR, accounts) and their spines."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from cs_kpis.lib.sql import WAREHOUSE_POOL, load_models, sql_assets, table_metadata
+
+SQL_DIR = Path(__file__).parent / "sql"
+POSITIONS = 100
+"""rows of marts.dim_position: the most items one subscription state may carry"""
+
+CALENDAR_DOCS = {
+    "dim_day": (("One row per calendar day from the first billing event to the data's as-of day (the last "
+                "extract day loaded)."), {"day": "calendar day (UTC)"}),
+    "dim_month": (("One row per calendar month of marts.dim_day, with the day its month-end figures are read "
+                  "on: the month's last day, or the as-of day for the current, unfinished month."),
+                  {"month": "first day of the month", "month_end": "last day of the month",
+                   "read_day": "the day month-end figures are read: least(month_end, as-of day)"}),
+    "dim_position": (("The integers 0..99: a spine for taking JSON arrays apart with portable SQL "
+                     "(no generators in models; see PORTABILITY.md)."), {"position": "0-based index"}),
+}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["marts", name], group_name="marts", kinds={"duckdb", "python"}, owners=["team:data-eng"],
+                     description=doc, deps=[dg.AssetKey(["staging", "stg_billing__events"])] if name != "dim_position" else [])
+        for name, (doc, _) in CALENDAR_DOCS.items()
+    ],
+    pool=WAREHOUSE_POOL,
+)
+def calendar(duckdb: DuckDBResource):
+    """Spine tables built in Python, so that every SQL model stays free of engine-specific generators."""
+    with duckdb.get_connection() as con:
+        for name, meta in build_calendar(con).items():
+            yield dg.MaterializeResult(asset_key=["marts", name], metadata=meta)
+
+
+def build_calendar(con) -> dict[str, dict]:
+    """(Re)build dim_day, dim_month and dim_position; return each table's UI metadata."""
+    con.execute("set TimeZone = 'UTC'")
+    first, as_of = con.execute(
+        "select min(cast(created_at as date)), max(coalesce(extract_day, cast(created_at as date))) "
+        "from staging.stg_billing__events"
+    ).fetchall()[0]
+    days = pd.DataFrame({"day": pd.date_range(first, as_of, freq="D").date if first else []})
+    months = pd.DataFrame({"month": sorted({d.replace(day=1) for d in days["day"]})})
+    months["month_end"] = [(pd.Timestamp(m) + pd.offsets.MonthEnd(0)).date() for m in months["month"]]
+    months["read_day"] = [min(e, as_of) for e in months["month_end"]]
+    tables = {"dim_day": days, "dim_month": months, "dim_position": pd.DataFrame({"position": range(POSITIONS)})}
+    con.execute("create schema if not exists marts")
+    out = {}
+    for name, df in tables.items():
+        con.register("_frame", df)
+        cast = ", ".join(f"cast({c} as {'integer' if c == 'position' else 'date'}) as {c}" for c in df.columns)
+        con.execute(f"create or replace table marts.{name} as select {cast} from _frame")
+        con.unregister("_frame")
+        out[name] = table_metadata(con, "marts", name, CALENDAR_DOCS[name][1])
+    out["dim_day"]["as_of"] = str(as_of)
+    return out
+
+
+models = load_models(SQL_DIR, "marts")
+marts_assets = sql_assets(models, group="marts")

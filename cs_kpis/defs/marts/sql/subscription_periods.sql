@@ -1,0 +1,186 @@
+-- One row per stretch of time in which a subscription's MRR (and its trial/delinquency flags) is
+-- constant, in the reporting currency (USD). Built from marts.subscription_states:
+-- - the state in force on a day is the last state reported that day (end-of-day state), so a
+--   subscription that ends on day d contributes nothing on d (end_date is exclusive);
+-- - a past-due spell longer than 30 days (as known on the data's as-of day) is delinquent churn: MRR is
+--   0 from the day it went past due, and the period is flagged delinquent; shorter spells keep contributing;
+-- - currency conversion uses the rate of the day the current local MRR took effect, so exchange-rate
+--   moves alone never create MRR movements; rounded half-up to the cent per subscription;
+-- - the state after a subscription ended is not a period.
+-- @grain subscription_id, start_date
+-- @column subscription_id: Stripe subscription id
+-- @column customer_id: Stripe customer id
+-- @column account_id: the CRM account the customer maps to (null when the customer matches no CRM account)
+-- @column start_date: first day of the period (UTC)
+-- @column end_date: first day after the period (exclusive); null while open
+-- @column mrr: MRR in USD after recurring discounts, rounded to the cent
+-- @column list_mrr: MRR in USD before discounts
+-- @column currency: the subscription's currency
+-- @column fx_rate: USD per unit of currency, taken on the day the local MRR took effect
+-- @column plan: plan tier of the main licensed item
+-- @column billing_interval: month, year, week or day
+-- @column interval_count: intervals per billing period
+-- @column seats: quantity of the main licensed item
+-- @column is_trial: the subscription was trialing (MRR 0)
+-- @column is_delinquent: past due for more than 30 days: counted as churned from the day it went past due
+with as_of as (
+    select max(day) as data_as_of from marts.dim_day
+),
+
+ranked as (
+    select
+        s.*,
+        cast(s.changed_at as date) as change_day,
+        row_number() over (
+            partition by s.subscription_id, cast(s.changed_at as date)
+            order by s.changed_at desc, s.event_id desc
+        ) as rn
+    from marts.subscription_states as s
+),
+
+daily as (
+    select *, lag(is_past_due) over (partition by subscription_id order by change_day) as prev_past_due
+    from ranked
+    where rn = 1
+),
+
+spell_marks as (
+    select
+        *,
+        sum(case when is_past_due and not coalesce(prev_past_due, false) then 1 else 0 end) over (
+            partition by subscription_id order by change_day rows between unbounded preceding and current row
+        ) as spell_no
+    from daily
+),
+
+spell_bounds as (
+    -- a spell runs from its first past-due day until the next state that is not past due
+    select
+        p.subscription_id,
+        p.spell_no,
+        min(p.change_day) as spell_start,
+        min(n.change_day) as spell_end
+    from spell_marks as p
+    left join spell_marks as n
+        on n.subscription_id = p.subscription_id
+        and n.change_day > p.change_day
+        and not n.is_past_due
+    where p.is_past_due
+    group by p.subscription_id, p.spell_no
+),
+
+effective as (
+    select
+        m.*,
+        coalesce(m.is_past_due and b.spell_start is not null
+            and date_diff('day', b.spell_start, coalesce(b.spell_end, a.data_as_of)) > 30, false) as is_delinquent
+    from spell_marks as m
+    cross join as_of as a
+    left join spell_bounds as b
+        on b.subscription_id = m.subscription_id and b.spell_no = m.spell_no and m.is_past_due
+),
+
+with_mrr as (
+    select
+        *,
+        case when is_delinquent then 0 else mrr_minor end as effective_mrr_minor,
+        lag(case when is_delinquent then 0 else mrr_minor end) over (
+            partition by subscription_id order by change_day
+        ) as prev_effective_mrr_minor
+    from effective
+),
+
+fx_anchor as (
+    -- the day the current local MRR took effect: the rate is fixed on that day
+    select
+        *,
+        max(case when prev_effective_mrr_minor is null or prev_effective_mrr_minor <> effective_mrr_minor
+                 then change_day end) over (
+            partition by subscription_id order by change_day rows between unbounded preceding and current row
+        ) as mrr_since
+    from with_mrr
+),
+
+converted as (
+    select
+        f.*,
+        r.rate as fx_rate,
+        -- half-up to the cent; the 1e-9 guard absorbs binary floating error (see marts/README.md)
+        cast(round(f.effective_mrr_minor / 100.0 * r.rate + 1e-9, 2) as decimal(18, 2)) as mrr,
+        cast(round(f.list_mrr_minor / 100.0 * r.rate + 1e-9, 2) as decimal(18, 2)) as list_mrr
+    from fx_anchor as f
+    left join staging.stg_billing__fx_rates as r
+        on r.currency = f.currency and r.rate_date = f.mrr_since
+),
+
+islands as (
+    select
+        *,
+        case when lag(mrr) over w is null
+                  or lag(mrr) over w <> mrr
+                  or lag(is_trial) over w <> is_trial
+                  or lag(is_delinquent) over w <> is_delinquent
+                  or lag(coalesce(plan, '')) over w <> coalesce(plan, '')
+                  or lag(ended_at is not null or status = 'canceled') over w <> (ended_at is not null or status = 'canceled')
+             then 1 else 0 end as starts_period
+    from converted
+    window w as (partition by subscription_id order by change_day)
+),
+
+numbered as (
+    select
+        *,
+        sum(starts_period) over (
+            partition by subscription_id order by change_day rows between unbounded preceding and current row
+        ) as period_no
+    from islands
+),
+
+periods as (
+    select
+        subscription_id,
+        period_no,
+        min(change_day) as start_date,
+        max(customer_id) as customer_id,
+        max(mrr) as mrr,
+        max(list_mrr) as list_mrr,
+        max(currency) as currency,
+        max(fx_rate) as fx_rate,
+        max(plan) as plan,
+        max(billing_interval) as billing_interval,
+        max(interval_count) as interval_count,
+        max(seats) as seats,
+        bool_or(is_trial) as is_trial,
+        bool_or(is_delinquent) as is_delinquent,
+        bool_or(ended_at is not null or status = 'canceled') as is_ended
+    from numbered
+    group by subscription_id, period_no
+),
+
+bounded as (
+    select
+        *,
+        lead(start_date) over (partition by subscription_id order by start_date) as end_date
+    from periods
+)
+
+select
+    b.subscription_id,
+    b.customer_id,
+    a.account_id,
+    b.start_date,
+    b.end_date,
+    b.mrr,
+    b.list_mrr,
+    b.currency,
+    b.fx_rate,
+    b.plan,
+    b.billing_interval,
+    b.interval_count,
+    b.seats,
+    b.is_trial,
+    b.is_delinquent
+from bounded as b
+left join staging.stg_billing__customers as c on c.customer_id = b.customer_id
+left join marts.accounts as a on a.account_id = c.crm_account_id
+where not b.is_ended

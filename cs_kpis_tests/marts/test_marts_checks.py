@@ -1,0 +1,65 @@
+"""Every marts check passes on the hand-built company and fails on a corrupted copy of it."""
+
+import duckdb
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from cs_kpis.defs.marts.checks import marts_checks
+
+from .billing_fixtures import build_marts
+from .test_subscription_periods import AS_OF, scenarios
+
+CHECKS = {next(iter(c.check_keys)).name: c for c in marts_checks}
+
+CORRUPTIONS = {
+    "subscription_states_unique_subscription_id_changed_at":
+        "insert into marts.subscription_states select * from marts.subscription_states limit 1",
+    "subscription_periods_unique_subscription_id_start_date":
+        "insert into marts.subscription_periods select * from marts.subscription_periods limit 1",
+    "mrr_daily_changes_unique_account_id_change_date":
+        "insert into marts.mrr_daily_changes select * from marts.mrr_daily_changes limit 1",
+    "accounts_unique_account_id": "insert into marts.accounts select * from marts.accounts limit 1",
+    "subscription_periods_no_negative_mrr":
+        "update marts.subscription_periods set mrr = -1 where subscription_id = 'sub_annual'",
+    "mrr_daily_changes_no_negative_mrr":
+        "update marts.mrr_daily_changes set mrr = -5 where account_id = 'A_annual'",
+    "subscription_periods_do_not_overlap":
+        "update marts.subscription_periods set end_date = date '2026-04-20' "
+        "where subscription_id = 'sub_disc' and start_date = date '2026-01-05'",
+    "subscription_periods_have_fx_rate":
+        "update marts.subscription_periods set fx_rate = null where subscription_id = 'sub_eur'",
+    "mrr_daily_changes_match_subscription_periods":
+        "update marts.mrr_daily_changes set mrr = mrr + 1 where account_id = 'A_seats'",
+    "accounts_hierarchy_resolved":
+        "update marts.accounts set parent_account_id = '001MISSINGPARENT00' where account_id = 'A_once'",
+}
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> str:
+    path = str(tmp_path / "wh.duckdb")
+    con = duckdb.connect(path)
+    scenarios().write(con, AS_OF)
+    build_marts(con)
+    con.close()
+    return path
+
+
+def test_every_check_has_a_corruption_case():
+    assert set(CORRUPTIONS) == set(CHECKS)
+
+
+def test_all_checks_pass_on_the_clean_company(warehouse):
+    failed = [name for name, chk in CHECKS.items() if not chk(duckdb=DuckDBResource(database=warehouse)).passed]
+    assert failed == []
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_check_fails_on_corrupted_data(warehouse, name):
+    con = duckdb.connect(warehouse)
+    con.execute(CORRUPTIONS[name])
+    con.close()
+    result = CHECKS[name](duckdb=DuckDBResource(database=warehouse))
+    assert not result.passed
+    assert result.metadata["violations"].value >= 1
+    assert "sample" in result.metadata

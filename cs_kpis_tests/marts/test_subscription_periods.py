@@ -1,0 +1,183 @@
+"""Subscription periods and daily MRR, pinned on hand-computed Stripe histories.
+
+Every expected number below is worked out by hand in the comment beside it. The company's data runs
+to 2026-04-30 (the as-of day), so April's month-end is read on the 30th.
+"""
+
+import duckdb
+import pytest
+
+from .billing_fixtures import Ledger, build_marts, coupon, item, month_end_mrr
+
+AS_OF = "2026-04-30"
+MONTHS = ("2026-01", "2026-02", "2026-03", "2026-04")
+
+
+def scenarios() -> Ledger:
+    L = Ledger()
+    # annual plan: 1,200.00 a year -> 100.00 a month
+    c = L.account("A_annual")
+    L.state("sub_annual", c, "2026-01-15", [item(120000, 1, "year")], event_type="customer.subscription.created")
+    # quarterly plan: 300.00 a quarter -> 100.00; weekly: 10.00 x 52 / 12 = 43.333 -> 43.33
+    c = L.account("A_quarter")
+    L.state("sub_quarter", c, "2026-01-02", [item(30000, 1, "month", 3)], event_type="customer.subscription.created")
+    c = L.account("A_week")
+    L.state("sub_week", c, "2026-01-02", [item(1000, 1, "week")], event_type="customer.subscription.created")
+    # trial from Jan 25, converts Feb 8 at 2 seats x 50.00: 0 in January, new business in February
+    c = L.account("A_trial")
+    L.state("sub_trial", c, "2026-01-25", [item(5000, 2)], status="trialing", event_type="customer.subscription.created")
+    L.state("sub_trial", c, "2026-02-08", [item(5000, 2)])
+    # a 20% repeating discount on 100.00 until Apr 5: 80.00, then 100.00 (an expansion of 20.00 in April)
+    c = L.account("A_discount")
+    L.state("sub_disc", c, "2026-01-05", [item(10000)], discount=coupon("repeating", 20.0),
+            event_type="customer.subscription.created")
+    L.state("sub_disc", c, "2026-04-05", [item(10000)])
+    # seats change mid-month: 10 x 25 = 250, Feb 14 -> 14 seats = 350, Mar 20 -> 12 seats = 300
+    c = L.account("A_seats")
+    L.state("sub_seats", c, "2026-01-01", [item(2500, 10)], event_type="customer.subscription.created")
+    L.state("sub_seats", c, "2026-02-14", [item(2500, 14)])
+    L.state("sub_seats", c, "2026-03-20", [item(2500, 12)])
+    # cancellation at period end: requested Feb 10 (still 49.00), service ends Mar 3: churn in March
+    c = L.account("A_cancel_end")
+    L.state("sub_cpe", c, "2026-01-03", [item(4900)], event_type="customer.subscription.created")
+    L.state("sub_cpe", c, "2026-02-10", [item(4900)], cancel_at_period_end=True)
+    L.state("sub_cpe", c, "2026-03-03", [item(4900)], status="canceled", ended="2026-03-03",
+            cancel_at_period_end=True, event_type="customer.subscription.deleted")
+    # reactivation: 30.00 from Jan 2, cancelled at once Feb 5, back on Apr 10 with a new 40.00 subscription
+    c = L.account("A_react")
+    L.state("sub_r1", c, "2026-01-02", [item(3000)], event_type="customer.subscription.created")
+    L.state("sub_r1", c, "2026-02-05", [item(3000)], status="canceled", ended="2026-02-05",
+            event_type="customer.subscription.deleted")
+    L.state("sub_r2", c, "2026-04-10", [item(4000)], event_type="customer.subscription.created")
+    # delinquency: past due Feb 1, cancelled Mar 10 (37 days > 30): churned from Feb 1
+    c = L.account("A_delinquent")
+    L.state("sub_del", c, "2026-01-01", [item(10000)], event_type="customer.subscription.created")
+    L.state("sub_del", c, "2026-02-01", [item(10000)], status="past_due")
+    L.state("sub_del", c, "2026-03-10", [item(10000)], status="canceled", ended="2026-03-10",
+            event_type="customer.subscription.deleted")
+    # a short past-due spell (9 days) keeps contributing: 50.00 throughout
+    c = L.account("A_late_payer")
+    L.state("sub_late", c, "2026-01-01", [item(5000)], event_type="customer.subscription.created")
+    L.state("sub_late", c, "2026-02-01", [item(5000)], status="past_due")
+    L.state("sub_late", c, "2026-02-10", [item(5000)])
+    # EUR: 100.00 EUR at 1.10 (Jan 15) = 110.00 USD; the rate moves to 1.20 on Feb 1 but MRR stays put;
+    # 2 seats from Mar 10 = 200 EUR at the Mar 10 rate 1.20 = 240.00
+    c = L.account("A_eur")
+    L.rates.update({("EUR", "2026-01-01"): 1.10, ("EUR", "2026-02-01"): 1.20})
+    L.state("sub_eur", c, "2026-01-15", [item(10000)], currency="eur", event_type="customer.subscription.created")
+    L.state("sub_eur", c, "2026-03-10", [item(10000, 2)], currency="eur")
+    # two overlapping subscriptions: 100 from Jan 1, + add-on 50 Feb 15 .. Mar 20: 100, 150, 100, 100
+    c = L.account("A_two_subs")
+    L.state("sub_main", c, "2026-01-01", [item(10000)], event_type="customer.subscription.created")
+    L.state("sub_addon", c, "2026-02-15", [item(5000, 1, tier="addon")], event_type="customer.subscription.created")
+    L.state("sub_addon", c, "2026-03-20", [item(5000, 1, tier="addon")], status="canceled", ended="2026-03-20",
+            event_type="customer.subscription.deleted")
+    # a metered item is not MRR: 20.00 licensed + metered usage = 20.00
+    c = L.account("A_metered")
+    L.state("sub_meter", c, "2026-01-01", [item(2000), item(1, None, usage="metered")],
+            event_type="customer.subscription.created")
+    # amount-off forever: 200.00 - 50.00 = 150.00; a once coupon does not reduce MRR: 100.00
+    c = L.account("A_amount_off")
+    L.state("sub_off", c, "2026-01-01", [item(20000)], discount=coupon("forever", amount_off=5000),
+            event_type="customer.subscription.created")
+    c = L.account("A_once")
+    L.state("sub_once", c, "2026-01-01", [item(10000)], discount=coupon("once", 50.0),
+            event_type="customer.subscription.created")
+    # a billing customer with no CRM account: its periods exist, with no account
+    L.customers["cus_selfserve"] = None
+    L.state("sub_self", "cus_selfserve", "2026-01-01", [item(9900)], event_type="customer.subscription.created")
+    return L
+
+
+EXPECTED = {  # month-end MRR, USD: January, February, March, April
+    "A_annual": (100.00, 100.00, 100.00, 100.00),
+    "A_quarter": (100.00, 100.00, 100.00, 100.00),
+    "A_week": (43.33, 43.33, 43.33, 43.33),
+    "A_trial": (0, 100.00, 100.00, 100.00),
+    "A_discount": (80.00, 80.00, 80.00, 100.00),
+    "A_seats": (250.00, 350.00, 300.00, 300.00),
+    "A_cancel_end": (49.00, 49.00, 0, 0),
+    "A_react": (30.00, 0, 0, 40.00),
+    "A_delinquent": (100.00, 0, 0, 0),
+    "A_late_payer": (50.00, 50.00, 50.00, 50.00),
+    "A_eur": (110.00, 110.00, 240.00, 240.00),
+    "A_two_subs": (100.00, 150.00, 100.00, 100.00),
+    "A_metered": (20.00, 20.00, 20.00, 20.00),
+    "A_amount_off": (150.00, 150.00, 150.00, 150.00),
+    "A_once": (100.00, 100.00, 100.00, 100.00),
+}
+
+
+@pytest.fixture(scope="module")
+def marts(tmp_path_factory) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(tmp_path_factory.mktemp("marts") / "wh.duckdb"))
+    scenarios().write(con, AS_OF)
+    build_marts(con)
+    return con
+
+
+@pytest.mark.parametrize("account", sorted(EXPECTED))
+def test_month_end_mrr_matches_the_hand_computation(marts, account):
+    got = month_end_mrr(marts)
+    assert tuple(got[(account, m)] for m in MONTHS) == EXPECTED[account]
+
+
+def _periods(con, sub):
+    return con.execute(
+        "select strftime(start_date, '%m-%d'), strftime(end_date, '%m-%d'), cast(mrr as double), is_trial, "
+        "is_delinquent from marts.subscription_periods where subscription_id = ? order by start_date", [sub]
+    ).fetchall()
+
+
+def test_trial_is_its_own_zero_period(marts):
+    assert _periods(marts, "sub_trial") == [("01-25", "02-08", 0.0, True, False), ("02-08", None, 100.0, False, False)]
+
+
+def test_discount_expiry_starts_a_new_period(marts):
+    assert _periods(marts, "sub_disc") == [("01-05", "04-05", 80.0, False, False), ("04-05", None, 100.0, False, False)]
+
+
+def test_cancel_at_period_end_keeps_revenue_until_service_ends(marts):
+    # the Feb 10 request changes neither MRR nor flags: one period, ending the day service ended
+    assert _periods(marts, "sub_cpe") == [("01-03", "03-03", 49.0, False, False)]
+
+
+def test_delinquent_spell_is_churn_from_the_day_it_went_past_due(marts):
+    assert _periods(marts, "sub_del") == [("01-01", "02-01", 100.0, False, False), ("02-01", "03-10", 0.0, False, True)]
+    assert _periods(marts, "sub_late") == [("01-01", None, 50.0, False, False)]
+
+
+def test_fx_rate_is_fixed_when_the_amount_is_set(marts):
+    rows = marts.execute("select strftime(start_date, '%m-%d'), cast(fx_rate as double), cast(mrr as double), currency "
+                         "from marts.subscription_periods where subscription_id = 'sub_eur' order by 1").fetchall()
+    assert rows == [("01-15", 1.1, 110.0, "EUR"), ("03-10", 1.2, 240.0, "EUR")]
+
+
+def test_list_mrr_is_kept_beside_the_discounted_mrr(marts):
+    row = marts.execute("select cast(mrr as double), cast(list_mrr as double) from marts.subscription_periods "
+                        "where subscription_id = 'sub_off'").fetchall()
+    assert row == [(150.0, 200.0)]
+
+
+def test_unmatched_customer_keeps_its_periods_without_an_account(marts):
+    rows = marts.execute("select account_id, cast(mrr as double) from marts.subscription_periods "
+                         "where customer_id = 'cus_selfserve'").fetchall()
+    assert rows == [(None, 99.0)]
+    assert marts.execute("select count(*) from marts.mrr_daily_changes where account_id is null").fetchall() == [(0,)]
+
+
+def test_daily_view_shows_every_positive_day_and_each_change(marts):
+    # A_react: 30.00 on Jan 2 .. Feb 4 (34 days), 0 on Feb 5 (the change), 40.00 on Apr 10 .. Apr 30 (21 days)
+    rows = marts.execute("select count(*) filter (where mrr > 0), count(*) filter (where mrr = 0) "
+                         "from marts.mrr_daily where account_id = 'A_react'").fetchall()
+    assert rows == [(34 + 21, 1)]
+    assert marts.execute("select cast(mrr as double) from marts.mrr_daily where account_id = 'A_seats' "
+                         "and day = date '2026-02-13'").fetchall() == [(250.0,)]
+    assert marts.execute("select cast(mrr as double) from marts.mrr_daily where account_id = 'A_seats' "
+                         "and day = date '2026-02-14'").fetchall() == [(350.0,)]
+
+
+def test_rebuilding_gives_identical_tables(marts):
+    before = marts.execute("select * from marts.subscription_periods order by all").fetchall()
+    build_marts(marts)
+    assert marts.execute("select * from marts.subscription_periods order by all").fetchall() == before
