@@ -1,0 +1,321 @@
+"""Checks on marts.mrr_monthly and the kpis tables. Each is a query for the rows that break a rule.
+
+Blocking checks guard numbers that the business reads directly (the bridge must add up, MRR is never
+negative, no account-month is missing, keys are unique, GRR never exceeds 100%); warnings flag numbers
+that are plausible-but-suspicious (retention outside the usual range, MRR drifting from what was
+invoiced, revenue on billing customers without a CRM account). Thresholds come from the environment
+when the code location loads (names below), so they can be tuned without a code change.
+"""
+
+import os
+
+import dagster as dg
+
+from cs_kpis.lib.checks import sql_check, unique_key_check
+
+MRR_MONTHLY = dg.AssetKey(["marts", "mrr_monthly"])
+MRR_MONTHLY_PARENT = dg.AssetKey(["kpis", "mrr_monthly_parent"])
+REVENUE_MONTHLY = dg.AssetKey(["kpis", "revenue_monthly"])
+REVENUE_MONTHLY_PARENT = dg.AssetKey(["kpis", "revenue_monthly_parent"])
+COHORT_RETENTION = dg.AssetKey(["kpis", "cohort_retention"])
+
+MRR_BRIDGE_RECONCILES = "mrr_bridge_reconciles"
+ALL_SEGMENT_EQUALS_SUM_OF_SEGMENTS = "all_segment_equals_sum_of_segments"
+GRR_NEVER_ABOVE_ONE = "grr_never_above_one"
+NRR_GRR_WITHIN_PLAUSIBLE_BOUNDS = "nrr_grr_within_plausible_bounds"
+MRR_MONTHLY_NO_NEGATIVE_MRR = "mrr_monthly_no_negative_mrr"
+MRR_MONTHLY_NO_MISSING_ACCOUNT_MONTHS = "mrr_monthly_no_missing_account_months"
+MRR_MATCHES_INVOICED_RECURRING_REVENUE = "mrr_matches_invoiced_recurring_revenue"
+UNMATCHED_CUSTOMERS_MRR_SHARE = "unmatched_customers_mrr_share"
+
+# monthly NRR below 0.5 or above 1.5 means half the base churned or grew by half in one month: possible
+# for a tiny segment, but far more often a mapping or currency bug; GRR below 0.5 likewise
+DEFAULT_NRR_BOUNDS = (0.5, 1.5)
+DEFAULT_GRR_LOW = 0.5
+# a segment of three accounts can lose half its MRR in a normal month: judge only larger starting cohorts
+DEFAULT_MIN_ACCOUNTS = 10
+DEFAULT_MAX_INVOICE_GAP = 0.10
+DEFAULT_MAX_UNMATCHED_SHARE = 0.02
+ENV_NRR_LOW, ENV_NRR_HIGH, ENV_GRR_LOW = "CS_KPIS_NRR_LOW", "CS_KPIS_NRR_HIGH", "CS_KPIS_GRR_LOW"
+ENV_MIN_ACCOUNTS = "CS_KPIS_RETENTION_BOUNDS_MIN_ACCOUNTS"
+ENV_MAX_INVOICE_GAP = "CS_KPIS_MRR_INVOICE_MAX_GAP"
+ENV_MAX_UNMATCHED_SHARE = "CS_KPIS_MAX_UNMATCHED_MRR_SHARE"
+
+ZERO_DECIMAL_CURRENCIES = (
+    "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF",
+)
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
+def bridge_violations_sql(table: str) -> str:
+    """Months whose bridge does not add up, or whose starting MRR is not the previous month's ending MRR."""
+    return f"""
+        with r as (
+            select *, year(month) * 12 + month(month) as month_index from {table}
+        )
+        select
+            cur.month,
+            cur.segment,
+            cur.starting_mrr,
+            cur.new_mrr + cur.expansion_mrr + cur.reactivation_mrr - cur.contraction_mrr - cur.churned_mrr
+                as net_movements,
+            cur.ending_mrr,
+            prev.ending_mrr as previous_ending_mrr
+        from r as cur
+        left join r as prev
+            on prev.segment = cur.segment
+            and prev.month_index = cur.month_index - 1
+        where cur.ending_mrr <> cur.starting_mrr + cur.new_mrr + cur.expansion_mrr + cur.reactivation_mrr
+                - cur.contraction_mrr - cur.churned_mrr
+            or cur.starting_mrr <> coalesce(prev.ending_mrr, 0)
+    """
+
+
+def all_segment_violations_sql(table: str) -> str:
+    """Months where segment 'all' differs from the sum of the other segments in any additive column."""
+    additive = ("starting_mrr", "new_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr", "reactivation_mrr",
+                "ending_mrr", "accounts_start", "accounts_end", "new_accounts", "reactivated_accounts",
+                "expanded_accounts", "contracted_accounts", "churned_accounts")
+    sums = ", ".join(f"sum({c}) as {c}" for c in additive)
+    differs = " or ".join(f"a.{c} <> coalesce(s.{c}, 0)" for c in additive)
+    return f"""
+        with s as (select month, {sums} from {table} where segment <> 'all' group by month)
+        select a.month, a.starting_mrr, s.starting_mrr as sum_starting_mrr, a.ending_mrr, s.ending_mrr as sum_ending_mrr
+        from {table} as a
+        left join s on s.month = a.month
+        where a.segment = 'all' and ({differs})
+    """
+
+
+def grr_above_one_sql(table: str) -> str:
+    return f"select month, segment, grr, grr_t12 from {table} where grr > 1 or grr_t12 > 1"
+
+
+def retention_bounds_sql(table: str, nrr_low: float, nrr_high: float, grr_low: float, min_accounts: int) -> str:
+    """Months where NRR or GRR leave the plausible range, judged only with at least ``min_accounts`` at the start."""
+    return f"""
+        select month, segment, accounts_start, starting_mrr, nrr, grr from {table}
+        where accounts_start >= {min_accounts}
+            and (nrr < {nrr_low} or nrr > {nrr_high} or grr < {grr_low})
+    """
+
+
+NEGATIVE_MRR_SQL = "select month, account_id, mrr, prev_mrr from marts.mrr_monthly where mrr < 0 or prev_mrr < 0"
+
+MISSING_ACCOUNT_MONTHS_SQL = """
+    with present as (
+        select account_id, month from marts.mrr_monthly
+    ),
+    spans as (
+        -- each account from its first row to the last month of the data
+        select account_id, min(month) as first_month from present group by account_id
+    )
+    select s.account_id, m.month as missing_month
+    from spans as s
+    inner join marts.dim_month as m
+        on m.month >= s.first_month
+    left join present as p
+        on p.account_id = s.account_id
+        and p.month = m.month
+    where p.account_id is null
+"""
+
+
+def invoiced_recurring_sql(read_days: str = "marts.dim_month") -> str:
+    """Recurring invoiced revenue in force on each month's read_day, normalised to a month, in USD, per customer.
+
+    A line counts on day d when it is recurring (not a proration, price not metered), its invoice is not
+    draft or void, and its service period contains d (period_start <= d < period_end). Its monthly amount
+    is the invoiced amount normalised by the price's interval exactly as subscription MRR is (month / n,
+    year / 12n, week x 52/12 / n, day x 365/12 / n; by the period's length in days x 30.4375 when the
+    price is unknown), minus the invoice's discount spread over its recurring lines, converted at the
+    rate of the period's start date (the latest rate on or before it; USD = 1).
+    """
+    zero_decimal = ", ".join(f"'{c}'" for c in ZERO_DECIMAL_CURRENCIES)
+    return f"""
+        with lines as (
+            select
+                l.line_id,
+                l.invoice_id,
+                i.customer_id,
+                upper(l.currency) as currency,
+                cast(l.period_start as date) as period_start,
+                cast(l.period_end as date) as period_end,
+                cast(l.amount_minor as double) as amount_minor,
+                coalesce(p.usage_type, 'licensed') = 'metered' or l.is_proration as is_excluded,
+                p."interval" as billing_interval,
+                p.interval_count
+            from staging.stg_billing__invoice_lines as l
+            inner join staging.stg_billing__invoices as i
+                on i.invoice_id = l.invoice_id
+            left join staging.stg_billing__prices as p
+                on p.price_id = l.price_id
+            where i.status not in ('draft', 'void')
+        ),
+        discounts as (
+            -- what the invoice took off its lines, spread over its recurring lines pro rata
+            select
+                l.invoice_id,
+                greatest(sum(l.amount_minor) - max(i.total_minor), 0)
+                    / nullif(sum(case when not l.is_excluded then l.amount_minor else 0 end), 0) as discount_share
+            from lines as l
+            inner join staging.stg_billing__invoices as i on i.invoice_id = l.invoice_id
+            group by l.invoice_id
+        ),
+        rates as (
+            select
+                currency,
+                rate_date,
+                rate,
+                min(rate_date) over (
+                    partition by currency order by rate_date rows between 1 following and 1 following
+                ) as next_rate_date
+            from staging.stg_billing__fx_rates
+        ),
+        monthly as (
+            select
+                l.customer_id,
+                l.period_start,
+                l.period_end,
+                l.amount_minor * (1 - least(coalesce(dc.discount_share, 0), 1))
+                    / (case when l.currency in ({zero_decimal}) then 1 else 100 end)
+                    * (case when l.currency = 'USD' then 1 else r.rate end)
+                    / case l.billing_interval
+                        when 'month' then l.interval_count
+                        when 'year' then 12.0 * l.interval_count
+                        when 'week' then 12.0 * l.interval_count / 52.0
+                        when 'day' then 12.0 * l.interval_count / 365.0
+                        else nullif(date_diff('day', l.period_start, l.period_end), 0) / 30.4375
+                    end as monthly_usd
+            from lines as l
+            left join discounts as dc on dc.invoice_id = l.invoice_id
+            left join rates as r
+                on r.currency = l.currency
+                and r.rate_date <= l.period_start
+                and (r.next_rate_date is null or r.next_rate_date > l.period_start)
+            where not l.is_excluded
+        )
+        select m.month, l.customer_id, sum(l.monthly_usd) as invoiced_mrr
+        from {read_days} as m
+        inner join monthly as l
+            on l.period_start <= m.read_day
+            and l.period_end > m.read_day
+        group by m.month, l.customer_id
+    """
+
+
+def invoice_gap_sql(max_gap: float) -> str:
+    return f"""
+        with invoiced as (
+            select month, sum(invoiced_mrr) as invoiced_mrr from ({invoiced_recurring_sql()}) as i group by month
+        ),
+        mrr as (
+            select month, sum(mrr) as mrr from marts.mrr_monthly group by month
+        ),
+        first_invoiced as (
+            select min(month) as first_month from invoiced
+        )
+        select
+            m.month,
+            m.mrr,
+            round(coalesce(i.invoiced_mrr, 0), 2) as invoiced_mrr,
+            cast(abs(coalesce(i.invoiced_mrr, 0) - m.mrr) as double) / cast(m.mrr as double) as gap_share
+        from mrr as m
+        cross join first_invoiced as f
+        left join invoiced as i on i.month = m.month
+        where m.month >= f.first_month
+            and m.mrr > 0
+            and cast(abs(coalesce(i.invoiced_mrr, 0) - m.mrr) as double) / cast(m.mrr as double) > {max_gap}
+    """
+
+
+def unmatched_share_sql(max_share: float) -> str:
+    return f"""
+        with invoiced as ({invoiced_recurring_sql()}),
+        matched as (
+            select distinct source_id as customer_id
+            from marts.account_xref
+            where source_system in ('billing', 'stripe') and matched and crm_account_id is not null
+        )
+        select
+            i.month,
+            round(sum(i.invoiced_mrr), 2) as invoiced_mrr,
+            round(sum(case when x.customer_id is null then i.invoiced_mrr else 0 end), 2) as unmatched_mrr,
+            sum(case when x.customer_id is null and i.invoiced_mrr > 0 then 1 else 0 end) as unmatched_customers,
+            cast(sum(case when x.customer_id is null then i.invoiced_mrr else 0 end) as double)
+                / cast(sum(i.invoiced_mrr) as double) as unmatched_share
+        from invoiced as i
+        left join matched as x on x.customer_id = i.customer_id
+        group by i.month
+        having sum(i.invoiced_mrr) > 0
+            and cast(sum(case when x.customer_id is null then i.invoiced_mrr else 0 end) as double)
+                / cast(sum(i.invoiced_mrr) as double) > {max_share}
+    """
+
+
+BILLING_INPUTS = [
+    dg.AssetKey(["staging", name])
+    for name in ("stg_billing__invoices", "stg_billing__invoice_lines", "stg_billing__prices", "stg_billing__fx_rates")
+]
+
+
+def build_kpi_checks() -> list[dg.AssetChecksDefinition]:
+    nrr_low = _env_float(ENV_NRR_LOW, DEFAULT_NRR_BOUNDS[0])
+    nrr_high = _env_float(ENV_NRR_HIGH, DEFAULT_NRR_BOUNDS[1])
+    grr_low = _env_float(ENV_GRR_LOW, DEFAULT_GRR_LOW)
+    min_accounts = int(_env_float(ENV_MIN_ACCOUNTS, DEFAULT_MIN_ACCOUNTS))
+    max_gap = _env_float(ENV_MAX_INVOICE_GAP, DEFAULT_MAX_INVOICE_GAP)
+    max_unmatched = _env_float(ENV_MAX_UNMATCHED_SHARE, DEFAULT_MAX_UNMATCHED_SHARE)
+    warn = {"blocking": False, "severity": dg.AssetCheckSeverity.WARN}
+
+    checks = [
+        unique_key_check(MRR_MONTHLY, "marts.mrr_monthly", ["month", "account_id"]),
+        sql_check(MRR_MONTHLY, MRR_MONTHLY_NO_NEGATIVE_MRR,
+                  "no account has negative month-end MRR (a credit note or refund leaking into MRR)",
+                  NEGATIVE_MRR_SQL),
+        sql_check(MRR_MONTHLY, MRR_MONTHLY_NO_MISSING_ACCOUNT_MONTHS,
+                  "every account has a row for every month from its first active month to the last month "
+                  "(a gap would hide a churn or a reactivation from the bridge)",
+                  MISSING_ACCOUNT_MONTHS_SQL, additional_deps=[dg.AssetKey(["marts", "dim_month"])]),
+        sql_check(MRR_MONTHLY, MRR_MATCHES_INVOICED_RECURRING_REVENUE,
+                  f"total month-end MRR is within {max_gap:.0%} of recurring invoiced revenue in force on the "
+                  f"same day, normalised to a month (set {ENV_MAX_INVOICE_GAP} to change)",
+                  invoice_gap_sql(max_gap), additional_deps=BILLING_INPUTS, **warn),
+        sql_check(MRR_MONTHLY, UNMATCHED_CUSTOMERS_MRR_SHARE,
+                  f"at most {max_unmatched:.0%} of recurring invoiced revenue is on billing customers without a "
+                  f"matched CRM account (a marts.account_xref row with source_system 'billing' or 'stripe' and "
+                  f"matched = true; set {ENV_MAX_UNMATCHED_SHARE} to change)",
+                  unmatched_share_sql(max_unmatched),
+                  additional_deps=[*BILLING_INPUTS, dg.AssetKey(["marts", "account_xref"])], **warn),
+        unique_key_check(MRR_MONTHLY_PARENT, "kpis.mrr_monthly_parent", ["month", "account_id"]),
+        unique_key_check(COHORT_RETENTION, "kpis.cohort_retention", ["cohort_month", "months_since_start"]),
+    ]
+    for key in (REVENUE_MONTHLY, REVENUE_MONTHLY_PARENT):
+        table = f"kpis.{key.path[-1]}"
+        checks += [
+            unique_key_check(key, table, ["month", "segment"]),
+            sql_check(key, MRR_BRIDGE_RECONCILES,
+                      "for every month and segment ending = starting + new + expansion + reactivation - "
+                      "contraction - churned, and starting = the previous month's ending",
+                      bridge_violations_sql(table)),
+            sql_check(key, ALL_SEGMENT_EQUALS_SUM_OF_SEGMENTS,
+                      "segment 'all' equals the sum of the segments in every money and count column",
+                      all_segment_violations_sql(table)),
+            sql_check(key, GRR_NEVER_ABOVE_ONE, "GRR (monthly and trailing 12) is never above 1",
+                      grr_above_one_sql(table)),
+            sql_check(key, NRR_GRR_WITHIN_PLAUSIBLE_BOUNDS,
+                      f"monthly NRR within [{nrr_low}, {nrr_high}] and GRR at least {grr_low} for segments with "
+                      f"at least {min_accounts} accounts at the start (set {ENV_NRR_LOW}, {ENV_NRR_HIGH}, "
+                      f"{ENV_GRR_LOW}, {ENV_MIN_ACCOUNTS} to change)",
+                      retention_bounds_sql(table, nrr_low, nrr_high, grr_low, min_accounts), **warn),
+        ]
+    return checks
+
+
+@dg.definitions
+def kpis_checks() -> dg.Definitions:
+    return dg.Definitions(asset_checks=build_kpi_checks())

@@ -1,0 +1,57 @@
+-- Month-end MRR at the parent-account grain: the children's MRR summed up to the top of their hierarchy
+-- (root_account_id) per month, then classified again at that grain. A child churning while its sibling
+-- expands is one contraction or expansion of the parent, not a churn. Same columns and movement rules
+-- as marts.mrr_monthly, so kpis.revenue_monthly_parent is kpis.revenue_monthly on this table.
+-- @grain month, account_id
+-- @column month: first day of the calendar month M
+-- @column account_id: the top-level (root) CRM account; an account without a parent is its own root
+-- @column child_accounts: accounts of the hierarchy with a row this month (the root included when it has MRR history)
+-- @column active_child_accounts: accounts of the hierarchy with MRR > 0 at end(M)
+-- @column mrr: sum of the hierarchy's MRR_a(M), USD
+-- @column prev_mrr: sum of the hierarchy's MRR_a(M-1), USD
+-- @column movement: new, expansion, contraction, churn, reactivation or unchanged, at the parent grain
+-- @column movement_amount: mrr - prev_mrr, USD
+-- @column is_active: mrr > 0
+with rolled_up as (
+    select
+        month,
+        year(month) * 12 + month(month) as month_index,
+        root_account_id as account_id,
+        count(*) as child_accounts,
+        sum(case when mrr > 0 then 1 else 0 end) as active_child_accounts,
+        sum(mrr) as mrr,
+        sum(prev_mrr) as prev_mrr
+    from marts.mrr_monthly
+    group by month, root_account_id
+),
+
+with_history as (
+    -- rows run without gaps from the hierarchy's first active month, so rows are months
+    select
+        *,
+        coalesce(max(case when mrr > 0 then 1 else 0 end) over (
+            partition by account_id order by month_index
+            rows between unbounded preceding and 1 preceding
+        ), 0) = 1 as was_active_before
+    from rolled_up
+)
+
+select
+    month,
+    account_id,
+    child_accounts,
+    active_child_accounts,
+    mrr,
+    prev_mrr,
+    -- the same rules as marts.mrr_monthly
+    case
+        when prev_mrr = 0 and mrr > 0 and not was_active_before then 'new'
+        when prev_mrr = 0 and mrr > 0 then 'reactivation'
+        when prev_mrr > 0 and mrr = 0 then 'churn'
+        when mrr > prev_mrr then 'expansion'
+        when mrr < prev_mrr then 'contraction'
+        else 'unchanged'
+    end as movement,
+    mrr - prev_mrr as movement_amount,
+    mrr > 0 as is_active
+from with_history

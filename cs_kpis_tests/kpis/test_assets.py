@@ -1,0 +1,73 @@
+"""The kpis assets and their checks run in Dagster against a tmp DuckDB, as in a real run."""
+
+import dagster as dg
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from cs_kpis.defs.kpis import checks
+from cs_kpis.defs.kpis.assets import extra_metadata, kpi_models
+from cs_kpis.lib.sql import sql_assets
+from cs_kpis_tests.kpis.conftest import MOVEMENT_ACCOUNTS, MOVEMENT_CHANGES
+from cs_kpis_tests.kpis.warehouse import connect, mrr_monthly_model, write_contract
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    con = connect(tmp_path)
+    write_contract(con, MOVEMENT_CHANGES, MOVEMENT_ACCOUNTS, data_as_of="2024-06-15")
+    con.close()
+    return tmp_path / "warehouse.duckdb"
+
+
+def materialize(warehouse, check_defs):
+    assets = sql_assets([mrr_monthly_model()], group="marts") + sql_assets(
+        kpi_models(), group="kpis", extra_metadata=extra_metadata)
+    return dg.materialize(
+        [*assets, *check_defs],
+        resources={"duckdb": DuckDBResource(database=str(warehouse))},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def test_assets_build_with_a_bridge_preview_and_checks_pass(warehouse):
+    wanted = {checks.MRR_BRIDGE_RECONCILES, checks.MRR_MONTHLY_NO_NEGATIVE_MRR,
+              checks.MRR_MONTHLY_NO_MISSING_ACCOUNT_MONTHS, checks.GRR_NEVER_ABOVE_ONE,
+              checks.ALL_SEGMENT_EQUALS_SUM_OF_SEGMENTS, "mrr_monthly_unique_month_account_id"}
+    check_defs = [c for c in checks.build_kpi_checks() if {s.name for s in c.check_specs} & wanted]
+    result = materialize(warehouse, check_defs)
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) >= 7 and all(e.passed for e in evaluations)
+
+    meta = {m.asset_key.to_user_string(): m.metadata
+            for m in result.get_asset_materialization_events() for m in [m.materialization]}
+    assert set(meta) == {"marts/mrr_monthly", "kpis/mrr_monthly_parent", "kpis/revenue_monthly",
+                         "kpis/revenue_monthly_parent", "kpis/cohort_retention"}
+    preview = meta["kpis/revenue_monthly"]["mrr_bridge_preview"].value
+    lines = preview.splitlines()
+    # header, separator, then the latest six months oldest first; June: 480 + 40 - 30 = 490
+    assert len(lines) == 2 + 6 and lines[2].startswith("| 2024-01") and lines[-1].startswith("| 2024-06")
+    assert "490.00" in lines[-1] and "0.9375" in lines[-1]
+    assert meta["marts/mrr_monthly"]["dagster/row_count"].value == 18
+
+
+def test_a_failed_blocking_check_stops_the_kpis(warehouse):
+    # a negative MRR upstream: the blocking check on marts.mrr_monthly fails and nothing downstream builds
+    con = connect_existing(warehouse)
+    con.execute("insert into marts.mrr_daily_changes values ('a_contract', '2024-06-12', -10)")
+    con.close()
+    check_defs = [c for c in checks.build_kpi_checks()
+                  if checks.MRR_MONTHLY_NO_NEGATIVE_MRR in {s.name for s in c.check_specs}]
+    result = materialize(warehouse, check_defs)
+    assert not result.success
+    [evaluation] = result.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.metadata["violations"].value == 1
+    built = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events() for m in [m.materialization]}
+    assert built == {"marts/mrr_monthly"}
+
+
+def connect_existing(path):
+    import duckdb
+
+    return duckdb.connect(str(path))

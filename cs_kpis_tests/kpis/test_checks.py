@@ -1,0 +1,147 @@
+"""Every check passes on clean data and fails on data corrupted the way it is meant to catch."""
+
+import dagster as dg
+import pytest
+
+from cs_kpis.defs.kpis import checks
+from cs_kpis.lib.checks import run_rule
+
+REV = "kpis.revenue_monthly"
+
+
+def unique_sql(table, cols):
+    return f"select {cols}, count(*) from {table} group by {cols} having count(*) > 1"
+
+
+# (id, rule, corruption that must make it fail)
+RULES_ON_MOVEMENTS = [
+    ("bridge-tampered", checks.bridge_violations_sql(REV),
+     f"update {REV} set new_mrr = new_mrr + 1 where month = '2024-03-01' and segment = 'all'"),
+    # ending and a movement changed together: the month adds up, the chain to April breaks
+    ("bridge-chain-broken", checks.bridge_violations_sql(REV),
+     (f"update {REV} set ending_mrr = ending_mrr + 1, expansion_mrr = expansion_mrr + 1 "
+     "where month = '2024-03-01' and segment = 'all'")),
+    ("parent-bridge-tampered", checks.bridge_violations_sql("kpis.revenue_monthly_parent"),
+     "update kpis.revenue_monthly_parent set churned_mrr = 0 where month = '2024-03-01' and segment = 'smb'"),
+    ("all-segment", checks.all_segment_violations_sql(REV),
+     f"update {REV} set contracted_accounts = 5 where month = '2024-04-01' and segment = 'enterprise'"),
+    ("grr-above-one", checks.grr_above_one_sql(REV), f"update {REV} set grr = 1.0001 where month = '2024-05-01'"),
+    ("no-negative-mrr", checks.NEGATIVE_MRR_SQL,
+     "update marts.mrr_monthly set mrr = -5 where account_id = 'a_late'"),
+    ("no-missing-account-months", checks.MISSING_ACCOUNT_MONTHS_SQL,
+     "delete from marts.mrr_monthly where account_id = 'a_churn' and month = '2024-04-01'"),
+    ("mrr-monthly-unique", unique_sql("marts.mrr_monthly", "month, account_id"),
+     "insert into marts.mrr_monthly select * from marts.mrr_monthly where account_id = 'a_late'"),
+    ("mrr-monthly-parent-unique", unique_sql("kpis.mrr_monthly_parent", "month, account_id"),
+     "insert into kpis.mrr_monthly_parent select * from kpis.mrr_monthly_parent where account_id = 'a_late'"),
+    ("revenue-monthly-unique", unique_sql(REV, "month, segment"),
+     f"insert into {REV} select * from {REV} where segment = 'all' and month = '2024-01-01'"),
+    ("cohort-retention-unique", unique_sql("kpis.cohort_retention", "cohort_month, months_since_start"),
+     "insert into kpis.cohort_retention select * from kpis.cohort_retention where months_since_start = 0"),
+    # bounds with every segment judged (min 1 account): the clean fixture's 'all' months stay within
+    # NRR [0.5, 1.5] / GRR >= 0.5 (lowest: March NRR 0.75, GRR 0.667)
+    ("nrr-grr-bounds", checks.retention_bounds_sql(REV, 0.5, 1.5, 0.5, 1).replace("where", "where segment = 'all' and"),
+     f"update {REV} set nrr = 1.6 where month = '2024-02-01' and segment = 'all'"),
+]
+
+
+@pytest.mark.parametrize(("rule", "corruption"), [r[1:] for r in RULES_ON_MOVEMENTS],
+                         ids=[r[0] for r in RULES_ON_MOVEMENTS])
+def test_rule_passes_on_clean_data_and_fails_on_corrupted(movements, rule, corruption):
+    assert run_rule(movements, rule) == (0, "")
+    movements.execute(corruption)
+    count, sample = run_rule(movements, rule)
+    assert count >= 1 and sample.startswith("|")
+
+
+def test_an_account_with_only_negative_mrr_is_kept_and_flagged(make_warehouse):
+    con = make_warehouse([("ok", "2024-01-01", 10), ("credit", "2024-01-05", -3)], [], data_as_of="2024-01-31")
+    assert run_rule(con, checks.NEGATIVE_MRR_SQL)[0] == 1
+
+
+def test_small_segments_are_not_judged_by_the_bounds(movements):
+    # smb in March: start 300 over 2 accounts, NRR 0.5, GRR 0.33: implausible for a big segment, normal for 2
+    judged_all = checks.retention_bounds_sql(REV, 0.5, 1.5, 0.5, min_accounts=1)
+    assert run_rule(movements, judged_all)[0] >= 1
+    assert run_rule(movements, checks.retention_bounds_sql(REV, 0.5, 1.5, 0.5, min_accounts=3))[0] == 0
+
+
+# billing for one month (Jan 2024, read on the 31st); month-end MRR a 100 + b 110 + c 180 = 390 USD
+#   inv_a (USD, paid): a 100.00 monthly line, a 50.00 metered line and a 7.00 proration line (both excluded)
+#   inv_b (EUR, open): 1,200.00 EUR yearly from 2023-12-15; EUR rate of 2023-12-14 (latest before) 1.10
+#                      -> 1200 * 1.10 / 12 = 110 USD a month
+#   inv_c (USD, paid): 200.00 monthly, total 180.00 after a 10% discount -> 180
+#   inv_d (USD, void): 999.00 monthly, ignored
+BILLING = """
+insert into staging.stg_billing__prices values
+    ('p_month', 'licensed', 'month', 1), ('p_year', 'licensed', 'year', 1), ('p_meter', 'metered', 'month', 1);
+insert into staging.stg_billing__fx_rates values
+    ('2023-12-14', 'EUR', 1.10), ('2023-12-16', 'EUR', 1.30), ('2024-01-01', 'USD', 1.0);
+insert into staging.stg_billing__invoices values
+    ('inv_a', 'cus_a', 'sub_a', 'paid', '2024-01-01', '2024-01-01', '2024-02-01', 'usd', 15700, 15700),
+    ('inv_b', 'cus_b', 'sub_b', 'open', '2023-12-15', '2023-12-15', '2024-12-15', 'eur', 120000, 120000),
+    ('inv_c', 'cus_c', 'sub_c', 'paid', '2024-01-10', '2024-01-10', '2024-02-10', 'usd', 18000, 18000),
+    ('inv_d', 'cus_c', 'sub_c', 'void', '2024-01-10', '2024-01-10', '2024-02-10', 'usd', 99900, 99900);
+insert into staging.stg_billing__invoice_lines values
+    ('l_a1', 'inv_a', 'sub_a', 10000, 'usd', '2024-01-01', '2024-02-01', false, 'p_month'),
+    ('l_a2', 'inv_a', 'sub_a', 5000, 'usd', '2023-12-01', '2024-01-01', false, 'p_meter'),
+    ('l_a3', 'inv_a', 'sub_a', 700, 'usd', '2024-01-15', '2024-02-01', true, 'p_month'),
+    ('l_b1', 'inv_b', 'sub_b', 120000, 'eur', '2023-12-15', '2024-12-15', false, 'p_year'),
+    ('l_c1', 'inv_c', 'sub_c', 20000, 'usd', '2024-01-10', '2024-02-10', false, 'p_month'),
+    ('l_d1', 'inv_d', 'sub_c', 99900, 'usd', '2024-01-10', '2024-02-10', false, 'p_month');
+insert into marts.account_xref values
+    ('billing', 'cus_a', 'a', true), ('billing', 'cus_b', 'b', true), ('billing', 'cus_c', 'c', true);
+"""
+
+
+@pytest.fixture
+def billed(make_warehouse):
+    con = make_warehouse([("a", "2024-01-01", 100), ("b", "2024-01-01", 110), ("c", "2024-01-01", 180)],
+                         [(a, None, None, "smb") for a in "abc"], data_as_of="2024-01-31")
+    con.execute(BILLING)
+    return con
+
+
+def test_invoiced_recurring_revenue_normalised_per_customer(billed):
+    got = dict(billed.execute(f"select customer_id, invoiced_mrr from ({checks.invoiced_recurring_sql()}) "
+                              "where month = '2024-01-01'").fetchall())
+    assert got == pytest.approx({"cus_a": 100.0, "cus_b": 110.0, "cus_c": 180.0})
+
+
+def test_mrr_matches_invoices(billed):
+    rule = checks.invoice_gap_sql(0.10)
+    assert run_rule(billed, rule)[0] == 0
+    # MRR 390 vs invoiced 280 once b's invoice is gone: 28% apart
+    billed.execute("delete from staging.stg_billing__invoice_lines where line_id = 'l_b1'")
+    count, sample = run_rule(billed, rule)
+    assert count == 1 and "0.28" in sample
+
+
+def test_unmatched_customers_share(billed):
+    rule = checks.unmatched_share_sql(0.02)
+    assert run_rule(billed, rule)[0] == 0
+    billed.execute("update marts.account_xref set matched = false where source_id = 'cus_b'")  # 110 of 390
+    count, sample = run_rule(billed, rule)
+    assert count == 1 and "0.282" in sample
+
+
+def test_check_names_and_severities():
+    defs = {(s.key.asset_key, s.key.name): s for d in checks.build_kpi_checks() for s in d.check_specs}
+    blocking = {name for (_, name), spec in defs.items() if spec.blocking}
+    warning = {name for (_, name), spec in defs.items() if not spec.blocking}
+    assert {checks.MRR_BRIDGE_RECONCILES, checks.GRR_NEVER_ABOVE_ONE, checks.MRR_MONTHLY_NO_NEGATIVE_MRR,
+            checks.MRR_MONTHLY_NO_MISSING_ACCOUNT_MONTHS, "mrr_monthly_unique_month_account_id",
+            "revenue_monthly_unique_month_segment", "cohort_retention_unique_cohort_month_months_since_start",
+            checks.ALL_SEGMENT_EQUALS_SUM_OF_SEGMENTS} <= blocking
+    assert warning == {checks.NRR_GRR_WITHIN_PLAUSIBLE_BOUNDS, checks.MRR_MATCHES_INVOICED_RECURRING_REVENUE,
+                       checks.UNMATCHED_CUSTOMERS_MRR_SHARE}
+    assert (checks.MRR_MONTHLY, checks.MRR_MONTHLY_NO_NEGATIVE_MRR) in defs
+    assert (checks.REVENUE_MONTHLY_PARENT, checks.MRR_BRIDGE_RECONCILES) in defs
+
+
+def test_thresholds_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv(checks.ENV_MAX_INVOICE_GAP, "0.25")
+    specs = [s for d in checks.build_kpi_checks() for s in d.check_specs
+             if s.name == checks.MRR_MATCHES_INVOICED_RECURRING_REVENUE]
+    assert "25%" in specs[0].description
+    assert isinstance(specs[0].asset_key, dg.AssetKey)
