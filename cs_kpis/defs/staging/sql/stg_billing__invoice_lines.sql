@@ -1,0 +1,71 @@
+-- Stripe invoice lines: one row per line of each invoice's latest version (subscription item charges and
+-- prorations). A new invoice version replaces its whole line set.
+-- @grain line_id
+-- @column line_id: Stripe invoice line item id (il_)
+-- @column invoice_id: the invoice (staging.stg_billing__invoices.invoice_id)
+-- @column subscription_id: parent.subscription_item_details.subscription, or null for non-subscription lines
+-- @column subscription_item_id: parent.subscription_item_details.subscription_item (si_), or null
+-- @column price_id: pricing.price_details.price (staging.stg_billing__prices.price_id)
+-- @column product_id: pricing.price_details.product
+-- @column line_type: parent.type, e.g. subscription_item_details
+-- @column description: line description as printed on the invoice
+-- @column is_proration: true for a proration line (mid-period change)
+-- @column quantity: units billed
+-- @column period_start: start of the period the line covers
+-- @column period_end: end of the period the line covers
+-- @column currency: line currency, upper case
+-- @column minor_units_per_major: 100, or 1 for Stripe's zero-decimal currencies
+-- @column amount_minor: line amount in minor units (negative for credited prorations)
+-- @column subtotal_minor: line subtotal before discounts in minor units
+-- @column amount: amount_minor in major units
+-- @column discount_amounts: discount amounts applied to the line, as JSON
+-- @column extract_day: the landing extract day of the invoice version the line came with
+
+with source as (
+    select * from raw.billing__invoice_lines
+),
+
+renamed as (
+    select
+        id as line_id,
+        invoice as invoice_id,
+        parent__subscription_item_details__subscription as subscription_id,
+        parent__subscription_item_details__subscription_item as subscription_item_id,
+        pricing__price_details__price as price_id,
+        pricing__price_details__product as product_id,
+        parent__type as line_type,
+        description,
+        coalesce(parent__subscription_item_details__proration, false) as is_proration,
+        quantity,
+        period__start as period_start,
+        period__end as period_end,
+        upper(currency) as currency,
+        case when upper(currency) in ('BIF', 'CLP', 'DJF', 'GNF', 'JPY', 'KMF', 'KRW', 'MGA', 'PYG', 'RWF', 'UGX', 'VND', 'VUV', 'XAF', 'XOF', 'XPF') then 1 else 100 end as minor_units_per_major,
+        amount as amount_minor,
+        subtotal as subtotal_minor,
+        discount_amounts,
+        _extract_day as extract_day
+    from source
+)
+
+select
+    line_id,
+    invoice_id,
+    subscription_id,
+    subscription_item_id,
+    price_id,
+    product_id,
+    line_type,
+    description,
+    is_proration,
+    quantity,
+    period_start,
+    period_end,
+    currency,
+    minor_units_per_major,
+    amount_minor,
+    subtotal_minor,
+    cast(cast(amount_minor as double) / minor_units_per_major as decimal(18, 2)) as amount,
+    discount_amounts,
+    extract_day
+from renamed
