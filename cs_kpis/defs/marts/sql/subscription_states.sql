@@ -25,34 +25,53 @@
 -- @column cancel_at: scheduled cancellation time, if any
 -- @column ended_at: when service ended, if it has
 with events as (
+    -- every field is read from the object once; the items array is kept apart for the item spine
     select
         event_id,
         event_type,
         created_at as changed_at,
         object_id as subscription_id,
-        object
+        json_extract_string(object, '$.customer') as customer_id,
+        json_extract_string(object, '$.status') as status,
+        json_extract_string(object, '$.currency') as currency,
+        json_extract_string(object, '$.cancel_at_period_end') as cancel_at_period_end,
+        json_extract_string(object, '$.cancel_at') as cancel_at,
+        json_extract_string(object, '$.ended_at') as ended_at,
+        json_extract(object, '$.discounts[0].coupon') as coupon,
+        json_extract(object, '$.items.data') as items_json
     from staging.stg_billing__events
     where object_type = 'subscription'
       and event_type like 'customer.subscription.%'
 ),
 
+sized as (
+    select event_id, items_json, json_array_length(items_json) as n_items
+    from events
+),
+
 items as (
     -- one row per item of each state; dim_position is a 0..N spine (no generators: see PORTABILITY.md)
     select
-        e.event_id,
+        s.event_id,
         p.position,
-        json_extract_string(e.object, '$.items.data[' || cast(p.position as varchar) || '].price.recurring.usage_type') as usage_type,
-        json_extract_string(e.object, '$.items.data[' || cast(p.position as varchar) || '].price.recurring.interval') as billing_interval,
-        cast(json_extract_string(e.object, '$.items.data[' || cast(p.position as varchar) || '].price.recurring.interval_count') as integer) as interval_count,
-        cast(json_extract_string(e.object, '$.items.data[' || cast(p.position as varchar) || '].price.unit_amount') as bigint) as unit_amount,
-        cast(json_extract_string(e.object, '$.items.data[' || cast(p.position as varchar) || '].quantity') as bigint) as quantity,
-        coalesce(
-            json_extract_string(e.object, '$.items.data[' || cast(p.position as varchar) || '].price.metadata.plan_tier'),
-            json_extract_string(e.object, '$.items.data[' || cast(p.position as varchar) || '].price.nickname')
-        ) as plan
-    from events as e
+        json_extract(s.items_json, '$[' || cast(p.position as varchar) || ']') as item
+    from sized as s
     inner join marts.dim_position as p
-        on p.position < json_array_length(e.object, '$.items.data')
+        on p.position < s.n_items
+),
+
+item_fields as (
+    select
+        event_id,
+        position,
+        json_extract_string(item, '$.price.recurring.usage_type') as usage_type,
+        json_extract_string(item, '$.price.recurring.interval') as billing_interval,
+        cast(json_extract_string(item, '$.price.recurring.interval_count') as integer) as interval_count,
+        cast(json_extract_string(item, '$.price.unit_amount') as bigint) as unit_amount,
+        cast(json_extract_string(item, '$.quantity') as bigint) as quantity,
+        coalesce(json_extract_string(item, '$.price.metadata.plan_tier'), json_extract_string(item, '$.price.nickname'))
+            as plan
+    from items
 ),
 
 licensed as (
@@ -63,7 +82,7 @@ licensed as (
         max(interval_count) as interval_count,
         max(case when position = 0 then plan end) as plan,
         max(case when position = 0 then quantity end) as seats
-    from items
+    from item_fields
     where coalesce(usage_type, 'licensed') = 'licensed'
     group by event_id
 ),
@@ -71,12 +90,12 @@ licensed as (
 states as (
     select
         e.subscription_id,
-        json_extract_string(e.object, '$.customer') as customer_id,
+        e.customer_id,
         e.changed_at,
         e.event_id,
         e.event_type,
-        json_extract_string(e.object, '$.status') as status,
-        upper(json_extract_string(e.object, '$.currency')) as currency,
+        e.status,
+        upper(e.currency) as currency,
         l.billing_interval,
         l.interval_count,
         l.plan,
@@ -94,13 +113,13 @@ states as (
             when 'week' then 12.0 * l.interval_count / 52.0
             when 'day' then 12.0 * l.interval_count / 365.0
         end as months_per_period,
-        json_extract_string(e.object, '$.discounts[0].coupon.id') as coupon_id,
-        json_extract_string(e.object, '$.discounts[0].coupon.duration') as coupon_duration,
-        cast(json_extract_string(e.object, '$.discounts[0].coupon.percent_off') as double) as percent_off,
-        cast(json_extract_string(e.object, '$.discounts[0].coupon.amount_off') as double) as amount_off,
-        cast(json_extract_string(e.object, '$.cancel_at_period_end') as boolean) as cancel_at_period_end,
-        to_timestamp(cast(json_extract_string(e.object, '$.cancel_at') as bigint)) as cancel_at,
-        to_timestamp(cast(json_extract_string(e.object, '$.ended_at') as bigint)) as ended_at
+        json_extract_string(e.coupon, '$.id') as coupon_id,
+        json_extract_string(e.coupon, '$.duration') as coupon_duration,
+        cast(json_extract_string(e.coupon, '$.percent_off') as double) as percent_off,
+        cast(json_extract_string(e.coupon, '$.amount_off') as double) as amount_off,
+        cast(e.cancel_at_period_end as boolean) as cancel_at_period_end,
+        to_timestamp(cast(e.cancel_at as bigint)) as cancel_at,
+        to_timestamp(cast(e.ended_at as bigint)) as ended_at
     from events as e
     left join licensed as l on l.event_id = e.event_id
 )

@@ -1,0 +1,143 @@
+"""Benchmark of the revenue models: every marts and kpis model MRR and retention need, timed one by one.
+
+    .venv/bin/python -m benchmarks.revenue --landing bench_out/large/landing
+
+Phase 1 (its own process) builds the four staging tables the revenue models read, with DuckDB straight
+from the landing files: loading the large company's billing history through dlt's row path takes hours
+(see BENCHMARKS.md), and that cost belongs to ingestion, not to these models. Phase 2 (a fresh process,
+so its peak RSS is the models' own) builds the calendar and every revenue model in dependency order with
+the project's own SQL files and records each model's seconds and rows.
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+REVENUE_MODELS = [
+    ("marts", "accounts"), ("marts", "subscription_states"), ("marts", "subscription_periods"),
+    ("marts", "mrr_daily_changes"), ("marts", "mrr_daily"), ("marts", "mrr_monthly"),
+    ("kpis", "mrr_monthly_parent"), ("kpis", "revenue_monthly"), ("kpis", "revenue_monthly_parent"),
+    ("kpis", "cohort_retention"),
+]
+
+STAGING_SQL = """
+set TimeZone = 'UTC';
+create schema if not exists staging;
+create or replace table staging.stg_billing__events as
+with files as (
+    select filename, unnest(data) as e
+    from read_json('{landing}/billing/events/*/part-*.json', columns = {{'data': 'JSON[]'}}, filename = true)
+)
+select
+    json_extract_string(e, '$.id') as event_id,
+    json_extract_string(e, '$.type') as event_type,
+    to_timestamp(cast(json_extract_string(e, '$.created') as bigint)) as created_at,
+    json_extract_string(e, '$.data.object.object') as object_type,
+    json_extract_string(e, '$.data.object.id') as object_id,
+    json_extract_string(e, '$.data.object.customer') as customer_id,
+    json_extract(e, '$.data.object') as object,
+    json_extract(e, '$.data.previous_attributes') as previous_attributes,
+    cast(regexp_extract(filename, '(\\d{{4}}-\\d{{2}}-\\d{{2}})/part-', 1) as date) as extract_day
+from files;
+create or replace table staging.stg_billing__customers as
+with files as (
+    select unnest(data) as c
+    from read_json('{landing}/billing/customers/*/part-*.json', columns = {{'data': 'JSON[]'}})
+)
+select json_extract_string(c, '$.id') as customer_id,
+       json_extract_string(c, '$.metadata.salesforce_account_id') as crm_account_id,
+       upper(json_extract_string(c, '$.currency')) as currency
+from files;
+create or replace table staging.stg_billing__fx_rates as
+select cast(date as date) as rate_date, upper(currency) as currency, cast(rate as decimal(18, 6)) as rate
+from read_csv('{landing}/reference/fx_rates.csv');
+create or replace table staging.stg_crm__accounts as
+with files as (
+    select unnest(records) as a
+    from read_json('{landing}/crm/Account/*/part-*.json', columns = {{'records': 'JSON[]'}})
+)
+select json_extract_string(a, '$.Id') as account_id, json_extract_string(a, '$.Name') as account_name,
+       json_extract_string(a, '$.ParentId') as parent_account_id, json_extract_string(a, '$.OwnerId') as owner_id,
+       json_extract_string(a, '$.CSM__c') as csm_id, json_extract_string(a, '$.Segment__c') as segment,
+       json_extract_string(a, '$.Industry') as industry, json_extract_string(a, '$.BillingCountry') as country,
+       json_extract_string(a, '$.CSM_Sentiment__c') as csm_sentiment,
+       json_extract_string(a, '$.Product_Workspace_Id__c') as workspace_id,
+       cast(null as timestamptz) as created_at, false as is_deleted, cast(null as timestamptz) as valid_from,
+       cast(null as timestamptz) as valid_to, true as is_current
+from files;
+"""
+
+
+def _staging(landing: Path, warehouse: Path) -> dict:
+    import duckdb
+
+    t = time.perf_counter()
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(STAGING_SQL.format(landing=landing))
+        rows = {t: con.execute(f"select count(*) from staging.{t}").fetchall()[0][0]
+                for t in ("stg_billing__events", "stg_billing__customers", "stg_billing__fx_rates", "stg_crm__accounts")}
+    return {"seconds": round(time.perf_counter() - t, 2), "rows": rows,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def _models(warehouse: Path, memory_limit: str) -> dict:
+    import duckdb
+
+    from cs_kpis.defs.marts.assets import SQL_DIR as MARTS_SQL
+    from cs_kpis.defs.marts.assets import build_calendar
+    from cs_kpis.lib.sql import build, load_models
+
+    kpis_sql = ROOT / "cs_kpis" / "defs" / "kpis" / "sql"
+    models = {(m.schema, m.name): m for m in load_models(MARTS_SQL, "marts") + load_models(kpis_sql, "kpis")}
+    timings = []
+    with duckdb.connect(str(warehouse), config={"memory_limit": memory_limit}) as con:
+        started = time.perf_counter()
+        t = time.perf_counter()
+        build_calendar(con)
+        timings.append({"model": "marts.calendar", "seconds": round(time.perf_counter() - t, 3)})
+        for key in REVENUE_MODELS:
+            t = time.perf_counter()
+            meta = build(con, models[key])
+            timings.append({"model": ".".join(key), "seconds": round(time.perf_counter() - t, 3),
+                            "rows": meta["dagster/row_count"].value})
+        total = time.perf_counter() - started
+    return {"total_seconds": round(total, 2), "models": timings,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.revenue")
+    p.add_argument("--landing", type=Path, required=True)
+    p.add_argument("--warehouse", type=Path, default=None)
+    p.add_argument("--memory-limit", default="3GB", help="DuckDB memory_limit for the models")
+    p.add_argument("--phase", choices=["all", "staging", "models"], default="all")
+    args = p.parse_args(argv)
+    warehouse = args.warehouse or args.landing.parent / "revenue_bench.duckdb"
+    if args.phase == "staging":
+        print(json.dumps(_staging(args.landing.resolve(), warehouse)))
+        return 0
+    if args.phase == "models":
+        print(json.dumps(_models(warehouse, args.memory_limit)))
+        return 0
+    warehouse.unlink(missing_ok=True)
+    out = {}
+    for phase in ("staging", "models"):
+        res = subprocess.run([sys.executable, "-m", "benchmarks.revenue", "--landing", str(args.landing),
+                              "--warehouse", str(warehouse), "--memory-limit", args.memory_limit, "--phase", phase],
+                             capture_output=True, text=True, cwd=ROOT)
+        if res.returncode:
+            raise SystemExit(f"{phase} failed:\n{res.stderr[-3000:]}")
+        out[phase] = json.loads(res.stdout.strip().splitlines()[-1])
+        print(phase, json.dumps(out[phase]), flush=True)
+    (args.landing.parent / "revenue.json").write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

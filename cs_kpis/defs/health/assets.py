@@ -1,0 +1,374 @@
+"""kpis/ health: leading indicators, the customer health score, its explanations and its backtest.
+
+- ``kpis.health_product_config``: the product configuration the indicators need (key features, features
+  per plan, onboarding milestones, value event, top plan), from the landing manifest's ``product`` section.
+- SQL models (``sql/*.sql``): ``account_activity_daily`` -> ``account_indicators_daily`` and the company
+  roll-up ``engagement_monthly``.
+- Python: ``health_scores_daily`` + ``health_score_changes`` (scored by health_score.py with the versioned
+  config in config/health_score.yaml), ``health_scores`` (latest per account, deltas, ARR-weighted parent
+  roll-up) and ``health_backtest`` (AUC and churn rate by band per config version and month).
+"""
+
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from cs_kpis import settings
+from cs_kpis.defs.health import health_score as hs
+from cs_kpis.defs.landing.manifest import read_manifest
+from cs_kpis.lib.sql import WAREHOUSE_POOL, load_models, sql_assets, table_metadata
+
+HERE = Path(__file__).parent
+SQL_DIR = HERE / "sql"
+CONFIG_PATH = HERE / "config" / "health_score.yaml"
+ARCHIVE_DIR = HERE / "config" / "archive"
+ENV_CONFIG = "CS_KPIS_HEALTH_CONFIG"
+SCHEMA = "kpis"
+GROUP = "health"
+OWNERS = ["team:cs-analytics"]
+
+CHANGE_WINDOWS = (7, 30)
+CHANGE_MIN_DELTA = 10.0
+"""health_score_changes keeps account-days whose score moved at least this much over a window"""
+BACKTEST_HORIZON_DAYS = 90
+CONTRACTION_SHARE = 0.5
+"""churn in the backtest: MRR at or below (1 - 0.5) x the MRR at the scoring day within the horizon"""
+
+PRODUCT_CONFIG = dg.AssetKey([SCHEMA, "health_product_config"])
+INDICATORS = dg.AssetKey([SCHEMA, "account_indicators_daily"])
+SCORES_DAILY = dg.AssetKey([SCHEMA, "health_scores_daily"])
+SCORE_CHANGES = dg.AssetKey([SCHEMA, "health_score_changes"])
+SCORES = dg.AssetKey([SCHEMA, "health_scores"])
+BACKTEST = dg.AssetKey([SCHEMA, "health_backtest"])
+LANDING = dg.AssetKey(["landing", "demo_company"])
+MRR_CHANGES = dg.AssetKey(["marts", "mrr_daily_changes"])
+
+
+def config_path() -> Path:
+    """The live config: CS_KPIS_HEALTH_CONFIG, or config/health_score.yaml."""
+    value = os.environ.get(ENV_CONFIG)
+    return Path(value) if value else CONFIG_PATH
+
+
+def load_current_config() -> hs.HealthConfig:
+    return hs.load_config(config_path())
+
+
+def load_all_configs() -> list[tuple[hs.HealthConfig, bool]]:
+    """The live config and every archived one, (config, is_current), live first, versions unique."""
+    current = load_current_config()
+    out, seen = [(current, True)], {current.version}
+    for path in sorted(ARCHIVE_DIR.glob("*.y*ml")):
+        cfg = hs.load_config(path)
+        if cfg.version not in seen:
+            out.append((cfg, False))
+            seen.add(cfg.version)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- product config
+
+PRODUCT_SETTINGS = ("key_features", "plan_features", "onboarding_milestones", "value_event", "top_plan")
+
+
+def product_config_rows(product: dict) -> pd.DataFrame:
+    """The manifest's product section as (setting, name, value) rows; every setting must be present."""
+    missing = [k for k in PRODUCT_SETTINGS if not product.get(k)]
+    if missing:
+        raise ValueError(f"product configuration: missing {', '.join(missing)} in the landing manifest's product section")
+    rows = [("key_feature", str(f), None) for f in product["key_features"]]
+    rows += [("plan_features", str(p), float(n)) for p, n in product["plan_features"].items()]
+    rows += [("onboarding_milestone", str(m), None) for m in product["onboarding_milestones"]]
+    rows += [("value_event", str(product["value_event"]), None), ("top_plan", str(product["top_plan"]), None)]
+    return pd.DataFrame(rows, columns=["setting", "name", "value"])
+
+
+def write_frame(con, table: str, df: pd.DataFrame, casts: dict[str, str] | None = None) -> None:
+    """Replace ``table`` with the frame's rows; ``casts`` maps columns to SQL types."""
+    casts = casts or {}
+    cols = ", ".join(f"cast(\"{c}\" as {casts[c]}) as \"{c}\"" if c in casts else f"\"{c}\"" for c in df.columns)
+    schema = table.split(".")[0]
+    con.execute(f"create schema if not exists {schema}")
+    con.register("_health_frame", df)
+    try:
+        con.execute(f"create or replace table {table} as select {cols} from _health_frame")
+    finally:
+        con.unregister("_health_frame")
+
+
+@dg.asset(
+    key=PRODUCT_CONFIG, deps=[LANDING], group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS,
+    pool=WAREHOUSE_POOL,
+    description=("The product configuration the leading indicators use, from the landing manifest's `product` "
+                 "section: one row per key feature, plan (with the number of key features on it), onboarding "
+                 "milestone, the value event and the top plan."),
+)
+def health_product_config(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    manifest = read_manifest(settings.landing_dir()) or {}
+    df = product_config_rows(manifest.get("product") or {})
+    with duckdb.get_connection() as con:
+        write_frame(con, "kpis.health_product_config", df, {"value": "double"})
+        meta = table_metadata(con, "kpis", "health_product_config", {
+            "setting": "key_feature, plan_features, onboarding_milestone, value_event or top_plan",
+            "name": "the event or plan name", "value": "key features on the plan (plan_features only)"})
+    meta["product"] = dg.MetadataValue.md(df.fillna("").to_markdown(index=False))
+    return dg.MaterializeResult(metadata=meta)
+
+
+# ------------------------------------------------------------------------------------------------- scores
+
+def indicator_columns(config: hs.HealthConfig) -> list[str]:
+    return sorted({i.name for c in config.components for i in c.indicators})
+
+
+def read_indicators(con, config: hs.HealthConfig, where: str = "") -> pd.DataFrame:
+    cols = ", ".join(indicator_columns(config))
+    return con.execute(
+        f"select account_id, day, is_active, arr, {cols} from kpis.account_indicators_daily {where} "
+        "order by account_id, day"
+    ).df()
+
+
+SCORE_CASTS = {"day": "date", "components_present_count": "integer", "is_active": "boolean", "arr": "double"}
+DAILY_DOCS = {
+    "day": "the as-of day", "account_id": "CRM account", "score": "health score 0..100",
+    "is_active": "MRR > 0 on the day", "arr": "12 x MRR on the day, USD",
+    "band": "green (>= bands.green), yellow (>= bands.yellow) or red",
+    "components_present": "components with data, comma-separated (missing ones are left out, weights rescaled)",
+    "components_present_count": "number of components with data", "config_version": "hash of the config file",
+    "delta_7d": "score - score 7 days earlier (null when not scored then)",
+    "delta_30d": "score - score 30 days earlier (null when not scored then)",
+    **{f"{c}_score": f"{c} component 0..100, null when it has no data" for c in hs.COMPONENTS},
+    **{f"contrib_{c}": f"points of the score from {c} (rescaled weight x component score); they add up to score"
+       for c in hs.COMPONENTS},
+}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(SCORES_DAILY, deps=[INDICATORS], group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS,
+                     description=("One health score per account per day (every row of kpis.account_indicators_daily) "
+                                  "with its band, component scores, each component's contribution, which "
+                                  "components had data, 7- and 30-day deltas and the config version."),
+                     metadata={"grain": "account_id, day"}),
+        dg.AssetSpec(SCORE_CHANGES, deps=[INDICATORS], group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS,
+                     description=(f"Explained score changes: every account-day whose score moved >= {CHANGE_MIN_DELTA:g} "
+                                  f"points against {' or '.join(map(str, CHANGE_WINDOWS))} days earlier, with "
+                                  "each component's contribution change (they add up to the change) and a "
+                                  "reason ready to quote in an alert."),
+                     metadata={"grain": "account_id, day, window_days"}),
+    ],
+    pool=WAREHOUSE_POOL,
+)
+def health_scores_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    config = load_current_config()
+    t0 = time.perf_counter()
+    with duckdb.get_connection() as con:
+        ind = read_indicators(con, config)
+        t1 = time.perf_counter()
+        scores = hs.add_deltas(hs.score_frame(ind, config), CHANGE_WINDOWS)
+        scores.insert(2, "is_active", ind["is_active"].to_numpy())
+        scores.insert(3, "arr", ind["arr"].astype("float64").to_numpy())
+        changes = pd.concat([hs.explain_changes(scores, config, w, CHANGE_MIN_DELTA) for w in CHANGE_WINDOWS],
+                            ignore_index=True)
+        t2 = time.perf_counter()
+        write_frame(con, "kpis.health_scores_daily", scores, SCORE_CASTS)
+        write_frame(con, "kpis.health_score_changes", changes, {"day": "date", "window_days": "integer"})
+        t3 = time.perf_counter()
+        daily_meta = table_metadata(con, "kpis", "health_scores_daily", DAILY_DOCS)
+        change_meta = table_metadata(con, "kpis", "health_score_changes", {
+            "window_days": "7 or 30", "score_before": "score window_days earlier", "delta": "score - score_before",
+            **{f"{c}_delta": (f"points of the change due to {c}: rescaled weight after x ({c} after - score before) "
+                              f"- rescaled weight before x ({c} before - score before); they add up to delta")
+               for c in hs.COMPONENTS},
+            "reason": "plain-words explanation naming the components that moved"})
+        latest = con.execute(
+            "select band, count(*) as accounts from kpis.health_scores_daily "
+            "where day = (select max(day) from kpis.health_scores_daily) group by band order by band"
+        ).df()
+    context.log.info(f"read {len(ind)} indicator rows in {t1 - t0:.1f}s, scored in {t2 - t1:.1f}s, "
+                     f"wrote in {t3 - t2:.1f}s")
+    common = {"config_version": config.version, "config_label": config.label,
+              "config_path": dg.MetadataValue.path(str(config_path()))}
+    yield dg.MaterializeResult(asset_key=SCORES_DAILY, metadata={
+        **daily_meta, **common, "latest_bands": dg.MetadataValue.md(latest.to_markdown(index=False)),
+        "seconds_scoring": round(t2 - t1, 2)})
+    yield dg.MaterializeResult(asset_key=SCORE_CHANGES, metadata={**change_meta, **common})
+
+
+LATEST_SQL = """
+    select s.*, i.root_account_id, i.mrr
+    from kpis.health_scores_daily as s
+    inner join kpis.account_indicators_daily as i
+        on i.account_id = s.account_id and i.day = s.day
+    where s.day = (select max(day) from kpis.health_scores_daily)
+"""
+
+
+def latest_scores(con, config: hs.HealthConfig) -> pd.DataFrame:
+    """Each account's score on the latest day with its ARR and the ARR-weighted roll-up of its hierarchy."""
+    latest = con.execute(LATEST_SQL).df()
+    parents = hs.rollup_parent(latest, config)
+    return latest.merge(parents, on="root_account_id", how="left")
+
+
+@dg.asset(
+    key=SCORES, deps=[SCORES_DAILY, INDICATORS], group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS,
+    pool=WAREHOUSE_POOL, metadata={"grain": "account_id"},
+    description=("The latest health score per account (the as-of day) with delta_7d and delta_30d, its ARR "
+                 "(12 x MRR) and the roll-up of its hierarchy: the ARR-weighted score of the root account and "
+                 "all its descendants (plain mean when none has ARR), with its band."),
+)
+def health_scores(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    config = load_current_config()
+    with duckdb.get_connection() as con:
+        df = latest_scores(con, config)
+        write_frame(con, "kpis.health_scores", df, {"day": "date", "components_present_count": "integer"})
+        meta = table_metadata(con, "kpis", "health_scores", {
+            **DAILY_DOCS, "root_account_id": "top of the hierarchy", "arr": "12 x MRR on the day, USD",
+            "parent_score": "ARR-weighted score of the hierarchy under root_account_id",
+            "parent_band": "band of parent_score", "parent_arr": "ARR of the hierarchy's scored accounts",
+            "parent_accounts_scored": "accounts of the hierarchy with a score"})
+    return dg.MaterializeResult(metadata={**meta, "config_version": config.version})
+
+
+# ----------------------------------------------------------------------------------------------- backtest
+
+OUTCOME_SQL = f"""
+    with days as (
+        select month as as_of_day
+        from marts.dim_month
+        where month >= (select min(day) from marts.dim_day)
+            and cast(month + interval {BACKTEST_HORIZON_DAYS} day as date) <= (select max(day) from marts.dim_day)
+    ),
+    base as (
+        select d.as_of_day, i.account_id, i.mrr
+        from days as d
+        inner join kpis.account_indicators_daily as i on i.day = d.as_of_day
+        where i.mrr > 0
+    ),
+    low as (
+        select b.as_of_day, b.account_id, min(c.mrr) as min_mrr
+        from base as b
+        inner join marts.mrr_daily_changes as c
+            on c.account_id = b.account_id
+            and c.change_date > b.as_of_day
+            and c.change_date <= cast(b.as_of_day + interval {BACKTEST_HORIZON_DAYS} day as date)
+        group by b.as_of_day, b.account_id
+    )
+    select
+        b.as_of_day,
+        b.account_id,
+        b.mrr,
+        coalesce(l.min_mrr <= {1 - CONTRACTION_SHARE} * b.mrr, false) as churned
+    from base as b
+    left join low as l on l.as_of_day = b.as_of_day and l.account_id = b.account_id
+"""
+
+
+def backtest_observations(con, config: hs.HealthConfig) -> pd.DataFrame:
+    """Accounts with MRR > 0 on each month's first day (whose 90 days are in the data), scored with
+    ``config`` from that day's indicators, and whether they churned (logo churn or contraction >= 50%)
+    within the next 90 days."""
+    outcomes = con.execute(OUTCOME_SQL).df()
+    cols = ", ".join(indicator_columns(config))
+    ind = con.execute(
+        f"select i.account_id, i.day, {cols} from kpis.account_indicators_daily as i "
+        f"inner join (select distinct as_of_day from ({OUTCOME_SQL}) as o) as d on d.as_of_day = i.day"
+    ).df()
+    scores = hs.score_frame(ind, config)[["day", "account_id", "score", "band"]]
+    scores = scores.rename(columns={"day": "as_of_day"})
+    outcomes["as_of_day"] = pd.to_datetime(outcomes["as_of_day"])
+    scores["as_of_day"] = pd.to_datetime(scores["as_of_day"])
+    return outcomes.merge(scores, on=["as_of_day", "account_id"], how="inner")
+
+
+def build_backtest(con) -> pd.DataFrame:
+    frames = []
+    for config, is_current in load_all_configs():
+        table = hs.backtest_table(backtest_observations(con, config), config)
+        table["is_current"] = is_current
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True)
+
+
+def backtest_summary(con) -> dict:
+    """The live config's backtest from kpis.health_backtest, for tests and reports::
+
+        {"config_version", "config_label", "auc_pooled", "auc_by_month": {"2025-01-01": 0.8, ...},
+         "auc_min", "auc_mean", "churn_rate_by_band": {"green", "yellow", "red"}, "red_to_green_ratio",
+         "accounts", "churned", "by_version": {version: {"label", "auc_pooled", "churn_rate_by_band"}}}
+    """
+    df = con.execute("select * from kpis.health_backtest order by config_version, scope, as_of_day").df()
+    cur = df[df["is_current"]]
+    pooled = cur[cur["scope"] == "pooled"].iloc[0]
+    months = cur[cur["scope"] == "month"]
+    rates = {b: float(pooled[f"churn_rate_{b}"]) for b in hs.BANDS}
+    by_version = {}
+    for _, row in df[df["scope"] == "pooled"].iterrows():
+        by_version[row["config_version"]] = {
+            "label": row["config_label"], "auc_pooled": float(row["auc"]),
+            "churn_rate_by_band": {b: float(row[f"churn_rate_{b}"]) for b in hs.BANDS}}
+    return {
+        "config_version": pooled["config_version"], "config_label": pooled["config_label"],
+        "auc_pooled": float(pooled["auc"]),
+        "auc_by_month": {str(pd.Timestamp(d).date()): float(a) for d, a in zip(months["as_of_day"], months["auc"])},
+        "auc_min": float(months["auc"].min()), "auc_mean": float(months["auc"].mean()),
+        "churn_rate_by_band": rates,
+        "red_to_green_ratio": rates["red"] / rates["green"] if rates["green"] > 0 else float("inf"),
+        "accounts": int(pooled["accounts"]), "churned": int(pooled["churned"]),
+        "by_version": by_version,
+    }
+
+
+def backtest_markdown(df: pd.DataFrame) -> tuple[str, str]:
+    """(summary per config version, per-month table of the live config) as markdown."""
+    pooled = df[df["scope"] == "pooled"].copy()
+    pooled["ratio red/green"] = pooled["churn_rate_red"] / pooled["churn_rate_green"]
+    cols = ["config_label", "config_version", "is_current", "accounts", "churned", "auc", "churn_rate_green",
+            "churn_rate_yellow", "churn_rate_red", "ratio red/green"]
+    summary = pooled[cols].to_markdown(index=False, floatfmt=".3f")
+    months = df[(df["scope"] == "month") & df["is_current"]].copy()
+    months["as_of_day"] = months["as_of_day"].astype(str).str[:10]
+    mcols = ["as_of_day", "accounts", "churned", "auc", "accounts_green", "churn_rate_green", "accounts_yellow",
+             "churn_rate_yellow", "accounts_red", "churn_rate_red"]
+    return summary, months[mcols].to_markdown(index=False, floatfmt=".3f")
+
+
+@dg.asset(
+    key=BACKTEST, deps=[INDICATORS, SCORES_DAILY, MRR_CHANGES], group_name=GROUP, kinds={"python", "duckdb"},
+    owners=OWNERS, pool=WAREHOUSE_POOL, metadata={"grain": "config_version, scope, as_of_day"},
+    description=(f"Evidence for the health score: for every config version (the live one and config/archive/) "
+                 f"and every month whose next {BACKTEST_HORIZON_DAYS} days are in the data, the accounts with MRR "
+                 f"on the month's first day are scored from that day's indicators and compared with what "
+                 f"happened next: churn = logo churn or contraction >= {CONTRACTION_SHARE:.0%} of MRR within "
+                 f"{BACKTEST_HORIZON_DAYS} days (marts.mrr_daily_changes). AUC of the score (low score = risk) "
+                 "and churn rate per band, per month and pooled."),
+)
+def health_backtest(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        df = build_backtest(con)
+        write_frame(con, "kpis.health_backtest", df, {"as_of_day": "date"})
+        meta = table_metadata(con, "kpis", "health_backtest", {
+            "scope": "month (one as-of day) or pooled (all months together)",
+            "as_of_day": "the scoring day (first day of the month); null when pooled",
+            "auc": "area under the ROC curve of -score for churn within 90 days",
+            "churn_rate": "churned / accounts", "is_current": "the live config"})
+        summary = backtest_summary(con)
+    by_version, by_month = backtest_markdown(df)
+    return dg.MaterializeResult(metadata={
+        **meta, "by_config_version": dg.MetadataValue.md(by_version),
+        "by_month_current_config": dg.MetadataValue.md(by_month),
+        "auc_pooled": summary["auc_pooled"], "auc_min_month": summary["auc_min"],
+        "red_to_green_churn_ratio": summary["red_to_green_ratio"], "config_version": summary["config_version"]})
+
+
+# ------------------------------------------------------------------------------------------------ wiring
+
+models = load_models(SQL_DIR, SCHEMA)
+health_sql_assets = sql_assets(models, group=GROUP, owners=OWNERS)
+

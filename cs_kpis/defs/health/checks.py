@@ -1,0 +1,115 @@
+"""Checks on the health score tables. Each is a query for the rows that break a rule (cs_kpis.lib.checks).
+
+Blocking: scores and components within 0..100 and not null, one score per account per day, every account
+with a subscription in force on the as-of day scored, contributions adding up to the score. Warning only:
+the band distribution of active accounts on the as-of day moved sharply from the previous day (more than
+CS_KPIS_HEALTH_BAND_SHIFT_PP percentage points in any band, default 10): worth a look (a data problem or a
+real wave of risk), but not a reason to hold the scores back.
+"""
+
+import os
+
+import dagster as dg
+
+from cs_kpis.defs.health import health_score as hs
+from cs_kpis.lib.checks import sql_check, unique_key_check
+
+SCORES_DAILY = dg.AssetKey(["kpis", "health_scores_daily"])
+SCORES = dg.AssetKey(["kpis", "health_scores"])
+INDICATORS = dg.AssetKey(["kpis", "account_indicators_daily"])
+
+SCORE_IN_RANGE = "health_scores_daily_score_in_range"
+EVERY_ACTIVE_ACCOUNT_SCORED = "health_scores_daily_every_active_account_scored"
+CONTRIBUTIONS_ADD_UP = "health_scores_daily_contributions_add_up"
+BAND_SHIFT = "health_scores_daily_band_shift"
+ENV_BAND_SHIFT = "CS_KPIS_HEALTH_BAND_SHIFT_PP"
+DEFAULT_BAND_SHIFT_PP = 10.0
+
+_COMPONENT_COLS = [f"{c}_score" for c in hs.COMPONENTS]
+
+SCORE_RANGE_SQL = (
+    "select day, account_id, score, " + ", ".join(_COMPONENT_COLS) + " from kpis.health_scores_daily "
+    "where score is null or score < 0 or score > 100 or band is null or "
+    + " or ".join(f"{c} < 0 or {c} > 100" for c in _COMPONENT_COLS)
+)
+
+EVERY_ACTIVE_ACCOUNT_SCORED_SQL = """
+    with as_of as (
+        select max(day) as day from marts.dim_day
+    ),
+    in_force as (
+        select distinct p.account_id
+        from marts.subscription_periods as p
+        cross join as_of as a
+        where p.account_id is not null
+            and p.start_date <= a.day
+            and (p.end_date is null or p.end_date > a.day)
+    )
+    select f.account_id, a.day as as_of_day
+    from in_force as f
+    cross join as_of as a
+    left join kpis.health_scores_daily as s
+        on s.account_id = f.account_id and s.day = a.day and s.score is not null
+    where s.account_id is null
+"""
+
+CONTRIBUTIONS_SQL = (
+    "select day, account_id, score, "
+    + " + ".join(f"coalesce(contrib_{c}, 0)" for c in hs.COMPONENTS) + " as sum_of_contributions "
+    "from kpis.health_scores_daily where abs(score - ("
+    + " + ".join(f"coalesce(contrib_{c}, 0)" for c in hs.COMPONENTS) + ")) > 0.001"
+)
+
+
+def band_shift_sql(threshold_pp: float) -> str:
+    """Bands whose share of active (MRR > 0) scored accounts moved more than ``threshold_pp`` points from the
+    day before the latest day to the latest day."""
+    return f"""
+        with days as (
+            select max(day) as latest from kpis.health_scores_daily
+        ),
+        shares as (
+            select
+                s.day,
+                b.band,
+                100.0 * cast(sum(case when s.band = b.band then 1 else 0 end) as double)
+                    / cast(count(*) as double) as share_pp
+            from kpis.health_scores_daily as s
+            cross join days as d
+            cross join (select 'green' as band union all select 'yellow' union all select 'red') as b
+            where s.is_active and (s.day = d.latest or s.day = cast(d.latest - interval 1 day as date))
+            group by s.day, b.band
+        )
+        select cur.band, prev.share_pp as previous_share_pp, cur.share_pp as latest_share_pp,
+               cur.share_pp - prev.share_pp as shift_pp
+        from shares as cur
+        cross join days as d
+        inner join shares as prev
+            on prev.band = cur.band and prev.day = cast(d.latest - interval 1 day as date)
+        where cur.day = d.latest and abs(cur.share_pp - prev.share_pp) > {threshold_pp}
+    """
+
+
+def build_health_checks() -> list[dg.AssetChecksDefinition]:
+    threshold = float(os.environ.get(ENV_BAND_SHIFT, "").strip() or DEFAULT_BAND_SHIFT_PP)
+    return [
+        sql_check(SCORES_DAILY, SCORE_IN_RANGE,
+                  "every score and component score is within 0..100, and every row has a score and a band",
+                  SCORE_RANGE_SQL),
+        unique_key_check(SCORES_DAILY, "kpis.health_scores_daily", ["account_id", "day"]),
+        unique_key_check(SCORES, "kpis.health_scores", ["account_id"]),
+        sql_check(SCORES_DAILY, EVERY_ACTIVE_ACCOUNT_SCORED,
+                  "every account with a subscription (trial or paid) in force on the as-of day has a score that day",
+                  EVERY_ACTIVE_ACCOUNT_SCORED_SQL,
+                  additional_deps=[dg.AssetKey(["marts", "subscription_periods"]), dg.AssetKey(["marts", "dim_day"])]),
+        sql_check(SCORES_DAILY, CONTRIBUTIONS_ADD_UP,
+                  "the component contributions add up to the score (the explanation accounts for every point)",
+                  CONTRIBUTIONS_SQL),
+        sql_check(SCORES_DAILY, BAND_SHIFT,
+                  f"no band's share of active scored accounts moved more than {threshold:g} percentage points from the "
+                  "previous day to the latest day",
+                  band_shift_sql(threshold), blocking=False, severity=dg.AssetCheckSeverity.WARN),
+    ]
+
+
+health_checks = build_health_checks()

@@ -1,0 +1,267 @@
+-- Everything that happened at a CRM account on a day, counted once so the daily indicators can be built
+-- with window functions instead of re-reading raw events for every day. One row per account and day on
+-- which anything happened: product usage (track calls of workspaces mapped through marts.account_xref),
+-- tickets, satisfaction ratings, NPS responses, failed payments, and the "interval" deltas that turn
+-- distinct-in-window counts into running sums: a user active on day a counts towards the 30-day actives of
+-- days [a, min(a + 30, next active day)), so +1 on a and -1 at the end; the running sum over days is then
+-- exactly the number of distinct users active in the trailing 30 days (likewise 7 days, key features).
+-- Days are UTC. Product configuration (key features, milestones, value event) is kpis.health_product_config.
+-- @grain account_id, day
+-- @column account_id: CRM account (marts.account_xref crm_account_id)
+-- @column day: calendar day (UTC)
+-- @column events: tracked (track) events that day
+-- @column active_users: distinct users with a tracked event that day
+-- @column key_feature_events: track events of configured key features
+-- @column value_events: track events of the configured value event
+-- @column users_7d_delta: change of the distinct 7-day active users at this day (running sum = 7-day actives)
+-- @column users_30d_delta: change of the distinct 30-day active users at this day (running sum = 30-day actives)
+-- @column key_features_30d_delta: change of the distinct key features used in 30 days (running sum = features used)
+-- @column milestones_reached: onboarding milestones reached for the first time that day
+-- @column tickets_created: support tickets created that day
+-- @column urgent_high_delta: urgent/high tickets opened (+1) minus solved (-1) that day (running sum = open urgent/high)
+-- @column csat_good: satisfaction ratings answered good that day
+-- @column csat_bad: satisfaction ratings answered bad that day
+-- @column nps_promoters: NPS responses 9-10 that day
+-- @column nps_passives: NPS responses 7-8 that day
+-- @column nps_detractors: NPS responses 0-6 that day
+-- @column failed_payments: Stripe invoice.payment_failed events that day
+with product_accounts as (
+    select source_id as workspace_id, crm_account_id as account_id
+    from marts.account_xref
+    where source_system = 'product' and crm_account_id is not null
+),
+
+key_features as (
+    select distinct name from kpis.health_product_config where setting = 'key_feature'
+),
+
+value_event as (
+    select distinct name from kpis.health_product_config where setting = 'value_event'
+),
+
+milestones as (
+    select distinct name from kpis.health_product_config where setting = 'onboarding_milestone'
+),
+
+events as (
+    select
+        a.account_id,
+        e.user_id,
+        e.event_name,
+        cast(e.occurred_at as date) as day
+    from staging.stg_product__events as e
+    inner join product_accounts as a
+        on a.workspace_id = e.workspace_id
+    where e.event_type = 'track'
+),
+
+usage as (
+    select
+        e.account_id,
+        e.day,
+        count(*) as events,
+        count(distinct e.user_id) as active_users,
+        sum(case when k.name is not null then 1 else 0 end) as key_feature_events,
+        sum(case when v.name is not null then 1 else 0 end) as value_events
+    from events as e
+    left join key_features as k on k.name = e.event_name
+    left join value_event as v on v.name = e.event_name
+    group by e.account_id, e.day
+),
+
+user_days as (
+    select distinct account_id, user_id, day from events where user_id is not null
+),
+
+user_spells as (
+    select
+        account_id,
+        day,
+        min(day) over (
+            partition by account_id, user_id order by day rows between 1 following and 1 following
+        ) as next_day
+    from user_days
+),
+
+feature_days as (
+    select distinct e.account_id, e.event_name, e.day
+    from events as e
+    inner join key_features as k on k.name = e.event_name
+),
+
+feature_spells as (
+    select
+        account_id,
+        day,
+        min(day) over (
+            partition by account_id, event_name order by day rows between 1 following and 1 following
+        ) as next_day
+    from feature_days
+),
+
+window_deltas as (
+    -- a spell starting at day counts until min(day + window, next active day)
+    select account_id, day, 1 as users_7d, 1 as users_30d, 0 as features_30d from user_spells
+    union all
+    select account_id, cast(day + interval 7 day as date) as day, -1, 0, 0
+    from user_spells where next_day is null or next_day > cast(day + interval 7 day as date)
+    union all
+    select account_id, next_day as day, -1, 0, 0
+    from user_spells where next_day <= cast(day + interval 7 day as date)
+    union all
+    select account_id, cast(day + interval 30 day as date) as day, 0, -1, 0
+    from user_spells where next_day is null or next_day > cast(day + interval 30 day as date)
+    union all
+    select account_id, next_day as day, 0, -1, 0
+    from user_spells where next_day <= cast(day + interval 30 day as date)
+    union all
+    select account_id, day, 0, 0, 1 from feature_spells
+    union all
+    select account_id, cast(day + interval 30 day as date) as day, 0, 0, -1
+    from feature_spells where next_day is null or next_day > cast(day + interval 30 day as date)
+    union all
+    select account_id, next_day as day, 0, 0, -1
+    from feature_spells where next_day <= cast(day + interval 30 day as date)
+),
+
+window_daily as (
+    select
+        account_id,
+        day,
+        sum(users_7d) as users_7d_delta,
+        sum(users_30d) as users_30d_delta,
+        sum(features_30d) as key_features_30d_delta
+    from window_deltas
+    group by account_id, day
+),
+
+milestone_firsts as (
+    select e.account_id, e.event_name, min(e.day) as day
+    from events as e
+    inner join milestones as m on m.name = e.event_name
+    group by e.account_id, e.event_name
+),
+
+milestone_daily as (
+    select account_id, day, count(*) as milestones_reached
+    from milestone_firsts
+    group by account_id, day
+),
+
+support_accounts as (
+    select source_id as organization_id, crm_account_id as account_id
+    from marts.account_xref
+    where source_system = 'support' and crm_account_id is not null
+),
+
+tickets as (
+    select
+        a.account_id,
+        t.ticket_id,
+        t.priority,
+        cast(t.created_at as date) as created_day,
+        cast(coalesce(m.solved_at, case when t.status in ('solved', 'closed') then t.updated_at end) as date)
+            as solved_day
+    from staging.stg_support__tickets as t
+    inner join support_accounts as a
+        on a.organization_id = cast(t.organization_id as varchar)
+    left join staging.stg_support__ticket_metrics as m
+        on m.ticket_id = t.ticket_id
+),
+
+ticket_daily as (
+    select account_id, day, sum(created) as tickets_created, sum(urgent_high) as urgent_high_delta
+    from (
+        select account_id, created_day as day, 1 as created,
+               case when priority in ('urgent', 'high') then 1 else 0 end as urgent_high
+        from tickets
+        union all
+        select account_id, solved_day as day, 0 as created, -1 as urgent_high
+        from tickets
+        where priority in ('urgent', 'high') and solved_day is not null
+    ) as t
+    group by account_id, day
+),
+
+csat_daily as (
+    select
+        t.account_id,
+        cast(coalesce(r.updated_at, r.created_at) as date) as day,
+        sum(case when r.score = 'good' then 1 else 0 end) as csat_good,
+        sum(case when r.score = 'bad' then 1 else 0 end) as csat_bad
+    from staging.stg_support__satisfaction_ratings as r
+    inner join tickets as t
+        on t.ticket_id = r.ticket_id
+    where r.score in ('good', 'bad')
+    group by t.account_id, cast(coalesce(r.updated_at, r.created_at) as date)
+),
+
+nps_daily as (
+    select
+        x.crm_account_id as account_id,
+        cast(r.responded_at as date) as day,
+        sum(case when r.score >= 9 then 1 else 0 end) as nps_promoters,
+        sum(case when r.score between 7 and 8 then 1 else 0 end) as nps_passives,
+        sum(case when r.score <= 6 then 1 else 0 end) as nps_detractors
+    from staging.stg_nps__survey_responses as r
+    inner join marts.account_xref as x
+        on x.source_system = 'nps' and x.source_id = r.person_id and x.crm_account_id is not null
+    where r.score is not null
+    group by x.crm_account_id, cast(r.responded_at as date)
+),
+
+payment_daily as (
+    select
+        x.crm_account_id as account_id,
+        cast(e.created_at as date) as day,
+        count(*) as failed_payments
+    from staging.stg_billing__events as e
+    inner join marts.account_xref as x
+        on x.source_system = 'billing' and x.source_id = e.customer_id and x.crm_account_id is not null
+    where e.event_type = 'invoice.payment_failed'
+    group by x.crm_account_id, cast(e.created_at as date)
+),
+
+keys as (
+    select account_id, day from usage
+    union
+    select account_id, day from window_daily
+    union
+    select account_id, day from milestone_daily
+    union
+    select account_id, day from ticket_daily
+    union
+    select account_id, day from csat_daily
+    union
+    select account_id, day from nps_daily
+    union
+    select account_id, day from payment_daily
+)
+
+select
+    k.account_id,
+    k.day,
+    coalesce(u.events, 0) as events,
+    coalesce(u.active_users, 0) as active_users,
+    coalesce(u.key_feature_events, 0) as key_feature_events,
+    coalesce(u.value_events, 0) as value_events,
+    coalesce(w.users_7d_delta, 0) as users_7d_delta,
+    coalesce(w.users_30d_delta, 0) as users_30d_delta,
+    coalesce(w.key_features_30d_delta, 0) as key_features_30d_delta,
+    coalesce(m.milestones_reached, 0) as milestones_reached,
+    coalesce(t.tickets_created, 0) as tickets_created,
+    coalesce(t.urgent_high_delta, 0) as urgent_high_delta,
+    coalesce(c.csat_good, 0) as csat_good,
+    coalesce(c.csat_bad, 0) as csat_bad,
+    coalesce(n.nps_promoters, 0) as nps_promoters,
+    coalesce(n.nps_passives, 0) as nps_passives,
+    coalesce(n.nps_detractors, 0) as nps_detractors,
+    coalesce(p.failed_payments, 0) as failed_payments
+from keys as k
+left join usage as u on u.account_id = k.account_id and u.day = k.day
+left join window_daily as w on w.account_id = k.account_id and w.day = k.day
+left join milestone_daily as m on m.account_id = k.account_id and m.day = k.day
+left join ticket_daily as t on t.account_id = k.account_id and t.day = k.day
+left join csat_daily as c on c.account_id = k.account_id and c.day = k.day
+left join nps_daily as n on n.account_id = k.account_id and n.day = k.day
+left join payment_daily as p on p.account_id = k.account_id and p.day = k.day

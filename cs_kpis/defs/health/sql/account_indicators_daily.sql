@@ -1,0 +1,387 @@
+-- Leading indicators per CRM account and day (KPI_DEFINITIONS.md "Leading indicators"), as known at the end
+-- of that day: one row per account per day from its first subscription day (trials included) to the
+-- data's as-of day. Trailing windows include the day itself ("30 days" = day-29 .. day) and are window
+-- functions over the dense account x day grid joined to kpis.account_activity_daily, so the cost is a few
+-- rows per account-day, not a scan of raw events per day. Point in time: every value uses only facts dated
+-- on or before the day (ticket priority and reopen counts are their latest state; CSM sentiment is the
+-- CRM's SCD2 version in force, so it is null before the CRM history starts). Indicators without data are
+-- null (not 0), so the health score can leave them out.
+-- @grain account_id, day
+-- @column account_id: CRM account
+-- @column day: the as-of day (UTC)
+-- @column root_account_id: top of the account's hierarchy (marts.accounts; the account itself when unknown)
+-- @column mrr: MRR in force at the end of the day, USD (0 when none)
+-- @column arr: 12 x mrr
+-- @column is_active: mrr > 0
+-- @column is_trial: a trial subscription is in force
+-- @column plan: the highest plan in force (by configured features on the plan), null when none
+-- @column seats: licensed seats in force (sum of quantities of plan subscriptions), null when none
+-- @column events_30d: tracked events in the last 30 days
+-- @column events_prior_30d: tracked events in the 30 days before those (days -59 .. -30)
+-- @column active_users_7d: distinct users with a tracked event in the last 7 days
+-- @column active_users_30d: distinct users with a tracked event in the last 30 days
+-- @column stickiness: mean daily active users over 30 days / active_users_30d (null when no actives)
+-- @column events_per_active_user_30d: events_30d / active_users_30d: usage intensity (null when no actives)
+-- @column usage_trend: events_30d / events_prior_30d - 1 (null when the prior window is incomplete or empty)
+-- @column key_features_30d: distinct configured key features used in the last 30 days
+-- @column plan_features: key features available on the plan in force (configured per plan)
+-- @column feature_adoption: key_features_30d / plan_features (null without a plan)
+-- @column seat_utilisation: active_users_30d / seats (null without seats)
+-- @column is_activated: 1 once the account's first configured value event happened, else 0
+-- @column first_value_at: time of the account's first value event (null before it)
+-- @column ttfv_days: time to first value: first value event - CRM account creation, in days (null before activation)
+-- @column onboarding_completion: share of configured onboarding milestones reached so far
+-- @column tickets_30d: support tickets created in the last 30 days
+-- @column open_urgent_high: urgent or high priority tickets open at the end of the day
+-- @column median_first_reply_minutes: median first-reply minutes of tickets created in the last 90 days
+-- @column median_resolution_minutes: median full-resolution minutes of tickets solved in the last 90 days
+-- @column first_contact_resolution: solved in the last 90 days with no reopen and at most one agent reply / solved in the last 90 days
+-- @column csat_responses_90d: good + bad satisfaction ratings in the last 90 days
+-- @column csat_90d: good / (good + bad) over the last 90 days (null without ratings)
+-- @column nps_responses_90d: NPS responses in the last 90 days
+-- @column nps_90d: % promoters - % detractors over the last 90 days, -100..100 (null without responses)
+-- @column csm_sentiment: the CRM's CSM sentiment picklist value in force (Green, Yellow, Red), null when unrated or unknown
+-- @column max_days_past_due: days past due of the oldest unpaid invoice (0 when none is past due)
+-- @column failed_payments_90d: failed payment attempts in the last 90 days
+-- @column days_to_renewal: days until the current paid period of a licensed subscription ends (null when none)
+-- @column cancellation_scheduled: 1 when a subscription in force has a cancellation scheduled, else 0
+with starts as (
+    select account_id, min(start_date) as first_day
+    from marts.subscription_periods
+    where account_id is not null
+    group by account_id
+),
+
+activity_starts as (
+    select account_id, min(day) as first_activity_day
+    from kpis.account_activity_daily
+    group by account_id
+),
+
+grid as (
+    -- from the earliest activity (so running sums of deltas start at zero) to the as-of day
+    select s.account_id, s.first_day, d.day
+    from starts as s
+    left join activity_starts as a on a.account_id = s.account_id
+    inner join marts.dim_day as d
+        on d.day >= least(s.first_day, coalesce(a.first_activity_day, s.first_day))
+),
+
+dense as (
+    select
+        g.account_id,
+        g.first_day,
+        g.day,
+        coalesce(a.events, 0) as events,
+        coalesce(a.active_users, 0) as active_users,
+        coalesce(a.users_7d_delta, 0) as users_7d_delta,
+        coalesce(a.users_30d_delta, 0) as users_30d_delta,
+        coalesce(a.key_features_30d_delta, 0) as key_features_30d_delta,
+        coalesce(a.milestones_reached, 0) as milestones_reached,
+        coalesce(a.tickets_created, 0) as tickets_created,
+        coalesce(a.urgent_high_delta, 0) as urgent_high_delta,
+        coalesce(a.csat_good, 0) as csat_good,
+        coalesce(a.csat_bad, 0) as csat_bad,
+        coalesce(a.nps_promoters, 0) as nps_promoters,
+        coalesce(a.nps_passives, 0) as nps_passives,
+        coalesce(a.nps_detractors, 0) as nps_detractors,
+        coalesce(a.failed_payments, 0) as failed_payments
+    from grid as g
+    left join kpis.account_activity_daily as a
+        on a.account_id = g.account_id and a.day = g.day
+),
+
+windowed as (
+    -- the grid has one row per day, so ROWS frames are day windows
+    select
+        account_id,
+        first_day,
+        day,
+        sum(events) over w30 as events_30d,
+        sum(events) over (partition by account_id order by day rows between 59 preceding and 30 preceding)
+            as events_prior_30d,
+        count(*) over (partition by account_id order by day rows between 59 preceding and 30 preceding)
+            as prior_days,
+        sum(active_users) over w30 as active_user_days_30d,
+        sum(users_7d_delta) over run as active_users_7d,
+        sum(users_30d_delta) over run as active_users_30d,
+        sum(key_features_30d_delta) over run as key_features_30d,
+        sum(milestones_reached) over run as milestones_reached,
+        sum(tickets_created) over w30 as tickets_30d,
+        sum(urgent_high_delta) over run as open_urgent_high,
+        sum(csat_good) over w90 as csat_good_90d,
+        sum(csat_bad) over w90 as csat_bad_90d,
+        sum(nps_promoters) over w90 as nps_promoters_90d,
+        sum(nps_detractors) over w90 as nps_detractors_90d,
+        sum(nps_promoters + nps_passives + nps_detractors) over w90 as nps_responses_90d,
+        sum(failed_payments) over w90 as failed_payments_90d
+    from dense
+    window
+        w30 as (partition by account_id order by day rows between 29 preceding and current row),
+        w90 as (partition by account_id order by day rows between 89 preceding and current row),
+        run as (partition by account_id order by day rows between unbounded preceding and current row)
+),
+
+plan_features as (
+    select name as plan, value as features from kpis.health_product_config where setting = 'plan_features'
+),
+
+milestone_count as (
+    select count(distinct name) as milestones from kpis.health_product_config where setting = 'onboarding_milestone'
+),
+
+periods_in_force as (
+    select
+        g.account_id,
+        g.day,
+        max(p.features) as plan_features,
+        sum(case when p.features is not null then sp.seats end) as seats,
+        max(case when sp.is_trial then 1 else 0 end) as is_trial
+    from grid as g
+    inner join marts.subscription_periods as sp
+        on sp.account_id = g.account_id
+        and sp.start_date <= g.day
+        and (sp.end_date is null or sp.end_date > g.day)
+    left join plan_features as p
+        on p.plan = sp.plan
+    group by g.account_id, g.day
+),
+
+plan_in_force as (
+    -- the plan whose feature count is the highest in force (ties: the first name)
+    select f.account_id, f.day, min(p.plan) as plan
+    from periods_in_force as f
+    inner join marts.subscription_periods as sp
+        on sp.account_id = f.account_id
+        and sp.start_date <= f.day
+        and (sp.end_date is null or sp.end_date > f.day)
+    inner join plan_features as p
+        on p.plan = sp.plan and p.features = f.plan_features
+    group by f.account_id, f.day
+),
+
+mrr as (
+    select g.account_id, g.day, c.mrr
+    from grid as g
+    inner join marts.mrr_daily_changes as c
+        on c.account_id = g.account_id
+        and c.change_date <= g.day
+        and (c.next_change_date is null or c.next_change_date > g.day)
+),
+
+value_event as (
+    select distinct name from kpis.health_product_config where setting = 'value_event'
+),
+
+first_value as (
+    select x.crm_account_id as account_id, min(e.occurred_at) as first_value_at
+    from staging.stg_product__events as e
+    inner join marts.account_xref as x
+        on x.source_system = 'product' and x.source_id = e.workspace_id and x.crm_account_id is not null
+    inner join value_event as v
+        on v.name = e.event_name
+    where e.event_type = 'track'
+    group by x.crm_account_id
+),
+
+ticket_facts as (
+    select
+        x.crm_account_id as account_id,
+        cast(t.created_at as date) as created_day,
+        cast(coalesce(m.solved_at, case when t.status in ('solved', 'closed') then t.updated_at end) as date)
+            as solved_day,
+        m.first_reply_minutes,
+        m.full_resolution_minutes,
+        case when coalesce(m.reopens, 0) = 0 and coalesce(m.replies, 0) <= 1 then 1 else 0 end as is_fcr
+    from staging.stg_support__tickets as t
+    inner join marts.account_xref as x
+        on x.source_system = 'support' and x.source_id = cast(t.organization_id as varchar)
+        and x.crm_account_id is not null
+    left join staging.stg_support__ticket_metrics as m
+        on m.ticket_id = t.ticket_id
+),
+
+reply_90d as (
+    select g.account_id, g.day, median(t.first_reply_minutes) as median_first_reply_minutes
+    from grid as g
+    inner join ticket_facts as t
+        on t.account_id = g.account_id
+        and t.created_day <= g.day
+        and t.created_day > cast(g.day - interval 90 day as date)
+    where t.first_reply_minutes is not null
+    group by g.account_id, g.day
+),
+
+solved_90d as (
+    select
+        g.account_id,
+        g.day,
+        median(t.full_resolution_minutes) as median_resolution_minutes,
+        cast(sum(t.is_fcr) as double) / cast(count(*) as double) as first_contact_resolution
+    from grid as g
+    inner join ticket_facts as t
+        on t.account_id = g.account_id
+        and t.solved_day <= g.day
+        and t.solved_day > cast(g.day - interval 90 day as date)
+    group by g.account_id, g.day
+),
+
+sentiment as (
+    select g.account_id, g.day, max(a.csm_sentiment) as csm_sentiment
+    from grid as g
+    inner join staging.stg_crm__accounts as a
+        on a.account_id = g.account_id
+        and cast(a.valid_from as date) <= g.day
+        and (a.valid_to is null or cast(a.valid_to as date) > g.day)
+    where not coalesce(a.is_deleted, false)
+    group by g.account_id, g.day
+),
+
+billing_accounts as (
+    select source_id as customer_id, crm_account_id as account_id
+    from marts.account_xref
+    where source_system = 'billing' and crm_account_id is not null
+),
+
+unpaid_invoices as (
+    -- due on its due date (send_invoice) or at creation (charged automatically); unpaid until paid,
+    -- voided or written off
+    select
+        b.account_id,
+        cast(coalesce(i.due_at, i.created_at) as date) as due_day,
+        cast(coalesce(i.paid_at, i.voided_at, i.marked_uncollectible_at) as date) as settled_day
+    from staging.stg_billing__invoices as i
+    inner join billing_accounts as b on b.customer_id = i.customer_id
+    where i.status <> 'draft' and i.amount_due_minor > 0
+),
+
+past_due as (
+    select g.account_id, g.day, max(date_diff('day', u.due_day, g.day)) as max_days_past_due
+    from grid as g
+    inner join unpaid_invoices as u
+        on u.account_id = g.account_id
+        and u.due_day < g.day
+        and (u.settled_day is null or u.settled_day > g.day)
+    group by g.account_id, g.day
+),
+
+paid_periods as (
+    select b.account_id, cast(l.period_start as date) as period_start, cast(l.period_end as date) as period_end
+    from staging.stg_billing__invoice_lines as l
+    inner join staging.stg_billing__invoices as i on i.invoice_id = l.invoice_id
+    inner join billing_accounts as b on b.customer_id = i.customer_id
+    left join staging.stg_billing__prices as p on p.price_id = l.price_id
+    where i.status not in ('draft', 'void')
+        and not coalesce(l.is_proration, false)
+        and coalesce(p.usage_type, 'licensed') = 'licensed'
+        and l.subscription_id is not null
+),
+
+renewal as (
+    select g.account_id, g.day, min(date_diff('day', g.day, p.period_end)) as days_to_renewal
+    from grid as g
+    inner join paid_periods as p
+        on p.account_id = g.account_id
+        and p.period_start <= g.day
+        and p.period_end > g.day
+    group by g.account_id, g.day
+),
+
+state_days as (
+    -- each subscription's end-of-day state (the last one reported that day)
+    select
+        subscription_id,
+        customer_id,
+        change_day,
+        flagged,
+        min(change_day) over (
+            partition by subscription_id order by change_day rows between 1 following and 1 following
+        ) as next_change_day
+    from (
+        select
+            subscription_id,
+            customer_id,
+            cast(changed_at as date) as change_day,
+            (coalesce(cancel_at_period_end, false) or cancel_at is not null) and ended_at is null
+                and status not in ('canceled', 'incomplete_expired') as flagged,
+            row_number() over (
+                partition by subscription_id, cast(changed_at as date) order by changed_at desc, event_id desc
+            ) as rn
+        from marts.subscription_states
+    ) as s
+    where rn = 1
+),
+
+cancellations as (
+    select distinct g.account_id, g.day
+    from state_days as s
+    inner join billing_accounts as b on b.customer_id = s.customer_id
+    inner join grid as g
+        on g.account_id = b.account_id
+        and g.day >= s.change_day
+        and (s.next_change_day is null or g.day < s.next_change_day)
+    where s.flagged
+)
+
+select
+    w.account_id,
+    w.day,
+    coalesce(acc.root_account_id, w.account_id) as root_account_id,
+    coalesce(m.mrr, 0) as mrr,
+    12 * coalesce(m.mrr, 0) as arr,
+    coalesce(m.mrr, 0) > 0 as is_active,
+    coalesce(f.is_trial, 0) = 1 as is_trial,
+    pl.plan,
+    cast(f.seats as bigint) as seats,
+    cast(w.events_30d as bigint) as events_30d,
+    case when w.prior_days = 30 then cast(w.events_prior_30d as bigint) end as events_prior_30d,
+    cast(w.active_users_7d as bigint) as active_users_7d,
+    cast(w.active_users_30d as bigint) as active_users_30d,
+    case when w.active_users_30d > 0
+        then cast(w.active_user_days_30d as double) / 30.0 / cast(w.active_users_30d as double) end as stickiness,
+    case when w.active_users_30d > 0
+        then cast(w.events_30d as double) / cast(w.active_users_30d as double) end as events_per_active_user_30d,
+    case when w.prior_days = 30 and w.events_prior_30d > 0
+        then cast(w.events_30d as double) / cast(w.events_prior_30d as double) - 1 end as usage_trend,
+    cast(w.key_features_30d as bigint) as key_features_30d,
+    f.plan_features,
+    case when f.plan_features > 0
+        then cast(w.key_features_30d as double) / cast(f.plan_features as double) end as feature_adoption,
+    case when f.seats > 0 then cast(w.active_users_30d as double) / cast(f.seats as double) end as seat_utilisation,
+    case when cast(fv.first_value_at as date) <= w.day then 1 else 0 end as is_activated,
+    case when cast(fv.first_value_at as date) <= w.day then fv.first_value_at end as first_value_at,
+    case when cast(fv.first_value_at as date) <= w.day
+        then cast(date_diff('second', acc.created_at, fv.first_value_at) as double) / 86400.0 end as ttfv_days,
+    case when mc.milestones > 0
+        then cast(w.milestones_reached as double) / cast(mc.milestones as double) end as onboarding_completion,
+    cast(w.tickets_30d as bigint) as tickets_30d,
+    cast(w.open_urgent_high as bigint) as open_urgent_high,
+    r.median_first_reply_minutes,
+    s.median_resolution_minutes,
+    s.first_contact_resolution,
+    cast(w.csat_good_90d + w.csat_bad_90d as bigint) as csat_responses_90d,
+    case when w.csat_good_90d + w.csat_bad_90d > 0
+        then cast(w.csat_good_90d as double) / cast(w.csat_good_90d + w.csat_bad_90d as double) end as csat_90d,
+    cast(w.nps_responses_90d as bigint) as nps_responses_90d,
+    case when w.nps_responses_90d > 0
+        then 100.0 * cast(w.nps_promoters_90d - w.nps_detractors_90d as double) / cast(w.nps_responses_90d as double)
+    end as nps_90d,
+    se.csm_sentiment,
+    coalesce(pd.max_days_past_due, 0) as max_days_past_due,
+    cast(w.failed_payments_90d as bigint) as failed_payments_90d,
+    rn.days_to_renewal,
+    case when c.account_id is not null then 1 else 0 end as cancellation_scheduled
+from windowed as w
+cross join milestone_count as mc
+left join marts.accounts as acc on acc.account_id = w.account_id
+left join mrr as m on m.account_id = w.account_id and m.day = w.day
+left join periods_in_force as f on f.account_id = w.account_id and f.day = w.day
+left join plan_in_force as pl on pl.account_id = w.account_id and pl.day = w.day
+left join first_value as fv on fv.account_id = w.account_id
+left join reply_90d as r on r.account_id = w.account_id and r.day = w.day
+left join solved_90d as s on s.account_id = w.account_id and s.day = w.day
+left join sentiment as se on se.account_id = w.account_id and se.day = w.day
+left join past_due as pd on pd.account_id = w.account_id and pd.day = w.day
+left join renewal as rn on rn.account_id = w.account_id and rn.day = w.day
+left join cancellations as c on c.account_id = w.account_id and c.day = w.day
+where w.day >= w.first_day

@@ -1,0 +1,141 @@
+"""The health assets run through Dagster on the hand-built warehouse, then every check passes on the result
+and fails on a corrupted copy of it."""
+
+import shutil
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from cs_kpis.defs.health import assets as health_assets
+from cs_kpis.defs.health import checks as health_checks
+from cs_kpis_tests.health.fixtures import write_inputs, write_manifest
+
+HEALTH_ASSETS = [health_assets.health_product_config, *health_assets.health_sql_assets,
+                 health_assets.health_scores_daily, health_assets.health_scores, health_assets.health_backtest]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The fixture inputs, then every health asset materialized by Dagster; returns the warehouse path."""
+    root = tmp_path_factory.mktemp("health_assets")
+    path = root / "wh.duckdb"
+    con = duckdb.connect(str(path))
+    write_inputs(con)
+    con.execute("drop table kpis.health_product_config")  # the asset must write it from the manifest
+    con.close()
+    write_manifest(root / "landing")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CS_KPIS_LANDING_DIR", str(root / "landing"))
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(HEALTH_ASSETS, resources={"duckdb": DuckDBResource(database=str(path))},
+                                instance=instance)
+    mp.undo()
+    assert result.success
+    return path
+
+
+@pytest.fixture
+def copy_of(built, tmp_path):
+    """A private copy of the built warehouse, to corrupt."""
+    path = tmp_path / "copy.duckdb"
+    shutil.copy(built, path)
+    return path
+
+
+def run_check(path, name: str):
+    check = next(c for c in health_checks.health_checks if next(iter(c.check_specs)).name == name)
+    return check(duckdb=DuckDBResource(database=str(path)))
+
+
+def corrupt(path, *statements):
+    with duckdb.connect(str(path)) as con:
+        for sql in statements:
+            con.execute(sql)
+
+
+ALL_CHECKS = [next(iter(c.check_specs)).name for c in health_checks.health_checks]
+
+
+def test_assets_write_every_table(built):
+    with duckdb.connect(str(built), read_only=True) as con:
+        counts = dict(con.execute(
+            "select 'daily', count(*) from kpis.health_scores_daily union all "
+            "select 'latest', count(*) from kpis.health_scores union all "
+            "select 'product', count(*) from kpis.health_product_config").fetchall())
+        latest = con.execute("select account_id, day, parent_score, arr, score, config_version "
+                             "from kpis.health_scores order by account_id").fetchall()
+        versions = con.execute("select distinct config_version from kpis.health_scores_daily").fetchall()
+    assert counts["daily"] == 120 + 61 + 120           # one score per indicator row
+    assert counts["product"] == 5 + 3 + 4 + 2          # key features, plans, milestones, value event, top plan
+    assert [r[0] for r in latest] == ["acc_a", "acc_b", "acc_c"]
+    live = health_assets.load_current_config()
+    assert versions == [(live.version,)]
+    by_id = {r[0]: r for r in latest}
+    # acc_b rolls up to acc_a: ARR 1,200 (a) and 600 (b)
+    a, b = by_id["acc_a"][4], by_id["acc_b"][4]
+    assert by_id["acc_a"][2] == pytest.approx((a * 1200 + b * 600) / 1800)
+
+
+def test_backtest_and_summary(built):
+    with duckdb.connect(str(built), read_only=True) as con:
+        summary = health_assets.backtest_summary(con)
+    # only January has its 90 days in the data: acc_a and acc_c had MRR on 01-01, acc_c churned 02-15
+    assert list(summary["auc_by_month"]) == ["2025-01-01"]
+    assert summary["accounts"] == 2 and summary["churned"] == 1
+    assert 0 <= summary["auc_pooled"] <= 1
+    assert set(summary["churn_rate_by_band"]) == {"green", "yellow", "red"}
+    assert len(summary["by_version"]) >= 2  # live and archived configs
+
+
+def test_every_check_passes_on_good_data(built):
+    for name in ALL_CHECKS:
+        result = run_check(built, name)
+        assert result.passed, (name, result.metadata)
+
+
+@pytest.mark.parametrize("name, statements", [
+    (health_checks.SCORE_IN_RANGE, ["update kpis.health_scores_daily set score = 101 where account_id = 'acc_a'"]),
+    (health_checks.SCORE_IN_RANGE, ["update kpis.health_scores_daily set usage_score = -1 where account_id = 'acc_c'"]),
+    (health_checks.SCORE_IN_RANGE, [("update kpis.health_scores_daily set score = null, band = null "
+                                    "where account_id = 'acc_b'")]),
+    ("health_scores_daily_unique_account_id_day",
+     [("insert into kpis.health_scores_daily select * from kpis.health_scores_daily where account_id = 'acc_a' "
+      "and day = '2025-02-01'")]),
+    ("health_scores_unique_account_id",
+     ["insert into kpis.health_scores select * from kpis.health_scores where account_id = 'acc_a'"]),
+    (health_checks.EVERY_ACTIVE_ACCOUNT_SCORED,
+     ["delete from kpis.health_scores_daily where account_id = 'acc_b' and day = '2025-04-30'"]),
+    (health_checks.CONTRIBUTIONS_ADD_UP,
+     ["update kpis.health_scores_daily set contrib_usage = contrib_usage + 5 where account_id = 'acc_a'"]),
+])
+def test_blocking_checks_fail_on_corrupted_data(copy_of, name, statements):
+    corrupt(copy_of, *statements)
+    result = run_check(copy_of, name)
+    assert not result.passed
+    assert result.severity == dg.AssetCheckSeverity.ERROR
+    assert result.metadata["violations"].value >= 1
+
+
+def test_band_shift_warns_without_blocking(copy_of):
+    # on 04-30 all three accounts turn red: every band moves by far more than 10 points from 04-29
+    corrupt(copy_of, "update kpis.health_scores_daily set band = 'red' where day = '2025-04-30'")
+    result = run_check(copy_of, health_checks.BAND_SHIFT)
+    assert not result.passed
+    assert result.severity == dg.AssetCheckSeverity.WARN
+    spec = next(iter(next(c for c in health_checks.health_checks
+                          if next(iter(c.check_specs)).name == health_checks.BAND_SHIFT).check_specs))
+    assert not spec.blocking
+
+
+def test_band_shift_threshold_from_env(monkeypatch):
+    monkeypatch.setenv(health_checks.ENV_BAND_SHIFT, "25")
+    names = {next(iter(c.check_specs)).name: c for c in health_checks.build_health_checks()}
+    assert "25 percentage points" in next(iter(names[health_checks.BAND_SHIFT].check_specs)).description
+
+
+def test_product_config_needs_every_setting():
+    with pytest.raises(ValueError, match="value_event"):
+        health_assets.product_config_rows({"key_features": ["x"], "plan_features": {"a": 1},
+                                           "onboarding_milestones": ["y"], "top_plan": "a"})
