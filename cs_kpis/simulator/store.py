@@ -28,7 +28,7 @@ def day_bounds(day: dt.date) -> tuple[int, int]:
 
 class VersionStore:
     def __init__(self, path: Path):
-        self.con = duckdb.connect(str(path), config={"memory_limit": "2GB"})
+        self.con = duckdb.connect(str(path), config={"memory_limit": "6GB", "temp_directory": str(path) + ".tmp"})
         self.con.execute("set preserve_insertion_order = true")
         self.con.execute(
             "create table versions (entity varchar, id varchar, ts bigint, seq bigint, sort_key bigint, body varchar)"
@@ -54,19 +54,30 @@ class VersionStore:
         self._buf.clear()
 
     def latest(self, entity: str, lo: int | None, hi: int, descending: bool) -> "duckdb.DuckDBPyConnection":
-        """Latest version per id among versions with lo <= ts < hi, ordered for the envelope."""
+        """Latest version per id among versions with lo <= ts < hi, ordered for the envelope.
+
+        The latest version is picked on the narrow columns first and only then joined to its body, so
+        the large JSON bodies never pass through a window or a grouping (they did, and ran out of memory
+        on the large company).
+        """
         self.flush()
         where = "entity = $entity and ts < $hi" + ("" if lo is None else " and ts >= $lo")
-        order = "sort_key desc, id desc" if descending else "sort_key, id"
+        order = "v.sort_key desc, v.id desc" if descending else "v.sort_key, v.id"
         params = {"entity": entity, "hi": hi} | ({} if lo is None else {"lo": lo})
         return self.con.execute(
             f"""
-            select body from (
-                select body, sort_key, id,
-                       row_number() over (partition by id order by ts desc, seq desc) as rn
-                from versions where {where}
-            ) as v
-            where rn = 1
+            with latest as (
+                select id, max(ts) as ts from versions where {where} group by id
+            ), picked as (
+                select v.id, max(v.seq) as seq
+                from versions as v
+                join latest as l on l.id = v.id and l.ts = v.ts
+                where v.entity = $entity
+                group by v.id
+            )
+            select v.body
+            from versions as v
+            join picked as p on p.seq = v.seq
             order by {order}
             """,
             params,
