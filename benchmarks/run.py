@@ -1,6 +1,7 @@
 """Benchmarks: speed and peak memory, measured in fresh processes (not timed tests).
 
     .venv/bin/python -m benchmarks.run simulator --sizes tiny demo large
+    .venv/bin/python -m benchmarks.run ingest [--sizes demo large] [--no-incremental]
 
 Each measurement runs in its own Python process so that peak RSS belongs to that step alone. Output
 goes to ``bench_out/`` (git-ignored) and a JSON summary is printed; BENCHMARKS.md records the figures.
@@ -10,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -40,7 +42,7 @@ def bench_simulator(sizes: list[str], seed: int) -> list[dict]:
         landing, truth = OUT / size / "landing", OUT / size / "ground_truth"
         started = time.perf_counter()
         res = subprocess.run([sys.executable, "-c", _CHILD, str(landing), str(truth), size, str(seed)],
-                             capture_output=True, text=True, cwd=ROOT)
+                             check=False, capture_output=True, text=True, cwd=ROOT)
         if res.returncode:
             raise SystemExit(f"simulator {size} failed:\n{res.stderr[-3000:]}")
         r = json.loads(res.stdout.strip().splitlines()[-1])
@@ -54,17 +56,206 @@ def bench_simulator(sizes: list[str], seed: int) -> list[dict]:
     return rows
 
 
+# --------------------------------------------------------------------------------------------------
+# ingest: every source in a fresh process, DuckDB's read_json baseline, and a nightly increment
+
+SYSTEMS = ("crm", "billing", "product", "support", "nps")
+
+_GENERATE = """
+import sys, datetime as dt
+from pathlib import Path
+from cs_kpis.simulator import generate
+as_of = dt.date.fromisoformat(sys.argv[5]) if sys.argv[5] != "-" else None
+m = generate(Path(sys.argv[1]), Path(sys.argv[2]), size=sys.argv[3], seed=int(sys.argv[4]), as_of=as_of,
+             increments=int(sys.argv[6]))
+print('{"extract_days": %d}' % len(m["extract_days"]))
+"""
+
+_READ_JSON = """
+import glob, json, resource, sys, time, duckdb
+from pathlib import Path
+from cs_kpis.sources.product import helpers
+files = sorted(glob.glob(sys.argv[1] + "/product/events/*/part-*.jsonl"))
+fl = helpers.file_list(files)
+out = {"files": len(files), "mb": round(sum(Path(f).stat().st_size for f in files) / 1e6)}
+con = duckdb.connect()
+t = time.perf_counter()
+out["rows"] = con.execute(f"select count(*) from read_json({fl}, format='newline_delimited')").fetchall()[0][0]
+out["count_seconds"] = round(time.perf_counter() - t, 3)
+for label, cols in (("ctas_auto", ""), ("ctas_columns", f", columns = {helpers.struct_spec()}")):
+    con = duckdb.connect(sys.argv[2] + f".{label}.duckdb")
+    t = time.perf_counter()
+    con.execute(f"create table t as select * from read_json({fl}, format='newline_delimited'{cols})")
+    out[label + "_seconds"] = round(time.perf_counter() - t, 3)
+    con.close()
+    Path(sys.argv[2] + f".{label}.duckdb").unlink()
+out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(json.dumps(out))
+"""
+
+
+def _child(args: list[str], what: str) -> dict:
+    res = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false"})
+    if res.returncode:
+        raise SystemExit(f"{what} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _load(system: str, landing: Path, work: Path) -> dict:
+    """Load one system in a fresh process (the CLI of cs_kpis.sources.pipelines); wall time from here."""
+    started = time.perf_counter()
+    r = _child(["-m", "cs_kpis.sources.pipelines", "--landing", str(landing), "--warehouse",
+                str(work / "warehouse.duckdb"), "--pipelines-dir", str(work / "dlt"), "--systems", system], system)
+    r["wall_seconds"] = round(time.perf_counter() - started, 2)
+    return r
+
+
+def _snapshot_view(landing: Path, view: Path) -> None:
+    """The landing folder as of its first extract day, without copying: symlinks and a cut manifest."""
+    if view.exists():
+        shutil.rmtree(view)
+    view.mkdir(parents=True)
+    for child in landing.iterdir():
+        if child.name != "_manifest.json":
+            (view / child.name).symlink_to(child.resolve())
+    manifest = json.loads((landing / "_manifest.json").read_text())
+    manifest["extract_days"] = sorted(manifest["extract_days"])[:1]
+    (view / "_manifest.json").write_text(json.dumps(manifest))
+
+
+def _row(r: dict) -> dict:
+    return {"system": r["system"], "rows_read": r["rows_read"], "rows_loaded": r["rows_loaded"],
+            "seconds": r["seconds"], "wall_seconds": r["wall_seconds"],
+            "rows_per_second": round(r["rows_read"] / r["seconds"]) if r["seconds"] else None,
+            "peak_rss_mb": r["peak_rss_mb"], "dlt_loads": r["dlt_loads"]}
+
+
+def bench_ingest(size: str, seed: int, incremental: bool, generate: bool) -> dict:
+    base = OUT / size
+    landing = base / "landing"
+    if not (landing / "_manifest.json").exists():
+        if not generate:
+            raise SystemExit(f"{landing} missing: run `python -m benchmarks.run simulator --sizes {size}` first")
+        _child(["-c", _GENERATE, str(landing), str(base / "ground_truth"), size, str(seed), "-", "0"], "simulator")
+    work = base / "ingest_work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    full = [_row(_load(system, landing, work)) for system in SYSTEMS]
+    for row in full:
+        print(json.dumps({"size": size, **row}), flush=True)
+    baseline = _child(["-c", _READ_JSON, str(landing), str(work / "baseline")], "read_json baseline")
+    events = next(r for r in full if r["system"] == "product")
+    baseline.update({
+        "loader_seconds": events["seconds"],
+        "loader_rows_per_second": events["rows_per_second"],
+        "count_rows_per_second": round(baseline["rows"] / baseline["count_seconds"]),
+        "ctas_auto_rows_per_second": round(baseline["rows"] / baseline["ctas_auto_seconds"]),
+        "ctas_columns_rows_per_second": round(baseline["rows"] / baseline["ctas_columns_seconds"]),
+        "loader_vs_ctas_columns": round(events["seconds"] / baseline["ctas_columns_seconds"], 2),
+        "loader_vs_count": round(events["seconds"] / baseline["count_seconds"], 2),
+    })
+    print(json.dumps({"size": size, "events_baseline": baseline}), flush=True)
+    result = {"size": size, "landing": str(landing), "full": full, "events_baseline": baseline}
+    if incremental:
+        result["incremental"] = bench_incremental(size, seed, base, generate)
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def bench_incremental(size: str, seed: int, base: Path, generate: bool) -> dict:
+    """A company as of the day before the end with one increment: load the snapshot, then time the
+    nightly load of the new day, per system, each in a fresh process."""
+    inc = base / "incremental"
+    landing = inc / "landing"
+    if not (landing / "_manifest.json").exists():
+        if not generate:
+            return {"skipped": f"{landing} missing (generate it with --generate)"}
+        probe = json.loads((base / "landing" / "_manifest.json").read_text())
+        end = max(probe["extract_days"])
+        import datetime as dt
+
+        as_of = (dt.date.fromisoformat(end) - dt.timedelta(days=1)).isoformat()
+        _child(["-c", _GENERATE, str(landing), str(inc / "ground_truth"), size, str(seed), as_of, "1"], "simulator")
+    work = inc / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    _snapshot_view(landing, inc / "snapshot_view")
+    snapshot = [_row(_load(system, inc / "snapshot_view", work)) for system in SYSTEMS]
+    nightly = [_row(_load(system, landing, work)) for system in SYSTEMS]
+    snap_s = sum(r["seconds"] for r in snapshot)
+    night_s = sum(r["seconds"] for r in nightly)
+    out = {"snapshot": snapshot, "nightly": nightly, "snapshot_seconds": round(snap_s, 2),
+           "nightly_seconds": round(night_s, 2), "nightly_share_of_full": round(night_s / snap_s, 3),
+           "snapshot_wall_seconds": round(sum(r["wall_seconds"] for r in snapshot), 2),
+           "nightly_wall_seconds": round(sum(r["wall_seconds"] for r in nightly), 2)}
+    out["nightly_wall_share_of_full"] = round(out["nightly_wall_seconds"] / out["snapshot_wall_seconds"], 3)
+    print(json.dumps({"size": size, "incremental": {k: v for k, v in out.items() if k not in ("snapshot", "nightly")}}),
+          flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def ingest_markdown(result: dict) -> str:
+    size = result["size"]
+    lines = [f"### ingest, {size}", "",
+             "| source | rows read | rows loaded | seconds (load) | wall s (process) | rows/s | peak RSS MB | dlt loads |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result["full"]:
+        lines.append(f"| {r['system']} | {r['rows_read']:,} | {r['rows_loaded']:,} | {r['seconds']:.2f} | "
+                     f"{r['wall_seconds']:.2f} | {r['rows_per_second'] or 0:,} | {r['peak_rss_mb']:,} | {r['dlt_loads']} |")
+    b = result["events_baseline"]
+    lines += ["", "| events: same files, same run | seconds | rows/s |", "|---|---:|---:|",
+              f"| DuckDB `select count(*) from read_json` | {b['count_seconds']:.2f} | {b['count_rows_per_second']:,} |",
+              (f"| DuckDB `create table as select * from read_json` (auto schema) | {b['ctas_auto_seconds']:.2f} | "
+              f"{b['ctas_auto_rows_per_second']:,} |"),
+              (f"| DuckDB `create table as select * from read_json` (our columns) | {b['ctas_columns_seconds']:.2f} | "
+              f"{b['ctas_columns_rows_per_second']:,} |"),
+              (f"| product source (dlt run, dedup, casts, quarantine check) | {b['loader_seconds']:.2f} | "
+              f"{b['loader_rows_per_second']:,} |"),
+              "", f"loader / CTAS(our columns) = {b['loader_vs_ctas_columns']}x; loader / count(*) = {b['loader_vs_count']}x"]
+    inc = result.get("incremental")
+    if inc and "skipped" not in inc:
+        lines += ["", "| nightly increment (one new day) | load seconds | process wall s |", "|---|---:|---:|",
+                  f"| snapshot (full load, as of end-1) | {inc['snapshot_seconds']:.2f} | {inc['snapshot_wall_seconds']:.2f} |",
+                  f"| the new day | {inc['nightly_seconds']:.2f} | {inc['nightly_wall_seconds']:.2f} |",
+                  f"| share of the full load | {inc['nightly_share_of_full']:.1%} | {inc['nightly_wall_share_of_full']:.1%} |"]
+        lines += ["", "| source | nightly rows read | nightly seconds |", "|---|---:|---:|"]
+        lines += [f"| {r['system']} | {r['rows_read']:,} | {r['seconds']:.2f} |" for r in inc["nightly"]]
+    elif inc:
+        lines += ["", f"nightly increment: {inc['skipped']}"]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run")
     sub = p.add_subparsers(dest="what", required=True)
     s = sub.add_parser("simulator", help="generation speed and peak memory per size")
     s.add_argument("--sizes", nargs="+", default=["tiny", "demo", "large"])
     s.add_argument("--seed", type=int, default=42)
+    i = sub.add_parser("ingest", help="load speed and peak memory per source, read_json baseline, nightly increment")
+    i.add_argument("--sizes", nargs="+", default=None,
+                   help="default: demo, plus large when bench_out/large/landing exists")
+    i.add_argument("--seed", type=int, default=42)
+    i.add_argument("--no-incremental", action="store_true", help="skip the nightly increment measurement")
+    i.add_argument("--generate", action="store_true",
+                   help="generate missing landing folders (always done for demo; large takes many minutes)")
     args = p.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    env = {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()}
-    rows = bench_simulator(args.sizes, args.seed)
-    (OUT / "simulator.json").write_text(json.dumps({"env": env, "rows": rows}, indent=1))
+    env = {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
+           "load_average": os.getloadavg()}
+    if args.what == "simulator":
+        rows = bench_simulator(args.sizes, args.seed)
+        (OUT / "simulator.json").write_text(json.dumps({"env": env, "rows": rows}, indent=1))
+        return 0
+    sizes = args.sizes or ["demo"] + (["large"] if (OUT / "large" / "landing" / "_manifest.json").exists() else [])
+    for size in sizes:
+        result = bench_ingest(size, args.seed, not args.no_incremental, args.generate or size != "large")
+        result["env"] = {**env, "load_average_after": os.getloadavg()}
+        (OUT / f"ingest_{size}.json").write_text(json.dumps(result, indent=1))
+        print()
+        print(ingest_markdown(result))
+        print()
     return 0
 
 

@@ -12,6 +12,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+
 @pytest.fixture(scope="module")
 def demo_warehouse(tmp_path_factory):
     mp = pytest.MonkeyPatch()

@@ -6,44 +6,21 @@ plus ``raw._quarantine`` and ``raw._row_accounting`` shared by all systems. One 
 block the others.
 """
 
-import importlib
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
-import dlt
 from dagster_dlt import dlt_assets
 
 from cs_kpis import settings
 from cs_kpis.defs.raw.checks import build_raw_checks
 from cs_kpis.defs.raw.resources import RawDltResource
 from cs_kpis.defs.raw.translator import RawDltTranslator
-from cs_kpis.sources.billing import billing_source
-from cs_kpis.sources.crm import crm_source
-from cs_kpis.sources.nps import nps_source
-from cs_kpis.sources.product import product_source
-from cs_kpis.sources.support import support_source
+from cs_kpis.sources.pipelines import API_CONFIGS, DATASET, SOURCES, api_config, make_pipeline, make_source
 
-DATASET = "raw"
+__all__ = ["API_CONFIGS", "DATASET", "POOL", "SOURCES", "api_config", "build_raw_assets", "ingest_mode", "make_pipeline"]
+
 POOL = "warehouse"
-
-SOURCES: dict[str, Callable[..., Any]] = {
-    "crm": crm_source,
-    "billing": billing_source,
-    "product": product_source,
-    "support": support_source,
-    "nps": nps_source,
-}
-
-API_CONFIGS: dict[str, str] = {
-    "crm": "SalesforceApiConfig",
-    "billing": "StripeApiConfig",
-    "support": "ZendeskApiConfig",
-    "nps": "DelightedApiConfig",
-}
-"""api mode: the config class in ``cs_kpis/sources/<system>/api.py``, built with ``from_env()``"""
 
 
 def ingest_mode() -> str:
@@ -54,23 +31,9 @@ def ingest_mode() -> str:
     return mode
 
 
-def api_config(system: str) -> Any:
-    """The system's API config from the environment (api mode only)."""
-    class_name = API_CONFIGS.get(system)
-    if class_name is None:
-        raise NotImplementedError(f"no API reader configured for {system}")
-    module = importlib.import_module(f"cs_kpis.sources.{system}.api")
-    return getattr(module, class_name).from_env()
-
-
-def make_pipeline(system: str, warehouse: Path, pipelines_dir: Path) -> dlt.Pipeline:
-    """The dlt pipeline of one system: DuckDB destination at ``warehouse``, dataset ``raw``."""
-    return dlt.pipeline(
-        pipeline_name=f"cs_kpis_raw_{system}",
-        destination=dlt.destinations.duckdb(credentials=str(warehouse)),
-        dataset_name=DATASET,
-        pipelines_dir=str(pipelines_dir),
-    )
+def system_mode(system: str, mode: str) -> str:
+    """The mode one system loads in: product events come from the landing folder in both modes."""
+    return mode if system in API_CONFIGS else "files"
 
 
 def build_raw_assets(
@@ -84,12 +47,11 @@ def build_raw_assets(
     """One multi-asset per system; paths are arguments so tests can point them at tmp_path."""
     assets = []
     for system in systems:
-        source = SOURCES[system](
-            landing_dir=landing_dir if mode == "files" else None,
-            mode=mode,
-            api_config=api_config(system) if mode == "api" else None,
-        )
-        translator = RawDltTranslator(system=system, files_mode=mode == "files")
+        # the landing folder is passed in api mode too: its reference/fx_rates.csv (billing__fx_rates and
+        # the known currencies) and the product events are files in both modes
+        this_mode = system_mode(system, mode)
+        source = make_source(system, landing_dir=landing_dir, mode=this_mode)
+        translator = RawDltTranslator(system=system, files_mode=this_mode == "files")
 
         @dlt_assets(
             dlt_source=source,

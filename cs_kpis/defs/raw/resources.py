@@ -12,7 +12,7 @@ from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
 from cs_kpis.sources.common.accounting import Accounting
-from cs_kpis.sources.common.runner import run_until_caught_up
+from cs_kpis.sources.common.runner import LOADER_FILE_FORMAT, run_until_caught_up
 
 
 def table_row_count(pipeline: Pipeline, table: str) -> int | None:
@@ -60,8 +60,9 @@ class RawDltResource(DagsterDltResource):
         else:
             dlt_pipeline.drop_pending_packages()
 
+        run_kwargs = {"loader_file_format": LOADER_FILE_FORMAT, **kwargs}
         load_infos, totals = run_until_caught_up(
-            dlt_pipeline, dlt_source, run=lambda source: dlt_pipeline.run(source, **kwargs)
+            dlt_pipeline, dlt_source, run=lambda source: dlt_pipeline.run(source, **run_kwargs)
         )
         context.log.info(f"{dlt_source.name}: {len(load_infos)} dlt load(s)")
         has_asset_def = bool(context and context.has_assets_def)

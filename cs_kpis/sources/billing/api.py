@@ -69,6 +69,9 @@ class StripeApiConfig:
     backoff_base: float = 0.5
     """seconds; the n-th retry waits ``backoff_base * 2**(n-1)`` unless ``Retry-After`` says otherwise"""
     max_retry_delay: float = 60.0
+    lookback_seconds: int = 3600
+    """incremental runs ask for changes since the last cursor minus this much, for rows the vendor
+    commits late (the merge on the primary key drops the overlap); env STRIPE_LOOKBACK_SECONDS"""
     timeout: float = 60.0
     subscription_expand: tuple[str, ...] = SUBSCRIPTION_EXPAND
     event_types: tuple[str, ...] = EVENT_TYPES
@@ -83,6 +86,9 @@ class StripeApiConfig:
             "api_key": read_setting("STRIPE_API_KEY", SYSTEM),
             "base_url": read_setting("STRIPE_BASE_URL", SYSTEM, required=False, default=cls.base_url),
         }
+        lookback = read_setting("STRIPE_LOOKBACK_SECONDS", SYSTEM, required=False)
+        if lookback:
+            values["lookback_seconds"] = int(lookback)
         values.update(overrides)
         return cls(**values)
 

@@ -15,6 +15,7 @@ import dlt
 
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.helpers import Reject, check_field_types, get_path, to_raw_text
+from cs_kpis.sources.common.hooks import pause_point
 from cs_kpis.sources.common.landing import extract_days, pending_days
 from cs_kpis.sources.records import RawRecord
 
@@ -180,7 +181,11 @@ def entity_resource(
         elif mode == "api":
             days = []
             reader = api_reader()
-            batches = iter([(None, reader(api_config, spec.reads, state.get("api_since")))])
+            since = state.get("api_since")
+            if since is not None:
+                # re-read a window before the cursor: rows the vendor committed late with an older stamp
+                since = max(0, int(since) - int(getattr(api_config, "lookback_seconds", 0) or 0))
+            batches = iter([(None, reader(api_config, spec.reads, since))])
         else:
             raise ValueError(f"mode must be 'files' or 'api', got {mode!r}")
 
@@ -247,12 +252,14 @@ def entity_resource(
                 else:
                     yield row
 
+        pause_point(f"extracted.{table_name}")
         if mode == "files":
             if days:
                 state["last_extract_day"] = days[-1]
             state["pending_days"] = len(pending_days(all_days, state.get("last_extract_day")))
         elif max_cursor is not None:
-            state["api_since"] = int(max_cursor)
+            # never move back: the lookback window may hold only rows older than the last cursor
+            state["api_since"] = max(int(max_cursor), int(state.get("api_since") or 0))
         state["last_run"] = {**counts.as_dict(), "extract_days": list(days)}
         if counts.rows_read:
             yield with_accounting_hints(accounting_row(system, spec.name, counts, list(days)))

@@ -41,6 +41,9 @@ class DelightedApiConfig:
     """retries of a 429/5xx/connection error after the first attempt"""
     backoff_base: float = 0.5
     max_retry_delay: float = 60.0
+    lookback_seconds: int = 3600
+    """incremental runs ask for changes since the last cursor minus this much, for rows the vendor
+    commits late (the merge on the primary key drops the overlap); env DELIGHTED_LOOKBACK_SECONDS"""
     timeout: float = 60.0
 
     @classmethod
@@ -53,6 +56,9 @@ class DelightedApiConfig:
             "api_key": read_setting("DELIGHTED_API_KEY", SYSTEM),
             "base_url": read_setting("DELIGHTED_BASE_URL", SYSTEM, required=False, default=cls.base_url),
         }
+        lookback = read_setting("DELIGHTED_LOOKBACK_SECONDS", SYSTEM, required=False)
+        if lookback:
+            values["lookback_seconds"] = int(lookback)
         values.update(overrides)
         return cls(**values)
 

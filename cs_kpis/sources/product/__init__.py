@@ -1,10 +1,15 @@
 """The ``product`` dlt source: Segment events, loaded set-based by DuckDB, state and quarantine by dlt.
 
 Row-by-row dlt manages ~2k-12k events/s here; a 2M-event day would take minutes. So the ``events``
-resource stages each received day with DuckDB ``read_json`` and inserts into ``raw.product__events``
-directly (deduplicated on messageId within the day and against the table), inside the same DuckDB
-warehouse the pipeline loads. dlt still owns the resource state (last received day loaded), the
-quarantine rows and the accounting rows, which load with the pipeline as usual.
+resource inserts the received days straight from DuckDB ``read_json`` into ``raw.product__events``
+(deduplicated on messageId within the batch and against the table, in the same transaction), inside the
+same DuckDB warehouse the pipeline loads. dlt still owns the resource state (last extract day loaded),
+the quarantine rows and the accounting rows, which load with the pipeline as usual.
+
+The events commit during extract, before dlt commits the state that says they are loaded: rows of a run
+killed in between carry a load id that never reaches ``_dlt_loads``, and
+:func:`cs_kpis.sources.common.runner.discard_incomplete_loads` deletes them before the rerun loads the
+same days again.
 """
 
 import json
@@ -17,6 +22,7 @@ import dlt
 
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.entity import accounting_row, with_accounting_hints, with_quarantine_hints
+from cs_kpis.sources.common.hooks import pause_point
 from cs_kpis.sources.common.landing import extract_days, pending_days
 from cs_kpis.sources.product import files, helpers, settings
 from cs_kpis.sources.product.loader import load_day
@@ -64,12 +70,12 @@ def events_resource(landing_dir: Path | None, mode: str, api_config: Any, max_da
                     # the extract day covers the received-day folders since the previous one, loaded in
                     # batches so that each set-based insert stays a bounded size
                     folders = files.received_days(landing_dir, previous, day)
-                    for start in range(0, len(folders), settings.FOLDERS_PER_BATCH):
-                        batch = folders[start:start + settings.FOLDERS_PER_BATCH]
-                        paths = [str(p) for folder in batch for p in files.day_files(landing_dir, folder)]
+                    for paths in files.batches(landing_dir, folders, settings.BATCH_BYTES):
                         result = load_day(con, table, paths, received_day=None,
                                           origin_prefix=f"{landing_dir}/", load_id=load_id)
                         counts = counts.add(result.counts)
+                        # events are committed, dlt's state for them is not (it commits with the package)
+                        pause_point("product.after_insert")
                         for origin, position, raw_text, reason in result.bad_rows:
                             yield _quarantine(origin.replace(f"{landing_dir}/", ""), position, raw_text, reason, day)
                     previous = day

@@ -34,6 +34,23 @@ def received_days(landing_dir: Path | str, after: str | None, up_to: str) -> lis
     return sorted(n for n in names if (after is None or n > after) and n <= up_to)
 
 
+def batches(landing_dir: Path | str, folders: list[str], max_bytes: int) -> Iterator[list[str]]:
+    """The part files of ``folders`` in batches of whole received days, at most ``max_bytes`` each
+    (a day larger than that is a batch of its own), in folder then part order."""
+    batch: list[str] = []
+    size = 0
+    for folder in folders:
+        paths = day_files(landing_dir, folder)
+        day_size = sum(p.stat().st_size for p in paths)
+        if batch and size + day_size > max_bytes:
+            yield batch
+            batch, size = [], 0
+        batch += [str(p) for p in paths]
+        size += day_size
+    if batch:
+        yield batch
+
+
 def iter_records(landing_dir: Path | str, entity: str, extract_day: str) -> Iterator[RawRecord]:
     """Stream the events of one received day, line by line (position = 0-based line number)."""
     for path in day_files(landing_dir, extract_day):

@@ -9,8 +9,9 @@ FOLDER = "product/events"
 
 TABLE = "product__events"
 
-FOLDERS_PER_BATCH = 60
-"""received-day folders staged and inserted together (about two months): one set-based insert each"""
+BATCH_BYTES = 2_000_000_000
+"""event files loaded by one set-based insert, at most (a batch holds at least one received day);
+~2 GB is ~5M events, so a demo company's snapshot is one batch and memory stays bounded on large ones"""
 
 PRIMARY_KEY = "messageId"
 

@@ -1,0 +1,138 @@
+"""The raw ingestion without Dagster: one dlt pipeline per system into the warehouse's ``raw`` dataset.
+
+The Dagster raw assets (``cs_kpis/defs/raw``) and the command line below build the same pipelines and
+run them the same way (drop the local working dir, restore state from the warehouse, discard the rows of
+loads that never completed, load until caught up), so a benchmark or a crash test of this module tests
+what the assets do.
+
+    python -m cs_kpis.sources.pipelines --landing L --warehouse W --pipelines-dir D [--mode files|api]
+        [--systems crm billing ...]
+
+prints one JSON line per system: rows read/loaded/quarantined/deduplicated, dlt loads, seconds and
+the process's peak RSS so far.
+"""
+
+import argparse
+import importlib
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import dlt
+
+from cs_kpis.sources.billing import billing_source
+from cs_kpis.sources.common.accounting import Accounting
+from cs_kpis.sources.common.runner import run_until_caught_up
+from cs_kpis.sources.crm import crm_source
+from cs_kpis.sources.nps import nps_source
+from cs_kpis.sources.product import product_source
+from cs_kpis.sources.support import support_source
+
+DATASET = "raw"
+
+SOURCES: dict[str, Callable[..., Any]] = {
+    "crm": crm_source,
+    "billing": billing_source,
+    "product": product_source,
+    "support": support_source,
+    "nps": nps_source,
+}
+
+API_CONFIGS: dict[str, str] = {
+    "crm": "SalesforceApiConfig",
+    "billing": "StripeApiConfig",
+    "support": "ZendeskApiConfig",
+    "nps": "DelightedApiConfig",
+}
+"""api mode: the config class in ``cs_kpis/sources/<system>/api.py``, built with ``from_env()``"""
+
+
+def api_config(system: str) -> Any:
+    """The system's API config from the environment (api mode only)."""
+    class_name = API_CONFIGS.get(system)
+    if class_name is None:
+        raise NotImplementedError(f"no API reader configured for {system}")
+    module = importlib.import_module(f"cs_kpis.sources.{system}.api")
+    return getattr(module, class_name).from_env()
+
+
+def make_pipeline(system: str, warehouse: Path, pipelines_dir: Path) -> dlt.Pipeline:
+    """The dlt pipeline of one system: DuckDB destination at ``warehouse``, dataset ``raw``."""
+    return dlt.pipeline(
+        pipeline_name=f"cs_kpis_raw_{system}",
+        destination=dlt.destinations.duckdb(credentials=str(warehouse)),
+        dataset_name=DATASET,
+        pipelines_dir=str(pipelines_dir),
+    )
+
+
+def make_source(system: str, *, landing_dir: Path | None, mode: str = "files", config: Any = None) -> Any:
+    """The dlt source of one system; in api mode ``config`` defaults to :func:`api_config`."""
+    if mode == "api" and system in API_CONFIGS and config is None:
+        config = api_config(system)
+    return SOURCES[system](landing_dir=landing_dir, mode=mode, api_config=config)
+
+
+def reset_local_state(pipeline: dlt.Pipeline) -> None:
+    """As dagster-dlt does before every run: the warehouse holds the state, so drop the local working
+    dir (and with it the packages of a killed run); the next run restores the state from the warehouse."""
+    if pipeline.config.restore_from_destination:
+        pipeline.drop()
+    else:
+        pipeline.drop_pending_packages()
+
+
+def load_system(
+    system: str,
+    *,
+    warehouse: Path,
+    pipelines_dir: Path,
+    landing_dir: Path | None,
+    mode: str = "files",
+    config: Any = None,
+) -> dict[str, Any]:
+    """Load one system until caught up; returns its accounting summed over resources and loads."""
+    started = time.perf_counter()
+    pipeline = make_pipeline(system, warehouse, pipelines_dir)
+    reset_local_state(pipeline)
+    source = make_source(system, landing_dir=landing_dir, mode=mode, config=config)
+    load_infos, totals = run_until_caught_up(pipeline, source)
+    total = Accounting()
+    for counts in totals.values():
+        total = total.add(counts)
+    return {
+        "system": system,
+        "mode": mode,
+        **total.as_dict(),
+        "balanced": total.balanced,
+        "per_resource": {name: counts.as_dict() for name, counts in totals.items()},
+        "dlt_loads": len(load_infos),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cs_kpis.sources.pipelines", description=__doc__.splitlines()[0])
+    parser.add_argument("--landing", type=Path, help="landing folder (files mode; product events in api mode too)")
+    parser.add_argument("--warehouse", type=Path, required=True)
+    parser.add_argument("--pipelines-dir", type=Path, required=True)
+    parser.add_argument("--mode", choices=["files", "api"], default="files")
+    parser.add_argument("--systems", nargs="+", choices=list(SOURCES), default=list(SOURCES))
+    args = parser.parse_args(argv)
+    args.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    for system in args.systems:
+        # product events come from the landing folder in both modes
+        mode = "files" if system == "product" else args.mode
+        result = load_system(system, warehouse=args.warehouse, pipelines_dir=args.pipelines_dir,
+                             landing_dir=args.landing, mode=mode)
+        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
