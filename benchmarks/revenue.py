@@ -89,12 +89,12 @@ def _staging(landing: Path, warehouse: Path) -> dict:
 def _models(warehouse: Path, memory_limit: str) -> dict:
     import duckdb
 
+    from cs_kpis.defs.kpis.assets import kpi_models
     from cs_kpis.defs.marts.assets import SQL_DIR as MARTS_SQL
     from cs_kpis.defs.marts.assets import build_calendar
     from cs_kpis.lib.sql import build, load_models
 
-    kpis_sql = ROOT / "cs_kpis" / "defs" / "kpis" / "sql"
-    models = {(m.schema, m.name): m for m in load_models(MARTS_SQL, "marts") + load_models(kpis_sql, "kpis")}
+    models = {(m.schema, m.name): m for m in load_models(MARTS_SQL, "marts") + kpi_models()}
     timings = []
     with duckdb.connect(str(warehouse), config={"memory_limit": memory_limit}) as con:
         started = time.perf_counter()

@@ -193,10 +193,15 @@ def test_clv_over_six_months(trailing):
 
 
 def test_parent_model_is_the_account_model_on_the_rolled_up_table():
-    # revenue_monthly_parent.sql must stay revenue_monthly.sql with only the source table swapped
-    def body(name):
-        text = (KPI_SQL_DIR / name).read_text()
-        return text[text.index("with account_months as ("):]
+    # one SQL file, two grains: the parent model is derived, never copied
+    import dagster as dg
 
-    assert body("revenue_monthly_parent.sql") == body("revenue_monthly.sql").replace(
+    from cs_kpis.defs.kpis.assets import kpi_models
+
+    models = {m.name: m for m in kpi_models()}
+    assert not (KPI_SQL_DIR / "revenue_monthly_parent.sql").exists()
+    assert models["revenue_monthly_parent"].sql == models["revenue_monthly"].sql.replace(
         "from marts.mrr_monthly as m", "from kpis.mrr_monthly_parent as m")
+    assert models["revenue_monthly_parent"].deps == sorted(
+        {*(k for k in models["revenue_monthly"].deps if k.path[-1] != "mrr_monthly"),
+         dg.AssetKey(["kpis", "mrr_monthly_parent"])}, key=lambda k: k.to_user_string())

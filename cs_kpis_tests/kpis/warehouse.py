@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from cs_kpis.lib.sql import SqlModel, build, load_models
+from cs_kpis.lib.sql import SqlModel, build
 
 REPO = Path(__file__).resolve().parents[2]
 MRR_MONTHLY_SQL = REPO / "cs_kpis" / "defs" / "marts" / "sql" / "mrr_monthly.sql"
@@ -96,7 +96,9 @@ def mrr_monthly_model() -> SqlModel:
 
 
 def kpi_models() -> dict[str, SqlModel]:
-    return {m.name: m for m in load_models(KPI_SQL_DIR, "kpis")}
+    from cs_kpis.defs.kpis.assets import kpi_models as models
+
+    return {m.name: m for m in models()}
 
 
 def build_all(con) -> None:
