@@ -1,0 +1,143 @@
+"""alerts/: alert candidates and the append-only alert log (see README.md and engine.py).
+
+One multi-asset builds both tables in one pass: ``alerts.alert_candidates`` (rebuilt every run: the current
+and recently resolved alert per account x type) and ``alerts.alert_log`` (appended: every raise, reminder,
+silent reopen and resolution, never rewritten). Before building, the asset asks the Dagster instance about
+each alert type's input assets: a latest *blocking* check evaluation that failed, or a last materialization
+older than ``max_input_age_hours``, puts the type on hold: its candidates get status 'held' with a
+hold_reason, its new log events wait (so nothing is notified), and the metadata lists every hold.
+"""
+
+import time
+from datetime import timedelta
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from cs_kpis.defs.alerts import engine
+from cs_kpis.lib.sql import WAREHOUSE_POOL, table_metadata
+
+GROUP = "alerts"
+OWNERS = ["team:cs-analytics"]
+CANDIDATES = dg.AssetKey(["alerts", "alert_candidates"])
+LOG = dg.AssetKey(["alerts", "alert_log"])
+# matched to the nightly schedule (02:00): warn after a missed night, fail after a day and a bit
+NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=24))
+EXTRA_DEPS = [dg.AssetKey(["marts", "accounts"]), dg.AssetKey(["staging", "stg_crm__users"])]
+
+
+def input_keys(rules: dict) -> dict[str, list[dg.AssetKey]]:
+    return {t: [dg.AssetKey(k.split("/")) for k in rules["types"][t].get("inputs", [])] for t in engine.ALERT_TYPES}
+
+
+def all_deps(rules: dict) -> list[dg.AssetKey]:
+    keys = {k for ks in input_keys(rules).values() for k in ks} | set(EXTRA_DEPS)
+    return sorted(keys, key=lambda k: k.to_user_string())
+
+
+def input_problems(instance: dg.DagsterInstance, asset_graph, keys, max_age_hours: float,
+                   now: float | None = None) -> dict[dg.AssetKey, str]:
+    """Why each input is not trustworthy right now (inputs without problems are absent).
+
+    - a blocking check on it whose latest evaluation failed (a planned/skipped evaluation is not a result);
+    - its latest materialization in this instance is older than ``max_age_hours``.
+    An input never materialized in this instance (warehouse built elsewhere) is not held.
+    """
+    now = time.time() if now is None else now
+    problems: dict[dg.AssetKey, str] = {}
+    for key in keys:
+        reasons = []
+        check_keys = asset_graph.get_check_keys_for_assets({key}) if asset_graph.has(key) else set()
+        for ck in sorted(check_keys, key=lambda c: c.name):
+            if not asset_graph.get_check_spec(ck).blocking:
+                continue
+            record = instance.get_latest_asset_check_evaluation_record(ck)
+            ev = record.evaluation if record else None
+            if isinstance(ev, dg.AssetCheckEvaluation) and not ev.passed:
+                reasons.append(f"blocking check {ck.name} failed")
+        event = instance.get_latest_materialization_event(key)
+        if event is not None and now - event.timestamp > max_age_hours * 3600:
+            reasons.append(f"last materialized {(now - event.timestamp) / 3600:.0f} h ago (> {max_age_hours:g} h)")
+        if reasons:
+            problems[key] = "; ".join(reasons)
+    return problems
+
+
+def holds_for(rules: dict, problems: dict[dg.AssetKey, str]) -> dict[str, str]:
+    """alert type -> hold reason naming each broken input."""
+    out = {}
+    for t, keys in input_keys(rules).items():
+        bad = [f"{k.to_user_string()}: {problems[k]}" for k in keys if k in problems]
+        if bad:
+            out[t] = "input not trustworthy: " + " | ".join(bad)
+    return out
+
+
+def _asset_graph(context: dg.AssetExecutionContext):
+    """The code location's full asset graph (checks included), so unselected input checks are seen too.
+
+    Under a code location (dagster dev, the nightly job, cs_kpis.run) the step has the repository; a job
+    executed on its own (tests) only has its job-scoped graph, whose source graph is the full one.
+    """
+    try:
+        return context.repository_def.asset_graph
+    except Exception:  # noqa: BLE001 (dagster raises its internal CheckError when no repository is set)
+        graph = context.job_def.asset_layer.asset_graph
+        return getattr(graph, "source_asset_graph", graph)
+
+
+CANDIDATE_DOCS = {
+    "dedup_key": "account_id:alert_type; one alert per key at a time", "alert_type": "see alert_rules.yaml",
+    "severity": "critical, high, medium or info", "status": "new, open, resolved or held (inputs broken)",
+    "hold_reason": "why the alert is held: the input asset and its failed check or age",
+    "owner_id": "the account's CSM (marts.accounts.csm_id)", "owner_name": "the CSM's name",
+    "arr": "12 x MRR on the as-of day, USD", "reason": "plain words with the numbers, as of last_seen",
+    "first_seen": "first firing day of this alert", "last_seen": "last firing day",
+    "last_raised": "last day it was raised or reminded (the cooldown counts from it)",
+    "as_of_day": "latest day of kpis.account_indicators_daily",
+}
+
+
+def _md(df: pd.DataFrame) -> dg.MetadataValue:
+    return dg.MetadataValue.md(df.to_markdown(index=False) if len(df) else "(none)")
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(CANDIDATES, deps=all_deps(engine.load_rules()), group_name=GROUP, kinds={"python", "duckdb"},
+                     owners=OWNERS, metadata={"grain": "dedup_key"}, freshness_policy=NIGHTLY_FRESHNESS,
+                     description=("One row per account x alert type currently firing or resolved in the last "
+                                  "recent_resolved_days: severity, status (new/open/resolved/held), owner (CSM), "
+                                  "ARR, a reason with the numbers, first/last seen. Rules in alert_rules.yaml.")),
+        dg.AssetSpec(LOG, deps=[CANDIDATES], group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS,
+                     metadata={"grain": "event_id"}, freshness_policy=NIGHTLY_FRESHNESS,
+                     description=("Append-only history of every raise, reminder, silent reopen (within the "
+                                  "cooldown) and resolution; log_seq increases with every insert and is the "
+                                  "notification sensor's cursor.")),
+    ],
+    pool=WAREHOUSE_POOL,
+)
+def alerts(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    rules = engine.load_rules()
+    keys = {k for ks in input_keys(rules).values() for k in ks}
+    problems = input_problems(context.instance, _asset_graph(context), keys,
+                              float(rules.get("max_input_age_hours", 36)))
+    holds = holds_for(rules, problems)
+    for t, why in holds.items():
+        context.log.warning(f"alerts of type {t} held: {why}")
+    with duckdb.get_connection() as con:
+        out = engine.run_engine(con, rules, holds, run_id=context.run_id)
+        cand_meta = table_metadata(con, "alerts", "alert_candidates", CANDIDATE_DOCS)
+        log_meta = table_metadata(con, "alerts", "alert_log")
+    cand = out["candidates"]
+    summary = (cand.groupby(["alert_type", "status"]).size().unstack(fill_value=0).reset_index()
+               if len(cand) else pd.DataFrame())
+    hold_df = pd.DataFrame(sorted(holds.items()), columns=["alert_type", "hold_reason"])
+    yield dg.MaterializeResult(asset_key=CANDIDATES, metadata={
+        **cand_meta, "as_of_day": str(out["as_of"]), "by_type_and_status": _md(summary),
+        "held_types": _md(hold_df), "held_count": int((cand["status"] == "held").sum()) if len(cand) else 0,
+        "rules_path": dg.MetadataValue.path(str(engine.rules_path())), "rules_version": str(rules.get("version")),
+    })
+    yield dg.MaterializeResult(asset_key=LOG, metadata={
+        **log_meta, "appended": out["appended"], "held_types": _md(hold_df)})

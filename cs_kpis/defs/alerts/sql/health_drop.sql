@@ -1,0 +1,37 @@
+-- health_drop: the health score fell at least $min_drop_points points within $window_days days.
+-- One row per account and day the condition holds; the reason is kpis.health_score_changes' own
+-- explanation, which names the components that moved. With ignore_coverage_changes, the points due to
+-- components that started or stopped having data within the window (e.g. a CRM sentiment that only exists
+-- from the latest extract) are taken out first: a coverage change is not a customer getting less healthy.
+with changes as (
+    select c.account_id, c.day, c.delta, c.reason,
+        coalesce(b.components_present, '') as before_present, coalesce(s.components_present, '') as now_present,
+        c.usage_delta, c.adoption_delta, c.support_delta, c.sentiment_delta, c.billing_delta
+    from kpis.health_score_changes as c
+    left join kpis.health_scores_daily as s
+        on s.account_id = c.account_id and s.day = c.day
+    left join kpis.health_scores_daily as b
+        on b.account_id = c.account_id and b.day = cast(c.day - interval $window_days day as date)
+    where c.window_days = $window_days
+        and c.delta <= -$min_drop_points
+        and c.day between date '$first_day' and date '$as_of'
+),
+adjusted as (
+    select *,
+        delta - case when $ignore_coverage_changes then
+            case when contains(before_present, 'usage') <> contains(now_present, 'usage')
+                then coalesce(usage_delta, 0) else 0 end
+            + case when contains(before_present, 'adoption') <> contains(now_present, 'adoption')
+                then coalesce(adoption_delta, 0) else 0 end
+            + case when contains(before_present, 'support') <> contains(now_present, 'support')
+                then coalesce(support_delta, 0) else 0 end
+            + case when contains(before_present, 'sentiment') <> contains(now_present, 'sentiment')
+                then coalesce(sentiment_delta, 0) else 0 end
+            + case when contains(before_present, 'billing') <> contains(now_present, 'billing')
+                then coalesce(billing_delta, 0) else 0 end
+        else 0 end as comparable_delta
+    from changes
+)
+select account_id, day, '$severity' as severity, reason
+from adjusted
+where comparable_delta <= -$min_drop_points

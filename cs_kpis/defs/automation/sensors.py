@@ -1,0 +1,99 @@
+"""Sensors: the alert threshold sensor (digests to CSMs) and the on-call sensor (failed asset checks).
+
+alert_digest_sensor: cursor = the highest alerts.alert_log.log_seq already handed to a digest run. New rows ->
+one run (run_key digest-<from>-<to>, so a retried tick cannot launch it twice) that queues one digest per
+owner and delivers it. No new rows but digests still pending after a failed send -> a retry run (run_key
+retry-<cursor>-<attempts so far>). It reads the warehouse read-only; when a run holds the write lock it skips
+the tick and tries again next time.
+
+failed_check_sensor: a failed asset check does not fail its run (dagster#29896), so run-failure sensors never
+see it. This sensor reads the latest evaluation record of every check in the code location and posts each new
+failure (asset, check, severity, metadata, runbook hint) to CS_KPIS_ONCALL_WEBHOOK_URL or the outbox.
+Cursor = the highest check-evaluation record id seen.
+"""
+
+import time
+
+import dagster as dg
+import duckdb as duckdb_lib
+from dagster_duckdb import DuckDBResource
+
+from cs_kpis.defs.automation import notify
+from cs_kpis.defs.automation.jobs import alert_digest_job
+
+
+def _scalar(con, sql: str, default=0):
+    try:
+        return con.execute(sql).fetchall()[0][0] or default
+    except duckdb_lib.CatalogException:  # the table does not exist yet
+        return default
+
+
+def warehouse_state(database: str) -> tuple[int, int, int]:
+    """(max log_seq, pending digests, attempts of the pending digests), read-only."""
+    with duckdb_lib.connect(database, read_only=True) as con:
+        return (int(_scalar(con, "select max(log_seq) from alerts.alert_log")),
+                int(_scalar(con, "select count(*) from alerts.notifications where status = 'pending'")),
+                int(_scalar(con, "select sum(attempts) from alerts.notifications where status = 'pending'")))
+
+
+def digest_run_config(after: int, upto: int) -> dict:
+    return {"ops": {"send_alert_digests": {"config": {"after_seq": after, "upto_seq": upto}}}}
+
+
+@dg.sensor(job=alert_digest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="New rows in alerts.alert_log -> one digest per CSM; retries digests whose send failed.")
+def alert_digest_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBResource):
+    cursor = int(context.cursor or 0)
+    try:
+        max_seq, pending, attempts = warehouse_state(duckdb.database)
+    except duckdb_lib.Error as exc:  # missing file, or a run holds the write lock
+        return dg.SkipReason(f"warehouse not readable now, next tick retries: {exc}")
+    if max_seq > cursor:
+        context.update_cursor(str(max_seq))
+        return dg.RunRequest(run_key=f"digest-{cursor}-{max_seq}", run_config=digest_run_config(cursor, max_seq),
+                             tags={"cs_kpis/alert_log_seq": f"{cursor}-{max_seq}"})
+    if pending:
+        return dg.RunRequest(run_key=f"retry-{cursor}-{attempts}", run_config=digest_run_config(cursor, cursor))
+    return dg.SkipReason(f"no new alert_log rows after log_seq {cursor}, nothing pending")
+
+
+def _plain(value):
+    inner = getattr(value, "value", value)
+    return inner if isinstance(inner, (str, int, float, bool, type(None))) else str(inner)
+
+
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Posts every newly failed asset check (latest evaluation) with its metadata and runbook hint.")
+def failed_check_sensor(context: dg.SensorEvaluationContext):
+    cursor = int(context.cursor or 0)
+    graph = context.repository_def.asset_graph
+    new_failures = []
+    highest = cursor
+    for key in sorted(graph.asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
+        record = context.instance.get_latest_asset_check_evaluation_record(key)
+        if record is None or record.id <= cursor:
+            continue
+        ev = record.evaluation  # AssetCheckEvaluationPlanned (skipped) has no outcome: not a failure
+        if not isinstance(ev, dg.AssetCheckEvaluation):
+            continue
+        highest = max(highest, record.id)
+        if not ev.passed:
+            new_failures.append((record, ev))
+    url, outbox = notify.webhook_url(notify.ENV_ONCALL_WEBHOOK), notify.outbox_dir() / "oncall"
+    failed_ids = []
+    for record, ev in sorted(new_failures, key=lambda p: p[0].id):
+        payload = notify.oncall_payload(
+            ev.asset_key.to_user_string(), ev.check_name, ev.severity.value, ev.description,
+            {k: _plain(v) for k, v in (ev.metadata or {}).items()}, record.run_id)
+        try:
+            notify.deliver(f"check-{record.id}-{ev.check_name}", payload, url, outbox)
+        except Exception as exc:  # noqa: BLE001 (any failure: cursor held, retried next tick)
+            context.log.warning(f"on-call post for {ev.check_name} failed, retried next tick: {exc}")
+            failed_ids.append(record.id)
+    # a failed post holds the cursor just below it: it (and later ones) are posted again next tick
+    new_cursor = min(failed_ids) - 1 if failed_ids else highest
+    context.update_cursor(str(new_cursor))
+    posted = len(new_failures) - len(failed_ids)
+    return dg.SkipReason(f"{posted} failed check(s) posted, {len(failed_ids)} to retry "
+                         f"({time.strftime('%H:%M:%S')})")

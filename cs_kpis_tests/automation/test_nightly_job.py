@@ -1,0 +1,34 @@
+"""The nightly job covers every asset and every check of the code location; the automation is registered."""
+
+import dagster as dg
+import pytest
+
+
+@pytest.fixture(scope="module")
+def defs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("defs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CS_KPIS_STATE_DIR", str(tmp / "state"))
+        mp.setenv("CS_KPIS_WAREHOUSE", str(tmp / "state" / "warehouse" / "cs_kpis.duckdb"))
+        mp.setenv("DAGSTER_HOME", str(tmp / "state" / "dagster_home"))
+        mp.setenv("CS_KPIS_LANDING_DIR", str(tmp / "landing"))
+        from cs_kpis.definitions import defs as load_defs
+
+        loaded = load_defs()
+        loaded.get_repository_def().load_all_definitions()
+        yield loaded
+
+
+def test_nightly_job_selects_every_asset_and_check(defs):
+    job = defs.get_job_def("nightly")
+    graph = defs.resolve_asset_graph()
+    assert job.asset_layer.executable_asset_keys == graph.executable_asset_keys
+    assert set(job.asset_layer.asset_graph.asset_check_keys) == set(graph.asset_check_keys)
+    assert dg.AssetKey(["alerts", "alert_candidates"]) in job.asset_layer.executable_asset_keys
+
+
+def test_automation_is_registered(defs):
+    repo = defs.get_repository_def()
+    assert {s.name for s in repo.sensor_defs} >= {"alert_digest_sensor", "failed_check_sensor"}
+    assert repo.get_schedule_def("nightly_schedule").job_name == "nightly"
+    assert repo.get_job("alert_digests").executor_def.name == dg.in_process_executor.name
