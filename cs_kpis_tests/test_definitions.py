@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-LAYERS = {"landing", "raw", "staging", "marts", "kpis", "alerts"}
+LAYERS = {"landing", "raw", "staging", "marts", "kpis", "alerts", "reports"}
 
 
 @pytest.fixture(scope="module")

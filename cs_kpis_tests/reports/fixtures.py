@@ -1,0 +1,98 @@
+"""A tiny hand-written warehouse with just the columns the KPI report reads (3 months, 2 segments, 4 accounts)."""
+
+import duckdb
+
+SQL = """
+create schema kpis; create schema marts; create schema staging;
+
+create table kpis.revenue_monthly as select * from (values
+  (date '2026-08-01', 'all', 1000.0, 100.0, 50.0, 0.0, 20.0, 30.0, 1100.0, 1.00, 0.95, null, null, 0.10, 3.0, 275.0),
+  (date '2026-09-01', 'all', 1100.0, 0.0, 200.0, 0.0, 0.0, 100.0, 1200.0, 1.0909, 0.9091, null, null, 0.25, 2.0, 400.0),
+  (date '2026-10-01', 'all', 1200.0, 300.0, 100.0, 50.0, 50.0, 0.0, 1600.0, 1.0417, 0.9583, 1.10, 0.90, 0.0, 9.0, 400.0),
+  (date '2026-08-01', 'SMB', 400.0, 100.0, 0.0, 0.0, 0.0, 0.0, 500.0, 1.0, 1.0, null, null, 0.0, null, 250.0),
+  (date '2026-09-01', 'SMB', 500.0, 0.0, 0.0, 0.0, 0.0, 100.0, 400.0, 0.8, 0.8, null, null, 0.5, 0.0, 400.0),
+  (date '2026-10-01', 'SMB', 400.0, 300.0, 0.0, 0.0, 0.0, 0.0, 700.0, 1.0, 1.0, null, null, 0.0, null, 350.0)
+) as t(month, segment, starting_mrr, new_mrr, expansion_mrr, reactivation_mrr, contraction_mrr, churned_mrr,
+       ending_mrr, nrr, grr, nrr_t12, grr_t12, logo_churn_rate, quick_ratio, arpa);
+
+create table kpis.cohort_retention as select * from (values
+  (date '2026-08-01', 0, 1.0), (date '2026-08-01', 1, 0.9), (date '2026-08-01', 2, 1.1),
+  (date '2026-09-01', 0, 1.0), (date '2026-09-01', 1, 0.8), (date '2026-10-01', 0, 1.0)
+) as t(cohort_month, months_since_start, net_mrr_retention);
+
+create table kpis.health_scores_daily as select * from (values
+  (date '2026-09-30', 'a1', true, 'green'), (date '2026-09-30', 'a2', true, 'green'),
+  (date '2026-09-30', 'a3', true, 'yellow'), (date '2026-09-30', 'a4', true, 'yellow'),
+  (date '2026-10-01', 'a1', true, 'green'), (date '2026-10-01', 'a2', true, 'yellow'),
+  (date '2026-10-01', 'a3', true, 'red'), (date '2026-10-01', 'a4', true, 'yellow'),
+  (date '2026-10-31', 'a1', true, 'green'), (date '2026-10-31', 'a2', true, 'yellow'),
+  (date '2026-10-31', 'a3', true, 'red'), (date '2026-10-31', 'a4', false, 'red')
+) as t(day, account_id, is_active, band);
+
+create table kpis.health_scores as select * from (values
+  (date '2026-10-31', 'a1', true, 6000.0, 88.0, 'green', 1.0, 5.0, 90.0, 80.0, 90.0, 100.0, 100.0),
+  (date '2026-10-31', 'a2', true, 4800.0, 55.0, 'yellow', -3.0, -20.0, 40.0, 60.0, 70.0, 30.0, 100.0),
+  (date '2026-10-31', 'a3', true, 8400.0, 20.0, 'red', -1.0, -4.0, 10.0, 20.0, 45.0, null, 50.0),
+  (date '2026-10-31', 'a4', false, 0.0, 30.0, 'red', 0.0, 0.0, 0.0, 0.0, 50.0, null, 0.0)
+) as t(day, account_id, is_active, arr, score, band, delta_7d, delta_30d, usage_score, adoption_score,
+       support_score, sentiment_score, billing_score);
+
+create table kpis.health_backtest as select * from (values
+  ('month', date '2026-08-01', true, 10, 0, 5, 1, 2, 1),
+  ('month', date '2026-09-01', true, 10, 1, 5, 1, 3, 2),
+  ('month', date '2026-09-01', false, 99, 99, 99, 99, 99, 99)
+) as t(scope, as_of_day, is_current, accounts_green, churned_green, accounts_yellow, churned_yellow,
+       accounts_red, churned_red);
+
+create table marts.accounts as select * from (values
+  ('a1', 'Acme Corp', 'Enterprise', 'u1'), ('a2', 'Globex', 'SMB', 'u1'),
+  ('a3', 'Initech', 'SMB', 'u2'), ('a4', 'Umbrella', 'SMB', 'u2')
+) as t(account_id, account_name, segment, csm_id);
+
+create table staging.stg_crm__users as select * from (values
+  ('u1', 'Ada Lovelace'), ('u2', 'Grace Hopper')
+) as t(user_id, user_name);
+
+create table marts.mrr_monthly as select * from (values
+  (date '2026-10-01', 'a1', 400.0, 500.0, 'expansion', 100.0),
+  (date '2026-10-01', 'a2', 0.0, 400.0, 'new', 400.0),
+  (date '2026-10-01', 'a3', 750.0, 700.0, 'contraction', -50.0),
+  (date '2026-10-01', 'a4', 0.0, 0.0, 'unchanged', 0.0)
+) as t(month, account_id, prev_mrr, mrr, movement, movement_amount);
+
+create table staging.stg_nps__survey_responses as select * from (values
+  (10, timestamptz '2026-10-03 10:00:00+00'), (9, timestamptz '2026-10-04 10:00:00+00'),
+  (3, timestamptz '2026-10-05 10:00:00+00'), (8, timestamptz '2026-10-06 10:00:00+00'),
+  (2, timestamptz '2026-09-05 10:00:00+00'), (10, timestamptz '2026-09-06 10:00:00+00')
+) as t(score, responded_at);
+
+create table staging.stg_billing__subscriptions as select * from (values
+  ('a1', timestamptz '2027-01-15 00:00:00+00', null::timestamptz, null::timestamptz),
+  ('a3', timestamptz '2026-11-20 00:00:00+00', null, null)
+) as t(crm_account_id, current_period_end, ended_at, canceled_at);
+"""
+
+ALERTS_SQL = """
+create schema if not exists alerts;
+create table alerts.alert_candidates as select * from (values
+  ('a2:renewal_risk', 'a2', 'renewal_risk', 'medium', 'open', 'renewal in 20 days, score 55', 'Ada Lovelace',
+   'Globex', 4800.0, date '2026-10-20'),
+  ('a3:health_drop', 'a3', 'health_drop', 'high', 'new', 'score fell 25 points in 30 days', 'Grace Hopper',
+   'Initech', 8400.0, date '2026-10-30'),
+  ('a1:health_red', 'a1', 'health_red', 'critical', 'resolved', 'score back to 88', 'Ada Lovelace',
+   'Acme Corp', 6000.0, date '2026-09-01'),
+  ('a1:expansion_opportunity', 'a1', 'expansion_opportunity', 'info', 'open', 'seats 95% used',
+   'Ada Lovelace', 'Acme Corp', 6000.0, date '2026-10-25')
+) as t(dedup_key, account_id, alert_type, severity, status, reason, owner_name, account_name, arr, first_seen);
+"""
+
+
+def build_warehouse(path, with_alerts: bool = False) -> str:
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(SQL)
+        if with_alerts:
+            con.execute(ALERTS_SQL)
+    finally:
+        con.close()
+    return str(path)

@@ -1,0 +1,194 @@
+"""The KPI report: data loading from a hand-written warehouse, pure rendering, the asset, and the page as a
+browser draws it (headless Chromium: charts rendered, no script errors, a screenshot taken)."""
+
+import re
+import shutil
+import subprocess
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from cs_kpis.defs.reports import assets, render
+from cs_kpis_tests.reports.fixtures import build_warehouse
+
+CHARTS = {"bridge", "retention", "cohorts", "bands", "backtest", "expansion"}
+TITLES = ("MRR bridge, 2026-10", "NRR and GRR trend", "Cohort net MRR retention", "Health band distribution",
+          "Churn rate by health band", "Expansion MRR by month", "Top risks", "Top expansion opportunities",
+          "Biggest MRR movers", "CSM worklist", "Definitions and data freshness")
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    return build_warehouse(tmp_path / "wh.duckdb")
+
+
+@pytest.fixture
+def data(warehouse):
+    con = duckdb.connect(warehouse, read_only=True)
+    try:
+        yield assets.load_report_data(con)
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def page(data):
+    return render.render_report(data)
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+def test_headline_figures_and_changes(data):
+    md = render.headline_markdown(data)
+    assert data.period == "2026-10" and data.as_of_day == "2026-10-31"
+    assert "| Ending MRR | $1.6k | $1.2k |" in md
+    assert "| ARR | $19.2k | $14.4k |" in md
+    assert "| NRR | 104.2% | 109.1% |" in md
+    assert "| Logo churn | 0.0% | 25.0% |" in md
+    # NPS: October 10, 9, 3, 8 -> (2 - 1) / 4 = 25; September 2, 10 -> 0
+    assert data.nps == (25.0, 0.0)
+    # active accounts on the as-of day vs 30 days before (a4 is inactive now)
+    assert data.band_counts == {"green": (1, 1), "yellow": (1, 2), "red": (1, 1)}
+    assert data.segments == ["all", "SMB"]
+
+
+def test_backtest_pools_current_config_months(data):
+    rates = data.backtest_bands.set_index("band")["churn_rate"].to_dict()
+    assert rates == pytest.approx({"green": 0.05, "yellow": 0.2, "red": 0.6})
+
+
+def test_risks_fall_back_to_red_and_declining_accounts(data):
+    assert "does not exist" in data.risk_source
+    assert list(data.risks["Account"]) == ["Initech", "Globex"]  # red, then -20 points; largest ARR first
+    assert list(data.risks["Owner (CSM)"]) == ["Grace Hopper", "Ada Lovelace"]
+    assert data.risks["Reasons"].iloc[0] == "usage 10, adoption 20, support 45"
+
+
+def test_risks_use_alert_candidates_when_present(tmp_path):
+    path = build_warehouse(tmp_path / "wh.duckdb", with_alerts=True)
+    con = duckdb.connect(path, read_only=True)
+    try:
+        data = assets.load_report_data(con)
+    finally:
+        con.close()
+    assert "alerts.alert_candidates" in data.risk_source and "does not exist" not in data.risk_source
+    # open alerts only (the resolved one is left out), most severe first; the expansion alert goes to its table
+    assert list(data.risks["Account"]) == ["Initech", "Globex"]
+    assert list(data.risks["Severity"]) == ["high", "medium"]
+    assert list(data.risks["Owner (CSM)"]) == ["Grace Hopper", "Ada Lovelace"]
+    assert list(data.expansion["Reason"]) == ["seats 95% used"]
+    page = render.render_report(data)
+    assert "score fell 25 points in 30 days" in page and "score back to 88" not in page
+    # the worklist names each account's open alerts
+    assert data.worklist.set_index("Account")["Open alerts"].to_dict() == {
+        "Globex": "renewal_risk", "Acme Corp": "expansion_opportunity", "Initech": "health_drop"}
+
+
+def test_worklist_per_csm_riskiest_first(data):
+    wl = data.worklist
+    ada = wl[wl["CSM"] == "Ada Lovelace"]
+    assert list(ada["Account"]) == ["Globex", "Acme Corp"]  # score 55 before 88
+    assert "Umbrella" not in set(wl["Account"])  # inactive
+    assert wl.set_index("Account").loc["Initech", "Renewal"] == "2026-11-20"
+
+
+def test_movers_and_expansion(data):
+    assert list(data.movers["Account"]) == ["Globex", "Acme Corp", "Initech"]
+    assert list(data.expansion["Account"]) == ["Acme Corp"]
+    assert "usage score of 75+" in data.expansion_source
+
+
+def test_missing_tables_render_notes_not_errors(tmp_path):
+    con = duckdb.connect(str(tmp_path / "empty.duckdb"))
+    try:
+        data = assets.load_report_data(con)
+    finally:
+        con.close()
+    page = render.render_report(data)
+    assert "No revenue KPIs" in page and 'data-empty-chart="bridge"' in page
+
+
+# ----------------------------------------------------------------------------------------------- page
+
+
+def test_page_is_self_contained(page):
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=[\"']?https?:", page, re.IGNORECASE)
+    assert "Plotly" in page and page.count('class="chart"') == len(CHARTS) + 2 * 1  # + SMB bridge, trend
+    for title in TITLES:
+        assert title in page
+    assert "cs_kpis/defs/kpis/README.md" in page and "Data as of <b>2026-10-31</b>" in page
+
+
+# ----------------------------------------------------------------------------------------------- asset
+
+
+def test_asset_writes_report_with_metadata(tmp_path, warehouse, monkeypatch):
+    monkeypatch.setenv("CS_KPIS_STATE_DIR", str(tmp_path / "state"))
+    result = dg.materialize([assets.kpi_report], resources={"duckdb": DuckDBResource(database=warehouse)},
+                            instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    path = tmp_path / "state" / "reports" / "kpi_report.html"
+    assert path.exists() and "Customer-success KPI report: 2026-10" in path.read_text()
+    meta = result.asset_materializations_for_node("reports__kpi_report")[0].metadata
+    assert meta["path"].value == str(path)
+    assert "| NRR | 104.2% | 109.1% |" in meta["headline"].value
+
+
+def test_asset_spec():
+    spec = assets.kpi_report.specs_by_key[assets.REPORT_KEY]
+    assert spec.group_name == "reports" and set(spec.kinds) == {"html", "python"} and spec.owners
+    assert assets.kpi_report.op.pool == "warehouse"
+
+
+# ----------------------------------------------------------------------------------------------- browser
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _run_chromium(binary, tmp_path, url, *extra) -> subprocess.CompletedProcess:
+    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
+    args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+            "--virtual-time-budget=10000", "--window-size=1400,4000", *extra, url]
+    return subprocess.run(args, check=False, capture_output=True, text=True, timeout=60)
+
+
+def test_report_draws_in_headless_chromium(tmp_path, page):
+    binary = _chromium()
+    if binary is None:
+        pytest.skip("chromium not found (make test installs the Debian package where apt is available)")
+    report = tmp_path / "kpi_report.html"
+    report.write_text(page, encoding="utf-8")
+    url = report.as_uri()
+
+    dom = _run_chromium(binary, tmp_path, url, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    html = dom.stdout
+    errors = re.search(r'id="js-error-count">([^<]*)<', html).group(1)
+    assert errors == "0", re.search(r'data-errors="([^"]*)"', html)
+    drawn = re.search(r'id="charts-drawn">([^<]*)<', html).group(1)
+    assert drawn == "8/8", drawn
+    # every chart container holds a rendered plotly SVG
+    for name in CHARTS | {"bridge-smb", "retention-smb"}:
+        block = html.split(f'data-chart="{name}"', 1)
+        assert len(block) == 2, f"chart {name} missing"
+        assert '<svg class="main-svg"' in block[1].split('class="chart-card"', 1)[0], f"chart {name} did not draw"
+    # the bridge drew its seven steps
+    bridge = html.split('data-chart="bridge"', 1)[1].split('class="chart-card"', 1)[0]
+    for step in ("Starting", "Expansion", "Churned", "Ending"):
+        assert f">{step}<" in bridge
+    for title in TITLES:
+        assert title in html
+
+    shot = tmp_path / "shot.png"
+    res = _run_chromium(binary, tmp_path, url, f"--screenshot={shot}")
+    assert res.returncode == 0 and shot.exists() and shot.stat().st_size > 20_000, res.stderr[-2000:]
