@@ -65,3 +65,11 @@ def test_every_asset_check_has_a_description(defs):
     assert specs, "expected at least the landing checks"
     bad = [f"{s.asset_key.to_user_string()}:{s.name}" for s in specs if not (s.description or "").strip()]
     assert not bad, f"asset checks without a description: {bad}"
+
+
+def test_kpi_tables_have_a_nightly_freshness_policy(defs):
+    """The KPI tables a CS team reads go stale after a missed nightly run; raw sources have their own."""
+    specs = [s for s in defs.resolve_all_asset_specs() if s.key.path[0] in ("kpis", "raw")]
+    assert specs
+    missing = [s.key.to_user_string() for s in specs if s.freshness_policy is None]
+    assert missing == []

@@ -18,6 +18,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -27,6 +28,9 @@ WAREHOUSE_POOL = "warehouse"
 """every step that writes the DuckDB warehouse runs in this one-at-a-time pool (see dagster.yaml)"""
 
 LAYER_SCHEMAS = ("raw", "staging", "marts", "kpis", "alerts")
+
+NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=24))
+"""tables rebuilt by the nightly job: stale after a missed night (warn at 24 h, fail at 26 h)"""
 _REF = re.compile(r"\b(raw|staging|marts|kpis|alerts)\.([a-z_][a-z0-9_]*)\b")
 _TAG = re.compile(r"^--\s*@(\w+)\s*(.*)$")
 
@@ -145,12 +149,14 @@ def sql_assets(
     group: str,
     owners: Sequence[str] = ("team:data-eng",),
     extra_metadata=None,
+    freshness_policy: dg.FreshnessPolicy | None = None,
 ) -> list[dg.AssetsDefinition]:
     """One asset per model; ``extra_metadata(con, model) -> dict`` can add model-specific previews."""
-    return [_sql_asset(m, group, list(owners), extra_metadata) for m in models]
+    return [_sql_asset(m, group, list(owners), extra_metadata, freshness_policy) for m in models]
 
 
-def _sql_asset(model: SqlModel, group: str, owners: list[str], extra_metadata) -> dg.AssetsDefinition:
+def _sql_asset(model: SqlModel, group: str, owners: list[str], extra_metadata,
+               freshness_policy: dg.FreshnessPolicy | None) -> dg.AssetsDefinition:
     description = model.description
     if model.grain:
         description += f"\n\nUnique key: `{', '.join(model.grain)}`."
@@ -165,6 +171,7 @@ def _sql_asset(model: SqlModel, group: str, owners: list[str], extra_metadata) -
         code_version=model.code_version,
         pool=WAREHOUSE_POOL,
         metadata={"grain": ", ".join(model.grain)} if model.grain else None,
+        freshness_policy=freshness_policy,
     )
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
         with duckdb.get_connection() as con:

@@ -20,7 +20,7 @@ from dagster_duckdb import DuckDBResource
 from cs_kpis import settings
 from cs_kpis.defs.health import health_score as hs
 from cs_kpis.defs.landing.manifest import read_manifest
-from cs_kpis.lib.sql import WAREHOUSE_POOL, load_models, sql_assets, table_metadata
+from cs_kpis.lib.sql import NIGHTLY_FRESHNESS, WAREHOUSE_POOL, load_models, sql_assets, table_metadata
 
 HERE = Path(__file__).parent
 SQL_DIR = HERE / "sql"
@@ -101,7 +101,7 @@ def write_frame(con, table: str, df: pd.DataFrame, casts: dict[str, str] | None 
 
 
 @dg.asset(
-    key=PRODUCT_CONFIG, deps=[LANDING], group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS,
+    key=PRODUCT_CONFIG, deps=[LANDING], group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS, freshness_policy=NIGHTLY_FRESHNESS,
     pool=WAREHOUSE_POOL,
     description=("The product configuration the leading indicators use, from the landing manifest's `product` "
                  "section: one row per key feature, plan (with the number of key features on it), onboarding "
@@ -150,12 +150,12 @@ DAILY_DOCS = {
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(SCORES_DAILY, deps=[INDICATORS], group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS,
+        dg.AssetSpec(SCORES_DAILY, deps=[INDICATORS], group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS, freshness_policy=NIGHTLY_FRESHNESS,
                      description=("One health score per account per day (every row of kpis.account_indicators_daily) "
                                   "with its band, component scores, each component's contribution, which "
                                   "components had data, 7- and 30-day deltas and the config version."),
                      metadata={"grain": "account_id, day"}),
-        dg.AssetSpec(SCORE_CHANGES, deps=[INDICATORS], group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS,
+        dg.AssetSpec(SCORE_CHANGES, deps=[INDICATORS], group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS, freshness_policy=NIGHTLY_FRESHNESS,
                      description=(f"Explained score changes: every account-day whose score moved >= {CHANGE_MIN_DELTA:g} "
                                   f"points against {' or '.join(map(str, CHANGE_WINDOWS))} days earlier, with "
                                   "each component's contribution change (they add up to the change) and a "
@@ -217,7 +217,7 @@ def latest_scores(con, config: hs.HealthConfig) -> pd.DataFrame:
 
 
 @dg.asset(
-    key=SCORES, deps=[SCORES_DAILY, INDICATORS], group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS,
+    key=SCORES, deps=[SCORES_DAILY, INDICATORS], group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS, freshness_policy=NIGHTLY_FRESHNESS,
     pool=WAREHOUSE_POOL, metadata={"grain": "account_id"},
     description=("The latest health score per account (the as-of day) with delta_7d and delta_30d, its ARR "
                  "(12 x MRR) and the roll-up of its hierarchy: the ARR-weighted score of the root account and "
@@ -341,7 +341,7 @@ def backtest_markdown(df: pd.DataFrame) -> tuple[str, str]:
 
 @dg.asset(
     key=BACKTEST, deps=[INDICATORS, SCORES_DAILY, MRR_CHANGES], group_name=GROUP, kinds={"python", "duckdb"},
-    owners=OWNERS, pool=WAREHOUSE_POOL, metadata={"grain": "config_version, scope, as_of_day"},
+    owners=OWNERS, pool=WAREHOUSE_POOL, freshness_policy=NIGHTLY_FRESHNESS, metadata={"grain": "config_version, scope, as_of_day"},
     description=(f"Evidence for the health score: for every config version (the live one and config/archive/) "
                  f"and every month whose next {BACKTEST_HORIZON_DAYS} days are in the data, the accounts with MRR "
                  f"on the month's first day are scored from that day's indicators and compared with what "
@@ -370,5 +370,5 @@ def health_backtest(duckdb: DuckDBResource) -> dg.MaterializeResult:
 # ------------------------------------------------------------------------------------------------ wiring
 
 models = load_models(SQL_DIR, SCHEMA)
-health_sql_assets = sql_assets(models, group=GROUP, owners=OWNERS)
+health_sql_assets = sql_assets(models, group=GROUP, owners=OWNERS, freshness_policy=NIGHTLY_FRESHNESS)
 

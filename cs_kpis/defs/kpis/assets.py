@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from cs_kpis.lib.sql import SqlModel, load_models, sql_assets
+from cs_kpis.lib.sql import NIGHTLY_FRESHNESS, SqlModel, load_models, sql_assets
 
 SQL_DIR = Path(__file__).parent / "sql"
 SCHEMA = "kpis"
@@ -62,5 +62,6 @@ def kpi_models() -> list[SqlModel]:
 @dg.definitions
 def kpis_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=sql_assets(kpi_models(), group="kpis", owners=("team:data-eng",), extra_metadata=extra_metadata)
+        assets=sql_assets(kpi_models(), group="kpis", owners=("team:data-eng",), extra_metadata=extra_metadata,
+                          freshness_policy=NIGHTLY_FRESHNESS)
     )
