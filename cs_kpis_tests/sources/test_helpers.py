@@ -113,3 +113,12 @@ def test_pending_days() -> None:
 def test_event_sql_quotes_paths() -> None:
     assert sql.file_list(["/a/it's.jsonl"]) == "['/a/it''s.jsonl']"
     assert "missing primary key messageId" in sql.bad_reason_sql()
+
+
+def test_api_readers_load_lazily_and_a_missing_one_names_its_module():
+    from cs_kpis.sources.billing.api import iter_records
+    from cs_kpis.sources.common.entity import lazy_api_reader
+
+    assert lazy_api_reader("cs_kpis.sources.billing.api")() is iter_records
+    with pytest.raises(NotImplementedError, match="cs_kpis.sources.product.api.iter_records"):
+        lazy_api_reader("cs_kpis.sources.product.api")()

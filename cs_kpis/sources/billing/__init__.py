@@ -16,19 +16,14 @@ from cs_kpis.sources.common.entity import (
     Entity,
     accounting_row,
     entity_resource,
+    lazy_api_reader,
     with_accounting_hints,
     with_quarantine_hints,
 )
 from cs_kpis.sources.common.helpers import column_hints
 from cs_kpis.sources.common.landing import read_fx_currencies
 
-
-def _api_reader():
-    try:
-        from cs_kpis.sources.billing.api import iter_records
-    except ImportError as exc:
-        raise NotImplementedError("billing API mode needs cs_kpis/sources/billing/api.py (iter_records)") from exc
-    return iter_records
+_api_reader = lazy_api_reader("cs_kpis.sources.billing.api")
 
 
 def entities(currencies: set[str] | None) -> list[Entity]:

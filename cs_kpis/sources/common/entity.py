@@ -265,3 +265,18 @@ def entity_resource(
             yield with_accounting_hints(accounting_row(system, spec.name, counts, list(days)))
 
     return load_entity
+
+
+def lazy_api_reader(module: str) -> Callable[[], ApiReader]:
+    """``iter_records`` of a system's API module, imported only when API mode runs (files mode never
+    loads the HTTP client); a system without one fails with a message naming the module."""
+
+    def load() -> ApiReader:
+        import importlib
+
+        try:
+            return importlib.import_module(module).iter_records
+        except ModuleNotFoundError as exc:
+            raise NotImplementedError(f"API mode needs {module}.iter_records, which does not exist") from exc
+
+    return load

@@ -6,19 +6,13 @@ from typing import Any
 
 import dlt
 
-from cs_kpis.sources.common.entity import Entity, entity_resource
+from cs_kpis.sources.common.entity import Entity, entity_resource, lazy_api_reader
 from cs_kpis.sources.common.helpers import column_hints
 from cs_kpis.sources.common.landing import read_fx_currencies
 from cs_kpis.sources.crm import files, settings
 from cs_kpis.sources.crm.helpers import prepare_record
 
-
-def _api_reader():
-    try:
-        from cs_kpis.sources.crm.api import iter_records
-    except ImportError as exc:
-        raise NotImplementedError("crm API mode needs cs_kpis/sources/crm/api.py (iter_records)") from exc
-    return iter_records
+_api_reader = lazy_api_reader("cs_kpis.sources.crm.api")
 
 
 def entities(currencies: set[str] | None) -> list[Entity]:

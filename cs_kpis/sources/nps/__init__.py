@@ -5,18 +5,12 @@ from typing import Any
 
 import dlt
 
-from cs_kpis.sources.common.entity import Entity, entity_resource
+from cs_kpis.sources.common.entity import Entity, entity_resource, lazy_api_reader
 from cs_kpis.sources.common.helpers import column_hints
 from cs_kpis.sources.nps import files, settings
 from cs_kpis.sources.nps.helpers import prepare_response
 
-
-def _api_reader():
-    try:
-        from cs_kpis.sources.nps.api import iter_records
-    except ImportError as exc:
-        raise NotImplementedError("nps API mode needs cs_kpis/sources/nps/api.py (iter_records)") from exc
-    return iter_records
+_api_reader = lazy_api_reader("cs_kpis.sources.nps.api")
 
 
 @dlt.source(name="nps", schema_contract={"tables": "evolve", "columns": "evolve", "data_type": "freeze"})

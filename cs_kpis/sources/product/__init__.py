@@ -21,19 +21,18 @@ from typing import Any
 import dlt
 
 from cs_kpis.sources.common.accounting import Accounting
-from cs_kpis.sources.common.entity import accounting_row, with_accounting_hints, with_quarantine_hints
+from cs_kpis.sources.common.entity import (
+    accounting_row,
+    lazy_api_reader,
+    with_accounting_hints,
+    with_quarantine_hints,
+)
 from cs_kpis.sources.common.hooks import pause_point
 from cs_kpis.sources.common.landing import extract_days, pending_days
 from cs_kpis.sources.product import files, helpers, settings
 from cs_kpis.sources.product.loader import load_day
 
-
-def _api_reader():
-    try:
-        from cs_kpis.sources.product.api import iter_records
-    except ImportError as exc:
-        raise NotImplementedError("product API mode needs cs_kpis/sources/product/api.py (iter_records)") from exc
-    return iter_records
+_api_reader = lazy_api_reader("cs_kpis.sources.product.api")
 
 
 def _quarantine(origin: str, position: int | None, raw_text: str, reason: str, day: str | None) -> Any:

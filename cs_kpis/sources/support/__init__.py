@@ -6,18 +6,12 @@ from typing import Any
 
 import dlt
 
-from cs_kpis.sources.common.entity import Entity, entity_resource
+from cs_kpis.sources.common.entity import Entity, entity_resource, lazy_api_reader
 from cs_kpis.sources.common.helpers import column_hints
 from cs_kpis.sources.support import files, settings
 from cs_kpis.sources.support.helpers import id_columns, prepare_object
 
-
-def _api_reader():
-    try:
-        from cs_kpis.sources.support.api import iter_records
-    except ImportError as exc:
-        raise NotImplementedError("support API mode needs cs_kpis/sources/support/api.py (iter_records)") from exc
-    return iter_records
+_api_reader = lazy_api_reader("cs_kpis.sources.support.api")
 
 
 def entities() -> list[Entity]:

@@ -59,10 +59,10 @@ class ZendeskApiConfig:
     """retries of a 429/5xx/connection error after the first attempt"""
     backoff_base: float = 0.5
     max_retry_delay: float = 90.0
+    """zendesk's Retry-After on incremental exports (about 10 requests/minute) can reach 60 s"""
     lookback_seconds: int = 3600
     """incremental runs ask for changes since the last cursor minus this much, for rows the vendor
     commits late (the merge on the primary key drops the overlap); env ZENDESK_LOOKBACK_SECONDS"""
-    """zendesk's Retry-After on incremental exports (about 10 requests/minute) can reach 60 s"""
     timeout: float = 60.0
 
     @classmethod
