@@ -131,7 +131,8 @@ def _row(r: dict) -> dict:
             "peak_rss_mb": r["peak_rss_mb"], "dlt_loads": r["dlt_loads"]}
 
 
-def bench_ingest(size: str, seed: int, incremental: bool, generate: bool) -> dict:
+def bench_ingest(size: str, seed: int, incremental: bool, generate: bool, keep: bool = False,
+                 systems: tuple[str, ...] = SYSTEMS) -> dict:
     base = OUT / size
     landing = base / "landing"
     if not (landing / "_manifest.json").exists():
@@ -141,11 +142,14 @@ def bench_ingest(size: str, seed: int, incremental: bool, generate: bool) -> dic
     work = base / "ingest_work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    full = [_row(_load(system, landing, work)) for system in SYSTEMS]
-    for row in full:
-        print(json.dumps({"size": size, **row}), flush=True)
+    full = []
+    for system in systems:
+        full.append(_row(_load(system, landing, work)))
+        print(json.dumps({"size": size, **full[-1]}), flush=True)
+    events = next((r for r in full if r["system"] == "product"), None)
+    if events is None:
+        return {"size": size, "landing": str(landing), "full": full}
     baseline = _child(["-c", _READ_JSON, str(landing), str(work / "baseline")], "read_json baseline")
-    events = next(r for r in full if r["system"] == "product")
     baseline.update({
         "loader_seconds": events["seconds"],
         "loader_rows_per_second": events["rows_per_second"],
@@ -159,7 +163,10 @@ def bench_ingest(size: str, seed: int, incremental: bool, generate: bool) -> dic
     result = {"size": size, "landing": str(landing), "full": full, "events_baseline": baseline}
     if incremental:
         result["incremental"] = bench_incremental(size, seed, base, generate)
-    shutil.rmtree(work, ignore_errors=True)
+    if keep:
+        result["warehouse"] = str(work / "warehouse.duckdb")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return result
 
 
@@ -204,7 +211,9 @@ def ingest_markdown(result: dict) -> str:
     for r in result["full"]:
         lines.append(f"| {r['system']} | {r['rows_read']:,} | {r['rows_loaded']:,} | {r['seconds']:.2f} | "
                      f"{r['wall_seconds']:.2f} | {r['rows_per_second'] or 0:,} | {r['peak_rss_mb']:,} | {r['dlt_loads']} |")
-    b = result["events_baseline"]
+    b = result.get("events_baseline")
+    if b is None:
+        return "\n".join(lines)
     lines += ["", "| events: same files, same run | seconds | rows/s |", "|---|---:|---:|",
               f"| DuckDB `select count(*) from read_json` | {b['count_seconds']:.2f} | {b['count_rows_per_second']:,} |",
               (f"| DuckDB `create table as select * from read_json` (auto schema) | {b['ctas_auto_seconds']:.2f} | "
@@ -238,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="default: demo, plus large when bench_out/large/landing exists")
     i.add_argument("--seed", type=int, default=42)
     i.add_argument("--no-incremental", action="store_true", help="skip the nightly increment measurement")
+    i.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    i.add_argument("--keep", action="store_true",
+                   help="keep the loaded warehouse (bench_out/<size>/ingest_work) for the health benchmark")
     i.add_argument("--generate", action="store_true",
                    help="generate missing landing folders (always done for demo; large takes many minutes)")
     args = p.parse_args(argv)
@@ -250,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sizes = args.sizes or ["demo"] + (["large"] if (OUT / "large" / "landing" / "_manifest.json").exists() else [])
     for size in sizes:
-        result = bench_ingest(size, args.seed, not args.no_incremental, args.generate or size != "large")
+        result = bench_ingest(size, args.seed, not args.no_incremental, args.generate or size != "large",
+                              keep=args.keep, systems=tuple(args.systems))
         result["env"] = {**env, "load_average_after": os.getloadavg()}
         (OUT / f"ingest_{size}.json").write_text(json.dumps(result, indent=1))
         print()

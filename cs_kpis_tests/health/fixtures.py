@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 
 from cs_kpis.defs.health.assets import SQL_DIR, product_config_rows, write_frame
+from cs_kpis.defs.health.history import write_window
 from cs_kpis.lib.sql import build, load_models
 
 PRODUCT = {
@@ -166,6 +167,7 @@ def write_inputs(con) -> None:
 
 def build_models(con, names=("account_activity_daily", "account_indicators_daily", "engagement_monthly")) -> None:
     models = {m.name: m for m in load_models(SQL_DIR, "kpis")}
+    write_window(con, None)  # the indicator SQL reads its build window: none = every day
     for name in names:
         build(con, models[name])
 

@@ -9,6 +9,7 @@
   roll-up) and ``health_backtest`` (AUC and churn rate by band per config version and month).
 """
 
+import datetime as dt
 import os
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from dagster_duckdb import DuckDBResource
 
 from cs_kpis import settings
 from cs_kpis.defs.health import health_score as hs
+from cs_kpis.defs.health import history
 from cs_kpis.defs.landing.manifest import read_manifest
 from cs_kpis.lib.sql import NIGHTLY_FRESHNESS, WAREHOUSE_POOL, load_models, sql_assets, table_metadata
 
@@ -125,12 +127,130 @@ def indicator_columns(config: hs.HealthConfig) -> list[str]:
     return sorted({i.name for c in config.components for i in c.indicators})
 
 
-def read_indicators(con, config: hs.HealthConfig, where: str = "") -> pd.DataFrame:
+def read_indicators(con, config: hs.HealthConfig, where: str = "", params=None) -> pd.DataFrame:
     cols = ", ".join(indicator_columns(config))
     return con.execute(
         f"select account_id, day, is_active, arr, {cols} from kpis.account_indicators_daily {where} "
-        "order by account_id, day"
+        "order by account_id, day", params or []
     ).df()
+
+
+class HealthRunConfig(dg.Config):
+    full_refresh: bool = False
+    """rebuild the whole history instead of the nightly window (the last built day minus the lookback)"""
+
+
+SCORE_CHUNK_ROWS = 3_000_000
+"""indicator rows scored at a time (accounts are split into ranges of about this many rows): bounds memory"""
+
+
+def _chunks(con, start_day, chunk_rows: int = SCORE_CHUNK_ROWS) -> list[tuple[str, str]]:
+    """Inclusive account_id ranges of about ``chunk_rows`` indicator rows from ``start_day`` on."""
+    counts = con.execute(
+        "select account_id, count(*) from kpis.account_indicators_daily where day >= ? "
+        "group by account_id order by account_id", [start_day or dt.date(1900, 1, 1)]).fetchall()
+    ranges, first, rows = [], None, 0
+    for account_id, n in counts:
+        first = first or account_id
+        rows += n
+        if rows >= chunk_rows:
+            ranges.append((first, account_id))
+            first, rows = None, 0
+    if first is not None:
+        ranges.append((first, counts[-1][0]))
+    return ranges
+
+
+def _append(con, table: str, df: pd.DataFrame, casts: dict[str, str], create: bool) -> None:
+    if create:
+        write_frame(con, table, df, casts)
+        return
+    cols = ", ".join(f"cast(\"{c}\" as {casts[c]}) as \"{c}\"" if c in casts else f"\"{c}\"" for c in df.columns)
+    con.register("_health_frame", df)
+    try:
+        con.execute(f"insert into {table} by name select {cols} from _health_frame")
+    finally:
+        con.unregister("_health_frame")
+
+
+def plan_scoring(con, config: hs.HealthConfig, full_refresh: bool = False) -> tuple[str, dt.date | None, str]:
+    """(mode, first day to score, reason): incremental from the indicators' build window when the stored
+    scores are all of the current config, else a full rescore."""
+    window = history.previous_window(con)
+    if full_refresh:
+        return "full", window and window.get("history_start"), "full_refresh requested"
+    if window is None or window.get("mode") != "incremental" or window.get("start_day") is None:
+        return "full", window and window.get("history_start"), "the indicators were fully rebuilt"
+    if not history._exists(con, "kpis.health_scores_daily") or not history._exists(con, "kpis.health_score_changes"):
+        return "full", window.get("history_start"), "no scores yet"
+    last, other = con.execute("select max(day), count(*) filter (where config_version <> ?) "
+                              "from kpis.health_scores_daily", [config.version]).fetchall()[0]
+    if other:
+        return "full", window.get("history_start"), f"config changed to {config.version}"
+    if last is None:
+        return "full", window.get("history_start"), "no scores yet"
+    start = min(window["start_day"], last + dt.timedelta(days=1))
+    return "incremental", start, f"indicators rebuilt from {window['start_day']}, last scored day {last}"
+
+
+def score_history(con, config: hs.HealthConfig, full_refresh: bool = False,
+                  chunk_rows: int = SCORE_CHUNK_ROWS) -> dict:
+    """Score kpis.account_indicators_daily into kpis.health_scores_daily and kpis.health_score_changes.
+
+    A full build scores every indicator row; an incremental one deletes and rescores the days from the
+    window's start, reading the stored scores of the 30 days before it for the deltas and explanations.
+    Accounts are scored in ranges of about ``chunk_rows`` rows so memory stays bounded at any history size.
+    One transaction: readers see the old or the new history, never half of it."""
+    mode, start, reason = plan_scoring(con, config, full_refresh)
+    ranges = _chunks(con, start, chunk_rows)
+    score_cols = ["day", "account_id", "score", "band", *[f"{c}_score" for c in hs.COMPONENTS],
+                  *[f"contrib_{c}" for c in hs.COMPONENTS], "components_present", "components_present_count",
+                  "config_version"]
+    lookback = max(CHANGE_WINDOWS)
+    rows = 0
+    con.execute("begin transaction")
+    try:
+        if mode == "incremental":
+            for table in ("kpis.health_scores_daily", "kpis.health_score_changes"):
+                con.execute(f"delete from {table} where day >= ?", [start])
+            hist = history.previous_window(con).get("history_start")
+            if hist is not None:
+                for table in ("kpis.health_scores_daily", "kpis.health_score_changes"):
+                    con.execute(f"delete from {table} where day < ?", [hist])
+        create = mode == "full"
+        for first, last in ranges or [(None, None)]:
+            where = "where account_id between ? and ?" if first is not None else "where false"
+            params = [first, last] if first is not None else []
+            if start is not None:
+                where += " and day >= ?"
+                params.append(start)
+            ind = read_indicators(con, config, where, params)
+            scores = hs.score_frame(ind, config)
+            if mode == "incremental":
+                past = con.execute(
+                    f"select {', '.join(score_cols)} from kpis.health_scores_daily "
+                    "where account_id between ? and ? and day >= ? and day < ?",
+                    [first, last, start - dt.timedelta(days=lookback), start]).df()
+                if len(past):
+                    scores = pd.concat([past, scores], ignore_index=True)
+            scores = hs.add_deltas(scores, CHANGE_WINDOWS)
+            changes = pd.concat([hs.explain_changes(scores, config, w, CHANGE_MIN_DELTA) for w in CHANGE_WINDOWS],
+                                ignore_index=True)
+            if mode == "incremental":
+                keep = pd.to_datetime(scores["day"]) >= pd.Timestamp(start)
+                scores = scores[keep.to_numpy()].reset_index(drop=True)
+                changes = changes[(pd.to_datetime(changes["day"]) >= pd.Timestamp(start)).to_numpy()]
+            scores.insert(2, "is_active", ind["is_active"].to_numpy())
+            scores.insert(3, "arr", ind["arr"].astype("float64").to_numpy())
+            _append(con, "kpis.health_scores_daily", scores, SCORE_CASTS, create)
+            _append(con, "kpis.health_score_changes", changes, {"day": "date", "window_days": "integer"}, create)
+            create = False
+            rows += len(scores)
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return {"mode": mode, "start_day": start, "reason": reason, "rows_scored": rows, "chunks": len(ranges)}
 
 
 SCORE_CASTS = {"day": "date", "components_present_count": "integer", "is_active": "boolean", "arr": "double"}
@@ -164,21 +284,12 @@ DAILY_DOCS = {
     ],
     pool=WAREHOUSE_POOL,
 )
-def health_scores_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
-    config = load_current_config()
+def health_scores_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResource, config: HealthRunConfig):
+    hcfg = load_current_config()
     t0 = time.perf_counter()
     with duckdb.get_connection() as con:
-        ind = read_indicators(con, config)
+        stats = score_history(con, hcfg, full_refresh=config.full_refresh)
         t1 = time.perf_counter()
-        scores = hs.add_deltas(hs.score_frame(ind, config), CHANGE_WINDOWS)
-        scores.insert(2, "is_active", ind["is_active"].to_numpy())
-        scores.insert(3, "arr", ind["arr"].astype("float64").to_numpy())
-        changes = pd.concat([hs.explain_changes(scores, config, w, CHANGE_MIN_DELTA) for w in CHANGE_WINDOWS],
-                            ignore_index=True)
-        t2 = time.perf_counter()
-        write_frame(con, "kpis.health_scores_daily", scores, SCORE_CASTS)
-        write_frame(con, "kpis.health_score_changes", changes, {"day": "date", "window_days": "integer"})
-        t3 = time.perf_counter()
         daily_meta = table_metadata(con, "kpis", "health_scores_daily", DAILY_DOCS)
         change_meta = table_metadata(con, "kpis", "health_score_changes", {
             "window_days": "7 or 30", "score_before": "score window_days earlier", "delta": "score - score_before",
@@ -190,14 +301,16 @@ def health_scores_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
             "select band, count(*) as accounts from kpis.health_scores_daily "
             "where day = (select max(day) from kpis.health_scores_daily) group by band order by band"
         ).df()
-    context.log.info(f"read {len(ind)} indicator rows in {t1 - t0:.1f}s, scored in {t2 - t1:.1f}s, "
-                     f"wrote in {t3 - t2:.1f}s")
-    common = {"config_version": config.version, "config_label": config.label,
+    context.log.info(f"{stats['mode']} scoring from {stats['start_day'] or 'the start'} ({stats['reason']}): "
+                     f"{stats['rows_scored']} rows in {stats['chunks']} chunks, {t1 - t0:.1f}s")
+    common = {"config_version": hcfg.version, "config_label": hcfg.label,
               "config_path": dg.MetadataValue.path(str(config_path()))}
+    build = {"build_mode": stats["mode"], "build_reason": stats["reason"],
+             "build_start_day": str(stats["start_day"]) if stats["start_day"] else "all days",
+             "rows_scored": stats["rows_scored"], "seconds_scoring": round(t1 - t0, 2)}
     yield dg.MaterializeResult(asset_key=SCORES_DAILY, metadata={
-        **daily_meta, **common, "latest_bands": dg.MetadataValue.md(latest.to_markdown(index=False)),
-        "seconds_scoring": round(t2 - t1, 2)})
-    yield dg.MaterializeResult(asset_key=SCORE_CHANGES, metadata={**change_meta, **common})
+        **daily_meta, **common, **build, "latest_bands": dg.MetadataValue.md(latest.to_markdown(index=False))})
+    yield dg.MaterializeResult(asset_key=SCORE_CHANGES, metadata={**change_meta, **common, **build})
 
 
 LATEST_SQL = """
@@ -370,5 +483,35 @@ def health_backtest(duckdb: DuckDBResource) -> dg.MaterializeResult:
 # ------------------------------------------------------------------------------------------------ wiring
 
 models = load_models(SQL_DIR, SCHEMA)
-health_sql_assets = sql_assets(models, group=GROUP, owners=OWNERS, freshness_policy=NIGHTLY_FRESHNESS)
+INDICATOR_MODEL = next(m for m in models if m.key == INDICATORS)
+health_sql_assets = sql_assets([m for m in models if m.key != INDICATORS], group=GROUP, owners=OWNERS,
+                               freshness_policy=NIGHTLY_FRESHNESS)
+
+
+@dg.asset(
+    key=INDICATORS, deps=INDICATOR_MODEL.deps, group_name=GROUP, kinds={"duckdb", "sql"}, owners=OWNERS,
+    freshness_policy=NIGHTLY_FRESHNESS, pool=WAREHOUSE_POOL, code_version=INDICATOR_MODEL.code_version,
+    metadata={"grain": ", ".join(INDICATOR_MODEL.grain)},
+    description=(INDICATOR_MODEL.description + f"\n\nUnique key: `{', '.join(INDICATOR_MODEL.grain)}`. "
+                 "Built incrementally: a nightly run rebuilds the days from the last built day minus "
+                 f"the lookback (`{history.ENV_LOOKBACK_DAYS}`, default {history.DEFAULT_LOOKBACK_DAYS}); "
+                 f"history kept: `{history.ENV_HISTORY_DAYS}` days (default all); `full_refresh` in the run "
+                 "config rebuilds everything."),
+)
+def account_indicators_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+                             config: HealthRunConfig) -> dg.MaterializeResult:
+    t0 = time.perf_counter()
+    with duckdb.get_connection() as con:
+        window = history.plan_window(con, INDICATOR_MODEL.table, INDICATOR_MODEL.code_version,
+                                     full_refresh=config.full_refresh)
+        stats = history.build_indicators(con, INDICATOR_MODEL, window)
+        meta = table_metadata(con, SCHEMA, INDICATOR_MODEL.name, INDICATOR_MODEL.columns)
+    seconds = round(time.perf_counter() - t0, 2)
+    context.log.info(f"{stats['mode']} build from {stats['start_day'] or 'the start'} ({stats['reason']}): "
+                     f"{stats['rows_written']} rows in {seconds}s")
+    return dg.MaterializeResult(metadata={
+        **meta, "build_mode": stats["mode"], "build_reason": stats["reason"],
+        "build_start_day": str(stats["start_day"]) if stats["start_day"] else "all days",
+        "history_start": str(stats["history_start"]) if stats["history_start"] else "all days",
+        "rows_written": stats["rows_written"], "rows_deleted": stats["rows_deleted"], "seconds": seconds})
 

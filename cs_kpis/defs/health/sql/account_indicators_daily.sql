@@ -6,6 +6,12 @@
 -- on or before the day (ticket priority and reopen counts are their latest state; CSM sentiment is the
 -- CRM's SCD2 version in force, so it is null before the CRM history starts). Indicators without data are
 -- null (not 0), so the health score can leave them out.
+-- Build window: kpis._health_build_window holds the first day to (re)build (start_day; null = each
+-- account's whole history). Rows are produced for days >= start_day only; the trailing windows read the
+-- 89 days before it, and the running sums (distinct actives, milestones, open urgent/high tickets) start
+-- from the sum of every activity delta before those days, so a windowed build equals the same days of a
+-- full build (tested). The asset writes the window: the configured history on a full build, the last
+-- built day minus the lookback on a nightly incremental one.
 -- @grain account_id, day
 -- @column account_id: CRM account
 -- @column day: the as-of day (UTC)
@@ -45,7 +51,11 @@
 -- @column failed_payments_90d: failed payment attempts in the last 90 days
 -- @column days_to_renewal: days until the current paid period of a licensed subscription ends (null when none)
 -- @column cancellation_scheduled: 1 when a subscription in force has a cancellation scheduled, else 0
-with starts as (
+with build_window as (
+    select max(start_day) as start_day from kpis._health_build_window
+),
+
+starts as (
     select account_id, min(start_date) as first_day
     from marts.subscription_periods
     where account_id is not null
@@ -58,13 +68,39 @@ activity_starts as (
     group by account_id
 ),
 
-grid as (
-    -- from the earliest activity (so running sums of deltas start at zero) to the as-of day
+window_grid as (
+    -- from the earliest activity (so running sums of deltas start at zero), or from 89 days before the
+    -- build window (the trailing windows' reach), to the as-of day
     select s.account_id, s.first_day, d.day
     from starts as s
+    cross join build_window as bw
     left join activity_starts as a on a.account_id = s.account_id
     inner join marts.dim_day as d
         on d.day >= least(s.first_day, coalesce(a.first_activity_day, s.first_day))
+        and (bw.start_day is null or d.day >= cast(bw.start_day - interval 89 day as date))
+),
+
+grid as (
+    -- the output rows: subscribed days inside the build window
+    select g.account_id, g.first_day, g.day
+    from window_grid as g
+    cross join build_window as bw
+    where g.day >= g.first_day and (bw.start_day is null or g.day >= bw.start_day)
+),
+
+carry as (
+    -- running sums before the window grid: every delta dated before its first day (none on a full build)
+    select
+        a.account_id,
+        sum(a.users_7d_delta) as users_7d,
+        sum(a.users_30d_delta) as users_30d,
+        sum(a.key_features_30d_delta) as key_features_30d,
+        sum(a.milestones_reached) as milestones_reached,
+        sum(a.urgent_high_delta) as urgent_high
+    from kpis.account_activity_daily as a
+    cross join build_window as bw
+    where a.day < cast(bw.start_day - interval 89 day as date)
+    group by a.account_id
 ),
 
 dense as (
@@ -86,12 +122,12 @@ dense as (
         coalesce(a.nps_passives, 0) as nps_passives,
         coalesce(a.nps_detractors, 0) as nps_detractors,
         coalesce(a.failed_payments, 0) as failed_payments
-    from grid as g
+    from window_grid as g
     left join kpis.account_activity_daily as a
         on a.account_id = g.account_id and a.day = g.day
 ),
 
-windowed as (
+windowed_all as (
     -- the grid has one row per day, so ROWS frames are day windows
     select
         account_id,
@@ -120,6 +156,34 @@ windowed as (
         w30 as (partition by account_id order by day rows between 29 preceding and current row),
         w90 as (partition by account_id order by day rows between 89 preceding and current row),
         run as (partition by account_id order by day rows between unbounded preceding and current row)
+),
+
+windowed as (
+    -- the output days, running sums plus what came before the window grid
+    select
+        w.account_id,
+        w.first_day,
+        w.day,
+        w.events_30d,
+        w.events_prior_30d,
+        w.prior_days,
+        w.active_user_days_30d,
+        w.active_users_7d + coalesce(c.users_7d, 0) as active_users_7d,
+        w.active_users_30d + coalesce(c.users_30d, 0) as active_users_30d,
+        w.key_features_30d + coalesce(c.key_features_30d, 0) as key_features_30d,
+        w.milestones_reached + coalesce(c.milestones_reached, 0) as milestones_reached,
+        w.tickets_30d,
+        w.open_urgent_high + coalesce(c.urgent_high, 0) as open_urgent_high,
+        w.csat_good_90d,
+        w.csat_bad_90d,
+        w.nps_promoters_90d,
+        w.nps_detractors_90d,
+        w.nps_responses_90d,
+        w.failed_payments_90d
+    from windowed_all as w
+    cross join build_window as bw
+    left join carry as c on c.account_id = w.account_id
+    where w.day >= w.first_day and (bw.start_day is null or w.day >= bw.start_day)
 ),
 
 plan_features as (

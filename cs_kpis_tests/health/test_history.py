@@ -1,0 +1,114 @@
+"""The daily health history built in windows: a windowed or nightly (incremental) build must give exactly
+the rows a full build gives for the same days, and a change that invalidates the history forces a full build.
+
+The fixture warehouse (fixtures.py) runs 2025-01-01 .. 2025-04-30; acc_a's first product event is 01-05, so a
+window starting on 04-29 reads its grid from 01-30 and must carry u1's 01-05 spell and older deltas in."""
+
+import datetime as dt
+import math
+
+import duckdb
+import pytest
+
+from cs_kpis.defs.health import assets as ha
+from cs_kpis.defs.health import history
+from cs_kpis_tests.health.fixtures import build_models, write_inputs
+
+AS_OF = dt.date(2025, 4, 30)
+
+
+def rows(con, table, since=None, order="account_id, day"):
+    where = "where day >= ?" if since else ""
+    cur = con.execute(f"select * exclude (built) from (select *, 0 as built from {table}) {where} order by {order}",
+                      [since] if since else [])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def same(a: list[dict], b: list[dict]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x.keys() == y.keys()
+        for k in x:
+            if isinstance(x[k], float) and isinstance(y[k], float):
+                assert math.isclose(x[k], y[k], abs_tol=1e-6) or (math.isnan(x[k]) and math.isnan(y[k])), (k, x, y)
+            else:
+                assert x[k] == y[k], (k, x, y)
+
+
+@pytest.fixture
+def wh(tmp_path):
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    write_inputs(con)
+    build_models(con)  # full build of everything: the reference
+    yield con
+    con.close()
+
+
+def window(start, hist=None, mode="full"):
+    return history.BuildWindow(mode, start, hist, AS_OF, ha.INDICATOR_MODEL.code_version, "test")
+
+
+@pytest.mark.parametrize("start", [dt.date(2025, 1, 3), dt.date(2025, 3, 1), dt.date(2025, 3, 15),
+                                   dt.date(2025, 4, 29)])
+def test_windowed_indicator_build_equals_the_full_build_on_its_days(wh, start):
+    full = rows(wh, "kpis.account_indicators_daily", start)
+    assert full, "the reference must have rows in the window"
+    stats = history.build_indicators(wh, ha.INDICATOR_MODEL, window(start, start))
+    assert stats["mode"] == "full" and stats["rows_written"] == len(full)
+    assert wh.execute("select min(day) from kpis.account_indicators_daily").fetchall()[0][0] == start
+    same(rows(wh, "kpis.account_indicators_daily"), full)
+
+
+def test_history_days_keeps_the_last_n_days(wh, monkeypatch):
+    monkeypatch.setenv(history.ENV_HISTORY_DAYS, "30")
+    plan = history.plan_window(wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version, full_refresh=True)
+    assert plan.start_day == plan.history_start == dt.date(2025, 4, 1)
+    history.build_indicators(wh, ha.INDICATOR_MODEL, plan)
+    got = wh.execute("select min(day), max(day), count(distinct day) from kpis.account_indicators_daily").fetchall()
+    assert got == [(dt.date(2025, 4, 1), AS_OF, 30)]
+    monkeypatch.setenv(history.ENV_HISTORY_DAYS, "ten")
+    with pytest.raises(ValueError, match="CS_KPIS_HEALTH_HISTORY_DAYS"):
+        history.history_days()
+
+
+def nightly_setup(con, last_built: dt.date) -> None:
+    """Pretend the last nightly run saw data up to ``last_built``: drop every later day from the outputs."""
+    for table in ("kpis.account_indicators_daily", "kpis.health_scores_daily", "kpis.health_score_changes"):
+        con.execute(f"delete from {table} where day > ?", [last_built])
+
+
+def test_nightly_indicators_and_scores_equal_a_full_build(wh, monkeypatch):
+    monkeypatch.setenv(history.ENV_LOOKBACK_DAYS, "3")
+    config = ha.load_current_config()
+    # reference: full indicators (fixture) and a full scoring
+    history.write_window(wh, window(None))
+    ref_stats = ha.score_history(wh, config, full_refresh=True)
+    assert ref_stats["mode"] == "full"
+    ref = {t: rows(wh, t) for t in ("kpis.account_indicators_daily", "kpis.health_scores_daily")}
+    ref_changes = rows(wh, "kpis.health_score_changes", order="account_id, day, window_days")
+    assert ref_changes, "the fixture must have explained changes to compare"
+
+    nightly_setup(wh, dt.date(2025, 4, 20))
+    plan = history.plan_window(wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version)
+    assert plan.mode == "incremental" and plan.start_day == dt.date(2025, 4, 18)  # 04-20 minus 3 days' lookback
+    history.build_indicators(wh, ha.INDICATOR_MODEL, plan)
+    stats = ha.score_history(wh, config, chunk_rows=10)  # small chunks: several account ranges
+    assert stats["mode"] == "incremental" and stats["start_day"] == dt.date(2025, 4, 18)
+    assert stats["chunks"] > 1
+    for table, expected in ref.items():
+        same(rows(wh, table), expected)
+    same(rows(wh, "kpis.health_score_changes", order="account_id, day, window_days"), ref_changes)
+
+
+def test_a_config_or_sql_change_forces_a_full_rebuild(wh):
+    config = ha.load_current_config()
+    history.write_window(wh, window(None))
+    ha.score_history(wh, config, full_refresh=True)
+    plan = history.plan_window(wh, ha.INDICATOR_MODEL.table, "another sql version")
+    assert plan.mode == "full" and "SQL changed" in plan.reason
+    history.write_window(wh, window(dt.date(2025, 4, 25), mode="incremental"))
+    assert ha.plan_scoring(wh, config)[0] == "incremental"
+    wh.execute("update kpis.health_scores_daily set config_version = 'old' where day = '2025-02-01'")
+    mode, start, reason = ha.plan_scoring(wh, config)
+    assert mode == "full" and start is None and "config changed" in reason
