@@ -132,7 +132,7 @@ def _row(r: dict) -> dict:
 
 
 def bench_ingest(size: str, seed: int, incremental: bool, generate: bool, keep: bool = False,
-                 systems: tuple[str, ...] = SYSTEMS) -> dict:
+                 systems: tuple[str, ...] = SYSTEMS, wipe: bool = True) -> dict:
     base = OUT / size
     landing = base / "landing"
     if not (landing / "_manifest.json").exists():
@@ -140,8 +140,9 @@ def bench_ingest(size: str, seed: int, incremental: bool, generate: bool, keep: 
             raise SystemExit(f"{landing} missing: run `python -m benchmarks.run simulator --sizes {size}` first")
         _child(["-c", _GENERATE, str(landing), str(base / "ground_truth"), size, str(seed), "-", "0"], "simulator")
     work = base / "ingest_work"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    if wipe:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
     full = []
     for system in systems:
         full.append(_row(_load(system, landing, work)))
@@ -250,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
     i.add_argument("--keep", action="store_true",
                    help="keep the loaded warehouse (bench_out/<size>/ingest_work) for the health benchmark")
+    i.add_argument("--no-wipe", action="store_true",
+                   help="load into the kept warehouse of an earlier --keep run (other systems already loaded)")
     i.add_argument("--generate", action="store_true",
                    help="generate missing landing folders (always done for demo; large takes many minutes)")
     args = p.parse_args(argv)
@@ -263,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.sizes or ["demo"] + (["large"] if (OUT / "large" / "landing" / "_manifest.json").exists() else [])
     for size in sizes:
         result = bench_ingest(size, args.seed, not args.no_incremental, args.generate or size != "large",
-                              keep=args.keep, systems=tuple(args.systems))
+                              keep=args.keep, systems=tuple(args.systems), wipe=not args.no_wipe)
         result["env"] = {**env, "load_average_after": os.getloadavg()}
         (OUT / f"ingest_{size}.json").write_text(json.dumps(result, indent=1))
         print()
