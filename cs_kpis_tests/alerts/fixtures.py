@@ -1,8 +1,9 @@
 """A tiny hand-built warehouse for the alert engine: only the columns the alert SQL reads.
 
-Days 2024-12-01 .. 2025-03-31 (as-of day 2025-03-31), accounts A, B, C, each owned by a CSM. By default
-nothing fires (usage flat, green health, renewal far away, seats half used, no tickets); each test sets the
-few cells that make its condition fire and works out the expected alert by hand.
+Days 2024-12-01 .. 2025-03-31 (as-of day 2025-03-31), accounts A, B, C, each owned by a CSM (A and C: Cara
+Smith, B: Dev Patel), MRR 1,000 each. By default nothing fires (usage flat, green health, no term contract,
+seats half used, no tickets); each test sets the few cells that make its condition fire and works out the
+expected alert by hand.
 """
 
 import datetime as dt
@@ -25,7 +26,8 @@ def d(s: str) -> dt.date:
 
 
 def base_indicators() -> pd.DataFrame:
-    rows = [{"account_id": a, "day": day, "is_active": True, "is_trial": False, "arr": 12000.0, "plan": "growth",
+    rows = [{"account_id": a, "day": day, "is_active": True, "is_trial": False, "mrr": 1000.0, "arr": 12000.0,
+             "plan": "growth",
              "seats": 10, "events_30d": 100, "events_prior_30d": 100, "usage_trend": 0.0, "active_users_30d": 5,
              "feature_adoption": 0.4, "seat_utilisation": 0.5, "open_urgent_high": 0, "days_to_renewal": 200,
              "cancellation_scheduled": 0} for a in ACCOUNTS for day in DAYS]
@@ -60,12 +62,31 @@ class Warehouse:
         self.events = pd.DataFrame(columns=["message_id", "user_id", "occurred_at"])
         self.nps = pd.DataFrame(columns=["response_id", "crm_account_id", "score", "respondent_email", "comment",
                                          "responded_at"])
+        # billing: customer cus_<account> maps to each account; invoice lines are added by add_paid_period
+        self.xref = pd.DataFrame([("billing", f"cus_{a}", a) for a in ACCOUNTS],
+                                 columns=["source_system", "source_id", "crm_account_id"])
+        self.invoices = pd.DataFrame(columns=["invoice_id", "customer_id", "status"])
+        self.invoice_lines = pd.DataFrame(columns=["line_id", "invoice_id", "subscription_id", "price_id",
+                                                   "is_proration", "period_start", "period_end"])
+        self.prices = pd.DataFrame([("price_licensed", "licensed"), ("price_metered", "metered")],
+                                   columns=["price_id", "usage_type"])
+        # MRR changes (only what evaluate.py reads): the account's MRR from change_date on
+        self.mrr_changes = pd.DataFrame(columns=["account_id", "change_date", "mrr"])
+
+    def add_paid_period(self, account: str, start: str, end: str, price: str = "price_licensed",
+                        status: str = "paid") -> None:
+        """One invoice with one line billing ``account``'s subscription for [start, end)."""
+        n = len(self.invoices)
+        self.invoices.loc[n] = [f"in_{n}", f"cus_{account}", status]
+        self.invoice_lines.loc[n] = [f"il_{n}", f"in_{n}", f"sub_{account}", price, False,
+                                     f"{start} 00:00:00+00", f"{end} 00:00:00+00"]
 
     def build(self, path: Path):
         con = duckdb.connect(str(path))
         for s in ("kpis", "marts", "staging"):
             con.execute(f"create schema if not exists {s}")
-        write_frame(con, "kpis.account_indicators_daily", self.indicators, {"day": "date", "arr": "decimal(18, 2)"})
+        write_frame(con, "kpis.account_indicators_daily", self.indicators,
+                    {"day": "date", "mrr": "decimal(18, 2)", "arr": "decimal(18, 2)"})
         write_frame(con, "kpis.health_scores_daily", self.scores, {"day": "date"})
         write_frame(con, "kpis.health_score_changes", self.changes,
                     {"day": "date", "window_days": "integer", "delta": "double", "reason": "varchar",
@@ -85,4 +106,14 @@ class Warehouse:
         write_frame(con, "staging.stg_nps__survey_responses", self.nps,
                     {"response_id": "varchar", "crm_account_id": "varchar", "score": "integer",
                      "respondent_email": "varchar", "comment": "varchar", "responded_at": "timestamptz"})
+        write_frame(con, "marts.account_xref", self.xref)
+        write_frame(con, "staging.stg_billing__invoices", self.invoices,
+                    {"invoice_id": "varchar", "customer_id": "varchar", "status": "varchar"})
+        write_frame(con, "staging.stg_billing__invoice_lines", self.invoice_lines,
+                    {"line_id": "varchar", "invoice_id": "varchar", "subscription_id": "varchar",
+                     "price_id": "varchar", "is_proration": "boolean", "period_start": "timestamptz",
+                     "period_end": "timestamptz"})
+        write_frame(con, "staging.stg_billing__prices", self.prices)
+        write_frame(con, "marts.mrr_daily_changes", self.mrr_changes,
+                    {"account_id": "varchar", "change_date": "date", "mrr": "decimal(18, 2)"})
         return con

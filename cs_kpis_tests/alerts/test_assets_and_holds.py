@@ -82,7 +82,7 @@ def test_stale_input_holds(tmp_path):
     problems = alert_assets.input_problems(instance, graph, [SCORES, CHANGES], 36, now=later)
     assert list(problems) == [SCORES] and "(> 36 h)" in problems[SCORES]
     holds = alert_assets.holds_for(alert_assets.engine.load_rules(), problems)
-    assert set(holds) == {"health_drop", "health_red", "renewal_risk"}
+    assert set(holds) == {"health_drop", "health_red", "renewal_risk", "expansion_opportunity"}
     assert alert_assets.input_problems(instance, graph, [SCORES], 36) == {}
 
 

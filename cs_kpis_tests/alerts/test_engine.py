@@ -34,33 +34,41 @@ def test_nothing_fires_on_the_quiet_baseline(tmp_path):
 
 def test_usage_drop_reason_owner_arr(tmp_path):
     wh = Warehouse()
-    # A: 412 -> 272 events: 272/412 - 1 = -0.3398 -> "down 34%", from 03-20 to the as-of day
+    # A: 412 -> 272 events: 272/412 - 1 = -0.3398 -> "down 34%", from 03-20 to the as-of day; it must hold
+    # on each of the last min_days 7 days, so the first firing day is 03-26 (03-20 .. 03-26)
     set_cells(wh.indicators, "A", "2025-03-20", "2025-03-31", events_prior_30d=412, events_30d=272,
               usage_trend=272 / 412 - 1, arr=60000.0)
     # B: -50% but only 10 events before (< min_prior_events 20): too small to mean anything
     set_cells(wh.indicators, "B", "2025-03-01", "2025-03-31", events_prior_30d=10, events_30d=5, usage_trend=-0.5)
+    # C: -50% for 6 days only (03-01 .. 03-06), then back to flat: a flicker, not a sustained drop
+    set_cells(wh.indicators, "C", "2025-03-01", "2025-03-06", events_prior_30d=100, events_30d=50, usage_trend=-0.5)
+    # ... and exactly at the -30% line on 7 days (03-10 .. 03-16): <= -0.30 fires, on the 7th day
+    set_cells(wh.indicators, "C", "2025-03-10", "2025-03-16", events_prior_30d=100, events_30d=70, usage_trend=-0.3)
     _, cand, log = run(tmp_path, wh)
     c = only(cand, "usage_drop")
-    assert len(c) == 1
+    assert c["account_id"].tolist() == ["A"]
     row = c.iloc[0]
     assert row["dedup_key"] == "A:usage_drop" and row["severity"] == "medium"
     assert row["reason"] == "product usage down 34%: 412 → 272 events in 30 days"
     assert (row["owner_id"], row["owner_name"], row["arr"]) == ("u_csm1", "Cara Smith", 60000.0)
-    assert (row["first_seen"], row["last_seen"], row["status"]) == (d("2025-03-20"), AS_OF, "open")
-    assert events(log, "A:usage_drop") == [("raised", "2025-03-20")]
+    assert (row["first_seen"], row["last_seen"], row["status"]) == (d("2025-03-26"), AS_OF, "open")
+    assert events(log, "A:usage_drop") == [("raised", "2025-03-26")]
+    # C fired on 03-16 only and resolved on 03-17, more than recent_resolved_days (7) ago: in the log only
+    assert events(log, "C:usage_drop") == [("raised", "2025-03-16"), ("resolved", "2025-03-17")]
 
 
 def test_persisting_condition_is_reminded_after_the_cooldown_only(tmp_path):
     wh = Warehouse()
-    set_cells(wh.indicators, "A", "2025-03-10", "2025-03-31", events_prior_30d=100, events_30d=50, usage_trend=-0.5)
+    set_cells(wh.indicators, "A", "2025-03-11", "2025-03-31", events_prior_30d=100, events_30d=50, usage_trend=-0.5)
     rules = copy.deepcopy(RULES)
     rules["types"]["usage_drop"]["cooldown_days"] = 7
     _, cand, log = run(tmp_path, wh, rules)
-    # raised 03-10; still firing after 7 days -> reminders 03-17, 03-24, 03-31 (the as-of day: status new)
-    assert events(log, "A:usage_drop") == [("raised", "2025-03-10"), ("reminder", "2025-03-17"),
-                                           ("reminder", "2025-03-24"), ("reminder", "2025-03-31")]
+    # first fires 03-17 (7 days 03-11 .. 03-17); still firing after 7 days -> reminders 03-24 and 03-31 (the
+    # as-of day: status new)
+    assert events(log, "A:usage_drop") == [("raised", "2025-03-17"), ("reminder", "2025-03-24"),
+                                           ("reminder", "2025-03-31")]
     row = only(cand, "usage_drop").iloc[0]
-    assert (row["status"], row["first_seen"], row["last_raised"]) == ("new", d("2025-03-10"), AS_OF)
+    assert (row["status"], row["first_seen"], row["last_raised"]) == ("new", d("2025-03-17"), AS_OF)
 
 
 def test_health_red_cooldown_reopen_resolution_and_new(tmp_path):
@@ -69,19 +77,20 @@ def test_health_red_cooldown_reopen_resolution_and_new(tmp_path):
     set_cells(wh.scores, "A", "2025-03-10", "2025-03-15", band="red", score=30.0, delta_30d=-50.0)
     # B: enters red on the as-of day: new
     set_cells(wh.scores, "B", "2025-03-31", "2025-03-31", band="red", score=35.4, delta_30d=-44.6)
-    # C: red 03-01..03-05, back to red 03-20: within the 30-day cooldown of the 03-01 raise, so reopened
-    set_cells(wh.scores, "C", "2025-03-01", "2025-03-05", band="red", score=20.0, delta_30d=-60.0)
+    # C: red 01-30..02-03, back to red 03-20: within the 60-day cooldown of the 01-30 raise, so reopened
+    set_cells(wh.scores, "C", "2025-01-30", "2025-02-03", band="red", score=20.0, delta_30d=-60.0)
     set_cells(wh.scores, "C", "2025-03-20", "2025-03-31", band="red", score=25.0, delta_30d=float("nan"))
     _, cand, log = run(tmp_path, wh)
     assert events(log, "A:health_red") == [("raised", "2025-03-10"), ("resolved", "2025-03-16")]
-    # ... and still red on 03-31, 30 days after its raise: the cooldown is over, so it is reminded (new)
-    assert events(log, "C:health_red") == [("raised", "2025-03-01"), ("resolved", "2025-03-06"),
+    # ... and still red on 03-31, 60 days after its raise: the cooldown is over, so it is reminded (new)
+    assert RULES["types"]["health_red"]["cooldown_days"] == 60
+    assert events(log, "C:health_red") == [("raised", "2025-01-30"), ("resolved", "2025-02-04"),
                                            ("reopened", "2025-03-20"), ("reminder", "2025-03-31")]
     c = only(cand, "health_red").set_index("account_id")
     assert list(c.index) == ["B", "C"]
     assert c.loc["B", "status"] == "new" and c.loc["B", "severity"] == "high"
     assert c.loc["B", "reason"] == "health 35 is red (was 80 30 days ago); components present: usage,support"
-    assert (c.loc["C", "status"], c.loc["C", "first_seen"]) == ("new", d("2025-03-01"))
+    assert (c.loc["C", "status"], c.loc["C", "first_seen"]) == ("new", d("2025-01-30"))
     assert c.loc["C", "reason"] == "health 25 is red; components present: usage,support"
     # only raises and reminders notify, and only recent ones (notify_max_age_days 3): B's raise on 03-31
     assert sorted(log[log["notify"]]["dedup_key"]) == ["B:health_red", "C:health_red"]
@@ -149,9 +158,69 @@ def test_champion_inactive(tmp_path):
     # last activity 03-10: 14 days later, 03-24, it fires; on 03-31 it is 21 days
     assert c.iloc[0]["reason"] == "Champion Ann Lee inactive for 21 days (last activity 2025-03-10)"
     assert c.iloc[0]["first_seen"] == d("2025-03-24")
-    # Cy Fox (B) was inactive 03-15..03-29 (15 days): 03-28 and 03-29 fired (>= 14 days since 03-14),
+    # Cy Fox (B) is first seen on 03-01 (before, never active: not considered, include_never_active false);
+    # inactive 03-15..03-29 (15 days): 03-28 and 03-29 fired (>= 14 days since 03-14),
     # then resolved on 03-30 when the user was active again: within 7 days, so a resolved candidate
     assert events(log, "B:champion_inactive")[-2:] == [("raised", "2025-03-28"), ("resolved", "2025-03-30")]
+
+
+def _active_until(user: str, last: str) -> list[tuple]:
+    """Weekly product events from 2024-11-24 (before the first day) and a last one on ``last``."""
+    days = [d("2024-11-24") + pd.Timedelta(days=7 * k).to_pytimedelta() for k in range(30)]
+    days = [x for x in days if x < d(last)] + [d(last)]
+    return [(f"{user}-{x}", user, f"{x} 12:00:00+00") for x in days]
+
+
+def _champions() -> Warehouse:
+    wh = Warehouse()
+    wh.contacts = pd.DataFrame([
+        ("a1", "A", "Ann", "Lee", "Champion", "pa1", "2024-01-01 00:00:00+00"),   # quiet since 03-10
+        ("a2", "A", "Al", "Moe", "Admin", "pa2", "2024-01-01 00:00:00+00"),       # active 03-30
+        ("b1", "B", "Bea", "Cole", "Champion", "pb1", "2024-01-01 00:00:00+00"),  # quiet since 03-01
+        ("b2", "B", "Ben", "Dale", "Admin", "pb2", "2024-01-01 00:00:00+00"),     # quiet since 03-12
+        ("c1", "C", "Cal", "Hill", "Champion", "pc1", "2024-01-01 00:00:00+00"),  # never active
+        ("c2", "C", "Cid", "Hart", "Admin", "pc2", "2024-01-01 00:00:00+00"),     # quiet since 03-05
+    ], columns=wh.contacts.columns)
+    wh.events = pd.DataFrame(
+        _active_until("pa1", "2025-03-10") + _active_until("pa2", "2025-03-30") + _active_until("pb1", "2025-03-01")
+        + _active_until("pb2", "2025-03-12") + _active_until("pc2", "2025-03-05"), columns=wh.events.columns)
+    return wh
+
+
+def test_champion_inactive_all_any_and_never_active(tmp_path):
+    # default (match all): every champion/admin that ever used the product has been quiet >= 14 days.
+    # A: Al is active -> nothing. B: Bea >= 14 days from 03-15, Ben from 03-26 -> fires from 03-26.
+    # C: Cal never used the product (not considered); Cid >= 14 days from 03-19 -> fires from 03-19.
+    assert RULES["types"]["champion_inactive"]["match"] == "all"
+    _, cand, log = run(tmp_path, _champions())
+    c = only(cand, "champion_inactive").set_index("account_id")
+    assert list(c.index) == ["B", "C"]
+    assert (c.loc["B", "first_seen"], c.loc["C", "first_seen"]) == (d("2025-03-26"), d("2025-03-19"))
+    assert c.loc["B", "reason"] == ("no champion/admin active for 14+ days: Champion Bea Cole inactive for 30 days "
+                                    "(last activity 2025-03-01); Admin Ben Dale inactive for 19 days "
+                                    "(last activity 2025-03-12)")
+    assert c.loc["C", "reason"] == "Admin Cid Hart inactive for 26 days (last activity 2025-03-05)"
+    assert events(log, "B:champion_inactive") == [("raised", "2025-03-26")]
+
+    # match any (the literal per-contact reading): A fires too (Ann, from 03-24), B from 03-15 (Bea)
+    rules = copy.deepcopy(RULES)
+    rules["types"]["champion_inactive"]["match"] = "any"
+    (tmp_path / "any").mkdir()
+    _, cand, _ = run(tmp_path / "any", _champions(), rules)
+    c = only(cand, "champion_inactive").set_index("account_id")
+    assert list(c.index) == ["A", "B", "C"]
+    assert c.loc["A", "reason"] == "Champion Ann Lee inactive for 21 days (last activity 2025-03-10)"
+    assert (c.loc["A", "first_seen"], c.loc["B", "first_seen"]) == (d("2025-03-24"), d("2025-03-15"))
+
+    # include_never_active: Cal counts from his creation (2024-01-01: 455 days on 03-31), so C needs both
+    rules = copy.deepcopy(RULES)
+    rules["types"]["champion_inactive"]["include_never_active"] = True
+    (tmp_path / "never").mkdir()
+    _, cand, _ = run(tmp_path / "never", _champions(), rules)
+    c = only(cand, "champion_inactive").set_index("account_id")
+    assert c.loc["C", "reason"] == ("no champion/admin active for 14+ days: Champion Cal Hill inactive for 455 days "
+                                    "(never active); Admin Cid Hart inactive for 26 days (last activity 2025-03-05)")
+    assert c.loc["C", "first_seen"] == d("2025-03-19")
 
 
 def test_ticket_spike_urgent_or_three_times_weekly_average(tmp_path):
@@ -188,27 +257,60 @@ def test_low_nps_high_value(tmp_path):
 
 def test_renewal_risk(tmp_path):
     wh = Warehouse()
-    set_cells(wh.indicators, "A", "2025-03-31", "2025-03-31", days_to_renewal=60)
-    set_cells(wh.scores, "A", "2025-03-31", "2025-03-31", band="yellow", score=55.0)
+    # A: an annual term 2024-06-01 .. 2025-06-01 (365 days > min_term_days 180), yellow all March: the term
+    # renewal is <= 90 days away from 03-03 (90 days) on; on 03-31 it is 62 days away
+    wh.add_paid_period("A", "2024-06-01", "2025-06-01")
+    set_cells(wh.scores, "A", "2025-03-01", "2025-03-31", band="yellow", score=55.0)
+    # B: a cancellation is scheduled: critical, whatever the band and the billing period
     set_cells(wh.indicators, "B", "2025-03-30", "2025-03-31", cancellation_scheduled=1)
-    set_cells(wh.indicators, "C", "2025-03-31", "2025-03-31", days_to_renewal=60)  # green: fine
+    # C: red, but billed monthly (a period of 31 days "renews" every month: not a contract renewal); an
+    # annual line on a metered price and an annual line on a void invoice do not make a term either
+    wh.add_paid_period("C", "2025-03-15", "2025-04-15")
+    wh.add_paid_period("C", "2024-06-01", "2025-06-01", price="price_metered")
+    wh.add_paid_period("C", "2024-06-01", "2025-06-01", status="void")
+    set_cells(wh.scores, "C", "2025-03-01", "2025-03-31", band="red", score=30.0)
     _, cand, _ = run(tmp_path, wh)
     c = only(cand, "renewal_risk").set_index("account_id")
     assert list(c.index) == ["A", "B"]
-    assert (c.loc["A", "severity"], c.loc["A", "reason"]) == ("high", "renewal in 60 days with health 55 (yellow)")
+    assert (c.loc["A", "severity"], c.loc["A", "reason"]) == ("high",
+                                                            "contract renews in 62 days with health 55 (yellow)")
+    assert c.loc["A", "first_seen"] == d("2025-03-03")
     assert (c.loc["B", "severity"], c.loc["B", "reason"]) == ("critical", "cancellation scheduled")
+    # a green account with its term renewal inside 90 days does not fire
+    assert RULES["types"]["renewal_risk"]["min_term_days"] == 180
+    wh2 = Warehouse()
+    wh2.add_paid_period("A", "2024-06-01", "2025-06-01")
+    (tmp_path / "green").mkdir()
+    _, cand, _ = run(tmp_path / "green", wh2)
+    assert only(cand, "renewal_risk").empty
 
 
 def test_expansion_opportunity(tmp_path):
     wh = Warehouse()
+    # A: 19 of 20 seats active (95% >= 90%, 20 seats >= min_seats 10) on growth (not the top plan)
     set_cells(wh.indicators, "A", "2025-03-31", "2025-03-31", seat_utilisation=0.95, active_users_30d=19, seats=20)
-    set_cells(wh.indicators, "B", "2025-03-31", "2025-03-31", seat_utilisation=1.0, plan="enterprise")  # top plan
-    set_cells(wh.indicators, "C", "2025-03-31", "2025-03-31", feature_adoption=0.85, is_trial=True)   # trial
+    # B: flat starter plan (1 seat: "utilisation" 700%) but every starter key feature used: adoption 100%
+    set_cells(wh.indicators, "B", "2025-03-31", "2025-03-31", plan="starter", seats=1, active_users_30d=7,
+              seat_utilisation=7.0, feature_adoption=1.0)
+    # C: flat plan, adoption 80% (< 100%): no lead
+    set_cells(wh.indicators, "C", "2025-03-31", "2025-03-31", plan="starter", seats=1, active_users_30d=3,
+              seat_utilisation=3.0, feature_adoption=0.8)
     _, cand, _ = run(tmp_path, wh)
-    c = only(cand, "expansion_opportunity")
-    assert c["account_id"].tolist() == ["A"]
-    assert c.iloc[0]["reason"] == "seat utilisation 95% (19 of 20 seats active in 30 days) on plan growth"
-    assert c.iloc[0]["severity"] == "info"
+    c = only(cand, "expansion_opportunity").set_index("account_id")
+    assert list(c.index) == ["A", "B"]
+    assert c.loc["A", "reason"] == "seat utilisation 95% (19 of 20 seats active in 30 days) on plan growth"
+    assert c.loc["B", "reason"] == "feature adoption 100% of the starter plan on plan starter"
+    assert c.loc["A", "severity"] == "info"
+
+    wh = Warehouse()
+    # A: 9 of 9 seats (< min_seats 10); B: adoption 100% on the top plan; C: adoption 100% but health yellow
+    set_cells(wh.indicators, "A", "2025-03-31", "2025-03-31", seat_utilisation=1.0, active_users_30d=9, seats=9)
+    set_cells(wh.indicators, "B", "2025-03-31", "2025-03-31", feature_adoption=1.0, plan="enterprise")
+    set_cells(wh.indicators, "C", "2025-03-31", "2025-03-31", feature_adoption=1.0)
+    set_cells(wh.scores, "C", "2025-03-31", "2025-03-31", band="yellow", score=60.0)
+    (tmp_path / "none").mkdir()
+    _, cand, _ = run(tmp_path / "none", wh)
+    assert only(cand, "expansion_opportunity").empty
 
 
 def test_rerun_appends_nothing_and_log_is_append_only(tmp_path):

@@ -29,6 +29,15 @@ def test_nightly_job_selects_every_asset_and_check(defs):
 
 def test_automation_is_registered(defs):
     repo = defs.get_repository_def()
-    assert {s.name for s in repo.sensor_defs} >= {"alert_digest_sensor", "failed_check_sensor"}
+    assert {s.name for s in repo.sensor_defs} >= {"alert_digest_sensor", "failed_check_sensor",
+                                                   "alerts_after_failed_run_sensor"}
     assert repo.get_schedule_def("nightly_schedule").job_name == "nightly"
     assert repo.get_job("alert_digests").executor_def.name == dg.in_process_executor.name
+    # the alerts-only job the run-failure sensor launches: the alert tables and their checks, nothing upstream
+    refresh = repo.get_job("alerts_refresh")
+    assert refresh.asset_layer.executable_asset_keys == {dg.AssetKey(["alerts", "alert_candidates"]),
+                                                          dg.AssetKey(["alerts", "alert_log"])}
+    assert {k.name for k in refresh.asset_layer.asset_graph.asset_check_keys} >= {
+        "alert_candidates_held_have_a_reason"}
+    sensor = repo.get_sensor_def("alerts_after_failed_run_sensor")
+    assert [t.job_name for t in sensor.targets] == ["alerts_refresh"]

@@ -25,6 +25,8 @@ LOG = dg.AssetKey(["alerts", "alert_log"])
 # matched to the nightly schedule (02:00): warn after a missed night, fail after a day and a bit
 NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=24))
 EXTRA_DEPS = [dg.AssetKey(["marts", "accounts"]), dg.AssetKey(["staging", "stg_crm__users"])]
+AFTER_RUN_TAG = "cs_kpis/alerts_after_run"
+"""run tag of an alerts_refresh run: the failed run whose skipped alerts it rebuilds (automation/sensors.py)"""
 
 
 def input_keys(rules: dict) -> dict[str, list[dg.AssetKey]]:
@@ -126,6 +128,7 @@ def alerts(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     holds = holds_for(rules, problems)
     for t, why in holds.items():
         context.log.warning(f"alerts of type {t} held: {why}")
+    after_run = context.run.tags.get(AFTER_RUN_TAG)
     with duckdb.get_connection() as con:
         out = engine.run_engine(con, rules, holds, run_id=context.run_id)
         cand_meta = table_metadata(con, "alerts", "alert_candidates", CANDIDATE_DOCS)
@@ -138,6 +141,7 @@ def alerts(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         **cand_meta, "as_of_day": str(out["as_of"]), "by_type_and_status": _md(summary),
         "held_types": _md(hold_df), "held_count": int((cand["status"] == "held").sum()) if len(cand) else 0,
         "rules_path": dg.MetadataValue.path(str(engine.rules_path())), "rules_version": str(rules.get("version")),
+        **({"rebuilt_after_failed_run": after_run} if after_run else {}),
     })
     yield dg.MaterializeResult(asset_key=LOG, metadata={
         **log_meta, "appended": out["appended"], "held_types": _md(hold_df)})

@@ -1,8 +1,9 @@
-"""Jobs: the nightly run of everything, and the alert digest sender the threshold sensor launches."""
+"""Jobs: the nightly run of everything, the alerts-only refresh, and the alert digest sender."""
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from cs_kpis.defs.alerts.assets import CANDIDATES, LOG
 from cs_kpis.defs.automation import notify
 from cs_kpis.lib.sql import WAREHOUSE_POOL
 
@@ -11,6 +12,18 @@ nightly_job = dg.define_asset_job(
     name="nightly",
     selection="*",
     description="Materialize every asset and run every asset check (landing -> raw -> ... -> alerts).",
+)
+
+# the alerts multi-asset (and its checks) on its own. Launched by alerts_after_failed_run_sensor when a run
+# that should have built the alerts did not, typically because a blocking check upstream failed: Dagster
+# skips every step downstream of a failed blocking check *in that run*; in a run of its own the alerts asset
+# reads the failed evaluation from the instance and holds the affected types visibly (status 'held').
+alerts_refresh_job = dg.define_asset_job(
+    name="alerts_refresh",
+    selection=dg.AssetSelection.assets(CANDIDATES, LOG),
+    executor_def=dg.in_process_executor,
+    description=("Rebuild alerts.alert_candidates / alert_log only (their inputs as they are): after a run in "
+                 "which a failed blocking check upstream skipped them, so the hold becomes visible."),
 )
 
 

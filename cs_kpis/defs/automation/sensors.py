@@ -10,6 +10,12 @@ failed_check_sensor: a failed asset check does not fail its run (dagster#29896),
 see it. This sensor reads the latest evaluation record of every check in the code location and posts each new
 failure (asset, check, severity, metadata, runbook hint) to CS_KPIS_ONCALL_WEBHOOK_URL or the outbox.
 Cursor = the highest check-evaluation record id seen.
+
+alerts_after_failed_run_sensor: a failed *blocking* check makes Dagster skip every step downstream of it in the
+same run, the alerts asset included, so the hold would never show. When a run that planned
+alerts.alert_candidates fails without materializing it, this sensor launches the `alerts_refresh` job (run_key
+alerts-after-<run id>: once per failed run). In that run of its own, the alerts asset sees the failed
+evaluation in the instance and marks the affected types 'held' (status, hold_reason, metadata).
 """
 
 import time
@@ -18,8 +24,9 @@ import dagster as dg
 import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 
+from cs_kpis.defs.alerts.assets import AFTER_RUN_TAG, CANDIDATES
 from cs_kpis.defs.automation import notify
-from cs_kpis.defs.automation.jobs import alert_digest_job
+from cs_kpis.defs.automation.jobs import alert_digest_job, alerts_refresh_job
 
 
 def _scalar(con, sql: str, default=0):
@@ -97,3 +104,34 @@ def failed_check_sensor(context: dg.SensorEvaluationContext):
     posted = len(new_failures) - len(failed_ids)
     return dg.SkipReason(f"{posted} failed check(s) posted, {len(failed_ids)} to retry "
                          f"({time.strftime('%H:%M:%S')})")
+
+
+def _asset_keys_of(instance: dg.DagsterInstance, run_id: str, event_type: dg.DagsterEventType) -> set[dg.AssetKey]:
+    records = instance.get_records_for_run(run_id=run_id, of_type=event_type).records
+    return {r.event_log_entry.dagster_event.asset_key for r in records if r.event_log_entry.dagster_event}
+
+
+def alerts_left_unbuilt(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """The run planned alerts.alert_candidates and ended without materializing it (skipped or failed)."""
+    planned = _asset_keys_of(instance, run_id, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+    if CANDIDATES not in planned:
+        return False
+    return CANDIDATES not in _asset_keys_of(instance, run_id, dg.DagsterEventType.ASSET_MATERIALIZATION)
+
+
+def alerts_refresh_request(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dg.RunRequest | dg.SkipReason:
+    """What to do about a failed run: an alerts_refresh run when it left the alerts unbuilt."""
+    if run.job_name == alerts_refresh_job.name:
+        return dg.SkipReason(f"run {run.run_id} was itself an alerts refresh: not retried in a loop")
+    if not alerts_left_unbuilt(instance, run.run_id):
+        return dg.SkipReason(f"run {run.run_id} did not leave alerts.alert_candidates unbuilt")
+    return dg.RunRequest(run_key=f"alerts-after-{run.run_id}", tags={AFTER_RUN_TAG: run.run_id})
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.FAILURE, request_job=alerts_refresh_job, minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING, name="alerts_after_failed_run_sensor",
+    description=("A failed run that skipped the alerts (e.g. a blocking check upstream failed) -> rebuild the "
+                 "alerts in a run of their own, so the affected types show as held instead of silently stale."))
+def alerts_after_failed_run_sensor(context: dg.RunStatusSensorContext):
+    return alerts_refresh_request(context.instance, context.dagster_run)

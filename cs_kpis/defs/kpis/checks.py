@@ -3,8 +3,10 @@
 Blocking checks guard numbers that the business reads directly (the bridge must add up, MRR is never
 negative, no account-month is missing, keys are unique, GRR never exceeds 100%); warnings flag numbers
 that are plausible-but-suspicious (retention outside the usual range, MRR drifting from what was
-invoiced, revenue on billing customers without a CRM account). Thresholds come from the environment
-when the code location loads (names below), so they can be tuned without a code change.
+invoiced). Thresholds come from the environment when the code location loads (names below), so they can
+be tuned without a code change. Revenue on billing customers without a CRM account is checked where the
+unmatched customers are listed: ``unmatched_mrr_share_below_threshold`` on marts.unmatched_source_records
+(cs_kpis/defs/xref/checks.py).
 """
 
 import os
@@ -26,7 +28,6 @@ NRR_GRR_WITHIN_PLAUSIBLE_BOUNDS = "nrr_grr_within_plausible_bounds"
 MRR_MONTHLY_NO_NEGATIVE_MRR = "mrr_monthly_no_negative_mrr"
 MRR_MONTHLY_NO_MISSING_ACCOUNT_MONTHS = "mrr_monthly_no_missing_account_months"
 MRR_MATCHES_INVOICED_RECURRING_REVENUE = "mrr_matches_invoiced_recurring_revenue"
-UNMATCHED_CUSTOMERS_MRR_SHARE = "unmatched_customers_mrr_share"
 
 # monthly NRR below 0.5 or above 1.5 means half the base churned or grew by half in one month: possible
 # for a tiny segment, but far more often a mapping or currency bug; GRR below 0.5 likewise
@@ -35,11 +36,9 @@ DEFAULT_GRR_LOW = 0.5
 # a segment of three accounts can lose half its MRR in a normal month: judge only larger starting cohorts
 DEFAULT_MIN_ACCOUNTS = 10
 DEFAULT_MAX_INVOICE_GAP = 0.10
-DEFAULT_MAX_UNMATCHED_SHARE = 0.02
 ENV_NRR_LOW, ENV_NRR_HIGH, ENV_GRR_LOW = "CS_KPIS_NRR_LOW", "CS_KPIS_NRR_HIGH", "CS_KPIS_GRR_LOW"
 ENV_MIN_ACCOUNTS = "CS_KPIS_RETENTION_BOUNDS_MIN_ACCOUNTS"
 ENV_MAX_INVOICE_GAP = "CS_KPIS_MRR_INVOICE_MAX_GAP"
-ENV_MAX_UNMATCHED_SHARE = "CS_KPIS_MAX_UNMATCHED_MRR_SHARE"
 
 ZERO_DECIMAL_CURRENCIES = (
     "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF",
@@ -233,30 +232,6 @@ def invoice_gap_sql(max_gap: float) -> str:
     """
 
 
-def unmatched_share_sql(max_share: float) -> str:
-    return f"""
-        with invoiced as ({invoiced_recurring_sql()}),
-        matched as (
-            select distinct source_id as customer_id
-            from marts.account_xref
-            where source_system in ('billing', 'stripe') and matched and crm_account_id is not null
-        )
-        select
-            i.month,
-            round(sum(i.invoiced_mrr), 2) as invoiced_mrr,
-            round(sum(case when x.customer_id is null then i.invoiced_mrr else 0 end), 2) as unmatched_mrr,
-            sum(case when x.customer_id is null and i.invoiced_mrr > 0 then 1 else 0 end) as unmatched_customers,
-            cast(sum(case when x.customer_id is null then i.invoiced_mrr else 0 end) as double)
-                / cast(sum(i.invoiced_mrr) as double) as unmatched_share
-        from invoiced as i
-        left join matched as x on x.customer_id = i.customer_id
-        group by i.month
-        having sum(i.invoiced_mrr) > 0
-            and cast(sum(case when x.customer_id is null then i.invoiced_mrr else 0 end) as double)
-                / cast(sum(i.invoiced_mrr) as double) > {max_share}
-    """
-
-
 BILLING_INPUTS = [
     dg.AssetKey(["staging", name])
     for name in ("stg_billing__invoices", "stg_billing__invoice_lines", "stg_billing__prices", "stg_billing__fx_rates")
@@ -269,7 +244,6 @@ def build_kpi_checks() -> list[dg.AssetChecksDefinition]:
     grr_low = _env_float(ENV_GRR_LOW, DEFAULT_GRR_LOW)
     min_accounts = int(_env_float(ENV_MIN_ACCOUNTS, DEFAULT_MIN_ACCOUNTS))
     max_gap = _env_float(ENV_MAX_INVOICE_GAP, DEFAULT_MAX_INVOICE_GAP)
-    max_unmatched = _env_float(ENV_MAX_UNMATCHED_SHARE, DEFAULT_MAX_UNMATCHED_SHARE)
     warn = {"blocking": False, "severity": dg.AssetCheckSeverity.WARN}
 
     checks = [
@@ -285,12 +259,6 @@ def build_kpi_checks() -> list[dg.AssetChecksDefinition]:
                   f"total month-end MRR is within {max_gap:.0%} of recurring invoiced revenue in force on the "
                   f"same day, normalised to a month (set {ENV_MAX_INVOICE_GAP} to change)",
                   invoice_gap_sql(max_gap), additional_deps=BILLING_INPUTS, **warn),
-        sql_check(MRR_MONTHLY, UNMATCHED_CUSTOMERS_MRR_SHARE,
-                  f"at most {max_unmatched:.0%} of recurring invoiced revenue is on billing customers without a "
-                  f"matched CRM account (a marts.account_xref row with source_system 'billing' or 'stripe' and "
-                  f"matched = true; set {ENV_MAX_UNMATCHED_SHARE} to change)",
-                  unmatched_share_sql(max_unmatched),
-                  additional_deps=[*BILLING_INPUTS, dg.AssetKey(["marts", "account_xref"])], **warn),
         unique_key_check(MRR_MONTHLY_PARENT, "kpis.mrr_monthly_parent", ["month", "account_id"]),
         unique_key_check(COHORT_RETENTION, "kpis.cohort_retention", ["cohort_month", "months_since_start"]),
     ]

@@ -1,4 +1,10 @@
-"""Checks on the account cross-reference: one row per source record, and little revenue left unmatched."""
+"""Checks on the account cross-reference: one row per source record, and little revenue left unmatched.
+
+``unmatched_mrr_share_below_threshold`` is the project's only check on revenue without a CRM account: it sits
+on marts.unmatched_source_records, the table that lists each unmatched Stripe customer with its MRR, so the
+failing check and the list to work through are in the same place (issue 3). A second, invoice-based variant
+on marts.mrr_monthly was removed: it measured the same thing with another approximation.
+"""
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource

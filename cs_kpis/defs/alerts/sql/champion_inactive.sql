@@ -1,6 +1,9 @@
--- champion_inactive: a contact whose role is one of $roles has had no product event (by its
--- product_user_id) for at least $inactive_days days; never-active contacts count from their creation.
--- One row per account and day, naming every inactive champion/admin of the account.
+-- champion_inactive: contacts whose role is one of $roles have had no product event (by their
+-- product_user_id) for at least $inactive_days days. With match 'any' one such contact is enough (the
+-- literal per-contact reading); with match 'all' every considered champion/admin of the account must be
+-- inactive: the account has no engaged champion left. A contact never seen in the product is considered
+-- (counting from its creation) only when $include_never_active; by default it is not: a contact who never
+-- used the product is not a champion going quiet. One row per account and day, naming the inactive ones.
 with user_days as (
     select distinct e.user_id, cast(e.occurred_at as date) as day
     from staging.stg_product__events as e
@@ -22,14 +25,23 @@ last_seen as (
     asof left join user_days as u
         on u.user_id = d.product_user_id and u.day <= d.day
 ),
-inactive as (
+considered as (
     select *, date_diff('day', coalesce(last_active_day, created_day), day) as days_inactive
     from last_seen
-    where date_diff('day', coalesce(last_active_day, created_day), day) >= $inactive_days
+    where last_active_day is not null or $include_never_active
+),
+per_account as (
+    select account_id, day, count(*) as considered,
+        count(*) filter (where days_inactive >= $inactive_days) as inactive,
+        string_agg(case when days_inactive >= $inactive_days then role || ' ' || contact_name || ' inactive for '
+            || days_inactive || ' days ('
+            || coalesce('last activity ' || cast(last_active_day as varchar), 'never active') || ')' end, '; '
+            order by contact_name) as detail
+    from considered
+    group by account_id, day
 )
 select account_id, day, '$severity' as severity,
-    string_agg(role || ' ' || contact_name || ' inactive for ' || days_inactive || ' days ('
-        || coalesce('last activity ' || cast(last_active_day as varchar), 'never active') || ')', '; '
-        order by contact_name) as reason
-from inactive
-group by account_id, day
+    case when inactive = considered and considered > 1 then 'no champion/admin active for '
+        || $inactive_days || '+ days: ' else '' end || detail as reason
+from per_account
+where inactive > 0 and (inactive = considered or '$match' = 'any')

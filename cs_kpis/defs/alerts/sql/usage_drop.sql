@@ -1,10 +1,18 @@
 -- usage_drop: product usage trend (events in the last 30 days / the 30 days before - 1) at or below
--- $max_trend, for active accounts with at least $min_prior_events events in the earlier window.
-select i.account_id, i.day, '$severity' as severity,
-    'product usage down ' || cast(round(-100 * i.usage_trend) as integer) || '%: '
-        || i.events_prior_30d || ' → ' || i.events_30d || ' events in 30 days' as reason
-from kpis.account_indicators_daily as i
-where i.is_active
-    and i.usage_trend <= $max_trend
-    and i.events_prior_30d >= $min_prior_events
-    and i.day between date '$first_day' and date '$as_of'
+-- $max_trend on each of the last $min_days days (a sustained drop, not a trend flickering across the
+-- line), for active accounts with at least $min_prior_events events in the earlier window.
+with sustained as (
+    select i.account_id, i.day, i.is_active, i.usage_trend, i.events_30d, i.events_prior_30d,
+        count(*) filter (where i.usage_trend <= $max_trend and i.events_prior_30d >= $min_prior_events)
+            over (partition by i.account_id order by i.day
+                  range between interval ($min_days - 1) day preceding and current row) as days_below
+    from kpis.account_indicators_daily as i
+    where i.day between cast(date '$first_day' - interval ($min_days - 1) day as date) and date '$as_of'
+)
+select account_id, day, '$severity' as severity,
+    'product usage down ' || cast(round(-100 * usage_trend) as integer) || '%: '
+        || events_prior_30d || ' → ' || events_30d || ' events in 30 days' as reason
+from sustained
+where is_active
+    and days_below >= $min_days
+    and day between date '$first_day' and date '$as_of'
