@@ -4,10 +4,11 @@ import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from cs_kpis.defs.kpis import checks
+from cs_kpis.defs.kpis import checks, checks_periods
 from cs_kpis.defs.kpis.assets import extra_metadata, kpi_models
 from cs_kpis.lib.sql import sql_assets
 from cs_kpis_tests.kpis.conftest import MOVEMENT_ACCOUNTS, MOVEMENT_CHANGES
+from cs_kpis_tests.kpis.periods import write_dim_day
 from cs_kpis_tests.kpis.warehouse import connect, mrr_monthly_model, write_contract
 
 
@@ -15,6 +16,7 @@ from cs_kpis_tests.kpis.warehouse import connect, mrr_monthly_model, write_contr
 def warehouse(tmp_path):
     con = connect(tmp_path)
     write_contract(con, MOVEMENT_CHANGES, MOVEMENT_ACCOUNTS, data_as_of="2024-06-15")
+    write_dim_day(con)  # the day spine kpis.dim_period reads
     con.close()
     return tmp_path / "warehouse.duckdb"
 
@@ -43,7 +45,8 @@ def test_assets_build_with_a_bridge_preview_and_checks_pass(warehouse):
     meta = {m.asset_key.to_user_string(): m.metadata
             for m in result.get_asset_materialization_events() for m in [m.materialization]}
     assert set(meta) == {"marts/mrr_monthly", "kpis/mrr_monthly_parent", "kpis/revenue_monthly",
-                         "kpis/revenue_monthly_parent", "kpis/cohort_retention"}
+                         "kpis/revenue_monthly_parent", "kpis/cohort_retention", "kpis/dim_period",
+                         "kpis/mrr_periods", "kpis/revenue_periods"}
     preview = meta["kpis/revenue_monthly"]["mrr_bridge_preview"].value
     lines = preview.splitlines()
     # header, separator, then the latest six months oldest first; June: 480 + 40 - 30 = 490
@@ -57,14 +60,17 @@ def test_a_failed_blocking_check_stops_the_kpis(warehouse):
     con = connect_existing(warehouse)
     con.execute("insert into marts.mrr_daily_changes values ('a_contract', '2024-06-12', -10)")
     con.close()
-    check_defs = [c for c in checks.build_kpi_checks()
-                  if checks.MRR_MONTHLY_NO_NEGATIVE_MRR in {s.name for s in c.check_specs}]
+    # the period tables read the daily changes, not marts.mrr_monthly: they carry their own negative-MRR check
+    negative = {checks.MRR_MONTHLY_NO_NEGATIVE_MRR, checks_periods.MRR_PERIODS_NO_NEGATIVE_MRR}
+    check_defs = [c for c in checks.build_kpi_checks() + checks_periods.build_period_checks()
+                  if negative & {s.name for s in c.check_specs}]
     result = materialize(warehouse, check_defs)
     assert not result.success
-    [evaluation] = result.get_asset_check_evaluations()
-    assert not evaluation.passed and evaluation.metadata["violations"].value == 1
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 2 and not any(e.passed for e in evaluations)
+    assert all(e.metadata["violations"].value >= 1 for e in evaluations)
     built = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events() for m in [m.materialization]}
-    assert built == {"marts/mrr_monthly"}
+    assert built == {"marts/mrr_monthly", "kpis/dim_period", "kpis/mrr_periods"}
 
 
 def connect_existing(path):

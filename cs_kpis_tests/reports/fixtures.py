@@ -1,4 +1,7 @@
-"""A tiny hand-written warehouse with just the columns the KPI report reads (3 months, 2 segments, 4 accounts)."""
+"""A tiny hand-written warehouse with just the columns the KPI report reads (3 months, 2 segments, 4 accounts),
+and kpis.revenue_periods / kpis.mrr_periods rows for its weeks and quarters (the month rows copy
+kpis.revenue_monthly, as the real tables must). The figures are made up; the SQL that computes them is tested
+in cs_kpis_tests/kpis/."""
 
 import duckdb
 
@@ -87,10 +90,70 @@ create table alerts.alert_candidates as select * from (values
 """
 
 
-def build_warehouse(path, with_alerts: bool = False) -> str:
+# Weeks of October 2026 (data as of Saturday Oct 31: W44 is not over) and quarters of 2026 (Q4 not over).
+#   week  2026-W42 (Oct 12): start 1150, +40 new, -10 churn -> 1180   NRR 1140 / 1150 = 0.9913
+#   week  2026-W43 (Oct 19): start 1180, +30 expansion, -20 contraction, -60 churn -> 1130
+#                            NRR (1180 + 30 - 20 - 60) / 1180 = 0.9576, GRR 1100 / 1180 = 0.9322,
+#                            logo churn 1 / 4 = 0.25, quick ratio 30 / 80 = 0.375
+#   week  2026-W44 (Oct 26, read Oct 31): start 1130, +470 new -> 1600
+#   quarter 2026-Q2 (Apr 1): start 700, +300 new, -0 -> 1000
+#   quarter 2026-Q3 (Jul 1): start 1000, +200 new, +150 expansion, -50 contraction, -100 churn -> 1200
+#                            NRR 1000 / 1000 = 1.0, GRR 850 / 1000 = 0.85, logo churn 1 / 4, QR 350 / 150
+#   quarter 2026-Q4 (Oct 1, read Oct 31): the October month's bridge
+PERIODS_SQL = """
+create table kpis.revenue_periods as
+select 'month' as cadence, month as period_start, last_day(month) as period_end, last_day(month) as read_day,
+       true as is_complete, segment,
+       starting_mrr::decimal(18, 2) as starting_mrr, new_mrr::decimal(18, 2) as new_mrr,
+       expansion_mrr::decimal(18, 2) as expansion_mrr, reactivation_mrr::decimal(18, 2) as reactivation_mrr,
+       contraction_mrr::decimal(18, 2) as contraction_mrr, churned_mrr::decimal(18, 2) as churned_mrr,
+       ending_mrr::decimal(18, 2) as ending_mrr, nrr::double as nrr, grr::double as grr,
+       nrr_t12::double as nrr_t12, grr_t12::double as grr_t12, logo_churn_rate::double as logo_churn_rate,
+       quick_ratio::double as quick_ratio, arpa::double as arpa
+from kpis.revenue_monthly;
+
+insert into kpis.revenue_periods select * from (values
+  ('week', date '2026-10-12', date '2026-10-18', date '2026-10-18', true, 'all',
+   1150.0, 40.0, 0.0, 0.0, 0.0, 10.0, 1180.0, 0.9913, 0.9913, 1.05, 0.91, 0.25, 4.0, 295.0),
+  ('week', date '2026-10-19', date '2026-10-25', date '2026-10-25', true, 'all',
+   1180.0, 0.0, 30.0, 0.0, 20.0, 60.0, 1130.0, 0.9576, 0.9322, 1.02, 0.89, 0.25, 0.375, 376.67),
+  ('week', date '2026-10-26', date '2026-11-01', date '2026-10-31', false, 'all',
+   1130.0, 470.0, 0.0, 0.0, 0.0, 0.0, 1600.0, 1.0, 1.0, 1.10, 0.90, 0.0, null, 400.0),
+  ('week', date '2026-10-19', date '2026-10-25', date '2026-10-25', true, 'SMB',
+   480.0, 0.0, 0.0, 0.0, 20.0, 60.0, 400.0, 0.8333, 0.8333, null, null, 0.5, 0.0, 400.0),
+  ('quarter', date '2026-04-01', date '2026-06-30', date '2026-06-30', true, 'all',
+   700.0, 300.0, 0.0, 0.0, 0.0, 0.0, 1000.0, 1.0, 1.0, null, null, 0.0, null, 333.33),
+  ('quarter', date '2026-07-01', date '2026-09-30', date '2026-09-30', true, 'all',
+   1000.0, 200.0, 150.0, 0.0, 50.0, 100.0, 1200.0, 1.0, 0.85, 1.12, 0.93, 0.25, 2.3333, 400.0),
+  ('quarter', date '2026-10-01', date '2026-12-31', date '2026-10-31', false, 'all',
+   1200.0, 300.0, 100.0, 50.0, 50.0, 0.0, 1600.0, 1.0417, 0.9583, 1.10, 0.90, 0.0, 9.0, 400.0),
+  ('quarter', date '2026-07-01', date '2026-09-30', date '2026-09-30', true, 'SMB',
+   500.0, 0.0, 0.0, 0.0, 0.0, 100.0, 400.0, 0.8, 0.8, null, null, 0.5, 0.0, 400.0)
+);
+
+create table kpis.mrr_periods as
+select 'month' as cadence, month as period_start, account_id, prev_mrr::decimal(18, 2) as prev_mrr,
+       mrr::decimal(18, 2) as mrr, movement, movement_amount::decimal(18, 2) as movement_amount
+from marts.mrr_monthly;
+
+insert into kpis.mrr_periods select * from (values
+  ('week', date '2026-10-19', 'a4', 60.0, 0.0, 'churn', -60.0),
+  ('week', date '2026-10-19', 'a1', 470.0, 500.0, 'expansion', 30.0),
+  ('week', date '2026-10-19', 'a3', 720.0, 700.0, 'contraction', -20.0),
+  ('quarter', date '2026-07-01', 'a4', 100.0, 0.0, 'churn', -100.0),
+  ('quarter', date '2026-07-01', 'a2', 0.0, 200.0, 'new', 200.0)
+);
+"""
+
+
+def build_warehouse(path, with_alerts: bool = False, with_periods: bool = True) -> str:
+    """``with_periods=False``: the warehouse before kpis.revenue_periods existed (the monthly report falls back
+    to kpis.revenue_monthly and marts.mrr_monthly)."""
     con = duckdb.connect(str(path))
     try:
         con.execute(SQL)
+        if with_periods:
+            con.execute(PERIODS_SQL)
         if with_alerts:
             con.execute(ALERTS_SQL)
     finally:

@@ -1,5 +1,6 @@
 """The KPI report: data loading from a hand-written warehouse, pure rendering, the asset, and the page as a
-browser draws it (headless Chromium: charts rendered, no script errors, a screenshot taken)."""
+browser draws it (headless Chromium: charts rendered, no script errors, a screenshot taken), for the monthly
+report here and the weekly and quarterly ones in test_cadences.py."""
 
 import re
 import shutil
@@ -50,8 +51,9 @@ def test_headline_figures_and_changes(data):
     assert "| Logo churn | 0.0% | 25.0% |" in md
     # NPS: October 10, 9, 3, 8 -> (2 - 1) / 4 = 25; September 2, 10 -> 0
     assert data.nps == (25.0, 0.0)
-    # active accounts on the as-of day vs 30 days before (a4 is inactive now)
-    assert data.band_counts == {"green": (1, 1), "yellow": (1, 2), "red": (1, 1)}
+    # active accounts at the end of October (last scored day 10-31: a4 is inactive) vs the end of September
+    # (09-30: a1 and a2 green, a3 and a4 yellow)
+    assert data.band_counts == {"green": (1, 2), "yellow": (1, 2), "red": (1, 0)}
     assert data.segments == ["all", "SMB"]
 
 
@@ -126,15 +128,40 @@ def test_page_is_self_contained(page):
 
 
 def test_asset_writes_report_with_metadata(tmp_path, warehouse, monkeypatch):
+    # default run config: all three cadences, each for its latest complete period, at the fixed file names
     monkeypatch.setenv("CS_KPIS_STATE_DIR", str(tmp_path / "state"))
     result = dg.materialize([assets.kpi_report], resources={"duckdb": DuckDBResource(database=warehouse)},
                             instance=dg.DagsterInstance.ephemeral())
     assert result.success
-    path = tmp_path / "state" / "reports" / "kpi_report.html"
+    reports = tmp_path / "state" / "reports"
+    assert sorted(p.name for p in reports.iterdir()) == [
+        "kpi_report.html", "kpi_report_quarterly.html", "kpi_report_weekly.html"]
+    path = reports / "kpi_report.html"
     assert path.exists() and "Customer-success KPI report: 2026-10" in path.read_text()
     meta = result.asset_materializations_for_node("reports__kpi_report")[0].metadata
     assert meta["path"].value == str(path)
     assert "| NRR | 104.2% | 109.1% |" in meta["headline"].value
+    assert meta["path_weekly"].value == str(reports / "kpi_report_weekly.html")
+    assert meta["period_weekly"].value == "2026-W43" and meta["period_quarterly"].value == "2026-Q3"
+    assert "| NRR | 95.8% | 99.1% |" in meta["headline_weekly"].value
+    assert "| GRR | 85.0% | 100.0% |" in meta["headline_quarterly"].value
+    assert meta["cadences"].value == "month, week, quarter" and meta["as_of_day"].value == "2026-10-31"
+    # the pages link to each other by relative file name
+    assert 'href="kpi_report_weekly.html"' in path.read_text()
+
+
+def test_revenue_monthly_is_the_fallback_before_revenue_periods_exists(tmp_path):
+    path = build_warehouse(tmp_path / "old.duckdb", with_periods=False)
+    con = duckdb.connect(path, read_only=True)
+    try:
+        data = assets.load_report_data(con)
+        weekly = assets.load_report_data(con, "week")
+    finally:
+        con.close()
+    assert data.revenue_source == "kpis.revenue_monthly" and data.period == "2026-10"
+    assert "| NRR | 104.2% | 109.1% |" in render.headline_markdown(data)
+    assert list(data.movers["Account"]) == ["Globex", "Acme Corp", "Initech"]  # marts.mrr_monthly
+    assert weekly.period == "no data" and "No revenue KPIs for this week" in render.render_report(weekly)
 
 
 def test_asset_spec():

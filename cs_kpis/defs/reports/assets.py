@@ -1,17 +1,23 @@
-"""reports/kpi_report: the monthly customer-success KPI report as one self-contained HTML file.
+"""reports/kpi_report: the customer-success KPI report, weekly (team), monthly (leadership) and quarterly
+(executive), each as one self-contained HTML file.
 
-``load_report_data`` reads the warehouse (every table optional: a missing table leaves its section empty),
-``render.render_report`` turns the data into HTML, and the asset writes it to
-``<state>/reports/kpi_report.html``. The risk table uses ``alerts.alert_candidates`` when that table
-exists and falls back to red or declining accounts from ``kpis.health_scores`` otherwise.
+``load_report_data(con, cadence, period)`` reads the warehouse (every table optional: a missing table leaves
+its section empty), ``render.render_report`` turns the data into HTML, and the asset writes one file per
+cadence: ``<state>/reports/kpi_report.html`` (monthly), ``kpi_report_weekly.html`` and
+``kpi_report_quarterly.html``; a report for a chosen period gets the period in its name
+(``kpi_report_quarterly_2026-Q3.html``). Run config (``KpiReportConfig``) picks the cadences and the period.
+The risk table uses ``alerts.alert_candidates`` when that table exists and falls back to red or declining
+accounts from ``kpis.health_scores`` otherwise.
 """
 
 import datetime as dt
 import importlib.util
+import re
 
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
+from pydantic import Field
 
 from cs_kpis import settings
 from cs_kpis.defs.reports import render
@@ -26,7 +32,12 @@ EXPANSION_MIN_USAGE = 75.0
 COMPONENTS = ("usage", "adoption", "support", "sentiment", "billing")
 REASON_BELOW = 50.0
 
+CADENCES = tuple(render.CADENCES)  # week, month, quarter
+DEFAULT_CADENCES = ("month", "week", "quarter")
+
 UPSTREAM = [
+    dg.AssetKey(["kpis", "revenue_periods"]),
+    dg.AssetKey(["kpis", "mrr_periods"]),
     dg.AssetKey(["kpis", "revenue_monthly"]),
     dg.AssetKey(["kpis", "cohort_retention"]),
     dg.AssetKey(["kpis", "health_scores_daily"]),
@@ -42,8 +53,102 @@ if importlib.util.find_spec("cs_kpis.defs.alerts") is not None:
     UPSTREAM.append(ALERTS)
 
 
-def report_path():
-    return settings.state_dir() / "reports" / "kpi_report.html"
+def report_path(cadence: str = "month", label: str | None = None):
+    """``<state>/reports/kpi_report<_weekly|_quarterly>[_<label>].html``; no label: the latest report."""
+    name = "kpi_report" + render.CADENCES[cadence].file_suffix + (f"_{label}" if label else "")
+    return settings.state_dir() / "reports" / f"{name}.html"
+
+
+def metadata_suffix(cadence: str) -> str:
+    """Metadata keys per cadence: path, headline, ... (monthly), path_weekly, ..., path_quarterly, ..."""
+    return render.CADENCES[cadence].file_suffix
+
+
+# ----------------------------------------------------------------------------------------------- periods
+
+LATEST_COMPLETE, CURRENT = "", "current"
+_LABELS = {
+    "week": re.compile(r"^(\d{4})-W(\d{1,2})$"),
+    "month": re.compile(r"^(\d{4})-(\d{1,2})$"),
+    "quarter": re.compile(r"^(\d{4})-Q([1-4])$"),
+}
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_period(cadence: str, text: str) -> dt.date | None:
+    """The first day of the period ``text`` names, for ``cadence``; None for the defaults ('' or 'current').
+
+    ``text`` is a day (``2026-10-14``: the period that contains it, any cadence) or a label of the cadence:
+    ``2026-W42`` (ISO week), ``2026-10``, ``2026-Q3``.
+    """
+    text = (text or "").strip()
+    if text.lower() in (LATEST_COMPLETE, CURRENT, "latest"):
+        return None
+    if _DAY.match(text):
+        return render.period_start_of(cadence, dt.date.fromisoformat(text))
+    for kind, pattern in _LABELS.items():
+        m = pattern.match(text)
+        if not m:
+            continue
+        if kind != cadence:
+            raise ValueError(f"period {text!r} names a {kind}, not a {cadence}: give a {cadence} label or a day "
+                             "(YYYY-MM-DD), which works with every cadence")
+        year, n = int(m.group(1)), int(m.group(2))
+        if cadence == "week":
+            return dt.date.fromisocalendar(year, n, 1)
+        return dt.date(year, n if cadence == "month" else 3 * n - 2, 1)
+    raise ValueError(f"period {text!r} not understood: use '' (latest complete), 'current', a day YYYY-MM-DD, "
+                     "or a label like 2026-W42, 2026-10, 2026-Q3")
+
+
+def choose_period(periods: pd.DataFrame, cadence: str, period: str = LATEST_COMPLETE) -> dict | None:
+    """The report's period among ``periods`` (period_start, period_end, read_day, is_complete; one row each).
+
+    Default: the latest complete period (the current one only when none is complete yet); 'current': the
+    period that holds the data's as-of day, complete or not; otherwise the period ``parse_period`` names.
+    """
+    if periods.empty:
+        return None
+    ordered = periods.sort_values("period_start").to_dict("records")
+    wanted = parse_period(cadence, period)
+    if wanted is None:
+        if (period or "").strip().lower() in (CURRENT, "latest"):
+            return ordered[-1]
+        complete = [p for p in ordered if p["is_complete"]]
+        return complete[-1] if complete else ordered[-1]
+    for p in ordered:
+        if p["period_start"] == wanted.isoformat():
+            return p
+    raise ValueError(f"no {cadence} {render.period_label(cadence, wanted)} in the data: {cadence}s run from "
+                     f"{render.period_label(cadence, ordered[0]['period_start'])} to "
+                     f"{render.period_label(cadence, ordered[-1]['period_start'])}")
+
+
+def _window_start(cadence: str, start: str) -> str:
+    """The first period the trend charts show: ``trend_periods`` periods ending with ``start``."""
+    n = render.CADENCES[cadence].trend_periods - 1
+    step = {"week": pd.DateOffset(weeks=n), "month": pd.DateOffset(months=n), "quarter": pd.DateOffset(months=3 * n)}
+    return str((pd.Timestamp(start) - step[cadence]).date())
+
+
+def _revenue(con, cadence: str) -> tuple[pd.DataFrame, str]:
+    """Every row of the cadence (all periods and segments), with ISO-string dates and a period label."""
+    if _exists(con, "kpis.revenue_periods"):
+        df, source = _df(con, "select * from kpis.revenue_periods where cadence = ? order by segment, period_start",
+                         [cadence]), "kpis.revenue_periods"
+    elif cadence == "month" and _exists(con, "kpis.revenue_monthly"):
+        # before kpis.revenue_periods exists: its month rows are this table (a check keeps them equal)
+        df = _df(con, "select *, month as period_start, last_day(month) as period_end, last_day(month) as read_day, "
+                      "true as is_complete from kpis.revenue_monthly order by segment, month")
+        source = "kpis.revenue_monthly"
+    else:
+        return pd.DataFrame(), "kpis.revenue_periods"
+    if df.empty:
+        return df, source
+    for col in ("period_start", "period_end", "read_day"):
+        df[col] = df[col].astype(str).str[:10]
+    df["label"] = [render.period_label(cadence, v) for v in df["period_start"]]
+    return df, source
 
 
 def _exists(con, table: str) -> bool:
@@ -185,70 +290,88 @@ def _worklist(health: pd.DataFrame, alerts: pd.DataFrame | None = None) -> pd.Da
     return out
 
 
-def _movers(con, month) -> pd.DataFrame:
-    if month is None or not _exists(con, "marts.mrr_monthly"):
+def _movers(con, cadence: str, start: str | None) -> pd.DataFrame:
+    """The accounts whose MRR moved most between the two ends of the period (kpis.mrr_periods)."""
+    if start is None:
+        return pd.DataFrame()
+    if _exists(con, "kpis.mrr_periods"):
+        source, where, params = "kpis.mrr_periods", "m.cadence = ? and m.period_start = ?", [cadence, start]
+    elif cadence == "month" and _exists(con, "marts.mrr_monthly"):
+        source, where, params = "marts.mrr_monthly", "m.month = ?", [start]
+    else:
         return pd.DataFrame()
     has_acc = _exists(con, "marts.accounts")
     m = _df(con, f"""
         select {'coalesce(a.account_name, m.account_id)' if has_acc else 'm.account_id'} as account_name,
                m.movement, m.prev_mrr, m.mrr, m.movement_amount
-        from marts.mrr_monthly as m
+        from {source} as m
         {'left join marts.accounts as a on a.account_id = m.account_id' if has_acc else ''}
-        where m.month = ? and m.movement_amount <> 0
+        where {where} and m.movement_amount <> 0
         order by abs(m.movement_amount) desc, account_name limit {TOP_N}
-    """, [month])
+    """, params)
     return pd.DataFrame({
         "Account": m["account_name"], "Movement": m["movement"], "MRR before": m["prev_mrr"].map(render.fmt_money),
         "MRR now": m["mrr"].map(render.fmt_money), "Change": m["movement_amount"].map(render.fmt_money),
     })
 
 
-def _nps(con, month) -> tuple | None:
-    if month is None or not _exists(con, "staging.stg_nps__survey_responses"):
+def _nps(con, start: str | None, end: str | None, prev_start: str | None) -> tuple | None:
+    """(NPS of the responses received in [start, end], NPS of those in [prev_start, start)); None without any."""
+    if start is None or not _exists(con, "staging.stg_nps__survey_responses"):
         return None
     rows = _df(con, """
-        select date_trunc('month', responded_at)::date as m,
+        select case when cast(responded_at as date) >= ?::date then 'now' else 'prev' end as p,
                100.0 * (count(*) filter (where score >= 9) - count(*) filter (where score <= 6)) / count(*) as nps
         from staging.stg_nps__survey_responses
-        where responded_at is not null and date_trunc('month', responded_at)::date
-              between ?::date - interval 1 month and ?::date
+        where responded_at is not null and cast(responded_at as date) between ?::date and ?::date
         group by 1
-    """, [month, month])
-    by = {str(r["m"])[:10]: float(r["nps"]) for r in rows.to_dict("records")}
-    prev = str((pd.Timestamp(month) - pd.DateOffset(months=1)).date())
-    now = by.get(str(pd.Timestamp(month).date()))
-    return None if now is None and by.get(prev) is None else (now, by.get(prev))
+    """, [start, prev_start or start, end])
+    by = {r["p"]: float(r["nps"]) for r in rows.to_dict("records")}
+    return None if not by else (by.get("now"), by.get("prev"))
 
 
-def load_report_data(con) -> render.ReportData:
-    """Read every table the report shows; tables that do not exist leave their section empty."""
+def _bands(con, cadence: str, read_day: str | None, prev_end: str | None,
+           window_start: str | None) -> tuple[pd.DataFrame, dict]:
+    """Active accounts per band at each period end of the trend window, and at the report's period end vs
+    the previous period's end (each read on the last scored day on or before it)."""
+    if read_day is None or not _exists(con, "kpis.health_scores_daily"):
+        return pd.DataFrame(), {}
+    over_time = _df(con, f"""
+        with ends as (
+            select cast(date_trunc('{cadence}', day) as date) as period_start, max(day) as day
+            from kpis.health_scores_daily where day <= ?::date group by 1
+        )
+        select e.period_start, d.band, count(*) as accounts
+        from kpis.health_scores_daily as d join ends as e on e.day = d.day
+        where d.is_active and e.period_start >= ?::date group by 1, 2 order by 1, 2
+    """, [read_day, window_start or read_day])
+    if not over_time.empty:
+        over_time["period_start"] = over_time["period_start"].astype(str).str[:10]
+        over_time["label"] = [render.period_label(cadence, v) for v in over_time["period_start"]]
+    counts = {}
+    days = con.execute("select (select max(day) from kpis.health_scores_daily where day <= ?::date), "
+                       "(select max(day) from kpis.health_scores_daily where day <= ?::date)",
+                       [read_day, prev_end or "0001-01-01"]).fetchall()[0]
+    now_day, prev_day = days
+    if now_day is None:
+        return over_time, {}
+    n = _df(con, "select day, band, count(*) as n from kpis.health_scores_daily where is_active and day in (?, ?) "
+                 "group by 1, 2", [now_day, prev_day or now_day])
+    n["day"] = n["day"].astype(str).str[:10]
+    for band in render.BANDS:
+        now = n[(n["band"] == band) & (n["day"] == str(now_day)[:10])]["n"]
+        before = n[(n["band"] == band) & (n["day"] == str(prev_day)[:10])]["n"]
+        counts[band] = (int(now.sum()), None if prev_day is None or prev_day == now_day else int(before.sum()))
+    return over_time, counts
+
+
+def load_shared(con) -> dict:
+    """What every cadence's page shows alike: cohorts, backtest, risks, expansion, the worklist, the as-of day."""
     con.execute("set TimeZone = 'UTC'")
-    revenue = (_df(con, "select * from kpis.revenue_monthly order by segment, month")
-               if _exists(con, "kpis.revenue_monthly") else pd.DataFrame())
-    month = revenue["month"].max() if not revenue.empty else None
-    segments = ["all"] + sorted(s for s in revenue["segment"].unique() if s != "all") if not revenue.empty else ["all"]
     cohorts = (_df(con, "select * from kpis.cohort_retention") if _exists(con, "kpis.cohort_retention")
                else pd.DataFrame())
-
-    bands_monthly, band_counts, as_of = pd.DataFrame(), {}, None
-    if _exists(con, "kpis.health_scores_daily"):
-        as_of = con.execute("select max(day) from kpis.health_scores_daily").fetchall()[0][0]
-        # one snapshot per month: its last scored day (the as-of day for the current month)
-        bands_monthly = _df(con, """
-            with ends as (select max(day) as day from kpis.health_scores_daily group by date_trunc('month', day))
-            select date_trunc('month', d.day)::date as month, d.band, count(*) as accounts
-            from kpis.health_scores_daily as d join ends using (day)
-            where d.is_active group by 1, 2 order by 1, 2
-        """)
-        counts = _df(con, """
-            select day, band, count(*) as n from kpis.health_scores_daily
-            where is_active and day in (?::date, ?::date - interval 30 day) group by 1, 2
-        """, [as_of, as_of])
-        for band in render.BANDS:
-            now = counts[(counts["band"] == band) & (counts["day"].astype(str).str[:10] == str(as_of)[:10])]["n"]
-            before = counts[(counts["band"] == band) & (counts["day"].astype(str).str[:10] != str(as_of)[:10])]["n"]
-            band_counts[band] = (int(now.sum()), int(before.sum()) if not before.empty else None)
-
+    as_of = (con.execute("select max(day) from kpis.health_scores_daily").fetchall()[0][0]
+             if _exists(con, "kpis.health_scores_daily") else None)
     backtest = pd.DataFrame()
     if _exists(con, "kpis.health_backtest"):
         parts = " union all ".join(
@@ -257,22 +380,87 @@ def load_report_data(con) -> render.ReportData:
         )
         backtest = _df(con, f"select band, accounts, churned, churned / nullif(accounts, 0) as churn_rate "
                             f"from ({parts})")
-
     health = _health(con)
     alerts = _alerts(con, health)
     risks, risk_source = _risks(alerts, health)
     expansion, expansion_source = _expansion(alerts, health)
-    period_month = pd.Timestamp(month) if month is not None else None
+    return {
+        "as_of": str(as_of)[:10] if as_of is not None else None, "cohorts": cohorts, "backtest_bands": backtest,
+        "risks": risks, "risk_source": risk_source, "expansion": expansion, "expansion_source": expansion_source,
+        "worklist": _worklist(health, alerts),
+        "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def load_report_data(con, cadence: str = "month", period: str = LATEST_COMPLETE,
+                     shared: dict | None = None) -> render.ReportData:
+    """Read every table the page of ``cadence`` shows for ``period`` (see ``choose_period``); tables that do
+    not exist leave their section empty. ``shared``: ``load_shared(con)``, read once for several cadences."""
+    if cadence not in render.CADENCES:
+        raise ValueError(f"cadence {cadence!r} is not one of {', '.join(CADENCES)}")
+    shared = shared if shared is not None else load_shared(con)
+    con.execute("set TimeZone = 'UTC'")
+    revenue, revenue_source = _revenue(con, cadence)
+    chosen = None
+    if not revenue.empty:
+        periods = revenue[["period_start", "period_end", "read_day", "is_complete"]].drop_duplicates("period_start")
+        chosen = choose_period(periods, cadence, period)
+    elif parse_period(cadence, period) is not None:
+        raise ValueError(f"no {cadence} data to report on for period {period!r} ({revenue_source} is missing "
+                         "or empty)")
+    start = chosen["period_start"] if chosen else None
+    window = _window_start(cadence, start) if start else None
+    prev_start = None
+    if start:
+        revenue = revenue[(revenue["period_start"] <= start) & (revenue["period_start"] >= window)]
+        earlier = sorted(p for p in revenue["period_start"].unique() if p < start)
+        prev_start = earlier[-1] if earlier else str(render.period_start_of(
+            cadence, dt.date.fromisoformat(start) - dt.timedelta(days=1)))
+    segments = (["all"] + sorted(s for s in revenue["segment"].unique() if s != "all")
+                if not revenue.empty else ["all"])
+    prev_end = str(dt.date.fromisoformat(start) - dt.timedelta(days=1)) if start else None
+    bands_over_time, band_counts = _bands(con, cadence, chosen["read_day"] if chosen else None, prev_end, window)
+    as_of = shared["as_of"] or (str(revenue["read_day"].max()) if not revenue.empty else "unknown")
     return render.ReportData(
-        as_of_day=str(as_of)[:10] if as_of is not None else (str(month)[:10] if month is not None else "unknown"),
-        period=period_month.strftime("%Y-%m") if period_month is not None else "no data",
-        segments=segments, revenue=revenue, cohorts=cohorts, bands_monthly=bands_monthly,
-        backtest_bands=backtest, band_counts=band_counts, nps=_nps(con, month), risks=risks,
-        risk_source=risk_source, expansion=expansion,
-        expansion_source=expansion_source, movers=_movers(con, month),
-        worklist=_worklist(health, alerts),
-        generated_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        as_of_day=as_of,
+        period=render.period_label(cadence, start) if start else "no data",
+        cadence=cadence,
+        period_start=start or "",
+        period_end=chosen["period_end"] if chosen else "",
+        read_day=chosen["read_day"] if chosen else "",
+        is_complete=bool(chosen["is_complete"]) if chosen else True,
+        segments=segments, revenue=revenue, revenue_source=revenue_source, cohorts=shared["cohorts"],
+        bands_over_time=bands_over_time, backtest_bands=shared["backtest_bands"], band_counts=band_counts,
+        nps=_nps(con, start, chosen["read_day"] if chosen else None, prev_start),
+        risks=shared["risks"], risk_source=shared["risk_source"], expansion=shared["expansion"],
+        expansion_source=shared["expansion_source"], movers=_movers(con, cadence, start),
+        worklist=shared["worklist"], generated_at=shared["generated_at"],
     )
+
+
+class KpiReportConfig(dg.Config):
+    """Run config of reports/kpi_report (the defaults are what the nightly job and `make run` build)."""
+
+    cadences: list[str] = Field(
+        default=list(DEFAULT_CADENCES),
+        description="Which reports to write: any of week (team), month (leadership), quarter (executive). "
+        "Default: all three (about a second each).",
+    )
+    period: str = Field(
+        default=LATEST_COMPLETE,
+        description="The period to report on, for every cadence chosen: '' = the latest complete period of each "
+        "cadence; 'current' = the period holding the data's as-of day (to date, provisional); a day YYYY-MM-DD = "
+        "the period containing it; or a label of the one cadence chosen (2026-W42, 2026-10, 2026-Q3). A chosen "
+        "period is written to its own file (kpi_report_quarterly_2026-Q3.html); the defaults keep the fixed "
+        "file names.",
+    )
+
+
+def _write(path, page: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
 
 
 @dg.asset(
@@ -283,29 +471,44 @@ def load_report_data(con) -> render.ReportData:
     owners=OWNERS,
     pool=WAREHOUSE_POOL,
     description=(
-        "The monthly customer-success KPI report: one self-contained HTML file (charts drawn with plotly, "
-        "plotly.js inlined, viewable offline) at `<state>/reports/kpi_report.html` with headline KPIs and "
-        "their change vs the previous month, the MRR bridge, NRR/GRR trends, cohort retention, health bands, "
-        "backtest churn by band, expansion, top risks (alerts.alert_candidates when it exists, else red or "
-        "declining accounts), expansion opportunities, MRR movers, a per-CSM worklist and KPI definitions. "
+        "The customer-success KPI report at three cadences: weekly (team), monthly (leadership) and quarterly "
+        "(executive), each one self-contained HTML file (charts drawn with plotly, plotly.js inlined, viewable "
+        "offline) under `<state>/reports/`: `kpi_report.html` (monthly), `kpi_report_weekly.html`, "
+        "`kpi_report_quarterly.html`. Each shows headline KPIs for its period (kpis.revenue_periods) with the "
+        "change vs the previous period of the same cadence, the period's MRR bridge, NRR/GRR trends at the "
+        "cadence and trailing 12 months, cohort retention, health bands, backtest churn by band, expansion, "
+        "top risks (alerts.alert_candidates when it exists, else red or declining accounts), expansion "
+        "opportunities, the period's MRR movers, a per-CSM worklist and KPI definitions. Run config picks the "
+        "cadences and the period (default: all three, latest complete period). "
         "See cs_kpis/defs/reports/README.md."
     ),
 )
-def kpi_report(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+def kpi_report(context: dg.AssetExecutionContext, config: KpiReportConfig,
+               duckdb: DuckDBResource) -> dg.MaterializeResult:
+    unknown = [c for c in config.cadences if c not in render.CADENCES]
+    if unknown or not config.cadences:
+        raise ValueError(f"cadences must be a non-empty list of {', '.join(CADENCES)}; got {config.cadences}")
+    cadences = list(dict.fromkeys(config.cadences))  # in the order given, once each
+    chosen = bool(config.period.strip())
     with duckdb.get_connection() as con:
-        data = load_report_data(con)
-    page = render.render_report(data)
-    path = report_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
-    context.log.info(f"wrote {path} ({len(page) / 1e6:.1f} MB)")
-    return dg.MaterializeResult(metadata={
-        "path": dg.MetadataValue.path(str(path)),
-        "period": data.period,
-        "as_of_day": data.as_of_day,
-        "headline": dg.MetadataValue.md(render.headline_markdown(data)),
-        "risk_source": data.risk_source,
-        "size_bytes": dg.MetadataValue.int(len(page.encode())),
-    })
+        shared = load_shared(con)
+        pages = [load_report_data(con, c, config.period, shared) for c in cadences]
+    links = {c: report_path(c).name for c in CADENCES}
+    metadata = {
+        "cadences": ", ".join(cadences),
+        "as_of_day": shared["as_of"] or "unknown",
+        "risk_source": shared["risk_source"],
+    }
+    for data in pages:
+        page = render.render_report(data, links)
+        path = report_path(data.cadence, data.period if chosen and data.period_start else None)
+        _write(path, page)
+        context.log.info(f"wrote {path} ({data.cadence} {data.period}, {len(page) / 1e6:.1f} MB)")
+        sfx = metadata_suffix(data.cadence)
+        metadata |= {
+            f"path{sfx}": dg.MetadataValue.path(str(path)),
+            f"period{sfx}": data.period,
+            f"headline{sfx}": dg.MetadataValue.md(render.headline_markdown(data)),
+            f"size_bytes{sfx}": dg.MetadataValue.int(len(page.encode())),
+        }
+    return dg.MaterializeResult(metadata=metadata)

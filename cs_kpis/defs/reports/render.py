@@ -1,11 +1,15 @@
 """Pure rendering: the report's data (plain DataFrames and dicts) -> one self-contained HTML string.
 
+One page per cadence (week, month, quarter): the same sections, with the period's figures, their change vs
+the previous period of the same cadence, and trends at that cadence (``ReportData.cadence``).
+
 No warehouse, no Dagster, no network: plotly.js is inlined once in the page head, styles are inlined from
 ``template.html``. Every chart sits in ``<div class="chart" data-chart="<name>">``; the page records script
 errors in ``window.__errors`` and, once loaded, writes their count into ``#js-error-count`` and the number
 of charts that drew an SVG into ``#charts-drawn`` (the browser test reads both).
 """
 
+import datetime as dt
 import html
 import math
 from dataclasses import dataclass, field
@@ -22,22 +26,74 @@ KPI_README = "cs_kpis/defs/kpis/README.md"
 HEALTH_README = "cs_kpis/defs/health/README.md"
 BAND_COLORS = {"green": "#2e9e5b", "yellow": "#e0b100", "red": "#d64541"}
 BANDS = ("green", "yellow", "red")
+BRIDGE_ZOOM_BELOW = 0.2
+"""the MRR bridge's y axis starts near its lowest level when all levels lie within this share of the highest"""
 
-DEFINITIONS = {
-    "Ending MRR / ARR": "sum of the accounts' month-end MRR; ARR = 12 x ending MRR.",
-    "NRR": "(start + expansion - contraction - churned) / start, monthly; T12: the accounts active 12 "
-    "month ends ago, their MRR now / their MRR then.",
-    "GRR": "(start - contraction - churned) / start; never above 100%. T12 as NRR with each account "
-    "capped at its MRR 12 months ago.",
-    "Logo churn": "accounts active at the start of the month and not at its end / accounts active at the start.",
-    "Quick ratio": "(new + expansion + reactivation) / (contraction + churned); empty when nothing was lost.",
-    "NPS": "% promoters (9-10) - % detractors (0-6) of the survey responses received in the month.",
-    "Health band": "green / yellow / red from the health score (0-100), see " + HEALTH_README + ".",
-    "Churn rate by band (backtest)": "share of accounts scored in the band that churned (MRR to half or less) "
-    "within 90 days, pooled over the backtest months (kpis.health_backtest).",
-    "Cohort retention": "a cohort's MRR at the end of each month since its first month / its MRR in the "
-    "first month (net MRR retention).",
-}
+
+
+@dataclass(frozen=True)
+class Cadence:
+    name: str  # week, month, quarter: the value of kpis.revenue_periods.cadence
+    adjective: str  # weekly, monthly, quarterly
+    audience: str  # who reviews it
+    file_suffix: str  # kpi_report<suffix>.html
+    trend_periods: int  # how many periods the trend charts show, ending with the report's period
+    t12_span: str  # the trailing-year comparison in words
+
+
+CADENCES = {c.name: c for c in (
+    Cadence("week", "weekly", "team", "_weekly", 52, "the same ISO week a year (52 weeks) earlier"),
+    Cadence("month", "monthly", "leadership", "", 36, "the same month a year earlier"),
+    Cadence("quarter", "quarterly", "executive", "_quarterly", 16, "the same quarter a year earlier"),
+)}
+
+
+def period_start_of(cadence: str, day: dt.date) -> dt.date:
+    """The first day of the period of ``cadence`` that contains ``day`` (weeks start on Monday)."""
+    if cadence == "week":
+        return day - dt.timedelta(days=day.weekday())
+    if cadence == "month":
+        return day.replace(day=1)
+    return day.replace(month=3 * ((day.month - 1) // 3) + 1, day=1)
+
+
+def period_label(cadence: str, start) -> str:
+    """2026-W43 (ISO week), 2026-10, 2026-Q4."""
+    day = pd.Timestamp(start).date()
+    if cadence == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    if cadence == "quarter":
+        return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+    return f"{day.year}-{day.month:02d}"
+
+
+def definitions(cadence: str = "month") -> dict[str, str]:
+    """Each KPI in one sentence, worded for the cadence (the full ones: defs/kpis/README.md)."""
+    c = CADENCES[cadence]
+    p = c.name
+    return {
+        "Ending MRR / ARR": f"sum of the accounts' MRR at the end of the {p} (for the current {p}: on the as-of "
+        "day); ARR = 12 x ending MRR.",
+        "NRR": f"(start + expansion - contraction - churned) / start over the {p}: the accounts active at the end "
+        f"of the previous {p}, their MRR at the end of this {p} / their MRR then. T12: the accounts active at the "
+        f"end of {c.t12_span}, their MRR now / their MRR then.",
+        "GRR": f"(start - contraction - churned) / start over the {p}; never above 100%. T12 as NRR with each "
+        "account capped at its MRR a year earlier.",
+        "Logo churn": f"accounts active at the start of the {p} and not at its end / accounts active at the start.",
+        "Quick ratio": f"(new + expansion + reactivation) / (contraction + churned) over the {p}; empty when "
+        "nothing was lost.",
+        "MRR bridge": f"starting MRR + new + expansion + reactivation - contraction - churned = ending MRR; each "
+        f"account's movement compares its MRR at the two ends of the {p} (an account that left and came back "
+        f"within the {p} counts once, by its net change).",
+        "NPS": f"% promoters (9-10) - % detractors (0-6) of the survey responses received in the {p}.",
+        "Health band": f"green / yellow / red from the health score (0-100), active accounts on the last scored "
+        f"day of the {p} vs of the previous {p}; see " + HEALTH_README + ".",
+        "Churn rate by band (backtest)": "share of accounts scored in the band that churned (MRR to half or less) "
+        "within 90 days, pooled over the backtest months (kpis.health_backtest).",
+        "Cohort retention": "a cohort's MRR at the end of each month since its first month / its MRR in the "
+        "first month (net MRR retention).",
+    }
 
 
 @dataclass
@@ -45,13 +101,21 @@ class ReportData:
     """Everything the report shows; empty DataFrames render as 'no data' notes, never as errors."""
 
     as_of_day: str
-    period: str  # the latest month, 'YYYY-MM'
+    period: str  # the report's period as a label: '2026-W43', '2026-10', '2026-Q3' ('no data' without one)
+    cadence: str = "month"  # week, month or quarter
+    period_start: str = ""  # 'YYYY-MM-DD'
+    period_end: str = ""
+    read_day: str = ""  # the day end-of-period figures are read (< period_end: the period is not over)
+    is_complete: bool = True
     segments: list[str] = field(default_factory=lambda: ["all"])
-    revenue: pd.DataFrame = field(default_factory=pd.DataFrame)  # kpis.revenue_monthly rows
+    # kpis.revenue_periods rows of the cadence (period_start, label, segment, KPI columns), the report's
+    # period last: the trend window, so the latest row of a segment is the report's period
+    revenue: pd.DataFrame = field(default_factory=pd.DataFrame)
+    revenue_source: str = "kpis.revenue_periods"
     cohorts: pd.DataFrame = field(default_factory=pd.DataFrame)  # kpis.cohort_retention rows
-    bands_monthly: pd.DataFrame = field(default_factory=pd.DataFrame)  # month, band, accounts
+    bands_over_time: pd.DataFrame = field(default_factory=pd.DataFrame)  # period_start, label, band, accounts
     backtest_bands: pd.DataFrame = field(default_factory=pd.DataFrame)  # band, accounts, churned, churn_rate
-    band_counts: dict = field(default_factory=dict)  # {'green': (now, prev), ...}
+    band_counts: dict = field(default_factory=dict)  # {'green': (now, prev), ...} at the two period ends
     nps: tuple | None = None  # (now, prev) NPS, either may be None
     risks: pd.DataFrame = field(default_factory=pd.DataFrame)
     risk_source: str = ""
@@ -60,6 +124,20 @@ class ReportData:
     movers: pd.DataFrame = field(default_factory=pd.DataFrame)
     worklist: pd.DataFrame = field(default_factory=pd.DataFrame)  # csm_name + account columns
     generated_at: str = ""
+
+    @property
+    def spec(self) -> Cadence:
+        return CADENCES[self.cadence]
+
+    @property
+    def period_words(self) -> str:
+        """'the week 2026-W43 (2026-10-19 to 2026-10-25)', with 'to date' for a period that is not over."""
+        if not self.period_start:
+            return f"the {self.cadence} {self.period}"
+        span = f"{self.period_start} to {self.period_end}" if self.period_end else self.period_start
+        if not self.is_complete and self.read_day:
+            span += f", to date: read on {self.read_day}, provisional"
+        return f"the {self.cadence} {self.period} ({span})"
 
 
 # ----------------------------------------------------------------------------------------------- formatting
@@ -90,8 +168,8 @@ def fmt_num(v, digits: int = 2) -> str:
     return "–" if _missing(v) else f"{float(v):,.{digits}f}"
 
 
-def _delta(now, prev, kind: str, good_up: bool = True) -> str:
-    """'+1.2 pp vs prev' with a colour class; empty when either side is missing."""
+def _delta(now, prev, kind: str, good_up: bool = True, vs: str = "prev") -> str:
+    """'+1.2 pp vs prev month' with a colour class; a note when either side is missing."""
     if _missing(now) or _missing(prev):
         return '<span class="delta">no previous period</span>'
     d = float(now) - float(prev)
@@ -102,7 +180,7 @@ def _delta(now, prev, kind: str, good_up: bool = True) -> str:
     else:
         text = f"{d:+,.2f}" if kind == "ratio" else f"{d:+,.0f}"
     cls = "flat" if d == 0 else ("up" if (d > 0) == good_up else "down")
-    return f'<span class="delta {cls}">{text} vs prev</span>'
+    return f'<span class="delta {cls}">{text} vs {html.escape(vs)}</span>'
 
 
 def _tile(label: str, value: str, delta: str, key: str) -> str:
@@ -115,47 +193,58 @@ def _tile(label: str, value: str, delta: str, key: str) -> str:
 # ----------------------------------------------------------------------------------------------- sections
 
 
-def _latest_two(revenue: pd.DataFrame, segment: str) -> tuple[dict | None, dict | None]:
+def _latest_two(revenue: pd.DataFrame, segment: str,
+                period_start: str = "") -> tuple[dict | None, dict | None]:
+    """The segment's row for the report's period (its latest row) and the row of the period before."""
     if revenue.empty:
         return None, None
-    rows = revenue[revenue["segment"] == segment].sort_values("month")
+    rows = revenue[revenue["segment"] == segment].sort_values("period_start")
     if rows.empty:
         return None, None
     recs = rows.to_dict("records")
+    if period_start and str(recs[-1]["period_start"])[:10] != period_start:
+        return None, None  # the segment has no row for the report's period
     return recs[-1], (recs[-2] if len(recs) > 1 else None)
 
 
+def _current(data: ReportData, segment: str) -> tuple[dict | None, dict | None]:
+    return _latest_two(data.revenue, segment, data.period_start)
+
+
 def headline_tiles(data: ReportData, segment: str = "all") -> str:
-    cur, prev = _latest_two(data.revenue, segment)
+    cur, prev = _current(data, segment)
     prev = prev or {}
+    name, vs = data.cadence, f"prev {data.cadence}"
     tiles = []
     if cur is not None:
         g = prev.get
         tiles += [
             _tile("Ending MRR", fmt_money(cur["ending_mrr"]),
-                  _delta(cur["ending_mrr"], g("ending_mrr"), "money"), "ending_mrr"),
+                  _delta(cur["ending_mrr"], g("ending_mrr"), "money", vs=vs), "ending_mrr"),
             _tile("ARR", fmt_money(12 * float(cur["ending_mrr"])),
                   _delta(12 * float(cur["ending_mrr"]), None if _missing(g("ending_mrr")) else
-                         12 * float(g("ending_mrr")), "money"), "arr"),
-            _tile("NRR (month)", fmt_pct(cur["nrr"]), _delta(cur["nrr"], g("nrr"), "pct"), "nrr"),
-            _tile("GRR (month)", fmt_pct(cur["grr"]), _delta(cur["grr"], g("grr"), "pct"), "grr"),
-            _tile("NRR (T12)", fmt_pct(cur.get("nrr_t12")), _delta(cur.get("nrr_t12"), g("nrr_t12"), "pct"),
-                  "nrr_t12"),
+                         12 * float(g("ending_mrr")), "money", vs=vs), "arr"),
+            _tile(f"NRR ({name})", fmt_pct(cur["nrr"]), _delta(cur["nrr"], g("nrr"), "pct", vs=vs), "nrr"),
+            _tile(f"GRR ({name})", fmt_pct(cur["grr"]), _delta(cur["grr"], g("grr"), "pct", vs=vs), "grr"),
+            _tile("NRR (T12)", fmt_pct(cur.get("nrr_t12")),
+                  _delta(cur.get("nrr_t12"), g("nrr_t12"), "pct", vs=vs), "nrr_t12"),
             _tile("Logo churn", fmt_pct(cur["logo_churn_rate"]),
-                  _delta(cur["logo_churn_rate"], g("logo_churn_rate"), "pct", good_up=False), "logo_churn"),
+                  _delta(cur["logo_churn_rate"], g("logo_churn_rate"), "pct", good_up=False, vs=vs), "logo_churn"),
             _tile("Quick ratio", fmt_num(cur["quick_ratio"]),
-                  _delta(cur["quick_ratio"], g("quick_ratio"), "ratio"), "quick_ratio"),
+                  _delta(cur["quick_ratio"], g("quick_ratio"), "ratio", vs=vs), "quick_ratio"),
         ]
     else:
-        tiles.append('<p class="note">No revenue KPIs (kpis.revenue_monthly is empty or missing).</p>')
+        tiles.append(f'<p class="note">No revenue KPIs for this {name} (kpis.revenue_periods is empty or '
+                     "missing).</p>")
     if segment == "all":
         if data.nps is not None:
-            tiles.append(_tile("NPS", fmt_num(data.nps[0], 0), _delta(data.nps[0], data.nps[1], "count"), "nps"))
+            tiles.append(_tile("NPS", fmt_num(data.nps[0], 0),
+                               _delta(data.nps[0], data.nps[1], "count", vs=vs), "nps"))
         for band in BANDS:
             now, before = data.band_counts.get(band, (None, None))
             if now is not None:
                 tiles.append(_tile(f"Accounts {band}", f'<span class="dot {band}"></span>{int(now)}',
-                                   _delta(now, before, "count", good_up=band != "red"), f"band_{band}"))
+                                   _delta(now, before, "count", good_up=band != "red", vs=vs), f"band_{band}"))
     return '<div class="tiles">' + "".join(tiles) + "</div>"
 
 
@@ -163,8 +252,9 @@ def segment_table(data: ReportData) -> str:
     if data.revenue.empty:
         return ""
     rows = []
+    vs = f"prev {data.cadence}"
     for seg in data.segments:
-        cur, prev = _latest_two(data.revenue, seg)
+        cur, prev = _current(data, seg)
         if cur is None:
             continue
         prev = prev or {}
@@ -172,8 +262,8 @@ def segment_table(data: ReportData) -> str:
             "Segment": seg,
             "Ending MRR": fmt_money(cur["ending_mrr"]),
             "ARR": fmt_money(12 * float(cur["ending_mrr"])),
-            "NRR": f'{fmt_pct(cur["nrr"])} {_delta(cur["nrr"], prev.get("nrr"), "pct")}',
-            "GRR": f'{fmt_pct(cur["grr"])} {_delta(cur["grr"], prev.get("grr"), "pct")}',
+            "NRR": f'{fmt_pct(cur["nrr"])} {_delta(cur["nrr"], prev.get("nrr"), "pct", vs=vs)}',
+            "GRR": f'{fmt_pct(cur["grr"])} {_delta(cur["grr"], prev.get("grr"), "pct", vs=vs)}',
             "NRR T12": fmt_pct(cur.get("nrr_t12")),
             "Logo churn": fmt_pct(cur["logo_churn_rate"]),
             "Quick ratio": fmt_num(cur["quick_ratio"]),
@@ -200,7 +290,8 @@ def _table(df: pd.DataFrame, name: str, escape: bool = True) -> str:
 # ----------------------------------------------------------------------------------------------- charts
 
 _LAYOUT = {"template": "plotly_white", "height": 340, "margin": {"l": 50, "r": 20, "t": 40, "b": 40},
-           "legend": {"orientation": "h", "y": -0.2}, "font": {"size": 12}}
+           # legend above the plot: below it, it would cover the tilted period labels of a weekly axis
+           "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"}, "font": {"size": 12}}
 
 
 def _chart(name: str, title: str, fig: go.Figure | None, note: str = "") -> str:
@@ -215,7 +306,7 @@ def _chart(name: str, title: str, fig: go.Figure | None, note: str = "") -> str:
 
 
 def fig_bridge(data: ReportData, segment: str = "all") -> go.Figure | None:
-    cur, _ = _latest_two(data.revenue, segment)
+    cur, _ = _current(data, segment)
     if cur is None:
         return None
     steps = [("Starting", cur["starting_mrr"], "absolute"), ("New", cur["new_mrr"], "relative"),
@@ -224,29 +315,51 @@ def fig_bridge(data: ReportData, segment: str = "all") -> go.Figure | None:
              ("Contraction", -float(cur["contraction_mrr"]), "relative"),
              ("Churned", -float(cur["churned_mrr"]), "relative"), ("Ending", cur["ending_mrr"], "total")]
     values = [float(v) for _, v, _ in steps]
-    return go.Figure(go.Waterfall(
+    fig = go.Figure(go.Waterfall(
         x=[s[0] for s in steps], y=values, measure=[s[2] for s in steps],
         text=[fmt_money(v) for v in values], textposition="outside",
         increasing={"marker": {"color": BAND_COLORS["green"]}},
         decreasing={"marker": {"color": BAND_COLORS["red"]}},
         totals={"marker": {"color": "#4a6fa5"}},
     ))
+    # the levels the bars reach; when the movements are small next to the base (a typical week), start the
+    # y axis near the lowest level so they stay visible (the chart's note says so)
+    levels = [values[0]]
+    for v in values[1:-1]:
+        levels.append(levels[-1] + v)
+    lo, hi = min(levels + [values[-1]]), max(levels + [values[-1]])
+    if lo > 0 and hi - lo < BRIDGE_ZOOM_BELOW * hi:
+        pad = max(hi - lo, 0.002 * hi)
+        fig.update_yaxes(range=[max(0.0, lo - 1.5 * pad), hi + 0.6 * pad])
+    return fig
+
+
+def bridge_axis_note(fig: go.Figure | None) -> str:
+    """A note for a bridge whose y axis does not start at 0."""
+    if fig is None or fig.layout.yaxis.range is None:
+        return ""
+    return f"The y axis starts at {fmt_money(fig.layout.yaxis.range[0])}, not 0, so that the movements show."
+
+
+def _trend_rows(data: ReportData, segment: str) -> pd.DataFrame:
+    if data.revenue.empty:
+        return data.revenue
+    return data.revenue[data.revenue["segment"] == segment].sort_values("period_start")
 
 
 def fig_retention(data: ReportData, segment: str = "all") -> go.Figure | None:
-    if data.revenue.empty:
-        return None
-    rows = data.revenue[data.revenue["segment"] == segment].sort_values("month")
+    rows = _trend_rows(data, segment)
     if rows.empty:
         return None
     fig = go.Figure()
-    months = rows["month"].astype(str).str[:7]
-    for col, label, dash in (("nrr", "NRR (month)", "solid"), ("grr", "GRR (month)", "solid"),
+    name = data.cadence
+    for col, label, dash in (("nrr", f"NRR ({name})", "solid"), ("grr", f"GRR ({name})", "solid"),
                              ("nrr_t12", "NRR (T12)", "dash"), ("grr_t12", "GRR (T12)", "dash")):
         if col in rows:
-            fig.add_trace(go.Scatter(x=months, y=rows[col].astype(float), name=label, mode="lines+markers",
+            fig.add_trace(go.Scatter(x=rows["label"], y=rows[col].astype(float), name=label, mode="lines+markers",
                                      line={"dash": dash}))
     fig.update_yaxes(tickformat=".0%")
+    fig.update_xaxes(type="category")
     return fig
 
 
@@ -265,15 +378,16 @@ def fig_cohorts(data: ReportData) -> go.Figure | None:
 
 
 def fig_bands(data: ReportData) -> go.Figure | None:
-    b = data.bands_monthly
+    b = data.bands_over_time
     if b.empty:
         return None
     fig = go.Figure()
     for band in BANDS:
-        rows = b[b["band"] == band].sort_values("month")
-        fig.add_trace(go.Bar(x=rows["month"].astype(str).str[:7], y=rows["accounts"], name=band,
-                             marker_color=BAND_COLORS[band]))
+        rows = b[b["band"] == band].sort_values("period_start")
+        fig.add_trace(go.Bar(x=rows["label"], y=rows["accounts"], name=band, marker_color=BAND_COLORS[band]))
     fig.update_layout(barmode="stack")
+    fig.update_xaxes(type="category", categoryorder="array",
+                     categoryarray=list(b.sort_values("period_start")["label"].drop_duplicates()))
     return fig
 
 
@@ -292,13 +406,11 @@ def fig_backtest(data: ReportData) -> go.Figure | None:
 
 
 def fig_expansion(data: ReportData, segment: str = "all") -> go.Figure | None:
-    if data.revenue.empty:
-        return None
-    rows = data.revenue[data.revenue["segment"] == segment].sort_values("month")
+    rows = _trend_rows(data, segment)
     if rows.empty:
         return None
-    return go.Figure(go.Bar(x=rows["month"].astype(str).str[:7], y=rows["expansion_mrr"].astype(float),
-                            marker_color=BAND_COLORS["green"], name="expansion MRR"))
+    return go.Figure(go.Bar(x=rows["label"], y=rows["expansion_mrr"].astype(float),
+                            marker_color=BAND_COLORS["green"], name="expansion MRR")).update_xaxes(type="category")
 
 
 # ----------------------------------------------------------------------------------------------- worklist
@@ -322,8 +434,25 @@ def worklist_html(df: pd.DataFrame) -> str:
 # ----------------------------------------------------------------------------------------------- page
 
 
-def render_report(data: ReportData) -> str:
-    """The whole page as one HTML string (plotly.js and styles inlined; no external requests)."""
+def nav_html(data: ReportData, links: dict[str, str] | None) -> str:
+    """Links to the reports of the other cadences (relative file names in the same folder)."""
+    if not links:
+        return ""
+    items = []
+    for name, href in links.items():
+        c = CADENCES[name]
+        text = f"{c.adjective.capitalize()} ({c.audience})"
+        items.append(f"<b>{text}</b>" if name == data.cadence
+                     else f'<a href="{html.escape(href)}" data-cadence="{name}">{text}</a>')
+    return '<nav class="cadences">Reports: ' + " &middot; ".join(items) + "</nav>"
+
+
+def render_report(data: ReportData, links: dict[str, str] | None = None) -> str:
+    """The whole page as one HTML string (plotly.js and styles inlined; no external requests).
+
+    ``links``: cadence -> file name of that cadence's report, shown as navigation in the header.
+    """
+    spec = data.spec
     segment_options = "".join(
         f'<option value="{html.escape(s)}">{html.escape(s)}</option>' for s in data.segments if s != "all"
     )
@@ -336,25 +465,45 @@ def render_report(data: ReportData) -> str:
             f'<section class="segment" data-segment="{html.escape(seg)}"><h3>Segment: {html.escape(seg)}</h3>'
             + headline_tiles(data, seg)
             + '<div class="grid">'
-            + _chart(f"bridge-{slug}", f"MRR bridge, {data.period}: {seg}", fig_bridge(data, seg))
-            + _chart(f"retention-{slug}", f"NRR and GRR: {seg}", fig_retention(data, seg))
+            + _chart(f"bridge-{slug}", f"MRR bridge, {data.period}: {seg}", seg_bridge := fig_bridge(data, seg),
+                     bridge_axis_note(seg_bridge))
+            + _chart(f"retention-{slug}", f"NRR and GRR by {data.cadence}: {seg}", fig_retention(data, seg))
             + "</div></section>"
         )
+    name = data.cadence
+    bridge = fig_bridge(data)
+    bridge_note = (f"From the end of the previous {name} to the end of {data.period_words}. "
+                   + bridge_axis_note(bridge)) if data.period_start else ""
     charts = "".join([
-        _chart("bridge", f"MRR bridge, {data.period}", fig_bridge(data)),
-        _chart("retention", "NRR and GRR trend (monthly and trailing 12)", fig_retention(data)),
+        _chart("bridge", f"MRR bridge, {data.period}", bridge, bridge_note.strip()),
+        _chart("retention", f"NRR and GRR trend ({spec.adjective} and trailing 12 months)", fig_retention(data),
+               f"the last {spec.trend_periods} {name}s at most; T12 compares with {spec.t12_span}"),
         _chart("cohorts", "Cohort net MRR retention", fig_cohorts(data),
                "rows: cohort (first active month); columns: months since start"),
-        _chart("bands", "Health band distribution (active accounts at month end)", fig_bands(data)),
+        _chart("bands", f"Health band distribution (active accounts at {name} end)", fig_bands(data)),
         _chart("backtest", "Churn rate by health band (backtest, 90-day horizon)", fig_backtest(data)),
-        _chart("expansion", "Expansion MRR by month", fig_expansion(data)),
+        _chart("expansion", f"Expansion MRR by {name}", fig_expansion(data)),
     ])
-    definitions = "".join(
-        f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in DEFINITIONS.items()
+    defs = "".join(
+        f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in definitions(name).items()
     )
+    meta = f"Period: {data.period}"
+    if data.period_start:
+        meta += f", {data.period_start} to {data.period_end}"
+    meta += f" ({spec.adjective}, {spec.audience} review)"
+    provisional = ""
+    if data.period_start and not data.is_complete:
+        provisional = (f'<p class="provisional" data-provisional="true">This {name} is not over: its figures are '
+                       f"read on {html.escape(data.read_day)} and will change; the previous {name} is "
+                       "complete, so flows (new, churned, NRR) are not yet comparable.</p>")
     page = Template(TEMPLATE_PATH.read_text()).substitute(
         title=f"Customer-success KPI report: {data.period}",
         period=html.escape(data.period),
+        period_meta=html.escape(meta),
+        period_words=html.escape(data.period_words),
+        nav=nav_html(data, links),
+        provisional=provisional,
+        revenue_source=html.escape(data.revenue_source),
         as_of_day=html.escape(data.as_of_day),
         generated_at=html.escape(data.generated_at),
         plotlyjs=get_plotlyjs(),
@@ -369,7 +518,7 @@ def render_report(data: ReportData) -> str:
         expansion_source=html.escape(data.expansion_source),
         movers=_table(data.movers, "movers"),
         worklist=worklist_html(data.worklist),
-        definitions=definitions,
+        definitions=defs,
         kpi_readme=KPI_README,
     )
     return page
@@ -377,7 +526,7 @@ def render_report(data: ReportData) -> str:
 
 def headline_markdown(data: ReportData) -> str:
     """The headline figures as a markdown table for the Dagster UI."""
-    cur, prev = _latest_two(data.revenue, "all")
+    cur, prev = _current(data, "all")
     rows = []
     if cur is not None:
         prev = prev or {}
@@ -393,7 +542,7 @@ def headline_markdown(data: ReportData) -> str:
         now, before = data.band_counts.get(band, (None, None))
         if now is not None:
             rows.append((f"Accounts {band}", str(int(now)), "–" if before is None else str(int(before))))
-    lines = [f"**{data.period}** (data as of {data.as_of_day})", "", "| KPI | this period | previous |",
-             "|---|---:|---:|"]
+    lines = [f"**{data.spec.adjective.capitalize()} report**: {data.period_words}; data as of {data.as_of_day}", "",
+             f"| KPI | this {data.cadence} | previous {data.cadence} |", "|---|---:|---:|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)
