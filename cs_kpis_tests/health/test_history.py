@@ -78,20 +78,26 @@ def nightly_setup(con, last_built: dt.date) -> None:
         con.execute(f"delete from {table} where day > ?", [last_built])
 
 
+def full_build(con) -> None:
+    """What the assets do on a first run: a full indicator build (recording the window and its
+    fingerprint), then a full scoring."""
+    plan = history.plan_window(con, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version, full_refresh=True)
+    history.build_indicators(con, ha.INDICATOR_MODEL, plan)
+    assert ha.score_history(con, ha.load_current_config())["mode"] == "full"
+
+
 def test_nightly_indicators_and_scores_equal_a_full_build(wh, monkeypatch):
     monkeypatch.setenv(history.ENV_LOOKBACK_DAYS, "3")
     config = ha.load_current_config()
-    # reference: full indicators (fixture) and a full scoring
-    history.write_window(wh, window(None))
-    ref_stats = ha.score_history(wh, config, full_refresh=True)
-    assert ref_stats["mode"] == "full"
+    full_build(wh)
     ref = {t: rows(wh, t) for t in ("kpis.account_indicators_daily", "kpis.health_scores_daily")}
     ref_changes = rows(wh, "kpis.health_score_changes", order="account_id, day, window_days")
     assert ref_changes, "the fixture must have explained changes to compare"
 
     nightly_setup(wh, dt.date(2025, 4, 20))
     plan = history.plan_window(wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version)
-    assert plan.mode == "incremental" and plan.start_day == dt.date(2025, 4, 18)  # 04-20 minus 3 days' lookback
+    # 04-20 minus 3 days' lookback (the fingerprint day of the full build, 04-28, is later)
+    assert plan.mode == "incremental" and plan.start_day == dt.date(2025, 4, 18), plan.reason
     history.build_indicators(wh, ha.INDICATOR_MODEL, plan)
     stats = ha.score_history(wh, config, chunk_rows=10)  # small chunks: several account ranges
     assert stats["mode"] == "incremental" and stats["start_day"] == dt.date(2025, 4, 18)
@@ -99,16 +105,56 @@ def test_nightly_indicators_and_scores_equal_a_full_build(wh, monkeypatch):
     for table, expected in ref.items():
         same(rows(wh, table), expected)
     same(rows(wh, "kpis.health_score_changes", order="account_id, day, window_days"), ref_changes)
+    assert history.unscored_builds(wh) == []
+
+
+def test_restated_history_before_the_window_forces_a_full_build(wh):
+    full_build(wh)
+    plan = history.plan_window(wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version)
+    assert plan.mode == "incremental"
+    # a regenerated company or a late fact older than the lookback: an old activity row changes
+    wh.execute("update kpis.account_activity_daily set events = events + 1 "
+               "where day = (select min(day) from kpis.account_activity_daily)")
+    plan = history.plan_window(wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version)
+    assert plan.mode == "full" and "changed since the last build" in plan.reason
+
+
+def test_scores_catch_up_with_every_unscored_indicator_build(wh):
+    full_build(wh)
+    config = ha.load_current_config()
+    # night 1: a full indicator build the scores never saw; night 2: incremental
+    history.build_indicators(wh, ha.INDICATOR_MODEL, history.plan_window(
+        wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version, full_refresh=True))
+    history.build_indicators(wh, ha.INDICATOR_MODEL, history.plan_window(
+        wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version))
+    mode, _, reason = ha.plan_scoring(wh, config)
+    assert mode == "full" and "fully rebuilt" in reason
+    ha.score_history(wh, config)
+    assert history.unscored_builds(wh) == []
+    # two incremental nights unscored: scoring starts at the earlier window
+    history.build_indicators(wh, ha.INDICATOR_MODEL, window(dt.date(2025, 4, 10), mode="incremental"))
+    history.build_indicators(wh, ha.INDICATOR_MODEL, window(dt.date(2025, 4, 25), mode="incremental"))
+    assert ha.plan_scoring(wh, config)[:2] == ("incremental", dt.date(2025, 4, 10))
 
 
 def test_a_config_or_sql_change_forces_a_full_rebuild(wh):
     config = ha.load_current_config()
-    history.write_window(wh, window(None))
-    ha.score_history(wh, config, full_refresh=True)
+    full_build(wh)
     plan = history.plan_window(wh, ha.INDICATOR_MODEL.table, "another sql version")
     assert plan.mode == "full" and "SQL changed" in plan.reason
-    history.write_window(wh, window(dt.date(2025, 4, 25), mode="incremental"))
+    history.build_indicators(wh, ha.INDICATOR_MODEL, window(dt.date(2025, 4, 25), mode="incremental"))
     assert ha.plan_scoring(wh, config)[0] == "incremental"
     wh.execute("update kpis.health_scores_daily set config_version = 'old' where day = '2025-02-01'")
     mode, start, reason = ha.plan_scoring(wh, config)
     assert mode == "full" and start is None and "config changed" in reason
+
+
+def test_a_first_chunk_without_changes_still_types_the_text_columns(wh):
+    import pandas as pd
+
+    empty = pd.DataFrame({"day": pd.Series([], dtype="datetime64[us]"), "account_id": pd.Series([], dtype=object),
+                          "reason": pd.Series([], dtype=object)})
+    ha._append(wh, "kpis.t_chunks", empty, {"day": "date"}, create=True)
+    later = pd.DataFrame({"day": pd.to_datetime(["2025-01-01"]), "account_id": ["acc_a"], "reason": ["health 80 → 60"]})
+    ha._append(wh, "kpis.t_chunks", later, {"day": "date"}, create=False)
+    assert wh.execute("select account_id, reason from kpis.t_chunks").fetchall() == [("acc_a", "health 80 → 60")]

@@ -162,6 +162,10 @@ def _chunks(con, start_day, chunk_rows: int = SCORE_CHUNK_ROWS) -> list[tuple[st
 
 
 def _append(con, table: str, df: pd.DataFrame, casts: dict[str, str], create: bool) -> None:
+    # text columns typed explicitly: a first chunk with no rows (or only nulls) must not type them "NULL"
+    casts = {**{c: "varchar" for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])
+                and not pd.api.types.is_datetime64_any_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])},
+             **casts}
     if create:
         write_frame(con, table, df, casts)
         return
@@ -174,23 +178,27 @@ def _append(con, table: str, df: pd.DataFrame, casts: dict[str, str], create: bo
 
 
 def plan_scoring(con, config: hs.HealthConfig, full_refresh: bool = False) -> tuple[str, dt.date | None, str]:
-    """(mode, first day to score, reason): incremental from the indicators' build window when the stored
-    scores are all of the current config, else a full rescore."""
-    window = history.previous_window(con)
+    """(mode, first day to score, reason): incremental from the earliest indicator build not scored yet
+    when every build since was incremental and the stored scores are all of the current config, else a
+    full rescore of the kept history."""
+    current = history.previous_window(con) or {}
+    hist = current.get("history_start")
     if full_refresh:
-        return "full", window and window.get("history_start"), "full_refresh requested"
-    if window is None or window.get("mode") != "incremental" or window.get("start_day") is None:
-        return "full", window and window.get("history_start"), "the indicators were fully rebuilt"
+        return "full", hist, "full_refresh requested"
     if not history._exists(con, "kpis.health_scores_daily") or not history._exists(con, "kpis.health_score_changes"):
-        return "full", window.get("history_start"), "no scores yet"
+        return "full", hist, "no scores yet"
+    pending = history.unscored_builds(con)
+    if any(b.get("mode") != "incremental" or b.get("start_day") is None for b in pending):
+        return "full", hist, "the indicators were fully rebuilt"
     last, other = con.execute("select max(day), count(*) filter (where config_version <> ?) "
                               "from kpis.health_scores_daily", [config.version]).fetchall()[0]
     if other:
-        return "full", window.get("history_start"), f"config changed to {config.version}"
+        return "full", hist, f"config changed to {config.version}"
     if last is None:
-        return "full", window.get("history_start"), "no scores yet"
-    start = min(window["start_day"], last + dt.timedelta(days=1))
-    return "incremental", start, f"indicators rebuilt from {window['start_day']}, last scored day {last}"
+        return "full", hist, "no scores yet"
+    start = min([b["start_day"] for b in pending] + [last + dt.timedelta(days=1)])
+    return "incremental", start, (f"indicators rebuilt from {start} ({len(pending)} build(s) not scored yet), "
+                                  f"last scored day {last}")
 
 
 def score_history(con, config: hs.HealthConfig, full_refresh: bool = False,
@@ -213,7 +221,7 @@ def score_history(con, config: hs.HealthConfig, full_refresh: bool = False,
         if mode == "incremental":
             for table in ("kpis.health_scores_daily", "kpis.health_score_changes"):
                 con.execute(f"delete from {table} where day >= ?", [start])
-            hist = history.previous_window(con).get("history_start")
+            hist = (history.previous_window(con) or {}).get("history_start")
             if hist is not None:
                 for table in ("kpis.health_scores_daily", "kpis.health_score_changes"):
                     con.execute(f"delete from {table} where day < ?", [hist])
@@ -246,6 +254,8 @@ def score_history(con, config: hs.HealthConfig, full_refresh: bool = False,
             _append(con, "kpis.health_score_changes", changes, {"day": "date", "window_days": "integer"}, create)
             create = False
             rows += len(scores)
+        if history._exists(con, history.WINDOW_TABLE):
+            history.mark_scored(con)
         con.execute("commit")
     except Exception:
         con.execute("rollback")

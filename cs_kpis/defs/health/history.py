@@ -15,13 +15,17 @@ unit of work; and late facts rewrite recent days, which a lookback handles in th
 there is no per-day status in the UI. A full rebuild of the whole history is one run (``full_refresh`` in
 the run config), which is what a single-run backfill over daily partitions would give.
 
-The build window is recorded in ``kpis._health_build_window`` (one row, replaced by every indicator build):
-the indicator SQL reads ``start_day`` from it, and the score asset reads it to know which days changed.
-A full build happens when the table is missing, ``full_refresh`` is set, the indicator SQL changed, or the
-history setting changed; otherwise the build is incremental.
+Every indicator build is recorded in ``kpis._health_build_window`` (one row per build, the latest
+``is_current``): the indicator SQL reads ``start_day`` from the current row, and the score asset reads the
+builds it has not scored yet to know which days changed. A full build happens when the table is missing,
+``full_refresh`` is set, the indicator SQL changed, the history grew, or a fingerprint of every input row
+dated before the nightly window (activity, MRR change points, subscription periods, product configuration,
+calendar start) differs from the one taken at the last build: regenerated or restated history, or a fact
+arriving later than the lookback, rebuilds everything instead of leaving stale days behind.
 """
 
 import datetime as dt
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -67,19 +71,48 @@ class BuildWindow:
     reason: str
 
 
+FINGERPRINT_SQL = (
+    # everything before a day that the indicators of later days are built from: if any of it changes
+    # (regenerated or restated source history, a remapped account, new product configuration), the days
+    # before the nightly window are stale and the next build must be full
+    ("kpis.account_activity_daily", "day"),
+    ("marts.mrr_daily_changes", "change_date"),
+    ("marts.subscription_periods", "start_date"),
+)
+
+
 def _exists(con, table: str) -> bool:
     schema, name = table.split(".")
     return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and "
                             "table_name = ?", [schema, name]).fetchall()[0][0])
 
 
+def fingerprint(con, before: dt.date) -> str:
+    """A hash of every input row dated before ``before``, of the product configuration and of the
+    calendar's first day (row count and xor of row hashes per table: order-independent)."""
+    parts = []
+    for table, column in FINGERPRINT_SQL:
+        parts.append(con.execute(f"select count(*), coalesce(bit_xor(hash(t)), 0) from {table} as t "
+                                 f"where {column} < ?", [before]).fetchall()[0])
+    parts.append(con.execute("select count(*), coalesce(bit_xor(hash(t)), 0) from kpis.health_product_config as t")
+                 .fetchall()[0])
+    parts.append(con.execute("select min(day) from marts.dim_day").fetchall()[0])
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
 def previous_window(con) -> dict | None:
+    """The current (latest) indicator build, or None."""
+    builds = build_log(con)
+    return builds[-1] if builds else None
+
+
+def build_log(con) -> list[dict]:
+    """Every indicator build recorded, oldest first."""
     if not _exists(con, WINDOW_TABLE):
-        return None
-    cur = con.execute(f"select * from {WINDOW_TABLE}")
+        return []
+    cur = con.execute(f"select * from {WINDOW_TABLE} order by build_seq")
     cols = [d[0] for d in cur.description]
-    rows = cur.fetchall()
-    return dict(zip(cols, rows[-1])) if rows else None
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
 def plan_window(con, table: str, sql_version: str, *, full_refresh: bool = False,
@@ -106,45 +139,69 @@ def plan_window(con, table: str, sql_version: str, *, full_refresh: bool = False
     last = con.execute(f"select max(day) from {table}").fetchall()[0][0]
     if last is None or as_of is None:
         return full(f"{table} is empty")
-    start = min(last, as_of) - dt.timedelta(days=lookback - 1)
+    fp_day = prev.get("fingerprint_day")
+    if fp_day is None or fingerprint(con, fp_day) != prev.get("fingerprint"):
+        return full(f"inputs dated before {fp_day} changed since the last build (restated or regenerated history)")
+    start = min(min(last, as_of) - dt.timedelta(days=lookback - 1), fp_day)
     if history_start is not None:
         start = max(start, history_start)
     return BuildWindow("incremental", start, history_start, as_of, sql_version,
-                       f"last built day {last}, lookback {lookback} days")
+                       f"last built day {last}, lookback {lookback} days; older inputs unchanged")
 
 
-def write_window(con, window: BuildWindow | None) -> None:
-    """Record the window the indicator SQL reads (None: a full build of everything, for tests and tools)."""
+_COLUMNS = ("build_seq bigint, is_current boolean, mode varchar, start_day date, history_start date, as_of date, "
+            "sql_version varchar, reason varchar, fingerprint_day date, fingerprint varchar, scored boolean, "
+            "built_at timestamptz")
+
+
+def write_window(con, window: BuildWindow | None, lookback: int | None = None) -> None:
+    """Record a build (None: a full build of everything, for tests and tools) as the current one, with the
+    fingerprint of its inputs before the next nightly window; the indicator SQL reads ``start_day``."""
     con.execute("create schema if not exists kpis")
-    con.execute(f"create or replace table {WINDOW_TABLE} (mode varchar, start_day date, history_start date, "
-                "as_of date, sql_version varchar, reason varchar, built_at timestamptz)")
+    con.execute(f"create table if not exists {WINDOW_TABLE} ({_COLUMNS})")
     if window is None:
         window = BuildWindow("full", None, None, None, "", "full build")
-    con.execute(f"insert into {WINDOW_TABLE} values (?, ?, ?, ?, ?, ?, now())",
-                [window.mode, window.start_day, window.history_start, window.as_of, window.sql_version,
-                 window.reason])
+    fp_day = fp = None
+    if window.as_of is not None:
+        lookback = lookback_days() if lookback is None else lookback
+        fp_day = window.as_of - dt.timedelta(days=lookback - 1)
+        fp = fingerprint(con, fp_day)
+    seq = con.execute(f"select coalesce(max(build_seq), 0) + 1 from {WINDOW_TABLE}").fetchall()[0][0]
+    con.execute(f"update {WINDOW_TABLE} set is_current = false where is_current")
+    con.execute(f"insert into {WINDOW_TABLE} values (?, true, ?, ?, ?, ?, ?, ?, ?, ?, false, now())",
+                [seq, window.mode, window.start_day, window.history_start, window.as_of, window.sql_version,
+                 window.reason, fp_day, fp])
+
+
+def unscored_builds(con) -> list[dict]:
+    """Indicator builds the scores have not caught up with yet, oldest first."""
+    return [b for b in build_log(con) if not b.get("scored")]
+
+
+def mark_scored(con) -> None:
+    con.execute(f"update {WINDOW_TABLE} set scored = true where not scored")
 
 
 def build_indicators(con, model, window: BuildWindow) -> dict:
-    """(Re)build ``model`` (kpis.account_indicators_daily) for ``window``: one statement on a full build;
-    on an incremental one, delete the window's days (and days that fell out of the history) and insert
-    them again, in one transaction. Returns counts for the UI."""
-    write_window(con, window)
+    """(Re)build ``model`` (kpis.account_indicators_daily) for ``window`` in one transaction, with the
+    window's record: a full build replaces the table; an incremental one deletes the window's days (and
+    days that fell out of the history) and inserts them again. Returns counts for the UI."""
     con.execute("set TimeZone = 'UTC'")
-    if window.mode == "full":
-        con.execute(f"create or replace table {model.table} as\n{model.sql}")
-        deleted = 0
-    else:
-        con.execute("begin transaction")
-        try:
+    con.execute("begin transaction")
+    try:
+        write_window(con, window)
+        if window.mode == "full":
+            con.execute(f"create or replace table {model.table} as\n{model.sql}")
+            deleted = 0
+        else:
             deleted = con.execute(
                 f"delete from {model.table} where day >= ? or (cast(? as date) is not null and day < ?)",
                 [window.start_day, window.history_start, window.history_start]).fetchall()[0][0]
             con.execute(f"insert into {model.table} by name\n{model.sql}")
-            con.execute("commit")
-        except Exception:
-            con.execute("rollback")
-            raise
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
     inserted = con.execute(f"select count(*) from {model.table} where day >= ?",
                            [window.start_day or dt.date(1900, 1, 1)]).fetchall()[0][0]
     return {"mode": window.mode, "start_day": window.start_day, "history_start": window.history_start,

@@ -138,11 +138,12 @@ def _day_start(day: str) -> datetime:
     return datetime.fromisoformat(day).replace(tzinfo=UTC)
 
 
-def _winning_occurrences(spec: Entity, batches: Iterator[tuple[Any, Any]]) -> dict[Any, Any]:
+def _winning_occurrences(spec: Entity, batches: Iterator[tuple[Any, Any]]) -> tuple[dict[Any, Any], int]:
     """First pass over re-readable input: for each key, the occurrence that is loaded (the first or the
     last by arrival, as ``spec.keep`` says): ``("group", key) -> record ordinal`` for child sets replaced
     as a whole, ``primary key -> (record ordinal, row index)`` otherwise. Unreadable and rejected records
-    are skipped here; the second pass quarantines them."""
+    are skipped here; the second pass quarantines them. Also returns the number of records read, which the
+    second pass must read again (files that change between the passes fail the load)."""
     winners: dict[Any, Any] = {}
     ordinal = -1
     for _day, records in batches:
@@ -163,7 +164,7 @@ def _winning_occurrences(spec: Entity, batches: Iterator[tuple[Any, Any]]) -> di
                 key = tuple(get_path(row, column) for column in spec.primary_key)
                 if spec.keep != "first" or key not in winners:
                     winners[key] = (ordinal, index)
-    return winners
+    return winners, ordinal + 1
 
 
 def entity_resource(
@@ -211,7 +212,7 @@ def entity_resource(
 
             # files can be read twice: a first pass finds which occurrence of each key wins, so memory
             # holds keys, not rows (the large company's 5.5 M support rows took > 19 GB buffered)
-            winners = _winning_occurrences(spec, make_batches())
+            winners, expected_records = _winning_occurrences(spec, make_batches())
             batches = make_batches()
         elif mode == "api":
             days = []
@@ -221,7 +222,7 @@ def entity_resource(
                 # re-read a window before the cursor: rows the vendor committed late with an older stamp
                 since = max(0, int(since) - int(getattr(api_config, "lookback_seconds", 0) or 0))
             batches = iter([(None, reader(api_config, spec.reads, since))])
-            winners = None  # pages cannot be re-read cheaply: buffer the rows instead
+            winners, expected_records = None, None  # pages cannot be re-read cheaply: buffer the rows instead
         else:
             raise ValueError(f"mode must be 'files' or 'api', got {mode!r}")
 
@@ -305,6 +306,10 @@ def entity_resource(
                         del buffer[key]  # re-insert so a later version keeps arrival order
                     buffer[key] = [row]
 
+        if expected_records is not None and ordinal + 1 != expected_records:
+            raise RuntimeError(
+                f"{system}/{spec.name}: the landing files of {', '.join(days)} changed while loading "
+                f"({expected_records} records on the first read, {ordinal + 1} on the second); rerun the load")
         for rows in buffer.values():
             for row in rows:
                 yield emit(row)

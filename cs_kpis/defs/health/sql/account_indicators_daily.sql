@@ -52,7 +52,7 @@
 -- @column days_to_renewal: days until the current paid period of a licensed subscription ends (null when none)
 -- @column cancellation_scheduled: 1 when a subscription in force has a cancellation scheduled, else 0
 with build_window as (
-    select max(start_day) as start_day from kpis._health_build_window
+    select max(start_day) as start_day from kpis._health_build_window where is_current
 ),
 
 starts as (
@@ -100,6 +100,7 @@ carry as (
     from kpis.account_activity_daily as a
     cross join build_window as bw
     where a.day < cast(bw.start_day - interval 89 day as date)
+        and a.day >= (select min(day) from marts.dim_day)  -- as a full build: its grid starts there
     group by a.account_id
 ),
 
