@@ -64,6 +64,107 @@ def _upstream(warehouse: Path) -> dict:
             "steps": dict(sorted(per_step.items(), key=lambda kv: -kv[1])), "peak_rss_mb": _rss()}
 
 
+BILLING_FROM_LANDING = """
+set TimeZone = 'UTC';
+create schema if not exists staging;
+create or replace table staging.stg_billing__customers as
+with files as (
+    select unnest(data) as c
+    from read_json('{landing}/billing/customers/*/part-*.json', columns = {{'data': 'JSON[]'}})
+)
+select json_extract_string(c, '$.id') as customer_id, json_extract_string(c, '$.name') as customer_name,
+       json_extract_string(c, '$.metadata.salesforce_account_id') as crm_account_id,
+       upper(json_extract_string(c, '$.currency')) as currency
+from files;
+create or replace table staging.stg_billing__prices as
+with files as (
+    select unnest(data) as p
+    from read_json('{landing}/billing/prices/*/part-*.json', columns = {{'data': 'JSON[]'}})
+)
+select json_extract_string(p, '$.id') as price_id, json_extract_string(p, '$.recurring.usage_type') as usage_type
+from files;
+create or replace table _bench_invoices as
+with files as (
+    select unnest(data) as i
+    from read_json('{landing}/billing/invoices/*/part-*.json', columns = {{'data': 'JSON[]'}})
+)
+select json_extract_string(i, '$.id') as invoice_id, json_extract_string(i, '$.customer') as customer_id,
+       json_extract_string(i, '$.status') as status,
+       to_timestamp(cast(json_extract_string(i, '$.created') as bigint)) as created_at,
+       to_timestamp(cast(json_extract_string(i, '$.due_date') as bigint)) as due_at,
+       to_timestamp(cast(json_extract_string(i, '$.status_transitions.paid_at') as bigint)) as paid_at,
+       to_timestamp(cast(json_extract_string(i, '$.status_transitions.voided_at') as bigint)) as voided_at,
+       to_timestamp(cast(json_extract_string(i, '$.status_transitions.marked_uncollectible_at') as bigint))
+           as marked_uncollectible_at,
+       cast(json_extract_string(i, '$.amount_due') as bigint) as amount_due_minor,
+       json_extract(i, '$.lines.data') as lines
+from files;
+create or replace table staging.stg_billing__invoices as
+select * exclude (lines) from _bench_invoices;
+create or replace table staging.stg_billing__invoice_lines as
+with l as (select unnest(cast(lines as json[])) as l from _bench_invoices)
+select json_extract_string(l, '$.id') as line_id, json_extract_string(l, '$.invoice') as invoice_id,
+       json_extract_string(l, '$.parent.subscription_item_details.subscription') as subscription_id,
+       json_extract_string(l, '$.pricing.price_details.price') as price_id,
+       coalesce(cast(json_extract_string(l, '$.parent.subscription_item_details.proration') as boolean), false)
+           as is_proration,
+       to_timestamp(cast(json_extract_string(l, '$.period.start') as bigint)) as period_start,
+       to_timestamp(cast(json_extract_string(l, '$.period.end') as bigint)) as period_end
+from l;
+drop table _bench_invoices;
+"""
+
+
+def _upstream_landing_billing(warehouse: Path, landing: Path, revenue_warehouse: Path) -> dict:
+    """The upstream tables when billing was not loaded through dlt (hours at the large size): the Stripe
+    staging tables the health models read come straight from the landing pages (invoices, lines, prices,
+    customers) or from the revenue benchmark's warehouse (events, FX and the revenue marts, built there by
+    the project's own SQL); CRM, product, support and NPS staging, the cross-reference and
+    marts.accounts are built by the project's models from the raw tables loaded by dlt."""
+    import duckdb
+
+    from cs_kpis.defs.health.assets import product_config_rows, write_frame
+    from cs_kpis.defs.landing.manifest import read_manifest
+    from cs_kpis.defs.staging.assets import SQL_DIR as STAGING_SQL
+    from cs_kpis.defs.xref.assets import SQL_DIR as XREF_SQL
+    from cs_kpis.lib.sql import build, load_models
+
+    steps = {}
+    started = time.perf_counter()
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("set TimeZone = 'UTC'")
+        t = time.perf_counter()
+        con.execute(BILLING_FROM_LANDING.format(landing=landing.resolve()))
+        steps["billing staging from landing"] = round(time.perf_counter() - t, 2)
+        t = time.perf_counter()
+        con.execute(f"attach '{revenue_warehouse.resolve()}' as rev (read_only)")
+        con.execute("create schema if not exists marts")
+        for table in ("staging.stg_billing__events", "staging.stg_billing__fx_rates", "marts.dim_day",
+                      "marts.dim_month", "marts.dim_position", "marts.subscription_states",
+                      "marts.subscription_periods", "marts.mrr_daily_changes"):
+            con.execute(f"create or replace table {table} as select * from rev.{table}")
+        con.execute("detach rev")
+        steps["revenue tables copied"] = round(time.perf_counter() - t, 2)
+        for model in load_models(STAGING_SQL, "staging"):
+            if model.name.startswith("stg_billing__"):
+                continue
+            t = time.perf_counter()
+            build(con, model)
+            steps[model.table] = round(time.perf_counter() - t, 2)
+        from cs_kpis.defs.marts.assets import SQL_DIR as MARTS_SQL
+
+        for model in [m for m in load_models(XREF_SQL, "marts") if m.name == "account_xref"] + \
+                [m for m in load_models(MARTS_SQL, "marts") if m.name == "accounts"]:
+            t = time.perf_counter()
+            build(con, model)
+            steps[model.table] = round(time.perf_counter() - t, 2)
+        manifest = read_manifest(landing) or {}
+        write_frame(con, "kpis.health_product_config", product_config_rows(manifest.get("product") or {}),
+                    {"value": "double"})
+    return {"seconds": round(time.perf_counter() - started, 1), "steps": steps, "peak_rss_mb": _rss(),
+            "billing": "from landing pages and the revenue benchmark (dlt billing load not used)"}
+
+
 def _counts(con) -> dict:
     return {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in OUTPUTS}
 
@@ -141,11 +242,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory-limit", default="12GB", help="DuckDB memory_limit for the health phases")
     p.add_argument("--phase", choices=["all", "upstream", "history", "nightly"], default="all")
     p.add_argument("--skip-upstream", action="store_true", help="the staging and marts tables are already built")
+    p.add_argument("--billing-from", type=Path, default=None,
+                   help="the revenue benchmark's warehouse: take billing from there and the landing pages "
+                        "instead of raw billing tables (for a company whose billing was not loaded by dlt)")
     args = p.parse_args(argv)
     os.environ["CS_KPIS_WAREHOUSE"] = str(args.warehouse.resolve())
     os.environ["CS_KPIS_LANDING_DIR"] = str(args.landing.resolve())
     if args.phase != "all":
-        fn = {"upstream": lambda: _upstream(args.warehouse),
+        fn = {"upstream": lambda: (_upstream_landing_billing(args.warehouse, args.landing, args.billing_from)
+                                   if args.billing_from else _upstream(args.warehouse)),
               "history": lambda: _history(args.warehouse, args.memory_limit),
               "nightly": lambda: _nightly(args.warehouse, args.memory_limit)}[args.phase]
         print(json.dumps(fn()))
@@ -153,8 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     out = {"history_days": os.environ.get("CS_KPIS_HEALTH_HISTORY_DAYS", "all"), "load_average": os.getloadavg()}
     phases = ["history", "nightly"] if args.skip_upstream else ["upstream", "history", "nightly"]
     for phase in phases:
+        extra = ["--billing-from", str(args.billing_from)] if args.billing_from else []
         res = subprocess.run([sys.executable, "-m", "benchmarks.health", "--warehouse", str(args.warehouse),
-                              "--landing", str(args.landing), "--memory-limit", args.memory_limit, "--phase", phase],
+                              "--landing", str(args.landing), "--memory-limit", args.memory_limit, "--phase", phase,
+                              *extra],
                              check=False, capture_output=True, text=True, cwd=ROOT)
         if res.returncode:
             raise SystemExit(f"{phase} failed:\n{res.stderr[-4000:]}")

@@ -60,6 +60,18 @@ def test_windowed_indicator_build_equals_the_full_build_on_its_days(wh, start):
     same(rows(wh, "kpis.account_indicators_daily"), full)
 
 
+@pytest.mark.parametrize("start", [None, dt.date(2025, 3, 15)])
+def test_a_build_in_account_ranges_equals_one_build(wh, start):
+    full = rows(wh, "kpis.account_indicators_daily", start)
+    w = history.BuildWindow("full", start, start, AS_OF, ha.INDICATOR_MODEL.code_version, "test")
+    assert len(history.account_ranges(wh, w, chunk_rows=40)) == 3  # one account per range (46..120 days each)
+    stats = history.build_indicators(wh, ha.INDICATOR_MODEL, w, chunk_rows=40)
+    assert stats["account_ranges"] == 3
+    same(rows(wh, "kpis.account_indicators_daily"), full)
+    current = history.previous_window(wh)
+    assert current["account_from"] is None and current["account_to"] is None
+
+
 def test_history_days_keeps_the_last_n_days(wh, monkeypatch):
     monkeypatch.setenv(history.ENV_HISTORY_DAYS, "30")
     plan = history.plan_window(wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version, full_refresh=True)

@@ -151,7 +151,7 @@ def plan_window(con, table: str, sql_version: str, *, full_refresh: bool = False
 
 _COLUMNS = ("build_seq bigint, is_current boolean, mode varchar, start_day date, history_start date, as_of date, "
             "sql_version varchar, reason varchar, fingerprint_day date, fingerprint varchar, scored boolean, "
-            "built_at timestamptz")
+            "built_at timestamptz, account_from varchar, account_to varchar")
 
 
 def write_window(con, window: BuildWindow | None, lookback: int | None = None) -> None:
@@ -159,6 +159,13 @@ def write_window(con, window: BuildWindow | None, lookback: int | None = None) -
     fingerprint of its inputs before the next nightly window; the indicator SQL reads ``start_day``."""
     con.execute("create schema if not exists kpis")
     con.execute(f"create table if not exists {WINDOW_TABLE} ({_COLUMNS})")
+    have = {r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_schema = 'kpis' and table_name = ?",
+        [WINDOW_TABLE.split(".")[1]]).fetchall()}
+    for column in _COLUMNS.split(", "):
+        name = column.split(" ")[0]
+        if name not in have:  # a table from an older version of this module
+            con.execute(f"alter table {WINDOW_TABLE} add column {column}")
     if window is None:
         window = BuildWindow("full", None, None, None, "", "full build")
     fp_day = fp = None
@@ -168,7 +175,9 @@ def write_window(con, window: BuildWindow | None, lookback: int | None = None) -
         fp = fingerprint(con, fp_day)
     seq = con.execute(f"select coalesce(max(build_seq), 0) + 1 from {WINDOW_TABLE}").fetchall()[0][0]
     con.execute(f"update {WINDOW_TABLE} set is_current = false where is_current")
-    con.execute(f"insert into {WINDOW_TABLE} values (?, true, ?, ?, ?, ?, ?, ?, ?, ?, false, now())",
+    con.execute(f"insert into {WINDOW_TABLE} (build_seq, is_current, mode, start_day, history_start, as_of, "
+                "sql_version, reason, fingerprint_day, fingerprint, scored, built_at) "
+                "values (?, true, ?, ?, ?, ?, ?, ?, ?, ?, false, now())",
                 [seq, window.mode, window.start_day, window.history_start, window.as_of, window.sql_version,
                  window.reason, fp_day, fp])
 
@@ -182,22 +191,51 @@ def mark_scored(con) -> None:
     con.execute(f"update {WINDOW_TABLE} set scored = true where not scored")
 
 
-def build_indicators(con, model, window: BuildWindow) -> dict:
+INDICATOR_CHUNK_ROWS = 8_000_000
+"""indicator rows built at a time: accounts are split into ranges of about this many account-days"""
+
+
+def account_ranges(con, window: BuildWindow, chunk_rows: int = INDICATOR_CHUNK_ROWS) -> list[tuple[str, str]]:
+    """Inclusive ranges of account ids, each with about ``chunk_rows`` account-days in the window."""
+    rows = con.execute(
+        "select account_id, greatest(date_diff('day', greatest(min(start_date), coalesce(cast(? as date), "
+        "min(start_date))), cast(? as date)), 0) + 1 from marts.subscription_periods "
+        "where account_id is not null group by account_id order by account_id",
+        [window.start_day, window.as_of or dt.date(2100, 1, 1)]).fetchall()
+    ranges, first, size = [], None, 0
+    for account_id, days in rows:
+        first = first or account_id
+        size += days
+        if size >= chunk_rows:
+            ranges.append((first, account_id))
+            first, size = None, 0
+    if first is not None:
+        ranges.append((first, rows[-1][0]))
+    return ranges
+
+
+def build_indicators(con, model, window: BuildWindow, chunk_rows: int = INDICATOR_CHUNK_ROWS) -> dict:
     """(Re)build ``model`` (kpis.account_indicators_daily) for ``window`` in one transaction, with the
     window's record: a full build replaces the table; an incremental one deletes the window's days (and
-    days that fell out of the history) and inserts them again. Returns counts for the UI."""
+    days that fell out of the history) and inserts them again. Accounts are built in ranges of about
+    ``chunk_rows`` account-days (one range on the demo company). Returns counts for the UI."""
     con.execute("set TimeZone = 'UTC'")
+    ranges = account_ranges(con, window, chunk_rows) if window.as_of is not None else []
     con.execute("begin transaction")
     try:
         write_window(con, window)
-        if window.mode == "full":
-            con.execute(f"create or replace table {model.table} as\n{model.sql}")
-            deleted = 0
-        else:
+        deleted = 0
+        if window.mode != "full":
             deleted = con.execute(
                 f"delete from {model.table} where day >= ? or (cast(? as date) is not null and day < ?)",
                 [window.start_day, window.history_start, window.history_start]).fetchall()[0][0]
-            con.execute(f"insert into {model.table} by name\n{model.sql}")
+        for n, (first, last) in enumerate(ranges if len(ranges) > 1 else [(None, None)]):
+            con.execute(f"update {WINDOW_TABLE} set account_from = ?, account_to = ? where is_current", [first, last])
+            if window.mode == "full" and n == 0:
+                con.execute(f"create or replace table {model.table} as\n{model.sql}")
+            else:
+                con.execute(f"insert into {model.table} by name\n{model.sql}")
+        con.execute(f"update {WINDOW_TABLE} set account_from = null, account_to = null where is_current")
         con.execute("commit")
     except Exception:
         con.execute("rollback")
@@ -205,4 +243,5 @@ def build_indicators(con, model, window: BuildWindow) -> dict:
     inserted = con.execute(f"select count(*) from {model.table} where day >= ?",
                            [window.start_day or dt.date(1900, 1, 1)]).fetchall()[0][0]
     return {"mode": window.mode, "start_day": window.start_day, "history_start": window.history_start,
-            "reason": window.reason, "rows_deleted": int(deleted), "rows_written": int(inserted)}
+            "reason": window.reason, "rows_deleted": int(deleted), "rows_written": int(inserted),
+            "account_ranges": max(len(ranges), 1)}

@@ -7,7 +7,7 @@
 -- CRM's SCD2 version in force, so it is null before the CRM history starts). Indicators without data are
 -- null (not 0), so the health score can leave them out.
 -- Build window: kpis._health_build_window holds the first day to (re)build (start_day; null = each
--- account's whole history). Rows are produced for days >= start_day only; the trailing windows read the
+-- account's whole history) and a range of accounts (account_from .. account_to; null = all). Rows are produced for days >= start_day only; the trailing windows read the
 -- 89 days before it, and the running sums (distinct actives, milestones, open urgent/high tickets) start
 -- from the sum of every activity delta before those days, so a windowed build equals the same days of a
 -- full build (tested). The asset writes the window: the configured history on a full build, the last
@@ -52,14 +52,21 @@
 -- @column days_to_renewal: days until the current paid period of a licensed subscription ends (null when none)
 -- @column cancellation_scheduled: 1 when a subscription in force has a cancellation scheduled, else 0
 with build_window as (
-    select max(start_day) as start_day from kpis._health_build_window where is_current
+    select max(start_day) as start_day, max(account_from) as account_from, max(account_to) as account_to
+    from kpis._health_build_window
+    where is_current
 ),
 
 starts as (
-    select account_id, min(start_date) as first_day
-    from marts.subscription_periods
-    where account_id is not null
-    group by account_id
+    -- the accounts of this build: all, or the range account_from .. account_to (large histories are
+    -- built in ranges of accounts so that memory stays bounded)
+    select p.account_id, min(p.start_date) as first_day
+    from marts.subscription_periods as p
+    cross join build_window as bw
+    where p.account_id is not null
+        and (bw.account_from is null or p.account_id >= bw.account_from)
+        and (bw.account_to is null or p.account_id <= bw.account_to)
+    group by p.account_id
 ),
 
 activity_starts as (
