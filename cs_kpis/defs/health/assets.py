@@ -149,16 +149,7 @@ def _chunks(con, start_day, chunk_rows: int = SCORE_CHUNK_ROWS) -> list[tuple[st
     counts = con.execute(
         "select account_id, count(*) from kpis.account_indicators_daily where day >= ? "
         "group by account_id order by account_id", [start_day or dt.date(1900, 1, 1)]).fetchall()
-    ranges, first, rows = [], None, 0
-    for account_id, n in counts:
-        first = first or account_id
-        rows += n
-        if rows >= chunk_rows:
-            ranges.append((first, account_id))
-            first, rows = None, 0
-    if first is not None:
-        ranges.append((first, counts[-1][0]))
-    return ranges
+    return history.split_ranges(counts, chunk_rows)
 
 
 def _append(con, table: str, df: pd.DataFrame, casts: dict[str, str], create: bool) -> None:

@@ -35,30 +35,40 @@ ENV_LOOKBACK_DAYS = "CS_KPIS_HEALTH_LOOKBACK_DAYS"
 DEFAULT_LOOKBACK_DAYS = 7
 
 
-def history_days() -> int | None:
-    raw = (os.environ.get(ENV_HISTORY_DAYS) or "").strip().lower()
-    if raw in ("", "all"):
-        return None
+def _env_days(name: str, default: int | None, allow_all: bool) -> int | None:
+    raw = (os.environ.get(name) or "").strip().lower()
+    if not raw or (allow_all and raw == "all"):
+        return default
     try:
         days = int(raw)
     except ValueError:
-        raise ValueError(f"{ENV_HISTORY_DAYS} must be a whole number of days or 'all', not {raw!r}") from None
+        raise ValueError(f"{name} must be a whole number of days{' or all' if allow_all else ''}, "
+                         f"not {raw!r}") from None
     if days < 1:
-        raise ValueError(f"{ENV_HISTORY_DAYS} must be at least 1, not {days}")
+        raise ValueError(f"{name} must be at least 1, not {days}")
     return days
+
+
+def history_days() -> int | None:
+    return _env_days(ENV_HISTORY_DAYS, None, allow_all=True)
 
 
 def lookback_days() -> int:
-    raw = (os.environ.get(ENV_LOOKBACK_DAYS) or "").strip()
-    if not raw:
-        return DEFAULT_LOOKBACK_DAYS
-    try:
-        days = int(raw)
-    except ValueError:
-        raise ValueError(f"{ENV_LOOKBACK_DAYS} must be a whole number of days, not {raw!r}") from None
-    if days < 1:
-        raise ValueError(f"{ENV_LOOKBACK_DAYS} must be at least 1, not {days}")
-    return days
+    return _env_days(ENV_LOOKBACK_DAYS, DEFAULT_LOOKBACK_DAYS, allow_all=False)
+
+
+def split_ranges(sizes: list[tuple[str, int]], chunk_rows: int) -> list[tuple[str, str]]:
+    """Inclusive ranges of the (sorted) keys whose sizes add up to about ``chunk_rows`` each."""
+    ranges, first, size = [], None, 0
+    for key, n in sizes:
+        first = first or key
+        size += n
+        if size >= chunk_rows:
+            ranges.append((first, key))
+            first, size = None, 0
+    if first is not None:
+        ranges.append((first, sizes[-1][0]))
+    return ranges
 
 
 @dataclass(frozen=True)
@@ -202,16 +212,7 @@ def account_ranges(con, window: BuildWindow, chunk_rows: int = INDICATOR_CHUNK_R
         "min(start_date))), cast(? as date)), 0) + 1 from marts.subscription_periods "
         "where account_id is not null group by account_id order by account_id",
         [window.start_day, window.as_of or dt.date(2100, 1, 1)]).fetchall()
-    ranges, first, size = [], None, 0
-    for account_id, days in rows:
-        first = first or account_id
-        size += days
-        if size >= chunk_rows:
-            ranges.append((first, account_id))
-            first, size = None, 0
-    if first is not None:
-        ranges.append((first, rows[-1][0]))
-    return ranges
+    return split_ranges(rows, chunk_rows)
 
 
 def build_indicators(con, model, window: BuildWindow, chunk_rows: int = INDICATOR_CHUNK_ROWS) -> dict:
