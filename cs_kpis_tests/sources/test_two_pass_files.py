@@ -1,0 +1,51 @@
+"""The files-mode reader of cs_kpis/sources/common/entity.py reads the landing files twice (keys first, then
+rows) instead of buffering every row: these tests pin what it loads and that a file changing between the two
+reads fails the load instead of silently dropping rows."""
+
+import json
+
+import dlt
+import pytest
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from cs_kpis.sources.common.entity import Entity, entity_resource
+from cs_kpis.sources.records import RawRecord
+
+
+def _landing(tmp_path):
+    (tmp_path / "_manifest.json").write_text(json.dumps({"extract_days": ["2025-01-01"]}))
+    return tmp_path
+
+
+def _entity() -> Entity:
+    return Entity(name="things", reads="things", primary_key=("id",), prepare=lambda obj: [dict(obj)])
+
+
+def _pipeline(tmp_path):
+    return dlt.pipeline(pipeline_name="two_pass", pipelines_dir=str(tmp_path / "dlt"),
+                        destination=dlt.destinations.duckdb(str(tmp_path / "wh.duckdb")), dataset_name="raw")
+
+
+def test_the_last_version_of_each_key_loads_in_arrival_order(tmp_path):
+    records = [{"id": "a", "v": 1}, {"id": "b", "v": 1}, {"id": "a", "v": 2}, {"id": "c", "v": 1}]
+
+    def reader(landing_dir, reads, day):
+        return iter([RawRecord(r, f"things/{day}/part-00001.json", i) for i, r in enumerate(records)])
+
+    res = entity_resource("sys", _entity(), mode="files", landing_dir=_landing(tmp_path), files_reader=reader)
+    rows = [r for r in res() if isinstance(r, dict) and "id" in r]
+    # 'a' is loaded once, as its later version, where that version arrived (after 'b')
+    assert [(r["id"], r["v"]) for r in rows] == [("b", 1), ("a", 2), ("c", 1)]
+
+
+def test_files_that_change_between_the_two_reads_fail_the_load(tmp_path):
+    reads = []
+
+    def reader(landing_dir, reads_folder, day):
+        reads.append(day)
+        n = 2 if len(reads) == 1 else 3  # an exporter appended a record after the first read
+        return iter([RawRecord({"id": str(i)}, f"things/{day}/part-00001.json", i) for i in range(n)])
+
+    res = entity_resource("sys", _entity(), mode="files", landing_dir=_landing(tmp_path), files_reader=reader)
+    with pytest.raises(PipelineStepFailed, match="changed while loading"):
+        _pipeline(tmp_path).extract(res())
