@@ -174,14 +174,13 @@ def _history(warehouse: Path, memory_limit: str) -> dict:
 
     from cs_kpis.defs.health import assets as ha
     from cs_kpis.defs.health import history
-    from cs_kpis.lib.sql import build
 
-    activity = next(m for m in ha.models if m.name == "account_activity_daily")
     config = ha.load_current_config()
     out = {"history_days": history.history_days()}
     with duckdb.connect(str(warehouse), config={"memory_limit": memory_limit}) as con:
         t = time.perf_counter()
-        build(con, activity)
+        window = history.plan_activity_window(con, ha.ACTIVITY_MODEL.code_version, full_refresh=True)
+        out["activity"] = {k: str(v) for k, v in history.build_activity(con, ha.ACTIVITY_MODEL, window).items()}
         out["activity_seconds"] = round(time.perf_counter() - t, 2)
         out["activity_rows"] = con.execute("select count(*) from kpis.account_activity_daily").fetchall()[0][0]
         t = time.perf_counter()
@@ -206,18 +205,17 @@ def _nightly(warehouse: Path, memory_limit: str) -> dict:
 
     from cs_kpis.defs.health import assets as ha
     from cs_kpis.defs.health import history
-    from cs_kpis.lib.sql import build
 
-    activity = next(m for m in ha.models if m.name == "account_activity_daily")
     config = ha.load_current_config()
     out = {"lookback_days": history.lookback_days()}
     with duckdb.connect(str(warehouse), config={"memory_limit": memory_limit}) as con:
         as_of = con.execute("select max(day) from marts.dim_day").fetchall()[0][0]
-        for table in OUTPUTS:  # the previous night had not seen the as-of day
+        for table in ("kpis.account_activity_daily", *OUTPUTS):  # the previous night had not seen the as-of day
             con.execute(f"delete from {table} where day >= ?", [as_of])
         con.execute("checkpoint")
         t = time.perf_counter()
-        build(con, activity)
+        window = history.plan_activity_window(con, ha.ACTIVITY_MODEL.code_version)
+        out["activity"] = {k: str(v) for k, v in history.build_activity(con, ha.ACTIVITY_MODEL, window).items()}
         out["activity_seconds"] = round(time.perf_counter() - t, 2)
         t = time.perf_counter()
         window = history.plan_window(con, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version)

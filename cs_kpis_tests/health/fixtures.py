@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from cs_kpis.defs.health.assets import SQL_DIR, product_config_rows, write_frame
-from cs_kpis.defs.health.history import write_window
+from cs_kpis.defs.health.history import ACTIVITY_LOG, write_window
 from cs_kpis.lib.sql import build, load_models
 
 PRODUCT = {
@@ -45,7 +45,7 @@ create table marts.mrr_daily_changes (account_id varchar, change_date date, mrr 
 create table marts.subscription_states (subscription_id varchar, customer_id varchar, changed_at timestamptz,
     event_id varchar, status varchar, cancel_at_period_end boolean, cancel_at timestamptz, ended_at timestamptz);
 create table staging.stg_product__events (message_id varchar, event_type varchar, user_id varchar,
-    event_name varchar, workspace_id varchar, occurred_at timestamptz);
+    event_name varchar, workspace_id varchar, occurred_at timestamptz, received_day date);
 create table staging.stg_support__tickets (ticket_id bigint, organization_id bigint, status varchar,
     priority varchar, created_at timestamptz, updated_at timestamptz);
 create table staging.stg_support__ticket_metrics (ticket_id bigint, solved_at timestamptz, reopens bigint,
@@ -122,13 +122,16 @@ def write_inputs(con) -> None:
         # cancellation requested on 03-12: flagged from 03-12 on
         ("sub_a", "cus_a", "2025-03-12 15:00:00+00", "evt_2", "active", True, None, None),
     ])
-    _insert(con, "staging.stg_product__events", [
+    _insert(con, "staging.stg_product__events", [(*row, None) for row in [
         (f"m{i}", "track", u, e, "ws_a", ts + "+00") for i, (u, e, ts) in enumerate(EVENTS)
     ] + [
         ("g1", "group", None, None, "ws_a", "2025-03-10 11:00:00+00"),  # not a track call: ignored
         ("b1", "track", "ub", "Signed In", "ws_b", "2025-03-02 10:00:00+00"),
         ("c1", "track", "uc", "Signed In", "ws_c", "2025-01-02 10:00:00+00"),
-    ])
+    ]])
+    # received the day it happened; every fifth event two days late (Segment's receivedAt)
+    con.execute("update staging.stg_product__events set received_day = cast(occurred_at as date) + "
+                "case when hash(message_id) % 5 = 0 then 2 else 0 end")
     _insert(con, "staging.stg_support__tickets", [
         (1, 1, "closed", "high", "2025-01-03 10:00:00+00", "2025-01-04 10:00:00+00"),
         (2, 1, "open", "urgent", "2025-03-01 10:00:00+00", "2025-03-01 10:00:00+00"),
@@ -168,6 +171,7 @@ def write_inputs(con) -> None:
 def build_models(con, names=("account_activity_daily", "account_indicators_daily", "engagement_monthly")) -> None:
     models = {m.name: m for m in load_models(SQL_DIR, "kpis")}
     write_window(con, None)  # the indicator SQL reads its build window: none = every day
+    write_window(con, None, log=ACTIVITY_LOG)  # likewise the activity SQL
     for name in names:
         build(con, models[name])
 

@@ -12,7 +12,8 @@ from cs_kpis.defs.health import assets as health_assets
 from cs_kpis.defs.health import checks as health_checks
 from cs_kpis_tests.health.fixtures import write_inputs, write_manifest
 
-HEALTH_ASSETS = [health_assets.health_product_config, *health_assets.health_sql_assets, health_assets.account_indicators_daily,
+HEALTH_ASSETS = [health_assets.health_product_config, *health_assets.health_sql_assets,
+                 health_assets.account_activity_daily, health_assets.account_indicators_daily,
                  health_assets.health_scores_daily, health_assets.health_scores, health_assets.health_backtest]
 
 

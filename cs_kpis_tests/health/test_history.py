@@ -161,12 +161,36 @@ def test_a_config_or_sql_change_forces_a_full_rebuild(wh):
     assert mode == "full" and start is None and "config changed" in reason
 
 
-def test_a_first_chunk_without_changes_still_types_the_text_columns(wh):
-    import pandas as pd
+SCORE_TYPES = [
+    ("day", "DATE"), ("account_id", "VARCHAR"), ("is_active", "BOOLEAN"), ("arr", "DOUBLE"), ("score", "DOUBLE"),
+    ("band", "VARCHAR"),
+    *[(f"{p}{c}{s}", "DOUBLE") for c in ("usage", "adoption", "support", "sentiment", "billing")
+      for p, s in (("", "_score"), ("contrib_", ""))],
+    ("components_present", "VARCHAR"), ("components_present_count", "INTEGER"), ("config_version", "VARCHAR"),
+    ("delta_7d", "DOUBLE"), ("delta_30d", "DOUBLE"),
+]
+CHANGE_TYPES = [
+    ("day", "DATE"), ("account_id", "VARCHAR"), ("window_days", "INTEGER"), ("score_before", "DOUBLE"),
+    ("score", "DOUBLE"), ("delta", "DOUBLE"), ("band", "VARCHAR"),
+    *[(f"{c}_delta", "DOUBLE") for c in ("usage", "adoption", "support", "sentiment", "billing")],
+    ("reason", "VARCHAR"), ("config_version", "VARCHAR"),
+]
 
-    empty = pd.DataFrame({"day": pd.Series([], dtype="datetime64[us]"), "account_id": pd.Series([], dtype=object),
-                          "reason": pd.Series([], dtype=object)})
-    ha._append(wh, "kpis.t_chunks", empty, {"day": "date"}, create=True)
-    later = pd.DataFrame({"day": pd.to_datetime(["2025-01-01"]), "account_id": ["acc_a"], "reason": ["health 80 → 60"]})
-    ha._append(wh, "kpis.t_chunks", later, {"day": "date"}, create=False)
-    assert wh.execute("select account_id, reason from kpis.t_chunks").fetchall() == [("acc_a", "health 80 → 60")]
+
+def types(con, table):
+    return [tuple(r[:2]) for r in con.execute(f"describe {table}").fetchall()]
+
+
+@pytest.mark.parametrize("min_delta", [ha.CHANGE_MIN_DELTA, 1000.0])
+def test_the_tables_are_typed_even_without_a_single_change(wh, monkeypatch, min_delta):
+    """The column names, order and types of both tables are fixed by the SQL, not by the data: a first
+    account range without changes, or no change at all, still types every column."""
+    monkeypatch.setattr(ha, "CHANGE_MIN_DELTA", min_delta)
+    history.build_indicators(wh, ha.INDICATOR_MODEL, history.plan_window(
+        wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version, full_refresh=True))
+    stats = ha.score_history(wh, ha.load_current_config(), chunk_rows=10)
+    assert stats["chunks"] == 3
+    assert types(wh, "kpis.health_scores_daily") == SCORE_TYPES
+    assert types(wh, "kpis.health_score_changes") == CHANGE_TYPES
+    changes = wh.execute("select count(*) from kpis.health_score_changes").fetchall()[0][0]
+    assert (changes > 0) == (min_delta < 100)

@@ -4,9 +4,10 @@
   per plan, onboarding milestones, value event, top plan), from the landing manifest's ``product`` section.
 - SQL models (``sql/*.sql``): ``account_activity_daily`` -> ``account_indicators_daily`` and the company
   roll-up ``engagement_monthly``.
-- Python: ``health_scores_daily`` + ``health_score_changes`` (scored by health_score.py with the versioned
-  config in config/health_score.yaml), ``health_scores`` (latest per account, deltas, ARR-weighted parent
-  roll-up) and ``health_backtest`` (AUC and churn rate by band per config version and month).
+- Python: ``health_scores_daily`` + ``health_score_changes`` (scored in DuckDB by the SQL health_score.py
+  generates from the versioned config in config/health_score.yaml), ``health_scores`` (latest per account,
+  deltas, ARR-weighted parent roll-up) and ``health_backtest`` (AUC and churn rate by band per config
+  version and month).
 """
 
 import datetime as dt
@@ -127,21 +128,14 @@ def indicator_columns(config: hs.HealthConfig) -> list[str]:
     return sorted({i.name for c in config.components for i in c.indicators})
 
 
-def read_indicators(con, config: hs.HealthConfig, where: str = "", params=None) -> pd.DataFrame:
-    cols = ", ".join(indicator_columns(config))
-    return con.execute(
-        f"select account_id, day, is_active, arr, {cols} from kpis.account_indicators_daily {where} "
-        "order by account_id, day", params or []
-    ).df()
-
-
 class HealthRunConfig(dg.Config):
     full_refresh: bool = False
     """rebuild the whole history instead of the nightly window (the last built day minus the lookback)"""
 
 
-SCORE_CHUNK_ROWS = 3_000_000
-"""indicator rows scored at a time (accounts are split into ranges of about this many rows): bounds memory"""
+SCORE_CHUNK_ROWS = 12_000_000
+"""indicator rows scored per statement (accounts are split into ranges of about this many rows): bounds the
+memory of the scoring joins; DuckDB spills beyond memory_limit, so this is about speed, not correctness"""
 
 
 def _chunks(con, start_day, chunk_rows: int = SCORE_CHUNK_ROWS) -> list[tuple[str, str]]:
@@ -150,22 +144,6 @@ def _chunks(con, start_day, chunk_rows: int = SCORE_CHUNK_ROWS) -> list[tuple[st
         "select account_id, count(*) from kpis.account_indicators_daily where day >= ? "
         "group by account_id order by account_id", [start_day or dt.date(1900, 1, 1)]).fetchall()
     return history.split_ranges(counts, chunk_rows)
-
-
-def _append(con, table: str, df: pd.DataFrame, casts: dict[str, str], create: bool) -> None:
-    # text columns typed explicitly: a first chunk with no rows (or only nulls) must not type them "NULL"
-    casts = {**{c: "varchar" for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])
-                and not pd.api.types.is_datetime64_any_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])},
-             **casts}
-    if create:
-        write_frame(con, table, df, casts)
-        return
-    cols = ", ".join(f"cast(\"{c}\" as {casts[c]}) as \"{c}\"" if c in casts else f"\"{c}\"" for c in df.columns)
-    con.register("_health_frame", df)
-    try:
-        con.execute(f"insert into {table} by name select {cols} from _health_frame")
-    finally:
-        con.unregister("_health_frame")
 
 
 def plan_scoring(con, config: hs.HealthConfig, full_refresh: bool = False) -> tuple[str, dt.date | None, str]:
@@ -192,21 +170,100 @@ def plan_scoring(con, config: hs.HealthConfig, full_refresh: bool = False) -> tu
                                   f"last scored day {last}")
 
 
+def _sql_date(day: dt.date) -> str:
+    return f"date '{day.isoformat()}'"
+
+
+Accounts = tuple[str, str] | None
+"""an inclusive range of account ids, or None for every account"""
+
+
+def _range_filter(alias: str, accounts: Accounts, since: dt.date | None) -> str:
+    """SQL filter on ``alias``: the account range and the days from ``since`` (a comparison of account ids
+    on every row is not free: no range, no filter)."""
+    where = ["true"]
+    if accounts is not None:
+        where.append(f"{alias}.account_id between {hs.sql_text(accounts[0])} and {hs.sql_text(accounts[1])}")
+    if since is not None:
+        where.append(f"{alias}.day >= {_sql_date(since)}")
+    return " and ".join(where)
+
+
+def scores_sql(config: hs.HealthConfig, accounts: Accounts, start: dt.date | None, incremental: bool = False) -> str:
+    """The rows of kpis.health_scores_daily for the ``accounts`` from day ``start`` on (None:
+    every day): score_sql over the indicator rows, with delta_<w>d for every change window from a self-join
+    on (account_id, day - w) over the new rows and, when ``incremental``, the stored scores of the w days
+    before ``start`` (null when that day was not scored)."""
+    windows = CHANGE_WINDOWS
+    source = f"(select * from kpis.account_indicators_daily as i where {_range_filter('i', accounts, start)})"
+    pool = "select account_id, day, score from _hs_new"
+    if incremental:
+        stored = _range_filter("s", accounts, start - dt.timedelta(days=max(windows)))
+        pool += (f" union all select account_id, day, score from kpis.health_scores_daily as s "
+                 f"where {stored} and s.day < {_sql_date(start)}")
+    joins = "\n".join(f"left join _hs_pool as p{w} on p{w}.account_id = n.account_id and p{w}.day = n.day - {int(w)}"
+                      for w in windows)
+    deltas = ", ".join(f"n.score - p{w}.score as delta_{w}d" for w in windows)
+    joined = f"(select n.*, {deltas} from _hs_new as n\n{joins})"
+    # only the numeric core is materialized and joined; band, rounding and labels come after the joins
+    return f"""
+with _hs_new as materialized ({hs.score_core_sql(config, source)}),
+_hs_pool as ({pool})
+{hs.score_finish_sql(config, joined, tuple(f"delta_{w}d" for w in windows))}"""
+
+
+MOVED = "_health_moved"
+"""temp table: the account-days of one range whose score moved >= CHANGE_MIN_DELTA over a change window"""
+
+
+def moved_sql(accounts: Accounts, start: dt.date | None) -> str:
+    """The stored rows of the ``accounts`` from ``start`` on with |delta_<w>d| >= CHANGE_MIN_DELTA
+    for some window: the 'after' side of health_score_changes (about a fifth of the rows)."""
+    moved = " or ".join(f"abs(n.delta_{w}d) >= {hs.sql_double(CHANGE_MIN_DELTA)}" for w in CHANGE_WINDOWS)
+    cols = ", ".join(["day", "account_id", "band", "config_version", "score", *[f"{c}_score" for c in hs.COMPONENTS],
+                      *[f"delta_{w}d" for w in CHANGE_WINDOWS]])
+    return (f"select {cols} from kpis.health_scores_daily as n "
+            f"where {_range_filter('n', accounts, start)} and ({moved})")
+
+
+def changes_sql(config: hs.HealthConfig, start: dt.date | None, moved: str = MOVED) -> str:
+    """The rows of kpis.health_score_changes for the rows of ``moved`` (moved_sql): each, once per change
+    window it moved in, joined with the stored score w days earlier and explained by hs.explain_sql. The
+    moved rows are a table so that the join builds its hash table on them (a fifth of the rows, exact
+    cardinality) and probes the stored scores once for all windows."""
+    after = " union all ".join(
+        f"select *, {int(w)} as window_days from {moved} where abs(delta_{w}d) >= {hs.sql_double(CHANGE_MIN_DELTA)}"
+        for w in CHANGE_WINDOWS)
+    cols = ", ".join(["n.day", "n.account_id", "n.window_days", "n.band", "n.config_version", "n.score",
+                      *[f"n.{c}_score" for c in hs.COMPONENTS], "p.score as score_before",
+                      *[f"p.{c}_score as {c}_score_before" for c in hs.COMPONENTS]])
+    since = f" where p.day >= {_sql_date(start - dt.timedelta(days=max(CHANGE_WINDOWS)))}" if start is not None else ""
+    pairs = (f"(select {cols} from ({after}) as n join kpis.health_scores_daily as p "
+             f"on p.account_id = n.account_id and p.day = n.day - n.window_days{since})")
+    return hs.explain_sql(config, pairs, None)
+
+
+def _write(con, table: str, sql: str, create: bool) -> int:
+    """Insert the rows of ``sql`` into ``table`` (by name), or replace the table with them; the row count."""
+    if create:
+        con.execute(f"create schema if not exists {table.split('.')[0]}")
+        return con.execute(f"create or replace table {table} as {sql}").fetchall()[0][0]
+    return con.execute(f"insert into {table} by name {sql}").fetchall()[0][0]
+
+
 def score_history(con, config: hs.HealthConfig, full_refresh: bool = False,
                   chunk_rows: int = SCORE_CHUNK_ROWS) -> dict:
     """Score kpis.account_indicators_daily into kpis.health_scores_daily and kpis.health_score_changes.
 
-    A full build scores every indicator row; an incremental one deletes and rescores the days from the
-    window's start, reading the stored scores of the 30 days before it for the deltas and explanations.
-    Accounts are scored in ranges of about ``chunk_rows`` rows so memory stays bounded at any history size.
-    One transaction: readers see the old or the new history, never half of it."""
+    Set-based in DuckDB: hs.score_sql and hs.explain_sql are score_frame and explain_changes as SQL (same
+    values, same text). A full build scores every indicator row; an incremental one deletes and rescores
+    the days from the window's start, reading the stored scores of the 30 days before it for the deltas and
+    explanations. Accounts are scored in ranges of about ``chunk_rows`` rows, one insert per range and
+    table, so the joins' memory stays bounded at any history size. One transaction: readers see the old or
+    the new history, never half of it."""
     mode, start, reason = plan_scoring(con, config, full_refresh)
     ranges = _chunks(con, start, chunk_rows)
-    score_cols = ["day", "account_id", "score", "band", *[f"{c}_score" for c in hs.COMPONENTS],
-                  *[f"contrib_{c}" for c in hs.COMPONENTS], "components_present", "components_present_count",
-                  "config_version"]
-    lookback = max(CHANGE_WINDOWS)
-    rows = 0
+    rows, seconds = 0, {"scores": 0.0, "changes": 0.0}
     con.execute("begin transaction")
     try:
         if mode == "incremental":
@@ -217,44 +274,27 @@ def score_history(con, config: hs.HealthConfig, full_refresh: bool = False,
                 for table in ("kpis.health_scores_daily", "kpis.health_score_changes"):
                     con.execute(f"delete from {table} where day < ?", [hist])
         create = mode == "full"
-        for first, last in ranges or [(None, None)]:
-            where = "where account_id between ? and ?" if first is not None else "where false"
-            params = [first, last] if first is not None else []
-            if start is not None:
-                where += " and day >= ?"
-                params.append(start)
-            ind = read_indicators(con, config, where, params)
-            scores = hs.score_frame(ind, config)
-            if mode == "incremental":
-                past = con.execute(
-                    f"select {', '.join(score_cols)} from kpis.health_scores_daily "
-                    "where account_id between ? and ? and day >= ? and day < ?",
-                    [first, last, start - dt.timedelta(days=lookback), start]).df()
-                if len(past):
-                    scores = pd.concat([past, scores], ignore_index=True)
-            scores = hs.add_deltas(scores, CHANGE_WINDOWS)
-            changes = pd.concat([hs.explain_changes(scores, config, w, CHANGE_MIN_DELTA) for w in CHANGE_WINDOWS],
-                                ignore_index=True)
-            if mode == "incremental":
-                keep = pd.to_datetime(scores["day"]) >= pd.Timestamp(start)
-                scores = scores[keep.to_numpy()].reset_index(drop=True)
-                changes = changes[(pd.to_datetime(changes["day"]) >= pd.Timestamp(start)).to_numpy()]
-            scores.insert(2, "is_active", ind["is_active"].to_numpy())
-            scores.insert(3, "arr", ind["arr"].astype("float64").to_numpy())
-            _append(con, "kpis.health_scores_daily", scores, SCORE_CASTS, create)
-            _append(con, "kpis.health_score_changes", changes, {"day": "date", "window_days": "integer"}, create)
+        for accounts in ranges if len(ranges) > 1 else [None]:
+            t0 = time.perf_counter()
+            rows += _write(con, "kpis.health_scores_daily", scores_sql(config, accounts, start, mode == "incremental"),
+                           create)
+            t1 = time.perf_counter()
+            con.execute(f"create or replace temp table {MOVED} as {moved_sql(accounts, start)}")
+            _write(con, "kpis.health_score_changes", changes_sql(config, start), create)
+            seconds["scores"] += t1 - t0
+            seconds["changes"] += time.perf_counter() - t1
             create = False
-            rows += len(scores)
+        con.execute(f"drop table if exists {MOVED}")
         if history._exists(con, history.WINDOW_TABLE):
             history.mark_scored(con)
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-    return {"mode": mode, "start_day": start, "reason": reason, "rows_scored": rows, "chunks": len(ranges)}
+    return {"mode": mode, "start_day": start, "reason": reason, "rows_scored": rows, "chunks": len(ranges),
+            **{f"seconds_{k}": round(v, 2) for k, v in seconds.items()}}
 
 
-SCORE_CASTS = {"day": "date", "components_present_count": "integer", "is_active": "boolean", "arr": "double"}
 DAILY_DOCS = {
     "day": "the as-of day", "account_id": "CRM account", "score": "health score 0..100",
     "is_active": "MRR > 0 on the day", "arr": "12 x MRR on the day, USD",
@@ -485,8 +525,41 @@ def health_backtest(duckdb: DuckDBResource) -> dg.MaterializeResult:
 
 models = load_models(SQL_DIR, SCHEMA)
 INDICATOR_MODEL = next(m for m in models if m.key == INDICATORS)
-health_sql_assets = sql_assets([m for m in models if m.key != INDICATORS], group=GROUP, owners=OWNERS,
-                               freshness_policy=NIGHTLY_FRESHNESS)
+ACTIVITY_MODEL = next(m for m in models if m.table == history.ACTIVITY_TABLE)
+health_sql_assets = sql_assets([m for m in models if m not in (INDICATOR_MODEL, ACTIVITY_MODEL)], group=GROUP,
+                               owners=OWNERS, freshness_policy=NIGHTLY_FRESHNESS)
+
+
+def _build_metadata(stats: dict, seconds: float) -> dict:
+    return {"build_mode": stats["mode"], "build_reason": stats["reason"],
+            "build_start_day": str(stats["start_day"]) if stats["start_day"] else "all days",
+            "rows_written": stats["rows_written"], "rows_deleted": stats["rows_deleted"],
+            "account_ranges": stats["account_ranges"], "seconds": seconds}
+
+
+@dg.asset(
+    # the calendar (as-of day) and the subscription periods (account ranges) plan the build
+    key=ACTIVITY_MODEL.key, deps=[*ACTIVITY_MODEL.deps, dg.AssetKey(["marts", "dim_day"]),
+                                  dg.AssetKey(["marts", "subscription_periods"])], group_name=GROUP, kinds={"duckdb", "sql"}, owners=OWNERS,
+    freshness_policy=NIGHTLY_FRESHNESS, pool=WAREHOUSE_POOL, code_version=ACTIVITY_MODEL.code_version,
+    metadata={"grain": ", ".join(ACTIVITY_MODEL.grain)},
+    description=(ACTIVITY_MODEL.description + f"\n\nUnique key: `{', '.join(ACTIVITY_MODEL.grain)}`. "
+                 "Built incrementally: a nightly run rebuilds the days from the last build's as-of day minus "
+                 f"the lookback (`{history.ENV_LOOKBACK_DAYS}`, default {history.DEFAULT_LOOKBACK_DAYS}); a "
+                 "change in older inputs (a late event, a restated ticket or rating, a remapped account) or "
+                 "`full_refresh` in the run config rebuilds every day."),
+)
+def account_activity_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+                           config: HealthRunConfig) -> dg.MaterializeResult:
+    t0 = time.perf_counter()
+    with duckdb.get_connection() as con:
+        window = history.plan_activity_window(con, ACTIVITY_MODEL.code_version, full_refresh=config.full_refresh)
+        stats = history.build_activity(con, ACTIVITY_MODEL, window)
+        meta = table_metadata(con, SCHEMA, ACTIVITY_MODEL.name, ACTIVITY_MODEL.columns)
+    seconds = round(time.perf_counter() - t0, 2)
+    context.log.info(f"{stats['mode']} build from {stats['start_day'] or 'the start'} ({stats['reason']}): "
+                     f"{stats['rows_written']} rows in {seconds}s")
+    return dg.MaterializeResult(metadata={**meta, **_build_metadata(stats, seconds)})
 
 
 @dg.asset(
@@ -511,8 +584,6 @@ def account_indicators_daily(context: dg.AssetExecutionContext, duckdb: DuckDBRe
     context.log.info(f"{stats['mode']} build from {stats['start_day'] or 'the start'} ({stats['reason']}): "
                      f"{stats['rows_written']} rows in {seconds}s")
     return dg.MaterializeResult(metadata={
-        **meta, "build_mode": stats["mode"], "build_reason": stats["reason"],
-        "build_start_day": str(stats["start_day"]) if stats["start_day"] else "all days",
-        "history_start": str(stats["history_start"]) if stats["history_start"] else "all days",
-        "rows_written": stats["rows_written"], "rows_deleted": stats["rows_deleted"], "seconds": seconds})
+        **meta, **_build_metadata(stats, seconds),
+        "history_start": str(stats["history_start"]) if stats["history_start"] else "all days"})
 

@@ -1,6 +1,8 @@
 """The customer health score as pure functions: config validation, scaling, weighting, bands, explanations,
-the ARR-weighted parent roll-up and the backtest statistics. pandas and numpy only (no Dagster, no SQL),
-so every rule here is unit-tested with hand-computed numbers.
+the ARR-weighted parent roll-up and the backtest statistics. pandas and numpy only (no Dagster, no database),
+so every rule here is unit-tested with hand-computed numbers. The same scoring and explanations are also
+generated as DuckDB SQL from the config (score_sql, explain_sql: "the same in SQL" below), which is how the
+history is scored in the warehouse; cs_kpis_tests/health/test_score_sql.py pins SQL and pandas together.
 
 Scoring, per account and day (KPI_DEFINITIONS.md "Customer health score"):
 
@@ -304,6 +306,20 @@ def _whole(x: pd.Series) -> pd.Series:
     return pd.Series(np.where(r.isna(), "n/a", r.fillna(0).astype("int64").astype(str)), index=x.index, dtype=object)
 
 
+def changed_pairs(scores: pd.DataFrame, window_days: int, min_delta: float) -> pd.DataFrame:
+    """The account-days whose score moved by at least ``min_delta`` points against ``window_days`` earlier,
+    each joined with that earlier day: day, account_id, band, config_version, score, <c>_score, and
+    score_before, <c>_score_before (all five components; NaN when missing)."""
+    days = pd.to_datetime(scores["day"])
+    cols = ["score"] + [f"{c}_score" for c in COMPONENTS]
+    past = scores[["account_id"] + cols].copy()
+    past["_day"] = days + pd.Timedelta(days=window_days)
+    cur = scores[["day", "account_id", "band", "config_version"] + cols].copy()
+    cur["_day"] = days
+    m = cur.merge(past, on=["account_id", "_day"], how="inner", suffixes=("", "_before"))
+    return m[(m["score"] - m["score_before"]).abs() >= min_delta].reset_index(drop=True)
+
+
 def explain_changes(scores: pd.DataFrame, config: HealthConfig, window_days: int = 30, min_delta: float = 10.0,
                     min_component_move: float = 1.0) -> pd.DataFrame:
     """For every account and day whose score moved by at least ``min_delta`` points against ``window_days``
@@ -321,15 +337,13 @@ def explain_changes(scores: pd.DataFrame, config: HealthConfig, window_days: int
     shrank). A component whose own score did not move reads ``(100 → 100, reweighted)`` when the rescaling
     alone moved it.
     """
+    return explain_pairs(changed_pairs(scores, window_days, min_delta), config, window_days, min_component_move)
+
+
+def explain_pairs(m: pd.DataFrame, config: HealthConfig, window_days: int,
+                  min_component_move: float = 1.0) -> pd.DataFrame:
+    """The rows of health_score_changes for the pairs of ``changed_pairs`` (see explain_changes)."""
     weights = {c.name: c.weight for c in config.components}
-    days = pd.to_datetime(scores["day"])
-    cols = ["score"] + [f"{c}_score" for c in COMPONENTS]
-    past = scores[["account_id"] + cols].copy()
-    past["_day"] = days + pd.Timedelta(days=window_days)
-    cur = scores[["day", "account_id", "band", "config_version"] + cols].copy()
-    cur["_day"] = days
-    m = cur.merge(past, on=["account_id", "_day"], how="inner", suffixes=("", "_before"))
-    m = m[(m["score"] - m["score_before"]).abs() >= min_delta].reset_index(drop=True)
     out = pd.DataFrame({
         "day": m["day"], "account_id": m["account_id"], "window_days": window_days,
         "score_before": m["score_before"], "score": m["score"], "delta": m["score"] - m["score_before"],
@@ -370,6 +384,203 @@ def explain_changes(scores: pd.DataFrame, config: HealthConfig, window_days: int
         out["reason"] = pd.Series(dtype="object")
     out["config_version"] = m["config_version"]
     return out
+
+
+# ----------------------------------------------------------------------------------------- the same in SQL
+#
+# score_sql and explain_sql are score_frame and explain_pairs as DuckDB SQL, generated from the validated
+# config, so the history is scored set-based inside the warehouse (assets.score_history). They are written
+# to give the very same numbers, not merely close ones: every value goes through the same IEEE double
+# operations in the same order (x - floor, / (target - floor), clip, x 100, the weighted sums left to right,
+# one division), constants are exact DOUBLE literals (a bare 0.1 would be a DECIMAL in DuckDB), and the
+# rounding is numpy's. np.round(x, 6) is rint(x x 1e6) / 1e6 with rint rounding half to even, and
+# pandas' Series.round() is rint; DuckDB's round() rounds half away from zero, so sql_rint writes rint out
+# with floor, which is exact on doubles. test_score_sql.py pins the parity on ties and varied frames.
+
+
+def sql_double(x: float) -> str:
+    """An exact DOUBLE literal (repr round-trips; DuckDB parses it correctly rounded)."""
+    return f"'{float(x)!r}'::DOUBLE"
+
+
+def sql_text(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_rint(x: str) -> str:
+    """numpy's rint (round half to even) of a DOUBLE column ``x`` (named more than once: pass a column).
+
+    For a = |x|: floor(a) and a - floor(a) are exact in double arithmetic, so the tie test is exact; a tie
+    goes to the even neighbour; rint is odd-symmetric, so rint(x) = sign(x) x rint(|x|)."""
+    a = f"abs({x})"
+    fl = f"floor({a})"
+    return (f"(sign({x}) * (case when {a} - {fl} > 0.5::DOUBLE then {fl} + 1 when {a} - {fl} < 0.5::DOUBLE "
+            f"then {fl} else {fl} + ({fl} - 2 * floor({fl} / 2)) end))")
+
+
+def sql_round(x: str, digits: int = ROUND_DIGITS) -> str:
+    """np.round(x, digits) of a DOUBLE column: rint(x x 10^digits) / 10^digits, as numpy computes it."""
+    f = sql_double(10.0 ** digits)
+    return f"({sql_rint(f'({x} * {f})')} / {f})"
+
+
+def _value_sql(name: str, config: HealthConfig) -> str:
+    """indicator_values in SQL: csm_sentiment through the map (unmapped values are missing), others as
+    DOUBLE (NaN is missing, as in numpy)."""
+    if name == "csm_sentiment":
+        whens = " ".join(f"when {sql_text(k)} then {sql_double(v)}" for k, v in config.sentiment_map.items())
+        return f"(case cast(csm_sentiment as varchar) {whens} end)"
+    return f"nullif(try_cast({name} as double), 'NaN'::DOUBLE)"
+
+
+def _weighted_mean_sql(terms: list[tuple[str, float]]) -> tuple[str, str]:
+    """(numerator, denominator) of the weighted mean of the non-null columns, added left to right as
+    component_scores and score_frame add them (a missing term adds 0.0, which changes nothing)."""
+    num = " + ".join(f"coalesce({x} * {sql_double(w)}, 0.0::DOUBLE)" for x, w in terms)
+    den = " + ".join(f"(case when {x} is null then 0.0::DOUBLE else {sql_double(w)} end)" for x, w in terms)
+    return num, den
+
+
+def score_core_sql(config: HealthConfig, source: str) -> str:
+    """The numeric core of score_sql: account_id, day, is_active, arr (DOUBLE), score (rounded) and, for
+    each configured component c, its unrounded score _c_<c> and contribution _k_<c>. ``source`` is a table
+    or a parenthesised subquery with account_id, day, is_active, arr and the config's indicator columns."""
+    inds = [(c, i, f"_i{n}") for n, (c, i) in enumerate((c, i) for c in config.components for i in c.indicators)]
+    fracs = []
+    for _, ind, col in inds:
+        frac = f"({_value_sql(ind.name, config)} - {sql_double(ind.floor)}) / {sql_double(ind.target - ind.floor)}"
+        if ind.better == "lower":
+            frac = f"1.0::DOUBLE - ({frac})"
+        fracs.append(f"{frac} as {col}")
+    # np.clip(frac, 0, 1) x 100; a null (missing) stays null
+    scaled = [f"(case when {col} < 0 then 0.0::DOUBLE when {col} > 1 then 1.0::DOUBLE else {col} end) * 100.0::DOUBLE "
+              f"as {col}" for _, _, col in inds]
+    comps = []
+    for comp in config.components:
+        num, den = _weighted_mean_sql([(col, ind.weight) for c, ind, col in inds if c is comp])
+        comps.append(f"case when ({den}) > 0 then ({num}) / ({den}) end as _c_{comp.name}")
+    num, den = _weighted_mean_sql([(f"_c_{c.name}", c.weight) for c in config.components])
+    raw = ["case when _den > 0 then _num / _den end as _raw"]
+    raw += [f"(_c_{c.name} * {sql_double(c.weight)}) / _den as _k_{c.name}" for c in config.components]
+    keep = "cast(account_id as varchar) as account_id, cast(day as date) as day, cast(is_active as boolean) as is_active, " \
+           "cast(arr as double) as arr"
+    cols = "account_id, day, is_active, arr"
+    own = ", ".join(f"_c_{c.name}, _k_{c.name}" for c in config.components)
+    return f"""
+with _hs_frac as (select {keep}, {', '.join(fracs)} from {source}),
+_hs_scaled as (select {cols}, {', '.join(scaled)} from _hs_frac),
+_hs_comp as (select {cols}, {', '.join(comps)} from _hs_scaled),
+_hs_sum as (select *, {num} as _num, {den} as _den from _hs_comp),
+_hs_raw as (select *, {', '.join(raw)} from _hs_sum)
+select {cols}, {sql_round('_raw')} as score, {own} from _hs_raw"""
+
+
+def score_finish_sql(config: HealthConfig, core: str, extra: tuple[str, ...] = ()) -> str:
+    """The columns of score_sql from the rows of ``core`` (score_core_sql's columns, as a table or a
+    parenthesised subquery), followed by its ``extra`` columns: band, the rounded component scores and
+    contributions (null for components not configured), the label of the components present and the
+    config version."""
+    configured = [c.name for c in config.components]
+    outs = []
+    for c in COMPONENTS:
+        if c in configured:
+            outs += [f"{sql_round(f'_c_{c}')} as {c}_score", f"{sql_round(f'_k_{c}')} as contrib_{c}"]
+        else:
+            outs += [f"null::DOUBLE as {c}_score", f"null::DOUBLE as contrib_{c}"]
+    # the label by bit mask, as score_frame does it (a list lookup: cheaper than building the string)
+    mask = " + ".join(f"(case when _c_{c} is null then 0 else {1 << b} end)" for b, c in enumerate(COMPONENTS)
+                      if c in configured)
+    labels = [",".join(n for b, n in enumerate(COMPONENTS) if m >> b & 1) for m in range(1 << len(COMPONENTS))]
+    counts = [m.bit_count() for m in range(1 << len(COMPONENTS))]
+    extras = "".join(f", {e}" for e in extra)
+    return f"""
+select
+    day, account_id, is_active, arr, score,
+    case when score >= {sql_double(config.green)} then 'green' when score >= {sql_double(config.yellow)} then 'yellow'
+         when score is not null then 'red' end as band,
+    {', '.join(outs)},
+    [{', '.join(sql_text(x) for x in labels)}][_mask + 1] as components_present,
+    cast([{', '.join(map(str, counts))}][_mask + 1] as integer) as components_present_count,
+    {sql_text(config.version)} as config_version{extras}
+from (select *, {mask} as _mask from {core})"""
+
+
+def score_sql(config: HealthConfig, source: str) -> str:
+    """A SELECT scoring every row of ``source`` (a table or a parenthesised subquery with account_id, day,
+    is_active, arr and the config's indicator columns) exactly as score_frame does, plus is_active and arr:
+    day, account_id, is_active, arr, score, band, <c>_score and contrib_<c> for the five components,
+    components_present, components_present_count, config_version (the columns of health_scores_daily
+    without the deltas)."""
+    return score_finish_sql(config, f"({score_core_sql(config, source)})")
+
+
+def explain_sql(config: HealthConfig, pairs: str, window_days: int | None, min_component_move: float = 1.0) -> str:
+    """explain_pairs as a SELECT over ``pairs`` (a table or parenthesised subquery with the columns of
+    changed_pairs: day, account_id, band, config_version, score, <c>_score, score_before and
+    <c>_score_before for the five components): the rows of health_score_changes, values and reason text
+    identical to explain_pairs'. ``window_days`` None: each pair's own, from a window_days column."""
+    weights = {c.name: c.weight for c in config.components}
+
+    def whole(col: str, r: str) -> str:
+        return f"case when {col} is null then 'n/a' else cast(cast({r} as bigint) as varchar) end"
+
+    def signed(r: str) -> str:
+        return f"case when {r} < 0 then '−' else '+' end, cast(abs(cast({r} as bigint)) as varchar)"
+
+    pres = []
+    for suffix in ("", "_before"):
+        for c in COMPONENTS:
+            w = sql_double(weights.get(c, 0.0))
+            pres.append(f"case when {c}_score{suffix} is null then 0.0::DOUBLE else {w} end as _p_{c}{suffix}")
+    totals = [f"{' + '.join(f'_p_{c}{suffix}' for c in COMPONENTS)} as _tot{suffix}" for suffix in ("", "_before")]
+    shares = [f"case when _tot{suffix} > 0 then _p_{c}{suffix} / _tot{suffix} else 0.0::DOUBLE end as _sh_{c}{suffix}"
+              for suffix in ("", "_before") for c in COMPONENTS]
+    moves = [f"(_sh_{c} * (coalesce({c}_score, 0.0::DOUBLE) - score_before)) - "
+             f"(_sh_{c}_before * (coalesce({c}_score_before, 0.0::DOUBLE) - score_before)) as {c}_delta"
+             for c in COMPONENTS]
+    rints = [f"{sql_rint(col)} as _r_{col}" for col in
+             ["score_before", "score", "delta", *[f"{c}_delta" for c in COMPONENTS],
+              *[f"{c}_score" for c in COMPONENTS], *[f"{c}_score_before" for c in COMPONENTS]]]
+    keep = [f"abs({c}_delta) >= {sql_double(min_component_move)} as _keep_{c}" for c in COMPONENTS]
+    texts, ranks = [], []
+    for n, c in enumerate(COMPONENTS):
+        same = f"coalesce(_r_{c}_score_before = _r_{c}_score, false)"
+        texts.append(f"case when _keep_{c} then concat('{c} ', {signed(f'_r_{c}_delta')}, ' (', "
+                     f"{whole(f'{c}_score_before', f'_r_{c}_score_before')}, ' → ', "
+                     f"{whole(f'{c}_score', f'_r_{c}_score')}, "
+                     f"case when {same} then ', reweighted)' else ')' end) end as _text_{c}")
+        # the place of c among the movers, largest move first, ties in COMPONENTS order (a stable sort)
+        ahead = [f"cast(_keep_{d} and (abs({d}_delta) > abs({c}_delta)"
+                 + (f" or abs({d}_delta) = abs({c}_delta))" if m < n else ")") + " as integer)"
+                 for m, d in enumerate(COMPONENTS) if d != c]
+        ranks.append(f"{' + '.join(ahead)} as _rank_{c}")
+    places = [f"case {' '.join(f'when _keep_{c} and _rank_{c} = {k} then _text_{c}' for c in COMPONENTS)} end"
+              for k in range(len(COMPONENTS))]
+    any_mover = " or ".join(f"_keep_{c}" for c in COMPONENTS)
+    window = "window_days" if window_days is None else str(int(window_days))
+    head = (f"'health ', {whole('score_before', '_r_score_before')}, ' → ', {whole('score', '_r_score')}, ' (', "
+            f"{signed('_r_delta')}, ' in ', cast({window} as integer), ' d)'")
+    return f"""
+with _hx_p as (
+    select day, account_id, {window} as window_days, band, config_version, score, score_before,
+        score - score_before as delta,
+        {', '.join(f'{c}_score, {c}_score_before' for c in COMPONENTS)}, {', '.join(pres)}
+    from {pairs}
+),
+_hx_t as (select *, {', '.join(totals)} from _hx_p),
+_hx_s as (select *, {', '.join(shares)} from _hx_t),
+_hx_m as (select *, {', '.join(moves)} from _hx_s),
+_hx_r as (select *, {', '.join(rints)}, {', '.join(keep)} from _hx_m),
+_hx_x as (select *, {', '.join(texts)}, {', '.join(ranks)} from _hx_r)
+select
+    cast(day as date) as day,
+    cast(account_id as varchar) as account_id,
+    cast(window_days as integer) as window_days,
+    score_before, score, delta, cast(band as varchar) as band,
+    {', '.join(f'{c}_delta' for c in COMPONENTS)},
+    concat({head}, case when {any_mover} then ': ' end, concat_ws(', ', {', '.join(places)})) as reason,
+    cast(config_version as varchar) as config_version
+from _hx_x"""
 
 
 # ---------------------------------------------------------------------------------------- parent roll-up

@@ -26,6 +26,7 @@ arriving later than the lookback, rebuilds everything instead of leaving stale d
 
 import datetime as dt
 import hashlib
+import itertools
 import os
 from dataclasses import dataclass
 
@@ -110,17 +111,50 @@ def fingerprint(con, before: dt.date) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
-def previous_window(con) -> dict | None:
-    """The current (latest) indicator build, or None."""
-    builds = build_log(con)
+ACTIVITY_FINGERPRINT_SQL = (
+    # what kpis.account_activity_daily's rows dated before a day are made of, as they shape those rows: a
+    # late event, a ticket whose priority changed, a rating or NPS response moved or restated, a remapped
+    # account all change it (and force a full activity build)
+    ("select count(*), coalesce(bit_xor(hash(message_id)), 0) from staging.stg_product__events "
+     "where event_type = 'track' and occurred_at < cast(? as date)"),
+    ("select count(*), coalesce(bit_xor(hash(t.ticket_id, t.organization_id, t.priority, cast(t.created_at as date), "
+     "case when s.solved_day < cast(? as date) then s.solved_day end)), 0) "
+     "from staging.stg_support__tickets as t left join ("
+     "  select t2.ticket_id, cast(coalesce(m.solved_at, case when t2.status in ('solved', 'closed') "
+     "  then t2.updated_at end) as date) as solved_day from staging.stg_support__tickets as t2 "
+     "  left join staging.stg_support__ticket_metrics as m on m.ticket_id = t2.ticket_id) as s "
+     "on s.ticket_id = t.ticket_id where cast(t.created_at as date) < cast(? as date)"),
+    ("select count(*), coalesce(bit_xor(hash(ticket_id, score, cast(coalesce(updated_at, created_at) as date))), 0) "
+     "from staging.stg_support__satisfaction_ratings where cast(coalesce(updated_at, created_at) as date) < cast(? as date)"),
+    ("select count(*), coalesce(bit_xor(hash(person_id, score, cast(responded_at as date))), 0) "
+     "from staging.stg_nps__survey_responses where responded_at < cast(? as date)"),
+    ("select count(*), coalesce(bit_xor(hash(event_id, customer_id, event_type)), 0) from staging.stg_billing__events "
+     "where event_type = 'invoice.payment_failed' and created_at < cast(? as date)"),
+    ("select count(*), coalesce(bit_xor(hash(source_system, source_id, crm_account_id)), 0) "
+     "from marts.account_xref where cast(? as date) is not null"),
+    ("select count(*), coalesce(bit_xor(hash(t)), 0) from kpis.health_product_config as t "
+     "where cast(? as date) is not null"),
+)
+
+
+def activity_fingerprint(con, before: dt.date) -> str:
+    """A hash of the inputs of kpis.account_activity_daily's rows dated before ``before``."""
+    con.execute("set TimeZone = 'UTC'")
+    parts = [con.execute(sql, [before] * sql.count("?")).fetchall()[0] for sql in ACTIVITY_FINGERPRINT_SQL]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def previous_window(con, log: str = WINDOW_TABLE) -> dict | None:
+    """The current (latest) build recorded in ``log`` (default: the indicators'), or None."""
+    builds = build_log(con, log)
     return builds[-1] if builds else None
 
 
-def build_log(con) -> list[dict]:
-    """Every indicator build recorded, oldest first."""
-    if not _exists(con, WINDOW_TABLE):
+def build_log(con, log: str = WINDOW_TABLE) -> list[dict]:
+    """Every build recorded in ``log`` (default: the indicators'), oldest first."""
+    if not _exists(con, log):
         return []
-    cur = con.execute(f"select * from {WINDOW_TABLE} order by build_seq")
+    cur = con.execute(f"select * from {log} order by build_seq")
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
@@ -164,28 +198,31 @@ _COLUMNS = ("build_seq bigint, is_current boolean, mode varchar, start_day date,
             "built_at timestamptz, account_from varchar, account_to varchar")
 
 
-def write_window(con, window: BuildWindow | None, lookback: int | None = None) -> None:
-    """Record a build (None: a full build of everything, for tests and tools) as the current one, with the
-    fingerprint of its inputs before the next nightly window; the indicator SQL reads ``start_day``."""
+def write_window(con, window: BuildWindow | None, lookback: int | None = None, log: str = WINDOW_TABLE,
+                 fingerprint_of=None) -> None:
+    """Record a build (None: a full build of everything, for tests and tools) as the current one in ``log``,
+    with the fingerprint (``fingerprint_of``, default the indicators') of its inputs before the next nightly
+    window; the SQL reads ``start_day`` and the account range from the current row."""
+    fingerprint_of = fingerprint_of or fingerprint
     con.execute("create schema if not exists kpis")
-    con.execute(f"create table if not exists {WINDOW_TABLE} ({_COLUMNS})")
+    con.execute(f"create table if not exists {log} ({_COLUMNS})")
     have = {r[0] for r in con.execute(
         "select column_name from information_schema.columns where table_schema = 'kpis' and table_name = ?",
-        [WINDOW_TABLE.split(".")[1]]).fetchall()}
+        [log.split(".")[1]]).fetchall()}
     for column in _COLUMNS.split(", "):
         name = column.split(" ")[0]
         if name not in have:  # a table from an older version of this module
-            con.execute(f"alter table {WINDOW_TABLE} add column {column}")
+            con.execute(f"alter table {log} add column {column}")
     if window is None:
         window = BuildWindow("full", None, None, None, "", "full build")
     fp_day = fp = None
     if window.as_of is not None:
         lookback = lookback_days() if lookback is None else lookback
         fp_day = window.as_of - dt.timedelta(days=lookback - 1)
-        fp = fingerprint(con, fp_day)
-    seq = con.execute(f"select coalesce(max(build_seq), 0) + 1 from {WINDOW_TABLE}").fetchall()[0][0]
-    con.execute(f"update {WINDOW_TABLE} set is_current = false where is_current")
-    con.execute(f"insert into {WINDOW_TABLE} (build_seq, is_current, mode, start_day, history_start, as_of, "
+        fp = fingerprint_of(con, fp_day)
+    seq = con.execute(f"select coalesce(max(build_seq), 0) + 1 from {log}").fetchall()[0][0]
+    con.execute(f"update {log} set is_current = false where is_current")
+    con.execute(f"insert into {log} (build_seq, is_current, mode, start_day, history_start, as_of, "
                 "sql_version, reason, fingerprint_day, fingerprint, scored, built_at) "
                 "values (?, true, ?, ?, ?, ?, ?, ?, ?, ?, false, now())",
                 [seq, window.mode, window.start_day, window.history_start, window.as_of, window.sql_version,
@@ -222,21 +259,26 @@ def build_indicators(con, model, window: BuildWindow, chunk_rows: int = INDICATO
     ``chunk_rows`` account-days (one range on the demo company). Returns counts for the UI."""
     con.execute("set TimeZone = 'UTC'")
     ranges = account_ranges(con, window, chunk_rows) if window.as_of is not None else []
+    return _build_in_ranges(con, model, window, ranges if len(ranges) > 1 else [(None, None)], WINDOW_TABLE,
+                            fingerprint)
+
+
+def _build_in_ranges(con, model, window: BuildWindow, ranges: list, log: str, fingerprint_of) -> dict:
     con.execute("begin transaction")
     try:
-        write_window(con, window)
+        write_window(con, window, log=log, fingerprint_of=fingerprint_of)
         deleted = 0
         if window.mode != "full":
             deleted = con.execute(
                 f"delete from {model.table} where day >= ? or (cast(? as date) is not null and day < ?)",
                 [window.start_day, window.history_start, window.history_start]).fetchall()[0][0]
-        for n, (first, last) in enumerate(ranges if len(ranges) > 1 else [(None, None)]):
-            con.execute(f"update {WINDOW_TABLE} set account_from = ?, account_to = ? where is_current", [first, last])
+        for n, (first, last) in enumerate(ranges):
+            con.execute(f"update {log} set account_from = ?, account_to = ? where is_current", [first, last])
             if window.mode == "full" and n == 0:
                 con.execute(f"create or replace table {model.table} as\n{model.sql}")
             else:
                 con.execute(f"insert into {model.table} by name\n{model.sql}")
-        con.execute(f"update {WINDOW_TABLE} set account_from = null, account_to = null where is_current")
+        con.execute(f"update {log} set account_from = null, account_to = null where is_current")
         con.execute("commit")
     except Exception:
         con.execute("rollback")
@@ -245,4 +287,58 @@ def build_indicators(con, model, window: BuildWindow, chunk_rows: int = INDICATO
                            [window.start_day or dt.date(1900, 1, 1)]).fetchall()[0][0]
     return {"mode": window.mode, "start_day": window.start_day, "history_start": window.history_start,
             "reason": window.reason, "rows_deleted": int(deleted), "rows_written": int(inserted),
-            "account_ranges": max(len(ranges), 1)}
+            "account_ranges": len(ranges)}
+
+
+# ---------------------------------------------------------------------------------- account activity
+
+ACTIVITY_LOG = "kpis._health_activity_window"
+ACTIVITY_TABLE = "kpis.account_activity_daily"
+ACTIVITY_CHUNK_ROWS = 40_000_000
+"""account-days (since each account's first subscription) per range of a full activity build: bounds the
+memory and spill of the event windows (the large company's 60 M events build in three ranges)"""
+
+
+def plan_activity_window(con, sql_version: str, *, full_refresh: bool = False,
+                         lookback: int | None = None) -> BuildWindow:
+    """Decide what an activity build (re)computes: every day, or (nightly) the days from the last build's
+    as-of day minus the lookback. Full when the table or its log is missing, ``full_refresh`` is set, the
+    SQL changed, or the inputs of the days before the last build's fingerprint day changed (a late event,
+    an older ticket or rating restated, a remapped account); activity always keeps every day, because the
+    indicators' running sums start from the first one."""
+    lookback = lookback_days() if lookback is None else lookback
+    as_of = con.execute("select max(day) from marts.dim_day").fetchall()[0][0]
+    prev = previous_window(con, ACTIVITY_LOG)
+
+    def full(reason: str) -> BuildWindow:
+        return BuildWindow("full", None, None, as_of, sql_version, reason)
+
+    if full_refresh:
+        return full("full_refresh requested")
+    if not _exists(con, ACTIVITY_TABLE) or prev is None:
+        return full(f"{ACTIVITY_TABLE} not built yet")
+    if prev.get("sql_version") != sql_version:
+        return full("the activity SQL changed")
+    fp_day, last = prev.get("fingerprint_day"), prev.get("as_of")
+    if fp_day is None or last is None or as_of is None:
+        return full("no as-of day to continue from")
+    if activity_fingerprint(con, fp_day) != prev.get("fingerprint"):
+        return full(f"inputs dated before {fp_day} changed since the last build (late or restated facts)")
+    start = min(min(last, as_of) - dt.timedelta(days=lookback - 1), fp_day)
+    return BuildWindow("incremental", start, None, as_of, sql_version,
+                       f"last build as of {last}, lookback {lookback} days; older inputs unchanged")
+
+
+def activity_ranges(con, window: BuildWindow, chunk_rows: int = ACTIVITY_CHUNK_ROWS) -> list[tuple]:
+    """Contiguous account ranges (lower bound exclusive, upper inclusive, None = open) that cover every
+    account id, cut where about ``chunk_rows`` account-days of subscribed accounts add up."""
+    cuts = [last for _, last in account_ranges(con, window, chunk_rows)][:-1] if window.as_of is not None else []
+    bounds = [None, *cuts, None]
+    return list(itertools.pairwise(bounds))
+
+
+def build_activity(con, model, window: BuildWindow, chunk_rows: int = ACTIVITY_CHUNK_ROWS) -> dict:
+    """(Re)build kpis.account_activity_daily for ``window`` in one transaction (see build_indicators)."""
+    con.execute("set TimeZone = 'UTC'")
+    return _build_in_ranges(con, model, window, activity_ranges(con, window, chunk_rows), ACTIVITY_LOG,
+                            activity_fingerprint)

@@ -6,6 +6,11 @@
 -- days [a, min(a + 30, next active day)), so +1 on a and -1 at the end; the running sum over days is then
 -- exactly the number of distinct users active in the trailing 30 days (likewise 7 days, key features).
 -- Days are UTC. Product configuration (key features, milestones, value event) is kpis.health_product_config.
+-- Build window: kpis._health_activity_window holds the first day to (re)build (start_day; null = every day)
+-- and a range of accounts (account_from exclusive .. account_to inclusive; null = open). A nightly build
+-- rebuilds the days from start_day, reading events from 31 days before it: a spell that reaches a rebuilt
+-- day started at most 30 days earlier, so the rebuilt days equal a full build's (tested); first milestones
+-- still read every event. The asset writes the window and decides when a full build is needed.
 -- @grain account_id, day
 -- @column account_id: CRM account (marts.account_xref crm_account_id)
 -- @column day: calendar day (UTC)
@@ -13,6 +18,7 @@
 -- @column active_users: distinct users with a tracked event that day
 -- @column key_feature_events: track events of configured key features
 -- @column value_events: track events of the configured value event
+-- @column first_value_at: time of the first value event that day (null when none): the account's first value is the minimum
 -- @column users_7d_delta: change of the distinct 7-day active users at this day (running sum = 7-day actives)
 -- @column users_30d_delta: change of the distinct 30-day active users at this day (running sum = 30-day actives)
 -- @column key_features_30d_delta: change of the distinct key features used in 30 days (running sum = features used)
@@ -25,10 +31,26 @@
 -- @column nps_passives: NPS responses 7-8 that day
 -- @column nps_detractors: NPS responses 0-6 that day
 -- @column failed_payments: Stripe invoice.payment_failed events that day
-with product_accounts as (
-    select source_id as workspace_id, crm_account_id as account_id
-    from marts.account_xref
-    where source_system = 'product' and crm_account_id is not null
+with build_window as (
+    select max(start_day) as start_day, max(account_from) as account_from, max(account_to) as account_to
+    from kpis._health_activity_window
+    where is_current
+),
+
+xref as (
+    -- the accounts of this build (large companies are built in ranges of accounts)
+    select x.source_system, x.source_id, x.crm_account_id as account_id
+    from marts.account_xref as x
+    cross join build_window as bw
+    where x.crm_account_id is not null
+        and (bw.account_from is null or x.crm_account_id > bw.account_from)
+        and (bw.account_to is null or x.crm_account_id <= bw.account_to)
+),
+
+product_accounts as (
+    select source_id as workspace_id, account_id
+    from xref
+    where source_system = 'product'
 ),
 
 key_features as (
@@ -43,16 +65,31 @@ milestones as (
     select distinct name from kpis.health_product_config where setting = 'onboarding_milestone'
 ),
 
+received_days as (
+    -- the landing days to read: all, or (nightly) those from 34 days before the window. An event is received
+    -- after it happens (Segment's timestamp is corrected to the receiving clock), so these hold every event
+    -- of the 31 days before the window; joining on them lets DuckDB skip older row groups of the scan
+    select distinct e.received_day
+    from staging.stg_product__events as e
+    cross join build_window as bw
+    where bw.start_day is null or e.received_day >= cast(bw.start_day - interval 34 day as date)
+),
+
 events as (
     select
         a.account_id,
         e.user_id,
         e.event_name,
+        e.occurred_at,
         cast(e.occurred_at as date) as day
     from staging.stg_product__events as e
     inner join product_accounts as a
         on a.workspace_id = e.workspace_id
+    inner join received_days as r
+        on r.received_day = e.received_day
+    cross join build_window as bw
     where e.event_type = 'track'
+        and (bw.start_day is null or e.occurred_at >= cast(bw.start_day - interval 31 day as date))
 ),
 
 usage as (
@@ -62,7 +99,8 @@ usage as (
         count(*) as events,
         count(distinct e.user_id) as active_users,
         sum(case when k.name is not null then 1 else 0 end) as key_feature_events,
-        sum(case when v.name is not null then 1 else 0 end) as value_events
+        sum(case when v.name is not null then 1 else 0 end) as value_events,
+        min(case when v.name is not null then e.occurred_at end) as first_value_at
     from events as e
     left join key_features as k on k.name = e.event_name
     left join value_event as v on v.name = e.event_name
@@ -136,10 +174,17 @@ window_daily as (
 ),
 
 milestone_firsts as (
-    select e.account_id, e.event_name, min(e.day) as day
-    from events as e
-    inner join milestones as m on m.name = e.event_name
-    group by e.account_id, e.event_name
+    -- first times need every event, not only the rebuilt days' (per workspace first: fewer rows to map)
+    select a.account_id, f.event_name, min(f.day) as day
+    from (
+        select e.workspace_id, e.event_name, cast(min(e.occurred_at) as date) as day
+        from staging.stg_product__events as e
+        inner join milestones as m on m.name = e.event_name
+        where e.event_type = 'track'
+        group by e.workspace_id, e.event_name
+    ) as f
+    inner join product_accounts as a on a.workspace_id = f.workspace_id
+    group by a.account_id, f.event_name
 ),
 
 milestone_daily as (
@@ -149,9 +194,9 @@ milestone_daily as (
 ),
 
 support_accounts as (
-    select source_id as organization_id, crm_account_id as account_id
-    from marts.account_xref
-    where source_system = 'support' and crm_account_id is not null
+    select source_id as organization_id, account_id
+    from xref
+    where source_system = 'support'
 ),
 
 tickets as (
@@ -180,6 +225,8 @@ ticket_daily as (
         from tickets
         where priority in ('urgent', 'high') and solved_day is not null
     ) as t
+    cross join build_window as bw
+    where bw.start_day is null or t.day >= bw.start_day
     group by account_id, day
 ),
 
@@ -192,37 +239,42 @@ csat_daily as (
     from staging.stg_support__satisfaction_ratings as r
     inner join tickets as t
         on t.ticket_id = r.ticket_id
+    cross join build_window as bw
     where r.score in ('good', 'bad')
+        and (bw.start_day is null or cast(coalesce(r.updated_at, r.created_at) as date) >= bw.start_day)
     group by t.account_id, cast(coalesce(r.updated_at, r.created_at) as date)
 ),
 
 nps_daily as (
     select
-        x.crm_account_id as account_id,
+        x.account_id,
         cast(r.responded_at as date) as day,
         sum(case when r.score >= 9 then 1 else 0 end) as nps_promoters,
         sum(case when r.score between 7 and 8 then 1 else 0 end) as nps_passives,
         sum(case when r.score <= 6 then 1 else 0 end) as nps_detractors
     from staging.stg_nps__survey_responses as r
-    inner join marts.account_xref as x
-        on x.source_system = 'nps' and x.source_id = r.person_id and x.crm_account_id is not null
-    where r.score is not null
-    group by x.crm_account_id, cast(r.responded_at as date)
+    inner join xref as x
+        on x.source_system = 'nps' and x.source_id = r.person_id
+    cross join build_window as bw
+    where r.score is not null and (bw.start_day is null or cast(r.responded_at as date) >= bw.start_day)
+    group by x.account_id, cast(r.responded_at as date)
 ),
 
 payment_daily as (
     select
-        x.crm_account_id as account_id,
+        x.account_id,
         cast(e.created_at as date) as day,
         count(*) as failed_payments
     from staging.stg_billing__events as e
-    inner join marts.account_xref as x
-        on x.source_system = 'billing' and x.source_id = e.customer_id and x.crm_account_id is not null
+    inner join xref as x
+        on x.source_system = 'billing' and x.source_id = e.customer_id
+    cross join build_window as bw
     where e.event_type = 'invoice.payment_failed'
-    group by x.crm_account_id, cast(e.created_at as date)
+        and (bw.start_day is null or cast(e.created_at as date) >= bw.start_day)
+    group by x.account_id, cast(e.created_at as date)
 ),
 
-keys as (
+all_keys as (
     select account_id, day from usage
     union
     select account_id, day from window_daily
@@ -236,6 +288,13 @@ keys as (
     select account_id, day from nps_daily
     union
     select account_id, day from payment_daily
+),
+
+keys as (
+    select k.account_id, k.day
+    from all_keys as k
+    cross join build_window as bw
+    where bw.start_day is null or k.day >= bw.start_day
 )
 
 select
@@ -245,6 +304,7 @@ select
     coalesce(u.active_users, 0) as active_users,
     coalesce(u.key_feature_events, 0) as key_feature_events,
     coalesce(u.value_events, 0) as value_events,
+    u.first_value_at,
     coalesce(w.users_7d_delta, 0) as users_7d_delta,
     coalesce(w.users_30d_delta, 0) as users_30d_delta,
     coalesce(w.key_features_30d_delta, 0) as key_features_30d_delta,

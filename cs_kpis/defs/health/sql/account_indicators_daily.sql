@@ -69,17 +69,31 @@ starts as (
     group by p.account_id
 ),
 
+account_keys as (
+    -- a whole-number key per account: (account, day) pairs below are one bigint, which hashes and compares
+    -- much faster than text plus date in the joins of millions of account-days
+    select account_id, first_day, row_number() over (order by account_id) as account_key
+    from starts
+),
+
 activity_starts as (
-    select account_id, min(day) as first_activity_day
-    from kpis.account_activity_daily
-    group by account_id
+    select a.account_id, min(a.day) as first_activity_day
+    from kpis.account_activity_daily as a
+    cross join build_window as bw
+    where (bw.account_from is null or a.account_id >= bw.account_from)
+        and (bw.account_to is null or a.account_id <= bw.account_to)
+    group by a.account_id
 ),
 
 window_grid as (
     -- from the earliest activity (so running sums of deltas start at zero), or from 89 days before the
     -- build window (the trailing windows' reach), to the as-of day
-    select s.account_id, s.first_day, d.day
-    from starts as s
+    select
+        s.account_id,
+        s.first_day,
+        d.day,
+        s.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), d.day) as gk
+    from account_keys as s
     cross join build_window as bw
     left join activity_starts as a on a.account_id = s.account_id
     inner join marts.dim_day as d
@@ -89,7 +103,7 @@ window_grid as (
 
 grid as (
     -- the output rows: subscribed days inside the build window
-    select g.account_id, g.first_day, g.day
+    select g.account_id, g.first_day, g.day, g.gk
     from window_grid as g
     cross join build_window as bw
     where g.day >= g.first_day and (bw.start_day is null or g.day >= bw.start_day)
@@ -107,6 +121,8 @@ carry as (
     from kpis.account_activity_daily as a
     cross join build_window as bw
     where a.day < cast(bw.start_day - interval 89 day as date)
+        and (bw.account_from is null or a.account_id >= bw.account_from)
+        and (bw.account_to is null or a.account_id <= bw.account_to)
         and a.day >= (select min(day) from marts.dim_day)  -- as a full build: its grid starts there
     group by a.account_id
 ),
@@ -116,6 +132,7 @@ dense as (
         g.account_id,
         g.first_day,
         g.day,
+        g.gk,
         coalesce(a.events, 0) as events,
         coalesce(a.active_users, 0) as active_users,
         coalesce(a.users_7d_delta, 0) as users_7d_delta,
@@ -141,6 +158,7 @@ windowed_all as (
         account_id,
         first_day,
         day,
+        gk,
         sum(events) over w30 as events_30d,
         sum(events) over (partition by account_id order by day rows between 59 preceding and 30 preceding)
             as events_prior_30d,
@@ -172,6 +190,7 @@ windowed as (
         w.account_id,
         w.first_day,
         w.day,
+        w.gk,
         w.events_30d,
         w.events_prior_30d,
         w.prior_days,
@@ -195,7 +214,11 @@ windowed as (
 ),
 
 plan_features as (
-    select name as plan, value as features from kpis.health_product_config where setting = 'plan_features'
+    -- plan_rank 1 = the most features (ties: the first name)
+    select plan, features, row_number() over (order by features desc, plan) as plan_rank
+    from (
+        select name as plan, value as features from kpis.health_product_config where setting = 'plan_features'
+    ) as f
 ),
 
 milestone_count as (
@@ -204,9 +227,9 @@ milestone_count as (
 
 periods_in_force as (
     select
-        g.account_id,
-        g.day,
+        g.gk,
         max(p.features) as plan_features,
+        min(p.plan_rank) as plan_rank,
         sum(case when p.features is not null then sp.seats end) as seats,
         max(case when sp.is_trial then 1 else 0 end) as is_trial
     from grid as g
@@ -216,24 +239,11 @@ periods_in_force as (
         and (sp.end_date is null or sp.end_date > g.day)
     left join plan_features as p
         on p.plan = sp.plan
-    group by g.account_id, g.day
-),
-
-plan_in_force as (
-    -- the plan whose feature count is the highest in force (ties: the first name)
-    select f.account_id, f.day, min(p.plan) as plan
-    from periods_in_force as f
-    inner join marts.subscription_periods as sp
-        on sp.account_id = f.account_id
-        and sp.start_date <= f.day
-        and (sp.end_date is null or sp.end_date > f.day)
-    inner join plan_features as p
-        on p.plan = sp.plan and p.features = f.plan_features
-    group by f.account_id, f.day
+    group by g.gk
 ),
 
 mrr as (
-    select g.account_id, g.day, c.mrr
+    select g.gk, c.mrr
     from grid as g
     inner join marts.mrr_daily_changes as c
         on c.account_id = g.account_id
@@ -241,19 +251,15 @@ mrr as (
         and (c.next_change_date is null or c.next_change_date > g.day)
 ),
 
-value_event as (
-    select distinct name from kpis.health_product_config where setting = 'value_event'
-),
-
 first_value as (
-    select x.crm_account_id as account_id, min(e.occurred_at) as first_value_at
-    from staging.stg_product__events as e
-    inner join marts.account_xref as x
-        on x.source_system = 'product' and x.source_id = e.workspace_id and x.crm_account_id is not null
-    inner join value_event as v
-        on v.name = e.event_name
-    where e.event_type = 'track'
-    group by x.crm_account_id
+    -- the first configured value event (kpis.account_activity_daily keeps each day's first)
+    select a.account_id, min(a.first_value_at) as first_value_at
+    from kpis.account_activity_daily as a
+    cross join build_window as bw
+    where a.first_value_at is not null
+        and (bw.account_from is null or a.account_id >= bw.account_from)
+        and (bw.account_to is null or a.account_id <= bw.account_to)
+    group by a.account_id
 ),
 
 ticket_facts as (
@@ -269,25 +275,25 @@ ticket_facts as (
     inner join marts.account_xref as x
         on x.source_system = 'support' and x.source_id = cast(t.organization_id as varchar)
         and x.crm_account_id is not null
+    inner join starts as s on s.account_id = x.crm_account_id
     left join staging.stg_support__ticket_metrics as m
         on m.ticket_id = t.ticket_id
 ),
 
 reply_90d as (
-    select g.account_id, g.day, median(t.first_reply_minutes) as median_first_reply_minutes
+    select g.gk, median(t.first_reply_minutes) as median_first_reply_minutes
     from grid as g
     inner join ticket_facts as t
         on t.account_id = g.account_id
         and t.created_day <= g.day
         and t.created_day > cast(g.day - interval 90 day as date)
     where t.first_reply_minutes is not null
-    group by g.account_id, g.day
+    group by g.gk
 ),
 
 solved_90d as (
     select
-        g.account_id,
-        g.day,
+        g.gk,
         median(t.full_resolution_minutes) as median_resolution_minutes,
         cast(sum(t.is_fcr) as double) / cast(count(*) as double) as first_contact_resolution
     from grid as g
@@ -295,24 +301,25 @@ solved_90d as (
         on t.account_id = g.account_id
         and t.solved_day <= g.day
         and t.solved_day > cast(g.day - interval 90 day as date)
-    group by g.account_id, g.day
+    group by g.gk
 ),
 
 sentiment as (
-    select g.account_id, g.day, max(a.csm_sentiment) as csm_sentiment
+    select g.gk, max(a.csm_sentiment) as csm_sentiment
     from grid as g
     inner join staging.stg_crm__accounts as a
         on a.account_id = g.account_id
         and cast(a.valid_from as date) <= g.day
         and (a.valid_to is null or cast(a.valid_to as date) > g.day)
     where not coalesce(a.is_deleted, false)
-    group by g.account_id, g.day
+    group by g.gk
 ),
 
 billing_accounts as (
-    select source_id as customer_id, crm_account_id as account_id
-    from marts.account_xref
-    where source_system = 'billing' and crm_account_id is not null
+    select x.source_id as customer_id, x.crm_account_id as account_id
+    from marts.account_xref as x
+    inner join starts as s on s.account_id = x.crm_account_id
+    where x.source_system = 'billing'
 ),
 
 unpaid_invoices as (
@@ -328,13 +335,13 @@ unpaid_invoices as (
 ),
 
 past_due as (
-    select g.account_id, g.day, max(date_diff('day', u.due_day, g.day)) as max_days_past_due
+    select g.gk, max(date_diff('day', u.due_day, g.day)) as max_days_past_due
     from grid as g
     inner join unpaid_invoices as u
         on u.account_id = g.account_id
         and u.due_day < g.day
         and (u.settled_day is null or u.settled_day > g.day)
-    group by g.account_id, g.day
+    group by g.gk
 ),
 
 paid_periods as (
@@ -350,20 +357,20 @@ paid_periods as (
 ),
 
 renewal as (
-    select g.account_id, g.day, min(date_diff('day', g.day, p.period_end)) as days_to_renewal
+    select g.gk, min(date_diff('day', g.day, p.period_end)) as days_to_renewal
     from grid as g
     inner join paid_periods as p
         on p.account_id = g.account_id
         and p.period_start <= g.day
         and p.period_end > g.day
-    group by g.account_id, g.day
+    group by g.gk
 ),
 
 state_days as (
     -- each subscription's end-of-day state (the last one reported that day)
     select
         subscription_id,
-        customer_id,
+        account_id,
         change_day,
         flagged,
         min(change_day) over (
@@ -371,25 +378,26 @@ state_days as (
         ) as next_change_day
     from (
         select
-            subscription_id,
-            customer_id,
-            cast(changed_at as date) as change_day,
-            (coalesce(cancel_at_period_end, false) or cancel_at is not null) and ended_at is null
-                and status not in ('canceled', 'incomplete_expired') as flagged,
+            st.subscription_id,
+            b.account_id,
+            cast(st.changed_at as date) as change_day,
+            (coalesce(st.cancel_at_period_end, false) or st.cancel_at is not null) and st.ended_at is null
+                and st.status not in ('canceled', 'incomplete_expired') as flagged,
             row_number() over (
-                partition by subscription_id, cast(changed_at as date) order by changed_at desc, event_id desc
+                partition by st.subscription_id, cast(st.changed_at as date)
+                order by st.changed_at desc, st.event_id desc
             ) as rn
-        from marts.subscription_states
+        from marts.subscription_states as st
+        inner join billing_accounts as b on b.customer_id = st.customer_id
     ) as s
     where rn = 1
 ),
 
 cancellations as (
-    select distinct g.account_id, g.day
+    select distinct g.gk
     from state_days as s
-    inner join billing_accounts as b on b.customer_id = s.customer_id
     inner join grid as g
-        on g.account_id = b.account_id
+        on g.account_id = s.account_id
         and g.day >= s.change_day
         and (s.next_change_day is null or g.day < s.next_change_day)
     where s.flagged
@@ -442,18 +450,18 @@ select
     coalesce(pd.max_days_past_due, 0) as max_days_past_due,
     cast(w.failed_payments_90d as bigint) as failed_payments_90d,
     rn.days_to_renewal,
-    case when c.account_id is not null then 1 else 0 end as cancellation_scheduled
+    case when c.gk is not null then 1 else 0 end as cancellation_scheduled
 from windowed as w
 cross join milestone_count as mc
 left join marts.accounts as acc on acc.account_id = w.account_id
-left join mrr as m on m.account_id = w.account_id and m.day = w.day
-left join periods_in_force as f on f.account_id = w.account_id and f.day = w.day
-left join plan_in_force as pl on pl.account_id = w.account_id and pl.day = w.day
+left join mrr as m on m.gk = w.gk
+left join periods_in_force as f on f.gk = w.gk
+left join plan_features as pl on pl.plan_rank = f.plan_rank
 left join first_value as fv on fv.account_id = w.account_id
-left join reply_90d as r on r.account_id = w.account_id and r.day = w.day
-left join solved_90d as s on s.account_id = w.account_id and s.day = w.day
-left join sentiment as se on se.account_id = w.account_id and se.day = w.day
-left join past_due as pd on pd.account_id = w.account_id and pd.day = w.day
-left join renewal as rn on rn.account_id = w.account_id and rn.day = w.day
-left join cancellations as c on c.account_id = w.account_id and c.day = w.day
+left join reply_90d as r on r.gk = w.gk
+left join solved_90d as s on s.gk = w.gk
+left join sentiment as se on se.gk = w.gk
+left join past_due as pd on pd.gk = w.gk
+left join renewal as rn on rn.gk = w.gk
+left join cancellations as c on c.gk = w.gk
 where w.day >= w.first_day

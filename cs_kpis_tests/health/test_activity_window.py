@@ -1,0 +1,128 @@
+"""kpis.account_activity_daily built in windows: a nightly (incremental) or ranged build must give exactly the
+rows a full build gives, and a change to the inputs of older days forces a full build.
+
+The fixture warehouse (fixtures.py) runs 2025-01-01 .. 2025-04-30. acc_a's users are active from 01-05, so a
+window starting in March must still end the 30-day spells of events up to 30 days before it."""
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from cs_kpis.defs.health import assets as ha
+from cs_kpis.defs.health import history
+from cs_kpis_tests.health.fixtures import build_models, write_inputs
+from cs_kpis_tests.health.test_history import rows, same
+
+AS_OF = dt.date(2025, 4, 30)
+ACTIVITY = history.ACTIVITY_TABLE
+
+
+@pytest.fixture
+def wh(tmp_path):
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    write_inputs(con)
+    build_models(con)  # full build of everything: the reference
+    yield con
+    con.close()
+
+
+def window(start, mode="incremental"):
+    return history.BuildWindow(mode, start, None, AS_OF, ha.ACTIVITY_MODEL.code_version, "test")
+
+
+def first_build(con):
+    """A full build that records its window and fingerprint (the fixture's build recorded no SQL version)."""
+    plan = history.plan_activity_window(con, ha.ACTIVITY_MODEL.code_version)
+    assert plan.mode == "full" and "SQL changed" in plan.reason
+    history.build_activity(con, ha.ACTIVITY_MODEL, plan)
+
+
+def test_the_fixture_has_spells_that_cross_every_tested_window(wh):
+    # the reference must contain -1 deltas that a window build can only get right by reading older events
+    got = wh.execute(f"select count(*) from {ACTIVITY} where users_30d_delta < 0 and day >= '2025-02-01'").fetchall()
+    assert got[0][0] > 0
+
+
+@pytest.mark.parametrize("start", [dt.date(2025, 1, 3), dt.date(2025, 2, 4), dt.date(2025, 3, 1),
+                                   dt.date(2025, 3, 25)])
+def test_an_incremental_activity_build_equals_the_full_build(wh, start):
+    full = rows(wh, ACTIVITY)
+    assert [r for r in full if r["day"] >= start], "the reference must have rows in the window"
+    stats = history.build_activity(wh, ha.ACTIVITY_MODEL, window(start))
+    assert stats["mode"] == "incremental"
+    assert stats["rows_written"] == len([r for r in full if r["day"] >= start])
+    assert stats["rows_deleted"] == stats["rows_written"]
+    same(rows(wh, ACTIVITY), full)
+
+
+def test_the_first_value_of_each_day_is_kept(wh):
+    got = wh.execute(f"select account_id, min(first_value_at) from {ACTIVITY} group by account_id "
+                     "order by account_id").fetchall()
+    expected = wh.execute(
+        "select x.crm_account_id, min(e.occurred_at) from staging.stg_product__events as e "
+        "inner join marts.account_xref as x on x.source_system = 'product' and x.source_id = e.workspace_id "
+        "inner join kpis.health_product_config as c on c.setting = 'value_event' and c.name = e.event_name "
+        "where e.event_type = 'track' group by 1 order by 1").fetchall()
+    assert expected, "the fixture must have value events"
+    assert [r for r in got if r[1] is not None] == expected
+
+
+def test_a_build_in_account_ranges_covers_every_account(wh):
+    # acc_x has product activity but no subscription: it is not in the ranges' counts, yet must be built
+    wh.execute("insert into marts.account_xref values ('product', 'ws_x', 'acc_x')")
+    wh.execute("insert into staging.stg_product__events values "
+               "('x1', 'track', 'ux', 'Signed In', 'ws_x', '2025-02-02 10:00:00+00', '2025-02-02')")
+    history.build_activity(wh, ha.ACTIVITY_MODEL, window(None, mode="full"), chunk_rows=10 ** 9)
+    full = rows(wh, ACTIVITY)
+    assert {r["account_id"] for r in full} >= {"acc_a", "acc_b", "acc_c", "acc_x"}
+    ranges = history.activity_ranges(wh, window(None, mode="full"), chunk_rows=40)
+    assert len(ranges) == 3 and ranges[0][0] is None and ranges[-1][1] is None
+    stats = history.build_activity(wh, ha.ACTIVITY_MODEL, window(None, mode="full"), chunk_rows=40)
+    assert stats["account_ranges"] == 3
+    same(rows(wh, ACTIVITY), full)
+    current = history.previous_window(wh, history.ACTIVITY_LOG)
+    assert current["account_from"] is None and current["account_to"] is None
+
+
+def test_the_nightly_plan_rebuilds_the_lookback_and_equals_a_full_build(wh, monkeypatch):
+    monkeypatch.setenv(history.ENV_LOOKBACK_DAYS, "3")
+    first_build(wh)
+    full = rows(wh, ACTIVITY)
+    plan = history.plan_activity_window(wh, ha.ACTIVITY_MODEL.code_version)
+    assert plan.mode == "incremental" and plan.start_day == dt.date(2025, 4, 28), plan.reason
+    history.build_activity(wh, ha.ACTIVITY_MODEL, plan)
+    same(rows(wh, ACTIVITY), full)
+
+
+@pytest.mark.parametrize("change", [
+    # an event older than the lookback arrives late
+    ("insert into staging.stg_product__events values ('late', 'track', 'u9', 'Signed In', 'ws_a', "
+     "'2025-02-10 10:00:00+00', '2025-04-30')"),
+    # an old ticket's priority changes (its open urgent/high count is its latest priority)
+    "update staging.stg_support__tickets set priority = case when priority = 'urgent' then 'low' else 'urgent' end",
+    # a workspace is mapped to another account
+    "update marts.account_xref set crm_account_id = 'acc_b' where source_id = 'ws_c'",
+])
+def test_a_change_to_older_inputs_forces_a_full_build(wh, change):
+    first_build(wh)
+    assert history.plan_activity_window(wh, ha.ACTIVITY_MODEL.code_version).mode == "incremental"
+    wh.execute(change)
+    plan = history.plan_activity_window(wh, ha.ACTIVITY_MODEL.code_version)
+    assert plan.mode == "full" and "changed since the last build" in plan.reason
+
+
+def test_the_first_build_is_full(tmp_path):
+    con = duckdb.connect(str(tmp_path / "first.duckdb"))
+    write_inputs(con)
+    plan = history.plan_activity_window(con, ha.ACTIVITY_MODEL.code_version)
+    assert plan.mode == "full" and "not built yet" in plan.reason
+    history.build_activity(con, ha.ACTIVITY_MODEL, plan)
+    assert history.plan_activity_window(con, ha.ACTIVITY_MODEL.code_version).mode == "incremental"
+
+
+def test_an_sql_change_or_full_refresh_forces_a_full_build(wh):
+    first_build(wh)
+    assert history.plan_activity_window(wh, "another version").mode == "full"
+    plan = history.plan_activity_window(wh, ha.ACTIVITY_MODEL.code_version, full_refresh=True)
+    assert plan.mode == "full" and plan.start_day is None
