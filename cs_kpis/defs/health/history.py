@@ -238,7 +238,7 @@ def mark_scored(con) -> None:
     con.execute(f"update {WINDOW_TABLE} set scored = true where not scored")
 
 
-INDICATOR_CHUNK_ROWS = 8_000_000
+INDICATOR_CHUNK_ROWS = 12_000_000
 """indicator rows built at a time: accounts are split into ranges of about this many account-days"""
 
 
