@@ -117,13 +117,13 @@ ACTIVITY_FINGERPRINT_SQL = (
     # account all change it (and force a full activity build)
     ("select count(*), coalesce(bit_xor(hash(message_id)), 0) from staging.stg_product__events "
      "where event_type = 'track' and occurred_at < cast(? as date)"),
-    ("select count(*), coalesce(bit_xor(hash(t.ticket_id, t.organization_id, t.priority, cast(t.created_at as date), "
-     "case when s.solved_day < cast(? as date) then s.solved_day end)), 0) "
-     "from staging.stg_support__tickets as t left join ("
-     "  select t2.ticket_id, cast(coalesce(m.solved_at, case when t2.status in ('solved', 'closed') "
-     "  then t2.updated_at end) as date) as solved_day from staging.stg_support__tickets as t2 "
-     "  left join staging.stg_support__ticket_metrics as m on m.ticket_id = t2.ticket_id) as s "
-     "on s.ticket_id = t.ticket_id where cast(t.created_at as date) < cast(? as date)"),
+    ("select count(*), coalesce(bit_xor(hash(ticket_id, organization_id, priority, created_day, "
+     "case when solved_day < cast(? as date) then solved_day end)), 0) "
+     "from (select t.ticket_id, t.organization_id, t.priority, cast(t.created_at as date) as created_day, "
+     "cast(coalesce(m.solved_at, case when t.status in ('solved', 'closed') then t.updated_at end) as date) "
+     "as solved_day from staging.stg_support__tickets as t "
+     "left join staging.stg_support__ticket_metrics as m on m.ticket_id = t.ticket_id) as s "
+     "where created_day < cast(? as date)"),
     ("select count(*), coalesce(bit_xor(hash(ticket_id, score, cast(coalesce(updated_at, created_at) as date))), 0) "
      "from staging.stg_support__satisfaction_ratings where cast(coalesce(updated_at, created_at) as date) < cast(? as date)"),
     ("select count(*), coalesce(bit_xor(hash(person_id, score, cast(responded_at as date))), 0) "

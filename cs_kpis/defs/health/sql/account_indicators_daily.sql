@@ -76,10 +76,28 @@ account_keys as (
     from starts
 ),
 
-activity_starts as (
-    select a.account_id, min(a.day) as first_activity_day
+activity_totals as (
+    -- one pass over the accounts' activity: the first active day (where the window grid may start), the
+    -- first configured value event (the activity table keeps each day's first) and the carry of the running
+    -- sums: every delta dated before the window grid (none on a full build, whose grid starts at the
+    -- calendar's first day)
+    select
+        a.account_id,
+        min(a.day) as first_activity_day,
+        min(a.first_value_at) as first_value_at,
+        sum(case when a.day < cast(bw.start_day - interval 89 day as date) and a.day >= cal.first_day
+            then a.users_7d_delta end) as users_7d,
+        sum(case when a.day < cast(bw.start_day - interval 89 day as date) and a.day >= cal.first_day
+            then a.users_30d_delta end) as users_30d,
+        sum(case when a.day < cast(bw.start_day - interval 89 day as date) and a.day >= cal.first_day
+            then a.key_features_30d_delta end) as key_features_30d,
+        sum(case when a.day < cast(bw.start_day - interval 89 day as date) and a.day >= cal.first_day
+            then a.milestones_reached end) as milestones_reached,
+        sum(case when a.day < cast(bw.start_day - interval 89 day as date) and a.day >= cal.first_day
+            then a.urgent_high_delta end) as urgent_high
     from kpis.account_activity_daily as a
     cross join build_window as bw
+    cross join (select min(day) as first_day from marts.dim_day) as cal
     where (bw.account_from is null or a.account_id >= bw.account_from)
         and (bw.account_to is null or a.account_id <= bw.account_to)
     group by a.account_id
@@ -95,7 +113,7 @@ window_grid as (
         s.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), d.day) as gk
     from account_keys as s
     cross join build_window as bw
-    left join activity_starts as a on a.account_id = s.account_id
+    left join activity_totals as a on a.account_id = s.account_id
     inner join marts.dim_day as d
         on d.day >= least(s.first_day, coalesce(a.first_activity_day, s.first_day))
         and (bw.start_day is null or d.day >= cast(bw.start_day - interval 89 day as date))
@@ -107,24 +125,6 @@ grid as (
     from window_grid as g
     cross join build_window as bw
     where g.day >= g.first_day and (bw.start_day is null or g.day >= bw.start_day)
-),
-
-carry as (
-    -- running sums before the window grid: every delta dated before its first day (none on a full build)
-    select
-        a.account_id,
-        sum(a.users_7d_delta) as users_7d,
-        sum(a.users_30d_delta) as users_30d,
-        sum(a.key_features_30d_delta) as key_features_30d,
-        sum(a.milestones_reached) as milestones_reached,
-        sum(a.urgent_high_delta) as urgent_high
-    from kpis.account_activity_daily as a
-    cross join build_window as bw
-    where a.day < cast(bw.start_day - interval 89 day as date)
-        and (bw.account_from is null or a.account_id >= bw.account_from)
-        and (bw.account_to is null or a.account_id <= bw.account_to)
-        and a.day >= (select min(day) from marts.dim_day)  -- as a full build: its grid starts there
-    group by a.account_id
 ),
 
 dense as (
@@ -209,7 +209,7 @@ windowed as (
         w.failed_payments_90d
     from windowed_all as w
     cross join build_window as bw
-    left join carry as c on c.account_id = w.account_id
+    left join activity_totals as c on c.account_id = w.account_id
     where w.day >= w.first_day and (bw.start_day is null or w.day >= bw.start_day)
 ),
 
@@ -249,17 +249,6 @@ mrr as (
         on c.account_id = g.account_id
         and c.change_date <= g.day
         and (c.next_change_date is null or c.next_change_date > g.day)
-),
-
-first_value as (
-    -- the first configured value event (kpis.account_activity_daily keeps each day's first)
-    select a.account_id, min(a.first_value_at) as first_value_at
-    from kpis.account_activity_daily as a
-    cross join build_window as bw
-    where a.first_value_at is not null
-        and (bw.account_from is null or a.account_id >= bw.account_from)
-        and (bw.account_to is null or a.account_id <= bw.account_to)
-    group by a.account_id
 ),
 
 ticket_facts as (
@@ -457,7 +446,7 @@ left join marts.accounts as acc on acc.account_id = w.account_id
 left join mrr as m on m.gk = w.gk
 left join periods_in_force as f on f.gk = w.gk
 left join plan_features as pl on pl.plan_rank = f.plan_rank
-left join first_value as fv on fv.account_id = w.account_id
+left join activity_totals as fv on fv.account_id = w.account_id
 left join reply_90d as r on r.gk = w.gk
 left join solved_90d as s on s.gk = w.gk
 left join sentiment as se on se.gk = w.gk
