@@ -1,6 +1,5 @@
 """Pure transforms of Stripe objects into raw rows."""
 
-import copy
 import csv
 import io
 from datetime import date
@@ -11,7 +10,7 @@ from cs_kpis.sources.common.helpers import (
     Reject,
     check_currency,
     check_non_negative,
-    convert_fields,
+    convert_flat_fields,
     flatten,
     parse_unix,
     require_fields,
@@ -20,12 +19,12 @@ from cs_kpis.sources.common.helpers import (
 
 def prepare_object(obj: dict[str, Any], entity: str, currencies: set[str] | None = None) -> dict[str, Any]:
     """Check id, currency and amounts, turn Unix seconds into timestamps; raise Reject when it cannot load."""
-    row = copy.deepcopy(obj)
-    require_fields(row, (settings.PRIMARY_KEY,))
-    convert_fields(row, settings.UNIX_FIELDS.get(entity, ()), parse_unix)
-    check_currency(row, settings.CURRENCY_FIELDS.get(entity, ()), currencies)
-    check_non_negative(row, settings.NON_NEGATIVE_FIELDS.get(entity, ()))
-    return flatten(row, settings.JSON_PATHS.get(entity, frozenset()))
+    require_fields(obj, (settings.PRIMARY_KEY,))
+    row = flatten(obj, settings.JSON_PATHS.get(entity, frozenset()))
+    convert_flat_fields(row, settings.UNIX_FIELDS.get(entity, ()), parse_unix)
+    check_currency(obj, settings.CURRENCY_FIELDS.get(entity, ()), currencies)
+    check_non_negative(obj, settings.NON_NEGATIVE_FIELDS.get(entity, ()))
+    return row
 
 
 def child_items(obj: dict[str, Any], child: str) -> list[dict[str, Any]]:
@@ -49,7 +48,7 @@ def prepare_children(obj: dict[str, Any], child: str, currencies: set[str] | Non
         return []
     rows = []
     for index, item in enumerate(child_items(obj, child)):
-        item = {**copy.deepcopy(item), foreign_key: obj[settings.PRIMARY_KEY]}
+        item = {**item, foreign_key: obj[settings.PRIMARY_KEY]}
         try:
             rows.append(prepare_object(item, child, currencies))
         except Reject as exc:

@@ -14,6 +14,7 @@ from typing import Any
 import dlt
 
 from cs_kpis.sources.common.accounting import Accounting
+from cs_kpis.sources.common.arrow_rows import ArrowRows
 from cs_kpis.sources.common.helpers import Reject, check_field_types, get_path, to_raw_text
 from cs_kpis.sources.common.hooks import pause_point
 from cs_kpis.sources.common.landing import extract_days, pending_days
@@ -134,6 +135,14 @@ def accounting_row(system: str, entity: str, counts: Accounting, days: list[str]
     return {"source": system, "entity": entity, "extract_days": days, **counts.as_dict(), "loaded_at": datetime.now(UTC)}
 
 
+def _current_load_id() -> str | None:
+    """The load id of the package being extracted; None when the resource is iterated outside a pipeline."""
+    try:
+        return dlt.current.load_package_state()["load_id"]
+    except Exception:  # noqa: BLE001 - dlt raises a bare context error outside extraction
+        return None
+
+
 def _day_start(day: str) -> datetime:
     return datetime.fromisoformat(day).replace(tzinfo=UTC)
 
@@ -228,20 +237,32 @@ def entity_resource(
 
         max_cursor: float | None = None
         first = True
+        # scd2 stays on dlt's row path (its version hashes are computed there); the rest goes as Arrow
+        arrow = None if spec.is_scd2 else ArrowRows(table_name, _current_load_id())
 
-        def emit(row: dict[str, Any]) -> Any:
+        def as_item(table: Any) -> Any:
+            hints = arrow.hints()
+            return dlt.mark.with_hints(table, dlt.mark.make_hints(columns=hints)) if hints else table
+
+        def emit(row: dict[str, Any]) -> Iterator[Any]:
             nonlocal first
             counts.rows_loaded += 1
+            if arrow is not None:
+                table = arrow.add(row)
+                if table is not None:
+                    yield as_item(table)
+                return
             if first and spec.is_scd2 and days:
                 first = False
-                return dlt.mark.with_hints(
+                yield dlt.mark.with_hints(
                     row,
                     dlt.mark.make_hints(
                         write_disposition={**spec.write_disposition, "boundary_timestamp": _day_start(days[-1])},
                         merge_key=list(spec.merge_key) if spec.merge_key else None,
                     ),
                 )
-            return row
+                return
+            yield row
 
         ordinal = -1
         for day, records in batches:
@@ -278,14 +299,14 @@ def entity_resource(
                             counts.rows_deduplicated += len(rows)
                             continue
                         for row in rows:
-                            yield emit(row)
+                            yield from emit(row)
                         continue
                     for index, row in enumerate(rows):
                         key = tuple(get_path(row, column) for column in spec.primary_key)
                         if winners.get(key) != (ordinal, index):
                             counts.rows_deduplicated += 1
                             continue
-                        yield emit(row)
+                        yield from emit(row)
                     continue
                 if spec.group_key is not None:
                     # a child set is replaced as a whole by its parent's later version
@@ -312,7 +333,9 @@ def entity_resource(
                 f"({expected_records} records on the first read, {ordinal + 1} on the second); rerun the load")
         for rows in buffer.values():
             for row in rows:
-                yield emit(row)
+                yield from emit(row)
+        if arrow is not None and (table := arrow.flush()) is not None:
+            yield as_item(table)
 
         pause_point(f"extracted.{table_name}")
         if mode == "files":

@@ -96,6 +96,20 @@ def convert_fields(obj: dict[str, Any], paths: Iterable[str], parse) -> None:
             raise Reject(f"wrong type in {path}: {exc}") from None
 
 
+def convert_flat_fields(row: dict[str, Any], paths: Iterable[str], parse) -> None:
+    """:func:`convert_fields` for a row already flattened by :func:`flatten` (``a.b`` is the ``a__b`` key):
+    converting after flattening spares a deep copy of the vendor object, which stays untouched."""
+    for path in paths:
+        key = path.replace(".", "__")
+        value = row.get(key)
+        if value is None:
+            continue
+        try:
+            row[key] = parse(value)
+        except Reject as exc:
+            raise Reject(f"wrong type in {path}: {exc}") from None
+
+
 def require_fields(obj: Mapping[str, Any], paths: Iterable[str]) -> None:
     """Reject a record with a missing or empty primary key field."""
     for path in paths:

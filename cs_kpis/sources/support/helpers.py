@@ -1,22 +1,21 @@
 """Pure transforms of Zendesk objects into raw rows."""
 
-import copy
 from typing import Any
 
-from cs_kpis.sources.common.helpers import Reject, convert_fields, flatten, parse_iso, require_fields
+from cs_kpis.sources.common.helpers import Reject, convert_flat_fields, flatten, parse_iso, require_fields
 from cs_kpis.sources.support import settings
 
 
 def prepare_object(obj: dict[str, Any], entity: str) -> dict[str, Any]:
     """Check the id and integer id fields, parse ISO timestamps; raise Reject when it cannot load."""
-    row = copy.deepcopy(obj)
-    require_fields(row, (settings.PRIMARY_KEY,))
+    require_fields(obj, (settings.PRIMARY_KEY,))
     for field in settings.ID_FIELDS.get(entity, ()):
-        value = row.get(field)
+        value = obj.get(field)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise Reject(f"wrong type in {field}: expected an integer id, got {value!r}")
-    convert_fields(row, settings.ISO_FIELDS.get(entity, ()), parse_iso)
-    return flatten(row)
+    row = flatten(obj)
+    convert_flat_fields(row, settings.ISO_FIELDS.get(entity, ()), parse_iso)
+    return row
 
 
 def id_columns(entity: str) -> dict[str, dict[str, str]]:
