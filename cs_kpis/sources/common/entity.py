@@ -147,32 +147,67 @@ def _day_start(day: str) -> datetime:
     return datetime.fromisoformat(day).replace(tzinfo=UTC)
 
 
-def _winning_occurrences(spec: Entity, batches: Iterator[tuple[Any, Any]]) -> tuple[dict[Any, Any], int]:
-    """First pass over re-readable input: for each key, the occurrence that is loaded (the first or the
-    last by arrival, as ``spec.keep`` says): ``("group", key) -> record ordinal`` for child sets replaced
-    as a whole, ``primary key -> (record ordinal, row index)`` otherwise. Unreadable and rejected records
-    are skipped here; the second pass quarantines them. Also returns the number of records read, which the
-    second pass must read again (files that change between the passes fail the load)."""
-    winners: dict[Any, Any] = {}
+def _record_key(spec: Entity, obj: dict[str, Any]) -> Any:
+    """The key a record competes under: its parent id for child sets replaced as a whole, else its primary
+    key read from the vendor object (top-level fields, which preparing a row never changes). The unit is
+    the record: an entity's record prepares into exactly one row."""
+    if spec.group_key is not None:
+        return ("group", spec.group_key(obj))
+    return tuple(get_path(obj, column) for column in spec.primary_key)
+
+
+@dataclass
+class _Winners:
+    """Which occurrence of each key loads: the first or the last *valid* one by arrival (``spec.keep``).
+
+    The first pass only reads keys, and validates just the repeated occurrences (a few percent of the
+    records): a key seen once loads if its record is valid, which the second pass finds out anyway.
+    """
+
+    keep: str
+    first: dict[Any, int] = field(default_factory=dict)
+    """key -> ordinal of its first occurrence"""
+    later: dict[Any, int] = field(default_factory=dict)
+    """key -> the valid occurrence after the first that wins over it: the last one (keep latest), or the
+    first one, which loads only if the first occurrence turns out invalid (keep first)"""
+    failed_first: set[Any] = field(default_factory=set)
+    """second pass: keys whose first occurrence was rejected"""
+
+    def rejected(self, key: Any, ordinal: int) -> None:
+        """Second pass: the record at ``ordinal`` was rejected (quarantined)."""
+        if self.first.get(key) == ordinal:
+            self.failed_first.add(key)
+
+    def wins(self, key: Any, ordinal: int) -> bool:
+        """Second pass: does the valid record at ``ordinal`` load?"""
+        if self.keep == "first":
+            return ordinal == self.first.get(key) or (key in self.failed_first and ordinal == self.later.get(key))
+        return ordinal == self.later.get(key, self.first.get(key))
+
+
+def _winning_occurrences(spec: Entity, batches: Iterator[tuple[Any, Any]]) -> tuple[_Winners, int]:
+    """First pass over re-readable input: which occurrence of each key loads (:class:`_Winners`).
+    Unreadable records are skipped here; the second pass quarantines them. Also returns the number of
+    records read, which the second pass must read again (files that change between the passes fail the
+    load)."""
+    winners = _Winners(spec.keep)
     ordinal = -1
     for _day, records in batches:
         for record in records:
             ordinal += 1
             if record.obj is None:
                 continue
+            key = _record_key(spec, record.obj)
+            if key not in winners.first:
+                winners.first[key] = ordinal
+                continue
+            if spec.keep == "first" and key in winners.later:
+                continue
             try:
-                rows = spec.prepare(record.obj)
+                spec.prepare(record.obj)
             except Reject:
                 continue
-            if spec.group_key is not None:
-                key = ("group", spec.group_key(record.obj))
-                if spec.keep != "first" or key not in winners:
-                    winners[key] = ordinal
-                continue
-            for index, row in enumerate(rows):
-                key = tuple(get_path(row, column) for column in spec.primary_key)
-                if spec.keep != "first" or key not in winners:
-                    winners[key] = (ordinal, index)
+            winners.later[key] = ordinal
     return winners, ordinal + 1
 
 
@@ -220,7 +255,8 @@ def entity_resource(
                 return ((day, files_reader(landing_dir, spec.reads, day)) for day in days)
 
             # files can be read twice: a first pass finds which occurrence of each key wins, so memory
-            # holds keys, not rows (the large company's 5.5 M support rows took > 19 GB buffered)
+            # holds keys, not rows (the large company's 5.5 M support rows took > 19 GB buffered); it
+            # validates only the repeated occurrences, so it costs little more than parsing
             winners, expected_records = _winning_occurrences(spec, make_batches())
             batches = make_batches()
         elif mode == "api":
@@ -278,6 +314,8 @@ def entity_resource(
                 except Reject as exc:
                     counts.rows_read += 1
                     counts.rows_quarantined += 1
+                    if winners is not None:
+                        winners.rejected(_record_key(spec, record.obj), ordinal)
                     yield with_quarantine_hints(quarantine_row(system, spec.name, record, str(exc), day))
                     continue
                 counts.rows_read += len(rows)
@@ -294,18 +332,10 @@ def entity_resource(
                         stamp = row[spec.cursor].timestamp()
                         max_cursor = stamp if max_cursor is None else max(max_cursor, stamp)
                 if winners is not None:
-                    if spec.group_key is not None:
-                        if winners.get(("group", spec.group_key(record.obj))) != ordinal:
-                            counts.rows_deduplicated += len(rows)
-                            continue
-                        for row in rows:
-                            yield from emit(row)
+                    if not winners.wins(_record_key(spec, record.obj), ordinal):
+                        counts.rows_deduplicated += len(rows)
                         continue
-                    for index, row in enumerate(rows):
-                        key = tuple(get_path(row, column) for column in spec.primary_key)
-                        if winners.get(key) != (ordinal, index):
-                            counts.rows_deduplicated += 1
-                            continue
+                    for row in rows:
                         yield from emit(row)
                     continue
                 if spec.group_key is not None:

@@ -199,19 +199,24 @@ def delete_duplicates_sql(table: str, *, load_id: str) -> str:
     earlier row of the batch (duplicates within it: the first in file order stays, file names sorting
     as received day then part; duplicates within one file are identical copies).
 
-    Only the ~0.3% of messageIds seen twice in the batch go through the window; the batch is told
-    apart by load id and file, not by rowid, so it holds whatever DuckDB does with row ids.
+    Only the messageIds seen twice go through the window. They are found from the batch's side: the
+    batch's messageIds (a few million) are the hash table that one scan of the whole table probes, so a
+    growing table is scanned, never hashed (hashing every earlier row's messageId in each batch cost more
+    and more as the table grew to the large company's 60 M rows). Rows outside the batch sort first, so
+    an earlier row always wins; the batch is told apart by load id and file, not by rowid, so it holds
+    whatever DuckDB does with row ids.
     """
     batch = f"_dlt_load_id = {sql_literal(load_id)} and _origin in (select origin from {FILES})"
     return f"""
         delete from {table}
-        where {batch}
-        and (message_id in (select message_id from {table} where not ({batch}))
-             or rowid in (
-                select rowid from (
-                    select rowid, row_number() over (partition by message_id order by _origin, rowid) as n
-                    from {table}
-                    where {batch} and message_id in (
-                        select message_id from {table} where {batch} group by message_id having count(*) > 1)
-                ) where n > 1))
+        where rowid in (
+            select rowid from (
+                select rowid, ({batch}) as in_batch,
+                       row_number() over (partition by message_id order by ({batch}), _origin, rowid) as n
+                from {table}
+                where message_id in (
+                    select message_id from {table}
+                    where message_id in (select message_id from {table} where {batch})
+                    group by message_id having count(*) > 1)
+            ) where in_batch and n > 1)
     """
