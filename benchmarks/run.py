@@ -132,9 +132,9 @@ def _row(r: dict) -> dict:
 
 
 def bench_ingest(size: str, seed: int, incremental: bool, generate: bool, keep: bool = False,
-                 systems: tuple[str, ...] = SYSTEMS, wipe: bool = True) -> dict:
+                 systems: tuple[str, ...] = SYSTEMS, wipe: bool = True, landing: Path | None = None) -> dict:
     base = OUT / size
-    landing = base / "landing"
+    landing = landing or base / "landing"
     if not (landing / "_manifest.json").exists():
         if not generate:
             raise SystemExit(f"{landing} missing: run `python -m benchmarks.run simulator --sizes {size}` first")
@@ -255,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="load into the kept warehouse of an earlier --keep run (other systems already loaded)")
     i.add_argument("--generate", action="store_true",
                    help="generate missing landing folders (always done for demo; large takes many minutes)")
+    i.add_argument("--landing", type=Path, default=None,
+                   help="load this landing folder instead of bench_out/<size>/landing (e.g. the incremental one)")
+    i.add_argument("--incremental-only", action="store_true",
+                   help="only the nightly increment: snapshot of every system, then the new day "
+                        "(bench_out/<size>/incremental/landing, made with --generate)")
     args = p.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     env = {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
@@ -265,8 +270,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sizes = args.sizes or ["demo"] + (["large"] if (OUT / "large" / "landing" / "_manifest.json").exists() else [])
     for size in sizes:
+        if args.incremental_only:
+            result = {"size": size, "incremental": bench_incremental(size, args.seed, OUT / size, args.generate),
+                      "env": {**env, "load_average_after": os.getloadavg()}}
+            (OUT / f"ingest_{size}_incremental.json").write_text(json.dumps(result, indent=1))
+            continue
         result = bench_ingest(size, args.seed, not args.no_incremental, args.generate or size != "large",
-                              keep=args.keep, systems=tuple(args.systems), wipe=not args.no_wipe)
+                              keep=args.keep, systems=tuple(args.systems), wipe=not args.no_wipe,
+                              landing=args.landing)
         result["env"] = {**env, "load_average_after": os.getloadavg()}
         (OUT / f"ingest_{size}.json").write_text(json.dumps(result, indent=1))
         print()
