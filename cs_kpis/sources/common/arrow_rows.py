@@ -45,11 +45,12 @@ def _json_text(value: Any) -> str:
 class ArrowRows:
     """Collect prepared rows of one table and hand them out as Arrow tables of ``batch_rows`` rows.
 
-    ``known_types`` (column -> Arrow type name of its numbers) persists across batches, so a column that
-    changes from whole to fractional numbers between batches is caught.
+    ``known_types`` (column -> the Arrow type of its numbers) persists across batches, so a column that
+    changes from whole to fractional numbers between batches is caught. ``load_id`` is None only when the
+    resource is iterated outside a dlt pipeline (tests).
     """
 
-    def __init__(self, table: str, load_id: str, batch_rows: int = 50_000) -> None:
+    def __init__(self, table: str, load_id: str | None, batch_rows: int = 50_000) -> None:
         self.table = table
         self.load_id = load_id
         self.batch_rows = batch_rows
