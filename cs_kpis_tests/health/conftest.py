@@ -1,8 +1,9 @@
 """Fixtures: the tiny hand-built warehouse of fixtures.py, with the health SQL models built on it."""
 
+import duckdb
 import pytest
 
-from cs_kpis_tests.health.fixtures import make_warehouse
+from cs_kpis_tests.health.fixtures import build_models, make_warehouse, write_inputs
 
 
 @pytest.fixture(scope="module")
@@ -12,4 +13,15 @@ def warehouse(tmp_path_factory):
     path = tmp_path_factory.mktemp("health") / "wh.duckdb"
     con = make_warehouse(path)
     yield con, path
+    con.close()
+
+
+@pytest.fixture
+def wh(tmp_path):
+    """A writable fixture warehouse of the test's own, every health model fully built: the reference that
+    windowed, nightly and ranged builds are compared with."""
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    write_inputs(con)
+    build_models(con)
+    yield con
     con.close()

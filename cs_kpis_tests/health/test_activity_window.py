@@ -11,20 +11,11 @@ import pytest
 
 from cs_kpis.defs.health import assets as ha
 from cs_kpis.defs.health import history
-from cs_kpis_tests.health.fixtures import build_models, write_inputs
+from cs_kpis_tests.health.fixtures import write_inputs
 from cs_kpis_tests.health.test_history import rows, same
 
 AS_OF = dt.date(2025, 4, 30)
 ACTIVITY = history.ACTIVITY_TABLE
-
-
-@pytest.fixture
-def wh(tmp_path):
-    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
-    write_inputs(con)
-    build_models(con)  # full build of everything: the reference
-    yield con
-    con.close()
 
 
 def window(start, mode="incremental"):

@@ -7,12 +7,10 @@ window starting on 04-29 reads its grid from 01-30 and must carry u1's 01-05 spe
 import datetime as dt
 import math
 
-import duckdb
 import pytest
 
 from cs_kpis.defs.health import assets as ha
 from cs_kpis.defs.health import history
-from cs_kpis_tests.health.fixtures import build_models, write_inputs
 
 AS_OF = dt.date(2025, 4, 30)
 
@@ -34,15 +32,6 @@ def same(a: list[dict], b: list[dict]) -> None:
                 assert math.isclose(x[k], y[k], abs_tol=1e-6) or (math.isnan(x[k]) and math.isnan(y[k])), (k, x, y)
             else:
                 assert x[k] == y[k], (k, x, y)
-
-
-@pytest.fixture
-def wh(tmp_path):
-    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
-    write_inputs(con)
-    build_models(con)  # full build of everything: the reference
-    yield con
-    con.close()
 
 
 def window(start, hist=None, mode="full"):

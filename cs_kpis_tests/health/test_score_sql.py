@@ -14,7 +14,6 @@ import pytest
 from cs_kpis.defs.health import assets as ha
 from cs_kpis.defs.health import health_score as hs
 from cs_kpis.defs.health import history
-from cs_kpis_tests.health.fixtures import build_models, write_inputs
 from cs_kpis_tests.health.test_health_score import FIVE, RAW
 
 TOL = 1e-9
@@ -277,15 +276,6 @@ def pandas_pipeline(con, config: hs.HealthConfig) -> tuple[pd.DataFrame, pd.Data
 def stored(con) -> tuple[pd.DataFrame, pd.DataFrame]:
     return (con.execute("select * from kpis.health_scores_daily order by account_id, day").df(),
             con.execute("select * from kpis.health_score_changes order by account_id, day, window_days").df())
-
-
-@pytest.fixture
-def wh(tmp_path):
-    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
-    write_inputs(con)
-    build_models(con)
-    yield con
-    con.close()
 
 
 def full_indicators(con) -> None:

@@ -159,6 +159,19 @@ def build_log(con, log: str = WINDOW_TABLE) -> list[dict]:
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
+def _rebuild_reason(con, table: str, prev: dict | None, sql_version: str, full_refresh: bool,
+                    what: str) -> str | None:
+    """Why a windowed build must be full whatever its own rules say (asked for, never built, SQL changed);
+    None when nothing forces it."""
+    if full_refresh:
+        return "full_refresh requested"
+    if not _exists(con, table) or prev is None:
+        return f"{table} not built yet"
+    if prev.get("sql_version") != sql_version:
+        return f"the {what} SQL changed"
+    return None
+
+
 def plan_window(con, table: str, sql_version: str, *, full_refresh: bool = False,
                 history: int | None = None, lookback: int | None = None) -> BuildWindow:
     """Decide what an indicator build (re)computes; ``history``/``lookback`` default to the settings."""
@@ -171,12 +184,8 @@ def plan_window(con, table: str, sql_version: str, *, full_refresh: bool = False
     def full(reason: str) -> BuildWindow:
         return BuildWindow("full", history_start, history_start, as_of, sql_version, reason)
 
-    if full_refresh:
-        return full("full_refresh requested")
-    if not _exists(con, table) or prev is None:
-        return full(f"{table} not built yet")
-    if prev.get("sql_version") != sql_version:
-        return full("the indicator SQL changed")
+    if reason := _rebuild_reason(con, table, prev, sql_version, full_refresh, "indicator"):
+        return full(reason)
     before = prev.get("history_start")
     if before is not None and (history_start is None or history_start < before):
         return full(f"{ENV_HISTORY_DAYS} grew: days before {before} were never built")
@@ -313,12 +322,8 @@ def plan_activity_window(con, sql_version: str, *, full_refresh: bool = False,
     def full(reason: str) -> BuildWindow:
         return BuildWindow("full", None, None, as_of, sql_version, reason)
 
-    if full_refresh:
-        return full("full_refresh requested")
-    if not _exists(con, ACTIVITY_TABLE) or prev is None:
-        return full(f"{ACTIVITY_TABLE} not built yet")
-    if prev.get("sql_version") != sql_version:
-        return full("the activity SQL changed")
+    if reason := _rebuild_reason(con, ACTIVITY_TABLE, prev, sql_version, full_refresh, "activity"):
+        return full(reason)
     fp_day, last = prev.get("fingerprint_day"), prev.get("as_of")
     if fp_day is None or last is None or as_of is None:
         return full("no as-of day to continue from")
