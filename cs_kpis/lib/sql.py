@@ -11,7 +11,7 @@ A model file ``defs/<layer>/sql/<name>.sql`` becomes the asset ``[<schema>, <nam
 
 Dependencies are read from the SQL itself: every ``raw.<system>__<entity>``, ``staging.x``,
 ``marts.x``, ``kpis.x`` or ``alerts.x`` it names becomes an upstream asset, so lineage cannot drift
-from the code. The body must stay in the portable subset of ../shared/PORTABILITY.md.
+from the code. The body must stay in the portable subset of docs/PORTABILITY.md.
 """
 
 import hashlib

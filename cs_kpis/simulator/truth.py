@@ -1,7 +1,7 @@
 """Ground truth for end-to-end tests: what each account's MRR really was at every month end.
 
 Computed from the simulation's own subscription history, independently of the pipeline's SQL, by the
-rules in ../shared/KPI_DEFINITIONS.md:
+rules in docs/KPI_DEFINITIONS.md:
 - a subscription's MRR in force on day d is its state at the end of day d (a subscription that ends
   on day d contributes nothing on d);
 - local MRR is exact (fractions of a cent kept), converted at the FX rate of the day the current MRR

@@ -13,7 +13,8 @@ from cs_kpis.simulator import SIZES, generate
 
 from .ledger import month_end_mrr
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+# real vendor payloads, trimmed, with their sources and licences in real_payloads/SOURCES.md
+FIXTURES = Path(__file__).resolve().parent / "real_payloads"
 
 
 def _digest(folder: Path) -> dict[str, str]:

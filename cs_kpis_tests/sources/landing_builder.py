@@ -1,4 +1,4 @@
-"""Tiny landing folders for tests, written per docs/LANDING.md with values shaped like shared/fixtures.
+"""Tiny landing folders for tests, written per docs/LANDING.md with values shaped like real vendor payloads.
 
 ``tiny_company()`` describes three extract days: a snapshot on day 1, then increments holding only the
 objects that changed. ``final_snapshot()`` turns such a history into the single snapshot a vendor would

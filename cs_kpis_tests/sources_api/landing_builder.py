@@ -1,6 +1,6 @@
 """Build a small landing folder (docs/LANDING.md layout) for the API-reader tests.
 
-A handful of objects per entity, shaped like the real payloads in /work/shared/fixtures, over two extract
+A handful of objects per entity, shaped like real vendor payloads (cs_kpis_tests/simulator/real_payloads), over two extract
 days: a snapshot, then an increment that changes some objects and adds others (so the fake server's
 merge by id matters). :func:`expected` gives the merged objects per entity.
 """

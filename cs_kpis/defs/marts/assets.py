@@ -20,7 +20,7 @@ CALENDAR_DOCS = {
                   {"month": "first day of the month", "month_end": "last day of the month",
                    "read_day": "the day month-end figures are read: least(month_end, as-of day)"}),
     "dim_position": (("The integers 0..99: a spine for taking JSON arrays apart with portable SQL "
-                     "(no generators in models; see PORTABILITY.md)."), {"position": "0-based index"}),
+                     "(no generators in models; see docs/PORTABILITY.md)."), {"position": "0-based index"}),
 }
 
 

@@ -1,5 +1,5 @@
 -- The monthly MRR bridge and revenue KPIs per segment, at the CRM-account grain, each as defined in
--- ../shared/KPI_DEFINITIONS.md (and, in plain words with examples, in defs/kpis/README.md).
+-- docs/KPI_DEFINITIONS.md (and, in plain words with examples, in defs/kpis/README.md).
 -- Segment is the account's CURRENT segment (marts.accounts; 'unknown' when the account is not in the CRM),
 -- so an account stays in one segment for its whole history and each segment's bridge chains exactly:
 -- ending_mrr of M = starting_mrr of M+1. Segment 'all' covers every account. Rows run from the segment's

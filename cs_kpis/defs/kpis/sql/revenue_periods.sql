@@ -1,5 +1,5 @@
 -- The MRR bridge and revenue KPIs per week, month and quarter and per segment, at the CRM-account grain:
--- kpis.revenue_monthly's definitions (../shared/KPI_DEFINITIONS.md, defs/kpis/README.md) applied to a
+-- kpis.revenue_monthly's definitions (docs/KPI_DEFINITIONS.md, defs/kpis/README.md) applied to a
 -- period P of any cadence, from kpis.mrr_periods. start(P) = sum of MRR at the end of the previous period of
 -- the same cadence, end(P) = sum of MRR at P's read day; NRR = MRR at the end of P of the accounts active at
 -- its start / their MRR at its start; GRR the same with each account capped at its starting MRR; logo churn
