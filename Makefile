@@ -48,10 +48,12 @@ test: venv
 	if [ $$rc -eq 5 ]; then echo "make test: FAILED, pytest collected no tests (exit code 5)" >&2; fi; \
 	exit $$rc
 
-# the Dagster UI with the same DAGSTER_HOME and paths as `make run` (settings prints them as exports)
+# the Dagster UI with the same DAGSTER_HOME and paths as `make run` (settings prints them as exports).
+# `dg dev` (dagster-dg-cli) is what `dagster dev` now tells users to run; given the workspace file it
+# serves the same code location as `dagster dev -w workspace.yaml` did.
 ui: venv
 	exports="$$($(VENV_PY) -m cs_kpis.settings)" && eval "$$exports" && \
-	exec $(VENV)/bin/dagster dev -h $(UI_HOST) -p $(UI_PORT) -w workspace.yaml
+	exec $(VENV)/bin/dg dev --host $(UI_HOST) --port $(UI_PORT) --workspace workspace.yaml
 
 # delete all local state; the landing folder (data/landing) is kept
 clean-state:

@@ -54,3 +54,16 @@ def test_ci_script_ends_with_make_test():
     script = (REPO / ".ci" / "run").read_text().strip().splitlines()
     assert script[-1] == "make test"
     assert "set -euo pipefail" in script
+
+
+def test_make_ui_starts_dg_dev_on_the_workspace(tmp_path):
+    # `dagster dev` prints a SupersessionWarning pointing to `dg dev`; the UI uses dg dev with the same
+    # workspace file, host and port
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / ".cs_kpis-installed").touch()
+    result = _make("-n", "ui", f"VENV={venv}", "UI_PORT=3917", "-o", f"{venv}/.cs_kpis-installed")
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.splitlines()[-1].strip()
+    assert last == f"exec {venv}/bin/dg dev --host 127.0.0.1 --port 3917 --workspace workspace.yaml", last
+    assert "dagster dev" not in result.stdout

@@ -3,10 +3,31 @@
 Layer folders add their own resources next to their assets (the dlt resource lives in defs/raw/).
 """
 
+from contextlib import contextmanager
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from cs_kpis import settings
+
+
+class WarehouseResource(DuckDBResource):
+    """dagster-duckdb's ``DuckDBResource`` whose connection is closed when the step fails, too.
+
+    dagster-duckdb 0.29.27 closes the connection only after the ``with`` block ends normally. A step that
+    raised (a failed SQL model) left its connection open, and DuckDB then refused any other connection to
+    the file in the same process with a different configuration: ``python -m cs_kpis.run``'s summary, which
+    reads the warehouse read-only, crashed with "ConnectionException: Can't open a connection to same
+    database file with a different configuration".
+    """
+
+    @contextmanager
+    def get_connection(self):
+        with super().get_connection() as con:
+            try:
+                yield con
+            finally:
+                con.close()
 
 
 @dg.definitions
@@ -16,7 +37,7 @@ def resources() -> dg.Definitions:
     warehouse = settings.warehouse_path()
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     return dg.Definitions(
-        resources={"duckdb": DuckDBResource(database=str(warehouse))},
+        resources={"duckdb": WarehouseResource(database=str(warehouse))},
         # DuckDB is single-writer: steps of one run execute one after the other in the run's process
         # (the multiprocess default crashed on the file lock and re-imported the code for every step)
         executor=dg.in_process_executor,
