@@ -328,7 +328,7 @@ def failure_lines(result, defs) -> list[str]:
                      f"{check_reason(check)} [{runbook_section(check.asset_key)}]")
     not_run = not_executed_steps(result)
     if not_run:
-        lines.append(f"NOT RUN {len(not_run)} steps downstream of a failure (blocked): "
+        lines.append(f"NOT RUN {len(not_run)} step{'' if len(not_run) == 1 else 's'} downstream of a failure (blocked): "
                      + _one_line(", ".join(not_run), 200))
     return lines
 
