@@ -18,6 +18,7 @@ import os
 import socket
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import duckdb
@@ -217,7 +218,10 @@ def select_assets(defs, selection: str) -> list:
     if selection.strip() in ("", "*"):
         return sorted(defs.resolve_implicit_global_asset_job_def().asset_layer.executable_asset_keys)
     try:
-        keys = dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())
+        with warnings.catch_warnings():
+            # dagster's own parser calls AssetSelection.groups (beta) for `group:`; the syntax is not beta
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            keys = dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())
     except Exception as e:  # noqa: BLE001 - dagster raises several kinds; all mean "bad selection"
         raise UsageError(f"--select {selection!r}: {e}") from None
     if not keys:
