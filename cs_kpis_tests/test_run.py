@@ -147,10 +147,16 @@ def test_select_builds_only_the_selection(project_env, monkeypatch, capsys):
 
 
 @pytest.fixture(scope="module")
-def project_defs():
+def project_defs(tmp_path_factory):
+    """The project's definitions, loaded once for the module with every path under a tmp folder."""
     from cs_kpis.definitions import defs
+    from cs_kpis_tests.conftest import _ENV
 
-    return defs()
+    root = tmp_path_factory.mktemp("defs")
+    with pytest.MonkeyPatch.context() as mp:
+        for name, relative in _ENV.items():
+            mp.setenv(name, str(root / relative))
+        yield defs()
 
 
 def _run_config(project_defs, *argv):
