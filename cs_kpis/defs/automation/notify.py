@@ -321,7 +321,8 @@ def oncall_payload(asset: str, check: str, severity: str, description: str | Non
                    run_id: str) -> dict:
     layer = asset.split("/")[0]
     hint = RUNBOOK_HINTS.get(layer, "RUNBOOK: see cs_kpis/defs/automation/README.md")
-    text = (f":rotating_light: check *{check}* on `{asset}` failed ({severity}) in run {run_id}\n"
-            f"{description or ''}\n{hint} (cs_kpis/defs/automation/README.md#runbook)")
+    esc = slack_escape  # a check's description may quote data (account names, sample values)
+    text = (f":rotating_light: check *{esc(check)}* on `{esc(asset)}` failed ({esc(severity)}) in run {run_id}\n"
+            f"{esc(description or '')}\n{hint} (cs_kpis/defs/automation/README.md#runbook)")
     return {"text": text, "asset": asset, "check": check, "severity": severity, "description": description,
             "metadata": metadata, "run_id": run_id, "runbook": hint}
