@@ -27,7 +27,7 @@ from dagster_duckdb import DuckDBResource
 
 from cs_kpis.defs.automation import notify
 from cs_kpis.defs.automation.jobs import closed_on_error
-from cs_kpis.lib.sql import WAREHOUSE_POOL
+from cs_kpis.lib.sql import WAREHOUSE_POOL, table_metadata
 
 SYNC = dg.AssetKey(["alerts", "salesforce_account_sync"])
 BATCH = 200
@@ -190,7 +190,7 @@ def sync(con, url: str | None = None, token: str | None = None) -> dict:
     group_name="reverse_etl", kinds={"python", "duckdb", "salesforce"}, owners=["team:data-eng"], pool=WAREHOUSE_POOL,
     metadata={"grain": "account_id", "dagster/table_name": "alerts.salesforce_account_sync",
               "dagster/column_schema": dg.TableSchema(columns=[
-                  dg.TableColumn(name, "timestamp with time zone" if name == "synced_at" else "varchar",
+                  dg.TableColumn(name, "TIMESTAMP WITH TIME ZONE" if name == "synced_at" else "VARCHAR",
                                  description=text) for name, text in COLUMNS.items()])},
     description=("Salesforce Account fields (health score, band, ARR, open alerts, top alert) upserted by Id; "
                  "the table holds the last payload Salesforce accepted per account, so only changes are sent "
@@ -200,7 +200,7 @@ def salesforce_account_sync(context: dg.AssetExecutionContext, duckdb: DuckDBRes
     url = os.environ.get("CS_KPIS_SFDC_URL") or None
     with closed_on_error(duckdb) as con:
         result = sync(con, url, os.environ.get("CS_KPIS_SFDC_TOKEN") or None)
-        rows = con.execute("select count(*) from alerts.salesforce_account_sync").fetchall()[0][0]
+        table_meta = table_metadata(con, "alerts", "salesforce_account_sync", COLUMNS)
     for err in result["errors"][:20]:
         context.log.warning(f"salesforce: not synced, retried next run: {err}")
     if not url:
@@ -208,5 +208,4 @@ def salesforce_account_sync(context: dg.AssetExecutionContext, duckdb: DuckDBRes
                          "dry run, none marked synced")
     return dg.MaterializeResult(metadata={
         "changed": result["changed"], "sent": result["sent"], "failed": result["failed"],
-        "dry_run": result["dry_run"], "target": "salesforce" if url else "outbox (dry run)",
-        "dagster/row_count": int(rows)})
+        "dry_run": result["dry_run"], "target": "salesforce" if url else "outbox (dry run)", **table_meta})
