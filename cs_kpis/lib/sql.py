@@ -122,7 +122,20 @@ def build(con, model: SqlModel) -> dict:
     if exists:
         con.execute(f"drop {other} {model.table}")
     con.execute(f"create or replace {kind} {model.table} as\n{model.sql}")
+    if kind == "table":
+        bigint_instead_of_hugeint(con, model.schema, model.name)
     return table_metadata(con, model.schema, model.name, model.columns)
+
+
+def bigint_instead_of_hugeint(con, schema: str, table: str) -> list[str]:
+    """DuckDB types ``sum()`` of integers as HUGEINT (128 bit); counts are stored as BIGINT, the type every
+    reader (Spark, pandas, the Dagster UI's column schema) knows. Returns the columns changed."""
+    cols = [c for (c,) in con.execute(
+        "select column_name from information_schema.columns "
+        "where table_schema = ? and table_name = ? and data_type = 'HUGEINT'", [schema, table]).fetchall()]
+    for col in cols:
+        con.execute(f'alter table {schema}.{table} alter column "{col}" type bigint')
+    return cols
 
 
 def table_metadata(con, schema: str, table: str, descriptions: dict[str, str] | None = None) -> dict:

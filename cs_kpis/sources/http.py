@@ -6,8 +6,12 @@ errors are retried a bounded number of times with exponential backoff, honouring
 every other error status fails at once. This module adds what dlt does not do for us:
 
 - an error hook that turns HTTP errors into :class:`VendorApiError` / :class:`VendorAuthError`, whose
-  messages name the vendor and the path and never carry a secret (no headers, no query string, and the
-  response body only for non-auth errors, with every configured secret blanked out);
+  messages carry the vendor, the status, the endpoint path and the vendor's error code (e.g. Stripe's
+  ``rate_limit``, Salesforce's ``REQUEST_LIMIT_EXCEEDED``) and nothing else: no headers, no query string
+  and never the response body, which some servers fill with the request's headers (a Basic-auth key
+  in base64 included);
+- :func:`redact`, which blanks every encoding of every credential: the raw value, its URL-encodings and
+  its base64 forms at every byte alignment (so ``Basic base64(user:key)`` is caught from the key alone);
 - reading credentials from environment variables, or from ``dlt.secrets`` under
   ``sources.<system>.<env var name in lowercase>`` (so ``SOURCES__BILLING__STRIPE_API_KEY`` or
   ``[sources.billing] stripe_api_key = "..."`` in ``.dlt/secrets.toml`` also work);
@@ -16,11 +20,14 @@ every other error status fails at once. This module adds what dlt does not do fo
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
 from dlt.sources.helpers.requests import Client
@@ -36,7 +43,9 @@ log = logging.getLogger(__name__)
 RETRY_STATUS = (429, *range(500, 600))
 """statuses worth retrying: rate limiting and server-side failures"""
 
-_MAX_BODY_IN_ERROR = 300
+_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+"""what a vendor error code looks like; anything else in an error body is not trusted into a message"""
+_MIN_B64_CORE = 8
 
 
 class VendorApiError(requests.HTTPError):
@@ -68,12 +77,65 @@ def _rebuild_error(cls: type[VendorApiError], message: str, source: str, status:
     return cls(message, source=source, status=status, path=path)
 
 
+def _base64_cores(secret: bytes) -> set[str]:
+    """The base64 text that encodes ``secret`` wherever it sits in a longer string (3 byte alignments), in the
+    standard and the URL-safe alphabet; only the characters that depend on the secret alone."""
+    out = set()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + secret).decode()
+        start = 4 if offset else 0
+        end = ((offset + len(secret)) // 3) * 4
+        for core in {encoded[start:end], encoded if not offset else ""}:
+            core = core.rstrip("=")
+            if len(core) >= _MIN_B64_CORE:
+                out |= {core, core.replace("+", "-").replace("/", "_")}
+    return out
+
+
+def secret_variants(secret: str) -> set[str]:
+    """Every form in which ``secret`` may show up in text: raw, URL-encoded, JSON-escaped, base64."""
+    if not secret:
+        return set()
+    raw = secret.encode()
+    variants = {secret, quote(secret, safe=""), quote_plus(secret, safe=""), json.dumps(secret)[1:-1]}
+    variants |= _base64_cores(raw)
+    return {v for v in variants if v}
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of every non-empty secret in ``text`` with ``***``."""
+    """Replace every encoding of every non-empty secret in ``text`` with ``***`` (longest first)."""
+    variants = set()
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+        variants |= secret_variants(secret)
+    for variant in sorted(variants, key=len, reverse=True):
+        text = text.replace(variant, "***")
     return text
+
+
+def vendor_error_code(response: requests.Response) -> str | None:
+    """The vendor's machine error code from an error body, if it has one that looks like a code.
+
+    Stripe ``{"error": {"code"|"type"}}``, Salesforce ``[{"errorCode"}]``, Zendesk ``{"error": "..."}``;
+    free text (messages, echoed headers) is never returned.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, list):
+        body = body[0] if body else None
+    if not isinstance(body, dict):
+        return None
+    candidates = [body.get("errorCode"), body.get("code")]
+    err = body.get("error")
+    if isinstance(err, dict):
+        candidates += [err.get("code"), err.get("type")]
+    else:
+        candidates.append(err)
+    for value in candidates:
+        if isinstance(value, str) and _CODE.fullmatch(value):
+            return value
+    return None
 
 
 def safe_url(url: str, secrets: Iterable[str] = ()) -> str:
@@ -88,6 +150,8 @@ def error_hook(source: str, env_hint: str, secrets: Iterable[str]) -> Callable[.
         source: the vendor's display name, e.g. ``"Stripe"``.
         env_hint: what to check when credentials are rejected, e.g. ``"STRIPE_API_KEY"``.
         secrets: values that must never appear in a message (tokens, keys, passwords).
+
+    The message is ``<source> API returned <status> for <path> (error code <code>)``: never the body.
     """
     secrets = tuple(s for s in secrets if s)
 
@@ -105,11 +169,13 @@ def error_hook(source: str, env_hint: str, secrets: Iterable[str]) -> Callable[.
                 path=path,
                 response=response,
             )
-        body = redact((response.text or "")[:_MAX_BODY_IN_ERROR], secrets)
+        code = vendor_error_code(response)
+        if code and redact(code, secrets) != code:  # a "code" that is a credential: not a code
+            code = None
         retryable = " (retried if attempts remain)" if status in RETRY_STATUS else ""
         log.warning("%s API returned %s for %s%s", source, status, path, retryable)
         raise VendorApiError(
-            f"{source} API returned {status} for {path}" + (f": {body}" if body else ""),
+            f"{source} API returned {status} for {path}" + (f" (error code {code})" if code else ""),
             source=source,
             status=status,
             path=path,

@@ -4,12 +4,14 @@ import datetime as dt
 import importlib
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
 
+from cs_kpis import definitions as defs_module
 from cs_kpis.defs.alerts import engine
 from cs_kpis.defs.automation import jobs, notify, schedules, sensors
 from cs_kpis_tests.alerts.fixtures import Warehouse, set_cells
@@ -41,10 +43,15 @@ def test_schedule_cron_and_timezone_from_env(monkeypatch):
 # ------------------------------------------------------------------------------------------ webhook stub
 
 class Hook:
-    """A webhook on 127.0.0.1 that records JSON bodies; answers 500 while ``fail`` is true."""
+    """A webhook on 127.0.0.1 that records JSON bodies and their Idempotency-Key headers.
+
+    ``fail``: answer 500. ``delay``: record the body, then wait that long before answering (a client with a
+    shorter timeout gives up although the message arrived). ``drop``: wait without recording (the message is
+    lost on the way). GET /status/<key> answers 200 when a body with that key was received, else 404.
+    """
 
     def __init__(self):
-        self.received, self.fail, self.hits = [], False, 0
+        self.received, self.keys, self.fail, self.hits, self.delay, self.drop = [], [], False, 0, 0.0, False
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,16 +60,28 @@ class Hook:
                 hook.hits += 1
                 if hook.fail:
                     self.send_response(500)
+                elif hook.drop:
+                    time.sleep(hook.delay)
+                    return
                 else:
                     hook.received.append(json.loads(body))
+                    hook.keys.append(self.headers.get("Idempotency-Key"))
+                    time.sleep(hook.delay)
                     self.send_response(200)
+                self.end_headers()
+
+            def do_GET(self):
+                key = self.path.rsplit("/", 1)[-1]
+                self.send_response(200 if key in hook.keys else 404)
                 self.end_headers()
 
             def log_message(self, *args):
                 pass
 
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.check_url = f"http://127.0.0.1:{self.server.server_port}/status/{{key}}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
@@ -81,8 +100,8 @@ def hook():
 def warehouse(tmp_path, monkeypatch):
     """Alerts built on the fixture warehouse: A and C (CSM Cara Smith) and B (Dev Patel) turn red on 03-31."""
     monkeypatch.setenv("CS_KPIS_OUTBOX", str(tmp_path / "outbox"))
-    monkeypatch.delenv(notify.ENV_WEBHOOK, raising=False)
-    monkeypatch.delenv(notify.ENV_ONCALL_WEBHOOK, raising=False)
+    for name in (notify.ENV_WEBHOOK, notify.ENV_ONCALL_WEBHOOK, notify.ENV_WEBHOOK_CHECK, notify.ENV_TIMEOUT):
+        monkeypatch.delenv(name, raising=False)
     wh = Warehouse()
     for acc in ("A", "B", "C"):
         set_cells(wh.scores, acc, "2025-03-31", "2025-03-31", band="red", score=30.0, delta_30d=-50.0)
@@ -100,9 +119,10 @@ def _tick(path, cursor, instance):
     return result, ctx.cursor
 
 
-def _run(request, path, instance):
+def _run(request, path, instance, raise_on_error=True):
     return jobs.alert_digest_job.execute_in_process(
-        run_config=request.run_config, instance=instance, resources={"duckdb": DuckDBResource(database=str(path))})
+        run_config=request.run_config, instance=instance, resources={"duckdb": DuckDBResource(database=str(path))},
+        tags={"dagster/sensor_name": "alert_digest_sensor"}, raise_on_error=raise_on_error)
 
 
 def _notifications(path):
@@ -111,21 +131,84 @@ def _notifications(path):
                            "order by owner_name").fetchall()
 
 
+def _handed(path):
+    with DuckDBResource(database=str(path)).get_connection() as con:
+        return con.execute("select handed_upto from alerts.digest_handover").fetchall()
+
+
 def test_one_digest_per_owner_to_the_webhook_and_second_tick_sends_nothing(warehouse, hook, monkeypatch):
     monkeypatch.setenv(notify.ENV_WEBHOOK, hook.url)
     instance = dg.DagsterInstance.ephemeral()
     request, cursor = _tick(warehouse, None, instance)
-    assert isinstance(request, dg.RunRequest) and request.run_key == "digest-0-3" and cursor == "3"
+    assert isinstance(request, dg.RunRequest) and request.run_key.startswith("digest-0-3-")
     assert _run(request, warehouse, instance).success
+    assert _handed(warehouse) == [(3,)]
     assert sorted((p["owner_name"], len(p["alerts"])) for p in hook.received) == [("Cara Smith", 2), ("Dev Patel", 1)]
     cara = next(p for p in hook.received if p["owner_name"] == "Cara Smith")
     assert cara["text"].startswith("*2 customer alerts for Cara Smith*")
     assert "health_red: health 30 is red (was 80 30 days ago)" in cara["text"]
-    # second tick: same cursor, nothing new, nothing pending -> no run, no post
-    again, cursor2 = _tick(warehouse, cursor, instance)
-    assert isinstance(again, dg.SkipReason) and cursor2 == "3"
+    # every delivery carries its idempotency key, in the header and in the body
+    assert sorted(hook.keys) == sorted(p["idempotency_key"] for p in hook.received) and all(hook.keys)
+    # second tick: nothing new, nothing pending -> no run, no post
+    again, _ = _tick(warehouse, cursor, instance)
+    assert isinstance(again, dg.SkipReason)
     assert len(hook.received) == 2
     assert _notifications(warehouse) == [("Cara Smith", 2, "sent", 1), ("Dev Patel", 1, "sent", 1)]
+
+
+def test_a_digest_run_that_fails_before_queueing_is_asked_for_again(warehouse, hook, monkeypatch):
+    """The fault of issue 16: the sensor moved its cursor, the run failed (the warehouse was locked) before
+    anything was queued, and every later tick said "nothing new". Now the hand-over is in the warehouse."""
+    monkeypatch.setenv(notify.ENV_WEBHOOK, hook.url)
+    instance = dg.DagsterInstance.ephemeral()
+    request, cursor = _tick(warehouse, None, instance)
+
+    def locked(*args, **kwargs):
+        raise RuntimeError("IO Error: Could not set lock on file (simulated)")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(notify, "enqueue_digests", locked)
+        assert not _run(request, warehouse, instance, raise_on_error=False).success
+    assert _handed(warehouse) == [] and _notifications(warehouse) == []  # rolled back: nothing handed over
+    retry, cursor = _tick(warehouse, cursor, instance)
+    assert isinstance(retry, dg.RunRequest) and retry.run_key != request.run_key  # a new key: not deduplicated
+    assert _run(retry, warehouse, instance).success
+    assert sorted(p["owner_name"] for p in hook.received) == ["Cara Smith", "Dev Patel"]
+    assert isinstance(_tick(warehouse, cursor, instance)[0], dg.SkipReason)
+
+
+def test_failure_inside_the_transaction_rolls_back_queue_and_handover(warehouse):
+    with DuckDBResource(database=str(warehouse)).get_connection() as con:
+        orig = notify.digest_payload
+        calls = []
+
+        def second_owner_fails(*args):
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("boom")
+            return orig(*args)
+
+        notify.digest_payload = second_owner_fails
+        try:
+            with pytest.raises(RuntimeError):
+                notify.queue_new_digests(con)
+        finally:
+            notify.digest_payload = orig
+        assert con.execute("select count(*) from alerts.notifications").fetchall() == [(0,)]
+        assert notify.handed_upto(con) == 0
+        assert notify.queue_new_digests(con) == (0, 3, 2)
+        assert notify.queue_new_digests(con) == (3, 3, 0)
+
+
+def test_no_second_run_while_one_is_queued(warehouse, monkeypatch):
+    instance = dg.DagsterInstance.ephemeral()
+    request, cursor = _tick(warehouse, None, instance)
+    # created, never launched: NOT_STARTED counts as active
+    run = instance.create_run_for_job(jobs.alert_digest_job, run_config=request.run_config)
+    again, _ = _tick(warehouse, cursor, instance)
+    assert isinstance(again, dg.SkipReason) and "queued or running" in again.skip_message
+    instance.report_run_canceled(run)
+    assert isinstance(_tick(warehouse, cursor, instance)[0], dg.RunRequest)
 
 
 def test_failed_send_stays_pending_and_is_retried_next_tick(warehouse, hook, monkeypatch):
@@ -138,12 +221,91 @@ def test_failed_send_stays_pending_and_is_retried_next_tick(warehouse, hook, mon
     assert _notifications(warehouse) == [("Cara Smith", 2, "pending", 1), ("Dev Patel", 1, "pending", 1)]
     hook.fail = False
     retry, cursor = _tick(warehouse, cursor, instance)
-    assert isinstance(retry, dg.RunRequest) and retry.run_key == "retry-3-2"
+    assert isinstance(retry, dg.RunRequest)
     assert _run(retry, warehouse, instance).success
     assert sorted(p["owner_name"] for p in hook.received) == ["Cara Smith", "Dev Patel"]
     assert _notifications(warehouse) == [("Cara Smith", 2, "sent", 2), ("Dev Patel", 1, "sent", 2)]
     done, _ = _tick(warehouse, cursor, instance)
     assert isinstance(done, dg.SkipReason)
+
+
+def test_slow_webhook_gets_each_digest_once(warehouse, hook, monkeypatch):
+    """The webhook answers after 1.2 s, the client gives up after 1 s (issue 16: 12 s vs 10 s). The timed-out
+    digests are in doubt; the next run checks them by idempotency key and does not post them again."""
+    monkeypatch.setenv(notify.ENV_WEBHOOK, hook.url)
+    monkeypatch.setenv(notify.ENV_WEBHOOK_CHECK, hook.check_url)
+    monkeypatch.setenv(notify.ENV_TIMEOUT, "1")
+    hook.delay = 1.2
+    instance = dg.DagsterInstance.ephemeral()
+    request, cursor = _tick(warehouse, None, instance)
+    assert _run(request, warehouse, instance).success
+    assert [s for _, _, s, _ in _notifications(warehouse)] == ["in_doubt", "in_doubt"]
+    hook.delay = 0.0
+    retry, cursor = _tick(warehouse, cursor, instance)
+    assert isinstance(retry, dg.RunRequest)
+    assert _run(retry, warehouse, instance).success
+    assert hook.hits == 2 and sorted(p["owner_name"] for p in hook.received) == ["Cara Smith", "Dev Patel"]
+    assert _notifications(warehouse) == [("Cara Smith", 2, "sent", 1), ("Dev Patel", 1, "sent", 1)]
+    assert isinstance(_tick(warehouse, cursor, instance)[0], dg.SkipReason)
+
+
+def test_lost_send_is_checked_then_resent_once(warehouse, hook, monkeypatch):
+    monkeypatch.setenv(notify.ENV_WEBHOOK, hook.url)
+    monkeypatch.setenv(notify.ENV_WEBHOOK_CHECK, hook.check_url)
+    monkeypatch.setenv(notify.ENV_TIMEOUT, "0.5")
+    hook.drop, hook.delay = True, 0.8
+    instance = dg.DagsterInstance.ephemeral()
+    request, cursor = _tick(warehouse, None, instance)
+    _run(request, warehouse, instance)
+    hook.drop, hook.delay = False, 0.0
+    retry, _ = _tick(warehouse, cursor, instance)
+    _run(retry, warehouse, instance)
+    assert sorted(p["owner_name"] for p in hook.received) == ["Cara Smith", "Dev Patel"]
+    assert _notifications(warehouse) == [("Cara Smith", 2, "sent", 2), ("Dev Patel", 1, "sent", 2)]
+
+
+def test_in_doubt_without_a_check_url_is_not_resent(warehouse, hook, monkeypatch):
+    monkeypatch.setenv(notify.ENV_WEBHOOK, hook.url)
+    monkeypatch.setenv(notify.ENV_TIMEOUT, "0.5")
+    hook.delay = 0.8
+    instance = dg.DagsterInstance.ephemeral()
+    request, cursor = _tick(warehouse, None, instance)
+    _run(request, warehouse, instance)
+    hook.delay = 0.0
+    again, _ = _tick(warehouse, cursor, instance)
+    assert isinstance(again, dg.SkipReason) and "in doubt" in again.skip_message
+    with DuckDBResource(database=str(warehouse)).get_connection() as con:  # a direct delivery: still not resent
+        notify.deliver_pending(con, hook.url)
+    assert hook.hits == 2 and [s for _, _, s, _ in _notifications(warehouse)] == ["in_doubt", "in_doubt"]
+
+
+def test_malformed_webhook_url_never_stored_or_logged(warehouse, monkeypatch, caplog):
+    secret = "T0SECRET/B0SECRET/xoxSecretPathValue"
+    monkeypatch.setenv(notify.ENV_WEBHOOK, f"hooks.example.com/services/{secret}")  # no scheme: malformed
+    instance = dg.DagsterInstance.ephemeral()
+    request, _ = _tick(warehouse, None, instance)
+    result = _run(request, warehouse, instance)
+    with DuckDBResource(database=str(warehouse)).get_connection() as con:
+        errors = [e for (e,) in con.execute("select last_error from alerts.notifications").fetchall()]
+    assert errors and all("malformed" in e for e in errors)
+    logged = " ".join(str(ev) for ev in instance.all_logs(result.run_id)) + caplog.text + " ".join(errors)
+    for part in ("T0SECRET", "B0SECRET", "xoxSecretPathValue", "hooks.example.com"):
+        assert part not in logged
+
+
+def test_hostile_account_name_is_escaped_for_slack(warehouse, hook, monkeypatch):
+    monkeypatch.setenv(notify.ENV_WEBHOOK, hook.url)
+    hostile = "Evil <!channel> <https://x.example|click> & co"
+    with DuckDBResource(database=str(warehouse)).get_connection() as con:
+        con.execute("update marts.accounts set account_name = ? where account_id = 'A'", [hostile])
+    instance = dg.DagsterInstance.ephemeral()
+    request, _ = _tick(warehouse, None, instance)
+    _run(request, warehouse, instance)
+    cara = next(p for p in hook.received if p["owner_name"] == "Cara Smith")
+    assert "<" not in cara["text"] and ">" not in cara["text"].replace("&gt;", "")
+    assert "Evil &lt;!channel&gt; &lt;https://x.example|click&gt; &amp; co" in cara["text"]
+    # the machine fields keep the name as it is
+    assert hostile in [a["account_name"] for a in cara["alerts"]]
 
 
 def test_outbox_without_webhook(warehouse, tmp_path):
@@ -155,9 +317,49 @@ def test_outbox_without_webhook(warehouse, tmp_path):
     assert json.loads(files[1].read_text())["owner_name"] == "Dev Patel"
 
 
+def test_outbox_send_interrupted_is_checked_by_its_file(warehouse, tmp_path):
+    with DuckDBResource(database=str(warehouse)).get_connection() as con:
+        notify.queue_new_digests(con)
+        # a process killed mid-send: one digest 'sending' with its file written, one without
+        notify.write_outbox(tmp_path / "outbox", "u_csm1:0-3", {"text": "x"})
+        con.execute("update alerts.notifications set status = 'sending', attempts = 1")
+        result = notify.deliver_pending(con, None, tmp_path / "outbox")
+        rows = con.execute("select notification_id, status, attempts from alerts.notifications "
+                           "order by 1").fetchall()
+    assert result["confirmed"] == 1 and result["sent"] == 1
+    assert rows == [("u_csm1:0-3", "sent", 1), ("u_csm2:0-3", "sent", 2)]
+    assert json.loads((tmp_path / "outbox" / "u_csm1_0-3.json").read_text()) == {"text": "x"}  # not rewritten
+
+
 def test_digest_sensor_skips_when_warehouse_is_missing(tmp_path):
     result, cursor = _tick(tmp_path / "nope" / "wh.duckdb", "5", dg.DagsterInstance.ephemeral())
     assert isinstance(result, dg.SkipReason) and cursor == "5"
+
+
+# -------------------------------------------------------------------------------------- automation switch
+
+def test_automation_starts_stopped_unless_switched_on(monkeypatch):
+    from cs_kpis.defs.automation import switch
+
+    monkeypatch.delenv(switch.ENV_AUTOMATION, raising=False)
+    repo = defs_module.defs().get_repository_def()
+    assert {s.name: s.default_status for s in repo.sensor_defs} and all(
+        s.default_status == dg.DefaultSensorStatus.STOPPED for s in repo.sensor_defs)
+    assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in repo.schedule_defs)
+    monkeypatch.setenv(switch.ENV_AUTOMATION, "on")
+    for module in (sensors, schedules):
+        importlib.reload(module)
+    try:
+        assert sensors.alert_digest_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+        assert sensors.failed_check_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+        assert schedules.nightly_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    finally:
+        monkeypatch.delenv(switch.ENV_AUTOMATION)
+        for module in (sensors, schedules):
+            importlib.reload(module)
+    monkeypatch.setenv(switch.ENV_AUTOMATION, "maybe")
+    with pytest.raises(ValueError, match="CS_KPIS_AUTOMATION"):
+        switch.automation_enabled()
 
 
 # ----------------------------------------------------------------------------------------------- on-call

@@ -83,6 +83,112 @@ def test_only_changes_are_sent_and_rejections_retried(tmp_path, sfdc):
 def test_outbox_without_url(tmp_path, monkeypatch):
     monkeypatch.setenv("CS_KPIS_OUTBOX", str(tmp_path / "outbox"))
     con = _warehouse(tmp_path / "wh.duckdb")
-    assert retl.sync(con, None)["sent"] == 2
+    assert retl.sync(con, None)["dry_run"] == 2
     [batch] = list((tmp_path / "outbox" / "salesforce").glob("*.json"))
     assert len(json.loads(batch.read_text())["records"]) == 2
+
+
+def test_outbox_is_a_dry_run_and_a_later_url_sends_everything(tmp_path, monkeypatch, sfdc):
+    """Issue 16: a first run without CS_KPIS_SFDC_URL marked every account synced, so nothing was sent later."""
+    monkeypatch.setenv("CS_KPIS_OUTBOX", str(tmp_path / "outbox"))
+    con = _warehouse(tmp_path / "wh.duckdb")
+    first = retl.sync(con, None)
+    assert (first["sent"], first["dry_run"]) == (0, 2)
+    assert con.execute("select count(*) from alerts.salesforce_account_sync").fetchall() == [(0,)]
+    second = retl.sync(con, sfdc.url)
+    assert second["sent"] == 2 and [r["Id"] for r in sfdc.batches[0]["records"]] == ["A", "B"]
+
+
+def test_rows_synced_by_an_old_outbox_run_are_sent(tmp_path, sfdc):
+    con = _warehouse(tmp_path / "wh.duckdb")
+    con.execute("create table alerts.salesforce_account_sync (account_id varchar not null, payload_hash varchar "
+                "not null, payload varchar not null, synced_at timestamp with time zone not null)")
+    for record in retl.desired_records(con):  # what the old outbox "sync" stored
+        con.execute("insert into alerts.salesforce_account_sync values (?, ?, '{}', current_timestamp)",
+                    [record["Id"], retl.payload_hash(record)])
+    assert retl.sync(con, sfdc.url)["sent"] == 2
+
+
+class ShortSalesforce(FakeSalesforce):
+    """Answers every batch with results for only its first ``keep`` records (a truncated response)."""
+
+    def __init__(self, keep):
+        super().__init__()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PATCH(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.batches.append(body)
+                out = [{"id": r["Id"], "success": True, "errors": []} for r in body["records"][:fake.keep]]
+                data = json.dumps(out).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.keep = keep
+        self.server.RequestHandlerClass = Handler
+
+
+def test_partial_response_marks_only_the_confirmed_and_resumes(tmp_path):
+    """A per-record result list that comes back short used to raise after 59 records were marked synced."""
+    con = _warehouse(tmp_path / "wh.duckdb")
+    ids = [f"acc{i:03d}" for i in range(100)]
+    write_frame(con, "kpis.health_scores", pd.DataFrame(
+        [(i, 50.0, "yellow", 1000.0) for i in ids], columns=["account_id", "score", "band", "arr"]))
+    fake = ShortSalesforce(keep=59)
+    try:
+        first = retl.sync(con, fake.url)
+        assert (first["changed"], first["sent"], first["failed"]) == (100, 59, 41)
+        assert all("no per-record result" in e for e in first["errors"])
+        synced = [a for (a,) in con.execute("select account_id from alerts.salesforce_account_sync "
+                                            "order by 1").fetchall()]
+        assert synced == ids[:59]
+        fake.keep = 1000
+        second = retl.sync(con, fake.url)  # resumes: only the 41 unconfirmed are sent
+        assert (second["changed"], second["sent"], second["failed"]) == (41, 41, 0)
+        assert [r["Id"] for r in fake.batches[1]["records"]] == ids[59:]
+    finally:
+        fake.server.shutdown()
+        fake.server.server_close()
+
+
+def test_result_for_another_id_is_not_a_confirmation(tmp_path, sfdc, monkeypatch):
+    con = _warehouse(tmp_path / "wh.duckdb")
+    monkeypatch.setattr(retl, "send_batch", lambda records, url, token: [
+        {"id": "B", "success": True, "errors": []}, {"id": "A", "success": True, "errors": []}])
+    result = retl.sync(con, sfdc.url)
+    assert result["sent"] == 0 and result["failed"] == 2
+
+
+def test_batch_error_names_status_path_and_code_never_body_or_token(tmp_path):
+    token = "00Dxx!SECRET.token-value"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PATCH(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            echo = json.dumps([{"errorCode": "INVALID_SESSION_ID",
+                                "message": f"echo {dict(self.headers.items())}"}]).encode()
+            self.send_response(401)
+            self.send_header("Content-Length", str(len(echo)))
+            self.end_headers()
+            self.wfile.write(echo)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        con = _warehouse(tmp_path / "wh.duckdb")
+        result = retl.sync(con, f"http://127.0.0.1:{server.server_port}", token)
+    finally:
+        server.shutdown()
+        server.server_close()
+    [error] = result["errors"]
+    assert error == f"batch 0: PATCH {retl.API_PATH} answered 401 (INVALID_SESSION_ID)"
+    assert "SECRET" not in error and "echo" not in error

@@ -16,7 +16,7 @@ idempotent: rerunning on the same data appends nothing, and history once logged 
 import hashlib
 import itertools
 import os
-import string
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ ENV_RULES = "CS_KPIS_ALERT_RULES"
 ALERT_TYPES = ("health_drop", "health_red", "usage_drop", "champion_inactive", "ticket_spike",
                "low_nps_high_value", "renewal_risk", "expansion_opportunity")
 NOTIFY_EVENTS = ("raised", "reminder")
+SEVERITY_LEVELS = ("critical", "high", "medium", "info")
 
 
 def rules_path() -> Path:
@@ -38,24 +39,66 @@ def rules_path() -> Path:
     return Path(value) if value else RULES_PATH
 
 
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    return "a string" if isinstance(value, str) else type(value).__name__
+
+
 def load_rules(path: Path | None = None) -> dict:
-    rules = yaml.safe_load(Path(path or rules_path()).read_text())
+    """The rules, validated: every type present, every value of the kind the shipped file has (a number
+    where it has a number ...), severities from SEVERITY_LEVELS. Errors name the file and the key."""
+    path = Path(path or rules_path())
+    rules = yaml.safe_load(path.read_text())
     missing = [t for t in ALERT_TYPES if t not in rules.get("types", {})]
     if missing:
         raise ValueError(f"alert rules: no rule for {', '.join(missing)}")
+    shipped = rules if path == RULES_PATH else yaml.safe_load(RULES_PATH.read_text())
+    for t in ALERT_TYPES:
+        for key, value in rules["types"][t].items():
+            if key == "inputs":
+                continue
+            _check_value(t, key, value, path)
+            default = shipped["types"][t].get(key)
+            if default is not None and _kind(value) != _kind(default):
+                raise ValueError(f"alert rules ({path}): types.{t}.{key} = {value!r}: {_kind(default)} is expected")
     return rules
 
 
-def _sql_value(v) -> str:
-    if isinstance(v, list):
-        return ", ".join("'" + str(x).replace("'", "''") + "'" for x in v)
-    return str(v)
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_SCALAR = (bool, int, float, str)
 
 
-def condition_sql(alert_type: str, rule: dict, first_day: date, as_of: date) -> str:
-    params = {k: _sql_value(v) for k, v in rule.items() if k != "inputs"}
-    params.update(first_day=first_day.isoformat(), as_of=as_of.isoformat())
-    return string.Template((SQL_DIR / f"{alert_type}.sql").read_text()).substitute(params)
+def _check_value(alert_type: str, key: str, value, path: Path | None = None):
+    """A rule value fit to be bound: a scalar or a list of scalars; the severity one of SEVERITY_LEVELS."""
+    where = f"alert rules ({path or rules_path()}): types.{alert_type}.{key}"
+    if key == "severity" and value not in SEVERITY_LEVELS:
+        raise ValueError(f"{where} = {value!r}: must be one of {', '.join(SEVERITY_LEVELS)}")
+    if isinstance(value, list):
+        if not all(isinstance(x, _SCALAR) for x in value):
+            raise ValueError(f"{where}: a list of plain values (strings or numbers) is expected")
+        return [str(x) for x in value]
+    if not isinstance(value, _SCALAR):
+        raise ValueError(f"{where}: a plain value (string, number, true/false) is expected, got {type(value).__name__}")
+    return value
+
+
+def condition_sql(alert_type: str, rule: dict, first_day: date, as_of: date) -> tuple[str, dict]:
+    """The type's SQL and its bound parameters. Rule values never become SQL text: the SQL refers to them as
+    DuckDB named parameters (``$min_days``), and only the names the SQL uses are bound."""
+    sql = (SQL_DIR / f"{alert_type}.sql").read_text()
+    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    used = set(_PARAM.findall(code))
+    values = {k: v for k, v in rule.items() if k != "inputs"}
+    values.update(first_day=first_day.isoformat(), as_of=as_of.isoformat())
+    missing = sorted(used - set(values))
+    if missing:
+        raise ValueError(f"alert rules ({rules_path()}): types.{alert_type} has no {', '.join(missing)}")
+    return sql, {k: _check_value(alert_type, k, values[k]) for k in sorted(used)}
 
 
 def as_of_day(con) -> date | None:
@@ -67,7 +110,8 @@ def conditions(con, rules: dict, as_of: date, first_day: date | None = None) -> 
     first_day = first_day or con.execute("select min(day) from kpis.account_indicators_daily").fetchall()[0][0]
     frames = []
     for t in ALERT_TYPES:
-        df = con.execute(condition_sql(t, rules["types"][t], first_day, as_of)).df()
+        sql, params = condition_sql(t, rules["types"][t], first_day, as_of)
+        df = con.execute(sql, params).df()
         df.insert(0, "alert_type", t)
         frames.append(df)
     out = pd.concat(frames, ignore_index=True)

@@ -1,5 +1,7 @@
 """Jobs: the nightly run of everything, the alerts-only refresh, and the alert digest sender."""
 
+import contextlib
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -10,7 +12,9 @@ from cs_kpis.lib.sql import WAREHOUSE_POOL
 # every asset and, with them, every asset check: the same scope as `make run`
 nightly_job = dg.define_asset_job(
     name="nightly",
-    selection="*",
+    # AssetSelection.all(), not the string "*": the string is parsed into all(include_sources=...), which
+    # prints a BetaWarning ("Parameter `include_sources` ... is currently in beta") wherever this module loads
+    selection=dg.AssetSelection.all(),
     description="Materialize every asset and run every asset check (landing -> raw -> ... -> alerts).",
 )
 
@@ -27,23 +31,37 @@ alerts_refresh_job = dg.define_asset_job(
 )
 
 
+@contextlib.contextmanager
+def closed_on_error(resource: DuckDBResource):
+    """``resource.get_connection()``, closed on an exception too (dagster-duckdb closes it only on success, and
+    a connection left open makes the next one to the same file fail with "different configuration")."""
+    with resource.get_connection() as con:
+        try:
+            yield con
+        finally:
+            con.close()
+
+
 class DigestConfig(dg.Config):
-    after_seq: int = 0
-    """alert_log rows with log_seq > after_seq ..."""
     upto_seq: int = 0
-    """... and <= upto_seq are digested (after == upto: only retry pending digests)"""
+    """queue the alert_log rows after the last handed-over one up to this log_seq (0: up to the newest)"""
 
 
 @dg.op(pool=WAREHOUSE_POOL)
 def send_alert_digests(context: dg.OpExecutionContext, config: DigestConfig, duckdb: DuckDBResource) -> dict:
-    """Queue one digest per owner for the new alert_log rows, then deliver every pending digest."""
-    with duckdb.get_connection() as con:
-        queued = notify.enqueue_digests(con, config.after_seq, config.upto_seq) \
-            if config.upto_seq > config.after_seq else 0
+    """Queue one digest per owner for the alert_log rows not handed over yet (queue and hand-over in one
+    transaction), then check the digests in doubt and deliver every pending one."""
+    with closed_on_error(duckdb) as con:
+        after, upto, queued = notify.queue_new_digests(con, config.upto_seq or None)
         result = notify.deliver_pending(con, notify.webhook_url(), notify.outbox_dir())
     for nid, err in result["errors"].items():
-        context.log.warning(f"digest {nid} not delivered, stays pending: {err}")
-    context.add_output_metadata({"queued": queued, "sent": result["sent"], "failed": result["failed"]})
+        context.log.warning(f"digest {nid} not delivered: {err}")
+    if result["in_doubt"]:
+        context.log.warning(f"{result['in_doubt']} digest(s) in doubt (a send ended without an answer): not resent "
+                            "until checked; see the runbook, 'Digests in doubt'")
+    context.add_output_metadata({"handed_over": f"({after}, {upto}]", "queued": queued, "sent": result["sent"],
+                                 "failed": result["failed"], "confirmed": result["confirmed"],
+                                 "in_doubt": result["in_doubt"]})
     return {"queued": queued, **result}
 
 

@@ -7,6 +7,7 @@ import os
 
 import dagster as dg
 
+from cs_kpis.defs.automation import switch
 from cs_kpis.defs.automation.jobs import nightly_job
 
 # "0 2 * * *" = minute 0, hour 2, every day of every month, any weekday: 02:00 daily in the timezone below.
@@ -19,6 +20,6 @@ nightly_schedule = dg.ScheduleDefinition(
     job=nightly_job,
     cron_schedule=os.environ.get("CS_KPIS_NIGHTLY_CRON") or DEFAULT_CRON,
     execution_timezone=os.environ.get("CS_KPIS_NIGHTLY_TIMEZONE") or DEFAULT_TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    default_status=switch.schedule_status(),
     description="Nightly: materialize every asset and run every check (the `nightly` job).",
 )

@@ -1,10 +1,12 @@
 """Sensors: the alert threshold sensor (digests to CSMs) and the on-call sensor (failed asset checks).
 
-alert_digest_sensor: cursor = the highest alerts.alert_log.log_seq already handed to a digest run. New rows ->
-one run (run_key digest-<from>-<to>, so a retried tick cannot launch it twice) that queues one digest per
-owner and delivers it. No new rows but digests still pending after a failed send -> a retry run (run_key
-retry-<cursor>-<attempts so far>). It reads the warehouse read-only; when a run holds the write lock it skips
-the tick and tries again next time.
+alert_digest_sensor: what has been handed over lives in the warehouse, not in the sensor's cursor:
+alerts.digest_handover.handed_upto is advanced by the digest run in the same transaction that queues the
+digests (notify.queue_new_digests). The sensor asks for an `alert_digests` run whenever alert_log has rows beyond
+it, or digests are pending (or in doubt with a check URL set), and no digest run is queued or running. A run that
+fails before its commit changes nothing, so the next tick asks again (run_key digest-<state>-<n>: the state
+seen, and how many runs were already asked for that same state): nothing is lost. It reads the warehouse
+read-only; when a run holds the write lock it skips the tick and tries again next time.
 
 failed_check_sensor: a failed asset check does not fail its run (dagster#29896), so run-failure sensors never
 see it. This sensor reads the latest evaluation record of every check in the code location and posts each new
@@ -18,6 +20,7 @@ alerts-after-<run id>: once per failed run). In that run of its own, the alerts 
 evaluation in the instance and marks the affected types 'held' (status, hold_reason, metadata).
 """
 
+import json
 import time
 
 import dagster as dg
@@ -25,7 +28,7 @@ import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 
 from cs_kpis.defs.alerts.assets import AFTER_RUN_TAG, CANDIDATES
-from cs_kpis.defs.automation import notify
+from cs_kpis.defs.automation import notify, switch
 from cs_kpis.defs.automation.jobs import alert_digest_job, alerts_refresh_job
 
 
@@ -36,33 +39,54 @@ def _scalar(con, sql: str, default=0):
         return default
 
 
-def warehouse_state(database: str) -> tuple[int, int, int]:
-    """(max log_seq, pending digests, attempts of the pending digests), read-only."""
+def warehouse_state(database: str) -> tuple[int, int, int, int, int]:
+    """(max log_seq, handed-over log_seq, pending digests, their attempts, digests in doubt), read-only."""
     with duckdb_lib.connect(database, read_only=True) as con:
-        return (int(_scalar(con, "select max(log_seq) from alerts.alert_log")),
+        handed = _scalar(con, "select max(handed_upto) from alerts.digest_handover", None)
+        if handed is None:  # a warehouse from before the hand-over table: notify.handed_upto's fallback
+            handed = _scalar(con, "select max(upto_seq) from alerts.notifications")
+        return (int(_scalar(con, "select max(log_seq) from alerts.alert_log")), int(handed),
                 int(_scalar(con, "select count(*) from alerts.notifications where status = 'pending'")),
-                int(_scalar(con, "select sum(attempts) from alerts.notifications where status = 'pending'")))
+                int(_scalar(con, "select sum(attempts) from alerts.notifications where status = 'pending'")),
+                int(_scalar(con, "select count(*) from alerts.notifications "
+                                 "where status in ('sending', 'in_doubt')")))
 
 
-def digest_run_config(after: int, upto: int) -> dict:
-    return {"ops": {"send_alert_digests": {"config": {"after_seq": after, "upto_seq": upto}}}}
+def digest_run_config(upto: int) -> dict:
+    return {"ops": {"send_alert_digests": {"config": {"upto_seq": upto}}}}
 
 
-@dg.sensor(job=alert_digest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="New rows in alerts.alert_log -> one digest per CSM; retries digests whose send failed.")
+def _digest_run_active(instance: dg.DagsterInstance) -> bool:
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=alert_digest_job.name, statuses=[
+        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED]), limit=1)
+    return bool(runs)
+
+
+# The job is named, not passed: passed, Dagster rebinds it with the duckdb resource through
+# SensorDefinition.with_attributes, which hands owners=[] on and printed a BetaWarning ("Parameter `owners`
+# ... is currently in beta") on every run although no sensor sets owners.
+@dg.sensor(job_name=alert_digest_job.name, minimum_interval_seconds=60, default_status=switch.sensor_status(),
+           description=("New rows in alerts.alert_log -> one digest per CSM; retries digests whose send failed. "
+                        "What was handed over is kept in the warehouse (alerts.digest_handover), so a failed "
+                        "run is asked for again."))
 def alert_digest_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBResource):
-    cursor = int(context.cursor or 0)
     try:
-        max_seq, pending, attempts = warehouse_state(duckdb.database)
+        max_seq, handed, pending, attempts, doubt = warehouse_state(duckdb.database)
     except duckdb_lib.Error as exc:  # missing file, or a run holds the write lock
-        return dg.SkipReason(f"warehouse not readable now, next tick retries: {exc}")
-    if max_seq > cursor:
-        context.update_cursor(str(max_seq))
-        return dg.RunRequest(run_key=f"digest-{cursor}-{max_seq}", run_config=digest_run_config(cursor, max_seq),
-                             tags={"cs_kpis/alert_log_seq": f"{cursor}-{max_seq}"})
-    if pending:
-        return dg.RunRequest(run_key=f"retry-{cursor}-{attempts}", run_config=digest_run_config(cursor, cursor))
-    return dg.SkipReason(f"no new alert_log rows after log_seq {cursor}, nothing pending")
+        return dg.SkipReason(f"warehouse not readable now, next tick retries: {type(exc).__name__}")
+    checkable = doubt if notify.webhook_url(notify.ENV_WEBHOOK_CHECK) or not notify.webhook_url() else 0
+    if max_seq <= handed and not pending and not checkable:
+        extra = f"; {doubt} digest(s) in doubt wait for a person (runbook)" if doubt else ""
+        return dg.SkipReason(f"alert_log handed over up to log_seq {handed}, nothing pending{extra}")
+    if _digest_run_active(context.instance):
+        return dg.SkipReason("an alert_digests run is queued or running: next tick looks again")
+    state = f"{handed}-{max_seq}-{pending}-{attempts}-{checkable}"
+    previous = json.loads(context.cursor) if context.cursor else {}
+    n = previous.get("n", 0) + 1 if previous.get("state") == state else 0
+    context.update_cursor(json.dumps({"state": state, "n": n}))
+    return dg.RunRequest(run_key=f"digest-{state}-{n}", run_config=digest_run_config(max_seq),
+                         tags={"cs_kpis/alert_log_seq": f"{handed}-{max_seq}"})
 
 
 def _plain(value):
@@ -70,7 +94,7 @@ def _plain(value):
     return inner if isinstance(inner, (str, int, float, bool, type(None))) else str(inner)
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(minimum_interval_seconds=60, default_status=switch.sensor_status(),
            description="Posts every newly failed asset check (latest evaluation) with its metadata and runbook hint.")
 def failed_check_sensor(context: dg.SensorEvaluationContext):
     cursor = int(context.cursor or 0)
@@ -130,7 +154,7 @@ def alerts_refresh_request(instance: dg.DagsterInstance, run: dg.DagsterRun) -> 
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.FAILURE, request_job=alerts_refresh_job, minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING, name="alerts_after_failed_run_sensor",
+    default_status=switch.sensor_status(), name="alerts_after_failed_run_sensor",
     description=("A failed run that skipped the alerts (e.g. a blocking check upstream failed) -> rebuild the "
                  "alerts in a run of their own, so the affected types show as held instead of silently stale."))
 def alerts_after_failed_run_sensor(context: dg.RunStatusSensorContext):

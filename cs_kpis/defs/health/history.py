@@ -30,6 +30,8 @@ import itertools
 import os
 from dataclasses import dataclass
 
+from cs_kpis.lib.sql import bigint_instead_of_hugeint
+
 WINDOW_TABLE = "kpis._health_build_window"
 ENV_HISTORY_DAYS = "CS_KPIS_HEALTH_HISTORY_DAYS"
 ENV_LOOKBACK_DAYS = "CS_KPIS_HEALTH_LOOKBACK_DAYS"
@@ -288,6 +290,7 @@ def _build_in_ranges(con, model, window: BuildWindow, ranges: list, log: str, fi
             else:
                 con.execute(f"insert into {model.table} by name\n{model.sql}")
         con.execute(f"update {log} set account_from = null, account_to = null where is_current")
+        bigint_instead_of_hugeint(con, model.schema, model.name)  # sums of counts: BIGINT (once, then no-op)
         con.execute("commit")
     except Exception:
         con.execute("rollback")

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from cs_kpis.lib.extracts import RAW_SYSTEM_ASSETS, newest_extract_day
 from cs_kpis.lib.sql import WAREHOUSE_POOL, load_models, sql_assets, table_metadata
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -13,8 +14,8 @@ POSITIONS = 100
 """rows of marts.dim_position: the most items one subscription state may carry"""
 
 CALENDAR_DOCS = {
-    "dim_day": (("One row per calendar day from the first billing event to the data's as-of day (the last "
-                "extract day loaded)."), {"day": "calendar day (UTC)"}),
+    "dim_day": (("One row per calendar day from the first billing event to the data's as-of day (the newest "
+                "extract day loaded across every source system)."), {"day": "calendar day (UTC)"}),
     "dim_month": (("One row per calendar month of marts.dim_day, with the day its month-end figures are read "
                   "on: the month's last day, or the as-of day for the current, unfinished month."),
                   {"month": "first day of the month", "month_end": "last day of the month",
@@ -27,7 +28,9 @@ CALENDAR_DOCS = {
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(["marts", name], group_name="marts", kinds={"duckdb", "python"}, owners=["team:data-eng"],
-                     description=doc, deps=[dg.AssetKey(["staging", "stg_billing__events"])] if name != "dim_position" else [])
+                     description=doc, deps=[dg.AssetKey(["staging", "stg_billing__events"]),
+                                            *[dg.AssetKey(list(k)) for k in RAW_SYSTEM_ASSETS]]
+                     if name != "dim_position" else [])
         for name, (doc, _) in CALENDAR_DOCS.items()
     ],
     pool=WAREHOUSE_POOL,
@@ -46,6 +49,9 @@ def build_calendar(con) -> dict[str, dict]:
         "select min(cast(created_at as date)), max(coalesce(extract_day, cast(created_at as date))) "
         "from staging.stg_billing__events"
     ).fetchall()[0]
+    loaded = newest_extract_day(con)  # across systems: a quiet Stripe day does not hold the as-of day back
+    if first and loaded and loaded > as_of:
+        as_of = loaded
     days = pd.DataFrame({"day": pd.date_range(first, as_of, freq="D").date if first else []})
     months = pd.DataFrame({"month": sorted({d.replace(day=1) for d in days["day"]})})
     months["month_end"] = [(pd.Timestamp(m) + pd.offsets.MonthEnd(0)).date() for m in months["month"]]

@@ -10,11 +10,10 @@ import os
 from pathlib import Path
 
 import dagster as dg
-from dagster_dlt import dlt_assets
 
 from cs_kpis import settings
 from cs_kpis.defs.raw.checks import build_raw_checks
-from cs_kpis.defs.raw.resources import RawDltResource
+from cs_kpis.defs.raw.resources import RawDltResource, dlt_multi_asset
 from cs_kpis.defs.raw.translator import RawDltTranslator
 from cs_kpis.sources.pipelines import API_CONFIGS, DATASET, SOURCES, api_config, make_pipeline, make_source
 
@@ -52,19 +51,20 @@ def build_raw_assets(
         this_mode = system_mode(system, mode)
         source = make_source(system, landing_dir=landing_dir, mode=this_mode)
         translator = RawDltTranslator(system=system, files_mode=this_mode == "files")
-
-        @dlt_assets(
-            dlt_source=source,
-            dlt_pipeline=make_pipeline(system, warehouse, pipelines_dir),
-            name=f"raw_{system}",
-            dagster_dlt_translator=translator,
-            pool=POOL,
-        )
-        def _raw_assets(context: dg.AssetExecutionContext, dlt: RawDltResource):
-            yield from dlt.run(context=context)
-
-        assets.append(_raw_assets)
+        assets.append(_system_assets(system, source, make_pipeline(system, warehouse, pipelines_dir), translator))
     return assets
+
+
+def _system_assets(system: str, source, pipeline, translator: RawDltTranslator) -> dg.AssetsDefinition:
+    # source, pipeline and translator are passed to dlt.run, not read back from the assets' metadata, so the
+    # metadata can go without them (dagster-dlt's live objects show as "(unserializable)" in the UI)
+    @dlt_multi_asset(dlt_source=source, dlt_pipeline=pipeline, translator=translator, name=f"raw_{system}",
+                     pool=POOL)
+    def _raw_assets(context: dg.AssetExecutionContext, dlt: RawDltResource):
+        yield from dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline,
+                           dagster_dlt_translator=translator)
+
+    return _raw_assets
 
 
 @dg.definitions

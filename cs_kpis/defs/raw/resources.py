@@ -1,10 +1,23 @@
-"""The ``dlt`` resource for the raw assets, with the row accounting as metadata and a fix for #34052."""
+"""The ``dlt`` resource for the raw assets, with the row accounting as metadata, and fixes for dagster-dlt.
+
+- dagster-io/dagster#33573: dagster-dlt looks a resource's table up under
+  ``naming.normalize_table_identifier(table_name)``, which turns ``billing__subscriptions`` into
+  ``billing_subscriptions``, a table that does not exist. So the UI showed "No table schema columns",
+  ``jobs []`` and a wrong ``dagster/table_name``. dlt names the table with ``normalize_tables_path`` (``__``
+  separates nested tables), and so does :func:`raw_table_name` here; the materialization metadata is built
+  by :meth:`RawDltResource.extract_resource_metadata` from the table as it is in the warehouse: its columns
+  with their DuckDB types, its row count and ``dagster/table_name`` = ``raw.<table>``.
+- dagster-dlt keeps the dlt source, pipeline and translator objects in every asset's definition metadata
+  (shown as ``[DltSource] (unserializable)``). :func:`dlt_multi_asset` leaves them out; the raw assets
+  hand them to :meth:`RawDltResource.run` explicitly instead.
+"""
 
 from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-from dagster_dlt import DagsterDltResource
+from dagster_dlt import DagsterDltResource, build_dlt_asset_specs
+from dagster_dlt.constants import META_KEY_PIPELINE, META_KEY_SOURCE, META_KEY_TRANSLATOR
 from dagster_dlt.translator import DagsterDltTranslator, DltResourceTranslatorData
 from dlt.common.schema import Schema
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
@@ -13,6 +26,40 @@ from dlt.pipeline.pipeline import Pipeline
 
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.runner import LOADER_FILE_FORMAT, run_until_caught_up
+
+
+DLT_OBJECT_KEYS = (META_KEY_SOURCE, META_KEY_PIPELINE, META_KEY_TRANSLATOR)
+
+
+def raw_table_name(schema: Schema, table_name: str) -> str:
+    """The table dlt creates for a resource's ``table_name`` (``billing__subscriptions`` stays as it is)."""
+    return schema.naming.normalize_tables_path(str(table_name))
+
+
+def resource_table_name(resource: Any) -> str:
+    name = resource.table_name
+    return str(resource.name if callable(name) else name)
+
+
+def dlt_multi_asset(*, dlt_source: DltSource, dlt_pipeline: Pipeline, translator: DagsterDltTranslator, name: str,
+                    pool: str):
+    """``dagster_dlt.dlt_assets`` without dagster-dlt's live objects in the specs' metadata (they show as
+    "(unserializable)" in the UI): the asset body passes them to :meth:`RawDltResource.run` itself."""
+    specs = [spec.replace_attributes(metadata={k: v for k, v in spec.metadata.items() if k not in DLT_OBJECT_KEYS})
+             for spec in build_dlt_asset_specs(dlt_source=dlt_source, dlt_pipeline=dlt_pipeline,
+                                               dagster_dlt_translator=translator)]
+    return dg.multi_asset(name=name, can_subset=True, specs=specs, pool=pool)
+
+
+def warehouse_columns(pipeline: Pipeline, table: str) -> list[tuple[str, str, bool]]:
+    """(column, DuckDB type, nullable) of ``<dataset>.<table>`` as the warehouse has it, in table order."""
+    with pipeline.sql_client() as client:
+        with client.execute_query(
+            "select column_name, data_type, is_nullable from information_schema.columns "
+            "where table_schema = %s and table_name = %s order by ordinal_position",
+            client.dataset_name, table,
+        ) as cursor:
+            return [(name, str(kind), str(nullable).upper() == "YES") for name, kind, nullable in cursor.fetchall()]
 
 
 def table_row_count(pipeline: Pipeline, table: str) -> int | None:
@@ -37,6 +84,38 @@ class RawDltResource(DagsterDltResource):
 
     def _extract_table_schema_metadata(self, table_name: str, schema: Schema) -> dg.TableSchema:
         return super()._extract_table_schema_metadata(table_name, schema.clone())
+
+    def extract_resource_metadata(
+        self,
+        context: dg.OpExecutionContext | dg.AssetExecutionContext,
+        resource: Any,
+        load_info: Any,
+        dlt_pipeline: Pipeline,
+    ) -> dict[str, Any]:
+        """The table's column schema (warehouse types, dlt's descriptions and keys), its name, the load."""
+        schema = dlt_pipeline.default_schema
+        table = raw_table_name(schema, resource_table_name(resource))
+        hints = schema.tables.get(table, {}).get("columns", {})
+        columns = [
+            dg.TableColumn(
+                name=name, type=kind,
+                description=hints.get(name, {}).get("description"),
+                constraints=dg.TableColumnConstraints(
+                    nullable=nullable, unique=bool(hints.get(name, {}).get("unique")),
+                    other=["primary_key"] if hints.get(name, {}).get("primary_key") else []),
+            )
+            for name, kind, nullable in warehouse_columns(dlt_pipeline, table)
+        ]
+        jobs = [job for package in load_info.load_packages for job in package.jobs.get("completed_jobs", [])
+                if job.job_file_info.table_name == table]
+        return {
+            "dagster/column_schema": dg.TableSchema(columns=columns),
+            "dagster/table_name": f"{dlt_pipeline.dataset_name}.{table}",
+            "dagster/storage_kind": "duckdb",
+            "dlt_pipeline": dlt_pipeline.pipeline_name,
+            "dlt_load_id": dg.MetadataValue.text(str(load_info.loads_ids[-1]) if load_info.loads_ids else ""),
+            "dlt_jobs_completed": dg.MetadataValue.int(len(jobs)),
+        }
 
     def _run(
         self,
@@ -69,13 +148,12 @@ class RawDltResource(DagsterDltResource):
         for asset_key, resource in resources_by_key.items():
             metadata = dict(self.extract_resource_metadata(context, resource, load_infos[-1], dlt_pipeline))
             counts = totals.get(resource.name, Accounting())
-            table = dlt_pipeline.default_schema.naming.normalize_table_identifier(str(resource.table_name))
+            table = raw_table_name(dlt_pipeline.default_schema, resource_table_name(resource))
             metadata.update(accounting_metadata(counts))
             metadata["dlt_loads"] = len(load_infos)
-            row_count = table_row_count(dlt_pipeline, str(resource.table_name))
+            row_count = table_row_count(dlt_pipeline, table)
             if row_count is not None:
-                metadata["dagster/row_count"] = row_count
-            metadata["dagster/table_name"] = f"{dlt_pipeline.dataset_name}.{table}"
+                metadata["dagster/row_count"] = dg.MetadataValue.int(row_count)
             if has_asset_def:
                 yield dg.MaterializeResult(asset_key=asset_key, metadata=metadata)
             else:

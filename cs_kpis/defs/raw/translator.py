@@ -6,6 +6,7 @@ from datetime import timedelta
 import dagster as dg
 from dagster_dlt import DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
+from dlt.common.normalizers.naming.snake_case import NamingConvention as SnakeCaseNaming
 
 LANDING_ASSET = dg.AssetKey(["landing", "demo_company"])
 
@@ -51,6 +52,19 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
 }
 
 
+def table_name(data: DltResourceTranslatorData) -> str:
+    """The warehouse table of the resource (in schema raw), as dlt names it."""
+    name = data.resource.table_name
+    name = str(data.resource.name if callable(name) else name)
+    # the pipeline has no schema before its first run; the project uses dlt's default naming (snake_case)
+    return SnakeCaseNaming().normalize_tables_path(name)
+
+
+def spec_metadata(metadata: dict) -> dict:
+    """dagster-dlt's definition metadata without its own table name (replaced by the real one)."""
+    return {k: v for k, v in metadata.items() if k != "dagster/table_name"}
+
+
 @dataclass
 class RawDltTranslator(DagsterDltTranslator):
     """Names every dlt resource of ``system`` as ``raw/<system>/<resource>`` in group ``raw``."""
@@ -61,7 +75,8 @@ class RawDltTranslator(DagsterDltTranslator):
 
     def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
         entity = data.resource.name
-        return super().get_asset_spec(data).replace_attributes(
+        base = super().get_asset_spec(data)
+        return base.replace_attributes(
             key=dg.AssetKey(["raw", self.system, entity]),
             deps=[LANDING_ASSET] if self.files_mode else [],
             group_name="raw",
@@ -69,4 +84,8 @@ class RawDltTranslator(DagsterDltTranslator):
             owners=["team:data-eng"],
             description=DESCRIPTIONS.get(self.system, {}).get(entity, f"{self.system} {entity}, loaded by dlt."),
             freshness_policy=self.freshness_policy,
+            # dagster-dlt names the table with normalize_table_identifier (billing_subscriptions: no such
+            # table, dagster-io/dagster#33573); dlt creates it with normalize_tables_path (billing__subscriptions)
+            metadata={**spec_metadata(base.metadata),
+                      "dagster/table_name": f"raw.{table_name(data)}"},
         )

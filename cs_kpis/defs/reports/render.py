@@ -258,8 +258,8 @@ def segment_table(data: ReportData) -> str:
         if cur is None:
             continue
         prev = prev or {}
-        rows.append({
-            "Segment": seg,
+        rows.append({  # the table is built unescaped (the cells hold delta markup): escape the data here
+            "Segment": html.escape(seg),
             "Ending MRR": fmt_money(cur["ending_mrr"]),
             "ARR": fmt_money(12 * float(cur["ending_mrr"])),
             "NRR": f'{fmt_pct(cur["nrr"])} {_delta(cur["nrr"], prev.get("nrr"), "pct", vs=vs)}',

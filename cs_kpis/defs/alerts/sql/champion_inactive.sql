@@ -7,7 +7,7 @@
 with user_days as (
     select distinct e.user_id, cast(e.occurred_at as date) as day
     from staging.stg_product__events as e
-    where e.user_id in (select product_user_id from staging.stg_crm__contacts where role in ($roles))
+    where e.user_id in (select product_user_id from staging.stg_crm__contacts where role in (select unnest($roles)))
 ),
 contact_days as (
     select c.contact_id, c.account_id, c.role, c.product_user_id,
@@ -16,8 +16,8 @@ contact_days as (
     from staging.stg_crm__contacts as c
     inner join kpis.account_indicators_daily as i
         on i.account_id = c.account_id and i.is_active
-    where c.role in ($roles)
-        and i.day between date '$first_day' and date '$as_of'
+    where c.role in (select unnest($roles))
+        and i.day between cast($first_day as date) and cast($as_of as date)
 ),
 last_seen as (
     select d.*, u.day as last_active_day
@@ -40,8 +40,8 @@ per_account as (
     from considered
     group by account_id, day
 )
-select account_id, day, '$severity' as severity,
+select account_id, day, $severity as severity,
     case when inactive = considered and considered > 1 then 'no champion/admin active for '
         || $inactive_days || '+ days: ' else '' end || detail as reason
 from per_account
-where inactive > 0 and (inactive = considered or '$match' = 'any')
+where inactive > 0 and (inactive = considered or $match = 'any')

@@ -2,7 +2,7 @@
 -- seat utilisation >= $min_seat_utilisation on a per-seat plan (at least $min_seats licensed seats: a flat
 -- plan has quantity 1, so its "utilisation" is just its active-user count and always >= 90%), on a paid
 -- plan that is not the top plan, with health in $healthy_bands (an account at risk is not an upsell lead).
-select i.account_id, i.day, '$severity' as severity,
+select i.account_id, i.day, $severity as severity,
     concat_ws('; ',
         case when i.seats >= $min_seats and i.seat_utilisation >= $min_seat_utilisation then 'seat utilisation '
             || cast(round(100 * i.seat_utilisation) as integer) || '% (' || i.active_users_30d || ' of '
@@ -17,5 +17,5 @@ where i.is_active and not i.is_trial
     and i.plan <> (select max(name) from kpis.health_product_config where setting = 'top_plan')
     and (i.feature_adoption >= $min_feature_adoption
         or (i.seats >= $min_seats and i.seat_utilisation >= $min_seat_utilisation))
-    and s.band in ($healthy_bands)
-    and i.day between date '$first_day' and date '$as_of'
+    and s.band in (select unnest($healthy_bands))
+    and i.day between cast($first_day as date) and cast($as_of as date)

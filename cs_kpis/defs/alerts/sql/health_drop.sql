@@ -11,10 +11,10 @@ with changes as (
     left join kpis.health_scores_daily as s
         on s.account_id = c.account_id and s.day = c.day
     left join kpis.health_scores_daily as b
-        on b.account_id = c.account_id and b.day = cast(c.day - interval $window_days day as date)
+        on b.account_id = c.account_id and b.day = cast(c.day - interval ($window_days) day as date)
     where c.window_days = $window_days
         and c.delta <= -$min_drop_points
-        and c.day between date '$first_day' and date '$as_of'
+        and c.day between cast($first_day as date) and cast($as_of as date)
 ),
 adjusted as (
     select *,
@@ -32,6 +32,6 @@ adjusted as (
         else 0 end as comparable_delta
     from changes
 )
-select account_id, day, '$severity' as severity, reason
+select account_id, day, $severity as severity, reason
 from adjusted
 where comparable_delta <= -$min_drop_points

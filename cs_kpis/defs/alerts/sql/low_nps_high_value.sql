@@ -8,7 +8,7 @@ with low as (
         on i.account_id = r.crm_account_id and i.day = cast(r.responded_at as date)
     where r.score <= $max_score and i.arr > $min_arr
 )
-select d.account_id, d.day, '$severity' as severity,
+select d.account_id, d.day, $severity as severity,
     arg_max('NPS ' || l.score || ' from ' || coalesce(l.respondent_email, 'a respondent') || ' on '
         || cast(l.response_day as varchar) || ' (ARR ' || cast(round(l.arr) as bigint) || ' USD)'
         || coalesce(': "' || left(l.comment, 120) || '"', ''), l.response_day) as reason
@@ -16,5 +16,5 @@ from kpis.account_indicators_daily as d
 inner join low as l
     on l.account_id = d.account_id
     and d.day between l.response_day and cast(l.response_day + interval ($active_days - 1) day as date)
-where d.day between date '$first_day' and date '$as_of'
+where d.day between cast($first_day as date) and cast($as_of as date)
 group by d.account_id, d.day

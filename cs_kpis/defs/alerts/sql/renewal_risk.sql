@@ -29,14 +29,14 @@ term_renewal as (
     from kpis.account_indicators_daily as i
     inner join term_periods as t
         on t.account_id = i.account_id and t.period_start <= i.day and t.period_end > i.day
-    where i.day between date '$first_day' and date '$as_of'
+    where i.day between cast($first_day as date) and cast($as_of as date)
     group by i.account_id, i.day
 )
 select i.account_id, i.day,
-    case when i.cancellation_scheduled = 1 then 'critical' else '$severity' end as severity,
+    case when i.cancellation_scheduled = 1 then 'critical' else $severity end as severity,
     concat_ws('; ',
         case when i.cancellation_scheduled = 1 then 'cancellation scheduled' end,
-        case when r.days_to_term_renewal <= $renewal_within_days and s.band in ($risky_bands)
+        case when r.days_to_term_renewal <= $renewal_within_days and s.band in (select unnest($risky_bands))
             then 'contract renews in ' || r.days_to_term_renewal || ' days with health '
                 || cast(round(s.score) as integer) || ' (' || s.band || ')' end) as reason
 from kpis.account_indicators_daily as i
@@ -46,5 +46,5 @@ left join term_renewal as r
     on r.account_id = i.account_id and r.day = i.day
 where i.is_active
     and (i.cancellation_scheduled = 1
-        or (r.days_to_term_renewal <= $renewal_within_days and s.band in ($risky_bands)))
-    and i.day between date '$first_day' and date '$as_of'
+        or (r.days_to_term_renewal <= $renewal_within_days and s.band in (select unnest($risky_bands))))
+    and i.day between cast($first_day as date) and cast($as_of as date)

@@ -5,7 +5,7 @@ with daily as (
     from kpis.account_indicators_daily as i
     left join kpis.account_activity_daily as a
         on a.account_id = i.account_id and a.day = i.day
-    where i.day between cast(date '$first_day' - interval 90 day as date) and date '$as_of'
+    where i.day between cast(cast($first_day as date) - interval 90 day as date) and cast($as_of as date)
 ),
 windows as (
     select account_id, day, open_urgent_high,
@@ -20,9 +20,9 @@ firing as (
         open_urgent_high >= $min_open_urgent_high as urgent,
         tickets_7d >= $min_tickets_7d and tickets_7d >= $spike_ratio * weekly_avg as spike
     from windows
-    where day >= date '$first_day'
+    where day >= cast($first_day as date)
 )
-select account_id, day, '$severity' as severity,
+select account_id, day, $severity as severity,
     concat_ws('; ',
         case when urgent then open_urgent_high || ' open urgent/high tickets' end,
         case when spike then tickets_7d || ' tickets in 7 days vs a weekly average of '

@@ -7,12 +7,12 @@ with sustained as (
             over (partition by i.account_id order by i.day
                   range between interval ($min_days - 1) day preceding and current row) as days_below
     from kpis.account_indicators_daily as i
-    where i.day between cast(date '$first_day' - interval ($min_days - 1) day as date) and date '$as_of'
+    where i.day between cast(cast($first_day as date) - interval ($min_days - 1) day as date) and cast($as_of as date)
 )
-select account_id, day, '$severity' as severity,
+select account_id, day, $severity as severity,
     'product usage down ' || cast(round(-100 * usage_trend) as integer) || '%: '
         || events_prior_30d || ' → ' || events_30d || ' events in 30 days' as reason
 from sustained
 where is_active
     and days_below >= $min_days
-    and day between date '$first_day' and date '$as_of'
+    and day between cast($first_day as date) and cast($as_of as date)
