@@ -5,7 +5,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from . import SIZES, generate
+from . import SIZES, NotOurFolder, generate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,8 +22,12 @@ def main(argv: list[str] | None = None) -> int:
 
     landing = args.landing or settings.landing_dir()
     truth = args.ground_truth or settings.ground_truth_dir()
-    m = generate(landing, truth, size=args.size, seed=args.seed, as_of=args.as_of, increments=args.increments,
-                 bad_input=args.bad_input)
+    try:
+        m = generate(landing, truth, size=args.size, seed=args.seed, as_of=args.as_of, increments=args.increments,
+                     bad_input=args.bad_input)
+    except NotOurFolder as exc:  # a user's folder: nothing was written
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {args.size} company (seed {args.seed}) to {landing} in {m['seconds']} s; ground truth in {truth}")
     for entity, n in m["counts"].items():
         print(f"  {entity:32s} {n:>12,}")
