@@ -241,6 +241,25 @@ DEMO = CompanyConfig(profile=DEMO_PROFILE, product=DEMO_PRODUCT)
 """the built-in demo profile: the simulator's company, the demo's field names, every system in files mode"""
 
 
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+
+
+def render_sql(sql: str, cfg: CompanyConfig | None = None, where: str = "SQL") -> str:
+    """Replace ``{{ name }}`` placeholders with the profile's raw column names (:meth:`CompanyConfig.sql_names`),
+    each validated as a plain identifier; an unknown placeholder raises naming it and ``where``."""
+    if "{{" not in sql:
+        return sql
+    names = (cfg or load()).sql_names()
+
+    def column(match: re.Match) -> str:
+        key = match.group(1)
+        if key not in names:
+            raise ConfigError(f"{where}: unknown placeholder {{{{ {key} }}}}; known: {', '.join(sorted(names))}")
+        return names[key]
+
+    return _PLACEHOLDER.sub(column, sql)
+
+
 def config_path() -> Path | None:
     value = os.environ.get(ENV_CONFIG)
     return Path(value).expanduser().resolve() if value else None
