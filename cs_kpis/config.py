@@ -92,13 +92,21 @@ class CrmFields(_Strict):
         return _check_field(value)
 
 
-class CrmConfig(_Strict):
-    mode: Mode = "files"
+class _System(_Strict):
+    mode: Mode = Field("files", description="files (the landing folder), api (the vendor's API) or off")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted `off` as false: that is what the user wrote
+        return "off" if value is False else value
+
+
+class CrmConfig(_System):
     fields: CrmFields = CrmFields()
 
 
-class BillingConfig(_Strict):
-    mode: Mode = "files"
+class BillingConfig(_System):
     account_id_field: str = Field(
         "metadata.salesforce_account_id", description="Stripe customer field holding the Salesforce Account Id"
     )
@@ -108,15 +116,12 @@ class BillingConfig(_Strict):
         return _check_path(value)
 
 
-class ProductSystemConfig(_Strict):
+class ProductSystemConfig(_System):
     """Segment: track calls carry the workspace in ``context.groupId``, group calls in ``groupId``; it is
     matched to the CRM field ``systems.crm.fields.product_workspace_id``."""
 
-    mode: Mode = "files"
 
-
-class SupportConfig(_Strict):
-    mode: Mode = "files"
+class SupportConfig(_System):
     account_id_field: str = Field(
         "external_id", description="Zendesk organization field holding the Salesforce Account Id "
         "(e.g. organization_fields.salesforce_id for a custom organization field)"
@@ -127,8 +132,7 @@ class SupportConfig(_Strict):
         return _check_path(value)
 
 
-class NpsConfig(_Strict):
-    mode: Mode = "files"
+class NpsConfig(_System):
     account_id_field: str = Field(
         "person_properties.salesforce_account_id", description="Delighted response field holding the Account Id"
     )
