@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_dlt import dlt_assets
 
+from cs_kpis import config as company_config
 from cs_kpis import settings
 from cs_kpis.defs.raw.checks import build_raw_checks
 from cs_kpis.defs.raw.resources import RawDltResource
@@ -24,7 +25,9 @@ POOL = "warehouse"
 
 
 def ingest_mode() -> str:
-    """``files`` (default: read the landing folder) or ``api`` (call the vendors), from CS_KPIS_INGEST_MODE."""
+    """``files`` (default: read the landing folder) or ``api`` (call the vendors), from CS_KPIS_INGEST_MODE.
+
+    The demo profile's switch; a company profile sets each system's mode in its config file instead."""
     mode = os.environ.get("CS_KPIS_INGEST_MODE", "files").strip().lower() or "files"
     if mode not in ("files", "api"):
         raise ValueError(f"CS_KPIS_INGEST_MODE must be 'files' or 'api', got {mode!r}")
@@ -70,11 +73,15 @@ def build_raw_assets(
 @dg.definitions
 def raw_definitions() -> dg.Definitions:
     # evaluated when the code location loads, so env vars set by then (or by a test) decide the paths
-    mode = ingest_mode()
-    assets = build_raw_assets(
-        landing_dir=settings.landing_dir(),
-        warehouse=settings.warehouse_path(),
-        pipelines_dir=settings.dlt_pipelines_dir(),
-        mode=mode,
-    )
+    paths = {"landing_dir": settings.landing_dir(), "warehouse": settings.warehouse_path(),
+             "pipelines_dir": settings.dlt_pipelines_dir()}
+    cfg = company_config.load()
+    if cfg.is_demo:
+        assets = build_raw_assets(**paths, mode=ingest_mode())
+    else:
+        # a company profile: each system's mode from the config file; a system turned off is not loaded
+        assets = []
+        for system in SOURCES:
+            if cfg.mode(system) != "off":
+                assets += build_raw_assets(**paths, mode=cfg.mode(system), systems=(system,))
     return dg.Definitions(assets=assets, asset_checks=build_raw_checks(assets))
