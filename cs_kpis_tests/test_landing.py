@@ -64,9 +64,10 @@ def test_a_folder_with_files_but_no_manifest_fails_and_is_not_generated(project_
     result = _materialize()
     assert not result.success
     assert fake_simulator.calls == []
-    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    message = failure.step_failure_data.user_failure_data.description
-    assert str(project_env.landing_dir) in message and "_manifest.json" in message
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and check.metadata["missing_manifest"].value
+    assert str(project_env.landing_dir) in check.description and "_manifest.json" in check.description
+    assert _metadata(result)["complete"].value is False
 
 
 def test_regenerate_refuses_a_folder_the_simulator_did_not_write(project_env, fake_simulator):
@@ -75,6 +76,9 @@ def test_regenerate_refuses_a_folder_the_simulator_did_not_write(project_env, fa
     result = _materialize(config)
     assert not result.success
     assert fake_simulator.calls == []
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.user_failure_data.description
+    assert str(project_env.landing_dir) in message and "simulator did not write" in message
 
 
 def test_config_and_env_choose_size_seed_and_regeneration(project_env, fake_simulator, monkeypatch):
@@ -210,8 +214,10 @@ def test_a_malformed_manifest_fails_the_check_not_the_run_setup(project_env, fak
         with pytest.raises(ManifestError, match="_manifest.json"):
             read_manifest(project_env.landing_dir)
         result = _materialize()
-        assert not result.success  # files but no usable manifest: the demo asset refuses, nothing generated
+        assert not result.success  # files but no usable manifest: nothing generated, the check fails
         assert fake_simulator.calls == []
+        [check] = result.get_asset_check_evaluations()
+        assert check.metadata["malformed_manifest"].value and "_manifest.json" in check.description
 
 
 def test_a_malformed_manifest_does_not_break_loading_the_code_location(project_env, tmp_path):

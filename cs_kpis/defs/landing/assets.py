@@ -4,8 +4,9 @@ Which asset exists depends on the profile (cs_kpis/config.py):
 
 - demo profile (no CS_KPIS_CONFIG): ``landing/demo_company``. It runs the simulator only into an empty or
   missing folder, or into a folder the simulator generated itself (cs_kpis/folder_guard.py). A folder
-  holding anything else, with or without a manifest, is never written: without a manifest the asset fails
-  naming the folder; with one it is read as is.
+  holding anything else, with or without a manifest, is never written: with a manifest it is read as is;
+  without one (or with a malformed one) it is recorded as incomplete and the blocking check stops the run;
+  ``regenerate: true`` on it fails the asset, naming the folder.
 - company profile: ``landing/exports``. Nothing ever generates. The asset records what the folder holds;
   an empty or incomplete folder fails the blocking check ``landing_manifest_complete`` (checks.py), which
   stops the run before anything loads, with a message naming the folder and what is missing.
@@ -116,13 +117,14 @@ def build_demo_asset() -> dg.AssetsDefinition:
             manifest, error = try_read_manifest(landing)
             manifest = manifest or generated_manifest
         elif manifest is None:
-            # files but no (usable) manifest: a user's export, finished or still being written; never touched
+            # files but no (usable) manifest: a user's export, finished or still being written. Never touched:
+            # recorded as incomplete, and the blocking check stops the run naming the folder and the problem
             why = error or f"no {manifest_path(landing).name}"
-            raise dg.Failure(description=(
-                f"landing folder {landing} holds files but {why}; it was not written by the simulator, so "
-                "it is left as is. If it is your export, wait for the exporter to write _manifest.json last, "
-                "or use a company profile (CS_KPIS_CONFIG); for the demo, point CS_KPIS_LANDING_DIR at an "
-                "empty folder."))
+            context.log.error(
+                f"not generating the demo company: landing folder {landing} holds files but {why}, and the "
+                "simulator did not write it, so it is left as is. If it is your export, the exporter writes "
+                "_manifest.json last; for your own company use a company profile (CS_KPIS_CONFIG); for the "
+                "demo, point CS_KPIS_LANDING_DIR at an empty folder.")
         elif ours and (manifest.get("size"), manifest.get("seed")) != (size, seed):
             context.log.warning(
                 f"{manifest_path(landing)} holds size={manifest.get('size')} seed={manifest.get('seed')}, "
