@@ -224,6 +224,10 @@ def run_checks(api_config: Callable[[str], Any] | None = None) -> tuple[list[Lin
         elif text:
             lines.append(Line("landing", False, text, "run your export into this folder; it writes _manifest.json "
                               "last (docs/LANDING.md, 'For exporters')"))
+        elif manifest.get("reporting_currency") and str(manifest["reporting_currency"]).upper() != cfg.reporting_currency:
+            lines.append(Line("landing", False, f"{landing}/_manifest.json says reporting_currency "
+                              f"{manifest['reporting_currency']!r}, the configuration {cfg.reporting_currency!r}",
+                              "make them agree: reference/fx_rates.csv must convert into the reporting currency"))
         else:
             first_day = min(str(d) for d in manifest["extract_days"])
             lines.append(Line("landing", True, f"{landing}: {len(manifest['extract_days'])} extract day(s) from "

@@ -100,6 +100,15 @@ def test_a_broken_sample_part_is_named(project_env, tmp_path, monkeypatch, capsy
     assert str(part) in _lines(capsys)["support"]
 
 
+def test_a_reporting_currency_unlike_the_exports_is_a_problem(project_env, tmp_path, monkeypatch, capsys,
+                                                             tiny_landing):
+    _template(tmp_path, monkeypatch, lambda t: t.replace("landing_dir: landing", f"landing_dir: {tiny_landing}")
+              .replace("reporting_currency: USD", "reporting_currency: EUR"))
+    assert check.main([]) == 1
+    line = _lines(capsys)["landing"]
+    assert "'USD'" in line and "'EUR'" in line
+
+
 @pytest.mark.parametrize(("edit", "key"), [
     (lambda t: t.replace("reporting_currency: USD", "reporting_currency: dollars"), "reporting_currency"),
     (lambda t: t.replace("profile: my_company", "profile: my_company\nlanding_folder: x"), "landing_folder"),

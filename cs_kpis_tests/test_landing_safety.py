@@ -164,3 +164,14 @@ def test_a_crashed_partial_folder_of_the_simulator_is_cleaned_up(tmp_path):
     generate(tmp_path / "landing", tmp_path / "truth", size="tiny", seed=1)
     assert not partial.exists()
     assert (tmp_path / "landing" / "_manifest.json").is_file()
+
+
+def test_the_simulator_cli_never_defaults_to_a_company_profiles_folder(tmp_path, monkeypatch):
+    landing = tmp_path / "exports"
+    landing.mkdir()  # empty: the folder guard alone would allow it
+    _company_profile(tmp_path, landing, monkeypatch)
+    proc = subprocess.run([sys.executable, "-m", "cs_kpis.simulator", "--size", "tiny",
+                           "--ground-truth", str(tmp_path / "truth")], cwd=REPO, capture_output=True, text=True,
+                          check=False, timeout=300)
+    assert proc.returncode == 2 and "CS_KPIS_CONFIG" in proc.stderr
+    assert list(landing.iterdir()) == []

@@ -18,8 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--increments", type=int, default=0, help="daily increments written after the snapshot day")
     p.add_argument("--bad-input", action="store_true", help="inject malformed rows (off by default)")
     args = p.parse_args(argv)
-    from cs_kpis import settings
+    from cs_kpis import config, settings
 
+    if args.landing is None and config.config_path() is not None:
+        # a company profile's landing folder is the company's: the simulator never generates into it
+        print(f"error: {config.ENV_CONFIG} is set ({config.config_path()}): its landing folder holds your company's "
+              "exports, so the simulator does not write there; pass --landing to generate somewhere else",
+              file=sys.stderr)
+        return 2
     landing = args.landing or settings.landing_dir()
     truth = args.ground_truth or settings.ground_truth_dir()
     try:
