@@ -226,6 +226,12 @@ class CompanyConfig(_Strict):
         """The systems not turned off (or only those in ``mode``), in data-flow order."""
         return [s for s, m in self.systems.modes().items() if m != "off" and (mode is None or m == mode)]
 
+    def crm_field_renames(self) -> dict[str, str]:
+        """The demo's Salesforce custom field name -> this org's (for the API mode's SOQL field list)."""
+        f = self.systems.crm.fields
+        return {"CSM__c": f.csm, "Segment__c": f.segment, "CSM_Sentiment__c": f.csm_sentiment,
+                "Product_Workspace_Id__c": f.product_workspace_id, "Role__c": f.contact_role}
+
     def sql_names(self) -> dict[str, str]:
         """Raw column names for the SQL placeholders ``{{ name }}`` of the staging models (validated)."""
         f = self.systems.crm.fields

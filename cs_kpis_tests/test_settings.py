@@ -221,3 +221,19 @@ def test_render_sql_replaces_known_placeholders_and_names_unknown_ones():
     assert config.render_sql("select 1") == "select 1"
     with pytest.raises(config.ConfigError, match="model staging.x: unknown placeholder {{ crm_nope }}"):
         config.render_sql("select {{ crm_nope }}", config.DEMO, where="model staging.x")
+
+
+def test_salesforce_api_mode_selects_the_orgs_custom_fields(tmp_path, monkeypatch):
+    from cs_kpis import config
+    from cs_kpis.defs.raw.assets import crm_api_config
+    from cs_kpis.sources.crm.api import soql
+
+    path = tmp_path / "company.yaml"
+    path.write_text(TEMPLATE.read_text().replace("csm: CSM__c", "csm: Customer_Success_Manager__c")
+                    .replace("contact_role: Role__c", "contact_role: Buying_Role__c"))
+    monkeypatch.setenv("SALESFORCE_INSTANCE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("SALESFORCE_ACCESS_TOKEN", "token-for-the-test")
+    api = crm_api_config(config.load_file(path))
+    account, contact = soql(api, "Account", None), soql(api, "Contact", None)
+    assert "Customer_Success_Manager__c" in account and "CSM__c" not in account
+    assert "Segment__c" in account and "Buying_Role__c" in contact and " Role__c," not in contact

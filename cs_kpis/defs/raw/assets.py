@@ -46,6 +46,7 @@ def build_raw_assets(
     pipelines_dir: Path,
     mode: str = "files",
     systems: tuple[str, ...] = tuple(SOURCES),
+    api_configs: dict[str, object] | None = None,
 ) -> list[dg.AssetsDefinition]:
     """One multi-asset per system; paths are arguments so tests can point them at tmp_path."""
     assets = []
@@ -53,7 +54,8 @@ def build_raw_assets(
         # the landing folder is passed in api mode too: its reference/fx_rates.csv (billing__fx_rates and
         # the known currencies) and the product events are files in both modes
         this_mode = system_mode(system, mode)
-        source = make_source(system, landing_dir=landing_dir, mode=this_mode)
+        source = make_source(system, landing_dir=landing_dir, mode=this_mode,
+                             config=(api_configs or {}).get(system) if this_mode == "api" else None)
         translator = RawDltTranslator(system=system, files_mode=this_mode == "files")
 
         @dlt_assets(
@@ -70,6 +72,15 @@ def build_raw_assets(
     return assets
 
 
+def crm_api_config(cfg: company_config.CompanyConfig):
+    """Salesforce API mode: the SOQL selects the org's own custom field names (systems.crm.fields)."""
+    from cs_kpis.sources.crm.api import SOQL_FIELDS, SalesforceApiConfig
+
+    renames = cfg.crm_field_renames()
+    fields = {obj: tuple(renames.get(name, name) for name in names) for obj, names in SOQL_FIELDS.items()}
+    return SalesforceApiConfig.from_env(fields=fields)
+
+
 @dg.definitions
 def raw_definitions() -> dg.Definitions:
     # evaluated when the code location loads, so env vars set by then (or by a test) decide the paths
@@ -83,5 +94,6 @@ def raw_definitions() -> dg.Definitions:
         assets = []
         for system in SOURCES:
             if cfg.mode(system) != "off":
-                assets += build_raw_assets(**paths, mode=cfg.mode(system), systems=(system,))
+                configs = {"crm": crm_api_config(cfg)} if system == "crm" and cfg.mode(system) == "api" else None
+                assets += build_raw_assets(**paths, mode=cfg.mode(system), systems=(system,), api_configs=configs)
     return dg.Definitions(assets=assets, asset_checks=build_raw_checks(assets))
