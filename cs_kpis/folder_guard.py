@@ -81,6 +81,8 @@ def foreign_entries(folder: Path, kind: str = "landing") -> list[str] | None:
         return []  # a folder the simulator was still building (``<landing>.partial``): all of it is ours
     if mark is not None and mark.get("generator") == GENERATOR:
         known = _with_parents(set(mark.get("entries") or [])) | {MARK}
+        if mark.get("kind") == "ground_truth":
+            known |= TRUTH_FILES  # a run that stopped between marking the folder and listing what it wrote
         return sorted(present - known)
     if kind == "ground_truth":
         return sorted(present - TRUTH_FILES) if present <= TRUTH_FILES else None

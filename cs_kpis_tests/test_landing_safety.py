@@ -175,3 +175,14 @@ def test_the_simulator_cli_never_defaults_to_a_company_profiles_folder(tmp_path,
                           check=False, timeout=300)
     assert proc.returncode == 2 and "CS_KPIS_CONFIG" in proc.stderr
     assert list(landing.iterdir()) == []
+
+
+def test_a_ground_truth_folder_marked_before_a_crash_is_still_the_simulators(tmp_path):
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    folder_guard.write_mark(truth, "ground_truth")  # marked while empty, then the run stopped mid-way
+    (truth / "mrr_month_end.csv").write_text("month,account_id,mrr\n")
+    folder_guard.simulator_may_replace(truth, "ground_truth")
+    (truth / "finance.xlsx").write_bytes(b"numbers")
+    with pytest.raises(NotOurFolder, match="finance.xlsx"):
+        folder_guard.simulator_may_replace(truth, "ground_truth")
