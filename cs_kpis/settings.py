@@ -59,7 +59,16 @@ def dagster_home() -> Path:
 
 
 def landing_dir() -> Path:
-    """The landing folder the source systems hand over (CS_KPIS_LANDING_DIR, default <repo>/data/landing)."""
+    """The landing folder the source systems hand over.
+
+    In a company profile (CS_KPIS_CONFIG, cs_kpis/config.py) the file's ``landing_dir`` decides; in the
+    demo profile CS_KPIS_LANDING_DIR, default <repo>/data/landing.
+    """
+    from cs_kpis import config  # here: config imports pydantic and yaml, which only this needs
+
+    cfg = config.load()
+    if not cfg.is_demo and cfg.landing_dir is not None:
+        return Path(cfg.landing_dir)
     return _path_from_env("CS_KPIS_LANDING_DIR", REPO_ROOT / "data" / "landing")
 
 

@@ -3,13 +3,23 @@
 import json
 from pathlib import Path
 
-# the manifest's "<system>/<entity>" count keys, a subset of docs/LANDING.md
+# the manifest's "<system>/<entity>" count keys: every entity of docs/LANDING.md
 FAKE_ENTITIES = (
     "crm/Account",
     "crm/User",
+    "crm/Contact",
+    "crm/Opportunity",
     "billing/customers",
+    "billing/products",
+    "billing/prices",
+    "billing/coupons",
     "billing/subscriptions",
+    "billing/invoices",
+    "billing/events",
+    "support/organizations",
     "support/tickets",
+    "support/ticket_metrics",
+    "support/satisfaction_ratings",
     "nps/survey_responses",
     "product/events",
 )
@@ -34,7 +44,8 @@ def _empty_part(entity: str) -> tuple[str, str]:
 def write_fake_landing(
     landing_dir: Path, size: str = "demo", seed: int = 42, extract_days: tuple[str, ...] = ("2026-01-31",)
 ) -> dict:
-    """One empty part per entity and extract day, then the manifest (written last, as the contract says).
+    """One empty part per entity and extract day, an empty fx_rates.csv, then the manifest (written last, as
+    the contract says).
 
     The manifest claims 3 rows per entity while the parts are empty: enough for the landing check, and
     loaders see a valid, empty export.
@@ -45,6 +56,9 @@ def write_fake_landing(
             part = Path(landing_dir) / entity / day / name
             part.parent.mkdir(parents=True, exist_ok=True)
             part.write_text(body)
+    fx = Path(landing_dir) / "reference" / "fx_rates.csv"
+    fx.parent.mkdir(parents=True, exist_ok=True)
+    fx.write_text("date,currency,rate\n")
     manifest = {
         "generator": "cs_kpis_tests.landing_fakes",
         "seed": seed,

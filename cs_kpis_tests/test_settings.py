@@ -14,6 +14,7 @@ ALL_VARS = [
     "CS_KPIS_GROUND_TRUTH_DIR",
     "CS_KPIS_DEMO_SIZE",
     "CS_KPIS_DEMO_SEED",
+    "CS_KPIS_CONFIG",
 ]
 REPO = Path(__file__).resolve().parent.parent
 
@@ -111,3 +112,128 @@ def test_prepare_state_creates_folders_and_exports_paths(project_env, monkeypatc
     assert paths["CS_KPIS_WAREHOUSE"] == project_env.warehouse
     # the landing folder is the simulator's to create
     assert not project_env.landing_dir.exists()
+
+
+# ------------------------------------------------------------------------------ the company configuration
+
+TEMPLATE = REPO / "examples" / "company.yaml"
+
+
+def test_without_a_config_file_the_demo_profile_is_used(no_env):
+    from cs_kpis import config
+
+    cfg = config.load()
+    assert cfg is config.DEMO and cfg.is_demo
+    assert cfg.enabled() == list(config.SYSTEMS)
+    assert cfg.sql_names()["crm_csm"] == "csm__c"
+    assert cfg.sql_names()["billing_account_id"] == "metadata__salesforce_account_id"
+
+
+def test_the_demo_profiles_product_config_is_the_simulators_catalog():
+    from cs_kpis import config
+    from cs_kpis.simulator import catalog
+
+    product = config.DEMO_PRODUCT
+    assert product.key_features == list(catalog.KEY_FEATURES)
+    assert product.plan_features == catalog.PLAN_FEATURES
+    assert product.onboarding_milestones == list(catalog.ONBOARDING_MILESTONES)
+    assert product.value_event == catalog.VALUE_EVENT
+    assert product.top_plan in catalog.TIERS
+    assert config.DEMO.reporting_currency == catalog.REPORTING_CURRENCY
+
+
+def test_the_template_is_valid_in_files_mode_and_names_the_demos_fields(no_env, monkeypatch, tmp_path):
+    from cs_kpis import config
+
+    copy = tmp_path / "company.yaml"
+    copy.write_text(TEMPLATE.read_text())
+    monkeypatch.setenv("CS_KPIS_CONFIG", str(copy))
+    cfg = config.load()
+    assert not cfg.is_demo and cfg.profile == "my_company"
+    assert cfg.enabled("files") == list(config.SYSTEMS)
+    assert cfg.sql_names() == config.DEMO.sql_names()
+    assert cfg.product == config.DEMO_PRODUCT
+    # the landing folder is relative to the file, and settings follow the profile
+    assert cfg.landing_dir == tmp_path / "landing"
+    monkeypatch.setenv("CS_KPIS_LANDING_DIR", str(tmp_path / "elsewhere"))
+    assert settings.landing_dir() == tmp_path / "landing"
+
+
+def test_bom_and_crlf_config_files_are_read(tmp_path):
+    from cs_kpis import config
+
+    path = tmp_path / "company.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + TEMPLATE.read_bytes().replace(b"\n", b"\r\n"))
+    assert config.load_file(path).profile == "my_company"
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("profile: demo\n", "profile"),
+    ("profile: acme\nlanding_dir: x\n", "product"),
+    (("profile: acme\nproduct: {key_features: [a], plan_features: {p: 1}, onboarding_milestones: [a], "
+     "value_event: a, top_plan: p}\n"), "landing_dir"),
+    ("profile: acme\nsystems: {billing: {account_id_field: 'metadata.sf id'}}\n", "systems.billing.account_id_field"),
+    ("profile: acme\nsystems: {crm: {password: x}}\n", "systems.crm.password"),
+    ("- a list\n", "mapping"),
+    ("profile: [unclosed\n", "YAML"),
+])
+def test_config_errors_name_the_key_and_the_file(tmp_path, text, key):
+    from cs_kpis import config
+
+    path = tmp_path / "company.yaml"
+    path.write_text(text)
+    with pytest.raises(config.ConfigError) as err:
+        config.load_file(path)
+    assert key in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_missing_config_file_is_named(no_env, monkeypatch, tmp_path):
+    from cs_kpis import config
+
+    monkeypatch.setenv("CS_KPIS_CONFIG", str(tmp_path / "nope.yaml"))
+    with pytest.raises(config.ConfigError, match="nope.yaml"):
+        config.load()
+
+
+@pytest.mark.parametrize(("field", "column"), [
+    ("CSM__c", "csm__c"), ("Customer_Success_Manager__c", "customer_success_manager__c"),
+    ("metadata.salesforce_account_id", "metadata__salesforce_account_id"),
+    ("organization_fields.SFDC_Id", "organization_fields__sfdc_id"), ("crmId", "crm_id"),
+])
+def test_raw_column_follows_dlts_naming(field, column):
+    from cs_kpis import config
+
+    assert config.raw_column(field) == column
+
+
+@pytest.mark.parametrize("bad", ["a b", "x;drop", "1abc", "a..b", "", "a-b", "\"q\""])
+def test_raw_column_refuses_anything_but_identifiers(bad):
+    from cs_kpis import config
+
+    with pytest.raises(ValueError):
+        config.raw_column(bad)
+
+
+def test_render_sql_replaces_known_placeholders_and_names_unknown_ones():
+    from cs_kpis import config
+
+    assert config.render_sql("select {{ crm_csm }} as csm_id", config.DEMO) == "select csm__c as csm_id"
+    assert config.render_sql("select 1") == "select 1"
+    with pytest.raises(config.ConfigError, match="model staging.x: unknown placeholder {{ crm_nope }}"):
+        config.render_sql("select {{ crm_nope }}", config.DEMO, where="model staging.x")
+
+
+def test_salesforce_api_mode_selects_the_orgs_custom_fields(tmp_path, monkeypatch):
+    from cs_kpis import config
+    from cs_kpis.defs.raw.assets import crm_api_config
+    from cs_kpis.sources.crm.api import soql
+
+    path = tmp_path / "company.yaml"
+    path.write_text(TEMPLATE.read_text().replace("csm: CSM__c", "csm: Customer_Success_Manager__c")
+                    .replace("contact_role: Role__c", "contact_role: Buying_Role__c"))
+    monkeypatch.setenv("SALESFORCE_INSTANCE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("SALESFORCE_ACCESS_TOKEN", "token-for-the-test")
+    api = crm_api_config(config.load_file(path))
+    account, contact = soql(api, "Account", None), soql(api, "Contact", None)
+    assert "Customer_Success_Manager__c" in account and "CSM__c" not in account
+    assert "Segment__c" in account and "Buying_Role__c" in contact and " Role__c," not in contact

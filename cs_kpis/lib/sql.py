@@ -24,6 +24,8 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from cs_kpis.config import render_sql
+
 WAREHOUSE_POOL = "warehouse"
 """every step that writes the DuckDB warehouse runs in this one-at-a-time pool (see dagster.yaml)"""
 
@@ -121,7 +123,9 @@ def build(con, model: SqlModel) -> dict:
     ).fetchall()[0][0]
     if exists:
         con.execute(f"drop {other} {model.table}")
-    con.execute(f"create or replace {kind} {model.table} as\n{model.sql}")
+    # {{ name }} placeholders: the company's field names (join keys, custom fields), validated, at run time
+    sql = render_sql(model.sql, where=f"model {model.table}")
+    con.execute(f"create or replace {kind} {model.table} as\n{sql}")
     if kind == "table":
         bigint_instead_of_hugeint(con, model.schema, model.name)
     return table_metadata(con, model.schema, model.name, model.columns)

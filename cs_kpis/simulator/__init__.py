@@ -11,6 +11,8 @@ import shutil
 import time
 from pathlib import Path
 
+from cs_kpis.folder_guard import NotOurFolder, simulator_may_replace, write_mark
+
 from . import catalog
 from .company import Company
 from .segment import SegmentWriter
@@ -27,7 +29,7 @@ from .store import (
 )
 from .truth import write_ground_truth
 
-__all__ = ["ENTITIES", "SIZES", "SizeSpec", "generate"]
+__all__ = ["ENTITIES", "SIZES", "NotOurFolder", "SizeSpec", "generate"]
 
 # entity -> (envelope factory, newest first?)
 ENTITIES = {
@@ -55,7 +57,9 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     """Simulate the company and write its landing folder and ground truth; return the manifest.
 
     The landing folder is built beside its destination and moved into place when complete, so a
-    crash never leaves a half-written landing folder that looks finished.
+    crash never leaves a half-written landing folder that looks finished. Only folders the simulator
+    made are ever replaced: a folder holding anything else (a user's export, finished or not) raises
+    :class:`NotOurFolder` naming it, before anything is written (cs_kpis/folder_guard.py).
     """
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}: choose one of {', '.join(SIZES)}")
@@ -64,11 +68,17 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     last_day = as_of + dt.timedelta(days=increments)
     if not spec.start_date < as_of <= last_day <= spec.end_date:
         raise ValueError(f"as_of {as_of} + {increments} increments must fall within {spec.start_date}..{spec.end_date}")
-    landing_dir, ground_truth_dir = Path(landing_dir), Path(ground_truth_dir)
-    started = time.perf_counter()
+    landing_dir, ground_truth_dir = Path(landing_dir).resolve(), Path(ground_truth_dir).resolve()
+    # a user's folder is never written: refuse before anything is touched (cs_kpis/folder_guard.py)
     tmp = landing_dir.with_name(landing_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    simulator_may_replace(landing_dir, "landing")
+    simulator_may_replace(ground_truth_dir, "ground_truth")
+    simulator_may_replace(tmp, "partial")
+    started = time.perf_counter()
+    if tmp.exists():
+        shutil.rmtree(tmp)  # a crashed run's partial folder: marked, and checked just above
     (tmp / "_scratch").mkdir(parents=True)
+    write_mark(tmp, "partial")  # first, so even a crashed partial folder is recognisably the simulator's
     store = VersionStore(tmp / "_scratch" / "versions.duckdb")
     events = SegmentWriter(tmp / "product" / "events", store.con, seed, spec.users_cap, spec.events_per_active_user,
                            last_day)
@@ -90,6 +100,8 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     store.close()
     shutil.rmtree(tmp / "_scratch")
 
+    ground_truth_dir.mkdir(parents=True, exist_ok=True)
+    write_mark(ground_truth_dir, "ground_truth")
     truth_summary = write_ground_truth(company, ground_truth_dir, last_day)
     (ground_truth_dir / "edge_cases.json").write_text(json.dumps(company.edge_cases, indent=1, sort_keys=True))
     bad = []
@@ -110,9 +122,21 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
         "ground_truth": truth_summary,
     }
     (tmp / "_manifest.json").write_text(json.dumps(manifest, indent=1))
+    write_mark(tmp, "landing")  # again, now listing everything written
+    write_mark(ground_truth_dir, "ground_truth")
     if landing_dir.exists():
-        shutil.rmtree(landing_dir)
-    tmp.rename(landing_dir)
+        # checked again now: a user may have put files there while the company was being simulated
+        simulator_may_replace(landing_dir, "landing")
+        old = landing_dir.with_name(landing_dir.name + ".replaced")
+        simulator_may_replace(old, "landing")
+        if old.exists():
+            shutil.rmtree(old)
+        landing_dir.rename(old)
+        tmp.rename(landing_dir)
+        shutil.rmtree(old)
+    else:
+        landing_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(landing_dir)
     manifest["seconds"] = round(time.perf_counter() - started, 2)
     return manifest
 

@@ -5,7 +5,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from . import SIZES, generate
+from . import SIZES, NotOurFolder, generate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,12 +18,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--increments", type=int, default=0, help="daily increments written after the snapshot day")
     p.add_argument("--bad-input", action="store_true", help="inject malformed rows (off by default)")
     args = p.parse_args(argv)
-    from cs_kpis import settings
+    from cs_kpis import config, settings
 
+    if args.landing is None and config.config_path() is not None:
+        # a company profile's landing folder is the company's: the simulator never generates into it
+        print(f"error: {config.ENV_CONFIG} is set ({config.config_path()}): its landing folder holds your company's "
+              "exports, so the simulator does not write there; pass --landing to generate somewhere else",
+              file=sys.stderr)
+        return 2
     landing = args.landing or settings.landing_dir()
     truth = args.ground_truth or settings.ground_truth_dir()
-    m = generate(landing, truth, size=args.size, seed=args.seed, as_of=args.as_of, increments=args.increments,
-                 bad_input=args.bad_input)
+    try:
+        m = generate(landing, truth, size=args.size, seed=args.seed, as_of=args.as_of, increments=args.increments,
+                     bad_input=args.bad_input)
+    except NotOurFolder as exc:  # a user's folder: nothing was written
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {args.size} company (seed {args.seed}) to {landing} in {m['seconds']} s; ground truth in {truth}")
     for entity, n in m["counts"].items():
         print(f"  {entity:32s} {n:>12,}")

@@ -183,6 +183,9 @@ def make_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def write_manifest(landing: Path) -> None:
-    landing.mkdir(parents=True, exist_ok=True)
-    (landing / "_manifest.json").write_text(json.dumps({"product": PRODUCT, "counts": {}, "extract_days": []}))
+def write_company_config(folder: Path) -> Path:
+    """A company configuration file whose product section is PRODUCT; returns its path (for CS_KPIS_CONFIG)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "company.yaml"
+    path.write_text(json.dumps({"profile": "health-fixture", "landing_dir": "landing", "product": PRODUCT}))
+    return path

@@ -10,7 +10,7 @@ from dagster_duckdb import DuckDBResource
 
 from cs_kpis.defs.health import assets as health_assets
 from cs_kpis.defs.health import checks as health_checks
-from cs_kpis_tests.health.fixtures import write_inputs, write_manifest
+from cs_kpis_tests.health.fixtures import write_company_config, write_inputs
 
 HEALTH_ASSETS = [health_assets.health_product_config, *health_assets.health_sql_assets,
                  health_assets.account_activity_daily, health_assets.account_indicators_daily,
@@ -24,11 +24,10 @@ def built(tmp_path_factory):
     path = root / "wh.duckdb"
     con = duckdb.connect(str(path))
     write_inputs(con)
-    con.execute("drop table kpis.health_product_config")  # the asset must write it from the manifest
+    con.execute("drop table kpis.health_product_config")  # the asset must write it from the company config
     con.close()
-    write_manifest(root / "landing")
     mp = pytest.MonkeyPatch()
-    mp.setenv("CS_KPIS_LANDING_DIR", str(root / "landing"))
+    mp.setenv("CS_KPIS_CONFIG", str(write_company_config(root)))
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(HEALTH_ASSETS, resources={"duckdb": DuckDBResource(database=str(path))},
                                 instance=instance)

@@ -1,7 +1,8 @@
 """kpis/ health: leading indicators, the customer health score, its explanations and its backtest.
 
 - ``kpis.health_product_config``: the product configuration the indicators need (key features, features
-  per plan, onboarding milestones, value event, top plan), from the landing manifest's ``product`` section.
+  per plan, onboarding milestones, value event, top plan), from the company configuration's ``product``
+  section (cs_kpis/config.py; the demo profile's values in the demo).
 - SQL models (``sql/*.sql``): ``account_activity_daily`` -> ``account_indicators_daily`` and the company
   roll-up ``engagement_monthly``.
 - Python: ``health_scores_daily`` + ``health_score_changes`` (scored in DuckDB by the SQL health_score.py
@@ -19,10 +20,9 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from cs_kpis import settings
+from cs_kpis import config as company_config
 from cs_kpis.defs.health import health_score as hs
 from cs_kpis.defs.health import history
-from cs_kpis.defs.landing.manifest import read_manifest
 from cs_kpis.lib.sql import NIGHTLY_FRESHNESS, WAREHOUSE_POOL, load_models, sql_assets, table_metadata
 
 HERE = Path(__file__).parent
@@ -47,7 +47,6 @@ SCORES_DAILY = dg.AssetKey([SCHEMA, "health_scores_daily"])
 SCORE_CHANGES = dg.AssetKey([SCHEMA, "health_score_changes"])
 SCORES = dg.AssetKey([SCHEMA, "health_scores"])
 BACKTEST = dg.AssetKey([SCHEMA, "health_backtest"])
-LANDING = dg.AssetKey(["landing", "demo_company"])
 MRR_CHANGES = dg.AssetKey(["marts", "mrr_daily_changes"])
 
 
@@ -79,10 +78,11 @@ PRODUCT_SETTINGS = ("key_features", "plan_features", "onboarding_milestones", "v
 
 
 def product_config_rows(product: dict) -> pd.DataFrame:
-    """The manifest's product section as (setting, name, value) rows; every setting must be present."""
+    """The configuration's product section as (setting, name, value) rows; every setting must be present."""
     missing = [k for k in PRODUCT_SETTINGS if not product.get(k)]
     if missing:
-        raise ValueError(f"product configuration: missing {', '.join(missing)} in the landing manifest's product section")
+        raise ValueError(f"product configuration: missing {', '.join(missing)} in the company configuration's "
+                         "product section")
     rows = [("key_feature", str(f), None) for f in product["key_features"]]
     rows += [("plan_features", str(p), float(n)) for p, n in product["plan_features"].items()]
     rows += [("onboarding_milestone", str(m), None) for m in product["onboarding_milestones"]]
@@ -104,15 +104,14 @@ def write_frame(con, table: str, df: pd.DataFrame, casts: dict[str, str] | None 
 
 
 @dg.asset(
-    key=PRODUCT_CONFIG, deps=[LANDING], group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS, freshness_policy=NIGHTLY_FRESHNESS,
+    key=PRODUCT_CONFIG, group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS, freshness_policy=NIGHTLY_FRESHNESS,
     pool=WAREHOUSE_POOL,
-    description=("The product configuration the leading indicators use, from the landing manifest's `product` "
-                 "section: one row per key feature, plan (with the number of key features on it), onboarding "
+    description=("The product configuration the leading indicators use, from the company configuration's "
+                 "`product` section (CS_KPIS_CONFIG; the demo profile's values without it): one row per key feature, plan (with the number of key features on it), onboarding "
                  "milestone, the value event and the top plan."),
 )
 def health_product_config(duckdb: DuckDBResource) -> dg.MaterializeResult:
-    manifest = read_manifest(settings.landing_dir()) or {}
-    df = product_config_rows(manifest.get("product") or {})
+    df = product_config_rows(company_config.load().product.as_dict())
     with duckdb.get_connection() as con:
         write_frame(con, "kpis.health_product_config", df, {"value": "double"})
         meta = table_metadata(con, "kpis", "health_product_config", {

@@ -1,32 +1,40 @@
-"""Checks on the landing folder, run before anything loads it."""
+"""The landing folder's check, run before anything loads it: blocking, so an incomplete folder stops the run."""
 
 import dagster as dg
 
-from cs_kpis import settings
-from cs_kpis.defs.landing.assets import demo_company
-from cs_kpis.defs.landing.manifest import manifest_problems, read_manifest
+from cs_kpis import config, settings
+from cs_kpis.defs.landing.manifest import PROBLEM_HELP, manifest_problems, problems_text, try_read_manifest
 
 LANDING_MANIFEST_COMPLETE = "landing_manifest_complete"
 
 
-@dg.asset_check(
-    asset=demo_company,
-    name=LANDING_MANIFEST_COMPLETE,
-    # an incomplete landing folder would load as silently missing customers, invoices or events
-    blocking=True,
-    description=(
-        "The landing folder has a _manifest.json, a folder for every extract day it lists, and at least "
-        "one row and something on disk for every entity it counts."
-    ),
-)
-def landing_manifest_complete() -> dg.AssetCheckResult:
-    landing = settings.landing_dir()
-    problems = manifest_problems(landing, read_manifest(landing))
-    failed = {kind: found for kind, found in problems.items() if found}
-    return dg.AssetCheckResult(
-        passed=not failed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(f"{kind}: {', '.join(found[:10])}" for kind, found in failed.items()) or None,
-        metadata={kind: dg.MetadataValue.json(found) for kind, found in problems.items()}
-        | {"path": dg.MetadataValue.path(str(landing))},
+def build_landing_check(asset_key: dg.AssetKey) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=asset_key,
+        name=LANDING_MANIFEST_COMPLETE,
+        # an incomplete landing folder would load as silently missing customers, invoices or events
+        blocking=True,
+        description=(
+            "The landing folder exists and is complete: a readable _manifest.json (written last by the "
+            "exporter) listing its extract days, a folder for every extract day, a part for every entity of "
+            "each system in files mode on the first (snapshot) day, reference/fx_rates.csv when billing is on, "
+            "and, when the manifest counts rows, something on disk and more than zero rows for each counted "
+            "entity. A malformed manifest fails this check (never the loading of the code)."
+        ),
     )
+    def landing_manifest_complete() -> dg.AssetCheckResult:
+        cfg = config.load()
+        landing = settings.landing_dir()
+        manifest, error = try_read_manifest(landing) if landing.is_dir() else (None, None)
+        problems = manifest_problems(landing, manifest, systems=cfg.enabled("files"), manifest_error=error)
+        text = problems_text(landing, problems)
+        return dg.AssetCheckResult(
+            passed=text is None,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=text,
+            metadata={kind: dg.MetadataValue.json(found) for kind, found in problems.items()}
+            | {"path": dg.MetadataValue.path(str(landing)),
+               "what the kinds mean": dg.MetadataValue.json(PROBLEM_HELP)},
+        )
+
+    return landing_manifest_complete

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from cs_kpis import config as company_config
 from cs_kpis import settings
 from cs_kpis.defs.raw.checks import build_raw_checks
 from cs_kpis.defs.raw.resources import RawDltResource, dlt_multi_asset
@@ -23,7 +24,9 @@ POOL = "warehouse"
 
 
 def ingest_mode() -> str:
-    """``files`` (default: read the landing folder) or ``api`` (call the vendors), from CS_KPIS_INGEST_MODE."""
+    """``files`` (default: read the landing folder) or ``api`` (call the vendors), from CS_KPIS_INGEST_MODE.
+
+    The demo profile's switch; a company profile sets each system's mode in its config file instead."""
     mode = os.environ.get("CS_KPIS_INGEST_MODE", "files").strip().lower() or "files"
     if mode not in ("files", "api"):
         raise ValueError(f"CS_KPIS_INGEST_MODE must be 'files' or 'api', got {mode!r}")
@@ -42,6 +45,7 @@ def build_raw_assets(
     pipelines_dir: Path,
     mode: str = "files",
     systems: tuple[str, ...] = tuple(SOURCES),
+    api_configs: dict[str, object] | None = None,
 ) -> list[dg.AssetsDefinition]:
     """One multi-asset per system; paths are arguments so tests can point them at tmp_path."""
     assets = []
@@ -49,7 +53,8 @@ def build_raw_assets(
         # the landing folder is passed in api mode too: its reference/fx_rates.csv (billing__fx_rates and
         # the known currencies) and the product events are files in both modes
         this_mode = system_mode(system, mode)
-        source = make_source(system, landing_dir=landing_dir, mode=this_mode)
+        source = make_source(system, landing_dir=landing_dir, mode=this_mode,
+                             config=(api_configs or {}).get(system) if this_mode == "api" else None)
         translator = RawDltTranslator(system=system, files_mode=this_mode == "files")
         assets.append(_system_assets(system, source, make_pipeline(system, warehouse, pipelines_dir), translator))
     return assets
@@ -67,14 +72,28 @@ def _system_assets(system: str, source, pipeline, translator: RawDltTranslator) 
     return _raw_assets
 
 
+def crm_api_config(cfg: company_config.CompanyConfig):
+    """Salesforce API mode: the SOQL selects the org's own custom field names (systems.crm.fields)."""
+    from cs_kpis.sources.crm.api import SOQL_FIELDS, SalesforceApiConfig
+
+    renames = cfg.crm_field_renames()
+    fields = {obj: tuple(renames.get(name, name) for name in names) for obj, names in SOQL_FIELDS.items()}
+    return SalesforceApiConfig.from_env(fields=fields)
+
+
 @dg.definitions
 def raw_definitions() -> dg.Definitions:
     # evaluated when the code location loads, so env vars set by then (or by a test) decide the paths
-    mode = ingest_mode()
-    assets = build_raw_assets(
-        landing_dir=settings.landing_dir(),
-        warehouse=settings.warehouse_path(),
-        pipelines_dir=settings.dlt_pipelines_dir(),
-        mode=mode,
-    )
+    paths = {"landing_dir": settings.landing_dir(), "warehouse": settings.warehouse_path(),
+             "pipelines_dir": settings.dlt_pipelines_dir()}
+    cfg = company_config.load()
+    if cfg.is_demo:
+        assets = build_raw_assets(**paths, mode=ingest_mode())
+    else:
+        # a company profile: each system's mode from the config file; a system turned off is not loaded
+        assets = []
+        for system in SOURCES:
+            if cfg.mode(system) != "off":
+                configs = {"crm": crm_api_config(cfg)} if system == "crm" and cfg.mode(system) == "api" else None
+                assets += build_raw_assets(**paths, mode=cfg.mode(system), systems=(system,), api_configs=configs)
     return dg.Definitions(assets=assets, asset_checks=build_raw_checks(assets))

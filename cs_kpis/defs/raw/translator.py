@@ -8,7 +8,10 @@ from dagster_dlt import DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.common.normalizers.naming.snake_case import NamingConvention as SnakeCaseNaming
 
+from cs_kpis.defs.landing.keys import landing_asset_key
+
 LANDING_ASSET = dg.AssetKey(["landing", "demo_company"])
+"""the demo profile's landing asset; a company profile's is landing/exports (landing_asset_key, read at build)"""
 
 # the landing folder is written once a day; a raw table older than a day and a bit is late
 DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=24))
@@ -78,7 +81,7 @@ class RawDltTranslator(DagsterDltTranslator):
         base = super().get_asset_spec(data)
         return base.replace_attributes(
             key=dg.AssetKey(["raw", self.system, entity]),
-            deps=[LANDING_ASSET] if self.files_mode else [],
+            deps=[landing_asset_key()] if self.files_mode else [],
             group_name="raw",
             kinds={"dlt", "duckdb"},
             owners=["team:data-eng"],

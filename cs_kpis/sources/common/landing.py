@@ -24,7 +24,7 @@ def read_manifest(landing_dir: Path | str) -> dict[str, Any]:
     path = Path(landing_dir) / MANIFEST
     if not path.exists():
         raise LandingIncomplete(f"{path} not found: the landing folder is incomplete or empty")
-    return json.loads(path.read_text())
+    return json.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is accepted
 
 
 def extract_days(landing_dir: Path | str) -> list[str]:
@@ -111,7 +111,7 @@ def read_fx_currencies(landing_dir: Path | str) -> set[str] | None:
         currencies = {row["currency"].strip().lower() for row in csv.DictReader(handle) if row.get("currency")}
     try:
         reporting = read_manifest(landing_dir).get("reporting_currency")
-    except LandingIncomplete:
+    except (LandingIncomplete, ValueError):  # missing or malformed: the landing check reports it
         reporting = None
     if reporting:
         currencies.add(str(reporting).lower())

@@ -17,7 +17,7 @@ with source as (
 renamed as (
     select
         id as customer_id,
-        nullif(trim(metadata__salesforce_account_id), '') as crm_account_id,
+        nullif(trim({{ billing_account_id }}), '') as crm_account_id,
         name as customer_name,
         email,
         upper(currency) as currency,

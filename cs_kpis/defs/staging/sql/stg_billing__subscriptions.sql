@@ -38,7 +38,7 @@ renamed as (
     select
         id as subscription_id,
         customer as customer_id,
-        nullif(trim(metadata__salesforce_account_id), '') as crm_account_id,
+        nullif(trim({{ billing_account_id }}), '') as crm_account_id,
         status,
         upper(currency) as currency,
         collection_method,

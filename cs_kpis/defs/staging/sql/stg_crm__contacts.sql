@@ -24,7 +24,7 @@ renamed as (
         last_name,
         email,
         title,
-        role__c as role,
+        {{ crm_contact_role }} as role,
         product_user_id__c as product_user_id,
         created_date as created_at,
         system_modstamp as system_modified_at,

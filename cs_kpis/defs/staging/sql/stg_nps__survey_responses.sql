@@ -25,7 +25,7 @@ renamed as (
         survey_type,
         cast(score as integer) as score,
         comment,
-        nullif(trim(person_properties__salesforce_account_id), '') as crm_account_id,
+        nullif(trim({{ nps_account_id }}), '') as crm_account_id,
         person_properties__company as company_name,
         person_properties__email as respondent_email,
         permalink,

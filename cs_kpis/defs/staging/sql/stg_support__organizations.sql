@@ -17,7 +17,7 @@ renamed as (
     select
         id as organization_id,
         name as organization_name,
-        nullif(trim(external_id), '') as crm_account_id,
+        nullif(trim({{ support_account_id }}), '') as crm_account_id,
         domain_names,
         tags,
         created_at,

@@ -1,0 +1,343 @@
+"""One configuration file per company: its path is ``CS_KPIS_CONFIG``; without it, the built-in demo profile.
+
+The file (YAML, template and every key documented in ``examples/company.yaml``) says:
+
+- ``profile``: the company's name (any identifier but ``demo``, which is the built-in profile);
+- ``reporting_currency`` and ``fx`` (where the FX rates come from);
+- ``landing_dir``: the landing folder of files mode (docs/LANDING.md), relative to the file's folder;
+- ``systems``: per system (crm, billing, product, support, nps) its ``mode`` (files, api or off) and its
+  join keys and custom field names;
+- ``product``: the product configuration the health indicators need.
+
+It is validated with pydantic: an unknown key, a missing one or a bad value raises :class:`ConfigError`
+naming the key and the file. Every name that reaches SQL (a field that becomes a raw column) is checked
+against an identifier pattern and turned into its raw column with dlt's naming convention, never spliced
+in raw. Credentials never go in the file: a key that looks like one (token, password, secret, api_key)
+is refused; they belong in ``.dlt/secrets.toml`` or environment variables.
+
+No Dagster imports here: settings, the simulator guard and ``python -m cs_kpis.check`` use this module.
+The file is read at call time, so a test's ``monkeypatch.setenv("CS_KPIS_CONFIG", ...)`` applies at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_CONFIG = "CS_KPIS_CONFIG"
+DEMO_PROFILE = "demo"
+SYSTEMS = ("crm", "billing", "product", "support", "nps")
+Mode = Literal["files", "api", "off"]
+
+# a Salesforce API name, a JSON key: letters, digits, underscores, not starting with a digit
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# a raw warehouse column after dlt's naming convention
+_COLUMN = re.compile(r"^[a-z_][a-z0-9_]*$")
+_PROFILE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_SECRET_KEY = re.compile(r"(token|password|passwd|secret|api_?key|client_secret|credential)", re.IGNORECASE)
+
+
+class ConfigError(ValueError):
+    """The company configuration file is missing, unreadable or invalid; the message names key and file."""
+
+
+def _check_field(value: str) -> str:
+    if not _FIELD.match(value or ""):
+        raise ValueError(f"{value!r} is not a field name (letters, digits and _ only, not starting with a digit)")
+    return value
+
+
+def _check_path(value: str) -> str:
+    """A dotted path to a (nested) field, e.g. ``metadata.salesforce_account_id``."""
+    for part in str(value).split("."):
+        _check_field(part)
+    return value
+
+
+def raw_column(path: str) -> str:
+    """The raw table column dlt writes for a (dotted) field path: ``CSM__c`` -> ``csm__c``,
+    ``metadata.salesforce_account_id`` -> ``metadata__salesforce_account_id``. Validated as an identifier."""
+    from dlt.common.schema import Schema
+
+    naming = Schema("cs_kpis").naming
+    column = naming.make_path(*(naming.normalize_path(_check_field(part)) for part in _check_path(path).split(".")))
+    if not _COLUMN.match(column):  # pragma: no cover - dlt's snake_case never yields anything else
+        raise ValueError(f"{path!r} normalizes to {column!r}, not a plain identifier")
+    return column
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CrmFields(_Strict):
+    """Salesforce API names of the custom fields the pipeline reads (the demo's names by default)."""
+
+    csm: str = Field("CSM__c", description="Account lookup to the User who is the account's CSM")
+    segment: str = Field("Segment__c", description="Account picklist: SMB, Mid-Market or Enterprise")
+    csm_sentiment: str = Field("CSM_Sentiment__c", description="Account picklist: Green, Yellow, Red or empty")
+    product_workspace_id: str = Field(
+        "Product_Workspace_Id__c", description="Account text field holding the product workspace id (Segment groupId)"
+    )
+    contact_role: str = Field("Role__c", description="Contact picklist: Champion, Admin, User or empty")
+
+    @field_validator("*")
+    @classmethod
+    def _names(cls, value: str) -> str:
+        return _check_field(value)
+
+
+class _System(_Strict):
+    mode: Mode = Field("files", description="files (the landing folder), api (the vendor's API) or off")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted `off` as false: that is what the user wrote
+        return "off" if value is False else value
+
+
+class CrmConfig(_System):
+    fields: CrmFields = CrmFields()
+
+
+class BillingConfig(_System):
+    account_id_field: str = Field(
+        "metadata.salesforce_account_id", description="Stripe customer field holding the Salesforce Account Id"
+    )
+    @field_validator("account_id_field")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return _check_path(value)
+
+
+class ProductSystemConfig(_System):
+    """Segment: track calls carry the workspace in ``context.groupId``, group calls in ``groupId``; it is
+    matched to the CRM field ``systems.crm.fields.product_workspace_id``."""
+
+
+class SupportConfig(_System):
+    account_id_field: str = Field(
+        "external_id", description="Zendesk organization field holding the Salesforce Account Id "
+        "(e.g. organization_fields.salesforce_id for a custom organization field)"
+    )
+    @field_validator("account_id_field")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return _check_path(value)
+
+
+class NpsConfig(_System):
+    account_id_field: str = Field(
+        "person_properties.salesforce_account_id", description="Delighted response field holding the Account Id"
+    )
+    @field_validator("account_id_field")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return _check_path(value)
+
+
+class Systems(_Strict):
+    crm: CrmConfig = CrmConfig()
+    billing: BillingConfig = BillingConfig()
+    product: ProductSystemConfig = ProductSystemConfig()
+    support: SupportConfig = SupportConfig()
+    nps: NpsConfig = NpsConfig()
+
+    def modes(self) -> dict[str, str]:
+        return {name: getattr(self, name).mode for name in SYSTEMS}
+
+
+class FxConfig(_Strict):
+    source: Literal["files"] = Field(
+        "files", description="files: <landing>/reference/fx_rates.csv (date,currency,rate); the only source today"
+    )
+
+
+class ProductSettings(_Strict):
+    """What the health indicators need to know about the product (values are data, never SQL)."""
+
+    key_features: list[str] = Field(min_length=1, description="track-event names of the key features")
+    plan_features: dict[str, int] = Field(min_length=1, description="plan tier -> key features on the plan")
+    onboarding_milestones: list[str] = Field(min_length=1, description="track-event names of onboarding steps")
+    value_event: str = Field(min_length=1, description="the track event that means a user got value")
+    top_plan: str = Field(min_length=1, description="the highest plan tier (a key of plan_features)")
+
+    @model_validator(mode="after")
+    def _top_plan_is_a_plan(self) -> ProductSettings:
+        if self.top_plan not in self.plan_features:
+            raise ValueError(f"top_plan {self.top_plan!r} is not a key of plan_features")
+        bad = {p: n for p, n in self.plan_features.items() if n < 0}
+        if bad:
+            raise ValueError(f"plan_features must be >= 0, not {bad}")
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+DEMO_PRODUCT = ProductSettings(
+    # the simulator's catalog (cs_kpis/simulator/catalog.py); a test keeps the two equal
+    key_features=["Report Created", "Dashboard Shared", "Alert Configured", "Integration Connected",
+                  "Workflow Automated", "API Key Created"],
+    plan_features={"starter": 3, "growth": 5, "enterprise": 6},
+    onboarding_milestones=["Data Source Connected", "Teammate Invited", "Report Created", "Dashboard Shared"],
+    value_event="Report Created",
+    top_plan="enterprise",
+)
+
+
+class CompanyConfig(_Strict):
+    profile: str = Field(description="the company's name; 'demo' is reserved for the built-in profile")
+    reporting_currency: str = Field("USD", description="ISO 4217 code every amount is converted to")
+    fx: FxConfig = FxConfig()
+    landing_dir: Path | None = Field(None, description="landing folder for files mode, relative to the file")
+    systems: Systems = Systems()
+    product: ProductSettings
+    source_file: Path | None = Field(None, exclude=True, description="set by load(), not by the file")
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, value: str) -> str:
+        if not _PROFILE.match(value):
+            raise ValueError(f"{value!r} is not a profile name (lower-case letters, digits, - and _)")
+        return value
+
+    @field_validator("reporting_currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Z]{3}", value or ""):
+            raise ValueError(f"{value!r} is not an ISO 4217 code such as USD")
+        return value
+
+    @property
+    def is_demo(self) -> bool:
+        return self.profile == DEMO_PROFILE
+
+    def mode(self, system: str) -> str:
+        return getattr(self.systems, system).mode
+
+    def enabled(self, mode: str | None = None) -> list[str]:
+        """The systems not turned off (or only those in ``mode``), in data-flow order."""
+        return [s for s, m in self.systems.modes().items() if m != "off" and (mode is None or m == mode)]
+
+    def crm_field_renames(self) -> dict[str, str]:
+        """The demo's Salesforce custom field name -> this org's (for the API mode's SOQL field list)."""
+        f = self.systems.crm.fields
+        return {"CSM__c": f.csm, "Segment__c": f.segment, "CSM_Sentiment__c": f.csm_sentiment,
+                "Product_Workspace_Id__c": f.product_workspace_id, "Role__c": f.contact_role}
+
+    def sql_names(self) -> dict[str, str]:
+        """Raw column names for the SQL placeholders ``{{ name }}`` of the staging models (validated)."""
+        f = self.systems.crm.fields
+        return {
+            "crm_csm": raw_column(f.csm),
+            "crm_segment": raw_column(f.segment),
+            "crm_csm_sentiment": raw_column(f.csm_sentiment),
+            "crm_product_workspace_id": raw_column(f.product_workspace_id),
+            "crm_contact_role": raw_column(f.contact_role),
+            "billing_account_id": raw_column(self.systems.billing.account_id_field),
+            "support_account_id": raw_column(self.systems.support.account_id_field),
+            "nps_account_id": raw_column(self.systems.nps.account_id_field),
+        }
+
+
+DEMO = CompanyConfig(profile=DEMO_PROFILE, product=DEMO_PRODUCT)
+"""the built-in demo profile: the simulator's company, the demo's field names, every system in files mode"""
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+
+
+def render_sql(sql: str, cfg: CompanyConfig | None = None, where: str = "SQL") -> str:
+    """Replace ``{{ name }}`` placeholders with the profile's raw column names (:meth:`CompanyConfig.sql_names`),
+    each validated as a plain identifier; an unknown placeholder raises naming it and ``where``."""
+    if "{{" not in sql:
+        return sql
+    names = (cfg or load()).sql_names()
+
+    def column(match: re.Match) -> str:
+        key = match.group(1)
+        if key not in names:
+            raise ConfigError(f"{where}: unknown placeholder {{{{ {key} }}}}; known: {', '.join(sorted(names))}")
+        return names[key]
+
+    return _PLACEHOLDER.sub(column, sql)
+
+
+def config_path() -> Path | None:
+    value = os.environ.get(ENV_CONFIG)
+    return Path(value).expanduser().resolve() if value else None
+
+
+def _secret_keys(node: Any, prefix: str = "") -> list[str]:
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            where = f"{prefix}{key}"
+            if _SECRET_KEY.search(str(key)):
+                found.append(where)
+            found += _secret_keys(value, where + ".")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _secret_keys(value, f"{prefix}{i}.")
+    return found
+
+
+def _loc(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc) or "<top level>"
+
+
+def load_file(path: Path | str) -> CompanyConfig:
+    """Read and validate one configuration file; :class:`ConfigError` names the key and the file."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise ConfigError(f"{path}: the configuration file does not exist ({ENV_CONFIG} points at it)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys (profile, systems, product, ...)")
+    secrets = _secret_keys(data)
+    if secrets:
+        raise ConfigError(
+            f"{path}: {', '.join(secrets)}: credentials never go in this file; put them in .dlt/secrets.toml "
+            "or environment variables (see README, 'Connect your own company')"
+        )
+    if data.get("profile") == DEMO_PROFILE:
+        raise ConfigError(f"{path}: profile: 'demo' is the built-in profile (no {ENV_CONFIG}); name your company")
+    if "source_file" in data:
+        raise ConfigError(f"{path}: source_file: not a configuration key")
+    try:
+        cfg = CompanyConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_loc(e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from None
+    landing = cfg.landing_dir
+    if landing is not None and not landing.is_absolute():
+        landing = (path.parent / landing).resolve()
+    if landing is None and cfg.enabled("files"):
+        raise ConfigError(f"{path}: landing_dir: required while a system is in files mode "
+                          f"({', '.join(cfg.enabled('files'))})")
+    try:
+        cfg.sql_names()
+    except ValueError as exc:  # pragma: no cover - the field validators catch it first
+        raise ConfigError(f"{path}: systems: {exc}") from None
+    return cfg.model_copy(update={"landing_dir": landing, "source_file": path})
+
+
+def load() -> CompanyConfig:
+    """The active profile: the file at ``CS_KPIS_CONFIG``, or the built-in demo profile."""
+    path = config_path()
+    return DEMO if path is None else load_file(path)
+
+
+def describe(cfg: CompanyConfig) -> str:
+    where = f" from {cfg.source_file}" if cfg.source_file else " (built in; set CS_KPIS_CONFIG for your company)"
+    return f"profile {cfg.profile}{where}"

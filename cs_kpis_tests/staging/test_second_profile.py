@@ -1,0 +1,160 @@
+"""A second company profile: the demo's exports rewritten with every join key and custom field renamed, and a
+configuration file naming them. The pipeline, through raw, staging and the account cross-reference, must
+match exactly what the demo profile gives on the original exports (the session's tiny company)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from cs_kpis import config
+from cs_kpis_tests.conftest import _ENV
+from cs_kpis_tests.staging.conftest import XREF_KEYS
+
+CRM_RENAMES = {
+    "Account": {"CSM__c": "Customer_Success_Manager__c", "Segment__c": "Tier__c",
+                "CSM_Sentiment__c": "Health_Sentiment__c", "Product_Workspace_Id__c": "App_Workspace__c"},
+    "Contact": {"Role__c": "Contact_Role__c"},
+}
+PROFILE = {
+    "profile": "renamed-co",
+    "reporting_currency": "USD",
+    "systems": {
+        "crm": {"mode": "files", "fields": {"csm": "Customer_Success_Manager__c", "segment": "Tier__c",
+                                            "csm_sentiment": "Health_Sentiment__c",
+                                            "product_workspace_id": "App_Workspace__c",
+                                            "contact_role": "Contact_Role__c"}},
+        "billing": {"mode": "files", "account_id_field": "metadata.sfdc_account_id"},
+        "product": {"mode": "files"},
+        "support": {"mode": "files", "account_id_field": "organization_fields.sfdc_account"},
+        "nps": {"mode": "files", "account_id_field": "person_properties.crm_account"},
+    },
+    "product": config.DEMO_PRODUCT.as_dict(),
+}
+
+
+def _rewrite(folder: Path, glob: str, change) -> int:
+    n = 0
+    for part in sorted(folder.glob(glob)):
+        body = json.loads(part.read_text())
+        n += change(body)
+        part.write_text(json.dumps(body))
+    return n
+
+
+def _rename_metadata(obj: dict) -> int:
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "salesforce_account_id" in meta:
+        meta["sfdc_account_id"] = meta.pop("salesforce_account_id")
+        return 1
+    return 0
+
+
+def rename_exports(landing: Path) -> dict[str, int]:
+    """Rename every join key and custom field in the landing folder's parts; returns how many were renamed."""
+    renamed = {}
+    for obj, renames in CRM_RENAMES.items():
+        def crm(env, renames=renames):
+            n = 0
+            for rec in env["records"]:
+                for old, new in renames.items():
+                    if old in rec:
+                        rec[new] = rec.pop(old)
+                        n += 1
+            return n
+        renamed[obj] = _rewrite(landing / "crm" / obj, "*/part-*.json", crm)
+    renamed["customers"] = _rewrite(landing / "billing" / "customers", "*/part-*.json",
+                                    lambda env: sum(_rename_metadata(o) for o in env["data"]))
+    renamed["subscriptions"] = _rewrite(landing / "billing" / "subscriptions", "*/part-*.json",
+                                        lambda env: sum(_rename_metadata(o) for o in env["data"]))
+    renamed["events"] = _rewrite(landing / "billing" / "events", "*/part-*.json",
+                                 lambda env: sum(_rename_metadata(e["data"]["object"]) for e in env["data"]))
+
+    def orgs(env):
+        for org in env["organizations"]:
+            org["organization_fields"] = {"sfdc_account": org.pop("external_id", None)}
+            org["external_id"] = None
+        return len(env["organizations"])
+    renamed["organizations"] = _rewrite(landing / "support" / "organizations", "*/part-*.json", orgs)
+
+    def nps(responses):
+        for r in responses:
+            r["person_properties"]["crm_account"] = r["person_properties"].pop("salesforce_account_id", None)
+        return len(responses)
+    renamed["survey_responses"] = _rewrite(landing / "nps" / "survey_responses", "*/part-*.json", nps)
+    return renamed
+
+
+@pytest.fixture(scope="module")
+def renamed_company(tiny_company, tmp_path_factory):
+    root = tmp_path_factory.mktemp("renamed_company")
+    paths = {name: root / relative for name, relative in _ENV.items()}
+    landing = root / "exports"
+    shutil.copytree(tiny_company.env.landing_dir, landing)
+    renamed = rename_exports(landing)
+    cfg = root / "company.yaml"
+    cfg.write_text(json.dumps(PROFILE | {"landing_dir": "exports"}))
+    with pytest.MonkeyPatch.context() as mp:
+        for name, path in paths.items():
+            mp.setenv(name, str(path))
+        mp.setenv("CS_KPIS_CONFIG", str(cfg))
+        mp.setenv("DLT_DATA_DIR", str(root / "dlt_global"))
+        from cs_kpis.definitions import defs as load_defs
+
+        defs = load_defs()
+        keys = [k for k in defs.resolve_all_asset_keys()
+                if k.path[0] in ("raw", "staging", "landing") or k in XREF_KEYS]
+        assert dg.AssetKey(["landing", "exports"]) in keys and dg.AssetKey(["landing", "demo_company"]) not in keys
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            asset_selection=keys, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert result.success, [e.message for e in result.all_events if e.is_step_failure]
+    return paths["CS_KPIS_WAREHOUSE"], renamed
+
+
+QUERIES = {
+    "accounts": "select account_id, csm_id, segment, csm_sentiment, workspace_id from staging.stg_crm__accounts "
+                "order by all",
+    "contacts": "select contact_id, role from staging.stg_crm__contacts order by all",
+    "customers": "select customer_id, crm_account_id from staging.stg_billing__customers order by all",
+    "subscriptions": "select subscription_id, crm_account_id from staging.stg_billing__subscriptions order by all",
+    "organizations": "select organization_id, crm_account_id from staging.stg_support__organizations order by all",
+    "nps": "select response_id, crm_account_id from staging.stg_nps__survey_responses order by all",
+    "xref": "select * from marts.account_xref order by all",
+    "unmatched": "select * from marts.unmatched_source_records order by all",
+}
+
+
+def test_the_exports_really_are_renamed(renamed_company):
+    warehouse, renamed = renamed_company
+    assert all(n > 0 for n in renamed.values()), renamed
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        cols = {r[0] for r in con.execute("select column_name from information_schema.columns "
+                                          "where table_schema = 'raw' and table_name = 'crm__accounts'").fetchall()}
+        orgs = {r[0] for r in con.execute("select column_name from information_schema.columns where table_schema "
+                                          "= 'raw' and table_name = 'support__organizations'").fetchall()}
+    assert "customer_success_manager__c" in cols and "csm__c" not in cols
+    assert "organization_fields__sfdc_account" in orgs
+
+
+@pytest.mark.parametrize("name", sorted(QUERIES))
+def test_the_renamed_profile_matches_the_demo_through_staging_and_xref(tiny_company, renamed_company, name):
+    warehouse, _ = renamed_company
+    with tiny_company.connect() as con:
+        demo = con.execute(QUERIES[name]).fetchall()
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        renamed = con.execute(QUERIES[name]).fetchall()
+    assert demo, f"{name}: the demo company has no rows to compare"
+    assert renamed == demo
+
+
+def test_a_bad_field_name_never_reaches_sql(tmp_path):
+    bad = PROFILE | {"landing_dir": "x"}
+    bad = json.loads(json.dumps(bad))
+    bad["systems"]["crm"]["fields"]["csm"] = "CSM__c from raw.crm__accounts; drop table x; --"
+    path = tmp_path / "company.yaml"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(config.ConfigError, match=r"systems\.crm\.fields\.csm"):
+        config.load_file(path)
