@@ -5,7 +5,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from . import SIZES, generate
+from . import EVENT_RETENTION_DAYS, SIZES, generate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,13 +17,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="snapshot day (default: the size's last day minus increments)")
     p.add_argument("--increments", type=int, default=0, help="daily increments written after the snapshot day")
     p.add_argument("--bad-input", action="store_true", help="inject malformed rows (off by default)")
+    p.add_argument("--event-retention-days", type=int, default=None,
+                   help="days of Stripe events kept before the snapshot day, as a real account keeps ~30 "
+                        "(0 = the whole history; default: %d)" % EVENT_RETENTION_DAYS)
     args = p.parse_args(argv)
     from cs_kpis import settings
 
     landing = args.landing or settings.landing_dir()
     truth = args.ground_truth or settings.ground_truth_dir()
     m = generate(landing, truth, size=args.size, seed=args.seed, as_of=args.as_of, increments=args.increments,
-                 bad_input=args.bad_input)
+                 bad_input=args.bad_input, event_retention_days=args.event_retention_days)
     print(f"wrote {args.size} company (seed {args.seed}) to {landing} in {m['seconds']} s; ground truth in {truth}")
     for entity, n in m["counts"].items():
         print(f"  {entity:32s} {n:>12,}")

@@ -13,8 +13,8 @@ POSITIONS = 100
 """rows of marts.dim_position: the most items one subscription state may carry"""
 
 CALENDAR_DOCS = {
-    "dim_day": (("One row per calendar day from the first billing event to the data's as-of day (the last "
-                "extract day loaded)."), {"day": "calendar day (UTC)"}),
+    "dim_day": (("One row per calendar day from the first subscription start (or billing event) to the "
+                "data's as-of day (the last extract day loaded)."), {"day": "calendar day (UTC)"}),
     "dim_month": (("One row per calendar month of marts.dim_day, with the day its month-end figures are read "
                   "on: the month's last day, or the as-of day for the current, unfinished month."),
                   {"month": "first day of the month", "month_end": "last day of the month",
@@ -27,7 +27,9 @@ CALENDAR_DOCS = {
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(["marts", name], group_name="marts", kinds={"duckdb", "python"}, owners=["team:data-eng"],
-                     description=doc, deps=[dg.AssetKey(["staging", "stg_billing__events"])] if name != "dim_position" else [])
+                     description=doc, deps=[dg.AssetKey(["staging", "stg_billing__events"]),
+                                              dg.AssetKey(["staging", "stg_billing__subscriptions"])]
+                     if name != "dim_position" else [])
         for name, (doc, _) in CALENDAR_DOCS.items()
     ],
     pool=WAREHOUSE_POOL,
@@ -42,9 +44,16 @@ def calendar(duckdb: DuckDBResource):
 def build_calendar(con) -> dict[str, dict]:
     """(Re)build dim_day, dim_month and dim_position; return each table's UI metadata."""
     con.execute("set TimeZone = 'UTC'")
+    # the history starts with the first subscription (Stripe keeps only ~30 days of events, the
+    # subscriptions list keeps every start); the as-of day is the last extract day loaded
     first, as_of = con.execute(
-        "select min(cast(created_at as date)), max(coalesce(extract_day, cast(created_at as date))) "
-        "from staging.stg_billing__events"
+        "select min(first_day), max(last_day) from ("
+        " select min(cast(created_at as date)) as first_day,"
+        "        max(coalesce(extract_day, cast(created_at as date))) as last_day"
+        " from staging.stg_billing__events"
+        " union all"
+        " select min(cast(coalesce(started_at, created_at) as date)), max(extract_day)"
+        " from staging.stg_billing__subscriptions) as d"
     ).fetchall()[0]
     days = pd.DataFrame({"day": pd.date_range(first, as_of, freq="D").date if first else []})
     months = pd.DataFrame({"month": sorted({d.replace(day=1) for d in days["day"]})})

@@ -1,6 +1,8 @@
--- The Stripe subscription ledger: one row per state a subscription passed through, rebuilt from the
--- customer.subscription.created/updated/deleted events (each event carries the full object after the
--- change). Each state's MRR follows the KPI definitions: licensed items only (metered items excluded),
+-- The Stripe subscription ledger: one row per state a subscription passed through. From the first loaded
+-- event on, the states are the customer.subscription.created/updated/deleted events (each carries the
+-- full object after the change); before it (Stripe keeps ~30 days of events) they come from the invoices
+-- and the subscriptions list (marts.subscription_history_states; rules in marts/README.md).
+-- Each state's MRR follows the KPI definitions: licensed items only (metered items excluded),
 -- unit amount x quantity normalised to a month, recurring discounts applied (forever, and repeating
 -- while attached; once-coupons ignored), 0 while trialing or after the subscription ended.
 -- MRR here is in the subscription's currency, minor units, unrounded.
@@ -8,8 +10,9 @@
 -- @column subscription_id: Stripe subscription id (sub_...)
 -- @column customer_id: Stripe customer id (cus_...)
 -- @column changed_at: when the state began (the event's created time, UTC)
--- @column event_id: the event that reported this state
--- @column event_type: customer.subscription.created, .updated or .deleted
+-- @column source: events (the event ledger) or invoices (rebuilt from invoices and the subscriptions list)
+-- @column event_id: the event that reported this state (null for a state rebuilt from invoices)
+-- @column event_type: customer.subscription.created, .updated or .deleted (null for a rebuilt state)
 -- @column status: Stripe status: trialing, active, past_due, canceled, ...
 -- @column currency: ISO currency of the subscription, upper case
 -- @column billing_interval: month, year, week or day (of the licensed items)
@@ -112,12 +115,41 @@ states as (
         to_timestamp(e.o.ended_at) as ended_at
     from events as e
     left join licensed as l on l.event_id = e.event_id
+),
+
+all_states as (
+    select 'events' as source, s.* from states as s
+    union all
+    select
+        'invoices' as source,
+        h.subscription_id,
+        h.customer_id,
+        h.changed_at,
+        cast(null as varchar) as event_id,
+        cast(null as varchar) as event_type,
+        h.status,
+        h.currency,
+        h.billing_interval,
+        h.interval_count,
+        h.plan,
+        h.seats,
+        h.list_mrr_minor,
+        h.months_per_period,
+        h.coupon_id,
+        h.coupon_duration,
+        h.percent_off,
+        h.amount_off,
+        h.cancel_at_period_end,
+        h.cancel_at,
+        h.ended_at
+    from marts.subscription_history_states as h
 )
 
 select
     subscription_id,
     customer_id,
     changed_at,
+    source,
     event_id,
     event_type,
     status,
@@ -140,4 +172,4 @@ select
     coalesce(cancel_at_period_end, false) as cancel_at_period_end,
     cancel_at,
     ended_at
-from states
+from all_states
