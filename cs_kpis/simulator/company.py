@@ -794,8 +794,8 @@ class Company:
         n = self._count("inv")
         iid = self.ids.stripe("in", n, 24)
         lines = []
-        if prorations is None and reason == "subscription_cycle" and s.pending_lines:
-            # pending proration lines from an earlier change are billed with the next cycle
+        if reason in ("subscription_cycle", "subscription_update") and s.pending_lines:
+            # pending proration lines from an earlier change are billed with the subscription's next invoice
             for it, amount, qty, lps, lpe in s.pending_lines:
                 lines.append(self._line(s, iid, it, amount, lps, lpe, True, qty=qty))
             s.pending_lines = []

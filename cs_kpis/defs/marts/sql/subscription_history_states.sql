@@ -4,8 +4,11 @@
 -- a real account nearly all history comes from here; marts.subscription_states takes these states for
 -- the times before the first loaded event and the event states from then on (rules: marts/README.md).
 -- One row per change point: subscription start, each licensed line's period start (a cycle's items, or
--- a proration), trial end, discount end, past-due spell start and end, and the end of the subscription.
+-- a proration), trial end, discount end, past-due spell start and end, and the end of the subscription;
+-- plus, for a subscription the event ledger never mentions, its current state from the subscriptions
+-- list, in force from the start of the ledger.
 -- @grain subscription_id, changed_at
+-- @column source: invoices (history from invoice lines) or subscriptions (the current state from the list)
 -- @column subscription_id: Stripe subscription id (sub_...)
 -- @column customer_id: Stripe customer id (cus_...)
 -- @column changed_at: when the state began (UTC)
@@ -216,7 +219,9 @@ states as (
     select
         c.subscription_id,
         c.point_at,
-        s.snapshot_mrr + c.running_delta - sc.running_delta as list_mrr_minor,
+        -- the snapshot plus the prorations after it; a proration at the very moment of a cycle is a change
+        -- made after the cycle began, so it counts (the running sum before the snapshot row is taken off)
+        s.snapshot_mrr + c.running_delta - (sc.running_delta - sc.delta_mrr) as list_mrr_minor,
         s.billing_interval,
         s.interval_count,
         s.months_per_period,
@@ -278,6 +283,7 @@ with_discount as (
 
 history as (
     select
+    'invoices' as source,
     subscription_id,
     customer_id,
     point_at as changed_at,
@@ -348,6 +354,7 @@ listed as (
     -- the current state, from the subscriptions list, for a subscription the event ledger never mentions:
     -- in force from the start of the ledger (or, with no events at all, at the end of the list's day)
     select
+        'subscriptions' as source,
         su.subscription_id,
         su.customer_id,
         coalesce(lg.ledger_start, la.listed_at) as changed_at,

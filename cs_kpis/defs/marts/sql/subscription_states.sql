@@ -10,7 +10,7 @@
 -- @column subscription_id: Stripe subscription id (sub_...)
 -- @column customer_id: Stripe customer id (cus_...)
 -- @column changed_at: when the state began (the event's created time, UTC)
--- @column source: events (the event ledger) or invoices (rebuilt from invoices and the subscriptions list)
+-- @column source: events (the event ledger), invoices (rebuilt from invoice lines) or subscriptions (the current state from the subscriptions list)
 -- @column event_id: the event that reported this state (null for a state rebuilt from invoices)
 -- @column event_type: customer.subscription.created, .updated or .deleted (null for a rebuilt state)
 -- @column status: Stripe status: trialing, active, past_due, canceled, ...
@@ -121,7 +121,7 @@ all_states as (
     select 'events' as source, s.* from states as s
     union all
     select
-        'invoices' as source,
+        h.source,
         h.subscription_id,
         h.customer_id,
         h.changed_at,
