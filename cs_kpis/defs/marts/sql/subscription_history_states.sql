@@ -84,7 +84,10 @@ lines as (
     from staging.stg_billing__invoice_lines as l
     inner join invoices as i on i.invoice_id = l.invoice_id
     inner join staging.stg_billing__prices as p on p.price_id = l.price_id
+    cross join ledger as lg
     where i.status <> 'void'
+      -- only the time before the ledger is rebuilt: with the full event history, nothing is
+      and (lg.ledger_start is null or l.period_start < lg.ledger_start)
       and coalesce(p.usage_type, 'licensed') = 'licensed'
       and coalesce(p.price_type, 'recurring') = 'recurring'
 ),
@@ -188,7 +191,7 @@ points as (
 ),
 
 timeline as (
-    -- every point in time order, with the running sum of proration changes
+    -- every point before the ledger, in time order, with the running sum of proration changes
     select
         p.subscription_id,
         p.point_at,
@@ -196,9 +199,11 @@ timeline as (
         row_number() over (partition by p.subscription_id order by p.point_at, p.kind) as seq,
         coalesce(r.delta_mrr, 0) as delta_mrr
     from (
-        select subscription_id, point_at, min(kind) as kind
-        from points
-        group by subscription_id, point_at
+        select pt.subscription_id, pt.point_at, min(pt.kind) as kind
+        from points as pt
+        cross join ledger as lg
+        where lg.ledger_start is null or pt.point_at < lg.ledger_start
+        group by pt.subscription_id, pt.point_at
     ) as p
     left join prorations as r on r.subscription_id = p.subscription_id and r.point_at = p.point_at
 ),
