@@ -69,6 +69,9 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}: choose one of {', '.join(SIZES)}")
     spec = SIZES[size]
+    retention = EVENT_RETENTION_DAYS if event_retention_days is None else event_retention_days
+    if retention < 0:
+        raise ValueError(f"event_retention_days must be 0 (all) or positive, not {retention}")
     as_of = as_of or spec.end_date - dt.timedelta(days=increments)
     last_day = as_of + dt.timedelta(days=increments)
     if not spec.start_date < as_of <= last_day <= spec.end_date:
@@ -85,9 +88,6 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     company.run()
 
     days = [as_of + dt.timedelta(days=i) for i in range(increments + 1)]
-    retention = EVENT_RETENTION_DAYS if event_retention_days is None else event_retention_days
-    if retention < 0:
-        raise ValueError(f"event_retention_days must be 0 (all) or positive, not {retention}")
     counts: dict[str, int] = {}
     for entity, (envelope, newest_first) in ENTITIES.items():
         counts[entity] = store.count(entity)
