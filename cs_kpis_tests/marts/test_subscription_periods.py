@@ -83,6 +83,15 @@ def scenarios() -> Ledger:
     c = L.account("A_once")
     L.state("sub_once", c, "2026-01-01", [item(10000)], discount=coupon("once", 50.0),
             event_type="customer.subscription.created")
+    # Stripe bills nothing while a subscription is unpaid (retries exhausted) or paused: 60.00 until
+    # Mar 5, then 0 (a churn in March); paused Feb 10 .. Apr 2: 40, 0, 0, 40 (a reactivation in April)
+    c = L.account("A_unpaid")
+    L.state("sub_unpaid", c, "2026-01-01", [item(6000)], event_type="customer.subscription.created")
+    L.state("sub_unpaid", c, "2026-03-05", [item(6000)], status="unpaid")
+    c = L.account("A_paused")
+    L.state("sub_paused", c, "2026-01-01", [item(4000)], event_type="customer.subscription.created")
+    L.state("sub_paused", c, "2026-02-10", [item(4000)], status="paused")
+    L.state("sub_paused", c, "2026-04-02", [item(4000)])
     # a billing customer with no CRM account: its periods exist, with no account
     L.customers["cus_selfserve"] = None
     L.state("sub_self", "cus_selfserve", "2026-01-01", [item(9900)], event_type="customer.subscription.created")
@@ -105,6 +114,8 @@ EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "A_metered": (20.00, 20.00, 20.00, 20.00),
     "A_amount_off": (150.00, 150.00, 150.00, 150.00),
     "A_once": (100.00, 100.00, 100.00, 100.00),
+    "A_unpaid": (60.00, 60.00, 0, 0),
+    "A_paused": (40.00, 0, 0, 40.00),
 }
 
 

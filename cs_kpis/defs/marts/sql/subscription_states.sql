@@ -4,7 +4,7 @@
 -- and the subscriptions list (marts.subscription_history_states; rules in marts/README.md).
 -- Each state's MRR follows the KPI definitions: licensed items only (metered items excluded),
 -- unit amount x quantity normalised to a month, recurring discounts applied (forever, and repeating
--- while attached; once-coupons ignored), 0 while trialing or after the subscription ended.
+-- while attached; once-coupons ignored), 0 while trialing, unpaid or paused, or after the subscription ended.
 -- MRR here is in the subscription's currency, minor units, unrounded.
 -- @grain subscription_id, changed_at
 -- @column subscription_id: Stripe subscription id (sub_...)
@@ -20,7 +20,7 @@
 -- @column plan: the plan tier of the main licensed item (price metadata plan_tier, else the price nickname)
 -- @column seats: quantity of the main licensed item
 -- @column list_mrr_minor: undiscounted MRR in minor units of the subscription currency
--- @column mrr_minor: MRR after recurring discounts, minor units of the subscription currency (0 while trialing or ended)
+-- @column mrr_minor: MRR after recurring discounts, minor units of the subscription currency (0 while trialing, unpaid, paused or ended)
 -- @column coupon_id: the discount's coupon, if any
 -- @column is_trial: status is trialing
 -- @column is_past_due: status is past_due
@@ -160,7 +160,10 @@ select
     seats,
     coalesce(list_mrr_minor, 0) as list_mrr_minor,
     case
-        when status in ('trialing', 'canceled', 'incomplete', 'incomplete_expired') or ended_at is not null then 0
+        -- no revenue while trialing, never started, ended, unpaid (retries exhausted, invoices left open)
+        -- or paused (Stripe bills nothing while a subscription is paused)
+        when status in ('trialing', 'canceled', 'incomplete', 'incomplete_expired', 'unpaid', 'paused')
+             or ended_at is not null then 0
         when coupon_duration is null or coupon_duration = 'once' then coalesce(list_mrr_minor, 0)
         when percent_off is not null then coalesce(list_mrr_minor, 0) * (1 - percent_off / 100.0)
         when amount_off is not null then greatest(0, coalesce(list_mrr_minor, 0) - amount_off / months_per_period)
