@@ -12,7 +12,7 @@
 -- @column changed_at: when the state began (the event's created time, UTC)
 -- @column source: events (the event ledger), invoices (rebuilt from invoice lines) or subscriptions (the current state from the subscriptions list)
 -- @column event_id: the event that reported this state (null for a state rebuilt from invoices)
--- @column event_type: customer.subscription.created, .updated or .deleted (null for a rebuilt state)
+-- @column event_type: customer.subscription.created, .updated or .deleted; discount.end where a repeating discount ended with no event saying so (null for a rebuilt state)
 -- @column status: Stripe status: trialing, active, past_due, canceled, ...
 -- @column currency: ISO currency of the subscription, upper case
 -- @column billing_interval: month, year, week or day (of the licensed items)
@@ -40,7 +40,7 @@ with events as (
             "customer": "VARCHAR", "status": "VARCHAR", "currency": "VARCHAR",
             "cancel_at_period_end": "BOOLEAN", "cancel_at": "BIGINT", "ended_at": "BIGINT",
             "discounts": [{"coupon": {"id": "VARCHAR", "duration": "VARCHAR", "percent_off": "DOUBLE",
-                                      "amount_off": "DOUBLE"}}],
+                                      "amount_off": "DOUBLE"}, "end": "BIGINT"}],
             "items": {"data": [{"quantity": "BIGINT", "price": {"unit_amount": "BIGINT", "nickname": "VARCHAR",
                 "metadata": {"plan_tier": "VARCHAR"},
                 "recurring": {"interval": "VARCHAR", "interval_count": "INTEGER", "usage_type": "VARCHAR"}}}]}
@@ -110,6 +110,7 @@ states as (
         e.o.discounts[1].coupon.duration as coupon_duration,
         e.o.discounts[1].coupon.percent_off as percent_off,
         e.o.discounts[1].coupon.amount_off as amount_off,
+        to_timestamp(e.o.discounts[1]."end") as discount_end,
         e.o.cancel_at_period_end as cancel_at_period_end,
         to_timestamp(e.o.cancel_at) as cancel_at,
         to_timestamp(e.o.ended_at) as ended_at
@@ -117,8 +118,46 @@ states as (
     left join licensed as l on l.event_id = e.event_id
 ),
 
+ledger as (
+    -- a repeating discount stops at its `end`; the coupon of a state reported after that is void
+    select
+        s.*,
+        s.coupon_duration = 'repeating' and s.discount_end is not null and s.discount_end <= s.changed_at
+            as discount_over,
+        lead(s.changed_at) over (partition by s.subscription_id order by s.changed_at, s.event_id) as next_changed_at
+    from states as s
+),
+
+expiries as (
+    -- Stripe removes a repeating discount at its `end`; where no event reports that moment, the state
+    -- changes there all the same (up to the last event loaded)
+    select
+        l.subscription_id, l.customer_id, l.discount_end as changed_at, cast(null as varchar) as event_id,
+        'discount.end' as event_type, l.status, l.currency, l.billing_interval, l.interval_count, l.plan,
+        l.seats, l.list_mrr_minor, l.months_per_period, cast(null as varchar) as coupon_id,
+        cast(null as varchar) as coupon_duration, cast(null as double) as percent_off,
+        cast(null as double) as amount_off, l.cancel_at_period_end, l.cancel_at, l.ended_at
+    from ledger as l
+    cross join (select max(created_at) as last_event from staging.stg_billing__events) as le
+    where l.coupon_duration = 'repeating'
+      and l.discount_end > l.changed_at
+      and l.discount_end <= le.last_event
+      and (l.next_changed_at is null or l.next_changed_at > l.discount_end)
+      and l.ended_at is null
+),
+
 all_states as (
-    select 'events' as source, s.* from states as s
+    select
+        'events' as source, subscription_id, customer_id, changed_at, event_id, event_type, status, currency,
+        billing_interval, interval_count, plan, seats, list_mrr_minor, months_per_period,
+        case when discount_over then null else coupon_id end as coupon_id,
+        case when discount_over then null else coupon_duration end as coupon_duration,
+        case when discount_over then null else percent_off end as percent_off,
+        case when discount_over then null else amount_off end as amount_off,
+        cancel_at_period_end, cancel_at, ended_at
+    from ledger
+    union all
+    select 'events' as source, e.* from expiries as e
     union all
     select
         h.source,
