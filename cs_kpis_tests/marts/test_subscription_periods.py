@@ -89,6 +89,12 @@ def scenarios() -> Ledger:
     ends = {"id": "di_end", "end": ts("2026-03-10"),
             "coupon": {"id": "REP25", "duration": "repeating", "percent_off": 25.0, "amount_off": None}}
     L.state("sub_disc_end", c, "2026-01-01", [item(8000)], discount=ends, event_type="customer.subscription.created")
+    # the deletion is reported on Mar 2, but service ended on Feb 27 (its ended_at): 70.00, then 0 from
+    # Feb 27, so February's month-end is already 0
+    c = L.account("A_late_delete")
+    L.state("sub_late_delete", c, "2026-01-01", [item(7000)], event_type="customer.subscription.created")
+    L.state("sub_late_delete", c, "2026-03-02", [item(7000)], status="canceled", ended="2026-02-27",
+            event_type="customer.subscription.deleted")
     # Stripe bills nothing while a subscription is unpaid (retries exhausted) or paused: 60.00 until
     # Mar 5, then 0 (a churn in March); paused Feb 10 .. Apr 2: 40, 0, 0, 40 (a reactivation in April)
     c = L.account("A_unpaid")
@@ -121,6 +127,7 @@ EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "A_amount_off": (150.00, 150.00, 150.00, 150.00),
     "A_once": (100.00, 100.00, 100.00, 100.00),
     "A_discount_end": (60.00, 60.00, 80.00, 80.00),
+    "A_late_delete": (70.00, 0, 0, 0),
     "A_unpaid": (60.00, 60.00, 0, 0),
     "A_paused": (40.00, 0, 0, 40.00),
 }

@@ -9,7 +9,7 @@
 -- @grain subscription_id, changed_at
 -- @column subscription_id: Stripe subscription id (sub_...)
 -- @column customer_id: Stripe customer id (cus_...)
--- @column changed_at: when the state began (the event's created time, UTC)
+-- @column changed_at: when the state began (the event's created time, UTC; ended_at when the event reporting the end came later)
 -- @column source: events (the event ledger), invoices (rebuilt from invoice lines) or subscriptions (the current state from the subscriptions list)
 -- @column event_id: the event that reported this state (null for a state rebuilt from invoices)
 -- @column event_type: customer.subscription.created, .updated or .deleted; discount.end where a repeating discount ended with no event saying so (null for a rebuilt state)
@@ -118,6 +118,28 @@ states as (
     left join licensed as l on l.event_id = e.event_id
 ),
 
+reported as (
+    -- service ends at ended_at: when the event that first reports an end came later (Stripe may send the
+    -- deletion after the fact), the state begins at ended_at, provided that is after the previous state
+    select
+        s.subscription_id, s.customer_id,
+        case when s.ended_at is not null and s.ended_at < s.changed_at and s.prev_ended_at is null
+                  and (s.prev_changed_at is null or s.ended_at > s.prev_changed_at)
+             then s.ended_at else s.changed_at end as changed_at,
+        s.event_id, s.event_type, s.status, s.currency, s.billing_interval, s.interval_count, s.plan, s.seats,
+        s.list_mrr_minor, s.months_per_period, s.coupon_id, s.coupon_duration, s.percent_off, s.amount_off,
+        s.discount_end, s.cancel_at_period_end, s.cancel_at, s.ended_at
+    from (
+        select
+            st.*,
+            lag(st.changed_at) over (partition by st.subscription_id order by st.changed_at, st.event_id)
+                as prev_changed_at,
+            lag(st.ended_at) over (partition by st.subscription_id order by st.changed_at, st.event_id)
+                as prev_ended_at
+        from states as st
+    ) as s
+),
+
 ledger as (
     -- a repeating discount stops at its `end`; the coupon of a state reported after that is void
     select
@@ -125,7 +147,7 @@ ledger as (
         s.coupon_duration = 'repeating' and s.discount_end is not null and s.discount_end <= s.changed_at
             as discount_over,
         lead(s.changed_at) over (partition by s.subscription_id order by s.changed_at, s.event_id) as next_changed_at
-    from states as s
+    from reported as s
 ),
 
 expiries as (
