@@ -288,32 +288,32 @@ with_discount as (
 
 history as (
     select
-    'invoices' as source,
-    subscription_id,
-    customer_id,
-    point_at as changed_at,
-    case
-        when is_ended then 'canceled'
-        when is_trial then 'trialing'
-        when is_past_due then 'past_due'
-        else 'active'
-    end as status,
-    upper(currency) as currency,
-    billing_interval,
-    interval_count,
-    plan,
-    seats,
-    list_mrr_minor,
-    months_per_period,
-    coupon_id,
-    coupon_duration,
-    percent_off,
-    amount_off,
-    false as cancel_at_period_end,
-    cast(null as timestamp with time zone) as cancel_at,
-    case when is_ended then sub_ended_at end as ended_at
-from with_discount
-where drn = 1
+        'invoices' as source,
+        subscription_id,
+        customer_id,
+        point_at as changed_at,
+        case
+            when is_ended then 'canceled'
+            when is_trial then 'trialing'
+            when is_past_due then 'past_due'
+            else 'active'
+        end as status,
+        upper(currency) as currency,
+        billing_interval,
+        interval_count,
+        plan,
+        seats,
+        list_mrr_minor,
+        months_per_period,
+        coupon_id,
+        coupon_duration,
+        percent_off,
+        amount_off,
+        false as cancel_at_period_end,
+        cast(null as timestamp with time zone) as cancel_at,
+        case when is_ended then sub_ended_at end as ended_at
+    from with_discount
+    where drn = 1
 ),
 
 listed_items as (
