@@ -2,7 +2,9 @@
 
     .venv/bin/python -m benchmarks.revenue --landing bench_out/large/landing
 
-Phase 1 (its own process) builds the four staging tables the revenue models read, with DuckDB straight
+Phase 1 (its own process) builds the staging tables the revenue models read (events, customers, FX,
+accounts, and for the history before the event ledger subscriptions with items, prices, coupons,
+invoices and invoice lines), with DuckDB straight
 from the landing files: loading the large company's billing history through dlt's row path takes hours
 (see BENCHMARKS.md), and that cost belongs to ingestion, not to these models. Phase 2 (a fresh process,
 so its peak RSS is the models' own) builds the calendar and every revenue model in dependency order with
@@ -20,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 REVENUE_MODELS = [
-    ("marts", "accounts"), ("marts", "subscription_states"), ("marts", "subscription_periods"),
+    ("marts", "accounts"), ("marts", "subscription_history_states"), ("marts", "subscription_states"), ("marts", "subscription_periods"),
     ("marts", "mrr_daily_changes"), ("marts", "mrr_daily"), ("marts", "mrr_monthly"),
     ("kpis", "mrr_monthly_parent"), ("kpis", "revenue_monthly"), ("kpis", "revenue_monthly_parent"),
     ("kpis", "cohort_retention"),
@@ -57,6 +59,103 @@ from files;
 create or replace table staging.stg_billing__fx_rates as
 select cast(date as date) as rate_date, upper(currency) as currency, cast(rate as decimal(18, 6)) as rate
 from read_csv('{landing}/reference/fx_rates.csv');
+create or replace table staging.stg_billing__subscriptions as
+with files as (
+    select filename, unnest(data) as s
+    from read_json('{landing}/billing/subscriptions/*/part-*.json', columns = {{'data': 'JSON[]'}}, filename = true)
+), latest as (
+    select s, row_number() over (partition by json_extract_string(s, '$.id') order by filename desc) as rn,
+           cast(regexp_extract(filename, '(\d{{4}}-\d{{2}}-\d{{2}})/part-', 1) as date) as extract_day
+    from files
+)
+select
+    json_extract_string(s, '$.id') as subscription_id, json_extract_string(s, '$.customer') as customer_id,
+    json_extract_string(s, '$.status') as status, upper(json_extract_string(s, '$.currency')) as currency,
+    to_timestamp(cast(json_extract_string(s, '$.created') as bigint)) as created_at,
+    to_timestamp(cast(json_extract_string(s, '$.start_date') as bigint)) as started_at,
+    to_timestamp(cast(json_extract_string(s, '$.trial_start') as bigint)) as trial_start_at,
+    to_timestamp(cast(json_extract_string(s, '$.trial_end') as bigint)) as trial_end_at,
+    to_timestamp(cast(json_extract_string(s, '$.ended_at') as bigint)) as ended_at,
+    json_extract_string(s, '$.discounts[0].coupon.id') as discount_coupon_id,
+    cast(json_extract_string(s, '$.discounts[0].coupon.percent_off') as double) as discount_percent_off,
+    cast(json_extract_string(s, '$.discounts[0].coupon.amount_off') as bigint) as discount_amount_off_minor,
+    to_timestamp(cast(json_extract_string(s, '$.discounts[0].start') as bigint)) as discount_start_at,
+    to_timestamp(cast(json_extract_string(s, '$.discounts[0].end') as bigint)) as discount_end_at,
+    json_extract(s, '$.items.data') as items, extract_day
+from latest where rn = 1;
+create or replace table staging.stg_billing__subscription_items as
+select
+    json_extract_string(it, '$.id') as subscription_item_id, subscription_id,
+    json_extract_string(it, '$.price.id') as price_id,
+    json_extract_string(it, '$.price.metadata.plan_tier') as plan_tier,
+    json_extract_string(it, '$.price.nickname') as price_name,
+    cast(json_extract_string(it, '$.price.unit_amount') as bigint) as unit_amount_minor,
+    cast(json_extract_string(it, '$.quantity') as bigint) as quantity,
+    json_extract_string(it, '$.price.recurring.interval') as "interval",
+    cast(json_extract_string(it, '$.price.recurring.interval_count') as integer) as interval_count,
+    json_extract_string(it, '$.price.recurring.usage_type') as usage_type
+from (select subscription_id, unnest(cast(items as JSON[])) as it from staging.stg_billing__subscriptions);
+create or replace table staging.stg_billing__prices as
+with files as (
+    select unnest(data) as p
+    from read_json('{landing}/billing/prices/*/part-*.json', columns = {{'data': 'JSON[]'}})
+)
+select distinct
+    json_extract_string(p, '$.id') as price_id, json_extract_string(p, '$.metadata.plan_tier') as plan_tier,
+    json_extract_string(p, '$.nickname') as price_name,
+    cast(json_extract_string(p, '$.unit_amount') as bigint) as unit_amount_minor,
+    json_extract_string(p, '$.recurring.interval') as "interval",
+    cast(json_extract_string(p, '$.recurring.interval_count') as integer) as interval_count,
+    json_extract_string(p, '$.recurring.usage_type') as usage_type, json_extract_string(p, '$.type') as price_type
+from files;
+create or replace table staging.stg_billing__coupons as
+with files as (
+    select unnest(data) as c
+    from read_json('{landing}/billing/coupons/*/part-*.json', columns = {{'data': 'JSON[]'}})
+)
+select distinct json_extract_string(c, '$.id') as coupon_id, json_extract_string(c, '$.duration') as duration
+from files;
+create or replace table staging.stg_billing__invoices as
+with files as (
+    select filename, unnest(data) as i
+    from read_json('{landing}/billing/invoices/*/part-*.json', columns = {{'data': 'JSON[]'}}, filename = true)
+), latest as (
+    select i, row_number() over (partition by json_extract_string(i, '$.id') order by filename desc) as rn
+    from files
+)
+select
+    json_extract_string(i, '$.id') as invoice_id, json_extract_string(i, '$.customer') as customer_id,
+    json_extract_string(i, '$.parent.subscription_details.subscription') as subscription_id,
+    json_extract_string(i, '$.status') as status,
+    cast(json_extract_string(i, '$.attempt_count') as bigint) as attempt_count,
+    to_timestamp(cast(json_extract_string(i, '$.created') as bigint)) as created_at,
+    to_timestamp(cast(json_extract_string(i, '$.status_transitions.finalized_at') as bigint)) as finalized_at,
+    to_timestamp(cast(json_extract_string(i, '$.status_transitions.paid_at') as bigint)) as paid_at,
+    to_timestamp(cast(json_extract_string(i, '$.status_transitions.voided_at') as bigint)) as voided_at,
+    to_timestamp(cast(json_extract_string(i, '$.status_transitions.marked_uncollectible_at') as bigint))
+        as marked_uncollectible_at,
+    cast(json_extract_string(i, '$.amount_due') as bigint) as amount_due_minor,
+    json_extract_string(i, '$.discounts[0].id') as discount_id,
+    json_extract_string(i, '$.discounts[0].coupon.id') as discount_coupon_id,
+    json_extract_string(i, '$.discounts[0].coupon.duration') as discount_duration,
+    cast(json_extract_string(i, '$.discounts[0].coupon.percent_off') as double) as discount_percent_off,
+    cast(json_extract_string(i, '$.discounts[0].coupon.amount_off') as bigint) as discount_amount_off_minor,
+    to_timestamp(cast(json_extract_string(i, '$.discounts[0].start') as bigint)) as discount_start_at,
+    to_timestamp(cast(json_extract_string(i, '$.discounts[0].end') as bigint)) as discount_end_at,
+    json_extract(i, '$.lines.data') as lines
+from latest where rn = 1;
+create or replace table staging.stg_billing__invoice_lines as
+select
+    json_extract_string(l, '$.id') as line_id, invoice_id,
+    json_extract_string(l, '$.parent.subscription_item_details.subscription') as subscription_id,
+    json_extract_string(l, '$.pricing.price_details.price') as price_id,
+    coalesce(cast(json_extract_string(l, '$.parent.subscription_item_details.proration') as boolean), false)
+        as is_proration,
+    cast(json_extract_string(l, '$.quantity') as bigint) as quantity,
+    to_timestamp(cast(json_extract_string(l, '$.period.start') as bigint)) as period_start,
+    to_timestamp(cast(json_extract_string(l, '$.period.end') as bigint)) as period_end,
+    cast(json_extract_string(l, '$.amount') as bigint) as amount_minor
+from (select invoice_id, unnest(cast(lines as JSON[])) as l from staging.stg_billing__invoices);
 create or replace table staging.stg_crm__accounts as
 with files as (
     select unnest(records) as a
@@ -81,7 +180,9 @@ def _staging(landing: Path, warehouse: Path) -> dict:
     with duckdb.connect(str(warehouse)) as con:
         con.execute(STAGING_SQL.format(landing=landing))
         rows = {t: con.execute(f"select count(*) from staging.{t}").fetchall()[0][0]
-                for t in ("stg_billing__events", "stg_billing__customers", "stg_billing__fx_rates", "stg_crm__accounts")}
+                for t in ("stg_billing__events", "stg_billing__customers", "stg_billing__fx_rates", "stg_crm__accounts",
+                          "stg_billing__subscriptions", "stg_billing__subscription_items", "stg_billing__invoices",
+                          "stg_billing__invoice_lines", "stg_billing__prices", "stg_billing__coupons")}
     return {"seconds": round(time.perf_counter() - t, 2), "rows": rows,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 

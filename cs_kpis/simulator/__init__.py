@@ -52,9 +52,18 @@ ENTITIES = {
 }
 
 
+EVENT_RETENTION_DAYS = 0
+"""default days of Stripe events in the snapshot before the first extract day (0 = the whole history)"""
+
+
 def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed: int = 42,
-             as_of: dt.date | None = None, increments: int = 0, bad_input: bool = False) -> dict:
+             as_of: dt.date | None = None, increments: int = 0, bad_input: bool = False,
+             event_retention_days: int | None = None) -> dict:
     """Simulate the company and write its landing folder and ground truth; return the manifest.
+
+    ``event_retention_days``: like a real Stripe account, which keeps about 30 days of ``/v1/events``,
+    the snapshot holds only the events of that many days before the first extract day (each increment
+    then brings its own day's events); 0 keeps the whole event history. Default: EVENT_RETENTION_DAYS.
 
     The landing folder is built beside its destination and moved into place when complete, so a
     crash never leaves a half-written landing folder that looks finished. Only folders the simulator
@@ -64,6 +73,9 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}: choose one of {', '.join(SIZES)}")
     spec = SIZES[size]
+    retention = EVENT_RETENTION_DAYS if event_retention_days is None else event_retention_days
+    if retention < 0:
+        raise ValueError(f"event_retention_days must be 0 (all) or positive, not {retention}")
     as_of = as_of or spec.end_date - dt.timedelta(days=increments)
     last_day = as_of + dt.timedelta(days=increments)
     if not spec.start_date < as_of <= last_day <= spec.end_date:
@@ -91,8 +103,11 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
         counts[entity] = store.count(entity)
         for i, day in enumerate(days):
             lo, hi = day_bounds(day)
-            total = _count_latest(store, entity, None if i == 0 else lo, hi)
-            cursor = store.latest(entity, None if i == 0 else lo, hi, descending=newest_first)
+            first_lo = None
+            if entity == "billing/events" and retention:
+                first_lo = lo - retention * 86400  # events of the retention window before the snapshot day
+            total = _count_latest(store, entity, first_lo if i == 0 else lo, hi)
+            cursor = store.latest(entity, first_lo if i == 0 else lo, hi, descending=newest_first)
             write_parts(tmp / entity / day.isoformat(), iter_bodies(cursor), total, envelope(hi))
     # product events before as_of belong to the snapshot; fold nothing: each received day is its own folder
     counts["product/events"] = events.total
@@ -115,6 +130,7 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
         "start_date": spec.start_date.isoformat(), "end_date": spec.end_date.isoformat(),
         "as_of": as_of.isoformat(), "extract_days": [d.isoformat() for d in days],
         "reporting_currency": catalog.REPORTING_CURRENCY, "bad_input": bad_input, "counts": counts,
+        "event_retention_days": retention,
         "product": {"key_features": list(catalog.KEY_FEATURES), "plan_features": catalog.PLAN_FEATURES,
                     "onboarding_milestones": list(catalog.ONBOARDING_MILESTONES),
                     "value_event": catalog.VALUE_EVENT, "top_plan": "enterprise"},

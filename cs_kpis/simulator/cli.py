@@ -5,7 +5,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from . import SIZES, NotOurFolder, generate
+from . import EVENT_RETENTION_DAYS, SIZES, NotOurFolder, generate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="snapshot day (default: the size's last day minus increments)")
     p.add_argument("--increments", type=int, default=0, help="daily increments written after the snapshot day")
     p.add_argument("--bad-input", action="store_true", help="inject malformed rows (off by default)")
+    p.add_argument("--event-retention-days", type=int, default=None,
+                   help="days of Stripe events kept before the snapshot day, as a real account keeps ~30 "
+                        "(0 = the whole history; default: %d)" % EVENT_RETENTION_DAYS)
     args = p.parse_args(argv)
     from cs_kpis import config, settings
 
@@ -30,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     truth = args.ground_truth or settings.ground_truth_dir()
     try:
         m = generate(landing, truth, size=args.size, seed=args.seed, as_of=args.as_of, increments=args.increments,
-                     bad_input=args.bad_input)
+                     bad_input=args.bad_input, event_retention_days=args.event_retention_days)
     except NotOurFolder as exc:  # a user's folder: nothing was written
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ What a pipeline may observe is only what the vendors' payloads carry. The hidden
 leaves this module except through the ground-truth folder.
 """
 
+import copy
 import datetime as dt
 import heapq
 import random
@@ -98,6 +99,10 @@ class Sub:
     mrr_history: list[tuple[int, Fraction]] = field(default_factory=list)
     past_due_spells: list[list[int | None]] = field(default_factory=list)
     last_event_ts: int = 0
+    # proration lines of a change that was not invoiced at once (Stripe's pending invoice items): they
+    # go on the subscription's next invoice, as with proration_behavior=create_prorations
+    pending_lines: list[tuple] = field(default_factory=list)
+    credit_balance: int = 0  # minor units the customer is owed (Stripe's negative customer balance)
 
     @property
     def months(self) -> int:
@@ -578,7 +583,7 @@ class Company:
         if s.status == "past_due":
             return
         h = float(self.h[s.account.n]) if s.account.sf_id else 0.8
-        if self.rnd.random() < 0.01 + 0.08 * (1 - h) ** 2:
+        if self.rnd.random() < 0.01 + 0.08 * (1 - h) ** 2 and inv["amount_due"] > 0:
             self._fail_payment(s, inv, ts, h)
 
     def _fail_payment(self, s: Sub, inv: dict, ts: int, h: float) -> None:
@@ -748,12 +753,21 @@ class Company:
             if s.account.sf_id:
                 self.seats[s.account.n] = s.account.seats
         new_mrr = s.list_mrr()
+        if s.cpe <= ts or s.status not in ("active", "past_due"):
+            return
+        # as in Stripe, a change mid-period makes two proration lines for the rest of the period: a credit
+        # for the unused time on the old item and a charge for the remaining time on the new one
+        frac = Fraction(s.cpe - ts, max(s.cpe - s.cps, 1))
+        old_qty = it.quantity or 0
+        new_it = s.main_item
+        pair = [(it, -round(it.price.unit_amount * old_qty * frac), old_qty),
+                (new_it, round(new_it.price.unit_amount * (new_it.quantity or 0) * frac), new_it.quantity or 0)]
         if new_mrr > old_mrr and s.status == "active":
-            # charge the upgrade for the rest of the period straight away (proration_behavior=always_invoice)
-            frac = Fraction(max(s.cpe - ts, 0), max(s.cpe - s.cps, 1))
-            amount = round((new_mrr - old_mrr) * s.months * frac)
-            if amount > 0:
-                self._invoice(s, ts, "subscription_update", ts, s.cpe, proration_amount=amount)
+            # charge an upgrade straight away (proration_behavior=always_invoice)
+            self._invoice(s, ts, "subscription_update", ts, s.cpe, prorations=[(i, a, q, ts, s.cpe) for i, a, q in pair])
+        else:
+            # a downgrade is credited on the next invoice (proration_behavior=create_prorations)
+            s.pending_lines.extend((i, a, q, ts, s.cpe) for i, a, q in pair)
 
     def _review_crm(self, acct: Account, ts: int, h: float) -> None:
         noisy = h + self.rnd.gauss(0, 0.12)
@@ -776,12 +790,18 @@ class Company:
     # ---------------------------------------------------------------- invoices
 
     def _invoice(self, s: Sub, ts: int, reason: str, ps: int, pe: int, trial: bool = False,
-                 proration_amount: int | None = None) -> dict:
+                 prorations: list[tuple] | None = None) -> dict:
         n = self._count("inv")
         iid = self.ids.stripe("in", n, 24)
         lines = []
-        if proration_amount is not None:
-            lines.append(self._line(s, iid, s.main_item, proration_amount, ps, pe, True))
+        if reason in ("subscription_cycle", "subscription_update") and s.pending_lines:
+            # pending proration lines from an earlier change are billed with the subscription's next invoice
+            for it, amount, qty, lps, lpe in s.pending_lines:
+                lines.append(self._line(s, iid, it, amount, lps, lpe, True, qty=qty))
+            s.pending_lines = []
+        if prorations is not None:
+            for it, amount, qty, lps, lpe in prorations:
+                lines.append(self._line(s, iid, it, amount, lps, lpe, True, qty=qty))
         else:
             for it in s.items:
                 if it.price.metered:
@@ -795,21 +815,41 @@ class Company:
         subtotal = sum(li["amount"] for li in lines)
         discount = 0
         c = s.discount["coupon"] if s.discount else None
-        if c and proration_amount is None and (c["duration"] != "once" or reason == "subscription_create"):
-            recurring = sum(li["amount"] for li in lines if not li.get("_metered"))
+        # the discount applies to the period's licensed lines (not to prorations or metered usage)
+        base = [li for li in lines if not li.get("_metered") and not li["_proration"]]
+        recurring = sum(li["amount"] for li in base)
+        if c and prorations is None and (c["duration"] != "once" or reason == "subscription_create"):
             discount = round(recurring * c["percent_off"] / 100) if c["percent_off"] else min(recurring, c["amount_off"])
+        left = discount
+        for i, li in enumerate(base):
+            # Stripe reports each line's share of the discount in discount_amounts
+            share = left if i == len(base) - 1 else min(left, round(discount * li["amount"] / max(1, recurring)))
+            left -= share
+            if discount:
+                li["discount_amounts"] = [{"amount": share, "discount": s.discount["id"]}]
+                li["discounts"] = [s.discount["id"]]
         for li in lines:
             li.pop("_metered", None)
+            li.pop("_proration", None)
         total = subtotal - discount
-        paid = total == 0 or s.status != "past_due"
+        # as in Stripe, a negative total (a credit larger than the charges) is never collected: it goes
+        # to the customer's credit balance, which later invoices use up before charging
+        starting = -s.credit_balance
+        applied = min(s.credit_balance, max(total, 0))
+        s.credit_balance = s.credit_balance - applied + max(-total, 0)
+        due = max(total, 0) - applied
+        paid = due == 0 or s.status != "past_due"
         inv = {
             "id": iid, "object": "invoice", "account_country": "US", "account_name": "SimSaaS Inc.",
-            "amount_due": total, "amount_paid": total if paid else 0, "amount_remaining": 0 if paid else total,
+            "amount_due": due, "amount_paid": due if paid else 0, "amount_remaining": 0 if paid else due,
+            "starting_balance": starting,
             "attempt_count": 1, "attempted": True, "auto_advance": False, "billing_reason": reason,
             "collection_method": "charge_automatically", "created": ts, "currency": s.currency,
             "customer": s.customer_id, "customer_email": None, "customer_name": s.account.name,
-            "description": None, "discounts": [s.discount["id"]] if discount else [], "due_date": None,
-            "effective_at": ts, "ending_balance": 0,
+            "description": None, "due_date": None,
+            # discounts as listed with expand[]=data.discounts: the discount objects, with their coupon
+            "discounts": [copy.deepcopy(s.discount)] if discount else [],
+            "effective_at": ts, "ending_balance": -s.credit_balance,
             "lines": {"object": "list", "data": lines, "has_more": False, "total_count": len(lines),
                       "url": f"/v1/invoices/{iid}/lines"},
             "livemode": False, "metadata": {}, "number": f"{s.customer_id[4:12].upper()}-{n:04d}",
@@ -840,7 +880,7 @@ class Company:
             "pricing": {"type": "price_details", "price_details": {"price": it.price.id, "product": it.price.product},
                         "unit_amount_decimal": str(it.price.unit_amount)},
             "quantity": qty if qty is not None else it.quantity, "subtotal": amount, "taxes": [],
-            "_metered": it.price.metered,
+            "_metered": it.price.metered, "_proration": proration,
         }
 
     def _emit_invoice(self, inv: dict, ts: int, event_type: str | None) -> None:

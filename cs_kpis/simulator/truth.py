@@ -6,8 +6,9 @@ rules in docs/KPI_DEFINITIONS.md:
   on day d contributes nothing on d);
 - local MRR is exact (fractions of a cent kept), converted at the FX rate of the day the current MRR
   value took effect, then rounded half-up to the cent per subscription; an account's MRR is the sum;
-- a past-due spell longer than DELINQUENT_AFTER_DAYS (as known on the last extract day) makes the
-  subscription churned from the day it went past due;
+- a past-due spell longer than DELINQUENT_AFTER_DAYS (as known at the end of the last extract day)
+  makes the subscription churned from the day it went past due: a spell still open that began during
+  day P has lasted more than 30 days once last_day - P >= 30, one that ended on day E when E - P > 30;
 - the month end of the current, unfinished month is the last extract day.
 """
 
@@ -53,7 +54,11 @@ def subscription_steps(s: Sub, fx: dict, last_day: dt.date) -> list[tuple[dt.dat
         if start > last_day:
             continue
         end = day_of(end_ts) if end_ts is not None and day_of(end_ts) <= last_day else None
-        if ((end or last_day) - start).days > DELINQUENT_AFTER_DAYS:
+        # days it was past due at the end of a day: start .. end - 1, or start .. last_day while still
+        # open. An open spell that began during day P has lasted more than 30 days at the end of the
+        # last day as soon as last_day - P >= 30 (its 31st end of day).
+        days_past_due = ((end or last_day + dt.timedelta(days=1)) - start).days
+        if days_past_due > DELINQUENT_AFTER_DAYS:
             # delinquent: churned from the day it went past due (back only if it was paid after all)
             kept = [(d, v) for d, v in steps if d < start]
             steps = kept + [(start, Decimal("0.00"))]

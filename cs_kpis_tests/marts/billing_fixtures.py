@@ -35,14 +35,49 @@ def coupon(duration: str, percent_off: float | None = None, amount_off: int | No
         "amount_off": amount_off}}
 
 
+BILLING_TABLES = {
+    # the columns of the Stripe staging tables the invoice path of the marts reads
+    "stg_billing__subscriptions": (
+        "subscription_id varchar, customer_id varchar, status varchar, currency varchar, created_at timestamptz, "
+        "started_at timestamptz, trial_start_at timestamptz, trial_end_at timestamptz, ended_at timestamptz, "
+        "cancel_at_period_end boolean, cancel_at timestamptz, discount_coupon_id varchar, "
+        "discount_percent_off double, discount_amount_off_minor bigint, discount_start_at timestamptz, "
+        "discount_end_at timestamptz, extract_day date"),
+    "stg_billing__subscription_items": (
+        "subscription_item_id varchar, subscription_id varchar, price_id varchar, plan_tier varchar, "
+        "price_name varchar, unit_amount_minor bigint, quantity bigint, interval varchar, interval_count integer, "
+        "usage_type varchar"),
+    "stg_billing__invoices": (
+        "invoice_id varchar, customer_id varchar, subscription_id varchar, status varchar, billing_reason varchar, "
+        "attempt_count bigint, created_at timestamptz, finalized_at timestamptz, paid_at timestamptz, "
+        "voided_at timestamptz, marked_uncollectible_at timestamptz, currency varchar, subtotal_minor bigint, "
+        "total_minor bigint, amount_due_minor bigint, amount_paid_minor bigint, discount_id varchar, "
+        "discount_coupon_id varchar, discount_duration varchar, discount_percent_off double, "
+        "discount_amount_off_minor bigint, discount_start_at timestamptz, discount_end_at timestamptz"),
+    "stg_billing__invoice_lines": (
+        "line_id varchar, invoice_id varchar, subscription_id varchar, price_id varchar, is_proration boolean, "
+        "quantity bigint, period_start timestamptz, period_end timestamptz, currency varchar, "
+        "amount_minor bigint, discount_amount_minor bigint"),
+    "stg_billing__prices": (
+        "price_id varchar, plan_tier varchar, price_name varchar, unit_amount_minor bigint, interval varchar, "
+        "interval_count integer, usage_type varchar, price_type varchar"),
+    "stg_billing__coupons": "coupon_id varchar, duration varchar",
+}
+
+
 class Ledger:
-    """Collects subscription events, CRM accounts, customers and FX rates; writes them to DuckDB."""
+    """Collects subscription events, CRM accounts, customers and FX rates; writes them to DuckDB.
+
+    The Stripe objects a real account keeps for ever (subscriptions, their items, invoices with lines,
+    prices) go in ``tables``: table name -> list of row dicts, written to the staging tables above.
+    """
 
     def __init__(self):
         self.events: list[tuple] = []
         self.accounts: list[str] = []
         self.customers: dict[str, str | None] = {}
         self.rates: dict[tuple[str, str], float] = {}
+        self.tables: dict[str, list[dict]] = {name: [] for name in BILLING_TABLES}
         self.n = 0
 
     def account(self, account_id: str, customer_id: str | None = None) -> str:
@@ -82,9 +117,17 @@ class Ledger:
         for a in self.accounts:
             con.execute("insert into staging.stg_crm__accounts values (?, ?, null, 'u1', 'u2', 'SMB', null, null, "
                         "null, null, now(), false, now(), null, true)", [a, a])
+        for name, columns in BILLING_TABLES.items():
+            con.execute(f"create or replace table staging.{name} ({columns})")
+            for row in self.tables[name]:
+                cols = ", ".join(row)
+                marks = ", ".join("?" for _ in row)
+                con.execute(f"insert into staging.{name} ({cols}) values ({marks})", list(row.values()))
         con.execute("create or replace table staging.stg_billing__fx_rates "
                     "(rate_date date, currency varchar, rate decimal(18, 6))")
-        day = min(dt.datetime.fromtimestamp(e[2], dt.UTC).date() for e in self.events)
+        starts = [dt.datetime.fromtimestamp(e[2], dt.UTC).date() for e in self.events]
+        starts += [r["started_at"].date() for r in self.tables["stg_billing__subscriptions"]]
+        day = min(starts)
         while day <= dt.date.fromisoformat(as_of):
             for cur in ("USD", "EUR", "GBP"):
                 # the latest rate set on or before this day; 1.0 when none was set
@@ -94,7 +137,7 @@ class Ledger:
             day += dt.timedelta(days=1)
 
 
-MODEL_ORDER = ("accounts", "subscription_states", "subscription_periods", "mrr_daily_changes", "mrr_daily")
+MODEL_ORDER = ("accounts", "subscription_history_states", "subscription_states", "subscription_periods", "mrr_daily_changes", "mrr_daily")
 
 
 def build_marts(con: duckdb.DuckDBPyConnection, names=MODEL_ORDER) -> None:

@@ -30,6 +30,17 @@ CORRUPTIONS = {
         "update marts.subscription_periods set fx_rate = null where subscription_id = 'sub_eur'",
     "mrr_daily_changes_match_subscription_periods":
         "update marts.mrr_daily_changes set mrr = mrr + 1 where account_id = 'A_seats'",
+    # the invoices say the annual subscription was paid for 2 seats (200.00 a month), the ledger says 1 (100.00)
+    "revenue_history_matches_paid_invoices": """
+        insert into staging.stg_billing__prices (price_id, unit_amount_minor, interval, interval_count, usage_type,
+            price_type) values ('price_year', 120000, 'year', 1, 'licensed', 'recurring');
+        insert into staging.stg_billing__invoices (invoice_id, subscription_id, status, created_at) values
+            ('in_1', 'sub_annual', 'paid', timestamptz '2026-01-15 12:00:00+00'),
+            ('in_2', 'sub_annual', 'paid', timestamptz '2026-04-20 12:00:00+00');
+        insert into staging.stg_billing__invoice_lines (line_id, invoice_id, subscription_id, price_id, is_proration,
+            quantity, period_start, period_end, amount_minor) values ('il_1', 'in_1', 'sub_annual', 'price_year',
+            false, 2, timestamptz '2026-01-15 12:00:00+00', timestamptz '2027-01-15 12:00:00+00', 240000)
+    """,
     "accounts_hierarchy_resolved":
         "update marts.accounts set parent_account_id = '001MISSINGPARENT00' where account_id = 'A_once'",
 }

@@ -7,7 +7,7 @@ to 2026-04-30 (the as-of day), so April's month-end is read on the 30th.
 import duckdb
 import pytest
 
-from .billing_fixtures import Ledger, build_marts, coupon, item, month_end_mrr
+from .billing_fixtures import Ledger, build_marts, coupon, item, month_end_mrr, ts
 
 AS_OF = "2026-04-30"
 MONTHS = ("2026-01", "2026-02", "2026-03", "2026-04")
@@ -83,6 +83,27 @@ def scenarios() -> Ledger:
     c = L.account("A_once")
     L.state("sub_once", c, "2026-01-01", [item(10000)], discount=coupon("once", 50.0),
             event_type="customer.subscription.created")
+    # a repeating 25% discount on 80.00 that ends on Mar 10 with no event saying so (its `end`): 60.00,
+    # 60.00, then 80.00 from Mar 10
+    c = L.account("A_discount_end")
+    ends = {"id": "di_end", "end": ts("2026-03-10"),
+            "coupon": {"id": "REP25", "duration": "repeating", "percent_off": 25.0, "amount_off": None}}
+    L.state("sub_disc_end", c, "2026-01-01", [item(8000)], discount=ends, event_type="customer.subscription.created")
+    # the deletion is reported on Mar 2, but service ended on Feb 27 (its ended_at): 70.00, then 0 from
+    # Feb 27, so February's month-end is already 0
+    c = L.account("A_late_delete")
+    L.state("sub_late_delete", c, "2026-01-01", [item(7000)], event_type="customer.subscription.created")
+    L.state("sub_late_delete", c, "2026-03-02", [item(7000)], status="canceled", ended="2026-02-27",
+            event_type="customer.subscription.deleted")
+    # Stripe bills nothing while a subscription is unpaid (retries exhausted) or paused: 60.00 until
+    # Mar 5, then 0 (a churn in March); paused Feb 10 .. Apr 2: 40, 0, 0, 40 (a reactivation in April)
+    c = L.account("A_unpaid")
+    L.state("sub_unpaid", c, "2026-01-01", [item(6000)], event_type="customer.subscription.created")
+    L.state("sub_unpaid", c, "2026-03-05", [item(6000)], status="unpaid")
+    c = L.account("A_paused")
+    L.state("sub_paused", c, "2026-01-01", [item(4000)], event_type="customer.subscription.created")
+    L.state("sub_paused", c, "2026-02-10", [item(4000)], status="paused")
+    L.state("sub_paused", c, "2026-04-02", [item(4000)])
     # a billing customer with no CRM account: its periods exist, with no account
     L.customers["cus_selfserve"] = None
     L.state("sub_self", "cus_selfserve", "2026-01-01", [item(9900)], event_type="customer.subscription.created")
@@ -105,6 +126,10 @@ EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "A_metered": (20.00, 20.00, 20.00, 20.00),
     "A_amount_off": (150.00, 150.00, 150.00, 150.00),
     "A_once": (100.00, 100.00, 100.00, 100.00),
+    "A_discount_end": (60.00, 60.00, 80.00, 80.00),
+    "A_late_delete": (70.00, 0, 0, 0),
+    "A_unpaid": (60.00, 60.00, 0, 0),
+    "A_paused": (40.00, 0, 0, 40.00),
 }
 
 

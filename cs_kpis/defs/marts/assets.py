@@ -14,8 +14,9 @@ POSITIONS = 100
 """rows of marts.dim_position: the most items one subscription state may carry"""
 
 CALENDAR_DOCS = {
-    "dim_day": (("One row per calendar day from the first billing event to the data's as-of day (the newest "
-                "extract day loaded across every source system)."), {"day": "calendar day (UTC)"}),
+    "dim_day": (("One row per calendar day from the first subscription start (or billing event) to the "
+                "data's as-of day (the newest extract day loaded across every source system)."),
+                {"day": "calendar day (UTC)"}),
     "dim_month": (("One row per calendar month of marts.dim_day, with the day its month-end figures are read "
                   "on: the month's last day, or the as-of day for the current, unfinished month."),
                   {"month": "first day of the month", "month_end": "last day of the month",
@@ -29,6 +30,7 @@ CALENDAR_DOCS = {
     specs=[
         dg.AssetSpec(["marts", name], group_name="marts", kinds={"duckdb", "python"}, owners=["team:data-eng"],
                      description=doc, deps=[dg.AssetKey(["staging", "stg_billing__events"]),
+                                            dg.AssetKey(["staging", "stg_billing__subscriptions"]),
                                             *[dg.AssetKey(list(k)) for k in RAW_SYSTEM_ASSETS]]
                      if name != "dim_position" else [])
         for name, (doc, _) in CALENDAR_DOCS.items()
@@ -45,9 +47,16 @@ def calendar(duckdb: DuckDBResource):
 def build_calendar(con) -> dict[str, dict]:
     """(Re)build dim_day, dim_month and dim_position; return each table's UI metadata."""
     con.execute("set TimeZone = 'UTC'")
+    # the history starts with the first subscription (Stripe keeps only ~30 days of events, the
+    # subscriptions list keeps every start); the as-of day is the last extract day loaded
     first, as_of = con.execute(
-        "select min(cast(created_at as date)), max(coalesce(extract_day, cast(created_at as date))) "
-        "from staging.stg_billing__events"
+        "select min(first_day), max(last_day) from ("
+        " select min(cast(created_at as date)) as first_day,"
+        "        max(coalesce(extract_day, cast(created_at as date))) as last_day"
+        " from staging.stg_billing__events"
+        " union all"
+        " select min(cast(coalesce(started_at, created_at) as date)), max(extract_day)"
+        " from staging.stg_billing__subscriptions) as d"
     ).fetchall()[0]
     loaded = newest_extract_day(con)  # across systems: a quiet Stripe day does not hold the as-of day back
     if first and loaded and loaded > as_of:

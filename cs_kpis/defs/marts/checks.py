@@ -1,5 +1,7 @@
 """Checks on the marts. Blocking: a broken mart must not reach the KPIs or anyone's inbox."""
 
+import os
+
 import dagster as dg
 
 from cs_kpis.lib.checks import accepted_range_check, sql_check, unique_key_check
@@ -13,8 +15,191 @@ PERIODS_DO_NOT_OVERLAP = "subscription_periods_do_not_overlap"
 PERIODS_HAVE_FX_RATE = "subscription_periods_have_fx_rate"
 CHANGES_MATCH_PERIODS = "mrr_daily_changes_match_subscription_periods"
 HIERARCHY_RESOLVED = "accounts_hierarchy_resolved"
+HISTORY_MATCHES_INVOICES = "revenue_history_matches_paid_invoices"
+
+ENV_HISTORY_TOLERANCE = "CS_KPIS_REVENUE_HISTORY_TOLERANCE"
+DEFAULT_HISTORY_TOLERANCE = 0.01
+"""share of a subscription's invoiced monthly amount its MRR may differ by (at least 1 USD)"""
+
+HISTORY_SQL = """
+with subs as (
+    select subscription_id, ended_at from staging.stg_billing__subscriptions
+),
+last_invoice as (
+    select subscription_id, max(created_at) as last_invoiced_at
+    from staging.stg_billing__invoices
+    group by subscription_id
+),
+lines as (
+    -- licensed recurring lines of paid invoices (and the prorations of any finalized invoice: the change
+    -- happened whether or not it was paid), each worth price x quantity a month before discounts (a
+    -- proration's credit negative)
+    select
+        coalesce(l.subscription_id, i.subscription_id) as subscription_id,
+        cast(l.period_start as date) as period_start,
+        cast(l.period_end as date) as period_end,
+        l.is_proration,
+        l.amount_minor,
+        case when l.is_proration and l.amount_minor < 0 then -1 else 1 end
+            * cast(p.unit_amount_minor * coalesce(l.quantity, 1) as double) as amount_per_interval,
+        case p."interval"
+            when 'month' then cast(p.interval_count as double)
+            when 'year' then 12.0 * p.interval_count
+            when 'week' then 12.0 * p.interval_count / 52.0
+            when 'day' then 12.0 * p.interval_count / 365.0
+        end as months_per_period
+    from staging.stg_billing__invoice_lines as l
+    inner join staging.stg_billing__invoices as i on i.invoice_id = l.invoice_id
+    inner join staging.stg_billing__prices as p on p.price_id = l.price_id
+    where (i.status = 'paid' or (l.is_proration and i.status not in ('draft', 'void')))
+      and coalesce(p.usage_type, 'licensed') = 'licensed'
+      and coalesce(p.price_type, 'recurring') = 'recurring'
+),
+invoiced as (
+    -- what the paid invoices say each subscription is worth a month on each month's read day, for the
+    -- months they settle: before the subscription ended, and closed by a later invoice (a change credited
+    -- on the next invoice is not known before it)
+    select
+        l.subscription_id,
+        m.month,
+        m.read_day,
+        sum(l.amount_per_interval / l.months_per_period) as invoiced_minor,
+        max(case when l.is_proration then 0 else l.amount_minor end) as charged
+    from lines as l
+    inner join marts.dim_month as m
+        on m.read_day >= l.period_start and m.read_day < l.period_end
+    left join subs as s on s.subscription_id = l.subscription_id
+    inner join last_invoice as li on li.subscription_id = l.subscription_id
+    where (s.ended_at is null or cast(s.ended_at as date) > m.read_day)
+      and cast(li.last_invoiced_at as date) > m.read_day
+    group by l.subscription_id, m.month, m.read_day
+),
+compared as (
+    select
+        i.subscription_id,
+        i.month,
+        i.invoiced_minor,
+        coalesce(sum(p.mrr), 0) as mrr,
+        coalesce(sum(p.list_mrr), 0) as list_mrr,
+        max(p.fx_rate) as fx_rate,
+        max(p.currency) as currency,
+        max(case when p.is_delinquent then 1 else 0 end) as delinquent
+    from invoiced as i
+    left join marts.subscription_periods as p
+        on p.subscription_id = i.subscription_id
+        and p.start_date <= i.read_day
+        and (p.end_date is null or p.end_date > i.read_day)
+    where i.charged > 0
+    group by i.subscription_id, i.month, i.invoiced_minor
+),
+unknown_changes as (
+    -- a subscription the event ledger never mentions whose items today (subscriptions list) differ from
+    -- its last invoiced items: it changed at a time neither its invoices nor the events show
+    select
+        h.subscription_id,
+        cast(null as date) as month,
+        'items changed at a time no invoice or event shows' as problem,
+        cast(h.list_mrr_minor as decimal(18, 2)) as expected,
+        cast(c.list_mrr_minor as decimal(18, 2)) as found
+    from (
+        select subscription_id, list_mrr_minor,
+               row_number() over (partition by subscription_id order by changed_at desc) as rn
+        from marts.subscription_states
+        where source = 'invoices' and status <> 'canceled'
+    ) as h
+    inner join (
+        select
+            subscription_id,
+            sum(cast(unit_amount_minor * coalesce(quantity, 1) as double) / case "interval"
+                when 'month' then cast(interval_count as double)
+                when 'year' then 12.0 * interval_count
+                when 'week' then 12.0 * interval_count / 52.0
+                when 'day' then 12.0 * interval_count / 365.0
+            end) as list_mrr_minor
+        from staging.stg_billing__subscription_items
+        where coalesce(usage_type, 'licensed') = 'licensed'
+        group by subscription_id
+    ) as c on c.subscription_id = h.subscription_id
+    left join (
+        select distinct subscription_id from marts.subscription_states where source = 'events'
+    ) as e on e.subscription_id = h.subscription_id
+    where h.rn = 1 and e.subscription_id is null and abs(h.list_mrr_minor - c.list_mrr_minor) >= 0.5
+),
+unknown_before_ledger as (
+    -- a subscription whose first event in the ledger shows other main items before it (its previous
+    -- attributes, or its own object when the items did not change) than its invoices show last
+    select
+        f.subscription_id,
+        cast(null as date) as month,
+        'items changed before the event ledger at a time no invoice shows' as problem,
+        cast(h.seats as decimal(18, 2)) as expected,
+        cast(coalesce(f.prev_seats, f.seats) as decimal(18, 2)) as found
+    from (
+        select
+            s.subscription_id,
+            s.plan,
+            s.seats,
+            json_extract_string(e.previous_attributes, '$.items.data[0].price.metadata.plan_tier') as prev_plan,
+            cast(json_extract_string(e.previous_attributes, '$.items.data[0].quantity') as bigint) as prev_seats,
+            json_extract_string(e.previous_attributes, '$.items') is not null as items_changed,
+            row_number() over (partition by s.subscription_id order by s.changed_at) as rn
+        from marts.subscription_states as s
+        inner join staging.stg_billing__events as e on e.event_id = s.event_id
+        where s.source = 'events'
+    ) as f
+    inner join (
+        select subscription_id, plan, seats,
+               row_number() over (partition by subscription_id order by changed_at desc) as rn
+        from marts.subscription_states
+        where source = 'invoices' and status <> 'canceled'
+    ) as h on h.subscription_id = f.subscription_id and h.rn = 1
+    where f.rn = 1
+      and (case when f.items_changed then coalesce(f.prev_plan, '') <> coalesce(h.plan, '')
+                     or coalesce(f.prev_seats, -1) <> coalesce(h.seats, -1)
+                else coalesce(f.plan, '') <> coalesce(h.plan, '') or coalesce(f.seats, -1) <> coalesce(h.seats, -1) end)
+)
+select
+    subscription_id,
+    month,
+    case when mrr = 0 then 'no MRR in a month its paid invoice covers'
+         else 'MRR before discounts differs from the paid invoices' end as problem,
+    round(invoiced_minor / 100.0 * coalesce(fx_rate, 1), 2) as expected,
+    case when mrr = 0 then mrr else list_mrr end as found
+from compared
+where delinquent = 0 and (mrr = 0
+   or abs(list_mrr - invoiced_minor / 100.0 * fx_rate) > greatest({tolerance} * invoiced_minor / 100.0 * fx_rate, 1.0))
+union all
+select * from unknown_changes
+union all
+select * from unknown_before_ledger
+"""
+
+
+def history_check_sql(tolerance: float) -> str:
+    return HISTORY_SQL.format(tolerance=float(tolerance))
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        return float(raw) if raw not in (None, "") else default
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from exc
+
 
 marts_checks = [
+    sql_check(
+        PERIODS, HISTORY_MATCHES_INVOICES,
+        "revenue history agrees with what the customers paid: every subscription month a paid recurring invoice "
+        "settles has MRR, within "
+        f"{_env_float(ENV_HISTORY_TOLERANCE, DEFAULT_HISTORY_TOLERANCE):.0%} (at least 1 USD) of the invoiced amount "
+        f"normalised to a month ({ENV_HISTORY_TOLERANCE}), and no subscription's items changed at a time neither "
+        "its invoices nor the event ledger show. The rows name the subscriptions (see marts/README.md)",
+        history_check_sql(_env_float(ENV_HISTORY_TOLERANCE, DEFAULT_HISTORY_TOLERANCE)),
+        additional_deps=[STATES, dg.AssetKey(["marts", "dim_month"])] + [
+            dg.AssetKey(["staging", n]) for n in ("stg_billing__invoices", "stg_billing__invoice_lines",
+                                                   "stg_billing__prices", "stg_billing__subscriptions",
+                                                   "stg_billing__subscription_items")],
+    ),
     unique_key_check(STATES, "marts.subscription_states", ["subscription_id", "changed_at"]),
     unique_key_check(PERIODS, "marts.subscription_periods", ["subscription_id", "start_date"]),
     unique_key_check(CHANGES, "marts.mrr_daily_changes", ["account_id", "change_date"]),

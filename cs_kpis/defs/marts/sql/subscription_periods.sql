@@ -2,8 +2,8 @@
 -- constant, in the reporting currency (USD). Built from marts.subscription_states:
 -- - the state in force on a day is the last state reported that day (end-of-day state), so a
 --   subscription that ends on day d contributes nothing on d (end_date is exclusive);
--- - a past-due spell longer than 30 days (as known on the data's as-of day) is delinquent churn: MRR is
---   0 from the day it went past due, and the period is flagged delinquent; shorter spells keep contributing;
+-- - a past-due spell longer than 30 days (counted in ends of day, up to the end of the data's as-of
+--   day) is delinquent churn: MRR is 0 from the day it went past due, and the period is flagged delinquent; shorter spells keep contributing;
 -- - currency conversion uses the rate of the day the current local MRR took effect, so exchange-rate
 --   moves alone never create MRR movements; rounded half-up to the cent per subscription;
 -- - the state after a subscription ended is not a period.
@@ -72,8 +72,12 @@ spell_bounds as (
 effective as (
     select
         m.*,
+        -- days past due at the end of a day: spell_start .. spell_end - 1 for a closed spell, and
+        -- spell_start .. as-of day for an open one; delinquent when that is more than 30 (an open spell
+        -- that began on day P qualifies once as-of - P >= 30)
         coalesce(m.is_past_due and b.spell_start is not null
-            and date_diff('day', b.spell_start, coalesce(b.spell_end, a.data_as_of)) > 30, false) as is_delinquent
+            and (case when b.spell_end is null then date_diff('day', b.spell_start, a.data_as_of) + 1
+                      else date_diff('day', b.spell_start, b.spell_end) end) > 30, false) as is_delinquent
     from spell_marks as m
     cross join as_of as a
     left join spell_bounds as b

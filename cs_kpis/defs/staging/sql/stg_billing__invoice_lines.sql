@@ -19,6 +19,7 @@
 -- @column subtotal_minor: line subtotal before discounts in minor units
 -- @column amount: amount_minor in major units
 -- @column discount_amounts: discount amounts applied to the line, as JSON
+-- @column discount_amount_minor: the sum of the line's discount amounts, minor units (0 without discounts)
 -- @column extract_day: the landing extract day of the invoice version the line came with
 
 with source as (
@@ -44,6 +45,7 @@ renamed as (
         amount as amount_minor,
         subtotal as subtotal_minor,
         discount_amounts,
+        coalesce(list_sum(cast(json_extract(discount_amounts, '$[*].amount') as bigint[])), 0) as discount_amount_minor,
         _extract_day as extract_day
     from source
 )
@@ -67,5 +69,6 @@ select
     subtotal_minor,
     cast(cast(amount_minor as double) / minor_units_per_major as decimal(18, 2)) as amount,
     discount_amounts,
+    discount_amount_minor,
     extract_day
 from renamed

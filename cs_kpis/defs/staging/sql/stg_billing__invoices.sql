@@ -28,7 +28,14 @@
 -- @column total: total_minor in major units
 -- @column amount_due: amount_due_minor in major units
 -- @column amount_paid: amount_paid_minor in major units
--- @column discounts: applied discounts as JSON
+-- @column discounts: applied discounts as JSON (expanded discount objects: id, coupon{...}, start, end)
+-- @column discount_id: id of the first discount (di_), or null
+-- @column discount_coupon_id: coupon of the first discount, or null
+-- @column discount_duration: the first discount's coupon duration: once, repeating or forever
+-- @column discount_percent_off: percent_off of the first discount's coupon, or null
+-- @column discount_amount_off_minor: amount_off of the first discount's coupon in minor units, or null
+-- @column discount_start_at: when the first discount started applying, or null
+-- @column discount_end_at: when the first discount stops applying (null = forever or once)
 -- @column extract_day: the landing extract day of the loaded version
 
 with source as (
@@ -62,6 +69,13 @@ renamed as (
         amount_paid as amount_paid_minor,
         amount_remaining as amount_remaining_minor,
         discounts,
+        json_extract_string(discounts, '$[0].id') as discount_id,
+        json_extract_string(discounts, '$[0].coupon.id') as discount_coupon_id,
+        json_extract_string(discounts, '$[0].coupon.duration') as discount_duration,
+        cast(json_extract_string(discounts, '$[0].coupon.percent_off') as double) as discount_percent_off,
+        cast(json_extract_string(discounts, '$[0].coupon.amount_off') as bigint) as discount_amount_off_minor,
+        to_timestamp(cast(json_extract_string(discounts, '$[0].start') as bigint)) as discount_start_at,
+        to_timestamp(cast(json_extract_string(discounts, '$[0].end') as bigint)) as discount_end_at,
         _extract_day as extract_day
     from source
 )
@@ -95,5 +109,12 @@ select
     cast(cast(amount_due_minor as double) / minor_units_per_major as decimal(18, 2)) as amount_due,
     cast(cast(amount_paid_minor as double) / minor_units_per_major as decimal(18, 2)) as amount_paid,
     discounts,
+    discount_id,
+    discount_coupon_id,
+    discount_duration,
+    discount_percent_off,
+    discount_amount_off_minor,
+    discount_start_at,
+    discount_end_at,
     extract_day
 from renamed

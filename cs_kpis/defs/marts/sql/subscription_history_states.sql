@@ -1,0 +1,397 @@
+-- The subscription ledger before the event ledger begins, rebuilt from what Stripe keeps for ever: the
+-- invoices (every line has its service period, price and quantity, proration lines mark mid-period
+-- changes) and the subscriptions list (start, trial, end). Stripe keeps only ~30 days of events, so on
+-- a real account nearly all history comes from here; marts.subscription_states takes these states for
+-- the times before the first loaded event and the event states from then on (rules: marts/README.md).
+-- One row per change point: subscription start, each licensed line's period start (a cycle's items, or
+-- a proration), trial end, discount end, past-due spell start and end, and the end of the subscription;
+-- plus, for a subscription the event ledger never mentions, its current state from the subscriptions
+-- list, in force from the start of the ledger.
+-- @grain subscription_id, changed_at
+-- @column source: invoices (history from invoice lines) or subscriptions (the current state from the list)
+-- @column subscription_id: Stripe subscription id (sub_...)
+-- @column customer_id: Stripe customer id (cus_...)
+-- @column changed_at: when the state began (UTC)
+-- @column status: trialing, active, past_due or canceled, as the invoices and the subscription show it
+-- @column currency: ISO currency of the subscription, upper case
+-- @column billing_interval: month, year, week or day (of the licensed items)
+-- @column interval_count: number of intervals per billing period
+-- @column plan: the plan tier of the main licensed line (price metadata plan_tier, else the price nickname)
+-- @column seats: quantity of the main licensed line
+-- @column list_mrr_minor: undiscounted MRR in minor units: each licensed line's price x quantity per month
+-- @column months_per_period: months in one billing period (month n, year 12n, week 12n/52, day 12n/365)
+-- @column coupon_id: the discount in force (from the invoices' expanded discounts), if any
+-- @column coupon_duration: once, repeating or forever
+-- @column percent_off: the coupon's percent_off, or null
+-- @column amount_off: the coupon's amount_off in minor units, or null
+-- @column cancel_at_period_end: always false here (the invoices do not show a scheduled cancellation)
+-- @column cancel_at: always null here
+-- @column ended_at: when service ended, once it has
+with ledger as (
+    -- the event ledger covers the time from its first loaded event on
+    select min(created_at) as ledger_start from staging.stg_billing__events
+),
+
+list_as_of as (
+    -- the subscriptions list is as of the end of its last extract day
+    select cast(max(extract_day) as timestamp) + interval '1' day - interval '1' second as listed_at
+    from staging.stg_billing__subscriptions
+),
+
+subs as (
+    select
+        s.subscription_id,
+        s.customer_id,
+        s.currency,
+        coalesce(s.started_at, s.created_at) as started_at,
+        s.trial_start_at,
+        s.trial_end_at,
+        s.ended_at,
+        s.status,
+        s.discount_coupon_id,
+        s.discount_percent_off,
+        s.discount_amount_off_minor,
+        s.discount_start_at,
+        s.discount_end_at
+    from staging.stg_billing__subscriptions as s
+),
+
+invoices as (
+    select i.*
+    from staging.stg_billing__invoices as i
+    where i.status <> 'draft' and i.subscription_id is not null
+),
+
+lines as (
+    -- licensed recurring lines of the subscription's invoices, each worth price x quantity per month
+    select
+        coalesce(l.subscription_id, i.subscription_id) as subscription_id,
+        l.line_id,
+        l.period_start,
+        l.is_proration,
+        l.amount_minor,
+        l.quantity,
+        coalesce(p.plan_tier, p.price_name) as plan,
+        p."interval" as billing_interval,
+        p.interval_count,
+        case p."interval"
+            when 'month' then cast(p.interval_count as double)
+            when 'year' then 12.0 * p.interval_count
+            when 'week' then 12.0 * p.interval_count / 52.0
+            when 'day' then 12.0 * p.interval_count / 365.0
+        end as months_per_period,
+        cast(p.unit_amount_minor * coalesce(l.quantity, 1) as double) as amount_per_interval
+    from staging.stg_billing__invoice_lines as l
+    inner join invoices as i on i.invoice_id = l.invoice_id
+    inner join staging.stg_billing__prices as p on p.price_id = l.price_id
+    cross join ledger as lg
+    where i.status <> 'void'
+      -- only the time before the ledger is rebuilt: with the full event history, nothing is
+      and (lg.ledger_start is null or l.period_start < lg.ledger_start)
+      and coalesce(p.usage_type, 'licensed') = 'licensed'
+      and coalesce(p.price_type, 'recurring') = 'recurring'
+),
+
+snapshots as (
+    -- a period's regular (not proration) lines are the subscription's licensed items from period_start
+    select
+        subscription_id,
+        period_start as point_at,
+        sum(amount_per_interval / months_per_period) as snapshot_mrr,
+        max(billing_interval) as billing_interval,
+        max(interval_count) as interval_count,
+        max(months_per_period) as months_per_period
+    from lines
+    where not is_proration
+    group by subscription_id, period_start
+),
+
+main_lines as (
+    -- the main licensed line of each period and of each proration: the largest charge
+    select subscription_id, period_start as point_at, plan, quantity as seats
+    from (
+        select
+            l.*,
+            row_number() over (
+                partition by subscription_id, period_start
+                order by case when amount_minor < 0 then 1 else 0 end, amount_per_interval desc, line_id
+            ) as rn
+        from lines as l
+        where not (is_proration and amount_minor < 0)
+    ) as ranked
+    where rn = 1
+),
+
+prorations as (
+    -- a proration line changes the items from its period start: a credit (negative amount) removes
+    -- the old item's MRR, a charge adds the new one's
+    select
+        subscription_id,
+        period_start as point_at,
+        sum(case when amount_minor < 0 then -1 else 1 end * amount_per_interval / months_per_period) as delta_mrr
+    from lines
+    where is_proration
+    group by subscription_id, period_start
+),
+
+failed as (
+    -- a past-due spell begins when an invoice is not paid at its first attempt (still open, marked
+    -- uncollectible, or paid only after a retry) and lasts until an invoice of the subscription is paid,
+    -- this one is voided or marked uncollectible, or the subscription ends
+    select
+        i.subscription_id,
+        i.invoice_id,
+        coalesce(i.finalized_at, i.created_at) as spell_start,
+        i.voided_at,
+        i.marked_uncollectible_at
+    from invoices as i
+    where i.amount_due_minor > 0
+      and (i.attempt_count > 1 or i.status in ('open', 'uncollectible')
+           or (i.status = 'void' and i.paid_at is null))
+),
+
+spells as (
+    select
+        f.subscription_id,
+        f.spell_start,
+        -- least() skips nulls; null when the spell is still open
+        least(min(p.paid_at), max(f.voided_at), max(f.marked_uncollectible_at), max(s.ended_at)) as spell_end
+    from failed as f
+    inner join subs as s on s.subscription_id = f.subscription_id
+    left join invoices as p
+        on p.subscription_id = f.subscription_id and p.paid_at > f.spell_start
+    group by f.subscription_id, f.invoice_id, f.spell_start
+),
+
+discounts as (
+    -- every discount seen on the subscription's invoices (expanded: coupon, start, end)
+    select
+        subscription_id,
+        discount_id,
+        max(discount_coupon_id) as coupon_id,
+        max(discount_duration) as coupon_duration,
+        max(discount_percent_off) as percent_off,
+        max(discount_amount_off_minor) as amount_off,
+        max(discount_start_at) as discount_start,
+        max(discount_end_at) as discount_end
+    from invoices
+    where discount_id is not null
+    group by subscription_id, discount_id
+),
+
+points as (
+    select subscription_id, started_at as point_at, 0 as kind from subs
+    union all select subscription_id, point_at, 1 from snapshots
+    union all select subscription_id, point_at, 2 from prorations
+    union all select subscription_id, trial_end_at, 3 from subs where trial_end_at is not null
+    union all select subscription_id, ended_at, 3 from subs where ended_at is not null
+    union all select subscription_id, discount_end, 3 from discounts where discount_end is not null
+    union all select subscription_id, spell_start, 3 from spells
+    union all select subscription_id, spell_end, 3 from spells where spell_end is not null
+),
+
+timeline as (
+    -- every point before the ledger, in time order, with the running sum of proration changes
+    select
+        p.subscription_id,
+        p.point_at,
+        p.kind,
+        row_number() over (partition by p.subscription_id order by p.point_at, p.kind) as seq,
+        coalesce(r.delta_mrr, 0) as delta_mrr
+    from (
+        select pt.subscription_id, pt.point_at, min(pt.kind) as kind
+        from points as pt
+        cross join ledger as lg
+        where lg.ledger_start is null or pt.point_at < lg.ledger_start
+        group by pt.subscription_id, pt.point_at
+    ) as p
+    left join prorations as r on r.subscription_id = p.subscription_id and r.point_at = p.point_at
+),
+
+carried as (
+    select
+        t.*,
+        sum(t.delta_mrr) over w as running_delta,
+        max(case when s.point_at is not null then t.seq end) over w as snapshot_seq,
+        max(case when m.point_at is not null then t.seq end) over w as main_seq
+    from timeline as t
+    left join snapshots as s on s.subscription_id = t.subscription_id and s.point_at = t.point_at
+    left join main_lines as m on m.subscription_id = t.subscription_id and m.point_at = t.point_at
+    window w as (partition by t.subscription_id order by t.seq rows between unbounded preceding and current row)
+),
+
+states as (
+    select
+        c.subscription_id,
+        c.point_at,
+        -- the snapshot plus the prorations after it; a proration at the very moment of a cycle is a change
+        -- made after the cycle began, so it counts (the running sum before the snapshot row is taken off)
+        s.snapshot_mrr + c.running_delta - (sc.running_delta - sc.delta_mrr) as list_mrr_minor,
+        s.billing_interval,
+        s.interval_count,
+        s.months_per_period,
+        m.plan,
+        m.seats
+    from carried as c
+    left join carried as sc on sc.subscription_id = c.subscription_id and sc.seq = c.snapshot_seq
+    left join snapshots as s on s.subscription_id = sc.subscription_id and s.point_at = sc.point_at
+    left join carried as mc on mc.subscription_id = c.subscription_id and mc.seq = c.main_seq
+    left join main_lines as m on m.subscription_id = mc.subscription_id and m.point_at = mc.point_at
+),
+
+in_window as (
+    select
+        st.*,
+        su.customer_id,
+        su.currency,
+        su.ended_at as sub_ended_at,
+        su.ended_at is not null and st.point_at >= su.ended_at as is_ended,
+        su.trial_start_at is not null and st.point_at >= su.trial_start_at and st.point_at < su.trial_end_at as is_trial
+    from states as st
+    inner join subs as su on su.subscription_id = st.subscription_id
+    cross join ledger as lg
+    where st.point_at >= su.started_at
+      and (su.ended_at is null or st.point_at <= su.ended_at)
+      and (lg.ledger_start is null or st.point_at < lg.ledger_start)
+),
+
+past_due as (
+    select w.subscription_id, w.point_at
+    from in_window as w
+    inner join spells as sp
+        on sp.subscription_id = w.subscription_id
+        and sp.spell_start <= w.point_at
+        and (sp.spell_end is null or sp.spell_end > w.point_at)
+    group by w.subscription_id, w.point_at
+),
+
+flagged as (
+    select w.*, pd.point_at is not null as is_past_due
+    from in_window as w
+    left join past_due as pd on pd.subscription_id = w.subscription_id and pd.point_at = w.point_at
+),
+
+with_discount as (
+    select
+        f.*,
+        d.coupon_id,
+        d.coupon_duration,
+        d.percent_off,
+        d.amount_off,
+        row_number() over (partition by f.subscription_id, f.point_at order by d.discount_start, d.discount_id) as drn
+    from flagged as f
+    left join discounts as d
+        on d.subscription_id = f.subscription_id
+        and d.discount_start <= f.point_at
+        and (d.discount_end is null or d.discount_end > f.point_at)
+),
+
+history as (
+    select
+        'invoices' as source,
+        subscription_id,
+        customer_id,
+        point_at as changed_at,
+        case
+            when is_ended then 'canceled'
+            when is_trial then 'trialing'
+            when is_past_due then 'past_due'
+            else 'active'
+        end as status,
+        upper(currency) as currency,
+        billing_interval,
+        interval_count,
+        plan,
+        seats,
+        list_mrr_minor,
+        months_per_period,
+        coupon_id,
+        coupon_duration,
+        percent_off,
+        amount_off,
+        false as cancel_at_period_end,
+        cast(null as timestamp with time zone) as cancel_at,
+        case when is_ended then sub_ended_at end as ended_at
+    from with_discount
+    where drn = 1
+),
+
+listed_items as (
+    -- the subscription's items as the subscriptions list shows them now
+    select
+        i.subscription_id,
+        sum(cast(i.unit_amount_minor * coalesce(i.quantity, 1) as double) / case i."interval"
+            when 'month' then cast(i.interval_count as double)
+            when 'year' then 12.0 * i.interval_count
+            when 'week' then 12.0 * i.interval_count / 52.0
+            when 'day' then 12.0 * i.interval_count / 365.0
+        end) as list_mrr_minor,
+        max(i."interval") as billing_interval,
+        max(i.interval_count) as interval_count,
+        max(case i."interval"
+            when 'month' then cast(i.interval_count as double)
+            when 'year' then 12.0 * i.interval_count
+            when 'week' then 12.0 * i.interval_count / 52.0
+            when 'day' then 12.0 * i.interval_count / 365.0
+        end) as months_per_period,
+        max(case when i.rn = 1 then coalesce(i.plan_tier, i.price_name) end) as plan,
+        max(case when i.rn = 1 then i.quantity end) as seats
+    from (
+        select
+            si.*,
+            row_number() over (
+                partition by si.subscription_id
+                order by si.unit_amount_minor * coalesce(si.quantity, 1) desc, si.subscription_item_id
+            ) as rn
+        from staging.stg_billing__subscription_items as si
+        where coalesce(si.usage_type, 'licensed') = 'licensed'
+    ) as i
+    group by i.subscription_id
+),
+
+with_events as (
+    select distinct object_id as subscription_id
+    from staging.stg_billing__events
+    where object_type = 'subscription'
+),
+
+listed as (
+    -- the current state, from the subscriptions list, for a subscription the event ledger never mentions:
+    -- in force from the start of the ledger (or, with no events at all, at the end of the list's day)
+    select
+        'subscriptions' as source,
+        su.subscription_id,
+        su.customer_id,
+        coalesce(lg.ledger_start, la.listed_at) as changed_at,
+        su.status,
+        upper(su.currency) as currency,
+        li.billing_interval,
+        li.interval_count,
+        li.plan,
+        li.seats,
+        li.list_mrr_minor,
+        li.months_per_period,
+        su.discount_coupon_id as coupon_id,
+        c.duration as coupon_duration,
+        su.discount_percent_off as percent_off,
+        su.discount_amount_off_minor as amount_off,
+        false as cancel_at_period_end,
+        cast(null as timestamp with time zone) as cancel_at,
+        cast(null as timestamp with time zone) as ended_at
+    from subs as su
+    cross join ledger as lg
+    cross join list_as_of as la
+    inner join listed_items as li on li.subscription_id = su.subscription_id
+    left join staging.stg_billing__coupons as c on c.coupon_id = su.discount_coupon_id
+    left join with_events as we on we.subscription_id = su.subscription_id
+    where we.subscription_id is null
+      and su.started_at < coalesce(lg.ledger_start, la.listed_at)
+      and (su.ended_at is null or su.ended_at > coalesce(lg.ledger_start, la.listed_at))
+      and (su.discount_end_at is null or su.discount_end_at > coalesce(lg.ledger_start, la.listed_at))
+)
+
+select * from history
+union all
+select l.* from listed as l
+left join history as h on h.subscription_id = l.subscription_id and h.changed_at = l.changed_at
+where h.subscription_id is null

@@ -1,0 +1,241 @@
+"""Revenue history from what Stripe keeps: invoices and the subscriptions list, with events for recent days.
+
+The event ledger of this company begins on 2026-04-10 (Stripe keeps ~30 days of events); everything
+before comes from invoice lines and the subscriptions list. Every expected number is worked out by hand
+beside its scenario. The data runs to 2026-04-30 (the as-of day).
+"""
+
+import datetime as dt
+
+import duckdb
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from cs_kpis.defs.marts.checks import HISTORY_MATCHES_INVOICES, marts_checks
+
+from .billing_fixtures import Ledger, build_marts, item, month_end_mrr
+
+AS_OF = "2026-04-30"
+MONTHS = ("2026-01", "2026-02", "2026-03", "2026-04")
+
+
+def at(day: str, hour: int = 12) -> dt.datetime:
+    d = dt.date.fromisoformat(day)
+    return dt.datetime(d.year, d.month, d.day, hour, tzinfo=dt.UTC)
+
+
+class Billing:
+    """Writes Stripe subscriptions, prices and invoices (with lines) into a Ledger's staging tables."""
+
+    def __init__(self, ledger: Ledger):
+        self.L = ledger
+        self.n = 0
+
+    def price(self, pid: str, unit: int, interval: str = "month", count: int = 1, tier: str = "growth") -> str:
+        self.L.tables["stg_billing__prices"].append({
+            "price_id": pid, "plan_tier": tier, "price_name": tier, "unit_amount_minor": unit, "interval": interval,
+            "interval_count": count, "usage_type": "licensed", "price_type": "recurring"})
+        return pid
+
+    def sub(self, account: str, sid: str, started: str, items: list[tuple[str, int]], ended: str | None = None,
+            trial_end: str | None = None, status: str = "active") -> str:
+        cus = self.L.account(account)
+        self.L.tables["stg_billing__subscriptions"].append({
+            "subscription_id": sid, "customer_id": cus, "status": status, "currency": "USD",
+            "created_at": at(started), "started_at": at(started), "trial_start_at": at(started) if trial_end else None,
+            "trial_end_at": at(trial_end) if trial_end else None, "ended_at": at(ended) if ended else None,
+            "cancel_at_period_end": False, "extract_day": dt.date.fromisoformat(AS_OF)})
+        prices = {p["price_id"]: p for p in self.L.tables["stg_billing__prices"]}
+        for i, (pid, qty) in enumerate(items):
+            p = prices[pid]
+            self.L.tables["stg_billing__subscription_items"].append({
+                "subscription_item_id": f"si_{sid}_{i}", "subscription_id": sid, "price_id": pid,
+                "plan_tier": p["plan_tier"], "price_name": p["price_name"], "unit_amount_minor": p["unit_amount_minor"],
+                "quantity": qty, "interval": p["interval"], "interval_count": p["interval_count"],
+                "usage_type": "licensed"})
+        return sid
+
+    def invoice(self, sid: str, created: str, lines: list[tuple], status: str = "paid", paid: str | None = None,
+                attempts: int = 1, uncollectible: str | None = None, discount: dict | None = None) -> None:
+        """lines: (price_id, quantity, period_start, period_end, amount_minor, is_proration)"""
+        self.n += 1
+        iid = f"in_{self.n:04d}"
+        total = sum(line[4] for line in lines)
+        row = {"invoice_id": iid, "subscription_id": sid, "status": status, "attempt_count": attempts,
+               "created_at": at(created), "finalized_at": at(created),
+               "paid_at": at(paid or created) if status == "paid" else None,
+               "marked_uncollectible_at": at(uncollectible) if uncollectible else None,
+               "amount_due_minor": max(total, 0), "currency": "USD"}
+        if discount:
+            row |= {"discount_id": discount["id"], "discount_coupon_id": discount["coupon"], "discount_duration":
+                    discount["duration"], "discount_percent_off": discount.get("percent_off"),
+                    "discount_amount_off_minor": discount.get("amount_off"), "discount_start_at": at(discount["start"]),
+                    "discount_end_at": at(discount["end"]) if discount.get("end") else None}
+        self.L.tables["stg_billing__invoices"].append(row)
+        for j, (pid, qty, ps, pe, amount, proration) in enumerate(lines):
+            self.L.tables["stg_billing__invoice_lines"].append({
+                "line_id": f"il_{self.n:04d}_{j}", "invoice_id": iid, "subscription_id": sid, "price_id": pid,
+                "is_proration": proration, "quantity": qty, "period_start": at(ps), "period_end": at(pe),
+                "currency": "USD", "amount_minor": amount, "discount_amount_minor": 0})
+
+    def monthly(self, sid: str, pid: str, qty: int, unit: int, firsts: list[str], **kw) -> None:
+        """one paid cycle invoice per period start in ``firsts`` (each period ends at the next month's same day)"""
+        for d in firsts:
+            day = dt.date.fromisoformat(d)
+            end = dt.date(day.year + (day.month == 12), day.month % 12 + 1, day.day).isoformat()
+            self.invoice(sid, d, [(pid, qty, d, end, unit * qty, False)], **kw)
+
+
+def scenarios() -> Ledger:
+    L = Ledger()
+    B = Billing(L)
+    # the event ledger begins on Apr 10 with a new 30.00 subscription
+    c = L.account("A_evt")
+    L.state("sub_evt", c, "2026-04-10", [item(3000)], event_type="customer.subscription.created")
+    # annual plan paid Dec 10 for a year: 1,200.00 / 12 = 100.00 every month
+    B.price("p_year", 120000, "year")
+    B.sub("A_inv_annual", "sub_annual", "2025-12-10", [("p_year", 1)])
+    B.invoice("sub_annual", "2025-12-10", [("p_year", 1, "2025-12-10", "2026-12-10", 120000, False)])
+    # trial Jan 20 .. Feb 3 (a 0.00 invoice), then 2 x 50.00 a month: 0, 100, 100, 100
+    B.price("p_50", 5000)
+    B.sub("A_inv_trial", "sub_trial", "2026-01-20", [("p_50", 2)], trial_end="2026-02-03")
+    B.invoice("sub_trial", "2026-01-20", [("p_50", 2, "2026-01-20", "2026-02-03", 0, False)])
+    B.monthly("sub_trial", "p_50", 2, 5000, ["2026-02-03", "2026-03-03", "2026-04-03"])
+    # 10 seats x 25.00 from Jan 1; down to 6 seats on Feb 14, credited on the Mar 1 invoice (a pending
+    # proration: credit for 10 seats, charge for 6, both from Feb 14): 250, 150, 150, 150
+    B.price("p_25", 2500)
+    B.sub("A_inv_down", "sub_down", "2026-01-01", [("p_25", 6)])
+    B.monthly("sub_down", "p_25", 10, 2500, ["2026-01-01", "2026-02-01"])
+    B.invoice("sub_down", "2026-03-01", [("p_25", 10, "2026-02-14", "2026-03-01", -1250, True),
+                                         ("p_25", 6, "2026-02-14", "2026-03-01", 750, True),
+                                         ("p_25", 6, "2026-03-01", "2026-04-01", 15000, False)])
+    B.monthly("sub_down", "p_25", 6, 2500, ["2026-04-01"])
+    # 5 seats x 20.00 from Jan 1, up to 8 seats on Mar 20, invoiced at once: 100, 100, 160, 160
+    B.price("p_20", 2000)
+    B.sub("A_inv_up", "sub_up", "2026-01-01", [("p_20", 8)])
+    B.monthly("sub_up", "p_20", 5, 2000, ["2026-01-01", "2026-02-01", "2026-03-01"])
+    B.invoice("sub_up", "2026-03-20", [("p_20", 5, "2026-03-20", "2026-04-01", -387, True),
+                                       ("p_20", 8, "2026-03-20", "2026-04-01", 619, True)])
+    B.monthly("sub_up", "p_20", 8, 2000, ["2026-04-01"])
+    # the Feb 1 invoice is never paid; marked uncollectible and the subscription ended on Mar 10: past due
+    # 37 days > 30, churned from Feb 1: 100, 0, 0, 0
+    B.price("p_100", 10000)
+    B.sub("A_inv_delinquent", "sub_del", "2026-01-01", [("p_100", 1)], ended="2026-03-10", status="canceled")
+    B.monthly("sub_del", "p_100", 1, 10000, ["2026-01-01"])
+    B.invoice("sub_del", "2026-02-01", [("p_100", 1, "2026-02-01", "2026-03-01", 10000, False)],
+              status="uncollectible", uncollectible="2026-03-10")
+    # the Feb 1 invoice is paid on the second attempt, Feb 9: 8 days past due, 50.00 throughout
+    B.price("p_5000", 5000, tier="starter")
+    B.sub("A_inv_late", "sub_late", "2026-01-01", [("p_5000", 1)])
+    B.monthly("sub_late", "p_5000", 1, 5000, ["2026-01-01", "2026-03-01", "2026-04-01"])
+    B.monthly("sub_late", "p_5000", 1, 5000, ["2026-02-01"], paid="2026-02-09", attempts=2)
+    # a 20% repeating discount Jan 5 .. Apr 5 on 100.00: 80, 80, 80, then 100
+    disc = {"id": "di_rep", "coupon": "REP20", "duration": "repeating", "percent_off": 20.0,
+            "start": "2026-01-05", "end": "2026-04-05"}
+    B.sub("A_inv_discount", "sub_disc", "2026-01-05", [("p_100", 1)])
+    B.monthly("sub_disc", "p_100", 1, 10000, ["2026-01-05", "2026-02-05", "2026-03-05"], discount=disc)
+    B.monthly("sub_disc", "p_100", 1, 10000, ["2026-04-05"])
+    # a once coupon never reduces MRR: 100.00 throughout
+    once = {"id": "di_once", "coupon": "ONCE50", "duration": "once", "percent_off": 50.0, "start": "2026-01-01"}
+    B.sub("A_inv_once", "sub_once", "2026-01-01", [("p_100", 1)])
+    B.monthly("sub_once", "p_100", 1, 10000, ["2026-01-01"], discount=once)
+    B.monthly("sub_once", "p_100", 1, 10000, ["2026-02-01", "2026-03-01", "2026-04-01"])
+    # cancelled: service ended Mar 3 (the subscriptions list's ended_at): 49, 49, 0, 0
+    B.price("p_49", 4900, tier="starter")
+    B.sub("A_inv_cancel", "sub_cancel", "2026-01-03", [("p_49", 1)], ended="2026-03-03", status="canceled")
+    B.monthly("sub_cancel", "p_49", 1, 4900, ["2026-01-03", "2026-02-03"])
+    # annual, 10 seats x 120.00 a year = 100.00 a month; today the list shows 5 seats, but no invoice or
+    # event says when they went: the change counts from the start of the ledger (Apr 10), so April is
+    # 50.00 and the months before keep 100.00 -- and the blocking check names the subscription
+    B.price("p_seat_year", 12000, "year")
+    B.sub("A_inv_unknown", "sub_unknown", "2025-11-15", [("p_seat_year", 5)])
+    B.invoice("sub_unknown", "2025-11-15", [("p_seat_year", 10, "2025-11-15", "2026-11-15", 120000, False)])
+    return L
+
+
+EXPECTED = {  # month-end MRR, USD: January, February, March, April
+    "A_evt": (0, 0, 0, 30.00),
+    "A_inv_annual": (100.00, 100.00, 100.00, 100.00),
+    "A_inv_trial": (0, 100.00, 100.00, 100.00),
+    "A_inv_down": (250.00, 150.00, 150.00, 150.00),
+    "A_inv_up": (100.00, 100.00, 160.00, 160.00),
+    "A_inv_delinquent": (100.00, 0, 0, 0),
+    "A_inv_late": (50.00, 50.00, 50.00, 50.00),
+    "A_inv_discount": (80.00, 80.00, 80.00, 100.00),
+    "A_inv_once": (100.00, 100.00, 100.00, 100.00),
+    "A_inv_cancel": (49.00, 49.00, 0, 0),
+    "A_inv_unknown": (100.00, 100.00, 100.00, 50.00),
+}
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("history") / "wh.duckdb")
+    con = duckdb.connect(path)
+    scenarios().write(con, AS_OF)
+    build_marts(con)
+    con.close()
+    return path
+
+
+@pytest.mark.parametrize("account", sorted(EXPECTED))
+def test_month_end_mrr_from_invoices_matches_the_hand_computation(warehouse, account):
+    with duckdb.connect(warehouse, read_only=True) as con:
+        got = month_end_mrr(con)
+    assert tuple(got.get((account, m), 0.0) for m in MONTHS) == EXPECTED[account]
+
+
+def test_states_say_where_they_came_from(warehouse):
+    with duckdb.connect(warehouse, read_only=True) as con:
+        con.execute("set TimeZone = 'UTC'")
+        rows = dict(con.execute("select source, count(*) from marts.subscription_states group by source").fetchall())
+        first_event = con.execute("select min(changed_at) from marts.subscription_states where source = 'events'"
+                                  ).fetchall()[0][0]
+        late_history = con.execute("select count(*) from marts.subscription_states "
+                                   "where source = 'invoices' and changed_at >= ?", [first_event]).fetchall()[0][0]
+    assert rows["events"] == 1 and rows["invoices"] > 20 and rows["subscriptions"] >= 1
+    assert late_history == 0  # from the first loaded event on, the ledger wins
+
+
+def test_blocking_check_names_the_subscription_whose_change_cannot_be_dated(warehouse):
+    check = next(c for c in marts_checks if next(iter(c.check_keys)).name == HISTORY_MATCHES_INVOICES)
+    result = check(duckdb=DuckDBResource(database=warehouse))
+    assert not result.passed
+    assert result.metadata["violations"].value == 1
+    assert "sub_unknown" in result.metadata["sample"].value
+
+
+def test_check_fails_when_history_is_missing(warehouse, tmp_path):
+    """Events-only history (no invoice-derived states): every month the invoices cover is named."""
+    import shutil
+
+    copy = str(tmp_path / "events_only.duckdb")
+    shutil.copy(warehouse, copy)
+    with duckdb.connect(copy) as con:
+        con.execute("delete from marts.subscription_states where source <> 'events'")
+        build_marts(con, ("subscription_periods",))
+    check = next(c for c in marts_checks if next(iter(c.check_keys)).name == HISTORY_MATCHES_INVOICES)
+    result = check(duckdb=DuckDBResource(database=copy))
+    assert not result.passed
+    assert result.metadata["violations"].value > 10
+    assert "no MRR in a month its paid invoice covers" in result.metadata["sample"].value
+
+
+def _boundary(as_of: str, past_due_from: str) -> tuple[float, float]:
+    L = Ledger()
+    c = L.account("A_open_spell")
+    L.state("sub_open", c, "2026-01-01", [item(5000)], event_type="customer.subscription.created")
+    L.state("sub_open", c, past_due_from, [item(5000)], status="past_due")
+    con = duckdb.connect()
+    L.write(con, as_of)
+    build_marts(con)
+    got = month_end_mrr(con)
+    return got[("A_open_spell", "2026-03")], got[("A_open_spell", as_of[:7])]
+
+
+def test_open_past_due_spell_is_delinquent_once_as_of_minus_start_reaches_30_days():
+    # past due since Mar 31, data cut Apr 30: at the end of Apr 30 it has lasted more than 30 days
+    # (its 31st end of day), so it is churned from Mar 31: March's month-end is already 0
+    assert _boundary("2026-04-30", "2026-03-31") == (0, 0)
+    # past due since Apr 1: 30 ends of day by Apr 30, not more than 30: still 50.00
+    assert _boundary("2026-04-30", "2026-04-01") == (50.00, 50.00)

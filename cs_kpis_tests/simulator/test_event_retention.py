@@ -1,0 +1,79 @@
+"""Stripe events as a real account keeps them: the last 30 days before the snapshot, then each day's own.
+
+The landing files and the fake vendor server (which serves the same landing folder, honouring
+``created[gte]``) both hold only that window; ``event_retention_days=0`` keeps the whole history.
+Everything else Stripe keeps for ever (subscriptions, invoices) is the same either way.
+"""
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from cs_kpis.simulator import generate
+from cs_kpis.sources.billing import api as stripe
+from cs_kpis_tests.fakes import vendor_server as fake
+from cs_kpis_tests.fakes.vendor_server import serve_landing
+
+FAST = {"backoff_base": 0.01, "max_retries": 3, "max_retry_delay": 5.0, "timeout": 10.0}
+
+
+def _day_start(day: dt.date) -> int:
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
+
+
+def _bodies(landing: Path, entity: str) -> list[dict]:
+    out = []
+    for part in sorted((landing / entity).glob("*/part-*.json")):
+        out += json.loads(part.read_text())["data"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def landings(tmp_path_factory) -> dict[int, Path]:
+    root = tmp_path_factory.mktemp("retention")
+    out = {}
+    for days in (0, 30):
+        m = generate(root / f"landing{days}", root / f"truth{days}", size="tiny", seed=3, increments=2,
+                     event_retention_days=days)
+        assert m["event_retention_days"] == days
+        out[days] = root / f"landing{days}"
+    return out
+
+
+def test_snapshot_keeps_thirty_days_of_events_and_increments_bring_their_day(landings):
+    manifest = json.loads((landings[30] / "_manifest.json").read_text())
+    as_of = dt.date.fromisoformat(manifest["as_of"])
+    window_start = _day_start(as_of) - 30 * 86400
+    full = _bodies(landings[0], "billing/events")
+    kept = _bodies(landings[30], "billing/events")
+    assert min(e["created"] for e in full) < window_start - 300 * 86400  # the full export reaches far back
+    assert kept and min(e["created"] for e in kept) >= window_start
+    assert {e["id"] for e in kept} == {e["id"] for e in full if e["created"] >= window_start}
+    for day in manifest["extract_days"][1:]:
+        lo = _day_start(dt.date.fromisoformat(day))
+        part = [e for p in sorted((landings[30] / "billing/events" / day).glob("part-*.json"))
+                for e in json.loads(p.read_text())["data"]]
+        assert all(lo <= e["created"] < lo + 86400 for e in part)
+    # what Stripe keeps for ever is the same
+    for entity in ("billing/subscriptions", "billing/invoices"):
+        assert _bodies(landings[30], entity) == _bodies(landings[0], entity)
+
+
+def test_fake_stripe_serves_the_same_window_and_honours_created_gte(landings):
+    landing = landings[30]
+    with serve_landing(landing, page_size=100) as srv:
+        config = stripe.StripeApiConfig(base_url=srv.base_url, api_key=fake.STRIPE_API_KEY, **FAST)
+        served = [r.obj for r in stripe.iter_records(config, "events")]
+        expected = [e for e in _bodies(landing, "billing/events") if e["type"] in stripe.EVENT_TYPES]
+        assert {e["id"] for e in served} == {e["id"] for e in expected}
+        since = sorted(e["created"] for e in served)[len(served) // 2]
+        recent = [r.obj for r in stripe.iter_records(config, "events", since=since)]
+    assert recent and all(e["created"] >= since for e in recent)
+    assert {e["id"] for e in recent} == {e["id"] for e in served if e["created"] >= since}
+
+
+def test_negative_retention_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="event_retention_days"):
+        generate(tmp_path / "landing", tmp_path / "truth", size="tiny", seed=3, event_retention_days=-1)
