@@ -2,10 +2,13 @@
 
 import csv
 import io
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
 from cs_kpis.sources.billing import settings
+from cs_kpis.sources.common.contract import Contract, default_parsers
 from cs_kpis.sources.common.helpers import (
     Reject,
     check_currency,
@@ -59,6 +62,7 @@ def prepare_children(obj: dict[str, Any], child: str, currencies: set[str] | Non
 def parse_fx_rates(text: str) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
     """Rows of ``fx_rates.csv`` (date, currency, rate) and the bad ones as (line, raw text, reason)."""
     rows, bad = [], []
+    text = text.removeprefix("\ufeff")
     lines = text.splitlines()
     for number, record in enumerate(csv.DictReader(io.StringIO(text)), start=1):
         raw = lines[number] if number < len(lines) else ""
@@ -75,3 +79,35 @@ def parse_fx_rates(text: str) -> tuple[list[dict[str, Any]], list[tuple[int, str
             continue
         rows.append({"date": day, "currency": currency, "rate": rate})
     return rows, bad
+
+
+def contracts(currencies: set[str] | None, window: Any) -> dict[str, Callable[[dict[str, Any]], None]]:
+    """Entity -> its contract check (``settings.CONTRACTS``). Children use their parent's; an event checks
+    the object it carries (``settings.EVENT_OBJECTS``) like the subscription or invoice it is, under
+    ``data.object``, and its ``previous_attributes`` with the same fields, none required."""
+    parsers = default_parsers()
+
+    def make(fields: dict) -> Contract:
+        return Contract(fields, currencies=currencies, window=window, parsers=parsers)
+
+    checks = {entity: make(fields).check for entity, fields in settings.CONTRACTS.items()}
+    event = make(settings.CONTRACTS["events"])
+    inner = [
+        (prefix, make(fields), make({path: replace(spec, required=False) for path, spec in fields.items()}))
+        for prefix, fields in settings.EVENT_OBJECTS.items()
+    ]
+
+    def check_event(obj: dict[str, Any]) -> None:
+        event.check(obj)
+        kind = obj["type"]
+        for prefix, full, partial in inner:
+            if kind.startswith(prefix):
+                full.check(obj["data"]["object"], prefix="data.object.")
+                previous = obj["data"].get("previous_attributes")
+                if isinstance(previous, dict):
+                    partial.check(previous, prefix="data.previous_attributes.")
+
+    checks["events"] = check_event
+    for child, (parent, _, _) in settings.CHILDREN.items():
+        checks[child] = checks[parent]
+    return checks

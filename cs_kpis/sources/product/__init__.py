@@ -23,6 +23,7 @@ import dlt
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.entity import (
     accounting_row,
+    bookkeeping_tables,
     lazy_api_reader,
     with_accounting_hints,
     with_quarantine_hints,
@@ -36,9 +37,10 @@ _api_reader = lazy_api_reader("cs_kpis.sources.product.api")
 
 
 def _quarantine(origin: str, position: int | None, raw_text: str, reason: str, day: str | None) -> Any:
+    field = next((f for f in (settings.PRIMARY_KEY, *settings.TIMESTAMP_FIELDS) if f in reason.split()), None)
     return with_quarantine_hints({
         "source": settings.SYSTEM, "entity": settings.ENTITY, "origin": origin, "position": position,
-        "reason": reason, "raw_text": raw_text, "extract_day": date.fromisoformat(day) if day else None,
+        "field": field, "reason": reason, "records": 1, "raw_text": raw_text, "extract_day": date.fromisoformat(day) if day else None,
         "loaded_at": datetime.now(UTC),
     })
 
@@ -90,7 +92,7 @@ def events_resource(landing_dir: Path | None, mode: str, api_config: Any, max_da
         if counts.rows_read:
             yield with_accounting_hints(accounting_row(settings.SYSTEM, settings.ENTITY, counts, days))
 
-    return events
+    return bookkeeping_tables(events)
 
 
 def _load_from_api(con: Any, table: str, api_config: Any, state: dict, load_id: str) -> tuple[Accounting, list]:
