@@ -28,6 +28,7 @@ from cs_kpis.sources.common.entity import (
     with_accounting_hints,
     with_quarantine_hints,
 )
+from cs_kpis.sources.common.contract import landing_window
 from cs_kpis.sources.common.hooks import pause_point
 from cs_kpis.sources.common.landing import extract_days, pending_days
 from cs_kpis.sources.product import files, helpers, settings
@@ -47,6 +48,7 @@ def _quarantine(origin: str, position: int | None, raw_text: str, reason: str, d
 
 def events_resource(landing_dir: Path | None, mode: str, api_config: Any, max_days: int | None) -> Any:
     """The ``events`` resource; loads into the pipeline's own DuckDB dataset."""
+    window = landing_window(landing_dir)
 
     @dlt.resource(name=settings.ENTITY, table_name=settings.TABLE, write_disposition="append")
     def events() -> Any:
@@ -73,7 +75,7 @@ def events_resource(landing_dir: Path | None, mode: str, api_config: Any, max_da
                     folders = files.received_days(landing_dir, previous, day)
                     for paths in files.batches(landing_dir, folders, settings.BATCH_BYTES):
                         result = load_day(con, table, paths, received_day=None,
-                                          origin_prefix=f"{landing_dir}/", load_id=load_id)
+                                          origin_prefix=f"{landing_dir}/", load_id=load_id, window=window())
                         counts = counts.add(result.counts)
                         # events are committed, dlt's state for them is not (it commits with the package)
                         pause_point("product.after_insert")
@@ -83,7 +85,7 @@ def events_resource(landing_dir: Path | None, mode: str, api_config: Any, max_da
                 state["last_extract_day"] = days[-1] if days else state.get("last_extract_day")
                 state["pending_days"] = len(pending_days(all_days, state.get("last_extract_day")))
             elif mode == "api":
-                counts, bad = _load_from_api(con, table, api_config, state, load_id)
+                counts, bad = _load_from_api(con, table, api_config, state, load_id, window())
                 for origin, position, raw_text, reason in bad:
                     yield _quarantine(origin, position, raw_text, reason, None)
             else:
@@ -95,7 +97,9 @@ def events_resource(landing_dir: Path | None, mode: str, api_config: Any, max_da
     return bookkeeping_tables(events)
 
 
-def _load_from_api(con: Any, table: str, api_config: Any, state: dict, load_id: str) -> tuple[Accounting, list]:
+def _load_from_api(
+    con: Any, table: str, api_config: Any, state: dict, load_id: str, window: Any = None
+) -> tuple[Accounting, list]:
     """API mode: spool the reader's records to one JSON-lines file, then load it like a landing day."""
     reader = _api_reader()
     origins: list[tuple[str, int]] = []
@@ -112,7 +116,7 @@ def _load_from_api(con: Any, table: str, api_config: Any, state: dict, load_id: 
                     max_received = received
         today = datetime.now(UTC).date().isoformat()
         result = load_day(con, table, [str(spool)] if origins else [], received_day=today,
-                          origin_prefix=f"{tmp}/", load_id=load_id)
+                          origin_prefix=f"{tmp}/", load_id=load_id, window=window)
     bad = [(*origins[position], raw, reason) for _, position, raw, reason in result.bad_rows]
     if max_received:
         state["api_since"] = int(datetime.fromisoformat(max_received).timestamp())
