@@ -77,4 +77,10 @@ def raw_definitions() -> dg.Definitions:
         pipelines_dir=settings.dlt_pipelines_dir(),
         mode=mode,
     )
-    return dg.Definitions(assets=assets, asset_checks=build_raw_checks(assets))
+    files_mode = mode == "files"
+    checks = build_raw_checks(
+        assets,
+        landing_dir=settings.landing_dir() if files_mode else None,
+        warehouse=settings.warehouse_path() if files_mode else None,
+    )
+    return dg.Definitions(assets=assets, asset_checks=checks)
