@@ -1,6 +1,5 @@
 """The dlt sources against tiny landing folders: loads, reruns, increments, quarantine, schema changes."""
 
-import json
 import re
 from pathlib import Path
 
@@ -273,8 +272,8 @@ def test_a_type_change_in_a_later_run_is_quarantined(loader: Loader, tmp_path: P
     totals = loader.run("crm", landing)
     assert totals["accounts"].rows_quarantined == 1
     assert loader.query("select field, reason from raw._quarantine") == [
-        ("Upsell_Score__c", "field 'Upsell_Score__c' changed type from number to object (value {'value': 0.9}) "
-                            "in crm/Account/2026-01-03/part-00001.json (position 0)")]
+        ("Upsell_Score__c", ("field 'Upsell_Score__c' changed type from number to object (value {'value': 0.9}) "
+                            "in crm/Account/2026-01-03/part-00001.json (position 0)"))]
     columns = {c for (c,) in loader.query(
         "select column_name from information_schema.columns where table_name = 'crm__accounts'")}
     assert "upsell_score__c__value" not in columns

@@ -11,13 +11,14 @@ import dlt
 
 from cs_kpis.sources.billing import files, settings
 from cs_kpis.sources.billing.helpers import (
-    child_items,
     contracts,
     parse_fx_rates,
     prepare_children,
     prepare_object,
+    with_children,
 )
 from cs_kpis.sources.common.accounting import Accounting
+from cs_kpis.sources.common.contract import landing_window
 from cs_kpis.sources.common.entity import (
     Entity,
     accounting_row,
@@ -27,7 +28,6 @@ from cs_kpis.sources.common.entity import (
     with_accounting_hints,
     with_quarantine_hints,
 )
-from cs_kpis.sources.common.contract import landing_window
 from cs_kpis.sources.common.helpers import column_hints
 from cs_kpis.sources.common.landing import read_fx_currencies, read_text_file
 
@@ -38,6 +38,7 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
     """One Entity per Stripe list plus the two child tables, each with its contract."""
     checks = contracts(currencies, window)
     specs = []
+    children_of = {parent: child for child, (parent, _, _) in settings.CHILDREN.items()}
     for entity in settings.ENTITIES:
         is_events = entity == "events"
         specs.append(
@@ -52,6 +53,7 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
                 cursor=settings.CURSOR_FIELD.get(entity),
                 columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(entity, ())}),
                 contract=checks[entity],
+                type_checked=partial(with_children, child=children_of[entity]) if entity in children_of else None,
             )
         )
     for child, (parent, _, foreign_key) in settings.CHILDREN.items():
@@ -64,7 +66,7 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
                 write_disposition=settings.CHILD_WRITE_DISPOSITION,
                 merge_key=(foreign_key,),
                 group_key=lambda obj: obj.get(settings.PRIMARY_KEY),
-                type_checked=lambda obj, child=child: child_items(obj, child),
+                type_checked=partial(with_children, child=child),
                 columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(child, ())}),
                 contract=checks[child],
             )

@@ -38,6 +38,21 @@ def child_items(obj: dict[str, Any], child: str) -> list[dict[str, Any]]:
     return [item for item in items or [] if isinstance(item, dict)]
 
 
+def with_children(obj: dict[str, Any], child: str) -> list[dict[str, Any]]:
+    """What the type check sees of a parent and of its child table alike, so a subscription and its items
+    are quarantined together whichever of them holds the changed field: the parent without its list, the
+    list envelope under ``<list>{}`` (``items{}.url``) and each child under ``<list>[]``
+    (``items[].price.unit_amount``)."""
+    _, list_field, _ = settings.CHILDREN[child]
+    nested = obj.get(list_field)
+    checked = [{key: value for key, value in obj.items() if key != list_field}]
+    if isinstance(nested, dict):
+        checked.append({f"{list_field}{{}}": {key: value for key, value in nested.items() if key != "data"}})
+    elif nested is not None:
+        checked.append({f"{list_field}{{}}": nested})
+    return checked + [{f"{list_field}[]": item} for item in child_items(obj, child)]
+
+
 def prepare_children(obj: dict[str, Any], child: str, currencies: set[str] | None = None) -> list[dict[str, Any]]:
     """Rows of a child table, each with its parent's id as foreign key.
 

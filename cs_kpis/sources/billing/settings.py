@@ -76,7 +76,7 @@ FX_RATES_FILE = "reference/fx_rates.csv"
 # Contracts: the fields the pipeline uses, typed and ranged from Stripe's API reference
 # (https://docs.stripe.com/api, version 2025-03-31.basil). A record whose value does not fit is quarantined.
 
-from cs_kpis.sources.common.contract import Field  # noqa: E402
+from cs_kpis.sources.common.contract import Field
 
 _ID = Field("text", required=True)
 _UNIX = Field("unix")

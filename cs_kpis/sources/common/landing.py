@@ -67,8 +67,7 @@ def _parse(data: bytes) -> Any:
     """A part's JSON: orjson (about 3x the standard library's speed on the Stripe pages), falling back to
     the standard library for what orjson refuses and ``json`` reads (integers beyond 64 bits, NaN). A
     byte-order mark is skipped; CRLF line ends are JSON whitespace."""
-    if data.startswith(BOM):
-        data = data[len(BOM):]
+    data = data.removeprefix(BOM)
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -125,7 +124,7 @@ def salvage_part(data: bytes, origin: str, list_key: str | None, error: str) -> 
     its size over the average size of the salvaged records (at least 1 when it is not just the envelope's
     closing brackets). The manifest reconciliation check compares the exact counts.
     """
-    text = (data[len(BOM):] if data.startswith(BOM) else data).decode("utf-8", errors="replace")
+    text = (data.removeprefix(BOM)).decode("utf-8", errors="replace")
     genuine_replacement = _REPLACEMENT.encode() in data
     if list_key is None:
         match = re.match(r"\s*\[", text)

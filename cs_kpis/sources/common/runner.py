@@ -5,12 +5,16 @@ need several ``pipeline.run`` calls to catch up; each resource says in its state
 """
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from datetime import UTC, datetime
-
 from cs_kpis.sources.common.accounting import Accounting
-from cs_kpis.sources.common.entity import ACCOUNTING_COLUMNS, ACCOUNTING_TABLE, QUARANTINE_COLUMNS, QUARANTINE_TABLE
+from cs_kpis.sources.common.entity import (
+    ACCOUNTING_COLUMNS,
+    ACCOUNTING_TABLE,
+    QUARANTINE_COLUMNS,
+    QUARANTINE_TABLE,
+)
 from cs_kpis.sources.common.hooks import pause_point
 
 LOADER_FILE_FORMAT = "parquet"
@@ -135,7 +139,7 @@ def record_failed_load(pipeline: Any, source: Any, error: BaseException) -> None
                     source.name, name, reason[:4000], now, f"{FAILED_LOAD_PREFIX}{now.isoformat()}",
                     f"failed-{source.name}-{name}-{now.timestamp()}",
                 )
-    except Exception:  # noqa: BLE001 - bookkeeping must never hide the load's own error
+    except Exception:
         import logging
 
         logging.getLogger(__name__).exception("could not record the failed load of %s", source.name)

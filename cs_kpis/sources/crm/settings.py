@@ -35,7 +35,7 @@ SCD2_WRITE_DISPOSITION = {"disposition": "merge", "strategy": "scd2"}
 
 # Contracts: the fields the pipeline uses, typed from Salesforce's object reference (a record whose value
 # does not fit is quarantined)
-from cs_kpis.sources.common.contract import Field  # noqa: E402
+from cs_kpis.sources.common.contract import Field
 
 _ID = Field("text", required=True)
 _REF = Field("text")

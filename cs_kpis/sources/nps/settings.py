@@ -14,7 +14,7 @@ SCORE_RANGE = (0, 10)
 CURSOR_FIELD = "updated_at"
 
 # Contract: the fields the pipeline uses, typed from Delighted's API reference
-from cs_kpis.sources.common.contract import Field  # noqa: E402
+from cs_kpis.sources.common.contract import Field
 
 CONTRACT: dict[str, Field] = {
     "id": Field("text", required=True),

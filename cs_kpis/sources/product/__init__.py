@@ -13,6 +13,7 @@ same days again.
 """
 
 import json
+import re
 import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import dlt
 
 from cs_kpis.sources.common.accounting import Accounting
+from cs_kpis.sources.common.contract import landing_window
 from cs_kpis.sources.common.entity import (
     accounting_row,
     bookkeeping_tables,
@@ -28,7 +30,6 @@ from cs_kpis.sources.common.entity import (
     with_accounting_hints,
     with_quarantine_hints,
 )
-from cs_kpis.sources.common.contract import landing_window
 from cs_kpis.sources.common.hooks import pause_point
 from cs_kpis.sources.common.landing import extract_days, pending_days
 from cs_kpis.sources.product import files, helpers, settings
@@ -38,7 +39,8 @@ _api_reader = lazy_api_reader("cs_kpis.sources.product.api")
 
 
 def _quarantine(origin: str, position: int | None, raw_text: str, reason: str, day: str | None) -> Any:
-    field = next((f for f in (settings.PRIMARY_KEY, *settings.TIMESTAMP_FIELDS) if f in reason.split()), None)
+    words = set(re.findall(r"\w+", reason))
+    field = next((f for f in (settings.PRIMARY_KEY, *settings.TIMESTAMP_FIELDS) if f in words), None)
     return with_quarantine_hints({
         "source": settings.SYSTEM, "entity": settings.ENTITY, "origin": origin, "position": position,
         "field": field, "reason": reason, "records": 1, "raw_text": raw_text, "extract_day": date.fromisoformat(day) if day else None,

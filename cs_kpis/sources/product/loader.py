@@ -162,8 +162,7 @@ def scrub_file(path: str, clean: str, window: DateWindow | None) -> tuple[int, l
     byte-order mark and CRLF line ends are accepted.
     """
     data = Path(path).read_bytes()
-    if data.startswith(BOM):
-        data = data[len(BOM):]
+    data = data.removeprefix(BOM)
     read, kept, bad = 0, [], []
     with open(clean, "wb") as out:
         for number, line in enumerate(data.split(b"\n")):
@@ -201,16 +200,16 @@ def line_problem(line: bytes, window: DateWindow | None) -> str | None:
     context = obj.get("context")
     if context is not None and not isinstance(context, dict):
         return "wrong type in context: not an object"
-    for field in settings.TIMESTAMP_FIELDS:
-        value = obj.get(field)
+    for name in settings.TIMESTAMP_FIELDS:
+        value = obj.get(name)
         if value is None:
             continue
         try:
             stamp = parse_iso(value)
         except Reject:
-            return f"wrong type in {field}: not an ISO-8601 timestamp"
+            return f"wrong type in {name}: not an ISO-8601 timestamp"
         if window is not None and not window.first <= stamp.date() <= window.last:
-            return f"wrong date in {field}: {stamp.date()} outside the plausible window {window.first}..{window.last}"
+            return f"wrong date in {name}: {stamp.date()} outside the plausible window {window.first}..{window.last}"
     return None
 
 

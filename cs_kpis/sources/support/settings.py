@@ -29,7 +29,7 @@ CURSOR_FIELD = "updated_at"
 
 # Contracts: the fields the pipeline uses, typed from Zendesk's API reference (a record whose value does
 # not fit is quarantined, e.g. a ticket whose priority is a number)
-from cs_kpis.sources.common.contract import Field  # noqa: E402
+from cs_kpis.sources.common.contract import Field
 
 _ID = Field("integer", required=True, min=1)
 _REF = Field("integer", min=1)
@@ -46,7 +46,7 @@ CONTRACTS: dict[str, dict[str, Field]] = {
         "status": Field("text", choices=frozenset({"new", "open", "pending", "hold", "solved", "closed", "deleted"})),
         "priority": Field("text", choices=frozenset({"low", "normal", "high", "urgent"})),
         "type": Field("text", choices=frozenset({"problem", "incident", "question", "task"})),
-        "subject": Field("text"), "tags": Field("list"), "via": Field("object"), "via.channel": Field("text"),
+        "subject": Field("text"), "tags": Field("list"), "tags[]": Field("text"), "via": Field("object"), "via.channel": Field("text"),
         "satisfaction_rating": Field("object"), "satisfaction_rating.score": Field("text"),
         **{f: _ISO for f in ISO_FIELDS["tickets"]},
     },
