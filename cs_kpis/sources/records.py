@@ -18,3 +18,6 @@ class RawRecord(NamedTuple):
     """the original text, kept only when the object could not be parsed"""
     error: str | None = None
     """why the object could not be parsed"""
+    records: int = 1
+    """how many vendor records an unparsed entry stands for: 1 for a record, the estimated number of
+    records lost for the unreadable rest of a part"""

@@ -528,10 +528,26 @@ def write_landing(
         "extract_days": days,
         "reporting_currency": "USD",
         "bad_input": False,
-        "counts": {},
+        "counts": _counts(history, events),
     }
     (root / "_manifest.json").write_text(json.dumps(manifest))
     return root
+
+
+def _counts(history: History, events: dict[str, list[Any]] | None) -> dict[str, int]:
+    """The manifest's ``counts`` as the simulator writes them: distinct ids per entity folder over all days
+    (records without an id are not counted), and every event line written."""
+    ids: dict[str, set[Any]] = {}
+    for entities in history.values():
+        for key, objects in entities.items():
+            folder, kind = LAYOUT[key]
+            pk = "Id" if kind == "salesforce" else "id"
+            found = ids.setdefault(folder, set())
+            found.update(obj[pk] for obj in objects if isinstance(obj, dict) and obj.get(pk) is not None)
+    counts = {folder: len(found) for folder, found in ids.items()}
+    if events:
+        counts["product/events"] = sum(len(lines) for lines in events.values())
+    return counts
 
 
 def _envelope(kind: str, entity: str, records: list[dict[str, Any]], more: bool, index: int) -> Any:

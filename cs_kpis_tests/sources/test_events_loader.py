@@ -56,3 +56,61 @@ def test_bad_line_goes_careful_for_its_day_only(tmp_path: Path) -> None:
     assert sorted((pos, reason.split(":")[0]) for _, pos, _, reason in result.bad_rows) == [
         (1, "malformed JSON line"), (2, "wrong type in timestamp"), (3, "missing primary key messageId")]
     assert con.execute("select message_id from ev order by 1").fetchall() == [("m1",), ("m2",)]
+
+
+def test_bad_lines_of_every_kind_are_quarantined_with_file_and_line_and_the_rest_loads(tmp_path: Path) -> None:
+    # before issue 15 an invalid UTF-8 byte stopped all product events ("read_text: could not read ... as
+    # valid UTF-8"), naming the file but not the line; an oversized line or a year-9999 timestamp loaded
+    from datetime import date
+
+    from cs_kpis.sources.common.contract import DateWindow
+
+    day = "2026-01-02"
+    other = _write(tmp_path, "2026-01-01", [_event("m0", "2026-01-01")])
+    path = Path(_write(tmp_path, day, [_event("m1", day)]))
+    good = [json.dumps(_event(f"g{i}", day)).encode() for i in range(3)]
+    lines = [
+        good[0],
+        b'{"type":"track","messageId":"cut","timest',                       # 1 truncated
+        json.dumps(_event("utf", day)).encode().replace(b"Login", b"Log\xffin"),  # 2 invalid UTF-8
+        json.dumps(_event("big", day, properties={"pad": "x" * 40_000})).encode(),  # 3 oversized
+        json.dumps({k: v for k, v in _event("x", day).items() if k != "messageId"}).encode(),  # 4 no messageId
+        json.dumps(_event("y9999", day, timestamp="9999-01-30T00:00:00.000Z")).encode(),  # 5 outside window
+        b"[1, 2]",                                                          # 6 not an object
+        good[1],
+        b"",                                                                # 7 blank: not an event
+        good[2],
+    ]
+    path.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(lines) + b"\r\n")  # BOM and CRLF as Windows tools write
+    con = duckdb.connect()
+    con.execute(helpers.create_table_sql("ev"))
+    window = DateWindow(date(2016, 1, 1), date(2036, 12, 31))
+    result = load_day(con, "ev", [other, str(path)], received_day=None, origin_prefix=f"{tmp_path}/",
+                      load_id="L1", window=window)
+    origin = "product/events/2026-01-02/part-00001.jsonl"
+    reasons = {pos: reason for file, pos, _, reason in result.bad_rows if file == origin}
+    assert sorted(reasons) == [1, 2, 3, 4, 5, 6]
+    assert reasons[1].startswith("malformed JSON line")
+    assert reasons[2].startswith("line is not valid UTF-8")
+    assert reasons[3].startswith("oversized line")
+    assert reasons[4] == "missing primary key messageId"
+    assert reasons[5].startswith("wrong date in timestamp")
+    assert reasons[6] == "line is not a JSON object"
+    assert result.counts.as_dict() == {"rows_read": 10, "rows_loaded": 4, "rows_quarantined": 6, "rows_deduplicated": 0}
+    assert con.execute("select message_id, _origin from ev order by 1").fetchall() == [
+        ("g0", origin), ("g1", origin), ("g2", origin), ("m0", "product/events/2026-01-01/part-00001.jsonl")]
+
+
+def test_a_year_9999_timestamp_fails_the_fast_insert_so_it_can_be_quarantined(tmp_path: Path) -> None:
+    from datetime import date
+
+    from cs_kpis.sources.common.contract import DateWindow
+
+    day = "2026-01-02"
+    path = _write(tmp_path, day, [_event("a", day), _event("b", day, receivedAt="9999-01-01T00:00:00Z")])
+    con = duckdb.connect()
+    con.execute(helpers.create_table_sql("ev"))
+    result = load_day(con, "ev", [path], received_day=None, origin_prefix=f"{tmp_path}/", load_id="L1",
+                      window=DateWindow(date(2016, 1, 1), date(2036, 12, 31)))
+    assert [(pos, reason.split(":")[0]) for _, pos, _, reason in result.bad_rows] == [(1, "wrong date in receivedAt")]
+    assert con.execute("select message_id from ev").fetchall() == [("a",)]

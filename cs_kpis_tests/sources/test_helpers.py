@@ -7,7 +7,6 @@ import pytest
 from cs_kpis.sources.billing.helpers import parse_fx_rates, prepare_children, prepare_object
 from cs_kpis.sources.common.helpers import (
     Reject,
-    SchemaTypeChange,
     check_field_types,
     flatten,
     parse_iso,
@@ -79,9 +78,17 @@ def test_field_types_allow_new_fields_and_ints_as_floats_but_not_changes() -> No
     check_field_types({"priority": "high", "amount": 1}, known, where="f")
     check_field_types({"priority": None, "amount": 1.5, "new": True}, known, where="f")
     with pytest.raises(
-        SchemaTypeChange, match=r"'priority' changed type from text to number .* in part-2.json"
-    ):
+        Reject, match=r"'priority' changed type from text to number .* in part-2.json"
+    ) as rejected:
         check_field_types({"priority": 3}, known, where="part-2.json")
+    assert rejected.value.field == "priority"
+    # a number turning into an object is a change too (flattening would move it to amount__value)
+    with pytest.raises(Reject, match="'amount' changed type from number to object"):
+        check_field_types({"amount": {"value": 3}}, known, where="part-3.json")
+    # a rejected record teaches nothing: its new fields are not recorded
+    with pytest.raises(Reject):
+        check_field_types({"brand_new": 1, "priority": 4}, known, where="part-4.json")
+    assert "brand_new" not in known
 
 
 def test_stripe_money_stays_in_minor_units_and_negative_or_unknown_is_rejected() -> None:

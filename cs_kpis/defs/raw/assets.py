@@ -87,13 +87,19 @@ def raw_definitions() -> dg.Definitions:
     paths = {"landing_dir": settings.landing_dir(), "warehouse": settings.warehouse_path(),
              "pipelines_dir": settings.dlt_pipelines_dir()}
     cfg = company_config.load()
-    if cfg.is_demo:
-        assets = build_raw_assets(**paths, mode=ingest_mode())
-    else:
-        # a company profile: each system's mode from the config file; a system turned off is not loaded
-        assets = []
-        for system in SOURCES:
-            if cfg.mode(system) != "off":
-                configs = {"crm": crm_api_config(cfg)} if system == "crm" and cfg.mode(system) == "api" else None
-                assets += build_raw_assets(**paths, mode=cfg.mode(system), systems=(system,), api_configs=configs)
-    return dg.Definitions(assets=assets, asset_checks=build_raw_checks(assets))
+    assets: list[dg.AssetsDefinition] = []
+    checks: list[dg.AssetChecksDefinition] = []
+    for system in SOURCES:
+        # the demo profile: one mode for all (CS_KPIS_INGEST_MODE); a company profile: each system's mode
+        # from the config file, and a system turned off is not loaded
+        mode = ingest_mode() if cfg.is_demo else cfg.mode(system)
+        if mode == "off":
+            continue
+        configs = {"crm": crm_api_config(cfg)} if system == "crm" and mode == "api" and not cfg.is_demo else None
+        system_assets = build_raw_assets(**paths, mode=mode, systems=(system,), api_configs=configs)
+        assets += system_assets
+        # the manifest reconciliation and unrecognized-files checks exist for files-mode systems only
+        files = system_mode(system, mode) == "files"
+        checks += build_raw_checks(system_assets, landing_dir=paths["landing_dir"] if files else None,
+                                   warehouse=paths["warehouse"] if files else None)
+    return dg.Definitions(assets=assets, asset_checks=checks)

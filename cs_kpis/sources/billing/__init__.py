@@ -10,25 +10,35 @@ from typing import Any
 import dlt
 
 from cs_kpis.sources.billing import files, settings
-from cs_kpis.sources.billing.helpers import child_items, parse_fx_rates, prepare_children, prepare_object
+from cs_kpis.sources.billing.helpers import (
+    contracts,
+    parse_fx_rates,
+    prepare_children,
+    prepare_object,
+    with_children,
+)
 from cs_kpis.sources.common.accounting import Accounting
+from cs_kpis.sources.common.contract import landing_window
 from cs_kpis.sources.common.entity import (
     Entity,
     accounting_row,
+    bookkeeping_tables,
     entity_resource,
     lazy_api_reader,
     with_accounting_hints,
     with_quarantine_hints,
 )
 from cs_kpis.sources.common.helpers import column_hints
-from cs_kpis.sources.common.landing import read_fx_currencies
+from cs_kpis.sources.common.landing import read_fx_currencies, read_text_file
 
 _api_reader = lazy_api_reader("cs_kpis.sources.billing.api")
 
 
-def entities(currencies: set[str] | None) -> list[Entity]:
-    """One Entity per Stripe list plus the two child tables."""
+def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
+    """One Entity per Stripe list plus the two child tables, each with its contract."""
+    checks = contracts(currencies, window)
     specs = []
+    children_of = {parent: child for child, (parent, _, _) in settings.CHILDREN.items()}
     for entity in settings.ENTITIES:
         is_events = entity == "events"
         specs.append(
@@ -42,6 +52,8 @@ def entities(currencies: set[str] | None) -> list[Entity]:
                 json_paths=settings.JSON_PATHS.get(entity, frozenset()),
                 cursor=settings.CURSOR_FIELD.get(entity),
                 columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(entity, ())}),
+                contract=checks[entity],
+                type_checked=partial(with_children, child=children_of[entity]) if entity in children_of else None,
             )
         )
     for child, (parent, _, foreign_key) in settings.CHILDREN.items():
@@ -54,8 +66,9 @@ def entities(currencies: set[str] | None) -> list[Entity]:
                 write_disposition=settings.CHILD_WRITE_DISPOSITION,
                 merge_key=(foreign_key,),
                 group_key=lambda obj: obj.get(settings.PRIMARY_KEY),
-                type_checked=lambda obj, child=child: child_items(obj, child),
+                type_checked=partial(with_children, child=child),
                 columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(child, ())}),
+                contract=checks[child],
             )
         )
     return specs
@@ -72,7 +85,7 @@ def fx_rates_resource(landing_dir: Path | None) -> Any:
         if path is None or not path.exists():
             state["last_run"] = counts.as_dict()
             return
-        text = path.read_text()
+        text = read_text_file(path)
         digest = hashlib.sha256(text.encode()).hexdigest()
         if state.get("sha256") == digest:
             state["last_run"] = counts.as_dict()
@@ -85,7 +98,7 @@ def fx_rates_resource(landing_dir: Path | None) -> Any:
         for number, raw, reason in bad:
             yield with_quarantine_hints({
                 "source": settings.SYSTEM, "entity": "fx_rates", "origin": settings.FX_RATES_FILE,
-                "position": number, "reason": reason, "raw_text": raw, "extract_day": None,
+                "position": number, "field": None, "reason": reason, "records": 1, "raw_text": raw, "extract_day": None,
                 "loaded_at": datetime.now(UTC),
             })
         yield list(seen.values())
@@ -93,7 +106,7 @@ def fx_rates_resource(landing_dir: Path | None) -> Any:
         state["last_run"] = counts.as_dict()
         yield with_accounting_hints(accounting_row(settings.SYSTEM, "fx_rates", counts, []))
 
-    return fx_rates
+    return bookkeeping_tables(fx_rates)
 
 
 @dlt.source(name="billing", schema_contract={"tables": "evolve", "columns": "evolve", "data_type": "freeze"})
@@ -114,4 +127,4 @@ def billing_source(landing_dir: Path | str | None = None, mode: str = "files", a
         api_reader=_api_reader,
         api_config=api_config,
     )
-    return [make(spec) for spec in entities(currencies)] + [fx_rates_resource(landing)]
+    return [make(spec) for spec in entities(currencies, landing_window(landing))] + [fx_rates_resource(landing)]

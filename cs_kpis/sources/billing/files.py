@@ -10,4 +10,4 @@ from cs_kpis.sources.records import RawRecord
 
 def iter_records(landing_dir: Path | str, entity: str, extract_day: str) -> Iterator[RawRecord]:
     """Stream the objects of one Stripe entity and extract day, part by part."""
-    yield from iter_envelope_records(landing_dir, f"{settings.SYSTEM}/{entity}", extract_day, lambda env: env["data"])
+    yield from iter_envelope_records(landing_dir, f"{settings.SYSTEM}/{entity}", extract_day, lambda env: env["data"], "data")

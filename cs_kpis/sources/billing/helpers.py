@@ -2,10 +2,13 @@
 
 import csv
 import io
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
 from cs_kpis.sources.billing import settings
+from cs_kpis.sources.common.contract import Contract, default_parsers
 from cs_kpis.sources.common.helpers import (
     Reject,
     check_currency,
@@ -35,6 +38,21 @@ def child_items(obj: dict[str, Any], child: str) -> list[dict[str, Any]]:
     return [item for item in items or [] if isinstance(item, dict)]
 
 
+def with_children(obj: dict[str, Any], child: str) -> list[dict[str, Any]]:
+    """What the type check sees of a parent and of its child table alike, so a subscription and its items
+    are quarantined together whichever of them holds the changed field: the parent without its list, the
+    list envelope under ``<list>{}`` (``items{}.url``) and each child under ``<list>[]``
+    (``items[].price.unit_amount``)."""
+    _, list_field, _ = settings.CHILDREN[child]
+    nested = obj.get(list_field)
+    checked = [{key: value for key, value in obj.items() if key != list_field}]
+    if isinstance(nested, dict):
+        checked.append({f"{list_field}{{}}": {key: value for key, value in nested.items() if key != "data"}})
+    elif nested is not None:
+        checked.append({f"{list_field}{{}}": nested})
+    return checked + [{f"{list_field}[]": item} for item in child_items(obj, child)]
+
+
 def prepare_children(obj: dict[str, Any], child: str, currencies: set[str] | None = None) -> list[dict[str, Any]]:
     """Rows of a child table, each with its parent's id as foreign key.
 
@@ -59,6 +77,7 @@ def prepare_children(obj: dict[str, Any], child: str, currencies: set[str] | Non
 def parse_fx_rates(text: str) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
     """Rows of ``fx_rates.csv`` (date, currency, rate) and the bad ones as (line, raw text, reason)."""
     rows, bad = [], []
+    text = text.removeprefix("\ufeff")
     lines = text.splitlines()
     for number, record in enumerate(csv.DictReader(io.StringIO(text)), start=1):
         raw = lines[number] if number < len(lines) else ""
@@ -75,3 +94,35 @@ def parse_fx_rates(text: str) -> tuple[list[dict[str, Any]], list[tuple[int, str
             continue
         rows.append({"date": day, "currency": currency, "rate": rate})
     return rows, bad
+
+
+def contracts(currencies: set[str] | None, window: Any) -> dict[str, Callable[[dict[str, Any]], None]]:
+    """Entity -> its contract check (``settings.CONTRACTS``). Children use their parent's; an event checks
+    the object it carries (``settings.EVENT_OBJECTS``) like the subscription or invoice it is, under
+    ``data.object``, and its ``previous_attributes`` with the same fields, none required."""
+    parsers = default_parsers()
+
+    def make(fields: dict) -> Contract:
+        return Contract(fields, currencies=currencies, window=window, parsers=parsers)
+
+    checks = {entity: make(fields).check for entity, fields in settings.CONTRACTS.items()}
+    event = make(settings.CONTRACTS["events"])
+    inner = [
+        (prefix, make(fields), make({path: replace(spec, required=False) for path, spec in fields.items()}))
+        for prefix, fields in settings.EVENT_OBJECTS.items()
+    ]
+
+    def check_event(obj: dict[str, Any]) -> None:
+        event.check(obj)
+        kind = obj["type"]
+        for prefix, full, partial in inner:
+            if kind.startswith(prefix):
+                full.check(obj["data"]["object"], prefix="data.object.")
+                previous = obj["data"].get("previous_attributes")
+                if isinstance(previous, dict):
+                    partial.check(previous, prefix="data.previous_attributes.")
+
+    checks["events"] = check_event
+    for child, (parent, _, _) in settings.CHILDREN.items():
+        checks[child] = checks[parent]
+    return checks

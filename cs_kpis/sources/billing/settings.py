@@ -71,3 +71,127 @@ CHILD_WRITE_DISPOSITION = {"disposition": "merge", "strategy": "delete-insert"}
 """a parent's new version replaces its whole set of items/lines (removed items disappear)"""
 
 FX_RATES_FILE = "reference/fx_rates.csv"
+
+# ---------------------------------------------------------------------------------------------------------
+# Contracts: the fields the pipeline uses, typed and ranged from Stripe's API reference
+# (https://docs.stripe.com/api, version 2025-03-31.basil). A record whose value does not fit is quarantined.
+
+from cs_kpis.sources.common.contract import Field
+
+_ID = Field("text", required=True)
+_UNIX = Field("unix")
+_AMOUNT = Field("integer", min=0)
+"""minor units, never negative"""
+_SIGNED_AMOUNT = Field("integer")
+"""minor units; invoice totals and line amounts can be negative (prorations, credits)"""
+_CURRENCY = Field("currency")
+INTERVALS = frozenset({"day", "week", "month", "year"})
+
+PRICE_FIELDS: dict[str, Field] = {
+    "id": _ID,
+    "product": Field("text"),
+    "currency": _CURRENCY,
+    "unit_amount": _AMOUNT,
+    "recurring": Field("object"),
+    "recurring.interval": Field("text", choices=INTERVALS),
+    "recurring.interval_count": Field("integer", min=1),
+    "recurring.usage_type": Field("text", choices=frozenset({"licensed", "metered"})),
+    "billing_scheme": Field("text", choices=frozenset({"per_unit", "tiered"})),
+    "created": _UNIX,
+    "active": Field("bool"),
+    "metadata": Field("object"),
+}
+
+COUPON_FIELDS: dict[str, Field] = {
+    "id": _ID,
+    "percent_off": Field("number", min=0, max=100),
+    "amount_off": _AMOUNT,
+    "currency": _CURRENCY,
+    "duration": Field("text", choices=frozenset({"once", "repeating", "forever"})),
+    "duration_in_months": Field("integer", min=0),
+    "created": _UNIX,
+    "redeem_by": _UNIX,
+}
+
+
+def _nested(prefix: str, fields: dict[str, Field], *, keep_id: bool = True) -> dict[str, Field]:
+    return {f"{prefix}{path}": spec for path, spec in fields.items() if keep_id or path != "id"}
+
+
+SUBSCRIPTION_FIELDS: dict[str, Field] = {
+    "id": _ID,
+    "customer": Field("text", required=True),
+    "status": Field("text", required=True, choices=frozenset({
+        "incomplete", "incomplete_expired", "trialing", "active", "past_due", "canceled", "unpaid", "paused"})),
+    "currency": _CURRENCY,
+    "cancel_at_period_end": Field("bool"),
+    **{path: _UNIX for path in UNIX_FIELDS["subscriptions"]},
+    "items": Field("object"),
+    "items.data": Field("list"),
+    "items.data[].id": _ID,
+    "items.data[].quantity": Field("integer", min=0),
+    "items.data[].price": Field("object", required=True),
+    "items.data[].current_period_start": _UNIX,
+    "items.data[].current_period_end": _UNIX,
+    **_nested("items.data[].price.", PRICE_FIELDS),
+    "discounts": Field("list"),
+    **_nested("discounts[].coupon.", COUPON_FIELDS, keep_id=False),
+    "discounts[].start": _UNIX,
+    "discounts[].end": _UNIX,
+    "metadata": Field("object"),
+}
+"""a subscription with its items and their expanded prices, as listed and as carried by
+``customer.subscription.*`` events"""
+
+INVOICE_FIELDS: dict[str, Field] = {
+    "id": _ID,
+    "customer": Field("text", required=True),
+    "status": Field("text", choices=frozenset({"draft", "open", "paid", "uncollectible", "void"})),
+    "billing_reason": Field("text"),
+    "currency": _CURRENCY,
+    **{path: _UNIX for path in UNIX_FIELDS["invoices"]},
+    "subtotal": _SIGNED_AMOUNT,
+    "total": _SIGNED_AMOUNT,
+    "amount_due": _AMOUNT,
+    "amount_paid": _AMOUNT,
+    "amount_remaining": _AMOUNT,
+    "attempt_count": Field("integer", min=0),
+    "parent.subscription_details.subscription": Field("text"),
+    "lines": Field("object"),
+    "lines.data": Field("list"),
+    "lines.data[].id": _ID,
+    "lines.data[].amount": _SIGNED_AMOUNT,
+    "lines.data[].currency": _CURRENCY,
+    "lines.data[].period.start": _UNIX,
+    "lines.data[].period.end": _UNIX,
+    "lines.data[].quantity": Field("integer", min=0),
+    "lines.data[].parent.subscription_item_details.subscription": Field("text"),
+    "lines.data[].parent.subscription_item_details.proration": Field("bool"),
+}
+
+CONTRACTS: dict[str, dict[str, Field]] = {
+    "customers": {
+        "id": _ID, "name": Field("text"), "email": Field("text"), "currency": _CURRENCY, "created": _UNIX,
+        "delinquent": Field("bool"), "metadata": Field("object"), "metadata.salesforce_account_id": Field("text"),
+    },
+    "products": {"id": _ID, "name": Field("text"), "active": Field("bool"), "created": _UNIX, "updated": _UNIX,
+                 "metadata": Field("object")},
+    "prices": PRICE_FIELDS,
+    "coupons": COUPON_FIELDS,
+    "subscriptions": SUBSCRIPTION_FIELDS,
+    "invoices": INVOICE_FIELDS,
+    "events": {
+        "id": _ID, "type": Field("text", required=True), "created": Field("unix", required=True),
+        "data": Field("object", required=True), "data.object": Field("object", required=True),
+        "data.previous_attributes": Field("object"),
+    },
+}
+"""per entity; children are checked with their parent's contract (a subscription and its items are
+quarantined together)"""
+
+EVENT_OBJECTS: dict[str, dict[str, Field]] = {
+    "customer.subscription.": SUBSCRIPTION_FIELDS,
+    "invoice.": INVOICE_FIELDS,
+}
+"""event type prefix -> the contract of ``data.object`` (``data.previous_attributes`` is checked with the
+same fields, none required: it holds the old values of the fields that changed)"""

@@ -1,8 +1,10 @@
 """The generic entity resource: read records, validate, quarantine, deduplicate, account, yield rows.
 
 Every entity of every system goes through :func:`entity_resource`, so the rules are the same
-everywhere: a record that cannot load goes to ``_quarantine`` with its reason; a field that changes type
-stops the load with an error naming the field and the file; the counts always balance.
+everywhere: a record that cannot load (a declared field that does not fit its contract, a field whose
+type differs from earlier records) goes to ``_quarantine`` with its field and reason, and the rest loads;
+only a contract change (one field failing in most records of the batch) stops the load, with an error
+naming the field, the files and the share; the counts always balance.
 """
 
 from collections.abc import Callable, Iterator
@@ -15,6 +17,7 @@ import dlt
 
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.arrow_rows import ArrowRows
+from cs_kpis.sources.common.contract import contract_change
 from cs_kpis.sources.common.helpers import Reject, check_field_types, get_path, to_raw_text
 from cs_kpis.sources.common.hooks import pause_point
 from cs_kpis.sources.common.landing import extract_days, pending_days
@@ -30,7 +33,9 @@ QUARANTINE_COLUMNS: dict[str, dict[str, Any]] = {
     "entity": {"data_type": "text", "nullable": False},
     "origin": {"data_type": "text"},
     "position": {"data_type": "bigint"},
+    "field": {"data_type": "text"},
     "reason": {"data_type": "text"},
+    "records": {"data_type": "bigint"},
     "raw_text": {"data_type": "text"},
     "extract_day": {"data_type": "date"},
     "loaded_at": {"data_type": "timestamp"},
@@ -43,6 +48,8 @@ ACCOUNTING_COLUMNS: dict[str, dict[str, Any]] = {
     "rows_loaded": {"data_type": "bigint"},
     "rows_quarantined": {"data_type": "bigint"},
     "rows_deduplicated": {"data_type": "bigint"},
+    "status": {"data_type": "text"},
+    "error": {"data_type": "text"},
     "loaded_at": {"data_type": "timestamp"},
 }
 
@@ -79,21 +86,28 @@ class Entity:
     columns: dict[str, Any] = field(default_factory=dict)
     lineage_columns: bool = True
     """add ``_extract_day`` and ``_origin``; off for scd2, where they would make every row a new version"""
+    contract: Callable[[dict[str, Any]], None] | None = None
+    """checks the declared fields of the vendor object (:mod:`cs_kpis.sources.common.contract`); raises
+    Reject naming the field. A child entity checks its parent's object, so both quarantine it together"""
 
     @property
     def is_scd2(self) -> bool:
         return isinstance(self.write_disposition, dict) and self.write_disposition.get("strategy") == "scd2"
 
 
-def quarantine_row(system: str, entity: str, record: RawRecord, reason: str, day: str | None) -> dict[str, Any]:
-    """The ``_quarantine`` row for a record that cannot load."""
+def quarantine_row(
+    system: str, entity: str, record: RawRecord, reason: str, day: str | None, field: str | None = None
+) -> dict[str, Any]:
+    """The ``_quarantine`` row for a record that cannot load (``records`` > 1: a part's unreadable rest)."""
     raw_text = record.raw_text if record.obj is None else to_raw_text(record.obj)
     return {
         "source": system,
         "entity": entity,
         "origin": record.origin,
         "position": record.position,
+        "field": field,
         "reason": reason,
+        "records": record.records if record.obj is None else 1,
         "raw_text": raw_text,
         "extract_day": date.fromisoformat(day) if day else None,
         "loaded_at": datetime.now(UTC),
@@ -130,9 +144,24 @@ def with_accounting_hints(row: dict[str, Any]) -> Any:
     )
 
 
-def accounting_row(system: str, entity: str, counts: Accounting, days: list[str]) -> dict[str, Any]:
-    """The ``_row_accounting`` row for one resource and load."""
-    return {"source": system, "entity": entity, "extract_days": days, **counts.as_dict(), "loaded_at": datetime.now(UTC)}
+def bookkeeping_tables(resource: Any) -> Any:
+    """Give ``resource`` the ``_quarantine`` and ``_row_accounting`` table variants with exactly their own
+    columns. dlt starts a variant from the resource's hints at the time it is first created (its column
+    hints included), so creating them here, with the columns emptied first, keeps the entity's columns out
+    of the bookkeeping tables."""
+    for table, columns in ((QUARANTINE_TABLE, QUARANTINE_COLUMNS), (ACCOUNTING_TABLE, ACCOUNTING_COLUMNS)):
+        resource.apply_hints(table_name=table, write_disposition="append", primary_key=[], merge_key=[],
+                             columns={}, create_table_variant=True)
+        resource.apply_hints(table_name=table, columns=columns, create_table_variant=True)
+    return resource
+
+
+def accounting_row(
+    system: str, entity: str, counts: Accounting, days: list[str], *, status: str = "loaded", error: str | None = None
+) -> dict[str, Any]:
+    """The ``_row_accounting`` row for one resource and load (``status`` ``failed`` for a load that stopped)."""
+    return {"source": system, "entity": entity, "extract_days": days, **counts.as_dict(), "status": status,
+            "error": error, "loaded_at": datetime.now(UTC)}
 
 
 def _current_load_id() -> str | None:
@@ -204,11 +233,18 @@ def _winning_occurrences(spec: Entity, batches: Iterator[tuple[Any, Any]]) -> tu
             if spec.keep == "first" and key in winners.later:
                 continue
             try:
-                spec.prepare(record.obj)
+                validate(spec, record.obj)
             except Reject:
                 continue
             winners.later[key] = ordinal
     return winners, ordinal + 1
+
+
+def validate(spec: Entity, obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The contract check, then the entity's own preparation: the rows of a record, or Reject."""
+    if spec.contract is not None:
+        spec.contract(obj)
+    return spec.prepare(obj)
 
 
 def entity_resource(
@@ -273,6 +309,12 @@ def entity_resource(
 
         max_cursor: float | None = None
         first = True
+        field_rejects: dict[str, list[str]] = {}
+        records_read = 0
+
+        def rejected(record: RawRecord, exc: Reject) -> None:
+            if exc.field:
+                field_rejects.setdefault(exc.field, []).append(f"{record.origin} (position {record.position})")
         # scd2 stays on dlt's row path (its version hashes are computed there); the rest goes as Arrow
         arrow = None if spec.is_scd2 else ArrowRows(table_name, _current_load_id())
 
@@ -305,25 +347,29 @@ def entity_resource(
             for record in records:
                 ordinal += 1
                 if record.obj is None:
-                    counts.rows_read += 1
-                    counts.rows_quarantined += 1
+                    counts.rows_read += record.records
+                    counts.rows_quarantined += record.records
+                    records_read += record.records
                     yield with_quarantine_hints(quarantine_row(system, spec.name, record, record.error or "unparseable", day))
                     continue
+                records_read += 1
                 try:
-                    rows = spec.prepare(record.obj)
+                    rows = validate(spec, record.obj)
+                    checked = spec.type_checked(record.obj) if spec.type_checked else [record.obj]
+                    for obj in checked:
+                        check_field_types(
+                            obj, field_types, where=f"{record.origin} (position {record.position})",
+                            json_paths=spec.json_paths,
+                        )
                 except Reject as exc:
                     counts.rows_read += 1
                     counts.rows_quarantined += 1
+                    rejected(record, exc)
                     if winners is not None:
                         winners.rejected(_record_key(spec, record.obj), ordinal)
-                    yield with_quarantine_hints(quarantine_row(system, spec.name, record, str(exc), day))
+                    yield with_quarantine_hints(quarantine_row(system, spec.name, record, str(exc), day, exc.field))
                     continue
                 counts.rows_read += len(rows)
-                checked = spec.type_checked(record.obj) if spec.type_checked else [record.obj]
-                for obj in checked:
-                    check_field_types(
-                        obj, field_types, where=f"{record.origin} (position {record.position})", json_paths=spec.json_paths
-                    )
                 for row in rows:
                     if spec.lineage_columns:
                         row["_extract_day"] = date.fromisoformat(day) if day else None
@@ -361,6 +407,9 @@ def entity_resource(
             raise RuntimeError(
                 f"{system}/{spec.name}: the landing files of {', '.join(days)} changed while loading "
                 f"({expected_records} records on the first read, {ordinal + 1} on the second); rerun the load")
+        stop = contract_change(f"{system}/{spec.name}", field_rejects, records_read)
+        if stop:
+            raise ContractChange(stop)
         for rows in buffer.values():
             for row in rows:
                 yield from emit(row)
@@ -379,7 +428,11 @@ def entity_resource(
         if counts.rows_read:
             yield with_accounting_hints(accounting_row(system, spec.name, counts, list(days)))
 
-    return load_entity
+    return bookkeeping_tables(load_entity)
+
+
+class ContractChange(RuntimeError):
+    """Most records of a batch fail the same field: the export changed, the load stops."""
 
 
 def lazy_api_reader(module: str) -> Callable[[], ApiReader]:

@@ -7,7 +7,12 @@ from typing import Any
 
 
 class Reject(ValueError):
-    """A record that cannot load; the message is the quarantine reason."""
+    """A record that cannot load; the message is the quarantine reason, ``field`` the vendor field at fault
+    (counted per batch: a field rejected in most records is a contract change that stops the load)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class SchemaTypeChange(TypeError):
@@ -20,7 +25,10 @@ def parse_unix(value: Any) -> datetime | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Reject(f"expected Unix seconds, got {value!r}")
-    return datetime.fromtimestamp(value, tz=UTC)
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise Reject(f"Unix seconds out of range: {value!r}") from exc
 
 
 def parse_iso(value: Any) -> datetime | None:
@@ -93,7 +101,7 @@ def convert_fields(obj: dict[str, Any], paths: Iterable[str], parse) -> None:
         try:
             set_path(obj, path, parse(value))
         except Reject as exc:
-            raise Reject(f"wrong type in {path}: {exc}") from None
+            raise Reject(f"wrong type in {path}: {exc}", field=path) from None
 
 
 def convert_flat_fields(row: dict[str, Any], paths: Iterable[str], parse) -> None:
@@ -107,7 +115,7 @@ def convert_flat_fields(row: dict[str, Any], paths: Iterable[str], parse) -> Non
         try:
             row[key] = parse(value)
         except Reject as exc:
-            raise Reject(f"wrong type in {path}: {exc}") from None
+            raise Reject(f"wrong type in {path}: {exc}", field=path) from None
 
 
 def require_fields(obj: Mapping[str, Any], paths: Iterable[str]) -> None:
@@ -115,7 +123,7 @@ def require_fields(obj: Mapping[str, Any], paths: Iterable[str]) -> None:
     for path in paths:
         value = get_path(obj, path)
         if value is None or value == "":
-            raise Reject(f"missing primary key {path}")
+            raise Reject(f"missing primary key {path}", field=path)
 
 
 def check_non_negative(obj: Mapping[str, Any], paths: Iterable[str]) -> None:
@@ -123,7 +131,7 @@ def check_non_negative(obj: Mapping[str, Any], paths: Iterable[str]) -> None:
     for path in paths:
         value = get_path(obj, path)
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-            raise Reject(f"negative amount in {path}: {value}")
+            raise Reject(f"negative amount in {path}: {value}", field=path)
 
 
 def check_currency(obj: Mapping[str, Any], paths: Iterable[str], known: set[str] | None) -> None:
@@ -133,7 +141,7 @@ def check_currency(obj: Mapping[str, Any], paths: Iterable[str], known: set[str]
     for path in paths:
         value = get_path(obj, path)
         if value is not None and str(value).lower() not in known:
-            raise Reject(f"unknown currency in {path}: {value!r} is not in reference/fx_rates.csv")
+            raise Reject(f"unknown currency in {path}: {value!r} is not in reference/fx_rates.csv", field=path)
 
 
 def type_category(value: Any) -> str | None:
@@ -154,13 +162,17 @@ def type_category(value: Any) -> str | None:
 
 
 def iter_leaf_types(obj: Mapping[str, Any], json_paths: frozenset[str] = frozenset(), prefix: str = "") -> Iterator[tuple[str, str]]:
-    """(dotted path, type category) of every non-null leaf, descending into dicts as dlt flattens them.
+    """(dotted path, type category) of every non-null value, descending into dicts as dlt flattens them.
 
-    Lists and the ``json_paths`` (stored as JSON columns) are leaves: their inner shape is free.
+    A dict is reported as ``object`` and descended into, so a field that was a number and turns into an
+    object (which flattening would move to a new ``<field>__<key>`` column, leaving the old one NULL) is
+    a type change too. Lists and the ``json_paths`` (stored as JSON columns) are leaves: their inner shape
+    is free.
     """
     for key, value in obj.items():
         path = f"{prefix}{key}"
         if isinstance(value, dict) and path not in json_paths:
+            yield path, "object"
             yield from iter_leaf_types(value, json_paths, f"{path}.")
             continue
         category = "json" if path in json_paths else type_category(value)
@@ -175,19 +187,29 @@ def check_field_types(
     where: str,
     json_paths: frozenset[str] = frozenset(),
 ) -> None:
-    """Record each field's type in ``known`` on first sight; raise when a known field changes type.
+    """Raise :class:`Reject` (naming the field) when a field already seen has another type now; record the
+    type of each field seen for the first time.
 
-    ``known`` persists in dlt state, so a change is caught across loads too. New fields just evolve.
+    ``known`` persists in dlt state, so a change is caught across loads too. New fields just evolve. The
+    record is checked completely before any new field is recorded, so a rejected record teaches nothing.
     """
+    new: dict[str, str] = {}
     for path, category in iter_leaf_types(obj, json_paths):
         seen = known.get(path)
         if seen is None:
-            known[path] = category
+            new[path] = category
         elif seen != category:
-            raise SchemaTypeChange(
+            raise Reject(
                 f"field {path!r} changed type from {seen} to {category} "
-                f"(value {get_path(obj, path)!r}) in {where}"
+                f"(value {_short(get_path(obj, path))}) in {where}",
+                field=path,
             )
+    known.update(new)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def to_raw_text(obj: Any) -> str:

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ def read_manifest(landing_dir: Path | str) -> dict[str, Any]:
     path = Path(landing_dir) / MANIFEST
     if not path.exists():
         raise LandingIncomplete(f"{path} not found: the landing folder is incomplete or empty")
-    return json.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is accepted
+    return json.loads(read_text_file(path))  # a byte-order mark is accepted
 
 
 def extract_days(landing_dir: Path | str) -> list[str]:
@@ -54,9 +55,19 @@ def relative_origin(landing_dir: Path | str, path: Path) -> str:
         return str(path)
 
 
+BOM = b"\xef\xbb\xbf"
+
+
+def read_text_file(path: Path | str) -> str:
+    """A UTF-8 text file without its byte-order mark, if it has one (Excel and Windows tools write one)."""
+    return Path(path).read_text(encoding="utf-8-sig")
+
+
 def _parse(data: bytes) -> Any:
     """A part's JSON: orjson (about 3x the standard library's speed on the Stripe pages), falling back to
-    the standard library for what orjson refuses and ``json`` reads (integers beyond 64 bits, NaN)."""
+    the standard library for what orjson refuses and ``json`` reads (integers beyond 64 bits, NaN). A
+    byte-order mark is skipped; CRLF line ends are JSON whitespace."""
+    data = data.removeprefix(BOM)
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -72,11 +83,15 @@ def iter_envelope_records(
     folder: str,
     day: str,
     records_of: Callable[[Any], Any],
+    list_key: str | None = None,
 ) -> Iterator[RawRecord]:
     """Stream the records of every part of ``<folder>/<day>/``, one part in memory at a time.
 
-    ``records_of`` takes a parsed envelope and returns its record list. A part that is not valid JSON
-    or has no record list comes out as a single unparsed record, so it is quarantined, not lost.
+    ``records_of`` takes a parsed envelope and returns its record list; ``list_key`` names that list in
+    the envelope (None: the part is a bare array). A part that is not valid JSON (cut off, a stray byte)
+    is salvaged: the records before the damage load, and the rest comes out as one unparsed entry
+    standing for the estimated number of records it held (:func:`salvage_part`), so the loss is counted
+    in records, not as one row.
     """
     for path in part_files(landing_dir, folder, day):
         origin = relative_origin(landing_dir, path)
@@ -85,16 +100,71 @@ def iter_envelope_records(
             envelope = _parse(data)
             records = records_of(envelope)
         except (ValueError, KeyError, TypeError) as exc:
-            yield RawRecord(None, origin, 0, raw_text=_text(data), error=f"unreadable part: {exc}")
+            yield from salvage_part(data, origin, list_key, f"unreadable part: {exc}")
             continue
         if not isinstance(records, list):
-            yield RawRecord(None, origin, 0, raw_text=_text(data), error="envelope has no record list")
+            yield RawRecord(None, origin, None, raw_text=_text(data), error="envelope has no record list")
             continue
         for position, record in enumerate(records):
             if isinstance(record, dict):
                 yield RawRecord(record, origin, position)
             else:
                 yield RawRecord(None, origin, position, raw_text=json.dumps(record), error="record is not an object")
+
+
+_REPLACEMENT = "\ufffd"
+
+
+def salvage_part(data: bytes, origin: str, list_key: str | None, error: str) -> Iterator[RawRecord]:
+    """The records of a damaged part that still parse, in order, then one entry for the rest.
+
+    Each record of the list is decoded on its own; the first one that does not decode ends the salvage.
+    A record holding bytes that are not UTF-8 is quarantined by itself (its text would change otherwise).
+    The rest of the part is one unparsed entry whose ``records`` is an estimate of how many records it held:
+    its size over the average size of the salvaged records (at least 1 when it is not just the envelope's
+    closing brackets). The manifest reconciliation check compares the exact counts.
+    """
+    text = (data.removeprefix(BOM)).decode("utf-8", errors="replace")
+    genuine_replacement = _REPLACEMENT.encode() in data
+    if list_key is None:
+        match = re.match(r"\s*\[", text)
+    else:
+        match = re.search(r'"' + re.escape(list_key) + r'"\s*:\s*\[', text)
+    if match is None:
+        yield RawRecord(None, origin, None, raw_text=text, error=f"{error}; no record list found")
+        return
+    decoder = json.JSONDecoder()
+    index, position, sizes = match.end(), 0, []
+    while True:
+        while index < len(text) and text[index] in " \t\r\n,":
+            index += 1
+        if index >= len(text) or text[index] == "]":
+            break
+        try:
+            obj, end = decoder.raw_decode(text, index)
+        except ValueError:
+            break
+        span = text[index:end]
+        sizes.append(end - index)
+        if _REPLACEMENT in span and not genuine_replacement:
+            yield RawRecord(None, origin, position, raw_text=span, error="record holds bytes that are not valid UTF-8")
+        elif isinstance(obj, dict):
+            yield RawRecord(obj, origin, position)
+        else:
+            yield RawRecord(None, origin, position, raw_text=span, error="record is not an object")
+        position += 1
+        index = end
+    rest = text[index:]
+    if rest.lstrip().startswith("]"):
+        lost = 0  # the list is whole: the damage is in the envelope after it
+    else:
+        average = sum(sizes) / len(sizes) if sizes else None
+        lost = max(1, round(len(rest) / average)) if average else 1
+    yield RawRecord(
+        None, origin, None, raw_text=rest, records=lost,
+        error=f"{error}; {position} records before the damage loaded, the unreadable rest held about {lost} "
+              "(estimated from its size)",
+    )
 
 
 def read_fx_currencies(landing_dir: Path | str) -> set[str] | None:
@@ -107,7 +177,7 @@ def read_fx_currencies(landing_dir: Path | str) -> set[str] | None:
     path = Path(landing_dir) / "reference" / "fx_rates.csv"
     if not path.exists():
         return None
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         currencies = {row["currency"].strip().lower() for row in csv.DictReader(handle) if row.get("currency")}
     try:
         reporting = read_manifest(landing_dir).get("reporting_currency")

@@ -5,9 +5,16 @@ need several ``pipeline.run`` calls to catch up; each resource says in its state
 """
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from cs_kpis.sources.common.accounting import Accounting
+from cs_kpis.sources.common.entity import (
+    ACCOUNTING_COLUMNS,
+    ACCOUNTING_TABLE,
+    QUARANTINE_COLUMNS,
+    QUARANTINE_TABLE,
+)
 from cs_kpis.sources.common.hooks import pause_point
 
 LOADER_FILE_FORMAT = "parquet"
@@ -70,6 +77,9 @@ def discard_incomplete_loads(pipeline: Any, source_name: str) -> dict[str, int]:
             f"(select load_id from {dataset}._dlt_loads where status = 0)" if "_dlt_loads" in existing
             else "(select null::varchar as load_id where false)"
         )
+        completed = f"(select load_id from {completed} union all select _dlt_load_id from {dataset}." \
+                    f"{ACCOUNTING_TABLE} where _dlt_load_id like '{FAILED_LOAD_PREFIX}%')" \
+            if ACCOUNTING_TABLE in existing else completed
         targets = [(t, "source = ?", [source_name]) for t in APPEND_TABLES]
         targets += [(t, "true", []) for t in DIRECT_TABLES.get(source_name, ())]
         for table, where, params in targets:
@@ -81,6 +91,74 @@ def discard_incomplete_loads(pipeline: Any, source_name: str) -> dict[str, int]:
             if rows and rows[0][0]:
                 deleted[table] = int(rows[0][0])
     return deleted
+
+
+_DUCKDB_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "date": "DATE", "timestamp": "TIMESTAMP WITH TIME ZONE",
+                 "json": "JSON"}
+
+
+def _create_sql(qualified: str, columns: dict[str, dict[str, Any]]) -> str:
+    defs = [
+        f'"{name}" {_DUCKDB_TYPES[hint["data_type"]]}' + ("" if hint.get("nullable", True) else " NOT NULL")
+        for name, hint in columns.items()
+    ]
+    defs += ['"_dlt_load_id" VARCHAR NOT NULL', '"_dlt_id" VARCHAR NOT NULL']
+    return f"create table if not exists {qualified} ({', '.join(defs)})"
+
+
+def ensure_bookkeeping_tables(pipeline: Any) -> None:
+    """Create ``_quarantine`` and ``_row_accounting`` (empty, with exactly their own columns and the two dlt
+    columns, as dlt would) when they do not exist yet: a clean first load quarantines nothing, and a query
+    of an absent table fails. dlt finds them with every column it expects and leaves them alone."""
+    with pipeline.sql_client() as client:
+        if not client.has_dataset():
+            client.create_dataset()
+        for table, columns in ((QUARANTINE_TABLE, QUARANTINE_COLUMNS), (ACCOUNTING_TABLE, ACCOUNTING_COLUMNS)):
+            client.execute_sql(_create_sql(client.make_qualified_table_name(table), columns))
+
+
+def record_failed_load(pipeline: Any, source: Any, error: BaseException) -> None:
+    """Append one ``_row_accounting`` row per selected resource of a load that failed, ``status`` ``failed``
+    and the error, so a stopped entity is visible in the table, not only in a log.
+
+    Written directly (dlt's own rows of that load never commit); ``_dlt_load_id`` is ``failed:<time>``,
+    which :func:`discard_incomplete_loads` keeps (it deletes only the rows of loads that may be rerun)."""
+    try:
+        ensure_bookkeeping_tables(pipeline)
+        failed = _failed_resource(error)
+        message = str(error)
+        now = datetime.now(UTC)
+        with pipeline.sql_client() as client:
+            qualified = client.make_qualified_table_name(ACCOUNTING_TABLE)
+            for name in source.selected_resources:
+                reason = message if failed in (None, name) else f"not loaded: resource {failed!r} of the same load failed"
+                client.execute_sql(
+                    f"insert into {qualified} (source, entity, extract_days, rows_read, rows_loaded, rows_quarantined, "
+                    "rows_deduplicated, status, error, loaded_at, _dlt_load_id, _dlt_id) "
+                    "values (%s, %s, '[]', 0, 0, 0, 0, 'failed', %s, %s, %s, %s)",
+                    source.name, name, reason[:4000], now, f"{FAILED_LOAD_PREFIX}{now.isoformat()}",
+                    f"failed-{source.name}-{name}-{now.timestamp()}",
+                )
+    except Exception:
+        import logging
+
+        logging.getLogger(__name__).exception("could not record the failed load of %s", source.name)
+
+
+FAILED_LOAD_PREFIX = "failed:"
+
+
+def _failed_resource(error: BaseException) -> str | None:
+    """The resource named by a dlt extract error in ``error``'s chain, if any."""
+    seen = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        name = getattr(current, "resource_name", None) or getattr(current, "pipe_name", None)
+        if name:
+            return str(name)
+        current = getattr(current, "exception", None) or current.__cause__ or current.__context__
+    return None
 
 
 def run_until_caught_up(
@@ -101,8 +179,13 @@ def run_until_caught_up(
     load_infos: list[Any] = []
     totals: dict[str, Accounting] = {name: Accounting() for name in source.selected_resources}
     for _ in range(max_loads):
-        load_info = run(source)
-        load_info.raise_on_failed_jobs()
+        try:
+            load_info = run(source)
+            load_info.raise_on_failed_jobs()
+        except Exception as exc:
+            record_failed_load(pipeline, source, exc)
+            raise
+        ensure_bookkeeping_tables(pipeline)
         load_infos.append(load_info)
         pause_point(f"loaded.{source.name}.{len(load_infos)}")
         for name, total in totals.items():

@@ -6,6 +6,7 @@ from typing import Any
 
 import dlt
 
+from cs_kpis.sources.common.contract import Contract, default_parsers, landing_window
 from cs_kpis.sources.common.entity import Entity, entity_resource, lazy_api_reader
 from cs_kpis.sources.common.helpers import column_hints
 from cs_kpis.sources.common.landing import read_fx_currencies
@@ -15,8 +16,9 @@ from cs_kpis.sources.crm.helpers import prepare_record
 _api_reader = lazy_api_reader("cs_kpis.sources.crm.api")
 
 
-def entities(currencies: set[str] | None) -> list[Entity]:
-    """The four CRM entities; accounts keep scd2 history keyed on Id."""
+def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
+    """The four CRM entities, each with its contract; accounts keep scd2 history keyed on Id."""
+    parsers = default_parsers()
     specs = []
     for resource, folder in settings.FOLDERS.items():
         scd2 = resource == "accounts"
@@ -34,6 +36,9 @@ def entities(currencies: set[str] | None) -> list[Entity]:
                     "timestamp": settings.DATETIME_FIELDS.get(resource, ()),
                     "date": settings.DATE_FIELDS.get(resource, ()),
                 }),
+                contract=Contract(
+                    settings.CONTRACTS[resource], currencies=currencies, window=window, parsers=parsers
+                ).check,
             )
         )
     return specs
@@ -57,4 +62,4 @@ def crm_source(landing_dir: Path | str | None = None, mode: str = "files", api_c
         api_reader=_api_reader,
         api_config=api_config,
     )
-    return [make(spec) for spec in entities(currencies)]
+    return [make(spec) for spec in entities(currencies, landing_window(landing))]

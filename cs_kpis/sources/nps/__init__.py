@@ -5,6 +5,7 @@ from typing import Any
 
 import dlt
 
+from cs_kpis.sources.common.contract import Contract, default_parsers, landing_window
 from cs_kpis.sources.common.entity import Entity, entity_resource, lazy_api_reader
 from cs_kpis.sources.common.helpers import column_hints
 from cs_kpis.sources.nps import files, settings
@@ -16,6 +17,7 @@ _api_reader = lazy_api_reader("cs_kpis.sources.nps.api")
 @dlt.source(name="nps", schema_contract={"tables": "evolve", "columns": "evolve", "data_type": "freeze"})
 def nps_source(landing_dir: Path | str | None = None, mode: str = "files", api_config: Any = None) -> Any:
     """Delighted survey responses from the landing folder or the API, into ``nps__survey_responses``."""
+    landing = Path(landing_dir) if landing_dir else None
     spec = Entity(
         name=settings.ENTITY,
         reads=settings.ENTITY,
@@ -23,12 +25,13 @@ def nps_source(landing_dir: Path | str | None = None, mode: str = "files", api_c
         prepare=lambda obj: [prepare_response(obj)],
         cursor=settings.CURSOR_FIELD,
         columns=column_hints({"timestamp": settings.UNIX_FIELDS}),
+        contract=Contract(settings.CONTRACT, window=landing_window(landing), parsers=default_parsers()).check,
     )
     return entity_resource(
         settings.SYSTEM,
         spec,
         mode=mode,
-        landing_dir=Path(landing_dir) if landing_dir else None,
+        landing_dir=landing,
         files_reader=files.iter_records,
         api_reader=_api_reader,
         api_config=api_config,

@@ -10,4 +10,4 @@ from cs_kpis.sources.records import RawRecord
 
 def iter_records(landing_dir: Path | str, entity: str, extract_day: str) -> Iterator[RawRecord]:
     """Stream the survey responses of one extract day, page by page."""
-    yield from iter_envelope_records(landing_dir, f"{settings.SYSTEM}/{entity}", extract_day, lambda page: page)
+    yield from iter_envelope_records(landing_dir, f"{settings.SYSTEM}/{entity}", extract_day, lambda page: page, None)

@@ -13,6 +13,7 @@ same days again.
 """
 
 import json
+import re
 import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -21,8 +22,10 @@ from typing import Any
 import dlt
 
 from cs_kpis.sources.common.accounting import Accounting
+from cs_kpis.sources.common.contract import landing_window
 from cs_kpis.sources.common.entity import (
     accounting_row,
+    bookkeeping_tables,
     lazy_api_reader,
     with_accounting_hints,
     with_quarantine_hints,
@@ -36,15 +39,18 @@ _api_reader = lazy_api_reader("cs_kpis.sources.product.api")
 
 
 def _quarantine(origin: str, position: int | None, raw_text: str, reason: str, day: str | None) -> Any:
+    words = set(re.findall(r"\w+", reason))
+    field = next((f for f in (settings.PRIMARY_KEY, *settings.TIMESTAMP_FIELDS) if f in words), None)
     return with_quarantine_hints({
         "source": settings.SYSTEM, "entity": settings.ENTITY, "origin": origin, "position": position,
-        "reason": reason, "raw_text": raw_text, "extract_day": date.fromisoformat(day) if day else None,
+        "field": field, "reason": reason, "records": 1, "raw_text": raw_text, "extract_day": date.fromisoformat(day) if day else None,
         "loaded_at": datetime.now(UTC),
     })
 
 
 def events_resource(landing_dir: Path | None, mode: str, api_config: Any, max_days: int | None) -> Any:
     """The ``events`` resource; loads into the pipeline's own DuckDB dataset."""
+    window = landing_window(landing_dir)
 
     @dlt.resource(name=settings.ENTITY, table_name=settings.TABLE, write_disposition="append")
     def events() -> Any:
@@ -71,7 +77,7 @@ def events_resource(landing_dir: Path | None, mode: str, api_config: Any, max_da
                     folders = files.received_days(landing_dir, previous, day)
                     for paths in files.batches(landing_dir, folders, settings.BATCH_BYTES):
                         result = load_day(con, table, paths, received_day=None,
-                                          origin_prefix=f"{landing_dir}/", load_id=load_id)
+                                          origin_prefix=f"{landing_dir}/", load_id=load_id, window=window())
                         counts = counts.add(result.counts)
                         # events are committed, dlt's state for them is not (it commits with the package)
                         pause_point("product.after_insert")
@@ -81,7 +87,7 @@ def events_resource(landing_dir: Path | None, mode: str, api_config: Any, max_da
                 state["last_extract_day"] = days[-1] if days else state.get("last_extract_day")
                 state["pending_days"] = len(pending_days(all_days, state.get("last_extract_day")))
             elif mode == "api":
-                counts, bad = _load_from_api(con, table, api_config, state, load_id)
+                counts, bad = _load_from_api(con, table, api_config, state, load_id, window())
                 for origin, position, raw_text, reason in bad:
                     yield _quarantine(origin, position, raw_text, reason, None)
             else:
@@ -90,10 +96,12 @@ def events_resource(landing_dir: Path | None, mode: str, api_config: Any, max_da
         if counts.rows_read:
             yield with_accounting_hints(accounting_row(settings.SYSTEM, settings.ENTITY, counts, days))
 
-    return events
+    return bookkeeping_tables(events)
 
 
-def _load_from_api(con: Any, table: str, api_config: Any, state: dict, load_id: str) -> tuple[Accounting, list]:
+def _load_from_api(
+    con: Any, table: str, api_config: Any, state: dict, load_id: str, window: Any = None
+) -> tuple[Accounting, list]:
     """API mode: spool the reader's records to one JSON-lines file, then load it like a landing day."""
     reader = _api_reader()
     origins: list[tuple[str, int]] = []
@@ -110,7 +118,7 @@ def _load_from_api(con: Any, table: str, api_config: Any, state: dict, load_id: 
                     max_received = received
         today = datetime.now(UTC).date().isoformat()
         result = load_day(con, table, [str(spool)] if origins else [], received_day=today,
-                          origin_prefix=f"{tmp}/", load_id=load_id)
+                          origin_prefix=f"{tmp}/", load_id=load_id, window=window)
     bad = [(*origins[position], raw, reason) for _, position, raw, reason in result.bad_rows]
     if max_received:
         state["api_since"] = int(datetime.fromisoformat(max_received).timestamp())

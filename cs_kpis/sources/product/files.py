@@ -55,9 +55,9 @@ def iter_records(landing_dir: Path | str, entity: str, extract_day: str) -> Iter
     """Stream the events of one received day, line by line (position = 0-based line number)."""
     for path in day_files(landing_dir, extract_day):
         origin = relative_origin(landing_dir, path)
-        with path.open() as handle:
+        with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
             for position, line in enumerate(handle):
-                line = line.rstrip("\n")
+                line = line.rstrip("\n").rstrip("\r")
                 try:
                     obj = json.loads(line)
                 except ValueError as exc:

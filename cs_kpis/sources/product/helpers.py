@@ -9,6 +9,8 @@ fails.
 """
 
 from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
 
 from cs_kpis.sources.product import settings
 
@@ -82,31 +84,52 @@ def stage_careful_sql(files: Sequence[str]) -> str:
     """
 
 
-def bad_reason_sql() -> str:
+TIMESTAMP_COLUMNS = ("timestamp", "original_timestamp", "sent_at", "received_at")
+
+
+def window_bounds(window: Any) -> tuple[str, str] | None:
+    """``[first, last + 1 day)`` of a :class:`~cs_kpis.sources.common.contract.DateWindow` as SQL literals."""
+    if window is None:
+        return None
+    return (sql_literal(f"{window.first.isoformat()} 00:00:00+00") + "::timestamptz",
+            sql_literal(f"{(window.last + timedelta(days=1)).isoformat()} 00:00:00+00") + "::timestamptz")
+
+
+def _json_size(properties: str, traits: str) -> str:
+    return f"coalesce(strlen({properties}::varchar), 0) + coalesce(strlen({traits}::varchar), 0)"
+
+
+def bad_reason_sql(window: Any = None) -> str:
     """A CASE expression giving the quarantine reason of a staged line, NULL for a good one."""
     checks = ["when _raw is not null then 'malformed JSON line'"]
     checks.append(f"when message_id is null or message_id = '' then 'missing primary key {settings.PRIMARY_KEY}'")
-    for field, column in zip(
-        settings.TIMESTAMP_FIELDS, ("timestamp", "original_timestamp", "sent_at", "received_at"), strict=True
-    ):
+    checks.append(f"when {_json_size('properties', 'traits')} > {settings.MAX_LINE_BYTES} "
+                  f"then 'oversized line: properties and traits exceed {settings.MAX_LINE_BYTES} bytes'")
+    bounds = window_bounds(window)
+    for field, column in zip(settings.TIMESTAMP_FIELDS, TIMESTAMP_COLUMNS, strict=True):
         checks.append(
             f"when {column} is not null and try_cast({column} as timestamptz) is null "
             f"then 'wrong type in {field}: not an ISO-8601 timestamp'"
         )
+        if bounds:
+            checks.append(
+                f"when try_cast({column} as timestamptz) < {bounds[0]} or try_cast({column} as timestamptz) >= {bounds[1]} "
+                f"then 'wrong date in {field}: outside the plausible window {window.first}..{window.last}'"
+            )
     return "case " + " ".join(checks) + " end"
 
 
-def count_bad_sql() -> str:
+def count_bad_sql(window: Any = None) -> str:
     """How many staged lines cannot load."""
-    return f"select count(*) from {STAGE} where ({bad_reason_sql()}) is not null"
+    return f"select count(*) from {STAGE} where ({bad_reason_sql(window)}) is not null"
 
 
-def bad_rows_sql() -> str:
+def bad_rows_sql(window: Any = None) -> str:
     """The staged lines that cannot load: file, line number, raw text or row as JSON, reason."""
     return f"""
-        select _file, _position, coalesce(_raw, to_json(s)::varchar) as raw_text, {bad_reason_sql()} as reason
+        select _file, _position, coalesce(_raw, to_json(s)::varchar) as raw_text, {bad_reason_sql(window)} as reason
         from {STAGE} as s
-        where ({bad_reason_sql()}) is not null
+        where ({bad_reason_sql(window)}) is not null
         order by _file, _position
     """
 
@@ -117,9 +140,9 @@ def create_table_sql(table: str) -> str:
     return f"create table if not exists {table} ({columns})"
 
 
-def delete_bad_sql() -> str:
+def delete_bad_sql(window: Any = None) -> str:
     """Drop the lines that cannot load from the stage, once they are on their way to quarantine."""
-    return f"delete from {STAGE} where ({bad_reason_sql()}) is not null"
+    return f"delete from {STAGE} where ({bad_reason_sql(window)}) is not null"
 
 
 def received_day_expr(received_day: str | None) -> str:
@@ -129,7 +152,9 @@ def received_day_expr(received_day: str | None) -> str:
     return r"regexp_extract(_file, '(\d{4}-\d{2}-\d{2})/part-[^/]*$', 1)::date"
 
 
-def insert_sql(table: str, *, received_day: str | None, origin_prefix: str, load_id: str) -> str:
+def insert_sql(
+    table: str, *, received_day: str | None, origin_prefix: str, load_id: str, origin: str | None = None
+) -> str:
     """Insert the staged lines not loaded before: the first of each messageId in the day (stage order),
     and none whose messageId the table already holds (duplicates across days).
 
@@ -148,7 +173,8 @@ def insert_sql(table: str, *, received_day: str | None, origin_prefix: str, load
         select message_id, type, user_id, anonymous_id, event,
                timestamp::timestamptz, original_timestamp::timestamptz, sent_at::timestamptz,
                received_at::timestamptz, group_id, context_group_id, properties, traits,
-               {received_day_expr(received_day)}, replace(_file, {sql_literal(origin_prefix)}, ''),
+               {received_day_expr(received_day)},
+               {sql_literal(origin) if origin is not None else f"replace(_file, {sql_literal(origin_prefix)}, '')"},
                {sql_literal(load_id)}
         from {STAGE} as s
         where (s.message_id not in ({duplicated}) or s.rowid in ({first_of_duplicated}))
@@ -172,20 +198,35 @@ def files_table_sql(files: Sequence[str], origins: Sequence[str], days: Sequence
     ]
 
 
-def insert_direct_sql(table: str, files: Sequence[str], *, load_id: str) -> str:
+def _checked_timestamp(column: str, field: str, bounds: tuple[str, str] | None) -> str:
+    cast = f"{column}::timestamptz"
+    if bounds is None:
+        return cast
+    return (f"case when {cast} < {bounds[0]} or {cast} >= {bounds[1]} "
+            f"then error('wrong date in {field}: outside the plausible window') else {cast} end")
+
+
+def insert_direct_sql(table: str, files: Sequence[str], *, load_id: str, window: Any = None) -> str:
     """Insert every line of ``files`` straight from read_json, strictly: a malformed line, a missing
-    messageId or a timestamp that does not cast makes the statement fail (then the careful way runs).
+    messageId, a timestamp that does not cast or lies outside ``window``, or properties and traits larger
+    than Segment's message limit make the statement fail (then the batch is split and the file with the
+    bad line is read line by line).
 
     Nothing is deduplicated here; :func:`delete_duplicates_sql` does it afterwards in the same
     transaction, so the files are parsed and written once, without a staging table.
     """
     pk = settings.PRIMARY_KEY
+    bounds = window_bounds(window)
+    stamps = ", ".join(
+        _checked_timestamp(f"r.{field}", field, bounds) for field in settings.TIMESTAMP_FIELDS
+    )
     return f"""
         insert into {table}
-        select case when r.{pk} is null or r.{pk} = '' then error('missing primary key {pk}') else r.{pk} end,
+        select case when r.{pk} is null or r.{pk} = '' then error('missing primary key {pk}')
+                    when {_json_size('r.properties', 'r.traits')} > {settings.MAX_LINE_BYTES}
+                    then error('oversized line') else r.{pk} end,
                r.type, r.userId, r.anonymousId, r.event,
-               r.timestamp::timestamptz, r.originalTimestamp::timestamptz, r.sentAt::timestamptz,
-               r.receivedAt::timestamptz, r.groupId, r.context.groupId, r.properties, r.traits,
+               {stamps}, r.groupId, r.context.groupId, r.properties, r.traits,
                f.received_day, f.origin, {sql_literal(load_id)}
         from read_json({file_list(files)}, format = 'newline_delimited', columns = {struct_spec()},
                        filename = true) as r

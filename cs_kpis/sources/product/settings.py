@@ -32,6 +32,11 @@ SEGMENT_FIELDS: dict[str, str] = {
 }
 """what DuckDB reads from each line; timestamps stay text until checked, so a bad one is quarantined"""
 
+MAX_LINE_BYTES = 32_768
+"""Segment's limit for one message (32 KB): a longer line is quarantined as oversized. The fast insert,
+which never sees lines, enforces it on what it stores (``properties`` and ``traits`` together); a file
+read line by line (one with another bad line) enforces it on the whole line."""
+
 TIMESTAMP_FIELDS: tuple[str, ...] = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
 
 TABLE_COLUMNS: dict[str, str] = {

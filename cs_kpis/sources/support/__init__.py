@@ -6,6 +6,7 @@ from typing import Any
 
 import dlt
 
+from cs_kpis.sources.common.contract import Contract, default_parsers, landing_window
 from cs_kpis.sources.common.entity import Entity, entity_resource, lazy_api_reader
 from cs_kpis.sources.common.helpers import column_hints
 from cs_kpis.sources.support import files, settings
@@ -14,8 +15,9 @@ from cs_kpis.sources.support.helpers import id_columns, prepare_object
 _api_reader = lazy_api_reader("cs_kpis.sources.support.api")
 
 
-def entities() -> list[Entity]:
-    """One Entity per Zendesk export, merged on the BIGINT id."""
+def entities(window: Any = None) -> list[Entity]:
+    """One Entity per Zendesk export, merged on the BIGINT id, each with its contract."""
+    parsers = default_parsers()
     return [
         Entity(
             name=entity,
@@ -24,6 +26,7 @@ def entities() -> list[Entity]:
             prepare=lambda obj, entity=entity: [prepare_object(obj, entity)],
             columns={**column_hints({"timestamp": settings.ISO_FIELDS.get(entity, ())}), **id_columns(entity)},
             cursor=settings.CURSOR_FIELD,
+            contract=Contract(settings.CONTRACTS[entity], window=window, parsers=parsers).check,
         )
         for entity in settings.ENTITIES
     ]
@@ -35,13 +38,14 @@ def support_source(landing_dir: Path | str | None = None, mode: str = "files", a
 
     Tables ``support__<entity>``; ids BIGINT, timestamps parsed from ISO-8601.
     """
+    landing = Path(landing_dir) if landing_dir else None
     make = partial(
         entity_resource,
         settings.SYSTEM,
         mode=mode,
-        landing_dir=Path(landing_dir) if landing_dir else None,
+        landing_dir=landing,
         files_reader=files.iter_records,
         api_reader=_api_reader,
         api_config=api_config,
     )
-    return [make(spec) for spec in entities()]
+    return [make(spec) for spec in entities(landing_window(landing))]

@@ -10,4 +10,4 @@ from cs_kpis.sources.support import settings
 
 def iter_records(landing_dir: Path | str, entity: str, extract_day: str) -> Iterator[RawRecord]:
     """Stream the objects of one Zendesk entity and extract day, page by page."""
-    yield from iter_envelope_records(landing_dir, f"{settings.SYSTEM}/{entity}", extract_day, lambda env: env[entity])
+    yield from iter_envelope_records(landing_dir, f"{settings.SYSTEM}/{entity}", extract_day, lambda env: env[entity], entity)

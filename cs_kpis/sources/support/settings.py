@@ -26,3 +26,42 @@ ID_FIELDS: dict[str, tuple[str, ...]] = {
 """Zendesk ids pass 2^31: declared BIGINT, and a non-integer id is quarantined"""
 
 CURSOR_FIELD = "updated_at"
+
+# Contracts: the fields the pipeline uses, typed from Zendesk's API reference (a record whose value does
+# not fit is quarantined, e.g. a ticket whose priority is a number)
+from cs_kpis.sources.common.contract import Field
+
+_ID = Field("integer", required=True, min=1)
+_REF = Field("integer", min=1)
+_ISO = Field("iso")
+_MINUTES = Field("integer", min=0)
+
+CONTRACTS: dict[str, dict[str, Field]] = {
+    "organizations": {
+        "id": _ID, "name": Field("text"), "external_id": Field("text"), "domain_names": Field("list"),
+        "created_at": _ISO, "updated_at": _ISO,
+    },
+    "tickets": {
+        "id": _ID, **{f: _REF for f in ID_FIELDS["tickets"] if f != "id"},
+        "status": Field("text", choices=frozenset({"new", "open", "pending", "hold", "solved", "closed", "deleted"})),
+        "priority": Field("text", choices=frozenset({"low", "normal", "high", "urgent"})),
+        "type": Field("text", choices=frozenset({"problem", "incident", "question", "task"})),
+        "subject": Field("text"), "tags": Field("list"), "tags[]": Field("text"), "via": Field("object"), "via.channel": Field("text"),
+        "satisfaction_rating": Field("object"), "satisfaction_rating.score": Field("text"),
+        **{f: _ISO for f in ISO_FIELDS["tickets"]},
+    },
+    "ticket_metrics": {
+        "id": _ID, "ticket_id": Field("integer", required=True, min=1),
+        "reopens": Field("integer", min=0), "replies": Field("integer", min=0),
+        **{f"{m}.{c}": _MINUTES for m in ("reply_time_in_minutes", "full_resolution_time_in_minutes",
+                                           "first_resolution_time_in_minutes", "agent_wait_time_in_minutes",
+                                           "requester_wait_time_in_minutes")
+           for c in ("calendar", "business")},
+        **{f: _ISO for f in ISO_FIELDS["ticket_metrics"]},
+    },
+    "satisfaction_ratings": {
+        "id": _ID, **{f: _REF for f in ID_FIELDS["satisfaction_ratings"] if f != "id"},
+        "score": Field("text", choices=frozenset({"offered", "unoffered", "good", "bad"})),
+        "comment": Field("text"), **{f: _ISO for f in ISO_FIELDS["satisfaction_ratings"]},
+    },
+}

@@ -1,0 +1,367 @@
+"""Field contracts: the types and ranges of the vendor fields the pipeline uses, checked record by record.
+
+Each system declares, from its vendor's documented schema, the fields that staging reads (settings.py
+``CONTRACTS``). A record whose value does not fit is rejected (:class:`Reject` naming the field), which the
+entity resource turns into a ``_quarantine`` row while the rest of the batch loads. Only when most records
+of a batch fail on the same field does the load stop (:func:`contract_change`): that is a change of the
+export, not a bad record.
+
+Paths are dotted (``recurring.interval``); ``[]`` steps into every element of a list
+(``items.data[].price.unit_amount``). A missing or null value passes unless the field is ``required``.
+"""
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from cs_kpis.sources.common.helpers import Reject
+
+CONTRACT_CHANGE_SHARE = 0.5
+"""a field rejected in more than this share of a batch's records stops the load"""
+CONTRACT_CHANGE_MIN_RECORDS = 10
+"""...and in at least this many records: one bad record in a tiny increment is a bad record, not a change"""
+
+DATE_WINDOW_ENV = "CS_KPIS_PLAUSIBLE_DATES"
+"""``YYYY-MM-DD..YYYY-MM-DD``: the dates a source accepts; outside it a record is quarantined"""
+WINDOW_YEARS_BEFORE = 10
+WINDOW_YEARS_AFTER = 10
+"""default window: from 10 years before the manifest's ``start_date`` (the company's first data) to 10 years
+after its last extract day; Stripe's future dates (trial ends, period ends, coupon ``redeem_by``) fit"""
+
+
+@dataclass(frozen=True)
+class DateWindow:
+    """The plausible dates of a company's records, both ends included."""
+
+    first: date
+    last: date
+
+    def check(self, value: datetime | date) -> None:
+        day = value.date() if isinstance(value, datetime) else value
+        if not self.first <= day <= self.last:
+            raise Reject(f"date {day.isoformat()} outside the plausible window {self.first}..{self.last} "
+                         f"(set {DATE_WINDOW_ENV} to change it)")
+
+    @classmethod
+    def parse(cls, text: str) -> "DateWindow":
+        try:
+            first, last = (date.fromisoformat(part.strip()) for part in text.split(".."))
+        except ValueError as exc:
+            raise ValueError(f"{DATE_WINDOW_ENV} must look like 2015-01-01..2035-12-31, got {text!r}") from exc
+        return cls(first, last)
+
+
+def _years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def date_window(manifest: Mapping[str, Any] | None = None, today: date | None = None) -> DateWindow:
+    """The window from ``CS_KPIS_PLAUSIBLE_DATES``, else derived from the manifest (start date and last extract
+    day), else around today (API mode without a landing folder)."""
+    configured = os.environ.get(DATE_WINDOW_ENV, "").strip()
+    if configured:
+        return DateWindow.parse(configured)
+    today = today or datetime.now(UTC).date()
+    manifest = manifest or {}
+    days = sorted(str(d) for d in manifest.get("extract_days") or [])
+    try:
+        start = date.fromisoformat(str(manifest.get("start_date") or days[0]))
+    except (ValueError, IndexError):
+        start = today - timedelta(days=365 * 20)
+    last = date.fromisoformat(days[-1]) if days else today
+    return DateWindow(_years(start, -WINDOW_YEARS_BEFORE), _years(last, WINDOW_YEARS_AFTER))
+
+
+def landing_window(landing_dir: Any) -> Callable[[], DateWindow]:
+    """The date window of a landing folder, computed on first use (at load time, not when the code location
+    loads) from its manifest; without a readable manifest, the window around today."""
+    cache: list[DateWindow] = []
+
+    def get() -> DateWindow:
+        if not cache:
+            manifest = None
+            if landing_dir is not None:
+                from cs_kpis.sources.common.landing import read_manifest
+
+                try:
+                    manifest = read_manifest(landing_dir)
+                except Exception:  # noqa: BLE001 - a missing or malformed manifest fails elsewhere, by name
+                    manifest = None
+            cache.append(date_window(manifest))
+        return cache[0]
+
+    return get
+
+
+@dataclass(frozen=True)
+class Field:
+    """One vendor field: its kind, and optionally that it is required, its range or its allowed values.
+
+    Kinds: ``text``, ``integer`` (JSON integer), ``number``, ``bool``, ``object``, ``list``, ``unix``
+    (Unix seconds), ``iso`` (ISO-8601 with zone), ``sf_datetime`` (Salesforce ``...+0000``), ``date``
+    (``YYYY-MM-DD``), ``currency`` (ISO code in reference/fx_rates.csv).
+    """
+
+    kind: str
+    required: bool = False
+    min: float | None = None
+    max: float | None = None
+    choices: frozenset[str] | None = None
+
+
+def text(**kw: Any) -> Field:
+    return Field("text", **kw)
+
+
+def integer(**kw: Any) -> Field:
+    return Field("integer", **kw)
+
+
+def values_at(obj: Any, path: str, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(concrete path, value) of every value at ``path``; ``[]`` steps into list elements. A missing step
+    yields the path with None (so a required field can be reported); a list step over a non-list yields
+    nothing (the list field's own declaration catches that)."""
+    head, _, rest = path.partition(".")
+    is_list = head.endswith("[]")
+    key = head[:-2] if is_list else head
+    here = f"{prefix}{key}"
+    value = obj.get(key) if isinstance(obj, Mapping) else None
+    if is_list:
+        if not isinstance(value, list):
+            return
+        for index, element in enumerate(value):
+            where = f"{here}[{index}]"
+            if rest:
+                yield from values_at(element, rest, f"{where}.")
+            else:
+                yield where, element
+        return
+    if rest:
+        if value is None:
+            yield f"{here}.{rest}", None
+            return
+        if not isinstance(value, Mapping):
+            return  # the field itself is declared as an object, or the type tracking catches it
+        yield from values_at(value, rest, f"{here}.")
+        return
+    yield here, value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass
+class _Node:
+    """One step of the declared paths: the field at this step (if declared) and the steps below it."""
+
+    key: str
+    is_list: bool
+    spec: Field | None = None
+    children: dict[str, "_Node"] | None = None
+    required_below: str | None = None
+    """the first required path below this step (reported when the step itself is missing)"""
+
+
+def _compile(fields: Mapping[str, Field]) -> dict[str, _Node]:
+    root: dict[str, _Node] = {}
+    for path, spec in fields.items():
+        level, steps = root, path.split(".")
+        for index, step in enumerate(steps):
+            node = level.get(step)
+            if node is None:
+                node = level[step] = _Node(step.removesuffix("[]"), step.endswith("[]"))
+            if index == len(steps) - 1:
+                node.spec = spec
+            else:
+                if spec.required and node.required_below is None:
+                    node.required_below = ".".join(steps[index + 1:])
+                node.children = node.children if node.children is not None else {}
+                level = node.children
+    return root
+
+
+class Contract:
+    """The declared fields of one vendor object, checked by :meth:`check`.
+
+    The paths are compiled into a tree once, so a record is walked once whatever the number of fields
+    (profiled on the demo's Stripe objects: path-by-path lookups cost more than reading them)."""
+
+    def __init__(
+        self,
+        fields: Mapping[str, Field],
+        *,
+        currencies: set[str] | None = None,
+        window: "DateWindow | Callable[[], DateWindow] | None" = None,
+        parsers: Mapping[str, Callable[[Any], Any]] | None = None,
+    ) -> None:
+        self.fields = dict(fields)
+        self.currencies = currencies
+        self.window = window
+        self.parsers = dict(parsers or {})
+        self._tree = _compile(self.fields)
+
+    def paths(self, prefix: str = "") -> dict[str, Field]:
+        return {f"{prefix}{path}": spec for path, spec in self.fields.items()}
+
+    def check(self, obj: Mapping[str, Any], prefix: str = "") -> None:
+        """Raise :class:`Reject` (with ``field``) at the first declared field whose value does not fit."""
+        self._walk(obj, self._tree, prefix)
+
+    def _walk(self, obj: Any, level: dict[str, _Node], where: str) -> None:
+        for node in level.values():
+            value = obj.get(node.key) if isinstance(obj, dict) else None
+            if not node.is_list:
+                spec = node.spec
+                if spec is not None and not (value is not None and _fits_plainly(spec, value)):
+                    self._check_value(f"{where}{node.key}", spec, value)
+                if node.children is not None:
+                    here = f"{where}{node.key}"
+                    if value is None:
+                        if node.required_below is not None:
+                            missing = f"{here}.{node.required_below}"
+                            raise Reject(f"required field {missing} is missing", field=_generic(missing))
+                    elif isinstance(value, dict):
+                        self._walk(value, node.children, f"{here}.")
+                continue
+            if not isinstance(value, list):
+                continue
+            here = f"{where}{node.key}"
+            for index, element in enumerate(value):
+                at = f"{here}[{index}]"
+                if node.spec is not None:
+                    self._check_value(at, node.spec, element)
+                if node.children is not None:
+                    if not isinstance(element, dict) and node.required_below is not None:
+                        missing = f"{at}.{node.required_below}"
+                        raise Reject(f"required field {missing} is missing", field=_generic(missing))
+                    if isinstance(element, dict):
+                        self._walk(element, node.children, f"{at}.")
+
+    def _check_value(self, where: str, spec: Field, value: Any) -> None:
+        if value is None:
+            if spec.required:
+                raise Reject(f"required field {where} is missing", field=_generic(where))
+            return
+        problem = self._problem(spec, value)
+        if problem:
+            raise Reject(f"field {where}: {problem}, got {value!r}"[:500], field=_generic(where))
+
+    def _problem(self, spec: Field, value: Any) -> str | None:
+        kind = spec.kind
+        if kind == "text":
+            if not isinstance(value, str):
+                return "expected text"
+            if spec.required and not value.strip():
+                return "expected non-empty text"
+            if spec.choices is not None and value not in spec.choices:
+                return f"expected one of {', '.join(sorted(spec.choices))}"
+            return None
+        if kind == "integer":
+            if not _is_int(value):
+                return "expected an integer"
+            return _range_problem(spec, value)
+        if kind == "number":
+            if not _is_number(value):
+                return "expected a number"
+            return _range_problem(spec, value)
+        if kind == "bool":
+            return None if isinstance(value, bool) else "expected true or false"
+        if kind == "object":
+            return None if isinstance(value, Mapping) else "expected an object"
+        if kind == "list":
+            return None if isinstance(value, list) else "expected a list"
+        if kind == "currency":
+            if not isinstance(value, str) or len(value) != 3 or not value.isalpha():
+                return "expected a 3-letter currency code"
+            if self.currencies is not None and value.lower() not in self.currencies:
+                return "unknown currency (not in reference/fx_rates.csv)"
+            return None
+        parse = self.parsers.get(kind)
+        if parse is None:
+            raise ValueError(f"unknown field kind {kind!r}")
+        try:
+            parsed = parse(value)
+        except Reject as exc:
+            return str(exc)
+        window = self.window() if callable(self.window) else self.window
+        if window is not None and isinstance(parsed, date):
+            try:
+                window.check(parsed)
+            except Reject as exc:
+                return str(exc)
+        return None
+
+
+def _fits_plainly(spec: Field, value: Any) -> bool:
+    """The common cases decided without building a message: plain text, an integer or a flag without a
+    range. Anything else goes through :meth:`Contract._problem`."""
+    kind = spec.kind
+    if kind == "text":
+        return type(value) is str and spec.choices is None and not spec.required
+    if kind == "integer":
+        return type(value) is int and spec.min is None and spec.max is None
+    if kind == "bool":
+        return type(value) is bool
+    if kind == "object":
+        return type(value) is dict
+    return False
+
+
+def _range_problem(spec: Field, value: float) -> str | None:
+    if spec.min is not None and value < spec.min:
+        return f"below the minimum {spec.min:g}"
+    if spec.max is not None and value > spec.max:
+        return f"above the maximum {spec.max:g}"
+    return None
+
+
+def _generic(where: str) -> str:
+    """``items.data[3].quantity`` -> ``items.data[].quantity``: the field, whichever element failed."""
+    out, depth = [], 0
+    for char in where:
+        if char == "[":
+            depth += 1
+            out.append("[]")
+            continue
+        if char == "]":
+            depth -= 1
+            continue
+        if depth == 0:
+            out.append(char)
+    return "".join(out)
+
+
+def default_parsers() -> dict[str, Callable[[Any], Any]]:
+    from cs_kpis.sources.common.helpers import parse_date, parse_iso, parse_salesforce_datetime, parse_unix
+
+    return {"unix": parse_unix, "iso": parse_iso, "sf_datetime": parse_salesforce_datetime, "date": parse_date}
+
+
+def contract_change(
+    entity: str, field_rejects: Mapping[str, list[str]], records: int
+) -> str | None:
+    """The error message when a field was rejected in most records of a batch; None otherwise.
+
+    ``field_rejects``: field -> where each rejection happened (``file (position n)``)."""
+    for field_name, places in sorted(field_rejects.items(), key=lambda kv: -len(kv[1])):
+        count = len(places)
+        if records and count >= CONTRACT_CHANGE_MIN_RECORDS and count / records > CONTRACT_CHANGE_SHARE:
+            files = sorted({place.split(" (position")[0] for place in places})
+            shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more files" if len(files) > 3 else "")
+            return (
+                f"{entity}: contract change in field {field_name!r}: {count} of {records} records "
+                f"({count / records:.0%}) do not fit its declared type or are missing it, in {shown}; "
+                "this is a change of the export, not a bad record, so the load stops. Fix the export or "
+                "the field's declaration (CONTRACTS in the system's settings.py)"
+            )
+    return None

@@ -1,0 +1,59 @@
+"""raw._quarantine and raw._row_accounting: there from the first load, only their own columns, failures recorded."""
+
+from pathlib import Path
+
+import pytest
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from cs_kpis.sources.common.entity import ACCOUNTING_COLUMNS, QUARANTINE_COLUMNS
+from cs_kpis_tests.sources.conftest import Loader
+from cs_kpis_tests.sources.landing_builder import DAYS, ticket, tiny_company, tiny_events, write_landing
+
+DLT_COLUMNS = {"_dlt_load_id", "_dlt_id"}
+
+
+def _columns(loader: Loader, table: str) -> set[str]:
+    return {c for (c,) in loader.query(
+        "select column_name from information_schema.columns where table_schema = 'raw' and table_name = ?"
+        .replace("?", f"'{table}'"))}
+
+
+def test_a_clean_load_leaves_both_tables_with_only_their_own_columns(loader: Loader, tmp_path: Path) -> None:
+    events = {day: tiny_events(day, i * 100, 5) for i, day in enumerate(DAYS)}
+    landing = write_landing(tmp_path / "landing", tiny_company(), events=events)
+    for system in ("crm", "billing", "support", "nps", "product"):
+        loader.run(system, landing)
+    assert loader.query("select count(*) from raw._quarantine") == [(0,)]
+    assert _columns(loader, "_quarantine") == set(QUARANTINE_COLUMNS) | DLT_COLUMNS
+    assert _columns(loader, "_row_accounting") == set(ACCOUNTING_COLUMNS) | DLT_COLUMNS
+    assert loader.query("select distinct status from raw._row_accounting") == [("loaded",)]
+
+
+def test_quarantine_rows_carry_only_their_own_columns(loader: Loader, tmp_path: Path) -> None:
+    history = tiny_company()
+    history[DAYS[1]][("support", "tickets")] = [ticket(1, 1, DAYS[1], priority=3)]
+    landing = write_landing(tmp_path / "landing", history)
+    loader.run("billing", landing)
+    loader.run("support", landing)
+    assert loader.query("select count(*) from raw._quarantine") == [(1,)]
+    assert _columns(loader, "_quarantine") == set(QUARANTINE_COLUMNS) | DLT_COLUMNS
+    assert _columns(loader, "_row_accounting") == set(ACCOUNTING_COLUMNS) | DLT_COLUMNS
+
+
+def test_a_failed_entity_writes_an_accounting_row_that_says_so(loader: Loader, tmp_path: Path) -> None:
+    history = tiny_company()
+    history[DAYS[1]][("support", "tickets")] = [ticket(n, 1, DAYS[1], priority=3) for n in range(1, 13)]
+    landing = write_landing(tmp_path / "landing", history)
+    with pytest.raises(PipelineStepFailed):
+        loader.run("support", landing)
+    rows = loader.query("select entity, status, error from raw._row_accounting order by entity")
+    by_entity = {entity: (status, error) for entity, status, error in rows}
+    assert by_entity["tickets"][0] == "failed"
+    assert "contract change in field 'priority'" in by_entity["tickets"][1]
+    assert by_entity["organizations"] == ("failed", "not loaded: resource 'tickets' of the same load failed")
+    # the export is fixed: the rerun loads, and the failure rows stay as history
+    history[DAYS[1]][("support", "tickets")] = [ticket(n, 1, DAYS[1]) for n in range(1, 13)]
+    landing = write_landing(tmp_path / "landing", history)
+    loader.run("support", landing)
+    assert loader.query("select count(*) from raw._row_accounting where status = 'failed'") == [(4,)]
+    assert loader.query("select count(*) from raw.support__tickets where priority = 'normal'")[0][0] >= 12
