@@ -1,7 +1,8 @@
 """The newest extract day loaded per source system, read from ``raw._row_accounting``.
 
 Every raw load appends one accounting row per entity with the extract days it processed (``extract_days``,
-a JSON list), also for a day whose parts held no rows. So the newest day a system handed over is known even
+a JSON list), also for a day whose parts held no rows; an API load lists the UTC day it ran
+(cs_kpis/sources/common/clock.py). So the newest day a system handed over is known even
 when nothing happened in it (a quiet Stripe day has no events, but it was still extracted and loaded).
 Used for the as-of day of the marts (``marts.dim_day``) and by the on-call staleness sensor.
 """
@@ -16,7 +17,7 @@ RAW_SYSTEM_ASSETS = (("raw", "billing", "events"), ("raw", "crm", "accounts"), (
 
 
 def newest_extract_days(con) -> dict[str, dt.date]:
-    """{system: newest extract day loaded}; empty when nothing was loaded from landing files (or no table)."""
+    """{system: newest extract day loaded}; empty when nothing was loaded yet (or no table)."""
     try:
         rows = con.execute("select source, extract_days from raw._row_accounting "
                            "where extract_days is not null").fetchall()

@@ -3,12 +3,13 @@ the tiny simulated company load the same raw tables as files mode; incremental A
 lookback window before the cursor without duplicating rows, and pick up the changes.
 
 Compared: every table of billing, crm, support and nps, rows sorted, leaving out the bookkeeping columns
-that tell the two modes apart by design (``_origin``: landing file or page URL, ``_extract_day``: unknown
-to an API, ``_dlt_*``), and for the scd2 ``crm__accounts`` the current versions (an API snapshot has
+that tell the two modes apart by design (``_origin``: landing file or page URL, ``_extract_day``: the day
+the API load ran, not the file's folder, ``_dlt_*``), and for the scd2 ``crm__accounts`` the current versions (an API snapshot has
 no past extract days to version by). ``_row_accounting`` differs by design (an API run reads each
 object's latest state once, files mode the snapshot plus every increment).
 """
 
+import datetime as dt
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from cs_kpis.lib.extracts import newest_extract_days
 from cs_kpis.sources.billing.api import StripeApiConfig
 from cs_kpis.sources.crm.api import SalesforceApiConfig
 from cs_kpis.sources.nps.api import DelightedApiConfig
@@ -190,3 +192,42 @@ def test_lookback_rereads_late_rows_without_duplicates(company: dict[str, Path],
     with duckdb.connect(str(warehouse), read_only=True) as con:
         total, distinct = con.execute("select count(*), count(distinct id) from raw.nps__survey_responses").fetchall()[0]
     assert total == distinct
+
+
+def test_api_rows_carry_the_extract_day_of_the_loads_clock(company: dict[str, Path], server: VendorServer,
+                                                           env: pytest.MonkeyPatch) -> None:
+    """Every staging model selects ``_extract_day``: API rows carry the UTC day the load ran
+    (CS_KPIS_API_EXTRACT_TIME fixes the clock), ``_row_accounting`` lists that day (the marts' as-of day and
+    the staleness sensor read it), and the scd2 accounts take the load's moment as validity boundary."""
+    root = company["root"]
+    warehouse, dlt_dir = root / "clock.duckdb", root / "clock_dlt"
+    env.setenv("CS_KPIS_API_EXTRACT_TIME", "2026-11-30T05:06:07")  # no offset: UTC
+    try:
+        for system, config in configs(server.base_url).items():
+            load_system(system, warehouse=warehouse, pipelines_dir=dlt_dir, landing_dir=company["landing"],
+                        mode="api", config=config)
+    finally:
+        env.delenv("CS_KPIS_API_EXTRACT_TIME")
+    day = dt.date(2026, 11, 30)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        lineage = [t for (t,) in con.execute(
+            "select table_name from information_schema.columns where table_schema = 'raw' "
+            "and column_name = '_extract_day'").fetchall()]
+        assert {"billing__subscriptions", "billing__invoice_lines", "crm__contacts", "support__tickets",
+                "nps__survey_responses"} <= set(lineage)
+        for table in lineage:
+            assert con.execute(f"select distinct _extract_day from raw.{table}").fetchall() == [(day,)], table
+        assert newest_extract_days(con) == {system: day for system in API_SYSTEMS}
+        [(valid_from,)] = con.execute("select distinct _dlt_valid_from from raw.crm__accounts").fetchall()
+        assert valid_from.replace(tzinfo=None) == dt.datetime(2026, 11, 30, 5, 6, 7)
+    # unset: the clock is now (UTC)
+    from cs_kpis.sources.common.clock import api_extract_time
+
+    before = dt.datetime.now(dt.UTC)
+    assert before <= api_extract_time() <= dt.datetime.now(dt.UTC)
+    env.setenv("CS_KPIS_API_EXTRACT_TIME", "yesterday")
+    try:
+        with pytest.raises(ValueError, match="CS_KPIS_API_EXTRACT_TIME must be an ISO-8601"):
+            api_extract_time()
+    finally:
+        env.delenv("CS_KPIS_API_EXTRACT_TIME")

@@ -18,6 +18,7 @@ import dlt
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.arrow_rows import ArrowRows
 from cs_kpis.sources.common.contract import contract_change
+from cs_kpis.sources.common.clock import api_extract_time
 from cs_kpis.sources.common.helpers import Reject, check_field_types, get_path, to_raw_text
 from cs_kpis.sources.common.hooks import pause_point
 from cs_kpis.sources.common.landing import extract_days, pending_days
@@ -296,25 +297,30 @@ def entity_resource(
             winners, expected_records = _winning_occurrences(spec, make_batches())
             batches = make_batches()
         elif mode == "api":
-            days = []
+            # the extract day of an API load is the UTC date it ran (common/clock.py), as a file's is its folder's
+            moment = api_extract_time()
+            days = [moment.date().isoformat()]
             reader = api_reader()
             since = state.get("api_since")
             if since is not None:
                 # re-read a window before the cursor: rows the vendor committed late with an older stamp
                 since = max(0, int(since) - int(getattr(api_config, "lookback_seconds", 0) or 0))
-            batches = iter([(None, reader(api_config, spec.reads, since))])
+            batches = iter([(days[0], reader(api_config, spec.reads, since))])
             winners, expected_records = None, None  # pages cannot be re-read cheaply: buffer the rows instead
         else:
             raise ValueError(f"mode must be 'files' or 'api', got {mode!r}")
 
         max_cursor: float | None = None
         first = True
+        # scd2 validity: the extract day (files) or the moment the API load ran (two a day stay apart)
+        boundary = moment if mode == "api" else (_day_start(days[-1]) if days else None)
         field_rejects: dict[str, list[str]] = {}
         records_read = 0
 
         def rejected(record: RawRecord, exc: Reject) -> None:
             if exc.field:
                 field_rejects.setdefault(exc.field, []).append(f"{record.origin} (position {record.position})")
+
         # scd2 stays on dlt's row path (its version hashes are computed there); the rest goes as Arrow
         arrow = None if spec.is_scd2 else ArrowRows(table_name, _current_load_id())
 
@@ -335,7 +341,7 @@ def entity_resource(
                 yield dlt.mark.with_hints(
                     row,
                     dlt.mark.make_hints(
-                        write_disposition={**spec.write_disposition, "boundary_timestamp": _day_start(days[-1])},
+                        write_disposition={**spec.write_disposition, "boundary_timestamp": boundary},
                         merge_key=list(spec.merge_key) if spec.merge_key else None,
                     ),
                 )
