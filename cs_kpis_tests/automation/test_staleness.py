@@ -127,6 +127,10 @@ def test_as_of_day_is_the_newest_extract_across_systems(tmp_path):
     con.execute("create table staging.stg_billing__events as select * from (values "
                 "(timestamptz '2026-11-01 10:00:00+00', date '2026-11-01'), "
                 "(timestamptz '2026-11-29 10:00:00+00', date '2026-11-29')) as t(created_at, extract_day)")
+    # the subscriptions list (the calendar starts at the first subscription): extracted on the quiet day too
+    con.execute("create table staging.stg_billing__subscriptions as select * from (values "
+                "(timestamptz '2026-11-01 09:00:00+00', timestamptz '2026-11-01 09:00:00+00', date '2026-11-29')) "
+                "as t(started_at, created_at, extract_day)")
     meta = build_calendar(con)
     assert meta["dim_day"]["as_of"] == "2026-11-30"
     assert con.execute("select max(day) from marts.dim_day").fetchall() == [(dt.date(2026, 11, 30),)]

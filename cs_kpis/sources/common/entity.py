@@ -17,8 +17,8 @@ import dlt
 
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.arrow_rows import ArrowRows
-from cs_kpis.sources.common.contract import contract_change
 from cs_kpis.sources.common.clock import api_extract_time
+from cs_kpis.sources.common.contract import contract_change
 from cs_kpis.sources.common.helpers import Reject, check_field_types, get_path, to_raw_text
 from cs_kpis.sources.common.hooks import pause_point
 from cs_kpis.sources.common.landing import extract_days, pending_days
