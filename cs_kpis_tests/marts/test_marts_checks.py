@@ -41,6 +41,15 @@ CORRUPTIONS = {
             quantity, period_start, period_end, amount_minor) values ('il_1', 'in_1', 'sub_annual', 'price_year',
             false, 2, timestamptz '2026-01-15 12:00:00+00', timestamptz '2027-01-15 12:00:00+00', 240000)
     """,
+    # a price's unit_amount quoted as text ("12.50": a decimal where Stripe sends integer minor units) and a
+    # quantity that became an object: json_transform would read 12 and NULL (1 seat) without a word
+    "subscription_states_every_value_parsed": """
+        update staging.stg_billing__events
+        set object = cast(replace(replace(cast(object as varchar), '"quantity": 1', '"quantity": {"value": 44}'),
+                                  '"unit_amount": ', '"unit_amount": "12.50", "x": ') as json)
+        where event_id = (select min(event_id) from staging.stg_billing__events
+                          where event_type like 'customer.subscription.%')
+    """,
     "accounts_hierarchy_resolved":
         "update marts.accounts set parent_account_id = '001MISSINGPARENT00' where account_id = 'A_once'",
 }
@@ -74,3 +83,14 @@ def test_check_fails_on_corrupted_data(warehouse, name):
     assert not result.passed
     assert result.metadata["violations"].value >= 1
     assert "sample" in result.metadata
+
+
+def test_values_of_the_wrong_type_are_named_with_their_field(warehouse):
+    """The quoted decimal and the object quantity of the corruption above are each named, with the value."""
+    con = duckdb.connect(warehouse)
+    con.execute(CORRUPTIONS["subscription_states_every_value_parsed"])
+    con.close()
+    result = CHECKS["subscription_states_every_value_parsed"](duckdb=DuckDBResource(database=warehouse))
+    sample = result.metadata["sample"].value
+    assert "price.unit_amount" in sample and "12.50" in sample
+    assert "].quantity" in sample and "OBJECT" in sample

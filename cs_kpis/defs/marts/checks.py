@@ -16,6 +16,7 @@ PERIODS_HAVE_FX_RATE = "subscription_periods_have_fx_rate"
 CHANGES_MATCH_PERIODS = "mrr_daily_changes_match_subscription_periods"
 HIERARCHY_RESOLVED = "accounts_hierarchy_resolved"
 HISTORY_MATCHES_INVOICES = "revenue_history_matches_paid_invoices"
+STATES_VALUES_PARSED = "subscription_states_every_value_parsed"
 
 ENV_HISTORY_TOLERANCE = "CS_KPIS_REVENUE_HISTORY_TOLERANCE"
 DEFAULT_HISTORY_TOLERANCE = 0.01
@@ -175,6 +176,48 @@ select * from unknown_before_ledger
 """
 
 
+# subscription_states.sql parses each event's object with a fixed schema; a value of another JSON type
+# (a quoted "12.50" where Stripe sends an integer of minor units, an object where it sends a quantity)
+# would be cast silently or become NULL there. The source contracts quarantine such events
+# (cs_kpis/sources/billing/settings.py); this check is the model's own guard for what got past them.
+_ITEM = "'$.items.data[' || cast(p.position as varchar) || ']"
+_FIELDS = {
+    # field label: (JSON path expression, accepted DuckDB json_type values besides NULL)
+    "customer": ("'$.customer'", ("VARCHAR",)),
+    "status": ("'$.status'", ("VARCHAR",)),
+    "currency": ("'$.currency'", ("VARCHAR",)),
+    "cancel_at_period_end": ("'$.cancel_at_period_end'", ("BOOLEAN",)),
+    "cancel_at": ("'$.cancel_at'", ("UBIGINT", "BIGINT")),
+    "ended_at": ("'$.ended_at'", ("UBIGINT", "BIGINT")),
+}
+_ITEM_FIELDS = {
+    "quantity": (_ITEM + ".quantity'", ("UBIGINT", "BIGINT")),
+    "price.unit_amount": (_ITEM + ".price.unit_amount'", ("UBIGINT", "BIGINT")),
+    "price.recurring.interval": (_ITEM + ".price.recurring.interval'", ("VARCHAR",)),
+    "price.recurring.interval_count": (_ITEM + ".price.recurring.interval_count'", ("UBIGINT", "BIGINT")),
+    "price.recurring.usage_type": (_ITEM + ".price.recurring.usage_type'", ("VARCHAR",)),
+}
+
+
+def _typed(label: str, path: str, accepted: tuple[str, ...], item: bool) -> str:
+    ok = ", ".join(f"'{t}'" for t in ("NULL", *accepted))
+    field = f"'items[' || cast(p.position as varchar) || '].{label}'" if item else f"'{label}'"
+    return (f"select e.event_id, e.object_id as subscription_id, {field} as field, "
+            f"coalesce(json_type(e.object, {path}), 'NULL') as found_type, "
+            f"cast(json_extract(e.object, {path}) as varchar) as found_value "
+            f"from events as e{' inner join marts.dim_position as p on p.position < e.n_items' if item else ''} "
+            f"where coalesce(json_type(e.object, {path}), 'NULL') not in ({ok})")
+
+
+STATES_VALUES_SQL = (
+    "with events as (select event_id, object_id, object, "
+    "coalesce(json_array_length(object, '$.items.data'), 0) as n_items from staging.stg_billing__events "
+    "where object_type = 'subscription' and event_type like 'customer.subscription.%')\n"
+    + "\nunion all\n".join([_typed(k, path, ok, False) for k, (path, ok) in _FIELDS.items()]
+                            + [_typed(k, path, ok, True) for k, (path, ok) in _ITEM_FIELDS.items()])
+)
+
+
 def history_check_sql(tolerance: float) -> str:
     return HISTORY_SQL.format(tolerance=float(tolerance))
 
@@ -199,6 +242,15 @@ marts_checks = [
             dg.AssetKey(["staging", n]) for n in ("stg_billing__invoices", "stg_billing__invoice_lines",
                                                    "stg_billing__prices", "stg_billing__subscriptions",
                                                    "stg_billing__subscription_items")],
+    ),
+    sql_check(
+        STATES, STATES_VALUES_PARSED,
+        "every field of a Stripe subscription event that the ledger reads holds a value of the type Stripe "
+        "documents (integers of minor units, ISO currency text, true/false): a value of another type would "
+        "be cast silently or dropped to NULL by subscription_states. The rows name the event, the field and "
+        "the value found; fix or remove the event in the export, then reload billing",
+        STATES_VALUES_SQL,
+        additional_deps=[dg.AssetKey(["staging", "stg_billing__events"]), dg.AssetKey(["marts", "dim_position"])],
     ),
     unique_key_check(STATES, "marts.subscription_states", ["subscription_id", "changed_at"]),
     unique_key_check(PERIODS, "marts.subscription_periods", ["subscription_id", "start_date"]),
