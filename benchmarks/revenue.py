@@ -65,7 +65,7 @@ with files as (
     from read_json('{landing}/billing/subscriptions/*/part-*.json', columns = {{'data': 'JSON[]'}}, filename = true)
 ), latest as (
     select s, row_number() over (partition by json_extract_string(s, '$.id') order by filename desc) as rn,
-           cast(regexp_extract(filename, '(\d{{4}}-\d{{2}}-\d{{2}})/part-', 1) as date) as extract_day
+           cast(regexp_extract(filename, '(\\d{{4}}-\\d{{2}}-\\d{{2}})/part-', 1) as date) as extract_day
     from files
 )
 select

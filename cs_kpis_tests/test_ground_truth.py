@@ -189,7 +189,11 @@ def test_thirty_days_of_events_demo_company_fails_loudly_exactly_where_history_i
     differs belongs to a subscription the blocking check names (a seat or plan change on an annual or
     quarterly plan, credited on a renewal invoice that has not come yet, older than the event window),
     and the run fails on that check rather than passing quietly."""
-    from cs_kpis.defs.marts.checks import DEFAULT_HISTORY_TOLERANCE, HISTORY_MATCHES_INVOICES, history_check_sql
+    from cs_kpis.defs.marts.checks import (
+        DEFAULT_HISTORY_TOLERANCE,
+        HISTORY_MATCHES_INVOICES,
+        history_check_sql,
+    )
 
     root, result = _materialize_retained(tmp_path_factory, "demo_30d", "demo", 30)
     assert not result.success

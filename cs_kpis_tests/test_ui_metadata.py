@@ -9,7 +9,6 @@ and ``jobs []``, because dagster-dlt looks tables up under ``normalize_table_ide
 tests over the raw layer (every system) and, marked slow, over every asset of a full tiny run.
 """
 
-from pathlib import Path
 
 import dagster as dg
 import duckdb

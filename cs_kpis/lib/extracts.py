@@ -21,7 +21,7 @@ def newest_extract_days(con) -> dict[str, dt.date]:
     try:
         rows = con.execute("select source, extract_days from raw._row_accounting "
                            "where extract_days is not null").fetchall()
-    except Exception as exc:  # noqa: BLE001 (DuckDB's CatalogException: not loaded yet)
+    except Exception as exc:
         if "does not exist" in str(exc):
             return {}
         raise

@@ -122,7 +122,7 @@ def post_json(url: str, payload: dict, timeout: float | None = None, key: str | 
         # refused / unknown host: nothing was sent. A timeout may strike after the body went out.
         doubt = isinstance(reason, (TimeoutError, socket.timeout, ConnectionResetError))
         raise DeliveryError(describe_error(exc), in_doubt=doubt) from None
-    except (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException) as exc:
+    except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
         raise DeliveryError(f"{type(exc).__name__}: no answer, may have been received", in_doubt=True) from None
     except ValueError:
         raise DeliveryError("ValueError: the webhook URL is malformed (not shown: it holds a secret)",

@@ -27,7 +27,6 @@ from dlt.pipeline.pipeline import Pipeline
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.runner import LOADER_FILE_FORMAT, run_until_caught_up
 
-
 DLT_OBJECT_KEYS = (META_KEY_SOURCE, META_KEY_PIPELINE, META_KEY_TRANSLATOR)
 
 
