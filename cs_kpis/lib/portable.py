@@ -172,3 +172,14 @@ def to_spark(sql: str, pretty: bool = False) -> str:
     if len(statements) != 1:
         raise ValueError(f"expected one statement, got {len(statements)}")
     return statements[0]
+
+
+def tables_read(sql: str, schemas=("raw", "staging", "marts", "kpis", "alerts")) -> set[tuple[str, str]]:
+    """``(schema, table)`` for every warehouse table ``sql`` reads (CTE names are not tables)."""
+    found = set()
+    for tree in parse(sql):
+        ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+        for table in tree.find_all(exp.Table):
+            if table.db in schemas and table.name not in ctes:
+                found.add((table.db, table.name))
+    return found

@@ -1,0 +1,102 @@
+"""The tiny company's warehouse inputs as Parquet, and one local Spark Connect session, for the whole run.
+
+Both engines read the same Parquet files: DuckDB through views ``raw.x`` over ``read_parquet``, Spark through
+external tables ``raw.x`` (``USING parquet``) in its in-memory catalog. The Spark session starts once
+(about 10-20 s) and is skipped, with the reason, only when Java or pyspark is missing.
+"""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from cs_kpis.lib.portable import tables_read
+
+# the shared tiny company (raw, staging and the account xref built by Dagster): imported, so it is the
+# same fixture code; built once per session for this package
+from cs_kpis_tests.staging.conftest import tiny_company  # noqa: F401
+
+SPARK_REMOTE = "local[2]"
+
+
+def java_problem() -> str | None:
+    """Why Spark cannot start here, or None."""
+    java = shutil.which("java") or (os.environ.get("JAVA_HOME") and Path(os.environ["JAVA_HOME"], "bin", "java"))
+    if not java:
+        return "Java is not installed (no `java` on PATH, no JAVA_HOME): Spark needs Java 17 or newer"
+    try:
+        subprocess.run([str(java), "-version"], capture_output=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"`{java} -version` failed: {e}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    problem = java_problem()
+    if problem:
+        pytest.skip(problem)
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as e:  # the project installs it (extra `spark`); a bare `pip install -e .` does not
+        pytest.skip(f"pyspark is not installed ({e}); `pip install -e '.[dev,spark]'` (make venv) installs it")
+    root = tmp_path_factory.mktemp("spark")
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # the local server binds 127.0.0.1 only
+    session = (
+        SparkSession.builder.remote(SPARK_REMOTE)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.warehouse.dir", str(root / "warehouse"))
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.ansi.enabled", "true")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
+def _export(con: duckdb.DuckDBPyConnection, schema: str, table: str, to: Path) -> Path:
+    path = to / schema / f"{table}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"copy (select * from {schema}.{table}) to '{path}' (format parquet)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def parquet_inputs(tiny_company, tmp_path_factory) -> dict[tuple[str, str], Path]:  # noqa: F811
+    """Every raw, staging and marts table of the tiny company, exported once: ``(schema, table) -> file``."""
+    out = tmp_path_factory.mktemp("parquet_inputs")
+    with tiny_company.connect() as con:
+        con.execute("set TimeZone = 'UTC'")
+        tables = con.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema in ('raw', 'staging', 'marts') and table_type = 'BASE TABLE' and table_name not like '\\_%' escape '\\'"
+        ).fetchall()
+        return {(s, t): _export(con, s, t, out) for s, t in tables}
+
+
+@pytest.fixture(scope="session")
+def spark_tables(spark, parquet_inputs):
+    """The Parquet inputs as Spark tables under the same ``schema.table`` names."""
+    for schema in sorted({s for s, _ in parquet_inputs}):
+        spark.sql(f"create database if not exists {schema}")
+    for (schema, table), path in parquet_inputs.items():
+        spark.sql(f"create table if not exists {schema}.{table} using parquet location '{path}'")
+    return parquet_inputs
+
+
+def duckdb_over(parquet_inputs, sql: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with views over the Parquet inputs ``sql`` reads."""
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    for schema, table in sorted(tables_read(sql)):
+        path = parquet_inputs.get((schema, table))
+        if path is None:
+            raise LookupError(f"{schema}.{table} is not among the exported inputs")
+        con.execute(f"create schema if not exists {schema}")
+        con.execute(f"create view {schema}.{table} as select * from read_parquet('{path}')")
+    return con
