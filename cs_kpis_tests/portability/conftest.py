@@ -14,12 +14,45 @@ import duckdb
 import pytest
 
 from cs_kpis.lib.portable import tables_read
-
-# the shared tiny company (raw, staging and the account xref built by Dagster): imported, so it is the
-# same fixture code; built once per session for this package
-from cs_kpis_tests.staging.conftest import tiny_company  # noqa: F401
+from cs_kpis_tests.conftest import _ENV, ProjectEnv
 
 SPARK_REMOTE = "local[2]"
+INPUT_SCHEMAS = ("raw", "staging", "marts", "kpis")
+
+
+@pytest.fixture(scope="session")
+def tiny_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny simulator company built by Dagster through raw, staging, marts and kpis (not alerts, reports).
+
+    The same recipe as cs_kpis_tests/staging/conftest.py's ``tiny_company``, with the later layers too: the
+    SQL models of every layer read their inputs from it.
+    """
+    import dagster as dg
+
+    root = tmp_path_factory.mktemp("tiny_warehouse")
+    paths = {name: root / relative for name, relative in _ENV.items()}
+    env = ProjectEnv(*paths.values())
+    with pytest.MonkeyPatch.context() as mp:
+        for name, path in paths.items():
+            mp.setenv(name, str(path))
+        mp.setenv("CS_KPIS_DEMO_SIZE", "tiny")
+        mp.setenv("CS_KPIS_DEMO_SEED", "1")
+        mp.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+        mp.setenv("DLT_DATA_DIR", str(root / "dlt_global"))
+
+        from cs_kpis.simulator import generate
+
+        generate(env.landing_dir, env.ground_truth_dir, size="tiny", seed=1)
+
+        from cs_kpis.definitions import defs as load_defs
+
+        defs = load_defs()
+        keys = [k for k in defs.resolve_all_asset_keys() if k.path[0] in INPUT_SCHEMAS]
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            asset_selection=keys, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+        )
+    assert result.success, [e.message for e in result.all_events if e.is_step_failure]
+    return env.warehouse
 
 
 def java_problem() -> str | None:
@@ -52,6 +85,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.ansi.enabled", "true")
         .getOrCreate()
     )
@@ -67,14 +101,14 @@ def _export(con: duckdb.DuckDBPyConnection, schema: str, table: str, to: Path) -
 
 
 @pytest.fixture(scope="session")
-def parquet_inputs(tiny_company, tmp_path_factory) -> dict[tuple[str, str], Path]:  # noqa: F811
-    """Every raw, staging and marts table of the tiny company, exported once: ``(schema, table) -> file``."""
+def parquet_inputs(tiny_warehouse, tmp_path_factory) -> dict[tuple[str, str], Path]:
+    """Every raw, staging, marts and kpis table of the tiny company, exported once: ``(schema, table) -> file``."""
     out = tmp_path_factory.mktemp("parquet_inputs")
-    with tiny_company.connect() as con:
+    with duckdb.connect(str(tiny_warehouse), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
         tables = con.execute(
             "select table_schema, table_name from information_schema.tables "
-            "where table_schema in ('raw', 'staging', 'marts') and table_type = 'BASE TABLE' and table_name not like '\\_%' escape '\\'"
+            "where table_schema in ('raw', 'staging', 'marts', 'kpis') and table_type = 'BASE TABLE' and table_name not like '\\_%' escape '\\'"
         ).fetchall()
         return {(s, t): _export(con, s, t, out) for s, t in tables}
 
