@@ -82,6 +82,13 @@ def _is_double(node: exp.Expression | None) -> bool:
     return False
 
 
+def _is_constant(node: exp.Expression) -> bool:
+    """A literal, or one template token (rendered as a literal), possibly in parentheses."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    return isinstance(node, exp.Literal) or (isinstance(node, exp.Column) and node.name.startswith("__tpl_"))
+
+
 def _ratio_is_cast(node: exp.Expression) -> bool:
     parent = node.parent
     while isinstance(parent, exp.Paren):
@@ -141,6 +148,17 @@ def _check(node: exp.Expression) -> Violation | None:
             return Violation("duckdb-json", _snippet(node),
                              f"{name} is DuckDB-only: sqlglot passes it to Spark unchanged, where it does not exist "
                              "or takes a different schema; extract fields with json_extract_string instead")
+    # measured: an interval whose quantity is an expression, `interval (n - 1) day`, is DuckDB's; Spark's
+    # parser rejects it (PARSE_SYNTAX_ERROR at DAY). A literal quantity is fine.
+    if isinstance(node, exp.Interval) and node.this is not None and not _is_constant(node.this):
+        return Violation("interval-expression", _snippet(node),
+                         "an interval with a computed quantity does not parse on Spark; use a literal interval, or "
+                         "compare day numbers (date_diff('day', a, b) <= n)")
+    # measured: ASOF joins are DuckDB's; sqlglot emits them verbatim and Spark's parser rejects them
+    if isinstance(node, exp.Join) and (node.args.get("method") or "").upper() == "ASOF":
+        return Violation("asof-join", "asof join " + _snippet(node.this, 40),
+                         "ASOF JOIN is DuckDB-only (Spark: PARSE_SYNTAX_ERROR); use a window (max over a frame) or "
+                         "a range join with row_number()")
     # measured: UNION BY NAME is DuckDB's; sqlglot emits it verbatim
     if isinstance(node, exp.Union) and node.args.get("by_name"):
         return Violation("union-by-name", "union ... by name",

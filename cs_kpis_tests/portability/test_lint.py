@@ -37,6 +37,17 @@ ALLOWED: dict[str, dict[str, tuple[int, str]]] = {
     "alerts/sql/ticket_spike.sql": {
         "ratio-not-double": (1, "90-day ticket sum / 12.0 (weekly average): integer sum over a decimal literal"),
     },
+    "alerts/sql/champion_inactive.sql": {
+        "asof-join": (1, ("the last product activity on or before each day per contact; Spark has no ASOF JOIN "
+                          "(PARSE_SYNTAX_ERROR, measured in test_models_on_spark)")),
+    },
+    "alerts/sql/low_nps_high_value.sql": {
+        "interval-expression": (1, "interval ($active_days - 1) day: Spark rejects a computed interval (measured)"),
+    },
+    "alerts/sql/usage_drop.sql": {
+        "interval-expression": (2, ("interval ($min_days - 1) day in a RANGE frame and a date filter: Spark rejects a "
+                                    "computed interval (measured)")),
+    },
     "xref/sql/unmatched_source_records.sql": {
         "ratio-not-double": (3, ("constant month factors 1.0 / 12, 52.0 / 12, 365.0 / 12: DECIMAL(.., 6) on Spark "
                                 "(0.083333), DOUBLE on DuckDB")),
@@ -66,6 +77,8 @@ def _rel(path: Path) -> str:
         ("select json_transform(j, '{\"a\": \"VARCHAR\"}') as o from t", "duckdb-json"),
         ("select json_keys(j) as k from t", "duckdb-json"),
         ("select * from t union all by name select 1 as a", "union-by-name"),
+        ("select d + interval (n - 1) day as e from t", "interval-expression"),
+        ("select * from a asof left join b on a.k = b.k and a.t >= b.t", "asof-join"),
     ],
 )
 def test_lint_rejects(sql, rule):
@@ -80,6 +93,7 @@ def test_lint_rejects(sql, rule):
         "select cast(a / b as double) as r from t",
         "select string_agg(a, ', ' order by a) as s from t",
         "select list(x) as xs from t",
+        "select d + interval 7 day as e, d - interval (7) day as f, d + interval ($days) day as g from t",
         "select json_extract_string(j, '$.a.b') as v, x::date as d from t",
         "with w as (select a, row_number() over (partition by b order by c) as rn from t) select a from w where rn = 1",
     ],
