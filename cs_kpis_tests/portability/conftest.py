@@ -82,6 +82,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
         SparkSession.builder.remote(SPARK_REMOTE)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.warehouse.dir", str(root / "warehouse"))
+        .config("spark.local.dir", str(root / "local"))
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.ui.enabled", "false")

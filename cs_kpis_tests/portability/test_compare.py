@@ -46,3 +46,11 @@ def test_timestamps_compare_in_utc_and_json_parsed():
 def test_null_is_not_zero_or_empty():
     assert differences(_t(v=pa.array([None], pa.int64())), _t(v=[0]))
     assert differences(_t(v=pa.array([None], pa.string())), _t(v=[""]))
+
+
+def test_spark_tests_skip_with_a_reason_when_java_is_missing(monkeypatch, tmp_path):
+    from cs_kpis_tests.portability.conftest import java_problem
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    assert "Java is not installed" in java_problem()
