@@ -67,7 +67,7 @@ def java_problem() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # the JVM stops when this package's tests are done, not at the suite's end
 def spark(tmp_path_factory: pytest.TempPathFactory):
     problem = java_problem()
     if problem:
@@ -77,8 +77,15 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     except ImportError as e:  # the project installs it (extra `spark`); a bare `pip install -e .` does not
         pytest.skip(f"pyspark is not installed ({e}); `pip install -e '.[dev,spark]'` (make venv) installs it")
     root = tmp_path_factory.mktemp("spark")
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # the local server binds 127.0.0.1 only
-    session = (
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPARK_LOCAL_IP", "127.0.0.1")  # the local server (a child JVM) binds 127.0.0.1 only
+        session = _start(SparkSession, root)
+    yield session
+    session.stop()
+
+
+def _start(SparkSession, root: Path):
+    return (
         SparkSession.builder.remote(SPARK_REMOTE)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.warehouse.dir", str(root / "warehouse"))
@@ -90,8 +97,6 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
         .config("spark.sql.ansi.enabled", "true")
         .getOrCreate()
     )
-    yield session
-    session.stop()
 
 
 def _export(con: duckdb.DuckDBPyConnection, schema: str, table: str, to: Path) -> Path:
@@ -117,7 +122,7 @@ def parquet_inputs(tiny_warehouse, tmp_path_factory) -> dict[tuple[str, str], Pa
         return {(s, t): _export(con, s, t, out) for s, t in tables}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def spark_tables(spark, parquet_inputs):
     """The Parquet inputs as Spark tables under the same ``schema.table`` names."""
     for schema in sorted({s for s, _ in parquet_inputs}):
