@@ -29,7 +29,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
-	$(VENV_PY) -m pip install --disable-pip-version-check -e '.[dev]'
+	$(VENV_PY) -m pip install --disable-pip-version-check -e '.[dev,spark]'
 	@touch $(STAMP)
 
 # materialize every asset and asset check in-process; the summary lists tables and check results

@@ -46,7 +46,7 @@ def test_make_run_creates_the_venv_when_missing(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert f"test -x {venv}/bin/python || python3.11 -m venv {venv}" in lines
-    assert f"{venv}/bin/python -m pip install --disable-pip-version-check -e '.[dev]'" in lines
+    assert f"{venv}/bin/python -m pip install --disable-pip-version-check -e '.[dev,spark]'" in lines
     assert lines[-1] == f"{venv}/bin/python -m cs_kpis.run"
 
 

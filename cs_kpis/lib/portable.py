@@ -1,0 +1,203 @@
+"""The portable SQL subset (docs/PORTABILITY.md), checked on sqlglot's parse, and the DuckDB -> Spark transpile.
+
+``lint(sql)`` walks the sqlglot AST of a model (read as DuckDB) and returns one ``Violation`` per construct
+that is known to fail, or to give a different answer without any error, once transpiled to Spark. Each
+rule names the PORTABILITY.md rule it enforces, or the measurement behind it. ``to_spark(sql)`` is the
+transpile the portability tests run on Spark Connect.
+
+Template tokens are not SQL: ``{{ name }}`` (Jinja-style) and ``$name`` (``string.Template``, the alerts)
+are replaced by a dummy identifier before parsing, so a templated model lints the same as its rendering.
+"""
+
+import re
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+
+READ = "duckdb"
+WRITE = "spark"
+
+_JINJA = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
+_DOLLAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+# DuckDB-only JSON functions: sqlglot does not know them and passes them to Spark verbatim, where they
+# either do not exist or mean something else (DuckDB's json_transform/from_json take a DuckDB type
+# structure, Spark's from_json a DDL schema).
+DUCKDB_ONLY_JSON = frozenset({
+    "json_transform", "json_transform_strict", "from_json", "from_json_strict", "json_structure",
+    "json_group_array", "json_group_object", "json_group_structure", "json_merge_patch", "json_keys",
+    "json_serialize_sql", "json_deserialize_sql", "json_execute_serialized_sql", "json_contains",
+    "json_exists", "json_value", "json_type", "json_valid", "json_array_length", "json_quote",
+    "json_pretty", "to_json",
+})
+_DOW_PARTS = frozenset({"dow", "isodow", "dayofweek", "weekday", "dw", "dayofweekiso"})
+_CALENDAR_DIFF_UNITS = frozenset({"month", "months", "mon", "mons", "quarter", "quarters", "year", "years",
+                                  "yr", "yrs", "y", "decade", "century", "millennium"})
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    """short id, e.g. ``date-diff-calendar``; allow-lists key on it"""
+    construct: str
+    """the offending SQL, as DuckDB SQL"""
+    why: str
+
+    def __str__(self) -> str:
+        return f"[{self.rule}] {self.construct}: {self.why}"
+
+
+def strip_templating(sql: str) -> str:
+    """``{{ name }}`` and ``$name`` -> a dummy identifier ``__tpl_name`` (parse only; never executed)."""
+    sql = _JINJA.sub(lambda m: "__tpl_" + m.group(1).replace(".", "_"), sql)
+    return _DOLLAR.sub(lambda m: "__tpl_" + m.group(1), sql)
+
+
+def parse(sql: str) -> list[exp.Expression]:
+    """Every statement of ``sql`` (templating stripped), parsed as DuckDB; raises sqlglot.ParseError."""
+    return [e for e in sqlglot.parse(strip_templating(sql), read=READ) if e is not None]
+
+
+def _unit(node: exp.Expression) -> str:
+    unit = node.args.get("unit")
+    if unit is None:
+        return "day"
+    return (unit.name if isinstance(unit, (exp.Var, exp.Literal, exp.Identifier, exp.Column)) else unit.sql()).lower()
+
+
+def _is_double_cast(node: exp.Expression | None) -> bool:
+    return isinstance(node, exp.Cast) and node.to.this in (
+        exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT)
+
+
+def _is_double(node: exp.Expression | None) -> bool:
+    """A DOUBLE on both engines: a cast to DOUBLE, or arithmetic with a DOUBLE operand."""
+    if _is_double_cast(node):
+        return True
+    if isinstance(node, (exp.Paren, exp.Neg)):
+        return _is_double(node.this)
+    if isinstance(node, (exp.Mul, exp.Add, exp.Sub, exp.Div)):
+        return _is_double(node.left) or _is_double(node.right)
+    return False
+
+
+def _is_constant(node: exp.Expression) -> bool:
+    """A literal, or one template token (rendered as a literal), possibly in parentheses."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    return isinstance(node, exp.Literal) or (isinstance(node, exp.Column) and node.name.startswith("__tpl_"))
+
+
+def _ratio_is_cast(node: exp.Expression) -> bool:
+    parent = node.parent
+    while isinstance(parent, exp.Paren):
+        parent = parent.parent
+    return _is_double_cast(parent)
+
+
+def _snippet(node: exp.Expression, limit: int = 90) -> str:
+    text = " ".join(node.sql(dialect=READ).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check(node: exp.Expression) -> Violation | None:
+    # rule 1: generators, unnest, table functions in FROM
+    generators = (exp.Unnest, exp.Explode, exp.GenerateSeries, exp.GenerateDateArray)
+    if isinstance(node, generators) or (isinstance(node, exp.Table) and isinstance(node.this, generators)):
+        return Violation("generator", _snippet(node),
+                         "rule 1: generators and unnest do not transpile to Spark (sqlglot wraps them in casts or "
+                         "EXPLODE(SEQUENCE) in FROM); join a calendar table instead")
+    if isinstance(node, exp.Table) and isinstance(node.this, (exp.Anonymous, exp.Func)):
+        return Violation("table-function", _snippet(node),
+                         "rule 1: table functions in FROM do not exist on Spark under the same name")
+    # rule 2
+    if isinstance(node, exp.Qualify):
+        return Violation("qualify", _snippet(node),
+                         "rule 2: no QUALIFY; compute the window in a subquery and filter outside")
+    # rule 3: an ordered aggregation into a list loses its ORDER BY (collect_list has none)
+    # (string_agg ... order by is fine: it becomes Spark 4's LISTAGG ... WITHIN GROUP (ORDER BY ...))
+    if isinstance(node, exp.ArrayAgg) and node.find(exp.Order):
+        return Violation("ordered-list-agg", _snippet(node),
+                         "rule 3: Spark's collect_list has no ORDER BY; sqlglot drops it without an error")
+    # rule 4: date_diff in calendar units (DuckDB counts boundaries, Spark whole months: 1 vs 0)
+    diffs = (exp.DateDiff, exp.DatetimeDiff, exp.TimestampDiff, exp.TsOrDsDiff)
+    if isinstance(node, diffs) and _unit(node) in _CALENDAR_DIFF_UNITS:
+        return Violation("date-diff-calendar", _snippet(node),
+                         "rule 4: date_diff('month', 2024-01-31, 2024-02-01) is 1 on DuckDB and 0 on Spark; "
+                         "count months as (year(b)*12+month(b)) - (year(a)*12+month(a))")
+    # rule 5: day of week (Sunday is 0 vs 1; isodow 7 vs 2)
+    if isinstance(node, (exp.DayOfWeek, exp.DayOfWeekIso)):
+        return Violation("day-of-week", _snippet(node),
+                         "rule 5: day-of-week numbers differ between DuckDB and Spark (Sunday 0 vs 1, isodow 7 vs 2)")
+    if isinstance(node, exp.Extract) and node.name.lower() in _DOW_PARTS:
+        return Violation("day-of-week", _snippet(node), "rule 5: day-of-week numbers differ between engines")
+    if isinstance(node, exp.Anonymous) and node.name.lower() in ("date_part", "datepart"):
+        part = node.expressions[0] if node.expressions else None
+        if part is not None and part.name.lower() in _DOW_PARTS:
+            return Violation("day-of-week", _snippet(node), "rule 5: day-of-week numbers differ between engines")
+    # rule 6: every ratio cast to DOUBLE (decimal / decimal is DOUBLE on DuckDB, DECIMAL on Spark)
+    if isinstance(node, exp.Div) and not (_is_double(node.left) or _is_double(node.right) or _ratio_is_cast(node)):
+        return Violation("ratio-not-double", _snippet(node),
+                         "rule 6: cast a ratio's operand (or the ratio) to DOUBLE; decimal / decimal is DOUBLE on "
+                         "DuckDB and DECIMAL on Spark")
+    # measured: DuckDB-only JSON functions pass through verbatim
+    if isinstance(node, (exp.Anonymous, exp.Func)):
+        name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+        if name in DUCKDB_ONLY_JSON:
+            return Violation("duckdb-json", _snippet(node),
+                             f"{name} is DuckDB-only: sqlglot passes it to Spark unchanged, where it does not exist "
+                             "or takes a different schema; extract fields with json_extract_string instead")
+    # measured: an interval whose quantity is an expression, `interval (n - 1) day`, is DuckDB's; Spark's
+    # parser rejects it (PARSE_SYNTAX_ERROR at DAY). A literal quantity is fine.
+    if isinstance(node, exp.Interval) and node.this is not None and not _is_constant(node.this):
+        return Violation("interval-expression", _snippet(node),
+                         "an interval with a computed quantity does not parse on Spark; use a literal interval, or "
+                         "compare day numbers (date_diff('day', a, b) <= n)")
+    # measured: ASOF joins are DuckDB's; sqlglot emits them verbatim and Spark's parser rejects them
+    if isinstance(node, exp.Join) and (node.args.get("method") or "").upper() == "ASOF":
+        return Violation("asof-join", "asof join " + _snippet(node.this, 40),
+                         "ASOF JOIN is DuckDB-only (Spark: PARSE_SYNTAX_ERROR); use a window (max over a frame) or "
+                         "a range join with row_number()")
+    # measured: UNION BY NAME is DuckDB's; sqlglot emits it verbatim
+    if isinstance(node, exp.Union) and node.args.get("by_name"):
+        return Violation("union-by-name", "union ... by name",
+                         "UNION BY NAME is DuckDB-only; sqlglot emits it to Spark unchanged and Spark rejects it")
+    return None
+
+
+def lint(sql: str) -> list[Violation]:
+    """Every non-portable construct in ``sql``, in document order (empty when the model is portable)."""
+    found, flagged = [], set()
+    for tree in parse(sql):
+        for node in tree.walk():
+            parent, inside = node.parent, False
+            while parent is not None and not inside:
+                inside, parent = id(parent) in flagged, parent.parent
+            if inside:
+                continue  # one violation per construct, not one per node inside it
+            v = _check(node)
+            if v is not None:
+                found.append(v)
+                flagged.add(id(node))
+    return found
+
+
+def to_spark(sql: str, pretty: bool = False) -> str:
+    """``sql`` (one DuckDB statement, already rendered) as Spark SQL; raises on what sqlglot cannot express."""
+    statements = sqlglot.transpile(sql, read=READ, write=WRITE, pretty=pretty,
+                                   unsupported_level=sqlglot.ErrorLevel.RAISE)
+    if len(statements) != 1:
+        raise ValueError(f"expected one statement, got {len(statements)}")
+    return statements[0]
+
+
+def tables_read(sql: str, schemas=("raw", "staging", "marts", "kpis", "alerts")) -> set[tuple[str, str]]:
+    """``(schema, table)`` for every warehouse table ``sql`` reads (CTE names are not tables)."""
+    found = set()
+    for tree in parse(sql):
+        ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+        for table in tree.find_all(exp.Table):
+            if table.db in schemas and table.name not in ctes:
+                found.add((table.db, table.name))
+    return found

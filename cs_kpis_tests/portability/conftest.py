@@ -1,0 +1,163 @@
+"""The tiny company's warehouse inputs as Parquet, and one local Spark Connect session, for the whole run.
+
+Both engines read the same Parquet files: DuckDB through views ``raw.x`` over ``read_parquet``, Spark through
+external tables ``raw.x`` (``USING parquet``) in its in-memory catalog. The Spark session starts once
+(about 10-20 s) and is skipped, with the reason, only when Java or pyspark is missing.
+"""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from cs_kpis.lib.portable import tables_read
+from cs_kpis_tests.conftest import _ENV, ProjectEnv
+
+SPARK_REMOTE = "local[2]"
+INPUT_SCHEMAS = ("raw", "staging", "marts", "kpis")
+
+
+@pytest.fixture(scope="session")
+def tiny_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny simulator company built by Dagster through raw, staging, marts and kpis (not alerts, reports).
+
+    The same recipe as cs_kpis_tests/staging/conftest.py's ``tiny_company``, with the later layers too: the
+    SQL models of every layer read their inputs from it.
+    """
+    import dagster as dg
+
+    root = tmp_path_factory.mktemp("tiny_warehouse")
+    paths = {name: root / relative for name, relative in _ENV.items()}
+    env = ProjectEnv(*paths.values())
+    with pytest.MonkeyPatch.context() as mp:
+        for name, path in paths.items():
+            mp.setenv(name, str(path))
+        mp.setenv("CS_KPIS_DEMO_SIZE", "tiny")
+        mp.setenv("CS_KPIS_DEMO_SEED", "1")
+        mp.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+        mp.setenv("DLT_DATA_DIR", str(root / "dlt_global"))
+
+        from cs_kpis.simulator import generate
+
+        generate(env.landing_dir, env.ground_truth_dir, size="tiny", seed=1)
+
+        from cs_kpis.definitions import defs as load_defs
+
+        defs = load_defs()
+        keys = [k for k in defs.resolve_all_asset_keys() if k.path[0] in INPUT_SCHEMAS]
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            asset_selection=keys, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+        )
+    assert result.success, [e.message for e in result.all_events if e.is_step_failure]
+    return env.warehouse
+
+
+def java_problem() -> str | None:
+    """Why Spark cannot start here, or None."""
+    java = shutil.which("java") or (os.environ.get("JAVA_HOME") and Path(os.environ["JAVA_HOME"], "bin", "java"))
+    if not java:
+        return "Java is not installed (no `java` on PATH, no JAVA_HOME): Spark needs Java 17 or newer"
+    try:
+        subprocess.run([str(java), "-version"], capture_output=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"`{java} -version` failed: {e}"
+    return None
+
+
+@pytest.fixture(scope="package")  # the JVM stops when this package's tests are done, not at the suite's end
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    problem = java_problem()
+    if problem:
+        pytest.skip(problem)
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as e:  # the project installs it (extra `spark`); a bare `pip install -e .` does not
+        pytest.skip(f"pyspark is not installed ({e}); `pip install -e '.[dev,spark]'` (make venv) installs it")
+    root = tmp_path_factory.mktemp("spark")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPARK_LOCAL_IP", "127.0.0.1")  # the local server (a child JVM) binds 127.0.0.1 only
+        session = _start(SparkSession, root)
+    yield session
+    session.stop()
+
+
+def _start(SparkSession, root: Path):
+    return (
+        SparkSession.builder.remote(SPARK_REMOTE)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.warehouse.dir", str(root / "warehouse"))
+        .config("spark.local.dir", str(root / "local"))
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.ansi.enabled", "true")
+        .getOrCreate()
+    )
+
+
+def _export(con: duckdb.DuckDBPyConnection, schema: str, table: str, to: Path) -> Path:
+    # never a leading underscore: Spark (Hadoop) skips files named _x as hidden (kpis._health_build_window)
+    path = to / schema / f"table-{table}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"copy (select * from {schema}.{table}) to '{path}' (format parquet)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def parquet_inputs(tiny_warehouse, tmp_path_factory) -> dict[tuple[str, str], Path]:
+    """Every raw, staging, marts and kpis table of the tiny company, exported once: ``(schema, table) -> file``."""
+    out = tmp_path_factory.mktemp("parquet_inputs")
+    with duckdb.connect(str(tiny_warehouse), read_only=True) as con:
+        con.execute("set TimeZone = 'UTC'")
+        tables = con.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema in ('raw', 'staging', 'marts', 'kpis') and table_type = 'BASE TABLE' "
+            # dlt's bookkeeping and the quarantine are no model's input; the health build-window logs are
+            "and not (table_schema = 'raw' and table_name like '\\_%' escape '\\')"
+        ).fetchall()
+        return {(s, t): _export(con, s, t, out) for s, t in tables}
+
+
+@pytest.fixture(scope="package")
+def spark_tables(spark, parquet_inputs):
+    """The Parquet inputs as Spark tables under the same ``schema.table`` names."""
+    for schema in sorted({s for s, _ in parquet_inputs}):
+        spark.sql(f"create database if not exists {schema}")
+    for (schema, table), path in parquet_inputs.items():
+        spark.sql(f"create table if not exists {schema}.{table} {_declared_columns(path)}using parquet location '{path}'")
+    return parquet_inputs
+
+
+def _declared_columns(path: Path) -> str:
+    """Spark cannot infer a schema from a Parquet file without rows: declare it from the file's own schema."""
+    import pyarrow.parquet as pq
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    if pq.ParquetFile(path).metadata.num_rows > 0:
+        return ""
+    struct = from_arrow_schema(pq.read_schema(path), prefer_timestamp_ntz=True)
+    return "(" + ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in struct.fields) + ") "
+
+
+@pytest.fixture(scope="session")
+def alert_days(tiny_warehouse) -> tuple:
+    """(first_day, as_of) the alert engine renders its SQL with on the tiny company (alerts/engine.py)."""
+    with duckdb.connect(str(tiny_warehouse), read_only=True) as con:
+        return tuple(con.execute("select min(day), max(day) from kpis.account_indicators_daily").fetchall()[0])
+
+
+def duckdb_over(parquet_inputs, sql: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with views over the Parquet inputs ``sql`` reads."""
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    for schema, table in sorted(tables_read(sql)):
+        path = parquet_inputs.get((schema, table))
+        if path is None:
+            raise LookupError(f"{schema}.{table} is not among the exported inputs")
+        con.execute(f"create schema if not exists {schema}")
+        con.execute(f"create view {schema}.{table} as select * from read_parquet('{path}')")
+    return con

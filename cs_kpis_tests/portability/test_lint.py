@@ -1,0 +1,130 @@
+"""The portable-subset lint (cs_kpis/lib/portable.py) over every .sql model, with the known exceptions named.
+
+A new violation fails here; a fixed one fails too until its allow-list line is removed, so the list stays
+the true set of exceptions. The lint's own rules are tested on small statements first, so it can fail.
+"""
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from cs_kpis.lib.portable import lint, strip_templating
+
+DEFS = Path(__file__).resolve().parents[2] / "cs_kpis" / "defs"
+SQL_FILES = sorted(DEFS.glob("*/sql/*.sql"))
+
+# file (relative to cs_kpis/defs) -> rule -> (how many, why it is tolerated for now)
+ALLOWED: dict[str, dict[str, tuple[int, str]]] = {
+    "staging/sql/stg_crm__accounts.sql": {
+        "union-by-name": (1, ("empty branch adding parent_id when dlt created no column for an all-null ParentId; "
+                             "goes once the crm source declares the column (staging/README.md, known gap)")),
+    },
+    "marts/sql/subscription_states.sql": {
+        "duckdb-json": (1, ("json_transform parses the subscription object; the Spark form is from_json with a DDL "
+                           "schema (issue 19: one portable form for the JSON parse)")),
+        "ratio-not-double": (6, ("weekly/daily interval -> months (12.0 * n / 52.0, / 365.0), percent_off / 100.0 and "
+                                "amount_off / months_per_period: DECIMAL on Spark, DOUBLE on DuckDB")),
+    },
+    "marts/sql/subscription_periods.sql": {
+        "ratio-not-double": (2, ("effective_mrr_minor / 100.0 and list_mrr_minor / 100.0 before the FX rate; rounded "
+                                "to the cent afterwards, so the type difference should vanish (to verify on Spark)")),
+    },
+    "kpis/sql/revenue_monthly.sql": {
+        "ratio-not-double": (2, ("clv = arpa / logo_churn_rate and arpa / mean_logo_churn_6m: the lint cannot see that "
+                                "the operands are already DOUBLE; an explicit cast would make it visible")),
+    },
+    "alerts/sql/ticket_spike.sql": {
+        "ratio-not-double": (1, "90-day ticket sum / 12.0 (weekly average): integer sum over a decimal literal"),
+    },
+    "alerts/sql/champion_inactive.sql": {
+        "asof-join": (1, ("the last product activity on or before each day per contact; Spark has no ASOF JOIN "
+                          "(PARSE_SYNTAX_ERROR, measured in test_models_on_spark)")),
+    },
+    "alerts/sql/low_nps_high_value.sql": {
+        "interval-expression": (1, "interval ($active_days - 1) day: Spark rejects a computed interval (measured)"),
+    },
+    "alerts/sql/usage_drop.sql": {
+        "interval-expression": (2, ("interval ($min_days - 1) day in a RANGE frame and a date filter: Spark rejects a "
+                                    "computed interval (measured)")),
+    },
+    "xref/sql/unmatched_source_records.sql": {
+        "ratio-not-double": (3, ("constant month factors 1.0 / 12, 52.0 / 12, 365.0 / 12: DECIMAL(.., 6) on Spark "
+                                "(0.083333), DOUBLE on DuckDB")),
+    },
+}
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(DEFS).as_posix()
+
+
+@pytest.mark.parametrize(
+    ("sql", "rule"),
+    [
+        ("select * from generate_series(1, 3) t(m)", "generator"),
+        ("select unnest(generate_series(1, 2)) as n", "generator"),
+        ("select a from t qualify row_number() over (order by a) = 1", "qualify"),
+        ("select list(x order by y) as xs from t", "ordered-list-agg"),
+        ("select array_agg(distinct x order by x) as xs from t", "ordered-list-agg"),
+        ("select date_diff('month', a, b) as m from t", "date-diff-calendar"),
+        ("select datediff('year', a, b) as y from t", "date-diff-calendar"),
+        ("select isodow(d) as w from t", "day-of-week"),
+        ("select dayofweek(d) as w from t", "day-of-week"),
+        ("select extract(dow from d) as w from t", "day-of-week"),
+        ("select date_part('isodow', d) as w from t", "day-of-week"),
+        ("select a / b as r from t", "ratio-not-double"),
+        ("select json_transform(j, '{\"a\": \"VARCHAR\"}') as o from t", "duckdb-json"),
+        ("select json_keys(j) as k from t", "duckdb-json"),
+        ("select * from t union all by name select 1 as a", "union-by-name"),
+        ("select d + interval (n - 1) day as e from t", "interval-expression"),
+        ("select * from a asof left join b on a.k = b.k and a.t >= b.t", "asof-join"),
+    ],
+)
+def test_lint_rejects(sql, rule):
+    assert [v.rule for v in lint(sql)] == [rule]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "select date_diff('day', a, b) as d from t",
+        "select cast(a as double) / b as r, a::double / nullif(b, 0) as s from t",
+        "select cast(a / b as double) as r from t",
+        "select string_agg(a, ', ' order by a) as s from t",
+        "select list(x) as xs from t",
+        "select d + interval 7 day as e, d - interval (7) day as f, d + interval ($days) day as g from t",
+        "select json_extract_string(j, '$.a.b') as v, x::date as d from t",
+        "with w as (select a, row_number() over (partition by b order by c) as rn from t) select a from w where rn = 1",
+    ],
+)
+def test_lint_accepts_the_portable_forms(sql):
+    assert lint(sql) == []
+
+
+def test_template_tokens_lint_as_identifiers():
+    sql = "select a from {{ source }} where days > {{ min_days }} and n > $min_term_days"
+    assert strip_templating(sql) == "select a from __tpl_source where days > __tpl_min_days and n > __tpl_min_term_days"
+    assert lint(sql) == []
+    assert [v.rule for v in lint("select date_diff('month', a, {{ as_of }}) as m from t")] == ["date-diff-calendar"]
+
+
+def test_there_are_sql_models_to_lint():
+    assert len(SQL_FILES) >= 40, SQL_FILES
+
+
+@pytest.mark.parametrize("path", SQL_FILES, ids=_rel)
+def test_model_is_in_the_portable_subset(path):
+    found = lint(path.read_text())
+    counts = Counter(v.rule for v in found)
+    allowed = ALLOWED.get(_rel(path), {})
+    new = [str(v) for v in found if counts[v.rule] > allowed.get(v.rule, (0, ""))[0]]
+    assert not new, (f"{_rel(path)} has constructs outside the portable subset (docs/PORTABILITY.md):\n"
+                     + "\n".join(new))
+    stale = {rule: (n, counts[rule]) for rule, (n, _) in allowed.items() if counts[rule] < n}
+    assert not stale, (f"{_rel(path)}: fewer violations than allowed (allowed, found) {stale}; "
+                       "lower or remove its ALLOWED entry in this file")
+
+
+def test_allow_list_names_existing_files():
+    assert set(ALLOWED) <= {_rel(p) for p in SQL_FILES}
