@@ -44,6 +44,7 @@ ENTITIES = {
     "billing/subscriptions": (lambda end: stripe_envelope("/v1/subscriptions"), True),
     "billing/invoices": (lambda end: stripe_envelope("/v1/invoices"), True),
     "billing/events": (lambda end: stripe_envelope("/v1/events"), True),
+    "billing/invoiceitems": (lambda end: stripe_envelope("/v1/invoiceitems"), True),
     "support/organizations": (lambda end: zendesk_envelope("organizations", "incremental", end), False),
     "support/tickets": (lambda end: zendesk_envelope("tickets", "cursor", end), False),
     "support/ticket_metrics": (lambda end: zendesk_envelope("ticket_metrics", "offset", end), False),

@@ -41,7 +41,10 @@ def entities(currencies: set[str] | None) -> list[Entity]:
                 keep="first" if is_events else "latest",
                 json_paths=settings.JSON_PATHS.get(entity, frozenset()),
                 cursor=settings.CURSOR_FIELD.get(entity),
-                columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(entity, ())}),
+                columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(entity, ()),
+                                      "text": settings.TEXT_FIELDS.get(entity, ()),
+                                      "bool": settings.BOOL_FIELDS.get(entity, ()),
+                                      "bigint": settings.BIGINT_FIELDS.get(entity, ())}),
             )
         )
     for child, (parent, _, foreign_key) in settings.CHILDREN.items():

@@ -8,6 +8,9 @@ SYSTEM = "billing"
 ENTITIES: tuple[str, ...] = ("customers", "products", "prices", "coupons", "subscriptions", "invoices", "events")
 """landing folders / API entities, one resource each"""
 
+ENTITIES += ("invoiceitems",)
+"""invoice items (ii_): prorations pending until the next invoice date a mid-period change; optional"""
+
 CHILDREN: dict[str, tuple[str, str, str]] = {
     "subscription_items": ("subscriptions", "items", "subscription"),
     "invoice_lines": ("invoices", "lines", "invoice"),
@@ -33,8 +36,20 @@ UNIX_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "invoice_lines": ("period.start", "period.end"),
     "events": ("created",),
+    "invoiceitems": ("date", "period.start", "period.end"),
 }
 """Unix seconds, loaded as timestamps"""
+
+TEXT_FIELDS: dict[str, tuple[str, ...]] = {
+    "invoiceitems": (
+        "invoice", "customer", "currency", "parent.subscription_details.subscription",
+        "parent.subscription_details.subscription_item", "pricing.price_details.price",
+    ),
+}
+"""declared text columns: a pending invoice item has ``invoice: null``, and staging reads it even when all are"""
+
+BOOL_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("proration",)}
+BIGINT_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("amount", "quantity")}
 
 CURRENCY_FIELDS: dict[str, tuple[str, ...]] = {
     "customers": ("currency",),
@@ -44,6 +59,7 @@ CURRENCY_FIELDS: dict[str, tuple[str, ...]] = {
     "subscription_items": ("price.currency",),
     "invoices": ("currency",),
     "invoice_lines": ("currency",),
+    "invoiceitems": ("currency",),
 }
 
 NON_NEGATIVE_FIELDS: dict[str, tuple[str, ...]] = {
