@@ -33,7 +33,7 @@ def entities(currencies: set[str] | None) -> list[Entity]:
         is_events = entity == "events"
         specs.append(
             Entity(
-                name=entity,
+                name=settings.TABLE_NAMES.get(entity, entity),
                 reads=entity,
                 primary_key=(settings.PRIMARY_KEY,),
                 prepare=lambda obj, entity=entity: [prepare_object(obj, entity, currencies)],

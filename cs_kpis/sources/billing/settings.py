@@ -11,6 +11,9 @@ ENTITIES: tuple[str, ...] = ("customers", "products", "prices", "coupons", "subs
 ENTITIES += ("invoiceitems",)
 """invoice items (ii_): prorations pending until the next invoice date a mid-period change; optional"""
 
+TABLE_NAMES: dict[str, str] = {"invoiceitems": "invoice_items"}
+"""raw table name (``billing__<name>``) where it differs from the landing folder / API entity"""
+
 CHILDREN: dict[str, tuple[str, str, str]] = {
     "subscription_items": ("subscriptions", "items", "subscription"),
     "invoice_lines": ("invoices", "lines", "invoice"),

@@ -21,7 +21,7 @@
 -- @column extract_day: the landing extract day of the item's latest version
 
 with source as (
-    select * from raw.billing__invoiceitems
+    select * from raw.billing__invoice_items
 ),
 
 renamed as (
