@@ -53,8 +53,9 @@ ENTITIES = {
 }
 
 
-EVENT_RETENTION_DAYS = 0
-"""default days of Stripe events in the snapshot before the first extract day (0 = the whole history)"""
+EVENT_RETENTION_DAYS = 30
+"""default days of Stripe events in the snapshot before the first extract day, as a real Stripe account
+keeps about 30 (0 = the whole history)"""
 
 
 def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed: int = 42,
@@ -112,6 +113,8 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
             write_parts(tmp / entity / day.isoformat(), iter_bodies(cursor), total, envelope(hi))
     # product events before as_of belong to the snapshot; fold nothing: each received day is its own folder
     counts["product/events"] = events.total
+    if not counts["billing/invoiceitems"]:
+        del counts["billing/invoiceitems"]  # optional: a company with no mid-period change has none
     _write_fx(tmp / "reference" / "fx_rates.csv", company)
     store.close()
     shutil.rmtree(tmp / "_scratch")

@@ -44,7 +44,11 @@ def entities(currencies: set[str] | None) -> list[Entity]:
                 columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(entity, ()),
                                       "text": settings.TEXT_FIELDS.get(entity, ()),
                                       "bool": settings.BOOL_FIELDS.get(entity, ()),
-                                      "bigint": settings.BIGINT_FIELDS.get(entity, ())}),
+                                      "bigint": settings.BIGINT_FIELDS.get(entity, ()),
+                                      "date": settings.DATE_FIELDS.get(entity, ())})
+                | ({"id": {"data_type": "text", "nullable": False, "primary_key": True}}
+                   if entity in settings.OPTIONAL_ENTITIES else {}),
+                materialize_empty=entity in settings.OPTIONAL_ENTITIES,
             )
         )
     for child, (parent, _, foreign_key) in settings.CHILDREN.items():

@@ -11,6 +11,10 @@ ENTITIES: tuple[str, ...] = ("customers", "products", "prices", "coupons", "subs
 ENTITIES += ("invoiceitems",)
 """invoice items (ii_): prorations pending until the next invoice date a mid-period change; optional"""
 
+OPTIONAL_ENTITIES: frozenset[str] = frozenset({"invoiceitems"})
+"""may be absent or empty (an account with no invoice items): the raw table is created anyway, with the
+columns staging reads declared below"""
+
 TABLE_NAMES: dict[str, str] = {"invoiceitems": "invoice_items"}
 """raw table name (``billing__<name>``) where it differs from the landing folder / API entity"""
 
@@ -53,6 +57,7 @@ TEXT_FIELDS: dict[str, tuple[str, ...]] = {
 
 BOOL_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("proration",)}
 BIGINT_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("amount", "quantity")}
+DATE_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("_extract_day",)}
 
 CURRENCY_FIELDS: dict[str, tuple[str, ...]] = {
     "customers": ("currency",),

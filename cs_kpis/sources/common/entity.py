@@ -79,6 +79,8 @@ class Entity:
     columns: dict[str, Any] = field(default_factory=dict)
     lineage_columns: bool = True
     """add ``_extract_day`` and ``_origin``; off for scd2, where they would make every row a new version"""
+    materialize_empty: bool = False
+    """create the table (with the ``columns`` hints) even when no object ever comes: an optional entity"""
 
     @property
     def is_scd2(self) -> bool:
@@ -246,6 +248,8 @@ def entity_resource(
         field_types: dict[str, str] = state.setdefault("field_types", {})
         counts = Accounting()
         buffer: dict[Any, list[dict[str, Any]]] = {}
+        if spec.materialize_empty:
+            yield dlt.mark.materialize_table_schema()
 
         if mode == "files":
             all_days = extract_days(landing_dir)
