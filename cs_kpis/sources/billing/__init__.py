@@ -45,9 +45,7 @@ def entities(currencies: set[str] | None) -> list[Entity]:
                                       "text": settings.TEXT_FIELDS.get(entity, ()),
                                       "bool": settings.BOOL_FIELDS.get(entity, ()),
                                       "bigint": settings.BIGINT_FIELDS.get(entity, ()),
-                                      "date": settings.DATE_FIELDS.get(entity, ())})
-                | ({"id": {"data_type": "text", "nullable": False, "primary_key": True}}
-                   if entity in settings.OPTIONAL_ENTITIES else {}),
+                                      "date": settings.DATE_FIELDS.get(entity, ())}),
                 materialize_empty=entity in settings.OPTIONAL_ENTITIES,
             )
         )

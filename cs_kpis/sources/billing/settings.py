@@ -49,7 +49,7 @@ UNIX_FIELDS: dict[str, tuple[str, ...]] = {
 
 TEXT_FIELDS: dict[str, tuple[str, ...]] = {
     "invoiceitems": (
-        "invoice", "customer", "currency", "parent.subscription_details.subscription",
+        "id", "invoice", "customer", "currency", "parent.subscription_details.subscription",
         "parent.subscription_details.subscription_item", "pricing.price_details.price",
     ),
 }
