@@ -115,8 +115,10 @@ lines as (
     from (select * from billed union all select * from pending) as l
     inner join staging.stg_billing__prices as p on p.price_id = l.price_id
     cross join ledger as lg
-    -- only the time before the ledger is rebuilt: with the full event history, nothing is
-    where (lg.ledger_start is null or l.period_start < lg.ledger_start)
+    cross join list_as_of as la
+    -- only the time before the ledger is rebuilt (with the full event history, nothing is); with no
+    -- events at all, the time up to the subscriptions list's extract: nothing later is known yet
+    where l.period_start < coalesce(lg.ledger_start, la.listed_at)
       and coalesce(p.usage_type, 'licensed') = 'licensed'
       and coalesce(p.price_type, 'recurring') = 'recurring'
 ),
@@ -231,7 +233,8 @@ timeline as (
         select pt.subscription_id, pt.point_at, min(pt.kind) as kind
         from points as pt
         cross join ledger as lg
-        where lg.ledger_start is null or pt.point_at < lg.ledger_start
+        cross join list_as_of as la
+        where pt.point_at < coalesce(lg.ledger_start, la.listed_at)
         group by pt.subscription_id, pt.point_at
     ) as p
     left join prorations as r on r.subscription_id = p.subscription_id and r.point_at = p.point_at
@@ -279,9 +282,10 @@ in_window as (
     from states as st
     inner join subs as su on su.subscription_id = st.subscription_id
     cross join ledger as lg
+    cross join list_as_of as la
     where st.point_at >= su.started_at
       and (su.ended_at is null or st.point_at <= su.ended_at)
-      and (lg.ledger_start is null or st.point_at < lg.ledger_start)
+      and st.point_at < coalesce(lg.ledger_start, la.listed_at)
 ),
 
 past_due as (
