@@ -7,6 +7,7 @@ Everything else Stripe keeps for ever (subscriptions, invoices) is the same eith
 
 import datetime as dt
 import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -114,4 +115,9 @@ def test_invoice_items_are_the_prorations_pending_or_billed_as_stripe_lists_them
     with serve_landing(landing, page_size=100) as srv:
         config = stripe.StripeApiConfig(base_url=srv.base_url, api_key=fake.STRIPE_API_KEY, **FAST)
         served = {r.obj["id"]: r.obj for r in stripe.iter_records(config, "invoiceitems")}
+        request = urllib.request.Request(f"{srv.base_url}/v1/invoiceitems?pending=true&limit=100",
+                                         headers={"Authorization": f"Bearer {fake.STRIPE_API_KEY}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            listed_pending = json.loads(response.read())["data"]
     assert served == items
+    assert {i["id"] for i in listed_pending} == {i["id"] for i in pending}
