@@ -228,7 +228,7 @@ def test_no_events_at_all_demo_company_matches_ground_truth(tmp_path_factory):
     from cs_kpis.definitions import defs as lazy_defs
 
     defs = lazy_defs()
-    after_raw = dg.AssetSelection.all(include_sources=False) - dg.AssetSelection.groups("raw", "landing")
+    after_raw = dg.AssetSelection.all() - dg.AssetSelection.groups("raw", "landing")
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(list(defs.assets) + list(defs.asset_checks or []), resources=defs.resources,
                                 instance=instance, raise_on_error=False, selection=after_raw)
