@@ -5,14 +5,15 @@ in exact arithmetic) to a folder the pipeline never reads. Every account-month m
 the months where accounts churn and come back must match, and the health score, which never sees the
 hidden health, must predict the churn that follows.
 
-Two event histories: the full one (the default landing, which exercises the event ledger) and the
-~30 days a real Stripe account keeps (``event_retention_days=30``: history from invoices and the
-subscriptions list). With 30 days, the tiny company matches on every account-month; on the demo company
-the account-months that cannot be dated from what Stripe keeps must be exactly those of the
-subscriptions the blocking check ``revenue_history_matches_paid_invoices`` names (slow test).
+Two event histories: the ~30 days a real Stripe account keeps (the default landing: history before them
+from invoices, pending invoice items and the subscriptions list) and the full one
+(``event_retention_days=0``, which exercises the event ledger alone). Both match on every account-month,
+the demo company with 30 days and the tiny company either way; the slow tests add the demo company with
+the full history and with the event ledger emptied entirely.
 """
 
 import csv
+import json
 
 import dagster as dg
 import duckdb
@@ -86,7 +87,7 @@ def demo_warehouse(tmp_path_factory):
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(list(defs.assets) + list(defs.asset_checks or []), resources=defs.resources,
                                 instance=instance, raise_on_error=False)
-    assert result.success
+    assert result.success, _failed_checks(result)
     yield root
     mp.undo()
 
@@ -97,6 +98,9 @@ def _truth(root):
 
 
 def test_month_end_mrr_equals_ground_truth_to_the_cent(demo_warehouse):
+    """The default landing keeps 30 days of Stripe events, as a real account does."""
+    manifest = json.loads((demo_warehouse / "landing" / "_manifest.json").read_text())
+    assert manifest["event_retention_days"] == 30
     truth = _truth(demo_warehouse)
     with duckdb.connect(str(demo_warehouse / "state" / "wh.duckdb"), read_only=True) as con:
         rows = con.execute("""
@@ -183,32 +187,56 @@ def test_thirty_days_of_events_tiny_company_matches_ground_truth(tiny_30_day_eve
     assert diffs == [], f"{len(diffs)} account-months differ, e.g. {diffs[:5]}"
 
 
-@pytest.mark.slow
-def test_thirty_days_of_events_demo_company_fails_loudly_exactly_where_history_is_unknowable(tmp_path_factory):
-    """Demo company, 30 days of events: at least 99% of account-months exact; every account-month that
-    differs belongs to a subscription the blocking check names (a seat or plan change on an annual or
-    quarterly plan, credited on a renewal invoice that has not come yet, older than the event window),
-    and the run fails on that check rather than passing quietly."""
-    from cs_kpis.defs.marts.checks import (
-        DEFAULT_HISTORY_TOLERANCE,
-        HISTORY_MATCHES_INVOICES,
-        history_check_sql,
-    )
-
-    root, result = _materialize_retained(tmp_path_factory, "demo_30d", "demo", 30)
-    assert not result.success
-    assert HISTORY_MATCHES_INVOICES in _failed_checks(result)
-    truth = _truth(root)
-    ours = _month_end(root, MONTH_END_FROM_PERIODS)
-    diffs = _differences(truth, ours)
-    assert len(truth) > 10_000
-    assert len(diffs) <= 0.01 * len(truth), f"{len(diffs)} account-months differ"
+def test_full_event_history_tiny_company_matches_ground_truth(tmp_path_factory):
+    """With the whole event history the ledger alone makes the history (nothing rebuilt from invoices)."""
+    root, result = _materialize_retained(tmp_path_factory, "tiny_full", "tiny", 0)
+    assert result.success, _failed_checks(result)
     with duckdb.connect(str(root / "state" / "wh.duckdb"), read_only=True) as con:
-        named = {a for (a,) in con.execute(f"""
-            select distinct c.crm_account_id
-            from ({history_check_sql(DEFAULT_HISTORY_TOLERANCE)}) as v
-            join staging.stg_billing__subscriptions as s on s.subscription_id = v.subscription_id
-            join staging.stg_billing__customers as c on c.customer_id = s.customer_id
-        """).fetchall()}
-    unexplained = sorted({k[1] for k, _, _ in diffs} - named)
-    assert unexplained == [], f"differences the check does not name: {unexplained[:5]}"
+        by_source = dict(con.execute("select source, count(*) from marts.subscription_states group by source"
+                                     ).fetchall())
+    assert by_source["events"] > 0 and "invoices" not in by_source
+    truth = _truth(root)
+    diffs = _differences(truth, _month_end(root, MONTH_END_FROM_PERIODS))
+    assert len(truth) > 300
+    assert diffs == [], f"{len(diffs)} account-months differ, e.g. {diffs[:5]}"
+
+
+@pytest.mark.slow
+def test_full_event_history_demo_company_matches_ground_truth(tmp_path_factory):
+    root, result = _materialize_retained(tmp_path_factory, "demo_full", "demo", 0)
+    assert result.success, _failed_checks(result)
+    truth = _truth(root)
+    diffs = _differences(truth, _month_end(root, MONTH_END_FROM_PERIODS))
+    assert len(truth) > 10_000
+    assert diffs == [], f"{len(diffs)} account-months differ, e.g. {diffs[:5]}"
+
+
+@pytest.mark.slow
+def test_no_events_at_all_demo_company_matches_ground_truth(tmp_path_factory):
+    """The event ledger emptied entirely: history from invoices, pending invoice items and the
+    subscriptions list alone still gives every account-month of the demo company."""
+    root, result = _materialize_retained(tmp_path_factory, "demo_no_events", "demo", 30)
+    assert result.success, _failed_checks(result)
+    with duckdb.connect(str(root / "state" / "wh.duckdb")) as con:
+        con.execute("delete from raw.billing__events")
+    mp = pytest.MonkeyPatch()
+    for var, rel in {"CS_KPIS_STATE_DIR": "state", "CS_KPIS_WAREHOUSE": "state/wh.duckdb",
+                     "CS_KPIS_DLT_DIR": "state/dlt", "DAGSTER_HOME": "state/dagster_home",
+                     "CS_KPIS_LANDING_DIR": "landing", "CS_KPIS_GROUND_TRUTH_DIR": "truth"}.items():
+        mp.setenv(var, str(root / rel))
+    mp.setenv("CS_KPIS_DEMO_SIZE", "demo")
+    from cs_kpis.definitions import defs as lazy_defs
+
+    defs = lazy_defs()
+    after_raw = dg.AssetSelection.all() - dg.AssetSelection.groups("raw", "landing")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(list(defs.assets) + list(defs.asset_checks or []), resources=defs.resources,
+                                instance=instance, raise_on_error=False, selection=after_raw)
+    mp.undo()
+    assert result.success, _failed_checks(result)
+    with duckdb.connect(str(root / "state" / "wh.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from staging.stg_billing__events").fetchall()[0][0] == 0
+    truth = _truth(root)
+    diffs = _differences(truth, _month_end(root, MONTH_END_FROM_PERIODS))
+    assert len(truth) > 10_000
+    assert diffs == [], f"{len(diffs)} account-months differ, e.g. {diffs[:5]}"

@@ -44,6 +44,7 @@ ENTITIES = {
     "billing/subscriptions": (lambda end: stripe_envelope("/v1/subscriptions"), True),
     "billing/invoices": (lambda end: stripe_envelope("/v1/invoices"), True),
     "billing/events": (lambda end: stripe_envelope("/v1/events"), True),
+    "billing/invoiceitems": (lambda end: stripe_envelope("/v1/invoiceitems"), True),
     "support/organizations": (lambda end: zendesk_envelope("organizations", "incremental", end), False),
     "support/tickets": (lambda end: zendesk_envelope("tickets", "cursor", end), False),
     "support/ticket_metrics": (lambda end: zendesk_envelope("ticket_metrics", "offset", end), False),
@@ -52,8 +53,9 @@ ENTITIES = {
 }
 
 
-EVENT_RETENTION_DAYS = 0
-"""default days of Stripe events in the snapshot before the first extract day (0 = the whole history)"""
+EVENT_RETENTION_DAYS = 30
+"""default days of Stripe events in the snapshot before the first extract day, as a real Stripe account
+keeps about 30 (0 = the whole history)"""
 
 
 def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed: int = 42,
@@ -117,6 +119,8 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
             counts[entity] = written
     # product events before as_of belong to the snapshot; fold nothing: each received day is its own folder
     counts["product/events"] = events.total
+    if not counts["billing/invoiceitems"]:
+        del counts["billing/invoiceitems"]  # optional: a company with no mid-period change has none
     _write_fx(tmp / "reference" / "fx_rates.csv", company)
     store.close()
     shutil.rmtree(tmp / "_scratch")

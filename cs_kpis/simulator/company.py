@@ -762,12 +762,17 @@ class Company:
         new_it = s.main_item
         pair = [(it, -round(it.price.unit_amount * old_qty * frac), old_qty),
                 (new_it, round(new_it.price.unit_amount * (new_it.quantity or 0) * frac), new_it.quantity or 0)]
+        # as in Stripe, each proration is an invoice item (ii_) made at the change, pending until invoiced
+        lines = [(i, a, q, ts, s.cpe, self._invoice_item(s, i, a, q, ts, s.cpe)) for i, a, q in pair]
         if new_mrr > old_mrr and s.status == "active":
             # charge an upgrade straight away (proration_behavior=always_invoice)
-            self._invoice(s, ts, "subscription_update", ts, s.cpe, prorations=[(i, a, q, ts, s.cpe) for i, a, q in pair])
+            self._invoice(s, ts, "subscription_update", ts, s.cpe, prorations=lines)
         else:
-            # a downgrade is credited on the next invoice (proration_behavior=create_prorations)
-            s.pending_lines.extend((i, a, q, ts, s.cpe) for i, a, q in pair)
+            # a downgrade is credited on the next invoice (proration_behavior=create_prorations); until
+            # then its items are pending (GET /v1/invoiceitems?pending=true)
+            for line in lines:
+                self.store.add("billing/invoiceitems", line[5]["id"], ts, line[5], sort_key=line[5]["date"])
+            s.pending_lines.extend(lines)
 
     def _review_crm(self, acct: Account, ts: int, h: float) -> None:
         noisy = h + self.rnd.gauss(0, 0.12)
@@ -796,12 +801,14 @@ class Company:
         lines = []
         if reason in ("subscription_cycle", "subscription_update") and s.pending_lines:
             # pending proration lines from an earlier change are billed with the subscription's next invoice
-            for it, amount, qty, lps, lpe in s.pending_lines:
-                lines.append(self._line(s, iid, it, amount, lps, lpe, True, qty=qty))
+            for it, amount, qty, lps, lpe, item in s.pending_lines:
+                lines.append(self._line(s, iid, it, amount, lps, lpe, True, qty=qty, invoice_item=item))
+                self._invoiced(item, iid, ts)
             s.pending_lines = []
         if prorations is not None:
-            for it, amount, qty, lps, lpe in prorations:
-                lines.append(self._line(s, iid, it, amount, lps, lpe, True, qty=qty))
+            for it, amount, qty, lps, lpe, item in prorations:
+                lines.append(self._line(s, iid, it, amount, lps, lpe, True, qty=qty, invoice_item=item))
+                self._invoiced(item, iid, ts)
         else:
             for it in s.items:
                 if it.price.metered:
@@ -866,14 +873,41 @@ class Company:
         self._emit_invoice(inv, ts + 300, "invoice.paid" if paid and total > 0 else None)
         return inv
 
-    def _line(self, s: Sub, iid: str, it: Item, amount: int, ps: int, pe: int, proration: bool, qty=None) -> dict:
+    def _invoice_item(self, s: Sub, it: Item, amount: int, qty: int, ps: int, pe: int) -> dict:
+        """A proration invoice item as GET /v1/invoiceitems lists it (API 2025-03-31.basil), not yet invoiced."""
+        unit = Fraction(amount, qty) if qty else Fraction(amount)
+        unit_text = str(unit.numerator) if unit.denominator == 1 else f"{float(unit):.12f}".rstrip("0")
+        credit = amount < 0
+        return {
+            "id": self.ids.stripe("ii", self._count("ii"), 24), "object": "invoiceitem", "amount": amount,
+            "currency": s.currency, "customer": s.customer_id, "date": ps,
+            "description": f"{'Unused' if credit else 'Remaining'} time on {qty} × {it.price.tier.title()} "
+                           f"({it.price.interval_key}) after {dt.datetime.fromtimestamp(ps, dt.UTC):%d %b %Y}",
+            "discountable": False, "discounts": [], "invoice": None, "livemode": False, "metadata": {},
+            "parent": {"type": "subscription_details",
+                       "subscription_details": {"subscription": s.id, "subscription_item": it.id}},
+            "period": {"end": pe, "start": ps},
+            "pricing": {"type": "price_details", "price_details": {"price": it.price.id, "product": it.price.product},
+                        "unit_amount_decimal": unit_text},
+            "proration": True, "proration_details": {"credited_items": None}, "quantity": qty,
+            "tax_rates": [], "test_clock": None,
+        }
+
+    def _invoiced(self, item: dict, iid: str, ts: int) -> None:
+        # the invoice item is on an invoice now: listed with its invoice from here on
+        item["invoice"] = iid
+        self.store.add("billing/invoiceitems", item["id"], ts, item, sort_key=item["date"])
+
+    def _line(self, s: Sub, iid: str, it: Item, amount: int, ps: int, pe: int, proration: bool, qty=None,
+              invoice_item: dict | None = None) -> dict:
         return {
             "id": self.ids.stripe("il", self._count("il"), 24), "object": "line_item", "amount": amount,
             "currency": s.currency, "description": f"{it.price.tier.title()} ({it.price.interval_key})",
             "discount_amounts": [], "discountable": True, "discounts": [], "invoice": iid, "livemode": False,
             "metadata": {},
             "parent": {"invoice_item_details": None, "type": "subscription_item_details",
-                       "subscription_item_details": {"invoice_item": None, "proration": proration,
+                       "subscription_item_details": {"invoice_item": invoice_item and invoice_item["id"],
+                                                     "proration": proration,
                                                      "proration_details": {"credited_items": None},
                                                      "subscription": s.id, "subscription_item": it.id}},
             "period": {"end": pe, "start": ps},

@@ -4,9 +4,10 @@ It loads the objects of a landing folder (layout in docs/LANDING.md; each object
 extract days, the latest day winning) and serves them through the vendors' real endpoints, envelopes
 and pagination, with a small page size so that every listing spans several pages:
 
-- Stripe ``/v1/{customers,products,prices,coupons,subscriptions,invoices,events}``: newest first,
-  ``limit``/``starting_after``/``has_more``, ``created[gte|gt|lte|lt]``, ``status`` (subscriptions: the
-  default leaves out canceled ones), ``types[]`` (events), ``expand[]=data.discounts`` (without it,
+- Stripe ``/v1/{customers,products,prices,coupons,subscriptions,invoices,events,invoiceitems}``: newest
+  first, ``limit``/``starting_after``/``has_more``, ``created[gte|gt|lte|lt]`` (invoice items: their
+  ``date``), ``status`` (subscriptions: the default leaves out canceled ones), ``types[]`` (events),
+  ``pending`` (invoice items: true lists only those not yet on an invoice), ``expand[]=data.discounts`` (without it,
   discounts collapse to ids); nested ``items``/``lines`` truncated to ``nested_page_size`` with
   ``has_more: true``, served in full by ``/v1/subscription_items?subscription=`` and
   ``/v1/invoices/{id}/lines``. Bearer auth.
@@ -49,7 +50,9 @@ ZENDESK_EMAIL = "api-user@example.com"
 ZENDESK_API_TOKEN = "zdFakeValidToken0000000000000000000000"
 DELIGHTED_API_KEY = "dlFakeValidKey00000000000000000"
 
-STRIPE_ENTITIES = ("customers", "products", "prices", "coupons", "subscriptions", "invoices", "events")
+STRIPE_ENTITIES = (
+    "customers", "products", "prices", "coupons", "subscriptions", "invoices", "events", "invoiceitems"
+)
 SALESFORCE_OBJECTS = ("Account", "User", "Contact", "Opportunity")
 ZENDESK_ENTITIES = ("organizations", "tickets", "ticket_metrics", "satisfaction_ratings")
 
@@ -330,6 +333,9 @@ class VendorServer:
                 objects = [
                     o for o in objects if any(fnmatch.fnmatchcase(o.get("type", ""), t) for t in types)
                 ]
+        if entity == "invoiceitems" and _one(query, "pending") is not None:
+            pending = _one(query, "pending") == "true"
+            objects = [o for o in objects if (o.get("invoice") is None) == pending]
         envelope = self._stripe_list(objects, query, path, sort=True)
         expand = set(query.get("expand[]", []))
         served = []
@@ -351,7 +357,9 @@ class VendorServer:
     ):
         if sort:
             # stripe lists newest first
-            objects = sorted(objects, key=lambda o: (o.get("created") or 0, str(o.get("id"))), reverse=True)
+            objects = sorted(
+                objects, key=lambda o: (o.get("created") or o.get("date") or 0, str(o.get("id"))), reverse=True
+            )
         limit = int(_one(query, "limit") or 10)
         if not 1 <= limit <= 100:
             raise ApiError(
@@ -684,7 +692,7 @@ def _find(objects: list[dict[str, Any]], key: str, value: Any) -> dict[str, Any]
 
 
 def _created_matches(obj: dict[str, Any], query: dict[str, list[str]]) -> bool:
-    created = obj.get("created") or 0
+    created = obj.get("created") or obj.get("date") or 0  # an invoice item has only its date
     for op, sym in (("gte", ">="), ("gt", ">"), ("lte", "<="), ("lt", "<")):
         bound = _one(query, f"created[{op}]")
         if bound is not None and not _compare(created, sym, int(bound)):

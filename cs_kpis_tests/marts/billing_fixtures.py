@@ -62,6 +62,10 @@ BILLING_TABLES = {
         "price_id varchar, plan_tier varchar, price_name varchar, unit_amount_minor bigint, interval varchar, "
         "interval_count integer, usage_type varchar, price_type varchar"),
     "stg_billing__coupons": "coupon_id varchar, duration varchar",
+    "stg_billing__invoice_items": (
+        "invoice_item_id varchar, invoice_id varchar, is_pending boolean, customer_id varchar, "
+        "subscription_id varchar, price_id varchar, is_proration boolean, quantity bigint, "
+        "period_start timestamptz, period_end timestamptz, currency varchar, amount_minor bigint"),
 }
 
 

@@ -56,7 +56,7 @@ class Billing:
         return sid
 
     def invoice(self, sid: str, created: str, lines: list[tuple], status: str = "paid", paid: str | None = None,
-                attempts: int = 1, uncollectible: str | None = None, discount: dict | None = None) -> None:
+                attempts: int = 1, uncollectible: str | None = None, discount: dict | None = None) -> str:
         """lines: (price_id, quantity, period_start, period_end, amount_minor, is_proration)"""
         self.n += 1
         iid = f"in_{self.n:04d}"
@@ -77,6 +77,15 @@ class Billing:
                 "line_id": f"il_{self.n:04d}_{j}", "invoice_id": iid, "subscription_id": sid, "price_id": pid,
                 "is_proration": proration, "quantity": qty, "period_start": at(ps), "period_end": at(pe),
                 "currency": "USD", "amount_minor": amount, "discount_amount_minor": 0})
+        return iid
+
+    def item(self, sid: str, pid: str, qty: int, ps: str, pe: str, amount: int, invoice: str | None = None) -> None:
+        """a proration invoice item (GET /v1/invoiceitems); pending while ``invoice`` is None"""
+        self.n += 1
+        self.L.tables["stg_billing__invoice_items"].append({
+            "invoice_item_id": f"ii_{self.n:04d}", "invoice_id": invoice, "is_pending": invoice is None,
+            "customer_id": "cus_x", "subscription_id": sid, "price_id": pid, "is_proration": True, "quantity": qty,
+            "period_start": at(ps), "period_end": at(pe), "currency": "USD", "amount_minor": amount})
 
     def monthly(self, sid: str, pid: str, qty: int, unit: int, firsts: list[str], **kw) -> None:
         """one paid cycle invoice per period start in ``firsts`` (each period ends at the next month's same day)"""
@@ -106,10 +115,13 @@ def scenarios() -> Ledger:
     B.price("p_25", 2500)
     B.sub("A_inv_down", "sub_down", "2026-01-01", [("p_25", 6)])
     B.monthly("sub_down", "p_25", 10, 2500, ["2026-01-01", "2026-02-01"])
-    B.invoice("sub_down", "2026-03-01", [("p_25", 10, "2026-02-14", "2026-03-01", -1250, True),
+    billed = B.invoice("sub_down", "2026-03-01", [("p_25", 10, "2026-02-14", "2026-03-01", -1250, True),
                                          ("p_25", 6, "2026-02-14", "2026-03-01", 750, True),
                                          ("p_25", 6, "2026-03-01", "2026-04-01", 15000, False)])
     B.monthly("sub_down", "p_25", 6, 2500, ["2026-04-01"])
+    # ... whose invoice items were billed on Mar 1: already lines, so not counted again
+    B.item("sub_down", "p_25", 10, "2026-02-14", "2026-03-01", -1250, invoice=billed)
+    B.item("sub_down", "p_25", 6, "2026-02-14", "2026-03-01", 750, invoice=billed)
     # 5 seats x 20.00 from Jan 1, up to 8 seats on Mar 20, invoiced at once: 100, 100, 160, 160
     B.price("p_20", 2000)
     B.sub("A_inv_up", "sub_up", "2026-01-01", [("p_20", 8)])
@@ -150,6 +162,13 @@ def scenarios() -> Ledger:
     B.price("p_seat_year", 12000, "year")
     B.sub("A_inv_unknown", "sub_unknown", "2025-11-15", [("p_seat_year", 5)])
     B.invoice("sub_unknown", "2025-11-15", [("p_seat_year", 10, "2025-11-15", "2026-11-15", 120000, False)])
+    # annual, 10 seats x 120.00 a year from Nov 20; down to 4 seats on Feb 20, credited on the Nov 20
+    # renewal, which has not come: no invoice shows the change, but its two proration items are pending
+    # (credit for 10 seats, charge for 4, both from Feb 20): 100, 40, 40, 40
+    B.sub("A_inv_pending", "sub_pending", "2025-11-20", [("p_seat_year", 4)])
+    B.invoice("sub_pending", "2025-11-20", [("p_seat_year", 10, "2025-11-20", "2026-11-20", 120000, False)])
+    B.item("sub_pending", "p_seat_year", 10, "2026-02-20", "2026-11-20", -73150)
+    B.item("sub_pending", "p_seat_year", 4, "2026-02-20", "2026-11-20", 29260)
     return L
 
 
@@ -165,6 +184,7 @@ EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "A_inv_once": (100.00, 100.00, 100.00, 100.00),
     "A_inv_cancel": (49.00, 49.00, 0, 0),
     "A_inv_unknown": (100.00, 100.00, 100.00, 50.00),
+    "A_inv_pending": (100.00, 40.00, 40.00, 40.00),
 }
 
 

@@ -7,6 +7,7 @@ Everything else Stripe keeps for ever (subscriptions, invoices) is the same eith
 
 import datetime as dt
 import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,7 @@ def test_snapshot_keeps_thirty_days_of_events_and_increments_bring_their_day(lan
                 for e in json.loads(p.read_text())["data"]]
         assert all(lo <= e["created"] < lo + 86400 for e in part)
     # what Stripe keeps for ever is the same
-    for entity in ("billing/subscriptions", "billing/invoices"):
+    for entity in ("billing/subscriptions", "billing/invoices", "billing/invoiceitems"):
         assert _bodies(landings[30], entity) == _bodies(landings[0], entity)
 
 
@@ -77,3 +78,46 @@ def test_fake_stripe_serves_the_same_window_and_honours_created_gte(landings):
 def test_negative_retention_is_refused(tmp_path):
     with pytest.raises(ValueError, match="event_retention_days"):
         generate(tmp_path / "landing", tmp_path / "truth", size="tiny", seed=3, event_retention_days=-1)
+
+
+def _latest(landing: Path, entity: str) -> dict[str, dict]:
+    out = {}
+    for day in sorted(p.name for p in (landing / entity).iterdir()):
+        for part in sorted((landing / entity / day).glob("part-*.json")):
+            out.update({o["id"]: o for o in json.loads(part.read_text())["data"]})
+    return out
+
+
+def test_invoice_items_are_the_prorations_pending_or_billed_as_stripe_lists_them(landings):
+    """Every proration line of an invoice came from an invoice item that names that invoice; an item not yet
+    on any invoice (a decrease credited on the next one) is listed with ``invoice: null``."""
+    landing = landings[30]
+    items = _latest(landing, "billing/invoiceitems")
+    lines = {li["parent"]["subscription_item_details"]["invoice_item"]: (inv["id"], li)
+             for inv in _latest(landing, "billing/invoices").values() for li in inv["lines"]["data"]
+             if li["parent"]["subscription_item_details"]["proration"]}
+    pending = [i for i in items.values() if i["invoice"] is None]
+    assert pending and len(pending) < len(items)
+    assert set(lines) == {i["id"] for i in items.values() if i["invoice"] is not None}
+    for item in items.values():
+        assert item["object"] == "invoiceitem" and item["proration"] is True
+        assert item["parent"]["subscription_details"]["subscription"].startswith("sub_")
+        if item["invoice"] is not None:
+            invoice_id, line = lines[item["id"]]
+            assert item["invoice"] == invoice_id
+            assert (line["amount"], line["period"], line["quantity"]) == (item["amount"], item["period"], item["quantity"])
+    # a pending credit and its charge: the old and the new quantity from the same moment
+    credit = next(i for i in pending if i["amount"] < 0)
+    sub = credit["parent"]["subscription_details"]["subscription"]
+    pair = [i for i in pending
+            if i["parent"]["subscription_details"]["subscription"] == sub and i["period"] == credit["period"]]
+    assert len(pair) == 2 and sum(i["amount"] > 0 for i in pair) == 1
+    with serve_landing(landing, page_size=100) as srv:
+        config = stripe.StripeApiConfig(base_url=srv.base_url, api_key=fake.STRIPE_API_KEY, **FAST)
+        served = {r.obj["id"]: r.obj for r in stripe.iter_records(config, "invoiceitems")}
+        request = urllib.request.Request(f"{srv.base_url}/v1/invoiceitems?pending=true&limit=100",
+                                         headers={"Authorization": f"Bearer {fake.STRIPE_API_KEY}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            listed_pending = json.loads(response.read())["data"]
+    assert served == items
+    assert {i["id"] for i in listed_pending} == {i["id"] for i in pending}

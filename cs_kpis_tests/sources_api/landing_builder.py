@@ -223,6 +223,23 @@ def _invoice(n: int, customer: str, sub: str, created: int, lines: list[int], **
     return base
 
 
+def _invoice_item(n: int, customer: str, sub: str, date: int, amount: int, quantity: int,
+                  invoice: str | None = None) -> dict[str, Any]:
+    """a proration invoice item as GET /v1/invoiceitems lists it (API 2025-03-31.basil)"""
+    return {
+        "id": f"ii_T{n:04d}", "object": "invoiceitem", "amount": amount, "currency": "usd", "customer": customer,
+        "date": date, "description": "Unused time" if amount < 0 else "Remaining time", "discountable": False,
+        "discounts": [], "invoice": invoice, "livemode": False, "metadata": {},
+        "parent": {"type": "subscription_details",
+                   "subscription_details": {"subscription": sub, "subscription_item": f"si_T0{n}00"}},
+        "period": {"end": date + 20 * 86400, "start": date},
+        "pricing": {"type": "price_details", "price_details": {"price": "price_T0001", "product": "prod_T0001"},
+                    "unit_amount_decimal": str(amount // quantity)},
+        "proration": True, "proration_details": {"credited_items": None}, "quantity": quantity,
+        "tax_rates": [], "test_clock": None,
+    }  # fmt: skip
+
+
 def _event(n: int, type_: str, created: int, obj: dict[str, Any], prev: dict[str, Any] | None = None):
     data: dict[str, Any] = {"object": copy.deepcopy(obj)}
     if prev is not None:
@@ -304,6 +321,13 @@ def _billing() -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
         "subscriptions": (subs, subs_d2),
         "invoices": (invoices, invoices_d2),
         "events": (events, events_d2),
+        "invoiceitems": (
+            # a seat decrease credited on the next invoice: pending (invoice null); an earlier one, billed
+            [_invoice_item(1, "cus_T0002", "sub_T0002", T0 - 20_000, -4000, 10),
+             _invoice_item(2, "cus_T0002", "sub_T0002", T0 - 20_000, 3200, 8),
+             _invoice_item(3, "cus_T0001", "sub_T0001", T0 - 39_500, -500, 5, invoice="in_T0001")],
+            [],
+        ),
     }
 
 

@@ -131,7 +131,7 @@ def test_dagster_raw_assets_in_api_mode(company: dict[str, Path], server: Vendor
         env.delenv("CS_KPIS_INGEST_MODE")
     assert result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert len(materialized) == 20 and "raw/product/events" in materialized
+    assert len(materialized) == 21 and "raw/product/events" in materialized
     # the four vendors were called; the api-mode assets do not depend on the landing folder
     paths = {r.path for r in server.requests[before:]}
     assert any(p.startswith("/v1/customers") for p in paths)

@@ -21,7 +21,7 @@ def _by_id(records):
 
 
 @pytest.mark.parametrize(
-    "entity", ["customers", "products", "prices", "coupons", "subscriptions", "invoices"]
+    "entity", ["customers", "products", "prices", "coupons", "subscriptions", "invoices", "invoiceitems"]
 )
 def test_list_equals_landing_over_pages(
     server: VendorServer, stripe_config: StripeApiConfig, entity: str

@@ -36,6 +36,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "invoice_lines": "Lines of each invoice's latest version (amount in minor units, proration flag).",
         "events": "Stripe events (subscription changes with previous_attributes, invoice payments), "
         "append-only, deduplicated on id.",
+        "invoice_items": "Stripe invoice items (proration credits and charges, amount in minor units), latest "
+        "version per id; invoice is null while pending (not yet on an invoice).",
         "fx_rates": "Daily fx rates from reference/fx_rates.csv: 1 unit of currency = rate units of USD.",
     },
     "product": {

@@ -43,7 +43,7 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
         is_events = entity == "events"
         specs.append(
             Entity(
-                name=entity,
+                name=settings.TABLE_NAMES.get(entity, entity),
                 reads=entity,
                 primary_key=(settings.PRIMARY_KEY,),
                 prepare=lambda obj, entity=entity: [prepare_object(obj, entity, currencies)],
@@ -51,9 +51,14 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
                 keep="first" if is_events else "latest",
                 json_paths=settings.JSON_PATHS.get(entity, frozenset()),
                 cursor=settings.CURSOR_FIELD.get(entity),
-                columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(entity, ())}),
+                columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(entity, ()),
+                                      "text": settings.TEXT_FIELDS.get(entity, ()),
+                                      "bool": settings.BOOL_FIELDS.get(entity, ()),
+                                      "bigint": settings.BIGINT_FIELDS.get(entity, ()),
+                                      "date": settings.DATE_FIELDS.get(entity, ())}),
                 contract=checks[entity],
                 type_checked=partial(with_children, child=children_of[entity]) if entity in children_of else None,
+                materialize_empty=entity in settings.OPTIONAL_ENTITIES,
             )
         )
     for child, (parent, _, foreign_key) in settings.CHILDREN.items():

@@ -33,6 +33,7 @@ ENTITIES: dict[str, str] = {
     "subscriptions": "/v1/subscriptions",
     "invoices": "/v1/invoices",
     "events": "/v1/events",
+    "invoiceitems": "/v1/invoiceitems",
 }
 """entity name -> list endpoint"""
 
@@ -121,7 +122,8 @@ def iter_records(config: StripeApiConfig, entity: str, since: int | None = None)
 
     Args:
         config: where and how to connect.
-        entity: one of ``customers, products, prices, coupons, subscriptions, invoices, events``.
+        entity: one of ``customers, products, prices, coupons, subscriptions, invoices, events,
+            invoiceitems`` (all invoice items, pending and invoiced: an item's ``invoice`` is set once billed).
         since: Unix seconds. Used only for ``events`` (``created[gte]``): Stripe's other list
             endpoints cannot filter by modification time, so they always return the full list.
 

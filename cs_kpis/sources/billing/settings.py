@@ -8,6 +8,16 @@ SYSTEM = "billing"
 ENTITIES: tuple[str, ...] = ("customers", "products", "prices", "coupons", "subscriptions", "invoices", "events")
 """landing folders / API entities, one resource each"""
 
+ENTITIES += ("invoiceitems",)
+"""invoice items (ii_): prorations pending until the next invoice date a mid-period change; optional"""
+
+OPTIONAL_ENTITIES: frozenset[str] = frozenset({"invoiceitems"})
+"""may be absent or empty (an account with no invoice items): the raw table is created anyway, with the
+columns staging reads declared below"""
+
+TABLE_NAMES: dict[str, str] = {"invoiceitems": "invoice_items"}
+"""raw table name (``billing__<name>``) where it differs from the landing folder / API entity"""
+
 CHILDREN: dict[str, tuple[str, str, str]] = {
     "subscription_items": ("subscriptions", "items", "subscription"),
     "invoice_lines": ("invoices", "lines", "invoice"),
@@ -33,8 +43,21 @@ UNIX_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "invoice_lines": ("period.start", "period.end"),
     "events": ("created",),
+    "invoiceitems": ("date", "period.start", "period.end"),
 }
 """Unix seconds, loaded as timestamps"""
+
+TEXT_FIELDS: dict[str, tuple[str, ...]] = {
+    "invoiceitems": (
+        "id", "invoice", "customer", "currency", "parent.subscription_details.subscription",
+        "parent.subscription_details.subscription_item", "pricing.price_details.price",
+    ),
+}
+"""declared text columns: a pending invoice item has ``invoice: null``, and staging reads it even when all are"""
+
+BOOL_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("proration",)}
+BIGINT_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("amount", "quantity")}
+DATE_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("_extract_day",)}
 
 CURRENCY_FIELDS: dict[str, tuple[str, ...]] = {
     "customers": ("currency",),
@@ -44,6 +67,7 @@ CURRENCY_FIELDS: dict[str, tuple[str, ...]] = {
     "subscription_items": ("price.currency",),
     "invoices": ("currency",),
     "invoice_lines": ("currency",),
+    "invoiceitems": ("currency",),
 }
 
 NON_NEGATIVE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -180,6 +204,13 @@ CONTRACTS: dict[str, dict[str, Field]] = {
     "coupons": COUPON_FIELDS,
     "subscriptions": SUBSCRIPTION_FIELDS,
     "invoices": INVOICE_FIELDS,
+    # pending and invoiced invoice items (GET /v1/invoiceitems): prorations of mid-period changes
+    "invoiceitems": {
+        "id": _ID, "customer": Field("text", required=True), "currency": _CURRENCY, "amount": _SIGNED_AMOUNT,
+        "date": _UNIX, "period": Field("object"), "period.start": _UNIX, "period.end": _UNIX,
+        "proration": Field("bool"), "quantity": Field("integer", min=0), "invoice": Field("text"),
+        "parent.subscription_details.subscription": Field("text"),
+    },
     "events": {
         "id": _ID, "type": Field("text", required=True), "created": Field("unix", required=True),
         "data": Field("object", required=True), "data.object": Field("object", required=True),

@@ -90,6 +90,8 @@ class Entity:
     contract: Callable[[dict[str, Any]], None] | None = None
     """checks the declared fields of the vendor object (:mod:`cs_kpis.sources.common.contract`); raises
     Reject naming the field. A child entity checks its parent's object, so both quarantine it together"""
+    materialize_empty: bool = False
+    """create the table (with the ``columns`` hints) even when no object ever comes: an optional entity"""
 
     @property
     def is_scd2(self) -> bool:
@@ -283,6 +285,8 @@ def entity_resource(
         field_types: dict[str, str] = state.setdefault("field_types", {})
         counts = Accounting()
         buffer: dict[Any, list[dict[str, Any]]] = {}
+        if spec.materialize_empty:
+            yield dlt.mark.materialize_table_schema()
 
         if mode == "files":
             all_days = extract_days(landing_dir)

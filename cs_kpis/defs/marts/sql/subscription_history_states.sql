@@ -1,6 +1,7 @@
 -- The subscription ledger before the event ledger begins, rebuilt from what Stripe keeps for ever: the
 -- invoices (every line has its service period, price and quantity, proration lines mark mid-period
--- changes) and the subscriptions list (start, trial, end). Stripe keeps only ~30 days of events, so on
+-- changes), the pending invoice items (prorations of a change not invoiced yet) and the subscriptions
+-- list (start, trial, end). Stripe keeps only ~30 days of events, so on
 -- a real account nearly all history comes from here; marts.subscription_states takes these states for
 -- the times before the first loaded event and the event states from then on (rules: marts/README.md).
 -- One row per change point: subscription start, each licensed line's period start (a cycle's items, or
@@ -62,10 +63,40 @@ invoices as (
     where i.status <> 'draft' and i.subscription_id is not null
 ),
 
-lines as (
-    -- licensed recurring lines of the subscription's invoices, each worth price x quantity per month
+billed as (
+    -- the lines of the subscription's invoices
     select
         coalesce(l.subscription_id, i.subscription_id) as subscription_id,
+        l.line_id,
+        l.period_start,
+        l.is_proration,
+        l.amount_minor,
+        l.quantity,
+        l.price_id
+    from staging.stg_billing__invoice_lines as l
+    inner join invoices as i on i.invoice_id = l.invoice_id
+    where i.status <> 'void'
+),
+
+pending as (
+    -- proration items not yet on an invoice (a change credited on the next invoice, e.g. a seat decrease
+    -- on an annual plan): they date the change until that invoice comes; once billed, they are lines
+    select
+        subscription_id,
+        invoice_item_id as line_id,
+        period_start,
+        is_proration,
+        amount_minor,
+        quantity,
+        price_id
+    from staging.stg_billing__invoice_items
+    where is_pending and is_proration and subscription_id is not null
+),
+
+lines as (
+    -- licensed recurring lines and pending prorations, each worth price x quantity per month
+    select
+        l.subscription_id,
         l.line_id,
         l.period_start,
         l.is_proration,
@@ -81,13 +112,13 @@ lines as (
             when 'day' then 12.0 * p.interval_count / 365.0
         end as months_per_period,
         cast(p.unit_amount_minor * coalesce(l.quantity, 1) as double) as amount_per_interval
-    from staging.stg_billing__invoice_lines as l
-    inner join invoices as i on i.invoice_id = l.invoice_id
+    from (select * from billed union all select * from pending) as l
     inner join staging.stg_billing__prices as p on p.price_id = l.price_id
     cross join ledger as lg
-    where i.status <> 'void'
-      -- only the time before the ledger is rebuilt: with the full event history, nothing is
-      and (lg.ledger_start is null or l.period_start < lg.ledger_start)
+    cross join list_as_of as la
+    -- only the time before the ledger is rebuilt (with the full event history, nothing is); with no
+    -- events at all, the time up to the subscriptions list's extract: nothing later is known yet
+    where l.period_start < coalesce(lg.ledger_start, la.listed_at)
       and coalesce(p.usage_type, 'licensed') = 'licensed'
       and coalesce(p.price_type, 'recurring') = 'recurring'
 ),
@@ -202,7 +233,8 @@ timeline as (
         select pt.subscription_id, pt.point_at, min(pt.kind) as kind
         from points as pt
         cross join ledger as lg
-        where lg.ledger_start is null or pt.point_at < lg.ledger_start
+        cross join list_as_of as la
+        where pt.point_at < coalesce(lg.ledger_start, la.listed_at)
         group by pt.subscription_id, pt.point_at
     ) as p
     left join prorations as r on r.subscription_id = p.subscription_id and r.point_at = p.point_at
@@ -250,9 +282,10 @@ in_window as (
     from states as st
     inner join subs as su on su.subscription_id = st.subscription_id
     cross join ledger as lg
+    cross join list_as_of as la
     where st.point_at >= su.started_at
       and (su.ended_at is null or st.point_at <= su.ended_at)
-      and (lg.ledger_start is null or st.point_at < lg.ledger_start)
+      and st.point_at < coalesce(lg.ledger_start, la.listed_at)
 ),
 
 past_due as (
