@@ -24,6 +24,10 @@ _DOLLAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 # DuckDB-only JSON functions: sqlglot does not know them and passes them to Spark verbatim, where they
 # either do not exist or mean something else (DuckDB's json_transform/from_json take a DuckDB type
 # structure, Spark's from_json a DDL schema).
+DUCKDB_ONLY_LIST = frozenset({
+    "list_sum", "list_product", "list_avg", "list_min", "list_max", "list_transform", "list_filter",
+    "list_reduce", "list_aggregate", "list_sort", "list_distinct",
+})
 DUCKDB_ONLY_JSON = frozenset({
     "json_transform", "json_transform_strict", "from_json", "from_json_strict", "json_structure",
     "json_group_array", "json_group_object", "json_group_structure", "json_merge_patch", "json_keys",
@@ -83,10 +87,11 @@ def _is_double(node: exp.Expression | None) -> bool:
 
 
 def _is_constant(node: exp.Expression) -> bool:
-    """A literal, or one template token (rendered as a literal), possibly in parentheses."""
+    """A literal, possibly in parentheses. A template token is not: the alerts' ``$name`` values are bound
+    parameters (``:name`` on Spark), and Spark's parser rejects a parameter as an interval's quantity."""
     while isinstance(node, exp.Paren):
         node = node.this
-    return isinstance(node, exp.Literal) or (isinstance(node, exp.Column) and node.name.startswith("__tpl_"))
+    return isinstance(node, exp.Literal)
 
 
 def _ratio_is_cast(node: exp.Expression) -> bool:
@@ -144,6 +149,10 @@ def _check(node: exp.Expression) -> Violation | None:
     # measured: DuckDB-only JSON functions pass through verbatim
     if isinstance(node, (exp.Anonymous, exp.Func)):
         name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+        if name in DUCKDB_ONLY_LIST:
+            return Violation("duckdb-list", _snippet(node),
+                             "DuckDB's list functions pass through verbatim (Spark: UNRESOLVED_ROUTINE LIST_SUM, "
+                             "measured); take the list apart against marts.dim_position and aggregate instead")
         if name in DUCKDB_ONLY_JSON:
             return Violation("duckdb-json", _snippet(node),
                              f"{name} is DuckDB-only: sqlglot passes it to Spark unchanged, where it does not exist "
