@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from cs_kpis.lib.portable import tables_read
-from cs_kpis_tests.conftest import _ENV, ProjectEnv
+from cs_kpis_tests.tiny_build import build_tiny_company
 
 SPARK_REMOTE = "local[2]"
 INPUT_SCHEMAS = ("raw", "staging", "marts", "kpis")
@@ -24,34 +24,10 @@ INPUT_SCHEMAS = ("raw", "staging", "marts", "kpis")
 def tiny_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny simulator company built by Dagster through raw, staging, marts and kpis (not alerts, reports).
 
-    The same recipe as cs_kpis_tests/staging/conftest.py's ``tiny_company``, with the later layers too: the
+    The recipe of cs_kpis_tests/tiny_build.py (as staging's ``tiny_company``), with the later layers too: the
     SQL models of every layer read their inputs from it.
     """
-    import dagster as dg
-
-    root = tmp_path_factory.mktemp("tiny_warehouse")
-    paths = {name: root / relative for name, relative in _ENV.items()}
-    env = ProjectEnv(*paths.values())
-    with pytest.MonkeyPatch.context() as mp:
-        for name, path in paths.items():
-            mp.setenv(name, str(path))
-        mp.setenv("CS_KPIS_DEMO_SIZE", "tiny")
-        mp.setenv("CS_KPIS_DEMO_SEED", "1")
-        mp.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
-        mp.setenv("DLT_DATA_DIR", str(root / "dlt_global"))
-
-        from cs_kpis.simulator import generate
-
-        generate(env.landing_dir, env.ground_truth_dir, size="tiny", seed=1)
-
-        from cs_kpis.definitions import defs as load_defs
-
-        defs = load_defs()
-        keys = [k for k in defs.resolve_all_asset_keys() if k.path[0] in INPUT_SCHEMAS]
-        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            asset_selection=keys, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
-        )
-    assert result.success, [e.message for e in result.all_events if e.is_step_failure]
+    env, _ = build_tiny_company(tmp_path_factory.mktemp("tiny_warehouse"), lambda k: k.path[0] in INPUT_SCHEMAS)
     return env.warehouse
 
 
