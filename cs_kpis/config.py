@@ -106,14 +106,21 @@ class CrmConfig(_System):
     fields: CrmFields = CrmFields()
 
 
-class BillingConfig(_System):
-    account_id_field: str = Field(
-        "metadata.salesforce_account_id", description="Stripe customer field holding the Salesforce Account Id"
-    )
+class _KeyedSystem(_System):
+    """A system whose records name their CRM account in one configurable field (a dotted path)."""
+
+    account_id_field: str
+
     @field_validator("account_id_field")
     @classmethod
     def _path(cls, value: str) -> str:
         return _check_path(value)
+
+
+class BillingConfig(_KeyedSystem):
+    account_id_field: str = Field(
+        "metadata.salesforce_account_id", description="Stripe customer field holding the Salesforce Account Id"
+    )
 
 
 class ProductSystemConfig(_System):
@@ -121,25 +128,17 @@ class ProductSystemConfig(_System):
     matched to the CRM field ``systems.crm.fields.product_workspace_id``."""
 
 
-class SupportConfig(_System):
+class SupportConfig(_KeyedSystem):
     account_id_field: str = Field(
         "external_id", description="Zendesk organization field holding the Salesforce Account Id "
         "(e.g. organization_fields.salesforce_id for a custom organization field)"
     )
-    @field_validator("account_id_field")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        return _check_path(value)
 
 
-class NpsConfig(_System):
+class NpsConfig(_KeyedSystem):
     account_id_field: str = Field(
         "person_properties.salesforce_account_id", description="Delighted response field holding the Account Id"
     )
-    @field_validator("account_id_field")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        return _check_path(value)
 
 
 class Systems(_Strict):

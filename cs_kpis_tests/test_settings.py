@@ -237,3 +237,15 @@ def test_salesforce_api_mode_selects_the_orgs_custom_fields(tmp_path, monkeypatc
     account, contact = soql(api, "Account", None), soql(api, "Contact", None)
     assert "Customer_Success_Manager__c" in account and "CSM__c" not in account
     assert "Segment__c" in account and "Buying_Role__c" in contact and " Role__c," not in contact
+
+
+@pytest.mark.parametrize("system", ["billing", "support", "nps"])
+def test_every_systems_join_key_field_is_checked_as_a_path(system):
+    """The account-id field of each keyed system reaches SQL, so one shared validator rejects anything that is
+    not a dotted path of identifiers (here: a splice attempt)."""
+    from pydantic import ValidationError
+
+    from cs_kpis.config import Systems
+
+    with pytest.raises(ValidationError, match="account_id_field"):
+        Systems.model_validate({system: {"account_id_field": "id) or (1=1"}})
