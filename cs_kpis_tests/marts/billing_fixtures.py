@@ -29,10 +29,13 @@ def item(unit_amount: int, quantity: int | None = 1, interval: str = "month", co
     return d
 
 
-def coupon(duration: str, percent_off: float | None = None, amount_off: int | None = None) -> dict:
+def coupon(duration: str, percent_off: float | None = None, amount_off: int | None = None,
+           currency: str = "usd", end: str | None = None) -> dict:
+    """an expanded discount; an amount_off coupon has its own currency, as every Stripe amount_off coupon does"""
     return {"id": f"C_{duration}_{percent_off or amount_off}", "coupon": {
         "id": f"{duration}-{percent_off or amount_off}", "duration": duration, "percent_off": percent_off,
-        "amount_off": amount_off}}
+        "amount_off": amount_off, "currency": currency if amount_off is not None else None},
+        "end": ts(end) if end else None}
 
 
 BILLING_TABLES = {
@@ -42,7 +45,7 @@ BILLING_TABLES = {
         "started_at timestamptz, trial_start_at timestamptz, trial_end_at timestamptz, ended_at timestamptz, "
         "cancel_at_period_end boolean, cancel_at timestamptz, discount_coupon_id varchar, "
         "discount_percent_off double, discount_amount_off_minor bigint, discount_start_at timestamptz, "
-        "discount_end_at timestamptz, extract_day date"),
+        "discount_end_at timestamptz, discounts varchar, extract_day date"),
     "stg_billing__subscription_items": (
         "subscription_item_id varchar, subscription_id varchar, price_id varchar, plan_tier varchar, "
         "price_name varchar, unit_amount_minor bigint, quantity bigint, interval varchar, interval_count integer, "
@@ -53,7 +56,8 @@ BILLING_TABLES = {
         "voided_at timestamptz, marked_uncollectible_at timestamptz, currency varchar, subtotal_minor bigint, "
         "total_minor bigint, amount_due_minor bigint, amount_paid_minor bigint, discount_id varchar, "
         "discount_coupon_id varchar, discount_duration varchar, discount_percent_off double, "
-        "discount_amount_off_minor bigint, discount_start_at timestamptz, discount_end_at timestamptz"),
+        "discount_amount_off_minor bigint, discount_start_at timestamptz, discount_end_at timestamptz, "
+        "discounts varchar"),
     "stg_billing__invoice_lines": (
         "line_id varchar, invoice_id varchar, subscription_id varchar, price_id varchar, is_proration boolean, "
         "quantity bigint, period_start timestamptz, period_end timestamptz, currency varchar, "
@@ -92,13 +96,14 @@ class Ledger:
     def state(self, sub_id: str, customer: str, day: str, items: list[dict], status: str = "active",
               currency: str = "usd", discount: dict | None = None, ended: str | None = None,
               cancel_at_period_end: bool = False, event_type: str = "customer.subscription.updated",
-              hour: int = 12) -> None:
+              hour: int = 12, discounts: list[dict] | None = None, event_id: str | None = None) -> None:
         self.n += 1
         obj = {"id": sub_id, "object": "subscription", "customer": customer, "status": status,
                "currency": currency, "items": {"object": "list", "data": items},
-               "discounts": [discount] if discount else [], "cancel_at_period_end": cancel_at_period_end,
+               "discounts": discounts or ([discount] if discount else []),
+               "cancel_at_period_end": cancel_at_period_end,
                "cancel_at": None, "ended_at": ts(ended, hour) if ended else None}
-        self.events.append((f"evt_{self.n:05d}", event_type, ts(day, hour), "subscription", sub_id, customer,
+        self.events.append((event_id or f"evt_{self.n:05d}", event_type, ts(day, hour), "subscription", sub_id, customer,
                             json.dumps(obj), day))
 
     def write(self, con: duckdb.DuckDBPyConnection, as_of: str) -> None:

@@ -6,6 +6,7 @@ beside its scenario. The data runs to 2026-04-30 (the as-of day).
 """
 
 import datetime as dt
+import json
 
 import duckdb
 import pytest
@@ -17,6 +18,14 @@ from .billing_fixtures import Ledger, build_marts, item, month_end_mrr
 
 AS_OF = "2026-04-30"
 MONTHS = ("2026-01", "2026-02", "2026-03", "2026-04")
+
+
+def expanded(d: dict) -> dict:
+    """a discount as Stripe lists it expanded: the discount with its coupon, start and end (epoch seconds)"""
+    return {"id": d["id"], "object": "discount", "coupon": {
+        "id": d["coupon"], "duration": d["duration"], "percent_off": d.get("percent_off"),
+        "amount_off": d.get("amount_off"), "currency": d.get("currency")},
+        "start": int(at(d["start"]).timestamp()), "end": int(at(d["end"]).timestamp()) if d.get("end") else None}
 
 
 def at(day: str, hour: int = 12) -> dt.datetime:
@@ -56,8 +65,10 @@ class Billing:
         return sid
 
     def invoice(self, sid: str, created: str, lines: list[tuple], status: str = "paid", paid: str | None = None,
-                attempts: int = 1, uncollectible: str | None = None, discount: dict | None = None) -> str:
-        """lines: (price_id, quantity, period_start, period_end, amount_minor, is_proration)"""
+                attempts: int = 1, uncollectible: str | None = None, discount: dict | None = None,
+                discounts: list[dict] | None = None) -> str:
+        """lines: (price_id, quantity, period_start, period_end, amount_minor, is_proration); the discounts
+        are listed expanded, in Stripe's order, as GET /v1/invoices?expand[]=data.discounts gives them"""
         self.n += 1
         iid = f"in_{self.n:04d}"
         total = sum(line[4] for line in lines)
@@ -66,11 +77,14 @@ class Billing:
                "paid_at": at(paid or created) if status == "paid" else None,
                "marked_uncollectible_at": at(uncollectible) if uncollectible else None,
                "amount_due_minor": max(total, 0), "currency": "USD"}
-        if discount:
-            row |= {"discount_id": discount["id"], "discount_coupon_id": discount["coupon"], "discount_duration":
-                    discount["duration"], "discount_percent_off": discount.get("percent_off"),
-                    "discount_amount_off_minor": discount.get("amount_off"), "discount_start_at": at(discount["start"]),
-                    "discount_end_at": at(discount["end"]) if discount.get("end") else None}
+        listed = discounts or ([discount] if discount else [])
+        if listed:
+            first = listed[0]
+            row |= {"discount_id": first["id"], "discount_coupon_id": first["coupon"], "discount_duration":
+                    first["duration"], "discount_percent_off": first.get("percent_off"),
+                    "discount_amount_off_minor": first.get("amount_off"), "discount_start_at": at(first["start"]),
+                    "discount_end_at": at(first["end"]) if first.get("end") else None}
+        row["discounts"] = json.dumps([expanded(d) for d in listed])
         self.L.tables["stg_billing__invoices"].append(row)
         for j, (pid, qty, ps, pe, amount, proration) in enumerate(lines):
             self.L.tables["stg_billing__invoice_lines"].append({

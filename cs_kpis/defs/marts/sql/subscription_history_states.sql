@@ -20,11 +20,8 @@
 -- @column plan: the plan tier of the main licensed line (price metadata plan_tier, else the price nickname)
 -- @column seats: quantity of the main licensed line
 -- @column list_mrr_minor: undiscounted MRR in minor units: each licensed line's price x quantity per month
--- @column months_per_period: months in one billing period (month n, year 12n, week 12n/52, day 12n/365)
--- @column coupon_id: the discount in force (from the invoices' expanded discounts), if any
--- @column coupon_duration: once, repeating or forever
--- @column percent_off: the coupon's percent_off, or null
--- @column amount_off: the coupon's amount_off in minor units, or null
+-- @column discounted_mrr_minor: list_mrr_minor after every discount in force that counts for MRR, applied in Stripe's order (minor units)
+-- @column coupon_id: the first discount in force that counts for MRR (from the invoices' expanded discounts), if any
 -- @column cancel_at_period_end: always false here (the invoices do not show a scheduled cancellation)
 -- @column cancel_at: always null here
 -- @column ended_at: when service ended, once it has
@@ -194,18 +191,46 @@ spells as (
     group by f.subscription_id, f.invoice_id, f.spell_start
 ),
 
+invoice_discounts as (
+    -- every discount on the subscription's invoices, listed expanded (expand[]=data.discounts: the discount
+    -- with its coupon, start and end), with its place in the invoice's list
+    select
+        i.subscription_id,
+        p.position,
+        json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].id') as discount_id,
+        json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].coupon.id') as coupon_id,
+        json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].coupon.duration')
+            as coupon_duration,
+        cast(json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].coupon.percent_off')
+             as double) as percent_off,
+        cast(json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].coupon.amount_off')
+             as double) as amount_off,
+        upper(json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].coupon.currency'))
+            as coupon_currency,
+        to_timestamp(cast(json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].start')
+                          as bigint)) as discount_start,
+        to_timestamp(cast(json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].end')
+                          as bigint)) as discount_end
+    from invoices as i
+    -- Stripe allows at most 20 discounts on an object
+    inner join marts.dim_position as p
+        on p.position < 20 and json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].id') is not null
+),
+
 discounts as (
-    -- every discount seen on the subscription's invoices (expanded: coupon, start, end)
+    -- every discount seen on the subscription's invoices, in the order Stripe lists them
     select
         subscription_id,
         discount_id,
-        max(discount_coupon_id) as coupon_id,
-        max(discount_duration) as coupon_duration,
-        max(discount_percent_off) as percent_off,
-        max(discount_amount_off_minor) as amount_off,
-        max(discount_start_at) as discount_start,
-        max(discount_end_at) as discount_end
-    from invoices
+        min(position) as discount_position,
+        max(coupon_id) as coupon_id,
+        max(coupon_duration) as coupon_duration,
+        max(percent_off) as percent_off,
+        max(amount_off) as amount_off,
+        max(coupon_currency) as coupon_currency,
+        max(discount_start) as discount_start,
+        max(discount_end) as discount_end
+    from invoice_discounts
     where discount_id is not null
     group by subscription_id, discount_id
 ),
@@ -304,19 +329,62 @@ flagged as (
     left join past_due as pd on pd.subscription_id = w.subscription_id and pd.point_at = w.point_at
 ),
 
+discount_steps as (
+    -- the discounts that count for MRR at each point (forever, or repeating from its start until its end;
+    -- a once coupon never; an amount_off only in the subscription's currency), in Stripe's order, each the
+    -- step x -> x * multiplier - offset, with the product of the multipliers of the discounts after it
+    select
+        a.*,
+        sum(case when a.multiplier = 0 then 1 else 0 end) over w_after as zeros_after,
+        sum(case when a.multiplier > 0 then ln(a.multiplier) else 0 end) over w_after as ln_after
+    from (
+        select
+            f.subscription_id,
+            f.point_at,
+            d.coupon_id,
+            row_number() over (
+                partition by f.subscription_id, f.point_at
+                order by d.discount_position, d.discount_start, d.discount_id
+            ) as discount_order,
+            case when d.percent_off is not null then 1 - cast(d.percent_off as double) / 100.0 else 1.0 end as multiplier,
+            case when d.percent_off is null and d.amount_off is not null
+                 then cast(d.amount_off as double) / f.months_per_period else 0.0 end as offset_minor
+        from flagged as f
+        inner join discounts as d
+            on d.subscription_id = f.subscription_id
+            and d.discount_start <= f.point_at
+            and (d.discount_end is null or d.discount_end > f.point_at)
+        where d.coupon_duration in ('forever', 'repeating')
+          and (d.amount_off is null or d.percent_off is not null or d.coupon_currency = upper(f.currency))
+    ) as a
+    window w_after as (
+        partition by a.subscription_id, a.point_at order by a.discount_order
+        rows between 1 following and unbounded following
+    )
+),
+
+discount_maps as (
+    -- the discounts composed: x -> max(0, x * factor - offset) (see subscription_states)
+    select
+        subscription_id,
+        point_at,
+        max(case when discount_order = 1 then coupon_id end) as coupon_id,
+        case when sum(case when multiplier = 0 then 1 else 0 end) > 0 then 0.0
+             else exp(sum(case when multiplier > 0 then ln(multiplier) else 0 end)) end as factor,
+        sum(offset_minor * case when coalesce(zeros_after, 0) > 0 then 0.0 else exp(coalesce(ln_after, 0)) end)
+            as offset_minor
+    from discount_steps
+    group by subscription_id, point_at
+),
+
 with_discount as (
     select
         f.*,
-        d.coupon_id,
-        d.coupon_duration,
-        d.percent_off,
-        d.amount_off,
-        row_number() over (partition by f.subscription_id, f.point_at order by d.discount_start, d.discount_id) as drn
+        dm.coupon_id,
+        case when dm.subscription_id is null then f.list_mrr_minor
+             else greatest(0.0, f.list_mrr_minor * dm.factor - dm.offset_minor) end as discounted_mrr_minor
     from flagged as f
-    left join discounts as d
-        on d.subscription_id = f.subscription_id
-        and d.discount_start <= f.point_at
-        and (d.discount_end is null or d.discount_end > f.point_at)
+    left join discount_maps as dm on dm.subscription_id = f.subscription_id and dm.point_at = f.point_at
 ),
 
 history as (
@@ -337,16 +405,12 @@ history as (
         plan,
         seats,
         list_mrr_minor,
-        months_per_period,
+        discounted_mrr_minor,
         coupon_id,
-        coupon_duration,
-        percent_off,
-        amount_off,
         false as cancel_at_period_end,
         cast(null as timestamp with time zone) as cancel_at,
         case when is_ended then sub_ended_at end as ended_at
     from with_discount
-    where drn = 1
 ),
 
 listed_items as (
@@ -388,6 +452,66 @@ with_events as (
     where object_type = 'subscription'
 ),
 
+listed_discounts as (
+    -- the discounts the subscriptions list shows on a subscription (expanded), in the list's order, that
+    -- count for MRR at the start of the ledger (as in discount_steps), each as a step with the product of
+    -- the multipliers after it
+    select
+        a.*,
+        sum(case when a.multiplier = 0 then 1 else 0 end) over w_after as zeros_after,
+        sum(case when a.multiplier > 0 then ln(a.multiplier) else 0 end) over w_after as ln_after
+    from (
+        select
+            su.subscription_id,
+            p.position,
+            json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.id') as coupon_id,
+            case when cast(json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.percent_off')
+                           as double) is not null
+                 then 1 - cast(json_extract_string(su.discounts, '$[' || cast(p.position as varchar)
+                                                   || '].coupon.percent_off') as double) / 100.0
+                 else 1.0 end as multiplier,
+            case when json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.percent_off')
+                          is null
+                 then cast(coalesce(cast(json_extract_string(su.discounts, '$[' || cast(p.position as varchar)
+                                                        || '].coupon.amount_off') as double), 0.0) as double)
+                      / li.months_per_period
+                 else 0.0 end as offset_minor
+        from staging.stg_billing__subscriptions as su
+        inner join listed_items as li on li.subscription_id = su.subscription_id
+        inner join marts.dim_position as p
+            on p.position < 20
+            and json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].id') is not null
+        cross join ledger as lg
+        cross join list_as_of as la
+        where json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.duration')
+                  in ('forever', 'repeating')
+          and (json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].end') is null
+               or to_timestamp(cast(json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].end')
+                                    as bigint)) > coalesce(lg.ledger_start, la.listed_at))
+          and (json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.amount_off') is null
+               or json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.percent_off')
+                  is not null
+               or upper(json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.currency'))
+                  = upper(su.currency))
+    ) as a
+    window w_after as (
+        partition by a.subscription_id order by a.position rows between 1 following and unbounded following
+    )
+),
+
+listed_maps as (
+    select
+        subscription_id,
+        max(case when position = min_position then coupon_id end) as coupon_id,
+        case when sum(case when multiplier = 0 then 1 else 0 end) > 0 then 0.0
+             else exp(sum(case when multiplier > 0 then ln(multiplier) else 0 end)) end as factor,
+        sum(offset_minor * case when coalesce(zeros_after, 0) > 0 then 0.0 else exp(coalesce(ln_after, 0)) end)
+            as offset_minor
+    from (select d.*, min(d.position) over (partition by d.subscription_id) as min_position
+          from listed_discounts as d) as ld
+    group by subscription_id
+),
+
 listed as (
     -- the current state, from the subscriptions list, for a subscription the event ledger never mentions:
     -- in force from the start of the ledger (or, with no events at all, at the end of the list's day)
@@ -403,11 +527,9 @@ listed as (
         li.plan,
         li.seats,
         li.list_mrr_minor,
-        li.months_per_period,
-        su.discount_coupon_id as coupon_id,
-        c.duration as coupon_duration,
-        su.discount_percent_off as percent_off,
-        su.discount_amount_off_minor as amount_off,
+        case when lm.subscription_id is null then li.list_mrr_minor
+             else greatest(0.0, li.list_mrr_minor * lm.factor - lm.offset_minor) end as discounted_mrr_minor,
+        lm.coupon_id,
         false as cancel_at_period_end,
         cast(null as timestamp with time zone) as cancel_at,
         cast(null as timestamp with time zone) as ended_at
@@ -415,7 +537,7 @@ listed as (
     cross join ledger as lg
     cross join list_as_of as la
     inner join listed_items as li on li.subscription_id = su.subscription_id
-    left join staging.stg_billing__coupons as c on c.coupon_id = su.discount_coupon_id
+    left join listed_maps as lm on lm.subscription_id = su.subscription_id
     left join with_events as we on we.subscription_id = su.subscription_id
     where we.subscription_id is null
       and su.started_at < coalesce(lg.ledger_start, la.listed_at)

@@ -27,7 +27,7 @@
 -- @column cancel_at_period_end: cancellation scheduled at the end of the current period
 -- @column cancel_at: scheduled cancellation time, if any
 -- @column ended_at: when service ended, if it has
-with events as (
+with parsed as (
     -- the object is parsed once, into just the fields used here (re-extracting paths from the JSON text
     -- parsed every ~3 KB object ten times over; on the large company that was most of the revenue build).
     -- json_transform is DuckDB's; on Spark the same is from_json with this schema (see marts/README.md)
@@ -36,18 +36,42 @@ with events as (
         event_type,
         created_at as changed_at,
         object_id as subscription_id,
+        -- events of one subscription in the same second (Stripe timestamps have one-second resolution and
+        -- event ids are random) are ordered by type: created, then updated, then deleted
+        case event_type
+            when 'customer.subscription.created' then 1
+            when 'customer.subscription.deleted' then 3
+            else 2
+        end as type_rank,
         json_transform(object, '{
             "customer": "VARCHAR", "status": "VARCHAR", "currency": "VARCHAR",
             "cancel_at_period_end": "BOOLEAN", "cancel_at": "BIGINT", "ended_at": "BIGINT",
             "discounts": [{"coupon": {"id": "VARCHAR", "duration": "VARCHAR", "percent_off": "DOUBLE",
-                                      "amount_off": "DOUBLE"}, "end": "BIGINT"}],
+                                      "amount_off": "DOUBLE", "currency": "VARCHAR"}, "end": "BIGINT"}],
             "items": {"data": [{"quantity": "BIGINT", "price": {"unit_amount": "BIGINT", "nickname": "VARCHAR",
                 "metadata": {"plan_tier": "VARCHAR"},
-                "recurring": {"interval": "VARCHAR", "interval_count": "INTEGER", "usage_type": "VARCHAR"}}}]}
+                "recurring": {"interval": "VARCHAR", "interval_count": "INTEGER", "usage_type": "VARCHAR"}},
+                "discounts": [{"coupon": {"id": "VARCHAR", "duration": "VARCHAR", "percent_off": "DOUBLE",
+                                          "amount_off": "DOUBLE", "currency": "VARCHAR"}, "end": "BIGINT"}]}]}
         }') as o
     from staging.stg_billing__events
     where object_type = 'subscription'
       and event_type like 'customer.subscription.%'
+),
+
+events as (
+    -- one state per subscription and second: the last by type (two updates in one second cannot be told
+    -- apart by anything Stripe sends; the event id, random, decides between them)
+    select event_id, event_type, changed_at, subscription_id, type_rank, o
+    from (
+        select
+            pa.*,
+            row_number() over (
+                partition by pa.subscription_id, pa.changed_at order by pa.type_rank desc, pa.event_id desc
+            ) as rn
+        from parsed as pa
+    ) as ranked
+    where rn = 1
 ),
 
 item_fields as (
@@ -67,16 +91,31 @@ item_fields as (
         on p.position < len(e.o.items.data)
 ),
 
+licensed_items as (
+    -- each licensed item's list MRR: unit amount x quantity over the months of its billing period
+    select
+        f.*,
+        cast(f.unit_amount * coalesce(f.quantity, 1) as double) as amount_per_interval,
+        case f.billing_interval
+            when 'month' then cast(f.interval_count as double)
+            when 'year' then 12.0 * f.interval_count
+            when 'week' then 12.0 * f.interval_count / 52.0
+            when 'day' then 12.0 * f.interval_count / 365.0
+        end as months_per_period
+    from item_fields as f
+    where coalesce(f.usage_type, 'licensed') = 'licensed'
+),
+
 licensed as (
     select
         event_id,
-        sum(unit_amount * coalesce(quantity, 1)) as amount_per_interval,
+        sum(cast(amount_per_interval as double) / months_per_period) as list_mrr_minor,
         max(billing_interval) as billing_interval,
         max(interval_count) as interval_count,
+        max(months_per_period) as months_per_period,
         max(case when position = 0 then plan end) as plan,
         max(case when position = 0 then quantity end) as seats
-    from item_fields
-    where coalesce(usage_type, 'licensed') = 'licensed'
+    from licensed_items
     group by event_id
 ),
 
@@ -87,30 +126,15 @@ states as (
         e.changed_at,
         e.event_id,
         e.event_type,
+        e.type_rank,
         e.o.status as status,
         upper(e.o.currency) as currency,
         l.billing_interval,
         l.interval_count,
         l.plan,
         l.seats,
-        -- months per billing period: month -> n, year -> 12n, week -> 12n/52, day -> 12n/365
-        cast(coalesce(l.amount_per_interval, 0) as double) / (case l.billing_interval
-            when 'month' then l.interval_count
-            when 'year' then 12.0 * l.interval_count
-            when 'week' then 12.0 * l.interval_count / 52.0
-            when 'day' then 12.0 * l.interval_count / 365.0
-        end) as list_mrr_minor,
-        case l.billing_interval
-            when 'month' then cast(l.interval_count as double)
-            when 'year' then 12.0 * l.interval_count
-            when 'week' then 12.0 * l.interval_count / 52.0
-            when 'day' then 12.0 * l.interval_count / 365.0
-        end as months_per_period,
-        e.o.discounts[1].coupon.id as coupon_id,
-        e.o.discounts[1].coupon.duration as coupon_duration,
-        e.o.discounts[1].coupon.percent_off as percent_off,
-        e.o.discounts[1].coupon.amount_off as amount_off,
-        to_timestamp(e.o.discounts[1]."end") as discount_end,
+        l.list_mrr_minor,
+        l.months_per_period,
         e.o.cancel_at_period_end as cancel_at_period_end,
         to_timestamp(e.o.cancel_at) as cancel_at,
         to_timestamp(e.o.ended_at) as ended_at
@@ -127,59 +151,170 @@ reported as (
                   and (s.prev_changed_at is null or s.ended_at > s.prev_changed_at)
              then s.ended_at else s.changed_at end as changed_at,
         s.event_id, s.event_type, s.status, s.currency, s.billing_interval, s.interval_count, s.plan, s.seats,
-        s.list_mrr_minor, s.months_per_period, s.coupon_id, s.coupon_duration, s.percent_off, s.amount_off,
-        s.discount_end, s.cancel_at_period_end, s.cancel_at, s.ended_at
+        s.list_mrr_minor, s.months_per_period, s.cancel_at_period_end, s.cancel_at, s.ended_at
     from (
         select
             st.*,
-            lag(st.changed_at) over (partition by st.subscription_id order by st.changed_at, st.event_id)
+            lag(st.changed_at) over (partition by st.subscription_id order by st.changed_at, st.type_rank, st.event_id)
                 as prev_changed_at,
-            lag(st.ended_at) over (partition by st.subscription_id order by st.changed_at, st.event_id)
+            lag(st.ended_at) over (partition by st.subscription_id order by st.changed_at, st.type_rank, st.event_id)
                 as prev_ended_at
         from states as st
     ) as s
 ),
 
 ledger as (
-    -- a repeating discount stops at its `end`; the coupon of a state reported after that is void
     select
         s.*,
-        s.coupon_duration = 'repeating' and s.discount_end is not null and s.discount_end <= s.changed_at
-            as discount_over,
         lead(s.changed_at) over (partition by s.subscription_id order by s.changed_at, s.event_id) as next_changed_at
     from reported as s
 ),
 
-expiries as (
-    -- Stripe removes a repeating discount at its `end`; where no event reports that moment, the state
-    -- changes there all the same (up to the last event loaded)
+discount_list as (
+    -- every discount of each state, in Stripe's order: the items' own discounts (item_position >= 0)
+    -- apply to their item first, then the subscription's discounts (item_position -1) to the sum, each
+    -- in the order of its list
     select
-        l.subscription_id, l.customer_id, l.discount_end as changed_at, cast(null as varchar) as event_id,
-        'discount.end' as event_type, l.status, l.currency, l.billing_interval, l.interval_count, l.plan,
-        l.seats, l.list_mrr_minor, l.months_per_period, cast(null as varchar) as coupon_id,
-        cast(null as varchar) as coupon_duration, cast(null as double) as percent_off,
-        cast(null as double) as amount_off, l.cancel_at_period_end, l.cancel_at, l.ended_at
+        e.event_id,
+        -1 as item_position,
+        d.position as discount_position,
+        e.o.discounts[d.position + 1].coupon.id as coupon_id,
+        e.o.discounts[d.position + 1].coupon.duration as coupon_duration,
+        e.o.discounts[d.position + 1].coupon.percent_off as percent_off,
+        e.o.discounts[d.position + 1].coupon.amount_off as amount_off,
+        upper(e.o.discounts[d.position + 1].coupon.currency) as coupon_currency,
+        to_timestamp(e.o.discounts[d.position + 1]."end") as discount_end
+    from events as e
+    inner join marts.dim_position as d on d.position < len(e.o.discounts)
+    union all
+    select
+        e.event_id,
+        i.position as item_position,
+        d.position as discount_position,
+        e.o.items.data[i.position + 1].discounts[d.position + 1].coupon.id as coupon_id,
+        e.o.items.data[i.position + 1].discounts[d.position + 1].coupon.duration as coupon_duration,
+        e.o.items.data[i.position + 1].discounts[d.position + 1].coupon.percent_off as percent_off,
+        e.o.items.data[i.position + 1].discounts[d.position + 1].coupon.amount_off as amount_off,
+        upper(e.o.items.data[i.position + 1].discounts[d.position + 1].coupon.currency) as coupon_currency,
+        to_timestamp(e.o.items.data[i.position + 1].discounts[d.position + 1]."end") as discount_end
+    from events as e
+    inner join licensed_items as i on i.event_id = e.event_id
+    inner join marts.dim_position as d on d.position < len(e.o.items.data[i.position + 1].discounts)
+),
+
+eval_points as (
+    -- a state is valued when it is reported, and again where one of its repeating discounts reaches its
+    -- `end` before the next state (Stripe removes the discount then, with or without an event; only up to
+    -- the last event loaded)
+    select l.event_id, l.changed_at as eval_at, 0 as is_expiry
     from ledger as l
+    union all
+    select distinct l.event_id, d.discount_end as eval_at, 1 as is_expiry
+    from ledger as l
+    inner join discount_list as d on d.event_id = l.event_id
     cross join (select max(created_at) as last_event from staging.stg_billing__events) as le
-    where l.coupon_duration = 'repeating'
-      and l.discount_end > l.changed_at
-      and l.discount_end <= le.last_event
-      and (l.next_changed_at is null or l.next_changed_at > l.discount_end)
+    where d.coupon_duration = 'repeating'
+      and d.discount_end > l.changed_at
+      and d.discount_end <= le.last_event
+      and (l.next_changed_at is null or l.next_changed_at > d.discount_end)
       and l.ended_at is null
 ),
 
-all_states as (
+discount_steps as (
+    -- the discounts that count for MRR at each point (forever, or repeating before its end; a once coupon
+    -- never; an amount_off only in the subscription's currency, as Stripe applies it), each as the step
+    -- x -> x * multiplier - offset, with the product of the multipliers of the discounts after it
     select
-        'events' as source, subscription_id, customer_id, changed_at, event_id, event_type, status, currency,
-        billing_interval, interval_count, plan, seats, list_mrr_minor, months_per_period,
-        case when discount_over then null else coupon_id end as coupon_id,
-        case when discount_over then null else coupon_duration end as coupon_duration,
-        case when discount_over then null else percent_off end as percent_off,
-        case when discount_over then null else amount_off end as amount_off,
-        cancel_at_period_end, cancel_at, ended_at
-    from ledger
-    union all
-    select 'events' as source, e.* from expiries as e
+        a.*,
+        sum(case when a.multiplier = 0 then 1 else 0 end) over w_after as zeros_after,
+        sum(case when a.multiplier > 0 then ln(a.multiplier) else 0 end) over w_after as ln_after
+    from (
+        select
+            p.event_id,
+            p.eval_at,
+            d.item_position,
+            d.discount_position,
+            d.coupon_id,
+            case when d.percent_off is not null then 1 - cast(d.percent_off as double) / 100.0 else 1.0 end as multiplier,
+            case when d.percent_off is null and d.amount_off is not null
+                 then cast(d.amount_off as double) / coalesce(i.months_per_period, l.months_per_period) else 0.0 end as offset_minor
+        from eval_points as p
+        inner join ledger as l on l.event_id = p.event_id
+        inner join discount_list as d on d.event_id = p.event_id
+        left join licensed_items as i on i.event_id = d.event_id and i.position = d.item_position
+        where d.coupon_duration in ('forever', 'repeating')
+          and (d.coupon_duration = 'forever' or d.discount_end is null or d.discount_end > p.eval_at)
+          and (d.amount_off is null or d.percent_off is not null or d.coupon_currency = l.currency)
+          and (d.item_position = -1 or i.event_id is not null)
+    ) as a
+    window w_after as (
+        partition by a.event_id, a.eval_at, a.item_position order by a.discount_position
+        rows between 1 following and unbounded following
+    )
+),
+
+discount_maps as (
+    -- the discounts of one list composed: x -> max(0, x * factor - offset). Once a step reaches 0 the
+    -- rest cannot lift it (every multiplier is between 0 and 1), so clamping at the end is the same as
+    -- clamping at each step
+    select
+        event_id,
+        eval_at,
+        item_position,
+        case when sum(case when multiplier = 0 then 1 else 0 end) > 0 then 0.0
+             else exp(sum(case when multiplier > 0 then ln(multiplier) else 0 end)) end as factor,
+        sum(offset_minor * case when coalesce(zeros_after, 0) > 0 then 0.0 else exp(coalesce(ln_after, 0)) end)
+            as offset_minor
+    from discount_steps
+    group by event_id, eval_at, item_position
+),
+
+first_coupon as (
+    select event_id, eval_at, coupon_id
+    from (
+        select
+            event_id, eval_at, coupon_id,
+            row_number() over (partition by event_id, eval_at order by case when item_position = -1 then 0 else 1 end,
+                                                                       item_position, discount_position) as rn
+        from discount_steps
+    ) as r
+    where rn = 1
+),
+
+valued as (
+    -- the MRR of each point: items after their own discounts, summed, then the subscription's discounts
+    select
+        p.event_id,
+        p.eval_at,
+        p.is_expiry,
+        sum(case when im.event_id is null then cast(i.amount_per_interval as double) / i.months_per_period
+                 else greatest(0.0, cast(i.amount_per_interval as double) / i.months_per_period * im.factor - im.offset_minor)
+            end) as items_mrr_minor
+    from eval_points as p
+    inner join licensed_items as i on i.event_id = p.event_id
+    left join discount_maps as im
+        on im.event_id = p.event_id and im.eval_at = p.eval_at and im.item_position = i.position
+    group by p.event_id, p.eval_at, p.is_expiry
+),
+
+event_states as (
+    select
+        'events' as source, l.subscription_id, l.customer_id, p.eval_at as changed_at,
+        case when p.is_expiry = 1 then cast(null as varchar) else l.event_id end as event_id,
+        case when p.is_expiry = 1 then 'discount.end' else l.event_type end as event_type,
+        l.status, l.currency, l.billing_interval, l.interval_count, l.plan, l.seats, l.list_mrr_minor,
+        case when sm.event_id is null then v.items_mrr_minor
+             else greatest(0.0, v.items_mrr_minor * sm.factor - sm.offset_minor) end as discounted_mrr_minor,
+        fc.coupon_id, l.cancel_at_period_end, l.cancel_at, l.ended_at
+    from eval_points as p
+    inner join ledger as l on l.event_id = p.event_id
+    left join valued as v on v.event_id = p.event_id and v.eval_at = p.eval_at
+    left join discount_maps as sm on sm.event_id = p.event_id and sm.eval_at = p.eval_at and sm.item_position = -1
+    left join first_coupon as fc on fc.event_id = p.event_id and fc.eval_at = p.eval_at
+),
+
+all_states as (
+    select * from event_states
     union all
     select
         h.source,
@@ -195,11 +330,8 @@ all_states as (
         h.plan,
         h.seats,
         h.list_mrr_minor,
-        h.months_per_period,
+        h.discounted_mrr_minor,
         h.coupon_id,
-        h.coupon_duration,
-        h.percent_off,
-        h.amount_off,
         h.cancel_at_period_end,
         h.cancel_at,
         h.ended_at
@@ -225,10 +357,7 @@ select
         -- or paused (Stripe bills nothing while a subscription is paused)
         when status in ('trialing', 'canceled', 'incomplete', 'incomplete_expired', 'unpaid', 'paused')
              or ended_at is not null then 0
-        when coupon_duration is null or coupon_duration = 'once' then coalesce(list_mrr_minor, 0)
-        when percent_off is not null then coalesce(list_mrr_minor, 0) * (1 - percent_off / 100.0)
-        when amount_off is not null then greatest(0, coalesce(list_mrr_minor, 0) - amount_off / months_per_period)
-        else coalesce(list_mrr_minor, 0)
+        else coalesce(discounted_mrr_minor, list_mrr_minor, 0)
     end as mrr_minor,
     coupon_id,
     status = 'trialing' as is_trial,

@@ -1,0 +1,177 @@
+"""Stripe shapes real accounts have and the demo company makes only rarely, worked out by hand.
+
+- several discounts on one subscription, and discounts on one item: item discounts first, then the
+  subscription's, each list in its order, each applied to what the ones before it left;
+- an amount_off coupon has its own currency: it counts only on a subscription in that currency (Stripe
+  does not apply it to another);
+- events of one subscription in the same second are ordered by type (created, updated, deleted), not by
+  their random ids, and leave one state per second.
+
+Both paths are tested: the event ledger (a ledger starting on Jan 1) and the history rebuilt from invoices
+and the subscriptions list (a ledger starting on Apr 10). The data runs to 2026-04-30.
+"""
+
+import json
+
+import duckdb
+import pytest
+
+from .billing_fixtures import Ledger, build_marts, coupon, item, month_end_mrr, ts
+from .test_history_from_invoices import AS_OF, MONTHS, Billing, expanded
+
+CREATED = "customer.subscription.created"
+
+
+def _discount(did: str, duration: str, percent_off: float | None = None, amount_off: int | None = None,
+              currency: str | None = None, end: str | None = None) -> dict:
+    return {"id": did, "object": "discount", "end": ts(end) if end else None, "coupon": {
+        "id": did.upper(), "duration": duration, "percent_off": percent_off, "amount_off": amount_off,
+        "currency": currency}}
+
+
+def event_scenarios() -> Ledger:
+    L = Ledger()
+    # two subscription discounts: 10% forever, then 25% repeating until Mar 10 (no event then):
+    # 100.00 x 0.90 x 0.75 = 67.50 until Mar 9, 90.00 from Mar 10
+    c = L.account("E_stacked")
+    L.state("sub_stacked", c, "2026-01-01", [item(10000)], event_type=CREATED,
+            discounts=[_discount("di_p10", "forever", 10.0), _discount("di_r25", "repeating", 25.0, end="2026-03-10")])
+    # the order matters when an amount_off is in the list: (200.00 - 50.00) x 0.90 = 135.00, not
+    # 200.00 x 0.90 - 50.00 = 130.00
+    c = L.account("E_order")
+    L.state("sub_order", c, "2026-01-01", [item(20000)], event_type=CREATED,
+            discounts=[_discount("di_a50", "forever", amount_off=5000, currency="usd"),
+                       _discount("di_p10b", "forever", 10.0)])
+    # an item's own discount comes first: item 1 is 100.00 at 50% off = 50.00, item 2 is 40.00; then the
+    # subscription's 10.00 off: 50.00 + 40.00 - 10.00 = 80.00. A once coupon on item 2 never counts
+    c = L.account("E_item")
+    first = item(10000) | {"discounts": [_discount("di_item50", "forever", 50.0)]}
+    second = item(4000, tier="addon") | {"discounts": [_discount("di_item_once", "once", 100.0)]}
+    L.state("sub_item", c, "2026-01-01", [first, second], event_type=CREATED,
+            discounts=[_discount("di_a10", "forever", amount_off=1000, currency="usd")])
+    # an amount_off coupon in EUR on a USD subscription cannot apply (Stripe refuses it): 100.00
+    c = L.account("E_foreign")
+    L.state("sub_foreign", c, "2026-01-01", [item(10000)], event_type=CREATED,
+            discounts=[coupon("forever", amount_off=2000, currency="eur")])
+    # created (status incomplete) and updated to active in the same second, the update's id sorting first:
+    # by type the active state is the one in force: 30.00 from Jan 1
+    c = L.account("E_same_second")
+    L.state("sub_same", c, "2026-01-01", [item(3000)], status="incomplete", event_type=CREATED, event_id="evt_zzzz")
+    L.state("sub_same", c, "2026-01-01", [item(3000)], event_id="evt_aaaa")
+    # updated and deleted in the same second on Mar 5, the deletion's id sorting first: it ended then;
+    # 45.00 in January and February, 0 from March
+    c = L.account("E_same_end")
+    L.state("sub_same_end", c, "2026-01-01", [item(4500)], event_type=CREATED)
+    L.state("sub_same_end", c, "2026-03-05", [item(4500)], status="canceled", ended="2026-03-05",
+            event_type="customer.subscription.deleted", event_id="evt_aaab")
+    L.state("sub_same_end", c, "2026-03-05", [item(4500)], cancel_at_period_end=True, event_id="evt_zzzy")
+    # the last event loaded is on Apr 20 (a discount's end is placed only up to it)
+    c = L.account("E_late")
+    L.state("sub_late", c, "2026-04-20", [item(1000)], event_type=CREATED)
+    return L
+
+
+EVENT_EXPECTED = {  # month-end MRR, USD: January, February, March, April
+    "E_stacked": (67.50, 67.50, 90.00, 90.00),
+    "E_order": (135.00, 135.00, 135.00, 135.00),
+    "E_item": (80.00, 80.00, 80.00, 80.00),
+    "E_foreign": (100.00, 100.00, 100.00, 100.00),
+    "E_same_second": (30.00, 30.00, 30.00, 30.00),
+    "E_same_end": (45.00, 45.00, 0, 0),
+    "E_late": (0, 0, 0, 10.00),
+}
+
+
+def invoice_scenarios() -> Ledger:
+    L = Ledger()
+    B = Billing(L)
+    c = L.account("A_evt")
+    L.state("sub_evt", c, "2026-04-10", [item(3000)], event_type=CREATED)
+    B.price("p_100", 10000)
+    # the invoices list two discounts: 10% forever and 25% repeating Jan 1 .. Mar 1:
+    # 100.00 x 0.90 x 0.75 = 67.50 in January and February, 90.00 from Mar 1
+    p10 = {"id": "di_p10", "coupon": "P10", "duration": "forever", "percent_off": 10.0, "start": "2026-01-01"}
+    r25 = {"id": "di_r25", "coupon": "R25", "duration": "repeating", "percent_off": 25.0, "start": "2026-01-01",
+           "end": "2026-03-01"}
+    B.sub("A_inv_stacked", "sub_inv_stacked", "2026-01-01", [("p_100", 1)])
+    B.monthly("sub_inv_stacked", "p_100", 1, 10000, ["2026-01-01", "2026-02-01"], discounts=[p10, r25])
+    B.monthly("sub_inv_stacked", "p_100", 1, 10000, ["2026-03-01", "2026-04-01"], discounts=[p10])
+    _listed(L, [p10])
+    # 20.00 off in USD counts; 20.00 off in EUR cannot apply to a USD subscription: 80.00
+    usd = {"id": "di_usd", "coupon": "USD20", "duration": "forever", "amount_off": 2000, "currency": "usd",
+           "start": "2026-01-01"}
+    eur = {"id": "di_eur", "coupon": "EUR20", "duration": "forever", "amount_off": 2000, "currency": "eur",
+           "start": "2026-01-01"}
+    B.sub("A_inv_currency", "sub_inv_currency", "2026-01-01", [("p_100", 1)])
+    B.monthly("sub_inv_currency", "p_100", 1, 10000, ["2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01"],
+              discounts=[usd, eur])
+    _listed(L, [usd, eur])
+    # the subscriptions list (no event mentions it) shows two discounts today: 10% forever and 50.00 off
+    # forever on 300.00: (300.00 x 0.90) - 50.00 = 220.00 from the ledger's start; the invoices before
+    # listed only the 10%: 270.00
+    B.price("p_300", 30000)
+    B.sub("A_list_stacked", "sub_list_stacked", "2026-01-01", [("p_300", 1)])
+    p10b = p10 | {"id": "di_p10b"}
+    a50 = {"id": "di_a50", "coupon": "A50", "duration": "forever", "amount_off": 5000, "currency": "usd",
+           "start": "2026-04-01"}
+    B.monthly("sub_list_stacked", "p_300", 1, 30000, ["2026-01-01", "2026-02-01", "2026-03-01"], discounts=[p10b])
+    _listed(L, [p10b, a50])
+    return L
+
+
+def _listed(L: Ledger, discounts: list[dict]) -> None:
+    """the discounts the subscriptions list shows on the last subscription (expanded, in order)"""
+    L.tables["stg_billing__subscriptions"][-1]["discounts"] = json.dumps([expanded(d) for d in discounts])
+
+
+INVOICE_EXPECTED = {
+    "A_inv_stacked": (67.50, 67.50, 90.00, 90.00),
+    "A_inv_currency": (80.00, 80.00, 80.00, 80.00),
+    "A_list_stacked": (270.00, 270.00, 270.00, 220.00),
+}
+
+
+def _build(tmp_path_factory, name, ledger) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(tmp_path_factory.mktemp(name) / "wh.duckdb"))
+    ledger.write(con, AS_OF)
+    build_marts(con)
+    return con
+
+
+@pytest.fixture(scope="module")
+def events_wh(tmp_path_factory):
+    return _build(tmp_path_factory, "shapes_events", event_scenarios())
+
+
+@pytest.fixture(scope="module")
+def invoices_wh(tmp_path_factory):
+    return _build(tmp_path_factory, "shapes_invoices", invoice_scenarios())
+
+
+@pytest.mark.parametrize("account", sorted(EVENT_EXPECTED))
+def test_event_ledger_month_end_mrr(events_wh, account):
+    got = month_end_mrr(events_wh)
+    assert tuple(got[(account, m)] for m in MONTHS) == EVENT_EXPECTED[account]
+
+
+@pytest.mark.parametrize("account", sorted(INVOICE_EXPECTED))
+def test_history_month_end_mrr(invoices_wh, account):
+    got = month_end_mrr(invoices_wh)
+    assert tuple(got[(account, m)] for m in MONTHS) == INVOICE_EXPECTED[account]
+
+
+def test_same_second_events_leave_one_state_per_second(events_wh):
+    # the ledger's grain (subscription_id, changed_at) holds, and the state kept is the later type
+    dupes = events_wh.execute("""select subscription_id, changed_at, count(*) from marts.subscription_states
+                                 group by all having count(*) > 1""").fetchall()
+    assert dupes == []
+    kept = events_wh.execute("""select event_type, status from marts.subscription_states
+                                where subscription_id = 'sub_same_end' order by changed_at""").fetchall()
+    assert kept == [(CREATED, "active"), ("customer.subscription.deleted", "canceled")]
+
+
+def test_discount_end_is_a_state_of_its_own(events_wh):
+    # Mar 10: the 25% discount ends with no event; the ledger adds the state, list MRR unchanged
+    rows = events_wh.execute("""select event_type, round(mrr_minor, 6), coupon_id from marts.subscription_states
+                                where subscription_id = 'sub_stacked' order by changed_at""").fetchall()
+    assert rows == [(CREATED, 6750.0, "DI_P10"), ("discount.end", 9000.0, "DI_P10")]
