@@ -84,7 +84,8 @@ class Sub:
     interval_key: str
     items: list[Item]
     status: str = "active"
-    discount: dict | None = None
+    # the discounts attached to the subscription, in Stripe's order (a real account stacks several on a few)
+    discounts: list[dict] = field(default_factory=list)
     cancel_at_period_end: bool = False
     cancel_at: int | None = None
     canceled_at: int | None = None
@@ -118,15 +119,21 @@ class Sub:
                     for i in self.items if not i.price.metered), Fraction(0))
 
     def local_mrr(self) -> Fraction:
-        """MRR in the subscription's currency (minor units), per the KPI definitions."""
-        if self.status in ("trialing", "canceled", "incomplete", "incomplete_expired") or self.ended_at is not None:
+        """MRR in the subscription's currency (minor units), per the KPI definitions: every attached
+        discount that lowers MRR (forever, or repeating while attached; never once), in the order Stripe
+        lists them, each applied to what the ones before it left; an amount_off only in its own currency
+        (Stripe applies no other), per month of the billing period."""
+        if self.status in ("trialing", "canceled", "incomplete", "incomplete_expired", "unpaid", "paused") \
+                or self.ended_at is not None:
             return Fraction(0)
         mrr = self.list_mrr()
-        if self.discount and self.discount["coupon"]["duration"] != "once":
-            c = self.discount["coupon"]
+        for d in self.discounts:
+            c = d["coupon"]
+            if c["duration"] == "once":
+                continue
             if c["percent_off"] is not None:
                 mrr = mrr * (1 - Fraction(str(c["percent_off"])) / 100)
-            elif c["amount_off"] is not None:
+            elif c["amount_off"] is not None and (c.get("currency") or "").lower() == self.currency:
                 mrr = max(Fraction(0), mrr - Fraction(c["amount_off"], self.months))
         return mrr
 
@@ -169,6 +176,9 @@ class Company:
         self.spec, self.seed, self.store, self.last_day = spec, seed, store, last_day
         self.ids = IdFactory(seed)
         self.rnd = random.Random(seed * 7919 + 17)
+        # draws for the rare real-Stripe shapes (stacked discounts, same-second events): a stream of their
+        # own, so that adding them leaves the rest of the company as it was
+        self.shape_rnd = random.Random(seed * 104729 + 3)
         self.rng = np.random.default_rng([seed, 2])
         self.events_writer = events_writer
         self.fx = catalog.fx_rates(spec.start_date - dt.timedelta(days=31), spec.end_date, seed)
@@ -452,7 +462,7 @@ class Company:
             "collection_method": "charge_automatically", "created": s.created, "currency": s.currency,
             "current_period_end": s.cpe, "current_period_start": s.cps, "customer": s.customer_id,
             "days_until_due": None, "default_payment_method": None, "default_tax_rates": [], "description": None,
-            "discounts": [s.discount] if s.discount else [], "ended_at": s.ended_at,
+            "discounts": copy.deepcopy(s.discounts), "ended_at": s.ended_at,
             "invoice_settings": {"issuer": {"type": "self"}},
             "items": {"object": "list", "data": items, "has_more": False, "total_count": len(items),
                       "url": f"/v1/subscription_items?subscription={s.id}"},
@@ -464,10 +474,12 @@ class Company:
             "trial_start": s.trial_start,
         }
 
-    def _record(self, s: Sub, ts: int, event_type: str, previous: dict | None, obj: dict | None = None) -> None:
-        # Stripe timestamps have one-second resolution: keep one subscription's events in distinct
-        # seconds so that the ledger order is never ambiguous
-        ts = max(ts, s.last_event_ts + 1)
+    def _record(self, s: Sub, ts: int, event_type: str, previous: dict | None, obj: dict | None = None,
+                same_second: bool = False) -> None:
+        # Stripe timestamps have one-second resolution: one subscription's events go in distinct seconds,
+        # except where real accounts have two in one second (same_second: a creation and the activation
+        # that follows it at once), which the ledger orders by type
+        ts = max(ts, s.last_event_ts + (0 if same_second else 1))
         s.last_event_ts = ts
         obj = obj or self._sub_obj(s)
         self.store.add("billing/subscriptions", s.id, ts, obj, sort_key=s.created)
@@ -484,7 +496,7 @@ class Company:
         if not s.mrr_history or s.mrr_history[-1][1] != mrr:
             s.mrr_history.append((ts, mrr))
 
-    def _update(self, s: Sub, ts: int, **changes) -> None:
+    def _update(self, s: Sub, ts: int, same_second: bool = False, **changes) -> None:
         """Apply changes and emit customer.subscription.updated with the old values of what changed."""
         before = self._sub_obj(s)
         for k, v in changes.items():
@@ -493,7 +505,7 @@ class Company:
         previous = {k: before[k] for k in after if before[k] != after[k] and k not in ("latest_invoice",)}
         etype = "customer.subscription.deleted" if s.status == "canceled" and before["status"] != "canceled" \
             else "customer.subscription.updated"
-        self._record(s, ts, etype, previous if etype.endswith("updated") else None, after)
+        self._record(s, ts, etype, previous if etype.endswith("updated") else None, after, same_second=same_second)
 
     def _new_item(self, price: catalog.Price, qty: int | None, ts: int) -> Item:
         return Item(self.ids.stripe("si", self._count("si")), price, qty, ts)
@@ -515,8 +527,13 @@ class Company:
             c = catalog.COUPONS[code]
             if code == "LOYAL100" and (acct.currency != "usd" or ik != "month" or s.list_mrr() < 20000):
                 code, c = "PARTNER10", catalog.COUPONS["PARTNER10"]
-            s.discount = self._discount(code, s, ts)
+            s.discounts = [self._discount(code, s, ts)]
             self.edge(f"discount_{c['duration']}", s.id)
+            if self.shape_rnd.random() < 0.1:
+                # a few subscriptions carry a second, stacked discount (a partner rate on top of a promotion)
+                second = "LAUNCH25" if code == "PARTNER10" else "PARTNER10"
+                s.discounts.append(self._discount(second, s, ts))
+                self.edge("stacked_discounts", s.id)
         acct.subs.append(s)
         if addon:
             self.edge("several_subscriptions_on_one_account", acct.sf_id or acct.customer_id)
@@ -531,11 +548,19 @@ class Company:
             self.edge(f"{s.interval_key}ly_plan" if s.interval_key == "quarter" else "annual_plan", s.id)
         if day_of(ts).day not in (1,):
             self.edge("mid_month_start", s.id)
-        if s.discount and s.discount["end"]:
-            self.schedule(s.discount["end"], "discount_end", s)
+        for end in sorted({d["end"] for d in s.discounts if d["end"]}):
+            self.schedule(end, "discount_end", s)
         if acct.sf_id:
             self.alive[acct.n] = True
-        self._record(s, ts, "customer.subscription.created", None)
+        if not trial and self.shape_rnd.random() < 0.03:
+            # created incomplete (payment_behavior=default_incomplete) and activated in the same second
+            # when its first payment succeeds: two events with one timestamp
+            s.status = "incomplete"
+            self._record(s, ts, "customer.subscription.created", None)
+            self._update(s, ts, same_second=True, status="active")
+            self.edge("same_second_events", s.id)
+        else:
+            self._record(s, ts, "customer.subscription.created", None)
         self._invoice(s, ts, "subscription_create", s.cps, s.cpe, trial=trial)
         if not trial:
             self._schedule_review(acct, ts)
@@ -564,9 +589,9 @@ class Company:
             self._end(s, ts, canceled_at=ts)
 
     def _on_discount_end(self, ts: int, s: Sub) -> None:
-        if s.ended_at is None and s.discount and s.discount["end"] == ts:
+        if s.ended_at is None and any(d["end"] == ts for d in s.discounts):
             self.edge("discount_expires", s.id)
-            self._update(s, ts, discount=None)
+            self._update(s, ts, discounts=[d for d in s.discounts if d["end"] != ts])
 
     def _on_renewal(self, ts: int, s: Sub) -> None:
         if s.ended_at is not None or ts != s.cpe:
@@ -820,21 +845,35 @@ class Company:
                 amount = 0 if trial else it.price.unit_amount * (it.quantity or 0)
                 lines.append(self._line(s, iid, it, amount, ps, pe, False))
         subtotal = sum(li["amount"] for li in lines)
-        discount = 0
-        c = s.discount["coupon"] if s.discount else None
-        # the discount applies to the period's licensed lines (not to prorations or metered usage)
+        # the discounts apply to the period's licensed lines (not to prorations or metered usage), in the
+        # subscription's order, each to what the ones before it left
         base = [li for li in lines if not li.get("_metered") and not li["_proration"]]
         recurring = sum(li["amount"] for li in base)
-        if c and prorations is None and (c["duration"] != "once" or reason == "subscription_create"):
-            discount = round(recurring * c["percent_off"] / 100) if c["percent_off"] else min(recurring, c["amount_off"])
-        left = discount
-        for i, li in enumerate(base):
-            # Stripe reports each line's share of the discount in discount_amounts
-            share = left if i == len(base) - 1 else min(left, round(discount * li["amount"] / max(1, recurring)))
-            left -= share
-            if discount:
-                li["discount_amounts"] = [{"amount": share, "discount": s.discount["id"]}]
-                li["discounts"] = [s.discount["id"]]
+        applied_discounts: list[tuple[dict, int]] = []
+        remaining = recurring
+        if prorations is None:
+            for d in s.discounts:
+                c = d["coupon"]
+                if c["duration"] == "once" and reason != "subscription_create":
+                    continue
+                if c["percent_off"] is not None:
+                    amount = round(remaining * c["percent_off"] / 100)
+                elif (c.get("currency") or "").lower() == s.currency:
+                    amount = min(remaining, c["amount_off"])
+                else:
+                    continue
+                if amount:
+                    applied_discounts.append((d, amount))
+                    remaining -= amount
+        discount = recurring - remaining
+        for d, amount in applied_discounts:
+            left = amount
+            for i, li in enumerate(base):
+                # Stripe reports each line's share of each discount in discount_amounts
+                share = left if i == len(base) - 1 else min(left, round(amount * li["amount"] / max(1, recurring)))
+                left -= share
+                li["discount_amounts"].append({"amount": share, "discount": d["id"]})
+                li["discounts"].append(d["id"])
         for li in lines:
             li.pop("_metered", None)
             li.pop("_proration", None)
@@ -855,7 +894,7 @@ class Company:
             "customer": s.customer_id, "customer_email": None, "customer_name": s.account.name,
             "description": None, "due_date": None,
             # discounts as listed with expand[]=data.discounts: the discount objects, with their coupon
-            "discounts": [copy.deepcopy(s.discount)] if discount else [],
+            "discounts": [copy.deepcopy(d) for d, _ in applied_discounts],
             "effective_at": ts, "ending_balance": -s.credit_balance,
             "lines": {"object": "list", "data": lines, "has_more": False, "total_count": len(lines),
                       "url": f"/v1/invoices/{iid}/lines"},
@@ -866,7 +905,7 @@ class Company:
             "status_transitions": {"finalized_at": ts, "marked_uncollectible_at": None,
                                    "paid_at": ts + 300 if paid else None, "voided_at": None},
             "subtotal": subtotal, "subtotal_excluding_tax": subtotal, "total": total,
-            "total_discount_amounts": [{"amount": discount, "discount": s.discount["id"]}] if discount else [],
+            "total_discount_amounts": [{"amount": a, "discount": d["id"]} for d, a in applied_discounts],
             "total_excluding_tax": total, "webhooks_delivered_at": ts,
         }
         s.latest_invoice = iid
