@@ -81,6 +81,7 @@ select
     cast(json_extract_string(s, '$.discounts[0].coupon.amount_off') as bigint) as discount_amount_off_minor,
     to_timestamp(cast(json_extract_string(s, '$.discounts[0].start') as bigint)) as discount_start_at,
     to_timestamp(cast(json_extract_string(s, '$.discounts[0].end') as bigint)) as discount_end_at,
+    json_extract(s, '$.discounts') as discounts,
     json_extract(s, '$.items.data') as items, extract_day
 from latest where rn = 1;
 create or replace table staging.stg_billing__subscription_items as
@@ -142,6 +143,7 @@ select
     cast(json_extract_string(i, '$.discounts[0].coupon.amount_off') as bigint) as discount_amount_off_minor,
     to_timestamp(cast(json_extract_string(i, '$.discounts[0].start') as bigint)) as discount_start_at,
     to_timestamp(cast(json_extract_string(i, '$.discounts[0].end') as bigint)) as discount_end_at,
+    json_extract(i, '$.discounts') as discounts,
     json_extract(i, '$.lines.data') as lines
 from latest where rn = 1;
 create or replace table staging.stg_billing__invoice_lines as
@@ -156,6 +158,25 @@ select
     to_timestamp(cast(json_extract_string(l, '$.period.end') as bigint)) as period_end,
     cast(json_extract_string(l, '$.amount') as bigint) as amount_minor
 from (select invoice_id, unnest(cast(lines as JSON[])) as l from staging.stg_billing__invoices);
+create or replace table staging.stg_billing__invoice_items as
+with files as (
+    select filename, unnest(data) as ii
+    from read_json('{landing}/billing/invoiceitems/*/part-*.json', columns = {{'data': 'JSON[]'}}, filename = true)
+), latest as (
+    select ii, row_number() over (partition by json_extract_string(ii, '$.id') order by filename desc) as rn
+    from files
+)
+select
+    json_extract_string(ii, '$.id') as invoice_item_id, json_extract_string(ii, '$.invoice') as invoice_id,
+    json_extract_string(ii, '$.invoice') is null as is_pending, json_extract_string(ii, '$.customer') as customer_id,
+    json_extract_string(ii, '$.parent.subscription_details.subscription') as subscription_id,
+    json_extract_string(ii, '$.pricing.price_details.price') as price_id,
+    coalesce(cast(json_extract_string(ii, '$.proration') as boolean), false) as is_proration,
+    cast(json_extract_string(ii, '$.quantity') as bigint) as quantity,
+    to_timestamp(cast(json_extract_string(ii, '$.period.start') as bigint)) as period_start,
+    to_timestamp(cast(json_extract_string(ii, '$.period.end') as bigint)) as period_end,
+    cast(json_extract_string(ii, '$.amount') as bigint) as amount_minor
+from latest where rn = 1;
 create or replace table staging.stg_crm__accounts as
 with files as (
     select unnest(records) as a
@@ -182,7 +203,8 @@ def _staging(landing: Path, warehouse: Path) -> dict:
         rows = {t: con.execute(f"select count(*) from staging.{t}").fetchall()[0][0]
                 for t in ("stg_billing__events", "stg_billing__customers", "stg_billing__fx_rates", "stg_crm__accounts",
                           "stg_billing__subscriptions", "stg_billing__subscription_items", "stg_billing__invoices",
-                          "stg_billing__invoice_lines", "stg_billing__prices", "stg_billing__coupons")}
+                          "stg_billing__invoice_lines", "stg_billing__invoice_items", "stg_billing__prices",
+                          "stg_billing__coupons")}
     return {"seconds": round(time.perf_counter() - t, 2), "rows": rows,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
