@@ -129,3 +129,29 @@ def test_api_readers_load_lazily_and_a_missing_one_names_its_module():
     assert lazy_api_reader("cs_kpis.sources.billing.api")() is iter_records
     with pytest.raises(NotImplementedError, match="cs_kpis.sources.product.api.iter_records"):
         lazy_api_reader("cs_kpis.sources.product.api")()
+
+
+def test_billing_contract_quarantines_bad_discount_values_on_items_and_invoices():
+    """The stacked discounts the MRR models read (an item's own, an invoice's list) are typed: a quoted
+    percent, an amount_off in an unknown currency or a negative amount_off is rejected, naming the field."""
+    from cs_kpis.sources.billing.helpers import contracts
+
+    checks = contracts({"usd", "eur"}, None)
+
+    def sub(item_discounts, discounts=()):
+        return {"id": "sub_1", "customer": "cus_1", "status": "active", "currency": "usd", "discounts": list(discounts),
+                "items": {"data": [{"id": "si_1", "quantity": 2, "discounts": item_discounts,
+                                    "price": {"id": "price_1", "unit_amount": 100, "currency": "usd"}}]}}
+
+    good = {"id": "di_1", "coupon": {"id": "C", "duration": "forever", "percent_off": 10.0}, "start": 1, "end": None}
+    off = {"id": "di_2", "coupon": {"id": "D", "duration": "forever", "amount_off": 500, "currency": "eur"}, "start": 1}
+    checks["subscriptions"](sub([good], [off]))  # both fine
+    bad_percent = good | {"coupon": good["coupon"] | {"percent_off": "10"}}
+    with pytest.raises(Reject, match=r"items\.data\[0\]\.discounts\[0\]\.coupon\.percent_off"):
+        checks["subscriptions"](sub([bad_percent]))
+    with pytest.raises(Reject, match="unknown currency"):
+        checks["subscriptions"](sub([], [off | {"coupon": off["coupon"] | {"currency": "xyz"}}]))
+    invoice = {"id": "in_1", "customer": "cus_1", "currency": "usd",
+               "discounts": [off | {"coupon": off["coupon"] | {"amount_off": -5}}]}
+    with pytest.raises(Reject, match=r"discounts\[0\]\.coupon\.amount_off"):
+        checks["invoices"](invoice)

@@ -142,6 +142,17 @@ def _nested(prefix: str, fields: dict[str, Field], *, keep_id: bool = True) -> d
     return {f"{prefix}{path}": spec for path, spec in fields.items() if keep_id or path != "id"}
 
 
+DISCOUNT_FIELDS: dict[str, Field] = {
+    "discounts": Field("list"),
+    "discounts[].id": Field("text"),
+    **_nested("discounts[].coupon.", COUPON_FIELDS, keep_id=False),
+    "discounts[].coupon.id": Field("text"),
+    "discounts[].start": _UNIX,
+    "discounts[].end": _UNIX,
+}
+"""the expanded discounts of a subscription, an item or an invoice, in Stripe's order: each coupon's
+percent_off, amount_off with its own currency, and duration are read for MRR"""
+
 SUBSCRIPTION_FIELDS: dict[str, Field] = {
     "id": _ID,
     "customer": Field("text", required=True),
@@ -158,10 +169,9 @@ SUBSCRIPTION_FIELDS: dict[str, Field] = {
     "items.data[].current_period_start": _UNIX,
     "items.data[].current_period_end": _UNIX,
     **_nested("items.data[].price.", PRICE_FIELDS),
-    "discounts": Field("list"),
-    **_nested("discounts[].coupon.", COUPON_FIELDS, keep_id=False),
-    "discounts[].start": _UNIX,
-    "discounts[].end": _UNIX,
+    **DISCOUNT_FIELDS,
+    # an item's own discounts (listed expanded), applied to the item before the subscription's
+    **_nested("items.data[].", DISCOUNT_FIELDS),
     "metadata": Field("object"),
 }
 """a subscription with its items and their expanded prices, as listed and as carried by
@@ -181,6 +191,7 @@ INVOICE_FIELDS: dict[str, Field] = {
     "amount_remaining": _AMOUNT,
     "attempt_count": Field("integer", min=0),
     "parent.subscription_details.subscription": Field("text"),
+    **DISCOUNT_FIELDS,
     "lines": Field("object"),
     "lines.data": Field("list"),
     "lines.data[].id": _ID,
