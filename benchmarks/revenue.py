@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 REVENUE_MODELS = [
-    ("marts", "accounts"), ("marts", "subscription_history_states"), ("marts", "subscription_states"), ("marts", "subscription_periods"),
+    ("marts", "accounts"), ("marts", "price_tiers"), ("marts", "subscription_history_states"), ("marts", "subscription_states"), ("marts", "subscription_periods"),
     ("marts", "mrr_daily_changes"), ("marts", "mrr_daily"), ("marts", "mrr_monthly"),
     ("kpis", "mrr_monthly_parent"), ("kpis", "revenue_monthly"), ("kpis", "revenue_monthly_parent"),
     ("kpis", "cohort_retention"),
@@ -107,7 +107,12 @@ select distinct
     cast(json_extract_string(p, '$.unit_amount') as bigint) as unit_amount_minor,
     json_extract_string(p, '$.recurring.interval') as "interval",
     cast(json_extract_string(p, '$.recurring.interval_count') as integer) as interval_count,
-    json_extract_string(p, '$.recurring.usage_type') as usage_type, json_extract_string(p, '$.type') as price_type
+    json_extract_string(p, '$.recurring.usage_type') as usage_type, json_extract_string(p, '$.type') as price_type,
+    json_extract_string(p, '$.billing_scheme') as billing_scheme,
+    cast(json_extract_string(p, '$.unit_amount_decimal') as double) as unit_amount_decimal,
+    json_extract_string(p, '$.tiers_mode') as tiers_mode, json_extract(p, '$.tiers') as tiers,
+    cast(json_extract_string(p, '$.transform_quantity.divide_by') as bigint) as transform_divide_by,
+    json_extract_string(p, '$.transform_quantity.round') as transform_round
 from files;
 create or replace table staging.stg_billing__coupons as
 with files as (

@@ -60,27 +60,64 @@ class Price:
     tier: str  # starter/growth/enterprise/addon/metered
     currency: str
     interval_key: str
-    unit_amount: int
+    unit_amount: int | None
     metered: bool = False
+    # the price shapes a few real price books have (Stripe API 2025-03-31.basil):
+    unit_amount_decimal: str | None = None  # fractions of a cent, e.g. "2499.5"; unit_amount is then null
+    tiers_mode: str | None = None  # graduated or volume: billing_scheme tiered
+    tiers: tuple[tuple[int | None, int, int], ...] = ()  # (up_to or None for the last, unit_amount, flat_amount)
+    transform_quantity: tuple[int, str] | None = None  # (divide_by, round up/down): units billed in packs
+    label: str = ""  # the nickname's variant (e.g. "graduated"), and the lookup key's suffix
 
     @property
     def months(self) -> int:
         return INTERVALS[self.interval_key][2]
 
-    def to_stripe(self, created: int) -> dict:
+    def amount(self, quantity: int | None) -> Fraction:
+        """What one billing period of ``quantity`` units costs, in minor units, by Stripe's pricing rules:
+        per unit (unit_amount_decimal, else unit_amount) times the quantity, the quantity first divided by
+        transform_quantity.divide_by and rounded up or down; graduated tiers price each unit in the tier it
+        falls in, plus the flat amount of every tier reached; volume tiers price every unit in the tier the
+        whole quantity falls in, plus that tier's flat amount."""
+        q = quantity or 0
+        if self.tiers_mode is None:
+            unit = Fraction(self.unit_amount_decimal) if self.unit_amount_decimal is not None else Fraction(self.unit_amount)
+            if self.transform_quantity is not None:
+                divide_by, rnd = self.transform_quantity
+                q = -(-q // divide_by) if rnd == "up" else q // divide_by
+            return unit * q
+        total, lower = Fraction(0), 0
+        for up_to, unit, flat in self.tiers:
+            top = q if up_to is None else up_to
+            if self.tiers_mode == "graduated":
+                units = max(0, min(q, top) - lower)
+                total += units * unit + (flat if units > 0 else 0)
+            elif lower < q <= top:
+                total += q * unit + flat
+            lower = top if up_to is not None else lower
+        return total
+
+    def to_stripe(self, created: int, with_tiers: bool = False) -> dict:
+        """The price object; ``tiers`` only when asked (Stripe includes them only with expand[]=tiers, so
+        a subscription item's or an event's price never carries them)."""
         interval, count, _, _ = INTERVALS[self.interval_key]
-        return {
+        extra = {}
+        if with_tiers and self.tiers_mode is not None:
+            extra["tiers"] = [{"flat_amount": flat, "flat_amount_decimal": str(flat), "unit_amount": unit,
+                               "unit_amount_decimal": str(unit), "up_to": up_to} for up_to, unit, flat in self.tiers]
+        return extra | {
             "id": self.id,
             "object": "price",
             "active": True,
-            "billing_scheme": "per_unit",
             "created": created,
             "currency": self.currency,
             "custom_unit_amount": None,
             "livemode": False,
-            "lookup_key": f"{self.tier}_{self.interval_key}_{self.currency}",
+            "billing_scheme": "tiered" if self.tiers_mode else "per_unit",
+            "lookup_key": f"{self.tier}_{self.interval_key}_{self.currency}" + (f"_{self.label}" if self.label else ""),
             "metadata": {"plan_tier": self.tier},
-            "nickname": f"{self.tier.title()} {self.interval_key}ly {self.currency.upper()}",
+            "nickname": f"{self.tier.title()} {self.interval_key}ly {self.currency.upper()}"
+                        + (f" {self.label}" if self.label else ""),
             "product": self.product,
             "recurring": {
                 "interval": interval,
@@ -90,11 +127,13 @@ class Price:
                 "usage_type": "metered" if self.metered else "licensed",
             },
             "tax_behavior": "unspecified",
-            "tiers_mode": None,
-            "transform_quantity": None,
+            "tiers_mode": self.tiers_mode,
+            "transform_quantity": ({"divide_by": self.transform_quantity[0], "round": self.transform_quantity[1]}
+                                   if self.transform_quantity else None),
             "type": "recurring",
             "unit_amount": self.unit_amount,
-            "unit_amount_decimal": str(self.unit_amount),
+            "unit_amount_decimal": (self.unit_amount_decimal if self.unit_amount_decimal is not None
+                                    else None if self.unit_amount is None else str(self.unit_amount)),
         }
 
 
@@ -120,7 +159,24 @@ def build_prices(ids) -> dict[tuple, Price]:
         prices[("metered", cur, "month")] = Price(ids.stripe("price", n, 24), ids.stripe("prod", "metered"), "metered",
                                                   cur, "month", METERED["unit_amount"][cur], metered=True)
         n += 1
+    # a few monthly growth subscriptions in USD are on one of these (SPECIAL_PRICES): graduated and volume
+    # tiers, a price in fractions of a cent, and seats sold in packs of five
+    growth = ids.stripe("prod", "growth")
+    specials = {
+        "graduated": dict(unit_amount=None, tiers_mode="graduated", tiers=((10, 2500, 0), (50, 2000, 0), (None, 1500, 0))),
+        "volume": dict(unit_amount=None, tiers_mode="volume", tiers=((20, 2600, 0), (None, 2200, 5000))),
+        "decimal": dict(unit_amount=None, unit_amount_decimal="2499.5"),
+        "packs": dict(unit_amount=12000, transform_quantity=(5, "up")),
+    }
+    for label, kw in specials.items():
+        prices[("growth", "usd", "month", label)] = Price(ids.stripe("price", n, 24), growth, "growth", "usd", "month",
+                                                          label=label, **kw)
+        n += 1
     return prices
+
+
+SPECIAL_PRICES = ("graduated", "volume", "decimal", "packs")
+"""labels of the growth monthly USD prices a few subscriptions use instead of the per-seat one"""
 
 
 def products(ids, created: int) -> list[dict]:

@@ -115,7 +115,7 @@ class Sub:
 
     def list_mrr(self) -> Fraction:
         """Undiscounted monthly recurring revenue of the licensed items, in minor units."""
-        return sum((Fraction(i.price.unit_amount * (i.quantity or 0), i.price.months)
+        return sum((i.price.amount(i.quantity) / i.price.months
                     for i in self.items if not i.price.metered), Fraction(0))
 
     def local_mrr(self) -> Fraction:
@@ -335,7 +335,8 @@ class Company:
         for p in catalog.products(self.ids, t):
             self.store.add("billing/products", p["id"], t, p, sort_key=t)
         for pr in self.prices.values():
-            self.store.add("billing/prices", pr.id, t, pr.to_stripe(t), sort_key=t)
+            # listed as GET /v1/prices?expand[]=data.tiers gives them: a tiered price with its tiers
+            self.store.add("billing/prices", pr.id, t, pr.to_stripe(t, with_tiers=True), sort_key=t)
         for c in catalog.coupon_objects(t):
             self.store.add("billing/coupons", c["id"], t, c, sort_key=t)
 
@@ -516,6 +517,11 @@ class Company:
         ik = "month" if addon else acct.interval_key
         price = self.prices[(tier, acct.currency, ik)]
         qty = 1 if addon or not catalog.TIERS[tier]["per_seat"] else acct.seats
+        if (tier, acct.currency, ik) == ("growth", "usd", "month") and self.shape_rnd.random() < 0.08:
+            # a few are on a tiered or volume price, one in fractions of a cent, or seats in packs of five
+            label = self.shape_rnd.choice(catalog.SPECIAL_PRICES)
+            price = self.prices[(tier, acct.currency, ik, label)]
+            self.edge(f"price_{label}", acct.sf_id or acct.customer_id)
         s = Sub(id=self.ids.stripe("sub", n, 24), n=n, account=acct, customer_id=acct.customer_id,
                 currency=acct.currency, created=ts, interval_key=ik, items=[self._new_item(price, qty, ts)],
                 is_addon=addon)
@@ -752,7 +758,8 @@ class Company:
             q = int(it.quantity * self.rnd.uniform(1.1, 1.5)) + 1
             self.edge("seat_increase", main.id)
             self._change_item(main, ts, quantity=q)
-            self._opportunity(acct, ts, "Expansion", "Closed Won", day_of(ts), (q - it.quantity) * it.price.unit_amount / 100)
+            self._opportunity(acct, ts, "Expansion", "Closed Won", day_of(ts),
+                              float(it.price.amount(q) - it.price.amount(it.quantity)) / 100)
         else:
             self._change_item(main, ts, tier="growth")
 
@@ -785,8 +792,8 @@ class Company:
         frac = Fraction(s.cpe - ts, max(s.cpe - s.cps, 1))
         old_qty = it.quantity or 0
         new_it = s.main_item
-        pair = [(it, -round(it.price.unit_amount * old_qty * frac), old_qty),
-                (new_it, round(new_it.price.unit_amount * (new_it.quantity or 0) * frac), new_it.quantity or 0)]
+        pair = [(it, -round(it.price.amount(old_qty) * frac), old_qty),
+                (new_it, round(new_it.price.amount(new_it.quantity) * frac), new_it.quantity or 0)]
         # as in Stripe, each proration is an invoice item (ii_) made at the change, pending until invoiced
         lines = [(i, a, q, ts, s.cpe, self._invoice_item(s, i, a, q, ts, s.cpe)) for i, a, q in pair]
         if new_mrr > old_mrr and s.status == "active":
@@ -842,7 +849,7 @@ class Company:
                         lines.append(self._line(s, iid, it, usage * it.price.unit_amount,
                                                 add_months(ps, -1), ps, False, qty=usage))
                     continue
-                amount = 0 if trial else it.price.unit_amount * (it.quantity or 0)
+                amount = 0 if trial else round(it.price.amount(it.quantity))
                 lines.append(self._line(s, iid, it, amount, ps, pe, False))
         subtotal = sum(li["amount"] for li in lines)
         # the discounts apply to the period's licensed lines (not to prorations or metered usage), in the
@@ -951,7 +958,10 @@ class Company:
                                                      "subscription": s.id, "subscription_item": it.id}},
             "period": {"end": pe, "start": ps},
             "pricing": {"type": "price_details", "price_details": {"price": it.price.id, "product": it.price.product},
-                        "unit_amount_decimal": str(it.price.unit_amount)},
+                        # null for a tiered price (Stripe prices each tier; the amount says the total)
+                        "unit_amount_decimal": (it.price.unit_amount_decimal if it.price.unit_amount_decimal
+                                                else None if it.price.unit_amount is None
+                                                else str(it.price.unit_amount))},
             "quantity": qty if qty is not None else it.quantity, "subtotal": amount, "taxes": [],
             "_metered": it.price.metered, "_proration": proration,
         }

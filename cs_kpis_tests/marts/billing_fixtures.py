@@ -64,7 +64,9 @@ BILLING_TABLES = {
         "amount_minor bigint, discount_amount_minor bigint"),
     "stg_billing__prices": (
         "price_id varchar, plan_tier varchar, price_name varchar, unit_amount_minor bigint, interval varchar, "
-        "interval_count integer, usage_type varchar, price_type varchar"),
+        "interval_count integer, usage_type varchar, price_type varchar, billing_scheme varchar, "
+        "unit_amount_decimal double, tiers_mode varchar, tiers varchar, transform_divide_by bigint, "
+        "transform_round varchar"),
     "stg_billing__coupons": "coupon_id varchar, duration varchar",
     "stg_billing__invoice_items": (
         "invoice_item_id varchar, invoice_id varchar, is_pending boolean, customer_id varchar, "
@@ -146,7 +148,7 @@ class Ledger:
             day += dt.timedelta(days=1)
 
 
-MODEL_ORDER = ("accounts", "subscription_history_states", "subscription_states", "subscription_periods", "mrr_daily_changes", "mrr_daily")
+MODEL_ORDER = ("accounts", "price_tiers", "subscription_history_states", "subscription_states", "subscription_periods", "mrr_daily_changes", "mrr_daily")
 
 
 def build_marts(con: duckdb.DuckDBPyConnection, names=MODEL_ORDER) -> None:

@@ -34,6 +34,8 @@ CORRUPTIONS = {
     "revenue_history_matches_paid_invoices": """
         insert into staging.stg_billing__prices (price_id, unit_amount_minor, interval, interval_count, usage_type,
             price_type) values ('price_year', 120000, 'year', 1, 'licensed', 'recurring');
+        -- as marts.price_tiers would have it, rebuilt from the prices list
+        insert into marts.price_tiers values ('price_year', 'graduated', 0, 0.0, null, 120000.0, 0.0, 1, true);
         insert into staging.stg_billing__invoices (invoice_id, subscription_id, status, created_at) values
             ('in_1', 'sub_annual', 'paid', timestamptz '2026-01-15 12:00:00+00'),
             ('in_2', 'sub_annual', 'paid', timestamptz '2026-04-20 12:00:00+00');

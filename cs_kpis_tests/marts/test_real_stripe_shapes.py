@@ -5,7 +5,9 @@
 - an amount_off coupon has its own currency: it counts only on a subscription in that currency (Stripe
   does not apply it to another);
 - events of one subscription in the same second are ordered by type (created, updated, deleted), not by
-  their random ids, and leave one state per second.
+  their random ids, and leave one state per second;
+- prices that are not a whole number of cents per unit: graduated and volume tiers (their tiers come from
+  the prices list, expanded), unit_amount_decimal (fractions of a cent) and transform_quantity (packs).
 
 Both paths are tested: the event ledger (a ledger starting on Jan 1) and the history rebuilt from invoices
 and the subscriptions list (a ledger starting on Apr 10). The data runs to 2026-04-30.
@@ -29,8 +31,54 @@ def _discount(did: str, duration: str, percent_off: float | None = None, amount_
         "currency": currency}}
 
 
+GRADUATED = [{"up_to": 10, "unit_amount": 2500, "unit_amount_decimal": "2500", "flat_amount": None},
+             {"up_to": 50, "unit_amount": 2000, "unit_amount_decimal": "2000", "flat_amount": None},
+             {"up_to": None, "unit_amount": 1500, "unit_amount_decimal": "1500", "flat_amount": None}]
+VOLUME = [{"up_to": 20, "unit_amount": 2600, "flat_amount": 0},
+          {"up_to": None, "unit_amount": 2200, "flat_amount": 5000, "flat_amount_decimal": "5000"}]
+
+
+def listed_price(L: Ledger, pid: str, unit: int | None = None, tiers_mode: str | None = None, tiers=None,
+                 decimal: float | None = None, packs: tuple[int, str] | None = None) -> None:
+    """a price as GET /v1/prices?expand[]=data.tiers lists it (staging columns)"""
+    L.tables["stg_billing__prices"].append({
+        "price_id": pid, "plan_tier": "growth", "price_name": pid, "unit_amount_minor": unit, "interval": "month",
+        "interval_count": 1, "usage_type": "licensed", "price_type": "recurring",
+        "billing_scheme": "tiered" if tiers_mode else "per_unit", "tiers_mode": tiers_mode,
+        "tiers": json.dumps(tiers) if tiers else None, "unit_amount_decimal": decimal,
+        "transform_divide_by": packs[0] if packs else None, "transform_round": packs[1] if packs else None})
+
+
+def priced_item(pid: str, quantity: int, tiered: bool = False, unit: int | None = None,
+                decimal: str | None = None, packs: tuple[int, str] | None = None) -> dict:
+    """an item as an event carries it: the price without its tiers (Stripe includes them only on request)"""
+    it = item(unit, quantity)
+    it["price"] |= {"id": pid, "billing_scheme": "tiered" if tiered else "per_unit", "unit_amount_decimal": decimal,
+                    "transform_quantity": {"divide_by": packs[0], "round": packs[1]} if packs else None}
+    return it
+
+
 def event_scenarios() -> Ledger:
     L = Ledger()
+    listed_price(L, "p_grad", tiers_mode="graduated", tiers=GRADUATED)
+    listed_price(L, "p_vol", tiers_mode="volume", tiers=VOLUME)
+    # graduated, 12 seats: 10 x 25.00 + 2 x 20.00 = 290.00
+    c = L.account("E_graduated")
+    L.state("sub_grad", c, "2026-01-01", [priced_item("p_grad", 12, tiered=True)], event_type=CREATED)
+    # volume, 25 seats: all at the second tier, 25 x 22.00 + 50.00 flat = 600.00; down to 18 on Feb 10:
+    # all at the first tier, 18 x 26.00 = 468.00
+    c = L.account("E_volume")
+    L.state("sub_vol", c, "2026-01-01", [priced_item("p_vol", 25, tiered=True)], event_type=CREATED)
+    L.state("sub_vol", c, "2026-02-10", [priced_item("p_vol", 18, tiered=True)])
+    # unit_amount_decimal 2499.5 (fractions of a cent; unit_amount null), 3 seats: 7,498.5 cents = 74.99
+    c = L.account("E_decimal")
+    L.state("sub_dec", c, "2026-01-01", [priced_item("p_dec", 3, decimal="2499.5")], event_type=CREATED)
+    # 120.00 a pack of 5, 7 seats: 2 packs (round up) = 240.00; rounded down, 1 pack = 120.00
+    c = L.account("E_packs_up")
+    L.state("sub_up", c, "2026-01-01", [priced_item("p_up", 7, unit=12000, packs=(5, "up"))], event_type=CREATED)
+    c = L.account("E_packs_down")
+    L.state("sub_down", c, "2026-01-01", [priced_item("p_dn", 7, unit=12000, packs=(5, "down"))],
+            event_type=CREATED)
     # two subscription discounts: 10% forever, then 25% repeating until Mar 10 (no event then):
     # 100.00 x 0.90 x 0.75 = 67.50 until Mar 9, 90.00 from Mar 10
     c = L.account("E_stacked")
@@ -79,6 +127,11 @@ EVENT_EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "E_same_second": (30.00, 30.00, 30.00, 30.00),
     "E_same_end": (45.00, 45.00, 0, 0),
     "E_late": (0, 0, 0, 10.00),
+    "E_graduated": (290.00, 290.00, 290.00, 290.00),
+    "E_volume": (600.00, 468.00, 468.00, 468.00),
+    "E_decimal": (74.99, 74.99, 74.99, 74.99),
+    "E_packs_up": (240.00, 240.00, 240.00, 240.00),
+    "E_packs_down": (120.00, 120.00, 120.00, 120.00),
 }
 
 
@@ -116,7 +169,32 @@ def invoice_scenarios() -> Ledger:
            "start": "2026-04-01"}
     B.monthly("sub_list_stacked", "p_300", 1, 30000, ["2026-01-01", "2026-02-01", "2026-03-01"], discounts=[p10b])
     _listed(L, [p10b, a50])
+    # the same prices on the invoice path: the lines say price and quantity, the prices list the tiers
+    listed_price(L, "p_grad", tiers_mode="graduated", tiers=GRADUATED)
+    listed_price(L, "p_vol", tiers_mode="volume", tiers=VOLUME)
+    listed_price(L, "p_dec", decimal=2499.5)
+    listed_price(L, "p_up", unit=12000, packs=(5, "up"))
+    # graduated, 12 seats: 290.00; 60 seats from Mar 1: 10 x 25 + 40 x 20 + 10 x 15 = 1,200.00
+    B.sub("A_inv_graduated", "sub_inv_grad", "2026-01-01", [("p_grad", 60)])
+    _cycles(B, "sub_inv_grad", "p_grad", 12, 29000, ["2026-01-01", "2026-02-01"])
+    _cycles(B, "sub_inv_grad", "p_grad", 60, 120000, ["2026-03-01", "2026-04-01"])
+    # volume, 25 seats: 600.00
+    B.sub("A_inv_volume", "sub_inv_vol", "2026-01-01", [("p_vol", 25)])
+    _cycles(B, "sub_inv_vol", "p_vol", 25, 60000, ["2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01"])
+    # 3 x 2499.5 cents: 74.99; 7 seats in packs of 5, rounded up: 240.00
+    B.sub("A_inv_decimal", "sub_inv_dec", "2026-01-01", [("p_dec", 3)])
+    _cycles(B, "sub_inv_dec", "p_dec", 3, 7499, ["2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01"])
+    B.sub("A_inv_packs", "sub_inv_packs", "2026-01-01", [("p_up", 7)])
+    _cycles(B, "sub_inv_packs", "p_up", 7, 24000, ["2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01"])
     return L
+
+
+def _cycles(B: Billing, sid: str, pid: str, qty: int, amount: int, firsts: list[str]) -> None:
+    """paid monthly cycle invoices whose line bills ``qty`` of the price for ``amount`` (what Stripe charged)"""
+    for d in firsts:
+        y, m = int(d[:4]), int(d[5:7])
+        end = f"{y + (m == 12)}-{m % 12 + 1:02d}-{d[8:]}"
+        B.invoice(sid, d, [(pid, qty, d, end, amount, False)])
 
 
 def _listed(L: Ledger, discounts: list[dict]) -> None:
@@ -128,6 +206,10 @@ INVOICE_EXPECTED = {
     "A_inv_stacked": (67.50, 67.50, 90.00, 90.00),
     "A_inv_currency": (80.00, 80.00, 80.00, 80.00),
     "A_list_stacked": (270.00, 270.00, 270.00, 220.00),
+    "A_inv_graduated": (290.00, 290.00, 1200.00, 1200.00),
+    "A_inv_volume": (600.00, 600.00, 600.00, 600.00),
+    "A_inv_decimal": (74.99, 74.99, 74.99, 74.99),
+    "A_inv_packs": (240.00, 240.00, 240.00, 240.00),
 }
 
 

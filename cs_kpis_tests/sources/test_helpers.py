@@ -155,3 +155,30 @@ def test_billing_contract_quarantines_bad_discount_values_on_items_and_invoices(
                "discounts": [off | {"coupon": off["coupon"] | {"amount_off": -5}}]}
     with pytest.raises(Reject, match=r"discounts\[0\]\.coupon\.amount_off"):
         checks["invoices"](invoice)
+
+
+def test_billing_contract_types_tiered_and_decimal_prices():
+    """Tiers, unit_amount_decimal (a decimal as text) and transform_quantity are read for MRR: a number where
+    Stripe sends text, a round other than up/down, a divide_by of 0 or a negative tier amount is rejected."""
+    from cs_kpis.sources.billing.helpers import contracts
+
+    check = contracts({"usd"}, None)["prices"]
+    base = {"id": "price_1", "currency": "usd", "billing_scheme": "per_unit", "unit_amount": None}
+    check(base | {"unit_amount_decimal": "2499.5"})
+    check(base | {"unit_amount": 12000, "transform_quantity": {"divide_by": 5, "round": "up"}})
+    tiered = base | {"billing_scheme": "tiered", "tiers_mode": "volume", "tiers": [
+        {"up_to": 20, "unit_amount": 2600, "unit_amount_decimal": "2600", "flat_amount": 0},
+        {"up_to": None, "unit_amount": 2200, "flat_amount": 5000, "flat_amount_decimal": "5000"}]}
+    check(tiered)
+    with pytest.raises(Reject, match="unit_amount_decimal"):
+        check(base | {"unit_amount_decimal": 2499.5})
+    with pytest.raises(Reject, match="unit_amount_decimal"):
+        check(base | {"unit_amount_decimal": "-1"})
+    with pytest.raises(Reject, match=r"transform_quantity\.round"):
+        check(base | {"transform_quantity": {"divide_by": 5, "round": "nearest"}})
+    with pytest.raises(Reject, match=r"transform_quantity\.divide_by"):
+        check(base | {"transform_quantity": {"divide_by": 0, "round": "up"}})
+    with pytest.raises(Reject, match=r"tiers\[1\]\.flat_amount"):
+        check(tiered | {"tiers": [tiered["tiers"][0], tiered["tiers"][1] | {"flat_amount": -1}]})
+    with pytest.raises(Reject, match="tiers_mode"):
+        check(tiered | {"tiers_mode": "stairstep"})

@@ -31,6 +31,35 @@ last_invoice as (
     from staging.stg_billing__invoices
     group by subscription_id
 ),
+priced as (
+    -- what a quantity of a price costs per billing period, by its tiers (marts.price_tiers; the same rule
+    -- as subscription_history_states): one row per invoice line and per listed subscription item
+    select
+        u.row_id,
+        sum(case
+            when u.tiers_mode = 'volume' then
+                case when u.units > u.lower_bound and (u.up_to is null or u.units <= u.up_to)
+                     then u.units * u.unit_amount_minor + u.flat_amount_minor else 0.0 end
+            else greatest(0.0, least(u.units, coalesce(u.up_to, u.units)) - u.lower_bound) * u.unit_amount_minor
+                 + case when u.units > u.lower_bound then u.flat_amount_minor else 0.0 end
+        end) as amount_per_interval
+    from (
+        select
+            q.row_id, t.tiers_mode, t.lower_bound, t.up_to, t.unit_amount_minor, t.flat_amount_minor,
+            case
+                when t.divide_by = 1 then cast(coalesce(q.quantity, 1) as double)
+                when t.round_up then ceil(cast(coalesce(q.quantity, 1) as double) / t.divide_by)
+                else floor(cast(coalesce(q.quantity, 1) as double) / t.divide_by)
+            end as units
+        from (
+            select line_id as row_id, price_id, quantity from staging.stg_billing__invoice_lines
+            union all
+            select subscription_item_id as row_id, price_id, quantity from staging.stg_billing__subscription_items
+        ) as q
+        inner join marts.price_tiers as t on t.price_id = q.price_id
+    ) as u
+    group by u.row_id
+),
 lines as (
     -- licensed recurring lines of paid invoices (and the prorations of any finalized invoice: the change
     -- happened whether or not it was paid), each worth price x quantity a month before discounts (a
@@ -41,8 +70,8 @@ lines as (
         cast(l.period_end as date) as period_end,
         l.is_proration,
         l.amount_minor,
-        case when l.is_proration and l.amount_minor < 0 then -1 else 1 end
-            * cast(p.unit_amount_minor * coalesce(l.quantity, 1) as double) as amount_per_interval,
+        case when l.is_proration and l.amount_minor < 0 then -1 else 1 end * pr.amount_per_interval
+            as amount_per_interval,
         case p."interval"
             when 'month' then cast(p.interval_count as double)
             when 'year' then 12.0 * p.interval_count
@@ -52,6 +81,7 @@ lines as (
     from staging.stg_billing__invoice_lines as l
     inner join staging.stg_billing__invoices as i on i.invoice_id = l.invoice_id
     inner join staging.stg_billing__prices as p on p.price_id = l.price_id
+    inner join priced as pr on pr.row_id = l.line_id
     where (i.status = 'paid' or (l.is_proration and i.status not in ('draft', 'void')))
       and coalesce(p.usage_type, 'licensed') = 'licensed'
       and coalesce(p.price_type, 'recurring') = 'recurring'
@@ -110,16 +140,17 @@ unknown_changes as (
     ) as h
     inner join (
         select
-            subscription_id,
-            sum(cast(unit_amount_minor * coalesce(quantity, 1) as double) / case "interval"
-                when 'month' then cast(interval_count as double)
-                when 'year' then 12.0 * interval_count
-                when 'week' then 12.0 * interval_count / 52.0
-                when 'day' then 12.0 * interval_count / 365.0
+            si.subscription_id,
+            sum(pr.amount_per_interval / case si."interval"
+                when 'month' then cast(si.interval_count as double)
+                when 'year' then 12.0 * si.interval_count
+                when 'week' then 12.0 * si.interval_count / 52.0
+                when 'day' then 12.0 * si.interval_count / 365.0
             end) as list_mrr_minor
-        from staging.stg_billing__subscription_items
-        where coalesce(usage_type, 'licensed') = 'licensed'
-        group by subscription_id
+        from staging.stg_billing__subscription_items as si
+        inner join priced as pr on pr.row_id = si.subscription_item_id
+        where coalesce(si.usage_type, 'licensed') = 'licensed'
+        group by si.subscription_id
     ) as c on c.subscription_id = h.subscription_id
     left join (
         select distinct subscription_id from marts.subscription_states where source = 'events'
@@ -238,7 +269,7 @@ marts_checks = [
         f"normalised to a month ({ENV_HISTORY_TOLERANCE}), and no subscription's items changed at a time neither "
         "its invoices nor the event ledger show. The rows name the subscriptions (see marts/README.md)",
         history_check_sql(_env_float(ENV_HISTORY_TOLERANCE, DEFAULT_HISTORY_TOLERANCE)),
-        additional_deps=[STATES, dg.AssetKey(["marts", "dim_month"])] + [
+        additional_deps=[STATES, dg.AssetKey(["marts", "dim_month"]), dg.AssetKey(["marts", "price_tiers"])] + [
             dg.AssetKey(["staging", n]) for n in ("stg_billing__invoices", "stg_billing__invoice_lines",
                                                    "stg_billing__prices", "stg_billing__subscriptions",
                                                    "stg_billing__subscription_items")],

@@ -55,6 +55,7 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
                                       "text": settings.TEXT_FIELDS.get(entity, ()),
                                       "bool": settings.BOOL_FIELDS.get(entity, ()),
                                       "bigint": settings.BIGINT_FIELDS.get(entity, ()),
+                                      "json": settings.JSON_FIELDS.get(entity, ()),
                                       "date": settings.DATE_FIELDS.get(entity, ())}),
                 contract=checks[entity],
                 type_checked=partial(with_children, child=children_of[entity]) if entity in children_of else None,

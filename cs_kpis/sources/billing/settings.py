@@ -55,8 +55,15 @@ TEXT_FIELDS: dict[str, tuple[str, ...]] = {
 }
 """declared text columns: a pending invoice item has ``invoice: null``, and staging reads it even when all are"""
 
+TEXT_FIELDS["prices"] = ("tiers_mode", "unit_amount_decimal", "transform_quantity.round")
+"""a price's pricing fields, declared: nearly every price is per unit with whole cents, so without the
+declaration the columns would not exist (tiers_mode and transform_quantity all null)"""
+
 BOOL_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("proration",)}
-BIGINT_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("amount", "quantity")}
+BIGINT_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("amount", "quantity"),
+                                             "prices": ("transform_quantity.divide_by",)}
+JSON_FIELDS: dict[str, tuple[str, ...]] = {"prices": ("tiers",)}
+"""lists kept as one JSON column, declared so the column exists when no price is tiered"""
 DATE_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("_extract_day",)}
 
 CURRENCY_FIELDS: dict[str, tuple[str, ...]] = {
@@ -121,6 +128,17 @@ PRICE_FIELDS: dict[str, Field] = {
     "recurring.interval_count": Field("integer", min=1),
     "recurring.usage_type": Field("text", choices=frozenset({"licensed", "metered"})),
     "billing_scheme": Field("text", choices=frozenset({"per_unit", "tiered"})),
+    "unit_amount_decimal": Field("decimal", min=0),
+    "tiers_mode": Field("text", choices=frozenset({"graduated", "volume"})),
+    "tiers": Field("list"),
+    "tiers[].up_to": Field("integer", min=1),
+    "tiers[].unit_amount": _AMOUNT,
+    "tiers[].unit_amount_decimal": Field("decimal", min=0),
+    "tiers[].flat_amount": _AMOUNT,
+    "tiers[].flat_amount_decimal": Field("decimal", min=0),
+    "transform_quantity": Field("object"),
+    "transform_quantity.divide_by": Field("integer", min=1),
+    "transform_quantity.round": Field("text", choices=frozenset({"up", "down"})),
     "created": _UNIX,
     "active": Field("bool"),
     "metadata": Field("object"),

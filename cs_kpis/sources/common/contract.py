@@ -102,7 +102,8 @@ def landing_window(landing_dir: Any) -> Callable[[], DateWindow]:
 class Field:
     """One vendor field: its kind, and optionally that it is required, its range or its allowed values.
 
-    Kinds: ``text``, ``integer`` (JSON integer), ``number``, ``bool``, ``object``, ``list``, ``unix``
+    Kinds: ``text``, ``integer`` (JSON integer), ``number``, ``decimal`` (a decimal number as text), ``bool``,
+    ``object``, ``list``, ``unix``
     (Unix seconds), ``iso`` (ISO-8601 with zone), ``sf_datetime`` (Salesforce ``...+0000``), ``date``
     (``YYYY-MM-DD``), ``currency`` (ISO code in reference/fx_rates.csv).
     """
@@ -293,6 +294,8 @@ class Contract:
             parsed = parse(value)
         except Reject as exc:
             return str(exc)
+        if isinstance(parsed, float):
+            return _range_problem(spec, parsed)
         window = self.window() if callable(self.window) else self.window
         if window is not None and isinstance(parsed, date):
             try:
@@ -344,7 +347,20 @@ def _generic(where: str) -> str:
 def default_parsers() -> dict[str, Callable[[Any], Any]]:
     from cs_kpis.sources.common.helpers import parse_date, parse_iso, parse_salesforce_datetime, parse_unix
 
-    return {"unix": parse_unix, "iso": parse_iso, "sf_datetime": parse_salesforce_datetime, "date": parse_date}
+    return {"unix": parse_unix, "iso": parse_iso, "sf_datetime": parse_salesforce_datetime, "date": parse_date,
+            "decimal": parse_decimal_text}
+
+
+def parse_decimal_text(value: Any) -> float:
+    """A decimal number sent as a string (Stripe's ``unit_amount_decimal``, up to 12 decimal places): a
+    number sent as JSON number, or text that is not a plain decimal, is rejected."""
+    if not isinstance(value, str):
+        raise Reject("expected a decimal number as text")
+    text = value.strip()
+    body = text[1:] if text[:1] in "+-" else text
+    if not body or body.count(".") > 1 or not body.replace(".", "").isdigit():
+        raise Reject("expected a decimal number as text")
+    return float(text)
 
 
 def contract_change(

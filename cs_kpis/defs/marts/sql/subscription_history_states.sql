@@ -90,8 +90,38 @@ pending as (
     where is_pending and is_proration and subscription_id is not null
 ),
 
+billed_amounts as (
+    -- what each line's (or pending item's) quantity of its price costs per billing period, by the price's
+    -- tiers (marts.price_tiers: per unit, graduated or volume; transform_quantity applied)
+    select
+        u.line_id,
+        sum(case
+            when t.tiers_mode = 'volume' then
+                case when u.units > t.lower_bound and (t.up_to is null or u.units <= t.up_to)
+                     then u.units * t.unit_amount_minor + t.flat_amount_minor else 0.0 end
+            else greatest(0.0, least(u.units, coalesce(t.up_to, u.units)) - t.lower_bound) * t.unit_amount_minor
+                 + case when u.units > t.lower_bound then t.flat_amount_minor else 0.0 end
+        end) as amount_per_interval
+    from (
+        select
+            b.line_id,
+            t.price_id,
+            t.tier_position,
+            case
+                when t.divide_by = 1 then cast(coalesce(b.quantity, 1) as double)
+                when t.round_up then ceil(cast(coalesce(b.quantity, 1) as double) / t.divide_by)
+                else floor(cast(coalesce(b.quantity, 1) as double) / t.divide_by)
+            end as units
+        from (select line_id, price_id, quantity from billed
+              union all select line_id, price_id, quantity from pending) as b
+        inner join marts.price_tiers as t on t.price_id = b.price_id
+    ) as u
+    inner join marts.price_tiers as t on t.price_id = u.price_id and t.tier_position = u.tier_position
+    group by u.line_id
+),
+
 lines as (
-    -- licensed recurring lines and pending prorations, each worth price x quantity per month
+    -- licensed recurring lines and pending prorations, each worth its price for its quantity per month
     select
         l.subscription_id,
         l.line_id,
@@ -108,9 +138,10 @@ lines as (
             when 'week' then 12.0 * p.interval_count / 52.0
             when 'day' then 12.0 * p.interval_count / 365.0
         end as months_per_period,
-        cast(p.unit_amount_minor * coalesce(l.quantity, 1) as double) as amount_per_interval
+        ba.amount_per_interval
     from (select * from billed union all select * from pending) as l
     inner join staging.stg_billing__prices as p on p.price_id = l.price_id
+    inner join billed_amounts as ba on ba.line_id = l.line_id
     cross join ledger as lg
     cross join list_as_of as la
     -- only the time before the ledger is rebuilt (with the full event history, nothing is); with no
@@ -413,11 +444,39 @@ history as (
     from with_discount
 ),
 
+listed_amounts as (
+    -- what each listed item's quantity of its price costs per billing period (as billed_amounts)
+    select
+        u.subscription_item_id,
+        sum(case
+            when t.tiers_mode = 'volume' then
+                case when u.units > t.lower_bound and (t.up_to is null or u.units <= t.up_to)
+                     then u.units * t.unit_amount_minor + t.flat_amount_minor else 0.0 end
+            else greatest(0.0, least(u.units, coalesce(t.up_to, u.units)) - t.lower_bound) * t.unit_amount_minor
+                 + case when u.units > t.lower_bound then t.flat_amount_minor else 0.0 end
+        end) as amount_per_interval
+    from (
+        select
+            si.subscription_item_id,
+            t.price_id,
+            t.tier_position,
+            case
+                when t.divide_by = 1 then cast(coalesce(si.quantity, 1) as double)
+                when t.round_up then ceil(cast(coalesce(si.quantity, 1) as double) / t.divide_by)
+                else floor(cast(coalesce(si.quantity, 1) as double) / t.divide_by)
+            end as units
+        from staging.stg_billing__subscription_items as si
+        inner join marts.price_tiers as t on t.price_id = si.price_id
+    ) as u
+    inner join marts.price_tiers as t on t.price_id = u.price_id and t.tier_position = u.tier_position
+    group by u.subscription_item_id
+),
+
 listed_items as (
     -- the subscription's items as the subscriptions list shows them now
     select
         i.subscription_id,
-        sum(cast(i.unit_amount_minor * coalesce(i.quantity, 1) as double) / case i."interval"
+        sum(cast(i.amount_per_interval as double) / case i."interval"
             when 'month' then cast(i.interval_count as double)
             when 'year' then 12.0 * i.interval_count
             when 'week' then 12.0 * i.interval_count / 52.0
@@ -436,11 +495,13 @@ listed_items as (
     from (
         select
             si.*,
+            la.amount_per_interval,
             row_number() over (
                 partition by si.subscription_id
-                order by si.unit_amount_minor * coalesce(si.quantity, 1) desc, si.subscription_item_id
+                order by la.amount_per_interval desc, si.subscription_item_id
             ) as rn
         from staging.stg_billing__subscription_items as si
+        inner join listed_amounts as la on la.subscription_item_id = si.subscription_item_id
         where coalesce(si.usage_type, 'licensed') = 'licensed'
     ) as i
     group by i.subscription_id

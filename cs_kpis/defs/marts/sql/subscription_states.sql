@@ -48,7 +48,9 @@ with parsed as (
             "cancel_at_period_end": "BOOLEAN", "cancel_at": "BIGINT", "ended_at": "BIGINT",
             "discounts": [{"coupon": {"id": "VARCHAR", "duration": "VARCHAR", "percent_off": "DOUBLE",
                                       "amount_off": "DOUBLE", "currency": "VARCHAR"}, "end": "BIGINT"}],
-            "items": {"data": [{"quantity": "BIGINT", "price": {"unit_amount": "BIGINT", "nickname": "VARCHAR",
+            "items": {"data": [{"quantity": "BIGINT", "price": {"id": "VARCHAR", "unit_amount": "BIGINT",
+                "unit_amount_decimal": "VARCHAR", "billing_scheme": "VARCHAR", "nickname": "VARCHAR",
+                "transform_quantity": {"divide_by": "BIGINT", "round": "VARCHAR"},
                 "metadata": {"plan_tier": "VARCHAR"},
                 "recurring": {"interval": "VARCHAR", "interval_count": "INTEGER", "usage_type": "VARCHAR"}},
                 "discounts": [{"coupon": {"id": "VARCHAR", "duration": "VARCHAR", "percent_off": "DOUBLE",
@@ -82,7 +84,12 @@ item_fields as (
         e.o.items.data[p.position + 1].price.recurring.usage_type as usage_type,
         e.o.items.data[p.position + 1].price.recurring.interval as billing_interval,
         e.o.items.data[p.position + 1].price.recurring.interval_count as interval_count,
-        e.o.items.data[p.position + 1].price.unit_amount as unit_amount,
+        e.o.items.data[p.position + 1].price.id as price_id,
+        e.o.items.data[p.position + 1].price.billing_scheme as billing_scheme,
+        coalesce(cast(e.o.items.data[p.position + 1].price.unit_amount_decimal as double),
+                 cast(e.o.items.data[p.position + 1].price.unit_amount as double)) as unit_amount,
+        e.o.items.data[p.position + 1].price.transform_quantity.divide_by as divide_by,
+        e.o.items.data[p.position + 1].price.transform_quantity."round" as round_mode,
         e.o.items.data[p.position + 1].quantity as quantity,
         coalesce(e.o.items.data[p.position + 1].price.metadata.plan_tier,
                  e.o.items.data[p.position + 1].price.nickname) as plan
@@ -91,11 +98,42 @@ item_fields as (
         on p.position < len(e.o.items.data)
 ),
 
+tiered_amounts as (
+    -- a tiered price's amount for the item's quantity, from its tiers in the prices list (an event's price
+    -- carries none: Stripe includes them only with expand[]=tiers); the rule is marts.price_tiers'
+    select
+        u.event_id,
+        u.position,
+        sum(case
+            when u.tiers_mode = 'volume' then
+                case when u.units > u.lower_bound and (u.up_to is null or u.units <= u.up_to)
+                     then u.units * u.unit_amount_minor + u.flat_amount_minor else 0.0 end
+            else greatest(0.0, least(u.units, coalesce(u.up_to, u.units)) - u.lower_bound) * u.unit_amount_minor
+                 + case when u.units > u.lower_bound then u.flat_amount_minor else 0.0 end
+        end) as amount_per_interval
+    from (
+        select
+            f.event_id, f.position, t.tiers_mode, t.lower_bound, t.up_to, t.unit_amount_minor, t.flat_amount_minor,
+            cast(coalesce(f.quantity, 1) as double) as units
+        from item_fields as f
+        inner join marts.price_tiers as t on t.price_id = f.price_id
+        where f.billing_scheme = 'tiered'
+    ) as u
+    group by u.event_id, u.position
+),
+
 licensed_items as (
-    -- each licensed item's list MRR: unit amount x quantity over the months of its billing period
+    -- each licensed item's list MRR: what its quantity costs over the months of its billing period; per
+    -- unit, unit_amount_decimal (fractions of a cent) or unit_amount times the quantity, in packs of
+    -- transform_quantity.divide_by rounded up or down; tiered, by its tiers
     select
         f.*,
-        cast(f.unit_amount * coalesce(f.quantity, 1) as double) as amount_per_interval,
+        case
+            when f.billing_scheme = 'tiered' then ta.amount_per_interval
+            when f.divide_by is null or f.divide_by = 1 then f.unit_amount * coalesce(f.quantity, 1)
+            when f.round_mode = 'down' then f.unit_amount * floor(cast(coalesce(f.quantity, 1) as double) / f.divide_by)
+            else f.unit_amount * ceil(cast(coalesce(f.quantity, 1) as double) / f.divide_by)
+        end as amount_per_interval,
         case f.billing_interval
             when 'month' then cast(f.interval_count as double)
             when 'year' then 12.0 * f.interval_count
@@ -103,6 +141,7 @@ licensed_items as (
             when 'day' then 12.0 * f.interval_count / 365.0
         end as months_per_period
     from item_fields as f
+    left join tiered_amounts as ta on ta.event_id = f.event_id and ta.position = f.position
     where coalesce(f.usage_type, 'licensed') = 'licensed'
 ),
 

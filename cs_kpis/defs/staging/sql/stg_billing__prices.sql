@@ -13,6 +13,11 @@
 -- @column interval_count: recurring.interval_count: number of intervals between billings
 -- @column usage_type: recurring.usage_type: licensed (per seat) or metered
 -- @column billing_scheme: per_unit or tiered
+-- @column unit_amount_decimal: unit_amount_decimal as a number: price per unit in minor units, fractions of a cent allowed (per_unit prices; null for tiered)
+-- @column tiers_mode: graduated or volume for a tiered price, else null
+-- @column tiers: the tiers of a tiered price as JSON (up_to, unit_amount(_decimal), flat_amount(_decimal)), as listed with expand[]=data.tiers
+-- @column transform_divide_by: transform_quantity.divide_by: units are billed in packs of this many (per_unit prices), or null
+-- @column transform_round: transform_quantity.round: up or down (a part pack counts as a whole one, or not at all)
 -- @column price_type: recurring or one_time
 -- @column is_active: whether the price can be used for new subscriptions
 -- @column created_at: when the price was created
@@ -36,6 +41,11 @@ renamed as (
         cast(recurring__interval_count as integer) as interval_count,
         recurring__usage_type as usage_type,
         billing_scheme,
+        cast(unit_amount_decimal as double) as unit_amount_decimal,
+        tiers_mode,
+        tiers,
+        cast(transform_quantity__divide_by as bigint) as transform_divide_by,
+        transform_quantity__round as transform_round,
         type as price_type,
         active as is_active,
         created as created_at,
@@ -57,6 +67,11 @@ select
     interval_count,
     usage_type,
     billing_scheme,
+    unit_amount_decimal,
+    tiers_mode,
+    tiers,
+    transform_divide_by,
+    transform_round,
     price_type,
     is_active,
     created_at,
