@@ -20,8 +20,51 @@ def _day(ts: int) -> dt.date:
     return dt.datetime.fromtimestamp(ts, dt.UTC).date()
 
 
-def local_mrr(sub: dict) -> Fraction:
-    if sub["status"] in ("trialing", "canceled", "incomplete", "incomplete_expired") or sub["ended_at"]:
+TYPE_ORDER = {"customer.subscription.created": 0, "customer.subscription.updated": 1,
+              "customer.subscription.deleted": 2}
+"""events of one second in the order Stripe made them: created, updated, deleted"""
+
+
+def price_amount(price: dict, quantity: int, tiers: dict[str, list]) -> Fraction:
+    """What ``quantity`` of a price costs per billing period (Stripe's pricing rules). An item's price
+    carries no tiers; they come from the prices list (``tiers``: price id -> its tiers)."""
+    q = quantity or 0
+    if price.get("billing_scheme") == "tiered":
+        total, lower = Fraction(0), 0
+        for t in tiers[price["id"]]:
+            unit = Fraction(t.get("unit_amount_decimal") or t.get("unit_amount") or 0)
+            flat = Fraction(t.get("flat_amount_decimal") or t.get("flat_amount") or 0)
+            top = q if t["up_to"] is None else t["up_to"]
+            if price["tiers_mode"] == "graduated":
+                n = max(0, min(q, top) - lower)
+                total += n * unit + (flat if n else 0)
+            elif lower < q <= top:
+                total += q * unit + flat
+            if t["up_to"] is not None:
+                lower = t["up_to"]
+        return total
+    tq = price.get("transform_quantity")
+    if tq:
+        q = -(-q // tq["divide_by"]) if tq["round"] == "up" else q // tq["divide_by"]
+    unit = Fraction(price["unit_amount_decimal"]) if price.get("unit_amount_decimal") else Fraction(price["unit_amount"])
+    return unit * q
+
+
+def _apply(total: Fraction, discounts: list, months: int, currency: str) -> Fraction:
+    for d in discounts:
+        c = d["coupon"]
+        if c["duration"] == "once":
+            continue
+        if c["percent_off"] is not None:
+            total *= 1 - Fraction(str(c["percent_off"])) / 100
+        elif (c.get("currency") or "").lower() == currency.lower():
+            total = max(Fraction(0), total - Fraction(c["amount_off"], months))
+    return total
+
+
+def local_mrr(sub: dict, tiers: dict[str, list] | None = None) -> Fraction:
+    if sub["status"] in ("trialing", "canceled", "incomplete", "incomplete_expired", "unpaid", "paused") \
+            or sub["ended_at"]:
         return Fraction(0)
     total = Fraction(0)
     months = 1
@@ -30,16 +73,9 @@ def local_mrr(sub: dict) -> Fraction:
         if rec["usage_type"] == "metered":
             continue
         months = MONTHS[(rec["interval"], rec["interval_count"])]
-        total += Fraction(it["price"]["unit_amount"] * it["quantity"], months)
-    for d in sub["discounts"]:
-        c = d["coupon"]
-        if c["duration"] == "once":
-            continue
-        if c["percent_off"] is not None:
-            total *= 1 - Fraction(str(c["percent_off"])) / 100
-        else:
-            total = max(Fraction(0), total - Fraction(c["amount_off"], months))
-    return total
+        item_mrr = price_amount(it["price"], it["quantity"], tiers or {}) / months
+        total += _apply(item_mrr, it.get("discounts") or [], months, sub["currency"])
+    return _apply(total, sub["discounts"], months, sub["currency"])
 
 
 def month_end_mrr(landing: Path) -> dict[tuple[str, str], Decimal]:
@@ -54,11 +90,17 @@ def month_end_mrr(landing: Path) -> dict[tuple[str, str], Decimal]:
     for p in sorted((landing / "billing" / "customers").glob("*/part-*.json")):
         for c in json.loads(p.read_text())["data"]:
             account_of[c["id"]] = c["metadata"].get("salesforce_account_id")
+    tiers = {}
+    for p in sorted((landing / "billing" / "prices").glob("*/part-*.json")):
+        for pr in json.loads(p.read_text())["data"]:
+            if pr.get("tiers"):
+                tiers[pr["id"]] = pr["tiers"]
     versions = defaultdict(list)
     for p in sorted((landing / "billing" / "events").glob("*/part-*.json")):
         for e in json.loads(p.read_text())["data"]:
             if e["type"].startswith("customer.subscription."):
-                versions[e["data"]["object"]["id"]].append((e["created"], e["data"]["object"]))
+                versions[e["data"]["object"]["id"]].append(
+                    ((e["created"], TYPE_ORDER.get(e["type"], 1)), e["data"]["object"]))
     months = []
     m = dt.date.fromisoformat(manifest["start_date"]).replace(day=1)
     while m <= last_day:
@@ -69,8 +111,8 @@ def month_end_mrr(landing: Path) -> dict[tuple[str, str], Decimal]:
     for vs in versions.values():
         vs.sort(key=lambda x: x[0])
         by_day, past_due_since, spells = {}, None, []
-        for ts, obj in vs:
-            by_day[_day(ts)] = (local_mrr(obj), obj["currency"])
+        for (ts, _), obj in vs:
+            by_day[_day(ts)] = (local_mrr(obj, tiers), obj["currency"])
             if obj["status"] == "past_due" and past_due_since is None:
                 past_due_since = _day(ts)
             elif obj["status"] != "past_due" and past_due_since is not None:
