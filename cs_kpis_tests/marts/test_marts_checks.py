@@ -96,3 +96,23 @@ def test_values_of_the_wrong_type_are_named_with_their_field(warehouse):
     sample = result.metadata["sample"].value
     assert "price.unit_amount" in sample and "12.50" in sample
     assert "].quantity" in sample and "OBJECT" in sample
+
+
+def test_pricing_fields_of_the_wrong_type_are_named(warehouse):
+    """unit_amount_decimal is a decimal as text in Stripe and divide_by an integer: a number where text is
+    due, or a quoted pack size, would be cast silently by the parse; the check names both."""
+    con = duckdb.connect(warehouse)
+    con.execute("""
+        update staging.stg_billing__events
+        set object = cast(replace(cast(object as varchar), '"unit_amount": ',
+                                  '"unit_amount_decimal": 2499.5, "transform_quantity": {"divide_by": "5"}, '
+                                  || '"unit_amount": ') as json)
+        where event_id = (select min(event_id) from staging.stg_billing__events
+                          where event_type like 'customer.subscription.%')
+    """)
+    con.close()
+    result = CHECKS["subscription_states_every_value_parsed"](duckdb=DuckDBResource(database=warehouse))
+    sample = result.metadata["sample"].value
+    assert not result.passed
+    assert "price.unit_amount_decimal" in sample and "2499.5" in sample
+    assert "price.transform_quantity.divide_by" in sample

@@ -227,6 +227,8 @@ _ITEM_FIELDS = {
     "price.recurring.interval": (_ITEM + ".price.recurring.interval'", ("VARCHAR",)),
     "price.recurring.interval_count": (_ITEM + ".price.recurring.interval_count'", ("UBIGINT", "BIGINT")),
     "price.recurring.usage_type": (_ITEM + ".price.recurring.usage_type'", ("VARCHAR",)),
+    "price.unit_amount_decimal": (_ITEM + ".price.unit_amount_decimal'", ("VARCHAR",)),
+    "price.transform_quantity.divide_by": (_ITEM + ".price.transform_quantity.divide_by'", ("UBIGINT", "BIGINT")),
 }
 
 
