@@ -347,7 +347,12 @@ class VendorServer:
                     obj["discounts"] = [d.get("id") if isinstance(d, dict) else d for d in obj["discounts"]]
                 self._truncate(obj, "items")
             elif entity == "invoices":
+                if "data.discounts" not in expand and isinstance(obj.get("discounts"), list):
+                    obj["discounts"] = [d.get("id") if isinstance(d, dict) else d for d in obj["discounts"]]
                 self._truncate(obj, "lines")
+            elif entity == "prices" and "data.tiers" not in expand:
+                # stripe includes a price's tiers only when asked
+                obj.pop("tiers", None)
             served.append(obj)
         envelope["data"] = served
         return envelope

@@ -148,3 +148,13 @@ def test_401_fails_fast_without_leaking_the_key(server: VendorServer, stripe_con
 def test_unknown_entity() -> None:
     with pytest.raises(ValueError, match="unknown Stripe entity"):
         list(iter_records(StripeApiConfig(api_key="x", base_url="http://127.0.0.1:9"), "charges"))
+
+
+def test_prices_with_tiers_and_invoices_with_discounts_expanded(server: VendorServer, stripe_config) -> None:
+    """A tiered price's tiers and an invoice's discounts (coupon, start, end) come only when asked; the MRR
+    history reads both, so the lists ask for them, as the landing files hold them."""
+    list(iter_records(stripe_config, "prices"))
+    list(iter_records(stripe_config, "invoices"))
+
+    assert server.requests_to("/v1/prices")[0].query["expand[]"] == ["data.tiers"]
+    assert server.requests_to("/v1/invoices")[0].query["expand[]"] == ["data.discounts"]

@@ -52,6 +52,12 @@ EVENT_TYPES: tuple[str, ...] = (
 SUBSCRIPTION_EXPAND: tuple[str, ...] = ("data.items.data.price", "data.discounts")
 """``expand[]`` for /v1/subscriptions, so the objects match the landing files"""
 
+LIST_EXPAND: dict[str, tuple[str, ...]] = {
+    "prices": ("data.tiers",),  # a tiered price's tiers: Stripe includes them only when asked
+    "invoices": ("data.discounts",),  # each discount with its coupon, start and end, not just its id
+}
+"""``expand[]`` for the other lists the MRR history reads, so the objects match the landing files"""
+
 _MAX_LIMIT = 100  # stripe rejects limit > 100
 
 
@@ -127,7 +133,8 @@ def iter_records(config: StripeApiConfig, entity: str, since: int | None = None)
         since: Unix seconds. Used only for ``events`` (``created[gte]``): Stripe's other list
             endpoints cannot filter by modification time, so they always return the full list.
 
-    Subscriptions are listed with ``status=all`` and ``expand[]`` of the item prices and discounts.
+    Subscriptions are listed with ``status=all`` and ``expand[]`` of the item prices and discounts; prices
+    with their tiers and invoices with their discounts expanded (``LIST_EXPAND``).
     Nested ``items`` (subscriptions) and ``lines`` (invoices) lists that Stripe truncates
     (``has_more: true``) are completed from ``/v1/subscription_items`` and ``/v1/invoices/{id}/lines``;
     the completed list then has ``has_more: false``, as in a landing file. Nothing else is changed.
@@ -146,6 +153,8 @@ def iter_records(config: StripeApiConfig, entity: str, since: int | None = None)
         # without status=all stripe leaves out canceled subscriptions, i.e. all the churn
         params["status"] = "all"
         params["expand[]"] = list(config.subscription_expand)
+    elif entity in LIST_EXPAND:
+        params["expand[]"] = list(LIST_EXPAND[entity])
     elif entity == "events":
         params["types[]"] = list(config.event_types)
         if since is not None:
