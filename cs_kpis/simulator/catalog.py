@@ -163,10 +163,11 @@ def build_prices(ids) -> dict[tuple, Price]:
     # tiers, a price in fractions of a cent, and seats sold in packs of five
     growth = ids.stripe("prod", "growth")
     specials = {
-        "graduated": dict(unit_amount=None, tiers_mode="graduated", tiers=((10, 2500, 0), (50, 2000, 0), (None, 1500, 0))),
-        "volume": dict(unit_amount=None, tiers_mode="volume", tiers=((20, 2600, 0), (None, 2200, 5000))),
-        "decimal": dict(unit_amount=None, unit_amount_decimal="2499.5"),
-        "packs": dict(unit_amount=12000, transform_quantity=(5, "up")),
+        "graduated": {"unit_amount": None, "tiers_mode": "graduated",
+                      "tiers": ((10, 2500, 0), (50, 2000, 0), (None, 1500, 0))},
+        "volume": {"unit_amount": None, "tiers_mode": "volume", "tiers": ((20, 2600, 0), (None, 2200, 5000))},
+        "decimal": {"unit_amount": None, "unit_amount_decimal": "2499.5"},
+        "packs": {"unit_amount": 12000, "transform_quantity": (5, "up")},
     }
     for label, kw in specials.items():
         prices[("growth", "usd", "month", label)] = Price(ids.stripe("price", n, 24), growth, "growth", "usd", "month",
