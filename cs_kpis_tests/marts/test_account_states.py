@@ -131,3 +131,27 @@ def test_rows_are_contiguous_and_end_at_the_first_snapshot(states):
     a1 = [(str(r[1]), str(r[2])) for r in rows if r[0] == "A1"]
     assert a1 == [("2025-04-30", "2026-03-15"), ("2026-03-15", "2026-06-01"), ("2026-06-01", "2026-08-01"),
                   ("2026-08-01", "2026-10-31"), ("2026-10-31", "None")]
+
+
+def test_the_overlap_check_passes_here_and_names_an_overlap():
+    from cs_kpis.defs.marts.checks import ACCOUNT_STATES_OVERLAP_SQL
+    from cs_kpis.lib.checks import run_rule
+
+    con = duckdb.connect()
+    con.execute("create schema marts")
+    con.execute("create table marts.account_states (account_id varchar, valid_from date, valid_to date, "
+                "source varchar)")
+    con.execute("insert into marts.account_states values ('A1', '2026-01-01', '2026-03-01', 'field_history'), "
+                "('A1', '2026-03-01', null, 'snapshot')")
+    assert run_rule(con, ACCOUNT_STATES_OVERLAP_SQL)[0] == 0
+    # a rebuilt row running past the snapshot's day: two states on 2026-03-01
+    con.execute("update marts.account_states set valid_to = '2026-03-02' where source = 'field_history'")
+    count, sample = run_rule(con, ACCOUNT_STATES_OVERLAP_SQL)
+    assert count == 1 and "A1" in sample
+
+
+def test_the_overlap_check_passes_on_the_rebuilt_states(states):
+    from cs_kpis.defs.marts.checks import ACCOUNT_STATES_OVERLAP_SQL
+    from cs_kpis.lib.checks import run_rule
+
+    assert run_rule(states, ACCOUNT_STATES_OVERLAP_SQL)[0] == 0
