@@ -232,7 +232,8 @@ class CompanyConfig(_Strict):
                 "Product_Workspace_Id__c": f.product_workspace_id, "Role__c": f.contact_role}
 
     def sql_names(self) -> dict[str, str]:
-        """Raw column names for the SQL placeholders ``{{ name }}`` of the staging models (validated)."""
+        """Raw column names for the SQL placeholders ``{{ name }}`` of the staging models (validated); the
+        ``*_history_field`` ones are the custom fields' API names as quoted SQL literals (AccountHistory.Field)."""
         f = self.systems.crm.fields
         return {
             "crm_csm": raw_column(f.csm),
@@ -243,6 +244,11 @@ class CompanyConfig(_Strict):
             "billing_account_id": raw_column(self.systems.billing.account_id_field),
             "support_account_id": raw_column(self.systems.support.account_id_field),
             "nps_account_id": raw_column(self.systems.nps.account_id_field),
+            # AccountHistory.Field holds the API name of the field changed: these are SQL string literals
+            # of the (validated, letters/digits/_ only) names
+            "crm_csm_history_field": f"'{_check_field(f.csm)}'",
+            "crm_segment_history_field": f"'{_check_field(f.segment)}'",
+            "crm_csm_sentiment_history_field": f"'{_check_field(f.csm_sentiment)}'",
         }
 
 

@@ -13,6 +13,7 @@ the full history and with the event ledger emptied entirely.
 """
 
 import csv
+import datetime as dt
 import json
 
 import dagster as dg
@@ -240,3 +241,73 @@ def test_no_events_at_all_demo_company_matches_ground_truth(tmp_path_factory):
     diffs = _differences(truth, _month_end(root, MONTH_END_FROM_PERIODS))
     assert len(truth) > 10_000
     assert diffs == [], f"{len(diffs)} account-months differ, e.g. {diffs[:5]}"
+
+
+CRM_FIELDS = ("owner_id", "csm_id", "segment", "csm_sentiment")
+
+
+def crm_history_differences(root, warehouse) -> dict:
+    """Day by day, from the start of the field history's window (18 months before the first extract day, or
+    the account's creation) to the last extract day: the CRM state marts.account_states and the health
+    indicators give against the simulator's truth (``crm_account_fields.csv``, from its own record of every
+    Account version). Returns the number of account-days compared, how many have no state or more than one,
+    and the differing values, per table and field."""
+    from cs_kpis.simulator import FIELD_HISTORY_MONTHS, months_before
+
+    manifest = json.loads((root / "landing" / "_manifest.json").read_text())
+    first, last = (dt.date.fromisoformat(d) for d in (manifest["extract_days"][0], manifest["extract_days"][-1]))
+    cut = months_before(first, FIELD_HISTORY_MONTHS)
+    con = duckdb.connect()
+    con.execute(f"attach '{warehouse}' as wh (read_only)")
+    con.execute("""create table steps as select account_id, field, cast(from_day as date) as from_day,
+            lead(cast(from_day as date)) over (partition by account_id, field order by from_day) as to_day,
+            nullif(value, '') as value
+        from read_csv(?, all_varchar = true)""", [str(root / "truth" / "crm_account_fields.csv")])
+    con.execute("""create table days as
+        select account_id, cast(unnest(generate_series(cast(greatest(created, ?) as timestamp),
+                                                       cast(? as timestamp), interval 1 day)) as date) as day
+        from (select account_id, min(from_day) as created from steps group by account_id)""", [cut, last])
+    con.execute(f"""create table truth as select d.account_id, d.day,
+        {", ".join(f"max(case when s.field = '{f}' then s.value end) as {f}" for f in CRM_FIELDS)}
+        from days as d join steps as s on s.account_id = d.account_id and s.from_day <= d.day
+            and (s.to_day is null or s.to_day > d.day)
+        group by d.account_id, d.day""")
+    out = {"account_days": con.execute("select count(*) from truth").fetchall()[0][0],
+           "before_first_extract": con.execute("select count(*) from truth where day < ?", [first]).fetchall()[0][0]}
+    out["states_per_day"] = dict(con.execute("""
+        select n, count(*) from (select t.account_id, t.day, count(s.account_id) as n from truth as t
+            left join wh.marts.account_states as s on s.account_id = t.account_id and s.valid_from <= t.day
+                and (s.valid_to is null or s.valid_to > t.day)
+            group by t.account_id, t.day) group by n""").fetchall())
+    for table, on in (("marts.account_states", "s.valid_from <= t.day and (s.valid_to is null or s.valid_to > t.day)"),
+                      ("kpis.account_indicators_daily", "s.day = t.day")):
+        fields = CRM_FIELDS if table == "marts.account_states" else CRM_FIELDS[1:]
+        row = con.execute(f"""select count(*), {", ".join(f"count(*) filter (where s.{f} is distinct from t.{f})"
+                                                          for f in fields)}
+            from truth as t join wh.{table} as s on s.account_id = t.account_id and {on}""").fetchall()[0]
+        out[table] = {"compared": row[0], **{f: n for f, n in zip(fields, row[1:], strict=True)}}
+    con.close()
+    return out
+
+
+def _assert_crm_history_matches(diff: dict) -> None:
+    assert diff["before_first_extract"] > 0.9 * diff["account_days"], diff  # the history is mostly before it
+    assert diff["states_per_day"] == {1: diff["account_days"]}, diff  # one state on every day, no gap
+    states = diff["marts.account_states"]
+    assert states["compared"] == diff["account_days"], diff
+    assert all(states[f] == 0 for f in CRM_FIELDS), diff
+    indicators = diff["kpis.account_indicators_daily"]
+    assert indicators["compared"] > 0.5 * diff["account_days"], diff  # days with a subscription
+    assert all(indicators[f] == 0 for f in CRM_FIELDS[1:]), diff
+
+
+def test_crm_history_before_the_first_load_matches_the_truth_tiny(tiny_30_day_events):
+    """Owner, CSM, segment and sentiment on every day before the first load, rebuilt from AccountHistory."""
+    root, result = tiny_30_day_events
+    _assert_crm_history_matches(crm_history_differences(root, root / "state" / "wh.duckdb"))
+
+
+def test_crm_history_before_the_first_load_matches_the_truth_demo(demo_warehouse):
+    """The demo company is older than the 18 months Salesforce keeps: compared from the window's start."""
+    diff = crm_history_differences(demo_warehouse, demo_warehouse / "state" / "wh.duckdb")
+    _assert_crm_history_matches(diff)

@@ -27,7 +27,7 @@ from .store import (
     write_parts,
     zendesk_envelope,
 )
-from .truth import write_ground_truth
+from .truth import write_crm_truth, write_ground_truth
 
 __all__ = ["ENTITIES", "SIZES", "NotOurFolder", "SizeSpec", "generate"]
 
@@ -37,6 +37,7 @@ ENTITIES = {
     "crm/User": (lambda end: salesforce_envelope("User"), False),
     "crm/Contact": (lambda end: salesforce_envelope("Contact"), False),
     "crm/Opportunity": (lambda end: salesforce_envelope("Opportunity"), False),
+    "crm/AccountHistory": (lambda end: salesforce_envelope("AccountHistory"), False),
     "billing/customers": (lambda end: stripe_envelope("/v1/customers"), True),
     "billing/products": (lambda end: stripe_envelope("/v1/products"), True),
     "billing/prices": (lambda end: stripe_envelope("/v1/prices"), True),
@@ -56,6 +57,18 @@ ENTITIES = {
 EVENT_RETENTION_DAYS = 30
 """default days of Stripe events in the snapshot before the first extract day, as a real Stripe account
 keeps about 30 (0 = the whole history)"""
+
+FIELD_HISTORY_MONTHS = 18
+"""Salesforce keeps field history (AccountHistory) for 18 months: the snapshot holds the changes of the 18
+months before the first extract day, nothing older; each increment brings its own day's changes"""
+
+
+def months_before(day: dt.date, months: int) -> dt.date:
+    """The same day of the month ``months`` earlier (the month's last day when it is shorter)."""
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    month += 1
+    last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return dt.date(year, month, min(day.day, last))
 
 
 def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed: int = 42,
@@ -109,11 +122,13 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
             first_lo = None
             if entity == "billing/events" and retention:
                 first_lo = lo - retention * 86400  # events of the retention window before the snapshot day
+            if entity == "crm/AccountHistory":
+                first_lo = day_bounds(months_before(as_of, FIELD_HISTORY_MONTHS))[0]  # what Salesforce still keeps
             total = _count_latest(store, entity, first_lo if i == 0 else lo, hi)
             cursor = store.latest(entity, first_lo if i == 0 else lo, hi, descending=newest_first)
             write_parts(tmp / entity / day.isoformat(), iter_bodies(cursor), total, envelope(hi))
             written += total
-        if entity == "billing/events":
+        if entity in ("billing/events", "crm/AccountHistory"):
             # the manifest counts what the export holds: with a retention window, only the events kept
             # (raw_rows_match_manifest_counts reconciles the rows loaded with this number)
             counts[entity] = written
@@ -128,6 +143,7 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     ground_truth_dir.mkdir(parents=True, exist_ok=True)
     write_mark(ground_truth_dir, "ground_truth")
     truth_summary = write_ground_truth(company, ground_truth_dir, last_day)
+    truth_summary["crm_field_values"] = write_crm_truth(company, ground_truth_dir, last_day)
     (ground_truth_dir / "edge_cases.json").write_text(json.dumps(company.edge_cases, indent=1, sort_keys=True))
     bad = []
     if bad_input:
@@ -140,7 +156,7 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
         "start_date": spec.start_date.isoformat(), "end_date": spec.end_date.isoformat(),
         "as_of": as_of.isoformat(), "extract_days": [d.isoformat() for d in days],
         "reporting_currency": catalog.REPORTING_CURRENCY, "bad_input": bad_input, "counts": counts,
-        "event_retention_days": retention,
+        "event_retention_days": retention, "field_history_months": FIELD_HISTORY_MONTHS,
         "product": {"key_features": list(catalog.KEY_FEATURES), "plan_features": catalog.PLAN_FEATURES,
                     "onboarding_milestones": list(catalog.ONBOARDING_MILESTONES),
                     "value_event": catalog.VALUE_EVENT, "top_plan": "enterprise"},

@@ -39,6 +39,13 @@ NAME_B = ("Systems", "Labs", "Group", "Holdings", "Analytics", "Logistics", "Hea
 
 DELINQUENT_AFTER_DAYS = 30
 
+TRACKED_FIELDS = {"OwnerId": ("Owner", "owner_id"), "CSM__c": ("CSM__c", "csm_id"),
+                  "Segment__c": ("Segment__c", "segment"), "CSM_Sentiment__c": ("CSM_Sentiment__c", "csm_sentiment")}
+"""Account fields with field history tracking on: record field -> (AccountHistory.Field, ground-truth name).
+Salesforce names the standard owner field ``Owner`` in the history; custom fields keep their API name"""
+LOOKUP_FIELDS = {"OwnerId", "CSM__c"}
+"""lookups to User: Salesforce writes two history rows per change, the Ids (DataType EntityId) and the names (Text)"""
+
 
 def ts_of(day: dt.date, seconds: int) -> int:
     return day_bounds(day)[0] + seconds
@@ -196,6 +203,11 @@ class Company:
         self.tickets_open: dict[int, dict] = {}
         self.next_rating = 100_000_000
         self.next_nps = 4_100_000
+        # owner changes draw from their own stream, so adding them left every other draw as it was
+        self.owner_rnd = random.Random(seed * 104_729 + 3)
+        self.user_names: dict[str, str] = {}
+        self.crm_truth: list[tuple[int, str, str, str | None]] = []
+        """(ts, Account Id, ground-truth field name, value): every value the tracked fields took (truth.py)"""
         self._make_users()
         self._make_accounts()
 
@@ -228,6 +240,7 @@ class Company:
                     "SystemModstamp": sf_datetime(ts),
                 })
                 out.append(uid)
+                self.user_names[uid] = f"{first} {last}"
 
     def _make_accounts(self) -> None:
         spec, ra = self.spec, np.random.default_rng([self.seed, 1])
@@ -349,9 +362,28 @@ class Company:
             "CSM_Sentiment__c": None, "Product_Workspace_Id__c": acct.workspace,
             "NumberOfEmployees": acct.seats * 4, "CreatedDate": sf_datetime(acct.created), "IsDeleted": False,
         }
+        before = acct.crm_version
         v = dict(v, **changes, LastModifiedDate=sf_datetime(ts), SystemModstamp=sf_datetime(ts))
         acct.crm_version = v
         self.store.add("crm/Account", acct.sf_id, ts, v)
+        for name, (_, truth_name) in TRACKED_FIELDS.items():
+            if not before or before.get(name) != v.get(name):
+                self.crm_truth.append((ts, acct.sf_id, truth_name, v.get(name)))
+            if before and before.get(name) != v.get(name):
+                self._field_history(acct, ts, name, before.get(name), v.get(name))
+
+    def _field_history(self, acct: Account, ts: int, name: str, old, new) -> None:
+        """AccountHistory rows of one tracked field's change, as Salesforce writes them (queryAll shape)."""
+        rows = [("EntityId", old, new), ("Text", self.user_names.get(old), self.user_names.get(new))] \
+            if name in LOOKUP_FIELDS else [("DynamicEnum", old, new)]
+        for data_type, old_value, new_value in rows:
+            hid = self.ids.salesforce("017", self._count("account_history"))
+            self.store.add("crm/AccountHistory", hid, ts, {
+                "attributes": {"type": "AccountHistory", "url": f"/services/data/v62.0/sobjects/AccountHistory/{hid}"},
+                "Id": hid, "AccountId": acct.sf_id, "Field": TRACKED_FIELDS[name][0], "DataType": data_type,
+                "OldValue": old_value, "NewValue": new_value, "CreatedDate": sf_datetime(ts),
+                "CreatedById": acct.csm_id, "IsDeleted": False,
+            })
 
     def _account_arrives(self, acct: Account, day: dt.date) -> None:
         ts = acct.created
@@ -817,6 +849,11 @@ class Company:
             acct.csm_id = self.rnd.choice(self.csms)
             changes["CSM__c"] = acct.csm_id
             self.edge("csm_reassigned", acct.sf_id)
+        if self.owner_rnd.random() < 0.02 and len(self.aes) > 1:
+            # the account moves to another account executive (a territory change)
+            acct.owner_id = self.owner_rnd.choice([a for a in self.aes if a != acct.owner_id])
+            changes["OwnerId"] = acct.owner_id
+            self.edge("owner_reassigned", acct.sf_id)
         if acct.segment == "SMB" and acct.seats > 40:
             acct.segment = "Mid-Market"
             changes["Segment__c"] = acct.segment

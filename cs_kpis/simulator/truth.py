@@ -107,6 +107,28 @@ def write_ground_truth(company: Company, out: Path, last_day: dt.date) -> dict:
             "reactivation": sum(e[2] == "reactivation" for e in events)}
 
 
+def write_crm_truth(company: Company, out: Path, last_day: dt.date) -> int:
+    """``crm_account_fields.csv``: each account's tracked CRM fields (owner_id, csm_id, segment,
+    csm_sentiment) as end-of-day values, one row per day a field took a new value (from the account's
+    creation on, the whole history: nothing is cut at Salesforce's 18 months here). The value holds until
+    the field's next row. Taken from the simulation's own record of every Account version, never from the
+    exported AccountHistory."""
+    by_day: dict[tuple[str, str, dt.date], str | None] = {}
+    for ts, account_id, name, value in company.crm_truth:
+        d = day_of(ts)
+        if d <= last_day:
+            by_day[(account_id, name, d)] = value  # the last change of a day is the day's state
+    rows, prev = [], {}
+    for (account_id, name, d) in sorted(by_day):
+        value = by_day[(account_id, name, d)]
+        if (account_id, name) in prev and prev[(account_id, name)] == value:
+            continue
+        prev[(account_id, name)] = value
+        rows.append((account_id, name, d.isoformat(), "" if value is None else value))
+    _csv(out / "crm_account_fields.csv", ("account_id", "field", "from_day", "value"), rows)
+    return len(rows)
+
+
 def _csv(path: Path, header: tuple, rows: list) -> None:
     with path.open("w", newline="") as f:
         w = csv.writer(f)

@@ -72,6 +72,10 @@ class Warehouse:
                                    columns=["price_id", "usage_type"])
         # MRR changes (only what evaluate.py reads): the account's MRR from change_date on
         self.mrr_changes = pd.DataFrame(columns=["account_id", "change_date", "mrr"])
+        # the CRM state over time (marts.account_states): each account with its CSM since long before
+        self.account_states = pd.DataFrame(
+            [(a, "2020-01-01", None, CSM[a][0], False) for a in ACCOUNTS],
+            columns=["account_id", "valid_from", "valid_to", "csm_id", "is_deleted"])
 
     def add_paid_period(self, account: str, start: str, end: str, price: str = "price_licensed",
                         status: str = "paid") -> None:
@@ -96,6 +100,7 @@ class Warehouse:
             [("top_plan", "enterprise", None)], columns=["setting", "name", "value"]), {"value": "double"})
         write_frame(con, "marts.accounts", pd.DataFrame(
             [(a, f"Account {a}", CSM[a][0]) for a in ACCOUNTS], columns=["account_id", "account_name", "csm_id"]))
+        write_frame(con, "marts.account_states", self.account_states, {"valid_from": "date", "valid_to": "date"})
         write_frame(con, "staging.stg_crm__users", pd.DataFrame(
             [("u_csm1", "Cara Smith", "cara@example.com"), ("u_csm2", "Dev Patel", "dev@example.com")],
             columns=["user_id", "user_name", "email"]))

@@ -342,3 +342,23 @@ def test_rules_file_covers_every_type():
 def test_every_type_has_a_documented_sql_file(alert_type):
     text = (engine.SQL_DIR / f"{alert_type}.sql").read_text()
     assert text.startswith(f"-- {alert_type}:")
+
+
+def test_csm_routing_follows_the_crm_history(tmp_path):
+    """C moved from Cara (u_csm1) to Dev (u_csm2) on 03-01 (marts.account_states, rebuilt from Salesforce's
+    field history before the first load): the log names the CSM in charge on each event's day, and the
+    candidate (the digest) goes to the CSM in charge on the as-of day."""
+    wh = Warehouse()
+    wh.account_states = wh.account_states[wh.account_states["account_id"] != "C"]
+    wh.account_states.loc[len(wh.account_states)] = ["C", "2020-01-01", "2025-03-01", "u_csm1", False]
+    wh.account_states.loc[len(wh.account_states)] = ["C", "2025-03-01", None, "u_csm2", False]
+    set_cells(wh.scores, "C", "2025-01-30", "2025-02-03", band="red", score=20.0, delta_30d=-60.0)
+    set_cells(wh.scores, "C", "2025-03-20", "2025-03-31", band="red", score=25.0, delta_30d=float("nan"))
+    _, cand, log = run(tmp_path, wh)
+    rows = log[log["dedup_key"] == "C:health_red"]
+    owners = dict(zip(rows["event"], zip(rows["owner_id"], rows["owner_name"], strict=True), strict=True))
+    assert owners["raised"] == ("u_csm1", "Cara Smith")  # 01-30: before the change
+    assert owners["resolved"] == ("u_csm1", "Cara Smith")  # 02-04
+    assert owners["reopened"] == ("u_csm2", "Dev Patel")  # 03-20: after it
+    c = only(cand, "health_red").set_index("account_id")
+    assert (c.loc["C", "owner_id"], c.loc["C", "owner_name"]) == ("u_csm2", "Dev Patel")

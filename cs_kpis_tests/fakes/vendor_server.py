@@ -13,7 +13,8 @@ and pagination, with a small page size so that every listing spans several pages
   ``/v1/invoices/{id}/lines``. Bearer auth.
 - Salesforce ``/services/data/vNN.0/query|queryAll?q=SELECT … FROM X [WHERE f op literal] [ORDER BY f]``:
   records projected on the selected fields (plus ``attributes``), ``nextRecordsUrl`` (relative) until
-  ``done``; ``query`` hides ``IsDeleted`` rows. Bearer auth.
+  ``done``; ``query`` hides ``IsDeleted`` rows. ``AccountHistory`` (field history) is served like the
+  others, filtered and ordered on ``CreatedDate``. Bearer auth.
 - Zendesk ``/api/v2/incremental/organizations.json`` (time-based: ``next_page``, ``end_of_stream``,
   ``end_time``), ``/api/v2/incremental/tickets/cursor.json`` (``after_cursor``, ``end_of_stream``),
   ``/api/v2/ticket_metrics.json`` and ``/api/v2/satisfaction_ratings.json`` (offset ``next_page``).
@@ -53,7 +54,7 @@ DELIGHTED_API_KEY = "dlFakeValidKey00000000000000000"
 STRIPE_ENTITIES = (
     "customers", "products", "prices", "coupons", "subscriptions", "invoices", "events", "invoiceitems"
 )
-SALESFORCE_OBJECTS = ("Account", "User", "Contact", "Opportunity")
+SALESFORCE_OBJECTS = ("Account", "User", "Contact", "Opportunity", "AccountHistory")
 ZENDESK_ENTITIES = ("organizations", "tickets", "ticket_metrics", "satisfaction_ratings")
 
 

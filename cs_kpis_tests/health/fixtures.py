@@ -62,8 +62,8 @@ create table staging.stg_billing__invoices (invoice_id varchar, customer_id varc
 create table staging.stg_billing__invoice_lines (line_id varchar, invoice_id varchar, subscription_id varchar,
     price_id varchar, is_proration boolean, period_start timestamptz, period_end timestamptz);
 create table staging.stg_billing__prices (price_id varchar, usage_type varchar);
-create table staging.stg_crm__accounts (account_id varchar, csm_sentiment varchar, valid_from timestamptz,
-    valid_to timestamptz, is_deleted boolean);
+create table marts.account_states (account_id varchar, valid_from date, valid_to date, csm_id varchar,
+    segment varchar, csm_sentiment varchar, is_deleted boolean);
 """
 
 AS_OF = dt.date(2025, 4, 30)
@@ -165,7 +165,7 @@ def write_inputs(con) -> None:
         ("il_1", "in_1", "sub_a", "price_growth", False, "2025-03-01 00:00:00+00", "2025-04-01 00:00:00+00"),
     ])
     _insert(con, "staging.stg_billing__prices", [("price_growth", "licensed")])
-    _insert(con, "staging.stg_crm__accounts", [("acc_a", "Yellow", "2025-03-01 00:00:00+00", None, False)])
+    _insert(con, "marts.account_states", [("acc_a", "2025-03-01", None, "005csm_a", "SMB", "Yellow", False)])
 
 
 def build_models(con, names=("account_activity_daily", "account_indicators_daily", "engagement_monthly")) -> None:

@@ -114,7 +114,9 @@ def test_billing_and_sentiment(warehouse):
     assert r["cancellation_scheduled"] == 1     # requested 03-12
     assert row(con, dt.date(2025, 3, 11))["cancellation_scheduled"] == 0
     assert r["csm_sentiment"] == "Yellow"
-    assert row(con, dt.date(2025, 2, 27))["csm_sentiment"] is None  # the CRM version starts 03-01
+    assert row(con, dt.date(2025, 2, 27))["csm_sentiment"] is None  # the CRM state starts 03-01
+    assert (r["csm_id"], r["segment"]) == ("005csm_a", "SMB")  # CSM and segment as of the day, likewise
+    assert row(con, dt.date(2025, 2, 27))["csm_id"] is None
     assert r["mrr"] == 100 and r["arr"] == 1200 and r["is_active"]
     churned = row(con, dt.date(2025, 3, 1), "acc_c")
     assert churned["mrr"] == 0 and not churned["is_active"] and churned["plan"] is None

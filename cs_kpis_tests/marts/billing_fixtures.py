@@ -128,6 +128,10 @@ class Ledger:
         for a in self.accounts:
             con.execute("insert into staging.stg_crm__accounts values (?, ?, null, 'u1', 'u2', 'SMB', null, null, "
                         "null, null, now(), false, now(), null, true)", [a, a])
+        # no field history: marts.account_states is the loaded versions alone
+        con.execute("""create or replace table staging.stg_crm__account_history (history_id varchar,
+            account_id varchar, field_name varchar, tracked_field varchar, data_type varchar, old_value varchar,
+            new_value varchar, changed_at timestamptz, changed_by_id varchar, is_deleted boolean, extract_day date)""")
         for name, columns in BILLING_TABLES.items():
             con.execute(f"create or replace table staging.{name} ({columns})")
             for row in self.tables[name]:
@@ -148,7 +152,7 @@ class Ledger:
             day += dt.timedelta(days=1)
 
 
-MODEL_ORDER = ("accounts", "price_tiers", "subscription_history_states", "subscription_states", "subscription_periods", "mrr_daily_changes", "mrr_daily")
+MODEL_ORDER = ("accounts", "account_states", "price_tiers", "subscription_history_states", "subscription_states", "subscription_periods", "mrr_daily_changes", "mrr_daily")
 
 
 def build_marts(con: duckdb.DuckDBPyConnection, names=MODEL_ORDER) -> None:

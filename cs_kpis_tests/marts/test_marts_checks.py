@@ -19,6 +19,11 @@ CORRUPTIONS = {
     "mrr_daily_changes_unique_account_id_change_date":
         "insert into marts.mrr_daily_changes select * from marts.mrr_daily_changes limit 1",
     "accounts_unique_account_id": "insert into marts.accounts select * from marts.accounts limit 1",
+    "account_states_unique_account_id_valid_from":
+        "insert into marts.account_states select * from marts.account_states limit 1",
+    # a state that ends before it begins (or runs into the next): two states, or none, on a day
+    "account_states_do_not_overlap":
+        "update marts.account_states set valid_to = valid_from where account_id = 'A_once'",
     "subscription_periods_no_negative_mrr":
         "update marts.subscription_periods set mrr = -1 where subscription_id = 'sub_annual'",
     "mrr_daily_changes_no_negative_mrr":

@@ -28,7 +28,7 @@ def test_asset_specs(tmp_path: Path) -> None:
     assets = _assets(tmp_path, landing, ("crm", "billing", "product", "support", "nps"))
     specs = {spec.key.to_user_string(): spec for a in assets for spec in a.specs}
     assert "raw/billing/subscription_items" in specs and "raw/product/events" in specs
-    assert len(specs) == 21  # billing: 9 Stripe tables + invoice_items + fx_rates
+    assert len(specs) == 22  # billing: 9 Stripe tables + invoice_items + fx_rates; crm: 4 + account_history
     for key, spec in specs.items():
         assert key.startswith("raw/")
         assert spec.group_name == "raw"

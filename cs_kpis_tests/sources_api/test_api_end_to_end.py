@@ -131,7 +131,8 @@ def test_dagster_raw_assets_in_api_mode(company: dict[str, Path], server: Vendor
         env.delenv("CS_KPIS_INGEST_MODE")
     assert result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert len(materialized) == 21 and "raw/product/events" in materialized
+    assert len(materialized) == 22 and "raw/product/events" in materialized
+    assert "raw/crm/account_history" in materialized
     # the four vendors were called; the api-mode assets do not depend on the landing folder
     paths = {r.path for r in server.requests[before:]}
     assert any(p.startswith("/v1/customers") for p in paths)
@@ -168,7 +169,9 @@ def test_incremental_api_runs_with_lookback(company: dict[str, Path], server: Ve
     # incremental, not a full reload: the cursors went out as filters ...
     queries = [(r.path, r.query) for r in server.requests[before:]]
     soql = [q["q"][0] for p, q in queries if "/services/data/" in p and "q" in q]
-    assert soql and all("SystemModstamp >=" in q for q in soql)
+    # (field history rows are never modified: AccountHistory's cursor is its CreatedDate)
+    assert soql and all(("CreatedDate >=" if "FROM AccountHistory" in q else "SystemModstamp >=") in q for q in soql)
+    assert any("FROM AccountHistory" in q for q in soql)
     assert all(int(q["updated_since"][0]) > 0 for p, q in queries if p.startswith("/v1/survey_responses"))
     assert all(int(q["start_time"][0]) > 0 for p, q in queries if p.startswith("/api/v2/incremental/"))
     # ... and the second run read a fraction of what the first read (changes + the lookback window)

@@ -66,6 +66,16 @@ def rename_exports(landing: Path) -> dict[str, int]:
                         n += 1
             return n
         renamed[obj] = _rewrite(landing / "crm" / obj, "*/part-*.json", crm)
+
+    def history(env):
+        # field history names the changed field by its API name: the renamed org's names
+        n = 0
+        for rec in env["records"]:
+            if rec.get("Field") in CRM_RENAMES["Account"]:
+                rec["Field"] = CRM_RENAMES["Account"][rec["Field"]]
+                n += 1
+        return n
+    renamed["AccountHistory"] = _rewrite(landing / "crm" / "AccountHistory", "*/part-*.json", history)
     renamed["customers"] = _rewrite(landing / "billing" / "customers", "*/part-*.json",
                                     lambda env: sum(_rename_metadata(o) for o in env["data"]))
     renamed["subscriptions"] = _rewrite(landing / "billing" / "subscriptions", "*/part-*.json",
@@ -118,6 +128,8 @@ QUERIES = {
     "accounts": "select account_id, csm_id, segment, csm_sentiment, workspace_id from staging.stg_crm__accounts "
                 "order by all",
     "contacts": "select contact_id, role from staging.stg_crm__contacts order by all",
+    "account_history": "select history_id, tracked_field, old_value, new_value from staging.stg_crm__account_history "
+                       "order by all",
     "customers": "select customer_id, crm_account_id from staging.stg_billing__customers order by all",
     "subscriptions": "select subscription_id, crm_account_id from staging.stg_billing__subscriptions order by all",
     "organizations": "select organization_id, crm_account_id from staging.stg_support__organizations order by all",

@@ -24,7 +24,8 @@ CANDIDATES = dg.AssetKey(["alerts", "alert_candidates"])
 LOG = dg.AssetKey(["alerts", "alert_log"])
 # matched to the nightly schedule (02:00): warn after a missed night, fail after a day and a bit
 NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=24))
-EXTRA_DEPS = [dg.AssetKey(["marts", "accounts"]), dg.AssetKey(["staging", "stg_crm__users"])]
+EXTRA_DEPS = [dg.AssetKey(["marts", "accounts"]), dg.AssetKey(["marts", "account_states"]),
+              dg.AssetKey(["staging", "stg_crm__users"])]
 AFTER_RUN_TAG = "cs_kpis/alerts_after_run"
 """run tag of an alerts_refresh run: the failed run whose skipped alerts it rebuilds (automation/sensors.py)"""
 
@@ -93,7 +94,7 @@ CANDIDATE_DOCS = {
     "dedup_key": "account_id:alert_type; one alert per key at a time", "alert_type": "see alert_rules.yaml",
     "severity": "critical, high, medium or info", "status": "new, open, resolved or held (inputs broken)",
     "hold_reason": "why the alert is held: the input asset and its failed check or age",
-    "owner_id": "the account's CSM (marts.accounts.csm_id)", "owner_name": "the CSM's name",
+    "owner_id": "the account's CSM in charge on the as-of day (marts.account_states)", "owner_name": "the CSM's name",
     "arr": "12 x MRR on the as-of day, USD", "reason": "plain words with the numbers, as of last_seen",
     "first_seen": "first firing day of this alert", "last_seen": "last firing day",
     "last_raised": "last day it was raised or reminded (the cooldown counts from it)",

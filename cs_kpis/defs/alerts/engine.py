@@ -182,12 +182,25 @@ def log_frame(events: list[dict]) -> pd.DataFrame:
 
 
 OWNER_SQL = """
-    select a.account_id, a.account_name, a.csm_id as owner_id, u.user_name as owner_name, u.email as owner_email,
-        cast(i.arr as double) as arr
+    select a.account_id, a.account_name, coalesce(s.csm_id, a.csm_id) as owner_id, u.user_name as owner_name,
+        u.email as owner_email, cast(i.arr as double) as arr
     from marts.accounts as a
-    left join staging.stg_crm__users as u on u.user_id = a.csm_id
-    left join kpis.account_indicators_daily as i on i.account_id = a.account_id and i.day = ?
+    left join marts.account_states as s
+        on s.account_id = a.account_id and s.valid_from <= $day and (s.valid_to is null or s.valid_to > $day)
+    left join staging.stg_crm__users as u on u.user_id = coalesce(s.csm_id, a.csm_id)
+    left join kpis.account_indicators_daily as i on i.account_id = a.account_id and i.day = $day
 """
+"""each account's CSM in charge on the day (marts.account_states; the current one when no state covers it)"""
+
+CSM_ON_EVENT_DAY_SQL = """
+    select e.account_id, e.event_day, s.csm_id as day_owner_id, u.user_name as day_owner_name
+    from (select distinct account_id, cast(event_day as date) as event_day from _alert_event_days) as e
+    inner join marts.account_states as s
+        on s.account_id = e.account_id and s.valid_from <= e.event_day
+        and (s.valid_to is null or s.valid_to > e.event_day)
+    left join staging.stg_crm__users as u on u.user_id = s.csm_id
+"""
+"""the CSM in charge of each account on each event's day: the log names who owned the account when it happened"""
 
 
 def candidates(con, cond: pd.DataFrame, alerts: list[Alert], events: pd.DataFrame, rules: dict, as_of: date,
@@ -221,7 +234,7 @@ def candidates(con, cond: pd.DataFrame, alerts: list[Alert], events: pd.DataFram
     cols = ["dedup_key", "account_id", "alert_type", "severity", "status", "hold_reason", "reason",
             "first_seen", "last_seen", "last_raised", "as_of_day"]
     df = pd.DataFrame(rows, columns=cols)
-    owners = con.execute(OWNER_SQL, [as_of]).df()
+    owners = owners_frame(con, as_of)
     df = df.merge(owners, on="account_id", how="left")
     order = ["dedup_key", "account_id", "account_name", "alert_type", "severity", "status", "hold_reason",
              "owner_id", "owner_name", "owner_email", "arr", "reason", "first_seen", "last_seen", "last_raised",
@@ -257,6 +270,19 @@ def append_log(con, events: pd.DataFrame, owners: pd.DataFrame, rules: dict, as_
         return 0
     max_age = timedelta(days=int(rules.get("notify_max_age_days", 3)))
     ev = ev.merge(owners[["account_id", "owner_id", "owner_name", "arr"]], on="account_id", how="left")
+    # an event of a past day (a first run, a backfill) names the CSM of that day, where the CRM history knows it
+    con.register("_alert_event_days", ev[["account_id", "event_day"]])
+    try:
+        on_day = con.execute(CSM_ON_EVENT_DAY_SQL).df()
+    finally:
+        con.unregister("_alert_event_days")
+    if len(on_day):
+        on_day["event_day"] = pd.to_datetime(on_day["event_day"]).dt.date
+        ev = ev.merge(on_day, on=["account_id", "event_day"], how="left")
+        known = ev["day_owner_id"].notna()
+        ev.loc[known, "owner_id"] = ev.loc[known, "day_owner_id"]
+        ev.loc[known, "owner_name"] = ev.loc[known, "day_owner_name"]
+        ev = ev.drop(columns=["day_owner_id", "day_owner_name"])
     ev["notify"] = ev["event"].isin(NOTIFY_EVENTS) & (ev["event_day"].map(lambda d: as_of - d <= max_age))
     ev["run_id"] = run_id
     ev["_ord"] = range(len(ev))
@@ -280,7 +306,8 @@ def append_log(con, events: pd.DataFrame, owners: pd.DataFrame, rules: dict, as_
 
 
 def owners_frame(con, as_of: date) -> pd.DataFrame:
-    return con.execute(OWNER_SQL, [as_of]).df()
+    """Who an account's alerts go to on ``as_of``: its CSM in charge that day, with name, e-mail and ARR."""
+    return con.execute(OWNER_SQL, {"day": as_of}).df()
 
 
 def run_engine(con, rules: dict, holds: dict[str, str], run_id: str = "manual") -> dict:

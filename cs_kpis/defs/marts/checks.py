@@ -9,6 +9,15 @@ from cs_kpis.lib.checks import accepted_range_check, sql_check, unique_key_check
 PERIODS = dg.AssetKey(["marts", "subscription_periods"])
 CHANGES = dg.AssetKey(["marts", "mrr_daily_changes"])
 ACCOUNTS = dg.AssetKey(["marts", "accounts"])
+ACCOUNT_STATES = dg.AssetKey(["marts", "account_states"])
+ACCOUNT_STATES_DO_NOT_OVERLAP = "account_states_do_not_overlap"
+ACCOUNT_STATES_OVERLAP_SQL = """
+    select account_id, valid_from, valid_to, next_from, source
+    from (select account_id, valid_from, valid_to, source,
+                 lead(valid_from) over (partition by account_id order by valid_from) as next_from
+          from marts.account_states) as s
+    where valid_to <= valid_from or (next_from is not null and (valid_to is null or valid_to > next_from))
+"""
 STATES = dg.AssetKey(["marts", "subscription_states"])
 
 PERIODS_DO_NOT_OVERLAP = "subscription_periods_do_not_overlap"
@@ -289,6 +298,14 @@ marts_checks = [
     unique_key_check(PERIODS, "marts.subscription_periods", ["subscription_id", "start_date"]),
     unique_key_check(CHANGES, "marts.mrr_daily_changes", ["account_id", "change_date"]),
     unique_key_check(ACCOUNTS, "marts.accounts", ["account_id"]),
+    unique_key_check(ACCOUNT_STATES, "marts.account_states", ["account_id", "valid_from"]),
+    sql_check(
+        ACCOUNT_STATES, ACCOUNT_STATES_DO_NOT_OVERLAP,
+        "an account has one CRM state on any day: each row ends where the next begins (the rows rebuilt from "
+        "Salesforce's field history end on the first loaded snapshot's day). An overlap would give a day two "
+        "owners, CSMs or sentiments; see cs_kpis/defs/marts/README.md, 'CRM state before the first snapshot'",
+        ACCOUNT_STATES_OVERLAP_SQL,
+    ),
     accepted_range_check(PERIODS, "marts.subscription_periods", "mrr", low=0, name="subscription_periods_no_negative_mrr"),
     accepted_range_check(CHANGES, "marts.mrr_daily_changes", "mrr", low=0, name="mrr_daily_changes_no_negative_mrr"),
     sql_check(

@@ -66,7 +66,8 @@ WAREHOUSE_POOL = "warehouse"
 SAMPLE = 20
 """names listed in a check's description, at most"""
 
-CRM_FOLDERS = {"accounts": "Account", "users": "User", "contacts": "Contact", "opportunities": "Opportunity"}
+CRM_FOLDERS = {"accounts": "Account", "users": "User", "contacts": "Contact", "opportunities": "Opportunity",
+               "account_history": "AccountHistory"}
 """crm resource -> Salesforce object folder (as cs_kpis.sources.crm.settings.FOLDERS)"""
 NO_MANIFEST_COUNT = {("billing", "subscription_items"), ("billing", "invoice_lines"), ("billing", "fx_rates")}
 """children read their parent's files; fx rates are reference/fx_rates.csv"""

@@ -23,6 +23,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "users": "Salesforce Users (AEs and CSMs), latest version per Id.",
         "contacts": "Salesforce Contacts with their Segment user id, latest version per Id.",
         "opportunities": "Salesforce Opportunities (Amount in major units, CurrencyIsoCode), latest version per Id.",
+        "account_history": "Salesforce field history (AccountHistory, queryAll): one row per change of a tracked "
+        "Account field (owner, CSM, segment, CSM sentiment), Old/NewValue as text; Salesforce keeps 18 months. "
+        "Optional: the table exists even when no history came.",
     },
     "billing": {
         "customers": "Stripe customers with metadata__salesforce_account_id, latest version per id.",

@@ -1,4 +1,5 @@
-"""The ``crm`` dlt source: Salesforce Account (scd2 history), User, Contact and Opportunity."""
+"""The ``crm`` dlt source: Salesforce Account (scd2 history), User, Contact, Opportunity and AccountHistory
+(field history of the tracked Account fields)."""
 
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,7 @@ _api_reader = lazy_api_reader("cs_kpis.sources.crm.api")
 
 
 def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
-    """The four CRM entities, each with its contract; accounts keep scd2 history keyed on Id."""
+    """The five CRM entities, each with its contract; accounts keep scd2 history keyed on Id."""
     parsers = default_parsers()
     specs = []
     for resource, folder in settings.FOLDERS.items():
@@ -30,11 +31,15 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
                 prepare=lambda obj, resource=resource: [prepare_record(obj, resource, currencies)],
                 write_disposition=settings.SCD2_WRITE_DISPOSITION if scd2 else "merge",
                 merge_key=(settings.PRIMARY_KEY,) if scd2 else None,
-                cursor=settings.CURSOR_FIELD,
+                cursor=settings.CURSOR_FIELDS.get(resource, settings.CURSOR_FIELD),
                 lineage_columns=not scd2,
+                json_paths=frozenset(settings.HISTORY_VALUE_FIELDS) if resource == "account_history" else frozenset(),
+                materialize_empty=resource in settings.OPTIONAL_RESOURCES,
                 columns=column_hints({
                     "timestamp": settings.DATETIME_FIELDS.get(resource, ()),
                     "date": settings.DATE_FIELDS.get(resource, ()),
+                    "text": settings.TEXT_FIELDS.get(resource, ()),
+                    "bool": settings.BOOL_FIELDS.get(resource, ()),
                 }),
                 contract=Contract(
                     settings.CONTRACTS[resource], currencies=currencies, window=window, parsers=parsers
@@ -49,7 +54,8 @@ def crm_source(landing_dir: Path | str | None = None, mode: str = "files", api_c
     """Salesforce objects from the landing folder (``mode="files"``) or the REST API (``mode="api"``).
 
     Tables: ``crm__accounts`` (scd2: ``_dlt_valid_from``/``_dlt_valid_to``), ``crm__users``,
-    ``crm__contacts``, ``crm__opportunities``.
+    ``crm__contacts``, ``crm__opportunities``, ``crm__account_history`` (Salesforce field history: one row
+    per changed field, never modified; optional).
     """
     landing = Path(landing_dir) if landing_dir else None
     currencies = read_fx_currencies(landing) if landing else None

@@ -44,6 +44,10 @@ SOQL_FIELDS: dict[str, tuple[str, ...]] = {
         "Id", "AccountId", "Name", "Type", "StageName", "IsClosed", "IsWon", "CloseDate", "Amount",
         "CurrencyIsoCode", "OwnerId", "CreatedDate", "SystemModstamp", "IsDeleted",
     ),
+    # field history of the tracked Account fields; queryAll, as for the others (IsDeleted rows are told apart)
+    "AccountHistory": (
+        "Id", "AccountId", "Field", "DataType", "OldValue", "NewValue", "CreatedDate", "CreatedById", "IsDeleted",
+    ),
 }  # fmt: skip
 """the fields selected per object: the ones docs/LANDING.md lists, plus IsDeleted where the object has
 it and the standard Account.NumberOfEmployees (which the simulator writes)"""
@@ -100,16 +104,21 @@ class SalesforceQueryPaginator(JSONLinkPaginator):
             self._next_reference = None
 
 
+CURSOR_FIELDS: dict[str, str] = {"AccountHistory": "CreatedDate"}
+"""objects without SystemModstamp: history rows are written once, so their CreatedDate is the cursor"""
+
+
 def soql(config: SalesforceApiConfig, entity: str, since: int | None) -> str:
     """The SOQL query for ``entity``: its fields, modified since ``since`` (Unix seconds), oldest first."""
     fields = ", ".join(config.fields[entity])
+    # SystemModstamp, not LastModifiedDate: it also moves on system-side changes
+    cursor = CURSOR_FIELDS.get(entity, "SystemModstamp")
     where = ""
     if since is not None:
         # soql datetime literals are unquoted ISO-8601 in UTC
         stamp = datetime.fromtimestamp(int(since), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        # SystemModstamp, not LastModifiedDate: it also moves on system-side changes
-        where = f" WHERE SystemModstamp >= {stamp}"
-    return f"SELECT {fields} FROM {entity}{where} ORDER BY SystemModstamp"
+        where = f" WHERE {cursor} >= {stamp}"
+    return f"SELECT {fields} FROM {entity}{where} ORDER BY {cursor}"
 
 
 def iter_records(config: SalesforceApiConfig, entity: str, since: int | None = None) -> Iterator[RawRecord]:

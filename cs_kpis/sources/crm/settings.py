@@ -7,8 +7,18 @@ FOLDERS: dict[str, str] = {
     "users": "User",
     "contacts": "Contact",
     "opportunities": "Opportunity",
+    "account_history": "AccountHistory",
 }
 """resource -> Salesforce object (the landing folder and the API entity)"""
+
+OPTIONAL_RESOURCES: frozenset[str] = frozenset({"account_history"})
+"""may be absent or empty (an org without field history tracking on Account): the raw table is created anyway"""
+
+HISTORY_VALUE_FIELDS: tuple[str, ...] = ("OldValue", "NewValue")
+"""AccountHistory values are ``anyType`` (text, number, boolean, by the field changed): loaded as text"""
+
+CURSOR_FIELDS: dict[str, str] = {"account_history": "CreatedDate"}
+"""API mode cursor where the object has no SystemModstamp (history rows are never modified)"""
 
 PRIMARY_KEY = "Id"
 
@@ -17,10 +27,17 @@ DATETIME_FIELDS: dict[str, tuple[str, ...]] = {
     "users": ("CreatedDate", "SystemModstamp"),
     "contacts": ("CreatedDate", "SystemModstamp"),
     "opportunities": ("CreatedDate", "SystemModstamp"),
+    "account_history": ("CreatedDate",),
 }
 """Salesforce datetimes (``2025-12-16T13:05:30.000+0000``), loaded as timestamps"""
 
-DATE_FIELDS: dict[str, tuple[str, ...]] = {"opportunities": ("CloseDate",)}
+DATE_FIELDS: dict[str, tuple[str, ...]] = {"opportunities": ("CloseDate",), "account_history": ("_extract_day",)}
+
+TEXT_FIELDS: dict[str, tuple[str, ...]] = {
+    "account_history": ("Id", "AccountId", "Field", "DataType", "OldValue", "NewValue", "CreatedById"),
+}
+BOOL_FIELDS: dict[str, tuple[str, ...]] = {"account_history": ("IsDeleted",)}
+"""declared so the optional table has every column staging reads even when no history row ever came"""
 
 CURRENCY_FIELDS: dict[str, tuple[str, ...]] = {"opportunities": ("CurrencyIsoCode",)}
 
@@ -62,5 +79,11 @@ CONTRACTS: dict[str, dict[str, Field]] = {
         "IsClosed": Field("bool"), "IsWon": Field("bool"), "CloseDate": Field("date"),
         "Amount": Field("number", min=0), "CurrencyIsoCode": Field("currency"), "OwnerId": _REF,
         "CreatedDate": _DT, "SystemModstamp": _DT,
+    },
+    # field history (queryAll AccountHistory): OldValue/NewValue are anyType, so not declared here
+    "account_history": {
+        "Id": _ID, "AccountId": Field("text", required=True), "Field": Field("text", required=True),
+        "DataType": Field("text"), "CreatedDate": Field("sf_datetime", required=True), "CreatedById": _REF,
+        "IsDeleted": Field("bool"),
     },
 }

@@ -3,8 +3,9 @@
 -- data's as-of day. Trailing windows include the day itself ("30 days" = day-29 .. day) and are window
 -- functions over the dense account x day grid joined to kpis.account_activity_daily, so the cost is a few
 -- rows per account-day, not a scan of raw events per day. Point in time: every value uses only facts dated
--- on or before the day (ticket priority and reopen counts are their latest state; CSM sentiment is the
--- CRM's SCD2 version in force, so it is null before the CRM history starts). Indicators without data are
+-- on or before the day (ticket priority and reopen counts are their latest state; CSM sentiment, CSM and
+-- segment are the CRM state in force, marts.account_states: loaded versions, rebuilt from Salesforce's field
+-- history before the first load, null before that history starts). Indicators without data are
 -- null (not 0), so the health score can leave them out.
 -- Build window: kpis._health_build_window holds the first day to (re)build (start_day; null = each
 -- account's whole history) and a range of accounts (account_from .. account_to; null = all). Rows are produced for days >= start_day only; the trailing windows read the
@@ -47,6 +48,8 @@
 -- @column nps_responses_90d: NPS responses in the last 90 days
 -- @column nps_90d: % promoters - % detractors over the last 90 days, -100..100 (null without responses)
 -- @column csm_sentiment: the CRM's CSM sentiment picklist value in force (Green, Yellow, Red), null when unrated or unknown
+-- @column csm_id: the CSM (User id) in charge of the account that day (marts.account_states), null when unknown
+-- @column segment: the account's CRM segment that day (marts.account_states), null when unknown; the revenue KPIs use the current segment instead
 -- @column max_days_past_due: days past due of the oldest unpaid invoice (0 when none is past due)
 -- @column failed_payments_90d: failed payment attempts in the last 90 days
 -- @column days_to_renewal: days until the current paid period of a licensed subscription ends (null when none)
@@ -294,13 +297,15 @@ solved_90d as (
 ),
 
 sentiment as (
-    select g.gk, max(a.csm_sentiment) as csm_sentiment
+    -- the CRM state in force at the end of the day: loaded versions, and before the first load the state
+    -- rebuilt from Salesforce's field history (marts.account_states; one row per account and day)
+    select g.gk, max(a.csm_sentiment) as csm_sentiment, max(a.csm_id) as csm_id, max(a.segment) as segment
     from grid as g
-    inner join staging.stg_crm__accounts as a
+    inner join marts.account_states as a
         on a.account_id = g.account_id
-        and cast(a.valid_from as date) <= g.day
-        and (a.valid_to is null or cast(a.valid_to as date) > g.day)
-    where not coalesce(a.is_deleted, false)
+        and a.valid_from <= g.day
+        and (a.valid_to is null or a.valid_to > g.day)
+    where not a.is_deleted
     group by g.gk
 ),
 
@@ -436,6 +441,8 @@ select
         then 100.0 * cast(w.nps_promoters_90d - w.nps_detractors_90d as double) / cast(w.nps_responses_90d as double)
     end as nps_90d,
     se.csm_sentiment,
+    se.csm_id,
+    se.segment,
     coalesce(pd.max_days_past_due, 0) as max_days_past_due,
     cast(w.failed_payments_90d as bigint) as failed_payments_90d,
     rn.days_to_renewal,
