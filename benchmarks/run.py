@@ -45,7 +45,8 @@ def bench_simulator(sizes: list[str], seed: int) -> list[dict]:
                              check=False, capture_output=True, text=True, cwd=ROOT)
         if res.returncode:
             raise SystemExit(f"simulator {size} failed:\n{res.stderr[-3000:]}")
-        r = json.loads(res.stdout.strip().splitlines()[-1])
+        # the simulator may print progress lines of its own: the result is the line the child wrote last
+        r = json.loads(next(line for line in reversed(res.stdout.splitlines()) if line.startswith('{"seconds"')))
         events = r["counts"]["product/events"]
         rows.append({"size": size, "seconds": r["seconds"], "wall_seconds": round(time.perf_counter() - started, 1),
                      "peak_rss_mb": r["peak_rss_mb"], "landing_mb": _du_mb(landing), "events": events,
