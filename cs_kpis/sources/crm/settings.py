@@ -22,6 +22,10 @@ DATETIME_FIELDS: dict[str, tuple[str, ...]] = {
 
 DATE_FIELDS: dict[str, tuple[str, ...]] = {"opportunities": ("CloseDate",)}
 
+TEXT_FIELDS: dict[str, tuple[str, ...]] = {"accounts": ("ParentId",)}
+"""declared text columns: ParentId is null on every account of a company without hierarchies, and dlt
+creates no column for an all-null field unless it is declared (staging reads it)"""
+
 CURRENCY_FIELDS: dict[str, tuple[str, ...]] = {"opportunities": ("CurrencyIsoCode",)}
 
 NON_NEGATIVE_FIELDS: dict[str, tuple[str, ...]] = {"opportunities": ("Amount",)}
