@@ -44,18 +44,20 @@ def build(engine: str, landing: Path, state: Path, size: str) -> dict:
 
     defs = load_defs()
     keys = [k for k in defs.resolve_all_asset_keys() if k.path[0] in LAYERS]
+    instance = dg.DagsterInstance.ephemeral()
     t0 = time.perf_counter()
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        asset_selection=keys, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+        asset_selection=keys, instance=instance, raise_on_error=False)
     total = time.perf_counter() - t0
     started, seconds = {}, defaultdict(float)
-    for event in result.all_events:
-        if event.step_key is None:
+    for record in instance.all_logs(result.run_id):  # event log entries carry the timestamps
+        event = record.dagster_event
+        if event is None or event.step_key is None:
             continue
         if event.event_type_value == "STEP_START":
-            started[event.step_key] = event.timestamp
+            started[event.step_key] = record.timestamp
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started:
-            seconds[layer_of(event.step_key)] += event.timestamp - started.pop(event.step_key)
+            seconds[layer_of(event.step_key)] += record.timestamp - started.pop(event.step_key)
     failed = sorted({e.step_key for e in result.all_events if e.is_step_failure})
     return {"engine": engine, "size": size, "success": result.success, "failed_steps": failed,
             "spark_startup_s": startup, "run_s": round(total, 1),

@@ -195,12 +195,12 @@ DEMO_PRODUCT = ProductSettings(
 _SPARK_REMOTE = re.compile(r"^(local(\[(\d+|\*)\])?|sc://[A-Za-z0-9.\-]+(:\d+)?(/[^\s;]*)?(;[^\s]*)?)$")
 
 
-def check_spark_remote(value: str) -> str:
-    """``local``, ``local[N]``, ``local[*]`` or ``sc://host[:port]`` (a Spark Connect URL); a token in the URL
-    is refused: it is a credential (set ``SPARK_REMOTE`` in the environment or Databricks' own config)."""
+def check_spark_remote(value: str, credentials_allowed: bool = False) -> str:
+    """``local``, ``local[N]``, ``local[*]`` or ``sc://host[:port]`` (a Spark Connect URL). In the file a token
+    in the URL is refused: it is a credential (the environment's CS_KPIS_SPARK_REMOTE may carry one)."""
     if not _SPARK_REMOTE.match(value or ""):
         raise ValueError(f"{value!r} is not a Spark Connect URL (local[2] or sc://host:15002)")
-    if _SECRET_KEY.search(value):
+    if not credentials_allowed and _SECRET_KEY.search(value):
         raise ValueError("the Spark Connect URL carries a credential; keep it out of the file (environment only)")
     return value
 

@@ -61,18 +61,14 @@ class EngineSettings:
     spark_remote: str
     lake_dir: Path
 
-    def describe(self) -> str:
-        if self.engine == "duckdb":
-            return "duckdb (the warehouse file)"
-        return f"spark at {self.spark_remote}, lake {self.lake_dir}"
-
 
 def resolve(engine: str = "", spark_remote: str = "", lake_dir: str = "") -> EngineSettings:
     """The engine to use: explicit values, then the environment, then the company config, then DuckDB."""
     from cs_kpis import settings
     from cs_kpis.config import load
 
-    cfg = load().engine
+    company = load()
+    cfg = company.engine
     chosen = (engine or os.environ.get(ENV_ENGINE, "") or cfg.kind).strip().lower()
     if chosen not in ENGINES:
         raise ValueError(f"{ENV_ENGINE} (or engine.kind in the company config) must be one of {ENGINES}, "
@@ -80,17 +76,23 @@ def resolve(engine: str = "", spark_remote: str = "", lake_dir: str = "") -> Eng
     remote = (spark_remote or os.environ.get(ENV_SPARK_REMOTE, "") or cfg.spark_remote).strip()
     from cs_kpis.config import check_spark_remote
 
-    check_spark_remote(remote)
+    # a URL from the environment (a secret store) may carry a token; the config file's may not (validated there)
+    check_spark_remote(remote, credentials_allowed=True)
     lake = lake_dir or os.environ.get(ENV_LAKE_DIR, "")
     if lake:
         lake_path = Path(lake).expanduser().resolve()
     elif cfg.lake_dir is not None:
-        source = load().source_file
+        source = company.source_file
         lake_path = cfg.lake_dir if cfg.lake_dir.is_absolute() or source is None else (source.parent / cfg.lake_dir)
         lake_path = lake_path.resolve()
     else:
         lake_path = settings.state_dir() / "lake"
     return EngineSettings(chosen, remote, lake_path)
+
+
+def redacted(remote: str) -> str:
+    """The Spark Connect URL without its parameters (``;token=...``): safe for logs and metadata."""
+    return remote.split(";", 1)[0]
 
 
 def ensure_lake(lake: Path) -> Path:
@@ -240,7 +242,7 @@ def build_on_spark(con, model, chosen: EngineSettings) -> dict[str, Any]:
     sqllib.drop_other_kind(con, model.schema, model.name, "table")
     con.execute(f"create or replace table {model.table} as select * from read_parquet('{out}/*.parquet')")
     meta = sqllib.table_metadata(con, model.schema, model.name, model.columns)
-    return {**meta, "engine": f"spark ({chosen.spark_remote})", "spark_seconds": round(spark_seconds, 2),
+    return {**meta, "engine": f"spark ({redacted(chosen.spark_remote)})", "spark_seconds": round(spark_seconds, 2),
             "lake_path": str(out)}
 
 

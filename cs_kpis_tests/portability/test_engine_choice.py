@@ -70,3 +70,19 @@ def test_the_lake_is_never_a_folder_of_someone_else(tmp_path):
     ours = ensure_lake(tmp_path / "ours")
     assert (ours / LAKE_MARKER).exists()
     assert ensure_lake(ours) == ours  # ours, with files in it: fine
+
+
+def test_a_token_may_come_from_the_environment_only(no_engine_env, monkeypatch):
+    url = "sc://dbc-1.cloud.databricks.com:443/;use_ssl=true;token=dapi123;x-databricks-cluster-id=0101"
+    monkeypatch.setenv("CS_KPIS_SPARK_REMOTE", url)
+    assert resolve().spark_remote == url
+    monkeypatch.setenv("CS_KPIS_SPARK_REMOTE", "spark.internal:15002")
+    with pytest.raises(ValueError, match="not a Spark Connect URL"):
+        resolve()
+
+
+def test_the_url_shown_in_metadata_has_no_token():
+    from cs_kpis.lib.engine import redacted
+
+    assert redacted("sc://h:443/;use_ssl=true;token=dapi123") == "sc://h:443/"
+    assert redacted("local[2]") == "local[2]"
