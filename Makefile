@@ -12,8 +12,8 @@ PYTEST ?= $(VENV_PY) -m pytest
 PYTEST_ARGS ?=
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
-# where the SQL models run: duckdb (default) or spark; an exported CS_KPIS_ENGINE counts too
-ENGINE ?= $(CS_KPIS_ENGINE)
+# where the SQL models run: duckdb (default) or spark (an exported CS_KPIS_ENGINE works too)
+ENGINE ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run test ui clean-state
@@ -38,7 +38,7 @@ $(STAMP): pyproject.toml
 # materialize every asset and asset check in-process; the summary lists tables and check results.
 # ENGINE=spark runs the SQL models on Spark Connect (local[2], or CS_KPIS_SPARK_REMOTE); docs/SCALE_OUT.md
 run: venv
-	CS_KPIS_ENGINE=$(ENGINE) $(VENV_PY) -m cs_kpis.run
+	$(if $(ENGINE),CS_KPIS_ENGINE=$(ENGINE) )$(VENV_PY) -m cs_kpis.run
 
 # the whole suite; pytest's exit code 5 ("no tests collected") counts as a failure, not a pass.
 # The KPI report's browser test needs Debian's chromium: installed here when missing and apt is usable;
