@@ -6,6 +6,10 @@ Each engine builds raw -> staging -> marts -> kpis -> alerts from the same landi
 folder (one Dagster run in this process, as ``python -m cs_kpis.run --select`` does). Printed per engine: the
 wall-clock seconds of every layer's steps (asset steps and their checks), summed; Spark's session start-up
 is measured once, before its run, and reported apart. One JSON line per engine.
+
+    python -m benchmarks.engines --compare <duckdb state folder> <spark state folder>
+
+compares the two builds' revenue tables row for row (Spark's own Parquet files against DuckDB's tables).
 """
 
 import argparse
@@ -64,13 +68,44 @@ def build(engine: str, landing: Path, state: Path, size: str) -> dict:
             "layers_s": {layer: round(seconds.get(layer, 0.0), 1) for layer in LAYERS}}
 
 
+COMPARED = (("kpis", "revenue_monthly"), ("kpis", "revenue_monthly_parent"), ("marts", "mrr_monthly"),
+            ("marts", "subscription_states"))
+
+
+def compare(duckdb_state: Path, spark_state: Path) -> dict:
+    """The Spark build's own Parquet files (``<state>/lake``) against the DuckDB build's tables, row for row
+    (the portability tests' normalisation); kpis.health_scores_daily (DuckDB in both modes) mirror to table."""
+    import duckdb
+
+    from cs_kpis_tests.portability.compare import differences
+
+    out = {}
+    with duckdb.connect(str(duckdb_state / "warehouse" / "cs_kpis.duckdb"), read_only=True) as duck, \
+            duckdb.connect(str(spark_state / "warehouse" / "cs_kpis.duckdb"), read_only=True) as mirror:
+        for schema, table in COMPARED:
+            want = duck.sql(f"select * from {schema}.{table}").to_arrow_table()
+            got = duck.sql(f"select * from read_parquet('{spark_state}/lake/{schema}/{table}/*.parquet')").to_arrow_table()
+            out[f"{schema}.{table}"] = {"rows": want.num_rows, "differences": differences(want, got)}
+        sql = "select * from kpis.health_scores_daily"
+        want, got = duck.sql(sql).to_arrow_table(), mirror.sql(sql).to_arrow_table()
+        out["kpis.health_scores_daily"] = {"rows": want.num_rows, "differences": differences(want, got)}
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.engines", description=__doc__.splitlines()[0])
-    parser.add_argument("--landing", type=Path, required=True, help="a generated company (landing folder)")
+    parser.add_argument("--landing", type=Path, help="a generated company (landing folder)")
     parser.add_argument("--size", default="tiny", help="the demo size the landing folder was generated with")
     parser.add_argument("--engines", nargs="+", default=["duckdb", "spark"], choices=["duckdb", "spark"])
     parser.add_argument("--out", type=Path, default=Path("bench_out") / "engines")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("DUCKDB_STATE", "SPARK_STATE"),
+                        help="compare two finished builds (their state folders) instead of building")
     args = parser.parse_args(argv)
+    if args.compare:
+        print(json.dumps(compare(*(p.resolve() for p in args.compare))))
+        return 0
+    if args.landing is None:
+        parser.error("--landing is required to build")
     for engine in args.engines:
         state = (args.out / f"{args.size}-{engine}-{int(time.time())}").resolve()
         print(json.dumps(build(engine, args.landing.resolve(), state, args.size)), flush=True)
