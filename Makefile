@@ -12,6 +12,8 @@ PYTEST ?= $(VENV_PY) -m pytest
 PYTEST_ARGS ?=
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
+# where the SQL models run: duckdb (default) or spark (an exported CS_KPIS_ENGINE works too)
+ENGINE ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run test ui clean-state
@@ -19,6 +21,7 @@ UI_PORT ?= 3000
 # list the targets
 help:
 	@echo "make run          build every asset and run every check (creates .venv on first use)"
+	@echo "make run ENGINE=spark   the same with the SQL models on local Spark Connect (needs Java 17+)"
 	@echo "make test         run the test suite"
 	@echo "make ui           Dagster UI on http://$(UI_HOST):$(UI_PORT) (runs from 'make run' are listed there)"
 	@echo "make venv         create .venv with $(PYTHON) and install the project (run, test and ui do it themselves)"
@@ -32,9 +35,10 @@ $(STAMP): pyproject.toml
 	$(VENV_PY) -m pip install --disable-pip-version-check -e '.[dev,spark]'
 	@touch $(STAMP)
 
-# materialize every asset and asset check in-process; the summary lists tables and check results
+# materialize every asset and asset check in-process; the summary lists tables and check results.
+# ENGINE=spark runs the SQL models on Spark Connect (local[2], or CS_KPIS_SPARK_REMOTE); docs/SCALE_OUT.md
 run: venv
-	$(VENV_PY) -m cs_kpis.run
+	$(if $(ENGINE),CS_KPIS_ENGINE=$(ENGINE) )$(VENV_PY) -m cs_kpis.run
 
 # the whole suite; pytest's exit code 5 ("no tests collected") counts as a failure, not a pass.
 # The KPI report's browser test needs Debian's chromium: installed here when missing and apt is usable;

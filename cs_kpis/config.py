@@ -8,6 +8,7 @@ The file (YAML, template and every key documented in ``examples/company.yaml``) 
 - ``systems``: per system (crm, billing, product, support, nps) its ``mode`` (files, api or off) and its
   join keys and custom field names;
 - ``product``: the product configuration the health indicators need.
+- ``engine``: where the SQL models run, ``duckdb`` (default) or ``spark`` (docs/SCALE_OUT.md).
 
 It is validated with pydantic: an unknown key, a missing one or a bad value raises :class:`ConfigError`
 naming the key and the file. Every name that reaches SQL (a field that becomes a raw column) is checked
@@ -191,6 +192,33 @@ DEMO_PRODUCT = ProductSettings(
 )
 
 
+_SPARK_REMOTE = re.compile(r"^(local(\[(\d+|\*)\])?|sc://[A-Za-z0-9.\-]+(:\d+)?(/[^\s;]*)?(;[^\s]*)?)$")
+
+
+def check_spark_remote(value: str, credentials_allowed: bool = False) -> str:
+    """``local``, ``local[N]``, ``local[*]`` or ``sc://host[:port]`` (a Spark Connect URL). In the file a token
+    in the URL is refused: it is a credential (the environment's CS_KPIS_SPARK_REMOTE may carry one)."""
+    if not _SPARK_REMOTE.match(value or ""):
+        raise ValueError(f"{value!r} is not a Spark Connect URL (local[2] or sc://host:15002)")
+    if not credentials_allowed and _SECRET_KEY.search(value):
+        raise ValueError("the Spark Connect URL carries a credential; keep it out of the file (environment only)")
+    return value
+
+
+class EngineConfig(_Strict):
+    """Where the SQL models run (docs/SCALE_OUT.md); CS_KPIS_ENGINE / CS_KPIS_SPARK_REMOTE override it."""
+
+    kind: Literal["duckdb", "spark"] = Field("duckdb", description="duckdb (default) or spark")
+    spark_remote: str = Field("local[2]", description="Spark Connect URL: local[2] or sc://host:15002")
+    lake_dir: Path | None = Field(None, description="Spark's Parquet tables, relative to the file; "
+                                                    "default <state>/lake")
+
+    @field_validator("spark_remote")
+    @classmethod
+    def _remote(cls, value: str) -> str:
+        return check_spark_remote(value)
+
+
 class CompanyConfig(_Strict):
     profile: str = Field(description="the company's name; 'demo' is reserved for the built-in profile")
     reporting_currency: str = Field("USD", description="ISO 4217 code every amount is converted to")
@@ -198,6 +226,7 @@ class CompanyConfig(_Strict):
     landing_dir: Path | None = Field(None, description="landing folder for files mode, relative to the file")
     systems: Systems = Systems()
     product: ProductSettings
+    engine: EngineConfig = EngineConfig()
     source_file: Path | None = Field(None, exclude=True, description="set by load(), not by the file")
 
     @field_validator("profile")

@@ -438,6 +438,15 @@ def main(argv: list[str] | None = None) -> int:
     what = (f"every asset ({len(keys)})" if everything
             else f"{len(keys)} asset{'' if len(keys) == 1 else 's'} ({args.select})")
     print(f"cs_kpis: materializing {what} and their checks, in-process")
+    from cs_kpis.lib.engine import redacted, resolve
+
+    try:
+        engine = resolve()
+    except ValueError as e:  # CS_KPIS_ENGINE / CS_KPIS_SPARK_REMOTE not valid: say so before any step runs
+        print(f"python -m cs_kpis.run: {e}", file=sys.stderr)
+        return 2
+    if engine.engine != "duckdb":  # the default prints nothing new
+        print(f"SQL models on {engine.engine} ({redacted(engine.spark_remote)}), Parquet tables in {engine.lake_dir}")
     with dg.DagsterInstance.get() as instance:
         for run_id in release_abandoned_runs(instance):
             print(f"marked abandoned run {run_id} failed and released its pool slots")

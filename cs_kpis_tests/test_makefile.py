@@ -50,6 +50,13 @@ def test_make_run_creates_the_venv_when_missing(tmp_path):
     assert lines[-1] == f"{venv}/bin/python -m cs_kpis.run"
 
 
+def test_make_run_engine_spark_sets_the_engine(tmp_path):
+    venv = tmp_path / "fresh" / ".venv"
+    result = _make("-n", "run", f"VENV={venv}", "ENGINE=spark")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"CS_KPIS_ENGINE=spark {venv}/bin/python -m cs_kpis.run"
+
+
 def test_ci_script_ends_with_make_test():
     script = (REPO / ".ci" / "run").read_text().strip().splitlines()
     assert script[-1] == "make test"

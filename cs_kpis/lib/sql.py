@@ -25,6 +25,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from cs_kpis.config import render_sql
+from cs_kpis.lib.engine import SQL_ENGINE, SqlEngineResource
 
 WAREHOUSE_POOL = "warehouse"
 """every step that writes the DuckDB warehouse runs in this one-at-a-time pool (see dagster.yaml)"""
@@ -115,20 +116,24 @@ def build(con, model: SqlModel) -> dict:
     con.execute(f"create schema if not exists {model.schema}")
     con.execute("set TimeZone = 'UTC'")  # casts of timestamptz to date are UTC days everywhere
     kind = "view" if model.materialized == "view" else "table"
-    other = "table" if kind == "view" else "view"
-    # a model may switch between table and view: drop the other kind first
-    exists = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ? and table_type = ?",
-        [model.schema, model.name, "VIEW" if other == "view" else "BASE TABLE"],
-    ).fetchall()[0][0]
-    if exists:
-        con.execute(f"drop {other} {model.table}")
+    drop_other_kind(con, model.schema, model.name, kind)
     # {{ name }} placeholders: the company's field names (join keys, custom fields), validated, at run time
     sql = render_sql(model.sql, where=f"model {model.table}")
     con.execute(f"create or replace {kind} {model.table} as\n{sql}")
     if kind == "table":
         bigint_instead_of_hugeint(con, model.schema, model.name)
     return table_metadata(con, model.schema, model.name, model.columns)
+
+
+def drop_other_kind(con, schema: str, name: str, kind: str) -> None:
+    """A model may switch between table and view (or a Spark-built table replace a view): drop the other kind."""
+    other = "table" if kind == "view" else "view"
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ? and table_type = ?",
+        [schema, name, "VIEW" if other == "view" else "BASE TABLE"],
+    ).fetchall()[0][0]
+    if exists:
+        con.execute(f"drop {other} {schema}.{name}")
 
 
 def bigint_instead_of_hugeint(con, schema: str, table: str) -> list[str]:
@@ -189,10 +194,14 @@ def _sql_asset(model: SqlModel, group: str, owners: list[str], extra_metadata,
         pool=WAREHOUSE_POOL,
         metadata={"grain": ", ".join(model.grain)} if model.grain else None,
         freshness_policy=freshness_policy,
+        # one shared instance: an asset materialized without Definitions' resources still has its engine
+        resource_defs={"sql_engine": SQL_ENGINE},
     )
-    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+               sql_engine: SqlEngineResource) -> dg.MaterializeResult:
         with duckdb.get_connection() as con:
-            meta = build(con, model)
+            # the engine seam (cs_kpis/lib/engine.py): DuckDB by default, or Spark Connect, then DuckDB's mirror
+            meta = sql_engine.build(con, model)
             if extra_metadata is not None:
                 meta.update(extra_metadata(con, model) or {})
         return dg.MaterializeResult(metadata=meta)

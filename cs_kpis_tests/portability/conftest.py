@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from cs_kpis.lib.engine import ensure_lake, register, spark_session
 from cs_kpis.lib.portable import tables_read
 from cs_kpis_tests.tiny_build import build_tiny_company
 
@@ -49,30 +50,14 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     if problem:
         pytest.skip(problem)
     try:
-        from pyspark.sql import SparkSession
+        import pyspark.sql  # noqa: F401
     except ImportError as e:  # the project installs it (extra `spark`); a bare `pip install -e .` does not
         pytest.skip(f"pyspark is not installed ({e}); `pip install -e '.[dev,spark]'` (make venv) installs it")
-    root = tmp_path_factory.mktemp("spark")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SPARK_LOCAL_IP", "127.0.0.1")  # the local server (a child JVM) binds 127.0.0.1 only
-        session = _start(SparkSession, root)
+    # the engine's own session (cs_kpis/lib/engine.py): a local server on a free port, not pyspark's fixed
+    # 15002, so parallel test runs on one machine do not collide
+    session = spark_session(SPARK_REMOTE, ensure_lake(tmp_path_factory.mktemp("spark")))
     yield session
     session.stop()
-
-
-def _start(SparkSession, root: Path):
-    return (
-        SparkSession.builder.remote(SPARK_REMOTE)
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.warehouse.dir", str(root / "warehouse"))
-        .config("spark.local.dir", str(root / "local"))
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.ansi.enabled", "true")
-        .getOrCreate()
-    )
 
 
 def _export(con: duckdb.DuckDBPyConnection, schema: str, table: str, to: Path) -> Path:
@@ -101,22 +86,10 @@ def parquet_inputs(tiny_warehouse, tmp_path_factory) -> dict[tuple[str, str], Pa
 @pytest.fixture(scope="package")
 def spark_tables(spark, parquet_inputs):
     """The Parquet inputs as Spark tables under the same ``schema.table`` names."""
-    for schema in sorted({s for s, _ in parquet_inputs}):
-        spark.sql(f"create database if not exists {schema}")
+    # replaced if there: an end-to-end build on the same session may have registered its own tables
     for (schema, table), path in parquet_inputs.items():
-        spark.sql(f"create table if not exists {schema}.{table} {_declared_columns(path)}using parquet location '{path}'")
+        register(spark, schema, table, path)
     return parquet_inputs
-
-
-def _declared_columns(path: Path) -> str:
-    """Spark cannot infer a schema from a Parquet file without rows: declare it from the file's own schema."""
-    import pyarrow.parquet as pq
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    if pq.ParquetFile(path).metadata.num_rows > 0:
-        return ""
-    struct = from_arrow_schema(pq.read_schema(path), prefer_timestamp_ntz=True)
-    return "(" + ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in struct.fields) + ") "
 
 
 @pytest.fixture(scope="session")

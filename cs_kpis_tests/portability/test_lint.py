@@ -9,20 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from cs_kpis.lib.portable import lint, strip_templating
+from cs_kpis.lib.portable import lint, strip_templating, to_spark
 
 DEFS = Path(__file__).resolve().parents[2] / "cs_kpis" / "defs"
 SQL_FILES = sorted(DEFS.glob("*/sql/*.sql"))
 
 # file (relative to cs_kpis/defs) -> rule -> (how many, why it is tolerated for now)
 ALLOWED: dict[str, dict[str, tuple[int, str]]] = {
-    "staging/sql/stg_crm__accounts.sql": {
-        "union-by-name": (1, ("empty branch adding parent_id when dlt created no column for an all-null ParentId; "
-                             "goes once the crm source declares the column (staging/README.md, known gap)")),
-    },
     "marts/sql/subscription_states.sql": {
-        "duckdb-json": (1, ("json_transform parses the subscription object; the Spark form is from_json with a DDL "
-                           "schema (issue 19: one portable form for the JSON parse)")),
         "ratio-not-double": (2, ("weekly/daily interval -> months (12.0 * n / 52.0, / 365.0): DECIMAL on Spark, "
                                 "DOUBLE on DuckDB")),
     },
@@ -65,18 +59,10 @@ ALLOWED: dict[str, dict[str, tuple[int, str]]] = {
         "interval-expression": (2, ("interval ($min_days - 1) day in a RANGE frame and a date filter: Spark rejects a "
                                     "computed interval (measured)")),
     },
-    "staging/sql/stg_billing__invoice_lines.sql": {
-        "duckdb-list": (1, ("list_sum over the line's discount_amounts JSON array; the portable form takes the array "
-                           "apart against marts.dim_position (open: issue 19)")),
-    },
     "marts/sql/subscription_history_states.sql": {
         "ratio-not-double": (8, ("price x quantity per interval / months per interval, and the weekly/daily month "
                                 "factors (12.0 * n / 52.0, / 365.0): DOUBLE on DuckDB, DECIMAL on Spark; "
                                 "cast the numerators to DOUBLE (open: issue 19)")),
-    },
-    "xref/sql/unmatched_source_records.sql": {
-        "ratio-not-double": (3, ("constant month factors 1.0 / 12, 52.0 / 12, 365.0 / 12: DECIMAL(.., 6) on Spark "
-                                "(0.083333), DOUBLE on DuckDB")),
     },
 }
 
@@ -100,13 +86,15 @@ def _rel(path: Path) -> str:
         ("select extract(dow from d) as w from t", "day-of-week"),
         ("select date_part('isodow', d) as w from t", "day-of-week"),
         ("select a / b as r from t", "ratio-not-double"),
-        ("select json_transform(j, '{\"a\": \"VARCHAR\"}') as o from t", "duckdb-json"),
+        # json_transform with a structure that is not a literal: no Spark schema can be derived from it
+        ("select json_transform(j, s) as o from t", "duckdb-json"),
         ("select json_keys(j) as k from t", "duckdb-json"),
         ("select * from t union all by name select 1 as a", "union-by-name"),
         ("select d + interval (n - 1) day as e from t", "interval-expression"),
         # a bound parameter ($days on DuckDB, :days on Spark) as an interval's quantity: Spark rejects it
         ("select d + interval ($days) day as g from t", "interval-expression"),
-        ("select list_sum(cast(json_extract(j, '$[*].amount') as bigint[])) as s from t", "duckdb-list"),
+        ("select list_sum(xs) as s from t", "duckdb-list"),
+        ("select list_sum(cast(json_extract(j, '$[*].amount') as double[])) as s from t", "duckdb-list"),
         ("select * from a asof left join b on a.k = b.k and a.t >= b.t", "asof-join"),
     ],
 )
@@ -124,6 +112,9 @@ def test_lint_rejects(sql, rule):
         "select list(x) as xs from t",
         "select d + interval 7 day as e, d - interval (7) day as f from t",
         "select json_extract_string(j, '$.a.b') as v, x::date as d from t",
+        # the portable forms spark_rewrites translates (portable.py): a literal JSON structure, an integer field sum
+        "select json_transform(j, '{\"a\": \"VARCHAR\", \"b\": [{\"end\": \"BIGINT\"}]}') as o from t",
+        "select list_sum(cast(json_extract(j, '$[*].amount') as bigint[])) as s from t",
         "with w as (select a, row_number() over (partition by b order by c) as rn from t) select a from w where rn = 1",
     ],
 )
@@ -157,3 +148,27 @@ def test_model_is_in_the_portable_subset(path):
 
 def test_allow_list_names_existing_files():
     assert set(ALLOWED) <= {_rel(p) for p in SQL_FILES}
+
+
+@pytest.mark.parametrize(
+    ("duckdb_sql", "spark_sql"),
+    [
+        ("select json_transform(j, '{\"a\": \"VARCHAR\", \"b\": [{\"end\": \"BIGINT\"}]}') as o from t",
+         "SELECT FROM_JSON(j, 'struct<`a`: string, `b`: array<struct<`end`: bigint>>>') AS o FROM t"),
+        ("select list_sum(cast(json_extract(j, '$[*].amount') as bigint[])) as s from t",
+         "SELECT AGGREGATE(TRANSFORM(FROM_JSON(j, 'array<struct<`amount`: bigint>>'), __e -> __e.`amount`), "
+         "CAST(NULL AS BIGINT), (__acc, __v) -> CASE WHEN __v IS NULL THEN __acc ELSE COALESCE(__acc, 0) + __v END) "
+         "AS s FROM t"),
+        # DuckDB lists are 1-based and NULL out of range: Spark's try_element_at is both
+        ("select a[1] as x, a[p + 1] as y, a[-1] as z from t",
+         "SELECT TRY_ELEMENT_AT(a, 1) AS x, TRY_ELEMENT_AT(a, p + 1) AS y, TRY_ELEMENT_AT(a, -1) AS z FROM t"),
+        ("select m['k'] as v from t", "SELECT m['k'] AS v FROM t"),
+    ],
+)
+def test_to_spark_rewrites_the_portable_forms(duckdb_sql, spark_sql):
+    assert to_spark(duckdb_sql) == spark_sql
+
+
+def test_a_json_structure_without_a_spark_type_is_an_error():
+    with pytest.raises(ValueError, match="no Spark type"):
+        to_spark("select json_transform(j, '{\"a\": \"HUGEINT\"}') as o from t")

@@ -29,16 +29,6 @@ MODELS = [*STAGING_MODELS, *XREF_MODELS, *MARTS_MODELS, *kpi_models(), *HEALTH_M
 # allow-list. The skip holds only while the lint still finds that construct in the model: once the SQL is
 # fixed, the model is compared again without anyone having to remember this list.
 CANNOT_RUN_ON_SPARK: dict[str, tuple[str, str]] = {
-    "staging.stg_crm__accounts": (
-        "union-by-name",
-        ("UNION ALL BY NAME (the empty branch adding parent_id, staging/README.md known gap) is DuckDB-only: "
-        "sqlglot emits it verbatim and Spark 4.3 fails with PARSE_SYNTAX_ERROR at 'BY'")
-    ),
-    "marts.subscription_states": (
-        "duckdb-json",
-        ("json_transform (DuckDB-only) parses the subscription object; sqlglot passes it through and Spark 4.3 "
-        "fails with UNRESOLVED_ROUTINE JSON_TRANSFORM. Needs the one portable JSON form issue 19 asks for")
-    ),
     "alerts.champion_inactive": (
         "asof-join",
         ("ASOF LEFT JOIN (the last product activity per contact) is DuckDB-only: sqlglot emits it verbatim and "
@@ -49,10 +39,6 @@ CANNOT_RUN_ON_SPARK: dict[str, tuple[str, str]] = {
         ("interval ($min_days - 1) day (rendered `interval (7 - 1) day`) in a RANGE frame: Spark 4.3 fails with "
         "PARSE_SYNTAX_ERROR at 'DAY'; a computed interval is DuckDB-only")
     ),
-    "staging.stg_billing__invoice_lines": (
-        "duckdb-list",
-        ("list_sum (the line's discount total) is DuckDB-only: Spark 4.3 fails with UNRESOLVED_ROUTINE LIST_SUM")
-    ),
     "alerts.health_drop": (
         "interval-expression",
         ("interval ($window_days) day (:window_days on Spark): Spark 4.3 fails with PARSE_SYNTAX_ERROR at 'DAY'; "
@@ -62,12 +48,6 @@ CANNOT_RUN_ON_SPARK: dict[str, tuple[str, str]] = {
         "interval-expression",
         ("interval ($active_days - 1) day (rendered `interval (14 - 1) day`): Spark 4.3 fails with "
         "PARSE_SYNTAX_ERROR at 'DAY'; a computed interval is DuckDB-only")
-    ),
-    "marts.unmatched_source_records": (
-        "ratio-not-double",
-        ("runs, but disagrees: the constants 1.0 / 12, 52.0 / 12, 365.0 / 12 are DECIMAL(.., 6) on Spark "
-        "(0.083333) and DOUBLE on DuckDB, so system_total_volume is 136045.59 on Spark and 136045.97 on DuckDB "
-        "(tiny company). With the numerators cast to DOUBLE the rows are equal (measured); PORTABILITY.md rule 6")
     ),
 }
 

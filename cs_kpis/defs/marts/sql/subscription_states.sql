@@ -95,7 +95,7 @@ item_fields as (
                  e.o.items.data[p.position + 1].price.nickname) as plan
     from events as e
     inner join marts.dim_position as p
-        on p.position < len(e.o.items.data)
+        on p.position < array_length(e.o.items.data)
 ),
 
 tiered_amounts as (

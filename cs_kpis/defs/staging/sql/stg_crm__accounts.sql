@@ -23,12 +23,8 @@
 -- @column is_current: true for the version valid now (valid_to is null)
 
 with source as (
+    -- parent_id exists even when every ParentId is null: the crm source declares it (crm/settings.py)
     select * from raw.crm__accounts
-    -- ParentId is null on every account of a company without hierarchies, and dlt creates no column
-    -- for an all-null field: this empty branch adds it then (remove once the crm source declares ParentId)
-    union all by name
-    select cast(null as varchar) as parent_id
-    where false
 ),
 
 renamed as (

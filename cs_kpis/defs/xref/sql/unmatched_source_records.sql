@@ -48,9 +48,9 @@ item_mrr as (
         cast(items.unit_amount_minor as double) * items.quantity / items.minor_units_per_major
         * case items.interval
             when 'month' then 1.0
-            when 'year' then 1.0 / 12
-            when 'week' then 52.0 / 12
-            when 'day' then 365.0 / 12
+            when 'year' then cast(1 as double) / 12
+            when 'week' then cast(52 as double) / 12
+            when 'day' then cast(365 as double) / 12
         end
         / items.interval_count
         * fx_latest.rate as mrr_usd

@@ -1,0 +1,255 @@
+"""The engine seam: where the ``.sql`` models run, DuckDB (default) or Spark through Spark Connect.
+
+:class:`SqlEngineResource` is the Dagster resource every SQL model asset (``cs_kpis/lib/sql.py``) builds
+through. Its choice comes, first match wins, from the resource's own config (the UI's Launchpad), the
+environment (``CS_KPIS_ENGINE``, ``CS_KPIS_SPARK_REMOTE``, ``CS_KPIS_LAKE_DIR``) or the company
+configuration's ``engine:`` section (cs_kpis/config.py); without any, DuckDB, exactly as before.
+
+- ``duckdb``: the model is (re)built in the DuckDB warehouse (``cs_kpis.lib.sql.build``), unchanged.
+- ``spark``: the same file, rendered the same way, is transpiled DuckDB -> Spark by sqlglot
+  (``cs_kpis.lib.portable.to_spark``) and run on the Spark Connect session at ``spark_remote``
+  (``local[2]`` starts a local server; ``sc://host:15002`` is a cluster or Databricks Connect). The result
+  is written as Parquet to ``<lake>/<schema>/<table>/`` and registered in Spark's catalog as
+  ``<schema>.<table>``, so the next model reads it there. The tables Spark did not build in this process
+  (the dlt raw loads, the Python-built calendar spines and health tables) are handed over from the DuckDB
+  warehouse as Parquet under the same layout just before a Spark model reads them. The result is then
+  mirrored into the DuckDB warehouse (``create or replace table ... as select * from read_parquet(...)``),
+  because the asset checks, the reports, the alerts and the Python-built tables still read DuckDB
+  (docs/SCALE_OUT.md names each one).
+
+The lake folder is the project's own: it is created with a marker file, and a folder that holds anything
+else without that marker is refused, never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+ENGINES = ("duckdb", "spark")
+ENV_ENGINE = "CS_KPIS_ENGINE"
+ENV_SPARK_REMOTE = "CS_KPIS_SPARK_REMOTE"
+ENV_LAKE_DIR = "CS_KPIS_LAKE_DIR"
+DEFAULT_SPARK_REMOTE = "local[2]"
+LAKE_MARKER = ".cs_kpis_lake"
+
+SPARK_RUNTIME_CONF = {
+    "spark.sql.session.timeZone": "UTC",  # casts of timestamps to dates are UTC days, as on DuckDB
+    "spark.sql.ansi.enabled": "true",
+    # DuckDB reads INT96 as a naive timestamp; microsecond timestamps keep their UTC adjustment
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+}
+
+_LOCK = threading.Lock()
+_SPARK_BUILT: set[tuple[str, str, str]] = set()
+"""(remote, schema, table) built by Spark in this process: read in place, never handed over again"""
+_SESSIONS: dict[str, Any] = {}
+HANDED_OVER: list[tuple[str, str]] = []
+"""(schema, table) handed over from DuckDB to Spark in this process, in order (tests read it)"""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    engine: str
+    spark_remote: str
+    lake_dir: Path
+
+
+def resolve(engine: str = "", spark_remote: str = "", lake_dir: str = "") -> EngineSettings:
+    """The engine to use: explicit values, then the environment, then the company config, then DuckDB."""
+    from cs_kpis import settings
+    from cs_kpis.config import load
+
+    company = load()
+    cfg = company.engine
+    chosen = (engine or os.environ.get(ENV_ENGINE, "") or cfg.kind).strip().lower()
+    if chosen not in ENGINES:
+        raise ValueError(f"{ENV_ENGINE} (or engine.kind in the company config) must be one of {ENGINES}, "
+                         f"not {chosen!r}")
+    remote = (spark_remote or os.environ.get(ENV_SPARK_REMOTE, "") or cfg.spark_remote).strip()
+    from cs_kpis.config import check_spark_remote
+
+    # a URL from the environment (a secret store) may carry a token; the config file's may not (validated there)
+    check_spark_remote(remote, credentials_allowed=True)
+    lake = lake_dir or os.environ.get(ENV_LAKE_DIR, "")
+    if lake:
+        lake_path = Path(lake).expanduser().resolve()
+    elif cfg.lake_dir is not None:
+        source = company.source_file
+        lake_path = cfg.lake_dir if cfg.lake_dir.is_absolute() or source is None else (source.parent / cfg.lake_dir)
+        lake_path = lake_path.resolve()
+    else:
+        lake_path = settings.state_dir() / "lake"
+    return EngineSettings(chosen, remote, lake_path)
+
+
+def redacted(remote: str) -> str:
+    """The Spark Connect URL without its parameters (``;token=...``): safe for logs and metadata."""
+    return remote.split(";", 1)[0]
+
+
+def ensure_lake(lake: Path) -> Path:
+    """Create the lake folder with its marker; refuse a non-empty folder the project did not create."""
+    if lake.exists() and any(lake.iterdir()) and not (lake / LAKE_MARKER).exists():
+        raise RuntimeError(f"{lake}: the lake folder holds files cs_kpis did not write (no {LAKE_MARKER}); "
+                           f"point {ENV_LAKE_DIR} at an empty or cs_kpis-made folder")
+    lake.mkdir(parents=True, exist_ok=True)
+    (lake / LAKE_MARKER).touch()
+    return lake
+
+
+def spark_session(remote: str, lake: Path):
+    """The Spark Connect session at ``remote`` (one per process).
+
+    ``local[N]`` starts a Spark Connect server in this process on a free loopback port (pyspark's own
+    ``remote("local[N]")`` always binds 15002, so two processes on one machine collide: measured, the second
+    failed with "BindException: Failed to bind to address 0.0.0.0:15002"). ``sc://...`` connects as it is."""
+    cached = _SESSIONS.get(remote)
+    if cached is not None and not cached.is_stopped:
+        return cached
+    from pyspark.sql.connect.session import SparkSession as RemoteSparkSession
+
+    # a new session (a local server restarted) has an empty catalog: nothing there was built by Spark yet
+    _SPARK_BUILT.difference_update({key for key in _SPARK_BUILT if key[0] == remote})
+    if remote.startswith("local"):
+        session = _start_local(RemoteSparkSession, remote, lake)
+    else:
+        session = RemoteSparkSession.builder.remote(remote).getOrCreate()
+    for key, value in SPARK_RUNTIME_CONF.items():
+        session.conf.set(key, value)
+    _SESSIONS[remote] = session
+    return session
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_local(RemoteSparkSession, master: str, lake: Path):
+    port = _free_port()
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    opts = {
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(port),
+        "spark.sql.warehouse.dir": str(lake / "_spark_warehouse"),
+        "spark.local.dir": str(lake / "_spark_tmp"),
+        "spark.driver.host": "127.0.0.1",
+        "spark.sql.shuffle.partitions": "2",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        **SPARK_RUNTIME_CONF,
+    }
+    # what pyspark 4.3's builder.remote("local[N]") does (pyspark/sql/session.py), with our port: the server
+    # runs in this process's JVM and stops with session.stop(); the client authenticates with the token
+    # _start_connect_server puts in SPARK_CONNECT_AUTHENTICATE_TOKEN
+    os.environ["SPARK_LOCAL_REMOTE"] = "1"
+    RemoteSparkSession._start_connect_server(master, opts)
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
+    # "localhost": pyspark sends the token over local (not TLS) credentials only to that host name
+    return RemoteSparkSession.builder.remote(f"sc://localhost:{port}").getOrCreate()
+
+
+def declared_columns(path: Path) -> str:
+    """Spark cannot infer a schema from Parquet without rows: the column list from the file's own schema."""
+    import pyarrow.parquet as pq
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    if not files or sum(pq.ParquetFile(f).metadata.num_rows for f in files) > 0:
+        return ""
+    struct = from_arrow_schema(pq.read_schema(files[0]), prefer_timestamp_ntz=True)
+    return "(" + ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in struct.fields) + ") "
+
+
+def register(spark, schema: str, table: str, path: Path) -> None:
+    """``schema.table`` in Spark's catalog as an external Parquet table at ``path`` (replaced if there)."""
+    spark.sql(f"create database if not exists {schema}")
+    spark.sql(f"drop table if exists {schema}.{table}")  # external: the files stay
+    spark.sql(f"create table {schema}.{table} {declared_columns(path)}using parquet location '{path}'")
+
+
+def hand_over(con, spark, lake: Path, schema: str, table: str) -> Path:
+    """Export a DuckDB-built table to ``<lake>/<schema>/<table>/`` and register it in Spark."""
+    path = lake / schema / table
+    path.mkdir(parents=True, exist_ok=True)
+    for old in path.glob("*.parquet"):  # files of an earlier hand-over (the lake is the project's own)
+        old.unlink()
+    con.execute(f"copy (select * from {schema}.{table}) to '{path / 'duckdb.parquet'}' (format parquet)")
+    register(spark, schema, table, path)
+    HANDED_OVER.append((schema, table))
+    return path
+
+
+class SqlEngineResource(dg.ConfigurableResource):
+    """Where the SQL models run: ``duckdb`` (default) or ``spark`` (a Spark Connect URL).
+
+    Empty fields fall back to CS_KPIS_ENGINE / CS_KPIS_SPARK_REMOTE / CS_KPIS_LAKE_DIR, then to the
+    company config's ``engine:`` section, then to DuckDB (docs/SCALE_OUT.md)."""
+
+    engine: str = Field("", description="duckdb or spark; empty: CS_KPIS_ENGINE, the company config, duckdb")
+    spark_remote: str = Field("", description="Spark Connect URL: local[2] or sc://host:15002; empty: "
+                                              "CS_KPIS_SPARK_REMOTE, the company config, local[2]")
+    lake_dir: str = Field("", description="where Spark's tables are written as Parquet; empty: CS_KPIS_LAKE_DIR, "
+                                          "the company config, <state>/lake")
+
+    def settings(self) -> EngineSettings:
+        return resolve(self.engine, self.spark_remote, self.lake_dir)
+
+    def build(self, con, model) -> dict:
+        """(Re)build ``model`` on the chosen engine; the DuckDB table afterwards is the result either way.
+        Returns the UI metadata (row count, column schema, table name, engine)."""
+        from cs_kpis.lib import sql as sqllib
+
+        chosen = self.settings()
+        if chosen.engine == "duckdb":
+            return sqllib.build(con, model)  # unchanged: no extra metadata
+        return build_on_spark(con, model, chosen)
+
+
+def build_on_spark(con, model, chosen: EngineSettings) -> dict[str, Any]:
+    from cs_kpis.config import render_sql
+    from cs_kpis.lib import sql as sqllib
+    from cs_kpis.lib.portable import tables_read, to_spark
+
+    lake = ensure_lake(chosen.lake_dir)
+    sql = render_sql(model.sql, where=f"model {model.table}")
+    spark_sql = to_spark(sql)
+    with _LOCK:
+        spark = spark_session(chosen.spark_remote, lake)
+        con.execute("set TimeZone = 'UTC'")
+        for schema, table in sorted(tables_read(sql)):
+            if (chosen.spark_remote, schema, table) not in _SPARK_BUILT:
+                hand_over(con, spark, lake, schema, table)
+        out = lake / model.schema / model.name
+        t0 = time.perf_counter()
+        spark.sql(spark_sql).write.mode("overwrite").parquet(str(out))
+        spark_seconds = time.perf_counter() - t0
+        register(spark, model.schema, model.name, out)
+        _SPARK_BUILT.add((chosen.spark_remote, model.schema, model.name))
+    # the mirror in the warehouse: checks, reports, alerts and the Python-built tables read DuckDB
+    con.execute(f"create schema if not exists {model.schema}")
+    sqllib.drop_other_kind(con, model.schema, model.name, "table")
+    con.execute(f"create or replace table {model.table} as select * from read_parquet('{out}/*.parquet')")
+    meta = sqllib.table_metadata(con, model.schema, model.name, model.columns)
+    return {**meta, "engine": f"spark ({redacted(chosen.spark_remote)})", "spark_seconds": round(spark_seconds, 2),
+            "lake_path": str(out)}
+
+
+def spark_built() -> set[tuple[str, str]]:
+    """(schema, table) Spark built in this process."""
+    return {(s, t) for _, s, t in _SPARK_BUILT}
+
+
+SQL_ENGINE = SqlEngineResource()
+"""the one instance every SQL model asset carries (one object, so Dagster sees no conflicting definitions)"""
