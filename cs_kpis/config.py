@@ -196,6 +196,8 @@ class CompanyConfig(_Strict):
     reporting_currency: str = Field("USD", description="ISO 4217 code every amount is converted to")
     fx: FxConfig = FxConfig()
     landing_dir: Path | None = Field(None, description="landing folder for files mode, relative to the file")
+    automation: bool = Field(
+        False, description="on: the schedule and sensors start running (CS_KPIS_AUTOMATION overrides); off: stopped")
     systems: Systems = Systems()
     product: ProductSettings
     source_file: Path | None = Field(None, exclude=True, description="set by load(), not by the file")
@@ -205,6 +207,14 @@ class CompanyConfig(_Strict):
     def _profile(cls, value: str) -> str:
         if not _PROFILE.match(value):
             raise ValueError(f"{value!r} is not a profile name (lower-case letters, digits, - and _)")
+        return value
+
+    @field_validator("automation", mode="before")
+    @classmethod
+    def _on_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads unquoted on/off as true/false already; quoted, they arrive as text
+        if isinstance(value, str) and value.strip().lower() in ("on", "off"):
+            return value.strip().lower() == "on"
         return value
 
     @field_validator("reporting_currency")

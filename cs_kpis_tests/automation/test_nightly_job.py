@@ -30,7 +30,8 @@ def test_nightly_job_selects_every_asset_and_check(defs):
 def test_automation_is_registered(defs):
     repo = defs.get_repository_def()
     assert {s.name for s in repo.sensor_defs} >= {"alert_digest_sensor", "failed_check_sensor",
-                                                   "alerts_after_failed_run_sensor", "stale_data_sensor"}
+                                                   "alerts_after_failed_run_sensor", "stale_data_sensor",
+                                                   "new_extract_day_sensor"}
     assert repo.get_schedule_def("nightly_schedule").job_name == "nightly"
     assert repo.get_job("alert_digests").executor_def.name == dg.in_process_executor.name
     # the alerts-only job the run-failure sensor launches: the alert tables and their checks, nothing upstream
