@@ -102,7 +102,19 @@ class _System(_Strict):
         return "off" if value is False else value
 
 
-class CrmConfig(_System):
+class _RequiredSystem(_System):
+    """A system every KPI starts from (accounts, MRR): files or api, never off."""
+
+    @field_validator("mode")
+    @classmethod
+    def _not_off(cls, value: str) -> str:
+        if value == "off":
+            raise ValueError("cannot be off: every KPI starts from the CRM's accounts and the billing's MRR "
+                             "(only product, support and nps can be turned off)")
+        return value
+
+
+class CrmConfig(_RequiredSystem):
     fields: CrmFields = CrmFields()
 
 
@@ -117,7 +129,7 @@ class _KeyedSystem(_System):
         return _check_path(value)
 
 
-class BillingConfig(_KeyedSystem):
+class BillingConfig(_KeyedSystem, _RequiredSystem):
     account_id_field: str = Field(
         "metadata.salesforce_account_id", description="Stripe customer field holding the Salesforce Account Id"
     )
@@ -147,6 +159,10 @@ class Systems(_Strict):
     product: ProductSystemConfig = ProductSystemConfig()
     support: SupportConfig = SupportConfig()
     nps: NpsConfig = NpsConfig()
+
+    def off(self) -> list[str]:
+        """The systems turned off (none of them crm or billing)."""
+        return [name for name in SYSTEMS if getattr(self, name).mode == "off"]
 
     def modes(self) -> dict[str, str]:
         return {name: getattr(self, name).mode for name in SYSTEMS}

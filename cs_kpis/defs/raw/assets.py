@@ -14,6 +14,7 @@ import dagster as dg
 from cs_kpis import config as company_config
 from cs_kpis import settings
 from cs_kpis.defs.raw.checks import build_raw_checks
+from cs_kpis.defs.raw.off import build_off_assets
 from cs_kpis.defs.raw.resources import RawDltResource, dlt_multi_asset
 from cs_kpis.defs.raw.translator import RawDltTranslator
 from cs_kpis.sources.pipelines import API_CONFIGS, DATASET, SOURCES, api_config, make_pipeline, make_source
@@ -91,9 +92,10 @@ def raw_definitions() -> dg.Definitions:
     checks: list[dg.AssetChecksDefinition] = []
     for system in SOURCES:
         # the demo profile: one mode for all (CS_KPIS_INGEST_MODE); a company profile: each system's mode
-        # from the config file, and a system turned off is not loaded
+        # from the config file; a system turned off is not loaded, its raw tables exist empty (off.py)
         mode = ingest_mode() if cfg.is_demo else cfg.mode(system)
         if mode == "off":
+            assets.append(build_off_assets(system))
             continue
         configs = {"crm": crm_api_config(cfg)} if system == "crm" and mode == "api" and not cfg.is_demo else None
         system_assets = build_raw_assets(**paths, mode=mode, systems=(system,), api_configs=configs)
