@@ -168,10 +168,40 @@ class Systems(_Strict):
         return {name: getattr(self, name).mode for name in SYSTEMS}
 
 
+FX_LANDING_FILE = "reference/fx_rates.csv"
+
+
 class FxConfig(_Strict):
-    source: Literal["files"] = Field(
-        "files", description="files: <landing>/reference/fx_rates.csv (date,currency,rate); the only source today"
-    )
+    """Where the daily FX rates come from: a CSV ``date,currency,rate`` (1 unit of currency = rate units of
+    the reporting currency), read at every load and reloaded when it changes."""
+
+    source: Literal["landing", "csv"] = Field(
+        "landing", description=f"landing: <landing_dir>/{FX_LANDING_FILE}; csv: the file at fx.path")
+    path: Path | None = Field(None, description="with source: csv, the CSV file (relative to the configuration file)")
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _files_is_landing(cls, value: Any) -> Any:
+        return "landing" if value == "files" else value  # the first template's spelling
+
+    @field_validator("path")
+    @classmethod
+    def _csv(cls, value: Path | None) -> Path | None:
+        if value is not None and Path(value).suffix.lower() != ".csv":
+            raise ValueError(f"{str(value)!r} is not a .csv file")
+        return value
+
+    @model_validator(mode="after")
+    def _path_with_csv(self) -> FxConfig:
+        if self.source == "csv" and self.path is None:
+            raise ValueError("source csv needs path: the CSV file of rates")
+        if self.source == "landing" and self.path is not None:
+            raise ValueError(f"path is only read with source: csv (the landing source is <landing_dir>/{FX_LANDING_FILE})")
+        return self
+
+    def rates_file(self, landing: Path) -> Path:
+        """The CSV the rates are read from."""
+        return Path(self.path) if self.source == "csv" else Path(landing) / FX_LANDING_FILE
 
 
 class ProductSettings(_Strict):
@@ -354,7 +384,10 @@ def load_file(path: Path | str) -> CompanyConfig:
         cfg.sql_names()
     except ValueError as exc:  # pragma: no cover - the field validators catch it first
         raise ConfigError(f"{path}: systems: {exc}") from None
-    return cfg.model_copy(update={"landing_dir": landing, "source_file": path})
+    fx = cfg.fx
+    if fx.path is not None and not fx.path.is_absolute():
+        fx = fx.model_copy(update={"path": (path.parent / fx.path).resolve()})
+    return cfg.model_copy(update={"landing_dir": landing, "source_file": path, "fx": fx})
 
 
 def load() -> CompanyConfig:

@@ -36,10 +36,11 @@ def run_key(day: str) -> str:
     return f"extract-day-{day}"
 
 
-def newest_complete_day(landing, systems: list[str]) -> tuple[str | None, str | None]:
+def newest_complete_day(landing, systems: list[str], fx_rates=None) -> tuple[str | None, str | None]:
     """(the newest extract day of a complete landing folder, None) or (None, why the folder is not complete)."""
     manifest, error = try_read_manifest(landing) if landing.is_dir() else (None, None)
-    problem = problems_text(landing, manifest_problems(landing, manifest, systems=systems, manifest_error=error))
+    problem = problems_text(landing, manifest_problems(landing, manifest, systems=systems, manifest_error=error,
+                                                                fx_rates=fx_rates))
     if problem:
         return None, problem
     return max(str(day) for day in manifest["extract_days"]), None
@@ -55,7 +56,7 @@ def extract_day_request(context: dg.SensorEvaluationContext, cfg: config.Company
     if not systems:
         return dg.SkipReason("no system is in files mode: nothing arrives in a landing folder")
     seen = json.loads(context.cursor)["day"] if context.cursor else None
-    day, problem = newest_complete_day(landing, systems)
+    day, problem = newest_complete_day(landing, systems, cfg.fx.rates_file(landing))
     if day is None:
         return dg.SkipReason(f"waiting for a complete export: {problem}")
     if seen is not None and day <= seen:

@@ -155,7 +155,8 @@ def build_exports_asset() -> dg.AssetsDefinition:
         cfg = company_config.load()
         landing = settings.landing_dir()
         manifest, error = try_read_manifest(landing) if landing.is_dir() else (None, None)
-        problems = manifest_problems(landing, manifest, systems=cfg.enabled("files"), manifest_error=error)
+        problems = manifest_problems(landing, manifest, systems=cfg.enabled("files"), manifest_error=error,
+                                     fx_rates=cfg.fx.rates_file(landing))
         problem = problems_text(landing, problems)
         if problem:
             # logged at ERROR so the run command's console shows it; the blocking check stops the run

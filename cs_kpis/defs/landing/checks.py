@@ -26,7 +26,8 @@ def build_landing_check(asset_key: dg.AssetKey) -> dg.AssetChecksDefinition:
         cfg = config.load()
         landing = settings.landing_dir()
         manifest, error = try_read_manifest(landing) if landing.is_dir() else (None, None)
-        problems = manifest_problems(landing, manifest, systems=cfg.enabled("files"), manifest_error=error)
+        problems = manifest_problems(landing, manifest, systems=cfg.enabled("files"), manifest_error=error,
+                                     fx_rates=cfg.fx.rates_file(landing))
         text = problems_text(landing, problems)
         return dg.AssetCheckResult(
             passed=text is None,

@@ -47,6 +47,7 @@ def build_raw_assets(
     mode: str = "files",
     systems: tuple[str, ...] = tuple(SOURCES),
     api_configs: dict[str, object] | None = None,
+    fx_rates_path: Path | None = None,
 ) -> list[dg.AssetsDefinition]:
     """One multi-asset per system; paths are arguments so tests can point them at tmp_path."""
     assets = []
@@ -55,7 +56,8 @@ def build_raw_assets(
         # the known currencies) and the product events are files in both modes
         this_mode = system_mode(system, mode)
         source = make_source(system, landing_dir=landing_dir, mode=this_mode,
-                             config=(api_configs or {}).get(system) if this_mode == "api" else None)
+                             config=(api_configs or {}).get(system) if this_mode == "api" else None,
+                             fx_rates_path=fx_rates_path)
         translator = RawDltTranslator(system=system, files_mode=this_mode == "files")
         assets.append(_system_assets(system, source, make_pipeline(system, warehouse, pipelines_dir), translator))
     return assets
@@ -98,7 +100,8 @@ def raw_definitions() -> dg.Definitions:
             assets.append(build_off_assets(system))
             continue
         configs = {"crm": crm_api_config(cfg)} if system == "crm" and mode == "api" and not cfg.is_demo else None
-        system_assets = build_raw_assets(**paths, mode=mode, systems=(system,), api_configs=configs)
+        system_assets = build_raw_assets(**paths, mode=mode, systems=(system,), api_configs=configs,
+                                         fx_rates_path=cfg.fx.path if cfg.fx.source == "csv" else None)
         assets += system_assets
         # the manifest reconciliation and unrecognized-files checks exist for files-mode systems only
         files = system_mode(system, mode) == "files"
