@@ -135,9 +135,51 @@ class BillingConfig(_KeyedSystem, _RequiredSystem):
     )
 
 
+_EVENT_COLUMNS = {"groupId": "group_id", "context.groupId": "context_group_id"}
+"""Segment event fields the raw table keeps as columns (cs_kpis/sources/product/settings.py)"""
+_EVENT_JSON = ("properties", "traits")
+"""Segment event objects the raw table keeps as JSON: a field inside them is read with json_extract_string"""
+
+
+def _check_event_field(value: str) -> str:
+    if value in _EVENT_COLUMNS:
+        return value
+    root, _, rest = str(value).partition(".")
+    if root in _EVENT_JSON and rest:
+        _check_path(rest)
+        return value
+    raise ValueError(f"{value!r}: the workspace id is read from groupId, context.groupId, properties.<key> or "
+                     "traits.<key> (keys: letters, digits and _, dotted for nested objects)")
+
+
+def event_field_sql(field: str) -> str:
+    """The SQL expression over ``raw.product__events`` of a validated event field: a column, or
+    ``json_extract_string(properties|traits, '$.<dotted key>')`` (keys are identifiers: no quote can enter)."""
+    field = _check_event_field(field)
+    if field in _EVENT_COLUMNS:
+        return _EVENT_COLUMNS[field]
+    root, _, rest = field.partition(".")
+    return f"json_extract_string({root}, '$.{rest}')"
+
+
 class ProductSystemConfig(_System):
-    """Segment: track calls carry the workspace in ``context.groupId``, group calls in ``groupId``; it is
-    matched to the CRM field ``systems.crm.fields.product_workspace_id``."""
+    """Segment: which event field carries the workspace (account) id, matched to the CRM field
+    ``systems.crm.fields.product_workspace_id``. The demo: track calls carry it in ``context.groupId``, group
+    calls in ``groupId``; the first field with a value wins."""
+
+    workspace_id_fields: list[str] = Field(
+        default_factory=lambda: ["context.groupId", "groupId"], min_length=1,
+        description="event fields holding the workspace id, first non-null wins: groupId, context.groupId, "
+                    "properties.<key> or traits.<key>")
+
+    @field_validator("workspace_id_fields")
+    @classmethod
+    def _fields(cls, value: list[str]) -> list[str]:
+        return [_check_event_field(v) for v in value]
+
+    def workspace_id_sql(self) -> str:
+        parts = [event_field_sql(f) for f in self.workspace_id_fields]
+        return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
 
 
 class SupportConfig(_KeyedSystem):
@@ -299,6 +341,8 @@ class CompanyConfig(_Strict):
             "billing_account_id": raw_column(self.systems.billing.account_id_field),
             "support_account_id": raw_column(self.systems.support.account_id_field),
             "nps_account_id": raw_column(self.systems.nps.account_id_field),
+            # an expression, built only from validated identifiers (event_field_sql)
+            "product_workspace_id": self.systems.product.workspace_id_sql(),
         }
 
 
@@ -311,7 +355,8 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 
 def render_sql(sql: str, cfg: CompanyConfig | None = None, where: str = "SQL") -> str:
     """Replace ``{{ name }}`` placeholders with the profile's raw column names (:meth:`CompanyConfig.sql_names`),
-    each validated as a plain identifier; an unknown placeholder raises naming it and ``where``."""
+    each validated as a plain identifier (``product_workspace_id``: an expression built from validated
+    identifiers only); an unknown placeholder raises naming it and ``where``."""
     if "{{" not in sql:
         return sql
     names = (cfg or load()).sql_names()
