@@ -9,6 +9,7 @@ import pytest
 from cs_kpis import config
 from cs_kpis.defs.automation import landing_sensor
 from cs_kpis.defs.automation.landing_sensor import EXTRACT_DAY_TAG, new_extract_day_sensor
+from cs_kpis.defs.config_resources import LandingResource
 from cs_kpis_tests.landing_fakes import write_fake_landing
 
 
@@ -20,7 +21,8 @@ def instance(tmp_path):
 
 
 def _tick(instance, cursor=None):
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor)
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                  resources={"landing": LandingResource.from_settings()})
     result = new_extract_day_sensor(ctx)
     return result, ctx.cursor
 

@@ -42,3 +42,13 @@ def test_automation_is_registered(defs):
         "alert_candidates_held_have_a_reason"}
     sensor = repo.get_sensor_def("alerts_after_failed_run_sensor")
     assert [t.job_name for t in sensor.targets] == ["alerts_refresh"]
+
+
+def test_configuration_is_shown_as_resources(defs):
+    """The landing folder and the Salesforce target are resources of the code location (the UI lists them)."""
+    from cs_kpis.defs.config_resources import LandingResource, SalesforceResource
+
+    landing = defs.resources["landing"]
+    assert isinstance(landing, LandingResource) and landing.path.endswith("landing")
+    assert landing.fx_rates_file == landing.path + "/reference/fx_rates.csv"
+    assert isinstance(defs.resources["salesforce"], SalesforceResource)

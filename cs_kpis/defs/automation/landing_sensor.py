@@ -24,9 +24,10 @@ import json
 
 import dagster as dg
 
-from cs_kpis import config, settings
+from cs_kpis import config
 from cs_kpis.defs.automation import switch
 from cs_kpis.defs.automation.jobs import nightly_job
+from cs_kpis.defs.config_resources import LandingResource
 from cs_kpis.defs.landing.manifest import manifest_problems, problems_text, try_read_manifest
 
 EXTRACT_DAY_TAG = "cs_kpis/extract_day"
@@ -51,12 +52,12 @@ def _already_run(instance: dg.DagsterInstance, day: str) -> bool:
 
 
 def extract_day_request(context: dg.SensorEvaluationContext, cfg: config.CompanyConfig,
-                        landing) -> dg.RunRequest | dg.SkipReason:
+                        landing, fx_rates=None) -> dg.RunRequest | dg.SkipReason:
     systems = cfg.enabled("files")
     if not systems:
         return dg.SkipReason("no system is in files mode: nothing arrives in a landing folder")
     seen = json.loads(context.cursor)["day"] if context.cursor else None
-    day, problem = newest_complete_day(landing, systems, cfg.fx.rates_file(landing))
+    day, problem = newest_complete_day(landing, systems, fx_rates or cfg.fx.rates_file(landing))
     if day is None:
         return dg.SkipReason(f"waiting for a complete export: {problem}")
     if seen is not None and day <= seen:
@@ -75,5 +76,5 @@ def extract_day_request(context: dg.SensorEvaluationContext, cfg: config.Company
                  "nothing is missing, docs/LANDING.md) -> one nightly run for it (run key extract-day-<day>). "
                  "The nightly schedule stays as the fallback."),
 )
-def new_extract_day_sensor(context: dg.SensorEvaluationContext):
-    return extract_day_request(context, config.load(), settings.landing_dir())
+def new_extract_day_sensor(context: dg.SensorEvaluationContext, landing: LandingResource):
+    return extract_day_request(context, config.load(), landing.landing, landing.fx_rates)
