@@ -233,6 +233,12 @@ def run_checks(api_config: Callable[[str], Any] | None = None) -> tuple[list[Lin
             lines.append(Line("landing", True, f"{landing}: {len(manifest['extract_days'])} extract day(s) from "
                               f"{first_day}" + ("" if "billing" not in files_systems
                                                    else f", FX rates {cfg.fx.rates_file(landing)} present")))
+    if cfg.mode("billing") == "api" and cfg.fx.source == "csv":
+        # in files mode the landing line above judged the rates file already
+        fx = cfg.fx.rates_file(settings.landing_dir())
+        lines.append(Line("fx", True, f"FX rates {fx} present") if fx.is_file() else
+                     Line("fx", False, f"FX rates {fx} does not exist (fx.path)",
+                          "write the CSV (date,currency,rate) there, or fix fx.path"))
     for system in company.SYSTEMS:
         mode = cfg.mode(system)
         if mode == "off":

@@ -3,10 +3,11 @@
 The file (YAML, template and every key documented in ``examples/company.yaml``) says:
 
 - ``profile``: the company's name (any identifier but ``demo``, which is the built-in profile);
-- ``reporting_currency`` and ``fx`` (where the FX rates come from);
+- ``reporting_currency`` and ``fx`` (where the FX rates come from: the landing's reference file or a CSV);
 - ``landing_dir``: the landing folder of files mode (docs/LANDING.md), relative to the file's folder;
-- ``systems``: per system (crm, billing, product, support, nps) its ``mode`` (files, api or off) and its
-  join keys and custom field names;
+- ``automation``: whether the schedule and sensors start running (CS_KPIS_AUTOMATION overrides);
+- ``systems``: per system (crm, billing, product, support, nps) its ``mode`` (files, api or off; crm and
+  billing cannot be off) and its join keys and custom field names (Segment: the workspace id's event fields);
 - ``product``: the product configuration the health indicators need.
 
 It is validated with pydantic: an unknown key, a missing one or a bad value raises :class:`ConfigError`
