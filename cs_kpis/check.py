@@ -31,7 +31,6 @@ from typing import Any
 from cs_kpis import config as company
 from cs_kpis import settings
 from cs_kpis.defs.landing.manifest import (
-    FX_RATES,
     SYSTEM_ENTITIES,
     manifest_problems,
     problems_text,
@@ -216,7 +215,8 @@ def run_checks(api_config: Callable[[str], Any] | None = None) -> tuple[list[Lin
     if files_systems:
         landing = settings.landing_dir()
         manifest, error = try_read_manifest(landing) if landing.is_dir() else (None, None)
-        problems = manifest_problems(landing, manifest, systems=files_systems, manifest_error=error)
+        problems = manifest_problems(landing, manifest, systems=files_systems, manifest_error=error,
+                                     fx_rates=cfg.fx.rates_file(landing))
         text = problems_text(landing, problems)
         if text and cfg.is_demo and (problems["missing_folder"] or not any(landing.iterdir())):
             lines.append(Line("landing", False, text, "`make run` generates the demo company there (or "
@@ -227,11 +227,18 @@ def run_checks(api_config: Callable[[str], Any] | None = None) -> tuple[list[Lin
         elif manifest.get("reporting_currency") and str(manifest["reporting_currency"]).upper() != cfg.reporting_currency:
             lines.append(Line("landing", False, f"{landing}/_manifest.json says reporting_currency "
                               f"{manifest['reporting_currency']!r}, the configuration {cfg.reporting_currency!r}",
-                              "make them agree: reference/fx_rates.csv must convert into the reporting currency"))
+                              "make them agree: the FX rates must convert into the reporting currency"))
         else:
             first_day = min(str(d) for d in manifest["extract_days"])
             lines.append(Line("landing", True, f"{landing}: {len(manifest['extract_days'])} extract day(s) from "
-                              f"{first_day}" + ("" if "billing" not in files_systems else f", {FX_RATES} present")))
+                              f"{first_day}" + ("" if "billing" not in files_systems
+                                                   else f", FX rates {cfg.fx.rates_file(landing)} present")))
+    if cfg.mode("billing") == "api" and cfg.fx.source == "csv":
+        # in files mode the landing line above judged the rates file already
+        fx = cfg.fx.rates_file(settings.landing_dir())
+        lines.append(Line("fx", True, f"FX rates {fx} present") if fx.is_file() else
+                     Line("fx", False, f"FX rates {fx} does not exist (fx.path)",
+                          "write the CSV (date,currency,rate) there, or fix fx.path"))
     for system in company.SYSTEMS:
         mode = cfg.mode(system)
         if mode == "off":

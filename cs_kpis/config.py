@@ -3,10 +3,11 @@
 The file (YAML, template and every key documented in ``examples/company.yaml``) says:
 
 - ``profile``: the company's name (any identifier but ``demo``, which is the built-in profile);
-- ``reporting_currency`` and ``fx`` (where the FX rates come from);
+- ``reporting_currency`` and ``fx`` (where the FX rates come from: the landing's reference file or a CSV);
 - ``landing_dir``: the landing folder of files mode (docs/LANDING.md), relative to the file's folder;
-- ``systems``: per system (crm, billing, product, support, nps) its ``mode`` (files, api or off) and its
-  join keys and custom field names;
+- ``automation``: whether the schedule and sensors start running (CS_KPIS_AUTOMATION overrides);
+- ``systems``: per system (crm, billing, product, support, nps) its ``mode`` (files, api or off; crm and
+  billing cannot be off) and its join keys and custom field names (Segment: the workspace id's event fields);
 - ``product``: the product configuration the health indicators need.
 - ``engine``: where the SQL models run, ``duckdb`` (default) or ``spark`` (docs/SCALE_OUT.md).
 
@@ -103,7 +104,19 @@ class _System(_Strict):
         return "off" if value is False else value
 
 
-class CrmConfig(_System):
+class _RequiredSystem(_System):
+    """A system every KPI starts from (accounts, MRR): files or api, never off."""
+
+    @field_validator("mode")
+    @classmethod
+    def _not_off(cls, value: str) -> str:
+        if value == "off":
+            raise ValueError("cannot be off: every KPI starts from the CRM's accounts and the billing's MRR "
+                             "(only product, support and nps can be turned off)")
+        return value
+
+
+class CrmConfig(_RequiredSystem):
     fields: CrmFields = CrmFields()
 
 
@@ -118,15 +131,57 @@ class _KeyedSystem(_System):
         return _check_path(value)
 
 
-class BillingConfig(_KeyedSystem):
+class BillingConfig(_KeyedSystem, _RequiredSystem):
     account_id_field: str = Field(
         "metadata.salesforce_account_id", description="Stripe customer field holding the Salesforce Account Id"
     )
 
 
+_EVENT_COLUMNS = {"groupId": "group_id", "context.groupId": "context_group_id"}
+"""Segment event fields the raw table keeps as columns (cs_kpis/sources/product/settings.py)"""
+_EVENT_JSON = ("properties", "traits")
+"""Segment event objects the raw table keeps as JSON: a field inside them is read with json_extract_string"""
+
+
+def _check_event_field(value: str) -> str:
+    if value in _EVENT_COLUMNS:
+        return value
+    root, _, rest = str(value).partition(".")
+    if root in _EVENT_JSON and rest:
+        _check_path(rest)
+        return value
+    raise ValueError(f"{value!r}: the workspace id is read from groupId, context.groupId, properties.<key> or "
+                     "traits.<key> (keys: letters, digits and _, dotted for nested objects)")
+
+
+def event_field_sql(field: str) -> str:
+    """The SQL expression over ``raw.product__events`` of a validated event field: a column, or
+    ``json_extract_string(properties|traits, '$.<dotted key>')`` (keys are identifiers: no quote can enter)."""
+    field = _check_event_field(field)
+    if field in _EVENT_COLUMNS:
+        return _EVENT_COLUMNS[field]
+    root, _, rest = field.partition(".")
+    return f"json_extract_string({root}, '$.{rest}')"
+
+
 class ProductSystemConfig(_System):
-    """Segment: track calls carry the workspace in ``context.groupId``, group calls in ``groupId``; it is
-    matched to the CRM field ``systems.crm.fields.product_workspace_id``."""
+    """Segment: which event field carries the workspace (account) id, matched to the CRM field
+    ``systems.crm.fields.product_workspace_id``. The demo: track calls carry it in ``context.groupId``, group
+    calls in ``groupId``; the first field with a value wins."""
+
+    workspace_id_fields: list[str] = Field(
+        default_factory=lambda: ["context.groupId", "groupId"], min_length=1,
+        description="event fields holding the workspace id, first non-null wins: groupId, context.groupId, "
+                    "properties.<key> or traits.<key>")
+
+    @field_validator("workspace_id_fields")
+    @classmethod
+    def _fields(cls, value: list[str]) -> list[str]:
+        return [_check_event_field(v) for v in value]
+
+    def workspace_id_sql(self) -> str:
+        parts = [event_field_sql(f) for f in self.workspace_id_fields]
+        return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
 
 
 class SupportConfig(_KeyedSystem):
@@ -149,14 +204,48 @@ class Systems(_Strict):
     support: SupportConfig = SupportConfig()
     nps: NpsConfig = NpsConfig()
 
+    def off(self) -> list[str]:
+        """The systems turned off (none of them crm or billing)."""
+        return [name for name in SYSTEMS if getattr(self, name).mode == "off"]
+
     def modes(self) -> dict[str, str]:
         return {name: getattr(self, name).mode for name in SYSTEMS}
 
 
+FX_LANDING_FILE = "reference/fx_rates.csv"
+
+
 class FxConfig(_Strict):
-    source: Literal["files"] = Field(
-        "files", description="files: <landing>/reference/fx_rates.csv (date,currency,rate); the only source today"
-    )
+    """Where the daily FX rates come from: a CSV ``date,currency,rate`` (1 unit of currency = rate units of
+    the reporting currency), read at every load and reloaded when it changes."""
+
+    source: Literal["landing", "csv"] = Field(
+        "landing", description=f"landing: <landing_dir>/{FX_LANDING_FILE}; csv: the file at fx.path")
+    path: Path | None = Field(None, description="with source: csv, the CSV file (relative to the configuration file)")
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _files_is_landing(cls, value: Any) -> Any:
+        return "landing" if value == "files" else value  # the first template's spelling
+
+    @field_validator("path")
+    @classmethod
+    def _csv(cls, value: Path | None) -> Path | None:
+        if value is not None and Path(value).suffix.lower() != ".csv":
+            raise ValueError(f"{str(value)!r} is not a .csv file")
+        return value
+
+    @model_validator(mode="after")
+    def _path_with_csv(self) -> FxConfig:
+        if self.source == "csv" and self.path is None:
+            raise ValueError("source csv needs path: the CSV file of rates")
+        if self.source == "landing" and self.path is not None:
+            raise ValueError(f"path is only read with source: csv (the landing source is <landing_dir>/{FX_LANDING_FILE})")
+        return self
+
+    def rates_file(self, landing: Path) -> Path:
+        """The CSV the rates are read from."""
+        return Path(self.path) if self.source == "csv" else Path(landing) / FX_LANDING_FILE
 
 
 class ProductSettings(_Strict):
@@ -224,6 +313,8 @@ class CompanyConfig(_Strict):
     reporting_currency: str = Field("USD", description="ISO 4217 code every amount is converted to")
     fx: FxConfig = FxConfig()
     landing_dir: Path | None = Field(None, description="landing folder for files mode, relative to the file")
+    automation: bool = Field(
+        False, description="on: the schedule and sensors start running (CS_KPIS_AUTOMATION overrides); off: stopped")
     systems: Systems = Systems()
     product: ProductSettings
     engine: EngineConfig = EngineConfig()
@@ -234,6 +325,14 @@ class CompanyConfig(_Strict):
     def _profile(cls, value: str) -> str:
         if not _PROFILE.match(value):
             raise ValueError(f"{value!r} is not a profile name (lower-case letters, digits, - and _)")
+        return value
+
+    @field_validator("automation", mode="before")
+    @classmethod
+    def _on_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads unquoted on/off as true/false already; quoted, they arrive as text
+        if isinstance(value, str) and value.strip().lower() in ("on", "off"):
+            return value.strip().lower() == "on"
         return value
 
     @field_validator("reporting_currency")
@@ -278,6 +377,8 @@ class CompanyConfig(_Strict):
             "crm_csm_history_field": f"'{_check_field(f.csm)}'",
             "crm_segment_history_field": f"'{_check_field(f.segment)}'",
             "crm_csm_sentiment_history_field": f"'{_check_field(f.csm_sentiment)}'",
+            # an expression, built only from validated identifiers (event_field_sql)
+            "product_workspace_id": self.systems.product.workspace_id_sql(),
         }
 
 
@@ -290,7 +391,8 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 
 def render_sql(sql: str, cfg: CompanyConfig | None = None, where: str = "SQL") -> str:
     """Replace ``{{ name }}`` placeholders with the profile's raw column names (:meth:`CompanyConfig.sql_names`),
-    each validated as a plain identifier; an unknown placeholder raises naming it and ``where``."""
+    each validated as a plain identifier (``product_workspace_id``: an expression built from validated
+    identifiers only); an unknown placeholder raises naming it and ``where``."""
     if "{{" not in sql:
         return sql
     names = (cfg or load()).sql_names()
@@ -363,7 +465,10 @@ def load_file(path: Path | str) -> CompanyConfig:
         cfg.sql_names()
     except ValueError as exc:  # pragma: no cover - the field validators catch it first
         raise ConfigError(f"{path}: systems: {exc}") from None
-    return cfg.model_copy(update={"landing_dir": landing, "source_file": path})
+    fx = cfg.fx
+    if fx.path is not None and not fx.path.is_absolute():
+        fx = fx.model_copy(update={"path": (path.parent / fx.path).resolve()})
+    return cfg.model_copy(update={"landing_dir": landing, "source_file": path, "fx": fx})
 
 
 def load() -> CompanyConfig:

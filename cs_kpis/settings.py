@@ -72,6 +72,14 @@ def landing_dir() -> Path:
     return _path_from_env("CS_KPIS_LANDING_DIR", REPO_ROOT / "data" / "landing")
 
 
+def fx_rates_path() -> Path:
+    """The CSV of daily FX rates: the company configuration's ``fx`` (source csv: its path), by default
+    ``<landing>/reference/fx_rates.csv``."""
+    from cs_kpis import config
+
+    return config.load().fx.rates_file(landing_dir())
+
+
 def ground_truth_dir() -> Path:
     """The simulator's answers, never read by the pipeline (CS_KPIS_GROUND_TRUTH_DIR, default <repo>/data/ground_truth)."""
     return _path_from_env("CS_KPIS_GROUND_TRUTH_DIR", REPO_ROOT / "data" / "ground_truth")

@@ -219,3 +219,19 @@ def test_the_template_on_a_demo_export_runs_every_asset(project_env, tmp_path, m
             if con.execute(f"select count(*) from {s}.{t}").fetchone()[0] == 0]
     assert sorted(p.relative_to(landing).as_posix() for p in landing.rglob("*")) == before
     assert not empty or set(empty) <= {"marts.unmatched_source_records"}, empty
+
+
+def test_api_mode_with_an_fx_csv_of_its_own(project_env, tmp_path, monkeypatch, capsys, tiny_landing, server,
+                                            no_api_env):
+    """Billing from the API and FX rates from a CSV named in the configuration: the check names that file."""
+    _api_template(tmp_path, monkeypatch, tiny_landing)
+    cfg = tmp_path / "company.yaml"
+    cfg.write_text(cfg.read_text().replace("  source: landing ", "  source: csv\n  path: treasury/rates.csv\n  # "))
+    _api_env(monkeypatch, server.base_url)
+    assert check.main([]) == 1
+    line = _lines(capsys)["fx"]
+    assert "PROBLEM" in line and str(tmp_path / "treasury" / "rates.csv") in line and "fx.path" in line
+    (tmp_path / "treasury").mkdir()
+    shutil.copy(tiny_landing / "reference" / "fx_rates.csv", tmp_path / "treasury" / "rates.csv")
+    assert check.main([]) == 0, capsys.readouterr().out
+    assert " ok " in _lines(capsys)["fx"]

@@ -6,6 +6,7 @@ import json
 import dagster as dg
 import pytest
 
+from cs_kpis.defs.config_resources import LandingResource
 from cs_kpis.defs.landing.assets import CompanyConfigResource, build_demo_asset, build_exports_asset
 from cs_kpis.defs.landing.checks import LANDING_MANIFEST_COMPLETE, build_landing_check
 from cs_kpis.defs.landing.keys import DEMO_KEY, EXPORTS_KEY
@@ -18,6 +19,8 @@ def _materialize(run_config=None) -> dg.ExecuteInProcessResult:
         [build_demo_asset(), build_landing_check(DEMO_KEY)],
         instance=dg.DagsterInstance.ephemeral(),
         run_config=run_config,
+        # the landing resource as the code location builds it, from the environment the test set
+        resources={"landing": LandingResource.from_settings()},
         raise_on_error=False,
     )
 
@@ -248,7 +251,8 @@ def _materialize_exports():
     return dg.materialize(
         [build_exports_asset(), build_landing_check(EXPORTS_KEY)],
         instance=dg.DagsterInstance.ephemeral(),
-        resources={"company_config": CompanyConfigResource(config_file="")},
+        resources={"company_config": CompanyConfigResource(config_file=""),
+                   "landing": LandingResource.from_settings()},
         raise_on_error=False,
     )
 

@@ -70,11 +70,14 @@ def make_pipeline(system: str, warehouse: Path, pipelines_dir: Path) -> dlt.Pipe
     )
 
 
-def make_source(system: str, *, landing_dir: Path | None, mode: str = "files", config: Any = None) -> Any:
-    """The dlt source of one system; in api mode ``config`` defaults to :func:`api_config`."""
+def make_source(system: str, *, landing_dir: Path | None, mode: str = "files", config: Any = None,
+                fx_rates_path: Path | None = None) -> Any:
+    """The dlt source of one system; in api mode ``config`` defaults to :func:`api_config`. Billing reads
+    its FX rates from ``fx_rates_path`` (default ``<landing>/reference/fx_rates.csv``)."""
     if mode == "api" and system in API_CONFIGS and config is None:
         config = api_config(system)
-    return SOURCES[system](landing_dir=landing_dir, mode=mode, api_config=config)
+    extra = {"fx_rates_path": fx_rates_path} if system == "billing" and fx_rates_path else {}
+    return SOURCES[system](landing_dir=landing_dir, mode=mode, api_config=config, **extra)
 
 
 def reset_local_state(pipeline: dlt.Pipeline) -> None:

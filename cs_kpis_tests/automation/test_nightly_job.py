@@ -30,7 +30,8 @@ def test_nightly_job_selects_every_asset_and_check(defs):
 def test_automation_is_registered(defs):
     repo = defs.get_repository_def()
     assert {s.name for s in repo.sensor_defs} >= {"alert_digest_sensor", "failed_check_sensor",
-                                                   "alerts_after_failed_run_sensor", "stale_data_sensor"}
+                                                   "alerts_after_failed_run_sensor", "stale_data_sensor",
+                                                   "new_extract_day_sensor"}
     assert repo.get_schedule_def("nightly_schedule").job_name == "nightly"
     assert repo.get_job("alert_digests").executor_def.name == dg.in_process_executor.name
     # the alerts-only job the run-failure sensor launches: the alert tables and their checks, nothing upstream
@@ -41,3 +42,13 @@ def test_automation_is_registered(defs):
         "alert_candidates_held_have_a_reason"}
     sensor = repo.get_sensor_def("alerts_after_failed_run_sensor")
     assert [t.job_name for t in sensor.targets] == ["alerts_refresh"]
+
+
+def test_configuration_is_shown_as_resources(defs):
+    """The landing folder and the Salesforce target are resources of the code location (the UI lists them)."""
+    from cs_kpis.defs.config_resources import LandingResource, SalesforceResource
+
+    landing = defs.resources["landing"]
+    assert isinstance(landing, LandingResource) and landing.path.endswith("landing")
+    assert landing.fx_rates_file == landing.path + "/reference/fx_rates.csv"
+    assert isinstance(defs.resources["salesforce"], SalesforceResource)

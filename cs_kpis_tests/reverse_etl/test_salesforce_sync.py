@@ -14,7 +14,7 @@ from cs_kpis.defs.reverse_etl import assets as retl
 
 class FakeSalesforce:
     def __init__(self):
-        self.batches, self.reject = [], set()
+        self.batches, self.reject, self.auth = [], set(), []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -22,6 +22,7 @@ class FakeSalesforce:
                 assert self.path == retl.API_PATH
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.batches.append(body)
+                fake.auth.append(self.headers.get("Authorization"))
                 out = [{"id": r["Id"], "success": r["Id"] not in fake.reject,
                         "errors": [{"statusCode": "FIELD_INTEGRITY_EXCEPTION"}] if r["Id"] in fake.reject else []}
                        for r in body["records"]]
@@ -120,6 +121,7 @@ class ShortSalesforce(FakeSalesforce):
             def do_PATCH(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.batches.append(body)
+                fake.auth.append(self.headers.get("Authorization"))
                 out = [{"id": r["Id"], "success": True, "errors": []} for r in body["records"][:fake.keep]]
                 data = json.dumps(out).encode()
                 self.send_response(200)
@@ -192,3 +194,32 @@ def test_batch_error_names_status_path_and_code_never_body_or_token(tmp_path):
     [error] = result["errors"]
     assert error == f"batch 0: PATCH {retl.API_PATH} answered 401 (INVALID_SESSION_ID)"
     assert "SECRET" not in error and "echo" not in error
+
+
+def test_the_asset_takes_url_and_token_from_the_salesforce_resource(tmp_path, monkeypatch, sfdc):
+    """The reverse-ETL asset reads CS_KPIS_SFDC_URL / CS_KPIS_SFDC_TOKEN through the `salesforce` resource
+    (EnvVars resolved in the run), not os.environ in its body."""
+    import dagster as dg
+
+    from cs_kpis.defs.config_resources import SalesforceResource
+    from cs_kpis.defs.resources import WarehouseResource
+
+    _warehouse(tmp_path / "wh.duckdb").close()
+    monkeypatch.setenv("CS_KPIS_SFDC_URL", sfdc.url)
+    monkeypatch.setenv("CS_KPIS_SFDC_TOKEN", "tok-123")
+    resource = SalesforceResource.from_env()
+    assert isinstance(resource.token, dg.EnvVar) and resource.token == "CS_KPIS_SFDC_TOKEN"  # the name, not the value
+    result = dg.materialize([retl.salesforce_account_sync], instance=dg.DagsterInstance.ephemeral(),
+                            resources={"duckdb": WarehouseResource(database=str(tmp_path / "wh.duckdb")),
+                                       "salesforce": resource})
+    assert result.success and [r["Id"] for r in sfdc.batches[0]["records"]] == ["A", "B"]
+    assert sfdc.auth == ["Bearer tok-123"]
+
+    monkeypatch.delenv("CS_KPIS_SFDC_URL")
+    monkeypatch.setenv("CS_KPIS_OUTBOX", str(tmp_path / "outbox"))
+    _warehouse(tmp_path / "wh2.duckdb").close()
+    dry = dg.materialize([retl.salesforce_account_sync], instance=dg.DagsterInstance.ephemeral(),
+                         resources={"duckdb": WarehouseResource(database=str(tmp_path / "wh2.duckdb")),
+                                    "salesforce": SalesforceResource.from_env()})
+    meta = dry.asset_materializations_for_node("alerts__salesforce_account_sync")[0].metadata
+    assert meta["target"].value == "outbox (dry run)" and len(sfdc.batches) == 1

@@ -16,6 +16,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from cs_kpis.defs.alerts import engine
+from cs_kpis.lib import systems
 from cs_kpis.lib.sql import WAREHOUSE_POOL, table_metadata
 
 GROUP = "alerts"
@@ -129,9 +130,13 @@ def alerts(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     holds = holds_for(rules, problems)
     for t, why in holds.items():
         context.log.warning(f"alerts of type {t} held: {why}")
+    # a system turned off in the company configuration: its alert types are not evaluated (lib/systems.py)
+    skipped = systems.skipped_alert_types(systems.off_systems())
+    for t, why in skipped.items():
+        context.log.info(f"alerts of type {t} skipped: {why}")
     after_run = context.run.tags.get(AFTER_RUN_TAG)
     with duckdb.get_connection() as con:
-        out = engine.run_engine(con, rules, holds, run_id=context.run_id)
+        out = engine.run_engine(con, rules, holds, run_id=context.run_id, skipped=skipped)
         cand_meta = table_metadata(con, "alerts", "alert_candidates", CANDIDATE_DOCS)
         log_meta = table_metadata(con, "alerts", "alert_log")
     cand = out["candidates"]
@@ -141,6 +146,7 @@ def alerts(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     yield dg.MaterializeResult(asset_key=CANDIDATES, metadata={
         **cand_meta, "as_of_day": str(out["as_of"]), "by_type_and_status": _md(summary),
         "held_types": _md(hold_df), "held_count": int((cand["status"] == "held").sum()) if len(cand) else 0,
+        "skipped_types": _md(pd.DataFrame(sorted(skipped.items()), columns=["alert_type", "skip_reason"])),
         "rules_path": dg.MetadataValue.path(str(engine.rules_path())), "rules_version": str(rules.get("version")),
         **({"rebuilt_after_failed_run": after_run} if after_run else {}),
     })

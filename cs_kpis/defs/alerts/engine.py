@@ -17,6 +17,7 @@ import hashlib
 import itertools
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -105,11 +106,15 @@ def as_of_day(con) -> date | None:
     return con.execute("select max(day) from kpis.account_indicators_daily").fetchall()[0][0]
 
 
-def conditions(con, rules: dict, as_of: date, first_day: date | None = None) -> pd.DataFrame:
-    """Every (alert_type, account_id, day) on which a condition holds, with severity and reason."""
+def conditions(con, rules: dict, as_of: date, first_day: date | None = None,
+               skipped: Iterable[str] = ()) -> pd.DataFrame:
+    """Every (alert_type, account_id, day) on which a condition holds, with severity and reason; the
+    ``skipped`` types (their source system is off, cs_kpis/lib/systems.py) are not evaluated."""
     first_day = first_day or con.execute("select min(day) from kpis.account_indicators_daily").fetchall()[0][0]
     frames = []
     for t in ALERT_TYPES:
+        if t in skipped:
+            continue
         sql, params = condition_sql(t, rules["types"][t], first_day, as_of)
         df = con.execute(sql, params).df()
         df.insert(0, "alert_type", t)
@@ -310,15 +315,17 @@ def owners_frame(con, as_of: date) -> pd.DataFrame:
     return con.execute(OWNER_SQL, {"day": as_of}).df()
 
 
-def run_engine(con, rules: dict, holds: dict[str, str], run_id: str = "manual") -> dict:
-    """Build alerts.alert_candidates and append to alerts.alert_log; returns counts for metadata."""
+def run_engine(con, rules: dict, holds: dict[str, str], run_id: str = "manual",
+               skipped: Iterable[str] = ()) -> dict:
+    """Build alerts.alert_candidates and append to alerts.alert_log; returns counts for metadata.
+    ``skipped``: alert types not evaluated at all (their source system is turned off)."""
     from cs_kpis.defs.health.assets import write_frame
 
     con.execute("set TimeZone = 'UTC'")
     as_of = as_of_day(con)
     if as_of is None:
         raise ValueError("kpis.account_indicators_daily is empty: nothing to alert on")
-    cond = conditions(con, rules, as_of)
+    cond = conditions(con, rules, as_of, skipped=set(skipped))
     events, alerts = episodes_to_events(cond, rules, as_of)
     log = log_frame(events)
     cand = candidates(con, cond, alerts, log, rules, as_of, holds)

@@ -23,6 +23,7 @@ from dagster_duckdb import DuckDBResource
 from cs_kpis import config as company_config
 from cs_kpis.defs.health import health_score as hs
 from cs_kpis.defs.health import history
+from cs_kpis.lib import systems
 from cs_kpis.lib.sql import NIGHTLY_FRESHNESS, WAREHOUSE_POOL, load_models, sql_assets, table_metadata
 
 HERE = Path(__file__).parent
@@ -578,11 +579,18 @@ def account_indicators_daily(context: dg.AssetExecutionContext, duckdb: DuckDBRe
         window = history.plan_window(con, INDICATOR_MODEL.table, INDICATOR_MODEL.code_version,
                                      full_refresh=config.full_refresh)
         stats = history.build_indicators(con, INDICATOR_MODEL, window)
+        # a system turned off: its indicators are null, not 0 (no tickets is not perfect support); the score
+        # leaves them out and rescales the other weights (lib/systems.py, README "Systems turned off")
+        off = systems.off_systems()
+        nulled = systems.null_indicators(off)
+        if nulled:
+            con.execute(f"update {INDICATOR_MODEL.table} set " + ", ".join(f"{c} = null" for c in nulled))
+            context.log.info(f"{', '.join(off)} off: indicators {', '.join(nulled)} set to null")
         meta = table_metadata(con, SCHEMA, INDICATOR_MODEL.name, INDICATOR_MODEL.columns)
     seconds = round(time.perf_counter() - t0, 2)
     context.log.info(f"{stats['mode']} build from {stats['start_day'] or 'the start'} ({stats['reason']}): "
                      f"{stats['rows_written']} rows in {seconds}s")
     return dg.MaterializeResult(metadata={
-        **meta, **_build_metadata(stats, seconds),
+        **meta, **_build_metadata(stats, seconds), "systems_off": ", ".join(off) or "none",
         "history_start": str(stats["history_start"]) if stats["history_start"] else "all days"})
 

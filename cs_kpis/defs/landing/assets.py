@@ -19,6 +19,7 @@ import dagster as dg
 from pydantic import Field
 
 from cs_kpis import config, folder_guard, settings
+from cs_kpis.defs.config_resources import LandingResource
 from cs_kpis.defs.landing.keys import DEMO_KEY, EXPORTS_KEY
 from cs_kpis.defs.landing.manifest import (
     counts_markdown,
@@ -93,8 +94,10 @@ def build_demo_asset() -> dg.AssetsDefinition:
             "folder it generated itself; a folder holding anything else is never written."
         ),
     )
-    def demo_company(context: dg.AssetExecutionContext, config: DemoCompanyConfig) -> dg.MaterializeResult:
-        landing = settings.landing_dir()
+    def demo_company(context: dg.AssetExecutionContext, config: DemoCompanyConfig,
+                     landing: LandingResource) -> dg.MaterializeResult:
+        ground_truth = Path(landing.ground_truth_dir)
+        landing = landing.landing
         size = config.size or settings.demo_size()
         seed = settings.demo_seed() if config.seed is None else config.seed
 
@@ -105,14 +108,14 @@ def build_demo_asset() -> dg.AssetsDefinition:
         if config.regenerate or empty or (manifest is None and ours):
             try:
                 folder_guard.simulator_may_replace(landing, "landing")
-                folder_guard.simulator_may_replace(settings.ground_truth_dir(), "ground_truth")
+                folder_guard.simulator_may_replace(ground_truth, "ground_truth")
             except folder_guard.NotOurFolder as exc:
                 raise dg.Failure(description=f"not generating the demo company: {exc}") from None
             # imported here: the simulator is heavy and only needed when there is something to generate
             from cs_kpis.simulator import generate
 
             context.log.info(f"generating the demo company (size={size}, seed={seed}) into {landing}")
-            generated_manifest = generate(landing, settings.ground_truth_dir(), size=size, seed=seed)
+            generated_manifest = generate(landing, ground_truth, size=size, seed=seed)
             generated = True
             manifest, error = try_read_manifest(landing)
             manifest = manifest or generated_manifest
@@ -151,11 +154,13 @@ def build_exports_asset() -> dg.AssetsDefinition:
             "here. An empty or incomplete folder fails the blocking check landing_manifest_complete."
         ),
     )
-    def exports(context: dg.AssetExecutionContext, company_config: CompanyConfigResource) -> dg.MaterializeResult:
+    def exports(context: dg.AssetExecutionContext, company_config: CompanyConfigResource,
+                landing: LandingResource) -> dg.MaterializeResult:
         cfg = company_config.load()
-        landing = settings.landing_dir()
+        fx_rates, landing = landing.fx_rates, landing.landing
         manifest, error = try_read_manifest(landing) if landing.is_dir() else (None, None)
-        problems = manifest_problems(landing, manifest, systems=cfg.enabled("files"), manifest_error=error)
+        problems = manifest_problems(landing, manifest, systems=cfg.enabled("files"), manifest_error=error,
+                                     fx_rates=fx_rates)
         problem = problems_text(landing, problems)
         if problem:
             # logged at ERROR so the run command's console shows it; the blocking check stops the run

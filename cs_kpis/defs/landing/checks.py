@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from cs_kpis import config, settings
+from cs_kpis import config
+from cs_kpis.defs.config_resources import LandingResource
 from cs_kpis.defs.landing.manifest import PROBLEM_HELP, manifest_problems, problems_text, try_read_manifest
 
 LANDING_MANIFEST_COMPLETE = "landing_manifest_complete"
@@ -22,11 +23,12 @@ def build_landing_check(asset_key: dg.AssetKey) -> dg.AssetChecksDefinition:
             "entity. A malformed manifest fails this check (never the loading of the code)."
         ),
     )
-    def landing_manifest_complete() -> dg.AssetCheckResult:
+    def landing_manifest_complete(landing: LandingResource) -> dg.AssetCheckResult:
         cfg = config.load()
-        landing = settings.landing_dir()
+        fx_rates, landing = landing.fx_rates, landing.landing
         manifest, error = try_read_manifest(landing) if landing.is_dir() else (None, None)
-        problems = manifest_problems(landing, manifest, systems=cfg.enabled("files"), manifest_error=error)
+        problems = manifest_problems(landing, manifest, systems=cfg.enabled("files"), manifest_error=error,
+                                     fx_rates=fx_rates)
         text = problems_text(landing, problems)
         return dg.AssetCheckResult(
             passed=text is None,

@@ -77,7 +77,8 @@ PROBLEM_HELP = {
     "bad_extract_days": "_manifest.json needs extract_days: a non-empty list of YYYY-MM-DD days",
     "missing_extract_days": "an extract day listed in _manifest.json has no folder",
     "missing_snapshot": "an entity has no part file on the first extract day (the full snapshot)",
-    "missing_fx_rates": f"{FX_RATES} is missing (billing converts currencies with it)",
+    "missing_fx_rates": "the FX rates CSV is missing (billing converts currencies with it; fx in the company "
+                        f"configuration, default {FX_RATES})",
     "zero_counts": "_manifest.json counts 0 rows for an entity",
     "missing_entities": "_manifest.json counts an entity with nothing on disk",
 }
@@ -89,6 +90,7 @@ def manifest_problems(
     *,
     systems: list[str] | None = None,
     manifest_error: str | None = None,
+    fx_rates: Path | None = None,
 ) -> dict[str, list[str]]:
     """What is wrong with a landing folder, per kind of problem; all lists empty means complete.
 
@@ -101,7 +103,8 @@ def manifest_problems(
       entity (product events are foldered by received day, so they do not count).
     - ``missing_snapshot``: an entity of an enabled system without a part file on the first extract
       day (product events: no received-day folder with a part on or before it).
-    - ``missing_fx_rates``: billing is enabled and reference/fx_rates.csv is missing.
+    - ``missing_fx_rates``: billing is enabled and the FX rates file is missing (``fx_rates``: the company
+      configuration's ``fx`` source; default ``<landing>/reference/fx_rates.csv``).
     - ``zero_counts``, ``missing_entities``: only when the manifest has ``counts`` (the simulator's
       manifest does; an exporter's may): an entity counted 0, or counted with nothing on disk.
     """
@@ -149,8 +152,9 @@ def manifest_problems(
                     problems["missing_snapshot"].append(f"{entity}/<received_day>/part-*.jsonl")
             elif not any((landing / entity / first).glob("part-*.json")):
                 problems["missing_snapshot"].append(f"{entity}/{first}/part-*.json")
-    if "billing" in systems and not (landing / FX_RATES).is_file():
-        problems["missing_fx_rates"].append(str(landing / FX_RATES))
+    fx = Path(fx_rates) if fx_rates else landing / FX_RATES
+    if "billing" in systems and not fx.is_file():
+        problems["missing_fx_rates"].append(str(fx))
     return problems
 
 

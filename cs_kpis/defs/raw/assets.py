@@ -14,6 +14,7 @@ import dagster as dg
 from cs_kpis import config as company_config
 from cs_kpis import settings
 from cs_kpis.defs.raw.checks import build_raw_checks
+from cs_kpis.defs.raw.off import build_off_assets
 from cs_kpis.defs.raw.resources import RawDltResource, dlt_multi_asset
 from cs_kpis.defs.raw.translator import RawDltTranslator
 from cs_kpis.sources.pipelines import API_CONFIGS, DATASET, SOURCES, api_config, make_pipeline, make_source
@@ -46,6 +47,7 @@ def build_raw_assets(
     mode: str = "files",
     systems: tuple[str, ...] = tuple(SOURCES),
     api_configs: dict[str, object] | None = None,
+    fx_rates_path: Path | None = None,
 ) -> list[dg.AssetsDefinition]:
     """One multi-asset per system; paths are arguments so tests can point them at tmp_path."""
     assets = []
@@ -54,7 +56,8 @@ def build_raw_assets(
         # the known currencies) and the product events are files in both modes
         this_mode = system_mode(system, mode)
         source = make_source(system, landing_dir=landing_dir, mode=this_mode,
-                             config=(api_configs or {}).get(system) if this_mode == "api" else None)
+                             config=(api_configs or {}).get(system) if this_mode == "api" else None,
+                             fx_rates_path=fx_rates_path)
         translator = RawDltTranslator(system=system, files_mode=this_mode == "files")
         assets.append(_system_assets(system, source, make_pipeline(system, warehouse, pipelines_dir), translator))
     return assets
@@ -91,12 +94,14 @@ def raw_definitions() -> dg.Definitions:
     checks: list[dg.AssetChecksDefinition] = []
     for system in SOURCES:
         # the demo profile: one mode for all (CS_KPIS_INGEST_MODE); a company profile: each system's mode
-        # from the config file, and a system turned off is not loaded
+        # from the config file; a system turned off is not loaded, its raw tables exist empty (off.py)
         mode = ingest_mode() if cfg.is_demo else cfg.mode(system)
         if mode == "off":
+            assets.append(build_off_assets(system))
             continue
         configs = {"crm": crm_api_config(cfg)} if system == "crm" and mode == "api" and not cfg.is_demo else None
-        system_assets = build_raw_assets(**paths, mode=mode, systems=(system,), api_configs=configs)
+        system_assets = build_raw_assets(**paths, mode=mode, systems=(system,), api_configs=configs,
+                                         fx_rates_path=cfg.fx.path if cfg.fx.source == "csv" else None)
         assets += system_assets
         # the manifest reconciliation and unrecognized-files checks exist for files-mode systems only
         files = system_mode(system, mode) == "files"

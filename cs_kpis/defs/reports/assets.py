@@ -21,6 +21,7 @@ from pydantic import Field
 
 from cs_kpis import settings
 from cs_kpis.defs.reports import render
+from cs_kpis.lib import systems
 from cs_kpis.lib.sql import WAREHOUSE_POOL
 
 REPORT_KEY = dg.AssetKey(["reports", "kpi_report"])
@@ -432,6 +433,7 @@ def load_report_data(con, cadence: str = "month", period: str = LATEST_COMPLETE,
         segments=segments, revenue=revenue, revenue_source=revenue_source, cohorts=shared["cohorts"],
         bands_over_time=bands_over_time, backtest_bands=shared["backtest_bands"], band_counts=band_counts,
         nps=_nps(con, start, chosen["read_day"] if chosen else None, prev_start),
+        not_connected=systems.not_connected(systems.off_systems()),
         risks=shared["risks"], risk_source=shared["risk_source"], expansion=shared["expansion"],
         expansion_source=shared["expansion_source"], movers=_movers(con, cadence, start),
         worklist=shared["worklist"], generated_at=shared["generated_at"],

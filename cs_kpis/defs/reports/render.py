@@ -117,6 +117,7 @@ class ReportData:
     backtest_bands: pd.DataFrame = field(default_factory=pd.DataFrame)  # band, accounts, churned, churn_rate
     band_counts: dict = field(default_factory=dict)  # {'green': (now, prev), ...} at the two period ends
     nps: tuple | None = None  # (now, prev) NPS, either may be None
+    not_connected: list[str] = field(default_factory=list)  # e.g. "NPS not connected" (systems.nps.mode: off)
     risks: pd.DataFrame = field(default_factory=pd.DataFrame)
     risk_source: str = ""
     expansion: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -240,6 +241,9 @@ def headline_tiles(data: ReportData, segment: str = "all") -> str:
         if data.nps is not None:
             tiles.append(_tile("NPS", fmt_num(data.nps[0], 0),
                                _delta(data.nps[0], data.nps[1], "count", vs=vs), "nps"))
+        for line in data.not_connected:
+            tiles.append(f'<p class="note">{html.escape(line)} (turned off in the company configuration: its '
+                         "indicators are left out of the health score and its alerts are skipped).</p>")
         for band in BANDS:
             now, before = data.band_counts.get(band, (None, None))
             if now is not None:
@@ -538,6 +542,9 @@ def headline_markdown(data: ReportData) -> str:
                         fmt_money(None if _missing(prev.get("ending_mrr")) else 12 * float(prev["ending_mrr"]))))
     if data.nps is not None:
         rows.append(("NPS", fmt_num(data.nps[0], 0), fmt_num(data.nps[1], 0)))
+    for line in data.not_connected:
+        system, _, _ = line.rpartition(" not connected")
+        rows.append((system, "not connected", "not connected"))
     for band in BANDS:
         now, before = data.band_counts.get(band, (None, None))
         if now is not None:

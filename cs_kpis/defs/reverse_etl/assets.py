@@ -18,7 +18,6 @@ body or the token. Auth: the bearer token in CS_KPIS_SFDC_TOKEN, if set.
 
 import hashlib
 import json
-import os
 import urllib.error
 import urllib.request
 
@@ -27,6 +26,7 @@ from dagster_duckdb import DuckDBResource
 
 from cs_kpis.defs.automation import notify
 from cs_kpis.defs.automation.jobs import closed_on_error
+from cs_kpis.defs.config_resources import SalesforceResource
 from cs_kpis.lib.sql import WAREHOUSE_POOL, table_metadata
 
 SYNC = dg.AssetKey(["alerts", "salesforce_account_sync"])
@@ -196,10 +196,11 @@ def sync(con, url: str | None = None, token: str | None = None) -> dict:
                  "the table holds the last payload Salesforce accepted per account, so only changes are sent "
                  "and failed records are retried next run."),
 )
-def salesforce_account_sync(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
-    url = os.environ.get("CS_KPIS_SFDC_URL") or None
+def salesforce_account_sync(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+                            salesforce: SalesforceResource) -> dg.MaterializeResult:
+    url = salesforce.url or None
     with closed_on_error(duckdb) as con:
-        result = sync(con, url, os.environ.get("CS_KPIS_SFDC_TOKEN") or None)
+        result = sync(con, url, salesforce.token or None)
         table_meta = table_metadata(con, "alerts", "salesforce_account_sync", COLUMNS)
     for err in result["errors"][:20]:
         context.log.warning(f"salesforce: not synced, retried next run: {err}")

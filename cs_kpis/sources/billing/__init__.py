@@ -80,13 +80,14 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
     return specs
 
 
-def fx_rates_resource(landing_dir: Path | None) -> Any:
-    """``billing__fx_rates`` from ``reference/fx_rates.csv``, reloaded only when the file changes."""
+def fx_rates_resource(landing_dir: Path | None, fx_rates_path: Path | None = None) -> Any:
+    """``billing__fx_rates`` from ``reference/fx_rates.csv`` (or ``fx_rates_path``, the company configuration's
+    ``fx`` source), reloaded only when the file changes."""
 
     @dlt.resource(name="fx_rates", table_name="billing__fx_rates", primary_key=["date", "currency"], write_disposition="merge")
     def fx_rates() -> Any:
         state = dlt.current.resource_state()
-        path = landing_dir / settings.FX_RATES_FILE if landing_dir else None
+        path = fx_rates_path or (landing_dir / settings.FX_RATES_FILE if landing_dir else None)
         counts = Accounting()
         if path is None or not path.exists():
             state["last_run"] = counts.as_dict()
@@ -103,7 +104,8 @@ def fx_rates_resource(landing_dir: Path | None) -> Any:
         counts = Accounting(len(rows) + len(bad), len(seen), len(bad), len(rows) - len(seen))
         for number, raw, reason in bad:
             yield with_quarantine_hints({
-                "source": settings.SYSTEM, "entity": "fx_rates", "origin": settings.FX_RATES_FILE,
+                "source": settings.SYSTEM, "entity": "fx_rates",
+                "origin": str(fx_rates_path) if fx_rates_path else settings.FX_RATES_FILE,
                 "position": number, "field": None, "reason": reason, "records": 1, "raw_text": raw, "extract_day": None,
                 "loaded_at": datetime.now(UTC),
             })
@@ -116,14 +118,16 @@ def fx_rates_resource(landing_dir: Path | None) -> Any:
 
 
 @dlt.source(name="billing", schema_contract={"tables": "evolve", "columns": "evolve", "data_type": "freeze"})
-def billing_source(landing_dir: Path | str | None = None, mode: str = "files", api_config: Any = None) -> Any:
+def billing_source(landing_dir: Path | str | None = None, mode: str = "files", api_config: Any = None,
+                   fx_rates_path: Path | str | None = None) -> Any:
     """Stripe objects from the landing folder (``mode="files"``) or the API (``mode="api"``).
 
     Tables ``billing__<entity>``; money in integer minor units; timestamps parsed from Unix seconds.
     ``reference/fx_rates.csv`` also decides which currencies are known (others are quarantined).
     """
     landing = Path(landing_dir) if landing_dir else None
-    currencies = read_fx_currencies(landing) if landing else None
+    fx_path = Path(fx_rates_path) if fx_rates_path else None
+    currencies = read_fx_currencies(landing, fx_path) if landing or fx_path else None
     make = partial(
         entity_resource,
         settings.SYSTEM,
@@ -133,4 +137,4 @@ def billing_source(landing_dir: Path | str | None = None, mode: str = "files", a
         api_reader=_api_reader,
         api_config=api_config,
     )
-    return [make(spec) for spec in entities(currencies, landing_window(landing))] + [fx_rates_resource(landing)]
+    return [make(spec) for spec in entities(currencies, landing_window(landing))] + [fx_rates_resource(landing, fx_path)]

@@ -167,20 +167,21 @@ def salvage_part(data: bytes, origin: str, list_key: str | None, error: str) -> 
     )
 
 
-def read_fx_currencies(landing_dir: Path | str) -> set[str] | None:
-    """Lower-case currency codes listed in ``reference/fx_rates.csv`` plus the reporting currency.
+def read_fx_currencies(landing_dir: Path | str | None, fx_rates_path: Path | str | None = None) -> set[str] | None:
+    """Lower-case currency codes listed in ``reference/fx_rates.csv`` (or ``fx_rates_path``) plus the
+    reporting currency of the landing manifest.
 
     None when the file is missing, which turns the unknown-currency check off.
     """
     import csv
 
-    path = Path(landing_dir) / "reference" / "fx_rates.csv"
+    path = Path(fx_rates_path) if fx_rates_path else Path(landing_dir) / "reference" / "fx_rates.csv"
     if not path.exists():
         return None
     with path.open(newline="", encoding="utf-8-sig") as handle:
         currencies = {row["currency"].strip().lower() for row in csv.DictReader(handle) if row.get("currency")}
     try:
-        reporting = read_manifest(landing_dir).get("reporting_currency")
+        reporting = read_manifest(landing_dir).get("reporting_currency") if landing_dir else None
     except (LandingIncomplete, ValueError):  # missing or malformed: the landing check reports it
         reporting = None
     if reporting:

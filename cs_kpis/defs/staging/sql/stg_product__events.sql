@@ -7,7 +7,7 @@
 -- @column user_id: Segment userId (staging.stg_crm__contacts.product_user_id)
 -- @column anonymous_id: Segment anonymousId, or null
 -- @column event_name: the track event name (e.g. Report Created); null for identify and group
--- @column workspace_id: the product workspace: context.groupId of track calls, groupId of group calls (Salesforce Product_Workspace_Id__c)
+-- @column workspace_id: the product workspace: context.groupId of track calls, groupId of group calls (Salesforce Product_Workspace_Id__c); which fields is systems.product.workspace_id_fields
 -- @column occurred_at: Segment timestamp: when the event happened (client clock, corrected by Segment)
 -- @column original_timestamp: Segment originalTimestamp (raw client clock)
 -- @column sent_at: Segment sentAt: when the client sent it
@@ -27,7 +27,7 @@ renamed as (
         user_id,
         anonymous_id,
         event as event_name,
-        coalesce(context_group_id, group_id) as workspace_id,
+        {{ product_workspace_id }} as workspace_id,
         timestamp as occurred_at,
         original_timestamp,
         sent_at,
