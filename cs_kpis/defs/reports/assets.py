@@ -21,7 +21,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from cs_kpis import settings
-from cs_kpis.defs.alerts.engine import SEVERITY_LEVELS
+from cs_kpis.defs.alerts.engine import SEVERITY_LEVELS, SEVERITY_RANK
 from cs_kpis.defs.reports import render
 from cs_kpis.lib.sql import WAREHOUSE_POOL, asset_key_for_table, load_models, sql_assets
 
@@ -172,7 +172,7 @@ def _risks(con) -> tuple[pd.DataFrame, str]:
     if w.empty:
         return pd.DataFrame(), "No open risk alerts (alerts.alert_candidates)."
     w["severity"] = w["risk_severities"].map(_most_severe)
-    w["_rank"] = w["severity"].map({s: i for i, s in enumerate(SEVERITY_LEVELS)}).fillna(len(SEVERITY_LEVELS))
+    w["_rank"] = w["severity"].map(SEVERITY_RANK).fillna(len(SEVERITY_RANK))
     w = w.sort_values(["_rank", "arr", "account_name"], ascending=[True, False, True], kind="stable").head(TOP_N)
     out = pd.DataFrame({
         "Account": w["account_name"], "Severity": w["severity"], "Alerts": w["risk_reasons"],

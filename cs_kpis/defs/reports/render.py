@@ -21,11 +21,12 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from cs_kpis.defs.health.health_score import BANDS
+
 TEMPLATE_PATH = Path(__file__).parent / "template.html"
 KPI_README = "cs_kpis/defs/kpis/README.md"
 HEALTH_README = "cs_kpis/defs/health/README.md"
 BAND_COLORS = {"green": "#2e9e5b", "yellow": "#e0b100", "red": "#d64541"}
-BANDS = ("green", "yellow", "red")
 MIN_T12_COHORT_ACCOUNTS = 20
 """NRR/GRR T12 are shown only when the trailing-year cohort holds at least this many accounts: early in the
 data the cohort a year back is a handful of accounts, and one of them moving swings the ratio by tens of
