@@ -29,8 +29,6 @@ from cs_kpis.config import render_sql
 WAREHOUSE_POOL = "warehouse"
 """every step that writes the DuckDB warehouse runs in this one-at-a-time pool (see dagster.yaml)"""
 
-LAYER_SCHEMAS = ("raw", "staging", "marts", "kpis", "alerts")
-
 NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=24))
 """tables rebuilt by the nightly job: stale after a missed night (warn at 24 h, fail at 26 h)"""
 _REF = re.compile(r"\b(raw|staging|marts|kpis|alerts)\.([a-z_][a-z0-9_]*)\b")
