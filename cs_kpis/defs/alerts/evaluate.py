@@ -26,6 +26,7 @@ import duckdb
 import pandas as pd
 
 from cs_kpis.defs.alerts import engine
+
 # the churn outcome is the health backtest's: its share lives there (the outcome SQL below repeats the
 # backtest's shape; it merges with it when health/ becomes an ordinary layer, issue 17 item 1)
 from cs_kpis.defs.health.assets import CONTRACTION_SHARE

@@ -10,8 +10,6 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention as SnakeCa
 from cs_kpis.defs.landing.keys import landing_asset_key
 from cs_kpis.lib.sql import NIGHTLY_FRESHNESS
 
-
-
 DESCRIPTIONS: dict[str, dict[str, str]] = {
     "crm": {
         "accounts": "Salesforce Accounts as scd2 history: one row per version, valid from its extract day "
