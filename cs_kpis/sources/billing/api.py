@@ -19,7 +19,14 @@ from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import BasePaginator
 from requests import Request, Response
 
-from cs_kpis.sources.http import VendorApiConfig, error_hook, iter_page_records, iter_pages, make_client, read_setting
+from cs_kpis.sources.http import (
+    VendorApiConfig,
+    error_hook,
+    iter_page_records,
+    iter_pages,
+    make_client,
+    read_setting,
+)
 from cs_kpis.sources.records import RawRecord
 
 SOURCE = "Stripe"
