@@ -65,7 +65,7 @@ class SqlModel:
 
     @property
     def deps(self) -> list[dg.AssetKey]:
-        keys = {asset_key_for_table(s, t) for s, t in _REF.findall(_strip_comments(self.sql))}
+        keys = {asset_key_for_table(s, t) for s, t in _REF.findall(strip_comments(self.sql))}
         return sorted((k for k in keys if k is not None and k != self.key), key=lambda k: k.to_user_string())
 
     @property
@@ -99,7 +99,7 @@ class SqlModel:
         return cls(schema, path.stem, text, desc, grain, columns, materialized)
 
 
-def _strip_comments(sql: str) -> str:
+def strip_comments(sql: str) -> str:
     return "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
 
 

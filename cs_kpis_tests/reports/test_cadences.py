@@ -20,7 +20,7 @@ from cs_kpis_tests.kpis.periods import (
     make_period_warehouse,
 )
 from cs_kpis_tests.reports.fixtures import add_missing_report_inputs, build_warehouse
-from cs_kpis_tests.reports.test_kpi_report import CHARTS, _chromium, _run_chromium
+from cs_kpis_tests.reports.test_kpi_report import CHARTS, chromium, run_chromium
 
 
 @pytest.fixture
@@ -261,7 +261,7 @@ def test_bad_run_config_fails_the_run_with_a_message(tmp_path, warehouse, monkey
 @pytest.mark.parametrize(("cadence", "period", "label"), [("week", "", "2026-W43"), ("quarter", "", "2026-Q3"),
                                                           ("week", "current", "2026-W44")])
 def test_weekly_and_quarterly_reports_draw_in_headless_chromium(tmp_path, warehouse, cadence, period, label):
-    binary = _chromium()
+    binary = chromium()
     if binary is None:
         pytest.skip("chromium not found (make test installs the Debian package where apt is available)")
     data = load(warehouse, cadence, period)
@@ -271,7 +271,7 @@ def test_weekly_and_quarterly_reports_draw_in_headless_chromium(tmp_path, wareho
                       encoding="utf-8")
     url = report.as_uri()
 
-    dom = _run_chromium(binary, tmp_path, url, "--dump-dom")
+    dom = run_chromium(binary, tmp_path, url, "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
     errors = re.search(r'id="js-error-count">([^<]*)<', html).group(1)
@@ -295,5 +295,5 @@ def test_weekly_and_quarterly_reports_draw_in_headless_chromium(tmp_path, wareho
         assert title in html, title
 
     shot = tmp_path / "shot.png"
-    res = _run_chromium(binary, tmp_path, url, f"--screenshot={shot}")
+    res = run_chromium(binary, tmp_path, url, f"--screenshot={shot}")
     assert res.returncode == 0 and shot.exists() and shot.stat().st_size > 20_000, res.stderr[-2000:]

@@ -213,7 +213,7 @@ def test_asset_spec():
 # ----------------------------------------------------------------------------------------------- browser
 
 
-def _chromium() -> str | None:
+def chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         found = shutil.which(name)
         if found:
@@ -221,7 +221,7 @@ def _chromium() -> str | None:
     return None
 
 
-def _run_chromium(binary, tmp_path, url, *extra) -> subprocess.CompletedProcess:
+def run_chromium(binary, tmp_path, url, *extra) -> subprocess.CompletedProcess:
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
     args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
@@ -230,14 +230,14 @@ def _run_chromium(binary, tmp_path, url, *extra) -> subprocess.CompletedProcess:
 
 
 def test_report_draws_in_headless_chromium(tmp_path, page):
-    binary = _chromium()
+    binary = chromium()
     if binary is None:
         pytest.skip("chromium not found (make test installs the Debian package where apt is available)")
     report = tmp_path / "kpi_report.html"
     report.write_text(page, encoding="utf-8")
     url = report.as_uri()
 
-    dom = _run_chromium(binary, tmp_path, url, "--dump-dom")
+    dom = run_chromium(binary, tmp_path, url, "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
     errors = re.search(r'id="js-error-count">([^<]*)<', html).group(1)
@@ -257,5 +257,5 @@ def test_report_draws_in_headless_chromium(tmp_path, page):
         assert title in html
 
     shot = tmp_path / "shot.png"
-    res = _run_chromium(binary, tmp_path, url, f"--screenshot={shot}")
+    res = run_chromium(binary, tmp_path, url, f"--screenshot={shot}")
     assert res.returncode == 0 and shot.exists() and shot.stat().st_size > 20_000, res.stderr[-2000:]
