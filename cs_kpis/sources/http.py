@@ -305,6 +305,11 @@ class VendorApiConfig:
     commits late (the merge on the primary key drops the overlap); env <ENV_PREFIX>_LOOKBACK_SECONDS"""
     timeout: float = 60.0
 
+    def client_settings(self) -> dict[str, Any]:
+        """The keyword arguments of ``make_client`` this config sets: retries, back-off, timeout."""
+        return {"max_retries": self.max_retries, "backoff_base": self.backoff_base,
+                "max_retry_delay": self.max_retry_delay, "timeout": self.timeout}
+
     @classmethod
     def settings_from_env(cls, overrides: Mapping[str, Any]) -> dict[str, Any]:
         """The subclass's own settings (credentials, URL) from the environment or dlt secrets."""

@@ -171,10 +171,7 @@ def _client(config: StripeApiConfig) -> RESTClient:
         base_url=config.base_url,
         auth=BearerTokenAuth(token=config.api_key),
         headers={"Stripe-Version": config.stripe_version},
-        max_retries=config.max_retries,
-        backoff_base=config.backoff_base,
-        max_retry_delay=config.max_retry_delay,
-        timeout=config.timeout,
+        **config.client_settings(),
     )
 
 

@@ -126,10 +126,7 @@ def iter_records(config: SalesforceApiConfig, entity: str, since: int | None = N
         base_url=config.instance_url,
         auth=BearerTokenAuth(token=config.access_token),
         headers={"Accept": "application/json"},
-        max_retries=config.max_retries,
-        backoff_base=config.backoff_base,
-        max_retry_delay=config.max_retry_delay,
-        timeout=config.timeout,
+        **config.client_settings(),
     )
     secrets = [config.access_token]
     pages = iter_pages(

@@ -83,10 +83,7 @@ def iter_records(
         # delighted: the api key is the basic-auth user name, the password is empty
         auth=HttpBasicAuth(config.api_key, ""),
         headers={"Accept": "application/json"},
-        max_retries=config.max_retries,
-        backoff_base=config.backoff_base,
-        max_retry_delay=config.max_retry_delay,
-        timeout=config.timeout,
+        **config.client_settings(),
     )
     pages = iter_pages(
         client,

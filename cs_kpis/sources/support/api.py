@@ -170,10 +170,7 @@ def iter_records(config: ZendeskApiConfig, entity: str, since: int | None = None
         # zendesk api-token auth: user "<email>/token", password = the token
         auth=HttpBasicAuth(f"{config.email}/token", config.api_token),
         headers={"Accept": "application/json"},
-        max_retries=config.max_retries,
-        backoff_base=config.backoff_base,
-        max_retry_delay=config.max_retry_delay,
-        timeout=config.timeout,
+        **config.client_settings(),
     )
     pages = iter_pages(
         client,
