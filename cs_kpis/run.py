@@ -125,7 +125,7 @@ def _cadences(text: str) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m cs_kpis.run", formatter_class=argparse.RawDescriptionHelpFormatter,
         description=__doc__.replace("`python -m cs_kpis.run` (make run): ", "").strip(),
@@ -258,7 +258,7 @@ class _SummarisedElsewhere(logging.Filter):
 def _console_logger():
     """Dagster's colored console logger, quiet about what the summary says itself (at WARNING/ERROR)."""
     import dagster as dg
-    from dagster._loggers import colored_console_logger
+    from dagster import colored_console_logger
 
     @dg.logger(colored_console_logger.config_schema, description="cs_kpis.run's console logger")
     def console(init_context):
@@ -418,7 +418,7 @@ def _load_definitions():
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse_args(argv)
+    args = parse_args(argv)
     # before importing dagster, so that DAGSTER_HOME is in place for the instance
     paths = settings.prepare_state()
 

@@ -10,7 +10,7 @@ import pytest
 from cs_kpis_tests.landing_fakes import write_fake_landing
 
 # env var -> location under tmp_path; the same layout as the defaults under the repo
-_ENV = {
+TEST_ENV = {
     "CS_KPIS_STATE_DIR": "state",
     "CS_KPIS_WAREHOUSE": "state/warehouse/cs_kpis.duckdb",
     "CS_KPIS_DLT_DIR": "state/dlt",
@@ -33,7 +33,7 @@ class ProjectEnv:
 @pytest.fixture
 def project_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProjectEnv:
     """Point every cs_kpis path at tmp_path. Folders are not created: the code under test does that."""
-    paths = {name: tmp_path / relative for name, relative in _ENV.items()}
+    paths = {name: tmp_path / relative for name, relative in TEST_ENV.items()}
     for name, path in paths.items():
         monkeypatch.setenv(name, str(path))
     monkeypatch.delenv("CS_KPIS_DEMO_SIZE", raising=False)

@@ -54,3 +54,20 @@ def test_asset_graph_matches_the_reviewed_snapshot(defs):  # noqa: F811
         + "; ".join(f"{k}: {reviewed[k]} -> {current[k]}" for k in changed)
     )
 
+
+
+# README "Project layout": a key starts with the schema the table is in, the group is the defining folder;
+# these are every (key prefix, group) pair that rule allows (xref/, health/ and reverse_etl/ write another
+# layer's schema)
+KEY_PREFIX_GROUPS = {
+    ("landing", "landing"), ("raw", "raw"), ("staging", "staging"), ("marts", "marts"), ("kpis", "kpis"),
+    ("kpis", "health"), ("alerts", "alerts"), ("alerts", "reverse_etl"), ("reports", "reports"),
+}
+
+
+def test_key_prefix_and_group_follow_the_readme_rule(defs):  # noqa: F811
+    pairs = {(key.split("/")[0], node["group"]) for key, node in graph(defs).items()}
+    assert pairs <= KEY_PREFIX_GROUPS, sorted(pairs - KEY_PREFIX_GROUPS)
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for folder in ("xref", "health", "reverse_etl"):
+        assert f"| `{folder}/` |" in readme, folder

@@ -150,17 +150,17 @@ def test_select_builds_only_the_selection(project_env, monkeypatch, capsys):
 def project_defs(tmp_path_factory):
     """The project's definitions, loaded once for the module with every path under a tmp folder."""
     from cs_kpis.definitions import defs
-    from cs_kpis_tests.conftest import _ENV
+    from cs_kpis_tests.conftest import TEST_ENV
 
     root = tmp_path_factory.mktemp("defs")
     with pytest.MonkeyPatch.context() as mp:
-        for name, relative in _ENV.items():
+        for name, relative in TEST_ENV.items():
             mp.setenv(name, str(root / relative))
         yield defs()
 
 
 def _run_config(project_defs, *argv):
-    args = run._parse_args(list(argv))
+    args = run.parse_args(list(argv))
     keys = run.select_assets(project_defs, args.select)
     job = project_defs.resolve_implicit_global_asset_job_def()
     subset = job if args.select == "*" else job.get_subset(asset_selection=set(keys))
@@ -206,7 +206,7 @@ def test_an_option_no_selected_asset_takes_is_refused(project_defs, project_env,
     assert run.main(["--select", "key:marts/*", "--cadences", "week"]) == 2
     assert "--cadences: none of the selected assets" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        run._parse_args(["--cadences", "fortnight"])
+        run.parse_args(["--cadences", "fortnight"])
 
 
 def test_the_cadence_choices_are_the_reports():

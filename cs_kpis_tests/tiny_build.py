@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from cs_kpis_tests.conftest import _ENV, ProjectEnv
+from cs_kpis_tests.conftest import TEST_ENV, ProjectEnv
 
 
 def build_tiny_company(
@@ -18,7 +18,7 @@ def build_tiny_company(
 ) -> tuple[ProjectEnv, dg.ExecuteInProcessResult]:
     """Generate the tiny company into ``root`` and materialize the assets ``select`` keeps; the run must
     succeed (its failed steps are named otherwise)."""
-    paths = {name: root / relative for name, relative in _ENV.items()}
+    paths = {name: root / relative for name, relative in TEST_ENV.items()}
     env = ProjectEnv(*paths.values())
     with pytest.MonkeyPatch.context() as mp:
         for name, path in paths.items():

@@ -30,8 +30,6 @@ from cs_kpis.lib.engine import SQL_ENGINE, SqlEngineResource
 WAREHOUSE_POOL = "warehouse"
 """every step that writes the DuckDB warehouse runs in this one-at-a-time pool (see dagster.yaml)"""
 
-LAYER_SCHEMAS = ("raw", "staging", "marts", "kpis", "alerts")
-
 NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=24))
 """tables rebuilt by the nightly job: stale after a missed night (warn at 24 h, fail at 26 h)"""
 _REF = re.compile(r"\b(raw|staging|marts|kpis|alerts)\.([a-z_][a-z0-9_]*)\b")
@@ -68,7 +66,7 @@ class SqlModel:
 
     @property
     def deps(self) -> list[dg.AssetKey]:
-        keys = {asset_key_for_table(s, t) for s, t in _REF.findall(_strip_comments(self.sql))}
+        keys = {asset_key_for_table(s, t) for s, t in _REF.findall(strip_comments(self.sql))}
         return sorted((k for k in keys if k is not None and k != self.key), key=lambda k: k.to_user_string())
 
     @property
@@ -102,7 +100,7 @@ class SqlModel:
         return cls(schema, path.stem, text, desc, grain, columns, materialized)
 
 
-def _strip_comments(sql: str) -> str:
+def strip_comments(sql: str) -> str:
     return "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
 
 

@@ -26,7 +26,8 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
@@ -282,3 +283,45 @@ def _from_dlt(key: str) -> str | None:
     except Exception:  # noqa: BLE001 - no dlt config available is the same as "not set"
         return None
     return str(value) if value else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class VendorApiConfig:
+    """What every vendor API config shares: retries, back-off, timeout, the incremental lookback, and
+    ``from_env``. A subclass sets ``SYSTEM`` (the dlt secrets section), ``ENV_PREFIX`` (``STRIPE``: the
+    lookback is read from ``STRIPE_LOOKBACK_SECONDS``) and ``settings_from_env`` (its own credentials).
+    Secrets are declared ``field(repr=False)`` so they never show in ``repr``, logs or exception messages."""
+
+    SYSTEM: ClassVar[str] = ""
+    ENV_PREFIX: ClassVar[str] = ""
+
+    max_retries: int = 4
+    """retries of a 429/5xx/connection error after the first attempt"""
+    backoff_base: float = 0.5
+    """seconds; the n-th retry waits ``backoff_base * 2**(n-1)`` unless ``Retry-After`` says otherwise"""
+    max_retry_delay: float = 60.0
+    lookback_seconds: int = 3600
+    """incremental runs ask for changes since the last cursor minus this much, for rows the vendor
+    commits late (the merge on the primary key drops the overlap); env <ENV_PREFIX>_LOOKBACK_SECONDS"""
+    timeout: float = 60.0
+
+    def client_settings(self) -> dict[str, Any]:
+        """The keyword arguments of ``make_client`` this config sets: retries, back-off, timeout."""
+        return {"max_retries": self.max_retries, "backoff_base": self.backoff_base,
+                "max_retry_delay": self.max_retry_delay, "timeout": self.timeout}
+
+    @classmethod
+    def settings_from_env(cls, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """The subclass's own settings (credentials, URL) from the environment or dlt secrets."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Any:
+        """Build from the environment or dlt secrets (``read_setting``); keyword arguments override any
+        field (e.g. ``page_size``)."""
+        values = cls.settings_from_env(overrides)
+        lookback = read_setting(f"{cls.ENV_PREFIX}_LOOKBACK_SECONDS", cls.SYSTEM, required=False)
+        if lookback:
+            values["lookback_seconds"] = int(lookback)
+        values.update(overrides)
+        return cls(**values)

@@ -299,7 +299,7 @@ def test_expansion_opportunity(tmp_path):
     c = only(cand, "expansion_opportunity").set_index("account_id")
     assert list(c.index) == ["A", "B"]
     assert c.loc["A", "reason"] == "seat utilisation 95% (19 of 20 seats active in 30 days) on plan growth"
-    assert c.loc["B", "reason"] == "feature adoption 100% of the starter plan on plan starter"
+    assert c.loc["B", "reason"] == "feature adoption 100% of the key features on plan starter"
     assert c.loc["A", "severity"] == "info"
 
     wh = Warehouse()

@@ -298,8 +298,8 @@ class VendorServer:
         expected = {
             "stripe": f"Bearer {c.stripe_api_key}",
             "salesforce": f"Bearer {c.salesforce_access_token}",
-            "zendesk": _basic(f"{c.zendesk_email}/token", c.zendesk_api_token),
-            "delighted": _basic(c.delighted_api_key, ""),
+            "zendesk": basic_auth(f"{c.zendesk_email}/token", c.zendesk_api_token),
+            "delighted": basic_auth(c.delighted_api_key, ""),
         }[vendor]
         return header == expected
 
@@ -639,7 +639,7 @@ def _vendor_of(path: str) -> str | None:
     return None
 
 
-def _basic(user: str, password: str) -> str:
+def basic_auth(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 

@@ -8,6 +8,7 @@ import dagster as dg
 
 from cs_kpis.defs.raw.assets import build_raw_assets
 from cs_kpis.defs.raw.resources import RawDltResource
+from cs_kpis_tests.reliability import pause
 
 
 def main(landing: str, warehouse: str, pipelines_dir: str) -> int:
@@ -21,4 +22,5 @@ def main(landing: str, warehouse: str, pipelines_dir: str) -> int:
 
 
 if __name__ == "__main__":
+    pause.install()
     sys.exit(main(*sys.argv[1:4]))

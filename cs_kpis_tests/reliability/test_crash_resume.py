@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from cs_kpis.sources.common import hooks
+from cs_kpis_tests.reliability import pause as hooks
 from cs_kpis_tests.reliability.conftest import ROOT, child_env, ingest_cmd, raw_snapshot, run_ingest
 
 

@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from cs_kpis import settings
-from cs_kpis.sources.common import hooks
+from cs_kpis_tests.reliability import pause as hooks
 from cs_kpis_tests.reliability.conftest import ROOT, child_env
 
 

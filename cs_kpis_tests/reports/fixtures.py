@@ -5,8 +5,11 @@ in cs_kpis_tests/kpis/."""
 
 import duckdb
 
+from cs_kpis.defs.reports import assets
+from cs_kpis.lib.sql import build, load_models
+
 SQL = """
-create schema kpis; create schema marts; create schema staging;
+create schema kpis; create schema marts; create schema staging; create schema alerts;
 
 create table kpis.revenue_monthly as select * from (values
   (date '2026-08-01', 'all', 1000.0, 100.0, 50.0, 0.0, 20.0, 30.0, 1100.0, 1.00, 0.95, null, null, 0.10, 3.0, 275.0),
@@ -69,14 +72,13 @@ create table staging.stg_nps__survey_responses as select * from (values
   (2, timestamptz '2026-09-05 10:00:00+00'), (10, timestamptz '2026-09-06 10:00:00+00')
 ) as t(score, responded_at);
 
-create table staging.stg_billing__subscriptions as select * from (values
-  ('a1', timestamptz '2027-01-15 00:00:00+00', null::timestamptz, null::timestamptz),
-  ('a3', timestamptz '2026-11-20 00:00:00+00', null, null)
-) as t(crm_account_id, current_period_end, ended_at, canceled_at);
+create table kpis.account_indicators_daily as select * from (values
+  ('a1', date '2026-10-31', 76), ('a2', date '2026-10-31', null), ('a3', date '2026-10-31', 20),
+  ('a4', date '2026-10-31', null), ('a3', date '2026-10-30', 21)
+) as t(account_id, day, days_to_renewal);
 """
 
 ALERTS_SQL = """
-create schema if not exists alerts;
 create table alerts.alert_candidates as select * from (values
   ('a2:renewal_risk', 'a2', 'renewal_risk', 'medium', 'open', 'renewal in 20 days, score 55', 'Ada Lovelace',
    'Globex', 4800.0, date '2026-10-20'),
@@ -109,26 +111,27 @@ select 'month' as cadence, month as period_start, last_day(month) as period_end,
        contraction_mrr::decimal(18, 2) as contraction_mrr, churned_mrr::decimal(18, 2) as churned_mrr,
        ending_mrr::decimal(18, 2) as ending_mrr, nrr::double as nrr, grr::double as grr,
        nrr_t12::double as nrr_t12, grr_t12::double as grr_t12, logo_churn_rate::double as logo_churn_rate,
-       quick_ratio::double as quick_ratio, arpa::double as arpa
+       quick_ratio::double as quick_ratio, arpa::double as arpa,
+       case when nrr_t12 is not null then 40 end as t12_cohort_accounts
 from kpis.revenue_monthly;
 
 insert into kpis.revenue_periods select * from (values
   ('week', date '2026-10-12', date '2026-10-18', date '2026-10-18', true, 'all',
-   1150.0, 40.0, 0.0, 0.0, 0.0, 10.0, 1180.0, 0.9913, 0.9913, 1.05, 0.91, 0.25, 4.0, 295.0),
+   1150.0, 40.0, 0.0, 0.0, 0.0, 10.0, 1180.0, 0.9913, 0.9913, 1.05, 0.91, 0.25, 4.0, 295.0, 40),
   ('week', date '2026-10-19', date '2026-10-25', date '2026-10-25', true, 'all',
-   1180.0, 0.0, 30.0, 0.0, 20.0, 60.0, 1130.0, 0.9576, 0.9322, 1.02, 0.89, 0.25, 0.375, 376.67),
+   1180.0, 0.0, 30.0, 0.0, 20.0, 60.0, 1130.0, 0.9576, 0.9322, 1.02, 0.89, 0.25, 0.375, 376.67, 40),
   ('week', date '2026-10-26', date '2026-11-01', date '2026-10-31', false, 'all',
-   1130.0, 470.0, 0.0, 0.0, 0.0, 0.0, 1600.0, 1.0, 1.0, 1.10, 0.90, 0.0, null, 400.0),
+   1130.0, 470.0, 0.0, 0.0, 0.0, 0.0, 1600.0, 1.0, 1.0, 1.10, 0.90, 0.0, null, 400.0, 40),
   ('week', date '2026-10-19', date '2026-10-25', date '2026-10-25', true, 'SMB',
-   480.0, 0.0, 0.0, 0.0, 20.0, 60.0, 400.0, 0.8333, 0.8333, null, null, 0.5, 0.0, 400.0),
+   480.0, 0.0, 0.0, 0.0, 20.0, 60.0, 400.0, 0.8333, 0.8333, null, null, 0.5, 0.0, 400.0, 40),
   ('quarter', date '2026-04-01', date '2026-06-30', date '2026-06-30', true, 'all',
-   700.0, 300.0, 0.0, 0.0, 0.0, 0.0, 1000.0, 1.0, 1.0, null, null, 0.0, null, 333.33),
+   700.0, 300.0, 0.0, 0.0, 0.0, 0.0, 1000.0, 1.0, 1.0, null, null, 0.0, null, 333.33, 40),
   ('quarter', date '2026-07-01', date '2026-09-30', date '2026-09-30', true, 'all',
-   1000.0, 200.0, 150.0, 0.0, 50.0, 100.0, 1200.0, 1.0, 0.85, 1.12, 0.93, 0.25, 2.3333, 400.0),
+   1000.0, 200.0, 150.0, 0.0, 50.0, 100.0, 1200.0, 1.0, 0.85, 1.12, 0.93, 0.25, 2.3333, 400.0, 40),
   ('quarter', date '2026-10-01', date '2026-12-31', date '2026-10-31', false, 'all',
-   1200.0, 300.0, 100.0, 50.0, 50.0, 0.0, 1600.0, 1.0417, 0.9583, 1.10, 0.90, 0.0, 9.0, 400.0),
+   1200.0, 300.0, 100.0, 50.0, 50.0, 0.0, 1600.0, 1.0417, 0.9583, 1.10, 0.90, 0.0, 9.0, 400.0, 40),
   ('quarter', date '2026-07-01', date '2026-09-30', date '2026-09-30', true, 'SMB',
-   500.0, 0.0, 0.0, 0.0, 0.0, 100.0, 400.0, 0.8, 0.8, null, null, 0.5, 0.0, 400.0)
+   500.0, 0.0, 0.0, 0.0, 0.0, 100.0, 400.0, 0.8, 0.8, null, null, 0.5, 0.0, 400.0, 40)
 );
 
 create table kpis.mrr_periods as
@@ -146,16 +149,36 @@ insert into kpis.mrr_periods select * from (values
 """
 
 
-def build_warehouse(path, with_alerts: bool = False, with_periods: bool = True) -> str:
-    """``with_periods=False``: the warehouse before kpis.revenue_periods existed (the monthly report falls back
-    to kpis.revenue_monthly and marts.mrr_monthly)."""
+def build_worklist(con) -> None:
+    """reports.account_worklist from the hand-written tables, with the model's own SQL."""
+    model = next(m for m in load_models(assets.SQL_DIR, assets.SCHEMA) if m.name == "account_worklist")
+    build(con, model)
+
+
+def build_warehouse(path) -> str:
+    """Every table the report reads: hand-written inputs, and reports.account_worklist built by its SQL."""
     con = duckdb.connect(str(path))
     try:
         con.execute(SQL)
-        if with_periods:
-            con.execute(PERIODS_SQL)
-        if with_alerts:
-            con.execute(ALERTS_SQL)
+        con.execute(PERIODS_SQL)
+        con.execute(ALERTS_SQL)
+        build_worklist(con)
     finally:
         con.close()
     return str(path)
+
+
+def add_missing_report_inputs(con, tmp_path) -> None:
+    """Empty stand-ins (same columns as the fixture's) for the report tables ``con`` lacks: for tests whose
+    warehouse holds only the revenue models."""
+    fixture = build_warehouse(tmp_path / "report_inputs.duckdb")
+    con.execute(f"attach '{fixture}' as fx (read_only)")
+    try:
+        have = {f"{s}.{t}" for s, t in con.execute(
+            "select table_schema, table_name from information_schema.tables where table_catalog <> 'fx'").fetchall()}
+        for table in assets.REPORT_TABLES:
+            if table not in have:
+                con.execute(f"create schema if not exists {table.split('.')[0]}")
+                con.execute(f"create table {table} as select * from fx.{table} where false")
+    finally:
+        con.execute("detach fx")

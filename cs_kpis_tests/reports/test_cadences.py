@@ -19,8 +19,8 @@ from cs_kpis_tests.kpis.periods import (
     WEEK_CHANGES,
     make_period_warehouse,
 )
-from cs_kpis_tests.reports.fixtures import build_warehouse
-from cs_kpis_tests.reports.test_kpi_report import CHARTS, _chromium, _run_chromium
+from cs_kpis_tests.reports.fixtures import add_missing_report_inputs, build_warehouse
+from cs_kpis_tests.reports.test_kpi_report import CHARTS, chromium, run_chromium
 
 
 @pytest.fixture
@@ -147,12 +147,12 @@ def test_quarterly_figures_against_the_previous_quarter(warehouse):
     md = render.headline_markdown(data)
     for row in ("| Ending MRR | $1.2k | $1.0k |", "| NRR | 100.0% | 100.0% |", "| GRR | 85.0% | 100.0% |",
                 "| NRR T12 | 112.0% | – |", "| Logo churn | 25.0% | 0.0% |", "| Quick ratio | 2.33 | – |",
-                "| NPS | 0 | – |"):
+                "| NPS | 0 (2 responses) | – |"):
         assert row in md, row
     assert bridge_values(data) == [1000, 200, 150, 0, -50, -100, 1200]
     assert list(data.movers["Account"]) == ["Globex", "Umbrella"]  # +200 new, -100 churn
     # September NPS responses 2 and 10 -> 0; none in Q2
-    assert data.nps == (0.0, None)
+    assert data.nps == render.Nps(now=0.0, prev=None, responses=2, prev_responses=0)
     # bands on the last scored day of Q3 (09-30); nothing scored by the end of Q2
     assert data.band_counts == {"green": (2, None), "yellow": (2, None), "red": (0, None)}
     page = render.render_report(data)
@@ -173,6 +173,7 @@ def test_a_chosen_quarter(warehouse):
 def test_weekly_report_from_the_models(tmp_path):
     """kpis.revenue_periods built from hand-written MRR changes (cs_kpis_tests/kpis/test_revenue_periods.py)."""
     con = make_period_warehouse(tmp_path, WEEK_CHANGES, WEEK_ACCOUNTS, data_as_of="2024-01-31")
+    add_missing_report_inputs(con, tmp_path)
     try:
         data = assets.load_report_data(con, "week")
     finally:
@@ -188,8 +189,11 @@ def test_weekly_report_from_the_models(tmp_path):
     assert dict(zip(data.movers["Account"], data.movers["Change"], strict=True)) == {"W_A": "$90", "W_C": "-$60"}
 
 
-def test_quarterly_report_from_the_models(tmp_path):
+def test_quarterly_report_from_the_models(tmp_path, monkeypatch):
+    # the hand-written cohort has a few accounts: show its trailing-year ratio (the minimum is tested apart)
+    monkeypatch.setattr(render, "MIN_T12_COHORT_ACCOUNTS", 1)
     con = make_period_warehouse(tmp_path, QUARTER_CHANGES, QUARTER_ACCOUNTS, data_as_of="2024-04-15")
+    add_missing_report_inputs(con, tmp_path)
     try:
         data = assets.load_report_data(con, "quarter")
     finally:
@@ -257,7 +261,7 @@ def test_bad_run_config_fails_the_run_with_a_message(tmp_path, warehouse, monkey
 @pytest.mark.parametrize(("cadence", "period", "label"), [("week", "", "2026-W43"), ("quarter", "", "2026-Q3"),
                                                           ("week", "current", "2026-W44")])
 def test_weekly_and_quarterly_reports_draw_in_headless_chromium(tmp_path, warehouse, cadence, period, label):
-    binary = _chromium()
+    binary = chromium()
     if binary is None:
         pytest.skip("chromium not found (make test installs the Debian package where apt is available)")
     data = load(warehouse, cadence, period)
@@ -267,7 +271,7 @@ def test_weekly_and_quarterly_reports_draw_in_headless_chromium(tmp_path, wareho
                       encoding="utf-8")
     url = report.as_uri()
 
-    dom = _run_chromium(binary, tmp_path, url, "--dump-dom")
+    dom = run_chromium(binary, tmp_path, url, "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
     errors = re.search(r'id="js-error-count">([^<]*)<', html).group(1)
@@ -291,5 +295,5 @@ def test_weekly_and_quarterly_reports_draw_in_headless_chromium(tmp_path, wareho
         assert title in html, title
 
     shot = tmp_path / "shot.png"
-    res = _run_chromium(binary, tmp_path, url, f"--screenshot={shot}")
+    res = run_chromium(binary, tmp_path, url, f"--screenshot={shot}")
     assert res.returncode == 0 and shot.exists() and shot.stat().st_size > 20_000, res.stderr[-2000:]

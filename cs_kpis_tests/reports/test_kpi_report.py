@@ -12,7 +12,7 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from cs_kpis.defs.reports import assets, render
-from cs_kpis_tests.reports.fixtures import build_warehouse
+from cs_kpis_tests.reports.fixtures import build_warehouse, build_worklist
 
 CHARTS = {"bridge", "retention", "cohorts", "bands", "backtest", "expansion"}
 TITLES = ("MRR bridge, 2026-10", "NRR and GRR trend", "Cohort net MRR retention", "Health band distribution",
@@ -50,7 +50,7 @@ def test_headline_figures_and_changes(data):
     assert "| NRR | 104.2% | 109.1% |" in md
     assert "| Logo churn | 0.0% | 25.0% |" in md
     # NPS: October 10, 9, 3, 8 -> (2 - 1) / 4 = 25; September 2, 10 -> 0
-    assert data.nps == (25.0, 0.0)
+    assert (data.nps.now, data.nps.prev) == (25.0, 0.0)
     # active accounts at the end of October (last scored day 10-31: a4 is inactive) vs the end of September
     # (09-30: a1 and a2 green, a3 and a4 yellow)
     assert data.band_counts == {"green": (1, 2), "yellow": (1, 2), "red": (1, 0)}
@@ -62,31 +62,40 @@ def test_backtest_pools_current_config_months(data):
     assert rates == pytest.approx({"green": 0.05, "yellow": 0.2, "red": 0.6})
 
 
-def test_risks_fall_back_to_red_and_declining_accounts(data):
-    assert "does not exist" in data.risk_source
-    assert list(data.risks["Account"]) == ["Initech", "Globex"]  # red, then -20 points; largest ARR first
-    assert list(data.risks["Owner (CSM)"]) == ["Grace Hopper", "Ada Lovelace"]
-    assert data.risks["Reasons"].iloc[0] == "usage 10, adoption 20, support 45"
-
-
-def test_risks_use_alert_candidates_when_present(tmp_path):
-    path = build_warehouse(tmp_path / "wh.duckdb", with_alerts=True)
-    con = duckdb.connect(path, read_only=True)
-    try:
-        data = assets.load_report_data(con)
-    finally:
-        con.close()
-    assert "alerts.alert_candidates" in data.risk_source and "does not exist" not in data.risk_source
+def test_risks_come_from_open_alerts(data):
+    assert "alerts.alert_candidates" in data.risk_source
     # open alerts only (the resolved one is left out), most severe first; the expansion alert goes to its table
     assert list(data.risks["Account"]) == ["Initech", "Globex"]
     assert list(data.risks["Severity"]) == ["high", "medium"]
     assert list(data.risks["Owner (CSM)"]) == ["Grace Hopper", "Ada Lovelace"]
+    assert list(data.risks["Alerts"]) == ["health_drop: score fell 25 points in 30 days",
+                                          "renewal_risk: renewal in 20 days, score 55"]
     assert list(data.expansion["Reason"]) == ["seats 95% used"]
     page = render.render_report(data)
     assert "score fell 25 points in 30 days" in page and "score back to 88" not in page
-    # the worklist names each account's open alerts
+    # the worklist names each account's open risk alerts
     assert data.worklist.set_index("Account")["Open alerts"].to_dict() == {
-        "Globex": "renewal_risk", "Acme Corp": "expansion_opportunity", "Initech": "health_drop"}
+        "Globex": "renewal_risk", "Acme Corp": "–", "Initech": "health_drop"}
+
+
+def test_the_report_adds_no_risk_rule_of_its_own(tmp_path):
+    # Globex's score fell 20 points in 30 days and it is yellow; without an open alert it is not a risk (the
+    # report used to add red and 10-point-drop accounts by its own rule; the alert rules alone decide now)
+    path = build_warehouse(tmp_path / "wh.duckdb")
+    with duckdb.connect(path) as con:
+        con.execute("delete from alerts.alert_candidates where account_id = 'a2'")
+        build_worklist(con)
+    with duckdb.connect(path, read_only=True) as con:
+        data = assets.load_report_data(con)
+    assert list(data.risks["Account"]) == ["Initech"]
+
+
+def test_renewal_is_the_same_in_top_risks_and_the_worklist(data):
+    # one renewal per account (reports.account_worklist), shown alike in both tables
+    risks = data.risks.set_index("Account")["Renewal"].to_dict()
+    worklist = data.worklist.set_index("Account")["Renewal"].to_dict()
+    assert risks == {"Initech": "2026-11-20", "Globex": "–"}
+    assert all(worklist[a] == r for a, r in risks.items())
 
 
 def test_worklist_per_csm_riskiest_first(data):
@@ -95,22 +104,65 @@ def test_worklist_per_csm_riskiest_first(data):
     assert list(ada["Account"]) == ["Globex", "Acme Corp"]  # score 55 before 88
     assert "Umbrella" not in set(wl["Account"])  # inactive
     assert wl.set_index("Account").loc["Initech", "Renewal"] == "2026-11-20"
+    assert wl.set_index("Account").loc["Initech", "Weak components"] == "usage 10, adoption 20, support 45"
+
+
+def test_a_trend_that_rounds_to_zero_shows_as_0(tmp_path):
+    path = build_warehouse(tmp_path / "wh.duckdb")
+    with duckdb.connect(path) as con:
+        con.execute("update kpis.health_scores set delta_30d = -0.04 where account_id = 'a1'")
+        build_worklist(con)
+        assert con.execute("select cast(trend_30d as varchar) from reports.account_worklist "
+                           "where account_id = 'a1'").fetchall() == [("0.0",)]
+    with duckdb.connect(path, read_only=True) as con:
+        data = assets.load_report_data(con)
+    assert data.worklist.set_index("Account").loc["Acme Corp", "Trend (30d)"] == "0.0"
+    assert render.fmt_num(-0.04, 1) == "0.0" and render.fmt_num(-0.06, 1) == "-0.1"
+
+
+def test_nps_shows_its_response_count(data):
+    assert data.nps == render.Nps(now=25.0, prev=0.0, responses=4, prev_responses=2)
+    assert "| NPS | 25 (4 responses) | 0 (2 responses) |" in render.headline_markdown(data)
+    assert "(4 responses)" in render.headline_tiles(data)
+
+
+def test_t12_ratios_are_empty_below_the_minimum_cohort(tmp_path):
+    path = build_warehouse(tmp_path / "wh.duckdb")
+    with duckdb.connect(path) as con:
+        con.execute("update kpis.revenue_periods set t12_cohort_accounts = ? "
+                    "where cadence = 'month' and period_start = date '2026-10-01' and segment = 'all'",
+                    [render.MIN_T12_COHORT_ACCOUNTS - 1])
+    with duckdb.connect(path, read_only=True) as con:
+        data = assets.load_report_data(con)
+    assert "| NRR T12 | – | – |" in render.headline_markdown(data)
+    with duckdb.connect(path) as con:
+        con.execute("update kpis.revenue_periods set t12_cohort_accounts = ? where t12_cohort_accounts is not null",
+                    [render.MIN_T12_COHORT_ACCOUNTS])
+    with duckdb.connect(path, read_only=True) as con:
+        data = assets.load_report_data(con)
+    assert "| NRR T12 | 110.0% | – |" in render.headline_markdown(data)
+    assert f"fewer than {render.MIN_T12_COHORT_ACCOUNTS} accounts" in render.render_report(data)
 
 
 def test_movers_and_expansion(data):
     assert list(data.movers["Account"]) == ["Globex", "Acme Corp", "Initech"]
     assert list(data.expansion["Account"]) == ["Acme Corp"]
-    assert "usage score of 75+" in data.expansion_source
+    assert list(data.expansion["Lead since"]) == ["2026-10-25"]
+    assert "expansion_opportunity" in data.expansion_source
 
 
-def test_missing_tables_render_notes_not_errors(tmp_path):
-    con = duckdb.connect(str(tmp_path / "empty.duckdb"))
-    try:
-        data = assets.load_report_data(con)
-    finally:
-        con.close()
-    page = render.render_report(data)
-    assert "No revenue KPIs" in page and 'data-empty-chart="bridge"' in page
+def test_a_missing_table_fails_naming_it_and_its_asset(tmp_path):
+    path = build_warehouse(tmp_path / "wh.duckdb")
+    with duckdb.connect(path) as con:
+        con.execute("drop table kpis.mrr_periods")
+        with pytest.raises(RuntimeError, match=r"kpis\.mrr_periods \(asset kpis/mrr_periods\)"):
+            assets.load_report_data(con)
+
+
+def test_asset_deps_are_the_tables_it_reads():
+    deps = {k.to_user_string() for k in assets.kpi_report.asset_deps[assets.REPORT_KEY]}
+    assert deps == {t.replace(".", "/") for t in assets.REPORT_TABLES}
+    assert "reports/account_worklist" in deps
 
 
 # ----------------------------------------------------------------------------------------------- page
@@ -122,6 +174,8 @@ def test_page_is_self_contained(page):
     for title in TITLES:
         assert title in page
     assert "cs_kpis/defs/kpis/README.md" in page and "Data as of <b>2026-10-31</b>" in page
+    # the browser test's status line is in the DOM but not shown to a reader
+    assert '<p id="page-status" hidden>' in page
 
 
 # ----------------------------------------------------------------------------------------------- asset
@@ -150,20 +204,6 @@ def test_asset_writes_report_with_metadata(tmp_path, warehouse, monkeypatch):
     assert 'href="kpi_report_weekly.html"' in path.read_text()
 
 
-def test_revenue_monthly_is_the_fallback_before_revenue_periods_exists(tmp_path):
-    path = build_warehouse(tmp_path / "old.duckdb", with_periods=False)
-    con = duckdb.connect(path, read_only=True)
-    try:
-        data = assets.load_report_data(con)
-        weekly = assets.load_report_data(con, "week")
-    finally:
-        con.close()
-    assert data.revenue_source == "kpis.revenue_monthly" and data.period == "2026-10"
-    assert "| NRR | 104.2% | 109.1% |" in render.headline_markdown(data)
-    assert list(data.movers["Account"]) == ["Globex", "Acme Corp", "Initech"]  # marts.mrr_monthly
-    assert weekly.period == "no data" and "No revenue KPIs for this week" in render.render_report(weekly)
-
-
 def test_asset_spec():
     spec = assets.kpi_report.specs_by_key[assets.REPORT_KEY]
     assert spec.group_name == "reports" and set(spec.kinds) == {"html", "python"} and spec.owners
@@ -173,7 +213,7 @@ def test_asset_spec():
 # ----------------------------------------------------------------------------------------------- browser
 
 
-def _chromium() -> str | None:
+def chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         found = shutil.which(name)
         if found:
@@ -181,7 +221,7 @@ def _chromium() -> str | None:
     return None
 
 
-def _run_chromium(binary, tmp_path, url, *extra) -> subprocess.CompletedProcess:
+def run_chromium(binary, tmp_path, url, *extra) -> subprocess.CompletedProcess:
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
     args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
@@ -190,14 +230,14 @@ def _run_chromium(binary, tmp_path, url, *extra) -> subprocess.CompletedProcess:
 
 
 def test_report_draws_in_headless_chromium(tmp_path, page):
-    binary = _chromium()
+    binary = chromium()
     if binary is None:
         pytest.skip("chromium not found (make test installs the Debian package where apt is available)")
     report = tmp_path / "kpi_report.html"
     report.write_text(page, encoding="utf-8")
     url = report.as_uri()
 
-    dom = _run_chromium(binary, tmp_path, url, "--dump-dom")
+    dom = run_chromium(binary, tmp_path, url, "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
     errors = re.search(r'id="js-error-count">([^<]*)<', html).group(1)
@@ -217,5 +257,5 @@ def test_report_draws_in_headless_chromium(tmp_path, page):
         assert title in html
 
     shot = tmp_path / "shot.png"
-    res = _run_chromium(binary, tmp_path, url, f"--screenshot={shot}")
+    res = run_chromium(binary, tmp_path, url, f"--screenshot={shot}")
     assert res.returncode == 0 and shot.exists() and shot.stat().st_size > 20_000, res.stderr[-2000:]

@@ -100,3 +100,23 @@ def test_errors_pickle_without_the_response(server: VendorServer, stripe_config:
         list(stripe_records(dataclasses.replace(stripe_config, api_key="sk_bad"), "customers"))
     copy = pickle.loads(pickle.dumps(err.value))
     assert isinstance(copy, VendorApiError) and str(copy) == str(err.value) and copy.response is None
+
+
+def test_the_four_vendor_configs_share_one_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    # retries, back-off, timeout, lookback and from_env are defined once (cs_kpis.sources.http.VendorApiConfig)
+    from cs_kpis.sources.billing.api import StripeApiConfig
+    from cs_kpis.sources.crm.api import SalesforceApiConfig
+    from cs_kpis.sources.http import VendorApiConfig
+    from cs_kpis.sources.nps.api import DelightedApiConfig
+    from cs_kpis.sources.support.api import ZendeskApiConfig
+
+    for cls in (StripeApiConfig, SalesforceApiConfig, DelightedApiConfig, ZendeskApiConfig):
+        assert issubclass(cls, VendorApiConfig) and "from_env" not in vars(cls), cls
+    monkeypatch.setenv("ZENDESK_SUBDOMAIN", "acme")
+    monkeypatch.setenv("ZENDESK_EMAIL", "ops@acme.test")
+    monkeypatch.setenv("ZENDESK_API_TOKEN", "tok")
+    monkeypatch.setenv("ZENDESK_LOOKBACK_SECONDS", "120")
+    config = ZendeskApiConfig.from_env(page_size=7)
+    assert (config.base_url, config.lookback_seconds, config.page_size, config.max_retry_delay) == (
+        "https://acme.zendesk.com", 120, 7, 90.0)
+    assert "tok" not in repr(config)

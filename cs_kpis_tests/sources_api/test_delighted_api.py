@@ -31,7 +31,7 @@ def test_responses_equal_landing_and_stop_on_empty_page(server: VendorServer, de
     assert [r.query["page"] for r in reqs] == [["1"], ["2"], ["3"], ["4"]]
     assert all(r.query["per_page"] == ["100"] for r in reqs)
     assert records[-1].origin.endswith("page=3") and records[-1].position == 0
-    assert {r.headers["Authorization"] for r in reqs} == {fake._basic(fake.DELIGHTED_API_KEY, "")}
+    assert {r.headers["Authorization"] for r in reqs} == {fake.basic_auth(fake.DELIGHTED_API_KEY, "")}
 
 
 def test_updated_since(server: VendorServer, delighted_config) -> None:

@@ -62,7 +62,7 @@ def test_since(server: VendorServer, zendesk_config) -> None:
 
 def test_basic_auth_with_api_token(server: VendorServer, zendesk_config) -> None:
     list(iter_records(zendesk_config, "ticket_metrics"))
-    expected_header = fake._basic(f"{fake.ZENDESK_EMAIL}/token", fake.ZENDESK_API_TOKEN)
+    expected_header = fake.basic_auth(f"{fake.ZENDESK_EMAIL}/token", fake.ZENDESK_API_TOKEN)
     assert {r.headers["Authorization"] for r in server.requests} == {expected_header}
 
 

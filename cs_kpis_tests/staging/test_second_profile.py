@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from cs_kpis import config
-from cs_kpis_tests.conftest import _ENV
+from cs_kpis_tests.conftest import TEST_ENV
 from cs_kpis_tests.staging.conftest import XREF_KEYS
 
 CRM_RENAMES = {
@@ -101,7 +101,7 @@ def rename_exports(landing: Path) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def renamed_company(tiny_company, tmp_path_factory):
     root = tmp_path_factory.mktemp("renamed_company")
-    paths = {name: root / relative for name, relative in _ENV.items()}
+    paths = {name: root / relative for name, relative in TEST_ENV.items()}
     landing = root / "exports"
     shutil.copytree(tiny_company.env.landing_dir, landing)
     renamed = rename_exports(landing)

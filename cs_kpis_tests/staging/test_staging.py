@@ -8,7 +8,7 @@ from dagster_duckdb import DuckDBResource
 
 from cs_kpis.defs.staging.assets import STAGING_MODELS
 from cs_kpis.defs.staging.checks import build_grain_checks
-from cs_kpis.lib.sql import _strip_comments, asset_key_for_table
+from cs_kpis.lib.sql import asset_key_for_table, strip_comments
 from cs_kpis_tests.staging.checking import run_check
 
 MODELS = {m.name: m for m in STAGING_MODELS}
@@ -200,7 +200,7 @@ def test_contract_columns_exist(con, name):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_staging_sql_has_no_join_and_no_group_by(name):
-    body = _strip_comments(MODELS[name].sql).lower()
+    body = strip_comments(MODELS[name].sql).lower()
     assert not re.search(r"\bjoin\b", body), "staging renames and casts; joins belong to marts"
     assert not re.search(r"\bgroup\s+by\b", body), "staging renames and casts; aggregations belong to marts"
     assert "qualify" not in body  # PORTABILITY.md

@@ -9,7 +9,6 @@ hold_reason, its new log events wait (so nothing is notified), and the metadata 
 """
 
 import time
-from datetime import timedelta
 
 import dagster as dg
 import pandas as pd
@@ -17,16 +16,14 @@ from dagster_duckdb import DuckDBResource
 
 from cs_kpis.defs.alerts import engine
 from cs_kpis.lib import systems
-from cs_kpis.lib.sql import WAREHOUSE_POOL, table_metadata
+from cs_kpis.lib.sql import NIGHTLY_FRESHNESS, WAREHOUSE_POOL, asset_key_for_table, table_metadata
 
 GROUP = "alerts"
 OWNERS = ["team:cs-analytics"]
 CANDIDATES = dg.AssetKey(["alerts", "alert_candidates"])
 LOG = dg.AssetKey(["alerts", "alert_log"])
-# matched to the nightly schedule (02:00): warn after a missed night, fail after a day and a bit
-NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=24))
-EXTRA_DEPS = [dg.AssetKey(["marts", "accounts"]), dg.AssetKey(["marts", "account_states"]),
-              dg.AssetKey(["staging", "stg_crm__users"])]
+EXTRA_DEPS = [asset_key_for_table("marts", "accounts"), asset_key_for_table("marts", "account_states"),
+              asset_key_for_table("staging", "stg_crm__users")]
 AFTER_RUN_TAG = "cs_kpis/alerts_after_run"
 """run tag of an alerts_refresh run: the failed run whose skipped alerts it rebuilds (automation/sensors.py)"""
 

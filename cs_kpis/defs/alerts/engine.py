@@ -33,6 +33,14 @@ ALERT_TYPES = ("health_drop", "health_red", "usage_drop", "champion_inactive", "
                "low_nps_high_value", "renewal_risk", "expansion_opportunity")
 NOTIFY_EVENTS = ("raised", "reminder")
 SEVERITY_LEVELS = ("critical", "high", "medium", "info")
+"""most severe first: the one order of severities (digests, the KPI report, the CRM sync sort by it)"""
+SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITY_LEVELS)}
+
+
+def severity_rank_sql(column: str = "severity") -> str:
+    """SEVERITY_RANK as a SQL CASE on ``column`` (an unknown severity ranks last)."""
+    whens = " ".join(f"when '{s}' then {i}" for s, i in SEVERITY_RANK.items())
+    return f"case {column} {whens} else {len(SEVERITY_RANK)} end"
 
 
 def rules_path() -> Path:

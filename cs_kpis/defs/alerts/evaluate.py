@@ -27,10 +27,13 @@ import pandas as pd
 
 from cs_kpis.defs.alerts import engine
 
+# the churn outcome is the health backtest's: its share lives there (the outcome SQL below repeats the
+# backtest's shape; it merges with it when health/ becomes an ordinary layer, issue 17 item 1)
+from cs_kpis.defs.health.assets import CONTRACTION_SHARE
+
 RISK_TYPES = ("health_drop", "health_red", "usage_drop", "champion_inactive", "ticket_spike",
               "low_nps_high_value", "renewal_risk")
 EXPANSION_TYPES = ("expansion_opportunity",)
-CONTRACTION_SHARE = 0.5  # same as the health backtest (cs_kpis.defs.health.assets.CONTRACTION_SHARE)
 
 OUTCOME_SQL = """
     with base as (

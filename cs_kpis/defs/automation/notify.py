@@ -32,6 +32,7 @@ import urllib.request
 from pathlib import Path
 
 from cs_kpis import settings
+from cs_kpis.defs.alerts.engine import SEVERITY_RANK
 
 ENV_WEBHOOK = "CS_KPIS_ALERT_WEBHOOK_URL"
 ENV_WEBHOOK_CHECK = "CS_KPIS_ALERT_WEBHOOK_CHECK_URL"
@@ -39,7 +40,6 @@ ENV_ONCALL_WEBHOOK = "CS_KPIS_ONCALL_WEBHOOK_URL"
 ENV_OUTBOX = "CS_KPIS_OUTBOX"
 ENV_TIMEOUT = "CS_KPIS_WEBHOOK_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 10.0
-SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "info": 3}
 
 NOTIFICATIONS_DDL = """
 create table if not exists alerts.notifications (
@@ -186,7 +186,7 @@ def slack_escape(value) -> str:
 
 
 def digest_payload(owner_id: str, owner_name: str, items: list[dict]) -> dict:
-    items = sorted(items, key=lambda i: (SEVERITY_ORDER.get(i["severity"], 9), -(i["arr"] or 0), i["dedup_key"]))
+    items = sorted(items, key=lambda i: (SEVERITY_RANK.get(i["severity"], len(SEVERITY_RANK)), -(i["arr"] or 0), i["dedup_key"]))
     esc = slack_escape
     lines = [f"*{len(items)} customer alert{'s' if len(items) != 1 else ''} for {esc(owner_name)}*"]
     for i in items:

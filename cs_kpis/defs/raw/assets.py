@@ -17,11 +17,12 @@ from cs_kpis.defs.raw.checks import build_raw_checks
 from cs_kpis.defs.raw.off import build_off_assets
 from cs_kpis.defs.raw.resources import RawDltResource, dlt_multi_asset
 from cs_kpis.defs.raw.translator import RawDltTranslator
+from cs_kpis.lib.sql import WAREHOUSE_POOL
 from cs_kpis.sources.pipelines import API_CONFIGS, DATASET, SOURCES, api_config, make_pipeline, make_source
 
 __all__ = ["API_CONFIGS", "DATASET", "POOL", "SOURCES", "api_config", "build_raw_assets", "ingest_mode", "make_pipeline"]
 
-POOL = "warehouse"
+POOL = WAREHOUSE_POOL
 
 
 def ingest_mode() -> str:

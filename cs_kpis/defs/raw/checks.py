@@ -9,6 +9,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from cs_kpis.lib.sql import WAREHOUSE_POOL
+
 QUARANTINE_SHARE_CHECK = "raw_quarantine_share_below_threshold"
 ROW_ACCOUNTING_CHECK = "raw_row_accounting_holds"
 DEFAULT_MAX_QUARANTINE_SHARE = 0.01
@@ -62,7 +64,6 @@ def row_accounting_check(key: dg.AssetKey) -> dg.AssetChecksDefinition:
 
 MANIFEST_COUNTS_CHECK = "raw_rows_match_manifest_counts"
 UNRECOGNIZED_FILES_CHECK = "raw_landing_files_all_recognized"
-WAREHOUSE_POOL = "warehouse"
 SAMPLE = 20
 """names listed in a check's description, at most"""
 

@@ -1,5 +1,10 @@
 """The ``dlt`` resource for the raw assets, with the row accounting as metadata, and fixes for dagster-dlt.
 
+``RawDltResource`` is a plain ``ConfigurableResource`` with a public ``run``; it does not subclass
+``DagsterDltResource`` nor override any private method of it (it used to override ``_run`` and
+``_extract_table_schema_metadata``). From dagster-dlt it uses only public API: ``build_dlt_asset_specs``,
+``DagsterDltTranslator.get_asset_spec`` and the metadata key constants.
+
 - dagster-io/dagster#33573: dagster-dlt looks a resource's table up under
   ``naming.normalize_table_identifier(table_name)``, which turns ``billing__subscriptions`` into
   ``billing_subscriptions``, a table that does not exist. So the UI showed "No table schema columns",
@@ -16,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-from dagster_dlt import DagsterDltResource, build_dlt_asset_specs
+from dagster_dlt import build_dlt_asset_specs
 from dagster_dlt.constants import META_KEY_PIPELINE, META_KEY_SOURCE, META_KEY_TRANSLATOR
 from dagster_dlt.translator import DagsterDltTranslator, DltResourceTranslatorData
 from dlt.common.schema import Schema
@@ -26,6 +31,7 @@ from dlt.pipeline.pipeline import Pipeline
 
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.runner import LOADER_FILE_FORMAT, run_until_caught_up
+from cs_kpis.sources.pipelines import reset_local_state
 
 DLT_OBJECT_KEYS = (META_KEY_SOURCE, META_KEY_PIPELINE, META_KEY_TRANSLATOR)
 
@@ -72,17 +78,15 @@ def table_row_count(pipeline: Pipeline, table: str) -> int | None:
             return None
 
 
-class RawDltResource(DagsterDltResource):
-    """DagsterDltResource that loads until caught up and reports rows read/loaded/quarantined/deduplicated.
+class RawDltResource(dg.ConfigurableResource):
+    """Runs a dlt source until caught up and reports rows read/loaded/quarantined/deduplicated per table.
 
-    - dagster-dlt#34052: the base class pops keys out of dlt's live column schemas while building
-      metadata, so a second materialization in the same process fails with ``KeyError: 'name'``.
-      Building the metadata from a clone leaves the live schema alone.
     - scd2 resources load one extract day per dlt load, so a materialization can take several loads.
+    - The metadata is built here from the warehouse (dagster-dlt's own builder names the wrong table,
+      dagster-io/dagster#33573, and pops keys out of dlt's live schema, dagster-dlt#34052: a second
+      materialization in one process failed with ``KeyError: 'name'``); it never reads dlt's live schema
+      objects destructively.
     """
-
-    def _extract_table_schema_metadata(self, table_name: str, schema: Schema) -> dg.TableSchema:
-        return super()._extract_table_schema_metadata(table_name, schema.clone())
 
     def extract_resource_metadata(
         self,
@@ -116,7 +120,7 @@ class RawDltResource(DagsterDltResource):
             "dlt_jobs_completed": dg.MetadataValue.int(len(jobs)),
         }
 
-    def _run(
+    def run(
         self,
         context: dg.OpExecutionContext | dg.AssetExecutionContext,
         dlt_source: DltSource,
@@ -124,6 +128,7 @@ class RawDltResource(DagsterDltResource):
         dagster_dlt_translator: DagsterDltTranslator,
         **kwargs: Any,
     ) -> Iterator[Any]:
+        """Load ``dlt_source`` (the selected subset) with ``dlt_pipeline``; one materialization per table."""
         resources_by_key = {
             dagster_dlt_translator.get_asset_spec(DltResourceTranslatorData(resource=r, pipeline=dlt_pipeline)).key: r
             for r in dlt_source.selected_resources.values()
@@ -132,11 +137,7 @@ class RawDltResource(DagsterDltResource):
             resources_by_key = {k: r for k, r in resources_by_key.items() if k in context.selected_asset_keys}
             dlt_source = dlt_source.with_resources(*[r.name for r in resources_by_key.values()])
 
-        # as the base class: local state is restored from the destination, so drop leftovers of a failed run
-        if dlt_pipeline.config.restore_from_destination:
-            dlt_pipeline.drop()
-        else:
-            dlt_pipeline.drop_pending_packages()
+        reset_local_state(dlt_pipeline)  # the warehouse holds the state: drop leftovers of a failed run
 
         run_kwargs = {"loader_file_format": LOADER_FILE_FORMAT, **kwargs}
         load_infos, totals = run_until_caught_up(

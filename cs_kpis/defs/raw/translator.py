@@ -1,7 +1,6 @@
 """Asset specs for the raw dlt resources: keys ``raw/<system>/<entity>``, group raw, owners, freshness."""
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import dagster as dg
 from dagster_dlt import DagsterDltTranslator
@@ -9,12 +8,7 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.common.normalizers.naming.snake_case import NamingConvention as SnakeCaseNaming
 
 from cs_kpis.defs.landing.keys import landing_asset_key
-
-LANDING_ASSET = dg.AssetKey(["landing", "demo_company"])
-"""the demo profile's landing asset; a company profile's is landing/exports (landing_asset_key, read at build)"""
-
-# the landing folder is written once a day; a raw table older than a day and a bit is late
-DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=24))
+from cs_kpis.lib.sql import NIGHTLY_FRESHNESS
 
 DESCRIPTIONS: dict[str, dict[str, str]] = {
     "crm": {
@@ -79,7 +73,7 @@ class RawDltTranslator(DagsterDltTranslator):
 
     system: str = ""
     files_mode: bool = True
-    freshness_policy: dg.FreshnessPolicy | None = field(default=DAILY_FRESHNESS)
+    freshness_policy: dg.FreshnessPolicy | None = field(default=NIGHTLY_FRESHNESS)  # the landing folder is written once a day
 
     def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
         entity = data.resource.name

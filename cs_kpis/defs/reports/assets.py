@@ -1,18 +1,19 @@
 """reports/kpi_report: the customer-success KPI report, weekly (team), monthly (leadership) and quarterly
-(executive), each as one self-contained HTML file.
+(executive), each as one HTML file; and reports.account_worklist (sql/account_worklist.sql), the table the
+report's worklist, top risks and expansion leads come from.
 
-``load_report_data(con, cadence, period)`` reads the warehouse (every table optional: a missing table leaves
-its section empty), ``render.render_report`` turns the data into HTML, and the asset writes one file per
-cadence: ``<state>/reports/kpi_report.html`` (monthly), ``kpi_report_weekly.html`` and
-``kpi_report_quarterly.html``; a report for a chosen period gets the period in its name
-(``kpi_report_quarterly_2026-Q3.html``). Run config (``KpiReportConfig``) picks the cadences and the period.
-The risk table uses ``alerts.alert_candidates`` when that table exists and falls back to red or declining
-accounts from ``kpis.health_scores`` otherwise.
+``load_report_data(con, cadence, period)`` reads fixed warehouse tables (``REPORT_TABLES``: a missing one
+stops the run naming it and the asset that builds it), ``render.render_report`` turns the data into HTML, and
+the asset writes one file per cadence: ``<state>/reports/kpi_report.html`` (monthly),
+``kpi_report_weekly.html`` and ``kpi_report_quarterly.html``; a report for a chosen period gets the period
+in its name (``kpi_report_quarterly_2026-Q3.html``). Run config (``KpiReportConfig``) picks the cadences and
+the period. The report holds no business rule: which accounts are at risk or expansion leads is decided by
+the alert rules (alerts.alert_candidates), read through reports.account_worklist.
 """
 
 import datetime as dt
-import importlib.util
 import re
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -20,38 +21,30 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from cs_kpis import settings
+from cs_kpis.defs.alerts.engine import SEVERITY_LEVELS, SEVERITY_RANK
 from cs_kpis.defs.reports import render
 from cs_kpis.lib import systems
-from cs_kpis.lib.sql import WAREHOUSE_POOL
+from cs_kpis.lib.sql import WAREHOUSE_POOL, asset_key_for_table, load_models, sql_assets
 
 REPORT_KEY = dg.AssetKey(["reports", "kpi_report"])
 OWNERS = ["team:cs-analytics"]
+SQL_DIR = Path(__file__).parent / "sql"
+SCHEMA = "reports"
 TOP_N = 10
-DECLINE_POINTS = 10.0
-"""fallback risks: red accounts, or accounts whose score fell at least this much over 30 days"""
-EXPANSION_MIN_USAGE = 75.0
-COMPONENTS = ("usage", "adoption", "support", "sentiment", "billing")
-REASON_BELOW = 50.0
+MIN_T12_COHORT_ACCOUNTS = render.MIN_T12_COHORT_ACCOUNTS
 
 CADENCES = tuple(render.CADENCES)  # week, month, quarter
 DEFAULT_CADENCES = ("month", "week", "quarter")
 
-UPSTREAM = [
-    dg.AssetKey(["kpis", "revenue_periods"]),
-    dg.AssetKey(["kpis", "mrr_periods"]),
-    dg.AssetKey(["kpis", "revenue_monthly"]),
-    dg.AssetKey(["kpis", "cohort_retention"]),
-    dg.AssetKey(["kpis", "health_scores_daily"]),
-    dg.AssetKey(["kpis", "health_scores"]),
-    dg.AssetKey(["kpis", "health_backtest"]),
-    dg.AssetKey(["marts", "accounts"]),
-    dg.AssetKey(["marts", "mrr_monthly"]),
-    dg.AssetKey(["staging", "stg_crm__users"]),
-]
-ALERTS = dg.AssetKey(["alerts", "alert_candidates"])
-if importlib.util.find_spec("cs_kpis.defs.alerts") is not None:
-    # the alerting layer is optional: when its code is there, the report runs after it
-    UPSTREAM.append(ALERTS)
+WORKLIST = "reports.account_worklist"
+REPORT_TABLES = (
+    "kpis.revenue_periods", "kpis.mrr_periods", "kpis.cohort_retention", "kpis.health_scores_daily",
+    "kpis.health_backtest", "marts.accounts", "staging.stg_nps__survey_responses", WORKLIST,
+)
+"""every table the report reads; each is built by the asset ``asset_key_for_table`` names (its deps)"""
+UPSTREAM = [asset_key_for_table(*t.split(".")) for t in REPORT_TABLES]
+
+worklist_assets = sql_assets(load_models(SQL_DIR, SCHEMA), group="reports", owners=OWNERS)
 
 
 def report_path(cadence: str = "month", label: str | None = None):
@@ -132,210 +125,131 @@ def _window_start(cadence: str, start: str) -> str:
     return str((pd.Timestamp(start) - step[cadence]).date())
 
 
-def _revenue(con, cadence: str) -> tuple[pd.DataFrame, str]:
-    """Every row of the cadence (all periods and segments), with ISO-string dates and a period label."""
-    if _exists(con, "kpis.revenue_periods"):
-        df, source = _df(con, "select * from kpis.revenue_periods where cadence = ? order by segment, period_start",
-                         [cadence]), "kpis.revenue_periods"
-    elif cadence == "month" and _exists(con, "kpis.revenue_monthly"):
-        # before kpis.revenue_periods exists: its month rows are this table (a check keeps them equal)
-        df = _df(con, "select *, month as period_start, last_day(month) as period_end, last_day(month) as read_day, "
-                      "true as is_complete from kpis.revenue_monthly order by segment, month")
-        source = "kpis.revenue_monthly"
-    else:
-        return pd.DataFrame(), "kpis.revenue_periods"
+def require_tables(con) -> None:
+    """Stop with one clear error when a table the report reads is missing (its asset has not been built)."""
+    found = {f"{s}.{t}" for s, t in con.execute(
+        "select table_schema, table_name from information_schema.tables").fetchall()}
+    missing = [t for t in REPORT_TABLES if t not in found]
+    if missing:
+        raise RuntimeError(
+            "the KPI report reads tables that do not exist in the warehouse: "
+            + ", ".join(f"{t} (asset {asset_key_for_table(*t.split('.')).to_user_string()})" for t in missing)
+            + ". Materialize them first, e.g. python -m cs_kpis.run --select '+key:reports/kpi_report'")
+
+
+def _revenue(con, cadence: str) -> pd.DataFrame:
+    """Every row of the cadence (all periods and segments), with ISO-string dates and a period label; the
+    trailing-year ratios are left empty where the cohort is smaller than MIN_T12_COHORT_ACCOUNTS."""
+    df = _df(con, "select * from kpis.revenue_periods where cadence = ? order by segment, period_start", [cadence])
     if df.empty:
-        return df, source
+        return df
     for col in ("period_start", "period_end", "read_day"):
         df[col] = df[col].astype(str).str[:10]
     df["label"] = [render.period_label(cadence, v) for v in df["period_start"]]
-    return df, source
-
-
-def _exists(con, table: str) -> bool:
-    schema, name = table.split(".")
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
-    ).fetchall()[0][0])
+    return render.blank_small_t12_cohorts(df)
 
 
 def _df(con, sql: str, params=None) -> pd.DataFrame:
     return con.execute(sql, params or []).df()
 
 
-def _reasons(row) -> str:
-    low = [f"{c} {row[f'{c}_score']:.0f}" for c in COMPONENTS
-           if f"{c}_score" in row and not render._missing(row[f"{c}_score"]) and row[f"{c}_score"] < REASON_BELOW]
-    return ", ".join(low) or "–"
-
-
 def _date(v) -> str:
-    return "–" if render._missing(v) else str(v)[:10]
+    return "–" if render.is_missing(v) else str(v)[:10]
 
 
-def _health(con) -> pd.DataFrame:
-    """Latest score per account with name, segment, CSM name and next renewal (when the tables exist)."""
-    if not _exists(con, "kpis.health_scores"):
-        return pd.DataFrame()
-    has_acc, has_users = _exists(con, "marts.accounts"), _exists(con, "staging.stg_crm__users")
-    has_subs = _exists(con, "staging.stg_billing__subscriptions")
-    acc = ("left join marts.accounts as a on a.account_id = h.account_id" if has_acc else "")
-    users = ("left join staging.stg_crm__users as u on u.user_id = a.csm_id" if has_acc and has_users else "")
-    subs = ("left join (select crm_account_id, min(current_period_end) as renewal "
-            "from staging.stg_billing__subscriptions where ended_at is null and canceled_at is null "
-            "group by 1) as s on s.crm_account_id = h.account_id" if has_subs else "")
-    cols = ", ".join(f"h.{c}_score" for c in COMPONENTS)
-    return _df(con, f"""
-        select h.account_id, {'a.account_name' if has_acc else 'h.account_id'} as account_name,
-               {'a.segment' if has_acc else "'unknown'"} as segment,
-               {'a.csm_id' if has_acc else 'null'} as csm_id,
-               {'coalesce(u.user_name, a.csm_id)' if users else ('a.csm_id' if has_acc else 'null')} as csm_name,
-               h.is_active, h.arr, h.score, h.band, h.delta_7d, h.delta_30d, {cols},
-               {'s.renewal' if has_subs else 'null'} as renewal
-        from kpis.health_scores as h {acc} {users} {subs}
-    """)
+def _worklist_rows(con, where: str, order: str) -> pd.DataFrame:
+    return _df(con, f"select * from {WORKLIST} where {where} order by {order}")
 
 
-SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "info": 3}
-OPEN_STATUSES = ("new", "open")
-EXPANSION_ALERT = "expansion_opportunity"
-ALERT_COLUMNS = {  # alerts.alert_candidates column -> report heading (columns missing from the table are left out)
-    "account_name": "Account", "alert_type": "Alert", "severity": "Severity", "reason": "Reason",
-    "owner_name": "Owner (CSM)", "arr": "ARR", "status": "Status", "first_seen": "First seen",
-}
+def _most_severe(severities: str) -> str:
+    """The most severe of the comma-separated severities, in the alert engine's order (SEVERITY_LEVELS)."""
+    found = {s.strip() for s in str(severities).split(",")}
+    return next((s for s in SEVERITY_LEVELS if s in found), "–")
 
 
-def _alerts(con, health: pd.DataFrame) -> pd.DataFrame | None:
-    """Open alert candidates (status new or open), most severe and largest ARR first; None without the table."""
-    if not _exists(con, "alerts.alert_candidates"):
-        return None
-    a = _df(con, "select * from alerts.alert_candidates")
-    if "status" in a:
-        a = a[a["status"].isin(OPEN_STATUSES)]
-    if not health.empty and "account_id" in a:
-        names = health[["account_id", "account_name", "csm_name", "arr"]].rename(
-            columns={"account_name": "_name", "csm_name": "_csm", "arr": "_arr"})
-        a = a.merge(names, on="account_id", how="left")
-        for col, fill in (("account_name", "_name"), ("owner_name", "_csm"), ("arr", "_arr")):
-            a[col] = a[col].fillna(a[fill]) if col in a else a[fill]
-    a = a.assign(_rank=a["severity"].map(SEVERITY_RANK).fillna(9) if "severity" in a else 9,
-                 _sort_arr=pd.to_numeric(a["arr"], errors="coerce").fillna(0) if "arr" in a else 0)
-    return a.sort_values(["_rank", "_sort_arr"], ascending=[True, False])
-
-
-def _alert_table(a: pd.DataFrame) -> pd.DataFrame:
-    cols = [c for c in ALERT_COLUMNS if c in a]
-    out = a[cols].head(TOP_N).rename(columns=ALERT_COLUMNS)
-    if "ARR" in out:
-        out["ARR"] = out["ARR"].map(render.fmt_money)
-    if "First seen" in out:
-        out["First seen"] = out["First seen"].map(_date)
-    return out
-
-
-def _risks(alerts: pd.DataFrame | None, health: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    if alerts is not None:
-        risky = alerts[alerts["alert_type"] != EXPANSION_ALERT] if "alert_type" in alerts else alerts
-        return _alert_table(risky), ("Source: alerts.alert_candidates (open alerts: status new or open), most "
-                                     "severe first, then largest ARR.")
-    if health.empty:
-        return pd.DataFrame(), "No alerts and no health scores available."
-    h = health[health["is_active"].fillna(False).astype(bool)]
-    h = h[(h["band"] == "red") | (h["delta_30d"].astype(float) <= -DECLINE_POINTS)]
-    h = h.sort_values(["arr", "score"], ascending=[False, True]).head(TOP_N)
+def _risks(con) -> tuple[pd.DataFrame, str]:
+    """Accounts with open risk alerts: most severe first (the alert engine's severity order), then ARR."""
+    w = _worklist_rows(con, "risk_alerts is not null", "arr desc, account_name")
+    if w.empty:
+        return pd.DataFrame(), "No open risk alerts (alerts.alert_candidates)."
+    w["severity"] = w["risk_severities"].map(_most_severe)
+    w["_rank"] = w["severity"].map(SEVERITY_RANK).fillna(len(SEVERITY_RANK))
+    w = w.sort_values(["_rank", "arr", "account_name"], ascending=[True, False, True], kind="stable").head(TOP_N)
     out = pd.DataFrame({
-        "Account": h["account_name"], "Segment": h["segment"], "Owner (CSM)": h["csm_name"],
-        "ARR": h["arr"].map(render.fmt_money), "Score": h["score"].map(lambda v: f"{v:.0f}"),
-        "Band": h["band"], "30-day change": h["delta_30d"].map(lambda v: render.fmt_num(v, 1)),
-        "Reasons": h.apply(_reasons, axis=1),
+        "Account": w["account_name"], "Severity": w["severity"], "Alerts": w["risk_reasons"],
+        "Owner (CSM)": w["csm_name"], "ARR": w["arr"].map(render.fmt_money),
+        "Score": w["score"].map(lambda v: render.fmt_num(v, 0)), "Band": w["band"],
+        "Renewal": w["renewal_date"].map(_date),
     })
-    return out, (f"alerts.alert_candidates does not exist: showing red accounts and accounts whose health "
-                 f"score fell {DECLINE_POINTS:.0f}+ points in 30 days, largest ARR first.")
+    return out, ("Source: reports.account_worklist (the open alerts of alerts.alert_candidates, status new or "
+                 "open, every type but expansion_opportunity), most severe first, then largest ARR.")
 
 
-def _expansion(alerts: pd.DataFrame | None, health: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    if alerts is not None and "alert_type" in alerts and (alerts["alert_type"] == EXPANSION_ALERT).any():
-        return (_alert_table(alerts[alerts["alert_type"] == EXPANSION_ALERT]),
-                "Source: alerts.alert_candidates, alert type expansion_opportunity, largest ARR first.")
-    note = (f"Green, active accounts with a usage score of {EXPANSION_MIN_USAGE:.0f}+ "
-            "(kpis.health_scores), largest ARR first.")
-    if health.empty:
-        return pd.DataFrame(), note
-    h = health[health["is_active"].fillna(False).astype(bool) & (health["band"] == "green")]
-    h = h[h["usage_score"].astype(float) >= EXPANSION_MIN_USAGE]
-    h = h.sort_values("arr", ascending=False).head(TOP_N)
+def _expansion(con) -> tuple[pd.DataFrame, str]:
+    w = _worklist_rows(con, "expansion_reason is not null", "arr desc, account_name").head(TOP_N)
+    out = pd.DataFrame({
+        "Account": w["account_name"], "Segment": w["segment"], "Owner (CSM)": w["csm_name"],
+        "ARR": w["arr"].map(render.fmt_money), "Score": w["score"].map(lambda v: render.fmt_num(v, 0)),
+        "Reason": w["expansion_reason"], "Lead since": w["expansion_since"].map(_date),
+    })
+    return out, ("Source: reports.account_worklist (open expansion_opportunity alerts), largest ARR first; "
+                 "'Lead since' is the first day the lead fired.")
+
+
+def _worklist(con) -> pd.DataFrame:
+    """Active accounts with a CSM, per CSM, lowest score first."""
+    w = _worklist_rows(con, "is_active and csm_name is not null", "csm_name, score, account_name")
     return pd.DataFrame({
-        "Account": h["account_name"], "Segment": h["segment"], "Owner (CSM)": h["csm_name"],
-        "ARR": h["arr"].map(render.fmt_money), "Score": h["score"].map(lambda v: f"{v:.0f}"),
-        "Usage": h["usage_score"].map(lambda v: f"{v:.0f}"),
-        "Adoption": h["adoption_score"].map(lambda v: render.fmt_num(v, 0)),
-        "30-day change": h["delta_30d"].map(lambda v: render.fmt_num(v, 1)),
-    }), note
-
-
-def _worklist(health: pd.DataFrame, alerts: pd.DataFrame | None = None) -> pd.DataFrame:
-    if health.empty:
-        return pd.DataFrame()
-    h = health[health["is_active"].fillna(False).astype(bool) & health["csm_name"].notna()]
-    h = h.sort_values(["csm_name", "score"])
-    out = pd.DataFrame({
-        "CSM": h["csm_name"], "Account": h["account_name"], "Segment": h["segment"],
-        "Score": h["score"].map(lambda v: f"{v:.0f}"), "Band": h["band"],
-        "Trend (30d)": h["delta_30d"].map(lambda v: render.fmt_num(v, 1)),
-        "Reasons": h.apply(_reasons, axis=1), "Renewal": h["renewal"].map(_date),
-        "ARR": h["arr"].map(render.fmt_money), "_arr": h["arr"],
+        "CSM": w["csm_name"], "Account": w["account_name"], "Segment": w["segment"],
+        "Score": w["score"].map(lambda v: render.fmt_num(v, 0)), "Band": w["band"],
+        "Trend (30d)": w["trend_30d"].map(lambda v: render.fmt_num(v, 1)),
+        "Weak components": w["weak_components"].fillna("–"), "Open alerts": w["risk_alerts"].fillna("–"),
+        "Renewal": w["renewal_date"].map(_date), "ARR": w["arr"].map(render.fmt_money), "_arr": w["arr"],
     })
-    if alerts is not None and {"account_id", "alert_type"} <= set(alerts.columns):
-        by_account = alerts.groupby("account_id")["alert_type"].agg(lambda t: ", ".join(sorted(set(t))))
-        out.insert(7, "Open alerts", h["account_id"].map(by_account).fillna("–"))
-    return out
 
 
 def _movers(con, cadence: str, start: str | None) -> pd.DataFrame:
     """The accounts whose MRR moved most between the two ends of the period (kpis.mrr_periods)."""
     if start is None:
         return pd.DataFrame()
-    if _exists(con, "kpis.mrr_periods"):
-        source, where, params = "kpis.mrr_periods", "m.cadence = ? and m.period_start = ?", [cadence, start]
-    elif cadence == "month" and _exists(con, "marts.mrr_monthly"):
-        source, where, params = "marts.mrr_monthly", "m.month = ?", [start]
-    else:
-        return pd.DataFrame()
-    has_acc = _exists(con, "marts.accounts")
     m = _df(con, f"""
-        select {'coalesce(a.account_name, m.account_id)' if has_acc else 'm.account_id'} as account_name,
+        select coalesce(a.account_name, m.account_id) as account_name,
                m.movement, m.prev_mrr, m.mrr, m.movement_amount
-        from {source} as m
-        {'left join marts.accounts as a on a.account_id = m.account_id' if has_acc else ''}
-        where {where} and m.movement_amount <> 0
+        from kpis.mrr_periods as m
+        left join marts.accounts as a on a.account_id = m.account_id
+        where m.cadence = ? and m.period_start = ? and m.movement_amount <> 0
         order by abs(m.movement_amount) desc, account_name limit {TOP_N}
-    """, params)
+    """, [cadence, start])
     return pd.DataFrame({
         "Account": m["account_name"], "Movement": m["movement"], "MRR before": m["prev_mrr"].map(render.fmt_money),
         "MRR now": m["mrr"].map(render.fmt_money), "Change": m["movement_amount"].map(render.fmt_money),
     })
 
 
-def _nps(con, start: str | None, end: str | None, prev_start: str | None) -> tuple | None:
-    """(NPS of the responses received in [start, end], NPS of those in [prev_start, start)); None without any."""
-    if start is None or not _exists(con, "staging.stg_nps__survey_responses"):
+def _nps(con, start: str | None, end: str | None, prev_start: str | None) -> render.Nps | None:
+    """NPS and response count of the responses received in [start, end] and in [prev_start, start); None
+    without any."""
+    if start is None:
         return None
     rows = _df(con, """
-        select case when cast(responded_at as date) >= ?::date then 'now' else 'prev' end as p,
+        select case when cast(responded_at as date) >= ?::date then 'now' else 'prev' end as p, count(*) as n,
                100.0 * (count(*) filter (where score >= 9) - count(*) filter (where score <= 6)) / count(*) as nps
         from staging.stg_nps__survey_responses
         where responded_at is not null and cast(responded_at as date) between ?::date and ?::date
         group by 1
     """, [start, prev_start or start, end])
-    by = {r["p"]: float(r["nps"]) for r in rows.to_dict("records")}
-    return None if not by else (by.get("now"), by.get("prev"))
+    by = {r["p"]: (float(r["nps"]), int(r["n"])) for r in rows.to_dict("records")}
+    if not by:
+        return None
+    now, prev = by.get("now", (None, 0)), by.get("prev", (None, 0))
+    return render.Nps(now=now[0], prev=prev[0], responses=now[1], prev_responses=prev[1])
 
 
 def _bands(con, cadence: str, read_day: str | None, prev_end: str | None,
            window_start: str | None) -> tuple[pd.DataFrame, dict]:
     """Active accounts per band at each period end of the trend window, and at the report's period end vs
     the previous period's end (each read on the last scored day on or before it)."""
-    if read_day is None or not _exists(con, "kpis.health_scores_daily"):
+    if read_day is None:
         return pd.DataFrame(), {}
     over_time = _df(con, f"""
         with ends as (
@@ -368,47 +282,42 @@ def _bands(con, cadence: str, read_day: str | None, prev_end: str | None,
 
 def load_shared(con) -> dict:
     """What every cadence's page shows alike: cohorts, backtest, risks, expansion, the worklist, the as-of day."""
+    require_tables(con)
     con.execute("set TimeZone = 'UTC'")
-    cohorts = (_df(con, "select * from kpis.cohort_retention") if _exists(con, "kpis.cohort_retention")
-               else pd.DataFrame())
-    as_of = (con.execute("select max(day) from kpis.health_scores_daily").fetchall()[0][0]
-             if _exists(con, "kpis.health_scores_daily") else None)
-    backtest = pd.DataFrame()
-    if _exists(con, "kpis.health_backtest"):
-        parts = " union all ".join(
-            f"select '{b}' as band, sum(accounts_{b}) as accounts, sum(churned_{b}) as churned "
-            f"from kpis.health_backtest where scope = 'month' and is_current" for b in render.BANDS
-        )
-        backtest = _df(con, f"select band, accounts, churned, churned / nullif(accounts, 0) as churn_rate "
-                            f"from ({parts})")
-    health = _health(con)
-    alerts = _alerts(con, health)
-    risks, risk_source = _risks(alerts, health)
-    expansion, expansion_source = _expansion(alerts, health)
+    cohorts = _df(con, "select * from kpis.cohort_retention")
+    as_of = con.execute("select max(day) from kpis.health_scores_daily").fetchall()[0][0]
+    parts = " union all ".join(
+        f"select '{b}' as band, sum(accounts_{b}) as accounts, sum(churned_{b}) as churned "
+        f"from kpis.health_backtest where scope = 'month' and is_current" for b in render.BANDS
+    )
+    backtest = _df(con, f"select band, accounts, churned, churned / nullif(accounts, 0) as churn_rate "
+                        f"from ({parts})")
+    risks, risk_source = _risks(con)
+    expansion, expansion_source = _expansion(con)
     return {
         "as_of": str(as_of)[:10] if as_of is not None else None, "cohorts": cohorts, "backtest_bands": backtest,
         "risks": risks, "risk_source": risk_source, "expansion": expansion, "expansion_source": expansion_source,
-        "worklist": _worklist(health, alerts),
+        "worklist": _worklist(con),
         "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
 def load_report_data(con, cadence: str = "month", period: str = LATEST_COMPLETE,
                      shared: dict | None = None) -> render.ReportData:
-    """Read every table the page of ``cadence`` shows for ``period`` (see ``choose_period``); tables that do
-    not exist leave their section empty. ``shared``: ``load_shared(con)``, read once for several cadences."""
+    """Read every table the page of ``cadence`` shows for ``period`` (see ``choose_period``); a missing table
+    fails (``require_tables``). ``shared``: ``load_shared(con)``, read once for several cadences."""
     if cadence not in render.CADENCES:
         raise ValueError(f"cadence {cadence!r} is not one of {', '.join(CADENCES)}")
     shared = shared if shared is not None else load_shared(con)
     con.execute("set TimeZone = 'UTC'")
-    revenue, revenue_source = _revenue(con, cadence)
+    revenue = _revenue(con, cadence)
     chosen = None
     if not revenue.empty:
         periods = revenue[["period_start", "period_end", "read_day", "is_complete"]].drop_duplicates("period_start")
         chosen = choose_period(periods, cadence, period)
     elif parse_period(cadence, period) is not None:
-        raise ValueError(f"no {cadence} data to report on for period {period!r} ({revenue_source} is missing "
-                         "or empty)")
+        raise ValueError(f"no {cadence} data to report on for period {period!r} (kpis.revenue_periods has no "
+                         f"{cadence} rows)")
     start = chosen["period_start"] if chosen else None
     window = _window_start(cadence, start) if start else None
     prev_start = None
@@ -430,7 +339,7 @@ def load_report_data(con, cadence: str = "month", period: str = LATEST_COMPLETE,
         period_end=chosen["period_end"] if chosen else "",
         read_day=chosen["read_day"] if chosen else "",
         is_complete=bool(chosen["is_complete"]) if chosen else True,
-        segments=segments, revenue=revenue, revenue_source=revenue_source, cohorts=shared["cohorts"],
+        segments=segments, revenue=revenue, cohorts=shared["cohorts"],
         bands_over_time=bands_over_time, backtest_bands=shared["backtest_bands"], band_counts=band_counts,
         nps=_nps(con, start, chosen["read_day"] if chosen else None, prev_start),
         not_connected=systems.not_connected(systems.off_systems()),
@@ -479,8 +388,9 @@ def _write(path, page: str) -> None:
         "`kpi_report_quarterly.html`. Each shows headline KPIs for its period (kpis.revenue_periods) with the "
         "change vs the previous period of the same cadence, the period's MRR bridge, NRR/GRR trends at the "
         "cadence and trailing 12 months, cohort retention, health bands, backtest churn by band, expansion, "
-        "top risks (alerts.alert_candidates when it exists, else red or declining accounts), expansion "
-        "opportunities, the period's MRR movers, a per-CSM worklist and KPI definitions. Run config picks the "
+        "top risks and expansion leads (the open alerts of alerts.alert_candidates, through "
+        "reports.account_worklist), the period's MRR movers, a per-CSM worklist (reports.account_worklist) and "
+        "KPI definitions. Run config picks the "
         "cadences and the period (default: all three, latest complete period). "
         "See cs_kpis/defs/reports/README.md."
     ),

@@ -21,11 +21,17 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from cs_kpis.defs.health.health_score import BANDS
+
 TEMPLATE_PATH = Path(__file__).parent / "template.html"
 KPI_README = "cs_kpis/defs/kpis/README.md"
 HEALTH_README = "cs_kpis/defs/health/README.md"
 BAND_COLORS = {"green": "#2e9e5b", "yellow": "#e0b100", "red": "#d64541"}
-BANDS = ("green", "yellow", "red")
+MIN_T12_COHORT_ACCOUNTS = 20
+"""NRR/GRR T12 are shown only when the trailing-year cohort holds at least this many accounts: early in the
+data the cohort a year back is a handful of accounts, and one of them moving swings the ratio by tens of
+points (the weekly line of the demo company fell from 113% to 65% within two weeks on its first cohorts)"""
+T12_RATIOS = ("nrr_t12", "grr_t12")
 BRIDGE_ZOOM_BELOW = 0.2
 """the MRR bridge's y axis starts near its lowest level when all levels lie within this share of the highest"""
 
@@ -77,7 +83,8 @@ def definitions(cadence: str = "month") -> dict[str, str]:
         "day); ARR = 12 x ending MRR.",
         "NRR": f"(start + expansion - contraction - churned) / start over the {p}: the accounts active at the end "
         f"of the previous {p}, their MRR at the end of this {p} / their MRR then. T12: the accounts active at the "
-        f"end of {c.t12_span}, their MRR now / their MRR then.",
+        f"end of {c.t12_span}, their MRR now / their MRR then; left empty while that cohort holds fewer than "
+        f"{MIN_T12_COHORT_ACCOUNTS} accounts.",
         "GRR": f"(start - contraction - churned) / start over the {p}; never above 100%. T12 as NRR with each "
         "account capped at its MRR a year earlier.",
         "Logo churn": f"accounts active at the start of the {p} and not at its end / accounts active at the start.",
@@ -86,7 +93,8 @@ def definitions(cadence: str = "month") -> dict[str, str]:
         "MRR bridge": f"starting MRR + new + expansion + reactivation - contraction - churned = ending MRR; each "
         f"account's movement compares its MRR at the two ends of the {p} (an account that left and came back "
         f"within the {p} counts once, by its net change).",
-        "NPS": f"% promoters (9-10) - % detractors (0-6) of the survey responses received in the {p}.",
+        "NPS": f"% promoters (9-10) - % detractors (0-6) of the survey responses received in the {p}, with "
+        "their number.",
         "Health band": f"green / yellow / red from the health score (0-100), active accounts on the last scored "
         f"day of the {p} vs of the previous {p}; see " + HEALTH_README + ".",
         "Churn rate by band (backtest)": "share of accounts scored in the band that churned (MRR to half or less) "
@@ -94,6 +102,26 @@ def definitions(cadence: str = "month") -> dict[str, str]:
         "Cohort retention": "a cohort's MRR at the end of each month since its first month / its MRR in the "
         "first month (net MRR retention).",
     }
+
+
+@dataclass(frozen=True)
+class Nps:
+    """NPS of the responses received in the period and in the previous one, with their counts."""
+
+    now: float | None
+    prev: float | None
+    responses: int = 0
+    prev_responses: int = 0
+
+
+def blank_small_t12_cohorts(revenue: pd.DataFrame) -> pd.DataFrame:
+    """kpis.revenue_periods rows with nrr_t12 / grr_t12 emptied where t12_cohort_accounts is below
+    MIN_T12_COHORT_ACCOUNTS (see there)."""
+    small = pd.to_numeric(revenue["t12_cohort_accounts"], errors="coerce").fillna(0) < MIN_T12_COHORT_ACCOUNTS
+    out = revenue.copy()
+    for col in T12_RATIOS:
+        out[col] = out[col].astype(float).where(~small)
+    return out
 
 
 @dataclass
@@ -116,7 +144,7 @@ class ReportData:
     bands_over_time: pd.DataFrame = field(default_factory=pd.DataFrame)  # period_start, label, band, accounts
     backtest_bands: pd.DataFrame = field(default_factory=pd.DataFrame)  # band, accounts, churned, churn_rate
     band_counts: dict = field(default_factory=dict)  # {'green': (now, prev), ...} at the two period ends
-    nps: tuple | None = None  # (now, prev) NPS, either may be None
+    nps: Nps | None = None
     not_connected: list[str] = field(default_factory=list)  # e.g. "NPS not connected" (systems.nps.mode: off)
     risks: pd.DataFrame = field(default_factory=pd.DataFrame)
     risk_source: str = ""
@@ -144,12 +172,12 @@ class ReportData:
 # ----------------------------------------------------------------------------------------------- formatting
 
 
-def _missing(v) -> bool:
+def is_missing(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT
 
 
 def fmt_money(v) -> str:
-    if _missing(v):
+    if is_missing(v):
         return "–"
     v = float(v)
     a = abs(v)
@@ -162,16 +190,17 @@ def fmt_money(v) -> str:
 
 
 def fmt_pct(v, digits: int = 1) -> str:
-    return "–" if _missing(v) else f"{float(v) * 100:.{digits}f}%"
+    return "–" if is_missing(v) else f"{float(v) * 100:.{digits}f}%"
 
 
 def fmt_num(v, digits: int = 2) -> str:
-    return "–" if _missing(v) else f"{float(v):,.{digits}f}"
+    """'1,234.57'; a value that rounds to zero shows as 0, never as -0.0."""
+    return "–" if is_missing(v) else f"{round(float(v), digits) + 0.0:,.{digits}f}"
 
 
 def _delta(now, prev, kind: str, good_up: bool = True, vs: str = "prev") -> str:
     """'+1.2 pp vs prev month' with a colour class; a note when either side is missing."""
-    if _missing(now) or _missing(prev):
+    if is_missing(now) or is_missing(prev):
         return '<span class="delta">no previous period</span>'
     d = float(now) - float(prev)
     if kind == "pct":
@@ -223,7 +252,7 @@ def headline_tiles(data: ReportData, segment: str = "all") -> str:
             _tile("Ending MRR", fmt_money(cur["ending_mrr"]),
                   _delta(cur["ending_mrr"], g("ending_mrr"), "money", vs=vs), "ending_mrr"),
             _tile("ARR", fmt_money(12 * float(cur["ending_mrr"])),
-                  _delta(12 * float(cur["ending_mrr"]), None if _missing(g("ending_mrr")) else
+                  _delta(12 * float(cur["ending_mrr"]), None if is_missing(g("ending_mrr")) else
                          12 * float(g("ending_mrr")), "money", vs=vs), "arr"),
             _tile(f"NRR ({name})", fmt_pct(cur["nrr"]), _delta(cur["nrr"], g("nrr"), "pct", vs=vs), "nrr"),
             _tile(f"GRR ({name})", fmt_pct(cur["grr"]), _delta(cur["grr"], g("grr"), "pct", vs=vs), "grr"),
@@ -239,8 +268,9 @@ def headline_tiles(data: ReportData, segment: str = "all") -> str:
                      "missing).</p>")
     if segment == "all":
         if data.nps is not None:
-            tiles.append(_tile("NPS", fmt_num(data.nps[0], 0),
-                               _delta(data.nps[0], data.nps[1], "count", vs=vs), "nps"))
+            n = data.nps
+            tiles.append(_tile("NPS", fmt_num(n.now, 0) + f' <small>({n.responses} responses)</small>',
+                               _delta(n.now, n.prev, "count", vs=f"{vs} ({n.prev_responses} responses)"), "nps"))
         for line in data.not_connected:
             tiles.append(f'<p class="note">{html.escape(line)} (turned off in the company configuration: its '
                          "indicators are left out of the health score and its alerts are skipped).</p>")
@@ -284,7 +314,7 @@ def _table(df: pd.DataFrame, name: str, escape: bool = True) -> str:
     for rec in df.itertuples(index=False):
         cells = []
         for v in rec:
-            s = "–" if _missing(v) else str(v)
+            s = "–" if is_missing(v) else str(v)
             cells.append(f"<td>{html.escape(s) if escape else s}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f'<table data-table="{name}"><thead><tr>{head}</tr></thead>'
@@ -539,9 +569,11 @@ def headline_markdown(data: ReportData) -> str:
                               ("Logo churn", "logo_churn_rate", fmt_pct), ("Quick ratio", "quick_ratio", fmt_num)):
             rows.append((label, f(cur.get(col)), f(prev.get(col))))
         rows.insert(1, ("ARR", fmt_money(12 * float(cur["ending_mrr"])),
-                        fmt_money(None if _missing(prev.get("ending_mrr")) else 12 * float(prev["ending_mrr"]))))
+                        fmt_money(None if is_missing(prev.get("ending_mrr")) else 12 * float(prev["ending_mrr"]))))
     if data.nps is not None:
-        rows.append(("NPS", fmt_num(data.nps[0], 0), fmt_num(data.nps[1], 0)))
+        n = data.nps
+        rows.append(("NPS", "–" if n.now is None else f"{fmt_num(n.now, 0)} ({n.responses} responses)",
+                     "–" if n.prev is None else f"{fmt_num(n.prev, 0)} ({n.prev_responses} responses)"))
     for line in data.not_connected:
         system, _, _ = line.rpartition(" not connected")
         rows.append((system, "not connected", "not connected"))

@@ -24,20 +24,23 @@ import urllib.request
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from cs_kpis.defs.alerts.assets import CANDIDATES
+from cs_kpis.defs.alerts.engine import severity_rank_sql
 from cs_kpis.defs.automation import notify
 from cs_kpis.defs.automation.jobs import closed_on_error
 from cs_kpis.defs.config_resources import SalesforceResource
+from cs_kpis.defs.health.assets import SCORES
 from cs_kpis.lib.sql import WAREHOUSE_POOL, table_metadata
 
 SYNC = dg.AssetKey(["alerts", "salesforce_account_sync"])
 BATCH = 200
 API_PATH = "/services/data/v60.0/composite/sobjects"
 
-DESIRED_SQL = """
+DESIRED_SQL = f"""
     with firing as (
         select account_id, count(*) as open_alerts,
             arg_min(alert_type || ': ' || reason,
-                    case severity when 'critical' then 0 when 'high' then 1 when 'medium' then 2 else 3 end)
+                    {severity_rank_sql("severity")})
                 as top_alert
         from alerts.alert_candidates
         where status in ('new', 'open')
@@ -186,7 +189,7 @@ def sync(con, url: str | None = None, token: str | None = None) -> dict:
 
 
 @dg.asset(
-    key=SYNC, deps=[dg.AssetKey(["alerts", "alert_candidates"]), dg.AssetKey(["kpis", "health_scores"])],
+    key=SYNC, deps=[CANDIDATES, SCORES],
     group_name="reverse_etl", kinds={"python", "duckdb", "salesforce"}, owners=["team:data-eng"], pool=WAREHOUSE_POOL,
     metadata={"grain": "account_id", "dagster/table_name": "alerts.salesforce_account_sync",
               "dagster/column_schema": dg.TableSchema(columns=[

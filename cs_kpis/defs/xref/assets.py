@@ -16,7 +16,6 @@ GROUP = "marts"
 SQL_DIR = Path(__file__).parent / "sql"
 
 XREF_MODELS = load_models(SQL_DIR, SCHEMA)
-XREF_KEY = dg.AssetKey([SCHEMA, "account_xref"])
 UNMATCHED_KEY = dg.AssetKey([SCHEMA, "unmatched_source_records"])
 
 _SUMMARY = {

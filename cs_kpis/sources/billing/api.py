@@ -12,14 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import BasePaginator
 from requests import Request, Response
 
-from cs_kpis.sources.http import error_hook, iter_page_records, iter_pages, make_client, read_setting
+from cs_kpis.sources.http import (
+    VendorApiConfig,
+    error_hook,
+    iter_page_records,
+    iter_pages,
+    make_client,
+    read_setting,
+)
 from cs_kpis.sources.records import RawRecord
 
 SOURCE = "Stripe"
@@ -62,8 +69,11 @@ _MAX_LIMIT = 100  # stripe rejects limit > 100
 
 
 @dataclass(frozen=True, kw_only=True)
-class StripeApiConfig:
+class StripeApiConfig(VendorApiConfig):
     """How to reach Stripe. The key never shows in ``repr``, logs or exception messages."""
+
+    SYSTEM: ClassVar[str] = SYSTEM
+    ENV_PREFIX: ClassVar[str] = "STRIPE"
 
     base_url: str = "https://api.stripe.com"
     api_key: str = field(repr=False)
@@ -71,33 +81,16 @@ class StripeApiConfig:
     """``limit`` per list request (Stripe allows 1..100)"""
     stripe_version: str = "2025-03-31.basil"
     """pinned ``Stripe-Version``: field locations moved in basil (see fixtures/SHAPES.md)"""
-    max_retries: int = 4
-    """retries of a 429/5xx/connection error after the first attempt"""
-    backoff_base: float = 0.5
-    """seconds; the n-th retry waits ``backoff_base * 2**(n-1)`` unless ``Retry-After`` says otherwise"""
-    max_retry_delay: float = 60.0
-    lookback_seconds: int = 3600
-    """incremental runs ask for changes since the last cursor minus this much, for rows the vendor
-    commits late (the merge on the primary key drops the overlap); env STRIPE_LOOKBACK_SECONDS"""
-    timeout: float = 60.0
     subscription_expand: tuple[str, ...] = SUBSCRIPTION_EXPAND
     event_types: tuple[str, ...] = EVENT_TYPES
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> StripeApiConfig:
-        """Build from ``STRIPE_API_KEY`` (and optional ``STRIPE_BASE_URL``) or dlt secrets.
-
-        Keyword arguments override any field (e.g. ``page_size``).
-        """
-        values: dict[str, Any] = {
+    def settings_from_env(cls, overrides: Any) -> dict[str, Any]:
+        """``STRIPE_API_KEY`` (and optional ``STRIPE_BASE_URL``), or dlt secrets."""
+        return {
             "api_key": read_setting("STRIPE_API_KEY", SYSTEM),
             "base_url": read_setting("STRIPE_BASE_URL", SYSTEM, required=False, default=cls.base_url),
         }
-        lookback = read_setting("STRIPE_LOOKBACK_SECONDS", SYSTEM, required=False)
-        if lookback:
-            values["lookback_seconds"] = int(lookback)
-        values.update(overrides)
-        return cls(**values)
 
 
 class StripeListPaginator(BasePaginator):
@@ -187,10 +180,7 @@ def _client(config: StripeApiConfig) -> RESTClient:
         base_url=config.base_url,
         auth=BearerTokenAuth(token=config.api_key),
         headers={"Stripe-Version": config.stripe_version},
-        max_retries=config.max_retries,
-        backoff_base=config.backoff_base,
-        max_retry_delay=config.max_retry_delay,
-        timeout=config.timeout,
+        **config.client_settings(),
     )
 
 

@@ -20,7 +20,6 @@ from cs_kpis.sources.common.arrow_rows import ArrowRows
 from cs_kpis.sources.common.clock import api_extract_time
 from cs_kpis.sources.common.contract import contract_change
 from cs_kpis.sources.common.helpers import Reject, check_field_types, get_path, to_raw_text
-from cs_kpis.sources.common.hooks import pause_point
 from cs_kpis.sources.common.landing import extract_days, pending_days
 from cs_kpis.sources.records import RawRecord
 
@@ -426,7 +425,6 @@ def entity_resource(
         if arrow is not None and (table := arrow.flush()) is not None:
             yield as_item(table)
 
-        pause_point(f"extracted.{table_name}")
         if mode == "files":
             if days:
                 state["last_extract_day"] = days[-1]

@@ -15,7 +15,6 @@ from cs_kpis.sources.common.entity import (
     QUARANTINE_COLUMNS,
     QUARANTINE_TABLE,
 )
-from cs_kpis.sources.common.hooks import pause_point
 
 LOADER_FILE_FORMAT = "parquet"
 """how dlt hands rows to DuckDB. Measured on the demo company (2 cores): billing 45 s / 3.9 GB peak RSS with
@@ -187,7 +186,6 @@ def run_until_caught_up(
             raise
         ensure_bookkeeping_tables(pipeline)
         load_infos.append(load_info)
-        pause_point(f"loaded.{source.name}.{len(load_infos)}")
         for name, total in totals.items():
             totals[name] = total.add(last_run_accounting(pipeline, source.name, name))
         if not pending_resources(pipeline, source):

@@ -15,13 +15,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 from requests import Response
 
-from cs_kpis.sources.http import error_hook, iter_page_records, iter_pages, make_client, read_setting
+from cs_kpis.sources.http import (
+    VendorApiConfig,
+    error_hook,
+    iter_page_records,
+    iter_pages,
+    make_client,
+    read_setting,
+)
 from cs_kpis.sources.records import RawRecord
 
 SOURCE = "Salesforce"
@@ -54,20 +61,16 @@ it and the standard Account.NumberOfEmployees (which the simulator writes)"""
 
 
 @dataclass(frozen=True, kw_only=True)
-class SalesforceApiConfig:
+class SalesforceApiConfig(VendorApiConfig):
     """How to reach Salesforce. The token never shows in ``repr``, logs or exception messages."""
+
+    SYSTEM: ClassVar[str] = SYSTEM
+    ENV_PREFIX: ClassVar[str] = "SALESFORCE"
 
     instance_url: str
     """e.g. ``https://mycompany.my.salesforce.com``"""
     access_token: str = field(repr=False)
     api_version: str = "v62.0"
-    max_retries: int = 4
-    """retries of a 429/5xx/connection error after the first attempt"""
-    backoff_base: float = 0.5
-    max_retry_delay: float = 60.0
-    lookback_seconds: int = 3600
-    """incremental runs ask for changes since the last cursor minus this much, for rows the vendor
-    commits late (the merge on the primary key drops the overlap); env SALESFORCE_LOOKBACK_SECONDS"""
     timeout: float = 120.0
     fields: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: dict(SOQL_FIELDS), compare=False, repr=False
@@ -75,20 +78,12 @@ class SalesforceApiConfig:
     """object -> fields to select; override to add custom fields"""
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> SalesforceApiConfig:
-        """Build from ``SALESFORCE_INSTANCE_URL`` and ``SALESFORCE_ACCESS_TOKEN`` or dlt secrets.
-
-        Keyword arguments override any field (e.g. ``api_version``).
-        """
-        values: dict[str, Any] = {
+    def settings_from_env(cls, overrides: Any) -> dict[str, Any]:
+        """``SALESFORCE_INSTANCE_URL`` and ``SALESFORCE_ACCESS_TOKEN``, or dlt secrets."""
+        return {
             "instance_url": read_setting("SALESFORCE_INSTANCE_URL", SYSTEM),
             "access_token": read_setting("SALESFORCE_ACCESS_TOKEN", SYSTEM),
         }
-        lookback = read_setting("SALESFORCE_LOOKBACK_SECONDS", SYSTEM, required=False)
-        if lookback:
-            values["lookback_seconds"] = int(lookback)
-        values.update(overrides)
-        return cls(**values)
 
 
 class SalesforceQueryPaginator(JSONLinkPaginator):
@@ -140,10 +135,7 @@ def iter_records(config: SalesforceApiConfig, entity: str, since: int | None = N
         base_url=config.instance_url,
         auth=BearerTokenAuth(token=config.access_token),
         headers={"Accept": "application/json"},
-        max_retries=config.max_retries,
-        backoff_base=config.backoff_base,
-        max_retry_delay=config.max_retry_delay,
-        timeout=config.timeout,
+        **config.client_settings(),
     )
     secrets = [config.access_token]
     pages = iter_pages(

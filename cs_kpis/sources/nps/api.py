@@ -13,12 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from dlt.sources.helpers.rest_client.auth import HttpBasicAuth
 from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
 
-from cs_kpis.sources.http import error_hook, iter_page_records, iter_pages, make_client, read_setting
+from cs_kpis.sources.http import (
+    VendorApiConfig,
+    error_hook,
+    iter_page_records,
+    iter_pages,
+    make_client,
+    read_setting,
+)
 from cs_kpis.sources.records import RawRecord
 
 SOURCE = "Delighted"
@@ -30,37 +37,24 @@ _MAX_PER_PAGE = 100
 
 
 @dataclass(frozen=True, kw_only=True)
-class DelightedApiConfig:
+class DelightedApiConfig(VendorApiConfig):
     """How to reach Delighted. The key never shows in ``repr``, logs or exception messages."""
+
+    SYSTEM: ClassVar[str] = SYSTEM
+    ENV_PREFIX: ClassVar[str] = "DELIGHTED"
 
     base_url: str = "https://api.delighted.com"
     api_key: str = field(repr=False)
     page_size: int = 100
     """``per_page`` (Delighted allows at most 100)"""
-    max_retries: int = 4
-    """retries of a 429/5xx/connection error after the first attempt"""
-    backoff_base: float = 0.5
-    max_retry_delay: float = 60.0
-    lookback_seconds: int = 3600
-    """incremental runs ask for changes since the last cursor minus this much, for rows the vendor
-    commits late (the merge on the primary key drops the overlap); env DELIGHTED_LOOKBACK_SECONDS"""
-    timeout: float = 60.0
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> DelightedApiConfig:
-        """Build from ``DELIGHTED_API_KEY`` (and optional ``DELIGHTED_BASE_URL``) or dlt secrets.
-
-        Keyword arguments override any field.
-        """
-        values: dict[str, Any] = {
+    def settings_from_env(cls, overrides: Any) -> dict[str, Any]:
+        """``DELIGHTED_API_KEY`` (and optional ``DELIGHTED_BASE_URL``), or dlt secrets."""
+        return {
             "api_key": read_setting("DELIGHTED_API_KEY", SYSTEM),
             "base_url": read_setting("DELIGHTED_BASE_URL", SYSTEM, required=False, default=cls.base_url),
         }
-        lookback = read_setting("DELIGHTED_LOOKBACK_SECONDS", SYSTEM, required=False)
-        if lookback:
-            values["lookback_seconds"] = int(lookback)
-        values.update(overrides)
-        return cls(**values)
 
 
 def iter_records(
@@ -89,10 +83,7 @@ def iter_records(
         # delighted: the api key is the basic-auth user name, the password is empty
         auth=HttpBasicAuth(config.api_key, ""),
         headers={"Accept": "application/json"},
-        max_retries=config.max_retries,
-        backoff_base=config.backoff_base,
-        max_retry_delay=config.max_retry_delay,
-        timeout=config.timeout,
+        **config.client_settings(),
     )
     pages = iter_pages(
         client,

@@ -30,7 +30,6 @@ from cs_kpis.sources.common.entity import (
     with_accounting_hints,
     with_quarantine_hints,
 )
-from cs_kpis.sources.common.hooks import pause_point
 from cs_kpis.sources.common.landing import extract_days, pending_days
 from cs_kpis.sources.product import files, helpers, settings
 from cs_kpis.sources.product.loader import load_day
@@ -80,7 +79,6 @@ def events_resource(landing_dir: Path | None, mode: str, api_config: Any, max_da
                                           origin_prefix=f"{landing_dir}/", load_id=load_id, window=window())
                         counts = counts.add(result.counts)
                         # events are committed, dlt's state for them is not (it commits with the package)
-                        pause_point("product.after_insert")
                         for origin, position, raw_text, reason in result.bad_rows:
                             yield _quarantine(origin.replace(f"{landing_dir}/", ""), position, raw_text, reason, day)
                     previous = day

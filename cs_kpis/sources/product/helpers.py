@@ -119,11 +119,6 @@ def bad_reason_sql(window: Any = None) -> str:
     return "case " + " ".join(checks) + " end"
 
 
-def count_bad_sql(window: Any = None) -> str:
-    """How many staged lines cannot load."""
-    return f"select count(*) from {STAGE} where ({bad_reason_sql(window)}) is not null"
-
-
 def bad_rows_sql(window: Any = None) -> str:
     """The staged lines that cannot load: file, line number, raw text or row as JSON, reason."""
     return f"""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from dlt.sources.helpers.rest_client.auth import HttpBasicAuth
 from dlt.sources.helpers.rest_client.paginators import (
@@ -33,7 +33,14 @@ from dlt.sources.helpers.rest_client.paginators import (
 )
 from requests import Request, Response
 
-from cs_kpis.sources.http import error_hook, iter_page_records, iter_pages, make_client, read_setting
+from cs_kpis.sources.http import (
+    VendorApiConfig,
+    error_hook,
+    iter_page_records,
+    iter_pages,
+    make_client,
+    read_setting,
+)
 from cs_kpis.sources.records import RawRecord
 
 SOURCE = "Zendesk"
@@ -46,8 +53,11 @@ _MAX_EXPORT_PAGE = 1000  # incremental exports allow per_page <= 1000
 
 
 @dataclass(frozen=True, kw_only=True)
-class ZendeskApiConfig:
+class ZendeskApiConfig(VendorApiConfig):
     """How to reach Zendesk. The API token never shows in ``repr``, logs or exception messages."""
+
+    SYSTEM: ClassVar[str] = SYSTEM
+    ENV_PREFIX: ClassVar[str] = "ZENDESK"
 
     base_url: str
     """``https://<subdomain>.zendesk.com``"""
@@ -55,23 +65,13 @@ class ZendeskApiConfig:
     api_token: str = field(repr=False)
     page_size: int = 100
     """``per_page`` (capped at 100 for offset pages, 1000 for incremental exports)"""
-    max_retries: int = 4
-    """retries of a 429/5xx/connection error after the first attempt"""
-    backoff_base: float = 0.5
     max_retry_delay: float = 90.0
     """zendesk's Retry-After on incremental exports (about 10 requests/minute) can reach 60 s"""
-    lookback_seconds: int = 3600
-    """incremental runs ask for changes since the last cursor minus this much, for rows the vendor
-    commits late (the merge on the primary key drops the overlap); env ZENDESK_LOOKBACK_SECONDS"""
-    timeout: float = 60.0
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> ZendeskApiConfig:
-        """Build from ``ZENDESK_BASE_URL`` or ``ZENDESK_SUBDOMAIN``, ``ZENDESK_EMAIL``, ``ZENDESK_API_TOKEN``.
-
-        Each also reads from dlt secrets (see the module docstring). Keyword arguments override any
-        field.
-        """
+    def settings_from_env(cls, overrides: Any) -> dict[str, Any]:
+        """``ZENDESK_BASE_URL`` or ``ZENDESK_SUBDOMAIN``, ``ZENDESK_EMAIL``, ``ZENDESK_API_TOKEN``; each also
+        from dlt secrets (see the module docstring)."""
         base_url = read_setting("ZENDESK_BASE_URL", SYSTEM, required=False)
         if not base_url and "base_url" not in overrides:
             subdomain = read_setting("ZENDESK_SUBDOMAIN", SYSTEM, required=False)
@@ -81,16 +81,11 @@ class ZendeskApiConfig:
                     "sources.support.zendesk_base_url in .dlt/secrets.toml"
                 )
             base_url = f"https://{subdomain}.zendesk.com"
-        values: dict[str, Any] = {
+        return {
             "base_url": base_url,
             "email": read_setting("ZENDESK_EMAIL", SYSTEM),
             "api_token": read_setting("ZENDESK_API_TOKEN", SYSTEM),
         }
-        lookback = read_setting("ZENDESK_LOOKBACK_SECONDS", SYSTEM, required=False)
-        if lookback:
-            values["lookback_seconds"] = int(lookback)
-        values.update(overrides)
-        return cls(**values)
 
 
 class ZendeskTimeExportPaginator(JSONLinkPaginator):
@@ -175,10 +170,7 @@ def iter_records(config: ZendeskApiConfig, entity: str, since: int | None = None
         # zendesk api-token auth: user "<email>/token", password = the token
         auth=HttpBasicAuth(f"{config.email}/token", config.api_token),
         headers={"Accept": "application/json"},
-        max_retries=config.max_retries,
-        backoff_base=config.backoff_base,
-        max_retry_delay=config.max_retry_delay,
-        timeout=config.timeout,
+        **config.client_settings(),
     )
     pages = iter_pages(
         client,

@@ -8,7 +8,7 @@ select i.account_id, i.day, $severity as severity,
             || cast(round(100 * i.seat_utilisation) as integer) || '% (' || i.active_users_30d || ' of '
             || i.seats || ' seats active in 30 days)' end,
         case when i.feature_adoption >= $min_feature_adoption then 'feature adoption '
-            || cast(round(100 * i.feature_adoption) as integer) || '% of the ' || i.plan || ' plan' end)
+            || cast(round(100 * i.feature_adoption) as integer) || '% of the key features' end)
         || ' on plan ' || i.plan as reason
 from kpis.account_indicators_daily as i
 inner join kpis.health_scores_daily as s
