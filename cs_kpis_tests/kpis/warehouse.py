@@ -16,8 +16,10 @@ REPO = Path(__file__).resolve().parents[2]
 MRR_MONTHLY_SQL = REPO / "cs_kpis" / "defs" / "marts" / "sql" / "mrr_monthly.sql"
 KPI_SQL_DIR = REPO / "cs_kpis" / "defs" / "kpis" / "sql"
 
-# build order: marts.mrr_monthly first, then the parent roll-up, then the KPI tables
-KPI_BUILD_ORDER = ("mrr_monthly_parent", "revenue_monthly", "revenue_monthly_parent", "cohort_retention")
+# build order: the periods and their account-grain MRR, marts.mrr_monthly (their month rows), the parent roll-up,
+# the one revenue model and the tables selected from it, then the cohorts
+KPI_BUILD_ORDER = ("dim_period", "mrr_periods", "mrr_monthly", "mrr_monthly_parent", "revenue_by_grain",
+                   "revenue_monthly", "revenue_monthly_parent", "revenue_periods", "cohort_retention")
 
 SCHEMAS = """
 create schema if not exists marts;
@@ -101,9 +103,19 @@ def kpi_models() -> dict[str, SqlModel]:
     return {m.name: m for m in models()}
 
 
+def write_dim_day(con) -> None:
+    """marts.dim_day (the day spine kpis.dim_period reads) as the marts layer builds it: one row per day of
+    marts.dim_month up to the data's as-of day."""
+    con.execute("""
+        create or replace table marts.dim_day as
+        select cast(unnest(generate_series(min(month), max(read_day), interval 1 day)) as date) as day
+        from marts.dim_month
+    """)
+
+
 def build_all(con) -> None:
-    build(con, mrr_monthly_model())
-    models = kpi_models()
+    write_dim_day(con)
+    models = {**kpi_models(), "mrr_monthly": mrr_monthly_model()}
     for name in KPI_BUILD_ORDER:
         build(con, models[name])
 
