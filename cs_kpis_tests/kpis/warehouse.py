@@ -33,11 +33,20 @@ create table staging.stg_crm__accounts (
     account_id varchar, segment varchar, valid_from timestamp, valid_to timestamp, is_current boolean);
 create table staging.stg_billing__invoices (
     invoice_id varchar, customer_id varchar, subscription_id varchar, status varchar, created_at timestamp,
-    period_start timestamp, period_end timestamp, currency varchar, total_minor bigint, amount_due_minor bigint);
+    period_start timestamp, period_end timestamp, currency varchar, total_minor bigint, amount_due_minor bigint,
+    discount_duration varchar, discount_end_at timestamp);
 create table staging.stg_billing__invoice_lines (
     line_id varchar, invoice_id varchar, subscription_id varchar, amount_minor bigint, currency varchar,
-    period_start timestamp, period_end timestamp, is_proration boolean, price_id varchar);
-create table staging.stg_billing__prices (price_id varchar, usage_type varchar, "interval" varchar, interval_count integer);
+    period_start timestamp, period_end timestamp, is_proration boolean, price_id varchar, quantity bigint,
+    minor_units_per_major integer, discount_amount_minor bigint);
+create table staging.stg_billing__invoice_items (
+    invoice_item_id varchar, invoice_id varchar, is_pending boolean, customer_id varchar, subscription_id varchar,
+    price_id varchar, is_proration boolean, quantity bigint, period_start timestamp, period_end timestamp,
+    currency varchar, minor_units_per_major integer, amount_minor bigint);
+create table staging.stg_billing__prices (
+    price_id varchar, usage_type varchar, "interval" varchar, interval_count integer, unit_amount_minor bigint,
+    price_type varchar);
+create table staging.stg_billing__subscriptions (subscription_id varchar, customer_id varchar, ended_at timestamp);
 create table staging.stg_billing__fx_rates (rate_date date, currency varchar, rate double);
 create table staging.stg_billing__customers (customer_id varchar, crm_account_id varchar);
 create table marts.account_xref (source_system varchar, source_id varchar, crm_account_id varchar, matched boolean);
