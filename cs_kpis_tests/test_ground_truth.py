@@ -12,7 +12,6 @@ the demo company with 30 days and the tiny company either way; the slow tests ad
 the full history and with the event ledger emptied entirely.
 """
 
-import csv
 import datetime as dt
 import json
 
@@ -20,14 +19,18 @@ import dagster as dg
 import duckdb
 import pytest
 
-MONTH_END_FROM_PERIODS = """
-    select cast(m.month as varchar), p.account_id, cast(sum(p.mrr) as varchar)
-    from marts.dim_month as m
-    join marts.subscription_periods as p
-      on p.start_date <= m.read_day and (p.end_date is null or p.end_date > m.read_day)
-    where p.account_id is not null
-    group by m.month, p.account_id
-"""
+from cs_kpis_tests.ground_truth import (
+    CHURN_AND_REACTIVATION_FROM_DAILY_CHANGES,
+    MONTH_END_FROM_DAILY_CHANGES,
+    MONTH_END_FROM_PERIODS,
+    MOVEMENTS_FROM_MRR_MONTHLY,
+    differences,
+    month_end,
+    revenue_monthly_differences,
+    truth_churn_events,
+    truth_month_end,
+    warehouse_rows,
+)
 
 
 def _materialize_retained(tmp_path_factory, name: str, size: str, retention: int):
@@ -61,13 +64,10 @@ def _failed_checks(result) -> set[str]:
 
 
 def _month_end(root, sql: str) -> dict:
-    with duckdb.connect(str(root / "state" / "wh.duckdb"), read_only=True) as con:
-        return {(m, a): v for m, a, v in con.execute(sql).fetchall()}
+    return month_end(root / "state" / "wh.duckdb", sql)
 
 
-def _differences(truth: dict, ours: dict) -> list:
-    return sorted((k, truth.get(k, "0.00"), ours.get(k, "0.00")) for k in set(truth) | set(ours)
-                  if float(truth.get(k, 0)) != float(ours.get(k, 0)))
+_differences = differences
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +94,7 @@ def demo_warehouse(tmp_path_factory):
 
 
 def _truth(root):
-    with (root / "truth" / "mrr_month_end.csv").open() as f:
-        return {(r["month"], r["account_id"]): r["mrr"] for r in csv.DictReader(f)}
+    return truth_month_end(root / "truth")
 
 
 def test_month_end_mrr_equals_ground_truth_to_the_cent(demo_warehouse):
@@ -103,55 +102,29 @@ def test_month_end_mrr_equals_ground_truth_to_the_cent(demo_warehouse):
     manifest = json.loads((demo_warehouse / "landing" / "_manifest.json").read_text())
     assert manifest["event_retention_days"] == 30
     truth = _truth(demo_warehouse)
-    with duckdb.connect(str(demo_warehouse / "state" / "wh.duckdb"), read_only=True) as con:
-        rows = con.execute("""
-            select cast(m.month as varchar), c.account_id, cast(c.mrr as varchar)
-            from marts.dim_month as m
-            join marts.mrr_daily_changes as c
-              on c.change_date <= m.read_day and (c.next_change_date is null or c.next_change_date > m.read_day)
-        """).fetchall()
-    ours = {(m, a): v for m, a, v in rows}
-    keys = set(truth) | set(ours)
-    diffs = sorted((k, truth.get(k, "0.00"), ours.get(k, "0.00")) for k in keys
-                   if float(truth.get(k, 0)) != float(ours.get(k, 0)))
+    diffs = differences(truth, _month_end(demo_warehouse, MONTH_END_FROM_DAILY_CHANGES))
     assert len(truth) > 10_000
     assert diffs == [], f"{len(diffs)} account-months differ, e.g. {diffs[:5]}"
 
 
 def test_churn_and_reactivation_months_match_ground_truth(demo_warehouse):
-    with (demo_warehouse / "truth" / "churn_events.csv").open() as f:
-        expected = {(r["account_id"], r["month"], r["event"]) for r in csv.DictReader(f)}
-    with duckdb.connect(str(demo_warehouse / "state" / "wh.duckdb"), read_only=True) as con:
-        rows = con.execute("""
-            with me as (
-                select m.month, c.account_id, c.mrr
-                from marts.dim_month as m
-                join marts.mrr_daily_changes as c
-                  on c.change_date <= m.read_day and (c.next_change_date is null or c.next_change_date > m.read_day)
-            ), series as (
-                select month, account_id, mrr,
-                       lag(mrr) over (partition by account_id order by month) as prev,
-                       max(mrr) over (partition by account_id order by month
-                                      rows between unbounded preceding and 1 preceding) as max_before
-                from me
-            )
-            select account_id, cast(month as varchar),
-                   case when prev > 0 and mrr = 0 then 'churn' else 'reactivation' end
-            from series
-            where (prev > 0 and mrr = 0) or (coalesce(prev, 0) = 0 and mrr > 0 and max_before > 0)
-        """).fetchall()
-    got = set(rows)
+    expected = truth_churn_events(demo_warehouse / "truth")
+    got = set(warehouse_rows(demo_warehouse / "state" / "wh.duckdb", CHURN_AND_REACTIVATION_FROM_DAILY_CHANGES))
     assert len(expected) > 100
     assert got == expected, (sorted(expected - got)[:5], sorted(got - expected)[:5])
 
 
 def test_monthly_movements_match_ground_truth_churn_and_reactivation(demo_warehouse):
-    with (demo_warehouse / "truth" / "churn_events.csv").open() as f:
-        expected = {(r["account_id"], r["month"], r["event"]) for r in csv.DictReader(f)}
-    with duckdb.connect(str(demo_warehouse / "state" / "wh.duckdb"), read_only=True) as con:
-        got = set(con.execute("select account_id, cast(month as varchar), movement from marts.mrr_monthly "
-                              "where movement in ('churn', 'reactivation')").fetchall())
+    expected = truth_churn_events(demo_warehouse / "truth")
+    got = set(warehouse_rows(demo_warehouse / "state" / "wh.duckdb", MOVEMENTS_FROM_MRR_MONTHLY))
     assert got == expected
+
+
+def test_revenue_monthly_kpis_match_the_bridge_of_the_ground_truth(demo_warehouse):
+    """kpis.revenue_monthly (segment 'all'): every bridge amount and count exactly, NRR, GRR and logo churn to
+    1e-9, against the same KPIs worked out in Python from the simulator's month-end MRR."""
+    diffs = revenue_monthly_differences(demo_warehouse / "state" / "wh.duckdb", _truth(demo_warehouse))
+    assert diffs == [], f"{len(diffs)} month/column values differ, e.g. {diffs[:5]}"
 
 
 def test_health_score_predicts_churn_on_the_demo_company(demo_warehouse):

@@ -8,8 +8,7 @@ from cs_kpis.defs.kpis import checks, checks_periods
 from cs_kpis.defs.kpis.assets import extra_metadata, kpi_models
 from cs_kpis.lib.sql import sql_assets
 from cs_kpis_tests.kpis.conftest import MOVEMENT_ACCOUNTS, MOVEMENT_CHANGES
-from cs_kpis_tests.kpis.periods import write_dim_day
-from cs_kpis_tests.kpis.warehouse import connect, mrr_monthly_model, write_contract
+from cs_kpis_tests.kpis.warehouse import connect, mrr_monthly_model, write_contract, write_dim_day
 
 
 @pytest.fixture
@@ -46,7 +45,7 @@ def test_assets_build_with_a_bridge_preview_and_checks_pass(warehouse):
             for m in result.get_asset_materialization_events() for m in [m.materialization]}
     assert set(meta) == {"marts/mrr_monthly", "kpis/mrr_monthly_parent", "kpis/revenue_monthly",
                          "kpis/revenue_monthly_parent", "kpis/cohort_retention", "kpis/dim_period",
-                         "kpis/mrr_periods", "kpis/revenue_periods"}
+                         "kpis/mrr_periods", "kpis/revenue_periods", "kpis/revenue_by_grain"}
     preview = meta["kpis/revenue_monthly"]["mrr_bridge_preview"].value
     lines = preview.splitlines()
     # header, separator, then the latest six months oldest first; June: 480 + 40 - 30 = 490
@@ -56,7 +55,8 @@ def test_assets_build_with_a_bridge_preview_and_checks_pass(warehouse):
 
 
 def test_a_failed_blocking_check_stops_the_kpis(warehouse):
-    # a negative MRR upstream: the blocking check on marts.mrr_monthly fails and nothing downstream builds
+    # a negative MRR upstream: the first blocking check to see it (on kpis.mrr_periods, which marts.mrr_monthly
+    # reads) fails and nothing downstream builds, marts.mrr_monthly included
     con = connect_existing(warehouse)
     con.execute("insert into marts.mrr_daily_changes values ('a_contract', '2024-06-12', -10)")
     con.close()
@@ -67,10 +67,10 @@ def test_a_failed_blocking_check_stops_the_kpis(warehouse):
     result = materialize(warehouse, check_defs)
     assert not result.success
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 2 and not any(e.passed for e in evaluations)
-    assert all(e.metadata["violations"].value >= 1 for e in evaluations)
+    assert [e.check_name for e in evaluations] == [checks_periods.MRR_PERIODS_NO_NEGATIVE_MRR]
+    assert not evaluations[0].passed and evaluations[0].metadata["violations"].value >= 1
     built = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events() for m in [m.materialization]}
-    assert built == {"marts/mrr_monthly", "kpis/dim_period", "kpis/mrr_periods"}
+    assert built == {"kpis/dim_period", "kpis/mrr_periods"}
 
 
 def connect_existing(path):

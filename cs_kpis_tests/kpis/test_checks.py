@@ -66,55 +66,110 @@ def test_small_segments_are_not_judged_by_the_bounds(movements):
     assert run_rule(movements, checks.retention_bounds_sql(REV, 0.5, 1.5, 0.5, min_accounts=3))[0] == 0
 
 
-# billing for one month (Jan 2024, read on the 31st); month-end MRR a 100 + b 110 + c 180 = 390 USD
-#   inv_a (USD, paid): a 100.00 monthly line, a 50.00 metered line and a 7.00 proration line (both excluded)
+# billing for one month (Jan 2024, read on the 31st); month-end MRR a 150 + b 110 + c 200 + d 90 + e 40 = 590 USD
+#   inv_a (USD, paid): a 100.00 monthly line, a 50.00 metered line (excluded) and, for the upgrade to 150.00
+#                      on Jan 15, the proration pair: credit of the unused 100.00 (-54.84), charge of 150.00
+#                      (+82.26). Each proration is worth its price x quantity: 100 - 100 + 150 = 150
 #   inv_b (EUR, open): 1,200.00 EUR yearly from 2023-12-15; EUR rate of 2023-12-14 (latest before) 1.10
 #                      -> 1200 * 1.10 / 12 = 110 USD a month
-#   inv_c (USD, paid): 200.00 monthly, total 180.00 after a 10% discount -> 180
-#   inv_d (USD, void): 999.00 monthly, ignored
+#   inv_c (USD, paid): 200.00 monthly with a 20.00 `once` coupon: a once coupon never reduces MRR -> 200
+#   inv_d (USD, paid): 100.00 monthly, 10% `forever` -> 90
+#   inv_e (USD, paid): 2 seats at 40.00 monthly, a 25% `repeating` coupon that ended Jan 20 -> 80 on Jan 31;
+#                      a seat removed on Jan 25 is a pending proration item (credit of one seat) -> 40;
+#                      plus a trial line of 0.00 for sub_t (free trial: 0)
+#   inv_x (USD, void): 999.00 monthly, ignored; cus_z (not matched to the CRM, unmatched revenue has its own
+#                      check) 500.00 monthly, ignored; sub_ended (ended Jan 20) 70.00 monthly, ignored
 BILLING = """
-insert into staging.stg_billing__prices values
-    ('p_month', 'licensed', 'month', 1), ('p_year', 'licensed', 'year', 1), ('p_meter', 'metered', 'month', 1);
+insert into staging.stg_billing__prices (price_id, usage_type, "interval", interval_count, unit_amount_minor) values
+    ('p_100', 'licensed', 'month', 1, 10000), ('p_150', 'licensed', 'month', 1, 15000),
+    ('p_year', 'licensed', 'year', 1, 120000), ('p_meter', 'metered', 'month', 1, null),
+    ('p_200', 'licensed', 'month', 1, 20000), ('p_seat', 'licensed', 'month', 1, 4000),
+    ('p_70', 'licensed', 'month', 1, 7000), ('p_500', 'licensed', 'month', 1, 50000);
 insert into staging.stg_billing__fx_rates values
     ('2023-12-14', 'EUR', 1.10), ('2023-12-16', 'EUR', 1.30), ('2024-01-01', 'USD', 1.0);
-insert into staging.stg_billing__invoices values
-    ('inv_a', 'cus_a', 'sub_a', 'paid', '2024-01-01', '2024-01-01', '2024-02-01', 'usd', 15700, 15700),
-    ('inv_b', 'cus_b', 'sub_b', 'open', '2023-12-15', '2023-12-15', '2024-12-15', 'eur', 120000, 120000),
-    ('inv_c', 'cus_c', 'sub_c', 'paid', '2024-01-10', '2024-01-10', '2024-02-10', 'usd', 18000, 18000),
-    ('inv_d', 'cus_c', 'sub_c', 'void', '2024-01-10', '2024-01-10', '2024-02-10', 'usd', 99900, 99900);
-insert into staging.stg_billing__invoice_lines values
-    ('l_a1', 'inv_a', 'sub_a', 10000, 'usd', '2024-01-01', '2024-02-01', false, 'p_month'),
-    ('l_a2', 'inv_a', 'sub_a', 5000, 'usd', '2023-12-01', '2024-01-01', false, 'p_meter'),
-    ('l_a3', 'inv_a', 'sub_a', 700, 'usd', '2024-01-15', '2024-02-01', true, 'p_month'),
-    ('l_b1', 'inv_b', 'sub_b', 120000, 'eur', '2023-12-15', '2024-12-15', false, 'p_year'),
-    ('l_c1', 'inv_c', 'sub_c', 20000, 'usd', '2024-01-10', '2024-02-10', false, 'p_month'),
-    ('l_d1', 'inv_d', 'sub_c', 99900, 'usd', '2024-01-10', '2024-02-10', false, 'p_month');
+insert into staging.stg_billing__subscriptions values
+    ('sub_a', 'cus_a', null), ('sub_b', 'cus_b', null), ('sub_c', 'cus_c', null), ('sub_d', 'cus_d', null),
+    ('sub_e', 'cus_e', null), ('sub_t', 'cus_e', null), ('sub_ended', 'cus_e', '2024-01-20 10:00:00'),
+    ('sub_z', 'cus_z', null);
+insert into staging.stg_billing__invoices (invoice_id, customer_id, subscription_id, status, created_at,
+                                           discount_duration, discount_end_at) values
+    ('inv_a', 'cus_a', 'sub_a', 'paid', '2024-01-01', null, null),
+    ('inv_b', 'cus_b', 'sub_b', 'open', '2023-12-15', null, null),
+    ('inv_c', 'cus_c', 'sub_c', 'paid', '2024-01-10', 'once', null),
+    ('inv_d', 'cus_d', 'sub_d', 'paid', '2024-01-05', 'forever', null),
+    ('inv_e', 'cus_e', 'sub_e', 'paid', '2024-01-01', 'repeating', '2024-01-20 00:00:00'),
+    ('inv_t', 'cus_e', 'sub_t', 'paid', '2024-01-28', null, null),
+    ('inv_ended', 'cus_e', 'sub_ended', 'paid', '2024-01-01', null, null),
+    ('inv_x', 'cus_c', 'sub_c', 'void', '2024-01-10', null, null),
+    ('inv_z', 'cus_z', 'sub_z', 'paid', '2024-01-01', null, null);
+insert into staging.stg_billing__invoice_lines (line_id, invoice_id, subscription_id, amount_minor, currency,
+    period_start, period_end, is_proration, price_id, quantity, discount_amount_minor) values
+    ('l_a1', 'inv_a', 'sub_a', 10000, 'usd', '2024-01-01', '2024-02-01', false, 'p_100', 1, 0),
+    ('l_a2', 'inv_a', 'sub_a', 5000, 'usd', '2023-12-01', '2024-01-01', false, 'p_meter', null, 0),
+    ('l_a3', 'inv_a', 'sub_a', -5484, 'usd', '2024-01-15', '2024-02-01', true, 'p_100', 1, 0),
+    ('l_a4', 'inv_a', 'sub_a', 8226, 'usd', '2024-01-15', '2024-02-01', true, 'p_150', 1, 0),
+    ('l_b1', 'inv_b', 'sub_b', 120000, 'eur', '2023-12-15', '2024-12-15', false, 'p_year', 1, 0),
+    ('l_c1', 'inv_c', 'sub_c', 20000, 'usd', '2024-01-10', '2024-02-10', false, 'p_200', 1, 2000),
+    ('l_d1', 'inv_d', 'sub_d', 10000, 'usd', '2024-01-05', '2024-02-05', false, 'p_100', 1, 1000),
+    ('l_e1', 'inv_e', 'sub_e', 8000, 'usd', '2024-01-01', '2024-02-01', false, 'p_seat', 2, 2000),
+    ('l_t1', 'inv_t', 'sub_t', 0, 'usd', '2024-01-28', '2024-02-11', false, 'p_100', 1, 0),
+    ('l_ended', 'inv_ended', 'sub_ended', 7000, 'usd', '2024-01-01', '2024-02-01', false, 'p_70', 1, 0),
+    ('l_x1', 'inv_x', 'sub_c', 99900, 'usd', '2024-01-10', '2024-02-10', false, 'p_200', 1, 0),
+    ('l_z1', 'inv_z', 'sub_z', 50000, 'usd', '2024-01-01', '2024-02-01', false, 'p_500', 1, 0);
+insert into staging.stg_billing__invoice_items (invoice_item_id, invoice_id, is_pending, customer_id,
+    subscription_id, price_id, is_proration, quantity, period_start, period_end, currency, amount_minor) values
+    ('ii_e1', null, true, 'cus_e', 'sub_e', 'p_seat', true, 1, '2024-01-25', '2024-02-01', 'usd', -903);
 insert into marts.account_xref values
-    ('billing', 'cus_a', 'a', true), ('billing', 'cus_b', 'b', true), ('billing', 'cus_c', 'c', true);
+    ('billing', 'cus_a', 'a', true), ('billing', 'cus_b', 'b', true), ('billing', 'cus_c', 'c', true),
+    ('billing', 'cus_d', 'd', true), ('billing', 'cus_e', 'e', true), ('billing', 'cus_z', null, false);
 """
+MONTH_END = {"a": 150, "b": 110, "c": 200, "d": 90, "e": 40}
 
 
 @pytest.fixture
 def billed(make_warehouse):
-    con = make_warehouse([("a", "2024-01-01", 100), ("b", "2024-01-01", 110), ("c", "2024-01-01", 180)],
-                         [(a, None, None, "smb") for a in "abc"], data_as_of="2024-01-31")
+    con = make_warehouse([("a", "2024-01-01", 100), ("a", "2024-01-15", 150), ("b", "2024-01-01", 110),
+                          ("c", "2024-01-10", 200), ("d", "2024-01-05", 90), ("e", "2024-01-01", 60),
+                          ("e", "2024-01-20", 80), ("e", "2024-01-25", 40)],
+                         [(a, None, None, "smb") for a in "abcde"], data_as_of="2024-01-31")
     con.execute(BILLING)
     return con
 
 
-def test_invoiced_recurring_revenue_normalised_per_customer(billed):
+def test_invoiced_recurring_revenue_counts_what_mrr_counts(billed):
     got = dict(billed.execute(f"select customer_id, invoiced_mrr from ({checks.invoiced_recurring_sql()}) "
                               "where month = '2024-01-01'").fetchall())
-    assert got == pytest.approx({"cus_a": 100.0, "cus_b": 110.0, "cus_c": 180.0})
+    assert got == pytest.approx({f"cus_{a}": v for a, v in MONTH_END.items()})
+
+
+def test_correct_mrr_passes_even_at_one_percent(billed):
+    # the month-end MRR of the fixture is right by the definitions: it matches the invoices within any tolerance
+    assert run_rule(billed, checks.invoice_gap_sql(0.01)) == (0, "")
+
+
+@pytest.mark.parametrize(("wrong", "gap"), [
+    # the history lost b (an annual plan with no event in the ledger): MRR 480 vs invoiced 590, 23% of MRR
+    ("update marts.mrr_monthly set mrr = 0 where account_id = 'b'", "0.229"),
+    # the once coupon applied to MRR (180 instead of 200): 570 vs 590, 3.5% apart
+    ("update marts.mrr_monthly set mrr = 180 where account_id = 'c'", "0.03"),
+    # every account at 0 (the 30-day-events run without invoice history): invoiced 590, MRR 0
+    ("update marts.mrr_monthly set mrr = 0", "590.0"),
+    # the repeating coupon kept after its end (30 instead of 40): 580 vs 590, 1.7% apart
+    ("update marts.mrr_monthly set mrr = 30 where account_id = 'e'", "0.01"),
+])
+def test_wrong_mrr_fails(billed, wrong, gap):
+    billed.execute(wrong)
+    count, sample = run_rule(billed, checks.invoice_gap_sql(0.01))
+    assert count == 1 and gap in sample
 
 
 def test_mrr_matches_invoices(billed):
     rule = checks.invoice_gap_sql(0.10)
     assert run_rule(billed, rule)[0] == 0
-    # MRR 390 vs invoiced 280 once b's invoice is gone: 28% apart
+    # MRR 590 vs invoiced 480 once b's invoice is gone: 19% apart
     billed.execute("delete from staging.stg_billing__invoice_lines where line_id = 'l_b1'")
     count, sample = run_rule(billed, rule)
-    assert count == 1 and "0.28" in sample
+    assert count == 1 and "0.186" in sample
 
 
 def test_check_names_and_severities():

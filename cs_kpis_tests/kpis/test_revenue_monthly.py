@@ -3,7 +3,7 @@
 
 import pytest
 
-from cs_kpis_tests.kpis.warehouse import KPI_SQL_DIR, rows
+from cs_kpis_tests.kpis.warehouse import rows
 
 BRIDGE = ("starting_mrr", "new_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr", "reactivation_mrr",
           "ending_mrr")
@@ -192,16 +192,26 @@ def test_clv_over_six_months(trailing):
     assert aug["clv"] is None
 
 
-def test_parent_model_is_the_account_model_on_the_rolled_up_table():
-    # one SQL file, two grains: the parent model is derived, never copied
+def test_both_grains_are_selections_of_the_one_revenue_model():
+    # the formulas live once (revenue_by_grain.sql); the two monthly tables only pick a grain and the month cadence
     import dagster as dg
 
     from cs_kpis.defs.kpis.assets import kpi_models
 
     models = {m.name: m for m in kpi_models()}
-    assert not (KPI_SQL_DIR / "revenue_monthly_parent.sql").exists()
-    assert models["revenue_monthly_parent"].sql == models["revenue_monthly"].sql.replace(
-        "from marts.mrr_monthly as m", "from kpis.mrr_monthly_parent as m")
-    assert models["revenue_monthly_parent"].deps == sorted(
-        {*(k for k in models["revenue_monthly"].deps if k.path[-1] != "mrr_monthly"),
-         dg.AssetKey(["kpis", "mrr_monthly_parent"])}, key=lambda k: k.to_user_string())
+    body = {name: "\n".join(line for line in models[name].sql.splitlines() if not line.startswith("--"))
+            for name in ("revenue_monthly", "revenue_monthly_parent", "revenue_periods")}
+    assert body["revenue_monthly_parent"] == body["revenue_monthly"].replace("grain = 'account'", "grain = 'parent'")
+    for name, sql in body.items():
+        assert "sum(" not in sql and " / " not in sql, f"{name} computes instead of selecting"
+        assert models[name].deps == [dg.AssetKey(["kpis", "revenue_by_grain"])]
+    assert {k.path[-1] for k in models["revenue_by_grain"].deps} >= {"mrr_periods", "mrr_monthly_parent"}
+    # the same column documentation for both grains
+    assert list(models["revenue_monthly_parent"].columns) == list(models["revenue_monthly"].columns)
+
+
+def test_parent_grain_equals_the_account_grain_without_a_hierarchy(movements):
+    # no account has a parent here: each hierarchy is one account, so the two grains give the same table
+    account = rows(movements, "select * from kpis.revenue_monthly order by month, segment")
+    parent = rows(movements, "select * from kpis.revenue_monthly_parent order by month, segment")
+    assert len(account) == 6 * 3 and parent == account

@@ -7,11 +7,14 @@ from cs_kpis.defs.kpis import checks_periods
 from cs_kpis.lib.checks import run_rule
 from cs_kpis_tests.kpis.conftest import MOVEMENT_ACCOUNTS, MOVEMENT_CHANGES
 from cs_kpis_tests.kpis.periods import (
+    MONTHLY_SHARED,
     QUARTER_ACCOUNTS,
     QUARTER_CHANGES,
     WEEK_ACCOUNTS,
     WEEK_CHANGES,
     make_period_warehouse,
+    month_rows_mismatch_sql,
+    mrr_month_rows_mismatch_sql,
 )
 from cs_kpis_tests.kpis.warehouse import rows
 
@@ -173,10 +176,10 @@ def test_quarter_ends_agree_with_month_ends(quarters):
 def test_month_rows_equal_the_monthly_tables(request, fixture):
     con = request.getfixturevalue(fixture)
     assert rows(con, "select count(*) as n from kpis.revenue_periods where cadence = 'month'")[0]["n"] > 0
-    assert run_rule(con, checks_periods.month_rows_mismatch_sql()) == (0, "")
-    assert run_rule(con, checks_periods.mrr_month_rows_mismatch_sql()) == (0, "")
+    assert run_rule(con, month_rows_mismatch_sql()) == (0, "")
+    assert run_rule(con, mrr_month_rows_mismatch_sql()) == (0, "")
     # and column by column, exactly (ratios to 1e-12), so a tolerance in the check cannot hide a difference
-    shared = [c for c in checks_periods.MONTHLY_SHARED if c != "segment"]
+    shared = [c for c in MONTHLY_SHARED if c != "segment"]
     monthly = {(str(r["month"]), r["segment"]): r for r in rows(con, "select * from kpis.revenue_monthly")}
     period = {(str(r["period_start"]), r["segment"]): r
               for r in rows(con, "select * from kpis.revenue_periods where cadence = 'month'")}

@@ -16,8 +16,10 @@ REPO = Path(__file__).resolve().parents[2]
 MRR_MONTHLY_SQL = REPO / "cs_kpis" / "defs" / "marts" / "sql" / "mrr_monthly.sql"
 KPI_SQL_DIR = REPO / "cs_kpis" / "defs" / "kpis" / "sql"
 
-# build order: marts.mrr_monthly first, then the parent roll-up, then the KPI tables
-KPI_BUILD_ORDER = ("mrr_monthly_parent", "revenue_monthly", "revenue_monthly_parent", "cohort_retention")
+# build order: the periods and their account-grain MRR, marts.mrr_monthly (their month rows), the parent roll-up,
+# the one revenue model and the tables selected from it, then the cohorts
+KPI_BUILD_ORDER = ("dim_period", "mrr_periods", "mrr_monthly", "mrr_monthly_parent", "revenue_by_grain",
+                   "revenue_monthly", "revenue_monthly_parent", "revenue_periods", "cohort_retention")
 
 SCHEMAS = """
 create schema if not exists marts;
@@ -31,11 +33,20 @@ create table staging.stg_crm__accounts (
     account_id varchar, segment varchar, valid_from timestamp, valid_to timestamp, is_current boolean);
 create table staging.stg_billing__invoices (
     invoice_id varchar, customer_id varchar, subscription_id varchar, status varchar, created_at timestamp,
-    period_start timestamp, period_end timestamp, currency varchar, total_minor bigint, amount_due_minor bigint);
+    period_start timestamp, period_end timestamp, currency varchar, total_minor bigint, amount_due_minor bigint,
+    discount_duration varchar, discount_end_at timestamp);
 create table staging.stg_billing__invoice_lines (
     line_id varchar, invoice_id varchar, subscription_id varchar, amount_minor bigint, currency varchar,
-    period_start timestamp, period_end timestamp, is_proration boolean, price_id varchar);
-create table staging.stg_billing__prices (price_id varchar, usage_type varchar, "interval" varchar, interval_count integer);
+    period_start timestamp, period_end timestamp, is_proration boolean, price_id varchar, quantity bigint,
+    minor_units_per_major integer, discount_amount_minor bigint);
+create table staging.stg_billing__invoice_items (
+    invoice_item_id varchar, invoice_id varchar, is_pending boolean, customer_id varchar, subscription_id varchar,
+    price_id varchar, is_proration boolean, quantity bigint, period_start timestamp, period_end timestamp,
+    currency varchar, minor_units_per_major integer, amount_minor bigint);
+create table staging.stg_billing__prices (
+    price_id varchar, usage_type varchar, "interval" varchar, interval_count integer, unit_amount_minor bigint,
+    price_type varchar);
+create table staging.stg_billing__subscriptions (subscription_id varchar, customer_id varchar, ended_at timestamp);
 create table staging.stg_billing__fx_rates (rate_date date, currency varchar, rate double);
 create table staging.stg_billing__customers (customer_id varchar, crm_account_id varchar);
 create table marts.account_xref (source_system varchar, source_id varchar, crm_account_id varchar, matched boolean);
@@ -101,9 +112,19 @@ def kpi_models() -> dict[str, SqlModel]:
     return {m.name: m for m in models()}
 
 
+def write_dim_day(con) -> None:
+    """marts.dim_day (the day spine kpis.dim_period reads) as the marts layer builds it: one row per day of
+    marts.dim_month up to the data's as-of day."""
+    con.execute("""
+        create or replace table marts.dim_day as
+        select cast(unnest(generate_series(min(month), max(read_day), interval 1 day)) as date) as day
+        from marts.dim_month
+    """)
+
+
 def build_all(con) -> None:
-    build(con, mrr_monthly_model())
-    models = kpi_models()
+    write_dim_day(con)
+    models = {**kpi_models(), "mrr_monthly": mrr_monthly_model()}
     for name in KPI_BUILD_ORDER:
         build(con, models[name])
 

@@ -24,10 +24,6 @@ ALLOWED: dict[str, dict[str, tuple[int, str]]] = {
         "ratio-not-double": (2, ("effective_mrr_minor / 100.0 and list_mrr_minor / 100.0 before the FX rate; rounded "
                                 "to the cent afterwards, so the type difference should vanish (to verify on Spark)")),
     },
-    "kpis/sql/revenue_monthly.sql": {
-        "ratio-not-double": (2, ("clv = arpa / logo_churn_rate and arpa / mean_logo_churn_6m: the lint cannot see that "
-                                "the operands are already DOUBLE; an explicit cast would make it visible")),
-    },
     "alerts/sql/ticket_spike.sql": {
         "ratio-not-double": (1, "90-day ticket sum / 12.0 (weekly average): integer sum over a decimal literal"),
     },

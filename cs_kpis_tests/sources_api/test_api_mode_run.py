@@ -13,6 +13,9 @@ Left out of the comparison, by nature: the columns that name a load or run (``_d
 the rows' lineage ``_origin`` (a landing file vs an API page URL); the raw tables, which differ by design in
 those columns and in fields the API does not select (Salesforce SOQL lists its fields); and the reports
 (HTML stamped with the run). Floating point is compared to 9 decimals.
+
+The demo company in API mode (slow) is compared with the simulator's ground truth instead: month-end MRR on
+every account-month, churn and reactivation months and revenue_monthly's KPIs (cs_kpis_tests/ground_truth.py).
 """
 
 import datetime as dt
@@ -24,6 +27,7 @@ import pytest
 import yaml
 
 from cs_kpis import config, run
+from cs_kpis_tests import ground_truth as gt
 from cs_kpis_tests.fakes import vendor_server as fake
 from cs_kpis_tests.fakes.vendor_server import VendorServer, serve_landing
 
@@ -135,6 +139,18 @@ def differences(files_wh: Path, api_wh: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
+def _api_env(server: VendorServer, day: str) -> dict[str, str]:
+    """Every vendor pointed at the fake server with valid credentials; the API extract runs on ``day``."""
+    return {
+        "CS_KPIS_API_EXTRACT_TIME": day,  # the API extract ran on the landing's extract day
+        "STRIPE_API_KEY": fake.STRIPE_API_KEY, "STRIPE_BASE_URL": server.base_url,
+        "SALESFORCE_INSTANCE_URL": server.base_url, "SALESFORCE_ACCESS_TOKEN": fake.SALESFORCE_ACCESS_TOKEN,
+        "ZENDESK_BASE_URL": server.base_url, "ZENDESK_EMAIL": fake.ZENDESK_EMAIL,
+        "ZENDESK_API_TOKEN": fake.ZENDESK_API_TOKEN,
+        "DELIGHTED_API_KEY": fake.DELIGHTED_API_KEY, "DELIGHTED_BASE_URL": server.base_url,
+    }
+
+
 @pytest.mark.slow  # whole-graph runs of the tiny company: ~80-100 s each on a shared 2-core machine
 @pytest.mark.parametrize("profile", ["demo", "company"])
 def test_run_in_api_mode_equals_files_mode(profile, landing, files_warehouse, server, tmp_path, monkeypatch, capsys):
@@ -145,14 +161,7 @@ def test_run_in_api_mode_equals_files_mode(profile, landing, files_warehouse, se
         monkeypatch.setenv("CS_KPIS_INGEST_MODE", "api")
     else:
         monkeypatch.setenv("CS_KPIS_CONFIG", str(_company_config(tmp_path / "company.yaml", landing_dir)))
-    for name, value in {
-        "CS_KPIS_API_EXTRACT_TIME": day,  # the API extract ran on the landing's extract day
-        "STRIPE_API_KEY": fake.STRIPE_API_KEY, "STRIPE_BASE_URL": server.base_url,
-        "SALESFORCE_INSTANCE_URL": server.base_url, "SALESFORCE_ACCESS_TOKEN": fake.SALESFORCE_ACCESS_TOKEN,
-        "ZENDESK_BASE_URL": server.base_url, "ZENDESK_EMAIL": fake.ZENDESK_EMAIL,
-        "ZENDESK_API_TOKEN": fake.ZENDESK_API_TOKEN,
-        "DELIGHTED_API_KEY": fake.DELIGHTED_API_KEY, "DELIGHTED_BASE_URL": server.base_url,
-    }.items():
+    for name, value in _api_env(server, day).items():
         monkeypatch.setenv(name, value)
     status = run.main([])
     out = capsys.readouterr().out
@@ -173,3 +182,44 @@ def test_run_in_api_mode_equals_files_mode(profile, landing, files_warehouse, se
 
     diff = differences(files_warehouse, api_wh)
     assert diff == {}, f"tables where api mode differs from files mode (only files, only api): {diff}"
+
+
+@pytest.mark.slow  # the demo company generated, served and loaded through the vendors' APIs: minutes
+def test_demo_company_in_api_mode_matches_ground_truth(tmp_path, monkeypatch, capsys):
+    """The demo company with the default ~30 days of Stripe events (history before them from invoices, invoice
+    items and the subscriptions list), loaded in API mode from the fake vendor server: month-end MRR equals the
+    simulator's on every account-month, churn and reactivation months match, and kpis.revenue_monthly's
+    monthly KPIs equal the bridge worked out from the ground truth (helpers of cs_kpis_tests/ground_truth.py,
+    as the files-mode tests in test_ground_truth.py)."""
+    manifest = simulator.generate(tmp_path / "landing", tmp_path / "ground_truth", size="demo", seed=42)
+    assert manifest["event_retention_days"] == 30
+    [day] = manifest["extract_days"]
+    warehouse = _point_at(monkeypatch, tmp_path / "api", tmp_path / "landing")
+    monkeypatch.setenv("CS_KPIS_DEMO_SIZE", "demo")
+    monkeypatch.setenv("CS_KPIS_DEMO_SEED", "42")
+    monkeypatch.setenv("CS_KPIS_INGEST_MODE", "api")
+    with serve_landing(tmp_path / "landing", page_size=100, nested_page_size=100) as server:
+        for name, value in _api_env(server, str(day)).items():
+            monkeypatch.setenv(name, value)
+        status = run.main([])
+        out = capsys.readouterr().out
+        assert status == 0, out
+        stripe_paths = {r.path for r in server.requests if r.path.startswith("/v1/")}
+    # the history came through the API: events, invoices (with their lines) and the subscriptions list
+    for path in ("/v1/events", "/v1/invoices", "/v1/subscriptions"):
+        assert any(p.startswith(path) for p in stripe_paths), path
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        first_event = con.execute("select min(cast(created_at as date)) from staging.stg_billing__events").fetchone()[0]
+        assert (dt.date.fromisoformat(str(day)) - first_event).days <= 31  # 30 days of events, as Stripe keeps
+
+    truth_dir = tmp_path / "ground_truth"
+    truth = gt.truth_month_end(truth_dir)
+    assert len(truth) > 10_000
+    diffs = gt.differences(truth, gt.month_end(warehouse))
+    assert diffs == [], f"{len(diffs)} of {len(truth)} account-months differ, e.g. {diffs[:5]}"
+    expected_events = gt.truth_churn_events(truth_dir)
+    assert len(expected_events) > 100
+    assert set(gt.warehouse_rows(warehouse, gt.CHURN_AND_REACTIVATION_FROM_DAILY_CHANGES)) == expected_events
+    assert set(gt.warehouse_rows(warehouse, gt.MOVEMENTS_FROM_MRR_MONTHLY)) == expected_events
+    kpi_diffs = gt.revenue_monthly_differences(warehouse, truth)
+    assert kpi_diffs == [], f"{len(kpi_diffs)} month/column values differ, e.g. {kpi_diffs[:5]}"

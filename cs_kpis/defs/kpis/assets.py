@@ -1,6 +1,5 @@
-"""kpis/<model>: one asset per ``sql/*.sql`` file (see cs_kpis.lib.sql); revenue_monthly adds a bridge preview."""
+"""kpis/<model>: one asset per ``sql/*.sql`` file (see cs_kpis.lib.sql); the monthly revenue tables add a bridge preview."""
 
-from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -33,30 +32,10 @@ def extra_metadata(con, model: SqlModel) -> dict:
     return {}
 
 
-PARENT_SOURCE = ("from marts.mrr_monthly as m", "from kpis.mrr_monthly_parent as m")
-PARENT_DESCRIPTION = (
-    "The monthly MRR bridge and revenue KPIs per segment at the PARENT-account grain: children rolled up to "
-    "the top of their hierarchy (kpis.mrr_monthly_parent) before movements are classified, so a child that "
-    "churns while its sibling expands is a contraction or an expansion of the parent, never a churn. Segment "
-    "is the root account's current CRM segment ('unknown' when not in the CRM); 'all' covers every "
-    "hierarchy. Every column is defined exactly as in kpis.revenue_monthly, with \"account\" read as "
-    "\"parent account (hierarchy)\": the model is kpis.revenue_monthly's SQL run on the rolled-up table."
-)
-
-
-def parent_model(account_model: SqlModel) -> SqlModel:
-    """kpis.revenue_monthly_parent: revenue_monthly.sql on kpis.mrr_monthly_parent (one SQL, two grains)."""
-    old, new = PARENT_SOURCE
-    if account_model.sql.count(old) != 1:
-        raise ValueError(f"revenue_monthly.sql must read its accounts exactly once as `{old}`")
-    return replace(account_model, name="revenue_monthly_parent", sql=account_model.sql.replace(old, new),
-                   description=PARENT_DESCRIPTION)
-
-
 def kpi_models() -> list[SqlModel]:
-    models = load_models(SQL_DIR, SCHEMA)
-    account = next(m for m in models if m.name == "revenue_monthly")
-    return [*models, parent_model(account)]
+    """Every ``sql/*.sql`` model: revenue_periods, revenue_monthly and revenue_monthly_parent are each a
+    selection of kpis.revenue_by_grain, where the revenue KPI formulas are written once."""
+    return load_models(SQL_DIR, SCHEMA)
 
 
 @dg.definitions

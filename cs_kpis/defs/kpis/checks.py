@@ -40,10 +40,6 @@ ENV_NRR_LOW, ENV_NRR_HIGH, ENV_GRR_LOW = "CS_KPIS_NRR_LOW", "CS_KPIS_NRR_HIGH", 
 ENV_MIN_ACCOUNTS = "CS_KPIS_RETENTION_BOUNDS_MIN_ACCOUNTS"
 ENV_MAX_INVOICE_GAP = "CS_KPIS_MRR_INVOICE_MAX_GAP"
 
-ZERO_DECIMAL_CURRENCIES = (
-    "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF",
-)
-
 
 def _env_float(name: str, default: float) -> float:
     value = os.environ.get(name, "").strip()
@@ -125,45 +121,104 @@ MISSING_ACCOUNT_MONTHS_SQL = """
 
 
 def invoiced_recurring_sql(read_days: str = "marts.dim_month") -> str:
-    """Recurring invoiced revenue in force on each month's read_day, normalised to a month, in USD, per customer.
+    """What the invoices say each CRM-matched customer's subscriptions are worth a month on each month's
+    read_day, after the discounts that count for MRR, in USD: the invoice-side figure of
+    ``mrr_matches_invoiced_recurring_revenue``.
 
-    A line counts on day d when it is recurring (not a proration, price not metered), its invoice is not
-    draft or void, and its service period contains d (period_start <= d < period_end). Its monthly amount
-    is the invoiced amount normalised by the price's interval exactly as subscription MRR is (month / n,
-    year / 12n, week x 52/12 / n, day x 365/12 / n; by the period's length in days x 30.4375 when the
-    price is unknown), minus the invoice's discount spread over its recurring lines, converted at the
-    rate of the period's start date (the latest rate on or before it; USD = 1).
+    A line counts on day d when its service period contains d (period_start <= d < period_end), its invoice
+    is not draft, void or uncollectible, its price is licensed and recurring (metered usage and one-off items
+    are not MRR), its customer is matched to a CRM account (unmatched revenue has its own check), and its
+    subscription has not ended by d. It is normalised to a month by its price's interval (month / n,
+    year / 12n, week x 52/12 / n, day x 365/12 / n; by its period's days x 30.4375 when the price is
+    unknown). A whole-period line is worth its amount (0 during a trial); a proration line (and a
+    pending proration invoice item, which only the next invoice will carry) is worth price x quantity, the
+    credit negative, so a mid-period upgrade or downgrade shows from the day it happened, as in MRR (the
+    blocking ``revenue_history_matches_paid_invoices`` values prorations the same way). From that the line's own discount
+    share (its discount amounts / its amount) is taken off, unless the invoice's discount is a ``once``
+    coupon or a repeating one whose ``end`` is on or before d: neither reduces MRR. Converted at the rate of
+    the period's start date (the latest rate on or before it; USD = 1).
     """
-    zero_decimal = ", ".join(f"'{c}'" for c in ZERO_DECIMAL_CURRENCIES)
     return f"""
-        with lines as (
+        with billed as (
+            -- invoice lines, and the pending proration items (a change made since the last invoice, which
+            -- only the next one will carry: Stripe's /v1/invoiceitems)
             select
-                l.line_id,
-                l.invoice_id,
                 i.customer_id,
-                upper(l.currency) as currency,
-                cast(l.period_start as date) as period_start,
-                cast(l.period_end as date) as period_end,
-                cast(l.amount_minor as double) as amount_minor,
-                coalesce(p.usage_type, 'licensed') = 'metered' or l.is_proration as is_excluded,
-                p."interval" as billing_interval,
-                p.interval_count
+                coalesce(l.subscription_id, i.subscription_id) as subscription_id,
+                l.price_id,
+                l.is_proration,
+                l.quantity,
+                l.amount_minor,
+                l.currency,
+                l.minor_units_per_major,
+                l.period_start,
+                l.period_end,
+                cast(coalesce(l.discount_amount_minor, 0) as double)
+                    / nullif(abs(cast(l.amount_minor as double)), 0) as discount_share,
+                i.discount_duration,
+                cast(i.discount_end_at as date) as discount_end_date
             from staging.stg_billing__invoice_lines as l
             inner join staging.stg_billing__invoices as i
                 on i.invoice_id = l.invoice_id
-            left join staging.stg_billing__prices as p
-                on p.price_id = l.price_id
-            where i.status not in ('draft', 'void')
-        ),
-        discounts as (
-            -- what the invoice took off its lines, spread over its recurring lines pro rata
+            where i.status not in ('draft', 'void', 'uncollectible')
+            union all
             select
-                l.invoice_id,
-                greatest(sum(l.amount_minor) - max(i.total_minor), 0)
-                    / nullif(sum(case when not l.is_excluded then l.amount_minor else 0 end), 0) as discount_share
-            from lines as l
-            inner join staging.stg_billing__invoices as i on i.invoice_id = l.invoice_id
-            group by l.invoice_id
+                customer_id,
+                subscription_id,
+                price_id,
+                is_proration,
+                quantity,
+                amount_minor,
+                currency,
+                minor_units_per_major,
+                period_start,
+                period_end,
+                cast(0 as double) as discount_share,
+                cast(null as varchar) as discount_duration,
+                cast(null as date) as discount_end_date
+            from staging.stg_billing__invoice_items
+            where is_pending and is_proration
+        ),
+
+        lines as (
+            select
+                b.customer_id,
+                b.subscription_id,
+                upper(b.currency) as currency,
+                cast(b.period_start as date) as period_start,
+                cast(b.period_end as date) as period_end,
+                coalesce(cast(b.minor_units_per_major as double), 100.0) as minor_per_major,
+                b.discount_share,
+                b.discount_duration,
+                b.discount_end_date,
+                case
+                    when p.unit_amount_minor is null or p."interval" is null then
+                        cast(b.amount_minor as double)
+                        / nullif(cast(date_diff('day', b.period_start, b.period_end) as double) / 30.4375, 0)
+                    else
+                        -- a whole-period line: its amount (0 in a trial); a proration: price x quantity
+                        case
+                            when not b.is_proration then cast(b.amount_minor as double)
+                            when b.amount_minor < 0 then -1.0 * cast(p.unit_amount_minor * coalesce(b.quantity, 1) as double)
+                            else cast(p.unit_amount_minor * coalesce(b.quantity, 1) as double)
+                        end
+                        / case p."interval"
+                            when 'month' then cast(p.interval_count as double)
+                            when 'year' then 12.0 * p.interval_count
+                            when 'week' then 12.0 * p.interval_count / 52.0
+                            else 12.0 * p.interval_count / 365.0
+                        end
+                end as monthly_minor
+            from billed as b
+            left join staging.stg_billing__prices as p
+                on p.price_id = b.price_id
+            where coalesce(p.usage_type, 'licensed') = 'licensed'
+                and coalesce(p.price_type, 'recurring') = 'recurring'
+        ),
+        matched as (
+            select distinct source_id as customer_id
+            from marts.account_xref
+            where source_system = 'billing' and matched
         ),
         rates as (
             select
@@ -174,35 +229,33 @@ def invoiced_recurring_sql(read_days: str = "marts.dim_month") -> str:
                     partition by currency order by rate_date rows between 1 following and 1 following
                 ) as next_rate_date
             from staging.stg_billing__fx_rates
-        ),
-        monthly as (
-            select
-                l.customer_id,
-                l.period_start,
-                l.period_end,
-                l.amount_minor * (1 - least(coalesce(dc.discount_share, 0), 1))
-                    / (case when l.currency in ({zero_decimal}) then 1 else 100 end)
-                    * (case when l.currency = 'USD' then 1 else r.rate end)
-                    / case l.billing_interval
-                        when 'month' then l.interval_count
-                        when 'year' then 12.0 * l.interval_count
-                        when 'week' then 12.0 * l.interval_count / 52.0
-                        when 'day' then 12.0 * l.interval_count / 365.0
-                        else nullif(date_diff('day', l.period_start, l.period_end), 0) / 30.4375
-                    end as monthly_usd
-            from lines as l
-            left join discounts as dc on dc.invoice_id = l.invoice_id
-            left join rates as r
-                on r.currency = l.currency
-                and r.rate_date <= l.period_start
-                and (r.next_rate_date is null or r.next_rate_date > l.period_start)
-            where not l.is_excluded
         )
-        select m.month, l.customer_id, sum(l.monthly_usd) as invoiced_mrr
+        select
+            m.month,
+            l.customer_id,
+            sum(
+                l.monthly_minor
+                * (1 - case
+                        when l.discount_duration = 'once' then 0
+                        when l.discount_end_date is not null and l.discount_end_date <= m.read_day then 0
+                        else least(coalesce(l.discount_share, 0), 1)
+                    end)
+                / l.minor_per_major
+                * (case when l.currency = 'USD' then 1 else r.rate end)
+            ) as invoiced_mrr
         from {read_days} as m
-        inner join monthly as l
+        inner join lines as l
             on l.period_start <= m.read_day
             and l.period_end > m.read_day
+        inner join matched as c
+            on c.customer_id = l.customer_id
+        left join staging.stg_billing__subscriptions as s
+            on s.subscription_id = l.subscription_id
+        left join rates as r
+            on r.currency = l.currency
+            and r.rate_date <= l.period_start
+            and (r.next_rate_date is null or r.next_rate_date > l.period_start)
+        where s.ended_at is null or cast(s.ended_at as date) > m.read_day
         group by m.month, l.customer_id
     """
 
@@ -222,19 +275,23 @@ def invoice_gap_sql(max_gap: float) -> str:
             m.month,
             m.mrr,
             round(coalesce(i.invoiced_mrr, 0), 2) as invoiced_mrr,
-            cast(abs(coalesce(i.invoiced_mrr, 0) - m.mrr) as double) / cast(m.mrr as double) as gap_share
+            -- null when MRR is 0: a month the invoices bill and MRR misses entirely always breaks the rule
+            cast(abs(coalesce(i.invoiced_mrr, 0) - m.mrr) as double) / cast(nullif(m.mrr, 0) as double) as gap_share
         from mrr as m
         cross join first_invoiced as f
         left join invoiced as i on i.month = m.month
         where m.month >= f.first_month
-            and m.mrr > 0
-            and cast(abs(coalesce(i.invoiced_mrr, 0) - m.mrr) as double) / cast(m.mrr as double) > {max_gap}
+            and ((m.mrr = 0 and coalesce(i.invoiced_mrr, 0) > 0)
+                or (m.mrr > 0
+                    and cast(abs(coalesce(i.invoiced_mrr, 0) - m.mrr) as double) / cast(m.mrr as double) > {max_gap}))
     """
 
 
 BILLING_INPUTS = [
-    dg.AssetKey(["staging", name])
-    for name in ("stg_billing__invoices", "stg_billing__invoice_lines", "stg_billing__prices", "stg_billing__fx_rates")
+    *(dg.AssetKey(["staging", name])
+      for name in ("stg_billing__invoices", "stg_billing__invoice_lines", "stg_billing__invoice_items",
+                   "stg_billing__prices", "stg_billing__fx_rates", "stg_billing__subscriptions")),
+    dg.AssetKey(["marts", "account_xref"]),
 ]
 
 

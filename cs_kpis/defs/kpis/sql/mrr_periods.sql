@@ -1,17 +1,16 @@
 -- MRR per CRM account at the end of every week, month and quarter, and its movement over the period: the
--- account grain behind kpis.revenue_periods, and marts.mrr_monthly generalised to three cadences. One row
--- per cadence, period and account that had MRR at the period's start or end: periods in which a churned
--- account stays at 0 move nothing and are left out (marts.mrr_monthly keeps them; the other rows are equal).
+-- account grain behind kpis.revenue_by_grain (kpis.revenue_periods, kpis.revenue_monthly), and the one place
+-- movements are classified: marts.mrr_monthly is this table's month rows. One row per cadence, period and
+-- account that had MRR at the period's start or end: periods in which a churned account stays at 0 move
+-- nothing and are left out (marts.mrr_monthly fills them in as unchanged 0 -> 0).
 -- Weeks are ISO weeks (Monday to Sunday), quarters calendar quarters.
 -- MRR_a(P) is the account's daily MRR on the period's read_day: its last day, or the data's as-of day for
 -- the current, unfinished period (read_day < period_end: provisional). Movements compare the end of the
--- previous period of the same cadence (prev) with the end of this one (cur), exactly as in
--- marts.mrr_monthly: new (prev 0, cur > 0, never active at an earlier period end of this cadence),
--- reactivation (prev 0, cur > 0, active at an earlier one), churn (prev > 0, cur 0), expansion
--- (cur > prev > 0), contraction (0 < cur < prev), unchanged. The month rows equal marts.mrr_monthly's rows
--- with MRR at either end (a blocking check and a test keep them equal). A quarter's movement is one
--- comparison of its two ends: an account that churned in the quarter's first month and came back by its
--- end is not a churn.
+-- previous period of the same cadence (prev) with the end of this one (cur), as KPI_DEFINITIONS.md defines
+-- them: new (prev 0, cur > 0, never active at an earlier period end of this cadence), reactivation (prev 0,
+-- cur > 0, active at an earlier one), churn (prev > 0, cur 0), expansion (cur > prev > 0), contraction
+-- (0 < cur < prev), unchanged. A quarter's movement is one comparison of its two ends: an account that
+-- churned in the quarter's first month and came back by its end is not a churn.
 -- @grain cadence, period_start, account_id
 -- @column cadence: week, month or quarter
 -- @column period_start: first day of the period (a Monday for weeks)

@@ -6,6 +6,9 @@
 -- reactivation (prev 0, cur > 0, active at an earlier month end), churn (prev > 0, cur 0),
 -- expansion (cur > prev > 0), contraction (0 < cur < prev), unchanged (cur = prev, including 0 -> 0).
 -- An account whose MRR is positive only inside a month and 0 at every month end never appears.
+-- One formula: the month-end MRR and the movements are kpis.mrr_periods' month rows (where they are
+-- computed for weeks, months and quarters alike); this table adds the months in which the account stays at
+-- 0 (unchanged, 0 -> 0), which kpis.mrr_periods leaves out, and the account's place in the CRM hierarchy.
 -- @grain month, account_id
 -- @column month: first day of the calendar month M
 -- @column account_id: CRM account (as in marts.mrr_daily_changes)
@@ -16,101 +19,51 @@
 -- @column movement: new, expansion, contraction, churn, reactivation or unchanged
 -- @column movement_amount: mrr - prev_mrr, USD: new and reactivation +cur, expansion > 0, contraction < 0, churn -prev, unchanged 0
 -- @column is_active: mrr > 0
-with months as (
+with month_rows as (
     select
-        month,
-        read_day,
-        year(month) * 12 + month(month) as month_index
-    from marts.dim_month
-),
-
-changes as (
-    -- each change holds until the next one: [change_date, next_change_date)
-    select
+        period_start as month,
         account_id,
-        change_date,
         mrr,
-        -- the next row's date; an aggregate over a one-row frame instead of lead() (see PORTABILITY.md)
-        min(change_date) over (
-            partition by account_id order by change_date
-            rows between 1 following and 1 following
-        ) as next_change_date
-    from marts.mrr_daily_changes
+        prev_mrr,
+        movement,
+        movement_amount
+    from kpis.mrr_periods
+    where cadence = 'month'
 ),
 
-month_end_mrr as (
-    -- only account-months with a change in force on read_day; the gaps before the first change are 0
-    select
-        c.account_id,
-        m.month,
-        m.month_index,
-        c.mrr
-    from changes as c
-    inner join months as m
-        on c.change_date <= m.read_day
-        and (c.next_change_date is null or c.next_change_date > m.read_day)
-),
-
-first_active as (
-    -- <> 0 rather than > 0: a negative month-end MRR must surface (mrr_monthly_no_negative_mrr), not vanish
+first_month as (
+    -- the first row is the first month with MRR at its end (kpis.mrr_periods has no rows before it)
     select
         account_id,
-        min(month_index) as first_month_index
-    from month_end_mrr
-    where mrr <> 0
+        min(month) as first_month
+    from month_rows
     group by account_id
 ),
 
 account_months as (
-    -- the full account x month grid from the first active month on, zeros filled in
+    -- the full account x month grid from the first active month on
     select
         f.account_id,
-        m.month,
-        m.month_index,
-        coalesce(e.mrr, 0) as mrr
-    from first_active as f
-    inner join months as m
-        on m.month_index >= f.first_month_index
-    left join month_end_mrr as e
-        on e.account_id = f.account_id
-        and e.month_index = m.month_index
-),
-
-with_prev as (
-    select
-        cur.account_id,
-        cur.month,
-        cur.month_index,
-        cur.mrr,
-        coalesce(prev.mrr, 0) as prev_mrr,
-        -- active at any earlier month end (the grid has no gaps, so rows are months)
-        coalesce(max(case when cur.mrr > 0 then 1 else 0 end) over (
-            partition by cur.account_id order by cur.month_index
-            rows between unbounded preceding and 1 preceding
-        ), 0) = 1 as was_active_before
-    from account_months as cur
-    left join account_months as prev
-        on prev.account_id = cur.account_id
-        and prev.month_index = cur.month_index - 1
+        m.month
+    from first_month as f
+    inner join marts.dim_month as m
+        on m.month >= f.first_month
 )
 
 select
-    w.month,
-    w.account_id,
+    g.month,
+    g.account_id,
     a.parent_account_id,
-    coalesce(a.root_account_id, w.account_id) as root_account_id,
-    w.mrr,
-    w.prev_mrr,
-    case
-        when w.prev_mrr = 0 and w.mrr > 0 and not w.was_active_before then 'new'
-        when w.prev_mrr = 0 and w.mrr > 0 then 'reactivation'
-        when w.prev_mrr > 0 and w.mrr = 0 then 'churn'
-        when w.mrr > w.prev_mrr then 'expansion'
-        when w.mrr < w.prev_mrr then 'contraction'
-        else 'unchanged'
-    end as movement,
-    w.mrr - w.prev_mrr as movement_amount,
-    w.mrr > 0 as is_active
-from with_prev as w
+    coalesce(a.root_account_id, g.account_id) as root_account_id,
+    coalesce(r.mrr, 0) as mrr,
+    coalesce(r.prev_mrr, 0) as prev_mrr,
+    -- a month absent from kpis.mrr_periods is 0 at both ends: unchanged
+    coalesce(r.movement, 'unchanged') as movement,
+    coalesce(r.movement_amount, 0) as movement_amount,
+    coalesce(r.mrr, 0) > 0 as is_active
+from account_months as g
+left join month_rows as r
+    on r.account_id = g.account_id
+    and r.month = g.month
 left join marts.accounts as a
-    on a.account_id = w.account_id
+    on a.account_id = g.account_id
