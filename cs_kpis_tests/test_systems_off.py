@@ -12,7 +12,7 @@ import pytest
 
 from cs_kpis import config
 from cs_kpis.lib import systems
-from cs_kpis_tests.conftest import _ENV
+from cs_kpis_tests.conftest import TEST_ENV
 
 
 def _profile(**modes) -> dict:
@@ -43,7 +43,7 @@ def test_product_support_and_nps_can_be_turned_off(tmp_path):
 def test_nps_and_support_off_on_the_tiny_company(tmp_path):
     from cs_kpis.simulator import generate
 
-    paths = {name: tmp_path / relative for name, relative in _ENV.items()}
+    paths = {name: tmp_path / relative for name, relative in TEST_ENV.items()}
     landing = tmp_path / "exports"
     generate(landing, tmp_path / "truth", size="tiny", seed=1)
     for system in ("nps", "support"):  # the company has no such tool: nothing of it in the export
