@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 REVENUE_MODELS = [
     ("marts", "accounts"), ("marts", "price_tiers"), ("marts", "subscription_history_states"), ("marts", "subscription_states"), ("marts", "subscription_periods"),
     ("marts", "mrr_daily_changes"), ("marts", "mrr_daily"),
-    # marts.mrr_monthly is the month rows of kpis.mrr_periods; the three revenue tables are selections of
-    # kpis.revenue_by_grain (one formula per KPI)
-    ("kpis", "dim_period"), ("kpis", "mrr_periods"), ("marts", "mrr_monthly"),
+    # marts.mrr_monthly and kpis.mrr_periods are rows of marts.mrr_period_ends; the three revenue tables are
+    # selections of kpis.revenue_by_grain (one formula per KPI)
+    ("marts", "dim_period"), ("marts", "mrr_period_ends"), ("kpis", "mrr_periods"), ("marts", "mrr_monthly"),
     ("kpis", "mrr_monthly_parent"), ("kpis", "revenue_by_grain"), ("kpis", "revenue_monthly"),
     ("kpis", "revenue_monthly_parent"), ("kpis", "revenue_periods"), ("kpis", "cohort_retention"),
 ]

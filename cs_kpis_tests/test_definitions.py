@@ -44,6 +44,20 @@ def test_every_asset_key_starts_with_a_layer(defs):
     assert not bad, f"asset keys must start with one of {sorted(LAYERS)}: {bad}"
 
 
+# the order data flows in: a table reads only tables of its own layer or of earlier ones
+LAYER_ORDER = ("landing", "raw", "staging", "marts", "kpis", "alerts", "reports")
+
+
+def test_data_flows_one_way_no_layer_reads_a_later_one(defs):
+    graph = defs.resolve_asset_graph()
+    rank = {layer: i for i, layer in enumerate(LAYER_ORDER)}
+    backwards = sorted(
+        f"{key.to_user_string()} reads {parent.to_user_string()}"
+        for key in graph.get_all_asset_keys() for parent in graph.get(key).parent_keys
+        if rank.get(parent.path[0], -1) > rank.get(key.path[0], len(rank)))
+    assert not backwards, backwards
+
+
 @pytest.mark.parametrize(
     ("what", "missing"),
     [

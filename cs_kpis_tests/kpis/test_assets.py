@@ -8,20 +8,20 @@ from cs_kpis.defs.kpis import checks, checks_periods
 from cs_kpis.defs.kpis.assets import extra_metadata, kpi_models
 from cs_kpis.lib.sql import sql_assets
 from cs_kpis_tests.kpis.conftest import MOVEMENT_ACCOUNTS, MOVEMENT_CHANGES
-from cs_kpis_tests.kpis.warehouse import connect, mrr_monthly_model, write_contract, write_dim_day
+from cs_kpis_tests.kpis.warehouse import connect, marts_period_models, write_contract, write_dim_day
 
 
 @pytest.fixture
 def warehouse(tmp_path):
     con = connect(tmp_path)
     write_contract(con, MOVEMENT_CHANGES, MOVEMENT_ACCOUNTS, data_as_of="2024-06-15")
-    write_dim_day(con)  # the day spine kpis.dim_period reads
+    write_dim_day(con)  # the day spine marts.dim_period reads
     con.close()
     return tmp_path / "warehouse.duckdb"
 
 
 def materialize(warehouse, check_defs):
-    assets = sql_assets([mrr_monthly_model()], group="marts") + sql_assets(
+    assets = sql_assets(marts_period_models(), group="marts") + sql_assets(
         kpi_models(), group="kpis", extra_metadata=extra_metadata)
     return dg.materialize(
         [*assets, *check_defs],
@@ -44,7 +44,7 @@ def test_assets_build_with_a_bridge_preview_and_checks_pass(warehouse):
     meta = {m.asset_key.to_user_string(): m.metadata
             for m in result.get_asset_materialization_events() for m in [m.materialization]}
     assert set(meta) == {"marts/mrr_monthly", "kpis/mrr_monthly_parent", "kpis/revenue_monthly",
-                         "kpis/revenue_monthly_parent", "kpis/cohort_retention", "kpis/dim_period",
+                         "kpis/revenue_monthly_parent", "kpis/cohort_retention", "marts/dim_period", "marts/mrr_period_ends",
                          "kpis/mrr_periods", "kpis/revenue_periods", "kpis/revenue_by_grain"}
     preview = meta["kpis/revenue_monthly"]["mrr_bridge_preview"].value
     lines = preview.splitlines()
@@ -55,22 +55,22 @@ def test_assets_build_with_a_bridge_preview_and_checks_pass(warehouse):
 
 
 def test_a_failed_blocking_check_stops_the_kpis(warehouse):
-    # a negative MRR upstream: the first blocking check to see it (on kpis.mrr_periods, which marts.mrr_monthly
-    # reads) fails and nothing downstream builds, marts.mrr_monthly included
+    # a negative MRR upstream: the blocking negative-MRR checks on the two tables that carry the period-end
+    # MRR (kpis.mrr_periods and marts.mrr_monthly, both rows of marts.mrr_period_ends) fail, and nothing
+    # downstream of them builds
     con = connect_existing(warehouse)
     con.execute("insert into marts.mrr_daily_changes values ('a_contract', '2024-06-12', -10)")
     con.close()
-    # the period tables read the daily changes, not marts.mrr_monthly: they carry their own negative-MRR check
     negative = {checks.MRR_MONTHLY_NO_NEGATIVE_MRR, checks_periods.MRR_PERIODS_NO_NEGATIVE_MRR}
     check_defs = [c for c in checks.build_kpi_checks() + checks_periods.build_period_checks()
                   if negative & {s.name for s in c.check_specs}]
     result = materialize(warehouse, check_defs)
     assert not result.success
     evaluations = result.get_asset_check_evaluations()
-    assert [e.check_name for e in evaluations] == [checks_periods.MRR_PERIODS_NO_NEGATIVE_MRR]
-    assert not evaluations[0].passed and evaluations[0].metadata["violations"].value >= 1
+    assert sorted(e.check_name for e in evaluations) == sorted(negative)
+    assert all(not e.passed and e.metadata["violations"].value >= 1 for e in evaluations)
     built = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events() for m in [m.materialization]}
-    assert built == {"kpis/dim_period", "kpis/mrr_periods"}
+    assert built == {"marts/dim_period", "marts/mrr_period_ends", "kpis/mrr_periods", "marts/mrr_monthly"}
 
 
 def connect_existing(path):

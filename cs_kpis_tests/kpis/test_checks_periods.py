@@ -16,7 +16,7 @@ from cs_kpis_tests.kpis.periods import (
     month_rows_mismatch_sql,
     mrr_month_rows_mismatch_sql,
 )
-from cs_kpis_tests.kpis.warehouse import connect, mrr_monthly_model, write_contract, write_dim_day
+from cs_kpis_tests.kpis.warehouse import connect, marts_period_models, write_contract, write_dim_day
 
 REV = cp.REVENUE_PERIODS_TABLE
 Q3 = "cadence = 'quarter' and period_start = '2023-07-01'"
@@ -86,7 +86,7 @@ def materialize(tmp_path, changes):
     write_contract(con, changes, QUARTER_ACCOUNTS, data_as_of="2024-04-15")
     write_dim_day(con)
     con.close()
-    assets = sql_assets([mrr_monthly_model()], group="marts") + sql_assets(
+    assets = sql_assets(marts_period_models(), group="marts") + sql_assets(
         kpi_models(), group="kpis", extra_metadata=extra_metadata)
     result = dg.materialize(
         [*assets, *cp.build_period_checks()],
@@ -124,5 +124,5 @@ def test_period_assets_and_checks_run_in_dagster(tmp_path):
 
     # revenue_periods is grain account of the one revenue model, which reads both grains' account rows
     assert deps("revenue_periods") == {"kpis/revenue_by_grain"}
-    assert deps("revenue_by_grain") == {"kpis/dim_period", "kpis/mrr_periods", "kpis/mrr_monthly_parent",
+    assert deps("revenue_by_grain") == {"marts/dim_period", "kpis/mrr_periods", "kpis/mrr_monthly_parent",
                                         "marts/accounts"}

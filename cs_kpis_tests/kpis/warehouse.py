@@ -13,12 +13,14 @@ import duckdb
 from cs_kpis.lib.sql import SqlModel, build
 
 REPO = Path(__file__).resolve().parents[2]
-MRR_MONTHLY_SQL = REPO / "cs_kpis" / "defs" / "marts" / "sql" / "mrr_monthly.sql"
+MARTS_SQL_DIR = REPO / "cs_kpis" / "defs" / "marts" / "sql"
+# the marts models the kpis layer reads that are built from the same contract tables
+MARTS_PERIOD_MODELS = ("dim_period", "mrr_period_ends", "mrr_monthly")
 KPI_SQL_DIR = REPO / "cs_kpis" / "defs" / "kpis" / "sql"
 
 # build order: the periods and their account-grain MRR, marts.mrr_monthly (their month rows), the parent roll-up,
 # the one revenue model and the tables selected from it, then the cohorts
-KPI_BUILD_ORDER = ("dim_period", "mrr_periods", "mrr_monthly", "mrr_monthly_parent", "revenue_by_grain",
+KPI_BUILD_ORDER = ("dim_period", "mrr_period_ends", "mrr_periods", "mrr_monthly", "mrr_monthly_parent", "revenue_by_grain",
                    "revenue_monthly", "revenue_monthly_parent", "revenue_periods", "cohort_retention")
 
 SCHEMAS = """
@@ -102,8 +104,9 @@ def write_contract(
     con.executemany("insert into marts.dim_month values (?, ?, ?)", rows)
 
 
-def mrr_monthly_model() -> SqlModel:
-    return SqlModel.from_file(MRR_MONTHLY_SQL, "marts")
+def marts_period_models() -> list[SqlModel]:
+    """marts.dim_period, marts.mrr_period_ends and marts.mrr_monthly, from their own SQL files."""
+    return [SqlModel.from_file(MARTS_SQL_DIR / f"{name}.sql", "marts") for name in MARTS_PERIOD_MODELS]
 
 
 def kpi_models() -> dict[str, SqlModel]:
@@ -113,7 +116,7 @@ def kpi_models() -> dict[str, SqlModel]:
 
 
 def write_dim_day(con) -> None:
-    """marts.dim_day (the day spine kpis.dim_period reads) as the marts layer builds it: one row per day of
+    """marts.dim_day (the day spine marts.dim_period reads) as the marts layer builds it: one row per day of
     marts.dim_month up to the data's as-of day."""
     con.execute("""
         create or replace table marts.dim_day as
@@ -124,7 +127,7 @@ def write_dim_day(con) -> None:
 
 def build_all(con) -> None:
     write_dim_day(con)
-    models = {**kpi_models(), "mrr_monthly": mrr_monthly_model()}
+    models = {**kpi_models(), **{m.name: m for m in marts_period_models()}}
     for name in KPI_BUILD_ORDER:
         build(con, models[name])
 

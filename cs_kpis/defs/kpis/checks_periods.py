@@ -4,7 +4,7 @@ that break a rule; see cs_kpis.lib.checks.
 Blocking: unique keys, no nulls where a number is always defined, no negative MRR, the bridge adds up and chains within each
 cadence, segment 'all' is the sum of the segments, GRR never above 1. No check compares the month rows with
 the monthly tables: kpis.revenue_monthly is the month cadence of the same model (kpis.revenue_by_grain) and
-marts.mrr_monthly reads kpis.mrr_periods' month rows, so there is nothing left to keep equal. Warning: NRR and GRR within a plausible range for segments with enough
+marts.mrr_monthly and kpis.mrr_periods both read marts.mrr_period_ends, so there is nothing left to keep equal. Warning: NRR and GRR within a plausible range for segments with enough
 accounts, with the bounds of kpis.checks (the same environment variables), per period of any cadence.
 """
 
@@ -15,7 +15,7 @@ import dagster as dg
 from cs_kpis.defs.kpis import checks as kpi_checks
 from cs_kpis.lib.checks import not_null_check, sql_check, unique_key_check
 
-DIM_PERIOD = dg.AssetKey(["kpis", "dim_period"])
+DIM_PERIOD = dg.AssetKey(["marts", "dim_period"])
 MRR_PERIODS = dg.AssetKey(["kpis", "mrr_periods"])
 REVENUE_PERIODS = dg.AssetKey(["kpis", "revenue_periods"])
 MRR_PERIODS_TABLE = "kpis.mrr_periods"
@@ -112,7 +112,7 @@ def build_period_checks() -> list[dg.AssetChecksDefinition]:
     grr_low = _env_float(kpi_checks.ENV_GRR_LOW, kpi_checks.DEFAULT_GRR_LOW)
     min_accounts = int(_env_float(kpi_checks.ENV_MIN_ACCOUNTS, kpi_checks.DEFAULT_MIN_ACCOUNTS))
     return [
-        unique_key_check(DIM_PERIOD, "kpis.dim_period", ["cadence", "period_start"]),
+        unique_key_check(DIM_PERIOD, "marts.dim_period", ["cadence", "period_start"]),
         unique_key_check(MRR_PERIODS, MRR_PERIODS_TABLE, ["cadence", "period_start", "account_id"]),
         not_null_check(MRR_PERIODS, MRR_PERIODS_TABLE, MRR_NOT_NULL),
         # the period tables read marts.mrr_daily_changes, not marts.mrr_monthly: they need their own guard

@@ -56,7 +56,7 @@
 -- @column clv_6m: arpa / mean_logo_churn_6m, USD
 with periods as (
     select cadence, period_start, period_end, read_day, is_complete, period_index, periods_per_year
-    from kpis.dim_period
+    from marts.dim_period
 ),
 
 grain_periods as (
@@ -77,7 +77,7 @@ account_periods as (
         m.grain,
         m.cadence,
         m.period_index,
-        -- as kpis.dim_period.periods_per_year
+        -- as marts.dim_period.periods_per_year
         case m.cadence when 'week' then 52 when 'month' then 12 else 4 end as periods_per_year,
         m.account_id,
         -- at the parent grain account_id is the root account: its segment

@@ -6,9 +6,9 @@
 -- reactivation (prev 0, cur > 0, active at an earlier month end), churn (prev > 0, cur 0),
 -- expansion (cur > prev > 0), contraction (0 < cur < prev), unchanged (cur = prev, including 0 -> 0).
 -- An account whose MRR is positive only inside a month and 0 at every month end never appears.
--- One formula: the month-end MRR and the movements are kpis.mrr_periods' month rows (where they are
+-- One formula: the month-end MRR and the movements are marts.mrr_period_ends' month rows (kpis.mrr_periods selects the same table) (where they are
 -- computed for weeks, months and quarters alike); this table adds the months in which the account stays at
--- 0 (unchanged, 0 -> 0), which kpis.mrr_periods leaves out, and the account's place in the CRM hierarchy.
+-- 0 (unchanged, 0 -> 0), which marts.mrr_period_ends leaves out, and the account's place in the CRM hierarchy.
 -- @grain month, account_id
 -- @column month: first day of the calendar month M
 -- @column account_id: CRM account (as in marts.mrr_daily_changes)
@@ -27,12 +27,12 @@ with month_rows as (
         prev_mrr,
         movement,
         movement_amount
-    from kpis.mrr_periods
+    from marts.mrr_period_ends
     where cadence = 'month'
 ),
 
 first_month as (
-    -- the first row is the first month with MRR at its end (kpis.mrr_periods has no rows before it)
+    -- the first row is the first month with MRR at its end (marts.mrr_period_ends has no rows before it)
     select
         account_id,
         min(month) as first_month
@@ -57,7 +57,7 @@ select
     coalesce(a.root_account_id, g.account_id) as root_account_id,
     coalesce(r.mrr, 0) as mrr,
     coalesce(r.prev_mrr, 0) as prev_mrr,
-    -- a month absent from kpis.mrr_periods is 0 at both ends: unchanged
+    -- a month absent from marts.mrr_period_ends is 0 at both ends: unchanged
     coalesce(r.movement, 'unchanged') as movement,
     coalesce(r.movement_amount, 0) as movement_amount,
     coalesce(r.mrr, 0) > 0 as is_active

@@ -1,6 +1,6 @@
 -- The reporting periods of the data, one row per cadence and period: ISO weeks (Monday to Sunday), calendar
 -- months and calendar quarters, from the one holding the first day of marts.dim_day to the one holding the
--- data's as-of day. The spine of kpis.mrr_periods and kpis.revenue_periods (built here in portable SQL from
+-- data's as-of day. The spine of marts.mrr_period_ends (kpis.mrr_periods) and kpis.revenue_periods (built here in portable SQL from
 -- the day spine, as PORTABILITY.md asks: no generators in models).
 -- @grain cadence, period_start
 -- @column cadence: week, month or quarter
