@@ -291,7 +291,10 @@ def spark_rewrites(tree: exp.Expression) -> exp.Expression:
             if isinstance(index, exp.Literal) or (isinstance(index, exp.Neg) and isinstance(index.this, exp.Literal)):
                 # sqlglot stores a literal index 0-based already (list[1] -> 0, list[-1] -> -2)
                 index = exp.Literal.number(int(index.sql()) + 1)
-            return exp.Anonymous(this="try_element_at", expressions=[node.this.copy(), index.copy()])
+            # transform() does not visit inside a node it replaced: rewrite the list and the index themselves,
+            # so a subscript inside a subscript (items.data[i].discounts[j]) becomes 1-based too
+            return exp.Anonymous(this="try_element_at", expressions=[node.this.copy().transform(rewrite),
+                                                                      index.copy().transform(rewrite)])
         return node
 
     return tree.transform(rewrite)

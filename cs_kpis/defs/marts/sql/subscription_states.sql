@@ -224,7 +224,7 @@ discount_list as (
         upper(e.o.discounts[d.position + 1].coupon.currency) as coupon_currency,
         to_timestamp(e.o.discounts[d.position + 1]."end") as discount_end
     from events as e
-    inner join marts.dim_position as d on d.position < len(e.o.discounts)
+    inner join marts.dim_position as d on d.position < array_length(e.o.discounts)
     union all
     select
         e.event_id,
@@ -238,7 +238,7 @@ discount_list as (
         to_timestamp(e.o.items.data[i.position + 1].discounts[d.position + 1]."end") as discount_end
     from events as e
     inner join licensed_items as i on i.event_id = e.event_id
-    inner join marts.dim_position as d on d.position < len(e.o.items.data[i.position + 1].discounts)
+    inner join marts.dim_position as d on d.position < array_length(e.o.items.data[i.position + 1].discounts)
 ),
 
 eval_points as (
