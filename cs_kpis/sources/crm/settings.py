@@ -35,13 +35,12 @@ DATE_FIELDS: dict[str, tuple[str, ...]] = {"opportunities": ("CloseDate",), "acc
 
 TEXT_FIELDS: dict[str, tuple[str, ...]] = {
     "account_history": ("Id", "AccountId", "Field", "DataType", "OldValue", "NewValue", "CreatedById"),
+    "accounts": ("ParentId",),
 }
+"""declared text columns. AccountHistory's, so the optional table has every column staging reads even when
+no history row ever came; ParentId, because it is null on every account of a company without hierarchies,
+and dlt creates no column for an all-null field unless it is declared (staging reads it)"""
 BOOL_FIELDS: dict[str, tuple[str, ...]] = {"account_history": ("IsDeleted",)}
-"""declared so the optional table has every column staging reads even when no history row ever came"""
-
-TEXT_FIELDS: dict[str, tuple[str, ...]] = {"accounts": ("ParentId",)}
-"""declared text columns: ParentId is null on every account of a company without hierarchies, and dlt
-creates no column for an all-null field unless it is declared (staging reads it)"""
 
 CURRENCY_FIELDS: dict[str, tuple[str, ...]] = {"opportunities": ("CurrencyIsoCode",)}
 
