@@ -259,3 +259,22 @@ def test_report_draws_in_headless_chromium(tmp_path, page):
     shot = tmp_path / "shot.png"
     res = run_chromium(binary, tmp_path, url, f"--screenshot={shot}")
     assert res.returncode == 0 and shot.exists() and shot.stat().st_size > 20_000, res.stderr[-2000:]
+
+
+def test_the_worklist_unique_check_passes_with_several_alerts_and_fails_on_a_repeated_account(tmp_path):
+    from dagster_duckdb import DuckDBResource
+
+    from cs_kpis.defs.reports.checks import worklist_unique
+
+    path = build_warehouse(tmp_path / "wh.duckdb")
+    with duckdb.connect(path) as con:
+        # a second open risk for Globex: the worklist still has one row for it (risks are listed, not joined)
+        con.execute("""insert into alerts.alert_candidates values ('a2:health_drop', 'a2', 'health_drop', 'high',
+            'open', 'score fell 21 points in 30 days', 'Ada Lovelace', 'Globex', 4800.0, date '2026-10-29')""")
+        build_worklist(con)
+    result = worklist_unique(duckdb=DuckDBResource(database=path))
+    assert result.passed, result.metadata
+    with duckdb.connect(path) as con:
+        con.execute("insert into reports.account_worklist select * from reports.account_worklist where account_id = 'a2'")
+    result = worklist_unique(duckdb=DuckDBResource(database=path))
+    assert not result.passed and result.metadata["violations"].value == 1
