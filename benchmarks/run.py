@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.run simulator --sizes tiny demo large
     .venv/bin/python -m benchmarks.run ingest [--sizes demo large] [--no-incremental]
+    .venv/bin/python -m benchmarks.run full --size demo [--landing PATH] [--work DIR]   (benchmarks/full.py)
 
 Each measurement runs in its own Python process so that peak RSS belongs to that step alone. Output
 goes to ``bench_out/`` (git-ignored) and a JSON summary is printed; BENCHMARKS.md records the figures.
@@ -238,7 +239,7 @@ def ingest_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run")
     sub = p.add_subparsers(dest="what", required=True)
     s = sub.add_parser("simulator", help="generation speed and peak memory per size")
@@ -261,7 +262,24 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--incremental-only", action="store_true",
                    help="only the nightly increment: snapshot of every system, then the new day "
                         "(bench_out/<size>/incremental/landing, made with --generate)")
-    args = p.parse_args(argv)
+    f = sub.add_parser("full", help="the run command's whole graph, per stage, then the nightly one-day increment "
+                                    "(benchmarks/full.py)")
+    f.add_argument("--size", choices=["tiny", "demo", "large"], default="demo")
+    f.add_argument("--seed", type=int, default=42)
+    f.add_argument("--landing", type=Path, default=None,
+                   help="reuse this landing folder (only read; the nightly needs a second extract day) instead of "
+                        "generating one with two extract days into the work folder")
+    f.add_argument("--work", type=Path, default=None,
+                   help="work folder for the state and the generated landing (default <CS_KPIS_BENCH_DIR>/full/<size>, "
+                        "CS_KPIS_BENCH_DIR defaulting to bench_out/)")
+    f.add_argument("--keep", action="store_true", help="keep the warehouse and Dagster state afterwards")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.what == "full":
+        return run_full(args)
     OUT.mkdir(parents=True, exist_ok=True)
     env = {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
            "load_average": os.getloadavg()}
@@ -285,6 +303,18 @@ def main(argv: list[str] | None = None) -> int:
         print(ingest_markdown(result))
         print()
     return 0
+
+
+def run_full(args: argparse.Namespace) -> int:
+    from benchmarks import full
+
+    work = args.work or OUT / "full" / args.size
+    result = full.bench_full(args.size, args.seed, work, landing=args.landing, keep=args.keep)
+    (Path(result["work"]) / f"full_{result['size']}.json").write_text(json.dumps(result, indent=1))
+    print()
+    print(full.markdown(result))
+    failed = [p for p in ("full", "nightly") if result[p].get("exit_code", 0)]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
