@@ -256,6 +256,7 @@ def run_command(env: dict[str, str], log: Path) -> dict:
         sampler = Sampler(proc.pid).start()
         _, status, usage = os.wait4(proc.pid, 0)
         sampler.stop()
+    # reaped by wait4 (for its rusage): tell Popen, which would otherwise think the process still runs
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {"exit_code": proc.returncode, "wall_seconds": round(time.perf_counter() - started, 1),
             "started_at": started_at, "peak_rss_mb": round(usage.ru_maxrss / 1024),
@@ -294,7 +295,8 @@ def step_stages(defs) -> dict[str, str]:
             continue
         # a step spans one group in this project; should one ever span several, the first (sorted) names it
         out[assets_def.node_def.name] = groups[0]
-    return {name: stage for name, stage in out.items() if name in {n.name for n in job.nodes}}
+    nodes = {node.name for node in job.nodes}
+    return {name: stage for name, stage in out.items() if name in nodes}
 
 
 def stage_order(stage: str) -> tuple[int, str]:
