@@ -173,7 +173,7 @@ def _history(warehouse: Path, memory_limit: str) -> dict:
     import duckdb
 
     from cs_kpis.defs.health import assets as ha
-    from cs_kpis.defs.health import history
+    from cs_kpis.defs.health import history, scoring
 
     config = ha.load_current_config()
     out = {"history_days": history.history_days()}
@@ -188,7 +188,7 @@ def _history(warehouse: Path, memory_limit: str) -> dict:
         history.build_indicators(con, ha.INDICATOR_MODEL, window)
         out["indicators_seconds"] = round(time.perf_counter() - t, 2)
         t = time.perf_counter()
-        stats = ha.score_history(con, config, full_refresh=True)
+        stats = scoring.score_history(con, config, full_refresh=True)
         out["scores_seconds"] = round(time.perf_counter() - t, 2)
         out["score_chunks"] = stats["chunks"]
         out["history_start"] = str(window.history_start)
@@ -204,7 +204,7 @@ def _nightly(warehouse: Path, memory_limit: str) -> dict:
     import duckdb
 
     from cs_kpis.defs.health import assets as ha
-    from cs_kpis.defs.health import history
+    from cs_kpis.defs.health import history, scoring
 
     config = ha.load_current_config()
     out = {"lookback_days": history.lookback_days()}
@@ -223,7 +223,7 @@ def _nightly(warehouse: Path, memory_limit: str) -> dict:
         out["indicators_seconds"] = round(time.perf_counter() - t, 2)
         out["indicators"] = {k: str(v) for k, v in stats.items()}
         t = time.perf_counter()
-        scored = ha.score_history(con, config)
+        scored = scoring.score_history(con, config)
         out["scores_seconds"] = round(time.perf_counter() - t, 2)
         out["scores"] = {k: str(v) for k, v in scored.items()}
         out["rows"] = _counts(con)

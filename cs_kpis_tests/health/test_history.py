@@ -10,7 +10,8 @@ import math
 import pytest
 
 from cs_kpis.defs.health import assets as ha
-from cs_kpis.defs.health import history
+from cs_kpis.defs.health import health_score as hs
+from cs_kpis.defs.health import history, scoring
 
 AS_OF = dt.date(2025, 4, 30)
 
@@ -84,12 +85,12 @@ def full_build(con) -> None:
     fingerprint), then a full scoring."""
     plan = history.plan_window(con, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version, full_refresh=True)
     history.build_indicators(con, ha.INDICATOR_MODEL, plan)
-    assert ha.score_history(con, ha.load_current_config())["mode"] == "full"
+    assert scoring.score_history(con, hs.load_current_config())["mode"] == "full"
 
 
 def test_nightly_indicators_and_scores_equal_a_full_build(wh, monkeypatch):
     monkeypatch.setenv(history.ENV_LOOKBACK_DAYS, "3")
-    config = ha.load_current_config()
+    config = hs.load_current_config()
     full_build(wh)
     ref = {t: rows(wh, t) for t in ("kpis.account_indicators_daily", "kpis.health_scores_daily")}
     ref_changes = rows(wh, "kpis.health_score_changes", order="account_id, day, window_days")
@@ -100,7 +101,7 @@ def test_nightly_indicators_and_scores_equal_a_full_build(wh, monkeypatch):
     # 04-20 minus 3 days' lookback (the fingerprint day of the full build, 04-28, is later)
     assert plan.mode == "incremental" and plan.start_day == dt.date(2025, 4, 18), plan.reason
     history.build_indicators(wh, ha.INDICATOR_MODEL, plan)
-    stats = ha.score_history(wh, config, chunk_rows=10)  # small chunks: several account ranges
+    stats = scoring.score_history(wh, config, chunk_rows=10)  # small chunks: several account ranges
     assert stats["mode"] == "incremental" and stats["start_day"] == dt.date(2025, 4, 18)
     assert stats["chunks"] > 1
     for table, expected in ref.items():
@@ -122,31 +123,31 @@ def test_restated_history_before_the_window_forces_a_full_build(wh):
 
 def test_scores_catch_up_with_every_unscored_indicator_build(wh):
     full_build(wh)
-    config = ha.load_current_config()
+    config = hs.load_current_config()
     # night 1: a full indicator build the scores never saw; night 2: incremental
     history.build_indicators(wh, ha.INDICATOR_MODEL, history.plan_window(
         wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version, full_refresh=True))
     history.build_indicators(wh, ha.INDICATOR_MODEL, history.plan_window(
         wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version))
-    mode, _, reason = ha.plan_scoring(wh, config)
+    mode, _, reason = scoring.plan_scoring(wh, config)
     assert mode == "full" and "fully rebuilt" in reason
-    ha.score_history(wh, config)
+    scoring.score_history(wh, config)
     assert history.unscored_builds(wh) == []
     # two incremental nights unscored: scoring starts at the earlier window
     history.build_indicators(wh, ha.INDICATOR_MODEL, window(dt.date(2025, 4, 10), mode="incremental"))
     history.build_indicators(wh, ha.INDICATOR_MODEL, window(dt.date(2025, 4, 25), mode="incremental"))
-    assert ha.plan_scoring(wh, config)[:2] == ("incremental", dt.date(2025, 4, 10))
+    assert scoring.plan_scoring(wh, config)[:2] == ("incremental", dt.date(2025, 4, 10))
 
 
 def test_a_config_or_sql_change_forces_a_full_rebuild(wh):
-    config = ha.load_current_config()
+    config = hs.load_current_config()
     full_build(wh)
     plan = history.plan_window(wh, ha.INDICATOR_MODEL.table, "another sql version")
     assert plan.mode == "full" and "SQL changed" in plan.reason
     history.build_indicators(wh, ha.INDICATOR_MODEL, window(dt.date(2025, 4, 25), mode="incremental"))
-    assert ha.plan_scoring(wh, config)[0] == "incremental"
+    assert scoring.plan_scoring(wh, config)[0] == "incremental"
     wh.execute("update kpis.health_scores_daily set config_version = 'old' where day = '2025-02-01'")
-    mode, start, reason = ha.plan_scoring(wh, config)
+    mode, start, reason = scoring.plan_scoring(wh, config)
     assert mode == "full" and start is None and "config changed" in reason
 
 
@@ -170,14 +171,14 @@ def types(con, table):
     return [tuple(r[:2]) for r in con.execute(f"describe {table}").fetchall()]
 
 
-@pytest.mark.parametrize("min_delta", [ha.CHANGE_MIN_DELTA, 1000.0])
+@pytest.mark.parametrize("min_delta", [scoring.CHANGE_MIN_DELTA, 1000.0])
 def test_the_tables_are_typed_even_without_a_single_change(wh, monkeypatch, min_delta):
     """The column names, order and types of both tables are fixed by the SQL, not by the data: a first
     account range without changes, or no change at all, still types every column."""
-    monkeypatch.setattr(ha, "CHANGE_MIN_DELTA", min_delta)
+    monkeypatch.setattr(scoring, "CHANGE_MIN_DELTA", min_delta)
     history.build_indicators(wh, ha.INDICATOR_MODEL, history.plan_window(
         wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version, full_refresh=True))
-    stats = ha.score_history(wh, ha.load_current_config(), chunk_rows=10)
+    stats = scoring.score_history(wh, hs.load_current_config(), chunk_rows=10)
     assert stats["chunks"] == 3
     assert types(wh, "kpis.health_scores_daily") == SCORE_TYPES
     assert types(wh, "kpis.health_score_changes") == CHANGE_TYPES

@@ -94,7 +94,7 @@ FINGERPRINT_SQL = (
 )
 
 
-def _exists(con, table: str) -> bool:
+def table_exists(con, table: str) -> bool:
     schema, name = table.split(".")
     return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and "
                             "table_name = ?", [schema, name]).fetchall()[0][0])
@@ -154,7 +154,7 @@ def previous_window(con, log: str = WINDOW_TABLE) -> dict | None:
 
 def build_log(con, log: str = WINDOW_TABLE) -> list[dict]:
     """Every build recorded in ``log`` (default: the indicators'), oldest first."""
-    if not _exists(con, log):
+    if not table_exists(con, log):
         return []
     cur = con.execute(f"select * from {log} order by build_seq")
     cols = [d[0] for d in cur.description]
@@ -167,7 +167,7 @@ def _rebuild_reason(con, table: str, prev: dict | None, sql_version: str, full_r
     None when nothing forces it."""
     if full_refresh:
         return "full_refresh requested"
-    if not _exists(con, table) or prev is None:
+    if not table_exists(con, table) or prev is None:
         return f"{table} not built yet"
     if prev.get("sql_version") != sql_version:
         return f"the {what} SQL changed"
