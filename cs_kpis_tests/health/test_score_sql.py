@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cs_kpis.defs.health import assets as ha
 from cs_kpis.defs.health import health_score as hs
-from cs_kpis.defs.health import history, scoring
+from cs_kpis.defs.health import scoring
+from cs_kpis.lib import incremental
 from cs_kpis_tests.health import score_oracle as oracle
+from cs_kpis_tests.health.fixtures import INDICATOR_MODEL, build_window, plan
 from cs_kpis_tests.health.test_health_score import FIVE, RAW
 
 TOL = 1e-9
@@ -54,8 +55,8 @@ def test_double_literals_are_exact():
 
 # ---------------------------------------------------------------------------------------------- scoring
 
-LIVE = hs.load_config(ha.CONFIG_PATH)
-ARCHIVED = [hs.load_config(p) for p in sorted(Path(ha.ARCHIVE_DIR).glob("*.yaml"))]
+LIVE = hs.load_config(hs.CONFIG_PATH)
+ARCHIVED = [hs.load_config(p) for p in sorted(Path(hs.ARCHIVE_DIR).glob("*.yaml"))]
 ODD = {  # one component of one indicator, better: lower, a sentiment map with a quote and unmapped values
     "bands": {"green": 80, "yellow": 20},
     "csm_sentiment_map": {"Green": 90, "Ye'llow": 45.5, "Red": -10, "red": 5},
@@ -280,12 +281,11 @@ def stored(con) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def full_indicators(con) -> None:
-    history.build_indicators(con, ha.INDICATOR_MODEL, history.plan_window(
-        con, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version, full_refresh=True))
+    build_window(con, INDICATOR_MODEL, plan(con, INDICATOR_MODEL, full_refresh=True))
 
 
 @pytest.mark.parametrize("config_name", ["live", "two components", "three"])
-@pytest.mark.parametrize("chunk_rows", [scoring.SCORE_CHUNK_ROWS, 10])
+@pytest.mark.parametrize("chunk_rows", [incremental.CHUNK_ROWS, 10])
 def test_score_history_equals_the_pandas_pipeline_full(wh, config_name, chunk_rows):
     config = CONFIGS[config_name]
     full_indicators(wh)
@@ -298,22 +298,22 @@ def test_score_history_equals_the_pandas_pipeline_full(wh, config_name, chunk_ro
     assert len(ref_changes) and set(ref_changes["window_days"]) == set(scoring.CHANGE_WINDOWS)
 
 
-@pytest.mark.parametrize("chunk_rows", [scoring.SCORE_CHUNK_ROWS, 10])
+@pytest.mark.parametrize("chunk_rows", [incremental.CHUNK_ROWS, 10])
 @pytest.mark.parametrize("history_days", [None, 60])
 def test_score_history_equals_the_pandas_pipeline_nightly(wh, monkeypatch, chunk_rows, history_days):
     """A nightly rescoring of the last days (deltas and explanations reading the stored scores before the
     window) leaves the tables exactly as the pandas pipeline computes them over the whole kept history."""
-    monkeypatch.setenv(history.ENV_LOOKBACK_DAYS, "3")
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
     if history_days:
-        monkeypatch.setenv(history.ENV_HISTORY_DAYS, str(history_days))
+        monkeypatch.setenv(incremental.ENV_HISTORY_DAYS, str(history_days))
     config = LIVE
     full_indicators(wh)
     scoring.score_history(wh, config, chunk_rows=chunk_rows)
     for table in ("kpis.account_indicators_daily", "kpis.health_scores_daily", "kpis.health_score_changes"):
         wh.execute(f"delete from {table} where day > ?", [dt.date(2025, 4, 20)])
-    plan = history.plan_window(wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version)
-    assert plan.mode == "incremental"
-    history.build_indicators(wh, ha.INDICATOR_MODEL, plan)
+    w = plan(wh, INDICATOR_MODEL)
+    assert w.mode == "incremental"
+    build_window(wh, INDICATOR_MODEL, w)
     stats = scoring.score_history(wh, config, chunk_rows=chunk_rows)
     assert stats["mode"] == "incremental" and stats["start_day"] == dt.date(2025, 4, 18)
     ref_scores, ref_changes = pandas_pipeline(wh, config)

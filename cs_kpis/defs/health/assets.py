@@ -15,7 +15,6 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from cs_kpis import config as company_config
-from cs_kpis.defs.health import history
 from cs_kpis.defs.health.backtest import (
     BACKTEST_HORIZON_DAYS,
     CONTRACTION_SHARE,
@@ -23,6 +22,7 @@ from cs_kpis.defs.health.backtest import (
     backtest_summary,
     build_backtest,
 )
+from cs_kpis.defs.health.fingerprints import FINGERPRINTS
 from cs_kpis.defs.health.health_score import (
     ARCHIVE_DIR,
     COMPONENTS,
@@ -33,7 +33,14 @@ from cs_kpis.defs.health.health_score import (
 from cs_kpis.defs.health.product_config import product_config_rows, write_frame
 from cs_kpis.defs.health.scoring import CHANGE_MIN_DELTA, CHANGE_WINDOWS, latest_sql, score_history
 from cs_kpis.lib import systems
-from cs_kpis.lib.sql import NIGHTLY_FRESHNESS, WAREHOUSE_POOL, load_models, sql_assets, table_metadata
+from cs_kpis.lib.sql import (
+    NIGHTLY_FRESHNESS,
+    WAREHOUSE_POOL,
+    IncrementalRunConfig,
+    load_models,
+    sql_assets,
+    table_metadata,
+)
 
 __all__ = ["ARCHIVE_DIR", "CONFIG_PATH", "CONTRACTION_SHARE", "backtest_summary", "product_config_rows",
            "write_frame"]  # the names other layers, benchmarks and tests import from here
@@ -71,11 +78,6 @@ def health_product_config(duckdb: DuckDBResource) -> dg.MaterializeResult:
 
 
 
-class HealthRunConfig(dg.Config):
-    full_refresh: bool = False
-    """rebuild the whole history instead of the nightly window (the last built day minus the lookback)"""
-
-
 DAILY_DOCS = {
     "day": "the as-of day", "account_id": "CRM account", "score": "health score 0..100",
     "is_active": "MRR > 0 on the day", "arr": "12 x MRR on the day, USD",
@@ -106,7 +108,7 @@ DAILY_DOCS = {
     ],
     pool=WAREHOUSE_POOL,
 )
-def health_scores_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResource, config: HealthRunConfig):
+def health_scores_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResource, config: IncrementalRunConfig):
     hcfg = load_current_config()
     t0 = time.perf_counter()
     with duckdb.get_connection() as con:
@@ -188,74 +190,20 @@ def health_backtest(duckdb: DuckDBResource) -> dg.MaterializeResult:
 
 # ------------------------------------------------------------------------------------------------ wiring
 
+def null_indicators_of_systems_off(con, model) -> dict:
+    """A system turned off: the indicators it feeds are null in kpis.account_indicators_daily, not 0 (no
+    tickets is not perfect support); the score leaves them out and rescales the other weights
+    (lib/systems.py, README "Systems turned off")."""
+    if model.key != INDICATORS:
+        return {}
+    off = systems.off_systems()
+    nulled = systems.null_indicators(off)
+    if nulled:
+        con.execute(f"update {model.table} set " + ", ".join(f"{c} = null" for c in nulled))
+    return {"systems_off": ", ".join(off) or "none"}
+
+
 models = load_models(SQL_DIR, SCHEMA)
-INDICATOR_MODEL = next(m for m in models if m.key == INDICATORS)
-ACTIVITY_MODEL = next(m for m in models if m.table == history.ACTIVITY_TABLE)
-health_sql_assets = sql_assets([m for m in models if m not in (INDICATOR_MODEL, ACTIVITY_MODEL)], group=GROUP,
-                               owners=OWNERS, freshness_policy=NIGHTLY_FRESHNESS)
-
-
-def _build_metadata(stats: dict, seconds: float) -> dict:
-    return {"build_mode": stats["mode"], "build_reason": stats["reason"],
-            "build_start_day": str(stats["start_day"]) if stats["start_day"] else "all days",
-            "rows_written": stats["rows_written"], "rows_deleted": stats["rows_deleted"],
-            "account_ranges": stats["account_ranges"], "seconds": seconds}
-
-
-@dg.asset(
-    # the calendar (as-of day) and the subscription periods (account ranges) plan the build
-    key=ACTIVITY_MODEL.key, deps=[*ACTIVITY_MODEL.deps, dg.AssetKey(["marts", "dim_day"]),
-                                  dg.AssetKey(["marts", "subscription_periods"])], group_name=GROUP, kinds={"duckdb", "sql"}, owners=OWNERS,
-    freshness_policy=NIGHTLY_FRESHNESS, pool=WAREHOUSE_POOL, code_version=ACTIVITY_MODEL.code_version,
-    metadata={"grain": ", ".join(ACTIVITY_MODEL.grain)},
-    description=(ACTIVITY_MODEL.description + f"\n\nUnique key: `{', '.join(ACTIVITY_MODEL.grain)}`. "
-                 "Built incrementally: a nightly run rebuilds the days from the last build's as-of day minus "
-                 f"the lookback (`{history.ENV_LOOKBACK_DAYS}`, default {history.DEFAULT_LOOKBACK_DAYS}); a "
-                 "change in older inputs (a late event, a restated ticket or rating, a remapped account) or "
-                 "`full_refresh` in the run config rebuilds every day."),
-)
-def account_activity_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
-                           config: HealthRunConfig) -> dg.MaterializeResult:
-    t0 = time.perf_counter()
-    with duckdb.get_connection() as con:
-        window = history.plan_activity_window(con, ACTIVITY_MODEL.code_version, full_refresh=config.full_refresh)
-        stats = history.build_activity(con, ACTIVITY_MODEL, window)
-        meta = table_metadata(con, SCHEMA, ACTIVITY_MODEL.name, ACTIVITY_MODEL.columns)
-    seconds = round(time.perf_counter() - t0, 2)
-    context.log.info(f"{stats['mode']} build from {stats['start_day'] or 'the start'} ({stats['reason']}): "
-                     f"{stats['rows_written']} rows in {seconds}s")
-    return dg.MaterializeResult(metadata={**meta, **_build_metadata(stats, seconds)})
-
-
-@dg.asset(
-    key=INDICATORS, deps=INDICATOR_MODEL.deps, group_name=GROUP, kinds={"duckdb", "sql"}, owners=OWNERS,
-    freshness_policy=NIGHTLY_FRESHNESS, pool=WAREHOUSE_POOL, code_version=INDICATOR_MODEL.code_version,
-    metadata={"grain": ", ".join(INDICATOR_MODEL.grain)},
-    description=(INDICATOR_MODEL.description + f"\n\nUnique key: `{', '.join(INDICATOR_MODEL.grain)}`. "
-                 "Built incrementally: a nightly run rebuilds the days from the last built day minus "
-                 f"the lookback (`{history.ENV_LOOKBACK_DAYS}`, default {history.DEFAULT_LOOKBACK_DAYS}); "
-                 f"history kept: `{history.ENV_HISTORY_DAYS}` days (default all); `full_refresh` in the run "
-                 "config rebuilds everything."),
-)
-def account_indicators_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
-                             config: HealthRunConfig) -> dg.MaterializeResult:
-    t0 = time.perf_counter()
-    with duckdb.get_connection() as con:
-        window = history.plan_window(con, INDICATOR_MODEL.table, INDICATOR_MODEL.code_version,
-                                     full_refresh=config.full_refresh)
-        stats = history.build_indicators(con, INDICATOR_MODEL, window)
-        # a system turned off: its indicators are null, not 0 (no tickets is not perfect support); the score
-        # leaves them out and rescales the other weights (lib/systems.py, README "Systems turned off")
-        off = systems.off_systems()
-        nulled = systems.null_indicators(off)
-        if nulled:
-            con.execute(f"update {INDICATOR_MODEL.table} set " + ", ".join(f"{c} = null" for c in nulled))
-            context.log.info(f"{', '.join(off)} off: indicators {', '.join(nulled)} set to null")
-        meta = table_metadata(con, SCHEMA, INDICATOR_MODEL.name, INDICATOR_MODEL.columns)
-    seconds = round(time.perf_counter() - t0, 2)
-    context.log.info(f"{stats['mode']} build from {stats['start_day'] or 'the start'} ({stats['reason']}): "
-                     f"{stats['rows_written']} rows in {seconds}s")
-    return dg.MaterializeResult(metadata={
-        **meta, **_build_metadata(stats, seconds), "systems_off": ", ".join(off) or "none",
-        "history_start": str(stats["history_start"]) if stats["history_start"] else "all days"})
-
+health_sql_assets = sql_assets(
+    models, group=GROUP, owners=OWNERS, freshness_policy=NIGHTLY_FRESHNESS, extra_metadata=null_indicators_of_systems_off,
+    fingerprints=FINGERPRINTS)

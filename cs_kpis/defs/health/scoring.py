@@ -9,14 +9,15 @@ DuckDB's round() rounds ties away from zero). cs_kpis_tests/health/score_oracle.
 written independently, and test_score_sql.py asserts both give the very same rows.
 
 score_history writes kpis.health_scores_daily and kpis.health_score_changes for the days the planner gives,
-in ranges of accounts (cs_kpis/lib/incremental.py).
+in ranges of accounts, planned like every incremental table (cs_kpis/lib/incremental.py).
 """
 
 import datetime as dt
+import hashlib
 import time
 
-from cs_kpis.defs.health import history
 from cs_kpis.defs.health.health_score import COMPONENTS, ROUND_DIGITS, HealthConfig
+from cs_kpis.lib import incremental
 
 CHANGE_WINDOWS = (7, 30)
 CHANGE_MIN_DELTA = 10.0
@@ -219,57 +220,42 @@ select
 from _hx_x"""
 
 
-SCORE_CHUNK_ROWS = 12_000_000
-"""indicator rows scored per statement (accounts are split into ranges of about this many rows): bounds the
-memory of the scoring joins; DuckDB spills beyond memory_limit, so this is about speed, not correctness"""
+SCORES_TABLE = "kpis.health_scores_daily"
+CHANGES_TABLE = "kpis.health_score_changes"
+INDICATORS_TABLE = "kpis.account_indicators_daily"
 
 
-def _chunks(con, start_day, chunk_rows: int = SCORE_CHUNK_ROWS) -> list[tuple[str, str]]:
-    """Inclusive account_id ranges of about ``chunk_rows`` indicator rows from ``start_day`` on."""
-    counts = con.execute(
-        "select account_id, count(*) from kpis.account_indicators_daily where day >= ? "
-        "group by account_id order by account_id", [start_day or dt.date(1900, 1, 1)]).fetchall()
-    return history.split_ranges(counts, chunk_rows)
+def spec(config: HealthConfig) -> incremental.Incremental:
+    """How the scores are built incrementally: the history the indicators keep, rescored from the earliest
+    day any indicator build since the last scoring rebuilt (or the lookback), fully after a full indicator
+    build or when the config or the scoring SQL changed (its version is a hash of the generated SQL)."""
+    version = hashlib.sha256((score_sql(config, "i") + explain_sql(config, "p", None)).encode()).hexdigest()[:12]
+    return incremental.Incremental(SCORES_TABLE, version, limited_history=True, upstream=(INDICATORS_TABLE,))
 
 
-def plan_scoring(con, config: HealthConfig, full_refresh: bool = False) -> tuple[str, dt.date | None, str]:
-    """(mode, first day to score, reason): incremental from the earliest indicator build not scored yet
-    when every build since was incremental and the stored scores are all of the current config, else a
-    full rescore of the kept history."""
-    current = history.previous_window(con) or {}
-    hist = current.get("history_start")
-    if full_refresh:
-        return "full", hist, "full_refresh requested"
-    if not history.table_exists(con, "kpis.health_scores_daily") or not history.table_exists(con, "kpis.health_score_changes"):
-        return "full", hist, "no scores yet"
-    pending = history.unscored_builds(con)
-    if any(b.get("mode") != "incremental" or b.get("start_day") is None for b in pending):
-        return "full", hist, "the indicators were fully rebuilt"
-    last, other = con.execute("select max(day), count(*) filter (where config_version <> ?) "
-                              "from kpis.health_scores_daily", [config.version]).fetchall()[0]
-    if other:
-        return "full", hist, f"config changed to {config.version}"
-    if last is None:
-        return "full", hist, "no scores yet"
-    start = min([b["start_day"] for b in pending] + [last + dt.timedelta(days=1)])
-    return "incremental", start, (f"indicators rebuilt from {start} ({len(pending)} build(s) not scored yet), "
-                                  f"last scored day {last}")
+def plan_scoring(con, config: HealthConfig, full_refresh: bool = False) -> incremental.BuildWindow:
+    """The days the next scoring (re)computes (cs_kpis/lib/incremental.py's planner)."""
+    full_refresh = full_refresh or not incremental.table_exists(con, CHANGES_TABLE)
+    return incremental.plan(con, spec(config), full_refresh=full_refresh)
 
 
 def _sql_date(day: dt.date) -> str:
     return f"date '{day.isoformat()}'"
 
 
-Accounts = tuple[str, str] | None
-"""an inclusive range of account ids, or None for every account"""
+Accounts = tuple[str | None, str | None] | None
+"""a range of account ids (first exclusive, last inclusive; None = open), or None for every account"""
 
 
 def _range_filter(alias: str, accounts: Accounts, since: dt.date | None) -> str:
     """SQL filter on ``alias``: the account range and the days from ``since`` (a comparison of account ids
     on every row is not free: no range, no filter)."""
     where = ["true"]
-    if accounts is not None:
-        where.append(f"{alias}.account_id between {sql_text(accounts[0])} and {sql_text(accounts[1])}")
+    first, last = accounts or (None, None)
+    if first is not None:
+        where.append(f"{alias}.account_id > {sql_text(first)}")
+    if last is not None:
+        where.append(f"{alias}.account_id <= {sql_text(last)}")
     if since is not None:
         where.append(f"{alias}.day >= {_sql_date(since)}")
     return " and ".join(where)
@@ -337,47 +323,43 @@ def _write(con, table: str, sql: str, create: bool) -> int:
     return con.execute(f"insert into {table} by name {sql}").fetchall()[0][0]
 
 
-def score_history(con, config: HealthConfig, full_refresh: bool = False,
-                  chunk_rows: int = SCORE_CHUNK_ROWS) -> dict:
+def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_rows: int | None = None) -> dict:
     """Score kpis.account_indicators_daily into kpis.health_scores_daily and kpis.health_score_changes.
 
-    A full build scores every indicator row; an incremental one deletes and rescores
-    the days from the window's start, reading the stored scores of the 30 days before it for the deltas and
-    explanations. Accounts are scored in ranges of about ``chunk_rows`` rows, one insert per range and
-    table, so the joins' memory stays bounded at any history size. One transaction: readers see the old or
-    the new history, never half of it."""
-    mode, start, reason = plan_scoring(con, config, full_refresh)
-    ranges = _chunks(con, start, chunk_rows)
+    A full build scores every indicator row of the kept history; an incremental one deletes and rescores
+    the days from the planned start, reading the stored scores of the 30 days before it for the deltas and
+    explanations. Accounts are scored in ranges of about ``chunk_rows`` account-days (incremental.py), one
+    insert per range and table, so the joins' memory stays bounded at any history size. One transaction
+    with the build's record: readers see the old or the new history, never half of it."""
+    build = spec(config)
+    window = plan_scoring(con, config, full_refresh)
+    mode, start = window.mode, window.start_day
+    ranges = incremental.account_ranges(con, window, chunk_rows or build.chunk_rows)
     rows, seconds = 0, {"scores": 0.0, "changes": 0.0}
     con.execute("begin transaction")
     try:
+        incremental.record(con, build, window)
         if mode == "incremental":
-            for table in ("kpis.health_scores_daily", "kpis.health_score_changes"):
-                con.execute(f"delete from {table} where day >= ?", [start])
-            hist = (history.previous_window(con) or {}).get("history_start")
-            if hist is not None:
-                for table in ("kpis.health_scores_daily", "kpis.health_score_changes"):
-                    con.execute(f"delete from {table} where day < ?", [hist])
+            for table in (SCORES_TABLE, CHANGES_TABLE):
+                con.execute(f"delete from {table} where day >= ? or (cast(? as date) is not null and day < ?)",
+                            [start, window.history_start, window.history_start])
         create = mode == "full"
-        for accounts in ranges if len(ranges) > 1 else [None]:
+        for accounts in ranges:
             t0 = time.perf_counter()
-            rows += _write(con, "kpis.health_scores_daily", scores_sql(config, accounts, start, mode == "incremental"),
-                           create)
+            rows += _write(con, SCORES_TABLE, scores_sql(config, accounts, start, mode == "incremental"), create)
             t1 = time.perf_counter()
             con.execute(f"create or replace temp table {MOVED} as {moved_sql(accounts, start)}")
-            _write(con, "kpis.health_score_changes", changes_sql(config, start), create)
+            _write(con, CHANGES_TABLE, changes_sql(config, start), create)
             seconds["scores"] += t1 - t0
             seconds["changes"] += time.perf_counter() - t1
             create = False
         con.execute(f"drop table if exists {MOVED}")
-        if history.table_exists(con, history.WINDOW_TABLE):
-            history.mark_scored(con)
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-    return {"mode": mode, "start_day": start, "reason": reason, "rows_scored": rows, "chunks": len(ranges),
-            **{f"seconds_{k}": round(v, 2) for k, v in seconds.items()}}
+    return {"mode": mode, "start_day": start, "history_start": window.history_start, "reason": window.reason,
+            "rows_scored": rows, "chunks": len(ranges), **{f"seconds_{k}": round(v, 2) for k, v in seconds.items()}}
 
 
 # ------------------------------------------------------------------------------------- latest and roll-up
