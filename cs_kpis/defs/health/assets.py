@@ -77,7 +77,6 @@ def health_product_config(duckdb: DuckDBResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=meta)
 
 
-
 DAILY_DOCS = {
     "day": "the as-of day", "account_id": "CRM account", "score": "health score 0..100",
     "is_active": "MRR > 0 on the day", "arr": "12 x MRR on the day, USD",
@@ -137,8 +136,6 @@ def health_scores_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
     yield dg.MaterializeResult(asset_key=SCORE_CHANGES, metadata={**change_meta, **common, **build})
 
 
-
-
 @dg.asset(
     key=SCORES, deps=[SCORES_DAILY, INDICATORS], group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS, freshness_policy=NIGHTLY_FRESHNESS,
     pool=WAREHOUSE_POOL, metadata={"grain": "account_id"},
@@ -156,8 +153,6 @@ def health_scores(duckdb: DuckDBResource) -> dg.MaterializeResult:
             "parent_band": "band of parent_score", "parent_arr": "ARR of the hierarchy's scored accounts",
             "parent_accounts_scored": "accounts of the hierarchy with a score"})
     return dg.MaterializeResult(metadata={**meta, "config_version": config.version})
-
-
 
 
 @dg.asset(
@@ -188,7 +183,7 @@ def health_backtest(duckdb: DuckDBResource) -> dg.MaterializeResult:
         "red_to_green_churn_ratio": summary["red_to_green_ratio"], "config_version": summary["config_version"]})
 
 
-# ------------------------------------------------------------------------------------------------ wiring
+# -------------------------------------------------------------------------------------------- SQL models
 
 def null_indicators_of_systems_off(con, model) -> dict:
     """A system turned off: the indicators it feeds are null in kpis.account_indicators_daily, not 0 (no
