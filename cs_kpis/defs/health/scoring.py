@@ -24,7 +24,6 @@ CHANGE_MIN_DELTA = 10.0
 """health_score_changes keeps account-days whose score moved at least this much over a window"""
 
 
-
 def sql_double(x: float) -> str:
     """An exact DOUBLE literal (repr round-trips; DuckDB parses it correctly rounded)."""
     return f"'{float(x)!r}'::DOUBLE"
@@ -229,7 +228,8 @@ def spec(config: HealthConfig) -> incremental.Incremental:
     """How the scores are built incrementally: the history the indicators keep, rescored from the earliest
     day any indicator build since the last scoring rebuilt (or the lookback), fully after a full indicator
     build or when the config or the scoring SQL changed (its version is a hash of the generated SQL)."""
-    version = hashlib.sha256((score_sql(config, "i") + explain_sql(config, "p", None)).encode()).hexdigest()[:12]
+    sql = scores_sql(config, None, None) + moved_sql(None, None) + changes_sql(config, None)
+    version = hashlib.sha256(sql.encode()).hexdigest()[:12]
     return incremental.Incremental(SCORES_TABLE, version, limited_history=True, upstream=(INDICATORS_TABLE,))
 
 
