@@ -169,30 +169,37 @@ def _counts(con) -> dict:
     return {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in OUTPUTS}
 
 
+ACTIVITY, INDICATORS = "kpis.account_activity_daily", "kpis.account_indicators_daily"
+
+
 def _history(warehouse: Path, memory_limit: str) -> dict:
     import duckdb
 
-    from cs_kpis.defs.health import assets as ha
-    from cs_kpis.defs.health import history
+    from cs_kpis.defs.health import scoring
+    from cs_kpis.defs.health.assets import models
+    from cs_kpis.defs.health.fingerprints import FINGERPRINTS
+    from cs_kpis.defs.health.health_score import load_current_config
+    from cs_kpis.lib import incremental
+    from cs_kpis.lib.sql import build_incremental
 
-    config = ha.load_current_config()
-    out = {"history_days": history.history_days()}
+    config = load_current_config()
+    out = {"history_days": incremental.history_days()}
+    by_table = {m.table: m for m in models}
     with duckdb.connect(str(warehouse), config={"memory_limit": memory_limit}) as con:
         t = time.perf_counter()
-        window = history.plan_activity_window(con, ha.ACTIVITY_MODEL.code_version, full_refresh=True)
-        out["activity"] = {k: str(v) for k, v in history.build_activity(con, ha.ACTIVITY_MODEL, window).items()}
+        out["activity"] = {k: str(v) for k, v in build_incremental(
+            con, by_table[ACTIVITY], full_refresh=True, fingerprint=FINGERPRINTS[ACTIVITY]).items()}
         out["activity_seconds"] = round(time.perf_counter() - t, 2)
         out["activity_rows"] = con.execute("select count(*) from kpis.account_activity_daily").fetchall()[0][0]
         t = time.perf_counter()
-        window = history.plan_window(con, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version, full_refresh=True)
-        history.build_indicators(con, ha.INDICATOR_MODEL, window)
+        window = build_incremental(con, by_table[INDICATORS], full_refresh=True, fingerprint=FINGERPRINTS[INDICATORS])
         out["indicators_seconds"] = round(time.perf_counter() - t, 2)
         t = time.perf_counter()
-        stats = ha.score_history(con, config, full_refresh=True)
+        stats = scoring.score_history(con, config, full_refresh=True)
         out["scores_seconds"] = round(time.perf_counter() - t, 2)
         out["score_chunks"] = stats["chunks"]
-        out["history_start"] = str(window.history_start)
-        out["as_of"] = str(window.as_of)
+        out["history_start"] = str(window["history_start"])
+        out["as_of"] = str(con.execute("select max(day) from marts.dim_day").fetchall()[0][0])
         out["rows"] = _counts(con)
     out["history_seconds"] = round(out["indicators_seconds"] + out["scores_seconds"], 2)
     out["history_seconds_with_activity"] = round(out["history_seconds"] + out["activity_seconds"], 2)
@@ -203,27 +210,30 @@ def _history(warehouse: Path, memory_limit: str) -> dict:
 def _nightly(warehouse: Path, memory_limit: str) -> dict:
     import duckdb
 
-    from cs_kpis.defs.health import assets as ha
-    from cs_kpis.defs.health import history
+    from cs_kpis.defs.health import scoring
+    from cs_kpis.defs.health.assets import models
+    from cs_kpis.defs.health.fingerprints import FINGERPRINTS
+    from cs_kpis.defs.health.health_score import load_current_config
+    from cs_kpis.lib.sql import build_incremental
 
-    config = ha.load_current_config()
-    out = {"lookback_days": history.lookback_days()}
+    config = load_current_config()
+    by_table = {m.table: m for m in models}
+    out = {"lookback_days": by_table[INDICATORS].incremental_spec().lookback()}
     with duckdb.connect(str(warehouse), config={"memory_limit": memory_limit}) as con:
         as_of = con.execute("select max(day) from marts.dim_day").fetchall()[0][0]
         for table in ("kpis.account_activity_daily", *OUTPUTS):  # the previous night had not seen the as-of day
             con.execute(f"delete from {table} where day >= ?", [as_of])
         con.execute("checkpoint")
         t = time.perf_counter()
-        window = history.plan_activity_window(con, ha.ACTIVITY_MODEL.code_version)
-        out["activity"] = {k: str(v) for k, v in history.build_activity(con, ha.ACTIVITY_MODEL, window).items()}
+        out["activity"] = {k: str(v) for k, v in build_incremental(
+            con, by_table[ACTIVITY], fingerprint=FINGERPRINTS[ACTIVITY]).items()}
         out["activity_seconds"] = round(time.perf_counter() - t, 2)
         t = time.perf_counter()
-        window = history.plan_window(con, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version)
-        stats = history.build_indicators(con, ha.INDICATOR_MODEL, window)
+        stats = build_incremental(con, by_table[INDICATORS], fingerprint=FINGERPRINTS[INDICATORS])
         out["indicators_seconds"] = round(time.perf_counter() - t, 2)
         out["indicators"] = {k: str(v) for k, v in stats.items()}
         t = time.perf_counter()
-        scored = ha.score_history(con, config)
+        scored = scoring.score_history(con, config)
         out["scores_seconds"] = round(time.perf_counter() - t, 2)
         out["scores"] = {k: str(v) for k, v in scored.items()}
         out["rows"] = _counts(con)

@@ -7,15 +7,22 @@ A model file ``defs/<layer>/sql/<name>.sql`` becomes the asset ``[<schema>, <nam
     -- @grain subscription_id, start_date                           <- the table's unique key
     -- @column mrr: monthly recurring revenue in USD, after discounts
     -- @materialized view                                           <- optional (default: table)
+    -- @incremental lookback_days=7 history=limited                  <- optional: built by window (below)
     select ...
 
 Dependencies are read from the SQL itself: every ``raw.<system>__<entity>``, ``staging.x``,
 ``marts.x``, ``kpis.x`` or ``alerts.x`` it names becomes an upstream asset, so lineage cannot drift
 from the code. The body must stay in the portable subset of docs/PORTABILITY.md.
+
+An ``@incremental`` model (an account x day table) is not rebuilt whole every night: cs_kpis/lib/incremental.py
+plans the days to rebuild (the last built day minus a lookback, or everything when its inputs changed) and
+deletes and inserts them in ranges of accounts; the SQL reads its window from ``kpis._build_window``. Its
+asset takes ``full_refresh`` in the run config.
 """
 
 import hashlib
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,6 +32,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from cs_kpis.config import render_sql
+from cs_kpis.lib import incremental as builds
 from cs_kpis.lib.engine import SQL_ENGINE, SqlEngineResource
 
 WAREHOUSE_POOL = "warehouse"
@@ -55,6 +63,8 @@ class SqlModel:
     grain: tuple[str, ...] = ()
     columns: dict[str, str] = field(default_factory=dict)
     materialized: str = "table"
+    incremental: dict | None = None
+    """the @incremental tag's settings (cs_kpis/lib/incremental.py), None for a model rebuilt whole"""
 
     @property
     def key(self) -> dg.AssetKey:
@@ -76,7 +86,7 @@ class SqlModel:
     @classmethod
     def from_file(cls, path: Path, schema: str) -> "SqlModel":
         text = path.read_text()
-        description, columns, grain, materialized = [], {}, (), "table"
+        description, columns, grain, materialized, incr = [], {}, (), "table", None
         for line in text.splitlines():
             if not line.startswith("--"):
                 break
@@ -90,6 +100,8 @@ class SqlModel:
                     grain = tuple(c.strip() for c in value.split(",") if c.strip())
                 elif name == "materialized":
                     materialized = value.strip()
+                elif name == "incremental":
+                    incr = builds.parse_tag(value, str(path))
             else:
                 description.append(line[2:].strip())
         if materialized not in ("table", "view"):
@@ -97,7 +109,16 @@ class SqlModel:
         desc = " ".join(d for d in description if d).strip()
         if not desc:
             raise ValueError(f"{path}: a model needs a header comment describing its grain and meaning")
-        return cls(schema, path.stem, text, desc, grain, columns, materialized)
+        if incr is not None and (materialized != "table" or not {"account_id", "day"} <= set(grain)):
+            raise ValueError(f"{path}: an @incremental model is a table whose @grain has account_id and day")
+        return cls(schema, path.stem, text, desc, grain, columns, materialized, incr)
+
+    def incremental_spec(self, fingerprint=None) -> builds.Incremental:
+        """How this @incremental model is built: its tag's settings, its SQL's version, the tables it reads
+        (a full build of one of them makes its next build full) and its inputs' ``fingerprint``."""
+        upstream = tuple(".".join(k.path) for k in self.deps if len(k.path) == 2)
+        return builds.Incremental(self.table, self.code_version, upstream=upstream, fingerprint=fingerprint,
+                                       **(self.incremental or {}))
 
 
 def strip_comments(sql: str) -> str:
@@ -121,6 +142,23 @@ def build(con, model: SqlModel) -> dict:
     if kind == "table":
         bigint_instead_of_hugeint(con, model.schema, model.name)
     return table_metadata(con, model.schema, model.name, model.columns)
+
+
+def build_incremental(con, model: SqlModel, *, full_refresh: bool = False, fingerprint=None,
+                      chunk_rows: int | None = None) -> dict:
+    """Plan and run a build of an @incremental model (cs_kpis/lib/incremental.py); returns its counts."""
+    spec = model.incremental_spec(fingerprint)
+    con.execute("set TimeZone = 'UTC'")
+    window = builds.plan(con, spec, full_refresh=full_refresh)
+    sql = render_sql(model.sql, where=f"model {model.table}")
+    stats = builds.build(con, spec, sql, window, chunk_rows)
+    bigint_instead_of_hugeint(con, model.schema, model.name)  # sums of counts: BIGINT (once, then no-op)
+    return stats
+
+
+class IncrementalRunConfig(dg.Config):
+    full_refresh: bool = False
+    """rebuild every day instead of the nightly window (the last built day minus the lookback)"""
 
 
 def drop_other_kind(con, schema: str, name: str, kind: str) -> None:
@@ -170,16 +208,67 @@ def sql_assets(
     owners: Sequence[str] = ("team:data-eng",),
     extra_metadata=None,
     freshness_policy: dg.FreshnessPolicy | None = None,
+    fingerprints: dict | None = None,
 ) -> list[dg.AssetsDefinition]:
-    """One asset per model; ``extra_metadata(con, model) -> dict`` can add model-specific previews."""
-    return [_sql_asset(m, group, list(owners), extra_metadata, freshness_policy) for m in models]
+    """One asset per model; ``extra_metadata(con, model) -> dict`` runs after the build on the same
+    connection and can add model-specific previews; ``fingerprints`` maps an @incremental model's table to
+    its inputs' fingerprint (cs_kpis/lib/incremental.py)."""
+    fingerprints = fingerprints or {}
+    return [_incremental_asset(m, group, list(owners), extra_metadata, freshness_policy, fingerprints.get(m.table))
+            if m.incremental is not None else _sql_asset(m, group, list(owners), extra_metadata, freshness_policy)
+            for m in models]
+
+
+def _description(model: SqlModel) -> str:
+    description = model.description
+    if model.grain:
+        description += f"\n\nUnique key: `{', '.join(model.grain)}`."
+    if model.incremental is not None:
+        spec = model.incremental_spec()
+        description += (
+            "\n\nBuilt incrementally: a nightly run rebuilds the days from the last built day minus the lookback "
+            f"(`{builds.ENV_LOOKBACK_DAYS}`, default {spec.lookback_days})"
+            + (f"; history kept: `{builds.ENV_HISTORY_DAYS}` days (default all)" if spec.limited_history else "")
+            + "; changed older inputs or `full_refresh` in the run config rebuild every day.")
+    return description
+
+
+def _incremental_asset(model: SqlModel, group: str, owners: list[str], extra_metadata,
+                       freshness_policy: dg.FreshnessPolicy | None, fingerprint) -> dg.AssetsDefinition:
+    # the calendar (as-of day) and the subscription periods (account ranges) plan every build
+    planner_deps = [dg.AssetKey(["marts", "dim_day"]), dg.AssetKey(["marts", "subscription_periods"])]
+
+    @dg.asset(
+        key=model.key,
+        deps=sorted({*model.deps, *planner_deps} - {model.key}, key=lambda k: k.to_user_string()),
+        group_name=group,
+        kinds={"duckdb", "sql"},
+        owners=owners,
+        description=_description(model),
+        code_version=model.code_version,
+        pool=WAREHOUSE_POOL,
+        metadata={"grain": ", ".join(model.grain)},
+        freshness_policy=freshness_policy,
+    )
+    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+               config: IncrementalRunConfig) -> dg.MaterializeResult:
+        t0 = time.perf_counter()
+        with duckdb.get_connection() as con:
+            stats = build_incremental(con, model, full_refresh=config.full_refresh, fingerprint=fingerprint)
+            meta = table_metadata(con, model.schema, model.name, model.columns)
+            if extra_metadata is not None:
+                meta.update(extra_metadata(con, model) or {})
+        seconds = round(time.perf_counter() - t0, 2)
+        context.log.info(f"{stats['mode']} build from {stats['start_day'] or 'the start'} ({stats['reason']}): "
+                         f"{stats['rows_written']} rows in {stats['account_ranges']} account range(s), {seconds}s")
+        return dg.MaterializeResult(metadata={**meta, **builds.metadata(stats, seconds)})
+
+    return _asset
 
 
 def _sql_asset(model: SqlModel, group: str, owners: list[str], extra_metadata,
                freshness_policy: dg.FreshnessPolicy | None) -> dg.AssetsDefinition:
-    description = model.description
-    if model.grain:
-        description += f"\n\nUnique key: `{', '.join(model.grain)}`."
+    description = _description(model)
 
     @dg.asset(
         key=model.key,

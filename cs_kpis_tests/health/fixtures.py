@@ -18,8 +18,27 @@ import duckdb
 import pandas as pd
 
 from cs_kpis.defs.health.assets import SQL_DIR, product_config_rows, write_frame
-from cs_kpis.defs.health.history import ACTIVITY_LOG, write_window
-from cs_kpis.lib.sql import build, load_models
+from cs_kpis.defs.health.fingerprints import FINGERPRINTS
+from cs_kpis.lib import incremental
+from cs_kpis.lib.sql import bigint_instead_of_hugeint, build, load_models
+
+MODELS = {m.name: m for m in load_models(SQL_DIR, "kpis")}
+ACTIVITY_MODEL, INDICATOR_MODEL = MODELS["account_activity_daily"], MODELS["account_indicators_daily"]
+
+
+def spec(model) -> incremental.Incremental:
+    return model.incremental_spec(FINGERPRINTS[model.table])
+
+
+def plan(con, model, **kw) -> incremental.BuildWindow:
+    return incremental.plan(con, spec(model), **kw)
+
+
+def build_window(con, model, window: incremental.BuildWindow, chunk_rows: int | None = None) -> dict:
+    """Build an incremental model for ``window`` (what its asset does once it has planned)."""
+    stats = incremental.build(con, spec(model), model.sql, window, chunk_rows)
+    bigint_instead_of_hugeint(con, model.schema, model.name)
+    return stats
 
 PRODUCT = {
     "key_features": ["Report Created", "Dashboard Shared", "Alert Configured", "Integration Connected",
@@ -169,11 +188,10 @@ def write_inputs(con) -> None:
 
 
 def build_models(con, names=("account_activity_daily", "account_indicators_daily", "engagement_monthly")) -> None:
-    models = {m.name: m for m in load_models(SQL_DIR, "kpis")}
-    write_window(con, None)  # the indicator SQL reads its build window: none = every day
-    write_window(con, None, log=ACTIVITY_LOG)  # likewise the activity SQL
+    for model in (ACTIVITY_MODEL, INDICATOR_MODEL):
+        incremental.record(con, spec(model), None)  # the SQL reads its build window: none = every day
     for name in names:
-        build(con, models[name])
+        build(con, MODELS[name])
 
 
 def make_warehouse(path: Path) -> duckdb.DuckDBPyConnection:

@@ -4,29 +4,29 @@ rows a full build gives, and a change to the inputs of older days forces a full 
 The fixture warehouse (fixtures.py) runs 2025-01-01 .. 2025-04-30. acc_a's users are active from 01-05, so a
 window starting in March must still end the 30-day spells of events up to 30 days before it."""
 
+import dataclasses
 import datetime as dt
 
 import duckdb
 import pytest
 
-from cs_kpis.defs.health import assets as ha
-from cs_kpis.defs.health import history
-from cs_kpis_tests.health.fixtures import write_inputs
+from cs_kpis.lib import incremental
+from cs_kpis_tests.health.fixtures import ACTIVITY_MODEL, build_window, plan, spec, write_inputs
 from cs_kpis_tests.health.test_history import rows, same
 
 AS_OF = dt.date(2025, 4, 30)
-ACTIVITY = history.ACTIVITY_TABLE
+ACTIVITY = ACTIVITY_MODEL.table
 
 
 def window(start, mode="incremental"):
-    return history.BuildWindow(mode, start, None, AS_OF, ha.ACTIVITY_MODEL.code_version, "test")
+    return incremental.BuildWindow(mode, start, None, AS_OF, ACTIVITY_MODEL.code_version, "test")
 
 
 def first_build(con):
     """A full build that records its window and fingerprint (the fixture's build recorded no SQL version)."""
-    plan = history.plan_activity_window(con, ha.ACTIVITY_MODEL.code_version)
-    assert plan.mode == "full" and "SQL changed" in plan.reason
-    history.build_activity(con, ha.ACTIVITY_MODEL, plan)
+    w = plan(con, ACTIVITY_MODEL)
+    assert w.mode == "full" and "SQL of kpis.account_activity_daily changed" in w.reason
+    build_window(con, ACTIVITY_MODEL, w)
 
 
 def test_the_fixture_has_spells_that_cross_every_tested_window(wh):
@@ -40,7 +40,7 @@ def test_the_fixture_has_spells_that_cross_every_tested_window(wh):
 def test_an_incremental_activity_build_equals_the_full_build(wh, start):
     full = rows(wh, ACTIVITY)
     assert [r for r in full if r["day"] >= start], "the reference must have rows in the window"
-    stats = history.build_activity(wh, ha.ACTIVITY_MODEL, window(start))
+    stats = build_window(wh, ACTIVITY_MODEL, window(start))
     assert stats["mode"] == "incremental"
     assert stats["rows_written"] == len([r for r in full if r["day"] >= start])
     assert stats["rows_deleted"] == stats["rows_written"]
@@ -64,25 +64,26 @@ def test_a_build_in_account_ranges_covers_every_account(wh):
     wh.execute("insert into marts.account_xref values ('product', 'ws_x', 'acc_x')")
     wh.execute("insert into staging.stg_product__events values "
                "('x1', 'track', 'ux', 'Signed In', 'ws_x', '2025-02-02 10:00:00+00', '2025-02-02')")
-    history.build_activity(wh, ha.ACTIVITY_MODEL, window(None, mode="full"), chunk_rows=10 ** 9)
+    build_window(wh, ACTIVITY_MODEL, window(None, mode="full"), chunk_rows=10 ** 9)
     full = rows(wh, ACTIVITY)
     assert {r["account_id"] for r in full} >= {"acc_a", "acc_b", "acc_c", "acc_x"}
-    ranges = history.activity_ranges(wh, window(None, mode="full"), chunk_rows=40)
+    ranges = incremental.account_ranges(wh, window(None, mode="full"), chunk_rows=40)
     assert len(ranges) == 3 and ranges[0][0] is None and ranges[-1][1] is None
-    stats = history.build_activity(wh, ha.ACTIVITY_MODEL, window(None, mode="full"), chunk_rows=40)
+    stats = build_window(wh, ACTIVITY_MODEL, window(None, mode="full"), chunk_rows=40)
     assert stats["account_ranges"] == 3
     same(rows(wh, ACTIVITY), full)
-    current = history.previous_window(wh, history.ACTIVITY_LOG)
+    current = incremental.current(wh, ACTIVITY)
     assert current["account_from"] is None and current["account_to"] is None
 
 
 def test_the_nightly_plan_rebuilds_the_lookback_and_equals_a_full_build(wh, monkeypatch):
-    monkeypatch.setenv(history.ENV_LOOKBACK_DAYS, "3")
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
     first_build(wh)
     full = rows(wh, ACTIVITY)
-    plan = history.plan_activity_window(wh, ha.ACTIVITY_MODEL.code_version)
-    assert plan.mode == "incremental" and plan.start_day == dt.date(2025, 4, 28), plan.reason
-    history.build_activity(wh, ha.ACTIVITY_MODEL, plan)
+    w = plan(wh, ACTIVITY_MODEL)
+    # the last day with activity (04-29 at the latest) minus 3 days' lookback, at the latest the fingerprint day
+    assert w.mode == "incremental" and w.start_day <= dt.date(2025, 4, 28), w.reason
+    build_window(wh, ACTIVITY_MODEL, w)
     same(rows(wh, ACTIVITY), full)
 
 
@@ -97,23 +98,23 @@ def test_the_nightly_plan_rebuilds_the_lookback_and_equals_a_full_build(wh, monk
 ])
 def test_a_change_to_older_inputs_forces_a_full_build(wh, change):
     first_build(wh)
-    assert history.plan_activity_window(wh, ha.ACTIVITY_MODEL.code_version).mode == "incremental"
+    assert plan(wh, ACTIVITY_MODEL).mode == "incremental"
     wh.execute(change)
-    plan = history.plan_activity_window(wh, ha.ACTIVITY_MODEL.code_version)
-    assert plan.mode == "full" and "changed since the last build" in plan.reason
+    w = plan(wh, ACTIVITY_MODEL)
+    assert w.mode == "full" and "changed since the last build" in w.reason
 
 
 def test_the_first_build_is_full(tmp_path):
     con = duckdb.connect(str(tmp_path / "first.duckdb"))
     write_inputs(con)
-    plan = history.plan_activity_window(con, ha.ACTIVITY_MODEL.code_version)
-    assert plan.mode == "full" and "not built yet" in plan.reason
-    history.build_activity(con, ha.ACTIVITY_MODEL, plan)
-    assert history.plan_activity_window(con, ha.ACTIVITY_MODEL.code_version).mode == "incremental"
+    w = plan(con, ACTIVITY_MODEL)
+    assert w.mode == "full" and "not built yet" in w.reason
+    build_window(con, ACTIVITY_MODEL, w)
+    assert plan(con, ACTIVITY_MODEL).mode == "incremental"
 
 
 def test_an_sql_change_or_full_refresh_forces_a_full_build(wh):
     first_build(wh)
-    assert history.plan_activity_window(wh, "another version").mode == "full"
-    plan = history.plan_activity_window(wh, ha.ACTIVITY_MODEL.code_version, full_refresh=True)
-    assert plan.mode == "full" and plan.start_day is None
+    assert incremental.plan(wh, dataclasses.replace(spec(ACTIVITY_MODEL), sql_version="another")).mode == "full"
+    w = plan(wh, ACTIVITY_MODEL, full_refresh=True)
+    assert w.mode == "full" and w.start_day is None

@@ -13,7 +13,6 @@ from cs_kpis.defs.health import checks as health_checks
 from cs_kpis_tests.health.fixtures import write_company_config, write_inputs
 
 HEALTH_ASSETS = [health_assets.health_product_config, *health_assets.health_sql_assets,
-                 health_assets.account_activity_daily, health_assets.account_indicators_daily,
                  health_assets.health_scores_daily, health_assets.health_scores, health_assets.health_backtest]
 
 

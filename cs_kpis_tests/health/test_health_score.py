@@ -1,15 +1,20 @@
-"""health_score.py as pure functions, pinned with hand-computed numbers."""
+"""The score's rules pinned with hand-computed numbers: the config (health_score.py), the pandas oracle
+(score_oracle.py, which test_score_sql.py keeps equal to the SQL scorer), the SQL roll-up and the backtest
+statistics."""
 
 import copy
 import math
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
+from cs_kpis.defs.health import backtest, scoring
 from cs_kpis.defs.health import health_score as hs
 from cs_kpis.defs.health.assets import ARCHIVE_DIR, CONFIG_PATH
+from cs_kpis_tests.health import score_oracle as oracle
 
 # Two components, easy numbers: usage 0.6 (two indicators, weights 1 and 3), support 0.4.
 RAW = {
@@ -41,14 +46,14 @@ def frame(**cols) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------ scaling
 
 def test_bounded_linear_scaling_higher_is_better():
-    got = hs.scale([-1, 0, 2.5, 5, 10, 99, np.nan], floor=0, target=10)
+    got = oracle.scale([-1, 0, 2.5, 5, 10, 99, np.nan], floor=0, target=10)
     assert got[:6].tolist() == [0, 0, 25, 50, 100, 100]
     assert np.isnan(got[6])  # missing stays missing
 
 
 def test_bounded_linear_scaling_lower_is_better():
     # tickets: 0 or fewer -> 100, 4 or more -> 0, 1 -> 75
-    assert hs.scale([0, 1, 2, 4, 9], floor=0, target=4, better="lower").tolist() == [100, 75, 50, 0, 0]
+    assert oracle.scale([0, 1, 2, 4, 9], floor=0, target=4, better="lower").tolist() == [100, 75, 50, 0, 0]
 
 
 def test_each_shipped_indicator_scales_as_configured():
@@ -58,7 +63,7 @@ def test_each_shipped_indicator_scales_as_configured():
     for comp in config.components:
         for ind in comp.indicators:
             mid = (ind.floor + ind.target) / 2
-            got = hs.scale([ind.floor, mid, ind.target], ind.floor, ind.target, ind.better).tolist()
+            got = oracle.scale([ind.floor, mid, ind.target], ind.floor, ind.target, ind.better).tolist()
             assert got == pytest.approx([0, 50, 100] if ind.better == "higher" else [100, 50, 0]), ind.name
 
 
@@ -90,7 +95,7 @@ def test_every_component_by_hand():
     df = frame(stickiness=[0.2], events_per_active_user_30d=[15], feature_adoption=[0.55], seat_utilisation=[1.5],
                tickets_30d=[1], median_first_reply_minutes=[150], nps_90d=[25], csat_90d=[0.75],
                csm_sentiment=["Yellow"], cancellation_scheduled=[0], failed_payments_90d=[1])
-    r = hs.score_frame(df, hs.validate_config(copy.deepcopy(FIVE))).iloc[0]
+    r = oracle.score_frame(df, hs.validate_config(copy.deepcopy(FIVE))).iloc[0]
     # usage: stickiness (0.2 - 0.1) / 0.25 = 40 (w2), events/user (15 - 5) / 20 = 50 (w3): (80 + 150) / 5 = 46
     assert r["usage_score"] == pytest.approx(46)
     # adoption: (0.55 - 0.2) / 0.7 = 50 (w2), seats 1.5 capped at 100 (w1): (100 + 100) / 3 = 66.67
@@ -113,7 +118,7 @@ def test_csm_sentiment_goes_through_the_map():
     raw["components"]["usage"]["weight"] = 0.4
     df = frame(csm_sentiment=["Green", "Yellow", "Red", None], active_users_30d=[np.nan] * 4,
                stickiness=[np.nan] * 4, tickets_30d=[np.nan] * 4)
-    got = hs.component_scores(df, cfg(raw))["sentiment"].tolist()
+    got = oracle.component_scores(df, cfg(raw))["sentiment"].tolist()
     assert got[:3] == [100, 50, 0] and math.isnan(got[3])
 
 
@@ -122,7 +127,7 @@ def test_csm_sentiment_goes_through_the_map():
 def test_component_is_weighted_mean_of_present_indicators_and_score_of_components():
     # usage: active 5 -> 50 (w1), stickiness 0.25 -> 75 (w3): (50 + 225) / 4 = 68.75
     # support: 1 ticket -> 75. score = 0.6 * 68.75 + 0.4 * 75 = 41.25 + 30 = 71.25 -> green
-    out = hs.score_frame(frame(active_users_30d=[5], stickiness=[0.25], tickets_30d=[1]), cfg())
+    out = oracle.score_frame(frame(active_users_30d=[5], stickiness=[0.25], tickets_30d=[1]), cfg())
     r = out.iloc[0]
     assert r["usage_score"] == pytest.approx(68.75)
     assert r["support_score"] == pytest.approx(75)
@@ -136,32 +141,32 @@ def test_component_is_weighted_mean_of_present_indicators_and_score_of_component
 
 def test_missing_indicator_is_left_out_of_its_component():
     # stickiness missing: usage = active 5 -> 50 alone
-    out = hs.score_frame(frame(active_users_30d=[5], stickiness=[np.nan], tickets_30d=[1]), cfg())
+    out = oracle.score_frame(frame(active_users_30d=[5], stickiness=[np.nan], tickets_30d=[1]), cfg())
     assert out.iloc[0]["usage_score"] == pytest.approx(50)
     assert out.iloc[0]["score"] == pytest.approx(0.6 * 50 + 0.4 * 75)  # 60
 
 
 def test_missing_component_is_left_out_and_weights_rescaled():
     # support missing: the score is usage alone (weight 0.6 rescaled to 1)
-    out = hs.score_frame(frame(active_users_30d=[5], stickiness=[0.25], tickets_30d=[np.nan]), cfg())
+    out = oracle.score_frame(frame(active_users_30d=[5], stickiness=[0.25], tickets_30d=[np.nan]), cfg())
     r = out.iloc[0]
     assert r["score"] == pytest.approx(68.75)
     assert r["contrib_usage"] == pytest.approx(68.75) and math.isnan(r["contrib_support"])
     assert r["components_present"] == "usage" and r["components_present_count"] == 1
     # nothing at all: no score, no band
-    none = hs.score_frame(frame(active_users_30d=[np.nan], stickiness=[np.nan], tickets_30d=[np.nan]), cfg())
+    none = oracle.score_frame(frame(active_users_30d=[np.nan], stickiness=[np.nan], tickets_30d=[np.nan]), cfg())
     assert math.isnan(none.iloc[0]["score"]) and none.iloc[0]["band"] is None
     assert none.iloc[0]["components_present"] == "" and none.iloc[0]["components_present_count"] == 0
 
 
 def test_bands_at_the_thresholds():
     config = cfg()
-    assert hs.band_of([100, 70, 69.99, 40, 39.99, 0], config).tolist() == [
+    assert oracle.band_of([100, 70, 69.99, 40, 39.99, 0], config).tolist() == [
         "green", "green", "yellow", "yellow", "red", "red"]
 
 
 def test_scores_never_leave_0_100_even_from_extreme_indicators():
-    out = hs.score_frame(frame(active_users_30d=[1e9, -5], stickiness=[7, -1], tickets_30d=[-3, 1e6]), cfg())
+    out = oracle.score_frame(frame(active_users_30d=[1e9, -5], stickiness=[7, -1], tickets_30d=[-3, 1e6]), cfg())
     assert out["score"].tolist() == [100, 0]
 
 
@@ -175,7 +180,7 @@ def scores_over_time() -> pd.DataFrame:
         "account_id": ["a", "a", "a"],
         "active_users_30d": [10, 10, 5], "stickiness": [0.3, 0.3, 0.1], "tickets_30d": [0, 0, 2],
     })
-    return hs.add_deltas(hs.score_frame(df, cfg()))
+    return oracle.add_deltas(oracle.score_frame(df, cfg()))
 
 
 def test_deltas_over_7_and_30_days():
@@ -187,7 +192,7 @@ def test_deltas_over_7_and_30_days():
 
 
 def test_explain_changes_names_components_and_adds_up():
-    ch = hs.explain_changes(scores_over_time(), cfg(), window_days=30, min_delta=10)
+    ch = oracle.explain_changes(scores_over_time(), cfg(), window_days=30, min_delta=10)
     assert len(ch) == 1
     r = ch.iloc[0]
     # usage contribution 60 -> 7.5 (-52.5), support 40 -> 20 (-20): together -72.5
@@ -195,7 +200,7 @@ def test_explain_changes_names_components_and_adds_up():
     assert r["usage_delta"] + r["support_delta"] == pytest.approx(r["delta"])
     assert r["reason"] == "health 100 → 28 (−72 in 30 d): usage −52 (100 → 12), support −20 (100 → 50)"
     # a smaller threshold than the move keeps it, a larger one drops it
-    assert hs.explain_changes(scores_over_time(), cfg(), 30, min_delta=80).empty
+    assert oracle.explain_changes(scores_over_time(), cfg(), 30, min_delta=80).empty
 
 
 def test_explain_changes_when_a_component_appears():
@@ -203,7 +208,7 @@ def test_explain_changes_when_a_component_appears():
     # score 40. usage: 0.6 x (0 - 100) - 1.0 x (100 - 100) = -60; support: 0.4 x (100 - 100) - 0 = 0
     df = pd.DataFrame({"day": pd.to_datetime(["2025-01-01", "2025-01-31"]), "account_id": ["a", "a"],
                        "active_users_30d": [10, 0], "stickiness": [0.3, 0.1], "tickets_30d": [np.nan, 0]})
-    r = hs.explain_changes(hs.score_frame(df, cfg()), cfg(), 30, min_delta=0).iloc[0]
+    r = oracle.explain_changes(oracle.score_frame(df, cfg()), cfg(), 30, min_delta=0).iloc[0]
     assert r["delta"] == pytest.approx(-60)
     assert r["usage_delta"] == pytest.approx(-60) and r["support_delta"] == pytest.approx(0)
     assert r["reason"] == "health 100 → 40 (−60 in 30 d): usage −60 (100 → 0)"
@@ -215,7 +220,7 @@ def test_a_component_arriving_low_is_charged_with_the_drop():
     # support: 0.4 x (0 - 100) = -40
     df = pd.DataFrame({"day": pd.to_datetime(["2025-01-01", "2025-01-31"]), "account_id": ["a", "a"],
                        "active_users_30d": [10, 10], "stickiness": [0.3, 0.3], "tickets_30d": [np.nan, 4]})
-    r = hs.explain_changes(hs.score_frame(df, cfg()), cfg(), 30, min_delta=0).iloc[0]
+    r = oracle.explain_changes(oracle.score_frame(df, cfg()), cfg(), 30, min_delta=0).iloc[0]
     assert r["delta"] == pytest.approx(-40)
     assert r["usage_delta"] == pytest.approx(0) and r["support_delta"] == pytest.approx(-40)
     assert r["reason"] == "health 100 → 60 (−40 in 30 d): support −40 (n/a → 0)"
@@ -230,7 +235,10 @@ def test_parent_rollup_weighted_by_arr():
         "score": [80.0, 20.0, np.nan, 55.0, 30.0, 50.0],
         "arr": [12_000.0, 36_000.0, 99_000.0, 0.0, 0.0, 0.0],
     })
-    got = hs.rollup_parent(latest, cfg()).set_index("root_account_id")
+    con = duckdb.connect()
+    con.register("latest", latest)
+    got = (con.execute(scoring.parent_rollup_sql(cfg(), "latest")).df()
+           .drop_duplicates("root_account_id").set_index("root_account_id"))
     # p: (80 x 12,000 + 20 x 36,000) / 48,000 = 35 -> red; c2 has no score and is skipped
     assert got.loc["p", "parent_score"] == pytest.approx(35.0)
     assert got.loc["p", "parent_band"] == "red"
@@ -246,9 +254,9 @@ def test_parent_rollup_weighted_by_arr():
 def test_auc_by_hand():
     # churners scored 10 and 50, stayers 40, 60, 90: pairs (churner lower) = 10<40,10<60,10<90,50<60,50<90
     # = 5 of 6 -> 0.8333; a tie counts half
-    assert hs.auc([10, 50, 40, 60, 90], [1, 1, 0, 0, 0]) == pytest.approx(5 / 6)
-    assert hs.auc([50, 50], [1, 0]) == pytest.approx(0.5)
-    assert math.isnan(hs.auc([1, 2], [0, 0]))
+    assert backtest.auc([10, 50, 40, 60, 90], [1, 1, 0, 0, 0]) == pytest.approx(5 / 6)
+    assert backtest.auc([50, 50], [1, 0]) == pytest.approx(0.5)
+    assert math.isnan(backtest.auc([1, 2], [0, 0]))
 
 
 def test_backtest_table_rates_by_band():
@@ -257,7 +265,7 @@ def test_backtest_table_rates_by_band():
         "score": [90, 80, 50, 10, 75, 20], "band": ["green", "green", "yellow", "red", "green", "red"],
         "churned": [False, False, True, True, False, False],
     })
-    t = hs.backtest_table(obs, cfg())
+    t = backtest.backtest_table(obs, cfg())
     pooled = t[t["scope"] == "pooled"].iloc[0]
     assert pooled["accounts"] == 6 and pooled["churned"] == 2
     assert pooled["churn_rate_green"] == 0 and pooled["churn_rate_red"] == pytest.approx(0.5)

@@ -4,13 +4,17 @@ the rows a full build gives for the same days, and a change that invalidates the
 The fixture warehouse (fixtures.py) runs 2025-01-01 .. 2025-04-30; acc_a's first product event is 01-05, so a
 window starting on 04-29 reads its grid from 01-30 and must carry u1's 01-05 spell and older deltas in."""
 
+import dataclasses
 import datetime as dt
 import math
 
 import pytest
 
-from cs_kpis.defs.health import assets as ha
-from cs_kpis.defs.health import history
+from cs_kpis.defs.health import health_score as hs
+from cs_kpis.defs.health import scoring
+from cs_kpis.lib import incremental
+from cs_kpis_tests.health import fixtures
+from cs_kpis_tests.health.fixtures import INDICATOR_MODEL, build_window, plan
 
 AS_OF = dt.date(2025, 4, 30)
 
@@ -35,7 +39,7 @@ def same(a: list[dict], b: list[dict]) -> None:
 
 
 def window(start, hist=None, mode="full"):
-    return history.BuildWindow(mode, start, hist, AS_OF, ha.INDICATOR_MODEL.code_version, "test")
+    return incremental.BuildWindow(mode, start, hist, AS_OF, INDICATOR_MODEL.code_version, "test")
 
 
 @pytest.mark.parametrize("start", [dt.date(2025, 1, 3), dt.date(2025, 3, 1), dt.date(2025, 3, 15),
@@ -43,7 +47,7 @@ def window(start, hist=None, mode="full"):
 def test_windowed_indicator_build_equals_the_full_build_on_its_days(wh, start):
     full = rows(wh, "kpis.account_indicators_daily", start)
     assert full, "the reference must have rows in the window"
-    stats = history.build_indicators(wh, ha.INDICATOR_MODEL, window(start, start))
+    stats = build_window(wh, INDICATOR_MODEL, window(start, start))
     assert stats["mode"] == "full" and stats["rows_written"] == len(full)
     assert wh.execute("select min(day) from kpis.account_indicators_daily").fetchall()[0][0] == start
     same(rows(wh, "kpis.account_indicators_daily"), full)
@@ -52,25 +56,31 @@ def test_windowed_indicator_build_equals_the_full_build_on_its_days(wh, start):
 @pytest.mark.parametrize("start", [None, dt.date(2025, 3, 15)])
 def test_a_build_in_account_ranges_equals_one_build(wh, start):
     full = rows(wh, "kpis.account_indicators_daily", start)
-    w = history.BuildWindow("full", start, start, AS_OF, ha.INDICATOR_MODEL.code_version, "test")
-    assert len(history.account_ranges(wh, w, chunk_rows=40)) == 3  # one account per range (46..120 days each)
-    stats = history.build_indicators(wh, ha.INDICATOR_MODEL, w, chunk_rows=40)
+    w = window(start, start)
+    assert len(incremental.account_ranges(wh, w, chunk_rows=40)) == 3  # one account per range (46..120 days each)
+    stats = build_window(wh, INDICATOR_MODEL, w, chunk_rows=40)
     assert stats["account_ranges"] == 3
     same(rows(wh, "kpis.account_indicators_daily"), full)
-    current = history.previous_window(wh)
+    current = incremental.current(wh, INDICATOR_MODEL.table)
     assert current["account_from"] is None and current["account_to"] is None
 
 
 def test_history_days_keeps_the_last_n_days(wh, monkeypatch):
-    monkeypatch.setenv(history.ENV_HISTORY_DAYS, "30")
-    plan = history.plan_window(wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version, full_refresh=True)
-    assert plan.start_day == plan.history_start == dt.date(2025, 4, 1)
-    history.build_indicators(wh, ha.INDICATOR_MODEL, plan)
+    monkeypatch.setenv(incremental.ENV_HISTORY_DAYS, "30")
+    w = plan(wh, INDICATOR_MODEL, full_refresh=True)
+    assert w.start_day == w.history_start == dt.date(2025, 4, 1)
+    build_window(wh, INDICATOR_MODEL, w)
     got = wh.execute("select min(day), max(day), count(distinct day) from kpis.account_indicators_daily").fetchall()
     assert got == [(dt.date(2025, 4, 1), AS_OF, 30)]
-    monkeypatch.setenv(history.ENV_HISTORY_DAYS, "ten")
+    monkeypatch.setenv(incremental.ENV_HISTORY_DAYS, "ten")
     with pytest.raises(ValueError, match="CS_KPIS_HEALTH_HISTORY_DAYS"):
-        history.history_days()
+        incremental.history_days()
+
+
+def caught_up(con) -> bool:
+    """The scores were built after the indicators' latest build."""
+    builds = {b["model"]: b["build_seq"] for b in incremental.builds(con) if b["is_current"]}
+    return builds[scoring.SCORES_TABLE] > builds[INDICATOR_MODEL.table]
 
 
 def nightly_setup(con, last_built: dt.date) -> None:
@@ -82,72 +92,69 @@ def nightly_setup(con, last_built: dt.date) -> None:
 def full_build(con) -> None:
     """What the assets do on a first run: a full indicator build (recording the window and its
     fingerprint), then a full scoring."""
-    plan = history.plan_window(con, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version, full_refresh=True)
-    history.build_indicators(con, ha.INDICATOR_MODEL, plan)
-    assert ha.score_history(con, ha.load_current_config())["mode"] == "full"
+    build_window(con, INDICATOR_MODEL, plan(con, INDICATOR_MODEL, full_refresh=True))
+    assert scoring.score_history(con, hs.load_current_config())["mode"] == "full"
 
 
 def test_nightly_indicators_and_scores_equal_a_full_build(wh, monkeypatch):
-    monkeypatch.setenv(history.ENV_LOOKBACK_DAYS, "3")
-    config = ha.load_current_config()
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
+    config = hs.load_current_config()
     full_build(wh)
     ref = {t: rows(wh, t) for t in ("kpis.account_indicators_daily", "kpis.health_scores_daily")}
     ref_changes = rows(wh, "kpis.health_score_changes", order="account_id, day, window_days")
     assert ref_changes, "the fixture must have explained changes to compare"
 
     nightly_setup(wh, dt.date(2025, 4, 20))
-    plan = history.plan_window(wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version)
+    w = plan(wh, INDICATOR_MODEL)
     # 04-20 minus 3 days' lookback (the fingerprint day of the full build, 04-28, is later)
-    assert plan.mode == "incremental" and plan.start_day == dt.date(2025, 4, 18), plan.reason
-    history.build_indicators(wh, ha.INDICATOR_MODEL, plan)
-    stats = ha.score_history(wh, config, chunk_rows=10)  # small chunks: several account ranges
+    assert w.mode == "incremental" and w.start_day == dt.date(2025, 4, 18), w.reason
+    build_window(wh, INDICATOR_MODEL, w)
+    stats = scoring.score_history(wh, config, chunk_rows=10)  # small chunks: several account ranges
     assert stats["mode"] == "incremental" and stats["start_day"] == dt.date(2025, 4, 18)
     assert stats["chunks"] > 1
     for table, expected in ref.items():
         same(rows(wh, table), expected)
     same(rows(wh, "kpis.health_score_changes", order="account_id, day, window_days"), ref_changes)
-    assert history.unscored_builds(wh) == []
+    assert caught_up(wh)
 
 
 def test_restated_history_before_the_window_forces_a_full_build(wh):
     full_build(wh)
-    plan = history.plan_window(wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version)
-    assert plan.mode == "incremental"
+    assert plan(wh, INDICATOR_MODEL).mode == "incremental"
     # a regenerated company or a late fact older than the lookback: an old activity row changes
     wh.execute("update kpis.account_activity_daily set events = events + 1 "
                "where day = (select min(day) from kpis.account_activity_daily)")
-    plan = history.plan_window(wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version)
-    assert plan.mode == "full" and "changed since the last build" in plan.reason
+    w = plan(wh, INDICATOR_MODEL)
+    assert w.mode == "full" and "changed since the last build" in w.reason
 
 
 def test_scores_catch_up_with_every_unscored_indicator_build(wh):
     full_build(wh)
-    config = ha.load_current_config()
+    config = hs.load_current_config()
     # night 1: a full indicator build the scores never saw; night 2: incremental
-    history.build_indicators(wh, ha.INDICATOR_MODEL, history.plan_window(
-        wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version, full_refresh=True))
-    history.build_indicators(wh, ha.INDICATOR_MODEL, history.plan_window(
-        wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version))
-    mode, _, reason = ha.plan_scoring(wh, config)
-    assert mode == "full" and "fully rebuilt" in reason
-    ha.score_history(wh, config)
-    assert history.unscored_builds(wh) == []
+    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
+    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL))
+    w = scoring.plan_scoring(wh, config)
+    assert w.mode == "full" and "fully rebuilt" in w.reason
+    scoring.score_history(wh, config)
+    assert caught_up(wh)
     # two incremental nights unscored: scoring starts at the earlier window
-    history.build_indicators(wh, ha.INDICATOR_MODEL, window(dt.date(2025, 4, 10), mode="incremental"))
-    history.build_indicators(wh, ha.INDICATOR_MODEL, window(dt.date(2025, 4, 25), mode="incremental"))
-    assert ha.plan_scoring(wh, config)[:2] == ("incremental", dt.date(2025, 4, 10))
+    build_window(wh, INDICATOR_MODEL, window(dt.date(2025, 4, 10), mode="incremental"))
+    build_window(wh, INDICATOR_MODEL, window(dt.date(2025, 4, 25), mode="incremental"))
+    w = scoring.plan_scoring(wh, config)
+    assert (w.mode, w.start_day) == ("incremental", dt.date(2025, 4, 10))
 
 
 def test_a_config_or_sql_change_forces_a_full_rebuild(wh):
-    config = ha.load_current_config()
+    config = hs.load_current_config()
     full_build(wh)
-    plan = history.plan_window(wh, ha.INDICATOR_MODEL.table, "another sql version")
-    assert plan.mode == "full" and "SQL changed" in plan.reason
-    history.build_indicators(wh, ha.INDICATOR_MODEL, window(dt.date(2025, 4, 25), mode="incremental"))
-    assert ha.plan_scoring(wh, config)[0] == "incremental"
-    wh.execute("update kpis.health_scores_daily set config_version = 'old' where day = '2025-02-01'")
-    mode, start, reason = ha.plan_scoring(wh, config)
-    assert mode == "full" and start is None and "config changed" in reason
+    other = dataclasses.replace(fixtures.spec(INDICATOR_MODEL), sql_version="another sql version")
+    w = incremental.plan(wh, other)
+    assert w.mode == "full" and "SQL of kpis.account_indicators_daily changed" in w.reason
+    build_window(wh, INDICATOR_MODEL, window(dt.date(2025, 4, 25), mode="incremental"))
+    assert scoring.plan_scoring(wh, config).mode == "incremental"
+    w = scoring.plan_scoring(wh, dataclasses.replace(config, version="another config"))
+    assert w.mode == "full" and w.start_day is None and "SQL of kpis.health_scores_daily changed" in w.reason
 
 
 SCORE_TYPES = [
@@ -170,14 +177,13 @@ def types(con, table):
     return [tuple(r[:2]) for r in con.execute(f"describe {table}").fetchall()]
 
 
-@pytest.mark.parametrize("min_delta", [ha.CHANGE_MIN_DELTA, 1000.0])
+@pytest.mark.parametrize("min_delta", [scoring.CHANGE_MIN_DELTA, 1000.0])
 def test_the_tables_are_typed_even_without_a_single_change(wh, monkeypatch, min_delta):
     """The column names, order and types of both tables are fixed by the SQL, not by the data: a first
     account range without changes, or no change at all, still types every column."""
-    monkeypatch.setattr(ha, "CHANGE_MIN_DELTA", min_delta)
-    history.build_indicators(wh, ha.INDICATOR_MODEL, history.plan_window(
-        wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version, full_refresh=True))
-    stats = ha.score_history(wh, ha.load_current_config(), chunk_rows=10)
+    monkeypatch.setattr(scoring, "CHANGE_MIN_DELTA", min_delta)
+    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
+    stats = scoring.score_history(wh, hs.load_current_config(), chunk_rows=10)
     assert stats["chunks"] == 3
     assert types(wh, "kpis.health_scores_daily") == SCORE_TYPES
     assert types(wh, "kpis.health_score_changes") == CHANGE_TYPES

@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cs_kpis.defs.health import assets as ha
 from cs_kpis.defs.health import health_score as hs
-from cs_kpis.defs.health import history
+from cs_kpis.defs.health import scoring
+from cs_kpis.lib import incremental
+from cs_kpis_tests.health import score_oracle as oracle
+from cs_kpis_tests.health.fixtures import INDICATOR_MODEL, build_window, plan
 from cs_kpis_tests.health.test_health_score import FIVE, RAW
 
 TOL = 1e-9
@@ -31,7 +33,7 @@ def test_sql_rint_and_round_are_numpys_even_on_ties():
                         np.arange(-200, 200) / 2, rng.uniform(-1, 1, 10_000)])
     con = duckdb.connect()
     con.register("v", pd.DataFrame({"x": x}))
-    got = con.execute(f"select {hs.sql_rint('x')} as r0, {hs.sql_round('x')} as r6, round(x, 6) as duck, "
+    got = con.execute(f"select {scoring.sql_rint('x')} as r0, {scoring.sql_round('x')} as r6, round(x, 6) as duck, "
                       "round(x) as duck0 from v").df()
     np.testing.assert_array_equal(got["r0"].to_numpy(), np.rint(x))
     np.testing.assert_array_equal(got["r6"].to_numpy(), np.round(x, 6))
@@ -47,14 +49,14 @@ def test_sql_rint_and_round_are_numpys_even_on_ties():
 def test_double_literals_are_exact():
     con = duckdb.connect()
     values = [0.1, 0.35, 1 / 3, 2880.0, -50.0, 0.30000000000000004, 1e-300, 123456789.123456789]
-    got = con.execute("select " + ", ".join(hs.sql_double(v) for v in values)).fetchall()[0]
+    got = con.execute("select " + ", ".join(scoring.sql_double(v) for v in values)).fetchall()[0]
     assert list(got) == values
 
 
 # ---------------------------------------------------------------------------------------------- scoring
 
-LIVE = hs.load_config(ha.CONFIG_PATH)
-ARCHIVED = [hs.load_config(p) for p in sorted(Path(ha.ARCHIVE_DIR).glob("*.yaml"))]
+LIVE = hs.load_config(hs.CONFIG_PATH)
+ARCHIVED = [hs.load_config(p) for p in sorted(Path(hs.ARCHIVE_DIR).glob("*.yaml"))]
 ODD = {  # one component of one indicator, better: lower, a sentiment map with a quote and unmapped values
     "bands": {"green": 80, "yellow": 20},
     "csm_sentiment_map": {"Green": 90, "Ye'llow": 45.5, "Red": -10, "red": 5},
@@ -119,11 +121,11 @@ def band_edges(config: hs.HealthConfig) -> pd.DataFrame:
 def sql_scores(frame: pd.DataFrame, config: hs.HealthConfig) -> pd.DataFrame:
     con = duckdb.connect()
     con.register("ind", frame)
-    return con.execute(hs.score_sql(config, "ind") + " order by account_id, day").df()
+    return con.execute(scoring.score_sql(config, "ind") + " order by account_id, day").df()
 
 
 def reference_scores(frame: pd.DataFrame, config: hs.HealthConfig) -> pd.DataFrame:
-    ref = hs.score_frame(frame, config)
+    ref = oracle.score_frame(frame, config)
     ref.insert(2, "is_active", frame["is_active"].to_numpy())
     ref.insert(3, "arr", frame["arr"].astype("float64").to_numpy())
     return ref.sort_values(["account_id", "day"], ignore_index=True)
@@ -206,7 +208,7 @@ def varied_pairs(config: hs.HealthConfig, n: int = 3000, seed: int = 3) -> pd.Da
 def sql_explain(m: pd.DataFrame, config: hs.HealthConfig, window: int, min_move: float = 1.0) -> pd.DataFrame:
     con = duckdb.connect()
     con.register("pairs", m)
-    return con.execute(hs.explain_sql(config, "pairs", window, min_move) + " order by account_id").df()
+    return con.execute(scoring.explain_sql(config, "pairs", window, min_move) + " order by account_id").df()
 
 
 @pytest.mark.parametrize("name", ["live", "two components", "five", "sentiment only", "three"])
@@ -214,7 +216,7 @@ def sql_explain(m: pd.DataFrame, config: hs.HealthConfig, window: int, min_move:
 def test_explain_sql_equals_explain_pairs(name, window, min_move):
     config = CONFIGS[name]
     m = varied_pairs(config)
-    ref = hs.explain_pairs(m, config, window, min_move).sort_values("account_id", ignore_index=True)
+    ref = oracle.explain_pairs(m, config, window, min_move).sort_values("account_id", ignore_index=True)
     got = sql_explain(m, config, window, min_move)
     assert_same(got, ref)
     assert got["reason"].tolist() == ref["reason"].tolist()
@@ -243,7 +245,7 @@ def test_explain_sql_on_hand_picked_ties():
                        **{f"{c}_score": comps[c][0] for c in hs.COMPONENTS},
                        **{f"{c}_score_before": comps[c][1] for c in hs.COMPONENTS}}
                       for i, (score, before, comps) in enumerate(rows)])
-    ref = hs.explain_pairs(m, config, 30)
+    ref = oracle.explain_pairs(m, config, 30)
     got = sql_explain(m, config, 30)
     assert_same(got, ref, tol=0.0)
     assert got["reason"].tolist() == [
@@ -263,11 +265,11 @@ def pandas_pipeline(con, config: hs.HealthConfig) -> tuple[pd.DataFrame, pd.Data
     """What score_history wrote before it ran in SQL: score_frame, add_deltas and explain_changes over every
     indicator row."""
     ind = con.execute("select * from kpis.account_indicators_daily order by account_id, day").df()
-    scores = hs.score_frame(ind, config)
+    scores = oracle.score_frame(ind, config)
     scores.insert(2, "is_active", ind["is_active"].to_numpy())
     scores.insert(3, "arr", ind["arr"].astype("float64").to_numpy())
-    scores = hs.add_deltas(scores, ha.CHANGE_WINDOWS)
-    changes = pd.concat([hs.explain_changes(scores, config, w, ha.CHANGE_MIN_DELTA) for w in ha.CHANGE_WINDOWS],
+    scores = oracle.add_deltas(scores, scoring.CHANGE_WINDOWS)
+    changes = pd.concat([oracle.explain_changes(scores, config, w, scoring.CHANGE_MIN_DELTA) for w in scoring.CHANGE_WINDOWS],
                         ignore_index=True)
     return (scores.sort_values(["account_id", "day"], ignore_index=True),
             changes.sort_values(["account_id", "day", "window_days"], ignore_index=True))
@@ -279,41 +281,40 @@ def stored(con) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def full_indicators(con) -> None:
-    history.build_indicators(con, ha.INDICATOR_MODEL, history.plan_window(
-        con, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version, full_refresh=True))
+    build_window(con, INDICATOR_MODEL, plan(con, INDICATOR_MODEL, full_refresh=True))
 
 
 @pytest.mark.parametrize("config_name", ["live", "two components", "three"])
-@pytest.mark.parametrize("chunk_rows", [ha.SCORE_CHUNK_ROWS, 10])
+@pytest.mark.parametrize("chunk_rows", [incremental.CHUNK_ROWS, 10])
 def test_score_history_equals_the_pandas_pipeline_full(wh, config_name, chunk_rows):
     config = CONFIGS[config_name]
     full_indicators(wh)
-    stats = ha.score_history(wh, config, full_refresh=True, chunk_rows=chunk_rows)
+    stats = scoring.score_history(wh, config, full_refresh=True, chunk_rows=chunk_rows)
     assert stats["mode"] == "full" and stats["chunks"] == (1 if chunk_rows > 1000 else 3)
     ref_scores, ref_changes = pandas_pipeline(wh, config)
     got_scores, got_changes = stored(wh)
     assert_same(got_scores, ref_scores)
     assert_same(got_changes, ref_changes)
-    assert len(ref_changes) and set(ref_changes["window_days"]) == set(ha.CHANGE_WINDOWS)
+    assert len(ref_changes) and set(ref_changes["window_days"]) == set(scoring.CHANGE_WINDOWS)
 
 
-@pytest.mark.parametrize("chunk_rows", [ha.SCORE_CHUNK_ROWS, 10])
+@pytest.mark.parametrize("chunk_rows", [incremental.CHUNK_ROWS, 10])
 @pytest.mark.parametrize("history_days", [None, 60])
 def test_score_history_equals_the_pandas_pipeline_nightly(wh, monkeypatch, chunk_rows, history_days):
     """A nightly rescoring of the last days (deltas and explanations reading the stored scores before the
     window) leaves the tables exactly as the pandas pipeline computes them over the whole kept history."""
-    monkeypatch.setenv(history.ENV_LOOKBACK_DAYS, "3")
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
     if history_days:
-        monkeypatch.setenv(history.ENV_HISTORY_DAYS, str(history_days))
+        monkeypatch.setenv(incremental.ENV_HISTORY_DAYS, str(history_days))
     config = LIVE
     full_indicators(wh)
-    ha.score_history(wh, config, chunk_rows=chunk_rows)
+    scoring.score_history(wh, config, chunk_rows=chunk_rows)
     for table in ("kpis.account_indicators_daily", "kpis.health_scores_daily", "kpis.health_score_changes"):
         wh.execute(f"delete from {table} where day > ?", [dt.date(2025, 4, 20)])
-    plan = history.plan_window(wh, ha.INDICATOR_MODEL.table, ha.INDICATOR_MODEL.code_version)
-    assert plan.mode == "incremental"
-    history.build_indicators(wh, ha.INDICATOR_MODEL, plan)
-    stats = ha.score_history(wh, config, chunk_rows=chunk_rows)
+    w = plan(wh, INDICATOR_MODEL)
+    assert w.mode == "incremental"
+    build_window(wh, INDICATOR_MODEL, w)
+    stats = scoring.score_history(wh, config, chunk_rows=chunk_rows)
     assert stats["mode"] == "incremental" and stats["start_day"] == dt.date(2025, 4, 18)
     ref_scores, ref_changes = pandas_pipeline(wh, config)
     got_scores, got_changes = stored(wh)

@@ -61,7 +61,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _export(con: duckdb.DuckDBPyConnection, schema: str, table: str, to: Path) -> Path:
-    # never a leading underscore: Spark (Hadoop) skips files named _x as hidden (kpis._health_build_window)
+    # never a leading underscore: Spark (Hadoop) skips files named _x as hidden (kpis._build_window)
     path = to / schema / f"table-{table}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     con.execute(f"copy (select * from {schema}.{table}) to '{path}' (format parquet)")

@@ -24,7 +24,7 @@ SPARK_BUILT_TABLES = [("kpis", "revenue_monthly"), ("marts", "mrr_monthly")]
 PYTHON_BUILT = {
     # marts/assets.py: the calendar spines, built with pandas on DuckDB
     ("marts", "dim_day"), ("marts", "dim_month"), ("marts", "dim_position"),
-    # health/history.py: incremental builds (a planned window, delete + insert) on DuckDB
+    # @incremental models (cs_kpis/lib/incremental.py): a planned window, delete + insert on DuckDB
     ("kpis", "account_activity_daily"), ("kpis", "account_indicators_daily"),
     # health/assets.py: the product configuration written from Python
     ("kpis", "health_product_config"),

@@ -21,8 +21,8 @@ from cs_kpis_tests.portability.conftest import duckdb_over
 
 pytestmark = pytest.mark.portability
 
-# the health activity and indicator models are built incrementally (defs/health/history.py); their SQL is
-# the same in every mode, reading the window from kpis._health_*_window, so it is compared as it stands
+# the health activity and indicator models are built incrementally (cs_kpis/lib/incremental.py); their SQL is
+# the same in every mode, reading the window from kpis._build_window, so it is compared as it stands
 MODELS = [*STAGING_MODELS, *XREF_MODELS, *MARTS_MODELS, *kpi_models(), *HEALTH_MODELS]
 
 # model -> (the lint rule that finds the cause, why it cannot run on Spark yet); each is also in test_lint.py's

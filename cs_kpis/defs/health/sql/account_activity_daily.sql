@@ -6,12 +6,15 @@
 -- days [a, min(a + 30, next active day)), so +1 on a and -1 at the end; the running sum over days is then
 -- exactly the number of distinct users active in the trailing 30 days (likewise 7 days, key features).
 -- Days are UTC. Product configuration (key features, milestones, value event) is kpis.health_product_config.
--- Build window: kpis._health_activity_window holds the first day to (re)build (start_day; null = every day)
--- and a range of accounts (account_from exclusive .. account_to inclusive; null = open). A nightly build
+-- Built incrementally (cs_kpis/lib/incremental.py): the current row of kpis._build_window holds the first
+-- day to (re)build (start_day; null = every day) and a range of accounts (account_from exclusive ..
+-- account_to inclusive; null = open); every day is kept (the indicators' running sums start from the
+-- first one); a full build runs in ranges of about 40 M account-days so the event windows spill less. A nightly build
 -- rebuilds the days from start_day, reading events from 31 days before it: a spell that reaches a rebuilt
 -- day started at most 30 days earlier, so the rebuilt days equal a full build's (tested); first milestones
--- still read every event. The asset writes the window and decides when a full build is needed.
+-- still read every event.
 -- @grain account_id, day
+-- @incremental lookback_days=7 chunk_rows=40000000
 -- @column account_id: CRM account (marts.account_xref crm_account_id)
 -- @column day: calendar day (UTC)
 -- @column events: tracked (track) events that day
@@ -33,8 +36,8 @@
 -- @column failed_payments: Stripe invoice.payment_failed events that day
 with build_window as (
     select max(start_day) as start_day, max(account_from) as account_from, max(account_to) as account_to
-    from kpis._health_activity_window
-    where is_current
+    from kpis._build_window
+    where model = 'kpis.account_activity_daily' and is_current
 ),
 
 xref as (

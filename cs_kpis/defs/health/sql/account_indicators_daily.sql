@@ -7,13 +7,14 @@
 -- segment are the CRM state in force, marts.account_states: loaded versions, rebuilt from Salesforce's field
 -- history before the first load, null before that history starts). Indicators without data are
 -- null (not 0), so the health score can leave them out.
--- Build window: kpis._health_build_window holds the first day to (re)build (start_day; null = each
--- account's whole history) and a range of accounts (account_from .. account_to; null = all). Rows are produced for days >= start_day only; the trailing windows read the
--- 89 days before it, and the running sums (distinct actives, milestones, open urgent/high tickets) start
--- from the sum of every activity delta before those days, so a windowed build equals the same days of a
--- full build (tested). The asset writes the window: the configured history on a full build, the last
--- built day minus the lookback on a nightly incremental one.
+-- Built incrementally (cs_kpis/lib/incremental.py): the current row of kpis._build_window holds the first
+-- day to (re)build (start_day; null = each account's whole history) and a range of accounts (account_from
+-- exclusive .. account_to inclusive; null = open). Rows are produced for days >= start_day only; the
+-- trailing windows read the 89 days before it, and the running sums (distinct actives, milestones, open
+-- urgent/high tickets) start from the sum of every activity delta before those days, so a windowed build
+-- equals the same days of a full build (tested). The history kept is CS_KPIS_HEALTH_HISTORY_DAYS days.
 -- @grain account_id, day
+-- @incremental lookback_days=7 history=limited
 -- @column account_id: CRM account
 -- @column day: the as-of day (UTC)
 -- @column root_account_id: top of the account's hierarchy (marts.accounts; the account itself when unknown)
@@ -56,18 +57,18 @@
 -- @column cancellation_scheduled: 1 when a subscription in force has a cancellation scheduled, else 0
 with build_window as (
     select max(start_day) as start_day, max(account_from) as account_from, max(account_to) as account_to
-    from kpis._health_build_window
-    where is_current
+    from kpis._build_window
+    where model = 'kpis.account_indicators_daily' and is_current
 ),
 
 starts as (
-    -- the accounts of this build: all, or the range account_from .. account_to (large histories are
+    -- the accounts of this build: all, or the range (account_from, account_to] (large histories are
     -- built in ranges of accounts so that memory stays bounded)
     select p.account_id, min(p.start_date) as first_day
     from marts.subscription_periods as p
     cross join build_window as bw
     where p.account_id is not null
-        and (bw.account_from is null or p.account_id >= bw.account_from)
+        and (bw.account_from is null or p.account_id > bw.account_from)
         and (bw.account_to is null or p.account_id <= bw.account_to)
     group by p.account_id
 ),
@@ -101,7 +102,7 @@ activity_totals as (
     from kpis.account_activity_daily as a
     cross join build_window as bw
     cross join (select min(day) as first_day from marts.dim_day) as cal
-    where (bw.account_from is null or a.account_id >= bw.account_from)
+    where (bw.account_from is null or a.account_id > bw.account_from)
         and (bw.account_to is null or a.account_id <= bw.account_to)
     group by a.account_id
 ),

@@ -1,0 +1,61 @@
+"""The fingerprints of the health layer's incremental tables (cs_kpis/lib/incremental.py): a hash of every
+input row dated before the previous night's window. When it differs the next night (a regenerated demo
+company, restated billing, a remapped account, an event arriving later than the lookback), the build is full
+instead of leaving stale days behind. Inputs outside a fingerprint (for the indicators: first-reply and
+resolution times of old tickets, invoices paid late, CSM sentiment history) reach days older than the
+lookback only with ``full_refresh``.
+"""
+
+import datetime as dt
+
+from cs_kpis.lib.incremental import fingerprint_of
+
+INDICATOR_FINGERPRINT_SQL = tuple(
+    # everything before a day that the indicators of later days are built from (count and xor of row hashes:
+    # order-independent): regenerated or restated source history, a remapped account, new product configuration
+    f"select count(*), coalesce(bit_xor(hash(t)), 0) from {table} as t where {column} < ?"
+    for table, column in (("kpis.account_activity_daily", "day"), ("marts.mrr_daily_changes", "change_date"),
+                          ("marts.subscription_periods", "start_date"))
+) + ("select count(*), coalesce(bit_xor(hash(t)), 0) from kpis.health_product_config as t",
+     "select min(day) from marts.dim_day")
+
+
+def indicator_fingerprint(con, before: dt.date) -> str:
+    """A hash of the inputs of kpis.account_indicators_daily's rows dated before ``before``."""
+    return fingerprint_of(con, INDICATOR_FINGERPRINT_SQL, before)
+
+
+ACTIVITY_FINGERPRINT_SQL = (
+    # what kpis.account_activity_daily's rows dated before a day are made of, as they shape those rows: a
+    # late event, a ticket whose priority changed, a rating or NPS response moved or restated, a remapped
+    # account all change it (and force a full activity build)
+    ("select count(*), coalesce(bit_xor(hash(message_id)), 0) from staging.stg_product__events "
+     "where event_type = 'track' and occurred_at < cast(? as date)"),
+    ("select count(*), coalesce(bit_xor(hash(ticket_id, organization_id, priority, created_day, "
+     "case when solved_day < cast(? as date) then solved_day end)), 0) "
+     "from (select t.ticket_id, t.organization_id, t.priority, cast(t.created_at as date) as created_day, "
+     "cast(coalesce(m.solved_at, case when t.status in ('solved', 'closed') then t.updated_at end) as date) "
+     "as solved_day from staging.stg_support__tickets as t "
+     "left join staging.stg_support__ticket_metrics as m on m.ticket_id = t.ticket_id) as s "
+     "where created_day < cast(? as date)"),
+    ("select count(*), coalesce(bit_xor(hash(ticket_id, score, cast(coalesce(updated_at, created_at) as date))), 0) "
+     "from staging.stg_support__satisfaction_ratings where cast(coalesce(updated_at, created_at) as date) < cast(? as date)"),
+    ("select count(*), coalesce(bit_xor(hash(person_id, score, cast(responded_at as date))), 0) "
+     "from staging.stg_nps__survey_responses where responded_at < cast(? as date)"),
+    ("select count(*), coalesce(bit_xor(hash(event_id, customer_id, event_type)), 0) from staging.stg_billing__events "
+     "where event_type = 'invoice.payment_failed' and created_at < cast(? as date)"),
+    ("select count(*), coalesce(bit_xor(hash(source_system, source_id, crm_account_id)), 0) "
+     "from marts.account_xref where cast(? as date) is not null"),
+    ("select count(*), coalesce(bit_xor(hash(t)), 0) from kpis.health_product_config as t "
+     "where cast(? as date) is not null"),
+)
+
+
+def activity_fingerprint(con, before: dt.date) -> str:
+    """A hash of the inputs of kpis.account_activity_daily's rows dated before ``before``."""
+    return fingerprint_of(con, ACTIVITY_FINGERPRINT_SQL, before)
+
+
+FINGERPRINTS = {"kpis.account_activity_daily": activity_fingerprint,
+                "kpis.account_indicators_daily": indicator_fingerprint}
+"""the fingerprint of each incremental SQL model of the layer, by table"""

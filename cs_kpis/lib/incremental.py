@@ -1,0 +1,295 @@
+"""Incremental builds of account x day tables: one planner, one control table, one chunked delete-and-insert.
+
+A SQL model becomes incremental with a header tag (cs_kpis/lib/sql.py)::
+
+    -- @incremental lookback_days=7 history=limited chunk_rows=40000000
+
+- ``lookback_days`` (default 7; ``CS_KPIS_HEALTH_LOOKBACK_DAYS`` overrides it for every incremental table):
+  a nightly build rebuilds the days from the last built day minus this many days, so facts that arrive late
+  (events received days after they happened, tickets solved, invoices paid) still reach their days.
+- ``history`` ``all`` (default: every day is kept) or ``limited``: only the ``CS_KPIS_HEALTH_HISTORY_DAYS``
+  days ending at the as-of day are kept (unset or ``all``: every day); older days are deleted as it moves.
+- ``chunk_rows`` (default CHUNK_ROWS): a build runs in contiguous ranges of account ids, each of about this
+  many account-days (from each account's first subscription day in marts.subscription_periods), so memory
+  stays bounded at any size. One transaction: readers see the old or the new table, never half of it.
+
+The table must have ``account_id`` and ``day`` columns; the as-of day is ``max(day)`` of marts.dim_day.
+Every build is a row of CONTROL_TABLE (``model``, ``mode``, ``start_day``, ``history_start``, ``as_of``,
+``reason``, the fingerprint, the current account range); the model's SQL reads its current row::
+
+    select max(start_day) as start_day, max(account_from) as account_from, max(account_to) as account_to
+    from kpis._build_window where model = 'kpis.my_table' and is_current
+
+and produces the rows of days >= start_day (null: every day) for the accounts in
+(account_from, account_to] (null: open). Python-built tables (the health scores) use plan, record and
+account_ranges the same way.
+
+A build is full when asked (``full_refresh``), when the table or its record is missing, when its SQL changed,
+when the kept history grew, when a table it reads was fully rebuilt since its last build (``upstream``), or
+when its ``fingerprint`` (a hash of every input row dated before the previous night's window, if the model
+has one) differs: restated or regenerated history, or a fact later than the lookback, rebuilds everything
+instead of leaving stale days behind.
+
+Why not Dagster daily partitions: a nightly job materializes partitioned and unpartitioned assets together,
+a day reads the days before it (trailing windows, running sums), and late facts rewrite recent days in the
+same run. A watermark with a lookback (dbt's incremental models work the same way) gives that in one run,
+and ``full_refresh`` is the single-run backfill. What it does not give: a per-day status in the UI.
+"""
+
+import datetime as dt
+import hashlib
+import itertools
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+CONTROL_TABLE = "kpis._build_window"
+ENV_HISTORY_DAYS = "CS_KPIS_HEALTH_HISTORY_DAYS"
+ENV_LOOKBACK_DAYS = "CS_KPIS_HEALTH_LOOKBACK_DAYS"
+DEFAULT_LOOKBACK_DAYS = 7
+CHUNK_ROWS = 12_000_000
+"""account-days per range of a build, unless the model's tag says otherwise"""
+TAG_KEYS = {"lookback_days", "history", "chunk_rows"}
+
+
+def env_days(name: str, default: int | None, allow_all: bool) -> int | None:
+    raw = (os.environ.get(name) or "").strip().lower()
+    if not raw or (allow_all and raw == "all"):
+        return default
+    try:
+        days = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of days{' or all' if allow_all else ''}, "
+                         f"not {raw!r}") from None
+    if days < 1:
+        raise ValueError(f"{name} must be at least 1, not {days}")
+    return days
+
+
+def history_days() -> int | None:
+    return env_days(ENV_HISTORY_DAYS, None, allow_all=True)
+
+
+@dataclass(frozen=True)
+class Incremental:
+    """How a table is built incrementally (the ``@incremental`` tag, or given by Python)."""
+    table: str
+    sql_version: str
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS
+    limited_history: bool = False
+    chunk_rows: int = CHUNK_ROWS
+    upstream: tuple[str, ...] = ()
+    """tables it reads that are built incrementally too: a full build of one makes the next build full"""
+    fingerprint: Callable | None = None
+    """fingerprint(con, before) -> str: a hash of the inputs of the rows dated before ``before``"""
+
+    def lookback(self) -> int:
+        return env_days(ENV_LOOKBACK_DAYS, self.lookback_days, allow_all=False)
+
+    def history(self) -> int | None:
+        return history_days() if self.limited_history else None
+
+
+def parse_tag(value: str, where: str) -> dict:
+    """``lookback_days=7 history=limited chunk_rows=40000000`` -> {"lookback_days": 7, ...}; an unknown key or
+    a bad value fails naming it and ``where``."""
+    out = {}
+    for part in value.split():
+        key, _, raw = part.partition("=")
+        if key not in TAG_KEYS:
+            raise ValueError(f"{where}: @incremental {key}: unknown setting (allowed: {', '.join(sorted(TAG_KEYS))})")
+        if key == "history":
+            if raw not in ("all", "limited"):
+                raise ValueError(f"{where}: @incremental history must be all or limited, not {raw!r}")
+            out["limited_history"] = raw == "limited"
+        else:
+            try:
+                out[key] = int(raw.replace("_", ""))
+            except ValueError:
+                raise ValueError(f"{where}: @incremental {key} must be a whole number, not {raw!r}") from None
+            if out[key] < 1:
+                raise ValueError(f"{where}: @incremental {key} must be at least 1, not {out[key]}")
+    return out
+
+
+@dataclass(frozen=True)
+class BuildWindow:
+    mode: str                      # "full" or "incremental"
+    start_day: dt.date | None      # first day (re)built; None = every account's whole history
+    history_start: dt.date | None  # first day kept; None = everything
+    as_of: dt.date | None
+    sql_version: str
+    reason: str
+
+
+def table_exists(con, table: str) -> bool:
+    schema, name = table.split(".")
+    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and "
+                            "table_name = ?", [schema, name]).fetchall()[0][0])
+
+
+def fingerprint_of(con, queries: Sequence[str], before: dt.date) -> str:
+    """16 hex digits of sha256 over the results of ``queries``, each with every ``?`` bound to ``before``."""
+    con.execute("set TimeZone = 'UTC'")
+    parts = [con.execute(sql, [before] * sql.count("?")).fetchall()[0] for sql in queries]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def builds(con, table: str | None = None) -> list[dict]:
+    """Every build recorded in the control table (of ``table``, or of every table), oldest first."""
+    if not table_exists(con, CONTROL_TABLE):
+        return []
+    where = "where model = ?" if table else ""
+    cur = con.execute(f"select * from {CONTROL_TABLE} {where} order by build_seq", [table] if table else [])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def current(con, table: str) -> dict | None:
+    """The current (latest) build of ``table``, or None."""
+    done = builds(con, table)
+    return done[-1] if done else None
+
+
+def plan(con, spec: Incremental, *, full_refresh: bool = False) -> BuildWindow:
+    """What the next build of ``spec.table`` (re)computes (the rules are in the module's docstring)."""
+    lookback, history = spec.lookback(), spec.history()
+    as_of = con.execute("select max(day) from marts.dim_day").fetchall()[0][0]
+    history_start = as_of - dt.timedelta(days=history - 1) if (history and as_of is not None) else None
+    prev = current(con, spec.table)
+
+    def full(reason: str) -> BuildWindow:
+        return BuildWindow("full", history_start, history_start, as_of, spec.sql_version, reason)
+
+    if full_refresh:
+        return full("full_refresh requested")
+    if not table_exists(con, spec.table) or prev is None:
+        return full(f"{spec.table} not built yet")
+    if prev.get("sql_version") != spec.sql_version:
+        return full(f"the SQL of {spec.table} changed")
+    before = prev.get("history_start")
+    if before is not None and (history_start is None or history_start < before):
+        return full(f"{ENV_HISTORY_DAYS} grew: days before {before} were never built")
+    last = con.execute(f"select max(day) from {spec.table}").fetchall()[0][0]
+    if last is None or as_of is None:
+        return full(f"{spec.table} is empty")
+    since = [b for t in spec.upstream for b in builds(con, t) if b["build_seq"] > prev["build_seq"]]
+    rebuilt = sorted({b["model"] for b in since if b["mode"] != "incremental" or b["start_day"] is None})
+    if rebuilt:
+        return full(f"{', '.join(rebuilt)} fully rebuilt since the last build")
+    start = min(last, as_of) - dt.timedelta(days=lookback - 1)
+    fp_day = prev.get("fingerprint_day")
+    if spec.fingerprint is not None:
+        if fp_day is None or spec.fingerprint(con, fp_day) != prev.get("fingerprint"):
+            return full(f"inputs dated before {fp_day} changed since the last build (late, restated or "
+                        "regenerated facts)")
+        start = min(start, fp_day)
+    start = min([start, *(b["start_day"] for b in since)])
+    if history_start is not None:
+        start = max(start, history_start)
+    return BuildWindow("incremental", start, history_start, as_of, spec.sql_version,
+                       f"last built day {last}, lookback {lookback} days"
+                       + (f", {len(since)} upstream build(s) since" if since else "")
+                       + ("; older inputs unchanged" if spec.fingerprint is not None else ""))
+
+
+COLUMNS = ("model varchar, build_seq bigint, is_current boolean, mode varchar, start_day date, "
+           "history_start date, as_of date, sql_version varchar, reason varchar, fingerprint_day date, "
+           "fingerprint varchar, built_at timestamptz, account_from varchar, account_to varchar")
+
+
+def record(con, spec: Incremental, window: BuildWindow | None) -> None:
+    """Record a build of ``spec.table`` (None: a full build of everything, for tests and tools) as its current
+    one, with the fingerprint of its inputs before the next nightly window."""
+    con.execute(f"create schema if not exists {CONTROL_TABLE.split('.')[0]}")
+    con.execute(f"create table if not exists {CONTROL_TABLE} ({COLUMNS})")
+    window = window or BuildWindow("full", None, None, None, "", "full build of every day, version unknown")
+    fp_day = fp = None
+    if window.as_of is not None and spec.fingerprint is not None:
+        fp_day = window.as_of - dt.timedelta(days=spec.lookback() - 1)
+        fp = spec.fingerprint(con, fp_day)
+    seq = con.execute(f"select coalesce(max(build_seq), 0) + 1 from {CONTROL_TABLE}").fetchall()[0][0]
+    con.execute(f"update {CONTROL_TABLE} set is_current = false where model = ? and is_current", [spec.table])
+    con.execute(f"insert into {CONTROL_TABLE} (model, build_seq, is_current, mode, start_day, history_start, as_of, "
+                "sql_version, reason, fingerprint_day, fingerprint, built_at) "
+                "values (?, ?, true, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                [spec.table, seq, window.mode, window.start_day, window.history_start, window.as_of,
+                 window.sql_version, window.reason, fp_day, fp])
+
+
+def set_range(con, table: str, first: str | None, last: str | None) -> None:
+    """The account range (first exclusive, last inclusive; None = open) the current build of ``table`` is at."""
+    con.execute(f"update {CONTROL_TABLE} set account_from = ?, account_to = ? where model = ? and is_current",
+                [first, last, table])
+
+
+def split_ranges(sizes: list[tuple[str, int]], chunk_rows: int) -> list[tuple[str, str]]:
+    """Inclusive ranges of the (sorted) keys whose sizes add up to about ``chunk_rows`` each."""
+    ranges, first, size = [], None, 0
+    for key, n in sizes:
+        first = first or key
+        size += n
+        if size >= chunk_rows:
+            ranges.append((first, key))
+            first, size = None, 0
+    if first is not None:
+        ranges.append((first, sizes[-1][0]))
+    return ranges
+
+
+def account_ranges(con, window: BuildWindow, chunk_rows: int = CHUNK_ROWS) -> list[tuple[str | None, str | None]]:
+    """Contiguous account ranges (lower bound exclusive, upper inclusive, None = open) covering every account
+    id, cut where about ``chunk_rows`` account-days of the window (from each account's first subscription
+    day) add up; [(None, None)] when one range holds them all."""
+    if window.as_of is None:
+        return [(None, None)]
+    rows = con.execute(
+        "select account_id, greatest(date_diff('day', greatest(min(start_date), coalesce(cast(? as date), "
+        "min(start_date))), cast(? as date)), 0) + 1 from marts.subscription_periods "
+        "where account_id is not null group by account_id order by account_id",
+        [window.start_day, window.as_of]).fetchall()
+    cuts = [last for _, last in split_ranges(rows, chunk_rows)][:-1]
+    return list(itertools.pairwise([None, *cuts, None]))
+
+
+def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int | None = None) -> dict:
+    """(Re)build ``spec.table`` from ``sql`` (which reads its current row of the control table) for
+    ``window``, in one transaction with its record: a full build replaces the table; an incremental one
+    deletes the window's days (and days that fell out of the history) and inserts them again. Accounts are
+    built in ranges of about ``chunk_rows`` account-days. Returns counts for the UI."""
+    con.execute("set TimeZone = 'UTC'")
+    ranges = account_ranges(con, window, chunk_rows or spec.chunk_rows)
+    con.execute("begin transaction")
+    try:
+        record(con, spec, window)
+        deleted = 0
+        if window.mode != "full":
+            deleted = con.execute(
+                f"delete from {spec.table} where day >= ? or (cast(? as date) is not null and day < ?)",
+                [window.start_day, window.history_start, window.history_start]).fetchall()[0][0]
+        for n, (first, last) in enumerate(ranges):
+            set_range(con, spec.table, first, last)
+            if window.mode == "full" and n == 0:
+                con.execute(f"create schema if not exists {spec.table.split('.')[0]}")
+                con.execute(f"create or replace table {spec.table} as\n{sql}")
+            else:
+                con.execute(f"insert into {spec.table} by name\n{sql}")
+        set_range(con, spec.table, None, None)
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    inserted = con.execute(f"select count(*) from {spec.table} where day >= ?",
+                           [window.start_day or dt.date(1900, 1, 1)]).fetchall()[0][0]
+    return {"mode": window.mode, "start_day": window.start_day, "history_start": window.history_start,
+            "reason": window.reason, "rows_deleted": int(deleted), "rows_written": int(inserted),
+            "account_ranges": len(ranges)}
+
+
+def metadata(stats: dict, seconds: float) -> dict:
+    """A build's counts as Dagster metadata."""
+    return {"build_mode": stats["mode"], "build_reason": stats["reason"],
+            "build_start_day": str(stats["start_day"]) if stats["start_day"] else "all days",
+            "history_start": str(stats["history_start"]) if stats.get("history_start") else "all days",
+            "rows_written": stats["rows_written"], "rows_deleted": stats["rows_deleted"],
+            "account_ranges": stats["account_ranges"], "seconds": seconds}

@@ -1,0 +1,64 @@
+"""The ``@incremental`` model tag (cs_kpis/lib/sql.py, cs_kpis/lib/incremental.py): what it reads, what it
+refuses, and the shared control table a build leaves behind."""
+
+import datetime as dt
+
+import pytest
+
+from cs_kpis.lib import incremental
+from cs_kpis.lib.sql import SqlModel, build_incremental
+from cs_kpis_tests.health.fixtures import ACTIVITY_MODEL, INDICATOR_MODEL
+from cs_kpis_tests.health.test_history import rows, same
+
+HEADER = "-- Rows per account and day.\n-- @grain account_id, day\n"
+
+
+def model(tmp_path, tag: str, header: str = HEADER) -> SqlModel:
+    path = tmp_path / "m.sql"
+    path.write_text(f"{header}-- @incremental {tag}\nselect 1 as account_id, current_date as day\n")
+    return SqlModel.from_file(path, "kpis")
+
+
+def test_the_tag_sets_lookback_history_and_chunk_size(tmp_path):
+    spec = model(tmp_path, "lookback_days=3 history=limited chunk_rows=1_000").incremental_spec()
+    assert (spec.lookback_days, spec.limited_history, spec.chunk_rows) == (3, True, 1000)
+    default = model(tmp_path, "").incremental_spec()
+    assert (default.lookback_days, default.limited_history, default.chunk_rows) == (7, False, incremental.CHUNK_ROWS)
+
+
+@pytest.mark.parametrize("tag, message", [
+    ("lookback=7", "unknown setting"), ("history=some", "all or limited"), ("chunk_rows=many", "whole number"),
+    ("lookback_days=0", "at least 1")])
+def test_a_bad_tag_fails_naming_the_setting_and_file(tmp_path, tag, message):
+    with pytest.raises(ValueError, match=message) as err:
+        model(tmp_path, tag)
+    assert "m.sql" in str(err.value)
+
+
+def test_an_incremental_model_needs_account_id_and_day_in_its_grain(tmp_path):
+    with pytest.raises(ValueError, match="account_id and day"):
+        model(tmp_path, "", header="-- One row per month.\n-- @grain month\n")
+
+
+def test_the_health_models_are_tagged_and_read_the_tables_they_build_after():
+    assert ACTIVITY_MODEL.incremental == {"lookback_days": 7, "chunk_rows": 40_000_000}
+    assert INDICATOR_MODEL.incremental == {"lookback_days": 7, "limited_history": True}
+    assert ACTIVITY_MODEL.table in INDICATOR_MODEL.incremental_spec().upstream
+
+
+def test_a_full_upstream_build_makes_the_next_build_full(wh, monkeypatch):
+    """One control table: the indicators see that the activity they read was rebuilt whole since their
+    last build, and rebuild whole too; each model keeps one current row."""
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
+    full = rows(wh, INDICATOR_MODEL.table)
+    build_incremental(wh, ACTIVITY_MODEL, full_refresh=True)
+    build_incremental(wh, INDICATOR_MODEL, full_refresh=True)
+    assert build_incremental(wh, INDICATOR_MODEL)["mode"] == "incremental"
+    stats = build_incremental(wh, ACTIVITY_MODEL)
+    assert stats["mode"] == "incremental" and stats["start_day"] <= dt.date(2025, 4, 28)
+    build_incremental(wh, ACTIVITY_MODEL, full_refresh=True)
+    stats = build_incremental(wh, INDICATOR_MODEL)
+    assert stats["mode"] == "full" and "kpis.account_activity_daily fully rebuilt" in stats["reason"]
+    same(rows(wh, INDICATOR_MODEL.table), full)
+    current = [(b["model"], b["mode"]) for b in incremental.builds(wh) if b["is_current"]]
+    assert sorted(current) == [(ACTIVITY_MODEL.table, "full"), (INDICATOR_MODEL.table, "full")]
