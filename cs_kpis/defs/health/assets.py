@@ -12,7 +12,6 @@
 """
 
 import datetime as dt
-import os
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from cs_kpis import config as company_config
+from cs_kpis import tuning
 from cs_kpis.defs.health import health_score as hs
 from cs_kpis.defs.health import history
 from cs_kpis.lib import systems
@@ -30,7 +30,7 @@ HERE = Path(__file__).parent
 SQL_DIR = HERE / "sql"
 CONFIG_PATH = HERE / "config" / "health_score.yaml"
 ARCHIVE_DIR = HERE / "config" / "archive"
-ENV_CONFIG = "CS_KPIS_HEALTH_CONFIG"
+ENV_CONFIG = tuning.SETTINGS["health.config_file"].env
 SCHEMA = "kpis"
 GROUP = "health"
 OWNERS = ["team:cs-analytics"]
@@ -52,9 +52,9 @@ MRR_CHANGES = dg.AssetKey(["marts", "mrr_daily_changes"])
 
 
 def config_path() -> Path:
-    """The live config: CS_KPIS_HEALTH_CONFIG, or config/health_score.yaml."""
-    value = os.environ.get(ENV_CONFIG)
-    return Path(value) if value else CONFIG_PATH
+    """The live config: settings.health.config_file in the company file (CS_KPIS_HEALTH_CONFIG overrides),
+    or config/health_score.yaml."""
+    return tuning.get_path("health.config_file") or CONFIG_PATH
 
 
 def load_current_config() -> hs.HealthConfig:

@@ -1,6 +1,7 @@
 """The daily health history: how much of it is (re)built, and how a nightly run adds one day.
 
-Two settings (environment variables, read at run time):
+Two settings, read at run time (the company file's ``settings.health.history_days`` / ``lookback_days``;
+the variables below override them, cs_kpis/tuning.py):
 
 - ``CS_KPIS_HEALTH_HISTORY_DAYS``: days of daily indicators and scores kept, ending at the data's as-of day
   (unset or ``all``: every day since each account's first subscription). The large benchmark keeps 365.
@@ -27,9 +28,9 @@ arriving later than the lookback, rebuilds everything instead of leaving stale d
 import datetime as dt
 import hashlib
 import itertools
-import os
 from dataclasses import dataclass
 
+from cs_kpis import tuning
 from cs_kpis.lib.sql import bigint_instead_of_hugeint
 
 WINDOW_TABLE = "kpis._health_build_window"
@@ -39,17 +40,10 @@ DEFAULT_LOOKBACK_DAYS = 7
 
 
 def _env_days(name: str, default: int | None, allow_all: bool) -> int | None:
-    raw = (os.environ.get(name) or "").strip().lower()
-    if not raw or (allow_all and raw == "all"):
-        return default
-    try:
-        days = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number of days{' or all' if allow_all else ''}, "
-                         f"not {raw!r}") from None
-    if days < 1:
-        raise ValueError(f"{name} must be at least 1, not {days}")
-    return days
+    # the company file's settings.health.<key>, overridden by the variable (cs_kpis/tuning.py validates both)
+    key = {ENV_HISTORY_DAYS: "health.history_days", ENV_LOOKBACK_DAYS: "health.lookback_days"}[name]
+    value = tuning.get(key)
+    return None if value == "all" else value
 
 
 def history_days() -> int | None:
