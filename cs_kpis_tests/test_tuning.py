@@ -112,3 +112,16 @@ def test_a_check_reads_its_threshold_when_it_runs(tmp_path):
     lax = call_check(check, path, CheckThresholdsResource.from_settings(nrr_high=2.0))
     assert not strict.passed and strict.metadata["threshold_nrr_high"].value == 1.5
     assert lax.passed and lax.metadata["threshold_nrr_high"].value == 2.0
+
+
+def test_the_check_command_names_a_bad_variable(tmp_path, clean_env, capsys):
+    from cs_kpis import check
+
+    clean_env.setenv("CS_KPIS_CONFIG", _company(tmp_path, {"checks": {"nrr_low": 0.4}}))
+    assert check.settings_line(config.load()).ok
+    assert "1 from the file, 0 from the environment" in check.settings_line(config.load()).render()
+    clean_env.setenv("CS_KPIS_SOURCE_MAX_AGE_HOURS", "a day")
+    line = check.settings_line(config.load())
+    assert not line.ok and "CS_KPIS_SOURCE_MAX_AGE_HOURS='a day'" in line.render()
+    assert check.main([]) == 1
+    assert "CS_KPIS_SOURCE_MAX_AGE_HOURS" in capsys.readouterr().out
