@@ -8,7 +8,6 @@ marts.mrr_monthly and kpis.mrr_periods both read marts.mrr_period_ends, so there
 accounts, with the bounds of kpis.checks (the same check_thresholds fields), per period of any cadence.
 """
 
-
 import dagster as dg
 
 from cs_kpis.defs.kpis import checks as kpi_checks
