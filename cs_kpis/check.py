@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cs_kpis import config as company
-from cs_kpis import settings
+from cs_kpis import settings, tuning
 from cs_kpis.defs.landing.manifest import (
     SYSTEM_ENTITIES,
     manifest_problems,
@@ -202,6 +202,20 @@ def check_api(system: str, api_config: Callable[[str], Any] | None = None) -> Li
 
 # -------------------------------------------------------------------------------------------------- main
 
+def settings_line(cfg: company.CompanyConfig) -> Line:
+    """The settings (cs_kpis/tuning.py): every value resolves; where they come from. A bad variable is named."""
+    sources = []
+    try:
+        for key in tuning.SETTINGS:
+            tuning.get(key, cfg)  # validates the variable, if set
+            sources.append(tuning.source(key, cfg).split(" ")[0])
+    except ValueError as exc:
+        return Line("settings", False, str(exc), "fix the variable, or unset it to use the file or the default")
+    counts = {where: sources.count(where) for where in ("file", "env")}
+    return Line("settings", True, f"{len(sources)} settings: {counts['file']} from the file, {counts['env']} from "
+                                  f"the environment, the rest default (README, 'Settings')")
+
+
 def run_checks(api_config: Callable[[str], Any] | None = None) -> tuple[list[Line], int]:
     """The lines to print and the exit status (0 ok, 1 a problem, 2 an invalid configuration)."""
     try:
@@ -209,7 +223,8 @@ def run_checks(api_config: Callable[[str], Any] | None = None) -> tuple[list[Lin
     except company.ConfigError as exc:
         return [Line("config", False, str(exc), "fix the key named above (template: examples/company.yaml)")], 2
     lines = [Line("config", True, company.describe(cfg)
-                  + f"; modes: {', '.join(f'{s}={m}' for s, m in cfg.systems.modes().items())}")]
+                  + f"; modes: {', '.join(f'{s}={m}' for s, m in cfg.systems.modes().items())}"),
+             settings_line(cfg)]
     files_systems = cfg.enabled("files")
     first_day = None
     if files_systems:

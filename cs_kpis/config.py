@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -42,6 +42,8 @@ _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _COLUMN = re.compile(r"^[a-z_][a-z0-9_]*$")
 _PROFILE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _SECRET_KEY = re.compile(r"(token|password|passwd|secret|api_?key|client_secret|credential)", re.IGNORECASE)
+# a webhook URL carries its own credential (Slack's is the secret): environment only
+_WEBHOOK_KEY = re.compile(r"webhook(_check)?_?url", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -308,6 +310,79 @@ class EngineConfig(_Strict):
         return check_spark_remote(value)
 
 
+_PositiveFloat = Annotated[float, Field(gt=0)]
+_Days = Annotated[int, Field(ge=1)]
+
+
+class CheckSettings(_Strict):
+    """Thresholds of the warning and blocking checks (cs_kpis/tuning.py lists each one's variable)."""
+
+    nrr_low: _PositiveFloat | None = Field(None, description="monthly NRR below this is implausible (0.5)")
+    nrr_high: _PositiveFloat | None = Field(None, description="monthly NRR above this is implausible (1.5)")
+    grr_low: Annotated[float, Field(ge=0, le=1)] | None = Field(None, description="GRR below this is implausible (0.5)")
+    retention_bounds_min_accounts: _Days | None = Field(
+        None, description="the NRR/GRR bounds judge segments with at least this many accounts (10)")
+    mrr_invoice_max_gap: _PositiveFloat | None = Field(
+        None, description="month-end MRR within this share of invoiced recurring revenue (0.10)")
+    revenue_history_tolerance: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="revenue history vs paid invoices, share of the invoiced amount (0.01)")
+    health_band_shift_pp: _PositiveFloat | None = Field(
+        None, description="a health band moving more than this many percentage points in a day warns (10)")
+    source_max_age_hours: _PositiveFloat | None = Field(
+        None, description="a source whose newest extract day is older than this is stale (26)")
+
+
+class AlertSettings(_Strict):
+    """Alert rules and where messages go. Webhook URLs are secrets: environment only, never this file."""
+
+    rules_file: Path | None = Field(None, description="the alert rules YAML, relative to this file "
+                                                      "(default cs_kpis/defs/alerts/alert_rules.yaml)")
+    outbox_dir: Path | None = Field(None, description="where messages go without a webhook, relative to this "
+                                                      "file (default <state>/outbox)")
+    webhook_timeout_s: _PositiveFloat | None = Field(None, description="seconds a webhook send may take (10)")
+
+
+class ScheduleSettings(_Strict):
+    nightly_cron: str | None = Field(None, description="the nightly run's cron (0 2 * * *)")
+    nightly_timezone: str | None = Field(None, description="the cron's timezone (UTC)")
+
+    @field_validator("nightly_cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a cron expression of five fields (minute hour day month weekday)")
+        return value
+
+    @field_validator("nightly_timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        if value is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{value!r} is not an IANA timezone such as Europe/Berlin") from None
+        return value
+
+
+class HealthSettings(_Strict):
+    lookback_days: _Days | None = Field(None, description="days a nightly health build recomputes (7)")
+    history_days: _Days | Literal["all"] | None = Field(None, description="days of daily health kept (all)")
+    config_file: Path | None = Field(None, description="the health score configuration, relative to this file "
+                                                       "(default config/health_score.yaml)")
+
+
+class Settings(_Strict):
+    """``settings:`` in the company file: check thresholds, alerting, the schedule, health windows. Every key
+    is optional (default in cs_kpis/tuning.py) and its environment variable overrides it."""
+
+    checks: CheckSettings = CheckSettings()
+    alerts: AlertSettings = AlertSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    health: HealthSettings = HealthSettings()
+
+
 class CompanyConfig(_Strict):
     profile: str = Field(description="the company's name; 'demo' is reserved for the built-in profile")
     reporting_currency: str = Field("USD", description="ISO 4217 code every amount is converted to")
@@ -318,6 +393,7 @@ class CompanyConfig(_Strict):
     systems: Systems = Systems()
     product: ProductSettings
     engine: EngineConfig = EngineConfig()
+    settings: Settings = Settings()
     source_file: Path | None = Field(None, exclude=True, description="set by load(), not by the file")
 
     @field_validator("profile")
@@ -416,7 +492,7 @@ def _secret_keys(node: Any, prefix: str = "") -> list[str]:
     if isinstance(node, dict):
         for key, value in node.items():
             where = f"{prefix}{key}"
-            if _SECRET_KEY.search(str(key)):
+            if _SECRET_KEY.search(str(key)) or _WEBHOOK_KEY.search(str(key)):
                 found.append(where)
             found += _secret_keys(value, where + ".")
     elif isinstance(node, list):
@@ -468,7 +544,16 @@ def load_file(path: Path | str) -> CompanyConfig:
     fx = cfg.fx
     if fx.path is not None and not fx.path.is_absolute():
         fx = fx.model_copy(update={"path": (path.parent / fx.path).resolve()})
-    return cfg.model_copy(update={"landing_dir": landing, "source_file": path, "fx": fx})
+    st = cfg.settings
+
+    def near(value: Path | None) -> Path | None:
+        return value if value is None or value.is_absolute() else (path.parent / value).resolve()
+
+    st = st.model_copy(update={
+        "alerts": st.alerts.model_copy(update={"rules_file": near(st.alerts.rules_file),
+                                               "outbox_dir": near(st.alerts.outbox_dir)}),
+        "health": st.health.model_copy(update={"config_file": near(st.health.config_file)})})
+    return cfg.model_copy(update={"landing_dir": landing, "source_file": path, "fx": fx, "settings": st})
 
 
 def load() -> CompanyConfig:

@@ -98,7 +98,7 @@ def warehouse_tables(path: Path) -> list[tuple[str, str, int]]:
 
 def is_internal(table: str) -> bool:
     """Bookkeeping rather than data: dlt's ``_dlt_*`` tables and the project's ``_``-prefixed tables
-    (``raw._quarantine``, ``raw._row_accounting``, ``kpis._health_build_window``, ...)."""
+    (``raw._quarantine``, ``raw._row_accounting``, ``kpis._build_window``, ...)."""
     return table.startswith("_")
 
 

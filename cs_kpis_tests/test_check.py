@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cs_kpis import check, run
+from cs_kpis import check, run, tuning
 from cs_kpis_tests.fakes import vendor_server as fake
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,8 +67,10 @@ def test_the_template_on_a_demo_export_passes(project_env, tmp_path, monkeypatch
     _template(tmp_path, monkeypatch, lambda t: t.replace("landing_dir: landing", f"landing_dir: {tiny_landing}"))
     assert check.main([]) == 0, capsys.readouterr().out
     lines = _lines(capsys)
-    assert set(lines) == {"config", "landing", "crm", "billing", "product", "support", "nps"}
+    assert set(lines) == {"config", "settings", "landing", "crm", "billing", "product", "support", "nps"}
     assert all(" ok " in line for line in lines.values()), lines
+    # the template writes every default under settings: but the three file paths (commented out)
+    assert f"{len(tuning.SETTINGS) - 3} from the file, 0 from the environment" in lines["settings"]
 
 
 def test_a_renamed_field_missing_from_the_export_is_named_with_its_key(project_env, tmp_path, monkeypatch, capsys,

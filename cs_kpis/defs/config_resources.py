@@ -10,8 +10,11 @@ never its value, and the run process reads it.
 - ``salesforce`` (:class:`SalesforceResource`): the reverse-ETL target, ``CS_KPIS_SFDC_URL`` and the token
   ``CS_KPIS_SFDC_TOKEN`` (before: ``os.environ`` inside the reverse-ETL asset).
 
-The remaining ``CS_KPIS_*`` variables (paths, check thresholds, webhook URLs, health windows) are still read
-from the environment where they are used; the list is in README, "Configuration".
+- ``check_thresholds`` and ``alerting`` (cs_kpis/lib/settings_resources.py): the checks' thresholds, the
+  sources' maximum age, webhook URLs (``dg.EnvVar``), outbox, send timeout and alert rules, from the company
+  file's ``settings:`` with each ``CS_KPIS_*`` variable as an override (cs_kpis/tuning.py has the table).
+
+What stays in the environment only, and why, is listed in README, "Configuration".
 """
 
 import os
@@ -21,6 +24,7 @@ import dagster as dg
 from pydantic import Field
 
 from cs_kpis import config, settings
+from cs_kpis.lib.settings_resources import AlertingResource, CheckThresholdsResource
 
 ENV_SFDC_URL = "CS_KPIS_SFDC_URL"
 ENV_SFDC_TOKEN = "CS_KPIS_SFDC_TOKEN"
@@ -71,4 +75,6 @@ def config_resources() -> dg.Definitions:
     # evaluated when the code location loads: CS_KPIS_CONFIG and the variables set by then decide
     config.load()  # a broken configuration file names its key here, before any resource is built
     return dg.Definitions(resources={"landing": LandingResource.from_settings(),
-                                     "salesforce": SalesforceResource.from_env()})
+                                     "salesforce": SalesforceResource.from_env(),
+                                     "check_thresholds": CheckThresholdsResource.from_settings(),
+                                     "alerting": AlertingResource.from_settings()})

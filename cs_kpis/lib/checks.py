@@ -5,11 +5,12 @@ engineer sees *which* rows broke the rule without opening a SQL console. Blockin
 for anything downstream KPIs rely on) stop downstream assets in the same run.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from cs_kpis.lib.settings_resources import CheckThresholdsResource
 from cs_kpis.lib.sql import WAREHOUSE_POOL
 
 SAMPLE_ROWS = 10
@@ -34,24 +35,44 @@ def sql_check(
     asset: dg.AssetKey,
     name: str,
     description: str,
-    violations_sql: str,
+    violations_sql: str | Callable[[CheckThresholdsResource], str],
     *,
     blocking: bool = True,
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
     additional_deps: Sequence[dg.AssetKey] = (),
+    thresholds: Sequence[str] = (),
 ) -> dg.AssetChecksDefinition:
-    """A check that fails when ``violations_sql`` returns any row."""
+    """A check that fails when ``violations_sql`` returns any row.
 
-    @dg.asset_check(asset=asset, name=name, description=description, blocking=blocking, pool=WAREHOUSE_POOL,
-                    additional_deps=list(additional_deps) or None)
-    def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-        with duckdb.get_connection() as con:
-            count, sample = run_rule(con, violations_sql)
-        meta = {"violations": dg.MetadataValue.int(count)}
+    A rule with a threshold passes a function of the ``check_thresholds`` resource (and names the fields it
+    reads in ``thresholds``): the SQL is built when the check runs, with the values the resource holds then
+    (the company file's ``settings.checks``, each overridable by its variable), and the values used are in
+    the result's metadata. Nothing is read when the code loads."""
+
+    def result(con, sql: str, extra: dict) -> dg.AssetCheckResult:
+        count, sample = run_rule(con, sql)
+        meta = {"violations": dg.MetadataValue.int(count), **extra}
         if sample:
             meta["sample"] = dg.MetadataValue.md(sample)
         return dg.AssetCheckResult(passed=count == 0, severity=severity, metadata=meta,
                                    description=None if count == 0 else f"{count} rows break the rule: {description}")
+
+    decorate = dg.asset_check(asset=asset, name=name, description=description, blocking=blocking,
+                              pool=WAREHOUSE_POOL, additional_deps=list(additional_deps) or None)
+    if callable(violations_sql):
+        build_sql = violations_sql
+
+        @decorate
+        def _tuned(duckdb: DuckDBResource, check_thresholds: CheckThresholdsResource) -> dg.AssetCheckResult:
+            with duckdb.get_connection() as con:
+                return result(con, build_sql(check_thresholds), check_thresholds.as_metadata(*thresholds))
+
+        return _tuned
+
+    @decorate
+    def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+        with duckdb.get_connection() as con:
+            return result(con, violations_sql, {})
 
     return _check
 

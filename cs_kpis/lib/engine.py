@@ -220,10 +220,11 @@ class SqlEngineResource(dg.ConfigurableResource):
 def build_on_spark(con, model, chosen: EngineSettings) -> dict[str, Any]:
     from cs_kpis.config import render_sql
     from cs_kpis.lib import sql as sqllib
+    from cs_kpis.lib import systems
     from cs_kpis.lib.portable import tables_read, to_spark
 
     lake = ensure_lake(chosen.lake_dir)
-    sql = render_sql(model.sql, where=f"model {model.table}")
+    sql = systems.read_nothing_when_off(model.table, render_sql(model.sql, where=f"model {model.table}"))
     spark_sql = to_spark(sql)
     with _LOCK:
         spark = spark_session(chosen.spark_remote, lake)

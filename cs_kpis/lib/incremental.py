@@ -39,35 +39,33 @@ and ``full_refresh`` is the single-run backfill. What it does not give: a per-da
 import datetime as dt
 import hashlib
 import itertools
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from cs_kpis import tuning
+
 CONTROL_TABLE = "kpis._build_window"
-ENV_HISTORY_DAYS = "CS_KPIS_HEALTH_HISTORY_DAYS"
-ENV_LOOKBACK_DAYS = "CS_KPIS_HEALTH_LOOKBACK_DAYS"
-DEFAULT_LOOKBACK_DAYS = 7
+ENV_HISTORY_DAYS = tuning.SETTINGS["health.history_days"].env
+ENV_LOOKBACK_DAYS = tuning.SETTINGS["health.lookback_days"].env
+DEFAULT_LOOKBACK_DAYS = tuning.SETTINGS["health.lookback_days"].default
 CHUNK_ROWS = 12_000_000
 """account-days per range of a build, unless the model's tag says otherwise"""
 TAG_KEYS = {"lookback_days", "history", "chunk_rows"}
 
 
-def env_days(name: str, default: int | None, allow_all: bool) -> int | None:
-    raw = (os.environ.get(name) or "").strip().lower()
-    if not raw or (allow_all and raw == "all"):
-        return default
-    try:
-        days = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number of days{' or all' if allow_all else ''}, "
-                         f"not {raw!r}") from None
-    if days < 1:
-        raise ValueError(f"{name} must be at least 1, not {days}")
-    return days
-
-
 def history_days() -> int | None:
-    return env_days(ENV_HISTORY_DAYS, None, allow_all=True)
+    """Days of daily history kept for ``history=limited`` tables: the company file's
+    settings.health.history_days, CS_KPIS_HEALTH_HISTORY_DAYS overrides (cs_kpis/tuning.py); None = all."""
+    value = tuning.get("health.history_days")
+    return None if value == "all" else value
+
+
+def lookback_override() -> int | None:
+    """settings.health.lookback_days (CS_KPIS_HEALTH_LOOKBACK_DAYS overrides), when one is set; else None and
+    each model's own tag decides."""
+    if tuning.source("health.lookback_days") == "default":
+        return None
+    return tuning.get("health.lookback_days")
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,8 @@ class Incremental:
     """fingerprint(con, before) -> str: a hash of the inputs of the rows dated before ``before``"""
 
     def lookback(self) -> int:
-        return env_days(ENV_LOOKBACK_DAYS, self.lookback_days, allow_all=False)
+        override = lookback_override()
+        return self.lookback_days if override is None else override
 
     def history(self) -> int | None:
         return history_days() if self.limited_history else None

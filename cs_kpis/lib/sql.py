@@ -33,6 +33,7 @@ from dagster_duckdb import DuckDBResource
 
 from cs_kpis.config import render_sql
 from cs_kpis.lib import incremental as builds
+from cs_kpis.lib import systems
 from cs_kpis.lib.engine import SQL_ENGINE, SqlEngineResource
 
 WAREHOUSE_POOL = "warehouse"
@@ -138,6 +139,7 @@ def build(con, model: SqlModel) -> dict:
     drop_other_kind(con, model.schema, model.name, kind)
     # {{ name }} placeholders: the company's field names (join keys, custom fields), validated, at run time
     sql = render_sql(model.sql, where=f"model {model.table}")
+    sql = systems.read_nothing_when_off(model.table, sql)  # an off system's old raw rows stay out of staging
     con.execute(f"create or replace {kind} {model.table} as\n{sql}")
     if kind == "table":
         bigint_instead_of_hugeint(con, model.schema, model.name)

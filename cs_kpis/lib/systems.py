@@ -11,11 +11,20 @@ Its raw tables exist empty (cs_kpis/defs/raw/off.py), so every model builds. But
 - **alerts**: the alert types that read that system (:data:`OFF_ALERT_TYPES`) are not evaluated; the alerts
   asset lists them as skipped with the reason.
 - **report**: the system's tiles say "not connected" (:func:`not_connected`).
+- **staging reads nothing from it**, even when its raw tables still hold rows from an earlier configuration
+  (the system was in files or api mode before): every ``staging.stg_<system>__*`` model of a system that is
+  off builds empty, with its usual columns (:func:`read_nothing_when_off`). The raw rows are left as they are
+  (nothing the project did not create is deleted, and turning the system on again uses them). So "off" means
+  the same downstream whether or not the warehouse has old rows: no rows of it, and "not connected".
 
 No Dagster imports: the health, alerts and report layers use this.
 """
 
+import re
+
 from cs_kpis import config
+
+_STAGING_MODEL = re.compile(r"^staging\.stg_([a-z]+)__")
 
 OFF_INDICATORS: dict[str, tuple[str, ...]] = {
     "product": ("events_30d", "events_prior_30d", "active_users_7d", "active_users_30d", "stickiness",
@@ -54,3 +63,13 @@ def skipped_alert_types(off: list[str]) -> dict[str, str]:
 def not_connected(off: list[str]) -> list[str]:
     """The report's line per system turned off, e.g. 'NPS not connected'."""
     return [f"{LABELS[s]} not connected" for s in off if s in LABELS]
+
+
+def read_nothing_when_off(table: str, sql: str, off: list[str] | None = None) -> str:
+    """A staging model of a system turned off selects no row (same columns): its raw tables may still hold rows
+    loaded before it was turned off, and those must not flow downstream. Other models are returned unchanged.
+    Portable SQL (a subquery with a false predicate), the same on DuckDB and Spark."""
+    match = _STAGING_MODEL.match(table)
+    if match is None or match.group(1) not in (off_systems() if off is None else off):
+        return sql
+    return f"select * from (\n{sql}\n) as system_turned_off where 1 = 0"

@@ -14,30 +14,35 @@ from dagster_duckdb import DuckDBResource
 from cs_kpis import definitions as defs_module
 from cs_kpis.defs.alerts import engine
 from cs_kpis.defs.automation import jobs, notify, schedules, sensors
+from cs_kpis.lib.settings_resources import AlertingResource
 from cs_kpis_tests.alerts.fixtures import Warehouse, set_cells
 
 # ---------------------------------------------------------------------------------------------- schedule
 
-def test_nightly_schedule_cron_and_timezone():
-    assert schedules.nightly_schedule.cron_schedule == "0 2 * * *"
-    assert schedules.nightly_schedule.execution_timezone == "UTC"
-    assert schedules.nightly_schedule.job_name == "nightly"
+def test_nightly_schedule_cron_and_timezone(monkeypatch):
+    for name in ("CS_KPIS_NIGHTLY_CRON", "CS_KPIS_NIGHTLY_TIMEZONE", "CS_KPIS_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    schedule = schedules.build_nightly_schedule()
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "UTC"
+    assert schedule.job_name == "nightly"
     ctx = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC))
-    [request] = list(schedules.nightly_schedule.evaluate_tick(ctx).run_requests)
+    [request] = list(schedule.evaluate_tick(ctx).run_requests)
     assert request.job_name in (None, "nightly")
+
+
+def alerting_resources() -> dict:
+    """the alerting resource as the environment set by the test fills it"""
+    return {"alerting": AlertingResource.from_settings()}
 
 
 def test_schedule_cron_and_timezone_from_env(monkeypatch):
     monkeypatch.setenv("CS_KPIS_NIGHTLY_CRON", "30 4 * * 1-5")
     monkeypatch.setenv("CS_KPIS_NIGHTLY_TIMEZONE", "Europe/Berlin")
-    try:
-        reloaded = importlib.reload(schedules)
-        assert reloaded.nightly_schedule.cron_schedule == "30 4 * * 1-5"
-        assert reloaded.nightly_schedule.execution_timezone == "Europe/Berlin"
-    finally:
-        monkeypatch.delenv("CS_KPIS_NIGHTLY_CRON")
-        monkeypatch.delenv("CS_KPIS_NIGHTLY_TIMEZONE")
-        importlib.reload(schedules)
+    # read when the definitions load, not when the module was imported: no reload needed
+    schedule = defs_module.defs().get_repository_def().get_schedule_def("nightly_schedule")
+    assert schedule.cron_schedule == "30 4 * * 1-5"
+    assert schedule.execution_timezone == "Europe/Berlin"
 
 
 # ------------------------------------------------------------------------------------------ webhook stub
@@ -114,14 +119,16 @@ def warehouse(tmp_path, monkeypatch):
 
 def _tick(path, cursor, instance):
     ctx = dg.build_sensor_context(cursor=cursor, instance=instance,
-                                  resources={"duckdb": DuckDBResource(database=str(path))})
+                                  resources={"duckdb": DuckDBResource(database=str(path)),
+                                             "alerting": AlertingResource.from_settings()})
     result = sensors.alert_digest_sensor(ctx)
     return result, ctx.cursor
 
 
 def _run(request, path, instance, raise_on_error=True):
     return jobs.alert_digest_job.execute_in_process(
-        run_config=request.run_config, instance=instance, resources={"duckdb": DuckDBResource(database=str(path))},
+        run_config=request.run_config, instance=instance,
+        resources={"duckdb": DuckDBResource(database=str(path)), "alerting": AlertingResource.from_settings()},
         tags={"dagster/sensor_name": "alert_digest_sensor"}, raise_on_error=raise_on_error)
 
 
@@ -347,16 +354,14 @@ def test_automation_starts_stopped_unless_switched_on(monkeypatch):
         s.default_status == dg.DefaultSensorStatus.STOPPED for s in repo.sensor_defs)
     assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in repo.schedule_defs)
     monkeypatch.setenv(switch.ENV_AUTOMATION, "on")
-    for module in (sensors, schedules):
-        importlib.reload(module)
+    importlib.reload(sensors)
     try:
         assert sensors.alert_digest_sensor.default_status == dg.DefaultSensorStatus.RUNNING
         assert sensors.failed_check_sensor.default_status == dg.DefaultSensorStatus.RUNNING
-        assert schedules.nightly_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+        assert schedules.build_nightly_schedule().default_status == dg.DefaultScheduleStatus.RUNNING
     finally:
         monkeypatch.delenv(switch.ENV_AUTOMATION)
-        for module in (sensors, schedules):
-            importlib.reload(module)
+        importlib.reload(sensors)
     monkeypatch.setenv(switch.ENV_AUTOMATION, "maybe")
     with pytest.raises(ValueError, match="CS_KPIS_AUTOMATION"):
         switch.automation_enabled()
@@ -385,19 +390,20 @@ def test_failed_check_sensor_posts_each_new_failure_once(tmp_path, hook, monkeyp
     instance = dg.DagsterInstance.ephemeral()
     dg.materialize([thing, bad, good], instance=instance)
 
-    ctx = dg.build_sensor_context(instance=instance, definitions=defs, cursor=None)
+    ctx = dg.build_sensor_context(instance=instance, definitions=defs, cursor=None, resources=alerting_resources())
     sensors.failed_check_sensor(ctx)
     assert len(hook.received) == 1
     msg = hook.received[0]
     assert (msg["asset"], msg["check"], msg["severity"]) == ("kpis/thing", "thing_rows_ok", "ERROR")
     assert msg["metadata"] == {"violations": 3} and msg["runbook"].startswith("RUNBOOK §kpis")
     # next tick from the stored cursor: nothing new
-    ctx2 = dg.build_sensor_context(instance=instance, definitions=defs, cursor=ctx.cursor)
+    ctx2 = dg.build_sensor_context(instance=instance, definitions=defs, cursor=ctx.cursor, resources=alerting_resources())
     sensors.failed_check_sensor(ctx2)
     assert len(hook.received) == 1
     # a new failing evaluation is posted again
     dg.materialize([thing, bad, good], instance=instance)
-    sensors.failed_check_sensor(dg.build_sensor_context(instance=instance, definitions=defs, cursor=ctx2.cursor))
+    sensors.failed_check_sensor(dg.build_sensor_context(instance=instance, definitions=defs, cursor=ctx2.cursor,
+                                                        resources=alerting_resources()))
     assert len(hook.received) == 2
 
 
@@ -416,9 +422,10 @@ def test_failed_check_post_is_retried(tmp_path, hook, monkeypatch):
     instance = dg.DagsterInstance.ephemeral()
     dg.materialize([y, y_ok], instance=instance)
     hook.fail = True
-    ctx = dg.build_sensor_context(instance=instance, definitions=defs, cursor=None)
+    ctx = dg.build_sensor_context(instance=instance, definitions=defs, cursor=None, resources=alerting_resources())
     sensors.failed_check_sensor(ctx)
     assert hook.received == [] and hook.hits == 1
     hook.fail = False
-    sensors.failed_check_sensor(dg.build_sensor_context(instance=instance, definitions=defs, cursor=ctx.cursor))
+    sensors.failed_check_sensor(dg.build_sensor_context(instance=instance, definitions=defs, cursor=ctx.cursor,
+                                                        resources=alerting_resources()))
     assert [m["check"] for m in hook.received] == ["y_ok"]

@@ -18,9 +18,15 @@ from cs_kpis.defs.alerts import checks as alert_checks
 from cs_kpis.defs.alerts import engine
 from cs_kpis.defs.automation import jobs, notify, sensors
 from cs_kpis.defs.health.checks import health_checks
+from cs_kpis.lib.settings_resources import AlertingResource
 from cs_kpis_tests.alerts.fixtures import Warehouse, set_cells
 
 UNIQUE_CHECK = "health_scores_daily_unique_account_id_day"
+
+
+def alerting_resources() -> dict:
+    """the alerting resource as the environment set by the test fills it"""
+    return {"alerting": AlertingResource.from_settings()}
 
 
 def _stub(key: dg.AssetKey) -> dg.AssetsDefinition:
@@ -39,7 +45,7 @@ def _defs(path) -> dg.Definitions:
         assets=[*stubs, alert_assets.alerts], asset_checks=[unique, *alert_check_defs],
         jobs=[jobs.nightly_job, jobs.alerts_refresh_job, jobs.alert_digest_job],
         sensors=[sensors.alerts_after_failed_run_sensor, sensors.failed_check_sensor, sensors.alert_digest_sensor],
-        resources={"duckdb": DuckDBResource(database=str(path))})
+        resources={"duckdb": DuckDBResource(database=str(path)), "alerting": AlertingResource.from_settings()})
 
 
 SCORES_DAILY = dg.AssetKey(["kpis", "health_scores_daily"])
@@ -116,17 +122,19 @@ def test_blocking_check_failure_holds_alerts_and_pages_oncall(tmp_path, outbox):
     assert isinstance(again, dg.SkipReason)
 
     # 4. on-call is paged about the failed check, with the runbook's kpis hint
-    sensors.failed_check_sensor(dg.build_sensor_context(instance=instance, definitions=defs, cursor=None))
+    sensors.failed_check_sensor(dg.build_sensor_context(instance=instance, definitions=defs, cursor=None, resources=alerting_resources()))
     pages = [json.loads(f.read_text()) for f in sorted((outbox / "oncall").glob("*.json"))]
     assert [(p["asset"], p["check"]) for p in pages] == [("kpis/health_scores_daily", UNIQUE_CHECK)]
     assert pages[0]["metadata"]["violations"] == 1 and "HELD" in pages[0]["runbook"]
 
     # 5. the CSM digest carries usage_drop only
     tick = sensors.alert_digest_sensor(dg.build_sensor_context(
-        instance=instance, cursor=None, resources={"duckdb": DuckDBResource(database=str(path))}))
+        instance=instance, cursor=None, resources={"duckdb": DuckDBResource(database=str(path)),
+                                                   "alerting": AlertingResource.from_settings()}))
     assert isinstance(tick, dg.RunRequest)
     jobs.alert_digest_job.execute_in_process(run_config=tick.run_config, instance=instance,
-                                             resources={"duckdb": DuckDBResource(database=str(path))})
+                                             resources={"duckdb": DuckDBResource(database=str(path)),
+                                                        "alerting": AlertingResource.from_settings()})
     digests = [json.loads(f.read_text()) for f in sorted(outbox.glob("*.json"))]
     assert [(a["alert_type"], a["account_id"]) for d in digests for a in d["alerts"]] == [("usage_drop", "B")]
 

@@ -10,6 +10,7 @@ from dagster_duckdb import DuckDBResource
 
 from cs_kpis.defs.health import assets as health_assets
 from cs_kpis.defs.health import checks as health_checks
+from cs_kpis_tests.check_call import call_check
 from cs_kpis_tests.health.fixtures import write_company_config, write_inputs
 
 HEALTH_ASSETS = [health_assets.health_product_config, *health_assets.health_sql_assets,
@@ -45,7 +46,7 @@ def copy_of(built, tmp_path):
 
 def run_check(path, name: str):
     check = next(c for c in health_checks.health_checks if next(iter(c.check_specs)).name == name)
-    return check(duckdb=DuckDBResource(database=str(path)))
+    return call_check(check, path)
 
 
 def corrupt(path, *statements):
@@ -128,10 +129,17 @@ def test_band_shift_warns_without_blocking(copy_of):
     assert not spec.blocking
 
 
-def test_band_shift_threshold_from_env(monkeypatch):
-    monkeypatch.setenv(health_checks.ENV_BAND_SHIFT, "25")
-    names = {next(iter(c.check_specs)).name: c for c in health_checks.build_health_checks()}
-    assert "25 percentage points" in next(iter(names[health_checks.BAND_SHIFT].check_specs)).description
+def test_band_shift_threshold_from_env(monkeypatch, copy_of):
+    """Every band moves far on 04-30: with the threshold at 100 points (the variable, read into the resource
+    when the check runs) nothing moved more than that, and the threshold used is in the result."""
+    corrupt(copy_of, "update kpis.health_scores_daily set band = 'red' where day = '2025-04-30'")
+    assert not run_check(copy_of, health_checks.BAND_SHIFT).passed
+    monkeypatch.setenv(health_checks.ENV_BAND_SHIFT, "100")
+    result = run_check(copy_of, health_checks.BAND_SHIFT)
+    assert result.passed and result.metadata["threshold_health_band_shift_pp"].value == 100
+    spec = next(iter(next(c for c in health_checks.build_health_checks()
+                          if next(iter(c.check_specs)).name == health_checks.BAND_SHIFT).check_specs))
+    assert health_checks.ENV_BAND_SHIFT in spec.description
 
 
 def test_product_config_needs_every_setting():

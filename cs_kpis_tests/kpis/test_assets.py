@@ -6,6 +6,7 @@ from dagster_duckdb import DuckDBResource
 
 from cs_kpis.defs.kpis import checks, checks_periods
 from cs_kpis.defs.kpis.assets import extra_metadata, kpi_models
+from cs_kpis.lib.settings_resources import CheckThresholdsResource
 from cs_kpis.lib.sql import sql_assets
 from cs_kpis_tests.kpis.conftest import MOVEMENT_ACCOUNTS, MOVEMENT_CHANGES
 from cs_kpis_tests.kpis.warehouse import connect, marts_period_models, write_contract, write_dim_day
@@ -25,7 +26,8 @@ def materialize(warehouse, check_defs):
         kpi_models(), group="kpis", extra_metadata=extra_metadata)
     return dg.materialize(
         [*assets, *check_defs],
-        resources={"duckdb": DuckDBResource(database=str(warehouse))},
+        resources={"duckdb": DuckDBResource(database=str(warehouse)),
+                   "check_thresholds": CheckThresholdsResource.from_settings()},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

@@ -1,10 +1,10 @@
 """Every check passes on clean data and fails on data corrupted the way it is meant to catch."""
 
-import dagster as dg
 import pytest
 
 from cs_kpis.defs.kpis import checks
 from cs_kpis.lib.checks import run_rule
+from cs_kpis.lib.settings_resources import CheckThresholdsResource
 
 REV = "kpis.revenue_monthly"
 
@@ -187,9 +187,13 @@ def test_check_names_and_severities():
     assert (checks.REVENUE_MONTHLY_PARENT, checks.MRR_BRIDGE_RECONCILES) in defs
 
 
-def test_thresholds_come_from_the_environment(monkeypatch):
+def test_thresholds_come_from_the_check_thresholds_resource_at_run_time(monkeypatch):
+    """The check reads its threshold from the resource when it runs (nothing is fixed when the code loads):
+    the variable fills the resource, and the description names the key and the variable."""
     monkeypatch.setenv(checks.ENV_MAX_INVOICE_GAP, "0.25")
-    specs = [s for d in checks.build_kpi_checks() for s in d.check_specs
-             if s.name == checks.MRR_MATCHES_INVOICED_RECURRING_REVENUE]
-    assert "25%" in specs[0].description
-    assert isinstance(specs[0].asset_key, dg.AssetKey)
+    [check] = [d for d in checks.build_kpi_checks()
+               if any(s.name == checks.MRR_MATCHES_INVOICED_RECURRING_REVENUE for s in d.check_specs)]
+    [spec] = check.check_specs
+    assert checks.ENV_MAX_INVOICE_GAP in spec.description and "mrr_invoice_max_gap" in spec.description
+    assert "check_thresholds" in check.required_resource_keys
+    assert CheckThresholdsResource.from_settings().mrr_invoice_max_gap == 0.25

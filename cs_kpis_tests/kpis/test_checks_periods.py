@@ -8,6 +8,7 @@ from dagster_duckdb import DuckDBResource
 from cs_kpis.defs.kpis import checks_periods as cp
 from cs_kpis.defs.kpis.assets import extra_metadata, kpi_models
 from cs_kpis.lib.checks import run_rule
+from cs_kpis.lib.settings_resources import CheckThresholdsResource
 from cs_kpis.lib.sql import sql_assets
 from cs_kpis_tests.kpis.periods import (
     QUARTER_ACCOUNTS,
@@ -90,7 +91,8 @@ def materialize(tmp_path, changes):
         kpi_models(), group="kpis", extra_metadata=extra_metadata)
     result = dg.materialize(
         [*assets, *cp.build_period_checks()],
-        resources={"duckdb": DuckDBResource(database=str(tmp_path / "warehouse.duckdb"))},
+        resources={"duckdb": DuckDBResource(database=str(tmp_path / "warehouse.duckdb")),
+                   "check_thresholds": CheckThresholdsResource.from_settings()},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

@@ -10,9 +10,9 @@ import json
 
 import duckdb
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from cs_kpis.defs.marts.checks import HISTORY_MATCHES_INVOICES, marts_checks
+from cs_kpis_tests.check_call import call_check
 
 from .billing_fixtures import Ledger, build_marts, item, month_end_mrr
 
@@ -233,7 +233,7 @@ def test_states_say_where_they_came_from(warehouse):
 
 def test_blocking_check_names_the_subscription_whose_change_cannot_be_dated(warehouse):
     check = next(c for c in marts_checks if next(iter(c.check_keys)).name == HISTORY_MATCHES_INVOICES)
-    result = check(duckdb=DuckDBResource(database=warehouse))
+    result = call_check(check, warehouse)
     assert not result.passed
     assert result.metadata["violations"].value == 1
     assert "sub_unknown" in result.metadata["sample"].value
@@ -249,7 +249,7 @@ def test_check_fails_when_history_is_missing(warehouse, tmp_path):
         con.execute("delete from marts.subscription_states where source <> 'events'")
         build_marts(con, ("subscription_periods",))
     check = next(c for c in marts_checks if next(iter(c.check_keys)).name == HISTORY_MATCHES_INVOICES)
-    result = check(duckdb=DuckDBResource(database=copy))
+    result = call_check(check, copy)
     assert not result.passed
     assert result.metadata["violations"].value > 10
     assert "no MRR in a month its paid invoice covers" in result.metadata["sample"].value

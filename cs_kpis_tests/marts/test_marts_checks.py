@@ -2,9 +2,9 @@
 
 import duckdb
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from cs_kpis.defs.marts.checks import marts_checks
+from cs_kpis_tests.check_call import call_check
 
 from .billing_fixtures import build_marts
 from .test_subscription_periods import AS_OF, scenarios
@@ -77,7 +77,7 @@ def test_every_check_has_a_corruption_case():
 
 
 def test_all_checks_pass_on_the_clean_company(warehouse):
-    failed = [name for name, chk in CHECKS.items() if not chk(duckdb=DuckDBResource(database=warehouse)).passed]
+    failed = [name for name, chk in CHECKS.items() if not call_check(chk, warehouse).passed]
     assert failed == []
 
 
@@ -86,7 +86,7 @@ def test_check_fails_on_corrupted_data(warehouse, name):
     con = duckdb.connect(warehouse)
     con.execute(CORRUPTIONS[name])
     con.close()
-    result = CHECKS[name](duckdb=DuckDBResource(database=warehouse))
+    result = call_check(CHECKS[name], warehouse)
     assert not result.passed
     assert result.metadata["violations"].value >= 1
     assert "sample" in result.metadata
@@ -97,7 +97,7 @@ def test_values_of_the_wrong_type_are_named_with_their_field(warehouse):
     con = duckdb.connect(warehouse)
     con.execute(CORRUPTIONS["subscription_states_every_value_parsed"])
     con.close()
-    result = CHECKS["subscription_states_every_value_parsed"](duckdb=DuckDBResource(database=warehouse))
+    result = call_check(CHECKS["subscription_states_every_value_parsed"], warehouse)
     sample = result.metadata["sample"].value
     assert "price.unit_amount" in sample and "12.50" in sample
     assert "].quantity" in sample and "OBJECT" in sample
@@ -116,7 +116,7 @@ def test_pricing_fields_of_the_wrong_type_are_named(warehouse):
                           where event_type like 'customer.subscription.%')
     """)
     con.close()
-    result = CHECKS["subscription_states_every_value_parsed"](duckdb=DuckDBResource(database=warehouse))
+    result = call_check(CHECKS["subscription_states_every_value_parsed"], warehouse)
     sample = result.metadata["sample"].value
     assert not result.passed
     assert "price.unit_amount_decimal" in sample and "2499.5" in sample

@@ -4,7 +4,6 @@ match exactly what the demo profile gives on the original exports (the session's
 
 import json
 import shutil
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -12,90 +11,8 @@ import pytest
 
 from cs_kpis import config
 from cs_kpis_tests.conftest import TEST_ENV
+from cs_kpis_tests.renamed_profile import PROFILE, rename_exports
 from cs_kpis_tests.staging.conftest import XREF_KEYS
-
-CRM_RENAMES = {
-    "Account": {"CSM__c": "Customer_Success_Manager__c", "Segment__c": "Tier__c",
-                "CSM_Sentiment__c": "Health_Sentiment__c", "Product_Workspace_Id__c": "App_Workspace__c"},
-    "Contact": {"Role__c": "Contact_Role__c"},
-}
-PROFILE = {
-    "profile": "renamed-co",
-    "reporting_currency": "USD",
-    "systems": {
-        "crm": {"mode": "files", "fields": {"csm": "Customer_Success_Manager__c", "segment": "Tier__c",
-                                            "csm_sentiment": "Health_Sentiment__c",
-                                            "product_workspace_id": "App_Workspace__c",
-                                            "contact_role": "Contact_Role__c"}},
-        "billing": {"mode": "files", "account_id_field": "metadata.sfdc_account_id"},
-        "product": {"mode": "files"},
-        "support": {"mode": "files", "account_id_field": "organization_fields.sfdc_account"},
-        "nps": {"mode": "files", "account_id_field": "person_properties.crm_account"},
-    },
-    "product": config.DEMO_PRODUCT.as_dict(),
-}
-
-
-def _rewrite(folder: Path, glob: str, change) -> int:
-    n = 0
-    for part in sorted(folder.glob(glob)):
-        body = json.loads(part.read_text())
-        n += change(body)
-        part.write_text(json.dumps(body))
-    return n
-
-
-def _rename_metadata(obj: dict) -> int:
-    meta = obj.get("metadata")
-    if isinstance(meta, dict) and "salesforce_account_id" in meta:
-        meta["sfdc_account_id"] = meta.pop("salesforce_account_id")
-        return 1
-    return 0
-
-
-def rename_exports(landing: Path) -> dict[str, int]:
-    """Rename every join key and custom field in the landing folder's parts; returns how many were renamed."""
-    renamed = {}
-    for obj, renames in CRM_RENAMES.items():
-        def crm(env, renames=renames):
-            n = 0
-            for rec in env["records"]:
-                for old, new in renames.items():
-                    if old in rec:
-                        rec[new] = rec.pop(old)
-                        n += 1
-            return n
-        renamed[obj] = _rewrite(landing / "crm" / obj, "*/part-*.json", crm)
-
-    def history(env):
-        # field history names the changed field by its API name: the renamed org's names
-        n = 0
-        for rec in env["records"]:
-            if rec.get("Field") in CRM_RENAMES["Account"]:
-                rec["Field"] = CRM_RENAMES["Account"][rec["Field"]]
-                n += 1
-        return n
-    renamed["AccountHistory"] = _rewrite(landing / "crm" / "AccountHistory", "*/part-*.json", history)
-    renamed["customers"] = _rewrite(landing / "billing" / "customers", "*/part-*.json",
-                                    lambda env: sum(_rename_metadata(o) for o in env["data"]))
-    renamed["subscriptions"] = _rewrite(landing / "billing" / "subscriptions", "*/part-*.json",
-                                        lambda env: sum(_rename_metadata(o) for o in env["data"]))
-    renamed["events"] = _rewrite(landing / "billing" / "events", "*/part-*.json",
-                                 lambda env: sum(_rename_metadata(e["data"]["object"]) for e in env["data"]))
-
-    def orgs(env):
-        for org in env["organizations"]:
-            org["organization_fields"] = {"sfdc_account": org.pop("external_id", None)}
-            org["external_id"] = None
-        return len(env["organizations"])
-    renamed["organizations"] = _rewrite(landing / "support" / "organizations", "*/part-*.json", orgs)
-
-    def nps(responses):
-        for r in responses:
-            r["person_properties"]["crm_account"] = r["person_properties"].pop("salesforce_account_id", None)
-        return len(responses)
-    renamed["survey_responses"] = _rewrite(landing / "nps" / "survey_responses", "*/part-*.json", nps)
-    return renamed
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ idempotent: rerunning on the same data appends nothing, and history once logged 
 
 import hashlib
 import itertools
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,10 +24,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from cs_kpis import tuning
+
 HERE = Path(__file__).parent
 SQL_DIR = HERE / "sql"
 RULES_PATH = HERE / "alert_rules.yaml"
-ENV_RULES = "CS_KPIS_ALERT_RULES"
+ENV_RULES = tuning.SETTINGS["alerts.rules_file"].env
 ALERT_TYPES = ("health_drop", "health_red", "usage_drop", "champion_inactive", "ticket_spike",
                "low_nps_high_value", "renewal_risk", "expansion_opportunity")
 NOTIFY_EVENTS = ("raised", "reminder")
@@ -44,8 +45,8 @@ def severity_rank_sql(column: str = "severity") -> str:
 
 
 def rules_path() -> Path:
-    value = os.environ.get(ENV_RULES)
-    return Path(value) if value else RULES_PATH
+    """settings.alerts.rules_file in the company file (CS_KPIS_ALERT_RULES overrides), or alert_rules.yaml."""
+    return tuning.get_path("alerts.rules_file") or RULES_PATH
 
 
 def _kind(value) -> str:

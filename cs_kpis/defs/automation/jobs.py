@@ -7,6 +7,7 @@ from dagster_duckdb import DuckDBResource
 
 from cs_kpis.defs.alerts.assets import CANDIDATES, LOG
 from cs_kpis.defs.automation import notify
+from cs_kpis.lib.settings_resources import AlertingResource
 from cs_kpis.lib.sql import WAREHOUSE_POOL
 
 # every asset and, with them, every asset check: the same scope as `make run`
@@ -48,12 +49,14 @@ class DigestConfig(dg.Config):
 
 
 @dg.op(pool=WAREHOUSE_POOL)
-def send_alert_digests(context: dg.OpExecutionContext, config: DigestConfig, duckdb: DuckDBResource) -> dict:
+def send_alert_digests(context: dg.OpExecutionContext, config: DigestConfig, duckdb: DuckDBResource,
+                       alerting: AlertingResource) -> dict:
     """Queue one digest per owner for the alert_log rows not handed over yet (queue and hand-over in one
     transaction), then check the digests in doubt and deliver every pending one."""
     with closed_on_error(duckdb) as con:
         after, upto, queued = notify.queue_new_digests(con, config.upto_seq or None)
-        result = notify.deliver_pending(con, notify.webhook_url(), notify.outbox_dir())
+        result = notify.deliver_pending(con, alerting.webhook_url, alerting.outbox, alerting.webhook_check_url,
+                                        timeout=alerting.webhook_timeout_s)
     for nid, err in result["errors"].items():
         context.log.warning(f"digest {nid} not delivered: {err}")
     if result["in_doubt"]:

@@ -2,7 +2,9 @@
 
 Delivery: POST the JSON to a Slack-compatible incoming webhook (``text`` is what Slack shows; the other
 fields are for machines) when CS_KPIS_ALERT_WEBHOOK_URL is set (on-call: CS_KPIS_ONCALL_WEBHOOK_URL), else
-write ``<outbox>/<id>.json`` (CS_KPIS_OUTBOX, default <state>/outbox).
+write ``<outbox>/<id>.json`` (``settings.alerts.outbox_dir`` in the company file, CS_KPIS_OUTBOX overrides,
+default <state>/outbox). Inside Dagster the ``alerting`` resource (cs_kpis/lib/settings_resources.py) passes
+URLs, outbox and timeout in; the functions below fall back to cs_kpis/tuning.py when called without them.
 
 The guarantee (stated in the runbook, cs_kpis/defs/automation/README.md):
 
@@ -31,15 +33,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from cs_kpis import settings
+from cs_kpis import settings, tuning
 from cs_kpis.defs.alerts.engine import SEVERITY_RANK
+from cs_kpis.lib.settings_resources import ENV_ONCALL_WEBHOOK, ENV_WEBHOOK, ENV_WEBHOOK_CHECK
 
-ENV_WEBHOOK = "CS_KPIS_ALERT_WEBHOOK_URL"
-ENV_WEBHOOK_CHECK = "CS_KPIS_ALERT_WEBHOOK_CHECK_URL"
-ENV_ONCALL_WEBHOOK = "CS_KPIS_ONCALL_WEBHOOK_URL"
-ENV_OUTBOX = "CS_KPIS_OUTBOX"
-ENV_TIMEOUT = "CS_KPIS_WEBHOOK_TIMEOUT_S"
-DEFAULT_TIMEOUT_S = 10.0
+__all__ = ["ENV_ONCALL_WEBHOOK", "ENV_WEBHOOK", "ENV_WEBHOOK_CHECK"]
+ENV_OUTBOX = tuning.SETTINGS["alerts.outbox_dir"].env
+ENV_TIMEOUT = tuning.SETTINGS["alerts.webhook_timeout_s"].env
+DEFAULT_TIMEOUT_S = tuning.SETTINGS["alerts.webhook_timeout_s"].default
 
 NOTIFICATIONS_DDL = """
 create table if not exists alerts.notifications (
@@ -71,8 +72,7 @@ class DeliveryError(Exception):
 
 
 def outbox_dir() -> Path:
-    value = os.environ.get(ENV_OUTBOX)
-    return Path(value) if value else settings.state_dir() / "outbox"
+    return tuning.get_path("alerts.outbox_dir") or settings.state_dir() / "outbox"
 
 
 def webhook_url(env: str = ENV_WEBHOOK) -> str | None:
@@ -80,10 +80,7 @@ def webhook_url(env: str = ENV_WEBHOOK) -> str | None:
 
 
 def webhook_timeout() -> float:
-    try:
-        return float(os.environ.get(ENV_TIMEOUT) or DEFAULT_TIMEOUT_S)
-    except ValueError:
-        raise ValueError(f"{ENV_TIMEOUT} must be a number of seconds") from None
+    return tuning.get("alerts.webhook_timeout_s")
 
 
 def idempotency_key(name: str) -> str:
@@ -157,11 +154,11 @@ def outbox_path(folder: Path, name: str) -> Path:
     return folder / f"{safe}.json"
 
 
-def deliver(name: str, payload: dict, url: str | None, outbox: Path) -> str:
+def deliver(name: str, payload: dict, url: str | None, outbox: Path, timeout: float | None = None) -> str:
     key = idempotency_key(name)
     payload = {**payload, "idempotency_key": key}
     if url:
-        post_json(url, payload, key=key)
+        post_json(url, payload, timeout=timeout, key=key)
         return "webhook"
     write_outbox(outbox, name, payload)
     return "outbox"
@@ -264,7 +261,8 @@ def _set(con, nid: str, status: str, error: str | None, *, attempt: bool = False
                 [status, error, nid])
 
 
-def deliver_pending(con, url: str | None = None, outbox: Path | None = None, check_url: str | None = None) -> dict:
+def deliver_pending(con, url: str | None = None, outbox: Path | None = None, check_url: str | None = None,
+                    timeout: float | None = None) -> dict:
     """Check every digest in doubt, then send every pending one once; returns counts and the errors."""
     ensure_table(con)
     outbox = outbox or outbox_dir()
@@ -275,7 +273,7 @@ def deliver_pending(con, url: str | None = None, outbox: Path | None = None, che
         if not url:
             received = outbox_path(outbox, nid).exists()
         else:
-            received = check_received(check_url, idempotency_key(nid)) if check_url else None
+            received = check_received(check_url, idempotency_key(nid), timeout) if check_url else None
         if received:
             _set(con, nid, "sent", "confirmed received after an ambiguous send", sent=True)
             confirmed += 1
@@ -290,7 +288,7 @@ def deliver_pending(con, url: str | None = None, outbox: Path | None = None, che
     for nid, payload in pending:
         _set(con, nid, "sending", None, attempt=True)  # committed before the send: a crash leaves it in doubt
         try:
-            channel = deliver(nid, json.loads(payload), url, outbox)
+            channel = deliver(nid, json.loads(payload), url, outbox, timeout)
         except Exception as exc:  # noqa: BLE001 (any failure: pending again, or in doubt)
             errors[nid] = describe_error(exc)
             if isinstance(exc, DeliveryError) and exc.in_doubt:

@@ -30,6 +30,7 @@ from dagster_duckdb import DuckDBResource
 from cs_kpis.defs.alerts.assets import AFTER_RUN_TAG, CANDIDATES
 from cs_kpis.defs.automation import notify, switch
 from cs_kpis.defs.automation.jobs import alert_digest_job, alerts_refresh_job
+from cs_kpis.lib.settings_resources import AlertingResource
 
 
 def _scalar(con, sql: str, default=0):
@@ -70,12 +71,12 @@ def _digest_run_active(instance: dg.DagsterInstance) -> bool:
            description=("New rows in alerts.alert_log -> one digest per CSM; retries digests whose send failed. "
                         "What was handed over is kept in the warehouse (alerts.digest_handover), so a failed "
                         "run is asked for again."))
-def alert_digest_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBResource):
+def alert_digest_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBResource, alerting: AlertingResource):
     try:
         max_seq, handed, pending, attempts, doubt = warehouse_state(duckdb.database)
     except duckdb_lib.Error as exc:  # missing file, or a run holds the write lock
         return dg.SkipReason(f"warehouse not readable now, next tick retries: {type(exc).__name__}")
-    checkable = doubt if notify.webhook_url(notify.ENV_WEBHOOK_CHECK) or not notify.webhook_url() else 0
+    checkable = doubt if alerting.webhook_check_url or not alerting.webhook_url else 0
     if max_seq <= handed and not pending and not checkable:
         extra = f"; {doubt} digest(s) in doubt wait for a person (runbook)" if doubt else ""
         return dg.SkipReason(f"alert_log handed over up to log_seq {handed}, nothing pending{extra}")
@@ -96,7 +97,7 @@ def _plain(value):
 
 @dg.sensor(minimum_interval_seconds=60, default_status=switch.sensor_status(),
            description="Posts every newly failed asset check (latest evaluation) with its metadata and runbook hint.")
-def failed_check_sensor(context: dg.SensorEvaluationContext):
+def failed_check_sensor(context: dg.SensorEvaluationContext, alerting: AlertingResource):
     cursor = int(context.cursor or 0)
     graph = context.repository_def.asset_graph
     new_failures = []
@@ -111,14 +112,14 @@ def failed_check_sensor(context: dg.SensorEvaluationContext):
         highest = max(highest, record.id)
         if not ev.passed:
             new_failures.append((record, ev))
-    url, outbox = notify.webhook_url(notify.ENV_ONCALL_WEBHOOK), notify.outbox_dir() / "oncall"
+    url, outbox = alerting.oncall_webhook_url, alerting.outbox / "oncall"
     failed_ids = []
     for record, ev in sorted(new_failures, key=lambda p: p[0].id):
         payload = notify.oncall_payload(
             ev.asset_key.to_user_string(), ev.check_name, ev.severity.value, ev.description,
             {k: _plain(v) for k, v in (ev.metadata or {}).items()}, record.run_id)
         try:
-            notify.deliver(f"check-{record.id}-{ev.check_name}", payload, url, outbox)
+            notify.deliver(f"check-{record.id}-{ev.check_name}", payload, url, outbox, alerting.webhook_timeout_s)
         except Exception as exc:  # noqa: BLE001 (any failure: cursor held, retried next tick)
             context.log.warning(f"on-call post for {ev.check_name} failed, retried next tick: {exc}")
             failed_ids.append(record.id)

@@ -7,8 +7,10 @@
   never materialized are not paged (nothing has run yet: that is not staleness).
 - **sources**: the newest extract day each source system handed over and the pipeline loaded
   (``raw._row_accounting``, see cs_kpis/lib/extracts.py). Day D's export is expected once D is over, so the
-  source is late when ``now - (D + 1 day)`` exceeds ``CS_KPIS_SOURCE_MAX_AGE_HOURS`` (default 26 h: the
-  nightly run at 02:00 should have loaded yesterday's export).
+  source is late when ``now - (D + 1 day)`` exceeds the ``check_thresholds`` resource's
+  ``source_max_age_hours`` (``settings.checks.source_max_age_hours`` in the company file,
+  ``CS_KPIS_SOURCE_MAX_AGE_HOURS`` overrides; default 26 h: the nightly run at 02:00 should have loaded
+  yesterday's export).
 
 Each thing that goes stale gets **one** message through the on-call path (CS_KPIS_ONCALL_WEBHOOK_URL, or the
 outbox's ``oncall/`` folder): what it is, when it was last materialized (or which day was last loaded) and the
@@ -19,28 +21,24 @@ fails is not remembered, so the next tick tries again. The clock is a parameter 
 
 import datetime as dt
 import json
-import os
 
 import dagster as dg
 import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 
+from cs_kpis import tuning
 from cs_kpis.defs.automation import notify, switch
 from cs_kpis.lib.extracts import newest_extract_days
+from cs_kpis.lib.settings_resources import AlertingResource, CheckThresholdsResource
 
-ENV_SOURCE_MAX_AGE = "CS_KPIS_SOURCE_MAX_AGE_HOURS"
-DEFAULT_SOURCE_MAX_AGE = dt.timedelta(hours=26)
+ENV_SOURCE_MAX_AGE = tuning.SETTINGS["checks.source_max_age_hours"].env
+DEFAULT_SOURCE_MAX_AGE = dt.timedelta(hours=tuning.SETTINGS["checks.source_max_age_hours"].default)
 RUNBOOK = "RUNBOOK §stale: cs_kpis/defs/automation/README.md#runbook"
 
 
 def source_max_age() -> dt.timedelta:
-    value = os.environ.get(ENV_SOURCE_MAX_AGE)
-    if not value:
-        return DEFAULT_SOURCE_MAX_AGE
-    try:
-        return dt.timedelta(hours=float(value))
-    except ValueError:
-        raise ValueError(f"{ENV_SOURCE_MAX_AGE} must be a number of hours, got {value!r}") from None
+    """settings.checks.source_max_age_hours (CS_KPIS_SOURCE_MAX_AGE_HOURS overrides, default 26 h)."""
+    return dt.timedelta(hours=tuning.get("checks.source_max_age_hours"))
 
 
 def _iso(ts: dt.datetime) -> str:
@@ -104,10 +102,14 @@ def page_stale(current: dict[str, dict], paged: list[str], post) -> tuple[list[s
     return sorted(keep + posted), posted, failed
 
 
-def _post(key: str, payload: dict) -> None:
+def _post(key: str, payload: dict, alerting: AlertingResource | None = None) -> None:
     # one name (and idempotency key) per staleness episode: the item and what it was last seen with
     name = "stale-" + key.replace(":", "-").replace("/", "_") + "-" + payload["episode"]
-    notify.deliver(name, payload, notify.webhook_url(notify.ENV_ONCALL_WEBHOOK), notify.outbox_dir() / "oncall")
+    if alerting is None:  # outside a sensor: the environment and the company file
+        notify.deliver(name, payload, notify.webhook_url(notify.ENV_ONCALL_WEBHOOK), notify.outbox_dir() / "oncall")
+    else:
+        notify.deliver(name, payload, alerting.oncall_webhook_url, alerting.outbox / "oncall",
+                       alerting.webhook_timeout_s)
 
 
 def last_materializations(instance: dg.DagsterInstance, graph) -> dict[str, tuple[dt.datetime | None, dt.timedelta]]:
@@ -123,19 +125,21 @@ def last_materializations(instance: dg.DagsterInstance, graph) -> dict[str, tupl
     return out
 
 
-def evaluate(context: dg.SensorEvaluationContext, database: str, now: dt.datetime | None = None) -> dg.SkipReason:
+def evaluate(context: dg.SensorEvaluationContext, database: str, now: dt.datetime | None = None,
+             max_age: dt.timedelta | None = None, alerting: AlertingResource | None = None) -> dg.SkipReason:
     now = now or dt.datetime.now(dt.UTC)
+    max_age = max_age or source_max_age()
     paged = json.loads(context.cursor)["paged"] if context.cursor else []
     current = stale_assets(last_materializations(context.instance, context.repository_def.asset_graph), now)
     note = ""
     try:
         with duckdb_lib.connect(database, read_only=True) as con:
-            current |= stale_sources(newest_extract_days(con), now, source_max_age())
+            current |= stale_sources(newest_extract_days(con), now, max_age)
     except duckdb_lib.Error as exc:  # missing file, or a run holds the write lock: sources next tick
         note = f"; sources not checked ({type(exc).__name__}), next tick"
         paged_sources = [k for k in paged if k.startswith("source:")]
         current |= {k: {} for k in paged_sources}  # unknown now: keep them as paged
-    still, posted, failed = page_stale(current, paged, _post)
+    still, posted, failed = page_stale(current, paged, lambda key, payload: _post(key, payload, alerting))
     context.update_cursor(json.dumps({"paged": still}))
     for key in failed:
         context.log.warning(f"on-call post about {key} failed, next tick tries again")
@@ -145,5 +149,7 @@ def evaluate(context: dg.SensorEvaluationContext, database: str, now: dt.datetim
 @dg.sensor(minimum_interval_seconds=300, default_status=switch.sensor_status(),
            description=("Pages on-call once when an asset goes past its freshness policy, or a source system's "
                         "newest loaded extract is late; silent until it is fresh again."))
-def stale_data_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBResource):
-    return evaluate(context, duckdb.database)
+def stale_data_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBResource,
+                      check_thresholds: CheckThresholdsResource, alerting: AlertingResource):
+    return evaluate(context, duckdb.database, max_age=dt.timedelta(hours=check_thresholds.source_max_age_hours),
+                    alerting=alerting)

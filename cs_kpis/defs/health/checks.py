@@ -3,14 +3,14 @@
 Blocking: scores and components within 0..100 and not null, one score per account per day, every account
 with a subscription in force on the as-of day scored, contributions adding up to the score. Warning only:
 the band distribution of active accounts on the as-of day moved sharply from the previous day (more than
-CS_KPIS_HEALTH_BAND_SHIFT_PP percentage points in any band, default 10): worth a look (a data problem or a
-real wave of risk), but not a reason to hold the scores back.
+the check_thresholds resource's health_band_shift_pp percentage points in any band: the company file's
+settings.checks.health_band_shift_pp, CS_KPIS_HEALTH_BAND_SHIFT_PP overrides, default 10): worth a look (a
+data problem or a real wave of risk), but not a reason to hold the scores back.
 """
-
-import os
 
 import dagster as dg
 
+from cs_kpis import tuning
 from cs_kpis.defs.health import health_score as hs
 from cs_kpis.lib.checks import sql_check, unique_key_check
 
@@ -22,8 +22,8 @@ SCORE_IN_RANGE = "health_scores_daily_score_in_range"
 EVERY_ACTIVE_ACCOUNT_SCORED = "health_scores_daily_every_active_account_scored"
 CONTRIBUTIONS_ADD_UP = "health_scores_daily_contributions_add_up"
 BAND_SHIFT = "health_scores_daily_band_shift"
-ENV_BAND_SHIFT = "CS_KPIS_HEALTH_BAND_SHIFT_PP"
-DEFAULT_BAND_SHIFT_PP = 10.0
+ENV_BAND_SHIFT = tuning.SETTINGS["checks.health_band_shift_pp"].env
+DEFAULT_BAND_SHIFT_PP = tuning.SETTINGS["checks.health_band_shift_pp"].default
 
 _COMPONENT_COLS = [f"{c}_score" for c in hs.COMPONENTS]
 
@@ -91,7 +91,6 @@ def band_shift_sql(threshold_pp: float) -> str:
 
 
 def build_health_checks() -> list[dg.AssetChecksDefinition]:
-    threshold = float(os.environ.get(ENV_BAND_SHIFT, "").strip() or DEFAULT_BAND_SHIFT_PP)
     return [
         sql_check(SCORES_DAILY, SCORE_IN_RANGE,
                   "every score and component score is within 0..100, and every row has a score and a band",
@@ -106,9 +105,11 @@ def build_health_checks() -> list[dg.AssetChecksDefinition]:
                   "the component contributions add up to the score (the explanation accounts for every point)",
                   CONTRIBUTIONS_SQL),
         sql_check(SCORES_DAILY, BAND_SHIFT,
-                  f"no band's share of active scored accounts moved more than {threshold:g} percentage points from the "
-                  "previous day to the latest day",
-                  band_shift_sql(threshold), blocking=False, severity=dg.AssetCheckSeverity.WARN),
+                  "no band's share of active scored accounts moved more than the check_thresholds resource's "
+                  f"health_band_shift_pp (default {DEFAULT_BAND_SHIFT_PP:g}) percentage points from the previous day "
+                  f"to the latest day (settings.checks.health_band_shift_pp; {ENV_BAND_SHIFT} overrides)",
+                  lambda t: band_shift_sql(t.health_band_shift_pp), thresholds=("health_band_shift_pp",),
+                  blocking=False, severity=dg.AssetCheckSeverity.WARN),
     ]
 
 

@@ -18,10 +18,11 @@ Scoring, per account and day (KPI_DEFINITIONS.md "Customer health score"):
 import hashlib
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from cs_kpis import tuning
 
 COMPONENTS = ("usage", "adoption", "support", "sentiment", "billing")
 
@@ -192,13 +193,13 @@ def load_config(path: Path | str) -> HealthConfig:
 HERE = Path(__file__).parent
 CONFIG_PATH = HERE / "config" / "health_score.yaml"
 ARCHIVE_DIR = HERE / "config" / "archive"
-ENV_CONFIG = "CS_KPIS_HEALTH_CONFIG"
+ENV_CONFIG = tuning.SETTINGS["health.config_file"].env
 
 
 def config_path() -> Path:
-    """The live config: CS_KPIS_HEALTH_CONFIG, or config/health_score.yaml."""
-    value = os.environ.get(ENV_CONFIG)
-    return Path(value) if value else CONFIG_PATH
+    """The live config: settings.health.config_file in the company file (CS_KPIS_HEALTH_CONFIG overrides),
+    or config/health_score.yaml."""
+    return tuning.get_path("health.config_file") or CONFIG_PATH
 
 
 def load_current_config() -> HealthConfig:

@@ -3,16 +3,16 @@
 Blocking checks guard numbers that the business reads directly (the bridge must add up, MRR is never
 negative, no account-month is missing, keys are unique, GRR never exceeds 100%); warnings flag numbers
 that are plausible-but-suspicious (retention outside the usual range, MRR drifting from what was
-invoiced). Thresholds come from the environment when the code location loads (names below), so they can
-be tuned without a code change. Revenue on billing customers without a CRM account is checked where the
+invoiced). Thresholds come from the ``check_thresholds`` resource when a check runs (the company file's
+``settings.checks``; each ``CS_KPIS_*`` variable below overrides its key), so they can be tuned without a
+code change and the UI shows the values in force. Revenue on billing customers without a CRM account is checked where the
 unmatched customers are listed: ``unmatched_mrr_share_below_threshold`` on marts.unmatched_source_records
 (cs_kpis/defs/xref/checks.py).
 """
 
-import os
-
 import dagster as dg
 
+from cs_kpis import tuning
 from cs_kpis.lib.checks import sql_check, unique_key_check
 
 MRR_MONTHLY = dg.AssetKey(["marts", "mrr_monthly"])
@@ -31,19 +31,18 @@ MRR_MATCHES_INVOICED_RECURRING_REVENUE = "mrr_matches_invoiced_recurring_revenue
 
 # monthly NRR below 0.5 or above 1.5 means half the base churned or grew by half in one month: possible
 # for a tiny segment, but far more often a mapping or currency bug; GRR below 0.5 likewise
-DEFAULT_NRR_BOUNDS = (0.5, 1.5)
-DEFAULT_GRR_LOW = 0.5
+# (defaults and variables: cs_kpis/tuning.py, the one table of settings)
+DEFAULT_NRR_BOUNDS = (tuning.SETTINGS["checks.nrr_low"].default, tuning.SETTINGS["checks.nrr_high"].default)
+DEFAULT_GRR_LOW = tuning.SETTINGS["checks.grr_low"].default
 # a segment of three accounts can lose half its MRR in a normal month: judge only larger starting cohorts
-DEFAULT_MIN_ACCOUNTS = 10
-DEFAULT_MAX_INVOICE_GAP = 0.10
-ENV_NRR_LOW, ENV_NRR_HIGH, ENV_GRR_LOW = "CS_KPIS_NRR_LOW", "CS_KPIS_NRR_HIGH", "CS_KPIS_GRR_LOW"
-ENV_MIN_ACCOUNTS = "CS_KPIS_RETENTION_BOUNDS_MIN_ACCOUNTS"
-ENV_MAX_INVOICE_GAP = "CS_KPIS_MRR_INVOICE_MAX_GAP"
-
-
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    return float(value) if value else default
+DEFAULT_MIN_ACCOUNTS = tuning.SETTINGS["checks.retention_bounds_min_accounts"].default
+DEFAULT_MAX_INVOICE_GAP = tuning.SETTINGS["checks.mrr_invoice_max_gap"].default
+ENV_NRR_LOW, ENV_NRR_HIGH, ENV_GRR_LOW = (tuning.SETTINGS[f"checks.{k}"].env for k in ("nrr_low", "nrr_high", "grr_low"))
+ENV_MIN_ACCOUNTS = tuning.SETTINGS["checks.retention_bounds_min_accounts"].env
+ENV_MAX_INVOICE_GAP = tuning.SETTINGS["checks.mrr_invoice_max_gap"].env
+RETENTION_THRESHOLDS = ("nrr_low", "nrr_high", "grr_low", "retention_bounds_min_accounts")
+RETENTION_SETTINGS = ("settings.checks.nrr_low / nrr_high / grr_low / retention_bounds_min_accounts in the company "
+                      f"file; {ENV_NRR_LOW}, {ENV_NRR_HIGH}, {ENV_GRR_LOW}, {ENV_MIN_ACCOUNTS} override")
 
 
 def bridge_violations_sql(table: str) -> str:
@@ -296,11 +295,6 @@ BILLING_INPUTS = [
 
 
 def build_kpi_checks() -> list[dg.AssetChecksDefinition]:
-    nrr_low = _env_float(ENV_NRR_LOW, DEFAULT_NRR_BOUNDS[0])
-    nrr_high = _env_float(ENV_NRR_HIGH, DEFAULT_NRR_BOUNDS[1])
-    grr_low = _env_float(ENV_GRR_LOW, DEFAULT_GRR_LOW)
-    min_accounts = int(_env_float(ENV_MIN_ACCOUNTS, DEFAULT_MIN_ACCOUNTS))
-    max_gap = _env_float(ENV_MAX_INVOICE_GAP, DEFAULT_MAX_INVOICE_GAP)
     warn = {"blocking": False, "severity": dg.AssetCheckSeverity.WARN}
 
     checks = [
@@ -313,9 +307,12 @@ def build_kpi_checks() -> list[dg.AssetChecksDefinition]:
                   "(a gap would hide a churn or a reactivation from the bridge)",
                   MISSING_ACCOUNT_MONTHS_SQL, additional_deps=[dg.AssetKey(["marts", "dim_month"])]),
         sql_check(MRR_MONTHLY, MRR_MATCHES_INVOICED_RECURRING_REVENUE,
-                  f"total month-end MRR is within {max_gap:.0%} of recurring invoiced revenue in force on the "
-                  f"same day, normalised to a month (set {ENV_MAX_INVOICE_GAP} to change)",
-                  invoice_gap_sql(max_gap), additional_deps=BILLING_INPUTS, **warn),
+                  f"total month-end MRR is within the check_thresholds resource's mrr_invoice_max_gap (default "
+                  f"{DEFAULT_MAX_INVOICE_GAP:.0%}) of recurring invoiced revenue in force on the same day, normalised "
+                  f"to a month (settings.checks.mrr_invoice_max_gap in the company file; {ENV_MAX_INVOICE_GAP} "
+                  "overrides)",
+                  lambda t: invoice_gap_sql(t.mrr_invoice_max_gap), thresholds=("mrr_invoice_max_gap",),
+                  additional_deps=BILLING_INPUTS, **warn),
         unique_key_check(MRR_MONTHLY_PARENT, "kpis.mrr_monthly_parent", ["month", "account_id"]),
         unique_key_check(COHORT_RETENTION, "kpis.cohort_retention", ["cohort_month", "months_since_start"]),
     ]
@@ -333,10 +330,13 @@ def build_kpi_checks() -> list[dg.AssetChecksDefinition]:
             sql_check(key, GRR_NEVER_ABOVE_ONE, "GRR (monthly and trailing 12) is never above 1",
                       grr_above_one_sql(table)),
             sql_check(key, NRR_GRR_WITHIN_PLAUSIBLE_BOUNDS,
-                      f"monthly NRR within [{nrr_low}, {nrr_high}] and GRR at least {grr_low} for segments with "
-                      f"at least {min_accounts} accounts at the start (set {ENV_NRR_LOW}, {ENV_NRR_HIGH}, "
-                      f"{ENV_GRR_LOW}, {ENV_MIN_ACCOUNTS} to change)",
-                      retention_bounds_sql(table, nrr_low, nrr_high, grr_low, min_accounts), **warn),
+                      f"monthly NRR within [nrr_low, nrr_high] (default [{DEFAULT_NRR_BOUNDS[0]}, "
+                      f"{DEFAULT_NRR_BOUNDS[1]}]) and GRR at least grr_low (default {DEFAULT_GRR_LOW}) for segments "
+                      f"with at least retention_bounds_min_accounts (default {DEFAULT_MIN_ACCOUNTS}) accounts at the "
+                      f"start; the check_thresholds resource holds the values ({RETENTION_SETTINGS})",
+                      lambda t, table=table: retention_bounds_sql(table, t.nrr_low, t.nrr_high, t.grr_low,
+                                                                  t.retention_bounds_min_accounts),
+                      thresholds=RETENTION_THRESHOLDS, **warn),
         ]
     return checks
 

@@ -5,10 +5,8 @@ Blocking: unique keys, no nulls where a number is always defined, no negative MR
 cadence, segment 'all' is the sum of the segments, GRR never above 1. No check compares the month rows with
 the monthly tables: kpis.revenue_monthly is the month cadence of the same model (kpis.revenue_by_grain) and
 marts.mrr_monthly and kpis.mrr_periods both read marts.mrr_period_ends, so there is nothing left to keep equal. Warning: NRR and GRR within a plausible range for segments with enough
-accounts, with the bounds of kpis.checks (the same environment variables), per period of any cadence.
+accounts, with the bounds of kpis.checks (the same check_thresholds fields), per period of any cadence.
 """
-
-import os
 
 import dagster as dg
 
@@ -101,16 +99,7 @@ def period_retention_bounds_sql(nrr_low: float, nrr_high: float, grr_low: float,
     """
 
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    return float(value) if value else default
-
-
 def build_period_checks() -> list[dg.AssetChecksDefinition]:
-    nrr_low = _env_float(kpi_checks.ENV_NRR_LOW, kpi_checks.DEFAULT_NRR_BOUNDS[0])
-    nrr_high = _env_float(kpi_checks.ENV_NRR_HIGH, kpi_checks.DEFAULT_NRR_BOUNDS[1])
-    grr_low = _env_float(kpi_checks.ENV_GRR_LOW, kpi_checks.DEFAULT_GRR_LOW)
-    min_accounts = int(_env_float(kpi_checks.ENV_MIN_ACCOUNTS, kpi_checks.DEFAULT_MIN_ACCOUNTS))
     return [
         unique_key_check(DIM_PERIOD, "marts.dim_period", ["cadence", "period_start"]),
         unique_key_check(MRR_PERIODS, MRR_PERIODS_TABLE, ["cadence", "period_start", "account_id"]),
@@ -132,12 +121,12 @@ def build_period_checks() -> list[dg.AssetChecksDefinition]:
         sql_check(REVENUE_PERIODS, PERIOD_GRR_NEVER_ABOVE_ONE,
                   "GRR (over the period and trailing year) is never above 1", period_grr_above_one_sql()),
         sql_check(REVENUE_PERIODS, PERIOD_NRR_GRR_WITHIN_PLAUSIBLE_BOUNDS,
-                  f"NRR within [{nrr_low}, {nrr_high}] and GRR at least {grr_low} over every week, month and "
-                  f"quarter, for segments with at least {min_accounts} accounts at the start (set "
-                  f"{kpi_checks.ENV_NRR_LOW}, {kpi_checks.ENV_NRR_HIGH}, {kpi_checks.ENV_GRR_LOW}, "
-                  f"{kpi_checks.ENV_MIN_ACCOUNTS} to change)",
-                  period_retention_bounds_sql(nrr_low, nrr_high, grr_low, min_accounts),
-                  blocking=False, severity=dg.AssetCheckSeverity.WARN),
+                  "NRR within [nrr_low, nrr_high] and GRR at least grr_low over every week, month and quarter, "
+                  "for segments with at least retention_bounds_min_accounts accounts at the start; the "
+                  f"check_thresholds resource holds the values ({kpi_checks.RETENTION_SETTINGS})",
+                  lambda t: period_retention_bounds_sql(t.nrr_low, t.nrr_high, t.grr_low,
+                                                        t.retention_bounds_min_accounts),
+                  thresholds=kpi_checks.RETENTION_THRESHOLDS, blocking=False, severity=dg.AssetCheckSeverity.WARN),
     ]
 
 

@@ -1,9 +1,8 @@
 """Checks on the marts. Blocking: a broken mart must not reach the KPIs or anyone's inbox."""
 
-import os
-
 import dagster as dg
 
+from cs_kpis import tuning
 from cs_kpis.lib.checks import accepted_range_check, sql_check, unique_key_check
 
 PERIODS = dg.AssetKey(["marts", "subscription_periods"])
@@ -27,8 +26,8 @@ HIERARCHY_RESOLVED = "accounts_hierarchy_resolved"
 HISTORY_MATCHES_INVOICES = "revenue_history_matches_paid_invoices"
 STATES_VALUES_PARSED = "subscription_states_every_value_parsed"
 
-ENV_HISTORY_TOLERANCE = "CS_KPIS_REVENUE_HISTORY_TOLERANCE"
-DEFAULT_HISTORY_TOLERANCE = 0.01
+ENV_HISTORY_TOLERANCE = tuning.SETTINGS["checks.revenue_history_tolerance"].env
+DEFAULT_HISTORY_TOLERANCE = tuning.SETTINGS["checks.revenue_history_tolerance"].default
 """share of a subscription's invoiced monthly amount its MRR may differ by (at least 1 USD)"""
 
 HISTORY_SQL = """
@@ -263,23 +262,16 @@ STATES_VALUES_SQL = (
 def history_check_sql(tolerance: float) -> str:
     return HISTORY_SQL.format(tolerance=float(tolerance))
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    try:
-        return float(raw) if raw not in (None, "") else default
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, not {raw!r}") from exc
-
-
 marts_checks = [
     sql_check(
         PERIODS, HISTORY_MATCHES_INVOICES,
         "revenue history agrees with what the customers paid: every subscription month a paid recurring invoice "
-        "settles has MRR, within "
-        f"{_env_float(ENV_HISTORY_TOLERANCE, DEFAULT_HISTORY_TOLERANCE):.0%} (at least 1 USD) of the invoiced amount "
-        f"normalised to a month ({ENV_HISTORY_TOLERANCE}), and no subscription's items changed at a time neither "
-        "its invoices nor the event ledger show. The rows name the subscriptions (see marts/README.md)",
-        history_check_sql(_env_float(ENV_HISTORY_TOLERANCE, DEFAULT_HISTORY_TOLERANCE)),
+        "settles has MRR, within the check_thresholds resource's revenue_history_tolerance (default "
+        f"{DEFAULT_HISTORY_TOLERANCE:.0%}, at least 1 USD) of the invoiced amount normalised to a month "
+        f"(settings.checks.revenue_history_tolerance in the company file; {ENV_HISTORY_TOLERANCE} overrides), and "
+        "no subscription's items changed at a time neither its invoices nor the event ledger show. The rows name "
+        "the subscriptions (see marts/README.md)",
+        lambda t: history_check_sql(t.revenue_history_tolerance), thresholds=("revenue_history_tolerance",),
         additional_deps=[STATES, dg.AssetKey(["marts", "dim_month"]), dg.AssetKey(["marts", "price_tiers"])] + [
             dg.AssetKey(["staging", n]) for n in ("stg_billing__invoices", "stg_billing__invoice_lines",
                                                    "stg_billing__prices", "stg_billing__subscriptions",

@@ -11,6 +11,8 @@ report says "not connected".
 
 CRM and billing cannot be turned off (cs_kpis/config.py refuses it): every KPI starts from accounts and MRR.
 A table that exists already (from before the system was turned off) is left as it is: nothing is deleted.
+Its old rows do not flow downstream: the system's staging models read nothing while it is off
+(cs_kpis/lib/systems.py, ``read_nothing_when_off``), so the layers see the same as with empty tables.
 """
 
 import json
