@@ -96,6 +96,55 @@ print(json.dumps(out))
 """
 
 
+_READ_PAGES = """
+import glob, json, resource, sys, time, duckdb
+from pathlib import Path
+landing, system, scratch, memory = sys.argv[1:5]
+LIST_KEY = {"billing": lambda entity: "data", "support": lambda entity: entity}[system]
+CHILDREN = {"billing": {"subscriptions": ["items"], "invoices": ["lines"]}}.get(system, {})
+con = duckdb.connect(scratch, config={"memory_limit": memory})
+out = {"system": system, "entities": {}}
+started, size = time.perf_counter(), 0
+for folder in sorted(Path(landing, system).iterdir()):
+    files = sorted(glob.glob(f"{folder}/*/part-*.json"))
+    if not files:
+        continue
+    size += sum(Path(f).stat().st_size for f in files)
+    t = time.perf_counter()
+    # every record of every page, its fields as columns, nested objects and lists typed as DuckDB reads them
+    con.execute(f"create table {folder.name} as select unnest({LIST_KEY(folder.name)}, max_depth := 2) "
+                f"from read_json({files!r}, format='unstructured')")
+    entry = {"rows": con.execute(f"select count(*) from {folder.name}").fetchone()[0],
+             "seconds": round(time.perf_counter() - t, 3)}
+    for child in CHILDREN.get(folder.name, []):
+        # the nested list (subscription items, invoice lines) as a table of its own
+        con.execute(f"create table {folder.name}_{child} as select unnest(p.{child}.data, max_depth := 2) "
+                    f"from {folder.name} p")
+        entry[child] = con.execute(f"select count(*) from {folder.name}_{child}").fetchone()[0]
+    out["entities"][folder.name] = entry
+out["mb"] = round(size / 1e6)
+out["seconds"] = round(time.perf_counter() - started, 3)
+out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+con.close()
+Path(scratch).unlink()
+print(json.dumps(out))
+"""
+"""DuckDB's own read of a system's JSON pages (billing, support): each entity's records into a table, and
+billing's nested item and line lists into tables of their own; the yardstick of the issue-18 target (the
+source within 2x of it, same sitting)"""
+
+PAGE_SYSTEMS = ("billing", "support")
+
+
+def page_baseline(landing: Path, system: str, work: Path, memory: str = "4GB") -> dict:
+    """DuckDB's read of ``system``'s pages (:data:`_READ_PAGES`) in a fresh process, wall time from here."""
+    started = time.perf_counter()
+    r = _child(["-c", _READ_PAGES, str(landing), system, str(work / f"pages_{system}.duckdb"), memory],
+               f"{system} page baseline")
+    r["wall_seconds"] = round(time.perf_counter() - started, 2)
+    return r
+
+
 def _child(args: list[str], what: str) -> dict:
     res = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false"})
@@ -149,9 +198,18 @@ def bench_ingest(size: str, seed: int, incremental: bool, generate: bool, keep: 
     for system in systems:
         full.append(_row(_load(system, landing, work)))
         print(json.dumps({"size": size, **full[-1]}), flush=True)
+    pages = {}
+    for r in full:
+        if r["system"] in PAGE_SYSTEMS:
+            # DuckDB's own read of the same pages, right after the source's load (same sitting)
+            base = page_baseline(landing, r["system"], work)
+            base["source_seconds"] = r["seconds"]
+            base["source_vs_duckdb"] = round(r["seconds"] / base["seconds"], 2)
+            pages[r["system"]] = base
+            print(json.dumps({"size": size, "page_baseline": base}), flush=True)
     events = next((r for r in full if r["system"] == "product"), None)
     if events is None:
-        return {"size": size, "landing": str(landing), "full": full}
+        return {"size": size, "landing": str(landing), "full": full, "page_baselines": pages}
     baseline = _child(["-c", _READ_JSON, str(landing), str(work / "baseline")], "read_json baseline")
     baseline.update({
         "loader_seconds": events["seconds"],
@@ -163,7 +221,7 @@ def bench_ingest(size: str, seed: int, incremental: bool, generate: bool, keep: 
         "loader_vs_count": round(events["seconds"] / baseline["count_seconds"], 2),
     })
     print(json.dumps({"size": size, "events_baseline": baseline}), flush=True)
-    result = {"size": size, "landing": str(landing), "full": full, "events_baseline": baseline}
+    result = {"size": size, "landing": str(landing), "full": full, "events_baseline": baseline, "page_baselines": pages}
     if incremental:
         result["incremental"] = bench_incremental(size, seed, base, generate)
     if keep:
@@ -214,6 +272,12 @@ def ingest_markdown(result: dict) -> str:
     for r in result["full"]:
         lines.append(f"| {r['system']} | {r['rows_read']:,} | {r['rows_loaded']:,} | {r['seconds']:.2f} | "
                      f"{r['wall_seconds']:.2f} | {r['rows_per_second'] or 0:,} | {r['peak_rss_mb']:,} | {r['dlt_loads']} |")
+    pages = result.get("page_baselines") or {}
+    if pages:
+        lines += ["", "| pages: same files, same run | source s | DuckDB read s | source / DuckDB | MB |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {system} | {b['source_seconds']:.2f} | {b['seconds']:.2f} | {b['source_vs_duckdb']}x | {b['mb']:,} |"
+                  for system, b in pages.items()]
     b = result.get("events_baseline")
     if b is None:
         return "\n".join(lines)

@@ -37,6 +37,26 @@ _api_reader = lazy_api_reader("cs_kpis.sources.billing.api")
 def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
     """One Entity per Stripe list plus the two child tables, each with its contract."""
     checks = contracts(currencies, window)
+    children: dict[str, list[Entity]] = {}
+    for child, (parent, _, foreign_key) in settings.CHILDREN.items():
+        children.setdefault(parent, []).append(
+            Entity(
+                name=child,
+                reads=parent,
+                primary_key=(settings.PRIMARY_KEY,),
+                prepare=lambda obj, child=child: prepare_children(obj, child, currencies),
+                write_disposition=settings.CHILD_WRITE_DISPOSITION,
+                merge_key=(foreign_key,),
+                group_key=lambda obj: obj.get(settings.PRIMARY_KEY),
+                type_checked=partial(with_children, child=child),
+                # the parent's (they never apply to the checked objects, whose list is split out): the
+                # same type check as the parent's, so that one pass checks both once
+                json_paths=settings.JSON_PATHS.get(parent, frozenset()),
+                columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(child, ())}),
+                contract=checks[child],
+                parent=parent,
+            )
+        )
     specs = []
     children_of = {parent: child for child, (parent, _, _) in settings.CHILDREN.items()}
     for entity in settings.ENTITIES:
@@ -60,24 +80,11 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
                 contract=checks[entity],
                 type_checked=partial(with_children, child=children_of[entity]) if entity in children_of else None,
                 materialize_empty=entity in settings.OPTIONAL_ENTITIES,
+                children=tuple(children.get(entity, ())),
             )
         )
-    for child, (parent, _, foreign_key) in settings.CHILDREN.items():
-        specs.append(
-            Entity(
-                name=child,
-                reads=parent,
-                primary_key=(settings.PRIMARY_KEY,),
-                prepare=lambda obj, child=child: prepare_children(obj, child, currencies),
-                write_disposition=settings.CHILD_WRITE_DISPOSITION,
-                merge_key=(foreign_key,),
-                group_key=lambda obj: obj.get(settings.PRIMARY_KEY),
-                type_checked=partial(with_children, child=child),
-                columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(child, ())}),
-                contract=checks[child],
-            )
-        )
-    return specs
+    # the children after their parents, as before (the order of the resources in the source)
+    return specs + [child for entity in settings.ENTITIES for child in children.get(entity, ())]
 
 
 def fx_rates_resource(landing_dir: Path | None, fx_rates_path: Path | None = None) -> Any:
@@ -134,6 +141,7 @@ def billing_source(landing_dir: Path | str | None = None, mode: str = "files", a
         mode=mode,
         landing_dir=landing,
         files_reader=files.iter_records,
+        keys_reader=files.iter_keys,
         api_reader=_api_reader,
         api_config=api_config,
     )

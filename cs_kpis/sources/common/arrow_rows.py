@@ -38,6 +38,29 @@ LOAD_ID = "_dlt_load_id"
 ROW_ID = "_dlt_id"
 
 
+def _columns(rows: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """The columns of ``rows`` that hold a value somewhere (a key only ever None makes no column), each with
+    its values (None where a row lacks it), in the order the first values appear: row by row, and within a
+    row in its key order. Built column by column, which costs a fraction of visiting every field in Python."""
+    keys: dict[str, None] = {}
+    for row in rows:
+        keys.update(dict.fromkeys(row))
+    found = []
+    for key in keys:
+        values = [row.get(key) for row in rows]
+        first = next((index for index, value in enumerate(values) if value is not None), None)
+        if first is not None:
+            found.append((first, key, values))
+    if not found:
+        return []
+    order: dict[int, dict[str, int]] = {}
+    for first, _, _ in found:
+        if first not in order:
+            order[first] = {key: place for place, key in enumerate(rows[first])}
+    found.sort(key=lambda item: (item[0], order[item[0]][item[1]]))
+    return [(key, values) for _, key, values in found]
+
+
 def _json_text(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
@@ -74,23 +97,14 @@ class ArrowRows:
 
     def to_table(self, rows: list[dict[str, Any]]) -> pa.Table:
         count = len(rows)
-        columns: dict[str, list[Any]] = {}
-        json_here: set[str] = set()
-        for index, row in enumerate(rows):
-            for key, value in row.items():
-                if value is None:
-                    continue
-                values = columns.get(key)
-                if values is None:
-                    values = columns[key] = [None] * count
-                if isinstance(value, dict | list):
-                    json_here.add(key)
-                values[index] = value
         arrays, names = [], []
-        for name, values in columns.items():
-            arrays.append(self._array(name, values, name in json_here or name in self.json_columns))
+        for name, values in _columns(rows):
+            types = set(map(type, values))
+            is_json = name in self.json_columns or any(issubclass(kind, dict | list) for kind in types)
+            if is_json:
+                self.json_columns.add(name)
+            arrays.append(self._array(name, values, is_json))
             names.append(name)
-        self.json_columns |= json_here
         arrays.append(pa.array([self.load_id] * count, pa.string()))
         names.append(LOAD_ID)
         arrays.append(pa.array(generate_dlt_ids(count), pa.string()))

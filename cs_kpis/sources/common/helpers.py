@@ -194,17 +194,39 @@ def check_field_types(
     record is checked completely before any new field is recorded, so a rejected record teaches nothing.
     """
     new: dict[str, str] = {}
-    for path, category in iter_leaf_types(obj, json_paths):
+    _check_leaf_types(obj, known, new, json_paths, "", where)
+    known.update(new)
+
+
+_CATEGORIES: dict[type, str] = {bool: "bool", int: "number", float: "number", str: "text", list: "list"}
+""":func:`type_category` for the exact types a JSON parser returns (others go through the function)"""
+
+
+def _check_leaf_types(obj: Mapping[str, Any], known: dict[str, str], new: dict[str, str], json_paths: frozenset[str],
+                      prefix: str, where: str) -> None:
+    """:func:`check_field_types`'s walk: the paths of :func:`iter_leaf_types`, in its order, checked as they
+    come (a generator per nested object cost more than the checks)."""
+    for key, value in obj.items():
+        path = f"{prefix}{key}"
+        if path in json_paths:
+            category = "json"
+        elif isinstance(value, dict):
+            category = "object"
+        elif value is None:
+            continue
+        else:
+            category = _CATEGORIES.get(type(value)) or type_category(value)
         seen = known.get(path)
         if seen is None:
             new[path] = category
         elif seen != category:
             raise Reject(
                 f"field {path!r} changed type from {seen} to {category} "
-                f"(value {_short(get_path(obj, path))}) in {where}",
+                f"(value {_short(get_path(obj, key))}) in {where}",
                 field=path,
             )
-    known.update(new)
+        if category == "object":
+            _check_leaf_types(value, known, new, json_paths, f"{path}.", where)
 
 
 def _short(value: Any) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import simdjson
 
 from cs_kpis.sources.records import RawRecord
 
@@ -94,22 +95,108 @@ def iter_envelope_records(
     in records, not as one row.
     """
     for path in part_files(landing_dir, folder, day):
+        yield from _part_records(path.read_bytes(), relative_origin(landing_dir, path), records_of, list_key)
+
+
+def _part_records(data: bytes, origin: str, records_of: Callable[[Any], Any], list_key: str | None) -> Iterator[RawRecord]:
+    """The records of one part, as :func:`iter_envelope_records` reads them."""
+    try:
+        envelope = _parse(data)
+        records = records_of(envelope)
+    except (ValueError, KeyError, TypeError) as exc:
+        yield from salvage_part(data, origin, list_key, f"unreadable part: {exc}")
+        return
+    if not isinstance(records, list):
+        yield RawRecord(None, origin, None, raw_text=_text(data), error="envelope has no record list")
+        return
+    for position, record in enumerate(records):
+        if isinstance(record, dict):
+            yield RawRecord(record, origin, position)
+        else:
+            yield RawRecord(None, origin, position, raw_text=json.dumps(record), error="record is not an object")
+
+
+class KeyFields(dict):
+    """What :func:`iter_envelope_keys` yields for a record: its key fields only; :meth:`load` parses its
+    part in full and returns the whole object (the first pass needs it for a key seen before)."""
+
+    def __init__(self, values: dict[str, Any], part: "_Part", position: int) -> None:
+        super().__init__(values)
+        self.part = part
+        self.position = position
+
+    def load(self) -> dict[str, Any]:
+        return self.part.records()[self.position]
+
+
+class _Part:
+    """One part file, parsed in full on demand (orjson, as :func:`iter_envelope_records` does), once."""
+
+    def __init__(self, data: bytes, records_of: Callable[[Any], Any]) -> None:
+        self.data = data
+        self.records_of = records_of
+        self._records: list[Any] | None = None
+
+    def records(self) -> list[Any]:
+        if self._records is None:
+            self._records = self.records_of(_parse(self.data))
+        return self._records
+
+
+_KEY_TYPES = (str, int, type(None))
+
+
+def _key_values(data: bytes, list_key: str | None, fields: tuple[str, ...]) -> list[dict[str, Any]] | None:
+    """The ``fields`` of each record of a part, read with simdjson without building the records; None when
+    the part is not a plain envelope of objects whose key fields are strings, integers or null (it is then
+    read in full, as the second pass reads it)."""
+    try:
+        document = simdjson.Parser().parse(data.removeprefix(BOM))
+        items = document
+        if list_key is not None:
+            if not isinstance(document, simdjson.Object):
+                return None
+            items = document.get(list_key)
+        if not isinstance(items, simdjson.Array):
+            return None
+        values = []
+        for item in items:
+            if not isinstance(item, simdjson.Object):
+                return None
+            fields_of = {}
+            for name in fields:
+                value = item.get(name)
+                if type(value) not in _KEY_TYPES:
+                    return None
+                fields_of[name] = value
+            values.append(fields_of)
+        return values
+    except Exception:  # noqa: BLE001 - anything simdjson does not read plainly is read in full instead
+        return None
+
+
+def iter_envelope_keys(
+    landing_dir: Path | str,
+    folder: str,
+    day: str,
+    records_of: Callable[[Any], Any],
+    list_key: str | None = None,
+    fields: tuple[str, ...] = ("id",),
+) -> Iterator[RawRecord]:
+    """:func:`iter_envelope_records` for the files-mode first pass, which needs each record's key only: the
+    same records in the same order, a plain record as :class:`KeyFields` (its top-level ``fields``, read
+    with simdjson at a tenth of the cost of parsing the records into Python). A part simdjson cannot read
+    that way (damaged, unusual) comes out exactly as :func:`iter_envelope_records` gives it."""
+    for path in part_files(landing_dir, folder, day):
         origin = relative_origin(landing_dir, path)
         data = path.read_bytes()
-        try:
-            envelope = _parse(data)
-            records = records_of(envelope)
-        except (ValueError, KeyError, TypeError) as exc:
-            yield from salvage_part(data, origin, list_key, f"unreadable part: {exc}")
+        values = _key_values(data, list_key, fields)
+        if values is None:
+            yield from _part_records(data, origin, records_of, list_key)
             continue
-        if not isinstance(records, list):
-            yield RawRecord(None, origin, None, raw_text=_text(data), error="envelope has no record list")
-            continue
-        for position, record in enumerate(records):
-            if isinstance(record, dict):
-                yield RawRecord(record, origin, position)
-            else:
-                yield RawRecord(None, origin, position, raw_text=json.dumps(record), error="record is not an object")
+        part = _Part(data, records_of)
+        for position, fields_of in enumerate(values):
+            yield RawRecord(KeyFields(fields_of, part, position), origin, position)
 
 
 _REPLACEMENT = "\ufffd"

@@ -45,6 +45,7 @@ def support_source(landing_dir: Path | str | None = None, mode: str = "files", a
         mode=mode,
         landing_dir=landing,
         files_reader=files.iter_records,
+        keys_reader=files.iter_keys,
         api_reader=_api_reader,
         api_config=api_config,
     )
