@@ -373,6 +373,21 @@ class HealthSettings(_Strict):
                                                        "(default config/health_score.yaml)")
 
 
+class WarehouseSettings(_Strict):
+    memory_limit: str | None = Field(
+        None, description="DuckDB's memory limit for the warehouse's steps, e.g. 8GB (DuckDB's default: 80% of RAM); "
+                          "past it DuckDB spills to disk beside the warehouse file")
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        import re
+
+        if value is not None and not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value.strip()):
+            raise ValueError(f"{value!r} is not a memory size such as 8GB or 512MB")
+        return value if value is None else value.strip()
+
+
 class Settings(_Strict):
     """``settings:`` in the company file: check thresholds, alerting, the schedule, health windows. Every key
     is optional (default in cs_kpis/tuning.py) and its environment variable overrides it."""
@@ -381,6 +396,7 @@ class Settings(_Strict):
     alerts: AlertSettings = AlertSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     health: HealthSettings = HealthSettings()
+    warehouse: WarehouseSettings = WarehouseSettings()
 
 
 class CompanyConfig(_Strict):

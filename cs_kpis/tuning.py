@@ -72,10 +72,13 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
     Setting("health.history_days", "CS_KPIS_HEALTH_HISTORY_DAYS", "all", "days of daily health kept"),
     Setting("health.config_file", "CS_KPIS_HEALTH_CONFIG", None,
             "the health score configuration (empty: config/health_score.yaml)"),
+    Setting("warehouse.memory_limit", "CS_KPIS_DUCKDB_MEMORY_LIMIT", None,
+            "DuckDB's memory limit in the warehouse's steps, e.g. 8GB (empty: DuckDB's default, 80% of RAM)"),
 )}
 
 _SECTIONS = {"checks": config.CheckSettings, "alerts": config.AlertSettings,
-             "schedule": config.ScheduleSettings, "health": config.HealthSettings}
+             "schedule": config.ScheduleSettings, "health": config.HealthSettings,
+             "warehouse": config.WarehouseSettings}
 
 
 def _from_env(setting: Setting) -> Any:

@@ -125,3 +125,16 @@ def test_the_check_command_names_a_bad_variable(tmp_path, clean_env, capsys):
     assert not line.ok and "CS_KPIS_SOURCE_MAX_AGE_HOURS='a day'" in line.render()
     assert check.main([]) == 1
     assert "CS_KPIS_SOURCE_MAX_AGE_HOURS" in capsys.readouterr().out
+
+
+def test_the_warehouse_memory_limit_reaches_every_step_connection(tmp_path, clean_env):
+    from cs_kpis.defs.resources import WarehouseResource
+
+    clean_env.setenv("CS_KPIS_CONFIG", _company(tmp_path, {"warehouse": {"memory_limit": "1GB"}}))
+    assert tuning.get("warehouse.memory_limit") == "1GB"
+    resource = WarehouseResource(database=str(tmp_path / "w.duckdb"), memory_limit=tuning.get("warehouse.memory_limit"))
+    with resource.get_connection() as con:
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "953.6 MiB"  # 1 GB in MiB
+    clean_env.setenv("CS_KPIS_DUCKDB_MEMORY_LIMIT", "lots")
+    with pytest.raises(ValueError, match="CS_KPIS_DUCKDB_MEMORY_LIMIT='lots'.*memory size"):
+        tuning.get("warehouse.memory_limit")

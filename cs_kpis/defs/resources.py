@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from cs_kpis import settings
+from cs_kpis import settings, tuning
 
 
 class WarehouseResource(DuckDBResource):
@@ -21,10 +21,17 @@ class WarehouseResource(DuckDBResource):
     database file with a different configuration".
     """
 
+    memory_limit: str | None = None
+    """DuckDB's memory limit (``settings.warehouse.memory_limit``, CS_KPIS_DUCKDB_MEMORY_LIMIT overrides); set on
+    each connection with ``SET`` rather than at connect time, so other connections to the file in the same
+    process (dlt's, the run summary's) need no matching configuration. Beyond it DuckDB spills to disk."""
+
     @contextmanager
     def get_connection(self):
         with super().get_connection() as con:
             try:
+                if self.memory_limit:
+                    con.execute(f"set memory_limit = '{self.memory_limit}'")
                 yield con
             finally:
                 con.close()
@@ -37,7 +44,8 @@ def resources() -> dg.Definitions:
     warehouse = settings.warehouse_path()
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     return dg.Definitions(
-        resources={"duckdb": WarehouseResource(database=str(warehouse))},
+        resources={"duckdb": WarehouseResource(database=str(warehouse),
+                                               memory_limit=tuning.get("warehouse.memory_limit"))},
         # DuckDB is single-writer: steps of one run execute one after the other in the run's process
         # (the multiprocess default crashed on the file lock and re-imported the code for every step)
         executor=dg.in_process_executor,
