@@ -644,6 +644,12 @@ class Company:
         self.schedule(cpe, "renewal", s)
         inv = self._invoice(s, ts, "subscription_cycle", cps, cpe)
         if s.status == "past_due":
+            if inv["status"] == "paid":
+                # as in Stripe, past_due means the latest finalized invoice is unpaid: a renewal invoice that
+                # is paid (here 0.00, a credit covered it) makes the subscription active again, although the
+                # older failed invoice stays open (its retries go on)
+                self.edge("past_due_ended_by_paid_renewal", s.id)
+                self._end_spell(s, inv["status_transitions"]["paid_at"])
             return
         h = float(self.h[s.account.n]) if s.account.sf_id else 0.8
         if self.rnd.random() < 0.01 + 0.08 * (1 - h) ** 2 and inv["amount_due"] > 0:
@@ -661,23 +667,32 @@ class Company:
         else:
             self.schedule(ts + 86400 * self.rnd.randint(35, 45), "delinquent_cancel", s, inv)
 
+    def _end_spell(self, s: Sub, ts: int) -> None:
+        """The past-due spell ends (an invoice was paid): the subscription is active again."""
+        if s.status == "past_due":
+            s.past_due_spells[-1][1] = ts
+            self._update(s, ts, status="active")
+
     def _on_recover(self, ts: int, s: Sub, inv: dict) -> None:
-        if s.ended_at is not None or s.status != "past_due":
+        # the failed invoice is paid on a retry (the subscription may already be active again, when a
+        # later invoice was paid first)
+        if s.ended_at is not None or inv["status"] != "open":
             return
         inv.update(status="paid", amount_paid=inv["amount_due"], amount_remaining=0, attempt_count=2,
                    status_transitions=dict(inv["status_transitions"], paid_at=ts))
         self._emit_invoice(inv, ts, "invoice.paid")
-        s.past_due_spells[-1][1] = ts
-        self._update(s, ts, status="active")
+        self._end_spell(s, ts)
 
     def _on_delinquent_cancel(self, ts: int, s: Sub, inv: dict) -> None:
-        if s.ended_at is not None or s.status != "past_due":
+        # the failed invoice's retries ran out: it is marked uncollectible and the subscription cancelled
+        # (the dunning setting "cancel the subscription"), even when a later paid invoice had made it
+        # active again
+        if s.ended_at is not None or inv["status"] != "open":
             return
         self.edge("delinquent_churn", s.id)
         inv.update(status="uncollectible", status_transitions=dict(inv["status_transitions"],
                                                                    marked_uncollectible_at=ts))
         self._emit_invoice(inv, ts, None)
-        s.past_due_spells[-1][1] = ts
         self._end(s, ts, canceled_at=ts)
 
     def _end(self, s: Sub, ts: int, canceled_at: int | None = None) -> None:

@@ -129,7 +129,9 @@ def month_end_mrr(landing: Path) -> dict[tuple[str, str], Decimal]:
                 steps.append((d, (Decimal(x.numerator) / Decimal(x.denominator)).quantize(
                     Decimal("0.01"), ROUND_HALF_UP)))
         for start, end in spells:
-            if ((end or last_day) - start).days > DELINQUENT_DAYS:
+            # past due at the end of days start .. end - 1 (or .. last_day while open): more than 30
+            # ends of day makes it delinquent, i.e. an open spell once last_day - start >= 30
+            if ((end or last_day + dt.timedelta(days=1)) - start).days > DELINQUENT_DAYS:
                 steps = [s for s in steps if s[0] < start] + [(start, Decimal("0.00"))]
         account = account_of.get(vs[-1][1]["customer"])
         if not account or not account.startswith("001") or "UNKNOWN" in account:
