@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 REVENUE_MODELS = [
-    ("marts", "accounts"), ("marts", "price_tiers"), ("marts", "subscription_history_states"), ("marts", "subscription_states"), ("marts", "subscription_periods"),
+    ("marts", "accounts"), ("marts", "price_tiers"), ("marts", "coupon_amounts"), ("marts", "subscription_history_states"), ("marts", "subscription_states"), ("marts", "subscription_periods"),
     ("marts", "mrr_daily_changes"), ("marts", "mrr_daily"),
     # marts.mrr_monthly and kpis.mrr_periods are rows of marts.mrr_period_ends; the three revenue tables are
     # selections of kpis.revenue_by_grain (one formula per KPI)
@@ -122,7 +122,10 @@ with files as (
     select unnest(data) as c
     from read_json('{landing}/billing/coupons/*/part-*.json', columns = {{'data': 'JSON[]'}})
 )
-select distinct json_extract_string(c, '$.id') as coupon_id, json_extract_string(c, '$.duration') as duration
+select distinct json_extract_string(c, '$.id') as coupon_id, json_extract_string(c, '$.duration') as duration,
+       upper(json_extract_string(c, '$.currency')) as currency,
+       cast(json_extract_string(c, '$.amount_off') as bigint) as amount_off_minor,
+       json_extract(c, '$.currency_options') as currency_options
 from files;
 create or replace table staging.stg_billing__invoices as
 with files as (

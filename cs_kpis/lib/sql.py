@@ -10,6 +10,11 @@ A model file ``defs/<layer>/sql/<name>.sql`` becomes the asset ``[<schema>, <nam
     -- @incremental lookback_days=7 history=limited                  <- optional: built by window (below)
     select ...
 
+A part several models share is written once, in ``defs/<layer>/sql/shared/<part>.sql``, and a model takes
+it in with a line ``-- include: <part>`` (the line is replaced by the part, indented as the line is): the
+pricing of a quantity and the composition of discounts are such parts (marts/README.md). The model's SQL,
+its lineage and its code version are those of the text with its parts in.
+
 Dependencies are read from the SQL itself: every ``raw.<system>__<entity>``, ``staging.x``,
 ``marts.x``, ``kpis.x`` or ``alerts.x`` it names becomes an upstream asset, so lineage cannot drift
 from the code. The body must stay in the portable subset of docs/PORTABILITY.md.
@@ -43,6 +48,24 @@ NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2
 """tables rebuilt by the nightly job: stale after a missed night (warn at 24 h, fail at 26 h)"""
 _REF = re.compile(r"\b(raw|staging|marts|kpis|alerts)\.([a-z_][a-z0-9_]*)\b")
 _TAG = re.compile(r"^--\s*@(\w+)\s*(.*)$")
+_INCLUDE = re.compile(r"^([ \t]*)--[ \t]*include:[ \t]*([a-z_][a-z0-9_]*)[ \t]*$", re.MULTILINE)
+
+
+def shared_sql(sql_dir: Path, part: str) -> str:
+    """The shared SQL part ``<sql_dir>/shared/<part>.sql`` (see the module docstring)."""
+    path = Path(sql_dir) / "shared" / f"{part}.sql"
+    if not path.is_file():
+        raise ValueError(f"no shared SQL part {part!r}: {path} does not exist")
+    return path.read_text().rstrip()
+
+
+def with_shared_parts(text: str, sql_dir: Path) -> str:
+    """``text`` with every ``-- include: <part>`` line replaced by that part, indented as the line is."""
+    def part(m: re.Match) -> str:
+        indent = m.group(1)
+        return "\n".join(indent + line if line else line for line in shared_sql(sql_dir, m.group(2)).splitlines())
+
+    return _INCLUDE.sub(part, text)
 
 
 def asset_key_for_table(schema: str, table: str) -> dg.AssetKey | None:
@@ -86,7 +109,7 @@ class SqlModel:
 
     @classmethod
     def from_file(cls, path: Path, schema: str) -> "SqlModel":
-        text = path.read_text()
+        text = with_shared_parts(path.read_text(), path.parent)
         description, columns, grain, materialized, incr = [], {}, (), "table", None
         for line in text.splitlines():
             if not line.startswith("--"):

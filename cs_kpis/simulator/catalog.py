@@ -48,9 +48,23 @@ COUPONS = {
     "LAUNCH25": {"percent_off": 25.0, "amount_off": None, "duration": "repeating", "duration_in_months": 6},
     "PARTNER10": {"percent_off": 10.0, "amount_off": None, "duration": "forever", "duration_in_months": None},
     "ONBOARD50": {"percent_off": 50.0, "amount_off": None, "duration": "once", "duration_in_months": None},
+    # an amount_off coupon with amounts in other currencies too (Stripe's currency_options): it applies to
+    # a euro or pound subscription with that currency's amount
     "LOYAL100": {"percent_off": None, "amount_off": 10000, "duration": "forever", "duration_in_months": None,
-                 "currency": "usd"},
+                 "currency": "usd", "currency_options": {"eur": {"amount_off": 9000}, "gbp": {"amount_off": 8000}}},
 }
+
+
+def coupon_amount_off(coupon_id: str, currency: str) -> int | None:
+    """What an amount_off coupon takes off a subscription in ``currency`` (minor units): its own amount in
+    its own currency, else the amount its currency_options give for that currency; None when neither does
+    (Stripe would not apply it) or for a percent coupon."""
+    c = COUPONS[coupon_id]
+    if c["amount_off"] is None:
+        return None
+    if (c.get("currency") or "").lower() == currency.lower():
+        return c["amount_off"]
+    return (c.get("currency_options") or {}).get(currency.lower(), {}).get("amount_off")
 
 
 @dataclass(frozen=True)
@@ -189,15 +203,20 @@ def products(ids, created: int) -> list[dict]:
     ]
 
 
-def coupon_objects(created: int) -> list[dict]:
+def coupon_objects(created: int, with_currency_options: bool = False) -> list[dict]:
+    """The coupons as Stripe sends them. ``currency_options`` is included only when asked for
+    (``expand[]=data.currency_options`` on the coupons list); a discount's embedded coupon lacks it."""
     out = []
     for cid, c in COUPONS.items():
-        out.append({
+        obj = {
             "id": cid, "object": "coupon", "amount_off": c["amount_off"], "created": created,
             "currency": c.get("currency"), "duration": c["duration"], "duration_in_months": c["duration_in_months"],
             "livemode": False, "max_redemptions": None, "metadata": {}, "name": cid, "percent_off": c["percent_off"],
             "redeem_by": None, "times_redeemed": 0, "valid": True,
-        })
+        }
+        if with_currency_options and c.get("currency_options"):
+            obj["currency_options"] = c["currency_options"]
+        out.append(obj)
     return out
 
 

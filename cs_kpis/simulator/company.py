@@ -128,8 +128,9 @@ class Sub:
     def local_mrr(self) -> Fraction:
         """MRR in the subscription's currency (minor units), per the KPI definitions: every attached
         discount that lowers MRR (forever, or repeating while attached; never once), in the order Stripe
-        lists them, each applied to what the ones before it left; an amount_off only in its own currency
-        (Stripe applies no other), per month of the billing period."""
+        lists them, each applied to what the ones before it left; an amount_off in the subscription's
+        currency (the coupon's own, or its currency_options' amount for it; Stripe applies no other), per
+        month of the billing period."""
         if self.status in ("trialing", "canceled", "incomplete", "incomplete_expired", "unpaid", "paused") \
                 or self.ended_at is not None:
             return Fraction(0)
@@ -140,8 +141,8 @@ class Sub:
                 continue
             if c["percent_off"] is not None:
                 mrr = mrr * (1 - Fraction(str(c["percent_off"])) / 100)
-            elif c["amount_off"] is not None and (c.get("currency") or "").lower() == self.currency:
-                mrr = max(Fraction(0), mrr - Fraction(c["amount_off"], self.months))
+            elif (off := catalog.coupon_amount_off(c["id"], self.currency)) is not None:
+                mrr = max(Fraction(0), mrr - Fraction(off, self.months))
         return mrr
 
 
@@ -350,7 +351,8 @@ class Company:
         for pr in self.prices.values():
             # listed as GET /v1/prices?expand[]=data.tiers gives them: a tiered price with its tiers
             self.store.add("billing/prices", pr.id, t, pr.to_stripe(t, with_tiers=True), sort_key=t)
-        for c in catalog.coupon_objects(t):
+        # listed as GET /v1/coupons?expand[]=data.currency_options gives them (amounts in other currencies)
+        for c in catalog.coupon_objects(t, with_currency_options=True):
             self.store.add("billing/coupons", c["id"], t, c, sort_key=t)
 
     def _emit_account(self, acct: Account, ts: int, **changes) -> None:
@@ -563,7 +565,8 @@ class Company:
         if first and not addon and self.rnd.random() < 0.25:
             code = self.rnd.choice(["WELCOME20", "WELCOME20", "LAUNCH25", "PARTNER10", "ONBOARD50", "LOYAL100"])
             c = catalog.COUPONS[code]
-            if code == "LOYAL100" and (acct.currency != "usd" or ik != "month" or s.list_mrr() < 20000):
+            if code == "LOYAL100" and (catalog.coupon_amount_off(code, acct.currency) is None or ik != "month"
+                                       or s.list_mrr() < 20000):
                 code, c = "PARTNER10", catalog.COUPONS["PARTNER10"]
             s.discounts = [self._discount(code, s, ts)]
             self.edge(f"discount_{c['duration']}", s.id)
@@ -644,6 +647,12 @@ class Company:
         self.schedule(cpe, "renewal", s)
         inv = self._invoice(s, ts, "subscription_cycle", cps, cpe)
         if s.status == "past_due":
+            if inv["status"] == "paid":
+                # as in Stripe, past_due means the latest finalized invoice is unpaid: a renewal invoice that
+                # is paid (here 0.00, a credit covered it) makes the subscription active again, although the
+                # older failed invoice stays open (its retries go on)
+                self.edge("past_due_ended_by_paid_renewal", s.id)
+                self._end_spell(s, inv["status_transitions"]["paid_at"])
             return
         h = float(self.h[s.account.n]) if s.account.sf_id else 0.8
         if self.rnd.random() < 0.01 + 0.08 * (1 - h) ** 2 and inv["amount_due"] > 0:
@@ -661,23 +670,32 @@ class Company:
         else:
             self.schedule(ts + 86400 * self.rnd.randint(35, 45), "delinquent_cancel", s, inv)
 
+    def _end_spell(self, s: Sub, ts: int) -> None:
+        """The past-due spell ends (an invoice was paid): the subscription is active again."""
+        if s.status == "past_due":
+            s.past_due_spells[-1][1] = ts
+            self._update(s, ts, status="active")
+
     def _on_recover(self, ts: int, s: Sub, inv: dict) -> None:
-        if s.ended_at is not None or s.status != "past_due":
+        # the failed invoice is paid on a retry (the subscription may already be active again, when a
+        # later invoice was paid first)
+        if s.ended_at is not None or inv["status"] != "open":
             return
         inv.update(status="paid", amount_paid=inv["amount_due"], amount_remaining=0, attempt_count=2,
                    status_transitions=dict(inv["status_transitions"], paid_at=ts))
         self._emit_invoice(inv, ts, "invoice.paid")
-        s.past_due_spells[-1][1] = ts
-        self._update(s, ts, status="active")
+        self._end_spell(s, ts)
 
     def _on_delinquent_cancel(self, ts: int, s: Sub, inv: dict) -> None:
-        if s.ended_at is not None or s.status != "past_due":
+        # the failed invoice's retries ran out: it is marked uncollectible and the subscription cancelled
+        # (the dunning setting "cancel the subscription"), even when a later paid invoice had made it
+        # active again
+        if s.ended_at is not None or inv["status"] != "open":
             return
         self.edge("delinquent_churn", s.id)
         inv.update(status="uncollectible", status_transitions=dict(inv["status_transitions"],
                                                                    marked_uncollectible_at=ts))
         self._emit_invoice(inv, ts, None)
-        s.past_due_spells[-1][1] = ts
         self._end(s, ts, canceled_at=ts)
 
     def _end(self, s: Sub, ts: int, canceled_at: int | None = None) -> None:
@@ -902,8 +920,8 @@ class Company:
                     continue
                 if c["percent_off"] is not None:
                     amount = round(remaining * c["percent_off"] / 100)
-                elif (c.get("currency") or "").lower() == s.currency:
-                    amount = min(remaining, c["amount_off"])
+                elif (off := catalog.coupon_amount_off(c["id"], s.currency)) is not None:
+                    amount = min(remaining, off)
                 else:
                     continue
                 if amount:

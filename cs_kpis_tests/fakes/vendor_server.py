@@ -8,7 +8,8 @@ and pagination, with a small page size so that every listing spans several pages
   first, ``limit``/``starting_after``/``has_more``, ``created[gte|gt|lte|lt]`` (invoice items: their
   ``date``), ``status`` (subscriptions: the default leaves out canceled ones), ``types[]`` (events),
   ``pending`` (invoice items: true lists only those not yet on an invoice), ``expand[]=data.discounts`` (without it,
-  discounts collapse to ids); nested ``items``/``lines`` truncated to ``nested_page_size`` with
+  discounts collapse to ids), ``data.tiers`` (prices) and ``data.currency_options`` (coupons) (without them
+  the field is left out); nested ``items``/``lines`` truncated to ``nested_page_size`` with
   ``has_more: true``, served in full by ``/v1/subscription_items?subscription=`` and
   ``/v1/invoices/{id}/lines``. Bearer auth.
 - Salesforce ``/services/data/vNN.0/query|queryAll?q=SELECT … FROM X [WHERE f op literal] [ORDER BY f]``:
@@ -354,6 +355,9 @@ class VendorServer:
             elif entity == "prices" and "data.tiers" not in expand:
                 # stripe includes a price's tiers only when asked
                 obj.pop("tiers", None)
+            elif entity == "coupons" and "data.currency_options" not in expand:
+                # and a coupon's currency_options only when asked
+                obj.pop("currency_options", None)
             served.append(obj)
         envelope["data"] = served
         return envelope

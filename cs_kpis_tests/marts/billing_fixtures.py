@@ -67,7 +67,8 @@ BILLING_TABLES = {
         "interval_count integer, usage_type varchar, price_type varchar, billing_scheme varchar, "
         "unit_amount_decimal double, tiers_mode varchar, tiers varchar, transform_divide_by bigint, "
         "transform_round varchar"),
-    "stg_billing__coupons": "coupon_id varchar, duration varchar",
+    "stg_billing__coupons": ("coupon_id varchar, duration varchar, currency varchar, amount_off_minor bigint, "
+                             "currency_options json"),
     "stg_billing__invoice_items": (
         "invoice_item_id varchar, invoice_id varchar, is_pending boolean, customer_id varchar, "
         "subscription_id varchar, price_id varchar, is_proration boolean, quantity bigint, "
@@ -152,7 +153,7 @@ class Ledger:
             day += dt.timedelta(days=1)
 
 
-MODEL_ORDER = ("accounts", "account_states", "price_tiers", "subscription_history_states", "subscription_states", "subscription_periods", "mrr_daily_changes", "mrr_daily")
+MODEL_ORDER = ("accounts", "account_states", "price_tiers", "coupon_amounts", "subscription_history_states", "subscription_states", "subscription_periods", "mrr_daily_changes", "mrr_daily")
 
 
 def build_marts(con: duckdb.DuckDBPyConnection, names=MODEL_ORDER) -> None:

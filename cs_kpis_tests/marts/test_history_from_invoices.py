@@ -183,6 +183,28 @@ def scenarios() -> Ledger:
     B.invoice("sub_pending", "2025-11-20", [("p_seat_year", 10, "2025-11-20", "2026-11-20", 120000, False)])
     B.item("sub_pending", "p_seat_year", 10, "2026-02-20", "2026-11-20", -73150)
     B.item("sub_pending", "p_seat_year", 4, "2026-02-20", "2026-11-20", 29260)
+    # 5 seats x 20.00 from Jan 1; the Feb 1 invoice fails and is never paid (marked uncollectible, the
+    # subscription ended, Mar 12); down to 1 seat on Feb 10, credited on the Mar 1 renewal, whose total is
+    # negative: 0.00 due, so Stripe marks it paid, and a paid latest invoice makes the subscription active.
+    # Past due Feb 1 .. Mar 1, 28 days, not more than 30: kept (the failed invoice alone would say 39
+    # days and churn it from Feb 1): 100, 20, 0, 0
+    B.sub("A_inv_zero_renewal", "sub_zero", "2026-01-01", [("p_20", 1)], ended="2026-03-12", status="canceled")
+    B.monthly("sub_zero", "p_20", 5, 2000, ["2026-01-01"])
+    B.invoice("sub_zero", "2026-02-01", [("p_20", 5, "2026-02-01", "2026-03-01", 10000, False)],
+              status="uncollectible", uncollectible="2026-03-12")
+    B.invoice("sub_zero", "2026-03-01", [("p_20", 5, "2026-02-10", "2026-03-01", -6786, True),
+                                         ("p_20", 1, "2026-02-10", "2026-03-01", 1357, True),
+                                         ("p_20", 1, "2026-03-01", "2026-04-01", 2000, False)])
+    # the same from Dec 1 with the Jan 1 invoice failing and the 0.00 renewal on Feb 1: past due 31 days,
+    # churned from Jan 1; active again from Feb 1 (a reactivation) until the end on Mar 12: 0, 20, 0, 0
+    B.sub("A_inv_zero_renewal_31", "sub_zero31", "2025-12-01", [("p_20", 1)], ended="2026-03-12",
+          status="canceled")
+    B.monthly("sub_zero31", "p_20", 5, 2000, ["2025-12-01"])
+    B.invoice("sub_zero31", "2026-01-01", [("p_20", 5, "2026-01-01", "2026-02-01", 10000, False)],
+              status="uncollectible", uncollectible="2026-03-12")
+    B.invoice("sub_zero31", "2026-02-01", [("p_20", 5, "2026-01-10", "2026-02-01", -7097, True),
+                                           ("p_20", 1, "2026-01-10", "2026-02-01", 1419, True),
+                                           ("p_20", 1, "2026-02-01", "2026-03-01", 2000, False)])
     return L
 
 
@@ -199,6 +221,8 @@ EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "A_inv_cancel": (49.00, 49.00, 0, 0),
     "A_inv_unknown": (100.00, 100.00, 100.00, 50.00),
     "A_inv_pending": (100.00, 40.00, 40.00, 40.00),
+    "A_inv_zero_renewal": (100.00, 20.00, 0, 0),
+    "A_inv_zero_renewal_31": (0, 20.00, 0, 0),
 }
 
 

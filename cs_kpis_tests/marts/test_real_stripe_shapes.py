@@ -3,7 +3,8 @@
 - several discounts on one subscription, and discounts on one item: item discounts first, then the
   subscription's, each list in its order, each applied to what the ones before it left;
 - an amount_off coupon has its own currency: it counts only on a subscription in that currency (Stripe
-  does not apply it to another);
+  does not apply it to another), or in a currency its ``currency_options`` give an amount for (read from the
+  coupons list, expanded: a discount's own coupon never carries them);
 - events of one subscription in the same second are ordered by type (created, updated, deleted), not by
   their random ids, and leave one state per second;
 - prices that are not a whole number of cents per unit: graduated and volume tiers (their tiers come from
@@ -101,6 +102,12 @@ def event_scenarios() -> Ledger:
     c = L.account("E_foreign")
     L.state("sub_foreign", c, "2026-01-01", [item(10000)], event_type=CREATED,
             discounts=[coupon("forever", amount_off=2000, currency="eur")])
+    # a EUR subscription with a USD 20.00-off coupon whose currency_options (coupons list) give 15.00 in EUR:
+    # 100.00 - 15.00 = 85.00 EUR (at the fixture's rate of 1.0). The event's coupon carries no options
+    c = L.account("E_currency_options")
+    L.state("sub_options", c, "2026-01-01", [item(10000)], event_type=CREATED, currency="eur",
+            discounts=[_discount("di_loyal", "forever", amount_off=2000, currency="usd")])
+    _loyal_coupon(L, "DI_LOYAL")
     # created (status incomplete) and updated to active in the same second, the update's id sorting first:
     # by type the active state is the one in force: 30.00 from Jan 1
     c = L.account("E_same_second")
@@ -124,6 +131,7 @@ EVENT_EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "E_order": (135.00, 135.00, 135.00, 135.00),
     "E_item": (80.00, 80.00, 80.00, 80.00),
     "E_foreign": (100.00, 100.00, 100.00, 100.00),
+    "E_currency_options": (85.00, 85.00, 85.00, 85.00),
     "E_same_second": (30.00, 30.00, 30.00, 30.00),
     "E_same_end": (45.00, 45.00, 0, 0),
     "E_late": (0, 0, 0, 10.00),
@@ -159,6 +167,21 @@ def invoice_scenarios() -> Ledger:
     B.monthly("sub_inv_currency", "p_100", 1, 10000, ["2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01"],
               discounts=[usd, eur])
     _listed(L, [usd, eur])
+    # a EUR subscription whose invoices list a USD 20.00-off coupon; the coupons list gives it 15.00 in EUR
+    # (currency_options): 100.00 - 15.00 = 85.00. The same coupon shown only by the subscriptions list today
+    # on another EUR subscription: 100.00 until the ledger starts on Apr 10, 85.00 from then
+    loyal = {"id": "di_loyal", "coupon": "LOYAL", "duration": "forever", "amount_off": 2000, "currency": "usd",
+             "start": "2026-01-01"}
+    _loyal_coupon(L, "LOYAL")
+    B.sub("A_inv_options", "sub_inv_options", "2026-01-01", [("p_100", 1)])
+    L.tables["stg_billing__subscriptions"][-1]["currency"] = "EUR"
+    B.monthly("sub_inv_options", "p_100", 1, 10000, ["2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01"],
+              discounts=[loyal])
+    _listed(L, [loyal])
+    B.sub("A_list_options", "sub_list_options", "2026-01-01", [("p_100", 1)])
+    L.tables["stg_billing__subscriptions"][-1]["currency"] = "EUR"
+    B.monthly("sub_list_options", "p_100", 1, 10000, ["2026-01-01", "2026-02-01", "2026-03-01"])
+    _listed(L, [loyal | {"id": "di_loyal2", "start": "2026-04-01"}])
     # the subscriptions list (no event mentions it) shows two discounts today: 10% forever and 50.00 off
     # forever on 300.00: (300.00 x 0.90) - 50.00 = 220.00 from the ledger's start; the invoices before
     # listed only the 10%: 270.00
@@ -197,6 +220,13 @@ def _cycles(B: Billing, sid: str, pid: str, qty: int, amount: int, firsts: list[
         B.invoice(sid, d, [(pid, qty, d, end, amount, False)])
 
 
+def _loyal_coupon(L: Ledger, coupon_id: str) -> None:
+    """the coupons list's entry (GET /v1/coupons?expand[]=data.currency_options): 20.00 off in USD, 15.00 in EUR"""
+    L.tables["stg_billing__coupons"].append({
+        "coupon_id": coupon_id, "duration": "forever", "currency": "USD", "amount_off_minor": 2000,
+        "currency_options": json.dumps({"eur": {"amount_off": 1500}})})
+
+
 def _listed(L: Ledger, discounts: list[dict]) -> None:
     """the discounts the subscriptions list shows on the last subscription (expanded, in order)"""
     L.tables["stg_billing__subscriptions"][-1]["discounts"] = json.dumps([expanded(d) for d in discounts])
@@ -205,6 +235,8 @@ def _listed(L: Ledger, discounts: list[dict]) -> None:
 INVOICE_EXPECTED = {
     "A_inv_stacked": (67.50, 67.50, 90.00, 90.00),
     "A_inv_currency": (80.00, 80.00, 80.00, 80.00),
+    "A_inv_options": (85.00, 85.00, 85.00, 85.00),
+    "A_list_options": (100.00, 100.00, 100.00, 85.00),
     "A_list_stacked": (270.00, 270.00, 270.00, 220.00),
     "A_inv_graduated": (290.00, 290.00, 1200.00, 1200.00),
     "A_inv_volume": (600.00, 600.00, 600.00, 600.00),

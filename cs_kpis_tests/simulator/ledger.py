@@ -50,7 +50,7 @@ def price_amount(price: dict, quantity: int, tiers: dict[str, list]) -> Fraction
     return unit * q
 
 
-def _apply(total: Fraction, discounts: list, months: int, currency: str) -> Fraction:
+def _apply(total: Fraction, discounts: list, months: int, currency: str, options: dict) -> Fraction:
     for d in discounts:
         c = d["coupon"]
         if c["duration"] == "once":
@@ -59,10 +59,13 @@ def _apply(total: Fraction, discounts: list, months: int, currency: str) -> Frac
             total *= 1 - Fraction(str(c["percent_off"])) / 100
         elif (c.get("currency") or "").lower() == currency.lower():
             total = max(Fraction(0), total - Fraction(c["amount_off"], months))
+        elif (off := options.get(c["id"], {}).get(currency.lower(), {}).get("amount_off")) is not None:
+            # an event's coupon lacks currency_options; the coupons list (expanded) has them
+            total = max(Fraction(0), total - Fraction(off, months))
     return total
 
 
-def local_mrr(sub: dict, tiers: dict[str, list] | None = None) -> Fraction:
+def local_mrr(sub: dict, tiers: dict[str, list] | None = None, options: dict | None = None) -> Fraction:
     if sub["status"] in ("trialing", "canceled", "incomplete", "incomplete_expired", "unpaid", "paused") \
             or sub["ended_at"]:
         return Fraction(0)
@@ -74,8 +77,8 @@ def local_mrr(sub: dict, tiers: dict[str, list] | None = None) -> Fraction:
             continue
         months = MONTHS[(rec["interval"], rec["interval_count"])]
         item_mrr = price_amount(it["price"], it["quantity"], tiers or {}) / months
-        total += _apply(item_mrr, it.get("discounts") or [], months, sub["currency"])
-    return _apply(total, sub["discounts"], months, sub["currency"])
+        total += _apply(item_mrr, it.get("discounts") or [], months, sub["currency"], options or {})
+    return _apply(total, sub["discounts"], months, sub["currency"], options or {})
 
 
 def month_end_mrr(landing: Path) -> dict[tuple[str, str], Decimal]:
@@ -95,6 +98,10 @@ def month_end_mrr(landing: Path) -> dict[tuple[str, str], Decimal]:
         for pr in json.loads(p.read_text())["data"]:
             if pr.get("tiers"):
                 tiers[pr["id"]] = pr["tiers"]
+    options = {}  # coupon id -> its currency_options (GET /v1/coupons?expand[]=data.currency_options)
+    for p in sorted((landing / "billing" / "coupons").glob("*/part-*.json")):
+        for c in json.loads(p.read_text())["data"]:
+            options[c["id"]] = c.get("currency_options") or {}
     versions = defaultdict(list)
     for p in sorted((landing / "billing" / "events").glob("*/part-*.json")):
         for e in json.loads(p.read_text())["data"]:
@@ -112,7 +119,7 @@ def month_end_mrr(landing: Path) -> dict[tuple[str, str], Decimal]:
         vs.sort(key=lambda x: x[0])
         by_day, past_due_since, spells = {}, None, []
         for (ts, _), obj in vs:
-            by_day[_day(ts)] = (local_mrr(obj, tiers), obj["currency"])
+            by_day[_day(ts)] = (local_mrr(obj, tiers, options), obj["currency"])
             if obj["status"] == "past_due" and past_due_since is None:
                 past_due_since = _day(ts)
             elif obj["status"] != "past_due" and past_due_since is not None:
@@ -129,7 +136,9 @@ def month_end_mrr(landing: Path) -> dict[tuple[str, str], Decimal]:
                 steps.append((d, (Decimal(x.numerator) / Decimal(x.denominator)).quantize(
                     Decimal("0.01"), ROUND_HALF_UP)))
         for start, end in spells:
-            if ((end or last_day) - start).days > DELINQUENT_DAYS:
+            # past due at the end of days start .. end - 1 (or .. last_day while open): more than 30
+            # ends of day makes it delinquent, i.e. an open spell once last_day - start >= 30
+            if ((end or last_day + dt.timedelta(days=1)) - start).days > DELINQUENT_DAYS:
                 steps = [s for s in steps if s[0] < start] + [(start, Decimal("0.00"))]
         account = account_of.get(vs[-1][1]["customer"])
         if not account or not account.startswith("001") or "UNKNOWN" in account:

@@ -271,3 +271,36 @@ def test_cli_writes_a_company(tmp_path, capsys):
                  "--ground-truth", str(tmp_path / "t")]) == 0
     assert (tmp_path / "l" / "_manifest.json").exists()
     assert "crm/Account" in capsys.readouterr().out
+
+
+def test_a_paid_renewal_ends_a_past_due_spell_as_in_stripe(tmp_path):
+    """Stripe: past_due means the latest finalized invoice is unpaid. A renewal invoice that is paid (0.00 here:
+    the customer's credit covers it) makes the subscription active again although the older failed invoice
+    stays open; the ground truth's spell ends there, and its retries running out later still cancel it."""
+    from cs_kpis.simulator.company import Company, day_of, ts_of
+    from cs_kpis.simulator.store import VersionStore
+    from cs_kpis.simulator.truth import subscription_steps
+
+    spec = SIZES["tiny"]
+    company = Company(spec, 42, VersionStore(tmp_path / "versions.duckdb"), spec.end_date)
+    acct = next(a for a in company.accounts if a.sf_id and a.interval_key == "month")
+    s = company._start_subscription(acct, ts_of(spec.start_date, 3600), trial=False, first=True)
+    failed_at, renewal_at = s.cps + 86400, s.cpe
+    failed = {"id": "in_failed", "created": failed_at, "status": "open", "amount_due": 100,
+              "status_transitions": {"paid_at": None}}
+    company._fail_payment(s, failed, failed_at, 0.0)  # schedules the failure's fate; nothing runs yet
+    assert s.status == "past_due"
+    s.credit_balance = 10**9  # the renewal is covered by the customer's balance: 0.00 due, marked paid
+    company._on_renewal(renewal_at, s)
+    assert s.status == "active" and s.ended_at is None
+    assert s.past_due_spells == [[failed_at + 600, renewal_at + 300]]
+    assert "past_due_ended_by_paid_renewal" in company.edge_cases
+    # the failed invoice's retries run out later: marked uncollectible and the subscription cancelled
+    ended_at = renewal_at + 10 * 86400
+    company._on_delinquent_cancel(ended_at, s, failed)
+    assert failed["status"] == "uncollectible" and s.ended_at == ended_at
+    # past due for fewer than 31 ends of day: MRR kept until the end, not churned from the failure's day
+    assert (day_of(renewal_at + 300) - day_of(failed_at + 600)).days <= 30
+    steps = subscription_steps(s, company.fx, spec.end_date)
+    assert [v for d, v in steps if d == day_of(failed_at)] == [] and steps[-1] == (day_of(ended_at), 0)
+    assert [v for d, v in steps if d < day_of(ended_at)][-1] > 0

@@ -271,7 +271,7 @@ def _billing() -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
         _price(3, "prod_T0003", 900),
     ]
     coupons = [_coupon(1), _coupon(2, percent_off=None, amount_off=500, currency="usd", duration="forever",
-                                   duration_in_months=None), _coupon(3, duration="once", duration_in_months=None)]  # fmt: skip
+                                   duration_in_months=None, currency_options={"eur": {"amount_off": 450}}), _coupon(3, duration="once", duration_in_months=None)]  # fmt: skip
     discount = {
         "id": "di_T0001",
         "object": "discount",

@@ -158,3 +158,16 @@ def test_prices_with_tiers_and_invoices_with_discounts_expanded(server: VendorSe
 
     assert server.requests_to("/v1/prices")[0].query["expand[]"] == ["data.tiers"]
     assert server.requests_to("/v1/invoices")[0].query["expand[]"] == ["data.discounts"]
+
+
+def test_coupons_with_currency_options_expanded(server: VendorServer, stripe_config, monkeypatch) -> None:
+    """An amount_off coupon's amounts in other currencies come only with expand[]=data.currency_options; the
+    MRR of a subscription in another currency reads them, so the coupons list asks for them."""
+    coupons = _by_id(iter_records(stripe_config, "coupons"))
+    assert server.requests_to("/v1/coupons")[0].query["expand[]"] == ["data.currency_options"]
+    assert coupons["COUPON2"]["currency_options"] == {"eur": {"amount_off": 450}}
+    # without the expansion the fake server, as Stripe, leaves the field out
+    from cs_kpis.sources.billing import api
+
+    monkeypatch.delitem(api.LIST_EXPAND, "coupons")
+    assert "currency_options" not in _by_id(iter_records(stripe_config, "coupons"))["COUPON2"]

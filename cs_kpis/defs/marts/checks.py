@@ -1,9 +1,15 @@
 """Checks on the marts. Blocking: a broken mart must not reach the KPIs or anyone's inbox."""
 
+import textwrap
+from pathlib import Path
+
 import dagster as dg
 
 from cs_kpis import tuning
 from cs_kpis.lib.checks import accepted_range_check, sql_check, unique_key_check
+from cs_kpis.lib.sql import shared_sql
+
+MARTS_SQL = Path(__file__).resolve().parent / "sql"
 
 PERIODS = dg.AssetKey(["marts", "subscription_periods"])
 CHANGES = dg.AssetKey(["marts", "mrr_daily_changes"])
@@ -39,34 +45,14 @@ last_invoice as (
     from staging.stg_billing__invoices
     group by subscription_id
 ),
+quantities as (
+    select line_id as row_id, price_id, quantity from staging.stg_billing__invoice_lines
+    union all
+    select subscription_item_id as row_id, price_id, quantity from staging.stg_billing__subscription_items
+),
 priced as (
-    -- what a quantity of a price costs per billing period, by its tiers (marts.price_tiers; the same rule
-    -- as subscription_history_states): one row per invoice line and per listed subscription item
-    select
-        u.row_id,
-        sum(case
-            when u.tiers_mode = 'volume' then
-                case when u.units > u.lower_bound and (u.up_to is null or u.units <= u.up_to)
-                     then u.units * u.unit_amount_minor + u.flat_amount_minor else 0.0 end
-            else greatest(0.0, least(u.units, coalesce(u.up_to, u.units)) - u.lower_bound) * u.unit_amount_minor
-                 + case when u.units > u.lower_bound then u.flat_amount_minor else 0.0 end
-        end) as amount_per_interval
-    from (
-        select
-            q.row_id, t.tiers_mode, t.lower_bound, t.up_to, t.unit_amount_minor, t.flat_amount_minor,
-            case
-                when t.divide_by = 1 then cast(coalesce(q.quantity, 1) as double)
-                when t.round_up then ceil(cast(coalesce(q.quantity, 1) as double) / t.divide_by)
-                else floor(cast(coalesce(q.quantity, 1) as double) / t.divide_by)
-            end as units
-        from (
-            select line_id as row_id, price_id, quantity from staging.stg_billing__invoice_lines
-            union all
-            select subscription_item_id as row_id, price_id, quantity from staging.stg_billing__subscription_items
-        ) as q
-        inner join marts.price_tiers as t on t.price_id = q.price_id
-    ) as u
-    group by u.row_id
+    -- what a quantity of a price costs per billing period, by its tiers: the rule every model includes
+{priced_quantities}
 ),
 lines as (
     -- licensed recurring lines of paid invoices (and the prorations of any finalized invoice: the change
@@ -260,7 +246,8 @@ STATES_VALUES_SQL = (
 
 
 def history_check_sql(tolerance: float) -> str:
-    return HISTORY_SQL.format(tolerance=float(tolerance))
+    return HISTORY_SQL.format(tolerance=float(tolerance),
+                              priced_quantities=textwrap.indent(shared_sql(MARTS_SQL, "priced_quantities"), "    "))
 
 marts_checks = [
     sql_check(

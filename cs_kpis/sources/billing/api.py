@@ -62,6 +62,7 @@ SUBSCRIPTION_EXPAND: tuple[str, ...] = ("data.items.data.price", "data.discounts
 LIST_EXPAND: dict[str, tuple[str, ...]] = {
     "prices": ("data.tiers",),  # a tiered price's tiers: Stripe includes them only when asked
     "invoices": ("data.discounts",),  # each discount with its coupon, start and end, not just its id
+    "coupons": ("data.currency_options",),  # an amount_off coupon's amounts in other currencies
 }
 """``expand[]`` for the other lists the MRR history reads, so the objects match the landing files"""
 

@@ -62,8 +62,9 @@ declaration the columns would not exist (tiers_mode and transform_quantity all n
 BOOL_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("proration",)}
 BIGINT_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("amount", "quantity"),
                                              "prices": ("transform_quantity.divide_by",)}
-JSON_FIELDS: dict[str, tuple[str, ...]] = {"prices": ("tiers",)}
-"""lists kept as one JSON column, declared so the column exists when no price is tiered"""
+JSON_FIELDS: dict[str, tuple[str, ...]] = {"prices": ("tiers",), "coupons": ("currency_options",)}
+"""lists and maps kept as one JSON column, declared so the column exists when no price is tiered and no
+coupon has amounts in other currencies"""
 DATE_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("_extract_day",)}
 
 CURRENCY_FIELDS: dict[str, tuple[str, ...]] = {
@@ -89,6 +90,7 @@ JSON_PATHS: dict[str, frozenset[str]] = {
     "subscriptions": frozenset({"items"}),
     "invoices": frozenset({"lines"}),
     "events": frozenset({"data"}),
+    "coupons": frozenset({"currency_options"}),
 }
 """kept as one JSON column: items and lines have their own tables; an event's object varies by type"""
 
@@ -153,6 +155,9 @@ COUPON_FIELDS: dict[str, Field] = {
     "duration_in_months": Field("integer", min=0),
     "created": _UNIX,
     "redeem_by": _UNIX,
+    # an amount_off coupon's amounts in other currencies ({"eur": {"amount_off": 9000}}), listed only with
+    # expand[]=data.currency_options
+    "currency_options": Field("object"),
 }
 
 

@@ -90,34 +90,19 @@ pending as (
     where is_pending and is_proration and subscription_id is not null
 ),
 
-billed_amounts as (
-    -- what each line's (or pending item's) quantity of its price costs per billing period, by the price's
-    -- tiers (marts.price_tiers: per unit, graduated or volume; transform_quantity applied)
-    select
-        u.line_id,
-        sum(case
-            when t.tiers_mode = 'volume' then
-                case when u.units > t.lower_bound and (t.up_to is null or u.units <= t.up_to)
-                     then u.units * t.unit_amount_minor + t.flat_amount_minor else 0.0 end
-            else greatest(0.0, least(u.units, coalesce(t.up_to, u.units)) - t.lower_bound) * t.unit_amount_minor
-                 + case when u.units > t.lower_bound then t.flat_amount_minor else 0.0 end
-        end) as amount_per_interval
-    from (
-        select
-            b.line_id,
-            t.price_id,
-            t.tier_position,
-            case
-                when t.divide_by = 1 then cast(coalesce(b.quantity, 1) as double)
-                when t.round_up then ceil(cast(coalesce(b.quantity, 1) as double) / t.divide_by)
-                else floor(cast(coalesce(b.quantity, 1) as double) / t.divide_by)
-            end as units
-        from (select line_id, price_id, quantity from billed
-              union all select line_id, price_id, quantity from pending) as b
-        inner join marts.price_tiers as t on t.price_id = b.price_id
-    ) as u
-    inner join marts.price_tiers as t on t.price_id = u.price_id and t.tier_position = u.tier_position
-    group by u.line_id
+quantities as (
+    -- every quantity this model prices: invoice lines, pending invoice items and the listed items
+    select line_id as row_id, price_id, quantity from billed
+    union all
+    select line_id as row_id, price_id, quantity from pending
+    union all
+    select subscription_item_id as row_id, price_id, quantity from staging.stg_billing__subscription_items
+),
+
+priced as (
+    -- what each quantity of its price costs per billing period, by the price's tiers (marts.price_tiers:
+    -- per unit, graduated or volume; transform_quantity applied): the shared pricing rule
+    -- include: priced_quantities
 ),
 
 lines as (
@@ -141,7 +126,7 @@ lines as (
         ba.amount_per_interval
     from (select * from billed union all select * from pending) as l
     inner join staging.stg_billing__prices as p on p.price_id = l.price_id
-    inner join billed_amounts as ba on ba.line_id = l.line_id
+    inner join priced as ba on ba.row_id = l.line_id
     cross join ledger as lg
     cross join list_as_of as la
     -- only the time before the ledger is rebuilt (with the full event history, nothing is); with no
@@ -360,118 +345,6 @@ flagged as (
     left join past_due as pd on pd.subscription_id = w.subscription_id and pd.point_at = w.point_at
 ),
 
-discount_steps as (
-    -- the discounts that count for MRR at each point (forever, or repeating from its start until its end;
-    -- a once coupon never; an amount_off only in the subscription's currency), in Stripe's order, each the
-    -- step x -> x * multiplier - offset, with the product of the multipliers of the discounts after it
-    select
-        a.*,
-        sum(case when a.multiplier = 0 then 1 else 0 end) over w_after as zeros_after,
-        sum(case when a.multiplier > 0 then ln(a.multiplier) else 0 end) over w_after as ln_after
-    from (
-        select
-            f.subscription_id,
-            f.point_at,
-            d.coupon_id,
-            row_number() over (
-                partition by f.subscription_id, f.point_at
-                order by d.discount_position, d.discount_start, d.discount_id
-            ) as discount_order,
-            case when d.percent_off is not null then 1 - cast(d.percent_off as double) / 100.0 else 1.0 end as multiplier,
-            case when d.percent_off is null and d.amount_off is not null
-                 then cast(d.amount_off as double) / f.months_per_period else 0.0 end as offset_minor
-        from flagged as f
-        inner join discounts as d
-            on d.subscription_id = f.subscription_id
-            and d.discount_start <= f.point_at
-            and (d.discount_end is null or d.discount_end > f.point_at)
-        where d.coupon_duration in ('forever', 'repeating')
-          and (d.amount_off is null or d.percent_off is not null or d.coupon_currency = upper(f.currency))
-    ) as a
-    window w_after as (
-        partition by a.subscription_id, a.point_at order by a.discount_order
-        rows between 1 following and unbounded following
-    )
-),
-
-discount_maps as (
-    -- the discounts composed: x -> max(0, x * factor - offset) (see subscription_states)
-    select
-        subscription_id,
-        point_at,
-        max(case when discount_order = 1 then coupon_id end) as coupon_id,
-        case when sum(case when multiplier = 0 then 1 else 0 end) > 0 then 0.0
-             else exp(sum(case when multiplier > 0 then ln(multiplier) else 0 end)) end as factor,
-        sum(offset_minor * case when coalesce(zeros_after, 0) > 0 then 0.0 else exp(coalesce(ln_after, 0)) end)
-            as offset_minor
-    from discount_steps
-    group by subscription_id, point_at
-),
-
-with_discount as (
-    select
-        f.*,
-        dm.coupon_id,
-        case when dm.subscription_id is null then f.list_mrr_minor
-             else greatest(0.0, f.list_mrr_minor * dm.factor - dm.offset_minor) end as discounted_mrr_minor
-    from flagged as f
-    left join discount_maps as dm on dm.subscription_id = f.subscription_id and dm.point_at = f.point_at
-),
-
-history as (
-    select
-        'invoices' as source,
-        subscription_id,
-        customer_id,
-        point_at as changed_at,
-        case
-            when is_ended then 'canceled'
-            when is_trial then 'trialing'
-            when is_past_due then 'past_due'
-            else 'active'
-        end as status,
-        upper(currency) as currency,
-        billing_interval,
-        interval_count,
-        plan,
-        seats,
-        list_mrr_minor,
-        discounted_mrr_minor,
-        coupon_id,
-        false as cancel_at_period_end,
-        cast(null as timestamp with time zone) as cancel_at,
-        case when is_ended then sub_ended_at end as ended_at
-    from with_discount
-),
-
-listed_amounts as (
-    -- what each listed item's quantity of its price costs per billing period (as billed_amounts)
-    select
-        u.subscription_item_id,
-        sum(case
-            when t.tiers_mode = 'volume' then
-                case when u.units > t.lower_bound and (t.up_to is null or u.units <= t.up_to)
-                     then u.units * t.unit_amount_minor + t.flat_amount_minor else 0.0 end
-            else greatest(0.0, least(u.units, coalesce(t.up_to, u.units)) - t.lower_bound) * t.unit_amount_minor
-                 + case when u.units > t.lower_bound then t.flat_amount_minor else 0.0 end
-        end) as amount_per_interval
-    from (
-        select
-            si.subscription_item_id,
-            t.price_id,
-            t.tier_position,
-            case
-                when t.divide_by = 1 then cast(coalesce(si.quantity, 1) as double)
-                when t.round_up then ceil(cast(coalesce(si.quantity, 1) as double) / t.divide_by)
-                else floor(cast(coalesce(si.quantity, 1) as double) / t.divide_by)
-            end as units
-        from staging.stg_billing__subscription_items as si
-        inner join marts.price_tiers as t on t.price_id = si.price_id
-    ) as u
-    inner join marts.price_tiers as t on t.price_id = u.price_id and t.tier_position = u.tier_position
-    group by u.subscription_item_id
-),
-
 listed_items as (
     -- the subscription's items as the subscriptions list shows them now
     select
@@ -501,76 +374,127 @@ listed_items as (
                 order by la.amount_per_interval desc, si.subscription_item_id
             ) as rn
         from staging.stg_billing__subscription_items as si
-        inner join listed_amounts as la on la.subscription_item_id = si.subscription_item_id
+        inner join priced as la on la.row_id = si.subscription_item_id
         where coalesce(si.usage_type, 'licensed') = 'licensed'
     ) as i
     group by i.subscription_id
+),
+
+discount_inputs as (
+    -- the discounts that count for MRR, in Stripe's order, as lists for the shared discount rule:
+    -- at each point of the history (item_position -1): forever, or repeating from its start until its end,
+    -- from the invoices' discounts; a once coupon never; an amount_off only in the subscription's currency,
+    -- its own or from its currency_options
+    select
+        f.subscription_id as owner_id,
+        f.point_at as at_time,
+        -1 as item_position,
+        row_number() over (
+            partition by f.subscription_id, f.point_at
+            order by d.discount_position, d.discount_start, d.discount_id
+        ) as discount_order,
+        d.coupon_id,
+        d.percent_off,
+        case when d.coupon_currency = upper(f.currency) then d.amount_off else ca.amount_off_minor end
+            as amount_off_minor,
+        f.months_per_period
+    from flagged as f
+    inner join discounts as d
+        on d.subscription_id = f.subscription_id
+        and d.discount_start <= f.point_at
+        and (d.discount_end is null or d.discount_end > f.point_at)
+    -- an amount_off coupon of another currency: the amount its currency_options give for this one
+    left join marts.coupon_amounts as ca on ca.coupon_id = d.coupon_id and ca.currency = upper(f.currency)
+    where d.coupon_duration in ('forever', 'repeating')
+      and (d.amount_off is null or d.percent_off is not null or d.coupon_currency = upper(f.currency)
+           or ca.amount_off_minor is not null)
+    union all
+    -- and (item_position -2) the discounts the subscriptions list shows today (expanded), in the list's
+    -- order, that count at the start of the ledger
+    select
+        su.subscription_id as owner_id,
+        coalesce(lg.ledger_start, la.listed_at) as at_time,
+        -2 as item_position,
+        p.position as discount_order,
+        json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.id') as coupon_id,
+        cast(json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.percent_off')
+             as double) as percent_off,
+        case when upper(json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.currency'))
+                  = upper(su.currency)
+             then cast(json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.amount_off')
+                       as double)
+             else ca.amount_off_minor end as amount_off_minor,
+        li.months_per_period
+    from staging.stg_billing__subscriptions as su
+    inner join listed_items as li on li.subscription_id = su.subscription_id
+    inner join marts.dim_position as p
+        on p.position < 20
+        and json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].id') is not null
+    -- an amount_off coupon of another currency: the amount its currency_options give for this one
+    left join marts.coupon_amounts as ca
+        on ca.coupon_id = json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.id')
+        and ca.currency = upper(su.currency)
+    cross join ledger as lg
+    cross join list_as_of as la
+    where json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.duration')
+              in ('forever', 'repeating')
+      and (json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].end') is null
+           or to_timestamp(cast(json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].end')
+                                as bigint)) > coalesce(lg.ledger_start, la.listed_at))
+      and (json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.amount_off') is null
+           or json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.percent_off')
+              is not null
+           or upper(json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.currency'))
+              = upper(su.currency)
+           or ca.amount_off_minor is not null)
+),
+
+discount_maps as (
+    -- each list's discounts composed: the shared discount rule
+    -- include: composed_discounts
+),
+
+with_discount as (
+    select
+        f.*,
+        dm.first_coupon_id as coupon_id,
+        case when dm.owner_id is null then f.list_mrr_minor
+             else greatest(0.0, f.list_mrr_minor * dm.factor - dm.offset_minor) end as discounted_mrr_minor
+    from flagged as f
+    left join discount_maps as dm
+        on dm.owner_id = f.subscription_id and dm.at_time = f.point_at and dm.item_position = -1
+),
+
+history as (
+    select
+        'invoices' as source,
+        subscription_id,
+        customer_id,
+        point_at as changed_at,
+        case
+            when is_ended then 'canceled'
+            when is_trial then 'trialing'
+            when is_past_due then 'past_due'
+            else 'active'
+        end as status,
+        upper(currency) as currency,
+        billing_interval,
+        interval_count,
+        plan,
+        seats,
+        list_mrr_minor,
+        discounted_mrr_minor,
+        coupon_id,
+        false as cancel_at_period_end,
+        cast(null as timestamp with time zone) as cancel_at,
+        case when is_ended then sub_ended_at end as ended_at
+    from with_discount
 ),
 
 with_events as (
     select distinct object_id as subscription_id
     from staging.stg_billing__events
     where object_type = 'subscription'
-),
-
-listed_discounts as (
-    -- the discounts the subscriptions list shows on a subscription (expanded), in the list's order, that
-    -- count for MRR at the start of the ledger (as in discount_steps), each as a step with the product of
-    -- the multipliers after it
-    select
-        a.*,
-        sum(case when a.multiplier = 0 then 1 else 0 end) over w_after as zeros_after,
-        sum(case when a.multiplier > 0 then ln(a.multiplier) else 0 end) over w_after as ln_after
-    from (
-        select
-            su.subscription_id,
-            p.position,
-            json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.id') as coupon_id,
-            case when cast(json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.percent_off')
-                           as double) is not null
-                 then 1 - cast(json_extract_string(su.discounts, '$[' || cast(p.position as varchar)
-                                                   || '].coupon.percent_off') as double) / 100.0
-                 else 1.0 end as multiplier,
-            case when json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.percent_off')
-                          is null
-                 then cast(coalesce(cast(json_extract_string(su.discounts, '$[' || cast(p.position as varchar)
-                                                        || '].coupon.amount_off') as double), 0.0) as double)
-                      / li.months_per_period
-                 else 0.0 end as offset_minor
-        from staging.stg_billing__subscriptions as su
-        inner join listed_items as li on li.subscription_id = su.subscription_id
-        inner join marts.dim_position as p
-            on p.position < 20
-            and json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].id') is not null
-        cross join ledger as lg
-        cross join list_as_of as la
-        where json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.duration')
-                  in ('forever', 'repeating')
-          and (json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].end') is null
-               or to_timestamp(cast(json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].end')
-                                    as bigint)) > coalesce(lg.ledger_start, la.listed_at))
-          and (json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.amount_off') is null
-               or json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.percent_off')
-                  is not null
-               or upper(json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.currency'))
-                  = upper(su.currency))
-    ) as a
-    window w_after as (
-        partition by a.subscription_id order by a.position rows between 1 following and unbounded following
-    )
-),
-
-listed_maps as (
-    select
-        subscription_id,
-        max(case when position = min_position then coupon_id end) as coupon_id,
-        case when sum(case when multiplier = 0 then 1 else 0 end) > 0 then 0.0
-             else exp(sum(case when multiplier > 0 then ln(multiplier) else 0 end)) end as factor,
-        sum(offset_minor * case when coalesce(zeros_after, 0) > 0 then 0.0 else exp(coalesce(ln_after, 0)) end)
-            as offset_minor
-    from (select d.*, min(d.position) over (partition by d.subscription_id) as min_position
-          from listed_discounts as d) as ld
-    group by subscription_id
 ),
 
 listed as (
@@ -588,9 +512,9 @@ listed as (
         li.plan,
         li.seats,
         li.list_mrr_minor,
-        case when lm.subscription_id is null then li.list_mrr_minor
+        case when lm.owner_id is null then li.list_mrr_minor
              else greatest(0.0, li.list_mrr_minor * lm.factor - lm.offset_minor) end as discounted_mrr_minor,
-        lm.coupon_id,
+        lm.first_coupon_id as coupon_id,
         false as cancel_at_period_end,
         cast(null as timestamp with time zone) as cancel_at,
         cast(null as timestamp with time zone) as ended_at
@@ -598,7 +522,7 @@ listed as (
     cross join ledger as lg
     cross join list_as_of as la
     inner join listed_items as li on li.subscription_id = su.subscription_id
-    left join listed_maps as lm on lm.subscription_id = su.subscription_id
+    left join discount_maps as lm on lm.owner_id = su.subscription_id and lm.item_position = -2
     left join with_events as we on we.subscription_id = su.subscription_id
     where we.subscription_id is null
       and su.started_at < coalesce(lg.ledger_start, la.listed_at)

@@ -98,28 +98,17 @@ item_fields as (
         on p.position < array_length(e.o.items.data)
 ),
 
+quantities as (
+    -- the items on tiered prices: their tiers come from the prices list (an event's price carries none:
+    -- Stripe includes them only with expand[]=tiers)
+    select event_id || '#' || cast(position as varchar) as row_id, price_id, quantity
+    from item_fields
+    where billing_scheme = 'tiered'
+),
+
 tiered_amounts as (
-    -- a tiered price's amount for the item's quantity, from its tiers in the prices list (an event's price
-    -- carries none: Stripe includes them only with expand[]=tiers); the rule is marts.price_tiers'
-    select
-        u.event_id,
-        u.position,
-        sum(case
-            when u.tiers_mode = 'volume' then
-                case when u.units > u.lower_bound and (u.up_to is null or u.units <= u.up_to)
-                     then u.units * u.unit_amount_minor + u.flat_amount_minor else 0.0 end
-            else greatest(0.0, least(u.units, coalesce(u.up_to, u.units)) - u.lower_bound) * u.unit_amount_minor
-                 + case when u.units > u.lower_bound then u.flat_amount_minor else 0.0 end
-        end) as amount_per_interval
-    from (
-        select
-            f.event_id, f.position, t.tiers_mode, t.lower_bound, t.up_to, t.unit_amount_minor, t.flat_amount_minor,
-            cast(coalesce(f.quantity, 1) as double) as units
-        from item_fields as f
-        inner join marts.price_tiers as t on t.price_id = f.price_id
-        where f.billing_scheme = 'tiered'
-    ) as u
-    group by u.event_id, u.position
+    -- a tiered price's amount for the item's quantity: the shared pricing rule (marts.price_tiers)
+    -- include: priced_quantities
 ),
 
 licensed_items as (
@@ -141,7 +130,7 @@ licensed_items as (
             when 'day' then 12.0 * f.interval_count / 365.0
         end as months_per_period
     from item_fields as f
-    left join tiered_amounts as ta on ta.event_id = f.event_id and ta.position = f.position
+    left join tiered_amounts as ta on ta.row_id = f.event_id || '#' || cast(f.position as varchar)
     where coalesce(f.usage_type, 'licensed') = 'licensed'
 ),
 
@@ -259,63 +248,46 @@ eval_points as (
       and l.ended_at is null
 ),
 
-discount_steps as (
+discount_inputs as (
     -- the discounts that count for MRR at each point (forever, or repeating before its end; a once coupon
-    -- never; an amount_off only in the subscription's currency, as Stripe applies it), each as the step
-    -- x -> x * multiplier - offset, with the product of the multipliers of the discounts after it
+    -- never; an amount_off only in the subscription's currency, its own or from its currency_options, as
+    -- Stripe applies it): each list is a point's subscription discounts (item_position -1) or an item's
     select
-        a.*,
-        sum(case when a.multiplier = 0 then 1 else 0 end) over w_after as zeros_after,
-        sum(case when a.multiplier > 0 then ln(a.multiplier) else 0 end) over w_after as ln_after
-    from (
-        select
-            p.event_id,
-            p.eval_at,
-            d.item_position,
-            d.discount_position,
-            d.coupon_id,
-            case when d.percent_off is not null then 1 - cast(d.percent_off as double) / 100.0 else 1.0 end as multiplier,
-            case when d.percent_off is null and d.amount_off is not null
-                 then cast(d.amount_off as double) / coalesce(i.months_per_period, l.months_per_period) else 0.0 end as offset_minor
-        from eval_points as p
-        inner join ledger as l on l.event_id = p.event_id
-        inner join discount_list as d on d.event_id = p.event_id
-        left join licensed_items as i on i.event_id = d.event_id and i.position = d.item_position
-        where d.coupon_duration in ('forever', 'repeating')
-          and (d.coupon_duration = 'forever' or d.discount_end is null or d.discount_end > p.eval_at)
-          and (d.amount_off is null or d.percent_off is not null or d.coupon_currency = l.currency)
-          and (d.item_position = -1 or i.event_id is not null)
-    ) as a
-    window w_after as (
-        partition by a.event_id, a.eval_at, a.item_position order by a.discount_position
-        rows between 1 following and unbounded following
-    )
+        p.event_id as owner_id,
+        p.eval_at as at_time,
+        d.item_position,
+        d.discount_position as discount_order,
+        d.coupon_id,
+        d.percent_off,
+        case when d.coupon_currency = l.currency then d.amount_off else ca.amount_off_minor end as amount_off_minor,
+        coalesce(i.months_per_period, l.months_per_period) as months_per_period
+    from eval_points as p
+    inner join ledger as l on l.event_id = p.event_id
+    inner join discount_list as d on d.event_id = p.event_id
+    left join licensed_items as i on i.event_id = d.event_id and i.position = d.item_position
+    -- an amount_off coupon of another currency: the amount its currency_options give for this one
+    left join marts.coupon_amounts as ca on ca.coupon_id = d.coupon_id and ca.currency = l.currency
+    where d.coupon_duration in ('forever', 'repeating')
+      and (d.coupon_duration = 'forever' or d.discount_end is null or d.discount_end > p.eval_at)
+      and (d.amount_off is null or d.percent_off is not null or d.coupon_currency = l.currency
+           or ca.amount_off_minor is not null)
+      and (d.item_position = -1 or i.event_id is not null)
 ),
 
 discount_maps as (
-    -- the discounts of one list composed: x -> max(0, x * factor - offset). Once a step reaches 0 the
-    -- rest cannot lift it (every multiplier is between 0 and 1), so clamping at the end is the same as
-    -- clamping at each step
-    select
-        event_id,
-        eval_at,
-        item_position,
-        case when sum(case when multiplier = 0 then 1 else 0 end) > 0 then 0.0
-             else exp(sum(case when multiplier > 0 then ln(multiplier) else 0 end)) end as factor,
-        sum(offset_minor * case when coalesce(zeros_after, 0) > 0 then 0.0 else exp(coalesce(ln_after, 0)) end)
-            as offset_minor
-    from discount_steps
-    group by event_id, eval_at, item_position
+    -- each list's discounts composed: the shared discount rule
+    -- include: composed_discounts
 ),
 
 first_coupon as (
-    select event_id, eval_at, coupon_id
+    -- the first discount that counts: the subscription's own list first, then the items' in their order
+    select owner_id as event_id, at_time as eval_at, coupon_id
     from (
         select
-            event_id, eval_at, coupon_id,
-            row_number() over (partition by event_id, eval_at order by case when item_position = -1 then 0 else 1 end,
-                                                                       item_position, discount_position) as rn
-        from discount_steps
+            owner_id, at_time, coupon_id,
+            row_number() over (partition by owner_id, at_time order by case when item_position = -1 then 0 else 1 end,
+                                                                      item_position, discount_order) as rn
+        from discount_inputs
     ) as r
     where rn = 1
 ),
@@ -326,13 +298,13 @@ valued as (
         p.event_id,
         p.eval_at,
         p.is_expiry,
-        sum(case when im.event_id is null then cast(i.amount_per_interval as double) / i.months_per_period
+        sum(case when im.owner_id is null then cast(i.amount_per_interval as double) / i.months_per_period
                  else greatest(0.0, cast(i.amount_per_interval as double) / i.months_per_period * im.factor - im.offset_minor)
             end) as items_mrr_minor
     from eval_points as p
     inner join licensed_items as i on i.event_id = p.event_id
     left join discount_maps as im
-        on im.event_id = p.event_id and im.eval_at = p.eval_at and im.item_position = i.position
+        on im.owner_id = p.event_id and im.at_time = p.eval_at and im.item_position = i.position
     group by p.event_id, p.eval_at, p.is_expiry
 ),
 
@@ -342,13 +314,13 @@ event_states as (
         case when p.is_expiry = 1 then cast(null as varchar) else l.event_id end as event_id,
         case when p.is_expiry = 1 then 'discount.end' else l.event_type end as event_type,
         l.status, l.currency, l.billing_interval, l.interval_count, l.plan, l.seats, l.list_mrr_minor,
-        case when sm.event_id is null then v.items_mrr_minor
+        case when sm.owner_id is null then v.items_mrr_minor
              else greatest(0.0, v.items_mrr_minor * sm.factor - sm.offset_minor) end as discounted_mrr_minor,
         fc.coupon_id, l.cancel_at_period_end, l.cancel_at, l.ended_at
     from eval_points as p
     inner join ledger as l on l.event_id = p.event_id
     left join valued as v on v.event_id = p.event_id and v.eval_at = p.eval_at
-    left join discount_maps as sm on sm.event_id = p.event_id and sm.eval_at = p.eval_at and sm.item_position = -1
+    left join discount_maps as sm on sm.owner_id = p.event_id and sm.at_time = p.eval_at and sm.item_position = -1
     left join first_coupon as fc on fc.event_id = p.event_id and fc.eval_at = p.eval_at
 ),
 

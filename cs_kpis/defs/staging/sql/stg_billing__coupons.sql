@@ -7,6 +7,7 @@
 -- @column minor_units_per_major: 100, or 1 for Stripe's zero-decimal currencies; null without a currency
 -- @column amount_off_minor: fixed discount in minor units of currency, or null for a percent coupon
 -- @column amount_off: amount_off_minor in major units
+-- @column currency_options: an amount_off coupon's amounts in other currencies as JSON ({"eur": {"amount_off": 9000}}), as listed with expand[]=data.currency_options; null when none
 -- @column duration: once, repeating or forever
 -- @column duration_in_months: months a repeating coupon applies; null otherwise
 -- @column is_valid: whether the coupon can still be redeemed
@@ -31,6 +32,7 @@ renamed as (
             else 100
         end as minor_units_per_major,
         amount_off as amount_off_minor,
+        currency_options,
         duration,
         cast(duration_in_months as integer) as duration_in_months,
         valid as is_valid,
@@ -49,6 +51,7 @@ select
     minor_units_per_major,
     amount_off_minor,
     cast(cast(amount_off_minor as double) / minor_units_per_major as decimal(18, 2)) as amount_off,
+    currency_options,
     duration,
     duration_in_months,
     is_valid,
