@@ -276,7 +276,7 @@ def _assert_crm_history_matches(diff: dict) -> None:
 
 def test_crm_history_before_the_first_load_matches_the_truth_tiny(tiny_30_day_events):
     """Owner, CSM, segment and sentiment on every day before the first load, rebuilt from AccountHistory."""
-    root, result = tiny_30_day_events
+    root, _result = tiny_30_day_events
     _assert_crm_history_matches(crm_history_differences(root, root / "state" / "wh.duckdb"))
 
 

@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bad-input", action="store_true", help="inject malformed rows (off by default)")
     p.add_argument("--event-retention-days", type=int, default=None,
                    help="days of Stripe events kept before the snapshot day, as a real account keeps ~30 "
-                        "(0 = the whole history; default: %d)" % EVENT_RETENTION_DAYS)
+                        f"(0 = the whole history; default: {EVENT_RETENTION_DAYS})")
     args = p.parse_args(argv)
     from cs_kpis import config, settings
 

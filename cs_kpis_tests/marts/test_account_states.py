@@ -6,6 +6,7 @@ run. The first snapshot is loaded on 2026-10-31, so Salesforce still keeps histo
 """
 
 import datetime as dt
+import itertools
 
 import duckdb
 import pytest
@@ -124,7 +125,7 @@ def test_an_account_created_in_the_window_starts_on_its_creation_day(states):
 def test_rows_are_contiguous_and_end_at_the_first_snapshot(states):
     rows = states.execute("select account_id, valid_from, valid_to, source from marts.account_states "
                           "order by account_id, valid_from").fetchall()
-    for (a, _, to, _), (b, start, _, _) in zip(rows, rows[1:], strict=False):
+    for (a, _, to, _), (b, start, _, _) in itertools.pairwise(rows):
         if a == b:
             assert to == start
     assert [r for r in rows if r[0] == "A3"] == [("A3", dt.date(2026, 10, 31), None, "snapshot")]

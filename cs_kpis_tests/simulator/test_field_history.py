@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import cs_kpis.simulator as simulator
+from cs_kpis import simulator
 from cs_kpis.simulator import generate, months_before
 from cs_kpis.sources.crm import api as salesforce
 from cs_kpis.sources.crm.helpers import prepare_record
