@@ -89,3 +89,11 @@ def rename_exports(landing: Path) -> dict[str, int]:
         return len(responses)
     renamed["survey_responses"] = _rewrite(landing / "nps" / "survey_responses", "*/part-*.json", nps)
     return renamed
+
+
+def normalised(rows: list[tuple]) -> list[tuple]:
+    """Rows to compare between two builds: doubles to 12 significant digits (a parallel sum of doubles can
+    differ in its last bit from one build to the next), then sorted."""
+    def value(v):
+        return float(f"{v:.12g}") if isinstance(v, float) else v
+    return sorted((tuple(value(v) for v in row) for row in rows), key=repr)

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from cs_kpis_tests.conftest import TEST_ENV
-from cs_kpis_tests.renamed_profile import PROFILE, rename_exports
+from cs_kpis_tests.renamed_profile import PROFILE, normalised, rename_exports
 from cs_kpis_tests.tiny_build import build_tiny_company
 
 COMPARED_SCHEMAS = ("marts", "kpis", "alerts")
@@ -60,7 +60,7 @@ def _rows(con, table: str, skipped: set | None = None) -> tuple[list[str], list[
     if skipped is not None:
         skipped |= {f"{table}.{c}" for c in every if c in RUN_COLUMNS}
     select = ", ".join(f'"{c}"' for c in cols)
-    return cols, con.execute(f"select {select} from {table} order by all").fetchall()
+    return cols, normalised(con.execute(f"select {select} from {table}").fetchall())
 
 
 def _failed_error_checks(result) -> list[str]:
