@@ -10,9 +10,11 @@ configuration's ``engine:`` section (cs_kpis/config.py); without any, DuckDB, ex
   (``cs_kpis.lib.portable.to_spark``) and run on the Spark Connect session at ``spark_remote``
   (``local[2]`` starts a local server; ``sc://host:15002`` is a cluster or Databricks Connect). The result
   is written as Parquet to ``<lake>/<schema>/<table>/`` and registered in Spark's catalog as
-  ``<schema>.<table>``, so the next model reads it there. The tables Spark did not build in this process
-  (the dlt raw loads, the Python-built calendar spines and health tables) are handed over from the DuckDB
-  warehouse as Parquet under the same layout just before a Spark model reads them. The result is then
+  ``<schema>.<table>``, so the next model reads it there. The raw tables dlt wrote to the lake
+  (``CS_KPIS_RAW_DESTINATION=filesystem``, cs_kpis/sources/lake.py) are registered from dlt's own files.
+  The other tables Spark did not build in this process (raw tables loaded into DuckDB, the Python-built
+  tables) are handed over from the DuckDB warehouse as Parquet under the same layout just before a Spark
+  model reads them. The result is then
   mirrored into the DuckDB warehouse (``create or replace table ... as select * from read_parquet(...)``),
   because the asset checks, the reports, the alerts and the Python-built tables still read DuckDB
   (docs/SCALE_OUT.md names each one).
@@ -53,6 +55,8 @@ _SPARK_BUILT: set[tuple[str, str, str]] = set()
 _SESSIONS: dict[str, Any] = {}
 HANDED_OVER: list[tuple[str, str]] = []
 """(schema, table) handed over from DuckDB to Spark in this process, in order (tests read it)"""
+LAKE_REGISTERED: list[tuple[str, str]] = []
+"""(schema, table) registered in Spark from dlt's lake files in this process (tests read it)"""
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,32 @@ def register(spark, schema: str, table: str, path: Path) -> None:
     spark.sql(f"create table {schema}.{table} {declared_columns(path)}using parquet location '{path}'")
 
 
+def register_lake_raw(spark, lake: Path, table: str, dataset: str = "raw") -> bool:
+    """``raw.<table>`` in Spark from dlt's own files in the lake (``CS_KPIS_RAW_DESTINATION=filesystem``):
+    the appended Parquet files as the external table ``raw_lake.<table>``, and ``raw.<table>`` as a view with
+    the same merge-on-read SQL the warehouse's view runs (cs_kpis/sources/lake.py), transpiled. False when
+    the lake holds no such table (then the caller hands the warehouse's table over instead)."""
+    from cs_kpis.lib.portable import to_spark
+    from cs_kpis.sources import lake as dlt_lake
+
+    rules = dlt_lake.read_rules(lake)
+    files = dlt_lake.data_files(lake, dataset, table)
+    if table not in rules or not files:
+        return False
+    folder = dlt_lake.table_dir(lake, dataset, table)
+    spark.sql(f"create database if not exists {dlt_lake.LAKE_SCHEMA}")
+    spark.sql(f"create database if not exists {dataset}")
+    spark.sql(f"drop view if exists {dataset}.{table}")
+    spark.sql(f"drop table if exists {dlt_lake.LAKE_SCHEMA}.{table}")  # external: the files stay
+    # a later load may add columns: Spark merges the files' schemas as DuckDB's union_by_name does
+    spark.sql(f"create table {dlt_lake.LAKE_SCHEMA}.{table} {declared_columns(folder)}using parquet "
+              f"options (mergeSchema 'true') location '{folder}'")
+    sql = dlt_lake.view_sql(table, rules[table], dlt_lake.columns_of(files), f"{dlt_lake.LAKE_SCHEMA}.{table}")
+    spark.sql(f"create view {dataset}.{table} as {to_spark(sql)}")
+    LAKE_REGISTERED.append((dataset, table))
+    return True
+
+
 def hand_over(con, spark, lake: Path, schema: str, table: str) -> Path:
     """Export a DuckDB-built table to ``<lake>/<schema>/<table>/`` and register it in Spark."""
     path = lake / schema / table
@@ -229,7 +259,10 @@ def build_on_spark(con, model, chosen: EngineSettings) -> dict[str, Any]:
         spark = spark_session(chosen.spark_remote, lake)
         con.execute("set TimeZone = 'UTC'")
         for schema, table in sorted(tables_read(sql)):
-            if (chosen.spark_remote, schema, table) not in _SPARK_BUILT:
+            if (chosen.spark_remote, schema, table) in _SPARK_BUILT:
+                continue
+            # raw tables dlt wrote to the lake are read there; everything else is handed over from DuckDB
+            if not (schema == "raw" and register_lake_raw(spark, lake, table)):
                 hand_over(con, spark, lake, schema, table)
         out = lake / model.schema / model.name
         t0 = time.perf_counter()
