@@ -55,6 +55,11 @@ _SPARK_BUILT: set[tuple[str, str, str]] = set()
 _SESSIONS: dict[str, Any] = {}
 HANDED_OVER: list[tuple[str, str]] = []
 """(schema, table) handed over from DuckDB to Spark in this process, in order (tests read it)"""
+DUCKDB_ONLY_RULES = ("asof-join", "interval-expression")
+"""lint rules (cs_kpis/lib/portable.py) whose constructs Spark 4.3 fails to parse (measured: PARSE_SYNTAX_ERROR);
+the lint's other rules flag SQL that runs on Spark but is compared model by model (pytest -m portability)"""
+RAN_ON_DUCKDB: list[tuple[str, str]] = []
+"""(the query's first line, the lint violation) of each :func:`query` Spark mode ran on DuckDB (tests read it)"""
 LAKE_REGISTERED: list[tuple[str, str]] = []
 """(schema, table) registered in Spark from dlt's lake files in this process (tests read it)"""
 
@@ -209,14 +214,20 @@ def register_lake_raw(spark, lake: Path, table: str, dataset: str = "raw") -> bo
     return True
 
 
-def hand_over(con, spark, lake: Path, schema: str, table: str) -> Path:
-    """Export a DuckDB-built table to ``<lake>/<schema>/<table>/`` and register it in Spark."""
+def export_and_register(con, spark, lake: Path, schema: str, table: str) -> Path:
+    """Export a DuckDB table to ``<lake>/<schema>/<table>/`` and register it in Spark."""
     path = lake / schema / table
     path.mkdir(parents=True, exist_ok=True)
-    for old in path.glob("*.parquet"):  # files of an earlier hand-over (the lake is the project's own)
+    for old in path.glob("*.parquet"):  # files of an earlier export (the lake is the project's own)
         old.unlink()
     con.execute(f"copy (select * from {schema}.{table}) to '{path / 'duckdb.parquet'}' (format parquet)")
     register(spark, schema, table, path)
+    return path
+
+
+def hand_over(con, spark, lake: Path, schema: str, table: str) -> Path:
+    """A DuckDB-built table a Spark query reads, handed over on demand (:func:`export_and_register`)."""
+    path = export_and_register(con, spark, lake, schema, table)
     HANDED_OVER.append((schema, table))
     return path
 
@@ -246,24 +257,80 @@ class SqlEngineResource(dg.ConfigurableResource):
             return sqllib.build(con, model)  # unchanged: no extra metadata
         return build_on_spark(con, model, chosen)
 
+    def query(self, con, sql: str, params: dict | None = None):
+        """One SELECT's rows (pandas) from the chosen engine: :func:`query`."""
+        return query(con, sql, params, self.settings())
+
+    def publish(self, con, schema: str, table: str) -> dict[str, Any]:
+        """A Python-written warehouse table made the engine's own: :func:`publish_table`."""
+        return publish_table(con, schema, table, self.settings())
+
+
+def _spark_inputs(con, spark, lake: Path, remote: str, sql: str) -> None:
+    """Make every warehouse table ``sql`` reads readable in Spark: Spark's own tables as they are, dlt's lake
+    files registered, anything else handed over from DuckDB. Call with :data:`_LOCK` held."""
+    from cs_kpis.lib.portable import tables_read
+
+    con.execute("set TimeZone = 'UTC'")
+    for schema, table in sorted(tables_read(sql)):
+        if (remote, schema, table) in _SPARK_BUILT:
+            continue
+        # raw tables dlt wrote to the lake are read there; everything else is handed over from DuckDB
+        if not (schema == "raw" and register_lake_raw(spark, lake, table)):
+            hand_over(con, spark, lake, schema, table)
+
+
+def query(con, sql: str, params: dict | None = None, chosen: EngineSettings | None = None):
+    """The rows of one SELECT as a pandas DataFrame, run on the chosen engine.
+
+    DuckDB: on ``con`` with ``params`` as named parameters (``$name``), exactly as before. Spark: transpiled
+    (``$name`` becomes ``:name``, bound by Spark) and run on the Spark Connect session over the same tables.
+    A query with a construct Spark cannot parse (:data:`DUCKDB_ONLY_RULES` of the portable-SQL lint: an ASOF
+    join, a computed interval) runs on DuckDB in both modes; :data:`RAN_ON_DUCKDB` names each such query."""
+    chosen = chosen or resolve()
+    if chosen.engine == "duckdb":
+        return con.execute(sql, params).df() if params else con.execute(sql).df()
+    from cs_kpis.lib.portable import lint, to_spark
+
+    problems = [v for v in lint(sql) if v.rule in DUCKDB_ONLY_RULES]
+    if problems:
+        RAN_ON_DUCKDB.append((sql.strip().splitlines()[0][:120], str(problems[0])))
+        return con.execute(sql, params).df() if params else con.execute(sql).df()
+    lake = ensure_lake(chosen.lake_dir)
+    with _LOCK:
+        spark = spark_session(chosen.spark_remote, lake)
+        _spark_inputs(con, spark, lake, chosen.spark_remote, sql)
+        result = spark.sql(to_spark(sql), args=params) if params else spark.sql(to_spark(sql))
+        return result.toPandas()
+
+
+def publish_table(con, schema: str, table: str, chosen: EngineSettings | None = None) -> dict[str, Any]:
+    """A table Python just wrote to the DuckDB warehouse becomes the engine's table too: in Spark mode it is
+    written to ``<lake>/<schema>/<table>/`` and registered in Spark at once (Spark's own table from then on,
+    never handed over again); on DuckDB nothing happens. Returns extra UI metadata."""
+    chosen = chosen or resolve()
+    if chosen.engine == "duckdb":
+        return {}
+    lake = ensure_lake(chosen.lake_dir)
+    with _LOCK:
+        spark = spark_session(chosen.spark_remote, lake)
+        con.execute("set TimeZone = 'UTC'")
+        path = export_and_register(con, spark, lake, schema, table)
+        _SPARK_BUILT.add((chosen.spark_remote, schema, table))
+    return {"engine": f"spark ({redacted(chosen.spark_remote)})", "lake_path": str(path)}
+
 
 def build_on_spark(con, model, chosen: EngineSettings) -> dict[str, Any]:
     from cs_kpis.config import render_sql
     from cs_kpis.lib import sql as sqllib
-    from cs_kpis.lib.portable import tables_read, to_spark
+    from cs_kpis.lib.portable import to_spark
 
     lake = ensure_lake(chosen.lake_dir)
     sql = render_sql(model.sql, where=f"model {model.table}")
     spark_sql = to_spark(sql)
     with _LOCK:
         spark = spark_session(chosen.spark_remote, lake)
-        con.execute("set TimeZone = 'UTC'")
-        for schema, table in sorted(tables_read(sql)):
-            if (chosen.spark_remote, schema, table) in _SPARK_BUILT:
-                continue
-            # raw tables dlt wrote to the lake are read there; everything else is handed over from DuckDB
-            if not (schema == "raw" and register_lake_raw(spark, lake, table)):
-                hand_over(con, spark, lake, schema, table)
+        _spark_inputs(con, spark, lake, chosen.spark_remote, sql)
         out = lake / model.schema / model.name
         t0 = time.perf_counter()
         spark.sql(spark_sql).write.mode("overwrite").parquet(str(out))
