@@ -224,7 +224,12 @@ def empty_select(columns: dict[str, str]) -> str:
 
 def bookkeeping_columns() -> dict[str, dict[str, str]]:
     """``_quarantine`` and ``_row_accounting``'s declared columns as DuckDB types (they exist before any row)."""
-    from cs_kpis.sources.common.entity import ACCOUNTING_COLUMNS, ACCOUNTING_TABLE, QUARANTINE_COLUMNS, QUARANTINE_TABLE
+    from cs_kpis.sources.common.entity import (
+        ACCOUNTING_COLUMNS,
+        ACCOUNTING_TABLE,
+        QUARANTINE_COLUMNS,
+        QUARANTINE_TABLE,
+    )
 
     types = {"text": "VARCHAR", "bigint": "BIGINT", "date": "DATE", "timestamp": "TIMESTAMP WITH TIME ZONE",
              "json": "VARCHAR"}  # as dlt writes them to Parquet (JSON as text)

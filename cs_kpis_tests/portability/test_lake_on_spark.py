@@ -8,7 +8,6 @@ replaced (child merge), Stripe events (insert-only), subscriptions and FX rates 
 and Segment events (the fast path's own files).
 """
 
-from pathlib import Path
 
 import duckdb
 import pytest

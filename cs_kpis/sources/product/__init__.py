@@ -3,8 +3,10 @@
 Row-by-row dlt manages ~2k-12k events/s here; a 2M-event day would take minutes. So the ``events``
 resource inserts the received days straight from DuckDB ``read_json`` into ``raw.product__events``
 (deduplicated on messageId within the batch and against the table, in the same transaction), inside the
-same DuckDB warehouse the pipeline loads. dlt still owns the resource state (last extract day loaded),
-the quarantine rows and the accounting rows, which load with the pipeline as usual.
+same DuckDB warehouse the pipeline loads (with the filesystem destination: the same SQL in an in-memory
+DuckDB, the new rows written to the lake as one Parquet file per load, :func:`_events_table`). dlt still owns
+the resource state (last extract day loaded), the quarantine rows and the accounting rows, which load with the
+pipeline as usual.
 
 The events commit during extract, before dlt commits the state that says they are loaded: rows of a run
 killed in between carry a load id that never reaches ``_dlt_loads``, and
@@ -15,9 +17,9 @@ same days again.
 import json
 import re
 import tempfile
-from datetime import UTC, date, datetime
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
