@@ -48,8 +48,13 @@ FAILED_PREFIX = "failed-"
 
 
 def raw_destination() -> str:
-    """``duckdb`` (default) or ``filesystem``, from CS_KPIS_RAW_DESTINATION."""
-    value = (os.environ.get(ENV_RAW_DESTINATION) or "duckdb").strip().lower()
+    """``duckdb`` (default) or ``filesystem``: CS_KPIS_RAW_DESTINATION, else the company config's
+    ``engine.raw_destination``."""
+    value = (os.environ.get(ENV_RAW_DESTINATION) or "").strip().lower()
+    if not value:
+        from cs_kpis.config import load
+
+        value = load().engine.raw_destination
     if value not in DESTINATIONS:
         raise ValueError(f"{ENV_RAW_DESTINATION} must be one of {DESTINATIONS}, not {value!r}")
     return value
