@@ -163,7 +163,15 @@ def _start_local(RemoteSparkSession, master: str, lake: Path):
     # runs in this process's JVM and stops with session.stop(); the client authenticates with the token
     # _start_connect_server puts in SPARK_CONNECT_AUTHENTICATE_TOKEN
     os.environ["SPARK_LOCAL_REMOTE"] = "1"
-    RemoteSparkSession._start_connect_server(master, opts)
+    # with SPARK_TESTING set, pyspark replaces the binding port by 0 (an ephemeral port it does not report),
+    # so the client below waited on a port nobody listened on until pytest's timeout (measured, 600 s per
+    # test); the port chosen here is already free, so the server starts without it
+    testing = os.environ.pop("SPARK_TESTING", None)
+    try:
+        RemoteSparkSession._start_connect_server(master, opts)
+    finally:
+        if testing is not None:
+            os.environ["SPARK_TESTING"] = testing
     os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
     # "localhost": pyspark sends the token over local (not TLS) credentials only to that host name
     return RemoteSparkSession.builder.remote(f"sc://localhost:{port}").getOrCreate()
