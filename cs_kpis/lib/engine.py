@@ -189,10 +189,21 @@ def declared_columns(path: Path) -> str:
     return "(" + ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in struct.fields) + ") "
 
 
+def drop_relation(spark, name: str) -> None:
+    """Drop the table or view ``name`` if there (an external table's files stay): a raw table may be a view
+    from dlt's lake in one run and a handed-over table in another, on the same session."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        spark.sql(f"drop table if exists {name}")
+    except AnalysisException:  # WRONG_COMMAND_FOR_OBJECT_TYPE: it is a view
+        spark.sql(f"drop view if exists {name}")
+
+
 def register(spark, schema: str, table: str, path: Path) -> None:
     """``schema.table`` in Spark's catalog as an external Parquet table at ``path`` (replaced if there)."""
     spark.sql(f"create database if not exists {schema}")
-    spark.sql(f"drop table if exists {schema}.{table}")  # external: the files stay
+    drop_relation(spark, f"{schema}.{table}")
     spark.sql(f"create table {schema}.{table} {declared_columns(path)}using parquet location '{path}'")
 
 
@@ -211,8 +222,8 @@ def register_lake_raw(spark, lake: Path, table: str, dataset: str = "raw") -> bo
     folder = dlt_lake.table_dir(lake, dataset, table)
     spark.sql(f"create database if not exists {dlt_lake.LAKE_SCHEMA}")
     spark.sql(f"create database if not exists {dataset}")
-    spark.sql(f"drop view if exists {dataset}.{table}")
-    spark.sql(f"drop table if exists {dlt_lake.LAKE_SCHEMA}.{table}")  # external: the files stay
+    drop_relation(spark, f"{dataset}.{table}")
+    drop_relation(spark, f"{dlt_lake.LAKE_SCHEMA}.{table}")
     # a later load may add columns: Spark merges the files' schemas as DuckDB's union_by_name does
     spark.sql(f"create table {dlt_lake.LAKE_SCHEMA}.{table} {declared_columns(folder)}using parquet "
               f"options (mergeSchema 'true') location '{folder}'")
