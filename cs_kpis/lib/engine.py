@@ -365,6 +365,12 @@ def build_on_spark(con, model, chosen: EngineSettings) -> dict[str, Any]:
             "lake_path": str(out)}
 
 
+def forget_spark_built() -> None:
+    """Forget which tables Spark built in this process: the next build reads nothing from an earlier build's
+    lake (a second build on the same session, as the slow tests do)."""
+    _SPARK_BUILT.clear()
+
+
 def spark_built() -> set[tuple[str, str]]:
     """(schema, table) Spark built in this process."""
     return {(s, t) for _, s, t in _SPARK_BUILT}

@@ -25,6 +25,7 @@ def lake_build(tiny_warehouse, spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("lake_build")
     engine.HANDED_OVER.clear()
     engine.LAKE_REGISTERED.clear()
+    engine.forget_spark_built()  # test_build_on_spark.py may have built on the same session before
     with pytest.MonkeyPatch.context() as mp:
         paths = {"CS_KPIS_STATE_DIR": root / "state", "CS_KPIS_WAREHOUSE": root / "warehouse.duckdb",
                  "CS_KPIS_DLT_DIR": root / "dlt", "DAGSTER_HOME": root / "dagster_home",
