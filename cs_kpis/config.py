@@ -9,7 +9,8 @@ The file (YAML, template and every key documented in ``examples/company.yaml``) 
 - ``systems``: per system (crm, billing, product, support, nps) its ``mode`` (files, api or off; crm and
   billing cannot be off) and its join keys and custom field names (Segment: the workspace id's event fields);
 - ``product``: the product configuration the health indicators need.
-- ``engine``: where the SQL models run, ``duckdb`` (default) or ``spark`` (docs/SCALE_OUT.md).
+- ``engine``: where the SQL models run, ``duckdb`` (default) or ``spark``, and where dlt lands the raw layer,
+  ``raw_destination: duckdb`` (default) or ``filesystem`` (docs/SCALE_OUT.md).
 
 It is validated with pydantic: an unknown key, a missing one or a bad value raises :class:`ConfigError`
 naming the key and the file. Every name that reaches SQL (a field that becomes a raw column) is checked
@@ -303,6 +304,9 @@ class EngineConfig(_Strict):
     spark_remote: str = Field("local[2]", description="Spark Connect URL: local[2] or sc://host:15002")
     lake_dir: Path | None = Field(None, description="Spark's Parquet tables, relative to the file; "
                                                     "default <state>/lake")
+    raw_destination: Literal["duckdb", "filesystem"] = Field(
+        "duckdb", description="where dlt loads the raw layer: duckdb (the warehouse) or filesystem (Parquet under "
+                              "<lake_dir>/dlt/raw/); CS_KPIS_RAW_DESTINATION overrides it")
 
     @field_validator("spark_remote")
     @classmethod

@@ -10,9 +10,11 @@ configuration's ``engine:`` section (cs_kpis/config.py); without any, DuckDB, ex
   (``cs_kpis.lib.portable.to_spark``) and run on the Spark Connect session at ``spark_remote``
   (``local[2]`` starts a local server; ``sc://host:15002`` is a cluster or Databricks Connect). The result
   is written as Parquet to ``<lake>/<schema>/<table>/`` and registered in Spark's catalog as
-  ``<schema>.<table>``, so the next model reads it there. The tables Spark did not build in this process
-  (the dlt raw loads, the Python-built calendar spines and health tables) are handed over from the DuckDB
-  warehouse as Parquet under the same layout just before a Spark model reads them. The result is then
+  ``<schema>.<table>``, so the next model reads it there. The raw tables dlt wrote to the lake
+  (``CS_KPIS_RAW_DESTINATION=filesystem``, cs_kpis/sources/lake.py) are registered from dlt's own files.
+  The other tables Spark did not build in this process (raw tables loaded into DuckDB, the Python-built
+  tables) are handed over from the DuckDB warehouse as Parquet under the same layout just before a Spark
+  model reads them. The result is then
   mirrored into the DuckDB warehouse (``create or replace table ... as select * from read_parquet(...)``),
   because the asset checks, the reports, the alerts and the Python-built tables still read DuckDB
   (docs/SCALE_OUT.md names each one).
@@ -53,6 +55,13 @@ _SPARK_BUILT: set[tuple[str, str, str]] = set()
 _SESSIONS: dict[str, Any] = {}
 HANDED_OVER: list[tuple[str, str]] = []
 """(schema, table) handed over from DuckDB to Spark in this process, in order (tests read it)"""
+DUCKDB_ONLY_RULES = ("asof-join", "interval-expression")
+"""lint rules (cs_kpis/lib/portable.py) whose constructs Spark 4.3 fails to parse (measured: PARSE_SYNTAX_ERROR);
+the lint's other rules flag SQL that runs on Spark but is compared model by model (pytest -m portability)"""
+RAN_ON_DUCKDB: list[tuple[str, str]] = []
+"""(the query's first line, the lint violation) of each :func:`query` Spark mode ran on DuckDB (tests read it)"""
+LAKE_REGISTERED: list[tuple[str, str]] = []
+"""(schema, table) registered in Spark from dlt's lake files in this process (tests read it)"""
 
 
 @dataclass(frozen=True)
@@ -154,7 +163,15 @@ def _start_local(RemoteSparkSession, master: str, lake: Path):
     # runs in this process's JVM and stops with session.stop(); the client authenticates with the token
     # _start_connect_server puts in SPARK_CONNECT_AUTHENTICATE_TOKEN
     os.environ["SPARK_LOCAL_REMOTE"] = "1"
-    RemoteSparkSession._start_connect_server(master, opts)
+    # with SPARK_TESTING set, pyspark replaces the binding port by 0 (an ephemeral port it does not report),
+    # so the client below waited on a port nobody listened on until pytest's timeout (measured, 600 s per
+    # test); the port chosen here is already free, so the server starts without it
+    testing = os.environ.pop("SPARK_TESTING", None)
+    try:
+        RemoteSparkSession._start_connect_server(master, opts)
+    finally:
+        if testing is not None:
+            os.environ["SPARK_TESTING"] = testing
     os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
     # "localhost": pyspark sends the token over local (not TLS) credentials only to that host name
     return RemoteSparkSession.builder.remote(f"sc://localhost:{port}").getOrCreate()
@@ -172,21 +189,64 @@ def declared_columns(path: Path) -> str:
     return "(" + ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in struct.fields) + ") "
 
 
+def drop_relation(spark, name: str) -> None:
+    """Drop the table or view ``name`` if there (an external table's files stay): a raw table may be a view
+    from dlt's lake in one run and a handed-over table in another, on the same session."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        spark.sql(f"drop table if exists {name}")
+    except AnalysisException:  # WRONG_COMMAND_FOR_OBJECT_TYPE: it is a view
+        spark.sql(f"drop view if exists {name}")
+
+
 def register(spark, schema: str, table: str, path: Path) -> None:
     """``schema.table`` in Spark's catalog as an external Parquet table at ``path`` (replaced if there)."""
     spark.sql(f"create database if not exists {schema}")
-    spark.sql(f"drop table if exists {schema}.{table}")  # external: the files stay
+    drop_relation(spark, f"{schema}.{table}")
     spark.sql(f"create table {schema}.{table} {declared_columns(path)}using parquet location '{path}'")
 
 
-def hand_over(con, spark, lake: Path, schema: str, table: str) -> Path:
-    """Export a DuckDB-built table to ``<lake>/<schema>/<table>/`` and register it in Spark."""
+def register_lake_raw(spark, lake: Path, table: str, dataset: str = "raw") -> bool:
+    """``raw.<table>`` in Spark from dlt's own files in the lake (``CS_KPIS_RAW_DESTINATION=filesystem``):
+    the appended Parquet files as the external table ``raw_lake.<table>``, and ``raw.<table>`` as a view with
+    the same merge-on-read SQL the warehouse's view runs (cs_kpis/sources/lake.py), transpiled. False when
+    the lake holds no such table (then the caller hands the warehouse's table over instead)."""
+    from cs_kpis.lib.portable import to_spark
+    from cs_kpis.sources import lake as dlt_lake
+
+    rules = dlt_lake.read_rules(lake)
+    files = dlt_lake.data_files(lake, dataset, table)
+    if table not in rules or not files:
+        return False
+    folder = dlt_lake.table_dir(lake, dataset, table)
+    spark.sql(f"create database if not exists {dlt_lake.LAKE_SCHEMA}")
+    spark.sql(f"create database if not exists {dataset}")
+    drop_relation(spark, f"{dataset}.{table}")
+    drop_relation(spark, f"{dlt_lake.LAKE_SCHEMA}.{table}")
+    # a later load may add columns: Spark merges the files' schemas as DuckDB's union_by_name does
+    spark.sql(f"create table {dlt_lake.LAKE_SCHEMA}.{table} {declared_columns(folder)}using parquet "
+              f"options (mergeSchema 'true') location '{folder}'")
+    sql = dlt_lake.view_sql(table, rules[table], dlt_lake.columns_of(files), f"{dlt_lake.LAKE_SCHEMA}.{table}")
+    spark.sql(f"create view {dataset}.{table} as {to_spark(sql)}")
+    LAKE_REGISTERED.append((dataset, table))
+    return True
+
+
+def export_and_register(con, spark, lake: Path, schema: str, table: str) -> Path:
+    """Export a DuckDB table to ``<lake>/<schema>/<table>/`` and register it in Spark."""
     path = lake / schema / table
     path.mkdir(parents=True, exist_ok=True)
-    for old in path.glob("*.parquet"):  # files of an earlier hand-over (the lake is the project's own)
+    for old in path.glob("*.parquet"):  # files of an earlier export (the lake is the project's own)
         old.unlink()
     con.execute(f"copy (select * from {schema}.{table}) to '{path / 'duckdb.parquet'}' (format parquet)")
     register(spark, schema, table, path)
+    return path
+
+
+def hand_over(con, spark, lake: Path, schema: str, table: str) -> Path:
+    """A DuckDB-built table a Spark query reads, handed over on demand (:func:`export_and_register`)."""
+    path = export_and_register(con, spark, lake, schema, table)
     HANDED_OVER.append((schema, table))
     return path
 
@@ -216,22 +276,81 @@ class SqlEngineResource(dg.ConfigurableResource):
             return sqllib.build(con, model)  # unchanged: no extra metadata
         return build_on_spark(con, model, chosen)
 
+    def query(self, con, sql: str, params: dict | None = None):
+        """One SELECT's rows (pandas) from the chosen engine: :func:`query`."""
+        return query(con, sql, params, self.settings())
+
+    def publish(self, con, schema: str, table: str) -> dict[str, Any]:
+        """A Python-written warehouse table made the engine's own: :func:`publish_table`."""
+        return publish_table(con, schema, table, self.settings())
+
+
+def _spark_inputs(con, spark, lake: Path, remote: str, sql: str) -> None:
+    """Make every warehouse table ``sql`` reads readable in Spark: Spark's own tables as they are, dlt's lake
+    files registered, anything else handed over from DuckDB. Call with :data:`_LOCK` held."""
+    from cs_kpis.lib.portable import tables_read
+
+    con.execute("set TimeZone = 'UTC'")
+    for schema, table in sorted(tables_read(sql)):
+        if (remote, schema, table) in _SPARK_BUILT:
+            continue
+        # raw tables dlt wrote to the lake are read there; everything else is handed over from DuckDB
+        if not (schema == "raw" and register_lake_raw(spark, lake, table)):
+            hand_over(con, spark, lake, schema, table)
+
+
+def query(con, sql: str, params: dict | None = None, chosen: EngineSettings | None = None):
+    """The rows of one SELECT as a pandas DataFrame, run on the chosen engine.
+
+    DuckDB: on ``con`` with ``params`` as named parameters (``$name``), exactly as before. Spark: transpiled
+    (``$name`` becomes ``:name``, bound by Spark) and run on the Spark Connect session over the same tables.
+    A query with a construct Spark cannot parse (:data:`DUCKDB_ONLY_RULES` of the portable-SQL lint: an ASOF
+    join, a computed interval) runs on DuckDB in both modes; :data:`RAN_ON_DUCKDB` names each such query."""
+    chosen = chosen or resolve()
+    if chosen.engine == "duckdb":
+        return con.execute(sql, params).df() if params else con.execute(sql).df()
+    from cs_kpis.lib.portable import lint, to_spark
+
+    problems = [v for v in lint(sql) if v.rule in DUCKDB_ONLY_RULES]
+    if problems:
+        RAN_ON_DUCKDB.append((sql.strip().splitlines()[0][:120], str(problems[0])))
+        return con.execute(sql, params).df() if params else con.execute(sql).df()
+    lake = ensure_lake(chosen.lake_dir)
+    with _LOCK:
+        spark = spark_session(chosen.spark_remote, lake)
+        _spark_inputs(con, spark, lake, chosen.spark_remote, sql)
+        result = spark.sql(to_spark(sql), args=params) if params else spark.sql(to_spark(sql))
+        return result.toPandas()
+
+
+def publish_table(con, schema: str, table: str, chosen: EngineSettings | None = None) -> dict[str, Any]:
+    """A table Python just wrote to the DuckDB warehouse becomes the engine's table too: in Spark mode it is
+    written to ``<lake>/<schema>/<table>/`` and registered in Spark at once (Spark's own table from then on,
+    never handed over again); on DuckDB nothing happens. Returns extra UI metadata."""
+    chosen = chosen or resolve()
+    if chosen.engine == "duckdb":
+        return {}
+    lake = ensure_lake(chosen.lake_dir)
+    with _LOCK:
+        spark = spark_session(chosen.spark_remote, lake)
+        con.execute("set TimeZone = 'UTC'")
+        path = export_and_register(con, spark, lake, schema, table)
+        _SPARK_BUILT.add((chosen.spark_remote, schema, table))
+    return {"engine": f"spark ({redacted(chosen.spark_remote)})", "lake_path": str(path)}
+
 
 def build_on_spark(con, model, chosen: EngineSettings) -> dict[str, Any]:
     from cs_kpis.config import render_sql
     from cs_kpis.lib import sql as sqllib
     from cs_kpis.lib import systems
-    from cs_kpis.lib.portable import tables_read, to_spark
+    from cs_kpis.lib.portable import to_spark
 
     lake = ensure_lake(chosen.lake_dir)
     sql = systems.read_nothing_when_off(model.table, render_sql(model.sql, where=f"model {model.table}"))
     spark_sql = to_spark(sql)
     with _LOCK:
         spark = spark_session(chosen.spark_remote, lake)
-        con.execute("set TimeZone = 'UTC'")
-        for schema, table in sorted(tables_read(sql)):
-            if (chosen.spark_remote, schema, table) not in _SPARK_BUILT:
-                hand_over(con, spark, lake, schema, table)
+        _spark_inputs(con, spark, lake, chosen.spark_remote, sql)
         out = lake / model.schema / model.name
         t0 = time.perf_counter()
         spark.sql(spark_sql).write.mode("overwrite").parquet(str(out))
@@ -245,6 +364,12 @@ def build_on_spark(con, model, chosen: EngineSettings) -> dict[str, Any]:
     meta = sqllib.table_metadata(con, model.schema, model.name, model.columns)
     return {**meta, "engine": f"spark ({redacted(chosen.spark_remote)})", "spark_seconds": round(spark_seconds, 2),
             "lake_path": str(out)}
+
+
+def forget_spark_built() -> None:
+    """Forget which tables Spark built in this process: the next build reads nothing from an earlier build's
+    lake (a second build on the same session, as the slow tests do)."""
+    _SPARK_BUILT.clear()
 
 
 def spark_built() -> set[tuple[str, str]]:

@@ -6,7 +6,7 @@ loads that never completed, load until caught up), so a benchmark or a crash tes
 what the assets do.
 
     python -m cs_kpis.sources.pipelines --landing L --warehouse W --pipelines-dir D [--mode files|api]
-        [--systems crm billing ...]
+        [--systems crm billing ...] [--destination duckdb|filesystem --lake LAKE]
 
 prints one JSON line per system: rows read/loaded/quarantined/deduplicated, dlt loads, seconds and
 the process's peak RSS so far.
@@ -24,6 +24,7 @@ from typing import Any
 
 import dlt
 
+from cs_kpis.sources import lake
 from cs_kpis.sources.billing import billing_source
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.runner import run_until_caught_up
@@ -60,14 +61,32 @@ def api_config(system: str) -> Any:
     return getattr(module, class_name).from_env()
 
 
-def make_pipeline(system: str, warehouse: Path, pipelines_dir: Path) -> dlt.Pipeline:
-    """The dlt pipeline of one system: DuckDB destination at ``warehouse``, dataset ``raw``."""
-    return dlt.pipeline(
+def make_pipeline(system: str, warehouse: Path, pipelines_dir: Path, *, destination: str | None = None,
+                  lake_dir: Path | None = None) -> dlt.Pipeline:
+    """The dlt pipeline of one system, dataset ``raw``: the DuckDB destination at ``warehouse`` (default), or
+    the filesystem destination writing Parquet under ``lake_dir`` (``destination="filesystem"``; both default
+    to CS_KPIS_RAW_DESTINATION and the engine's lake folder), whose tables ``warehouse`` then shows as views
+    (cs_kpis/sources/lake.py)."""
+    destination = destination or lake.raw_destination()
+    if destination == "duckdb":
+        target = dlt.destinations.duckdb(credentials=str(warehouse))
+    elif destination == "filesystem":
+        if lake_dir is None:
+            from cs_kpis.lib.engine import resolve
+
+            lake_dir = resolve().lake_dir
+        target = lake.lake_destination(Path(lake_dir))
+    else:
+        raise ValueError(f"destination must be one of {lake.DESTINATIONS}, not {destination!r}")
+    pipeline = dlt.pipeline(
         pipeline_name=f"cs_kpis_raw_{system}",
-        destination=dlt.destinations.duckdb(credentials=str(warehouse)),
+        destination=target,
         dataset_name=DATASET,
         pipelines_dir=str(pipelines_dir),
     )
+    if destination == "filesystem":
+        lake.bind_warehouse(pipeline, warehouse)
+    return pipeline
 
 
 def make_source(system: str, *, landing_dir: Path | None, mode: str = "files", config: Any = None,
@@ -97,10 +116,12 @@ def load_system(
     landing_dir: Path | None,
     mode: str = "files",
     config: Any = None,
+    destination: str | None = None,
+    lake_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Load one system until caught up; returns its accounting summed over resources and loads."""
     started = time.perf_counter()
-    pipeline = make_pipeline(system, warehouse, pipelines_dir)
+    pipeline = make_pipeline(system, warehouse, pipelines_dir, destination=destination, lake_dir=lake_dir)
     reset_local_state(pipeline)
     source = make_source(system, landing_dir=landing_dir, mode=mode, config=config)
     load_infos, totals = run_until_caught_up(pipeline, source)
@@ -125,13 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipelines-dir", type=Path, required=True)
     parser.add_argument("--mode", choices=["files", "api"], default="files")
     parser.add_argument("--systems", nargs="+", choices=list(SOURCES), default=list(SOURCES))
+    parser.add_argument("--destination", choices=list(lake.DESTINATIONS), default=None,
+                        help="duckdb (the warehouse) or filesystem (Parquet under --lake); default "
+                             "CS_KPIS_RAW_DESTINATION, else duckdb")
+    parser.add_argument("--lake", type=Path, help="filesystem destination: the lake folder (default: the engine's)")
     args = parser.parse_args(argv)
     args.warehouse.parent.mkdir(parents=True, exist_ok=True)
     for system in args.systems:
         # product events come from the landing folder in both modes
         mode = "files" if system == "product" else args.mode
         result = load_system(system, warehouse=args.warehouse, pipelines_dir=args.pipelines_dir,
-                             landing_dir=args.landing, mode=mode)
+                             landing_dir=args.landing, mode=mode, destination=args.destination,
+                             lake_dir=args.lake)
         result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         print(json.dumps(result), flush=True)
     return 0

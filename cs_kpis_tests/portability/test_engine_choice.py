@@ -12,7 +12,8 @@ from cs_kpis_tests.test_settings import TEMPLATE
 
 @pytest.fixture
 def no_engine_env(monkeypatch, tmp_path):
-    for name in ("CS_KPIS_ENGINE", "CS_KPIS_SPARK_REMOTE", "CS_KPIS_LAKE_DIR", "CS_KPIS_CONFIG"):
+    for name in ("CS_KPIS_ENGINE", "CS_KPIS_SPARK_REMOTE", "CS_KPIS_LAKE_DIR", "CS_KPIS_CONFIG",
+                 "CS_KPIS_RAW_DESTINATION"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CS_KPIS_STATE_DIR", str(tmp_path / "state"))
 
@@ -41,6 +42,18 @@ def test_the_company_config_chooses_spark_and_the_environment_overrides_it(no_en
 
 def test_the_template_loads_with_its_engine_section(no_engine_env):
     assert load_file(TEMPLATE).engine.kind == "duckdb"
+    assert load_file(TEMPLATE).engine.raw_destination == "duckdb"
+
+
+def test_the_raw_destination_comes_from_the_config_and_the_environment_overrides_it(no_engine_env, monkeypatch,
+                                                                                     tmp_path):
+    from cs_kpis.sources.lake import raw_destination
+
+    assert raw_destination() == "duckdb"
+    monkeypatch.setenv("CS_KPIS_CONFIG", str(_company(tmp_path, "  raw_destination: filesystem\n")))
+    assert raw_destination() == "filesystem"
+    monkeypatch.setenv("CS_KPIS_RAW_DESTINATION", "duckdb")
+    assert raw_destination() == "duckdb"
 
 
 @pytest.mark.parametrize(("engine", "message"), [
@@ -48,6 +61,7 @@ def test_the_template_loads_with_its_engine_section(no_engine_env):
     ("  spark_remote: http://host:15002\n", "not a Spark Connect URL"),
     ("  spark_remote: sc://host:15002/;token=abc\n", "carries a credential"),
     ("  kind: spark\n  cluster: big\n", "engine.cluster"),
+    ("  raw_destination: s3\n", "engine.raw_destination"),
 ])
 def test_a_bad_engine_section_names_the_key(no_engine_env, tmp_path, engine, message):
     with pytest.raises(ConfigError, match=message):

@@ -16,6 +16,7 @@ from dagster_duckdb import DuckDBResource
 
 from cs_kpis.defs.alerts import engine
 from cs_kpis.lib import systems
+from cs_kpis.lib.engine import SQL_ENGINE, SqlEngineResource
 from cs_kpis.lib.sql import NIGHTLY_FRESHNESS, WAREHOUSE_POOL, asset_key_for_table, table_metadata
 
 GROUP = "alerts"
@@ -118,8 +119,9 @@ def _md(df: pd.DataFrame) -> dg.MetadataValue:
                                   "notification sensor's cursor.")),
     ],
     pool=WAREHOUSE_POOL,
+    resource_defs={"sql_engine": SQL_ENGINE},
 )
-def alerts(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+def alerts(context: dg.AssetExecutionContext, duckdb: DuckDBResource, sql_engine: SqlEngineResource):
     rules = engine.load_rules()
     keys = {k for ks in input_keys(rules).values() for k in ks}
     problems = input_problems(context.instance, _asset_graph(context), keys,
@@ -133,7 +135,7 @@ def alerts(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         context.log.info(f"alerts of type {t} skipped: {why}")
     after_run = context.run.tags.get(AFTER_RUN_TAG)
     with duckdb.get_connection() as con:
-        out = engine.run_engine(con, rules, holds, run_id=context.run_id, skipped=skipped)
+        out = engine.run_engine(con, rules, holds, run_id=context.run_id, skipped=skipped, sql_engine=sql_engine)
         cand_meta = table_metadata(con, "alerts", "alert_candidates", CANDIDATE_DOCS)
         log_meta = table_metadata(con, "alerts", "alert_log")
     cand = out["candidates"]

@@ -116,16 +116,19 @@ def as_of_day(con) -> date | None:
 
 
 def conditions(con, rules: dict, as_of: date, first_day: date | None = None,
-               skipped: Iterable[str] = ()) -> pd.DataFrame:
+               skipped: Iterable[str] = (), sql_engine=None) -> pd.DataFrame:
     """Every (alert_type, account_id, day) on which a condition holds, with severity and reason; the
-    ``skipped`` types (their source system is off, cs_kpis/lib/systems.py) are not evaluated."""
+    ``skipped`` types (their source system is off, cs_kpis/lib/systems.py) are not evaluated.
+
+    Each condition runs on ``sql_engine`` (cs_kpis/lib/engine.py: DuckDB by default, or Spark, with the rule
+    values bound as parameters on either); without one, on ``con``."""
     first_day = first_day or con.execute("select min(day) from kpis.account_indicators_daily").fetchall()[0][0]
     frames = []
     for t in ALERT_TYPES:
         if t in skipped:
             continue
         sql, params = condition_sql(t, rules["types"][t], first_day, as_of)
-        df = con.execute(sql, params).df()
+        df = sql_engine.query(con, sql, params) if sql_engine is not None else con.execute(sql, params).df()
         df.insert(0, "alert_type", t)
         frames.append(df)
     out = pd.concat(frames, ignore_index=True)
@@ -325,16 +328,17 @@ def owners_frame(con, as_of: date) -> pd.DataFrame:
 
 
 def run_engine(con, rules: dict, holds: dict[str, str], run_id: str = "manual",
-               skipped: Iterable[str] = ()) -> dict:
+               skipped: Iterable[str] = (), sql_engine=None) -> dict:
     """Build alerts.alert_candidates and append to alerts.alert_log; returns counts for metadata.
-    ``skipped``: alert types not evaluated at all (their source system is turned off)."""
+    ``skipped``: alert types not evaluated at all (their source system is turned off). ``sql_engine``: where
+    the condition SQL runs (:func:`conditions`); the episodes, the candidates and the log are Python and DuckDB."""
     from cs_kpis.defs.health.assets import write_frame
 
     con.execute("set TimeZone = 'UTC'")
     as_of = as_of_day(con)
     if as_of is None:
         raise ValueError("kpis.account_indicators_daily is empty: nothing to alert on")
-    cond = conditions(con, rules, as_of, skipped=set(skipped))
+    cond = conditions(con, rules, as_of, skipped=set(skipped), sql_engine=sql_engine)
     events, alerts = episodes_to_events(cond, rules, as_of)
     log = log_frame(events)
     cand = candidates(con, cond, alerts, log, rules, as_of, holds)

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from cs_kpis.lib.engine import SQL_ENGINE, SqlEngineResource
 from cs_kpis.lib.extracts import RAW_SYSTEM_ASSETS, newest_extract_day
 from cs_kpis.lib.sql import WAREHOUSE_POOL, load_models, sql_assets, table_metadata
 
@@ -36,28 +37,42 @@ CALENDAR_DOCS = {
         for name, (doc, _) in CALENDAR_DOCS.items()
     ],
     pool=WAREHOUSE_POOL,
+    resource_defs={"sql_engine": SQL_ENGINE},
 )
-def calendar(duckdb: DuckDBResource):
+def calendar(duckdb: DuckDBResource, sql_engine: SqlEngineResource):
     """Spine tables built in Python, so that every SQL model stays free of engine-specific generators."""
     with duckdb.get_connection() as con:
-        for name, meta in build_calendar(con).items():
+        for name, meta in build_calendar(con, sql_engine).items():
             yield dg.MaterializeResult(asset_key=["marts", name], metadata=meta)
 
 
-def build_calendar(con) -> dict[str, dict]:
-    """(Re)build dim_day, dim_month and dim_position; return each table's UI metadata."""
+SPAN_SQL = """
+select min(first_day) as first_day, max(last_day) as last_day from (
+    select min(cast(created_at as date)) as first_day,
+           max(coalesce(extract_day, cast(created_at as date))) as last_day
+    from staging.stg_billing__events
+    union all
+    select min(cast(coalesce(started_at, created_at) as date)), max(extract_day)
+    from staging.stg_billing__subscriptions) as d
+"""
+"""the history starts with the first subscription (Stripe keeps only ~30 days of events, the subscriptions
+list keeps every start); the as-of day is the last extract day loaded. Portable: runs on the chosen engine"""
+
+
+def _day(value):
+    """A date from either engine's frame (DuckDB: date or NaT, Spark: date or None)."""
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
+
+
+def build_calendar(con, sql_engine: SqlEngineResource | None = None) -> dict[str, dict]:
+    """(Re)build dim_day, dim_month and dim_position; return each table's UI metadata.
+
+    The two dates that bound the spine are read on the chosen engine (``sql_engine``; DuckDB without one);
+    the rows are generated in Python (no generator is portable SQL, docs/PORTABILITY.md), written to the
+    warehouse, and in Spark mode published to Spark at once (``SqlEngineResource.publish``)."""
     con.execute("set TimeZone = 'UTC'")
-    # the history starts with the first subscription (Stripe keeps only ~30 days of events, the
-    # subscriptions list keeps every start); the as-of day is the last extract day loaded
-    first, as_of = con.execute(
-        "select min(first_day), max(last_day) from ("
-        " select min(cast(created_at as date)) as first_day,"
-        "        max(coalesce(extract_day, cast(created_at as date))) as last_day"
-        " from staging.stg_billing__events"
-        " union all"
-        " select min(cast(coalesce(started_at, created_at) as date)), max(extract_day)"
-        " from staging.stg_billing__subscriptions) as d"
-    ).fetchall()[0]
+    span = sql_engine.query(con, SPAN_SQL) if sql_engine is not None else con.execute(SPAN_SQL).df()
+    first, as_of = _day(span["first_day"][0]), _day(span["last_day"][0])
     loaded = newest_extract_day(con)  # across systems: a quiet Stripe day does not hold the as-of day back
     if first and loaded and loaded > as_of:
         as_of = loaded
@@ -74,6 +89,8 @@ def build_calendar(con) -> dict[str, dict]:
         con.execute(f"create or replace table marts.{name} as select {cast} from _frame")
         con.unregister("_frame")
         out[name] = table_metadata(con, "marts", name, CALENDAR_DOCS[name][1])
+        if sql_engine is not None:
+            out[name].update(sql_engine.publish(con, "marts", name))
     out["dim_day"]["as_of"] = str(as_of)
     return out
 

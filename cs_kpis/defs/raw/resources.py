@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster_dlt import build_dlt_asset_specs
 from dagster_dlt.constants import META_KEY_PIPELINE, META_KEY_SOURCE, META_KEY_TRANSLATOR
 from dagster_dlt.translator import DagsterDltTranslator, DltResourceTranslatorData
@@ -29,6 +30,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
+from cs_kpis.sources import lake
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.runner import LOADER_FILE_FORMAT, run_until_caught_up
 from cs_kpis.sources.pipelines import reset_local_state
@@ -56,8 +58,22 @@ def dlt_multi_asset(*, dlt_source: DltSource, dlt_pipeline: Pipeline, translator
     return dg.multi_asset(name=name, can_subset=True, specs=specs, pool=pool)
 
 
+def _lake_warehouse(pipeline: Pipeline):
+    """A read-only connection to the warehouse whose ``raw`` views show a lake pipeline's tables, or None."""
+    warehouse = lake.warehouse_of(pipeline) if lake.is_lake(pipeline) else None
+    return duckdb.connect(str(warehouse), read_only=True) if warehouse is not None and warehouse.exists() else None
+
+
 def warehouse_columns(pipeline: Pipeline, table: str) -> list[tuple[str, str, bool]]:
-    """(column, DuckDB type, nullable) of ``<dataset>.<table>`` as the warehouse has it, in table order."""
+    """(column, DuckDB type, nullable) of ``<dataset>.<table>`` as the warehouse has it, in table order
+    (with the filesystem destination: the warehouse's view of the lake's table)."""
+    con = _lake_warehouse(pipeline)
+    if con is not None:
+        with con:
+            return [(name, str(kind), str(nullable).upper() == "YES") for name, kind, nullable in con.execute(
+                "select column_name, data_type, is_nullable from information_schema.columns "
+                "where table_schema = ? and table_name = ? order by ordinal_position",
+                [pipeline.dataset_name, table]).fetchall()]
     with pipeline.sql_client() as client:
         with client.execute_query(
             "select column_name, data_type, is_nullable from information_schema.columns "
@@ -69,6 +85,13 @@ def warehouse_columns(pipeline: Pipeline, table: str) -> list[tuple[str, str, bo
 
 def table_row_count(pipeline: Pipeline, table: str) -> int | None:
     """Rows in ``<dataset>.<table>`` now, or None when the table does not exist yet."""
+    con = _lake_warehouse(pipeline)
+    if con is not None:
+        with con:
+            try:
+                return int(con.execute(f'select count(*) from {pipeline.dataset_name}."{table}"').fetchone()[0])
+            except duckdb.CatalogException:
+                return None
     with pipeline.sql_client() as client:
         qualified = client.make_qualified_table_name(table)
         try:
@@ -114,7 +137,7 @@ class RawDltResource(dg.ConfigurableResource):
         return {
             "dagster/column_schema": dg.TableSchema(columns=columns),
             "dagster/table_name": f"{dlt_pipeline.dataset_name}.{table}",
-            "dagster/storage_kind": "duckdb",
+            "dagster/storage_kind": "parquet" if lake.is_lake(dlt_pipeline) else "duckdb",
             "dlt_pipeline": dlt_pipeline.pipeline_name,
             "dlt_load_id": dg.MetadataValue.text(str(load_info.loads_ids[-1]) if load_info.loads_ids else ""),
             "dlt_jobs_completed": dg.MetadataValue.int(len(jobs)),

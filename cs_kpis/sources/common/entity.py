@@ -16,6 +16,7 @@ from typing import Any
 
 import dlt
 
+from cs_kpis.sources import lake as lake_module
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.arrow_rows import ArrowRows
 from cs_kpis.sources.common.clock import api_extract_time
@@ -545,6 +546,7 @@ def entity_resource(
             if exc.field:
                 field_rejects.setdefault(exc.field, []).append(f"{record.origin} (position {record.position})")
 
+        lake = lake_module.current_pipeline_is_lake()
         # scd2 stays on dlt's row path (its version hashes are computed there); the rest goes as Arrow
         arrow = None if spec.is_scd2 else ArrowRows(table_name, load_id)
 
@@ -560,7 +562,10 @@ def entity_resource(
                 if table is not None:
                     yield as_item(table)
                 return
-            if first and spec.is_scd2 and days:
+            if lake and spec.is_scd2:
+                # the lake appends (sources/lake.py): the boundary travels with the row, versions are read back
+                row[lake_module.VALID_FROM] = boundary
+            elif first and spec.is_scd2 and days:
                 first = False
                 yield dlt.mark.with_hints(
                     row,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from cs_kpis.sources import lake
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.entity import (
     ACCOUNTING_COLUMNS,
@@ -44,7 +45,7 @@ def last_run_accounting(pipeline: Any, source_name: str, resource: str) -> Accou
     return Accounting.from_dict((resource_states(pipeline, source_name).get(resource) or {}).get("last_run"))
 
 
-def discard_incomplete_loads(pipeline: Any, source_name: str) -> dict[str, int]:
+def discard_incomplete_loads(pipeline: Any, source_name: str, source: Any = None) -> dict[str, int]:
     """Delete the rows of ``source_name``'s loads that never completed: a process killed mid-run.
 
     dlt's resource state only counts once its load package completes (a row in ``_dlt_loads``), so a
@@ -57,6 +58,11 @@ def discard_incomplete_loads(pipeline: Any, source_name: str) -> dict[str, int]:
     warehouse pool admits one step at a time). Returns rows deleted per table.
     """
     deleted: dict[str, int] = {}
+    if lake.is_lake(pipeline):
+        # appended files: a killed run's are those whose load id never reached _dlt_loads
+        return lake.discard_incomplete_files(lake.lake_root(pipeline), pipeline.dataset_name,
+                                             lake.source_tables(pipeline, source) if source is not None
+                                             else lake.lake_tables(lake.lake_root(pipeline), pipeline.dataset_name))
     try:
         client_cm = pipeline.sql_client()
     except Exception:  # noqa: BLE001 - no destination configured yet: nothing to clean
@@ -108,7 +114,10 @@ def _create_sql(qualified: str, columns: dict[str, dict[str, Any]]) -> str:
 def ensure_bookkeeping_tables(pipeline: Any) -> None:
     """Create ``_quarantine`` and ``_row_accounting`` (empty, with exactly their own columns and the two dlt
     columns, as dlt would) when they do not exist yet: a clean first load quarantines nothing, and a query
-    of an absent table fails. dlt finds them with every column it expects and leaves them alone."""
+    of an absent table fails. dlt finds them with every column it expects and leaves them alone. (In a lake
+    their views are declared empty instead: sources/lake.py.)"""
+    if lake.is_lake(pipeline):
+        return
     with pipeline.sql_client() as client:
         if not client.has_dataset():
             client.create_dataset()
@@ -127,6 +136,17 @@ def record_failed_load(pipeline: Any, source: Any, error: BaseException) -> None
         failed = _failed_resource(error)
         message = str(error)
         now = datetime.now(UTC)
+        if lake.is_lake(pipeline):
+            rows = [{"source": source.name, "entity": name, "extract_days": "[]", "rows_read": 0, "rows_loaded": 0,
+                     "rows_quarantined": 0, "rows_deduplicated": 0, "status": "failed",
+                     "error": (message if failed in (None, name)
+                               else f"not loaded: resource {failed!r} of the same load failed")[:4000],
+                     "loaded_at": now, "_dlt_load_id": f"{FAILED_LOAD_PREFIX}{now.isoformat()}",
+                     "_dlt_id": f"failed-{source.name}-{name}-{now.timestamp()}"}
+                    for name in source.selected_resources]
+            lake.write_failed_accounting(pipeline, rows, f"{now.timestamp():.6f}")
+            lake.publish(pipeline)
+            return
         with pipeline.sql_client() as client:
             qualified = client.make_qualified_table_name(ACCOUNTING_TABLE)
             for name in source.selected_resources:
@@ -174,7 +194,9 @@ def run_until_caught_up(
     on failed jobs.
     """
     run = run or (lambda source: pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT))
-    discard_incomplete_loads(pipeline, source.name)
+    if lake.is_lake(pipeline):
+        lake.prepare_source(pipeline, source)  # appends, merged when read (sources/lake.py)
+    discard_incomplete_loads(pipeline, source.name, source)
     load_infos: list[Any] = []
     totals: dict[str, Accounting] = {name: Accounting() for name in source.selected_resources}
     for _ in range(max_loads):
@@ -190,4 +212,6 @@ def run_until_caught_up(
             totals[name] = total.add(last_run_accounting(pipeline, source.name, name))
         if not pending_resources(pipeline, source):
             break
+    if lake.is_lake(pipeline):
+        lake.publish(pipeline)
     return load_infos, totals

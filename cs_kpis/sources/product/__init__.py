@@ -3,8 +3,10 @@
 Row-by-row dlt manages ~2k-12k events/s here; a 2M-event day would take minutes. So the ``events``
 resource inserts the received days straight from DuckDB ``read_json`` into ``raw.product__events``
 (deduplicated on messageId within the batch and against the table, in the same transaction), inside the
-same DuckDB warehouse the pipeline loads. dlt still owns the resource state (last extract day loaded),
-the quarantine rows and the accounting rows, which load with the pipeline as usual.
+same DuckDB warehouse the pipeline loads (with the filesystem destination: the same SQL in an in-memory
+DuckDB, the new rows written to the lake as one Parquet file per load, :func:`_events_table`). dlt still owns
+the resource state (last extract day loaded), the quarantine rows and the accounting rows, which load with the
+pipeline as usual.
 
 The events commit during extract, before dlt commits the state that says they are loaded: rows of a run
 killed in between carry a load id that never reaches ``_dlt_loads``, and
@@ -15,12 +17,16 @@ same days again.
 import json
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import dlt
+import duckdb
 
+from cs_kpis.sources import lake
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.contract import landing_window
 from cs_kpis.sources.common.entity import (
@@ -54,18 +60,14 @@ def events_resource(landing_dir: Path | None, mode: str, api_config: Any, max_da
     @dlt.resource(name=settings.ENTITY, table_name=settings.TABLE, write_disposition="append")
     def events() -> Any:
         pipeline = dlt.current.pipeline()
-        if pipeline.destination is None or pipeline.destination.destination_name != "duckdb":
-            raise NotImplementedError("product events load set-based into DuckDB; other destinations are not supported")
+        if pipeline.destination is None or pipeline.destination.destination_name not in ("duckdb", "filesystem"):
+            raise NotImplementedError("product events load set-based through DuckDB into the DuckDB warehouse or "
+                                      "a filesystem lake; other destinations are not supported")
         state = dlt.current.resource_state()
         load_id = dlt.current.load_package_state()["load_id"]
         counts = Accounting()
         days: list[str] = []
-        with pipeline.sql_client() as client:
-            con = client.native_connection
-            dataset = client.fully_qualified_dataset_name()
-            table = f"{dataset}.{settings.TABLE}"
-            con.execute(f"create schema if not exists {dataset}")
-            con.execute(helpers.create_table_sql(table))
+        with _events_table(pipeline, load_id) as (con, table):
             if mode == "files":
                 all_days = extract_days(landing_dir)
                 days = pending_days(all_days, state.get("last_extract_day"), max_days)
@@ -95,6 +97,41 @@ def events_resource(landing_dir: Path | None, mode: str, api_config: Any, max_da
             yield with_accounting_hints(accounting_row(settings.SYSTEM, settings.ENTITY, counts, days))
 
     return bookkeeping_tables(events)
+
+
+@contextmanager
+def _events_table(pipeline: Any, load_id: str) -> Iterator[tuple[Any, str]]:
+    """(DuckDB connection, events table) the fast path inserts into.
+
+    DuckDB destination: ``raw.product__events`` in the warehouse itself. Filesystem destination (a lake,
+    ``cs_kpis/sources/lake.py``): the same SQL runs in an in-memory DuckDB whose table holds the lake's
+    earlier events' keys (``message_id``, ``_origin``, load id: what the deduplication reads), and this
+    load's new rows are written to ``<lake>/dlt/raw/product__events/<load_id>.events.parquet`` when the
+    extract ends; a load that never completes has that file deleted before the next one."""
+    if not lake.is_lake(pipeline):
+        with pipeline.sql_client() as client:
+            con = client.native_connection
+            dataset = client.fully_qualified_dataset_name()
+            table = f"{dataset}.{settings.TABLE}"
+            con.execute(f"create schema if not exists {dataset}")
+            con.execute(helpers.create_table_sql(table))
+            yield con, table
+        return
+    folder = Path(pipeline.destination.config_params["bucket_url"]) / pipeline.dataset_name / settings.TABLE
+    folder.mkdir(parents=True, exist_ok=True)
+    earlier = sorted(str(p) for p in folder.glob("*.parquet"))
+    with duckdb.connect() as con:
+        table = settings.TABLE
+        con.execute(helpers.create_table_sql(table))
+        if earlier:
+            con.execute(f"insert into {table} (message_id, _origin, _dlt_load_id) "
+                        f"select message_id, _origin, _dlt_load_id from read_parquet({earlier!r})")
+        yield con, table
+        new = con.execute(f"select count(*) from {table} where _dlt_load_id = ?", [load_id]).fetchone()[0]
+        if new or not earlier:  # the first load writes a file even when empty: the table exists from then on
+            out = folder / f"{load_id}.events.parquet"
+            con.execute(f"copy (select * from {table} where _dlt_load_id = {helpers.sql_literal(load_id)}) "
+                        f"to '{out}' (format parquet)")
 
 
 def _load_from_api(
