@@ -46,8 +46,8 @@ ALLOWED: dict[str, dict[str, tuple[int, str]]] = {
                            "(measured in test_models_on_spark)")),
     },
     "alerts/sql/health_drop.sql": {
-        "interval-expression": (1, "interval ($window_days) day: Spark rejects a bound parameter as an interval's "
-                                   "quantity (PARSE_SYNTAX_ERROR at DAY, measured)"),
+        "interval-expression": (1, ("interval ($window_days) day: Spark rejects a bound parameter as an interval's "
+                                    "quantity (PARSE_SYNTAX_ERROR at DAY, measured)")),
     },
     "alerts/sql/low_nps_high_value.sql": {
         "interval-expression": (1, "interval ($active_days - 1) day: Spark rejects a computed interval (measured)"),
@@ -153,9 +153,9 @@ def test_allow_list_names_existing_files():
         ("select json_transform(j, '{\"a\": \"VARCHAR\", \"b\": [{\"end\": \"BIGINT\"}]}') as o from t",
          "SELECT FROM_JSON(j, 'struct<`a`: string, `b`: array<struct<`end`: bigint>>>') AS o FROM t"),
         ("select list_sum(cast(json_extract(j, '$[*].amount') as bigint[])) as s from t",
-         "SELECT AGGREGATE(TRANSFORM(FROM_JSON(j, 'array<struct<`amount`: bigint>>'), __e -> __e.`amount`), "
-         "CAST(NULL AS BIGINT), (__acc, __v) -> CASE WHEN __v IS NULL THEN __acc ELSE COALESCE(__acc, 0) + __v END) "
-         "AS s FROM t"),
+         ("SELECT AGGREGATE(TRANSFORM(FROM_JSON(j, 'array<struct<`amount`: bigint>>'), __e -> __e.`amount`), "
+          "CAST(NULL AS BIGINT), (__acc, __v) -> CASE WHEN __v IS NULL THEN __acc ELSE COALESCE(__acc, 0) + __v END) "
+          "AS s FROM t")),
         # DuckDB lists are 1-based and NULL out of range: Spark's try_element_at is both
         ("select a[1] as x, a[p + 1] as y, a[-1] as z from t",
          "SELECT TRY_ELEMENT_AT(a, 1) AS x, TRY_ELEMENT_AT(a, p + 1) AS y, TRY_ELEMENT_AT(a, -1) AS z FROM t"),

@@ -93,7 +93,8 @@ def _check_value(alert_type: str, key: str, value, path: Path | None = None):
             raise ValueError(f"{where}: a list of plain values (strings or numbers) is expected")
         return [str(x) for x in value]
     if not isinstance(value, _SCALAR):
-        raise ValueError(f"{where}: a plain value (string, number, true/false) is expected, got {type(value).__name__}")
+        # a bad value in the rules file, reported like every other rule error (the loader catches ValueError)
+        raise ValueError(f"{where}: a plain value (string, number, true/false) is expected, got {type(value).__name__}")  # noqa: TRY004
     return value
 
 

@@ -74,13 +74,12 @@ def warehouse_columns(pipeline: Pipeline, table: str) -> list[tuple[str, str, bo
                 "select column_name, data_type, is_nullable from information_schema.columns "
                 "where table_schema = ? and table_name = ? order by ordinal_position",
                 [pipeline.dataset_name, table]).fetchall()]
-    with pipeline.sql_client() as client:
-        with client.execute_query(
-            "select column_name, data_type, is_nullable from information_schema.columns "
-            "where table_schema = %s and table_name = %s order by ordinal_position",
-            client.dataset_name, table,
-        ) as cursor:
-            return [(name, str(kind), str(nullable).upper() == "YES") for name, kind, nullable in cursor.fetchall()]
+    with pipeline.sql_client() as client, client.execute_query(
+        "select column_name, data_type, is_nullable from information_schema.columns "
+        "where table_schema = %s and table_name = %s order by ordinal_position",
+        client.dataset_name, table,
+    ) as cursor:
+        return [(name, str(kind), str(nullable).upper() == "YES") for name, kind, nullable in cursor.fetchall()]
 
 
 def table_row_count(pipeline: Pipeline, table: str) -> int | None:
