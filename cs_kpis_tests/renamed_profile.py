@@ -97,3 +97,37 @@ def normalised(rows: list[tuple]) -> list[tuple]:
     def value(v):
         return float(f"{v:.12g}") if isinstance(v, float) else v
     return sorted((tuple(value(v) for v in row) for row in rows), key=repr)
+
+
+def build_renamed_company(root: Path, landing_from: Path, select=None):
+    """Copy ``landing_from`` to ``root/exports``, rename every join key and custom field in it, write a company
+    file naming them, and build the assets ``select(keys)`` picks (all when None) with every state path under
+    ``root``. Returns (paths by variable, the run's result, what was renamed)."""
+    import shutil
+
+    import dagster as dg
+    import pytest
+
+    from cs_kpis_tests.conftest import TEST_ENV
+
+    paths = {name: root / relative for name, relative in TEST_ENV.items()}
+    landing = root / "exports"
+    shutil.copytree(landing_from, landing)
+    renamed = rename_exports(landing)
+    cfg = root / "company.yaml"
+    cfg.write_text(json.dumps(PROFILE | {"landing_dir": "exports"}))
+    with pytest.MonkeyPatch.context() as mp:
+        for name, path in paths.items():
+            mp.setenv(name, str(path))
+        mp.setenv("CS_KPIS_CONFIG", str(cfg))
+        mp.setenv("DLT_DATA_DIR", str(root / "dlt_global"))
+        from cs_kpis.definitions import defs as load_defs
+
+        defs = load_defs()
+        keys = list(defs.resolve_all_asset_keys())
+        assert dg.AssetKey(["landing", "exports"]) in keys and dg.AssetKey(["landing", "demo_company"]) not in keys
+        if select is not None:
+            keys = select(keys)
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            asset_selection=keys, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    return paths, result, renamed

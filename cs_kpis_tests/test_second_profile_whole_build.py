@@ -5,44 +5,19 @@ table of marts, kpis and alerts equals the demo profile's build of the original 
 Slow (two whole builds of the tiny company, ~2 x 60 s quiet): `pytest -m slow`. The default suite keeps the
 cheaper comparison through raw, staging and the account xref (staging/test_second_profile.py)."""
 
-import json
-import shutil
 import time
 
 import dagster as dg
 import duckdb
 import pytest
 
-from cs_kpis_tests.conftest import TEST_ENV
-from cs_kpis_tests.renamed_profile import PROFILE, normalised, rename_exports
+from cs_kpis_tests.renamed_profile import build_renamed_company, normalised
 from cs_kpis_tests.tiny_build import build_tiny_company
 
 COMPARED_SCHEMAS = ("marts", "kpis", "alerts")
 # columns that record when or in which run a row was written, not what the data says
 RUN_COLUMNS = {"built_at", "run_id", "logged_at", "created_at_run", "updated_at", "first_logged_at",
                "last_logged_at", "evaluated_at", "handed_at", "queued_at", "sent_at"}
-
-
-def _build_company_profile(root, landing_from) -> tuple[dict, dg.ExecuteInProcessResult, dict]:
-    paths = {name: root / relative for name, relative in TEST_ENV.items()}
-    landing = root / "exports"
-    shutil.copytree(landing_from, landing)
-    renamed = rename_exports(landing)
-    cfg = root / "company.yaml"
-    cfg.write_text(json.dumps(PROFILE | {"landing_dir": "exports"}))
-    with pytest.MonkeyPatch.context() as mp:
-        for name, path in paths.items():
-            mp.setenv(name, str(path))
-        mp.setenv("CS_KPIS_CONFIG", str(cfg))
-        mp.setenv("DLT_DATA_DIR", str(root / "dlt_global"))
-        from cs_kpis.definitions import defs as load_defs
-
-        defs = load_defs()
-        keys = list(defs.resolve_all_asset_keys())
-        assert dg.AssetKey(["landing", "demo_company"]) not in keys
-        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            asset_selection=keys, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
-    return paths, result, renamed
 
 
 def _tables(con) -> list[str]:
@@ -74,7 +49,7 @@ def test_every_marts_kpis_and_alerts_table_equals_the_demo_profile(tmp_path):
     started = time.monotonic()
     demo_env, demo = build_tiny_company(tmp_path / "demo", lambda k: True)
     demo_s = time.monotonic() - started
-    paths, renamed_run, renamed = _build_company_profile(tmp_path / "renamed", demo_env.landing_dir)
+    paths, renamed_run, renamed = build_renamed_company(tmp_path / "renamed", demo_env.landing_dir)
     print(f"whole builds: demo profile {demo_s:.0f} s, renamed profile {time.monotonic() - started - demo_s:.0f} s")
     assert renamed_run.success, [e.message for e in renamed_run.all_events if e.is_step_failure]
     assert all(n > 0 for n in renamed.values()), renamed

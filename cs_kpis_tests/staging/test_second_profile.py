@@ -3,40 +3,20 @@ configuration file naming them. The pipeline, through raw, staging and the accou
 match exactly what the demo profile gives on the original exports (the session's tiny company)."""
 
 import json
-import shutil
 
-import dagster as dg
 import duckdb
 import pytest
 
 from cs_kpis import config
-from cs_kpis_tests.conftest import TEST_ENV
-from cs_kpis_tests.renamed_profile import PROFILE, normalised, rename_exports
+from cs_kpis_tests.renamed_profile import PROFILE, build_renamed_company, normalised
 from cs_kpis_tests.staging.conftest import XREF_KEYS
 
 
 @pytest.fixture(scope="module")
 def renamed_company(tiny_company, tmp_path_factory):
-    root = tmp_path_factory.mktemp("renamed_company")
-    paths = {name: root / relative for name, relative in TEST_ENV.items()}
-    landing = root / "exports"
-    shutil.copytree(tiny_company.env.landing_dir, landing)
-    renamed = rename_exports(landing)
-    cfg = root / "company.yaml"
-    cfg.write_text(json.dumps(PROFILE | {"landing_dir": "exports"}))
-    with pytest.MonkeyPatch.context() as mp:
-        for name, path in paths.items():
-            mp.setenv(name, str(path))
-        mp.setenv("CS_KPIS_CONFIG", str(cfg))
-        mp.setenv("DLT_DATA_DIR", str(root / "dlt_global"))
-        from cs_kpis.definitions import defs as load_defs
-
-        defs = load_defs()
-        keys = [k for k in defs.resolve_all_asset_keys()
-                if k.path[0] in ("raw", "staging", "landing") or k in XREF_KEYS]
-        assert dg.AssetKey(["landing", "exports"]) in keys and dg.AssetKey(["landing", "demo_company"]) not in keys
-        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            asset_selection=keys, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    paths, result, renamed = build_renamed_company(
+        tmp_path_factory.mktemp("renamed_company"), tiny_company.env.landing_dir,
+        select=lambda keys: [k for k in keys if k.path[0] in ("raw", "staging", "landing") or k in XREF_KEYS])
     assert result.success, [e.message for e in result.all_events if e.is_step_failure]
     return paths["CS_KPIS_WAREHOUSE"], renamed
 
