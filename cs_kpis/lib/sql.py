@@ -10,7 +10,7 @@ A model file ``defs/<layer>/sql/<name>.sql`` becomes the asset ``[<schema>, <nam
     -- @incremental lookback_days=7 history=limited                  <- optional: built by window (below)
     select ...
 
-A part several models share is written once, in ``defs/<layer>/sql/shared/<part>.sql``, and a model takes
+A part several models share is written once, in ``defs/<layer>/sql/parts/<part>.sql``, and a model takes
 it in with a line ``-- include: <part>`` (the line is replaced by the part, indented as the line is): the
 pricing of a quantity and the composition of discounts are such parts (marts/README.md). The model's SQL,
 its lineage and its code version are those of the text with its parts in.
@@ -51,19 +51,19 @@ _TAG = re.compile(r"^--\s*@(\w+)\s*(.*)$")
 _INCLUDE = re.compile(r"^([ \t]*)--[ \t]*include:[ \t]*([a-z_][a-z0-9_]*)[ \t]*$", re.MULTILINE)
 
 
-def shared_sql(sql_dir: Path, part: str) -> str:
-    """The shared SQL part ``<sql_dir>/shared/<part>.sql`` (see the module docstring)."""
-    path = Path(sql_dir) / "shared" / f"{part}.sql"
+def sql_part(sql_dir: Path, part: str) -> str:
+    """The shared SQL part ``<sql_dir>/parts/<part>.sql`` (see the module docstring)."""
+    path = Path(sql_dir) / "parts" / f"{part}.sql"
     if not path.is_file():
         raise ValueError(f"no shared SQL part {part!r}: {path} does not exist")
     return path.read_text().rstrip()
 
 
-def with_shared_parts(text: str, sql_dir: Path) -> str:
+def with_sql_parts(text: str, sql_dir: Path) -> str:
     """``text`` with every ``-- include: <part>`` line replaced by that part, indented as the line is."""
     def part(m: re.Match) -> str:
         indent = m.group(1)
-        return "\n".join(indent + line if line else line for line in shared_sql(sql_dir, m.group(2)).splitlines())
+        return "\n".join(indent + line if line else line for line in sql_part(sql_dir, m.group(2)).splitlines())
 
     return _INCLUDE.sub(part, text)
 
@@ -109,7 +109,7 @@ class SqlModel:
 
     @classmethod
     def from_file(cls, path: Path, schema: str) -> "SqlModel":
-        text = with_shared_parts(path.read_text(), path.parent)
+        text = with_sql_parts(path.read_text(), path.parent)
         description, columns, grain, materialized, incr = [], {}, (), "table", None
         for line in text.splitlines():
             if not line.startswith("--"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cs_kpis.lib.portable import lint, strip_templating, to_spark
-from cs_kpis.lib.sql import with_shared_parts
+from cs_kpis.lib.sql import with_sql_parts
 
 DEFS = Path(__file__).resolve().parents[2] / "cs_kpis" / "defs"
 SQL_FILES = sorted(DEFS.glob("*/sql/*.sql"))
@@ -132,7 +132,7 @@ def test_there_are_sql_models_to_lint():
 
 @pytest.mark.parametrize("path", SQL_FILES, ids=_rel)
 def test_model_is_in_the_portable_subset(path):
-    found = lint(with_shared_parts(path.read_text(), path.parent))  # with the shared parts it includes
+    found = lint(with_sql_parts(path.read_text(), path.parent))  # with the shared parts it includes
     counts = Counter(v.rule for v in found)
     allowed = ALLOWED.get(_rel(path), {})
     new = [str(v) for v in found if counts[v.rule] > allowed.get(v.rule, (0, ""))[0]]
@@ -181,6 +181,6 @@ def test_no_model_calls_len():
     import re
 
     offenders = [f"{p.relative_to(DEFS)}:{n}" for p in SQL_FILES
-                 for n, line in enumerate(with_shared_parts(p.read_text(), p.parent).splitlines(), 1)
+                 for n, line in enumerate(with_sql_parts(p.read_text(), p.parent).splitlines(), 1)
                  if re.search(r"\blen\s*\(", line.split("--", 1)[0], re.IGNORECASE)]
     assert not offenders, offenders

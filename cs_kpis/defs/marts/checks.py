@@ -7,7 +7,7 @@ import dagster as dg
 
 from cs_kpis import tuning
 from cs_kpis.lib.checks import accepted_range_check, sql_check, unique_key_check
-from cs_kpis.lib.sql import shared_sql
+from cs_kpis.lib.sql import sql_part
 
 MARTS_SQL = Path(__file__).resolve().parent / "sql"
 
@@ -247,7 +247,7 @@ STATES_VALUES_SQL = (
 
 def history_check_sql(tolerance: float) -> str:
     return HISTORY_SQL.format(tolerance=float(tolerance),
-                              priced_quantities=textwrap.indent(shared_sql(MARTS_SQL, "priced_quantities"), "    "))
+                              priced_quantities=textwrap.indent(sql_part(MARTS_SQL, "priced_quantities"), "    "))
 
 marts_checks = [
     sql_check(

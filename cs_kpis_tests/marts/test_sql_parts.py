@@ -1,4 +1,4 @@
-"""The price arithmetic and the composition of discounts are written once (defs/marts/sql/shared/) and
+"""The price arithmetic and the composition of discounts are written once (defs/marts/sql/parts/) and
 included by every model and check that needs them: no copy can drift from the others."""
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from cs_kpis.defs.marts.checks import HISTORY_MATCHES_INVOICES, history_check_sql
-from cs_kpis.lib.sql import SqlModel, load_models, with_shared_parts
+from cs_kpis.lib.sql import SqlModel, load_models, with_sql_parts
 
 DEFS = Path(__file__).resolve().parents[2] / "cs_kpis" / "defs"
 MARTS_SQL = DEFS / "marts" / "sql"
@@ -24,7 +24,7 @@ def test_each_rule_is_written_once_and_included_where_it_is_used(part):
     line, users = RULES[part]
     written = [p.relative_to(DEFS).as_posix() for p in sorted(DEFS.rglob("*.sql")) if line in p.read_text()]
     written += [p.relative_to(DEFS).as_posix() for p in sorted(DEFS.rglob("*.py")) if line in p.read_text()]
-    assert written == [f"marts/sql/shared/{part}.sql"]
+    assert written == [f"marts/sql/parts/{part}.sql"]
     models = {m.name: m.sql for m in load_models(MARTS_SQL, "marts")}
     models[HISTORY_MATCHES_INVOICES] = history_check_sql(0.01)
     assert {name for name, sql in models.items() if line in sql} == users
@@ -37,7 +37,7 @@ def test_a_missing_part_is_named(tmp_path):
 
 
 def test_a_part_is_indented_as_its_include_line():
-    (text,) = [with_shared_parts("x as (\n    -- include: composed_discounts\n)", MARTS_SQL)]
+    (text,) = [with_sql_parts("x as (\n    -- include: composed_discounts\n)", MARTS_SQL)]
     body = text.splitlines()[1:-1]
     assert body and all(line.startswith("    ") or not line for line in body)
     assert "-- include:" not in text
