@@ -1,5 +1,6 @@
-"""The price arithmetic and the composition of discounts are written once (defs/marts/sql/parts/) and
-included by every model and check that needs them: no copy can drift from the others."""
+"""The price arithmetic, the composition of discounts (defs/marts/sql/parts/) and the zero-decimal currencies
+(defs/staging/sql/parts/) are written once and included by every model and check that needs them: no copy
+can drift from the others."""
 
 from pathlib import Path
 
@@ -41,3 +42,13 @@ def test_a_part_is_indented_as_its_include_line():
     body = text.splitlines()[1:-1]
     assert body and all(line.startswith("    ") or not line for line in body)
     assert "-- include:" not in text
+
+
+def test_the_zero_decimal_currencies_are_listed_once_and_used_by_every_billing_amount():
+    line = "'BIF', 'CLP', 'DJF', 'GNF', 'JPY'"
+    written = [p.relative_to(DEFS).as_posix() for p in sorted(DEFS.rglob("*")) if p.suffix in (".sql", ".py")
+               and line in p.read_text()]
+    assert written == ["staging/sql/parts/zero_decimal_currencies.sql"]
+    models = {m.name for m in load_models(DEFS / "staging" / "sql", "staging") if line in m.sql}
+    assert models == {"stg_billing__coupons", "stg_billing__invoice_items", "stg_billing__invoice_lines",
+                      "stg_billing__invoices", "stg_billing__prices", "stg_billing__subscription_items"}

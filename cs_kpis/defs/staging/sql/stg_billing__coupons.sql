@@ -28,7 +28,9 @@ renamed as (
         upper(currency) as currency,
         case
             when currency is null then null
-            when upper(currency) in ('BIF', 'CLP', 'DJF', 'GNF', 'JPY', 'KMF', 'KRW', 'MGA', 'PYG', 'RWF', 'UGX', 'VND', 'VUV', 'XAF', 'XOF', 'XPF') then 1
+            when upper(currency) in (
+                -- include: zero_decimal_currencies
+            ) then 1
             else 100
         end as minor_units_per_major,
         amount_off as amount_off_minor,

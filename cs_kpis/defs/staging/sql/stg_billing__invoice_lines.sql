@@ -41,7 +41,9 @@ renamed as (
         period__start as period_start,
         period__end as period_end,
         upper(currency) as currency,
-        case when upper(currency) in ('BIF', 'CLP', 'DJF', 'GNF', 'JPY', 'KMF', 'KRW', 'MGA', 'PYG', 'RWF', 'UGX', 'VND', 'VUV', 'XAF', 'XOF', 'XPF') then 1 else 100 end as minor_units_per_major,
+        case when upper(currency) in (
+            -- include: zero_decimal_currencies
+        ) then 1 else 100 end as minor_units_per_major,
         amount as amount_minor,
         subtotal as subtotal_minor,
         discount_amounts,

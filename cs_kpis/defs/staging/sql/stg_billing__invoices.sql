@@ -62,7 +62,9 @@ renamed as (
         status_transitions__voided_at as voided_at,
         status_transitions__marked_uncollectible_at as marked_uncollectible_at,
         upper(currency) as currency,
-        case when upper(currency) in ('BIF', 'CLP', 'DJF', 'GNF', 'JPY', 'KMF', 'KRW', 'MGA', 'PYG', 'RWF', 'UGX', 'VND', 'VUV', 'XAF', 'XOF', 'XPF') then 1 else 100 end as minor_units_per_major,
+        case when upper(currency) in (
+            -- include: zero_decimal_currencies
+        ) then 1 else 100 end as minor_units_per_major,
         subtotal as subtotal_minor,
         total as total_minor,
         amount_due as amount_due_minor,

@@ -35,7 +35,9 @@ renamed as (
         lookup_key,
         metadata__plan_tier as plan_tier,
         upper(currency) as currency,
-        case when upper(currency) in ('BIF', 'CLP', 'DJF', 'GNF', 'JPY', 'KMF', 'KRW', 'MGA', 'PYG', 'RWF', 'UGX', 'VND', 'VUV', 'XAF', 'XOF', 'XPF') then 1 else 100 end as minor_units_per_major,
+        case when upper(currency) in (
+            -- include: zero_decimal_currencies
+        ) then 1 else 100 end as minor_units_per_major,
         unit_amount as unit_amount_minor,
         recurring__interval as interval,
         cast(recurring__interval_count as integer) as interval_count,

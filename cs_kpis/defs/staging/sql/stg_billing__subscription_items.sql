@@ -34,7 +34,9 @@ renamed as (
         price__metadata__plan_tier as plan_tier,
         price__nickname as price_name,
         upper(price__currency) as currency,
-        case when upper(price__currency) in ('BIF', 'CLP', 'DJF', 'GNF', 'JPY', 'KMF', 'KRW', 'MGA', 'PYG', 'RWF', 'UGX', 'VND', 'VUV', 'XAF', 'XOF', 'XPF') then 1 else 100 end as minor_units_per_major,
+        case when upper(price__currency) in (
+            -- include: zero_decimal_currencies
+        ) then 1 else 100 end as minor_units_per_major,
         price__unit_amount as unit_amount_minor,
         quantity,
         price__recurring__interval as interval,
