@@ -52,3 +52,14 @@ def test_the_zero_decimal_currencies_are_listed_once_and_used_by_every_billing_a
     models = {m.name for m in load_models(DEFS / "staging" / "sql", "staging") if line in m.sql}
     assert models == {"stg_billing__coupons", "stg_billing__invoice_items", "stg_billing__invoice_lines",
                       "stg_billing__invoices", "stg_billing__prices", "stg_billing__subscription_items"}
+
+
+def test_the_revenue_selections_take_their_kpi_columns_from_one_list():
+    def selects_it(text: str) -> bool:  # the column selected as it is, not computed (revenue_by_grain computes it)
+        return "t12_cohort_starting_mrr," in (line.strip() for line in text.splitlines())
+
+    written = [p.relative_to(DEFS).as_posix() for p in sorted((DEFS / "kpis" / "sql").rglob("*.sql"))
+               if selects_it(p.read_text())]
+    assert written == ["kpis/sql/parts/revenue_kpi_columns.sql"]
+    models = {m.name for m in load_models(DEFS / "kpis" / "sql", "kpis") if selects_it(m.sql)}
+    assert models == {"revenue_monthly", "revenue_monthly_parent", "revenue_periods"}
