@@ -17,7 +17,8 @@ import pytest
 from cs_kpis.defs.raw.assets import build_raw_assets
 from cs_kpis.defs.raw.resources import RawDltResource
 from cs_kpis.lib.sql import SqlModel, bigint_instead_of_hugeint, build
-from cs_kpis_tests.sources.landing_builder import tiny_company, tiny_events, write_landing
+from cs_kpis_tests.landing_builder import write_landing
+from cs_kpis_tests.sources.landing_builder import tiny_company, tiny_events
 
 NOT_TABLES = {"landing/demo_company", "reports/kpi_report"}  # a folder of files, HTML reports
 

@@ -1,7 +1,8 @@
 """The demo company simulator: a deterministic SaaS company written in its vendors' API shapes.
 
 ``generate(landing_dir, ground_truth_dir, size, seed, as_of, increments, bad_input)`` writes the
-landing folder described in docs/LANDING.md and, separately, the ground truth. Same seed and size,
+landing folder described in docs/LANDING.md (through cs_kpis/simulator/landing.py, the one writer of that
+format) and, separately, the ground truth. Same seed and size,
 same bytes. The CLI is ``python -m cs_kpis.simulator --help``.
 """
 
@@ -15,44 +16,13 @@ from cs_kpis.folder_guard import NotOurFolder, simulator_may_replace, write_mark
 
 from . import catalog
 from .company import Company
+from .landing import ENTITIES, day_bounds, write_bodies, write_fx, write_manifest
 from .segment import SegmentWriter
 from .sizes import SIZES, SizeSpec
-from .store import (
-    VersionStore,
-    bare_array,
-    day_bounds,
-    iter_bodies,
-    salesforce_envelope,
-    stripe_envelope,
-    write_parts,
-    zendesk_envelope,
-)
+from .store import VersionStore, iter_bodies
 from .truth import write_crm_truth, write_ground_truth
 
 __all__ = ["ENTITIES", "SIZES", "NotOurFolder", "SizeSpec", "generate"]
-
-# entity -> (envelope factory, newest first?)
-ENTITIES = {
-    "crm/Account": (lambda end: salesforce_envelope("Account"), False),
-    "crm/User": (lambda end: salesforce_envelope("User"), False),
-    "crm/Contact": (lambda end: salesforce_envelope("Contact"), False),
-    "crm/Opportunity": (lambda end: salesforce_envelope("Opportunity"), False),
-    "crm/AccountHistory": (lambda end: salesforce_envelope("AccountHistory"), False),
-    "billing/customers": (lambda end: stripe_envelope("/v1/customers"), True),
-    "billing/products": (lambda end: stripe_envelope("/v1/products"), True),
-    "billing/prices": (lambda end: stripe_envelope("/v1/prices"), True),
-    "billing/coupons": (lambda end: stripe_envelope("/v1/coupons"), True),
-    "billing/subscriptions": (lambda end: stripe_envelope("/v1/subscriptions"), True),
-    "billing/invoices": (lambda end: stripe_envelope("/v1/invoices"), True),
-    "billing/events": (lambda end: stripe_envelope("/v1/events"), True),
-    "billing/invoiceitems": (lambda end: stripe_envelope("/v1/invoiceitems"), True),
-    "support/organizations": (lambda end: zendesk_envelope("organizations", "incremental", end), False),
-    "support/tickets": (lambda end: zendesk_envelope("tickets", "cursor", end), False),
-    "support/ticket_metrics": (lambda end: zendesk_envelope("ticket_metrics", "offset", end), False),
-    "support/satisfaction_ratings": (lambda end: zendesk_envelope("satisfaction_ratings", "offset", end), False),
-    "nps/survey_responses": (lambda end: bare_array, False),
-}
-
 
 EVENT_RETENTION_DAYS = 30
 """default days of Stripe events in the snapshot before the first extract day, as a real Stripe account
@@ -107,14 +77,13 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     (tmp / "_scratch").mkdir(parents=True)
     write_mark(tmp, "partial")  # first, so even a crashed partial folder is recognisably the simulator's
     store = VersionStore(tmp / "_scratch" / "versions.duckdb")
-    events = SegmentWriter(tmp / "product" / "events", store.con, seed, spec.users_cap, spec.events_per_active_user,
-                           last_day)
+    events = SegmentWriter(tmp, store.con, seed, spec.users_cap, spec.events_per_active_user, last_day)
     company = Company(spec, seed, store, last_day, events_writer=events)
     company.run()
 
     days = [as_of + dt.timedelta(days=i) for i in range(increments + 1)]
     counts: dict[str, int] = {}
-    for entity, (envelope, newest_first) in ENTITIES.items():
+    for entity, (_, newest_first) in ENTITIES.items():
         counts[entity] = store.count(entity)
         written = 0
         for i, day in enumerate(days):
@@ -126,7 +95,7 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
                 first_lo = day_bounds(months_before(as_of, FIELD_HISTORY_MONTHS))[0]  # what Salesforce still keeps
             total = _count_latest(store, entity, first_lo if i == 0 else lo, hi)
             cursor = store.latest(entity, first_lo if i == 0 else lo, hi, descending=newest_first)
-            write_parts(tmp / entity / day.isoformat(), iter_bodies(cursor), total, envelope(hi))
+            write_bodies(tmp, entity, day, iter_bodies(cursor), total)
             written += total
         if entity in ("billing/events", "crm/AccountHistory"):
             # the manifest counts what the export holds: with a retention window, only the events kept
@@ -136,7 +105,7 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     counts["product/events"] = events.total
     if not counts["billing/invoiceitems"]:
         del counts["billing/invoiceitems"]  # optional: a company with no mid-period change has none
-    _write_fx(tmp / "reference" / "fx_rates.csv", company)
+    write_fx(tmp, _fx_rates(company))
     store.close()
     shutil.rmtree(tmp / "_scratch")
 
@@ -163,7 +132,7 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
         "events": {"late": events.late, "duplicates": events.duplicates},
         "ground_truth": truth_summary,
     }
-    (tmp / "_manifest.json").write_text(json.dumps(manifest, indent=1))
+    write_manifest(tmp, manifest)
     write_mark(tmp, "landing")  # again, now listing everything written
     write_mark(ground_truth_dir, "ground_truth")
     if landing_dir.exists():
@@ -189,11 +158,8 @@ def _count_latest(store: VersionStore, entity: str, lo: int | None, hi: int) -> 
     return store.con.execute(f"select count(distinct id) from versions where {where}", params).fetchall()[0][0]
 
 
-def _write_fx(path: Path, company: Company) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["date,currency,rate"]
+def _fx_rates(company: Company):
     for cur in ("EUR", "GBP", "USD"):
         for day, rate in sorted(company.fx[cur.lower()].items()):
             if day <= company.last_day:
-                lines.append(f"{day.isoformat()},{cur},{float(rate):.4f}")
-    path.write_text("\n".join(lines) + "\n")
+                yield day, cur, rate

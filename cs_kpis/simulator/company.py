@@ -20,8 +20,9 @@ import numpy as np
 
 from . import catalog
 from .ids import IdFactory
+from .landing import day_bounds
 from .sizes import SizeSpec
-from .store import VersionStore, day_bounds
+from .store import VersionStore
 
 SEGMENTS = ("SMB", "Mid-Market", "Enterprise")
 INDUSTRIES = ("Technology", "Financial Services", "Healthcare", "Retail", "Manufacturing", "Education", "Media")

@@ -2,11 +2,11 @@
 
 Volumes reach tens of millions of events, so nothing here loops per event in Python: numpy draws the
 day's events as arrays and DuckDB formats them as JSON lines. Events land in the folder of the day
-Segment *received* them: a few arrive up to three days late, and a few arrive twice.
+Segment *received* them: a few arrive up to three days late, and a few arrive twice. Where the lines go
+and the identify/group lines themselves are written by cs_kpis/simulator/landing.py.
 """
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import duckdb
@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import catalog
-from .store import day_bounds
+from .landing import day_bounds, dumps, events_part, write_event_lines
 
 EVENT_NAMES = catalog.GENERIC_EVENTS + catalog.KEY_FEATURES + tuple(
     m for m in catalog.ONBOARDING_MILESTONES if m not in catalog.KEY_FEATURES) + ("Account Created", "Signed Up")
@@ -40,9 +40,9 @@ _FORMAT_SQL = (
 
 
 class SegmentWriter:
-    def __init__(self, out_dir: Path, con: duckdb.DuckDBPyConnection, seed: int, users_cap: int,
+    def __init__(self, landing: Path, con: duckdb.DuckDBPyConnection, seed: int, users_cap: int,
                  events_per_active_user: float, last_day: dt.date):
-        self.out, self.con, self.seed = out_dir, con, seed
+        self.landing, self.con, self.seed = landing, con, seed
         self.cap, self.rate, self.last_day = users_cap, events_per_active_user, last_day
         self.rng = np.random.default_rng([seed, 3])
         self.pending: dict[dt.date, list[pa.Table]] = {}
@@ -143,22 +143,19 @@ class SegmentWriter:
         })
 
     def _write(self, day: dt.date, table: pa.Table, identify: list) -> None:
-        folder = self.out / day.isoformat()
-        folder.mkdir(parents=True, exist_ok=True)
         self.total += table.num_rows
-        path = folder / "part-00001.jsonl"
         if table.num_rows:
+            path = events_part(self.landing, day, 1)  # the format's path; DuckDB formats the lines
             self.con.register("ev", table)
             self.con.execute(_FORMAT_SQL.replace("{path}", str(path)), {"seed": str(self.seed)})
             self.con.unregister("ev")
         else:
-            path.write_text("")
+            write_event_lines(self.landing, day, [], part=1)
         if identify:
             lines = []
             for acct, k, lo in identify:
                 lines.extend(self._identify_lines(acct, k, lo))
-            self.total += len(lines)
-            (folder / "part-00002.jsonl").write_text("".join(json.dumps(x, separators=(",", ":")) + "\n" for x in lines))
+            self.total += write_event_lines(self.landing, day, (dumps(x) for x in lines), part=2)
 
     def _identify_lines(self, acct, k: int, lo: int) -> list[dict]:
         user = f"{self.prefixes[acct.n].as_py()}{k:03d}"  # equals the Contact's Product_User_Id__c where one exists

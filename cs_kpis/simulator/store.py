@@ -3,27 +3,20 @@
 The simulation emits every state an object passes through, as ``(entity, id, ts, sort_key, body)``.
 The writer picks, for the snapshot day, the latest version of every object up to the end of that day,
 and for each increment day, the latest version of every object touched during that day. The scratch
-database keeps memory bounded however large the company is.
+database keeps memory bounded however large the company is. The envelopes and parts themselves are
+written by cs_kpis/simulator/landing.py, the one writer of the landing format.
 """
 
-import datetime as dt
-import json
 from pathlib import Path
 
 import duckdb
 import orjson
 import pyarrow as pa
 
-PART_SIZE = 1000
 _SCHEMA = pa.schema([
     ("entity", pa.string()), ("id", pa.string()), ("ts", pa.int64()), ("seq", pa.int64()),
     ("sort_key", pa.int64()), ("body", pa.string()),
 ])
-
-
-def day_bounds(day: dt.date) -> tuple[int, int]:
-    start = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
-    return start, start + 86400
 
 
 class VersionStore:
@@ -91,62 +84,8 @@ class VersionStore:
         self.con.close()
 
 
-# envelope writers: each gets the list of JSON bodies of one part and whether more parts follow
-
-def stripe_envelope(url: str):
-    def wrap(bodies: list[str], has_more: bool, part: int, total: int) -> str:
-        return (f'{{"object":"list","url":"{url}","has_more":{"true" if has_more else "false"},'
-                f'"data":[{",".join(bodies)}]}}')
-    return wrap
-
-
-def salesforce_envelope(obj: str):
-    def wrap(bodies: list[str], has_more: bool, part: int, total: int) -> str:
-        nxt = f',"nextRecordsUrl":"/services/data/v62.0/query/01gSIM{obj[:3].upper()}-{part * PART_SIZE}"' if has_more else ""
-        return (f'{{"totalSize":{total},"done":{"false" if has_more else "true"}{nxt},'
-                f'"records":[{",".join(bodies)}]}}')
-    return wrap
-
-
-def zendesk_envelope(key: str, kind: str, end_time: int):
-    def wrap(bodies: list[str], has_more: bool, part: int, total: int) -> str:
-        items = f'"{key}":[{",".join(bodies)}]'
-        if kind == "cursor":
-            cur = f'"simcursor{part:05d}"'
-            return (f'{{{items},"after_cursor":{cur if has_more else "null"},"before_cursor":null,'
-                    f'"after_url":{"null" if not has_more else json.dumps(f"/api/v2/incremental/{key}/cursor.json?cursor=simcursor{part:05d}")},'
-                    f'"end_of_stream":{"false" if has_more else "true"}}}')
-        if kind == "incremental":
-            nxt = json.dumps(f"/api/v2/incremental/{key}.json?start_time={end_time}&part={part + 1}") if has_more else "null"
-            return (f'{{{items},"next_page":{nxt},"count":{len(bodies)},"end_time":{end_time},'
-                    f'"end_of_stream":{"false" if has_more else "true"}}}')
-        nxt = json.dumps(f"/api/v2/{key}.json?page={part + 1}") if has_more else "null"
-        prev = json.dumps(f"/api/v2/{key}.json?page={part - 1}") if part > 1 else "null"
-        return f'{{{items},"next_page":{nxt},"previous_page":{prev},"count":{total}}}'
-    return wrap
-
-
-def bare_array(bodies: list[str], has_more: bool, part: int, total: int) -> str:
-    return "[" + ",".join(bodies) + "]"
-
-
-def write_parts(folder: Path, bodies_iter, total: int, wrap) -> int:
-    """Write one extract day of one entity as numbered parts; always at least one (possibly empty) part."""
-    folder.mkdir(parents=True, exist_ok=True)
-    part, written, chunk = 1, 0, []
-    for body in bodies_iter:
-        chunk.append(body)
-        if len(chunk) == PART_SIZE:
-            written += len(chunk)
-            (folder / f"part-{part:05d}.json").write_text(wrap(chunk, written < total, part, total))
-            part, chunk = part + 1, []
-    if chunk or part == 1:
-        written += len(chunk)
-        (folder / f"part-{part:05d}.json").write_text(wrap(chunk, False, part, total))
-    return written
-
-
 def iter_bodies(cursor, batch: int = 5000):
+    """The JSON bodies of a :meth:`VersionStore.latest` cursor, fetched in batches."""
     while True:
         rows = cursor.fetchmany(batch)
         if not rows:

@@ -16,9 +16,10 @@ from cs_kpis.config import render_sql
 from cs_kpis.defs.staging.assets import STAGING_MODELS
 from cs_kpis.lib import engine
 from cs_kpis.lib.portable import tables_read, to_spark
+from cs_kpis_tests.landing_builder import write_landing
 from cs_kpis_tests.portability.compare import differences
 from cs_kpis_tests.portability.lake_build import load_both
-from cs_kpis_tests.sources.landing_builder import DAYS, tiny_company, tiny_events, write_landing
+from cs_kpis_tests.sources.landing_builder import DAYS, tiny_company, tiny_events
 
 pytestmark = pytest.mark.portability
 

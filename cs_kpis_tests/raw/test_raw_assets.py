@@ -8,7 +8,8 @@ import pytest
 from cs_kpis.defs.raw.assets import build_raw_assets
 from cs_kpis.defs.raw.checks import QUARANTINE_SHARE_CHECK, ROW_ACCOUNTING_CHECK, build_raw_checks
 from cs_kpis.defs.raw.resources import RawDltResource
-from cs_kpis_tests.sources.landing_builder import DAYS, customer, tiny_company, tiny_events, write_landing
+from cs_kpis_tests.landing_builder import write_landing
+from cs_kpis_tests.sources.landing_builder import DAYS, customer, tiny_company, tiny_events
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,8 @@ import pytest
 from cs_kpis.defs.raw.assets import build_raw_assets
 from cs_kpis.defs.raw.checks import MANIFEST_COUNTS_CHECK, UNRECOGNIZED_FILES_CHECK, build_raw_checks
 from cs_kpis.defs.raw.resources import RawDltResource
-from cs_kpis_tests.sources.landing_builder import DAYS, price, tiny_company, tiny_events, write_landing
+from cs_kpis_tests.landing_builder import write_landing
+from cs_kpis_tests.sources.landing_builder import DAYS, price, tiny_company, tiny_events
 
 SYSTEMS = ("billing", "product", "nps")
 

@@ -1,37 +1,17 @@
-"""Tiny landing folders for tests, written per docs/LANDING.md with values shaped like real vendor payloads.
+"""The tiny company of the files-reader tests: hand-made objects shaped like real vendor payloads.
 
 ``tiny_company()`` describes three extract days: a snapshot on day 1, then increments holding only the
-objects that changed. ``final_snapshot()`` turns such a history into the single snapshot a vendor would
-export on the last day, which the incremental load must reproduce.
+objects that changed. cs_kpis_tests/landing_builder.py writes such a history through the simulator's own
+writer (``write_landing``) and turns it into the single snapshot a vendor would export on the last day
+(``final_snapshot``), which the incremental load must reproduce.
 """
 
-import copy
-import json
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
+from cs_kpis_tests.landing_builder import History
+
 DAYS = ("2026-01-01", "2026-01-02", "2026-01-03")
-
-# (system, entity) -> how the folder is named and how a part is wrapped
-LAYOUT: dict[tuple[str, str], tuple[str, str]] = {
-    ("crm", "Account"): ("crm/Account", "salesforce"),
-    ("crm", "User"): ("crm/User", "salesforce"),
-    ("crm", "Contact"): ("crm/Contact", "salesforce"),
-    ("crm", "Opportunity"): ("crm/Opportunity", "salesforce"),
-    **{
-        ("billing", e): (f"billing/{e}", "stripe")
-        for e in ("customers", "products", "prices", "coupons", "subscriptions", "invoices", "events")
-    },
-    **{
-        ("support", e): (f"support/{e}", "zendesk")
-        for e in ("organizations", "tickets", "ticket_metrics", "satisfaction_ratings")
-    },
-    ("nps", "survey_responses"): ("nps/survey_responses", "delighted"),
-}
-
-History = dict[str, dict[tuple[str, str], list[dict[str, Any]]]]
-"""extract day -> (system, entity) -> objects of that day's snapshot or increment"""
 
 
 def sf_id(prefix: str, n: int) -> str:
@@ -458,16 +438,6 @@ def tiny_company() -> History:
     }
 
 
-def final_snapshot(history: History) -> History:
-    """The single snapshot on the last day: every object's latest version, merged on its id."""
-    merged: dict[tuple[str, str], dict[Any, dict[str, Any]]] = {}
-    for day in sorted(history):
-        for key, objects in history[day].items():
-            for obj in objects:
-                merged.setdefault(key, {})[obj.get("Id", obj.get("id"))] = obj
-    return {max(history): {key: list(objs.values()) for key, objs in merged.items()}}
-
-
 def tiny_events(day: str, start: int, count: int) -> list[dict[str, Any]]:
     """``count`` Segment events (track, with an identify and a group) numbered from ``start``."""
     kinds = ["identify", "group"] + ["track"] * max(count - 2, 0)
@@ -475,94 +445,3 @@ def tiny_events(day: str, start: int, count: int) -> list[dict[str, Any]]:
         segment_event(start + i, day, kind=kinds[i % len(kinds)] if i < 2 else "track", ws=1 + i % 2)
         for i in range(count)
     ]
-
-
-def write_landing(
-    root: Path,
-    history: History,
-    *,
-    events: dict[str, list[Any]] | None = None,
-    fx_currencies: Iterable[str] = ("USD", "EUR", "GBP"),
-    part_size: int = 1000,
-) -> Path:
-    """Write ``history`` (and Segment event lines per received day) as a landing folder, manifest last.
-
-    An event may be a dict or a raw string (to plant a malformed line).
-    """
-    root = Path(root)
-    for day, entities in history.items():
-        for key, objects in entities.items():
-            folder, kind = LAYOUT[key]
-            chunks = [objects[i : i + part_size] for i in range(0, len(objects), part_size)] or [[]]
-            for index, chunk in enumerate(chunks, start=1):
-                more = index < len(chunks)
-                path = root / folder / day / f"part-{index:05d}.json"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(
-                    json.dumps(_envelope(kind, key[1], copy.deepcopy(chunk), more, index), indent=1)
-                )
-    for day, lines in (events or {}).items():
-        path = root / "product" / "events" / day / "part-00001.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines)
-        )
-    fx = root / "reference" / "fx_rates.csv"
-    fx.parent.mkdir(parents=True, exist_ok=True)
-    fx.write_text(
-        "date,currency,rate\n"
-        + "".join(
-            f"{day},{cur},{1.0 if cur == 'USD' else 1.1}\n"
-            for day in sorted(history)
-            for cur in fx_currencies
-        )
-    )
-    days = sorted(set(history) | set(events or {}))
-    manifest = {
-        "generator": "cs_kpis_tests.sources.landing_builder",
-        "seed": 1,
-        "size": "test",
-        "start_date": days[0],
-        "end_date": days[-1],
-        "as_of": days[0],
-        "extract_days": days,
-        "reporting_currency": "USD",
-        "bad_input": False,
-        "counts": _counts(history, events),
-    }
-    (root / "_manifest.json").write_text(json.dumps(manifest))
-    return root
-
-
-def _counts(history: History, events: dict[str, list[Any]] | None) -> dict[str, int]:
-    """The manifest's ``counts`` as the simulator writes them: distinct ids per entity folder over all days
-    (records without an id are not counted), and every event line written."""
-    ids: dict[str, set[Any]] = {}
-    for entities in history.values():
-        for key, objects in entities.items():
-            folder, kind = LAYOUT[key]
-            pk = "Id" if kind == "salesforce" else "id"
-            found = ids.setdefault(folder, set())
-            found.update(obj[pk] for obj in objects if isinstance(obj, dict) and obj.get(pk) is not None)
-    counts = {folder: len(found) for folder, found in ids.items()}
-    if events:
-        counts["product/events"] = sum(len(lines) for lines in events.values())
-    return counts
-
-
-def _envelope(kind: str, entity: str, records: list[dict[str, Any]], more: bool, index: int) -> Any:
-    if kind == "salesforce":
-        envelope = {"totalSize": len(records), "done": not more, "records": records}
-        if more:
-            envelope["nextRecordsUrl"] = f"/services/data/v62.0/query/01gXX-{index * 1000}"
-        return envelope
-    if kind == "stripe":
-        return {"object": "list", "url": f"/v1/{entity}", "has_more": more, "data": records}
-    if kind == "zendesk":
-        return {
-            entity: records,
-            "next_page": f"https://example.zendesk.com/api/v2/{entity}?page={index + 1}" if more else None,
-            "end_of_stream": not more,
-            "count": len(records),
-        }
-    return records

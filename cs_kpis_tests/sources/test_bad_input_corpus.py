@@ -24,6 +24,7 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from cs_kpis.sources.billing import settings as billing_settings
+from cs_kpis_tests.landing_builder import write_landing
 from cs_kpis_tests.sources.conftest import Loader, make_loader
 from cs_kpis_tests.sources.landing_builder import (
     DAYS,
@@ -41,7 +42,6 @@ from cs_kpis_tests.sources.landing_builder import (
     ticket_metric,
     tiny_company,
     tiny_events,
-    write_landing,
 )
 
 D1, D2, D3 = DAYS

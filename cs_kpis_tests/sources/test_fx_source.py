@@ -10,7 +10,8 @@ import pytest
 from cs_kpis import config
 from cs_kpis.defs.landing.manifest import manifest_problems, read_manifest
 from cs_kpis.sources.common.landing import read_fx_currencies
-from cs_kpis_tests.sources.landing_builder import tiny_company, write_landing
+from cs_kpis_tests.landing_builder import write_landing
+from cs_kpis_tests.sources.landing_builder import tiny_company
 
 
 def _write(tmp_path: Path, fx: dict | None) -> Path:

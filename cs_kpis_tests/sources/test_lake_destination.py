@@ -12,8 +12,9 @@ import duckdb
 import pytest
 
 from cs_kpis.sources import lake
+from cs_kpis_tests.landing_builder import write_landing
 from cs_kpis_tests.portability.lake_build import load_both, raw_tables_compared
-from cs_kpis_tests.sources.landing_builder import DAYS, tiny_company, tiny_events, write_landing
+from cs_kpis_tests.sources.landing_builder import DAYS, tiny_company, tiny_events
 
 
 def _landing(root: Path) -> Path:

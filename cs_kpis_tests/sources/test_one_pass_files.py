@@ -13,7 +13,8 @@ from cs_kpis.sources.billing import billing_source
 from cs_kpis.sources.billing import files as billing_files
 from cs_kpis.sources.common.landing import BOM, KeyFields
 from cs_kpis.sources.common.runner import run_until_caught_up
-from cs_kpis_tests.sources.landing_builder import DAYS, subscription, tiny_company, write_landing
+from cs_kpis_tests.landing_builder import write_landing
+from cs_kpis_tests.sources.landing_builder import DAYS, subscription, tiny_company
 
 CHILDREN = ("subscription_items", "invoice_lines")
 

@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from cs_kpis_tests.landing_builder import final_snapshot, write_landing
 from cs_kpis_tests.sources.conftest import Loader, make_loader
 from cs_kpis_tests.sources.landing_builder import (
     DAYS,
     account,
     customer,
-    final_snapshot,
     invoice,
     price,
     segment_event,
@@ -19,7 +19,6 @@ from cs_kpis_tests.sources.landing_builder import (
     ticket,
     tiny_company,
     tiny_events,
-    write_landing,
 )
 
 ENTITY_TABLES = {

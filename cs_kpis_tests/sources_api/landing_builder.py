@@ -2,15 +2,17 @@
 
 A handful of objects per entity, shaped like real vendor payloads (cs_kpis_tests/simulator/real_payloads), over two extract
 days: a snapshot, then an increment that changes some objects and adds others (so the fake server's
-merge by id matters). :func:`expected` gives the merged objects per entity.
+merge by id matters). :func:`expected` gives the merged objects per entity. The folder is written by the
+simulator's own writer (cs_kpis_tests/landing_builder.py, cs_kpis/simulator/landing.py).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
+
+from cs_kpis_tests.landing_builder import History, final_snapshot, write_landing
 
 DAY1, DAY2 = "2025-06-01", "2025-06-02"
 T0 = 1_748_736_000  # 2025-06-01T00:00:00Z
@@ -579,40 +581,25 @@ def _nps() -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
 
 # ------------------------------------------------------------------------------------------------ writing
 
+SYSTEMS = {"billing": _billing, "crm": _crm, "support": _support, "nps": _nps}
+
+
+def history() -> History:
+    """The two extract days as a history (an entity unchanged on day 2 has no increment folder)."""
+    out: History = {DAY1: {}, DAY2: {}}
+    for system, build in SYSTEMS.items():
+        for entity, days in build().items():
+            for day, objects in zip((DAY1, DAY2), days, strict=True):
+                if objects or day == DAY1:
+                    out[day][(system, entity)] = objects
+    return out
+
 
 def build_landing(landing: Path) -> Path:
-    """Write the test landing folder under ``landing`` and return it."""
-    systems = {"billing": _billing(), "crm": _crm(), "support": _support(), "nps": _nps()}
-    for system, entities in systems.items():
-        for entity, days in entities.items():
-            for day, objects in zip((DAY1, DAY2), days, strict=True):
-                if not objects and day == DAY2:
-                    continue
-                part = landing / system / entity / day / "part-00001.json"
-                part.parent.mkdir(parents=True, exist_ok=True)
-                part.write_text(json.dumps(_envelope(system, entity, objects), indent=1))
-    (landing / "_manifest.json").write_text(
-        json.dumps({"generator": "cs_kpis_tests", "extract_days": [DAY1, DAY2]})
-    )
-    return landing
-
-
-def _envelope(system: str, entity: str, objects: list[dict[str, Any]]) -> Any:
-    if system == "billing":
-        return {"object": "list", "url": f"/v1/{entity}", "has_more": False, "data": objects}
-    if system == "crm":
-        return {"totalSize": len(objects), "done": True, "records": objects}
-    if system == "support":
-        return {entity: objects, "next_page": None, "end_of_stream": True, "count": len(objects)}
-    return objects
+    """Write the test landing folder under ``landing`` (through the simulator's writer) and return it."""
+    return write_landing(landing, history())
 
 
 def expected(system: str, entity: str) -> list[dict[str, Any]]:
     """The merged objects of one entity (snapshot, then increment; latest wins)."""
-    builders = {"billing": _billing, "crm": _crm, "support": _support, "nps": _nps}
-    key = "Id" if system == "crm" else "id"
-    merged: dict[Any, dict[str, Any]] = {}
-    for objects in builders[system]()[entity]:
-        for obj in objects:
-            merged[obj[key]] = obj
-    return list(merged.values())
+    return final_snapshot(history())[DAY2][(system, entity)]
