@@ -41,7 +41,7 @@ def write_landing(
     """Write ``history`` (and Segment events per received day) as a landing folder, manifest last.
 
     An event is a dict, or a string written as the line itself: the one way to plant a malformed line
-    (cut off, not JSON) among good ones. FX: a rate per currency for every extract day (USD 1, others
+    (cut off, not JSON) among good ones. FX: a rate per currency for every day of ``history`` (USD 1, others
     1.1). ``manifest``: written as given instead of the one built here (the simulator's keys, with
     ``counts`` as the simulator counts them).
     """
