@@ -256,21 +256,11 @@ mrr as (
 ),
 
 ticket_facts as (
-    select
-        x.crm_account_id as account_id,
-        cast(t.created_at as date) as created_day,
-        cast(coalesce(m.solved_at, case when t.status in ('solved', 'closed') then t.updated_at end) as date)
-            as solved_day,
-        m.first_reply_minutes,
-        m.full_resolution_minutes,
-        case when coalesce(m.reopens, 0) = 0 and coalesce(m.replies, 0) <= 1 then 1 else 0 end as is_fcr
-    from staging.stg_support__tickets as t
-    inner join marts.account_xref as x
-        on x.source_system = 'support' and x.source_id = cast(t.organization_id as varchar)
-        and x.crm_account_id is not null
-    inner join starts as s on s.account_id = x.crm_account_id
-    left join staging.stg_support__ticket_metrics as m
-        on m.ticket_id = t.ticket_id
+    select t.*
+    from (
+        -- include: support_tickets
+    ) as t
+    inner join starts as s on s.account_id = t.account_id
 ),
 
 reply_90d as (
