@@ -15,6 +15,7 @@ def key(name: str) -> dg.AssetKey:
     name it: import it, don't retype it (cs_kpis.lib.sql.model_key)."""
     return model_key(SQL_DIR, SCHEMA, name)
 
+
 PREVIEW_MONTHS = 6
 BRIDGE_COLUMNS = (
     "month", "starting_mrr", "new_mrr", "expansion_mrr", "reactivation_mrr", "contraction_mrr",

@@ -20,6 +20,7 @@ def key(name: str) -> dg.AssetKey:
     name it: import it, don't retype it (cs_kpis.lib.sql.model_key)."""
     return model_key(SQL_DIR, SCHEMA, name)
 
+
 STAGING_MODELS = load_models(SQL_DIR, SCHEMA)
 """the parsed model files; checks.py and the tests read grains and column docs from here"""
 

@@ -16,6 +16,8 @@ GROUP = "marts"
 SQL_DIR = Path(__file__).parent / "sql"
 
 XREF_MODELS = load_models(SQL_DIR, SCHEMA)
+
+
 def key(name: str) -> dg.AssetKey:
     """The key of the cross-reference table ``marts.<name>``, for the modules that
     name it: import it, don't retype it (cs_kpis.lib.sql.model_key)."""
