@@ -10,10 +10,13 @@ Used for the as-of day of the marts (``marts.dim_day``) and by the on-call stale
 import datetime as dt
 import json
 
+from cs_kpis.lib.sql import raw_key
+
 # one raw asset per system: a dependency on it means "that system's raw load ran first" (one step loads
 # every entity of a system)
-RAW_SYSTEM_ASSETS = (("raw", "billing", "events"), ("raw", "crm", "accounts"), ("raw", "support", "tickets"),
-                     ("raw", "nps", "survey_responses"), ("raw", "product", "events"))
+RAW_SYSTEM_ASSETS = tuple(raw_key(system, entity) for system, entity in (
+    ("billing", "events"), ("crm", "accounts"), ("support", "tickets"), ("nps", "survey_responses"),
+    ("product", "events")))
 
 
 def newest_extract_days(con) -> dict[str, dt.date]:

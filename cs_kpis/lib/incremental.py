@@ -150,6 +150,11 @@ def current(con, table: str) -> dict | None:
     return done[-1] if done else None
 
 
+PLANNER_TABLES = ("marts.dim_day", "marts.subscription_periods")
+"""what the planner reads besides the model's own inputs (the as-of day, each account's first subscription
+day): every incremental model's asset depends on them"""
+
+
 def plan(con, spec: Incremental, *, full_refresh: bool = False) -> BuildWindow:
     """What the next build of ``spec.table`` (re)computes (the rules are in the module's docstring)."""
     lookback, history = spec.lookback(), spec.history()

@@ -68,14 +68,32 @@ def with_sql_parts(text: str, sql_dir: Path) -> str:
     return _INCLUDE.sub(part, text)
 
 
+def raw_key(system: str, entity: str) -> dg.AssetKey:
+    """The key of the raw table ``raw.<system>__<entity>`` (one dlt resource): ``raw/<system>/<entity>``."""
+    return dg.AssetKey(["raw", system, entity])
+
+
 def asset_key_for_table(schema: str, table: str) -> dg.AssetKey | None:
-    """The asset that owns ``schema.table``: raw tables are keyed ``raw/<system>/<entity>``."""
+    """The asset that owns ``schema.table``: raw tables are keyed ``raw/<system>/<entity>``, every other
+    table ``<schema>/<table>``. This is the one rule from a table to its key (see ``model_key``)."""
     if table.startswith("_"):
         return None  # dlt bookkeeping, quarantine and accounting tables belong to the raw loads
     if schema == "raw":
         system, _, entity = table.partition("__")
-        return dg.AssetKey(["raw", system, entity]) if entity else None
+        return raw_key(system, entity) if entity else None
     return dg.AssetKey([schema, table])
+
+
+def model_key(sql_dir: Path, schema: str, name: str, python_built: Iterable[str] = ()) -> dg.AssetKey:
+    """The key of the model ``<sql_dir>/<name>.sql`` in ``schema``, or of a table of the same layer built in
+    Python (``python_built``). Each layer exposes this as ``key(name)`` in its assets module, and a module
+    that names a table another module builds imports it from there (``marts.key("mrr_monthly")``) instead
+    of retyping the key: a name that is neither a model file nor built in Python raises ValueError when the
+    module is imported, rather than leaving a dependency on an asset that does not exist."""
+    path = Path(sql_dir) / f"{name}.sql"
+    if name not in set(python_built) and not path.is_file():
+        raise ValueError(f"no table {schema}.{name}: {path} does not exist and the layer builds no such table")
+    return asset_key_for_table(schema, name)
 
 
 @dataclass(frozen=True)
@@ -261,7 +279,7 @@ def _description(model: SqlModel) -> str:
 def _incremental_asset(model: SqlModel, group: str, owners: list[str], extra_metadata,
                        freshness_policy: dg.FreshnessPolicy | None, fingerprint) -> dg.AssetsDefinition:
     # the calendar (as-of day) and the subscription periods (account ranges) plan every build
-    planner_deps = [dg.AssetKey(["marts", "dim_day"]), dg.AssetKey(["marts", "subscription_periods"])]
+    planner_deps = [asset_key_for_table(*table.split(".")) for table in builds.PLANNER_TABLES]
 
     @dg.asset(
         key=model.key,

@@ -62,14 +62,9 @@ class Warehouse:
         self.events = pd.DataFrame(columns=["message_id", "user_id", "occurred_at"])
         self.nps = pd.DataFrame(columns=["response_id", "crm_account_id", "score", "respondent_email", "comment",
                                          "responded_at"])
-        # billing: customer cus_<account> maps to each account; invoice lines are added by add_paid_period
+        # billing: customer cus_<account> maps to each account
         self.xref = pd.DataFrame([("billing", f"cus_{a}", a) for a in ACCOUNTS],
                                  columns=["source_system", "source_id", "crm_account_id"])
-        self.invoices = pd.DataFrame(columns=["invoice_id", "customer_id", "status"])
-        self.invoice_lines = pd.DataFrame(columns=["line_id", "invoice_id", "subscription_id", "price_id",
-                                                   "is_proration", "period_start", "period_end"])
-        self.prices = pd.DataFrame([("price_licensed", "licensed"), ("price_metered", "metered")],
-                                   columns=["price_id", "usage_type"])
         # MRR changes (only what evaluate.py reads): the account's MRR from change_date on
         self.mrr_changes = pd.DataFrame(columns=["account_id", "change_date", "mrr"])
         # the CRM state over time (marts.account_states): each account with its CSM since long before
@@ -77,13 +72,12 @@ class Warehouse:
             [(a, "2020-01-01", None, CSM[a][0], False) for a in ACCOUNTS],
             columns=["account_id", "valid_from", "valid_to", "csm_id", "is_deleted"])
 
-    def add_paid_period(self, account: str, start: str, end: str, price: str = "price_licensed",
-                        status: str = "paid") -> None:
-        """One invoice with one line billing ``account``'s subscription for [start, end)."""
-        n = len(self.invoices)
-        self.invoices.loc[n] = [f"in_{n}", f"cus_{account}", status]
-        self.invoice_lines.loc[n] = [f"il_{n}", f"in_{n}", f"sub_{account}", price, False,
-                                     f"{start} 00:00:00+00", f"{end} 00:00:00+00"]
+    def set_renewal(self, account: str, renewal: str | None) -> None:
+        """``account``'s renewal (days_to_renewal) on every day: the days to ``renewal``, None for none."""
+        rows = self.indicators["account_id"] == account
+        self.indicators["days_to_renewal"] = self.indicators["days_to_renewal"].astype("Int64")  # nullable
+        self.indicators.loc[rows, "days_to_renewal"] = [
+            pd.NA if renewal is None else (d(renewal) - day).days for day in self.indicators.loc[rows, "day"]]
 
     def build(self, path: Path):
         con = duckdb.connect(str(path))
@@ -112,13 +106,6 @@ class Warehouse:
                     {"response_id": "varchar", "crm_account_id": "varchar", "score": "integer",
                      "respondent_email": "varchar", "comment": "varchar", "responded_at": "timestamptz"})
         write_frame(con, "marts.account_xref", self.xref)
-        write_frame(con, "staging.stg_billing__invoices", self.invoices,
-                    {"invoice_id": "varchar", "customer_id": "varchar", "status": "varchar"})
-        write_frame(con, "staging.stg_billing__invoice_lines", self.invoice_lines,
-                    {"line_id": "varchar", "invoice_id": "varchar", "subscription_id": "varchar",
-                     "price_id": "varchar", "is_proration": "boolean", "period_start": "timestamptz",
-                     "period_end": "timestamptz"})
-        write_frame(con, "staging.stg_billing__prices", self.prices)
         write_frame(con, "marts.mrr_daily_changes", self.mrr_changes,
                     {"account_id": "varchar", "change_date": "date", "mrr": "decimal(18, 2)"})
         return con

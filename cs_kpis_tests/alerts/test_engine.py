@@ -256,18 +256,17 @@ def test_low_nps_high_value(tmp_path):
 
 
 def test_renewal_risk(tmp_path):
+    # the renewal is kpis.account_indicators_daily.days_to_renewal (its definition is tested with the
+    # indicators: cs_kpis_tests/health/test_indicators_sql.py, test_renewal.py); the rule reads it as it is
     wh = Warehouse()
-    # A: an annual term 2024-06-01 .. 2025-06-01 (365 days > min_term_days 180), yellow all March: the term
-    # renewal is <= 90 days away from 03-03 (90 days) on; on 03-31 it is 62 days away
-    wh.add_paid_period("A", "2024-06-01", "2025-06-01")
+    # A: its annual term ends 2025-06-01, yellow all March: the renewal is <= 90 days away from 03-03 (90
+    # days) on; on 03-31 it is 62 days away
+    wh.set_renewal("A", "2025-06-01")
     set_cells(wh.scores, "A", "2025-03-01", "2025-03-31", band="yellow", score=55.0)
-    # B: a cancellation is scheduled: critical, whatever the band and the billing period
+    # B: a cancellation is scheduled: critical, whatever the band and the renewal
     set_cells(wh.indicators, "B", "2025-03-30", "2025-03-31", cancellation_scheduled=1)
-    # C: red, but billed monthly (a period of 31 days "renews" every month: not a contract renewal); an
-    # annual line on a metered price and an annual line on a void invoice do not make a term either
-    wh.add_paid_period("C", "2025-03-15", "2025-04-15")
-    wh.add_paid_period("C", "2024-06-01", "2025-06-01", price="price_metered")
-    wh.add_paid_period("C", "2024-06-01", "2025-06-01", status="void")
+    # C: red, but month-to-month: no term, no renewal (null), so no renewal_risk
+    wh.set_renewal("C", None)
     set_cells(wh.scores, "C", "2025-03-01", "2025-03-31", band="red", score=30.0)
     _, cand, _ = run(tmp_path, wh)
     c = only(cand, "renewal_risk").set_index("account_id")
@@ -276,10 +275,9 @@ def test_renewal_risk(tmp_path):
                                                             "contract renews in 62 days with health 55 (yellow)")
     assert c.loc["A", "first_seen"] == d("2025-03-03")
     assert (c.loc["B", "severity"], c.loc["B", "reason"]) == ("critical", "cancellation scheduled")
-    # a green account with its term renewal inside 90 days does not fire
-    assert RULES["types"]["renewal_risk"]["min_term_days"] == 180
+    # a green account with its renewal inside 90 days does not fire
     wh2 = Warehouse()
-    wh2.add_paid_period("A", "2024-06-01", "2025-06-01")
+    wh2.set_renewal("A", "2025-06-01")
     (tmp_path / "green").mkdir()
     _, cand, _ = run(tmp_path / "green", wh2)
     assert only(cand, "renewal_risk").empty

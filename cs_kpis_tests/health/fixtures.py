@@ -140,6 +140,8 @@ def write_inputs(con) -> None:
         ("sub_a", "cus_a", "2025-01-01 00:00:00+00", "evt_1", "active", False, None, None),
         # cancellation requested on 03-12: flagged from 03-12 on
         ("sub_a", "cus_a", "2025-03-12 15:00:00+00", "evt_2", "active", True, None, None),
+        # the annual add-on: no renewal once it is set to cancel (04-20)
+        ("sub_a2", "cus_a", "2025-04-20 09:00:00+00", "evt_3", "active", True, None, None),
     ])
     _insert(con, "staging.stg_product__events", [(*row, None) for row in [
         (f"m{i}", "track", u, e, "ws_a", ts + "+00") for i, (u, e, ts) in enumerate(EVENTS)
@@ -179,11 +181,20 @@ def write_inputs(con) -> None:
     _insert(con, "staging.stg_billing__invoices", [
         ("in_1", "cus_a", "paid", 10000, None, "2025-03-01 10:00:00+00", "2025-03-01 10:00:00+00", None, None),
         ("in_2", "cus_a", "open", 500, None, "2025-03-10 10:00:00+00", None, None, None),
+        ("in_3", "cus_a", "paid", 120000, None, "2024-07-01 10:00:00+00", "2024-07-01 10:00:00+00", None, None),
+        ("in_4", "cus_a", "void", 0, None, "2024-05-01 10:00:00+00", None, "2024-05-02 10:00:00+00", None),
+        ("in_5", "cus_a", "paid", 0, None, "2024-05-01 10:00:00+00", "2024-05-01 10:00:00+00", None, None),
     ])
     _insert(con, "staging.stg_billing__invoice_lines", [
+        # acc_a's plan is billed monthly (no term); its annual add-on sub_a2 is a term: 2024-07-01 .. 2025-07-01
         ("il_1", "in_1", "sub_a", "price_growth", False, "2025-03-01 00:00:00+00", "2025-04-01 00:00:00+00"),
+        ("il_2", "in_3", "sub_a2", "price_growth", False, "2024-07-01 00:00:00+00", "2025-07-01 00:00:00+00"),
+        # no term: a year on a void invoice, on a metered price, as a proration (they would end 05-01)
+        ("il_3", "in_4", "sub_a3", "price_growth", False, "2024-05-01 00:00:00+00", "2025-05-01 00:00:00+00"),
+        ("il_4", "in_5", "sub_a3", "price_metered", False, "2024-05-01 00:00:00+00", "2025-05-01 00:00:00+00"),
+        ("il_5", "in_5", "sub_a3", "price_growth", True, "2024-05-01 00:00:00+00", "2025-05-01 00:00:00+00"),
     ])
-    _insert(con, "staging.stg_billing__prices", [("price_growth", "licensed")])
+    _insert(con, "staging.stg_billing__prices", [("price_growth", "licensed"), ("price_metered", "metered")])
     _insert(con, "marts.account_states", [("acc_a", "2025-03-01", None, "005csm_a", "SMB", "Yellow", False)])
 
 

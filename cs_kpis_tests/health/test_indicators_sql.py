@@ -110,7 +110,10 @@ def test_billing_and_sentiment(warehouse):
     r = row(con)
     assert r["failed_payments_90d"] == 1
     assert r["max_days_past_due"] == 5          # in_2 created 03-10, unpaid
-    assert r["days_to_renewal"] == 17           # paid period ends 04-01
+    # the renewal is the annual term's end 07-01, not the monthly period's 04-01 (17 days away)
+    assert r["days_to_renewal"] == (dt.date(2025, 7, 1) - DAY).days == 108
+    assert row(con, dt.date(2025, 4, 19))["days_to_renewal"] == 73
+    assert row(con, dt.date(2025, 4, 20))["days_to_renewal"] is None  # the annual add-on is set to cancel
     assert r["cancellation_scheduled"] == 1     # requested 03-12
     assert row(con, dt.date(2025, 3, 11))["cancellation_scheduled"] == 0
     assert r["csm_sentiment"] == "Yellow"

@@ -63,3 +63,20 @@ def test_the_revenue_selections_take_their_kpi_columns_from_one_list():
     assert written == ["kpis/sql/parts/revenue_kpi_columns.sql"]
     models = {m.name for m in load_models(DEFS / "kpis" / "sql", "kpis") if selects_it(m.sql)}
     assert models == {"revenue_monthly", "revenue_monthly_parent", "revenue_periods"}
+
+
+def test_the_support_tickets_are_read_once_for_the_health_models():
+    """A ticket's account, solved day and first-contact resolution (defs/health/sql/parts/support_tickets.sql)
+    are written once: the activity, the indicators, the monthly roll-up and the activity's fingerprint read it."""
+    from cs_kpis.defs.health.fingerprints import ACTIVITY_FINGERPRINT_SQL
+
+    rules = ("case when t.status in ('solved', 'closed') then t.updated_at end",
+             "case when coalesce(m.reopens, 0) = 0 and coalesce(m.replies, 0) <= 1 then 1 else 0 end",
+             "x.source_system = 'support' and x.source_id = cast(t.organization_id as varchar)")
+    for line in rules:
+        written = [p.relative_to(DEFS).as_posix() for p in sorted(DEFS.rglob("*")) if p.suffix in (".sql", ".py")
+                   and line in p.read_text()]
+        assert written == ["health/sql/parts/support_tickets.sql"], line
+        models = {m.name for m in load_models(DEFS / "health" / "sql", "kpis") if line in m.sql}
+        assert models == {"account_activity_daily", "account_indicators_daily", "engagement_monthly"}, line
+        assert sum(line in sql for sql in ACTIVITY_FINGERPRINT_SQL) == 1, line

@@ -32,12 +32,14 @@ from cs_kpis.defs.health.health_score import (
 )
 from cs_kpis.defs.health.product_config import product_config_rows, write_frame
 from cs_kpis.defs.health.scoring import CHANGE_MIN_DELTA, CHANGE_WINDOWS, latest_sql, score_history
+from cs_kpis.defs.marts import assets as marts
 from cs_kpis.lib import systems
 from cs_kpis.lib.sql import (
     NIGHTLY_FRESHNESS,
     WAREHOUSE_POOL,
     IncrementalRunConfig,
     load_models,
+    model_key,
     sql_assets,
     table_metadata,
 )
@@ -51,12 +53,12 @@ GROUP = "health"
 OWNERS = ["team:cs-analytics"]
 
 PRODUCT_CONFIG = dg.AssetKey([SCHEMA, "health_product_config"])
-INDICATORS = dg.AssetKey([SCHEMA, "account_indicators_daily"])
+INDICATORS = model_key(SQL_DIR, SCHEMA, "account_indicators_daily")
 SCORES_DAILY = dg.AssetKey([SCHEMA, "health_scores_daily"])
 SCORE_CHANGES = dg.AssetKey([SCHEMA, "health_score_changes"])
 SCORES = dg.AssetKey([SCHEMA, "health_scores"])
 BACKTEST = dg.AssetKey([SCHEMA, "health_backtest"])
-MRR_CHANGES = dg.AssetKey(["marts", "mrr_daily_changes"])
+MRR_CHANGES = marts.key("mrr_daily_changes")
 
 
 @dg.asset(

@@ -12,11 +12,9 @@ import dagster as dg
 
 from cs_kpis import tuning
 from cs_kpis.defs.health import health_score as hs
+from cs_kpis.defs.health.assets import SCORES, SCORES_DAILY
+from cs_kpis.defs.marts import assets as marts
 from cs_kpis.lib.checks import sql_check, unique_key_check
-
-SCORES_DAILY = dg.AssetKey(["kpis", "health_scores_daily"])
-SCORES = dg.AssetKey(["kpis", "health_scores"])
-INDICATORS = dg.AssetKey(["kpis", "account_indicators_daily"])
 
 SCORE_IN_RANGE = "health_scores_daily_score_in_range"
 EVERY_ACTIVE_ACCOUNT_SCORED = "health_scores_daily_every_active_account_scored"
@@ -100,7 +98,7 @@ def build_health_checks() -> list[dg.AssetChecksDefinition]:
         sql_check(SCORES_DAILY, EVERY_ACTIVE_ACCOUNT_SCORED,
                   "every account with a subscription (trial or paid) in force on the as-of day has a score that day",
                   EVERY_ACTIVE_ACCOUNT_SCORED_SQL,
-                  additional_deps=[dg.AssetKey(["marts", "subscription_periods"]), dg.AssetKey(["marts", "dim_day"])]),
+                  additional_deps=[marts.key("subscription_periods"), marts.DIM_DAY]),
         sql_check(SCORES_DAILY, CONTRIBUTIONS_ADD_UP,
                   "the component contributions add up to the score (the explanation accounts for every point)",
                   CONTRIBUTIONS_SQL),

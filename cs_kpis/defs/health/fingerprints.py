@@ -7,8 +7,12 @@ lookback only with ``full_refresh``.
 """
 
 import datetime as dt
+from pathlib import Path
 
 from cs_kpis.lib.incremental import fingerprint_of
+from cs_kpis.lib.sql import sql_part
+
+SQL_DIR = Path(__file__).parent / "sql"
 
 INDICATOR_FINGERPRINT_SQL = tuple(
     # everything before a day that the indicators of later days are built from (count and xor of row hashes:
@@ -31,13 +35,11 @@ ACTIVITY_FINGERPRINT_SQL = (
     # account all change it (and force a full activity build)
     ("select count(*), coalesce(bit_xor(hash(message_id)), 0) from staging.stg_product__events "
      "where event_type = 'track' and occurred_at < cast(? as date)"),
-    ("select count(*), coalesce(bit_xor(hash(ticket_id, organization_id, priority, created_day, "
+    # the tickets as the activity reads them (sql/parts/support_tickets.sql): unmatched organizations are
+    # left out here and covered by the account_xref line below
+    ("select count(*), coalesce(bit_xor(hash(ticket_id, account_id, priority, created_day, "
      "case when solved_day < cast(? as date) then solved_day end)), 0) "
-     "from (select t.ticket_id, t.organization_id, t.priority, cast(t.created_at as date) as created_day, "
-     "cast(coalesce(m.solved_at, case when t.status in ('solved', 'closed') then t.updated_at end) as date) "
-     "as solved_day from staging.stg_support__tickets as t "
-     "left join staging.stg_support__ticket_metrics as m on m.ticket_id = t.ticket_id) as s "
-     "where created_day < cast(? as date)"),
+     f"from (\n{sql_part(SQL_DIR, 'support_tickets')}\n) as s where created_day < cast(? as date)"),
     ("select count(*), coalesce(bit_xor(hash(ticket_id, score, cast(coalesce(updated_at, created_at) as date))), 0) "
      "from staging.stg_support__satisfaction_ratings where cast(coalesce(updated_at, created_at) as date) < cast(? as date)"),
     ("select count(*), coalesce(bit_xor(hash(person_id, score, cast(responded_at as date))), 0) "

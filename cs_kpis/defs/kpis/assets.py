@@ -4,10 +4,18 @@ from pathlib import Path
 
 import dagster as dg
 
-from cs_kpis.lib.sql import NIGHTLY_FRESHNESS, SqlModel, load_models, sql_assets
+from cs_kpis.lib.sql import NIGHTLY_FRESHNESS, SqlModel, load_models, model_key, sql_assets
 
 SQL_DIR = Path(__file__).parent / "sql"
 SCHEMA = "kpis"
+
+
+def key(name: str) -> dg.AssetKey:
+    """The key of the KPI model ``kpis.<name>``, for the modules that
+    name it: import it, don't retype it (cs_kpis.lib.sql.model_key)."""
+    return model_key(SQL_DIR, SCHEMA, name)
+
+
 PREVIEW_MONTHS = 6
 BRIDGE_COLUMNS = (
     "month", "starting_mrr", "new_mrr", "expansion_mrr", "reactivation_mrr", "contraction_mrr",

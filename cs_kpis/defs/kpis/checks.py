@@ -13,13 +13,17 @@ unmatched customers are listed: ``unmatched_mrr_share_below_threshold`` on marts
 import dagster as dg
 
 from cs_kpis import tuning
+from cs_kpis.defs.kpis.assets import key as kpi_key
+from cs_kpis.defs.marts import assets as marts
+from cs_kpis.defs.staging import assets as staging
+from cs_kpis.defs.xref import assets as xref
 from cs_kpis.lib.checks import sql_check, unique_key_check
 
-MRR_MONTHLY = dg.AssetKey(["marts", "mrr_monthly"])
-MRR_MONTHLY_PARENT = dg.AssetKey(["kpis", "mrr_monthly_parent"])
-REVENUE_MONTHLY = dg.AssetKey(["kpis", "revenue_monthly"])
-REVENUE_MONTHLY_PARENT = dg.AssetKey(["kpis", "revenue_monthly_parent"])
-COHORT_RETENTION = dg.AssetKey(["kpis", "cohort_retention"])
+MRR_MONTHLY = marts.key("mrr_monthly")
+MRR_MONTHLY_PARENT = kpi_key("mrr_monthly_parent")
+REVENUE_MONTHLY = kpi_key("revenue_monthly")
+REVENUE_MONTHLY_PARENT = kpi_key("revenue_monthly_parent")
+COHORT_RETENTION = kpi_key("cohort_retention")
 
 MRR_BRIDGE_RECONCILES = "mrr_bridge_reconciles"
 ALL_SEGMENT_EQUALS_SUM_OF_SEGMENTS = "all_segment_equals_sum_of_segments"
@@ -287,10 +291,10 @@ def invoice_gap_sql(max_gap: float) -> str:
 
 
 BILLING_INPUTS = [
-    *(dg.AssetKey(["staging", name])
+    *(staging.key(name)
       for name in ("stg_billing__invoices", "stg_billing__invoice_lines", "stg_billing__invoice_items",
                    "stg_billing__prices", "stg_billing__fx_rates", "stg_billing__subscriptions")),
-    dg.AssetKey(["marts", "account_xref"]),
+    xref.key("account_xref"),
 ]
 
 
@@ -305,7 +309,7 @@ def build_kpi_checks() -> list[dg.AssetChecksDefinition]:
         sql_check(MRR_MONTHLY, MRR_MONTHLY_NO_MISSING_ACCOUNT_MONTHS,
                   "every account has a row for every month from its first active month to the last month "
                   "(a gap would hide a churn or a reactivation from the bridge)",
-                  MISSING_ACCOUNT_MONTHS_SQL, additional_deps=[dg.AssetKey(["marts", "dim_month"])]),
+                  MISSING_ACCOUNT_MONTHS_SQL, additional_deps=[marts.DIM_MONTH]),
         sql_check(MRR_MONTHLY, MRR_MATCHES_INVOICED_RECURRING_REVENUE,
                   f"total month-end MRR is within the check_thresholds resource's mrr_invoice_max_gap (default "
                   f"{DEFAULT_MAX_INVOICE_GAP:.0%}) of recurring invoiced revenue in force on the same day, normalised "

@@ -11,11 +11,13 @@ accounts, with the bounds of kpis.checks (the same check_thresholds fields), per
 import dagster as dg
 
 from cs_kpis.defs.kpis import checks as kpi_checks
+from cs_kpis.defs.kpis.assets import key as kpi_key
+from cs_kpis.defs.marts import assets as marts
 from cs_kpis.lib.checks import not_null_check, sql_check, unique_key_check
 
-DIM_PERIOD = dg.AssetKey(["marts", "dim_period"])
-MRR_PERIODS = dg.AssetKey(["kpis", "mrr_periods"])
-REVENUE_PERIODS = dg.AssetKey(["kpis", "revenue_periods"])
+DIM_PERIOD = marts.key("dim_period")
+MRR_PERIODS = kpi_key("mrr_periods")
+REVENUE_PERIODS = kpi_key("revenue_periods")
 MRR_PERIODS_TABLE = "kpis.mrr_periods"
 REVENUE_PERIODS_TABLE = "kpis.revenue_periods"
 

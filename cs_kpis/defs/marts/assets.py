@@ -6,11 +6,13 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from cs_kpis.defs.staging import assets as staging
 from cs_kpis.lib.engine import SQL_ENGINE, SqlEngineResource
 from cs_kpis.lib.extracts import RAW_SYSTEM_ASSETS, newest_extract_day
-from cs_kpis.lib.sql import WAREHOUSE_POOL, load_models, sql_assets, table_metadata
+from cs_kpis.lib.sql import WAREHOUSE_POOL, load_models, model_key, sql_assets, table_metadata
 
 SQL_DIR = Path(__file__).parent / "sql"
+SCHEMA = "marts"
 POSITIONS = 100
 """rows of marts.dim_position: the most items one subscription state may carry"""
 
@@ -27,12 +29,20 @@ CALENDAR_DOCS = {
 }
 
 
+def key(name: str) -> dg.AssetKey:
+    """The key of the mart (a SQL model or a calendar table built here) ``marts.<name>``, for the modules that
+    name it: import it, don't retype it (cs_kpis.lib.sql.model_key)."""
+    return model_key(SQL_DIR, SCHEMA, name, python_built=CALENDAR_DOCS)
+
+
+DIM_DAY, DIM_MONTH, DIM_POSITION = key("dim_day"), key("dim_month"), key("dim_position")
+
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["marts", name], group_name="marts", kinds={"duckdb", "python"}, owners=["team:data-eng"],
-                     description=doc, deps=[dg.AssetKey(["staging", "stg_billing__events"]),
-                                            dg.AssetKey(["staging", "stg_billing__subscriptions"]),
-                                            *[dg.AssetKey(list(k)) for k in RAW_SYSTEM_ASSETS]]
+        dg.AssetSpec(key(name), group_name="marts", kinds={"duckdb", "python"}, owners=["team:data-eng"],
+                     description=doc, deps=[staging.key("stg_billing__events"),
+                                            staging.key("stg_billing__subscriptions"), *RAW_SYSTEM_ASSETS]
                      if name != "dim_position" else [])
         for name, (doc, _) in CALENDAR_DOCS.items()
     ],
@@ -43,7 +53,7 @@ def calendar(duckdb: DuckDBResource, sql_engine: SqlEngineResource):
     """Spine tables built in Python, so that every SQL model stays free of engine-specific generators."""
     with duckdb.get_connection() as con:
         for name, meta in build_calendar(con, sql_engine).items():
-            yield dg.MaterializeResult(asset_key=["marts", name], metadata=meta)
+            yield dg.MaterializeResult(asset_key=key(name), metadata=meta)
 
 
 SPAN_SQL = """
@@ -95,5 +105,5 @@ def build_calendar(con, sql_engine: SqlEngineResource | None = None) -> dict[str
     return out
 
 
-models = load_models(SQL_DIR, "marts")
+models = load_models(SQL_DIR, SCHEMA)
 marts_assets = sql_assets(models, group="marts")

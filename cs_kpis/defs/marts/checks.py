@@ -3,18 +3,18 @@
 import textwrap
 from pathlib import Path
 
-import dagster as dg
-
 from cs_kpis import tuning
+from cs_kpis.defs.marts.assets import DIM_MONTH, DIM_POSITION, key
+from cs_kpis.defs.staging import assets as staging
 from cs_kpis.lib.checks import accepted_range_check, sql_check, unique_key_check
 from cs_kpis.lib.sql import sql_part
 
 MARTS_SQL = Path(__file__).resolve().parent / "sql"
 
-PERIODS = dg.AssetKey(["marts", "subscription_periods"])
-CHANGES = dg.AssetKey(["marts", "mrr_daily_changes"])
-ACCOUNTS = dg.AssetKey(["marts", "accounts"])
-ACCOUNT_STATES = dg.AssetKey(["marts", "account_states"])
+PERIODS = key("subscription_periods")
+CHANGES = key("mrr_daily_changes")
+ACCOUNTS = key("accounts")
+ACCOUNT_STATES = key("account_states")
 ACCOUNT_STATES_DO_NOT_OVERLAP = "account_states_do_not_overlap"
 ACCOUNT_STATES_OVERLAP_SQL = """
     select account_id, valid_from, valid_to, next_from, source
@@ -23,7 +23,7 @@ ACCOUNT_STATES_OVERLAP_SQL = """
           from marts.account_states) as s
     where valid_to <= valid_from or (next_from is not null and (valid_to is null or valid_to > next_from))
 """
-STATES = dg.AssetKey(["marts", "subscription_states"])
+STATES = key("subscription_states")
 
 PERIODS_DO_NOT_OVERLAP = "subscription_periods_do_not_overlap"
 PERIODS_HAVE_FX_RATE = "subscription_periods_have_fx_rate"
@@ -259,8 +259,8 @@ marts_checks = [
         "no subscription's items changed at a time neither its invoices nor the event ledger show. The rows name "
         "the subscriptions (see marts/README.md)",
         lambda t: history_check_sql(t.revenue_history_tolerance), thresholds=("revenue_history_tolerance",),
-        additional_deps=[STATES, dg.AssetKey(["marts", "dim_month"]), dg.AssetKey(["marts", "price_tiers"])] + [
-            dg.AssetKey(["staging", n]) for n in ("stg_billing__invoices", "stg_billing__invoice_lines",
+        additional_deps=[STATES, DIM_MONTH, key("price_tiers")] + [
+            staging.key(n) for n in ("stg_billing__invoices", "stg_billing__invoice_lines",
                                                    "stg_billing__prices", "stg_billing__subscriptions",
                                                    "stg_billing__subscription_items")],
     ),
@@ -271,7 +271,7 @@ marts_checks = [
         "be cast silently or dropped to NULL by subscription_states. The rows name the event, the field and "
         "the value found; fix or remove the event in the export, then reload billing",
         STATES_VALUES_SQL,
-        additional_deps=[dg.AssetKey(["staging", "stg_billing__events"]), dg.AssetKey(["marts", "dim_position"])],
+        additional_deps=[staging.key("stg_billing__events"), DIM_POSITION],
     ),
     unique_key_check(STATES, "marts.subscription_states", ["subscription_id", "changed_at"]),
     unique_key_check(PERIODS, "marts.subscription_periods", ["subscription_id", "start_date"]),

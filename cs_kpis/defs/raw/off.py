@@ -21,7 +21,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from cs_kpis.lib.sql import WAREHOUSE_POOL, table_metadata
+from cs_kpis.lib.sql import WAREHOUSE_POOL, raw_key, table_metadata
 
 SCHEMAS_PATH = Path(__file__).with_name("off_schemas.json")
 OFFABLE = ("product", "support", "nps")
@@ -44,7 +44,7 @@ def build_off_assets(system: str) -> dg.AssetsDefinition:
     tables = off_schemas(system)
     specs = [
         dg.AssetSpec(
-            dg.AssetKey(["raw", system, table.split("__", 1)[1]]), group_name="raw", kinds={"duckdb"},
+            raw_key(system, table.split("__", 1)[1]), group_name="raw", kinds={"duckdb"},
             owners=["team:data-eng"],
             description=(f"{system} is turned off in the company configuration (systems.{system}.mode: off): "
                          f"raw.{table} exists empty, with the columns a load would give, so the layers "
@@ -63,7 +63,7 @@ def build_off_assets(system: str) -> dg.AssetsDefinition:
             for table in sorted(tables):
                 con.execute(create_sql(table, tables[table]))
                 meta = table_metadata(con, "raw", table)
-                yield dg.MaterializeResult(asset_key=dg.AssetKey(["raw", system, table.split("__", 1)[1]]),
+                yield dg.MaterializeResult(asset_key=raw_key(system, table.split("__", 1)[1]),
                                            metadata={**meta, "system_mode": "off"})
         context.log.info(f"{system} is off: {len(tables)} empty raw table(s), nothing loaded")
 

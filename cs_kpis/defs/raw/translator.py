@@ -8,7 +8,7 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.common.normalizers.naming.snake_case import NamingConvention as SnakeCaseNaming
 
 from cs_kpis.defs.landing.keys import landing_asset_key
-from cs_kpis.lib.sql import NIGHTLY_FRESHNESS
+from cs_kpis.lib.sql import NIGHTLY_FRESHNESS, raw_key
 
 DESCRIPTIONS: dict[str, dict[str, str]] = {
     "crm": {
@@ -79,7 +79,7 @@ class RawDltTranslator(DagsterDltTranslator):
         entity = data.resource.name
         base = super().get_asset_spec(data)
         return base.replace_attributes(
-            key=dg.AssetKey(["raw", self.system, entity]),
+            key=raw_key(self.system, entity),
             deps=[landing_asset_key()] if self.files_mode else [],
             group_name="raw",
             kinds={"dlt", "duckdb"},

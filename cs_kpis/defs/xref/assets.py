@@ -9,14 +9,22 @@ from pathlib import Path
 import dagster as dg
 
 from cs_kpis.lib.checks import SAMPLE_ROWS, run_rule
-from cs_kpis.lib.sql import SqlModel, load_models, sql_assets
+from cs_kpis.lib.sql import SqlModel, load_models, model_key, sql_assets
 
 SCHEMA = "marts"
 GROUP = "marts"
 SQL_DIR = Path(__file__).parent / "sql"
 
 XREF_MODELS = load_models(SQL_DIR, SCHEMA)
-UNMATCHED_KEY = dg.AssetKey([SCHEMA, "unmatched_source_records"])
+
+
+def key(name: str) -> dg.AssetKey:
+    """The key of the cross-reference table ``marts.<name>``, for the modules that
+    name it: import it, don't retype it (cs_kpis.lib.sql.model_key)."""
+    return model_key(SQL_DIR, SCHEMA, name)
+
+
+UNMATCHED_KEY = key("unmatched_source_records")
 
 _SUMMARY = {
     "account_xref": """

@@ -196,25 +196,15 @@ milestone_daily as (
     group by account_id, day
 ),
 
-support_accounts as (
-    select source_id as organization_id, account_id
-    from xref
-    where source_system = 'support'
-),
-
 tickets as (
-    select
-        a.account_id,
-        t.ticket_id,
-        t.priority,
-        cast(t.created_at as date) as created_day,
-        cast(coalesce(m.solved_at, case when t.status in ('solved', 'closed') then t.updated_at end) as date)
-            as solved_day
-    from staging.stg_support__tickets as t
-    inner join support_accounts as a
-        on a.organization_id = cast(t.organization_id as varchar)
-    left join staging.stg_support__ticket_metrics as m
-        on m.ticket_id = t.ticket_id
+    -- the tickets of this build's accounts
+    select t.account_id, t.ticket_id, t.priority, t.created_day, t.solved_day
+    from (
+        -- include: support_tickets
+    ) as t
+    cross join build_window as bw
+    where (bw.account_from is null or t.account_id > bw.account_from)
+        and (bw.account_to is null or t.account_id <= bw.account_to)
 ),
 
 ticket_daily as (

@@ -53,7 +53,7 @@
 -- @column segment: the account's CRM segment that day (marts.account_states), null when unknown; the revenue KPIs use the current segment instead
 -- @column max_days_past_due: days past due of the oldest unpaid invoice (0 when none is past due)
 -- @column failed_payments_90d: failed payment attempts in the last 90 days
--- @column days_to_renewal: days until the current paid period of a licensed subscription ends (null when none)
+-- @column days_to_renewal: days until the renewal: the end of the current paid term (a licensed billing period longer than 180 days) of a subscription that is active and not set to cancel; null when there is none (monthly and quarterly billing have no term)
 -- @column cancellation_scheduled: 1 when a subscription in force has a cancellation scheduled, else 0
 with build_window as (
     select max(start_day) as start_day, max(account_from) as account_from, max(account_to) as account_to
@@ -256,21 +256,11 @@ mrr as (
 ),
 
 ticket_facts as (
-    select
-        x.crm_account_id as account_id,
-        cast(t.created_at as date) as created_day,
-        cast(coalesce(m.solved_at, case when t.status in ('solved', 'closed') then t.updated_at end) as date)
-            as solved_day,
-        m.first_reply_minutes,
-        m.full_resolution_minutes,
-        case when coalesce(m.reopens, 0) = 0 and coalesce(m.replies, 0) <= 1 then 1 else 0 end as is_fcr
-    from staging.stg_support__tickets as t
-    inner join marts.account_xref as x
-        on x.source_system = 'support' and x.source_id = cast(t.organization_id as varchar)
-        and x.crm_account_id is not null
-    inner join starts as s on s.account_id = x.crm_account_id
-    left join staging.stg_support__ticket_metrics as m
-        on m.ticket_id = t.ticket_id
+    select t.*
+    from (
+        -- include: support_tickets
+    ) as t
+    inner join starts as s on s.account_id = t.account_id
 ),
 
 reply_90d as (
@@ -339,8 +329,12 @@ past_due as (
     group by g.gk
 ),
 
-paid_periods as (
-    select b.account_id, cast(l.period_start as date) as period_start, cast(l.period_end as date) as period_end
+term_periods as (
+    -- the paid term of a licensed subscription item: a billing period longer than 180 days (an annual or
+    -- longer contract), from the invoice lines (no prorations, drafts or voids, no metered prices). Monthly
+    -- and quarterly periods renew every period: they are not a contract renewal (docs/KPI_DEFINITIONS.md)
+    select b.account_id, l.subscription_id, cast(l.period_start as date) as period_start,
+        cast(l.period_end as date) as period_end
     from staging.stg_billing__invoice_lines as l
     inner join staging.stg_billing__invoices as i on i.invoice_id = l.invoice_id
     inner join billing_accounts as b on b.customer_id = i.customer_id
@@ -349,16 +343,7 @@ paid_periods as (
         and not coalesce(l.is_proration, false)
         and coalesce(p.usage_type, 'licensed') = 'licensed'
         and l.subscription_id is not null
-),
-
-renewal as (
-    select g.gk, min(date_diff('day', g.day, p.period_end)) as days_to_renewal
-    from grid as g
-    inner join paid_periods as p
-        on p.account_id = g.account_id
-        and p.period_start <= g.day
-        and p.period_end > g.day
-    group by g.gk
+        and date_diff('day', cast(l.period_start as date), cast(l.period_end as date)) > 180
 ),
 
 state_days as (
@@ -368,6 +353,7 @@ state_days as (
         account_id,
         change_day,
         flagged,
+        renews,
         min(change_day) over (
             partition by subscription_id order by change_day rows between 1 following and 1 following
         ) as next_change_day
@@ -378,6 +364,8 @@ state_days as (
             cast(st.changed_at as date) as change_day,
             (coalesce(st.cancel_at_period_end, false) or st.cancel_at is not null) and st.ended_at is null
                 and st.status not in ('canceled', 'incomplete_expired') as flagged,
+            not (coalesce(st.cancel_at_period_end, false) or st.cancel_at is not null) and st.ended_at is null
+                and st.status not in ('canceled', 'incomplete_expired') as renews,
             row_number() over (
                 partition by st.subscription_id, cast(st.changed_at as date)
                 order by st.changed_at desc, st.event_id desc
@@ -396,6 +384,23 @@ cancellations as (
         and g.day >= s.change_day
         and (s.next_change_day is null or g.day < s.next_change_day)
     where s.flagged
+),
+
+renewal as (
+    -- the renewal: the nearest end of a paid term in force whose subscription is still active and not set
+    -- to cancel at the end of the day (a subscription with no state yet counts as renewing)
+    select g.gk, min(date_diff('day', g.day, t.period_end)) as days_to_renewal
+    from grid as g
+    inner join term_periods as t
+        on t.account_id = g.account_id
+        and t.period_start <= g.day
+        and t.period_end > g.day
+    left join state_days as s
+        on s.subscription_id = t.subscription_id
+        and s.change_day <= g.day
+        and (s.next_change_day is null or g.day < s.next_change_day)
+    where coalesce(s.renews, true)
+    group by g.gk
 )
 
 select

@@ -81,18 +81,7 @@ ttfv as (
 ),
 
 tickets as (
-    select
-        cast(t.created_at as date) as created_day,
-        cast(coalesce(tm.solved_at, case when t.status in ('solved', 'closed') then t.updated_at end) as date)
-            as solved_day,
-        tm.first_reply_minutes,
-        tm.full_resolution_minutes,
-        case when coalesce(tm.reopens, 0) = 0 and coalesce(tm.replies, 0) <= 1 then 1 else 0 end as is_fcr
-    from staging.stg_support__tickets as t
-    inner join marts.account_xref as x
-        on x.source_system = 'support' and x.source_id = cast(t.organization_id as varchar)
-        and x.crm_account_id is not null
-    left join staging.stg_support__ticket_metrics as tm on tm.ticket_id = t.ticket_id
+    -- include: support_tickets
 ),
 
 created as (

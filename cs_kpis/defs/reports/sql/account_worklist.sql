@@ -16,8 +16,8 @@
 -- @column band: green, yellow or red
 -- @column trend_30d: change of the score over 30 days, rounded to 0.1 point (0 rather than -0.0)
 -- @column weak_components: the health components scored below 50, with their scores ('usage 10, adoption 20'), null when none
--- @column days_to_renewal: days until the current paid period of a licensed subscription ends (kpis.account_indicators_daily), null when none
--- @column renewal_date: day + days_to_renewal: the day that period ends
+-- @column days_to_renewal: days until the renewal (kpis.account_indicators_daily: the end of the current paid annual or longer term of a subscription not set to cancel), null when none
+-- @column renewal_date: day + days_to_renewal: the day the term ends
 -- @column risk_alerts: the types of the account's open risk alerts (every type but expansion_opportunity), null when none
 -- @column risk_severities: their severities (critical, high, medium, info), separated by ', '
 -- @column risk_reasons: their reasons, as the alerts word them, separated by ' | '
