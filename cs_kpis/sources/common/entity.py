@@ -178,8 +178,8 @@ def entity_resource(
             read = FilesRead(landing_dir, spec.reads, files_reader, state.get("last_extract_day"), max_days,
                              keys_reader)
             # the children this pass loads too, so that the parent's files are read by one pass, not one per table
-            feeds = [ChildFeed(system, child, load_id) for child in spec.children
-                     if _parent_feeds(system, spec.name, child.name, load_id)]
+            feeds = [ChildFeed(system, child, load_id, dlt.current.resource_state(child.name))
+                     for child in spec.children if _parent_feeds(system, spec.name, child.name, load_id)]
             # files can be read twice: a key pass finds which occurrence of each key wins, so memory holds
             # keys, not rows (the large company's 5.5 M support rows took > 19 GB buffered); it validates
             # only the repeated occurrences, so it costs little more than parsing

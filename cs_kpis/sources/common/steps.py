@@ -508,14 +508,14 @@ def table_hints(system: str, spec: Entity, columns: dict[str, Any] | None = None
 class ChildFeed:
     """A child table loaded by its parent's pass over the files: the steps the child's own resource takes
     (its contract is its parent's, checked once for both; its own preparation, type check, winners, quarantine
-    rows, accounting and resource state), with its rows routed to its table. ``lane`` is set once the key pass
-    has found the child's winners."""
+    rows, accounting and resource state: ``state``, the child resource's), with its rows routed to its table.
+    ``lane`` is set once the key pass has found the child's winners."""
 
-    def __init__(self, system: str, spec: Entity, load_id: str | None) -> None:
+    def __init__(self, system: str, spec: Entity, load_id: str | None, state: dict[str, Any]) -> None:
         self.system = system
         self.spec = spec
         self.load_id = load_id
-        self.state = dlt.current.resource_state(spec.name)
+        self.state = state
         self.field_types: dict[str, str] = self.state.setdefault("field_types", {})
         self.shared = False
         self.lane: Lane | None = None
