@@ -229,7 +229,7 @@ def empty_select(columns: dict[str, str]) -> str:
 
 def bookkeeping_columns() -> dict[str, dict[str, str]]:
     """``_quarantine`` and ``_row_accounting``'s declared columns as DuckDB types (they exist before any row)."""
-    from cs_kpis.sources.common.entity import (
+    from cs_kpis.sources.common.bookkeeping import (
         ACCOUNTING_COLUMNS,
         ACCOUNTING_TABLE,
         QUARANTINE_COLUMNS,

@@ -8,7 +8,7 @@ test to SIGKILL the process.
 
 Points:
 - ``extracted.<system>__<entity>``: every record of the entity read and checked against its contract, no
-  row handed to dlt yet (after ``contract_change`` in cs_kpis/sources/common/entity.py);
+  row handed to dlt yet (after ``contract_change`` in cs_kpis/sources/common/steps.py);
 - ``loaded.<system>.<n>``: the system's n-th dlt load completed (after ``ensure_bookkeeping_tables`` in
   cs_kpis/sources/common/runner.py);
 - ``before_complete.<system>.<n>``: the n-th package of the system loaded, not yet marked complete (dlt's
@@ -56,7 +56,7 @@ def install() -> None:
     from dlt.load.load import Load
 
     from cs_kpis.sources import product
-    from cs_kpis.sources.common import entity, runner
+    from cs_kpis.sources.common import runner, steps
 
     if getattr(install, "done", False):
         return
@@ -69,7 +69,7 @@ def install() -> None:
         loads[system] += 1
         return f"loaded.{system}.{loads[system]}"
 
-    _after(entity, "contract_change", lambda label, *a, **k: "extracted." + label.replace("/", "__"))
+    _after(steps, "contract_change", lambda label, *a, **k: "extracted." + label.replace("/", "__"))
     _after(runner, "ensure_bookkeeping_tables", loaded)
     _after(product, "load_day", lambda *a, **k: "product.after_insert")
 

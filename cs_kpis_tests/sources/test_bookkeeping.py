@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from cs_kpis.sources.common.entity import ACCOUNTING_COLUMNS, QUARANTINE_COLUMNS
+from cs_kpis.sources.common.bookkeeping import ACCOUNTING_COLUMNS, QUARANTINE_COLUMNS
 from cs_kpis_tests.landing_builder import write_landing
 from cs_kpis_tests.sources.conftest import Loader
 from cs_kpis_tests.sources.landing_builder import DAYS, ticket, tiny_company, tiny_events

@@ -18,16 +18,14 @@ from cs_kpis.sources.billing.helpers import (
     with_children,
 )
 from cs_kpis.sources.common.accounting import Accounting
-from cs_kpis.sources.common.contract import landing_window
-from cs_kpis.sources.common.entity import (
-    Entity,
+from cs_kpis.sources.common.bookkeeping import (
     accounting_row,
     bookkeeping_tables,
-    entity_resource,
-    lazy_api_reader,
     with_accounting_hints,
     with_quarantine_hints,
 )
+from cs_kpis.sources.common.contract import landing_window
+from cs_kpis.sources.common.entity import Entity, entity_resource, lazy_api_reader
 from cs_kpis.sources.common.helpers import column_hints
 from cs_kpis.sources.common.landing import read_fx_currencies, read_text_file
 

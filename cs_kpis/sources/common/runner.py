@@ -10,7 +10,7 @@ from typing import Any
 
 from cs_kpis.sources import lake
 from cs_kpis.sources.common.accounting import Accounting
-from cs_kpis.sources.common.entity import (
+from cs_kpis.sources.common.bookkeeping import (
     ACCOUNTING_COLUMNS,
     ACCOUNTING_TABLE,
     QUARANTINE_COLUMNS,

@@ -28,14 +28,14 @@ import duckdb
 
 from cs_kpis.sources import lake
 from cs_kpis.sources.common.accounting import Accounting
-from cs_kpis.sources.common.contract import landing_window
-from cs_kpis.sources.common.entity import (
+from cs_kpis.sources.common.bookkeeping import (
     accounting_row,
     bookkeeping_tables,
-    lazy_api_reader,
     with_accounting_hints,
     with_quarantine_hints,
 )
+from cs_kpis.sources.common.contract import landing_window
+from cs_kpis.sources.common.entity import lazy_api_reader
 from cs_kpis.sources.common.landing import extract_days, pending_days
 from cs_kpis.sources.product import files, helpers, settings
 from cs_kpis.sources.product.loader import load_day
