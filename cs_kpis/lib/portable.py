@@ -257,6 +257,15 @@ def portable_list_sum(node: exp.Expression) -> bool:
             and _integer_list_of_field(node.expressions[0]) is not None)
 
 
+def _zero_based(index: exp.Expression) -> exp.Expression:
+    """A 1-based index as a 0-based one: ``x + 1`` -> ``x``, a literal ``n`` -> ``n - 1``, else ``(i) - 1``."""
+    if isinstance(index, exp.Add) and isinstance(index.expression, exp.Literal) and index.expression.sql() == "1":
+        return index.this
+    if isinstance(index, exp.Literal):
+        return exp.Literal.number(int(index.sql()) - 1)
+    return exp.Sub(this=exp.Paren(this=index), expression=exp.Literal.number(1))
+
+
 def spark_rewrites(tree: exp.Expression) -> exp.Expression:
     """The portable forms sqlglot 30 transpiles wrongly, rewritten for Spark (each measured on Spark 4.3 by
     cs_kpis_tests/portability):
@@ -267,9 +276,14 @@ def spark_rewrites(tree: exp.Expression) -> exp.Expression:
       'array<struct<k: bigint>>'), e -> e.k), null, ...)``: sqlglot makes ``get_json_object(x, '$[*].k')``,
       which Spark unwraps to a bare value for a one-element array, so the cast to an array gives NULL.
       NULL elements are skipped and an empty list sums to NULL, as DuckDB's list_sum.
-    - ``list[i]`` (1-based on DuckDB, NULL out of range) -> ``try_element_at(list, i)``: sqlglot keeps a
-      computed index as it is when it cannot type the list, and Spark reads ``list[i]`` 0-based (and fails
-      out of range under ANSI, where DuckDB gives NULL).
+    - ``list[i]`` (1-based on DuckDB, NULL out of range) -> ``get(list, i - 1)`` (0-based, NULL out of range
+      and for a negative index): sqlglot keeps a computed index as it is when it cannot type the list, and
+      Spark reads ``list[i]`` 0-based (and fails out of range under ANSI, where DuckDB gives NULL). Not
+      ``try_element_at(list, i)``: it is 1-based too but throws INVALID_INDEX_OF_ZERO for index 0 instead of
+      giving NULL, and a model on the tiny company failed with that error once in a parallel test run (the
+      index there, ``position + 1``, is never 0 in the data, so Spark evaluated it for a row the join had not
+      kept); ``get`` cannot throw. A literal negative index (``list[-1]``, the last element) keeps
+      ``try_element_at``, which counts from the end as DuckDB does.
     """
     def rewrite(node: exp.Expression) -> exp.Expression:
         if _portable_json_transform(node):
@@ -292,9 +306,12 @@ def spark_rewrites(tree: exp.Expression) -> exp.Expression:
                 # sqlglot stores a literal index 0-based already (list[1] -> 0, list[-1] -> -2)
                 index = exp.Literal.number(int(index.sql()) + 1)
             # transform() does not visit inside a node it replaced: rewrite the list and the index themselves,
-            # so a subscript inside a subscript (items.data[i].discounts[j]) becomes 1-based too
-            return exp.Anonymous(this="try_element_at", expressions=[node.this.copy().transform(rewrite),
-                                                                      index.copy().transform(rewrite)])
+            # so a subscript inside a subscript (items.data[i].discounts[j]) is rewritten too
+            listed, index = node.this.copy().transform(rewrite), index.copy().transform(rewrite)
+            if isinstance(index, exp.Neg):
+                # DuckDB's list[-1] is the last element: only try_element_at counts from the end
+                return exp.Anonymous(this="try_element_at", expressions=[listed, index])
+            return exp.Anonymous(this="get", expressions=[listed, _zero_based(index)])
         return node
 
     return tree.transform(rewrite)

@@ -156,13 +156,14 @@ def test_allow_list_names_existing_files():
          ("SELECT AGGREGATE(TRANSFORM(FROM_JSON(j, 'array<struct<`amount`: bigint>>'), __e -> __e.`amount`), "
           "CAST(NULL AS BIGINT), (__acc, __v) -> CASE WHEN __v IS NULL THEN __acc ELSE COALESCE(__acc, 0) + __v END) "
           "AS s FROM t")),
-        # DuckDB lists are 1-based and NULL out of range: Spark's try_element_at is both
-        ("select a[1] as x, a[p + 1] as y, a[-1] as z from t",
-         "SELECT TRY_ELEMENT_AT(a, 1) AS x, TRY_ELEMENT_AT(a, p + 1) AS y, TRY_ELEMENT_AT(a, -1) AS z FROM t"),
+        # DuckDB lists are 1-based and NULL out of range (and at 0): Spark's get is 0-based and NULL out of
+        # range, never an error; a negative literal counts from the end, which only try_element_at does
+        ("select a[1] as x, a[p + 1] as y, a[-1] as z, a[p] as w from t",
+         "SELECT GET(a, 0) AS x, GET(a, p) AS y, TRY_ELEMENT_AT(a, -1) AS z, GET(a, (p) - 1) AS w FROM t"),
         ("select m['k'] as v from t", "SELECT m['k'] AS v FROM t"),
         # a subscript inside a subscript is rewritten too (subscription_states' item discounts)
         ("select e.items[i + 1].discounts[d + 1].coupon as c from t as e",
-         "SELECT TRY_ELEMENT_AT(TRY_ELEMENT_AT(e.items, i + 1).discounts, d + 1).coupon AS c FROM t AS e"),
+         "SELECT GET(GET(e.items, i).discounts, d).coupon AS c FROM t AS e"),
     ],
 )
 def test_to_spark_rewrites_the_portable_forms(duckdb_sql, spark_sql):

@@ -51,3 +51,20 @@ def test_the_calendar_span_on_a_spark_engine_equals_duckdb(tiny_warehouse, spark
         got = spark_engine.query(con, SPAN_SQL)
     assert want[0] is not None
     assert (got["first_day"][0], got["last_day"][0]) == want
+
+
+def test_a_list_subscript_gives_duckdbs_answer_on_spark_at_every_index(spark):
+    """``list[i]`` on DuckDB (1-based; NULL at 0, past the end and before the start) equals the Spark form
+    (``get``), for every index from -4 to 5 over a 3-element list, and never raises: Spark's try_element_at
+    raised INVALID_INDEX_OF_ZERO at index 0."""
+    import duckdb
+
+    from cs_kpis.lib.portable import to_spark
+
+    sql = ("select i, l[i] as at_i, l[i + 1] as after_i from (select [10, 20, 30] as l) as t "
+           "cross join (values (-4), (-1), (0), (1), (2), (3), (5)) as v(i) order by i")
+    duck = duckdb.sql(sql).fetchall()
+    got = [tuple(r) for r in spark.sql(to_spark(sql)).collect()]
+    # the negative computed indexes are where the engines may differ: DuckDB counts from the end
+    assert [r for r in duck if r[0] >= 0] == [r for r in got if r[0] >= 0]
+    assert dict((r[0], r[1]) for r in got)[0] is None
