@@ -11,10 +11,10 @@ def _limit(pipeline) -> str:
 def test_the_memory_limit_reaches_the_load_connection(tmp_path, monkeypatch):
     monkeypatch.setenv("CS_KPIS_DUCKDB_MEMORY_LIMIT", "1GB")
     limited = make_pipeline("nps", tmp_path / "w.duckdb", tmp_path / "dlt", destination="duckdb")
-    assert _limit(limited) in ("1GB", "953.6 MiB", "1000.0 MB", "953.6MiB")
+    assert _limit(limited) == "953.6 MiB"  # DuckDB's way of writing 1GB
 
 
 def test_without_a_limit_duckdb_keeps_its_default(tmp_path, monkeypatch):
     monkeypatch.delenv("CS_KPIS_DUCKDB_MEMORY_LIMIT", raising=False)
     pipeline = make_pipeline("nps", tmp_path / "w.duckdb", tmp_path / "dlt", destination="duckdb")
-    assert _limit(pipeline) not in ("1GB", "953.6 MiB", "1000.0 MB", "953.6MiB")
+    assert _limit(pipeline) != "953.6 MiB"
