@@ -22,10 +22,18 @@ stage's steps ran (every 0.2 s, from /proc). ``outside steps`` is the rest of th
 start, loading the definitions, run bookkeeping and the command's summary. The process's own peak RSS
 comes from ``wait4``.
 
+While a run goes, its stage table so far (finished steps, their seconds and the peak RSS sampled until
+then) is rewritten every 30 s to ``<work>/<phase>.progress.json``, and once more, complete, at its end: a
+benchmark stopped before the end (a deadline, a full disk) keeps the figures of the stages it finished.
+
+``--memory-limit 8GB`` sets CS_KPIS_DUCKDB_MEMORY_LIMIT for the run (DuckDB's limit in the warehouse's
+steps and dlt's loads); without it DuckDB takes its default, 80% of RAM.
+
 Without ``--landing`` a company with two extract days is generated into the work folder (as of its size's
 last day minus one, one increment), like ``benchmarks.run ingest --incremental-only``. A ``--landing``
-with one extract day has no next day: the nightly is skipped and the report says so. The landing folder is
-only read.
+with one extract day has no next day: the nightly is skipped and the report says so, or with
+``--rerun-without-new-day`` the command runs again on the same day, reported as ``nightly_no_new_day``
+(what a nightly costs when no export arrived; not a one-day increment). The landing folder is only read.
 """
 
 import datetime as dt
