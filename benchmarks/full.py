@@ -262,14 +262,14 @@ class Sampler:
         self._stop.set()
 
 
-def run_command(env: dict[str, str], log: Path, progress=None) -> dict:
-    """``python -m cs_kpis.run`` in a fresh process: wall seconds, exit code, peak RSS, RSS samples.
+def run_command(env: dict[str, str], log: Path, progress=None, args: tuple[str, ...] = ()) -> dict:
+    """``python -m cs_kpis.run [args]`` in a fresh process: wall seconds, exit code, peak RSS, RSS samples.
 
     ``progress(samples)``, if given, is called every :data:`PROGRESS_SECONDS` while the command runs, in a
     thread of its own (an error in it is written to the log's ``.progress_error`` file, never raised)."""
     started_at, started = time.time(), time.perf_counter()
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "cs_kpis.run"], cwd=ROOT, env=env, stdout=out,
+        proc = subprocess.Popen([sys.executable, "-m", "cs_kpis.run", *args], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
         sampler = Sampler(proc.pid).start()
         done = threading.Event()
@@ -394,11 +394,13 @@ def write_progress(path: Path, name: str, dagster_home: Path, stages_of, samples
     tmp.replace(path)
 
 
-def measure(name: str, env: dict[str, str], work: Path, stages_of) -> dict:
+def measure(name: str, env: dict[str, str], work: Path, stages_of, args: tuple[str, ...] = ()) -> dict:
+    """One run of the command (``args``: its arguments, e.g. ``("--select", ...)``), per stage."""
     dagster_home = Path(env["DAGSTER_HOME"])
     progress_file = work / f"{name}.progress.json"
     r = run_command(env, work / f"{name}.log",
-                    progress=lambda samples: write_progress(progress_file, name, dagster_home, stages_of, samples))
+                    progress=lambda samples: write_progress(progress_file, name, dagster_home, stages_of, samples),
+                    args=args)
     run_id, steps = step_intervals(dagster_home)
     rows = stage_table(steps, stages_of(), r["samples"])
     in_steps = sum(end - start for start, end, _ in steps.values())
