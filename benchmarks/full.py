@@ -22,10 +22,18 @@ stage's steps ran (every 0.2 s, from /proc). ``outside steps`` is the rest of th
 start, loading the definitions, run bookkeeping and the command's summary. The process's own peak RSS
 comes from ``wait4``.
 
+While a run goes, its stage table so far (finished steps, their seconds and the peak RSS sampled until
+then) is rewritten every 30 s to ``<work>/<phase>.progress.json``, and once more, complete, at its end: a
+benchmark stopped before the end (a deadline, a full disk) keeps the figures of the stages it finished.
+
+``--memory-limit 8GB`` sets CS_KPIS_DUCKDB_MEMORY_LIMIT for the run (DuckDB's limit in the warehouse's
+steps and dlt's loads); without it DuckDB takes its default, 80% of RAM.
+
 Without ``--landing`` a company with two extract days is generated into the work folder (as of its size's
 last day minus one, one increment), like ``benchmarks.run ingest --incremental-only``. A ``--landing``
-with one extract day has no next day: the nightly is skipped and the report says so. The landing folder is
-only read.
+with one extract day has no next day: the nightly is skipped and the report says so, or with
+``--rerun-without-new-day`` the command runs again on the same day, reported as ``nightly_no_new_day``
+(what a nightly costs when no export arrived; not a one-day increment). The landing folder is only read.
 """
 
 import datetime as dt
@@ -47,6 +55,8 @@ STAGES = ("landing", "raw", "staging", "marts", "kpis", "health", "alerts", "rev
 
 HISTORY_DAYS = 365
 SAMPLE_SECONDS = 0.2
+PROGRESS_SECONDS = 30.0
+"""how often the stage table of a run in progress is written to ``<work>/<phase>.progress.json``"""
 
 _GENERATE = """
 import sys, datetime as dt
@@ -175,8 +185,11 @@ def cut_counts(landing: Path, counts: dict[str, int], kept: list[str]) -> dict[s
     return out
 
 
-def run_env(work: Path, view: Path, ground_truth: Path, size: str, seed: int) -> dict[str, str]:
-    """The environment of the run command: every cs_kpis path in ``work``, none inherited from the caller."""
+def run_env(work: Path, view: Path, ground_truth: Path, size: str, seed: int,
+            memory_limit: str | None = None) -> dict[str, str]:
+    """The environment of the run command: every cs_kpis path in ``work``, none inherited from the caller;
+    ``memory_limit`` (e.g. ``8GB``) is DuckDB's limit in the warehouse's steps and dlt's loads
+    (CS_KPIS_DUCKDB_MEMORY_LIMIT)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CS_KPIS_") and k != "DAGSTER_HOME"}
     state = work / "state"
     env.update({
@@ -191,6 +204,8 @@ def run_env(work: Path, view: Path, ground_truth: Path, size: str, seed: int) ->
         "CS_KPIS_HEALTH_HISTORY_DAYS": str(HISTORY_DAYS),
         "RUNTIME__DLTHUB_TELEMETRY": "false",
     })
+    if memory_limit:
+        env["CS_KPIS_DUCKDB_MEMORY_LIMIT"] = memory_limit
     return env
 
 
@@ -247,14 +262,29 @@ class Sampler:
         self._stop.set()
 
 
-def run_command(env: dict[str, str], log: Path) -> dict:
-    """``python -m cs_kpis.run`` in a fresh process: wall seconds, exit code, peak RSS, RSS samples."""
+def run_command(env: dict[str, str], log: Path, progress=None, args: tuple[str, ...] = ()) -> dict:
+    """``python -m cs_kpis.run [args]`` in a fresh process: wall seconds, exit code, peak RSS, RSS samples.
+
+    ``progress(samples)``, if given, is called every :data:`PROGRESS_SECONDS` while the command runs, in a
+    thread of its own (an error in it is written to the log's ``.progress_error`` file, never raised)."""
     started_at, started = time.time(), time.perf_counter()
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "cs_kpis.run"], cwd=ROOT, env=env, stdout=out,
+        proc = subprocess.Popen([sys.executable, "-m", "cs_kpis.run", *args], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
         sampler = Sampler(proc.pid).start()
+        done = threading.Event()
+
+        def report() -> None:
+            while not done.wait(PROGRESS_SECONDS):
+                try:
+                    progress(sampler.samples)
+                except Exception as e:  # noqa: BLE001  (a report in progress must never stop the run)
+                    log.with_suffix(".progress_error").write_text(f"{type(e).__name__}: {e}\n")
+
+        if progress is not None:
+            threading.Thread(target=report, daemon=True).start()
         _, status, usage = os.wait4(proc.pid, 0)
+        done.set()
         sampler.stop()
     # reaped by wait4 (for its rusage): tell Popen, which would otherwise think the process still runs
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -299,6 +329,30 @@ def step_stages(defs) -> dict[str, str]:
     return {name: stage for name, stage in out.items() if name in nodes}
 
 
+_STAGES = """
+import json
+from benchmarks import full
+from cs_kpis.definitions import defs
+print(json.dumps(full.step_stages(defs())))
+"""
+
+
+def stages_in_scratch(work: Path, size: str, seed: int) -> dict[str, str]:
+    """:func:`step_stages` of the run's definitions, loaded in a fresh process with every state path in a
+    scratch folder (removed afterwards)."""
+    scratch = work / "scratch_definitions"
+    shutil.rmtree(scratch, ignore_errors=True)
+    env = run_env(scratch, scratch / "landing", scratch / "ground_truth", size, seed)
+    try:
+        res = subprocess.run([sys.executable, "-c", _STAGES], cwd=ROOT, env=env, capture_output=True, text=True,
+                             check=False)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if res.returncode:
+        raise SystemExit(f"loading the definitions failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def stage_order(stage: str) -> tuple[int, str]:
     return (STAGES.index(stage) if stage in STAGES else len(STAGES), stage)
 
@@ -324,9 +378,30 @@ def stage_table(steps: dict[str, tuple[float, float, bool]], stages: dict[str, s
     return out
 
 
-def measure(name: str, env: dict[str, str], work: Path, stages_of) -> dict:
-    r = run_command(env, work / f"{name}.log")
-    run_id, steps = step_intervals(Path(env["DAGSTER_HOME"]))
+def write_progress(path: Path, name: str, dagster_home: Path, stages_of, samples: list[tuple[float, float]]) -> None:
+    """The stage table of the steps finished so far, with the peak RSS sampled until now, in ``path`` (JSON,
+    rewritten whole each time): what survives if the benchmark is stopped before the run ends."""
+    if not (dagster_home / "storage").exists():  # the run has not created its instance yet
+        return
+    run_id, steps = step_intervals(dagster_home)
+    snapshot = list(samples)
+    out = {"phase": name, "run_id": run_id, "partial": True, "written_at": time.time(),
+           "steps_finished": len(steps), "stages": stage_table(steps, stages_of(), snapshot),
+           "step_seconds": {k: round(end - start, 1) for k, (start, end, _) in steps.items()},
+           "sampled_peak_rss_mb_so_far": round(max((s for _, s in snapshot), default=0))}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=1))
+    tmp.replace(path)
+
+
+def measure(name: str, env: dict[str, str], work: Path, stages_of, args: tuple[str, ...] = ()) -> dict:
+    """One run of the command (``args``: its arguments, e.g. ``("--select", ...)``), per stage."""
+    dagster_home = Path(env["DAGSTER_HOME"])
+    progress_file = work / f"{name}.progress.json"
+    r = run_command(env, work / f"{name}.log",
+                    progress=lambda samples: write_progress(progress_file, name, dagster_home, stages_of, samples),
+                    args=args)
+    run_id, steps = step_intervals(dagster_home)
     rows = stage_table(steps, stages_of(), r["samples"])
     in_steps = sum(end - start for start, end, _ in steps.values())
     first = min((start for start, _, _ in steps.values()), default=r["started_at"])
@@ -339,14 +414,20 @@ def measure(name: str, env: dict[str, str], work: Path, stages_of) -> dict:
            "seconds_between_steps": round(last - first - in_steps, 1),
            "seconds_after_last_step": round(r["started_at"] + r["wall_seconds"] - last, 1),
            "peak_rss_mb": r["peak_rss_mb"], "sampled_peak_rss_mb": round(max((s for _, s in r["samples"]), default=0)),
-           "stages": rows, "log": r["log"]}
-    print(json.dumps({k: v for k, v in out.items() if k != "stages"}), flush=True)
+           "stages": rows, "step_seconds": {k: round(end - start, 1) for k, (start, end, _) in steps.items()},
+           "log": r["log"]}
+    print(json.dumps({k: v for k, v in out.items() if k not in ("stages", "step_seconds")}), flush=True)
+    progress_file.write_text(json.dumps({**out, "partial": False}, indent=1))
     return out
 
 
 # ------------------------------------------------------------------------------------------------ run
 
-def bench_full(size: str, seed: int, work: Path, landing: Path | None = None, keep: bool = False) -> dict:
+def bench_full(size: str, seed: int, work: Path, landing: Path | None = None, keep: bool = False,
+               memory_limit: str | None = None, rerun_without_new_day: bool = False) -> dict:
+    """The full build, then the nightly. A landing with one extract day has no next day: the nightly is
+    skipped, or with ``rerun_without_new_day`` the same command runs again on the same day (phase
+    ``nightly_no_new_day``: what a nightly costs when no export arrived, not a one-day increment)."""
     work = work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     if landing is None:
@@ -362,26 +443,28 @@ def bench_full(size: str, seed: int, work: Path, landing: Path | None = None, ke
     shutil.rmtree(work / "view", ignore_errors=True)
     view = work / "view"
     days = landing_view(landing, view, 1)
-    env = run_env(work, view, ground_truth, size, seed)
+    env = run_env(work, view, ground_truth, size, seed, memory_limit)
     os.environ.update({k: v for k, v in env.items() if k.startswith("CS_KPIS_") or k == "DAGSTER_HOME"})
 
-    cache: dict = {}
+    # the step -> stage map, before the first run (not measured), in a process of its own whose state paths
+    # are a scratch folder: loading the definitions creates dlt pipeline folders, which must not happen in
+    # the run's state while it runs (the progress report reads the map during the run)
+    stages = stages_in_scratch(work, size, seed)
 
     def stages_of() -> dict[str, str]:
-        if "stages" not in cache:  # loaded once, after the first run, in this process (not measured)
-            from cs_kpis.definitions import defs
-
-            cache["stages"] = step_stages(defs())
-        return cache["stages"]
+        return stages
 
     load = os.getloadavg()
     result = {"size": size, "seed": seed, "landing": str(landing), "work": str(work),
               "env": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_average_before": load,
-                      "health_history_days": HISTORY_DAYS}}
+                      "health_history_days": HISTORY_DAYS, "duckdb_memory_limit": memory_limit}}
     result["full"] = {**measure("full", env, work, stages_of), "extract_days": days}
     all_days = sorted(manifest["extract_days"])
     if len(all_days) < 2:
         result["nightly"] = {"skipped": f"{landing} has one extract day ({all_days[0]}): there is no next day to load"}
+        if rerun_without_new_day:
+            result["nightly_no_new_day"] = {**measure("nightly_no_new_day", env, work, stages_of),
+                                            "extract_days": days}
     else:
         days = landing_view(landing, view, 2)
         result["nightly"] = {**measure("nightly", env, work, stages_of), "extract_days": days}
@@ -394,7 +477,7 @@ def bench_full(size: str, seed: int, work: Path, landing: Path | None = None, ke
 
 def markdown(result: dict) -> str:
     lines = [f"### full and nightly, {result['size']} (seed {result['seed']})", ""]
-    phases = [p for p in ("full", "nightly") if "stages" in result.get(p, {})]
+    phases = [p for p in ("full", "nightly", "nightly_no_new_day") if "stages" in result.get(p, {})]
     lines += ["| stage | " + " | ".join(f"{p} s | {p} peak RSS MB" for p in phases) + " |",
               "|---|" + "---:|---:|" * len(phases)]
     stages = sorted({r["stage"] for p in phases for r in result[p]["stages"]}, key=stage_order)

@@ -337,6 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="work folder for the state and the generated landing (default <CS_KPIS_BENCH_DIR>/full/<size>, "
                         "CS_KPIS_BENCH_DIR defaulting to bench_out/)")
     f.add_argument("--keep", action="store_true", help="keep the warehouse and Dagster state afterwards")
+    f.add_argument("--memory-limit", default=None,
+                   help="DuckDB's memory limit in the run (CS_KPIS_DUCKDB_MEMORY_LIMIT), e.g. 8GB; default: none set")
+    f.add_argument("--rerun-without-new-day", action="store_true",
+                   help="with a one-day landing, run the command again on the same day (labelled 'no new day') "
+                        "instead of skipping the nightly")
     return p
 
 
@@ -373,11 +378,12 @@ def run_full(args: argparse.Namespace) -> int:
     from benchmarks import full
 
     work = args.work or OUT / "full" / args.size
-    result = full.bench_full(args.size, args.seed, work, landing=args.landing, keep=args.keep)
+    result = full.bench_full(args.size, args.seed, work, landing=args.landing, keep=args.keep,
+                             memory_limit=args.memory_limit, rerun_without_new_day=args.rerun_without_new_day)
     (Path(result["work"]) / f"full_{result['size']}.json").write_text(json.dumps(result, indent=1))
     print()
     print(full.markdown(result))
-    failed = [p for p in ("full", "nightly") if result[p].get("exit_code", 0)]
+    failed = [p for p in ("full", "nightly", "nightly_no_new_day") if result.get(p, {}).get("exit_code", 0)]
     return 1 if failed else 0
 
 

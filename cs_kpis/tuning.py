@@ -73,7 +73,7 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
     Setting("health.config_file", "CS_KPIS_HEALTH_CONFIG", None,
             "the health score configuration (empty: config/health_score.yaml)"),
     Setting("warehouse.memory_limit", "CS_KPIS_DUCKDB_MEMORY_LIMIT", None,
-            "DuckDB's memory limit in the warehouse's steps, e.g. 8GB (empty: DuckDB's default, 80% of RAM)"),
+            "DuckDB's memory limit in the warehouse's steps and dlt's loads, e.g. 8GB (empty: DuckDB's default, 80% of RAM)"),
 )}
 
 _SECTIONS = {"checks": config.CheckSettings, "alerts": config.AlertSettings,

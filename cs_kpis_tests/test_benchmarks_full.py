@@ -15,7 +15,9 @@ from benchmarks.run import build_parser
 
 
 def test_full_arguments():
-    args = build_parser().parse_args(["full", "--size", "large", "--landing", "/x/landing", "--work", "/x/w", "--keep"])
+    args = build_parser().parse_args(["full", "--size", "large", "--landing", "/x/landing", "--work", "/x/w", "--keep",
+                                      "--memory-limit", "8GB", "--rerun-without-new-day"])
+    assert (args.memory_limit, args.rerun_without_new_day) == ("8GB", True)
     assert (args.what, args.size, args.landing, args.work, args.keep, args.seed) == (
         "full", "large", Path("/x/landing"), Path("/x/w"), True, 42)
     defaults = build_parser().parse_args(["full"])
@@ -97,3 +99,28 @@ def test_every_step_of_the_run_has_a_stage(defs):
     assert stages["kpis__revenue_monthly"] == "kpis"
     check_steps = [name for name in stages if name.endswith("_raw_landing_files_all_recognized")]
     assert check_steps and {stages[name] for name in check_steps} == {"raw"}
+
+
+def test_progress_waits_for_the_instance_then_writes_the_stages_so_far(tmp_path, monkeypatch):
+    home, path = tmp_path / "dagster_home", tmp_path / "full.progress.json"
+    full.write_progress(path, "full", home, lambda: {}, [])
+    assert not path.exists()  # the run has not created its instance yet: nothing to report
+    (home / "storage").mkdir(parents=True)
+    steps = {"raw__crm": (10.0, 14.0, True), "staging__stg_a": (14.0, 15.0, True)}
+    monkeypatch.setattr(full, "step_intervals", lambda h: ("run-1", steps))
+    full.write_progress(path, "full", home, lambda: {"raw__crm": "raw", "staging__stg_a": "staging"},
+                        [(11.0, 300.0), (14.5, 700.0)])
+    out = json.loads(path.read_text())
+    assert (out["run_id"], out["partial"], out["steps_finished"]) == ("run-1", True, 2)
+    assert [(r["stage"], r["seconds"], r["peak_rss_mb"]) for r in out["stages"]] == [("raw", 4.0, 300),
+                                                                                    ("staging", 1.0, 700)]
+    assert out["step_seconds"] == {"raw__crm": 4.0, "staging__stg_a": 1.0}
+    assert out["sampled_peak_rss_mb_so_far"] == 700
+
+
+def test_run_env_passes_the_memory_limit_and_nothing_inherited(tmp_path, monkeypatch):
+    monkeypatch.setenv("CS_KPIS_DUCKDB_MEMORY_LIMIT", "1GB")
+    env = full.run_env(tmp_path, tmp_path / "view", tmp_path / "gt", "large", 42)
+    assert "CS_KPIS_DUCKDB_MEMORY_LIMIT" not in env
+    assert full.run_env(tmp_path, tmp_path / "view", tmp_path / "gt", "large", 42, "8GB")[
+        "CS_KPIS_DUCKDB_MEMORY_LIMIT"] == "8GB"

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
+from cs_kpis import tuning
 from cs_kpis.sources import lake
 from cs_kpis.sources.billing import billing_source
 from cs_kpis.sources.common.accounting import Accounting
@@ -69,7 +71,11 @@ def make_pipeline(system: str, warehouse: Path, pipelines_dir: Path, *, destinat
     (cs_kpis/sources/lake.py)."""
     destination = destination or lake.raw_destination()
     if destination == "duckdb":
-        target = dlt.destinations.duckdb(credentials=str(warehouse))
+        # the warehouse's DuckDB memory limit (settings.warehouse.memory_limit, CS_KPIS_DUCKDB_MEMORY_LIMIT)
+        # holds for dlt's load jobs too, which otherwise take DuckDB's default (80% of RAM)
+        limit = tuning.get("warehouse.memory_limit")
+        credentials = DuckDbCredentials(str(warehouse), global_config={"memory_limit": limit}) if limit else str(warehouse)
+        target = dlt.destinations.duckdb(credentials=credentials)
     elif destination == "filesystem":
         if lake_dir is None:
             from cs_kpis.lib.engine import resolve
