@@ -5,7 +5,8 @@
 -- a real account nearly all history comes from here; marts.subscription_states takes these states for
 -- the times before the first loaded event and the event states from then on (rules: marts/README.md).
 -- One row per change point: subscription start, each licensed line's period start (a cycle's items, or
--- a proration), trial end, discount end, past-due spell start and end, and the end of the subscription;
+-- a proration), trial end, discount end (the subscription's, or an item's own from the lines' expanded
+-- discounts), past-due spell start and end, and the end of the subscription;
 -- plus, for a subscription the event ledger never mentions, its current state from the subscriptions
 -- list, in force from the start of the ledger.
 -- @grain subscription_id, changed_at
@@ -20,8 +21,8 @@
 -- @column plan: the plan tier of the main licensed line (price metadata plan_tier, else the price nickname)
 -- @column seats: quantity of the main licensed line
 -- @column list_mrr_minor: undiscounted MRR in minor units: each licensed line's price x quantity per month
--- @column discounted_mrr_minor: list_mrr_minor after every discount in force that counts for MRR, applied in Stripe's order (minor units)
--- @column coupon_id: the first discount in force that counts for MRR (from the invoices' expanded discounts), if any
+-- @column discounted_mrr_minor: list_mrr_minor after every discount in force that counts for MRR, applied in Stripe's order (each item's own, then the subscription's; minor units)
+-- @column coupon_id: the first discount in force that counts for MRR (the subscription's, else an item's own), if any
 -- @column cancel_at_period_end: always false here (the invoices do not show a scheduled cancellation)
 -- @column cancel_at: always null here
 -- @column ended_at: when service ended, once it has
