@@ -427,7 +427,7 @@ item_states as (
         f.point_at,
         di.item_position,
         sum(case when l.is_proration and l.amount_minor < 0 then -1 else 1 end
-            * l.amount_per_interval / l.months_per_period) as item_mrr_minor,
+            * cast(l.amount_per_interval as double) / l.months_per_period) as item_mrr_minor,
         max(l.months_per_period) as months_per_period
     from flagged as f
     inner join carried as c on c.subscription_id = f.subscription_id and c.point_at = f.point_at
@@ -442,27 +442,36 @@ item_states as (
 ),
 
 listed_item_rows as (
-    -- the subscription's items as the subscriptions list shows them now, each with its list MRR
+    -- the subscription's licensed items as the subscriptions list shows them now, each with its list MRR
     select
-        si.subscription_id,
-        si.subscription_item_id,
-        si.discounts,
-        cast(la.amount_per_interval as double) / case si."interval"
-            when 'month' then cast(si.interval_count as double)
-            when 'year' then 12.0 * si.interval_count
-            when 'week' then 12.0 * si.interval_count / 52.0
-            when 'day' then 12.0 * si.interval_count / 365.0
-        end as item_mrr_minor,
-        case si."interval"
-            when 'month' then cast(si.interval_count as double)
-            when 'year' then 12.0 * si.interval_count
-            when 'week' then 12.0 * si.interval_count / 52.0
-            when 'day' then 12.0 * si.interval_count / 365.0
-        end as months_per_period,
-        row_number() over (partition by si.subscription_id order by si.subscription_item_id) - 1 as item_position
-    from staging.stg_billing__subscription_items as si
-    inner join priced as la on la.row_id = si.subscription_item_id
-    where coalesce(si.usage_type, 'licensed') = 'licensed'
+        i.*,
+        cast(i.amount_per_interval as double) / i.months_per_period as item_mrr_minor
+    from (
+        select
+            si.subscription_id,
+            si.subscription_item_id,
+            si.discounts,
+            si."interval",
+            si.interval_count,
+            si.plan_tier,
+            si.price_name,
+            si.quantity,
+            la.amount_per_interval,
+            case si."interval"
+                when 'month' then cast(si.interval_count as double)
+                when 'year' then cast(12.0 * si.interval_count as double)
+                when 'week' then cast(12.0 * si.interval_count as double) / 52.0
+                when 'day' then cast(12.0 * si.interval_count as double) / 365.0
+            end as months_per_period,
+            row_number() over (partition by si.subscription_id order by si.subscription_item_id) - 1 as item_position,
+            row_number() over (
+                partition by si.subscription_id
+                order by la.amount_per_interval desc, si.subscription_item_id
+            ) as rn
+        from staging.stg_billing__subscription_items as si
+        inner join priced as la on la.row_id = si.subscription_item_id
+        where coalesce(si.usage_type, 'licensed') = 'licensed'
+    ) as i
 ),
 
 listed_item_discounts as (
@@ -492,36 +501,15 @@ listed_item_discounts as (
 listed_items as (
     -- the subscription's items as the subscriptions list shows them now
     select
-        i.subscription_id,
-        sum(cast(i.amount_per_interval as double) / case i."interval"
-            when 'month' then cast(i.interval_count as double)
-            when 'year' then 12.0 * i.interval_count
-            when 'week' then 12.0 * i.interval_count / 52.0
-            when 'day' then 12.0 * i.interval_count / 365.0
-        end) as list_mrr_minor,
-        max(i."interval") as billing_interval,
-        max(i.interval_count) as interval_count,
-        max(case i."interval"
-            when 'month' then cast(i.interval_count as double)
-            when 'year' then 12.0 * i.interval_count
-            when 'week' then 12.0 * i.interval_count / 52.0
-            when 'day' then 12.0 * i.interval_count / 365.0
-        end) as months_per_period,
-        max(case when i.rn = 1 then coalesce(i.plan_tier, i.price_name) end) as plan,
-        max(case when i.rn = 1 then i.quantity end) as seats
-    from (
-        select
-            si.*,
-            la.amount_per_interval,
-            row_number() over (
-                partition by si.subscription_id
-                order by la.amount_per_interval desc, si.subscription_item_id
-            ) as rn
-        from staging.stg_billing__subscription_items as si
-        inner join priced as la on la.row_id = si.subscription_item_id
-        where coalesce(si.usage_type, 'licensed') = 'licensed'
-    ) as i
-    group by i.subscription_id
+        subscription_id,
+        sum(item_mrr_minor) as list_mrr_minor,
+        max("interval") as billing_interval,
+        max(interval_count) as interval_count,
+        max(months_per_period) as months_per_period,
+        max(case when rn = 1 then coalesce(plan_tier, price_name) end) as plan,
+        max(case when rn = 1 then quantity end) as seats
+    from listed_item_rows
+    group by subscription_id
 ),
 
 discount_inputs as (
