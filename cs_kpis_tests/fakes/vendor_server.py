@@ -7,9 +7,10 @@ and pagination, with a small page size so that every listing spans several pages
 - Stripe ``/v1/{customers,products,prices,coupons,subscriptions,invoices,events,invoiceitems}``: newest
   first, ``limit``/``starting_after``/``has_more``, ``created[gte|gt|lte|lt]`` (invoice items: their
   ``date``), ``status`` (subscriptions: the default leaves out canceled ones), ``types[]`` (events),
-  ``pending`` (invoice items: true lists only those not yet on an invoice), ``expand[]=data.discounts`` (without it,
-  discounts collapse to ids), ``data.tiers`` (prices) and ``data.currency_options`` (coupons) (without them
-  the field is left out); nested ``items``/``lines`` truncated to ``nested_page_size`` with
+  ``pending`` (invoice items: true lists only those not yet on an invoice), ``expand[]=data.discounts``
+  (without it, discounts collapse to ids; the same for items' and lines' own discounts with
+  ``data.items.data.discounts`` and ``data.lines.data.discounts``, and ``data.discounts`` on the nested
+  lists), ``data.tiers`` (prices) and ``data.currency_options`` (coupons) (without them the field is left out); nested ``items``/``lines`` truncated to ``nested_page_size`` with
   ``has_more: true``, served in full by ``/v1/subscription_items?subscription=`` and
   ``/v1/invoices/{id}/lines``. Bearer auth.
 - Salesforce ``/services/data/vNN.0/query|queryAll?q=SELECT … FROM X [WHERE f op literal] [ORDER BY f]``:
@@ -311,13 +312,15 @@ class VendorServer:
             sub = _find(self.data["billing/subscriptions"], "id", sub_id)
             if sub is None:
                 raise ApiError(400, _stripe_error(f"No such subscription: '{sub_id}'", param="subscription"))
-            return self._stripe_list(sub["items"]["data"], query, "/v1/subscription_items", sort=False)
+            envelope = self._stripe_list(sub["items"]["data"], query, "/v1/subscription_items", sort=False)
+            return self._nested_discounts(envelope, "data.discounts" in query.get("expand[]", []))
         m = re.fullmatch(r"/v1/invoices/([^/]+)/lines", path)
         if m:
             invoice = _find(self.data["billing/invoices"], "id", m.group(1))
             if invoice is None:
                 raise ApiError(404, _stripe_error(f"No such invoice: '{m.group(1)}'", param="invoice"))
-            return self._stripe_list(invoice["lines"]["data"], query, path, sort=False)
+            envelope = self._stripe_list(invoice["lines"]["data"], query, path, sort=False)
+            return self._nested_discounts(envelope, "data.discounts" in query.get("expand[]", []))
         m = re.fullmatch(r"/v1/(\w+)", path)
         if not m or m.group(1) not in STRIPE_ENTITIES:
             raise ApiError(404, _stripe_error(f"Unrecognized request URL (GET: {path}).", param=None))
@@ -347,10 +350,13 @@ class VendorServer:
                 if "data.discounts" not in expand and isinstance(obj.get("discounts"), list):
                     # stripe sends discount ids unless asked to expand them
                     obj["discounts"] = [d.get("id") if isinstance(d, dict) else d for d in obj["discounts"]]
+                # and each item's own discounts, unless asked for data.items.data.discounts
+                self._nested_discounts(obj.get("items"), "data.items.data.discounts" in expand)
                 self._truncate(obj, "items")
             elif entity == "invoices":
                 if "data.discounts" not in expand and isinstance(obj.get("discounts"), list):
                     obj["discounts"] = [d.get("id") if isinstance(d, dict) else d for d in obj["discounts"]]
+                self._nested_discounts(obj.get("lines"), "data.lines.data.discounts" in expand)
                 self._truncate(obj, "lines")
             elif entity == "prices" and "data.tiers" not in expand:
                 # stripe includes a price's tiers only when asked
@@ -383,6 +389,20 @@ class VendorServer:
                 raise ApiError(400, _stripe_error(f"No such object: '{after}'", param="starting_after"))
             objects = objects[ids.index(after) + 1 :]
         return {"object": "list", "data": objects[:limit], "has_more": len(objects) > limit, "url": url}
+
+    @staticmethod
+    def _nested_discounts(envelope: Any, expanded: bool) -> Any:
+        """The discounts of each item or line of a list envelope as ids, unless they were asked expanded
+        (a copy: the stored objects keep them whole)."""
+        if expanded or not isinstance(envelope, dict):
+            return envelope
+        rows = []
+        for row in envelope.get("data") or []:
+            if isinstance(row, dict) and isinstance(row.get("discounts"), list):
+                row = {**row, "discounts": [d.get("id") if isinstance(d, dict) else d for d in row["discounts"]]}
+            rows.append(row)
+        envelope["data"] = rows
+        return envelope
 
     def _truncate(self, obj: dict[str, Any], key: str) -> None:
         nested = obj.get(key)

@@ -296,11 +296,28 @@ def _billing() -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
         _subscription(2, "cus_T0002", T0 - 39_000, [(prices[0], 12), (prices[1], 1), (prices[2], 3)]),
         _subscription(5, "cus_T0005", T0 + 3_700, [(prices[0], 2)]),
     ]
+    # an item's own discount (API 2025-03-31.basil: items.data[].discounts), on the third item, which the
+    # fake serves only from /v1/subscription_items (nested page size 2), and on the line that bills it
+    item_discount = {
+        "id": "di_T0002",
+        "object": "discount",
+        "coupon": coupons[1],
+        "customer": "cus_T0002",
+        "end": None,
+        "start": T0 - 39_000,
+        "subscription": "sub_T0002",
+        "subscription_item": "si_T0202",
+    }
+    for sub in (subs[1], subs_d2[0]):
+        sub["items"]["data"][2]["discounts"] = [item_discount]
     invoices = [
         _invoice(1, "cus_T0001", "sub_T0001", T0 - 40_000, [10000]),
         _invoice(2, "cus_T0002", "sub_T0002", T0 - 39_000, [24000, 50000, 2700]),  # lines.has_more
         _invoice(3, "cus_T0003", "sub_T0003", T0 - 38_000, [1800], status="void", amount_paid=0),
     ]
+    # the line of invoice 2 that bills the discounted item lists the item's discount and its amount
+    invoices[1]["lines"]["data"][1] |= {"discounts": [item_discount],
+                                        "discount_amounts": [{"amount": 500, "discount": "di_T0002"}]}
     invoices_d2 = [_invoice(4, "cus_T0005", "sub_T0005", T0 + 3_700, [4000], status="open", amount_paid=0,
                             amount_remaining=4000)]  # fmt: skip
     events = [

@@ -57,7 +57,7 @@ def test_subscriptions_include_canceled_and_expanded_discounts(server: VendorSer
     assert subs["sub_T0001"]["discounts"][0]["coupon"]["id"] == "COUPON1"
     first = server.requests_to("/v1/subscriptions")[0]
     assert first.query["status"] == ["all"]
-    assert set(first.query["expand[]"]) == {"data.items.data.price", "data.discounts"}
+    assert set(first.query["expand[]"]) == {"data.items.data.price", "data.discounts", "data.items.data.discounts"}
 
 
 def test_nested_items_and_lines_are_followed(server: VendorServer, stripe_config) -> None:
@@ -157,7 +157,30 @@ def test_prices_with_tiers_and_invoices_with_discounts_expanded(server: VendorSe
     list(iter_records(stripe_config, "invoices"))
 
     assert server.requests_to("/v1/prices")[0].query["expand[]"] == ["data.tiers"]
-    assert server.requests_to("/v1/invoices")[0].query["expand[]"] == ["data.discounts"]
+    assert server.requests_to("/v1/invoices")[0].query["expand[]"] == ["data.discounts", "data.lines.data.discounts"]
+
+
+def test_items_and_lines_with_their_own_discounts_expanded(server: VendorServer, stripe_config, monkeypatch) -> None:
+    """A subscription item's own discounts and an invoice line's come as ids unless expanded; the MRR history
+    values them (coupon, duration, end), so the lists ask for data.items.data.discounts and
+    data.lines.data.discounts, and the rest of a truncated list (/v1/subscription_items,
+    /v1/invoices/{id}/lines) for data.discounts."""
+    from cs_kpis.sources.billing import api
+
+    subs = _by_id(iter_records(stripe_config, "subscriptions"))
+    invoices = _by_id(iter_records(stripe_config, "invoices"))
+    # the third item and line come from the nested endpoints (the fake's nested page size is 2)
+    assert subs["sub_T0002"]["items"]["data"][2]["discounts"][0]["coupon"]["id"] == "COUPON2"
+    assert invoices["in_T0002"]["lines"]["data"][1]["discounts"][0]["coupon"]["amount_off"] == 500
+    nested = server.requests_to("/v1/subscription_items") + server.requests_to("/v1/invoices/in_T0002/lines")
+    assert nested and all(r.query["expand[]"] == ["data.discounts"] for r in nested)
+    # without the expansions the fake server, as Stripe, sends the discount ids
+    monkeypatch.setattr(api, "NESTED_EXPAND", ())
+    monkeypatch.setitem(api.LIST_EXPAND, "invoices", ("data.discounts",))
+    monkeypatch.setattr(api, "SUBSCRIPTION_EXPAND", ("data.items.data.price", "data.discounts"))
+    plain = dataclasses.replace(stripe_config, subscription_expand=api.SUBSCRIPTION_EXPAND)
+    assert _by_id(iter_records(plain, "subscriptions"))["sub_T0002"]["items"]["data"][2]["discounts"] == ["di_T0002"]
+    assert _by_id(iter_records(plain, "invoices"))["in_T0002"]["lines"]["data"][1]["discounts"] == ["di_T0002"]
 
 
 def test_coupons_with_currency_options_expanded(server: VendorServer, stripe_config, monkeypatch) -> None:

@@ -56,15 +56,22 @@ EVENT_TYPES: tuple[str, ...] = (
 )
 """event types requested from /v1/events (``types[]`` takes at most 20)"""
 
-SUBSCRIPTION_EXPAND: tuple[str, ...] = ("data.items.data.price", "data.discounts")
-"""``expand[]`` for /v1/subscriptions, so the objects match the landing files"""
+SUBSCRIPTION_EXPAND: tuple[str, ...] = ("data.items.data.price", "data.discounts", "data.items.data.discounts")
+"""``expand[]`` for /v1/subscriptions, so the objects match the landing files: the subscription's discounts and
+each item's own (applied to the item before the subscription's), with their coupon, start and end"""
 
 LIST_EXPAND: dict[str, tuple[str, ...]] = {
     "prices": ("data.tiers",),  # a tiered price's tiers: Stripe includes them only when asked
-    "invoices": ("data.discounts",),  # each discount with its coupon, start and end, not just its id
+    # each discount with its coupon, start and end, not just its id: the invoice's, and each line's own (a
+    # subscription item's discount, applied to its line before the invoice's)
+    "invoices": ("data.discounts", "data.lines.data.discounts"),
     "coupons": ("data.currency_options",),  # an amount_off coupon's amounts in other currencies
 }
 """``expand[]`` for the other lists the MRR history reads, so the objects match the landing files"""
+
+NESTED_EXPAND: tuple[str, ...] = ("data.discounts",)
+"""``expand[]`` for the rest of a truncated ``items`` or ``lines`` list (``/v1/subscription_items``,
+``/v1/invoices/{id}/lines``): each item's or line's own discounts, expanded as in the parent's list"""
 
 _MAX_LIMIT = 100  # stripe rejects limit > 100
 
@@ -127,8 +134,9 @@ def iter_records(config: StripeApiConfig, entity: str, since: int | None = None)
         since: Unix seconds. Used only for ``events`` (``created[gte]``): Stripe's other list
             endpoints cannot filter by modification time, so they always return the full list.
 
-    Subscriptions are listed with ``status=all`` and ``expand[]`` of the item prices and discounts; prices
-    with their tiers and invoices with their discounts expanded (``LIST_EXPAND``).
+    Subscriptions are listed with ``status=all`` and ``expand[]`` of the item prices and of the
+    subscription's and the items' discounts; prices with their tiers and invoices with their own and their
+    lines' discounts expanded (``LIST_EXPAND``).
     Nested ``items`` (subscriptions) and ``lines`` (invoices) lists that Stripe truncates
     (``has_more: true``) are completed from ``/v1/subscription_items`` and ``/v1/invoices/{id}/lines``;
     the completed list then has ``has_more: false``, as in a landing file. Nothing else is changed.
@@ -167,11 +175,13 @@ def iter_records(config: StripeApiConfig, entity: str, since: int | None = None)
         obj = record.obj
         if obj is not None and entity == "subscriptions":
             _complete_nested_list(
-                client, config, hook, obj, "items", "/v1/subscription_items", {"subscription": obj.get("id")}
+                client, config, hook, obj, "items", "/v1/subscription_items",
+                {"subscription": obj.get("id"), "expand[]": list(NESTED_EXPAND)},
             )
         elif obj is not None and entity == "invoices":
             _complete_nested_list(
-                client, config, hook, obj, "lines", f"/v1/invoices/{obj.get('id')}/lines", {}
+                client, config, hook, obj, "lines", f"/v1/invoices/{obj.get('id')}/lines",
+                {"expand[]": list(NESTED_EXPAND)},
             )
         yield record
 

@@ -225,6 +225,10 @@ INVOICE_FIELDS: dict[str, Field] = {
     "lines.data[].quantity": Field("integer", min=0),
     "lines.data[].parent.subscription_item_details.subscription": Field("text"),
     "lines.data[].parent.subscription_item_details.proration": Field("bool"),
+    "lines.data[].parent.subscription_item_details.subscription_item": Field("text"),
+    # a line's own discounts (a subscription item's, listed expanded), applied to the line before the invoice's
+    **_nested("lines.data[].", DISCOUNT_FIELDS),
+    "lines.data[].discounts[].subscription_item": Field("text"),
 }
 
 CONTRACTS: dict[str, dict[str, Field]] = {

@@ -20,6 +20,7 @@
 -- @column amount: amount_minor in major units
 -- @column discount_amounts: discount amounts applied to the line, as JSON
 -- @column discount_amount_minor: the sum of the line's discount amounts, minor units (0 without discounts)
+-- @column discounts: the line's own discounts (a subscription item's), as JSON: expanded discount objects (id, coupon{...}, start, end, subscription_item), listed with expand[]=data.lines.data.discounts
 -- @column extract_day: the landing extract day of the invoice version the line came with
 
 with source as (
@@ -47,6 +48,7 @@ renamed as (
         amount as amount_minor,
         subtotal as subtotal_minor,
         discount_amounts,
+        discounts,
         coalesce(list_sum(cast(json_extract(discount_amounts, '$[*].amount') as bigint[])), 0) as discount_amount_minor,
         _extract_day as extract_day
     from source
@@ -72,5 +74,6 @@ select
     cast(cast(amount_minor as double) / minor_units_per_major as decimal(18, 2)) as amount,
     discount_amounts,
     discount_amount_minor,
+    discounts,
     extract_day
 from renamed

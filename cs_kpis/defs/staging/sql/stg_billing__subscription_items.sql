@@ -19,6 +19,7 @@
 -- @column created_at: when the item was added to the subscription
 -- @column current_period_start: start of the item's current billing period
 -- @column current_period_end: end of the item's current billing period
+-- @column discounts: the item's own discounts, applied to it before the subscription's, as JSON: expanded discount objects (id, coupon{...}, start, end), listed with expand[]=data.items.data.discounts
 -- @column extract_day: the landing extract day of the subscription version the item came with
 
 with source as (
@@ -46,6 +47,7 @@ renamed as (
         created as created_at,
         current_period_start,
         current_period_end,
+        discounts,
         _extract_day as extract_day
     from source
 )
@@ -69,5 +71,6 @@ select
     created_at,
     current_period_start,
     current_period_end,
+    discounts,
     extract_day
 from renamed
