@@ -167,7 +167,8 @@ select
     cast(json_extract_string(l, '$.quantity') as bigint) as quantity,
     to_timestamp(cast(json_extract_string(l, '$.period.start') as bigint)) as period_start,
     to_timestamp(cast(json_extract_string(l, '$.period.end') as bigint)) as period_end,
-    cast(json_extract_string(l, '$.amount') as bigint) as amount_minor
+    cast(json_extract_string(l, '$.amount') as bigint) as amount_minor,
+    coalesce(list_sum(cast(json_extract(l, '$.discount_amounts[*].amount') as bigint[])), 0) as discount_amount_minor
 from (select invoice_id, unnest(cast(lines as JSON[])) as l from staging.stg_billing__invoices);
 create or replace table staging.stg_billing__invoice_items as
 with files as (

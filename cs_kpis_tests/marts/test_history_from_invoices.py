@@ -66,12 +66,13 @@ class Billing:
 
     def invoice(self, sid: str, created: str, lines: list[tuple], status: str = "paid", paid: str | None = None,
                 attempts: int = 1, uncollectible: str | None = None, discount: dict | None = None,
-                discounts: list[dict] | None = None) -> str:
+                discounts: list[dict] | None = None, line_discount_minor: int = 0) -> str:
         """lines: (price_id, quantity, period_start, period_end, amount_minor, is_proration); the discounts
-        are listed expanded, in Stripe's order, as GET /v1/invoices?expand[]=data.discounts gives them"""
+        are listed expanded, in Stripe's order, as GET /v1/invoices?expand[]=data.discounts gives them;
+        ``line_discount_minor``: what they take off each line (its ``discount_amounts``), at most its amount"""
         self.n += 1
         iid = f"in_{self.n:04d}"
-        total = sum(line[4] for line in lines)
+        total = sum(line[4] - min(max(line[4], 0), line_discount_minor) for line in lines)
         row = {"invoice_id": iid, "subscription_id": sid, "status": status, "attempt_count": attempts,
                "created_at": at(created), "finalized_at": at(created),
                "paid_at": at(paid or created) if status == "paid" else None,
@@ -90,7 +91,8 @@ class Billing:
             self.L.tables["stg_billing__invoice_lines"].append({
                 "line_id": f"il_{self.n:04d}_{j}", "invoice_id": iid, "subscription_id": sid, "price_id": pid,
                 "is_proration": proration, "quantity": qty, "period_start": at(ps), "period_end": at(pe),
-                "currency": "USD", "amount_minor": amount, "discount_amount_minor": 0})
+                "currency": "USD", "amount_minor": amount,
+                "discount_amount_minor": min(max(amount, 0), line_discount_minor)})
         return iid
 
     def item(self, sid: str, pid: str, qty: int, ps: str, pe: str, amount: int, invoice: str | None = None) -> None:
@@ -205,6 +207,16 @@ def scenarios() -> Ledger:
     B.invoice("sub_zero31", "2026-02-01", [("p_20", 5, "2026-01-10", "2026-02-01", -7097, True),
                                            ("p_20", 1, "2026-01-10", "2026-02-01", 1419, True),
                                            ("p_20", 1, "2026-02-01", "2026-03-01", 2000, False)])
+    # 3 seats x 25.00 with a forever 100.00-off coupon, more than the price: every invoice is 0.00 after
+    # discounts (paid), and MRR is 0 (never negative) while the list price is 75.00, then 50.00 from the Mar 7
+    # renewal at 2 seats: 0, 0, 0, 0 -- the period splits at the seat change although MRR stays 0, and the
+    # blocking check must not call any of it missing history
+    free = {"id": "di_free", "coupon": "OFF100", "duration": "forever", "amount_off": 10000, "currency": "usd",
+            "start": "2026-01-07"}
+    B.sub("A_inv_free", "sub_free", "2026-01-07", [("p_25", 2)])
+    L.tables["stg_billing__subscriptions"][-1]["discounts"] = json.dumps([expanded(free)])
+    B.monthly("sub_free", "p_25", 3, 2500, ["2026-01-07", "2026-02-07"], discount=free, line_discount_minor=10000)
+    B.monthly("sub_free", "p_25", 2, 2500, ["2026-03-07", "2026-04-07"], discount=free, line_discount_minor=10000)
     return L
 
 
@@ -223,6 +235,7 @@ EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "A_inv_pending": (100.00, 40.00, 40.00, 40.00),
     "A_inv_zero_renewal": (100.00, 20.00, 0, 0),
     "A_inv_zero_renewal_31": (0, 20.00, 0, 0),
+    "A_inv_free": (0, 0, 0, 0),
 }
 
 
@@ -261,6 +274,14 @@ def test_blocking_check_names_the_subscription_whose_change_cannot_be_dated(ware
     assert not result.passed
     assert result.metadata["violations"].value == 1
     assert "sub_unknown" in result.metadata["sample"].value
+
+
+def test_a_period_splits_where_seats_change_though_mrr_stays_zero(warehouse):
+    with duckdb.connect(warehouse, read_only=True) as con:
+        rows = con.execute("select cast(start_date as varchar), mrr, list_mrr, seats from marts.subscription_periods "
+                           "where subscription_id = 'sub_free' order by start_date").fetchall()
+    assert [(d, float(m), float(lm), n) for d, m, lm, n in rows] == [("2026-01-07", 0.0, 75.0, 3),
+                                                                      ("2026-03-07", 0.0, 50.0, 2)]
 
 
 def test_check_fails_when_history_is_missing(warehouse, tmp_path):

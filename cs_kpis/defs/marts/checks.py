@@ -64,6 +64,8 @@ lines as (
         cast(l.period_end as date) as period_end,
         l.is_proration,
         l.amount_minor,
+        -- what the line's discounts took off it (its discount_amounts)
+        coalesce(l.discount_amount_minor, 0) as discount_minor,
         case when l.is_proration and l.amount_minor < 0 then -1 else 1 end * pr.amount_per_interval
             as amount_per_interval,
         case p."interval"
@@ -89,7 +91,9 @@ invoiced as (
         m.month,
         m.read_day,
         sum(l.amount_per_interval / l.months_per_period) as invoiced_minor,
-        max(case when l.is_proration then 0 else l.amount_minor end) as charged
+        max(case when l.is_proration then 0 else l.amount_minor end) as charged,
+        -- the discounts of the paid (not proration) lines, a month
+        max(case when l.is_proration then 0 else l.discount_minor / l.months_per_period end) as discount_minor
     from lines as l
     inner join marts.dim_month as m
         on m.read_day >= l.period_start and m.read_day < l.period_end
@@ -104,6 +108,7 @@ compared as (
         i.subscription_id,
         i.month,
         i.invoiced_minor,
+        i.discount_minor,
         coalesce(sum(p.mrr), 0) as mrr,
         coalesce(sum(p.list_mrr), 0) as list_mrr,
         max(p.fx_rate) as fx_rate,
@@ -115,7 +120,7 @@ compared as (
         and p.start_date <= i.read_day
         and (p.end_date is null or p.end_date > i.read_day)
     where i.charged > 0
-    group by i.subscription_id, i.month, i.invoiced_minor
+    group by i.subscription_id, i.month, i.invoiced_minor, i.discount_minor
 ),
 unknown_changes as (
     -- a subscription the event ledger never mentions whose items today (subscriptions list) differ from
@@ -187,12 +192,18 @@ unknown_before_ledger as (
 select
     subscription_id,
     month,
-    case when mrr = 0 then 'no MRR in a month its paid invoice covers'
+    case when no_mrr then 'no MRR in a month its paid invoice covers'
          else 'MRR before discounts differs from the paid invoices' end as problem,
     round(invoiced_minor / 100.0 * coalesce(fx_rate, 1), 2) as expected,
-    case when mrr = 0 then mrr else list_mrr end as found
-from compared
-where delinquent = 0 and (mrr = 0
+    case when no_mrr then mrr else list_mrr end as found
+from (
+    -- no MRR is right when the paid invoice's discounts cover the month's list price (a 100% coupon, or an
+    -- amount_off one of at least the price): the history has the subscription at its list price and the
+    -- discounts take it to 0.00 (never below)
+    select *, mrr = 0 and (list_mrr = 0 or list_mrr * 100.0 / fx_rate - discount_minor >= 50) as no_mrr
+    from compared
+) as c
+where delinquent = 0 and (no_mrr
    or abs(list_mrr - invoiced_minor / 100.0 * fx_rate) > greatest({tolerance} * invoiced_minor / 100.0 * fx_rate, 1.0))
 union all
 select * from unknown_changes

@@ -1,5 +1,5 @@
--- One row per stretch of time in which a subscription's MRR (and its trial/delinquency flags) is
--- constant, in the reporting currency (USD). Built from marts.subscription_states:
+-- One row per stretch of time in which a subscription's MRR (and its list MRR, seats, plan and
+-- trial/delinquency flags) is constant, in the reporting currency (USD). Built from marts.subscription_states:
 -- - the state in force on a day is the last state reported that day (end-of-day state), so a
 --   subscription that ends on day d contributes nothing on d (end_date is exclusive);
 -- - a past-due spell longer than 30 days (counted in ends of day, up to the end of the data's as-of
@@ -125,6 +125,10 @@ islands as (
                   or lag(is_trial) over w <> is_trial
                   or lag(is_delinquent) over w <> is_delinquent
                   or lag(coalesce(plan, '')) over w <> coalesce(plan, '')
+                  -- the price before discounts and the seats too: a 100%-discounted subscription keeps MRR 0
+                  -- through a seat change, and its period must not keep the old seats and list price
+                  or lag(list_mrr) over w <> list_mrr
+                  or lag(coalesce(seats, -1)) over w <> coalesce(seats, -1)
                   or lag(ended_at is not null or status = 'canceled') over w <> (ended_at is not null or status = 'canceled')
              then 1 else 0 end as starts_period
     from converted
