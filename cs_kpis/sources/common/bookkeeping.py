@@ -67,34 +67,24 @@ def quarantine_row(
     }
 
 
-def with_quarantine_hints(row: dict[str, Any]) -> Any:
-    """Route a quarantine row to ``_quarantine`` (append), whatever the resource's own hints are."""
+def _appended_to(table: str, columns: dict[str, Any], row: dict[str, Any]) -> Any:
+    """Route ``row`` to ``table`` (append, no keys), whatever the resource's own hints are."""
     return dlt.mark.with_hints(
         row,
-        dlt.mark.make_hints(
-            table_name=QUARANTINE_TABLE,
-            write_disposition="append",
-            primary_key=[],
-            merge_key=[],
-            columns=QUARANTINE_COLUMNS,
-        ),
+        dlt.mark.make_hints(table_name=table, write_disposition="append", primary_key=[], merge_key=[],
+                            columns=columns),
         create_table_variant=True,
     )
+
+
+def with_quarantine_hints(row: dict[str, Any]) -> Any:
+    """Route a quarantine row to ``_quarantine`` (append), whatever the resource's own hints are."""
+    return _appended_to(QUARANTINE_TABLE, QUARANTINE_COLUMNS, row)
 
 
 def with_accounting_hints(row: dict[str, Any]) -> Any:
     """Route an accounting row to ``_row_accounting`` (append)."""
-    return dlt.mark.with_hints(
-        row,
-        dlt.mark.make_hints(
-            table_name=ACCOUNTING_TABLE,
-            write_disposition="append",
-            primary_key=[],
-            merge_key=[],
-            columns=ACCOUNTING_COLUMNS,
-        ),
-        create_table_variant=True,
-    )
+    return _appended_to(ACCOUNTING_TABLE, ACCOUNTING_COLUMNS, row)
 
 
 def bookkeeping_tables(resource: Any) -> Any:
