@@ -282,9 +282,13 @@ def run_command(env: dict[str, str], log: Path, progress=None, args: tuple[str, 
                     log.with_suffix(".progress_error").write_text(f"{type(e).__name__}: {e}\n")
 
         if progress is not None:
-            threading.Thread(target=report, daemon=True).start()
+            reporter = threading.Thread(target=report, daemon=True)
+            reporter.start()
         _, status, usage = os.wait4(proc.pid, 0)
         done.set()
+        if progress is not None:
+            # a report still writing would otherwise replace the final file written below with a partial one
+            reporter.join()
         sampler.stop()
     # reaped by wait4 (for its rusage): tell Popen, which would otherwise think the process still runs
     proc.returncode = os.waitstatus_to_exitcode(status)

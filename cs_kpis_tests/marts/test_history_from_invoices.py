@@ -217,6 +217,14 @@ def scenarios() -> Ledger:
     L.tables["stg_billing__subscriptions"][-1]["discounts"] = json.dumps([expanded(free)])
     B.monthly("sub_free", "p_25", 3, 2500, ["2026-01-07", "2026-02-07"], discount=free, line_discount_minor=10000)
     B.monthly("sub_free", "p_25", 2, 2500, ["2026-03-07", "2026-04-07"], discount=free, line_discount_minor=10000)
+    # the same coupon on two items, 50.00 + 25.00: Stripe spreads it over both lines (50.00 and 25.00 off), and
+    # only their sum covers the list price: 0, 0, 0, 0
+    B.sub("A_inv_free_two_items", "sub_free2", "2026-01-07", [("p_50", 1), ("p_25", 1)])
+    L.tables["stg_billing__subscriptions"][-1]["discounts"] = json.dumps([expanded(free)])
+    for d, e in (("2026-01-07", "2026-02-07"), ("2026-02-07", "2026-03-07"), ("2026-03-07", "2026-04-07"),
+                 ("2026-04-07", "2026-05-07")):
+        B.invoice("sub_free2", d, [("p_50", 1, d, e, 5000, False), ("p_25", 1, d, e, 2500, False)], discount=free,
+                  line_discount_minor=10000)
     return L
 
 
@@ -236,6 +244,7 @@ EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "A_inv_zero_renewal": (100.00, 20.00, 0, 0),
     "A_inv_zero_renewal_31": (0, 20.00, 0, 0),
     "A_inv_free": (0, 0, 0, 0),
+    "A_inv_free_two_items": (0, 0, 0, 0),
 }
 
 

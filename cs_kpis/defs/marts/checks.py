@@ -92,8 +92,9 @@ invoiced as (
         m.read_day,
         sum(l.amount_per_interval / l.months_per_period) as invoiced_minor,
         max(case when l.is_proration then 0 else l.amount_minor end) as charged,
-        -- the discounts of the paid (not proration) lines, a month
-        max(case when l.is_proration then 0 else l.discount_minor / l.months_per_period end) as discount_minor
+        -- the discounts of the paid (not proration) lines, a month: summed, as Stripe spreads one coupon over
+        -- a subscription's lines
+        sum(case when l.is_proration then 0 else l.discount_minor / l.months_per_period end) as discount_minor
     from lines as l
     inner join marts.dim_month as m
         on m.read_day >= l.period_start and m.read_day < l.period_end

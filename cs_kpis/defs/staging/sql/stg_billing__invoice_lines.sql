@@ -20,7 +20,7 @@
 -- @column amount: amount_minor in major units
 -- @column discount_amounts: discount amounts applied to the line, as JSON
 -- @column discount_amount_minor: the sum of the line's discount amounts, minor units (0 without discounts)
--- @column discounts: the line's own discounts (a subscription item's), as JSON: expanded discount objects (id, coupon{...}, start, end, subscription_item), listed with expand[]=data.lines.data.discounts
+-- @column discounts: the line's `discounts` as JSON: expanded discount objects (id, coupon{...}, start, end, subscription_item) in API mode, where the connector asks for expand[]=data.lines.data.discounts; discount ids (strings) where the export has them unexpanded, as the simulator's files do; not read by the marts yet
 -- @column extract_day: the landing extract day of the invoice version the line came with
 
 with source as (
