@@ -58,3 +58,21 @@ def test_a_failed_entity_writes_an_accounting_row_that_says_so(loader: Loader, t
     loader.run("support", landing)
     assert loader.query("select count(*) from raw._row_accounting where status = 'failed'") == [(4,)]
     assert loader.query("select count(*) from raw.support__tickets where priority = 'normal'")[0][0] >= 12
+
+
+def test_a_column_a_newer_version_declares_appears_without_new_data(loader: Loader, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upgraded cs_kpis declares a column (coupons' currency_options, which staging reads) that the raw table
+    loaded by the older version lacks: the next load adds it even though no coupon changed (no new extract day),
+    so staging does not wait for a column that only a changed coupon would bring."""
+    from cs_kpis.sources.billing import settings
+
+    landing = write_landing(tmp_path / "landing", tiny_company())
+    monkeypatch.setitem(settings.JSON_FIELDS, "coupons", ())  # the older version: currency_options not declared
+    loader.run("billing", landing)
+    assert "currency_options" not in _columns(loader, "billing__coupons")
+    before = loader.query("select count(*) from raw.billing__coupons")
+    monkeypatch.undo()
+    loader.run("billing", landing)  # the same landing: nothing new to load
+    assert "currency_options" in _columns(loader, "billing__coupons")
+    assert loader.query("select count(*) from raw.billing__coupons") == before
