@@ -249,6 +249,42 @@ def test_a_shared_type_check_serves_the_child_until_their_outcomes_differ():
     assert "bad_item" in parent_types  # the parent learned from the record the child rejected
 
 
+def test_the_shared_pass_prepares_the_parent_once_and_gives_the_child_the_same_outcome():
+    calls = []
+
+    def parent_prepare(obj):
+        calls.append(obj["id"])
+        return _prepare(obj)
+
+    def child_rows(obj):
+        if obj.get("bad_item"):
+            raise Reject("bad item", field="items")
+        return [{"id": f"{obj['id']}-1", "thing": obj["id"]}]
+
+    def child_prepare(obj):  # as billing's: the parent's preparation first, no rows when it rejects
+        try:
+            parent_prepare(obj)
+        except Reject:
+            return []
+        return child_rows(obj)
+
+    objs = [{"id": "a"}, {"id": "b", "bad": True}, {"id": "c", "bad_item": True}]
+
+    def outcomes(after_parent):
+        child = _entity(name="items", prepare=child_prepare, group_key=lambda obj: obj["id"],
+                        prepare_after_parent=after_parent)
+        check = CheckShared(_entity(prepare=parent_prepare), {}, [ChildFeed("sys", child, None, {})])
+        calls.clear()
+        got = [[(rows, str(error) if error else None) for rows, error in check(_rec(obj))] for obj in objs]
+        return got, list(calls)
+
+    repeated, repeated_calls = outcomes(None)
+    once, once_calls = outcomes(child_rows)
+    assert once == repeated
+    assert once[1] == [(None, "bad record"), ([], None)] and once[2][1] == (None, "bad item")
+    assert repeated_calls == ["a", "a", "b", "b", "c", "c"] and once_calls == ["a", "b", "c"]
+
+
 def test_same_check_compares_functions_and_partials():
     def pick(key, obj):
         return obj[key]

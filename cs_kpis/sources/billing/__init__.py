@@ -13,6 +13,7 @@ from cs_kpis.sources.billing import files, settings
 from cs_kpis.sources.billing.helpers import (
     contracts,
     parse_fx_rates,
+    prepare_child_rows,
     prepare_children,
     prepare_object,
     with_children,
@@ -43,6 +44,7 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
                 reads=parent,
                 primary_key=(settings.PRIMARY_KEY,),
                 prepare=lambda obj, child=child: prepare_children(obj, child, currencies),
+                prepare_after_parent=lambda obj, child=child: prepare_child_rows(obj, child, currencies),
                 write_disposition=settings.CHILD_WRITE_DISPOSITION,
                 merge_key=(foreign_key,),
                 group_key=lambda obj: obj.get(settings.PRIMARY_KEY),

@@ -59,11 +59,18 @@ def prepare_children(obj: dict[str, Any], child: str, currencies: set[str] | Non
     A parent that cannot load yields no children (the parent's quarantine row holds them). One bad child
     rejects the parent's set, since the set is replaced as a whole.
     """
-    parent, _, foreign_key = settings.CHILDREN[child]
+    parent, _, _ = settings.CHILDREN[child]
     try:
         prepare_object(obj, parent, currencies)
     except Reject:
         return []
+    return prepare_child_rows(obj, child, currencies)
+
+
+def prepare_child_rows(obj: dict[str, Any], child: str, currencies: set[str] | None = None) -> list[dict[str, Any]]:
+    """:func:`prepare_children` for a parent whose own preparation is known to succeed: the parent's pass over
+    the files has just prepared it, so it is not prepared (flattened, converted) a second time."""
+    _, _, foreign_key = settings.CHILDREN[child]
     rows = []
     for index, item in enumerate(child_items(obj, child)):
         item = {**item, foreign_key: obj[settings.PRIMARY_KEY]}

@@ -18,6 +18,7 @@ from typing import Any
 import dlt
 
 from cs_kpis.sources import lake as lake_module
+from cs_kpis.sources.common import collector
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.bookkeeping import bookkeeping_tables
 from cs_kpis.sources.common.steps import (
@@ -81,6 +82,10 @@ class Entity:
     each file is parsed once per pass instead of once per table (:func:`_parent_feeds`)"""
     parent: str | None = None
     """a child entity: the resource name of the entity whose pass may load this table"""
+    prepare_after_parent: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None
+    """a child entity whose ``prepare`` runs its parent's preparation first (no rows when that rejects): the
+    same rows without it. The parent's pass, which has just prepared the parent, calls this instead, so the
+    parent object is not flattened and converted twice (:class:`cs_kpis.sources.common.steps.CheckShared`)"""
 
     @property
     def is_scd2(self) -> bool:
@@ -180,57 +185,60 @@ def entity_resource(
         load_id = _current_load_id()
         if mode == "files" and spec.parent and _parent_feeds(system, spec.parent, spec.name, load_id):
             return  # the parent's pass loads this table and keeps this resource's state
-        state = dlt.current.resource_state()
-        field_types: dict[str, str] = state.setdefault("field_types", {})
-        counts = Accounting()
-        # not for an insert-only table (Stripe events): dlt's normalizer fails on its empty schema-only job
-        insert_only = isinstance(spec.write_disposition, dict) and spec.write_disposition.get("strategy") == "insert-only"
-        if spec.materialize_empty or (not insert_only and _lacks_declared_columns(table_name, spec.columns)):
-            yield dlt.mark.materialize_table_schema()
+        # the garbage collector's passes over the records cost a fifth of the CPU: off while this pass runs
+        with collector.paused() as collecting:
+            state = dlt.current.resource_state()
+            field_types: dict[str, str] = state.setdefault("field_types", {})
+            counts = Accounting()
+            # not for an insert-only table (Stripe events): dlt's normalizer fails on its empty schema-only job
+            insert_only = isinstance(spec.write_disposition, dict) and spec.write_disposition.get("strategy") == "insert-only"
+            if spec.materialize_empty or (not insert_only and _lacks_declared_columns(table_name, spec.columns)):
+                yield dlt.mark.materialize_table_schema()
 
-        feeds: list[ChildFeed] = []
-        if mode == "files":
-            read = FilesRead(landing_dir, spec.reads, files_reader, state.get("last_extract_day"), max_days,
-                             keys_reader)
-            # the children this pass loads too, so that the parent's files are read by one pass, not one per table
-            feeds = [ChildFeed(system, child, load_id, dlt.current.resource_state(child.name))
-                     for child in spec.children if _parent_feeds(system, spec.name, child.name, load_id)]
-            # files can be read twice: a key pass finds which occurrence of each key wins, so memory holds
-            # keys, not rows (the large company's 5.5 M support rows took > 19 GB buffered); it validates
-            # only the repeated occurrences, so it costs little more than parsing
-            key_pass = Numbered(read.batches(keys_only=True))
-            winners, *child_winners = winning_occurrences((spec, *(feed.spec for feed in feeds)), key_pass)
-            dedupe = DedupeByWinners(spec, winners, counts)
-            children = [feed.start(one) for feed, one in zip(feeds, child_winners, strict=True)]
+            feeds: list[ChildFeed] = []
+            if mode == "files":
+                read = FilesRead(landing_dir, spec.reads, files_reader, state.get("last_extract_day"), max_days,
+                                 keys_reader)
+                # the children this pass loads too, so that the parent's files are read by one pass, not one per table
+                feeds = [ChildFeed(system, child, load_id, dlt.current.resource_state(child.name))
+                         for child in spec.children if _parent_feeds(system, spec.name, child.name, load_id)]
+                # files can be read twice: a key pass finds which occurrence of each key wins, so memory holds
+                # keys, not rows (the large company's 5.5 M support rows took > 19 GB buffered); it validates
+                # only the repeated occurrences, so it costs little more than parsing
+                key_pass = Numbered(read.batches(keys_only=True))
+                winners, *child_winners = winning_occurrences((spec, *(feed.spec for feed in feeds)), key_pass)
+                dedupe = DedupeByWinners(spec, winners, counts)
+                children = [feed.start(one) for feed, one in zip(feeds, child_winners, strict=True)]
+                for feed in feeds:
+                    feed.share(spec, field_types)
+            elif mode == "api":
+                read = ApiRead(api_reader(), api_config, spec.reads, state.get("api_since"))
+                dedupe, children = DedupeInMemory(spec, counts), []
+            else:
+                raise ValueError(f"mode must be 'files' or 'api', got {mode!r}")
+
+            # scd2 stays on dlt's row path (its version hashes are computed there); the rest goes as Arrow
+            emitter = (RowEmitter(spec, read.boundary, lake_module.current_pipeline_is_lake()) if spec.is_scd2
+                       else ArrowEmitter(table_name, load_id))
+            lane = Lane(system, spec, dedupe, emitter, counts)
+            lanes = [lane, *children]
+            check = CheckShared(spec, field_types, feeds) if feeds else CheckAlone(spec, field_types)
+            records = Numbered(read.batches())
+            for outcomes in check_records(records, check):
+                collecting.tick()
+                for one, outcome in zip(lanes, outcomes, strict=True):
+                    yield from one.take(outcome)
+
+            if mode == "files":
+                read.check_unchanged(system, spec.name, key_pass.count, records.count)
+            for one in lanes:
+                if stop := one.contract_stop():
+                    raise ContractChange(stop)
+            for one in lanes:
+                yield from one.flush()
             for feed in feeds:
-                feed.share(spec, field_types)
-        elif mode == "api":
-            read = ApiRead(api_reader(), api_config, spec.reads, state.get("api_since"))
-            dedupe, children = DedupeInMemory(spec, counts), []
-        else:
-            raise ValueError(f"mode must be 'files' or 'api', got {mode!r}")
-
-        # scd2 stays on dlt's row path (its version hashes are computed there); the rest goes as Arrow
-        emitter = (RowEmitter(spec, read.boundary, lake_module.current_pipeline_is_lake()) if spec.is_scd2
-                   else ArrowEmitter(table_name, load_id))
-        lane = Lane(system, spec, dedupe, emitter, counts)
-        lanes = [lane, *children]
-        check = CheckShared(spec, field_types, feeds) if feeds else CheckAlone(spec, field_types)
-        records = Numbered(read.batches())
-        for outcomes in check_records(records, check):
-            for one, outcome in zip(lanes, outcomes, strict=True):
-                yield from one.take(outcome)
-
-        if mode == "files":
-            read.check_unchanged(system, spec.name, key_pass.count, records.count)
-        for one in lanes:
-            if stop := one.contract_stop():
-                raise ContractChange(stop)
-        for one in lanes:
-            yield from one.flush()
-        for feed in feeds:
-            yield from feed.lane.finish(feed.state, read)
-        yield from lane.finish(state, read)
+                yield from feed.lane.finish(feed.state, read)
+            yield from lane.finish(state, read)
 
     for child in spec.children:
         # the child tables this resource's pass may load, as variants with exactly the child's hints (a

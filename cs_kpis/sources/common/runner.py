@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cs_kpis.sources import lake
+from cs_kpis.sources.common import collector
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.bookkeeping import (
     ACCOUNTING_COLUMNS,
@@ -206,6 +207,8 @@ def run_until_caught_up(
         except Exception as exc:
             record_failed_load(pipeline, source, exc)
             raise
+        finally:
+            collector.restore()  # the entity passes pause the garbage collector (common/collector.py)
         ensure_bookkeeping_tables(pipeline)
         load_infos.append(load_info)
         for name, total in totals.items():

@@ -270,13 +270,15 @@ class CheckShared:
                 spec.contract(obj)
         except Reject as exc:
             contract_error = exc
-        children = [feed.prepare(obj, contract_error) for feed in self.feeds]
         rows, error = None, contract_error
         if error is None:
             try:
                 rows = spec.prepare(obj)
             except Reject as exc:
                 error = exc
+        # the parent's preparation is done: a child that would repeat it is told its outcome instead
+        parent_prepared = None if contract_error is not None else error is None
+        children = [feed.prepare(obj, contract_error, parent_prepared) for feed in self.feeds]
         for feed, (_, child_error) in zip(self.feeds, children, strict=True):
             if feed.shared and (child_error is None) != (error is None):
                 feed.unshare()  # one of them learns from this record's types, the other does not
@@ -541,11 +543,18 @@ class ChildFeed:
         self.field_types = self.state["field_types"] = dict(self.field_types)
         self.shared = False
 
-    def prepare(self, obj: dict[str, Any], contract_error: Reject | None) -> Outcome:
+    def prepare(self, obj: dict[str, Any], contract_error: Reject | None,
+                parent_prepared: bool | None = None) -> Outcome:
+        """The child's rows, or the Reject. ``parent_prepared`` (the parent's pass knows it): whether the
+        parent's own preparation accepted ``obj``; with it, a child whose ``prepare`` would repeat that
+        preparation (``prepare_after_parent``) gets the same result without it: no rows when it rejected."""
         try:
             if contract_error is not None:
                 raise contract_error
-            return self.spec.prepare(obj), None
+            after_parent = self.spec.prepare_after_parent
+            if parent_prepared is None or after_parent is None:
+                return self.spec.prepare(obj), None
+            return (after_parent(obj) if parent_prepared else []), None
         except Reject as exc:
             return None, exc
 
