@@ -182,3 +182,11 @@ def test_billing_contract_types_tiered_and_decimal_prices():
         check(tiered | {"tiers": [tiered["tiers"][0], tiered["tiers"][1] | {"flat_amount": -1}]})
     with pytest.raises(Reject, match="tiers_mode"):
         check(tiered | {"tiers_mode": "stairstep"})
+
+
+def test_flatten_turns_dots_in_vendor_keys_into_the_separator_and_keeps_json_paths_whole():
+    obj = {"a.b": 1, "m": {"x.y": 2, "n": {}, "o": {"p": None}}, "j": {"k": 1}, "q.r": {"s": 3}}
+    assert flatten(obj, frozenset({"j", "q.r.s"})) == {
+        "a__b": 1, "m__x__y": 2, "m__n": {}, "m__o__p": None, "j": {"k": 1}, "q__r__s": 3}
+    assert list(flatten(obj)) == ["a__b", "m__x__y", "m__n", "m__o__p", "j__k", "q__r__s"]
+    assert flatten({"s": {"t": 1}}, prefix="p.") == {"p.s.t": 1}

@@ -15,6 +15,7 @@ the warehouse tables get the same columns and types as the row path gave them:
 """
 
 import logging
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -41,16 +42,29 @@ ROW_ID = "_dlt_id"
 def _columns(rows: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
     """The columns of ``rows`` that hold a value somewhere (a key only ever None makes no column), each with
     its values (None where a row lacks it), in the order the first values appear: row by row, and within a
-    row in its key order. Built column by column, which costs a fraction of visiting every field in Python."""
-    keys: dict[str, None] = {}
-    for row in rows:
-        keys.update(dict.fromkeys(row))
+    row in its key order. Built column by column, which costs a fraction of visiting every field in Python;
+    when every row has the same keys in the same order (a Stripe or Zendesk batch nearly always does), the
+    values are transposed at once."""
+    if not rows:
+        return []
+    shapes = set(map(tuple, rows))
+    if len(shapes) == 1:
+        columns = zip(next(iter(shapes)), map(list, zip(*map(dict.values, rows), strict=True)), strict=True)
+    else:
+        keys: dict[str, Any] = {}
+        for row in rows:
+            keys.update(row)  # the keys in first-seen order (the values are not used)
+        columns = ((key, list(map(dict.get, rows, repeat(key)))) for key in keys)
+    count = len(rows)
     found = []
-    for key in keys:
-        values = [row.get(key) for row in rows]
-        first = next((index for index, value in enumerate(values) if value is not None), None)
-        if first is not None:
-            found.append((first, key, values))
+    for key, values in columns:
+        if values[0] is not None:
+            first = 0
+        elif values.count(None) == count:
+            continue
+        else:
+            first = next(index for index, value in enumerate(values) if value is not None)
+        found.append((first, key, values))
     if not found:
         return []
     order: dict[int, dict[str, int]] = {}

@@ -243,19 +243,36 @@ def flatten(obj: Mapping[str, Any], json_paths: frozenset[str] = frozenset(), pr
     """Flatten nested dicts into ``a__b`` keys (dlt's separator); lists and ``json_paths`` stay whole.
 
     Sources load with ``max_table_nesting=0``, so what stays whole lands in a JSON column instead of a
-    child table: raw keeps the vendor's shape without a zoo of ``__items__data`` tables.
+    child table: raw keeps the vendor's shape without a zoo of ``__items__data`` tables. ``json_paths`` are
+    dotted vendor paths; a dot inside a vendor key becomes ``__`` too. With a ``prefix`` the keys are the
+    dotted paths below it instead.
     """
-    flat: dict[str, Any] = {}
-    for key, value in obj.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and value and path not in json_paths:
-            for sub_key, sub_value in flatten(value, json_paths, f"{path}.").items():
-                flat[sub_key] = sub_value
-        else:
-            flat[path] = value
     if prefix:
+        flat: dict[str, Any] = {}
+        for key, value in obj.items():
+            path = f"{prefix}{key}"
+            if isinstance(value, dict) and value and path not in json_paths:
+                flat.update(flatten(value, json_paths, f"{path}."))
+            else:
+                flat[path] = value
         return flat
-    return {key.replace(".", "__"): value for key, value in flat.items()}
+    flat = {}
+    _flatten_into(flat, obj, json_paths, "", "")
+    return flat
+
+
+def _flatten_into(flat: dict[str, Any], obj: Mapping[str, Any], json_paths: frozenset[str], dotted: str,
+                  under: str) -> None:
+    """:func:`flatten`'s walk, writing the final ``a__b`` keys straight into ``flat`` (``dotted``: the vendor
+    path so far, for ``json_paths``; ``under``: the column name so far)."""
+    for key, value in obj.items():
+        if isinstance(value, dict) and value:
+            path = dotted + key
+            if path not in json_paths:
+                _flatten_into(flat, value, json_paths, path + ".", (under + key).replace(".", "__") + "__")
+                continue
+        name = under + key if under else key
+        flat[name.replace(".", "__") if "." in name else name] = value
 
 
 def strip_key(obj: Any, key: str) -> Any:
