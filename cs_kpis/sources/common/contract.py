@@ -171,6 +171,8 @@ class _Node:
     children: dict[str, "_Node"] | None = None
     required_below: str | None = None
     """the first required path below this step (reported when the step itself is missing)"""
+    plain: type | None = None
+    """the one Python type that fits ``spec`` without a closer look (:func:`_plain_type`), else None"""
 
 
 def _compile(fields: Mapping[str, Field]) -> dict[str, _Node]:
@@ -183,6 +185,7 @@ def _compile(fields: Mapping[str, Field]) -> dict[str, _Node]:
                 node = level[step] = _Node(step.removesuffix("[]"), step.endswith("[]"))
             if index == len(steps) - 1:
                 node.spec = spec
+                node.plain = _plain_type(spec)
             else:
                 if spec.required and node.required_below is None:
                     node.required_below = ".".join(steps[index + 1:])
@@ -219,11 +222,13 @@ class Contract:
         self._walk(obj, self._tree, prefix)
 
     def _walk(self, obj: Any, level: dict[str, _Node], where: str) -> None:
+        get = obj.get if isinstance(obj, dict) else _absent
         for node in level.values():
-            value = obj.get(node.key) if isinstance(obj, dict) else None
+            value = get(node.key)
             if not node.is_list:
                 spec = node.spec
-                if spec is not None and not (value is not None and _fits_plainly(spec, value)):
+                # the common cases (plain text, an integer or a flag without a range) without a call
+                if spec is not None and (value is None or type(value) is not node.plain):
                     self._check_value(f"{where}{node.key}", spec, value)
                 if node.children is not None:
                     here = f"{where}{node.key}"
@@ -303,6 +308,22 @@ class Contract:
             except Reject as exc:
                 return str(exc)
         return None
+
+
+def _absent(key: str) -> None:
+    """``get`` of a value that is not an object: every field below it is missing."""
+    return None
+
+
+def _plain_type(spec: Field) -> type | None:
+    """The type of the values :func:`_fits_plainly` accepts for ``spec`` (None: it accepts none): a value of
+    exactly that type fits without :meth:`Contract._problem`."""
+    kind = spec.kind
+    if kind == "text":
+        return str if spec.choices is None and not spec.required else None
+    if kind == "integer":
+        return int if spec.min is None and spec.max is None else None
+    return {"bool": bool, "object": dict}.get(kind)
 
 
 def _fits_plainly(spec: Field, value: Any) -> bool:
