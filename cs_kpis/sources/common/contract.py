@@ -316,29 +316,15 @@ def _absent(key: str) -> None:
 
 
 def _plain_type(spec: Field) -> type | None:
-    """The type of the values :func:`_fits_plainly` accepts for ``spec`` (None: it accepts none): a value of
-    exactly that type fits without :meth:`Contract._problem`."""
+    """The common case decided without building a message: a value of exactly this type fits ``spec`` (plain
+    text, an integer without a range, a flag, an object); None when every value goes through
+    :meth:`Contract._problem` (ranges, choices, required text, parsed kinds)."""
     kind = spec.kind
     if kind == "text":
         return str if spec.choices is None and not spec.required else None
     if kind == "integer":
         return int if spec.min is None and spec.max is None else None
     return {"bool": bool, "object": dict}.get(kind)
-
-
-def _fits_plainly(spec: Field, value: Any) -> bool:
-    """The common cases decided without building a message: plain text, an integer or a flag without a
-    range. Anything else goes through :meth:`Contract._problem`."""
-    kind = spec.kind
-    if kind == "text":
-        return type(value) is str and spec.choices is None and not spec.required
-    if kind == "integer":
-        return type(value) is int and spec.min is None and spec.max is None
-    if kind == "bool":
-        return type(value) is bool
-    if kind == "object":
-        return type(value) is dict
-    return False
 
 
 def _range_problem(spec: Field, value: float) -> str | None:
