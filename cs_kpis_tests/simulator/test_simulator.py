@@ -173,6 +173,16 @@ def test_every_listed_edge_case_occurs_in_the_demo_company(demo_company):
     assert {e["data"]["object"]["discounts"][0]["coupon"]["duration"] for e in events
             if e["type"] == "customer.subscription.created" and e["data"]["object"]["discounts"]} \
         == {"once", "repeating", "forever"}
+    # an item's own discounts (items.data[].discounts): forever, repeating and once; listed expanded, and
+    # on the invoice lines that bill the item (expand[]=data.lines.data.discounts), naming the item
+    item_discounts = [d for s in subs for i in s["items"]["data"] for d in i["discounts"]]
+    assert {d["coupon"]["duration"] for d in item_discounts} == {"once", "repeating", "forever"}
+    assert all(isinstance(d, dict) and d["subscription_item"] for d in item_discounts)
+    invoices = _objects(landing, "billing/invoices", "data")
+    line_discounts = [(line, d) for i in invoices for line in i["lines"]["data"] for d in line["discounts"]]
+    assert line_discounts and all(
+        d["subscription_item"] == line["parent"]["subscription_item_details"]["subscription_item"]
+        for line, d in line_discounts)
     updates = [e for e in events if e["type"] == "customer.subscription.updated"]
     # a repeating discount expiring
     assert any("discounts" in e["data"]["previous_attributes"] and not e["data"]["object"]["discounts"]
