@@ -11,7 +11,7 @@ import json
 import duckdb
 import pytest
 
-from cs_kpis.defs.marts.checks import HISTORY_MATCHES_INVOICES, marts_checks
+from cs_kpis.defs.marts.checks import HISTORY_MATCHES_INVOICES, ITEM_DISCOUNTS_VALID, marts_checks
 from cs_kpis_tests.check_call import call_check
 
 from .billing_fixtures import Ledger, build_marts, item, month_end_mrr
@@ -335,6 +335,40 @@ def test_a_period_splits_where_seats_change_though_mrr_stays_zero(warehouse):
                            "where subscription_id = 'sub_free' order by start_date").fetchall()
     assert [(d, float(m), float(lm), n) for d, m, lm, n in rows] == [("2026-01-07", 0.0, 75.0, 3),
                                                                       ("2026-03-07", 0.0, 50.0, 2)]
+
+
+def test_item_discounts_are_stretches_of_constant_discounts(warehouse):
+    """marts.subscription_item_discounts: the EUR20 item coupon (15.00 USD from its currency_options,
+    repeating Jan 1 .. Mar 1) is one stretch, then none from its end; the item's own 10% forever one stretch;
+    the item's once coupon a stretch where nothing counts"""
+    with duckdb.connect(warehouse, read_only=True) as con:
+        con.execute("set TimeZone = 'UTC'")
+        rows = con.execute("""
+            select subscription_id, strftime(valid_from, '%Y-%m-%d'), strftime(valid_to, '%Y-%m-%d'),
+                   is_discount_end, discounts_in_force, coupon_id, discount_factor, discount_offset_minor
+            from marts.subscription_item_discounts where source = 'invoices' order by 1, 2""").fetchall()
+    assert rows == [
+        ("sub_item_eur", "2026-01-01", "2026-03-01", False, 1, "EUR20", 1.0, 1500.0),
+        ("sub_item_eur", "2026-03-01", None, True, 0, None, 1.0, 0.0),
+        ("sub_item_forever", "2026-01-01", None, False, 1, "ITEM10", pytest.approx(0.9), 0.0),
+        ("sub_item_once", "2026-01-01", None, False, 0, None, 1.0, 0.0),
+    ]
+
+
+def test_item_discount_check_names_a_stretch_that_would_misprice_an_item(warehouse, tmp_path):
+    import shutil
+
+    check = next(c for c in marts_checks if next(iter(c.check_keys)).name == ITEM_DISCOUNTS_VALID)
+    assert call_check(check, warehouse).passed
+    copy = str(tmp_path / "bad_factor.duckdb")
+    shutil.copy(warehouse, copy)
+    with duckdb.connect(copy) as con:
+        con.execute("update marts.subscription_item_discounts set discount_factor = 1.5 "
+                    "where subscription_id = 'sub_item_forever' and source = 'invoices'")
+    result = call_check(check, copy)
+    assert not result.passed
+    assert result.metadata["violations"].value == 1
+    assert "sub_item_forever" in result.metadata["sample"].value
 
 
 def test_check_fails_when_history_is_missing(warehouse, tmp_path):

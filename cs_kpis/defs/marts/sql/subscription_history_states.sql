@@ -255,73 +255,11 @@ discounts as (
     group by subscription_id, discount_id
 ),
 
-discounted_lines as (
-    -- the lines that list discounts of their own (expand[]=data.lines.data.discounts: a subscription item's
-    -- discounts, applied to its line before the invoice's); a line whose discounts came as bare ids has none
-    select
-        l.subscription_id,
-        l.subscription_item_id,
-        l.discounts
-    from staging.stg_billing__invoice_lines as l
-    inner join invoices as i on i.invoice_id = l.invoice_id
-    where i.status <> 'void'
-      and l.subscription_item_id is not null
-      and json_extract_string(l.discounts, '$[0].id') is not null
-),
-
-line_discounts as (
-    select
-        l.subscription_id,
-        l.subscription_item_id,
-        p.position,
-        json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].id') as discount_id,
-        json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].coupon.id') as coupon_id,
-        json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].coupon.duration')
-            as coupon_duration,
-        cast(json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].coupon.percent_off')
-             as double) as percent_off,
-        cast(json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].coupon.amount_off')
-             as double) as amount_off,
-        upper(json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].coupon.currency'))
-            as coupon_currency,
-        to_timestamp(cast(json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].start')
-                          as bigint)) as discount_start,
-        to_timestamp(cast(json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].end')
-                          as bigint)) as discount_end
-    from discounted_lines as l
-    inner join marts.dim_position as p
-        on p.position < 20 and json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].id') is not null
-),
-
-item_discounts as (
-    -- every discount of a subscription item seen on its invoice lines, in the order the lines list them;
-    -- a discount the invoice itself lists (the subscription's) is not the item's own
-    select
-        ld.subscription_id,
-        ld.subscription_item_id,
-        ld.discount_id,
-        min(ld.position) as discount_position,
-        max(ld.coupon_id) as coupon_id,
-        max(ld.coupon_duration) as coupon_duration,
-        max(ld.percent_off) as percent_off,
-        max(ld.amount_off) as amount_off,
-        max(ld.coupon_currency) as coupon_currency,
-        max(ld.discount_start) as discount_start,
-        max(ld.discount_end) as discount_end
-    from line_discounts as ld
-    left join discounts as d on d.subscription_id = ld.subscription_id and d.discount_id = ld.discount_id
-    where d.discount_id is null
-    group by ld.subscription_id, ld.subscription_item_id, ld.discount_id
-),
-
 discounted_items as (
-    -- the items with discounts of their own, numbered within their subscription (the shared discount rule
-    -- takes one list per item)
-    select
-        subscription_id,
-        subscription_item_id,
-        dense_rank() over (partition by subscription_id order by subscription_item_id) - 1 as item_position
-    from (select distinct subscription_id, subscription_item_id from item_discounts) as di
+    -- the items with discounts of their own on their invoice lines (marts.subscription_item_discounts)
+    select distinct subscription_id, subscription_item_id
+    from marts.subscription_item_discounts
+    where source = 'invoices'
 ),
 
 points as (
@@ -331,7 +269,9 @@ points as (
     union all select subscription_id, trial_end_at, 3 from subs where trial_end_at is not null
     union all select subscription_id, ended_at, 3 from subs where ended_at is not null
     union all select subscription_id, discount_end, 3 from discounts where discount_end is not null
-    union all select subscription_id, discount_end, 3 from item_discounts where discount_end is not null
+    -- the end of an item's own discount
+    union all select subscription_id, valid_from, 3 from marts.subscription_item_discounts
+        where source = 'invoices' and is_discount_end
     union all select subscription_id, spell_start, 3 from spells
     union all select subscription_id, spell_end, 3 from spells where spell_end is not null
 ),
@@ -423,22 +363,21 @@ item_states as (
     -- at each point, the list MRR of each item with discounts of its own: its lines in force (the regular
     -- lines of the latest period, and the prorations since, a credit taking away), as in list_mrr_minor
     select
-        f.subscription_id,
-        f.point_at,
-        di.item_position,
+        c.subscription_id,
+        c.point_at,
+        di.subscription_item_id,
         sum(case when l.is_proration and l.amount_minor < 0 then -1 else 1 end
             * cast(l.amount_per_interval as double) / l.months_per_period) as item_mrr_minor,
         max(l.months_per_period) as months_per_period
-    from flagged as f
-    inner join carried as c on c.subscription_id = f.subscription_id and c.point_at = f.point_at
+    from carried as c
     inner join carried as sc on sc.subscription_id = c.subscription_id and sc.seq = c.snapshot_seq
-    inner join discounted_items as di on di.subscription_id = f.subscription_id
+    inner join discounted_items as di on di.subscription_id = c.subscription_id
     inner join lines as l
         on l.subscription_id = di.subscription_id
         and l.subscription_item_id = di.subscription_item_id
         and ((not l.is_proration and l.period_start = sc.point_at)
              or (l.is_proration and l.period_start >= sc.point_at and l.period_start <= c.point_at))
-    group by f.subscription_id, f.point_at, di.item_position
+    group by c.subscription_id, c.point_at, di.subscription_item_id
 ),
 
 listed_item_rows as (
@@ -450,7 +389,6 @@ listed_item_rows as (
         select
             si.subscription_id,
             si.subscription_item_id,
-            si.discounts,
             si."interval",
             si.interval_count,
             si.plan_tier,
@@ -463,7 +401,6 @@ listed_item_rows as (
                 when 'week' then cast(12.0 * si.interval_count as double) / 52.0
                 when 'day' then cast(12.0 * si.interval_count as double) / 365.0
             end as months_per_period,
-            row_number() over (partition by si.subscription_id order by si.subscription_item_id) - 1 as item_position,
             row_number() over (
                 partition by si.subscription_id
                 order by la.amount_per_interval desc, si.subscription_item_id
@@ -472,30 +409,6 @@ listed_item_rows as (
         inner join priced as la on la.row_id = si.subscription_item_id
         where coalesce(si.usage_type, 'licensed') = 'licensed'
     ) as i
-),
-
-listed_item_discounts as (
-    -- the listed items' own discounts (expand[]=data.items.data.discounts), in each item's order
-    select
-        r.subscription_id,
-        r.item_position,
-        r.months_per_period,
-        p.position,
-        json_extract_string(r.discounts, '$[' || cast(p.position as varchar) || '].coupon.id') as coupon_id,
-        json_extract_string(r.discounts, '$[' || cast(p.position as varchar) || '].coupon.duration')
-            as coupon_duration,
-        cast(json_extract_string(r.discounts, '$[' || cast(p.position as varchar) || '].coupon.percent_off')
-             as double) as percent_off,
-        cast(json_extract_string(r.discounts, '$[' || cast(p.position as varchar) || '].coupon.amount_off')
-             as double) as amount_off,
-        upper(json_extract_string(r.discounts, '$[' || cast(p.position as varchar) || '].coupon.currency'))
-            as coupon_currency,
-        to_timestamp(cast(json_extract_string(r.discounts, '$[' || cast(p.position as varchar) || '].end')
-                          as bigint)) as discount_end
-    from (select * from listed_item_rows where json_extract_string(discounts, '$[0].id') is not null) as r
-    inner join marts.dim_position as p
-        on p.position < 20
-        and json_extract_string(r.discounts, '$[' || cast(p.position as varchar) || '].id') is not null
 ),
 
 listed_items as (
@@ -539,55 +452,6 @@ discount_inputs as (
     left join marts.coupon_amounts as ca on ca.coupon_id = d.coupon_id and ca.currency = upper(f.currency)
     where d.coupon_duration in ('forever', 'repeating')
       and (d.amount_off is null or d.percent_off is not null or d.coupon_currency = upper(f.currency)
-           or ca.amount_off_minor is not null)
-    union all
-    -- each item's own discounts at each point (item_position >= 0), from its invoice lines, by the same rules
-    select
-        it.subscription_id as owner_id,
-        it.point_at as at_time,
-        it.item_position,
-        row_number() over (
-            partition by it.subscription_id, it.point_at, it.item_position
-            order by d.discount_position, d.discount_start, d.discount_id
-        ) as discount_order,
-        d.coupon_id,
-        d.percent_off,
-        case when d.coupon_currency = upper(f.currency) then d.amount_off else ca.amount_off_minor end
-            as amount_off_minor,
-        it.months_per_period
-    from item_states as it
-    inner join flagged as f on f.subscription_id = it.subscription_id and f.point_at = it.point_at
-    inner join discounted_items as di
-        on di.subscription_id = it.subscription_id and di.item_position = it.item_position
-    inner join item_discounts as d
-        on d.subscription_id = di.subscription_id
-        and d.subscription_item_id = di.subscription_item_id
-        and d.discount_start <= it.point_at
-        and (d.discount_end is null or d.discount_end > it.point_at)
-    left join marts.coupon_amounts as ca on ca.coupon_id = d.coupon_id and ca.currency = upper(f.currency)
-    where d.coupon_duration in ('forever', 'repeating')
-      and (d.amount_off is null or d.percent_off is not null or d.coupon_currency = upper(f.currency)
-           or ca.amount_off_minor is not null)
-    union all
-    -- and the listed items' own discounts (item_position >= 0) that count at the start of the ledger
-    select
-        r.subscription_id as owner_id,
-        coalesce(lg.ledger_start, la.listed_at) as at_time,
-        r.item_position,
-        r.position as discount_order,
-        r.coupon_id,
-        r.percent_off,
-        case when r.coupon_currency = upper(su.currency) then r.amount_off else ca.amount_off_minor end
-            as amount_off_minor,
-        r.months_per_period
-    from listed_item_discounts as r
-    inner join staging.stg_billing__subscriptions as su on su.subscription_id = r.subscription_id
-    left join marts.coupon_amounts as ca on ca.coupon_id = r.coupon_id and ca.currency = upper(su.currency)
-    cross join ledger as lg
-    cross join list_as_of as la
-    where r.coupon_duration in ('forever', 'repeating')
-      and (r.discount_end is null or r.discount_end > coalesce(lg.ledger_start, la.listed_at))
-      and (r.amount_off is null or r.percent_off is not null or r.coupon_currency = upper(su.currency)
            or ca.amount_off_minor is not null)
     union all
     -- and (item_position -2) the discounts the subscriptions list shows today (expanded), in the list's
@@ -635,57 +499,76 @@ discount_maps as (
     -- include: composed_discounts
 ),
 
-item_discounted as (
-    -- what the items' own discounts take off, per point (invoice history) or at the ledger's start (the list):
-    -- each item's MRR after its discounts, never below 0, in place of its list MRR
+item_valued as (
+    -- what the items' own discounts (marts.subscription_item_discounts, the stretch in force at the point)
+    -- take off each item's MRR at each point of the history: the item's MRR after its discounts, never
+    -- below 0, in place of its list MRR; and the first item's (by item id) first coupon that counts
     select
-        it.subscription_id as owner_id,
-        it.point_at as at_time,
-        sum(it.item_mrr_minor - greatest(0.0, it.item_mrr_minor * im.factor - im.offset_minor)) as taken_off_minor
-    from item_states as it
-    inner join discount_maps as im
-        on im.owner_id = it.subscription_id and im.at_time = it.point_at and im.item_position = it.item_position
-    group by it.subscription_id, it.point_at
-    union all
-    select
-        r.subscription_id as owner_id,
-        im.at_time,
-        sum(r.item_mrr_minor - greatest(0.0, r.item_mrr_minor * im.factor - im.offset_minor)) as taken_off_minor
-    from listed_item_rows as r
-    inner join discount_maps as im
-        on im.owner_id = r.subscription_id and im.item_position = r.item_position
-    cross join ledger as lg
-    cross join list_as_of as la
-    where im.at_time = coalesce(lg.ledger_start, la.listed_at)
-    group by r.subscription_id, im.at_time
-),
-
-item_first_coupon as (
-    -- the first item discount that counts, by item then by its place in the item's list
-    select owner_id, at_time, first_coupon_id
+        subscription_id,
+        point_at,
+        sum(item_mrr_minor - greatest(0.0, item_mrr_minor * discount_factor
+                                           - cast(discount_offset_minor as double) / months_per_period)) as taken_off_minor,
+        max(case when rn = 1 then coupon_id end) as first_coupon_id
     from (
         select
-            dm.owner_id, dm.at_time, dm.first_coupon_id,
-            row_number() over (partition by dm.owner_id, dm.at_time order by dm.item_position) as rn
-        from discount_maps as dm
-        where dm.item_position >= 0
-    ) as r
-    where rn = 1
+            it.subscription_id,
+            it.point_at,
+            it.item_mrr_minor,
+            it.months_per_period,
+            d.discount_factor,
+            d.discount_offset_minor,
+            d.coupon_id,
+            row_number() over (partition by it.subscription_id, it.point_at order by it.subscription_item_id) as rn
+        from item_states as it
+        inner join marts.subscription_item_discounts as d
+            on d.source = 'invoices'
+            and d.subscription_id = it.subscription_id
+            and d.subscription_item_id = it.subscription_item_id
+            and d.valid_from <= it.point_at
+            and (d.valid_to is null or d.valid_to > it.point_at)
+        where d.discounts_in_force > 0
+    ) as v
+    group by subscription_id, point_at
+),
+
+listed_item_valued as (
+    -- the same for the items as the subscriptions list shows them, at the start of the ledger
+    select
+        subscription_id,
+        sum(item_mrr_minor - greatest(0.0, item_mrr_minor * discount_factor
+                                           - cast(discount_offset_minor as double) / months_per_period)) as taken_off_minor,
+        max(case when rn = 1 then coupon_id end) as first_coupon_id
+    from (
+        select
+            r.subscription_id,
+            r.item_mrr_minor,
+            r.months_per_period,
+            d.discount_factor,
+            d.discount_offset_minor,
+            d.coupon_id,
+            row_number() over (partition by r.subscription_id order by r.subscription_item_id) as rn
+        from listed_item_rows as r
+        inner join marts.subscription_item_discounts as d
+            on d.source = 'subscriptions'
+            and d.subscription_id = r.subscription_id
+            and d.subscription_item_id = r.subscription_item_id
+        where d.discounts_in_force > 0
+    ) as v
+    group by subscription_id
 ),
 
 with_discount as (
     -- items after their own discounts, then the subscription's discounts on the sum
     select
         f.*,
-        coalesce(dm.first_coupon_id, ic.first_coupon_id) as coupon_id,
-        case when dm.owner_id is null then f.list_mrr_minor - coalesce(idc.taken_off_minor, 0.0)
-             else greatest(0.0, (f.list_mrr_minor - coalesce(idc.taken_off_minor, 0.0)) * dm.factor - dm.offset_minor)
+        coalesce(dm.first_coupon_id, iv.first_coupon_id) as coupon_id,
+        case when dm.owner_id is null then f.list_mrr_minor - coalesce(iv.taken_off_minor, 0.0)
+             else greatest(0.0, (f.list_mrr_minor - coalesce(iv.taken_off_minor, 0.0)) * dm.factor - dm.offset_minor)
         end as discounted_mrr_minor
     from flagged as f
     left join discount_maps as dm
         on dm.owner_id = f.subscription_id and dm.at_time = f.point_at and dm.item_position = -1
-    left join item_discounted as idc on idc.owner_id = f.subscription_id and idc.at_time = f.point_at
-    left join item_first_coupon as ic on ic.owner_id = f.subscription_id and ic.at_time = f.point_at
+    left join item_valued as iv on iv.subscription_id = f.subscription_id and iv.point_at = f.point_at
 ),
 
 history as (
@@ -735,10 +618,10 @@ listed as (
         li.plan,
         li.seats,
         li.list_mrr_minor,
-        case when lm.owner_id is null then li.list_mrr_minor - coalesce(idc.taken_off_minor, 0.0)
-             else greatest(0.0, (li.list_mrr_minor - coalesce(idc.taken_off_minor, 0.0)) * lm.factor - lm.offset_minor)
+        case when lm.owner_id is null then li.list_mrr_minor - coalesce(iv.taken_off_minor, 0.0)
+             else greatest(0.0, (li.list_mrr_minor - coalesce(iv.taken_off_minor, 0.0)) * lm.factor - lm.offset_minor)
         end as discounted_mrr_minor,
-        coalesce(lm.first_coupon_id, ic.first_coupon_id) as coupon_id,
+        coalesce(lm.first_coupon_id, iv.first_coupon_id) as coupon_id,
         false as cancel_at_period_end,
         cast(null as timestamp with time zone) as cancel_at,
         cast(null as timestamp with time zone) as ended_at
@@ -747,11 +630,8 @@ listed as (
     cross join list_as_of as la
     inner join listed_items as li on li.subscription_id = su.subscription_id
     left join discount_maps as lm on lm.owner_id = su.subscription_id and lm.item_position = -2
-    -- the items' own discounts at the ledger's start (the listed items' only: no history point is that late)
-    left join item_discounted as idc
-        on idc.owner_id = su.subscription_id and idc.at_time = coalesce(lg.ledger_start, la.listed_at)
-    left join item_first_coupon as ic
-        on ic.owner_id = su.subscription_id and ic.at_time = coalesce(lg.ledger_start, la.listed_at)
+    -- the listed items' own discounts at the ledger's start
+    left join listed_item_valued as iv on iv.subscription_id = su.subscription_id
     left join with_events as we on we.subscription_id = su.subscription_id
     where we.subscription_id is null
       and su.started_at < coalesce(lg.ledger_start, la.listed_at)
@@ -761,6 +641,8 @@ listed as (
 
 select * from history
 union all
+-- (history has one row per point of in_window: the anti-join reads the lighter of the two, so Spark does
+-- not plan the discount valuation twice)
 select l.* from listed as l
-left join history as h on h.subscription_id = l.subscription_id and h.changed_at = l.changed_at
+left join in_window as h on h.subscription_id = l.subscription_id and h.point_at = l.changed_at
 where h.subscription_id is null
