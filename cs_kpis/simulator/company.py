@@ -84,6 +84,34 @@ class Item:
     discounts: list[dict] = field(default_factory=list)
 
 
+def _discount_ids(obj: dict) -> dict:
+    """``obj`` (a subscription, or the changed fields of one) as an event carries it: the ``discounts`` of the
+    subscription and of each item as ids, not objects (Stripe never expands an event's object)."""
+    out = dict(obj)
+    if "discounts" in out:
+        out["discounts"] = [d["id"] if isinstance(d, dict) else d for d in out["discounts"]]
+    if isinstance(out.get("items"), dict):
+        out["items"] = {**out["items"], "data": [
+            {**it, "discounts": [d["id"] if isinstance(d, dict) else d for d in it.get("discounts", [])]}
+            for it in out["items"]["data"]]}
+    return out
+
+
+def _invoice_discount_ids(inv: dict) -> dict:
+    """``inv`` as an invoice event carries it: its discounts and each line's as ids (the list has them
+    expanded, expand[]=data.discounts, data.lines.data.discounts)."""
+    def ids(ds):
+        return [d["id"] if isinstance(d, dict) else d for d in ds]
+
+    out = dict(inv)
+    if "discounts" in out:
+        out["discounts"] = ids(out["discounts"])
+    if isinstance(out.get("lines"), dict):
+        out["lines"] = {**out["lines"], "data": [{**li, "discounts": ids(li["discounts"])} if "discounts" in li
+                                                 else li for li in out["lines"]["data"]]}
+    return out
+
+
 def _discounted(amount: Fraction, discounts: list[dict], currency: str, months: int) -> Fraction:
     """``amount`` (MRR, minor units) after the discounts that lower MRR (forever, or repeating while attached;
     never once), in order, each applied to what the ones before it left; an amount_off in ``currency`` (the
@@ -535,9 +563,11 @@ class Company:
         s.last_event_ts = ts
         obj = obj or self._sub_obj(s)
         self.store.add("billing/subscriptions", s.id, ts, obj, sort_key=s.created)
-        data = {"object": obj}
+        # an event's object is never expanded (API 2025-03-31.basil): its discounts, and each item's, are
+        # the discount ids; the list above has them expanded (expand[]=data.discounts, data.items.data.discounts)
+        data = {"object": _discount_ids(obj)}
         if previous is not None:
-            data["previous_attributes"] = previous
+            data["previous_attributes"] = _discount_ids(previous)
         eid = self.ids.stripe("evt", self._count("evt"), 24)
         self.store.add("billing/events", eid, ts, {
             "id": eid, "object": "event", "api_version": "2025-03-31.basil", "created": ts, "data": data,
@@ -1088,7 +1118,7 @@ class Company:
             eid = self.ids.stripe("evt", self._count("evt"), 24)
             self.store.add("billing/events", eid, ts, {
                 "id": eid, "object": "event", "api_version": "2025-03-31.basil", "created": ts,
-                "data": {"object": inv}, "livemode": False, "pending_webhooks": 0,
+                "data": {"object": _invoice_discount_ids(inv)}, "livemode": False, "pending_webhooks": 0,
                 "request": {"id": None, "idempotency_key": None}, "type": event_type,
             }, sort_key=ts)
 

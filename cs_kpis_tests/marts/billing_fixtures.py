@@ -153,7 +153,7 @@ class Ledger:
             day += dt.timedelta(days=1)
 
 
-MODEL_ORDER = ("accounts", "account_states", "price_tiers", "coupon_amounts", "subscription_item_discounts",
+MODEL_ORDER = ("accounts", "account_states", "price_tiers", "coupon_amounts", "discount_objects", "subscription_item_discounts",
                "subscription_history_states", "subscription_states", "subscription_periods", "mrr_daily_changes", "mrr_daily")
 
 

@@ -11,7 +11,12 @@ import json
 import duckdb
 import pytest
 
-from cs_kpis.defs.marts.checks import HISTORY_MATCHES_INVOICES, ITEM_DISCOUNTS_VALID, marts_checks
+from cs_kpis.defs.marts.checks import (
+    EVENT_DISCOUNTS_KNOWN,
+    HISTORY_MATCHES_INVOICES,
+    ITEM_DISCOUNTS_VALID,
+    marts_checks,
+)
 from cs_kpis_tests.check_call import call_check
 
 from .billing_fixtures import Ledger, build_marts, item, month_end_mrr
@@ -405,3 +410,36 @@ def test_open_past_due_spell_is_delinquent_once_as_of_minus_start_reaches_30_day
     assert _boundary("2026-04-30", "2026-03-31") == (0, 0)
     # past due since Apr 1: 30 ends of day by Apr 30, not more than 30: still 50.00
     assert _boundary("2026-04-30", "2026-04-01") == (50.00, 50.00)
+
+
+def test_event_discount_ids_are_valued_from_the_discounts_the_lists_show(tmp_path):
+    """Stripe never expands an event's object: a customer.subscription.* event names its discounts, and each
+    item's, by id. The ledger values them from the discounts the subscriptions list shows expanded
+    (marts.discount_objects): 100.00 with its item's own 20.00 off forever, then 10% forever off the
+    subscription: (100 - 20) x 0.90 = 72.00 in April. An id no list shows counts for nothing (50.00), and
+    the warning check names it."""
+    L = Ledger()
+    B = Billing(L)
+    B.price("p_100", 10000)
+    B.price("p_50", 5000)
+    pct10 = {"id": "di_pct10", "coupon": "PCT10", "duration": "forever", "percent_off": 10.0, "start": "2026-04-12"}
+    item20 = {"id": "di_item20", "coupon": "ITEM20", "duration": "forever", "amount_off": 2000, "currency": "usd",
+              "start": "2026-04-12"}
+    B.sub("A_ids", "sub_ids", "2026-04-12", [("p_100", 1)], discounts=[pct10], item_discounts={"p_100": [item20]})
+    L.state("sub_ids", "cus_A_ids", "2026-04-12", [{**item(10000), "discounts": ["di_item20"]}],
+            discounts=["di_pct10"], event_type="customer.subscription.created")
+    B.sub("A_id_nowhere", "sub_id_nowhere", "2026-04-12", [("p_50", 1)])
+    L.state("sub_id_nowhere", "cus_A_id_nowhere", "2026-04-12", [item(5000)], discounts=["di_nowhere"],
+            event_type="customer.subscription.created")
+    path = str(tmp_path / "ids.duckdb")
+    con = duckdb.connect(path)
+    L.write(con, AS_OF)
+    build_marts(con)
+    got = month_end_mrr(con)
+    con.close()
+    assert (got[("A_ids", "2026-04")], got[("A_id_nowhere", "2026-04")]) == (72.00, 50.00)
+    check = next(c for c in marts_checks if next(iter(c.check_keys)).name == EVENT_DISCOUNTS_KNOWN)
+    result = call_check(check, path)
+    assert not result.passed
+    assert result.metadata["violations"].value == 1
+    assert "di_nowhere" in result.metadata["sample"].value

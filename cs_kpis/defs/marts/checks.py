@@ -3,6 +3,8 @@
 import textwrap
 from pathlib import Path
 
+import dagster as dg
+
 from cs_kpis import tuning
 from cs_kpis.defs.marts.assets import DIM_MONTH, DIM_POSITION, key
 from cs_kpis.defs.staging import assets as staging
@@ -24,6 +26,20 @@ ACCOUNT_STATES_OVERLAP_SQL = """
     where valid_to <= valid_from or (next_from is not null and (valid_to is null or valid_to > next_from))
 """
 STATES = key("subscription_states")
+DISCOUNT_OBJECTS = key("discount_objects")
+EVENT_DISCOUNTS_KNOWN = "subscription_states_event_discounts_known"
+EVENT_DISCOUNTS_KNOWN_SQL = """
+    select event_id, subscription_id, json_extract_string(entry, '$') as discount_id
+    from (
+        select event_id, object_id as subscription_id,
+               unnest(list_concat(coalesce(json_extract(object, '$.discounts[*]'), []),
+                                  coalesce(json_extract(object, '$.items.data[*].discounts[*]'), []))) as entry
+        from staging.stg_billing__events
+        where object_type = 'subscription' and event_type like 'customer.subscription.%'
+    ) as e
+    where json_type(entry) = 'VARCHAR'
+      and json_extract_string(entry, '$') not in (select discount_id from marts.discount_objects)
+"""
 ITEM_DISCOUNTS = key("subscription_item_discounts")
 ITEM_DISCOUNTS_VALID = "subscription_item_discounts_stretches_valid"
 ITEM_DISCOUNTS_VALID_SQL = """
@@ -296,6 +312,18 @@ marts_checks = [
         additional_deps=[staging.key("stg_billing__events"), DIM_POSITION],
     ),
     unique_key_check(STATES, "marts.subscription_states", ["subscription_id", "changed_at"]),
+    unique_key_check(DISCOUNT_OBJECTS, "marts.discount_objects", ["discount_id"]),
+    sql_check(
+        STATES, EVENT_DISCOUNTS_KNOWN,
+        "every discount a subscription event names by id (Stripe never expands an event's object) is listed "
+        "expanded somewhere (the subscriptions list, an item, an invoice or an invoice line: "
+        "marts.discount_objects), so the event ledger knows its coupon. An unknown one counts for nothing, and "
+        "the subscription's MRR is too high while it is attached if it lowers MRR (a once coupon never does). "
+        "The rows name the event, the subscription and the discount id; check that the billing extract asks "
+        "for expand[]=data.discounts and data.items.data.discounts (docs/LANDING.md)",
+        EVENT_DISCOUNTS_KNOWN_SQL, blocking=False, severity=dg.AssetCheckSeverity.WARN,
+        additional_deps=[staging.key("stg_billing__events"), DISCOUNT_OBJECTS],
+    ),
     unique_key_check(ITEM_DISCOUNTS, "marts.subscription_item_discounts",
                      ["source", "subscription_item_id", "valid_from"]),
     sql_check(
