@@ -13,7 +13,7 @@ import copy
 import datetime as dt
 import heapq
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import numpy as np
@@ -79,6 +79,52 @@ class Item:
     price: catalog.Price
     quantity: int | None
     created: int
+    # the item's own discounts (API 2025-03-31.basil items.data[].discounts), applied to it before the
+    # subscription's; a few real subscriptions have one (a discount on one product of the subscription)
+    discounts: list[dict] = field(default_factory=list)
+
+
+def _discount_ids(obj: dict) -> dict:
+    """``obj`` (a subscription, or the changed fields of one) as an event carries it: the ``discounts`` of the
+    subscription and of each item as ids, not objects (Stripe never expands an event's object)."""
+    out = dict(obj)
+    if "discounts" in out:
+        out["discounts"] = [d["id"] if isinstance(d, dict) else d for d in out["discounts"]]
+    if isinstance(out.get("items"), dict):
+        out["items"] = {**out["items"], "data": [
+            {**it, "discounts": [d["id"] if isinstance(d, dict) else d for d in it.get("discounts", [])]}
+            for it in out["items"]["data"]]}
+    return out
+
+
+def _invoice_discount_ids(inv: dict) -> dict:
+    """``inv`` as an invoice event carries it: its discounts and each line's as ids (the list has them
+    expanded, expand[]=data.discounts, data.lines.data.discounts)."""
+    def ids(ds):
+        return [d["id"] if isinstance(d, dict) else d for d in ds]
+
+    out = dict(inv)
+    if "discounts" in out:
+        out["discounts"] = ids(out["discounts"])
+    if isinstance(out.get("lines"), dict):
+        out["lines"] = {**out["lines"], "data": [{**li, "discounts": ids(li["discounts"])} if "discounts" in li
+                                                 else li for li in out["lines"]["data"]]}
+    return out
+
+
+def _discounted(amount: Fraction, discounts: list[dict], currency: str, months: int) -> Fraction:
+    """``amount`` (MRR, minor units) after the discounts that lower MRR (forever, or repeating while attached;
+    never once), in order, each applied to what the ones before it left; an amount_off in ``currency`` (the
+    coupon's own, or its currency_options' amount for it; Stripe applies no other), per month of the period."""
+    for d in discounts:
+        c = d["coupon"]
+        if c["duration"] == "once":
+            continue
+        if c["percent_off"] is not None:
+            amount = amount * (1 - Fraction(str(c["percent_off"])) / 100)
+        elif (off := catalog.coupon_amount_off(c["id"], currency)) is not None:
+            amount = max(Fraction(0), amount - Fraction(off, months))
+    return amount
 
 
 @dataclass
@@ -127,24 +173,18 @@ class Sub:
                     for i in self.items if not i.price.metered), Fraction(0))
 
     def local_mrr(self) -> Fraction:
-        """MRR in the subscription's currency (minor units), per the KPI definitions: every attached
-        discount that lowers MRR (forever, or repeating while attached; never once), in the order Stripe
-        lists them, each applied to what the ones before it left; an amount_off in the subscription's
-        currency (the coupon's own, or its currency_options' amount for it; Stripe applies no other), per
-        month of the billing period."""
+        """MRR in the subscription's currency (minor units), per the KPI definitions: each licensed item
+        after its own discounts, summed, then the subscription's discounts (Stripe: "subscription item
+        discounts are applied before subscription discounts"); every discount that lowers MRR (forever, or
+        repeating while attached; never once), in the order Stripe lists them, each applied to what the ones
+        before it left; an amount_off in the subscription's currency (the coupon's own, or its
+        currency_options' amount for it; Stripe applies no other), per month of the billing period."""
         if self.status in ("trialing", "canceled", "incomplete", "incomplete_expired", "unpaid", "paused") \
                 or self.ended_at is not None:
             return Fraction(0)
-        mrr = self.list_mrr()
-        for d in self.discounts:
-            c = d["coupon"]
-            if c["duration"] == "once":
-                continue
-            if c["percent_off"] is not None:
-                mrr = mrr * (1 - Fraction(str(c["percent_off"])) / 100)
-            elif (off := catalog.coupon_amount_off(c["id"], self.currency)) is not None:
-                mrr = max(Fraction(0), mrr - Fraction(off, self.months))
-        return mrr
+        mrr = sum((_discounted(i.price.amount(i.quantity) / i.price.months, i.discounts, self.currency, i.price.months)
+                   for i in self.items if not i.price.metered), Fraction(0))
+        return _discounted(mrr, self.discounts, self.currency, self.months)
 
 
 @dataclass
@@ -188,6 +228,8 @@ class Company:
         # draws for the rare real-Stripe shapes (stacked discounts, same-second events): a stream of their
         # own, so that adding them leaves the rest of the company as it was
         self.shape_rnd = random.Random(seed * 104729 + 3)
+        # and one for item-level discounts, added later, for the same reason
+        self.item_discount_rnd = random.Random(seed * 15485863 + 11)
         self.rng = np.random.default_rng([seed, 2])
         self.events_writer = events_writer
         self.fx = catalog.fx_rates(spec.start_date - dt.timedelta(days=31), spec.end_date, seed)
@@ -483,7 +525,9 @@ class Company:
         items = []
         for it in s.items:
             d = {"id": it.id, "object": "subscription_item", "billing_thresholds": None, "created": it.created,
-                 "current_period_end": s.cpe, "current_period_start": s.cps, "discounts": [], "metadata": {},
+                 "current_period_end": s.cpe, "current_period_start": s.cps,
+                 # listed with expand[]=data.items.data.discounts: the discount objects, with their coupon
+                 "discounts": copy.deepcopy(it.discounts), "metadata": {},
                  "price": it.price.to_stripe(self.t0), "subscription": s.id, "tax_rates": []}
             if not it.price.metered:
                 d["quantity"] = it.quantity
@@ -519,9 +563,11 @@ class Company:
         s.last_event_ts = ts
         obj = obj or self._sub_obj(s)
         self.store.add("billing/subscriptions", s.id, ts, obj, sort_key=s.created)
-        data = {"object": obj}
+        # an event's object is never expanded (API 2025-03-31.basil): its discounts, and each item's, are
+        # the discount ids; the list above has them expanded (expand[]=data.discounts, data.items.data.discounts)
+        data = {"object": _discount_ids(obj)}
         if previous is not None:
-            data["previous_attributes"] = previous
+            data["previous_attributes"] = _discount_ids(previous)
         eid = self.ids.stripe("evt", self._count("evt"), 24)
         self.store.add("billing/events", eid, ts, {
             "id": eid, "object": "event", "api_version": "2025-03-31.basil", "created": ts, "data": data,
@@ -576,6 +622,15 @@ class Company:
                 second = "LAUNCH25" if code == "PARTNER10" else "PARTNER10"
                 s.discounts.append(self._discount(second, s, ts))
                 self.edge("stacked_discounts", s.id)
+        if not addon and self.item_discount_rnd.random() < 0.03:
+            # a few have a discount on the plan item itself (items.data[].discounts), some on top of the
+            # subscription's: forever, repeating, once, or an amount_off with amounts in other currencies
+            code = self.item_discount_rnd.choice(["PARTNER10", "LAUNCH25", "ONBOARD50", "LOYAL100"])
+            if code == "LOYAL100" and (catalog.coupon_amount_off(code, acct.currency) is None or ik != "month"
+                                       or s.list_mrr() < 20000):
+                code = "PARTNER10"
+            s.main_item.discounts = [self._discount(code, s, ts, item=s.main_item)]
+            self.edge(f"item_discount_{catalog.COUPONS[code]['duration']}", s.id)
         acct.subs.append(s)
         if addon:
             self.edge("several_subscriptions_on_one_account", acct.sf_id or acct.customer_id)
@@ -590,7 +645,7 @@ class Company:
             self.edge(f"{s.interval_key}ly_plan" if s.interval_key == "quarter" else "annual_plan", s.id)
         if day_of(ts).day not in (1,):
             self.edge("mid_month_start", s.id)
-        for end in sorted({d["end"] for d in s.discounts if d["end"]}):
+        for end in sorted({d["end"] for d in s.discounts + s.main_item.discounts if d["end"]}):
             self.schedule(end, "discount_end", s)
         if acct.sf_id:
             self.alive[acct.n] = True
@@ -608,13 +663,14 @@ class Company:
             self._schedule_review(acct, ts)
         return s
 
-    def _discount(self, code: str, s: Sub, ts: int) -> dict:
+    def _discount(self, code: str, s: Sub, ts: int, item: Item | None = None) -> dict:
         c = catalog.coupon_objects(self.t0)
         coupon = next(x for x in c if x["id"] == code)
         end = add_months(ts, coupon["duration_in_months"]) if coupon["duration"] == "repeating" else None
         return {"id": self.ids.stripe("di", self._count("di")), "object": "discount", "checkout_session": None,
                 "coupon": coupon, "customer": s.customer_id, "end": end, "invoice": None, "invoice_item": None,
-                "promotion_code": None, "start": ts, "subscription": s.id, "subscription_item": None}
+                "promotion_code": None, "start": ts, "subscription": s.id,
+                "subscription_item": item.id if item is not None else None}
 
     def _on_trial_end(self, ts: int, s: Sub) -> None:
         if s.ended_at is not None:
@@ -631,7 +687,17 @@ class Company:
             self._end(s, ts, canceled_at=ts)
 
     def _on_discount_end(self, ts: int, s: Sub) -> None:
-        if s.ended_at is None and any(d["end"] == ts for d in s.discounts):
+        if s.ended_at is not None:
+            return
+        # as Stripe, removes a repeating discount at its end: the subscription's, or an item's own
+        items_end = any(d["end"] == ts for it in s.items for d in it.discounts)
+        if items_end:
+            self.edge("item_discount_expires", s.id)
+            items = [replace(it, discounts=[d for d in it.discounts if d["end"] != ts]) for it in s.items]
+            if any(d["end"] == ts for d in s.discounts):
+                self.edge("discount_expires", s.id)
+            self._update(s, ts, items=items, discounts=[d for d in s.discounts if d["end"] != ts])
+        elif any(d["end"] == ts for d in s.discounts):
             self.edge("discount_expires", s.id)
             self._update(s, ts, discounts=[d for d in s.discounts if d["end"] != ts])
 
@@ -827,7 +893,8 @@ class Company:
             if s.account.sf_id:
                 self.avail[s.account.n] = catalog.PLAN_FEATURES[tier]
         else:
-            new_items = [Item(it.id, it.price, quantity, it.created)] + s.items[1:]
+            # the same item, with its own discounts; a new plan is a new item, without them
+            new_items = [Item(it.id, it.price, quantity, it.created, list(it.discounts))] + s.items[1:]
         if day_of(ts).day not in (1,):
             self.edge("mid_month_change", s.id)
         self._update(s, ts, items=new_items)
@@ -906,14 +973,33 @@ class Company:
                                                 add_months(ps, -1), ps, False, qty=usage))
                     continue
                 amount = 0 if trial else round(it.price.amount(it.quantity))
-                lines.append(self._line(s, iid, it, amount, ps, pe, False))
+                lines.append(self._line(s, iid, it, amount, ps, pe, False, own_discounts=it.discounts))
         subtotal = sum(li["amount"] for li in lines)
-        # the discounts apply to the period's licensed lines (not to prorations or metered usage), in the
-        # subscription's order, each to what the ones before it left
+        # the discounts apply to the period's licensed lines (not to prorations or metered usage): first each
+        # line's own (its item's), then the subscription's, in order, each to what the ones before it left
         base = [li for li in lines if not li.get("_metered") and not li["_proration"]]
         recurring = sum(li["amount"] for li in base)
         applied_discounts: list[tuple[dict, int]] = []
-        remaining = recurring
+        item_discount = 0
+        for li in base:
+            left_on_line = li["amount"]
+            for d in li.pop("_own_discounts"):
+                c = d["coupon"]
+                if c["duration"] == "once" and reason != "subscription_create":
+                    continue
+                if c["percent_off"] is not None:
+                    amount = round(left_on_line * c["percent_off"] / 100)
+                elif (off := catalog.coupon_amount_off(c["id"], s.currency)) is not None:
+                    amount = min(left_on_line, off)
+                else:
+                    continue
+                # listed with expand[]=data.lines.data.discounts: the line's own discounts, as objects
+                li["discounts"].append(copy.deepcopy(d))
+                if amount:
+                    li["discount_amounts"].append({"amount": amount, "discount": d["id"]})
+                    left_on_line -= amount
+                    item_discount += amount
+        remaining = recurring - item_discount
         if prorations is None:
             for d in s.discounts:
                 c = d["coupon"]
@@ -932,14 +1018,15 @@ class Company:
         for d, amount in applied_discounts:
             left = amount
             for i, li in enumerate(base):
-                # Stripe reports each line's share of each discount in discount_amounts
+                # Stripe reports each line's share of each discount in discount_amounts (the line's
+                # discounts list only its own: the subscription's are the invoice's discounts)
                 share = left if i == len(base) - 1 else min(left, round(amount * li["amount"] / max(1, recurring)))
                 left -= share
                 li["discount_amounts"].append({"amount": share, "discount": d["id"]})
-                li["discounts"].append(d["id"])
         for li in lines:
             li.pop("_metered", None)
             li.pop("_proration", None)
+            li.pop("_own_discounts", None)
         total = subtotal - discount
         # as in Stripe, a negative total (a credit larger than the charges) is never collected: it goes
         # to the customer's credit balance, which later invoices use up before charging
@@ -968,7 +1055,10 @@ class Company:
             "status_transitions": {"finalized_at": ts, "marked_uncollectible_at": None,
                                    "paid_at": ts + 300 if paid else None, "voided_at": None},
             "subtotal": subtotal, "subtotal_excluding_tax": subtotal, "total": total,
-            "total_discount_amounts": [{"amount": a, "discount": d["id"]} for d, a in applied_discounts],
+            "total_discount_amounts": [
+                *({"amount": a["amount"], "discount": a["discount"]} for li in base for a in li["discount_amounts"]
+                  if a["discount"] not in {d["id"] for d, _ in applied_discounts}),
+                *({"amount": a, "discount": d["id"]} for d, a in applied_discounts)],
             "total_excluding_tax": total, "webhooks_delivered_at": ts,
         }
         s.latest_invoice = iid
@@ -1001,7 +1091,7 @@ class Company:
         self.store.add("billing/invoiceitems", item["id"], ts, item, sort_key=item["date"])
 
     def _line(self, s: Sub, iid: str, it: Item, amount: int, ps: int, pe: int, proration: bool, qty=None,
-              invoice_item: dict | None = None) -> dict:
+              invoice_item: dict | None = None, own_discounts: list[dict] | None = None) -> dict:
         return {
             "id": self.ids.stripe("il", self._count("il"), 24), "object": "line_item", "amount": amount,
             "currency": s.currency, "description": f"{it.price.tier.title()} ({it.price.interval_key})",
@@ -1019,7 +1109,7 @@ class Company:
                                                 else None if it.price.unit_amount is None
                                                 else str(it.price.unit_amount))},
             "quantity": qty if qty is not None else it.quantity, "subtotal": amount, "taxes": [],
-            "_metered": it.price.metered, "_proration": proration,
+            "_metered": it.price.metered, "_proration": proration, "_own_discounts": own_discounts or [],
         }
 
     def _emit_invoice(self, inv: dict, ts: int, event_type: str | None) -> None:
@@ -1028,7 +1118,7 @@ class Company:
             eid = self.ids.stripe("evt", self._count("evt"), 24)
             self.store.add("billing/events", eid, ts, {
                 "id": eid, "object": "event", "api_version": "2025-03-31.basil", "created": ts,
-                "data": {"object": inv}, "livemode": False, "pending_webhooks": 0,
+                "data": {"object": _invoice_discount_ids(inv)}, "livemode": False, "pending_webhooks": 0,
                 "request": {"id": None, "idempotency_key": None}, "type": event_type,
             }, sort_key=ts)
 

@@ -49,7 +49,7 @@ BILLING_TABLES = {
     "stg_billing__subscription_items": (
         "subscription_item_id varchar, subscription_id varchar, price_id varchar, plan_tier varchar, "
         "price_name varchar, unit_amount_minor bigint, quantity bigint, interval varchar, interval_count integer, "
-        "usage_type varchar"),
+        "usage_type varchar, discounts varchar"),
     "stg_billing__invoices": (
         "invoice_id varchar, customer_id varchar, subscription_id varchar, status varchar, billing_reason varchar, "
         "attempt_count bigint, created_at timestamptz, finalized_at timestamptz, paid_at timestamptz, "
@@ -59,9 +59,9 @@ BILLING_TABLES = {
         "discount_amount_off_minor bigint, discount_start_at timestamptz, discount_end_at timestamptz, "
         "discounts varchar"),
     "stg_billing__invoice_lines": (
-        "line_id varchar, invoice_id varchar, subscription_id varchar, price_id varchar, is_proration boolean, "
-        "quantity bigint, period_start timestamptz, period_end timestamptz, currency varchar, "
-        "amount_minor bigint, discount_amount_minor bigint"),
+        "line_id varchar, invoice_id varchar, subscription_id varchar, subscription_item_id varchar, "
+        "price_id varchar, is_proration boolean, quantity bigint, period_start timestamptz, period_end timestamptz, "
+        "currency varchar, amount_minor bigint, discount_amount_minor bigint, discounts varchar"),
     "stg_billing__prices": (
         "price_id varchar, plan_tier varchar, price_name varchar, unit_amount_minor bigint, interval varchar, "
         "interval_count integer, usage_type varchar, price_type varchar, billing_scheme varchar, "
@@ -71,7 +71,7 @@ BILLING_TABLES = {
                              "currency_options json"),
     "stg_billing__invoice_items": (
         "invoice_item_id varchar, invoice_id varchar, is_pending boolean, customer_id varchar, "
-        "subscription_id varchar, price_id varchar, is_proration boolean, quantity bigint, "
+        "subscription_id varchar, subscription_item_id varchar, price_id varchar, is_proration boolean, quantity bigint, "
         "period_start timestamptz, period_end timestamptz, currency varchar, amount_minor bigint"),
 }
 
@@ -153,7 +153,8 @@ class Ledger:
             day += dt.timedelta(days=1)
 
 
-MODEL_ORDER = ("accounts", "account_states", "price_tiers", "coupon_amounts", "subscription_history_states", "subscription_states", "subscription_periods", "mrr_daily_changes", "mrr_daily")
+MODEL_ORDER = ("accounts", "account_states", "price_tiers", "coupon_amounts", "discount_objects", "subscription_item_discounts",
+               "subscription_history_states", "subscription_states", "subscription_periods", "mrr_daily_changes", "mrr_daily")
 
 
 def build_marts(con: duckdb.DuckDBPyConnection, names=MODEL_ORDER) -> None:

@@ -11,7 +11,12 @@ import json
 import duckdb
 import pytest
 
-from cs_kpis.defs.marts.checks import HISTORY_MATCHES_INVOICES, marts_checks
+from cs_kpis.defs.marts.checks import (
+    EVENT_DISCOUNTS_KNOWN,
+    HISTORY_MATCHES_INVOICES,
+    ITEM_DISCOUNTS_VALID,
+    marts_checks,
+)
 from cs_kpis_tests.check_call import call_check
 
 from .billing_fixtures import Ledger, build_marts, item, month_end_mrr
@@ -47,13 +52,17 @@ class Billing:
         return pid
 
     def sub(self, account: str, sid: str, started: str, items: list[tuple[str, int]], ended: str | None = None,
-            trial_end: str | None = None, status: str = "active") -> str:
+            trial_end: str | None = None, status: str = "active", discounts: list[dict] | None = None,
+            item_discounts: dict[str, list[dict]] | None = None) -> str:
+        """``discounts``: the subscription's, ``item_discounts``: price id -> that item's own, as the list
+        shows them today (expand[]=data.discounts, data.items.data.discounts)"""
         cus = self.L.account(account)
         self.L.tables["stg_billing__subscriptions"].append({
             "subscription_id": sid, "customer_id": cus, "status": status, "currency": "USD",
             "created_at": at(started), "started_at": at(started), "trial_start_at": at(started) if trial_end else None,
             "trial_end_at": at(trial_end) if trial_end else None, "ended_at": at(ended) if ended else None,
-            "cancel_at_period_end": False, "extract_day": dt.date.fromisoformat(AS_OF)})
+            "cancel_at_period_end": False, "extract_day": dt.date.fromisoformat(AS_OF),
+            "discounts": json.dumps([expanded(d) for d in discounts or []])})
         prices = {p["price_id"]: p for p in self.L.tables["stg_billing__prices"]}
         for i, (pid, qty) in enumerate(items):
             p = prices[pid]
@@ -61,14 +70,16 @@ class Billing:
                 "subscription_item_id": f"si_{sid}_{i}", "subscription_id": sid, "price_id": pid,
                 "plan_tier": p["plan_tier"], "price_name": p["price_name"], "unit_amount_minor": p["unit_amount_minor"],
                 "quantity": qty, "interval": p["interval"], "interval_count": p["interval_count"],
-                "usage_type": "licensed"})
+                "usage_type": "licensed",
+                "discounts": json.dumps([expanded(d) for d in (item_discounts or {}).get(pid, [])])})
         return sid
 
     def invoice(self, sid: str, created: str, lines: list[tuple], status: str = "paid", paid: str | None = None,
                 attempts: int = 1, uncollectible: str | None = None, discount: dict | None = None,
                 discounts: list[dict] | None = None, line_discount_minor: int = 0) -> str:
-        """lines: (price_id, quantity, period_start, period_end, amount_minor, is_proration); the discounts
-        are listed expanded, in Stripe's order, as GET /v1/invoices?expand[]=data.discounts gives them;
+        """lines: (price_id, quantity, period_start, period_end, amount_minor, is_proration[, the line's own
+        discounts]); the discounts are listed expanded, in Stripe's order, as GET
+        /v1/invoices?expand[]=data.discounts&expand[]=data.lines.data.discounts gives them;
         ``line_discount_minor``: what they take off each line (its ``discount_amounts``), at most its amount"""
         self.n += 1
         iid = f"in_{self.n:04d}"
@@ -87,12 +98,16 @@ class Billing:
                     "discount_end_at": at(first["end"]) if first.get("end") else None}
         row["discounts"] = json.dumps([expanded(d) for d in listed])
         self.L.tables["stg_billing__invoices"].append(row)
-        for j, (pid, qty, ps, pe, amount, proration) in enumerate(lines):
+        item_of = {(r["subscription_id"], r["price_id"]): r["subscription_item_id"]
+                   for r in self.L.tables["stg_billing__subscription_items"]}
+        for j, (pid, qty, ps, pe, amount, proration, *own) in enumerate(lines):
             self.L.tables["stg_billing__invoice_lines"].append({
-                "line_id": f"il_{self.n:04d}_{j}", "invoice_id": iid, "subscription_id": sid, "price_id": pid,
+                "line_id": f"il_{self.n:04d}_{j}", "invoice_id": iid, "subscription_id": sid,
+                "subscription_item_id": item_of.get((sid, pid)), "price_id": pid,
                 "is_proration": proration, "quantity": qty, "period_start": at(ps), "period_end": at(pe),
                 "currency": "USD", "amount_minor": amount,
-                "discount_amount_minor": min(max(amount, 0), line_discount_minor)})
+                "discount_amount_minor": min(max(amount, 0), line_discount_minor),
+                "discounts": json.dumps([expanded(d) for d in (own[0] if own else [])])})
         return iid
 
     def item(self, sid: str, pid: str, qty: int, ps: str, pe: str, amount: int, invoice: str | None = None) -> None:
@@ -225,6 +240,37 @@ def scenarios() -> Ledger:
                  ("2026-04-07", "2026-05-07")):
         B.invoice("sub_free2", d, [("p_50", 1, d, e, 5000, False), ("p_25", 1, d, e, 2500, False)], discount=free,
                   line_discount_minor=10000)
+    # item-level discounts (each item's own, applied to it before the subscription's): item A 100.00 with
+    # its own 10% forever, item B 50.00 without, then 10.00 forever off the subscription:
+    # 100 x 0.90 + 50 - 10 = 130.00 every month, from the invoice lines and, in April, from the list
+    item10 = {"id": "di_item10", "coupon": "ITEM10", "duration": "forever", "percent_off": 10.0,
+              "start": "2026-01-01"}
+    off10 = {"id": "di_off10", "coupon": "OFF10", "duration": "forever", "amount_off": 1000, "currency": "usd",
+             "start": "2026-01-01"}
+    B.sub("A_item_forever", "sub_item_forever", "2026-01-01", [("p_100", 1), ("p_50", 1)], discounts=[off10],
+          item_discounts={"p_100": [item10]})
+    for d in ("2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01"):
+        end = f"2026-{int(d[5:7]) + 1:02d}-01"
+        B.invoice("sub_item_forever", d, [("p_100", 1, d, end, 10000, False, [item10]),
+                                          ("p_50", 1, d, end, 5000, False)], discounts=[off10])
+    # an item's own once coupon (50% on its first invoice) never reduces MRR: 100.00 throughout
+    item_once = {"id": "di_item_once", "coupon": "ITEMONCE50", "duration": "once", "percent_off": 50.0,
+                 "start": "2026-01-01"}
+    B.sub("A_item_once", "sub_item_once", "2026-01-01", [("p_100", 1)])
+    B.invoice("sub_item_once", "2026-01-01", [("p_100", 1, "2026-01-01", "2026-02-01", 10000, False, [item_once])])
+    B.monthly("sub_item_once", "p_100", 1, 10000, ["2026-02-01", "2026-03-01", "2026-04-01"])
+    # an item's own amount_off coupon of another currency: 20.00 EUR off, with 15.00 USD in its
+    # currency_options, repeating Jan 1 .. Mar 1, on a USD item of 100.00: 85.00 in January and February,
+    # 100.00 from Mar 1 (the discount's end; the list no longer shows it)
+    L.tables["stg_billing__coupons"].append({"coupon_id": "EUR20", "duration": "repeating", "currency": "EUR",
+                                             "amount_off_minor": 2000,
+                                             "currency_options": json.dumps({"usd": {"amount_off": 1500}})})
+    eur20 = {"id": "di_eur20", "coupon": "EUR20", "duration": "repeating", "amount_off": 2000, "currency": "eur",
+             "start": "2026-01-01", "end": "2026-03-01"}
+    B.sub("A_item_eur_amount", "sub_item_eur", "2026-01-01", [("p_100", 1)])
+    B.invoice("sub_item_eur", "2026-01-01", [("p_100", 1, "2026-01-01", "2026-02-01", 10000, False, [eur20])])
+    B.invoice("sub_item_eur", "2026-02-01", [("p_100", 1, "2026-02-01", "2026-03-01", 10000, False, [eur20])])
+    B.monthly("sub_item_eur", "p_100", 1, 10000, ["2026-03-01", "2026-04-01"])
     return L
 
 
@@ -245,6 +291,9 @@ EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "A_inv_zero_renewal_31": (0, 20.00, 0, 0),
     "A_inv_free": (0, 0, 0, 0),
     "A_inv_free_two_items": (0, 0, 0, 0),
+    "A_item_forever": (130.00, 130.00, 130.00, 130.00),
+    "A_item_once": (100.00, 100.00, 100.00, 100.00),
+    "A_item_eur_amount": (85.00, 85.00, 100.00, 100.00),
 }
 
 
@@ -293,6 +342,40 @@ def test_a_period_splits_where_seats_change_though_mrr_stays_zero(warehouse):
                                                                       ("2026-03-07", 0.0, 50.0, 2)]
 
 
+def test_item_discounts_are_stretches_of_constant_discounts(warehouse):
+    """marts.subscription_item_discounts: the EUR20 item coupon (15.00 USD from its currency_options,
+    repeating Jan 1 .. Mar 1) is one stretch, then none from its end; the item's own 10% forever one stretch;
+    the item's once coupon a stretch where nothing counts"""
+    with duckdb.connect(warehouse, read_only=True) as con:
+        con.execute("set TimeZone = 'UTC'")
+        rows = con.execute("""
+            select subscription_id, strftime(valid_from, '%Y-%m-%d'), strftime(valid_to, '%Y-%m-%d'),
+                   is_discount_end, discounts_in_force, coupon_id, discount_factor, discount_offset_minor
+            from marts.subscription_item_discounts where source = 'invoices' order by 1, 2""").fetchall()
+    assert rows == [
+        ("sub_item_eur", "2026-01-01", "2026-03-01", False, 1, "EUR20", 1.0, 1500.0),
+        ("sub_item_eur", "2026-03-01", None, True, 0, None, 1.0, 0.0),
+        ("sub_item_forever", "2026-01-01", None, False, 1, "ITEM10", pytest.approx(0.9), 0.0),
+        ("sub_item_once", "2026-01-01", None, False, 0, None, 1.0, 0.0),
+    ]
+
+
+def test_item_discount_check_names_a_stretch_that_would_misprice_an_item(warehouse, tmp_path):
+    import shutil
+
+    check = next(c for c in marts_checks if next(iter(c.check_keys)).name == ITEM_DISCOUNTS_VALID)
+    assert call_check(check, warehouse).passed
+    copy = str(tmp_path / "bad_factor.duckdb")
+    shutil.copy(warehouse, copy)
+    with duckdb.connect(copy) as con:
+        con.execute("update marts.subscription_item_discounts set discount_factor = 1.5 "
+                    "where subscription_id = 'sub_item_forever' and source = 'invoices'")
+    result = call_check(check, copy)
+    assert not result.passed
+    assert result.metadata["violations"].value == 1
+    assert "sub_item_forever" in result.metadata["sample"].value
+
+
 def test_check_fails_when_history_is_missing(warehouse, tmp_path):
     """Events-only history (no invoice-derived states): every month the invoices cover is named."""
     import shutil
@@ -327,3 +410,36 @@ def test_open_past_due_spell_is_delinquent_once_as_of_minus_start_reaches_30_day
     assert _boundary("2026-04-30", "2026-03-31") == (0, 0)
     # past due since Apr 1: 30 ends of day by Apr 30, not more than 30: still 50.00
     assert _boundary("2026-04-30", "2026-04-01") == (50.00, 50.00)
+
+
+def test_event_discount_ids_are_valued_from_the_discounts_the_lists_show(tmp_path):
+    """Stripe never expands an event's object: a customer.subscription.* event names its discounts, and each
+    item's, by id. The ledger values them from the discounts the subscriptions list shows expanded
+    (marts.discount_objects): 100.00 with its item's own 20.00 off forever, then 10% forever off the
+    subscription: (100 - 20) x 0.90 = 72.00 in April. An id no list shows counts for nothing (50.00), and
+    the warning check names it."""
+    L = Ledger()
+    B = Billing(L)
+    B.price("p_100", 10000)
+    B.price("p_50", 5000)
+    pct10 = {"id": "di_pct10", "coupon": "PCT10", "duration": "forever", "percent_off": 10.0, "start": "2026-04-12"}
+    item20 = {"id": "di_item20", "coupon": "ITEM20", "duration": "forever", "amount_off": 2000, "currency": "usd",
+              "start": "2026-04-12"}
+    B.sub("A_ids", "sub_ids", "2026-04-12", [("p_100", 1)], discounts=[pct10], item_discounts={"p_100": [item20]})
+    L.state("sub_ids", "cus_A_ids", "2026-04-12", [{**item(10000), "discounts": ["di_item20"]}],
+            discounts=["di_pct10"], event_type="customer.subscription.created")
+    B.sub("A_id_nowhere", "sub_id_nowhere", "2026-04-12", [("p_50", 1)])
+    L.state("sub_id_nowhere", "cus_A_id_nowhere", "2026-04-12", [item(5000)], discounts=["di_nowhere"],
+            event_type="customer.subscription.created")
+    path = str(tmp_path / "ids.duckdb")
+    con = duckdb.connect(path)
+    L.write(con, AS_OF)
+    build_marts(con)
+    got = month_end_mrr(con)
+    con.close()
+    assert (got[("A_ids", "2026-04")], got[("A_id_nowhere", "2026-04")]) == (72.00, 50.00)
+    check = next(c for c in marts_checks if next(iter(c.check_keys)).name == EVENT_DISCOUNTS_KNOWN)
+    result = call_check(check, path)
+    assert not result.passed
+    assert result.metadata["violations"].value == 1
+    assert "di_nowhere" in result.metadata["sample"].value

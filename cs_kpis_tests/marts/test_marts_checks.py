@@ -57,6 +57,33 @@ CORRUPTIONS = {
         where event_id = (select min(event_id) from staging.stg_billing__events
                           where event_type like 'customer.subscription.%')
     """,
+    # the hand-built company lists no discounts expanded: one discount found twice
+    "discount_objects_unique_discount_id": """
+        insert into marts.discount_objects values
+            ('di_twice', 'TEN', 'forever', 10.0, null, null, timestamptz '2026-01-01 00:00:00+00', null, 'invoices'),
+            ('di_twice', 'TEN', 'forever', 10.0, null, null, timestamptz '2026-01-01 00:00:00+00', null, 'invoices')
+    """,
+    # an event naming its discount by id (as Stripe sends every event) that no list shows expanded
+    "subscription_states_event_discounts_known": """
+        update staging.stg_billing__events
+        set object = cast(replace(cast(object as varchar), '"discounts": []', '"discounts": ["di_nowhere"]') as json)
+        where event_id = (select min(event_id) from staging.stg_billing__events
+                          where event_type like 'customer.subscription.%'
+                            and cast(object as varchar) like '%"discounts": []%')
+    """,
+    # the hand-built company has no item discounts: a stretch listed twice, and one leaving 150% of the item
+    "subscription_item_discounts_unique_source_subscription_item_id_valid_from": """
+        insert into marts.subscription_item_discounts values
+            ('invoices', 'sub_seats', 'si_seats', timestamptz '2026-01-01 00:00:00+00', null, false, 1, 'TEN',
+             0.9, 0.0),
+            ('invoices', 'sub_seats', 'si_seats', timestamptz '2026-01-01 00:00:00+00', null, false, 1, 'TEN',
+             0.9, 0.0)
+    """,
+    "subscription_item_discounts_stretches_valid": """
+        insert into marts.subscription_item_discounts values
+            ('invoices', 'sub_seats', 'si_seats', timestamptz '2026-01-01 00:00:00+00', null, false, 1, 'BAD',
+             1.5, 0.0)
+    """,
     "accounts_hierarchy_resolved":
         "update marts.accounts set parent_account_id = '001MISSINGPARENT00' where account_id = 'A_once'",
 }

@@ -16,7 +16,7 @@ RULES = {
     "priced_quantities": ("when u.tiers_mode = 'volume' then",
                           {"subscription_states", "subscription_history_states", HISTORY_MATCHES_INVOICES}),
     "composed_discounts": ("exp(sum(case when s.multiplier > 0 then ln(s.multiplier) else 0 end))",
-                           {"subscription_states", "subscription_history_states"}),
+                           {"subscription_states", "subscription_history_states", "subscription_item_discounts"}),
 }
 
 

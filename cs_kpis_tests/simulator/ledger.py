@@ -1,6 +1,7 @@
 """An independent MRR calculator over the landing files, used to check the simulator's ground truth.
 
-It reads only what a pipeline may read (the Stripe events and customers, and the rates file) and
+It reads only what a pipeline may read (the Stripe events and customers, the discounts the subscriptions
+and invoices list expanded, since an event names its discounts by id, and the rates file) and
 applies the KPI definitions directly, in plain Python, sharing no code with the simulator.
 """
 
@@ -81,6 +82,40 @@ def local_mrr(sub: dict, tiers: dict[str, list] | None = None, options: dict | N
     return _apply(total, sub["discounts"], months, sub["currency"], options or {})
 
 
+def discount_objects(landing: Path) -> dict[str, dict]:
+    """discount id -> the discount object, from everything Stripe lists expanded: the subscriptions and
+    their items (expand[]=data.discounts, data.items.data.discounts), the invoices and their lines. An
+    event's object carries only the ids (Stripe never expands it)."""
+    out: dict[str, dict] = {}
+
+    def keep(ds):
+        for d in ds or []:
+            if isinstance(d, dict):
+                out[d["id"]] = d
+
+    for p in sorted((landing / "billing" / "subscriptions").glob("*/part-*.json")):
+        for s in json.loads(p.read_text())["data"]:
+            keep(s.get("discounts"))
+            for it in s["items"]["data"]:
+                keep(it.get("discounts"))
+    for p in sorted((landing / "billing" / "invoices").glob("*/part-*.json")):
+        for i in json.loads(p.read_text())["data"]:
+            keep(i.get("discounts"))
+            for line in i["lines"]["data"]:
+                keep(line.get("discounts"))
+    return out
+
+
+def resolved(sub: dict, known: dict[str, dict]) -> dict:
+    """``sub`` with each discount id replaced by its object (a discount no list shows is left out)."""
+    def objs(ds):
+        return [d if isinstance(d, dict) else known[d] for d in ds or [] if isinstance(d, dict) or d in known]
+
+    return {**sub, "discounts": objs(sub.get("discounts")),
+            "items": {**sub["items"], "data": [{**it, "discounts": objs(it.get("discounts"))}
+                                               for it in sub["items"]["data"]]}}
+
+
 def month_end_mrr(landing: Path) -> dict[tuple[str, str], Decimal]:
     """(month, account id) -> month-end MRR in USD, from the events ledger alone."""
     manifest = json.loads((landing / "_manifest.json").read_text())
@@ -102,12 +137,13 @@ def month_end_mrr(landing: Path) -> dict[tuple[str, str], Decimal]:
     for p in sorted((landing / "billing" / "coupons").glob("*/part-*.json")):
         for c in json.loads(p.read_text())["data"]:
             options[c["id"]] = c.get("currency_options") or {}
+    known = discount_objects(landing)
     versions = defaultdict(list)
     for p in sorted((landing / "billing" / "events").glob("*/part-*.json")):
         for e in json.loads(p.read_text())["data"]:
             if e["type"].startswith("customer.subscription."):
                 versions[e["data"]["object"]["id"]].append(
-                    ((e["created"], TYPE_ORDER.get(e["type"], 1)), e["data"]["object"]))
+                    ((e["created"], TYPE_ORDER.get(e["type"], 1)), resolved(e["data"]["object"], known)))
     months = []
     m = dt.date.fromisoformat(manifest["start_date"]).replace(day=1)
     while m <= last_day:

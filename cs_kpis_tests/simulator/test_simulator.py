@@ -11,7 +11,7 @@ import pytest
 
 from cs_kpis.simulator import SIZES, generate
 
-from .ledger import month_end_mrr
+from .ledger import discount_objects, month_end_mrr
 
 # real vendor payloads, trimmed, with their sources and licences in real_payloads/SOURCES.md
 FIXTURES = Path(__file__).resolve().parent / "real_payloads"
@@ -170,9 +170,24 @@ def test_every_listed_edge_case_occurs_in_the_demo_company(demo_company):
                  for s in subs for i in s["items"]["data"]}
     assert {("month", 1), ("month", 3), ("year", 1)} <= intervals
     assert any(i["price"]["recurring"]["usage_type"] == "metered" for s in subs for i in s["items"]["data"])
-    assert {e["data"]["object"]["discounts"][0]["coupon"]["duration"] for e in events
-            if e["type"] == "customer.subscription.created" and e["data"]["object"]["discounts"]} \
+    # an event names its discounts by id (Stripe never expands an event's object); the subscriptions and
+    # invoices list them expanded
+    known = discount_objects(landing)
+    created = [e["data"]["object"] for e in events if e["type"] == "customer.subscription.created"]
+    assert all(isinstance(d, str) for o in created for d in o["discounts"]
+               + [d for i in o["items"]["data"] for d in i["discounts"]])
+    assert {known[d]["coupon"]["duration"] for o in created for d in o["discounts"][:1] if d in known} \
         == {"once", "repeating", "forever"}
+    # an item's own discounts (items.data[].discounts): forever, repeating and once; listed expanded, and
+    # on the invoice lines that bill the item (expand[]=data.lines.data.discounts), naming the item
+    item_discounts = [d for s in subs for i in s["items"]["data"] for d in i["discounts"]]
+    assert {d["coupon"]["duration"] for d in item_discounts} == {"once", "repeating", "forever"}
+    assert all(isinstance(d, dict) and d["subscription_item"] for d in item_discounts)
+    invoices = _objects(landing, "billing/invoices", "data")
+    line_discounts = [(line, d) for i in invoices for line in i["lines"]["data"] for d in line["discounts"]]
+    assert line_discounts and all(
+        d["subscription_item"] == line["parent"]["subscription_item_details"]["subscription_item"]
+        for line, d in line_discounts)
     updates = [e for e in events if e["type"] == "customer.subscription.updated"]
     # a repeating discount expiring
     assert any("discounts" in e["data"]["previous_attributes"] and not e["data"]["object"]["discounts"]

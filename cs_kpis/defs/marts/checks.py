@@ -3,6 +3,8 @@
 import textwrap
 from pathlib import Path
 
+import dagster as dg
+
 from cs_kpis import tuning
 from cs_kpis.defs.marts.assets import DIM_MONTH, DIM_POSITION, key
 from cs_kpis.defs.staging import assets as staging
@@ -24,6 +26,30 @@ ACCOUNT_STATES_OVERLAP_SQL = """
     where valid_to <= valid_from or (next_from is not null and (valid_to is null or valid_to > next_from))
 """
 STATES = key("subscription_states")
+DISCOUNT_OBJECTS = key("discount_objects")
+EVENT_DISCOUNTS_KNOWN = "subscription_states_event_discounts_known"
+EVENT_DISCOUNTS_KNOWN_SQL = """
+    select event_id, subscription_id, json_extract_string(entry, '$') as discount_id
+    from (
+        select event_id, object_id as subscription_id,
+               unnest(list_concat(coalesce(json_extract(object, '$.discounts[*]'), []),
+                                  coalesce(json_extract(object, '$.items.data[*].discounts[*]'), []))) as entry
+        from staging.stg_billing__events
+        where object_type = 'subscription' and event_type like 'customer.subscription.%'
+    ) as e
+    where json_type(entry) = 'VARCHAR'
+      and json_extract_string(entry, '$') not in (select discount_id from marts.discount_objects)
+"""
+ITEM_DISCOUNTS = key("subscription_item_discounts")
+ITEM_DISCOUNTS_VALID = "subscription_item_discounts_stretches_valid"
+ITEM_DISCOUNTS_VALID_SQL = """
+    select source, subscription_id, subscription_item_id, valid_from, valid_to, discounts_in_force, coupon_id,
+           discount_factor, discount_offset_minor
+    from marts.subscription_item_discounts
+    where valid_to <= valid_from
+       or discount_factor < 0 or discount_factor > 1 or discount_offset_minor < 0
+       or (discounts_in_force > 0) <> (coupon_id is not null)
+"""
 
 PERIODS_DO_NOT_OVERLAP = "subscription_periods_do_not_overlap"
 PERIODS_HAVE_FX_RATE = "subscription_periods_have_fx_rate"
@@ -286,6 +312,29 @@ marts_checks = [
         additional_deps=[staging.key("stg_billing__events"), DIM_POSITION],
     ),
     unique_key_check(STATES, "marts.subscription_states", ["subscription_id", "changed_at"]),
+    unique_key_check(DISCOUNT_OBJECTS, "marts.discount_objects", ["discount_id"]),
+    sql_check(
+        STATES, EVENT_DISCOUNTS_KNOWN,
+        "every discount a subscription event names by id (Stripe never expands an event's object) is listed "
+        "expanded somewhere (the subscriptions list, an item, an invoice or an invoice line: "
+        "marts.discount_objects), so the event ledger knows its coupon. An unknown one counts for nothing, and "
+        "the subscription's MRR is too high while it is attached if it lowers MRR (a once coupon never does). "
+        "The rows name the event, the subscription and the discount id; check that the billing extract asks "
+        "for expand[]=data.discounts and data.items.data.discounts (docs/LANDING.md)",
+        EVENT_DISCOUNTS_KNOWN_SQL, blocking=False, severity=dg.AssetCheckSeverity.WARN,
+        additional_deps=[staging.key("stg_billing__events"), DISCOUNT_OBJECTS],
+    ),
+    unique_key_check(ITEM_DISCOUNTS, "marts.subscription_item_discounts",
+                     ["source", "subscription_item_id", "valid_from"]),
+    sql_check(
+        ITEM_DISCOUNTS, ITEM_DISCOUNTS_VALID,
+        "each stretch of a subscription item's own discounts ends after it begins, leaves between 0 and 100% of "
+        "the item's MRR (discount_factor in [0, 1]), takes off no negative amount, and names a coupon exactly "
+        "when a discount counts for MRR. A row here would price the item wrongly in the revenue history: the "
+        "rows name the item; look at its invoice lines' and the subscriptions list's discounts (percent_off, "
+        "amount_off, currency) in the Stripe export",
+        ITEM_DISCOUNTS_VALID_SQL,
+    ),
     unique_key_check(PERIODS, "marts.subscription_periods", ["subscription_id", "start_date"]),
     unique_key_check(CHANGES, "marts.mrr_daily_changes", ["account_id", "change_date"]),
     unique_key_check(ACCOUNTS, "marts.accounts", ["account_id"]),

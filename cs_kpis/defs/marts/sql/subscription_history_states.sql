@@ -5,7 +5,8 @@
 -- a real account nearly all history comes from here; marts.subscription_states takes these states for
 -- the times before the first loaded event and the event states from then on (rules: marts/README.md).
 -- One row per change point: subscription start, each licensed line's period start (a cycle's items, or
--- a proration), trial end, discount end, past-due spell start and end, and the end of the subscription;
+-- a proration), trial end, discount end (the subscription's, or an item's own from the lines' expanded
+-- discounts), past-due spell start and end, and the end of the subscription;
 -- plus, for a subscription the event ledger never mentions, its current state from the subscriptions
 -- list, in force from the start of the ledger.
 -- @grain subscription_id, changed_at
@@ -20,8 +21,8 @@
 -- @column plan: the plan tier of the main licensed line (price metadata plan_tier, else the price nickname)
 -- @column seats: quantity of the main licensed line
 -- @column list_mrr_minor: undiscounted MRR in minor units: each licensed line's price x quantity per month
--- @column discounted_mrr_minor: list_mrr_minor after every discount in force that counts for MRR, applied in Stripe's order (minor units)
--- @column coupon_id: the first discount in force that counts for MRR (from the invoices' expanded discounts), if any
+-- @column discounted_mrr_minor: list_mrr_minor after every discount in force that counts for MRR, applied in Stripe's order (each item's own, then the subscription's; minor units)
+-- @column coupon_id: the first discount in force that counts for MRR (the subscription's, else an item's own), if any
 -- @column cancel_at_period_end: always false here (the invoices do not show a scheduled cancellation)
 -- @column cancel_at: always null here
 -- @column ended_at: when service ended, once it has
@@ -65,6 +66,7 @@ billed as (
     select
         coalesce(l.subscription_id, i.subscription_id) as subscription_id,
         l.line_id,
+        l.subscription_item_id,
         l.period_start,
         l.is_proration,
         l.amount_minor,
@@ -81,6 +83,7 @@ pending as (
     select
         subscription_id,
         invoice_item_id as line_id,
+        subscription_item_id,
         period_start,
         is_proration,
         amount_minor,
@@ -110,6 +113,7 @@ lines as (
     select
         l.subscription_id,
         l.line_id,
+        l.subscription_item_id,
         l.period_start,
         l.is_proration,
         l.amount_minor,
@@ -251,6 +255,13 @@ discounts as (
     group by subscription_id, discount_id
 ),
 
+discounted_items as (
+    -- the items with discounts of their own on their invoice lines (marts.subscription_item_discounts)
+    select distinct subscription_id, subscription_item_id
+    from marts.subscription_item_discounts
+    where source = 'invoices'
+),
+
 points as (
     select subscription_id, started_at as point_at, 0 as kind from subs
     union all select subscription_id, point_at, 1 from snapshots
@@ -258,6 +269,9 @@ points as (
     union all select subscription_id, trial_end_at, 3 from subs where trial_end_at is not null
     union all select subscription_id, ended_at, 3 from subs where ended_at is not null
     union all select subscription_id, discount_end, 3 from discounts where discount_end is not null
+    -- the end of an item's own discount
+    union all select subscription_id, valid_from, 3 from marts.subscription_item_discounts
+        where source = 'invoices' and is_discount_end
     union all select subscription_id, spell_start, 3 from spells
     union all select subscription_id, spell_end, 3 from spells where spell_end is not null
 ),
@@ -345,30 +359,48 @@ flagged as (
     left join past_due as pd on pd.subscription_id = w.subscription_id and pd.point_at = w.point_at
 ),
 
-listed_items as (
-    -- the subscription's items as the subscriptions list shows them now
+item_states as (
+    -- at each point, the list MRR of each item with discounts of its own: its lines in force (the regular
+    -- lines of the latest period, and the prorations since, a credit taking away), as in list_mrr_minor
     select
-        i.subscription_id,
-        sum(cast(i.amount_per_interval as double) / case i."interval"
-            when 'month' then cast(i.interval_count as double)
-            when 'year' then 12.0 * i.interval_count
-            when 'week' then 12.0 * i.interval_count / 52.0
-            when 'day' then 12.0 * i.interval_count / 365.0
-        end) as list_mrr_minor,
-        max(i."interval") as billing_interval,
-        max(i.interval_count) as interval_count,
-        max(case i."interval"
-            when 'month' then cast(i.interval_count as double)
-            when 'year' then 12.0 * i.interval_count
-            when 'week' then 12.0 * i.interval_count / 52.0
-            when 'day' then 12.0 * i.interval_count / 365.0
-        end) as months_per_period,
-        max(case when i.rn = 1 then coalesce(i.plan_tier, i.price_name) end) as plan,
-        max(case when i.rn = 1 then i.quantity end) as seats
+        c.subscription_id,
+        c.point_at,
+        di.subscription_item_id,
+        sum(case when l.is_proration and l.amount_minor < 0 then -1 else 1 end
+            * cast(l.amount_per_interval as double) / l.months_per_period) as item_mrr_minor,
+        max(l.months_per_period) as months_per_period
+    from carried as c
+    inner join carried as sc on sc.subscription_id = c.subscription_id and sc.seq = c.snapshot_seq
+    inner join discounted_items as di on di.subscription_id = c.subscription_id
+    inner join lines as l
+        on l.subscription_id = di.subscription_id
+        and l.subscription_item_id = di.subscription_item_id
+        and ((not l.is_proration and l.period_start = sc.point_at)
+             or (l.is_proration and l.period_start >= sc.point_at and l.period_start <= c.point_at))
+    group by c.subscription_id, c.point_at, di.subscription_item_id
+),
+
+listed_item_rows as (
+    -- the subscription's licensed items as the subscriptions list shows them now, each with its list MRR
+    select
+        i.*,
+        cast(i.amount_per_interval as double) / i.months_per_period as item_mrr_minor
     from (
         select
-            si.*,
+            si.subscription_id,
+            si.subscription_item_id,
+            si."interval",
+            si.interval_count,
+            si.plan_tier,
+            si.price_name,
+            si.quantity,
             la.amount_per_interval,
+            case si."interval"
+                when 'month' then cast(si.interval_count as double)
+                when 'year' then cast(12.0 * si.interval_count as double)
+                when 'week' then cast(12.0 * si.interval_count as double) / 52.0
+                when 'day' then cast(12.0 * si.interval_count as double) / 365.0
+            end as months_per_period,
             row_number() over (
                 partition by si.subscription_id
                 order by la.amount_per_interval desc, si.subscription_item_id
@@ -377,7 +409,20 @@ listed_items as (
         inner join priced as la on la.row_id = si.subscription_item_id
         where coalesce(si.usage_type, 'licensed') = 'licensed'
     ) as i
-    group by i.subscription_id
+),
+
+listed_items as (
+    -- the subscription's items as the subscriptions list shows them now
+    select
+        subscription_id,
+        sum(item_mrr_minor) as list_mrr_minor,
+        max("interval") as billing_interval,
+        max(interval_count) as interval_count,
+        max(months_per_period) as months_per_period,
+        max(case when rn = 1 then coalesce(plan_tier, price_name) end) as plan,
+        max(case when rn = 1 then quantity end) as seats
+    from listed_item_rows
+    group by subscription_id
 ),
 
 discount_inputs as (
@@ -454,15 +499,76 @@ discount_maps as (
     -- include: composed_discounts
 ),
 
+item_valued as (
+    -- what the items' own discounts (marts.subscription_item_discounts, the stretch in force at the point)
+    -- take off each item's MRR at each point of the history: the item's MRR after its discounts, never
+    -- below 0, in place of its list MRR; and the first item's (by item id) first coupon that counts
+    select
+        subscription_id,
+        point_at,
+        sum(item_mrr_minor - greatest(0.0, item_mrr_minor * discount_factor
+                                           - cast(discount_offset_minor as double) / months_per_period)) as taken_off_minor,
+        max(case when rn = 1 then coupon_id end) as first_coupon_id
+    from (
+        select
+            it.subscription_id,
+            it.point_at,
+            it.item_mrr_minor,
+            it.months_per_period,
+            d.discount_factor,
+            d.discount_offset_minor,
+            d.coupon_id,
+            row_number() over (partition by it.subscription_id, it.point_at order by it.subscription_item_id) as rn
+        from item_states as it
+        inner join marts.subscription_item_discounts as d
+            on d.source = 'invoices'
+            and d.subscription_id = it.subscription_id
+            and d.subscription_item_id = it.subscription_item_id
+            and d.valid_from <= it.point_at
+            and (d.valid_to is null or d.valid_to > it.point_at)
+        where d.discounts_in_force > 0
+    ) as v
+    group by subscription_id, point_at
+),
+
+listed_item_valued as (
+    -- the same for the items as the subscriptions list shows them, at the start of the ledger
+    select
+        subscription_id,
+        sum(item_mrr_minor - greatest(0.0, item_mrr_minor * discount_factor
+                                           - cast(discount_offset_minor as double) / months_per_period)) as taken_off_minor,
+        max(case when rn = 1 then coupon_id end) as first_coupon_id
+    from (
+        select
+            r.subscription_id,
+            r.item_mrr_minor,
+            r.months_per_period,
+            d.discount_factor,
+            d.discount_offset_minor,
+            d.coupon_id,
+            row_number() over (partition by r.subscription_id order by r.subscription_item_id) as rn
+        from listed_item_rows as r
+        inner join marts.subscription_item_discounts as d
+            on d.source = 'subscriptions'
+            and d.subscription_id = r.subscription_id
+            and d.subscription_item_id = r.subscription_item_id
+        where d.discounts_in_force > 0
+    ) as v
+    group by subscription_id
+),
+
 with_discount as (
+    -- items after their own discounts, then the subscription's discounts on the sum
     select
         f.*,
-        dm.first_coupon_id as coupon_id,
-        case when dm.owner_id is null then f.list_mrr_minor
-             else greatest(0.0, f.list_mrr_minor * dm.factor - dm.offset_minor) end as discounted_mrr_minor
+        coalesce(dm.first_coupon_id, iv.first_coupon_id) as coupon_id,
+        case when dm.owner_id is null then f.list_mrr_minor - coalesce(iv.taken_off_minor, 0.0)
+             else greatest(0.0, (f.list_mrr_minor - coalesce(iv.taken_off_minor, 0.0)) * dm.factor - dm.offset_minor)
+        end as discounted_mrr_minor
     from flagged as f
     left join discount_maps as dm
         on dm.owner_id = f.subscription_id and dm.at_time = f.point_at and dm.item_position = -1
+    left join item_valued as iv on iv.subscription_id = f.subscription_id and iv.point_at = f.point_at
 ),
 
 history as (
@@ -512,9 +618,10 @@ listed as (
         li.plan,
         li.seats,
         li.list_mrr_minor,
-        case when lm.owner_id is null then li.list_mrr_minor
-             else greatest(0.0, li.list_mrr_minor * lm.factor - lm.offset_minor) end as discounted_mrr_minor,
-        lm.first_coupon_id as coupon_id,
+        case when lm.owner_id is null then li.list_mrr_minor - coalesce(iv.taken_off_minor, 0.0)
+             else greatest(0.0, (li.list_mrr_minor - coalesce(iv.taken_off_minor, 0.0)) * lm.factor - lm.offset_minor)
+        end as discounted_mrr_minor,
+        coalesce(lm.first_coupon_id, iv.first_coupon_id) as coupon_id,
         false as cancel_at_period_end,
         cast(null as timestamp with time zone) as cancel_at,
         cast(null as timestamp with time zone) as ended_at
@@ -523,6 +630,8 @@ listed as (
     cross join list_as_of as la
     inner join listed_items as li on li.subscription_id = su.subscription_id
     left join discount_maps as lm on lm.owner_id = su.subscription_id and lm.item_position = -2
+    -- the listed items' own discounts at the ledger's start
+    left join listed_item_valued as iv on iv.subscription_id = su.subscription_id
     left join with_events as we on we.subscription_id = su.subscription_id
     where we.subscription_id is null
       and su.started_at < coalesce(lg.ledger_start, la.listed_at)
@@ -532,6 +641,8 @@ listed as (
 
 select * from history
 union all
+-- (history has one row per point of in_window: the anti-join reads the lighter of the two, so Spark does
+-- not plan the discount valuation twice)
 select l.* from listed as l
-left join history as h on h.subscription_id = l.subscription_id and h.changed_at = l.changed_at
+left join in_window as h on h.subscription_id = l.subscription_id and h.point_at = l.changed_at
 where h.subscription_id is null

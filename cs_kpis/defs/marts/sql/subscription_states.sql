@@ -46,15 +46,13 @@ with parsed as (
         json_transform(object, '{
             "customer": "VARCHAR", "status": "VARCHAR", "currency": "VARCHAR",
             "cancel_at_period_end": "BOOLEAN", "cancel_at": "BIGINT", "ended_at": "BIGINT",
-            "discounts": [{"coupon": {"id": "VARCHAR", "duration": "VARCHAR", "percent_off": "DOUBLE",
-                                      "amount_off": "DOUBLE", "currency": "VARCHAR"}, "end": "BIGINT"}],
+            "discounts": ["VARCHAR"],
             "items": {"data": [{"quantity": "BIGINT", "price": {"id": "VARCHAR", "unit_amount": "BIGINT",
                 "unit_amount_decimal": "VARCHAR", "billing_scheme": "VARCHAR", "nickname": "VARCHAR",
                 "transform_quantity": {"divide_by": "BIGINT", "round": "VARCHAR"},
                 "metadata": {"plan_tier": "VARCHAR"},
                 "recurring": {"interval": "VARCHAR", "interval_count": "INTEGER", "usage_type": "VARCHAR"}},
-                "discounts": [{"coupon": {"id": "VARCHAR", "duration": "VARCHAR", "percent_off": "DOUBLE",
-                                          "amount_off": "DOUBLE", "currency": "VARCHAR"}, "end": "BIGINT"}]}]}
+                "discounts": ["VARCHAR"]}]}
         }') as o
     from staging.stg_billing__events
     where object_type = 'subscription'
@@ -198,20 +196,17 @@ ledger as (
     from reported as s
 ),
 
-discount_list as (
+discount_entries as (
     -- every discount of each state, in Stripe's order: the items' own discounts (item_position >= 0)
     -- apply to their item first, then the subscription's discounts (item_position -1) to the sum, each
-    -- in the order of its list
+    -- in the order of its list. An entry is a discount id, as Stripe sends every event (an event's object is
+    -- never expanded), or, in older exports, the expanded discount as JSON text (the parse keeps each
+    -- entry as text: a list mixing ids and objects parses alike on both engines)
     select
         e.event_id,
         -1 as item_position,
         d.position as discount_position,
-        e.o.discounts[d.position + 1].coupon.id as coupon_id,
-        e.o.discounts[d.position + 1].coupon.duration as coupon_duration,
-        e.o.discounts[d.position + 1].coupon.percent_off as percent_off,
-        e.o.discounts[d.position + 1].coupon.amount_off as amount_off,
-        upper(e.o.discounts[d.position + 1].coupon.currency) as coupon_currency,
-        to_timestamp(e.o.discounts[d.position + 1]."end") as discount_end
+        e.o.discounts[d.position + 1] as entry
     from events as e
     inner join marts.dim_position as d on d.position < array_length(e.o.discounts)
     union all
@@ -219,15 +214,33 @@ discount_list as (
         e.event_id,
         i.position as item_position,
         d.position as discount_position,
-        e.o.items.data[i.position + 1].discounts[d.position + 1].coupon.id as coupon_id,
-        e.o.items.data[i.position + 1].discounts[d.position + 1].coupon.duration as coupon_duration,
-        e.o.items.data[i.position + 1].discounts[d.position + 1].coupon.percent_off as percent_off,
-        e.o.items.data[i.position + 1].discounts[d.position + 1].coupon.amount_off as amount_off,
-        upper(e.o.items.data[i.position + 1].discounts[d.position + 1].coupon.currency) as coupon_currency,
-        to_timestamp(e.o.items.data[i.position + 1].discounts[d.position + 1]."end") as discount_end
+        e.o.items.data[i.position + 1].discounts[d.position + 1] as entry
     from events as e
     inner join licensed_items as i on i.event_id = e.event_id
     inner join marts.dim_position as d on d.position < array_length(e.o.items.data[i.position + 1].discounts)
+),
+
+discount_list as (
+    -- an expanded entry is read as it is; an id is looked up among the discounts the subscriptions list and
+    -- the invoices show expanded (marts.discount_objects); an id found nowhere counts for nothing (the
+    -- check subscription_states_event_discounts_known names it)
+    select
+        r.event_id,
+        r.item_position,
+        r.discount_position,
+        case when r.is_object then json_extract_string(r.entry, '$.coupon.id') else x.coupon_id end as coupon_id,
+        case when r.is_object then json_extract_string(r.entry, '$.coupon.duration') else x.coupon_duration end
+            as coupon_duration,
+        case when r.is_object then cast(json_extract_string(r.entry, '$.coupon.percent_off') as double)
+             else x.percent_off end as percent_off,
+        case when r.is_object then cast(json_extract_string(r.entry, '$.coupon.amount_off') as double)
+             else x.amount_off end as amount_off,
+        case when r.is_object then upper(json_extract_string(r.entry, '$.coupon.currency'))
+             else x.coupon_currency end as coupon_currency,
+        case when r.is_object then to_timestamp(cast(json_extract_string(r.entry, '$.end') as bigint))
+             else x.discount_end end as discount_end
+    from (select *, entry like '{%' as is_object from discount_entries) as r
+    left join marts.discount_objects as x on not r.is_object and x.discount_id = r.entry
 ),
 
 eval_points as (

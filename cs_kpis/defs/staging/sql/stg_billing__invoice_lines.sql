@@ -20,7 +20,7 @@
 -- @column amount: amount_minor in major units
 -- @column discount_amounts: discount amounts applied to the line, as JSON
 -- @column discount_amount_minor: the sum of the line's discount amounts, minor units (0 without discounts)
--- @column discounts: the line's `discounts` as JSON: expanded discount objects (id, coupon{...}, start, end, subscription_item) in API mode, where the connector asks for expand[]=data.lines.data.discounts; discount ids (strings) where the export has them unexpanded, as the simulator's files do; not read by the marts yet
+-- @column discounts: the line's `discounts` as JSON: expanded discount objects (id, coupon{...}, start, end, subscription_item) in API mode, where the connector asks for expand[]=data.lines.data.discounts, and in the simulator's files; discount ids (strings) where an export has them unexpanded. Only the line's own (its subscription item's) discounts: the invoice's are in its discounts. marts.subscription_item_discounts values the expanded ones
 -- @column extract_day: the landing extract day of the invoice version the line came with
 
 with source as (

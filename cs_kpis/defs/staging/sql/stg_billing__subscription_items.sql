@@ -19,7 +19,7 @@
 -- @column created_at: when the item was added to the subscription
 -- @column current_period_start: start of the item's current billing period
 -- @column current_period_end: end of the item's current billing period
--- @column discounts: the item's own discounts as JSON: expanded discount objects (id, coupon{...}, start, end) when listed with expand[]=data.items.data.discounts (API mode), else ids; not read by the marts yet
+-- @column discounts: the item's own discounts as JSON: expanded discount objects (id, coupon{...}, start, end) when listed with expand[]=data.items.data.discounts (API mode and the simulator's files), else ids; marts.subscription_item_discounts values the expanded ones (an id alone says nothing of the coupon)
 -- @column extract_day: the landing extract day of the subscription version the item came with
 
 with source as (
