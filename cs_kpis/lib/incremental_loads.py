@@ -9,7 +9,7 @@ and a source that reads only the raw loads of the current build from :data:`CONT
     with source as (
         select * from raw.product__events
         where _dlt_load_id in (
-            select load_id from staging._build_loads
+            select _dlt_load_id from staging._build_loads
             where model = 'staging.stg_product__events' and is_current
         )
     ),
@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 CONTROL_TABLE = "staging._build_loads"
 LOG_TABLE = "staging._builds"
 LOAD_COLUMN = "_dlt_load_id"
-CONTROL_COLUMNS = "model varchar, load_id varchar, raw_rows bigint, build_seq bigint, is_current boolean"
+CONTROL_COLUMNS = "model varchar, _dlt_load_id varchar, raw_rows bigint, build_seq bigint, is_current boolean"
 LOG_COLUMNS = ("model varchar, build_seq bigint, mode varchar, reason varchar, version varchar, loads_read bigint, "
                "raw_rows_read bigint, table_rows bigint, engine varchar, built_at timestamptz")
 _RAW = re.compile(r"\braw\.([a-z_][a-z0-9_]*)\b")
@@ -82,7 +82,7 @@ def check_model_sql(sql: str, table: str, where: str) -> None:
     body = " ".join(strip_comments(sql).split())
     if CONTROL_TABLE not in body or f"model = '{table}'" not in body or LOAD_COLUMN not in body:
         raise ValueError(f"{where}: an @incremental by=load model reads only the current build's loads: "
-                         f"`where {LOAD_COLUMN} in (select load_id from {CONTROL_TABLE} where model = '{table}' "
+                         f"`where {LOAD_COLUMN} in (select {LOAD_COLUMN} from {CONTROL_TABLE} where model = '{table}' "
                          "and is_current)` (cs_kpis/lib/incremental_loads.py)")
 
 
@@ -117,8 +117,8 @@ def last_build(con, table: str) -> dict | None:
     if not _exists(con, LOG_TABLE):
         return None
     cur = con.execute(f"select * from {LOG_TABLE} where model = ? order by build_seq desc limit 1", [table])
-    row = cur.fetchone()
-    return dict(zip([d[0] for d in cur.description], row)) if row else None
+    rows = cur.fetchall()  # fetchall: a half-read result would block the connection's next relation query
+    return dict(zip([d[0] for d in cur.description], rows[0])) if rows else None
 
 
 def built_loads(con, table: str) -> dict[str, tuple[int, int]]:
@@ -126,7 +126,7 @@ def built_loads(con, table: str) -> dict[str, tuple[int, int]]:
     if not _exists(con, CONTROL_TABLE):
         return {}
     return {load: (int(n), int(seq)) for load, n, seq in con.execute(
-        f"select load_id, raw_rows, build_seq from {CONTROL_TABLE} where model = ?", [table]).fetchall()}
+        f"select {LOAD_COLUMN}, raw_rows, build_seq from {CONTROL_TABLE} where model = ?", [table]).fetchall()}
 
 
 def plan(con, table: str, raw: str, ver: str, *, full_refresh: bool = False,
