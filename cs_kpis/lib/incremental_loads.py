@@ -8,7 +8,7 @@ and a source that reads only the raw loads of the current build from :data:`CONT
 
     with source as (
         select * from raw.product__events
-        where _dlt_load_id in (
+        where coalesce(_dlt_load_id, '') in (
             select _dlt_load_id from staging._build_loads
             where model = 'staging.stg_product__events' and is_current
         )
@@ -82,7 +82,7 @@ def check_model_sql(sql: str, table: str, where: str) -> None:
     body = " ".join(strip_comments(sql).split())
     if CONTROL_TABLE not in body or f"model = '{table}'" not in body or LOAD_COLUMN not in body:
         raise ValueError(f"{where}: an @incremental by=load model reads only the current build's loads: "
-                         f"`where {LOAD_COLUMN} in (select {LOAD_COLUMN} from {CONTROL_TABLE} where model = '{table}' "
+                         f"`where coalesce({LOAD_COLUMN}, '') in (select {LOAD_COLUMN} from {CONTROL_TABLE} where model = '{table}' "
                          "and is_current)` (cs_kpis/lib/incremental_loads.py)")
 
 
@@ -99,9 +99,10 @@ def ensure_control_tables(con) -> None:
 
 
 def raw_loads(con, raw: str) -> dict[str, int]:
-    """load id -> rows of ``raw`` (one scan of its load id column)."""
+    """load id -> rows of ``raw`` (one scan of its load id column); rows without one (dlt writes none such) are
+    the load '', as the model's SQL reads them, so that no row is left out."""
     return {load: int(n) for load, n in con.execute(
-        f"select {LOAD_COLUMN}, count(*) from {raw} group by {LOAD_COLUMN}").fetchall()}
+        f"select coalesce({LOAD_COLUMN}, '') as load_id, count(*) from {raw} group by 1").fetchall()}
 
 
 def version(con, sql: str, raw: str, engine: str) -> str:

@@ -22,7 +22,8 @@
 with source as (
     select * from raw.product__events
     -- the raw loads this build reads: every load in a full build, the loads not built yet in a nightly one
-    where _dlt_load_id in (
+    -- (a row without a load id, never written by dlt, counts as the load '')
+    where coalesce(_dlt_load_id, '') in (
         select _dlt_load_id from staging._build_loads
         where model = 'staging.stg_product__events' and is_current
     )
