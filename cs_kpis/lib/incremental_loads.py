@@ -48,7 +48,8 @@ from dataclasses import dataclass, field
 CONTROL_TABLE = "staging._build_loads"
 LOG_TABLE = "staging._builds"
 LOAD_COLUMN = "_dlt_load_id"
-CONTROL_COLUMNS = "model varchar, _dlt_load_id varchar, raw_rows bigint, build_seq bigint, is_current boolean"
+CONTROL_COLUMNS = ("model varchar, _dlt_load_id varchar, raw_rows bigint, build_seq bigint, is_current boolean, "
+                   "grain_checked boolean")
 LOG_COLUMNS = ("model varchar, build_seq bigint, mode varchar, reason varchar, version varchar, loads_read bigint, "
                "raw_rows_read bigint, table_rows bigint, engine varchar, built_at timestamptz")
 _RAW = re.compile(r"\braw\.([a-z_][a-z0-9_]*)\b")
@@ -175,7 +176,7 @@ def record(con, table: str, p: LoadPlan) -> int:
     else:
         con.execute(f"update {CONTROL_TABLE} set is_current = false where model = ? and is_current", [table])
     if p.loads:
-        con.executemany(f"insert into {CONTROL_TABLE} values (?, ?, ?, ?, true)",
+        con.executemany(f"insert into {CONTROL_TABLE} values (?, ?, ?, ?, true, false)",
                         [[table, load, n, seq] for load, n in p.loads.items()])
     return seq
 
@@ -187,6 +188,39 @@ def finish(con, table: str, p: LoadPlan, seq: int, engine: str) -> int:
                 [table, seq, p.mode, p.reason, p.version, len(p.loads), sum(p.loads.values()), rows, engine,
                  dt.datetime.now(dt.UTC)])
     return int(rows)
+
+
+def unique_violations(con, table: str, raw: str, columns: tuple[str, ...]) -> tuple[str, list, list[str]]:
+    """(violations SQL, its parameters, the loads it covers) of the grain check of an incremental-by-load
+    table: the keys of the loads no passing check has covered yet (taken from raw, whose key columns have the
+    same names), found anywhere in the table more than once. Every key when the table is not what its last
+    build left (then rows may have changed behind the builds' back) or every load is unchecked (a full
+    build): then the plain ``group by`` over the table. A failed check marks nothing, so its loads stay
+    covered until a check passes: a duplicate is reported every night until it is gone."""
+    cols = ", ".join(columns)
+    everything = f"select {cols}, count(*) as copies from {table} group by {cols} having count(*) > 1"
+    prev = last_build(con, table)
+    loads = {load: checked for load, checked in con.execute(
+        f"select {LOAD_COLUMN}, coalesce(grain_checked, false) from {CONTROL_TABLE} where model = ?",
+        [table]).fetchall()} if _exists(con, CONTROL_TABLE) else {}
+    unchecked = sorted(load for load, checked in loads.items() if not checked)
+    rows = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+    if prev is None or rows != prev["table_rows"] or len(unchecked) == len(loads):
+        return everything, [], unchecked
+    if not unchecked:
+        return f"{everything} limit 0", [], []
+    keys = f"({cols})" if len(columns) > 1 else cols
+    marks = ", ".join("?" for _ in unchecked)
+    return (f"select {cols}, count(*) as copies from {table} where {keys} in (select {cols} from {raw} "
+            f"where coalesce({LOAD_COLUMN}, '') in ({marks})) group by {cols} having count(*) > 1",
+            unchecked, unchecked)
+
+
+def mark_checked(con, table: str, loads: list[str]) -> None:
+    """The grain check passed for ``loads``: later checks leave their keys out."""
+    if loads:
+        con.execute(f"update {CONTROL_TABLE} set grain_checked = true where model = ? and {LOAD_COLUMN} in "
+                    f"({', '.join('?' for _ in loads)})", [table, *loads])
 
 
 def metadata(p: LoadPlan, table_rows: int, seconds: float) -> dict:

@@ -167,3 +167,45 @@ def load_builds_tag(value: str) -> dict:
     from cs_kpis.lib.incremental import parse_tag
 
     return parse_tag(value, "x.sql")
+
+
+def _unique_check():
+    from cs_kpis.defs.staging.checks import build_grain_checks
+
+    unique, _ = build_grain_checks([MODEL])
+    return unique
+
+
+def _check(warehouse):
+    from cs_kpis_tests.staging.checking import run_check
+
+    evaluation = run_check(_unique_check(), warehouse)
+    return evaluation.passed, evaluation.metadata["violations"].value, evaluation.metadata["keys_checked"].value
+
+
+def test_the_nightly_unique_check_looks_up_the_new_loads_keys_and_keeps_failing_until_fixed(con):
+    warehouse = con.execute("select path from duckdb_databases() where database_name = current_database()"
+                            ).fetchall()[0][0]
+    sqllib.build_by_load(con, MODEL)
+    con.close()  # the check opens the warehouse itself
+
+    def then(*statements):
+        with duckdb.connect(warehouse) as c:
+            for statement in statements:
+                statement(c) if callable(statement) else c.execute(statement)
+        return _check(warehouse)
+
+    build = lambda c: sqllib.build_by_load(c, MODEL)  # noqa: E731
+    nightly = "the keys of the loads appended since the last passing check"
+    assert then() == (True, 0, "every key")  # after a full build: every key
+    assert then(lambda c: _load(c, LOADS[1]), build) == (True, 0, nightly)
+    # a load that repeats messageIds an earlier load holds (the raw loader would have dropped them)
+    dup = (f"insert into {RAW} select * replace ('0005.dup' as _dlt_load_id) from main.later_loads "
+           f"where _dlt_load_id = '{LOADS[1]}' limit 2")
+    assert then(dup, build) == (False, 2, nightly)
+    # the next night: the duplicates are still there and still reported
+    assert then(lambda c: _load(c, LOADS[2]), build) == (False, 2, nightly)
+    # fixed in raw: the build is full (a built load changed), and so is the check
+    assert then(f"delete from {RAW} where _dlt_load_id = '0005.dup'", build) == (True, 0, "every key")
+    # rows changed behind the builds' back: every key is checked
+    assert then(f"insert into {MODEL.table} select * from {MODEL.table} limit 1") == (False, 1, "every key")
