@@ -255,6 +255,11 @@ class IncrementalRunConfig(dg.Config):
     """rebuild every day instead of the nightly window (the last built day minus the lookback)"""
 
 
+class ByLoadRunConfig(dg.Config):
+    full_refresh: bool = False
+    """rebuild the table from every raw load instead of appending the loads it does not hold yet"""
+
+
 def drop_other_kind(con, schema: str, name: str, kind: str) -> None:
     """A model may switch between table and view (or a Spark-built table replace a view): drop the other kind."""
     other = "table" if kind == "view" else "view"
@@ -382,7 +387,7 @@ def _by_load_asset(model: SqlModel, group: str, owners: list[str], extra_metadat
         resource_defs={"sql_engine": SQL_ENGINE},
     )
     def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource, sql_engine: SqlEngineResource,
-               config: IncrementalRunConfig) -> dg.MaterializeResult:
+               config: ByLoadRunConfig) -> dg.MaterializeResult:
         t0 = time.perf_counter()
         with duckdb.get_connection() as con:
             # DuckDB by default; on Spark a full build rewrites its Parquet folder, a nightly one appends to it
