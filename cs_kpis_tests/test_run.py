@@ -185,6 +185,7 @@ def test_options_set_the_same_run_config_as_the_launchpad(project_defs):
         "kpis__account_activity_daily": {"config": {"full_refresh": True}},
         "kpis__account_indicators_daily": {"config": {"full_refresh": True}},
         "health_scores_daily": {"config": {"full_refresh": True}},
+        "staging__stg_product__events": {"config": {"full_refresh": True}},
         "reports__kpi_report": {"config": {"period": "2026-Q3", "cadences": ["quarter", "month"]}},
     }
     # Dagster accepts it against each asset's Config class: the same keys and meanings as in the UI

@@ -272,9 +272,23 @@ class SqlEngineResource(dg.ConfigurableResource):
         from cs_kpis.lib import sql as sqllib
 
         chosen = self.settings()
+        if getattr(model, "by_load", False):  # @incremental by=load: only the raw loads not built yet
+            plan, rows, meta = self.build_by_load(con, model)
+            return {**meta, **sqllib.table_metadata(con, model.schema, model.name, model.columns)}
         if chosen.engine == "duckdb":
             return sqllib.build(con, model)  # unchanged: no extra metadata
         return build_on_spark(con, model, chosen)
+
+    def build_by_load(self, con, model, *, full_refresh: bool = False):
+        """Build an ``@incremental by=load`` model (cs_kpis/lib/incremental_loads.py) on the chosen engine:
+        (plan, rows in the table, extra UI metadata)."""
+        from cs_kpis.lib import sql as sqllib
+
+        chosen = self.settings()
+        if chosen.engine == "duckdb":
+            plan, rows = sqllib.build_by_load(con, model, full_refresh=full_refresh)
+            return plan, rows, {}
+        return build_by_load_on_spark(con, model, chosen, full_refresh=full_refresh)
 
     def query(self, con, sql: str, params: dict | None = None):
         """One SELECT's rows (pandas) from the chosen engine: :func:`query`."""
@@ -364,6 +378,60 @@ def build_on_spark(con, model, chosen: EngineSettings) -> dict[str, Any]:
     meta = sqllib.table_metadata(con, model.schema, model.name, model.columns)
     return {**meta, "engine": f"spark ({redacted(chosen.spark_remote)})", "spark_seconds": round(spark_seconds, 2),
             "lake_path": str(out)}
+
+
+def _parquet_rows(folder: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in folder.glob("*.parquet")) if folder.is_dir() else -1
+
+
+def build_by_load_on_spark(con, model, chosen: EngineSettings, *, full_refresh: bool = False):
+    """An ``@incremental by=load`` model on Spark: planned on the warehouse (cs_kpis/lib/incremental_loads.py);
+    a full build is :func:`build_on_spark`, an incremental one appends the new loads' rows to the table's
+    Parquet folder as new files and inserts those files into the DuckDB mirror. The version includes the lake
+    folder, and a folder whose rows differ from the mirror's makes the build full. The build is logged only
+    once both hold the rows (a failed build is found by the next plan and rebuilt whole); files appended by a
+    build that failed afterwards are deleted."""
+    from cs_kpis.lib import incremental_loads as load_builds
+    from cs_kpis.lib import sql as sqllib
+    from cs_kpis.lib.portable import to_spark
+
+    lake = ensure_lake(chosen.lake_dir)
+    out = lake / model.schema / model.name
+    con.execute("set TimeZone = 'UTC'")
+    sql = sqllib.render_model(model)
+    raw = load_builds.raw_table(model.sql, model.table)
+    label = f"spark {redacted(chosen.spark_remote)} {out}"
+    plan = load_builds.plan(con, model.table, raw, load_builds.version(con, sql, raw, label),
+                            full_refresh=full_refresh, stored_rows=lambda: _parquet_rows(out))
+    load_builds.ensure_control_tables(con)
+    seq = load_builds.record(con, model.table, plan)  # committed: Spark reads the loads from its hand-over
+    meta: dict[str, Any] = {}
+    if plan.mode == "full":
+        meta = build_on_spark(con, model, chosen)
+    elif plan.loads:
+        new: list[Path] = []
+        try:
+            with _LOCK:
+                spark = spark_session(chosen.spark_remote, lake)
+                _spark_inputs(con, spark, lake, chosen.spark_remote, sql)
+                before = set(out.glob("*.parquet"))
+                t0 = time.perf_counter()
+                spark.sql(to_spark(sql)).write.mode("append").parquet(str(out))
+                meta["spark_seconds"] = round(time.perf_counter() - t0, 2)
+                new = sorted(set(out.glob("*.parquet")) - before)
+                register(spark, model.schema, model.name, out)
+                _SPARK_BUILT.add((chosen.spark_remote, model.schema, model.name))
+            if new:
+                con.execute(f"insert into {model.table} by name select * from read_parquet({[str(p) for p in new]!r})")
+        except Exception:
+            for path in new:
+                path.unlink(missing_ok=True)
+            raise
+        meta.update({"engine": f"spark ({redacted(chosen.spark_remote)})", "lake_path": str(out)})
+    rows = load_builds.finish(con, model.table, plan, seq, label)
+    return plan, rows, meta
 
 
 def forget_spark_built() -> None:

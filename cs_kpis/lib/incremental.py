@@ -50,7 +50,7 @@ ENV_LOOKBACK_DAYS = tuning.SETTINGS["health.lookback_days"].env
 DEFAULT_LOOKBACK_DAYS = tuning.SETTINGS["health.lookback_days"].default
 CHUNK_ROWS = 12_000_000
 """account-days per range of a build, unless the model's tag says otherwise"""
-TAG_KEYS = {"lookback_days", "history", "chunk_rows"}
+TAG_KEYS = {"lookback_days", "history", "chunk_rows", "by"}
 
 
 def history_days() -> int | None:
@@ -97,7 +97,14 @@ def parse_tag(value: str, where: str) -> dict:
         key, _, raw = part.partition("=")
         if key not in TAG_KEYS:
             raise ValueError(f"{where}: @incremental {key}: unknown setting (allowed: {', '.join(sorted(TAG_KEYS))})")
-        if key == "history":
+        if key == "by":
+            # by=day (default): this module's account x day windows; by=load: the raw loads not built yet
+            # (cs_kpis/lib/incremental_loads.py), a staging table over an insert-only raw table
+            if raw not in ("day", "load"):
+                raise ValueError(f"{where}: @incremental by must be day or load, not {raw!r}")
+            if raw == "load":
+                out["by"] = "load"
+        elif key == "history":
             if raw not in ("all", "limited"):
                 raise ValueError(f"{where}: @incremental history must be all or limited, not {raw!r}")
             out["limited_history"] = raw == "limited"
@@ -108,6 +115,8 @@ def parse_tag(value: str, where: str) -> dict:
                 raise ValueError(f"{where}: @incremental {key} must be a whole number, not {raw!r}") from None
             if out[key] < 1:
                 raise ValueError(f"{where}: @incremental {key} must be at least 1, not {out[key]}")
+    if out.get("by") == "load" and len(out) > 1:
+        raise ValueError(f"{where}: @incremental by=load takes no other setting (it has no days or accounts)")
     return out
 
 

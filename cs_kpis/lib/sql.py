@@ -23,6 +23,11 @@ An ``@incremental`` model (an account x day table) is not rebuilt whole every ni
 plans the days to rebuild (the last built day minus a lookback, or everything when its inputs changed) and
 deletes and inserts them in ranges of accounts; the SQL reads its window from ``kpis._build_window``. Its
 asset takes ``full_refresh`` in the run config.
+
+A staging model tagged ``@incremental by=load`` (over an insert-only raw table: product events) appends only
+the raw loads its table does not hold yet, and is rebuilt whole when its SQL, the raw table's columns or the
+engine change (cs_kpis/lib/incremental_loads.py); its SQL reads the current build's loads from
+``staging._build_loads``. It runs on the chosen engine like any staging model, and takes ``full_refresh`` too.
 """
 
 import hashlib
@@ -38,6 +43,7 @@ from dagster_duckdb import DuckDBResource
 
 from cs_kpis.config import render_sql
 from cs_kpis.lib import incremental as builds
+from cs_kpis.lib import incremental_loads as load_builds
 from cs_kpis.lib import systems
 from cs_kpis.lib.engine import SQL_ENGINE, SqlEngineResource
 
@@ -151,16 +157,25 @@ class SqlModel:
         desc = " ".join(d for d in description if d).strip()
         if not desc:
             raise ValueError(f"{path}: a model needs a header comment describing its grain and meaning")
-        if incr is not None and (materialized != "table" or not {"account_id", "day"} <= set(grain)):
+        if incr is not None and incr.get("by") == "load":
+            if materialized != "table":
+                raise ValueError(f"{path}: an @incremental by=load model is a table")
+            load_builds.check_model_sql(text, f"{schema}.{path.stem}", str(path))
+        elif incr is not None and (materialized != "table" or not {"account_id", "day"} <= set(grain)):
             raise ValueError(f"{path}: an @incremental model is a table whose @grain has account_id and day")
         return cls(schema, path.stem, text, desc, grain, columns, materialized, incr)
+
+    @property
+    def by_load(self) -> bool:
+        """``@incremental by=load``: built by appending the raw loads not built yet (incremental_loads.py)."""
+        return self.incremental is not None and self.incremental.get("by") == "load"
 
     def incremental_spec(self, fingerprint=None) -> builds.Incremental:
         """How this @incremental model is built: its tag's settings, its SQL's version, the tables it reads
         (a full build of one of them makes its next build full) and its inputs' ``fingerprint``."""
         upstream = tuple(".".join(k.path) for k in self.deps if len(k.path) == 2)
         return builds.Incremental(self.table, self.code_version, upstream=upstream, fingerprint=fingerprint,
-                                       **(self.incremental or {}))
+                                       **{k: v for k, v in (self.incremental or {}).items() if k != "by"})
 
 
 def strip_comments(sql: str) -> str:
@@ -174,6 +189,9 @@ def load_models(sql_dir: Path, schema: str) -> list[SqlModel]:
 
 def build(con, model: SqlModel) -> dict:
     """(Re)build the model's table or view in one statement and return its UI metadata."""
+    if model.by_load:  # only the raw loads it does not hold yet (cs_kpis/lib/incremental_loads.py)
+        build_by_load(con, model)
+        return table_metadata(con, model.schema, model.name, model.columns)
     con.execute(f"create schema if not exists {model.schema}")
     con.execute("set TimeZone = 'UTC'")  # casts of timestamptz to date are UTC days everywhere
     kind = "view" if model.materialized == "view" else "table"
@@ -199,9 +217,47 @@ def build_incremental(con, model: SqlModel, *, full_refresh: bool = False, finge
     return stats
 
 
+def render_model(model: SqlModel) -> str:
+    """The model's SQL as a build runs it: the company's field names in, an off system's rows out."""
+    sql = render_sql(model.sql, where=f"model {model.table}")
+    return systems.read_nothing_when_off(model.table, sql)  # an off system's old raw rows stay out of staging
+
+
+def build_by_load(con, model: SqlModel, *, full_refresh: bool = False) -> tuple[load_builds.LoadPlan, int]:
+    """Plan and run a DuckDB build of an ``@incremental by=load`` model (cs_kpis/lib/incremental_loads.py), in one
+    transaction with its record: a full build replaces the table, an incremental one appends the new loads'
+    rows. Returns the plan and the table's rows."""
+    con.execute("set TimeZone = 'UTC'")  # casts of timestamptz to date are UTC days everywhere
+    sql = render_model(model)
+    raw = load_builds.raw_table(model.sql, model.table)
+    plan = load_builds.plan(con, model.table, raw, load_builds.version(con, sql, raw, "duckdb"),
+                            full_refresh=full_refresh)
+    con.execute(f"create schema if not exists {model.schema}")
+    load_builds.ensure_control_tables(con)
+    con.execute("begin transaction")
+    try:
+        seq = load_builds.record(con, model.table, plan)
+        if plan.mode == "full":
+            drop_other_kind(con, model.schema, model.name, "table")
+            con.execute(f"create or replace table {model.table} as\n{sql}")
+        elif plan.loads:
+            con.execute(f"insert into {model.table} by name\n{sql}")
+        rows = load_builds.finish(con, model.table, plan, seq, "duckdb")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return plan, rows
+
+
 class IncrementalRunConfig(dg.Config):
     full_refresh: bool = False
     """rebuild every day instead of the nightly window (the last built day minus the lookback)"""
+
+
+class ByLoadRunConfig(dg.Config):
+    full_refresh: bool = False
+    """rebuild the table from every raw load instead of appending the loads it does not hold yet"""
 
 
 def drop_other_kind(con, schema: str, name: str, kind: str) -> None:
@@ -257,7 +313,8 @@ def sql_assets(
     connection and can add model-specific previews; ``fingerprints`` maps an @incremental model's table to
     its inputs' fingerprint (cs_kpis/lib/incremental.py)."""
     fingerprints = fingerprints or {}
-    return [_incremental_asset(m, group, list(owners), extra_metadata, freshness_policy, fingerprints.get(m.table))
+    return [_by_load_asset(m, group, list(owners), extra_metadata, freshness_policy) if m.by_load
+            else _incremental_asset(m, group, list(owners), extra_metadata, freshness_policy, fingerprints.get(m.table))
             if m.incremental is not None else _sql_asset(m, group, list(owners), extra_metadata, freshness_policy)
             for m in models]
 
@@ -266,7 +323,12 @@ def _description(model: SqlModel) -> str:
     description = model.description
     if model.grain:
         description += f"\n\nUnique key: `{', '.join(model.grain)}`."
-    if model.incremental is not None:
+    if model.by_load:
+        description += (
+            "\n\nBuilt incrementally: a nightly run appends only the raw loads this table does not hold yet; a change "
+            "of its SQL, of the raw table's columns or of the engine, a raw load that changed since it was built, or "
+            "`full_refresh` in the run config rebuild it whole (`staging._builds` logs each build).")
+    elif model.incremental is not None:
         spec = model.incremental_spec()
         description += (
             "\n\nBuilt incrementally: a nightly run rebuilds the days from the last built day minus the lookback "
@@ -305,6 +367,38 @@ def _incremental_asset(model: SqlModel, group: str, owners: list[str], extra_met
         context.log.info(f"{stats['mode']} build from {stats['start_day'] or 'the start'} ({stats['reason']}): "
                          f"{stats['rows_written']} rows in {stats['account_ranges']} account range(s), {seconds}s")
         return dg.MaterializeResult(metadata={**meta, **builds.metadata(stats, seconds)})
+
+    return _asset
+
+
+def _by_load_asset(model: SqlModel, group: str, owners: list[str], extra_metadata,
+                   freshness_policy: dg.FreshnessPolicy | None) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=model.key,
+        deps=model.deps,
+        group_name=group,
+        kinds={"duckdb", "sql"},
+        owners=owners,
+        description=_description(model),
+        code_version=model.code_version,
+        pool=WAREHOUSE_POOL,
+        metadata={"grain": ", ".join(model.grain)} if model.grain else None,
+        freshness_policy=freshness_policy,
+        resource_defs={"sql_engine": SQL_ENGINE},
+    )
+    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource, sql_engine: SqlEngineResource,
+               config: ByLoadRunConfig) -> dg.MaterializeResult:
+        t0 = time.perf_counter()
+        with duckdb.get_connection() as con:
+            # DuckDB by default; on Spark a full build rewrites its Parquet folder, a nightly one appends to it
+            plan, rows, meta = sql_engine.build_by_load(con, model, full_refresh=config.full_refresh)
+            meta.update(table_metadata(con, model.schema, model.name, model.columns))
+            if extra_metadata is not None:
+                meta.update(extra_metadata(con, model) or {})
+        seconds = round(time.perf_counter() - t0, 2)
+        context.log.info(f"{plan.mode} build ({plan.reason}): {len(plan.loads)} raw load(s), "
+                         f"{sum(plan.loads.values())} raw rows read, {rows} rows in the table, {seconds}s")
+        return dg.MaterializeResult(metadata={**meta, **load_builds.metadata(plan, rows, seconds)})
 
     return _asset
 

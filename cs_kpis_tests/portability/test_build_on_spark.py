@@ -28,6 +28,8 @@ PYTHON_BUILT = {
     ("kpis", "account_activity_daily"), ("kpis", "account_indicators_daily"),
     # health/assets.py: the product configuration written from Python
     ("kpis", "health_product_config"),
+    # cs_kpis/lib/incremental_loads.py: the raw loads stg_product__events reads, recorded on DuckDB by the planner
+    ("staging", "_build_loads"),
 }
 """tables Spark may read from DuckDB (handed over as Parquet): besides raw, only these Python-built ones"""
 

@@ -15,6 +15,7 @@ import pytest
 from cs_kpis.config import render_sql
 from cs_kpis.defs.staging.assets import STAGING_MODELS
 from cs_kpis.lib import engine
+from cs_kpis.lib import incremental_loads as load_builds
 from cs_kpis.lib.portable import tables_read, to_spark
 from cs_kpis_tests.landing_builder import write_landing
 from cs_kpis_tests.portability.compare import differences
@@ -69,14 +70,42 @@ def test_raw_table_on_spark_from_the_lake_equals_the_duckdb_destination(table, l
     assert not diffs, f"raw.{table}: Spark over the lake and dlt's DuckDB table disagree\n" + "\n".join(diffs)
 
 
+def _every_load_current(model, warehouse, spark, tmp_path):
+    """An @incremental by=load model reads the current build's raw loads from staging._build_loads
+    (cs_kpis/lib/incremental_loads.py): make every load current on both sides, as a full build does. Returns
+    the DuckDB warehouse to read (a copy with the control table)."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse, copy)
+    raw = load_builds.raw_table(model.sql, model.table)
+    with duckdb.connect(str(copy)) as con:
+        load_builds.record(con, model.table, load_builds.plan(con, model.table, raw, "test", full_refresh=True))
+    loads = spark.sql(f"select '{model.table}' as model, coalesce(_dlt_load_id, '') as _dlt_load_id, "
+                      f"count(*) as raw_rows, 1 as build_seq, true as is_current, false as grain_checked "
+                      f"from {raw} group by 2").toArrow()
+    (tmp_path / "build_loads").mkdir()
+    pq.write_table(loads, tmp_path / "build_loads" / "loads.parquet")
+    engine.register(spark, "staging", "_build_loads", tmp_path / "build_loads")
+    return copy
+
+
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
-def test_staging_model_on_spark_from_the_lake_equals_duckdb_from_its_destination(model, lake_pair, spark) -> None:
+def test_staging_model_on_spark_from_the_lake_equals_duckdb_from_its_destination(model, lake_pair, spark,
+                                                                                  tmp_path) -> None:
     sql = render_sql(model.sql, where=f"model {model.table}")
     for schema, table in tables_read(sql):
+        if model.by_load and f"{schema}.{table}" == load_builds.CONTROL_TABLE:
+            continue
         assert schema == "raw"
         assert engine.register_lake_raw(spark, lake_pair.lake, table), f"raw.{table} is not in the lake"
         assert ("raw", table) in engine.LAKE_REGISTERED
-    with duckdb.connect(str(lake_pair.duckdb_warehouse), read_only=True) as con:
+    warehouse = lake_pair.duckdb_warehouse
+    if model.by_load:
+        warehouse = _every_load_current(model, warehouse, spark, tmp_path)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
         duck = con.sql(sql).to_arrow_table()
     got = spark.sql(to_spark(sql)).toArrow()

@@ -1,6 +1,9 @@
 -- Segment events (track, identify, group), one row per messageId: duplicates Segment delivered more than
 -- once are already dropped by the raw load. occurred_at is when it happened on the client; late events
 -- arrive up to 3 days later (received_at).
+-- A nightly build appends only the raw loads not built yet (raw events are insert-only: a duplicate delivered
+-- in a later load is dropped from that load, never from an earlier one); see cs_kpis/lib/incremental_loads.py.
+-- @incremental by=load
 -- @grain message_id
 -- @column message_id: Segment messageId
 -- @column event_type: Segment call type: track, identify or group
@@ -18,6 +21,12 @@
 
 with source as (
     select * from raw.product__events
+    -- the raw loads this build reads: every load in a full build, the loads not built yet in a nightly one
+    -- (a row without a load id, never written by dlt, counts as the load '')
+    where coalesce(_dlt_load_id, '') in (
+        select _dlt_load_id from staging._build_loads
+        where model = 'staging.stg_product__events' and is_current
+    )
 ),
 
 renamed as (
