@@ -324,3 +324,41 @@ def test_a_cut_off_part_salvages_its_records_and_counts_the_rest(loader: Loader,
     assert records >= 1 and "6 records before the damage loaded" in reason
     assert totals["prices"].rows_quarantined == records
     assert totals["prices"].rows_read == 6 + records and totals["prices"].balanced
+
+
+def test_support_staging_reads_a_first_day_where_every_optional_field_is_null(loader: Loader, tmp_path: Path) -> None:
+    # A Zendesk account without satisfaction surveys (every ticket's satisfaction_rating is null), whose first
+    # export has no solved ticket and no priority, type or via set: dlt makes no column for a field that is null
+    # in every record, so the staging models failed ("satisfaction_rating__id not found") until the source
+    # declared every field they read.
+    import duckdb
+
+    from cs_kpis.defs.staging.assets import STAGING_MODELS
+    from cs_kpis.lib import sql as sqllib
+
+    history = tiny_company()
+    day = DAYS[0]
+    history[day][("support", "organizations")] = [{"id": 360000000001, "name": "Account 1",
+                                                   "external_id": "001000000000001AAA", "created_at": f"{day}T10:00:00Z", "updated_at": f"{day}T10:00:00Z"}]
+    history[day][("support", "tickets")] = [{
+        "id": 5000000001, "organization_id": 360000000001, "status": "new", "priority": None, "type": None,
+        "subject": None, "via": None, "tags": [], "satisfaction_rating": None,
+        "created_at": f"{day}T09:00:00Z", "updated_at": f"{day}T09:00:00Z",
+    }]
+    history[day][("support", "ticket_metrics")] = [{
+        "id": 7000000001, "ticket_id": 5000000001, "created_at": f"{day}T09:00:00Z",
+        "updated_at": f"{day}T09:00:00Z", "solved_at": None,
+        "reply_time_in_minutes": {"calendar": None, "business": None},
+    }]
+    history[day][("support", "satisfaction_ratings")] = []
+    for later in DAYS[1:]:
+        for key in [k for k in history[later] if k[0] == "support"]:
+            del history[later][key]
+    landing = write_landing(tmp_path / "landing", history)
+    loader.run("support", landing)
+    models = [m for m in STAGING_MODELS if m.name.startswith("stg_support__")]
+    assert len(models) == 4
+    with duckdb.connect(str(loader.warehouse)) as con:
+        for model in models:
+            rows = con.execute(f"select count(*) from ({sqllib.render_model(model)})").fetchone()[0]
+            assert rows == {"stg_support__satisfaction_ratings": 0}.get(model.name, 1), model.name

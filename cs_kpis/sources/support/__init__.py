@@ -24,8 +24,10 @@ def entities(window: Any = None) -> list[Entity]:
             reads=entity,
             primary_key=(settings.PRIMARY_KEY,),
             prepare=lambda obj, entity=entity: [prepare_object(obj, entity)],
-            columns={**column_hints({"timestamp": settings.ISO_FIELDS.get(entity, ())}), **id_columns(entity)},
+            columns={**column_hints({"timestamp": settings.ISO_FIELDS.get(entity, ()),
+                                   **settings.DECLARED_FIELDS.get(entity, {})}), **id_columns(entity)},
             cursor=settings.CURSOR_FIELD,
+            materialize_empty=entity in settings.OPTIONAL_ENTITIES,
             contract=Contract(settings.CONTRACTS[entity], window=window, parsers=parsers).check,
         )
         for entity in settings.ENTITIES

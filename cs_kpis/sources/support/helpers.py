@@ -19,5 +19,9 @@ def prepare_object(obj: dict[str, Any], entity: str) -> dict[str, Any]:
 
 
 def id_columns(entity: str) -> dict[str, dict[str, str]]:
-    """dlt column hints making the id fields BIGINT."""
-    return {field: {"data_type": "bigint"} for field in settings.ID_FIELDS.get(entity, ())}
+    """dlt column hints making the id fields BIGINT (the references nullable, as dlt infers them: a hint that
+    differs from the inferred column trips the frozen data types when an empty table is materialized)."""
+    return {
+        field: {"data_type": "bigint"} if field == settings.PRIMARY_KEY else {"data_type": "bigint", "nullable": True}
+        for field in settings.ID_FIELDS.get(entity, ())
+    }

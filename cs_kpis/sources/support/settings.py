@@ -27,6 +27,31 @@ ID_FIELDS: dict[str, tuple[str, ...]] = {
 
 CURSOR_FIELD = "updated_at"
 
+OPTIONAL_ENTITIES: frozenset[str] = frozenset({"satisfaction_ratings"})
+"""may be empty (an account without satisfaction surveys): the raw table is created anyway, with the columns
+staging reads declared below"""
+
+DECLARED_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "organizations": {"text": ("name",), "json": ("domain_names", "tags")},
+    "tickets": {
+        "text": ("status", "priority", "type", "subject", "via.channel", "satisfaction_rating.score"),
+        "bigint": ("satisfaction_rating.id",),
+        "bool": ("has_incidents",),
+        "json": ("tags",),
+    },
+    "ticket_metrics": {
+        "bigint": ("reopens", "replies", "group_stations", "assignee_stations",
+                   *(f"{m}.{c}" for m in ("reply_time_in_minutes", "first_resolution_time_in_minutes",
+                                          "full_resolution_time_in_minutes", "on_hold_time_in_minutes")
+                     for c in ("calendar", "business"))),
+    },
+    "satisfaction_ratings": {"text": ("score", "comment"), "date": ("_extract_day",)},
+}
+"""the other fields staging reads, declared (typed as dlt infers them) so their columns exist while every value
+is still null: an account without satisfaction surveys has ``satisfaction_rating: null`` on every ticket, and a
+first export may hold no solved ticket, no priority and no reply time"""
+
+
 # Contracts: the fields the pipeline uses, typed from Zendesk's API reference (a record whose value does
 # not fit is quarantined, e.g. a ticket whose priority is a number)
 from cs_kpis.sources.common.contract import Field
