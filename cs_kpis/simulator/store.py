@@ -24,6 +24,7 @@ class VersionStore:
         self.path = Path(path)
         self.con = duckdb.connect(str(path), config={"memory_limit": "6GB", "temp_directory": str(path) + ".tmp"})
         self.con.execute("set preserve_insertion_order = true")
+        self.con.execute("set enable_progress_bar = false")  # the large company's final queries drew bars on stderr
         self.con.execute(
             "create table versions (entity varchar, id varchar, ts bigint, seq bigint, sort_key bigint, body varchar)"
         )
