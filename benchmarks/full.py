@@ -27,7 +27,11 @@ then) is rewritten every 30 s to ``<work>/<phase>.progress.json``, and once more
 benchmark stopped before the end (a deadline, a full disk) keeps the figures of the stages it finished.
 
 ``--memory-limit 8GB`` sets CS_KPIS_DUCKDB_MEMORY_LIMIT for the run (DuckDB's limit in the warehouse's
-steps and dlt's loads); without it DuckDB takes its default, 80% of RAM.
+steps and dlt's loads); without it DuckDB takes its default, 80% of RAM. ``--max-temp-size 20GB`` caps what
+DuckDB may spill to disk past that limit (CS_KPIS_DUCKDB_MAX_TEMP_SIZE): a step that needs more fails with
+DuckDB's out-of-memory error naming ``max_temp_directory_size`` instead of filling the disk (DuckDB's own
+default is 90% of the free disk, which other work on the same disk then finds gone). ``--temp-dir`` moves
+the spill folder (CS_KPIS_DUCKDB_TEMP_DIR; default ``<warehouse file>.tmp``).
 
 Without ``--landing`` a company with two extract days is generated into the work folder (as of its size's
 last day minus one, one increment), like ``benchmarks.run ingest --incremental-only``. A ``--landing``
@@ -186,10 +190,12 @@ def cut_counts(landing: Path, counts: dict[str, int], kept: list[str]) -> dict[s
 
 
 def run_env(work: Path, view: Path, ground_truth: Path, size: str, seed: int,
-            memory_limit: str | None = None) -> dict[str, str]:
+            memory_limit: str | None = None, max_temp_size: str | None = None,
+            temp_dir: Path | None = None) -> dict[str, str]:
     """The environment of the run command: every cs_kpis path in ``work``, none inherited from the caller;
     ``memory_limit`` (e.g. ``8GB``) is DuckDB's limit in the warehouse's steps and dlt's loads
-    (CS_KPIS_DUCKDB_MEMORY_LIMIT)."""
+    (CS_KPIS_DUCKDB_MEMORY_LIMIT), ``max_temp_size`` the most it may spill to disk past it
+    (CS_KPIS_DUCKDB_MAX_TEMP_SIZE) and ``temp_dir`` where (CS_KPIS_DUCKDB_TEMP_DIR)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CS_KPIS_") and k != "DAGSTER_HOME"}
     state = work / "state"
     env.update({
@@ -206,6 +212,10 @@ def run_env(work: Path, view: Path, ground_truth: Path, size: str, seed: int,
     })
     if memory_limit:
         env["CS_KPIS_DUCKDB_MEMORY_LIMIT"] = memory_limit
+    if max_temp_size:
+        env["CS_KPIS_DUCKDB_MAX_TEMP_SIZE"] = max_temp_size
+    if temp_dir:
+        env["CS_KPIS_DUCKDB_TEMP_DIR"] = str(temp_dir)
     return env
 
 
@@ -428,7 +438,8 @@ def measure(name: str, env: dict[str, str], work: Path, stages_of, args: tuple[s
 # ------------------------------------------------------------------------------------------------ run
 
 def bench_full(size: str, seed: int, work: Path, landing: Path | None = None, keep: bool = False,
-               memory_limit: str | None = None, rerun_without_new_day: bool = False) -> dict:
+               memory_limit: str | None = None, rerun_without_new_day: bool = False,
+               max_temp_size: str | None = None, temp_dir: Path | None = None) -> dict:
     """The full build, then the nightly. A landing with one extract day has no next day: the nightly is
     skipped, or with ``rerun_without_new_day`` the same command runs again on the same day (phase
     ``nightly_no_new_day``: what a nightly costs when no export arrived, not a one-day increment)."""
@@ -447,7 +458,7 @@ def bench_full(size: str, seed: int, work: Path, landing: Path | None = None, ke
     shutil.rmtree(work / "view", ignore_errors=True)
     view = work / "view"
     days = landing_view(landing, view, 1)
-    env = run_env(work, view, ground_truth, size, seed, memory_limit)
+    env = run_env(work, view, ground_truth, size, seed, memory_limit, max_temp_size, temp_dir)
     os.environ.update({k: v for k, v in env.items() if k.startswith("CS_KPIS_") or k == "DAGSTER_HOME"})
 
     # the step -> stage map, before the first run (not measured), in a process of its own whose state paths
@@ -461,7 +472,8 @@ def bench_full(size: str, seed: int, work: Path, landing: Path | None = None, ke
     load = os.getloadavg()
     result = {"size": size, "seed": seed, "landing": str(landing), "work": str(work),
               "env": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_average_before": load,
-                      "health_history_days": HISTORY_DAYS, "duckdb_memory_limit": memory_limit}}
+                      "health_history_days": HISTORY_DAYS, "duckdb_memory_limit": memory_limit,
+                      "duckdb_max_temp_directory_size": max_temp_size, "duckdb_temp_directory": temp_dir and str(temp_dir)}}
     result["full"] = {**measure("full", env, work, stages_of), "extract_days": days}
     all_days = sorted(manifest["extract_days"])
     if len(all_days) < 2:

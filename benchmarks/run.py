@@ -339,6 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--keep", action="store_true", help="keep the warehouse and Dagster state afterwards")
     f.add_argument("--memory-limit", default=None,
                    help="DuckDB's memory limit in the run (CS_KPIS_DUCKDB_MEMORY_LIMIT), e.g. 8GB; default: none set")
+    f.add_argument("--max-temp-size", default=None,
+                   help="the most DuckDB may spill to disk past the memory limit (CS_KPIS_DUCKDB_MAX_TEMP_SIZE), "
+                        "e.g. 20GB: beyond it the step fails instead of filling the disk; default: DuckDB's, 90%% of "
+                        "the free disk")
+    f.add_argument("--temp-dir", type=Path, default=None,
+                   help="where DuckDB spills (CS_KPIS_DUCKDB_TEMP_DIR); default: beside the warehouse file")
     f.add_argument("--rerun-without-new-day", action="store_true",
                    help="with a one-day landing, run the command again on the same day (labelled 'no new day') "
                         "instead of skipping the nightly")
@@ -379,7 +385,8 @@ def run_full(args: argparse.Namespace) -> int:
 
     work = args.work or OUT / "full" / args.size
     result = full.bench_full(args.size, args.seed, work, landing=args.landing, keep=args.keep,
-                             memory_limit=args.memory_limit, rerun_without_new_day=args.rerun_without_new_day)
+                             memory_limit=args.memory_limit, rerun_without_new_day=args.rerun_without_new_day,
+                             max_temp_size=args.max_temp_size, temp_dir=args.temp_dir)
     (Path(result["work"]) / f"full_{result['size']}.json").write_text(json.dumps(result, indent=1))
     print()
     print(full.markdown(result))

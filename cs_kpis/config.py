@@ -382,7 +382,13 @@ class WarehouseSettings(_Strict):
         None, description="DuckDB's memory limit for the warehouse's steps, e.g. 8GB (DuckDB's default: 80% of RAM); "
                           "past it DuckDB spills to disk beside the warehouse file")
 
-    @field_validator("memory_limit")
+    max_temp_directory_size: str | None = Field(
+        None, description="the most DuckDB may spill to disk past memory_limit, e.g. 20GB (DuckDB's default: 90% of "
+                          "the free disk); beyond it the step fails with an out-of-memory error instead of filling the disk")
+    temp_directory: Path | None = Field(
+        None, description="where DuckDB spills, relative to this file (DuckDB's default: beside the warehouse file)")
+
+    @field_validator("memory_limit", "max_temp_directory_size")
     @classmethod
     def _memory(cls, value: str | None) -> str | None:
         import re
@@ -572,7 +578,8 @@ def load_file(path: Path | str) -> CompanyConfig:
     st = st.model_copy(update={
         "alerts": st.alerts.model_copy(update={"rules_file": near(st.alerts.rules_file),
                                                "outbox_dir": near(st.alerts.outbox_dir)}),
-        "health": st.health.model_copy(update={"config_file": near(st.health.config_file)})})
+        "health": st.health.model_copy(update={"config_file": near(st.health.config_file)}),
+        "warehouse": st.warehouse.model_copy(update={"temp_directory": near(st.warehouse.temp_directory)})})
     return cfg.model_copy(update={"landing_dir": landing, "source_file": path, "fx": fx, "settings": st})
 
 

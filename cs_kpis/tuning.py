@@ -74,6 +74,11 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
             "the health score configuration (empty: config/health_score.yaml)"),
     Setting("warehouse.memory_limit", "CS_KPIS_DUCKDB_MEMORY_LIMIT", None,
             "DuckDB's memory limit in the warehouse's steps and dlt's loads, e.g. 8GB (empty: DuckDB's default, 80% of RAM)"),
+    Setting("warehouse.max_temp_directory_size", "CS_KPIS_DUCKDB_MAX_TEMP_SIZE", None,
+            "the most DuckDB may spill to disk past its memory limit, e.g. 20GB; beyond it the step fails with "
+            "DuckDB's out-of-memory error naming max_temp_directory_size (empty: DuckDB's default, 90% of the free disk)"),
+    Setting("warehouse.temp_directory", "CS_KPIS_DUCKDB_TEMP_DIR", None,
+            "where DuckDB spills (empty: DuckDB's default, <warehouse file>.tmp beside the warehouse)"),
 )}
 
 _SECTIONS = {"checks": config.CheckSettings, "alerts": config.AlertSettings,

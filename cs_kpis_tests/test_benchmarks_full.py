@@ -18,6 +18,11 @@ def test_full_arguments():
     args = build_parser().parse_args(["full", "--size", "large", "--landing", "/x/landing", "--work", "/x/w", "--keep",
                                       "--memory-limit", "8GB", "--rerun-without-new-day"])
     assert (args.memory_limit, args.rerun_without_new_day) == ("8GB", True)
+    spill = build_parser().parse_args(["full", "--max-temp-size", "20GB", "--temp-dir", "/x/spill"])
+    assert (spill.max_temp_size, spill.temp_dir) == ("20GB", Path("/x/spill"))
+    env = full.run_env(Path("/x/w"), Path("/x/v"), Path("/x/g"), "demo", 42, "8GB", "20GB", Path("/x/spill"))
+    assert (env["CS_KPIS_DUCKDB_MEMORY_LIMIT"], env["CS_KPIS_DUCKDB_MAX_TEMP_SIZE"],
+            env["CS_KPIS_DUCKDB_TEMP_DIR"]) == ("8GB", "20GB", "/x/spill")
     assert (args.what, args.size, args.landing, args.work, args.keep, args.seed) == (
         "full", "large", Path("/x/landing"), Path("/x/w"), True, 42)
     defaults = build_parser().parse_args(["full"])

@@ -69,8 +69,9 @@ def test_the_template_on_a_demo_export_passes(project_env, tmp_path, monkeypatch
     lines = _lines(capsys)
     assert set(lines) == {"config", "settings", "landing", "crm", "billing", "product", "support", "nps"}
     assert all(" ok " in line for line in lines.values()), lines
-    # the template writes every default under settings: but the three file paths and the memory limit (commented out)
-    assert f"{len(tuning.SETTINGS) - 4} from the file, 0 from the environment" in lines["settings"]
+    # the template writes every default under settings: but the three file paths and the warehouse's memory limit,
+    # spill limit and spill folder (commented out)
+    assert f"{len(tuning.SETTINGS) - 6} from the file, 0 from the environment" in lines["settings"]
 
 
 def test_a_renamed_field_missing_from_the_export_is_named_with_its_key(project_env, tmp_path, monkeypatch, capsys,

@@ -2,6 +2,7 @@
 the check_thresholds and alerting resources, read by the checks when they run; webhook URLs never in the file."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -138,3 +139,21 @@ def test_the_warehouse_memory_limit_reaches_every_step_connection(tmp_path, clea
     clean_env.setenv("CS_KPIS_DUCKDB_MEMORY_LIMIT", "lots")
     with pytest.raises(ValueError, match="CS_KPIS_DUCKDB_MEMORY_LIMIT='lots'.*memory size"):
         tuning.get("warehouse.memory_limit")
+
+
+def test_the_warehouse_spill_limits_reach_every_step_connection(tmp_path, clean_env):
+    from cs_kpis.defs.resources import WarehouseResource, resources
+
+    clean_env.setenv("CS_KPIS_WAREHOUSE", str(tmp_path / "w.duckdb"))
+    clean_env.setenv("CS_KPIS_CONFIG", _company(tmp_path, {"warehouse": {
+        "memory_limit": "1GB", "max_temp_directory_size": "2GB", "temp_directory": "spill"}}))
+    resource = resources().resources["duckdb"]
+    assert isinstance(resource, WarehouseResource)
+    with resource.get_connection() as con:
+        got = con.execute("select current_setting('memory_limit'), current_setting('max_temp_directory_size'), "
+                          "current_setting('temp_directory')").fetchone()
+    # the folder is relative to the company file; DuckDB writes sizes in MiB/GiB
+    assert got == ("953.6 MiB", "1.8 GiB", str((Path(config.config_path()).parent / "spill").resolve()))
+    clean_env.setenv("CS_KPIS_DUCKDB_MAX_TEMP_SIZE", "all of it")
+    with pytest.raises(ValueError, match="CS_KPIS_DUCKDB_MAX_TEMP_SIZE='all of it'.*memory size"):
+        tuning.get("warehouse.max_temp_directory_size")

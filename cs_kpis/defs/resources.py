@@ -11,6 +11,19 @@ from dagster_duckdb import DuckDBResource
 from cs_kpis import settings, tuning
 
 
+def duckdb_limits_sql(memory_limit: str | None, max_temp_directory_size: str | None,
+                      temp_directory: str | None) -> list[str]:
+    """The ``SET`` statements of the warehouse's DuckDB limits that are given (settings.warehouse.*)."""
+    out = []
+    if memory_limit:
+        out.append(f"set memory_limit = '{memory_limit}'")
+    if temp_directory:
+        out.append("set temp_directory = '" + str(temp_directory).replace("'", "''") + "'")
+    if max_temp_directory_size:
+        out.append(f"set max_temp_directory_size = '{max_temp_directory_size}'")
+    return out
+
+
 class WarehouseResource(DuckDBResource):
     """dagster-duckdb's ``DuckDBResource`` whose connection is closed when the step fails, too.
 
@@ -26,12 +39,21 @@ class WarehouseResource(DuckDBResource):
     each connection with ``SET`` rather than at connect time, so other connections to the file in the same
     process (dlt's, the run summary's) need no matching configuration. Beyond it DuckDB spills to disk."""
 
+    max_temp_directory_size: str | None = None
+    """The most DuckDB may spill past the memory limit (``settings.warehouse.max_temp_directory_size``,
+    CS_KPIS_DUCKDB_MAX_TEMP_SIZE). Beyond it the step fails with DuckDB's out-of-memory error naming the
+    setting, rather than filling the disk; unset, DuckDB allows 90% of the free disk."""
+    temp_directory: str | None = None
+    """Where DuckDB spills (``settings.warehouse.temp_directory``, CS_KPIS_DUCKDB_TEMP_DIR); unset, beside the
+    warehouse file."""
+
     @contextmanager
     def get_connection(self):
         with super().get_connection() as con:
             try:
-                if self.memory_limit:
-                    con.execute(f"set memory_limit = '{self.memory_limit}'")
+                for statement in duckdb_limits_sql(self.memory_limit, self.max_temp_directory_size,
+                                                   self.temp_directory):
+                    con.execute(statement)
                 yield con
             finally:
                 con.close()
@@ -44,8 +66,11 @@ def resources() -> dg.Definitions:
     warehouse = settings.warehouse_path()
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     return dg.Definitions(
-        resources={"duckdb": WarehouseResource(database=str(warehouse),
-                                               memory_limit=tuning.get("warehouse.memory_limit"))},
+        resources={"duckdb": WarehouseResource(
+            database=str(warehouse), memory_limit=tuning.get("warehouse.memory_limit"),
+            max_temp_directory_size=tuning.get("warehouse.max_temp_directory_size"),
+            temp_directory=(str(tuning.get_path("warehouse.temp_directory"))
+                            if tuning.get_path("warehouse.temp_directory") else None))},
         # DuckDB is single-writer: steps of one run execute one after the other in the run's process
         # (the multiprocess default crashed on the file lock and re-imported the code for every step)
         executor=dg.in_process_executor,

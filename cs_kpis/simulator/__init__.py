@@ -43,12 +43,15 @@ def months_before(day: dt.date, months: int) -> dt.date:
 
 def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed: int = 42,
              as_of: dt.date | None = None, increments: int = 0, bad_input: bool = False,
-             event_retention_days: int | None = None) -> dict:
+             event_retention_days: int | None = None, workers: int = 1) -> dict:
     """Simulate the company and write its landing folder and ground truth; return the manifest.
 
     ``event_retention_days``: like a real Stripe account, which keeps about 30 days of ``/v1/events``,
     the snapshot holds only the events of that many days before the first extract day (each increment
     then brings its own day's events); 0 keeps the whole event history. Default: EVENT_RETENTION_DAYS.
+
+    ``workers``: 1 runs everything in this process; 2 runs the simulation here and the version store and
+    the file writing in a second process (cs_kpis/simulator/writer.py). Same bytes either way.
 
     The landing folder is built beside its destination and moved into place when complete, so a
     crash never leaves a half-written landing folder that looks finished. Only folders the simulator
@@ -59,6 +62,8 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
         raise ValueError(f"unknown size {size!r}: choose one of {', '.join(SIZES)}")
     spec = SIZES[size]
     retention = EVENT_RETENTION_DAYS if event_retention_days is None else event_retention_days
+    if workers not in (1, 2):
+        raise ValueError(f"workers must be 1 or 2, not {workers}")
     if retention < 0:
         raise ValueError(f"event_retention_days must be 0 (all) or positive, not {retention}")
     as_of = as_of or spec.end_date - dt.timedelta(days=increments)
@@ -76,44 +81,40 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
         shutil.rmtree(tmp)  # a crashed run's partial folder: marked, and checked just above
     (tmp / "_scratch").mkdir(parents=True)
     write_mark(tmp, "partial")  # first, so even a crashed partial folder is recognisably the simulator's
-    store = VersionStore(tmp / "_scratch" / "versions.duckdb")
-    events = SegmentWriter(tmp, store.con, seed, spec.users_cap, spec.events_per_active_user, last_day)
-    company = Company(spec, seed, store, last_day, events_writer=events)
-    company.run()
-
     days = [as_of + dt.timedelta(days=i) for i in range(increments + 1)]
-    counts: dict[str, int] = {}
-    for entity, (_, newest_first) in ENTITIES.items():
-        counts[entity] = store.count(entity)
-        written = 0
-        for i, day in enumerate(days):
-            lo, hi = day_bounds(day)
-            first_lo = None
-            if entity == "billing/events" and retention:
-                first_lo = lo - retention * 86400  # events of the retention window before the snapshot day
-            if entity == "crm/AccountHistory":
-                first_lo = day_bounds(months_before(as_of, FIELD_HISTORY_MONTHS))[0]  # what Salesforce still keeps
-            total = _count_latest(store, entity, first_lo if i == 0 else lo, hi)
-            cursor = store.latest(entity, first_lo if i == 0 else lo, hi, descending=newest_first)
-            write_bodies(tmp, entity, day, iter_bodies(cursor), total)
-            written += total
-        if entity in ("billing/events", "crm/AccountHistory"):
-            # the manifest counts what the export holds: with a retention window, only the events kept
-            # (raw_rows_match_manifest_counts reconciles the rows loaded with this number)
-            counts[entity] = written
+    scratch = tmp / "_scratch" / "versions.duckdb"
+    if workers == 1:
+        store = VersionStore(scratch)
+        events = SegmentWriter(tmp, store.con, seed, spec.users_cap, spec.events_per_active_user, last_day)
+        company = Company(spec, seed, store, last_day, events_writer=events)
+        company.run()
+        counts = write_entities(store, tmp, as_of, days, retention)
+        write_fx(tmp, _fx_rates(company))
+        store.close()
+    else:
+        # the simulation here, the version store and the files in a second process (writer.py)
+        from .writer import RemoteStore
+
+        remote = RemoteStore(scratch, tmp, seed)
+        try:
+            events = SegmentWriter(tmp, None, seed, spec.users_cap, spec.events_per_active_user, last_day,
+                                   sink=remote.events_sink)
+            company = Company(spec, seed, remote, last_day, events_writer=events)
+            company.run()
+            remote.write_landing(tmp, as_of, days, retention)
+            write_fx(tmp, _fx_rates(company))
+            truth_summary = _write_truth(company, ground_truth_dir, last_day)  # meanwhile, in this process
+            counts = remote.result()
+        finally:
+            remote.close()
     # product events before as_of belong to the snapshot; fold nothing: each received day is its own folder
     counts["product/events"] = events.total
     if not counts["billing/invoiceitems"]:
         del counts["billing/invoiceitems"]  # optional: a company with no mid-period change has none
-    write_fx(tmp, _fx_rates(company))
-    store.close()
     shutil.rmtree(tmp / "_scratch")
 
-    ground_truth_dir.mkdir(parents=True, exist_ok=True)
-    write_mark(ground_truth_dir, "ground_truth")
-    truth_summary = write_ground_truth(company, ground_truth_dir, last_day)
-    truth_summary["crm_field_values"] = write_crm_truth(company, ground_truth_dir, last_day)
-    (ground_truth_dir / "edge_cases.json").write_text(json.dumps(company.edge_cases, indent=1, sort_keys=True))
+    if workers == 1:
+        truth_summary = _write_truth(company, ground_truth_dir, last_day)
     bad = []
     if bad_input:
         from .bad_input import inject
@@ -150,6 +151,39 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
         tmp.rename(landing_dir)
     manifest["seconds"] = round(time.perf_counter() - started, 2)
     return manifest
+
+
+def _write_truth(company: Company, ground_truth_dir: Path, last_day: dt.date) -> dict:
+    ground_truth_dir.mkdir(parents=True, exist_ok=True)
+    write_mark(ground_truth_dir, "ground_truth")
+    truth_summary = write_ground_truth(company, ground_truth_dir, last_day)
+    truth_summary["crm_field_values"] = write_crm_truth(company, ground_truth_dir, last_day)
+    (ground_truth_dir / "edge_cases.json").write_text(json.dumps(company.edge_cases, indent=1, sort_keys=True))
+    return truth_summary
+
+
+def write_entities(store: VersionStore, tmp: Path, as_of: dt.date, days: list[dt.date], retention: int) -> dict:
+    """Write every entity's parts for each extract day from the version store; return the manifest counts."""
+    counts: dict[str, int] = {}
+    for entity, (_, newest_first) in ENTITIES.items():
+        counts[entity] = store.count(entity)
+        written = 0
+        for i, day in enumerate(days):
+            lo, hi = day_bounds(day)
+            first_lo = None
+            if entity == "billing/events" and retention:
+                first_lo = lo - retention * 86400  # events of the retention window before the snapshot day
+            if entity == "crm/AccountHistory":
+                first_lo = day_bounds(months_before(as_of, FIELD_HISTORY_MONTHS))[0]  # what Salesforce still keeps
+            total = _count_latest(store, entity, first_lo if i == 0 else lo, hi)
+            cursor = store.latest(entity, first_lo if i == 0 else lo, hi, descending=newest_first)
+            write_bodies(tmp, entity, day, iter_bodies(cursor), total)
+            written += total
+        if entity in ("billing/events", "crm/AccountHistory"):
+            # the manifest counts what the export holds: with a retention window, only the events kept
+            # (raw_rows_match_manifest_counts reconciles the rows loaded with this number)
+            counts[entity] = written
+    return counts
 
 
 def _count_latest(store: VersionStore, entity: str, lo: int | None, hi: int) -> int:

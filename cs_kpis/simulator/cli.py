@@ -2,6 +2,7 @@
 
 import argparse
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--event-retention-days", type=int, default=None,
                    help="days of Stripe events kept before the snapshot day, as a real account keeps ~30 "
                         f"(0 = the whole history; default: {EVENT_RETENTION_DAYS})")
+    p.add_argument("--workers", type=int, choices=(1, 2), default=None,
+                   help="processes: 2 runs the simulation in one and the version store and file writing in the "
+                        "other (same output bytes); default 2 when the machine has 2 or more cores, else 1")
     args = p.parse_args(argv)
+    workers = args.workers or (2 if (os.cpu_count() or 1) >= 2 else 1)
     from cs_kpis import config, settings
 
     if args.landing is None and config.config_path() is not None:
@@ -33,11 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     truth = args.ground_truth or settings.ground_truth_dir()
     try:
         m = generate(landing, truth, size=args.size, seed=args.seed, as_of=args.as_of, increments=args.increments,
-                     bad_input=args.bad_input, event_retention_days=args.event_retention_days)
+                     bad_input=args.bad_input, event_retention_days=args.event_retention_days,
+                     workers=workers)
     except NotOurFolder as exc:  # a user's folder: nothing was written
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {args.size} company (seed {args.seed}) to {landing} in {m['seconds']} s; ground truth in {truth}")
+    print(f"wrote {args.size} company (seed {args.seed}) to {landing} in {m['seconds']} s ({workers} process{'es' if workers > 1 else ''}); ground truth in {truth}")
     for entity, n in m["counts"].items():
         print(f"  {entity:32s} {n:>12,}")
     return 0

@@ -40,9 +40,12 @@ _FORMAT_SQL = (
 
 
 class SegmentWriter:
-    def __init__(self, landing: Path, con: duckdb.DuckDBPyConnection, seed: int, users_cap: int,
-                 events_per_active_user: float, last_day: dt.date):
+    def __init__(self, landing: Path, con: duckdb.DuckDBPyConnection | None, seed: int, users_cap: int,
+                 events_per_active_user: float, last_day: dt.date, sink=None):
+        """``sink(day, table, identify_lines)`` writes one received day (default: :func:`write_day` on
+        ``con``, in this process); the simulator's writer process passes one that hands the day over."""
         self.landing, self.con, self.seed = landing, con, seed
+        self.sink = sink or (lambda day, table, lines: write_day(con, landing, seed, day, table, lines))
         self.cap, self.rate, self.last_day = users_cap, events_per_active_user, last_day
         self.rng = np.random.default_rng([seed, 3])
         self.pending: dict[dt.date, list[pa.Table]] = {}
@@ -143,19 +146,11 @@ class SegmentWriter:
         })
 
     def _write(self, day: dt.date, table: pa.Table, identify: list) -> None:
-        self.total += table.num_rows
-        if table.num_rows:
-            path = events_part(self.landing, day, 1)  # the format's path; DuckDB formats the lines
-            self.con.register("ev", table)
-            self.con.execute(_FORMAT_SQL.replace("{path}", str(path)), {"seed": str(self.seed)})
-            self.con.unregister("ev")
-        else:
-            write_event_lines(self.landing, day, [], part=1)
-        if identify:
-            lines = []
-            for acct, k, lo in identify:
-                lines.extend(self._identify_lines(acct, k, lo))
-            self.total += write_event_lines(self.landing, day, (dumps(x) for x in lines), part=2)
+        lines = []
+        for acct, k, lo in identify:
+            lines.extend(dumps(x) for x in self._identify_lines(acct, k, lo))
+        self.total += table.num_rows + len(lines)
+        self.sink(day, table, lines)
 
     def _identify_lines(self, acct, k: int, lo: int) -> list[dict]:
         user = f"{self.prefixes[acct.n].as_py()}{k:03d}"  # equals the Contact's Product_User_Id__c where one exists
@@ -167,3 +162,18 @@ class SegmentWriter:
         group = dict(base, type="group", messageId=f"ajs-gr-{acct.workspace}-{k:03d}", groupId=acct.workspace,
                      traits={"name": acct.name, "plan": acct.tier, "industry": acct.industry})
         return [dict(base, type="identify", traits={"email": email}), group]
+
+
+def write_day(con: duckdb.DuckDBPyConnection, landing: Path, seed: int, day: dt.date, table: pa.Table,
+              identify_lines: list[str]) -> None:
+    """Write the events Segment received on ``day``: part 1 the track calls (formatted by DuckDB), part 2
+    the identify and group calls (JSON text), if any."""
+    if table.num_rows:
+        path = events_part(landing, day, 1)  # the format's path; DuckDB formats the lines
+        con.register("ev", table)
+        con.execute(_FORMAT_SQL.replace("{path}", str(path)), {"seed": str(seed)})
+        con.unregister("ev")
+    else:
+        write_event_lines(landing, day, [], part=1)
+    if identify_lines:
+        write_event_lines(landing, day, identify_lines, part=2)

@@ -21,8 +21,10 @@ _SCHEMA = pa.schema([
 
 class VersionStore:
     def __init__(self, path: Path):
+        self.path = Path(path)
         self.con = duckdb.connect(str(path), config={"memory_limit": "6GB", "temp_directory": str(path) + ".tmp"})
         self.con.execute("set preserve_insertion_order = true")
+        self.con.execute("set enable_progress_bar = false")  # the large company's final queries drew bars on stderr
         self.con.execute(
             "create table versions (entity varchar, id varchar, ts bigint, seq bigint, sort_key bigint, body varchar)"
         )
@@ -39,12 +41,16 @@ class VersionStore:
     def flush(self) -> None:
         if not self._buf:
             return
-        cols = list(zip(*self._buf))
+        self.insert_rows(self._buf)
+        self._buf.clear()
+
+    def insert_rows(self, rows: list[tuple]) -> None:
+        """Insert ``(entity, id, ts, seq, sort_key, body)`` rows (what :meth:`add` buffers)."""
+        cols = list(zip(*rows))
         batch = pa.table([pa.array(c, type=f.type) for c, f in zip(cols, _SCHEMA)], schema=_SCHEMA)
         self.con.register("batch", batch)
         self.con.execute("insert into versions select * from batch")
         self.con.unregister("batch")
-        self._buf.clear()
 
     def latest(self, entity: str, lo: int | None, hi: int, descending: bool) -> "duckdb.DuckDBPyConnection":
         """Latest version per id among versions with lo <= ts < hi, ordered for the envelope.

@@ -73,8 +73,12 @@ def make_pipeline(system: str, warehouse: Path, pipelines_dir: Path, *, destinat
     if destination == "duckdb":
         # the warehouse's DuckDB memory limit (settings.warehouse.memory_limit, CS_KPIS_DUCKDB_MEMORY_LIMIT)
         # holds for dlt's load jobs too, which otherwise take DuckDB's default (80% of RAM)
-        limit = tuning.get("warehouse.memory_limit")
-        credentials = DuckDbCredentials(str(warehouse), global_config={"memory_limit": limit}) if limit else str(warehouse)
+        # and so do its spill limits (settings.warehouse.max_temp_directory_size and temp_directory)
+        limits = {"memory_limit": tuning.get("warehouse.memory_limit"),
+                  "max_temp_directory_size": tuning.get("warehouse.max_temp_directory_size"),
+                  "temp_directory": tuning.get_path("warehouse.temp_directory")}
+        limits = {k: str(v) for k, v in limits.items() if v}
+        credentials = DuckDbCredentials(str(warehouse), global_config=limits) if limits else str(warehouse)
         target = dlt.destinations.duckdb(credentials=credentials)
     elif destination == "filesystem":
         if lake_dir is None:

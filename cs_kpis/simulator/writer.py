@@ -1,0 +1,144 @@
+"""The simulator's second process: it stores the object versions and writes the files while the
+simulation runs on.
+
+``generate(..., workers=2)`` splits the work in two, as a pipeline rather than by account:
+
+- the main process runs the simulation (the day loop, every random draw, every id) and serializes each
+  object version to JSON, exactly as with one process;
+- the writer process (this module, started with ``spawn``) owns the scratch version store: it inserts the
+  versions the main process sends in batches of 50,000, formats and writes each day's product events with
+  DuckDB, and at the end writes every entity's extract-day parts (``landing.write_bodies``) while the main
+  process writes the ground truth.
+
+Every draw, id and sequence number is made in the main process in the same order as with one process, and
+the writer runs the same code on the same rows, so the landing folder and the ground truth are the same
+bytes whatever the number of processes (cs_kpis_tests/simulator/test_workers.py checks it). Why not a split
+by account: the simulation draws from streams shared by all accounts and numbers ids company-wide
+(BENCHMARKS.md, "Demo company simulator"), so a split by account would change the company for every seed.
+
+The queue to the writer is bounded, so a slow writer slows the simulation down instead of filling memory.
+A writer that fails or dies stops the simulation with its error; the main process never waits on a dead one.
+"""
+
+import multiprocessing as mp
+import queue
+import traceback
+from pathlib import Path
+
+_QUEUE_SIZE = 8
+"""messages in flight to the writer (a message is one 50,000-version batch or one day of events)"""
+_BATCH = 50_000
+
+
+class WriterDied(RuntimeError):
+    pass
+
+
+class RemoteStore:
+    """The main process's side of the version store: :meth:`add` serializes and buffers like
+    :class:`~cs_kpis.simulator.store.VersionStore.add`, and full batches go to the writer process."""
+
+    def __init__(self, scratch: Path, landing: Path, seed: int):
+        ctx = mp.get_context("spawn")
+        self._q = ctx.Queue(maxsize=_QUEUE_SIZE)
+        self._result = ctx.Queue()
+        self._proc = ctx.Process(target=_writer_main, args=(self._q, self._result, str(scratch), str(landing), seed),
+                                 name="cs_kpis-simulator-writer", daemon=True)
+        self._proc.start()
+        self._buf: list[tuple] = []
+        self._seq = 0
+        self._done = False
+
+    def add(self, entity: str, obj_id: str, ts: int, obj: dict, sort_key: int | None = None) -> None:
+        import orjson
+
+        self._seq += 1
+        self._buf.append((entity, obj_id, ts, self._seq, ts if sort_key is None else sort_key,
+                          orjson.dumps(obj).decode()))
+        if len(self._buf) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buf:
+            self._send(("versions", self._buf))
+            self._buf = []
+
+    def events_sink(self, day, table, lines) -> None:
+        """SegmentWriter's sink: the day's events are formatted and written by the writer process."""
+        self._send(("events", day, table, lines))
+
+    def write_landing(self, tmp: Path, as_of, days, retention: int) -> None:
+        """Ask the writer to write every entity's extract-day parts (then it closes the store)."""
+        self.flush()
+        self._send(("landing", str(tmp), as_of, days, retention))
+
+    def result(self) -> dict:
+        """Wait for the writer to finish the landing parts; return their counts (or raise its error)."""
+        while True:
+            try:
+                kind, value = self._result.get(timeout=5)
+                break
+            except queue.Empty:
+                if not self._proc.is_alive():
+                    raise WriterDied(f"the simulator's writer process died (exit code {self._proc.exitcode})") from None
+        self._proc.join()
+        self._done = True
+        if kind == "error":
+            raise WriterDied(f"the simulator's writer process failed:\n{value}")
+        return value
+
+    def _send(self, msg) -> None:
+        while True:
+            try:
+                self._q.put(msg, timeout=5)
+                return
+            except queue.Full:
+                self._check()
+
+    def _check(self) -> None:
+        if not self._proc.is_alive():
+            try:
+                _, value = self._result.get_nowait()
+            except queue.Empty:
+                raise WriterDied(f"the simulator's writer process died (exit code {self._proc.exitcode})") from None
+            raise WriterDied(f"the simulator's writer process failed:\n{value}")
+
+    def close(self) -> None:
+        """Stop the writer if it is still running (after an error in the main process)."""
+        if not self._done and self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(10)
+        self._done = True
+
+
+def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
+    from .segment import write_day
+    from .store import VersionStore
+
+    store = None
+    try:
+        store = VersionStore(Path(scratch))
+        # one thread while the simulation runs on the other core; all of them for the final writing
+        store.con.execute("set threads = 1")
+        while True:
+            msg = q.get()
+            if msg[0] == "versions":
+                store.insert_rows(msg[1])
+            elif msg[0] == "events":
+                _, day, table, lines = msg
+                write_day(store.con, Path(landing), seed, day, table, lines)
+            elif msg[0] == "landing":
+                from . import write_entities
+
+                _, tmp, as_of, days, retention = msg
+                store.con.execute("reset threads")
+                counts = write_entities(store, Path(tmp), as_of, days, retention)
+                store.close()
+                store = None
+                result.put(("ok", counts))
+                return
+    except Exception:  # noqa: BLE001 - handed to the main process, which raises it as WriterDied
+        result.put(("error", traceback.format_exc()))
+    finally:
+        if store is not None:
+            store.close()

@@ -1,0 +1,42 @@
+"""The simulator on two processes (cs_kpis/simulator/writer.py) writes the same bytes as on one."""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from cs_kpis.simulator import generate
+from cs_kpis.simulator.writer import RemoteStore, WriterDied
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    # every file, hidden ones (the simulator's mark) included
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_two_workers_write_the_same_bytes_as_one(tmp_path, tiny_company):
+    m = generate(tmp_path / "landing", tmp_path / "truth", size="tiny", seed=7, workers=2)
+    one = _digest(tiny_company / "landing")
+    assert len(one) > 100 and _digest(tmp_path / "landing") == one
+    assert _digest(tmp_path / "truth") == _digest(tiny_company / "truth")
+    assert m["counts"]["product/events"] > 0
+    assert not (tmp_path / "landing.partial").exists()
+
+
+def test_a_failed_writer_stops_the_simulation_with_its_error(tmp_path):
+    # the writer cannot open its version store (no such folder): the main process gets its traceback
+    remote = RemoteStore(tmp_path / "missing" / "versions.duckdb", tmp_path, seed=1)
+    try:
+        with pytest.raises(WriterDied, match="writer process failed"):
+            for i in range(200_000):  # more than the queue holds: the main process must notice, not hang
+                remote.add("crm/User", str(i), i, {"Id": str(i)})
+            remote.write_landing(tmp_path, None, [], 30)
+            remote.result()
+    finally:
+        remote.close()
+
+
+def test_workers_must_be_one_or_two(tmp_path):
+    with pytest.raises(ValueError, match="workers must be 1 or 2"):
+        generate(tmp_path / "landing", tmp_path / "truth", size="tiny", seed=7, workers=3)
