@@ -80,11 +80,16 @@ class RemoteStore:
                 break
             except queue.Empty:
                 if not self._proc.is_alive():
-                    raise WriterDied(f"the simulator's writer process died (exit code {self._proc.exitcode})") from None
+                    try:  # it may have posted its result just before it exited
+                        kind, value = self._result.get(timeout=1)
+                        break
+                    except queue.Empty:
+                        raise WriterDied(
+                            f"the simulator's writer process died (exit code {self._proc.exitcode})") from None
         self._proc.join()
-        self._done = True
         if kind == "error":
             raise WriterDied(f"the simulator's writer process failed:\n{value}")
+        self._done = True
         return value
 
     def _send(self, msg) -> None:
@@ -104,10 +109,16 @@ class RemoteStore:
             raise WriterDied(f"the simulator's writer process failed:\n{value}")
 
     def close(self) -> None:
-        """Stop the writer if it is still running (after an error in the main process)."""
-        if not self._done and self._proc.is_alive():
-            self._proc.terminate()
-            self._proc.join(10)
+        """Stop the writer if it is still running (after an error in the main process). After a failure the
+        queues' feeder threads may hold batches no one will read: they are cancelled, or this process would
+        wait for them forever when it exits."""
+        if not self._done:
+            if self._proc.is_alive():
+                self._proc.terminate()
+                self._proc.join(10)
+            for q in (self._q, self._result):
+                q.cancel_join_thread()
+                q.close()
         self._done = True
 
 

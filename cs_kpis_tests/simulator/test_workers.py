@@ -37,6 +37,30 @@ def test_a_failed_writer_stops_the_simulation_with_its_error(tmp_path):
         remote.close()
 
 
+def test_a_failed_writer_lets_the_process_exit(tmp_path):
+    # after the failure the queue's feeder thread still holds batches no one reads: the process must exit anyway
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from cs_kpis.simulator.writer import RemoteStore, WriterDied\n"
+        "remote = RemoteStore(Path(sys.argv[1]) / 'missing' / 'v.duckdb', Path(sys.argv[1]), seed=1)\n"
+        "try:\n"
+        "    for i in range(200_000):\n"
+        "        remote.add('crm/User', str(i), i, {'Id': str(i)})\n"
+        "    remote.write_landing(Path(sys.argv[1]), None, [], 30)\n"
+        "    remote.result()\n"
+        "except WriterDied:\n"
+        "    print('writer died')\n"
+        "finally:\n"
+        "    remote.close()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "writer died" in done.stdout
+
+
 def test_workers_must_be_one_or_two(tmp_path):
     with pytest.raises(ValueError, match="workers must be 1 or 2"):
         generate(tmp_path / "landing", tmp_path / "truth", size="tiny", seed=7, workers=3)
