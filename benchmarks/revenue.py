@@ -8,7 +8,10 @@ invoices and invoice lines), with DuckDB straight
 from the landing files: loading the large company's billing history through dlt's row path takes hours
 (see BENCHMARKS.md), and that cost belongs to ingestion, not to these models. Phase 2 (a fresh process,
 so its peak RSS is the models' own) builds the calendar and every revenue model in dependency order with
-the project's own SQL files and records each model's seconds and rows.
+the project's own SQL files and records each model's seconds and rows. Each phase runs under a DuckDB
+memory_limit (--staging-memory-limit, --memory-limit); the result goes to revenue.json beside the warehouse
+(--warehouse; the landing folder is only read). cs_kpis_tests/test_benchmark_revenue.py fails when a revenue
+model reads a model or staging table this file does not build before it.
 """
 
 import argparse
