@@ -8,7 +8,10 @@ invoices and invoice lines), with DuckDB straight
 from the landing files: loading the large company's billing history through dlt's row path takes hours
 (see BENCHMARKS.md), and that cost belongs to ingestion, not to these models. Phase 2 (a fresh process,
 so its peak RSS is the models' own) builds the calendar and every revenue model in dependency order with
-the project's own SQL files and records each model's seconds and rows.
+the project's own SQL files and records each model's seconds and rows. Each phase runs under a DuckDB
+memory_limit (--staging-memory-limit, --memory-limit); the result goes to revenue.json beside the warehouse
+(--warehouse; the landing folder is only read). cs_kpis_tests/test_benchmark_revenue.py fails when a revenue
+model reads a model or staging table this file does not build before it.
 """
 
 import argparse
@@ -22,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 REVENUE_MODELS = [
-    ("marts", "accounts"), ("marts", "price_tiers"), ("marts", "coupon_amounts"), ("marts", "subscription_history_states"), ("marts", "subscription_states"), ("marts", "subscription_periods"),
+    ("marts", "accounts"), ("marts", "price_tiers"), ("marts", "coupon_amounts"), ("marts", "subscription_item_discounts"),
+    ("marts", "subscription_history_states"), ("marts", "discount_objects"), ("marts", "subscription_states"), ("marts", "subscription_periods"),
     ("marts", "mrr_daily_changes"), ("marts", "mrr_daily"),
     # marts.mrr_monthly and kpis.mrr_periods are rows of marts.mrr_period_ends; the three revenue tables are
     # selections of kpis.revenue_by_grain (one formula per KPI)
@@ -49,16 +53,20 @@ select
     json_extract(e, '$.data.object') as object,
     json_extract(e, '$.data.previous_attributes') as previous_attributes,
     cast(regexp_extract(filename, '(\\d{{4}}-\\d{{2}}-\\d{{2}})/part-', 1) as date) as extract_day
-from files;
+from files
+qualify row_number() over (partition by json_extract_string(e, '$.id') order by filename) = 1;
 create or replace table staging.stg_billing__customers as
 with files as (
-    select unnest(data) as c
-    from read_json('{landing}/billing/customers/*/part-*.json', columns = {{'data': 'JSON[]'}})
+    select filename, unnest(data) as c
+    from read_json('{landing}/billing/customers/*/part-*.json', columns = {{'data': 'JSON[]'}}, filename = true)
+), latest as (
+    select c, row_number() over (partition by json_extract_string(c, '$.id') order by filename desc) as rn
+    from files
 )
 select json_extract_string(c, '$.id') as customer_id,
        json_extract_string(c, '$.metadata.salesforce_account_id') as crm_account_id,
        upper(json_extract_string(c, '$.currency')) as currency
-from files;
+from latest where rn = 1;
 create or replace table staging.stg_billing__fx_rates as
 select cast(date as date) as rate_date, upper(currency) as currency, cast(rate as decimal(18, 6)) as rate
 from read_csv('{landing}/reference/fx_rates.csv');
@@ -79,6 +87,12 @@ select
     to_timestamp(cast(json_extract_string(s, '$.trial_start') as bigint)) as trial_start_at,
     to_timestamp(cast(json_extract_string(s, '$.trial_end') as bigint)) as trial_end_at,
     to_timestamp(cast(json_extract_string(s, '$.ended_at') as bigint)) as ended_at,
+    to_timestamp(cast(json_extract_string(s, '$.current_period_start') as bigint)) as current_period_start,
+    to_timestamp(cast(json_extract_string(s, '$.current_period_end') as bigint)) as current_period_end,
+    cast(json_extract_string(s, '$.cancel_at_period_end') as boolean) as cancel_at_period_end,
+    to_timestamp(cast(json_extract_string(s, '$.cancel_at') as bigint)) as cancel_at,
+    to_timestamp(cast(json_extract_string(s, '$.canceled_at') as bigint)) as canceled_at,
+    json_extract_string(s, '$.discounts[0].id') as discount_id,
     json_extract_string(s, '$.discounts[0].coupon.id') as discount_coupon_id,
     cast(json_extract_string(s, '$.discounts[0].coupon.percent_off') as double) as discount_percent_off,
     cast(json_extract_string(s, '$.discounts[0].coupon.amount_off') as bigint) as discount_amount_off_minor,
@@ -97,7 +111,10 @@ select
     cast(json_extract_string(it, '$.quantity') as bigint) as quantity,
     json_extract_string(it, '$.price.recurring.interval') as "interval",
     cast(json_extract_string(it, '$.price.recurring.interval_count') as integer) as interval_count,
-    json_extract_string(it, '$.price.recurring.usage_type') as usage_type
+    json_extract_string(it, '$.price.recurring.usage_type') as usage_type,
+    json_extract_string(it, '$.price.billing_scheme') as billing_scheme,
+    to_timestamp(cast(json_extract_string(it, '$.created') as bigint)) as created_at,
+    json_extract(it, '$.discounts') as discounts
 from (select subscription_id, unnest(cast(items as JSON[])) as it from staging.stg_billing__subscriptions);
 create or replace table staging.stg_billing__prices as
 with files as (
@@ -161,6 +178,7 @@ create or replace table staging.stg_billing__invoice_lines as
 select
     json_extract_string(l, '$.id') as line_id, invoice_id,
     json_extract_string(l, '$.parent.subscription_item_details.subscription') as subscription_id,
+    json_extract_string(l, '$.parent.subscription_item_details.subscription_item') as subscription_item_id,
     json_extract_string(l, '$.pricing.price_details.price') as price_id,
     coalesce(cast(json_extract_string(l, '$.parent.subscription_item_details.proration') as boolean), false)
         as is_proration,
@@ -168,7 +186,8 @@ select
     to_timestamp(cast(json_extract_string(l, '$.period.start') as bigint)) as period_start,
     to_timestamp(cast(json_extract_string(l, '$.period.end') as bigint)) as period_end,
     cast(json_extract_string(l, '$.amount') as bigint) as amount_minor,
-    coalesce(list_sum(cast(json_extract(l, '$.discount_amounts[*].amount') as bigint[])), 0) as discount_amount_minor
+    coalesce(list_sum(cast(json_extract(l, '$.discount_amounts[*].amount') as bigint[])), 0) as discount_amount_minor,
+    json_extract(l, '$.discount_amounts') as discount_amounts, json_extract(l, '$.discounts') as discounts
 from (select invoice_id, unnest(cast(lines as JSON[])) as l from staging.stg_billing__invoices);
 create or replace table staging.stg_billing__invoice_items as
 with files as (
@@ -182,6 +201,7 @@ select
     json_extract_string(ii, '$.id') as invoice_item_id, json_extract_string(ii, '$.invoice') as invoice_id,
     json_extract_string(ii, '$.invoice') is null as is_pending, json_extract_string(ii, '$.customer') as customer_id,
     json_extract_string(ii, '$.parent.subscription_details.subscription') as subscription_id,
+    json_extract_string(ii, '$.parent.subscription_details.subscription_item') as subscription_item_id,
     json_extract_string(ii, '$.pricing.price_details.price') as price_id,
     coalesce(cast(json_extract_string(ii, '$.proration') as boolean), false) as is_proration,
     cast(json_extract_string(ii, '$.quantity') as bigint) as quantity,
@@ -191,8 +211,11 @@ select
 from latest where rn = 1;
 create or replace table staging.stg_crm__accounts as
 with files as (
-    select unnest(records) as a
-    from read_json('{landing}/crm/Account/*/part-*.json', columns = {{'records': 'JSON[]'}})
+    select filename, unnest(records) as a
+    from read_json('{landing}/crm/Account/*/part-*.json', columns = {{'records': 'JSON[]'}}, filename = true)
+), latest as (
+    select a, row_number() over (partition by json_extract_string(a, '$.Id') order by filename desc) as rn
+    from files
 )
 select json_extract_string(a, '$.Id') as account_id, json_extract_string(a, '$.Name') as account_name,
        json_extract_string(a, '$.ParentId') as parent_account_id, json_extract_string(a, '$.OwnerId') as owner_id,
@@ -202,15 +225,15 @@ select json_extract_string(a, '$.Id') as account_id, json_extract_string(a, '$.N
        json_extract_string(a, '$.Product_Workspace_Id__c') as workspace_id,
        cast(null as timestamptz) as created_at, false as is_deleted, cast(null as timestamptz) as valid_from,
        cast(null as timestamptz) as valid_to, true as is_current
-from files;
+from latest where rn = 1;
 """
 
 
-def _staging(landing: Path, warehouse: Path) -> dict:
+def _staging(landing: Path, warehouse: Path, memory_limit: str) -> dict:
     import duckdb
 
     t = time.perf_counter()
-    with duckdb.connect(str(warehouse)) as con:
+    with duckdb.connect(str(warehouse), config={"memory_limit": memory_limit}) as con:
         con.execute(STAGING_SQL.format(landing=landing))
         rows = {t: con.execute(f"select count(*) from staging.{t}").fetchall()[0][0]
                 for t in ("stg_billing__events", "stg_billing__customers", "stg_billing__fx_rates", "stg_crm__accounts",
@@ -249,13 +272,15 @@ def _models(warehouse: Path, memory_limit: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.revenue")
     p.add_argument("--landing", type=Path, required=True)
-    p.add_argument("--warehouse", type=Path, default=None)
+    p.add_argument("--warehouse", type=Path, default=None,
+                   help="DuckDB file to (re)create; default revenue_bench.duckdb next to the landing folder")
     p.add_argument("--memory-limit", default="3GB", help="DuckDB memory_limit for the models")
+    p.add_argument("--staging-memory-limit", default="6GB", help="DuckDB memory_limit for phase 1 (staging)")
     p.add_argument("--phase", choices=["all", "staging", "models"], default="all")
     args = p.parse_args(argv)
     warehouse = args.warehouse or args.landing.parent / "revenue_bench.duckdb"
     if args.phase == "staging":
-        print(json.dumps(_staging(args.landing.resolve(), warehouse)))
+        print(json.dumps(_staging(args.landing.resolve(), warehouse, args.staging_memory_limit)))
         return 0
     if args.phase == "models":
         print(json.dumps(_models(warehouse, args.memory_limit)))
@@ -264,13 +289,15 @@ def main(argv: list[str] | None = None) -> int:
     out = {}
     for phase in ("staging", "models"):
         res = subprocess.run([sys.executable, "-m", "benchmarks.revenue", "--landing", str(args.landing),
-                              "--warehouse", str(warehouse), "--memory-limit", args.memory_limit, "--phase", phase],
+                              "--warehouse", str(warehouse), "--memory-limit", args.memory_limit,
+                              "--staging-memory-limit", args.staging_memory_limit, "--phase", phase],
                              check=False, capture_output=True, text=True, cwd=ROOT)
         if res.returncode:
             raise SystemExit(f"{phase} failed:\n{res.stderr[-3000:]}")
         out[phase] = json.loads(res.stdout.strip().splitlines()[-1])
         print(phase, json.dumps(out[phase]), flush=True)
-    (args.landing.parent / "revenue.json").write_text(json.dumps(out, indent=1))
+    # next to the warehouse: the landing's folder may be read-only (and is not this benchmark's to write)
+    (warehouse.parent / "revenue.json").write_text(json.dumps(out, indent=1))
     return 0
 
 

@@ -7,10 +7,11 @@ rules in docs/KPI_DEFINITIONS.md:
 - local MRR is exact (fractions of a cent kept), converted at the FX rate of the day the current MRR
   value took effect, then rounded half-up to the cent per subscription; an account's MRR is the sum;
 - a past-due spell longer than DELINQUENT_AFTER_DAYS (as known at the end of the last extract day)
-  makes the subscription churned from the day it went past due: a spell still open that began during
-  day P has lasted more than 30 days once last_day - P >= 30, one that ended on day E when E - P > 30
-  (a spell ends, as Stripe's past_due status does, when a later invoice is paid, even a 0.00 renewal
-  while the failed invoice stays open: company.py);
+  makes the subscription churned from the day it went past due until the day the spell ended (then it
+  counts again, unless it ended with the subscription): a spell still open that began during day P has
+  lasted more than 30 days once last_day - P >= 30, one that ended on day E when E - P > 30 (a spell
+  ends, as Stripe's past_due status does, when a later invoice is paid, even a 0.00 renewal while the
+  failed invoice stays open: company.py);
 - the month end of the current, unfinished month is the last extract day.
 """
 
@@ -61,9 +62,12 @@ def subscription_steps(s: Sub, fx: dict, last_day: dt.date) -> list[tuple[dt.dat
         # last day as soon as last_day - P >= 30 (its 31st end of day).
         days_past_due = ((end or last_day + dt.timedelta(days=1)) - start).days
         if days_past_due > DELINQUENT_AFTER_DAYS:
-            # delinquent: churned from the day it went past due (back only if it was paid after all)
+            # delinquent: churned from the day it went past due, and back from the day the spell ended
+            # (an invoice was paid: active again, e.g. after a 0.00 renewal 31 days on) at the value in
+            # force that day, 0.00 when the spell ended with the subscription
             kept = [(d, v) for d, v in steps if d < start]
-            steps = kept + [(start, Decimal("0.00"))]
+            back = [] if end is None else [(end, value_on(steps, end))] + [(d, v) for d, v in steps if d > end]
+            steps = kept + [(start, Decimal("0.00"))] + back
     return steps
 
 

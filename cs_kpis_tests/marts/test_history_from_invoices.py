@@ -271,6 +271,15 @@ def scenarios() -> Ledger:
     B.invoice("sub_item_eur", "2026-01-01", [("p_100", 1, "2026-01-01", "2026-02-01", 10000, False, [eur20])])
     B.invoice("sub_item_eur", "2026-02-01", [("p_100", 1, "2026-02-01", "2026-03-01", 10000, False, [eur20])])
     B.monthly("sub_item_eur", "p_100", 1, 10000, ["2026-03-01", "2026-04-01"])
+    # 3 seats x 25.00 from Jan 9; down to 2 seats at the very second the Feb 9 renewal billed 3 (a change at
+    # the cycle's instant), credited on the Mar 9 renewal for the whole period (credit for 3 seats, charge
+    # for 2, both from Feb 9): 75, 50, 50, 50, and the seats go from 3 to 2 on Feb 9, with the list price
+    B.sub("A_inv_cycle_down", "sub_cycle_down", "2026-01-09", [("p_25", 2)])
+    B.monthly("sub_cycle_down", "p_25", 3, 2500, ["2026-01-09", "2026-02-09"])
+    B.invoice("sub_cycle_down", "2026-03-09", [("p_25", 3, "2026-02-09", "2026-03-09", -7500, True),
+                                               ("p_25", 2, "2026-02-09", "2026-03-09", 5000, True),
+                                               ("p_25", 2, "2026-03-09", "2026-04-09", 5000, False)])
+    B.monthly("sub_cycle_down", "p_25", 2, 2500, ["2026-04-09"])
     return L
 
 
@@ -294,6 +303,7 @@ EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "A_item_forever": (130.00, 130.00, 130.00, 130.00),
     "A_item_once": (100.00, 100.00, 100.00, 100.00),
     "A_item_eur_amount": (85.00, 85.00, 100.00, 100.00),
+    "A_inv_cycle_down": (75.00, 50.00, 50.00, 50.00),
 }
 
 
@@ -340,6 +350,22 @@ def test_a_period_splits_where_seats_change_though_mrr_stays_zero(warehouse):
                            "where subscription_id = 'sub_free' order by start_date").fetchall()
     assert [(d, float(m), float(lm), n) for d, m, lm, n in rows] == [("2026-01-07", 0.0, 75.0, 3),
                                                                       ("2026-03-07", 0.0, 50.0, 2)]
+
+
+def test_seats_follow_a_change_at_the_cycles_instant(warehouse):
+    """the Feb 9 renewal billed 3 seats and a proration from Feb 9 took them to 2: the seats are 2 from Feb 9,
+    as the list price is (the renewal's 3 seats won before, as the larger line, so a seat decrease at a cycle
+    kept the old seats until the next renewal, and the revenue-history check, comparing them with the event
+    ledger's, named such subscriptions)"""
+    with duckdb.connect(warehouse, read_only=True) as con:
+        rows = con.execute("select cast(start_date as varchar), mrr, list_mrr, seats from marts.subscription_periods "
+                           "where subscription_id = 'sub_cycle_down' order by start_date").fetchall()
+        states = con.execute("select cast(changed_at as date), seats, list_mrr_minor from marts.subscription_states "
+                             "where subscription_id = 'sub_cycle_down' and changed_at < '2026-03-01' "
+                             "order by changed_at").fetchall()
+    assert [(d, float(m), float(lm), n) for d, m, lm, n in rows] == [("2026-01-09", 75.0, 75.0, 3),
+                                                                      ("2026-02-09", 50.0, 50.0, 2)]
+    assert [(str(d), n, float(lm)) for d, n, lm in states] == [("2026-01-09", 3, 7500.0), ("2026-02-09", 2, 5000.0)]
 
 
 def test_item_discounts_are_stretches_of_constant_discounts(warehouse):

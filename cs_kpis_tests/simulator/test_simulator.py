@@ -319,3 +319,36 @@ def test_a_paid_renewal_ends_a_past_due_spell_as_in_stripe(tmp_path):
     steps = subscription_steps(s, company.fx, spec.end_date)
     assert [v for d, v in steps if d == day_of(failed_at)] == [] and steps[-1] == (day_of(ended_at), 0)
     assert [v for d, v in steps if d < day_of(ended_at)][-1] > 0
+
+
+def test_a_delinquent_spell_ended_by_a_paid_invoice_counts_again_from_its_end(tmp_path):
+    """Past due 31 ends of day (the failed invoice of May 28 open, a 0.00 renewal paid on Jun 28) is delinquent:
+    churned from May 28. The paid renewal makes the subscription active again, so its MRR counts from Jun 28
+    until it ends (Jul 4), as the revenue marts have it (marts test A_inv_zero_renewal_31). The truth used to
+    keep 0.00 until the end (large company, seed 42: one account-month, 2024-06)."""
+    import datetime as dt
+    from decimal import Decimal
+    from fractions import Fraction
+
+    from cs_kpis.simulator.company import Company, ts_of
+    from cs_kpis.simulator.store import VersionStore
+    from cs_kpis.simulator.truth import subscription_steps
+
+    spec = SIZES["tiny"]
+    company = Company(spec, 42, VersionStore(tmp_path / "versions.duckdb"), spec.end_date)
+    acct = next(a for a in company.accounts if a.sf_id and a.interval_key == "month")
+    s = company._start_subscription(acct, ts_of(spec.start_date, 3600), trial=False, first=True)
+    s.currency = "usd"
+    assert set(company.fx["usd"].values()) == {1}
+    d0 = spec.start_date + dt.timedelta(days=40)
+    day = {n: d0 + dt.timedelta(days=n) for n in (0, 2, 31, 37)}
+    s.mrr_history = [(ts_of(spec.start_date, 3600), Fraction(7500)), (ts_of(day[2], 3600), Fraction(2500)),
+                     (ts_of(day[37], 3600), Fraction(0))]
+    s.past_due_spells = [[ts_of(day[0], 3600), ts_of(day[31], 3600)]]
+    steps = subscription_steps(s, company.fx, spec.end_date)
+    assert steps == [(spec.start_date, Decimal("75.00")), (day[0], Decimal("0.00")), (day[31], Decimal("25.00")),
+                     (day[37], Decimal("0.00"))]
+    # the same spell ended by the cancellation: 0.00 from the failure on
+    s.past_due_spells = [[ts_of(day[0], 3600), ts_of(day[37], 3600)]]
+    assert subscription_steps(s, company.fx, spec.end_date)[1:] == [(day[0], Decimal("0.00")),
+                                                                     (day[37], Decimal("0.00"))]

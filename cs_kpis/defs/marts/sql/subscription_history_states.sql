@@ -154,18 +154,36 @@ snapshots as (
     group by subscription_id, period_start
 ),
 
+credited as (
+    -- the items a proration credits (takes off) from its period start
+    select distinct subscription_id, period_start, subscription_item_id, plan, quantity
+    from lines
+    where is_proration and amount_minor < 0
+),
+
 main_lines as (
-    -- the main licensed line of each period and of each proration: the largest charge
+    -- the main licensed line of each period and of each proration: the largest charge. A period's regular
+    -- line that a proration credits from the very start of the period is not among them: the change came at
+    -- the cycle's instant, after the cycle began (as list_mrr_minor counts it in states below), so the item
+    -- now has the proration's quantity (3 seats billed on the Sep 9 renewal, down to 2 the same second: 2)
     select subscription_id, period_start as point_at, plan, quantity as seats
     from (
         select
             l.*,
             row_number() over (
-                partition by subscription_id, period_start
-                order by case when amount_minor < 0 then 1 else 0 end, amount_per_interval desc, line_id
+                partition by l.subscription_id, l.period_start
+                order by case when l.amount_minor < 0 then 1 else 0 end, l.amount_per_interval desc, l.line_id
             ) as rn
         from lines as l
-        where not (is_proration and amount_minor < 0)
+        left join credited as c
+            on c.subscription_id = l.subscription_id
+            and c.period_start = l.period_start
+            and not l.is_proration
+            and (c.subscription_item_id = l.subscription_item_id
+                 or ((c.subscription_item_id is null or l.subscription_item_id is null)
+                     and c.plan = l.plan and c.quantity = l.quantity))
+        where not (l.is_proration and l.amount_minor < 0)
+          and c.subscription_id is null
     ) as ranked
     where rn = 1
 ),
