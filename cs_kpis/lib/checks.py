@@ -106,8 +106,9 @@ def unique_key_check_by_load(asset: dg.AssetKey, table: str, columns: Sequence[s
             if count == 0:
                 incremental_loads.mark_checked(con, table, loads)
         meta = {"violations": dg.MetadataValue.int(count), "raw_loads_checked": dg.MetadataValue.int(len(loads)),
-                "keys_checked": "every key" if not params else "the keys of the loads appended since the last "
-                                                                  "passing check"}
+                "keys_checked": ("the keys of the loads appended since the last passing check" if params
+                                 else "none: no load appended since the last passing check" if sql.endswith(" limit 0")
+                                 else "every key")}
         if sample:
             meta["sample"] = dg.MetadataValue.md(sample)
         return dg.AssetCheckResult(passed=count == 0, severity=dg.AssetCheckSeverity.ERROR, metadata=meta,

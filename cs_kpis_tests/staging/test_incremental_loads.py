@@ -198,6 +198,7 @@ def test_the_nightly_unique_check_looks_up_the_new_loads_keys_and_keeps_failing_
     build = lambda c: sqllib.build_by_load(c, MODEL)  # noqa: E731
     nightly = "the keys of the loads appended since the last passing check"
     assert then() == (True, 0, "every key")  # after a full build: every key
+    assert then() == (True, 0, "none: no load appended since the last passing check")  # nothing new to look up
     assert then(lambda c: _load(c, LOADS[1]), build) == (True, 0, nightly)
     # a load that repeats messageIds an earlier load holds (the raw loader would have dropped them)
     dup = (f"insert into {RAW} select * replace ('0005.dup' as _dlt_load_id) from main.later_loads "
