@@ -40,9 +40,9 @@ def test_another_temp_directory_after_a_spill_fails_naming_the_setting(tmp_path)
     elsewhere = WarehouseResource(database=str(tmp_path / "w.duckdb"), temp_directory=str(tmp_path / "other"))
     with resource.get_connection() as first:
         _spill(first, tmp_path / "spill")
-        with pytest.raises(RuntimeError, match=r"temp_directory.*CS_KPIS_DUCKDB_TEMP_DIR.*other.*spill"):
-            with elsewhere.get_connection():
-                pass
+        with (pytest.raises(RuntimeError, match=r"temp_directory.*CS_KPIS_DUCKDB_TEMP_DIR.*other.*spill"),
+              elsewhere.get_connection()):
+            pass
 
 
 def test_the_statements_skip_a_temp_directory_duckdb_already_uses(tmp_path):

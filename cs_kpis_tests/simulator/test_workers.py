@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cs_kpis.simulator import generate
-from cs_kpis.simulator import writer
+from cs_kpis.simulator import generate, writer
 from cs_kpis.simulator.writer import RemoteStore, WriterDied
 
 
