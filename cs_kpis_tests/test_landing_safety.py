@@ -122,13 +122,15 @@ def test_the_simulator_cli_refuses_a_users_folder(tmp_path):
     assert snapshot(landing) == before
 
 
-def test_the_simulator_leaves_a_users_partial_named_folder_alone(tmp_path):
-    partial = tmp_path / "landing.partial"
+@pytest.mark.parametrize("name", ["landing.partial", "truth.partial"])
+def test_the_simulator_leaves_a_users_partial_named_folder_alone(tmp_path, name):
+    partial = tmp_path / name
     partial.mkdir()
     (partial / "mine.csv").write_text("a,b\n")
-    with pytest.raises(NotOurFolder, match="landing.partial"):
+    with pytest.raises(NotOurFolder, match=name):
         generate(tmp_path / "landing", tmp_path / "truth", size="tiny", seed=1)
     assert (partial / "mine.csv").read_text() == "a,b\n"
+    assert not (tmp_path / "landing").exists() and not (tmp_path / "truth").exists()
 
 
 def test_the_simulator_refuses_a_ground_truth_folder_with_a_users_file(tmp_path):
@@ -147,7 +149,9 @@ def test_the_simulator_regenerates_its_own_folder_but_not_one_a_user_added_to(tm
     assert folder_guard.is_simulator_folder(landing)
     generate(landing, truth, size="tiny", seed=2)  # its own folder: replaced
     assert json.loads((landing / "_manifest.json").read_text())["seed"] == 2
-    assert not (tmp_path / "landing.replaced").exists() and not (tmp_path / "landing.partial").exists()
+    assert json.loads((truth / ".cs_kpis_simulator.json").read_text())["kind"] == "ground_truth"
+    assert not any((tmp_path / f"{name}.{end}").exists() for name in ("landing", "truth")
+                   for end in ("replaced", "partial"))
     (landing / "crm" / "Lead").mkdir()
     (landing / "crm" / "Lead" / "leads.json").write_text("[]")
     before = snapshot(landing)

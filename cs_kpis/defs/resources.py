@@ -3,21 +3,33 @@
 Layer folders add their own resources next to their assets (the dlt resource lives in defs/raw/).
 """
 
+import os
 from contextlib import contextmanager
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
 
 from cs_kpis import settings, tuning
 
 
+def _same_folder(a: str, b: str) -> bool:
+    return os.path.normpath(a) == os.path.normpath(b)
+
+
 def duckdb_limits_sql(memory_limit: str | None, max_temp_directory_size: str | None,
-                      temp_directory: str | None) -> list[str]:
-    """The ``SET`` statements of the warehouse's DuckDB limits that are given (settings.warehouse.*)."""
+                      temp_directory: str | None, current_temp_directory: str | None = None) -> list[str]:
+    """The ``SET`` statements of the warehouse's DuckDB limits that are given (settings.warehouse.*).
+
+    No ``set temp_directory`` when DuckDB already uses that folder (``current_temp_directory``, its
+    ``current_setting('temp_directory')``): once the database has spilled while another connection to it is
+    open, DuckDB refuses any ``set temp_directory``, even to the same folder ("Cannot switch temporary
+    directory after the current one has been used")."""
     out = []
     if memory_limit:
         out.append(f"set memory_limit = '{memory_limit}'")
-    if temp_directory:
+    if temp_directory and not (current_temp_directory is not None
+                               and _same_folder(str(temp_directory), current_temp_directory)):
         out.append("set temp_directory = '" + str(temp_directory).replace("'", "''") + "'")
     if max_temp_directory_size:
         out.append(f"set max_temp_directory_size = '{max_temp_directory_size}'")
@@ -45,15 +57,29 @@ class WarehouseResource(DuckDBResource):
     setting, rather than filling the disk; unset, DuckDB allows 90% of the free disk."""
     temp_directory: str | None = None
     """Where DuckDB spills (``settings.warehouse.temp_directory``, CS_KPIS_DUCKDB_TEMP_DIR); unset, beside the
-    warehouse file."""
+    warehouse file. Set with ``SET`` like the memory limit (a connect-time ``config`` is refused while another
+    connection to the file is open with another configuration), and only when DuckDB does not use that folder
+    already: after a spill, while another connection is open, DuckDB refuses to set it again. Another folder
+    than the one the open database already spilled to is an error naming the setting."""
 
     @contextmanager
     def get_connection(self):
         with super().get_connection() as con:
             try:
+                current = (con.execute("select current_setting('temp_directory')").fetchone()[0]
+                           if self.temp_directory else None)
                 for statement in duckdb_limits_sql(self.memory_limit, self.max_temp_directory_size,
-                                                   self.temp_directory):
-                    con.execute(statement)
+                                                   self.temp_directory, current):
+                    try:
+                        con.execute(statement)
+                    except duckdb.NotImplementedException as e:
+                        if not statement.startswith("set temp_directory"):
+                            raise
+                        raise RuntimeError(
+                            f"settings.warehouse.temp_directory (CS_KPIS_DUCKDB_TEMP_DIR) is {self.temp_directory}, "
+                            f"but DuckDB has already spilled to {current} while another connection to "
+                            f"{self.database} is open in this process, and cannot switch folders until every "
+                            f"connection to it is closed ({e})") from e
                 yield con
             finally:
                 con.close()

@@ -53,10 +53,13 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     ``workers``: 1 runs everything in this process; 2 runs the simulation here and the version store and
     the file writing in a second process (cs_kpis/simulator/writer.py). Same bytes either way.
 
-    The landing folder is built beside its destination and moved into place when complete, so a
-    crash never leaves a half-written landing folder that looks finished. Only folders the simulator
-    made are ever replaced: a folder holding anything else (a user's export, finished or not) raises
-    :class:`NotOurFolder` naming it, before anything is written (cs_kpis/folder_guard.py).
+    The landing folder and the ground truth are built beside their destinations (``<landing>.partial``,
+    ``<ground truth>.partial``) and moved into place only when both are complete, the landing first: a
+    crash, or a failed writer process, never leaves a half-written landing folder that looks finished, nor
+    a ground truth for a landing that does not exist (the folders of an earlier run stay as they were).
+    Only folders the simulator made are ever replaced: a folder holding anything else (a user's export,
+    finished or not) raises :class:`NotOurFolder` naming it, before anything is written
+    (cs_kpis/folder_guard.py).
     """
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}: choose one of {', '.join(SIZES)}")
@@ -73,14 +76,19 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     landing_dir, ground_truth_dir = Path(landing_dir).resolve(), Path(ground_truth_dir).resolve()
     # a user's folder is never written: refuse before anything is touched (cs_kpis/folder_guard.py)
     tmp = landing_dir.with_name(landing_dir.name + ".partial")
+    tmp_truth = ground_truth_dir.with_name(ground_truth_dir.name + ".partial")
     simulator_may_replace(landing_dir, "landing")
     simulator_may_replace(ground_truth_dir, "ground_truth")
     simulator_may_replace(tmp, "partial")
+    simulator_may_replace(tmp_truth, "partial")
     started = time.perf_counter()
-    if tmp.exists():
-        shutil.rmtree(tmp)  # a crashed run's partial folder: marked, and checked just above
+    for partial in (tmp, tmp_truth):
+        if partial.exists():
+            shutil.rmtree(partial)  # a crashed run's partial folder: marked, and checked just above
     (tmp / "_scratch").mkdir(parents=True)
     write_mark(tmp, "partial")  # first, so even a crashed partial folder is recognisably the simulator's
+    tmp_truth.mkdir(parents=True)
+    write_mark(tmp_truth, "partial")
     days = [as_of + dt.timedelta(days=i) for i in range(increments + 1)]
     scratch = tmp / "_scratch" / "versions.duckdb"
     if workers == 1:
@@ -103,7 +111,8 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
             company.run()
             remote.write_landing(tmp, as_of, days, retention)
             write_fx(tmp, _fx_rates(company))
-            truth_summary = _write_truth(company, ground_truth_dir, last_day)  # meanwhile, in this process
+            # meanwhile, in this process, into the partial folder: moved into place after the landing
+            truth_summary = _write_truth(company, tmp_truth, last_day)
             counts = remote.result()
         finally:
             remote.close()
@@ -114,12 +123,12 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     shutil.rmtree(tmp / "_scratch")
 
     if workers == 1:
-        truth_summary = _write_truth(company, ground_truth_dir, last_day)
+        truth_summary = _write_truth(company, tmp_truth, last_day)
     bad = []
     if bad_input:
         from .bad_input import inject
         bad = inject(tmp, as_of)
-    (ground_truth_dir / "bad_input.json").write_text(json.dumps(bad, indent=1))
+    (tmp_truth / "bad_input.json").write_text(json.dumps(bad, indent=1))
 
     manifest = {
         "generator": "cs_kpis.simulator", "seed": seed, "size": size,
@@ -135,27 +144,35 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     }
     write_manifest(tmp, manifest)
     write_mark(tmp, "landing")  # again, now listing everything written
-    write_mark(ground_truth_dir, "ground_truth")
-    if landing_dir.exists():
-        # checked again now: a user may have put files there while the company was being simulated
-        simulator_may_replace(landing_dir, "landing")
-        old = landing_dir.with_name(landing_dir.name + ".replaced")
-        simulator_may_replace(old, "landing")
-        if old.exists():
-            shutil.rmtree(old)
-        landing_dir.rename(old)
-        tmp.rename(landing_dir)
-        shutil.rmtree(old)
-    else:
-        landing_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(landing_dir)
+    write_mark(tmp_truth, "ground_truth")
+    # checked again now, both before either moves: a user may have put files there while the company was
+    # being simulated
+    simulator_may_replace(landing_dir, "landing")
+    simulator_may_replace(ground_truth_dir, "ground_truth")
+    _move_into_place(tmp, landing_dir, "landing")
+    _move_into_place(tmp_truth, ground_truth_dir, "ground_truth")  # only once the landing is there
     manifest["seconds"] = round(time.perf_counter() - started, 2)
     return manifest
 
 
+def _move_into_place(tmp: Path, final: Path, kind: str) -> None:
+    """Replace ``final`` (the simulator's, or absent) by the finished folder ``tmp``."""
+    if final.exists():
+        simulator_may_replace(final, kind)
+        old = final.with_name(final.name + ".replaced")
+        simulator_may_replace(old, kind)
+        if old.exists():
+            shutil.rmtree(old)
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old)
+    else:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(final)
+
+
 def _write_truth(company: Company, ground_truth_dir: Path, last_day: dt.date) -> dict:
-    ground_truth_dir.mkdir(parents=True, exist_ok=True)
-    write_mark(ground_truth_dir, "ground_truth")
+    """Write the ground truth into ``ground_truth_dir`` (the partial folder, marked already)."""
     truth_summary = write_ground_truth(company, ground_truth_dir, last_day)
     truth_summary["crm_field_values"] = write_crm_truth(company, ground_truth_dir, last_day)
     (ground_truth_dir / "edge_cases.json").write_text(json.dumps(company.edge_cases, indent=1, sort_keys=True))

@@ -8,7 +8,9 @@ simulation runs on.
 - the writer process (this module, started with ``spawn``) owns the scratch version store: it inserts the
   versions the main process sends in batches of 50,000, formats and writes each day's product events with
   DuckDB, and at the end writes every entity's extract-day parts (``landing.write_bodies``) while the main
-  process writes the ground truth.
+  process writes the ground truth into ``<ground truth>.partial``; ``generate`` moves it into place only
+  after the writer reported success and the landing is in place, so a failed writer leaves no ground truth
+  for a landing that does not exist.
 
 Every draw, id and sequence number is made in the main process in the same order as with one process, and
 the writer runs the same code on the same rows, so the landing folder and the ground truth are the same

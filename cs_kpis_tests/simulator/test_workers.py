@@ -1,11 +1,12 @@
 """The simulator on two processes (cs_kpis/simulator/writer.py) writes the same bytes as on one."""
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import pytest
 
-from cs_kpis.simulator import generate
+from cs_kpis.simulator import generate, writer
 from cs_kpis.simulator.writer import RemoteStore, WriterDied
 
 
@@ -21,7 +22,7 @@ def test_two_workers_write_the_same_bytes_as_one(tmp_path, tiny_company):
     assert len(one) > 100 and _digest(tmp_path / "landing") == one
     assert _digest(tmp_path / "truth") == _digest(tiny_company / "truth")
     assert m["counts"]["product/events"] > 0
-    assert not (tmp_path / "landing.partial").exists()
+    assert not (tmp_path / "landing.partial").exists() and not (tmp_path / "truth.partial").exists()
 
 
 def test_a_failed_writer_stops_the_simulation_with_its_error(tmp_path):
@@ -59,6 +60,27 @@ def test_a_failed_writer_lets_the_process_exit(tmp_path):
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "writer died" in done.stdout
+
+
+def _writer_failing_at_the_landing(q, result, scratch: str, landing: str, seed: int) -> None:
+    """A writer process that takes every batch, then fails when asked for the landing parts (a full disk)."""
+    while True:
+        msg = q.get()
+        if msg[0] == "landing":
+            result.put(("error", "OSError: [Errno 28] No space left on device (the test's writer)"))
+            return
+
+
+def test_a_failed_writer_leaves_no_ground_truth_without_its_landing(tmp_path, tiny_company, monkeypatch):
+    # an earlier run's landing and ground truth: both must stay as they were, a matching pair
+    shutil.copytree(tiny_company / "landing", tmp_path / "landing")
+    shutil.copytree(tiny_company / "truth", tmp_path / "truth")
+    before = _digest(tmp_path / "landing"), _digest(tmp_path / "truth")
+    monkeypatch.setattr(writer, "_writer_main", _writer_failing_at_the_landing)  # the spawned process runs it
+    with pytest.raises(WriterDied, match="No space left on device"):
+        generate(tmp_path / "landing", tmp_path / "truth", size="tiny", seed=8, workers=2)
+    # no ground truth of seed 8 beside the landing of seed 7 (it was written while the writer worked)
+    assert (_digest(tmp_path / "landing"), _digest(tmp_path / "truth")) == before
 
 
 def test_workers_must_be_one_or_two(tmp_path):

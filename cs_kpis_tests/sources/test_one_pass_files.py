@@ -112,3 +112,32 @@ def test_the_key_pass_reads_the_same_records_as_the_full_reader(tmp_path: Path) 
     assert len(light) == 5  # the first three parts; the unusual and the damaged ones come in full
     by_place = {(r.origin, r.position): r.obj for r in full}
     assert all(r.obj.load() == by_place[(r.origin, r.position)] for r in light)
+
+
+def test_a_second_run_in_the_same_process_decides_from_its_own_load(tmp_path: Path, monkeypatch) -> None:
+    """Whether the parent's pass loads a child table is decided once per load and kept with that load's
+    package, not in a table of the process: a later run of another pipeline, over another landing, with only
+    the child selected, must read the child's pages itself. The load ids are made to coincide (dlt makes
+    them unique in one process, another pipeline state or a restarted clock need not), so an answer kept
+    by load id would come back from the first run."""
+    import dlt.extract.storage as extract_storage
+
+    first = tiny_company()
+    landing_a = write_landing(tmp_path / "landing_a", first)
+    second = tiny_company()
+    second[DAYS[1]][("billing", "subscriptions")].append(subscription(8, 1, DAYS[1], items=[(81, 2), (82, 3)]))
+    landing_b = write_landing(tmp_path / "landing_b", second)
+
+    counter = iter(range(1, 1000))
+    monkeypatch.setattr(extract_storage, "create_load_id", lambda: f"1767225600.{next(counter):06d}")
+    together = _tables(_load(tmp_path, "a", landing_a, [None]))
+    counter = iter(range(1, 1000))  # the second pipeline's loads get the first one's ids
+    child_only = _tables(_load(tmp_path, "b", landing_b, [CHILDREN]))
+
+    for child in CHILDREN:
+        assert child_only[f"billing__{child}"][1], f"{child}: nothing loaded in the second run"
+    items = child_only["billing__subscription_items"][1]
+    # landing b's own subscription: its two items, which landing a does not have
+    assert any("si_00000000000082" in row for row in items) and any("si_00000000000081" in row for row in items)
+    assert not any("si_00000000000082" in row for row in together["billing__subscription_items"][1])
+    assert len(items) == len(together["billing__subscription_items"][1]) + 2

@@ -10,6 +10,7 @@ The resource body only wires the steps of cs_kpis/sources/common/steps.py (read,
 quarantine, deduplicate, emit); each step is tested alone in cs_kpis_tests/sources/test_entity_steps.py.
 """
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,9 +101,14 @@ def _current_load_id() -> str | None:
         return None
 
 
-_FEEDS: dict[tuple[str | None, str, str], bool] = {}
-"""(load id, system, child) -> whether the parent's pass loads the child's table in that load: decided
-once, by whichever of the two resources starts first, from states neither has changed yet"""
+_FEEDS_KEY = "cs_kpis_child_feeds"
+"""Key, in the state of the load package being extracted, of ``{"<system>.<child>": bool}``: whether the
+parent's pass loads the child's table in that load. Decided once per load, by whichever of the two resources
+starts first, from states neither has changed yet. The answer lives with the load (dlt gives every thread of
+one extraction the same package state, and a new one to the next load), not in a table of this module: such a
+table outlived the run in a long-lived process (Dagster's code server, the tests), grew by one entry a load,
+and answered from another pipeline's load whenever the load id came back."""
+_FEEDS_LOCK = threading.Lock()
 
 
 def _selected_resources() -> set[str] | None:
@@ -116,21 +122,25 @@ def _selected_resources() -> set[str] | None:
         return None
 
 
-def _parent_feeds(system: str, parent: str, child: str, load_id: str | None) -> bool:
+def _parent_feeds(system: str, parent: str, child: str) -> bool:
     """Files mode: does the ``parent`` resource's pass load ``child``'s table in this load? Only when both
     run in it (a Dagster subset may select one) and both stand at the same extract day (one of them may
     have run alone before); otherwise the child reads the files by itself."""
-    if load_id is None:
+    try:
+        package = dlt.current.load_package_state()
+    except Exception:  # noqa: BLE001 - iterated outside a pipeline: no load, the child reads by itself
         return False
-    key = (load_id, system, child)
-    if key not in _FEEDS:
-        selected = _selected_resources()
-        _FEEDS[key] = bool(
-            selected is not None and parent in selected and child in selected
-            and dlt.current.resource_state(parent).get("last_extract_day")
-            == dlt.current.resource_state(child).get("last_extract_day")
-        )
-    return _FEEDS[key]
+    with _FEEDS_LOCK:
+        feeds = package["state"].setdefault(_FEEDS_KEY, {})
+        key = f"{system}.{child}"
+        if key not in feeds:
+            selected = _selected_resources()
+            feeds[key] = bool(
+                selected is not None and parent in selected and child in selected
+                and dlt.current.resource_state(parent).get("last_extract_day")
+                == dlt.current.resource_state(child).get("last_extract_day")
+            )
+        return feeds[key]
 
 
 def _lacks_declared_columns(table_name: str, declared: dict[str, Any] | None) -> bool:
@@ -183,7 +193,7 @@ def entity_resource(
     )
     def load_entity() -> Iterator[Any]:
         load_id = _current_load_id()
-        if mode == "files" and spec.parent and _parent_feeds(system, spec.parent, spec.name, load_id):
+        if mode == "files" and spec.parent and _parent_feeds(system, spec.parent, spec.name):
             return  # the parent's pass loads this table and keeps this resource's state
         # the garbage collector's passes over the records cost a fifth of the CPU: off while this pass runs
         with collector.paused() as collecting:
@@ -201,7 +211,7 @@ def entity_resource(
                                  keys_reader)
                 # the children this pass loads too, so that the parent's files are read by one pass, not one per table
                 feeds = [ChildFeed(system, child, load_id, dlt.current.resource_state(child.name))
-                         for child in spec.children if _parent_feeds(system, spec.name, child.name, load_id)]
+                         for child in spec.children if _parent_feeds(system, spec.name, child.name)]
                 # files can be read twice: a key pass finds which occurrence of each key wins, so memory holds
                 # keys, not rows (the large company's 5.5 M support rows took > 19 GB buffered); it validates
                 # only the repeated occurrences, so it costs little more than parsing
