@@ -19,6 +19,7 @@ from cs_kpis_tests.sources.landing_builder import (
     ticket,
     tiny_company,
     tiny_events,
+    unix,
 )
 
 ENTITY_TABLES = {
@@ -362,3 +363,92 @@ def test_support_staging_reads_a_first_day_where_every_optional_field_is_null(lo
         for model in models:
             rows = con.execute(f"select count(*) from ({sqllib.render_model(model)})").fetchone()[0]
             assert rows == {"stg_support__satisfaction_ratings": 0}.get(model.name, 1), model.name
+
+
+def _first_day_staging_rows(loader: Loader, tmp_path: Path, system: str, day_records: dict) -> dict[str, int]:
+    """Load ``day_records`` ({(system, folder): records}) as the only extract day of ``system`` and build the
+    system's staging models on it: {model: rows}. A model reading a column that does not exist raises."""
+    import duckdb
+
+    from cs_kpis.defs.staging.assets import STAGING_MODELS
+    from cs_kpis.lib import sql as sqllib
+
+    history = tiny_company()
+    for day in DAYS:
+        for key in [k for k in history[day] if k[0] == system]:
+            del history[day][key]
+    history[DAYS[0]].update(day_records)
+    landing = write_landing(tmp_path / "landing", history)
+    loader.run(system, landing)
+    rows = {}
+    with duckdb.connect(str(loader.warehouse)) as con:
+        for model in [m for m in STAGING_MODELS if m.name.startswith(f"stg_{system}__")]:
+            rows[model.name] = con.execute(f"select count(*) from ({sqllib.render_model(model)})").fetchone()[0]
+    return rows
+
+
+def test_billing_staging_reads_a_first_day_where_every_optional_field_is_null(loader: Loader, tmp_path: Path) -> None:
+    # A new Stripe account's first export: no coupon, no invoice yet (every subscription in trial), no invoice
+    # item; a customer without name, email, currency or metadata; a price without nickname, lookup key or
+    # plan-tier metadata; a subscription never cancelled (its customer and status, an event's type and data are
+    # required: a record without one is quarantined). dlt makes no column for a field null in every record
+    # and no table for an entity without records, so staging failed ("balance" not found, then
+    # "billing__coupons" does not exist) until the source declared them.
+    day = DAYS[0]
+    bare_price = {**price(1), "nickname": None, "lookup_key": None, "metadata": {}, "active": None,
+                  "billing_scheme": None, "type": None, "unit_amount": None, "unit_amount_decimal": None,
+                  "recurring": None, "product": None, "currency": None}
+    sub = subscription(1, 1, day, status="trialing")
+    sub.update({"currency": None, "cancel_at_period_end": None, "collection_method": None,
+                "latest_invoice": None, "cancellation_details": {"reason": None}, "metadata": {}})
+    for item in sub["items"]["data"]:
+        item.update({"price": bare_price, "quantity": None, "discounts": None})
+    rows = _first_day_staging_rows(loader, tmp_path, "billing", {
+        ("billing", "customers"): [{"id": "cus_00000000000001", "object": "customer", "created": unix(day),
+                                    "name": None, "email": None, "currency": None, "balance": None,
+                                    "delinquent": None, "metadata": {}}],
+        ("billing", "products"): [{"id": "prod_00000000000001", "object": "product", "name": None, "type": None,
+                                   "active": None, "created": unix(day), "updated": unix(day), "metadata": {}}],
+        ("billing", "prices"): [bare_price],
+        ("billing", "subscriptions"): [sub],
+        ("billing", "events"): [{"id": "evt_00000000000001", "object": "event", "type": "customer.created", "api_version": None,
+                                 "created": unix(day), "data": {"object": {"id": "cus_00000000000001"}}}],
+    })
+    assert rows == {
+        "stg_billing__coupons": 0, "stg_billing__customers": 1, "stg_billing__events": 1,
+        "stg_billing__fx_rates": 9, "stg_billing__invoice_items": 0, "stg_billing__invoice_lines": 0,
+        "stg_billing__invoices": 0, "stg_billing__prices": 1, "stg_billing__products": 1,
+        "stg_billing__subscription_items": 1, "stg_billing__subscriptions": 1,
+    }
+
+
+def test_crm_staging_reads_a_first_day_where_every_optional_field_is_null(loader: Loader, tmp_path: Path) -> None:
+    # A Salesforce org's first export: accounts with only Id and dates (no parent, owner, CSM, segment,
+    # sentiment, employees), a user without title or role, no contact, no opportunity, no field history.
+    day = DAYS[0]
+    bare = {"Name": None, "ParentId": None, "OwnerId": None, "CSM__c": None, "Segment__c": None, "Industry": None,
+            "BillingCountry": None, "Type": None, "CSM_Sentiment__c": None, "Product_Workspace_Id__c": None,
+            "NumberOfEmployees": None, "IsDeleted": None}
+    rows = _first_day_staging_rows(loader, tmp_path, "crm", {
+        ("crm", "Account"): [{**account(1, day), **bare}],
+        ("crm", "User"): [{"Id": "005000000000001AAA", "Name": None, "Email": None, "Title": None,
+                           "UserRoleName__c": None, "IsActive": None, "CreatedDate": None, "SystemModstamp": None}],
+    })
+    assert rows == {"stg_crm__account_history": 0, "stg_crm__accounts": 1, "stg_crm__contacts": 0,
+                    "stg_crm__opportunities": 0, "stg_crm__users": 1}
+
+
+def test_nps_staging_reads_a_first_day_without_any_response(loader: Loader, tmp_path: Path) -> None:
+    # No survey answered yet on the first extract day: dlt made no table, and staging failed
+    # ("nps__survey_responses does not exist") until the source created it empty with its declared columns.
+    rows = _first_day_staging_rows(loader, tmp_path, "nps", {("nps", "survey_responses"): []})
+    assert rows == {"stg_nps__survey_responses": 0}
+
+
+def test_nps_staging_reads_a_first_day_where_every_optional_field_is_null(loader: Loader, tmp_path: Path) -> None:
+    # Responses without comment, permalink or person properties (a survey sent without the CRM link)
+    day = DAYS[0]
+    rows = _first_day_staging_rows(loader, tmp_path, "nps", {("nps", "survey_responses"): [{
+        "id": "100001", "person": None, "survey_type": None, "score": None, "comment": None, "permalink": None,
+        "created_at": unix(day), "updated_at": unix(day), "person_properties": None}]})
+    assert rows == {"stg_nps__survey_responses": 1}

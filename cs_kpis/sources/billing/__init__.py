@@ -52,8 +52,10 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
                 # the parent's (they never apply to the checked objects, whose list is split out): the
                 # same type check as the parent's, so that one pass checks both once
                 json_paths=settings.JSON_PATHS.get(parent, frozenset()),
-                columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(child, ())}),
+                columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(child, ()),
+                                      **settings.DECLARED_FIELDS.get(child, {})}),
                 contract=checks[child],
+                materialize_empty=child in settings.OPTIONAL_ENTITIES,
                 parent=parent,
             )
         )
@@ -72,11 +74,7 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
                 json_paths=settings.JSON_PATHS.get(entity, frozenset()),
                 cursor=settings.CURSOR_FIELD.get(entity),
                 columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(entity, ()),
-                                      "text": settings.TEXT_FIELDS.get(entity, ()),
-                                      "bool": settings.BOOL_FIELDS.get(entity, ()),
-                                      "bigint": settings.BIGINT_FIELDS.get(entity, ()),
-                                      "json": settings.JSON_FIELDS.get(entity, ()),
-                                      "date": settings.DATE_FIELDS.get(entity, ())}),
+                                      **settings.DECLARED_FIELDS.get(entity, {})}),
                 contract=checks[entity],
                 type_checked=partial(with_children, child=children_of[entity]) if entity in children_of else None,
                 materialize_empty=entity in settings.OPTIONAL_ENTITIES,

@@ -38,8 +38,7 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
                 columns=column_hints({
                     "timestamp": settings.DATETIME_FIELDS.get(resource, ()),
                     "date": settings.DATE_FIELDS.get(resource, ()),
-                    "text": settings.TEXT_FIELDS.get(resource, ()),
-                    "bool": settings.BOOL_FIELDS.get(resource, ()),
+                    **settings.DECLARED_FIELDS.get(resource, {}),
                 }),
                 contract=Contract(
                     settings.CONTRACTS[resource], currencies=currencies, window=window, parsers=parsers

@@ -24,7 +24,8 @@ def nps_source(landing_dir: Path | str | None = None, mode: str = "files", api_c
         primary_key=(settings.PRIMARY_KEY,),
         prepare=lambda obj: [prepare_response(obj)],
         cursor=settings.CURSOR_FIELD,
-        columns=column_hints({"timestamp": settings.UNIX_FIELDS}),
+        columns=column_hints({"timestamp": settings.UNIX_FIELDS, **settings.DECLARED_FIELDS}),
+        materialize_empty=settings.OPTIONAL,
         contract=Contract(settings.CONTRACT, window=landing_window(landing), parsers=default_parsers()).check,
     )
     return entity_resource(
