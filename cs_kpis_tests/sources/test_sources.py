@@ -365,9 +365,9 @@ def test_support_staging_reads_a_first_day_where_every_optional_field_is_null(lo
             assert rows == {"stg_support__satisfaction_ratings": 0}.get(model.name, 1), model.name
 
 
-def _first_day_staging_rows(loader: Loader, tmp_path: Path, system: str, day_records: dict) -> dict[str, int]:
-    """Load ``day_records`` ({(system, folder): records}) as the only extract day of ``system`` and build the
-    system's staging models on it: {model: rows}. A model reading a column that does not exist raises."""
+def _build_staging(loader: Loader, tmp_path: Path, system: str, days: dict[str, dict]) -> dict[str, int]:
+    """Load ``days`` ({extract day: {(system, folder): records}}) as the only exports of ``system`` and build
+    the system's staging models on it: {model: rows}. A model reading a column that does not exist raises."""
     import duckdb
 
     from cs_kpis.defs.staging.assets import STAGING_MODELS
@@ -377,7 +377,7 @@ def _first_day_staging_rows(loader: Loader, tmp_path: Path, system: str, day_rec
     for day in DAYS:
         for key in [k for k in history[day] if k[0] == system]:
             del history[day][key]
-    history[DAYS[0]].update(day_records)
+        history[day].update(days.get(day, {}))
     landing = write_landing(tmp_path / "landing", history)
     loader.run(system, landing)
     rows = {}
@@ -387,14 +387,11 @@ def _first_day_staging_rows(loader: Loader, tmp_path: Path, system: str, day_rec
     return rows
 
 
-def test_billing_staging_reads_a_first_day_where_every_optional_field_is_null(loader: Loader, tmp_path: Path) -> None:
-    # A new Stripe account's first export: no coupon, no invoice yet (every subscription in trial), no invoice
-    # item; a customer without name, email, currency or metadata; a price without nickname, lookup key or
-    # plan-tier metadata; a subscription never cancelled (its customer and status, an event's type and data are
-    # required: a record without one is quarantined). dlt makes no column for a field null in every record
-    # and no table for an entity without records, so staging failed ("balance" not found, then
-    # "billing__coupons" does not exist) until the source declared them.
-    day = DAYS[0]
+def _bare_billing_day(day: str) -> dict:
+    """A new Stripe account's first export: no coupon, no invoice yet (every subscription in trial), no invoice
+    item; a customer without name, email, currency or metadata; a price without nickname, lookup key or
+    plan-tier metadata; a subscription never cancelled (its customer and status, an event's type and data are
+    required: a record without one is quarantined)."""
     bare_price = {**price(1), "nickname": None, "lookup_key": None, "metadata": {}, "active": None,
                   "billing_scheme": None, "type": None, "unit_amount": None, "unit_amount_decimal": None,
                   "recurring": None, "product": None, "currency": None}
@@ -403,7 +400,7 @@ def test_billing_staging_reads_a_first_day_where_every_optional_field_is_null(lo
                 "latest_invoice": None, "cancellation_details": {"reason": None}, "metadata": {}})
     for item in sub["items"]["data"]:
         item.update({"price": bare_price, "quantity": None, "discounts": None})
-    rows = _first_day_staging_rows(loader, tmp_path, "billing", {
+    return {
         ("billing", "customers"): [{"id": "cus_00000000000001", "object": "customer", "created": unix(day),
                                     "name": None, "email": None, "currency": None, "balance": None,
                                     "delinquent": None, "metadata": {}}],
@@ -411,9 +408,37 @@ def test_billing_staging_reads_a_first_day_where_every_optional_field_is_null(lo
                                    "active": None, "created": unix(day), "updated": unix(day), "metadata": {}}],
         ("billing", "prices"): [bare_price],
         ("billing", "subscriptions"): [sub],
-        ("billing", "events"): [{"id": "evt_00000000000001", "object": "event", "type": "customer.created", "api_version": None,
-                                 "created": unix(day), "data": {"object": {"id": "cus_00000000000001"}}}],
-    })
+        ("billing", "events"): [{"id": "evt_00000000000001", "object": "event", "type": "customer.created",
+                                 "api_version": None, "created": unix(day),
+                                 "data": {"object": {"id": "cus_00000000000001"}}}],
+    }
+
+
+def _bare_crm_day(day: str) -> dict:
+    """A Salesforce org's first export: an account with only Id and dates (no parent, owner, CSM, segment,
+    sentiment, employees), a user without name, title or role, no contact, no opportunity, no field history."""
+    bare = {"Name": None, "ParentId": None, "OwnerId": None, "CSM__c": None, "Segment__c": None, "Industry": None,
+            "BillingCountry": None, "Type": None, "CSM_Sentiment__c": None, "Product_Workspace_Id__c": None,
+            "NumberOfEmployees": None, "IsDeleted": None}
+    return {
+        ("crm", "Account"): [{**account(1, day), **bare}],
+        ("crm", "User"): [{"Id": "005000000000001AAA", "Name": None, "Email": None, "Title": None,
+                           "UserRoleName__c": None, "IsActive": None, "CreatedDate": None, "SystemModstamp": None}],
+    }
+
+
+def _bare_nps_day(day: str) -> dict:
+    """Responses without comment, permalink or person properties (a survey sent without the CRM link)."""
+    return {("nps", "survey_responses"): [{
+        "id": "100001", "person": None, "survey_type": None, "score": None, "comment": None, "permalink": None,
+        "created_at": unix(day), "updated_at": unix(day), "person_properties": None}]}
+
+
+def test_billing_staging_reads_a_first_day_where_every_optional_field_is_null(loader: Loader, tmp_path: Path) -> None:
+    # dlt makes no column for a field null in every record and no table for an entity without records, so
+    # staging failed (billing__coupons / billing__invoices do not exist; metadata__salesforce_account_id,
+    # product, name, api_version, price__product not found) until the source declared them.
+    rows = _build_staging(loader, tmp_path, "billing", {DAYS[0]: _bare_billing_day(DAYS[0])})
     assert rows == {
         "stg_billing__coupons": 0, "stg_billing__customers": 1, "stg_billing__events": 1,
         "stg_billing__fx_rates": 9, "stg_billing__invoice_items": 0, "stg_billing__invoice_lines": 0,
@@ -423,17 +448,8 @@ def test_billing_staging_reads_a_first_day_where_every_optional_field_is_null(lo
 
 
 def test_crm_staging_reads_a_first_day_where_every_optional_field_is_null(loader: Loader, tmp_path: Path) -> None:
-    # A Salesforce org's first export: accounts with only Id and dates (no parent, owner, CSM, segment,
-    # sentiment, employees), a user without title or role, no contact, no opportunity, no field history.
-    day = DAYS[0]
-    bare = {"Name": None, "ParentId": None, "OwnerId": None, "CSM__c": None, "Segment__c": None, "Industry": None,
-            "BillingCountry": None, "Type": None, "CSM_Sentiment__c": None, "Product_Workspace_Id__c": None,
-            "NumberOfEmployees": None, "IsDeleted": None}
-    rows = _first_day_staging_rows(loader, tmp_path, "crm", {
-        ("crm", "Account"): [{**account(1, day), **bare}],
-        ("crm", "User"): [{"Id": "005000000000001AAA", "Name": None, "Email": None, "Title": None,
-                           "UserRoleName__c": None, "IsActive": None, "CreatedDate": None, "SystemModstamp": None}],
-    })
+    # failed before: "name" not found (accounts, users), crm__contacts / crm__opportunities do not exist
+    rows = _build_staging(loader, tmp_path, "crm", {DAYS[0]: _bare_crm_day(DAYS[0])})
     assert rows == {"stg_crm__account_history": 0, "stg_crm__accounts": 1, "stg_crm__contacts": 0,
                     "stg_crm__opportunities": 0, "stg_crm__users": 1}
 
@@ -441,14 +457,35 @@ def test_crm_staging_reads_a_first_day_where_every_optional_field_is_null(loader
 def test_nps_staging_reads_a_first_day_without_any_response(loader: Loader, tmp_path: Path) -> None:
     # No survey answered yet on the first extract day: dlt made no table, and staging failed
     # ("nps__survey_responses does not exist") until the source created it empty with its declared columns.
-    rows = _first_day_staging_rows(loader, tmp_path, "nps", {("nps", "survey_responses"): []})
+    rows = _build_staging(loader, tmp_path, "nps", {DAYS[0]: {("nps", "survey_responses"): []}})
     assert rows == {"stg_nps__survey_responses": 0}
 
 
 def test_nps_staging_reads_a_first_day_where_every_optional_field_is_null(loader: Loader, tmp_path: Path) -> None:
-    # Responses without comment, permalink or person properties (a survey sent without the CRM link)
-    day = DAYS[0]
-    rows = _first_day_staging_rows(loader, tmp_path, "nps", {("nps", "survey_responses"): [{
-        "id": "100001", "person": None, "survey_type": None, "score": None, "comment": None, "permalink": None,
-        "created_at": unix(day), "updated_at": unix(day), "person_properties": None}]})
+    # failed before: "person" not found
+    rows = _build_staging(loader, tmp_path, "nps", {DAYS[0]: _bare_nps_day(DAYS[0])})
     assert rows == {"stg_nps__survey_responses": 1}
+
+
+@pytest.mark.parametrize(("system", "bare", "filled"), [
+    ("billing", _bare_billing_day,
+     "select count(*) from raw.billing__customers where metadata__salesforce_account_id is not null"),
+    ("crm", _bare_crm_day, "select count(*) from raw.crm__accounts where csm_sentiment__c is not null"),
+    ("nps", _bare_nps_day, "select count(*) from raw.nps__survey_responses where person_properties__company is not null"),
+])
+def test_declared_columns_take_the_values_later_days_bring(loader: Loader, tmp_path: Path, system, bare, filled) -> None:
+    # The columns declared while every value was null (and the tables created empty) take the next days' values
+    # as they are: nothing quarantined, no variant column (dlt's ``__v_<type>`` when a value does not fit the
+    # column's type: the frozen data types would stop the load instead), and staging builds on them.
+    full = tiny_company()
+    later = {DAYS[1]: {k: v for k, v in full[DAYS[0]].items() if k[0] == system},
+             DAYS[2]: {k: v for k, v in full[DAYS[1]].items() if k[0] == system}}
+    rows = _build_staging(loader, tmp_path, system, {DAYS[0]: bare(DAYS[0]), **later})
+    # the tiny company has no field history and no invoice item
+    assert {name for name, n in rows.items() if n == 0} <= {"stg_crm__account_history", "stg_billing__invoice_items"}, rows
+    tables = [t for (t,) in loader.query("select table_name from information_schema.tables where table_schema = 'raw'")]
+    if "_quarantine" in tables:
+        assert loader.query(f"select count(*) from raw._quarantine where source = '{system}'") == [(0,)]
+    assert loader.query("select column_name from information_schema.columns where table_schema = 'raw' "
+                        "and column_name like '%\\_\\_v\\_%' escape '\\'") == []
+    assert loader.query(filled)[0][0] > 0
