@@ -489,3 +489,27 @@ def test_declared_columns_take_the_values_later_days_bring(loader: Loader, tmp_p
     assert loader.query("select column_name from information_schema.columns where table_schema = 'raw' "
                         "and column_name like '%\\_\\_v\\_%' escape '\\'") == []
     assert loader.query(filled)[0][0] > 0
+
+
+@pytest.mark.parametrize(("system", "bare"), [("billing", _bare_billing_day), ("crm", _bare_crm_day),
+                                              ("nps", _bare_nps_day)])
+def test_a_profile_s_own_field_names_are_declared_too(loader: Loader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      system, bare) -> None:
+    # Another org names its CSM, segment, sentiment and workspace fields, the contact role and the account-id
+    # fields differently (the company configuration): staging reads those columns, so the source declares
+    # them as well; on a first day where they are null in every record the models still build.
+    import json
+
+    from cs_kpis_tests.renamed_profile import PROFILE
+
+    cfg = tmp_path / "company.yaml"
+    cfg.write_text(json.dumps(PROFILE | {"landing_dir": str(tmp_path / "landing")}))
+    monkeypatch.setenv("CS_KPIS_CONFIG", str(cfg))
+    rows = _build_staging(loader, tmp_path, system, {DAYS[0]: bare(DAYS[0])})
+    assert rows and all(n >= 0 for n in rows.values())
+    columns = {c for (c,) in loader.query("select column_name from information_schema.columns "
+                                          f"where table_schema = 'raw' and table_name like '{system}%'")}
+    assert columns >= {"billing": {"metadata__sfdc_account_id"},
+                       "crm": {"customer_success_manager__c", "tier__c", "health_sentiment__c", "app_workspace__c",
+                               "contact_role__c"},
+                       "nps": {"person_properties__crm_account"}}[system]

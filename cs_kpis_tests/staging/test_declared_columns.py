@@ -104,3 +104,14 @@ def test_every_raw_column_staging_reads_is_declared_by_its_source(tiny_company, 
             missing[f"{model} <- raw.{table}"] = sorted(used - given)
     assert not missing, ("staging reads raw columns its source does not declare (a first day where the field is "
                          f"null in every record, or an optional entity with no record, fails the build): {missing}")
+
+
+def test_salesforce_api_mode_selects_every_declared_field() -> None:
+    # API mode reads only the SOQL field list: a declared field it did not select would be a column that
+    # exists but stays null, silently
+    from cs_kpis.sources.crm import settings
+    from cs_kpis.sources.crm.api import SOQL_FIELDS
+
+    for resource, types in settings.DECLARED_FIELDS.items():
+        selected = set(SOQL_FIELDS[settings.FOLDERS[resource]])
+        assert {p for paths in types.values() for p in paths} <= selected, resource

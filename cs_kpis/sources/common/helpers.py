@@ -284,6 +284,20 @@ def strip_key(obj: Any, key: str) -> Any:
     return obj
 
 
+def declared_fields(own: Mapping[str, Mapping[str, Iterable[str]]], system: str) -> dict[str, dict[str, tuple[str, ...]]]:
+    """A source's ``DECLARED_FIELDS`` ({entity: {data_type: paths}}) with the company configuration's field
+    names for ``system`` added (:meth:`cs_kpis.config.CompanyConfig.declared_fields`: a custom field or an
+    account-id field that another org names differently), so that staging's configured columns exist too."""
+    from cs_kpis.config import load  # here: config imports pydantic and yaml
+
+    merged = {entity: {t: tuple(paths) for t, paths in types.items()} for entity, types in own.items()}
+    for entity, types in load().declared_fields(system).items():
+        for data_type, paths in types.items():
+            have = merged.setdefault(entity, {}).get(data_type, ())
+            merged[entity][data_type] = have + tuple(p for p in paths if p not in have)
+    return merged
+
+
 def column_hints(typed_paths: Mapping[str, Iterable[str]]) -> dict[str, dict[str, Any]]:
     """dlt column hints from ``{data_type: vendor paths}``: declared columns exist (typed) even while
     every value so far is null, so downstream SQL can rely on them."""
