@@ -497,7 +497,7 @@ def test_a_profile_s_own_field_names_are_declared_too(loader: Loader, tmp_path: 
                                                       system, bare) -> None:
     # Another org names its CSM, segment, sentiment and workspace fields, the contact role and the account-id
     # fields differently (the company configuration): staging reads those columns, so the source declares
-    # them as well; on a first day where they are null in every record the models still build.
+    # them instead of the demo's; on a first day where they are null in every record the models still build.
     import json
 
     from cs_kpis_tests.renamed_profile import PROFILE
@@ -513,3 +513,6 @@ def test_a_profile_s_own_field_names_are_declared_too(loader: Loader, tmp_path: 
                        "crm": {"customer_success_manager__c", "tier__c", "health_sentiment__c", "app_workspace__c",
                                "contact_role__c"},
                        "nps": {"person_properties__crm_account"}}[system]
+    # in place of the demo's names, which this org's records do not have
+    assert not columns & {"metadata__salesforce_account_id", "csm__c", "segment__c", "csm_sentiment__c",
+                          "product_workspace_id__c", "role__c", "person_properties__salesforce_account_id"}
