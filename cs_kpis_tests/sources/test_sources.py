@@ -472,7 +472,7 @@ def test_nps_staging_reads_a_first_day_where_every_optional_field_is_null(loader
      "select count(*) from raw.billing__customers where metadata__salesforce_account_id is not null"),
     ("crm", _bare_crm_day, "select count(*) from raw.crm__accounts where csm_sentiment__c is not null"),
     ("nps", _bare_nps_day, "select count(*) from raw.nps__survey_responses where person_properties__company is not null"),
-])
+], ids=["billing", "crm", "nps"])
 def test_declared_columns_take_the_values_later_days_bring(loader: Loader, tmp_path: Path, system, bare, filled) -> None:
     # The columns declared while every value was null (and the tables created empty) take the next days' values
     # as they are: nothing quarantined, no variant column (dlt's ``__v_<type>`` when a value does not fit the
@@ -492,7 +492,7 @@ def test_declared_columns_take_the_values_later_days_bring(loader: Loader, tmp_p
 
 
 @pytest.mark.parametrize(("system", "bare"), [("billing", _bare_billing_day), ("crm", _bare_crm_day),
-                                              ("nps", _bare_nps_day)])
+                                              ("nps", _bare_nps_day)], ids=["billing", "crm", "nps"])
 def test_a_profile_s_own_field_names_are_declared_too(loader: Loader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       system, bare) -> None:
     # Another org names its CSM, segment, sentiment and workspace fields, the contact role and the account-id
