@@ -461,6 +461,19 @@ class CompanyConfig(_Strict):
         return {"CSM__c": f.csm, "Segment__c": f.segment, "CSM_Sentiment__c": f.csm_sentiment,
                 "Product_Workspace_Id__c": f.product_workspace_id, "Role__c": f.contact_role}
 
+    def declared_fields(self, system: str) -> dict[str, dict[str, tuple[str, ...]]]:
+        """The fields of ``system`` that staging reads under this profile's names (the CRM's custom fields,
+        the account-id field of billing, support and NPS), as a source declares them (``DECLARED_FIELDS``):
+        ``{entity: {"text": (paths, ...)}}``. A source declares these next to its own, so a configured field
+        that is null in every record of a first export still has its column."""
+        if system == "crm":
+            renames = self.crm_field_renames()
+            return {"accounts": {"text": tuple(v for k, v in renames.items() if k != "Role__c")},
+                    "contacts": {"text": (renames["Role__c"],)}}
+        entities = {"billing": ("customers", "subscriptions"), "support": ("organizations",),
+                    "nps": ("survey_responses",)}.get(system, ())
+        return {entity: {"text": (getattr(self.systems, system).account_id_field,)} for entity in entities}
+
     def sql_names(self) -> dict[str, str]:
         """Raw column names for the SQL placeholders ``{{ name }}`` of the staging models (validated); the
         ``*_history_field`` ones are the custom fields' API names as quoted SQL literals (AccountHistory.Field)."""

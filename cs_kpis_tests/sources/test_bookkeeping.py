@@ -68,7 +68,8 @@ def test_a_column_a_newer_version_declares_appears_without_new_data(loader: Load
     from cs_kpis.sources.billing import settings
 
     landing = write_landing(tmp_path / "landing", tiny_company())
-    monkeypatch.setitem(settings.JSON_FIELDS, "coupons", ())  # the older version: currency_options not declared
+    older = {**settings.DECLARED_FIELDS["coupons"], "json": ()}  # the older version: currency_options not declared
+    monkeypatch.setitem(settings.DECLARED_FIELDS, "coupons", older)
     loader.run("billing", landing)
     assert "currency_options" not in _columns(loader, "billing__coupons")
     before = loader.query("select count(*) from raw.billing__coupons")

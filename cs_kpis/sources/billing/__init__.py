@@ -27,7 +27,7 @@ from cs_kpis.sources.common.bookkeeping import (
 )
 from cs_kpis.sources.common.contract import landing_window
 from cs_kpis.sources.common.entity import Entity, entity_resource, lazy_api_reader
-from cs_kpis.sources.common.helpers import column_hints
+from cs_kpis.sources.common.helpers import column_hints, declared_fields
 from cs_kpis.sources.common.landing import read_fx_currencies, read_text_file
 
 _api_reader = lazy_api_reader("cs_kpis.sources.billing.api")
@@ -36,6 +36,7 @@ _api_reader = lazy_api_reader("cs_kpis.sources.billing.api")
 def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
     """One Entity per Stripe list plus the two child tables, each with its contract."""
     checks = contracts(currencies, window)
+    declared = declared_fields(settings.DECLARED_FIELDS, settings.SYSTEM)
     children: dict[str, list[Entity]] = {}
     for child, (parent, _, foreign_key) in settings.CHILDREN.items():
         children.setdefault(parent, []).append(
@@ -52,8 +53,10 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
                 # the parent's (they never apply to the checked objects, whose list is split out): the
                 # same type check as the parent's, so that one pass checks both once
                 json_paths=settings.JSON_PATHS.get(parent, frozenset()),
-                columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(child, ())}),
+                columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(child, ()),
+                                      **declared.get(child, {})}),
                 contract=checks[child],
+                materialize_empty=child in settings.OPTIONAL_ENTITIES,
                 parent=parent,
             )
         )
@@ -72,11 +75,7 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
                 json_paths=settings.JSON_PATHS.get(entity, frozenset()),
                 cursor=settings.CURSOR_FIELD.get(entity),
                 columns=column_hints({"timestamp": settings.UNIX_FIELDS.get(entity, ()),
-                                      "text": settings.TEXT_FIELDS.get(entity, ()),
-                                      "bool": settings.BOOL_FIELDS.get(entity, ()),
-                                      "bigint": settings.BIGINT_FIELDS.get(entity, ()),
-                                      "json": settings.JSON_FIELDS.get(entity, ()),
-                                      "date": settings.DATE_FIELDS.get(entity, ())}),
+                                      **declared.get(entity, {})}),
                 contract=checks[entity],
                 type_checked=partial(with_children, child=children_of[entity]) if entity in children_of else None,
                 materialize_empty=entity in settings.OPTIONAL_ENTITIES,

@@ -11,9 +11,9 @@ ENTITIES: tuple[str, ...] = ("customers", "products", "prices", "coupons", "subs
 ENTITIES += ("invoiceitems",)
 """invoice items (ii_): prorations pending until the next invoice date a mid-period change; optional"""
 
-OPTIONAL_ENTITIES: frozenset[str] = frozenset({"invoiceitems"})
-"""may be absent or empty (an account with no invoice items): the raw table is created anyway, with the
-columns staging reads declared below"""
+OPTIONAL_ENTITIES: frozenset[str] = frozenset({"coupons", "invoices", "invoice_lines", "invoiceitems"})
+"""may be absent or empty (an account with no coupons, no invoice yet because every subscription is in trial,
+no invoice items): the raw table is created anyway, with the columns staging reads declared below"""
 
 TABLE_NAMES: dict[str, str] = {"invoiceitems": "invoice_items"}
 """raw table name (``billing__<name>``) where it differs from the landing folder / API entity"""
@@ -47,25 +47,60 @@ UNIX_FIELDS: dict[str, tuple[str, ...]] = {
 }
 """Unix seconds, loaded as timestamps"""
 
-TEXT_FIELDS: dict[str, tuple[str, ...]] = {
-    "invoiceitems": (
-        "id", "invoice", "customer", "currency", "parent.subscription_details.subscription",
-        "parent.subscription_details.subscription_item", "pricing.price_details.price",
-    ),
+DECLARED_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "customers": {"text": ("name", "email", "currency", "metadata.salesforce_account_id"),
+                  "bigint": ("balance",), "bool": ("delinquent",)},
+    "products": {"text": ("name", "type", "metadata.plan_tier"), "bool": ("active",)},
+    "prices": {
+        "text": ("product", "currency", "type", "billing_scheme", "lookup_key", "nickname", "metadata.plan_tier",
+                 "recurring.interval", "recurring.usage_type", "tiers_mode", "unit_amount_decimal",
+                 "transform_quantity.round"),
+        "bigint": ("unit_amount", "recurring.interval_count", "transform_quantity.divide_by"),
+        "bool": ("active",), "json": ("tiers",),
+    },
+    "coupons": {"text": ("id", "name", "currency", "duration"),
+                "bigint": ("amount_off", "duration_in_months", "times_redeemed"), "double": ("percent_off",),
+                "bool": ("valid",), "json": ("currency_options",), "date": ("_extract_day",)},
+    "subscriptions": {
+        "text": ("customer", "status", "currency", "collection_method", "latest_invoice",
+                 "cancellation_details.reason", "metadata.salesforce_account_id"),
+        "bool": ("cancel_at_period_end",), "json": ("discounts",),
+    },
+    "subscription_items": {
+        "text": ("subscription", "price.id", "price.product", "price.currency", "price.billing_scheme",
+                 "price.nickname", "price.metadata.plan_tier", "price.recurring.interval",
+                 "price.recurring.usage_type"),
+        "bigint": ("quantity", "price.unit_amount", "price.recurring.interval_count"), "json": ("discounts",),
+    },
+    "invoices": {
+        "text": ("id", "customer", "status", "billing_reason", "collection_method", "currency", "customer_name",
+                 "number", "parent.subscription_details.subscription"),
+        "bigint": ("amount_due", "amount_paid", "amount_remaining", "attempt_count", "subtotal", "total"),
+        "json": ("discounts",), "date": ("_extract_day",),
+    },
+    "invoice_lines": {
+        "text": ("id", "invoice", "currency", "description", "parent.type",
+                 "parent.subscription_item_details.subscription", "parent.subscription_item_details.subscription_item",
+                 "pricing.price_details.price", "pricing.price_details.product"),
+        "bigint": ("amount", "quantity", "subtotal"), "bool": ("parent.subscription_item_details.proration",),
+        "json": ("discount_amounts", "discounts"), "date": ("_extract_day",),
+    },
+    "invoiceitems": {
+        "text": ("id", "invoice", "customer", "currency", "parent.subscription_details.subscription",
+                 "parent.subscription_details.subscription_item", "pricing.price_details.price"),
+        "bigint": ("amount", "quantity"), "bool": ("proration",), "date": ("_extract_day",),
+    },
+    "events": {"text": ("type", "api_version"), "json": ("data",)},
 }
-"""declared text columns: a pending invoice item has ``invoice: null``, and staging reads it even when all are"""
-
-TEXT_FIELDS["prices"] = ("tiers_mode", "unit_amount_decimal", "transform_quantity.round")
-"""a price's pricing fields, declared: nearly every price is per unit with whole cents, so without the
-declaration the columns would not exist (tiers_mode and transform_quantity all null)"""
-
-BOOL_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("proration",)}
-BIGINT_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("amount", "quantity"),
-                                             "prices": ("transform_quantity.divide_by",)}
-JSON_FIELDS: dict[str, tuple[str, ...]] = {"prices": ("tiers",), "coupons": ("currency_options",)}
-"""lists and maps kept as one JSON column, declared so the column exists when no price is tiered and no
-coupon has amounts in other currencies"""
-DATE_FIELDS: dict[str, tuple[str, ...]] = {"invoiceitems": ("_extract_day",)}
+"""every other field staging reads (besides the id and the Unix-second fields above), declared with the type
+dlt infers for it, so its column exists while every value is still null: a first export may hold no customer
+with a currency or a balance, no price with a nickname or a lookup key (or tiers, or transform_quantity), no
+product or price with ``metadata.plan_tier``, no subscription cancelled or with a discount, no draft invoice
+with a number, and a pending invoice item has ``invoice: null``. The optional entities' tables (coupons,
+invoices and their lines, invoice items) are created even when no record comes, so their id and
+``_extract_day`` are declared too. Events are insert-only and cannot be created empty (see
+``cs_kpis/sources/common/entity.py``): a first export has events whenever anything changed in Stripe's last
+30 days."""
 
 CURRENCY_FIELDS: dict[str, tuple[str, ...]] = {
     "customers": ("currency",),

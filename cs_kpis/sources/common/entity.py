@@ -193,6 +193,12 @@ def entity_resource(
     )
     def load_entity() -> Iterator[Any]:
         load_id = _current_load_id()
+        # not for an insert-only table (Stripe events): dlt's normalizer fails on its empty schema-only job
+        insert_only = isinstance(spec.write_disposition, dict) and spec.write_disposition.get("strategy") == "insert-only"
+        if spec.materialize_empty or (not insert_only and _lacks_declared_columns(table_name, spec.columns)):
+            # before the parent's pass may take over: an optional child (invoice lines) of a parent without
+            # records (no invoice yet) gets its table too
+            yield dlt.mark.materialize_table_schema()
         if mode == "files" and spec.parent and _parent_feeds(system, spec.parent, spec.name):
             return  # the parent's pass loads this table and keeps this resource's state
         # the garbage collector's passes over the records cost a fifth of the CPU: off while this pass runs
@@ -200,10 +206,6 @@ def entity_resource(
             state = dlt.current.resource_state()
             field_types: dict[str, str] = state.setdefault("field_types", {})
             counts = Accounting()
-            # not for an insert-only table (Stripe events): dlt's normalizer fails on its empty schema-only job
-            insert_only = isinstance(spec.write_disposition, dict) and spec.write_disposition.get("strategy") == "insert-only"
-            if spec.materialize_empty or (not insert_only and _lacks_declared_columns(table_name, spec.columns)):
-                yield dlt.mark.materialize_table_schema()
 
             feeds: list[ChildFeed] = []
             if mode == "files":

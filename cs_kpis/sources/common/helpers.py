@@ -284,6 +284,23 @@ def strip_key(obj: Any, key: str) -> Any:
     return obj
 
 
+def declared_fields(own: Mapping[str, Mapping[str, Iterable[str]]], system: str) -> dict[str, dict[str, tuple[str, ...]]]:
+    """A source's ``DECLARED_FIELDS`` ({entity: {data_type: paths}}) under the company configuration's field
+    names for ``system`` (:meth:`cs_kpis.config.CompanyConfig.declared_fields`: a custom field or an account-id
+    field that this org names differently replaces the demo's name, in place), so that the columns staging
+    reads under this profile exist and no demo-named column is made for a field the org does not have."""
+    from cs_kpis.config import DEMO, load  # here: config imports pydantic and yaml
+
+    demo = DEMO.declared_fields(system)
+    merged = {entity: {t: tuple(paths) for t, paths in types.items()} for entity, types in own.items()}
+    for entity, types in load().declared_fields(system).items():
+        for data_type, paths in types.items():
+            renames = dict(zip(demo.get(entity, {}).get(data_type, ()), paths, strict=True))
+            have = tuple(renames.get(p, p) for p in merged.setdefault(entity, {}).get(data_type, ()))
+            merged[entity][data_type] = have + tuple(p for p in paths if p not in have)
+    return merged
+
+
 def column_hints(typed_paths: Mapping[str, Iterable[str]]) -> dict[str, dict[str, Any]]:
     """dlt column hints from ``{data_type: vendor paths}``: declared columns exist (typed) even while
     every value so far is null, so downstream SQL can rely on them."""

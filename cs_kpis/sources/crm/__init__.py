@@ -9,7 +9,7 @@ import dlt
 
 from cs_kpis.sources.common.contract import Contract, default_parsers, landing_window
 from cs_kpis.sources.common.entity import Entity, entity_resource, lazy_api_reader
-from cs_kpis.sources.common.helpers import column_hints
+from cs_kpis.sources.common.helpers import column_hints, declared_fields
 from cs_kpis.sources.common.landing import read_fx_currencies
 from cs_kpis.sources.crm import files, settings
 from cs_kpis.sources.crm.helpers import prepare_record
@@ -20,6 +20,7 @@ _api_reader = lazy_api_reader("cs_kpis.sources.crm.api")
 def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
     """The five CRM entities, each with its contract; accounts keep scd2 history keyed on Id."""
     parsers = default_parsers()
+    declared = declared_fields(settings.DECLARED_FIELDS, settings.SYSTEM)
     specs = []
     for resource, folder in settings.FOLDERS.items():
         scd2 = resource == "accounts"
@@ -38,8 +39,7 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
                 columns=column_hints({
                     "timestamp": settings.DATETIME_FIELDS.get(resource, ()),
                     "date": settings.DATE_FIELDS.get(resource, ()),
-                    "text": settings.TEXT_FIELDS.get(resource, ()),
-                    "bool": settings.BOOL_FIELDS.get(resource, ()),
+                    **declared.get(resource, {}),
                 }),
                 contract=Contract(
                     settings.CONTRACTS[resource], currencies=currencies, window=window, parsers=parsers

@@ -11,8 +11,9 @@ FOLDERS: dict[str, str] = {
 }
 """resource -> Salesforce object (the landing folder and the API entity)"""
 
-OPTIONAL_RESOURCES: frozenset[str] = frozenset({"account_history"})
-"""may be absent or empty (an org without field history tracking on Account): the raw table is created anyway"""
+OPTIONAL_RESOURCES: frozenset[str] = frozenset({"contacts", "opportunities", "account_history"})
+"""may be absent or empty (an org without field history tracking on Account, without contacts or opportunities
+yet): the raw table is created anyway, with the columns staging reads declared below"""
 
 HISTORY_VALUE_FIELDS: tuple[str, ...] = ("OldValue", "NewValue")
 """AccountHistory values are ``anyType`` (text, number, boolean, by the field changed): loaded as text"""
@@ -31,16 +32,35 @@ DATETIME_FIELDS: dict[str, tuple[str, ...]] = {
 }
 """Salesforce datetimes (``2025-12-16T13:05:30.000+0000``), loaded as timestamps"""
 
-DATE_FIELDS: dict[str, tuple[str, ...]] = {"opportunities": ("CloseDate",), "account_history": ("_extract_day",)}
+DATE_FIELDS: dict[str, tuple[str, ...]] = {"contacts": ("_extract_day",), "opportunities": ("CloseDate", "_extract_day"),
+                                           "account_history": ("_extract_day",)}
+"""dates (``CloseDate`` parsed from ``YYYY-MM-DD``), and the optional objects' ``_extract_day``, declared"""
 
-TEXT_FIELDS: dict[str, tuple[str, ...]] = {
-    "account_history": ("Id", "AccountId", "Field", "DataType", "OldValue", "NewValue", "CreatedById"),
-    "accounts": ("ParentId",),
+DECLARED_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "accounts": {
+        "text": ("Id", "Name", "ParentId", "OwnerId", "CSM__c", "Segment__c", "Industry", "BillingCountry", "Type",
+                 "CSM_Sentiment__c", "Product_Workspace_Id__c"),
+        "bigint": ("NumberOfEmployees",), "bool": ("IsDeleted",),
+    },
+    "users": {"text": ("Name", "Email", "Title", "UserRoleName__c"), "bool": ("IsActive",)},
+    "contacts": {
+        "text": ("Id", "AccountId", "FirstName", "LastName", "Email", "Title", "Role__c", "Product_User_Id__c"),
+    },
+    "opportunities": {
+        "text": ("Id", "AccountId", "Name", "Type", "StageName", "CurrencyIsoCode", "OwnerId"),
+        "bool": ("IsClosed", "IsWon"), "double": ("Amount",),
+    },
+    "account_history": {
+        "text": ("Id", "AccountId", "Field", "DataType", "OldValue", "NewValue", "CreatedById"),
+        "bool": ("IsDeleted",),
+    },
 }
-"""declared text columns. AccountHistory's, so the optional table has every column staging reads even when
-no history row ever came; ParentId, because it is null on every account of a company without hierarchies,
-and dlt creates no column for an all-null field unless it is declared (staging reads it)"""
-BOOL_FIELDS: dict[str, tuple[str, ...]] = {"account_history": ("IsDeleted",)}
+"""every field staging reads besides the datetimes and dates above, declared with the type dlt infers for it:
+dlt creates no column for a field that is null in every record, and a first export may have no account with a
+parent (no hierarchies), a CSM sentiment or an employee count yet, no contact with a role or a product user id,
+no user with a title. The optional objects' tables are created even when no record comes (AccountHistory in
+an org without field history tracking; an org with no contact or no opportunity yet), so their ids are
+declared too (and their ``_extract_day``, in DATE_FIELDS)"""
 
 CURRENCY_FIELDS: dict[str, tuple[str, ...]] = {"opportunities": ("CurrencyIsoCode",)}
 

@@ -7,7 +7,7 @@ import dlt
 
 from cs_kpis.sources.common.contract import Contract, default_parsers, landing_window
 from cs_kpis.sources.common.entity import Entity, entity_resource, lazy_api_reader
-from cs_kpis.sources.common.helpers import column_hints
+from cs_kpis.sources.common.helpers import column_hints, declared_fields
 from cs_kpis.sources.nps import files, settings
 from cs_kpis.sources.nps.helpers import prepare_response
 
@@ -24,7 +24,9 @@ def nps_source(landing_dir: Path | str | None = None, mode: str = "files", api_c
         primary_key=(settings.PRIMARY_KEY,),
         prepare=lambda obj: [prepare_response(obj)],
         cursor=settings.CURSOR_FIELD,
-        columns=column_hints({"timestamp": settings.UNIX_FIELDS}),
+        columns=column_hints({"timestamp": settings.UNIX_FIELDS,
+                              **declared_fields({settings.ENTITY: settings.DECLARED_FIELDS}, settings.SYSTEM)[settings.ENTITY]}),
+        materialize_empty=settings.OPTIONAL,
         contract=Contract(settings.CONTRACT, window=landing_window(landing), parsers=default_parsers()).check,
     )
     return entity_resource(

@@ -8,7 +8,7 @@ import dlt
 
 from cs_kpis.sources.common.contract import Contract, default_parsers, landing_window
 from cs_kpis.sources.common.entity import Entity, entity_resource, lazy_api_reader
-from cs_kpis.sources.common.helpers import column_hints
+from cs_kpis.sources.common.helpers import column_hints, declared_fields
 from cs_kpis.sources.support import files, settings
 from cs_kpis.sources.support.helpers import id_columns, prepare_object
 
@@ -18,6 +18,7 @@ _api_reader = lazy_api_reader("cs_kpis.sources.support.api")
 def entities(window: Any = None) -> list[Entity]:
     """One Entity per Zendesk export, merged on the BIGINT id, each with its contract."""
     parsers = default_parsers()
+    declared = declared_fields(settings.DECLARED_FIELDS, settings.SYSTEM)
     return [
         Entity(
             name=entity,
@@ -25,7 +26,7 @@ def entities(window: Any = None) -> list[Entity]:
             primary_key=(settings.PRIMARY_KEY,),
             prepare=lambda obj, entity=entity: [prepare_object(obj, entity)],
             columns={**column_hints({"timestamp": settings.ISO_FIELDS.get(entity, ()),
-                                   **settings.DECLARED_FIELDS.get(entity, {})}), **id_columns(entity)},
+                                   **declared.get(entity, {})}), **id_columns(entity)},
             cursor=settings.CURSOR_FIELD,
             materialize_empty=entity in settings.OPTIONAL_ENTITIES,
             contract=Contract(settings.CONTRACTS[entity], window=window, parsers=parsers).check,

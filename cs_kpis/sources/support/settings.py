@@ -32,7 +32,7 @@ OPTIONAL_ENTITIES: frozenset[str] = frozenset({"satisfaction_ratings"})
 staging reads declared below"""
 
 DECLARED_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
-    "organizations": {"text": ("name",), "json": ("domain_names", "tags")},
+    "organizations": {"text": ("name", "external_id"), "json": ("domain_names", "tags")},
     "tickets": {
         "text": ("status", "priority", "type", "subject", "via.channel", "satisfaction_rating.score"),
         "bigint": ("satisfaction_rating.id",),
