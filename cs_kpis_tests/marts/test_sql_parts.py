@@ -1,4 +1,5 @@
-"""The price arithmetic, the composition of discounts (defs/marts/sql/parts/) and the zero-decimal currencies
+"""The price arithmetic, the composition of discounts, the parse of Stripe's expanded discounts
+(defs/marts/sql/parts/) and the zero-decimal currencies
 (defs/staging/sql/parts/) are written once and included by every model and check that needs them: no copy
 can drift from the others."""
 
@@ -17,6 +18,9 @@ RULES = {
                           {"subscription_states", "subscription_history_states", HISTORY_MATCHES_INVOICES}),
     "composed_discounts": ("exp(sum(case when s.multiplier > 0 then ln(s.multiplier) else 0 end))",
                            {"subscription_states", "subscription_history_states", "subscription_item_discounts"}),
+    # the path of an entry's field in a list of discounts (every field is read this way, the coupon's among them)
+    "expanded_discounts": ("|| '].coupon.duration')",
+                           {"discount_objects", "subscription_history_states", "subscription_item_discounts"}),
 }
 
 

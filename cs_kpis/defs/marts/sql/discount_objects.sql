@@ -16,43 +16,24 @@
 -- @column discount_start: when the discount was applied (UTC)
 -- @column discount_end: when a repeating discount ends (null for once and forever)
 -- @column seen_in: where it was found expanded: subscriptions, subscription_items, invoices or invoice_lines (the first of these that lists it)
-with listed as (
+with discount_lists as (
     -- the JSON lists of expanded discounts, from every object Stripe lists them on
-    select 1 as source_rank, 'subscriptions' as seen_in, discounts from staging.stg_billing__subscriptions
+    select 1 as source_rank, discounts from staging.stg_billing__subscriptions
     where json_extract_string(discounts, '$[0].id') is not null
     union all
-    select 2, 'subscription_items', discounts from staging.stg_billing__subscription_items
+    select 2, discounts from staging.stg_billing__subscription_items
     where json_extract_string(discounts, '$[0].id') is not null
     union all
-    select 3, 'invoices', discounts from staging.stg_billing__invoices
+    select 3, discounts from staging.stg_billing__invoices
     where json_extract_string(discounts, '$[0].id') is not null
     union all
-    select 4, 'invoice_lines', discounts from staging.stg_billing__invoice_lines
+    select 4, discounts from staging.stg_billing__invoice_lines
     where json_extract_string(discounts, '$[0].id') is not null
 ),
 
 found as (
-    select
-        l.source_rank,
-        json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].id') as discount_id,
-        json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].coupon.id') as coupon_id,
-        json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].coupon.duration')
-            as coupon_duration,
-        cast(json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].coupon.percent_off')
-             as double) as percent_off,
-        cast(json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].coupon.amount_off')
-             as double) as amount_off,
-        upper(json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].coupon.currency'))
-            as coupon_currency,
-        to_timestamp(cast(json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].start')
-                          as bigint)) as discount_start,
-        to_timestamp(cast(json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].end')
-                          as bigint)) as discount_end
-    from listed as l
-    -- Stripe allows at most 20 discounts on an object
-    inner join marts.dim_position as p
-        on p.position < 20
-        and json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].coupon.id') is not null
+    -- each entry of each list: the shared parse of an expanded discount
+    -- include: expanded_discounts
 )
 
 select
@@ -71,5 +52,5 @@ select
         else 'invoice_lines'
     end as seen_in
 from found
-where discount_id is not null
+where coupon_id is not null
 group by discount_id

@@ -229,30 +229,18 @@ spells as (
     group by f.subscription_id, f.invoice_id, f.spell_start
 ),
 
-invoice_discounts as (
-    -- every discount on the subscription's invoices, listed expanded (expand[]=data.discounts: the discount
-    -- with its coupon, start and end), with its place in the invoice's list
-    select
-        i.subscription_id,
-        p.position,
-        json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].id') as discount_id,
-        json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].coupon.id') as coupon_id,
-        json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].coupon.duration')
-            as coupon_duration,
-        cast(json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].coupon.percent_off')
-             as double) as percent_off,
-        cast(json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].coupon.amount_off')
-             as double) as amount_off,
-        upper(json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].coupon.currency'))
-            as coupon_currency,
-        to_timestamp(cast(json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].start')
-                          as bigint)) as discount_start,
-        to_timestamp(cast(json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].end')
-                          as bigint)) as discount_end
-    from invoices as i
-    -- Stripe allows at most 20 discounts on an object
-    inner join marts.dim_position as p
-        on p.position < 20 and json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].id') is not null
+discount_lists as (
+    -- the lists of expanded discounts this model reads, each kind named by listed_on: the subscription's
+    -- invoices' (expand[]=data.discounts: each discount with its coupon, start and end) and the subscriptions
+    -- list's (expand[]=data.discounts)
+    select 'invoices' as listed_on, i.subscription_id, i.discounts from invoices as i
+    union all
+    select 'subscriptions' as listed_on, su.subscription_id, su.discounts from staging.stg_billing__subscriptions as su
+),
+
+listed_entries as (
+    -- each entry of each list, with its place in the list: the shared parse of an expanded discount
+    -- include: expanded_discounts
 ),
 
 discounts as (
@@ -268,8 +256,8 @@ discounts as (
         max(coupon_currency) as coupon_currency,
         max(discount_start) as discount_start,
         max(discount_end) as discount_end
-    from invoice_discounts
-    where discount_id is not null
+    from listed_entries
+    where listed_on = 'invoices'
     group by subscription_id, discount_id
 ),
 
@@ -478,37 +466,22 @@ discount_inputs as (
         su.subscription_id as owner_id,
         coalesce(lg.ledger_start, la.listed_at) as at_time,
         -2 as item_position,
-        p.position as discount_order,
-        json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.id') as coupon_id,
-        cast(json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.percent_off')
-             as double) as percent_off,
-        case when upper(json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.currency'))
-                  = upper(su.currency)
-             then cast(json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.amount_off')
-                       as double)
-             else ca.amount_off_minor end as amount_off_minor,
+        r.position as discount_order,
+        r.coupon_id,
+        r.percent_off,
+        case when r.coupon_currency = upper(su.currency) then r.amount_off else ca.amount_off_minor end
+            as amount_off_minor,
         li.months_per_period
     from staging.stg_billing__subscriptions as su
     inner join listed_items as li on li.subscription_id = su.subscription_id
-    inner join marts.dim_position as p
-        on p.position < 20
-        and json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].id') is not null
+    inner join listed_entries as r on r.listed_on = 'subscriptions' and r.subscription_id = su.subscription_id
     -- an amount_off coupon of another currency: the amount its currency_options give for this one
-    left join marts.coupon_amounts as ca
-        on ca.coupon_id = json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.id')
-        and ca.currency = upper(su.currency)
+    left join marts.coupon_amounts as ca on ca.coupon_id = r.coupon_id and ca.currency = upper(su.currency)
     cross join ledger as lg
     cross join list_as_of as la
-    where json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.duration')
-              in ('forever', 'repeating')
-      and (json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].end') is null
-           or to_timestamp(cast(json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].end')
-                                as bigint)) > coalesce(lg.ledger_start, la.listed_at))
-      and (json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.amount_off') is null
-           or json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.percent_off')
-              is not null
-           or upper(json_extract_string(su.discounts, '$[' || cast(p.position as varchar) || '].coupon.currency'))
-              = upper(su.currency)
+    where r.coupon_duration in ('forever', 'repeating')
+      and (r.discount_end is null or r.discount_end > coalesce(lg.ledger_start, la.listed_at))
+      and (r.amount_off is null or r.percent_off is not null or r.coupon_currency = upper(su.currency)
            or ca.amount_off_minor is not null)
 ),
 

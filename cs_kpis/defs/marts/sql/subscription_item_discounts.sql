@@ -39,17 +39,6 @@ invoices as (
     where i.status <> 'draft' and i.subscription_id is not null
 ),
 
-subscription_discounts as (
-    -- the discounts the subscription's invoices list (the subscription's own, not an item's)
-    select distinct
-        i.subscription_id,
-        json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].id') as discount_id
-    from invoices as i
-    -- Stripe allows at most 20 discounts on an object
-    inner join marts.dim_position as p
-        on p.position < 20 and json_extract_string(i.discounts, '$[' || cast(p.position as varchar) || '].id') is not null
-),
-
 discounted_lines as (
     -- the lines that list discounts of their own (a line whose discounts came as bare ids has none)
     select
@@ -63,28 +52,30 @@ discounted_lines as (
       and json_extract_string(l.discounts, '$[0].id') is not null
 ),
 
-line_discounts as (
-    select
-        l.subscription_id,
-        l.subscription_item_id,
-        p.position,
-        json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].id') as discount_id,
-        json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].coupon.id') as coupon_id,
-        json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].coupon.duration')
-            as coupon_duration,
-        cast(json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].coupon.percent_off')
-             as double) as percent_off,
-        cast(json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].coupon.amount_off')
-             as double) as amount_off,
-        upper(json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].coupon.currency'))
-            as coupon_currency,
-        to_timestamp(cast(json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].start')
-                          as bigint)) as discount_start,
-        to_timestamp(cast(json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].end')
-                          as bigint)) as discount_end
+discount_lists as (
+    -- the lists of expanded discounts this model reads, each kind named by listed_on: the invoices' own
+    -- (the subscription's discounts), the item's invoice lines' and the listed items' (the subscriptions list)
+    select 'invoices' as listed_on, i.subscription_id, cast(null as varchar) as subscription_item_id, i.discounts
+    from invoices as i
+    union all
+    select 'invoice_lines' as listed_on, l.subscription_id, l.subscription_item_id, l.discounts
     from discounted_lines as l
-    inner join marts.dim_position as p
-        on p.position < 20 and json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].id') is not null
+    union all
+    select 'subscription_items' as listed_on, si.subscription_id, si.subscription_item_id, si.discounts
+    from staging.stg_billing__subscription_items as si
+    where json_extract_string(si.discounts, '$[0].id') is not null
+),
+
+listed_entries as (
+    -- each entry of each list: the shared parse of an expanded discount
+    -- include: expanded_discounts
+),
+
+subscription_discounts as (
+    -- the discounts the subscription's invoices list (the subscription's own, not an item's)
+    select distinct subscription_id, discount_id
+    from listed_entries
+    where listed_on = 'invoices'
 ),
 
 item_discounts as (
@@ -102,10 +93,10 @@ item_discounts as (
         max(ld.coupon_currency) as coupon_currency,
         max(ld.discount_start) as discount_start,
         max(ld.discount_end) as discount_end
-    from line_discounts as ld
+    from listed_entries as ld
     left join subscription_discounts as sd
         on sd.subscription_id = ld.subscription_id and sd.discount_id = ld.discount_id
-    where sd.discount_id is null
+    where ld.listed_on = 'invoice_lines' and sd.discount_id is null
     group by ld.subscription_id, ld.subscription_item_id, ld.discount_id
 ),
 
@@ -143,30 +134,6 @@ stretches as (
     from staging.stg_billing__subscription_items as si
     cross join ledger as lg
     cross join list_as_of as la
-    where json_extract_string(si.discounts, '$[0].id') is not null
-),
-
-listed_discounts as (
-    -- the listed items' own discounts, in each item's order
-    select
-        si.subscription_id,
-        si.subscription_item_id,
-        p.position,
-        json_extract_string(si.discounts, '$[' || cast(p.position as varchar) || '].coupon.id') as coupon_id,
-        json_extract_string(si.discounts, '$[' || cast(p.position as varchar) || '].coupon.duration')
-            as coupon_duration,
-        cast(json_extract_string(si.discounts, '$[' || cast(p.position as varchar) || '].coupon.percent_off')
-             as double) as percent_off,
-        cast(json_extract_string(si.discounts, '$[' || cast(p.position as varchar) || '].coupon.amount_off')
-             as double) as amount_off,
-        upper(json_extract_string(si.discounts, '$[' || cast(p.position as varchar) || '].coupon.currency'))
-            as coupon_currency,
-        to_timestamp(cast(json_extract_string(si.discounts, '$[' || cast(p.position as varchar) || '].end')
-                          as bigint)) as discount_end
-    from staging.stg_billing__subscription_items as si
-    inner join marts.dim_position as p
-        on p.position < 20
-        and json_extract_string(si.discounts, '$[' || cast(p.position as varchar) || '].id') is not null
     where json_extract_string(si.discounts, '$[0].id') is not null
 ),
 
@@ -212,7 +179,9 @@ discount_inputs as (
         1.0 as months_per_period
     from stretches as st
     inner join staging.stg_billing__subscriptions as su on su.subscription_id = st.subscription_id
-    inner join listed_discounts as r on r.subscription_item_id = st.subscription_item_id
+    -- the listed item's own discounts, in the item's order
+    inner join listed_entries as r
+        on r.listed_on = 'subscription_items' and r.subscription_item_id = st.subscription_item_id
     left join marts.coupon_amounts as ca on ca.coupon_id = r.coupon_id and ca.currency = upper(su.currency)
     where st.source = 'subscriptions'
       and r.coupon_duration in ('forever', 'repeating')
