@@ -77,3 +77,39 @@ def test_a_column_a_newer_version_declares_appears_without_new_data(loader: Load
     loader.run("billing", landing)  # the same landing: nothing new to load
     assert "currency_options" in _columns(loader, "billing__coupons")
     assert loader.query("select count(*) from raw.billing__coupons") == before
+
+
+# key columns (primary and merge keys) that the versions before these declarations left undeclared: dlt stored
+# them as not nullable. crm AccountHistory's Id and billing invoice items' id were declared (nullable) before.
+_UNDECLARED_KEYS = {
+    "billing": {"coupons": ("id",), "invoices": ("id",), "invoice_lines": ("id", "invoice"),
+                "subscription_items": ("subscription",)},
+    "crm": {"accounts": ("Id",), "contacts": ("Id",), "opportunities": ("Id",)},
+    "nps": {None: ("id",)},
+}
+
+
+@pytest.mark.parametrize("system", ["billing", "crm", "nps"])
+def test_a_warehouse_loaded_before_the_keys_were_declared_takes_the_next_load(
+        loader: Loader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, system: str) -> None:
+    """An upgrade: the older version did not declare these key columns, so dlt stored them as not nullable. A
+    declared column is hinted nullable, and with frozen data types dlt refused the flipped key ("Can't evolve
+    column type of `id`"), so every load into such a warehouse failed until key columns kept no nullable hint."""
+    import importlib
+
+    settings = importlib.import_module(f"cs_kpis.sources.{system}.settings")
+    landing = write_landing(tmp_path / "landing", tiny_company())
+    for entity, keys in _UNDECLARED_KEYS[system].items():
+        declared = settings.DECLARED_FIELDS if entity is None else settings.DECLARED_FIELDS[entity]
+        older = {t: tuple(p for p in paths if p not in keys) for t, paths in declared.items()}
+        if entity is None:
+            monkeypatch.setattr(settings, "DECLARED_FIELDS", older)
+        else:
+            monkeypatch.setitem(settings.DECLARED_FIELDS, entity, older)
+    loader.run(system, landing)
+    before = {t: loader.query(f"select count(*) from raw.{t}")
+              for (t,) in loader.query("select table_name from information_schema.tables "
+                                       f"where table_schema = 'raw' and table_name like '{system}\\_\\_%' escape '\\'")}
+    monkeypatch.undo()
+    loader.run(system, landing)  # this version's declarations, on the older warehouse
+    assert {t: loader.query(f"select count(*) from raw.{t}") for t in before} == before

@@ -506,7 +506,11 @@ def test_a_profile_s_own_field_names_are_declared_too(loader: Loader, tmp_path: 
     cfg.write_text(json.dumps(PROFILE | {"landing_dir": str(tmp_path / "landing")}))
     monkeypatch.setenv("CS_KPIS_CONFIG", str(cfg))
     rows = _build_staging(loader, tmp_path, system, {DAYS[0]: bare(DAYS[0])})
-    assert rows and all(n >= 0 for n in rows.values())
+    from cs_kpis.defs.staging.assets import STAGING_MODELS
+
+    # every staging model of the system bound (a missing column raises) and read the first day's records
+    assert set(rows) == {m.name for m in STAGING_MODELS if m.name.startswith(f"stg_{system}__")}
+    assert sum(rows.values()) > 0
     columns = {c for (c,) in loader.query("select column_name from information_schema.columns "
                                           f"where table_schema = 'raw' and table_name like '{system}%'")}
     assert columns >= {"billing": {"metadata__sfdc_account_id"},

@@ -79,6 +79,8 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
                 contract=checks[entity],
                 type_checked=partial(with_children, child=children_of[entity]) if entity in children_of else None,
                 materialize_empty=entity in settings.OPTIONAL_ENTITIES,
+                # invoice items' id was declared (nullable) before the other keys were: kept, for warehouses made then
+                key_nullable=entity == "invoiceitems",
                 children=tuple(children.get(entity, ())),
             )
         )

@@ -77,6 +77,9 @@ class Entity:
     Reject naming the field. A child entity checks its parent's object, so both quarantine it together"""
     materialize_empty: bool = False
     """create the table (with the ``columns`` hints) even when no object ever comes: an optional entity"""
+    key_nullable: bool = False
+    """keep a ``nullable`` hint on the key columns (see :meth:`column_hints`): only for a table whose key was
+    declared nullable when it was first created (crm AccountHistory), since dlt refuses to flip it either way"""
     children: tuple["Entity", ...] = ()
     """child entities that read this entity's objects (``reads`` the same folder): in files mode, when both
     resources run in the same load, this resource's single pass over the files also loads their tables, so
@@ -91,6 +94,16 @@ class Entity:
     @property
     def is_scd2(self) -> bool:
         return isinstance(self.write_disposition, dict) and self.write_disposition.get("strategy") == "scd2"
+
+    def column_hints(self) -> dict[str, Any]:
+        """``columns`` without ``nullable`` on the key columns (primary and merge key), unless ``key_nullable``:
+        dlt stores a key column as not nullable, and with frozen data types a hint that flips it is refused,
+        so a declared key would stop every load into a warehouse made before the declaration (an upgrade)."""
+        if self.key_nullable:
+            return dict(self.columns)
+        keys = {*self.primary_key, *(self.merge_key or ())}
+        return {name: ({k: v for k, v in hint.items() if k != "nullable"} if name in keys else hint)
+                for name, hint in self.columns.items()}
 
 
 def _current_load_id() -> str | None:
@@ -188,7 +201,7 @@ def entity_resource(
         primary_key=list(spec.primary_key) if not spec.is_scd2 else None,
         merge_key=list(spec.merge_key) if spec.merge_key else None,
         write_disposition=spec.write_disposition,
-        columns=spec.columns or None,
+        columns=spec.column_hints() or None,
         max_table_nesting=0,
     )
     def load_entity() -> Iterator[Any]:
@@ -260,7 +273,7 @@ def entity_resource(
                                 primary_key=list(child.primary_key),
                                 merge_key=list(child.merge_key) if child.merge_key else [],
                                 columns={}, create_table_variant=True)
-        load_entity.apply_hints(table_name=child_table, columns=child.columns, create_table_variant=True)
+        load_entity.apply_hints(table_name=child_table, columns=child.column_hints(), create_table_variant=True)
     return bookkeeping_tables(load_entity)
 
 

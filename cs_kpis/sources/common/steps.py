@@ -503,7 +503,7 @@ def table_hints(system: str, spec: Entity, columns: dict[str, Any] | None = None
         write_disposition=spec.write_disposition,
         primary_key=list(spec.primary_key),
         merge_key=list(spec.merge_key) if spec.merge_key else [],
-        columns={**spec.columns, **(columns or {})},
+        columns={**spec.column_hints(), **(columns or {})},
     )
 
 

@@ -36,6 +36,8 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
                 lineage_columns=not scd2,
                 json_paths=frozenset(settings.HISTORY_VALUE_FIELDS) if resource == "account_history" else frozenset(),
                 materialize_empty=resource in settings.OPTIONAL_RESOURCES,
+                # AccountHistory's Id was declared (nullable) before the other keys were: kept, for warehouses made then
+                key_nullable=resource == "account_history",
                 columns=column_hints({
                     "timestamp": settings.DATETIME_FIELDS.get(resource, ()),
                     "date": settings.DATE_FIELDS.get(resource, ()),
