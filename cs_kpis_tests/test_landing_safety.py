@@ -160,6 +160,21 @@ def test_the_simulator_regenerates_its_own_folder_but_not_one_a_user_added_to(tm
     assert snapshot(landing) == before
 
 
+def test_a_users_file_where_the_old_truth_would_be_parked_stops_the_run_before_either_move(tmp_path):
+    # the old ground truth is parked in truth.replaced while the new one moves in; a user's file there was found
+    # only after the landing had been replaced, leaving seed 2's landing beside seed 1's truth
+    landing, truth = tmp_path / "landing", tmp_path / "truth"
+    generate(landing, truth, size="tiny", seed=1)
+    parked = tmp_path / "truth.replaced"
+    parked.mkdir()
+    (parked / "notes.txt").write_text("mine")
+    before = snapshot(landing), snapshot(truth)
+    with pytest.raises(NotOurFolder, match="truth.replaced"):
+        generate(landing, truth, size="tiny", seed=2)
+    assert (snapshot(landing), snapshot(truth)) == before
+    assert (parked / "notes.txt").read_text() == "mine"
+
+
 def test_a_crashed_partial_folder_of_the_simulator_is_cleaned_up(tmp_path):
     partial = tmp_path / "landing.partial"
     (partial / "crm" / "Account").mkdir(parents=True)

@@ -149,6 +149,10 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     # being simulated
     simulator_may_replace(landing_dir, "landing")
     simulator_may_replace(ground_truth_dir, "ground_truth")
+    # and the folders the moves park the old ones in, so that the truth's move cannot be refused after the
+    # landing's has happened
+    for final, kind in ((landing_dir, "landing"), (ground_truth_dir, "ground_truth")):
+        simulator_may_replace(final.with_name(final.name + ".replaced"), kind)
     _move_into_place(tmp, landing_dir, "landing")
     _move_into_place(tmp_truth, ground_truth_dir, "ground_truth")  # only once the landing is there
     manifest["seconds"] = round(time.perf_counter() - started, 2)
