@@ -263,28 +263,80 @@ ticket_facts as (
     inner join starts as s on s.account_id = t.account_id
 ),
 
+reply_points as (
+    -- medians over 90 days change only where a ticket enters the window (created that day) or leaves it (90
+    -- days later): they are computed on those change days, not on every account-day (a median's state per
+    -- group is a list of values: millions of groups spilled gigabytes), and each holds until the next one
+    select
+        account_id,
+        day,
+        min(day) over (partition by account_id order by day rows between 1 following and 1 following) as next_day
+    from (
+        select account_id, created_day as day from ticket_facts where first_reply_minutes is not null
+        union
+        select account_id, cast(created_day + interval 90 day as date) as day
+        from ticket_facts where first_reply_minutes is not null
+    ) as p
+),
+
+reply_spans as (
+    -- each change day's median; an empty window (every ticket left it) gives null until the next ticket
+    select p.account_id, p.day, p.next_day, median(t.first_reply_minutes) as median_first_reply_minutes
+    from reply_points as p
+    left join ticket_facts as t
+        on t.account_id = p.account_id
+        and t.created_day <= p.day
+        and t.created_day > cast(p.day - interval 90 day as date)
+        and t.first_reply_minutes is not null
+    group by p.account_id, p.day, p.next_day
+),
+
 reply_90d as (
-    select g.gk, median(t.first_reply_minutes) as median_first_reply_minutes
+    select g.gk, r.median_first_reply_minutes
     from grid as g
-    inner join ticket_facts as t
-        on t.account_id = g.account_id
-        and t.created_day <= g.day
-        and t.created_day > cast(g.day - interval 90 day as date)
-    where t.first_reply_minutes is not null
-    group by g.gk
+    inner join reply_spans as r
+        on r.account_id = g.account_id
+        and r.day <= g.day
+        and (r.next_day is null or r.next_day > g.day)
+),
+
+solved_points as (
+    -- the same for tickets solved in the last 90 days
+    select
+        account_id,
+        day,
+        min(day) over (partition by account_id order by day rows between 1 following and 1 following) as next_day
+    from (
+        select account_id, solved_day as day from ticket_facts where solved_day is not null
+        union
+        select account_id, cast(solved_day + interval 90 day as date) as day
+        from ticket_facts where solved_day is not null
+    ) as p
+),
+
+solved_spans as (
+    select
+        p.account_id,
+        p.day,
+        p.next_day,
+        median(t.full_resolution_minutes) as median_resolution_minutes,
+        case when count(t.ticket_id) > 0
+            then cast(sum(t.is_fcr) as double) / cast(count(t.ticket_id) as double) end as first_contact_resolution
+    from solved_points as p
+    left join ticket_facts as t
+        on t.account_id = p.account_id
+        and t.solved_day <= p.day
+        and t.solved_day > cast(p.day - interval 90 day as date)
+    group by p.account_id, p.day, p.next_day
 ),
 
 solved_90d as (
-    select
-        g.gk,
-        median(t.full_resolution_minutes) as median_resolution_minutes,
-        cast(sum(t.is_fcr) as double) / cast(count(*) as double) as first_contact_resolution
+    select g.gk, s.median_resolution_minutes, s.first_contact_resolution
     from grid as g
-    inner join ticket_facts as t
-        on t.account_id = g.account_id
-        and t.solved_day <= g.day
-        and t.solved_day > cast(g.day - interval 90 day as date)
-    group by g.gk
+    inner join solved_spans as s
+        on s.account_id = g.account_id
+        and s.day <= g.day
+        and (s.next_day is null or s.next_day > g.day)
 ),
 
 sentiment as (
