@@ -56,7 +56,12 @@
 -- @column days_to_renewal: days until the renewal: the end of the current paid term (a licensed billing period longer than 180 days) of a subscription that is active and not set to cancel; null when there is none (monthly and quarterly billing have no term)
 -- @column cancellation_scheduled: 1 when a subscription in force has a cancellation scheduled, else 0
 with build_window as (
-    select max(start_day) as start_day, max(account_from) as account_from, max(account_to) as account_to
+    -- grid_from: the first day the trailing windows read (89 days before the build window; null = all)
+    select
+        max(start_day) as start_day,
+        cast(max(start_day) - interval 89 day as date) as grid_from,
+        max(account_from) as account_from,
+        max(account_to) as account_to
     from kpis._build_window
     where model = 'kpis.account_indicators_daily' and is_current
 ),
@@ -86,25 +91,24 @@ activity_totals as (
     -- sums: every delta dated before the window grid (none on a full build, whose grid starts at the
     -- calendar's first day)
     select
-        a.account_id,
-        min(a.day) as first_activity_day,
-        min(a.first_value_at) as first_value_at,
-        sum(case when a.day < cast(bw.start_day - interval 89 day as date) and a.day >= cal.first_day
-            then a.users_7d_delta end) as users_7d,
-        sum(case when a.day < cast(bw.start_day - interval 89 day as date) and a.day >= cal.first_day
-            then a.users_30d_delta end) as users_30d,
-        sum(case when a.day < cast(bw.start_day - interval 89 day as date) and a.day >= cal.first_day
-            then a.key_features_30d_delta end) as key_features_30d,
-        sum(case when a.day < cast(bw.start_day - interval 89 day as date) and a.day >= cal.first_day
-            then a.milestones_reached end) as milestones_reached,
-        sum(case when a.day < cast(bw.start_day - interval 89 day as date) and a.day >= cal.first_day
-            then a.urgent_high_delta end) as urgent_high
-    from kpis.account_activity_daily as a
-    cross join build_window as bw
-    cross join (select min(day) as first_day from marts.dim_day) as cal
-    where (bw.account_from is null or a.account_id > bw.account_from)
-        and (bw.account_to is null or a.account_id <= bw.account_to)
-    group by a.account_id
+        account_id,
+        min(day) as first_activity_day,
+        min(first_value_at) as first_value_at,
+        sum(case when is_carry then users_7d_delta end) as users_7d,
+        sum(case when is_carry then users_30d_delta end) as users_30d,
+        sum(case when is_carry then key_features_30d_delta end) as key_features_30d,
+        sum(case when is_carry then milestones_reached end) as milestones_reached,
+        sum(case when is_carry then urgent_high_delta end) as urgent_high
+    from (
+        select
+            a.*,
+            coalesce(a.day < bw.grid_from and a.day >= cal.first_day, false) as is_carry
+        from kpis.account_activity_daily as a
+        inner join starts as s on s.account_id = a.account_id
+        cross join build_window as bw
+        cross join (select min(day) as first_day from marts.dim_day) as cal
+    ) as a
+    group by account_id
 ),
 
 window_grid as (
@@ -112,31 +116,30 @@ window_grid as (
     -- build window (the trailing windows' reach), to the as-of day
     select
         s.account_id,
-        s.first_day,
         d.day,
-        s.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), d.day) as gk
+        s.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), d.day) as gk,
+        -- the output rows: subscribed days inside the build window
+        d.day >= s.first_day and (bw.start_day is null or d.day >= bw.start_day) as is_output
     from account_keys as s
     cross join build_window as bw
     left join activity_totals as a on a.account_id = s.account_id
     inner join marts.dim_day as d
         on d.day >= least(s.first_day, coalesce(a.first_activity_day, s.first_day))
-        and (bw.start_day is null or d.day >= cast(bw.start_day - interval 89 day as date))
+        and (bw.grid_from is null or d.day >= bw.grid_from)
 ),
 
 grid as (
-    -- the output rows: subscribed days inside the build window
-    select g.account_id, g.first_day, g.day, g.gk
-    from window_grid as g
-    cross join build_window as bw
-    where g.day >= g.first_day and (bw.start_day is null or g.day >= bw.start_day)
+    select account_id, day, gk
+    from window_grid
+    where is_output
 ),
 
 dense as (
     select
         g.account_id,
-        g.first_day,
         g.day,
         g.gk,
+        g.is_output,
         coalesce(a.events, 0) as events,
         coalesce(a.active_users, 0) as active_users,
         coalesce(a.users_7d_delta, 0) as users_7d_delta,
@@ -160,9 +163,9 @@ windowed_all as (
     -- the grid has one row per day, so ROWS frames are day windows
     select
         account_id,
-        first_day,
         day,
         gk,
+        is_output,
         sum(events) over w30 as events_30d,
         sum(events) over (partition by account_id order by day rows between 59 preceding and 30 preceding)
             as events_prior_30d,
@@ -192,7 +195,6 @@ windowed as (
     -- the output days, running sums plus what came before the window grid
     select
         w.account_id,
-        w.first_day,
         w.day,
         w.gk,
         w.events_30d,
@@ -212,9 +214,8 @@ windowed as (
         w.nps_responses_90d,
         w.failed_payments_90d
     from windowed_all as w
-    cross join build_window as bw
     left join activity_totals as c on c.account_id = w.account_id
-    where w.day >= w.first_day and (bw.start_day is null or w.day >= bw.start_day)
+    where w.is_output
 ),
 
 plan_features as (
@@ -518,4 +519,3 @@ left join sentiment as se on se.gk = w.gk
 left join past_due as pd on pd.gk = w.gk
 left join renewal as rn on rn.gk = w.gk
 left join cancellations as c on c.gk = w.gk
-where w.day >= w.first_day
