@@ -12,6 +12,10 @@ A SQL model becomes incremental with a header tag (cs_kpis/lib/sql.py)::
 - ``chunk_rows`` (default CHUNK_ROWS): a build runs in contiguous ranges of account ids, each of about this
   many account-days (from each account's first subscription day in marts.subscription_periods), so memory
   stays bounded at any size. One transaction: readers see the old or the new table, never half of it.
+- ``rows_per_gb`` (default none): with DuckDB's ``memory_limit`` set, a range holds at most this many
+  account-days per GB of it (and at most ``chunk_rows``), so a smaller memory limit gives smaller ranges
+  instead of spilling (measured for the indicators: BENCHMARKS.md "Indicators: ticket medians and
+  memory-sized ranges").
 
 The table must have ``account_id`` and ``day`` columns; the as-of day is ``max(day)`` of marts.dim_day.
 Every build is a row of CONTROL_TABLE (``model``, ``mode``, ``start_day``, ``history_start``, ``as_of``,
@@ -39,6 +43,7 @@ and ``full_refresh`` is the single-run backfill. What it does not give: a per-da
 import datetime as dt
 import hashlib
 import itertools
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -50,7 +55,7 @@ ENV_LOOKBACK_DAYS = tuning.SETTINGS["health.lookback_days"].env
 DEFAULT_LOOKBACK_DAYS = tuning.SETTINGS["health.lookback_days"].default
 CHUNK_ROWS = 12_000_000
 """account-days per range of a build, unless the model's tag says otherwise"""
-TAG_KEYS = {"lookback_days", "history", "chunk_rows", "by"}
+TAG_KEYS = {"lookback_days", "history", "chunk_rows", "rows_per_gb", "by"}
 
 
 def history_days() -> int | None:
@@ -76,6 +81,8 @@ class Incremental:
     lookback_days: int = DEFAULT_LOOKBACK_DAYS
     limited_history: bool = False
     chunk_rows: int = CHUNK_ROWS
+    rows_per_gb: int | None = None
+    """account-days a range may hold per GB of DuckDB's memory limit (None: chunk_rows alone decides)"""
     upstream: tuple[str, ...] = ()
     """tables it reads that are built incrementally too: a full build of one makes the next build full"""
     fingerprint: Callable | None = None
@@ -265,13 +272,40 @@ def account_ranges(con, window: BuildWindow, chunk_rows: int = CHUNK_ROWS) -> li
     return list(itertools.pairwise([None, *cuts, None]))
 
 
+_UNITS = {"": 1, "b": 1, "bytes": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def memory_limit_gb(con) -> float | None:
+    """DuckDB's memory_limit of ``con`` in GB (10^9 bytes), as DuckDB reports it (e.g. '7.4 GiB'); None when
+    it cannot be read."""
+    value = str(con.execute("select current_setting('memory_limit')").fetchall()[0][0]).strip()
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)", value)
+    if not m or m.group(2).lower() not in _UNITS:
+        return None
+    return float(m.group(1)) * _UNITS[m.group(2).lower()] / 1000**3
+
+
+def range_rows(con, spec: Incremental, chunk_rows: int | None = None) -> int:
+    """Account-days per range: ``chunk_rows`` when given, else the model's ``chunk_rows``, lowered to
+    ``rows_per_gb`` x DuckDB's memory limit when the model sets ``rows_per_gb``."""
+    if chunk_rows:
+        return chunk_rows
+    rows = spec.chunk_rows
+    limit = memory_limit_gb(con) if spec.rows_per_gb else None
+    if limit:
+        rows = min(rows, max(1, int(limit * spec.rows_per_gb)))
+    return rows
+
+
 def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int | None = None) -> dict:
     """(Re)build ``spec.table`` from ``sql`` (which reads its current row of the control table) for
     ``window``, in one transaction with its record: a full build replaces the table; an incremental one
     deletes the window's days (and days that fell out of the history) and inserts them again. Accounts are
-    built in ranges of about ``chunk_rows`` account-days. Returns counts for the UI."""
+    built in ranges of about ``chunk_rows`` account-days (default: range_rows). Returns counts for the UI."""
     con.execute("set TimeZone = 'UTC'")
-    ranges = account_ranges(con, window, chunk_rows or spec.chunk_rows)
+    rows_per_range = range_rows(con, spec, chunk_rows)
+    ranges = account_ranges(con, window, rows_per_range)
     con.execute("begin transaction")
     try:
         record(con, spec, window)
@@ -296,7 +330,7 @@ def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int
                            [window.start_day or dt.date(1900, 1, 1)]).fetchall()[0][0]
     return {"mode": window.mode, "start_day": window.start_day, "history_start": window.history_start,
             "reason": window.reason, "rows_deleted": int(deleted), "rows_written": int(inserted),
-            "account_ranges": len(ranges)}
+            "account_ranges": len(ranges), "rows_per_range": rows_per_range}
 
 
 def metadata(stats: dict, seconds: float) -> dict:
@@ -305,4 +339,5 @@ def metadata(stats: dict, seconds: float) -> dict:
             "build_start_day": str(stats["start_day"]) if stats["start_day"] else "all days",
             "history_start": str(stats["history_start"]) if stats.get("history_start") else "all days",
             "rows_written": stats["rows_written"], "rows_deleted": stats["rows_deleted"],
-            "account_ranges": stats["account_ranges"], "seconds": seconds}
+            "account_ranges": stats["account_ranges"], "seconds": seconds,
+            **({"rows_per_range": stats["rows_per_range"]} if "rows_per_range" in stats else {})}

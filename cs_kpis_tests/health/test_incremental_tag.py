@@ -42,7 +42,7 @@ def test_an_incremental_model_needs_account_id_and_day_in_its_grain(tmp_path):
 
 def test_the_health_models_are_tagged_and_read_the_tables_they_build_after():
     assert ACTIVITY_MODEL.incremental == {"lookback_days": 7, "chunk_rows": 40_000_000}
-    assert INDICATOR_MODEL.incremental == {"lookback_days": 7, "limited_history": True}
+    assert INDICATOR_MODEL.incremental == {"lookback_days": 7, "limited_history": True, "rows_per_gb": 250_000}
     assert ACTIVITY_MODEL.table in INDICATOR_MODEL.incremental_spec().upstream
 
 
@@ -62,3 +62,31 @@ def test_a_full_upstream_build_makes_the_next_build_full(wh, monkeypatch):
     same(rows(wh, INDICATOR_MODEL.table), full)
     current = [(b["model"], b["mode"]) for b in incremental.builds(wh) if b["is_current"]]
     assert sorted(current) == [(ACTIVITY_MODEL.table, "full"), (INDICATOR_MODEL.table, "full")]
+
+
+def test_rows_per_gb_sizes_the_ranges_from_duckdbs_memory_limit(tmp_path):
+    import duckdb
+
+    spec = model(tmp_path, "chunk_rows=1_000_000 rows_per_gb=1_000").incremental_spec()
+    assert spec.rows_per_gb == 1000
+    with duckdb.connect() as con:
+        con.execute("set memory_limit = '2GB'")  # DuckDB reports it as '1.8 GiB' (1.93 GB)
+        assert 1900 <= incremental.range_rows(con, spec) <= 2000
+        assert incremental.range_rows(con, spec, chunk_rows=50) == 50  # an explicit size wins
+        con.execute("set memory_limit = '4TB'")
+        assert incremental.range_rows(con, spec) == 1_000_000  # never above chunk_rows
+        assert incremental.range_rows(con, model(tmp_path, "chunk_rows=7").incremental_spec()) == 7
+
+
+@pytest.mark.parametrize("reported, gb", [("1.8 GiB", 1.8 * 1024**3 / 1e9), ("512.0 MiB", 512 * 1024**2 / 1e9),
+                                          ("8GB", 8.0), ("100 bytes", 1e-7), ("lots", None)])
+def test_memory_limit_gb_reads_duckdbs_units(reported, gb):
+    class Con:
+        def execute(self, sql):
+            return self
+
+        def fetchall(self):
+            return [(reported,)]
+
+    got = incremental.memory_limit_gb(Con())
+    assert got == pytest.approx(gb) if gb is not None else got is None

@@ -14,7 +14,7 @@
 -- urgent/high tickets) start from the sum of every activity delta before those days, so a windowed build
 -- equals the same days of a full build (tested). The history kept is CS_KPIS_HEALTH_HISTORY_DAYS days.
 -- @grain account_id, day
--- @incremental lookback_days=7 history=limited
+-- @incremental lookback_days=7 history=limited rows_per_gb=250000
 -- @column account_id: CRM account
 -- @column day: the as-of day (UTC)
 -- @column root_account_id: top of the account's hierarchy (marts.accounts; the account itself when unknown)
@@ -56,7 +56,12 @@
 -- @column days_to_renewal: days until the renewal: the end of the current paid term (a licensed billing period longer than 180 days) of a subscription that is active and not set to cancel; null when there is none (monthly and quarterly billing have no term)
 -- @column cancellation_scheduled: 1 when a subscription in force has a cancellation scheduled, else 0
 with build_window as (
-    select max(start_day) as start_day, max(account_from) as account_from, max(account_to) as account_to
+    -- grid_from: the first day the trailing windows read (89 days before the build window; null = all)
+    select
+        max(start_day) as start_day,
+        cast(max(start_day) - interval 89 day as date) as grid_from,
+        max(account_from) as account_from,
+        max(account_to) as account_to
     from kpis._build_window
     where model = 'kpis.account_indicators_daily' and is_current
 ),
@@ -86,25 +91,24 @@ activity_totals as (
     -- sums: every delta dated before the window grid (none on a full build, whose grid starts at the
     -- calendar's first day)
     select
-        a.account_id,
-        min(a.day) as first_activity_day,
-        min(a.first_value_at) as first_value_at,
-        sum(case when a.day < cast(bw.start_day - interval 89 day as date) and a.day >= cal.first_day
-            then a.users_7d_delta end) as users_7d,
-        sum(case when a.day < cast(bw.start_day - interval 89 day as date) and a.day >= cal.first_day
-            then a.users_30d_delta end) as users_30d,
-        sum(case when a.day < cast(bw.start_day - interval 89 day as date) and a.day >= cal.first_day
-            then a.key_features_30d_delta end) as key_features_30d,
-        sum(case when a.day < cast(bw.start_day - interval 89 day as date) and a.day >= cal.first_day
-            then a.milestones_reached end) as milestones_reached,
-        sum(case when a.day < cast(bw.start_day - interval 89 day as date) and a.day >= cal.first_day
-            then a.urgent_high_delta end) as urgent_high
-    from kpis.account_activity_daily as a
-    cross join build_window as bw
-    cross join (select min(day) as first_day from marts.dim_day) as cal
-    where (bw.account_from is null or a.account_id > bw.account_from)
-        and (bw.account_to is null or a.account_id <= bw.account_to)
-    group by a.account_id
+        account_id,
+        min(day) as first_activity_day,
+        min(first_value_at) as first_value_at,
+        sum(case when is_carry then users_7d_delta end) as users_7d,
+        sum(case when is_carry then users_30d_delta end) as users_30d,
+        sum(case when is_carry then key_features_30d_delta end) as key_features_30d,
+        sum(case when is_carry then milestones_reached end) as milestones_reached,
+        sum(case when is_carry then urgent_high_delta end) as urgent_high
+    from (
+        select
+            a.*,
+            coalesce(a.day < bw.grid_from and a.day >= cal.first_day, false) as is_carry
+        from kpis.account_activity_daily as a
+        inner join starts as s on s.account_id = a.account_id
+        cross join build_window as bw
+        cross join (select min(day) as first_day from marts.dim_day) as cal
+    ) as a
+    group by account_id
 ),
 
 window_grid as (
@@ -112,31 +116,30 @@ window_grid as (
     -- build window (the trailing windows' reach), to the as-of day
     select
         s.account_id,
-        s.first_day,
         d.day,
-        s.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), d.day) as gk
+        s.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), d.day) as gk,
+        -- the output rows: subscribed days inside the build window
+        d.day >= s.first_day and (bw.start_day is null or d.day >= bw.start_day) as is_output
     from account_keys as s
     cross join build_window as bw
     left join activity_totals as a on a.account_id = s.account_id
     inner join marts.dim_day as d
         on d.day >= least(s.first_day, coalesce(a.first_activity_day, s.first_day))
-        and (bw.start_day is null or d.day >= cast(bw.start_day - interval 89 day as date))
+        and (bw.grid_from is null or d.day >= bw.grid_from)
 ),
 
 grid as (
-    -- the output rows: subscribed days inside the build window
-    select g.account_id, g.first_day, g.day, g.gk
-    from window_grid as g
-    cross join build_window as bw
-    where g.day >= g.first_day and (bw.start_day is null or g.day >= bw.start_day)
+    select account_id, day, gk
+    from window_grid
+    where is_output
 ),
 
 dense as (
     select
         g.account_id,
-        g.first_day,
         g.day,
         g.gk,
+        g.is_output,
         coalesce(a.events, 0) as events,
         coalesce(a.active_users, 0) as active_users,
         coalesce(a.users_7d_delta, 0) as users_7d_delta,
@@ -160,9 +163,9 @@ windowed_all as (
     -- the grid has one row per day, so ROWS frames are day windows
     select
         account_id,
-        first_day,
         day,
         gk,
+        is_output,
         sum(events) over w30 as events_30d,
         sum(events) over (partition by account_id order by day rows between 59 preceding and 30 preceding)
             as events_prior_30d,
@@ -192,7 +195,6 @@ windowed as (
     -- the output days, running sums plus what came before the window grid
     select
         w.account_id,
-        w.first_day,
         w.day,
         w.gk,
         w.events_30d,
@@ -212,9 +214,8 @@ windowed as (
         w.nps_responses_90d,
         w.failed_payments_90d
     from windowed_all as w
-    cross join build_window as bw
     left join activity_totals as c on c.account_id = w.account_id
-    where w.day >= w.first_day and (bw.start_day is null or w.day >= bw.start_day)
+    where w.is_output
 ),
 
 plan_features as (
@@ -263,28 +264,80 @@ ticket_facts as (
     inner join starts as s on s.account_id = t.account_id
 ),
 
+reply_points as (
+    -- medians over 90 days change only where a ticket enters the window (created that day) or leaves it (90
+    -- days later): they are computed on those change days, not on every account-day (a median's state per
+    -- group is a list of values: millions of groups spilled gigabytes), and each holds until the next one
+    select
+        account_id,
+        day,
+        min(day) over (partition by account_id order by day rows between 1 following and 1 following) as next_day
+    from (
+        select account_id, created_day as day from ticket_facts where first_reply_minutes is not null
+        union
+        select account_id, cast(created_day + interval 90 day as date) as day
+        from ticket_facts where first_reply_minutes is not null
+    ) as p
+),
+
+reply_spans as (
+    -- each change day's median; an empty window (every ticket left it) gives null until the next ticket
+    select p.account_id, p.day, p.next_day, median(t.first_reply_minutes) as median_first_reply_minutes
+    from reply_points as p
+    left join ticket_facts as t
+        on t.account_id = p.account_id
+        and t.created_day <= p.day
+        and t.created_day > cast(p.day - interval 90 day as date)
+        and t.first_reply_minutes is not null
+    group by p.account_id, p.day, p.next_day
+),
+
 reply_90d as (
-    select g.gk, median(t.first_reply_minutes) as median_first_reply_minutes
+    select g.gk, r.median_first_reply_minutes
     from grid as g
-    inner join ticket_facts as t
-        on t.account_id = g.account_id
-        and t.created_day <= g.day
-        and t.created_day > cast(g.day - interval 90 day as date)
-    where t.first_reply_minutes is not null
-    group by g.gk
+    inner join reply_spans as r
+        on r.account_id = g.account_id
+        and r.day <= g.day
+        and (r.next_day is null or r.next_day > g.day)
+),
+
+solved_points as (
+    -- the same for tickets solved in the last 90 days
+    select
+        account_id,
+        day,
+        min(day) over (partition by account_id order by day rows between 1 following and 1 following) as next_day
+    from (
+        select account_id, solved_day as day from ticket_facts where solved_day is not null
+        union
+        select account_id, cast(solved_day + interval 90 day as date) as day
+        from ticket_facts where solved_day is not null
+    ) as p
+),
+
+solved_spans as (
+    select
+        p.account_id,
+        p.day,
+        p.next_day,
+        median(t.full_resolution_minutes) as median_resolution_minutes,
+        case when count(t.ticket_id) > 0
+            then cast(sum(t.is_fcr) as double) / cast(count(t.ticket_id) as double) end as first_contact_resolution
+    from solved_points as p
+    left join ticket_facts as t
+        on t.account_id = p.account_id
+        and t.solved_day <= p.day
+        and t.solved_day > cast(p.day - interval 90 day as date)
+    group by p.account_id, p.day, p.next_day
 ),
 
 solved_90d as (
-    select
-        g.gk,
-        median(t.full_resolution_minutes) as median_resolution_minutes,
-        cast(sum(t.is_fcr) as double) / cast(count(*) as double) as first_contact_resolution
+    select g.gk, s.median_resolution_minutes, s.first_contact_resolution
     from grid as g
-    inner join ticket_facts as t
-        on t.account_id = g.account_id
-        and t.solved_day <= g.day
-        and t.solved_day > cast(g.day - interval 90 day as date)
-    group by g.gk
+    inner join solved_spans as s
+        on s.account_id = g.account_id
+        and s.day <= g.day
+        and (s.next_day is null or s.next_day > g.day)
 ),
 
 sentiment as (
@@ -466,4 +519,3 @@ left join sentiment as se on se.gk = w.gk
 left join past_due as pd on pd.gk = w.gk
 left join renewal as rn on rn.gk = w.gk
 left join cancellations as c on c.gk = w.gk
-where w.day >= w.first_day

@@ -1,0 +1,148 @@
+"""The health history on synthetic copies of a company: more accounts without a bigger simulation.
+
+    # a demo warehouse: python -m benchmarks.run full --size demo --work <dir>/demo --keep
+    .venv/bin/python -m benchmarks.health_copies copies \\
+        --from <dir>/demo/state/warehouse/cs_kpis.duckdb --to <dir>/h16.duckdb --copies 16
+    CS_KPIS_HEALTH_HISTORY_DAYS=365 .venv/bin/python -m benchmarks.health_copies history \\
+        --warehouse <dir>/h16.duckdb --out <dir>/run.duckdb --memory-limit 8GB --max-temp-size 4GB
+
+``copies`` writes a new DuckDB file with the tables the indicators and scores read, each account (and every
+id that leads to one: subscriptions, customers, invoices, lines, tickets, organizations) repeated
+``--copies`` times under new ids (copy 0 keeps the original ids). The calendar, prices and the product
+configuration are shared. ``history`` copies that file to ``--out`` and times a full build of
+``kpis.account_indicators_daily`` then ``kpis.health_scores_daily`` and ``kpis.health_score_changes`` over
+the configured history, as ``benchmarks.health``'s history phase does (without the activity table, which
+the copies already hold), and prints one JSON line. Compare two ``--out`` files with ``compare``.
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+TABLES = ("kpis.account_activity_daily", "marts.subscription_periods", "marts.mrr_daily_changes",
+          "marts.account_states", "marts.accounts", "marts.account_xref", "staging.stg_support__tickets",
+          "staging.stg_support__ticket_metrics", "staging.stg_billing__invoices",
+          "staging.stg_billing__invoice_lines", "staging.stg_billing__prices", "marts.subscription_states",
+          "marts.dim_day", "kpis.health_product_config")
+SHARED = {"staging.stg_billing__prices", "marts.dim_day", "kpis.health_product_config"}
+TEXT_IDS = {"account_id", "parent_account_id", "root_account_id", "subscription_id", "customer_id", "invoice_id",
+            "line_id", "event_id", "subscription_item_id", "crm_account_id", "source_account_key"}
+NUMBER_IDS = {"ticket_id", "organization_id", "ticket_metric_id"}
+NUMBER_STEP = 1_000_000_000_000
+OUTPUTS = ("kpis.account_indicators_daily", "kpis.health_scores_daily", "kpis.health_score_changes")
+
+
+def _copy_expr(table: str, column: str) -> str:
+    if column in TEXT_IDS:
+        return f"case when k = 0 or {column} is null then {column} else {column} || '-c' || cast(k as varchar) end"
+    if column in NUMBER_IDS:
+        return f"{column} + k * {NUMBER_STEP}"
+    if table == "marts.account_xref" and column == "source_id":  # support's is the organization id as text
+        return ("case when k = 0 or source_id is null then source_id when source_system = 'support' "
+                f"then cast(cast(source_id as bigint) + k * {NUMBER_STEP} as varchar) "
+                "else source_id || '-c' || cast(k as varchar) end")
+    return column
+
+
+def copies(source: Path, target: Path, n: int) -> dict:
+    import duckdb
+
+    if target.exists():
+        raise SystemExit(f"{target} exists: choose a new file")
+    out = {}
+    with duckdb.connect(str(target)) as con:
+        con.execute(f"attach '{source}' as src (read_only)")
+        for table in TABLES:
+            schema, name = table.split(".")
+            con.execute(f"create schema if not exists {schema}")
+            cols = [r[0] for r in con.execute(
+                "select column_name from information_schema.columns where table_catalog = 'src' and "
+                "table_schema = ? and table_name = ? order by ordinal_position", [schema, name]).fetchall()]
+            if table in SHARED:
+                con.execute(f"create table {table} as select * from src.{table}")
+            else:
+                select = ", ".join(f"{_copy_expr(table, c)} as {c}" for c in cols)
+                con.execute(f"create table {table} as select {select} from src.{table} "
+                            f"cross join range({n}) as r(k) order by all")
+            out[table] = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+        con.execute("detach src")
+    return out
+
+
+def history(warehouse: Path, out: Path, memory_limit: str, max_temp: str, chunk_rows: int | None) -> dict:
+    import duckdb
+
+    from cs_kpis.defs.health import scoring
+    from cs_kpis.defs.health.assets import models
+    from cs_kpis.defs.health.fingerprints import FINGERPRINTS
+    from cs_kpis.defs.health.health_score import load_current_config
+    from cs_kpis.lib.sql import build_incremental
+
+    shutil.copy(warehouse, out)
+    indicators = {m.table: m for m in models}[OUTPUTS[0]]
+    res = {"load_average_before": os.getloadavg(), "memory_limit": memory_limit, "max_temp_size": max_temp}
+    config = {"memory_limit": memory_limit, "max_temp_directory_size": max_temp, "temp_directory": f"{out}.tmp"}
+    with duckdb.connect(str(out), config=config) as con:
+        t = time.perf_counter()
+        stats = build_incremental(con, indicators, full_refresh=True, fingerprint=FINGERPRINTS[OUTPUTS[0]],
+                                  chunk_rows=chunk_rows)
+        res["indicators_seconds"] = round(time.perf_counter() - t, 2)
+        res["account_ranges"], res["rows_per_range"] = stats["account_ranges"], stats["rows_per_range"]
+        t = time.perf_counter()
+        scoring.score_history(con, load_current_config(), full_refresh=True)
+        res["scores_seconds"] = round(time.perf_counter() - t, 2)
+        res["rows"] = {table: con.execute(f"select count(*) from {table}").fetchall()[0][0] for table in OUTPUTS}
+    res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    res["load_average_after"] = os.getloadavg()
+    return res
+
+
+def compare(a: Path, b: Path) -> dict:
+    """Rows of each output in ``a`` not in ``b`` and the reverse (``except all``, so duplicates count)."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        con.execute(f"attach '{a}' as a (read_only)")
+        con.execute(f"attach '{b}' as b (read_only)")
+        return {t: {"rows": [con.execute(f"select count(*) from {x}.{t}").fetchall()[0][0] for x in "ab"],
+                    "a_not_b": con.execute(f"select count(*) from (select * from a.{t} except all "
+                                           f"select * from b.{t})").fetchall()[0][0],
+                    "b_not_a": con.execute(f"select count(*) from (select * from b.{t} except all "
+                                           f"select * from a.{t})").fetchall()[0][0]}
+                for t in OUTPUTS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.health_copies")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("copies", help="a warehouse of N copies of every account")
+    c.add_argument("--from", dest="source", type=Path, required=True)
+    c.add_argument("--to", dest="target", type=Path, required=True)
+    c.add_argument("--copies", type=int, default=16)
+    h = sub.add_parser("history", help="time a full build of the indicators and scores on a copy of it")
+    h.add_argument("--warehouse", type=Path, required=True)
+    h.add_argument("--out", type=Path, required=True)
+    h.add_argument("--memory-limit", default="8GB")
+    h.add_argument("--max-temp-size", default="4GB")
+    h.add_argument("--chunk-rows", type=int, default=None, help="account-days per range (default: the model's)")
+    k = sub.add_parser("compare", help="except all both ways between two history outputs")
+    k.add_argument("a", type=Path)
+    k.add_argument("b", type=Path)
+    args = p.parse_args(argv)
+    if args.cmd == "copies":
+        out = copies(args.source.resolve(), args.target.resolve(), args.copies)
+    elif args.cmd == "history":
+        out = history(args.warehouse, args.out, args.memory_limit, args.max_temp_size, args.chunk_rows)
+    else:
+        out = compare(args.a.resolve(), args.b.resolve())
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
