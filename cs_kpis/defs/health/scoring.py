@@ -230,7 +230,10 @@ def spec(config: HealthConfig) -> incremental.Incremental:
     build or when the config or the scoring SQL changed (its version is a hash of the generated SQL)."""
     sql = scores_sql(config, None, None) + moved_sql(None, None) + changes_sql(config, None)
     version = hashlib.sha256(sql.encode()).hexdigest()[:12]
-    return incremental.Incremental(SCORES_TABLE, version, limited_history=True, upstream=(INDICATORS_TABLE,))
+    # ranges sized from DuckDB's memory limit, as the indicators' (1 M account-days per GB: on demo the scoring
+    # statement held about 0.6 KB per row, so a fixed 12 M-row range would not fit an 8 GB limit unspilled)
+    return incremental.Incremental(SCORES_TABLE, version, limited_history=True, upstream=(INDICATORS_TABLE,),
+                                   rows_per_gb=1_000_000)
 
 
 def plan_scoring(con, config: HealthConfig, full_refresh: bool = False) -> incremental.BuildWindow:
@@ -334,7 +337,7 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
     build = spec(config)
     window = plan_scoring(con, config, full_refresh)
     mode, start = window.mode, window.start_day
-    ranges = incremental.account_ranges(con, window, chunk_rows or build.chunk_rows)
+    ranges = incremental.account_ranges(con, window, incremental.range_rows(con, build, chunk_rows))
     rows, seconds = 0, {"scores": 0.0, "changes": 0.0}
     con.execute("begin transaction")
     try:

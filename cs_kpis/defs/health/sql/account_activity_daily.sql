@@ -9,12 +9,13 @@
 -- Built incrementally (cs_kpis/lib/incremental.py): the current row of kpis._build_window holds the first
 -- day to (re)build (start_day; null = every day) and a range of accounts (account_from exclusive ..
 -- account_to inclusive; null = open); every day is kept (the indicators' running sums start from the
--- first one); a full build runs in ranges of about 40 M account-days so the event windows spill less. A nightly build
+-- first one); a full build runs in ranges of about 40 M account-days, at most 1.5 M per GB of DuckDB's memory
+-- limit (12 M at 8 GB), so the event windows spill less. A nightly build
 -- rebuilds the days from start_day, reading events from 31 days before it: a spell that reaches a rebuilt
 -- day started at most 30 days earlier, so the rebuilt days equal a full build's (tested); first milestones
 -- still read every event.
 -- @grain account_id, day
--- @incremental lookback_days=7 chunk_rows=40000000
+-- @incremental lookback_days=7 chunk_rows=40000000 rows_per_gb=1500000
 -- @column account_id: CRM account (marts.account_xref crm_account_id)
 -- @column day: calendar day (UTC)
 -- @column events: tracked (track) events that day
