@@ -189,3 +189,16 @@ def test_the_tables_are_typed_even_without_a_single_change(wh, monkeypatch, min_
     assert types(wh, "kpis.health_score_changes") == CHANGE_TYPES
     changes = wh.execute("select count(*) from kpis.health_score_changes").fetchall()[0][0]
     assert (changes > 0) == (min_delta < 100)
+
+
+def test_a_nightly_window_of_a_memory_sized_model_is_cut_like_a_full_build(wh, monkeypatch):
+    # the indicators read far more than the days they write (trailing windows, the carry of every earlier day):
+    # cut by the window's few days, a nightly put every account in one range, which ran out of 8 GB + 4 GB of
+    # spill on the large company. Sized by memory (rows_per_gb), a nightly range holds what a full build's does.
+    full = rows(wh, "kpis.account_indicators_daily")
+    monkeypatch.setattr(incremental, "memory_limit_gb", lambda con: 50 / INDICATOR_MODEL.incremental["rows_per_gb"])
+    start = AS_OF - dt.timedelta(days=7)
+    assert len(incremental.account_ranges(wh, window(start, mode="incremental"), chunk_rows=50)) == 1
+    stats = build_window(wh, INDICATOR_MODEL, window(start, mode="incremental"))
+    assert stats["account_ranges"] == 3  # one account per range (46..120 days each), as in a full build
+    same(rows(wh, "kpis.account_indicators_daily"), full)
