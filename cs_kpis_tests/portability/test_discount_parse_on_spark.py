@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cs_kpis.lib.portable import lint, to_spark
+from cs_kpis.lib.engine import register
+from cs_kpis.lib.portable import lint, tables_read, to_spark
 from cs_kpis.lib.sql import sql_part
 from cs_kpis_tests.portability.compare import differences, rows
 from cs_kpis_tests.portability.conftest import duckdb_over
@@ -43,10 +44,14 @@ def _sql() -> str:
             "    coupon_currency, discount_start, discount_end\nfrom entries")
 
 
-def test_the_discount_parse_reads_ids_objects_and_mixed_lists_alike_on_duckdb_and_spark(parquet_inputs, spark,
-                                                                                       spark_tables):
+# its lists are inline and it reads only marts.dim_position, registered here: it must not take the package's
+# ``spark_tables`` early, since test_lake_on_spark.py then replaces that registration with its own lake's tables
+# and test_models_on_spark compared DuckDB's tiny company with the lake's few rows
+def test_the_discount_parse_reads_ids_objects_and_mixed_lists_alike_on_duckdb_and_spark(parquet_inputs, spark):
     sql = _sql()
     assert lint(sql) == []
+    assert tables_read(sql) == {("marts", "dim_position")}
+    register(spark, "marts", "dim_position", parquet_inputs[("marts", "dim_position")])
     with duckdb_over(parquet_inputs, sql) as con:
         duck = con.sql(sql).to_arrow_table()
     got = spark.sql(to_spark(sql)).toArrow()
