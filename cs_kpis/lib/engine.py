@@ -154,6 +154,10 @@ def _start_local(RemoteSparkSession, master: str, lake: Path):
         "spark.sql.warehouse.dir": str(lake / "_spark_warehouse"),
         "spark.local.dir": str(lake / "_spark_tmp"),
         "spark.driver.host": "127.0.0.1",
+        # the server runs in the driver's JVM, whose heap is 1 GB by default: the test suite's Spark build of
+        # marts.subscription_history_states failed with "Java heap space" in a fresh clone (it passed on a
+        # warm machine). Read when the JVM starts; CS_KPIS_SPARK_DRIVER_MEMORY overrides it
+        "spark.driver.memory": os.environ.get("CS_KPIS_SPARK_DRIVER_MEMORY", "3g"),
         "spark.sql.shuffle.partitions": "2",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",

@@ -15,7 +15,8 @@ A SQL model becomes incremental with a header tag (cs_kpis/lib/sql.py)::
 - ``rows_per_gb`` (default none): with DuckDB's ``memory_limit`` set, a range holds at most this many
   account-days per GB of it (and at most ``chunk_rows``), so a smaller memory limit gives smaller ranges
   instead of spilling (measured for the indicators: BENCHMARKS.md "Indicators: ticket medians and
-  memory-sized ranges").
+  memory-sized ranges"). Such a model's nightly window is cut into the ranges of a full build, since it reads
+  far more than the days it writes (BENCHMARKS.md "Large (2026-12-05, session 10)").
 
 The table must have ``account_id`` and ``day`` columns; the as-of day is ``max(day)`` of marts.dim_day.
 Every build is a row of CONTROL_TABLE (``model``, ``mode``, ``start_day``, ``history_start``, ``as_of``,
