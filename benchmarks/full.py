@@ -313,17 +313,25 @@ def step_intervals(dagster_home: Path) -> tuple[str, dict[str, tuple[float, floa
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         run = instance.get_runs(limit=1)[0]
-        starts, steps = {}, {}
-        for rec in instance.all_logs(run.run_id):
-            ev = rec.dagster_event
-            if ev is None or not ev.step_key:
-                continue
-            if ev.event_type == dg.DagsterEventType.STEP_START:
-                starts[ev.step_key] = rec.timestamp
-            elif ev.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-                ok = ev.event_type == dg.DagsterEventType.STEP_SUCCESS
-                steps[ev.step_key] = (starts.get(ev.step_key, rec.timestamp), rec.timestamp, ok)
-        return run.run_id, steps
+        return run.run_id, run_step_spans(instance, run.run_id)
+
+
+def run_step_spans(instance, run_id: str) -> dict[str, tuple[float, float, bool]]:
+    """{step key: (start, end, succeeded)} of run ``run_id``, from its STEP_START and STEP_SUCCESS/FAILURE events
+    (benchmarks/staging.py reads its runs with it too)."""
+    import dagster as dg
+
+    starts, steps = {}, {}
+    for rec in instance.all_logs(run_id):
+        ev = rec.dagster_event
+        if ev is None or not ev.step_key:
+            continue
+        if ev.event_type == dg.DagsterEventType.STEP_START:
+            starts[ev.step_key] = rec.timestamp
+        elif ev.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+            ok = ev.event_type == dg.DagsterEventType.STEP_SUCCESS
+            steps[ev.step_key] = (starts.get(ev.step_key, rec.timestamp), rec.timestamp, ok)
+    return steps
 
 
 def step_stages(defs) -> dict[str, str]:

@@ -30,6 +30,7 @@ COMPARED = ("staging", "marts", "kpis")
 _CHILD = """
 import json, sys, time
 import dagster as dg
+from benchmarks.full import run_step_spans
 from cs_kpis.definitions import defs as load_defs
 groups = sys.argv[1].split(",")
 defs = load_defs()
@@ -40,15 +41,7 @@ with dg.DagsterInstance.get() as instance:
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         asset_selection=keys, instance=instance, raise_on_error=False)
     wall = time.perf_counter() - started
-    starts, steps = {}, {}
-    for rec in instance.all_logs(result.run_id):
-        ev = rec.dagster_event
-        if ev is None or not ev.step_key:
-            continue
-        if ev.event_type == dg.DagsterEventType.STEP_START:
-            starts[ev.step_key] = rec.timestamp
-        elif ev.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-            steps[ev.step_key] = round(rec.timestamp - starts.get(ev.step_key, rec.timestamp), 2)
+    steps = {k: round(end - start, 2) for k, (start, end, _) in run_step_spans(instance, result.run_id).items()}
     modes = {}
     for ev in result.all_events:
         if ev.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
