@@ -8,7 +8,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from cs_kpis.sources.common.bookkeeping import ACCOUNTING_COLUMNS, QUARANTINE_COLUMNS
 from cs_kpis_tests.landing_builder import write_landing
 from cs_kpis_tests.sources.conftest import Loader
-from cs_kpis_tests.sources.landing_builder import DAYS, ticket, tiny_company, tiny_events
+from cs_kpis_tests.sources.landing_builder import DAYS, coupon, ticket, tiny_company, tiny_events
 
 DLT_COLUMNS = {"_dlt_load_id", "_dlt_id"}
 
@@ -113,3 +113,32 @@ def test_a_warehouse_loaded_before_the_keys_were_declared_takes_the_next_load(
     monkeypatch.undo()
     loader.run(system, landing)  # this version's declarations, on the older warehouse
     assert {t: loader.query(f"select count(*) from raw.{t}") for t in before} == before
+
+
+def test_a_warehouse_with_whole_number_percent_off_takes_the_declared_double(
+        loader: Loader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upgrade: before coupons' ``percent_off`` was declared double, an export writing it as whole numbers made
+    the column BIGINT, and with frozen data types every later billing load failed ("Can't evolve column type of
+    `percent_off`"). The stored type is kept: whole values load, and a fractional one stops the load naming the
+    field instead of being rounded into the BIGINT column (12.5 loaded as 12 before the stored type was held)."""
+    from cs_kpis.sources.billing import settings
+
+    history = tiny_company()
+    for day, (code, off) in zip(DAYS, [("A", 20), ("B", 30.0), ("C", 12.5)], strict=True):
+        history[day][("billing", "coupons")] = [coupon(code, off)]
+    older = {t: tuple(p for p in paths if p != "percent_off") for t, paths in settings.DECLARED_FIELDS["coupons"].items()}
+    monkeypatch.setitem(settings.DECLARED_FIELDS, "coupons", older)
+    loader.run("billing", write_landing(tmp_path / "landing", {DAYS[0]: history[DAYS[0]]}))
+    percent_off = ("select data_type from information_schema.columns where table_schema = 'raw' "
+                   "and table_name = 'billing__coupons' and column_name = 'percent_off'")
+    assert loader.query(percent_off) == [("BIGINT",)]
+    monkeypatch.undo()
+
+    loader.run("billing", write_landing(tmp_path / "landing", {day: history[day] for day in DAYS[:2]}))
+    assert loader.query("select id, percent_off from raw.billing__coupons order by id") == [("A", 20), ("B", 30)]
+    assert loader.query(percent_off) == [("BIGINT",)]
+
+    with pytest.raises(PipelineStepFailed, match=r"'percent_off' of billing__coupons changed type from whole "
+                                                 r"numbers to fractional \(value 12\.5\)"):
+        loader.run("billing", write_landing(tmp_path / "landing", history))
+    assert loader.query("select id, percent_off from raw.billing__coupons order by id") == [("A", 20), ("B", 30)]

@@ -1,6 +1,7 @@
 """The dlt sources against tiny landing folders: loads, reruns, increments, quarantine, schema changes."""
 
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -445,6 +446,36 @@ def test_billing_staging_reads_a_first_day_where_every_optional_field_is_null(lo
         "stg_billing__invoices": 0, "stg_billing__prices": 1, "stg_billing__products": 1,
         "stg_billing__subscription_items": 1, "stg_billing__subscriptions": 1,
     }
+
+
+def test_a_first_export_without_any_stripe_event_creates_the_events_table(loader: Loader, tmp_path: Path) -> None:
+    # Stripe keeps 30 days of events: an account where nothing changed in those days exports none. dlt made no
+    # table, staging failed ("billing__events does not exist"), and dlt's own way to create an empty table
+    # failed for the insert-only events (its normalizer hashes the empty item's missing primary key: KeyError).
+    from cs_kpis.defs.staging.assets import STAGING_MODELS
+    from cs_kpis.lib import sql as sqllib
+
+    first = _bare_billing_day(DAYS[0])
+    first[("billing", "events")] = []
+    loader.run("billing", write_landing(tmp_path / "landing", {DAYS[0]: first}))
+    models = {m.name: m for m in STAGING_MODELS}
+    counts = {name: loader.query(f"select count(*) from ({sqllib.render_model(models[name])})")[0][0]
+              for name in ("stg_billing__events", "stg_billing__subscriptions")}
+    assert counts == {"stg_billing__events": 0, "stg_billing__subscriptions": 1}
+    # the next export's events land in that table as they would in one dlt made: no variant column, nothing
+    # quarantined, the columns typed as before
+    history = {DAYS[0]: first, DAYS[1]: {("billing", "events"): _bare_billing_day(DAYS[1])[("billing", "events")]}}
+    loader.run("billing", write_landing(tmp_path / "landing", history))
+    assert loader.query("select id, type, _extract_day from raw.billing__events") == [
+        ("evt_00000000000001", "customer.created", date.fromisoformat(DAYS[1]))]
+    assert loader.query("select count(*) from information_schema.columns where table_schema = 'raw' "
+                        "and column_name like '%\\_\\_v\\_%' escape '\\'") == [(0,)]
+    assert set(loader.query("select column_name, data_type from information_schema.columns "
+                            "where table_schema = 'raw' and table_name = 'billing__events'")) >= {
+        ("id", "VARCHAR"), ("created", "TIMESTAMP WITH TIME ZONE"), ("type", "VARCHAR"), ("data", "JSON"),
+        ("_extract_day", "DATE")}
+    tables = [t for (t,) in loader.query("select table_name from information_schema.tables where table_schema = 'raw'")]
+    assert "_quarantine" not in tables or loader.query("select count(*) from raw._quarantine") == [(0,)]
 
 
 def test_crm_staging_reads_a_first_day_where_every_optional_field_is_null(loader: Loader, tmp_path: Path) -> None:

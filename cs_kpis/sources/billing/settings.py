@@ -11,9 +11,10 @@ ENTITIES: tuple[str, ...] = ("customers", "products", "prices", "coupons", "subs
 ENTITIES += ("invoiceitems",)
 """invoice items (ii_): prorations pending until the next invoice date a mid-period change; optional"""
 
-OPTIONAL_ENTITIES: frozenset[str] = frozenset({"coupons", "invoices", "invoice_lines", "invoiceitems"})
+OPTIONAL_ENTITIES: frozenset[str] = frozenset({"coupons", "invoices", "invoice_lines", "invoiceitems", "events"})
 """may be absent or empty (an account with no coupons, no invoice yet because every subscription is in trial,
-no invoice items): the raw table is created anyway, with the columns staging reads declared below"""
+no invoice items; no event when nothing changed in the 30 days Stripe keeps): the raw table is created anyway,
+with the columns staging reads declared below"""
 
 TABLE_NAMES: dict[str, str] = {"invoiceitems": "invoice_items"}
 """raw table name (``billing__<name>``) where it differs from the landing folder / API entity"""
@@ -90,7 +91,7 @@ DECLARED_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
                  "parent.subscription_details.subscription_item", "pricing.price_details.price"),
         "bigint": ("amount", "quantity"), "bool": ("proration",), "date": ("_extract_day",),
     },
-    "events": {"text": ("type", "api_version"), "json": ("data",)},
+    "events": {"text": ("id", "type", "api_version"), "json": ("data",), "date": ("_extract_day",)},
 }
 """every other field staging reads (besides the id and the Unix-second fields above), declared with the type
 dlt infers for it, so its column exists while every value is still null: a first export may hold no customer

@@ -15,6 +15,7 @@ the warehouse tables get the same columns and types as the row path gave them:
 """
 
 import logging
+from collections.abc import Callable
 from itertools import repeat
 from typing import Any
 
@@ -87,13 +88,17 @@ class ArrowRows:
     resource is iterated outside a dlt pipeline (tests).
     """
 
-    def __init__(self, table: str, load_id: str | None, batch_rows: int = 50_000) -> None:
+    def __init__(self, table: str, load_id: str | None, batch_rows: int = 50_000,
+                 stored_types: Callable[[str], pa.DataType | None] | None = None) -> None:
         self.table = table
         self.load_id = load_id
         self.batch_rows = batch_rows
         self.rows: list[dict[str, Any]] = []
         self.known_types: dict[str, pa.DataType] = {}
         self.json_columns: set[str] = set()
+        self.stored_types = stored_types
+        """column name -> the Arrow type of the warehouse's numeric column of that name (None: not stored): the
+        first batch of a run is held to the warehouse's BIGINT as later batches are to the first one's"""
 
     def add(self, row: dict[str, Any]) -> pa.Table | None:
         """Add a row; returns a full batch when there is one to yield."""
@@ -140,6 +145,8 @@ class ArrowRows:
         kind = array.type
         if pa.types.is_integer(kind) or pa.types.is_floating(kind):
             known = self.known_types.get(name)
+            if known is None and self.stored_types is not None:
+                known = self.known_types[name] = self.stored_types(name) or kind
             if known is None:
                 self.known_types[name] = kind
             elif pa.types.is_integer(known) and pa.types.is_floating(kind):
@@ -157,3 +164,20 @@ class ArrowRows:
     def hints(self) -> dict[str, dict[str, Any]]:
         """Column hints for the JSON columns seen so far."""
         return {name: {"data_type": "json"} for name in sorted(self.json_columns)}
+
+
+_ARROW_TYPES = {
+    "text": pa.string(), "json": pa.string(), "bigint": pa.int64(), "double": pa.float64(), "bool": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"), "date": pa.date32(),
+}
+
+
+def empty_table(columns: dict[str, dict[str, Any]]) -> pa.Table:
+    """A table without rows whose columns are the declared ``columns`` (dlt column hints) plus dlt's load and row
+    ids, typed as :class:`ArrowRows` types the values: yielded to dlt, it creates the table with those columns.
+
+    For an insert-only table (Stripe events), which ``dlt.mark.materialize_table_schema`` cannot create (dlt's
+    normalizer hashes the primary key of its empty row and fails with ``KeyError``)."""
+    fields = [pa.field(name, _ARROW_TYPES[hint["data_type"]]) for name, hint in columns.items()]
+    fields += [pa.field(LOAD_ID, pa.string(), nullable=False), pa.field(ROW_ID, pa.string(), nullable=False)]
+    return pa.schema(fields).empty_table()

@@ -21,6 +21,7 @@ import dlt
 from cs_kpis.sources import lake as lake_module
 from cs_kpis.sources.common import collector
 from cs_kpis.sources.common.accounting import Accounting
+from cs_kpis.sources.common.arrow_rows import empty_table
 from cs_kpis.sources.common.bookkeeping import bookkeeping_tables
 from cs_kpis.sources.common.steps import (
     ApiRead,
@@ -156,6 +157,33 @@ def _parent_feeds(system: str, parent: str, child: str) -> bool:
         return feeds[key]
 
 
+def _table_exists(table_name: str) -> bool:
+    """True when an earlier load of this pipeline made ``table_name`` (it is in the pipeline's schema)."""
+    try:
+        return table_name in dlt.current.pipeline().default_schema.tables
+    except Exception:  # noqa: BLE001  (no pipeline yet: nothing loaded before)
+        return False
+
+
+def _stored_number_types(table_name: str) -> Callable[[str], Any] | None:
+    """Column name (as the rows name it) -> the Arrow type of the warehouse's BIGINT or DOUBLE column it lands in,
+    for :class:`ArrowRows`: a column the warehouse has as BIGINT stays whole numbers (a fractional value stops
+    the load naming the field, a whole one like ``20.0`` loads as 20), whatever type a declaration hints
+    (:func:`cs_kpis.sources.common.runner.keep_stored_column_types`)."""
+    import pyarrow as pa
+
+    try:
+        schema = dlt.current.pipeline().default_schema
+    except Exception:  # noqa: BLE001  (no pipeline yet: nothing loaded before)
+        return None
+    stored = (schema.tables.get(table_name) or {}).get("columns", {})
+    types = {name: {"bigint": pa.int64(), "double": pa.float64()}.get(column.get("data_type"))
+             for name, column in stored.items()}
+    if not any(types.values()):
+        return None
+    return lambda name: types.get(schema.naming.normalize_path(name))
+
+
 def _lacks_declared_columns(table_name: str, declared: dict[str, Any] | None) -> bool:
     """True when the table an earlier load made lacks a column this version declares. dlt adds a declared
     column only for a table in the load, so a rarely changing entity (coupons, prices) would keep an upgraded
@@ -206,9 +234,17 @@ def entity_resource(
     )
     def load_entity() -> Iterator[Any]:
         load_id = _current_load_id()
-        # not for an insert-only table (Stripe events): dlt's normalizer fails on its empty schema-only job
+        # dlt's normalizer fails on an insert-only table's empty schema-only item (it hashes the item's missing
+        # primary key): such a table gets an empty Arrow table instead
         insert_only = isinstance(spec.write_disposition, dict) and spec.write_disposition.get("strategy") == "insert-only"
-        if spec.materialize_empty or (not insert_only and _lacks_declared_columns(table_name, spec.columns)):
+        if insert_only:
+            if (spec.materialize_empty and not _table_exists(table_name)) or _lacks_declared_columns(table_name, spec.columns):
+                # a first export without any Stripe event, or an upgrade that declares a column: zero rows
+                # with the declared columns create the table (or add them), as the schema-only item does below
+                hints = spec.column_hints()
+                yield dlt.mark.with_hints(empty_table(hints), dlt.mark.make_hints(
+                    columns={name: hint for name, hint in hints.items() if hint["data_type"] == "json"}))
+        elif spec.materialize_empty or _lacks_declared_columns(table_name, spec.columns):
             # before the parent's pass may take over: an optional child (invoice lines) of a parent without
             # records (no invoice yet) gets its table too
             yield dlt.mark.materialize_table_schema()
@@ -244,7 +280,7 @@ def entity_resource(
 
             # scd2 stays on dlt's row path (its version hashes are computed there); the rest goes as Arrow
             emitter = (RowEmitter(spec, read.boundary, lake_module.current_pipeline_is_lake()) if spec.is_scd2
-                       else ArrowEmitter(table_name, load_id))
+                       else ArrowEmitter(table_name, load_id, stored_types=_stored_number_types(table_name)))
             lane = Lane(system, spec, dedupe, emitter, counts)
             lanes = [lane, *children]
             check = CheckShared(spec, field_types, feeds) if feeds else CheckAlone(spec, field_types)

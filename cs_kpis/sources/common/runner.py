@@ -4,6 +4,7 @@ scd2 resources load one extract day per dlt load (the day is the validity bounda
 need several ``pipeline.run`` calls to catch up; each resource says in its state how many days are left.
 """
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,8 @@ from cs_kpis.sources.common.bookkeeping import (
     QUARANTINE_COLUMNS,
     QUARANTINE_TABLE,
 )
+
+logger = logging.getLogger(__name__)
 
 LOADER_FILE_FORMAT = "parquet"
 """how dlt hands rows to DuckDB. Measured on the demo company (2 cores): billing 45 s / 3.9 GB peak RSS with
@@ -181,6 +184,39 @@ def _failed_resource(error: BaseException) -> str | None:
     return None
 
 
+_NUMBERS = {"bigint", "double"}
+
+
+def keep_stored_column_types(pipeline: Any, source: Any) -> list[str]:
+    """Declared column hints that would change the type of a column the warehouse already has are set to the
+    stored type, for this run; returns one line per such column (logged).
+
+    A source declares the columns staging reads, typed as dlt infers them from the demo's values (coupons'
+    ``percent_off`` double). A warehouse loaded before that declaration, from an export that wrote the same
+    field as whole numbers, has the column as BIGINT, and with frozen data types every later load of the
+    table would stop ("Can't evolve column type"). Keeping the stored type loads as before the declaration:
+    a whole value (``20.0``) loads as 20, and a fractional one stops the load naming the field
+    (``ArrowRows``'s stored types), never rounded. Only the numeric types: any other difference stays dlt's
+    error."""
+    schema = pipeline.schemas.get(source.schema.name) if source.schema.name in pipeline.schemas else None
+    if schema is None:
+        return []
+    kept = []
+    for resource in source.resources.values():
+        columns, table_name = resource.columns, resource.table_name
+        if not isinstance(columns, dict) or not isinstance(table_name, str) or table_name not in schema.tables:
+            continue
+        stored = schema.tables[table_name].get("columns", {})
+        for name, hint in list(columns.items()):
+            have = (stored.get(name) or {}).get("data_type")
+            if have != hint.get("data_type") and {have, hint.get("data_type")} <= _NUMBERS:
+                columns[name] = {**hint, "data_type": have}
+                kept.append(f"{table_name}.{name}: declared {hint['data_type']}, stored {have} (kept)")
+    for line in kept:
+        logger.warning("declared column type differs from the warehouse's: %s", line)
+    return kept
+
+
 def run_until_caught_up(
     pipeline: Any,
     source: Any,
@@ -198,6 +234,7 @@ def run_until_caught_up(
     if lake.is_lake(pipeline):
         lake.prepare_source(pipeline, source)  # appends, merged when read (sources/lake.py)
     discard_incomplete_loads(pipeline, source.name, source)
+    keep_stored_column_types(pipeline, source)
     load_infos: list[Any] = []
     totals: dict[str, Accounting] = {name: Accounting() for name in source.selected_resources}
     for _ in range(max_loads):

@@ -378,8 +378,9 @@ class ArrowEmitter:
     by default the hints go on the resource's own table."""
 
     def __init__(self, table_name: str, load_id: str | None,
-                 wrap: Callable[[Any, dict[str, Any]], Any] | None = None, batch_rows: int = 50_000) -> None:
-        self.arrow = ArrowRows(table_name, load_id, batch_rows)
+                 wrap: Callable[[Any, dict[str, Any]], Any] | None = None, batch_rows: int = 50_000,
+                 stored_types: Callable[[str], Any] | None = None) -> None:
+        self.arrow = ArrowRows(table_name, load_id, batch_rows, stored_types)
         self.wrap = wrap or _own_table
 
     def emit(self, row: dict[str, Any]) -> Iterator[Any]:
