@@ -11,10 +11,12 @@ included (only logged_at and run_id are stamped by the run). A deliberately brok
 import copy
 import datetime as dt
 import shutil
+from types import SimpleNamespace
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 
 from cs_kpis.defs.alerts import engine
 from cs_kpis_tests.alerts import reference_engine
@@ -137,3 +139,33 @@ def test_another_history_with_short_cooldowns(tmp_path):
     ref, new = build_both(tmp_path, random_history(2), rules)
     assert len(ref["alert_log"]) > 100
     assert new == ref
+
+
+class _FetchingEngine:
+    """A condition engine other than DuckDB (as Spark is): each type's rows come back as a pandas frame."""
+
+    def __init__(self, repeat: int = 1):
+        self.calls, self.repeat = 0, repeat
+
+    def settings(self):
+        return SimpleNamespace(engine="spark")
+
+    def query(self, con, sql, params):
+        self.calls += 1
+        df = con.execute(sql, params).df()
+        return pd.concat([df] * self.repeat, ignore_index=True)
+
+
+def test_conditions_fetched_from_another_engine_are_inserted_alike(tmp_path):
+    con = random_history(seed=18).build(tmp_path / "wh.duckdb")
+    as_of = engine.as_of_day(con)
+    n = engine.load_conditions(con, RULES, as_of)
+    direct = con.execute(f"select * from {engine.CONDITIONS} order by all").fetchall()
+    fetching = _FetchingEngine()
+    assert engine.load_conditions(con, RULES, as_of, skipped={"ticket_spike"}, sql_engine=fetching) < n
+    assert fetching.calls == len(engine.ALERT_TYPES) - 1
+    assert engine.load_conditions(con, RULES, as_of, sql_engine=_FetchingEngine()) == n > 0
+    assert con.execute(f"select * from {engine.CONDITIONS} order by all").fetchall() == direct
+    # a rule giving two rows for one account and day is an error, not a silently doubled alert
+    with pytest.raises(ValueError, match="more than one row for an"):
+        engine.load_conditions(con, RULES, as_of, sql_engine=_FetchingEngine(repeat=2))
