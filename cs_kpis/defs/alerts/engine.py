@@ -13,14 +13,14 @@ Every event has a stable id (key, event, day), so appending "events not logged y
 idempotent: rerunning on the same data appends nothing, and history once logged is never rewritten.
 """
 
-import hashlib
-import itertools
 import re
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -137,65 +137,151 @@ def conditions(con, rules: dict, as_of: date, first_day: date | None = None,
     return out.sort_values(["alert_type", "account_id", "day"], ignore_index=True)
 
 
+CONDITIONS = "_alert_conditions"
+"""temp table: every (alert_type, account_id, day) a condition holds on, with severity and reason"""
+KEYS, EPISODES, EVENTS = "_alert_keys", "_alert_episodes", "_alert_events"
+"""temp tables: the dedup keys (numbered), their episodes (runs of consecutive firing days), every log event"""
+EVENT_CODES = ("resolved", "raised", "reopened", "reminder")
+"""an event's code is its index here, which is also its order among the events of one day in the log"""
+RESOLVED, RAISED, REOPENED, REMINDER = range(4)
+EPOCH = date(1970, 1, 1)
+
+
+def load_conditions(con, rules: dict, as_of: date, first_day: date | None = None,
+                    skipped: Iterable[str] = (), sql_engine=None) -> int:
+    """:func:`conditions` into the temp table CONDITIONS instead of a pandas frame: on DuckDB each type's
+    query is inserted where it runs (a year of the large company's conditions never leaves DuckDB, so its
+    memory limit holds); on Spark each type's rows are fetched and inserted. Returns the number of rows."""
+    first_day = first_day or con.execute("select min(day) from kpis.account_indicators_daily").fetchall()[0][0]
+    con.execute(f"create or replace temp table {CONDITIONS} (alert_type varchar, account_id varchar, day date, "
+                "severity varchar, reason varchar)")
+    on_duckdb = sql_engine is None or sql_engine.settings().engine == "duckdb"
+    for t in ALERT_TYPES:
+        if t in skipped:
+            continue
+        sql, params = condition_sql(t, rules["types"][t], first_day, as_of)
+        if on_duckdb:
+            # the type's name is bound too; the newlines keep a trailing comment of the file from eating the ")"
+            con.execute(f"insert into {CONDITIONS} select $alert_type, account_id, cast(day as date), severity, "
+                        f"reason from (\n{sql}\n) as c", {**params, "alert_type": t})
+            continue
+        df = sql_engine.query(con, sql, params)
+        con.register("_alert_type_rows", df)
+        try:
+            con.execute(f"insert into {CONDITIONS} select ?, account_id, cast(day as date), severity, reason "
+                        "from _alert_type_rows", [t])
+        finally:
+            con.unregister("_alert_type_rows")
+    n, keys = con.execute(f"select count(*), count(distinct (alert_type, account_id, day)) from {CONDITIONS}"
+                          ).fetchall()[0]
+    if n != keys:
+        raise ValueError("alert conditions hold more than one row for an (alert type, account, day): "
+                         "each rule must give at most one row per account and day")
+    return int(n)
+
+
+def _cooldown_sql(rules: dict) -> str:
+    whens = " ".join(f"when '{t}' then {max(1, int(rules['types'][t]['cooldown_days']))}" for t in ALERT_TYPES)
+    return f"case alert_type {whens} end"
+
+
 @dataclass
 class Alert:
-    dedup_key: str
-    account_id: str
-    alert_type: str
-    first_seen: date
-    last_seen: date
-    last_raised: date
+    """A key's latest alert as the walk leaves it (days as numbers since 1970-01-01)."""
+    key_no: int
+    first_seen: int
+    last_seen: int
+    last_raised: int
 
 
-def _event(key, account, alert_type, event, day, severity, reason) -> dict:
-    eid = hashlib.sha1(f"{key}|{event}|{day.isoformat()}".encode()).hexdigest()[:16]
-    return {"event_id": eid, "dedup_key": key, "account_id": account, "alert_type": alert_type,
-            "event": event, "event_day": day, "severity": severity, "reason": reason}
+def walk(con, rules: dict, as_of: date) -> dict[int, Alert]:
+    """Episodes, cooldowns and events from the CONDITIONS table; returns each key's latest alert.
+
+    SQL numbers the keys (KEYS) and cuts each key's firing days into episodes (EPISODES: a run of consecutive
+    days has a constant ``day - row_number()``). The walk over the episodes is Python: per key, in order, the
+    first episode raises; one starting within ``cooldown_days`` of the last raise reopens silently; a condition
+    persisting past the cooldown is reminded; an episode ending before the as-of day is resolved the next day.
+    The events (EVENTS) get their severity and reason by a join with CONDITIONS on the day they quote, and
+    their stable id, sha1(dedup_key|event|day), in SQL. Only episodes and event numbers pass through Python."""
+    con.execute(f"""
+        create or replace temp table {KEYS} as
+        select cast(row_number() over (order by alert_type, account_id) as bigint) as key_no, alert_type, account_id,
+            {_cooldown_sql(rules)} as cooldown
+        from (select distinct alert_type, account_id from {CONDITIONS}) as k
+    """)
+    con.execute(f"""
+        create or replace temp table {EPISODES} as
+        with numbered as (
+            select k.key_no, k.cooldown, date_diff('day', date '1970-01-01', c.day) as d,
+                date_diff('day', date '1970-01-01', c.day)
+                    - row_number() over (partition by c.alert_type, c.account_id order by c.day) as run
+            from {CONDITIONS} as c
+            inner join {KEYS} as k on k.alert_type = c.alert_type and k.account_id = c.account_id
+        )
+        select key_no, any_value(cooldown) as cooldown, min(d) as first_day, max(d) as last_day
+        from numbered
+        group by key_no, run
+    """)
+    eps = con.execute(f"select key_no, cooldown, first_day, last_day from {EPISODES} order by key_no, first_day"
+                      ).fetchnumpy()
+    as_of_n = (as_of - EPOCH).days
+    ev_key, ev_code, ev_day, ev_quoted = array("q"), array("b"), array("l"), array("l")
+    latest: dict[int, Alert] = {}
+    alert, prev = None, None
+    for k, cd, s, e in zip(eps["key_no"].tolist(), eps["cooldown"].tolist(), eps["first_day"].tolist(),
+                           eps["last_day"].tolist(), strict=True):
+        if k != prev:
+            alert, prev = None, k
+        if alert is None or s - alert.last_raised >= cd:
+            alert = latest[k] = Alert(k, s, e, s)
+            code = RAISED
+        else:
+            code = REOPENED
+        ev_key.append(k), ev_code.append(code), ev_day.append(s), ev_quoted.append(s)
+        r = alert.last_raised
+        while r + cd <= e:  # persisting past the cooldown: remind
+            r += cd
+            ev_key.append(k), ev_code.append(REMINDER), ev_day.append(r), ev_quoted.append(r)
+        alert.last_raised, alert.last_seen = r, e
+        if e < as_of_n:  # resolved the day after its last firing day, quoting that day
+            ev_key.append(k), ev_code.append(RESOLVED), ev_day.append(e + 1), ev_quoted.append(e)
+    frame = pd.DataFrame({"key_no": np.frombuffer(ev_key, dtype=np.int64),
+                          "code": np.frombuffer(ev_code, dtype=np.int8).astype(np.int32),
+                          "day": np.frombuffer(ev_day, dtype=np.int64),
+                          "quoted": np.frombuffer(ev_quoted, dtype=np.int64)})
+    names = " ".join(f"when {i} then '{name}'" for i, name in enumerate(EVENT_CODES))
+    con.register("_alert_walked", frame)
+    try:
+        con.execute(f"""
+            create or replace temp table {EVENTS} as
+            with e as (
+                select k.account_id || ':' || k.alert_type as dedup_key, k.account_id, k.alert_type,
+                    case w.code {names} end as event, w.code,
+                    cast(date '1970-01-01' + cast(w.day as integer) as date) as event_day, c.severity, c.reason
+                from _alert_walked as w
+                inner join {KEYS} as k on k.key_no = w.key_no
+                inner join {CONDITIONS} as c
+                    on c.alert_type = k.alert_type and c.account_id = k.account_id
+                    and c.day = cast(date '1970-01-01' + cast(w.quoted as integer) as date)
+            )
+            select left(sha1(dedup_key || '|' || event || '|' || strftime(event_day, '%Y-%m-%d')), 16) as event_id,
+                dedup_key, account_id, alert_type, event, event_day, severity, reason,
+                row_number() over (order by event_day, code, dedup_key) as log_order
+            from e
+        """)
+    finally:
+        con.unregister("_alert_walked")
+    joined = con.execute(f"select count(*) from {EVENTS}").fetchall()[0][0]
+    if joined != len(frame):  # every event quotes a firing day of its key
+        raise AssertionError(f"alert events: {len(frame)} walked, {joined} found their condition")
+    return latest
 
 
-def episodes_to_events(cond: pd.DataFrame, rules: dict, as_of: date) -> tuple[list[dict], list[Alert]]:
-    """Walk each dedup key's firing days: log events and the alert each key currently has (latest one)."""
-    events, alerts = [], []
-    one = timedelta(days=1)
-    for (alert_type, account), g in cond.groupby(["alert_type", "account_id"], sort=True):
-        cooldown = timedelta(days=max(1, int(rules["types"][alert_type]["cooldown_days"])))
-        key = f"{account}:{alert_type}"
-        days = list(g["day"])
-        sev = dict(zip(days, g["severity"], strict=True))
-        why = dict(zip(days, g["reason"], strict=True))
-        # episodes: runs of consecutive days
-        runs, start = [], days[0]
-        for prev, cur in itertools.pairwise(days):
-            if cur - prev > one:
-                runs.append((start, prev))
-                start = cur
-        runs.append((start, days[-1]))
-        alert = None
-        for s, e in runs:
-            if alert is None or s - alert.last_raised >= cooldown:
-                alert = Alert(key, account, alert_type, s, e, s)
-                alerts.append(alert)
-                events.append(_event(key, account, alert_type, "raised", s, sev[s], why[s]))
-            else:
-                alert.last_seen = e
-                events.append(_event(key, account, alert_type, "reopened", s, sev[s], why[s]))
-            while alert.last_raised + cooldown <= e:  # persisting past the cooldown: remind
-                alert.last_raised += cooldown
-                t = alert.last_raised
-                events.append(_event(key, account, alert_type, "reminder", t, sev[t], why[t]))
-            alert.last_seen = e
-            if e < as_of:
-                events.append(_event(key, account, alert_type, "resolved", e + one, sev[e], why[e]))
-    return events, alerts
-
-
-def log_frame(events: list[dict]) -> pd.DataFrame:
-    cols = ["event_id", "dedup_key", "account_id", "alert_type", "event", "event_day", "severity", "reason"]
-    order = {"resolved": 0, "raised": 1, "reopened": 2, "reminder": 3}
-    df = pd.DataFrame(events, columns=cols)
-    if len(df):
-        df["_o"] = df["event"].map(order)
-        df = df.sort_values(["event_day", "_o", "dedup_key"], ignore_index=True).drop(columns="_o")
+def log_frame(con) -> pd.DataFrame:
+    """Every event of EVENTS in log order (days as dates): what :func:`append_log` appends from."""
+    df = con.execute(f"select event_id, dedup_key, account_id, alert_type, event, event_day, severity, reason "
+                     f"from {EVENTS} order by log_order").df()
+    df["event_day"] = pd.to_datetime(df["event_day"]).dt.date
     return df
 
 
@@ -221,43 +307,40 @@ CSM_ON_EVENT_DAY_SQL = """
 """the CSM in charge of each account on each event's day: the log names who owned the account when it happened"""
 
 
-def candidates(con, cond: pd.DataFrame, alerts: list[Alert], events: pd.DataFrame, rules: dict, as_of: date,
-               holds: dict[str, str]) -> pd.DataFrame:
+def candidates(con, latest: dict[int, Alert], rules: dict, as_of: date, holds: dict[str, str]) -> pd.DataFrame:
     """One row per dedup key whose latest alert fires on the as-of day or resolved recently."""
-    recent = timedelta(days=int(rules.get("recent_resolved_days", 7)))
-    new_within = timedelta(days=int(rules.get("new_within_days", 1)))
-    # (alert type, account, day) -> (severity, reason): one dict, not a pandas lookup per alert (on the large
-    # company's year of conditions the per-alert ``.loc`` on a MultiIndex took minutes)
-    found = dict(zip(zip(cond["alert_type"], cond["account_id"], cond["day"]),
-                     zip(cond["severity"], cond["reason"]), strict=True))
-    if len(found) != len(cond):
-        raise ValueError("alert conditions hold more than one row for an (alert type, account, day): "
-                         "each rule must give at most one row per account and day")
-    latest: dict[str, Alert] = {}
-    for a in alerts:
-        latest[a.dedup_key] = a
-    raises = events[events["event"].isin(NOTIFY_EVENTS)].groupby("dedup_key")["event_day"].max().to_dict() \
-        if len(events) else {}
-    rows = []
-    for a in latest.values():
-        if a.last_seen < as_of and as_of - a.last_seen > recent:
-            continue
-        sev, reason = found[(a.alert_type, a.account_id, a.last_seen)]
-        if a.last_seen < as_of:
-            status = "resolved"
-        elif as_of - raises.get(a.dedup_key, a.first_seen) < new_within:
-            status = "new"
-        else:
-            status = "open"
-        hold = holds.get(a.alert_type)
-        rows.append({"dedup_key": a.dedup_key, "account_id": a.account_id, "alert_type": a.alert_type,
-                     "severity": sev, "status": "held" if hold and status != "resolved" else status,
-                     "hold_reason": hold if hold and status != "resolved" else None,
-                     "reason": reason, "first_seen": a.first_seen, "last_seen": a.last_seen,
-                     "last_raised": a.last_raised, "as_of_day": as_of})
-    cols = ["dedup_key", "account_id", "alert_type", "severity", "status", "hold_reason", "reason",
-            "first_seen", "last_seen", "last_raised", "as_of_day"]
-    df = pd.DataFrame(rows, columns=cols)
+    recent = int(rules.get("recent_resolved_days", 7))
+    new_within = int(rules.get("new_within_days", 1))
+    as_of_n = (as_of - EPOCH).days
+    kept = [a for a in latest.values() if a.last_seen >= as_of_n or as_of_n - a.last_seen <= recent]
+    picked = pd.DataFrame({"key_no": [a.key_no for a in kept],
+                           "first_seen": [a.first_seen for a in kept], "last_seen": [a.last_seen for a in kept],
+                           "last_raised": [a.last_raised for a in kept]}, dtype="int64")
+    # the status: resolved when it no longer fires; new when raised or reminded within new_within_days
+    picked["status"] = np.where(picked["last_seen"] < as_of_n, "resolved",
+                                np.where(as_of_n - picked["last_raised"] < new_within, "new", "open"))
+    con.register("_alert_picked", picked)
+    try:
+        df = con.execute(f"""
+            select k.account_id || ':' || k.alert_type as dedup_key, k.account_id, k.alert_type, c.severity,
+                p.status, c.reason,
+                cast(date '1970-01-01' + cast(p.first_seen as integer) as date) as first_seen,
+                cast(date '1970-01-01' + cast(p.last_seen as integer) as date) as last_seen,
+                cast(date '1970-01-01' + cast(p.last_raised as integer) as date) as last_raised
+            from _alert_picked as p
+            inner join {KEYS} as k on k.key_no = p.key_no
+            inner join {CONDITIONS} as c
+                on c.alert_type = k.alert_type and c.account_id = k.account_id
+                and c.day = cast(date '1970-01-01' + cast(p.last_seen as integer) as date)
+        """).df()
+    finally:
+        con.unregister("_alert_picked")
+    for col in ("first_seen", "last_seen", "last_raised"):
+        df[col] = pd.to_datetime(df[col]).dt.date
+    hold = df["alert_type"].map(holds).where(df["status"] != "resolved")
+    df["hold_reason"] = hold.astype(object).where(hold.notna(), None)
+    df["status"] = df["status"].where(df["hold_reason"].isna(), "held")
+    df["as_of_day"] = as_of
     owners = owners_frame(con, as_of)
     df = df.merge(owners, on="account_id", how="left")
     order = ["dedup_key", "account_id", "account_name", "alert_type", "severity", "status", "hold_reason",
@@ -284,48 +367,41 @@ create table if not exists alerts.alert_log (
 """
 
 
-def append_log(con, events: pd.DataFrame, owners: pd.DataFrame, rules: dict, as_of: date,
-               held_types: set[str], run_id: str) -> int:
-    """Append the events not logged yet (types on hold wait: they are appended once the hold lifts)."""
+def append_log(con, rules: dict, as_of: date, held_types: set[str], run_id: str) -> int:
+    """Append the events of EVENTS not logged yet (types on hold wait: they are appended once the hold
+    lifts), in log order, each with the CSM in charge on its day (else on the as-of day) and the as-of ARR."""
     con.execute("create schema if not exists alerts")
     con.execute(LOG_DDL)
-    ev = events[~events["alert_type"].isin(sorted(held_types))] if len(events) else events
-    if not len(ev):
-        return 0
-    max_age = timedelta(days=int(rules.get("notify_max_age_days", 3)))
-    ev = ev.merge(owners[["account_id", "owner_id", "owner_name", "arr"]], on="account_id", how="left")
-    # an event of a past day (a first run, a backfill) names the CSM of that day, where the CRM history knows it
-    con.register("_alert_event_days", ev[["account_id", "event_day"]])
-    try:
-        on_day = con.execute(CSM_ON_EVENT_DAY_SQL).df()
-    finally:
-        con.unregister("_alert_event_days")
-    if len(on_day):
-        on_day["event_day"] = pd.to_datetime(on_day["event_day"]).dt.date
-        ev = ev.merge(on_day, on=["account_id", "event_day"], how="left")
-        known = ev["day_owner_id"].notna()
-        ev.loc[known, "owner_id"] = ev.loc[known, "day_owner_id"]
-        ev.loc[known, "owner_name"] = ev.loc[known, "day_owner_name"]
-        ev = ev.drop(columns=["day_owner_id", "day_owner_name"])
-    ev["notify"] = ev["event"].isin(NOTIFY_EVENTS) & (ev["event_day"].map(lambda d: as_of - d <= max_age))
-    ev["run_id"] = run_id
-    ev["_ord"] = range(len(ev))
-    con.register("_alert_events", ev)
+    max_age = int(rules.get("notify_max_age_days", 3))
+    con.execute(f"""
+        create or replace temp table _alert_new_events as
+        select * from {EVENTS}
+        where alert_type not in (select unnest(cast($held as varchar[])))
+            and event_id not in (select event_id from alerts.alert_log)
+    """, {"held": sorted(held_types)})
+    con.execute("create or replace temp view _alert_event_days as select account_id, event_day "
+                "from _alert_new_events")
     try:
         before = con.execute("select count(*) from alerts.alert_log").fetchall()[0][0]
-        con.execute("""
+        con.execute(f"""
             insert into alerts.alert_log
             select coalesce((select max(log_seq) from alerts.alert_log), 0)
-                    + row_number() over (order by e._ord),
-                e.event_id, e.dedup_key, e.account_id, e.alert_type, e.event, cast(e.event_day as date),
-                e.severity, e.reason, e.owner_id, e.owner_name, cast(e.arr as double), e.notify,
-                current_timestamp, e.run_id
-            from _alert_events as e
-            where e.event_id not in (select event_id from alerts.alert_log)
-        """)
+                    + row_number() over (order by e.log_order),
+                e.event_id, e.dedup_key, e.account_id, e.alert_type, e.event, e.event_day,
+                e.severity, e.reason,
+                case when d.day_owner_id is not null then d.day_owner_id else o.owner_id end,
+                case when d.day_owner_id is not null then d.day_owner_name else o.owner_name end,
+                cast(o.arr as double),
+                e.event in ('raised', 'reminder') and date_diff('day', e.event_day, cast($as_of as date)) <= $max_age,
+                current_timestamp, $run_id
+            from _alert_new_events as e
+            left join ({OWNER_SQL}) as o on o.account_id = e.account_id
+            left join ({CSM_ON_EVENT_DAY_SQL}) as d on d.account_id = e.account_id and d.event_day = e.event_day
+        """, {"day": as_of, "as_of": as_of, "max_age": max_age, "run_id": run_id})
         after = con.execute("select count(*) from alerts.alert_log").fetchall()[0][0]
     finally:
-        con.unregister("_alert_events")
+        con.execute("drop view if exists _alert_event_days")
+        con.execute("drop table if exists _alert_new_events")
     return int(after - before)
 
 
@@ -334,22 +410,37 @@ def owners_frame(con, as_of: date) -> pd.DataFrame:
     return con.execute(OWNER_SQL, {"day": as_of}).df()
 
 
+def compute(con, rules: dict, as_of: date, holds: dict[str, str], skipped: Iterable[str] = (),
+            sql_engine=None) -> tuple[pd.DataFrame, int]:
+    """Conditions, episodes and events into DuckDB's temp tables; returns the candidates and the event count."""
+    load_conditions(con, rules, as_of, skipped=set(skipped), sql_engine=sql_engine)
+    latest = walk(con, rules, as_of)
+    events = con.execute(f"select count(*) from {EVENTS}").fetchall()[0][0]
+    return candidates(con, latest, rules, as_of, holds), int(events)
+
+
+def drop_temp_tables(con) -> None:
+    for t in (EVENTS, EPISODES, KEYS, CONDITIONS):
+        con.execute(f"drop table if exists {t}")
+
+
 def run_engine(con, rules: dict, holds: dict[str, str], run_id: str = "manual",
                skipped: Iterable[str] = (), sql_engine=None) -> dict:
     """Build alerts.alert_candidates and append to alerts.alert_log; returns counts for metadata.
     ``skipped``: alert types not evaluated at all (their source system is turned off). ``sql_engine``: where
-    the condition SQL runs (:func:`conditions`); the episodes, the candidates and the log are Python and DuckDB."""
+    the condition SQL runs (:func:`load_conditions`); the episodes, the candidates and the log are DuckDB, with
+    the walk over the episodes in Python (:func:`walk`)."""
     from cs_kpis.defs.health.assets import write_frame
 
     con.execute("set TimeZone = 'UTC'")
     as_of = as_of_day(con)
     if as_of is None:
         raise ValueError("kpis.account_indicators_daily is empty: nothing to alert on")
-    cond = conditions(con, rules, as_of, skipped=set(skipped), sql_engine=sql_engine)
-    events, alerts = episodes_to_events(cond, rules, as_of)
-    log = log_frame(events)
-    cand = candidates(con, cond, alerts, log, rules, as_of, holds)
-    con.execute("create schema if not exists alerts")
-    write_frame(con, "alerts.alert_candidates", cand, CANDIDATE_CASTS)
-    appended = append_log(con, log, owners_frame(con, as_of), rules, as_of, set(holds), run_id)
-    return {"as_of": as_of, "candidates": cand, "appended": appended, "events": len(log)}
+    try:
+        cand, events = compute(con, rules, as_of, holds, skipped, sql_engine)
+        con.execute("create schema if not exists alerts")
+        write_frame(con, "alerts.alert_candidates", cand, CANDIDATE_CASTS)
+        appended = append_log(con, rules, as_of, set(holds), run_id)
+    finally:
+        drop_temp_tables(con)
+    return {"as_of": as_of, "candidates": cand, "appended": appended, "events": events}

@@ -70,10 +70,11 @@ def evaluate(con, rules: dict, horizon_days: int = 90, volume_weeks: int = 12, w
     rates and counts the table is relative to} (see the module docstring for the measures)."""
     as_of = engine.as_of_day(con)
     first_day = con.execute("select min(day) from kpis.account_indicators_daily").fetchall()[0][0]
-    cond = engine.conditions(con, rules, as_of)
-    events, alerts = engine.episodes_to_events(cond, rules, as_of)
-    log = engine.log_frame(events)
-    cand = engine.candidates(con, cond, alerts, log, rules, as_of, {})
+    try:
+        cand, _ = engine.compute(con, rules, as_of, {})
+        log = engine.log_frame(con)
+    finally:
+        engine.drop_temp_tables(con)
     active, csms = con.execute(
         "select count(*), count(distinct a.csm_id) from kpis.account_indicators_daily as i "
         "left join marts.accounts as a on a.account_id = i.account_id where i.day = ? and i.is_active",

@@ -4,20 +4,27 @@
 -- inactive: the account has no engaged champion left. A contact never seen in the product is considered
 -- (counting from its creation) only when $include_never_active; by default it is not: a contact who never
 -- used the product is not a champion going quiet. One row per account and day, naming the inactive ones.
-with user_days as (
+-- Counted on narrow rows (contact number, account, day) first; names and the ordered list of inactive
+-- contacts are built only for the account-days that fire (on the large company about 3% of them: the
+-- ordered string_agg over every account-day was most of this query's time, BENCHMARKS.md "Alerts").
+with role_contacts as (
+    select row_number() over (order by contact_id) as contact_no, contact_id, account_id, role, product_user_id,
+        trim(coalesce(first_name, '') || ' ' || coalesce(last_name, '')) as contact_name,
+        cast(created_at as date) as created_day
+    from staging.stg_crm__contacts
+    where role in (select unnest($roles))
+),
+user_days as (
     select distinct e.user_id, cast(e.occurred_at as date) as day
     from staging.stg_product__events as e
-    where e.user_id in (select product_user_id from staging.stg_crm__contacts where role in (select unnest($roles)))
+    where e.user_id in (select product_user_id from role_contacts)
 ),
 contact_days as (
-    select c.contact_id, c.account_id, c.role, c.product_user_id,
-        trim(coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, '')) as contact_name,
-        cast(c.created_at as date) as created_day, i.day
-    from staging.stg_crm__contacts as c
+    select c.contact_no, c.account_id, c.product_user_id, c.created_day, i.day
+    from role_contacts as c
     inner join kpis.account_indicators_daily as i
         on i.account_id = c.account_id and i.is_active
-    where c.role in (select unnest($roles))
-        and i.day between cast($first_day as date) and cast($as_of as date)
+    where i.day between cast($first_day as date) and cast($as_of as date)
 ),
 last_seen as (
     select d.*, u.day as last_active_day
@@ -26,22 +33,34 @@ last_seen as (
         on u.user_id = d.product_user_id and u.day <= d.day
 ),
 considered as (
-    select *, date_diff('day', coalesce(last_active_day, created_day), day) as days_inactive
+    select contact_no, account_id, day, last_active_day,
+        date_diff('day', coalesce(last_active_day, created_day), day) as days_inactive
     from last_seen
     where last_active_day is not null or $include_never_active
 ),
 per_account as (
     select account_id, day, count(*) as considered,
-        count(*) filter (where days_inactive >= $inactive_days) as inactive,
-        string_agg(case when days_inactive >= $inactive_days then role || ' ' || contact_name || ' inactive for '
-            || days_inactive || ' days ('
-            || coalesce('last activity ' || cast(last_active_day as varchar), 'never active') || ')' end, '; '
-            order by contact_name) as detail
+        count(*) filter (where days_inactive >= $inactive_days) as inactive
     from considered
     group by account_id, day
+),
+firing as (
+    select account_id, day, considered, inactive
+    from per_account
+    where inactive > 0 and (inactive = considered or $match = 'any')
+),
+detail as (
+    select f.account_id, f.day, f.considered, f.inactive,
+        string_agg(c.role || ' ' || c.contact_name || ' inactive for ' || k.days_inactive || ' days ('
+            || coalesce('last activity ' || cast(k.last_active_day as varchar), 'never active') || ')', '; '
+            order by c.contact_name) as detail
+    from firing as f
+    inner join considered as k
+        on k.account_id = f.account_id and k.day = f.day and k.days_inactive >= $inactive_days
+    inner join role_contacts as c on c.contact_no = k.contact_no
+    group by f.account_id, f.day, f.considered, f.inactive
 )
 select account_id, day, $severity as severity,
     case when inactive = considered and considered > 1 then 'no champion/admin active for '
         || $inactive_days || '+ days: ' else '' end || detail as reason
-from per_account
-where inactive > 0 and (inactive = considered or $match = 'any')
+from detail

@@ -1,0 +1,171 @@
+"""The alert engine on synthetic copies of a company: the large company's volume without the large warehouse.
+
+    # a demo warehouse with a 365-day health history: python -m benchmarks.run full --size demo --work <dir>/demo --keep
+    .venv/bin/python -m benchmarks.alerts copies \\
+        --from <dir>/demo/state/warehouse/cs_kpis.duckdb --to <dir>/a32.duckdb --copies 32
+    /usr/bin/time -v .venv/bin/python -m benchmarks.alerts run --warehouse <dir>/a32.duckdb \\
+        --out <dir>/full.duckdb --memory-limit 8GB
+    /usr/bin/time -v .venv/bin/python -m benchmarks.alerts run --warehouse <dir>/a32.duckdb \\
+        --out <dir>/nightly.duckdb --memory-limit 8GB --nightly
+    .venv/bin/python -m benchmarks.alerts compare <dir>/full.duckdb <dir>/other.duckdb
+
+``copies`` writes a new DuckDB file with every table the alert rules read (cs_kpis/defs/alerts/sql), each
+account (and its contacts, their product users and events, NPS responses) repeated ``--copies`` times under
+new ids (copy 0 keeps the original ids). Only the product events of Champion/Admin contacts are copied (the
+only events an alert reads), with the columns it reads. The CSMs and the product configuration are shared.
+
+``run`` copies that file to ``--out`` and times ``engine.run_engine`` on it (an empty alerts schema: the
+first run). With ``--nightly`` it first runs the engine on the warehouse without its last day (the previous
+night, not timed), puts the day back, and times the run that follows: one new day, as the nightly sees it.
+It prints one JSON line (seconds, peak RSS of the process, rows). ``compare`` counts the rows of the alert
+tables of two outputs that the other lacks (``except all`` both ways), leaving out the columns a run stamps
+(``logged_at``, ``run_id``). Run it from the code to measure (PYTHONPATH=<an export of another commit>
+measures that commit's engine).
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+TABLES = ("kpis.account_indicators_daily", "kpis.health_scores_daily", "kpis.health_score_changes",
+          "kpis.account_activity_daily", "staging.stg_crm__contacts", "staging.stg_product__events",
+          "staging.stg_nps__survey_responses", "marts.accounts", "marts.account_states")
+SHARED = ("kpis.health_product_config", "staging.stg_crm__users")
+TEXT_IDS = {"account_id", "crm_account_id", "parent_account_id", "root_account_id", "contact_id", "product_user_id",
+            "response_id", "person_id", "message_id", "workspace_id", "anonymous_id"}
+EVENT_COLUMNS = ("message_id", "user_id", "occurred_at")
+"""the product events' columns an alert reads (the others, JSON properties among them, are left out)"""
+DAILY = ("kpis.account_indicators_daily", "kpis.health_scores_daily", "kpis.health_score_changes",
+         "kpis.account_activity_daily")
+ROLES = ("Champion", "Admin")
+
+
+def _copy_expr(table: str, column: str, kind: str) -> str:
+    ids = TEXT_IDS | ({"user_id"} if table == "staging.stg_product__events" else set())
+    if column in ids and kind == "VARCHAR":
+        return f"case when k = 0 or {column} is null then {column} else {column} || '-c' || cast(k as varchar) end"
+    return column
+
+
+def copies(source: Path, target: Path, n: int) -> dict:
+    import duckdb
+
+    if target.exists():
+        raise SystemExit(f"{target} exists: choose a new file")
+    out = {}
+    roles = ", ".join(f"'{r}'" for r in ROLES)
+    with duckdb.connect(str(target)) as con:
+        con.execute(f"attach '{source}' as src (read_only)")
+        for table in TABLES + SHARED:
+            schema, name = table.split(".")
+            con.execute(f"create schema if not exists {schema}")
+            cols = con.execute(
+                "select column_name, data_type from information_schema.columns where table_catalog = 'src' and "
+                "table_schema = ? and table_name = ? order by ordinal_position", [schema, name]).fetchall()
+            if table in SHARED:
+                con.execute(f"create table {table} as select * from src.{table}")
+                continue
+            source_rows = f"src.{table}"
+            if table == "staging.stg_product__events":  # only the events an alert reads: champions' and admins'
+                source_rows = (f"(select * from src.{table} where user_id in (select product_user_id from "
+                               f"src.staging.stg_crm__contacts where role in ({roles})))")
+                cols = [(c, t) for c, t in cols if c in EVENT_COLUMNS]
+            select = ", ".join(f"{_copy_expr(table, c, t)} as {c}" for c, t in cols)
+            con.execute(f"create table {table} as select {select} from {source_rows} "
+                        f"cross join range({n}) as r(k) order by all")
+            out[table] = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+        con.execute("detach src")
+    return out
+
+
+def run(warehouse: Path, out: Path, memory_limit: str, nightly: bool) -> dict:
+    import duckdb
+
+    from cs_kpis.defs.alerts import engine
+
+    shutil.copy(warehouse, out)
+    res = {"load_average_before": os.getloadavg(), "memory_limit": memory_limit, "nightly": nightly}
+    rules = engine.load_rules()
+    with duckdb.connect(str(out), config={"memory_limit": memory_limit, "temp_directory": f"{out}.tmp"}) as con:
+        if nightly:
+            last = con.execute("select max(day) from kpis.account_indicators_daily").fetchall()[0][0]
+            for t in DAILY:
+                con.execute(f"create table {t}_held as select * from {t} where day = ?", [last])
+                con.execute(f"delete from {t} where day = ?", [last])
+            t0 = time.perf_counter()
+            engine.run_engine(con, rules, {}, run_id="previous night")
+            res["previous_night_seconds"] = round(time.perf_counter() - t0, 2)
+            for t in DAILY:
+                con.execute(f"insert into {t} select * from {t}_held")
+                con.execute(f"drop table {t}_held")
+        t0 = time.perf_counter()
+        result = engine.run_engine(con, rules, {}, run_id="timed")
+        res["seconds"] = round(time.perf_counter() - t0, 2)
+        res["as_of"] = str(result["as_of"])
+        res["appended"] = result["appended"]
+        res["rows"] = {t: con.execute(f"select count(*) from {t}").fetchall()[0][0]
+                       for t in ("alerts.alert_candidates", "alerts.alert_log")}
+    res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    res["load_average_after"] = os.getloadavg()
+    return res
+
+
+STAMPED = {"alerts.alert_log": ("logged_at", "run_id", "log_seq")}
+
+
+def compare(a: Path, b: Path) -> dict:
+    """Rows of each alert table in ``a`` not in ``b`` and the reverse (``except all``: duplicates count)."""
+    import duckdb
+
+    out = {}
+    with duckdb.connect() as con:
+        con.execute(f"attach '{a}' as a (read_only)")
+        con.execute(f"attach '{b}' as b (read_only)")
+        for t in ("alerts.alert_candidates", "alerts.alert_log"):
+            schema, name = t.split(".")
+            cols = [r[0] for r in con.execute(
+                "select column_name from information_schema.columns where table_catalog = 'a' and table_schema = ? "
+                "and table_name = ? order by ordinal_position", [schema, name]).fetchall()
+                if r[0] not in STAMPED.get(t, ())]
+            sel = ", ".join(cols)
+            out[t] = {"rows": [con.execute(f"select count(*) from {x}.{t}").fetchall()[0][0] for x in "ab"],
+                      "a_not_b": con.execute(f"select count(*) from (select {sel} from a.{t} except all "
+                                             f"select {sel} from b.{t})").fetchall()[0][0],
+                      "b_not_a": con.execute(f"select count(*) from (select {sel} from b.{t} except all "
+                                             f"select {sel} from a.{t})").fetchall()[0][0]}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.alerts")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("copies", help="a warehouse of N copies of every account, with what the alerts read")
+    c.add_argument("--from", dest="source", type=Path, required=True)
+    c.add_argument("--to", dest="target", type=Path, required=True)
+    c.add_argument("--copies", type=int, default=32)
+    r = sub.add_parser("run", help="time the alert engine on a copy of it")
+    r.add_argument("--warehouse", type=Path, required=True)
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--memory-limit", default="8GB")
+    r.add_argument("--nightly", action="store_true", help="time the run after the previous night's (one new day)")
+    k = sub.add_parser("compare", help="except all both ways between two outputs' alert tables")
+    k.add_argument("a", type=Path)
+    k.add_argument("b", type=Path)
+    args = p.parse_args(argv)
+    if args.cmd == "copies":
+        out = copies(args.source.resolve(), args.target.resolve(), args.copies)
+    elif args.cmd == "run":
+        out = run(args.warehouse, args.out, args.memory_limit, args.nightly)
+    else:
+        out = compare(args.a.resolve(), args.b.resolve())
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
