@@ -56,12 +56,32 @@ def day_of(ts: int) -> dt.date:
     return dt.datetime.fromtimestamp(ts, dt.UTC).date()
 
 
+_EPOCH = dt.date(1970, 1, 1)
+_DAY_TEXT: dict[int, str] = {}
+"""days since the epoch -> "YYYY-MM-DD": the vendor timestamps below are formatted millions of times
+(tickets, metrics, ratings), and a day's date part is the same for all of them"""
+
+
+def _utc_text(ts: int) -> str:
+    """``ts`` (Unix seconds) as "YYYY-MM-DDTHH:MM:SS" in UTC, what strftime("%Y-%m-%dT%H:%M:%S") of the
+    UTC datetime gives, without a datetime per call."""
+    if type(ts) is not int:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    days, secs = divmod(ts, 86400)
+    day = _DAY_TEXT.get(days)
+    if day is None:
+        day = _DAY_TEXT[days] = (_EPOCH + dt.timedelta(days=days)).strftime("%Y-%m-%d")
+    h, rest = divmod(secs, 3600)
+    m, s = divmod(rest, 60)
+    return f"{day}T{h:02d}:{m:02d}:{s:02d}"
+
+
 def sf_datetime(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    return _utc_text(ts) + ".000+0000"
 
 
 def zd_datetime(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _utc_text(ts) + "Z"
 
 
 def add_months(ts: int, months: int) -> int:

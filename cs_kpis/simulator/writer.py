@@ -27,9 +27,10 @@ import queue
 import traceback
 from pathlib import Path
 
+from .store import VersionBuffer
+
 _QUEUE_SIZE = 8
 """messages in flight to the writer (a message is one 50,000-version batch or one day of events)"""
-_BATCH = 50_000
 
 
 class WriterDied(RuntimeError):
@@ -38,7 +39,8 @@ class WriterDied(RuntimeError):
 
 class RemoteStore:
     """The main process's side of the version store: :meth:`add` serializes and buffers like
-    :class:`~cs_kpis.simulator.store.VersionStore.add`, and full batches go to the writer process."""
+    :class:`~cs_kpis.simulator.store.VersionStore.add` (the same :class:`~cs_kpis.simulator.store.VersionBuffer`),
+    and full batches go to the writer process as a few flat buffers."""
 
     def __init__(self, scratch: Path, landing: Path, seed: int):
         ctx = mp.get_context("spawn")
@@ -47,23 +49,16 @@ class RemoteStore:
         self._proc = ctx.Process(target=_writer_main, args=(self._q, self._result, str(scratch), str(landing), seed),
                                  name="cs_kpis-simulator-writer", daemon=True)
         self._proc.start()
-        self._buf: list[tuple] = []
-        self._seq = 0
+        self._buf = VersionBuffer()
         self._done = False
 
     def add(self, entity: str, obj_id: str, ts: int, obj: dict, sort_key: int | None = None) -> None:
-        import orjson
-
-        self._seq += 1
-        self._buf.append((entity, obj_id, ts, self._seq, ts if sort_key is None else sort_key,
-                          orjson.dumps(obj).decode()))
-        if len(self._buf) >= _BATCH:
+        if self._buf.add(entity, obj_id, ts, obj, sort_key):
             self.flush()
 
     def flush(self) -> None:
-        if self._buf:
-            self._send(("versions", self._buf))
-            self._buf = []
+        if len(self._buf):
+            self._send(("versions", self._buf.take()))
 
     def events_sink(self, day, table, lines) -> None:
         """SegmentWriter's sink: the day's events are formatted and written by the writer process."""
@@ -136,7 +131,7 @@ def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
         while True:
             msg = q.get()
             if msg[0] == "versions":
-                store.insert_rows(msg[1])
+                store.insert_batch(msg[1])
             elif msg[0] == "events":
                 _, day, table, lines = msg
                 write_day(store.con, Path(landing), seed, day, table, lines)
