@@ -29,8 +29,8 @@ from pathlib import Path
 
 from .store import VersionBuffer
 
-_QUEUE_SIZE = 8
-"""messages in flight to the writer (a message is one 50,000-version batch or one day of events)"""
+_QUEUE_SIZE = 16
+"""messages in flight to the writer (a message is a chunk of 10,000 versions or one day of events)"""
 
 
 class WriterDied(RuntimeError):
@@ -42,14 +42,14 @@ class RemoteStore:
     :class:`~cs_kpis.simulator.store.VersionStore.add` (the same :class:`~cs_kpis.simulator.store.VersionBuffer`),
     and full batches go to the writer process as a few flat buffers."""
 
-    def __init__(self, scratch: Path, landing: Path, seed: int):
+    def __init__(self, scratch: Path, landing: Path, seed: int, cutoffs: list[int] | None = None):
         ctx = mp.get_context("spawn")
         self._q = ctx.Queue(maxsize=_QUEUE_SIZE)
         self._result = ctx.Queue()
         self._proc = ctx.Process(target=_writer_main, args=(self._q, self._result, str(scratch), str(landing), seed),
                                  name="cs_kpis-simulator-writer", daemon=True)
         self._proc.start()
-        self._buf = VersionBuffer()
+        self._buf = VersionBuffer(cutoffs)
         self._done = False
 
     def add(self, entity: str, obj_id: str, ts: int, obj: dict, sort_key: int | None = None) -> None:
@@ -58,7 +58,10 @@ class RemoteStore:
 
     def flush(self) -> None:
         if len(self._buf):
-            self._send(("versions", self._buf.take()))
+            chunks = self._buf.take()
+            for i, chunk in enumerate(chunks):
+                # the writer inserts the batch when its last chunk arrives
+                self._send(("versions", chunk, i == len(chunks) - 1))
 
     def events_sink(self, day, table, lines) -> None:
         """SegmentWriter's sink: the day's events are formatted and written by the writer process."""
@@ -128,10 +131,14 @@ def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
         store = VersionStore(Path(scratch))
         # one thread while the simulation runs on the other core; all of them for the final writing
         store.con.execute("set threads = 1")
+        pending = []  # the chunks of a batch received so far
         while True:
             msg = q.get()
             if msg[0] == "versions":
-                store.insert_batch(msg[1])
+                pending.append(msg[1])
+                if msg[2]:
+                    store.insert_chunks(pending)
+                    pending = []
             elif msg[0] == "events":
                 _, day, table, lines = msg
                 write_day(store.con, Path(landing), seed, day, table, lines)
