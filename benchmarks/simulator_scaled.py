@@ -32,6 +32,23 @@ def scaled_spec(accounts: int):
         unmatched_organizations=max(1, round(large.unmatched_organizations * share)))
 
 
+def _track_version_buffers() -> list:
+    """The main process's version buffers, to count versions (an older package without them: none)."""
+    buffers: list = []
+    try:
+        from cs_kpis.simulator.store import VersionBuffer
+    except ImportError:
+        return buffers
+    init = VersionBuffer.__init__
+
+    def tracked(self, *a, **kw):
+        init(self, *a, **kw)
+        buffers.append(self)
+
+    VersionBuffer.__init__ = tracked
+    return buffers
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--accounts", type=int, default=2500)
@@ -46,6 +63,7 @@ def main() -> None:
 
     spec = scaled_spec(args.accounts)
     SIZES[spec.name] = spec  # this process only
+    buffers = _track_version_buffers()
 
     def run():
         return generate(args.landing, args.ground_truth, size=spec.name, seed=args.seed,
@@ -67,6 +85,8 @@ def main() -> None:
                       "cpu_main_s": round(own.ru_utime + own.ru_stime, 1),
                       "cpu_writer_s": round(children.ru_utime + children.ru_stime, 1),
                       "peak_rss_main_mb": own.ru_maxrss // 1024, "peak_rss_writer_mb": children.ru_maxrss // 1024,
+                      # versions added by the simulation, and dropped as superseded before storing (if counted)
+                      "versions": sum(b.seq for b in buffers), "versions_dropped": sum(getattr(b, "dropped", 0) for b in buffers),
                       "counts": m["counts"]}))
 
 
