@@ -58,12 +58,19 @@ def main() -> None:
     p.add_argument("--landing", type=Path, required=True)
     p.add_argument("--ground-truth", type=Path, required=True)
     p.add_argument("--profile", type=Path, default=None, help="write a cProfile of the main process here")
+    p.add_argument("--batch", type=int, default=None,
+                   help="versions per store batch (store.BATCH, 50,000): the window in which superseded versions "
+                        "are dropped spans fewer days with fewer accounts; 50,000 x accounts / 100,000 mimics large's")
     args = p.parse_args()
     from cs_kpis.simulator import SIZES, generate
 
     spec = scaled_spec(args.accounts)
     SIZES[spec.name] = spec  # this process only
     buffers = _track_version_buffers()
+    if args.batch:
+        from cs_kpis.simulator import store
+
+        store.BATCH = args.batch
 
     def run():
         return generate(args.landing, args.ground_truth, size=spec.name, seed=args.seed,
