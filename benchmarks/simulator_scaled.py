@@ -93,7 +93,8 @@ def main() -> None:
                       "cpu_writer_s": round(children.ru_utime + children.ru_stime, 1),
                       "peak_rss_main_mb": own.ru_maxrss // 1024, "peak_rss_writer_mb": children.ru_maxrss // 1024,
                       # versions added by the simulation, and dropped as superseded before storing (if counted)
-                      "versions": sum(b.seq for b in buffers), "versions_dropped": sum(getattr(b, "dropped", 0) for b in buffers),
+                      "versions": sum(b.seq for b in buffers),
+                      "versions_dropped": sum(getattr(b, "dropped", 0) for b in buffers),
                       "counts": m["counts"]}))
 
 

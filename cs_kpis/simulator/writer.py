@@ -8,7 +8,8 @@ simulation runs on.
 - the writer process (this module, started with ``spawn``) owns the scratch version store: it inserts the
   versions the main process sends (batches of up to 50,000 versions, each in chunks of 10,000 as flat
   buffers: ``store.VersionBuffer``, which also drops the versions no extract can show), formats and writes
-  each day's product events with DuckDB, and at the end writes every entity's extract-day parts (``landing.write_bodies``) while the main
+  each day's product events with DuckDB, and at the end writes every entity's extract-day parts
+  (``landing.write_bodies``) while the main
   process writes the ground truth into ``<ground truth>.partial``; ``generate`` moves it into place only
   after the writer reported success and the landing is in place, so a failed writer leaves no ground truth
   for a landing that does not exist.
