@@ -91,8 +91,10 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     write_mark(tmp_truth, "partial")
     days = [as_of + dt.timedelta(days=i) for i in range(increments + 1)]
     scratch = tmp / "_scratch" / "versions.duckdb"
+    # the end of each extract day: a version superseded within one of these windows is never written
+    cutoffs = [day_bounds(d)[1] for d in days]
     if workers == 1:
-        store = VersionStore(scratch)
+        store = VersionStore(scratch, cutoffs)
         events = SegmentWriter(tmp, store.con, seed, spec.users_cap, spec.events_per_active_user, last_day)
         company = Company(spec, seed, store, last_day, events_writer=events)
         company.run()
@@ -103,7 +105,7 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
         # the simulation here, the version store and the files in a second process (writer.py)
         from .writer import RemoteStore
 
-        remote = RemoteStore(scratch, tmp, seed)
+        remote = RemoteStore(scratch, tmp, seed, cutoffs)
         try:
             events = SegmentWriter(tmp, None, seed, spec.users_cap, spec.events_per_active_user, last_day,
                                    sink=remote.events_sink)

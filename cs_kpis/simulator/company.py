@@ -56,12 +56,32 @@ def day_of(ts: int) -> dt.date:
     return dt.datetime.fromtimestamp(ts, dt.UTC).date()
 
 
+_EPOCH = dt.date(1970, 1, 1)
+_DAY_TEXT: dict[int, str] = {}
+"""days since the epoch -> "YYYY-MM-DD": the vendor timestamps below are formatted millions of times
+(tickets, metrics, ratings), and a day's date part is the same for all of them"""
+
+
+def _utc_text(ts: int) -> str:
+    """``ts`` (Unix seconds) as "YYYY-MM-DDTHH:MM:SS" in UTC, what strftime("%Y-%m-%dT%H:%M:%S") of the
+    UTC datetime gives, without a datetime per call."""
+    if type(ts) is not int:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    days, secs = divmod(ts, 86400)
+    day = _DAY_TEXT.get(days)
+    if day is None:
+        day = _DAY_TEXT[days] = (_EPOCH + dt.timedelta(days=days)).strftime("%Y-%m-%d")
+    h, rest = divmod(secs, 3600)
+    m, s = divmod(rest, 60)
+    return f"{day}T{h:02d}:{m:02d}:{s:02d}"
+
+
 def sf_datetime(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    return _utc_text(ts) + ".000+0000"
 
 
 def zd_datetime(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _utc_text(ts) + "Z"
 
 
 def add_months(ts: int, months: int) -> int:
@@ -71,6 +91,11 @@ def add_months(ts: int, months: int) -> int:
     y, m = d.year + y, m + 1
     last = (dt.date(y + (m == 12), m % 12 + 1, 1) - dt.timedelta(1)).day
     return int(d.replace(year=y, month=m, day=min(d.day, last)).timestamp())
+
+
+def _copied(discounts: list[dict]) -> list[dict]:
+    """A deep copy of a discounts list (most are empty: no copy machinery for those)."""
+    return copy.deepcopy(discounts) if discounts else []
 
 
 @dataclass
@@ -234,6 +259,7 @@ class Company:
         self.events_writer = events_writer
         self.fx = catalog.fx_rates(spec.start_date - dt.timedelta(days=31), spec.end_date, seed)
         self.prices = catalog.build_prices(self.ids)
+        self._price_objects: dict[str, dict] = {}
         self.t0 = ts_of(spec.start_date, 0) - 86400 * 30
         self.agenda: list[tuple[int, int, str, tuple]] = []
         self._agenda_seq = 0
@@ -521,14 +547,22 @@ class Company:
 
     # ---------------------------------------------------------------- Stripe subscriptions
 
+    def _price_object(self, price: catalog.Price) -> dict:
+        """The price as a subscription item carries it: one dict per price, shared by every version (each
+        version is serialized when it is stored, and nothing changes a price object)."""
+        obj = self._price_objects.get(price.id)
+        if obj is None:
+            obj = self._price_objects[price.id] = price.to_stripe(self.t0)
+        return obj
+
     def _sub_obj(self, s: Sub) -> dict:
         items = []
         for it in s.items:
             d = {"id": it.id, "object": "subscription_item", "billing_thresholds": None, "created": it.created,
                  "current_period_end": s.cpe, "current_period_start": s.cps,
                  # listed with expand[]=data.items.data.discounts: the discount objects, with their coupon
-                 "discounts": copy.deepcopy(it.discounts), "metadata": {},
-                 "price": it.price.to_stripe(self.t0), "subscription": s.id, "tax_rates": []}
+                 "discounts": _copied(it.discounts), "metadata": {},
+                 "price": self._price_object(it.price), "subscription": s.id, "tax_rates": []}
             if not it.price.metered:
                 d["quantity"] = it.quantity
             items.append(d)
@@ -542,7 +576,7 @@ class Company:
             "collection_method": "charge_automatically", "created": s.created, "currency": s.currency,
             "current_period_end": s.cpe, "current_period_start": s.cps, "customer": s.customer_id,
             "days_until_due": None, "default_payment_method": None, "default_tax_rates": [], "description": None,
-            "discounts": copy.deepcopy(s.discounts), "ended_at": s.ended_at,
+            "discounts": _copied(s.discounts), "ended_at": s.ended_at,
             "invoice_settings": {"issuer": {"type": "self"}},
             "items": {"object": "list", "data": items, "has_more": False, "total_count": len(items),
                       "url": f"/v1/subscription_items?subscription={s.id}"},

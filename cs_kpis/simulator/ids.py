@@ -6,12 +6,19 @@ _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SF_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 
+_B62_PAIRS = [_B62[r % 62] + _B62[r // 62] for r in range(62 * 62)]
+"""two base-62 digits at a time, least significant first (ids are made by the million)"""
+
+
 def _b62(digest: bytes, length: int) -> str:
+    """``length`` base-62 digits of the digest, least significant first."""
     n = int.from_bytes(digest, "big")
     out = []
-    for _ in range(length):
-        n, r = divmod(n, 62)
-        out.append(_B62[r])
+    for _ in range(length // 2):
+        n, r = divmod(n, 3844)
+        out.append(_B62_PAIRS[r])
+    if length % 2:
+        out.append(_B62[n % 62])
     return "".join(out)
 
 

@@ -21,22 +21,39 @@ EVENT_NAMES = catalog.GENERIC_EVENTS + catalog.KEY_FEATURES + tuple(
 _EV = {name: i for i, name in enumerate(EVENT_NAMES)}
 _N_GENERIC = len(catalog.GENERIC_EVENTS)
 
-# each line is built by string concatenation and written through the CSV writer (no quoting): about
-# 4x faster than DuckDB's JSON writer with nested structs; every value here is a plain identifier
+# each line is built by string concatenation in DuckDB and its text written as it comes (every value here
+# is a plain identifier): about 4x faster than DuckDB's JSON writer with nested structs. The event's own
+# time is formatted once for its two fields (timestamp, originalTimestamp)
 _TS = "strftime(epoch_ms({c}), '%Y-%m-%dT%H:%M:%S.%gZ')"
 _FORMAT_SQL = (
-    """copy (select '{"type":"track","event":"' || event
+    """select '{"type":"track","event":"' || event
     || '","messageId":"ajs-' || md5($seed || '-' || cast(seq as varchar))
     || '","userId":"' || prefix || lpad(cast(k as varchar), 3, '0')
-    || '","timestamp":"' || """ + _TS.format(c="ts_ms") + """
-    || '","originalTimestamp":"' || """ + _TS.format(c="ts_ms") + """
+    || '","timestamp":"' || at_text
+    || '","originalTimestamp":"' || at_text
     || '","sentAt":"' || """ + _TS.format(c="ts_ms + 120") + """
     || '","receivedAt":"' || """ + _TS.format(c="rcv_ms") + """
     || '","context":{"groupId":"' || workspace
     || '","library":{"name":"analytics.js","version":"2.11.1"}},"properties":{"source":"'
-    || (case when k % 3 = 0 then 'app' else 'web' end) || '"},"version":2}'
-    from ev) to '{path}' (format csv, header false, quote '', escape '', delimiter '\t')"""
+    || (case when k % 3 = 0 then 'app' else 'web' end) || '"},"version":2}' || chr(10) as line
+    from (select event, seq, prefix, k, ts_ms, rcv_ms, workspace, """ + _TS.format(c="ts_ms") + """ as at_text
+          from ev)"""
 )
+
+
+def _write_lines(reader, path: Path) -> None:
+    """Write the text of a one-column reader of lines (each ending in a newline) as it comes: the
+    column's character buffer, no copy per line."""
+    with path.open("wb") as f:
+        for batch in reader:
+            col = batch.column(0)
+            if col.null_count:
+                raise ValueError(f"an event line is null in {path}")  # cannot happen: every input is set
+            if not len(col):
+                continue
+            width = np.int64 if pa.types.is_large_string(col.type) else np.int32
+            offsets = np.frombuffer(col.buffers()[1], width)[col.offset:col.offset + len(col) + 1]
+            f.write(memoryview(col.buffers()[2])[int(offsets[0]):int(offsets[-1])])
 
 
 class SegmentWriter:
@@ -171,8 +188,10 @@ def write_day(con: duckdb.DuckDBPyConnection, landing: Path, seed: int, day: dt.
     if table.num_rows:
         path = events_part(landing, day, 1)  # the format's path; DuckDB formats the lines
         con.register("ev", table)
-        con.execute(_FORMAT_SQL.replace("{path}", str(path)), {"seed": str(seed)})
-        con.unregister("ev")
+        try:
+            _write_lines(con.sql(_FORMAT_SQL, params={"seed": str(seed)}).to_arrow_reader(), path)
+        finally:
+            con.unregister("ev")
     else:
         write_event_lines(landing, day, [], part=1)
     if identify_lines:

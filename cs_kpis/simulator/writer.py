@@ -6,8 +6,10 @@ simulation runs on.
 - the main process runs the simulation (the day loop, every random draw, every id) and serializes each
   object version to JSON, exactly as with one process;
 - the writer process (this module, started with ``spawn``) owns the scratch version store: it inserts the
-  versions the main process sends in batches of 50,000, formats and writes each day's product events with
-  DuckDB, and at the end writes every entity's extract-day parts (``landing.write_bodies``) while the main
+  versions the main process sends (batches of up to 50,000 versions, each in chunks of 10,000 as flat
+  buffers: ``store.VersionBuffer``, which also drops the versions no extract can show), formats and writes
+  each day's product events with DuckDB, and at the end writes every entity's extract-day parts
+  (``landing.write_bodies``) while the main
   process writes the ground truth into ``<ground truth>.partial``; ``generate`` moves it into place only
   after the writer reported success and the landing is in place, so a failed writer leaves no ground truth
   for a landing that does not exist.
@@ -27,9 +29,10 @@ import queue
 import traceback
 from pathlib import Path
 
-_QUEUE_SIZE = 8
-"""messages in flight to the writer (a message is one 50,000-version batch or one day of events)"""
-_BATCH = 50_000
+from .store import VersionBuffer
+
+_QUEUE_SIZE = 16
+"""messages in flight to the writer (a message is a chunk of 10,000 versions or one day of events)"""
 
 
 class WriterDied(RuntimeError):
@@ -38,32 +41,29 @@ class WriterDied(RuntimeError):
 
 class RemoteStore:
     """The main process's side of the version store: :meth:`add` serializes and buffers like
-    :class:`~cs_kpis.simulator.store.VersionStore.add`, and full batches go to the writer process."""
+    :class:`~cs_kpis.simulator.store.VersionStore.add` (the same :class:`~cs_kpis.simulator.store.VersionBuffer`),
+    and full batches go to the writer process as a few flat buffers."""
 
-    def __init__(self, scratch: Path, landing: Path, seed: int):
+    def __init__(self, scratch: Path, landing: Path, seed: int, cutoffs: list[int] | None = None):
         ctx = mp.get_context("spawn")
         self._q = ctx.Queue(maxsize=_QUEUE_SIZE)
         self._result = ctx.Queue()
         self._proc = ctx.Process(target=_writer_main, args=(self._q, self._result, str(scratch), str(landing), seed),
                                  name="cs_kpis-simulator-writer", daemon=True)
         self._proc.start()
-        self._buf: list[tuple] = []
-        self._seq = 0
+        self._buf = VersionBuffer(cutoffs)
         self._done = False
 
     def add(self, entity: str, obj_id: str, ts: int, obj: dict, sort_key: int | None = None) -> None:
-        import orjson
-
-        self._seq += 1
-        self._buf.append((entity, obj_id, ts, self._seq, ts if sort_key is None else sort_key,
-                          orjson.dumps(obj).decode()))
-        if len(self._buf) >= _BATCH:
+        if self._buf.add(entity, obj_id, ts, obj, sort_key):
             self.flush()
 
     def flush(self) -> None:
-        if self._buf:
-            self._send(("versions", self._buf))
-            self._buf = []
+        if len(self._buf):
+            chunks = self._buf.take()
+            for i, chunk in enumerate(chunks):
+                # the writer inserts the batch when its last chunk arrives
+                self._send(("versions", chunk, i == len(chunks) - 1))
 
     def events_sink(self, day, table, lines) -> None:
         """SegmentWriter's sink: the day's events are formatted and written by the writer process."""
@@ -133,10 +133,14 @@ def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
         store = VersionStore(Path(scratch))
         # one thread while the simulation runs on the other core; all of them for the final writing
         store.con.execute("set threads = 1")
+        pending = []  # the chunks of a batch received so far
         while True:
             msg = q.get()
             if msg[0] == "versions":
-                store.insert_rows(msg[1])
+                pending.append(msg[1])
+                if msg[2]:
+                    store.insert_chunks(pending)
+                    pending = []
             elif msg[0] == "events":
                 _, day, table, lines = msg
                 write_day(store.con, Path(landing), seed, day, table, lines)

@@ -1,0 +1,56 @@
+"""The version store's buffer: what it drops before storing, and the flat buffers a batch travels in."""
+
+import orjson
+
+from cs_kpis.simulator.store import CHUNK, VersionBuffer, VersionStore, batch_table
+
+
+def _rows(buf: VersionBuffer) -> list[tuple]:
+    out = []
+    for chunk in buf.take():
+        t = batch_table(chunk).to_pylist()
+        out += [(r["entity"], r["id"], r["ts"], r["seq"], r["sort_key"], orjson.loads(r["body"])) for r in t]
+    return out
+
+
+def test_only_the_latest_version_of_an_object_in_each_extract_window_is_kept():
+    # windows: before 100 (the snapshot day's end), [100, 200) (the first increment), 200 and later
+    buf = VersionBuffer(cutoffs=[100, 200])
+    buf.add("support/tickets", "1", 10, {"v": "open"})
+    buf.add("support/tickets", "1", 50, {"v": "solved"})      # supersedes "open": same window
+    buf.add("support/tickets", "1", 40, {"v": "late add"})    # older than "solved": never the latest
+    buf.add("support/tickets", "1", 150, {"v": "closed"})     # the increment's own version
+    buf.add("support/tickets", "2", 60, {"v": "a"}, sort_key=5)
+    buf.add("support/tickets", "2", 60, {"v": "b"}, sort_key=6)  # same second: the one added last wins
+    buf.add("support/ticket_metrics", "1", 20, {"v": "m"})    # another entity, same id: its own object
+    buf.add("support/tickets", "3", 250, {"v": "after the last day"})
+    assert buf.dropped == 3 and buf.seq == 8
+    rows = _rows(buf)
+    assert [(e, i, ts, seq, key, b["v"]) for e, i, ts, seq, key, b in rows] == [
+        ("support/tickets", "1", 50, 2, 50, "solved"),
+        ("support/tickets", "1", 150, 4, 150, "closed"),
+        ("support/tickets", "2", 60, 6, 6, "b"),
+        ("support/ticket_metrics", "1", 20, 7, 20, "m"),
+        ("support/tickets", "3", 250, 8, 250, "after the last day"),
+    ]
+    assert len(buf) == 0 and buf.take() == []
+
+
+def test_without_cutoffs_every_version_is_kept_and_bodies_travel_unchanged(tmp_path):
+    buf = VersionBuffer()
+    bodies = [{"id": str(i), "name": "Müller ✓" if i % 2 else "x" * i} for i in range(CHUNK + 5)]
+    for i, b in enumerate(bodies):
+        buf.add("crm/Contact", str(i % 3), i, b)
+    chunks = buf.take()
+    assert [len(batch_table(c)) for c in chunks] == [CHUNK, 5]  # two messages, one batch
+    rows = [r for c in chunks for r in batch_table(c).to_pylist()]
+    assert [orjson.loads(r["body"]) for r in rows] == bodies
+    assert [r["seq"] for r in rows] == list(range(1, CHUNK + 6))
+    # and the store inserts a batch's chunks in one statement
+    store = VersionStore(tmp_path / "v.duckdb")
+    try:
+        store.insert_chunks(chunks)
+        assert store.count("crm/Contact") == 3
+        assert store.con.execute("select count(*), max(seq) from versions").fetchall() == [(CHUNK + 5, CHUNK + 5)]
+    finally:
+        store.close()
