@@ -14,7 +14,7 @@
 -- urgent/high tickets) start from the sum of every activity delta before those days, so a windowed build
 -- equals the same days of a full build (tested). The history kept is CS_KPIS_HEALTH_HISTORY_DAYS days.
 -- @grain account_id, day
--- @incremental lookback_days=7 history=limited rows_per_gb=250000
+-- @incremental lookback_days=7 history=limited rows_per_gb=250000 reads_days=89
 -- @column account_id: CRM account
 -- @column day: the as-of day (UTC)
 -- @column root_account_id: top of the account's hierarchy (marts.accounts; the account itself when unknown)
@@ -155,6 +155,27 @@ ticket_facts as (
     inner join starts as s on s.account_id = t.account_id
 ),
 
+reply_tickets as (
+    -- the tickets a first-reply median of an output day can hold: created less than 90 days before the build
+    -- window (every ticket on a full build of every day). A change day before the window then has a median
+    -- of fewer tickets, but the output days only read the last change day on or before them, whose 90 days
+    -- hold no ticket left out
+    select t.account_id, t.created_day, t.first_reply_minutes
+    from ticket_facts as t
+    cross join build_window as bw
+    where t.first_reply_minutes is not null
+        and (bw.start_day is null or t.created_day > cast(bw.start_day - interval 90 day as date))
+),
+
+solved_tickets as (
+    -- the same for tickets solved: solved less than 90 days before the build window
+    select t.account_id, t.ticket_id, t.solved_day, t.full_resolution_minutes, t.is_fcr
+    from ticket_facts as t
+    cross join build_window as bw
+    where t.solved_day is not null
+        and (bw.start_day is null or t.solved_day > cast(bw.start_day - interval 90 day as date))
+),
+
 reply_points as (
     -- medians over 90 days change only where a ticket enters the window (created that day) or leaves it (90
     -- days later): they are computed on those change days, not on every account-day (a median's state per
@@ -164,10 +185,10 @@ reply_points as (
         day,
         min(day) over (partition by account_id order by day rows between 1 following and 1 following) as next_day
     from (
-        select account_id, created_day as day from ticket_facts where first_reply_minutes is not null
+        select account_id, created_day as day from reply_tickets
         union
         select account_id, cast(created_day + interval 90 day as date) as day
-        from ticket_facts where first_reply_minutes is not null
+        from reply_tickets
     ) as p
 ),
 
@@ -175,11 +196,10 @@ reply_spans as (
     -- each change day's median; an empty window (every ticket left it) gives null until the next ticket
     select p.account_id, p.day, p.next_day, median(t.first_reply_minutes) as median_first_reply_minutes
     from reply_points as p
-    left join ticket_facts as t
+    left join reply_tickets as t
         on t.account_id = p.account_id
         and t.created_day <= p.day
         and t.created_day > cast(p.day - interval 90 day as date)
-        and t.first_reply_minutes is not null
     group by p.account_id, p.day, p.next_day
 ),
 
@@ -190,10 +210,10 @@ solved_points as (
         day,
         min(day) over (partition by account_id order by day rows between 1 following and 1 following) as next_day
     from (
-        select account_id, solved_day as day from ticket_facts where solved_day is not null
+        select account_id, solved_day as day from solved_tickets
         union
         select account_id, cast(solved_day + interval 90 day as date) as day
-        from ticket_facts where solved_day is not null
+        from solved_tickets
     ) as p
 ),
 
@@ -206,7 +226,7 @@ solved_spans as (
         case when count(t.ticket_id) > 0
             then cast(sum(t.is_fcr) as double) / cast(count(t.ticket_id) as double) end as first_contact_resolution
     from solved_points as p
-    left join ticket_facts as t
+    left join solved_tickets as t
         on t.account_id = p.account_id
         and t.solved_day <= p.day
         and t.solved_day > cast(p.day - interval 90 day as date)
@@ -316,8 +336,9 @@ segments as (
     -- the output days that start a segment: each account's first output day and every boundary after it. The
     -- states are computed on these days only and hold until the next one (a few rows per account instead
     -- of one per account-day), then reach every output day by one join on the segment's key
-    select k.account_id, b.day, k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), b.day) as gk
-    from (select distinct account_id, day from boundaries where day is not null) as b
+    select distinct k.account_id, b.day,
+        k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), b.day) as gk
+    from boundaries as b
     inner join account_keys as k on k.account_id = b.account_id
     cross join (select max(day) as as_of from marts.dim_day) as cal
     where b.day > k.first_out and b.day <= cal.as_of
