@@ -13,6 +13,14 @@ configuration are shared. ``history`` copies that file to ``--out`` and times a 
 ``kpis.account_indicators_daily`` then ``kpis.health_scores_daily`` and ``kpis.health_score_changes`` over
 the configured history, as ``benchmarks.health``'s history phase does (without the activity table, which
 the copies already hold), and prints one JSON line. Compare two ``--out`` files with ``compare``.
+
+    .venv/bin/python -m benchmarks.health_copies nightly --warehouse <dir>/run.duckdb --out <dir>/night.duckdb
+    .venv/bin/python -m benchmarks.health_copies compare <dir>/run.duckdb <dir>/night.duckdb
+
+``nightly`` copies a ``history`` output, deletes its as-of day from the three outputs (the state of the night
+before) and times the nightly build of the indicators and the scores as the assets run it (the lookback's
+days rebuilt, in the planner's account ranges); ``compare`` against the ``history`` output it started from
+is then the incremental-vs-full equality check.
 """
 
 import argparse
@@ -102,6 +110,37 @@ def history(warehouse: Path, out: Path, memory_limit: str, max_temp: str, chunk_
     return res
 
 
+def nightly(warehouse: Path, out: Path, memory_limit: str, max_temp: str) -> dict:
+    import duckdb
+
+    from cs_kpis.defs.health import scoring
+    from cs_kpis.defs.health.assets import models
+    from cs_kpis.defs.health.fingerprints import FINGERPRINTS
+    from cs_kpis.defs.health.health_score import load_current_config
+    from cs_kpis.lib.sql import build_incremental
+
+    shutil.copy(warehouse, out)
+    indicators = {m.table: m for m in models}[OUTPUTS[0]]
+    res = {"load_average_before": os.getloadavg(), "memory_limit": memory_limit, "max_temp_size": max_temp}
+    config = {"memory_limit": memory_limit, "max_temp_directory_size": max_temp, "temp_directory": f"{out}.tmp"}
+    with duckdb.connect(str(out), config=config) as con:
+        as_of = con.execute("select max(day) from marts.dim_day").fetchall()[0][0]
+        for table in OUTPUTS:  # the night before had not seen the as-of day
+            con.execute(f"delete from {table} where day >= ?", [as_of])
+        con.execute("checkpoint")
+        t = time.perf_counter()
+        stats = build_incremental(con, indicators, fingerprint=FINGERPRINTS[OUTPUTS[0]])
+        res["indicators_seconds"] = round(time.perf_counter() - t, 2)
+        res["indicators"] = {k: str(v) for k, v in stats.items()}
+        t = time.perf_counter()
+        scored = scoring.score_history(con, load_current_config())
+        res["scores_seconds"] = round(time.perf_counter() - t, 2)
+        res["scores"] = {k: str(v) for k, v in scored.items()}
+    res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    res["load_average_after"] = os.getloadavg()
+    return res
+
+
 def compare(a: Path, b: Path) -> dict:
     """Rows of each output in ``a`` not in ``b`` and the reverse (``except all``, so duplicates count)."""
     import duckdb
@@ -130,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     h.add_argument("--memory-limit", default="8GB")
     h.add_argument("--max-temp-size", default="4GB")
     h.add_argument("--chunk-rows", type=int, default=None, help="account-days per range (default: the model's)")
+    n = sub.add_parser("nightly", help="time the nightly build on a copy of a history output")
+    n.add_argument("--warehouse", type=Path, required=True, help="a history output")
+    n.add_argument("--out", type=Path, required=True)
+    n.add_argument("--memory-limit", default="8GB")
+    n.add_argument("--max-temp-size", default="4GB")
     k = sub.add_parser("compare", help="except all both ways between two history outputs")
     k.add_argument("a", type=Path)
     k.add_argument("b", type=Path)
@@ -138,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         out = copies(args.source.resolve(), args.target.resolve(), args.copies)
     elif args.cmd == "history":
         out = history(args.warehouse, args.out, args.memory_limit, args.max_temp_size, args.chunk_rows)
+    elif args.cmd == "nightly":
+        out = nightly(args.warehouse, args.out, args.memory_limit, args.max_temp_size)
     else:
         out = compare(args.a.resolve(), args.b.resolve())
     print(json.dumps(out))

@@ -16,7 +16,12 @@ A SQL model becomes incremental with a header tag (cs_kpis/lib/sql.py)::
   account-days per GB of it (and at most ``chunk_rows``), so a smaller memory limit gives smaller ranges
   instead of spilling (measured for the indicators: BENCHMARKS.md "Indicators: ticket medians and
   memory-sized ranges"). Such a model's nightly window is cut into the ranges of a full build, since it reads
-  far more than the days it writes (BENCHMARKS.md "Large (2026-12-05, session 10)").
+  far more than the days it writes (BENCHMARKS.md "Large (2026-12-05, session 10)"), unless it says how far
+  back it reads:
+- ``reads_days`` (default none; only with ``rows_per_gb``): the model reads at most this many days before the
+  first day it writes (its longest trailing window; what it needs from earlier days is a small per-account
+  carry), so a nightly window's ranges are sized by the account-days from ``start_day - reads_days`` to the
+  as-of day instead of a full build's (BENCHMARKS.md "Indicators by segments").
 
 The table must have ``account_id`` and ``day`` columns; the as-of day is ``max(day)`` of marts.dim_day.
 Every build is a row of CONTROL_TABLE (``model``, ``mode``, ``start_day``, ``history_start``, ``as_of``,
@@ -56,7 +61,7 @@ ENV_LOOKBACK_DAYS = tuning.SETTINGS["health.lookback_days"].env
 DEFAULT_LOOKBACK_DAYS = tuning.SETTINGS["health.lookback_days"].default
 CHUNK_ROWS = 12_000_000
 """account-days per range of a build, unless the model's tag says otherwise"""
-TAG_KEYS = {"lookback_days", "history", "chunk_rows", "rows_per_gb", "by"}
+TAG_KEYS = {"lookback_days", "history", "chunk_rows", "rows_per_gb", "reads_days", "by"}
 
 
 def history_days() -> int | None:
@@ -84,6 +89,8 @@ class Incremental:
     chunk_rows: int = CHUNK_ROWS
     rows_per_gb: int | None = None
     """account-days a range may hold per GB of DuckDB's memory limit (None: chunk_rows alone decides)"""
+    reads_days: int | None = None
+    """days before its window's first day the model reads (None: it reads every earlier day)"""
     upstream: tuple[str, ...] = ()
     """tables it reads that are built incrementally too: a full build of one makes the next build full"""
     fingerprint: Callable | None = None
@@ -307,9 +314,13 @@ def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int
     con.execute("set TimeZone = 'UTC'")
     rows_per_range = range_rows(con, spec, chunk_rows)
     # a model sized by memory reads more than the days it writes (trailing windows, the running sums' carry
-    # from every earlier day), so a nightly window's ranges are cut as a full build's: on the large company one
-    # nightly range of every account ran out of 8 GB + 4 GB of spill in the indicators
-    sized = replace(window, start_day=None) if spec.rows_per_gb and not chunk_rows else window
+    # from every earlier day), so a nightly window's ranges are cut by the days it reads: from reads_days
+    # before the window, or (unknown reach) as a full build's. On the large company one nightly range of every
+    # account cut by the days written ran out of 8 GB + 4 GB of spill in the indicators
+    sized = window
+    if spec.rows_per_gb and not chunk_rows:
+        reach = spec.reads_days if window.start_day is not None else None
+        sized = replace(window, start_day=window.start_day - dt.timedelta(days=reach) if reach else None)
     ranges = account_ranges(con, sized, rows_per_range)
     con.execute("begin transaction")
     try:

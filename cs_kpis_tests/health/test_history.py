@@ -191,14 +191,23 @@ def test_the_tables_are_typed_even_without_a_single_change(wh, monkeypatch, min_
     assert (changes > 0) == (min_delta < 100)
 
 
-def test_a_nightly_window_of_a_memory_sized_model_is_cut_like_a_full_build(wh, monkeypatch):
-    # the indicators read far more than the days they write (trailing windows, the carry of every earlier day):
-    # cut by the window's few days, a nightly put every account in one range, which ran out of 8 GB + 4 GB of
-    # spill on the large company. Sized by memory (rows_per_gb), a nightly range holds what a full build's does.
+@pytest.mark.parametrize("range_rows, expected", [(100, 2), (160, 1)])
+def test_a_nightly_window_of_a_memory_sized_model_is_cut_by_the_days_it_reads(wh, monkeypatch, range_rows, expected):
+    # the indicators read far more than the days they write (89 days of trailing windows, the carry of every
+    # earlier day): cut by the window's few days, a nightly put every account in one range, which ran out of
+    # 8 GB + 4 GB of spill on the large company. Sized by memory (rows_per_gb), a nightly range holds the
+    # account-days from reads_days before the window: 97, 61 and 97 here, where a full build's are 120, 61, 120
+    # and the 8 days written 8 each
     full = rows(wh, "kpis.account_indicators_daily")
-    monkeypatch.setattr(incremental, "memory_limit_gb", lambda con: 50 / INDICATOR_MODEL.incremental["rows_per_gb"])
+    spec = INDICATOR_MODEL.incremental_spec()
+    assert spec.reads_days == 89
+    monkeypatch.setattr(incremental, "memory_limit_gb",
+                        lambda con: (range_rows + 0.5) / INDICATOR_MODEL.incremental["rows_per_gb"])
     start = AS_OF - dt.timedelta(days=7)
-    assert len(incremental.account_ranges(wh, window(start, mode="incremental"), chunk_rows=50)) == 1
+    reach = start - dt.timedelta(days=89)
+    cut = {name: len(incremental.account_ranges(wh, window(day, mode="incremental"), chunk_rows=range_rows))
+           for name, day in (("written", start), ("read", reach), ("full build", None))}
+    assert cut == {"written": 1, "read": expected, "full build": 2}
     stats = build_window(wh, INDICATOR_MODEL, window(start, mode="incremental"))
-    assert stats["account_ranges"] == 3  # one account per range (46..120 days each), as in a full build
+    assert stats["rows_per_range"] == range_rows and stats["account_ranges"] == expected
     same(rows(wh, "kpis.account_indicators_daily"), full)

@@ -14,7 +14,7 @@
 -- urgent/high tickets) start from the sum of every activity delta before those days, so a windowed build
 -- equals the same days of a full build (tested). The history kept is CS_KPIS_HEALTH_HISTORY_DAYS days.
 -- @grain account_id, day
--- @incremental lookback_days=7 history=limited rows_per_gb=250000
+-- @incremental lookback_days=7 history=limited rows_per_gb=250000 reads_days=89
 -- @column account_id: CRM account
 -- @column day: the as-of day (UTC)
 -- @column root_account_id: top of the account's hierarchy (marts.accounts; the account itself when unknown)
@@ -80,9 +80,16 @@ starts as (
 
 account_keys as (
     -- a whole-number key per account: (account, day) pairs below are one bigint, which hashes and compares
-    -- much faster than text plus date in the joins of millions of account-days
-    select account_id, first_day, row_number() over (order by account_id) as account_key
-    from starts
+    -- much faster than text plus date in the joins of millions of account-days; first_out: the first output
+    -- day (subscribed, inside the build window and the calendar)
+    select
+        s.account_id,
+        s.first_day,
+        greatest(s.first_day, coalesce(bw.start_day, s.first_day), cal.first_day) as first_out,
+        row_number() over (order by s.account_id) as account_key
+    from starts as s
+    cross join build_window as bw
+    cross join (select min(day) as first_day from marts.dim_day) as cal
 ),
 
 activity_totals as (
@@ -120,102 +127,12 @@ window_grid as (
         s.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), d.day) as gk,
         -- the output rows: subscribed days inside the build window
         d.day >= s.first_day and (bw.start_day is null or d.day >= bw.start_day) as is_output
-    from account_keys as s
+        from account_keys as s
     cross join build_window as bw
     left join activity_totals as a on a.account_id = s.account_id
     inner join marts.dim_day as d
         on d.day >= least(s.first_day, coalesce(a.first_activity_day, s.first_day))
         and (bw.grid_from is null or d.day >= bw.grid_from)
-),
-
-grid as (
-    select account_id, day, gk
-    from window_grid
-    where is_output
-),
-
-dense as (
-    select
-        g.account_id,
-        g.day,
-        g.gk,
-        g.is_output,
-        coalesce(a.events, 0) as events,
-        coalesce(a.active_users, 0) as active_users,
-        coalesce(a.users_7d_delta, 0) as users_7d_delta,
-        coalesce(a.users_30d_delta, 0) as users_30d_delta,
-        coalesce(a.key_features_30d_delta, 0) as key_features_30d_delta,
-        coalesce(a.milestones_reached, 0) as milestones_reached,
-        coalesce(a.tickets_created, 0) as tickets_created,
-        coalesce(a.urgent_high_delta, 0) as urgent_high_delta,
-        coalesce(a.csat_good, 0) as csat_good,
-        coalesce(a.csat_bad, 0) as csat_bad,
-        coalesce(a.nps_promoters, 0) as nps_promoters,
-        coalesce(a.nps_passives, 0) as nps_passives,
-        coalesce(a.nps_detractors, 0) as nps_detractors,
-        coalesce(a.failed_payments, 0) as failed_payments
-    from window_grid as g
-    left join kpis.account_activity_daily as a
-        on a.account_id = g.account_id and a.day = g.day
-),
-
-windowed_all as (
-    -- the grid has one row per day, so ROWS frames are day windows
-    select
-        account_id,
-        day,
-        gk,
-        is_output,
-        sum(events) over w30 as events_30d,
-        sum(events) over (partition by account_id order by day rows between 59 preceding and 30 preceding)
-            as events_prior_30d,
-        count(*) over (partition by account_id order by day rows between 59 preceding and 30 preceding)
-            as prior_days,
-        sum(active_users) over w30 as active_user_days_30d,
-        sum(users_7d_delta) over run as active_users_7d,
-        sum(users_30d_delta) over run as active_users_30d,
-        sum(key_features_30d_delta) over run as key_features_30d,
-        sum(milestones_reached) over run as milestones_reached,
-        sum(tickets_created) over w30 as tickets_30d,
-        sum(urgent_high_delta) over run as open_urgent_high,
-        sum(csat_good) over w90 as csat_good_90d,
-        sum(csat_bad) over w90 as csat_bad_90d,
-        sum(nps_promoters) over w90 as nps_promoters_90d,
-        sum(nps_detractors) over w90 as nps_detractors_90d,
-        sum(nps_promoters + nps_passives + nps_detractors) over w90 as nps_responses_90d,
-        sum(failed_payments) over w90 as failed_payments_90d
-    from dense
-    window
-        w30 as (partition by account_id order by day rows between 29 preceding and current row),
-        w90 as (partition by account_id order by day rows between 89 preceding and current row),
-        run as (partition by account_id order by day rows between unbounded preceding and current row)
-),
-
-windowed as (
-    -- the output days, running sums plus what came before the window grid
-    select
-        w.account_id,
-        w.day,
-        w.gk,
-        w.events_30d,
-        w.events_prior_30d,
-        w.prior_days,
-        w.active_user_days_30d,
-        w.active_users_7d + coalesce(c.users_7d, 0) as active_users_7d,
-        w.active_users_30d + coalesce(c.users_30d, 0) as active_users_30d,
-        w.key_features_30d + coalesce(c.key_features_30d, 0) as key_features_30d,
-        w.milestones_reached + coalesce(c.milestones_reached, 0) as milestones_reached,
-        w.tickets_30d,
-        w.open_urgent_high + coalesce(c.urgent_high, 0) as open_urgent_high,
-        w.csat_good_90d,
-        w.csat_bad_90d,
-        w.nps_promoters_90d,
-        w.nps_detractors_90d,
-        w.nps_responses_90d,
-        w.failed_payments_90d
-    from windowed_all as w
-    left join activity_totals as c on c.account_id = w.account_id
-    where w.is_output
 ),
 
 plan_features as (
@@ -230,38 +147,33 @@ milestone_count as (
     select count(distinct name) as milestones from kpis.health_product_config where setting = 'onboarding_milestone'
 ),
 
-periods_in_force as (
-    select
-        g.gk,
-        max(p.features) as plan_features,
-        min(p.plan_rank) as plan_rank,
-        sum(case when p.features is not null then sp.seats end) as seats,
-        max(case when sp.is_trial then 1 else 0 end) as is_trial
-    from grid as g
-    inner join marts.subscription_periods as sp
-        on sp.account_id = g.account_id
-        and sp.start_date <= g.day
-        and (sp.end_date is null or sp.end_date > g.day)
-    left join plan_features as p
-        on p.plan = sp.plan
-    group by g.gk
-),
-
-mrr as (
-    select g.gk, c.mrr
-    from grid as g
-    inner join marts.mrr_daily_changes as c
-        on c.account_id = g.account_id
-        and c.change_date <= g.day
-        and (c.next_change_date is null or c.next_change_date > g.day)
-),
-
 ticket_facts as (
     select t.*
     from (
         -- include: support_tickets
     ) as t
     inner join starts as s on s.account_id = t.account_id
+),
+
+reply_tickets as (
+    -- the tickets a first-reply median of an output day can hold: created less than 90 days before the build
+    -- window (every ticket on a full build of every day). A change day before the window then has a median
+    -- of fewer tickets, but the output days only read the last change day on or before them, whose 90 days
+    -- hold no ticket left out
+    select t.account_id, t.created_day, t.first_reply_minutes
+    from ticket_facts as t
+    cross join build_window as bw
+    where t.first_reply_minutes is not null
+        and (bw.start_day is null or t.created_day > cast(bw.start_day - interval 90 day as date))
+),
+
+solved_tickets as (
+    -- the same for tickets solved: solved less than 90 days before the build window
+    select t.account_id, t.ticket_id, t.solved_day, t.full_resolution_minutes, t.is_fcr
+    from ticket_facts as t
+    cross join build_window as bw
+    where t.solved_day is not null
+        and (bw.start_day is null or t.solved_day > cast(bw.start_day - interval 90 day as date))
 ),
 
 reply_points as (
@@ -273,10 +185,10 @@ reply_points as (
         day,
         min(day) over (partition by account_id order by day rows between 1 following and 1 following) as next_day
     from (
-        select account_id, created_day as day from ticket_facts where first_reply_minutes is not null
+        select account_id, created_day as day from reply_tickets
         union
         select account_id, cast(created_day + interval 90 day as date) as day
-        from ticket_facts where first_reply_minutes is not null
+        from reply_tickets
     ) as p
 ),
 
@@ -284,21 +196,11 @@ reply_spans as (
     -- each change day's median; an empty window (every ticket left it) gives null until the next ticket
     select p.account_id, p.day, p.next_day, median(t.first_reply_minutes) as median_first_reply_minutes
     from reply_points as p
-    left join ticket_facts as t
+    left join reply_tickets as t
         on t.account_id = p.account_id
         and t.created_day <= p.day
         and t.created_day > cast(p.day - interval 90 day as date)
-        and t.first_reply_minutes is not null
     group by p.account_id, p.day, p.next_day
-),
-
-reply_90d as (
-    select g.gk, r.median_first_reply_minutes
-    from grid as g
-    inner join reply_spans as r
-        on r.account_id = g.account_id
-        and r.day <= g.day
-        and (r.next_day is null or r.next_day > g.day)
 ),
 
 solved_points as (
@@ -308,10 +210,10 @@ solved_points as (
         day,
         min(day) over (partition by account_id order by day rows between 1 following and 1 following) as next_day
     from (
-        select account_id, solved_day as day from ticket_facts where solved_day is not null
+        select account_id, solved_day as day from solved_tickets
         union
         select account_id, cast(solved_day + interval 90 day as date) as day
-        from ticket_facts where solved_day is not null
+        from solved_tickets
     ) as p
 ),
 
@@ -324,33 +226,11 @@ solved_spans as (
         case when count(t.ticket_id) > 0
             then cast(sum(t.is_fcr) as double) / cast(count(t.ticket_id) as double) end as first_contact_resolution
     from solved_points as p
-    left join ticket_facts as t
+    left join solved_tickets as t
         on t.account_id = p.account_id
         and t.solved_day <= p.day
         and t.solved_day > cast(p.day - interval 90 day as date)
     group by p.account_id, p.day, p.next_day
-),
-
-solved_90d as (
-    select g.gk, s.median_resolution_minutes, s.first_contact_resolution
-    from grid as g
-    inner join solved_spans as s
-        on s.account_id = g.account_id
-        and s.day <= g.day
-        and (s.next_day is null or s.next_day > g.day)
-),
-
-sentiment as (
-    -- the CRM state in force at the end of the day: loaded versions, and before the first load the state
-    -- rebuilt from Salesforce's field history (marts.account_states; one row per account and day)
-    select g.gk, max(a.csm_sentiment) as csm_sentiment, max(a.csm_id) as csm_id, max(a.segment) as segment
-    from grid as g
-    inner join marts.account_states as a
-        on a.account_id = g.account_id
-        and a.valid_from <= g.day
-        and (a.valid_to is null or a.valid_to > g.day)
-    where not a.is_deleted
-    group by g.gk
 ),
 
 billing_accounts as (
@@ -370,16 +250,6 @@ unpaid_invoices as (
     from staging.stg_billing__invoices as i
     inner join billing_accounts as b on b.customer_id = i.customer_id
     where i.status <> 'draft' and i.amount_due_minor > 0
-),
-
-past_due as (
-    select g.gk, max(date_diff('day', u.due_day, g.day)) as max_days_past_due
-    from grid as g
-    inner join unpaid_invoices as u
-        on u.account_id = g.account_id
-        and u.due_day < g.day
-        and (u.settled_day is null or u.settled_day > g.day)
-    group by g.gk
 ),
 
 term_periods as (
@@ -429,10 +299,128 @@ state_days as (
     where rn = 1
 ),
 
+boundaries as (
+    -- every day on which a state the indicators read may change (an MRR change, a subscription period, a CRM
+    -- version, an invoice falling due or settled, a paid term, a subscription's end-of-day state, a 90-day
+    -- ticket median): between two of them every state below is constant
+    select account_id, change_date as day from marts.mrr_daily_changes
+    union all
+    select account_id, next_change_date as day from marts.mrr_daily_changes
+    union all
+    select account_id, start_date as day from marts.subscription_periods
+    union all
+    select account_id, end_date as day from marts.subscription_periods
+    union all
+    select account_id, valid_from as day from marts.account_states
+    union all
+    select account_id, valid_to as day from marts.account_states
+    union all
+    select account_id, cast(due_day + interval 1 day as date) as day from unpaid_invoices
+    union all
+    select account_id, settled_day as day from unpaid_invoices
+    union all
+    select account_id, period_start as day from term_periods
+    union all
+    select account_id, period_end as day from term_periods
+    union all
+    select account_id, change_day as day from state_days
+    union all
+    select account_id, next_change_day as day from state_days
+    union all
+    select account_id, day from reply_spans
+    union all
+    select account_id, day from solved_spans
+),
+
+segments as (
+    -- the output days that start a segment: each account's first output day and every boundary after it. The
+    -- states are computed on these days only and hold until the next one (a few rows per account instead
+    -- of one per account-day), then reach every output day by one join on the segment's key
+    select distinct k.account_id, b.day,
+        k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), b.day) as gk
+    from boundaries as b
+    inner join account_keys as k on k.account_id = b.account_id
+    cross join (select max(day) as as_of from marts.dim_day) as cal
+    where b.day > k.first_out and b.day <= cal.as_of
+    union all
+    select k.account_id, k.first_out as day,
+        k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), k.first_out) as gk
+    from account_keys as k
+    cross join (select max(day) as as_of from marts.dim_day) as cal
+    where k.first_out <= cal.as_of
+),
+
+periods_in_force as (
+    select
+        g.gk,
+        max(p.features) as plan_features,
+        min(p.plan_rank) as plan_rank,
+        sum(case when p.features is not null then sp.seats end) as seats,
+        max(case when sp.is_trial then 1 else 0 end) as is_trial
+    from segments as g
+    inner join marts.subscription_periods as sp
+        on sp.account_id = g.account_id
+        and sp.start_date <= g.day
+        and (sp.end_date is null or sp.end_date > g.day)
+    left join plan_features as p
+        on p.plan = sp.plan
+    group by g.gk
+),
+
+mrr as (
+    select g.gk, c.mrr
+    from segments as g
+    inner join marts.mrr_daily_changes as c
+        on c.account_id = g.account_id
+        and c.change_date <= g.day
+        and (c.next_change_date is null or c.next_change_date > g.day)
+),
+
+reply_90d as (
+    select g.gk, r.median_first_reply_minutes
+    from segments as g
+    inner join reply_spans as r
+        on r.account_id = g.account_id
+        and r.day <= g.day
+        and (r.next_day is null or r.next_day > g.day)
+),
+
+solved_90d as (
+    select g.gk, s.median_resolution_minutes, s.first_contact_resolution
+    from segments as g
+    inner join solved_spans as s
+        on s.account_id = g.account_id
+        and s.day <= g.day
+        and (s.next_day is null or s.next_day > g.day)
+),
+
+sentiment as (
+    -- the CRM state in force at the end of the day: loaded versions, and before the first load the state
+    -- rebuilt from Salesforce's field history (marts.account_states; one row per account and day)
+    select g.gk, max(a.csm_sentiment) as csm_sentiment, max(a.csm_id) as csm_id, max(a.segment) as segment
+    from segments as g
+    inner join marts.account_states as a
+        on a.account_id = g.account_id
+        and a.valid_from <= g.day
+        and (a.valid_to is null or a.valid_to > g.day)
+    where not a.is_deleted
+    group by g.gk
+),
+
+past_due as (
+    select g.gk, min(u.due_day) as oldest_due_day
+    from segments as g
+    inner join unpaid_invoices as u
+        on u.account_id = g.account_id
+        and u.due_day < g.day
+        and (u.settled_day is null or u.settled_day > g.day)
+    group by g.gk
+),
+
 cancellations as (
     select distinct g.gk
     from state_days as s
-    inner join grid as g
+    inner join segments as g
         on g.account_id = s.account_id
         and g.day >= s.change_day
         and (s.next_change_day is null or g.day < s.next_change_day)
@@ -442,8 +430,8 @@ cancellations as (
 renewal as (
     -- the renewal: the nearest end of a paid term in force whose subscription is still active and not set
     -- to cancel at the end of the day (a subscription with no state yet counts as renewing)
-    select g.gk, min(date_diff('day', g.day, t.period_end)) as days_to_renewal
-    from grid as g
+    select g.gk, min(t.period_end) as renewal_day
+    from segments as g
     inner join term_periods as t
         on t.account_id = g.account_id
         and t.period_start <= g.day
@@ -454,18 +442,191 @@ renewal as (
         and (s.next_change_day is null or g.day < s.next_change_day)
     where coalesce(s.renews, true)
     group by g.gk
+),
+
+segment_states as (
+    -- every state of a segment, and the account's own facts (hierarchy, creation, first value, running sums'
+    -- carry), in one row
+    select
+        g.gk,
+        coalesce(acc.root_account_id, g.account_id) as root_account_id,
+        acc.created_at,
+        fv.first_value_at,
+        fv.users_7d as carry_users_7d,
+        fv.users_30d as carry_users_30d,
+        fv.key_features_30d as carry_key_features_30d,
+        fv.milestones_reached as carry_milestones_reached,
+        fv.urgent_high as carry_urgent_high,
+        m.mrr,
+        f.is_trial,
+        pl.plan,
+        f.seats,
+        f.plan_features,
+        r.median_first_reply_minutes,
+        s.median_resolution_minutes,
+        s.first_contact_resolution,
+        se.csm_sentiment,
+        se.csm_id,
+        se.segment,
+        pd.oldest_due_day,
+        rn.renewal_day,
+        c.gk is not null as cancellation_scheduled
+    from segments as g
+    left join marts.accounts as acc on acc.account_id = g.account_id
+    left join activity_totals as fv on fv.account_id = g.account_id
+    left join mrr as m on m.gk = g.gk
+    left join periods_in_force as f on f.gk = g.gk
+    left join plan_features as pl on pl.plan_rank = f.plan_rank
+    left join reply_90d as r on r.gk = g.gk
+    left join solved_90d as s on s.gk = g.gk
+    left join sentiment as se on se.gk = g.gk
+    left join past_due as pd on pd.gk = g.gk
+    left join renewal as rn on rn.gk = g.gk
+    left join cancellations as c on c.gk = g.gk
+),
+
+dense as (
+    select
+        g.account_id,
+        g.day,
+        g.gk,
+        g.is_output,
+        -- the first day of a segment (the states below hold from it to the next one)
+        case when g.is_output and m.gk is not null then g.day end as segment_day,
+        coalesce(a.events, 0) as events,
+        coalesce(a.active_users, 0) as active_users,
+        coalesce(a.users_7d_delta, 0) as users_7d_delta,
+        coalesce(a.users_30d_delta, 0) as users_30d_delta,
+        coalesce(a.key_features_30d_delta, 0) as key_features_30d_delta,
+        coalesce(a.milestones_reached, 0) as milestones_reached,
+        coalesce(a.tickets_created, 0) as tickets_created,
+        coalesce(a.urgent_high_delta, 0) as urgent_high_delta,
+        coalesce(a.csat_good, 0) as csat_good,
+        coalesce(a.csat_bad, 0) as csat_bad,
+        coalesce(a.nps_promoters, 0) as nps_promoters,
+        coalesce(a.nps_passives, 0) as nps_passives,
+        coalesce(a.nps_detractors, 0) as nps_detractors,
+        coalesce(a.failed_payments, 0) as failed_payments
+    from window_grid as g
+    left join kpis.account_activity_daily as a
+        on a.account_id = g.account_id and a.day = g.day
+    left join segments as m
+        on m.gk = g.gk
+),
+
+windowed_all as (
+    -- the grid has one row per day, so ROWS frames are day windows
+    select
+        account_id,
+        day,
+        gk,
+        is_output,
+        max(segment_day) over run as segment_day,
+        sum(events) over w30 as events_30d,
+        sum(events) over (partition by account_id order by day rows between 59 preceding and 30 preceding)
+            as events_prior_30d,
+        count(*) over (partition by account_id order by day rows between 59 preceding and 30 preceding)
+            as prior_days,
+        sum(active_users) over w30 as active_user_days_30d,
+        sum(users_7d_delta) over run as active_users_7d,
+        sum(users_30d_delta) over run as active_users_30d,
+        sum(key_features_30d_delta) over run as key_features_30d,
+        sum(milestones_reached) over run as milestones_reached,
+        sum(tickets_created) over w30 as tickets_30d,
+        sum(urgent_high_delta) over run as open_urgent_high,
+        sum(csat_good) over w90 as csat_good_90d,
+        sum(csat_bad) over w90 as csat_bad_90d,
+        sum(nps_promoters) over w90 as nps_promoters_90d,
+        sum(nps_detractors) over w90 as nps_detractors_90d,
+        sum(nps_promoters + nps_passives + nps_detractors) over w90 as nps_responses_90d,
+        sum(failed_payments) over w90 as failed_payments_90d
+    from dense
+    window
+        w30 as (partition by account_id order by day rows between 29 preceding and current row),
+        w90 as (partition by account_id order by day rows between 89 preceding and current row),
+        run as (partition by account_id order by day rows between unbounded preceding and current row)
+),
+
+windowed as (
+    -- the output days, running sums plus what came before the window grid
+    select
+        w.account_id,
+        w.day,
+        w.gk,
+        w.segment_day,
+        w.events_30d,
+        w.events_prior_30d,
+        w.prior_days,
+        w.active_user_days_30d,
+        w.active_users_7d,
+        w.active_users_30d,
+        w.key_features_30d,
+        w.milestones_reached,
+        w.tickets_30d,
+        w.open_urgent_high,
+        w.csat_good_90d,
+        w.csat_bad_90d,
+        w.nps_promoters_90d,
+        w.nps_detractors_90d,
+        w.nps_responses_90d,
+        w.failed_payments_90d
+    from windowed_all as w
+    where w.is_output
+),
+
+indicator_days as (
+    -- the output days with their segment's states; the running sums plus what came before the window grid
+    select
+        w.account_id,
+        w.day,
+        ss.root_account_id,
+        ss.created_at,
+        ss.first_value_at,
+        coalesce(ss.mrr, 0) as mrr,
+        ss.is_trial,
+        ss.plan,
+        ss.seats,
+        ss.plan_features,
+        w.events_30d,
+        w.events_prior_30d,
+        w.prior_days,
+        w.active_user_days_30d,
+        w.active_users_7d + coalesce(ss.carry_users_7d, 0) as active_users_7d,
+        w.active_users_30d + coalesce(ss.carry_users_30d, 0) as active_users_30d,
+        w.key_features_30d + coalesce(ss.carry_key_features_30d, 0) as key_features_30d,
+        w.milestones_reached + coalesce(ss.carry_milestones_reached, 0) as milestones_reached,
+        w.tickets_30d,
+        w.open_urgent_high + coalesce(ss.carry_urgent_high, 0) as open_urgent_high,
+        ss.median_first_reply_minutes,
+        ss.median_resolution_minutes,
+        ss.first_contact_resolution,
+        w.csat_good_90d,
+        w.csat_bad_90d,
+        w.nps_promoters_90d,
+        w.nps_detractors_90d,
+        w.nps_responses_90d,
+        ss.csm_sentiment,
+        ss.csm_id,
+        ss.segment,
+        ss.oldest_due_day,
+        w.failed_payments_90d,
+        ss.renewal_day,
+        ss.cancellation_scheduled
+    from windowed as w
+    left join segment_states as ss
+        on ss.gk = w.gk - date_diff('day', w.segment_day, w.day)
 )
 
 select
     w.account_id,
     w.day,
-    coalesce(acc.root_account_id, w.account_id) as root_account_id,
-    coalesce(m.mrr, 0) as mrr,
-    12 * coalesce(m.mrr, 0) as arr,
-    coalesce(m.mrr, 0) > 0 as is_active,
-    coalesce(f.is_trial, 0) = 1 as is_trial,
-    pl.plan,
-    cast(f.seats as bigint) as seats,
+    w.root_account_id,
+    w.mrr,
+    12 * w.mrr as arr,
+    w.mrr > 0 as is_active,
+    coalesce(w.is_trial, 0) = 1 as is_trial,
+    w.plan,
+    cast(w.seats as bigint) as seats,
     cast(w.events_30d as bigint) as events_30d,
     case when w.prior_days = 30 then cast(w.events_prior_30d as bigint) end as events_prior_30d,
     cast(w.active_users_7d as bigint) as active_users_7d,
@@ -477,21 +638,21 @@ select
     case when w.prior_days = 30 and w.events_prior_30d > 0
         then cast(w.events_30d as double) / cast(w.events_prior_30d as double) - 1 end as usage_trend,
     cast(w.key_features_30d as bigint) as key_features_30d,
-    f.plan_features,
-    case when f.plan_features > 0
-        then cast(w.key_features_30d as double) / cast(f.plan_features as double) end as feature_adoption,
-    case when f.seats > 0 then cast(w.active_users_30d as double) / cast(f.seats as double) end as seat_utilisation,
-    case when cast(fv.first_value_at as date) <= w.day then 1 else 0 end as is_activated,
-    case when cast(fv.first_value_at as date) <= w.day then fv.first_value_at end as first_value_at,
-    case when cast(fv.first_value_at as date) <= w.day
-        then cast(date_diff('second', acc.created_at, fv.first_value_at) as double) / 86400.0 end as ttfv_days,
+    w.plan_features,
+    case when w.plan_features > 0
+        then cast(w.key_features_30d as double) / cast(w.plan_features as double) end as feature_adoption,
+    case when w.seats > 0 then cast(w.active_users_30d as double) / cast(w.seats as double) end as seat_utilisation,
+    case when cast(w.first_value_at as date) <= w.day then 1 else 0 end as is_activated,
+    case when cast(w.first_value_at as date) <= w.day then w.first_value_at end as first_value_at,
+    case when cast(w.first_value_at as date) <= w.day
+        then cast(date_diff('second', w.created_at, w.first_value_at) as double) / 86400.0 end as ttfv_days,
     case when mc.milestones > 0
         then cast(w.milestones_reached as double) / cast(mc.milestones as double) end as onboarding_completion,
     cast(w.tickets_30d as bigint) as tickets_30d,
     cast(w.open_urgent_high as bigint) as open_urgent_high,
-    r.median_first_reply_minutes,
-    s.median_resolution_minutes,
-    s.first_contact_resolution,
+    w.median_first_reply_minutes,
+    w.median_resolution_minutes,
+    w.first_contact_resolution,
     cast(w.csat_good_90d + w.csat_bad_90d as bigint) as csat_responses_90d,
     case when w.csat_good_90d + w.csat_bad_90d > 0
         then cast(w.csat_good_90d as double) / cast(w.csat_good_90d + w.csat_bad_90d as double) end as csat_90d,
@@ -499,23 +660,12 @@ select
     case when w.nps_responses_90d > 0
         then 100.0 * cast(w.nps_promoters_90d - w.nps_detractors_90d as double) / cast(w.nps_responses_90d as double)
     end as nps_90d,
-    se.csm_sentiment,
-    se.csm_id,
-    se.segment,
-    coalesce(pd.max_days_past_due, 0) as max_days_past_due,
+    w.csm_sentiment,
+    w.csm_id,
+    w.segment,
+    coalesce(date_diff('day', w.oldest_due_day, w.day), 0) as max_days_past_due,
     cast(w.failed_payments_90d as bigint) as failed_payments_90d,
-    rn.days_to_renewal,
-    case when c.gk is not null then 1 else 0 end as cancellation_scheduled
-from windowed as w
+    date_diff('day', w.day, w.renewal_day) as days_to_renewal,
+    case when w.cancellation_scheduled then 1 else 0 end as cancellation_scheduled
+from indicator_days as w
 cross join milestone_count as mc
-left join marts.accounts as acc on acc.account_id = w.account_id
-left join mrr as m on m.gk = w.gk
-left join periods_in_force as f on f.gk = w.gk
-left join plan_features as pl on pl.plan_rank = f.plan_rank
-left join activity_totals as fv on fv.account_id = w.account_id
-left join reply_90d as r on r.gk = w.gk
-left join solved_90d as s on s.gk = w.gk
-left join sentiment as se on se.gk = w.gk
-left join past_due as pd on pd.gk = w.gk
-left join renewal as rn on rn.gk = w.gk
-left join cancellations as c on c.gk = w.gk
