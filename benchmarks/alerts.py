@@ -27,10 +27,11 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import sys
 import time
 from pathlib import Path
+
+from benchmarks.health_copies import copy_to_new, refuse_existing
 
 TABLES = ("kpis.account_indicators_daily", "kpis.health_scores_daily", "kpis.health_score_changes",
           "kpis.account_activity_daily", "staging.stg_crm__contacts", "staging.stg_product__events",
@@ -55,8 +56,7 @@ def _copy_expr(table: str, column: str, kind: str) -> str:
 def copies(source: Path, target: Path, n: int) -> dict:
     import duckdb
 
-    if target.exists():
-        raise SystemExit(f"{target} exists: choose a new file")
+    refuse_existing(target)
     out = {}
     roles = ", ".join(f"'{r}'" for r in ROLES)
     with duckdb.connect(str(target)) as con:
@@ -88,7 +88,7 @@ def run(warehouse: Path, out: Path, memory_limit: str, nightly: bool) -> dict:
 
     from cs_kpis.defs.alerts import engine
 
-    shutil.copy(warehouse, out)
+    copy_to_new(warehouse, out)
     res = {"load_average_before": os.getloadavg(), "memory_limit": memory_limit, "nightly": nightly}
     rules = engine.load_rules()
     with duckdb.connect(str(out), config={"memory_limit": memory_limit, "temp_directory": f"{out}.tmp"}) as con:

@@ -57,11 +57,21 @@ def _copy_expr(table: str, column: str) -> str:
     return column
 
 
+def refuse_existing(target: Path) -> None:
+    """Every command writes a new file: one that exists (a warehouse of the user's) is never replaced."""
+    if target.exists():
+        raise SystemExit(f"{target} exists: choose a new file")
+
+
+def copy_to_new(source: Path, target: Path) -> None:
+    refuse_existing(target)
+    shutil.copy(source, target)
+
+
 def copies(source: Path, target: Path, n: int) -> dict:
     import duckdb
 
-    if target.exists():
-        raise SystemExit(f"{target} exists: choose a new file")
+    refuse_existing(target)
     out = {}
     with duckdb.connect(str(target)) as con:
         con.execute(f"attach '{source}' as src (read_only)")
@@ -91,7 +101,7 @@ def history(warehouse: Path, out: Path, memory_limit: str, max_temp: str, chunk_
     from cs_kpis.defs.health.health_score import load_current_config
     from cs_kpis.lib.sql import build_incremental
 
-    shutil.copy(warehouse, out)
+    copy_to_new(warehouse, out)
     indicators = {m.table: m for m in models}[OUTPUTS[0]]
     res = {"load_average_before": os.getloadavg(), "memory_limit": memory_limit, "max_temp_size": max_temp}
     config = {"memory_limit": memory_limit, "max_temp_directory_size": max_temp, "temp_directory": f"{out}.tmp"}
@@ -119,7 +129,7 @@ def nightly(warehouse: Path, out: Path, memory_limit: str, max_temp: str) -> dic
     from cs_kpis.defs.health.health_score import load_current_config
     from cs_kpis.lib.sql import build_incremental
 
-    shutil.copy(warehouse, out)
+    copy_to_new(warehouse, out)
     indicators = {m.table: m for m in models}[OUTPUTS[0]]
     res = {"load_average_before": os.getloadavg(), "memory_limit": memory_limit, "max_temp_size": max_temp}
     config = {"memory_limit": memory_limit, "max_temp_directory_size": max_temp, "temp_directory": f"{out}.tmp"}

@@ -320,7 +320,7 @@ def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int
     sized = window
     if spec.rows_per_gb and not chunk_rows:
         reach = spec.reads_days if window.start_day is not None else None
-        sized = replace(window, start_day=window.start_day - dt.timedelta(days=reach) if reach else None)
+        sized = replace(window, start_day=window.start_day - dt.timedelta(days=reach) if reach is not None else None)
     ranges = account_ranges(con, sized, rows_per_range)
     con.execute("begin transaction")
     try:

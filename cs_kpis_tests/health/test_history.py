@@ -7,6 +7,7 @@ window starting on 04-29 reads its grid from 01-30 and must carry u1's 01-05 spe
 import dataclasses
 import datetime as dt
 import math
+import re
 
 import pytest
 
@@ -201,6 +202,9 @@ def test_a_nightly_window_of_a_memory_sized_model_is_cut_by_the_days_it_reads(wh
     full = rows(wh, "kpis.account_indicators_daily")
     spec = INDICATOR_MODEL.incremental_spec()
     assert spec.reads_days == 89
+    # the tag says what the SQL reads: its grid starts reads_days before the window (a change to one alone would
+    # size the nightly ranges for days the statement does not read)
+    assert re.findall(r"max\(start_day\) - interval (\d+) day as date\) as grid_from", INDICATOR_MODEL.sql) == [str(spec.reads_days)]
     monkeypatch.setattr(incremental, "memory_limit_gb",
                         lambda con: (range_rows + 0.5) / INDICATOR_MODEL.incremental["rows_per_gb"])
     start = AS_OF - dt.timedelta(days=7)

@@ -33,6 +33,7 @@ ENV_RULES = tuning.SETTINGS["alerts.rules_file"].env
 ALERT_TYPES = ("health_drop", "health_red", "usage_drop", "champion_inactive", "ticket_spike",
                "low_nps_high_value", "renewal_risk", "expansion_opportunity")
 NOTIFY_EVENTS = ("raised", "reminder")
+_NOTIFY_IN = ", ".join(f"'{event}'" for event in NOTIFY_EVENTS)
 SEVERITY_LEVELS = ("critical", "high", "medium", "info")
 """most severe first: the one order of severities (digests, the KPI report, the CRM sync sort by it)"""
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITY_LEVELS)}
@@ -118,23 +119,12 @@ def as_of_day(con) -> date | None:
 
 def conditions(con, rules: dict, as_of: date, first_day: date | None = None,
                skipped: Iterable[str] = (), sql_engine=None) -> pd.DataFrame:
-    """Every (alert_type, account_id, day) on which a condition holds, with severity and reason; the
-    ``skipped`` types (their source system is off, cs_kpis/lib/systems.py) are not evaluated.
-
-    Each condition runs on ``sql_engine`` (cs_kpis/lib/engine.py: DuckDB by default, or Spark, with the rule
-    values bound as parameters on either); without one, on ``con``."""
-    first_day = first_day or con.execute("select min(day) from kpis.account_indicators_daily").fetchall()[0][0]
-    frames = []
-    for t in ALERT_TYPES:
-        if t in skipped:
-            continue
-        sql, params = condition_sql(t, rules["types"][t], first_day, as_of)
-        df = sql_engine.query(con, sql, params) if sql_engine is not None else con.execute(sql, params).df()
-        df.insert(0, "alert_type", t)
-        frames.append(df)
-    out = pd.concat(frames, ignore_index=True)
+    """Every (alert_type, account_id, day) on which a condition holds, with severity and reason, as a frame:
+    :func:`load_conditions` (the run's own path), then its temp table read back in order."""
+    load_conditions(con, rules, as_of, first_day, skipped, sql_engine)
+    out = con.execute(f"select * from {CONDITIONS} order by alert_type, account_id, day").df()
     out["day"] = pd.to_datetime(out["day"]).dt.date
-    return out.sort_values(["alert_type", "account_id", "day"], ignore_index=True)
+    return out
 
 
 CONDITIONS = "_alert_conditions"
@@ -149,9 +139,12 @@ EPOCH = date(1970, 1, 1)
 
 def load_conditions(con, rules: dict, as_of: date, first_day: date | None = None,
                     skipped: Iterable[str] = (), sql_engine=None) -> int:
-    """:func:`conditions` into the temp table CONDITIONS instead of a pandas frame: on DuckDB each type's
-    query is inserted where it runs (a year of the large company's conditions never leaves DuckDB, so its
-    memory limit holds); on Spark each type's rows are fetched and inserted. Returns the number of rows."""
+    """Every (alert_type, account_id, day) on which a condition holds, with severity and reason, into the temp
+    table CONDITIONS; the ``skipped`` types (their source system is off, cs_kpis/lib/systems.py) are not
+    evaluated. Each condition runs on ``sql_engine`` (cs_kpis/lib/engine.py: DuckDB by default, or Spark, with
+    the rule values bound as parameters on either). On DuckDB each type's query is inserted where it runs (a
+    year of the large company's conditions never leaves DuckDB, so its memory limit holds); on Spark each
+    type's rows are fetched and inserted. Returns the number of rows."""
     first_day = first_day or con.execute("select min(day) from kpis.account_indicators_daily").fetchall()[0][0]
     con.execute(f"create or replace temp table {CONDITIONS} (alert_type varchar, account_id varchar, day date, "
                 "severity varchar, reason varchar)")
@@ -162,8 +155,9 @@ def load_conditions(con, rules: dict, as_of: date, first_day: date | None = None
         sql, params = condition_sql(t, rules["types"][t], first_day, as_of)
         if on_duckdb:
             # the type's name is bound too; the newlines keep a trailing comment of the file from eating the ")"
-            con.execute(f"insert into {CONDITIONS} select $alert_type, account_id, cast(day as date), severity, "
-                        f"reason from (\n{sql}\n) as c", {**params, "alert_type": t})
+            # (a name no rule can bind: condition_sql binds only the names the SQL file uses)
+            con.execute(f"insert into {CONDITIONS} select $_alert_type, account_id, cast(day as date), severity, "
+                        f"reason from (\n{sql}\n) as c", {**params, "_alert_type": t})
             continue
         df = sql_engine.query(con, sql, params)
         con.register("_alert_type_rows", df)
@@ -225,7 +219,7 @@ def walk(con, rules: dict, as_of: date) -> dict[int, Alert]:
     eps = con.execute(f"select key_no, cooldown, first_day, last_day from {EPISODES} order by key_no, first_day"
                       ).fetchnumpy()
     as_of_n = (as_of - EPOCH).days
-    ev_key, ev_code, ev_day, ev_quoted = array("q"), array("b"), array("l"), array("l")
+    ev_key, ev_code, ev_day, ev_quoted = array("q"), array("b"), array("q"), array("q")
     latest: dict[int, Alert] = {}
     alert, prev = None, None
     for k, cd, s, e in zip(eps["key_no"].tolist(), eps["cooldown"].tolist(), eps["first_day"].tolist(),
@@ -392,7 +386,7 @@ def append_log(con, rules: dict, as_of: date, held_types: set[str], run_id: str)
                 case when d.day_owner_id is not null then d.day_owner_id else o.owner_id end,
                 case when d.day_owner_id is not null then d.day_owner_name else o.owner_name end,
                 cast(o.arr as double),
-                e.event in ('raised', 'reminder') and date_diff('day', e.event_day, cast($as_of as date)) <= $max_age,
+                e.event in ({_NOTIFY_IN}) and date_diff('day', e.event_day, cast($as_of as date)) <= $max_age,
                 current_timestamp, $run_id
             from _alert_new_events as e
             left join ({OWNER_SQL}) as o on o.account_id = e.account_id
