@@ -95,6 +95,10 @@ def test_the_nightly_plan_rebuilds_the_lookback_and_equals_a_full_build(wh, monk
     "update staging.stg_support__tickets set priority = case when priority = 'urgent' then 'low' else 'urgent' end",
     # a workspace is mapped to another account
     "update marts.account_xref set crm_account_id = 'acc_b' where source_id = 'ws_c'",
+    # an NPS respondent with older responses is mapped to another account
+    "update marts.account_xref set crm_account_id = 'acc_c' where source_system = 'nps' and source_id = 'p1'",
+    # a customer with an older failed payment loses its mapping
+    "delete from marts.account_xref where source_id = 'cus_a'",
 ])
 def test_a_change_to_older_inputs_forces_a_full_build(wh, change):
     first_build(wh)
@@ -102,6 +106,22 @@ def test_a_change_to_older_inputs_forces_a_full_build(wh, change):
     wh.execute(change)
     w = plan(wh, ACTIVITY_MODEL)
     assert w.mode == "full" and "changed since the last build" in w.reason
+
+
+def test_a_mapping_first_seen_for_ids_without_older_rows_keeps_the_nightly_incremental(wh, monkeypatch):
+    # A new NPS respondent, customer, organization or workspace is mapped on the new day: it has no row before
+    # the fingerprint day, so no older day can change. The fingerprint hashed all of marts.account_xref, and
+    # on the large company (and the demo) one new respondent made every nightly rebuild the year in full.
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
+    first_build(wh)
+    wh.execute("insert into marts.account_xref values ('nps', 'p_new', 'acc_a'), ('billing', 'cus_new', 'acc_c'), "
+               "('support', '99', 'acc_b'), ('product', 'ws_new', 'acc_b')")
+    w = plan(wh, ACTIVITY_MODEL)
+    assert w.mode == "incremental", w.reason
+    build_window(wh, ACTIVITY_MODEL, w)
+    nightly = rows(wh, ACTIVITY)
+    build_window(wh, ACTIVITY_MODEL, plan(wh, ACTIVITY_MODEL, full_refresh=True))
+    same(nightly, rows(wh, ACTIVITY))
 
 
 def test_the_first_build_is_full(tmp_path):

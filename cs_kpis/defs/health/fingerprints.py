@@ -46,8 +46,21 @@ ACTIVITY_FINGERPRINT_SQL = (
      "from staging.stg_nps__survey_responses where responded_at < cast(? as date)"),
     ("select count(*), coalesce(bit_xor(hash(event_id, customer_id, event_type)), 0) from staging.stg_billing__events "
      "where event_type = 'invoice.payment_failed' and created_at < cast(? as date)"),
+    # the account mappings of the source ids that have rows above: a mapping first seen for an id without
+    # older rows (a new NPS respondent, customer or workspace, every day on a real company) cannot change an
+    # older day, and hashing the whole table made every such nightly rebuild the year; a remap, or an older
+    # id matched for the first time, changes it (systems the activity does not read: hashed whole)
     ("select count(*), coalesce(bit_xor(hash(source_system, source_id, crm_account_id)), 0) "
-     "from marts.account_xref where cast(? as date) is not null"),
+     "from marts.account_xref as x where "
+     "(x.source_system = 'product' and x.source_id in (select workspace_id from staging.stg_product__events "
+     "where event_type = 'track' and occurred_at < cast(? as date))) "
+     "or (x.source_system = 'support' and x.source_id in (select cast(organization_id as varchar) "
+     "from staging.stg_support__tickets where cast(created_at as date) < cast(? as date))) "
+     "or (x.source_system = 'nps' and x.source_id in (select person_id from staging.stg_nps__survey_responses "
+     "where responded_at < cast(? as date))) "
+     "or (x.source_system = 'billing' and x.source_id in (select customer_id from staging.stg_billing__events "
+     "where event_type = 'invoice.payment_failed' and created_at < cast(? as date))) "
+     "or x.source_system not in ('product', 'support', 'nps', 'billing')"),
     ("select count(*), coalesce(bit_xor(hash(t)), 0) from kpis.health_product_config as t "
      "where cast(? as date) is not null"),
 )
