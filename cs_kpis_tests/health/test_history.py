@@ -129,6 +129,27 @@ def test_restated_history_before_the_window_forces_a_full_build(wh):
     assert w.mode == "full" and "changed since the last build" in w.reason
 
 
+def test_an_mrr_level_or_period_ending_after_the_fingerprint_day_keeps_the_nightly_incremental(wh):
+    # acc_b's open MRR level and its subscription period end on the new day (a downgrade to zero, a
+    # cancellation): their end moves from none to the as-of day, after the fingerprint day (04-28). The
+    # indicators read an end only as "in force on the day", so no older day changes; hashing the whole row made
+    # every such nightly rebuild the year (the demo's and the large company's nightly did).
+    full_build(wh)
+    wh.execute(f"update marts.mrr_daily_changes set next_change_date = date '{AS_OF}' where account_id = 'acc_b'")
+    wh.execute(f"insert into marts.mrr_daily_changes values ('acc_b', date '{AS_OF}', 0, 50, null)")
+    wh.execute(f"update marts.subscription_periods set end_date = date '{AS_OF}' where subscription_id = 'sub_b'")
+    w = plan(wh, INDICATOR_MODEL)
+    assert w.mode == "incremental", w.reason
+    build_window(wh, INDICATOR_MODEL, w)
+    nightly = rows(wh, "kpis.account_indicators_daily")
+    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
+    same(nightly, rows(wh, "kpis.account_indicators_daily"))
+    # an end before the fingerprint day does change older days: the build is full
+    wh.execute("update marts.subscription_periods set end_date = date '2025-04-01' where subscription_id = 'sub_b'")
+    w = plan(wh, INDICATOR_MODEL)
+    assert w.mode == "full" and "changed since the last build" in w.reason
+
+
 def test_scores_catch_up_with_every_unscored_indicator_build(wh):
     full_build(wh)
     config = hs.load_current_config()

@@ -16,10 +16,19 @@ SQL_DIR = Path(__file__).parent / "sql"
 
 INDICATOR_FINGERPRINT_SQL = tuple(
     # everything before a day that the indicators of later days are built from (count and xor of row hashes:
-    # order-independent): regenerated or restated source history, a remapped account, new product configuration
-    f"select count(*), coalesce(bit_xor(hash(t)), 0) from {table} as t where {column} < ?"
-    for table, column in (("kpis.account_activity_daily", "day"), ("marts.mrr_daily_changes", "change_date"),
-                          ("marts.subscription_periods", "start_date"))
+    # order-independent): regenerated or restated source history, a remapped account, new product configuration.
+    # A row's end (the next MRR change, a period's end) on or after the day is hashed as no end: the indicators
+    # read it only as "in force on the day" (start <= day < end), the same for every older day either way, and
+    # an open MRR level or period ending on the new day (a change, a cancellation) made every such nightly
+    # rebuild the year
+    f"select count(*), coalesce(bit_xor(hash(t)), 0) from (select * {replace} from {table}) as t where {column} < ?"
+    for table, column, replace in (
+        ("kpis.account_activity_daily", "day", ""),
+        ("marts.mrr_daily_changes", "change_date",
+         "replace (case when next_change_date < cast(? as date) then next_change_date end as next_change_date)"),
+        ("marts.subscription_periods", "start_date",
+         "replace (case when end_date < cast(? as date) then end_date end as end_date)"),
+    )
 ) + ("select count(*), coalesce(bit_xor(hash(t)), 0) from kpis.health_product_config as t",
      "select min(day) from marts.dim_day")
 
