@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.health_copies import compare as compare_tables
 from benchmarks.health_copies import copy_to_new, refuse_existing
 
 TABLES = ("kpis.account_indicators_daily", "kpis.health_scores_daily", "kpis.health_score_changes",
@@ -120,25 +121,7 @@ STAMPED = {"alerts.alert_log": ("logged_at", "run_id", "log_seq")}
 
 def compare(a: Path, b: Path) -> dict:
     """Rows of each alert table in ``a`` not in ``b`` and the reverse (``except all``: duplicates count)."""
-    import duckdb
-
-    out = {}
-    with duckdb.connect() as con:
-        con.execute(f"attach '{a}' as a (read_only)")
-        con.execute(f"attach '{b}' as b (read_only)")
-        for t in ("alerts.alert_candidates", "alerts.alert_log"):
-            schema, name = t.split(".")
-            cols = [r[0] for r in con.execute(
-                "select column_name from information_schema.columns where table_catalog = 'a' and table_schema = ? "
-                "and table_name = ? order by ordinal_position", [schema, name]).fetchall()
-                if r[0] not in STAMPED.get(t, ())]
-            sel = ", ".join(cols)
-            out[t] = {"rows": [con.execute(f"select count(*) from {x}.{t}").fetchall()[0][0] for x in "ab"],
-                      "a_not_b": con.execute(f"select count(*) from (select {sel} from a.{t} except all "
-                                             f"select {sel} from b.{t})").fetchall()[0][0],
-                      "b_not_a": con.execute(f"select count(*) from (select {sel} from b.{t} except all "
-                                             f"select {sel} from a.{t})").fetchall()[0][0]}
-    return out
+    return compare_tables(a, b, ("alerts.alert_candidates", "alerts.alert_log"), STAMPED)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -151,19 +151,28 @@ def nightly(warehouse: Path, out: Path, memory_limit: str, max_temp: str) -> dic
     return res
 
 
-def compare(a: Path, b: Path) -> dict:
-    """Rows of each output in ``a`` not in ``b`` and the reverse (``except all``, so duplicates count)."""
+def compare(a: Path, b: Path, tables: tuple[str, ...] = OUTPUTS,
+            left_out: dict[str, tuple[str, ...]] | None = None) -> dict:
+    """Rows of each table in ``a`` not in ``b`` and the reverse (``except all``, so duplicates count), on every
+    column but the table's ``left_out`` ones (columns a run stamps)."""
     import duckdb
 
+    out = {}
     with duckdb.connect() as con:
         con.execute(f"attach '{a}' as a (read_only)")
         con.execute(f"attach '{b}' as b (read_only)")
-        return {t: {"rows": [con.execute(f"select count(*) from {x}.{t}").fetchall()[0][0] for x in "ab"],
-                    "a_not_b": con.execute(f"select count(*) from (select * from a.{t} except all "
-                                           f"select * from b.{t})").fetchall()[0][0],
-                    "b_not_a": con.execute(f"select count(*) from (select * from b.{t} except all "
-                                           f"select * from a.{t})").fetchall()[0][0]}
-                for t in OUTPUTS}
+        for t in tables:
+            schema, name = t.split(".")
+            skip = (left_out or {}).get(t, ())
+            sel = ", ".join(r[0] for r in con.execute(
+                "select column_name from information_schema.columns where table_catalog = 'a' and table_schema = ? "
+                "and table_name = ? order by ordinal_position", [schema, name]).fetchall() if r[0] not in skip)
+            out[t] = {"rows": [con.execute(f"select count(*) from {x}.{t}").fetchall()[0][0] for x in "ab"],
+                      "a_not_b": con.execute(f"select count(*) from (select {sel} from a.{t} except all "
+                                             f"select {sel} from b.{t})").fetchall()[0][0],
+                      "b_not_a": con.execute(f"select count(*) from (select {sel} from b.{t} except all "
+                                             f"select {sel} from a.{t})").fetchall()[0][0]}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from cs_kpis.defs.alerts.engine import (
     CANDIDATE_CASTS,
+    CANDIDATE_COLUMNS,
     CSM_ON_EVENT_DAY_SQL,
     LOG_DDL,
     NOTIFY_EVENTS,
@@ -128,10 +129,7 @@ def candidates(con, cond: pd.DataFrame, alerts: list[Alert], events: pd.DataFram
     df = pd.DataFrame(rows, columns=cols)
     owners = owners_frame(con, as_of)
     df = df.merge(owners, on="account_id", how="left")
-    order = ["dedup_key", "account_id", "account_name", "alert_type", "severity", "status", "hold_reason",
-             "owner_id", "owner_name", "owner_email", "arr", "reason", "first_seen", "last_seen", "last_raised",
-             "as_of_day"]
-    return df[order].sort_values(["alert_type", "account_id"], ignore_index=True)
+    return df[list(CANDIDATE_COLUMNS)].sort_values(["alert_type", "account_id"], ignore_index=True)
 
 
 

@@ -34,6 +34,10 @@ ALERT_TYPES = ("health_drop", "health_red", "usage_drop", "champion_inactive", "
                "low_nps_high_value", "renewal_risk", "expansion_opportunity")
 NOTIFY_EVENTS = ("raised", "reminder")
 _NOTIFY_IN = ", ".join(f"'{event}'" for event in NOTIFY_EVENTS)
+CANDIDATE_COLUMNS = ("dedup_key", "account_id", "account_name", "alert_type", "severity", "status", "hold_reason",
+                     "owner_id", "owner_name", "owner_email", "arr", "reason", "first_seen", "last_seen",
+                     "last_raised", "as_of_day")
+"""alerts.alert_candidates' columns, in order"""
 SEVERITY_LEVELS = ("critical", "high", "medium", "info")
 """most severe first: the one order of severities (digests, the KPI report, the CRM sync sort by it)"""
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITY_LEVELS)}
@@ -337,10 +341,7 @@ def candidates(con, latest: dict[int, Alert], rules: dict, as_of: date, holds: d
     df["as_of_day"] = as_of
     owners = owners_frame(con, as_of)
     df = df.merge(owners, on="account_id", how="left")
-    order = ["dedup_key", "account_id", "account_name", "alert_type", "severity", "status", "hold_reason",
-             "owner_id", "owner_name", "owner_email", "arr", "reason", "first_seen", "last_seen", "last_raised",
-             "as_of_day"]
-    return df[order].sort_values(["alert_type", "account_id"], ignore_index=True)
+    return df[list(CANDIDATE_COLUMNS)].sort_values(["alert_type", "account_id"], ignore_index=True)
 
 
 CANDIDATE_CASTS = {"first_seen": "date", "last_seen": "date", "last_raised": "date", "as_of_day": "date",
