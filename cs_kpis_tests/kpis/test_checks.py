@@ -197,3 +197,55 @@ def test_thresholds_come_from_the_check_thresholds_resource_at_run_time(monkeypa
     assert checks.ENV_MAX_INVOICE_GAP in spec.description and "mrr_invoice_max_gap" in spec.description
     assert "check_thresholds" in check.required_resource_keys
     assert CheckThresholdsResource.from_settings().mrr_invoice_max_gap == 0.25
+
+
+# The check looks each line's FX rate up once per (currency, start day) (BENCHMARKS.md "Marts on the nightly");
+# this is the range join every line-month used to make, kept here as the reference it must equal
+_RATE_LOOKUP = """        left join line_rates as r
+            on r.currency = l.currency
+            and r.period_start = l.period_start
+"""
+_RANGE_JOIN = """        left join rates as r
+            on r.currency = l.currency
+            and r.rate_date <= l.period_start
+            and (r.next_rate_date is null or r.next_rate_date > l.period_start)
+"""
+# lines starting on a rate day, between two, after the last and before the first one (no rate: no value),
+# in two currencies (the fixture's one month, January 2024, read on the 31st)
+_MORE_FX = """
+insert into staging.stg_billing__fx_rates values ('2024-01-20', 'EUR', 1.20), ('2023-12-20', 'GBP', 1.25),
+    ('2024-01-05', 'GBP', 1.27);
+insert into staging.stg_billing__invoices (invoice_id, customer_id, subscription_id, status, created_at) values
+    ('inv_fx', 'cus_b', 'sub_b', 'paid', '2023-12-01');
+insert into staging.stg_billing__invoice_lines (line_id, invoice_id, subscription_id, amount_minor, currency,
+    period_start, period_end, is_proration, price_id, quantity, discount_amount_minor) values
+    ('l_fx1', 'inv_fx', 'sub_b', 1000, 'eur', '2023-12-16', '2024-03-16', false, 'p_100', 1, 0),
+    ('l_fx2', 'inv_fx', 'sub_b', 1000, 'eur', '2024-01-19', '2024-03-19', false, 'p_100', 1, 0),
+    ('l_fx3', 'inv_fx', 'sub_b', 1000, 'eur', '2024-01-25', '2024-03-25', false, 'p_100', 1, 0),
+    ('l_fx4', 'inv_fx', 'sub_b', 1000, 'gbp', '2023-12-10', '2024-03-10', false, 'p_100', 1, 0),
+    ('l_fx5', 'inv_fx', 'sub_b', 1000, 'gbp', '2023-12-31', '2024-03-31', false, 'p_100', 1, 0),
+    ('l_fx6', 'inv_fx', 'sub_b', 1000, 'gbp', '2024-01-05', '2024-03-05', false, 'p_100', 1, 0);
+"""
+
+
+def _differs(con, a: str, b: str) -> tuple[int, int]:
+    """Rows of ``a`` not in ``b`` and the reverse (except all), sums rounded to 1e-9."""
+    sel = "select month, customer_id, round(invoiced_mrr, 9) as invoiced_mrr from"
+    return tuple(con.execute(f"select count(*) from ({sel} ({x}) as x except all {sel} ({y}) as y)").fetchall()[0][0]
+                 for x, y in ((a, b), (b, a)))
+
+
+def test_invoiced_revenue_rate_lookup_equals_the_range_join(billed):
+    billed.execute(_MORE_FX)
+    sql = checks.invoiced_recurring_sql()
+    assert sql.count(_RATE_LOOKUP) == 1
+    reference = sql.replace(_RATE_LOOKUP, _RANGE_JOIN)
+    assert billed.execute(f"select count(*) from ({sql}) as x").fetchall()[0][0] == 5  # a..e in January
+    assert _differs(billed, sql, reference) == (0, 0)
+    # b's month: 110 (inv_b) + the EUR lines at 1.30 (Dec 16), 1.30 (Jan 19, the latest before), 1.20 (Jan 25)
+    # and the GBP lines without a rate (Dec 10: none yet, no value), at 1.25 (Dec 31) and 1.27 (Jan 5)
+    got = billed.execute(f"select invoiced_mrr from ({sql}) as x where month = '2024-01-01' and customer_id = 'cus_b'")
+    assert got.fetchall()[0][0] == pytest.approx(110 + 10.00 * (1.30 + 1.30 + 1.20 + 1.25 + 1.27))  # 10.00 a month each
+    # a lookup of the exact day only (what a careless rewrite would do) loses the days between rates
+    broken = sql.replace("and r.rate_date <= k.period_start", "and r.rate_date = k.period_start")
+    assert broken != sql and _differs(billed, broken, reference) != (0, 0)

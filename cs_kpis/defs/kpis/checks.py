@@ -232,6 +232,17 @@ def invoiced_recurring_sql(read_days: str = "marts.dim_month") -> str:
                     partition by currency order by rate_date rows between 1 following and 1 following
                 ) as next_rate_date
             from staging.stg_billing__fx_rates
+        ),
+        line_rates as (
+            -- the rate of each (currency, start day) the lines have, looked up once: a handful of thousand
+            -- pairs, where joining every line-month to the currency's rates by range cost O(lines x rates)
+            -- (the check's top operator on the large company: BENCHMARKS.md "Marts on the nightly")
+            select k.currency, k.period_start, r.rate
+            from (select distinct currency, period_start from lines) as k
+            inner join rates as r
+                on r.currency = k.currency
+                and r.rate_date <= k.period_start
+                and (r.next_rate_date is null or r.next_rate_date > k.period_start)
         )
         select
             m.month,
@@ -254,10 +265,9 @@ def invoiced_recurring_sql(read_days: str = "marts.dim_month") -> str:
             on c.customer_id = l.customer_id
         left join staging.stg_billing__subscriptions as s
             on s.subscription_id = l.subscription_id
-        left join rates as r
+        left join line_rates as r
             on r.currency = l.currency
-            and r.rate_date <= l.period_start
-            and (r.next_rate_date is null or r.next_rate_date > l.period_start)
+            and r.period_start = l.period_start
         where s.ended_at is null or cast(s.ended_at as date) > m.read_day
         group by m.month, l.customer_id
     """

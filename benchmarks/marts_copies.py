@@ -1,0 +1,159 @@
+"""The marts and revenue KPIs on synthetic copies of a company: each model's seconds at a larger volume.
+
+    # a demo warehouse: python -m benchmarks.run full --size demo --work <dir>/demo --keep
+    .venv/bin/python -m benchmarks.marts_copies copies \\
+        --from <dir>/demo/state/warehouse/cs_kpis.duckdb --to <dir>/m100.duckdb --copies 100
+    .venv/bin/python -m benchmarks.marts_copies build --warehouse <dir>/m100.duckdb --out <dir>/a.duckdb \\
+        --memory-limit 8GB
+    .venv/bin/python -m benchmarks.marts_copies compare <dir>/a.duckdb <dir>/b.duckdb
+
+``copies`` writes a new DuckDB file with the inputs of the marts: the billing staging tables, the CRM accounts
+and their history, and marts.account_xref, each repeated ``--copies`` times under new ids (copy 0 keeps the
+original ids). An id is suffixed wherever it appears, in id columns and inside the JSON texts (Stripe
+objects, discount lists), so a copy's events, invoices and lists point at its own subscriptions and
+customers. Prices, products, coupons, FX rates and the calendar are shared. ``build`` copies that file to
+``--out``, builds every marts and revenue KPI model in dependency order (the way the assets run them, DuckDB
+engine) and the heaviest checks' queries, and prints one JSON line with each one's seconds. ``compare`` is
+``except all`` both ways on every table ``build`` writes (run two builds, e.g. before and after a change,
+with ``PYTHONPATH`` picking the code).
+"""
+
+import argparse
+import json
+import os
+import resource
+import time
+from pathlib import Path
+
+from benchmarks.health_copies import compare as compare_tables
+from benchmarks.health_copies import copy_to_new, refuse_existing
+
+COPIED = ("staging.stg_billing__customers", "staging.stg_billing__events", "staging.stg_billing__invoice_items",
+          "staging.stg_billing__invoice_lines", "staging.stg_billing__invoices", "staging.stg_billing__subscription_items",
+          "staging.stg_billing__subscriptions", "staging.stg_crm__accounts", "staging.stg_crm__account_history",
+          "marts.account_xref")
+SHARED = ("staging.stg_billing__prices", "staging.stg_billing__products", "staging.stg_billing__coupons",
+          "staging.stg_billing__fx_rates", "marts.dim_day", "marts.dim_month", "marts.dim_position",
+          "raw._row_accounting")
+# Stripe ids of the objects that belong to one customer (not prices, products or coupons), workspace ids, and
+# Salesforce account ids (18 characters from 001): suffixed wherever they appear, JSON text included
+ID_PATTERN = r"\b((?:cus|sub|si|in|il|ii|di|evt|ws)_[A-Za-z0-9]+|001[A-Za-z0-9]{15})\b"
+SCHEMAS = ("marts", "kpis")
+
+
+def _copy_expr(column: str, data_type: str) -> str:
+    if data_type not in ("VARCHAR", "JSON"):
+        return column
+    suffixed = f"regexp_replace(cast({column} as varchar), '{ID_PATTERN}', '\\1-c' || cast(k as varchar), 'g')"
+    if data_type == "JSON":
+        suffixed = f"cast({suffixed} as json)"
+    return f"case when k = 0 or {column} is null then {column} else {suffixed} end"
+
+
+def copies(source: Path, target: Path, n: int) -> dict:
+    import duckdb
+
+    refuse_existing(target)
+    out = {}
+    with duckdb.connect(str(target)) as con:
+        con.execute(f"attach '{source}' as src (read_only)")
+        for table in SHARED + COPIED:
+            schema, name = table.split(".")
+            con.execute(f"create schema if not exists {schema}")
+            cols = con.execute(
+                "select column_name, data_type from information_schema.columns where table_catalog = 'src' and "
+                "table_schema = ? and table_name = ? order by ordinal_position", [schema, name]).fetchall()
+            if table in SHARED:
+                con.execute(f"create table {table} as select * from src.{table}")
+            else:
+                select = ", ".join(f"{_copy_expr(c, t)} as {c}" for c, t in cols)
+                con.execute(f"create table {table} as select {select} from src.{table} "
+                            f"cross join range({n}) as r(k)")
+            out[table] = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+        con.execute("detach src")
+    return out
+
+
+def _steps():
+    """(name, kind, thing) in dependency order: the marts and kpis SQL models, then the heavy checks' queries."""
+    from graphlib import TopologicalSorter
+
+    from cs_kpis.defs.kpis import checks as kpi_checks
+    from cs_kpis.defs.kpis.assets import kpi_models
+    from cs_kpis.defs.marts import checks as mart_checks
+    from cs_kpis.defs.marts.assets import models as mart_models
+
+    models = {m.table: m for m in [*mart_models, *kpi_models()]}
+    graph = {t: {".".join(d.path) for d in m.deps if ".".join(d.path) in models} for t, m in models.items()}
+    steps = [(t, "model", models[t]) for t in TopologicalSorter(graph).static_order()]
+    steps.append(("check:" + kpi_checks.MRR_MATCHES_INVOICED_RECURRING_REVENUE, "check",
+                  kpi_checks.invoice_gap_sql(0.1)))
+    steps.append(("check:" + mart_checks.HISTORY_MATCHES_INVOICES, "check", mart_checks.history_check_sql(0.01)))
+    return steps
+
+
+def build(warehouse: Path, out: Path, memory_limit: str, threads: int | None, only: list[str] | None) -> dict:
+    import duckdb
+
+    from cs_kpis.lib.sql import build as build_model
+
+    copy_to_new(warehouse, out)
+    res = {"load_average_before": os.getloadavg(), "memory_limit": memory_limit, "seconds": {}}
+    config = {"memory_limit": memory_limit, "temp_directory": f"{out}.tmp"}
+    if threads:
+        config["threads"] = threads
+    with duckdb.connect(str(out), config=config) as con:
+        con.execute("set TimeZone = 'UTC'")
+        for name, kind, thing in _steps():
+            if only and name not in only and not (kind == "model" and thing.name in only):
+                continue
+            t = time.perf_counter()
+            if kind == "model":
+                build_model(con, thing)
+            else:
+                res.setdefault("check_rows", {})[name] = con.execute(
+                    f"select count(*) from ({thing}) as v").fetchall()[0][0]
+            res["seconds"][name] = round(time.perf_counter() - t, 2)
+        res["total_seconds"] = round(sum(res["seconds"].values()), 2)
+    res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    res["load_average_after"] = os.getloadavg()
+    return res
+
+
+def built_tables(path: Path) -> tuple[str, ...]:
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        return tuple(f"{s}.{t}" for s, t in con.execute(
+            "select table_schema, table_name from information_schema.tables where table_schema in ('marts', 'kpis') "
+            "and table_type = 'BASE TABLE' order by all").fetchall() if f"{s}.{t}" not in SHARED + COPIED)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.marts_copies")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("copies", help="a warehouse of N copies of every account's billing and CRM inputs")
+    c.add_argument("--from", dest="source", type=Path, required=True)
+    c.add_argument("--to", dest="target", type=Path, required=True)
+    c.add_argument("--copies", type=int, default=100)
+    b = sub.add_parser("build", help="time every marts and revenue KPI model (and the heavy checks) on a copy")
+    b.add_argument("--warehouse", type=Path, required=True)
+    b.add_argument("--out", type=Path, required=True)
+    b.add_argument("--memory-limit", default="8GB")
+    b.add_argument("--threads", type=int, default=None)
+    b.add_argument("--only", nargs="*", default=None, help="model names or check:<name> to time (default: all)")
+    k = sub.add_parser("compare", help="except all both ways between two build outputs")
+    k.add_argument("a", type=Path)
+    k.add_argument("b", type=Path)
+    args = p.parse_args(argv)
+    if args.cmd == "copies":
+        print(json.dumps(copies(args.source, args.target, args.copies)))
+    elif args.cmd == "build":
+        print(json.dumps(build(args.warehouse, args.out, args.memory_limit, args.threads, args.only)))
+    else:
+        print(json.dumps(compare_tables(args.a, args.b, built_tables(args.a))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
