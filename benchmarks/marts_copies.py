@@ -13,9 +13,14 @@ original ids). An id is suffixed wherever it appears, in id columns and inside t
 objects, discount lists), so a copy's events, invoices and lists point at its own subscriptions and
 customers. Prices, products, coupons, FX rates and the calendar are shared. ``build`` copies that file to
 ``--out``, builds every marts and revenue KPI model in dependency order (the way the assets run them, DuckDB
-engine) and the heaviest checks' queries, and prints one JSON line with each one's seconds. ``compare`` is
-``except all`` both ways on every table ``build`` writes, doubles rounded to 12 significant digits (run two
-builds, e.g. before and after a change, from a checkout of each code).
+engine) and the heaviest checks' queries, and prints one JSON line with each one's seconds and CPU seconds.
+``check-fx`` times the invoice check's query on a copy of a ``build`` output with 60 months of FX rates per
+currency (``--reference``: another checkout's query too, alternating) and compares their per-customer
+figures. ``compare`` is ``except all`` both ways on every table ``build`` writes, doubles rounded to 12
+significant digits (run two builds, e.g. before and after a change, from a checkout of each code).
+
+    .venv/bin/python -m benchmarks.marts_copies check-fx --warehouse <dir>/a.duckdb --out <dir>/fx.duckdb \
+        --reference <a checkout of the code before>
 """
 
 import argparse
@@ -133,6 +138,56 @@ def built_tables(path: Path) -> tuple[str, ...]:
             "and table_type = 'BASE TABLE' order by all").fetchall() if f"{s}.{t}" not in SHARED + COPIED)
 
 
+def check_fx(warehouse: Path, out: Path, rate_days: int, reference: Path | None, rounds: int) -> dict:
+    """Time ``mrr_matches_invoiced_recurring_revenue``'s query on a copy of a ``build`` output whose FX rates are
+    extended to ``rate_days`` per currency (earlier days at each currency's first rate, as 60 months of history
+    hold), this checkout's against ``reference``'s (another checkout's ``cs_kpis/defs/kpis/checks.py``),
+    alternating, in one process; and compare their per-customer invoiced MRR."""
+    import importlib.util
+
+    import duckdb
+
+    from cs_kpis.defs.kpis import checks
+
+    versions = {"this": checks}
+    if reference is not None:
+        spec = importlib.util.spec_from_file_location("reference_checks", reference / "cs_kpis/defs/kpis/checks.py")
+        versions["reference"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(versions["reference"])
+    copy_to_new(warehouse, out)
+    res = {"load_average_before": os.getloadavg(), "rounds": []}
+    with duckdb.connect(str(out)) as con:
+        con.execute("set TimeZone = 'UTC'")
+        con.execute(f"""insert into staging.stg_billing__fx_rates
+            select cast(f.rate_date - (r.k * interval 1 day) as date), f.currency, f.rate
+            from (select currency, min(rate_date) as rate_date, arg_min(rate, rate_date) as rate, count(*) as n
+                  from staging.stg_billing__fx_rates group by currency) as f
+            inner join range(1, {rate_days}) as r(k) on r.k <= {rate_days} - f.n""")
+        res["rates_per_currency"] = dict(con.execute(
+            "select currency, count(*) from staging.stg_billing__fx_rates group by all order by all").fetchall())
+        for _ in range(rounds):
+            row = {}
+            for name, module in reversed(versions.items()):
+                t, cpu = time.perf_counter(), time.process_time()
+                violations = con.execute(f"select count(*) from ({module.invoice_gap_sql(0.1)}) as v").fetchall()[0][0]
+                row[name] = {"seconds": round(time.perf_counter() - t, 2), "cpu_seconds": round(time.process_time() - cpu, 2),
+                             "violations": violations}
+            res["rounds"].append(row)
+        if reference is not None:
+            a, b = (versions[v].invoiced_recurring_sql() for v in ("reference", "this"))
+            res["invoiced_mrr_compared"] = dict(zip(
+                ("rows", "missing_either_side", "not_bit_equal", "beyond_1e-9_relative", "max_abs_diff"),
+                con.execute(f"""select count(*), count(*) filter (where x.month is null or y.month is null),
+                    count(*) filter (where x.invoiced_mrr is distinct from y.invoiced_mrr),
+                    count(*) filter (where abs(x.invoiced_mrr - y.invoiced_mrr)
+                                     > 1e-9 * greatest(1, abs(x.invoiced_mrr))),
+                    max(abs(x.invoiced_mrr - y.invoiced_mrr))
+                    from ({a}) as x full outer join ({b}) as y
+                        on x.month = y.month and x.customer_id = y.customer_id""").fetchall()[0]))
+    res["load_average_after"] = os.getloadavg()
+    return res
+
+
 def compare_tables(a: Path, b: Path, tables: tuple[str, ...], digits: int = 12) -> dict:
     """Rows of each table in ``a`` not in ``b`` and the reverse (``except all``), every column compared as it
     is except doubles, rounded to ``digits`` significant digits: DuckDB's parallel sums and averages add in any
@@ -173,6 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--memory-limit", default="8GB")
     b.add_argument("--threads", type=int, default=None)
     b.add_argument("--only", nargs="*", default=None, help="model names or check:<name> to time (default: all)")
+    f = sub.add_parser("check-fx", help="time the invoice check's query with more FX rates per currency, "
+                                        "against another checkout's")
+    f.add_argument("--warehouse", type=Path, required=True, help="a build output")
+    f.add_argument("--out", type=Path, required=True)
+    f.add_argument("--rate-days", type=int, default=1826, help="rates per currency (1826: 60 months)")
+    f.add_argument("--reference", type=Path, default=None, help="another checkout (e.g. a git archive) to time too")
+    f.add_argument("--rounds", type=int, default=2)
     k = sub.add_parser("compare", help="except all both ways between two build outputs")
     k.add_argument("a", type=Path)
     k.add_argument("b", type=Path)
@@ -181,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(copies(args.source, args.target, args.copies)))
     elif args.cmd == "build":
         print(json.dumps(build(args.warehouse, args.out, args.memory_limit, args.threads, args.only)))
+    elif args.cmd == "check-fx":
+        print(json.dumps(check_fx(args.warehouse, args.out, args.rate_days, args.reference, args.rounds),
+                         default=str))
     else:
         print(json.dumps(compare_tables(args.a, args.b, built_tables(args.a))))
     return 0
