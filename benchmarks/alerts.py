@@ -101,18 +101,20 @@ def record_upstream(con, mode: str, start, as_of) -> None:
                            incremental.BuildWindow(mode, start, None, as_of, "benchmark", "benchmarks.alerts"))
 
 
-def run(warehouse: Path, out: Path, memory_limit: str, nightly: bool, full_refresh: bool = False) -> dict:
+def run(warehouse: Path, out: Path, memory_limit: str, nightly: bool, full_refresh: bool = False,
+        stage: str = "both") -> dict:
     import datetime as dt
 
     import duckdb
 
     from cs_kpis.defs.alerts import engine
 
-    copy_to_new(warehouse, out)
-    res = {"load_average_before": os.getloadavg(), "memory_limit": memory_limit, "nightly": nightly}
+    if stage != "timed":
+        copy_to_new(warehouse, out)
+    res = {"load_average_before": os.getloadavg(), "memory_limit": memory_limit, "nightly": nightly, "stage": stage}
     rules = engine.load_rules()
     with duckdb.connect(str(out), config={"memory_limit": memory_limit, "temp_directory": f"{out}.tmp"}) as con:
-        if nightly:
+        if nightly and stage != "timed":
             last = con.execute("select max(day) from kpis.account_indicators_daily").fetchall()[0][0]
             for t in DAILY:
                 con.execute(f"create table {t}_held as select * from {t} where day = ?", [last])
@@ -126,6 +128,9 @@ def run(warehouse: Path, out: Path, memory_limit: str, nightly: bool, full_refre
                 con.execute(f"drop table {t}_held")
             # the health nightly rebuilds its last days (the lookback): the first day it rewrote
             record_upstream(con, "incremental", last - dt.timedelta(days=engine._lookback() - 1), last)
+        if stage == "previous":  # the timed run follows in another process (its own peak RSS): --stage timed
+            res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            return res
         t0 = time.perf_counter()
         result = engine.run_engine(con, rules, {}, run_id="timed", full_refresh=full_refresh)
         res["seconds"] = round(time.perf_counter() - t0, 2)
@@ -165,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--memory-limit", default="8GB")
     r.add_argument("--nightly", action="store_true", help="time the run after the previous night's (one new day)")
+    r.add_argument("--stage", choices=("both", "previous", "timed"), default="both",
+                   help="previous: only copy and run the previous night into --out; timed: only the timed run, on "
+                        "--out as it is (so its peak RSS is its own)")
     r.add_argument("--full-refresh", action="store_true",
                    help="time a full build (not the nightly window) after the previous night's")
     k = sub.add_parser("compare", help="except all both ways between two outputs' alert tables")
@@ -176,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "copies":
         out = copies(args.source.resolve(), args.target.resolve(), args.copies)
     elif args.cmd == "run":
-        out = run(args.warehouse, args.out, args.memory_limit, args.nightly, args.full_refresh)
+        out = run(args.warehouse, args.out, args.memory_limit, args.nightly, args.full_refresh, args.stage)
     else:
         out = compare(args.a.resolve(), args.b.resolve(), args.log_seq, args.state)
     print(json.dumps(out))

@@ -558,18 +558,24 @@ def input_fingerprint(con, rules: dict, skipped: Iterable[str], before: date) ->
         rule = rules["types"]["champion_inactive"]
         params = {"before": before, "roles": [str(r) for r in rule["roles"]],
                   "never": bool(rule.get("include_never_active", False))}
-        role_users = ("select product_user_id from staging.stg_crm__contacts "
-                      "where role in (select unnest(cast($roles as varchar[])))")
-        parts.append(con.execute(
-            "select count(*), coalesce(bit_xor(hash(message_id)), 0) from staging.stg_product__events "
-            f"where occurred_at < cast($before as date) and user_id in ({role_users})",
-            {k: params[k] for k in ("before", "roles")}).fetchall()[0])
-        parts.append(con.execute(
-            "select count(*), coalesce(bit_xor(hash(contact_id, account_id, role, product_user_id, first_name, "
-            "last_name, created_at)), 0) from staging.stg_crm__contacts "
-            "where role in (select unnest(cast($roles as varchar[]))) and ($never or product_user_id in "
-            "(select user_id from staging.stg_product__events where occurred_at < cast($before as date)))",
-            params).fetchall()[0])
+        # one scan of the events: per champion/admin user, its events before the day (count, xor of ids)
+        parts.append(con.execute("""
+            with role as (
+                select contact_id, account_id, role, product_user_id, first_name, last_name, created_at
+                from staging.stg_crm__contacts where role in (select unnest(cast($roles as varchar[])))
+            ),
+            ev as (
+                select user_id, count(*) as n, bit_xor(hash(message_id)) as x
+                from staging.stg_product__events
+                where occurred_at < cast($before as date) and user_id in (select product_user_id from role)
+                group by user_id
+            )
+            select (select coalesce(sum(n), 0) from ev), (select coalesce(bit_xor(x), 0) from ev),
+                count(*), coalesce(bit_xor(hash(contact_id, account_id, role, product_user_id, first_name, last_name,
+                    created_at)), 0)
+            from role
+            where $never or product_user_id in (select user_id from ev)
+        """, params).fetchall()[0])
     if "low_nps_high_value" not in skipped:
         parts.append(con.execute(
             "select count(*), coalesce(bit_xor(hash(response_id, crm_account_id, score, respondent_email, comment, "
