@@ -135,6 +135,8 @@ def _late(con, table: str, row: str):
 CASES = {
     "rules changed": (_rules_changed(), "the rules, a condition's SQL"),
     "upstream fully rebuilt": ({"upstream": ("full", None)}, "fully rebuilt since the last build"),
+    "upstream rebuilt from before the checkpoint": ({"upstream": ("incremental", AS_OF - dt.timedelta(days=45))},
+                                                    "not after the last checkpoint"),
     "no upstream record": ({"change": lambda con: con.execute(
         "delete from kpis._build_window where model = 'kpis.account_activity_daily'")}, "has no build record"),
     "late NPS response": ({"change": lambda con: _late(
