@@ -551,54 +551,75 @@ def input_fingerprint(con, rules: dict, skipped: Iterable[str], before: date) ->
     (every one with include_never_active). A new contact whose user has no older event (a new account's) can
     change no older day and keeps the nightly incremental; a changed role, account, name or user of an
     active one, or a deleted one, makes the build full."""
-    skipped = set(skipped)
-    parts = []
+    return input_fingerprints(con, rules, skipped, [before])[before]
+
+
+def input_fingerprints(con, rules: dict, skipped: Iterable[str], befores: Iterable[date]) -> dict[date, str]:
+    """:func:`input_fingerprint` for each day of ``befores``, with one scan of the product events for all."""
+    skipped, days = set(skipped), sorted(set(befores))
+    parts: dict[date, list] = {d: [] for d in days}
     con.execute("set TimeZone = 'UTC'")
     if "champion_inactive" not in skipped:
         rule = rules["types"]["champion_inactive"]
-        params = {"before": before, "roles": [str(r) for r in rule["roles"]],
-                  "never": bool(rule.get("include_never_active", False))}
-        # one scan of the events: per champion/admin user, its events before the day (count, xor of ids)
-        parts.append(con.execute("""
+        # per champion/admin user: its events before each day (count, xor of ids) and its first event
+        per_day = ", ".join(f"count(*) filter (where occurred_at < cast($d{i} as date)) as n{i}, "
+                            f"bit_xor(hash(message_id)) filter (where occurred_at < cast($d{i} as date)) as x{i}"
+                            for i in range(len(days)))
+        totals = ", ".join(
+            f"(select coalesce(sum(n{i}), 0) from ev), (select coalesce(bit_xor(x{i}), 0) from ev), "
+            f"(select count(*) from role where $never or product_user_id in (select user_id from ev "
+            f"where first_at < cast($d{i} as date))), "
+            f"(select coalesce(bit_xor(hash(contact_id, account_id, role, product_user_id, first_name, last_name, "
+            f"created_at)), 0) from role where $never or product_user_id in (select user_id from ev "
+            f"where first_at < cast($d{i} as date)))" for i in range(len(days)))
+        row = con.execute(f"""
             with role as (
                 select contact_id, account_id, role, product_user_id, first_name, last_name, created_at
                 from staging.stg_crm__contacts where role in (select unnest(cast($roles as varchar[])))
             ),
-            ev as (
-                select user_id, count(*) as n, bit_xor(hash(message_id)) as x
+            ev as materialized (
+                select user_id, min(occurred_at) as first_at, {per_day}
                 from staging.stg_product__events
-                where occurred_at < cast($before as date) and user_id in (select product_user_id from role)
+                where occurred_at < cast($last as date) and user_id in (select product_user_id from role)
                 group by user_id
             )
-            select (select coalesce(sum(n), 0) from ev), (select coalesce(bit_xor(x), 0) from ev),
-                count(*), coalesce(bit_xor(hash(contact_id, account_id, role, product_user_id, first_name, last_name,
-                    created_at)), 0)
-            from role
-            where $never or product_user_id in (select user_id from ev)
-        """, params).fetchall()[0])
-    if "low_nps_high_value" not in skipped:
-        parts.append(con.execute(
-            "select count(*), coalesce(bit_xor(hash(response_id, crm_account_id, score, respondent_email, comment, "
-            "responded_at)), 0) from staging.stg_nps__survey_responses where responded_at < cast($before as date)",
-            {"before": before}).fetchall()[0])
-    if "expansion_opportunity" not in skipped:
-        parts.append(con.execute("select count(*), coalesce(bit_xor(hash(t)), 0) "
-                                 "from kpis.health_product_config as t").fetchall()[0])
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+            select {totals}
+        """, {"roles": [str(r) for r in rule["roles"]], "never": bool(rule.get("include_never_active", False)),
+              "last": days[-1], **{f"d{i}": d for i, d in enumerate(days)}}).fetchall()[0]
+        for i, d in enumerate(days):
+            parts[d].append(tuple(row[4 * i: 4 * i + 4]))
+    for d in days:
+        if "low_nps_high_value" not in skipped:
+            parts[d].append(con.execute(
+                "select count(*), coalesce(bit_xor(hash(response_id, crm_account_id, score, respondent_email, "
+                "comment, responded_at)), 0) from staging.stg_nps__survey_responses "
+                "where responded_at < cast($before as date)", {"before": d}).fetchall()[0])
+        if "expansion_opportunity" not in skipped:
+            parts[d].append(con.execute("select count(*), coalesce(bit_xor(hash(t)), 0) "
+                                        "from kpis.health_product_config as t").fetchall()[0])
+    return {d: hashlib.sha256(repr(p).encode()).hexdigest()[:16] for d, p in parts.items()}
 
 
-def _spec(rules: dict, skipped: Iterable[str]) -> incremental.Incremental:
-    skipped = frozenset(skipped)
+def _spec(rules: dict, skipped: Iterable[str], known: dict | None = None) -> incremental.Incremental:
+    """The alerts' build as the control table knows it; ``known``: fingerprints already computed this run."""
+    skipped, known = frozenset(skipped), known if known is not None else {}
+
+    def fingerprint(con, before: date) -> str:
+        if before not in known:
+            known.update(input_fingerprints(con, rules, skipped, [before]))
+        return known[before]
     return incremental.Incremental(MODEL, build_version(rules, skipped), lookback_days=_lookback(),
-                                   upstream=UPSTREAM,
-                                   fingerprint=lambda con, before: input_fingerprint(con, rules, skipped, before))
+                                   upstream=UPSTREAM, fingerprint=fingerprint)
 
 
-def plan(con, rules: dict, as_of: date, skipped: Iterable[str] = (), full_refresh: bool = False) -> AlertPlan:
+def plan(con, rules: dict, as_of: date, skipped: Iterable[str] = (), full_refresh: bool = False,
+         known: dict | None = None) -> AlertPlan:
     """What the next build recomputes: the days from the earliest day any input can have changed, with each
-    key's state carried from the last build's checkpoint, or everything (the reason says why)."""
+    key's state carried from the last build's checkpoint, or everything (the reason says why). ``known``
+    receives the fingerprints it computes (with this build's own, from the same scan of the events)."""
     first_day = con.execute("select min(day) from kpis.account_indicators_daily").fetchall()[0][0]
-    spec = _spec(rules, skipped)
+    known = known if known is not None else {}
+    spec = _spec(rules, skipped, known)
 
     def full(reason: str) -> AlertPlan:
         return AlertPlan("full", None, first_day, None, reason)
@@ -632,6 +653,8 @@ def plan(con, rules: dict, as_of: date, skipped: Iterable[str] = (), full_refres
             return full(f"{table} fully rebuilt since the last build")
         starts += [b["start_day"] for b in since]
     fp_day = prev["fingerprint_day"]
+    if fp_day is not None:  # the last build's fingerprint day and this build's, in one scan of the events
+        known.update(input_fingerprints(con, rules, skipped, [fp_day, as_of - timedelta(days=spec.lookback() - 1)]))
     if fp_day is None or spec.fingerprint(con, fp_day) != prev["fingerprint"]:
         return full(f"inputs dated before {fp_day} changed since the last build (late or restated events or NPS "
                     "responses, a champion/admin contact changed, the product configuration)")
@@ -715,7 +738,8 @@ def run_engine(con, rules: dict, holds: dict[str, str], run_id: str = "manual",
     if as_of is None:
         raise ValueError("kpis.account_indicators_daily is empty: nothing to alert on")
     skipped = set(skipped)
-    build = plan(con, rules, as_of, skipped, full_refresh)
+    known: dict = {}
+    build = plan(con, rules, as_of, skipped, full_refresh, known)
     checkpoint = as_of - timedelta(days=tail_days())
     try:
         cand, events = compute(con, rules, as_of, holds, skipped, sql_engine, build, checkpoint)
@@ -724,7 +748,7 @@ def run_engine(con, rules: dict, holds: dict[str, str], run_id: str = "manual",
         con.execute("create schema if not exists alerts")
         write_frame(con, "alerts.alert_candidates", cand, CANDIDATE_CASTS)
         appended = append_log(con, rules, as_of, set(holds), run_id)
-        spec = _spec(rules, skipped)
+        spec = _spec(rules, skipped, known)
         window = incremental.BuildWindow(build.mode, build.start_day, build.first_day, as_of, spec.sql_version,
                                          build.reason)
         con.execute("begin transaction")
