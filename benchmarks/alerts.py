@@ -7,7 +7,10 @@
         --out <dir>/full.duckdb --memory-limit 8GB
     /usr/bin/time -v .venv/bin/python -m benchmarks.alerts run --warehouse <dir>/a32.duckdb \\
         --out <dir>/nightly.duckdb --memory-limit 8GB --nightly
+    .venv/bin/python -m benchmarks.alerts run --warehouse <dir>/a32.duckdb \\
+        --out <dir>/nightly_full.duckdb --memory-limit 8GB --nightly --full-refresh
     .venv/bin/python -m benchmarks.alerts compare <dir>/full.duckdb <dir>/other.duckdb
+    .venv/bin/python -m benchmarks.alerts compare --log-seq --state <dir>/nightly.duckdb <dir>/nightly_full.duckdb
 
 ``copies`` writes a new DuckDB file with every table the alert rules read (cs_kpis/defs/alerts/sql), each
 account (and its contacts, their product users and events, NPS responses) repeated ``--copies`` times under
@@ -17,6 +20,9 @@ only events an alert reads), with the columns it reads. The CSMs and the product
 ``run`` copies that file to ``--out`` and times ``engine.run_engine`` on it (an empty alerts schema: the
 first run). With ``--nightly`` it first runs the engine on the warehouse without its last day (the previous
 night, not timed), puts the day back, and times the run that follows: one new day, as the nightly sees it.
+Around it it records in kpis._build_window what the health layer records (a full build of its tables before
+the previous night, a nightly rebuild of their last lookback days before the timed run), so the timed run is
+the alerts' nightly window (engine.plan); ``--full-refresh`` times a full build at that point instead.
 It prints one JSON line (seconds, peak RSS of the process, rows). ``compare`` counts the rows of the alert
 tables of two outputs that the other lacks (``except all`` both ways), leaving out the columns a run stamps
 (``logged_at``, ``run_id``). Run it from the code to measure (PYTHONPATH=<an export of another commit>
@@ -84,29 +90,51 @@ def copies(source: Path, target: Path, n: int) -> dict:
     return out
 
 
-def run(warehouse: Path, out: Path, memory_limit: str, nightly: bool) -> dict:
+def record_upstream(con, mode: str, start, as_of) -> None:
+    """What the health layer's builds record in kpis._build_window (a full build, or a nightly from ``start``):
+    the alerts' planner reads it (cs_kpis/defs/alerts/engine.py ``plan``)."""
+    from cs_kpis.defs.alerts import engine
+    from cs_kpis.lib import incremental
+
+    for t in engine.UPSTREAM:
+        incremental.record(con, incremental.Incremental(t, "benchmark"),
+                           incremental.BuildWindow(mode, start, None, as_of, "benchmark", "benchmarks.alerts"))
+
+
+def run(warehouse: Path, out: Path, memory_limit: str, nightly: bool, full_refresh: bool = False,
+        stage: str = "both") -> dict:
+    import datetime as dt
+
     import duckdb
 
     from cs_kpis.defs.alerts import engine
 
-    copy_to_new(warehouse, out)
-    res = {"load_average_before": os.getloadavg(), "memory_limit": memory_limit, "nightly": nightly}
+    if stage != "timed":
+        copy_to_new(warehouse, out)
+    res = {"load_average_before": os.getloadavg(), "memory_limit": memory_limit, "nightly": nightly, "stage": stage}
     rules = engine.load_rules()
     with duckdb.connect(str(out), config={"memory_limit": memory_limit, "temp_directory": f"{out}.tmp"}) as con:
-        if nightly:
+        if nightly and stage != "timed":
             last = con.execute("select max(day) from kpis.account_indicators_daily").fetchall()[0][0]
             for t in DAILY:
                 con.execute(f"create table {t}_held as select * from {t} where day = ?", [last])
                 con.execute(f"delete from {t} where day = ?", [last])
+            record_upstream(con, "full", None, last - dt.timedelta(days=1))
             t0 = time.perf_counter()
             engine.run_engine(con, rules, {}, run_id="previous night")
             res["previous_night_seconds"] = round(time.perf_counter() - t0, 2)
             for t in DAILY:
                 con.execute(f"insert into {t} select * from {t}_held")
                 con.execute(f"drop table {t}_held")
+            # the health nightly rebuilds its last days (the lookback): the first day it rewrote
+            record_upstream(con, "incremental", last - dt.timedelta(days=engine._lookback() - 1), last)
+        if stage == "previous":  # the timed run follows in another process (its own peak RSS): --stage timed
+            res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            return res
         t0 = time.perf_counter()
-        result = engine.run_engine(con, rules, {}, run_id="timed")
+        result = engine.run_engine(con, rules, {}, run_id="timed", full_refresh=full_refresh)
         res["seconds"] = round(time.perf_counter() - t0, 2)
+        res["build"] = {k: str(v) for k, v in result["build"].items()}
         res["as_of"] = str(result["as_of"])
         res["appended"] = result["appended"]
         res["rows"] = {t: con.execute(f"select count(*) from {t}").fetchall()[0][0]
@@ -119,9 +147,15 @@ def run(warehouse: Path, out: Path, memory_limit: str, nightly: bool) -> dict:
 STAMPED = {"alerts.alert_log": ("logged_at", "run_id", "log_seq")}
 
 
-def compare(a: Path, b: Path) -> dict:
-    """Rows of each alert table in ``a`` not in ``b`` and the reverse (``except all``: duplicates count)."""
-    return compare_tables(a, b, ("alerts.alert_candidates", "alerts.alert_log"), STAMPED)
+def compare(a: Path, b: Path, log_seq: bool = False, state: bool = False) -> dict:
+    """Rows of each alert table in ``a`` not in ``b`` and the reverse (``except all``: duplicates count);
+    ``log_seq``: the log's sequence numbers compared too (two runs of the same nights); ``state``: the walk
+    state and condition tail the next night starts from compared too."""
+    tables = ("alerts.alert_candidates", "alerts.alert_log")
+    if state:
+        tables += ("alerts._walk_state", "alerts._conditions_tail")
+    stamped = {"alerts.alert_log": ("logged_at", "run_id")} if log_seq else STAMPED
+    return compare_tables(a, b, tables, stamped)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,16 +170,23 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--memory-limit", default="8GB")
     r.add_argument("--nightly", action="store_true", help="time the run after the previous night's (one new day)")
+    r.add_argument("--stage", choices=("both", "previous", "timed"), default="both",
+                   help="previous: only copy and run the previous night into --out; timed: only the timed run, on "
+                        "--out as it is (so its peak RSS is its own)")
+    r.add_argument("--full-refresh", action="store_true",
+                   help="time a full build (not the nightly window) after the previous night's")
     k = sub.add_parser("compare", help="except all both ways between two outputs' alert tables")
     k.add_argument("a", type=Path)
     k.add_argument("b", type=Path)
+    k.add_argument("--log-seq", action="store_true", help="compare the log's log_seq too")
+    k.add_argument("--state", action="store_true", help="compare the walk state and condition tail too")
     args = p.parse_args(argv)
     if args.cmd == "copies":
         out = copies(args.source.resolve(), args.target.resolve(), args.copies)
     elif args.cmd == "run":
-        out = run(args.warehouse, args.out, args.memory_limit, args.nightly)
+        out = run(args.warehouse, args.out, args.memory_limit, args.nightly, args.full_refresh, args.stage)
     else:
-        out = compare(args.a.resolve(), args.b.resolve())
+        out = compare(args.a.resolve(), args.b.resolve(), args.log_seq, args.state)
     print(json.dumps(out))
     return 0
 

@@ -182,6 +182,7 @@ def test_selection_syntax_resolves_like_dagsters(project_defs):
 def test_options_set_the_same_run_config_as_the_launchpad(project_defs):
     job, config = _run_config(project_defs, "--full-refresh", "--period", "2026-Q3", "--cadences", "quarter,month")
     assert config["ops"] == {
+        "alerts": {"config": {"full_refresh": True}},
         "kpis__account_activity_daily": {"config": {"full_refresh": True}},
         "kpis__account_indicators_daily": {"config": {"full_refresh": True}},
         "health_scores_daily": {"config": {"full_refresh": True}},

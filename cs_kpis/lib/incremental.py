@@ -32,7 +32,8 @@ Every build is a row of CONTROL_TABLE (``model``, ``mode``, ``start_day``, ``his
 
 and produces the rows of days >= start_day (null: every day) for the accounts in
 (account_from, account_to] (null: open). Python-built tables (the health scores) use plan, record and
-account_ranges the same way.
+account_ranges the same way. The alerts (cs_kpis/defs/alerts/engine.py) record their builds here too, with a
+planner of their own that reads these records (a full build of a table they read makes theirs full).
 
 A build is full when asked (``full_refresh``), when the table or its record is missing, when its SQL changed,
 when the kept history grew, when a table it reads was fully rebuilt since its last build (``upstream``), or

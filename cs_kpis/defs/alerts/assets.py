@@ -17,7 +17,8 @@ from dagster_duckdb import DuckDBResource
 from cs_kpis.defs.alerts import engine
 from cs_kpis.lib import systems
 from cs_kpis.lib.engine import SQL_ENGINE, SqlEngineResource
-from cs_kpis.lib.sql import NIGHTLY_FRESHNESS, WAREHOUSE_POOL, asset_key_for_table, table_metadata
+from cs_kpis.lib.sql import (NIGHTLY_FRESHNESS, WAREHOUSE_POOL, IncrementalRunConfig, asset_key_for_table,
+                             table_metadata)
 
 GROUP = "alerts"
 OWNERS = ["team:cs-analytics"]
@@ -121,7 +122,8 @@ def _md(df: pd.DataFrame) -> dg.MetadataValue:
     pool=WAREHOUSE_POOL,
     resource_defs={"sql_engine": SQL_ENGINE},
 )
-def alerts(context: dg.AssetExecutionContext, duckdb: DuckDBResource, sql_engine: SqlEngineResource):
+def alerts(context: dg.AssetExecutionContext, duckdb: DuckDBResource, sql_engine: SqlEngineResource,
+           config: IncrementalRunConfig):
     rules = engine.load_rules()
     keys = {k for ks in input_keys(rules).values() for k in ks}
     problems = input_problems(context.instance, _asset_graph(context), keys,
@@ -134,10 +136,16 @@ def alerts(context: dg.AssetExecutionContext, duckdb: DuckDBResource, sql_engine
     for t, why in skipped.items():
         context.log.info(f"alerts of type {t} skipped: {why}")
     after_run = context.run.tags.get(AFTER_RUN_TAG)
+    t0 = time.perf_counter()
     with duckdb.get_connection() as con:
-        out = engine.run_engine(con, rules, holds, run_id=context.run_id, skipped=skipped, sql_engine=sql_engine)
+        out = engine.run_engine(con, rules, holds, run_id=context.run_id, skipped=skipped, sql_engine=sql_engine,
+                                full_refresh=config.full_refresh)
         cand_meta = table_metadata(con, "alerts", "alert_candidates", CANDIDATE_DOCS)
         log_meta = table_metadata(con, "alerts", "alert_log")
+    seconds = round(time.perf_counter() - t0, 2)
+    build = out["build"]
+    context.log.info(f"{build['mode']} alerts build from {build['start_day'] or 'the first day'} "
+                     f"({build['reason']}): {build['conditions_recomputed']} condition rows computed, {seconds}s")
     cand = out["candidates"]
     summary = (cand.groupby(["alert_type", "status"]).size().unstack(fill_value=0).reset_index()
                if len(cand) else pd.DataFrame())
@@ -148,6 +156,11 @@ def alerts(context: dg.AssetExecutionContext, duckdb: DuckDBResource, sql_engine
         "skipped_types": _md(pd.DataFrame(sorted(skipped.items()), columns=["alert_type", "skip_reason"])),
         "rules_path": dg.MetadataValue.path(str(engine.rules_path())), "rules_version": str(rules.get("version")),
         **({"rebuilt_after_failed_run": after_run} if after_run else {}),
+        # like the health tables' builds (cs_kpis/lib/incremental.py): full or the nightly window, and why
+        "build_mode": build["mode"], "build_reason": build["reason"],
+        "build_start_day": str(build["start_day"]) if build["start_day"] else "all days",
+        "conditions_computed": build["conditions_recomputed"], "state_checkpoint_day": str(build["checkpoint"]),
+        "state_keys_kept": build["state_keys"], "seconds": seconds,
     })
     yield dg.MaterializeResult(asset_key=LOG, metadata={
         **log_meta, "appended": out["appended"], "held_types": _md(hold_df)})

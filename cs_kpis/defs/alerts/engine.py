@@ -13,11 +13,13 @@ Every event has a stable id (key, event, day), so appending "events not logged y
 idempotent: rerunning on the same data appends nothing, and history once logged is never rewritten.
 """
 
+import hashlib
+import json
 import re
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ import pandas as pd
 import yaml
 
 from cs_kpis import tuning
+from cs_kpis.lib import incremental
 
 HERE = Path(__file__).parent
 SQL_DIR = HERE / "sql"
@@ -135,6 +138,10 @@ CONDITIONS = "_alert_conditions"
 """temp table: every (alert_type, account_id, day) a condition holds on, with severity and reason"""
 KEYS, EPISODES, EVENTS = "_alert_keys", "_alert_episodes", "_alert_events"
 """temp tables: the dedup keys (numbered), their episodes (runs of consecutive firing days), every log event"""
+STATE_IN, SNAPSHOT, QUOTABLE = "_alert_state_in", "_alert_snapshot", "_alert_quotable"
+"""temp tables: the carried state (each key's alert as of the day before CONDITIONS' first day; empty in a
+full build), the state at the checkpoint for the next night; view: the condition rows an event or candidate
+can quote (CONDITIONS and each carried alert's last firing day)"""
 EVENT_CODES = ("resolved", "raised", "reopened", "reminder")
 """an event's code is its index here, which is also its order among the events of one day in the log"""
 RESOLVED, RAISED, REOPENED, REMINDER = range(4)
@@ -192,7 +199,8 @@ class Alert:
     last_raised: int
 
 
-def walk(con, rules: dict, as_of: date) -> dict[int, Alert]:
+def walk(con, rules: dict, as_of: date, carried_from: date | None = None,
+         checkpoint: date | None = None) -> dict[int, Alert]:
     """Episodes, cooldowns and events from the CONDITIONS table; returns each key's latest alert.
 
     SQL numbers the keys (KEYS) and cuts each key's firing days into episodes (EPISODES: a run of consecutive
@@ -200,12 +208,19 @@ def walk(con, rules: dict, as_of: date) -> dict[int, Alert]:
     first episode raises; one starting within ``cooldown_days`` of the last raise reopens silently; a condition
     persisting past the cooldown is reminded; an episode ending before the as-of day is resolved the next day.
     The events (EVENTS) get their severity and reason by a join with CONDITIONS on the day they quote, and
-    their stable id, sha1(dedup_key|event|day), in SQL. Only episodes and event numbers pass through Python."""
+    their stable id, sha1(dedup_key|event|day), in SQL. Only episodes and event numbers pass through Python.
+
+    A nightly build (``carried_from``: the day the carried state is as of) starts each key from its state in
+    STATE_IN (its alert after every firing day up to ``carried_from``; CONDITIONS then holds the days after it
+    only): an episode starting the day after ``carried_from`` continues the carried one (no raise; reminders
+    counted from its last raise), a carried episode that stops there is resolved that day. ``checkpoint``:
+    every key's state after the firing days up to that day is left in SNAPSHOT (for the next night)."""
     con.execute(f"""
         create or replace temp table {KEYS} as
         select cast(row_number() over (order by alert_type, account_id) as bigint) as key_no, alert_type, account_id,
             {_cooldown_sql(rules)} as cooldown
-        from (select distinct alert_type, account_id from {CONDITIONS}) as k
+        from (select alert_type, account_id from {CONDITIONS}
+              union select alert_type, account_id from {STATE_IN}) as k
     """)
     con.execute(f"""
         create or replace temp table {EPISODES} as
@@ -220,29 +235,53 @@ def walk(con, rules: dict, as_of: date) -> dict[int, Alert]:
         from numbered
         group by key_no, run
     """)
-    eps = con.execute(f"select key_no, cooldown, first_day, last_day from {EPISODES} order by key_no, first_day"
-                      ).fetchnumpy()
     as_of_n = (as_of - EPOCH).days
-    ev_key, ev_code, ev_day, ev_quoted = array("q"), array("b"), array("q"), array("q")
+    c_prev = (carried_from - EPOCH).days if carried_from is not None else None
+    ck = (checkpoint - EPOCH).days if checkpoint is not None else None
     latest: dict[int, Alert] = {}
-    alert, prev = None, None
-    for k, cd, s, e in zip(eps["key_no"].tolist(), eps["cooldown"].tolist(), eps["first_day"].tolist(),
-                           eps["last_day"].tolist(), strict=True):
-        if k != prev:
-            alert, prev = None, k
-        if alert is None or s - alert.last_raised >= cd:
-            alert = latest[k] = Alert(k, s, e, s)
-            code = RAISED
-        else:
-            code = REOPENED
-        ev_key.append(k), ev_code.append(code), ev_day.append(s), ev_quoted.append(s)
-        r = alert.last_raised
-        while r + cd <= e:  # persisting past the cooldown: remind
-            r += cd
-            ev_key.append(k), ev_code.append(REMINDER), ev_day.append(r), ev_quoted.append(r)
-        alert.last_raised, alert.last_seen = r, e
-        if e < as_of_n:  # resolved the day after its last firing day, quoting that day
-            ev_key.append(k), ev_code.append(RESOLVED), ev_day.append(e + 1), ev_quoted.append(e)
+    st = con.execute(f"""
+        select k.key_no, date_diff('day', date '1970-01-01', s.first_seen) as first_seen,
+            date_diff('day', date '1970-01-01', s.last_seen) as last_seen,
+            date_diff('day', date '1970-01-01', s.last_raised) as last_raised
+        from {STATE_IN} as s
+        inner join {KEYS} as k on k.alert_type = s.alert_type and k.account_id = s.account_id
+    """).fetchall()
+    for k, fs, ls, lr in st:
+        if c_prev is None or ls > c_prev:
+            raise ValueError(f"carried alert state of key {k} is not as of {carried_from}")
+        latest[k] = Alert(k, fs, ls, lr)
+    snap = {k: (a.first_seen, a.last_seen, a.last_raised) for k, a in latest.items()}
+    ev_key, ev_code, ev_day, ev_quoted = array("q"), array("b"), array("q"), array("q")
+
+    def emit(k: int, code: int, day: int, quoted: int) -> None:
+        ev_key.append(k), ev_code.append(code), ev_day.append(day), ev_quoted.append(quoted)
+
+    seen: set[int] = set()
+    alert, prev, pending = None, None, False
+    # the episodes in batches of whole numbers: no Python object per episode of the whole history at once
+    cur = con.execute(f"select key_no, cooldown, first_day, last_day from {EPISODES} order by key_no, first_day")
+    while batch := cur.fetchmany(EPISODE_BATCH):
+        for k, cd, s, e in batch:
+            if k != prev:
+                alert, prev = latest.get(k), k
+                seen.add(k)
+                pending = alert is not None and alert.last_seen == c_prev  # the carried episode may go on
+            if pending:
+                pending = False
+                if s == c_prev + 1:  # it goes on: no raise, reminders from its last raise
+                    base = alert.last_raised
+                    _remind_and_resolve(alert, k, cd, s, e, base, as_of_n, ck, snap, emit)
+                    continue
+                emit(k, RESOLVED, c_prev + 1, c_prev)  # it stopped on the carried day: resolved the next day
+            if alert is None or s - alert.last_raised >= cd:
+                alert = latest[k] = Alert(k, s, e, s)
+                emit(k, RAISED, s, s)
+            else:
+                emit(k, REOPENED, s, s)
+            _remind_and_resolve(alert, k, cd, s, e, alert.last_raised, as_of_n, ck, snap, emit)
+    for k, a in latest.items():  # carried episodes with no firing day since: resolved the day after
+        if k not in seen and a.last_seen == c_prev and c_prev < as_of_n:
+            emit(k, RESOLVED, c_prev + 1, c_prev)
     frame = pd.DataFrame({"key_no": np.frombuffer(ev_key, dtype=np.int64),
                           "code": np.frombuffer(ev_code, dtype=np.int8).astype(np.int32),
                           "day": np.frombuffer(ev_day, dtype=np.int64),
@@ -258,7 +297,7 @@ def walk(con, rules: dict, as_of: date) -> dict[int, Alert]:
                     cast(date '1970-01-01' + cast(w.day as integer) as date) as event_day, c.severity, c.reason
                 from _alert_walked as w
                 inner join {KEYS} as k on k.key_no = w.key_no
-                inner join {CONDITIONS} as c
+                inner join {QUOTABLE} as c
                     on c.alert_type = k.alert_type and c.account_id = k.account_id
                     and c.day = cast(date '1970-01-01' + cast(w.quoted as integer) as date)
             )
@@ -272,7 +311,57 @@ def walk(con, rules: dict, as_of: date) -> dict[int, Alert]:
     joined = con.execute(f"select count(*) from {EVENTS}").fetchall()[0][0]
     if joined != len(frame):  # every event quotes a firing day of its key
         raise AssertionError(f"alert events: {len(frame)} walked, {joined} found their condition")
+    del frame
+    if ck is not None:
+        _save_snapshot(con, snap)
     return latest
+
+
+EPISODE_BATCH = 100_000
+"""episodes fetched from DuckDB at a time by the walk"""
+
+
+def _remind_and_resolve(alert: Alert, k: int, cd: int, s: int, e: int, base: int, as_of_n: int, ck: int | None,
+                        snap: dict, emit) -> None:
+    """The rest of an episode (s..e) of ``alert`` whose last raise is ``base``: a reminder every ``cd`` days
+    while it persists, resolved the day after it ends (before the as-of day); the state at the checkpoint."""
+    r = base
+    while r + cd <= e:  # persisting past the cooldown: remind
+        r += cd
+        emit(k, REMINDER, r, r)
+    if ck is not None and s <= ck:  # the key's state after its firing days up to the checkpoint
+        m = min(e, ck)
+        snap[k] = (alert.first_seen, m, base + cd * ((m - base) // cd))
+    alert.last_raised, alert.last_seen = r, e
+    if e < as_of_n:  # resolved the day after its last firing day, quoting that day
+        emit(k, RESOLVED, e + 1, e)
+
+
+def _save_snapshot(con, snap: dict) -> None:
+    """SNAPSHOT: every key's state at the checkpoint, with the severity and reason of its last firing day."""
+    keys = np.fromiter(snap.keys(), dtype=np.int64, count=len(snap))
+    vals = np.array(list(snap.values()), dtype=np.int64).reshape(-1, 3)
+    frame = pd.DataFrame({"key_no": keys, "first_seen": vals[:, 0], "last_seen": vals[:, 1], "last_raised": vals[:, 2]})
+    con.register("_alert_snap", frame)
+    try:
+        con.execute(f"""
+            create or replace temp table {SNAPSHOT} as
+            select k.alert_type, k.account_id, k.cooldown,
+                cast(date '1970-01-01' + cast(p.first_seen as integer) as date) as first_seen,
+                cast(date '1970-01-01' + cast(p.last_seen as integer) as date) as last_seen,
+                cast(date '1970-01-01' + cast(p.last_raised as integer) as date) as last_raised,
+                c.severity, c.reason
+            from _alert_snap as p
+            inner join {KEYS} as k on k.key_no = p.key_no
+            inner join {QUOTABLE} as c
+                on c.alert_type = k.alert_type and c.account_id = k.account_id
+                and c.day = cast(date '1970-01-01' + cast(p.last_seen as integer) as date)
+        """)
+    finally:
+        con.unregister("_alert_snap")
+    n = con.execute(f"select count(*) from {SNAPSHOT}").fetchall()[0][0]
+    if n != len(frame):
+        raise AssertionError(f"alert state: {len(frame)} keys walked, {n} found their last firing day")
 
 
 def log_frame(con) -> pd.DataFrame:
@@ -327,7 +416,7 @@ def candidates(con, latest: dict[int, Alert], rules: dict, as_of: date, holds: d
                 cast(date '1970-01-01' + cast(p.last_raised as integer) as date) as last_raised
             from _alert_picked as p
             inner join {KEYS} as k on k.key_no = p.key_no
-            inner join {CONDITIONS} as c
+            inner join {QUOTABLE} as c
                 on c.alert_type = k.alert_type and c.account_id = k.account_id
                 and c.day = cast(date '1970-01-01' + cast(p.last_seen as integer) as date)
         """).df()
@@ -405,37 +494,275 @@ def owners_frame(con, as_of: date) -> pd.DataFrame:
     return con.execute(OWNER_SQL, {"day": as_of}).df()
 
 
+# ---- the nightly build: a bounded window with each key's walk state carried (README "Nightly builds") ----
+
+MODEL = "alerts.alert_candidates"
+"""the alerts' row in the control table kpis._build_window (cs_kpis/lib/incremental.py)"""
+STATE_TABLE = "alerts._walk_state"
+"""each key's alert (first_seen, last_seen, last_raised, and the severity and reason of its last firing day)
+after every firing day up to the checkpoint day of the last build"""
+TAIL_TABLE = "alerts._conditions_tail"
+"""the condition rows of the last build dated after its checkpoint day"""
+CHECKPOINT_TABLE = "alerts._walk_checkpoint"
+"""one row: the last build's control-table build_seq, checkpoint day, as-of day and the types it held"""
+UPSTREAM = ("kpis.account_activity_daily", "kpis.account_indicators_daily", "kpis.health_scores_daily")
+"""the incremental tables the conditions read (kpis.health_score_changes is built with the scores, in their
+window): a build of one since the last alerts build bounds the window by its first rebuilt day; a full one,
+or none recorded at all, makes the build full"""
+TAIL_DAYS = 31
+"""the checkpoint is this many days before the as-of day (at least 4 x the lookback): a later night whose
+window starts after it is incremental (nights the alerts did not run are covered up to about this)"""
+ENGINE_VERSION = "walk-state-1"
+"""part of every build's version: a change of what is stored or how it is walked makes the next build full"""
+
+
+@dataclass(frozen=True)
+class AlertPlan:
+    mode: str                   # "full" or "incremental"
+    start_day: date | None      # first day whose conditions are recomputed (None: every day)
+    first_day: date | None      # the first day of the history the walk started from (the last full build's)
+    carried_from: date | None   # the day the carried state is as of (incremental only)
+    reason: str
+
+
+def _lookback() -> int:
+    override = incremental.lookback_override()
+    return incremental.DEFAULT_LOOKBACK_DAYS if override is None else override
+
+
+def tail_days() -> int:
+    return max(TAIL_DAYS, 4 * _lookback())
+
+
+def build_version(rules: dict, skipped: Iterable[str]) -> str:
+    """A hash of everything that decides the conditions and the walk: the rules, every condition's SQL, the
+    types not evaluated, the engine's version and the tail's length."""
+    sql = {t: (SQL_DIR / f"{t}.sql").read_text() for t in ALERT_TYPES}
+    text = json.dumps({"rules": rules, "sql": sql, "skipped": sorted(skipped), "engine": ENGINE_VERSION,
+                       "tail_days": tail_days()}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def input_fingerprint(con, rules: dict, skipped: Iterable[str], before: date) -> str:
+    """A hash of the inputs the conditions of days before ``before`` read that no build record covers:
+    product events and champion/admin contacts (champion_inactive), NPS responses (low_nps_high_value), the
+    product configuration (expansion_opportunity). Contacts are the CRM's current state, so only those that
+    can shape an older day are hashed: a champion/admin whose product user has an event before ``before``
+    (every one with include_never_active). A new contact whose user has no older event (a new account's) can
+    change no older day and keeps the nightly incremental; a changed role, account, name or user of an
+    active one, or a deleted one, makes the build full."""
+    return input_fingerprints(con, rules, skipped, [before])[before]
+
+
+def input_fingerprints(con, rules: dict, skipped: Iterable[str], befores: Iterable[date]) -> dict[date, str]:
+    """:func:`input_fingerprint` for each day of ``befores``, with one scan of the product events for all."""
+    skipped, days = set(skipped), sorted(set(befores))
+    parts: dict[date, list] = {d: [] for d in days}
+    con.execute("set TimeZone = 'UTC'")
+    if "champion_inactive" not in skipped:
+        rule = rules["types"]["champion_inactive"]
+        # per champion/admin user: its events before each day (count, xor of ids) and its first event
+        per_day = ", ".join(f"count(*) filter (where occurred_at < cast($d{i} as date)) as n{i}, "
+                            f"bit_xor(hash(message_id)) filter (where occurred_at < cast($d{i} as date)) as x{i}"
+                            for i in range(len(days)))
+        totals = ", ".join(
+            f"(select coalesce(sum(n{i}), 0) from ev), (select coalesce(bit_xor(x{i}), 0) from ev), "
+            f"(select count(*) from role where $never or product_user_id in (select user_id from ev "
+            f"where first_at < cast($d{i} as date))), "
+            f"(select coalesce(bit_xor(hash(contact_id, account_id, role, product_user_id, first_name, last_name, "
+            f"created_at)), 0) from role where $never or product_user_id in (select user_id from ev "
+            f"where first_at < cast($d{i} as date)))" for i in range(len(days)))
+        row = con.execute(f"""
+            with role as (
+                select contact_id, account_id, role, product_user_id, first_name, last_name, created_at
+                from staging.stg_crm__contacts where role in (select unnest(cast($roles as varchar[])))
+            ),
+            ev as materialized (
+                select user_id, min(occurred_at) as first_at, {per_day}
+                from staging.stg_product__events
+                where occurred_at < cast($last as date) and user_id in (select product_user_id from role)
+                group by user_id
+            )
+            select {totals}
+        """, {"roles": [str(r) for r in rule["roles"]], "never": bool(rule.get("include_never_active", False)),
+              "last": days[-1], **{f"d{i}": d for i, d in enumerate(days)}}).fetchall()[0]
+        for i, d in enumerate(days):
+            parts[d].append(tuple(row[4 * i: 4 * i + 4]))
+    for d in days:
+        if "low_nps_high_value" not in skipped:
+            parts[d].append(con.execute(
+                "select count(*), coalesce(bit_xor(hash(response_id, crm_account_id, score, respondent_email, "
+                "comment, responded_at)), 0) from staging.stg_nps__survey_responses "
+                "where responded_at < cast($before as date)", {"before": d}).fetchall()[0])
+        if "expansion_opportunity" not in skipped:
+            parts[d].append(con.execute("select count(*), coalesce(bit_xor(hash(t)), 0) "
+                                        "from kpis.health_product_config as t").fetchall()[0])
+    return {d: hashlib.sha256(repr(p).encode()).hexdigest()[:16] for d, p in parts.items()}
+
+
+def _spec(rules: dict, skipped: Iterable[str], known: dict | None = None) -> incremental.Incremental:
+    """The alerts' build as the control table knows it; ``known``: fingerprints already computed this run."""
+    skipped, known = frozenset(skipped), known if known is not None else {}
+
+    def fingerprint(con, before: date) -> str:
+        if before not in known:
+            known.update(input_fingerprints(con, rules, skipped, [before]))
+        return known[before]
+    return incremental.Incremental(MODEL, build_version(rules, skipped), lookback_days=_lookback(),
+                                   upstream=UPSTREAM, fingerprint=fingerprint)
+
+
+def plan(con, rules: dict, as_of: date, skipped: Iterable[str] = (), full_refresh: bool = False,
+         known: dict | None = None) -> AlertPlan:
+    """What the next build recomputes: the days from the earliest day any input can have changed, with each
+    key's state carried from the last build's checkpoint, or everything (the reason says why). ``known``
+    receives the fingerprints it computes (with this build's own, from the same scan of the events)."""
+    first_day = con.execute("select min(day) from kpis.account_indicators_daily").fetchall()[0][0]
+    known = known if known is not None else {}
+    spec = _spec(rules, skipped, known)
+
+    def full(reason: str) -> AlertPlan:
+        return AlertPlan("full", None, first_day, None, reason)
+
+    if full_refresh:
+        return full("full_refresh requested")
+    prev = incremental.current(con, MODEL)
+    missing = [t for t in (STATE_TABLE, TAIL_TABLE, CHECKPOINT_TABLE, "alerts.alert_candidates", "alerts.alert_log")
+               if not incremental.table_exists(con, t)]
+    if prev is None or missing:
+        return full("the alerts were not built yet" if prev is None else f"{', '.join(missing)} missing")
+    if prev["sql_version"] != spec.sql_version:
+        return full("the rules, a condition's SQL or the types evaluated changed")
+    ck = con.execute(f"select build_seq, checkpoint_day, as_of, held_types from {CHECKPOINT_TABLE}").fetchall()
+    if len(ck) != 1 or ck[0][0] != prev["build_seq"]:
+        return full("the walk state does not belong to the last build")
+    _, checkpoint, prev_as_of, held = ck[0]
+    if held:
+        return full(f"the last build held back the events of {held}: they may be older than the window")
+    if prev_as_of is None or as_of < prev_as_of:
+        return full(f"the as-of day {as_of} is before the last build's ({prev_as_of})")
+    if prev["history_start"] is not None and first_day < prev["history_start"]:
+        return full(f"the history now starts on {first_day}, before the last build's first day")
+    starts = []
+    for table in UPSTREAM:
+        done = incremental.builds(con, table)
+        if not done:
+            return full(f"{table} has no build record: its changes cannot be bounded")
+        since = [b for b in done if b["build_seq"] > prev["build_seq"]]
+        if any(b["mode"] != "incremental" or b["start_day"] is None for b in since):
+            return full(f"{table} fully rebuilt since the last build")
+        starts += [b["start_day"] for b in since]
+    fp_day = prev["fingerprint_day"]
+    if fp_day is not None:  # the last build's fingerprint day and this build's, in one scan of the events
+        known.update(input_fingerprints(con, rules, skipped, [fp_day, as_of - timedelta(days=spec.lookback() - 1)]))
+    if fp_day is None or spec.fingerprint(con, fp_day) != prev["fingerprint"]:
+        return full(f"inputs dated before {fp_day} changed since the last build (late or restated events or NPS "
+                    "responses, a champion/admin contact changed, the product configuration)")
+    start = min([fp_day, *starts])
+    if start <= checkpoint:
+        return full(f"the window would start on {start}, not after the last checkpoint {checkpoint}")
+    return AlertPlan("incremental", start, prev["history_start"], checkpoint,
+                     f"conditions from {start} (lookback {spec.lookback()} days, {len(starts)} upstream build(s) "
+                     f"since); each key's state carried from {checkpoint}; older inputs unchanged")
+
+
+def _prepare(con, build: AlertPlan) -> None:
+    """STATE_IN (the carried state; empty for a full build) and the QUOTABLE view."""
+    if build.mode == "incremental":
+        con.execute(f"create or replace temp table {STATE_IN} as select alert_type, account_id, first_seen, "
+                    f"last_seen, last_raised, severity, reason from {STATE_TABLE}")
+    else:
+        con.execute(f"create or replace temp table {STATE_IN} (alert_type varchar, account_id varchar, "
+                    "first_seen date, last_seen date, last_raised date, severity varchar, reason varchar)")
+    con.execute(f"create or replace temp view {QUOTABLE} as "
+                f"select alert_type, account_id, day, severity, reason from {CONDITIONS} "
+                f"union all select alert_type, account_id, last_seen, severity, reason from {STATE_IN}")
+
+
 def compute(con, rules: dict, as_of: date, holds: dict[str, str], skipped: Iterable[str] = (),
-            sql_engine=None) -> tuple[pd.DataFrame, int]:
-    """Conditions, episodes and events into DuckDB's temp tables; returns the candidates and the event count."""
-    load_conditions(con, rules, as_of, skipped=set(skipped), sql_engine=sql_engine)
-    latest = walk(con, rules, as_of)
+            sql_engine=None, build: AlertPlan | None = None, checkpoint: date | None = None
+            ) -> tuple[pd.DataFrame, int]:
+    """Conditions, episodes and events into DuckDB's temp tables; returns the candidates and the event count.
+    ``build`` (default: a full build): an incremental one recomputes the conditions from its start day, takes
+    the days between the carried state's day and it from TAIL_TABLE, and starts each key from STATE_TABLE.
+    ``checkpoint``: the state at that day is left in SNAPSHOT."""
+    build = build or AlertPlan("full", None, None, None, "")
+    first = build.start_day if build.mode == "incremental" else None
+    load_conditions(con, rules, as_of, first, skipped=set(skipped), sql_engine=sql_engine)
+    if build.mode == "incremental":
+        con.execute(f"insert into {CONDITIONS} select alert_type, account_id, day, severity, reason "
+                    f"from {TAIL_TABLE} where day > ? and day < ?", [build.carried_from, build.start_day])
+    _prepare(con, build)
+    latest = walk(con, rules, as_of, build.carried_from, checkpoint)
     events = con.execute(f"select count(*) from {EVENTS}").fetchall()[0][0]
     return candidates(con, latest, rules, as_of, holds), int(events)
 
 
+def save_state(con, checkpoint: date, as_of: date, held: Iterable[str], seq: int) -> dict:
+    """The state at the checkpoint (keys whose alert can still matter: open at it, or raised within their
+    cooldown) and the condition rows after it, for the next night. Inside the caller's transaction."""
+    con.execute(f"""create or replace table {STATE_TABLE} as
+        select alert_type, account_id, first_seen, last_seen, last_raised, severity, reason from {SNAPSHOT}
+        where not (last_seen < cast($ck as date)
+            and date_diff('day', last_raised, cast($ck as date)) + 1 >= cooldown)
+        order by alert_type, account_id""", {"ck": checkpoint})
+    con.execute(f"create or replace table {TAIL_TABLE} as select alert_type, account_id, day, severity, reason "
+                f"from {CONDITIONS} where day > ? order by alert_type, account_id, day", [checkpoint])
+    con.execute(f"create or replace table {CHECKPOINT_TABLE} (build_seq bigint, checkpoint_day date, as_of date, "
+                "held_types varchar)")
+    con.execute(f"insert into {CHECKPOINT_TABLE} values (?, ?, ?, ?)",
+                [seq, checkpoint, as_of, ", ".join(sorted(held)) or None])
+    return {"state_keys": con.execute(f"select count(*) from {STATE_TABLE}").fetchall()[0][0],
+            "tail_rows": con.execute(f"select count(*) from {TAIL_TABLE}").fetchall()[0][0]}
+
+
 def drop_temp_tables(con) -> None:
-    for t in (EVENTS, EPISODES, KEYS, CONDITIONS):
+    con.execute(f"drop view if exists {QUOTABLE}")
+    for t in (EVENTS, EPISODES, KEYS, CONDITIONS, STATE_IN, SNAPSHOT):
         con.execute(f"drop table if exists {t}")
 
 
 def run_engine(con, rules: dict, holds: dict[str, str], run_id: str = "manual",
-               skipped: Iterable[str] = (), sql_engine=None) -> dict:
+               skipped: Iterable[str] = (), sql_engine=None, full_refresh: bool = False) -> dict:
     """Build alerts.alert_candidates and append to alerts.alert_log; returns counts for metadata.
     ``skipped``: alert types not evaluated at all (their source system is turned off). ``sql_engine``: where
     the condition SQL runs (:func:`load_conditions`); the episodes, the candidates and the log are DuckDB, with
-    the walk over the episodes in Python (:func:`walk`)."""
+    the walk over the episodes in Python (:func:`walk`). The build is full or, when every input older than a
+    bounded window is unchanged, a nightly one over that window (:func:`plan`; ``full_refresh`` forces full);
+    either way the walk state at the checkpoint is saved for the next night, with the build's record in
+    kpis._build_window."""
     from cs_kpis.defs.health.assets import write_frame
 
     con.execute("set TimeZone = 'UTC'")
     as_of = as_of_day(con)
     if as_of is None:
         raise ValueError("kpis.account_indicators_daily is empty: nothing to alert on")
+    skipped = set(skipped)
+    known: dict = {}
+    build = plan(con, rules, as_of, skipped, full_refresh, known)
+    checkpoint = as_of - timedelta(days=tail_days())
     try:
-        cand, events = compute(con, rules, as_of, holds, skipped, sql_engine)
+        cand, events = compute(con, rules, as_of, holds, skipped, sql_engine, build, checkpoint)
+        recomputed = con.execute(f"select count(*) from {CONDITIONS} where day >= ?",
+                                 [build.start_day or date(1900, 1, 1)]).fetchall()[0][0]
         con.execute("create schema if not exists alerts")
         write_frame(con, "alerts.alert_candidates", cand, CANDIDATE_CASTS)
         appended = append_log(con, rules, as_of, set(holds), run_id)
+        spec = _spec(rules, skipped, known)
+        window = incremental.BuildWindow(build.mode, build.start_day, build.first_day, as_of, spec.sql_version,
+                                         build.reason)
+        con.execute("begin transaction")
+        try:
+            incremental.record(con, spec, window)
+            seq = incremental.current(con, MODEL)["build_seq"]
+            kept = save_state(con, checkpoint, as_of, holds, seq)
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
     finally:
         drop_temp_tables(con)
-    return {"as_of": as_of, "candidates": cand, "appended": appended, "events": events}
+    return {"as_of": as_of, "candidates": cand, "appended": appended, "events": events,
+            "build": {"mode": build.mode, "reason": build.reason, "start_day": build.start_day,
+                      "first_day": build.first_day, "checkpoint": checkpoint, "conditions_recomputed": int(recomputed),
+                      **kept}}

@@ -15,9 +15,18 @@ with role_contacts as (
     where role in (select unnest($roles))
 ),
 user_days as (
+    -- each user's active days from $first_day on, and its last active day before it (all an ASOF lookup from
+    -- a day >= $first_day can find): a nightly window does not list every active day of the history
     select distinct e.user_id, cast(e.occurred_at as date) as day
     from staging.stg_product__events as e
     where e.user_id in (select product_user_id from role_contacts)
+        and cast(e.occurred_at as date) >= cast($first_day as date)
+    union all
+    select e.user_id, max(cast(e.occurred_at as date)) as day
+    from staging.stg_product__events as e
+    where e.user_id in (select product_user_id from role_contacts)
+        and cast(e.occurred_at as date) < cast($first_day as date)
+    group by e.user_id
 ),
 contact_days as (
     select c.contact_no, c.account_id, c.product_user_id, c.created_day, i.day

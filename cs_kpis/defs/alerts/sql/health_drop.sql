@@ -3,6 +3,8 @@
 -- explanation, which names the components that moved. With ignore_coverage_changes, the points due to
 -- components that started or stopped having data within the window (e.g. a CRM sentiment that only exists
 -- from the latest extract) are taken out first: a coverage change is not a customer getting less healthy.
+-- The scores joined are bounded to the days evaluated (and the window before them), so a nightly window
+-- does not hash every day of the scores twice.
 with changes as (
     select c.account_id, c.day, c.delta, c.reason,
         coalesce(b.components_present, '') as before_present, coalesce(s.components_present, '') as now_present,
@@ -10,8 +12,10 @@ with changes as (
     from kpis.health_score_changes as c
     left join kpis.health_scores_daily as s
         on s.account_id = c.account_id and s.day = c.day
+        and s.day between cast($first_day as date) and cast($as_of as date)
     left join kpis.health_scores_daily as b
         on b.account_id = c.account_id and b.day = cast(c.day - interval ($window_days) day as date)
+        and b.day <= cast($as_of as date) and date_diff('day', b.day, cast($first_day as date)) <= $window_days
     where c.window_days = $window_days
         and c.delta <= -$min_drop_points
         and c.day between cast($first_day as date) and cast($as_of as date)
