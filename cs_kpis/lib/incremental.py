@@ -25,20 +25,40 @@ A SQL model becomes incremental with a header tag (cs_kpis/lib/sql.py)::
 
 The table must have ``account_id`` and ``day`` columns; the as-of day is ``max(day)`` of marts.dim_day.
 Every build is a row of CONTROL_TABLE (``model``, ``mode``, ``start_day``, ``history_start``, ``as_of``,
-``reason``, the fingerprint, the current account range); the model's SQL reads its current row::
+``reason``, the fingerprint, the current account range, ``accounts_rebuilt``, ``listed_only``); the model's
+SQL reads its current row::
 
-    select max(start_day) as start_day, max(account_from) as account_from, max(account_to) as account_to
+    select max(start_day) as start_day, max(account_from) as account_from, max(account_to) as account_to,
+           max(build_seq) as build_seq, max(case when listed_only then 1 else 0 end) as listed_only
     from kpis._build_window where model = 'kpis.my_table' and is_current
 
-and produces the rows of days >= start_day (null: every day) for the accounts in
-(account_from, account_to] (null: open). Python-built tables (the health scores) use plan, record and
+and produces the rows of days >= start_day (null: every day) for the accounts in (account_from, account_to]
+(null: open) and, when listed_only is 1, only for the accounts of ACCOUNTS_TABLE (``kpis._build_accounts``)
+with that model and build_seq (a left join of it where the accounts are first read, so every later step
+handles only them: plain SQL, DuckDB and Spark). Python-built tables (the health scores) use plan, record and
 account_ranges the same way.
 
 A build is full when asked (``full_refresh``), when the table or its record is missing, when its SQL changed,
-when the kept history grew, when a table it reads was fully rebuilt since its last build (``upstream``), or
-when its ``fingerprint`` (a hash of every input row dated before the previous night's window, if the model
-has one) differs: restated or regenerated history, or a fact later than the lookback, rebuilds everything
-instead of leaving stale days behind.
+when the kept history grew, or when a table it reads was fully rebuilt since its last build (``upstream``).
+Otherwise it is incremental: the window's days for every account, and every kept day of the window's
+``accounts``:
+
+- a model's ``fingerprint`` (Fingerprint) hashes its inputs dated before the previous night's window, per
+  account they map to (count and xor of row hashes in FINGERPRINTS_TABLE, ``kpis._build_fingerprints``, the
+  current build's only) and a shared part no account owns. The accounts whose hash differs from last night's
+  (restated or late facts: an old ticket's priority, a remap, which changes the old and the new account's)
+  are rebuilt on every day; a row mapping to no account is in no account's hash;
+- the accounts any upstream build since rebuilt on every day (ACCOUNTS_TABLE) are rebuilt too, so the
+  indicators and the scores follow the activity's list instead of rebuilding everything;
+- the build is full instead when the shared part changed (the product configuration, the calendar), or when
+  the accounts to rebuild are more than MAX_REBUILT_SHARE (10%) of the accounts of marts.subscription_periods:
+  a regenerated or restated company, not a few late facts (and the listed pass would cost a large part of a
+  full build anyway). The reason names the counts; ``accounts_rebuilt`` records how many.
+
+The build then deletes and writes the window's days in account ranges, deletes the listed accounts' rows and
+runs the SQL again with ``listed_only`` and start_day = the history start, in ranges of those accounts only.
+On the large company one nightly's 216 old tickets touched about 200 of 100,000 accounts: rebuilding those
+replaces a full build of all three health tables (BENCHMARKS.md "Nightly: only the changed accounts").
 
 Why not Dagster daily partitions: a nightly job materializes partitioned and unpartitioned assets together,
 a day reads the days before it (trailing windows, running sums), and late facts rewrite recent days in the
