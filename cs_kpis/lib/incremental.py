@@ -25,17 +25,17 @@ A SQL model becomes incremental with a header tag (cs_kpis/lib/sql.py)::
 
 The table must have ``account_id`` and ``day`` columns; the as-of day is ``max(day)`` of marts.dim_day.
 Every build is a row of CONTROL_TABLE (``model``, ``mode``, ``start_day``, ``history_start``, ``as_of``,
-``reason``, the fingerprint, the current account range, ``accounts_rebuilt``, ``listed_only``); the model's
+``reason``, the fingerprint, the current account range, ``accounts_rebuilt``, ``listed``); the model's
 SQL reads its current row::
 
     select max(start_day) as start_day, max(account_from) as account_from, max(account_to) as account_to,
-           max(build_seq) as build_seq, max(case when listed_only then 1 else 0 end) as listed_only
+           max(build_seq) as build_seq, max(listed) as listed
     from kpis._build_window where model = 'kpis.my_table' and is_current
 
 and produces the rows of days >= start_day (null: every day) for the accounts in (account_from, account_to]
-(null: open) and, when listed_only is 1, only for the accounts of ACCOUNTS_TABLE (``kpis._build_accounts``)
-with that model and build_seq (a left join of it where the accounts are first read, so every later step
-handles only them: plain SQL, DuckDB and Spark). Python-built tables (the health scores) use plan, record and
+(null: open); when ``listed`` is ``only``, only for the accounts of ACCOUNTS_TABLE (``kpis._build_accounts``)
+with that model and build_seq, when ``except``, for every other account (a left join of the list where the
+accounts are first read, so every later step handles only them: plain SQL, DuckDB and Spark). Python-built tables (the health scores) use plan, record and
 account_ranges the same way.
 
 A build is full when asked (``full_refresh``), when the table or its record is missing, when its SQL changed,
@@ -55,8 +55,9 @@ Otherwise it is incremental: the window's days for every account, and every kept
   a regenerated or restated company, not a few late facts (and the listed pass would cost a large part of a
   full build anyway). The reason names the counts; ``accounts_rebuilt`` records how many.
 
-The build then deletes and writes the window's days in account ranges, deletes the listed accounts' rows and
-runs the SQL again with ``listed_only`` and start_day = the history start, in ranges of those accounts only.
+The build then deletes the window's days and the listed accounts' rows, runs the SQL with ``listed`` =
+``only`` and start_day = the history start (in ranges of those accounts only), then with ``except`` and the
+window's start_day for everyone else, in ranges, all in one transaction.
 On the large company one nightly's 216 old tickets touched about 200 of 100,000 accounts: rebuilding those
 replaces a full build of all three health tables (BENCHMARKS.md "Nightly: only the changed accounts").
 
@@ -322,11 +323,12 @@ def rebuilt_accounts(con, done: Sequence[dict]) -> list[str]:
 COLUMNS = ("model varchar, build_seq bigint, is_current boolean, mode varchar, start_day date, "
            "history_start date, as_of date, sql_version varchar, reason varchar, fingerprint_day date, "
            "fingerprint varchar, built_at timestamptz, account_from varchar, account_to varchar, "
-           "fingerprint_accounts bigint, accounts_rebuilt bigint, listed_only boolean")
+           "fingerprint_accounts bigint, accounts_rebuilt bigint, listed varchar")
 """the control table's columns; fingerprint: the shared part's hash (Fingerprint), fingerprint_accounts: how
 many accounts' fingerprints FINGERPRINTS_TABLE holds for the build, accounts_rebuilt: how many accounts it
-rebuilt on every day (ACCOUNTS_TABLE), listed_only: the current pass builds only those accounts"""
-ADDED_COLUMNS = ("fingerprint_accounts bigint", "accounts_rebuilt bigint", "listed_only boolean")
+rebuilt on every day (ACCOUNTS_TABLE), listed: the current pass builds ``only`` those accounts, every account
+``except`` them, or (null) every account"""
+ADDED_COLUMNS = ("fingerprint_accounts bigint", "accounts_rebuilt bigint", "listed varchar")
 """columns added since the control table first shipped: an older warehouse's table gets them on its next build"""
 
 
@@ -361,7 +363,7 @@ def record(con, spec: Incremental, window: BuildWindow | None) -> int:
     con.execute(f"update {CONTROL_TABLE} set is_current = false where model = ? and is_current", [spec.table])
     con.execute(f"insert into {CONTROL_TABLE} (model, build_seq, is_current, mode, start_day, history_start, as_of, "
                 "sql_version, reason, fingerprint_day, fingerprint, built_at, fingerprint_accounts, accounts_rebuilt, "
-                "listed_only) values (?, ?, true, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?, false)",
+                "listed) values (?, ?, true, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?, null)",
                 [spec.table, seq, window.mode, window.start_day, window.history_start, window.as_of,
                  window.sql_version, window.reason, fp_day, fp, fp_accounts, len(window.accounts) or None])
     if window.accounts:
@@ -379,10 +381,11 @@ def set_range(con, table: str, first: str | None, last: str | None) -> None:
                 [first, last, table])
 
 
-def set_listed_pass(con, table: str, start_day: dt.date | None, listed_only: bool) -> None:
-    """The first day and whether only the listed accounts (ACCOUNTS_TABLE) are built, for the current pass."""
-    con.execute(f"update {CONTROL_TABLE} set start_day = ?, listed_only = ? where model = ? and is_current",
-                [start_day, listed_only, table])
+def set_listed_pass(con, table: str, start_day: dt.date | None, listed: str | None) -> None:
+    """The first day the current pass of ``table``'s build writes, and its accounts: ``only`` those of
+    ACCOUNTS_TABLE for the build, every account ``except`` them, or None: every account."""
+    con.execute(f"update {CONTROL_TABLE} set start_day = ?, listed = ? where model = ? and is_current",
+                [start_day, listed, table])
 
 
 def split_ranges(sizes: list[tuple[str, int]], chunk_rows: int) -> list[tuple[str, str]]:
@@ -463,9 +466,9 @@ def build_ranges(con, spec: Incremental, window: BuildWindow, chunk_rows: int | 
 def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int | None = None) -> dict:
     """(Re)build ``spec.table`` from ``sql`` (which reads its current row of the control table) for
     ``window``, in one transaction with its record: a full build replaces the table; an incremental one
-    deletes the window's days (and days that fell out of the history) and inserts them again, then deletes
-    and rebuilds every kept day of the window's ``accounts`` (the SQL reads ``listed_only`` and builds only the
-    accounts of ACCOUNTS_TABLE for its build). Accounts are built in ranges of about ``chunk_rows``
+    deletes the window's days (and days that fell out of the history) and inserts them again, and rebuilds
+    every kept day of the window's ``accounts`` first (the SQL reads ``listed``: ``only`` the accounts of
+    ACCOUNTS_TABLE for its build, then every account ``except`` them). Accounts are built in ranges of about ``chunk_rows``
     account-days (default: range_rows). Returns counts for the UI."""
     con.execute("set TimeZone = 'UTC'")
     ranges, rows_per_range = build_ranges(con, spec, window, chunk_rows)
@@ -479,6 +482,18 @@ def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int
             deleted = con.execute(
                 f"delete from {spec.table} where day >= ? or (cast(? as date) is not null and day < ?)",
                 [window.start_day, window.history_start, window.history_start]).fetchall()[0][0]
+        if listed_ranges:
+            # the listed accounts first, every kept day; then the window's days of all the others. (Writing the
+            # window for everyone and then deleting the listed accounts' new rows in the same transaction made
+            # the commit 3 s slower on 32,000 accounts.)
+            deleted += con.execute(
+                f"delete from {spec.table} where account_id in (select account_id from {ACCOUNTS_TABLE} "
+                "where model = ? and build_seq = ?)", [spec.table, seq]).fetchall()[0][0]
+            set_listed_pass(con, spec.table, listed.start_day, "only")
+            for first, last in listed_ranges:
+                set_range(con, spec.table, first, last)
+                rebuilt += con.execute(f"insert into {spec.table} by name\n{sql}").fetchall()[0][0]
+            set_listed_pass(con, spec.table, window.start_day, "except")
         for n, (first, last) in enumerate(ranges):
             set_range(con, spec.table, first, last)
             if window.mode == "full" and n == 0:
@@ -487,19 +502,7 @@ def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int
             else:
                 con.execute(f"insert into {spec.table} by name\n{sql}")
         if listed_ranges:
-            # these accounts' older days (counted as deleted), then their window's days just written with the
-            # others': all replaced by a build of their every kept day
-            deleted += con.execute(
-                f"delete from {spec.table} where account_id in (select account_id from {ACCOUNTS_TABLE} "
-                "where model = ? and build_seq = ?) and day < ?",
-                [spec.table, seq, window.start_day]).fetchall()[0][0]
-            con.execute(f"delete from {spec.table} where account_id in (select account_id from {ACCOUNTS_TABLE} "
-                        "where model = ? and build_seq = ?)", [spec.table, seq])
-            set_listed_pass(con, spec.table, listed.start_day, True)
-            for first, last in listed_ranges:
-                set_range(con, spec.table, first, last)
-                rebuilt += con.execute(f"insert into {spec.table} by name\n{sql}").fetchall()[0][0]
-            set_listed_pass(con, spec.table, window.start_day, False)
+            set_listed_pass(con, spec.table, window.start_day, None)
         set_range(con, spec.table, None, None)
         con.execute("commit")
     except Exception:

@@ -247,9 +247,10 @@ def _sql_date(day: dt.date) -> str:
     return f"date '{day.isoformat()}'"
 
 
-Accounts = tuple[str | None, str | None] | tuple[str | None, str | None, int] | None
-"""a range of account ids (first exclusive, last inclusive; None = open), or None for every account; a third
-item, a build_seq, keeps only the accounts that build rebuilds on every day (incremental.ACCOUNTS_TABLE)"""
+Accounts = tuple[str | None, str | None] | tuple[str | None, str | None, int, bool] | None
+"""a range of account ids (first exclusive, last inclusive; None = open), or None for every account; two more
+items, a build_seq and True, keep only the accounts that build rebuilds on every day (incremental.ACCOUNTS_TABLE),
+with False every other account"""
 
 
 def _range_filter(alias: str, accounts: Accounts, since: dt.date | None) -> str:
@@ -262,8 +263,9 @@ def _range_filter(alias: str, accounts: Accounts, since: dt.date | None) -> str:
     if last is not None:
         where.append(f"{alias}.account_id <= {sql_text(last)}")
     if listed:
-        where.append(f"{alias}.account_id in (select account_id from {incremental.ACCOUNTS_TABLE} "
-                     f"where model = {sql_text(SCORES_TABLE)} and build_seq = {int(listed[0])})")
+        seq, only = listed
+        where.append(f"{alias}.account_id {'in' if only else 'not in'} (select account_id from "
+                     f"{incremental.ACCOUNTS_TABLE} where model = {sql_text(SCORES_TABLE)} and build_seq = {int(seq)})")
     if since is not None:
         where.append(f"{alias}.day >= {_sql_date(since)}")
     return " and ".join(where)
@@ -336,7 +338,8 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
 
     A full build scores every indicator row of the kept history; an incremental one deletes and rescores
     the days from the planned start, reading the stored scores of the 30 days before it for the deltas and
-    explanations. Accounts are scored in ranges of about ``chunk_rows`` account-days (incremental.py), one
+    explanations, and rescores every kept day of the accounts the planner lists (those the indicators rebuilt
+    on every day since), as a full build scores them. Accounts are scored in ranges of about ``chunk_rows`` account-days (incremental.py), one
     insert per range and table, so the joins' memory stays bounded at any history size. One transaction
     with the build's record: readers see the old or the new history, never half of it."""
     build = spec(config)
@@ -354,19 +357,19 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
             for table in (SCORES_TABLE, CHANGES_TABLE):
                 con.execute(f"delete from {table} where day >= ? or (cast(? as date) is not null and day < ?)",
                             [start, window.history_start, window.history_start])
+                if window.accounts:
+                    con.execute(f"delete from {table} as t where {_range_filter('t', (None, None, seq, True), None)}")
         create = mode == "full"
-        passes = [(accounts, start, mode == "incremental") for accounts in ranges]
-        # then the accounts rebuilt on every day, as a full build scores them (their window's days too)
-        passes += [((first, last, seq), listed.start_day, False) for first, last in listed_ranges]
+        # the accounts rebuilt on every day first, as a full build scores them; then the window's days of the
+        # others (incremental.build's order: deleting rows written in the same transaction slows the commit)
+        passes = [((first, last, seq, True), listed.start_day, False) for first, last in listed_ranges]
+        passes += [((*(accounts or (None, None)), seq, False) if window.accounts else accounts, start,
+                    mode == "incremental") for accounts in ranges]
         for n, (accounts, since, windowed) in enumerate(passes):
             t0 = time.perf_counter()
-            if n == len(ranges):
-                listed_filter = _range_filter("t", (None, None, seq), None)
-                for table in (SCORES_TABLE, CHANGES_TABLE):
-                    con.execute(f"delete from {table} as t where {listed_filter}")
             written = _write(con, SCORES_TABLE, scores_sql(config, accounts, since, windowed), create)
             rows += written
-            rebuilt += written if n >= len(ranges) else 0
+            rebuilt += written if n < len(listed_ranges) else 0
             t1 = time.perf_counter()
             con.execute(f"create or replace temp table {MOVED} as {moved_sql(accounts, since)}")
             _write(con, CHANGES_TABLE, changes_sql(config, since), create)
