@@ -126,6 +126,9 @@ def test_a_change_to_older_inputs_rebuilds_the_accounts_it_touches_on_every_day(
     assert incremental.current(wh, ACTIVITY)["accounts_rebuilt"] == len(accounts)
     nightly = rows(wh, ACTIVITY)
     assert nightly != before, "the change must change older rows, or the test proves nothing"
+    # the next night compares with what this build recorded: nothing older changed since
+    w = plan(wh, ACTIVITY_MODEL)
+    assert (w.mode, w.accounts) == ("incremental", ()) and "older inputs unchanged" in w.reason, w.reason
     build_window(wh, ACTIVITY_MODEL, plan(wh, ACTIVITY_MODEL, full_refresh=True))
     same(nightly, rows(wh, ACTIVITY))
 
