@@ -35,8 +35,8 @@ SQL reads its current row::
 and produces the rows of days >= start_day (null: every day) for the accounts in (account_from, account_to]
 (null: open); when ``listed`` is ``only``, only for the accounts of ACCOUNTS_TABLE (``kpis._build_accounts``)
 with that model and build_seq, when ``except``, for every other account (a left join of the list where the
-accounts are first read, so every later step handles only them: plain SQL, DuckDB and Spark). Python-built tables (the health scores) use plan, record and
-account_ranges the same way.
+accounts are first read, so every later step handles only them: plain SQL, DuckDB and Spark). Python-built
+tables (the health scores) use plan, record and account_ranges the same way.
 
 A build is full when asked (``full_refresh``), when the table or its record is missing, when its SQL changed,
 when the kept history grew, or when a table it reads was fully rebuilt since its last build (``upstream``).
@@ -71,7 +71,7 @@ import datetime as dt
 import hashlib
 import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from cs_kpis import tuning
@@ -468,8 +468,8 @@ def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int
     ``window``, in one transaction with its record: a full build replaces the table; an incremental one
     deletes the window's days (and days that fell out of the history) and inserts them again, and rebuilds
     every kept day of the window's ``accounts`` first (the SQL reads ``listed``: ``only`` the accounts of
-    ACCOUNTS_TABLE for its build, then every account ``except`` them). Accounts are built in ranges of about ``chunk_rows``
-    account-days (default: range_rows). Returns counts for the UI."""
+    ACCOUNTS_TABLE for its build, then every account ``except`` them). Accounts are built in ranges of about
+    ``chunk_rows`` account-days (default: range_rows). Returns counts for the UI."""
     con.execute("set TimeZone = 'UTC'")
     ranges, rows_per_range = build_ranges(con, spec, window, chunk_rows)
     listed = replace(window, start_day=window.history_start)  # the rebuilt accounts: every kept day

@@ -21,8 +21,8 @@ from the code. The body must stay in the portable subset of docs/PORTABILITY.md.
 
 An ``@incremental`` model (an account x day table) is not rebuilt whole every night: cs_kpis/lib/incremental.py
 plans the days to rebuild (the last built day minus a lookback, every day of the accounts whose older inputs
-changed, or everything) and deletes and inserts them in ranges of accounts; the SQL reads its window from ``kpis._build_window``. Its
-asset takes ``full_refresh`` in the run config.
+changed, or everything) and deletes and inserts them in ranges of accounts; the SQL reads its window from
+``kpis._build_window``. Its asset takes ``full_refresh`` in the run config.
 
 A staging model tagged ``@incremental by=load`` (over an insert-only raw table: product events) appends only
 the raw loads its table does not hold yet, and is rebuilt whole when its SQL, the raw table's columns or the

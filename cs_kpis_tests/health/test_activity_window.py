@@ -89,17 +89,17 @@ def test_the_nightly_plan_rebuilds_the_lookback_and_equals_a_full_build(wh, monk
 
 CHANGES = {
     # an event older than the lookback arrives late
-    "late event": ("insert into staging.stg_product__events values ('late', 'track', 'u9', 'Signed In', 'ws_a', "
-                   "'2025-02-10 10:00:00+00', '2025-04-30')", ["acc_a"]),
+    "late event": (("insert into staging.stg_product__events values ('late', 'track', 'u9', 'Signed In', 'ws_a', "
+                    "'2025-02-10 10:00:00+00', '2025-04-30')"), ["acc_a"]),
     # an old ticket's priority changes (its open urgent/high count is its latest priority)
-    "ticket priority": ("update staging.stg_support__tickets set priority = "
-                        "case when priority = 'urgent' then 'low' else 'urgent' end", ["acc_a"]),
+    "ticket priority": (("update staging.stg_support__tickets set priority = "
+                         "case when priority = 'urgent' then 'low' else 'urgent' end"), ["acc_a"]),
     # a workspace is mapped to another account: the old and the new account
     "workspace remap": ("update marts.account_xref set crm_account_id = 'acc_b' where source_id = 'ws_c'",
                         ["acc_b", "acc_c"]),
     # an NPS respondent with older responses is mapped to another account
-    "respondent remap": ("update marts.account_xref set crm_account_id = 'acc_c' "
-                         "where source_system = 'nps' and source_id = 'p1'", ["acc_a", "acc_c"]),
+    "respondent remap": (("update marts.account_xref set crm_account_id = 'acc_c' "
+                          "where source_system = 'nps' and source_id = 'p1'"), ["acc_a", "acc_c"]),
     # a customer with an older failed payment loses its mapping
     "customer unmapped": ("delete from marts.account_xref where source_id = 'cus_a'", ["acc_a"]),
 }

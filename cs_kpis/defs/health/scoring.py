@@ -339,8 +339,9 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
     A full build scores every indicator row of the kept history; an incremental one deletes and rescores
     the days from the planned start, reading the stored scores of the 30 days before it for the deltas and
     explanations, and rescores every kept day of the accounts the planner lists (those the indicators rebuilt
-    on every day since), as a full build scores them. Accounts are scored in ranges of about ``chunk_rows`` account-days (incremental.py), one
-    insert per range and table, so the joins' memory stays bounded at any history size. One transaction
+    on every day since), as a full build scores them. Accounts are scored in ranges of about ``chunk_rows``
+    account-days (incremental.py), one insert per range and table, so the joins' memory stays bounded at any
+    history size. One transaction
     with the build's record: readers see the old or the new history, never half of it."""
     build = spec(config)
     window = plan_scoring(con, config, full_refresh)
