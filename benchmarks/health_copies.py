@@ -20,7 +20,22 @@ the copies already hold), and prints one JSON line. Compare two ``--out`` files 
 ``nightly`` copies a ``history`` output, deletes its as-of day from the three outputs (the state of the night
 before) and times the nightly build of the indicators and the scores as the assets run it (the lookback's
 days rebuilt, in the planner's account ranges); ``compare`` against the ``history`` output it started from
-is then the incremental-vs-full equality check.
+is then the incremental-vs-full equality check. ``nightly --change-every 500`` first adds an event to the first
+activity day of one account in 500 (0.2%: an old input changed, as a restated ticket does): the nightly then
+rebuilds those accounts on every day; ``history --warehouse <night> --out <full>`` then ``compare <night>
+<full>`` checks it against a full build of the same inputs.
+
+    .venv/bin/python -m benchmarks.health_copies rebuild --warehouse <run>/state/warehouse/cs_kpis.duckdb \
+        --out <dir>/night.duckdb --reprioritise 2
+    .venv/bin/python -m benchmarks.health_copies rebuild --warehouse <dir>/night.duckdb --out <dir>/full.duckdb \
+        --full-refresh
+    .venv/bin/python -m benchmarks.health_copies compare <dir>/night.duckdb <dir>/full.duckdb --with-activity
+
+``rebuild`` copies a run's warehouse (all three health tables built), flips the priority of N tickets created
+60 to 300 days before the as-of day (one per account, as a new day's export updates old tickets), then builds
+the activity, the indicators and the scores as the assets do and prints each build's mode, reason, accounts
+rebuilt and seconds; rebuilt again from it with ``--full-refresh`` and compared, it is the check that rebuilding
+only the changed accounts equals a full build.
 """
 
 import argparse
@@ -120,7 +135,22 @@ def history(warehouse: Path, out: Path, memory_limit: str, max_temp: str, chunk_
     return res
 
 
-def nightly(warehouse: Path, out: Path, memory_limit: str, max_temp: str) -> dict:
+def change_old_activity(con, every: int) -> list[str]:
+    """An old input changed for one account in ``every`` (every ``every``-th account id with activity): 1 more
+    event on the account's first activity day, as a late event or a restated ticket changes an old day of
+    kpis.account_activity_daily. Returns the accounts."""
+    accounts = [r[0] for r in con.execute(
+        "select account_id from (select account_id, row_number() over (order by account_id) as n "
+        "from (select distinct account_id from kpis.account_activity_daily)) where n % ? = 0 order by 1",
+        [every]).fetchall()]
+    con.execute("update kpis.account_activity_daily as a set events = events + 1 "
+                "from (select account_id, min(day) as day from kpis.account_activity_daily group by account_id) as f "
+                "where f.account_id = a.account_id and f.day = a.day and a.account_id in "
+                "(select unnest(cast(? as varchar[])))", [accounts])
+    return accounts
+
+
+def nightly(warehouse: Path, out: Path, memory_limit: str, max_temp: str, change_every: int | None = None) -> dict:
     import duckdb
 
     from cs_kpis.defs.health import scoring
@@ -137,6 +167,8 @@ def nightly(warehouse: Path, out: Path, memory_limit: str, max_temp: str) -> dic
         as_of = con.execute("select max(day) from marts.dim_day").fetchall()[0][0]
         for table in OUTPUTS:  # the night before had not seen the as-of day
             con.execute(f"delete from {table} where day >= ?", [as_of])
+        if change_every:  # the nightly rebuilds these accounts on every day (their older inputs changed)
+            res["accounts_changed"] = len(change_old_activity(con, change_every))
         con.execute("checkpoint")
         t = time.perf_counter()
         stats = build_incremental(con, indicators, fingerprint=FINGERPRINTS[OUTPUTS[0]])
@@ -146,6 +178,65 @@ def nightly(warehouse: Path, out: Path, memory_limit: str, max_temp: str) -> dic
         scored = scoring.score_history(con, load_current_config())
         res["scores_seconds"] = round(time.perf_counter() - t, 2)
         res["scores"] = {k: str(v) for k, v in scored.items()}
+    res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    res["load_average_after"] = os.getloadavg()
+    return res
+
+
+HEALTH_TABLES = ("kpis.account_activity_daily", *OUTPUTS)
+
+
+def reprioritise_old_tickets(con, n: int, days_old: int = 60, at_most: int = 300) -> dict:
+    """Flip the priority of ``n`` tickets created ``days_old`` to ``at_most`` days before the as-of day (inside
+    a 365-day history, before the nightly's window), one per account (urgent/high -> low, else -> urgent), as
+    the new day's export updates old tickets: their open urgent/high days change. Returns the tickets and
+    accounts touched."""
+    got = con.execute(
+        "select ticket_id, account_id from (select t.ticket_id, x.crm_account_id as account_id, row_number() over "
+        "(partition by x.crm_account_id order by t.ticket_id) as k from staging.stg_support__tickets as t "
+        "inner join marts.account_xref as x on x.source_system = 'support' "
+        "and x.source_id = cast(t.organization_id as varchar) and x.crm_account_id is not null "
+        "where cast(t.created_at as date) between (select max(day) from marts.dim_day) - ? "
+        "and (select max(day) from marts.dim_day) - ?) where k = 1 "
+        "order by hash(account_id) limit ?", [at_most, days_old, n]).fetchall()
+    con.execute("update staging.stg_support__tickets set priority = case when priority in ('urgent', 'high') "
+                "then 'low' else 'urgent' end where ticket_id in (select unnest(cast(? as bigint[])))",
+                [[t for t, _ in got]])
+    return {"tickets": len(got), "accounts": sorted({a for _, a in got})}
+
+
+def rebuild(warehouse: Path, out: Path, memory_limit: str, max_temp: str, full_refresh: bool,
+            reprioritise: int) -> dict:
+    """Copy ``warehouse`` (a run's, with the three health tables built) to ``out``, optionally flip the
+    priority of ``reprioritise`` old tickets, and build the activity, the indicators and the scores as the
+    assets do (planned, or ``full_refresh``), timed, with each build's reason."""
+    import duckdb
+
+    from cs_kpis.defs.health import scoring
+    from cs_kpis.defs.health.assets import models
+    from cs_kpis.defs.health.fingerprints import FINGERPRINTS
+    from cs_kpis.defs.health.health_score import load_current_config
+    from cs_kpis.lib.sql import build_incremental
+
+    copy_to_new(warehouse, out)
+    by_table = {m.table: m for m in models}
+    res = {"load_average_before": os.getloadavg(), "memory_limit": memory_limit}
+    config = {"memory_limit": memory_limit, "max_temp_directory_size": max_temp, "temp_directory": f"{out}.tmp"}
+    with duckdb.connect(str(out), config=config) as con:
+        if reprioritise:
+            res["reprioritised"] = reprioritise_old_tickets(con, reprioritise)
+        con.execute("checkpoint")
+        for table in HEALTH_TABLES[:2]:
+            t = time.perf_counter()
+            stats = build_incremental(con, by_table[table], full_refresh=full_refresh, fingerprint=FINGERPRINTS[table])
+            res[table] = {"seconds": round(time.perf_counter() - t, 2), "mode": stats["mode"],
+                          "reason": stats["reason"], "accounts_rebuilt": stats["accounts_rebuilt"],
+                          "rows_of_rebuilt_accounts": stats["rows_of_rebuilt_accounts"],
+                          "account_ranges": stats["account_ranges"]}
+        t = time.perf_counter()
+        scored = scoring.score_history(con, load_current_config(), full_refresh=full_refresh)
+        res[scoring.SCORES_TABLE] = {"seconds": round(time.perf_counter() - t, 2), "mode": scored["mode"],
+                                     "reason": scored["reason"], "accounts_rebuilt": scored["accounts_rebuilt"]}
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     res["load_average_after"] = os.getloadavg()
     return res
@@ -193,18 +284,31 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--out", type=Path, required=True)
     n.add_argument("--memory-limit", default="8GB")
     n.add_argument("--max-temp-size", default="4GB")
+    n.add_argument("--change-every", type=int, default=None,
+                   help="change an old activity day of one account in N first (e.g. 500: 0.2%% of the accounts)")
+    r = sub.add_parser("rebuild", help="time the activity, indicators and scores on a copy of a run's warehouse")
+    r.add_argument("--warehouse", type=Path, required=True, help="a run's warehouse (benchmarks.run full --keep)")
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--memory-limit", default="8GB")
+    r.add_argument("--max-temp-size", default="4GB")
+    r.add_argument("--full-refresh", action="store_true")
+    r.add_argument("--reprioritise", type=int, default=0, help="flip the priority of N old tickets first")
     k = sub.add_parser("compare", help="except all both ways between two history outputs")
     k.add_argument("a", type=Path)
     k.add_argument("b", type=Path)
+    k.add_argument("--with-activity", action="store_true", help="kpis.account_activity_daily too")
     args = p.parse_args(argv)
     if args.cmd == "copies":
         out = copies(args.source.resolve(), args.target.resolve(), args.copies)
     elif args.cmd == "history":
         out = history(args.warehouse, args.out, args.memory_limit, args.max_temp_size, args.chunk_rows)
     elif args.cmd == "nightly":
-        out = nightly(args.warehouse, args.out, args.memory_limit, args.max_temp_size)
+        out = nightly(args.warehouse, args.out, args.memory_limit, args.max_temp_size, args.change_every)
+    elif args.cmd == "rebuild":
+        out = rebuild(args.warehouse, args.out, args.memory_limit, args.max_temp_size, args.full_refresh,
+                      args.reprioritise)
     else:
-        out = compare(args.a.resolve(), args.b.resolve())
+        out = compare(args.a.resolve(), args.b.resolve(), HEALTH_TABLES if args.with_activity else OUTPUTS)
     print(json.dumps(out))
     return 0
 

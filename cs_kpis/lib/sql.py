@@ -20,9 +20,9 @@ Dependencies are read from the SQL itself: every ``raw.<system>__<entity>``, ``s
 from the code. The body must stay in the portable subset of docs/PORTABILITY.md.
 
 An ``@incremental`` model (an account x day table) is not rebuilt whole every night: cs_kpis/lib/incremental.py
-plans the days to rebuild (the last built day minus a lookback, or everything when its inputs changed) and
-deletes and inserts them in ranges of accounts; the SQL reads its window from ``kpis._build_window``. Its
-asset takes ``full_refresh`` in the run config.
+plans the days to rebuild (the last built day minus a lookback, every day of the accounts whose older inputs
+changed, or everything) and deletes and inserts them in ranges of accounts; the SQL reads its window from
+``kpis._build_window``. Its asset takes ``full_refresh`` in the run config.
 
 A staging model tagged ``@incremental by=load`` (over an insert-only raw table: product events) appends only
 the raw loads its table does not hold yet, and is rebuilt whole when its SQL, the raw table's columns or the
@@ -334,7 +334,9 @@ def _description(model: SqlModel) -> str:
             "\n\nBuilt incrementally: a nightly run rebuilds the days from the last built day minus the lookback "
             f"(`{builds.ENV_LOOKBACK_DAYS}`, default {spec.lookback_days})"
             + (f"; history kept: `{builds.ENV_HISTORY_DAYS}` days (default all)" if spec.limited_history else "")
-            + "; changed older inputs or `full_refresh` in the run config rebuild every day.")
+            + "; changed older inputs rebuild every day of the accounts they touch (of every account when more than "
+            f"{builds.MAX_REBUILT_SHARE:.0%} of them, or an input no account owns, changed; `kpis._build_window` says "
+            "which and why), and `full_refresh` in the run config every day of every account.")
     return description
 
 

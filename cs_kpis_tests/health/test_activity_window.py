@@ -87,25 +87,67 @@ def test_the_nightly_plan_rebuilds_the_lookback_and_equals_a_full_build(wh, monk
     same(rows(wh, ACTIVITY), full)
 
 
-@pytest.mark.parametrize("change", [
+CHANGES = {
     # an event older than the lookback arrives late
-    ("insert into staging.stg_product__events values ('late', 'track', 'u9', 'Signed In', 'ws_a', "
-     "'2025-02-10 10:00:00+00', '2025-04-30')"),
+    "late event": (("insert into staging.stg_product__events values ('late', 'track', 'u9', 'Signed In', 'ws_a', "
+                    "'2025-02-10 10:00:00+00', '2025-04-30')"), ["acc_a"]),
     # an old ticket's priority changes (its open urgent/high count is its latest priority)
-    "update staging.stg_support__tickets set priority = case when priority = 'urgent' then 'low' else 'urgent' end",
-    # a workspace is mapped to another account
-    "update marts.account_xref set crm_account_id = 'acc_b' where source_id = 'ws_c'",
+    "ticket priority": (("update staging.stg_support__tickets set priority = "
+                         "case when priority = 'urgent' then 'low' else 'urgent' end"), ["acc_a"]),
+    # a workspace is mapped to another account: the old and the new account
+    "workspace remap": ("update marts.account_xref set crm_account_id = 'acc_b' where source_id = 'ws_c'",
+                        ["acc_b", "acc_c"]),
     # an NPS respondent with older responses is mapped to another account
-    "update marts.account_xref set crm_account_id = 'acc_c' where source_system = 'nps' and source_id = 'p1'",
+    "respondent remap": (("update marts.account_xref set crm_account_id = 'acc_c' "
+                          "where source_system = 'nps' and source_id = 'p1'"), ["acc_a", "acc_c"]),
     # a customer with an older failed payment loses its mapping
-    "delete from marts.account_xref where source_id = 'cus_a'",
-])
-def test_a_change_to_older_inputs_forces_a_full_build(wh, change):
+    "customer unmapped": ("delete from marts.account_xref where source_id = 'cus_a'", ["acc_a"]),
+}
+
+
+@pytest.mark.parametrize("change", [CHANGES[k] for k in ("late event", "respondent remap", "customer unmapped")],
+                         ids=["late event", "respondent remap", "customer unmapped"])
+def test_a_change_to_older_inputs_rebuilds_the_accounts_it_touches_on_every_day(wh, change, monkeypatch):
+    # The nightly keeps its window for everyone and rebuilds every day of the accounts whose older inputs
+    # changed; it was a full build of every account (on the large company, 216 old tickets updated on the new
+    # day made each nightly rebuild the year). Any share of the tiny company's 3 accounts may be rebuilt here.
+    # (An old ticket's priority and a workspace remap: test_history.py, through all three tables.)
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
+    monkeypatch.setattr(incremental, "MAX_REBUILT_SHARE", 1.0)
+    sql, accounts = change
     first_build(wh)
-    assert plan(wh, ACTIVITY_MODEL).mode == "incremental"
-    wh.execute(change)
+    before = rows(wh, ACTIVITY)
+    wh.execute(sql)
     w = plan(wh, ACTIVITY_MODEL)
-    assert w.mode == "full" and "changed since the last build" in w.reason
+    assert (w.mode, w.accounts) == ("incremental", tuple(accounts)), w.reason
+    assert f"{len(accounts)} account(s) rebuilt on every day" in w.reason
+    stats = build_window(wh, ACTIVITY_MODEL, w)
+    assert stats["accounts_rebuilt"] == len(accounts)
+    assert incremental.current(wh, ACTIVITY)["accounts_rebuilt"] == len(accounts)
+    nightly = rows(wh, ACTIVITY)
+    assert nightly != before, "the change must change older rows, or the test proves nothing"
+    # the next night compares with what this build recorded: nothing older changed since
+    w = plan(wh, ACTIVITY_MODEL)
+    assert (w.mode, w.accounts) == ("incremental", ()) and "older inputs unchanged" in w.reason, w.reason
+    build_window(wh, ACTIVITY_MODEL, plan(wh, ACTIVITY_MODEL, full_refresh=True))
+    same(nightly, rows(wh, ACTIVITY))
+
+
+def test_a_change_to_the_older_inputs_of_too_many_accounts_forces_a_full_build(wh):
+    # more than MAX_REBUILT_SHARE (10%) of the accounts: a restatement (a regenerated company), rebuilt in full
+    first_build(wh)
+    wh.execute(CHANGES["ticket priority"][0])
+    w = plan(wh, ACTIVITY_MODEL)
+    assert w.mode == "full" and "more than 10% of the 3 accounts" in w.reason, w.reason
+
+
+def test_a_change_to_the_product_configuration_forces_a_full_build(wh, monkeypatch):
+    # no account owns it: whatever the share allowed, the build is full
+    monkeypatch.setattr(incremental, "MAX_REBUILT_SHARE", 1.0)
+    first_build(wh)
+    wh.execute("delete from kpis.health_product_config where setting = 'key_feature' and name = 'Report Created'")
+    w = plan(wh, ACTIVITY_MODEL)
+    assert w.mode == "full" and "no account owns changed" in w.reason, w.reason
 
 
 def test_a_mapping_first_seen_for_ids_without_older_rows_keeps_the_nightly_incremental(wh, monkeypatch):

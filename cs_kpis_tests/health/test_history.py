@@ -126,7 +126,8 @@ def test_restated_history_before_the_window_forces_a_full_build(wh):
     wh.execute("update kpis.account_activity_daily set events = events + 1 "
                "where day = (select min(day) from kpis.account_activity_daily)")
     w = plan(wh, INDICATOR_MODEL)
-    assert w.mode == "full" and "changed since the last build" in w.reason
+    # one of the 3 accounts: more than incremental.MAX_REBUILT_SHARE of them
+    assert w.mode == "full" and "more than 10% of the 3 accounts" in w.reason, w.reason
 
 
 def test_an_mrr_level_or_period_ending_after_the_fingerprint_day_keeps_the_nightly_incremental(wh):
@@ -147,7 +148,54 @@ def test_an_mrr_level_or_period_ending_after_the_fingerprint_day_keeps_the_night
     # an end before the fingerprint day does change older days: the build is full
     wh.execute("update marts.subscription_periods set end_date = date '2025-04-01' where subscription_id = 'sub_b'")
     w = plan(wh, INDICATOR_MODEL)
-    assert w.mode == "full" and "changed since the last build" in w.reason
+    assert w.mode == "full" and "1 whose inputs dated before 2025-04-24 changed" in w.reason, w.reason
+
+
+OLD_INPUT_CHANGES = {
+    # ticket 1 (acc_a, created 01-03, solved 01-04) was high: its open urgent/high day goes away
+    "old ticket priority": ("update staging.stg_support__tickets set priority = 'low' where ticket_id = 1",
+                            ("acc_a",)),
+    # acc_c's workspace (an event on 01-02) is mapped to acc_b: both accounts' older days change
+    "workspace remap": ("update marts.account_xref set crm_account_id = 'acc_b' where source_id = 'ws_c'",
+                        ("acc_b", "acc_c")),
+}
+HEALTH_TABLES = {"kpis.account_activity_daily": "account_id, day", "kpis.account_indicators_daily": "account_id, day",
+                 "kpis.health_scores_daily": "account_id, day",
+                 "kpis.health_score_changes": "account_id, day, window_days"}
+
+
+@pytest.mark.parametrize("change", [
+    OLD_INPUT_CHANGES["old ticket priority"],
+    # the activity's remaps are cheap tests of their own (test_activity_window.py); through all three: slow
+    pytest.param(OLD_INPUT_CHANGES["workspace remap"], marks=pytest.mark.slow),
+], ids=OLD_INPUT_CHANGES.keys())
+def test_a_nightly_after_an_old_input_changed_rebuilds_those_accounts_in_all_three_tables(wh, monkeypatch, change):
+    # The activity, then the indicators and the scores rebuild every day of the accounts the change touched and
+    # the window's days of everyone, and equal a full refresh. Before, the activity was rebuilt in full and the
+    # indicators and scores followed ("fully rebuilt since"): every nightly on a real company rebuilt the year.
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
+    monkeypatch.setattr(incremental, "MAX_REBUILT_SHARE", 1.0)  # the tiny company: any share of its 3 accounts
+    config = hs.load_current_config()
+    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
+    full_build(wh)
+    before = {t: rows(wh, t, order=o) for t, o in HEALTH_TABLES.items()}
+    sql, accounts = change
+    wh.execute(sql)
+    for model in (fixtures.ACTIVITY_MODEL, INDICATOR_MODEL):
+        w = plan(wh, model)
+        assert (w.mode, w.accounts) == ("incremental", accounts), (model.table, w.reason)
+        assert build_window(wh, model, w)["accounts_rebuilt"] == len(accounts)
+    stats = scoring.score_history(wh, config, chunk_rows=40)  # several ranges, the listed accounts' too
+    assert (stats["mode"], stats["accounts_rebuilt"]) == ("incremental", len(accounts)), stats["reason"]
+    assert f"{len(accounts)} rebuilt upstream" in stats["reason"]
+    assert incremental.current(wh, scoring.SCORES_TABLE)["accounts_rebuilt"] == len(accounts)
+    nightly = {t: rows(wh, t, order=o) for t, o in HEALTH_TABLES.items()}
+    for table in ("kpis.account_activity_daily", "kpis.account_indicators_daily"):
+        assert nightly[table] != before[table], f"{table}: the change must change older rows"
+    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
+    full_build(wh)
+    for table, order in HEALTH_TABLES.items():
+        same(nightly[table], rows(wh, table, order=order))
 
 
 def test_scores_catch_up_with_every_unscored_indicator_build(wh):

@@ -132,7 +132,8 @@ def health_scores_daily(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
               "config_path": dg.MetadataValue.path(str(config_path()))}
     build = {"build_mode": stats["mode"], "build_reason": stats["reason"],
              "build_start_day": str(stats["start_day"]) if stats["start_day"] else "all days",
-             "rows_scored": stats["rows_scored"], "seconds_scoring": round(t1 - t0, 2)}
+             "rows_scored": stats["rows_scored"], "seconds_scoring": round(t1 - t0, 2),
+             "accounts_rebuilt": stats["accounts_rebuilt"], "rows_of_rebuilt_accounts": stats["rows_of_rebuilt_accounts"]}
     yield dg.MaterializeResult(asset_key=SCORES_DAILY, metadata={
         **daily_meta, **common, **build, "latest_bands": dg.MetadataValue.md(latest.to_markdown(index=False))})
     yield dg.MaterializeResult(asset_key=SCORE_CHANGES, metadata={**change_meta, **common, **build})

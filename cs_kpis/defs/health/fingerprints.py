@@ -1,85 +1,114 @@
-"""The fingerprints of the health layer's incremental tables (cs_kpis/lib/incremental.py): a hash of every
-input row dated before the previous night's window. When it differs the next night (a regenerated demo
-company, restated billing, a remapped account, an event arriving later than the lookback), the build is full
-instead of leaving stale days behind. Inputs outside a fingerprint (for the indicators: first-reply and
-resolution times of old tickets, invoices paid late, CSM sentiment history) reach days older than the
-lookback only with ``full_refresh``.
+"""The fingerprints of the health layer's incremental tables (cs_kpis/lib/incremental.py): per account, a hash
+of every input row dated before the previous night's window that the account's rows are made of. When an
+account's differs the next night (an old ticket whose priority changed, a remapped workspace, an event
+arriving later than the lookback), the nightly rebuilds that account's every kept day, the window's days for
+everyone; when too many accounts changed (incremental.MAX_REBUILT_SHARE: a regenerated demo company, restated
+billing) or an input no account owns changed (the product configuration, the calendar), the build is full.
+Inputs outside a fingerprint (for the indicators: first-reply and resolution times of old tickets, invoices
+paid late, CSM sentiment history) reach days older than the lookback only with ``full_refresh``.
 """
 
 import datetime as dt
 from pathlib import Path
 
-from cs_kpis.lib.incremental import fingerprint_of
+from cs_kpis.lib.incremental import Fingerprint
 from cs_kpis.lib.sql import sql_part
 
 SQL_DIR = Path(__file__).parent / "sql"
 
-INDICATOR_FINGERPRINT_SQL = tuple(
-    # everything before a day that the indicators of later days are built from (count and xor of row hashes:
-    # order-independent): regenerated or restated source history, a remapped account, new product configuration.
-    # A row's end (the next MRR change, a period's end) on or after the day is hashed as no end: the indicators
-    # read it only as "in force on the day" (start <= day < end), the same for every older day either way, and
-    # an open MRR level or period ending on the new day (a change, a cancellation) made every such nightly
-    # rebuild the year
-    f"select count(*), coalesce(bit_xor(hash(t)), 0) from (select * {replace} from {table}) as t where {column} < ?"
-    for table, column, replace in (
-        ("kpis.account_activity_daily", "day", ""),
-        ("marts.mrr_daily_changes", "change_date",
-         "replace (case when next_change_date < cast(? as date) then next_change_date end as next_change_date)"),
-        ("marts.subscription_periods", "start_date",
-         "replace (case when end_date < cast(? as date) then end_date end as end_date)"),
-    )
-) + ("select count(*), coalesce(bit_xor(hash(t)), 0) from kpis.health_product_config as t",
-     "select min(day) from marts.dim_day")
+
+def _by_account(parts: list[str]) -> str:
+    """One query of (account_id, rows, hash) over ``parts`` (each: account_id, n, h per account), each part's
+    hash mixed with its number so that equal hashes of two inputs cannot cancel out."""
+    union = "\n    union all\n".join(f"select {k} as part, account_id, n, h from ({sql}) as p{k}"
+                                    for k, sql in enumerate(parts, 1))
+    return (f"select account_id, sum(n) as rows, bit_xor(hash(part, h)) as hash from (\n    {union}\n) as parts "
+            "group by account_id")
+
+
+PRODUCT_CONFIG_SQL = ("select count(*), coalesce(bit_xor(hash(t)), 0) from kpis.health_product_config as t "
+                      "where cast(? as date) is not null")
+
+INDICATOR_FINGERPRINT = Fingerprint(
+    # inputs no account owns: new product configuration, another calendar start
+    shared=(PRODUCT_CONFIG_SQL, "select min(day) from marts.dim_day where cast(? as date) is not null"),
+    # everything before a day that an account's indicators of later days are built from (regenerated or restated
+    # source history, a remapped account). A row's end (the next MRR change, a period's end) on or after the
+    # day is hashed as no end: the indicators read it only as "in force on the day" (start <= day < end), the
+    # same for every older day either way, and an open MRR level or period ending on the new day (a change, a
+    # cancellation) made every such nightly rebuild the year
+    by_account=_by_account([
+        f"select account_id, count(*) as n, bit_xor(hash(t)) as h from (select * {replace} from {table}) as t "
+        f"where {column} < ? group by account_id"
+        for table, column, replace in (
+            ("kpis.account_activity_daily", "day", ""),
+            ("marts.mrr_daily_changes", "change_date",
+             "replace (case when next_change_date < cast(? as date) then next_change_date end as next_change_date)"),
+            ("marts.subscription_periods", "start_date",
+             "replace (case when end_date < cast(? as date) then end_date end as end_date)"),
+        )]),
+)
+INDICATOR_FINGERPRINT_SQL = (*INDICATOR_FINGERPRINT.shared, INDICATOR_FINGERPRINT.by_account)
 
 
 def indicator_fingerprint(con, before: dt.date) -> str:
-    """A hash of the inputs of kpis.account_indicators_daily's rows dated before ``before``."""
-    return fingerprint_of(con, INDICATOR_FINGERPRINT_SQL, before)
+    """The shared part's hash of kpis.account_indicators_daily's inputs of the rows dated before ``before``."""
+    return INDICATOR_FINGERPRINT.shared_hash(con, before)
 
 
-ACTIVITY_FINGERPRINT_SQL = (
-    # what kpis.account_activity_daily's rows dated before a day are made of, as they shape those rows: a
-    # late event, a ticket whose priority changed, a rating or NPS response moved or restated, a remapped
-    # account all change it (and force a full activity build)
-    ("select count(*), coalesce(bit_xor(hash(message_id)), 0) from staging.stg_product__events "
-     "where event_type = 'track' and occurred_at < cast(? as date)"),
-    # the tickets as the activity reads them (sql/parts/support_tickets.sql): unmatched organizations are
-    # left out here and covered by the account_xref line below
-    ("select count(*), coalesce(bit_xor(hash(ticket_id, account_id, priority, created_day, "
-     "case when solved_day < cast(? as date) then solved_day end)), 0) "
-     f"from (\n{sql_part(SQL_DIR, 'support_tickets')}\n) as s where created_day < cast(? as date)"),
-    ("select count(*), coalesce(bit_xor(hash(ticket_id, score, cast(coalesce(updated_at, created_at) as date))), 0) "
-     "from staging.stg_support__satisfaction_ratings where cast(coalesce(updated_at, created_at) as date) < cast(? as date)"),
-    ("select count(*), coalesce(bit_xor(hash(person_id, score, cast(responded_at as date))), 0) "
-     "from staging.stg_nps__survey_responses where responded_at < cast(? as date)"),
-    ("select count(*), coalesce(bit_xor(hash(event_id, customer_id, event_type)), 0) from staging.stg_billing__events "
-     "where event_type = 'invoice.payment_failed' and created_at < cast(? as date)"),
-    # the account mappings of the source ids that have rows above: a mapping first seen for an id without
-    # older rows (a new NPS respondent, customer or workspace, every day on a real company) cannot change an
-    # older day, and hashing the whole table made every such nightly rebuild the year; a remap, or an older
-    # id matched for the first time, changes it (systems the activity does not read: hashed whole)
-    ("select count(*), coalesce(bit_xor(hash(source_system, source_id, crm_account_id)), 0) "
-     "from marts.account_xref as x where "
-     "(x.source_system = 'product' and x.source_id in (select workspace_id from staging.stg_product__events "
-     "where event_type = 'track' and occurred_at < cast(? as date))) "
-     "or (x.source_system = 'support' and x.source_id in (select cast(organization_id as varchar) "
-     "from staging.stg_support__tickets where cast(created_at as date) < cast(? as date))) "
-     "or (x.source_system = 'nps' and x.source_id in (select person_id from staging.stg_nps__survey_responses "
-     "where responded_at < cast(? as date))) "
-     "or (x.source_system = 'billing' and x.source_id in (select customer_id from staging.stg_billing__events "
-     "where event_type = 'invoice.payment_failed' and created_at < cast(? as date))) "
-     "or x.source_system not in ('product', 'support', 'nps', 'billing')"),
-    ("select count(*), coalesce(bit_xor(hash(t)), 0) from kpis.health_product_config as t "
-     "where cast(? as date) is not null"),
+ACTIVITY_BY_ACCOUNT_SQL = f"""
+with tickets as (
+    -- the tickets as the activity reads them (sql/parts/support_tickets.sql): of organizations mapped to an account
+    select account_id, ticket_id, priority, created_day, solved_day from (
+{sql_part(SQL_DIR, 'support_tickets')}
+    ) as s
+),
+xref as (
+    select source_system, source_id, crm_account_id as account_id from marts.account_xref
+    where crm_account_id is not null
 )
+""" + _by_account([
+    # a late event (counted per workspace first: far fewer rows to map), its workspace's account
+    ("select x.account_id, sum(e.n) as n, bit_xor(e.h) as h from (select workspace_id, count(*) as n, "
+     "bit_xor(hash(message_id)) as h from staging.stg_product__events where event_type = 'track' "
+     "and occurred_at < cast(? as date) group by workspace_id) as e "
+     "inner join xref as x on x.source_system = 'product' and x.source_id = e.workspace_id group by x.account_id"),
+    # a ticket whose priority or organization changed (the activity counts open urgent/high days by the latest
+    # priority); a solved day on or after the day is hashed as none (it changes no older day)
+    ("select account_id, count(*) as n, bit_xor(hash(ticket_id, priority, created_day, "
+     "case when solved_day < cast(? as date) then solved_day end)) as h "
+     "from tickets where created_day < cast(? as date) group by account_id"),
+    # satisfaction ratings, under their ticket's account
+    ("select t.account_id, count(*) as n, "
+     "bit_xor(hash(r.ticket_id, r.score, cast(coalesce(r.updated_at, r.created_at) as date))) as h "
+     "from staging.stg_support__satisfaction_ratings as r inner join tickets as t on t.ticket_id = r.ticket_id "
+     "where cast(coalesce(r.updated_at, r.created_at) as date) < cast(? as date) group by t.account_id"),
+    ("select x.account_id, count(*) as n, bit_xor(hash(r.person_id, r.score, cast(r.responded_at as date))) as h "
+     "from staging.stg_nps__survey_responses as r "
+     "inner join xref as x on x.source_system = 'nps' and x.source_id = r.person_id "
+     "where r.responded_at < cast(? as date) group by x.account_id"),
+    ("select x.account_id, count(*) as n, bit_xor(hash(e.event_id, e.customer_id, e.event_type)) as h "
+     "from staging.stg_billing__events as e "
+     "inner join xref as x on x.source_system = 'billing' and x.source_id = e.customer_id "
+     "where e.event_type = 'invoice.payment_failed' and e.created_at < cast(? as date) group by x.account_id"),
+])
+
+ACTIVITY_FINGERPRINT = Fingerprint(
+    # what kpis.account_activity_daily's rows dated before a day are made of, per account as the activity maps
+    # its sources (marts.account_xref): a remap moves a source id's rows from one account's hash to another's
+    # (both rebuilt), a mapping first seen for an id without older rows (a new NPS respondent every day on a
+    # real company) changes none, and rows of ids mapped to no account are in no account's rows
+    shared=(PRODUCT_CONFIG_SQL,),
+    by_account=ACTIVITY_BY_ACCOUNT_SQL,
+)
+ACTIVITY_FINGERPRINT_SQL = (*ACTIVITY_FINGERPRINT.shared, ACTIVITY_FINGERPRINT.by_account)
 
 
 def activity_fingerprint(con, before: dt.date) -> str:
-    """A hash of the inputs of kpis.account_activity_daily's rows dated before ``before``."""
-    return fingerprint_of(con, ACTIVITY_FINGERPRINT_SQL, before)
+    """The shared part's hash of kpis.account_activity_daily's inputs of the rows dated before ``before``."""
+    return ACTIVITY_FINGERPRINT.shared_hash(con, before)
 
 
-FINGERPRINTS = {"kpis.account_activity_daily": activity_fingerprint,
-                "kpis.account_indicators_daily": indicator_fingerprint}
+FINGERPRINTS = {"kpis.account_activity_daily": ACTIVITY_FINGERPRINT,
+                "kpis.account_indicators_daily": INDICATOR_FINGERPRINT}
 """the fingerprint of each incremental SQL model of the layer, by table"""

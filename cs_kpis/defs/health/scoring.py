@@ -12,6 +12,7 @@ score_history writes kpis.health_scores_daily and kpis.health_score_changes for 
 in ranges of accounts, planned like every incremental table (cs_kpis/lib/incremental.py).
 """
 
+import dataclasses
 import datetime as dt
 import hashlib
 import time
@@ -246,19 +247,25 @@ def _sql_date(day: dt.date) -> str:
     return f"date '{day.isoformat()}'"
 
 
-Accounts = tuple[str | None, str | None] | None
-"""a range of account ids (first exclusive, last inclusive; None = open), or None for every account"""
+Accounts = tuple[str | None, str | None] | tuple[str | None, str | None, int, bool] | None
+"""a range of account ids (first exclusive, last inclusive; None = open), or None for every account; two more
+items, a build_seq and True, keep only the accounts that build rebuilds on every day (incremental.ACCOUNTS_TABLE),
+with False every other account"""
 
 
 def _range_filter(alias: str, accounts: Accounts, since: dt.date | None) -> str:
-    """SQL filter on ``alias``: the account range and the days from ``since`` (a comparison of account ids
-    on every row is not free: no range, no filter)."""
+    """SQL filter on ``alias``: the account range (and list) and the days from ``since`` (a comparison of
+    account ids on every row is not free: no range, no filter)."""
     where = ["true"]
-    first, last = accounts or (None, None)
+    first, last, *listed = accounts or (None, None)
     if first is not None:
         where.append(f"{alias}.account_id > {sql_text(first)}")
     if last is not None:
         where.append(f"{alias}.account_id <= {sql_text(last)}")
+    if listed:
+        seq, only = listed
+        where.append(f"{alias}.account_id {'in' if only else 'not in'} (select account_id from "
+                     f"{incremental.ACCOUNTS_TABLE} where model = {sql_text(SCORES_TABLE)} and build_seq = {int(seq)})")
     if since is not None:
         where.append(f"{alias}.day >= {_sql_date(since)}")
     return " and ".join(where)
@@ -331,28 +338,42 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
 
     A full build scores every indicator row of the kept history; an incremental one deletes and rescores
     the days from the planned start, reading the stored scores of the 30 days before it for the deltas and
-    explanations. Accounts are scored in ranges of about ``chunk_rows`` account-days (incremental.py), one
-    insert per range and table, so the joins' memory stays bounded at any history size. One transaction
+    explanations, and rescores every kept day of the accounts the planner lists (those the indicators rebuilt
+    on every day since), as a full build scores them. Accounts are scored in ranges of about ``chunk_rows``
+    account-days (incremental.py), one insert per range and table, so the joins' memory stays bounded at any
+    history size. One transaction
     with the build's record: readers see the old or the new history, never half of it."""
     build = spec(config)
     window = plan_scoring(con, config, full_refresh)
     mode, start = window.mode, window.start_day
     ranges = incremental.account_ranges(con, window, incremental.range_rows(con, build, chunk_rows))
-    rows, seconds = 0, {"scores": 0.0, "changes": 0.0}
+    listed = dataclasses.replace(window, start_day=window.history_start)  # the rebuilt accounts: every kept day
+    listed_ranges = (incremental.account_ranges(con, listed, incremental.range_rows(con, build, chunk_rows),
+                                                window.accounts) if window.accounts else [])
+    rows, rebuilt, seconds = 0, 0, {"scores": 0.0, "changes": 0.0}
     con.execute("begin transaction")
     try:
-        incremental.record(con, build, window)
+        seq = incremental.record(con, build, window)
         if mode == "incremental":
             for table in (SCORES_TABLE, CHANGES_TABLE):
                 con.execute(f"delete from {table} where day >= ? or (cast(? as date) is not null and day < ?)",
                             [start, window.history_start, window.history_start])
+                if window.accounts:
+                    con.execute(f"delete from {table} as t where {_range_filter('t', (None, None, seq, True), None)}")
         create = mode == "full"
-        for accounts in ranges:
+        # the accounts rebuilt on every day first, as a full build scores them; then the window's days of the
+        # others (incremental.build's order: deleting rows written in the same transaction slows the commit)
+        passes = [((first, last, seq, True), listed.start_day, False) for first, last in listed_ranges]
+        passes += [((*(accounts or (None, None)), seq, False) if window.accounts else accounts, start,
+                    mode == "incremental") for accounts in ranges]
+        for n, (accounts, since, windowed) in enumerate(passes):
             t0 = time.perf_counter()
-            rows += _write(con, SCORES_TABLE, scores_sql(config, accounts, start, mode == "incremental"), create)
+            written = _write(con, SCORES_TABLE, scores_sql(config, accounts, since, windowed), create)
+            rows += written
+            rebuilt += written if n < len(listed_ranges) else 0
             t1 = time.perf_counter()
-            con.execute(f"create or replace temp table {MOVED} as {moved_sql(accounts, start)}")
-            _write(con, CHANGES_TABLE, changes_sql(config, start), create)
+            con.execute(f"create or replace temp table {MOVED} as {moved_sql(accounts, since)}")
+            _write(con, CHANGES_TABLE, changes_sql(config, since), create)
             seconds["scores"] += t1 - t0
             seconds["changes"] += time.perf_counter() - t1
             create = False
@@ -362,7 +383,8 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
         con.execute("rollback")
         raise
     return {"mode": mode, "start_day": start, "history_start": window.history_start, "reason": window.reason,
-            "rows_scored": rows, "chunks": len(ranges), **{f"seconds_{k}": round(v, 2) for k, v in seconds.items()}}
+            "rows_scored": rows, "chunks": len(passes), "accounts_rebuilt": len(window.accounts),
+            "rows_of_rebuilt_accounts": rebuilt, **{f"seconds_{k}": round(v, 2) for k, v in seconds.items()}}
 
 
 # ------------------------------------------------------------------------------------- latest and roll-up

@@ -8,8 +8,9 @@
 -- Days are UTC. Product configuration (key features, milestones, value event) is kpis.health_product_config.
 -- Built incrementally (cs_kpis/lib/incremental.py): the current row of kpis._build_window holds the first
 -- day to (re)build (start_day; null = every day) and a range of accounts (account_from exclusive ..
--- account_to inclusive; null = open); every day is kept (the indicators' running sums start from the
--- first one); a full build runs in ranges of about 40 M account-days, at most 1.5 M per GB of DuckDB's memory
+-- account_to inclusive; null = open; listed: 'only' the accounts of kpis._build_accounts for this build,
+-- which a nightly rebuilds on every day when their older inputs changed, or every account 'except' them);
+-- every day is kept (the indicators' running sums start from the first one); a full build runs in ranges of about 40 M account-days, at most 1.5 M per GB of DuckDB's memory
 -- limit (12 M at 8 GB), so the event windows spill less. A nightly build
 -- rebuilds the days from start_day, reading events from 31 days before it: a spell that reaches a rebuilt
 -- day started at most 30 days earlier, so the rebuilt days equal a full build's (tested); first milestones
@@ -36,19 +37,40 @@
 -- @column nps_detractors: NPS responses 0-6 that day
 -- @column failed_payments: Stripe invoice.payment_failed events that day
 with build_window as (
-    select max(start_day) as start_day, max(account_from) as account_from, max(account_to) as account_to
+    select
+        max(start_day) as start_day,
+        max(account_from) as account_from,
+        max(account_to) as account_to,
+        max(build_seq) as build_seq,
+        max(listed) as listed
     from kpis._build_window
     where model = 'kpis.account_activity_daily' and is_current
 ),
 
+listed_accounts as (
+    -- the accounts a nightly rebuilds on every day (their older inputs changed): this pass builds only them
+    -- (listed = 'only'), or every account but them (listed = 'except')
+    select distinct a.account_id
+    from kpis._build_accounts as a
+    inner join build_window as bw
+        on bw.build_seq = a.build_seq
+    where a.model = 'kpis.account_activity_daily' and bw.listed is not null
+),
+
 xref as (
-    -- the accounts of this build (large companies are built in ranges of accounts)
+    -- the accounts of this build (large companies are built in ranges of accounts; a nightly builds the
+    -- listed accounts, then the others)
     select x.source_system, x.source_id, x.crm_account_id as account_id
     from marts.account_xref as x
     cross join build_window as bw
+    left join listed_accounts as l
+        on l.account_id = x.crm_account_id
     where x.crm_account_id is not null
         and (bw.account_from is null or x.crm_account_id > bw.account_from)
         and (bw.account_to is null or x.crm_account_id <= bw.account_to)
+        and (bw.listed is null
+            or (bw.listed = 'only' and l.account_id is not null)
+            or (bw.listed = 'except' and l.account_id is null))
 ),
 
 product_accounts as (
@@ -204,8 +226,13 @@ tickets as (
         -- include: support_tickets
     ) as t
     cross join build_window as bw
+    left join listed_accounts as l
+        on l.account_id = t.account_id
     where (bw.account_from is null or t.account_id > bw.account_from)
         and (bw.account_to is null or t.account_id <= bw.account_to)
+        and (bw.listed is null
+            or (bw.listed = 'only' and l.account_id is not null)
+            or (bw.listed = 'except' and l.account_id is null))
 ),
 
 ticket_daily as (

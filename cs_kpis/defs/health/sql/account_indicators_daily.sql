@@ -9,8 +9,9 @@
 -- null (not 0), so the health score can leave them out.
 -- Built incrementally (cs_kpis/lib/incremental.py): the current row of kpis._build_window holds the first
 -- day to (re)build (start_day; null = each account's whole history) and a range of accounts (account_from
--- exclusive .. account_to inclusive; null = open). Rows are produced for days >= start_day only; the
--- trailing windows read the 89 days before it, and the running sums (distinct actives, milestones, open
+-- exclusive .. account_to inclusive; null = open; listed: 'only' the accounts of kpis._build_accounts
+-- for this build, which a nightly rebuilds on every day when their older inputs changed, or all 'except'
+-- them). Rows are produced for days >= start_day only; the trailing windows read the 89 days before it, and the running sums (distinct actives, milestones, open
 -- urgent/high tickets) start from the sum of every activity delta before those days, so a windowed build
 -- equals the same days of a full build (tested). The history kept is CS_KPIS_HEALTH_HISTORY_DAYS days.
 -- @grain account_id, day
@@ -61,20 +62,37 @@ with build_window as (
         max(start_day) as start_day,
         cast(max(start_day) - interval 89 day as date) as grid_from,
         max(account_from) as account_from,
-        max(account_to) as account_to
+        max(account_to) as account_to,
+        max(build_seq) as build_seq,
+        max(listed) as listed
     from kpis._build_window
     where model = 'kpis.account_indicators_daily' and is_current
 ),
 
+listed_accounts as (
+    -- the accounts a nightly rebuilds on every day (their older inputs changed): this pass builds only them
+    -- (listed = 'only'), or every account but them (listed = 'except')
+    select distinct a.account_id
+    from kpis._build_accounts as a
+    inner join build_window as bw
+        on bw.build_seq = a.build_seq
+    where a.model = 'kpis.account_indicators_daily' and bw.listed is not null
+),
+
 starts as (
     -- the accounts of this build: all, or the range (account_from, account_to] (large histories are
-    -- built in ranges of accounts so that memory stays bounded)
+    -- built in ranges of accounts so that memory stays bounded), the listed accounts or the others
     select p.account_id, min(p.start_date) as first_day
     from marts.subscription_periods as p
     cross join build_window as bw
+    left join listed_accounts as l
+        on l.account_id = p.account_id
     where p.account_id is not null
         and (bw.account_from is null or p.account_id > bw.account_from)
         and (bw.account_to is null or p.account_id <= bw.account_to)
+        and (bw.listed is null
+            or (bw.listed = 'only' and l.account_id is not null)
+            or (bw.listed = 'except' and l.account_id is null))
     group by p.account_id
 ),
 
