@@ -116,8 +116,10 @@ class Incremental:
     """days before its window's first day the model reads (None: it reads every earlier day)"""
     upstream: tuple[str, ...] = ()
     """tables it reads that are built incrementally too: a full build of one makes the next build full"""
-    fingerprint: "Fingerprint | None" = None
-    """what the inputs of its rows dated before a day are made of, per account and shared (Fingerprint)"""
+    fingerprint: "Fingerprint | Callable | None" = None
+    """what the inputs of its rows dated before a day are made of, per account and shared (Fingerprint); or
+    fingerprint(con, before) -> str, one hash of every input, for a model with a planner of its own (the
+    alerts) that compares it itself: record() keeps it, plan() does not take it"""
 
     def lookback(self) -> int:
         override = lookback_override()
@@ -281,6 +283,8 @@ def plan(con, spec: Incremental, *, full_refresh: bool = False) -> BuildWindow:
     fp_day = prev.get("fingerprint_day")
     changed: list[str] = []
     if spec.fingerprint is not None:
+        if not isinstance(spec.fingerprint, Fingerprint):
+            raise TypeError(f"{spec.table}: plan() needs a Fingerprint (per account), not a plain function")
         if fp_day is None or prev.get("fingerprint_accounts") is None:
             return full(f"no per-account fingerprint of {spec.table}'s inputs recorded (built by an older version)")
         if spec.fingerprint.shared_hash(con, fp_day) != prev.get("fingerprint"):
@@ -352,7 +356,10 @@ def record(con, spec: Incremental, window: BuildWindow | None) -> int:
     ensure_control_tables(con)
     window = window or BuildWindow("full", None, None, None, "", "full build of every day, version unknown")
     fp_day = fp = fp_accounts = None
-    if window.as_of is not None and spec.fingerprint is not None:
+    if window.as_of is not None and spec.fingerprint is not None and not isinstance(spec.fingerprint, Fingerprint):
+        fp_day = window.as_of - dt.timedelta(days=spec.lookback() - 1)
+        fp = spec.fingerprint(con, fp_day)
+    elif window.as_of is not None and spec.fingerprint is not None:
         fp_day = window.as_of - dt.timedelta(days=spec.lookback() - 1)
         fp = spec.fingerprint.shared_hash(con, fp_day)
         con.execute(f"delete from {FINGERPRINTS_TABLE} where model = ?", [spec.table])

@@ -23,11 +23,13 @@ from cs_kpis_tests.alerts.fixtures import AS_OF
 PREVIOUS = AS_OF - dt.timedelta(days=1)
 
 
-def record_upstream(con, mode: str, start: dt.date | None, as_of: dt.date, tables=engine.UPSTREAM) -> None:
-    """What the health layer records in kpis._build_window when it builds its tables."""
+def record_upstream(con, mode: str, start: dt.date | None, as_of: dt.date, tables=engine.UPSTREAM,
+                    accounts: tuple[str, ...] = ()) -> None:
+    """What the health layer records in kpis._build_window when it builds its tables (``accounts``: rebuilt
+    on every day because their older inputs changed)."""
     for t in tables:
         incremental.record(con, incremental.Incremental(t, "v1"),
-                           incremental.BuildWindow(mode, start, None, as_of, "v1", "test"))
+                           incremental.BuildWindow(mode, start, None, as_of, "v1", "test", accounts))
 
 
 def rewrite_window(con) -> None:
@@ -137,6 +139,9 @@ CASES = {
     "upstream fully rebuilt": ({"upstream": ("full", None)}, "fully rebuilt since the last build"),
     "upstream rebuilt from before the checkpoint": ({"upstream": ("incremental", AS_OF - dt.timedelta(days=45))},
                                                     "not after the last checkpoint"),
+    "upstream rebuilt an account on every day": ({"change": lambda con: record_upstream(
+        con, "incremental", AS_OF - dt.timedelta(days=6), AS_OF, ("kpis.account_activity_daily",), ("B",))},
+        "rebuilt 1 account(s) on every day"),
     "no upstream record": ({"change": lambda con: con.execute(
         "delete from kpis._build_window where model = 'kpis.account_activity_daily'")}, "has no build record"),
     "late NPS response": ({"change": lambda con: _late(

@@ -651,6 +651,13 @@ def plan(con, rules: dict, as_of: date, skipped: Iterable[str] = (), full_refres
         since = [b for b in done if b["build_seq"] > prev["build_seq"]]
         if any(b["mode"] != "incremental" or b["start_day"] is None for b in since):
             return full(f"{table} fully rebuilt since the last build")
+        # an incremental health build that rebuilt some accounts on every day (their older inputs changed)
+        # changed those accounts' older days: the window cannot cover them (a per-account alerts rebuild
+        # would; not built yet)
+        rebuilt = sum(b.get("accounts_rebuilt") or 0 for b in since)
+        if rebuilt:
+            return full(f"{table} rebuilt {rebuilt} account(s) on every day since the last build (their older "
+                        "inputs changed)")
         starts += [b["start_day"] for b in since]
     fp_day = prev["fingerprint_day"]
     if fp_day is not None:  # the last build's fingerprint day and this build's, in one scan of the events
