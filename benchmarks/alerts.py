@@ -111,6 +111,17 @@ def run(warehouse: Path, out: Path, memory_limit: str, nightly: bool, full_refre
 
     if stage != "timed":
         copy_to_new(warehouse, out)
+    else:
+        # the timed stage writes to --out in place: only a copy a "previous" stage made (its benchmark build
+        # records), never a warehouse of real work
+        with duckdb.connect(str(out), read_only=True) as con:
+            marked = con.execute("select count(*) from kpis._build_window where sql_version = 'benchmark'"
+                                 ).fetchall()[0][0] if con.execute(
+                "select count(*) from information_schema.tables where table_schema = 'kpis' and "
+                "table_name = '_build_window'").fetchall()[0][0] else 0
+        if not marked:
+            raise SystemExit(f"{out}: not a copy made by `--stage previous` (no benchmark build records); "
+                             "the timed stage writes to it in place")
     res = {"load_average_before": os.getloadavg(), "memory_limit": memory_limit, "nightly": nightly, "stage": stage}
     rules = engine.load_rules()
     with duckdb.connect(str(out), config={"memory_limit": memory_limit, "temp_directory": f"{out}.tmp"}) as con:

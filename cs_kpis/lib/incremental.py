@@ -73,7 +73,7 @@ import datetime as dt
 import hashlib
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from cs_kpis import tuning

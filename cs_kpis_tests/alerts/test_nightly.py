@@ -17,8 +17,8 @@ import pytest
 
 from cs_kpis.defs.alerts import engine
 from cs_kpis.lib import incremental
-from cs_kpis_tests.alerts.test_engine_paths import DAILY, RULES, random_history
 from cs_kpis_tests.alerts.fixtures import AS_OF
+from cs_kpis_tests.alerts.test_engine_paths import DAILY, RULES, random_history
 
 PREVIOUS = AS_OF - dt.timedelta(days=1)
 
@@ -183,3 +183,26 @@ def test_a_new_contact_without_older_activity_keeps_the_nightly_incremental(afte
     assert build["mode"] == "incremental", build["reason"]
     _, full = nightly(after_first_night, tmp_path, "full", change=new_contact, full_refresh=True)
     assert inc == full
+
+
+def test_alerts_resolved_long_before_the_checkpoint_stay_candidates_when_recent_resolved_days_is_long(tmp_path):
+    """With recent_resolved_days longer than the time from the checkpoint to the next as-of day, an alert
+    resolved before the checkpoint and past its cooldown is still a candidate: its key must be carried."""
+    rules = {**RULES, "recent_resolved_days": 60}
+    path = tmp_path / "first.duckdb"
+    random_history(seed=18).build(path).close()
+    with duckdb.connect(str(path)) as con:
+        for t in DAILY:
+            con.execute(f"create table {t}_held as select * from {t} where day = ?", [AS_OF])
+            con.execute(f"delete from {t} where day = ?", [AS_OF])
+        record_upstream(con, "full", None, PREVIOUS)
+        engine.run_engine(con, rules, {}, run_id="previous night")
+    inc_build, inc = nightly(path, tmp_path, "incremental", rules=rules)
+    _, full = nightly(path, tmp_path, "full", rules=rules, full_refresh=True)
+    assert inc_build["mode"] == "incremental", inc_build["reason"]
+    carried = PREVIOUS - dt.timedelta(days=engine.tail_days())
+    status, last_seen = engine.CANDIDATE_COLUMNS.index("status"), engine.CANDIDATE_COLUMNS.index("last_seen")
+    old_resolved = [r for r in full["alert_candidates"]
+                    if r[status] == "resolved" and r[last_seen] < carried - dt.timedelta(days=7)]
+    assert old_resolved, "the history has no alert resolved long before the checkpoint"
+    assert inc["alert_candidates"] == full["alert_candidates"]

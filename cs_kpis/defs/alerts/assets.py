@@ -17,8 +17,13 @@ from dagster_duckdb import DuckDBResource
 from cs_kpis.defs.alerts import engine
 from cs_kpis.lib import systems
 from cs_kpis.lib.engine import SQL_ENGINE, SqlEngineResource
-from cs_kpis.lib.sql import (NIGHTLY_FRESHNESS, WAREHOUSE_POOL, IncrementalRunConfig, asset_key_for_table,
-                             table_metadata)
+from cs_kpis.lib.sql import (
+    NIGHTLY_FRESHNESS,
+    WAREHOUSE_POOL,
+    IncrementalRunConfig,
+    asset_key_for_table,
+    table_metadata,
+)
 
 GROUP = "alerts"
 OWNERS = ["team:cs-analytics"]

@@ -248,7 +248,9 @@ def walk(con, rules: dict, as_of: date, carried_from: date | None = None,
     """).fetchall()
     for k, fs, ls, lr in st:
         if c_prev is None or ls > c_prev:
-            raise ValueError(f"carried alert state of key {k} is not as of {carried_from}")
+            raise ValueError(f"the alerts' carried state (alerts._walk_state) is not as of {carried_from} for "
+                             f"key {k}: it was changed by hand or by another version; run the alerts with "
+                             "--full-refresh (cs_kpis.run --full-refresh) to rebuild it")
         latest[k] = Alert(k, fs, ls, lr)
     snap = {k: (a.first_seen, a.last_seen, a.last_raised) for k, a in latest.items()}
     ev_key, ev_code, ev_day, ev_quoted = array("q"), array("b"), array("q"), array("q")
@@ -361,7 +363,8 @@ def _save_snapshot(con, snap: dict) -> None:
         con.unregister("_alert_snap")
     n = con.execute(f"select count(*) from {SNAPSHOT}").fetchall()[0][0]
     if n != len(frame):
-        raise AssertionError(f"alert state: {len(frame)} keys walked, {n} found their last firing day")
+        raise AssertionError(f"alert state: {len(frame)} keys walked, {n} found their last firing day (a bug in "
+                             "the walk; run the alerts with --full-refresh and report it)")
 
 
 def log_frame(con) -> pd.DataFrame:
@@ -662,7 +665,9 @@ def plan(con, rules: dict, as_of: date, skipped: Iterable[str] = (), full_refres
     fp_day = prev["fingerprint_day"]
     if fp_day is not None:  # the last build's fingerprint day and this build's, in one scan of the events
         known.update(input_fingerprints(con, rules, skipped, [fp_day, as_of - timedelta(days=spec.lookback() - 1)]))
-    if fp_day is None or spec.fingerprint(con, fp_day) != prev["fingerprint"]:
+    if fp_day is None:
+        return full("the last build recorded no fingerprint of its inputs")
+    if spec.fingerprint(con, fp_day) != prev["fingerprint"]:
         return full(f"inputs dated before {fp_day} changed since the last build (late or restated events or NPS "
                     "responses, a champion/admin contact changed, the product configuration)")
     start = min([fp_day, *starts])
@@ -705,14 +710,16 @@ def compute(con, rules: dict, as_of: date, holds: dict[str, str], skipped: Itera
     return candidates(con, latest, rules, as_of, holds), int(events)
 
 
-def save_state(con, checkpoint: date, as_of: date, held: Iterable[str], seq: int) -> dict:
-    """The state at the checkpoint (keys whose alert can still matter: open at it, or raised within their
-    cooldown) and the condition rows after it, for the next night. Inside the caller's transaction."""
+def save_state(con, checkpoint: date, as_of: date, held: Iterable[str], seq: int, recent: int = 7) -> dict:
+    """The state at the checkpoint (keys whose alert can still matter: open at it, raised within their
+    cooldown, or resolved within ``recent`` days of it, the candidates' recent_resolved_days) and the
+    condition rows after it, for the next night. Inside the caller's transaction."""
     con.execute(f"""create or replace table {STATE_TABLE} as
         select alert_type, account_id, first_seen, last_seen, last_raised, severity, reason from {SNAPSHOT}
         where not (last_seen < cast($ck as date)
-            and date_diff('day', last_raised, cast($ck as date)) + 1 >= cooldown)
-        order by alert_type, account_id""", {"ck": checkpoint})
+            and date_diff('day', last_raised, cast($ck as date)) + 1 >= cooldown
+            and date_diff('day', last_seen, cast($ck as date)) > $recent)
+        order by alert_type, account_id""", {"ck": checkpoint, "recent": recent})
     con.execute(f"create or replace table {TAIL_TABLE} as select alert_type, account_id, day, severity, reason "
                 f"from {CONDITIONS} where day > ? order by alert_type, account_id, day", [checkpoint])
     con.execute(f"create or replace table {CHECKPOINT_TABLE} (build_seq bigint, checkpoint_day date, as_of date, "
@@ -762,7 +769,7 @@ def run_engine(con, rules: dict, holds: dict[str, str], run_id: str = "manual",
         try:
             incremental.record(con, spec, window)
             seq = incremental.current(con, MODEL)["build_seq"]
-            kept = save_state(con, checkpoint, as_of, holds, seq)
+            kept = save_state(con, checkpoint, as_of, holds, seq, int(rules.get("recent_resolved_days", 7)))
             con.execute("commit")
         except Exception:
             con.execute("rollback")

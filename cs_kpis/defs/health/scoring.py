@@ -264,8 +264,10 @@ def _range_filter(alias: str, accounts: Accounts, since: dt.date | None) -> str:
         where.append(f"{alias}.account_id <= {sql_text(last)}")
     if listed:
         seq, only = listed
-        where.append(f"{alias}.account_id {'in' if only else 'not in'} (select account_id from "
-                     f"{incremental.ACCOUNTS_TABLE} where model = {sql_text(SCORES_TABLE)} and build_seq = {int(seq)})")
+        # exists, not in: a null in the list would make `not in` drop every account
+        where.append(f"{'' if only else 'not '}exists (select 1 from {incremental.ACCOUNTS_TABLE} as l "
+                     f"where l.model = {sql_text(SCORES_TABLE)} and l.build_seq = {int(seq)} "
+                     f"and l.account_id = {alias}.account_id)")
     if since is not None:
         where.append(f"{alias}.day >= {_sql_date(since)}")
     return " and ".join(where)
