@@ -99,12 +99,13 @@ starts as (
 account_keys as (
     -- a whole-number key per account: (account, day) pairs below are one bigint, which hashes and compares
     -- much faster than text plus date in the joins of millions of account-days; first_out: the first output
-    -- day (subscribed, inside the build window and the calendar)
+    -- day (subscribed, inside the build window and the calendar); a bigint: Spark's row_number() is a 32-bit
+    -- int, and key * 100000 would overflow it past 21,474 accounts
     select
         s.account_id,
         s.first_day,
         greatest(s.first_day, coalesce(bw.start_day, s.first_day), cal.first_day) as first_out,
-        row_number() over (order by s.account_id) as account_key
+        cast(row_number() over (order by s.account_id) as bigint) as account_key
     from starts as s
     cross join build_window as bw
     cross join (select min(day) as first_day from marts.dim_day) as cal
