@@ -29,7 +29,6 @@ tables of two outputs that the other lacks (``except all`` both ways), leaving o
 measures that commit's engine).
 """
 
-import argparse
 import json
 import os
 import resource
@@ -37,8 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.health_copies import columns_of, copies_cli, copy_to_new, refuse_existing
 from benchmarks.health_copies import compare as compare_tables
-from benchmarks.health_copies import copy_to_new, refuse_existing
 
 TABLES = ("kpis.account_indicators_daily", "kpis.health_scores_daily", "kpis.health_score_changes",
           "kpis.account_activity_daily", "staging.stg_crm__contacts", "staging.stg_product__events",
@@ -69,11 +68,8 @@ def copies(source: Path, target: Path, n: int) -> dict:
     with duckdb.connect(str(target)) as con:
         con.execute(f"attach '{source}' as src (read_only)")
         for table in TABLES + SHARED:
-            schema, name = table.split(".")
-            con.execute(f"create schema if not exists {schema}")
-            cols = con.execute(
-                "select column_name, data_type from information_schema.columns where table_catalog = 'src' and "
-                "table_schema = ? and table_name = ? order by ordinal_position", [schema, name]).fetchall()
+            con.execute(f"create schema if not exists {table.split('.')[0]}")
+            cols = columns_of(con, "src", table)
             if table in SHARED:
                 con.execute(f"create table {table} as select * from src.{table}")
                 continue
@@ -170,12 +166,8 @@ def compare(a: Path, b: Path, log_seq: bool = False, state: bool = False) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.alerts")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("copies", help="a warehouse of N copies of every account, with what the alerts read")
-    c.add_argument("--from", dest="source", type=Path, required=True)
-    c.add_argument("--to", dest="target", type=Path, required=True)
-    c.add_argument("--copies", type=int, default=32)
+    p, sub = copies_cli("python -m benchmarks.alerts",
+                        "a warehouse of N copies of every account, with what the alerts read", 32)
     r = sub.add_parser("run", help="time the alert engine on a copy of it")
     r.add_argument("--warehouse", type=Path, required=True)
     r.add_argument("--out", type=Path, required=True)

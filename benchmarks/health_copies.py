@@ -91,11 +91,8 @@ def copies(source: Path, target: Path, n: int) -> dict:
     with duckdb.connect(str(target)) as con:
         con.execute(f"attach '{source}' as src (read_only)")
         for table in TABLES:
-            schema, name = table.split(".")
-            con.execute(f"create schema if not exists {schema}")
-            cols = [r[0] for r in con.execute(
-                "select column_name from information_schema.columns where table_catalog = 'src' and "
-                "table_schema = ? and table_name = ? order by ordinal_position", [schema, name]).fetchall()]
+            con.execute(f"create schema if not exists {table.split('.')[0]}")
+            cols = [c for c, _ in columns_of(con, "src", table)]
             if table in SHARED:
                 con.execute(f"create table {table} as select * from src.{table}")
             else:
@@ -253,11 +250,8 @@ def compare(a: Path, b: Path, tables: tuple[str, ...] = OUTPUTS,
         con.execute(f"attach '{a}' as a (read_only)")
         con.execute(f"attach '{b}' as b (read_only)")
         for t in tables:
-            schema, name = t.split(".")
             skip = (left_out or {}).get(t, ())
-            sel = ", ".join(r[0] for r in con.execute(
-                "select column_name from information_schema.columns where table_catalog = 'a' and table_schema = ? "
-                "and table_name = ? order by ordinal_position", [schema, name]).fetchall() if r[0] not in skip)
+            sel = ", ".join(c for c, _ in columns_of(con, "a", t) if c not in skip)
             out[t] = {"rows": [con.execute(f"select count(*) from {x}.{t}").fetchall()[0][0] for x in "ab"],
                       "a_not_b": con.execute(f"select count(*) from (select {sel} from a.{t} except all "
                                              f"select {sel} from b.{t})").fetchall()[0][0],
@@ -266,13 +260,27 @@ def compare(a: Path, b: Path, tables: tuple[str, ...] = OUTPUTS,
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.health_copies")
+def columns_of(con, catalog: str, table: str) -> list[tuple[str, str]]:
+    """(name, type) of each column of ``table`` (schema.name) in the attached ``catalog``, in order."""
+    schema, name = table.split(".")
+    return con.execute("select column_name, data_type from information_schema.columns where table_catalog = ? and "
+                       "table_schema = ? and table_name = ? order by ordinal_position", [catalog, schema, name]).fetchall()
+
+
+def copies_cli(prog: str, help: str, copies: int):
+    """A benchmark CLI's parser, its subcommands and the ``copies`` command (--from, --to, --copies), the same in
+    every benchmark of synthetic copies."""
+    p = argparse.ArgumentParser(prog=prog)
     sub = p.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("copies", help="a warehouse of N copies of every account")
+    c = sub.add_parser("copies", help=help)
     c.add_argument("--from", dest="source", type=Path, required=True)
     c.add_argument("--to", dest="target", type=Path, required=True)
-    c.add_argument("--copies", type=int, default=16)
+    c.add_argument("--copies", type=int, default=copies)
+    return p, sub
+
+
+def main(argv: list[str] | None = None) -> int:
+    p, sub = copies_cli("python -m benchmarks.health_copies", "a warehouse of N copies of every account", 16)
     h = sub.add_parser("history", help="time a full build of the indicators and scores on a copy of it")
     h.add_argument("--warehouse", type=Path, required=True)
     h.add_argument("--out", type=Path, required=True)

@@ -23,14 +23,13 @@ significant digits (run two builds, e.g. before and after a change, from a check
         --reference <a checkout of the code before>
 """
 
-import argparse
 import json
 import os
 import resource
 import time
 from pathlib import Path
 
-from benchmarks.health_copies import copy_to_new, refuse_existing
+from benchmarks.health_copies import columns_of, copies_cli, copy_to_new, refuse_existing
 
 COPIED = ("staging.stg_billing__customers", "staging.stg_billing__events", "staging.stg_billing__invoice_items",
           "staging.stg_billing__invoice_lines", "staging.stg_billing__invoices", "staging.stg_billing__subscription_items",
@@ -62,11 +61,8 @@ def copies(source: Path, target: Path, n: int) -> dict:
     with duckdb.connect(str(target)) as con:
         con.execute(f"attach '{source}' as src (read_only)")
         for table in SHARED + COPIED:
-            schema, name = table.split(".")
-            con.execute(f"create schema if not exists {schema}")
-            cols = con.execute(
-                "select column_name, data_type from information_schema.columns where table_catalog = 'src' and "
-                "table_schema = ? and table_name = ? order by ordinal_position", [schema, name]).fetchall()
+            con.execute(f"create schema if not exists {table.split('.')[0]}")
+            cols = columns_of(con, "src", table)
             if table in SHARED:
                 con.execute(f"create table {table} as select * from src.{table}")
             else:
@@ -200,10 +196,7 @@ def compare_tables(a: Path, b: Path, tables: tuple[str, ...], digits: int = 12) 
         con.execute(f"attach '{a}' as a (read_only)")
         con.execute(f"attach '{b}' as b (read_only)")
         for t in tables:
-            schema, name = t.split(".")
-            cols = con.execute(
-                "select column_name, data_type from information_schema.columns where table_catalog = 'a' and "
-                "table_schema = ? and table_name = ? order by ordinal_position", [schema, name]).fetchall()
+            cols = columns_of(con, "a", t)
             sel = ", ".join(f"case when {c} = 0 or not isfinite({c}) then {c} "
                             f"else round({c} / pow(10, floor(log10(abs({c}))) - {digits - 1})) end as {c}"
                             if d == "DOUBLE" else c for c, d in cols)
@@ -216,12 +209,8 @@ def compare_tables(a: Path, b: Path, tables: tuple[str, ...], digits: int = 12) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.marts_copies")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("copies", help="a warehouse of N copies of every account's billing and CRM inputs")
-    c.add_argument("--from", dest="source", type=Path, required=True)
-    c.add_argument("--to", dest="target", type=Path, required=True)
-    c.add_argument("--copies", type=int, default=100)
+    p, sub = copies_cli("python -m benchmarks.marts_copies",
+                        "a warehouse of N copies of every account's billing and CRM inputs", 100)
     b = sub.add_parser("build", help="time every marts and revenue KPI model (and the heavy checks) on a copy")
     b.add_argument("--warehouse", type=Path, required=True)
     b.add_argument("--out", type=Path, required=True)

@@ -40,19 +40,23 @@ def rewrite_window(con) -> None:
                 "where account_id = 'A' and day = ?", [AS_OF - dt.timedelta(days=2)])
 
 
-@pytest.fixture(scope="module")
-def after_first_night(tmp_path_factory):
-    """A warehouse after the previous night's (full) alerts build, the last day held back in *_held tables."""
-    path = tmp_path_factory.mktemp("nightly") / "first.duckdb"
+def first_night(path, rules=RULES):
+    """``path``: a warehouse after the previous night's (full) alerts build, the last day held back in *_held
+    tables."""
     random_history(seed=18).build(path).close()
     with duckdb.connect(str(path)) as con:
         for t in DAILY:
             con.execute(f"create table {t}_held as select * from {t} where day = ?", [AS_OF])
             con.execute(f"delete from {t} where day = ?", [AS_OF])
         record_upstream(con, "full", None, PREVIOUS)
-        out = engine.run_engine(con, RULES, {}, run_id="previous night")
+        out = engine.run_engine(con, rules, {}, run_id="previous night")
         assert out["build"]["mode"] == "full"
     return path
+
+
+@pytest.fixture(scope="module")
+def after_first_night(tmp_path_factory):
+    return first_night(tmp_path_factory.mktemp("nightly") / "first.duckdb")
 
 
 def nightly(path, tmp_path, name: str, change=None, full_refresh=False, rules=RULES, holds=None,
@@ -189,14 +193,7 @@ def test_alerts_resolved_long_before_the_checkpoint_stay_candidates_when_recent_
     """With recent_resolved_days longer than the time from the checkpoint to the next as-of day, an alert
     resolved before the checkpoint and past its cooldown is still a candidate: its key must be carried."""
     rules = {**RULES, "recent_resolved_days": 60}
-    path = tmp_path / "first.duckdb"
-    random_history(seed=18).build(path).close()
-    with duckdb.connect(str(path)) as con:
-        for t in DAILY:
-            con.execute(f"create table {t}_held as select * from {t} where day = ?", [AS_OF])
-            con.execute(f"delete from {t} where day = ?", [AS_OF])
-        record_upstream(con, "full", None, PREVIOUS)
-        engine.run_engine(con, rules, {}, run_id="previous night")
+    path = first_night(tmp_path / "first.duckdb", rules)
     inc_build, inc = nightly(path, tmp_path, "incremental", rules=rules)
     _, full = nightly(path, tmp_path, "full", rules=rules, full_refresh=True)
     assert inc_build["mode"] == "incremental", inc_build["reason"]
