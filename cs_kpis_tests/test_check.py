@@ -216,9 +216,12 @@ def test_the_template_on_a_demo_export_runs_every_asset(project_env, tmp_path, m
     out = capsys.readouterr().out
     assert "landing_manifest_complete" in out
     with duckdb.connect(str(project_env.warehouse), read_only=True) as con:
+        # the models' tables; the builds' bookkeeping (kpis._build_*: kpis._build_accounts lists accounts a
+        # nightly rebuilt, none on a first build) is not a model
         empty = [f"{s}.{t}" for s, t in con.execute(
             "select table_schema, table_name from information_schema.tables where table_schema in "
-            "('staging', 'marts', 'kpis') and table_type = 'BASE TABLE'").fetchall()
+            "('staging', 'marts', 'kpis') and table_type = 'BASE TABLE' and not starts_with(table_name, '_')"
+            ).fetchall()
             if con.execute(f"select count(*) from {s}.{t}").fetchone()[0] == 0]
     assert sorted(p.relative_to(landing).as_posix() for p in landing.rglob("*")) == before
     assert not empty or set(empty) <= {"marts.unmatched_source_records"}, empty
