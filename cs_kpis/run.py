@@ -143,10 +143,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
              "the selected assets run with them. Default '*': everything")
     parser.add_argument(
         "--full-refresh", action="store_true",
-        help="rebuild the health layer's whole daily history instead of the nightly window, and the "
-             "product events' staging table from every raw load: sets full_refresh: true in the run config "
-             "of every selected asset that has it (kpis/account_activity_daily, kpis/account_indicators_daily, "
-             "kpis/health_scores_daily, staging/stg_product__events)")
+        help="rebuild the health layer's whole daily history and the alerts instead of the nightly window, "
+             "and the product events' staging table from every raw load: sets full_refresh: true in the run "
+             "config of every selected asset that has it (kpis/account_activity_daily, "
+             "kpis/account_indicators_daily, kpis/health_scores_daily, the alerts step, "
+             "staging/stg_product__events)")
     parser.add_argument(
         "--period", default=None, metavar="PERIOD",
         help="the period reports/kpi_report covers (its run config `period`): '' = the latest complete "
