@@ -100,7 +100,7 @@ class Entity:
         """``write_disposition`` as dlt gets it. A plain ``merge`` table is dlt's delete-insert, told that each
         load's rows are already deduplicated by primary key (the pass emits one record per key:
         :class:`cs_kpis.sources.common.steps.DedupeByWinners` or ``DedupeInMemory``), so dlt's merge skips its
-        ``row_number()`` over the whole staging table (BENCHMARKS.md, ingestion, session 13). A child
+        ``row_number()`` over the whole staging table (BENCHMARKS.md, billing, session 13). A child
         table (``group_key``) is deduplicated per parent, not per row key, and keeps dlt's pass."""
         if self.write_disposition == "merge" and self.group_key is None:
             return {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
