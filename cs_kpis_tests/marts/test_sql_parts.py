@@ -95,10 +95,10 @@ _LISTS = ["[]", "[ ]", None, f"[{_ENTRY.format('a')}]", f"[{_ENTRY.format('b')},
           '["di_x", "di_y"]', f'["di_x", {_ENTRY.format("d")}]', "{}", '"di_z"', "[null]"]
 
 
-def _parsed(con, part_sql: str, json_typed: bool) -> list:
+def _parsed(con, part_sql: str, json_typed: bool, shapes: list | None = None) -> list:
     lists = " union all ".join(
         f"select {i} as list_no, cast({'null' if t is None else repr(t)} as {'json' if json_typed else 'varchar'})"
-        " as discounts" for i, t in enumerate(_LISTS))
+        " as discounts" for i, t in enumerate(_LISTS if shapes is None else shapes))
     return sorted(con.execute(f"with discount_lists as ({lists}), entries as ({part_sql}) "
                               "select list_no, position, discount_id, coupon_id, percent_off from entries").fetchall())
 
@@ -121,3 +121,33 @@ def test_the_discount_parse_skips_empty_lists_without_losing_an_entry():
         assert got == _parsed(con, unfiltered, json_typed)
         assert [r[:3] for r in got] == [(3, 0, "di_a"), (4, 0, "di_b"), (4, 1, "di_c"), (6, 1, "di_d")]
         assert _parsed(con, broken, json_typed) != got
+
+
+# the parse tries a list at position 0 only when it has no second entry (BENCHMARKS.md "Staging, marts and kpis on
+# the nightly", session 13): the same rows as trying every list at its 20 positions
+_BOUND = "p.position < case when json_extract_string(l.discounts, '$[1]') is null then 1 else 20 end"
+_ID_FOUND = "and json_extract_string(l.discounts, '$[' || cast(p.position as varchar) || '].id') is not null"
+
+
+def test_the_discount_parse_tries_a_list_without_a_second_entry_at_one_position():
+    import duckdb
+
+    from cs_kpis.lib.sql import sql_part
+
+    part = sql_part(MARTS_SQL, "expanded_discounts")
+    assert part.count(_BOUND) == 1 and part.count(_ID_FOUND) == 1
+    every_position = part.replace(_BOUND, "p.position < 20")
+    con = duckdb.connect()
+    con.execute("create schema marts")
+    con.execute("create table marts.dim_position as select cast(range as integer) as position from range(100)")
+    more = [f"[{_ENTRY.format('e')}, {_ENTRY.format('f')}, {_ENTRY.format('g')}]",
+            "[" + ", ".join(['"di_id"'] * 19 + [_ENTRY.format("h")]) + "]"]  # an object at the last place
+    for json_typed in (True, False):
+        got = _parsed(con, part, json_typed, _LISTS + more)
+        assert got == _parsed(con, every_position, json_typed, _LISTS + more)
+        assert [r[:3] for r in got if r[0] >= len(_LISTS)] == [(10, 0, "di_e"), (10, 1, "di_f"), (10, 2, "di_g"),
+                                                               (11, 19, "di_h")]
+    # the positions tried, whatever they hold: one for a list of one entry, the 20 for a longer one
+    tried = part.replace(_ID_FOUND, "")
+    rows = _parsed(con, tried, False, [f"[{_ENTRY.format('a')}]", '["di_x", "di_y"]'])
+    assert [sum(1 for r in rows if r[0] == i) for i in (0, 1)] == [1, 20]
