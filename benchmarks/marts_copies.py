@@ -21,6 +21,13 @@ significant digits (run two builds, e.g. before and after a change, from a check
 
     .venv/bin/python -m benchmarks.marts_copies check-fx --warehouse <dir>/a.duckdb --out <dir>/fx.duckdb \
         --reference <a checkout of the code before>
+
+``ab`` times one model's SQL, this checkout's against ``--reference``'s (another checkout, e.g. a git archive of
+the code before), alternating in one connection on a copy of a ``build`` output, and compares the two tables
+(``except all`` both ways, exact, and their column types).
+
+    .venv/bin/python -m benchmarks.marts_copies ab --warehouse <dir>/a.duckdb --out <dir>/ab.duckdb \
+        --model subscription_history_states --reference <a checkout of the code before> --rounds 4
 """
 
 import json
@@ -184,6 +191,41 @@ def check_fx(warehouse: Path, out: Path, rate_days: int, reference: Path | None,
     return res
 
 
+def ab(warehouse: Path, out: Path, model: str, reference: Path, rounds: int, memory_limit: str) -> dict:
+    """One model's SQL from this checkout and from ``reference``, built alternately on a copy of a build output
+    (wall and CPU seconds per round), then both tables compared exactly (``except all`` both ways)."""
+    import duckdb
+
+    from cs_kpis.config import render_sql
+    from cs_kpis.defs.kpis.assets import kpi_models
+    from cs_kpis.defs.marts.assets import models as mart_models
+    from cs_kpis.lib.sql import with_sql_parts
+
+    this = next(m for m in [*mart_models, *kpi_models()] if m.name == model)
+    sql_dir = Path("cs_kpis/defs") / this.schema / "sql"
+    other = with_sql_parts((reference / sql_dir / f"{model}.sql").read_text(), reference / sql_dir)
+    versions = {"this": render_sql(this.sql, where=this.table), "reference": render_sql(other, where=this.table)}
+    copy_to_new(warehouse, out)
+    res = {"model": this.table, "load_average_before": os.getloadavg(), "rounds": []}
+    with duckdb.connect(str(out), config={"memory_limit": memory_limit, "temp_directory": f"{out}.tmp"}) as con:
+        con.execute("set TimeZone = 'UTC'")
+        for r in range(rounds):
+            row = {}
+            for name in (("reference", "this") if r % 2 == 0 else ("this", "reference")):
+                t, cpu = time.perf_counter(), time.process_time()
+                con.execute(f"create or replace table _ab_{name} as {versions[name]}")
+                row[name] = {"seconds": round(time.perf_counter() - t, 2), "cpu_seconds": round(time.process_time() - cpu, 2)}
+            res["rounds"].append(row)
+        count = lambda sql: con.execute(f"select count(*) from ({sql})").fetchall()[0][0]
+        res["rows"] = count("select * from _ab_this")
+        res["this_not_reference"] = count("select * from _ab_this except all select * from _ab_reference")
+        res["reference_not_this"] = count("select * from _ab_reference except all select * from _ab_this")
+        res["same_column_types"] = con.execute("describe _ab_this").fetchall() == con.execute(
+            "describe _ab_reference").fetchall()
+    res["load_average_after"] = os.getloadavg()
+    return res
+
+
 def compare_tables(a: Path, b: Path, tables: tuple[str, ...], digits: int = 12) -> dict:
     """Rows of each table in ``a`` not in ``b`` and the reverse (``except all``), every column compared as it
     is except doubles, rounded to ``digits`` significant digits: DuckDB's parallel sums and averages add in any
@@ -224,6 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--rate-days", type=int, default=1826, help="rates per currency (1826: 60 months)")
     f.add_argument("--reference", type=Path, default=None, help="another checkout (e.g. a git archive) to time too")
     f.add_argument("--rounds", type=int, default=2)
+    a = sub.add_parser("ab", help="time one model's SQL against another checkout's, alternating, and compare")
+    a.add_argument("--warehouse", type=Path, required=True, help="a build output")
+    a.add_argument("--out", type=Path, required=True)
+    a.add_argument("--model", required=True, help="a marts or kpis model name, e.g. subscription_history_states")
+    a.add_argument("--reference", type=Path, required=True, help="another checkout (e.g. a git archive)")
+    a.add_argument("--rounds", type=int, default=4)
+    a.add_argument("--memory-limit", default="6GB")
     k = sub.add_parser("compare", help="except all both ways between two build outputs")
     k.add_argument("a", type=Path)
     k.add_argument("b", type=Path)
@@ -235,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "check-fx":
         print(json.dumps(check_fx(args.warehouse, args.out, args.rate_days, args.reference, args.rounds),
                          default=str))
+    elif args.cmd == "ab":
+        print(json.dumps(ab(args.warehouse, args.out, args.model, args.reference, args.rounds, args.memory_limit)))
     else:
         print(json.dumps(compare_tables(args.a, args.b, built_tables(args.a))))
     return 0
