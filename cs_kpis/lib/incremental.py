@@ -300,17 +300,13 @@ def plan(con, spec: Incremental, *, full_refresh: bool = False) -> BuildWindow:
     reason = (f"last built day {last}, lookback {lookback} days"
               + (f", {len(since)} upstream build(s) since" if since else ""))
     if accounts:
-        total = con.execute("select count(distinct account_id) from marts.subscription_periods").fetchall()[0][0]
         why = " and ".join(part for part in (
             f"{len(changed)} whose inputs dated before {fp_day} changed" if changed else "",
             f"{len(upstream)} rebuilt upstream" if upstream else "") if part)
-        if len(accounts) > MAX_REBUILT_SHARE * max(total, 1):
-            return full(f"{len(accounts)} account(s) to rebuild on every day ({why}), more than "
-                        f"{MAX_REBUILT_SHARE:.0%} of the {total} accounts: a restatement rather than a few late "
-                        "facts, rebuilt in full")
-        reason += (f"; {len(accounts)} account(s) rebuilt on every day ({why}; "
-                   f"{len(accounts) / max(total, 1):.2%} of {total}): {', '.join(accounts[:5])}"
-                   + (", ..." if len(accounts) > 5 else ""))
+        too_many, listed = rebuilt_share(con, accounts, why)
+        if too_many:
+            return full(too_many)
+        reason += f"; {listed}"
     elif spec.fingerprint is not None:
         reason += "; older inputs unchanged"
     return BuildWindow("incremental", start, history_start, as_of, spec.sql_version, reason, accounts)
@@ -324,6 +320,19 @@ def rebuilt_accounts(con, done: Sequence[dict]) -> list[str]:
     marks = ", ".join("?" for _ in seqs)
     return [r[0] for r in con.execute(f"select distinct account_id from {ACCOUNTS_TABLE} where build_seq in "
                                       f"({marks}) order by 1", seqs).fetchall()]
+
+
+def rebuilt_share(con, accounts: Sequence[str], why: str,
+                  universe: str = "marts.subscription_periods") -> tuple[str | None, str]:
+    """Whether rebuilding ``accounts`` on every day is still a nightly: (the reason for a full build instead,
+    when they are more than MAX_REBUILT_SHARE of the accounts of ``universe``, else None; the words for the
+    build's reason: how many, ``why``, the share and the first five)."""
+    total = con.execute(f"select count(distinct account_id) from {universe}").fetchall()[0][0]
+    if len(accounts) > MAX_REBUILT_SHARE * max(total, 1):
+        return (f"{len(accounts)} account(s) to rebuild on every day ({why}), more than {MAX_REBUILT_SHARE:.0%} "
+                f"of the {total} accounts: a restatement rather than a few late facts, rebuilt in full"), ""
+    return None, (f"{len(accounts)} account(s) rebuilt on every day ({why}; {len(accounts) / max(total, 1):.2%} "
+                  f"of {total}): {', '.join(accounts[:5])}" + (", ..." if len(accounts) > 5 else ""))
 
 
 COLUMNS = ("model varchar, build_seq bigint, is_current boolean, mode varchar, start_day date, "
