@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -151,20 +151,22 @@ EPOCH = date(1970, 1, 1)
 
 
 def load_conditions(con, rules: dict, as_of: date, first_day: date | None = None,
-                    skipped: Iterable[str] = (), sql_engine=None, listed: bool = False) -> int:
+                    skipped: Iterable[str] = (), sql_engine=None, accounts: Sequence[str] | None = None) -> int:
     """Every (alert_type, account_id, day) on which a condition holds, with severity and reason, into the temp
     table CONDITIONS; the ``skipped`` types (their source system is off, cs_kpis/lib/systems.py) are not
-    evaluated. ``listed``: only the accounts of the temp table LISTED, appended to CONDITIONS (a nightly's
-    rebuilt accounts, on the days before its window). Each condition runs on ``sql_engine`` (cs_kpis/lib/engine.py: DuckDB by default, or Spark, with
+    evaluated. ``accounts``: only those accounts' rows, appended to CONDITIONS (a nightly's rebuilt accounts,
+    on the days before its window). Each condition runs on ``sql_engine`` (cs_kpis/lib/engine.py: DuckDB by default, or Spark, with
     the rule values bound as parameters on either). On DuckDB each type's query is inserted where it runs (a
     year of the large company's conditions never leaves DuckDB, so its memory limit holds); on Spark each
     type's rows are fetched and inserted. Returns the number of rows."""
     first_day = first_day or con.execute("select min(day) from kpis.account_indicators_daily").fetchall()[0][0]
-    if not listed:
+    if accounts is None:
         con.execute(f"create or replace temp table {CONDITIONS} (alert_type varchar, account_id varchar, day date, "
                     "severity varchar, reason varchar)")
-    # the listed accounts' rows only (on DuckDB the filter is pushed down to the scans that can take it)
-    only = f" where account_id in (select account_id from {LISTED})" if listed else ""
+    # the accounts' rows only: a bound list, which DuckDB folds into an IN filter and pushes down to the scans
+    # (through the windows partitioned by account), where a semi join with a table of them would not be
+    only = " where list_contains($_alert_accounts, account_id)" if accounts is not None else ""
+    listed = {"_alert_accounts": list(accounts)} if accounts is not None else {}
     on_duckdb = sql_engine is None or sql_engine.settings().engine == "duckdb"
     for t in ALERT_TYPES:
         if t in skipped:
@@ -174,13 +176,13 @@ def load_conditions(con, rules: dict, as_of: date, first_day: date | None = None
             # the type's name is bound too; the newlines keep a trailing comment of the file from eating the ")"
             # (a name no rule can bind: condition_sql binds only the names the SQL file uses)
             con.execute(f"insert into {CONDITIONS} select $_alert_type, account_id, cast(day as date), severity, "
-                        f"reason from (\n{sql}\n) as c{only}", {**params, "_alert_type": t})
+                        f"reason from (\n{sql}\n) as c{only}", {**params, "_alert_type": t, **listed})
             continue
         df = sql_engine.query(con, sql, params)
         con.register("_alert_type_rows", df)
         try:
-            con.execute(f"insert into {CONDITIONS} select ?, account_id, cast(day as date), severity, reason "
-                        f"from _alert_type_rows{only}", [t])
+            con.execute(f"insert into {CONDITIONS} select $_alert_type, account_id, cast(day as date), severity, "
+                        f"reason from _alert_type_rows{only}", {"_alert_type": t, **listed})
         finally:
             con.unregister("_alert_type_rows")
     n, keys = con.execute(f"select count(*), count(distinct (alert_type, account_id, day)) from {CONDITIONS}"
@@ -726,7 +728,7 @@ def compute(con, rules: dict, as_of: date, holds: dict[str, str], skipped: Itera
     if build.mode == "incremental":
         if build.accounts:  # the days before the window of the listed accounts: a condition reads no later day
             load_conditions(con, rules, build.start_day - timedelta(days=1), None, skipped=set(skipped),
-                            sql_engine=sql_engine, listed=True)
+                            sql_engine=sql_engine, accounts=build.accounts)
         con.execute(f"insert into {CONDITIONS} select alert_type, account_id, day, severity, reason "
                     f"from {TAIL_TABLE} where day > ? and day < ? and account_id not in "
                     f"(select account_id from {LISTED})", [build.carried_from, build.start_day])
