@@ -38,7 +38,8 @@ with that model and build_seq, when ``except``, for every other account (a left 
 accounts are first read, so every later step handles only them: plain SQL, DuckDB and Spark). Python-built
 tables (the health scores) use plan, record and account_ranges the same way. The alerts
 (cs_kpis/defs/alerts/engine.py) record their builds here too, with a planner of their own that reads these
-records (a full build of a table they read, or accounts one rebuilt on every day, makes theirs full).
+records (a full build of a table they read makes theirs full; the accounts one rebuilt on every day are
+rebuilt on every day by theirs too, within MAX_REBUILT_SHARE, rebuilt_share).
 
 A build is full when asked (``full_refresh``), when the table or its record is missing, when its SQL changed,
 when the kept history grew, or when a table it reads was fully rebuilt since its last build (``upstream``).
