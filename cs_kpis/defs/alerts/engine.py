@@ -139,11 +139,11 @@ CONDITIONS = "_alert_conditions"
 KEYS, EPISODES, EVENTS = "_alert_keys", "_alert_episodes", "_alert_events"
 """temp tables: the dedup keys (numbered), their episodes (runs of consecutive firing days), every log event"""
 STATE_IN, SNAPSHOT, QUOTABLE = "_alert_state_in", "_alert_snapshot", "_alert_quotable"
-LISTED = "_alert_listed"
-"""temp table: the accounts a nightly rebuilds on every kept day (account_id; empty otherwise)"""
 """temp tables: the carried state (each key's alert as of the day before CONDITIONS' first day; empty in a
 full build), the state at the checkpoint for the next night; view: the condition rows an event or candidate
 can quote (CONDITIONS and each carried alert's last firing day)"""
+LISTED = "_alert_listed"
+"""temp table: the accounts a nightly rebuilds on every kept day (account_id; empty otherwise)"""
 EVENT_CODES = ("resolved", "raised", "reopened", "reminder")
 """an event's code is its index here, which is also its order among the events of one day in the log"""
 RESOLVED, RAISED, REOPENED, REMINDER = range(4)
@@ -155,8 +155,8 @@ def load_conditions(con, rules: dict, as_of: date, first_day: date | None = None
     """Every (alert_type, account_id, day) on which a condition holds, with severity and reason, into the temp
     table CONDITIONS; the ``skipped`` types (their source system is off, cs_kpis/lib/systems.py) are not
     evaluated. ``accounts``: only those accounts' rows, appended to CONDITIONS (a nightly's rebuilt accounts,
-    on the days before its window). Each condition runs on ``sql_engine`` (cs_kpis/lib/engine.py: DuckDB by default, or Spark, with
-    the rule values bound as parameters on either). On DuckDB each type's query is inserted where it runs (a
+    on the days before its window). Each condition runs on ``sql_engine`` (cs_kpis/lib/engine.py: DuckDB by
+    default, or Spark, with the rule values bound as parameters on either). On DuckDB each type's query is inserted where it runs (a
     year of the large company's conditions never leaves DuckDB, so its memory limit holds); on Spark each
     type's rows are fetched and inserted. Returns the number of rows."""
     first_day = first_day or con.execute("select min(day) from kpis.account_indicators_daily").fetchall()[0][0]
