@@ -106,18 +106,24 @@ def _check_value(alert_type: str, key: str, value, path: Path | None = None):
     return value
 
 
-def condition_sql(alert_type: str, rule: dict, first_day: date, as_of: date) -> tuple[str, dict]:
+def condition_sql(alert_type: str, rule: dict, first_day: date, as_of: date,
+                  accounts: Sequence[str] | None = None) -> tuple[str, dict]:
     """The type's SQL and its bound parameters. Rule values never become SQL text: the SQL refers to them as
-    DuckDB named parameters (``$min_days``), and only the names the SQL uses are bound."""
+    DuckDB named parameters (``$min_days``), and only the names the SQL uses are bound. ``$accounts`` (a SQL
+    may use it to read only their inputs; the caller filters the rows anyway): the accounts evaluated, or null
+    for every account."""
     sql = (SQL_DIR / f"{alert_type}.sql").read_text()
     code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
     used = set(_PARAM.findall(code))
     values = {k: v for k, v in rule.items() if k != "inputs"}
     values.update(first_day=first_day.isoformat(), as_of=as_of.isoformat())
-    missing = sorted(used - set(values))
+    missing = sorted(used - set(values) - {"accounts"})
     if missing:
         raise ValueError(f"alert rules ({rules_path()}): types.{alert_type} has no {', '.join(missing)}")
-    return sql, {k: _check_value(alert_type, k, values[k]) for k in sorted(used)}
+    bound = {k: _check_value(alert_type, k, values[k]) for k in sorted(used - {"accounts"})}
+    if "accounts" in used:
+        bound["accounts"] = None if accounts is None else [str(a) for a in accounts]
+    return sql, bound
 
 
 def as_of_day(con) -> date | None:
@@ -171,7 +177,7 @@ def load_conditions(con, rules: dict, as_of: date, first_day: date | None = None
     for t in ALERT_TYPES:
         if t in skipped:
             continue
-        sql, params = condition_sql(t, rules["types"][t], first_day, as_of)
+        sql, params = condition_sql(t, rules["types"][t], first_day, as_of, accounts)
         if on_duckdb:
             # the type's name is bound too; the newlines keep a trailing comment of the file from eating the ")"
             # (a name no rule can bind: condition_sql binds only the names the SQL file uses)
