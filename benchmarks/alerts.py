@@ -23,6 +23,10 @@ night, not timed), puts the day back, and times the run that follows: one new da
 Around it it records in kpis._build_window what the health layer records (a full build of its tables before
 the previous night, a nightly rebuild of their last lookback days before the timed run), so the timed run is
 the alerts' nightly window (engine.plan); ``--full-refresh`` times a full build at that point instead.
+``--rebuilt-accounts N`` (with ``--nightly``): before the timed run, N accounts' older days are restated (their
+health band on 11 days about 200 days back, their open urgent/high tickets on 41 days about 100 days back) and
+the health nightly's records list them as rebuilt on every day, as the health layer does when their older
+inputs changed (the large company's nightly of session 12: 8 accounts).
 It prints one JSON line (seconds, peak RSS of the process, rows). ``compare`` counts the rows of the alert
 tables of two outputs that the other lacks (``except all`` both ways), leaving out the columns a run stamps
 (``logged_at``, ``run_id``). Run it from the code to measure (PYTHONPATH=<an export of another commit>
@@ -86,19 +90,40 @@ def copies(source: Path, target: Path, n: int) -> dict:
     return out
 
 
-def record_upstream(con, mode: str, start, as_of) -> None:
-    """What the health layer's builds record in kpis._build_window (a full build, or a nightly from ``start``):
-    the alerts' planner reads it (cs_kpis/defs/alerts/engine.py ``plan``)."""
+def record_upstream(con, mode: str, start, as_of, accounts: tuple[str, ...] = ()) -> None:
+    """What the health layer's builds record in kpis._build_window (a full build, or a nightly from ``start``,
+    with ``accounts`` rebuilt on every day): the alerts' planner reads it (cs_kpis/defs/alerts/engine.py
+    ``plan``)."""
     from cs_kpis.defs.alerts import engine
     from cs_kpis.lib import incremental
 
     for t in engine.UPSTREAM:
         incremental.record(con, incremental.Incremental(t, "benchmark"),
-                           incremental.BuildWindow(mode, start, None, as_of, "benchmark", "benchmarks.alerts"))
+                           incremental.BuildWindow(mode, start, None, as_of, "benchmark", "benchmarks.alerts",
+                                                   accounts))
+
+
+def restate_accounts(con, n: int, last) -> tuple[str, ...]:
+    """``n`` accounts (a fixed pick: by md5 of the id) get other older days: health red on days 200..190 before
+    ``last``, two more open urgent/high tickets on days 100..60 before it. Returns them, sorted."""
+    import datetime as dt
+
+    picked = [r[0] for r in con.execute(
+        "select account_id from (select distinct account_id from kpis.account_indicators_daily) "
+        "order by md5(account_id) limit ?", [n]).fetchall()]
+    days = {"red": (last - dt.timedelta(days=200), last - dt.timedelta(days=190)),
+            "tickets": (last - dt.timedelta(days=100), last - dt.timedelta(days=60))}
+    con.execute("update kpis.health_scores_daily set band = 'red', score = least(score, 30) "
+                "where account_id in (select unnest(cast(? as varchar[]))) and day between ? and ?",
+                [picked, *days["red"]])
+    con.execute("update kpis.account_indicators_daily set open_urgent_high = open_urgent_high + 2 "
+                "where account_id in (select unnest(cast(? as varchar[]))) and day between ? and ?",
+                [picked, *days["tickets"]])
+    return tuple(sorted(picked))
 
 
 def run(warehouse: Path, out: Path, memory_limit: str, nightly: bool, full_refresh: bool = False,
-        stage: str = "both") -> dict:
+        stage: str = "both", rebuilt_accounts: int = 0) -> dict:
     import datetime as dt
 
     import duckdb
@@ -133,8 +158,11 @@ def run(warehouse: Path, out: Path, memory_limit: str, nightly: bool, full_refre
             for t in DAILY:
                 con.execute(f"insert into {t} select * from {t}_held")
                 con.execute(f"drop table {t}_held")
-            # the health nightly rebuilds its last days (the lookback): the first day it rewrote
-            record_upstream(con, "incremental", last - dt.timedelta(days=engine._lookback() - 1), last)
+            # the health nightly rebuilds its last days (the lookback): the first day it rewrote; and every day
+            # of the accounts whose older inputs changed
+            accounts = restate_accounts(con, rebuilt_accounts, last) if rebuilt_accounts else ()
+            record_upstream(con, "incremental", last - dt.timedelta(days=engine._lookback() - 1), last, accounts)
+            res["rebuilt_accounts"] = len(accounts)
         if stage == "previous":  # the timed run follows in another process (its own peak RSS): --stage timed
             res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
             return res
@@ -176,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--stage", choices=("both", "previous", "timed"), default="both",
                    help="previous: only copy and run the previous night into --out; timed: only the timed run, on "
                         "--out as it is (so its peak RSS is its own)")
+    r.add_argument("--rebuilt-accounts", type=int, default=0, metavar="N",
+                   help="with --nightly: restate N accounts' older days and list them as rebuilt by the health nightly")
     r.add_argument("--full-refresh", action="store_true",
                    help="time a full build (not the nightly window) after the previous night's")
     k = sub.add_parser("compare", help="except all both ways between two outputs' alert tables")
@@ -187,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "copies":
         out = copies(args.source.resolve(), args.target.resolve(), args.copies)
     elif args.cmd == "run":
-        out = run(args.warehouse, args.out, args.memory_limit, args.nightly, args.full_refresh, args.stage)
+        out = run(args.warehouse, args.out, args.memory_limit, args.nightly, args.full_refresh, args.stage,
+                  args.rebuilt_accounts)
     else:
         out = compare(args.a.resolve(), args.b.resolve(), args.log_seq, args.state)
     print(json.dumps(out))

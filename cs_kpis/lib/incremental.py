@@ -38,7 +38,8 @@ with that model and build_seq, when ``except``, for every other account (a left 
 accounts are first read, so every later step handles only them: plain SQL, DuckDB and Spark). Python-built
 tables (the health scores) use plan, record and account_ranges the same way. The alerts
 (cs_kpis/defs/alerts/engine.py) record their builds here too, with a planner of their own that reads these
-records (a full build of a table they read, or accounts one rebuilt on every day, makes theirs full).
+records (a full build of a table they read makes theirs full; the accounts one rebuilt on every day are
+rebuilt on every day by theirs too, within MAX_REBUILT_SHARE, rebuilt_share).
 
 A build is full when asked (``full_refresh``), when the table or its record is missing, when its SQL changed,
 when the kept history grew, or when a table it reads was fully rebuilt since its last build (``upstream``).
@@ -300,17 +301,13 @@ def plan(con, spec: Incremental, *, full_refresh: bool = False) -> BuildWindow:
     reason = (f"last built day {last}, lookback {lookback} days"
               + (f", {len(since)} upstream build(s) since" if since else ""))
     if accounts:
-        total = con.execute("select count(distinct account_id) from marts.subscription_periods").fetchall()[0][0]
         why = " and ".join(part for part in (
             f"{len(changed)} whose inputs dated before {fp_day} changed" if changed else "",
             f"{len(upstream)} rebuilt upstream" if upstream else "") if part)
-        if len(accounts) > MAX_REBUILT_SHARE * max(total, 1):
-            return full(f"{len(accounts)} account(s) to rebuild on every day ({why}), more than "
-                        f"{MAX_REBUILT_SHARE:.0%} of the {total} accounts: a restatement rather than a few late "
-                        "facts, rebuilt in full")
-        reason += (f"; {len(accounts)} account(s) rebuilt on every day ({why}; "
-                   f"{len(accounts) / max(total, 1):.2%} of {total}): {', '.join(accounts[:5])}"
-                   + (", ..." if len(accounts) > 5 else ""))
+        too_many, listed = rebuilt_share(con, accounts, why)
+        if too_many:
+            return full(too_many)
+        reason += f"; {listed}"
     elif spec.fingerprint is not None:
         reason += "; older inputs unchanged"
     return BuildWindow("incremental", start, history_start, as_of, spec.sql_version, reason, accounts)
@@ -324,6 +321,19 @@ def rebuilt_accounts(con, done: Sequence[dict]) -> list[str]:
     marks = ", ".join("?" for _ in seqs)
     return [r[0] for r in con.execute(f"select distinct account_id from {ACCOUNTS_TABLE} where build_seq in "
                                       f"({marks}) order by 1", seqs).fetchall()]
+
+
+def rebuilt_share(con, accounts: Sequence[str], why: str,
+                  universe: str = "marts.subscription_periods") -> tuple[str | None, str]:
+    """Whether rebuilding ``accounts`` on every day is still a nightly: (the reason for a full build instead,
+    when they are more than MAX_REBUILT_SHARE of the accounts of ``universe``, else None; the words for the
+    build's reason: how many, ``why``, the share and the first five)."""
+    total = con.execute(f"select count(distinct account_id) from {universe}").fetchall()[0][0]
+    if len(accounts) > MAX_REBUILT_SHARE * max(total, 1):
+        return (f"{len(accounts)} account(s) to rebuild on every day ({why}), more than {MAX_REBUILT_SHARE:.0%} "
+                f"of the {total} accounts: a restatement rather than a few late facts, rebuilt in full"), ""
+    return None, (f"{len(accounts)} account(s) rebuilt on every day ({why}; {len(accounts) / max(total, 1):.2%} "
+                  f"of {total}): {', '.join(accounts[:5])}" + (", ..." if len(accounts) > 5 else ""))
 
 
 COLUMNS = ("model varchar, build_seq bigint, is_current boolean, mode varchar, start_day date, "

@@ -166,6 +166,12 @@ def test_conditions_fetched_from_another_engine_are_inserted_alike(tmp_path):
     assert fetching.calls == len(engine.ALERT_TYPES) - 1
     assert engine.load_conditions(con, RULES, as_of, sql_engine=_FetchingEngine()) == n > 0
     assert con.execute(f"select * from {engine.CONDITIONS} order by all").fetchall() == direct
+    # a nightly's rebuilt accounts, appended: on either engine, their rows only
+    con.execute(f"delete from {engine.CONDITIONS}")
+    engine.load_conditions(con, RULES, as_of, sql_engine=_FetchingEngine(), accounts=["B", "none"])
+    engine.load_conditions(con, RULES, as_of, accounts=["C"])
+    assert con.execute(f"select * from {engine.CONDITIONS} order by all").fetchall() == [
+        r for r in direct if r[1] in ("B", "C")]
     # a rule giving two rows for one account and day is an error, not a silently doubled alert
     with pytest.raises(ValueError, match="more than one row for an"):
         engine.load_conditions(con, RULES, as_of, sql_engine=_FetchingEngine(repeat=2))

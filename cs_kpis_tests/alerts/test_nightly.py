@@ -143,9 +143,9 @@ CASES = {
     "upstream fully rebuilt": ({"upstream": ("full", None)}, "fully rebuilt since the last build"),
     "upstream rebuilt from before the checkpoint": ({"upstream": ("incremental", AS_OF - dt.timedelta(days=45))},
                                                     "not after the last checkpoint"),
-    "upstream rebuilt an account on every day": ({"change": lambda con: record_upstream(
+    "upstream rebuilt more than 10% of the accounts on every day": ({"change": lambda con: record_upstream(
         con, "incremental", AS_OF - dt.timedelta(days=6), AS_OF, ("kpis.account_activity_daily",), ("B",))},
-        "rebuilt 1 account(s) on every day"),
+        "1 account(s) to rebuild on every day (by kpis.account_activity_daily), more than 10% of the 3"),
     "no upstream record": ({"change": lambda con: con.execute(
         "delete from kpis._build_window where model = 'kpis.account_activity_daily'")}, "has no build record"),
     "late NPS response": ({"change": lambda con: _late(
@@ -172,6 +172,39 @@ def test_a_change_the_window_cannot_cover_makes_the_nightly_full(after_first_nig
             engine.run_engine(con, RULES, {"ticket_spike": "input broken"}, run_id="held night")
     build, _ = nightly(path, tmp_path, "nightly", **kwargs)
     assert build["mode"] == "full" and reason in build["reason"], build["reason"]
+
+
+def restate_b(con):
+    """The health nightly rebuilt account B on every day (an old ticket's priority, a remap): B's scores and
+    tickets change on days before the checkpoint and between it and the window, where B's keys had state."""
+    for first, last, band in ((90, 70, "red"), (60, 50, "green"), (22, 16, "red")):
+        con.execute("update kpis.health_scores_daily set band = ?, score = 25 + (day - date '2024-12-01') % 9 "
+                    "where account_id = 'B' and day between ? and ?",
+                    [band, AS_OF - dt.timedelta(days=first), AS_OF - dt.timedelta(days=last)])
+    con.execute("update kpis.account_indicators_daily set open_urgent_high = 3 where account_id = 'B' "
+                "and day between ? and ?", [AS_OF - dt.timedelta(days=40), AS_OF - dt.timedelta(days=12)])
+    record_upstream(con, "incremental", AS_OF - dt.timedelta(days=6), AS_OF,
+                    ("kpis.health_scores_daily", "kpis.account_indicators_daily"), ("B",))
+
+
+def test_accounts_rebuilt_by_health_keep_the_nightly_incremental_and_equal_to_full(after_first_night, tmp_path,
+                                                                                   monkeypatch):
+    """Health rebuilt B on every day: the nightly recomputes B's keys over every kept day (walked from no
+    state) and the window for A and C (carried), and equals a full build, state and tail included. One
+    account of three is 33%: the share is raised so that it counts as few."""
+    monkeypatch.setattr(incremental, "MAX_REBUILT_SHARE", 0.5)
+    build, inc = nightly(after_first_night, tmp_path, "incremental", change=restate_b)
+    _, full = nightly(after_first_night, tmp_path, "full", change=restate_b, full_refresh=True)
+    assert build["mode"] == "incremental", build["reason"]
+    assert build["accounts_rebuilt"] == 1 and "1 account(s) rebuilt on every day" in build["reason"]
+    assert build["conditions_of_rebuilt_accounts"] > 0
+    for table in ("alert_candidates", "alert_log", "state", "tail"):
+        assert inc[table] == full[table], table
+    # the restatement reached the log: B's new events dated before the window (the full build's too)
+    prev_log = set(duckdb.connect(str(after_first_night), read_only=True).execute(
+        "select event_id from alerts.alert_log").fetchall())
+    new_old = [r for r in full["alert_log"] if (r[1],) not in prev_log and r[6] < build["start_day"]]
+    assert new_old and {r[3] for r in new_old} == {"B"}
 
 
 def test_a_new_contact_without_older_activity_keeps_the_nightly_incremental(after_first_night, tmp_path):

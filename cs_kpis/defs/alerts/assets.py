@@ -165,6 +165,10 @@ def alerts(context: dg.AssetExecutionContext, duckdb: DuckDBResource, sql_engine
         "build_mode": build["mode"], "build_reason": build["reason"],
         "build_start_day": str(build["start_day"]) if build["start_day"] else "all days",
         "conditions_computed": build["conditions_recomputed"], "state_checkpoint_day": str(build["checkpoint"]),
+        # the accounts a health table rebuilt on every day: their keys recomputed over every kept day (the
+        # reason names the first ones)
+        "accounts_rebuilt": build["accounts_rebuilt"],
+        "conditions_of_rebuilt_accounts": build["conditions_of_rebuilt_accounts"],
         "state_keys_kept": build["state_keys"], "seconds": seconds,
     })
     yield dg.MaterializeResult(asset_key=LOG, metadata={

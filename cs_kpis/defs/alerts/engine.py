@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -106,18 +106,24 @@ def _check_value(alert_type: str, key: str, value, path: Path | None = None):
     return value
 
 
-def condition_sql(alert_type: str, rule: dict, first_day: date, as_of: date) -> tuple[str, dict]:
+def condition_sql(alert_type: str, rule: dict, first_day: date, as_of: date,
+                  accounts: Sequence[str] | None = None) -> tuple[str, dict]:
     """The type's SQL and its bound parameters. Rule values never become SQL text: the SQL refers to them as
-    DuckDB named parameters (``$min_days``), and only the names the SQL uses are bound."""
+    DuckDB named parameters (``$min_days``), and only the names the SQL uses are bound. ``$accounts`` (a SQL
+    may use it to read only their inputs; the caller filters the rows anyway): the accounts evaluated, or null
+    for every account."""
     sql = (SQL_DIR / f"{alert_type}.sql").read_text()
     code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
     used = set(_PARAM.findall(code))
     values = {k: v for k, v in rule.items() if k != "inputs"}
     values.update(first_day=first_day.isoformat(), as_of=as_of.isoformat())
-    missing = sorted(used - set(values))
+    missing = sorted(used - set(values) - {"accounts"})
     if missing:
         raise ValueError(f"alert rules ({rules_path()}): types.{alert_type} has no {', '.join(missing)}")
-    return sql, {k: _check_value(alert_type, k, values[k]) for k in sorted(used)}
+    bound = {k: _check_value(alert_type, k, values[k]) for k in sorted(used - {"accounts"})}
+    if "accounts" in used:
+        bound["accounts"] = None if accounts is None else [str(a) for a in accounts]
+    return sql, bound
 
 
 def as_of_day(con) -> date | None:
@@ -142,6 +148,8 @@ STATE_IN, SNAPSHOT, QUOTABLE = "_alert_state_in", "_alert_snapshot", "_alert_quo
 """temp tables: the carried state (each key's alert as of the day before CONDITIONS' first day; empty in a
 full build), the state at the checkpoint for the next night; view: the condition rows an event or candidate
 can quote (CONDITIONS and each carried alert's last firing day)"""
+LISTED = "_alert_listed"
+"""temp table: the accounts a nightly rebuilds on every kept day (account_id; empty otherwise)"""
 EVENT_CODES = ("resolved", "raised", "reopened", "reminder")
 """an event's code is its index here, which is also its order among the events of one day in the log"""
 RESOLVED, RAISED, REOPENED, REMINDER = range(4)
@@ -149,32 +157,38 @@ EPOCH = date(1970, 1, 1)
 
 
 def load_conditions(con, rules: dict, as_of: date, first_day: date | None = None,
-                    skipped: Iterable[str] = (), sql_engine=None) -> int:
+                    skipped: Iterable[str] = (), sql_engine=None, accounts: Sequence[str] | None = None) -> int:
     """Every (alert_type, account_id, day) on which a condition holds, with severity and reason, into the temp
     table CONDITIONS; the ``skipped`` types (their source system is off, cs_kpis/lib/systems.py) are not
-    evaluated. Each condition runs on ``sql_engine`` (cs_kpis/lib/engine.py: DuckDB by default, or Spark, with
-    the rule values bound as parameters on either). On DuckDB each type's query is inserted where it runs (a
+    evaluated. ``accounts``: only those accounts' rows, appended to CONDITIONS (a nightly's rebuilt accounts,
+    on the days before its window). Each condition runs on ``sql_engine`` (cs_kpis/lib/engine.py: DuckDB by
+    default, or Spark, with the rule values bound as parameters on either). On DuckDB each type's query is inserted where it runs (a
     year of the large company's conditions never leaves DuckDB, so its memory limit holds); on Spark each
     type's rows are fetched and inserted. Returns the number of rows."""
     first_day = first_day or con.execute("select min(day) from kpis.account_indicators_daily").fetchall()[0][0]
-    con.execute(f"create or replace temp table {CONDITIONS} (alert_type varchar, account_id varchar, day date, "
-                "severity varchar, reason varchar)")
+    if accounts is None:
+        con.execute(f"create or replace temp table {CONDITIONS} (alert_type varchar, account_id varchar, day date, "
+                    "severity varchar, reason varchar)")
+    # the accounts' rows only: a bound list, which DuckDB folds into an IN filter and pushes down to the scans
+    # (through the windows partitioned by account), where a semi join with a table of them would not be
+    only = " where list_contains($_alert_accounts, account_id)" if accounts is not None else ""
+    listed = {"_alert_accounts": list(accounts)} if accounts is not None else {}
     on_duckdb = sql_engine is None or sql_engine.settings().engine == "duckdb"
     for t in ALERT_TYPES:
         if t in skipped:
             continue
-        sql, params = condition_sql(t, rules["types"][t], first_day, as_of)
+        sql, params = condition_sql(t, rules["types"][t], first_day, as_of, accounts)
         if on_duckdb:
             # the type's name is bound too; the newlines keep a trailing comment of the file from eating the ")"
             # (a name no rule can bind: condition_sql binds only the names the SQL file uses)
             con.execute(f"insert into {CONDITIONS} select $_alert_type, account_id, cast(day as date), severity, "
-                        f"reason from (\n{sql}\n) as c", {**params, "_alert_type": t})
+                        f"reason from (\n{sql}\n) as c{only}", {**params, "_alert_type": t, **listed})
             continue
         df = sql_engine.query(con, sql, params)
         con.register("_alert_type_rows", df)
         try:
-            con.execute(f"insert into {CONDITIONS} select ?, account_id, cast(day as date), severity, reason "
-                        "from _alert_type_rows", [t])
+            con.execute(f"insert into {CONDITIONS} select $_alert_type, account_id, cast(day as date), severity, "
+                        f"reason from _alert_type_rows{only}", {"_alert_type": t, **listed})
         finally:
             con.unregister("_alert_type_rows")
     n, keys = con.execute(f"select count(*), count(distinct (alert_type, account_id, day)) from {CONDITIONS}"
@@ -526,6 +540,9 @@ class AlertPlan:
     first_day: date | None      # the first day of the history the walk started from (the last full build's)
     carried_from: date | None   # the day the carried state is as of (incremental only)
     reason: str
+    accounts: tuple[str, ...] = ()
+    """accounts whose keys an incremental build recomputes and walks over every kept day (a table the
+    conditions read rebuilt them on every day), sorted; every other key is walked over the window"""
 
 
 def _lookback() -> int:
@@ -646,7 +663,7 @@ def plan(con, rules: dict, as_of: date, skipped: Iterable[str] = (), full_refres
         return full(f"the as-of day {as_of} is before the last build's ({prev_as_of})")
     if prev["history_start"] is not None and first_day < prev["history_start"]:
         return full(f"the history now starts on {first_day}, before the last build's first day")
-    starts = []
+    starts, all_since, listing = [], [], []
     for table in UPSTREAM:
         done = incremental.builds(con, table)
         if not done:
@@ -654,14 +671,19 @@ def plan(con, rules: dict, as_of: date, skipped: Iterable[str] = (), full_refres
         since = [b for b in done if b["build_seq"] > prev["build_seq"]]
         if any(b["mode"] != "incremental" or b["start_day"] is None for b in since):
             return full(f"{table} fully rebuilt since the last build")
-        # an incremental health build that rebuilt some accounts on every day (their older inputs changed)
-        # changed those accounts' older days: the window cannot cover them (a per-account alerts rebuild
-        # would; not built yet)
-        rebuilt = sum(b.get("accounts_rebuilt") or 0 for b in since)
-        if rebuilt:
-            return full(f"{table} rebuilt {rebuilt} account(s) on every day since the last build (their older "
-                        "inputs changed)")
         starts += [b["start_day"] for b in since]
+        all_since += since
+        if any(b.get("accounts_rebuilt") for b in since):
+            listing.append(table)
+    # an incremental health build that rebuilt some accounts on every day (their older inputs changed) changed
+    # those accounts' older days: their keys are recomputed and walked over every kept day, the others over the
+    # window; full when they are many (incremental.MAX_REBUILT_SHARE of the accounts)
+    accounts = tuple(incremental.rebuilt_accounts(con, all_since))
+    listed = ""
+    if accounts:
+        too_many, listed = incremental.rebuilt_share(con, accounts, f"by {', '.join(listing)}", "marts.accounts")
+        if too_many:
+            return full(too_many)
     fp_day = prev["fingerprint_day"]
     if fp_day is not None:  # the last build's fingerprint day and this build's, in one scan of the events
         known.update(input_fingerprints(con, rules, skipped, [fp_day, as_of - timedelta(days=spec.lookback() - 1)]))
@@ -675,14 +697,18 @@ def plan(con, rules: dict, as_of: date, skipped: Iterable[str] = (), full_refres
         return full(f"the window would start on {start}, not after the last checkpoint {checkpoint}")
     return AlertPlan("incremental", start, prev["history_start"], checkpoint,
                      f"conditions from {start} (lookback {spec.lookback()} days, {len(starts)} upstream build(s) "
-                     f"since); each key's state carried from {checkpoint}; older inputs unchanged")
+                     f"since); each key's state carried from {checkpoint}; "
+                     + (f"{listed}: their keys walked over every kept day; other " if accounts else "")
+                     + "older inputs unchanged", accounts)
 
 
 def _prepare(con, build: AlertPlan) -> None:
-    """STATE_IN (the carried state; empty for a full build) and the QUOTABLE view."""
+    """STATE_IN (the carried state, but the LISTED accounts' keys: they are walked from their first day; empty
+    for a full build) and the QUOTABLE view."""
     if build.mode == "incremental":
         con.execute(f"create or replace temp table {STATE_IN} as select alert_type, account_id, first_seen, "
-                    f"last_seen, last_raised, severity, reason from {STATE_TABLE}")
+                    f"last_seen, last_raised, severity, reason from {STATE_TABLE} "
+                    f"where account_id not in (select account_id from {LISTED})")
     else:
         con.execute(f"create or replace temp table {STATE_IN} (alert_type varchar, account_id varchar, "
                     "first_seen date, last_seen date, last_raised date, severity varchar, reason varchar)")
@@ -696,14 +722,22 @@ def compute(con, rules: dict, as_of: date, holds: dict[str, str], skipped: Itera
             ) -> tuple[pd.DataFrame, int]:
     """Conditions, episodes and events into DuckDB's temp tables; returns the candidates and the event count.
     ``build`` (default: a full build): an incremental one recomputes the conditions from its start day, takes
-    the days between the carried state's day and it from TAIL_TABLE, and starts each key from STATE_TABLE.
-    ``checkpoint``: the state at that day is left in SNAPSHOT."""
+    the days between the carried state's day and it from TAIL_TABLE, and starts each key from STATE_TABLE;
+    the keys of its ``accounts`` (LISTED) are recomputed on the days before its start day too (from the first
+    kept day, as a full build does) and walked from no state. ``checkpoint``: the state at that day is left in
+    SNAPSHOT."""
     build = build or AlertPlan("full", None, None, None, "")
     first = build.start_day if build.mode == "incremental" else None
+    con.execute(f"create or replace temp table {LISTED} as select unnest(cast(? as varchar[])) as account_id",
+                [list(build.accounts)])
     load_conditions(con, rules, as_of, first, skipped=set(skipped), sql_engine=sql_engine)
     if build.mode == "incremental":
+        if build.accounts:  # the days before the window of the listed accounts: a condition reads no later day
+            load_conditions(con, rules, build.start_day - timedelta(days=1), None, skipped=set(skipped),
+                            sql_engine=sql_engine, accounts=build.accounts)
         con.execute(f"insert into {CONDITIONS} select alert_type, account_id, day, severity, reason "
-                    f"from {TAIL_TABLE} where day > ? and day < ?", [build.carried_from, build.start_day])
+                    f"from {TAIL_TABLE} where day > ? and day < ? and account_id not in "
+                    f"(select account_id from {LISTED})", [build.carried_from, build.start_day])
     _prepare(con, build)
     latest = walk(con, rules, as_of, build.carried_from, checkpoint)
     events = con.execute(f"select count(*) from {EVENTS}").fetchall()[0][0]
@@ -732,7 +766,7 @@ def save_state(con, checkpoint: date, as_of: date, held: Iterable[str], seq: int
 
 def drop_temp_tables(con) -> None:
     con.execute(f"drop view if exists {QUOTABLE}")
-    for t in (EVENTS, EPISODES, KEYS, CONDITIONS, STATE_IN, SNAPSHOT):
+    for t in (EVENTS, EPISODES, KEYS, CONDITIONS, STATE_IN, SNAPSHOT, LISTED):
         con.execute(f"drop table if exists {t}")
 
 
@@ -757,14 +791,16 @@ def run_engine(con, rules: dict, holds: dict[str, str], run_id: str = "manual",
     checkpoint = as_of - timedelta(days=tail_days())
     try:
         cand, events = compute(con, rules, as_of, holds, skipped, sql_engine, build, checkpoint)
-        recomputed = con.execute(f"select count(*) from {CONDITIONS} where day >= ?",
-                                 [build.start_day or date(1900, 1, 1)]).fetchall()[0][0]
+        recomputed, listed_rows = con.execute(
+            f"select count(*) filter (where day >= $start), count(*) filter (where day < $start and account_id in "
+            f"(select account_id from {LISTED})) from {CONDITIONS}",
+            {"start": build.start_day or date(1900, 1, 1)}).fetchall()[0]
         con.execute("create schema if not exists alerts")
         write_frame(con, "alerts.alert_candidates", cand, CANDIDATE_CASTS)
         appended = append_log(con, rules, as_of, set(holds), run_id)
         spec = _spec(rules, skipped, known)
         window = incremental.BuildWindow(build.mode, build.start_day, build.first_day, as_of, spec.sql_version,
-                                         build.reason)
+                                         build.reason, build.accounts)
         con.execute("begin transaction")
         try:
             incremental.record(con, spec, window)
@@ -779,4 +815,5 @@ def run_engine(con, rules: dict, holds: dict[str, str], run_id: str = "manual",
     return {"as_of": as_of, "candidates": cand, "appended": appended, "events": events,
             "build": {"mode": build.mode, "reason": build.reason, "start_day": build.start_day,
                       "first_day": build.first_day, "checkpoint": checkpoint, "conditions_recomputed": int(recomputed),
+                      "accounts_rebuilt": len(build.accounts), "conditions_of_rebuilt_accounts": int(listed_rows),
                       **kept}}

@@ -13,6 +13,9 @@ with role_contacts as (
         cast(created_at as date) as created_day
     from staging.stg_crm__contacts
     where role in (select unnest($roles))
+        -- $accounts: null, or the accounts a nightly recomputes on every day (engine.py): only their users'
+        -- events are listed (a filter on the result cannot reach the events, read by user)
+        and (cast($accounts as varchar[]) is null or list_contains(cast($accounts as varchar[]), account_id))
 ),
 user_days as (
     -- each user's active days from $first_day on, and its last active day before it (all an ASOF lookup from

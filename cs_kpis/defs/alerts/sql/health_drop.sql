@@ -4,7 +4,8 @@
 -- components that started or stopped having data within the window (e.g. a CRM sentiment that only exists
 -- from the latest extract) are taken out first: a coverage change is not a customer getting less healthy.
 -- The scores joined are bounded to the days evaluated (and the window before them), so a nightly window
--- does not hash every day of the scores twice.
+-- does not hash every day of the scores twice; so are their accounts to $accounts (null: every account), the
+-- accounts a nightly recomputes on every day (engine.py), as a filter on the result does not reach them.
 with changes as (
     select c.account_id, c.day, c.delta, c.reason,
         coalesce(b.components_present, '') as before_present, coalesce(s.components_present, '') as now_present,
@@ -13,9 +14,11 @@ with changes as (
     left join kpis.health_scores_daily as s
         on s.account_id = c.account_id and s.day = c.day
         and s.day between cast($first_day as date) and cast($as_of as date)
+        and (cast($accounts as varchar[]) is null or list_contains(cast($accounts as varchar[]), s.account_id))
     left join kpis.health_scores_daily as b
         on b.account_id = c.account_id and b.day = cast(c.day - interval ($window_days) day as date)
         and b.day <= cast($as_of as date) and date_diff('day', b.day, cast($first_day as date)) <= $window_days
+        and (cast($accounts as varchar[]) is null or list_contains(cast($accounts as varchar[]), b.account_id))
     where c.window_days = $window_days
         and c.delta <= -$min_drop_points
         and c.day between cast($first_day as date) and cast($as_of as date)
