@@ -1,8 +1,9 @@
 -- Leading indicators per CRM account and day (KPI_DEFINITIONS.md "Leading indicators"), as known at the end
 -- of that day: one row per account per day from its first subscription day (trials included) to the
--- data's as-of day. Trailing windows include the day itself ("30 days" = day-29 .. day) and are window
--- functions over the dense account x day grid joined to kpis.account_activity_daily, so the cost is a few
--- rows per account-day, not a scan of raw events per day. Point in time: every value uses only facts dated
+-- data's as-of day. Trailing windows include the day itself ("30 days" = day-29 .. day) and are running sums
+-- over the output days of deltas from kpis.account_activity_daily (a day's value enters a window on the day
+-- and leaves it 30, 60 or 90 days later), so the cost is a few rows per account-day, not a scan of raw events
+-- per day, and a nightly's rows are its output days alone. Point in time: every value uses only facts dated
 -- on or before the day (ticket priority and reopen counts are their latest state; CSM sentiment, CSM and
 -- segment are the CRM state in force, marts.account_states: loaded versions, rebuilt from Salesforce's field
 -- history before the first load, null before that history starts). Indicators without data are
@@ -11,9 +12,10 @@
 -- day to (re)build (start_day; null = each account's whole history) and a range of accounts (account_from
 -- exclusive .. account_to inclusive; null = open; listed: 'only' the accounts of kpis._build_accounts
 -- for this build, which a nightly rebuilds on every day when their older inputs changed, or all 'except'
--- them). Rows are produced for days >= start_day only; the trailing windows read the 89 days before it, and the running sums (distinct actives, milestones, open
--- urgent/high tickets) start from the sum of every activity delta before those days, so a windowed build
--- equals the same days of a full build (tested). The history kept is CS_KPIS_HEALTH_HISTORY_DAYS days.
+-- them). Rows are produced for days >= start_day only; the trailing windows read the activity of the 89 days
+-- before it (its deltas dated before the first output day count on that day), and the running sums (distinct
+-- actives, milestones, open urgent/high tickets) start from the sum of every activity delta before those
+-- days, so a windowed build equals the same days of a full build (tested). The history kept is CS_KPIS_HEALTH_HISTORY_DAYS days.
 -- @grain account_id, day
 -- @incremental lookback_days=7 history=limited rows_per_gb=250000 reads_days=89
 -- @column account_id: CRM account
