@@ -133,6 +133,26 @@ def test_a_change_to_older_inputs_rebuilds_the_accounts_it_touches_on_every_day(
     same(nightly, rows(wh, ACTIVITY))
 
 
+def test_an_old_ticket_changing_priority_within_its_class_rebuilds_no_account(wh, monkeypatch):
+    # The activity reads a ticket's priority only as urgent/high or not: normal -> low (ticket 3, acc_a, created
+    # 03-05) and urgent -> high (ticket 2) change no row. Hashing the exact priority rebuilt acc_a on every day
+    # in all three tables.
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
+    monkeypatch.setattr(incremental, "MAX_REBUILT_SHARE", 1.0)
+    first_build(wh)
+    wh.execute("update staging.stg_support__tickets set priority = case ticket_id when 3 then 'low' else 'high' end "
+               "where ticket_id in (2, 3)")
+    w = plan(wh, ACTIVITY_MODEL)
+    assert (w.mode, w.accounts) == ("incremental", ()) and "older inputs unchanged" in w.reason, w.reason
+    build_window(wh, ACTIVITY_MODEL, w)
+    nightly = rows(wh, ACTIVITY)
+    build_window(wh, ACTIVITY_MODEL, plan(wh, ACTIVITY_MODEL, full_refresh=True))
+    same(nightly, rows(wh, ACTIVITY))
+    # across the class it still does
+    wh.execute("update staging.stg_support__tickets set priority = 'urgent' where ticket_id = 3")
+    assert plan(wh, ACTIVITY_MODEL).accounts == ("acc_a",)
+
+
 def test_a_change_to_the_older_inputs_of_too_many_accounts_forces_a_full_build(wh):
     # more than MAX_REBUILT_SHARE (10%) of the accounts: a restatement (a regenerated company), rebuilt in full
     first_build(wh)

@@ -73,9 +73,11 @@ xref as (
      "bit_xor(hash(message_id)) as h from staging.stg_product__events where event_type = 'track' "
      "and occurred_at < cast(? as date) group by workspace_id) as e "
      "inner join xref as x on x.source_system = 'product' and x.source_id = e.workspace_id group by x.account_id"),
-    # a ticket whose priority or organization changed (the activity counts open urgent/high days by the latest
-    # priority); a solved day on or after the day is hashed as none (it changes no older day)
-    ("select account_id, count(*) as n, bit_xor(hash(ticket_id, priority, created_day, "
+    # a ticket whose priority class or organization changed (the activity counts open urgent/high days by the
+    # latest priority, and reads no other class: low -> normal changes no row, so it is hashed as the class);
+    # a solved day on or after the day is hashed as none (it changes no older day)
+    ("select account_id, count(*) as n, bit_xor(hash(ticket_id, coalesce(priority in ('urgent', 'high'), false), "
+     "created_day, "
      "case when solved_day < cast(? as date) then solved_day end)) as h "
      "from tickets where created_day < cast(? as date) group by account_id"),
     # satisfaction ratings, under their ticket's account

@@ -1,8 +1,9 @@
 -- Leading indicators per CRM account and day (KPI_DEFINITIONS.md "Leading indicators"), as known at the end
 -- of that day: one row per account per day from its first subscription day (trials included) to the
--- data's as-of day. Trailing windows include the day itself ("30 days" = day-29 .. day) and are window
--- functions over the dense account x day grid joined to kpis.account_activity_daily, so the cost is a few
--- rows per account-day, not a scan of raw events per day. Point in time: every value uses only facts dated
+-- data's as-of day. Trailing windows include the day itself ("30 days" = day-29 .. day) and are running sums
+-- over the output days of deltas from kpis.account_activity_daily (a day's value enters a window on the day
+-- and leaves it 30, 60 or 90 days later), so the cost is a few rows per account-day, not a scan of raw events
+-- per day, and a nightly's rows are its output days alone. Point in time: every value uses only facts dated
 -- on or before the day (ticket priority and reopen counts are their latest state; CSM sentiment, CSM and
 -- segment are the CRM state in force, marts.account_states: loaded versions, rebuilt from Salesforce's field
 -- history before the first load, null before that history starts). Indicators without data are
@@ -11,9 +12,10 @@
 -- day to (re)build (start_day; null = each account's whole history) and a range of accounts (account_from
 -- exclusive .. account_to inclusive; null = open; listed: 'only' the accounts of kpis._build_accounts
 -- for this build, which a nightly rebuilds on every day when their older inputs changed, or all 'except'
--- them). Rows are produced for days >= start_day only; the trailing windows read the 89 days before it, and the running sums (distinct actives, milestones, open
--- urgent/high tickets) start from the sum of every activity delta before those days, so a windowed build
--- equals the same days of a full build (tested). The history kept is CS_KPIS_HEALTH_HISTORY_DAYS days.
+-- them). Rows are produced for days >= start_day only; the trailing windows read the activity of the 89 days
+-- before it (its deltas dated before the first output day count on that day), and the running sums (distinct
+-- actives, milestones, open urgent/high tickets) start from the sum of every activity delta before those
+-- days, so a windowed build equals the same days of a full build (tested). The history kept is CS_KPIS_HEALTH_HISTORY_DAYS days.
 -- @grain account_id, day
 -- @incremental lookback_days=7 history=limited rows_per_gb=250000 reads_days=89
 -- @column account_id: CRM account
@@ -57,10 +59,10 @@
 -- @column days_to_renewal: days until the renewal: the end of the current paid term (a licensed billing period longer than 180 days) of a subscription that is active and not set to cancel; null when there is none (monthly and quarterly billing have no term)
 -- @column cancellation_scheduled: 1 when a subscription in force has a cancellation scheduled, else 0
 with build_window as (
-    -- grid_from: the first day the trailing windows read (89 days before the build window; null = all)
+    -- reads_from: the first activity day the trailing windows read (89 days before the build window; null = all)
     select
         max(start_day) as start_day,
-        cast(max(start_day) - interval 89 day as date) as grid_from,
+        cast(max(start_day) - interval 89 day as date) as reads_from,
         max(account_from) as account_from,
         max(account_to) as account_to,
         max(build_seq) as build_seq,
@@ -96,26 +98,10 @@ starts as (
     group by p.account_id
 ),
 
-account_keys as (
-    -- a whole-number key per account: (account, day) pairs below are one bigint, which hashes and compares
-    -- much faster than text plus date in the joins of millions of account-days; first_out: the first output
-    -- day (subscribed, inside the build window and the calendar); a bigint: Spark's row_number() is a 32-bit
-    -- int, and key * 100000 would overflow it past 21,474 accounts
-    select
-        s.account_id,
-        s.first_day,
-        greatest(s.first_day, coalesce(bw.start_day, s.first_day), cal.first_day) as first_out,
-        cast(row_number() over (order by s.account_id) as bigint) as account_key
-    from starts as s
-    cross join build_window as bw
-    cross join (select min(day) as first_day from marts.dim_day) as cal
-),
-
 activity_totals as (
-    -- one pass over the accounts' activity: the first active day (where the window grid may start), the
-    -- first configured value event (the activity table keeps each day's first) and the carry of the running
-    -- sums: every delta dated before the window grid (none on a full build, whose grid starts at the
-    -- calendar's first day)
+    -- one pass over the accounts' activity: the first active day, the first configured value event (the
+    -- activity table keeps each day's first) and the carry of the running sums: every delta dated before the
+    -- activity the trailing windows read (none on a full build, which reads every day of the calendar)
     select
         account_id,
         min(day) as first_activity_day,
@@ -128,7 +114,7 @@ activity_totals as (
     from (
         select
             a.*,
-            coalesce(a.day < bw.grid_from and a.day >= cal.first_day, false) as is_carry
+            coalesce(a.day < bw.reads_from and a.day >= cal.first_day, false) as is_carry
         from kpis.account_activity_daily as a
         inner join starts as s on s.account_id = a.account_id
         cross join build_window as bw
@@ -137,21 +123,124 @@ activity_totals as (
     group by account_id
 ),
 
-window_grid as (
-    -- from the earliest activity (so running sums of deltas start at zero), or from 89 days before the
-    -- build window (the trailing windows' reach), to the as-of day
+account_keys as (
+    -- a whole-number key per account: (account, day) pairs below are one bigint, which hashes and compares
+    -- much faster than text plus date in the joins of millions of account-days; first_out: the first output
+    -- day (subscribed, inside the build window and the calendar); a bigint: Spark's row_number() is a 32-bit
+    -- int, and key * 100000 would overflow it past 21,474 accounts. grid_start: where a grid of every day from
+    -- the account's earliest subscription or activity would start (the prior 30 days are complete 59 days on)
     select
         s.account_id,
-        d.day,
-        s.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), d.day) as gk,
-        -- the output rows: subscribed days inside the build window
-        d.day >= s.first_day and (bw.start_day is null or d.day >= bw.start_day) as is_output
-        from account_keys as s
-    cross join build_window as bw
+        s.first_day,
+        greatest(s.first_day, coalesce(bw.start_day, s.first_day), cal.first_day) as first_out,
+        greatest(least(s.first_day, coalesce(a.first_activity_day, s.first_day)), cal.first_day) as grid_start,
+        cast(row_number() over (order by s.account_id) as bigint) as account_key
+    from starts as s
     left join activity_totals as a on a.account_id = s.account_id
+    cross join build_window as bw
+    cross join (select min(day) as first_day from marts.dim_day) as cal
+),
+
+window_grid as (
+    -- the output days of each account: from its first output day to the as-of day
+    select
+        s.account_id,
+        s.account_key,
+        d.day,
+        s.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), d.day) as gk
+    from account_keys as s
     inner join marts.dim_day as d
-        on d.day >= least(s.first_day, coalesce(a.first_activity_day, s.first_day))
-        and (bw.grid_from is null or d.day >= bw.grid_from)
+        on d.day >= s.first_out
+),
+
+window_activity as (
+    -- the activity the output days read, keyed like the grid: from 89 days before the build window (every day
+    -- of the calendar on a full build); first_gk and last_gk: the account's first output day and the as-of day
+    select
+        k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), a.day) as gk,
+        k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), k.first_out) as first_gk,
+        k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), cal.as_of) as last_gk,
+        a.events,
+        a.active_users,
+        a.tickets_created,
+        a.csat_good,
+        a.csat_bad,
+        a.nps_promoters,
+        a.nps_detractors,
+        a.nps_promoters + a.nps_passives + a.nps_detractors as nps_responses,
+        a.failed_payments,
+        a.users_7d_delta,
+        a.users_30d_delta,
+        a.key_features_30d_delta,
+        a.milestones_reached,
+        a.urgent_high_delta
+    from kpis.account_activity_daily as a
+    inner join account_keys as k on k.account_id = a.account_id
+    cross join build_window as bw
+    cross join (select min(day) as first_day, max(day) as as_of from marts.dim_day) as cal
+    where a.day >= cal.first_day and a.day <= cal.as_of
+        and (bw.reads_from is null or a.day >= bw.reads_from)
+),
+
+window_deltas as (
+    -- every trailing sum as a running sum of deltas: a day's value enters a 30-day sum on the day (+) and
+    -- leaves it 30 days later (-), enters the prior 30 days 30 days later and leaves them 60 days later, enters
+    -- a 90-day sum and leaves it 90 days later; the running sums' own deltas count on their day. A delta dated
+    -- before the account's first output day counts on that day (it is in every output day's sum), so the
+    -- output days are the only grid: no day before them is read as a row of the grid
+    select
+        greatest(w.gk + o.shift, w.first_gk) as gk,
+        case when o.shift = 0 then w.events when o.shift = 30 then -w.events else 0 end as events_30d,
+        case when o.shift = 30 then w.events when o.shift = 60 then -w.events else 0 end as events_prior_30d,
+        case when o.shift = 0 then w.active_users when o.shift = 30 then -w.active_users else 0 end
+            as active_user_days_30d,
+        case when o.shift = 0 then w.tickets_created when o.shift = 30 then -w.tickets_created else 0 end
+            as tickets_30d,
+        case when o.shift = 0 then w.csat_good when o.shift = 90 then -w.csat_good else 0 end as csat_good_90d,
+        case when o.shift = 0 then w.csat_bad when o.shift = 90 then -w.csat_bad else 0 end as csat_bad_90d,
+        case when o.shift = 0 then w.nps_promoters when o.shift = 90 then -w.nps_promoters else 0 end
+            as nps_promoters_90d,
+        case when o.shift = 0 then w.nps_detractors when o.shift = 90 then -w.nps_detractors else 0 end
+            as nps_detractors_90d,
+        case when o.shift = 0 then w.nps_responses when o.shift = 90 then -w.nps_responses else 0 end
+            as nps_responses_90d,
+        case when o.shift = 0 then w.failed_payments when o.shift = 90 then -w.failed_payments else 0 end
+            as failed_payments_90d,
+        case when o.shift = 0 then w.users_7d_delta else 0 end as active_users_7d,
+        case when o.shift = 0 then w.users_30d_delta else 0 end as active_users_30d,
+        case when o.shift = 0 then w.key_features_30d_delta else 0 end as key_features_30d,
+        case when o.shift = 0 then w.milestones_reached else 0 end as milestones_reached,
+        case when o.shift = 0 then w.urgent_high_delta else 0 end as open_urgent_high
+    from window_activity as w
+    cross join (select 0 as shift union all select 30 union all select 60 union all select 90) as o
+    where w.gk + o.shift <= w.last_gk
+        and (o.shift = 0
+            or (o.shift = 30 and (w.events <> 0 or w.active_users <> 0 or w.tickets_created <> 0))
+            or (o.shift = 60 and w.events <> 0)
+            or (o.shift = 90 and (w.csat_good <> 0 or w.csat_bad <> 0 or w.nps_responses <> 0
+                or w.failed_payments <> 0)))
+),
+
+window_daily as (
+    select
+        gk,
+        sum(events_30d) as events_30d,
+        sum(events_prior_30d) as events_prior_30d,
+        sum(active_user_days_30d) as active_user_days_30d,
+        sum(tickets_30d) as tickets_30d,
+        sum(csat_good_90d) as csat_good_90d,
+        sum(csat_bad_90d) as csat_bad_90d,
+        sum(nps_promoters_90d) as nps_promoters_90d,
+        sum(nps_detractors_90d) as nps_detractors_90d,
+        sum(nps_responses_90d) as nps_responses_90d,
+        sum(failed_payments_90d) as failed_payments_90d,
+        sum(active_users_7d) as active_users_7d,
+        sum(active_users_30d) as active_users_30d,
+        sum(key_features_30d) as key_features_30d,
+        sum(milestones_reached) as milestones_reached,
+        sum(open_urgent_high) as open_urgent_high
+    from window_deltas
+    group by gk
 ),
 
 plan_features as (
@@ -356,14 +445,14 @@ segments as (
     -- states are computed on these days only and hold until the next one (a few rows per account instead
     -- of one per account-day), then reach every output day by one join on the segment's key
     select distinct k.account_id, b.day,
-        k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), b.day) as gk
+        k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), b.day) as gk, k.grid_start
     from boundaries as b
     inner join account_keys as k on k.account_id = b.account_id
     cross join (select max(day) as as_of from marts.dim_day) as cal
     where b.day > k.first_out and b.day <= cal.as_of
     union all
     select k.account_id, k.first_out as day,
-        k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), k.first_out) as gk
+        k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), k.first_out) as gk, k.grid_start
     from account_keys as k
     cross join (select max(day) as as_of from marts.dim_day) as cal
     where k.first_out <= cal.as_of
@@ -470,6 +559,7 @@ segment_states as (
         g.gk,
         coalesce(acc.root_account_id, g.account_id) as root_account_id,
         acc.created_at,
+        g.grid_start,
         fv.first_value_at,
         fv.users_7d as carry_users_7d,
         fv.users_30d as carry_users_30d,
@@ -507,90 +597,57 @@ segment_states as (
 dense as (
     select
         g.account_id,
+        g.account_key,
         g.day,
         g.gk,
-        g.is_output,
         -- the first day of a segment (the states below hold from it to the next one)
-        case when g.is_output and m.gk is not null then g.day end as segment_day,
-        coalesce(a.events, 0) as events,
-        coalesce(a.active_users, 0) as active_users,
-        coalesce(a.users_7d_delta, 0) as users_7d_delta,
-        coalesce(a.users_30d_delta, 0) as users_30d_delta,
-        coalesce(a.key_features_30d_delta, 0) as key_features_30d_delta,
+        case when m.gk is not null then g.day end as segment_day,
+        coalesce(a.events_30d, 0) as events_30d,
+        coalesce(a.events_prior_30d, 0) as events_prior_30d,
+        coalesce(a.active_user_days_30d, 0) as active_user_days_30d,
+        coalesce(a.tickets_30d, 0) as tickets_30d,
+        coalesce(a.csat_good_90d, 0) as csat_good_90d,
+        coalesce(a.csat_bad_90d, 0) as csat_bad_90d,
+        coalesce(a.nps_promoters_90d, 0) as nps_promoters_90d,
+        coalesce(a.nps_detractors_90d, 0) as nps_detractors_90d,
+        coalesce(a.nps_responses_90d, 0) as nps_responses_90d,
+        coalesce(a.failed_payments_90d, 0) as failed_payments_90d,
+        coalesce(a.active_users_7d, 0) as active_users_7d,
+        coalesce(a.active_users_30d, 0) as active_users_30d,
+        coalesce(a.key_features_30d, 0) as key_features_30d,
         coalesce(a.milestones_reached, 0) as milestones_reached,
-        coalesce(a.tickets_created, 0) as tickets_created,
-        coalesce(a.urgent_high_delta, 0) as urgent_high_delta,
-        coalesce(a.csat_good, 0) as csat_good,
-        coalesce(a.csat_bad, 0) as csat_bad,
-        coalesce(a.nps_promoters, 0) as nps_promoters,
-        coalesce(a.nps_passives, 0) as nps_passives,
-        coalesce(a.nps_detractors, 0) as nps_detractors,
-        coalesce(a.failed_payments, 0) as failed_payments
+        coalesce(a.open_urgent_high, 0) as open_urgent_high
     from window_grid as g
-    left join kpis.account_activity_daily as a
-        on a.account_id = g.account_id and a.day = g.day
+    left join window_daily as a
+        on a.gk = g.gk
     left join segments as m
         on m.gk = g.gk
 ),
 
-windowed_all as (
-    -- the grid has one row per day, so ROWS frames are day windows
+windowed as (
+    -- every sum is a running sum of the deltas over the output days (one row per day)
     select
         account_id,
         day,
         gk,
-        is_output,
         max(segment_day) over run as segment_day,
-        sum(events) over w30 as events_30d,
-        sum(events) over (partition by account_id order by day rows between 59 preceding and 30 preceding)
-            as events_prior_30d,
-        count(*) over (partition by account_id order by day rows between 59 preceding and 30 preceding)
-            as prior_days,
-        sum(active_users) over w30 as active_user_days_30d,
-        sum(users_7d_delta) over run as active_users_7d,
-        sum(users_30d_delta) over run as active_users_30d,
-        sum(key_features_30d_delta) over run as key_features_30d,
+        sum(events_30d) over run as events_30d,
+        sum(events_prior_30d) over run as events_prior_30d,
+        sum(active_user_days_30d) over run as active_user_days_30d,
+        sum(active_users_7d) over run as active_users_7d,
+        sum(active_users_30d) over run as active_users_30d,
+        sum(key_features_30d) over run as key_features_30d,
         sum(milestones_reached) over run as milestones_reached,
-        sum(tickets_created) over w30 as tickets_30d,
-        sum(urgent_high_delta) over run as open_urgent_high,
-        sum(csat_good) over w90 as csat_good_90d,
-        sum(csat_bad) over w90 as csat_bad_90d,
-        sum(nps_promoters) over w90 as nps_promoters_90d,
-        sum(nps_detractors) over w90 as nps_detractors_90d,
-        sum(nps_promoters + nps_passives + nps_detractors) over w90 as nps_responses_90d,
-        sum(failed_payments) over w90 as failed_payments_90d
+        sum(tickets_30d) over run as tickets_30d,
+        sum(open_urgent_high) over run as open_urgent_high,
+        sum(csat_good_90d) over run as csat_good_90d,
+        sum(csat_bad_90d) over run as csat_bad_90d,
+        sum(nps_promoters_90d) over run as nps_promoters_90d,
+        sum(nps_detractors_90d) over run as nps_detractors_90d,
+        sum(nps_responses_90d) over run as nps_responses_90d,
+        sum(failed_payments_90d) over run as failed_payments_90d
     from dense
-    window
-        w30 as (partition by account_id order by day rows between 29 preceding and current row),
-        w90 as (partition by account_id order by day rows between 89 preceding and current row),
-        run as (partition by account_id order by day rows between unbounded preceding and current row)
-),
-
-windowed as (
-    -- the output days, running sums plus what came before the window grid
-    select
-        w.account_id,
-        w.day,
-        w.gk,
-        w.segment_day,
-        w.events_30d,
-        w.events_prior_30d,
-        w.prior_days,
-        w.active_user_days_30d,
-        w.active_users_7d,
-        w.active_users_30d,
-        w.key_features_30d,
-        w.milestones_reached,
-        w.tickets_30d,
-        w.open_urgent_high,
-        w.csat_good_90d,
-        w.csat_bad_90d,
-        w.nps_promoters_90d,
-        w.nps_detractors_90d,
-        w.nps_responses_90d,
-        w.failed_payments_90d
-    from windowed_all as w
-    where w.is_output
+    window run as (partition by account_key order by day rows between unbounded preceding and current row)
 ),
 
 indicator_days as (
@@ -608,7 +665,8 @@ indicator_days as (
         ss.plan_features,
         w.events_30d,
         w.events_prior_30d,
-        w.prior_days,
+        -- the days of the prior 30 days (59 .. 30 days back) on or after the grid's start
+        greatest(0, least(30, date_diff('day', ss.grid_start, w.day) - 29)) as prior_days,
         w.active_user_days_30d,
         w.active_users_7d + coalesce(ss.carry_users_7d, 0) as active_users_7d,
         w.active_users_30d + coalesce(ss.carry_users_30d, 0) as active_users_30d,
