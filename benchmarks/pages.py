@@ -1,11 +1,12 @@
-"""Billing and support against DuckDB's own read of the same pages, back to back (issue 18).
+"""Billing, support and product events against DuckDB's own read of the same files, back to back (issue 18).
 
-    python -m benchmarks.pages --landing <landing> [--systems billing support] [--rounds 3] \
+    python -m benchmarks.pages --landing <landing> [--systems billing support product] [--rounds 3] \
         [--before <checkout of an earlier commit>] [--work bench_out/pages]
 
 Per round and system: the loader CLI (``python -m cs_kpis.sources.pipelines --systems <system>``) of this
 checkout into an empty warehouse, the same from ``--before`` (another checkout's root, to compare a change),
-then DuckDB's read of the same pages (benchmarks/run.py's ``page_baseline``), each in a fresh process. It
+then DuckDB's read of the same pages (benchmarks/run.py's ``page_baseline``; for the product events its typed
+``create table as`` of the event files, ``events_baseline``), each in a fresh process. It
 prints one JSON line per measurement: the loader's own seconds (``seconds``, from the CLI), wall seconds,
 CPU seconds (user + system of the process and its children), peak RSS, the machine's load average, and the
 ratios to DuckDB's read of the same round. CPU seconds are what a loaded machine distorts least.
@@ -21,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.run import ROOT, page_baseline
+from benchmarks.run import ROOT, events_baseline, page_baseline
 
 
 def _cpu_of_children() -> float:
@@ -55,7 +56,7 @@ def load_once(code: Path, landing: Path, system: str, work: Path) -> dict:
 def duckdb_once(landing: Path, system: str, work: Path) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     cpu = _cpu_of_children()
-    r = page_baseline(landing, system, work)
+    r = events_baseline(landing, work) if system == "product" else page_baseline(landing, system, work)
     return {"system": system, "mb": r["mb"], "seconds": r["seconds"], "wall_seconds": r["wall_seconds"],
             "cpu_seconds": round(_cpu_of_children() - cpu, 2), "peak_rss_mb": r["peak_rss_mb"]}
 
@@ -63,7 +64,7 @@ def duckdb_once(landing: Path, system: str, work: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--landing", type=Path, required=True)
-    parser.add_argument("--systems", nargs="+", default=["billing", "support"], choices=["billing", "support"])
+    parser.add_argument("--systems", nargs="+", default=["billing", "support"], choices=["billing", "support", "product"])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--before", type=Path, help="another checkout's root: its loader runs before this one's")
     parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "pages")

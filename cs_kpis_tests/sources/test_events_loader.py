@@ -1,10 +1,11 @@
-"""The set-based events loader: direct insert from read_json, dedup in the same transaction, careful
+"""The set-based events loader: direct insert from read_json, dedup once the insert has committed, careful
 fallback only for the day with a bad line."""
 
 import json
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from cs_kpis.sources.product import helpers
 from cs_kpis.sources.product.loader import load_day
@@ -114,3 +115,42 @@ def test_a_year_9999_timestamp_fails_the_fast_insert_so_it_can_be_quarantined(tm
                       window=DateWindow(date(2016, 1, 1), date(2036, 12, 31)))
     assert [(pos, reason.split(":")[0]) for _, pos, _, reason in result.bad_rows] == [(1, "wrong date in receivedAt")]
     assert con.execute("select message_id from ev").fetchall() == [("a",)]
+
+
+class _Recording:
+    """A DuckDB connection that records each statement (lower case, one line) and can fail some."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, fail_on: str | None = None) -> None:
+        self.con, self.fail_on, self.statements = con, fail_on, []
+
+    def execute(self, sql: str, *args):
+        statement = " ".join(sql.split()).lower()
+        self.statements.append(statement)
+        if self.fail_on and statement.startswith(self.fail_on):
+            raise duckdb.Error(f"injected failure of {self.fail_on}")
+        return self.con.execute(sql, *args)
+
+
+def test_the_duplicate_delete_runs_after_the_insert_has_committed(tmp_path: Path) -> None:
+    # deleting rows that the open transaction inserted made DuckDB's commit rewrite the whole batch: a third
+    # of the load's CPU on the large company (BENCHMARKS.md, issue 18 session 13)
+    path = _write(tmp_path, "2026-01-01", [_event("m1", "2026-01-01"), _event("m1", "2026-01-01")])
+    con = _Recording(duckdb.connect())
+    con.execute(helpers.create_table_sql("ev"))
+    result = load_day(con, "ev", [path], received_day=None, origin_prefix=f"{tmp_path}/", load_id="L1")
+    assert result.counts.as_dict() == {"rows_read": 2, "rows_loaded": 1, "rows_quarantined": 0, "rows_deduplicated": 1}
+    steps = con.statements
+    insert = next(i for i, s in enumerate(steps) if s.startswith("insert into ev "))
+    commit = next(i for i, s in enumerate(steps) if s == "commit" and i > insert)
+    delete = next(i for i, s in enumerate(steps) if s.startswith("delete from ev "))
+    assert insert < commit < delete
+
+
+def test_a_failed_duplicate_delete_stops_the_load_instead_of_loading_the_batch_again(tmp_path: Path) -> None:
+    # the insert has committed by then: splitting the batch and loading it again would store every row twice
+    path = _write(tmp_path, "2026-01-01", [_event("m1", "2026-01-01"), _event("m2", "2026-01-01")])
+    con = _Recording(duckdb.connect(), fail_on="delete from ev ")
+    con.execute(helpers.create_table_sql("ev"))
+    with pytest.raises(RuntimeError, match="deleting the duplicates"):
+        load_day(con, "ev", [path], received_day=None, origin_prefix=f"{tmp_path}/", load_id="L1")
+    assert con.con.execute("select message_id from ev order by 1").fetchall() == [("m1",), ("m2",)]

@@ -2,7 +2,7 @@
 
 Row-by-row dlt manages ~2k-12k events/s here; a 2M-event day would take minutes. So the ``events``
 resource inserts the received days straight from DuckDB ``read_json`` into ``raw.product__events``
-(deduplicated on messageId within the batch and against the table, in the same transaction), inside the
+(deduplicated on messageId within the batch and against the table right after the insert commits), inside the
 same DuckDB warehouse the pipeline loads (with the filesystem destination: the same SQL in an in-memory
 DuckDB, the new rows written to the lake as one Parquet file per load, :func:`_events_table`). dlt still owns
 the resource state (last extract day loaded), the quarantine rows and the accounting rows, which load with the

@@ -1,8 +1,8 @@
 """SQL for loading Segment event files with DuckDB: pure string builders, tested without a database.
 
 Two ways to load a batch: the fast one inserts straight from ``read_json`` into the table and deletes
-the duplicates it inserted, in one transaction (one parse, one write); it fails on any line that cannot
-load. The careful one reads each file as text, splits it into numbered lines and parses them with
+the duplicates it inserted once the insert has committed (one parse, one write); it fails on any line that
+cannot load. The careful one reads each file as text, splits it into numbered lines and parses them with
 ``json_valid``/``json_transform`` into a staging table, so a malformed line becomes a quarantine row with
 its line number instead of an error. The careful way runs only for the received days where the fast way
 fails.
@@ -207,8 +207,8 @@ def insert_direct_sql(table: str, files: Sequence[str], *, load_id: str, window:
     than Segment's message limit make the statement fail (then the batch is split and the file with the
     bad line is read line by line).
 
-    Nothing is deduplicated here; :func:`delete_duplicates_sql` does it afterwards in the same
-    transaction, so the files are parsed and written once, without a staging table.
+    Nothing is deduplicated here; :func:`delete_duplicates_sql` does it once this insert has committed,
+    so the files are parsed and written once, without a staging table.
     """
     pk = settings.PRIMARY_KEY
     bounds = window_bounds(window)

@@ -64,9 +64,9 @@ def load_day(
     second time. ``received_day`` None reads it from each file's folder name. ``window`` bounds the
     event timestamps (a line outside it is quarantined).
 
-    The fast way inserts straight from ``read_json`` and then deletes the duplicates it inserted,
-    both in one transaction: one parse, one write, no staging table. Any line that cannot load makes
-    it fail and roll back; then the batch is split (by received day, then by file) and the parts load
+    The fast way inserts straight from ``read_json`` and, once that has committed, deletes the duplicates
+    it inserted: one parse, one write, no staging table. Any line that cannot load makes the insert
+    fail and roll back; then the batch is split (by received day, then by file) and the parts load
     the fast way again, so only the file holding the bad line is treated differently: it is read line by
     line in Python (:func:`scrub_file`), its bad lines set aside for quarantine with their line numbers
     (invalid UTF-8, truncated or malformed JSON, not an object, oversized, no messageId, a timestamp that
@@ -120,11 +120,19 @@ def _insert_fast(
             for sql in helpers.files_table_sql(files, origins, days):
                 con.execute(sql)
             read = _scalar(con, helpers.insert_direct_sql(table, files, load_id=load_id, window=window))
-            duplicates = _scalar(con, helpers.delete_duplicates_sql(table, load_id=load_id))
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
             raise
+        # the duplicates are deleted once the insert has committed: deleting rows that the open transaction
+        # inserted made its commit rewrite the whole batch (a third of the load's CPU, BENCHMARKS.md
+        # "Product events: the duplicate delete after the commit"). A run stopped in between leaves rows of a
+        # load that never completes, which the next run discards before loading the same days again.
+        try:
+            duplicates = _scalar(con, helpers.delete_duplicates_sql(table, load_id=load_id))
+        except duckdb.Error as exc:
+            # not a bad line: the batch is in, so it must not be split and loaded again
+            raise RuntimeError(f"deleting the duplicates of the batch from {files[0]} failed: {exc}") from exc
     finally:
         con.execute(f"drop table if exists {helpers.FILES}")
     return Accounting(read, read - duplicates, 0, duplicates)
