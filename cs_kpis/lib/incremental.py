@@ -192,8 +192,9 @@ ACCOUNTS_TABLE = "kpis._build_accounts"
 FINGERPRINTS_TABLE = "kpis._build_fingerprints"
 """(model, account_id, rows, hash): each account's fingerprint of the current build of each model"""
 MAX_REBUILT_SHARE = 0.10
-"""a nightly rebuilds the changed accounts alone while they are at most this share of the accounts (those of
-marts.subscription_periods); more is a restatement rather than a few late facts, and the build is full"""
+"""a nightly rebuilds the changed accounts alone while they are at most this share of the accounts (the health
+tables count those of marts.subscription_periods, the alerts' nightly those of marts.accounts, a larger set, so
+the same list is a slightly smaller share there); more is a restatement rather than a few late facts, and the build is full"""
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ def test_load_rules_names_the_key_and_file(tmp_path):
         ("severity", INJECT, "must be one of critical, high, medium, info"),
         ("min_days", "7 day preceding and current row) as x from t; --", "a number is expected"),
         ("cooldown_days", {"a": 1}, "plain value"),
+        ("accounts", ["acc_1"], "the engine binds $accounts itself"),
+        ("as_of", "2020-01-01", "the engine binds $as_of itself"),
     ]:
         bad = copy.deepcopy(rules)
         bad["types"]["usage_drop"][key] = value

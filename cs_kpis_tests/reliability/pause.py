@@ -14,7 +14,9 @@ Points:
 - ``before_complete.<system>.<n>``: the n-th package of the system loaded, not yet marked complete (dlt's
   ``Load.complete_package``);
 - ``product.after_insert``: a batch of product events inserted by the direct DuckDB insert, its dlt state
-  not yet committed (after ``load_day`` in cs_kpis/sources/product).
+  not yet committed (after ``load_day`` in cs_kpis/sources/product);
+- ``product.before_duplicate_delete``: a batch's insert committed, its duplicates not yet deleted (before
+  ``delete_duplicates_sql`` in cs_kpis/sources/product/loader.py).
 """
 
 import functools
@@ -51,12 +53,25 @@ def _after(module, name: str, point) -> None:
     setattr(module, name, wrapper)
 
 
+def _before(module, name: str, point: str) -> None:
+    """Replace ``module.name`` by a wrapper that calls ``pause_point(point)``, then it."""
+    original = getattr(module, name)
+
+    @functools.wraps(original)
+    def wrapper(*args, **kwargs):
+        pause_point(point)
+        return original(*args, **kwargs)
+
+    setattr(module, name, wrapper)
+
+
 def install() -> None:
     """Put the pause points in place in this process (idempotent)."""
     from dlt.load.load import Load
 
     from cs_kpis.sources import product
     from cs_kpis.sources.common import runner, steps
+    from cs_kpis.sources.product import helpers as product_helpers
 
     if getattr(install, "done", False):
         return
@@ -72,6 +87,7 @@ def install() -> None:
     _after(steps, "contract_change", lambda label, *a, **k: "extracted." + label.replace("/", "__"))
     _after(runner, "ensure_bookkeeping_tables", loaded)
     _after(product, "load_day", lambda *a, **k: "product.after_insert")
+    _before(product_helpers, "delete_duplicates_sql", "product.before_duplicate_delete")
 
     original_complete = Load.complete_package
 

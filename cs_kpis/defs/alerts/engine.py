@@ -80,6 +80,9 @@ def load_rules(path: Path | None = None) -> dict:
         for key, value in rules["types"][t].items():
             if key == "inputs":
                 continue
+            if key in RESERVED_PARAMETERS:
+                raise ValueError(f"alert rules ({path}): types.{t}.{key}: the engine binds ${key} itself "
+                                 f"({', '.join(RESERVED_PARAMETERS)} cannot be rule keys); rename the key")
             _check_value(t, key, value, path)
             default = shipped["types"][t].get(key)
             if default is not None and _kind(value) != _kind(default):
@@ -88,6 +91,8 @@ def load_rules(path: Path | None = None) -> dict:
 
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+RESERVED_PARAMETERS = ("first_day", "as_of", "accounts")
+"""the parameters the engine binds to every type's SQL itself: a rule key of that name would be shadowed"""
 _SCALAR = (bool, int, float, str)
 
 
@@ -226,7 +231,8 @@ def walk(con, rules: dict, as_of: date, carried_from: date | None = None,
 
     A nightly build (``carried_from``: the day the carried state is as of) starts each key from its state in
     STATE_IN (its alert after every firing day up to ``carried_from``; CONDITIONS then holds the days after it
-    only): an episode starting the day after ``carried_from`` continues the carried one (no raise; reminders
+    only, but for the keys of the build's listed accounts: they are not in STATE_IN and CONDITIONS holds every
+    kept day of theirs): an episode starting the day after ``carried_from`` continues the carried one (no raise; reminders
     counted from its last raise), a carried episode that stops there is resolved that day. ``checkpoint``:
     every key's state after the firing days up to that day is left in SNAPSHOT (for the next night)."""
     con.execute(f"""
@@ -708,7 +714,7 @@ def _prepare(con, build: AlertPlan) -> None:
     if build.mode == "incremental":
         con.execute(f"create or replace temp table {STATE_IN} as select alert_type, account_id, first_seen, "
                     f"last_seen, last_raised, severity, reason from {STATE_TABLE} "
-                    f"where account_id not in (select account_id from {LISTED})")
+                    f"s where not exists (select 1 from {LISTED} l where l.account_id = s.account_id)")
     else:
         con.execute(f"create or replace temp table {STATE_IN} (alert_type varchar, account_id varchar, "
                     "first_seen date, last_seen date, last_raised date, severity varchar, reason varchar)")
@@ -736,8 +742,9 @@ def compute(con, rules: dict, as_of: date, holds: dict[str, str], skipped: Itera
             load_conditions(con, rules, build.start_day - timedelta(days=1), None, skipped=set(skipped),
                             sql_engine=sql_engine, accounts=build.accounts)
         con.execute(f"insert into {CONDITIONS} select alert_type, account_id, day, severity, reason "
-                    f"from {TAIL_TABLE} where day > ? and day < ? and account_id not in "
-                    f"(select account_id from {LISTED})", [build.carried_from, build.start_day])
+                    f"from {TAIL_TABLE} t where day > ? and day < ? and not exists "
+                    f"(select 1 from {LISTED} l where l.account_id = t.account_id)",
+                    [build.carried_from, build.start_day])
     _prepare(con, build)
     latest = walk(con, rules, as_of, build.carried_from, checkpoint)
     events = con.execute(f"select count(*) from {EVENTS}").fetchall()[0][0]

@@ -101,7 +101,15 @@ class Entity:
         load's rows are already deduplicated by primary key (the pass emits one record per key:
         :class:`cs_kpis.sources.common.steps.DedupeByWinners` or ``DedupeInMemory``), so dlt's merge skips its
         ``row_number()`` over the whole staging table (BENCHMARKS.md, billing, session 13). A child
-        table (``group_key``) is deduplicated per parent, not per row key, and keeps dlt's pass."""
+        table (``group_key``) is deduplicated per parent, not per row key, and keeps dlt's pass.
+
+        Two invariants hold this up. (1) One record per key per load: a new pass or a new kind of table that
+        can emit a key twice must not use this. dlt never removes a stored hint (its schema merge only adds
+        truthy merge hints), so ``x-stage-data-deduplicated`` stays in a warehouse's stored schema even after
+        the declaration changes: such a change needs the stored schema edited too. (2) No load package is
+        resumed half-loaded: dlt's ``row_number()`` also guarded against a staging copy made twice by a crash
+        and a retry; both entry points drop pending packages before a run (``reset_local_state`` in
+        ``cs_kpis.defs.raw.resources`` and ``cs_kpis.sources.pipelines``), so a retry extracts afresh."""
         if self.write_disposition == "merge" and self.group_key is None:
             return {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
         return self.write_disposition

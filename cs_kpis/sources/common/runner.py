@@ -53,7 +53,8 @@ def discard_incomplete_loads(pipeline: Any, source_name: str, source: Any = None
     """Delete the rows of ``source_name``'s loads that never completed: a process killed mid-run.
 
     dlt's resource state only counts once its load package completes (a row in ``_dlt_loads``), so a
-    rerun extracts the same data again. Merge tables converge by themselves; but rows appended to
+    rerun extracts the same data again. Merge tables converge by themselves (the rerun's pending packages are
+    dropped first, so no staging copy is loaded twice; ``Entity.load_disposition``); but rows appended to
     ``_quarantine``/``_row_accounting`` by a load job of the killed run, and events the product source
     inserted during extract, would stay twice (or, for events, be counted as duplicates instead of
     loaded). This deletes them, so the rerun ends with the same tables as an uninterrupted run.

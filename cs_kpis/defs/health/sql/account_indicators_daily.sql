@@ -651,7 +651,7 @@ windowed as (
 ),
 
 indicator_days as (
-    -- the output days with their segment's states; the running sums plus what came before the window grid
+    -- the output days with their segment's states; the running sums plus what came before the first output day
     select
         w.account_id,
         w.day,
