@@ -280,6 +280,14 @@ def scenarios() -> Ledger:
                                                ("p_25", 2, "2026-02-09", "2026-03-09", 5000, True),
                                                ("p_25", 2, "2026-03-09", "2026-04-09", 5000, False)])
     B.monthly("sub_cycle_down", "p_25", 2, 2500, ["2026-04-09"])
+    # 14 seats x 25.00 from Jan 1; on Mar 20 down to 10 seats and cancelled in the same second: the
+    # proration items stay pending (no invoice bills them), and the list shows the 10 seats, cancelled.
+    # 350, 350, 0, 0 -- and the blocking check must not call the 10 seats a change no invoice shows
+    B.sub("A_inv_end_change", "sub_end_change", "2026-01-01", [("p_25", 10)], ended="2026-03-20",
+          status="canceled")
+    B.monthly("sub_end_change", "p_25", 14, 2500, ["2026-01-01", "2026-02-01", "2026-03-01"])
+    B.item("sub_end_change", "p_25", 14, "2026-03-20", "2026-04-01", -13548)
+    B.item("sub_end_change", "p_25", 10, "2026-03-20", "2026-04-01", 9677)
     return L
 
 
@@ -304,6 +312,7 @@ EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "A_item_once": (100.00, 100.00, 100.00, 100.00),
     "A_item_eur_amount": (85.00, 85.00, 100.00, 100.00),
     "A_inv_cycle_down": (75.00, 50.00, 50.00, 50.00),
+    "A_inv_end_change": (350.00, 350.00, 0, 0),
 }
 
 
@@ -342,6 +351,20 @@ def test_blocking_check_names_the_subscription_whose_change_cannot_be_dated(ware
     assert not result.passed
     assert result.metadata["violations"].value == 1
     assert "sub_unknown" in result.metadata["sample"].value
+
+
+def test_blocking_check_takes_a_change_in_the_second_a_subscription_ended_as_shown(warehouse):
+    """sub_end_change went from 14 to 10 seats in the very second it was cancelled: the pending prorations
+    date the change, and the list's 10 seats are the items at the end (the check compared the list with the
+    last state before the end, 14 seats, and named it: the large company, sub_DigQTk6HzSIGBhY1K8rhB000)"""
+    check = next(c for c in marts_checks if next(iter(c.check_keys)).name == HISTORY_MATCHES_INVOICES)
+    result = call_check(check, warehouse)
+    assert "sub_end_change" not in result.metadata["sample"].value
+    with duckdb.connect(warehouse, read_only=True) as con:
+        con.execute("set TimeZone = 'UTC'")
+        ended = con.execute("select status, seats, list_mrr_minor from marts.subscription_states "
+                            "where subscription_id = 'sub_end_change' order by changed_at desc limit 1").fetchall()
+    assert ended == [("canceled", 10, 25000.0)]
 
 
 def test_a_period_splits_where_seats_change_though_mrr_stays_zero(warehouse):

@@ -151,7 +151,8 @@ compared as (
 ),
 unknown_changes as (
     -- a subscription the event ledger never mentions whose items today (subscriptions list) differ from
-    -- its last invoiced items: it changed at a time neither its invoices nor the events show
+    -- its last invoiced items, and from its items at the end if it ended: it changed at a time neither its
+    -- invoices nor the events show
     select
         h.subscription_id,
         cast(null as date) as month,
@@ -181,7 +182,16 @@ unknown_changes as (
     left join (
         select distinct subscription_id from marts.subscription_states where source = 'events'
     ) as e on e.subscription_id = h.subscription_id
-    where h.rn = 1 and e.subscription_id is null and abs(h.list_mrr_minor - c.list_mrr_minor) >= 0.5
+    -- the items at the end (the history's canceled state), with any change made in the second the
+    -- subscription ended: a seat change and the cancellation in the same second leave their prorations
+    -- pending, and the list shows the items after the change
+    left join (
+        select subscription_id, list_mrr_minor
+        from marts.subscription_states
+        where source = 'invoices' and status = 'canceled'
+    ) as x on x.subscription_id = h.subscription_id and abs(x.list_mrr_minor - c.list_mrr_minor) < 0.5
+    where h.rn = 1 and e.subscription_id is null and x.subscription_id is null
+      and abs(h.list_mrr_minor - c.list_mrr_minor) >= 0.5
 ),
 unknown_before_ledger as (
     -- a subscription whose first event in the ledger shows other main items before it (its previous
