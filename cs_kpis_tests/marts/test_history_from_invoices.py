@@ -288,6 +288,20 @@ def scenarios() -> Ledger:
     B.monthly("sub_end_change", "p_25", 14, 2500, ["2026-01-01", "2026-02-01", "2026-03-01"])
     B.item("sub_end_change", "p_25", 14, "2026-03-20", "2026-04-01", -13548)
     B.item("sub_end_change", "p_25", 10, "2026-03-20", "2026-04-01", 9677)
+    # 1 x 25.00 with a forever 100.00-off coupon (every invoice 0.00), upgraded to 50.00 on Mar 20 and
+    # charged at once: the proration invoice lists no discount (the simulator's, as the large company's
+    # sub_WukTkLIg67c3YcRHSRq1n500), and March's paid cycle line took 25.00 off its 25.00. The coupon covers
+    # 50.00 as well: 0, 0, 0, 0 -- and the blocking check must not call March's 0 missing history
+    L.tables["stg_billing__coupons"].append({"coupon_id": "LOYAL100", "duration": "forever", "currency": "USD",
+                                             "amount_off_minor": 10000, "currency_options": None})
+    loyal = {"id": "di_loyal", "coupon": "LOYAL100", "duration": "forever", "amount_off": 10000, "currency": "usd",
+             "start": "2026-01-07"}
+    B.sub("A_inv_free_upgrade", "sub_free_up", "2026-01-07", [("p_50", 1)], discounts=[loyal])
+    B.monthly("sub_free_up", "p_25", 1, 2500, ["2026-01-07", "2026-02-07", "2026-03-07"], discount=loyal,
+              line_discount_minor=2500)
+    B.invoice("sub_free_up", "2026-03-20", [("p_25", 1, "2026-03-20", "2026-04-07", -1452, True),
+                                            ("p_50", 1, "2026-03-20", "2026-04-07", 2903, True)])
+    B.monthly("sub_free_up", "p_50", 1, 5000, ["2026-04-07"], discount=loyal, line_discount_minor=5000)
     return L
 
 
@@ -313,6 +327,7 @@ EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "A_item_eur_amount": (85.00, 85.00, 100.00, 100.00),
     "A_inv_cycle_down": (75.00, 50.00, 50.00, 50.00),
     "A_inv_end_change": (350.00, 350.00, 0, 0),
+    "A_inv_free_upgrade": (0, 0, 0, 0),
 }
 
 
@@ -365,6 +380,19 @@ def test_blocking_check_takes_a_change_in_the_second_a_subscription_ended_as_sho
         ended = con.execute("select status, seats, list_mrr_minor from marts.subscription_states "
                             "where subscription_id = 'sub_end_change' order by changed_at desc limit 1").fetchall()
     assert ended == [("canceled", 10, 25000.0)]
+
+
+def test_blocking_check_takes_a_coupon_covering_the_price_after_an_upgrade_as_no_mrr(warehouse):
+    """sub_free_up: March's cycle line (25.00) had 25.00 off, and the upgrade to 50.00 within the period was
+    billed apart without discount; MRR is 0 because the 100.00-off coupon covers 50.00 too (the check compared
+    the 50.00 list price with the 25.00 the line had off, and named it)"""
+    check = next(c for c in marts_checks if next(iter(c.check_keys)).name == HISTORY_MATCHES_INVOICES)
+    result = call_check(check, warehouse)
+    assert "sub_free_up" not in result.metadata["sample"].value
+    with duckdb.connect(warehouse, read_only=True) as con:
+        rows = con.execute("select cast(start_date as varchar), mrr, list_mrr from marts.subscription_periods "
+                           "where subscription_id = 'sub_free_up' order by start_date").fetchall()
+    assert [(d, float(m), float(lm)) for d, m, lm in rows] == [("2026-01-07", 0.0, 25.0), ("2026-03-20", 0.0, 50.0)]
 
 
 def test_a_period_splits_where_seats_change_though_mrr_stays_zero(warehouse):

@@ -92,6 +92,14 @@ lines as (
         l.amount_minor,
         -- what the line's discounts took off it (its discount_amounts)
         coalesce(l.discount_amount_minor, 0) as discount_minor,
+        -- what the invoice's (first) discount may take off a period at most, in the invoice's currency: all
+        -- of it (100%), or its amount_off (its own or from its currency_options); the line's discount_amounts
+        -- stop at the line's amount, so they cannot say whether the coupon also covers a higher price the
+        -- subscription moved to within the period (an upgrade's prorations are billed apart)
+        case when i.discount_duration in ('forever', 'repeating') then
+            case when i.discount_percent_off >= 100 then 1e15 else ca.amount_off_minor end
+        end as discount_capacity_minor,
+        i.discount_end_at,
         case when l.is_proration and l.amount_minor < 0 then -1 else 1 end * pr.amount_per_interval
             as amount_per_interval,
         case p."interval"
@@ -104,6 +112,8 @@ lines as (
     inner join staging.stg_billing__invoices as i on i.invoice_id = l.invoice_id
     inner join staging.stg_billing__prices as p on p.price_id = l.price_id
     inner join priced as pr on pr.row_id = l.line_id
+    left join marts.coupon_amounts as ca
+        on ca.coupon_id = i.discount_coupon_id and upper(ca.currency) = upper(i.currency)
     where (i.status = 'paid' or (l.is_proration and i.status not in ('draft', 'void')))
       and coalesce(p.usage_type, 'licensed') = 'licensed'
       and coalesce(p.price_type, 'recurring') = 'recurring'
@@ -120,7 +130,9 @@ invoiced as (
         max(case when l.is_proration then 0 else l.amount_minor end) as charged,
         -- the discounts of the paid (not proration) lines, a month: summed, as Stripe spreads one coupon over
         -- a subscription's lines
-        sum(case when l.is_proration then 0 else l.discount_minor / l.months_per_period end) as discount_minor
+        sum(case when l.is_proration then 0 else l.discount_minor / l.months_per_period end) as discount_minor,
+        max(case when not l.is_proration and (l.discount_end_at is null or cast(l.discount_end_at as date) > m.read_day)
+                 then l.discount_capacity_minor / l.months_per_period end) as discount_capacity_minor
     from lines as l
     inner join marts.dim_month as m
         on m.read_day >= l.period_start and m.read_day < l.period_end
@@ -136,6 +148,7 @@ compared as (
         i.month,
         i.invoiced_minor,
         i.discount_minor,
+        i.discount_capacity_minor,
         coalesce(sum(p.mrr), 0) as mrr,
         coalesce(sum(p.list_mrr), 0) as list_mrr,
         max(p.fx_rate) as fx_rate,
@@ -147,7 +160,7 @@ compared as (
         and p.start_date <= i.read_day
         and (p.end_date is null or p.end_date > i.read_day)
     where i.charged > 0
-    group by i.subscription_id, i.month, i.invoiced_minor, i.discount_minor
+    group by i.subscription_id, i.month, i.invoiced_minor, i.discount_minor, i.discount_capacity_minor
 ),
 unknown_changes as (
     -- a subscription the event ledger never mentions whose items today (subscriptions list) differ from
@@ -236,8 +249,10 @@ select
 from (
     -- no MRR is right when the paid invoice's discounts cover the month's list price (a 100% coupon, or an
     -- amount_off one of at least the price): the history has the subscription at its list price and the
-    -- discounts take it to 0.00 (never below)
-    select *, mrr = 0 and (list_mrr = 0 or list_mrr * 100.0 / fx_rate - discount_minor >= 50) as no_mrr
+    -- discounts take it to 0.00 (never below); what they took off the line, or what the coupon may take off
+    -- (the line's price may be lower than the list price after an upgrade within the period)
+    select *, mrr = 0 and (list_mrr = 0 or list_mrr * 100.0 / fx_rate
+                           - greatest(discount_minor, coalesce(discount_capacity_minor, 0)) >= 50) as no_mrr
     from compared
 ) as c
 where delinquent = 0 and (no_mrr
@@ -307,7 +322,7 @@ marts_checks = [
         "no subscription's items changed at a time neither its invoices nor the event ledger show. The rows name "
         "the subscriptions (see marts/README.md)",
         lambda t: history_check_sql(t.revenue_history_tolerance), thresholds=("revenue_history_tolerance",),
-        additional_deps=[STATES, DIM_MONTH, key("price_tiers")] + [
+        additional_deps=[STATES, DIM_MONTH, key("price_tiers"), key("coupon_amounts")] + [
             staging.key(n) for n in ("stg_billing__invoices", "stg_billing__invoice_lines",
                                                    "stg_billing__prices", "stg_billing__subscriptions",
                                                    "stg_billing__subscription_items")],
