@@ -66,6 +66,22 @@ def scenarios() -> Ledger:
     L.rates.update({("EUR", "2026-01-01"): 1.10, ("EUR", "2026-02-01"): 1.20})
     L.state("sub_eur", c, "2026-01-15", [item(10000)], currency="eur", event_type="customer.subscription.created")
     L.state("sub_eur", c, "2026-03-10", [item(10000, 2)], currency="eur")
+    # GBP, a delinquent spell and the payment that ends it are flags, not amounts: they keep the rate.
+    # Rates 1.20 (Jan 1), 1.30 (Feb 20), 1.40 (Mar 1). 100.00 GBP from Jan 10 = 120.00 USD; past due Feb 1,
+    # paid Mar 5 (32 days > 30): 0 in February, back on Mar 5 at the Jan 10 rate, 120.00 (not 140.00)
+    L.rates.update({("GBP", "2026-01-01"): 1.20, ("GBP", "2026-02-20"): 1.30, ("GBP", "2026-03-01"): 1.40})
+    c = L.account("A_gbp_back")
+    L.state("sub_gbp_back", c, "2026-01-10", [item(10000)], currency="gbp", event_type="customer.subscription.created")
+    L.state("sub_gbp_back", c, "2026-02-01", [item(10000)], currency="gbp", status="past_due")
+    L.state("sub_gbp_back", c, "2026-03-05", [item(10000)], currency="gbp")
+    # the same spell, and 2 seats -> 1 while past due (Feb 20): the amount, 50.00 GBP, was set on Feb 20,
+    # so MRR comes back on Mar 5 at the Feb 20 rate: 50.00 x 1.30 = 65.00 (not 70.00 at the Mar 5 rate)
+    c = L.account("A_gbp_seats")
+    L.state("sub_gbp_seats", c, "2026-01-10", [item(5000, 2)], currency="gbp",
+            event_type="customer.subscription.created")
+    L.state("sub_gbp_seats", c, "2026-02-01", [item(5000, 2)], currency="gbp", status="past_due")
+    L.state("sub_gbp_seats", c, "2026-02-20", [item(5000, 1)], currency="gbp", status="past_due")
+    L.state("sub_gbp_seats", c, "2026-03-05", [item(5000, 1)], currency="gbp")
     # two overlapping subscriptions: 100 from Jan 1, + add-on 50 Feb 15 .. Mar 20: 100, 150, 100, 100
     c = L.account("A_two_subs")
     L.state("sub_main", c, "2026-01-01", [item(10000)], event_type="customer.subscription.created")
@@ -122,6 +138,8 @@ EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "A_delinquent": (100.00, 0, 0, 0),
     "A_late_payer": (50.00, 50.00, 50.00, 50.00),
     "A_eur": (110.00, 110.00, 240.00, 240.00),
+    "A_gbp_back": (120.00, 0, 120.00, 120.00),
+    "A_gbp_seats": (120.00, 0, 65.00, 65.00),
     "A_two_subs": (100.00, 150.00, 100.00, 100.00),
     "A_metered": (20.00, 20.00, 20.00, 20.00),
     "A_amount_off": (150.00, 150.00, 150.00, 150.00),
@@ -176,6 +194,16 @@ def test_fx_rate_is_fixed_when_the_amount_is_set(marts):
     rows = marts.execute("select strftime(start_date, '%m-%d'), cast(fx_rate as double), cast(mrr as double), currency "
                          "from marts.subscription_periods where subscription_id = 'sub_eur' order by 1").fetchall()
     assert rows == [("01-15", 1.1, 110.0, "EUR"), ("03-10", 1.2, 240.0, "EUR")]
+
+
+def test_fx_rate_is_kept_through_a_delinquent_spell_and_the_payment_ending_it(marts):
+    # start, fx rate, MRR, list MRR, delinquent: the spell's periods keep the rate of the amount in force
+    # (list MRR 120.00, then 65.00 from the seat change on Feb 20), and so does the period after the payment
+    rows = marts.execute("select strftime(start_date, '%m-%d'), cast(fx_rate as double), cast(mrr as double), "
+                         "cast(list_mrr as double), is_delinquent from marts.subscription_periods "
+                         "where subscription_id = 'sub_gbp_seats' order by 1").fetchall()
+    assert rows == [("01-10", 1.2, 120.0, 120.0, False), ("02-01", 1.2, 0.0, 120.0, True),
+                    ("02-20", 1.3, 0.0, 65.0, True), ("03-05", 1.3, 65.0, 65.0, False)]
 
 
 def test_list_mrr_is_kept_beside_the_discounted_mrr(marts):

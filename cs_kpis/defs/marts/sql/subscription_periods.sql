@@ -5,7 +5,8 @@
 -- - a past-due spell longer than 30 days (counted in ends of day, up to the end of the data's as-of
 --   day) is delinquent churn: MRR is 0 from the day it went past due, and the period is flagged delinquent; shorter spells keep contributing;
 -- - currency conversion uses the rate of the day the current local MRR took effect, so exchange-rate
---   moves alone never create MRR movements; rounded half-up to the cent per subscription;
+--   moves alone never create MRR movements; a delinquent spell and the payment that ends it change no local
+--   MRR, so they keep the rate; rounded half-up to the cent per subscription;
 -- - the state after a subscription ended is not a period.
 -- @grain subscription_id, start_date
 -- @column subscription_id: Stripe subscription id
@@ -88,17 +89,17 @@ with_mrr as (
     select
         *,
         case when is_delinquent then 0 else mrr_minor end as effective_mrr_minor,
-        lag(case when is_delinquent then 0 else mrr_minor end) over (
-            partition by subscription_id order by change_day
-        ) as prev_effective_mrr_minor
+        lag(mrr_minor) over (partition by subscription_id order by change_day) as prev_mrr_minor
     from effective
 ),
 
 fx_anchor as (
-    -- the day the current local MRR took effect: the rate is fixed on that day
+    -- the day the current local MRR took effect: the rate is fixed on that day. The local MRR, not the
+    -- effective one: a delinquent spell (0) and the payment ending it are flags, not amounts, so MRR comes
+    -- back at the rate of the day its amount was set (before or during the spell), not of the payment day
     select
         *,
-        max(case when prev_effective_mrr_minor is null or prev_effective_mrr_minor <> effective_mrr_minor
+        max(case when prev_mrr_minor is null or prev_mrr_minor <> mrr_minor
                  then change_day end) over (
             partition by subscription_id order by change_day rows between unbounded preceding and current row
         ) as mrr_since
