@@ -42,14 +42,31 @@ class VersionBuffer:
     never be written: it is dropped here (a ticket's open, solved and closed states a few days apart,
     most of them). Windows with a lower bound (a retention window) pick the same version: the latest
     before the cutoff is within them or none is. Without cutoffs every version is kept.
+
+    Two more kinds of version are dropped, whatever the batch, because no extract can show them either:
+
+    - ``floors``: entity -> the lower bound (Unix seconds) of its first window, for an entity whose snapshot
+      holds only a recent stretch (Stripe's 30 days of events, Salesforce's 18 months of field history);
+      every later window starts later still, so a version before the floor is in none (:meth:`keeps`
+      lets the simulation skip building it at all);
+    - a version added with ``superseded_at``: the caller knows that a later version of the same object
+      will be added at that time, if the simulation runs that far (a ticket solved, then closed four days
+      later: the agenda holds it), so when that time falls in the same extract window (never beyond the
+      last: the run may stop before it), this one can never be the latest.
     """
 
-    def __init__(self, cutoffs: list[int] | None = None):
+    def __init__(self, cutoffs: list[int] | None = None, floors: dict[str, int] | None = None):
         self.seq = 0
         self.dropped = 0
         self.cutoffs = list(cutoffs) if cutoffs else None
+        self.floors = dict(floors) if floors and self.cutoffs is not None else {}
         self._entities: dict[str, int] = {}
         self._clear()
+
+    def keeps(self, entity: str, ts: int) -> bool:
+        """False when a version of ``entity`` at ``ts`` would be dropped as older than the entity's floor."""
+        floor = self.floors.get(entity)
+        return floor is None or ts >= floor
 
     def _clear(self) -> None:
         self._ent: list[int] = []
@@ -63,14 +80,24 @@ class VersionBuffer:
     def __len__(self) -> int:
         return len(self._bodies)
 
-    def add(self, entity: str, obj_id: str, ts: int, obj: dict, sort_key: int | None = None) -> bool:
-        """Buffer one version; True when the batch is full."""
+    def add(self, entity: str, obj_id: str, ts: int, obj: dict, sort_key: int | None = None,
+            superseded_at: int | None = None) -> bool:
+        """Buffer one version; True when the batch is full. ``superseded_at``: see the class."""
         code = self._entities.get(entity)
         if code is None:
             code = self._entities[entity] = len(self._entities)
         self.seq += 1
+        if superseded_at is not None and superseded_at < ts:
+            raise ValueError(f"a version of {entity} {obj_id} at {ts} is said to be superseded before it, "
+                             f"at {superseded_at}")
         if self.cutoffs is not None:
-            key = (code, obj_id, bisect.bisect_right(self.cutoffs, ts))
+            window = bisect.bisect_right(self.cutoffs, ts)
+            if (superseded_at is not None and window < len(self.cutoffs)
+                    and bisect.bisect_right(self.cutoffs, superseded_at) == window) \
+                    or (self.floors and not self.keeps(entity, ts)):
+                self.dropped += 1
+                return False
+            key = (code, obj_id, window)
             at = self._at.get(key)
             if at is not None:
                 self.dropped += 1
@@ -131,8 +158,8 @@ def batch_table(batch: tuple) -> pa.Table:
 
 
 class VersionStore:
-    def __init__(self, path: Path, cutoffs: list[int] | None = None):
-        """``cutoffs``: the extract days' ends, to drop versions no extract can show (:class:`VersionBuffer`)."""
+    def __init__(self, path: Path, cutoffs: list[int] | None = None, floors: dict[str, int] | None = None):
+        """``cutoffs``, ``floors``: to drop versions no extract can show (:class:`VersionBuffer`)."""
         self.path = Path(path)
         self.con = duckdb.connect(str(path), config={"memory_limit": "6GB", "temp_directory": str(path) + ".tmp"})
         self.con.execute("set preserve_insertion_order = true")
@@ -140,11 +167,15 @@ class VersionStore:
         self.con.execute(
             "create table versions (entity varchar, id varchar, ts bigint, seq bigint, sort_key bigint, body varchar)"
         )
-        self._buf = VersionBuffer(cutoffs)
+        self._buf = VersionBuffer(cutoffs, floors)
 
-    def add(self, entity: str, obj_id: str, ts: int, obj: dict, sort_key: int | None = None) -> None:
-        if self._buf.add(entity, obj_id, ts, obj, sort_key):
+    def add(self, entity: str, obj_id: str, ts: int, obj: dict, sort_key: int | None = None,
+            superseded_at: int | None = None) -> None:
+        if self._buf.add(entity, obj_id, ts, obj, sort_key, superseded_at):
             self.flush()
+
+    def keeps(self, entity: str, ts: int) -> bool:
+        return self._buf.keeps(entity, ts)
 
     def flush(self) -> None:
         if len(self._buf):
