@@ -196,7 +196,7 @@ def write_entities(store: VersionStore, tmp: Path, as_of: dt.date, days: list[dt
         first_lo = _first_lo(entity, as_of, retention)
         for i, day in enumerate(days):
             lo, hi = day_bounds(day)
-            total = _count_latest(store, entity, first_lo if i == 0 else lo, hi)
+            total = store.count_latest(entity, first_lo if i == 0 else lo, hi)
             cursor = store.latest(entity, first_lo if i == 0 else lo, hi, descending=newest_first)
             write_bodies(tmp, entity, day, iter_bodies(cursor), total)
             written += total
@@ -216,12 +216,6 @@ def _first_lo(entity: str, as_of: dt.date, retention: int) -> int | None:
     if entity == "crm/AccountHistory":
         return day_bounds(months_before(as_of, FIELD_HISTORY_MONTHS))[0]  # what Salesforce still keeps
     return None
-
-
-def _count_latest(store: VersionStore, entity: str, lo: int | None, hi: int) -> int:
-    where = "entity = $entity and ts < $hi" + ("" if lo is None else " and ts >= $lo")
-    params = {"entity": entity, "hi": hi} | ({} if lo is None else {"lo": lo})
-    return store.con.execute(f"select count(distinct id) from versions where {where}", params).fetchall()[0][0]
 
 
 def _fx_rates(company: Company):

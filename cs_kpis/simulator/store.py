@@ -158,15 +158,17 @@ def batch_table(batch: tuple) -> pa.Table:
 
 
 class VersionStore:
+    """The versions, one table per entity: each entity's final queries (the latest version per object, the
+    counts) read its own rows only, not every entity's bodies (the large company's store holds about 17 M
+    versions, most of them invoices and tickets)."""
+
     def __init__(self, path: Path, cutoffs: list[int] | None = None, floors: dict[str, int] | None = None):
         """``cutoffs``, ``floors``: to drop versions no extract can show (:class:`VersionBuffer`)."""
         self.path = Path(path)
         self.con = duckdb.connect(str(path), config={"memory_limit": "6GB", "temp_directory": str(path) + ".tmp"})
         self.con.execute("set preserve_insertion_order = true")
         self.con.execute("set enable_progress_bar = false")  # the large company's final queries drew bars on stderr
-        self.con.execute(
-            "create table versions (entity varchar, id varchar, ts bigint, seq bigint, sort_key bigint, body varchar)"
-        )
+        self._tables: dict[str, str] = {}  # entity -> its table
         self._buf = VersionBuffer(cutoffs, floors)
 
     def add(self, entity: str, obj_id: str, ts: int, obj: dict, sort_key: int | None = None,
@@ -181,11 +183,29 @@ class VersionStore:
         if len(self._buf):
             self.insert_chunks(self._buf.take())
 
+    def table(self, entity: str) -> str | None:
+        """The table of the entity's versions ``(id, ts, seq, sort_key, body)``; None before its first."""
+        return self._tables.get(entity)
+
     def insert_chunks(self, chunks: list[tuple]) -> None:
-        """Insert the chunks of one :meth:`VersionBuffer.take` batch, in one statement."""
+        """Insert the chunks of one :meth:`VersionBuffer.take` batch, one statement per entity in it."""
+        if not chunks:
+            return
+        names = chunks[-1][0]  # the buffer's entities so far: the last chunk's list holds every earlier one's
+        present = np.unique(np.concatenate([c[1] for c in chunks]))
         self.con.register("batch", pa.concat_tables([batch_table(c) for c in chunks]))
-        self.con.execute("insert into versions select * from batch")
-        self.con.unregister("batch")
+        try:
+            for code in present:
+                entity = names[int(code)]
+                table = self._tables.get(entity)
+                if table is None:
+                    table = self._tables[entity] = f"versions_{len(self._tables)}"
+                    self.con.execute(
+                        f"create table {table} (id varchar, ts bigint, seq bigint, sort_key bigint, body varchar)")
+                self.con.execute(f"insert into {table} select id, ts, seq, sort_key, body from batch "
+                                 "where entity = $entity", {"entity": entity})
+        finally:
+            self.con.unregister("batch")
 
     def latest(self, entity: str, lo: int | None, hi: int, descending: bool) -> "duckdb.DuckDBPyConnection":
         """Latest version per id among versions with lo <= ts < hi, ordered for the envelope.
@@ -195,22 +215,24 @@ class VersionStore:
         on the large company).
         """
         self.flush()
-        where = "entity = $entity and ts < $hi" + ("" if lo is None else " and ts >= $lo")
+        table = self.table(entity)
+        if table is None:
+            return self.con.execute("select null::varchar as body limit 0")
+        where = "ts < $hi" + ("" if lo is None else " and ts >= $lo")
         order = "v.sort_key desc, v.id desc" if descending else "v.sort_key, v.id"
-        params = {"entity": entity, "hi": hi} | ({} if lo is None else {"lo": lo})
+        params = {"hi": hi} | ({} if lo is None else {"lo": lo})
         return self.con.execute(
             f"""
             with latest as (
-                select id, max(ts) as ts from versions where {where} group by id
+                select id, max(ts) as ts from {table} where {where} group by id
             ), picked as (
                 select v.id, max(v.seq) as seq
-                from versions as v
+                from {table} as v
                 join latest as l on l.id = v.id and l.ts = v.ts
-                where v.entity = $entity
                 group by v.id
             )
             select v.body
-            from versions as v
+            from {table} as v
             join picked as p on p.seq = v.seq
             order by {order}
             """,
@@ -218,8 +240,20 @@ class VersionStore:
         )
 
     def count(self, entity: str) -> int:
+        """Objects of the entity with any version."""
         self.flush()
-        return self.con.execute("select count(distinct id) from versions where entity = ?", [entity]).fetchall()[0][0]
+        table = self.table(entity)
+        return 0 if table is None else self.con.execute(f"select count(distinct id) from {table}").fetchall()[0][0]
+
+    def count_latest(self, entity: str, lo: int | None, hi: int) -> int:
+        """Objects of the entity with a version in lo <= ts < hi: the rows :meth:`latest` gives."""
+        self.flush()
+        table = self.table(entity)
+        if table is None:
+            return 0
+        where = "ts < $hi" + ("" if lo is None else " and ts >= $lo")
+        params = {"hi": hi} | ({} if lo is None else {"lo": lo})
+        return self.con.execute(f"select count(distinct id) from {table} where {where}", params).fetchall()[0][0]
 
     def close(self) -> None:
         self.con.close()

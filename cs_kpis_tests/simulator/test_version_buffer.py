@@ -52,7 +52,8 @@ def test_without_cutoffs_every_version_is_kept_and_bodies_travel_unchanged(tmp_p
     try:
         store.insert_chunks(chunks)
         assert store.count("crm/Contact") == 3
-        assert store.con.execute("select count(*), max(seq) from versions").fetchall() == [(CHUNK + 5, CHUNK + 5)]
+        table = store.table("crm/Contact")
+        assert store.con.execute(f"select count(*), max(seq) from {table}").fetchall() == [(CHUNK + 5, CHUNK + 5)]
     finally:
         store.close()
 
