@@ -600,10 +600,7 @@ class Company:
 
     def _record(self, s: Sub, ts: int, event_type: str, previous: dict | None, obj: dict | None = None,
                 same_second: bool = False) -> None:
-        # Stripe timestamps have one-second resolution: one subscription's events go in distinct seconds,
-        # except where real accounts have two in one second (same_second: a creation and the activation
-        # that follows it at once), which the ledger orders by type
-        ts = max(ts, s.last_event_ts + (0 if same_second else 1))
+        ts = self._event_ts(s, ts, same_second)
         s.last_event_ts = ts
         obj = obj or self._sub_obj(s)
         self.store.add("billing/subscriptions", s.id, ts, obj, sort_key=s.created)
@@ -625,12 +622,26 @@ class Company:
         if not s.mrr_history or s.mrr_history[-1][1] != mrr:
             s.mrr_history.append((ts, mrr))
 
+    @staticmethod
+    def _event_ts(s: Sub, ts: int, same_second: bool) -> int:
+        """The time of the subscription's next event: Stripe timestamps have one-second resolution, and one
+        subscription's events go in distinct seconds, except where real accounts have two in one second
+        (same_second: a creation and the activation that follows it at once), which the ledger orders by
+        type."""
+        return max(ts, s.last_event_ts + (0 if same_second else 1))
+
     def _update(self, s: Sub, ts: int, same_second: bool = False, **changes) -> None:
         """Apply changes and emit customer.subscription.updated with the old values of what changed."""
-        before = self._sub_obj(s)
+        # the state before only makes the event (its type and previous_attributes): not built for an event
+        # older than any extract's (_record)
+        evented = self.store.keeps("billing/events", self._event_ts(s, ts, same_second))
+        before = self._sub_obj(s) if evented else None
         for k, v in changes.items():
             setattr(s, k, v)
         after = self._sub_obj(s)
+        if not evented:
+            self._record(s, ts, "", None, after, same_second=same_second)
+            return
         previous = {k: before[k] for k in after if before[k] != after[k] and k not in ("latest_invoice",)}
         etype = "customer.subscription.deleted" if s.status == "canceled" and before["status"] != "canceled" \
             else "customer.subscription.updated"
