@@ -159,8 +159,8 @@ def batch_table(batch: tuple) -> pa.Table:
 
 class VersionStore:
     """The versions, one table per entity: each entity's final queries (the latest version per object, the
-    counts) read its own rows only, not every entity's bodies (the large company's store holds about 17 M
-    versions, most of them invoices and tickets)."""
+    counts) read its own rows only, not every entity's bodies (millions of versions on the large company,
+    most of them invoices and tickets)."""
 
     def __init__(self, path: Path, cutoffs: list[int] | None = None, floors: dict[str, int] | None = None):
         """``cutoffs``, ``floors``: to drop versions no extract can show (:class:`VersionBuffer`)."""
