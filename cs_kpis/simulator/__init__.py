@@ -91,10 +91,12 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     write_mark(tmp_truth, "partial")
     days = [as_of + dt.timedelta(days=i) for i in range(increments + 1)]
     scratch = tmp / "_scratch" / "versions.duckdb"
-    # the end of each extract day: a version superseded within one of these windows is never written
+    # the end of each extract day: a version superseded within one of these windows is never written; nor is
+    # one older than its entity's first window (Stripe's retention of events, Salesforce's of field history)
     cutoffs = [day_bounds(d)[1] for d in days]
+    floors = {e: lo for e in ENTITIES if (lo := _first_lo(e, as_of, retention)) is not None}
     if workers == 1:
-        store = VersionStore(scratch, cutoffs)
+        store = VersionStore(scratch, cutoffs, floors)
         events = SegmentWriter(tmp, store.con, seed, spec.users_cap, spec.events_per_active_user, last_day)
         company = Company(spec, seed, store, last_day, events_writer=events)
         company.run()
@@ -105,7 +107,7 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
         # the simulation here, the version store and the files in a second process (writer.py)
         from .writer import RemoteStore
 
-        remote = RemoteStore(scratch, tmp, seed, cutoffs)
+        remote = RemoteStore(scratch, tmp, seed, cutoffs, floors)
         try:
             events = SegmentWriter(tmp, None, seed, spec.users_cap, spec.events_per_active_user, last_day,
                                    sink=remote.events_sink)
@@ -191,14 +193,10 @@ def write_entities(store: VersionStore, tmp: Path, as_of: dt.date, days: list[dt
     for entity, (_, newest_first) in ENTITIES.items():
         counts[entity] = store.count(entity)
         written = 0
+        first_lo = _first_lo(entity, as_of, retention)
         for i, day in enumerate(days):
             lo, hi = day_bounds(day)
-            first_lo = None
-            if entity == "billing/events" and retention:
-                first_lo = lo - retention * 86400  # events of the retention window before the snapshot day
-            if entity == "crm/AccountHistory":
-                first_lo = day_bounds(months_before(as_of, FIELD_HISTORY_MONTHS))[0]  # what Salesforce still keeps
-            total = _count_latest(store, entity, first_lo if i == 0 else lo, hi)
+            total = store.count_latest(entity, first_lo if i == 0 else lo, hi)
             cursor = store.latest(entity, first_lo if i == 0 else lo, hi, descending=newest_first)
             write_bodies(tmp, entity, day, iter_bodies(cursor), total)
             written += total
@@ -209,10 +207,15 @@ def write_entities(store: VersionStore, tmp: Path, as_of: dt.date, days: list[dt
     return counts
 
 
-def _count_latest(store: VersionStore, entity: str, lo: int | None, hi: int) -> int:
-    where = "entity = $entity and ts < $hi" + ("" if lo is None else " and ts >= $lo")
-    params = {"entity": entity, "hi": hi} | ({} if lo is None else {"lo": lo})
-    return store.con.execute(f"select count(distinct id) from versions where {where}", params).fetchall()[0][0]
+def _first_lo(entity: str, as_of: dt.date, retention: int) -> int | None:
+    """The lower bound (Unix seconds) of the entity's first extract window, None for the whole history; every
+    later window starts later (the day's own start)."""
+    if entity == "billing/events" and retention:
+        # the events of the retention window before the snapshot day
+        return day_bounds(as_of)[0] - retention * 86400
+    if entity == "crm/AccountHistory":
+        return day_bounds(months_before(as_of, FIELD_HISTORY_MONTHS))[0]  # what Salesforce still keeps
+    return None
 
 
 def _fx_rates(company: Company):

@@ -263,6 +263,8 @@ class Company:
         self.t0 = ts_of(spec.start_date, 0) - 86400 * 30
         self.agenda: list[tuple[int, int, str, tuple]] = []
         self._agenda_seq = 0
+        self._soonest = 0
+        """the earliest time an agenda item scheduled now can run at (:meth:`_runs_at`)"""
         self.counters: dict[str, int] = {}
         self.edge_cases: dict[str, list[str]] = {}
         self.accounts: list[Account] = []
@@ -375,17 +377,25 @@ class Company:
         self._agenda_seq += 1
         heapq.heappush(self.agenda, (ts, self._agenda_seq, action, args))
 
+    def _runs_at(self, ts: int) -> int:
+        """When an item scheduled now at ``ts`` runs, if the simulation gets that far: at ``ts``, or at the
+        next day's start when it is scheduled after this day's agenda ran (new tickets) for a time within
+        the day."""
+        return max(ts, self._soonest)
+
     def run(self) -> None:
         day = self.spec.start_date
         self._write_static()
         while day <= self.last_day:
             lo, hi = day_bounds(day)
+            self._soonest = lo
             self._daily_health()
             for acct in self._arrivals(day):
                 self._account_arrives(acct, day)
             while self.agenda and self.agenda[0][0] < hi:
                 ts, _, action, args = heapq.heappop(self.agenda)
                 getattr(self, "_on_" + action)(max(ts, lo), *args)
+            self._soonest = hi  # the day's agenda is done: what is scheduled from here runs tomorrow or later
             self._support(day)
             self._nps(day)
             if self.events_writer is not None:
@@ -590,34 +600,48 @@ class Company:
 
     def _record(self, s: Sub, ts: int, event_type: str, previous: dict | None, obj: dict | None = None,
                 same_second: bool = False) -> None:
-        # Stripe timestamps have one-second resolution: one subscription's events go in distinct seconds,
-        # except where real accounts have two in one second (same_second: a creation and the activation
-        # that follows it at once), which the ledger orders by type
-        ts = max(ts, s.last_event_ts + (0 if same_second else 1))
+        ts = self._event_ts(s, ts, same_second)
         s.last_event_ts = ts
         obj = obj or self._sub_obj(s)
         self.store.add("billing/subscriptions", s.id, ts, obj, sort_key=s.created)
-        # an event's object is never expanded (API 2025-03-31.basil): its discounts, and each item's, are
-        # the discount ids; the list above has them expanded (expand[]=data.discounts, data.items.data.discounts)
-        data = {"object": _discount_ids(obj)}
-        if previous is not None:
-            data["previous_attributes"] = _discount_ids(previous)
-        eid = self.ids.stripe("evt", self._count("evt"), 24)
-        self.store.add("billing/events", eid, ts, {
-            "id": eid, "object": "event", "api_version": "2025-03-31.basil", "created": ts, "data": data,
-            "livemode": False, "pending_webhooks": 0, "request": {"id": None, "idempotency_key": None},
-            "type": event_type,
-        }, sort_key=ts)
+        n = self._count("evt")
+        if self.store.keeps("billing/events", ts):  # else older than any extract's events: not built
+            # an event's object is never expanded (API 2025-03-31.basil): its discounts, and each item's,
+            # are the discount ids; the list above has them expanded (expand[]=data.discounts,
+            # data.items.data.discounts)
+            data = {"object": _discount_ids(obj)}
+            if previous is not None:
+                data["previous_attributes"] = _discount_ids(previous)
+            eid = self.ids.stripe("evt", n, 24)
+            self.store.add("billing/events", eid, ts, {
+                "id": eid, "object": "event", "api_version": "2025-03-31.basil", "created": ts, "data": data,
+                "livemode": False, "pending_webhooks": 0, "request": {"id": None, "idempotency_key": None},
+                "type": event_type,
+            }, sort_key=ts)
         mrr = s.local_mrr()
         if not s.mrr_history or s.mrr_history[-1][1] != mrr:
             s.mrr_history.append((ts, mrr))
 
+    @staticmethod
+    def _event_ts(s: Sub, ts: int, same_second: bool) -> int:
+        """The time of the subscription's next event: Stripe timestamps have one-second resolution, and one
+        subscription's events go in distinct seconds, except where real accounts have two in one second
+        (same_second: a creation and the activation that follows it at once), which the ledger orders by
+        type."""
+        return max(ts, s.last_event_ts + (0 if same_second else 1))
+
     def _update(self, s: Sub, ts: int, same_second: bool = False, **changes) -> None:
         """Apply changes and emit customer.subscription.updated with the old values of what changed."""
-        before = self._sub_obj(s)
+        # the state before only makes the event (its type and previous_attributes): not built for an event
+        # older than any extract's (_record)
+        evented = self.store.keeps("billing/events", self._event_ts(s, ts, same_second))
+        before = self._sub_obj(s) if evented else None
         for k, v in changes.items():
             setattr(s, k, v)
         after = self._sub_obj(s)
+        if not evented:
+            self._record(s, ts, "", None, after, same_second=same_second)
+            return
         previous = {k: before[k] for k in after if before[k] != after[k] and k not in ("latest_invoice",)}
         etype = "customer.subscription.deleted" if s.status == "canceled" and before["status"] != "canceled" \
             else "customer.subscription.updated"
@@ -1149,12 +1173,14 @@ class Company:
     def _emit_invoice(self, inv: dict, ts: int, event_type: str | None) -> None:
         self.store.add("billing/invoices", inv["id"], ts, inv, sort_key=inv["created"])
         if event_type:
-            eid = self.ids.stripe("evt", self._count("evt"), 24)
-            self.store.add("billing/events", eid, ts, {
-                "id": eid, "object": "event", "api_version": "2025-03-31.basil", "created": ts,
-                "data": {"object": _invoice_discount_ids(inv)}, "livemode": False, "pending_webhooks": 0,
-                "request": {"id": None, "idempotency_key": None}, "type": event_type,
-            }, sort_key=ts)
+            n = self._count("evt")
+            if self.store.keeps("billing/events", ts):  # else older than any extract's events: not built
+                eid = self.ids.stripe("evt", n, 24)
+                self.store.add("billing/events", eid, ts, {
+                    "id": eid, "object": "event", "api_version": "2025-03-31.basil", "created": ts,
+                    "data": {"object": _invoice_discount_ids(inv)}, "livemode": False, "pending_webhooks": 0,
+                    "request": {"id": None, "idempotency_key": None}, "type": event_type,
+                }, sort_key=ts)
 
     # ---------------------------------------------------------------- support and NPS
 
@@ -1188,10 +1214,11 @@ class Company:
         prio = "urgent" if r < 0.03 + 0.08 * (1 - h) else "high" if r < 0.2 + 0.1 * (1 - h) else \
             "normal" if r < 0.85 else "low" if r < 0.95 else None
         requester = 90_000_000_000 + (acct.n if acct else org % 1000) * 10 + self.rnd.randint(0, 5)
+        at = zd_datetime(created)
         t = {
             "url": f"https://simsaas.zendesk.com/api/v2/tickets/{tid}.json", "id": tid, "external_id": None,
             "via": {"channel": self.rnd.choice(["email", "web", "api", "chat"]), "source": {"from": {}, "to": {}, "rel": None}},
-            "created_at": zd_datetime(created), "updated_at": zd_datetime(created),
+            "created_at": at, "updated_at": at,
             "type": self.rnd.choice(["problem", "incident", "question", "task", None]),
             "subject": self.rnd.choice(["Cannot export report", "SSO login fails", "Billing question",
                                         "Dashboard slow", "Integration error", "How do I share a dashboard?"]),
@@ -1209,12 +1236,12 @@ class Company:
         replies = 1 + (self.rnd.random() < 0.5) + reopens + int(self.rnd.random() < 0.3 * (1 - h)) * 2
         m = {
             "url": f"https://simsaas.zendesk.com/api/v2/ticket_metrics/{tid + 5_000_000}.json",
-            "id": tid + 5_000_000, "ticket_id": tid, "created_at": zd_datetime(created),
-            "updated_at": zd_datetime(created), "group_stations": 1, "assignee_stations": 1, "reopens": 0,
-            "replies": 0, "assignee_updated_at": None, "requester_updated_at": zd_datetime(created),
-            "status_updated_at": zd_datetime(created), "initially_assigned_at": zd_datetime(created),
-            "assigned_at": zd_datetime(created), "solved_at": None,
-            "latest_comment_added_at": zd_datetime(created),
+            "id": tid + 5_000_000, "ticket_id": tid, "created_at": at,
+            "updated_at": at, "group_stations": 1, "assignee_stations": 1, "reopens": 0,
+            "replies": 0, "assignee_updated_at": None, "requester_updated_at": at,
+            "status_updated_at": at, "initially_assigned_at": at,
+            "assigned_at": at, "solved_at": None,
+            "latest_comment_added_at": at,
             "reply_time_in_minutes": {"calendar": None, "business": None},
             "first_resolution_time_in_minutes": {"calendar": None, "business": None},
             "full_resolution_time_in_minutes": {"calendar": None, "business": None},
@@ -1222,20 +1249,26 @@ class Company:
             "requester_wait_time_in_minutes": {"calendar": None, "business": None},
             "on_hold_time_in_minutes": {"calendar": 0, "business": 0},
         }
-        self.store.add("support/tickets", str(tid), created, t)
-        self.store.add("support/ticket_metrics", str(tid + 5_000_000), created, m)
+        # each version below is superseded by a later one that this call or the agenda adds for sure (the
+        # solve, then the close): the store drops those that fall in the same extract window (store.py)
+        solved_at = self._runs_at(created + resolution * 60)
+        replied_at = created + first_reply * 60
+        self.store.add("support/tickets", str(tid), created, t, superseded_at=solved_at)
+        self.store.add("support/ticket_metrics", str(tid + 5_000_000), created, m, superseded_at=replied_at)
         # the reply comes later the same day or so: the metrics row is updated then
-        m2 = dict(m, replies=1, updated_at=zd_datetime(created + first_reply * 60),
+        m2 = dict(m, replies=1, updated_at=zd_datetime(replied_at),
                   reply_time_in_minutes={"calendar": first_reply, "business": int(first_reply * 0.7)})
-        self.store.add("support/ticket_metrics", str(m["id"]), created + first_reply * 60, m2)
+        self.store.add("support/ticket_metrics", str(m["id"]), replied_at, m2, superseded_at=solved_at)
         self.schedule(created + resolution * 60, "solve_ticket", t, m2, resolution, reopens, replies, h)
 
     def _on_solve_ticket(self, ts, t, m, resolution, reopens, replies, h) -> None:
-        t = dict(t, status="solved", updated_at=zd_datetime(ts))
-        m = dict(m, solved_at=zd_datetime(ts), updated_at=zd_datetime(ts), reopens=reopens, replies=replies,
+        at = zd_datetime(ts)
+        t = dict(t, status="solved", updated_at=at)
+        m = dict(m, solved_at=at, updated_at=at, reopens=reopens, replies=replies,
                  full_resolution_time_in_minutes={"calendar": resolution, "business": int(resolution * 0.6)},
                  first_resolution_time_in_minutes={"calendar": resolution, "business": int(resolution * 0.6)},
-                 status_updated_at=zd_datetime(ts))
+                 status_updated_at=at)
+        closed_at = self._runs_at(ts + 4 * 86400)
         offered = self.rnd.random() < 0.7
         if offered:
             rid = self.next_rating
@@ -1243,24 +1276,27 @@ class Company:
             t["satisfaction_rating"] = {"score": "offered"}
             rating = {"url": f"https://simsaas.zendesk.com/api/v2/satisfaction_ratings/{rid}.json", "id": rid,
                       "assignee_id": t["assignee_id"], "group_id": t["group_id"], "requester_id": t["requester_id"],
-                      "ticket_id": t["id"], "score": "offered", "created_at": zd_datetime(ts),
-                      "updated_at": zd_datetime(ts), "comment": None, "reason": None}
-            self.store.add("support/satisfaction_ratings", str(rid), ts, rating)
+                      "ticket_id": t["id"], "score": "offered", "created_at": at,
+                      "updated_at": at, "comment": None, "reason": None}
+            rated_at = None
             if self.rnd.random() < 0.45:
                 good = self.rnd.random() < 0.3 + 0.65 * h
-                self.schedule(ts + self.rnd.randint(3600, 3 * 86400), "rate_ticket", t, rating, good)
-        self.store.add("support/tickets", str(t["id"]), ts, t)
+                rate_ts = ts + self.rnd.randint(3600, 3 * 86400)
+                self.schedule(rate_ts, "rate_ticket", t, rating, good, closed_at)
+                rated_at = self._runs_at(rate_ts)
+            self.store.add("support/satisfaction_ratings", str(rid), ts, rating, superseded_at=rated_at)
+        self.store.add("support/tickets", str(t["id"]), ts, t, superseded_at=closed_at)
         self.store.add("support/ticket_metrics", str(m["id"]), ts, m)
         self.schedule(ts + 4 * 86400, "close_ticket", t)
 
-    def _on_rate_ticket(self, ts, t, rating, good) -> None:
+    def _on_rate_ticket(self, ts, t, rating, good, closed_at) -> None:
         score = "good" if good else "bad"
         rating = dict(rating, score=score, updated_at=zd_datetime(ts),
                       comment="Thanks, quick help!" if good else "Took too long.")
         self.store.add("support/satisfaction_ratings", str(rating["id"]), ts, rating)
         t = dict(t, updated_at=zd_datetime(ts),
                  satisfaction_rating={"id": rating["id"], "score": score, "comment": rating["comment"]})
-        self.store.add("support/tickets", str(t["id"]), ts, t)
+        self.store.add("support/tickets", str(t["id"]), ts, t, superseded_at=closed_at)
 
     def _on_close_ticket(self, ts, t) -> None:
         self.store.add("support/tickets", str(t["id"]), ts, dict(t, status="closed", updated_at=zd_datetime(ts)))

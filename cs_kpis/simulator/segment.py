@@ -22,20 +22,22 @@ _EV = {name: i for i, name in enumerate(EVENT_NAMES)}
 _N_GENERIC = len(catalog.GENERIC_EVENTS)
 
 # each line is built by string concatenation in DuckDB and its text written as it comes (every value here
-# is a plain identifier): about 4x faster than DuckDB's JSON writer with nested structs. The event's own
-# time is formatted once for its two fields (timestamp, originalTimestamp)
+# is a plain identifier): about 4x faster than DuckDB's JSON writer with nested structs. One concat() of all
+# the pieces, not a chain of ||, which copies the growing line at every step (a day of 45,000 events: 62 ms
+# against 101). The event's own time is formatted once for its two fields (timestamp, originalTimestamp).
+# concat() skips a null where || would give a null line: write_day refuses null inputs first
 _TS = "strftime(epoch_ms({c}), '%Y-%m-%dT%H:%M:%S.%gZ')"
 _FORMAT_SQL = (
-    """select '{"type":"track","event":"' || event
-    || '","messageId":"ajs-' || md5($seed || '-' || cast(seq as varchar))
-    || '","userId":"' || prefix || lpad(cast(k as varchar), 3, '0')
-    || '","timestamp":"' || at_text
-    || '","originalTimestamp":"' || at_text
-    || '","sentAt":"' || """ + _TS.format(c="ts_ms + 120") + """
-    || '","receivedAt":"' || """ + _TS.format(c="rcv_ms") + """
-    || '","context":{"groupId":"' || workspace
-    || '","library":{"name":"analytics.js","version":"2.11.1"}},"properties":{"source":"'
-    || (case when k % 3 = 0 then 'app' else 'web' end) || '"},"version":2}' || chr(10) as line
+    """select concat('{"type":"track","event":"', event,
+    '","messageId":"ajs-', md5(concat($seed, '-', cast(seq as varchar))),
+    '","userId":"', prefix, lpad(cast(k as varchar), 3, '0'),
+    '","timestamp":"', at_text,
+    '","originalTimestamp":"', at_text,
+    '","sentAt":"', """ + _TS.format(c="ts_ms + 120") + """,
+    '","receivedAt":"', """ + _TS.format(c="rcv_ms") + """,
+    '","context":{"groupId":"', workspace,
+    '","library":{"name":"analytics.js","version":"2.11.1"}},"properties":{"source":"',
+    (case when k % 3 = 0 then 'app' else 'web' end), '"},"version":2}', chr(10)) as line
     from (select event, seq, prefix, k, ts_ms, rcv_ms, workspace, """ + _TS.format(c="ts_ms") + """ as at_text
           from ev)"""
 )
@@ -186,6 +188,8 @@ def write_day(con: duckdb.DuckDBPyConnection, landing: Path, seed: int, day: dt.
     """Write the events Segment received on ``day``: part 1 the track calls (formatted by DuckDB), part 2
     the identify and group calls (JSON text), if any."""
     if table.num_rows:
+        if any(col.null_count for col in table.columns):
+            raise ValueError(f"a product event of {day} has a null field")  # cannot happen: every input is set
         path = events_part(landing, day, 1)  # the format's path; DuckDB formats the lines
         con.register("ev", table)
         try:

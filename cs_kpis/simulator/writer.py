@@ -44,19 +44,24 @@ class RemoteStore:
     :class:`~cs_kpis.simulator.store.VersionStore.add` (the same :class:`~cs_kpis.simulator.store.VersionBuffer`),
     and full batches go to the writer process as a few flat buffers."""
 
-    def __init__(self, scratch: Path, landing: Path, seed: int, cutoffs: list[int] | None = None):
+    def __init__(self, scratch: Path, landing: Path, seed: int, cutoffs: list[int] | None = None,
+                 floors: dict[str, int] | None = None):
         ctx = mp.get_context("spawn")
         self._q = ctx.Queue(maxsize=_QUEUE_SIZE)
         self._result = ctx.Queue()
         self._proc = ctx.Process(target=_writer_main, args=(self._q, self._result, str(scratch), str(landing), seed),
                                  name="cs_kpis-simulator-writer", daemon=True)
         self._proc.start()
-        self._buf = VersionBuffer(cutoffs)
+        self._buf = VersionBuffer(cutoffs, floors)
         self._done = False
 
-    def add(self, entity: str, obj_id: str, ts: int, obj: dict, sort_key: int | None = None) -> None:
-        if self._buf.add(entity, obj_id, ts, obj, sort_key):
+    def add(self, entity: str, obj_id: str, ts: int, obj: dict, sort_key: int | None = None,
+            superseded_at: int | None = None) -> None:
+        if self._buf.add(entity, obj_id, ts, obj, sort_key, superseded_at):
             self.flush()
+
+    def keeps(self, entity: str, ts: int) -> bool:
+        return self._buf.keeps(entity, ts)
 
     def flush(self) -> None:
         if len(self._buf):

@@ -1,6 +1,7 @@
 """The version store's buffer: what it drops before storing, and the flat buffers a batch travels in."""
 
 import orjson
+import pytest
 
 from cs_kpis.simulator.store import CHUNK, VersionBuffer, VersionStore, batch_table
 
@@ -51,6 +52,33 @@ def test_without_cutoffs_every_version_is_kept_and_bodies_travel_unchanged(tmp_p
     try:
         store.insert_chunks(chunks)
         assert store.count("crm/Contact") == 3
-        assert store.con.execute("select count(*), max(seq) from versions").fetchall() == [(CHUNK + 5, CHUNK + 5)]
+        table = store.table("crm/Contact")
+        assert store.con.execute(f"select count(*), max(seq) from {table}").fetchall() == [(CHUNK + 5, CHUNK + 5)]
     finally:
         store.close()
+
+
+def test_versions_no_extract_can_show_are_dropped_before_they_are_serialized():
+    # windows: before 100 (the snapshot day's end), [100, 200) (the first increment)
+    buf = VersionBuffer(cutoffs=[100, 200], floors={"billing/events": 40})
+    assert not buf.keeps("billing/events", 39) and buf.keeps("billing/events", 40)
+    assert buf.keeps("support/tickets", 0)  # no floor: the whole history
+    buf.add("billing/events", "evt_old", 39, {"v": "before the retention window"})
+    buf.add("billing/events", "evt_new", 40, {"v": "kept"})
+    # a later version is sure to come at superseded_at: dropped when that is in the same window, any batch
+    buf.add("support/tickets", "1", 10, {"v": "open"}, superseded_at=99)
+    buf.add("support/tickets", "2", 10, {"v": "open"}, superseded_at=100)  # its successor is in the increment
+    buf.add("support/tickets", "3", 150, {"v": "solved"}, superseded_at=190)
+    buf.add("support/tickets", "4", 150, {"v": "solved"}, superseded_at=150)  # same second, added later
+    # beyond the last window the run may stop before the successor is added: kept
+    buf.add("support/tickets", "5", 250, {"v": "after the last day"}, superseded_at=260)
+    assert buf.dropped == 4 and buf.seq == 7
+    assert [(e, i, b["v"]) for e, i, _, _, _, b in _rows(buf)] == [
+        ("billing/events", "evt_new", "kept"), ("support/tickets", "2", "open"),
+        ("support/tickets", "5", "after the last day")]
+    with pytest.raises(ValueError, match="superseded before it"):
+        buf.add("support/tickets", "6", 50, {"v": "x"}, superseded_at=49)
+    # without cutoffs (a store for tests) nothing is dropped
+    plain = VersionBuffer(floors={"billing/events": 40})
+    plain.add("billing/events", "evt_old", 39, {}, superseded_at=39)
+    assert plain.keeps("billing/events", 0) and plain.dropped == 0 and len(plain) == 1
