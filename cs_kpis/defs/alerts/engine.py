@@ -37,9 +37,14 @@ ALERT_TYPES = ("health_drop", "health_red", "usage_drop", "champion_inactive", "
                "low_nps_high_value", "renewal_risk", "expansion_opportunity")
 NOTIFY_EVENTS = ("raised", "reminder")
 _NOTIFY_IN = ", ".join(f"'{event}'" for event in NOTIFY_EVENTS)
-CANDIDATE_COLUMNS = ("dedup_key", "account_id", "account_name", "alert_type", "severity", "status", "hold_reason",
-                     "owner_id", "owner_name", "owner_email", "arr", "reason", "first_seen", "last_seen",
-                     "last_raised", "as_of_day")
+CANDIDATE_TYPES = {"dedup_key": "varchar", "account_id": "varchar", "account_name": "varchar",
+                   "alert_type": "varchar", "severity": "varchar", "status": "varchar", "hold_reason": "varchar",
+                   "owner_id": "varchar", "owner_name": "varchar", "owner_email": "varchar", "arr": "double",
+                   "reason": "varchar", "first_seen": "date", "last_seen": "date", "last_raised": "date",
+                   "as_of_day": "date"}
+"""alerts.alert_candidates' columns, in order, with their SQL types: every column is cast on write, so the table
+has these types when no alert fires too (an empty frame's columns would otherwise be NULL-typed)"""
+CANDIDATE_COLUMNS = tuple(CANDIDATE_TYPES)
 """alerts.alert_candidates' columns, in order"""
 SEVERITY_LEVELS = ("critical", "high", "medium", "info")
 """most severe first: the one order of severities (digests, the KPI report, the CRM sync sort by it)"""
@@ -456,9 +461,8 @@ def candidates(con, latest: dict[int, Alert], rules: dict, as_of: date, holds: d
     return df[list(CANDIDATE_COLUMNS)].sort_values(["alert_type", "account_id"], ignore_index=True)
 
 
-CANDIDATE_CASTS = {"first_seen": "date", "last_seen": "date", "last_raised": "date", "as_of_day": "date",
-                   "arr": "double", "hold_reason": "varchar", "owner_name": "varchar", "owner_email": "varchar",
-                   "owner_id": "varchar", "account_name": "varchar"}
+CANDIDATE_CASTS = CANDIDATE_TYPES
+"""the casts write_frame applies to the candidates: every column (CANDIDATE_TYPES)"""
 
 LOG_DDL = """
 create table if not exists alerts.alert_log (
