@@ -514,17 +514,13 @@ def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int
                 set_range(con, spec.table, first, last)
                 rebuilt += con.execute(f"insert into {spec.table} by name\n{sql}").fetchall()[0][0]
             set_listed_pass(con, spec.table, window.start_day, "except")
-        # a full build writes each range's rows in day order: a nightly deletes the window's last days of every
-        # account, which in account order sit in every row group and make DuckDB's checkpoint at the commit
-        # rewrite the whole table (BENCHMARKS.md "Alerts and health nightly ... session 14")
-        full_sql = f"select * from (\n{sql}\n) as built order by day"
         for n, (first, last) in enumerate(ranges):
             set_range(con, spec.table, first, last)
             if window.mode == "full" and n == 0:
                 con.execute(f"create schema if not exists {spec.table.split('.')[0]}")
-                con.execute(f"create or replace table {spec.table} as\n{full_sql}")
+                con.execute(f"create or replace table {spec.table} as\n{sql}")
             else:
-                con.execute(f"insert into {spec.table} by name\n{full_sql if window.mode == 'full' else sql}")
+                con.execute(f"insert into {spec.table} by name\n{sql}")
         if listed_ranges:
             set_listed_pass(con, spec.table, window.start_day, None)
         set_range(con, spec.table, None, None)

@@ -6,7 +6,6 @@ window starting on 04-29 reads its grid from 01-30 and must carry u1's 01-05 spe
 
 import dataclasses
 import datetime as dt
-import itertools
 import json
 import math
 import re
@@ -119,17 +118,6 @@ def test_nightly_indicators_and_scores_equal_a_full_build(wh, monkeypatch):
         same(rows(wh, table), expected)
     same(rows(wh, "kpis.health_score_changes", order="account_id, day, window_days"), ref_changes)
     assert caught_up(wh)
-
-
-def test_a_full_build_writes_each_range_in_day_order(wh):
-    """A nightly deletes the window's last days of every account: a full build writes each range's rows in day
-    order, so those rows are the last of each range instead of sitting in every row group of the table (where
-    DuckDB's checkpoint at the nightly's commit rewrote all of it)."""
-    stats = build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
-    stored = wh.execute("select account_id, day from kpis.account_indicators_daily order by rowid").fetchall()
-    assert stats["account_ranges"] == 1 and len({a for a, _ in stored}) > 1
-    # runs of non-decreasing days in storage order: one per range (in account order: one per account)
-    assert 1 + sum(1 for (_, a), (_, b) in itertools.pairwise(stored) if b < a) == 1
 
 
 def test_restated_history_before_the_window_forces_a_full_build(wh):
