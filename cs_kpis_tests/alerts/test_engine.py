@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from cs_kpis.defs.alerts import engine
+from cs_kpis.lib.sql import table_metadata
 from cs_kpis_tests.alerts.fixtures import AS_OF, Warehouse, d, set_cells
 
 RULES = engine.load_rules()
@@ -32,6 +33,28 @@ def test_nothing_fires_on_the_quiet_baseline(tmp_path):
     assert cand.empty and log.empty
 
 
+def candidate_schema(con) -> list[tuple[str, str]]:
+    """alerts.alert_candidates' (column, type) as Dagster's column schema shows them."""
+    meta = table_metadata(con, "alerts", "alert_candidates")["dagster/column_schema"]
+    return [(c.name, c.type) for c in meta.columns]
+
+
+CANDIDATE_SCHEMA = [("dedup_key", "VARCHAR"), ("account_id", "VARCHAR"), ("account_name", "VARCHAR"),
+                    ("alert_type", "VARCHAR"), ("severity", "VARCHAR"), ("status", "VARCHAR"),
+                    ("hold_reason", "VARCHAR"), ("owner_id", "VARCHAR"), ("owner_name", "VARCHAR"),
+                    ("owner_email", "VARCHAR"), ("arr", "DOUBLE"), ("reason", "VARCHAR"), ("first_seen", "DATE"),
+                    ("last_seen", "DATE"), ("last_raised", "DATE"), ("as_of_day", "DATE")]
+"""alerts.alert_candidates' columns and types when alerts exist (test_usage_drop_reason_owner_arr checks it)"""
+
+
+def test_candidates_keep_their_column_types_when_no_alert_fires(tmp_path):
+    """A fresh warehouse where no rule fires: alerts.alert_candidates is empty but typed as when alerts exist
+    (no NULL-typed column), and Dagster's column schema says so."""
+    con, cand, _ = run(tmp_path, Warehouse())
+    assert cand.empty
+    assert candidate_schema(con) == CANDIDATE_SCHEMA
+
+
 def test_usage_drop_reason_owner_arr(tmp_path):
     wh = Warehouse()
     # A: 412 -> 272 events: 272/412 - 1 = -0.3398 -> "down 34%", from 03-20 to the as-of day; it must hold
@@ -44,7 +67,8 @@ def test_usage_drop_reason_owner_arr(tmp_path):
     set_cells(wh.indicators, "C", "2025-03-01", "2025-03-06", events_prior_30d=100, events_30d=50, usage_trend=-0.5)
     # ... and exactly at the -30% line on 7 days (03-10 .. 03-16): <= -0.30 fires, on the 7th day
     set_cells(wh.indicators, "C", "2025-03-10", "2025-03-16", events_prior_30d=100, events_30d=70, usage_trend=-0.3)
-    _, cand, log = run(tmp_path, wh)
+    con, cand, log = run(tmp_path, wh)
+    assert candidate_schema(con) == CANDIDATE_SCHEMA
     c = only(cand, "usage_drop")
     assert c["account_id"].tolist() == ["A"]
     row = c.iloc[0]

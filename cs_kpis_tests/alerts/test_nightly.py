@@ -236,3 +236,24 @@ def test_alerts_resolved_long_before_the_checkpoint_stay_candidates_when_recent_
                     if r[status] == "resolved" and r[last_seen] < carried - dt.timedelta(days=7)]
     assert old_resolved, "the history has no alert resolved long before the checkpoint"
     assert inc["alert_candidates"] == full["alert_candidates"]
+
+
+def test_the_window_reads_no_product_event_dated_before_it(after_first_night, tmp_path, monkeypatch):
+    """The champions' product events before the window are read once per nightly, by the plan's scan for the
+    input fingerprint, which also leaves each champion's last active day before the window (LAST_ACTIVE):
+    with those events deleted after the plan, the nightly still equals a full build of the intact events."""
+    real = engine.compute
+
+    def events_gone(con, rules, as_of, holds, skipped=(), sql_engine=None, build=None, checkpoint=None):
+        assert build.mode == "incremental", build.reason
+        gone = con.execute("delete from staging.stg_product__events where occurred_at < ?", [build.start_day])
+        assert gone.fetchall()[0][0] > 0
+        return real(con, rules, as_of, holds, skipped, sql_engine, build, checkpoint)
+    monkeypatch.setattr(engine, "compute", events_gone)
+    build, inc = nightly(after_first_night, tmp_path, "incremental")
+    monkeypatch.undo()
+    _, full = nightly(after_first_night, tmp_path, "full", full_refresh=True)
+    assert build["mode"] == "incremental"
+    assert any(r[4] == "champion_inactive" and r[6] >= build["start_day"] for r in full["alert_log"])
+    for table in ("alert_candidates", "alert_log", "state", "tail"):
+        assert inc[table] == full[table], table

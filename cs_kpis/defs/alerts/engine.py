@@ -37,9 +37,14 @@ ALERT_TYPES = ("health_drop", "health_red", "usage_drop", "champion_inactive", "
                "low_nps_high_value", "renewal_risk", "expansion_opportunity")
 NOTIFY_EVENTS = ("raised", "reminder")
 _NOTIFY_IN = ", ".join(f"'{event}'" for event in NOTIFY_EVENTS)
-CANDIDATE_COLUMNS = ("dedup_key", "account_id", "account_name", "alert_type", "severity", "status", "hold_reason",
-                     "owner_id", "owner_name", "owner_email", "arr", "reason", "first_seen", "last_seen",
-                     "last_raised", "as_of_day")
+CANDIDATE_TYPES = {"dedup_key": "varchar", "account_id": "varchar", "account_name": "varchar",
+                   "alert_type": "varchar", "severity": "varchar", "status": "varchar", "hold_reason": "varchar",
+                   "owner_id": "varchar", "owner_name": "varchar", "owner_email": "varchar", "arr": "double",
+                   "reason": "varchar", "first_seen": "date", "last_seen": "date", "last_raised": "date",
+                   "as_of_day": "date"}
+"""alerts.alert_candidates' columns, in order, with their SQL types: every column is cast on write, so the table
+has these types when no alert fires too (an empty frame's columns would otherwise be NULL-typed)"""
+CANDIDATE_COLUMNS = tuple(CANDIDATE_TYPES)
 """alerts.alert_candidates' columns, in order"""
 SEVERITY_LEVELS = ("critical", "high", "medium", "info")
 """most severe first: the one order of severities (digests, the KPI report, the CRM sync sort by it)"""
@@ -155,6 +160,17 @@ full build), the state at the checkpoint for the next night; view: the condition
 can quote (CONDITIONS and each carried alert's last firing day)"""
 LISTED = "_alert_listed"
 """temp table: the accounts a nightly rebuilds on every kept day (account_id; empty otherwise)"""
+LAST_ACTIVE = "_alert_last_active"
+"""temp table (user_id, day): each champion/admin product user's last active day before the first day
+champion_inactive evaluates (its SQL reads it); on a nightly the plan leaves it from its scan of the same events
+for the input fingerprint (:func:`input_fingerprints`), so the events are read once"""
+ROLE_CONTACTS_SQL = """
+    select contact_id, account_id, role, product_user_id, first_name, last_name, created_at
+    from staging.stg_crm__contacts where role in (select unnest(cast($roles as varchar[])))
+"""
+"""the contacts champion_inactive considers (its rule's roles), for the fingerprint and LAST_ACTIVE"""
+CHAMPION_EVENTS = "_alert_champion_events"
+"""temp table of :func:`input_fingerprints`: per champion/admin user, its events before each fingerprint day"""
 EVENT_CODES = ("resolved", "raised", "reopened", "reminder")
 """an event's code is its index here, which is also its order among the events of one day in the log"""
 RESOLVED, RAISED, REOPENED, REMINDER = range(4)
@@ -162,15 +178,20 @@ EPOCH = date(1970, 1, 1)
 
 
 def load_conditions(con, rules: dict, as_of: date, first_day: date | None = None,
-                    skipped: Iterable[str] = (), sql_engine=None, accounts: Sequence[str] | None = None) -> int:
+                    skipped: Iterable[str] = (), sql_engine=None, accounts: Sequence[str] | None = None,
+                    last_active_ready: bool = False) -> int:
     """Every (alert_type, account_id, day) on which a condition holds, with severity and reason, into the temp
     table CONDITIONS; the ``skipped`` types (their source system is off, cs_kpis/lib/systems.py) are not
     evaluated. ``accounts``: only those accounts' rows, appended to CONDITIONS (a nightly's rebuilt accounts,
     on the days before its window). Each condition runs on ``sql_engine`` (cs_kpis/lib/engine.py: DuckDB by
     default, or Spark, with the rule values bound as parameters on either). On DuckDB each type's query is inserted where it runs (a
     year of the large company's conditions never leaves DuckDB, so its memory limit holds); on Spark each
-    type's rows are fetched and inserted. Returns the number of rows."""
+    type's rows are fetched and inserted. champion_inactive reads each user's last active day before
+    ``first_day`` from LAST_ACTIVE: read here from the events, unless ``last_active_ready`` (the plan left it,
+    for this ``first_day``). Returns the number of rows."""
     first_day = first_day or con.execute("select min(day) from kpis.account_indicators_daily").fetchall()[0][0]
+    if "champion_inactive" not in skipped and not last_active_ready:
+        load_last_active(con, rules["types"]["champion_inactive"], first_day, accounts)
     if accounts is None:
         con.execute(f"create or replace temp table {CONDITIONS} (alert_type varchar, account_id varchar, day date, "
                     "severity varchar, reason varchar)")
@@ -202,6 +223,22 @@ def load_conditions(con, rules: dict, as_of: date, first_day: date | None = None
         raise ValueError("alert conditions hold more than one row for an (alert type, account, day): "
                          "each rule must give at most one row per account and day")
     return int(n)
+
+
+def load_last_active(con, rule: dict, before: date, accounts: Sequence[str] | None = None) -> None:
+    """LAST_ACTIVE: each champion/admin user's (of ``accounts``, or every account) last active day before
+    ``before``: one scan of their product events."""
+    con.execute("set TimeZone = 'UTC'")
+    con.execute(f"""
+        create or replace temp table {LAST_ACTIVE} as
+        select user_id, max(cast(occurred_at as date)) as day
+        from staging.stg_product__events
+        where occurred_at < cast($before as date) and user_id in (
+            select product_user_id from ({ROLE_CONTACTS_SQL}) as c
+            where cast($accounts as varchar[]) is null or list_contains(cast($accounts as varchar[]), account_id))
+        group by user_id
+    """, {"roles": [str(r) for r in rule["roles"]], "before": before,
+          "accounts": None if accounts is None else [str(a) for a in accounts]})
 
 
 def _cooldown_sql(rules: dict) -> str:
@@ -456,9 +493,8 @@ def candidates(con, latest: dict[int, Alert], rules: dict, as_of: date, holds: d
     return df[list(CANDIDATE_COLUMNS)].sort_values(["alert_type", "account_id"], ignore_index=True)
 
 
-CANDIDATE_CASTS = {"first_seen": "date", "last_seen": "date", "last_raised": "date", "as_of_day": "date",
-                   "arr": "double", "hold_reason": "varchar", "owner_name": "varchar", "owner_email": "varchar",
-                   "owner_id": "varchar", "account_name": "varchar"}
+CANDIDATE_CASTS = CANDIDATE_TYPES
+"""the casts write_frame applies to the candidates: every column (CANDIDATE_TYPES)"""
 
 LOG_DDL = """
 create table if not exists alerts.alert_log (
@@ -549,6 +585,9 @@ class AlertPlan:
     accounts: tuple[str, ...] = ()
     """accounts whose keys an incremental build recomputes and walks over every kept day (a table the
     conditions read rebuilt them on every day), sorted; every other key is walked over the window"""
+    last_active: bool = False
+    """the plan's scan of the events for the fingerprint left LAST_ACTIVE as of ``start_day`` (incremental
+    only): the window's champion_inactive reads it instead of the events before the window"""
 
 
 def _lookback() -> int:
@@ -580,9 +619,15 @@ def input_fingerprint(con, rules: dict, skipped: Iterable[str], before: date) ->
     return input_fingerprints(con, rules, skipped, [before])[before]
 
 
-def input_fingerprints(con, rules: dict, skipped: Iterable[str], befores: Iterable[date]) -> dict[date, str]:
-    """:func:`input_fingerprint` for each day of ``befores``, with one scan of the product events for all."""
+def input_fingerprints(con, rules: dict, skipped: Iterable[str], befores: Iterable[date],
+                       last_active_before: date | None = None) -> dict[date, str]:
+    """:func:`input_fingerprint` for each day of ``befores``, with one scan of the product events for all.
+    ``last_active_before`` (a day not after the last of ``befores``): that scan also leaves LAST_ACTIVE, each
+    champion/admin user's last active day before it (what champion_inactive reads of the days before a nightly
+    window), so a nightly reads the champions' events before its window once."""
     skipped, days = set(skipped), sorted(set(befores))
+    if last_active_before is not None and last_active_before > days[-1]:
+        raise ValueError(f"the last active days before {last_active_before} are not in the scan before {days[-1]}")
     parts: dict[date, list] = {d: [] for d in days}
     con.execute("set TimeZone = 'UTC'")
     if "champion_inactive" not in skipped:
@@ -598,20 +643,29 @@ def input_fingerprints(con, rules: dict, skipped: Iterable[str], befores: Iterab
             f"(select coalesce(bit_xor(hash(contact_id, account_id, role, product_user_id, first_name, last_name, "
             f"created_at)), 0) from role where $never or product_user_id in (select user_id from ev "
             f"where first_at < cast($d{i} as date)))" for i in range(len(days)))
-        row = con.execute(f"""
-            with role as (
-                select contact_id, account_id, role, product_user_id, first_name, last_name, created_at
-                from staging.stg_crm__contacts where role in (select unnest(cast($roles as varchar[])))
-            ),
-            ev as materialized (
-                select user_id, min(occurred_at) as first_at, {per_day}
-                from staging.stg_product__events
-                where occurred_at < cast($last as date) and user_id in (select product_user_id from role)
-                group by user_id
-            )
-            select {totals}
-        """, {"roles": [str(r) for r in rule["roles"]], "never": bool(rule.get("include_never_active", False)),
-              "last": days[-1], **{f"d{i}": d for i, d in enumerate(days)}}).fetchall()[0]
+        roles, at = [str(r) for r in rule["roles"]], {f"d{i}": d for i, d in enumerate(days)}
+        last_active, extra = "", {}
+        if last_active_before is not None:
+            last_active = (", max(cast(occurred_at as date)) filter (where occurred_at < cast($la as date)) "
+                           "as last_active")
+            extra = {"la": last_active_before}
+        con.execute(f"""
+            create or replace temp table {CHAMPION_EVENTS} as
+            select user_id, min(occurred_at) as first_at{last_active}, {per_day}
+            from staging.stg_product__events
+            where occurred_at < cast($last as date)
+                and user_id in (select product_user_id from ({ROLE_CONTACTS_SQL}) as c)
+            group by user_id
+        """, {"roles": roles, "last": days[-1], **at, **extra})
+        try:
+            never = bool(rule.get("include_never_active", False))
+            row = con.execute(f"with role as ({ROLE_CONTACTS_SQL}), ev as (select * from {CHAMPION_EVENTS}) "
+                              f"select {totals}", {"roles": roles, "never": never, **at}).fetchall()[0]
+            if last_active_before is not None:
+                con.execute(f"create or replace temp table {LAST_ACTIVE} as select user_id, last_active as day "
+                            f"from {CHAMPION_EVENTS} where last_active is not null")
+        finally:
+            con.execute(f"drop table if exists {CHAMPION_EVENTS}")
         for i, d in enumerate(days):
             parts[d].append(tuple(row[4 * i: 4 * i + 4]))
     for d in days:
@@ -691,21 +745,23 @@ def plan(con, rules: dict, as_of: date, skipped: Iterable[str] = (), full_refres
         if too_many:
             return full(too_many)
     fp_day = prev["fingerprint_day"]
-    if fp_day is not None:  # the last build's fingerprint day and this build's, in one scan of the events
-        known.update(input_fingerprints(con, rules, skipped, [fp_day, as_of - timedelta(days=spec.lookback() - 1)]))
     if fp_day is None:
         return full("the last build recorded no fingerprint of its inputs")
-    if spec.fingerprint(con, fp_day) != prev["fingerprint"]:
-        return full(f"inputs dated before {fp_day} changed since the last build (late or restated events or NPS "
-                    "responses, a champion/admin contact changed, the product configuration)")
     start = min([fp_day, *starts])
     if start <= checkpoint:
         return full(f"the window would start on {start}, not after the last checkpoint {checkpoint}")
+    # the last build's fingerprint day and this build's, in one scan of the events, which also leaves each
+    # champion's last active day before the window (LAST_ACTIVE) for champion_inactive
+    known.update(input_fingerprints(con, rules, skipped, [fp_day, as_of - timedelta(days=spec.lookback() - 1)],
+                                    last_active_before=start))
+    if spec.fingerprint(con, fp_day) != prev["fingerprint"]:
+        return full(f"inputs dated before {fp_day} changed since the last build (late or restated events or NPS "
+                    "responses, a champion/admin contact changed, the product configuration)")
     return AlertPlan("incremental", start, prev["history_start"], checkpoint,
                      f"conditions from {start} (lookback {spec.lookback()} days, {len(starts)} upstream build(s) "
                      f"since); each key's state carried from {checkpoint}; "
                      + (f"{listed}: their keys walked over every kept day; other " if accounts else "")
-                     + "older inputs unchanged", accounts)
+                     + "older inputs unchanged", accounts, last_active="champion_inactive" not in skipped)
 
 
 def _prepare(con, build: AlertPlan) -> None:
@@ -736,7 +792,8 @@ def compute(con, rules: dict, as_of: date, holds: dict[str, str], skipped: Itera
     first = build.start_day if build.mode == "incremental" else None
     con.execute(f"create or replace temp table {LISTED} as select unnest(cast(? as varchar[])) as account_id",
                 [list(build.accounts)])
-    load_conditions(con, rules, as_of, first, skipped=set(skipped), sql_engine=sql_engine)
+    load_conditions(con, rules, as_of, first, skipped=set(skipped), sql_engine=sql_engine,
+                    last_active_ready=build.mode == "incremental" and build.last_active)
     if build.mode == "incremental":
         if build.accounts:  # the days before the window of the listed accounts: a condition reads no later day
             load_conditions(con, rules, build.start_day - timedelta(days=1), None, skipped=set(skipped),
@@ -773,7 +830,7 @@ def save_state(con, checkpoint: date, as_of: date, held: Iterable[str], seq: int
 
 def drop_temp_tables(con) -> None:
     con.execute(f"drop view if exists {QUOTABLE}")
-    for t in (EVENTS, EPISODES, KEYS, CONDITIONS, STATE_IN, SNAPSHOT, LISTED):
+    for t in (EVENTS, EPISODES, KEYS, CONDITIONS, STATE_IN, SNAPSHOT, LISTED, LAST_ACTIVE):
         con.execute(f"drop table if exists {t}")
 
 

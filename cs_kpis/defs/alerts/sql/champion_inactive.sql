@@ -19,17 +19,17 @@ with role_contacts as (
 ),
 user_days as (
     -- each user's active days from $first_day on, and its last active day before it (all an ASOF lookup from
-    -- a day >= $first_day can find): a nightly window does not list every active day of the history
+    -- a day >= $first_day can find): a nightly window does not list every active day of the history. The
+    -- last active day before $first_day is the engine's temp table _alert_last_active (engine.py LAST_ACTIVE:
+    -- on a nightly, from the scan of the same events the input fingerprint makes, so they are read once)
     select distinct e.user_id, cast(e.occurred_at as date) as day
     from staging.stg_product__events as e
     where e.user_id in (select product_user_id from role_contacts)
         and cast(e.occurred_at as date) >= cast($first_day as date)
     union all
-    select e.user_id, max(cast(e.occurred_at as date)) as day
-    from staging.stg_product__events as e
-    where e.user_id in (select product_user_id from role_contacts)
-        and cast(e.occurred_at as date) < cast($first_day as date)
-    group by e.user_id
+    select user_id, day
+    from _alert_last_active
+    where user_id in (select product_user_id from role_contacts)
 ),
 contact_days as (
     select c.contact_no, c.account_id, c.product_user_id, c.created_day, i.day
