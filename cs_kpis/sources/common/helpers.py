@@ -41,7 +41,7 @@ def parse_iso(value: Any) -> datetime | None:
     return _iso_utc(value)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=4096)
 def _iso_utc(value: str) -> datetime:
     """:func:`parse_iso` of a string, remembered: a record's contract and its preparation parse the same
     timestamps, and records repeat them (a datetime is immutable, so rows may share one)."""
