@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from cs_kpis.sources.common.helpers import Reject
+from cs_kpis.sources.common.helpers import Reject, parse_unix
 
 CONTRACT_CHANGE_SHARE = 0.5
 """a field rejected in more than this share of a batch's records stops the load"""
@@ -173,6 +173,9 @@ class _Node:
     """the first required path below this step (reported when the step itself is missing)"""
     plain: type | None = None
     """the one Python type that fits ``spec`` without a closer look (:func:`_plain_type`), else None"""
+    fits: Callable[[Any], bool] | None = None
+    """True for a value that certainly fits ``spec``, decided without building a message
+    (:meth:`Contract._fits`); False sends it to the full check, which words the rejection"""
 
 
 def _compile(fields: Mapping[str, Field]) -> dict[str, _Node]:
@@ -213,6 +216,14 @@ class Contract:
         self.window = window
         self.parsers = dict(parsers or {})
         self._tree = _compile(self.fields)
+        self._windows: list[Any] = []
+        """the date window and its Unix seconds, once known (:meth:`_window`)"""
+        nodes = list(self._tree.values())
+        while nodes:
+            node = nodes.pop()
+            if node.spec is not None and node.plain is None:
+                node.fits = self._fits(node.spec)
+            nodes.extend((node.children or {}).values())
 
     def paths(self, prefix: str = "") -> dict[str, Field]:
         return {f"{prefix}{path}": spec for path, spec in self.fields.items()}
@@ -227,8 +238,10 @@ class Contract:
             value = get(node.key)
             if not node.is_list:
                 spec = node.spec
-                # the common cases (plain text, an integer or a flag without a range) without a call
-                if spec is not None and (value is None or type(value) is not node.plain):
+                # the common cases (plain text, an integer or a flag without a range) without a call, the
+                # others by a predicate (:meth:`_fits`) before the check that words a rejection
+                if spec is not None and type(value) is not node.plain and (
+                        spec.required if value is None else node.fits is None or not node.fits(value)):
                     self._check_value(f"{where}{node.key}", spec, value)
                 if node.children is not None:
                     here = f"{where}{node.key}"
@@ -244,7 +257,8 @@ class Contract:
             here = f"{where}{node.key}"
             for index, element in enumerate(value):
                 at = f"{here}[{index}]"
-                if node.spec is not None:
+                if node.spec is not None and type(element) is not node.plain and (
+                        node.spec.required if element is None else node.fits is None or not node.fits(element)):
                     self._check_value(at, node.spec, element)
                 if node.children is not None:
                     if not isinstance(element, dict) and node.required_below is not None:
@@ -261,6 +275,60 @@ class Contract:
         problem = self._problem(spec, value)
         if problem:
             raise Reject(f"field {where}: {problem}, got {value!r}"[:500], field=_generic(where))
+
+    def _fits(self, spec: Field) -> Callable[[Any], bool] | None:
+        """A predicate true for a value that :meth:`_problem` accepts (a value it may reject gives False, and
+        the full check then decides): the kind's checks without building a message, and for Unix seconds
+        given as an integer the window compared in seconds, without a datetime. None: always the full check."""
+        kind, low, high, choices, required = spec.kind, spec.min, spec.max, spec.choices, spec.required
+
+        def in_range(value: Any) -> bool:  # written as _range_problem compares (a NaN is in range)
+            return not (low is not None and value < low) and not (high is not None and value > high)
+
+        if kind == "text":
+            return lambda v: (type(v) is str and (not required or bool(v.strip()))
+                              and (choices is None or v in choices))
+        if kind == "integer":
+            return lambda v: type(v) is int and in_range(v)
+        if kind == "number":
+            return lambda v: (type(v) is int or type(v) is float) and in_range(v)
+        if kind == "currency":
+            currencies = self.currencies
+            return lambda v: (type(v) is str and len(v) == 3 and v.isalpha()
+                              and (currencies is None or v.lower() in currencies))
+        parse = self.parsers.get(kind)
+        if parse is None or kind == "decimal":
+            return None
+
+        def fits_parsed(value: Any) -> bool:
+            # a time or a date in the window (what _problem accepts, for any parser's Reject or value)
+            try:
+                parsed = parse(value)
+            except Reject:
+                return False
+            window = self._window()
+            if window is None:
+                return False
+            day = parsed.date() if type(parsed) is datetime else parsed if type(parsed) is date else None
+            return day is not None and window.first <= day <= window.last
+
+        if kind == "unix" and parse is parse_unix:
+            def fits_unix(value: Any) -> bool:
+                # Unix seconds as an integer: the window compared in seconds, without a datetime
+                if type(value) is not int:
+                    return fits_parsed(value)
+                bounds = self._window(seconds=True)
+                return bounds is not None and bounds[0] <= value < bounds[1]
+
+            return fits_unix
+        return fits_parsed
+
+    def _window(self, seconds: bool = False) -> Any:
+        """The date window (``seconds``: as Unix seconds, :func:`_unix_bounds`), known on first use."""
+        if not self._windows:
+            window = self.window() if callable(self.window) else self.window
+            self._windows.extend((window, _unix_bounds(window)))
+        return self._windows[seconds]
 
     def _problem(self, spec: Field, value: Any) -> str | None:
         kind = spec.kind
@@ -311,8 +379,20 @@ class Contract:
 
 
 def _absent(key: str) -> None:
-    """``get`` of a value that is not an object: every field below it is missing."""
-    return None
+    """``get`` of a value that is not an object: every field below it is missing (None)."""
+
+
+def _unix_bounds(window: DateWindow | None) -> tuple[int, int] | None:
+    """``window`` as Unix seconds ``[first 00:00, last + 1 day 00:00)`` UTC: an integer in it is a time whose UTC
+    date is in the window (what parsing it and :meth:`DateWindow.check` accept); None without a window."""
+    if window is None:
+        return None
+    try:
+        first = datetime(window.first.year, window.first.month, window.first.day, tzinfo=UTC)
+        end = datetime(window.last.year, window.last.month, window.last.day, tzinfo=UTC) + timedelta(days=1)
+    except OverflowError:
+        return None
+    return int(first.timestamp()), int(end.timestamp())
 
 
 def _plain_type(spec: Field) -> type | None:
@@ -324,7 +404,7 @@ def _plain_type(spec: Field) -> type | None:
         return str if spec.choices is None and not spec.required else None
     if kind == "integer":
         return int if spec.min is None and spec.max is None else None
-    return {"bool": bool, "object": dict}.get(kind)
+    return {"bool": bool, "object": dict, "list": list}.get(kind)
 
 
 def _range_problem(spec: Field, value: float) -> str | None:

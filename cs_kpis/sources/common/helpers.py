@@ -3,6 +3,7 @@
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 
@@ -37,6 +38,13 @@ def parse_iso(value: Any) -> datetime | None:
         return None
     if not isinstance(value, str):
         raise Reject(f"expected an ISO-8601 timestamp, got {value!r}")
+    return _iso_utc(value)
+
+
+@lru_cache(maxsize=4096)
+def _iso_utc(value: str) -> datetime:
+    """:func:`parse_iso` of a string, remembered: a record's contract and its preparation parse the same
+    timestamps, and records repeat them (a datetime is immutable, so rows may share one)."""
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
@@ -72,6 +80,8 @@ def parse_date(value: Any) -> date | None:
 
 def get_path(obj: Mapping[str, Any], path: str) -> Any:
     """``a.b.c`` lookup in nested dicts; None when any step is missing or not a dict."""
+    if type(obj) is dict and "." not in path:
+        return obj.get(path)  # the common case: a top-level field of a parsed record
     current: Any = obj
     for part in path.split("."):
         if not isinstance(current, Mapping):
@@ -192,41 +202,87 @@ def check_field_types(
 
     ``known`` persists in dlt state, so a change is caught across loads too. New fields just evolve. The
     record is checked completely before any new field is recorded, so a rejected record teaches nothing.
+    A pass checks many records against one ``known``: it keeps a :class:`FieldTypes` instead.
     """
-    new: dict[str, str] = {}
-    _check_leaf_types(obj, known, new, json_paths, "", where)
-    known.update(new)
+    FieldTypes(known, json_paths).check(obj, where)
 
 
 _CATEGORIES: dict[type, str] = {bool: "bool", int: "number", float: "number", str: "text", list: "list"}
 """:func:`type_category` for the exact types a JSON parser returns (others go through the function)"""
+_PLAIN = frozenset({bool, int, float, str, list, dict})
+"""the exact types whose category a field can settle on (:attr:`_Step.fits`)"""
 
 
-def _check_leaf_types(obj: Mapping[str, Any], known: dict[str, str], new: dict[str, str], json_paths: frozenset[str],
-                      prefix: str, where: str) -> None:
-    """:func:`check_field_types`'s walk: the paths of :func:`iter_leaf_types`, in its order, checked as they
-    come (a generator per nested object cost more than the checks)."""
-    for key, value in obj.items():
-        path = f"{prefix}{key}"
-        if path in json_paths:
-            category = "json"
-        elif isinstance(value, dict):
-            category = "object"
-        elif value is None:
-            continue
-        else:
-            category = _CATEGORIES.get(type(value)) or type_category(value)
-        seen = known.get(path)
-        if seen is None:
-            new[path] = category
-        elif seen != category:
-            raise Reject(
-                f"field {path!r} changed type from {seen} to {category} "
-                f"(value {_short(get_path(obj, key))}) in {where}",
-                field=path,
-            )
-        if category == "object":
-            _check_leaf_types(value, known, new, json_paths, f"{path}.", where)
+class _Step:
+    """One key at one level of the objects :class:`FieldTypes` has seen: its dotted path, whether it is a JSON
+    path, the category ``known`` holds for it (once it holds one), and the one Python type that has fitted it."""
+
+    __slots__ = ("below", "dotted", "fits", "is_json", "path", "seen")
+
+    def __init__(self, path: str, is_json: bool) -> None:
+        self.path = path
+        self.dotted = f"{path}."
+        self.is_json = is_json
+        self.seen: str | None = None
+        """``known[path]``, cached once set: an entry of ``known`` never changes (a new field is recorded once,
+        a change is rejected)"""
+        self.fits: type | None = None
+        """a type whose category is ``seen``: a value of exactly this type needs no other look"""
+        self.below: dict[str, _Step] = {}
+
+
+class FieldTypes:
+    """:func:`check_field_types` for one pass's records against one ``known`` (and ``json_paths``): the same
+    checks, paths, order and messages, with the paths of the keys it has seen kept in a tree, so that a field
+    whose value has the type it had before costs one type comparison, not a path string and two lookups."""
+
+    def __init__(self, known: dict[str, str], json_paths: frozenset[str] = frozenset()) -> None:
+        self.known = known
+        self.json_paths = json_paths
+        self._root: dict[str, _Step] = {}
+
+    def check(self, obj: Mapping[str, Any], where: str) -> None:
+        new: dict[str, str] = {}
+        self._walk(obj, self._root, "", new, where)
+        if new:
+            self.known.update(new)
+
+    def _walk(self, obj: Mapping[str, Any], level: dict[str, _Step], prefix: str, new: dict[str, str],
+              where: str) -> None:
+        """The paths of :func:`iter_leaf_types`, in its order, checked as they come."""
+        for key, value in obj.items():
+            step = level.get(key)
+            if step is None:
+                path = f"{prefix}{key}"
+                step = level[key] = _Step(path, path in self.json_paths)
+            kind = type(value)
+            if kind is step.fits:
+                if kind is dict:
+                    self._walk(value, step.below, step.dotted, new, where)
+                continue
+            if step.is_json:
+                category = "json"
+            elif isinstance(value, dict):
+                category = "object"
+            elif value is None:
+                continue
+            else:
+                category = _CATEGORIES.get(kind) or type_category(value)
+            seen = step.seen
+            if seen is None:
+                seen = step.seen = self.known.get(step.path)
+            if seen is None:
+                new[step.path] = category
+            elif seen != category:
+                raise Reject(
+                    f"field {step.path!r} changed type from {seen} to {category} "
+                    f"(value {_short(get_path(obj, key))}) in {where}",
+                    field=step.path,
+                )
+            elif not step.is_json and kind in _PLAIN:
+                step.fits = kind
+            if category == "object":
+                self._walk(value, step.below, step.dotted, new, where)
 
 
 def _short(value: Any) -> str:

@@ -38,7 +38,7 @@ from cs_kpis.sources.common.bookkeeping import (
 )
 from cs_kpis.sources.common.clock import api_extract_time
 from cs_kpis.sources.common.contract import contract_change
-from cs_kpis.sources.common.helpers import Reject, check_field_types, get_path
+from cs_kpis.sources.common.helpers import FieldTypes, Reject, get_path
 from cs_kpis.sources.common.landing import KeyFields, extract_days, pending_days
 from cs_kpis.sources.records import RawRecord
 
@@ -142,7 +142,10 @@ def record_key(spec: Entity, obj: dict[str, Any]) -> Any:
     the record: an entity's record prepares into exactly one row."""
     if spec.group_key is not None:
         return ("group", spec.group_key(obj))
-    return tuple(get_path(obj, column) for column in spec.primary_key)
+    columns = spec.primary_key
+    if len(columns) == 1:
+        return (get_path(obj, columns[0]),)
+    return tuple(get_path(obj, column) for column in columns)
 
 
 def validate(spec: Entity, obj: dict[str, Any]) -> Rows:
@@ -223,10 +226,13 @@ Outcome = tuple[Rows | None, Reject | None]
 """a record's result for one table: (rows, None) or (None, the Reject)"""
 
 
-def type_check(spec: Entity, field_types: dict[str, str], obj: dict[str, Any], where: str) -> None:
-    """Reject a record whose fields change the JSON types learned so far (``field_types``, in resource state)."""
-    for checked in spec.type_checked(obj) if spec.type_checked else [obj]:
-        check_field_types(checked, field_types, where=where, json_paths=spec.json_paths)
+def type_check(spec: Entity, types: FieldTypes, obj: dict[str, Any], where: str) -> None:
+    """Reject a record whose fields change the JSON types learned so far (``types.known``, in resource state)."""
+    if spec.type_checked is None:
+        types.check(obj, where)
+        return
+    for checked in spec.type_checked(obj):
+        types.check(checked, where)
 
 
 def _where(record: RawRecord) -> str:
@@ -241,11 +247,12 @@ class CheckAlone:
     def __init__(self, spec: Entity, field_types: dict[str, str]) -> None:
         self.spec = spec
         self.field_types = field_types
+        self.types = FieldTypes(field_types, spec.json_paths)
 
     def __call__(self, record: RawRecord) -> list[Outcome]:
         try:
             rows = validate(self.spec, record.obj)
-            type_check(self.spec, self.field_types, record.obj, _where(record))
+            type_check(self.spec, self.types, record.obj, _where(record))
         except Reject as exc:
             return [(None, exc)]
         return [(rows, None)]
@@ -259,6 +266,7 @@ class CheckShared:
     def __init__(self, spec: Entity, field_types: dict[str, str], feeds: list[ChildFeed]) -> None:
         self.spec = spec
         self.field_types = field_types
+        self.types = FieldTypes(field_types, spec.json_paths)
         self.feeds = feeds
         self.tables = 1 + len(feeds)
 
@@ -285,7 +293,7 @@ class CheckShared:
         type_error = None
         if error is None:
             try:
-                type_check(spec, self.field_types, obj, _where(record))
+                type_check(spec, self.types, obj, _where(record))
             except Reject as exc:
                 error = type_error = exc
         outcomes: list[Outcome] = [(None, error) if error is not None else (rows, None)]
@@ -442,6 +450,9 @@ class Lane:
         self.records_read = 0
         self.max_cursor: float | None = None
         """API mode: the latest ``spec.cursor`` stamp read (Unix seconds)"""
+        self._day: str | None = None
+        self._extract_day: date | None = None
+        """the last extract day stamped, as text and as a date"""
 
     def take(self, item: Checked) -> Iterator[Any]:
         record, counts = item.record, self.counts
@@ -467,7 +478,9 @@ class Lane:
     def stamp(self, item: Checked) -> None:
         """Lineage columns (``_extract_day``, ``_origin``) on a valid record's rows; the cursor moves on."""
         spec = self.spec
-        extract_day = date.fromisoformat(item.day) if item.day else None
+        if item.day != self._day:
+            self._day, self._extract_day = item.day, date.fromisoformat(item.day) if item.day else None
+        extract_day = self._extract_day
         for row in item.rows:
             if spec.lineage_columns:
                 row["_extract_day"] = extract_day
@@ -522,6 +535,7 @@ class ChildFeed:
         self.field_types: dict[str, str] = self.state.setdefault("field_types", {})
         self.shared = False
         self.lane: Lane | None = None
+        self._types: FieldTypes | None = None
 
     def start(self, winners: Winners) -> Lane:
         counts = Accounting()
@@ -560,8 +574,10 @@ class ChildFeed:
             return None, exc
 
     def type_error(self, obj: dict[str, Any], where: str) -> Reject | None:
+        if self._types is None or self._types.known is not self.field_types:
+            self._types = FieldTypes(self.field_types, self.spec.json_paths)  # shared or unshared since
         try:
-            type_check(self.spec, self.field_types, obj, where)
+            type_check(self.spec, self._types, obj, where)
         except Reject as exc:
             return exc
         return None
