@@ -170,7 +170,8 @@ class VersionStore:
         self.con.execute("set enable_progress_bar = false")  # the large company's final queries drew bars on stderr
         # a checkpoint per 1 GB of appended versions, not per 16 MB (DuckDB's default): the store is written once
         # and read at the end, and each checkpoint recompressed the tables' last row groups (the writer's CPU
-        # at 5,000 accounts: 34.5 s against 44.5 s; its peak RSS 1.2 GB against 0.7 GB)
+        # at 5,000 accounts: 34.5 s against 44.5 s; its peak RSS 1.09-1.11 GB against 0.68 GB, up to 1 GB of
+        # versions waiting in memory between checkpoints)
         self.con.execute("set checkpoint_threshold = '1GB'")
         self._tables: dict[str, str] = {}  # entity -> its table
         self._buf = VersionBuffer(cutoffs, floors)
