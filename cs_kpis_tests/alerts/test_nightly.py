@@ -231,6 +231,20 @@ def test_an_edit_of_the_engines_champion_sql_changes_the_build_version(name, mon
     assert engine.build_version(RULES, ()) != before
 
 
+def test_a_plan_failing_after_its_scan_leaves_no_temp_table(monkeypatch):
+    # the plan's scan of the events leaves LAST_ACTIVE: a plan failing after it must not leave it on the connection
+    con = duckdb.connect()
+    con.execute("create schema kpis; create table kpis.account_indicators_daily as select date '2025-03-31' as day")
+
+    def failing_plan(con, *args, **kwargs):
+        con.execute(f"create temp table {engine.LAST_ACTIVE} (user_id varchar, day date)")
+        raise RuntimeError("the plan failed after its scan")
+    monkeypatch.setattr(engine, "plan", failing_plan)
+    with pytest.raises(RuntimeError, match="after its scan"):
+        engine.run_engine(con, RULES, {})
+    assert con.execute("select count(*) from duckdb_tables() where temporary").fetchall() == [(0,)]
+
+
 def test_alerts_resolved_long_before_the_checkpoint_stay_candidates_when_recent_resolved_days_is_long(tmp_path):
     """With recent_resolved_days longer than the time from the checkpoint to the next as-of day, an alert
     resolved before the checkpoint and past its cooldown is still a candidate: its key must be carried."""
