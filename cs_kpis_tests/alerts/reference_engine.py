@@ -15,8 +15,7 @@ from datetime import date, timedelta
 import pandas as pd
 
 from cs_kpis.defs.alerts.engine import (
-    CANDIDATE_CASTS,
-    CANDIDATE_COLUMNS,
+    CANDIDATE_TYPES,
     CSM_ON_EVENT_DAY_SQL,
     LOG_DDL,
     NOTIFY_EVENTS,
@@ -129,7 +128,7 @@ def candidates(con, cond: pd.DataFrame, alerts: list[Alert], events: pd.DataFram
     df = pd.DataFrame(rows, columns=cols)
     owners = owners_frame(con, as_of)
     df = df.merge(owners, on="account_id", how="left")
-    return df[list(CANDIDATE_COLUMNS)].sort_values(["alert_type", "account_id"], ignore_index=True)
+    return df[list(CANDIDATE_TYPES)].sort_values(["alert_type", "account_id"], ignore_index=True)
 
 
 
@@ -194,6 +193,6 @@ def run_reference(con, rules: dict, holds: dict[str, str], run_id: str = "manual
     log = log_frame(events)
     cand = candidates(con, cond, alerts, log, rules, as_of, holds)
     con.execute("create schema if not exists alerts")
-    write_frame(con, "alerts.alert_candidates", cand, CANDIDATE_CASTS)
+    write_frame(con, "alerts.alert_candidates", cand, CANDIDATE_TYPES)
     appended = append_log(con, log, owners_frame(con, as_of), rules, as_of, set(holds), run_id)
     return {"as_of": as_of, "candidates": cand, "appended": appended, "events": len(log)}

@@ -222,6 +222,29 @@ def test_a_new_contact_without_older_activity_keeps_the_nightly_incremental(afte
     assert inc == full
 
 
+@pytest.mark.parametrize("name", ["ROLE_CONTACTS_SQL", "LAST_ACTIVE_SQL", "LAST_ACTIVE_DAY_SQL"])
+def test_an_edit_of_the_engines_champion_sql_changes_the_build_version(name, monkeypatch):
+    # champion_inactive.sql reads LAST_ACTIVE, which the engine's SQL fills: editing that SQL must make the
+    # next build full, as editing a .sql file does
+    before = engine.build_version(RULES, ())
+    monkeypatch.setattr(engine, name, getattr(engine, name) + " -- edited")
+    assert engine.build_version(RULES, ()) != before
+
+
+def test_a_plan_failing_after_its_scan_leaves_no_temp_table(monkeypatch):
+    # the plan's scan of the events leaves LAST_ACTIVE: a plan failing after it must not leave it on the connection
+    con = duckdb.connect()
+    con.execute("create schema kpis; create table kpis.account_indicators_daily as select date '2025-03-31' as day")
+
+    def failing_plan(con, *args, **kwargs):
+        con.execute(f"create temp table {engine.LAST_ACTIVE} (user_id varchar, day date)")
+        raise RuntimeError("the plan failed after its scan")
+    monkeypatch.setattr(engine, "plan", failing_plan)
+    with pytest.raises(RuntimeError, match="after its scan"):
+        engine.run_engine(con, RULES, {})
+    assert con.execute("select count(*) from duckdb_tables() where temporary").fetchall() == [(0,)]
+
+
 def test_alerts_resolved_long_before_the_checkpoint_stay_candidates_when_recent_resolved_days_is_long(tmp_path):
     """With recent_resolved_days longer than the time from the checkpoint to the next as-of day, an alert
     resolved before the checkpoint and past its cooldown is still a candidate: its key must be carried."""
@@ -231,7 +254,8 @@ def test_alerts_resolved_long_before_the_checkpoint_stay_candidates_when_recent_
     _, full = nightly(path, tmp_path, "full", rules=rules, full_refresh=True)
     assert inc_build["mode"] == "incremental", inc_build["reason"]
     carried = PREVIOUS - dt.timedelta(days=engine.tail_days())
-    status, last_seen = engine.CANDIDATE_COLUMNS.index("status"), engine.CANDIDATE_COLUMNS.index("last_seen")
+    columns = list(engine.CANDIDATE_TYPES)
+    status, last_seen = columns.index("status"), columns.index("last_seen")
     old_resolved = [r for r in full["alert_candidates"]
                     if r[status] == "resolved" and r[last_seen] < carried - dt.timedelta(days=7)]
     assert old_resolved, "the history has no alert resolved long before the checkpoint"

@@ -30,7 +30,9 @@ ALLOWED: dict[str, dict[str, tuple[int, str]]] = {
     },
     "alerts/sql/champion_inactive.sql": {
         "asof-join": (1, ("the last product activity on or before each day per contact; Spark has no ASOF JOIN "
-                          "(PARSE_SYNTAX_ERROR, measured in test_models_on_spark)")),
+                          "(PARSE_SYNTAX_ERROR, measured in test_models_on_spark). Nor can the model run on its own "
+                          "on either engine: it reads the temp table _alert_last_active, which the alerts engine "
+                          "creates first on the same DuckDB connection (engine.load_last_active)")),
         "generator": (1, ("unnest of a bound list parameter (rule values are bound, never spliced): Spark runs "
                            "it as EXPLODE(:param); renewal_risk and expansion_opportunity give equal rows on Spark "
                            "(measured in test_models_on_spark)")),

@@ -44,8 +44,6 @@ CANDIDATE_TYPES = {"dedup_key": "varchar", "account_id": "varchar", "account_nam
                    "as_of_day": "date"}
 """alerts.alert_candidates' columns, in order, with their SQL types: every column is cast on write, so the table
 has these types when no alert fires too (an empty frame's columns would otherwise be NULL-typed)"""
-CANDIDATE_COLUMNS = tuple(CANDIDATE_TYPES)
-"""alerts.alert_candidates' columns, in order"""
 SEVERITY_LEVELS = ("critical", "high", "medium", "info")
 """most severe first: the one order of severities (digests, the KPI report, the CRM sync sort by it)"""
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITY_LEVELS)}
@@ -169,6 +167,19 @@ ROLE_CONTACTS_SQL = """
     from staging.stg_crm__contacts where role in (select unnest(cast($roles as varchar[])))
 """
 """the contacts champion_inactive considers (its rule's roles), for the fingerprint and LAST_ACTIVE"""
+LAST_ACTIVE_DAY_SQL = "max(cast(occurred_at as date)) filter (where occurred_at < cast($la as date))"
+"""a champion/admin user's last active day before ``$la`` (the rule LAST_ACTIVE holds): the aggregate over its
+product events that :func:`load_last_active` and the fingerprint's scan (:func:`input_fingerprints`) both use"""
+LAST_ACTIVE_SQL = f"""
+    create or replace temp table {LAST_ACTIVE} as
+    select user_id, {LAST_ACTIVE_DAY_SQL} as day
+    from staging.stg_product__events
+    where occurred_at < cast($la as date) and user_id in (
+        select product_user_id from ({ROLE_CONTACTS_SQL}) as c
+        where cast($accounts as varchar[]) is null or list_contains(cast($accounts as varchar[]), account_id))
+    group by user_id
+"""
+"""LAST_ACTIVE from the events (:func:`load_last_active`)"""
 CHAMPION_EVENTS = "_alert_champion_events"
 """temp table of :func:`input_fingerprints`: per champion/admin user, its events before each fingerprint day"""
 EVENT_CODES = ("resolved", "raised", "reopened", "reminder")
@@ -229,16 +240,8 @@ def load_last_active(con, rule: dict, before: date, accounts: Sequence[str] | No
     """LAST_ACTIVE: each champion/admin user's (of ``accounts``, or every account) last active day before
     ``before``: one scan of their product events."""
     con.execute("set TimeZone = 'UTC'")
-    con.execute(f"""
-        create or replace temp table {LAST_ACTIVE} as
-        select user_id, max(cast(occurred_at as date)) as day
-        from staging.stg_product__events
-        where occurred_at < cast($before as date) and user_id in (
-            select product_user_id from ({ROLE_CONTACTS_SQL}) as c
-            where cast($accounts as varchar[]) is null or list_contains(cast($accounts as varchar[]), account_id))
-        group by user_id
-    """, {"roles": [str(r) for r in rule["roles"]], "before": before,
-          "accounts": None if accounts is None else [str(a) for a in accounts]})
+    con.execute(LAST_ACTIVE_SQL, {"roles": [str(r) for r in rule["roles"]], "la": before,
+                                  "accounts": None if accounts is None else [str(a) for a in accounts]})
 
 
 def _cooldown_sql(rules: dict) -> str:
@@ -490,11 +493,7 @@ def candidates(con, latest: dict[int, Alert], rules: dict, as_of: date, holds: d
     df["as_of_day"] = as_of
     owners = owners_frame(con, as_of)
     df = df.merge(owners, on="account_id", how="left")
-    return df[list(CANDIDATE_COLUMNS)].sort_values(["alert_type", "account_id"], ignore_index=True)
-
-
-CANDIDATE_CASTS = CANDIDATE_TYPES
-"""the casts write_frame applies to the candidates: every column (CANDIDATE_TYPES)"""
+    return df[list(CANDIDATE_TYPES)].sort_values(["alert_type", "account_id"], ignore_index=True)
 
 LOG_DDL = """
 create table if not exists alerts.alert_log (
@@ -600,9 +599,12 @@ def tail_days() -> int:
 
 
 def build_version(rules: dict, skipped: Iterable[str]) -> str:
-    """A hash of everything that decides the conditions and the walk: the rules, every condition's SQL, the
+    """A hash of everything that decides the conditions and the walk: the rules, every condition's SQL (with
+    the engine's SQL champion_inactive reads through LAST_ACTIVE: its contacts and their last active days), the
     types not evaluated, the engine's version and the tail's length."""
     sql = {t: (SQL_DIR / f"{t}.sql").read_text() for t in ALERT_TYPES}
+    sql["engine:role_contacts"], sql["engine:last_active"] = ROLE_CONTACTS_SQL, LAST_ACTIVE_SQL
+    sql["engine:last_active_day"] = LAST_ACTIVE_DAY_SQL
     text = json.dumps({"rules": rules, "sql": sql, "skipped": sorted(skipped), "engine": ENGINE_VERSION,
                        "tail_days": tail_days()}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -646,8 +648,7 @@ def input_fingerprints(con, rules: dict, skipped: Iterable[str], befores: Iterab
         roles, at = [str(r) for r in rule["roles"]], {f"d{i}": d for i, d in enumerate(days)}
         last_active, extra = "", {}
         if last_active_before is not None:
-            last_active = (", max(cast(occurred_at as date)) filter (where occurred_at < cast($la as date)) "
-                           "as last_active")
+            last_active = f", {LAST_ACTIVE_DAY_SQL} as last_active"
             extra = {"la": last_active_before}
         con.execute(f"""
             create or replace temp table {CHAMPION_EVENTS} as
@@ -851,16 +852,17 @@ def run_engine(con, rules: dict, holds: dict[str, str], run_id: str = "manual",
         raise ValueError("kpis.account_indicators_daily is empty: nothing to alert on")
     skipped = set(skipped)
     known: dict = {}
-    build = plan(con, rules, as_of, skipped, full_refresh, known)
     checkpoint = as_of - timedelta(days=tail_days())
     try:
+        # inside the try: the plan's scan leaves LAST_ACTIVE, dropped below if the plan fails after it
+        build = plan(con, rules, as_of, skipped, full_refresh, known)
         cand, events = compute(con, rules, as_of, holds, skipped, sql_engine, build, checkpoint)
         recomputed, listed_rows = con.execute(
             f"select count(*) filter (where day >= $start), count(*) filter (where day < $start and account_id in "
             f"(select account_id from {LISTED})) from {CONDITIONS}",
             {"start": build.start_day or date(1900, 1, 1)}).fetchall()[0]
         con.execute("create schema if not exists alerts")
-        write_frame(con, "alerts.alert_candidates", cand, CANDIDATE_CASTS)
+        write_frame(con, "alerts.alert_candidates", cand, CANDIDATE_TYPES)
         appended = append_log(con, rules, as_of, set(holds), run_id)
         spec = _spec(rules, skipped, known)
         window = incremental.BuildWindow(build.mode, build.start_day, build.first_day, as_of, spec.sql_version,
