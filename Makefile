@@ -10,6 +10,9 @@ VENV_PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cs_kpis-installed
 PYTEST ?= $(VENV_PY) -m pytest
 PYTEST_ARGS ?=
+# `make test` runs the suite in this many pytest-xdist worker processes (0: in this process). Each test file
+# stays on one worker (--dist loadscope), so a file's module fixtures are built once
+TEST_WORKERS ?= 2
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
 # where the SQL models run: duckdb (default) or spark (an exported CS_KPIS_ENGINE works too)
@@ -48,7 +51,7 @@ test: venv
 		(command -v apt-get >/dev/null 2>&1 && apt-get update -qq >/dev/null 2>&1 && \
 		 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1) || \
 		echo "chromium unavailable: the report's browser test will skip" >&2
-	@rc=0; $(PYTEST) $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(PYTEST) -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: FAILED, pytest collected no tests (exit code 5)" >&2; fi; \
 	exit $$rc
 
