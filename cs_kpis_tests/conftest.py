@@ -68,3 +68,29 @@ def fake_simulator(monkeypatch: pytest.MonkeyPatch) -> FakeSimulator:
     module.generate = generate
     monkeypatch.setitem(sys.modules, "cs_kpis.simulator", module)
     return fake
+
+
+# packages whose tests share an expensive session or package fixture (a Spark JVM and the tiny warehouse's
+# Parquet exports; a generated company; a built tiny company): under pytest-xdist each worker builds its own
+# copy of a session fixture, so each of these packages runs on one worker
+ONE_WORKER_PACKAGES = ("portability", "simulator", "reliability", "staging")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadscope`` (what ``make test`` passes) with the packages above as one unit each.
+
+    Every other test file stays one unit of its own, as loadscope makes them. xdist orders the units by their
+    number of tests, so the large packages start first and small files fill the workers at the end."""
+    if config.getoption("dist", "no") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PackageScopeScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            parts = nodeid.split("/")
+            if len(parts) > 2 and parts[0] == "cs_kpis_tests" and parts[1] in ONE_WORKER_PACKAGES:
+                return "/".join(parts[:2])
+            return super()._split_scope(nodeid)
+
+    return PackageScopeScheduling(config, log)
