@@ -108,7 +108,7 @@ def test_every_step_of_the_run_has_a_stage(defs):
 
 def test_progress_waits_for_the_instance_then_writes_the_stages_so_far(tmp_path, monkeypatch):
     home, path = tmp_path / "dagster_home", tmp_path / "full.progress.json"
-    full.write_progress(path, "full", home, lambda: {}, [])
+    full.write_progress(path, "full", home, dict, [])
     assert not path.exists()  # the run has not created its instance yet: nothing to report
     (home / "storage").mkdir(parents=True)
     steps = {"raw__crm": (10.0, 14.0, True), "staging__stg_a": (14.0, 15.0, True)}

@@ -277,7 +277,7 @@ class SqlEngineResource(dg.ConfigurableResource):
 
         chosen = self.settings()
         if getattr(model, "by_load", False):  # @incremental by=load: only the raw loads not built yet
-            plan, rows, meta = self.build_by_load(con, model)
+            _plan, _rows, meta = self.build_by_load(con, model)
             return {**meta, **sqllib.table_metadata(con, model.schema, model.name, model.columns)}
         if chosen.engine == "duckdb":
             return sqllib.build(con, model)  # unchanged: no extra metadata

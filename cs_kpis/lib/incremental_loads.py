@@ -211,9 +211,9 @@ def unique_violations(con, table: str, raw: str, columns: tuple[str, ...]) -> tu
         return f"{everything} limit 0", [], []
     keys = f"({cols})" if len(columns) > 1 else cols
     marks = ", ".join("?" for _ in unchecked)
-    return (f"select {cols}, count(*) as copies from {table} where {keys} in (select {cols} from {raw} "
-            f"where coalesce({LOAD_COLUMN}, '') in ({marks})) group by {cols} having count(*) > 1",
-            unchecked, unchecked)
+    sql = (f"select {cols}, count(*) as copies from {table} where {keys} in (select {cols} from {raw} "
+           f"where coalesce({LOAD_COLUMN}, '') in ({marks})) group by {cols} having count(*) > 1")
+    return sql, unchecked, unchecked
 
 
 def mark_checked(con, table: str, loads: list[str]) -> None:

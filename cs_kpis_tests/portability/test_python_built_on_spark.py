@@ -67,4 +67,4 @@ def test_a_list_subscript_gives_duckdbs_answer_on_spark_at_every_index(spark):
     got = [tuple(r) for r in spark.sql(to_spark(sql)).collect()]
     # the negative computed indexes are where the engines may differ: DuckDB counts from the end
     assert [r for r in duck if r[0] >= 0] == [r for r in got if r[0] >= 0]
-    assert dict((r[0], r[1]) for r in got)[0] is None
+    assert {r[0]: r[1] for r in got}[0] is None

@@ -195,7 +195,7 @@ def test_the_nightly_unique_check_looks_up_the_new_loads_keys_and_keeps_failing_
                 statement(c) if callable(statement) else c.execute(statement)
         return _check(warehouse)
 
-    build = lambda c: sqllib.build_by_load(c, MODEL)  # noqa: E731
+    build = lambda c: sqllib.build_by_load(c, MODEL)
     nightly = "the keys of the loads appended since the last passing check"
     assert then() == (True, 0, "every key")  # after a full build: every key
     assert then() == (True, 0, "none: no load appended since the last passing check")  # nothing new to look up

@@ -57,7 +57,7 @@ def test_each_nightly_run_appends_the_new_day_and_equals_a_full_rebuild(tmp_path
         with duckdb.connect(str(copy)) as con:
             con.execute(f"create table main.nightly as select * from {MODEL.table}")
             raw_rows = con.execute("select count(*) from raw.product__events").fetchall()[0][0]
-            plan, rows = sqllib.build_by_load(con, MODEL, full_refresh=True)
+            _plan, rows = sqllib.build_by_load(con, MODEL, full_refresh=True)
             q = "select count(*) from (select * from {} except all select * from {})"
             assert [con.execute(q.format(a, b)).fetchall()[0][0] for a, b in (
                 ("main.nightly", MODEL.table), (MODEL.table, "main.nightly"))] == [0, 0]
