@@ -242,35 +242,39 @@ def test_fx_rate_is_kept_through_a_delinquent_spell_and_the_payment_ending_it(ma
                     ("02-20", 1.3, 0.0, 65.0, True), ("03-05", 1.3, 65.0, 65.0, False)]
 
 
+# the foreign-currency periods hand-computed in scenarios(): start, end, fx rate, MRR, list MRR, delinquent
+# (cs_kpis_tests/portability/test_fx_periods_on_spark.py checks them on Spark too)
+FX_PERIODS = {
+    # from Feb 20 the delinquent spell is at the rate its new amount was set at, 0.6502, though MRR (0) and list
+    # MRR (13.00) show the same cents at 0.65: one period Feb 1 .. Mar 5 would report one rate for both halves
+    "sub_aud": [("01-10", "02-01", 0.65, 6.5, 13.0, False), ("02-01", "02-20", 0.65, 0.0, 13.0, True),
+                ("02-20", "03-05", 0.6502, 0.0, 13.0, True), ("03-05", None, 0.6502, 13.0, 13.0, False)],
+    # 82.50, delinquent from Feb 1 (0), the discount's end on Feb 20 sets 100.00 CHF at 1.15, and the payment
+    # on Mar 5 brings back 115.00 at that rate
+    "sub_chf": [("01-10", "02-01", 1.1, 82.5, 110.0, False), ("02-01", "02-20", 1.1, 0.0, 110.0, True),
+                ("02-20", "03-05", 1.15, 0.0, 115.0, True), ("03-05", None, 1.15, 115.0, 115.0, False)],
+    # 0 while trialing (list 100.00 CAD x 0.70 = 70.00), then 100.00 x 0.75 = 75.00 from the conversion on
+    # Feb 8, through the Mar 1 move to 0.80
+    "sub_cad": [("01-25", "02-08", 0.7, 0.0, 70.0, False), ("02-08", None, 0.75, 75.0, 75.0, False)],
+}
+
+
 def _fx_periods(con, sub):
-    # start, end, fx rate, MRR, list MRR, delinquent
     return con.execute("select strftime(start_date, '%m-%d'), strftime(end_date, '%m-%d'), cast(fx_rate as double), "
                        "cast(mrr as double), cast(list_mrr as double), is_delinquent from marts.subscription_periods "
                        "where subscription_id = ? order by start_date", [sub]).fetchall()
 
 
 def test_a_period_ends_where_the_rate_changes_even_when_the_cents_do_not(marts):
-    # sub_aud (hand-computed in scenarios): from Feb 20 the delinquent spell is at the rate its new amount was
-    # set at, 0.6502, though MRR (0) and list MRR (13.00) show the same cents at 0.65; one period Feb 1 .. Mar 5
-    # would report a single rate for both halves
-    assert _fx_periods(marts, "sub_aud") == [
-        ("01-10", "02-01", 0.65, 6.5, 13.0, False), ("02-01", "02-20", 0.65, 0.0, 13.0, True),
-        ("02-20", "03-05", 0.6502, 0.0, 13.0, True), ("03-05", None, 0.6502, 13.0, 13.0, False)]
+    assert _fx_periods(marts, "sub_aud") == FX_PERIODS["sub_aud"]
 
 
 def test_a_discount_ending_in_a_delinquent_spell_sets_the_rate_of_the_recovery(marts):
-    # sub_chf (hand-computed in scenarios): 82.50, delinquent from Feb 1 (0), the discount's end on Feb 20
-    # sets 100.00 CHF at 1.15, and the payment on Mar 5 brings back 115.00 at that rate
-    assert _fx_periods(marts, "sub_chf") == [
-        ("01-10", "02-01", 1.1, 82.5, 110.0, False), ("02-01", "02-20", 1.1, 0.0, 110.0, True),
-        ("02-20", "03-05", 1.15, 0.0, 115.0, True), ("03-05", None, 1.15, 115.0, 115.0, False)]
+    assert _fx_periods(marts, "sub_chf") == FX_PERIODS["sub_chf"]
 
 
 def test_a_trial_converting_in_a_foreign_currency_takes_that_days_rate(marts):
-    # sub_cad (hand-computed in scenarios): 0 while trialing (list 100.00 CAD x 0.70 = 70.00), then 100.00 x
-    # 0.75 = 75.00 from the conversion on Feb 8, through the Mar 1 move to 0.80
-    assert _fx_periods(marts, "sub_cad") == [("01-25", "02-08", 0.7, 0.0, 70.0, False),
-                                            ("02-08", None, 0.75, 75.0, 75.0, False)]
+    assert _fx_periods(marts, "sub_cad") == FX_PERIODS["sub_cad"]
     assert _periods(marts, "sub_cad") == [("01-25", "02-08", 0.0, True, False), ("02-08", None, 75.0, False, False)]
 
 
