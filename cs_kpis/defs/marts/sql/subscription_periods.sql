@@ -1,4 +1,4 @@
--- One row per stretch of time in which a subscription's MRR (and its list MRR, seats, plan and
+-- One row per stretch of time in which a subscription's MRR (and its list MRR, FX rate, seats, plan and
 -- trial/delinquency flags) is constant, in the reporting currency (USD). Built from marts.subscription_states:
 -- - the state in force on a day is the last state reported that day (end-of-day state), so a
 --   subscription that ends on day d contributes nothing on d (end_date is exclusive);
@@ -8,9 +8,9 @@
 --   moves alone never create MRR movements; a delinquent spell and the payment that ends it change no local
 --   MRR, so they keep the rate; rounded half-up to the cent per subscription;
 -- - the list MRR is converted at the same rate as the MRR (not at the day the list amount was set), so
---   list_mrr - mrr is the discount at one rate and list_mrr = mrr without a discount; it therefore moves
---   with the rate when only the MRR's local amount changes (a discount starting or ending, a trial
---   converting), which is why no KPI reads it;
+--   list_mrr - mrr is the discount at one rate and list_mrr = mrr when paying without a discount; it
+--   therefore moves with the rate when only the MRR's local amount changes (a discount starting or ending,
+--   a trial converting, a return from unpaid or paused), which is why no KPI reads it;
 -- - a period has one rate: it ends where the rate changes, even when the USD figures do not (MRR 0 in a
 --   delinquent spell whose discount ends, a list MRR that rounds to the same cent at both rates);
 -- - the state after a subscription ended is not a period.
@@ -23,7 +23,7 @@
 -- @column mrr: MRR in USD after recurring discounts, rounded to the cent
 -- @column list_mrr: MRR in USD before discounts, at the period's fx_rate (the MRR's rate)
 -- @column currency: the subscription's currency
--- @column fx_rate: USD per unit of currency, taken on the day the local MRR took effect; one rate per period, for mrr and list_mrr
+-- @column fx_rate: USD per unit of currency, fixed on the day the local MRR took effect; one per period (mrr and list_mrr)
 -- @column plan: plan tier of the main licensed item
 -- @column billing_interval: month, year, week or day
 -- @column interval_count: intervals per billing period
@@ -118,8 +118,8 @@ converted as (
         r.rate as fx_rate,
         -- half-up to the cent; the 1e-9 guard absorbs binary floating error (see marts/README.md). The list
         -- MRR takes the MRR's rate, not one of its own: list_mrr / fx_rate is the local list amount (the check
-        -- revenue_history_matches_paid_invoices reads it so) and a subscription without a discount, a
-        -- converted trial too, has list_mrr = mrr
+        -- revenue_history_matches_paid_invoices reads it so) and a paying subscription without a discount,
+        -- a converted trial too, has list_mrr = mrr
         cast(round(f.effective_mrr_minor / 100.0 * r.rate + 1e-9, 2) as decimal(18, 2)) as mrr,
         cast(round(f.list_mrr_minor / 100.0 * r.rate + 1e-9, 2) as decimal(18, 2)) as list_mrr
     from fx_anchor as f
