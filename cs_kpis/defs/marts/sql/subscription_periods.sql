@@ -7,9 +7,9 @@
 -- - currency conversion uses the rate of the day the current local MRR took effect, so exchange-rate
 --   moves alone never create MRR movements; a delinquent spell and the payment that ends it change no local
 --   MRR, so they keep the rate; rounded half-up to the cent per subscription;
--- - the list MRR is converted at the same rate as the MRR (not at the day the list amount was set), so
---   list_mrr - mrr is the discount at one rate and list_mrr = mrr when paying without a discount; it
---   therefore moves with the rate when only the MRR's local amount changes (a discount starting or ending,
+-- - the list MRR is converted at the same rate as the MRR (not at the rate of the day the list amount was set):
+--   list_mrr - mrr is the discount at one rate and list_mrr = mrr when paying without a discount; so it
+--   moves with the rate when only the MRR's local amount changes (a discount starting or ending,
 --   a trial converting, a return from unpaid or paused), which is why no KPI reads it;
 -- - a period has one rate: it ends where the rate changes, even when the USD figures do not (MRR 0 in a
 --   delinquent spell whose discount ends, a list MRR that rounds to the same cent at both rates);
