@@ -145,7 +145,7 @@ class Ledger:
         starts += [r["started_at"].date() for r in self.tables["stg_billing__subscriptions"]]
         day = min(starts)
         while day <= dt.date.fromisoformat(as_of):
-            for cur in ("USD", "EUR", "GBP"):
+            for cur in sorted({"USD", "EUR", "GBP"} | {c for c, _ in self.rates}):
                 # the latest rate set on or before this day; 1.0 when none was set
                 known = sorted((d, v) for (c, d), v in self.rates.items() if c == cur and d <= day.isoformat())
                 con.execute("insert into staging.stg_billing__fx_rates values (?, ?, ?)",

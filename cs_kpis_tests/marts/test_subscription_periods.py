@@ -82,6 +82,39 @@ def scenarios() -> Ledger:
     L.state("sub_gbp_seats", c, "2026-02-01", [item(5000, 2)], currency="gbp", status="past_due")
     L.state("sub_gbp_seats", c, "2026-02-20", [item(5000, 1)], currency="gbp", status="past_due")
     L.state("sub_gbp_seats", c, "2026-03-05", [item(5000, 1)], currency="gbp")
+    # CHF, a discount ending during a delinquent spell sets the amount, and so the rate. Rates 1.10 (Jan 1),
+    # 1.15 (Feb 20), 1.25 (Mar 1). 100.00 CHF with 25% off until Feb 20, from Jan 10: 75.00 x 1.10 = 82.50
+    # (list 100.00 x 1.10 = 110.00); past due Feb 1; the discount ends on Feb 20 with no event (the ledger
+    # adds the state), still past due; paid Mar 5 (32 days > 30): delinquent from Feb 1. The amount,
+    # 100.00 CHF, was set on Feb 20, so MRR comes back on Mar 5 at 100.00 x 1.15 = 115.00 (not 82.50 or
+    # 110.00 at the Jan 10 rate, nor 125.00 at the Mar 5 rate)
+    L.rates.update({("CHF", "2026-01-01"): 1.10, ("CHF", "2026-02-20"): 1.15, ("CHF", "2026-03-01"): 1.25})
+    c = L.account("A_chf_disc_late")
+    chf25 = coupon("repeating", 25.0, end="2026-02-20")
+    L.state("sub_chf", c, "2026-01-10", [item(10000)], currency="chf", discount=chf25,
+            event_type="customer.subscription.created")
+    L.state("sub_chf", c, "2026-02-01", [item(10000)], currency="chf", discount=chf25, status="past_due")
+    L.state("sub_chf", c, "2026-03-05", [item(10000)], currency="chf")
+    # AUD, the same story with a rate move too small to show in the cents: rates 0.6500 (Jan 1), 0.6502
+    # (Feb 20), 0.6600 (Mar 1). 20.00 AUD with 50% off until Feb 20, from Jan 10: 10.00 x 0.65 = 6.50 (list
+    # 20.00 x 0.65 = 13.00); past due Feb 1, the discount ends Feb 20, paid Mar 5: MRR 0 from Feb 1, and the
+    # list at the Feb 20 rate is 20.00 x 0.6502 = 13.004 -> 13.00, the same cents as before. MRR comes back
+    # on Mar 5 at the Feb 20 rate: 13.004 -> 13.00 (13.20 at the Mar 5 rate)
+    L.rates.update({("AUD", "2026-01-01"): 0.65, ("AUD", "2026-02-20"): 0.6502, ("AUD", "2026-03-01"): 0.66})
+    c = L.account("A_aud_hair")
+    aud50 = coupon("repeating", 50.0, end="2026-02-20")
+    L.state("sub_aud", c, "2026-01-10", [item(2000)], currency="aud", discount=aud50,
+            event_type="customer.subscription.created")
+    L.state("sub_aud", c, "2026-02-01", [item(2000)], currency="aud", discount=aud50, status="past_due")
+    L.state("sub_aud", c, "2026-03-05", [item(2000)], currency="aud")
+    # CAD, a trial converting sets the amount at that day's rate: rates 0.70 (Jan 1), 0.75 (Feb 1), 0.80
+    # (Mar 1). Trial from Jan 25, 2 seats x 50.00 CAD, converts Feb 8: 0 in January, then 100.00 x 0.75 =
+    # 75.00 (not 70.00 at the trial start's rate), kept through the Mar 1 move (not 80.00)
+    L.rates.update({("CAD", "2026-01-01"): 0.70, ("CAD", "2026-02-01"): 0.75, ("CAD", "2026-03-01"): 0.80})
+    c = L.account("A_cad_trial")
+    L.state("sub_cad", c, "2026-01-25", [item(5000, 2)], currency="cad", status="trialing",
+            event_type="customer.subscription.created")
+    L.state("sub_cad", c, "2026-02-08", [item(5000, 2)], currency="cad")
     # two overlapping subscriptions: 100 from Jan 1, + add-on 50 Feb 15 .. Mar 20: 100, 150, 100, 100
     c = L.account("A_two_subs")
     L.state("sub_main", c, "2026-01-01", [item(10000)], event_type="customer.subscription.created")
@@ -140,6 +173,9 @@ EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "A_eur": (110.00, 110.00, 240.00, 240.00),
     "A_gbp_back": (120.00, 0, 120.00, 120.00),
     "A_gbp_seats": (120.00, 0, 65.00, 65.00),
+    "A_chf_disc_late": (82.50, 0, 115.00, 115.00),
+    "A_aud_hair": (6.50, 0, 13.00, 13.00),
+    "A_cad_trial": (0, 75.00, 75.00, 75.00),
     "A_two_subs": (100.00, 150.00, 100.00, 100.00),
     "A_metered": (20.00, 20.00, 20.00, 20.00),
     "A_amount_off": (150.00, 150.00, 150.00, 150.00),
@@ -204,6 +240,59 @@ def test_fx_rate_is_kept_through_a_delinquent_spell_and_the_payment_ending_it(ma
                          "where subscription_id = 'sub_gbp_seats' order by 1").fetchall()
     assert rows == [("01-10", 1.2, 120.0, 120.0, False), ("02-01", 1.2, 0.0, 120.0, True),
                     ("02-20", 1.3, 0.0, 65.0, True), ("03-05", 1.3, 65.0, 65.0, False)]
+
+
+# the foreign-currency periods hand-computed in scenarios(): start, end, fx rate, MRR, list MRR, delinquent
+# (cs_kpis_tests/portability/test_fx_periods_on_spark.py checks them on Spark too)
+FX_PERIODS = {
+    # from Feb 20 the delinquent spell is at the rate its new amount was set at, 0.6502, though MRR (0) and list
+    # MRR (13.00) show the same cents at 0.65: one period Feb 1 .. Mar 5 would report one rate for both halves
+    "sub_aud": [("01-10", "02-01", 0.65, 6.5, 13.0, False), ("02-01", "02-20", 0.65, 0.0, 13.0, True),
+                ("02-20", "03-05", 0.6502, 0.0, 13.0, True), ("03-05", None, 0.6502, 13.0, 13.0, False)],
+    # 82.50, delinquent from Feb 1 (0), the discount's end on Feb 20 sets 100.00 CHF at 1.15, and the payment
+    # on Mar 5 brings back 115.00 at that rate
+    "sub_chf": [("01-10", "02-01", 1.1, 82.5, 110.0, False), ("02-01", "02-20", 1.1, 0.0, 110.0, True),
+                ("02-20", "03-05", 1.15, 0.0, 115.0, True), ("03-05", None, 1.15, 115.0, 115.0, False)],
+    # 0 while trialing (list 100.00 CAD x 0.70 = 70.00), then 100.00 x 0.75 = 75.00 from the conversion on
+    # Feb 8, through the Mar 1 move to 0.80
+    "sub_cad": [("01-25", "02-08", 0.7, 0.0, 70.0, False), ("02-08", None, 0.75, 75.0, 75.0, False)],
+}
+
+
+def _fx_periods(con, sub):
+    return con.execute("select strftime(start_date, '%m-%d'), strftime(end_date, '%m-%d'), cast(fx_rate as double), "
+                       "cast(mrr as double), cast(list_mrr as double), is_delinquent from marts.subscription_periods "
+                       "where subscription_id = ? order by start_date", [sub]).fetchall()
+
+
+def test_a_period_ends_where_the_rate_changes_even_when_the_cents_do_not(marts):
+    assert _fx_periods(marts, "sub_aud") == FX_PERIODS["sub_aud"]
+
+
+def test_a_discount_ending_in_a_delinquent_spell_sets_the_rate_of_the_recovery(marts):
+    assert _fx_periods(marts, "sub_chf") == FX_PERIODS["sub_chf"]
+
+
+def test_a_trial_converting_in_a_foreign_currency_takes_that_days_rate(marts):
+    assert _fx_periods(marts, "sub_cad") == FX_PERIODS["sub_cad"]
+    assert _periods(marts, "sub_cad") == [("01-25", "02-08", 0.0, True, False), ("02-08", None, 75.0, False, False)]
+
+
+def test_list_mrr_takes_the_rate_of_the_mrr_beside_it(marts):
+    # The list amount is not re-anchored on its own: it is converted at the period's fx_rate, the MRR's. So
+    # list MRR - MRR is the discount at one rate and, without a discount, list MRR = MRR; the price is that
+    # the list figure moves with the rate when only the MRR's amount changes. sub_chf: 100.00 CHF throughout,
+    # 110.00 at 1.10, then 115.00 at 1.15 from the discount's end (with a rate of its own, fixed on Jan 10,
+    # it would stay 110.00, below the 115.00 MRR after Mar 5). sub_cad: 100.00 CAD throughout, 70.00 at the
+    # trial start's 0.70, then 75.00 = MRR from the conversion (70.00 with its own rate)
+    rows = marts.execute("select subscription_id, strftime(start_date, '%m-%d'), cast(list_mrr as double), "
+                         "cast(round(list_mrr / fx_rate, 2) as double), cast(mrr as double) "
+                         "from marts.subscription_periods where subscription_id in ('sub_chf', 'sub_cad') "
+                         "and start_date >= date '2026-02-08' order by 1, 2").fetchall()
+    assert rows == [("sub_cad", "02-08", 75.0, 100.0, 75.0),
+                    ("sub_chf", "02-20", 115.0, 100.0, 0.0), ("sub_chf", "03-05", 115.0, 100.0, 115.0)]
+    # and list MRR is never below MRR, anywhere in these histories
+    assert marts.execute("select count(*) from marts.subscription_periods where list_mrr < mrr").fetchall() == [(0,)]
 
 
 def test_list_mrr_is_kept_beside_the_discounted_mrr(marts):

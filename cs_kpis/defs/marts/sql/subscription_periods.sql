@@ -1,4 +1,4 @@
--- One row per stretch of time in which a subscription's MRR (and its list MRR, seats, plan and
+-- One row per stretch of time in which a subscription's MRR (and its list MRR, FX rate, seats, plan and
 -- trial/delinquency flags) is constant, in the reporting currency (USD). Built from marts.subscription_states:
 -- - the state in force on a day is the last state reported that day (end-of-day state), so a
 --   subscription that ends on day d contributes nothing on d (end_date is exclusive);
@@ -7,6 +7,12 @@
 -- - currency conversion uses the rate of the day the current local MRR took effect, so exchange-rate
 --   moves alone never create MRR movements; a delinquent spell and the payment that ends it change no local
 --   MRR, so they keep the rate; rounded half-up to the cent per subscription;
+-- - the list MRR is converted at the same rate as the MRR (not at the rate of the day the list amount was set):
+--   list_mrr - mrr is the discount at one rate and list_mrr = mrr when paying without a discount; so it
+--   moves with the rate when only the MRR's local amount changes (a discount starting or ending,
+--   a trial converting, a return from unpaid or paused), which is why no KPI reads it;
+-- - a period has one rate: it ends where the rate changes, even when the USD figures do not (MRR 0 in a
+--   delinquent spell whose discount ends, a list MRR that rounds to the same cent at both rates);
 -- - the state after a subscription ended is not a period.
 -- @grain subscription_id, start_date
 -- @column subscription_id: Stripe subscription id
@@ -15,9 +21,9 @@
 -- @column start_date: first day of the period (UTC)
 -- @column end_date: first day after the period (exclusive); null while open
 -- @column mrr: MRR in USD after recurring discounts, rounded to the cent
--- @column list_mrr: MRR in USD before discounts
+-- @column list_mrr: MRR in USD before discounts, at the period's fx_rate (the MRR's rate)
 -- @column currency: the subscription's currency
--- @column fx_rate: USD per unit of currency, taken on the day the local MRR took effect
+-- @column fx_rate: USD per unit of currency, fixed on the day the local MRR took effect; one per period (mrr and list_mrr)
 -- @column plan: plan tier of the main licensed item
 -- @column billing_interval: month, year, week or day
 -- @column interval_count: intervals per billing period
@@ -110,7 +116,10 @@ converted as (
     select
         f.*,
         r.rate as fx_rate,
-        -- half-up to the cent; the 1e-9 guard absorbs binary floating error (see marts/README.md)
+        -- half-up to the cent; the 1e-9 guard absorbs binary floating error (see marts/README.md). The list
+        -- MRR takes the MRR's rate, not one of its own: list_mrr / fx_rate is the local list amount (the check
+        -- revenue_history_matches_paid_invoices reads it so) and a paying subscription without a discount,
+        -- a converted trial too, has list_mrr = mrr
         cast(round(f.effective_mrr_minor / 100.0 * r.rate + 1e-9, 2) as decimal(18, 2)) as mrr,
         cast(round(f.list_mrr_minor / 100.0 * r.rate + 1e-9, 2) as decimal(18, 2)) as list_mrr
     from fx_anchor as f
@@ -130,6 +139,10 @@ islands as (
                   -- through a seat change, and its period must not keep the old seats and list price
                   or lag(list_mrr) over w <> list_mrr
                   or lag(coalesce(seats, -1)) over w <> coalesce(seats, -1)
+                  -- and the rate, so that each period's fx_rate is the one its amounts were converted at: the
+                  -- local MRR can change while the USD figures do not (a discount ending in a delinquent spell,
+                  -- MRR 0, with a list MRR that rounds to the same cent at the new rate)
+                  or lag(coalesce(fx_rate, -1)) over w <> coalesce(fx_rate, -1)
                   or lag(ended_at is not null or status = 'canceled') over w <> (ended_at is not null or status = 'canceled')
              then 1 else 0 end as starts_period
     from converted
@@ -154,7 +167,7 @@ periods as (
         max(mrr) as mrr,
         max(list_mrr) as list_mrr,
         max(currency) as currency,
-        max(fx_rate) as fx_rate,
+        max(fx_rate) as fx_rate,  -- one value per period (islands split on it), as mrr and list_mrr
         max(plan) as plan,
         max(billing_interval) as billing_interval,
         max(interval_count) as interval_count,
