@@ -298,6 +298,9 @@ class Company:
         self.next_ticket = 1
         self.tickets_open: dict[int, dict] = {}
         self.next_rating = 100_000_000
+        # ticket id -> the satisfaction_rating a customer gave after the ticket was solved: the closed ticket
+        # keeps it (Zendesk keeps the rating on a closed ticket), where the solved version said "offered"
+        self.rated_tickets: dict[int, dict] = {}
         self.next_nps = 4_100_000
         # owner changes draw from their own stream, so adding them left every other draw as it was
         self.owner_rnd = random.Random(seed * 104_729 + 3)
@@ -1354,12 +1357,17 @@ class Company:
         rating = dict(rating, score=score, updated_at=zd_datetime(ts),
                       comment="Thanks, quick help!" if good else "Took too long.")
         self.store.add("support/satisfaction_ratings", str(rating["id"]), ts, rating)
-        t = dict(t, updated_at=zd_datetime(ts),
-                 satisfaction_rating={"id": rating["id"], "score": score, "comment": rating["comment"]})
+        given = {"id": rating["id"], "score": score, "comment": rating["comment"]}
+        self.rated_tickets[t["id"]] = given
+        t = dict(t, updated_at=zd_datetime(ts), satisfaction_rating=given)
         self.store.add("support/tickets", str(t["id"]), ts, t, superseded_at=closed_at)
 
     def _on_close_ticket(self, ts, t) -> None:
-        self.store.add("support/tickets", str(t["id"]), ts, dict(t, status="closed", updated_at=zd_datetime(ts)))
+        # ``t`` is the ticket as solved; a rating given since then stays on the closed ticket
+        closed = dict(t, status="closed", updated_at=zd_datetime(ts))
+        if (given := self.rated_tickets.pop(t["id"], None)) is not None:
+            closed["satisfaction_rating"] = given
+        self.store.add("support/tickets", str(t["id"]), ts, closed)
 
     def _nps(self, day: dt.date) -> None:
         lo, _ = day_bounds(day)

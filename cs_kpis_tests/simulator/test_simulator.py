@@ -354,6 +354,27 @@ def test_a_delinquent_spell_ended_by_a_paid_invoice_counts_again_from_its_end(tm
                                                                      (day[37], Decimal("0.00"))]
 
 
+def test_a_closed_ticket_keeps_the_rating_given_after_it_was_solved(tiny_company):
+    """Zendesk keeps a ticket's satisfaction rating when the ticket closes. A customer rates a few days after
+    the solve (the rating is offered then), and the ticket closes later: the closed ticket carries the good or
+    bad score, with the rating's id, as the rating itself says (the closed ticket used to go back to the
+    solved version's "offered")."""
+    landing = tiny_company / "landing"
+    tickets, ratings = {}, {}
+    for day in sorted(p.name for p in (landing / "support" / "tickets").iterdir()):  # later days win
+        for p in sorted((landing / "support" / "tickets" / day).glob("part-*.json")):
+            tickets.update((t["id"], t) for t in json.loads(p.read_text())["tickets"])
+    for day in sorted(p.name for p in (landing / "support" / "satisfaction_ratings").iterdir()):
+        for p in sorted((landing / "support" / "satisfaction_ratings" / day).glob("part-*.json")):
+            ratings.update((r["id"], r) for r in json.loads(p.read_text())["satisfaction_ratings"])
+    rated = [r for r in ratings.values() if r["score"] in ("good", "bad")
+             and tickets[r["ticket_id"]]["status"] == "closed"]
+    assert len(rated) >= 5
+    for r in rated:
+        assert tickets[r["ticket_id"]]["satisfaction_rating"] == {"id": r["id"], "score": r["score"],
+                                                                  "comment": r["comment"]}
+
+
 def test_prorations_are_net_of_discounts_and_a_credit_names_the_line_it_credits(tmp_path):
     """As Stripe writes prorations (API 2025-03-31.basil, classic billing mode; cs_kpis/simulator/company.py
     ``_net_of_discounts``): the amount is net of the subscription's discounts, the line is not discountable and
