@@ -152,6 +152,26 @@ def _discounted(amount: Fraction, discounts: list[dict], currency: str, months: 
     return amount
 
 
+def _net_of_discounts(items: list["Item"], item: "Item", discounts: list[dict], currency: str) -> Fraction:
+    """What ``item`` (one of ``items``, a subscription's items at one moment) costs a whole billing period
+    after the discounts: its own, then its share of the subscription's ``discounts`` (each applied to what
+    the ones before it left, spread over the licensed items by their amounts, as Stripe spreads them over an
+    invoice's lines), every one that lowers MRR (``_discounted``: never a once coupon, which only its first
+    invoice had). Stripe (API 2025-03-31.basil, classic billing mode) prorates this net amount: a proration's
+    ``amount`` is already net of the subscription's discounts. Its documentation says so where Stripe made it
+    optional, in 2025-09-30.clover (``billing_mode.flexible.proration_discounts``): the behaviour kept as
+    ``included``, the only one before, has the proration line's amount net (after discounts), its
+    ``discount_amounts`` without the item's own discounts and with the subscription's at amount 0; ``itemized``
+    (gross amount, real discount amounts) is opt-in. And a proration is never discountable (the invoice item's
+    and the line's ``discountable``: "always false for prorations"), so no invoice discount applies to it again."""
+    def own(i: Item) -> Fraction:
+        return _discounted(Fraction(i.price.amount(i.quantity)), i.discounts, currency, 1)
+
+    total = sum((own(i) for i in items if not i.price.metered), Fraction(0))
+    mine = own(item)
+    return mine if not total else mine * _discounted(total, discounts, currency, 1) / total
+
+
 @dataclass
 class Sub:
     id: str
@@ -182,6 +202,10 @@ class Sub:
     # proration lines of a change that was not invoiced at once (Stripe's pending invoice items): they
     # go on the subscription's next invoice, as with proration_behavior=create_prorations
     pending_lines: list[tuple] = field(default_factory=list)
+    # subscription item id -> (invoice, line) of the latest line that charged the item for the current period
+    # (its period's line, or the charge of a change), None while that charge is a pending invoice item: what a
+    # credit for the item's unused time credits (the line's proration_details.credited_items)
+    debits: dict[str, tuple[str, str] | None] = field(default_factory=dict)
     credit_balance: int = 0  # minor units the customer is owed (Stripe's negative customer balance)
 
     @property
@@ -274,6 +298,9 @@ class Company:
         self.next_ticket = 1
         self.tickets_open: dict[int, dict] = {}
         self.next_rating = 100_000_000
+        # ticket id -> the satisfaction_rating a customer gave after the ticket was solved: the closed ticket
+        # keeps it (Zendesk keeps the rating on a closed ticket), where the solved version said "offered"
+        self.rated_tickets: dict[int, dict] = {}
         self.next_nps = 4_100_000
         # owner changes draw from their own stream, so adding them left every other draw as it was
         self.owner_rnd = random.Random(seed * 104_729 + 3)
@@ -965,13 +992,19 @@ class Company:
             return
         # as in Stripe, a change mid-period makes two proration lines for the rest of the period: a credit
         # for the unused time on the old item and a charge for the remaining time on the new one
+        # (each net of the discounts, as Stripe prorates: _net_of_discounts), and the credit names the line that
+        # charged the old item, when that charge was on an invoice (the line's proration_details.credited_items)
         frac = Fraction(s.cpe - ts, max(s.cpe - s.cps, 1))
         old_qty = it.quantity or 0
         new_it = s.main_item
-        pair = [(it, -round(it.price.amount(old_qty) * frac), old_qty),
-                (new_it, round(new_it.price.amount(new_it.quantity) * frac), new_it.quantity or 0)]
+        old_items = [it] + s.items[1:]
+        pair = [(it, -round(_net_of_discounts(old_items, it, s.discounts, s.currency) * frac), old_qty, True,
+                 s.debits.get(it.id)),
+                (new_it, round(_net_of_discounts(s.items, new_it, s.discounts, s.currency) * frac),
+                 new_it.quantity or 0, False, None)]
         # as in Stripe, each proration is an invoice item (ii_) made at the change, pending until invoiced
-        lines = [(i, a, q, ts, s.cpe, self._invoice_item(s, i, a, q, ts, s.cpe)) for i, a, q in pair]
+        lines = [(i, a, q, ts, s.cpe, self._invoice_item(s, i, a, q, ts, s.cpe, credit), credit, credited)
+                 for i, a, q, credit, credited in pair]
         if new_mrr > old_mrr and s.status == "active":
             # charge an upgrade straight away (proration_behavior=always_invoice)
             self._invoice(s, ts, "subscription_update", ts, s.cpe, prorations=lines)
@@ -981,6 +1014,7 @@ class Company:
             for line in lines:
                 self.store.add("billing/invoiceitems", line[5]["id"], ts, line[5], sort_key=line[5]["date"])
             s.pending_lines.extend(lines)
+            s.debits[new_it.id] = None  # charged by an invoice item on no invoice yet
 
     def _review_crm(self, acct: Account, ts: int, h: float) -> None:
         noisy = h + self.rnd.gauss(0, 0.12)
@@ -1014,13 +1048,15 @@ class Company:
         lines = []
         if reason in ("subscription_cycle", "subscription_update") and s.pending_lines:
             # pending proration lines from an earlier change are billed with the subscription's next invoice
-            for it, amount, qty, lps, lpe, item in s.pending_lines:
-                lines.append(self._line(s, iid, it, amount, lps, lpe, True, qty=qty, invoice_item=item))
+            for it, amount, qty, lps, lpe, item, credit, credited in s.pending_lines:
+                lines.append(self._line(s, iid, it, amount, lps, lpe, True, qty=qty, invoice_item=item,
+                                        credit=credit, credited=credited))
                 self._invoiced(item, iid, ts)
             s.pending_lines = []
         if prorations is not None:
-            for it, amount, qty, lps, lpe, item in prorations:
-                lines.append(self._line(s, iid, it, amount, lps, lpe, True, qty=qty, invoice_item=item))
+            for it, amount, qty, lps, lpe, item, credit, credited in prorations:
+                lines.append(self._line(s, iid, it, amount, lps, lpe, True, qty=qty, invoice_item=item,
+                                        credit=credit, credited=credited))
                 self._invoiced(item, iid, ts)
         else:
             for it in s.items:
@@ -1032,9 +1068,14 @@ class Company:
                     continue
                 amount = 0 if trial else round(it.price.amount(it.quantity))
                 lines.append(self._line(s, iid, it, amount, ps, pe, False, own_discounts=it.discounts))
+        for li in lines:
+            if not li["_metered"] and not li["_credit"]:
+                # the latest charge of the item for this period: what a later credit for it credits
+                s.debits[li["parent"]["subscription_item_details"]["subscription_item"]] = (iid, li["id"])
         subtotal = sum(li["amount"] for li in lines)
-        # the discounts apply to the period's licensed lines (not to prorations or metered usage): first each
-        # line's own (its item's), then the subscription's, in order, each to what the ones before it left
+        # the discounts apply to the period's licensed lines (not to metered usage, nor to prorations, whose
+        # amounts are net of them already: _net_of_discounts): first each line's own (its item's), then the
+        # subscription's, in order, each to what the ones before it left
         base = [li for li in lines if not li.get("_metered") and not li["_proration"]]
         recurring = sum(li["amount"] for li in base)
         applied_discounts: list[tuple[dict, int]] = []
@@ -1085,6 +1126,7 @@ class Company:
             li.pop("_metered", None)
             li.pop("_proration", None)
             li.pop("_own_discounts", None)
+            li.pop("_credit", None)
         total = subtotal - discount
         # as in Stripe, a negative total (a credit larger than the charges) is never collected: it goes
         # to the customer's credit balance, which later invoices use up before charging
@@ -1123,11 +1165,16 @@ class Company:
         self._emit_invoice(inv, ts + 300, "invoice.paid" if paid and total > 0 else None)
         return inv
 
-    def _invoice_item(self, s: Sub, it: Item, amount: int, qty: int, ps: int, pe: int) -> dict:
-        """A proration invoice item as GET /v1/invoiceitems lists it (API 2025-03-31.basil), not yet invoiced."""
+    def _invoice_item(self, s: Sub, it: Item, amount: int, qty: int, ps: int, pe: int, credit: bool) -> dict:
+        """A proration invoice item as GET /v1/invoiceitems lists it (API 2025-03-31.basil), not yet invoiced:
+        ``amount`` net of the subscription's discounts (_net_of_discounts), never discountable itself. A credit
+        says so only by its amount (negative, or 0 when a discount took all of it) and its description ("Unused
+        time on ..." where a charge has "Remaining time on ..."): an invoice item has no ``proration_details``
+        in this API version (2025-09-30.clover added it, with ``discount_amounts`` only; its
+        ``credited_items`` came in 2026-05-27.dahlia for flexible billing mode and in 2026-09-30.endive for
+        classic billing mode)."""
         unit = Fraction(amount, qty) if qty else Fraction(amount)
         unit_text = str(unit.numerator) if unit.denominator == 1 else f"{float(unit):.12f}".rstrip("0")
-        credit = amount < 0
         return {
             "id": self.ids.stripe("ii", self._count("ii"), 24), "object": "invoiceitem", "amount": amount,
             "currency": s.currency, "customer": s.customer_id, "date": ps,
@@ -1139,8 +1186,7 @@ class Company:
             "period": {"end": pe, "start": ps},
             "pricing": {"type": "price_details", "price_details": {"price": it.price.id, "product": it.price.product},
                         "unit_amount_decimal": unit_text},
-            "proration": True, "proration_details": {"credited_items": None}, "quantity": qty,
-            "tax_rates": [], "test_clock": None,
+            "proration": True, "quantity": qty, "tax_rates": [], "test_clock": None,
         }
 
     def _invoiced(self, item: dict, iid: str, ts: int) -> None:
@@ -1149,17 +1195,33 @@ class Company:
         self.store.add("billing/invoiceitems", item["id"], ts, item, sort_key=item["date"])
 
     def _line(self, s: Sub, iid: str, it: Item, amount: int, ps: int, pe: int, proration: bool, qty=None,
-              invoice_item: dict | None = None, own_discounts: list[dict] | None = None) -> dict:
+              invoice_item: dict | None = None, own_discounts: list[dict] | None = None, credit: bool = False,
+              credited: tuple[str, str] | None = None) -> dict:
+        """An invoice line (API 2025-03-31.basil). A proration's (``invoice_item``: the invoice item it bills)
+        has the invoice item's amount and description, is not discountable, lists the subscription's discounts
+        that its amount is net of at amount 0 in ``discount_amounts`` (_net_of_discounts), and a credit names
+        the line that charged what it credits (``credited``: invoice, line) in
+        ``proration_details.credited_items`` ("for a credit proration line_item, the original debit
+        line_items to which the credit proration applies"; null on every other line, as in Stripe's own
+        webhook payloads, and on a credit whose charge was still a pending invoice item when it was made)."""
         return {
             "id": self.ids.stripe("il", self._count("il"), 24), "object": "line_item", "amount": amount,
-            "currency": s.currency, "description": f"{it.price.tier.title()} ({it.price.interval_key})",
-            "discount_amounts": [], "discountable": True, "discounts": [], "invoice": iid, "livemode": False,
+            "currency": s.currency,
+            "description": invoice_item["description"] if invoice_item
+            else f"{it.price.tier.title()} ({it.price.interval_key})",
+            "discount_amounts": [{"amount": 0, "discount": d["id"]} for d in s.discounts
+                                 if d["coupon"]["duration"] != "once" and (
+                                     d["coupon"]["percent_off"] is not None
+                                     or catalog.coupon_amount_off(d["coupon"]["id"], s.currency) is not None)]
+            if proration else [],
+            "discountable": not proration, "discounts": [], "invoice": iid, "livemode": False,
             "metadata": {},
             "parent": {"invoice_item_details": None, "type": "subscription_item_details",
-                       "subscription_item_details": {"invoice_item": invoice_item and invoice_item["id"],
-                                                     "proration": proration,
-                                                     "proration_details": {"credited_items": None},
-                                                     "subscription": s.id, "subscription_item": it.id}},
+                       "subscription_item_details": {
+                           "invoice_item": invoice_item and invoice_item["id"], "proration": proration,
+                           "proration_details": {"credited_items": credited and {
+                               "invoice": credited[0], "invoice_line_items": [credited[1]]}},
+                           "subscription": s.id, "subscription_item": it.id}},
             "period": {"end": pe, "start": ps},
             "pricing": {"type": "price_details", "price_details": {"price": it.price.id, "product": it.price.product},
                         # null for a tiered price (Stripe prices each tier; the amount says the total)
@@ -1168,6 +1230,7 @@ class Company:
                                                 else str(it.price.unit_amount))},
             "quantity": qty if qty is not None else it.quantity, "subtotal": amount, "taxes": [],
             "_metered": it.price.metered, "_proration": proration, "_own_discounts": own_discounts or [],
+            "_credit": credit,
         }
 
     def _emit_invoice(self, inv: dict, ts: int, event_type: str | None) -> None:
@@ -1294,12 +1357,17 @@ class Company:
         rating = dict(rating, score=score, updated_at=zd_datetime(ts),
                       comment="Thanks, quick help!" if good else "Took too long.")
         self.store.add("support/satisfaction_ratings", str(rating["id"]), ts, rating)
-        t = dict(t, updated_at=zd_datetime(ts),
-                 satisfaction_rating={"id": rating["id"], "score": score, "comment": rating["comment"]})
+        given = {"id": rating["id"], "score": score, "comment": rating["comment"]}
+        self.rated_tickets[t["id"]] = given
+        t = dict(t, updated_at=zd_datetime(ts), satisfaction_rating=given)
         self.store.add("support/tickets", str(t["id"]), ts, t, superseded_at=closed_at)
 
     def _on_close_ticket(self, ts, t) -> None:
-        self.store.add("support/tickets", str(t["id"]), ts, dict(t, status="closed", updated_at=zd_datetime(ts)))
+        # ``t`` is the ticket as solved; a rating given since then stays on the closed ticket
+        closed = dict(t, status="closed", updated_at=zd_datetime(ts))
+        if (given := self.rated_tickets.pop(t["id"], None)) is not None:
+            closed["satisfaction_rating"] = given
+        self.store.add("support/tickets", str(t["id"]), ts, closed)
 
     def _nps(self, day: dt.date) -> None:
         lo, _ = day_bounds(day)

@@ -142,6 +142,21 @@ def test_invoiced_recurring_revenue_counts_what_mrr_counts(billed):
     assert got == pytest.approx({f"cus_{a}": v for a, v in MONTH_END.items()})
 
 
+def test_a_proration_credit_of_zero_still_takes_the_old_price_off(billed):
+    """Stripe's prorations are net of the subscription's discounts: a coupon covering the old price leaves a
+    credit of 0, which Stripe still marks a credit (staging's is_proration_credit). a's upgrade from 100.00 to
+    150.00 on Jan 15 is worth 150 either way (its sign made it a charge: 100 + 100 + 150 = 350)"""
+    billed.execute("""
+        alter table staging.stg_billing__invoice_lines drop column is_proration_credit;
+        alter table staging.stg_billing__invoice_lines add column is_proration_credit boolean;
+        update staging.stg_billing__invoice_lines set amount_minor = 0 where line_id = 'l_a3';
+        update staging.stg_billing__invoice_lines
+        set is_proration_credit = is_proration and (amount_minor < 0 or line_id = 'l_a3')""")
+    got = dict(billed.execute(f"select customer_id, invoiced_mrr from ({checks.invoiced_recurring_sql()}) "
+                              "where month = '2024-01-01'").fetchall())
+    assert got == pytest.approx({f"cus_{a}": v for a, v in MONTH_END.items()})
+
+
 def test_correct_mrr_passes_even_at_one_percent(billed):
     # the month-end MRR of the fixture is right by the definitions: it matches the invoices within any tolerance
     assert run_rule(billed, checks.invoice_gap_sql(0.01)) == (0, "")

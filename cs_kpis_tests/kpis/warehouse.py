@@ -40,11 +40,14 @@ create table staging.stg_billing__invoices (
 create table staging.stg_billing__invoice_lines (
     line_id varchar, invoice_id varchar, subscription_id varchar, amount_minor bigint, currency varchar,
     period_start timestamp, period_end timestamp, is_proration boolean, price_id varchar, quantity bigint,
-    minor_units_per_major integer, discount_amount_minor bigint);
+    minor_units_per_major integer, discount_amount_minor bigint,
+    -- the hand-written credits here are all negative: marked as staging marks those
+    is_proration_credit boolean generated always as (is_proration and amount_minor < 0) virtual);
 create table staging.stg_billing__invoice_items (
     invoice_item_id varchar, invoice_id varchar, is_pending boolean, customer_id varchar, subscription_id varchar,
     price_id varchar, is_proration boolean, quantity bigint, period_start timestamp, period_end timestamp,
-    currency varchar, minor_units_per_major integer, amount_minor bigint);
+    currency varchar, minor_units_per_major integer, amount_minor bigint,
+    is_proration_credit boolean generated always as (is_proration and amount_minor < 0) virtual);
 create table staging.stg_billing__prices (
     price_id varchar, usage_type varchar, "interval" varchar, interval_count integer, unit_amount_minor bigint,
     price_type varchar);

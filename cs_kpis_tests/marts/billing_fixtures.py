@@ -60,8 +60,9 @@ BILLING_TABLES = {
         "discounts varchar"),
     "stg_billing__invoice_lines": (
         "line_id varchar, invoice_id varchar, subscription_id varchar, subscription_item_id varchar, "
-        "price_id varchar, is_proration boolean, quantity bigint, period_start timestamptz, period_end timestamptz, "
-        "currency varchar, amount_minor bigint, discount_amount_minor bigint, discounts varchar"),
+        "price_id varchar, is_proration boolean, is_proration_credit boolean, quantity bigint, "
+        "period_start timestamptz, period_end timestamptz, currency varchar, amount_minor bigint, "
+        "discount_amount_minor bigint, discounts varchar"),
     "stg_billing__prices": (
         "price_id varchar, plan_tier varchar, price_name varchar, unit_amount_minor bigint, interval varchar, "
         "interval_count integer, usage_type varchar, price_type varchar, billing_scheme varchar, "
@@ -71,8 +72,9 @@ BILLING_TABLES = {
                              "currency_options json"),
     "stg_billing__invoice_items": (
         "invoice_item_id varchar, invoice_id varchar, is_pending boolean, customer_id varchar, "
-        "subscription_id varchar, subscription_item_id varchar, price_id varchar, is_proration boolean, quantity bigint, "
-        "period_start timestamptz, period_end timestamptz, currency varchar, amount_minor bigint"),
+        "subscription_id varchar, subscription_item_id varchar, price_id varchar, is_proration boolean, "
+        "is_proration_credit boolean, quantity bigint, period_start timestamptz, period_end timestamptz, "
+        "currency varchar, amount_minor bigint"),
 }
 
 

@@ -76,11 +76,14 @@ class Billing:
 
     def invoice(self, sid: str, created: str, lines: list[tuple], status: str = "paid", paid: str | None = None,
                 attempts: int = 1, uncollectible: str | None = None, discount: dict | None = None,
-                discounts: list[dict] | None = None, line_discount_minor: int = 0) -> str:
+                discounts: list[dict] | None = None, line_discount_minor: int = 0,
+                credits: tuple[int, ...] = ()) -> str:
         """lines: (price_id, quantity, period_start, period_end, amount_minor, is_proration[, the line's own
         discounts]); the discounts are listed expanded, in Stripe's order, as GET
         /v1/invoices?expand[]=data.discounts&expand[]=data.lines.data.discounts gives them;
-        ``line_discount_minor``: what they take off each line (its ``discount_amounts``), at most its amount"""
+        ``line_discount_minor``: what they take off each line (its ``discount_amounts``), at most its amount;
+        ``credits``: the places of the proration lines Stripe marks as credits whatever their amount (their
+        ``credited_items``: staging's is_proration_credit), besides every negative one"""
         self.n += 1
         iid = f"in_{self.n:04d}"
         total = sum(line[4] - min(max(line[4], 0), line_discount_minor) for line in lines)
@@ -104,18 +107,23 @@ class Billing:
             self.L.tables["stg_billing__invoice_lines"].append({
                 "line_id": f"il_{self.n:04d}_{j}", "invoice_id": iid, "subscription_id": sid,
                 "subscription_item_id": item_of.get((sid, pid)), "price_id": pid,
-                "is_proration": proration, "quantity": qty, "period_start": at(ps), "period_end": at(pe),
+                "is_proration": proration, "is_proration_credit": proration and (amount < 0 or j in credits),
+                "quantity": qty, "period_start": at(ps), "period_end": at(pe),
                 "currency": "USD", "amount_minor": amount,
                 "discount_amount_minor": min(max(amount, 0), line_discount_minor),
                 "discounts": json.dumps([expanded(d) for d in (own[0] if own else [])])})
         return iid
 
-    def item(self, sid: str, pid: str, qty: int, ps: str, pe: str, amount: int, invoice: str | None = None) -> None:
-        """a proration invoice item (GET /v1/invoiceitems); pending while ``invoice`` is None"""
+    def item(self, sid: str, pid: str, qty: int, ps: str, pe: str, amount: int, invoice: str | None = None,
+             credit: bool = False) -> None:
+        """a proration invoice item (GET /v1/invoiceitems); pending while ``invoice`` is None; a credit when its
+        amount is negative or, at 0, when ``credit`` (its "Unused time on ..." description: staging's
+        is_proration_credit)"""
         self.n += 1
         self.L.tables["stg_billing__invoice_items"].append({
             "invoice_item_id": f"ii_{self.n:04d}", "invoice_id": invoice, "is_pending": invoice is None,
-            "customer_id": "cus_x", "subscription_id": sid, "price_id": pid, "is_proration": True, "quantity": qty,
+            "customer_id": "cus_x", "subscription_id": sid, "price_id": pid, "is_proration": True,
+            "is_proration_credit": amount < 0 or credit, "quantity": qty,
             "period_start": at(ps), "period_end": at(pe), "currency": "USD", "amount_minor": amount})
 
     def monthly(self, sid: str, pid: str, qty: int, unit: int, firsts: list[str], **kw) -> None:
@@ -302,6 +310,34 @@ def scenarios() -> Ledger:
     B.invoice("sub_free_up", "2026-03-20", [("p_25", 1, "2026-03-20", "2026-04-07", -1452, True),
                                             ("p_50", 1, "2026-03-20", "2026-04-07", 2903, True)])
     B.monthly("sub_free_up", "p_50", 1, 5000, ["2026-04-07"], discount=loyal, line_discount_minor=5000)
+    # 2 seats x 25.00 with a forever 60.00-off coupon (every invoice 0.00, MRR 0), up to 4 seats on Mar 16 and
+    # charged at once. Stripe's prorations are net of the subscription's discounts: the credit for 2 seats is
+    # 0 (50.00 - 60.00 leaves nothing), the charge for 4 seats (100.00 - 60.00) x 16/31 = 20.65. The credit
+    # is a credit all the same: Stripe names the line it credits (credited_items). 0, 0, 40, 40 (its sign
+    # made it a charge: 50 + 50 + 100 list, 140.00 in March)
+    L.tables["stg_billing__coupons"].append({"coupon_id": "OFF60", "duration": "forever", "currency": "USD",
+                                             "amount_off_minor": 6000, "currency_options": None})
+    off60 = {"id": "di_off60", "coupon": "OFF60", "duration": "forever", "amount_off": 6000, "currency": "usd",
+             "start": "2026-01-01"}
+    B.sub("A_inv_zero_credit", "sub_zero_credit", "2026-01-01", [("p_25", 4)], discounts=[off60])
+    B.monthly("sub_zero_credit", "p_25", 2, 2500, ["2026-01-01", "2026-02-01", "2026-03-01"], discount=off60,
+              line_discount_minor=5000)
+    B.invoice("sub_zero_credit", "2026-03-16", [("p_25", 2, "2026-03-16", "2026-04-01", 0, True),
+                                                ("p_25", 4, "2026-03-16", "2026-04-01", 2065, True)], credits=(0,))
+    B.monthly("sub_zero_credit", "p_25", 4, 2500, ["2026-04-01"], discount=off60, line_discount_minor=6000)
+    # annual, 2 seats x 120.00 a year with a forever 240.00-off coupon (MRR 0, list 20.00), down to 1 seat on
+    # Feb 20, credited on the Dec 15 renewal, which has not come: both pending items are 0 (net of the
+    # discount), and the credit says so by its description only ("Unused time on ..."; an invoice item has no
+    # credited_items in API 2025-03-31.basil). MRR 0 throughout; the list price 10.00 and 1 seat from Feb 20
+    L.tables["stg_billing__coupons"].append({"coupon_id": "OFF240", "duration": "forever", "currency": "USD",
+                                             "amount_off_minor": 24000, "currency_options": None})
+    off240 = {"id": "di_off240", "coupon": "OFF240", "duration": "forever", "amount_off": 24000, "currency": "usd",
+              "start": "2025-12-15"}
+    B.sub("A_inv_pending_zero", "sub_pending_zero", "2025-12-15", [("p_seat_year", 1)], discounts=[off240])
+    B.invoice("sub_pending_zero", "2025-12-15", [("p_seat_year", 2, "2025-12-15", "2026-12-15", 24000, False)],
+              discount=off240, line_discount_minor=24000)
+    B.item("sub_pending_zero", "p_seat_year", 2, "2026-02-20", "2026-12-15", 0, credit=True)
+    B.item("sub_pending_zero", "p_seat_year", 1, "2026-02-20", "2026-12-15", 0)
     return L
 
 
@@ -328,6 +364,8 @@ EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "A_inv_cycle_down": (75.00, 50.00, 50.00, 50.00),
     "A_inv_end_change": (350.00, 350.00, 0, 0),
     "A_inv_free_upgrade": (0, 0, 0, 0),
+    "A_inv_zero_credit": (0, 0, 40.00, 40.00),
+    "A_inv_pending_zero": (0, 0, 0, 0),
 }
 
 
@@ -520,3 +558,17 @@ def test_event_discount_ids_are_valued_from_the_discounts_the_lists_show(tmp_pat
     assert not result.passed
     assert result.metadata["violations"].value == 1
     assert "di_nowhere" in result.metadata["sample"].value
+
+
+def test_a_proration_credit_of_zero_is_still_a_credit(warehouse):
+    """A proration's amount is net of the subscription's discounts, so a coupon that covers the old price leaves
+    a credit of 0: Stripe still marks it a credit (the line it credits; a pending item's "Unused time on ..."
+    description), and the old item goes. The sign of the amount took it for a charge: sub_zero_credit had 50 +
+    50 + 100 list from Mar 16 (4 seats and 2 seats, counted twice), sub_pending_zero kept 2 seats and 50.00"""
+    with duckdb.connect(warehouse, read_only=True) as con:
+        rows = {sid: [(d, float(m), float(lm), n) for d, m, lm, n in con.execute(
+            "select cast(start_date as varchar), mrr, list_mrr, seats from marts.subscription_periods "
+            "where subscription_id = ? order by start_date", [sid]).fetchall()]
+            for sid in ("sub_zero_credit", "sub_pending_zero")}
+    assert rows["sub_zero_credit"] == [("2026-01-01", 0.0, 50.0, 2), ("2026-03-16", 40.0, 100.0, 4)]
+    assert rows["sub_pending_zero"] == [("2025-12-15", 0.0, 20.0, 2), ("2026-02-20", 0.0, 10.0, 1)]

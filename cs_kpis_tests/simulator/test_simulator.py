@@ -352,3 +352,98 @@ def test_a_delinquent_spell_ended_by_a_paid_invoice_counts_again_from_its_end(tm
     s.past_due_spells = [[ts_of(day[0], 3600), ts_of(day[37], 3600)]]
     assert subscription_steps(s, company.fx, spec.end_date)[1:] == [(day[0], Decimal("0.00")),
                                                                      (day[37], Decimal("0.00"))]
+
+
+def test_a_closed_ticket_keeps_the_rating_given_after_it_was_solved(tiny_company):
+    """Zendesk keeps a ticket's satisfaction rating when the ticket closes. A customer rates a few days after
+    the solve (the rating is offered then), and the ticket closes later: the closed ticket carries the good or
+    bad score, with the rating's id, as the rating itself says (the closed ticket used to go back to the
+    solved version's "offered")."""
+    landing = tiny_company / "landing"
+    tickets, ratings = {}, {}
+    for day in sorted(p.name for p in (landing / "support" / "tickets").iterdir()):  # later days win
+        for p in sorted((landing / "support" / "tickets" / day).glob("part-*.json")):
+            tickets.update((t["id"], t) for t in json.loads(p.read_text())["tickets"])
+    for day in sorted(p.name for p in (landing / "support" / "satisfaction_ratings").iterdir()):
+        for p in sorted((landing / "support" / "satisfaction_ratings" / day).glob("part-*.json")):
+            ratings.update((r["id"], r) for r in json.loads(p.read_text())["satisfaction_ratings"])
+    rated = [r for r in ratings.values() if r["score"] in ("good", "bad")
+             and tickets[r["ticket_id"]]["status"] == "closed"]
+    assert len(rated) >= 5
+    for r in rated:
+        assert tickets[r["ticket_id"]]["satisfaction_rating"] == {"id": r["id"], "score": r["score"],
+                                                                  "comment": r["comment"]}
+
+
+def test_prorations_are_net_of_discounts_and_a_credit_names_the_line_it_credits(tmp_path):
+    """As Stripe writes prorations (API 2025-03-31.basil, classic billing mode; cs_kpis/simulator/company.py
+    ``_net_of_discounts``): the amount is net of the subscription's discounts, the line is not discountable and
+    lists those discounts at amount 0, its description is the invoice item's ("Unused time on ..." for a
+    credit, "Remaining time on ..." for a charge), and a credit's ``proration_details.credited_items`` names
+    the line that charged what it credits. A 100% discount leaves 0 on both; the pending invoice items carry no
+    ``proration_details`` (not in that API version)."""
+    import copy
+    from fractions import Fraction
+
+    from cs_kpis.simulator.company import Company, ts_of
+    from cs_kpis.simulator.store import VersionStore
+
+    class Seen:
+        """the store, keeping a copy of every version the company adds"""
+
+        def __init__(self, store):
+            self.store, self.added = store, []
+
+        def add(self, entity, obj_id, ts, obj, **kw):
+            self.added.append((entity, copy.deepcopy(obj)))
+            self.store.add(entity, obj_id, ts, obj, **kw)
+
+        def __getattr__(self, name):
+            return getattr(self.store, name)
+
+    spec = SIZES["tiny"]
+    company = Company(spec, 42, VersionStore(tmp_path / "versions.duckdb"), spec.end_date)
+    company.store = seen = Seen(company.store)
+    acct = next(a for a in company.accounts if a.sf_id and a.interval_key == "month")
+    s = company._start_subscription(acct, ts_of(spec.start_date, 3600), trial=False, first=False)
+    s.main_item.discounts = []
+    [created] = [o for e, o in seen.added if e == "billing/invoices"]
+    period_line = next(li for li in created["lines"]["data"] if li["parent"]["subscription_item_details"]
+                       ["subscription_item"] == s.main_item.id)
+
+    def discount(pct: int) -> dict:
+        return {"id": f"di_test{pct}", "coupon": {"id": f"TEST{pct}", "duration": "forever",
+                                                  "percent_off": float(pct), "amount_off": None}}
+
+    # up 3 seats halfway through the period, with 20% off the subscription: charged at once
+    s.discounts = [discount(20)]
+    old, ts = s.main_item, s.cps + (s.cpe - s.cps) // 2
+    frac = Fraction(s.cpe - ts, s.cpe - s.cps)
+    company._change_item(s, ts, quantity=(old.quantity or 1) + 3)
+    new = s.main_item
+    upgrade = [o for e, o in seen.added if e == "billing/invoices"][-1]
+    credit, charge = upgrade["lines"]["data"]
+    assert credit["amount"] == -round(old.price.amount(old.quantity) * Fraction(4, 5) * frac)
+    assert charge["amount"] == round(new.price.amount(new.quantity) * Fraction(4, 5) * frac)
+    assert upgrade["total"] == credit["amount"] + charge["amount"]
+    assert credit["description"].startswith("Unused time on ") and charge["description"].startswith("Remaining time on ")
+    for li in (credit, charge):
+        assert li["discountable"] is False and li["discount_amounts"] == [{"amount": 0, "discount": "di_test20"}]
+    assert credit["parent"]["subscription_item_details"]["proration_details"] == {
+        "credited_items": {"invoice": created["id"], "invoice_line_items": [period_line["id"]]}}
+    assert charge["parent"]["subscription_item_details"]["proration_details"] == {"credited_items": None}
+
+    # down 2 seats later, now 100% off: both prorations 0, pending until the renewal bills them
+    s.discounts = [discount(100)]
+    company._change_item(s, ts + 86400, quantity=new.quantity - 2)
+    items = [o for e, o in seen.added if e == "billing/invoiceitems"][-2:]
+    assert [i["amount"] for i in items] == [0, 0] and all("proration_details" not in i for i in items)
+    assert items[0]["description"].startswith("Unused time on ")
+    assert items[1]["description"].startswith("Remaining time on ")
+    company._on_renewal(s.cpe, s)
+    renewal = [o for e, o in seen.added if e == "billing/invoices"][-1]
+    zero_credit, zero_charge = renewal["lines"]["data"][:2]
+    assert (zero_credit["amount"], zero_charge["amount"]) == (0, 0)
+    # the credit for the seats the upgrade charged names the upgrade's charge
+    assert zero_credit["parent"]["subscription_item_details"]["proration_details"] == {
+        "credited_items": {"invoice": upgrade["id"], "invoice_line_items": [charge["id"]]}}

@@ -237,8 +237,7 @@ def _invoice_item(n: int, customer: str, sub: str, date: int, amount: int, quant
         "period": {"end": date + 20 * 86400, "start": date},
         "pricing": {"type": "price_details", "price_details": {"price": "price_T0001", "product": "prod_T0001"},
                     "unit_amount_decimal": str(amount // quantity)},
-        "proration": True, "proration_details": {"credited_items": None}, "quantity": quantity,
-        "tax_rates": [], "test_clock": None,
+        "proration": True, "quantity": quantity, "tax_rates": [], "test_clock": None,
     }  # fmt: skip
 
 

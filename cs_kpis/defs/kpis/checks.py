@@ -135,7 +135,8 @@ def invoiced_recurring_sql(read_days: str = "marts.dim_month") -> str:
     year / 12n, week x 52/12 / n, day x 365/12 / n; by its period's days x 30.4375 when the price is
     unknown). A whole-period line is worth its amount (0 during a trial); a proration line (and a
     pending proration invoice item, which only the next invoice will carry) is worth price x quantity, the
-    credit negative, so a mid-period upgrade or downgrade shows from the day it happened, as in MRR (the
+    credit (staging's ``is_proration_credit``: a proration's amount is net of discounts, so 0 says nothing)
+    negative, so a mid-period upgrade or downgrade shows from the day it happened, as in MRR (the
     blocking ``revenue_history_matches_paid_invoices`` values prorations the same way). From that the line's own discount
     share (its discount amounts / its amount) is taken off, unless the invoice's discount is a ``once``
     coupon or a repeating one whose ``end`` is on or before d: neither reduces MRR. Converted at the rate of
@@ -150,6 +151,7 @@ def invoiced_recurring_sql(read_days: str = "marts.dim_month") -> str:
                 coalesce(l.subscription_id, i.subscription_id) as subscription_id,
                 l.price_id,
                 l.is_proration,
+                l.is_proration_credit,
                 l.quantity,
                 l.amount_minor,
                 l.currency,
@@ -170,6 +172,7 @@ def invoiced_recurring_sql(read_days: str = "marts.dim_month") -> str:
                 subscription_id,
                 price_id,
                 is_proration,
+                is_proration_credit,
                 quantity,
                 amount_minor,
                 currency,
@@ -202,7 +205,7 @@ def invoiced_recurring_sql(read_days: str = "marts.dim_month") -> str:
                         -- a whole-period line: its amount (0 in a trial); a proration: price x quantity
                         case
                             when not b.is_proration then cast(b.amount_minor as double)
-                            when b.amount_minor < 0 then -1.0 * cast(p.unit_amount_minor * coalesce(b.quantity, 1) as double)
+                            when b.is_proration_credit then -1.0 * cast(p.unit_amount_minor * coalesce(b.quantity, 1) as double)
                             else cast(p.unit_amount_minor * coalesce(b.quantity, 1) as double)
                         end
                         / case p."interval"

@@ -100,7 +100,7 @@ lines as (
             case when i.discount_percent_off >= 100 then 1e15 else ca.amount_off_minor end
         end as discount_capacity_minor,
         i.discount_end_at,
-        case when l.is_proration and l.amount_minor < 0 then -1 else 1 end * pr.amount_per_interval
+        case when l.is_proration_credit then -1 else 1 end * pr.amount_per_interval
             as amount_per_interval,
         case p."interval"
             when 'month' then cast(p.interval_count as double)

@@ -82,12 +82,13 @@ DECLARED_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
     "invoice_lines": {
         "text": ("id", "invoice", "currency", "description", "parent.type",
                  "parent.subscription_item_details.subscription", "parent.subscription_item_details.subscription_item",
+                 "parent.subscription_item_details.proration_details.credited_items.invoice",
                  "pricing.price_details.price", "pricing.price_details.product"),
         "bigint": ("amount", "quantity", "subtotal"), "bool": ("parent.subscription_item_details.proration",),
         "json": ("discount_amounts", "discounts"), "date": ("_extract_day",),
     },
     "invoiceitems": {
-        "text": ("id", "invoice", "customer", "currency", "parent.subscription_details.subscription",
+        "text": ("id", "invoice", "customer", "currency", "description", "parent.subscription_details.subscription",
                  "parent.subscription_details.subscription_item", "pricing.price_details.price"),
         "bigint": ("amount", "quantity"), "bool": ("proration",), "date": ("_extract_day",),
     },
@@ -262,6 +263,8 @@ INVOICE_FIELDS: dict[str, Field] = {
     "lines.data[].parent.subscription_item_details.subscription": Field("text"),
     "lines.data[].parent.subscription_item_details.proration": Field("bool"),
     "lines.data[].parent.subscription_item_details.subscription_item": Field("text"),
+    # a credit proration's charge it credits: the invoice that holds it (and its line ids)
+    "lines.data[].parent.subscription_item_details.proration_details.credited_items.invoice": Field("text"),
     # a line's own discounts (a subscription item's, listed expanded), applied to the line before the invoice's
     **_nested("lines.data[].", DISCOUNT_FIELDS),
     "lines.data[].discounts[].subscription_item": Field("text"),
@@ -283,7 +286,7 @@ CONTRACTS: dict[str, dict[str, Field]] = {
         "id": _ID, "customer": Field("text", required=True), "currency": _CURRENCY, "amount": _SIGNED_AMOUNT,
         "date": _UNIX, "period": Field("object"), "period.start": _UNIX, "period.end": _UNIX,
         "proration": Field("bool"), "quantity": Field("integer", min=0), "invoice": Field("text"),
-        "parent.subscription_details.subscription": Field("text"),
+        "parent.subscription_details.subscription": Field("text"), "description": Field("text"),
     },
     "events": {
         "id": _ID, "type": Field("text", required=True), "created": Field("unix", required=True),

@@ -1,7 +1,11 @@
 -- The subscription ledger before the event ledger begins, rebuilt from what Stripe keeps for ever: the
 -- invoices (every line has its service period, price and quantity, proration lines mark mid-period
--- changes), the pending invoice items (prorations of a change not invoiced yet) and the subscriptions
--- list (start, trial, end). Stripe keeps only ~30 days of events, so on
+-- changes: a credit takes the old item off, a charge puts the new one on), the pending invoice items
+-- (prorations of a change not invoiced yet) and the subscriptions list (start, trial, end). A credit is
+-- told from a charge by what Stripe marks it with (staging's is_proration_credit: the line it credits, a
+-- negative amount, or Stripe's "Unused time" description when a discount took the whole amount: a
+-- proration's amount is net of the subscription's discounts, so a 100% discount leaves 0 on both).
+-- Stripe keeps only ~30 days of events, so on
 -- a real account nearly all history comes from here; marts.subscription_states takes these states for
 -- the times before the first loaded event and the event states from then on (rules: marts/README.md).
 -- One row per change point: subscription start, each licensed line's period start (a cycle's items, or
@@ -69,7 +73,7 @@ billed as (
         l.subscription_item_id,
         l.period_start,
         l.is_proration,
-        l.amount_minor,
+        l.is_proration_credit,
         l.quantity,
         l.price_id
     from staging.stg_billing__invoice_lines as l
@@ -86,7 +90,7 @@ pending as (
         subscription_item_id,
         period_start,
         is_proration,
-        amount_minor,
+        is_proration_credit,
         quantity,
         price_id
     from staging.stg_billing__invoice_items
@@ -116,7 +120,7 @@ lines as (
         l.subscription_item_id,
         l.period_start,
         l.is_proration,
-        l.amount_minor,
+        l.is_proration_credit,
         l.quantity,
         coalesce(p.plan_tier, p.price_name) as plan,
         p."interval" as billing_interval,
@@ -158,7 +162,7 @@ credited as (
     -- the items a proration credits (takes off) from its period start
     select distinct subscription_id, period_start, subscription_item_id, plan, quantity
     from lines
-    where is_proration and amount_minor < 0
+    where is_proration_credit
 ),
 
 main_lines as (
@@ -172,7 +176,7 @@ main_lines as (
             l.*,
             row_number() over (
                 partition by l.subscription_id, l.period_start
-                order by case when l.amount_minor < 0 then 1 else 0 end, l.amount_per_interval desc, l.line_id
+                order by case when l.is_proration_credit then 1 else 0 end, l.amount_per_interval desc, l.line_id
             ) as rn
         from lines as l
         left join credited as c
@@ -182,19 +186,19 @@ main_lines as (
             and (c.subscription_item_id = l.subscription_item_id
                  or ((c.subscription_item_id is null or l.subscription_item_id is null)
                      and c.plan = l.plan and c.quantity = l.quantity))
-        where not (l.is_proration and l.amount_minor < 0)
+        where not l.is_proration_credit
           and c.subscription_id is null
     ) as ranked
     where rn = 1
 ),
 
 prorations as (
-    -- a proration line changes the items from its period start: a credit (negative amount) removes
-    -- the old item's MRR, a charge adds the new one's
+    -- a proration line changes the items from its period start: a credit removes the old item's MRR, a
+    -- charge adds the new one's
     select
         subscription_id,
         period_start as point_at,
-        sum(case when amount_minor < 0 then -1 else 1 end * amount_per_interval / months_per_period) as delta_mrr
+        sum(case when is_proration_credit then -1 else 1 end * amount_per_interval / months_per_period) as delta_mrr
     from lines
     where is_proration
     group by subscription_id, period_start
@@ -372,7 +376,7 @@ item_states as (
         c.subscription_id,
         c.point_at,
         di.subscription_item_id,
-        sum(case when l.is_proration and l.amount_minor < 0 then -1 else 1 end
+        sum(case when l.is_proration_credit then -1 else 1 end
             * cast(l.amount_per_interval as double) / l.months_per_period) as item_mrr_minor,
         max(l.months_per_period) as months_per_period
     from carried as c

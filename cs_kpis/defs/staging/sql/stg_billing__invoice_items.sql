@@ -10,13 +10,15 @@
 -- @column subscription_item_id: parent.subscription_details.subscription_item (si_), or null
 -- @column price_id: pricing.price_details.price (staging.stg_billing__prices.price_id)
 -- @column is_proration: true for a proration (a mid-period change)
+-- @column is_proration_credit: true for a proration that credits unused time (takes the old item off) rather than charging the remaining time. API 2025-03-31.basil gives an invoice item no proration_details (its credited_items came in later versions), so: a negative amount, or 0 (a discount took all of it: Stripe's prorations are net of discounts) with Stripe's description "Unused time on ..." (a charge's is "Remaining time on ...")
 -- @column quantity: units of the price the item is for
 -- @column item_date: when the item was made (Stripe's date)
 -- @column period_start: start of the period the item covers (for a proration: the moment of the change)
 -- @column period_end: end of the period the item covers
 -- @column currency: item currency, upper case
 -- @column minor_units_per_major: 100, or 1 for Stripe's zero-decimal currencies
--- @column amount_minor: amount in minor units (negative for a credit)
+-- @column description: the item's description, e.g. "Unused time on 3 × Growth after 12 Mar 2026"
+-- @column amount_minor: amount in minor units (negative for a credit, 0 for one a discount took all of); a proration's is net of the subscription's discounts
 -- @column amount: amount_minor in major units
 -- @column extract_day: the landing extract day of the item's latest version
 
@@ -34,6 +36,10 @@ renamed as (
         parent__subscription_details__subscription_item as subscription_item_id,
         pricing__price_details__price as price_id,
         coalesce(proration, false) as is_proration,
+        -- a credit, by what Stripe marks it with: the sign says nothing when a 100% discount left 0
+        coalesce(proration, false)
+            and coalesce(amount < 0 or (amount = 0 and description like 'Unused time%'), false) as is_proration_credit,
+        description,
         quantity,
         date as item_date,
         period__start as period_start,
@@ -56,12 +62,14 @@ select
     subscription_item_id,
     price_id,
     is_proration,
+    is_proration_credit,
     quantity,
     item_date,
     period_start,
     period_end,
     currency,
     minor_units_per_major,
+    description,
     amount_minor,
     cast(cast(amount_minor as double) / minor_units_per_major as decimal(18, 2)) as amount,
     extract_day

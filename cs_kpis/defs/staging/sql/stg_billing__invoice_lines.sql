@@ -10,12 +10,14 @@
 -- @column line_type: parent.type, e.g. subscription_item_details
 -- @column description: line description as printed on the invoice
 -- @column is_proration: true for a proration line (mid-period change)
+-- @column credited_invoice_id: parent.subscription_item_details.proration_details.credited_items.invoice: on a credit proration, the invoice holding the line it credits (the charge of the unused time); null on every other line, and on a credit whose charge was on no invoice yet
+-- @column is_proration_credit: true for a proration that credits unused time (takes the old item off) rather than charging the remaining time: Stripe names the line it credits (credited_invoice_id), or the amount is negative, or it is 0 (a discount took all of it: Stripe's prorations are net of discounts) and the description is Stripe's "Unused time on ..." (a charge's is "Remaining time on ...")
 -- @column quantity: units billed
 -- @column period_start: start of the period the line covers
 -- @column period_end: end of the period the line covers
 -- @column currency: line currency, upper case
 -- @column minor_units_per_major: 100, or 1 for Stripe's zero-decimal currencies
--- @column amount_minor: line amount in minor units (negative for credited prorations)
+-- @column amount_minor: line amount in minor units (negative for credited prorations, 0 for one a discount took all of); a proration's is net of the subscription's discounts
 -- @column subtotal_minor: line subtotal before discounts in minor units
 -- @column amount: amount_minor in major units
 -- @column discount_amounts: discount amounts applied to the line, as JSON
@@ -38,6 +40,12 @@ renamed as (
         parent__type as line_type,
         description,
         coalesce(parent__subscription_item_details__proration, false) as is_proration,
+        parent__subscription_item_details__proration_details__credited_items__invoice as credited_invoice_id,
+        -- a credit, by what Stripe marks it with: the sign says nothing when a 100% discount left 0
+        coalesce(parent__subscription_item_details__proration, false)
+            and coalesce(parent__subscription_item_details__proration_details__credited_items__invoice is not null
+                         or amount < 0
+                         or (amount = 0 and description like 'Unused time%'), false) as is_proration_credit,
         quantity,
         period__start as period_start,
         period__end as period_end,
@@ -64,6 +72,8 @@ select
     line_type,
     description,
     is_proration,
+    credited_invoice_id,
+    is_proration_credit,
     quantity,
     period_start,
     period_end,
