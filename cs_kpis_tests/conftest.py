@@ -76,21 +76,27 @@ def fake_simulator(monkeypatch: pytest.MonkeyPatch) -> FakeSimulator:
 ONE_WORKER_PACKAGES = ("portability", "simulator", "reliability", "staging")
 
 
+def scope_of(nodeid: str) -> str:
+    """The unit of work a test belongs to under ``make test``'s xdist scheduling: its package when that is one
+    of ONE_WORKER_PACKAGES, else its file (or its class), as ``--dist loadscope`` makes them."""
+    parts = nodeid.split("/")
+    if len(parts) > 2 and parts[0] == "cs_kpis_tests" and parts[1] in ONE_WORKER_PACKAGES:
+        return "/".join(parts[:2])
+    return nodeid.rsplit("::", 1)[0]
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """``--dist loadscope`` (what ``make test`` passes) with the packages above as one unit each.
+    """``--dist loadscope`` (what ``make test`` passes) with the units of :func:`scope_of`.
 
-    Every other test file stays one unit of its own, as loadscope makes them. xdist orders the units by their
-    number of tests, so the large packages start first and small files fill the workers at the end."""
+    xdist orders the units by their number of tests, so the large packages start first and small files fill
+    the workers at the end."""
     if config.getoption("dist", "no") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class PackageScopeScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            parts = nodeid.split("/")
-            if len(parts) > 2 and parts[0] == "cs_kpis_tests" and parts[1] in ONE_WORKER_PACKAGES:
-                return "/".join(parts[:2])
-            return super()._split_scope(nodeid)
+            return scope_of(nodeid)
 
     return PackageScopeScheduling(config, log)

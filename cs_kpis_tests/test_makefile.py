@@ -40,6 +40,17 @@ def test_make_test_fails_on_pytest_failure_and_on_no_tests_collected(tmp_path, p
         assert "collected no tests" in result.stderr
 
 
+def test_make_test_runs_two_xdist_workers_by_file_or_package(tmp_path):
+    # the units of cs_kpis_tests/conftest.py's scheduler exist only with --dist loadscope
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / ".cs_kpis-installed").touch()
+    result = _make("-n", "test", f"VENV={venv}", "-o", f"{venv}/.cs_kpis-installed")
+    assert "-m pytest -n 2 --dist loadscope" in result.stdout, result.stdout
+    result = _make("-n", "test", f"VENV={venv}", "-o", f"{venv}/.cs_kpis-installed", "TEST_WORKERS=0")
+    assert "-m pytest -n 0 --dist loadscope" in result.stdout, result.stdout
+
+
 def test_make_run_creates_the_venv_when_missing(tmp_path):
     venv = tmp_path / "fresh" / ".venv"
     result = _make("-n", "run", f"VENV={venv}")

@@ -1,7 +1,8 @@
 """A corpus of bad input across all five systems, the JSON inside Stripe events included (issue 15).
 
-Each case adds bad records (with ids of their own) to the tiny company and loads the system twice, clean
-and with the bad records. It asserts one of two outcomes:
+Each case adds bad records (with ids of their own) to the tiny company, loads the system with them and
+compares the result with the clean tiny company's load of that system (loaded once per system for the
+module, :func:`clean_load`). It asserts one of two outcomes:
 
 - quarantined: every table of the system is identical to the clean load (columns and values: no value
   moved, no side column, nothing else lost), each bad record has exactly its quarantine rows (naming the
@@ -81,7 +82,8 @@ def clean_load(tmp_path_factory: pytest.TempPathFactory) -> CleanLoad:
             loader, totals = _load(tmp_path_factory.mktemp(f"clean_{system}"), "clean", system, tiny_company(),
                                    _events())
             loaded[system] = (_tables(loader, system), totals)
-        return loaded[system]
+        # a copy for each case: one that changed what it got would otherwise change every later case's expectation
+        return copy.deepcopy(loaded[system])
 
     return get
 
