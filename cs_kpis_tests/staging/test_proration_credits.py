@@ -21,6 +21,8 @@ REMAINING = "Remaining time on 4 × Growth (month) after 16 Mar 2026"
 # (id, proration, credited invoice, amount, description): is it a credit?
 LINES = [
     ("il_credit_named_at_zero", True, "in_0", 0, UNUSED, True),
+    # only credited_items tells this one: 0, and a description (localized) the English rule does not know
+    ("il_credit_named_only_at_zero", True, "in_0", 0, "Temps inutilisé sur 2 × Growth", True),
     ("il_charge_at_zero", True, None, 0, REMAINING, False),
     ("il_credit_negative", True, None, -500, UNUSED, True),
     ("il_credit_unnamed_at_zero", True, None, 0, UNUSED, True),
