@@ -137,18 +137,25 @@ def _invoice_discount_ids(inv: dict) -> dict:
     return out
 
 
+def _lowers_mrr(d: dict, currency: str) -> bool:
+    """Whether discount ``d`` lowers MRR in ``currency``: forever or repeating (never once), with a percent_off
+    or an amount_off Stripe applies in ``currency`` (the coupon's own, or its currency_options' amount for it)."""
+    c = d["coupon"]
+    return c["duration"] != "once" and (
+        c["percent_off"] is not None or catalog.coupon_amount_off(c["id"], currency) is not None)
+
+
 def _discounted(amount: Fraction, discounts: list[dict], currency: str, months: int) -> Fraction:
-    """``amount`` (MRR, minor units) after the discounts that lower MRR (forever, or repeating while attached;
-    never once), in order, each applied to what the ones before it left; an amount_off in ``currency`` (the
-    coupon's own, or its currency_options' amount for it; Stripe applies no other), per month of the period."""
+    """``amount`` (MRR, minor units) after the discounts that lower MRR (``_lowers_mrr``), in order, each
+    applied to what the ones before it left; an amount_off per month of the period."""
     for d in discounts:
-        c = d["coupon"]
-        if c["duration"] == "once":
+        if not _lowers_mrr(d, currency):
             continue
+        c = d["coupon"]
         if c["percent_off"] is not None:
             amount = amount * (1 - Fraction(str(c["percent_off"])) / 100)
-        elif (off := catalog.coupon_amount_off(c["id"], currency)) is not None:
-            amount = max(Fraction(0), amount - Fraction(off, months))
+        else:
+            amount = max(Fraction(0), amount - Fraction(catalog.coupon_amount_off(c["id"], currency), months))
     return amount
 
 
@@ -1210,10 +1217,7 @@ class Company:
             "description": invoice_item["description"] if invoice_item
             else f"{it.price.tier.title()} ({it.price.interval_key})",
             "discount_amounts": [{"amount": 0, "discount": d["id"]} for d in s.discounts
-                                 if d["coupon"]["duration"] != "once" and (
-                                     d["coupon"]["percent_off"] is not None
-                                     or catalog.coupon_amount_off(d["coupon"]["id"], s.currency) is not None)]
-            if proration else [],
+                                 if _lowers_mrr(d, s.currency)] if proration else [],
             "discountable": not proration, "discounts": [], "invoice": iid, "livemode": False,
             "metadata": {},
             "parent": {"invoice_item_details": None, "type": "subscription_item_details",
