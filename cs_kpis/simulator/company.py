@@ -137,39 +137,46 @@ def _invoice_discount_ids(inv: dict) -> dict:
     return out
 
 
+def _lowers_mrr(d: dict, currency: str) -> bool:
+    """Whether discount ``d`` lowers MRR in ``currency``: forever or repeating (never once), with a percent_off
+    or an amount_off Stripe applies in ``currency`` (the coupon's own, or its currency_options' amount for it)."""
+    c = d["coupon"]
+    return c["duration"] != "once" and (
+        c["percent_off"] is not None or catalog.coupon_amount_off(c["id"], currency) is not None)
+
+
 def _discounted(amount: Fraction, discounts: list[dict], currency: str, months: int) -> Fraction:
-    """``amount`` (MRR, minor units) after the discounts that lower MRR (forever, or repeating while attached;
-    never once), in order, each applied to what the ones before it left; an amount_off in ``currency`` (the
-    coupon's own, or its currency_options' amount for it; Stripe applies no other), per month of the period."""
+    """``amount`` (MRR, minor units) after the discounts that lower MRR (``_lowers_mrr``), in order, each
+    applied to what the ones before it left; an amount_off per month of the period."""
     for d in discounts:
-        c = d["coupon"]
-        if c["duration"] == "once":
+        if not _lowers_mrr(d, currency):
             continue
+        c = d["coupon"]
         if c["percent_off"] is not None:
             amount = amount * (1 - Fraction(str(c["percent_off"])) / 100)
-        elif (off := catalog.coupon_amount_off(c["id"], currency)) is not None:
-            amount = max(Fraction(0), amount - Fraction(off, months))
+        else:
+            amount = max(Fraction(0), amount - Fraction(catalog.coupon_amount_off(c["id"], currency), months))
     return amount
 
 
 def _net_of_discounts(items: list["Item"], item: "Item", discounts: list[dict], currency: str) -> Fraction:
     """What ``item`` (one of ``items``, a subscription's items at one moment) costs a whole billing period
-    after the discounts: its own, then its share of the subscription's ``discounts`` (each applied to what
-    the ones before it left, spread over the licensed items by their amounts, as Stripe spreads them over an
-    invoice's lines), every one that lowers MRR (``_discounted``: never a once coupon, which only its first
-    invoice had). Stripe (API 2025-03-31.basil, classic billing mode) prorates this net amount: a proration's
+    after the discounts: its own, then the subscription's ``discounts`` (each applied to what the ones before it
+    left), every one that lowers MRR (``_discounted``: never a once coupon, which only its first invoice had).
+    ``item`` must be the subscription's one licensed item (the rest are metered), as in every simulated
+    subscription (asserted), so the subscription's discounts fall on it whole: how Stripe shares an amount_off
+    among several items (in classic billing mode evenly, in flexible mode by their amounts) never comes up.
+    Stripe (API 2025-03-31.basil, classic billing mode) prorates this net amount: a proration's
     ``amount`` is already net of the subscription's discounts. Its documentation says so where Stripe made it
     optional, in 2025-09-30.clover (``billing_mode.flexible.proration_discounts``): the behaviour kept as
     ``included``, the only one before, has the proration line's amount net (after discounts), its
     ``discount_amounts`` without the item's own discounts and with the subscription's at amount 0; ``itemized``
     (gross amount, real discount amounts) is opt-in. And a proration is never discountable (the invoice item's
     and the line's ``discountable``: "always false for prorations"), so no invoice discount applies to it again."""
-    def own(i: Item) -> Fraction:
-        return _discounted(Fraction(i.price.amount(i.quantity)), i.discounts, currency, 1)
-
-    total = sum((own(i) for i in items if not i.price.metered), Fraction(0))
-    mine = own(item)
-    return mine if not total else mine * _discounted(total, discounts, currency, 1) / total
+    licensed = [i for i in items if not i.price.metered]
+    assert len(licensed) == 1 and licensed[0] is item, "a simulated subscription has one licensed item"
+    own = _discounted(Fraction(item.price.amount(item.quantity)), item.discounts, currency, 1)
+    return _discounted(own, discounts, currency, 1)
 
 
 @dataclass
@@ -1210,10 +1217,7 @@ class Company:
             "description": invoice_item["description"] if invoice_item
             else f"{it.price.tier.title()} ({it.price.interval_key})",
             "discount_amounts": [{"amount": 0, "discount": d["id"]} for d in s.discounts
-                                 if d["coupon"]["duration"] != "once" and (
-                                     d["coupon"]["percent_off"] is not None
-                                     or catalog.coupon_amount_off(d["coupon"]["id"], s.currency) is not None)]
-            if proration else [],
+                                 if _lowers_mrr(d, s.currency)] if proration else [],
             "discountable": not proration, "discounts": [], "invoice": iid, "livemode": False,
             "metadata": {},
             "parent": {"invoice_item_details": None, "type": "subscription_item_details",

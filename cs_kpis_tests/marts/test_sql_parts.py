@@ -58,6 +58,15 @@ def test_the_zero_decimal_currencies_are_listed_once_and_used_by_every_billing_a
                       "stg_billing__invoices", "stg_billing__prices", "stg_billing__subscription_items"}
 
 
+def test_a_proration_credit_is_told_by_one_rule_in_both_billing_models():
+    rule = "description like 'Unused time%'"
+    written = [p.relative_to(DEFS).as_posix() for p in sorted(DEFS.rglob("*")) if p.suffix in (".sql", ".py")
+               and rule in p.read_text()]
+    assert written == ["staging/sql/parts/proration_credit.sql"]
+    models = {m.name for m in load_models(DEFS / "staging" / "sql", "staging") if rule in m.sql}
+    assert models == {"stg_billing__invoice_items", "stg_billing__invoice_lines"}
+
+
 def test_the_revenue_selections_take_their_kpi_columns_from_one_list():
     def selects_it(text: str) -> bool:  # the column selected as it is, not computed (revenue_by_grain computes it)
         return "t12_cohort_starting_mrr," in (line.strip() for line in text.splitlines())

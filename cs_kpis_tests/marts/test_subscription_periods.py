@@ -173,6 +173,8 @@ EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "A_eur": (110.00, 110.00, 240.00, 240.00),
     "A_gbp_back": (120.00, 0, 120.00, 120.00),
     "A_gbp_seats": (120.00, 0, 65.00, 65.00),
+    # A_chf_disc_late and A_cad_trial pass on the SQL before a period ended at every rate change too: they pin
+    # documented behaviour (marts/README.md), they do not test that split (A_aud_hair does)
     "A_chf_disc_late": (82.50, 0, 115.00, 115.00),
     "A_aud_hair": (6.50, 0, 13.00, 13.00),
     "A_cad_trial": (0, 75.00, 75.00, 75.00),
@@ -270,10 +272,14 @@ def test_a_period_ends_where_the_rate_changes_even_when_the_cents_do_not(marts):
 
 
 def test_a_discount_ending_in_a_delinquent_spell_sets_the_rate_of_the_recovery(marts):
+    """A regression pin of documented behaviour: it passes on the SQL before a period ended at every rate change
+    (its rates move the cents); the split itself is tested by the sub_aud case."""
     assert _fx_periods(marts, "sub_chf") == FX_PERIODS["sub_chf"]
 
 
 def test_a_trial_converting_in_a_foreign_currency_takes_that_days_rate(marts):
+    """A regression pin of documented behaviour: it passes on the SQL before a period ended at every rate change;
+    the split itself is tested by the sub_aud case."""
     assert _fx_periods(marts, "sub_cad") == FX_PERIODS["sub_cad"]
     assert _periods(marts, "sub_cad") == [("01-25", "02-08", 0.0, True, False), ("02-08", None, 75.0, False, False)]
 

@@ -360,13 +360,9 @@ def test_a_closed_ticket_keeps_the_rating_given_after_it_was_solved(tiny_company
     bad score, with the rating's id, as the rating itself says (the closed ticket used to go back to the
     solved version's "offered")."""
     landing = tiny_company / "landing"
-    tickets, ratings = {}, {}
-    for day in sorted(p.name for p in (landing / "support" / "tickets").iterdir()):  # later days win
-        for p in sorted((landing / "support" / "tickets" / day).glob("part-*.json")):
-            tickets.update((t["id"], t) for t in json.loads(p.read_text())["tickets"])
-    for day in sorted(p.name for p in (landing / "support" / "satisfaction_ratings").iterdir()):
-        for p in sorted((landing / "support" / "satisfaction_ratings" / day).glob("part-*.json")):
-            ratings.update((r["id"], r) for r in json.loads(p.read_text())["satisfaction_ratings"])
+    # the latest version of each: _objects reads the days in order, later days win
+    tickets = {t["id"]: t for t in _objects(landing, "support/tickets", "tickets")}
+    ratings = {r["id"]: r for r in _objects(landing, "support/satisfaction_ratings", "satisfaction_ratings")}
     rated = [r for r in ratings.values() if r["score"] in ("good", "bad")
              and tickets[r["ticket_id"]]["status"] == "closed"]
     assert len(rated) >= 5

@@ -21,6 +21,8 @@ REMAINING = "Remaining time on 4 × Growth (month) after 16 Mar 2026"
 # (id, proration, credited invoice, amount, description): is it a credit?
 LINES = [
     ("il_credit_named_at_zero", True, "in_0", 0, UNUSED, True),
+    # only credited_items tells this one: 0, and a description (localized) the English rule does not know
+    ("il_credit_named_only_at_zero", True, "in_0", 0, "Temps inutilisé sur 2 × Growth", True),
     ("il_charge_at_zero", True, None, 0, REMAINING, False),
     ("il_credit_negative", True, None, -500, UNUSED, True),
     ("il_credit_unnamed_at_zero", True, None, 0, UNUSED, True),
@@ -80,3 +82,23 @@ def test_a_pending_credit_at_zero_is_told_by_its_description(con):
     got = dict(con.execute("select invoice_item_id, is_proration_credit from staging.stg_billing__invoice_items"
                            ).fetchall())
     assert got == {iid: credit for iid, *_, credit in ITEMS}
+
+
+def test_the_check_names_a_zero_proration_told_by_no_mark(con):
+    """zero_amount_prorations_are_recognised: a 0 with neither a credited line nor an English description
+    (the rule takes it for a charge) is named, in the lines and in the pending items; the rows above pass."""
+    from cs_kpis.defs.staging.checks import ZERO_PRORATIONS_SQL
+    from cs_kpis.lib.checks import run_rule
+
+    build(con, MODELS["stg_billing__invoice_lines"])
+    build(con, MODELS["stg_billing__invoice_items"])
+    assert run_rule(con, ZERO_PRORATIONS_SQL) == (0, "")
+    con.execute("update raw.billing__invoice_lines "
+                "set parent__subscription_item_details__proration_details__credited_items__invoice = null "
+                "where id = 'il_credit_named_only_at_zero'")
+    con.execute("update raw.billing__invoice_items set description = 'Temps inutilisé sur 2 × Growth' "
+                "where id = 'ii_credit_at_zero'")
+    build(con, MODELS["stg_billing__invoice_lines"])
+    build(con, MODELS["stg_billing__invoice_items"])
+    count, sample = run_rule(con, ZERO_PRORATIONS_SQL)
+    assert count == 2 and "il_credit_named_only_at_zero" in sample and "ii_credit_at_zero" in sample

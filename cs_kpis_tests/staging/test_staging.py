@@ -210,7 +210,8 @@ def test_staging_assets_are_in_their_group_and_every_grain_is_checked(tiny_compa
     evaluations = [
         e for e in tiny_company.result.get_asset_check_evaluations() if e.asset_key.path[0] == "staging"
     ]
-    assert len(evaluations) == 2 * len(MODELS)
+    # the grain checks (unique, not null) and zero_amount_prorations_are_recognised
+    assert len(evaluations) == 2 * len(MODELS) + 1
     assert all(e.passed for e in evaluations), [e.check_name for e in evaluations if not e.passed]
     materialized = {
         e.asset_key
@@ -313,3 +314,26 @@ def test_grain_checks_are_blocking():
     specs = [spec for c in checks for spec in c.check_specs]
     assert len(specs) == 2 * len(STAGING_MODELS)
     assert all(spec.blocking for spec in specs)
+
+
+def test_zero_amount_prorations_check_warns_of_a_credit_the_rule_cannot_tell(tiny_company, tmp_path):
+    """The tiny company's prorations are all told (English descriptions, credited lines); a proration of 0
+    with no credited line and a localized description (the rule takes it for a charge) is named, as a warning."""
+    from cs_kpis.defs.staging.checks import ZERO_PRORATIONS_RECOGNISED, staging_checks
+
+    [check] = [c for c in staging_checks if next(iter(c.check_keys)).name == ZERO_PRORATIONS_RECOGNISED]
+    warehouse = tiny_company.copy_warehouse(tmp_path)
+    assert run_check(check, warehouse).passed
+
+    with DuckDBResource(database=str(warehouse)).get_connection() as con:
+        [(line_id,)] = con.execute(
+            "select min(line_id) from staging.stg_billing__invoice_lines where is_proration_credit").fetchall()
+        assert line_id is not None, "the tiny company has no proration credit to corrupt"
+        con.execute("update staging.stg_billing__invoice_lines set amount_minor = 0, credited_invoice_id = null, "
+                    "is_proration_credit = false, description = 'Temps inutilisé sur 2 × Growth' "
+                    "where line_id = ?", [line_id])
+    failed = run_check(check, warehouse)
+    assert not failed.passed
+    assert failed.severity == dg.AssetCheckSeverity.WARN
+    assert failed.metadata["violations"].value == 1
+    assert line_id in failed.metadata["sample"].value

@@ -176,7 +176,7 @@ main_lines as (
             l.*,
             row_number() over (
                 partition by l.subscription_id, l.period_start
-                order by case when l.is_proration_credit then 1 else 0 end, l.amount_per_interval desc, l.line_id
+                order by l.amount_per_interval desc, l.line_id
             ) as rn
         from lines as l
         left join credited as c

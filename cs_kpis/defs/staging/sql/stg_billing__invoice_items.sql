@@ -10,7 +10,7 @@
 -- @column subscription_item_id: parent.subscription_details.subscription_item (si_), or null
 -- @column price_id: pricing.price_details.price (staging.stg_billing__prices.price_id)
 -- @column is_proration: true for a proration (a mid-period change)
--- @column is_proration_credit: true for a proration that credits unused time (takes the old item off) rather than charging the remaining time. API 2025-03-31.basil gives an invoice item no proration_details (its credited_items came in later versions), so: a negative amount, or 0 (a discount took all of it: Stripe's prorations are net of discounts) with Stripe's description "Unused time on ..." (a charge's is "Remaining time on ...")
+-- @column is_proration_credit: true for a proration that credits unused time (takes the old item off) rather than charging the remaining time. API 2025-03-31.basil gives an invoice item no proration_details (its credited_items came in later versions), so: a negative amount, or 0 (a discount took all of it: Stripe's prorations are net of discounts) with Stripe's English description "Unused time on ..." (a charge's is "Remaining time on ..."; a localized one is not told: check zero_amount_prorations_are_recognised). The rule is parts/proration_credit.sql
 -- @column quantity: units of the price the item is for
 -- @column item_date: when the item was made (Stripe's date)
 -- @column period_start: start of the period the item covers (for a proration: the moment of the change)
@@ -36,9 +36,8 @@ renamed as (
         parent__subscription_details__subscription_item as subscription_item_id,
         pricing__price_details__price as price_id,
         coalesce(proration, false) as is_proration,
-        -- a credit, by what Stripe marks it with: the sign says nothing when a 100% discount left 0
-        coalesce(proration, false)
-            and coalesce(amount < 0 or (amount = 0 and description like 'Unused time%'), false) as is_proration_credit,
+        -- API 2025-03-31.basil gives an invoice item no credited_items (parts/proration_credit.sql)
+        cast(null as varchar) as credited_invoice_id,
         description,
         quantity,
         date as item_date,
@@ -62,7 +61,9 @@ select
     subscription_item_id,
     price_id,
     is_proration,
-    is_proration_credit,
+    (
+        -- include: proration_credit
+    ) as is_proration_credit,
     quantity,
     item_date,
     period_start,

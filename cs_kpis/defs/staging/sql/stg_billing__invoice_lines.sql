@@ -11,7 +11,7 @@
 -- @column description: line description as printed on the invoice
 -- @column is_proration: true for a proration line (mid-period change)
 -- @column credited_invoice_id: parent.subscription_item_details.proration_details.credited_items.invoice: on a credit proration, the invoice holding the line it credits (the charge of the unused time); null on every other line, and on a credit whose charge was on no invoice yet
--- @column is_proration_credit: true for a proration that credits unused time (takes the old item off) rather than charging the remaining time: Stripe names the line it credits (credited_invoice_id), or the amount is negative, or it is 0 (a discount took all of it: Stripe's prorations are net of discounts) and the description is Stripe's "Unused time on ..." (a charge's is "Remaining time on ...")
+-- @column is_proration_credit: true for a proration that credits unused time (takes the old item off) rather than charging the remaining time: Stripe names the line it credits (credited_invoice_id), or the amount is negative, or it is 0 (a discount took all of it: Stripe's prorations are net of discounts) and the description is Stripe's English "Unused time on ..." (a charge's is "Remaining time on ..."; a localized one is not told: check zero_amount_prorations_are_recognised). The rule is parts/proration_credit.sql
 -- @column quantity: units billed
 -- @column period_start: start of the period the line covers
 -- @column period_end: end of the period the line covers
@@ -41,11 +41,6 @@ renamed as (
         description,
         coalesce(parent__subscription_item_details__proration, false) as is_proration,
         parent__subscription_item_details__proration_details__credited_items__invoice as credited_invoice_id,
-        -- a credit, by what Stripe marks it with: the sign says nothing when a 100% discount left 0
-        coalesce(parent__subscription_item_details__proration, false)
-            and coalesce(parent__subscription_item_details__proration_details__credited_items__invoice is not null
-                         or amount < 0
-                         or (amount = 0 and description like 'Unused time%'), false) as is_proration_credit,
         quantity,
         period__start as period_start,
         period__end as period_end,
@@ -73,7 +68,9 @@ select
     description,
     is_proration,
     credited_invoice_id,
-    is_proration_credit,
+    (
+        -- include: proration_credit
+    ) as is_proration_credit,
     quantity,
     period_start,
     period_end,
