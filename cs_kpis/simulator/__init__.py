@@ -17,7 +17,7 @@ from cs_kpis.folder_guard import NotOurFolder, simulator_may_replace, write_mark
 from . import catalog
 from .company import Company
 from .landing import ENTITIES, day_bounds, write_bodies, write_fx, write_manifest
-from .segment import SegmentWriter
+from .segment import EventFiles, SegmentWriter
 from .sizes import SIZES, SizeSpec
 from .store import VersionStore, iter_bodies
 from .truth import write_crm_truth, write_ground_truth
@@ -97,7 +97,8 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     floors = {e: lo for e in ENTITIES if (lo := _first_lo(e, as_of, retention)) is not None}
     if workers == 1:
         store = VersionStore(scratch, cutoffs, floors)
-        events = SegmentWriter(tmp, store.con, seed, spec.users_cap, spec.events_per_active_user, last_day)
+        events = SegmentWriter(EventFiles(store.con, tmp, seed), seed, spec.users_cap, spec.events_per_active_user,
+                               last_day)
         company = Company(spec, seed, store, last_day, events_writer=events)
         company.run()
         counts = write_entities(store, tmp, as_of, days, retention)
@@ -109,8 +110,7 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
 
         remote = RemoteStore(scratch, tmp, seed, cutoffs, floors)
         try:
-            events = SegmentWriter(tmp, None, seed, spec.users_cap, spec.events_per_active_user, last_day,
-                                   sink=remote.events_sink)
+            events = SegmentWriter(remote.event_files, seed, spec.users_cap, spec.events_per_active_user, last_day)
             company = Company(spec, seed, remote, last_day, events_writer=events)
             company.run()
             remote.write_landing(tmp, as_of, days, retention)

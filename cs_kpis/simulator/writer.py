@@ -148,9 +148,10 @@ class RemoteStore:
                 # the writer inserts the batch when its last chunk arrives
                 self._writer.send(("versions", chunk, i == len(chunks) - 1))
 
-    def events_sink(self, day, table, lines) -> None:
-        """SegmentWriter's sink: the day's events are formatted and written by the events process."""
-        self._events.send(("events", day, table, lines))
+    @property
+    def event_files(self) -> "_RemoteEventFiles":
+        """SegmentWriter's ``files``: the days' events are formatted and written by the events process."""
+        return _RemoteEventFiles(self._events)
 
     def write_landing(self, tmp: Path, as_of, days, retention: int) -> None:
         """Ask the writer to write every entity's extract-day parts (then it closes the store), and the
@@ -168,6 +169,19 @@ class RemoteStore:
         """Stop the helper processes that are still running (after an error in the main process)."""
         for helper in self._helpers:
             helper.close()
+
+
+class _RemoteEventFiles:
+    """:class:`~cs_kpis.simulator.segment.EventFiles` in the events process, seen from the main process."""
+
+    def __init__(self, helper: _Helper):
+        self._helper = helper
+
+    def accounts(self, prefixes: list[str], workspaces: list[str]) -> None:
+        self._helper.send(("accounts", prefixes, workspaces))
+
+    def day(self, day, rows, identify_lines: list[str]) -> None:
+        self._helper.send(("day", day, rows, identify_lines))
 
 
 def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
@@ -206,17 +220,19 @@ def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
 def _events_main(q, result, landing: str, seed: int) -> None:
     import duckdb
 
-    from .segment import write_day
+    from .segment import EventFiles
 
     con = None
     try:
         con = duckdb.connect()  # in memory: it only formats the lines
         con.execute("set threads = 1")  # the other core runs the simulation
+        files = EventFiles(con, Path(landing), seed)
         while True:
             msg = q.get()
-            if msg[0] == "events":
-                _, day, table, lines = msg
-                write_day(con, Path(landing), seed, day, table, lines)
+            if msg[0] == "accounts":
+                files.accounts(*msg[1:])
+            elif msg[0] == "day":
+                files.day(*msg[1:])
             elif msg[0] == "done":
                 result.put(("ok", None))
                 return
