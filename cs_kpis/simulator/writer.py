@@ -4,8 +4,8 @@ simulation runs on.
 ``generate(..., workers=2)`` splits the work as a pipeline rather than by account, over two cores:
 
 - the main process runs the simulation (the day loop, every random draw, every id) and serializes each
-  object version to JSON, exactly as with one process; it is the busier half (about 55 % of the CPU at
-  large's mix), so it has a core to itself and never does the writers' work;
+  object version to JSON, exactly as with one process; it is the critical path (nearly 60 % of the CPU at
+  large's mix), so it has a core to itself and does none of the writing;
 - the writer process (:func:`_writer_main`, started with ``spawn``) owns the scratch version store: it
   inserts the versions the main process sends (batches of up to 50,000 versions, each in chunks of 10,000
   as flat buffers: ``store.VersionBuffer``, which also drops the versions no extract can show), and at the
@@ -15,9 +15,10 @@ simulation runs on.
   that does not exist;
 - the events process (:func:`_events_main`) formats and writes each day's product events with DuckDB. It
   is a process of its own, not more work in the writer's loop, because the version store stalls now and
-  then: each checkpoint (one per GB of versions) took 8-17 s on the large company, a dozen times, and the
-  days' events waited behind it, then the main process behind them (BENCHMARKS.md, issue 18, session 15).
-  The two writers share the second core.
+  then: each checkpoint (one per GB of versions) held it 8-17 s on the large company, a dozen times (the
+  gaps between its days' event files), the days' events waited behind it, and the main process behind them
+  (BENCHMARKS.md, issue 18, session 15). It gets the events as integer columns and looks up their text
+  (segment.EventFiles). The two writers share the second core.
 
 Every draw, id and sequence number is made in the main process in the same order as with one process, and
 the writers run the same code on the same rows, so the landing folder and the ground truth are the same
