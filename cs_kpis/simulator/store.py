@@ -176,7 +176,7 @@ class VersionStore:
         # and the versions stored uncompressed: the store is scratch, read once at the end, and compressing each
         # GB of JSON bodies at its checkpoint took 6.5 CPU s against 0.9 s (a synthetic store of invoice-like
         # bodies, one thread); on the large company the writer stalled 8-17 s at each of a dozen checkpoints.
-        # The file is about 2.8x larger (about 13 GB on large instead of 5; deleted at the end)
+        # The file is about 2.8x larger (at least 14.8 GB on the large company; deleted at the end)
         self.con.execute("set force_compression = 'uncompressed'")
         self._tables: dict[str, str] = {}  # entity -> its table
         self._buf = VersionBuffer(cutoffs, floors)
