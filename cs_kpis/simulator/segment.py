@@ -57,12 +57,13 @@ def _write_lines(reader, path: Path) -> None:
 
 
 class SegmentWriter:
-    def __init__(self, landing: Path, con: duckdb.DuckDBPyConnection | None, seed: int, users_cap: int,
-                 events_per_active_user: float, last_day: dt.date, sink=None):
-        """``sink(day, table, identify_lines)`` writes one received day (default: :func:`write_day` on
-        ``con``, in this process); the simulator's writer process passes one that hands the day over."""
-        self.landing, self.con, self.seed = landing, con, seed
-        self.sink = sink or (lambda day, table, lines: write_day(con, landing, seed, day, table, lines))
+    """Draws each day's product events (numpy, its own random stream) and hands them to ``files``, an
+    :class:`EventFiles` here or the simulator's events process (writer.py) that formats and writes them.
+    What it hands over are integers only (event and account codes, times): the text columns are looked up
+    where the lines are formatted, off the simulation's process."""
+
+    def __init__(self, files, seed: int, users_cap: int, events_per_active_user: float, last_day: dt.date):
+        self.files, self.seed = files, seed
         self.cap, self.rate, self.last_day = users_cap, events_per_active_user, last_day
         self.rng = np.random.default_rng([seed, 3])
         self.pending: dict[dt.date, list[pa.Table]] = {}
@@ -71,13 +72,12 @@ class SegmentWriter:
         self.total = 0
         self.late = 0
         self.duplicates = 0
-        self.names = pa.array(EVENT_NAMES)
 
     def _setup(self, company) -> None:
         accts = company.accounts
         self.seen = np.zeros(len(accts) * self.cap, dtype=bool)
-        self.workspaces = pa.array([a.workspace for a in accts])
-        self.prefixes = pa.array([company.ids.product_user(a.n, 0)[:-3] for a in accts])
+        self.prefixes = [company.ids.product_user(a.n, 0)[:-3] for a in accts]
+        self.files.accounts(self.prefixes, [a.workspace for a in accts])
 
     def day(self, company, day: dt.date) -> None:
         if self.seen is None:
@@ -150,27 +150,20 @@ class SegmentWriter:
         parts = [today] + self.pending.pop(day, [])
         self._write(day, pa.concat_tables(parts), identify)
 
-    def _table(self, ra, rk, ev, ts_ms, rcv_ms, seq) -> pa.Table:
-        ra = pa.array(ra, pa.int64())
-        return pa.table({
-            "event": self.names.take(pa.array(ev, pa.int64())),
-            "seq": pa.array(seq, pa.int64()),
-            "prefix": self.prefixes.take(ra),
-            "k": pa.array(rk, pa.int64()),
-            "ts_ms": pa.array(ts_ms, pa.int64()),
-            "rcv_ms": pa.array(rcv_ms, pa.int64()),
-            "workspace": self.workspaces.take(ra),
-        })
+    @staticmethod
+    def _table(ra, rk, ev, ts_ms, rcv_ms, seq) -> pa.Table:
+        return pa.table({name: pa.array(values, pa.int64()) for name, values in (
+            ("event", ev), ("seq", seq), ("account", ra), ("k", rk), ("ts_ms", ts_ms), ("rcv_ms", rcv_ms))})
 
     def _write(self, day: dt.date, table: pa.Table, identify: list) -> None:
         lines = []
         for acct, k, lo in identify:
             lines.extend(dumps(x) for x in self._identify_lines(acct, k, lo))
         self.total += table.num_rows + len(lines)
-        self.sink(day, table, lines)
+        self.files.day(day, table, lines)
 
     def _identify_lines(self, acct, k: int, lo: int) -> list[dict]:
-        user = f"{self.prefixes[acct.n].as_py()}{k:03d}"  # equals the Contact's Product_User_Id__c where one exists
+        user = f"{self.prefixes[acct.n]}{k:03d}"  # equals the Contact's Product_User_Id__c where one exists
         ts = dt.datetime.fromtimestamp(lo + 6 * 3600 + k, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
         email = acct.contacts[k]["Email"] if k < len(acct.contacts) else f"user{k}@{acct.workspace}.example"
         base = {"messageId": f"ajs-id-{acct.workspace}-{k:03d}", "userId": user, "timestamp": ts,
@@ -179,6 +172,26 @@ class SegmentWriter:
         group = dict(base, type="group", messageId=f"ajs-gr-{acct.workspace}-{k:03d}", groupId=acct.workspace,
                      traits={"name": acct.name, "plan": acct.tier, "industry": acct.industry})
         return [dict(base, type="identify", traits={"email": email}), group]
+
+
+class EventFiles:
+    """Formats and writes the events of each received day (:func:`write_day`) from :class:`SegmentWriter`'s
+    integer columns, with the accounts' text (user id prefix, workspace) it was given once."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, landing: Path, seed: int):
+        self.con, self.landing, self.seed = con, landing, seed
+        self.names = pa.array(EVENT_NAMES)
+
+    def accounts(self, prefixes: list[str], workspaces: list[str]) -> None:
+        self.prefixes, self.workspaces = pa.array(prefixes), pa.array(workspaces)
+
+    def day(self, day: dt.date, rows: pa.Table, identify_lines: list[str]) -> None:
+        event, account = (rows[name].combine_chunks() for name in ("event", "account"))
+        table = pa.table({
+            "event": self.names.take(event), "seq": rows["seq"], "prefix": self.prefixes.take(account),
+            "k": rows["k"], "ts_ms": rows["ts_ms"], "rcv_ms": rows["rcv_ms"], "workspace": self.workspaces.take(account),
+        })
+        write_day(self.con, self.landing, self.seed, day, table, identify_lines)
 
 
 def write_day(con: duckdb.DuckDBPyConnection, landing: Path, seed: int, day: dt.date, table: pa.Table,

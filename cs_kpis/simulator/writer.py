@@ -1,27 +1,34 @@
-"""The simulator's second process: it stores the object versions and writes the files while the
+"""The simulator's helper processes: they store the object versions and write the files while the
 simulation runs on.
 
-``generate(..., workers=2)`` splits the work in two, as a pipeline rather than by account:
+``generate(..., workers=2)`` splits the work as a pipeline rather than by account, over two cores:
 
 - the main process runs the simulation (the day loop, every random draw, every id) and serializes each
-  object version to JSON, exactly as with one process;
-- the writer process (this module, started with ``spawn``) owns the scratch version store: it inserts the
-  versions the main process sends (batches of up to 50,000 versions, each in chunks of 10,000 as flat
-  buffers: ``store.VersionBuffer``, which also drops the versions no extract can show), formats and writes
-  each day's product events with DuckDB, and at the end writes every entity's extract-day parts
-  (``landing.write_bodies``) while the main
-  process writes the ground truth into ``<ground truth>.partial``; ``generate`` moves it into place only
-  after the writer reported success and the landing is in place, so a failed writer leaves no ground truth
-  for a landing that does not exist.
+  object version to JSON, exactly as with one process; it is the critical path (nearly 60 % of the CPU at
+  large's mix), so it has a core to itself and does none of the writing;
+- the writer process (:func:`_writer_main`, started with ``spawn``) owns the scratch version store: it
+  inserts the versions the main process sends (batches of up to 50,000 versions, each in chunks of 10,000
+  as flat buffers: ``store.VersionBuffer``, which also drops the versions no extract can show), and at the
+  end writes every entity's extract-day parts (``landing.write_bodies``) while the main process writes the
+  ground truth into ``<ground truth>.partial``; ``generate`` moves it into place only after the writers
+  reported success and the landing is in place, so a failed writer leaves no ground truth for a landing
+  that does not exist;
+- the events process (:func:`_events_main`) formats and writes each day's product events with DuckDB. It
+  is a process of its own, not more work in the writer's loop, because the version store stalls now and
+  then: each checkpoint (one per GB of versions) held it 8-17 s on the large company, a dozen times (the
+  gaps between its days' event files), the days' events waited behind it, and the main process behind them
+  (BENCHMARKS.md, issue 18, session 15). It gets the events as integer columns and looks up their text
+  (segment.EventFiles). The two writers share the second core.
 
 Every draw, id and sequence number is made in the main process in the same order as with one process, and
-the writer runs the same code on the same rows, so the landing folder and the ground truth are the same
+the writers run the same code on the same rows, so the landing folder and the ground truth are the same
 bytes whatever the number of processes (cs_kpis_tests/simulator/test_workers.py checks it). Why not a split
 by account: the simulation draws from streams shared by all accounts and numbers ids company-wide
 (BENCHMARKS.md, "Demo company simulator"), so a split by account would change the company for every seed.
 
-The queue to the writer is bounded, so a slow writer slows the simulation down instead of filling memory.
-A writer that fails or dies stops the simulation with its error; the main process never waits on a dead one.
+The queues to the writers are bounded, so a slow writer slows the simulation down instead of filling
+memory. A writer that fails or dies stops the simulation with its error; the main process never waits on a
+dead one.
 """
 
 import multiprocessing as mp
@@ -31,29 +38,101 @@ from pathlib import Path
 
 from .store import VersionBuffer
 
-_QUEUE_SIZE = 16
-"""messages in flight to the writer (a message is a chunk of 10,000 versions or one day of events)"""
+_VERSION_QUEUE = 32
+"""chunks of versions in flight to the writer (10,000 versions each, about 10-15 MB on the large company): the
+simulation goes on through a few seconds of the store's checkpoint (store.py) without waiting; at most about
+0.5 GB held in the main process"""
+_EVENTS_QUEUE = 16
+"""days of product events in flight to the events process (a few MB each on the large company)"""
 
 
 class WriterDied(RuntimeError):
     pass
 
 
+class _Helper:
+    """One helper process fed through a bounded queue; it posts ("ok", value) or ("error", traceback) on a
+    second queue when it is done."""
+
+    def __init__(self, ctx, target, args: tuple, what: str, maxsize: int):
+        self.what = what
+        self.q = ctx.Queue(maxsize=maxsize)
+        self._result = ctx.Queue()
+        self.proc = ctx.Process(target=target, args=(self.q, self._result, *args),
+                                name=f"cs_kpis-simulator-{what.replace(' ', '-')}", daemon=True)
+        self.proc.start()
+        self.done = False
+
+    def send(self, msg) -> None:
+        while True:
+            try:
+                self.q.put(msg, timeout=5)
+                return
+            except queue.Full:
+                self.check()
+
+    def check(self) -> None:
+        if not self.proc.is_alive():
+            try:
+                _, value = self._result.get_nowait()
+            except queue.Empty:
+                raise self._died() from None
+            raise WriterDied(f"the simulator's {self.what} process failed:\n{value}")
+
+    def result(self):
+        """Wait for the process's result; return it (or raise its error)."""
+        while True:
+            try:
+                kind, value = self._result.get(timeout=5)
+                break
+            except queue.Empty:
+                if not self.proc.is_alive():
+                    try:  # it may have posted its result just before it exited
+                        kind, value = self._result.get(timeout=1)
+                        break
+                    except queue.Empty:
+                        raise self._died() from None
+        self.proc.join()
+        if kind == "error":
+            raise WriterDied(f"the simulator's {self.what} process failed:\n{value}")
+        self.done = True
+        return value
+
+    def _died(self) -> WriterDied:
+        return WriterDied(f"the simulator's {self.what} process died (exit code {self.proc.exitcode})")
+
+    def close(self) -> None:
+        """Stop the process if it is still running (after an error). After a failure the queues' feeder
+        threads may hold messages no one will read: they are cancelled, or this process would wait for them
+        forever when it exits."""
+        if not self.done:
+            if self.proc.is_alive():
+                self.proc.terminate()
+                self.proc.join(10)
+            for q in (self.q, self._result):
+                q.cancel_join_thread()
+                q.close()
+        self.done = True
+
+
 class RemoteStore:
     """The main process's side of the version store: :meth:`add` serializes and buffers like
     :class:`~cs_kpis.simulator.store.VersionStore.add` (the same :class:`~cs_kpis.simulator.store.VersionBuffer`),
-    and full batches go to the writer process as a few flat buffers."""
+    and full batches go to the writer process as a few flat buffers; :meth:`events_sink` hands each day's
+    product events to the events process."""
 
     def __init__(self, scratch: Path, landing: Path, seed: int, cutoffs: list[int] | None = None,
                  floors: dict[str, int] | None = None):
         ctx = mp.get_context("spawn")
-        self._q = ctx.Queue(maxsize=_QUEUE_SIZE)
-        self._result = ctx.Queue()
-        self._proc = ctx.Process(target=_writer_main, args=(self._q, self._result, str(scratch), str(landing), seed),
-                                 name="cs_kpis-simulator-writer", daemon=True)
-        self._proc.start()
+        self._writer = _Helper(ctx, _writer_main, (str(scratch), str(landing), seed), "writer", _VERSION_QUEUE)
+        self._helpers = [self._writer]
+        try:
+            self._events = _Helper(ctx, _events_main, (str(landing), seed), "events writer", _EVENTS_QUEUE)
+            self._helpers.append(self._events)
+        except BaseException:
+            self.close()
+            raise
         self._buf = VersionBuffer(cutoffs, floors)
-        self._done = False
 
     def add(self, entity: str, obj_id: str, ts: int, obj: dict, sort_key: int | None = None,
             superseded_at: int | None = None) -> None:
@@ -68,69 +147,45 @@ class RemoteStore:
             chunks = self._buf.take()
             for i, chunk in enumerate(chunks):
                 # the writer inserts the batch when its last chunk arrives
-                self._send(("versions", chunk, i == len(chunks) - 1))
+                self._writer.send(("versions", chunk, i == len(chunks) - 1))
 
-    def events_sink(self, day, table, lines) -> None:
-        """SegmentWriter's sink: the day's events are formatted and written by the writer process."""
-        self._send(("events", day, table, lines))
+    @property
+    def event_files(self) -> "_RemoteEventFiles":
+        """SegmentWriter's ``files``: the days' events are formatted and written by the events process."""
+        return _RemoteEventFiles(self._events)
 
     def write_landing(self, tmp: Path, as_of, days, retention: int) -> None:
-        """Ask the writer to write every entity's extract-day parts (then it closes the store)."""
+        """Ask the writer to write every entity's extract-day parts (then it closes the store), and the
+        events process to finish."""
         self.flush()
-        self._send(("landing", str(tmp), as_of, days, retention))
+        self._writer.send(("landing", str(tmp), as_of, days, retention))
+        self._events.send(("done",))
 
     def result(self) -> dict:
-        """Wait for the writer to finish the landing parts; return their counts (or raise its error)."""
-        while True:
-            try:
-                kind, value = self._result.get(timeout=5)
-                break
-            except queue.Empty:
-                if not self._proc.is_alive():
-                    try:  # it may have posted its result just before it exited
-                        kind, value = self._result.get(timeout=1)
-                        break
-                    except queue.Empty:
-                        raise WriterDied(
-                            f"the simulator's writer process died (exit code {self._proc.exitcode})") from None
-        self._proc.join()
-        if kind == "error":
-            raise WriterDied(f"the simulator's writer process failed:\n{value}")
-        self._done = True
-        return value
-
-    def _send(self, msg) -> None:
-        while True:
-            try:
-                self._q.put(msg, timeout=5)
-                return
-            except queue.Full:
-                self._check()
-
-    def _check(self) -> None:
-        if not self._proc.is_alive():
-            try:
-                _, value = self._result.get_nowait()
-            except queue.Empty:
-                raise WriterDied(f"the simulator's writer process died (exit code {self._proc.exitcode})") from None
-            raise WriterDied(f"the simulator's writer process failed:\n{value}")
+        """Wait for both writers to finish; return the landing parts' counts (or raise a writer's error)."""
+        self._events.result()
+        return self._writer.result()
 
     def close(self) -> None:
-        """Stop the writer if it is still running (after an error in the main process). After a failure the
-        queues' feeder threads may hold batches no one will read: they are cancelled, or this process would
-        wait for them forever when it exits."""
-        if not self._done:
-            if self._proc.is_alive():
-                self._proc.terminate()
-                self._proc.join(10)
-            for q in (self._q, self._result):
-                q.cancel_join_thread()
-                q.close()
-        self._done = True
+        """Stop the helper processes that are still running (after an error in the main process)."""
+        for helper in self._helpers:
+            helper.close()
+
+
+class _RemoteEventFiles:
+    """:class:`~cs_kpis.simulator.segment.EventFiles` in the events process, seen from the main process."""
+
+    def __init__(self, helper: _Helper):
+        self._helper = helper
+
+    def accounts(self, prefixes: list[str], workspaces: list[str]) -> None:
+        self._helper.send(("accounts", prefixes, workspaces))
+
+    def day(self, day, rows, identify_lines: list[str]) -> None:
+        self._helper.send(("day", day, rows, identify_lines))
 
 
 def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
-    from .segment import write_day
     from .store import VersionStore
 
     store = None
@@ -146,9 +201,6 @@ def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
                 if msg[2]:
                     store.insert_chunks(pending)
                     pending = []
-            elif msg[0] == "events":
-                _, day, table, lines = msg
-                write_day(store.con, Path(landing), seed, day, table, lines)
             elif msg[0] == "landing":
                 from . import write_entities
 
@@ -164,3 +216,29 @@ def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
     finally:
         if store is not None:
             store.close()
+
+
+def _events_main(q, result, landing: str, seed: int) -> None:
+    import duckdb
+
+    from .segment import EventFiles
+
+    con = None
+    try:
+        con = duckdb.connect()  # in memory: it only formats the lines
+        con.execute("set threads = 1")  # the other core runs the simulation
+        files = EventFiles(con, Path(landing), seed)
+        while True:
+            msg = q.get()
+            if msg[0] == "accounts":
+                files.accounts(*msg[1:])
+            elif msg[0] == "day":
+                files.day(*msg[1:])
+            elif msg[0] == "done":
+                result.put(("ok", None))
+                return
+    except Exception:  # noqa: BLE001 - handed to the main process, which raises it as WriterDied
+        result.put(("error", traceback.format_exc()))
+    finally:
+        if con is not None:
+            con.close()

@@ -38,6 +38,28 @@ def test_a_failed_writer_stops_the_simulation_with_its_error(tmp_path):
         remote.close()
 
 
+def test_a_failed_events_writer_stops_the_simulation_with_its_error(tmp_path):
+    # the product events are written by a process of their own: its failure (here the landing is a file, so
+    # no events folder can be made) reaches the main process as well, with its traceback
+    import datetime as dt
+
+    import pyarrow as pa
+
+    (tmp_path / "landing").write_text("not a folder")
+    remote = RemoteStore(tmp_path / "versions.duckdb", tmp_path / "landing", seed=1)
+    try:
+        files = remote.event_files
+        files.accounts(["u0000"], ["ws_0"])
+        rows = pa.table({c: pa.array([0], pa.int64()) for c in ("event", "seq", "account", "k", "ts_ms", "rcv_ms")})
+        with pytest.raises(WriterDied, match="events writer process failed"):
+            for _ in range(200):  # more than its queue holds: the main process must notice, not hang
+                files.day(dt.date(2026, 1, 1), rows, [])
+            remote.write_landing(tmp_path / "landing", None, [], 30)
+            remote.result()
+    finally:
+        remote.close()
+
+
 def test_a_failed_writer_lets_the_process_exit(tmp_path):
     # after the failure the queue's feeder thread still holds batches no one reads: the process must exit anyway
     import subprocess
@@ -57,8 +79,8 @@ def test_a_failed_writer_lets_the_process_exit(tmp_path):
         "finally:\n"
         "    remote.close()\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=180,
-                          check=False)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=False, capture_output=True, text=True,
+                          timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "writer died" in done.stdout
 
