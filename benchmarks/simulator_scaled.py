@@ -57,8 +57,11 @@ def _time_waits() -> dict:
         from cs_kpis.simulator import writer
     except ImportError:
         return waits
-    for name, key in (("_send", "queue_full_s"), ("result", "final_parts_s")):
-        method = getattr(writer.RemoteStore, name, None)
+    # the sends: each helper process's queue (_Helper.send) or, in older packages, RemoteStore._send
+    helper = getattr(writer, "_Helper", None)
+    send = (helper, "send", "queue_full_s") if helper is not None else (writer.RemoteStore, "_send", "queue_full_s")
+    for owner, name, key in (send, (writer.RemoteStore, "result", "final_parts_s")):
+        method = getattr(owner, name, None)
         if method is None:
             continue
 
@@ -69,7 +72,7 @@ def _time_waits() -> dict:
             finally:
                 waits[_key] += time.perf_counter() - t
 
-        setattr(writer.RemoteStore, name, timed)
+        setattr(owner, name, timed)
     return waits
 
 
