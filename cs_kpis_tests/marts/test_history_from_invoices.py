@@ -338,6 +338,23 @@ def scenarios() -> Ledger:
               discount=off240, line_discount_minor=24000)
     B.item("sub_pending_zero", "p_seat_year", 2, "2026-02-20", "2026-12-15", 0, credit=True)
     B.item("sub_pending_zero", "p_seat_year", 1, "2026-02-20", "2026-12-15", 0)
+    # 3 seats x 25.00 whose item has its own forever 100.00-off coupon (the invoices list no discount of
+    # their own: the line's discount_amounts take 75.00 off 75.00), up to 4 seats on Feb 26 and invoiced at
+    # once. Both prorations are 0 (net of the discount), on an invoice with no cycle line, and the coupon
+    # covers 100.00 as well: 0, 0, 0, 0 -- and the blocking check must not call February's 0 missing history
+    # (it valued the 4 seats at 100.00 and could subtract only the 75.00 February's cycle line had off: the
+    # large company's sub_O5YCsR8XqHxIWw6Iwt1Hp500)
+    loyal_item = {"id": "di_loyal_item", "coupon": "LOYAL100", "duration": "forever", "amount_off": 10000,
+                  "currency": "usd", "start": "2026-01-11"}
+    B.sub("A_inv_free_seats", "sub_free_seats", "2026-01-11", [("p_25", 4)], item_discounts={"p_25": [loyal_item]})
+    for d, e, n in (("2026-01-11", "2026-02-11", 3), ("2026-02-11", "2026-03-11", 3), ("2026-03-11", "2026-04-11", 4),
+                    ("2026-04-11", "2026-05-11", 4)):
+        B.invoice("sub_free_seats", d, [("p_25", n, d, e, 2500 * n, False, [loyal_item])],
+                  line_discount_minor=2500 * n)
+        if d == "2026-02-11":
+            B.invoice("sub_free_seats", "2026-02-26", [("p_25", 3, "2026-02-26", "2026-03-11", 0, True),
+                                                       ("p_25", 4, "2026-02-26", "2026-03-11", 0, True)],
+                      credits=(0,))
     return L
 
 
@@ -366,6 +383,7 @@ EXPECTED = {  # month-end MRR, USD: January, February, March, April
     "A_inv_free_upgrade": (0, 0, 0, 0),
     "A_inv_zero_credit": (0, 0, 40.00, 40.00),
     "A_inv_pending_zero": (0, 0, 0, 0),
+    "A_inv_free_seats": (0, 0, 0, 0),
 }
 
 
@@ -433,6 +451,31 @@ def test_blocking_check_takes_a_coupon_covering_the_price_after_an_upgrade_as_no
     assert [(d, float(m), float(lm)) for d, m, lm in rows] == [("2026-01-07", 0.0, 25.0), ("2026-03-20", 0.0, 50.0)]
 
 
+def test_blocking_check_takes_a_free_proration_as_the_discount_covering_the_new_price(warehouse, tmp_path):
+    """sub_free_seats: a seat change invoiced at once on an invoice holding only its two 0.00 prorations (net
+    of the item's 100.00-off coupon). The 0.00 charge for 4 seats, worth 43.14 at list price for Feb 26 ..
+    Mar 11, is the evidence that the coupon covers the new price; had it charged 10.00, MRR 0 would be wrong,
+    and the check names February"""
+    import shutil
+
+    check = next(c for c in marts_checks if next(iter(c.check_keys)).name == HISTORY_MATCHES_INVOICES)
+    assert "sub_free_seats" not in call_check(check, warehouse).metadata["sample"].value
+    copy = str(tmp_path / "charged_proration.duckdb")
+    shutil.copy(warehouse, copy)
+    with duckdb.connect(copy) as con:
+        con.execute("update staging.stg_billing__invoice_lines set amount_minor = 1000 "
+                    "where subscription_id = 'sub_free_seats' and is_proration and not is_proration_credit")
+    result = call_check(check, copy)
+    assert not result.passed
+    assert "sub_free_seats" in result.metadata["sample"].value
+    assert "no MRR in a month its paid invoice covers" in result.metadata["sample"].value
+    with duckdb.connect(warehouse, read_only=True) as con:
+        rows = con.execute("select cast(start_date as varchar), mrr, list_mrr, seats from marts.subscription_periods "
+                           "where subscription_id = 'sub_free_seats' order by start_date").fetchall()
+    assert [(d, float(m), float(lm), n) for d, m, lm, n in rows] == [("2026-01-11", 0.0, 75.0, 3),
+                                                                      ("2026-02-26", 0.0, 100.0, 4)]
+
+
 def test_a_period_splits_where_seats_change_though_mrr_stays_zero(warehouse):
     with duckdb.connect(warehouse, read_only=True) as con:
         rows = con.execute("select cast(start_date as varchar), mrr, list_mrr, seats from marts.subscription_periods "
@@ -458,8 +501,8 @@ def test_seats_follow_a_change_at_the_cycles_instant(warehouse):
 
 
 def test_item_discounts_are_stretches_of_constant_discounts(warehouse):
-    """marts.subscription_item_discounts: the EUR20 item coupon (15.00 USD from its currency_options,
-    repeating Jan 1 .. Mar 1) is one stretch, then none from its end; the item's own 10% forever one stretch;
+    """marts.subscription_item_discounts: the LOYAL100 item coupon (100.00 off) one stretch from its start;
+    the EUR20 item coupon (15.00 USD from its currency_options, repeating Jan 1 .. Mar 1) is one stretch, then none from its end; the item's own 10% forever one stretch;
     the item's once coupon a stretch where nothing counts"""
     with duckdb.connect(warehouse, read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
@@ -468,6 +511,7 @@ def test_item_discounts_are_stretches_of_constant_discounts(warehouse):
                    is_discount_end, discounts_in_force, coupon_id, discount_factor, discount_offset_minor
             from marts.subscription_item_discounts where source = 'invoices' order by 1, 2""").fetchall()
     assert rows == [
+        ("sub_free_seats", "2026-01-11", None, False, 1, "LOYAL100", 1.0, 10000.0),
         ("sub_item_eur", "2026-01-01", "2026-03-01", False, 1, "EUR20", 1.0, 1500.0),
         ("sub_item_eur", "2026-03-01", None, True, 0, None, 1.0, 0.0),
         ("sub_item_forever", "2026-01-01", None, False, 1, "ITEM10", pytest.approx(0.9), 0.0),

@@ -89,7 +89,13 @@ lines as (
         cast(l.period_start as date) as period_start,
         cast(l.period_end as date) as period_end,
         l.is_proration,
+        l.is_proration_credit,
         l.amount_minor,
+        -- what the customer is charged for the line after its discounts: Stripe's prorations are net of the
+        -- subscription's discounts (API 2025-03-31.basil); from 2025-09-30.clover a gross amount with the
+        -- discount in discount_amounts is opt-in
+        l.amount_minor - coalesce(l.discount_amount_minor, 0) as net_minor,
+        cast(date_diff('second', l.period_start, l.period_end) as double) as line_seconds,
         -- what the line's discounts took off it (its discount_amounts)
         coalesce(l.discount_amount_minor, 0) as discount_minor,
         -- what the invoice's (first) discount may take off a period at most, in the invoice's currency: all
@@ -132,7 +138,17 @@ invoiced as (
         -- a subscription's lines
         sum(case when l.is_proration then 0 else l.discount_minor / l.months_per_period end) as discount_minor,
         max(case when not l.is_proration and (l.discount_end_at is null or cast(l.discount_end_at as date) > m.read_day)
-                 then l.discount_capacity_minor / l.months_per_period end) as discount_capacity_minor
+                 then l.discount_capacity_minor / l.months_per_period end) as discount_capacity_minor,
+        -- proration charges the discounts took to 0 though at price x quantity their part of the period
+        -- (an average month is 2,629,746 s) is worth at least 0.50, and those that charge something: a
+        -- proration-only invoice lists no discount of its own, so a free charge is the only evidence it keeps
+        -- that the subscription's discounts cover the new price
+        sum(case when l.is_proration and not l.is_proration_credit and l.amount_per_interval > 0
+                      and l.net_minor <= 0
+                      and l.amount_per_interval * l.line_seconds / (l.months_per_period * 2629746.0) >= 50
+                 then 1 else 0 end) as free_prorations,
+        sum(case when l.is_proration and not l.is_proration_credit and l.net_minor > 0 then 1 else 0 end)
+            as charged_prorations
     from lines as l
     inner join marts.dim_month as m
         on m.read_day >= l.period_start and m.read_day < l.period_end
@@ -149,6 +165,7 @@ compared as (
         i.invoiced_minor,
         i.discount_minor,
         i.discount_capacity_minor,
+        i.free_prorations > 0 and i.charged_prorations = 0 as prorated_free,
         coalesce(sum(p.mrr), 0) as mrr,
         coalesce(sum(p.list_mrr), 0) as list_mrr,
         max(p.fx_rate) as fx_rate,
@@ -160,7 +177,8 @@ compared as (
         and p.start_date <= i.read_day
         and (p.end_date is null or p.end_date > i.read_day)
     where i.charged > 0
-    group by i.subscription_id, i.month, i.invoiced_minor, i.discount_minor, i.discount_capacity_minor
+    group by i.subscription_id, i.month, i.invoiced_minor, i.discount_minor, i.discount_capacity_minor,
+             i.free_prorations, i.charged_prorations
 ),
 unknown_changes as (
     -- a subscription the event ledger never mentions whose items today (subscriptions list) differ from
@@ -250,8 +268,10 @@ from (
     -- no MRR is right when the paid invoice's discounts cover the month's list price (a 100% coupon, or an
     -- amount_off one of at least the price): the history has the subscription at its list price and the
     -- discounts take it to 0.00 (never below); what they took off the line, or what the coupon may take off
-    -- (the line's price may be lower than the list price after an upgrade within the period)
-    select *, mrr = 0 and (list_mrr = 0 or list_mrr * 100.0 / fx_rate
+    -- (the line's price may be lower than the list price after an upgrade within the period), or a proration
+    -- within the period that charged nothing for the new price
+    select *, mrr = 0 and not prorated_free
+                      and (list_mrr = 0 or list_mrr * 100.0 / fx_rate
                            - greatest(discount_minor, coalesce(discount_capacity_minor, 0)) >= 50) as no_mrr
     from compared
 ) as c
