@@ -27,8 +27,9 @@ by account: the simulation draws from streams shared by all accounts and numbers
 (BENCHMARKS.md, "Demo company simulator"), so a split by account would change the company for every seed.
 
 The queues to the writers are bounded, so a slow writer slows the simulation down instead of filling
-memory. A writer that fails or dies stops the simulation with its error; the main process never waits on a
-dead one. The other way round, the helpers never outlive the main process: Ctrl-C is the main process's to
+memory. A writer that fails or dies stops the simulation with its error (noticed at the next message to it,
+or within :data:`_POLL` seconds while the main process waits on it); the main process never waits on a dead
+one. The other way round, the helpers never outlive the main process: Ctrl-C is the main process's to
 handle (the helpers ignore SIGINT, so one Ctrl-C prints one traceback, not three; ``generate`` then stops
 them and deletes the scratch store), and a helper waiting for a message notices when the main
 process is gone (killed with SIGKILL, or crashed without stopping them: :func:`_messages`); it then closes
