@@ -58,6 +58,9 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     ``<ground truth>.partial``) and moved into place only when both are complete, the landing first: a
     crash, or a failed writer process, never leaves a half-written landing folder that looks finished, nor
     a ground truth for a landing that does not exist (the folders of an earlier run stay as they were).
+    Whatever stops a run (an error, a writer process that died, Ctrl-C), its scratch version store
+    (``<landing>.partial/_scratch``, about 15 GB on the large company) is deleted and its helper processes
+    stopped; the partial folders stay, marked, for the next run to replace.
     Only folders the simulator made are ever replaced: a folder holding anything else (a user's export,
     finished or not) raises :class:`NotOurFolder` naming it, before anything is written
     (cs_kpis/folder_guard.py).
@@ -96,36 +99,47 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     # one older than its entity's first window (Stripe's retention of events, Salesforce's of field history)
     cutoffs = [day_bounds(d)[1] for d in days]
     floors = {e: lo for e in ENTITIES if (lo := _first_lo(e, as_of, retention)) is not None}
-    if workers == 1:
-        store = VersionStore(scratch, cutoffs, floors)
-        events = SegmentWriter(EventFiles(store.con, tmp, seed), seed, spec.users_cap, spec.events_per_active_user,
-                               last_day)
-        company = Company(spec, seed, store, last_day, events_writer=events)
-        company.run()
-        counts = write_entities(store, tmp, as_of, days, retention)
-        write_fx(tmp, _fx_rates(company))
-        store.close()
-    else:
-        # the simulation here, the version store and the files in a second process (writer.py)
-        from .writer import RemoteStore
+    try:
+        if workers == 1:
+            store = VersionStore(scratch, cutoffs, floors)
+            try:
+                events = SegmentWriter(EventFiles(store.con, tmp, seed), seed, spec.users_cap,
+                                       spec.events_per_active_user, last_day)
+                company = Company(spec, seed, store, last_day, events_writer=events)
+                company.run()
+                counts = write_entities(store, tmp, as_of, days, retention)
+                write_fx(tmp, _fx_rates(company))
+            finally:
+                store.close()
+        else:
+            # the simulation here; the version store and the landing parts in a second process, the product
+            # events in a third (writer.py)
+            from .writer import RemoteStore
 
-        remote = RemoteStore(scratch, tmp, seed, cutoffs, floors)
-        try:
-            events = SegmentWriter(remote.event_files, seed, spec.users_cap, spec.events_per_active_user, last_day)
-            company = Company(spec, seed, remote, last_day, events_writer=events)
-            company.run()
-            remote.write_landing(tmp, as_of, days, retention)
-            write_fx(tmp, _fx_rates(company))
-            # meanwhile, in this process, into the partial folder: moved into place after the landing
-            truth_summary = _write_truth(company, tmp_truth, last_day)
-            counts = remote.result()
-        finally:
-            remote.close()
+            remote = RemoteStore(scratch, tmp, seed, cutoffs, floors)
+            try:
+                events = SegmentWriter(remote.event_files, seed, spec.users_cap, spec.events_per_active_user,
+                                       last_day)
+                company = Company(spec, seed, remote, last_day, events_writer=events)
+                company.run()
+                remote.write_landing(tmp, as_of, days, retention)
+                write_fx(tmp, _fx_rates(company))
+                # meanwhile, in this process, into the partial folder: moved into place after the landing
+                truth_summary = _write_truth(company, tmp_truth, last_day)
+                counts = remote.result()
+            finally:
+                remote.close()  # stops the helpers still running (after an error, or Ctrl-C)
+    except BaseException:
+        # any failure, Ctrl-C included: the store is closed and its helpers stopped by now; the scratch store
+        # (about 15 GB on the large company) goes, made by this run a few lines above. The partial folders
+        # stay: marked, they are recognisably the simulator's, and the next run replaces them
+        shutil.rmtree(tmp / "_scratch", ignore_errors=True)
+        raise
+    shutil.rmtree(tmp / "_scratch")
     # product events before as_of belong to the snapshot; fold nothing: each received day is its own folder
     counts["product/events"] = events.total
     if not counts["billing/invoiceitems"]:
         del counts["billing/invoiceitems"]  # optional: a company with no mid-period change has none
-    shutil.rmtree(tmp / "_scratch")
 
     if workers == 1:
         truth_summary = _write_truth(company, tmp_truth, last_day)

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="days of Stripe events kept before the snapshot day, as a real account keeps ~30 "
                         f"(0 = the whole history; default: {EVENT_RETENTION_DAYS})")
     p.add_argument("--workers", type=int, choices=(1, 2), default=None,
-                   help="cores: 2 runs the simulation in one process and the writing in two more (the version "
+                   help="2 runs the simulation in one process and the writing in two more (the version "
                         "store and landing parts, the product events) that share the other core (same output "
                         "bytes); default 2 when the machine has 2 or more cores, else 1")
     args = p.parse_args(argv)
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except NotOurFolder as exc:  # a user's folder: nothing was written
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {args.size} company (seed {args.seed}) to {landing} in {m['seconds']} s ({workers} core{'s' if workers > 1 else ''}); ground truth in {truth}")
+    print(f"wrote {args.size} company (seed {args.seed}) to {landing} in {m['seconds']} s (--workers {workers}); ground truth in {truth}")
     for entity, n in m["counts"].items():
         print(f"  {entity:32s} {n:>12,}")
     return 0

@@ -27,12 +27,21 @@ by account: the simulation draws from streams shared by all accounts and numbers
 (BENCHMARKS.md, "Demo company simulator"), so a split by account would change the company for every seed.
 
 The queues to the writers are bounded, so a slow writer slows the simulation down instead of filling
-memory. A writer that fails or dies stops the simulation with its error; the main process never waits on a
-dead one.
+memory. A writer that fails or dies stops the simulation with its error (noticed at the next message to it,
+or within :data:`_POLL` seconds while the main process waits on it); the main process never waits on a dead
+one. The other way round, the helpers never outlive the main process: Ctrl-C is the main process's to
+handle (the helpers ignore SIGINT, so one Ctrl-C prints one traceback, not three; ``generate`` then stops
+them and deletes the scratch store), and a helper waiting for a message notices when the main
+process is gone (killed with SIGKILL, or crashed without stopping them: :func:`_messages`); it then closes
+what it opened and exits, the writer deleting its version store's files (about 15 GB on the large company).
+A helper busy with its final work (the writer's landing parts) finishes it first.
 """
 
 import multiprocessing as mp
+import os
 import queue
+import shutil
+import signal
 import traceback
 from pathlib import Path
 
@@ -44,6 +53,9 @@ simulation goes on through a few seconds of the store's checkpoint (store.py) wi
 0.5 GB held in the main process"""
 _EVENTS_QUEUE = 16
 """days of product events in flight to the events process (a few MB each on the large company)"""
+_POLL = 1.0
+"""seconds between the checks that the other side is still there: the main process waiting on a full queue or
+for a result checks its helper, a helper waiting for a message checks the main process"""
 
 
 class WriterDied(RuntimeError):
@@ -64,9 +76,10 @@ class _Helper:
         self.done = False
 
     def send(self, msg) -> None:
+        self.check()  # a helper that died is noticed at the next message, not only once its queue is full
         while True:
             try:
-                self.q.put(msg, timeout=5)
+                self.q.put(msg, timeout=_POLL)
                 return
             except queue.Full:
                 self.check()
@@ -83,7 +96,7 @@ class _Helper:
         """Wait for the process's result; return it (or raise its error)."""
         while True:
             try:
-                kind, value = self._result.get(timeout=5)
+                kind, value = self._result.get(timeout=_POLL)
                 break
             except queue.Empty:
                 if not self.proc.is_alive():
@@ -123,16 +136,18 @@ class RemoteStore:
 
     def __init__(self, scratch: Path, landing: Path, seed: int, cutoffs: list[int] | None = None,
                  floors: dict[str, int] | None = None):
+        # first: nothing that can fail comes after the helpers start, or they would be left running
+        self._buf = VersionBuffer(cutoffs, floors)
         ctx = mp.get_context("spawn")
         self._writer = _Helper(ctx, _writer_main, (str(scratch), str(landing), seed), "writer", _VERSION_QUEUE)
         self._helpers = [self._writer]
         try:
-            self._events = _Helper(ctx, _events_main, (str(landing), seed), "events writer", _EVENTS_QUEUE)
+            self._events = _Helper(ctx, _events_main, (str(landing), seed, str(_events_temp(Path(scratch)))),
+                                   "events writer", _EVENTS_QUEUE)
             self._helpers.append(self._events)
         except BaseException:
             self.close()
             raise
-        self._buf = VersionBuffer(cutoffs, floors)
 
     def add(self, entity: str, obj_id: str, ts: int, obj: dict, sort_key: int | None = None,
             superseded_at: int | None = None) -> None:
@@ -185,7 +200,43 @@ class _RemoteEventFiles:
         self._helper.send(("day", day, rows, identify_lines))
 
 
+def _events_temp(scratch: Path) -> Path:
+    """Where the events process's in-memory DuckDB spills, beside the version store (not ``./.tmp``)."""
+    return scratch.with_name("events.tmp")
+
+
+def _helper_started() -> None:
+    """The first thing a helper process does: Ctrl-C (SIGINT, sent to the terminal's whole process group) is
+    left to the main process, which stops the helpers; without this each helper printed a traceback too."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _messages(q):
+    """The messages from the main process, in order, until it is gone (killed with SIGKILL, or crashed without
+    stopping this process), which would otherwise leave this process waiting in ``q.get()`` forever, the
+    scratch store open.
+
+    Two signs, either of which ends the messages: the queue's pipe reports its end, even in the middle of a
+    message (the main process died while its queue's thread was sending one: up to 15 MB of versions on the
+    large company), once this process has closed its own copy of the pipe's write end (spawn hands it both);
+    and, checked every :data:`_POLL` seconds while no message comes, the main process is no longer
+    this one's parent."""
+    q._writer.close()  # this process only reads (multiprocessing has no public way to say so)
+    parent, ppid = mp.parent_process(), os.getppid()
+    while True:
+        try:
+            msg = q.get(timeout=_POLL)
+        except queue.Empty:
+            if os.getppid() != ppid or (parent is not None and not parent.is_alive()):
+                return
+            continue
+        except (EOFError, OSError):  # the end of the pipe: no process can write to it any more
+            return
+        yield msg
+
+
 def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
+    _helper_started()
     from .store import VersionStore
 
     store = None
@@ -194,8 +245,7 @@ def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
         # one thread while the simulation runs on the other core; all of them for the final writing
         store.con.execute("set threads = 1")
         pending = []  # the chunks of a batch received so far
-        while True:
-            msg = q.get()
+        for msg in _messages(q):
             if msg[0] == "versions":
                 pending.append(msg[1])
                 if msg[2]:
@@ -209,8 +259,13 @@ def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
                 counts = write_entities(store, Path(tmp), as_of, days, retention)
                 store.close()
                 store = None
+                _delete_store(scratch)  # read for the last time (the main process may be gone by now)
                 result.put(("ok", counts))
                 return
+        # the main process is gone: no one will ask for the landing, nor delete the store
+        store.close()
+        store = None
+        _delete_store(scratch)
     except Exception:  # noqa: BLE001 - handed to the main process, which raises it as WriterDied
         result.put(("error", traceback.format_exc()))
     finally:
@@ -218,18 +273,32 @@ def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
             store.close()
 
 
-def _events_main(q, result, landing: str, seed: int) -> None:
+def _delete_store(scratch: str) -> None:
+    """Delete the version store's files (about 15 GB on the large company), and only those."""
+    for path in (Path(scratch), Path(scratch + ".wal")):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(scratch + ".tmp", ignore_errors=True)
+
+
+def _events_connection(temp_directory: str):
+    """The events process's DuckDB: in memory, it only formats the lines; one thread (the other core runs the
+    simulation); spilling, if ever, into ``temp_directory`` (the scratch folder, deleted at the end)."""
     import duckdb
 
+    con = duckdb.connect(config={"temp_directory": temp_directory})
+    con.execute("set threads = 1")
+    return con
+
+
+def _events_main(q, result, landing: str, seed: int, temp_directory: str) -> None:
+    _helper_started()
     from .segment import EventFiles
 
     con = None
     try:
-        con = duckdb.connect()  # in memory: it only formats the lines
-        con.execute("set threads = 1")  # the other core runs the simulation
+        con = _events_connection(temp_directory)
         files = EventFiles(con, Path(landing), seed)
-        while True:
-            msg = q.get()
+        for msg in _messages(q):
             if msg[0] == "accounts":
                 files.accounts(*msg[1:])
             elif msg[0] == "day":

@@ -285,7 +285,9 @@ def test_cli_writes_a_company(tmp_path, capsys):
     assert main(["--size", "tiny", "--seed", "3", "--landing", str(tmp_path / "l"),
                  "--ground-truth", str(tmp_path / "t")]) == 0
     assert (tmp_path / "l" / "_manifest.json").exists()
-    assert "crm/Account" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "crm/Account" in out
+    assert "(--workers " in out and "core" not in out  # workers (processes), not cores
 
 
 def test_a_paid_renewal_ends_a_past_due_spell_as_in_stripe(tmp_path):

@@ -1,11 +1,23 @@
-"""The simulator on two processes (cs_kpis/simulator/writer.py) writes the same bytes as on one."""
+"""The simulator on two processes (cs_kpis/simulator/writer.py) writes the same bytes as on one; a failed,
+interrupted or killed run leaves no scratch store and no helper process behind."""
 
+import datetime as dt
 import hashlib
+import multiprocessing as mp
+import os
+import selectors
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
+from cs_kpis import simulator
+from cs_kpis.folder_guard import simulator_may_replace
 from cs_kpis.simulator import generate, writer
 from cs_kpis.simulator.writer import RemoteStore, WriterDied
 
@@ -38,19 +50,20 @@ def test_a_failed_writer_stops_the_simulation_with_its_error(tmp_path):
         remote.close()
 
 
+def _event_rows() -> pa.Table:
+    """One day's product events as the events process gets them (integer columns): one event."""
+    return pa.table({c: pa.array([0], pa.int64()) for c in ("event", "seq", "account", "k", "ts_ms", "rcv_ms")})
+
+
 def test_a_failed_events_writer_stops_the_simulation_with_its_error(tmp_path):
     # the product events are written by a process of their own: its failure (here the landing is a file, so
     # no events folder can be made) reaches the main process as well, with its traceback
-    import datetime as dt
-
-    import pyarrow as pa
-
     (tmp_path / "landing").write_text("not a folder")
     remote = RemoteStore(tmp_path / "versions.duckdb", tmp_path / "landing", seed=1)
     try:
         files = remote.event_files
         files.accounts(["u0000"], ["ws_0"])
-        rows = pa.table({c: pa.array([0], pa.int64()) for c in ("event", "seq", "account", "k", "ts_ms", "rcv_ms")})
+        rows = _event_rows()
         with pytest.raises(WriterDied, match="events writer process failed"):
             for _ in range(200):  # more than its queue holds: the main process must notice, not hang
                 files.day(dt.date(2026, 1, 1), rows, [])
@@ -62,9 +75,6 @@ def test_a_failed_events_writer_stops_the_simulation_with_its_error(tmp_path):
 
 def test_a_failed_writer_lets_the_process_exit(tmp_path):
     # after the failure the queue's feeder thread still holds batches no one reads: the process must exit anyway
-    import subprocess
-    import sys
-
     script = (
         "import sys; from pathlib import Path\n"
         "from cs_kpis.simulator.writer import RemoteStore, WriterDied\n"
@@ -109,3 +119,201 @@ def test_a_failed_writer_leaves_no_ground_truth_without_its_landing(tmp_path, ti
 def test_workers_must_be_one_or_two(tmp_path):
     with pytest.raises(ValueError, match="workers must be 1 or 2"):
         generate(tmp_path / "landing", tmp_path / "truth", size="tiny", seed=7, workers=3)
+
+
+@pytest.mark.parametrize(("workers", "stop"), [(1, RuntimeError), (2, KeyboardInterrupt)])
+def test_a_failed_or_interrupted_run_deletes_its_scratch_store(tmp_path, monkeypatch, workers, stop):
+    # the run stops once the scratch store is open (the simulation fails, or Ctrl-C): the store (15 GB on the
+    # large company) must not stay behind
+    partial = tmp_path / "landing.partial"
+    seen = []
+
+    def fail(self):
+        seen.append((partial / "_scratch").is_dir())
+        raise stop("stopped by the test")
+
+    monkeypatch.setattr(simulator.Company, "run", fail)
+    children = set(mp.active_children())
+    with pytest.raises(stop, match="stopped by the test"):
+        generate(tmp_path / "landing", tmp_path / "truth", size="tiny", seed=7, workers=workers)
+    assert seen == [True] and partial.is_dir() and not (partial / "_scratch").exists()
+    simulator_may_replace(partial, "partial")  # still recognisably the simulator's: the next run replaces it
+    assert not (tmp_path / "landing").exists() and not (tmp_path / "truth").exists()
+    assert set(mp.active_children()) <= children  # the helper processes were stopped
+
+
+def _events_dying(q, result, landing: str, seed: int, temp_directory: str) -> None:
+    """An events process that dies at its first message without posting a result (killed, out of memory)."""
+    q.get()
+    os._exit(3)
+
+
+def test_an_events_process_that_dies_without_a_result_stops_the_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(writer, "_events_main", _events_dying)  # the spawned process runs it
+    with pytest.raises(WriterDied, match=r"events writer process died \(exit code 3\)"):
+        generate(tmp_path / "landing", tmp_path / "truth", size="tiny", seed=7, workers=2)
+    assert not (tmp_path / "landing.partial" / "_scratch").exists() and not (tmp_path / "landing").exists()
+
+
+def test_the_helpers_start_only_once_nothing_else_can_fail(tmp_path, monkeypatch):
+    # the main process's version buffer is built before the helper processes start: if it cannot be built,
+    # no helper is left running (no one would stop it)
+    def broken(*args):
+        raise ValueError("no buffer")
+
+    monkeypatch.setattr(writer, "VersionBuffer", broken)
+    children = set(mp.active_children())
+    with pytest.raises(ValueError, match="no buffer"):
+        RemoteStore(tmp_path / "versions.duckdb", tmp_path, seed=1)
+    assert set(mp.active_children()) <= children
+
+
+def test_the_events_process_spills_into_the_scratch_folder(tmp_path):
+    # its DuckDB is in memory: without a temp_directory it would spill into ./.tmp, wherever the run started
+    assert writer._events_temp(tmp_path / "_scratch" / "versions.duckdb") == tmp_path / "_scratch" / "events.tmp"
+    con = writer._events_connection(str(tmp_path / "events.tmp"))
+    try:
+        assert con.execute("select current_setting('temp_directory')").fetchone()[0] == str(tmp_path / "events.tmp")
+    finally:
+        con.close()
+
+
+def test_a_waiting_helper_stops_when_the_main_process_is_gone(monkeypatch):
+    # the backstop for a queue whose pipe never reports its end (another process holds its write end, here
+    # this one): while no message comes, the helper checks that its parent is still the main process
+    import threading
+
+    q = mp.get_context("spawn").Queue()
+    held = os.dup(q._writer.fileno())  # a write end that stays open: the pipe reports no end
+    ppids = iter([4242] + [1] * 1000)  # the main process, then init: the main process is gone
+    monkeypatch.setattr(writer.os, "getppid", lambda: next(ppids))
+    monkeypatch.setattr(writer, "_POLL", 0.05)
+    got = []
+    waiting = threading.Thread(target=lambda: got.extend(writer._messages(q)), daemon=True)
+    try:
+        waiting.start()
+        waiting.join(10)
+        assert not waiting.is_alive() and got == []
+    finally:
+        os.close(held)
+
+
+def _read_line(proc: subprocess.Popen, timeout: float) -> str:
+    """The subprocess's next line of output, or fail after ``timeout`` seconds."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            raise AssertionError(f"no output within {timeout} s")
+    return proc.stdout.readline()
+
+
+def _wait_for(what, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not what():
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    """The process exists and has not exited (an orphan's zombie, if nothing reaps it, has exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+_HELPERS_WAITING = """
+import datetime as dt, os, struct, sys, time
+from pathlib import Path
+import pyarrow as pa
+from cs_kpis.simulator.writer import RemoteStore
+
+tmp = Path(sys.argv[1])
+remote = RemoteStore(tmp / "versions.duckdb", tmp / "landing", seed=1)
+try:
+    remote.event_files.accounts(["u0000"], ["ws_0"])
+    remote.event_files.day(dt.date(2026, 1, 1), pa.table({c: pa.array([0], pa.int64())
+                           for c in ("event", "seq", "account", "k", "ts_ms", "rcv_ms")}), [])
+    # the events process waits for its next message; the writer is in the middle of one (its first bytes of
+    # a MB, written as the queue's thread writes a message, under its lock) and waits for the rest
+    q = remote._writer.q
+    with q._wlock:
+        os.write(q._writer.fileno(), struct.pack("!i", 1 << 20) + b"the start of a message")
+        print(*(h.proc.pid for h in remote._helpers), flush=True)
+        time.sleep(120)
+except KeyboardInterrupt:
+    time.sleep(0.5)  # the helpers had the signal too: give them the time to act on it
+    print("helpers running:", [h.proc.is_alive() for h in remote._helpers], flush=True)
+finally:
+    remote.close()
+"""
+
+_STOPS_BEFORE_THE_LANDING = """
+import os, struct, sys, time
+from pathlib import Path
+from cs_kpis.simulator import generate, writer
+
+def stop(self, *args):  # the simulation is done; the helpers wait for the landing, the main process hangs
+    q = self._writer.q
+    with q._wlock:  # and the writer waits for the rest of a message, as in _HELPERS_WAITING
+        os.write(q._writer.fileno(), struct.pack("!i", 1 << 20) + b"the start of a message")
+        print(*(h.proc.pid for h in self._helpers), flush=True)
+        time.sleep(600)
+
+writer.RemoteStore.write_landing = stop
+generate(Path(sys.argv[1]) / "landing", Path(sys.argv[1]) / "truth", size="tiny", seed=7, workers=2)
+"""
+
+
+def _start_helpers(tmp_path: Path, script: str, landing: str, scratch: str) -> tuple[subprocess.Popen, list[int]]:
+    """Run ``script`` (its own process group, as a terminal's command) until both its helpers are waiting:
+    the writer has opened its store, the events process has written a day. Returns it and the helpers' pids."""
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    pids = [int(p) for p in _read_line(proc, 120).split()]
+    assert len(pids) == 2
+    _wait_for(lambda: (tmp_path / scratch).exists() and any((tmp_path / landing).glob("product/events/*/*")),
+              60, "the helpers did not start")
+    return proc, pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the helpers' state in /proc")
+@pytest.mark.parametrize(("script", "landing", "scratch"), [
+    (_HELPERS_WAITING, "landing", "versions.duckdb"),
+    # the same in a whole run of the tiny company (slow: a few seconds more)
+    pytest.param(_STOPS_BEFORE_THE_LANDING, "landing.partial", "landing.partial/_scratch/versions.duckdb",
+                 marks=pytest.mark.slow),
+])
+def test_the_helpers_exit_when_the_main_process_is_killed(tmp_path, script, landing, scratch):
+    pids = []
+    proc = None
+    try:
+        proc, pids = _start_helpers(tmp_path, script, landing, scratch)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        _wait_for(lambda: not any(_running(p) for p in pids), writer._POLL + 20,
+                  "a helper process outlived the main process")
+        assert not (tmp_path / scratch).exists()  # the writer deleted its store, which no one else would
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait(30)
+        for pid in pids:  # the test's own helper processes, if they are still there
+            if _running(pid) and "multiprocessing" in Path(f"/proc/{pid}/cmdline").read_text():
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_ctrl_c_is_the_main_process_s_to_handle(tmp_path):
+    # a terminal's Ctrl-C sends SIGINT to the whole process group: the helpers leave it to the main process,
+    # which stops them; they printed a traceback each
+    proc, _ = _start_helpers(tmp_path, _HELPERS_WAITING, "landing", "versions.duckdb")
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert "helpers running: [True, True]" in out, err[-3000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
