@@ -15,6 +15,7 @@ from cs_kpis.defs.marts.checks import (
     EVENT_DISCOUNTS_KNOWN,
     HISTORY_MATCHES_INVOICES,
     ITEM_DISCOUNTS_VALID,
+    history_check_sql,
     marts_checks,
 )
 from cs_kpis_tests.check_call import call_check
@@ -453,8 +454,8 @@ def test_blocking_check_takes_a_coupon_covering_the_price_after_an_upgrade_as_no
 
 def test_blocking_check_takes_a_free_proration_as_the_discount_covering_the_new_price(warehouse, tmp_path):
     """sub_free_seats: a seat change invoiced at once on an invoice holding only its two 0.00 prorations (net
-    of the item's 100.00-off coupon). The 0.00 charge for 4 seats, worth 43.14 at list price for Feb 26 ..
-    Mar 11, is the evidence that the coupon covers the new price; had it charged 10.00, MRR 0 would be wrong,
+    of the item's 100.00-off coupon). The 0.00 charge for 4 seats, worth 42.71 at list price for Feb 26 ..
+    Mar 11 (1,123,200 s of an average month's 2,629,746 s), is the evidence that the coupon covers the new price; had it charged 10.00, MRR 0 would be wrong,
     and the check names February"""
     import shutil
 
@@ -474,6 +475,30 @@ def test_blocking_check_takes_a_free_proration_as_the_discount_covering_the_new_
                            "where subscription_id = 'sub_free_seats' order by start_date").fetchall()
     assert [(d, float(m), float(lm), n) for d, m, lm, n in rows] == [("2026-01-11", 0.0, 75.0, 3),
                                                                       ("2026-02-26", 0.0, 100.0, 4)]
+
+
+def test_a_free_proration_covers_its_own_item_only(warehouse, tmp_path):
+    """the same history with a second item of 50.00 a month on every cycle invoice, never discounted, and a
+    revenue history that (wrongly) keeps MRR at 0: the free proration shows the coupon covers the 4 seats'
+    100.00, not the 150.00 list price, so February is named (expected 150.00, found 0.00) as January is"""
+    import shutil
+
+    check = next(c for c in marts_checks if next(iter(c.check_keys)).name == HISTORY_MATCHES_INVOICES)
+    copy = str(tmp_path / "second_item.duckdb")
+    shutil.copy(warehouse, copy)
+    with duckdb.connect(copy) as con:
+        con.execute("""
+            insert into staging.stg_billing__invoice_lines
+            select * replace (line_id || '_b' as line_id, 'p_50' as price_id, 1 as quantity, 5000 as amount_minor,
+                              0 as discount_amount_minor, '[]' as discounts)
+            from staging.stg_billing__invoice_lines
+            where subscription_id = 'sub_free_seats' and not is_proration""")
+        con.execute("update marts.subscription_periods set list_mrr = list_mrr + 50 "
+                    "where subscription_id = 'sub_free_seats'")
+        named = con.execute(f"select cast(month as varchar), expected, found from ({history_check_sql(0.01)}) "
+                            "where subscription_id = 'sub_free_seats' order by 1").fetchall()
+    assert ("2026-02-01", 150.0, 0.0) in [(m, float(e), float(f)) for m, e, f in named]
+    assert not call_check(check, copy).passed
 
 
 def test_a_period_splits_where_seats_change_though_mrr_stays_zero(warehouse):

@@ -139,14 +139,17 @@ invoiced as (
         sum(case when l.is_proration then 0 else l.discount_minor / l.months_per_period end) as discount_minor,
         max(case when not l.is_proration and (l.discount_end_at is null or cast(l.discount_end_at as date) > m.read_day)
                  then l.discount_capacity_minor / l.months_per_period end) as discount_capacity_minor,
-        -- proration charges the discounts took to 0 though at price x quantity their part of the period
-        -- (an average month is 2,629,746 s) is worth at least 0.50, and those that charge something: a
-        -- proration-only invoice lists no discount of its own, so a free charge is the only evidence it keeps
-        -- that the subscription's discounts cover the new price
+        -- the list price a month of the proration charges the discounts took to 0, though at price x
+        -- quantity their part of the period (an average month is 2,629,746 s) is worth enough that a
+        -- discount leaving more than the tolerance would have left at least half a minor unit; and how many
+        -- proration charges charged something. A proration-only invoice lists no discount of its own, so a
+        -- free charge is the only evidence it keeps that the discounts cover the new price: of that item's
+        -- price, not of the others'
         sum(case when l.is_proration and not l.is_proration_credit and l.amount_per_interval > 0
                       and l.net_minor <= 0
-                      and l.amount_per_interval * l.line_seconds / (l.months_per_period * 2629746.0) >= 50
-                 then 1 else 0 end) as free_prorations,
+                      and l.amount_per_interval * l.line_seconds / (l.months_per_period * 2629746.0)
+                          * {tolerance} >= 0.5
+                 then l.amount_per_interval / l.months_per_period else 0 end) as free_list_minor,
         sum(case when l.is_proration and not l.is_proration_credit and l.net_minor > 0 then 1 else 0 end)
             as charged_prorations
     from lines as l
@@ -165,7 +168,7 @@ compared as (
         i.invoiced_minor,
         i.discount_minor,
         i.discount_capacity_minor,
-        i.free_prorations > 0 and i.charged_prorations = 0 as prorated_free,
+        case when i.charged_prorations = 0 then i.free_list_minor else 0 end as free_list_minor,
         coalesce(sum(p.mrr), 0) as mrr,
         coalesce(sum(p.list_mrr), 0) as list_mrr,
         max(p.fx_rate) as fx_rate,
@@ -178,7 +181,7 @@ compared as (
         and (p.end_date is null or p.end_date > i.read_day)
     where i.charged > 0
     group by i.subscription_id, i.month, i.invoiced_minor, i.discount_minor, i.discount_capacity_minor,
-             i.free_prorations, i.charged_prorations
+             i.free_list_minor, i.charged_prorations
 ),
 unknown_changes as (
     -- a subscription the event ledger never mentions whose items today (subscriptions list) differ from
@@ -268,11 +271,12 @@ from (
     -- no MRR is right when the paid invoice's discounts cover the month's list price (a 100% coupon, or an
     -- amount_off one of at least the price): the history has the subscription at its list price and the
     -- discounts take it to 0.00 (never below); what they took off the line, or what the coupon may take off
-    -- (the line's price may be lower than the list price after an upgrade within the period), or a proration
-    -- within the period that charged nothing for the new price
-    select *, mrr = 0 and not prorated_free
-                      and (list_mrr = 0 or list_mrr * 100.0 / fx_rate
-                           - greatest(discount_minor, coalesce(discount_capacity_minor, 0)) >= 50) as no_mrr
+    -- (the line's price may be lower than the list price after an upgrade within the period), or the list
+    -- price of the prorations covering the read day that charged nothing for the new price (when none
+    -- charged anything)
+    select *, mrr = 0 and (list_mrr = 0 or list_mrr * 100.0 / fx_rate
+                           - greatest(discount_minor, coalesce(discount_capacity_minor, 0), free_list_minor) >= 50)
+              as no_mrr
     from compared
 ) as c
 where delinquent = 0 and (no_mrr
