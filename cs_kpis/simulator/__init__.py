@@ -50,8 +50,8 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     the snapshot holds only the events of that many days before the first extract day (each increment
     then brings its own day's events); 0 keeps the whole event history. Default: EVENT_RETENTION_DAYS.
 
-    ``workers``: 1 runs everything in this process; 2 (cores) runs the simulation here and the writing in
-    two helper processes, the version store and landing parts in one, the product events in the other
+    ``workers``: 1 runs everything in this process; 2 runs the simulation here and the writing in two
+    helper processes (three processes in all, meant for two cores), the version store and landing parts in one, the product events in the other
     (cs_kpis/simulator/writer.py). Same bytes either way.
 
     The landing folder and the ground truth are built beside their destinations (``<landing>.partial``,

@@ -58,6 +58,10 @@ _POLL = 1.0
 for a result checks its helper, a helper waiting for a message checks the main process"""
 
 
+_parent_pid = os.getppid
+"""this process's parent's pid, as :func:`_messages` checks it (a seam: tests replace it, not ``os.getppid``)"""
+
+
 class WriterDied(RuntimeError):
     pass
 
@@ -221,13 +225,18 @@ def _messages(q):
     large company), once this process has closed its own copy of the pipe's write end (spawn hands it both);
     and, checked every :data:`_POLL` seconds while no message comes, the main process is no longer
     this one's parent."""
-    q._writer.close()  # this process only reads (multiprocessing has no public way to say so)
-    parent, ppid = mp.parent_process(), os.getppid()
+    # this process only reads: close its copy of the write end, or the pipe never reports its end.
+    # multiprocessing has no public way to say so: ``_writer`` is CPython's private attribute, so this is
+    # skipped if it is not there (the parent check below still ends the messages, within _POLL seconds)
+    write_end = getattr(q, "_writer", None)
+    if write_end is not None:
+        write_end.close()
+    parent, ppid = mp.parent_process(), _parent_pid()
     while True:
         try:
             msg = q.get(timeout=_POLL)
         except queue.Empty:
-            if os.getppid() != ppid or (parent is not None and not parent.is_alive()):
+            if _parent_pid() != ppid or (parent is not None and not parent.is_alive()):
                 return
             continue
         except (EOFError, OSError):  # the end of the pipe: no process can write to it any more

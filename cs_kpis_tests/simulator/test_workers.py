@@ -1,6 +1,7 @@
 """The simulator on two processes (cs_kpis/simulator/writer.py) writes the same bytes as on one; a failed,
 interrupted or killed run leaves no scratch store and no helper process behind."""
 
+import contextlib
 import datetime as dt
 import hashlib
 import multiprocessing as mp
@@ -186,7 +187,7 @@ def test_a_waiting_helper_stops_when_the_main_process_is_gone(monkeypatch):
     q = mp.get_context("spawn").Queue()
     held = os.dup(q._writer.fileno())  # a write end that stays open: the pipe reports no end
     ppids = iter([4242] + [1] * 1000)  # the main process, then init: the main process is gone
-    monkeypatch.setattr(writer.os, "getppid", lambda: next(ppids))
+    monkeypatch.setattr(writer, "_parent_pid", lambda: next(ppids))
     monkeypatch.setattr(writer, "_POLL", 0.05)
     got = []
     waiting = threading.Thread(target=lambda: got.extend(writer._messages(q)), daemon=True)
@@ -215,13 +216,25 @@ def _wait_for(what, timeout: float, message: str) -> None:
         time.sleep(0.05)
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command's name (state, ppid, ...), or None if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _running(pid: int) -> bool:
     """The process exists and has not exited (an orphan's zombie, if nothing reaps it, has exited)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    stat = _stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X")
+
+
+def _started_at(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot): with its pid, it names one process, even once the pid
+    is reused."""
+    stat = _stat(pid)
+    return None if stat is None else stat[19]  # field 22 of stat; the state is field 3
 
 
 _HELPERS_WAITING = """
@@ -272,10 +285,15 @@ def _start_helpers(tmp_path: Path, script: str, landing: str, scratch: str) -> t
     the writer has opened its store, the events process has written a day. Returns it and the helpers' pids."""
     proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
-    pids = [int(p) for p in _read_line(proc, 120).split()]
-    assert len(pids) == 2
-    _wait_for(lambda: (tmp_path / scratch).exists() and any((tmp_path / landing).glob("product/events/*/*")),
-              60, "the helpers did not start")
+    try:
+        pids = [int(p) for p in _read_line(proc, 120).split()]
+        assert len(pids) == 2
+        _wait_for(lambda: (tmp_path / scratch).exists() and any((tmp_path / landing).glob("product/events/*/*")),
+                  60, "the helpers did not start")
+    except BaseException:  # the caller's cleanup does not know the process yet: it would be left running
+        proc.kill()
+        proc.wait(30)
+        raise
     return proc, pids
 
 
@@ -287,10 +305,11 @@ def _start_helpers(tmp_path: Path, script: str, landing: str, scratch: str) -> t
                  marks=pytest.mark.slow),
 ])
 def test_the_helpers_exit_when_the_main_process_is_killed(tmp_path, script, landing, scratch):
-    pids = []
+    started = {}
     proc = None
     try:
         proc, pids = _start_helpers(tmp_path, script, landing, scratch)
+        started = {pid: _started_at(pid) for pid in pids}  # before the kill: the pids may be reused after it
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
         _wait_for(lambda: not any(_running(p) for p in pids), writer._POLL + 20,
@@ -300,9 +319,10 @@ def test_the_helpers_exit_when_the_main_process_is_killed(tmp_path, script, land
         if proc is not None:
             proc.kill()
             proc.wait(30)
-        for pid in pids:  # the test's own helper processes, if they are still there
-            if _running(pid) and "multiprocessing" in Path(f"/proc/{pid}/cmdline").read_text():
-                os.kill(pid, signal.SIGKILL)
+        for pid, at in started.items():  # the test's own helper processes, if they are still there
+            if at is not None and _running(pid) and _started_at(pid) == at:
+                with contextlib.suppress(ProcessLookupError):  # it may exit meanwhile
+                    os.kill(pid, signal.SIGKILL)
 
 
 def test_ctrl_c_is_the_main_process_s_to_handle(tmp_path):
