@@ -6,9 +6,12 @@ format) and, separately, the ground truth. Same seed and size,
 same bytes. The CLI is ``python -m cs_kpis.simulator --help``.
 """
 
+import contextlib
 import datetime as dt
 import json
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -58,13 +61,45 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     ``<ground truth>.partial``) and moved into place only when both are complete, the landing first: a
     crash, or a failed writer process, never leaves a half-written landing folder that looks finished, nor
     a ground truth for a landing that does not exist (the folders of an earlier run stay as they were).
-    Whatever stops a run (an error, a writer process that died, Ctrl-C), its scratch version store
-    (``<landing>.partial/_scratch``, about 15 GB on the large company) is deleted and its helper processes
-    stopped; the partial folders stay, marked, for the next run to replace.
+    Whatever stops a run (an error, a writer process that died, Ctrl-C, a SIGTERM: see
+    :func:`_sigterm_stops_the_run`), its scratch version store (``<landing>.partial/_scratch``, about 15 GB on
+    the large company) is deleted and its helper processes stopped; the partial folders stay, marked, for the
+    next run to replace. Only a SIGKILL of the main process leaves its scratch store behind (its writer
+    process deletes it if still running, else the next run does).
     Only folders the simulator made are ever replaced: a folder holding anything else (a user's export,
     finished or not) raises :class:`NotOurFolder` naming it, before anything is written
     (cs_kpis/folder_guard.py).
     """
+    with _sigterm_stops_the_run():
+        return _generate(landing_dir, ground_truth_dir, size, seed, as_of, increments, bad_input,
+                         event_retention_days, workers)
+
+
+@contextlib.contextmanager
+def _sigterm_stops_the_run():
+    """While ``generate`` runs, a SIGTERM (``kill``, a process manager stopping the run, sent to the whole
+    process group or to the main process only) raises ``SystemExit(143)`` in the main thread, so the run
+    cleans up as after Ctrl-C (its helper processes stopped, the scratch store deleted) instead of dying
+    where it stands. Only where SIGTERM would kill the process outright (its handler is the default, as in
+    the CLI) and only in the main thread (the only one a signal handler can be set from); a handler set by
+    someone else (Dagster's, for instance) is left alone. The handler before is restored at the end."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _generate(landing_dir: Path, ground_truth_dir: Path, size: str, seed: int, as_of: dt.date | None,
+              increments: int, bad_input: bool, event_retention_days: int | None, workers: int) -> dict:
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}: choose one of {', '.join(SIZES)}")
     spec = SIZES[size]

@@ -31,7 +31,9 @@ memory. A writer that fails or dies stops the simulation with its error (noticed
 or within :data:`_POLL` seconds while the main process waits on it); the main process never waits on a dead
 one. The other way round, the helpers never outlive the main process: Ctrl-C is the main process's to
 handle (the helpers ignore SIGINT, so one Ctrl-C prints one traceback, not three; ``generate`` then stops
-them and deletes the scratch store), and a helper waiting for a message notices when the main
+them and deletes the scratch store; a SIGTERM to the process group kills the helpers where they stand,
+and the main process, where ``generate`` turns it into ``SystemExit``, deletes the scratch store the same
+way), and a helper waiting for a message notices when the main
 process is gone (killed with SIGKILL, or crashed without stopping them: :func:`_messages`); it then closes
 what it opened and exits, the writer deleting its version store's files (about 15 GB on the large company).
 A helper busy with its final work (the writer's landing parts) finishes it first.

@@ -325,6 +325,64 @@ def test_the_helpers_exit_when_the_main_process_is_killed(tmp_path, script, land
                     os.kill(pid, signal.SIGKILL)
 
 
+_TERMINATED_WHILE_RUNNING = """
+import multiprocessing as mp, sys, time
+from pathlib import Path
+from cs_kpis import simulator
+
+def run(self):  # the helpers are running, the scratch store open: the simulation takes its time
+    print(*(p.pid for p in mp.active_children()), flush=True)
+    time.sleep(120)
+
+simulator.Company.run = run
+simulator.generate(Path(sys.argv[1]) / "landing", Path(sys.argv[1]) / "truth", size="tiny", seed=7,
+                   workers=int(sys.argv[2]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg") or not Path("/proc/self/stat").exists(),
+                    reason="signals a process group; finds the helpers' state in /proc")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_sigterm_deletes_the_scratch_store(tmp_path, workers):
+    # a process manager (or `kill`) stopping the run with SIGTERM, to its process group: the run cleans up as
+    # after Ctrl-C (the scratch store is 15 GB on the large company) and exits with 128 + 15
+    proc = subprocess.Popen([sys.executable, "-c", _TERMINATED_WHILE_RUNNING, str(tmp_path), str(workers)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    scratch = tmp_path / "landing.partial" / "_scratch"
+    try:
+        pids = [int(p) for p in _read_line(proc, 120).split()]
+        assert len(pids) == (2 if workers == 2 else 0)
+        _wait_for(lambda: (scratch / "versions.duckdb").exists(), 60, "the scratch store was not opened")
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert not scratch.exists() and (tmp_path / "landing.partial").is_dir()
+    assert not any(_running(p) for p in pids)
+
+
+def test_sigterm_handling_is_generate_s_only():
+    # the handler is set only while generate runs, and only over the default one
+    before = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with simulator._sigterm_stops_the_run():
+            # (checked first: with the default handler, the signal would kill this test run)
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+            with pytest.raises(SystemExit) as stopped:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler runs at the next bytecode; never reached
+            assert stopped.value.code == 128 + signal.SIGTERM
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # someone else's choice: left alone
+        with simulator._sigterm_stops_the_run():
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def test_ctrl_c_is_the_main_process_s_to_handle(tmp_path):
     # a terminal's Ctrl-C sends SIGINT to the whole process group: the helpers leave it to the main process,
     # which stops them; they printed a traceback each
