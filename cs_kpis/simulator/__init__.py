@@ -121,6 +121,9 @@ def _generate(landing_dir: Path, ground_truth_dir: Path, size: str, seed: int, a
     simulator_may_replace(tmp, "partial")
     simulator_may_replace(tmp_truth, "partial")
     started = time.perf_counter()
+    from .writer import no_helper_running
+
+    no_helper_running(tmp / "_scratch")  # an earlier run's helper still at work there (its main process killed)
     for partial in (tmp, tmp_truth):
         if partial.exists():
             shutil.rmtree(partial)  # a crashed run's partial folder: marked, and checked just above

@@ -36,7 +36,11 @@ and the main process, where ``generate`` turns it into ``SystemExit``, deletes t
 way), and a helper waiting for a message notices when the main
 process is gone (killed with SIGKILL, or crashed without stopping them: :func:`_messages`); it then closes
 what it opened and exits, the writer deleting its version store's files (about 15 GB on the large company).
-A helper busy with its final work (the writer's landing parts) finishes it first.
+A helper busy with its final work (the writer's landing parts) finishes it first. Each helper holds a shared
+``flock`` on ``<landing>.partial/_scratch/helpers.lock`` for its whole life, and a new run refuses to replace
+a partial folder while that lock is held (:func:`no_helper_running`): an earlier run's helper still closing
+its store (its main process killed) would otherwise delete the new run's store at the same path, or write into
+its landing; it deletes its own store only if the file at that path is still the one it made.
 """
 
 import multiprocessing as mp
@@ -211,10 +215,58 @@ def _events_temp(scratch: Path) -> Path:
     return scratch.with_name("events.tmp")
 
 
-def _helper_started() -> None:
+class HelperStillRunning(RuntimeError):
+    """An earlier run's helper process still works in the partial folder a new run would replace."""
+
+
+def _lock_file(scratch: Path) -> Path:
+    """The file each helper process holds a shared lock on for its whole life: beside the version store, in
+    ``<landing>.partial/_scratch``, so it never reaches the landing folder."""
+    return Path(scratch).with_name("helpers.lock")
+
+
+def _hold_lock(scratch: Path) -> None:
+    """Take a shared ``flock`` on :func:`_lock_file` and keep it until this process exits (its descriptor is
+    never closed): while it is held, no new run deletes or rewrites the partial folder this helper works in
+    (:func:`no_helper_running`). Linux and macOS only (no ``fcntl`` elsewhere: nothing is locked)."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    fd = os.open(_lock_file(scratch), os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+
+
+def no_helper_running(scratch_dir: Path) -> None:
+    """Raise :class:`HelperStillRunning` if a helper process of an earlier run still holds its lock in
+    ``scratch_dir`` (``<landing>.partial/_scratch``): its main process was killed with SIGKILL and it is still
+    closing its store (a checkpoint may take seconds), or writing. Replacing the partial folder now would let
+    it delete the new run's version store (it deletes its own by path) or write into the new landing."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    try:
+        fd = os.open(_lock_file(Path(scratch_dir) / "versions.duckdb"), os.O_RDWR)
+    except FileNotFoundError:
+        return  # no helper ever ran there
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise HelperStillRunning(
+            f"an earlier run's helper process is still running in {Path(scratch_dir).parent} (its main process "
+            f"was killed): wait for it to finish (seconds) or kill it (cs_kpis-simulator-* processes), then run "
+            f"again. Nothing was changed.") from None
+    finally:
+        os.close(fd)
+
+
+def _helper_started(scratch: Path) -> None:
     """The first thing a helper process does: Ctrl-C (SIGINT, sent to the terminal's whole process group) is
-    left to the main process, which stops the helpers; without this each helper printed a traceback too."""
+    left to the main process, which stops the helpers; without this each helper printed a traceback too. Then
+    it holds its lock (:func:`_hold_lock`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _hold_lock(scratch)
 
 
 def _messages(q):
@@ -247,12 +299,13 @@ def _messages(q):
 
 
 def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
-    _helper_started()
-    from .store import VersionStore
-
     store = None
     try:
+        _helper_started(Path(scratch))
+        from .store import VersionStore
+
         store = VersionStore(Path(scratch))
+        made = _identity(scratch)  # the store this process made: the only one it deletes
         # one thread while the simulation runs on the other core; all of them for the final writing
         store.con.execute("set threads = 1")
         pending = []  # the chunks of a batch received so far
@@ -270,13 +323,13 @@ def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
                 counts = write_entities(store, Path(tmp), as_of, days, retention)
                 store.close()
                 store = None
-                _delete_store(scratch)  # read for the last time (the main process may be gone by now)
+                _delete_store(scratch, made)  # read for the last time (the main process may be gone by now)
                 result.put(("ok", counts))
                 return
         # the main process is gone: no one will ask for the landing, nor delete the store
         store.close()
         store = None
-        _delete_store(scratch)
+        _delete_store(scratch, made)
     except Exception:  # noqa: BLE001 - handed to the main process, which raises it as WriterDied
         result.put(("error", traceback.format_exc()))
     finally:
@@ -284,8 +337,21 @@ def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
             store.close()
 
 
-def _delete_store(scratch: str) -> None:
-    """Delete the version store's files (about 15 GB on the large company), and only those."""
+def _identity(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _delete_store(scratch: str, made: tuple[int, int]) -> None:
+    """Delete the version store's files (about 15 GB on the large company), and only those, and only if the
+    store at that path is still the one this process made (``made``: :func:`_identity` when it was opened):
+    not a new run's store at the same path (:func:`no_helper_running` keeps a new run from starting while this
+    process runs; this is the second guard)."""
+    try:
+        if _identity(scratch) != made:
+            return
+    except FileNotFoundError:
+        pass  # gone already: its .wal and .tmp may remain
     for path in (Path(scratch), Path(scratch + ".wal")):
         path.unlink(missing_ok=True)
     shutil.rmtree(scratch + ".tmp", ignore_errors=True)
@@ -302,11 +368,11 @@ def _events_connection(temp_directory: str):
 
 
 def _events_main(q, result, landing: str, seed: int, temp_directory: str) -> None:
-    _helper_started()
-    from .segment import EventFiles
-
     con = None
     try:
+        _helper_started(Path(temp_directory))  # beside the version store (_events_temp), so the same lock file
+        from .segment import EventFiles
+
         con = _events_connection(temp_directory)
         files = EventFiles(con, Path(landing), seed)
         for msg in _messages(q):

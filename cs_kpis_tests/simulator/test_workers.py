@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 from cs_kpis import simulator
-from cs_kpis.folder_guard import simulator_may_replace
+from cs_kpis.folder_guard import simulator_may_replace, write_mark
 from cs_kpis.simulator import generate, writer
 from cs_kpis.simulator.writer import RemoteStore, WriterDied
 
@@ -381,6 +381,67 @@ def test_sigterm_handling_is_generate_s_only():
             assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+_HOLDS_THE_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_SH)  # as a helper process does (writer._hold_lock)
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="flock (fcntl): Linux and macOS")
+def test_a_run_refuses_while_an_earlier_run_s_helper_still_works_in_its_folder(tmp_path):
+    # an earlier run killed with SIGKILL: its helper still closes its store in <landing>.partial (a checkpoint
+    # takes seconds); replacing the folder now would let it delete the new run's store by path
+    partial = tmp_path / "landing.partial"
+    (partial / "_scratch").mkdir(parents=True)
+    write_mark(partial, "partial")
+    lock = writer._lock_file(partial / "_scratch" / "versions.duckdb")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDS_THE_LOCK, str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert _read_line(holder, 30) == "locked\n"
+        with pytest.raises(writer.HelperStillRunning, match="earlier run's helper process is still running"):
+            generate(tmp_path / "landing", tmp_path / "truth", size="tiny", seed=7)
+        assert lock.exists()  # nothing was changed
+    finally:
+        holder.kill()
+        holder.wait(30)
+    writer.no_helper_running(partial / "_scratch")  # once it is gone, a run may go ahead
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="flock (fcntl): Linux and macOS")
+def test_the_helpers_hold_the_lock_while_they_run(tmp_path):
+    remote = RemoteStore(tmp_path / "versions.duckdb", tmp_path / "landing", seed=1)
+    try:
+        def held():
+            try:
+                writer.no_helper_running(tmp_path)
+            except writer.HelperStillRunning:
+                return True
+            return False
+
+        _wait_for(held, 60, "the helpers took no lock")
+    finally:
+        remote.close()
+    _wait_for(lambda: not held(), 10, "the lock outlived the helpers")
+
+
+def test_a_helper_deletes_only_the_store_it_made(tmp_path):
+    # the store's path now holds another store (a new run's): the old helper leaves it alone
+    scratch = tmp_path / "versions.duckdb"
+    scratch.write_text("the old run's store")
+    made = writer._identity(str(scratch))
+    old = tmp_path / "old"
+    scratch.rename(old)  # keeps the old inode alive, so the new file cannot get its number
+    scratch.write_text("the new run's store")
+    (tmp_path / "versions.duckdb.wal").write_text("the new run's wal")
+    writer._delete_store(str(scratch), made)
+    assert scratch.exists() and (tmp_path / "versions.duckdb.wal").exists()
+    writer._delete_store(str(scratch), writer._identity(str(scratch)))  # its own: deleted
+    assert not scratch.exists() and not (tmp_path / "versions.duckdb.wal").exists()
 
 
 def test_ctrl_c_is_the_main_process_s_to_handle(tmp_path):
