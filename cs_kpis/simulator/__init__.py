@@ -65,7 +65,8 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     :func:`_sigterm_stops_the_run`), its scratch version store (``<landing>.partial/_scratch``, about 15 GB on
     the large company) is deleted and its helper processes stopped; the partial folders stay, marked, for the
     next run to replace. Only a SIGKILL of the main process leaves its scratch store behind (its writer
-    process deletes it if still running, else the next run does).
+    process deletes it if still running, else the next run does); while such an orphaned helper process
+    still works in ``<landing>.partial``, a new run refuses to replace it (``writer.HelperStillRunning``).
     Only folders the simulator made are ever replaced: a folder holding anything else (a user's export,
     finished or not) raises :class:`NotOurFolder` naming it, before anything is written
     (cs_kpis/folder_guard.py).
