@@ -6,9 +6,12 @@ format) and, separately, the ground truth. Same seed and size,
 same bytes. The CLI is ``python -m cs_kpis.simulator --help``.
 """
 
+import contextlib
 import datetime as dt
 import json
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -50,21 +53,54 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     the snapshot holds only the events of that many days before the first extract day (each increment
     then brings its own day's events); 0 keeps the whole event history. Default: EVENT_RETENTION_DAYS.
 
-    ``workers``: 1 runs everything in this process; 2 (cores) runs the simulation here and the writing in
-    two helper processes, the version store and landing parts in one, the product events in the other
+    ``workers``: 1 runs everything in this process; 2 runs the simulation here and the writing in two
+    helper processes (three processes in all, meant for two cores), the version store and landing parts in one, the product events in the other
     (cs_kpis/simulator/writer.py). Same bytes either way.
 
     The landing folder and the ground truth are built beside their destinations (``<landing>.partial``,
     ``<ground truth>.partial``) and moved into place only when both are complete, the landing first: a
     crash, or a failed writer process, never leaves a half-written landing folder that looks finished, nor
     a ground truth for a landing that does not exist (the folders of an earlier run stay as they were).
-    Whatever stops a run (an error, a writer process that died, Ctrl-C), its scratch version store
-    (``<landing>.partial/_scratch``, about 15 GB on the large company) is deleted and its helper processes
-    stopped; the partial folders stay, marked, for the next run to replace.
+    Whatever stops a run (an error, a writer process that died, Ctrl-C, a SIGTERM: see
+    :func:`_sigterm_stops_the_run`), its scratch version store (``<landing>.partial/_scratch``, about 15 GB on
+    the large company) is deleted and its helper processes stopped; the partial folders stay, marked, for the
+    next run to replace. Only a SIGKILL of the main process leaves its scratch store behind (its writer
+    process deletes it if still running, else the next run does); while such an orphaned helper process
+    still works in ``<landing>.partial``, a new run refuses to replace it (``writer.HelperStillRunning``).
     Only folders the simulator made are ever replaced: a folder holding anything else (a user's export,
     finished or not) raises :class:`NotOurFolder` naming it, before anything is written
     (cs_kpis/folder_guard.py).
     """
+    with _sigterm_stops_the_run():
+        return _generate(landing_dir, ground_truth_dir, size, seed, as_of, increments, bad_input,
+                         event_retention_days, workers)
+
+
+@contextlib.contextmanager
+def _sigterm_stops_the_run():
+    """While ``generate`` runs, a SIGTERM (``kill``, a process manager stopping the run, sent to the whole
+    process group or to the main process only) raises ``SystemExit(143)`` in the main thread, so the run
+    cleans up as after Ctrl-C (its helper processes stopped, the scratch store deleted) instead of dying
+    where it stands. Only where SIGTERM would kill the process outright (its handler is the default, as in
+    the CLI) and only in the main thread (the only one a signal handler can be set from); a handler set by
+    someone else (Dagster's, for instance) is left alone. The handler before is restored at the end."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _generate(landing_dir: Path, ground_truth_dir: Path, size: str, seed: int, as_of: dt.date | None,
+              increments: int, bad_input: bool, event_retention_days: int | None, workers: int) -> dict:
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}: choose one of {', '.join(SIZES)}")
     spec = SIZES[size]
@@ -86,6 +122,9 @@ def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed
     simulator_may_replace(tmp, "partial")
     simulator_may_replace(tmp_truth, "partial")
     started = time.perf_counter()
+    from .writer import no_helper_running
+
+    no_helper_running(tmp / "_scratch")  # an earlier run's helper still at work there (its main process killed)
     for partial in (tmp, tmp_truth):
         if partial.exists():
             shutil.rmtree(partial)  # a crashed run's partial folder: marked, and checked just above

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import EVENT_RETENTION_DAYS, SIZES, NotOurFolder, generate
+from .writer import HelperStillRunning
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         m = generate(landing, truth, size=args.size, seed=args.seed, as_of=args.as_of, increments=args.increments,
                      bad_input=args.bad_input, event_retention_days=args.event_retention_days,
                      workers=workers)
-    except NotOurFolder as exc:  # a user's folder: nothing was written
+    except (NotOurFolder, HelperStillRunning) as exc:  # a user's folder, or an earlier run's: nothing was written
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {args.size} company (seed {args.seed}) to {landing} in {m['seconds']} s (--workers {workers}); ground truth in {truth}")

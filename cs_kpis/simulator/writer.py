@@ -31,10 +31,16 @@ memory. A writer that fails or dies stops the simulation with its error (noticed
 or within :data:`_POLL` seconds while the main process waits on it); the main process never waits on a dead
 one. The other way round, the helpers never outlive the main process: Ctrl-C is the main process's to
 handle (the helpers ignore SIGINT, so one Ctrl-C prints one traceback, not three; ``generate`` then stops
-them and deletes the scratch store), and a helper waiting for a message notices when the main
+them and deletes the scratch store; a SIGTERM to the process group kills the helpers where they stand,
+and the main process, where ``generate`` turns it into ``SystemExit``, deletes the scratch store the same
+way), and a helper waiting for a message notices when the main
 process is gone (killed with SIGKILL, or crashed without stopping them: :func:`_messages`); it then closes
 what it opened and exits, the writer deleting its version store's files (about 15 GB on the large company).
-A helper busy with its final work (the writer's landing parts) finishes it first.
+A helper busy with its final work (the writer's landing parts) finishes it first. Each helper holds a shared
+``flock`` on ``<landing>.partial/_scratch/helpers.lock`` for its whole life, and a new run refuses to replace
+a partial folder while that lock is held (:func:`no_helper_running`): an earlier run's helper still closing
+its store (its main process killed) would otherwise delete the new run's store at the same path, or write into
+its landing; it deletes its own store only if the file at that path is still the one it made.
 """
 
 import multiprocessing as mp
@@ -56,6 +62,10 @@ _EVENTS_QUEUE = 16
 _POLL = 1.0
 """seconds between the checks that the other side is still there: the main process waiting on a full queue or
 for a result checks its helper, a helper waiting for a message checks the main process"""
+
+
+_parent_pid = os.getppid
+"""this process's parent's pid, as :func:`_messages` checks it (a seam: tests replace it, not ``os.getppid``)"""
 
 
 class WriterDied(RuntimeError):
@@ -205,10 +215,58 @@ def _events_temp(scratch: Path) -> Path:
     return scratch.with_name("events.tmp")
 
 
-def _helper_started() -> None:
+class HelperStillRunning(RuntimeError):
+    """An earlier run's helper process still works in the partial folder a new run would replace."""
+
+
+def _lock_file(scratch: Path) -> Path:
+    """The file each helper process holds a shared lock on for its whole life: beside the version store, in
+    ``<landing>.partial/_scratch``, so it never reaches the landing folder."""
+    return Path(scratch).with_name("helpers.lock")
+
+
+def _hold_lock(scratch: Path) -> None:
+    """Take a shared ``flock`` on :func:`_lock_file` and keep it until this process exits (its descriptor is
+    never closed): while it is held, no new run deletes or rewrites the partial folder this helper works in
+    (:func:`no_helper_running`). Linux and macOS only (no ``fcntl`` elsewhere: nothing is locked)."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    fd = os.open(_lock_file(scratch), os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+
+
+def no_helper_running(scratch_dir: Path) -> None:
+    """Raise :class:`HelperStillRunning` if a helper process of an earlier run still holds its lock in
+    ``scratch_dir`` (``<landing>.partial/_scratch``): its main process was killed with SIGKILL and it is still
+    closing its store (a checkpoint may take seconds), or writing. Replacing the partial folder now would let
+    it delete the new run's version store (it deletes its own by path) or write into the new landing."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    try:
+        fd = os.open(_lock_file(Path(scratch_dir) / "versions.duckdb"), os.O_RDWR)
+    except FileNotFoundError:
+        return  # no helper ever ran there
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise HelperStillRunning(
+            f"an earlier run's helper process is still running in {Path(scratch_dir).parent} (its main process "
+            f"was killed): wait for it to finish (seconds) or kill it (cs_kpis-simulator-* processes), then run "
+            f"again. Nothing was changed.") from None
+    finally:
+        os.close(fd)
+
+
+def _helper_started(scratch: Path) -> None:
     """The first thing a helper process does: Ctrl-C (SIGINT, sent to the terminal's whole process group) is
-    left to the main process, which stops the helpers; without this each helper printed a traceback too."""
+    left to the main process, which stops the helpers; without this each helper printed a traceback too. Then
+    it holds its lock (:func:`_hold_lock`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _hold_lock(scratch)
 
 
 def _messages(q):
@@ -221,13 +279,18 @@ def _messages(q):
     large company), once this process has closed its own copy of the pipe's write end (spawn hands it both);
     and, checked every :data:`_POLL` seconds while no message comes, the main process is no longer
     this one's parent."""
-    q._writer.close()  # this process only reads (multiprocessing has no public way to say so)
-    parent, ppid = mp.parent_process(), os.getppid()
+    # this process only reads: close its copy of the write end, or the pipe never reports its end.
+    # multiprocessing has no public way to say so: ``_writer`` is CPython's private attribute, so this is
+    # skipped if it is not there (the parent check below still ends the messages, within _POLL seconds)
+    write_end = getattr(q, "_writer", None)
+    if write_end is not None:
+        write_end.close()
+    parent, ppid = mp.parent_process(), _parent_pid()
     while True:
         try:
             msg = q.get(timeout=_POLL)
         except queue.Empty:
-            if os.getppid() != ppid or (parent is not None and not parent.is_alive()):
+            if _parent_pid() != ppid or (parent is not None and not parent.is_alive()):
                 return
             continue
         except (EOFError, OSError):  # the end of the pipe: no process can write to it any more
@@ -236,12 +299,13 @@ def _messages(q):
 
 
 def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
-    _helper_started()
-    from .store import VersionStore
-
     store = None
     try:
+        _helper_started(Path(scratch))
+        from .store import VersionStore
+
         store = VersionStore(Path(scratch))
+        made = _identity(scratch)  # the store this process made: the only one it deletes
         # one thread while the simulation runs on the other core; all of them for the final writing
         store.con.execute("set threads = 1")
         pending = []  # the chunks of a batch received so far
@@ -259,13 +323,13 @@ def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
                 counts = write_entities(store, Path(tmp), as_of, days, retention)
                 store.close()
                 store = None
-                _delete_store(scratch)  # read for the last time (the main process may be gone by now)
+                _delete_store(scratch, made)  # read for the last time (the main process may be gone by now)
                 result.put(("ok", counts))
                 return
         # the main process is gone: no one will ask for the landing, nor delete the store
         store.close()
         store = None
-        _delete_store(scratch)
+        _delete_store(scratch, made)
     except Exception:  # noqa: BLE001 - handed to the main process, which raises it as WriterDied
         result.put(("error", traceback.format_exc()))
     finally:
@@ -273,8 +337,21 @@ def _writer_main(q, result, scratch: str, landing: str, seed: int) -> None:
             store.close()
 
 
-def _delete_store(scratch: str) -> None:
-    """Delete the version store's files (about 15 GB on the large company), and only those."""
+def _identity(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _delete_store(scratch: str, made: tuple[int, int]) -> None:
+    """Delete the version store's files (about 15 GB on the large company), and only those, and only if the
+    store at that path is still the one this process made (``made``: :func:`_identity` when it was opened):
+    not a new run's store at the same path (:func:`no_helper_running` keeps a new run from starting while this
+    process runs; this is the second guard)."""
+    try:
+        if _identity(scratch) != made:
+            return
+    except FileNotFoundError:
+        pass  # gone already: its .wal and .tmp may remain
     for path in (Path(scratch), Path(scratch + ".wal")):
         path.unlink(missing_ok=True)
     shutil.rmtree(scratch + ".tmp", ignore_errors=True)
@@ -291,11 +368,11 @@ def _events_connection(temp_directory: str):
 
 
 def _events_main(q, result, landing: str, seed: int, temp_directory: str) -> None:
-    _helper_started()
-    from .segment import EventFiles
-
     con = None
     try:
+        _helper_started(Path(temp_directory))  # beside the version store (_events_temp), so the same lock file
+        from .segment import EventFiles
+
         con = _events_connection(temp_directory)
         files = EventFiles(con, Path(landing), seed)
         for msg in _messages(q):

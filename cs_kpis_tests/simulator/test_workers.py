@@ -1,6 +1,7 @@
 """The simulator on two processes (cs_kpis/simulator/writer.py) writes the same bytes as on one; a failed,
 interrupted or killed run leaves no scratch store and no helper process behind."""
 
+import contextlib
 import datetime as dt
 import hashlib
 import multiprocessing as mp
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 from cs_kpis import simulator
-from cs_kpis.folder_guard import simulator_may_replace
+from cs_kpis.folder_guard import simulator_may_replace, write_mark
 from cs_kpis.simulator import generate, writer
 from cs_kpis.simulator.writer import RemoteStore, WriterDied
 
@@ -186,7 +187,7 @@ def test_a_waiting_helper_stops_when_the_main_process_is_gone(monkeypatch):
     q = mp.get_context("spawn").Queue()
     held = os.dup(q._writer.fileno())  # a write end that stays open: the pipe reports no end
     ppids = iter([4242] + [1] * 1000)  # the main process, then init: the main process is gone
-    monkeypatch.setattr(writer.os, "getppid", lambda: next(ppids))
+    monkeypatch.setattr(writer, "_parent_pid", lambda: next(ppids))
     monkeypatch.setattr(writer, "_POLL", 0.05)
     got = []
     waiting = threading.Thread(target=lambda: got.extend(writer._messages(q)), daemon=True)
@@ -215,13 +216,25 @@ def _wait_for(what, timeout: float, message: str) -> None:
         time.sleep(0.05)
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command's name (state, ppid, ...), or None if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _running(pid: int) -> bool:
     """The process exists and has not exited (an orphan's zombie, if nothing reaps it, has exited)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    stat = _stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X")
+
+
+def _started_at(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot): with its pid, it names one process, even once the pid
+    is reused."""
+    stat = _stat(pid)
+    return None if stat is None else stat[19]  # field 22 of stat; the state is field 3
 
 
 _HELPERS_WAITING = """
@@ -272,10 +285,15 @@ def _start_helpers(tmp_path: Path, script: str, landing: str, scratch: str) -> t
     the writer has opened its store, the events process has written a day. Returns it and the helpers' pids."""
     proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
-    pids = [int(p) for p in _read_line(proc, 120).split()]
-    assert len(pids) == 2
-    _wait_for(lambda: (tmp_path / scratch).exists() and any((tmp_path / landing).glob("product/events/*/*")),
-              60, "the helpers did not start")
+    try:
+        pids = [int(p) for p in _read_line(proc, 120).split()]
+        assert len(pids) == 2
+        _wait_for(lambda: (tmp_path / scratch).exists() and any((tmp_path / landing).glob("product/events/*/*")),
+                  60, "the helpers did not start")
+    except BaseException:  # the caller's cleanup does not know the process yet: it would be left running
+        proc.kill()
+        proc.wait(30)
+        raise
     return proc, pids
 
 
@@ -287,10 +305,11 @@ def _start_helpers(tmp_path: Path, script: str, landing: str, scratch: str) -> t
                  marks=pytest.mark.slow),
 ])
 def test_the_helpers_exit_when_the_main_process_is_killed(tmp_path, script, landing, scratch):
-    pids = []
+    started = {}
     proc = None
     try:
         proc, pids = _start_helpers(tmp_path, script, landing, scratch)
+        started = {pid: _started_at(pid) for pid in pids}  # before the kill: the pids may be reused after it
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
         _wait_for(lambda: not any(_running(p) for p in pids), writer._POLL + 20,
@@ -300,9 +319,129 @@ def test_the_helpers_exit_when_the_main_process_is_killed(tmp_path, script, land
         if proc is not None:
             proc.kill()
             proc.wait(30)
-        for pid in pids:  # the test's own helper processes, if they are still there
-            if _running(pid) and "multiprocessing" in Path(f"/proc/{pid}/cmdline").read_text():
-                os.kill(pid, signal.SIGKILL)
+        for pid, at in started.items():  # the test's own helper processes, if they are still there
+            if at is not None and _running(pid) and _started_at(pid) == at:
+                with contextlib.suppress(ProcessLookupError):  # it may exit meanwhile
+                    os.kill(pid, signal.SIGKILL)
+
+
+_TERMINATED_WHILE_RUNNING = """
+import multiprocessing as mp, sys, time
+from pathlib import Path
+from cs_kpis import simulator
+
+def run(self):  # the helpers are running, the scratch store open: the simulation takes its time
+    print(*(p.pid for p in mp.active_children()), flush=True)
+    time.sleep(120)
+
+simulator.Company.run = run
+simulator.generate(Path(sys.argv[1]) / "landing", Path(sys.argv[1]) / "truth", size="tiny", seed=7,
+                   workers=int(sys.argv[2]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg") or not Path("/proc/self/stat").exists(),
+                    reason="signals a process group; finds the helpers' state in /proc")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_sigterm_deletes_the_scratch_store(tmp_path, workers):
+    # a process manager (or `kill`) stopping the run with SIGTERM, to its process group: the run cleans up as
+    # after Ctrl-C (the scratch store is 15 GB on the large company) and exits with 128 + 15
+    proc = subprocess.Popen([sys.executable, "-c", _TERMINATED_WHILE_RUNNING, str(tmp_path), str(workers)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    scratch = tmp_path / "landing.partial" / "_scratch"
+    try:
+        pids = [int(p) for p in _read_line(proc, 120).split()]
+        assert len(pids) == (2 if workers == 2 else 0)
+        _wait_for(lambda: (scratch / "versions.duckdb").exists(), 60, "the scratch store was not opened")
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert not scratch.exists() and (tmp_path / "landing.partial").is_dir()
+    assert not any(_running(p) for p in pids)
+
+
+def test_sigterm_handling_is_generate_s_only():
+    # the handler is set only while generate runs, and only over the default one
+    before = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with simulator._sigterm_stops_the_run():
+            # (checked first: with the default handler, the signal would kill this test run)
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+            with pytest.raises(SystemExit) as stopped:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler runs at the next bytecode; never reached
+            assert stopped.value.code == 128 + signal.SIGTERM
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # someone else's choice: left alone
+        with simulator._sigterm_stops_the_run():
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+_HOLDS_THE_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_SH)  # as a helper process does (writer._hold_lock)
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="flock (fcntl): Linux and macOS")
+def test_a_run_refuses_while_an_earlier_run_s_helper_still_works_in_its_folder(tmp_path):
+    # an earlier run killed with SIGKILL: its helper still closes its store in <landing>.partial (a checkpoint
+    # takes seconds); replacing the folder now would let it delete the new run's store by path
+    partial = tmp_path / "landing.partial"
+    (partial / "_scratch").mkdir(parents=True)
+    write_mark(partial, "partial")
+    lock = writer._lock_file(partial / "_scratch" / "versions.duckdb")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDS_THE_LOCK, str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert _read_line(holder, 30) == "locked\n"
+        with pytest.raises(writer.HelperStillRunning, match="earlier run's helper process is still running"):
+            generate(tmp_path / "landing", tmp_path / "truth", size="tiny", seed=7)
+        assert lock.exists()  # nothing was changed
+    finally:
+        holder.kill()
+        holder.wait(30)
+    writer.no_helper_running(partial / "_scratch")  # once it is gone, a run may go ahead
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="flock (fcntl): Linux and macOS")
+def test_the_helpers_hold_the_lock_while_they_run(tmp_path):
+    remote = RemoteStore(tmp_path / "versions.duckdb", tmp_path / "landing", seed=1)
+    try:
+        def held():
+            try:
+                writer.no_helper_running(tmp_path)
+            except writer.HelperStillRunning:
+                return True
+            return False
+
+        _wait_for(held, 60, "the helpers took no lock")
+    finally:
+        remote.close()
+    _wait_for(lambda: not held(), 10, "the lock outlived the helpers")
+
+
+def test_a_helper_deletes_only_the_store_it_made(tmp_path):
+    # the store's path now holds another store (a new run's): the old helper leaves it alone
+    scratch = tmp_path / "versions.duckdb"
+    scratch.write_text("the old run's store")
+    made = writer._identity(str(scratch))
+    old = tmp_path / "old"
+    scratch.rename(old)  # keeps the old inode alive, so the new file cannot get its number
+    scratch.write_text("the new run's store")
+    (tmp_path / "versions.duckdb.wal").write_text("the new run's wal")
+    writer._delete_store(str(scratch), made)
+    assert scratch.exists() and (tmp_path / "versions.duckdb.wal").exists()
+    writer._delete_store(str(scratch), writer._identity(str(scratch)))  # its own: deleted
+    assert not scratch.exists() and not (tmp_path / "versions.duckdb.wal").exists()
 
 
 def test_ctrl_c_is_the_main_process_s_to_handle(tmp_path):
