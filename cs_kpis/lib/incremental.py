@@ -172,6 +172,9 @@ class BuildWindow:
     accounts: tuple[str, ...] = ()
     """accounts whose every kept day an incremental build rebuilds too (their older inputs changed, or a table
     it reads rebuilt them), sorted; the window's days are rebuilt for every account"""
+    fingerprint_next: str | None = None
+    """a temp table with the per-account fingerprint record() keeps for the next night (at as_of minus the
+    lookback), hashed by the plan in the same read as the one it compared (None: record() hashes it)"""
 
 
 def table_exists(con, table: str) -> bool:
@@ -198,32 +201,100 @@ the same list is a slightly smaller share there); more is a restatement rather t
 
 
 @dataclass(frozen=True)
-class Fingerprint:
-    """What the inputs of a model's rows dated before a day are made of; every ``?`` of a query is that day.
+class Part:
+    """One input of a per-account fingerprint, hashed for any number of days in one scan (a nightly's plan
+    compares last night's day and hashes the next night's from the same read): the rows of ``source`` (a FROM
+    clause) that pass ``where`` and whose ``dated`` is before the day, counted and xor-ed (``hashed``, an
+    expression; ``{day}`` in it stands for the day) per ``key``; with ``mapping`` (a join on ``p``, the counts
+    per key) summed again per ``account`` (many keys, e.g. workspaces, per account: far fewer rows to map)."""
+    source: str
+    key: str
+    dated: str
+    hashed: str
+    where: str = "true"
+    mapping: str = ""
+    account: str = "p.key"
 
-    ``by_account``: one query of ``account_id, rows, hash`` (count and xor of row hashes per account the rows
-    map to, order-independent): a difference rebuilds that account's every kept day. An input row that maps to
-    no account cannot change an account's rows and is left out; a row mapped to another account changes the
-    hash of both. ``shared``: queries of inputs no account owns (the product configuration, the calendar's
-    start): a difference makes the build full."""
+    def per_account(self, days: Sequence[str]) -> str:
+        """account_id and n<i>, h<i> (count and xor of row hashes before day i, each a SQL date expression)."""
+        aggs = ", ".join(f"count(*) filter (where {self.dated} < {d}) as n{i}, bit_xor({self.hashed.replace('{day}', d)}) "
+                         f"filter (where {self.dated} < {d}) as h{i}" for i, d in enumerate(days))
+        last = days[0] if len(days) == 1 else f"greatest({', '.join(days)})"
+        sql = (f"select {self.key} as key, {aggs} from {self.source} where {self.where} and {self.dated} < {last} "
+               f"group by {self.key}")
+        if self.mapping:
+            sums = ", ".join(f"sum(p.n{i}) as n{i}, bit_xor(p.h{i}) as h{i}" for i in range(len(days)))
+            sql = f"select {self.account} as key, {sums} from ({sql}) as p {self.mapping} group by {self.account}"
+        return sql
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What the inputs of a model's rows dated before a day are made of.
+
+    ``parts``: per input, count and xor of row hashes per account the rows map to (order-independent), either
+    a Part or one query of ``account_id, n, h`` (every ``?`` of it is the day); the account's fingerprint is
+    its rows and the xor of each part's hash mixed with the part's number (equal hashes of two inputs cannot
+    cancel out): a difference rebuilds that account's every kept day. An input row that maps to no account
+    cannot change an account's rows and is left out; a row mapped to another account changes the hash of both.
+    ``ctes``: the common table expressions the parts read (``name as (...)``, comma-separated). ``shared``:
+    queries of inputs no account owns (the product configuration, the calendar's start; every ``?`` is the
+    day): a difference makes the build full."""
     shared: tuple[str, ...]
-    by_account: str
+    parts: tuple["Part | str", ...]
+    ctes: str = ""
+
+    def sql(self, days: Sequence[str]) -> str:
+        """One query of ``k, account_id, rows, hash``: the fingerprint before each day ``days[k]`` (SQL date
+        expressions), each part read once for all of them."""
+        ctes, blocks = [self.ctes] if self.ctes else [], []
+        for num, part in enumerate(self.parts, 1):
+            if isinstance(part, str):  # its own query per day (a day-dependent row, e.g. an end hashed as none)
+                blocks += [f"select {num} as part, {k} as k, account_id, n, h from ({part.replace('?', d)}) as p{num}_{k}"
+                           for k, d in enumerate(days)]
+                continue
+            ctes.append(f"_fp{num} as {'materialized ' if len(days) > 1 else ''}({part.per_account(days)})")
+            blocks += [f"select {num} as part, {k} as k, key as account_id, n{k} as n, h{k} as h from _fp{num} "
+                       f"where n{k} > 0" for k in range(len(days))]
+        union = "\n    union all\n    ".join(blocks)
+        return (f"with {', '.join(ctes)}\n" if ctes else "") + (
+            f"select k, account_id, sum(n) as rows, bit_xor(hash(part, h)) as hash from (\n    {union}\n) as parts "
+            "group by k, account_id")
+
+    @property
+    def by_account(self) -> str:
+        """The query of ``k, account_id, rows, hash`` for one day, every ``?`` of it that day."""
+        return self.sql(["cast(? as date)"])
 
     def shared_hash(self, con, before: dt.date) -> str:
         return fingerprint_of(con, self.shared, before)
 
     def compute(self, con, before: dt.date, into: str) -> None:
         """The per-account fingerprint at ``before`` into the temp table ``into`` (account_id, rows, hash)."""
-        con.execute("set TimeZone = 'UTC'")
-        sql = self.by_account
-        con.execute(f"create or replace temp table {into} as select account_id, cast(rows as bigint) as rows, "
-                    f"cast(hash as ubigint) as hash from ({sql}) as f where account_id is not null",
-                    [before] * sql.count("?"))
+        self.compute_days(con, [before], [into])
 
-    def changed_accounts(self, con, before: dt.date, table: str) -> list[str]:
+    def compute_days(self, con, days: Sequence[dt.date], intos: Sequence[str]) -> None:
+        """The per-account fingerprint at each of ``days`` into the temp table of ``intos`` at the same place,
+        every input read once."""
+        con.execute("set TimeZone = 'UTC'")
+        sql = self.sql([f"cast('{d.isoformat()}' as date)" for d in days])
+        con.execute(f"create or replace temp table _fingerprint_days as select k, account_id, cast(rows as bigint) "
+                    f"as rows, cast(hash as ubigint) as hash from ({sql}) as f where account_id is not null")
+        for k, into in enumerate(intos):
+            con.execute(f"create or replace temp table {into} as select account_id, rows, hash "
+                        f"from _fingerprint_days where k = {k}")
+        con.execute("drop table if exists _fingerprint_days")
+
+    def changed_accounts(self, con, before: dt.date, table: str, also: tuple[dt.date, str] | None = None) -> list[str]:
         """The accounts whose fingerprint at ``before`` differs from the one recorded for ``table``'s current
-        build (an account with inputs on one side only counts too)."""
-        self.compute(con, before, "_fingerprint_now")
+        build (an account with inputs on one side only counts too). ``also`` (a day, a temp table): the
+        fingerprint at that day too, from the same read, into that table (record() reads it: a nightly reads
+        its inputs' history once)."""
+        days, intos = [before], ["_fingerprint_now"]
+        if also is not None:
+            days.append(also[0])
+            intos.append(also[1])
+        self.compute_days(con, days, intos)
         got = con.execute(
             f"select coalesce(n.account_id, p.account_id) as account_id from _fingerprint_now as n "
             f"full outer join (select * from {FINGERPRINTS_TABLE} where model = ?) as p "
@@ -253,6 +324,18 @@ def current(con, table: str) -> dict | None:
 PLANNER_TABLES = ("marts.dim_day", "marts.subscription_periods")
 """what the planner reads besides the model's own inputs (the as-of day, each account's first subscription
 day): every incremental model's asset depends on them"""
+
+
+def next_fingerprint_table(table: str) -> str:
+    """The temp table in which a nightly's plan of ``table`` leaves the per-account fingerprint its record
+    keeps (BuildWindow.fingerprint_next)."""
+    return "_fingerprint_next_" + re.sub(r"[^a-z0-9]", "_", table.lower())
+
+
+def next_fingerprint_day(spec: Incremental, as_of: dt.date) -> dt.date:
+    """The day a build of ``as_of`` hashes its inputs before, for the next night to compare: the first day of
+    the next night's lookback."""
+    return as_of - dt.timedelta(days=spec.lookback() - 1)
 
 
 def plan(con, spec: Incremental, *, full_refresh: bool = False) -> BuildWindow:
@@ -292,7 +375,9 @@ def plan(con, spec: Incremental, *, full_refresh: bool = False) -> BuildWindow:
         if spec.fingerprint.shared_hash(con, fp_day) != prev.get("fingerprint"):
             return full(f"inputs dated before {fp_day} that no account owns changed since the last build (the "
                         "product configuration, the calendar's start)")
-        changed = spec.fingerprint.changed_accounts(con, fp_day, spec.table)
+        # tonight's fingerprint for the next night too, from the same read of the inputs' history (record())
+        fingerprint_next = (next_fingerprint_day(spec, as_of), next_fingerprint_table(spec.table))
+        changed = spec.fingerprint.changed_accounts(con, fp_day, spec.table, also=fingerprint_next)
         start = min(start, fp_day)
     start = min([start, *(b["start_day"] for b in since)])
     if history_start is not None:
@@ -307,11 +392,13 @@ def plan(con, spec: Incremental, *, full_refresh: bool = False) -> BuildWindow:
             f"{len(upstream)} rebuilt upstream" if upstream else "") if part)
         too_many, listed = rebuilt_share(con, accounts, why)
         if too_many:
+            con.execute(f"drop table if exists {next_fingerprint_table(spec.table)}")
             return full(too_many)
         reason += f"; {listed}"
     elif spec.fingerprint is not None:
         reason += "; older inputs unchanged"
-    return BuildWindow("incremental", start, history_start, as_of, spec.sql_version, reason, accounts)
+    return BuildWindow("incremental", start, history_start, as_of, spec.sql_version, reason, accounts,
+                       next_fingerprint_table(spec.table) if spec.fingerprint is not None else None)
 
 
 def rebuilt_accounts(con, done: Sequence[dict]) -> list[str]:
@@ -368,17 +455,19 @@ def record(con, spec: Incremental, window: BuildWindow | None) -> int:
     window = window or BuildWindow("full", None, None, None, "", "full build of every day, version unknown")
     fp_day = fp = fp_accounts = None
     if window.as_of is not None and spec.fingerprint is not None and not isinstance(spec.fingerprint, Fingerprint):
-        fp_day = window.as_of - dt.timedelta(days=spec.lookback() - 1)
+        fp_day = next_fingerprint_day(spec, window.as_of)
         fp = spec.fingerprint(con, fp_day)
     elif window.as_of is not None and spec.fingerprint is not None:
-        fp_day = window.as_of - dt.timedelta(days=spec.lookback() - 1)
+        fp_day = next_fingerprint_day(spec, window.as_of)
         fp = spec.fingerprint.shared_hash(con, fp_day)
         con.execute(f"delete from {FINGERPRINTS_TABLE} where model = ?", [spec.table])
-        spec.fingerprint.compute(con, fp_day, "_fingerprint_new")
-        con.execute(f"insert into {FINGERPRINTS_TABLE} select ?, account_id, rows, hash from _fingerprint_new",
-                    [spec.table])
-        fp_accounts = con.execute("select count(*) from _fingerprint_new").fetchall()[0][0]
-        con.execute("drop table if exists _fingerprint_new")
+        new = window.fingerprint_next  # hashed by the plan, in the read it compared
+        if new is None:
+            new = "_fingerprint_new"
+            spec.fingerprint.compute(con, fp_day, new)
+        con.execute(f"insert into {FINGERPRINTS_TABLE} select ?, account_id, rows, hash from {new}", [spec.table])
+        fp_accounts = con.execute(f"select count(*) from {new}").fetchall()[0][0]
+        con.execute(f"drop table if exists {new}")
     seq = con.execute(f"select coalesce(max(build_seq), 0) + 1 from {CONTROL_TABLE}").fetchall()[0][0]
     con.execute(f"update {CONTROL_TABLE} set is_current = false where model = ? and is_current", [spec.table])
     con.execute(f"insert into {CONTROL_TABLE} (model, build_seq, is_current, mode, start_day, history_start, as_of, "

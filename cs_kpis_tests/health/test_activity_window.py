@@ -10,6 +10,7 @@ import datetime as dt
 import duckdb
 import pytest
 
+from cs_kpis.defs.health.fingerprints import FINGERPRINTS
 from cs_kpis.lib import incremental
 from cs_kpis_tests.health.fixtures import ACTIVITY_MODEL, build_window, plan, spec, write_inputs
 from cs_kpis_tests.health.test_history import rows, same
@@ -200,3 +201,51 @@ def test_an_sql_change_or_full_refresh_forces_a_full_build(wh):
     assert incremental.plan(wh, dataclasses.replace(spec(ACTIVITY_MODEL), sql_version="another")).mode == "full"
     w = plan(wh, ACTIVITY_MODEL, full_refresh=True)
     assert w.mode == "full" and w.start_day is None
+
+
+LATER_CHANGE = {
+    "account_activity_daily": ("insert into staging.stg_product__events values ('late2', 'track', 'u9', 'Signed In', "
+                               "'ws_a', '2025-02-10 10:00:00+00', '2025-04-30')"),
+    "account_indicators_daily": f"update {ACTIVITY} set events = events + 1 where day < '2025-03-01'",
+}
+
+
+@pytest.mark.parametrize("model", list(LATER_CHANGE))
+def test_a_nightly_reads_its_inputs_history_once_for_both_fingerprints(wh, monkeypatch, model):
+    # The plan hashes the inputs dated before last night's fingerprint day (to compare) and before tonight's
+    # (for the record, which the next night compares) in one read of their history; the record keeps what the
+    # plan read instead of reading every event (or activity row) again. It hashed them twice: BENCHMARKS.md
+    # "Health nightly: one read of the inputs' history for both fingerprints".
+    from cs_kpis_tests.health.fixtures import MODELS
+
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
+    m = MODELS[model]
+    for built in (ACTIVITY_MODEL, m):  # full builds that record their fingerprints
+        build_window(wh, built, plan(wh, built, full_refresh=True))
+    w = plan(wh, m)
+    assert w.mode == "incremental" and w.fingerprint_next, w.reason
+    fp, day = FINGERPRINTS[m.table], incremental.next_fingerprint_day(spec(m), AS_OF)
+    fp.compute(wh, day, "_expected")
+    expected = wh.execute("select account_id, rows, hash from _expected order by 1").fetchall()
+    assert expected
+    # an old input changing after the plan cannot reach the record: it was hashed once, by the plan
+    wh.execute(LATER_CHANGE[model])
+    build_window(wh, m, w)
+    recorded = wh.execute(f"select account_id, rows, hash from {incremental.FINGERPRINTS_TABLE} where model = ? "
+                          "order by 1", [m.table]).fetchall()
+    assert recorded == expected
+    assert not wh.execute("select count(*) from duckdb_tables() where temporary and table_name = ?",
+                          [incremental.next_fingerprint_table(m.table)]).fetchall()[0][0]
+
+
+@pytest.mark.parametrize("model", ["kpis.account_activity_daily", "kpis.account_indicators_daily"])
+def test_the_fingerprints_of_two_days_read_together_equal_each_day_read_alone(wh, model):
+    fp, days = FINGERPRINTS[model], [dt.date(2025, 3, 1), dt.date(2025, 4, 28)]
+    build_window(wh, ACTIVITY_MODEL, plan(wh, ACTIVITY_MODEL, full_refresh=True))
+    fp.compute_days(wh, days, ["_both_0", "_both_1"])
+    for k, day in enumerate(days):
+        fp.compute(wh, day, "_alone")
+        alone = wh.execute("select * from _alone order by all").fetchall()
+        assert alone and wh.execute(f"select * from _both_{k} order by all").fetchall() == alone
+    assert (wh.execute("select * from _both_0 order by all").fetchall()
+            != wh.execute("select * from _both_1 order by all").fetchall())
