@@ -48,9 +48,10 @@ Otherwise it is incremental: the window's days for every account, and every kept
 
 - a model's ``fingerprint`` (Fingerprint) hashes its inputs dated before the previous night's window, per
   account they map to (count and xor of row hashes in FINGERPRINTS_TABLE, ``kpis._build_fingerprints``, the
-  current build's only) and a shared part no account owns. The accounts whose hash differs from last night's
-  (restated or late facts: an old ticket's priority, a remap, which changes the old and the new account's)
-  are rebuilt on every day; a row mapping to no account is in no account's hash;
+  current build's only) and a shared part no account owns; a nightly's plan hashes the day it compares and
+  the day its record keeps in one read of the inputs (Part, BuildWindow.fingerprint_next). The accounts whose
+  hash differs from last night's (restated or late facts: an old ticket's priority, a remap, which changes the
+  old and the new account's) are rebuilt on every day; a row mapping to no account is in no account's hash;
 - the accounts any upstream build since rebuilt on every day (ACCOUNTS_TABLE) are rebuilt too, so the
   indicators and the scores follow the activity's list instead of rebuilding everything;
 - the build is full instead when the shared part changed (the product configuration, the calendar), or when

@@ -6,6 +6,7 @@ window starting in March must still end the 30-day spells of events up to 30 day
 
 import dataclasses
 import datetime as dt
+import re
 
 import duckdb
 import pytest
@@ -249,3 +250,23 @@ def test_the_fingerprints_of_two_days_read_together_equal_each_day_read_alone(wh
         assert alone and wh.execute(f"select * from _both_{k} order by all").fetchall() == alone
     assert (wh.execute("select * from _both_0 order by all").fetchall()
             != wh.execute("select * from _both_1 order by all").fetchall())
+
+
+def test_a_nightly_window_is_cut_by_the_days_it_reads_not_as_a_full_build(wh, monkeypatch):
+    # The activity reads the events received from 34 days before its window (and each workspace's first
+    # milestones: one small row per workspace and milestone), so its nightly ranges are sized by those days. Cut
+    # as a full build (no reads_days), the large company's nightly ran in 10 ranges, each reading the window's
+    # events and scanning every event for the milestones again (BENCHMARKS.md "Health nightly: one read of the
+    # inputs' history for both fingerprints, the activity's nightly in one range").
+    s = spec(ACTIVITY_MODEL)
+    assert s.reads_days == 34
+    # the tag says what the SQL reads: the received days from reads_days before the window
+    assert re.findall(r"received_day >= cast\(bw.start_day - interval (\d+) day", ACTIVITY_MODEL.sql) == [str(s.reads_days)]
+    # 130 account-days per range: a full build's make 2 ranges, a nightly's (42 per account) 1
+    monkeypatch.setattr(incremental, "memory_limit_gb", lambda con: 130.5 / ACTIVITY_MODEL.incremental["rows_per_gb"])
+    nightly, per_range = incremental.build_ranges(wh, s, window(AS_OF - dt.timedelta(days=7)))
+    assert per_range == 130 and len(nightly) == 1
+    assert len(incremental.build_ranges(wh, s, window(None, mode="full"))[0]) == 2
+    full = rows(wh, ACTIVITY)
+    build_window(wh, ACTIVITY_MODEL, window(AS_OF - dt.timedelta(days=7)))
+    same(rows(wh, ACTIVITY), full)
