@@ -22,6 +22,11 @@ A SQL model becomes incremental with a header tag (cs_kpis/lib/sql.py)::
   first day it writes (its longest trailing window; what it needs from earlier days is a small per-account
   carry), so a nightly window's ranges are sized by the account-days from ``start_day - reads_days`` to the
   as-of day instead of a full build's (BENCHMARKS.md "Indicators by segments").
+- ``window_rows_per_gb`` (default ``rows_per_gb``; only with ``reads_days``): account-days of those read days
+  a nightly window's range may hold per GB, for a model whose nightly holds far less per account-day read than
+  a full build per account-day written (the indicators read the 89 days before the window as sparse activity
+  rows, not a grid: BENCHMARKS.md "Health nightly: one read of the inputs' history"). The accounts a nightly
+  rebuilds on every day are cut by ``rows_per_gb``, as a full build.
 
 The table must have ``account_id`` and ``day`` columns; the as-of day is ``max(day)`` of marts.dim_day.
 Every build is a row of CONTROL_TABLE (``model``, ``mode``, ``start_day``, ``history_start``, ``as_of``,
@@ -86,7 +91,7 @@ ENV_LOOKBACK_DAYS = tuning.SETTINGS["health.lookback_days"].env
 DEFAULT_LOOKBACK_DAYS = tuning.SETTINGS["health.lookback_days"].default
 CHUNK_ROWS = 12_000_000
 """account-days per range of a build, unless the model's tag says otherwise"""
-TAG_KEYS = {"lookback_days", "history", "chunk_rows", "rows_per_gb", "reads_days", "by"}
+TAG_KEYS = {"lookback_days", "history", "chunk_rows", "rows_per_gb", "reads_days", "window_rows_per_gb", "by"}
 
 
 def history_days() -> int | None:
@@ -116,6 +121,8 @@ class Incremental:
     """account-days a range may hold per GB of DuckDB's memory limit (None: chunk_rows alone decides)"""
     reads_days: int | None = None
     """days before its window's first day the model reads (None: it reads every earlier day)"""
+    window_rows_per_gb: int | None = None
+    """account-days read per GB a nightly window's range may hold (None: rows_per_gb)"""
     upstream: tuple[str, ...] = ()
     """tables it reads that are built incrementally too: a full build of one makes the next build full"""
     fingerprint: "Fingerprint | Callable | None" = None
@@ -545,15 +552,15 @@ def memory_limit_gb(con) -> float | None:
     return float(m.group(1)) * _UNITS[m.group(2).lower()] / 1000**3
 
 
-def range_rows(con, spec: Incremental, chunk_rows: int | None = None) -> int:
+def range_rows(con, spec: Incremental, chunk_rows: int | None = None, per_gb: int | None = None) -> int:
     """Account-days per range: ``chunk_rows`` when given, else the model's ``chunk_rows``, lowered to
-    ``rows_per_gb`` x DuckDB's memory limit when the model sets ``rows_per_gb``."""
+    ``rows_per_gb`` (``per_gb`` when given) x DuckDB's memory limit when the model sets ``rows_per_gb``."""
     if chunk_rows:
         return chunk_rows
     rows = spec.chunk_rows
     limit = memory_limit_gb(con) if spec.rows_per_gb else None
     if limit:
-        rows = min(rows, max(1, int(limit * spec.rows_per_gb)))
+        rows = min(rows, max(1, int(limit * (per_gb or spec.rows_per_gb))))
     return rows
 
 
@@ -561,7 +568,10 @@ def build_ranges(con, spec: Incremental, window: BuildWindow, chunk_rows: int | 
                  only: Sequence[str] | None = None) -> tuple[list[tuple[str | None, str | None]], int]:
     """The account ranges of a build of ``window`` (of the accounts ``only``, when given) and the account-days
     per range."""
-    rows_per_range = range_rows(con, spec, chunk_rows)
+    # a nightly window of every other account (not the accounts rebuilt on every day, ``only``) may hold more
+    # account-days read per GB than a full build holds written (window_rows_per_gb)
+    nightly = window.mode == "incremental" and window.start_day is not None and only is None and spec.reads_days
+    rows_per_range = range_rows(con, spec, chunk_rows, spec.window_rows_per_gb if nightly else None)
     # a model sized by memory reads more than the days it writes (trailing windows, the running sums' carry
     # from every earlier day), so a nightly window's ranges are cut by the days it reads: from reads_days
     # before the window, or (unknown reach) as a full build's. On the large company one nightly range of every
