@@ -22,6 +22,11 @@ A SQL model becomes incremental with a header tag (cs_kpis/lib/sql.py)::
   first day it writes (its longest trailing window; what it needs from earlier days is a small per-account
   carry), so a nightly window's ranges are sized by the account-days from ``start_day - reads_days`` to the
   as-of day instead of a full build's (BENCHMARKS.md "Indicators by segments").
+- ``window_rows_per_gb`` (default ``rows_per_gb``; only with ``reads_days``): account-days of those read days
+  a nightly window's range may hold per GB, for a model whose nightly holds far less per account-day read than
+  a full build per account-day written (the indicators read the 89 days before the window as sparse activity
+  rows, not a grid: BENCHMARKS.md "Health nightly: one read of the inputs' history"). The accounts a nightly
+  rebuilds on every day are cut by ``rows_per_gb``, as a full build.
 
 The table must have ``account_id`` and ``day`` columns; the as-of day is ``max(day)`` of marts.dim_day.
 Every build is a row of CONTROL_TABLE (``model``, ``mode``, ``start_day``, ``history_start``, ``as_of``,
@@ -48,9 +53,10 @@ Otherwise it is incremental: the window's days for every account, and every kept
 
 - a model's ``fingerprint`` (Fingerprint) hashes its inputs dated before the previous night's window, per
   account they map to (count and xor of row hashes in FINGERPRINTS_TABLE, ``kpis._build_fingerprints``, the
-  current build's only) and a shared part no account owns. The accounts whose hash differs from last night's
-  (restated or late facts: an old ticket's priority, a remap, which changes the old and the new account's)
-  are rebuilt on every day; a row mapping to no account is in no account's hash;
+  current build's only) and a shared part no account owns; a nightly's plan hashes the day it compares and
+  the day its record keeps in one read of the inputs (Part, BuildWindow.fingerprint_next). The accounts whose
+  hash differs from last night's (restated or late facts: an old ticket's priority, a remap, which changes the
+  old and the new account's) are rebuilt on every day; a row mapping to no account is in no account's hash;
 - the accounts any upstream build since rebuilt on every day (ACCOUNTS_TABLE) are rebuilt too, so the
   indicators and the scores follow the activity's list instead of rebuilding everything;
 - the build is full instead when the shared part changed (the product configuration, the calendar), or when
@@ -85,7 +91,7 @@ ENV_LOOKBACK_DAYS = tuning.SETTINGS["health.lookback_days"].env
 DEFAULT_LOOKBACK_DAYS = tuning.SETTINGS["health.lookback_days"].default
 CHUNK_ROWS = 12_000_000
 """account-days per range of a build, unless the model's tag says otherwise"""
-TAG_KEYS = {"lookback_days", "history", "chunk_rows", "rows_per_gb", "reads_days", "by"}
+TAG_KEYS = {"lookback_days", "history", "chunk_rows", "rows_per_gb", "reads_days", "window_rows_per_gb", "by"}
 
 
 def history_days() -> int | None:
@@ -115,6 +121,8 @@ class Incremental:
     """account-days a range may hold per GB of DuckDB's memory limit (None: chunk_rows alone decides)"""
     reads_days: int | None = None
     """days before its window's first day the model reads (None: it reads every earlier day)"""
+    window_rows_per_gb: int | None = None
+    """account-days read per GB a nightly window's range may hold (None: rows_per_gb)"""
     upstream: tuple[str, ...] = ()
     """tables it reads that are built incrementally too: a full build of one makes the next build full"""
     fingerprint: "Fingerprint | Callable | None" = None
@@ -172,6 +180,9 @@ class BuildWindow:
     accounts: tuple[str, ...] = ()
     """accounts whose every kept day an incremental build rebuilds too (their older inputs changed, or a table
     it reads rebuilt them), sorted; the window's days are rebuilt for every account"""
+    fingerprint_next: str | None = None
+    """a temp table with the per-account fingerprint record() keeps for the next night (at as_of minus the
+    lookback), hashed by the plan in the same read as the one it compared (None: record() hashes it)"""
 
 
 def table_exists(con, table: str) -> bool:
@@ -198,32 +209,100 @@ the same list is a slightly smaller share there); more is a restatement rather t
 
 
 @dataclass(frozen=True)
-class Fingerprint:
-    """What the inputs of a model's rows dated before a day are made of; every ``?`` of a query is that day.
+class Part:
+    """One input of a per-account fingerprint, hashed for any number of days in one scan (a nightly's plan
+    compares last night's day and hashes the next night's from the same read): the rows of ``source`` (a FROM
+    clause) that pass ``where`` and whose ``dated`` is before the day, counted and xor-ed (``hashed``, an
+    expression; ``{day}`` in it stands for the day) per ``key``; with ``mapping`` (a join on ``p``, the counts
+    per key) summed again per ``account`` (many keys, e.g. workspaces, per account: far fewer rows to map)."""
+    source: str
+    key: str
+    dated: str
+    hashed: str
+    where: str = "true"
+    mapping: str = ""
+    account: str = "p.key"
 
-    ``by_account``: one query of ``account_id, rows, hash`` (count and xor of row hashes per account the rows
-    map to, order-independent): a difference rebuilds that account's every kept day. An input row that maps to
-    no account cannot change an account's rows and is left out; a row mapped to another account changes the
-    hash of both. ``shared``: queries of inputs no account owns (the product configuration, the calendar's
-    start): a difference makes the build full."""
+    def per_account(self, days: Sequence[str]) -> str:
+        """account_id and n<i>, h<i> (count and xor of row hashes before day i, each a SQL date expression)."""
+        aggs = ", ".join(f"count(*) filter (where {self.dated} < {d}) as n{i}, bit_xor({self.hashed.replace('{day}', d)}) "
+                         f"filter (where {self.dated} < {d}) as h{i}" for i, d in enumerate(days))
+        last = days[0] if len(days) == 1 else f"greatest({', '.join(days)})"
+        sql = (f"select {self.key} as key, {aggs} from {self.source} where {self.where} and {self.dated} < {last} "
+               f"group by {self.key}")
+        if self.mapping:
+            sums = ", ".join(f"sum(p.n{i}) as n{i}, bit_xor(p.h{i}) as h{i}" for i in range(len(days)))
+            sql = f"select {self.account} as key, {sums} from ({sql}) as p {self.mapping} group by {self.account}"
+        return sql
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What the inputs of a model's rows dated before a day are made of.
+
+    ``parts``: per input, count and xor of row hashes per account the rows map to (order-independent), either
+    a Part or one query of ``account_id, n, h`` (every ``?`` of it is the day); the account's fingerprint is
+    its rows and the xor of each part's hash mixed with the part's number (equal hashes of two inputs cannot
+    cancel out): a difference rebuilds that account's every kept day. An input row that maps to no account
+    cannot change an account's rows and is left out; a row mapped to another account changes the hash of both.
+    ``ctes``: the common table expressions the parts read (``name as (...)``, comma-separated). ``shared``:
+    queries of inputs no account owns (the product configuration, the calendar's start; every ``?`` is the
+    day): a difference makes the build full."""
     shared: tuple[str, ...]
-    by_account: str
+    parts: tuple["Part | str", ...]
+    ctes: str = ""
+
+    def sql(self, days: Sequence[str]) -> str:
+        """One query of ``k, account_id, rows, hash``: the fingerprint before each day ``days[k]`` (SQL date
+        expressions), each part read once for all of them."""
+        ctes, blocks = [self.ctes] if self.ctes else [], []
+        for num, part in enumerate(self.parts, 1):
+            if isinstance(part, str):  # its own query per day (a day-dependent row, e.g. an end hashed as none)
+                blocks += [f"select {num} as part, {k} as k, account_id, n, h from ({part.replace('?', d)}) as p{num}_{k}"
+                           for k, d in enumerate(days)]
+                continue
+            ctes.append(f"_fp{num} as {'materialized ' if len(days) > 1 else ''}({part.per_account(days)})")
+            blocks += [f"select {num} as part, {k} as k, key as account_id, n{k} as n, h{k} as h from _fp{num} "
+                       f"where n{k} > 0" for k in range(len(days))]
+        union = "\n    union all\n    ".join(blocks)
+        return (f"with {', '.join(ctes)}\n" if ctes else "") + (
+            f"select k, account_id, sum(n) as rows, bit_xor(hash(part, h)) as hash from (\n    {union}\n) as parts "
+            "group by k, account_id")
+
+    @property
+    def by_account(self) -> str:
+        """The query of ``k, account_id, rows, hash`` for one day, every ``?`` of it that day."""
+        return self.sql(["cast(? as date)"])
 
     def shared_hash(self, con, before: dt.date) -> str:
         return fingerprint_of(con, self.shared, before)
 
     def compute(self, con, before: dt.date, into: str) -> None:
         """The per-account fingerprint at ``before`` into the temp table ``into`` (account_id, rows, hash)."""
-        con.execute("set TimeZone = 'UTC'")
-        sql = self.by_account
-        con.execute(f"create or replace temp table {into} as select account_id, cast(rows as bigint) as rows, "
-                    f"cast(hash as ubigint) as hash from ({sql}) as f where account_id is not null",
-                    [before] * sql.count("?"))
+        self.compute_days(con, [before], [into])
 
-    def changed_accounts(self, con, before: dt.date, table: str) -> list[str]:
+    def compute_days(self, con, days: Sequence[dt.date], intos: Sequence[str]) -> None:
+        """The per-account fingerprint at each of ``days`` into the temp table of ``intos`` at the same place,
+        every input read once."""
+        con.execute("set TimeZone = 'UTC'")
+        sql = self.sql([f"cast('{d.isoformat()}' as date)" for d in days])
+        con.execute(f"create or replace temp table _fingerprint_days as select k, account_id, cast(rows as bigint) "
+                    f"as rows, cast(hash as ubigint) as hash from ({sql}) as f where account_id is not null")
+        for k, into in enumerate(intos):
+            con.execute(f"create or replace temp table {into} as select account_id, rows, hash "
+                        f"from _fingerprint_days where k = {k}")
+        con.execute("drop table if exists _fingerprint_days")
+
+    def changed_accounts(self, con, before: dt.date, table: str, also: tuple[dt.date, str] | None = None) -> list[str]:
         """The accounts whose fingerprint at ``before`` differs from the one recorded for ``table``'s current
-        build (an account with inputs on one side only counts too)."""
-        self.compute(con, before, "_fingerprint_now")
+        build (an account with inputs on one side only counts too). ``also`` (a day, a temp table): the
+        fingerprint at that day too, from the same read, into that table (record() reads it: a nightly reads
+        its inputs' history once)."""
+        days, intos = [before], ["_fingerprint_now"]
+        if also is not None:
+            days.append(also[0])
+            intos.append(also[1])
+        self.compute_days(con, days, intos)
         got = con.execute(
             f"select coalesce(n.account_id, p.account_id) as account_id from _fingerprint_now as n "
             f"full outer join (select * from {FINGERPRINTS_TABLE} where model = ?) as p "
@@ -253,6 +332,18 @@ def current(con, table: str) -> dict | None:
 PLANNER_TABLES = ("marts.dim_day", "marts.subscription_periods")
 """what the planner reads besides the model's own inputs (the as-of day, each account's first subscription
 day): every incremental model's asset depends on them"""
+
+
+def next_fingerprint_table(table: str) -> str:
+    """The temp table in which a nightly's plan of ``table`` leaves the per-account fingerprint its record
+    keeps (BuildWindow.fingerprint_next)."""
+    return "_fingerprint_next_" + re.sub(r"[^a-z0-9]", "_", table.lower())
+
+
+def next_fingerprint_day(spec: Incremental, as_of: dt.date) -> dt.date:
+    """The day a build of ``as_of`` hashes its inputs before, for the next night to compare: the first day of
+    the next night's lookback."""
+    return as_of - dt.timedelta(days=spec.lookback() - 1)
 
 
 def plan(con, spec: Incremental, *, full_refresh: bool = False) -> BuildWindow:
@@ -292,7 +383,9 @@ def plan(con, spec: Incremental, *, full_refresh: bool = False) -> BuildWindow:
         if spec.fingerprint.shared_hash(con, fp_day) != prev.get("fingerprint"):
             return full(f"inputs dated before {fp_day} that no account owns changed since the last build (the "
                         "product configuration, the calendar's start)")
-        changed = spec.fingerprint.changed_accounts(con, fp_day, spec.table)
+        # tonight's fingerprint for the next night too, from the same read of the inputs' history (record())
+        fingerprint_next = (next_fingerprint_day(spec, as_of), next_fingerprint_table(spec.table))
+        changed = spec.fingerprint.changed_accounts(con, fp_day, spec.table, also=fingerprint_next)
         start = min(start, fp_day)
     start = min([start, *(b["start_day"] for b in since)])
     if history_start is not None:
@@ -307,11 +400,13 @@ def plan(con, spec: Incremental, *, full_refresh: bool = False) -> BuildWindow:
             f"{len(upstream)} rebuilt upstream" if upstream else "") if part)
         too_many, listed = rebuilt_share(con, accounts, why)
         if too_many:
+            con.execute(f"drop table if exists {next_fingerprint_table(spec.table)}")
             return full(too_many)
         reason += f"; {listed}"
     elif spec.fingerprint is not None:
         reason += "; older inputs unchanged"
-    return BuildWindow("incremental", start, history_start, as_of, spec.sql_version, reason, accounts)
+    return BuildWindow("incremental", start, history_start, as_of, spec.sql_version, reason, accounts,
+                       next_fingerprint_table(spec.table) if spec.fingerprint is not None else None)
 
 
 def rebuilt_accounts(con, done: Sequence[dict]) -> list[str]:
@@ -368,17 +463,19 @@ def record(con, spec: Incremental, window: BuildWindow | None) -> int:
     window = window or BuildWindow("full", None, None, None, "", "full build of every day, version unknown")
     fp_day = fp = fp_accounts = None
     if window.as_of is not None and spec.fingerprint is not None and not isinstance(spec.fingerprint, Fingerprint):
-        fp_day = window.as_of - dt.timedelta(days=spec.lookback() - 1)
+        fp_day = next_fingerprint_day(spec, window.as_of)
         fp = spec.fingerprint(con, fp_day)
     elif window.as_of is not None and spec.fingerprint is not None:
-        fp_day = window.as_of - dt.timedelta(days=spec.lookback() - 1)
+        fp_day = next_fingerprint_day(spec, window.as_of)
         fp = spec.fingerprint.shared_hash(con, fp_day)
         con.execute(f"delete from {FINGERPRINTS_TABLE} where model = ?", [spec.table])
-        spec.fingerprint.compute(con, fp_day, "_fingerprint_new")
-        con.execute(f"insert into {FINGERPRINTS_TABLE} select ?, account_id, rows, hash from _fingerprint_new",
-                    [spec.table])
-        fp_accounts = con.execute("select count(*) from _fingerprint_new").fetchall()[0][0]
-        con.execute("drop table if exists _fingerprint_new")
+        new = window.fingerprint_next  # hashed by the plan, in the read it compared
+        if new is None:
+            new = "_fingerprint_new"
+            spec.fingerprint.compute(con, fp_day, new)
+        con.execute(f"insert into {FINGERPRINTS_TABLE} select ?, account_id, rows, hash from {new}", [spec.table])
+        fp_accounts = con.execute(f"select count(*) from {new}").fetchall()[0][0]
+        con.execute(f"drop table if exists {new}")
     seq = con.execute(f"select coalesce(max(build_seq), 0) + 1 from {CONTROL_TABLE}").fetchall()[0][0]
     con.execute(f"update {CONTROL_TABLE} set is_current = false where model = ? and is_current", [spec.table])
     con.execute(f"insert into {CONTROL_TABLE} (model, build_seq, is_current, mode, start_day, history_start, as_of, "
@@ -455,15 +552,15 @@ def memory_limit_gb(con) -> float | None:
     return float(m.group(1)) * _UNITS[m.group(2).lower()] / 1000**3
 
 
-def range_rows(con, spec: Incremental, chunk_rows: int | None = None) -> int:
+def range_rows(con, spec: Incremental, chunk_rows: int | None = None, per_gb: int | None = None) -> int:
     """Account-days per range: ``chunk_rows`` when given, else the model's ``chunk_rows``, lowered to
-    ``rows_per_gb`` x DuckDB's memory limit when the model sets ``rows_per_gb``."""
+    ``rows_per_gb`` (``per_gb`` when given) x DuckDB's memory limit when the model sets ``rows_per_gb``."""
     if chunk_rows:
         return chunk_rows
     rows = spec.chunk_rows
     limit = memory_limit_gb(con) if spec.rows_per_gb else None
     if limit:
-        rows = min(rows, max(1, int(limit * spec.rows_per_gb)))
+        rows = min(rows, max(1, int(limit * (per_gb or spec.rows_per_gb))))
     return rows
 
 
@@ -471,7 +568,10 @@ def build_ranges(con, spec: Incremental, window: BuildWindow, chunk_rows: int | 
                  only: Sequence[str] | None = None) -> tuple[list[tuple[str | None, str | None]], int]:
     """The account ranges of a build of ``window`` (of the accounts ``only``, when given) and the account-days
     per range."""
-    rows_per_range = range_rows(con, spec, chunk_rows)
+    # a nightly window of every other account (not the accounts rebuilt on every day, ``only``) may hold more
+    # account-days read per GB than a full build holds written (window_rows_per_gb)
+    nightly = window.mode == "incremental" and window.start_day is not None and only is None and spec.reads_days
+    rows_per_range = range_rows(con, spec, chunk_rows, spec.window_rows_per_gb if nightly else None)
     # a model sized by memory reads more than the days it writes (trailing windows, the running sums' carry
     # from every earlier day), so a nightly window's ranges are cut by the days it reads: from reads_days
     # before the window, or (unknown reach) as a full build's. On the large company one nightly range of every

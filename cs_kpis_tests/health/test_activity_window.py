@@ -6,10 +6,12 @@ window starting in March must still end the 30-day spells of events up to 30 day
 
 import dataclasses
 import datetime as dt
+import re
 
 import duckdb
 import pytest
 
+from cs_kpis.defs.health.fingerprints import FINGERPRINTS
 from cs_kpis.lib import incremental
 from cs_kpis_tests.health.fixtures import ACTIVITY_MODEL, build_window, plan, spec, write_inputs
 from cs_kpis_tests.health.test_history import rows, same
@@ -200,3 +202,71 @@ def test_an_sql_change_or_full_refresh_forces_a_full_build(wh):
     assert incremental.plan(wh, dataclasses.replace(spec(ACTIVITY_MODEL), sql_version="another")).mode == "full"
     w = plan(wh, ACTIVITY_MODEL, full_refresh=True)
     assert w.mode == "full" and w.start_day is None
+
+
+LATER_CHANGE = {
+    "account_activity_daily": ("insert into staging.stg_product__events values ('late2', 'track', 'u9', 'Signed In', "
+                               "'ws_a', '2025-02-10 10:00:00+00', '2025-04-30')"),
+    "account_indicators_daily": f"update {ACTIVITY} set events = events + 1 where day < '2025-03-01'",
+}
+
+
+@pytest.mark.parametrize("model", list(LATER_CHANGE))
+def test_a_nightly_reads_its_inputs_history_once_for_both_fingerprints(wh, monkeypatch, model):
+    # The plan hashes the inputs dated before last night's fingerprint day (to compare) and before tonight's
+    # (for the record, which the next night compares) in one read of their history; the record keeps what the
+    # plan read instead of reading every event (or activity row) again. It hashed them twice: BENCHMARKS.md
+    # "Health nightly: one read of the inputs' history for both fingerprints".
+    from cs_kpis_tests.health.fixtures import MODELS
+
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
+    m = MODELS[model]
+    for built in (ACTIVITY_MODEL, m):  # full builds that record their fingerprints
+        build_window(wh, built, plan(wh, built, full_refresh=True))
+    w = plan(wh, m)
+    assert w.mode == "incremental" and w.fingerprint_next, w.reason
+    fp, day = FINGERPRINTS[m.table], incremental.next_fingerprint_day(spec(m), AS_OF)
+    fp.compute(wh, day, "_expected")
+    expected = wh.execute("select account_id, rows, hash from _expected order by 1").fetchall()
+    assert expected
+    # an old input changing after the plan cannot reach the record: it was hashed once, by the plan
+    wh.execute(LATER_CHANGE[model])
+    build_window(wh, m, w)
+    recorded = wh.execute(f"select account_id, rows, hash from {incremental.FINGERPRINTS_TABLE} where model = ? "
+                          "order by 1", [m.table]).fetchall()
+    assert recorded == expected
+    assert not wh.execute("select count(*) from duckdb_tables() where temporary and table_name = ?",
+                          [incremental.next_fingerprint_table(m.table)]).fetchall()[0][0]
+
+
+@pytest.mark.parametrize("model", ["kpis.account_activity_daily", "kpis.account_indicators_daily"])
+def test_the_fingerprints_of_two_days_read_together_equal_each_day_read_alone(wh, model):
+    fp, days = FINGERPRINTS[model], [dt.date(2025, 3, 1), dt.date(2025, 4, 28)]
+    build_window(wh, ACTIVITY_MODEL, plan(wh, ACTIVITY_MODEL, full_refresh=True))
+    fp.compute_days(wh, days, ["_both_0", "_both_1"])
+    for k, day in enumerate(days):
+        fp.compute(wh, day, "_alone")
+        alone = wh.execute("select * from _alone order by all").fetchall()
+        assert alone and wh.execute(f"select * from _both_{k} order by all").fetchall() == alone
+    assert (wh.execute("select * from _both_0 order by all").fetchall()
+            != wh.execute("select * from _both_1 order by all").fetchall())
+
+
+def test_a_nightly_window_is_cut_by_the_days_it_reads_not_as_a_full_build(wh, monkeypatch):
+    # The activity reads the events received from 34 days before its window (and each workspace's first
+    # milestones: one small row per workspace and milestone), so its nightly ranges are sized by those days. Cut
+    # as a full build (no reads_days), the large company's nightly ran in 10 ranges, each reading the window's
+    # events and scanning every event for the milestones again (BENCHMARKS.md "Health nightly: one read of the
+    # inputs' history for both fingerprints, the activity's nightly in one range").
+    s = spec(ACTIVITY_MODEL)
+    assert s.reads_days == 34
+    # the tag says what the SQL reads: the received days from reads_days before the window
+    assert re.findall(r"received_day >= cast\(bw.start_day - interval (\d+) day", ACTIVITY_MODEL.sql) == [str(s.reads_days)]
+    # 130 account-days per range: a full build's make 2 ranges, a nightly's (42 per account) 1
+    monkeypatch.setattr(incremental, "memory_limit_gb", lambda con: 130.5 / ACTIVITY_MODEL.incremental["rows_per_gb"])
+    nightly, per_range = incremental.build_ranges(wh, s, window(AS_OF - dt.timedelta(days=7)))
+    assert per_range == 130 and len(nightly) == 1
+    assert len(incremental.build_ranges(wh, s, window(None, mode="full"))[0]) == 2
+    full = rows(wh, ACTIVITY)
+    build_window(wh, ACTIVITY_MODEL, window(AS_OF - dt.timedelta(days=7)))
+    same(rows(wh, ACTIVITY), full)

@@ -275,8 +275,11 @@ def test_a_nightly_window_of_a_memory_sized_model_is_cut_by_the_days_it_reads(wh
     # the tag says what the SQL reads: its grid starts reads_days before the window (a change to one alone would
     # size the nightly ranges for days the statement does not read)
     assert re.findall(r"max\(start_day\) - interval (\d+) day as date\) as reads_from", INDICATOR_MODEL.sql) == [str(spec.reads_days)]
+    # a nightly window's ranges hold window_rows_per_gb account-days read per GB (the 89 days are read as sparse
+    # activity rows, not a grid); a full build's and the rebuilt accounts' rows_per_gb account-days written
+    assert spec.window_rows_per_gb > spec.rows_per_gb
     monkeypatch.setattr(incremental, "memory_limit_gb",
-                        lambda con: (range_rows + 0.5) / INDICATOR_MODEL.incremental["rows_per_gb"])
+                        lambda con: (range_rows + 0.5) / INDICATOR_MODEL.incremental["window_rows_per_gb"])
     start = AS_OF - dt.timedelta(days=7)
     reach = start - dt.timedelta(days=89)
     cut = {name: len(incremental.account_ranges(wh, window(day, mode="incremental"), chunk_rows=range_rows))
@@ -320,3 +323,18 @@ def test_a_nightly_window_computes_the_trailing_sums_over_its_output_days_only(w
     stats = build_window(wh, INDICATOR_MODEL, window(start, mode="incremental"))
     assert stats["rows_written"] == written
     same(rows(wh, "kpis.account_indicators_daily"), full)
+
+
+def test_a_nightly_window_holds_more_account_days_read_per_gb_than_a_full_build(wh, monkeypatch):
+    # One nightly range of the large company's 100,000 accounts (9.7 M account-days read) peaked at 5.3 GB under a
+    # 7.5 GB limit; sized by rows_per_gb (a full build's 250,000 written per GB) it ran in 7 ranges, each reading
+    # the activity's whole history for its carry (BENCHMARKS.md "Health nightly: one read of the inputs' history").
+    # The accounts rebuilt on every day are still cut as a full build
+    s = INDICATOR_MODEL.incremental_spec()
+    monkeypatch.setattr(incremental, "memory_limit_gb", lambda con: 100.5 / s.rows_per_gb)
+    start = AS_OF - dt.timedelta(days=7)
+    nightly, per_range = incremental.build_ranges(wh, s, window(start, mode="incremental"))
+    assert per_range == int(100.5 / s.rows_per_gb * s.window_rows_per_gb) and len(nightly) == 1
+    listed = dataclasses.replace(window(start, mode="incremental"), start_day=dt.date(2025, 1, 1))
+    assert incremental.build_ranges(wh, s, listed, only=["acc_a", "acc_b", "acc_c"])[1] == 100
+    assert incremental.build_ranges(wh, s, window(None, mode="full"))[1] == 100

@@ -41,9 +41,10 @@ def test_an_incremental_model_needs_account_id_and_day_in_its_grain(tmp_path):
 
 
 def test_the_health_models_are_tagged_and_read_the_tables_they_build_after():
-    assert ACTIVITY_MODEL.incremental == {"lookback_days": 7, "chunk_rows": 40_000_000, "rows_per_gb": 1_500_000}
+    assert ACTIVITY_MODEL.incremental == {"lookback_days": 7, "chunk_rows": 40_000_000, "rows_per_gb": 1_500_000,
+                                          "reads_days": 34}
     assert INDICATOR_MODEL.incremental == {"lookback_days": 7, "limited_history": True, "rows_per_gb": 250_000,
-                                           "reads_days": 89}
+                                           "reads_days": 89, "window_rows_per_gb": 1_500_000}
     assert ACTIVITY_MODEL.table in INDICATOR_MODEL.incremental_spec().upstream
 
 

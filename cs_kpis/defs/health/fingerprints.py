@@ -11,19 +11,10 @@ paid late, CSM sentiment history) reach days older than the lookback only with `
 import datetime as dt
 from pathlib import Path
 
-from cs_kpis.lib.incremental import Fingerprint
+from cs_kpis.lib.incremental import Fingerprint, Part
 from cs_kpis.lib.sql import sql_part
 
 SQL_DIR = Path(__file__).parent / "sql"
-
-
-def _by_account(parts: list[str]) -> str:
-    """One query of (account_id, rows, hash) over ``parts`` (each: account_id, n, h per account), each part's
-    hash mixed with its number so that equal hashes of two inputs cannot cancel out."""
-    union = "\n    union all\n".join(f"select {k} as part, account_id, n, h from ({sql}) as p{k}"
-                                    for k, sql in enumerate(parts, 1))
-    return (f"select account_id, sum(n) as rows, bit_xor(hash(part, h)) as hash from (\n    {union}\n) as parts "
-            "group by account_id")
 
 
 PRODUCT_CONFIG_SQL = ("select count(*), coalesce(bit_xor(hash(t)), 0) from kpis.health_product_config as t "
@@ -37,16 +28,19 @@ INDICATOR_FINGERPRINT = Fingerprint(
     # day is hashed as no end: the indicators read it only as "in force on the day" (start <= day < end), the
     # same for every older day either way, and an open MRR level or period ending on the new day (a change, a
     # cancellation) made every such nightly rebuild the year
-    by_account=_by_account([
-        f"select account_id, count(*) as n, bit_xor(hash(t)) as h from (select * {replace} from {table}) as t "
-        f"where {column} < ? group by account_id"
-        for table, column, replace in (
-            ("kpis.account_activity_daily", "day", ""),
-            ("marts.mrr_daily_changes", "change_date",
-             "replace (case when next_change_date < cast(? as date) then next_change_date end as next_change_date)"),
-            ("marts.subscription_periods", "start_date",
-             "replace (case when end_date < cast(? as date) then end_date end as end_date)"),
-        )]),
+    parts=(
+        # the activity: every column of every row (read once for the two days a nightly hashes)
+        Part(source="(select * from kpis.account_activity_daily) as t", key="t.account_id", dated="t.day",
+             hashed="hash(t)"),
+        *(f"select account_id, count(*) as n, bit_xor(hash(t)) as h from (select * {replace} from {table}) as t "
+          f"where {column} < ? group by account_id"
+          for table, column, replace in (
+              ("marts.mrr_daily_changes", "change_date",
+               "replace (case when next_change_date < cast(? as date) then next_change_date end as next_change_date)"),
+              ("marts.subscription_periods", "start_date",
+               "replace (case when end_date < cast(? as date) then end_date end as end_date)"),
+          )),
+    ),
 )
 INDICATOR_FINGERPRINT_SQL = (*INDICATOR_FINGERPRINT.shared, INDICATOR_FINGERPRINT.by_account)
 
@@ -56,8 +50,8 @@ def indicator_fingerprint(con, before: dt.date) -> str:
     return INDICATOR_FINGERPRINT.shared_hash(con, before)
 
 
-ACTIVITY_BY_ACCOUNT_SQL = f"""
-with tickets as (
+ACTIVITY_CTES = f"""
+tickets as (
     -- the tickets as the activity reads them (sql/parts/support_tickets.sql): of organizations mapped to an account
     select account_id, ticket_id, priority, created_day, solved_day from (
 {sql_part(SQL_DIR, 'support_tickets')}
@@ -66,34 +60,30 @@ with tickets as (
 xref as (
     select source_system, source_id, crm_account_id as account_id from marts.account_xref
     where crm_account_id is not null
-)
-""" + _by_account([
+)"""
+ACTIVITY_PARTS = (
     # a late event (counted per workspace first: far fewer rows to map), its workspace's account
-    ("select x.account_id, sum(e.n) as n, bit_xor(e.h) as h from (select workspace_id, count(*) as n, "
-     "bit_xor(hash(message_id)) as h from staging.stg_product__events where event_type = 'track' "
-     "and occurred_at < cast(? as date) group by workspace_id) as e "
-     "inner join xref as x on x.source_system = 'product' and x.source_id = e.workspace_id group by x.account_id"),
+    Part(source="staging.stg_product__events", where="event_type = 'track'", dated="occurred_at", key="workspace_id",
+         hashed="hash(message_id)", mapping="inner join xref as x on x.source_system = 'product' and x.source_id = p.key",
+         account="x.account_id"),
     # a ticket whose priority class or organization changed (the activity counts open urgent/high days by the
     # latest priority, and reads no other class: low -> normal changes no row, so it is hashed as the class);
     # a solved day on or after the day is hashed as none (it changes no older day)
-    ("select account_id, count(*) as n, bit_xor(hash(ticket_id, coalesce(priority in ('urgent', 'high'), false), "
-     "created_day, "
-     "case when solved_day < cast(? as date) then solved_day end)) as h "
-     "from tickets where created_day < cast(? as date) group by account_id"),
+    Part(source="tickets", key="account_id", dated="created_day",
+         hashed="hash(ticket_id, coalesce(priority in ('urgent', 'high'), false), created_day, "
+                "case when solved_day < {day} then solved_day end)"),
     # satisfaction ratings, under their ticket's account
-    ("select t.account_id, count(*) as n, "
-     "bit_xor(hash(r.ticket_id, r.score, cast(coalesce(r.updated_at, r.created_at) as date))) as h "
-     "from staging.stg_support__satisfaction_ratings as r inner join tickets as t on t.ticket_id = r.ticket_id "
-     "where cast(coalesce(r.updated_at, r.created_at) as date) < cast(? as date) group by t.account_id"),
-    ("select x.account_id, count(*) as n, bit_xor(hash(r.person_id, r.score, cast(r.responded_at as date))) as h "
-     "from staging.stg_nps__survey_responses as r "
-     "inner join xref as x on x.source_system = 'nps' and x.source_id = r.person_id "
-     "where r.responded_at < cast(? as date) group by x.account_id"),
-    ("select x.account_id, count(*) as n, bit_xor(hash(e.event_id, e.customer_id, e.event_type)) as h "
-     "from staging.stg_billing__events as e "
-     "inner join xref as x on x.source_system = 'billing' and x.source_id = e.customer_id "
-     "where e.event_type = 'invoice.payment_failed' and e.created_at < cast(? as date) group by x.account_id"),
-])
+    Part(source="staging.stg_support__satisfaction_ratings as r inner join tickets as t on t.ticket_id = r.ticket_id",
+         key="t.account_id", dated="cast(coalesce(r.updated_at, r.created_at) as date)",
+         hashed="hash(r.ticket_id, r.score, cast(coalesce(r.updated_at, r.created_at) as date))"),
+    Part(source="staging.stg_nps__survey_responses as r "
+                "inner join xref as x on x.source_system = 'nps' and x.source_id = r.person_id",
+         key="x.account_id", dated="r.responded_at", hashed="hash(r.person_id, r.score, cast(r.responded_at as date))"),
+    Part(source="staging.stg_billing__events as e "
+                "inner join xref as x on x.source_system = 'billing' and x.source_id = e.customer_id",
+         where="e.event_type = 'invoice.payment_failed'", key="x.account_id", dated="e.created_at",
+         hashed="hash(e.event_id, e.customer_id, e.event_type)"),
+)
 
 ACTIVITY_FINGERPRINT = Fingerprint(
     # what kpis.account_activity_daily's rows dated before a day are made of, per account as the activity maps
@@ -101,7 +91,8 @@ ACTIVITY_FINGERPRINT = Fingerprint(
     # (both rebuilt), a mapping first seen for an id without older rows (a new NPS respondent every day on a
     # real company) changes none, and rows of ids mapped to no account are in no account's rows
     shared=(PRODUCT_CONFIG_SQL,),
-    by_account=ACTIVITY_BY_ACCOUNT_SQL,
+    parts=ACTIVITY_PARTS,
+    ctes=ACTIVITY_CTES,
 )
 ACTIVITY_FINGERPRINT_SQL = (*ACTIVITY_FINGERPRINT.shared, ACTIVITY_FINGERPRINT.by_account)
 

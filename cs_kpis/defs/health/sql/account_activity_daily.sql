@@ -14,9 +14,11 @@
 -- limit (12 M at 8 GB), so the event windows spill less. A nightly build
 -- rebuilds the days from start_day, reading events from 31 days before it: a spell that reaches a rebuilt
 -- day started at most 30 days earlier, so the rebuilt days equal a full build's (tested); first milestones
--- still read every event.
+-- still read every event (one small row per workspace and milestone). reads_days=34 (the received days read
+-- before the window) sizes a nightly's account ranges by those days: cut as a full build, the large
+-- company's nightly ran in 10 ranges, each reading the window's events and every event for the milestones.
 -- @grain account_id, day
--- @incremental lookback_days=7 chunk_rows=40000000 rows_per_gb=1500000
+-- @incremental lookback_days=7 chunk_rows=40000000 rows_per_gb=1500000 reads_days=34
 -- @column account_id: CRM account (marts.account_xref crm_account_id)
 -- @column day: calendar day (UTC)
 -- @column events: tracked (track) events that day

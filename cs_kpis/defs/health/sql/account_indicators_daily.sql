@@ -17,7 +17,7 @@
 -- actives, milestones, open urgent/high tickets) start from the sum of every activity delta before those
 -- days, so a windowed build equals the same days of a full build (tested). The history kept is CS_KPIS_HEALTH_HISTORY_DAYS days.
 -- @grain account_id, day
--- @incremental lookback_days=7 history=limited rows_per_gb=250000 reads_days=89
+-- @incremental lookback_days=7 history=limited rows_per_gb=250000 reads_days=89 window_rows_per_gb=1500000
 -- @column account_id: CRM account
 -- @column day: the as-of day (UTC)
 -- @column root_account_id: top of the account's hierarchy (marts.accounts; the account itself when unknown)
