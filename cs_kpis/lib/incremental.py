@@ -26,7 +26,8 @@ A SQL model becomes incremental with a header tag (cs_kpis/lib/sql.py)::
   a nightly window's range may hold per GB, for a model whose nightly holds far less per account-day read than
   a full build per account-day written (the indicators read the 89 days before the window as sparse activity
   rows, not a grid: BENCHMARKS.md "Health nightly: one read of the inputs' history"). The accounts a nightly
-  rebuilds on every day are cut by ``rows_per_gb``, as a full build.
+  rebuilds on every day are cut by ``rows_per_gb``, as a full build, and so is a window that writes more than a
+  nightly's lookback + 1 days (a catch-up after missed nights: the days written are a full grid per account).
 
 The table must have ``account_id`` and ``day`` columns; the as-of day is ``max(day)`` of marts.dim_day.
 Every build is a row of CONTROL_TABLE (``model``, ``mode``, ``start_day``, ``history_start``, ``as_of``,
@@ -470,6 +471,9 @@ def record(con, spec: Incremental, window: BuildWindow | None) -> int:
         fp = spec.fingerprint.shared_hash(con, fp_day)
         con.execute(f"delete from {FINGERPRINTS_TABLE} where model = ?", [spec.table])
         new = window.fingerprint_next  # hashed by the plan, in the read it compared
+        if new is not None and not con.execute("select count(*) from duckdb_tables() where temporary and "
+                                                "table_name = ?", [new]).fetchall()[0][0]:
+            new = None  # planned on another connection (its temp tables are not this one's): hash it here
         if new is None:
             new = "_fingerprint_new"
             spec.fingerprint.compute(con, fp_day, new)
@@ -569,8 +573,11 @@ def build_ranges(con, spec: Incremental, window: BuildWindow, chunk_rows: int | 
     """The account ranges of a build of ``window`` (of the accounts ``only``, when given) and the account-days
     per range."""
     # a nightly window of every other account (not the accounts rebuilt on every day, ``only``) may hold more
-    # account-days read per GB than a full build holds written (window_rows_per_gb)
-    nightly = window.mode == "incremental" and window.start_day is not None and only is None and spec.reads_days
+    # account-days read per GB than a full build holds written (window_rows_per_gb), so long as it writes no
+    # more days than a nightly does (the lookback's days up to last night's as-of day, and tonight's): the days
+    # written are a full grid per account, so a catch-up window after missed nights is cut as a full build's
+    nightly = (window.mode == "incremental" and window.start_day is not None and only is None and spec.reads_days
+               and window.as_of is not None and (window.as_of - window.start_day).days <= spec.lookback())
     rows_per_range = range_rows(con, spec, chunk_rows, spec.window_rows_per_gb if nightly else None)
     # a model sized by memory reads more than the days it writes (trailing windows, the running sums' carry
     # from every earlier day), so a nightly window's ranges are cut by the days it reads: from reads_days

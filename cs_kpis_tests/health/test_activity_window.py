@@ -239,6 +239,26 @@ def test_a_nightly_reads_its_inputs_history_once_for_both_fingerprints(wh, monke
                           [incremental.next_fingerprint_table(m.table)]).fetchall()[0][0]
 
 
+def test_a_record_on_another_connection_than_the_plan_hashes_the_inputs_itself(wh, monkeypatch):
+    # the plan's hash for tonight is a temp table of the plan's connection; a build on another connection
+    # cannot see it, and records the fingerprint it hashes itself instead of failing
+    import dataclasses
+
+    from cs_kpis_tests.health.fixtures import MODELS
+
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
+    m = MODELS["account_activity_daily"]
+    build_window(wh, m, plan(wh, m, full_refresh=True))
+    w = dataclasses.replace(plan(wh, m), fingerprint_next="_fingerprint_next_of_another_connection")
+    fp, day = FINGERPRINTS[m.table], incremental.next_fingerprint_day(spec(m), AS_OF)
+    fp.compute(wh, day, "_expected")
+    expected = wh.execute("select account_id, rows, hash from _expected order by 1").fetchall()
+    build_window(wh, m, w)
+    recorded = wh.execute(f"select account_id, rows, hash from {incremental.FINGERPRINTS_TABLE} where model = ? "
+                          "order by 1", [m.table]).fetchall()
+    assert expected and recorded == expected
+
+
 @pytest.mark.parametrize("model", ["kpis.account_activity_daily", "kpis.account_indicators_daily"])
 def test_the_fingerprints_of_two_days_read_together_equal_each_day_read_alone(wh, model):
     fp, days = FINGERPRINTS[model], [dt.date(2025, 3, 1), dt.date(2025, 4, 28)]

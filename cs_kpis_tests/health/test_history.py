@@ -338,3 +338,7 @@ def test_a_nightly_window_holds_more_account_days_read_per_gb_than_a_full_build(
     listed = dataclasses.replace(window(start, mode="incremental"), start_day=dt.date(2025, 1, 1))
     assert incremental.build_ranges(wh, s, listed, only=["acc_a", "acc_b", "acc_c"])[1] == 100
     assert incremental.build_ranges(wh, s, window(None, mode="full"))[1] == 100
+    # a catch-up window after a missed night writes more days than a nightly's lookback + 1 (a full grid per
+    # account): cut as a full build, not by the nightly's rate (a month's catch-up in one range would pass 7.5 GB on the large company)
+    catch_up = AS_OF - dt.timedelta(days=s.lookback() + 1)
+    assert incremental.build_ranges(wh, s, window(catch_up, mode="incremental"))[1] == 100
