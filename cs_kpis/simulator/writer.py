@@ -48,6 +48,7 @@ import os
 import queue
 import shutil
 import signal
+import threading
 import traceback
 from pathlib import Path
 
@@ -82,7 +83,18 @@ class _Helper:
         self._result = ctx.Queue()
         self.proc = ctx.Process(target=target, args=(self.q, self._result, *args),
                                 name=f"cs_kpis-simulator-{what.replace(' ', '-')}", daemon=True)
-        self.proc.start()
+        # an ignored SIGTERM stays ignored across exec, and close() stops a helper with it: a helper that is
+        # still starting up when it comes must not have inherited SIG_IGN (a background job's SIGINT, which
+        # Dagster's handlers map SIGTERM to)
+        ignored = (threading.current_thread() is threading.main_thread()
+                   and signal.getsignal(signal.SIGTERM) is signal.SIG_IGN)
+        if ignored:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            self.proc.start()
+        finally:
+            if ignored:
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
         self.done = False
 
     def send(self, msg) -> None:
@@ -131,6 +143,9 @@ class _Helper:
         if not self.done:
             if self.proc.is_alive():
                 self.proc.terminate()
+                self.proc.join(10)
+            if self.proc.is_alive():  # SIGTERM ignored after all
+                self.proc.kill()
                 self.proc.join(10)
             for q in (self.q, self._result):
                 q.cancel_join_thread()
@@ -264,8 +279,11 @@ def no_helper_running(scratch_dir: Path) -> None:
 def _helper_started(scratch: Path) -> None:
     """The first thing a helper process does: Ctrl-C (SIGINT, sent to the terminal's whole process group) is
     left to the main process, which stops the helpers; without this each helper printed a traceback too. Then
-    it holds its lock (:func:`_hold_lock`)."""
+    it holds its lock (:func:`_hold_lock`). SIGTERM is set to its default whatever the helper inherited: the
+    main process stops helpers with it (``terminate``), and a parent that ignores SIGINT (a background job)
+    under Dagster's handlers, which map SIGTERM to SIGINT's handler, would pass SIGTERM on ignored."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _hold_lock(scratch)
 
 

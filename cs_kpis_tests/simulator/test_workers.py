@@ -22,6 +22,12 @@ from cs_kpis.folder_guard import simulator_may_replace, write_mark
 from cs_kpis.simulator import generate, writer
 from cs_kpis.simulator.writer import RemoteStore, WriterDied
 
+# a subprocess's signals as a shell gives them: CI may run the suite as a background job, whose SIGINT is
+# ignored (and Dagster maps SIGTERM to SIGINT's handler in a process that ran a job), and an ignored signal
+# stays ignored across exec
+_AS_FROM_A_SHELL = ("import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+                    "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n")
+
 
 def _digest(folder: Path) -> dict[str, str]:
     # every file, hidden ones (the simulator's mark) included
@@ -90,7 +96,8 @@ def test_a_failed_writer_lets_the_process_exit(tmp_path):
         "finally:\n"
         "    remote.close()\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=False, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", _AS_FROM_A_SHELL + script, str(tmp_path)],
+                          check=False, capture_output=True, text=True,
                           timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "writer died" in done.stdout
@@ -283,7 +290,8 @@ generate(Path(sys.argv[1]) / "landing", Path(sys.argv[1]) / "truth", size="tiny"
 def _start_helpers(tmp_path: Path, script: str, landing: str, scratch: str) -> tuple[subprocess.Popen, list[int]]:
     """Run ``script`` (its own process group, as a terminal's command) until both its helpers are waiting:
     the writer has opened its store, the events process has written a day. Returns it and the helpers' pids."""
-    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", _AS_FROM_A_SHELL + script, str(tmp_path)],
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         pids = [int(p) for p in _read_line(proc, 120).split()]
@@ -346,7 +354,7 @@ simulator.generate(Path(sys.argv[1]) / "landing", Path(sys.argv[1]) / "truth", s
 def test_a_sigterm_deletes_the_scratch_store(tmp_path, workers):
     # a process manager (or `kill`) stopping the run with SIGTERM, to its process group: the run cleans up as
     # after Ctrl-C (the scratch store is 15 GB on the large company) and exits with 128 + 15
-    proc = subprocess.Popen([sys.executable, "-c", _TERMINATED_WHILE_RUNNING, str(tmp_path), str(workers)],
+    proc = subprocess.Popen([sys.executable, "-c", _AS_FROM_A_SHELL + _TERMINATED_WHILE_RUNNING, str(tmp_path), str(workers)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     scratch = tmp_path / "landing.partial" / "_scratch"
     try:
@@ -400,7 +408,8 @@ def test_a_run_refuses_while_an_earlier_run_s_helper_still_works_in_its_folder(t
     (partial / "_scratch").mkdir(parents=True)
     write_mark(partial, "partial")
     lock = writer._lock_file(partial / "_scratch" / "versions.duckdb")
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDS_THE_LOCK, str(lock)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", _AS_FROM_A_SHELL + _HOLDS_THE_LOCK, str(lock)],
+                              stdout=subprocess.PIPE, text=True)
     try:
         assert _read_line(holder, 30) == "locked\n"
         with pytest.raises(writer.HelperStillRunning, match="earlier run's helper process is still running"):
