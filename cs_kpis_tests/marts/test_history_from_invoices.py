@@ -398,6 +398,18 @@ def warehouse(tmp_path_factory) -> str:
     return path
 
 
+def _changed_copy(warehouse: str, tmp_path, name: str, *statements: str) -> str:
+    """a copy of the scenarios' warehouse with ``statements`` run on it (a check's failing case)"""
+    import shutil
+
+    copy = str(tmp_path / f"{name}.duckdb")
+    shutil.copy(warehouse, copy)
+    with duckdb.connect(copy) as con:
+        for statement in statements:
+            con.execute(statement)
+    return copy
+
+
 @pytest.mark.parametrize("account", sorted(EXPECTED))
 def test_month_end_mrr_from_invoices_matches_the_hand_computation(warehouse, account):
     with duckdb.connect(warehouse, read_only=True) as con:
@@ -457,15 +469,11 @@ def test_blocking_check_takes_a_free_proration_as_the_discount_covering_the_new_
     of the item's 100.00-off coupon). The 0.00 charge for 4 seats, worth 42.71 at list price for Feb 26 ..
     Mar 11 (1,123,200 s of an average month's 2,629,746 s), is the evidence that the coupon covers the new price; had it charged 10.00, MRR 0 would be wrong,
     and the check names February"""
-    import shutil
-
     check = next(c for c in marts_checks if next(iter(c.check_keys)).name == HISTORY_MATCHES_INVOICES)
     assert "sub_free_seats" not in call_check(check, warehouse).metadata["sample"].value
-    copy = str(tmp_path / "charged_proration.duckdb")
-    shutil.copy(warehouse, copy)
-    with duckdb.connect(copy) as con:
-        con.execute("update staging.stg_billing__invoice_lines set amount_minor = 1000 "
-                    "where subscription_id = 'sub_free_seats' and is_proration and not is_proration_credit")
+    copy = _changed_copy(warehouse, tmp_path, "charged_proration",
+                         "update staging.stg_billing__invoice_lines set amount_minor = 1000 "
+                         "where subscription_id = 'sub_free_seats' and is_proration and not is_proration_credit")
     result = call_check(check, copy)
     assert not result.passed
     assert "sub_free_seats" in result.metadata["sample"].value
@@ -545,15 +553,11 @@ def test_item_discounts_are_stretches_of_constant_discounts(warehouse):
 
 
 def test_item_discount_check_names_a_stretch_that_would_misprice_an_item(warehouse, tmp_path):
-    import shutil
-
     check = next(c for c in marts_checks if next(iter(c.check_keys)).name == ITEM_DISCOUNTS_VALID)
     assert call_check(check, warehouse).passed
-    copy = str(tmp_path / "bad_factor.duckdb")
-    shutil.copy(warehouse, copy)
-    with duckdb.connect(copy) as con:
-        con.execute("update marts.subscription_item_discounts set discount_factor = 1.5 "
-                    "where subscription_id = 'sub_item_forever' and source = 'invoices'")
+    copy = _changed_copy(warehouse, tmp_path, "bad_factor",
+                         "update marts.subscription_item_discounts set discount_factor = 1.5 "
+                         "where subscription_id = 'sub_item_forever' and source = 'invoices'")
     result = call_check(check, copy)
     assert not result.passed
     assert result.metadata["violations"].value == 1
