@@ -30,6 +30,13 @@ def test_run_materializes_everything_and_prints_the_summary(project_env, monkeyp
     assert not any(re.search(r" _\w+ ", line) for line in table_lines), table_lines
     [note] = [line for line in out.splitlines() if line.startswith("* internal tables")]
     assert "raw._row_accounting (" in note and "_dlt_loads" in note
+    # marts.mrr_daily is a view: its rows come from this run's materialization, not a second count, and match it
+    [mrr_daily] = [line for line in table_lines if re.match(r"^marts +mrr_daily +[\d,]+$", line)]
+    with duckdb.connect(str(project_env.warehouse), read_only=True) as con:
+        (rows,) = con.execute("select count(*) from marts.mrr_daily").fetchone()
+        assert con.execute("select table_type from information_schema.tables "
+                           "where table_schema = 'marts' and table_name = 'mrr_daily'").fetchone() == ("VIEW",)
+    assert rows > 0 and mrr_daily.split()[-1] == f"{rows:,}", (mrr_daily, rows)
 
     # the run is in the persistent instance, where `make ui` will find it
     with dg.DagsterInstance.from_config(str(project_env.dagster_home)) as instance:
@@ -239,6 +246,28 @@ def test_warehouse_tables_lists_everything_and_marks_bookkeeping(tmp_path, capsy
     assert out[-1] == ("* internal tables, not listed above: raw_billing._quarantine (1 row); "
                        "1 dlt bookkeeping tables (_dlt_loads)")
     assert not any("_dlt_loads" in line or "_quarantine" in line for line in out[:-1])
+
+
+def test_the_summary_takes_a_views_rows_from_the_runs_materialization(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema marts; create table marts.periods as select * from range(5)")
+        con.execute("create view marts.mrr_daily as select * from marts.periods, range(2)")
+    # a view this run materialized: the rows its materialization counted (a different number here, to tell
+    # them apart), not counted again; a table is always counted; a view the run did not build is counted
+    recorded = {("marts", "mrr_daily"): 7, ("marts", "periods"): 99}
+    assert run.warehouse_tables(path, recorded) == [("marts", "mrr_daily", 7), ("marts", "periods", 5)]
+    assert run.warehouse_tables(path, {("marts", "periods"): 99}) == [("marts", "mrr_daily", 10),
+                                                                      ("marts", "periods", 5)]
+
+    class Event:  # what `result.get_asset_materialization_events()` hands over: its materialization's metadata
+        def __init__(self, **metadata):
+            self.materialization = dg.AssetMaterialization("x", metadata=metadata)
+
+    events = [Event(**{"dagster/table_name": "marts.mrr_daily", "dagster/row_count": dg.MetadataValue.int(10)}),
+              Event(**{"dagster/table_name": "cs_kpis.kpis.health_scores", "dagster/row_count": 3}),
+              Event(**{"dagster/row_count": 4}), Event(**{"dagster/table_name": "kpis.no_count"})]
+    assert run.materialized_row_counts(events) == {("marts", "mrr_daily"): 10, ("kpis", "health_scores"): 3}
 
 
 def test_abandoned_runs_of_this_command_release_their_pool_slots(project_env):
