@@ -234,8 +234,14 @@ def operator_name(node: dict) -> str:
     return str(node.get("type", node.get("operator_type", node.get("operator_name", "")))).strip()
 
 
+def operator_rows(node: dict) -> int:
+    """The rows an operator of a DuckDB JSON profile emitted, whatever the version calls them."""
+    return int(node.get("intermediate_rows", node.get("operator_cardinality", 0)))
+
+
 def scanned_table(node: dict) -> str:
-    """The table a scan operator of a DuckDB JSON profile reads (its extra info's Table, or its first line)."""
+    """The table a scan operator of a DuckDB JSON profile reads (its extra info's Table, e.g.
+    ``wh.staging.stg_product__events``, or its first line)."""
     extra = node.get("extra_info", "")
     if isinstance(extra, dict):
         return str(extra.get("Table", ""))
@@ -249,7 +255,7 @@ class ScanCounter:
 
     def __init__(self, con, profile: Path, table: str, skip: str):
         self._con, self._profile, self._skip = con, profile, skip
-        self._table = table.split(".")[-1]
+        self._table = table
         self.scans = 0
         con.execute("pragma enable_profiling = 'json'")
         con.execute(f"pragma profiling_output = '{profile}'")
@@ -260,7 +266,8 @@ class ScanCounter:
         if self._skip not in sql and self._profile.exists():
             tree = json.loads(self._profile.read_text())
             self.scans += sum(1 for n in profile_nodes(tree)
-                              if "SCAN" in operator_name(n) and scanned_table(n) == self._table)
+                              if "SCAN" in operator_name(n)
+                              and f".{scanned_table(n)}".endswith(f".{self._table}"))
         return result
 
     def __getattr__(self, name):

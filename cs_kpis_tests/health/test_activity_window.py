@@ -223,13 +223,18 @@ def test_a_nightly_reads_its_inputs_history_once_for_both_fingerprints(wh, monke
 
     monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
     m = MODELS[model]
-    for built in (ACTIVITY_MODEL, m):  # full builds that record their fingerprints
+    # last night, as of 04-29: full builds that record their fingerprints (before 04-27); tonight, as of 04-30,
+    # the plan compares those and hashes the ones before 04-28 (two days: a scan of each would be two scans)
+    wh.execute("delete from marts.dim_day where day = ?", [AS_OF])
+    for built in (ACTIVITY_MODEL, m):
         build_window(wh, built, plan(wh, built, full_refresh=True))
+    wh.execute("insert into marts.dim_day values (?)", [AS_OF])
     # DuckDB's profile of every statement of the plan and of the build (but the model's own SQL, which reads
     # the events too): the history is scanned once, by the plan, for both days, and never by the record
     counted = ScanCounter(wh, tmp_path / "profile.json", HISTORY[model], skip=m.sql)
     w = plan(counted, m)
     assert w.mode == "incremental" and w.fingerprint_next, w.reason
+    assert incremental.current(wh, m.table)["fingerprint_day"] == AS_OF - dt.timedelta(days=3)
     assert counted.scans == 1
     counted.scans = 0
     fp, day = FINGERPRINTS[m.table], incremental.next_fingerprint_day(spec(m), AS_OF)

@@ -6,6 +6,7 @@ recorded in a warehouse by the earlier version are compared with them on its nex
 The fixture warehouse (fixtures.py) runs 2025-01-01 .. 2025-04-30."""
 
 import datetime as dt
+import json
 
 import duckdb
 import pytest
@@ -13,7 +14,15 @@ import pytest
 from cs_kpis.defs.health.fingerprints import FINGERPRINTS, SQL_DIR
 from cs_kpis.lib import incremental
 from cs_kpis.lib.sql import sql_part
-from cs_kpis_tests.health.fixtures import ACTIVITY_MODEL, INDICATOR_MODEL, build_window, plan
+from cs_kpis_tests.health.fixtures import (
+    ACTIVITY_MODEL,
+    INDICATOR_MODEL,
+    build_window,
+    operator_name,
+    operator_rows,
+    plan,
+    profile_nodes,
+)
 from cs_kpis_tests.health.test_history import rows, same
 
 DAY = dt.timedelta(days=1)
@@ -89,12 +98,12 @@ def old_fingerprint(con, table: str, before: dt.date) -> list[tuple]:
 # failed payment of acc_c dated between the days compared, a ticket solved between them (its solved day is hashed
 # as none before it), a rating and an NPS response of another day
 EDGE_ROWS = [
-    "insert into staging.stg_product__events values ('n1', 'track', 'un', 'Signed In', 'ws_none', "
-    "'2025-02-01 10:00:00+00', '2025-02-01'), ('c2', 'track', 'uc', 'Signed In', 'ws_c', '2025-02-10 23:59:59+00', "
-    "'2025-02-11')",
+    ("insert into staging.stg_product__events values ('n1', 'track', 'un', 'Signed In', 'ws_none', "
+     "'2025-02-01 10:00:00+00', '2025-02-01'), ('c2', 'track', 'uc', 'Signed In', 'ws_c', '2025-02-10 23:59:59+00', "
+     "'2025-02-11')"),
     "insert into staging.stg_billing__events values ('e3', 'invoice.payment_failed', 'cus_c', '2025-02-12 10:00:00+00')",
-    "insert into staging.stg_support__tickets values (4, 1, 'solved', 'high', '2025-01-20 10:00:00+00', "
-    "'2025-02-20 10:00:00+00')",
+    ("insert into staging.stg_support__tickets values (4, 1, 'solved', 'high', '2025-01-20 10:00:00+00', "
+     "'2025-02-20 10:00:00+00')"),
     "insert into staging.stg_support__satisfaction_ratings values (14, 4, 'good', '2025-02-21 10:00:00+00', null)",
     "insert into staging.stg_nps__survey_responses values ('r5', 'p2', 6, '2025-02-14 10:00:00+00')",
 ]
@@ -120,18 +129,24 @@ def test_the_two_days_hashed_in_one_scan_equal_the_one_day_query_of_before(wh, t
         assert got == expected, days
 
 
-def test_the_date_bound_of_a_parts_scan_holds_for_every_row_its_where_lets_through():
+def test_the_date_bound_of_a_parts_scan_holds_for_every_row_its_where_lets_through(tmp_path):
     # Part.per_account reads the rows that pass ``where`` and are dated before the last day hashed. An ``or`` in
-    # the where bound tighter than the date ("where a or b and dated < day") let its first branch's rows of every
-    # later day into the scan's aggregate: here, a row that must not be hashed at all
+    # the where bound tighter than the date ("where a or b and dated < day") let the rows of its first branch of
+    # every later day (here the one of 03-01) into the scan's aggregate, which the per-day filters then dropped:
+    # the same hashes, from a scan of every later day
     con = duckdb.connect()
     con.execute("create table t (k varchar, d date, v integer)")
     con.execute("insert into t values ('x', '2025-01-01', 1), ('x', '2025-01-02', 2), ('x', '2025-03-01', 1)")
-    part = incremental.Part(source="t", key="k", dated="d", where="v = 1 or v = 2",
-                            hashed="hash(case when d >= date '2025-02-01' then error('a row after the days') else v end)")
-    sql = incremental.Fingerprint(shared=(), parts=(part,)).sql(["date '2025-01-02'", "date '2025-01-03'"])
-    got = con.execute(f"select k, account_id, rows from ({sql}) order by all").fetchall()
-    assert got == [(0, "x", 1), (1, "x", 2)]
+    part = incremental.Part(source="t", key="k", dated="d", hashed="hash(v)", where="v = 1 or v = 2")
+    con.execute("pragma enable_profiling = 'json'")
+    con.execute(f"pragma profiling_output = '{tmp_path / 'profile.json'}'")
+    got = con.execute(part.per_account(["date '2025-01-02'", "date '2025-01-03'"])).fetchall()
+    con.execute("pragma disable_profiling")
+    assert [r[:2] + r[3:4] for r in got] == [("x", 1, 2)]
+    tree = json.loads((tmp_path / "profile.json").read_text())
+    aggregated = [operator_rows(c) for n in profile_nodes(tree) if "GROUP_BY" in operator_name(n)
+                  for c in n.get("children", [])]
+    assert aggregated == [2], aggregated
 
 
 def recorded(con, table: str) -> list[tuple]:

@@ -292,8 +292,7 @@ def test_a_nightly_window_of_a_memory_sized_model_is_cut_by_the_days_it_reads(wh
 
 def _window_rows(tree) -> list[int]:
     """The rows of every WINDOW operator in a DuckDB JSON profile (whatever the version calls its rows)."""
-    return [int(n.get("intermediate_rows", n.get("operator_cardinality", 0)))
-            for n in fixtures.profile_nodes(tree) if fixtures.operator_name(n) == "WINDOW"]
+    return [fixtures.operator_rows(n) for n in fixtures.profile_nodes(tree) if fixtures.operator_name(n) == "WINDOW"]
 
 
 def test_a_nightly_window_computes_the_trailing_sums_over_its_output_days_only(wh, tmp_path):
