@@ -5,8 +5,9 @@ A SQL model becomes incremental with a header tag (cs_kpis/lib/sql.py)::
     -- @incremental lookback_days=7 history=limited chunk_rows=40000000
 
 - ``lookback_days`` (default 7; ``CS_KPIS_HEALTH_LOOKBACK_DAYS`` overrides it for every incremental table):
-  a nightly build rebuilds the days from the last built day minus this many days, so facts that arrive late
-  (events received days after they happened, tickets solved, invoices paid) still reach their days.
+  a nightly build rebuilds this many days ending at the last built day (from that day minus lookback_days - 1)
+  and every later day up to the as-of day, so facts that arrive late (events received days after they
+  happened, tickets solved, invoices paid) still reach their days.
 - ``history`` ``all`` (default: every day is kept) or ``limited``: only the ``CS_KPIS_HEALTH_HISTORY_DAYS``
   days ending at the as-of day are kept (unset or ``all``: every day); older days are deleted as it moves.
 - ``chunk_rows`` (default CHUNK_ROWS): a build runs in contiguous ranges of account ids, each of about this
@@ -18,16 +19,17 @@ A SQL model becomes incremental with a header tag (cs_kpis/lib/sql.py)::
   memory-sized ranges"). Such a model's nightly window is cut into the ranges of a full build, since it reads
   far more than the days it writes (BENCHMARKS.md "Large (2026-12-05, session 10)"), unless it says how far
   back it reads:
-- ``reads_days`` (default none; only with ``rows_per_gb``): the model reads at most this many days before the
-  first day it writes (its longest trailing window; what it needs from earlier days is a small per-account
-  carry), so a nightly window's ranges are sized by the account-days from ``start_day - reads_days`` to the
-  as-of day instead of a full build's (BENCHMARKS.md "Indicators by segments").
-- ``window_rows_per_gb`` (default ``rows_per_gb``; only with ``reads_days``): account-days of those read days
-  a nightly window's range may hold per GB, for a model whose nightly holds far less per account-day read than
-  a full build per account-day written (the indicators read the 89 days before the window as sparse activity
-  rows, not a grid: BENCHMARKS.md "Health nightly: one read of the inputs' history"). The accounts a nightly
-  rebuilds on every day are cut by ``rows_per_gb``, as a full build, and so is a window that writes more than a
-  nightly's lookback + 1 days (a catch-up after missed nights: the days written are a full grid per account).
+- ``reads_days`` (default none; only with ``rows_per_gb``, refused without it): the model reads at most this
+  many days before the first day it writes (its longest trailing window; what it needs from earlier days is a
+  small per-account carry), so a nightly window's ranges are sized by the account-days from
+  ``start_day - reads_days`` to the as-of day instead of a full build's (BENCHMARKS.md "Indicators by segments").
+- ``window_rows_per_gb`` (default ``rows_per_gb``; only with ``reads_days``, refused without it): account-days
+  of those read days a nightly window's range may hold per GB, for a model whose nightly holds far less per
+  account-day read than a full build per account-day written (the indicators read the 89 days before the
+  window as sparse activity rows, not a grid: BENCHMARKS.md "Health nightly: one read of the inputs'
+  history"). The accounts a nightly rebuilds on every day are cut by ``rows_per_gb``, as a full build, and so is
+  a window that writes more than a nightly's lookback + 1 days (a catch-up after missed nights: the days
+  written are a full grid per account).
 
 The table must have ``account_id`` and ``day`` columns; the as-of day is ``max(day)`` of marts.dim_day.
 Every build is a row of CONTROL_TABLE (``model``, ``mode``, ``start_day``, ``history_start``, ``as_of``,
@@ -55,7 +57,8 @@ Otherwise it is incremental: the window's days for every account, and every kept
 - a model's ``fingerprint`` (Fingerprint) hashes its inputs dated before the previous night's window, per
   account they map to (count and xor of row hashes in FINGERPRINTS_TABLE, ``kpis._build_fingerprints``, the
   current build's only) and a shared part no account owns; a nightly's plan hashes the day it compares and
-  the day its record keeps in one read of the inputs (Part, BuildWindow.fingerprint_next). The accounts whose
+  the day its record keeps in one statement (BuildWindow.fingerprint_next), each input given as a Part read
+  once for both days (an input given as a query is read once per day). The accounts whose
   hash differs from last night's (restated or late facts: an old ticket's priority, a remap, which changes the
   old and the new account's) are rebuilt on every day; a row mapping to no account is in no account's hash;
 - the accounts any upstream build since rebuilt on every day (ACCOUNTS_TABLE) are rebuilt too, so the
@@ -165,6 +168,14 @@ def parse_tag(value: str, where: str) -> dict:
                 raise ValueError(f"{where}: @incremental {key} must be a whole number, not {raw!r}") from None
             if out[key] < 1:
                 raise ValueError(f"{where}: @incremental {key} must be at least 1, not {out[key]}")
+    # what a setting sizes only with another is refused without it (build_ranges would ignore it silently)
+    if "window_rows_per_gb" in out and "reads_days" not in out:
+        raise ValueError(f"{where}: @incremental window_rows_per_gb needs reads_days: it sizes the ranges of a nightly "
+                         "window by the days read from reads_days before it, and without reads_days the window is cut "
+                         "as a full build's ranges (window_rows_per_gb would be ignored)")
+    if "reads_days" in out and "rows_per_gb" not in out:
+        raise ValueError(f"{where}: @incremental reads_days needs rows_per_gb: only ranges sized by DuckDB's memory "
+                         "limit are cut by the days read (with chunk_rows alone, reads_days would be ignored)")
     if out.get("by") == "load" and len(out) > 1:
         raise ValueError(f"{where}: @incremental by=load takes no other setting (it has no days or accounts)")
     return out
@@ -182,8 +193,9 @@ class BuildWindow:
     """accounts whose every kept day an incremental build rebuilds too (their older inputs changed, or a table
     it reads rebuilt them), sorted; the window's days are rebuilt for every account"""
     fingerprint_next: str | None = None
-    """a temp table with the per-account fingerprint record() keeps for the next night (at as_of minus the
-    lookback), hashed by the plan in the same read as the one it compared (None: record() hashes it)"""
+    """a temp table with the per-account fingerprint record() keeps for the next night (of the inputs dated
+    before as_of minus lookback - 1 days, the first day of the next night's lookback: next_fingerprint_day),
+    hashed by the plan in the same read as the one it compared (None: record() hashes it)"""
 
 
 def table_exists(con, table: str) -> bool:
@@ -229,7 +241,7 @@ class Part:
         aggs = ", ".join(f"count(*) filter (where {self.dated} < {d}) as n{i}, bit_xor({self.hashed.replace('{day}', d)}) "
                          f"filter (where {self.dated} < {d}) as h{i}" for i, d in enumerate(days))
         last = days[0] if len(days) == 1 else f"greatest({', '.join(days)})"
-        sql = (f"select {self.key} as key, {aggs} from {self.source} where {self.where} and {self.dated} < {last} "
+        sql = (f"select {self.key} as key, {aggs} from {self.source} where ({self.where}) and {self.dated} < {last} "
                f"group by {self.key}")
         if self.mapping:
             sums = ", ".join(f"sum(p.n{i}) as n{i}, bit_xor(p.h{i}) as h{i}" for i in range(len(days)))

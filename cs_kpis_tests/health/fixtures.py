@@ -218,3 +218,60 @@ def write_company_config(folder: Path) -> Path:
     path = folder / "company.yaml"
     path.write_text(json.dumps({"profile": "health-fixture", "landing_dir": "landing", "product": PRODUCT}))
     return path
+
+
+def profile_nodes(node) -> list[dict]:
+    """Every object of a DuckDB JSON profile (its tree of operators, whatever the version calls the keys)."""
+    if isinstance(node, list):
+        return [n for child in node for n in profile_nodes(child)]
+    if not isinstance(node, dict):
+        return []
+    return [node, *(n for value in node.values() for n in profile_nodes(value))]
+
+
+def operator_name(node: dict) -> str:
+    """An operator's name in a DuckDB JSON profile (WINDOW, TABLE_SCAN, ...), whatever the version calls it."""
+    return str(node.get("type", node.get("operator_type", node.get("operator_name", "")))).strip()
+
+
+def operator_rows(node: dict) -> int:
+    """The rows an operator of a DuckDB JSON profile emitted, whatever the version calls them."""
+    return int(node.get("intermediate_rows", node.get("operator_cardinality", 0)))
+
+
+def scanned_table(node: dict) -> str:
+    """The table a scan operator of a DuckDB JSON profile reads (its extra info's Table, e.g.
+    ``wh.staging.stg_product__events``, or its first line)."""
+    extra = node.get("extra_info", "")
+    if isinstance(extra, dict):
+        return str(extra.get("Table", ""))
+    return str(extra).strip().split("\n")[0]
+
+
+class ScanCounter:
+    """A DuckDB connection that profiles each statement it runs and counts the scans of ``table`` (schema.name)
+    in them, except in the statements that contain ``skip`` (a model's own SQL): how often a plan or a build
+    reads an input's history."""
+
+    def __init__(self, con, profile: Path, table: str, skip: str):
+        self._con, self._profile, self._skip = con, profile, skip
+        self._table = table
+        self.scans = 0
+        con.execute("pragma enable_profiling = 'json'")
+        con.execute(f"pragma profiling_output = '{profile}'")
+
+    def execute(self, sql, *args, **kwargs):
+        self._profile.unlink(missing_ok=True)
+        result = self._con.execute(sql, *args, **kwargs)
+        if self._skip not in sql and self._profile.exists():
+            tree = json.loads(self._profile.read_text())
+            self.scans += sum(1 for n in profile_nodes(tree)
+                              if "SCAN" in operator_name(n)
+                              and f".{scanned_table(n)}".endswith(f".{self._table}"))
+        return result
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+    def stop(self) -> None:
+        self._con.execute("pragma disable_profiling")

@@ -209,29 +209,43 @@ LATER_CHANGE = {
                                "'ws_a', '2025-02-10 10:00:00+00', '2025-04-30')"),
     "account_indicators_daily": f"update {ACTIVITY} set events = events + 1 where day < '2025-03-01'",
 }
+HISTORY = {"account_activity_daily": "staging.stg_product__events", "account_indicators_daily": ACTIVITY}
+"""the history each model's fingerprint reads: every event, every activity row"""
 
 
 @pytest.mark.parametrize("model", list(LATER_CHANGE))
-def test_a_nightly_reads_its_inputs_history_once_for_both_fingerprints(wh, monkeypatch, model):
+def test_a_nightly_reads_its_inputs_history_once_for_both_fingerprints(wh, monkeypatch, tmp_path, model):
     # The plan hashes the inputs dated before last night's fingerprint day (to compare) and before tonight's
     # (for the record, which the next night compares) in one read of their history; the record keeps what the
     # plan read instead of reading every event (or activity row) again. It hashed them twice: BENCHMARKS.md
     # "Health nightly: one read of the inputs' history for both fingerprints".
-    from cs_kpis_tests.health.fixtures import MODELS
+    from cs_kpis_tests.health.fixtures import MODELS, ScanCounter
 
     monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
     m = MODELS[model]
-    for built in (ACTIVITY_MODEL, m):  # full builds that record their fingerprints
+    # last night, as of 04-29: full builds that record their fingerprints (before 04-27); tonight, as of 04-30,
+    # the plan compares those and hashes the ones before 04-28 (two days: a scan of each would be two scans)
+    wh.execute("delete from marts.dim_day where day = ?", [AS_OF])
+    for built in (ACTIVITY_MODEL, m):
         build_window(wh, built, plan(wh, built, full_refresh=True))
-    w = plan(wh, m)
+    wh.execute("insert into marts.dim_day values (?)", [AS_OF])
+    # DuckDB's profile of every statement of the plan and of the build (but the model's own SQL, which reads
+    # the events too): the history is scanned once, by the plan, for both days, and never by the record
+    counted = ScanCounter(wh, tmp_path / "profile.json", HISTORY[model], skip=m.sql)
+    w = plan(counted, m)
     assert w.mode == "incremental" and w.fingerprint_next, w.reason
+    assert incremental.current(wh, m.table)["fingerprint_day"] == AS_OF - dt.timedelta(days=3)
+    assert counted.scans == 1
+    counted.scans = 0
     fp, day = FINGERPRINTS[m.table], incremental.next_fingerprint_day(spec(m), AS_OF)
     fp.compute(wh, day, "_expected")
     expected = wh.execute("select account_id, rows, hash from _expected order by 1").fetchall()
     assert expected
     # an old input changing after the plan cannot reach the record: it was hashed once, by the plan
     wh.execute(LATER_CHANGE[model])
-    build_window(wh, m, w)
+    build_window(counted, m, w)
+    counted.stop()
+    assert counted.scans == 0
     recorded = wh.execute(f"select account_id, rows, hash from {incremental.FINGERPRINTS_TABLE} where model = ? "
                           "order by 1", [m.table]).fetchall()
     assert recorded == expected

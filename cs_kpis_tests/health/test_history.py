@@ -290,16 +290,9 @@ def test_a_nightly_window_of_a_memory_sized_model_is_cut_by_the_days_it_reads(wh
     same(rows(wh, "kpis.account_indicators_daily"), full)
 
 
-def _window_rows(node) -> list[int]:
-    """The rows of every WINDOW operator in a DuckDB JSON profile (its tree of operators, whatever the version
-    calls the operator's name and rows)."""
-    if isinstance(node, list):
-        return [n for child in node for n in _window_rows(child)]
-    if not isinstance(node, dict):
-        return []
-    name = str(node.get("type", node.get("operator_type", node.get("operator_name", "")))).strip()
-    here = [int(node.get("intermediate_rows", node.get("operator_cardinality", 0)))] if name == "WINDOW" else []
-    return here + [n for value in node.values() for n in _window_rows(value)]
+def _window_rows(tree) -> list[int]:
+    """The rows of every WINDOW operator in a DuckDB JSON profile (whatever the version calls its rows)."""
+    return [fixtures.operator_rows(n) for n in fixtures.profile_nodes(tree) if fixtures.operator_name(n) == "WINDOW"]
 
 
 def test_a_nightly_window_computes_the_trailing_sums_over_its_output_days_only(wh, tmp_path):

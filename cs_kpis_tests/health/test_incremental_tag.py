@@ -28,7 +28,11 @@ def test_the_tag_sets_lookback_history_and_chunk_size(tmp_path):
 
 @pytest.mark.parametrize("tag, message", [
     ("lookback=7", "unknown setting"), ("history=some", "all or limited"), ("chunk_rows=many", "whole number"),
-    ("lookback_days=0", "at least 1")])
+    ("lookback_days=0", "at least 1"),
+    # a setting that sizes ranges only with another (incremental.build_ranges ignored it without that one)
+    ("rows_per_gb=1000 window_rows_per_gb=2000", "window_rows_per_gb needs reads_days"),
+    ("chunk_rows=1000 reads_days=30", "reads_days needs rows_per_gb"),
+    ("reads_days=30 window_rows_per_gb=2000", "reads_days needs rows_per_gb")])
 def test_a_bad_tag_fails_naming_the_setting_and_file(tmp_path, tag, message):
     with pytest.raises(ValueError, match=message) as err:
         model(tmp_path, tag)
