@@ -20,7 +20,7 @@ Dependencies are read from the SQL itself: every ``raw.<system>__<entity>``, ``s
 from the code. The body must stay in the portable subset of docs/PORTABILITY.md.
 
 An ``@incremental`` model (an account x day table) is not rebuilt whole every night: cs_kpis/lib/incremental.py
-plans the days to rebuild (the last built day minus a lookback, every day of the accounts whose older inputs
+plans the days to rebuild (the lookback's days ending at the last built day and later ones, every day of the accounts whose older inputs
 changed, or everything) and deletes and inserts them in ranges of accounts; the SQL reads its window from
 ``kpis._build_window``. Its asset takes ``full_refresh`` in the run config.
 
@@ -252,7 +252,7 @@ def build_by_load(con, model: SqlModel, *, full_refresh: bool = False) -> tuple[
 
 class IncrementalRunConfig(dg.Config):
     full_refresh: bool = False
-    """rebuild every day instead of the nightly window (the last built day minus the lookback)"""
+    """rebuild every day instead of the nightly window (the lookback's days ending at the last built day, and every later day)"""
 
 
 class ByLoadRunConfig(dg.Config):
@@ -331,8 +331,8 @@ def _description(model: SqlModel) -> str:
     elif model.incremental is not None:
         spec = model.incremental_spec()
         description += (
-            "\n\nBuilt incrementally: a nightly run rebuilds the days from the last built day minus the lookback "
-            f"(`{builds.ENV_LOOKBACK_DAYS}`, default {spec.lookback_days})"
+            "\n\nBuilt incrementally: a nightly run rebuilds the lookback's days ending at the last built day and every "
+            f"later day (`{builds.ENV_LOOKBACK_DAYS}`, default {spec.lookback_days})"
             + (f"; history kept: `{builds.ENV_HISTORY_DAYS}` days (default all)" if spec.limited_history else "")
             + "; changed older inputs rebuild every day of the accounts they touch (of every account when more than "
             f"{builds.MAX_REBUILT_SHARE:.0%} of them, or an input no account owns, changed; `kpis._build_window` says "
