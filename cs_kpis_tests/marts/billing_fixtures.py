@@ -62,7 +62,7 @@ BILLING_TABLES = {
         "line_id varchar, invoice_id varchar, subscription_id varchar, subscription_item_id varchar, "
         "price_id varchar, is_proration boolean, is_proration_credit boolean, quantity bigint, "
         "period_start timestamptz, period_end timestamptz, currency varchar, amount_minor bigint, "
-        "discount_amount_minor bigint, discounts varchar"),
+        "discount_amount_minor bigint, discount_amounts varchar, discounts varchar"),
     "stg_billing__prices": (
         "price_id varchar, plan_tier varchar, price_name varchar, unit_amount_minor bigint, interval varchar, "
         "interval_count integer, usage_type varchar, price_type varchar, billing_scheme varchar, "

@@ -82,7 +82,8 @@ class Billing:
         """lines: (price_id, quantity, period_start, period_end, amount_minor, is_proration[, the line's own
         discounts]); the discounts are listed expanded, in Stripe's order, as GET
         /v1/invoices?expand[]=data.discounts&expand[]=data.lines.data.discounts gives them;
-        ``line_discount_minor``: what they take off each line (its ``discount_amounts``), at most its amount;
+        ``line_discount_minor``: what they take off each line, at most its amount (its ``discount_amounts``,
+        named by the line's own first discount, else the invoice's first);
         ``credits``: the places of the proration lines Stripe marks as credits whatever their amount (their
         ``credited_items``: staging's is_proration_credit), besides every negative one"""
         self.n += 1
@@ -105,13 +106,16 @@ class Billing:
         item_of = {(r["subscription_id"], r["price_id"]): r["subscription_item_id"]
                    for r in self.L.tables["stg_billing__subscription_items"]}
         for j, (pid, qty, ps, pe, amount, proration, *own) in enumerate(lines):
+            off = min(max(amount, 0), line_discount_minor)
+            named = ((own[0] if own else []) or listed)[:1]
             self.L.tables["stg_billing__invoice_lines"].append({
                 "line_id": f"il_{self.n:04d}_{j}", "invoice_id": iid, "subscription_id": sid,
                 "subscription_item_id": item_of.get((sid, pid)), "price_id": pid,
                 "is_proration": proration, "is_proration_credit": proration and (amount < 0 or j in credits),
                 "quantity": qty, "period_start": at(ps), "period_end": at(pe),
                 "currency": "USD", "amount_minor": amount,
-                "discount_amount_minor": min(max(amount, 0), line_discount_minor),
+                "discount_amount_minor": off,
+                "discount_amounts": json.dumps([{"amount": off, "discount": d["id"]} for d in named if off]),
                 "discounts": json.dumps([expanded(d) for d in (own[0] if own else [])])})
         return iid
 
@@ -489,24 +493,51 @@ def test_a_free_proration_covers_its_own_item_only(warehouse, tmp_path):
     """the same history with a second item of 50.00 a month on every cycle invoice, never discounted, and a
     revenue history that (wrongly) keeps MRR at 0: the free proration shows the coupon covers the 4 seats'
     100.00, not the 150.00 list price, so February is named (expected 150.00, found 0.00) as January is"""
-    import shutil
-
     check = next(c for c in marts_checks if next(iter(c.check_keys)).name == HISTORY_MATCHES_INVOICES)
-    copy = str(tmp_path / "second_item.duckdb")
-    shutil.copy(warehouse, copy)
-    with duckdb.connect(copy) as con:
-        con.execute("""
-            insert into staging.stg_billing__invoice_lines
-            select * replace (line_id || '_b' as line_id, 'p_50' as price_id, 1 as quantity, 5000 as amount_minor,
-                              0 as discount_amount_minor, '[]' as discounts)
-            from staging.stg_billing__invoice_lines
-            where subscription_id = 'sub_free_seats' and not is_proration""")
-        con.execute("update marts.subscription_periods set list_mrr = list_mrr + 50 "
-                    "where subscription_id = 'sub_free_seats'")
+    copy = _changed_copy(warehouse, tmp_path, "second_item", """
+        insert into staging.stg_billing__invoice_lines
+        select * replace (line_id || '_b' as line_id, 'p_50' as price_id, 1 as quantity, 5000 as amount_minor,
+                          0 as discount_amount_minor, '[]' as discount_amounts, '[]' as discounts)
+        from staging.stg_billing__invoice_lines
+        where subscription_id = 'sub_free_seats' and not is_proration""",
+                         "update marts.subscription_periods set list_mrr = list_mrr + 50 "
+                         "where subscription_id = 'sub_free_seats'")
+    with duckdb.connect(copy, read_only=True) as con:
         named = con.execute(f"select cast(month as varchar), expected, found from ({history_check_sql(0.01)}) "
                             "where subscription_id = 'sub_free_seats' order by 1").fetchall()
     assert ("2026-02-01", 150.0, 0.0) in [(m, float(e), float(f)) for m, e, f in named]
     assert not call_check(check, copy).passed
+
+
+@pytest.mark.parametrize(("duration", "ended", "named"), [
+    # after the seat change (Feb 26), before February's read day (Feb 28): the free proration does not excuse
+    # February, nor the cycle lines' 100.00 off March
+    ("repeating", "2026-02-27", ["2026-02-01", "2026-03-01"]),
+    # before January's read day: nor January's cycle line its 75.00 off
+    ("repeating", "2026-01-20", ["2026-01-01", "2026-02-01", "2026-03-01"]),
+    # still in force on March 31: a repeating discount excuses the months until its end
+    ("repeating", "2026-04-01", []),
+    # a once coupon never lowers MRR
+    ("once", None, ["2026-01-01", "2026-02-01", "2026-03-01"]),
+])
+def test_a_discount_no_longer_in_force_does_not_excuse_a_month_without_mrr(warehouse, tmp_path, duration, ended,
+                                                                           named):
+    """sub_free_seats as if its item's 100.00-off coupon had been ``duration``, ending on ``ended``
+    (marts.discount_objects: the discount's start and end as the lists show it), and the revenue history
+    (wrongly) at MRR 0 still: from the read day the discount has ended on, neither what it took off a cycle line
+    nor a proration it took to 0 covers the list price, and the month is named (the check looked at neither's
+    end, and named none of these months)"""
+    end = f"timestamptz '{ended} 12:00:00+00'" if ended else "null"
+    copy = _changed_copy(warehouse, tmp_path, "ended_discount",
+                         f"update marts.discount_objects set coupon_duration = '{duration}', discount_end = {end} "
+                         "where discount_id = 'di_loyal_item'")
+    with duckdb.connect(copy, read_only=True) as con:
+        con.execute("set TimeZone = 'UTC'")
+        got = con.execute(f"select cast(month as varchar), problem, expected, found from ({history_check_sql(0.01)}) "
+                          "where subscription_id = 'sub_free_seats' order by 1").fetchall()
+    expected = {"2026-01-01": 75.0, "2026-02-01": 100.0, "2026-03-01": 100.0}
+    assert [(m, p, float(e), float(f)) for m, p, e, f in got] == [
+        (m, "no MRR in a month its paid invoice covers", expected[m], 0.0) for m in named]
 
 
 def test_a_period_splits_where_seats_change_though_mrr_stays_zero(warehouse):

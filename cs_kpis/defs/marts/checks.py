@@ -85,6 +85,9 @@ lines as (
     -- happened whether or not it was paid), each worth price x quantity a month before discounts (a
     -- proration's credit negative)
     select
+        l.line_id,
+        -- whose discounts a line shares: its subscription item's (the line alone when it has no item)
+        coalesce(l.subscription_item_id, l.line_id) as item_key,
         coalesce(l.subscription_id, i.subscription_id) as subscription_id,
         cast(l.period_start as date) as period_start,
         cast(l.period_end as date) as period_end,
@@ -96,8 +99,6 @@ lines as (
         -- discount in discount_amounts is opt-in
         l.amount_minor - coalesce(l.discount_amount_minor, 0) as net_minor,
         cast(date_diff('second', l.period_start, l.period_end) as double) as line_seconds,
-        -- what the line's discounts took off it (its discount_amounts)
-        coalesce(l.discount_amount_minor, 0) as discount_minor,
         -- what the invoice's (first) discount may take off a period at most, in the invoice's currency: all
         -- of it (100%), or its amount_off (its own or from its currency_options); the line's discount_amounts
         -- stop at the line's amount, so they cannot say whether the coupon also covers a higher price the
@@ -124,6 +125,56 @@ lines as (
       and coalesce(p.usage_type, 'licensed') = 'licensed'
       and coalesce(p.price_type, 'recurring') = 'recurring'
 ),
+named_discounts as (
+    -- each discount a line names by id in its discount_amounts (every discount applied to the line: its own
+    -- and its share of the invoice's; a proration lists the subscription's at 0, its amount being net of
+    -- them), and what it took off the line
+    select
+        l.line_id,
+        coalesce(l.subscription_item_id, l.line_id) as item_key,
+        cast(l.period_start as date) as period_start,
+        cast(l.period_end as date) as period_end,
+        coalesce(json_extract_string(l.discount_amounts, '$[' || cast(p.position as varchar) || '].discount.id'),
+                 json_extract_string(l.discount_amounts, '$[' || cast(p.position as varchar) || '].discount'))
+            as discount_id,
+        cast(json_extract_string(l.discount_amounts, '$[' || cast(p.position as varchar) || '].amount') as bigint)
+            as amount_minor
+    from (
+        -- most lines name none: left out before the join to the positions, which reads each list once per
+        -- position; and the lines of draft and void invoices
+        select l.line_id, l.subscription_item_id, l.period_start, l.period_end, l.discount_amounts
+        from staging.stg_billing__invoice_lines as l
+        inner join staging.stg_billing__invoices as i on i.invoice_id = l.invoice_id
+        where l.discount_amounts is not null and cast(l.discount_amounts as varchar) <> '[]'
+          and i.status not in ('draft', 'void')
+    ) as l
+    -- Stripe allows at most 20 discounts on an object
+    inner join marts.dim_position as p
+        on p.position < 20
+        and json_extract_string(l.discount_amounts, '$[' || cast(p.position as varchar) || '].discount') is not null
+),
+discounts_in_force as (
+    -- on each read day a line covers, what its discounts in force that day took off it: a discount counts
+    -- for MRR forever, or repeating from its start until its end, a once coupon never (marts.discount_objects,
+    -- the discounts listed expanded, with their start and end); one that no list shows expanded counts, its
+    -- end unknown
+    select n.line_id, n.item_key, m.read_day, sum(n.amount_minor) as discount_minor
+    from named_discounts as n
+    inner join marts.dim_month as m
+        on m.read_day >= n.period_start and m.read_day < n.period_end
+    left join marts.discount_objects as d on d.discount_id = n.discount_id
+    where d.discount_id is null
+       or (d.coupon_duration in ('forever', 'repeating')
+           and (d.discount_start is null or cast(d.discount_start as date) <= m.read_day)
+           and (d.discount_end is null or cast(d.discount_end as date) > m.read_day))
+    group by n.line_id, n.item_key, m.read_day
+),
+items_in_force as (
+    -- the subscription items one of whose lines covering the read day names a discount in force that day:
+    -- a proration names the subscription's discounts (at 0), not its item's own (Stripe's classic billing
+    -- mode), which the item's cycle line names
+    select distinct item_key, read_day from discounts_in_force
+),
 invoiced as (
     -- what the paid invoices say each subscription is worth a month on each month's read day, for the
     -- months they settle: before the subscription ended, and closed by a later invoice (a change credited
@@ -134,19 +185,20 @@ invoiced as (
         m.read_day,
         sum(l.amount_per_interval / l.months_per_period) as invoiced_minor,
         max(case when l.is_proration then 0 else l.amount_minor end) as charged,
-        -- the discounts of the paid (not proration) lines, a month: summed, as Stripe spreads one coupon over
-        -- a subscription's lines
-        sum(case when l.is_proration then 0 else l.discount_minor / l.months_per_period end) as discount_minor,
+        -- what the discounts in force on the read day took off the paid (not proration) lines, a month:
+        -- summed, as Stripe spreads one coupon over a subscription's lines
+        sum(case when l.is_proration then 0 else coalesce(f.discount_minor, 0) / l.months_per_period end)
+            as discount_minor,
         max(case when not l.is_proration and (l.discount_end_at is null or cast(l.discount_end_at as date) > m.read_day)
                  then l.discount_capacity_minor / l.months_per_period end) as discount_capacity_minor,
         -- the list price a month of the proration charges the discounts took to 0, though at price x
         -- quantity their part of the period (an average month is 2,629,746 s) is worth enough that a
-        -- discount leaving more than the tolerance would have left at least half a minor unit; and how many
-        -- proration charges charged something. A proration-only invoice lists no discount of its own, so a
-        -- free charge is the only evidence it keeps that the discounts cover the new price: of that item's
-        -- price, not of the others'
+        -- discount leaving more than the tolerance would have left at least half a minor unit, and while a
+        -- discount of their item is still in force; and how many proration charges charged something. A
+        -- proration-only invoice lists no discount of its own, so a free charge is the only evidence it keeps
+        -- that the discounts cover the new price: of that item's price, not of the others'
         sum(case when l.is_proration and not l.is_proration_credit and l.amount_per_interval > 0
-                      and l.net_minor <= 0
+                      and l.net_minor <= 0 and fi.item_key is not null
                       and l.amount_per_interval * l.line_seconds / (l.months_per_period * 2629746.0)
                           * {tolerance} >= 0.5
                  then l.amount_per_interval / l.months_per_period else 0 end) as free_list_minor,
@@ -155,6 +207,8 @@ invoiced as (
     from lines as l
     inner join marts.dim_month as m
         on m.read_day >= l.period_start and m.read_day < l.period_end
+    left join discounts_in_force as f on f.line_id = l.line_id and f.read_day = m.read_day
+    left join items_in_force as fi on fi.item_key = l.item_key and fi.read_day = m.read_day
     left join subs as s on s.subscription_id = l.subscription_id
     inner join last_invoice as li on li.subscription_id = l.subscription_id
     where (s.ended_at is null or cast(s.ended_at as date) > m.read_day)
@@ -270,10 +324,10 @@ select
 from (
     -- no MRR is right when the paid invoice's discounts cover the month's list price (a 100% coupon, or an
     -- amount_off one of at least the price): the history has the subscription at its list price and the
-    -- discounts take it to 0.00 (never below); what they took off the line, or what the coupon may take off
-    -- (the line's price may be lower than the list price after an upgrade within the period), or the list
-    -- price of the prorations covering the read day that charged nothing for the new price (when none
-    -- charged anything)
+    -- discounts take it to 0.00 (never below); what those still in force on the read day took off the line,
+    -- or what the coupon may take off (the line's price may be lower than the list price after an upgrade
+    -- within the period), or the list price of the prorations covering the read day that charged nothing for
+    -- the new price (when none charged anything) while a discount of their item is in force
     select *, mrr = 0 and (list_mrr = 0 or list_mrr * 100.0 / fx_rate
                            - greatest(discount_minor, coalesce(discount_capacity_minor, 0), free_list_minor) >= 50)
               as no_mrr
@@ -346,7 +400,8 @@ marts_checks = [
         "no subscription's items changed at a time neither its invoices nor the event ledger show. The rows name "
         "the subscriptions (see marts/README.md)",
         lambda t: history_check_sql(t.revenue_history_tolerance), thresholds=("revenue_history_tolerance",),
-        additional_deps=[STATES, DIM_MONTH, key("price_tiers"), key("coupon_amounts")] + [
+        additional_deps=[STATES, DIM_MONTH, DIM_POSITION, DISCOUNT_OBJECTS, key("price_tiers"),
+                         key("coupon_amounts")] + [
             staging.key(n) for n in ("stg_billing__invoices", "stg_billing__invoice_lines",
                                                    "stg_billing__prices", "stg_billing__subscriptions",
                                                    "stg_billing__subscription_items")],
