@@ -540,6 +540,38 @@ def test_a_discount_no_longer_in_force_does_not_excuse_a_month_without_mrr(wareh
         (m, "no MRR in a month its paid invoice covers", expected[m], 0.0) for m in named]
 
 
+@pytest.mark.parametrize(("once_minor", "loyal_minor", "named"), [
+    # the once coupon first, the forever LOYAL100 the rest: the line at 0 with a discount in force, MRR 0 right
+    (2500, 5000, []),
+    # the two leave 25.00 to pay: only what the one in force took counts, and January is named (the invoice's
+    # 75.00 expected)
+    (2500, 2500, [("2026-01-01", 75.0)]),
+])
+def test_a_once_coupon_applied_before_a_forever_one_that_covers_the_line(warehouse, tmp_path, once_minor,
+                                                                         loyal_minor, named):
+    """sub_free_seats' first cycle line (75.00) with a once coupon applied before its forever 100.00-off one:
+    Stripe applies them in order, so the forever one shows only what the once one left. A line its discounts
+    took to 0 while one of them is in force counts whole (counting only the forever one's share named a
+    right MRR of 0, and the check blocks the run)"""
+    amounts = json.dumps([{"amount": once_minor, "discount": "di_first_once"},
+                          {"amount": loyal_minor, "discount": "di_loyal_item"}])
+    copy = _changed_copy(
+        warehouse, tmp_path, "once_then_forever",
+        "insert into marts.discount_objects by name select * replace ('di_first_once' as discount_id, "
+        "'FIRST' as coupon_id, 'once' as coupon_duration, cast(null as timestamptz) as discount_end) "
+        "from marts.discount_objects where discount_id = 'di_loyal_item'",
+        f"update staging.stg_billing__invoice_lines set discount_amounts = '{amounts}', "
+        f"discount_amount_minor = {once_minor + loyal_minor} "
+        "where subscription_id = 'sub_free_seats' and not is_proration and period_start < '2026-02-01'")
+    with duckdb.connect(copy, read_only=True) as con:
+        con.execute("set TimeZone = 'UTC'")
+        assert con.execute("select count(*) from staging.stg_billing__invoice_lines where discount_amounts like "
+                           "'%di_first_once%'").fetchone() == (1,)
+        got = con.execute(f"select cast(month as varchar), expected, found from ({history_check_sql(0.01)}) "
+                          "where subscription_id = 'sub_free_seats' order by 1").fetchall()
+    assert [(m, float(e)) for m, e, _ in got] == named and all(float(f) == 0 for *_, f in got)
+
+
 def test_a_period_splits_where_seats_change_though_mrr_stays_zero(warehouse):
     with duckdb.connect(warehouse, read_only=True) as con:
         rows = con.execute("select cast(start_date as varchar), mrr, list_mrr, seats from marts.subscription_periods "

@@ -186,8 +186,12 @@ invoiced as (
         sum(l.amount_per_interval / l.months_per_period) as invoiced_minor,
         max(case when l.is_proration then 0 else l.amount_minor end) as charged,
         -- what the discounts in force on the read day took off the paid (not proration) lines, a month:
-        -- summed, as Stripe spreads one coupon over a subscription's lines
-        sum(case when l.is_proration then 0 else coalesce(f.discount_minor, 0) / l.months_per_period end)
+        -- summed, as Stripe spreads one coupon over a subscription's lines. A line its discounts took to 0
+        -- while one of them is in force counts whole: Stripe applies a line's discounts one after the other,
+        -- so a once coupon applied first leaves less for a forever one that alone would take it all
+        sum(case when l.is_proration then 0
+                 when l.net_minor <= 0 and f.line_id is not null then l.amount_minor / l.months_per_period
+                 else coalesce(f.discount_minor, 0) / l.months_per_period end)
             as discount_minor,
         max(case when not l.is_proration and (l.discount_end_at is null or cast(l.discount_end_at as date) > m.read_day)
                  then l.discount_capacity_minor / l.months_per_period end) as discount_capacity_minor,
