@@ -123,7 +123,8 @@ def _passes(landing: Path, system: str, specs: list, pages: Any, source: Any, kn
             if in_workers:
                 parts = [(day, path) for day in read.days for path in pages.parts(landing, spec.reads, day)]
                 job = source.job(landing, spec, tuple(child.name for child in spec.children))
-                records = workers.WorkerPass(_InlinePool(), job, parts)
+                records = workers.WorkerPass(_InlinePool(), job, parts,
+                                             lambda: (field_types, *(feed.field_types for feed in feeds)))  # noqa: B023
                 checked = records.checked(check)
             else:
                 records = Numbered(read.batches())

@@ -286,7 +286,7 @@ def entity_resource(
                 feeds = [ChildFeed(system, child, load_id, dlt.current.resource_state(child.name))
                          for child in spec.children if _parent_feeds(system, spec.name, child.name)]
                 # the second pass's parts go to the workers now, so that they parse while the key pass runs
-                in_workers = start_pass(stack, workers, spec, tuple(feed.spec for feed in feeds), read)
+                in_workers = start_pass(stack, workers, spec, field_types, feeds, read)
                 # files can be read twice: a key pass finds which occurrence of each key wins, so memory holds
                 # keys, not rows (the large company's 5.5 M support rows took > 19 GB buffered); it validates
                 # only the repeated occurrences, so it costs little more than parsing

@@ -274,6 +274,16 @@ class FieldTypes:
         if new:
             known.update(new)
 
+    def conforms(self, obj: Mapping[str, Any]) -> bool:
+        """True when every field of ``obj`` has its type in ``known`` already: :meth:`check` would pass and learn
+        nothing. Nothing is learned here."""
+        try:
+            new: dict[str, str] = {}
+            self._walk(obj, self._root, "", new, "")
+        except Reject:
+            return False
+        return not new
+
     def settled(self, leaves: tuple[tuple[str, str], ...]) -> bool:
         """True when every leaf of ``leaves`` has its category in ``known``: checking them again passes and
         teaches nothing (an entry of ``known`` never changes)."""

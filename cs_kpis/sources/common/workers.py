@@ -28,6 +28,7 @@ process's, and starts with SIGTERM at its default whatever it inherited (cs_kpis
 
 from __future__ import annotations
 
+import gc
 import itertools
 import multiprocessing as mp
 import os
@@ -59,12 +60,12 @@ from cs_kpis.sources.records import RawRecord
 
 if TYPE_CHECKING:
     from cs_kpis.sources.common.entity import Entity
-    from cs_kpis.sources.common.steps import FilesRead
+    from cs_kpis.sources.common.steps import ChildFeed, FilesRead
 
 MIN_PASS_BYTES = 16 * 1024 * 1024
 """a pass over fewer bytes of pages stays in the loading process (``CS_KPIS_LOAD_WORKERS_MIN_BYTES`` replaces
 it, for tests and benchmarks)"""
-PARTS_AHEAD = 6
+PARTS_AHEAD = 12
 """parts of one pass handed to the workers ahead of the one the loading process is taking"""
 DEPTH = 3
 """tasks sent to one worker at a time (it works on one while the next wait in its pipe)"""
@@ -135,11 +136,21 @@ class PartChecker:
                 self.checks.append(table)
             self.slots.append(slot)
 
-    def check_part(self, path: str) -> tuple[list[Any], list[tuple]]:
+    def check_part(self, path: str, known: tuple[dict[str, str], ...]) -> tuple[list[Any], list[tuple]]:
         """The entries of a part's records, in order, and the distinct leaf types they refer to. An entry is
-        the RawRecord of an unparsed record, else (position, keys, outcomes, leaf-type ids per table, the
-        object when a table rejected it): outcomes as (rows, None) or (None, (reason, field))."""
+        the RawRecord of an unparsed record, else (position, keys, outcomes, per table the id of its leaf
+        types or None, the object when a table rejected it): outcomes as (rows, None) or (None, (reason,
+        field)). ``known``: each table's field types as the loading process had learned them when it sent the
+        part; a table whose objects have no type outside them needs no leaf types (None): its type check
+        can neither reject nor learn anything (what the loading process knows only grows)."""
         job = self.job
+        types: dict[tuple[int, int], FieldTypes] = {}
+        tables = []
+        for slot, one in zip(self.slots, known, strict=True):
+            key = (slot, id(one))
+            if key not in types:
+                types[key] = FieldTypes(one, self.checks[slot].json_paths)
+            tables.append((key, types[key]))
         signatures: dict[tuple, int] = {}
         entries: list[Any] = []
         for record in job.pages.part_records(job.landing_dir, job.folder, path):
@@ -152,32 +163,47 @@ class PartChecker:
             rejected = [error is not None for _, error in outcomes]
             ids = None
             if not all(rejected):
-                found = [signatures.setdefault(tuple(leaf_types(one, check.json_paths)
-                                                     for one in checked_objects(check, obj)), len(signatures))
-                         for check in self.checks]
-                ids = tuple(found[slot] for slot in self.slots)
+                found: dict[tuple[int, int], int | None] = {}
+                ids = tuple(self._leaves(found, signatures, key, table_types, obj) for key, table_types in tables)
             sent = [(rows, None) if error is None else (None, (str(error), error.field)) for rows, error in outcomes]
             entries.append((record.position, keys, sent, ids, obj if any(rejected) else None))
+        gc.collect(0)  # the cycles of this part's rejections (an exception and its traceback)
         return entries, list(signatures)
+
+    def _leaves(self, found: dict, signatures: dict[tuple, int], key: tuple[int, int], types: FieldTypes,
+                obj: dict[str, Any]) -> int | None:
+        """The id of the leaf types of ``obj`` as table check ``key[0]`` sees them, or None when ``types`` knows
+        every one of them already, with the same category."""
+        check = self.checks[key[0]]
+        if key not in found:
+            objects = checked_objects(check, obj)
+            if all(types.conforms(one) for one in objects):
+                found[key] = None
+            else:
+                found[key] = signatures.setdefault(tuple(leaf_types(one, check.json_paths) for one in objects),
+                                                   len(signatures))
+        return found[key]
 
 
 _checkers: dict[int, PartChecker] = {}
 """a worker's checkers, by the pass's job id"""
 
 
-def run_task(message: tuple[int, PassJob, str]) -> Any:
-    """A worker's task: (the pass's job id, its job, a part's path) -> :meth:`PartChecker.check_part`."""
-    job_id, job, path = message
+def run_task(message: tuple[int, PassJob, str, tuple]) -> Any:
+    """A worker's task: (the pass's job id, its job, a part's path, its tables' field types) ->
+    :meth:`PartChecker.check_part`."""
+    job_id, job, path, known = message
     checker = _checkers.get(job_id)
     if checker is None:
         checker = _checkers[job_id] = job.checker()
-    return checker.check_part(path)
+    return checker.check_part(path, known)
 
 
 def _worker_main(tasks: Any, results: Any) -> None:
     """A worker: tasks in, results out, in order, until the loading process closes its end (or is gone). A
     thread sends the results, so the next part is checked while the loading process has not read the last."""
     helper_processes.started()
+    gc.disable()  # reference counting frees a part's objects; the collector would traverse them again and again
     outbox: queue.Queue = queue.Queue()
 
     def send() -> None:
@@ -340,8 +366,8 @@ _job_ids = itertools.count()
 
 # ---- the pass, in the loading process ----------------------------------------------------------------------
 
-def start_pass(stack: ExitStack, source: WorkerSource | None, spec: Entity, children: tuple[Entity, ...],
-               read: FilesRead) -> WorkerPass | None:
+def start_pass(stack: ExitStack, source: WorkerSource | None, spec: Entity, field_types: dict[str, str],
+               feeds: list[ChildFeed], read: FilesRead) -> WorkerPass | None:
     """The pass's parts handed to workers (the first ones at once), or None when it runs in this process: one
     process configured, no ``source``, or fewer than :data:`MIN_PASS_BYTES` of pages."""
     if source is None:
@@ -354,16 +380,19 @@ def start_pass(stack: ExitStack, source: WorkerSource | None, spec: Entity, chil
     if not parts or sum(path.stat().st_size for _, path in parts) < smallest:
         return None
     pool = stack.enter_context(shared_pool(processes))
-    job = source.job(read.landing_dir, spec, tuple(child.name for child in children))
-    return WorkerPass(pool, job, parts)
+    job = source.job(read.landing_dir, spec, tuple(feed.spec.name for feed in feeds))
+    return WorkerPass(pool, job, parts, lambda: (field_types, *(feed.field_types for feed in feeds)))
 
 
 class WorkerPass:
     """The second pass over the files with the workers' results: ``checked(check)`` gives what
     ``check_records`` gives in this process, record by record; ``count`` is how many records came so far."""
 
-    def __init__(self, pool: Pool, job: PassJob, parts: list[tuple[str, Path]]) -> None:
+    def __init__(self, pool: Pool, job: PassJob, parts: list[tuple[str, Path]],
+                 known: Callable[[], tuple[dict[str, str], ...]]) -> None:
         self.pool = pool
+        self.known = known
+        """each table's field types (the parent's, then each child's) as they stand"""
         self.job = job
         self.job_id = next(_job_ids)
         self.parts = parts
@@ -376,7 +405,8 @@ class WorkerPass:
 
     def _fill(self) -> None:
         while self.sent < len(self.parts) and len(self.tickets) < PARTS_AHEAD:
-            self.tickets.append(self.pool.submit((self.job_id, self.job, str(self.parts[self.sent][1]))))
+            # the tables' field types go as they stand when the part is sent (pickled then)
+            self.tickets.append(self.pool.submit((self.job_id, self.job, str(self.parts[self.sent][1]), self.known())))
             self.sent += 1
 
     def checked(self, check: CheckShared) -> Iterator[list[Checked]]:
@@ -398,8 +428,13 @@ class WorkerPass:
                 continue
             position, keys, sent, ids, obj = entry
             record = RawRecord(obj if obj is not None else _NOT_SENT, origin, position)
+            if obj is None and all(one is None for one in ids):
+                # valid for every table, every type known already: settle would change nothing
+                yield [Checked(day, ordinal, record, rows, None, key) for (rows, _), key in zip(sent, keys, strict=True)]
+                continue
             outcomes = [(rows, None) if error is None else (None, Reject(*error)) for rows, error in sent]
-            types_of = _LeafTypes(None if ids is None else [leaves[one] for one in ids], again, index)
+            types_of = _LeafTypes(None if ids is None else [None if one is None else leaves[one] for one in ids],
+                                  again, index)
             outcomes = check.settle(record, outcomes, types_of)
             if obj is None and any(error is not None for _, error in outcomes):
                 record = record._replace(obj=again.obj(index))  # rejected by the type check: its quarantine row
@@ -437,6 +472,8 @@ class _LeafTypes:
 
     def __call__(self, index: int, spec: Entity, types: FieldTypes, where: str) -> None:
         signature = self.leaves[index]
+        if signature is None:
+            return  # the worker found every type already known: nothing to reject, nothing to learn
         settled = types.settled_signatures
         if id(signature) in settled:
             return
