@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     landing = args.landing.resolve()
     codes = ([("before", args.before.resolve(), None)] if args.before else [])
-    codes += ([(f"workers={n}", ROOT, {"CS_KPIS_LOAD_WORKERS": str(n)}) for n in args.workers] if args.workers
+    codes += ([(f"workers_{n}", ROOT, {"CS_KPIS_LOAD_WORKERS": str(n)}) for n in args.workers] if args.workers
               else [("this", ROOT, None)])
     for round_number in range(1, args.rounds + 1):
         for system in args.systems:
