@@ -1,11 +1,10 @@
 """Billing, support and product events against DuckDB's own read of the same files, back to back (issue 18).
 
     python -m benchmarks.pages --landing <landing> [--systems billing support product] [--rounds 3] \
-        [--before <checkout of an earlier commit>] [--workers 1 2] [--work bench_out/pages]
+        [--before <checkout of an earlier commit>] [--work bench_out/pages]
 
 Per round and system: the loader CLI (``python -m cs_kpis.sources.pipelines --systems <system>``) of this
 checkout into an empty warehouse, the same from ``--before`` (another checkout's root, to compare a change),
-(with ``--workers``, this checkout's loader once per value of ``settings.warehouse.load_workers``, in turn),
 then DuckDB's read of the same pages (benchmarks/run.py's ``page_baseline``; for the product events its typed
 ``create table as`` of the event files, ``events_baseline``), each in a fresh process. It
 prints one JSON line per measurement: the loader's own seconds (``seconds``, from the CLI), wall seconds,
@@ -35,9 +34,8 @@ def _load_average() -> float:
     return os.getloadavg()[0]
 
 
-def load_once(code: Path, landing: Path, system: str, work: Path, env: dict[str, str] | None = None) -> dict:
-    """The loader CLI of the checkout at ``code`` for ``system``, into a fresh warehouse under ``work`` (``env``:
-    more environment variables)."""
+def load_once(code: Path, landing: Path, system: str, work: Path) -> dict:
+    """The loader CLI of the checkout at ``code`` for ``system``, into a fresh warehouse under ``work``."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     cpu, started = _cpu_of_children(), time.perf_counter()
@@ -45,17 +43,14 @@ def load_once(code: Path, landing: Path, system: str, work: Path, env: dict[str,
         [sys.executable, "-m", "cs_kpis.sources.pipelines", "--landing", str(landing), "--warehouse",
          str(work / "warehouse.duckdb"), "--pipelines-dir", str(work / "dlt"), "--systems", system],
         cwd=code, capture_output=True, text=True, check=False,
-        env={**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false", "PYTHONPATH": str(code), **(env or {})})
+        env={**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false", "PYTHONPATH": str(code)})
     wall, cpu = time.perf_counter() - started, _cpu_of_children() - cpu
     shutil.rmtree(work, ignore_errors=True)
     if res.returncode:
         raise SystemExit(f"{system} load from {code} failed:\n{res.stderr[-3000:]}")
     out = json.loads(res.stdout.strip().splitlines()[-1])
     return {"system": system, "rows_read": out["rows_read"], "seconds": out["seconds"], "wall_seconds": round(wall, 2),
-            "cpu_seconds": round(cpu, 2), "peak_rss_mb": out["peak_rss_mb"],
-            # the loading process's own CPU and its page workers' (settings.warehouse.load_workers)
-            "main_cpu_seconds": out.get("cpu_seconds"), "worker_cpu_seconds": out.get("worker_cpu_seconds"),
-            "worker_peak_rss_mb": out.get("worker_peak_rss_mb")}
+            "cpu_seconds": round(cpu, 2), "peak_rss_mb": out["peak_rss_mb"]}
 
 
 def duckdb_once(landing: Path, system: str, work: Path) -> dict:
@@ -72,18 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systems", nargs="+", default=["billing", "support"], choices=["billing", "support", "product"])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--before", type=Path, help="another checkout's root: its loader runs before this one's")
-    parser.add_argument("--workers", type=int, nargs="+",
-                        help="this checkout's loader once per value of CS_KPIS_LOAD_WORKERS, in this order")
     parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "pages")
     args = parser.parse_args(argv)
     landing = args.landing.resolve()
-    codes = ([("before", args.before.resolve(), None)] if args.before else [])
-    codes += ([(f"workers_{n}", ROOT, {"CS_KPIS_LOAD_WORKERS": str(n)}) for n in args.workers] if args.workers
-              else [("this", ROOT, None)])
+    codes = ([("before", args.before.resolve())] if args.before else []) + [("this", ROOT)]
     for round_number in range(1, args.rounds + 1):
         for system in args.systems:
-            loads = {label: {**load_once(code, landing, system, args.work / label, env), "load_average": _load_average()}
-                     for label, code, env in codes}
+            loads = {label: {**load_once(code, landing, system, args.work / label), "load_average": _load_average()}
+                     for label, code in codes}
             base = {**duckdb_once(landing, system, args.work / "duckdb"), "load_average": _load_average()}
             for label, r in loads.items():
                 r.update({"round": round_number, "code": label,

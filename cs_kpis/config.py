@@ -387,10 +387,6 @@ class WarehouseSettings(_Strict):
                           "the free disk); beyond it the step fails with an out-of-memory error instead of filling the disk")
     temp_directory: Path | None = Field(
         None, description="where DuckDB spills, relative to this file (DuckDB's default: beside the warehouse file)")
-    load_workers: int | None = Field(
-        None, ge=1, le=64,
-        description="processes that read and check billing's and support's landing pages in files mode (1: the "
-                    "loading process alone); the loading process keeps the order, deduplication and type check")
 
     @field_validator("memory_limit", "max_temp_directory_size")
     @classmethod

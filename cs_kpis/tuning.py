@@ -79,9 +79,6 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
             "DuckDB's out-of-memory error naming max_temp_directory_size (empty: DuckDB's default, 90% of the free disk)"),
     Setting("warehouse.temp_directory", "CS_KPIS_DUCKDB_TEMP_DIR", None,
             "where DuckDB spills (empty: DuckDB's default, <warehouse file>.tmp beside the warehouse)"),
-    Setting("warehouse.load_workers", "CS_KPIS_LOAD_WORKERS", 1,
-            "worker processes that read and check billing's and support's landing pages (1: none, the loading "
-            "process does it all)"),
 )}
 
 _SECTIONS = {"checks": config.CheckSettings, "alerts": config.AlertSettings,

@@ -47,10 +47,10 @@ import multiprocessing as mp
 import os
 import queue
 import shutil
+import signal
+import threading
 import traceback
 from pathlib import Path
-
-from cs_kpis import helper_processes
 
 from .store import VersionBuffer
 
@@ -83,8 +83,18 @@ class _Helper:
         self._result = ctx.Queue()
         self.proc = ctx.Process(target=target, args=(self.q, self._result, *args),
                                 name=f"cs_kpis-simulator-{what.replace(' ', '-')}", daemon=True)
-        # with SIGTERM at its default, which close() stops it with (cs_kpis/helper_processes.py)
-        helper_processes.start(self.proc)
+        # an ignored SIGTERM stays ignored across exec, and close() stops a helper with it: a helper that is
+        # still starting up when it comes must not have inherited SIG_IGN (a background job's SIGINT, which
+        # Dagster's handlers map SIGTERM to)
+        ignored = (threading.current_thread() is threading.main_thread()
+                   and signal.getsignal(signal.SIGTERM) is signal.SIG_IGN)
+        if ignored:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            self.proc.start()
+        finally:
+            if ignored:
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
         self.done = False
 
     def send(self, msg) -> None:
@@ -131,7 +141,12 @@ class _Helper:
         threads may hold messages no one will read: they are cancelled, or this process would wait for them
         forever when it exits."""
         if not self.done:
-            helper_processes.stop(self.proc)
+            if self.proc.is_alive():
+                self.proc.terminate()
+                self.proc.join(10)
+            if self.proc.is_alive():  # SIGTERM ignored after all
+                self.proc.kill()
+                self.proc.join(10)
             for q in (self.q, self._result):
                 q.cancel_join_thread()
                 q.close()
@@ -267,7 +282,8 @@ def _helper_started(scratch: Path) -> None:
     it holds its lock (:func:`_hold_lock`). SIGTERM is set to its default whatever the helper inherited: the
     main process stops helpers with it (``terminate``), and a parent that ignores SIGINT (a background job)
     under Dagster's handlers, which map SIGTERM to SIGINT's handler, would pass SIGTERM on ignored."""
-    helper_processes.started()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _hold_lock(scratch)
 
 

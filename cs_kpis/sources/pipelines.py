@@ -168,12 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         result = load_system(system, warehouse=args.warehouse, pipelines_dir=args.pipelines_dir,
                              landing_dir=args.landing, mode=mode, destination=args.destination,
                              lake_dir=args.lake)
-        own, helpers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        result["peak_rss_mb"] = round(own.ru_maxrss / 1024)
-        # the page workers (settings.warehouse.load_workers) are this process's children: CPU of each side
-        result["cpu_seconds"] = round(own.ru_utime + own.ru_stime, 2)
-        result["worker_cpu_seconds"] = round(helpers.ru_utime + helpers.ru_stime, 2)
-        result["worker_peak_rss_mb"] = round(helpers.ru_maxrss / 1024)
+        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         print(json.dumps(result), flush=True)
     return 0
 

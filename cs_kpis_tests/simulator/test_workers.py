@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import multiprocessing as mp
 import os
+import selectors
 import shutil
 import signal
 import subprocess
@@ -20,11 +21,12 @@ from cs_kpis import simulator
 from cs_kpis.folder_guard import simulator_may_replace, write_mark
 from cs_kpis.simulator import generate, writer
 from cs_kpis.simulator.writer import RemoteStore, WriterDied
-from cs_kpis_tests.processes import AS_FROM_A_SHELL as _AS_FROM_A_SHELL
-from cs_kpis_tests.processes import read_line as _read_line
-from cs_kpis_tests.processes import running as _running
-from cs_kpis_tests.processes import started_at as _started_at
-from cs_kpis_tests.processes import wait_for as _wait_for
+
+# a subprocess's signals as a shell gives them: CI may run the suite as a background job, whose SIGINT is
+# ignored (and Dagster maps SIGTERM to SIGINT's handler in a process that ran a job), and an ignored signal
+# stays ignored across exec
+_AS_FROM_A_SHELL = ("import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+                    "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n")
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -202,6 +204,44 @@ def test_a_waiting_helper_stops_when_the_main_process_is_gone(monkeypatch):
         assert not waiting.is_alive() and got == []
     finally:
         os.close(held)
+
+
+def _read_line(proc: subprocess.Popen, timeout: float) -> str:
+    """The subprocess's next line of output, or fail after ``timeout`` seconds."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            raise AssertionError(f"no output within {timeout} s")
+    return proc.stdout.readline()
+
+
+def _wait_for(what, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not what():
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        time.sleep(0.05)
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command's name (state, ppid, ...), or None if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _running(pid: int) -> bool:
+    """The process exists and has not exited (an orphan's zombie, if nothing reaps it, has exited)."""
+    stat = _stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X")
+
+
+def _started_at(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot): with its pid, it names one process, even once the pid
+    is reused."""
+    stat = _stat(pid)
+    return None if stat is None else stat[19]  # field 22 of stat; the state is field 3
 
 
 _HELPERS_WAITING = """

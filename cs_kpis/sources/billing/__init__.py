@@ -29,7 +29,6 @@ from cs_kpis.sources.common.contract import landing_window
 from cs_kpis.sources.common.entity import Entity, entity_resource, lazy_api_reader
 from cs_kpis.sources.common.helpers import column_hints, declared_fields
 from cs_kpis.sources.common.landing import read_fx_currencies, read_text_file
-from cs_kpis.sources.common.workers import WorkerSource
 
 _api_reader = lazy_api_reader("cs_kpis.sources.billing.api")
 
@@ -137,7 +136,6 @@ def billing_source(landing_dir: Path | str | None = None, mode: str = "files", a
     landing = Path(landing_dir) if landing_dir else None
     fx_path = Path(fx_rates_path) if fx_rates_path else None
     currencies = read_fx_currencies(landing, fx_path) if landing or fx_path else None
-    window = landing_window(landing)
     make = partial(
         entity_resource,
         settings.SYSTEM,
@@ -147,6 +145,5 @@ def billing_source(landing_dir: Path | str | None = None, mode: str = "files", a
         keys_reader=files.iter_keys,
         api_reader=_api_reader,
         api_config=api_config,
-        workers=WorkerSource(entities, (currencies,), files.PAGES, window),
     )
-    return [make(spec) for spec in entities(currencies, window)] + [fx_rates_resource(landing, fx_path)]
+    return [make(spec) for spec in entities(currencies, landing_window(landing))] + [fx_rates_resource(landing, fx_path)]

@@ -12,7 +12,6 @@ quarantine, deduplicate, emit); each step is tested alone in cs_kpis_tests/sourc
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,6 @@ from cs_kpis.sources.common.steps import (
     check_records,
     winning_occurrences,
 )
-from cs_kpis.sources.common.workers import WorkerSource, start_pass
 from cs_kpis.sources.records import RawRecord
 
 FilesReader = Callable[[Path, str, str], Iterator[RawRecord]]
@@ -228,14 +226,12 @@ def entity_resource(
     api_config: Any = None,
     max_days: int | None = None,
     keys_reader: FilesReader | None = None,
-    workers: WorkerSource | None = None,
 ) -> Any:
     """Build the dlt resource that loads ``spec`` into ``<system>__<spec.name>``.
 
     ``keys_reader`` (files mode) yields the same records as ``files_reader`` but may give each as its key
     fields only (:class:`cs_kpis.sources.common.landing.KeyFields`): the first pass, which needs keys,
-    reads with it. ``workers`` (files mode): how worker processes read and check the same pages, when
-    ``settings.warehouse.load_workers`` asks for them (cs_kpis/sources/common/workers.py).
+    reads with it.
 
     Files mode loads the extract days after the last one in resource state (``max_days`` at a time);
     API mode asks the reader for objects changed since the cursor in resource state.
@@ -273,7 +269,7 @@ def entity_resource(
         if mode == "files" and spec.parent and _parent_feeds(system, spec.parent, spec.name):
             return  # the parent's pass loads this table and keeps this resource's state
         # the garbage collector's passes over the records cost a fifth of the CPU: off while this pass runs
-        with collector.paused() as collecting, ExitStack() as stack:
+        with collector.paused() as collecting:
             state = dlt.current.resource_state()
             field_types: dict[str, str] = state.setdefault("field_types", {})
             counts = Accounting()
@@ -285,8 +281,6 @@ def entity_resource(
                 # the children this pass loads too, so that the parent's files are read by one pass, not one per table
                 feeds = [ChildFeed(system, child, load_id, dlt.current.resource_state(child.name))
                          for child in spec.children if _parent_feeds(system, spec.name, child.name)]
-                # the second pass's parts go to the workers now, so that they parse while the key pass runs
-                in_workers = start_pass(stack, workers, spec, field_types, feeds, read)
                 # files can be read twice: a key pass finds which occurrence of each key wins, so memory holds
                 # keys, not rows (the large company's 5.5 M support rows took > 19 GB buffered); it validates
                 # only the repeated occurrences, so it costs little more than parsing
@@ -298,7 +292,7 @@ def entity_resource(
                     feed.share(spec, field_types)
             elif mode == "api":
                 read = ApiRead(api_reader(), api_config, spec.reads, state.get("api_since"))
-                dedupe, children, in_workers = DedupeInMemory(spec, counts), [], None
+                dedupe, children = DedupeInMemory(spec, counts), []
             else:
                 raise ValueError(f"mode must be 'files' or 'api', got {mode!r}")
 
@@ -308,12 +302,8 @@ def entity_resource(
             lane = Lane(system, spec, dedupe, emitter, counts)
             lanes = [lane, *children]
             check = CheckShared(spec, field_types, feeds) if feeds else CheckAlone(spec, field_types)
-            if in_workers is not None:
-                records, checked = in_workers, in_workers.checked(check)
-            else:
-                records = Numbered(read.batches())
-                checked = check_records(records, check)
-            for outcomes in checked:
+            records = Numbered(read.batches())
+            for outcomes in check_records(records, check):
                 collecting.tick()
                 for one, outcome in zip(lanes, outcomes, strict=True):
                     yield from one.take(outcome)

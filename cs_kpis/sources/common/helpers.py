@@ -1,7 +1,7 @@
 """Pure functions shared by the sources: timestamp parsing, field access, type tracking, quarantine rows."""
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
@@ -190,13 +190,6 @@ def iter_leaf_types(obj: Mapping[str, Any], json_paths: frozenset[str] = frozens
             yield path, category
 
 
-def leaf_types(obj: Mapping[str, Any], json_paths: frozenset[str] = frozenset()) -> tuple[tuple[str, str], ...]:
-    """The (path, category) pairs :class:`FieldTypes` compares for ``obj``, in its order
-    (:func:`iter_leaf_types`): what a worker process hands the loading process for the type check
-    (:meth:`FieldTypes.check_leaves`)."""
-    return tuple(iter_leaf_types(obj, json_paths))
-
-
 def check_field_types(
     obj: Mapping[str, Any],
     known: dict[str, str],
@@ -247,48 +240,12 @@ class FieldTypes:
         self.known = known
         self.json_paths = json_paths
         self._root: dict[str, _Step] = {}
-        self.settled_signatures: dict[int, tuple] = {}
-        """leaf types of whole records (cs_kpis/sources/common/workers.py) that :meth:`settled`: by identity,
-        each kept alive here"""
 
     def check(self, obj: Mapping[str, Any], where: str) -> None:
         new: dict[str, str] = {}
         self._walk(obj, self._root, "", new, where)
         if new:
             self.known.update(new)
-
-    def check_leaves(self, leaves: tuple[tuple[str, str], ...], where: str,
-                     load: Callable[[], Mapping[str, Any]]) -> None:
-        """:meth:`check` of an object given as its :func:`leaf_types` (a worker process computed them): the same
-        comparisons in the same order, the same types learned. A conflict is worded by :meth:`check` itself on
-        the object, which ``load`` gives (read again: only a rejected record needs it)."""
-        known = self.known
-        new: dict[str, str] = {}
-        for path, category in leaves:
-            seen = known.get(path)
-            if seen is None:
-                new[path] = category
-            elif seen != category:
-                self.check(load(), where)
-                raise AssertionError(f"the type check of {where} rejected its leaf types but not its object")
-        if new:
-            known.update(new)
-
-    def conforms(self, obj: Mapping[str, Any]) -> bool:
-        """True when every field of ``obj`` has its type in ``known`` already: :meth:`check` would pass and learn
-        nothing. Nothing is learned here."""
-        try:
-            new: dict[str, str] = {}
-            self._walk(obj, self._root, "", new, "")
-        except Reject:
-            return False
-        return not new
-
-    def settled(self, leaves: tuple[tuple[str, str], ...]) -> bool:
-        """True when every leaf of ``leaves`` has its category in ``known``: checking them again passes and
-        teaches nothing (an entry of ``known`` never changes)."""
-        known = self.known
-        return all(known.get(path) == category for path, category in leaves)
 
     def _walk(self, obj: Mapping[str, Any], level: dict[str, _Step], prefix: str, new: dict[str, str],
               where: str) -> None:

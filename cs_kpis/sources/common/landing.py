@@ -4,8 +4,6 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -199,42 +197,6 @@ def iter_envelope_keys(
         part = _Part(data, records_of)
         for position, fields_of in enumerate(values):
             yield RawRecord(KeyFields(fields_of, part, position), origin, position)
-
-
-@dataclass(frozen=True)
-class EnvelopePages:
-    """A system's landing pages, ``<system>/<entity>/<day>/part-*.json``, each an envelope whose record list is
-    under ``list_key`` (None: under the entity's name): the readers of :func:`iter_envelope_records` and
-    :func:`iter_envelope_keys` for its entities, and one part at a time (:meth:`part_records`) for a worker
-    process, which gets this object pickled."""
-
-    system: str
-    list_key: str | None = None
-
-    def key(self, entity: str) -> str:
-        return self.list_key or entity
-
-    def folder(self, entity: str) -> str:
-        return f"{self.system}/{entity}"
-
-    def iter_records(self, landing_dir: Path | str, entity: str, extract_day: str) -> Iterator[RawRecord]:
-        key = self.key(entity)
-        return iter_envelope_records(landing_dir, self.folder(entity), extract_day, itemgetter(key), key)
-
-    def iter_keys(self, landing_dir: Path | str, entity: str, extract_day: str,
-                  fields: tuple[str, ...]) -> Iterator[RawRecord]:
-        key = self.key(entity)
-        return iter_envelope_keys(landing_dir, self.folder(entity), extract_day, itemgetter(key), key, fields)
-
-    def parts(self, landing_dir: Path | str, entity: str, extract_day: str) -> list[Path]:
-        """The parts :meth:`iter_records` reads for one day, in its order."""
-        return part_files(landing_dir, self.folder(entity), extract_day)
-
-    def part_records(self, landing_dir: Path | str, entity: str, path: Path | str) -> list[RawRecord]:
-        """The records :meth:`iter_records` reads from one of its parts."""
-        key = self.key(entity)
-        return list(_part_records(Path(path).read_bytes(), relative_origin(landing_dir, Path(path)),
-                                  itemgetter(key), key))
 
 
 _REPLACEMENT = "\ufffd"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cs_kpis.sources import lake
-from cs_kpis.sources.common import collector, workers
+from cs_kpis.sources.common import collector
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.bookkeeping import (
     ACCOUNTING_COLUMNS,
@@ -247,7 +247,6 @@ def run_until_caught_up(
             raise
         finally:
             collector.restore()  # the entity passes pause the garbage collector (common/collector.py)
-            workers.close_pool()  # a pass dlt left unfinished leaves no page worker running
         ensure_bookkeeping_tables(pipeline)
         load_infos.append(load_info)
         for name, total in totals.items():

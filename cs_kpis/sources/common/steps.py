@@ -14,10 +14,6 @@
 
 The validate step sees one record at a time and hands on per-record results, so a validator that checks a
 whole batch at once (SQL over the pages) can take its place without changing read, deduplicate or emit.
-It has two halves: :func:`record_outcomes` depends on the record alone (contract, preparation), and
-``CheckShared.settle`` runs the type check, which learns field types in record order; with
-``settings.warehouse.load_workers`` above 1, worker processes read the parts and do the first half, and
-the loading process settles their results in record order (cs_kpis/sources/common/workers.py).
 """
 
 from __future__ import annotations
@@ -224,17 +220,10 @@ class Checked(NamedTuple):
     record: RawRecord
     rows: Rows | None
     error: Reject | None
-    key: Any = None
-    """the record's key for this table (:func:`record_key`), when a worker process read it (``record.obj`` then
-    holds the whole object only for a rejected record); None: computed from ``record.obj``"""
 
 
 Outcome = tuple[Rows | None, Reject | None]
 """a record's result for one table: (rows, None) or (None, the Reject)"""
-
-TypeCheck = Callable[[int, "Entity", FieldTypes, str], None]
-"""(table index: 0 the parent, then its children; the table's entity; the field types it checks against; where)
--> None, or raises Reject: the type check of one record, on its object or on the leaf types a worker read"""
 
 
 def type_check(spec: Entity, types: FieldTypes, obj: dict[str, Any], where: str) -> None:
@@ -246,88 +235,73 @@ def type_check(spec: Entity, types: FieldTypes, obj: dict[str, Any], where: str)
         types.check(checked, where)
 
 
-def checked_objects(spec: Entity, obj: dict[str, Any]) -> list[dict[str, Any]]:
-    """The objects :func:`type_check` checks of a record, in its order."""
-    return [obj] if spec.type_checked is None else spec.type_checked(obj)
-
-
 def _where(record: RawRecord) -> str:
     return f"{record.origin} (position {record.position})"
 
 
-def record_outcomes(spec: Entity, children: tuple[Entity, ...], obj: dict[str, Any]) -> list[Outcome]:
-    """The part of a record's check that depends on the record alone (a worker process may do it): the contract
-    (the parent's, for all: checked once), the parent's preparation, then each child's with the parent's
-    outcome. Outcomes for the parent, then each child, before the type check."""
-    contract_error = None
-    try:
-        if spec.contract is not None:
-            spec.contract(obj)
-    except Reject as exc:
-        contract_error = exc
-    rows, error = None, contract_error
-    if error is None:
+class CheckAlone:
+    """One table's check of a parsed record: contract, preparation, type check."""
+
+    tables = 1
+
+    def __init__(self, spec: Entity, field_types: dict[str, str]) -> None:
+        self.spec = spec
+        self.field_types = field_types
+        self.types = FieldTypes(field_types, spec.json_paths)
+
+    def __call__(self, record: RawRecord) -> list[Outcome]:
         try:
-            rows = spec.prepare(obj)
+            rows = validate(self.spec, record.obj)
+            type_check(self.spec, self.types, record.obj, _where(record))
         except Reject as exc:
-            error = exc
-    # the parent's preparation is done: a child that would repeat it is told its outcome instead
-    parent_prepared = None if contract_error is not None else error is None
-    return [(rows, error), *(prepare_child(child, obj, contract_error, parent_prepared) for child in children)]
-
-
-def _object_types(obj: dict[str, Any], index: int, spec: Entity, types: FieldTypes, where: str) -> None:
-    type_check(spec, types, obj, where)
+            return [(None, exc)]
+        return [(rows, None)]
 
 
 class CheckShared:
     """The check of a parent record whose pass also loads its children: outcomes for the parent, then for each
     child. The contract (the parent's, for all) is checked once; the type check once for the parent and every
-    child sharing its field types (:meth:`ChildFeed.share`).
-
-    Two halves: :func:`record_outcomes` (the record alone) and :meth:`settle` (the type check, in record order:
-    it learns types as it goes), so a worker process can do the first (cs_kpis/sources/common/workers.py)."""
+    child sharing its field types (:meth:`ChildFeed.share`)."""
 
     def __init__(self, spec: Entity, field_types: dict[str, str], feeds: list[ChildFeed]) -> None:
         self.spec = spec
         self.field_types = field_types
         self.types = FieldTypes(field_types, spec.json_paths)
         self.feeds = feeds
-        self.children = tuple(feed.spec for feed in feeds)
         self.tables = 1 + len(feeds)
 
     def __call__(self, record: RawRecord) -> list[Outcome]:
-        obj = record.obj
-        return self.settle(record, record_outcomes(self.spec, self.children, obj), partial(_object_types, obj))
-
-    def settle(self, record: RawRecord, outcomes: list[Outcome], types_of: TypeCheck) -> list[Outcome]:
-        """The outcomes after the type checks (``types_of``), in the order and with the sharing of field types
-        the pass has reached."""
-        (rows, error), *children = outcomes
+        spec, obj = self.spec, record.obj
+        contract_error = None
+        try:
+            if spec.contract is not None:
+                spec.contract(obj)
+        except Reject as exc:
+            contract_error = exc
+        rows, error = None, contract_error
+        if error is None:
+            try:
+                rows = spec.prepare(obj)
+            except Reject as exc:
+                error = exc
+        # the parent's preparation is done: a child that would repeat it is told its outcome instead
+        parent_prepared = None if contract_error is not None else error is None
+        children = [feed.prepare(obj, contract_error, parent_prepared) for feed in self.feeds]
         for feed, (_, child_error) in zip(self.feeds, children, strict=True):
             if feed.shared and (child_error is None) != (error is None):
                 feed.unshare()  # one of them learns from this record's types, the other does not
         type_error = None
-        where = _where(record)
         if error is None:
             try:
-                types_of(0, self.spec, self.types, where)
+                type_check(spec, self.types, obj, _where(record))
             except Reject as exc:
                 error = type_error = exc
-        settled: list[Outcome] = [(None, error) if error is not None else (rows, None)]
-        for index, (feed, (child_rows, child_error)) in enumerate(zip(self.feeds, children, strict=True), 1):
+        outcomes: list[Outcome] = [(None, error) if error is not None else (rows, None)]
+        for feed, (child_rows, child_error) in zip(self.feeds, children, strict=True):
             if child_error is None:
-                child_error = type_error if feed.shared else feed.type_error(types_of, index, where)
-            settled.append((None, child_error) if child_error is not None else (child_rows, None))
-        return settled
-
-
-class CheckAlone(CheckShared):
-    """One table's check of a parsed record: contract, preparation, type check (:class:`CheckShared` without
-    children)."""
-
-    def __init__(self, spec: Entity, field_types: dict[str, str]) -> None:
-        super().__init__(spec, field_types, [])
+                child_error = type_error if feed.shared else feed.type_error(obj, _where(record))
+            outcomes.append((None, child_error) if child_error is not None else (child_rows, None))
+        return outcomes
 
 
 def check_records(records: Iterable[tuple[str, int, RawRecord]],
@@ -336,14 +310,10 @@ def check_records(records: Iterable[tuple[str, int, RawRecord]],
     ``obj=None``) is rejected for every table with the reader's reason."""
     for day, ordinal, record in records:
         if record.obj is None:
-            yield unparsed(day, ordinal, record, check.tables)
+            unparsed = Checked(day, ordinal, record, None, Reject(record.error or "unparseable"))
+            yield [unparsed] * check.tables
             continue
         yield [Checked(day, ordinal, record, rows, error) for rows, error in check(record)]
-
-
-def unparsed(day: str, ordinal: int, record: RawRecord, tables: int) -> list[Checked]:
-    """An unparsed record, rejected for every table with its reader's reason."""
-    return [Checked(day, ordinal, record, None, Reject(record.error or "unparseable"))] * tables
 
 
 # ---- deduplicate -----------------------------------------------------------------------------------------
@@ -356,15 +326,12 @@ class DedupeByWinners:
         self.winners = winners
         self.counts = counts
 
-    def key(self, item: Checked) -> Any:
-        return record_key(self.spec, item.record.obj) if item.key is None else item.key
-
     def rejected(self, item: Checked) -> None:
-        self.winners.rejected(self.key(item), item.ordinal)
+        self.winners.rejected(record_key(self.spec, item.record.obj), item.ordinal)
 
     def take(self, item: Checked) -> Rows:
         """The rows of a valid record that load now (none when another occurrence of its key wins)."""
-        if self.winners.wins(self.key(item), item.ordinal):
+        if self.winners.wins(record_key(self.spec, item.record.obj), item.ordinal):
             return item.rows
         self.counts.rows_deduplicated += len(item.rows)
         return []
@@ -593,35 +560,27 @@ class ChildFeed:
 
     def prepare(self, obj: dict[str, Any], contract_error: Reject | None,
                 parent_prepared: bool | None = None) -> Outcome:
-        """:func:`prepare_child` of this feed's entity."""
-        return prepare_child(self.spec, obj, contract_error, parent_prepared)
+        """The child's rows, or the Reject. ``parent_prepared`` (the parent's pass knows it): whether the
+        parent's own preparation accepted ``obj``; with it, a child whose ``prepare`` would repeat that
+        preparation (``prepare_after_parent``) gets the same result without it: no rows when it rejected."""
+        try:
+            if contract_error is not None:
+                raise contract_error
+            after_parent = self.spec.prepare_after_parent
+            if parent_prepared is None or after_parent is None:
+                return self.spec.prepare(obj), None
+            return (after_parent(obj) if parent_prepared else []), None
+        except Reject as exc:
+            return None, exc
 
-    def type_error(self, types_of: TypeCheck, index: int, where: str) -> Reject | None:
-        """The child's own type check (``types_of``, as table ``index`` of the pass), when it does not share its
-        parent's field types."""
+    def type_error(self, obj: dict[str, Any], where: str) -> Reject | None:
         if self._types is None or self._types.known is not self.field_types:
             self._types = FieldTypes(self.field_types, self.spec.json_paths)  # shared or unshared since
         try:
-            types_of(index, self.spec, self._types, where)
+            type_check(self.spec, self._types, obj, where)
         except Reject as exc:
             return exc
         return None
-
-
-def prepare_child(spec: Entity, obj: dict[str, Any], contract_error: Reject | None,
-                  parent_prepared: bool | None = None) -> Outcome:
-    """A child table's rows of a parent object, or the Reject. ``parent_prepared`` (the parent's pass knows it):
-    whether the parent's own preparation accepted ``obj``; with it, a child whose ``prepare`` would repeat that
-    preparation (``prepare_after_parent``) gets the same result without it: no rows when it rejected."""
-    try:
-        if contract_error is not None:
-            raise contract_error
-        after_parent = spec.prepare_after_parent
-        if parent_prepared is None or after_parent is None:
-            return spec.prepare(obj), None
-        return (after_parent(obj) if parent_prepared else []), None
-    except Reject as exc:
-        return None, exc
 
 
 def same_check(one: Any, other: Any) -> bool:

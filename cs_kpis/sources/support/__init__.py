@@ -9,7 +9,6 @@ import dlt
 from cs_kpis.sources.common.contract import Contract, default_parsers, landing_window
 from cs_kpis.sources.common.entity import Entity, entity_resource, lazy_api_reader
 from cs_kpis.sources.common.helpers import column_hints, declared_fields
-from cs_kpis.sources.common.workers import WorkerSource
 from cs_kpis.sources.support import files, settings
 from cs_kpis.sources.support.helpers import id_columns, prepare_object
 
@@ -43,7 +42,6 @@ def support_source(landing_dir: Path | str | None = None, mode: str = "files", a
     Tables ``support__<entity>``; ids BIGINT, timestamps parsed from ISO-8601.
     """
     landing = Path(landing_dir) if landing_dir else None
-    window = landing_window(landing)
     make = partial(
         entity_resource,
         settings.SYSTEM,
@@ -53,6 +51,5 @@ def support_source(landing_dir: Path | str | None = None, mode: str = "files", a
         keys_reader=files.iter_keys,
         api_reader=_api_reader,
         api_config=api_config,
-        workers=WorkerSource(entities, (), files.PAGES, window),
     )
-    return [make(spec) for spec in entities(window)]
+    return [make(spec) for spec in entities(landing_window(landing))]
