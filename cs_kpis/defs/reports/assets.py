@@ -260,7 +260,7 @@ day, where each cadence read every account-day three times)"""
 
 def _band_days(con):
     """:data:`BAND_DAYS_SQL` as an Arrow table (read back with DuckDB's own types)."""
-    return con.execute(BAND_DAYS_SQL).fetch_arrow_table()
+    return con.sql(BAND_DAYS_SQL).to_arrow_table()
 
 
 @contextmanager
