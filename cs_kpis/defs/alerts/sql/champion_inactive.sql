@@ -25,10 +25,7 @@ user_days as (
     select distinct e.user_id, cast(e.occurred_at as date) as day
     from staging.stg_product__events as e
     where e.user_id in (select product_user_id from role_contacts)
-        -- the timestamp itself against the day's start (UTC, as the engine sets TimeZone; the same rows as
-        -- comparing its day): DuckDB skips the row groups of older events by their min/max, where the cast
-        -- of the column read every event of the history
-        and e.occurred_at >= cast($first_day as date)
+        and cast(e.occurred_at as date) >= cast($first_day as date)
     union all
     select user_id, day
     from _alert_last_active
