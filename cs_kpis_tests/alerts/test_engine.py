@@ -1,13 +1,14 @@
 """Each alert type on a hand-built warehouse (fixtures.py), with the expected rows worked out by hand."""
 
 import copy
+import datetime as dt
 
 import pandas as pd
 import pytest
 
 from cs_kpis.defs.alerts import engine
 from cs_kpis.lib.sql import table_metadata
-from cs_kpis_tests.alerts.fixtures import AS_OF, Warehouse, d, set_cells
+from cs_kpis_tests.alerts.fixtures import AS_OF, FIRST, Warehouse, d, set_cells
 
 RULES = engine.load_rules()
 
@@ -384,3 +385,63 @@ def test_csm_routing_follows_the_crm_history(tmp_path):
     assert owners["reopened"] == ("u_csm2", "Dev Patel")  # 03-20: after it
     c = only(cand, "health_red").set_index("account_id")
     assert (c.loc["C", "owner_id"], c.loc["C", "owner_name"]) == ("u_csm2", "Dev Patel")
+
+
+TICKET_SPIKE_EVERY_ACCOUNT = """
+with daily as (
+    select i.account_id, i.day, i.open_urgent_high, coalesce(a.tickets_created, 0) as created
+    from kpis.account_indicators_daily as i
+    left join kpis.account_activity_daily as a
+        on a.account_id = i.account_id and a.day = i.day
+    where i.day between cast(cast($first_day as date) - interval 90 day as date) and cast($as_of as date)
+),
+windows as (
+    select account_id, day, open_urgent_high,
+        sum(created) over (partition by account_id order by day
+            range between interval 6 day preceding and current row) as tickets_7d,
+        coalesce(sum(created) over (partition by account_id order by day
+            range between interval 90 day preceding and interval 7 day preceding), 0) / 12.0 as weekly_avg
+    from daily
+),
+firing as (
+    select *,
+        open_urgent_high >= $min_open_urgent_high as urgent,
+        tickets_7d >= $min_tickets_7d and tickets_7d >= $spike_ratio * weekly_avg as spike
+    from windows
+    where day >= cast($first_day as date)
+)
+select account_id, day, $severity as severity,
+    concat_ws('; ',
+        case when urgent then open_urgent_high || ' open urgent/high tickets' end,
+        case when spike then tickets_7d || ' tickets in 7 days vs a weekly average of '
+            || cast(round(weekly_avg, 1) as varchar) end) as reason
+from firing
+where urgent or spike
+"""
+"""ticket_spike.sql as it was before it windowed only the accounts with a ticket in the 7 days up to a day
+evaluated: every account's 90 days before the first day windowed. The shipped SQL must give its rows."""
+
+
+@pytest.mark.parametrize("min_tickets_7d", [3, 0])
+def test_ticket_spike_windows_only_accounts_with_recent_tickets_and_gives_every_accounts_rows(tmp_path,
+                                                                                             min_tickets_7d):
+    wh = Warehouse()
+    # A: urgent tickets on two runs, tickets created only in December (no spike can reach a late window)
+    set_cells(wh.indicators, "A", "2025-01-10", "2025-01-20", open_urgent_high=2)
+    set_cells(wh.indicators, "A", "2025-03-20", "2025-03-31", open_urgent_high=3)
+    # B: a ticket a week, then bursts; C: tickets every few days and urgent on some of them
+    weekly = [("B", d("2024-12-02") + dt.timedelta(days=7 * k), 1) for k in range(15)]
+    bursts = [("B", d(day), n) for day, n in (("2025-02-10", 4), ("2025-03-27", 3), ("2025-03-30", 2))]
+    early = [("A", d("2024-12-05"), 5), ("A", d("2024-12-06"), 1)]
+    steady = [("C", FIRST + dt.timedelta(days=k), 1 + k % 3) for k in range(0, 121, 4)]
+    set_cells(wh.indicators, "C", "2025-02-01", "2025-02-03", open_urgent_high=2)
+    wh.activity = pd.DataFrame(weekly + bursts + early + steady, columns=["account_id", "day", "tickets_created"])
+    con = wh.build(tmp_path / "wh.duckdb")
+    rule = {**RULES["types"]["ticket_spike"], "min_tickets_7d": min_tickets_7d}
+    fired = set()
+    for first in (FIRST, d("2025-02-05"), AS_OF - dt.timedelta(days=6), AS_OF):
+        sql, params = engine.condition_sql("ticket_spike", rule, first, AS_OF)
+        got = sorted(con.execute(sql, params).fetchall())
+        assert got == sorted(con.execute(TICKET_SPIKE_EVERY_ACCOUNT, params).fetchall()), first
+        fired |= {(r[0], "spike" if "tickets in 7 days" in r[3] else "urgent") for r in got}
+    assert {("A", "urgent"), ("B", "spike"), ("C", "spike"), ("C", "urgent")} <= fired

@@ -2,6 +2,7 @@
 browser draws it (headless Chromium: charts rendered, no script errors, a screenshot taken), for the monthly
 report here and the weekly and quarterly ones in test_cadences.py."""
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -176,6 +177,21 @@ def test_page_is_self_contained(page):
     assert "cs_kpis/defs/kpis/README.md" in page and "Data as of <b>2026-10-31</b>" in page
     # the browser test's status line is in the DOM but not shown to a reader
     assert '<p id="page-status" hidden>' in page
+
+
+def test_pages_rendered_together_share_the_worklist_and_equal_pages_rendered_alone(warehouse):
+    con = duckdb.connect(warehouse, read_only=True)
+    try:
+        shared = assets.load_shared(con)
+        pages = [assets.load_report_data(con, c, "", shared) for c in ("month", "week")]
+    finally:
+        con.close()
+    other = dataclasses.replace(pages[1], worklist=pages[1].worklist.iloc[:1])  # another frame: its own table
+    rendered: dict = {}
+    together = [render.render_report(p, None, rendered) for p in (*pages, other)]
+    assert together == [render.render_report(p) for p in (*pages, other)]
+    assert len(rendered) == 2 and together[2].count('data-table="worklist"') == 1 < together[0].count(
+        'data-table="worklist"')
 
 
 # ----------------------------------------------------------------------------------------------- asset

@@ -167,9 +167,12 @@ ROLE_CONTACTS_SQL = """
     from staging.stg_crm__contacts where role in (select unnest(cast($roles as varchar[])))
 """
 """the contacts champion_inactive considers (its rule's roles), for the fingerprint and LAST_ACTIVE"""
-LAST_ACTIVE_DAY_SQL = "max(cast(occurred_at as date)) filter (where occurred_at < cast($la as date))"
+LAST_ACTIVE_DAY_SQL = "cast(max(occurred_at) filter (where occurred_at < cast($la as date)) as date)"
 """a champion/admin user's last active day before ``$la`` (the rule LAST_ACTIVE holds): the aggregate over its
-product events that :func:`load_last_active` and the fingerprint's scan (:func:`input_fingerprints`) both use"""
+product events that :func:`load_last_active` and the fingerprint's scan (:func:`input_fingerprints`) both use.
+The day of the latest timestamp, the same as the latest day of each: the one cast per user, not per event (on
+the large company the scan's 38 M champion events, 2-3 CPU s: BENCHMARKS.md "Alerts and the KPI report on the
+large nightly")"""
 LAST_ACTIVE_SQL = f"""
     create or replace temp table {LAST_ACTIVE} as
     select user_id, {LAST_ACTIVE_DAY_SQL} as day

@@ -13,6 +13,7 @@ the alert rules (alerts.alert_candidates), read through reports.account_worklist
 
 import datetime as dt
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -245,33 +246,67 @@ def _nps(con, start: str | None, end: str | None, prev_start: str | None) -> ren
     return render.Nps(now=now[0], prev=prev[0], responses=now[1], prev_responses=prev[1])
 
 
+BAND_DAYS = "_report_band_days"
+"""the name :data:`BAND_DAYS_SQL`'s rows are registered under while :func:`_bands` reads them"""
+BAND_DAYS_SQL = """
+    select day, band, count(*) filter (where is_active) as accounts
+    from kpis.health_scores_daily
+    group by day, band
+"""
+"""active accounts per scored day and band (0 where every account of the band is inactive that day): the one
+read of kpis.health_scores_daily that the as-of day and every cadence's band figures come from (a few rows a
+day, where each cadence read every account-day three times)"""
+
+
+def _band_days(con):
+    """:data:`BAND_DAYS_SQL` as an Arrow table (read back with DuckDB's own types)."""
+    return con.sql(BAND_DAYS_SQL).to_arrow_table()
+
+
+@contextmanager
+def _band_days_registered(con, band_days):
+    """``band_days`` (:func:`_band_days`) readable as :data:`BAND_DAYS` on ``con`` inside the block."""
+    con.register(BAND_DAYS, band_days)
+    try:
+        yield
+    finally:
+        con.unregister(BAND_DAYS)
+
+
 def _bands(con, cadence: str, read_day: str | None, prev_end: str | None,
-           window_start: str | None) -> tuple[pd.DataFrame, dict]:
+           window_start: str | None, band_days) -> tuple[pd.DataFrame, dict]:
     """Active accounts per band at each period end of the trend window, and at the report's period end vs
-    the previous period's end (each read on the last scored day on or before it)."""
+    the previous period's end (each read on the last scored day on or before it), from ``band_days``
+    (:func:`_band_days`)."""
     if read_day is None:
         return pd.DataFrame(), {}
+    with _band_days_registered(con, band_days):
+        return _bands_of(con, cadence, read_day, prev_end, window_start)
+
+
+def _bands_of(con, cadence: str, read_day: str, prev_end: str | None,
+              window_start: str | None) -> tuple[pd.DataFrame, dict]:
     over_time = _df(con, f"""
         with ends as (
             select cast(date_trunc('{cadence}', day) as date) as period_start, max(day) as day
-            from kpis.health_scores_daily where day <= ?::date group by 1
+            from {BAND_DAYS} where day <= ?::date group by 1
         )
-        select e.period_start, d.band, count(*) as accounts
-        from kpis.health_scores_daily as d join ends as e on e.day = d.day
-        where d.is_active and e.period_start >= ?::date group by 1, 2 order by 1, 2
+        select e.period_start, d.band, cast(sum(d.accounts) as bigint) as accounts
+        from {BAND_DAYS} as d join ends as e on e.day = d.day
+        where d.accounts > 0 and e.period_start >= ?::date group by 1, 2 order by 1, 2
     """, [read_day, window_start or read_day])
     if not over_time.empty:
         over_time["period_start"] = over_time["period_start"].astype(str).str[:10]
         over_time["label"] = [render.period_label(cadence, v) for v in over_time["period_start"]]
     counts = {}
-    days = con.execute("select (select max(day) from kpis.health_scores_daily where day <= ?::date), "
-                       "(select max(day) from kpis.health_scores_daily where day <= ?::date)",
+    days = con.execute(f"select (select max(day) from {BAND_DAYS} where day <= ?::date), "
+                       f"(select max(day) from {BAND_DAYS} where day <= ?::date)",
                        [read_day, prev_end or "0001-01-01"]).fetchall()[0]
     now_day, prev_day = days
     if now_day is None:
         return over_time, {}
-    n = _df(con, "select day, band, count(*) as n from kpis.health_scores_daily where is_active and day in (?, ?) "
-                 "group by 1, 2", [now_day, prev_day or now_day])
+    n = _df(con, f"select day, band, accounts as n from {BAND_DAYS} where accounts > 0 and day in (?, ?)",
+            [now_day, prev_day or now_day])
     n["day"] = n["day"].astype(str).str[:10]
     for band in render.BANDS:
         now = n[(n["band"] == band) & (n["day"] == str(now_day)[:10])]["n"]
@@ -281,11 +316,14 @@ def _bands(con, cadence: str, read_day: str | None, prev_end: str | None,
 
 
 def load_shared(con) -> dict:
-    """What every cadence's page shows alike: cohorts, backtest, risks, expansion, the worklist, the as-of day."""
+    """What every cadence's page shows alike: cohorts, backtest, risks, expansion, the worklist, the as-of day,
+    and the active accounts per scored day and band (``band_days``) each cadence's band figures come from."""
     require_tables(con)
     con.execute("set TimeZone = 'UTC'")
     cohorts = _df(con, "select * from kpis.cohort_retention")
-    as_of = con.execute("select max(day) from kpis.health_scores_daily").fetchall()[0][0]
+    band_days = _band_days(con)
+    with _band_days_registered(con, band_days):  # every scored day has rows there: the scores' last day
+        as_of = con.execute(f"select max(day) from {BAND_DAYS}").fetchall()[0][0]
     parts = " union all ".join(
         f"select '{b}' as band, sum(accounts_{b}) as accounts, sum(churned_{b}) as churned "
         f"from kpis.health_backtest where scope = 'month' and is_current" for b in render.BANDS
@@ -296,6 +334,7 @@ def load_shared(con) -> dict:
     expansion, expansion_source = _expansion(con)
     return {
         "as_of": str(as_of)[:10] if as_of is not None else None, "cohorts": cohorts, "backtest_bands": backtest,
+        "band_days": band_days,
         "risks": risks, "risk_source": risk_source, "expansion": expansion, "expansion_source": expansion_source,
         "worklist": _worklist(con),
         "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -329,7 +368,8 @@ def load_report_data(con, cadence: str = "month", period: str = LATEST_COMPLETE,
     segments = (["all"] + sorted(s for s in revenue["segment"].unique() if s != "all")
                 if not revenue.empty else ["all"])
     prev_end = str(dt.date.fromisoformat(start) - dt.timedelta(days=1)) if start else None
-    bands_over_time, band_counts = _bands(con, cadence, chosen["read_day"] if chosen else None, prev_end, window)
+    bands_over_time, band_counts = _bands(con, cadence, chosen["read_day"] if chosen else None, prev_end, window,
+                                          shared["band_days"])
     as_of = shared["as_of"] or (str(revenue["read_day"].max()) if not revenue.empty else "unknown")
     return render.ReportData(
         as_of_day=as_of,
@@ -411,8 +451,9 @@ def kpi_report(context: dg.AssetExecutionContext, config: KpiReportConfig,
         "as_of_day": shared["as_of"] or "unknown",
         "risk_source": shared["risk_source"],
     }
+    rendered: dict = {}  # the worklist, the same table on every cadence's page, rendered once
     for data in pages:
-        page = render.render_report(data, links)
+        page = render.render_report(data, links, rendered)
         path = report_path(data.cadence, data.period if chosen and data.period_start else None)
         _write(path, page)
         context.log.info(f"wrote {path} ({data.cadence} {data.period}, {len(page) / 1e6:.1f} MB)")

@@ -481,10 +481,23 @@ def nav_html(data: ReportData, links: dict[str, str] | None) -> str:
     return '<nav class="cadences">Reports: ' + " &middot; ".join(items) + "</nav>"
 
 
-def render_report(data: ReportData, links: dict[str, str] | None = None) -> str:
+def _once(rendered: dict | None, name: str, source, make) -> str:
+    """``make()``, or the HTML it gave for the same ``source`` object before, kept in ``rendered`` (None: always
+    made anew). The object is kept too, so its id cannot be reused while ``rendered`` lives."""
+    if rendered is None:
+        return make()
+    key = (name, id(source))
+    if key not in rendered:
+        rendered[key] = (source, make())
+    return rendered[key][1]
+
+
+def render_report(data: ReportData, links: dict[str, str] | None = None, rendered: dict | None = None) -> str:
     """The whole page as one HTML string (plotly.js and styles inlined; no external requests).
 
     ``links``: cadence -> file name of that cadence's report, shown as navigation in the header.
+    ``rendered``: a dict shared by the pages of one run (the asset's cadences, whose ReportData hold the same
+    worklist frame, ``assets.load_shared``): the worklist, a table of every account, is rendered once for all.
     """
     spec = data.spec
     segment_options = "".join(
@@ -551,7 +564,7 @@ def render_report(data: ReportData, links: dict[str, str] | None = None) -> str:
         expansion=_table(data.expansion, "expansion"),
         expansion_source=html.escape(data.expansion_source),
         movers=_table(data.movers, "movers"),
-        worklist=worklist_html(data.worklist),
+        worklist=_once(rendered, "worklist", data.worklist, lambda: worklist_html(data.worklist)),
         definitions=defs,
         kpi_readme=KPI_README,
     )

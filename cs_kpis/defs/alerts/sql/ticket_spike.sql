@@ -1,11 +1,22 @@
 -- ticket_spike: at least $min_open_urgent_high open urgent/high tickets, or tickets created in the last
 -- 7 days >= $spike_ratio x the account's weekly average over the 12 weeks before (and >= $min_tickets_7d).
-with daily as (
+-- The trailing windows are computed only for the accounts with a ticket created on a day from 6 days before
+-- $first_day (with $min_tickets_7d > 0, no other account's 7-day count can reach it on a day evaluated); the
+-- other accounts can only fire on urgent tickets. The same rows as windowing every account, a fraction of the
+-- work on a nightly window (BENCHMARKS.md "Alerts and the KPI report on the large nightly").
+with spiking as (
+    select distinct account_id
+    from kpis.account_activity_daily
+    where day between cast(cast($first_day as date) - interval 6 day as date) and cast($as_of as date)
+        and tickets_created > 0 and account_id is not null
+),
+daily as (
     select i.account_id, i.day, i.open_urgent_high, coalesce(a.tickets_created, 0) as created
     from kpis.account_indicators_daily as i
     left join kpis.account_activity_daily as a
         on a.account_id = i.account_id and a.day = i.day
     where i.day between cast(cast($first_day as date) - interval 90 day as date) and cast($as_of as date)
+        and ($min_tickets_7d <= 0 or i.account_id in (select account_id from spiking))
 ),
 windows as (
     select account_id, day, open_urgent_high,
@@ -16,11 +27,18 @@ windows as (
     from daily
 ),
 firing as (
-    select *,
+    select account_id, day, open_urgent_high, tickets_7d, weekly_avg,
         open_urgent_high >= $min_open_urgent_high as urgent,
         tickets_7d >= $min_tickets_7d and tickets_7d >= $spike_ratio * weekly_avg as spike
     from windows
     where day >= cast($first_day as date)
+    union all
+    -- every other account: no ticket created in the 7 days up to any day evaluated, so no spike
+    select i.account_id, i.day, i.open_urgent_high, 0, 0.0, true, false
+    from kpis.account_indicators_daily as i
+    where i.day between cast($first_day as date) and cast($as_of as date)
+        and i.open_urgent_high >= $min_open_urgent_high
+        and $min_tickets_7d > 0 and i.account_id not in (select account_id from spiking)
 )
 select account_id, day, $severity as severity,
     concat_ws('; ',
