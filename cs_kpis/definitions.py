@@ -5,8 +5,8 @@ automation; there is no central list to keep in sync. The project root is found 
 pyproject.toml's [tool.dg] section, so the package must be installed editable (`pip install -e .`).
 
 The checks of one asset run in one step (cs_kpis.lib.checks.batch_checks: one for its blocking checks, one for
-the others), with the check names the layers give them: a step of a single check cost 0.1 s of Dagster's
-bookkeeping and a warehouse connection, which most checks' queries do not (BENCHMARKS.md, "Check steps").
+the others), with the check names the layers give them: a step of a single check cost about 70 CPU ms (Dagster's
+step, the pool's slot, a warehouse connection) where most checks' queries cost a few (BENCHMARKS.md, "Check steps").
 """
 
 from pathlib import Path
