@@ -304,6 +304,8 @@ def run_command(env: dict[str, str], log: Path, progress=None, args: tuple[str, 
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {"exit_code": proc.returncode, "wall_seconds": round(time.perf_counter() - started, 1),
             "started_at": started_at, "peak_rss_mb": round(usage.ru_maxrss / 1024),
+            # user + system CPU of the command (and children it waited for): less sensitive to a loaded machine
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
             "samples": sampler.samples, "log": str(log)}
 
 
@@ -435,7 +437,7 @@ def measure(name: str, env: dict[str, str], work: Path, stages_of, args: tuple[s
            "seconds_before_first_step": round(first - r["started_at"], 1),
            "seconds_between_steps": round(last - first - in_steps, 1),
            "seconds_after_last_step": round(r["started_at"] + r["wall_seconds"] - last, 1),
-           "peak_rss_mb": r["peak_rss_mb"], "sampled_peak_rss_mb": round(max((s for _, s in r["samples"]), default=0)),
+           "cpu_seconds": r["cpu_seconds"], "peak_rss_mb": r["peak_rss_mb"], "sampled_peak_rss_mb": round(max((s for _, s in r["samples"]), default=0)),
            "stages": rows, "step_seconds": {k: round(end - start, 1) for k, (start, end, _) in steps.items()},
            "log": r["log"]}
     print(json.dumps({k: v for k, v in out.items() if k not in ("stages", "step_seconds")}), flush=True)

@@ -339,12 +339,14 @@ def failure_lines(result, defs) -> list[str]:
     for the steps that did not run because something upstream failed."""
     import dagster as dg
 
-    # a blocking check that fails also fails its step: its check line says it all
+    # a blocking check that fails also fails its step: its check line says it all. A step of several checks
+    # (cs_kpis.lib.checks.batch_checks) that failed otherwise, e.g. one check's SQL error, keeps its line
     check_steps = {e.step_key for e in result.all_events
                    if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and not e.event_specific_data.passed}
     lines = []
     for event in result.get_step_failure_events():
-        if event.step_key in check_steps:
+        error = event.step_failure_data.error
+        if event.step_key in check_steps and error is not None and error.cls_name == "DagsterAssetCheckFailedError":
             continue
         keys = _step_asset_keys(result, event)
         what = ", ".join(k.to_user_string() for k in keys) or event.step_key

@@ -3,9 +3,15 @@
 Failing rows come back as a count and a markdown sample in the check's metadata, so the on-call
 engineer sees *which* rows broke the rule without opening a SQL console. Blocking checks (the default
 for anything downstream KPIs rely on) stop downstream assets in the same run.
+
+Each factory's check is one Dagster check (its own step when it runs alone, as tests run it); the code
+location runs the checks of one asset in one step (:func:`batch_checks`), because a step costs Dagster's
+bookkeeping, a pool slot and a warehouse connection whatever its query costs (BENCHMARKS.md, "Check steps").
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import ExitStack
+from typing import Any, Self
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -19,6 +25,44 @@ SAMPLE_ROWS = 10
 def _markdown(columns: Sequence[str], rows: Sequence[tuple]) -> str:
     head = "| " + " | ".join(columns) + " |\n| " + " | ".join("---" for _ in columns) + " |\n"
     return head + "\n".join("| " + " | ".join(str(v) for v in r) + " |" for r in rows)
+
+
+class CheckInputs:
+    """What a check's evaluation reads: the resources its check declares, the Dagster instance, and the
+    warehouse connection, opened from the ``duckdb`` resource on first use and then shared by every check
+    evaluated in the same step; closed when the ``with`` block ends, on an error too."""
+
+    def __init__(self, resources: Mapping[str, Any], instance: dg.DagsterInstance | None = None):
+        self.resources = dict(resources)
+        self.instance = instance
+        self._stack = ExitStack()
+        self._con = None
+
+    def connection(self):
+        if self._con is None:
+            self._con = self._stack.enter_context(self.resources["duckdb"].get_connection())
+        return self._con
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+
+Evaluate = Callable[[CheckInputs], dg.AssetCheckResult]
+_EVALUATE = "cs_kpis_evaluate"
+
+
+def evaluates(evaluate: Evaluate):
+    """Marks a check's function as ``evaluate`` called with its step's inputs, so that :func:`batch_checks`
+    can evaluate the check in a step of several. Put it under ``@dg.asset_check``."""
+
+    def mark(fn):
+        setattr(fn, _EVALUATE, evaluate)
+        return fn
+
+    return mark
 
 
 def run_rule(con, violations_sql: str, params: Sequence | None = None) -> tuple[int, str]:
@@ -62,17 +106,26 @@ def sql_check(
     if callable(violations_sql):
         build_sql = violations_sql
 
+        def evaluate_tuned(inputs: CheckInputs) -> dg.AssetCheckResult:
+            check_thresholds = inputs.resources["check_thresholds"]
+            return result(inputs.connection(), build_sql(check_thresholds), check_thresholds.as_metadata(*thresholds))
+
         @decorate
+        @evaluates(evaluate_tuned)
         def _tuned(duckdb: DuckDBResource, check_thresholds: CheckThresholdsResource) -> dg.AssetCheckResult:
-            with duckdb.get_connection() as con:
-                return result(con, build_sql(check_thresholds), check_thresholds.as_metadata(*thresholds))
+            with CheckInputs({"duckdb": duckdb, "check_thresholds": check_thresholds}) as inputs:
+                return evaluate_tuned(inputs)
 
         return _tuned
 
+    def evaluate(inputs: CheckInputs) -> dg.AssetCheckResult:
+        return result(inputs.connection(), violations_sql, {})
+
     @decorate
+    @evaluates(evaluate)
     def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-        with duckdb.get_connection() as con:
-            return result(con, violations_sql, {})
+        with CheckInputs({"duckdb": duckdb}) as inputs:
+            return evaluate(inputs)
 
     return _check
 
@@ -97,14 +150,12 @@ def unique_key_check_by_load(asset: dg.AssetKey, table: str, columns: Sequence[s
     cols = ", ".join(columns)
     description = f"{table} has exactly one row per ({cols})"
 
-    @dg.asset_check(asset=asset, name=f"{asset.path[-1]}_unique_{'_'.join(columns)}"[:100], description=description,
-                    blocking=blocking, pool=WAREHOUSE_POOL)
-    def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-        with duckdb.get_connection() as con:
-            sql, params, loads = incremental_loads.unique_violations(con, table, raw, tuple(columns))
-            count, sample = run_rule(con, sql, params)
-            if count == 0:
-                incremental_loads.mark_checked(con, table, loads)
+    def evaluate(inputs: CheckInputs) -> dg.AssetCheckResult:
+        con = inputs.connection()
+        sql, params, loads = incremental_loads.unique_violations(con, table, raw, tuple(columns))
+        count, sample = run_rule(con, sql, params)
+        if count == 0:
+            incremental_loads.mark_checked(con, table, loads)
         meta = {"violations": dg.MetadataValue.int(count), "raw_loads_checked": dg.MetadataValue.int(len(loads)),
                 "keys_checked": ("the keys of the loads appended since the last passing check" if params
                                  else "none: no load appended since the last passing check" if sql.endswith(" limit 0")
@@ -113,6 +164,13 @@ def unique_key_check_by_load(asset: dg.AssetKey, table: str, columns: Sequence[s
             meta["sample"] = dg.MetadataValue.md(sample)
         return dg.AssetCheckResult(passed=count == 0, severity=dg.AssetCheckSeverity.ERROR, metadata=meta,
                                    description=None if count == 0 else f"{count} rows break the rule: {description}")
+
+    @dg.asset_check(asset=asset, name=f"{asset.path[-1]}_unique_{'_'.join(columns)}"[:100], description=description,
+                    blocking=blocking, pool=WAREHOUSE_POOL)
+    @evaluates(evaluate)
+    def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+        with CheckInputs({"duckdb": duckdb}) as inputs:
+            return evaluate(inputs)
 
     return _check
 
@@ -129,3 +187,77 @@ def accepted_range_check(asset: dg.AssetKey, table: str, column: str, low=None, 
     bounds = f"[{'' if low is None else low}, {'' if high is None else high}]"
     return sql_check(asset, name or f"{asset.path[-1]}_{column}_in_range", f"{table}.{column} within {bounds}",
                      f"select * from {table} where {' or '.join(conds)}", **kw)
+
+
+# ------------------------------------------------------------------------------------ one step per asset
+
+def _evaluate_of(checks_def: dg.AssetChecksDefinition) -> Evaluate | None:
+    """The function a check of one of this module's factories (or marked with :func:`evaluates`) runs."""
+    fn = getattr(checks_def.node_def.compute_fn, "decorated_fn", None)
+    return getattr(fn, _EVALUATE, None) if len(checks_def.check_specs) == 1 else None
+
+
+def _one_step(asset: dg.AssetKey, blocking: bool, members: list[dg.AssetChecksDefinition]) -> dg.AssetChecksDefinition:
+    """One multi-asset check for ``members``, every one a single check on ``asset`` with the same ``blocking``:
+    the same check keys, specs (name, description, blocking, additional deps) and results, in one step.
+
+    A step runs only the checks selected (``can_subset``). One check's error does not stop the others: each
+    is evaluated, then the step raises the first error (the other errors are in its log), as the single
+    check's step did. A failed blocking check of ERROR severity fails the step after every result is out."""
+    specs = [spec for c in members for spec in c.check_specs]
+    evaluations = {spec.key: _evaluate_of(c) for c in members for spec in c.check_specs}
+    resource_keys = set().union(*(c.required_resource_keys for c in members))
+    pools = {c.node_def.pool for c in members} - {None}
+    if len(pools) > 1:
+        raise ValueError(f"the checks of {asset.to_user_string()} name different pools: {sorted(pools)}")
+
+    @dg.multi_asset_check(
+        specs=specs, can_subset=True, required_resource_keys=resource_keys, pool=next(iter(pools), None),
+        name=f"{asset.to_python_identifier()}__{'blocking_' if blocking else ''}checks",
+        description=f"the {'blocking' if blocking else 'non-blocking'} checks of {asset.to_user_string()}, in one step",
+    )
+    def _checks(context: dg.AssetCheckExecutionContext):
+        errors = []
+        selected = context.selected_asset_check_keys
+        with CheckInputs({k: getattr(context.resources, k) for k in resource_keys}, context.instance) as inputs:
+            for key, evaluate in evaluations.items():
+                if key not in selected:
+                    continue
+                try:
+                    result = evaluate(inputs)
+                except Exception as e:  # noqa: BLE001 - raised below, after the other checks of the step ran
+                    context.log.error(f"check {key.name} could not be evaluated: {type(e).__name__}: {e}")
+                    errors.append(e)
+                    continue
+                yield result._replace(asset_key=key.asset_key, check_name=key.name)
+        if errors:
+            raise errors[0]
+
+    return _checks
+
+
+def batch_checks(checks: Iterable[dg.AssetChecksDefinition]) -> list[dg.AssetChecksDefinition]:
+    """``checks`` with the checks of one asset that :func:`_evaluate_of` can run merged into one step per asset
+    and ``blocking`` (a blocking and a non-blocking check stay apart: an error in a non-blocking one must not
+    stop the assets downstream). Check keys, specs and results are unchanged; only steps are fewer: about
+    70 CPU ms each (Dagster's step, the pool's slot, a warehouse connection; BENCHMARKS.md, "Check steps")."""
+    out, groups = [], {}
+    for checks_def in checks:
+        if _evaluate_of(checks_def) is None:
+            out.append(checks_def)
+            continue
+        [spec] = checks_def.check_specs
+        groups.setdefault((spec.asset_key, spec.blocking), []).append(checks_def)
+    for (asset, blocking), members in groups.items():
+        out.append(members[0] if len(members) == 1 else _one_step(asset, blocking, members))
+    return out
+
+
+def batched(defs: dg.Definitions) -> dg.Definitions:
+    """``defs`` with its checks merged by :func:`batch_checks` (checks may sit in ``assets`` or ``asset_checks``)."""
+    assets = list(defs.assets or [])
+    checks = [a for a in assets if isinstance(a, dg.AssetChecksDefinition)] + list(defs.asset_checks or [])
+    return dg.Definitions(
+        assets=[a for a in assets if not isinstance(a, dg.AssetChecksDefinition)], asset_checks=batch_checks(checks),
+        schedules=defs.schedules, sensors=defs.sensors, jobs=defs.jobs, resources=defs.resources,
+        executor=defs.executor, loggers=defs.loggers, metadata=defs.metadata, component_tree=defs.component_tree)

@@ -8,6 +8,7 @@ import pytest
 from cs_kpis.defs.raw.assets import build_raw_assets
 from cs_kpis.defs.raw.checks import MANIFEST_COUNTS_CHECK, UNRECOGNIZED_FILES_CHECK, build_raw_checks
 from cs_kpis.defs.raw.resources import RawDltResource
+from cs_kpis.lib.checks import batch_checks
 from cs_kpis_tests.landing_builder import write_landing
 from cs_kpis_tests.sources.landing_builder import DAYS, price, tiny_company, tiny_events
 
@@ -20,10 +21,15 @@ def _dlt_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt_global"))
 
 
-def _evaluate(tmp_path: Path, landing: Path) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
+def _evaluate(tmp_path: Path, landing: Path, batched: bool = False) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
+    """Each check in a step of its own, or (``batched``) as the code location runs them: an asset's blocking
+    checks in one step (cs_kpis.lib.checks.batch_checks)."""
     warehouse = tmp_path / "w.duckdb"
     assets = build_raw_assets(landing_dir=landing, warehouse=warehouse, pipelines_dir=tmp_path / "dlt", systems=SYSTEMS)
     checks = build_raw_checks(assets, landing_dir=landing, warehouse=warehouse)
+    if batched:
+        checks = batch_checks(checks)
+        assert len(checks) == 2 * 13  # each of the 13 assets: its quarantine share check and one blocking step
     result = dg.materialize([*assets, *checks], resources={"dlt": RawDltResource()},
                             instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     return {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
@@ -57,7 +63,7 @@ def test_lost_records_and_skipped_files_fail_blocking_checks_that_name_them(tmp_
     survey = landing / "nps" / "survey_responses" / DAYS[1]
     (survey / "part-00001.json").rename(survey / "part-1.json")
 
-    evaluations = _evaluate(tmp_path, landing)
+    evaluations = _evaluate(tmp_path, landing, batched=True)
     prices = evaluations[("raw/billing/prices", MANIFEST_COUNTS_CHECK)]
     assert not prices.passed and prices.blocking
     assert prices.description.startswith("4 of the manifest's 10 billing/prices records")

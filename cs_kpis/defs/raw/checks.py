@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from cs_kpis.lib.checks import CheckInputs, evaluates
 from cs_kpis.lib.sql import WAREHOUSE_POOL
 
 QUARANTINE_SHARE_CHECK = "raw_quarantine_share_below_threshold"
@@ -21,8 +22,8 @@ class QuarantineShareConfig(dg.Config):
     """fail when rows_quarantined / rows_read of the latest load exceeds this"""
 
 
-def _latest_metadata(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> dict:
-    event = context.instance.get_latest_materialization_event(key)
+def _latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict:
+    event = instance.get_latest_materialization_event(key)
     if event is None or event.asset_materialization is None:
         return {}
     return {name: value.value for name, value in event.asset_materialization.metadata.items()}
@@ -33,7 +34,7 @@ def quarantine_share_check(key: dg.AssetKey) -> dg.AssetChecksDefinition:
 
     @dg.asset_check(asset=key, name=QUARANTINE_SHARE_CHECK, description="quarantined/read of the latest load is below the threshold (default 1%)")
     def _check(context: dg.AssetCheckExecutionContext, config: QuarantineShareConfig) -> dg.AssetCheckResult:
-        meta = _latest_metadata(context, key)
+        meta = _latest_metadata(context.instance, key)
         read, quarantined = int(meta.get("rows_read") or 0), int(meta.get("rows_quarantined") or 0)
         share = quarantined / read if read else 0.0
         return dg.AssetCheckResult(
@@ -49,15 +50,19 @@ def quarantine_share_check(key: dg.AssetKey) -> dg.AssetChecksDefinition:
 def row_accounting_check(key: dg.AssetKey) -> dg.AssetChecksDefinition:
     """Fails when rows read != loaded + quarantined + deduplicated for the latest load."""
 
-    @dg.asset_check(asset=key, name=ROW_ACCOUNTING_CHECK, blocking=True, description="rows read = loaded + quarantined + deduplicated")
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        meta = _latest_metadata(context, key)
+    def evaluate(inputs: CheckInputs) -> dg.AssetCheckResult:
+        meta = _latest_metadata(inputs.instance, key)
         counts = {k: int(meta.get(k) or 0) for k in ("rows_read", "rows_loaded", "rows_quarantined", "rows_deduplicated")}
         accounted = counts["rows_loaded"] + counts["rows_quarantined"] + counts["rows_deduplicated"]
         return dg.AssetCheckResult(
             passed=counts["rows_read"] == accounted,
             metadata={**counts, "unaccounted": counts["rows_read"] - accounted},
         )
+
+    @dg.asset_check(asset=key, name=ROW_ACCOUNTING_CHECK, blocking=True, description="rows read = loaded + quarantined + deduplicated")
+    @evaluates(evaluate)
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        return evaluate(CheckInputs({}, context.instance))
 
     return _check
 
@@ -117,12 +122,7 @@ def unrecognized_files_check(key: dg.AssetKey, landing_dir: Path) -> dg.AssetChe
     system, entity = key.path[1], key.path[2]
     folder = landing_folder(system, entity)
 
-    @dg.asset_check(
-        asset=key, name=UNRECOGNIZED_FILES_CHECK, blocking=True,
-        description="every file in the asset's landing folder is a part the source reads (files the source "
-                    "skips, such as a misnamed part or a day folder the manifest does not list, are named)",
-    )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    def evaluate(inputs: CheckInputs) -> dg.AssetCheckResult:
         try:
             days = _read_manifest(landing_dir).get("extract_days")
         except (OSError, ValueError):
@@ -134,6 +134,15 @@ def unrecognized_files_check(key: dg.AssetKey, landing_dir: Path) -> dg.AssetChe
             description=(f"{len(found)} file(s) in {folder} are not read: " + ", ".join(found[:SAMPLE])) if found
             else f"every file in {folder} is a part",
         )
+
+    @dg.asset_check(
+        asset=key, name=UNRECOGNIZED_FILES_CHECK, blocking=True,
+        description="every file in the asset's landing folder is a part the source reads (files the source "
+                    "skips, such as a misnamed part or a day folder the manifest does not list, are named)",
+    )
+    @evaluates(evaluate)
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        return evaluate(CheckInputs({}, context.instance))
 
     return _check
 
@@ -174,12 +183,7 @@ def manifest_counts_check(key: dg.AssetKey, landing_dir: Path, warehouse: Path) 
     system, entity = key.path[1], key.path[2]
     folder = landing_folder(system, entity)
 
-    @dg.asset_check(
-        asset=key, name=MANIFEST_COUNTS_CHECK, blocking=True, pool=WAREHOUSE_POOL,
-        description="the records loaded or quarantined add up to the manifest's counts for this entity "
-                    "(files mode): nothing in the export went missing unnoticed",
-    )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    def evaluate(inputs: CheckInputs) -> dg.AssetCheckResult:
         try:
             expected = (_read_manifest(landing_dir).get("counts") or {}).get(folder)
         except (OSError, ValueError) as exc:
@@ -201,6 +205,15 @@ def manifest_counts_check(key: dg.AssetKey, landing_dir: Path, warehouse: Path) 
                 f"{UNRECOGNIZED_FILES_CHECK} check"
             ) if missing > 0 else f"{folder}: {explained} of the manifest's {expected} records accounted for",
         )
+
+    @dg.asset_check(
+        asset=key, name=MANIFEST_COUNTS_CHECK, blocking=True, pool=WAREHOUSE_POOL,
+        description="the records loaded or quarantined add up to the manifest's counts for this entity "
+                    "(files mode): nothing in the export went missing unnoticed",
+    )
+    @evaluates(evaluate)
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        return evaluate(CheckInputs({}, context.instance))
 
     return _check
 
