@@ -109,7 +109,8 @@ def warehouse_tables(path: Path, view_rows: Mapping[tuple[str, str], int] | None
 
 def materialized_row_counts(events) -> dict[tuple[str, str], int]:
     """(schema, table) -> rows of the tables this run materialized, from their materializations'
-    ``dagster/table_name`` and ``dagster/row_count`` (every asset's metadata carries both)."""
+    ``dagster/table_name`` and ``dagster/row_count`` (those whose metadata carries both: the SQL models, raw and
+    the alerts do; a landing asset has no table name)."""
     counts = {}
     for event in events:
         metadata = event.materialization.metadata
@@ -489,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     elapsed = time.monotonic() - started
 
-    materialized = {event.asset_key for event in result.get_asset_materialization_events()}
+    materializations = result.get_asset_materialization_events()
+    materialized = {event.asset_key for event in materializations}
     checks = result.get_asset_check_evaluations()
     error_checks = failed_error_checks(checks)
     failures = failure_lines(result, defs)
@@ -518,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     try:
         print_tables(warehouse_tables(paths["CS_KPIS_WAREHOUSE"],
-                                      materialized_row_counts(result.get_asset_materialization_events())))
+                                      materialized_row_counts(materializations)))
     except duckdb.Error as e:  # the summary must not hide the run's outcome
         print(f"could not read the warehouse for the summary: {_one_line(e)}")
 

@@ -5,7 +5,7 @@ A SQL model becomes incremental with a header tag (cs_kpis/lib/sql.py)::
     -- @incremental lookback_days=7 history=limited chunk_rows=40000000
 
 - ``lookback_days`` (default 7; ``CS_KPIS_HEALTH_LOOKBACK_DAYS`` overrides it for every incremental table):
-  a nightly build rebuilds this many days ending at the last built day (from that day minus lookback_days - 1)
+  a nightly build rebuilds this many days ending at the last built day (from that day minus (lookback_days - 1) days)
   and every later day up to the as-of day, so facts that arrive late (events received days after they
   happened, tickets solved, invoices paid) still reach their days.
 - ``history`` ``all`` (default: every day is kept) or ``limited``: only the ``CS_KPIS_HEALTH_HISTORY_DAYS``
@@ -194,7 +194,7 @@ class BuildWindow:
     it reads rebuilt them), sorted; the window's days are rebuilt for every account"""
     fingerprint_next: str | None = None
     """a temp table with the per-account fingerprint record() keeps for the next night (of the inputs dated
-    before as_of minus lookback - 1 days, the first day of the next night's lookback: next_fingerprint_day),
+    before as_of minus (lookback - 1) days, the first day of the next night's lookback: next_fingerprint_day),
     hashed by the plan in the same read as the one it compared (None: record() hashes it)"""
 
 

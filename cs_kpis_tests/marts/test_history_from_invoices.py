@@ -517,6 +517,11 @@ def test_a_free_proration_covers_its_own_item_only(warehouse, tmp_path):
     ("repeating", "2026-01-20", ["2026-01-01", "2026-02-01", "2026-03-01"]),
     # still in force on March 31: a repeating discount excuses the months until its end
     ("repeating", "2026-04-01", []),
+    # ending on a read day itself (Feb 28, at noon): not in force that day
+    ("repeating", "2026-02-28", ["2026-02-01", "2026-03-01"]),
+    # the day's first and last half hour (UTC): the read day is a UTC day
+    ("repeating", "2026-03-31 23:30:00", ["2026-03-01"]),
+    ("repeating", "2026-04-01 00:30:00", []),
     # a once coupon never lowers MRR
     ("once", None, ["2026-01-01", "2026-02-01", "2026-03-01"]),
 ])
@@ -527,7 +532,7 @@ def test_a_discount_no_longer_in_force_does_not_excuse_a_month_without_mrr(wareh
     (wrongly) at MRR 0 still: from the read day the discount has ended on, neither what it took off a cycle line
     nor a proration it took to 0 covers the list price, and the month is named (the check looked at neither's
     end, and named none of these months)"""
-    end = f"timestamptz '{ended} 12:00:00+00'" if ended else "null"
+    end = f"timestamptz '{ended if ' ' in ended else ended + ' 12:00:00'}+00'" if ended else "null"
     copy = _changed_copy(warehouse, tmp_path, "ended_discount",
                          f"update marts.discount_objects set coupon_duration = '{duration}', discount_end = {end} "
                          "where discount_id = 'di_loyal_item'")
@@ -540,15 +545,18 @@ def test_a_discount_no_longer_in_force_does_not_excuse_a_month_without_mrr(wareh
         (m, "no MRR in a month its paid invoice covers", expected[m], 0.0) for m in named]
 
 
-@pytest.mark.parametrize(("once_minor", "loyal_minor", "named"), [
-    # the once coupon first, the forever LOYAL100 the rest: the line at 0 with a discount in force, MRR 0 right
-    (2500, 5000, []),
+@pytest.mark.parametrize(("once_minor", "loyal_minor", "loyal_percent", "named"), [
+    # the once coupon first, the forever LOYAL100 (100.00 off) the rest: the line at 0 with a discount in force
+    # that would take it all alone, MRR 0 right
+    (2500, 5000, None, []),
     # the two leave 25.00 to pay: only what the one in force took counts, and January is named (the invoice's
     # 75.00 expected)
-    (2500, 2500, [("2026-01-01", 75.0)]),
+    (2500, 2500, None, [("2026-01-01", 75.0)]),
+    # a once 100% coupon took it all, a forever 10% one (listed at 0) is in force but would leave 67.50: named
+    (7500, 0, 10, [("2026-01-01", 75.0)]),
 ])
 def test_a_once_coupon_applied_before_a_forever_one_that_covers_the_line(warehouse, tmp_path, once_minor,
-                                                                         loyal_minor, named):
+                                                                         loyal_minor, loyal_percent, named):
     """sub_free_seats' first cycle line (75.00) with a once coupon applied before its forever 100.00-off one:
     Stripe applies them in order, so the forever one shows only what the once one left. A line its discounts
     took to 0 while one of them is in force counts whole (counting only the forever one's share named a
@@ -562,7 +570,9 @@ def test_a_once_coupon_applied_before_a_forever_one_that_covers_the_line(warehou
         "from marts.discount_objects where discount_id = 'di_loyal_item'",
         f"update staging.stg_billing__invoice_lines set discount_amounts = '{amounts}', "
         f"discount_amount_minor = {once_minor + loyal_minor} "
-        "where subscription_id = 'sub_free_seats' and not is_proration and period_start < '2026-02-01'")
+        "where subscription_id = 'sub_free_seats' and not is_proration and period_start < '2026-02-01'",
+        *([(f"update marts.discount_objects set coupon_id = 'TEN', percent_off = {loyal_percent}, "
+            "amount_off = null where discount_id = 'di_loyal_item'")] if loyal_percent else []))
     with duckdb.connect(copy, read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
         assert con.execute("select count(*) from staging.stg_billing__invoice_lines where discount_amounts like "
@@ -570,6 +580,23 @@ def test_a_once_coupon_applied_before_a_forever_one_that_covers_the_line(warehou
         got = con.execute(f"select cast(month as varchar), expected, found from ({history_check_sql(0.01)}) "
                           "where subscription_id = 'sub_free_seats' order by 1").fetchall()
     assert [(m, float(e)) for m, e, _ in got] == named and all(float(f) == 0 for *_, f in got)
+
+
+def test_a_free_proration_of_an_item_no_line_names_a_discount_of_still_counts(warehouse, tmp_path):
+    """sub_free_seats' Feb 26 prorations on a new subscription item (an item swap: the new item's own discount
+    on no line yet, as a proration names the subscription's discounts, not its item's): no line of the item
+    names a discount, so none can be out of force, and the free charge excuses February as before the in-force
+    rule (which named this right MRR of 0)"""
+    copy = _changed_copy(warehouse, tmp_path, "swapped_item",
+                         "update staging.stg_billing__invoice_lines set subscription_item_id = 'si_swapped' "
+                         "where subscription_id = 'sub_free_seats' and is_proration")
+    with duckdb.connect(copy, read_only=True) as con:
+        con.execute("set TimeZone = 'UTC'")
+        assert con.execute("select count(*) from staging.stg_billing__invoice_lines "
+                           "where subscription_item_id = 'si_swapped'").fetchone() == (2,)
+        got = con.execute(f"select cast(month as varchar), problem from ({history_check_sql(0.01)}) "
+                          "where subscription_id = 'sub_free_seats' order by 1").fetchall()
+    assert got == []
 
 
 def test_a_period_splits_where_seats_change_though_mrr_stays_zero(warehouse):

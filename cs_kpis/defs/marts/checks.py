@@ -138,11 +138,14 @@ named_discounts as (
                  json_extract_string(l.discount_amounts, '$[' || cast(p.position as varchar) || '].discount'))
             as discount_id,
         cast(json_extract_string(l.discount_amounts, '$[' || cast(p.position as varchar) || '].amount') as bigint)
-            as amount_minor
+            as amount_minor,
+        l.amount_minor as line_amount_minor,
+        l.currency
     from (
         -- most lines name none: left out before the join to the positions, which reads each list once per
         -- position; and the lines of draft and void invoices
-        select l.line_id, l.subscription_item_id, l.period_start, l.period_end, l.discount_amounts
+        select l.line_id, l.subscription_item_id, l.period_start, l.period_end, l.discount_amounts, l.amount_minor,
+               i.currency
         from staging.stg_billing__invoice_lines as l
         inner join staging.stg_billing__invoices as i on i.invoice_id = l.invoice_id
         where l.discount_amounts is not null and cast(l.discount_amounts as varchar) <> '[]'
@@ -157,12 +160,16 @@ discounts_in_force as (
     -- on each read day a line covers, what its discounts in force that day took off it: a discount counts
     -- for MRR forever, or repeating from its start until its end, a once coupon never (marts.discount_objects,
     -- the discounts listed expanded, with their start and end); one that no list shows expanded counts, its
-    -- end unknown
-    select n.line_id, n.item_key, m.read_day, sum(n.amount_minor) as discount_minor
+    -- end unknown. covers_line: one of them would take the whole line alone (100% off, an amount_off in the
+    -- line's currency at least the line's amount, or one whose terms no list shows)
+    select n.line_id, n.item_key, m.read_day, sum(n.amount_minor) as discount_minor,
+           max(case when d.discount_id is null or d.percent_off >= 100 or ca.amount_off_minor >= n.line_amount_minor
+                    then 1 else 0 end) as covers_line
     from named_discounts as n
     inner join marts.dim_month as m
         on m.read_day >= n.period_start and m.read_day < n.period_end
     left join marts.discount_objects as d on d.discount_id = n.discount_id
+    left join marts.coupon_amounts as ca on ca.coupon_id = d.coupon_id and upper(ca.currency) = upper(n.currency)
     where d.discount_id is null
        or (d.coupon_duration in ('forever', 'repeating')
            and (d.discount_start is null or cast(d.discount_start as date) <= m.read_day)
@@ -174,6 +181,15 @@ items_in_force as (
     -- a proration names the subscription's discounts (at 0), not its item's own (Stripe's classic billing
     -- mode), which the item's cycle line names
     select distinct item_key, read_day from discounts_in_force
+),
+items_named as (
+    -- the subscription items one of whose lines covering the read day names any discount: an item none of
+    -- whose lines names one (a new item of a swap, its own discount on no line yet) keeps the free proration
+    -- rule without the in-force condition, as a discount no list shows expanded does
+    select distinct n.item_key, m.read_day
+    from named_discounts as n
+    inner join marts.dim_month as m
+        on m.read_day >= n.period_start and m.read_day < n.period_end
 ),
 invoiced as (
     -- what the paid invoices say each subscription is worth a month on each month's read day, for the
@@ -187,10 +203,10 @@ invoiced as (
         max(case when l.is_proration then 0 else l.amount_minor end) as charged,
         -- what the discounts in force on the read day took off the paid (not proration) lines, a month:
         -- summed, as Stripe spreads one coupon over a subscription's lines. A line its discounts took to 0
-        -- while one of them is in force counts whole: Stripe applies a line's discounts one after the other,
-        -- so a once coupon applied first leaves less for a forever one that alone would take it all
+        -- counts whole while one in force would take it all alone: Stripe applies a line's discounts one after
+        -- the other, so a once coupon applied first leaves less (or nothing) for a forever 100% one
         sum(case when l.is_proration then 0
-                 when l.net_minor <= 0 and f.line_id is not null then l.amount_minor / l.months_per_period
+                 when l.net_minor <= 0 and f.covers_line = 1 then l.amount_minor / l.months_per_period
                  else coalesce(f.discount_minor, 0) / l.months_per_period end)
             as discount_minor,
         max(case when not l.is_proration and (l.discount_end_at is null or cast(l.discount_end_at as date) > m.read_day)
@@ -198,11 +214,11 @@ invoiced as (
         -- the list price a month of the proration charges the discounts took to 0, though at price x
         -- quantity their part of the period (an average month is 2,629,746 s) is worth enough that a
         -- discount leaving more than the tolerance would have left at least half a minor unit, and while a
-        -- discount of their item is still in force; and how many proration charges charged something. A
+        -- discount of their item is still in force (when a line of the item names any); and how many proration charges charged something. A
         -- proration-only invoice lists no discount of its own, so a free charge is the only evidence it keeps
         -- that the discounts cover the new price: of that item's price, not of the others'
         sum(case when l.is_proration and not l.is_proration_credit and l.amount_per_interval > 0
-                      and l.net_minor <= 0 and fi.item_key is not null
+                      and l.net_minor <= 0 and (fi.item_key is not null or nm.item_key is null)
                       and l.amount_per_interval * l.line_seconds / (l.months_per_period * 2629746.0)
                           * {tolerance} >= 0.5
                  then l.amount_per_interval / l.months_per_period else 0 end) as free_list_minor,
@@ -213,6 +229,7 @@ invoiced as (
         on m.read_day >= l.period_start and m.read_day < l.period_end
     left join discounts_in_force as f on f.line_id = l.line_id and f.read_day = m.read_day
     left join items_in_force as fi on fi.item_key = l.item_key and fi.read_day = m.read_day
+    left join items_named as nm on nm.item_key = l.item_key and nm.read_day = m.read_day
     left join subs as s on s.subscription_id = l.subscription_id
     inner join last_invoice as li on li.subscription_id = l.subscription_id
     where (s.ended_at is null or cast(s.ended_at as date) > m.read_day)
@@ -331,7 +348,7 @@ from (
     -- discounts take it to 0.00 (never below); what those still in force on the read day took off the line,
     -- or what the coupon may take off (the line's price may be lower than the list price after an upgrade
     -- within the period), or the list price of the prorations covering the read day that charged nothing for
-    -- the new price (when none charged anything) while a discount of their item is in force
+    -- the new price (when none charged anything) while a discount of their item is in force (if one is named)
     select *, mrr = 0 and (list_mrr = 0 or list_mrr * 100.0 / fx_rate
                            - greatest(discount_minor, coalesce(discount_capacity_minor, 0), free_list_minor) >= 50)
               as no_mrr
