@@ -97,3 +97,14 @@ def test_a_check_that_raises_fails_its_step_and_leaves_the_others_results(wareho
     lines = run.failure_lines(result, defs)
     assert any(x.startswith("FAILED check toy/t:t_unique_id (ERROR, blocking)") for x in lines), lines
     assert any(x.startswith("FAILED step toy__t__blocking_checks ") and "missing" in x for x in lines), lines
+
+
+def test_a_rule_reads_utc_days_whatever_the_connections_time_zone():
+    """a check's cast of a timestamptz to a date is the UTC day, as in the models (a connection left at the
+    machine's or a user's time zone named, or missed, rows a day off: the revenue history's discount ends)"""
+    from cs_kpis.lib.checks import run_rule
+
+    with duckdb.connect() as con:
+        con.execute("set TimeZone = 'Pacific/Kiritimati'")  # UTC+14: noon UTC is the next day there
+        sql = "select 1 as wrong_day where cast(timestamptz '2026-01-01 12:00:00+00' as date) <> date '2026-01-01'"
+        assert run_rule(con, sql) == (0, "")

@@ -41,6 +41,7 @@ class CheckInputs:
     def connection(self):
         if self._con is None:
             self._con = self._stack.enter_context(self.resources["duckdb"].get_connection())
+            self._con.execute("set TimeZone = 'UTC'")  # a cast of a timestamptz to a date is the UTC day
         return self._con
 
     def __enter__(self) -> Self:
@@ -66,7 +67,9 @@ def evaluates(evaluate: Evaluate):
 
 
 def run_rule(con, violations_sql: str, params: Sequence | None = None) -> tuple[int, str]:
-    """Count the violating rows and render a sample of them."""
+    """Count the violating rows and render a sample of them, on UTC days (a cast of a timestamptz to a date
+    is the UTC day, as in the models, whatever the connection's time zone was)."""
+    con.execute("set TimeZone = 'UTC'")
     count = con.execute(f"select count(*) from ({violations_sql}) as v", params or None).fetchall()[0][0]
     if not count:
         return 0, ""
