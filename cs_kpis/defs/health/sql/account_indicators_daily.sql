@@ -287,17 +287,27 @@ solved_tickets as (
 reply_points as (
     -- medians over 90 days change only where a ticket enters the window (created that day) or leaves it (90
     -- days later): they are computed on those change days, not on every account-day (a median's state per
-    -- group is a list of values: millions of groups spilled gigabytes), and each holds until the next one
-    select
-        account_id,
-        day,
-        min(day) over (partition by account_id order by day rows between 1 following and 1 following) as next_day
+    -- group is a list of values: millions of groups spilled gigabytes), and each holds until the next one.
+    -- Only the change days an output day reads: the one in force on the build window's first day, the later
+    -- ones, none after the as-of day (a nightly's 90 days of earlier change days were each a median over
+    -- their 90 days of tickets: most of its cost)
+    select p.account_id, p.day, p.next_day
     from (
-        select account_id, created_day as day from reply_tickets
-        union
-        select account_id, cast(created_day + interval 90 day as date) as day
-        from reply_tickets
+        select
+            account_id,
+            day,
+            min(day) over (partition by account_id order by day rows between 1 following and 1 following)
+                as next_day
+        from (
+            select account_id, created_day as day from reply_tickets
+            union
+            select account_id, cast(created_day + interval 90 day as date) as day
+            from reply_tickets
+        ) as c
     ) as p
+    cross join build_window as bw
+    cross join (select max(day) as as_of from marts.dim_day) as cal
+    where p.day <= cal.as_of and (bw.start_day is null or p.next_day is null or p.next_day > bw.start_day)
 ),
 
 reply_spans as (
@@ -313,16 +323,23 @@ reply_spans as (
 
 solved_points as (
     -- the same for tickets solved in the last 90 days
-    select
-        account_id,
-        day,
-        min(day) over (partition by account_id order by day rows between 1 following and 1 following) as next_day
+    select p.account_id, p.day, p.next_day
     from (
-        select account_id, solved_day as day from solved_tickets
-        union
-        select account_id, cast(solved_day + interval 90 day as date) as day
-        from solved_tickets
+        select
+            account_id,
+            day,
+            min(day) over (partition by account_id order by day rows between 1 following and 1 following)
+                as next_day
+        from (
+            select account_id, solved_day as day from solved_tickets
+            union
+            select account_id, cast(solved_day + interval 90 day as date) as day
+            from solved_tickets
+        ) as c
     ) as p
+    cross join build_window as bw
+    cross join (select max(day) as as_of from marts.dim_day) as cal
+    where p.day <= cal.as_of and (bw.start_day is null or p.next_day is null or p.next_day > bw.start_day)
 ),
 
 solved_spans as (
