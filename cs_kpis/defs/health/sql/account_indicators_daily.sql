@@ -175,11 +175,16 @@ window_activity as (
         a.milestones_reached,
         a.urgent_high_delta
     from kpis.account_activity_daily as a
+    -- the days read, as a join on the day: DuckDB filters the scan by them before the join on the accounts (a
+    -- filter on the build window's columns ran after it, on every activity row of the history)
+    inner join (
+        select d.day
+        from marts.dim_day as d
+        cross join build_window as bw
+        where bw.reads_from is null or d.day >= bw.reads_from
+    ) as rd on rd.day = a.day
     inner join account_keys as k on k.account_id = a.account_id
-    cross join build_window as bw
-    cross join (select min(day) as first_day, max(day) as as_of from marts.dim_day) as cal
-    where a.day >= cal.first_day and a.day <= cal.as_of
-        and (bw.reads_from is null or a.day >= bw.reads_from)
+    cross join (select max(day) as as_of from marts.dim_day) as cal
 ),
 
 window_deltas as (
