@@ -74,6 +74,12 @@ window's start_day for everyone else, in ranges, all in one transaction.
 On the large company one nightly's 216 old tickets touched about 200 of 100,000 accounts: rebuilding those
 replaces a full build of all three health tables (BENCHMARKS.md "Nightly: only the changed accounts").
 
+Each build also records the table's rows when it began and ended (record_rows), and CHECKED_TABLE the build a
+row or key check last passed on: such a check (cs_kpis/lib/checks.py written_rows_check) looks only at the rows
+written since (rows_to_check), every row after a full build or when the counts do not chain from the pass through
+the builds to now (another path wrote). The scores' unique key is checked this way: grouping the large company's
+33 M keys each night cost 4.4 CPU seconds, its 0.8 M written keys 0.2.
+
 Why not Dagster daily partitions: a nightly job materializes partitioned and unpartitioned assets together,
 a day reads the days before it (trailing windows, running sums), and late facts rewrite recent days in the
 same run. A watermark with a lookback (dbt's incremental models work the same way) gives that in one run,
