@@ -141,6 +141,36 @@ def unique_key_check(asset: dg.AssetKey, table: str, columns: Sequence[str], **k
         f"select {cols}, count(*) as copies from {table} group by {cols} having count(*) > 1", **kw)
 
 
+def written_rows_check(asset: dg.AssetKey, name: str, description: str, table: str,
+                       violations: Callable[[str], str], blocking: bool = True) -> dg.AssetChecksDefinition:
+    """A check of a table built by account and day (cs_kpis/lib/incremental.py) that looks only at the rows its
+    builds wrote since the check last passed, the earlier ones having passed when they were written:
+    ``violations(source)`` is the rule's query over ``source`` (the table, or the rows of it to check). Every row
+    after a full build, before a first pass, or when the table's row counts show another write
+    (incremental.rows_to_check); a failed check marks nothing, so what it found is looked at again next time."""
+    from cs_kpis.lib import incremental
+
+    def evaluate(inputs: CheckInputs) -> dg.AssetCheckResult:
+        con = inputs.connection()
+        rows, scope = incremental.rows_to_check(con, table, name)
+        count, sample = run_rule(con, violations(rows or table))
+        if count == 0:
+            incremental.mark_checked(con, table, name)
+        meta = {"violations": dg.MetadataValue.int(count), "rows_checked": scope}
+        if sample:
+            meta["sample"] = dg.MetadataValue.md(sample)
+        return dg.AssetCheckResult(passed=count == 0, severity=dg.AssetCheckSeverity.ERROR, metadata=meta,
+                                   description=None if count == 0 else f"{count} rows break the rule: {description}")
+
+    @dg.asset_check(asset=asset, name=name, description=description, blocking=blocking, pool=WAREHOUSE_POOL)
+    @evaluates(evaluate)
+    def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+        with CheckInputs({"duckdb": duckdb}) as inputs:
+            return evaluate(inputs)
+
+    return _check
+
+
 def unique_key_check_by_load(asset: dg.AssetKey, table: str, columns: Sequence[str], raw: str,
                              blocking: bool = True) -> dg.AssetChecksDefinition:
     """The unique-key check of a table built by raw load (cs_kpis/lib/incremental_loads.py), with the same name

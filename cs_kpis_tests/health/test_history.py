@@ -4,6 +4,7 @@ the rows a full build gives for the same days, and a change that invalidates the
 The fixture warehouse (fixtures.py) runs 2025-01-01 .. 2025-04-30; acc_a's first product event is 01-05, so a
 window starting on 04-29 reads its grid from 01-30 and must carry u1's 01-05 spell and older deltas in."""
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -12,8 +13,10 @@ import re
 
 import pytest
 
+from cs_kpis.defs.health import checks as health_checks
 from cs_kpis.defs.health import health_score as hs
 from cs_kpis.defs.health import scoring
+from cs_kpis.lib import checks as lib_checks
 from cs_kpis.lib import incremental
 from cs_kpis_tests.health import fixtures
 from cs_kpis_tests.health.fixtures import INDICATOR_MODEL, build_window, plan
@@ -335,3 +338,71 @@ def test_a_nightly_window_holds_more_account_days_read_per_gb_than_a_full_build(
     # account): cut as a full build, not by the nightly's rate (a month's catch-up in one range would pass 7.5 GB on the large company)
     catch_up = AS_OF - dt.timedelta(days=s.lookback() + 1)
     assert incremental.build_ranges(wh, s, window(catch_up, mode="incremental"))[1] == 100
+
+
+class _Warehouse:
+    """a duckdb resource that hands out the test's open connection"""
+
+    def __init__(self, con):
+        self.con = con
+
+    @contextlib.contextmanager
+    def get_connection(self):
+        yield self.con
+
+
+def unique_check(con):
+    """The scores' unique-key check evaluated on ``con``: (passed, which rows it looked at)."""
+    check = next(c for c in health_checks.health_checks if next(iter(c.check_specs)).name == health_checks.UNIQUE_DAY)
+    with lib_checks.CheckInputs({"duckdb": _Warehouse(con)}) as inputs:
+        result = lib_checks._evaluate_of(check)(inputs)
+    return result.passed, result.metadata["rows_checked"].value
+
+
+DUPLICATE = "insert into kpis.health_scores_daily select * from kpis.health_scores_daily where account_id = 'acc_a' and day = ?"
+
+
+def test_the_unique_key_check_looks_at_the_rows_written_since_it_last_passed(wh, monkeypatch):
+    """Every key after a full build or a write by another path; after a nightly, the keys it wrote; a duplicate
+    among them fails the check, and keeps failing it after the next nightly (a failed check marks nothing)."""
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
+    config = hs.load_current_config()
+    full_build(wh)
+    assert unique_check(wh) == (True, "every row (no passing check recorded)")
+    assert unique_check(wh) == (True, "none: nothing written since the last passing check")
+    nightly_setup(wh, dt.date(2025, 4, 20))  # rows deleted outside a build
+    assert unique_check(wh) == (True, "every row (the table's rows changed since its last build)")
+    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL))
+    assert scoring.score_history(wh, config)["mode"] == "incremental"
+    assert unique_check(wh) == (True, "the rows written since the last passing check: days from 2025-04-18")
+
+    # a nightly that writes one key twice, on the first day of its window
+    write = scoring._write
+
+    def write_twice(con, table, sql, create):
+        n = write(con, table, sql, create)
+        if table == scoring.SCORES_TABLE:
+            con.execute(DUPLICATE, [dt.date(2025, 4, 18)])
+        return n
+
+    nightly_setup(wh, dt.date(2025, 4, 20))
+    assert unique_check(wh)[0]  # every row, after the deletes
+    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL))
+    monkeypatch.setattr(scoring, "_write", write_twice)
+    assert scoring.score_history(wh, config)["start_day"] == dt.date(2025, 4, 18)
+    monkeypatch.setattr(scoring, "_write", write)
+    assert unique_check(wh) == (False, "the rows written since the last passing check: days from 2025-04-18")
+    # the next nightly writes from 04-28 on: the duplicate of 04-18 is still looked at, and still fails
+    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL))
+    assert scoring.score_history(wh, config)["start_day"] == dt.date(2025, 4, 28)
+    assert unique_check(wh) == (False, "the rows written since the last passing check: days from 2025-04-18")
+    # fixed by hand (one copy left): every key is looked at, and passes; a duplicate written by another path on
+    # an old day changes the row count: every key again, and it fails
+    day = dt.date(2025, 4, 18)
+    wh.execute("create temp table one as select * from kpis.health_scores_daily where account_id = 'acc_a' and day = ? "
+               "limit 1", [day])
+    wh.execute("delete from kpis.health_scores_daily where account_id = 'acc_a' and day = ?", [day])
+    wh.execute("insert into kpis.health_scores_daily select * from one")
+    assert unique_check(wh) == (True, "every row (the table's rows changed since its last build)")
+    wh.execute(DUPLICATE, [dt.date(2025, 2, 1)])
+    assert unique_check(wh) == (False, "every row (the table's rows changed since its last build)")

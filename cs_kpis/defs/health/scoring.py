@@ -355,6 +355,7 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
     rows, rebuilt, seconds = 0, 0, {"scores": 0.0, "changes": 0.0}
     con.execute("begin transaction")
     try:
+        before = incremental.table_rows(con, SCORES_TABLE)
         seq = incremental.record(con, build, window)
         if mode == "incremental":
             for table in (SCORES_TABLE, CHANGES_TABLE):
@@ -380,6 +381,7 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
             seconds["changes"] += time.perf_counter() - t1
             create = False
         con.execute(f"drop table if exists {MOVED}")
+        incremental.record_rows(con, SCORES_TABLE, before)
         con.execute("commit")
     except Exception:
         con.execute("rollback")

@@ -175,11 +175,16 @@ window_activity as (
         a.milestones_reached,
         a.urgent_high_delta
     from kpis.account_activity_daily as a
+    -- the days read, as a join on the day: DuckDB filters the scan by them before the join on the accounts (a
+    -- filter on the build window's columns ran after it, on every activity row of the history)
+    inner join (
+        select d.day
+        from marts.dim_day as d
+        cross join build_window as bw
+        where bw.reads_from is null or d.day >= bw.reads_from
+    ) as rd on rd.day = a.day
     inner join account_keys as k on k.account_id = a.account_id
-    cross join build_window as bw
-    cross join (select min(day) as first_day, max(day) as as_of from marts.dim_day) as cal
-    where a.day >= cal.first_day and a.day <= cal.as_of
-        and (bw.reads_from is null or a.day >= bw.reads_from)
+    cross join (select max(day) as as_of from marts.dim_day) as cal
 ),
 
 window_deltas as (
@@ -287,17 +292,27 @@ solved_tickets as (
 reply_points as (
     -- medians over 90 days change only where a ticket enters the window (created that day) or leaves it (90
     -- days later): they are computed on those change days, not on every account-day (a median's state per
-    -- group is a list of values: millions of groups spilled gigabytes), and each holds until the next one
-    select
-        account_id,
-        day,
-        min(day) over (partition by account_id order by day rows between 1 following and 1 following) as next_day
+    -- group is a list of values: millions of groups spilled gigabytes), and each holds until the next one.
+    -- Only the change days an output day reads: the one in force on the build window's first day, the later
+    -- ones, none after the as-of day (a nightly's 90 days of earlier change days were each a median over
+    -- their 90 days of tickets: most of its cost)
+    select p.account_id, p.day, p.next_day
     from (
-        select account_id, created_day as day from reply_tickets
-        union
-        select account_id, cast(created_day + interval 90 day as date) as day
-        from reply_tickets
+        select
+            account_id,
+            day,
+            min(day) over (partition by account_id order by day rows between 1 following and 1 following)
+                as next_day
+        from (
+            select account_id, created_day as day from reply_tickets
+            union
+            select account_id, cast(created_day + interval 90 day as date) as day
+            from reply_tickets
+        ) as c
     ) as p
+    cross join build_window as bw
+    cross join (select max(day) as as_of from marts.dim_day) as cal
+    where p.day <= cal.as_of and (bw.start_day is null or p.next_day is null or p.next_day > bw.start_day)
 ),
 
 reply_spans as (
@@ -313,16 +328,23 @@ reply_spans as (
 
 solved_points as (
     -- the same for tickets solved in the last 90 days
-    select
-        account_id,
-        day,
-        min(day) over (partition by account_id order by day rows between 1 following and 1 following) as next_day
+    select p.account_id, p.day, p.next_day
     from (
-        select account_id, solved_day as day from solved_tickets
-        union
-        select account_id, cast(solved_day + interval 90 day as date) as day
-        from solved_tickets
+        select
+            account_id,
+            day,
+            min(day) over (partition by account_id order by day rows between 1 following and 1 following)
+                as next_day
+        from (
+            select account_id, solved_day as day from solved_tickets
+            union
+            select account_id, cast(solved_day + interval 90 day as date) as day
+            from solved_tickets
+        ) as c
     ) as p
+    cross join build_window as bw
+    cross join (select max(day) as as_of from marts.dim_day) as cal
+    where p.day <= cal.as_of and (bw.start_day is null or p.next_day is null or p.next_day > bw.start_day)
 ),
 
 solved_spans as (
