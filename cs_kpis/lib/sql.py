@@ -7,6 +7,7 @@ A model file ``defs/<layer>/sql/<name>.sql`` becomes the asset ``[<schema>, <nam
     -- @grain subscription_id, start_date                           <- the table's unique key
     -- @column mrr: monthly recurring revenue in USD, after discounts
     -- @materialized view                                           <- optional (default: table)
+    -- @row_count <part>                                            <- optional, a view only (below)
     -- @incremental lookback_days=7 history=limited                  <- optional: built by window (below)
     select ...
 
@@ -18,6 +19,10 @@ its lineage and its code version are those of the text with its parts in.
 Dependencies are read from the SQL itself: every ``raw.<system>__<entity>``, ``staging.x``,
 ``marts.x``, ``kpis.x`` or ``alerts.x`` it names becomes an upstream asset, so lineage cannot drift
 from the code. The body must stay in the portable subset of docs/PORTABILITY.md.
+
+A view's build records its rows, as a table's does; counting a view runs its query, so a view whose rows follow
+from its inputs (``marts.mrr_daily``: a day per change and covered day) may name a part that counts them
+(``@row_count <part>``: one row, one column, the count; null when it cannot tell, and then the view is counted).
 
 An ``@incremental`` model (an account x day table) is not rebuilt whole every night: cs_kpis/lib/incremental.py
 plans the days to rebuild (the lookback's days ending at the last built day and later ones, every day of the accounts whose older inputs
@@ -113,6 +118,8 @@ class SqlModel:
     materialized: str = "table"
     incremental: dict | None = None
     """the @incremental tag's settings (cs_kpis/lib/incremental.py), None for a model rebuilt whole"""
+    row_count_sql: str | None = None
+    """a view's @row_count part: a query for its rows that does not run the view (None: count(*) of it)"""
 
     @property
     def key(self) -> dg.AssetKey:
@@ -134,7 +141,7 @@ class SqlModel:
     @classmethod
     def from_file(cls, path: Path, schema: str) -> "SqlModel":
         text = with_sql_parts(path.read_text(), path.parent)
-        description, columns, grain, materialized, incr = [], {}, (), "table", None
+        description, columns, grain, materialized, incr, row_count = [], {}, (), "table", None, None
         for line in text.splitlines():
             if not line.startswith("--"):
                 break
@@ -150,10 +157,14 @@ class SqlModel:
                     materialized = value.strip()
                 elif name == "incremental":
                     incr = builds.parse_tag(value, str(path))
+                elif name == "row_count":
+                    row_count = sql_part(path.parent, value.strip())
             else:
                 description.append(line[2:].strip())
         if materialized not in ("table", "view"):
             raise ValueError(f"{path}: @materialized must be table or view, not {materialized!r}")
+        if row_count is not None and materialized != "view":
+            raise ValueError(f"{path}: @row_count is for a view (a table's rows are counted from its storage)")
         desc = " ".join(d for d in description if d).strip()
         if not desc:
             raise ValueError(f"{path}: a model needs a header comment describing its grain and meaning")
@@ -163,7 +174,7 @@ class SqlModel:
             load_builds.check_model_sql(text, f"{schema}.{path.stem}", str(path))
         elif incr is not None and (materialized != "table" or not {"account_id", "day"} <= set(grain)):
             raise ValueError(f"{path}: an @incremental model is a table whose @grain has account_id and day")
-        return cls(schema, path.stem, text, desc, grain, columns, materialized, incr)
+        return cls(schema, path.stem, text, desc, grain, columns, materialized, incr, row_count)
 
     @property
     def by_load(self) -> bool:
@@ -202,7 +213,15 @@ def build(con, model: SqlModel) -> dict:
     con.execute(f"create or replace {kind} {model.table} as\n{sql}")
     if kind == "table":
         bigint_instead_of_hugeint(con, model.schema, model.name)
-    return table_metadata(con, model.schema, model.name, model.columns)
+    return table_metadata(con, model.schema, model.name, model.columns, rows=view_row_count(con, model))
+
+
+def view_row_count(con, model: SqlModel) -> int | None:
+    """The rows of a view with a ``@row_count`` part, by that part (None: count them, or not a view)."""
+    if model.materialized != "view" or model.row_count_sql is None:
+        return None
+    (rows,) = con.execute(render_sql(model.row_count_sql, where=f"row count of {model.table}")).fetchall()[0]
+    return None if rows is None else int(rows)
 
 
 def build_incremental(con, model: SqlModel, *, full_refresh: bool = False, fingerprint=None,
@@ -282,9 +301,12 @@ def bigint_instead_of_hugeint(con, schema: str, table: str) -> list[str]:
     return cols
 
 
-def table_metadata(con, schema: str, table: str, descriptions: dict[str, str] | None = None) -> dict:
-    """Row count, column schema (with descriptions) and table name, as Dagster shows them."""
-    rows = con.execute(f"select count(*) from {schema}.{table}").fetchall()[0][0]
+def table_metadata(con, schema: str, table: str, descriptions: dict[str, str] | None = None,
+                   rows: int | None = None) -> dict:
+    """Row count (``rows`` when the caller knows it, else counted), column schema (with descriptions) and table
+    name, as Dagster shows them."""
+    if rows is None:
+        rows = con.execute(f"select count(*) from {schema}.{table}").fetchall()[0][0]
     cols = con.execute(
         "select column_name, data_type from information_schema.columns "
         "where table_schema = ? and table_name = ? order by ordinal_position",

@@ -38,9 +38,10 @@ RULES = [
     ("month-row-missing", month_rows_mismatch_sql(),
      f"delete from {REV} where cadence = 'month' and period_start = '2023-08-01' and segment = 'smb'"),
     ("mrr-month-rows-differ", mrr_month_rows_mismatch_sql(),
-     "update kpis.mrr_periods set movement = 'expansion' where cadence = 'month' and movement = 'reactivation'"),
+     # kpis.mrr_periods is a view of marts.mrr_period_ends: the rows are corrupted there
+     "update marts.mrr_period_ends set movement = 'expansion' where cadence = 'month' and movement = 'reactivation'"),
     ("no-negative-mrr", cp.NEGATIVE_MRR_SQL,
-     "update kpis.mrr_periods set mrr = -5 where account_id = 'q_d' and cadence = 'week'"),
+     "update marts.mrr_period_ends set mrr = -5 where account_id = 'q_d' and cadence = 'week'"),
     ("revenue-periods-unique", f"select cadence, period_start, segment from {REV} group by 1, 2, 3 having count(*) > 1",
      f"insert into {REV} select * from {REV} where {Q3}"),
     ("nrr-grr-bounds", cp.period_retention_bounds_sql(0.5, 1.5, 0.5, 1).replace("where", "where segment = 'all' and"),

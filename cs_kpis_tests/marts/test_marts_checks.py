@@ -130,6 +130,32 @@ def test_values_of_the_wrong_type_are_named_with_their_field(warehouse):
     assert "].quantity" in sample and "OBJECT" in sample
 
 
+def test_fields_of_the_object_and_of_every_item_are_named(warehouse):
+    """The object's own fields are checked as its items' are (each object and each item is parsed once for all
+    its fields): a status sent as a number and an end as text, and a second item's quantity quoted."""
+    con = duckdb.connect(warehouse)
+    con.execute("""
+        update staging.stg_billing__events
+        set object = json_merge_patch(object, '{"status": 7, "ended_at": "2026-01-01"}')
+        where event_id = (select min(event_id) from staging.stg_billing__events
+                          where event_type like 'customer.subscription.%')
+    """)
+    con.execute("""
+        update staging.stg_billing__events
+        set object = json_merge_patch(object, json_object('items', json_object('data', json_array(
+            json_extract(object, '$.items.data[0]'), json_merge_patch(json_extract(object, '$.items.data[0]'),
+                                                                     '{"quantity": "3"}')))))
+        where event_id = (select max(event_id) from staging.stg_billing__events
+                          where event_type like 'customer.subscription.%')
+    """)
+    con.close()
+    result = call_check(CHECKS["subscription_states_every_value_parsed"], warehouse)
+    sample = result.metadata["sample"].value
+    assert not result.passed and result.metadata["violations"].value == 3
+    assert "| status | UBIGINT | 7 |" in sample and '| ended_at | VARCHAR | "2026-01-01" |' in sample
+    assert '| items[1].quantity | VARCHAR | "3" |' in sample and "items[0]" not in sample
+
+
 def test_pricing_fields_of_the_wrong_type_are_named(warehouse):
     """unit_amount_decimal is a decimal as text in Stripe and divide_by an integer: a number where text is
     due, or a quoted pack size, would be cast silently by the parse; the check names both."""

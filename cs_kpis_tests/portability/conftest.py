@@ -70,13 +70,14 @@ def _export(con: duckdb.DuckDBPyConnection, schema: str, table: str, to: Path) -
 
 @pytest.fixture(scope="session")
 def parquet_inputs(tiny_warehouse, tmp_path_factory) -> dict[tuple[str, str], Path]:
-    """Every raw, staging, marts and kpis table of the tiny company, exported once: ``(schema, table) -> file``."""
+    """Every raw, staging, marts and kpis table of the tiny company, exported once: ``(schema, table) -> file``;
+    a view's rows too (kpis.mrr_periods is a view of marts.mrr_period_ends that kpis.revenue_by_grain reads)."""
     out = tmp_path_factory.mktemp("parquet_inputs")
     with duckdb.connect(str(tiny_warehouse), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
         tables = con.execute(
             "select table_schema, table_name from information_schema.tables "
-            "where table_schema in ('raw', 'staging', 'marts', 'kpis') and table_type = 'BASE TABLE' "
+            "where table_schema in ('raw', 'staging', 'marts', 'kpis') and table_type in ('BASE TABLE', 'VIEW') "
             # dlt's bookkeeping and the quarantine are no model's input; the health build-window logs are
             "and not (table_schema = 'raw' and table_name like '\\_%' escape '\\')"
         ).fetchall()

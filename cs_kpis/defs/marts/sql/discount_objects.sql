@@ -17,17 +17,19 @@
 -- @column discount_end: when a repeating discount ends (null for once and forever)
 -- @column seen_in: where it was found expanded: subscriptions, subscription_items, invoices or invoice_lines (the first of these that lists it)
 with discount_lists as (
-    -- the JSON lists of expanded discounts, from every object Stripe lists them on
+    -- the JSON lists of expanded discounts, from every object Stripe lists them on; each list of the invoices
+    -- and their lines once (most repeat the subscription's discount invoice after invoice: 139,017 lists on the
+    -- large company are 22,721 texts; the entries are reduced to one row per discount below anyway)
     select 1 as source_rank, discounts from staging.stg_billing__subscriptions
     where json_extract_string(discounts, '$[0].id') is not null
     union all
     select 2, discounts from staging.stg_billing__subscription_items
     where json_extract_string(discounts, '$[0].id') is not null
     union all
-    select 3, discounts from staging.stg_billing__invoices
+    select distinct 3, discounts from staging.stg_billing__invoices
     where json_extract_string(discounts, '$[0].id') is not null
     union all
-    select 4, discounts from staging.stg_billing__invoice_lines
+    select distinct 4, discounts from staging.stg_billing__invoice_lines
     where json_extract_string(discounts, '$[0].id') is not null
 ),
 

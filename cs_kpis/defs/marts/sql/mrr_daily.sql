@@ -2,6 +2,7 @@
 -- marts.mrr_daily_changes and the day spine, so it costs no storage and stays in step with the change
 -- points. Query it per account and day; for month ends use marts.mrr_monthly.
 -- @materialized view
+-- @row_count mrr_daily_rows
 -- @grain account_id, day
 -- @column account_id: CRM account id
 -- @column day: calendar day (UTC)

@@ -237,7 +237,9 @@ discount_lists as (
     -- the lists of expanded discounts this model reads, each kind named by listed_on: the subscription's
     -- invoices' (expand[]=data.discounts: each discount with its coupon, start and end) and the subscriptions
     -- list's (expand[]=data.discounts)
-    select 'invoices' as listed_on, i.subscription_id, i.discounts from invoices as i
+    -- A subscription's invoices repeat the same list, parsed once (139,017 lists on the large company are 22,721
+    -- per subscription): what reads their entries keeps one row per discount (grouped by min and max)
+    select distinct 'invoices' as listed_on, i.subscription_id, i.discounts from invoices as i
     union all
     select 'subscriptions' as listed_on, su.subscription_id, su.discounts from staging.stg_billing__subscriptions as su
 ),

@@ -54,11 +54,14 @@ discounted_lines as (
 
 discount_lists as (
     -- the lists of expanded discounts this model reads, each kind named by listed_on: the invoices' own
-    -- (the subscription's discounts), the item's invoice lines' and the listed items' (the subscriptions list)
-    select 'invoices' as listed_on, i.subscription_id, cast(null as varchar) as subscription_item_id, i.discounts
+    -- (the subscription's discounts), the item's invoice lines' and the listed items' (the subscriptions list).
+    -- A subscription's invoices (an item's lines) repeat the same list, parsed once: what reads their entries
+    -- keeps one row per discount (distinct, or grouped by min and max)
+    select distinct 'invoices' as listed_on, i.subscription_id, cast(null as varchar) as subscription_item_id,
+                    i.discounts
     from invoices as i
     union all
-    select 'invoice_lines' as listed_on, l.subscription_id, l.subscription_item_id, l.discounts
+    select distinct 'invoice_lines' as listed_on, l.subscription_id, l.subscription_item_id, l.discounts
     from discounted_lines as l
     union all
     select 'subscription_items' as listed_on, si.subscription_id, si.subscription_item_id, si.discounts

@@ -46,34 +46,32 @@ ranked as (
 ),
 
 daily as (
-    select *, lag(is_past_due) over (partition by subscription_id order by change_day) as prev_past_due
-    from ranked
-    where rn = 1
-),
-
-spell_marks as (
+    -- the end-of-day states, each with: the MRR of the day before; its past-due spell's number, the days not
+    -- past due so far (the days of one spell have one number, and the next spell another); and the next day
+    -- it is not past due. One sort of the states for the three (each window of its own sorted them again)
     select
         *,
-        sum(case when is_past_due and not coalesce(prev_past_due, false) then 1 else 0 end) over (
+        lag(mrr_minor) over (partition by subscription_id order by change_day) as prev_mrr_minor,
+        sum(case when is_past_due then 0 else 1 end) over (
             partition by subscription_id order by change_day rows between unbounded preceding and current row
-        ) as spell_no
-    from daily
+        ) as spell_no,
+        min(case when not is_past_due then change_day end) over (
+            partition by subscription_id order by change_day rows between 1 following and unbounded following
+        ) as next_paid_day
+    from ranked
+    where rn = 1
 ),
 
 spell_bounds as (
     -- a spell runs from its first past-due day until the next state that is not past due
     select
-        p.subscription_id,
-        p.spell_no,
-        min(p.change_day) as spell_start,
-        min(n.change_day) as spell_end
-    from spell_marks as p
-    left join spell_marks as n
-        on n.subscription_id = p.subscription_id
-        and n.change_day > p.change_day
-        and not n.is_past_due
-    where p.is_past_due
-    group by p.subscription_id, p.spell_no
+        subscription_id,
+        spell_no,
+        min(change_day) as spell_start,
+        min(next_paid_day) as spell_end
+    from daily
+    where is_past_due
+    group by subscription_id, spell_no
 ),
 
 effective as (
@@ -85,7 +83,7 @@ effective as (
         coalesce(m.is_past_due and b.spell_start is not null
             and (case when b.spell_end is null then date_diff('day', b.spell_start, a.data_as_of) + 1
                       else date_diff('day', b.spell_start, b.spell_end) end) > 30, false) as is_delinquent
-    from spell_marks as m
+    from daily as m
     cross join as_of as a
     left join spell_bounds as b
         on b.subscription_id = m.subscription_id and b.spell_no = m.spell_no and m.is_past_due
@@ -94,8 +92,7 @@ effective as (
 with_mrr as (
     select
         *,
-        case when is_delinquent then 0 else mrr_minor end as effective_mrr_minor,
-        lag(mrr_minor) over (partition by subscription_id order by change_day) as prev_mrr_minor
+        case when is_delinquent then 0 else mrr_minor end as effective_mrr_minor
     from effective
 ),
 
