@@ -14,7 +14,9 @@ def build_grain_checks(models) -> list[dg.AssetChecksDefinition]:
     for model in models:
         if not model.grain:
             continue
-        if model.by_load:  # appended by raw load: a nightly check looks up the new loads' keys only
+        # appended by raw load: a nightly check looks up the new loads' keys only (a merged model's grain has
+        # other names than raw's keys: the whole table is checked)
+        if model.by_load and not model.merge:
             raw = incremental_loads.raw_table(model.sql, model.table)
             checks.append(unique_key_check_by_load(model.key, model.table, model.grain, raw, blocking=True))
         else:
