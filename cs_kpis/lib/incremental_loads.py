@@ -30,7 +30,8 @@ Its nightly build runs the SQL over the new loads into a temporary table, delete
 any of those rows' values of a ``merge`` column, and inserts them: what dlt did to raw. Such a model is one
 row per raw row (renames and casts, no filter), so after the build the table holds as many rows as raw; when
 it does not (rows deleted from raw by anything else than a load's merge: a discarded incomplete load, a
-reloaded table), the build is rolled back and made full. Loads already built lose rows to later loads (their
+reloaded table), the build is rolled back and made full; so is a nightly with no new load whose table holds
+another count than raw. Loads already built lose rows to later loads (their
 row counts in the control table follow raw's after each build); one that gains rows makes the build full.
 
 Each build is planned from the raw table's rows per load (one ``group by _dlt_load_id``):
@@ -197,6 +198,9 @@ def plan(con, table: str, raw: str, ver: str, *, full_refresh: bool = False,
                     f"{built[first][0]} rows built, {loads.get(first, 0)} now): a discarded incomplete load or "
                     "a reloaded raw table")
     new = {load: n for load, n in sorted(loads.items()) if load not in built}
+    if merged and not new and rows != sum(loads.values()):  # with new loads, merge_new_rows checks it after
+        return full(f"{table} holds {rows} rows for {sum(loads.values())} in {raw}: raw changed otherwise than by "
+                    "a load's merge")
     kept = {load: loads.get(load, 0) for load in sorted(built)} if merged else {}
     return LoadPlan("incremental", f"{len(new)} new raw load(s) since build {prev['build_seq']}", ver, new, kept)
 

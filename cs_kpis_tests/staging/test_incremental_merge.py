@@ -103,6 +103,11 @@ def test_raw_rows_deleted_otherwise_than_by_a_merge_rebuild_whole(con):
     assert plan.mode == "full" and "otherwise than by its new loads' merges" in plan.reason, plan.reason
     assert rows == con.execute("select count(*) from raw.billing__invoices").fetchone()[0]
     assert load_builds.last_build(con, INVOICES.table)["mode"] == "full"
+    # raw rows deleted with no new load: full as well
+    con.execute("delete from raw.billing__invoices where id in (select id from raw.billing__invoices order by id limit 1)")
+    plan, rows = sqllib.build_by_load(con, INVOICES)
+    assert plan.mode == "full" and "otherwise than by a load's merge" in plan.reason, plan.reason
+    assert rows == con.execute("select count(*) from raw.billing__invoices").fetchone()[0]
     # a load already built that gains rows: full as well
     con.execute("insert into raw.billing__invoices select * replace (id || '_late' as id) from raw.billing__invoices "
                 "where _dlt_load_id = '9001.night1' limit 1")
