@@ -133,3 +133,25 @@ def test_the_merge_setting_is_checked():
     with pytest.raises(ValueError, match="column names"):
         parse_tag("by=load merge=Line-Id", "x.sql")
     assert LINES.merge == ("line_id", "invoice_id") and INVOICES.merge == ("invoice_id",)
+
+
+def test_a_by_load_model_that_renames_its_key_checks_the_whole_table(tiny_company, tmp_path):
+    """Billing events rename raw's ``id`` to ``event_id``: a lookup of the new loads' ``event_id`` in raw would
+    bind to the outer query's column, so their unique check reads the whole table (as the merged models'), and
+    fails on a duplicate; product events keep the nightly lookup."""
+    from cs_kpis.defs.staging.checks import build_grain_checks
+    from cs_kpis_tests.staging.checking import run_check
+
+    events = MODELS["stg_billing__events"]
+    warehouse = tiny_company.copy_warehouse(tmp_path)
+    with duckdb.connect(str(warehouse)) as con:
+        sqllib.build_by_load(con, events, full_refresh=True)
+        con.execute("insert into raw.billing__events select * replace ('9001.night1' as _dlt_load_id) "
+                    "from raw.billing__events order by id limit 1")  # an event delivered again
+        assert sqllib.build_by_load(con, events)[0].loads == {"9001.night1": 1}
+    unique, _ = build_grain_checks([events])
+    evaluation = run_check(unique, warehouse)
+    assert not evaluation.passed and evaluation.metadata["violations"].value == 1
+    assert "keys_checked" not in evaluation.metadata  # the whole-table check, not the nightly lookup
+    product, _ = build_grain_checks([MODELS["stg_product__events"]])
+    assert run_check(product, warehouse).metadata["keys_checked"].value
