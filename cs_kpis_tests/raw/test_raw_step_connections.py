@@ -49,3 +49,19 @@ def test_columns_and_rows_of_every_table_in_one_pass(tmp_path):
     assert [(name, kind) for name, kind, _ in columns][:2] == [("id", "BIGINT"), ("name", "VARCHAR")]
     assert {name for name, _, _ in columns} >= {"_dlt_load_id", "_dlt_id"}
     assert found["demo__missing"] == ([], None)
+
+
+def test_a_lake_pipelines_tables_are_read_from_the_warehouses_views(tmp_path, monkeypatch):
+    """With the filesystem destination the columns and rows come from the warehouse's ``raw`` views of the lake."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create schema raw; create view raw.demo__things as select 1::bigint as id, 'a' as name "
+                    "union all select 2, null")
+    monkeypatch.setattr(resources, "_lake_warehouse", lambda pipeline: duckdb.connect(str(warehouse), read_only=True))
+
+    class Lake:
+        dataset_name = "raw"
+
+    found = resources.warehouse_tables(Lake(), ["demo__things", "demo__missing"])
+    assert found["demo__things"] == ([("id", "BIGINT", True), ("name", "VARCHAR", True)], 2)
+    assert found["demo__missing"] == ([], None)
