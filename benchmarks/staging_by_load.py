@@ -24,7 +24,7 @@ from cs_kpis.defs.staging.assets import STAGING_MODELS
 from cs_kpis.lib import incremental_loads as load_builds
 from cs_kpis.lib import sql as sqllib
 
-CHILD_KEYS = {"stg_billing__invoice_lines": "invoice"}
+CHILD_KEYS = {"stg_billing__invoice_lines": "invoice", "stg_billing__subscription_items": "subscription"}
 """a merged child model: the raw column of its parent key (a new parent version replaces its line set)"""
 
 
