@@ -407,8 +407,10 @@ def build_by_load_on_spark(con, model, chosen: EngineSettings, *, full_refresh: 
     sql = sqllib.render_model(model)
     raw = load_builds.raw_table(model.sql, model.table)
     label = f"spark {redacted(chosen.spark_remote)} {out}"
+    # a merged model's nightly build deletes rows, which appended Parquet files cannot: it is rebuilt whole
     plan = load_builds.plan(con, model.table, raw, load_builds.version(con, sql, raw, label),
-                            full_refresh=full_refresh, stored_rows=lambda: _parquet_rows(out))
+                            full_refresh=full_refresh, stored_rows=lambda: _parquet_rows(out),
+                            rebuild="a merged model is rebuilt whole on Spark" if getattr(model, "merge", ()) else "")
     load_builds.ensure_control_tables(con)
     seq = load_builds.record(con, model.table, plan)  # committed: Spark reads the loads from its hand-over
     meta: dict[str, Any] = {}

@@ -101,7 +101,7 @@ ENV_LOOKBACK_DAYS = tuning.SETTINGS["health.lookback_days"].env
 DEFAULT_LOOKBACK_DAYS = tuning.SETTINGS["health.lookback_days"].default
 CHUNK_ROWS = 12_000_000
 """account-days per range of a build, unless the model's tag says otherwise"""
-TAG_KEYS = {"lookback_days", "history", "chunk_rows", "rows_per_gb", "reads_days", "window_rows_per_gb", "by"}
+TAG_KEYS = {"lookback_days", "history", "chunk_rows", "rows_per_gb", "reads_days", "window_rows_per_gb", "by", "merge"}
 
 
 def history_days() -> int | None:
@@ -163,6 +163,13 @@ def parse_tag(value: str, where: str) -> dict:
                 raise ValueError(f"{where}: @incremental by must be day or load, not {raw!r}")
             if raw == "load":
                 out["by"] = "load"
+        elif key == "merge":
+            # by=load over a merged raw table: a load replaces the rows holding any of its values of these
+            # columns (cs_kpis/lib/incremental_loads.py)
+            columns = tuple(c for c in raw.split(",") if c)
+            if not columns or not all(re.fullmatch(r"[a-z_][a-z0-9_]*", c) for c in columns):
+                raise ValueError(f"{where}: @incremental merge takes column names separated by commas, not {raw!r}")
+            out["merge"] = columns
         elif key == "history":
             if raw not in ("all", "limited"):
                 raise ValueError(f"{where}: @incremental history must be all or limited, not {raw!r}")
@@ -182,8 +189,10 @@ def parse_tag(value: str, where: str) -> dict:
     if "reads_days" in out and "rows_per_gb" not in out:
         raise ValueError(f"{where}: @incremental reads_days needs rows_per_gb: only ranges sized by DuckDB's memory "
                          "limit are cut by the days read (with chunk_rows alone, reads_days would be ignored)")
-    if out.get("by") == "load" and len(out) > 1:
-        raise ValueError(f"{where}: @incremental by=load takes no other setting (it has no days or accounts)")
+    if "merge" in out and out.get("by") != "load":
+        raise ValueError(f"{where}: @incremental merge needs by=load")
+    if out.get("by") == "load" and set(out) - {"by", "merge"}:
+        raise ValueError(f"{where}: @incremental by=load takes no other setting than merge (it has no days or accounts)")
     return out
 
 

@@ -17,8 +17,22 @@ and a source that reads only the raw loads of the current build from :data:`CONT
 Every raw row carries the dlt load that wrote it (``_dlt_load_id``). This is right only for a raw table whose
 loads never change the rows of an earlier load: product events (the loader inserts a new day's events and
 deletes, in the same transaction, those whose messageId an earlier row holds: a duplicate delivered in a
-later load is dropped from the later load, so the earlier load's rows stay as they are). A merged table
-(billing, support, CRM) replaces rows of earlier loads and is rebuilt whole.
+later load is dropped from the later load, so the earlier load's rows stay as they are). Billing events
+are insert-only too (a Stripe event never changes; the loader skips an id already loaded).
+
+A model over a **merged** raw table (dlt's delete-insert: a load first deletes the rows holding any of its
+primary keys, or of its merge key for a child table, then inserts its rows) says so with the columns a load
+replaces on, as the model names them::
+
+    -- @incremental by=load merge=line_id,invoice_id
+
+Its nightly build runs the SQL over the new loads into a temporary table, deletes the table's rows that hold
+any of those rows' values of a ``merge`` column, and inserts them: what dlt did to raw. Such a model is one
+row per raw row (renames and casts, no filter), so after the build the table holds as many rows as raw; when
+it does not (rows deleted from raw by anything else than a load's merge: a discarded incomplete load, a
+reloaded table), the build is rolled back and made full; so is a nightly with no new load whose table holds
+another count than raw. Loads already built lose rows to later loads (their
+row counts in the control table follow raw's after each build); one that gains rows makes the build full.
 
 Each build is planned from the raw table's rows per load (one ``group by _dlt_load_id``):
 
@@ -62,6 +76,19 @@ class LoadPlan:
     version: str
     loads: dict[str, int] = field(default_factory=dict)
     """load id -> raw rows of the loads this build reads (every load in a full build)"""
+    built: dict[str, int] = field(default_factory=dict)
+    """load id -> raw rows now of the loads already built (a nightly build of a merged model: later loads
+    replaced some of their rows)"""
+
+    @property
+    def raw_rows(self) -> int:
+        """the raw table's rows when planned"""
+        return sum(self.loads.values()) + sum(self.built.values())
+
+
+class NotMerged(Exception):
+    """A merged model's nightly build left another row count than raw's: raw changed otherwise than by the
+    merges of its new loads. The build is rolled back and made full."""
 
 
 def raw_table(sql: str, where: str) -> str:
@@ -132,9 +159,11 @@ def built_loads(con, table: str) -> dict[str, tuple[int, int]]:
 
 
 def plan(con, table: str, raw: str, ver: str, *, full_refresh: bool = False,
-         stored_rows=None) -> LoadPlan:
+         stored_rows=None, merged: bool = False, rebuild: str = "") -> LoadPlan:
     """What the next build of ``table`` reads (the rules are in the module's docstring). ``stored_rows()``, if
-    given, counts the rows the engine holds (Spark: its Parquet files) when they may differ from the warehouse."""
+    given, counts the rows the engine holds (Spark: its Parquet files) when they may differ from the warehouse.
+    ``merged``: the model is over a merged raw table (a later load may take rows from a load already built).
+    ``rebuild``: a reason to build in full (the engine cannot build the model otherwise)."""
     loads = raw_loads(con, raw)
 
     def full(reason: str) -> LoadPlan:
@@ -142,6 +171,8 @@ def plan(con, table: str, raw: str, ver: str, *, full_refresh: bool = False,
 
     if full_refresh:
         return full("full_refresh requested")
+    if rebuild:
+        return full(rebuild)
     prev = last_build(con, table)
     if prev is None or not _exists(con, table):
         return full(f"{table} not built yet")
@@ -155,14 +186,23 @@ def plan(con, table: str, raw: str, ver: str, *, full_refresh: bool = False,
     built = built_loads(con, table)
     if any(seq > prev["build_seq"] for _, seq in built.values()):
         return full(f"a build of {table} after build {prev['build_seq']} did not finish")
-    changed = sorted(load for load, (n, _) in built.items() if loads.get(load, 0) != n)
+    changed = sorted(load for load, (n, _) in built.items()
+                     if (loads.get(load, 0) > n if merged else loads.get(load, 0) != n))
+    if changed and merged:
+        first = changed[0]
+        return full(f"{len(changed)} load(s) already built have more rows in {raw} now (load {first}: "
+                    f"{built[first][0]} rows after the last build, {loads.get(first, 0)} now)")
     if changed:
         first = changed[0]
         return full(f"{len(changed)} load(s) already built have other rows in {raw} now (load {first}: "
                     f"{built[first][0]} rows built, {loads.get(first, 0)} now): a discarded incomplete load or "
                     "a reloaded raw table")
     new = {load: n for load, n in sorted(loads.items()) if load not in built}
-    return LoadPlan("incremental", f"{len(new)} new raw load(s) since build {prev['build_seq']}", ver, new)
+    if merged and not new and rows != sum(loads.values()):  # with new loads, merge_new_rows checks it after
+        return full(f"{table} holds {rows} rows for {sum(loads.values())} in {raw}: raw changed otherwise than by "
+                    "a load's merge")
+    kept = {load: loads.get(load, 0) for load in sorted(built)} if merged else {}
+    return LoadPlan("incremental", f"{len(new)} new raw load(s) since build {prev['build_seq']}", ver, new, kept)
 
 
 def record(con, table: str, p: LoadPlan) -> int:
@@ -175,10 +215,33 @@ def record(con, table: str, p: LoadPlan) -> int:
         con.execute(f"delete from {CONTROL_TABLE} where model = ?", [table])
     else:
         con.execute(f"update {CONTROL_TABLE} set is_current = false where model = ? and is_current", [table])
+    gone = [[table, load] for load, n in p.built.items() if n == 0]  # a merged model: every row replaced
+    if gone:
+        con.executemany(f"delete from {CONTROL_TABLE} where model = ? and {LOAD_COLUMN} = ?", gone)
+    fewer = [[n, table, load] for load, n in p.built.items() if n]
+    if fewer:
+        con.executemany(f"update {CONTROL_TABLE} set raw_rows = ? where model = ? and {LOAD_COLUMN} = ? "
+                        "and raw_rows <> ?", [[*row, row[0]] for row in fewer])
     if p.loads:
         con.executemany(f"insert into {CONTROL_TABLE} values (?, ?, ?, ?, true, false)",
                         [[table, load, n, seq] for load, n in p.loads.items()])
     return seq
+
+
+def merge_new_rows(con, table: str, sql: str, columns: tuple[str, ...], raw_rows: int) -> None:
+    """A merged model's nightly build (the module's docstring): the new loads' rows replace the table's rows
+    that hold any of their values of ``columns``; raises :class:`NotMerged` unless the table then holds
+    ``raw_rows`` rows."""
+    new = "_by_load_new_rows"
+    con.execute(f"create or replace temp table {new} as\n{sql}")
+    hold = " or ".join(f"{c} in (select {c} from {new})" for c in columns)
+    con.execute(f"delete from {table} where {hold}")
+    con.execute(f"insert into {table} by name select * from {new}")
+    con.execute(f"drop table {new}")
+    rows = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+    if rows != raw_rows:
+        raise NotMerged(f"the nightly merge left {rows} rows in {table} for {raw_rows} raw rows: raw changed "
+                        "otherwise than by its new loads' merges")
 
 
 def finish(con, table: str, p: LoadPlan, seq: int, engine: str) -> int:

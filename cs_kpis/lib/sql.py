@@ -171,6 +171,9 @@ class SqlModel:
         if incr is not None and incr.get("by") == "load":
             if materialized != "table":
                 raise ValueError(f"{path}: an @incremental by=load model is a table")
+            unknown = [c for c in incr.get("merge", ()) if c not in grain and c not in columns]
+            if unknown:
+                raise ValueError(f"{path}: @incremental merge names {unknown}: neither in the @grain nor an @column")
             load_builds.check_model_sql(text, f"{schema}.{path.stem}", str(path))
         elif incr is not None and (materialized != "table" or not {"account_id", "day"} <= set(grain)):
             raise ValueError(f"{path}: an @incremental model is a table whose @grain has account_id and day")
@@ -181,12 +184,18 @@ class SqlModel:
         """``@incremental by=load``: built by appending the raw loads not built yet (incremental_loads.py)."""
         return self.incremental is not None and self.incremental.get("by") == "load"
 
+    @property
+    def merge(self) -> tuple[str, ...]:
+        """``@incremental by=load merge=...``: the columns a raw load replaces rows on (a merged raw table), or ()
+        for an insert-only one (incremental_loads.py)."""
+        return tuple((self.incremental or {}).get("merge", ()))
+
     def incremental_spec(self, fingerprint=None) -> builds.Incremental:
         """How this @incremental model is built: its tag's settings, its SQL's version, the tables it reads
         (a full build of one of them makes its next build full) and its inputs' ``fingerprint``."""
         upstream = tuple(".".join(k.path) for k in self.deps if len(k.path) == 2)
         return builds.Incremental(self.table, self.code_version, upstream=upstream, fingerprint=fingerprint,
-                                       **{k: v for k, v in (self.incremental or {}).items() if k != "by"})
+                                       **{k: v for k, v in (self.incremental or {}).items() if k not in ("by", "merge")})
 
 
 def strip_comments(sql: str) -> str:
@@ -245,20 +254,30 @@ def render_model(model: SqlModel) -> str:
 def build_by_load(con, model: SqlModel, *, full_refresh: bool = False) -> tuple[load_builds.LoadPlan, int]:
     """Plan and run a DuckDB build of an ``@incremental by=load`` model (cs_kpis/lib/incremental_loads.py), in one
     transaction with its record: a full build replaces the table, an incremental one appends the new loads'
-    rows. Returns the plan and the table's rows."""
+    rows (a merged model's replace the rows they merge on). Returns the plan and the table's rows."""
     con.execute("set TimeZone = 'UTC'")  # casts of timestamptz to date are UTC days everywhere
     sql = render_model(model)
     raw = load_builds.raw_table(model.sql, model.table)
-    plan = load_builds.plan(con, model.table, raw, load_builds.version(con, sql, raw, "duckdb"),
-                            full_refresh=full_refresh)
+    ver = load_builds.version(con, sql, raw, "duckdb")
+    plan = load_builds.plan(con, model.table, raw, ver, full_refresh=full_refresh, merged=bool(model.merge))
     con.execute(f"create schema if not exists {model.schema}")
     load_builds.ensure_control_tables(con)
+    try:
+        return plan, _run_by_load(con, model, sql, plan)
+    except load_builds.NotMerged as e:  # rolled back: raw changed otherwise than by merges, build it whole
+        plan = load_builds.LoadPlan("full", str(e), ver, load_builds.raw_loads(con, raw))
+        return plan, _run_by_load(con, model, sql, plan)
+
+
+def _run_by_load(con, model: SqlModel, sql: str, plan: load_builds.LoadPlan) -> int:
     con.execute("begin transaction")
     try:
         seq = load_builds.record(con, model.table, plan)
         if plan.mode == "full":
             drop_other_kind(con, model.schema, model.name, "table")
             con.execute(f"create or replace table {model.table} as\n{sql}")
+        elif plan.loads and model.merge:
+            load_builds.merge_new_rows(con, model.table, sql, model.merge, plan.raw_rows)
         elif plan.loads:
             con.execute(f"insert into {model.table} by name\n{sql}")
         rows = load_builds.finish(con, model.table, plan, seq, "duckdb")
@@ -266,7 +285,7 @@ def build_by_load(con, model: SqlModel, *, full_refresh: bool = False) -> tuple[
     except Exception:
         con.execute("rollback")
         raise
-    return plan, rows
+    return rows
 
 
 class IncrementalRunConfig(dg.Config):
@@ -347,7 +366,9 @@ def _description(model: SqlModel) -> str:
         description += f"\n\nUnique key: `{', '.join(model.grain)}`."
     if model.by_load:
         description += (
-            "\n\nBuilt incrementally: a nightly run appends only the raw loads this table does not hold yet; a change "
+            "\n\nBuilt incrementally: a nightly run appends only the raw loads this table does not hold yet"
+            + (f" (their rows replace the rows with the same `{'`, `'.join(model.merge)}`, as in raw)" if model.merge else "")
+            + "; a change "
             "of its SQL, of the raw table's columns or of the engine, a raw load that changed since it was built, or "
             "`full_refresh` in the run config rebuild it whole (`staging._builds` logs each build).")
     elif model.incremental is not None:

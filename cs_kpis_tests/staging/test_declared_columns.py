@@ -21,6 +21,11 @@ _NAMING = NamingConvention()
 LINEAGE = frozenset({"_extract_day", "_origin", "_dlt_load_id", "_dlt_id", "_dlt_valid_from", "_dlt_valid_to"})
 """columns the loader writes on every row it loads"""
 
+LOAD_IDS = frozenset({"_dlt_load_id", "_dlt_id"})
+"""the columns an optional entity's empty table has too: dlt adds them to a table it creates from
+``materialize_table_schema``, and ``empty_table`` (the insert-only tables') declares them
+(test_an_optional_entitys_empty_table_has_the_load_id); a staging model built by load reads ``_dlt_load_id``"""
+
 NOT_DLT_RESOURCES = frozenset({"product__events", "billing__fx_rates"})
 """tables whose columns are fixed by their loader (product events: created by SQL with every column,
 ``cs_kpis/sources/product/settings.py`` TABLE_COLUMNS; fx rates: date, currency and rate on every parsed row)"""
@@ -99,7 +104,7 @@ def test_every_raw_column_staging_reads_is_declared_by_its_source(tiny_company, 
         if table in NOT_DLT_RESOURCES:
             continue
         typed, keys, optional = declared[table]
-        given = typed if optional else typed | keys | LINEAGE
+        given = typed | LOAD_IDS if optional else typed | keys | LINEAGE
         if used - given:
             missing[f"{model} <- raw.{table}"] = sorted(used - given)
     assert not missing, ("staging reads raw columns its source does not declare (a first day where the field is "
@@ -115,3 +120,33 @@ def test_salesforce_api_mode_selects_every_declared_field() -> None:
     for resource, types in settings.DECLARED_FIELDS.items():
         selected = set(SOQL_FIELDS[settings.FOLDERS[resource]])
         assert {p for paths in types.values() for p in paths} <= selected, resource
+
+
+def test_an_optional_entitys_empty_table_has_the_load_id(tmp_path) -> None:
+    """Both ways an optional entity's table is created without records (cs_kpis/sources/common/entity.py) give
+    it dlt's load and row ids: ``materialize_table_schema`` (a merged table) and ``empty_table`` (insert-only)."""
+    import dlt
+
+    from cs_kpis.sources.common.arrow_rows import empty_table
+
+    hints = {"id": {"data_type": "text"}, "amount": {"data_type": "bigint"}}
+
+    @dlt.resource(table_name="demo__merged", primary_key="id", write_disposition="merge", columns=hints)
+    def merged():
+        yield dlt.mark.materialize_table_schema()
+
+    @dlt.resource(table_name="demo__events", primary_key="id", columns=hints,
+                  write_disposition={"disposition": "merge", "strategy": "insert-only"})
+    def events():
+        yield empty_table(hints)
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    pipeline = dlt.pipeline("optional_empty", destination=dlt.destinations.duckdb(str(warehouse)),
+                            dataset_name="raw", pipelines_dir=str(tmp_path / "dlt"))
+    pipeline.run([merged(), events()])
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        for table in ("demo__merged", "demo__events"):
+            columns = {c for (c,) in con.execute("select column_name from information_schema.columns where "
+                                                 "table_schema = 'raw' and table_name = ?", [table]).fetchall()}
+            assert columns >= {"id", "amount"} | LOAD_IDS, (table, columns)
+            assert con.execute(f"select count(*) from raw.{table}").fetchone()[0] == 0

@@ -27,16 +27,16 @@ def _except_all(con, a: str, b: str) -> tuple[int, int]:
     return con.execute(count.format(a, b)).fetchone()[0], con.execute(count.format(b, a)).fetchone()[0]
 
 
-def _same_as_full_build(con) -> int:
+def _same_as_full_build(con, model=MODEL) -> int:
     """Compare the table with a full rebuild of it (on a copy of the warehouse's state, then put back)."""
-    con.execute(f"create or replace table main.incremental_copy as select * from {MODEL.table}")
+    con.execute(f"create or replace table main.incremental_copy as select * from {model.table}")
     for t in (load_builds.CONTROL_TABLE, load_builds.LOG_TABLE):
         con.execute(f"create or replace table main.{t.split('.')[1]}_copy as select * from {t}")
-    plan, rows = sqllib.build_by_load(con, MODEL, full_refresh=True)
+    plan, rows = sqllib.build_by_load(con, model, full_refresh=True)
     assert plan.mode == "full"
-    assert _except_all(con, "main.incremental_copy", MODEL.table) == (0, 0)
-    for t in (MODEL.table, load_builds.CONTROL_TABLE, load_builds.LOG_TABLE):  # back to the nightly's state
-        source = "main.incremental_copy" if t == MODEL.table else f"main.{t.split('.')[1]}_copy"
+    assert _except_all(con, "main.incremental_copy", model.table) == (0, 0)
+    for t in (model.table, load_builds.CONTROL_TABLE, load_builds.LOG_TABLE):  # back to the nightly's state
+        source = "main.incremental_copy" if t == model.table else f"main.{t.split('.')[1]}_copy"
         con.execute(f"delete from {t}")
         con.execute(f"insert into {t} select * from {source}")
     return rows

@@ -18,6 +18,7 @@
 """
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -26,7 +27,6 @@ from dagster_dlt import build_dlt_asset_specs
 from dagster_dlt.constants import META_KEY_PIPELINE, META_KEY_SOURCE, META_KEY_TRANSLATOR
 from dagster_dlt.translator import DagsterDltTranslator, DltResourceTranslatorData
 from dlt.common.schema import Schema
-from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
@@ -64,40 +64,58 @@ def _lake_warehouse(pipeline: Pipeline):
     return duckdb.connect(str(warehouse), read_only=True) if warehouse is not None and warehouse.exists() else None
 
 
-def warehouse_columns(pipeline: Pipeline, table: str) -> list[tuple[str, str, bool]]:
-    """(column, DuckDB type, nullable) of ``<dataset>.<table>`` as the warehouse has it, in table order
-    (with the filesystem destination: the warehouse's view of the lake's table)."""
+@contextmanager
+def warehouse_held_open(pipeline: Pipeline) -> Iterator[None]:
+    """Keep the DuckDB warehouse open for the block. dlt opens and closes the database file for each SQL client it
+    makes (a step makes dozens: its state and schema, each load job, the row accounting, each table's metadata),
+    and DuckDB reopens the file (its catalog) and checkpoints on each last close unless another connection of
+    the process holds it: then a connect reuses the open database. Nothing else changes (same process, same
+    configuration). A lake pipeline, or one whose destination is not set up yet, is left alone."""
+    if lake.is_lake(pipeline):
+        yield
+        return
+    try:
+        client_cm = pipeline.sql_client()
+    except Exception:  # noqa: BLE001 - no destination configured yet: nothing to hold
+        yield
+        return
+    with client_cm:
+        yield
+
+
+def warehouse_tables(pipeline: Pipeline, tables: list[str]) -> dict[str, tuple[list[tuple[str, str, bool]], int | None]]:
+    """table -> ((column, DuckDB type, nullable) in table order, rows now or None when it does not exist yet) of
+    ``<dataset>.<table>`` as the warehouse has them (with the filesystem destination: the warehouse's view of the
+    lake's table): one connection and two queries for every table of a step."""
+    out: dict[str, tuple[list[tuple[str, str, bool]], int | None]] = {t: ([], None) for t in tables}
+    if not tables:
+        return out
+    marks = ", ".join("?" for _ in tables)
+    columns_sql = ("select table_name, column_name, data_type, is_nullable from information_schema.columns "
+                   f"where table_schema = ? and table_name in ({marks}) order by table_name, ordinal_position")
+
+    def read(execute, qualified) -> None:
+        found: dict[str, list[tuple[str, str, bool]]] = {}
+        for table, name, kind, nullable in execute(columns_sql, [pipeline.dataset_name, *tables]):
+            found.setdefault(table, []).append((name, str(kind), str(nullable).upper() == "YES"))
+        present = [t for t in tables if t in found]
+        counts = dict(execute(" union all ".join(
+            f"select '{t}' as table_name, count(*) from {qualified(t)}" for t in present), [])) if present else {}
+        out.update({t: (found[t], int(counts[t])) for t in present})
+
     con = _lake_warehouse(pipeline)
     if con is not None:
         with con:
-            return [(name, str(kind), str(nullable).upper() == "YES") for name, kind, nullable in con.execute(
-                "select column_name, data_type, is_nullable from information_schema.columns "
-                "where table_schema = ? and table_name = ? order by ordinal_position",
-                [pipeline.dataset_name, table]).fetchall()]
-    with pipeline.sql_client() as client, client.execute_query(
-        "select column_name, data_type, is_nullable from information_schema.columns "
-        "where table_schema = %s and table_name = %s order by ordinal_position",
-        client.dataset_name, table,
-    ) as cursor:
-        return [(name, str(kind), str(nullable).upper() == "YES") for name, kind, nullable in cursor.fetchall()]
-
-
-def table_row_count(pipeline: Pipeline, table: str) -> int | None:
-    """Rows in ``<dataset>.<table>`` now, or None when the table does not exist yet."""
-    con = _lake_warehouse(pipeline)
-    if con is not None:
-        with con:
-            try:
-                return int(con.execute(f'select count(*) from {pipeline.dataset_name}."{table}"').fetchone()[0])
-            except duckdb.CatalogException:
-                return None
+            read(lambda sql, params: con.execute(sql, params).fetchall(),
+                 lambda t: f'{pipeline.dataset_name}."{t}"')
+        return out
     with pipeline.sql_client() as client:
-        qualified = client.make_qualified_table_name(table)
-        try:
-            with client.execute_query(f"select count(*) from {qualified}") as cursor:
-                return int(cursor.fetchall()[0][0])
-        except DatabaseUndefinedRelation:
-            return None
+        def execute(sql: str, params: list) -> list:
+            with client.execute_query(sql.replace("?", "%s"), *params) as cursor:
+                return cursor.fetchall()
+
+        read(execute, client.make_qualified_table_name)
+    return out
 
 
 class RawDltResource(dg.ConfigurableResource):
@@ -116,10 +134,14 @@ class RawDltResource(dg.ConfigurableResource):
         resource: Any,
         load_info: Any,
         dlt_pipeline: Pipeline,
+        warehouse_columns: list[tuple[str, str, bool]] | None = None,
     ) -> dict[str, Any]:
-        """The table's column schema (warehouse types, dlt's descriptions and keys), its name, the load."""
+        """The table's column schema (warehouse types, dlt's descriptions and keys), its name, the load.
+        ``warehouse_columns``: the table's columns as :func:`warehouse_tables` read them (else read here)."""
         schema = dlt_pipeline.default_schema
         table = raw_table_name(schema, resource_table_name(resource))
+        if warehouse_columns is None:
+            warehouse_columns = warehouse_tables(dlt_pipeline, [table])[table][0]
         hints = schema.tables.get(table, {}).get("columns", {})
         columns = [
             dg.TableColumn(
@@ -129,7 +151,7 @@ class RawDltResource(dg.ConfigurableResource):
                     nullable=nullable, unique=bool(hints.get(name, {}).get("unique")),
                     other=["primary_key"] if hints.get(name, {}).get("primary_key") else []),
             )
-            for name, kind, nullable in warehouse_columns(dlt_pipeline, table)
+            for name, kind, nullable in warehouse_columns
         ]
         jobs = [job for package in load_info.load_packages for job in package.jobs.get("completed_jobs", [])
                 if job.job_file_info.table_name == table]
@@ -159,23 +181,31 @@ class RawDltResource(dg.ConfigurableResource):
             resources_by_key = {k: r for k, r in resources_by_key.items() if k in context.selected_asset_keys}
             dlt_source = dlt_source.with_resources(*[r.name for r in resources_by_key.values()])
 
-        reset_local_state(dlt_pipeline)  # the warehouse holds the state: drop leftovers of a failed run
+        # one open warehouse for the step: dlt's and the metadata's SQL clients reuse it (warehouse_held_open)
+        with warehouse_held_open(dlt_pipeline):
+            reset_local_state(dlt_pipeline)  # the warehouse holds the state: drop leftovers of a failed run
 
-        run_kwargs = {"loader_file_format": LOADER_FILE_FORMAT, **kwargs}
-        load_infos, totals = run_until_caught_up(
-            dlt_pipeline, dlt_source, run=lambda source: dlt_pipeline.run(source, **run_kwargs)
-        )
-        context.log.info(f"{dlt_source.name}: {len(load_infos)} dlt load(s)")
+            run_kwargs = {"loader_file_format": LOADER_FILE_FORMAT, **kwargs}
+            load_infos, totals = run_until_caught_up(
+                dlt_pipeline, dlt_source, run=lambda source: dlt_pipeline.run(source, **run_kwargs)
+            )
+            context.log.info(f"{dlt_source.name}: {len(load_infos)} dlt load(s)")
+            tables = {asset_key: raw_table_name(dlt_pipeline.default_schema, resource_table_name(resource))
+                      for asset_key, resource in resources_by_key.items()}
+            found = warehouse_tables(dlt_pipeline, sorted(set(tables.values())))
+            results = []
+            for asset_key, resource in resources_by_key.items():
+                columns, row_count = found[tables[asset_key]]
+                metadata = dict(self.extract_resource_metadata(context, resource, load_infos[-1], dlt_pipeline,
+                                                               warehouse_columns=columns))
+                counts = totals.get(resource.name, Accounting())
+                metadata.update(accounting_metadata(counts))
+                metadata["dlt_loads"] = len(load_infos)
+                if row_count is not None:
+                    metadata["dagster/row_count"] = dg.MetadataValue.int(row_count)
+                results.append((asset_key, metadata))
         has_asset_def = bool(context and context.has_assets_def)
-        for asset_key, resource in resources_by_key.items():
-            metadata = dict(self.extract_resource_metadata(context, resource, load_infos[-1], dlt_pipeline))
-            counts = totals.get(resource.name, Accounting())
-            table = raw_table_name(dlt_pipeline.default_schema, resource_table_name(resource))
-            metadata.update(accounting_metadata(counts))
-            metadata["dlt_loads"] = len(load_infos)
-            row_count = table_row_count(dlt_pipeline, table)
-            if row_count is not None:
-                metadata["dagster/row_count"] = dg.MetadataValue.int(row_count)
+        for asset_key, metadata in results:
             if has_asset_def:
                 yield dg.MaterializeResult(asset_key=asset_key, metadata=metadata)
             else:

@@ -1,5 +1,6 @@
 -- Stripe customers (latest state), with the Salesforce account their metadata names.
 -- @grain customer_id
+-- @incremental by=load merge=customer_id
 -- @column customer_id: Stripe customer id (cus_)
 -- @column crm_account_id: metadata.salesforce_account_id as written in Stripe (blank is null); not checked against the CRM: marts.account_xref does that
 -- @column customer_name: customer name
@@ -12,6 +13,12 @@
 
 with source as (
     select * from raw.billing__customers
+    -- the raw loads this build reads: every load in a full build, the loads not built yet in a nightly one
+    -- (a row without a load id, never written by dlt, counts as the load '')
+    where coalesce(_dlt_load_id, '') in (
+        select _dlt_load_id from staging._build_loads
+        where model = 'staging.stg_billing__customers' and is_current
+    )
 ),
 
 renamed as (

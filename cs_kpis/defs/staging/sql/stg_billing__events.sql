@@ -1,6 +1,7 @@
 -- Stripe events: every subscription create/update/delete and invoice paid/payment-failed notification,
 -- with the object as it was after the change and, for updates, the previous values of the changed fields.
 -- @grain event_id
+-- @incremental by=load
 -- @column event_id: Stripe event id (evt_)
 -- @column event_type: event type, e.g. customer.subscription.updated, invoice.paid
 -- @column created_at: when the event happened
@@ -14,6 +15,12 @@
 
 with source as (
     select * from raw.billing__events
+    -- the raw loads this build reads: every load in a full build, the loads not built yet in a nightly one
+    -- (a row without a load id, never written by dlt, counts as the load '')
+    where coalesce(_dlt_load_id, '') in (
+        select _dlt_load_id from staging._build_loads
+        where model = 'staging.stg_billing__events' and is_current
+    )
 ),
 
 renamed as (

@@ -2,6 +2,7 @@
 -- GET /v1/invoiceitems lists them, latest version per id. An item is pending (invoice null) until the
 -- subscription's next invoice bills it; then it is also an invoice line (stg_billing__invoice_lines).
 -- @grain invoice_item_id
+-- @incremental by=load merge=invoice_item_id
 -- @column invoice_item_id: Stripe invoice item id (ii_)
 -- @column invoice_id: the invoice that billed the item, or null while it is pending
 -- @column is_pending: true while the item is on no invoice yet
@@ -24,6 +25,12 @@
 
 with source as (
     select * from raw.billing__invoice_items
+    -- the raw loads this build reads: every load in a full build, the loads not built yet in a nightly one
+    -- (a row without a load id, never written by dlt, counts as the load '')
+    where coalesce(_dlt_load_id, '') in (
+        select _dlt_load_id from staging._build_loads
+        where model = 'staging.stg_billing__invoice_items' and is_current
+    )
 ),
 
 renamed as (

@@ -1,6 +1,7 @@
 -- Stripe invoice lines: one row per line of each invoice's latest version (subscription item charges and
 -- prorations). A new invoice version replaces its whole line set.
 -- @grain line_id
+-- @incremental by=load merge=line_id,invoice_id
 -- @column line_id: Stripe invoice line item id (il_)
 -- @column invoice_id: the invoice (staging.stg_billing__invoices.invoice_id)
 -- @column subscription_id: parent.subscription_item_details.subscription, or null for non-subscription lines
@@ -27,6 +28,12 @@
 
 with source as (
     select * from raw.billing__invoice_lines
+    -- the raw loads this build reads: every load in a full build, the loads not built yet in a nightly one
+    -- (a row without a load id, never written by dlt, counts as the load '')
+    where coalesce(_dlt_load_id, '') in (
+        select _dlt_load_id from staging._build_loads
+        where model = 'staging.stg_billing__invoice_lines' and is_current
+    )
 ),
 
 renamed as (

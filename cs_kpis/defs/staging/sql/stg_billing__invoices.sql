@@ -1,6 +1,7 @@
 -- Stripe invoices (latest state): subscription creation, cycle and update (proration) invoices with their
 -- amounts in minor units and, for convenience, major units. Lines are in staging.stg_billing__invoice_lines.
 -- @grain invoice_id
+-- @incremental by=load merge=invoice_id
 -- @column invoice_id: Stripe invoice id (in_)
 -- @column invoice_number: the invoice number shown to the customer
 -- @column customer_id: the Stripe customer (staging.stg_billing__customers.customer_id)
@@ -40,6 +41,12 @@
 
 with source as (
     select * from raw.billing__invoices
+    -- the raw loads this build reads: every load in a full build, the loads not built yet in a nightly one
+    -- (a row without a load id, never written by dlt, counts as the load '')
+    where coalesce(_dlt_load_id, '') in (
+        select _dlt_load_id from staging._build_loads
+        where model = 'staging.stg_billing__invoices' and is_current
+    )
 ),
 
 renamed as (

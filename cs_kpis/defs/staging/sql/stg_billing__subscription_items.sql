@@ -1,6 +1,7 @@
 -- Stripe subscription items: one row per item (seat price) of each subscription's latest snapshot, with
 -- its expanded price. A new subscription version replaces its whole item set, so removed items are gone.
 -- @grain subscription_item_id
+-- @incremental by=load merge=subscription_item_id,subscription_id
 -- @column subscription_item_id: Stripe subscription item id (si_)
 -- @column subscription_id: the subscription (staging.stg_billing__subscriptions.subscription_id)
 -- @column price_id: the item's price (staging.stg_billing__prices.price_id)
@@ -24,6 +25,12 @@
 
 with source as (
     select * from raw.billing__subscription_items
+    -- the raw loads this build reads: every load in a full build, the loads not built yet in a nightly one
+    -- (a row without a load id, never written by dlt, counts as the load '')
+    where coalesce(_dlt_load_id, '') in (
+        select _dlt_load_id from staging._build_loads
+        where model = 'staging.stg_billing__subscription_items' and is_current
+    )
 ),
 
 renamed as (

@@ -2,6 +2,7 @@
 -- canceled, ...). Items are in staging.stg_billing__subscription_items; the history of changes is in
 -- staging.stg_billing__events. The first discount is flattened; all of them stay in discounts.
 -- @grain subscription_id
+-- @incremental by=load merge=subscription_id
 -- @column subscription_id: Stripe subscription id (sub_)
 -- @column customer_id: the Stripe customer (staging.stg_billing__customers.customer_id)
 -- @column crm_account_id: metadata.salesforce_account_id on the subscription (blank is null), as written in Stripe
@@ -32,6 +33,12 @@
 
 with source as (
     select * from raw.billing__subscriptions
+    -- the raw loads this build reads: every load in a full build, the loads not built yet in a nightly one
+    -- (a row without a load id, never written by dlt, counts as the load '')
+    where coalesce(_dlt_load_id, '') in (
+        select _dlt_load_id from staging._build_loads
+        where model = 'staging.stg_billing__subscriptions' and is_current
+    )
 ),
 
 renamed as (

@@ -1,5 +1,6 @@
 -- Salesforce contacts: the people at customer accounts, with their product user id when they use the product.
 -- @grain contact_id
+-- @incremental by=load merge=contact_id
 -- @column contact_id: Salesforce Contact.Id (prefix 003)
 -- @column account_id: Contact.AccountId (staging.stg_crm__accounts.account_id)
 -- @column first_name: Contact.FirstName
@@ -14,6 +15,12 @@
 
 with source as (
     select * from raw.crm__contacts
+    -- the raw loads this build reads: every load in a full build, the loads not built yet in a nightly one
+    -- (a row without a load id, never written by dlt, counts as the load '')
+    where coalesce(_dlt_load_id, '') in (
+        select _dlt_load_id from staging._build_loads
+        where model = 'staging.stg_crm__contacts' and is_current
+    )
 ),
 
 renamed as (

@@ -1,5 +1,6 @@
 -- Salesforce opportunities: new business, renewal and expansion deals per account (latest state).
 -- @grain opportunity_id
+-- @incremental by=load merge=opportunity_id
 -- @column opportunity_id: Salesforce Opportunity.Id (prefix 006)
 -- @column account_id: Opportunity.AccountId (staging.stg_crm__accounts.account_id)
 -- @column opportunity_name: Opportunity.Name
@@ -17,6 +18,12 @@
 
 with source as (
     select * from raw.crm__opportunities
+    -- the raw loads this build reads: every load in a full build, the loads not built yet in a nightly one
+    -- (a row without a load id, never written by dlt, counts as the load '')
+    where coalesce(_dlt_load_id, '') in (
+        select _dlt_load_id from staging._build_loads
+        where model = 'staging.stg_crm__opportunities' and is_current
+    )
 ),
 
 renamed as (

@@ -1,6 +1,7 @@
 -- Delighted NPS survey responses: one row per response (0-10 score), with the Salesforce account the
 -- respondent's person properties name.
 -- @grain response_id
+-- @incremental by=load merge=response_id
 -- @column response_id: Delighted response id (digit string)
 -- @column person_id: Delighted person id of the respondent (digit string)
 -- @column survey_type: survey type (nps)
@@ -16,6 +17,12 @@
 
 with source as (
     select * from raw.nps__survey_responses
+    -- the raw loads this build reads: every load in a full build, the loads not built yet in a nightly one
+    -- (a row without a load id, never written by dlt, counts as the load '')
+    where coalesce(_dlt_load_id, '') in (
+        select _dlt_load_id from staging._build_loads
+        where model = 'staging.stg_nps__survey_responses' and is_current
+    )
 ),
 
 renamed as (

@@ -1,5 +1,6 @@
 -- Zendesk organizations: the customer companies tickets belong to.
 -- @grain organization_id
+-- @incremental by=load merge=organization_id
 -- @column organization_id: Zendesk organization id
 -- @column organization_name: organization name
 -- @column crm_account_id: external_id (blank is null): the Salesforce Account.Id as entered in Zendesk, not checked against the CRM (marts.account_xref does that)
@@ -11,6 +12,12 @@
 
 with source as (
     select * from raw.support__organizations
+    -- the raw loads this build reads: every load in a full build, the loads not built yet in a nightly one
+    -- (a row without a load id, never written by dlt, counts as the load '')
+    where coalesce(_dlt_load_id, '') in (
+        select _dlt_load_id from staging._build_loads
+        where model = 'staging.stg_support__organizations' and is_current
+    )
 ),
 
 renamed as (

@@ -1,5 +1,6 @@
 -- Zendesk satisfaction ratings: a customer's good/bad rating of a solved ticket, or a survey offered but unanswered.
 -- @grain rating_id
+-- @incremental by=load merge=rating_id
 -- @column rating_id: Zendesk satisfaction rating id
 -- @column ticket_id: the rated ticket (staging.stg_support__tickets.ticket_id)
 -- @column score: good, bad, or offered (survey sent, no answer yet)
@@ -13,6 +14,12 @@
 
 with source as (
     select * from raw.support__satisfaction_ratings
+    -- the raw loads this build reads: every load in a full build, the loads not built yet in a nightly one
+    -- (a row without a load id, never written by dlt, counts as the load '')
+    where coalesce(_dlt_load_id, '') in (
+        select _dlt_load_id from staging._build_loads
+        where model = 'staging.stg_support__satisfaction_ratings' and is_current
+    )
 ),
 
 renamed as (

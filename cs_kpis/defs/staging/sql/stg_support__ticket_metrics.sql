@@ -1,6 +1,7 @@
 -- Zendesk ticket metrics: one row per ticket with its reply and resolution times, in calendar and
 -- business minutes.
 -- @grain ticket_metric_id
+-- @incremental by=load merge=ticket_metric_id
 -- @column ticket_metric_id: Zendesk ticket metric id
 -- @column ticket_id: the ticket (staging.stg_support__tickets.ticket_id)
 -- @column created_at: when the metric record was created
@@ -22,6 +23,12 @@
 
 with source as (
     select * from raw.support__ticket_metrics
+    -- the raw loads this build reads: every load in a full build, the loads not built yet in a nightly one
+    -- (a row without a load id, never written by dlt, counts as the load '')
+    where coalesce(_dlt_load_id, '') in (
+        select _dlt_load_id from staging._build_loads
+        where model = 'staging.stg_support__ticket_metrics' and is_current
+    )
 ),
 
 renamed as (

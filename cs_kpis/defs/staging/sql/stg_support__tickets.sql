@@ -1,5 +1,6 @@
 -- Zendesk tickets (latest state). Timing metrics are in staging.stg_support__ticket_metrics.
 -- @grain ticket_id
+-- @incremental by=load merge=ticket_id
 -- @column ticket_id: Zendesk ticket id
 -- @column organization_id: the requester's organization (staging.stg_support__organizations.organization_id), or null
 -- @column requester_id: the Zendesk user who asked
@@ -21,6 +22,12 @@
 
 with source as (
     select * from raw.support__tickets
+    -- the raw loads this build reads: every load in a full build, the loads not built yet in a nightly one
+    -- (a row without a load id, never written by dlt, counts as the load '')
+    where coalesce(_dlt_load_id, '') in (
+        select _dlt_load_id from staging._build_loads
+        where model = 'staging.stg_support__tickets' and is_current
+    )
 ),
 
 renamed as (
