@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from cs_kpis import run
+from cs_kpis.defs.staging.assets import STAGING_MODELS
 
 
 def test_run_materializes_everything_and_prints_the_summary(project_env, monkeypatch, capsys):
@@ -188,12 +189,14 @@ def test_selection_syntax_resolves_like_dagsters(project_defs):
 
 def test_options_set_the_same_run_config_as_the_launchpad(project_defs):
     job, config = _run_config(project_defs, "--full-refresh", "--period", "2026-Q3", "--cadences", "quarter,month")
+    assert sum(m.by_load for m in STAGING_MODELS) == 15
     assert config["ops"] == {
         "alerts": {"config": {"full_refresh": True}},
         "kpis__account_activity_daily": {"config": {"full_refresh": True}},
         "kpis__account_indicators_daily": {"config": {"full_refresh": True}},
         "health_scores_daily": {"config": {"full_refresh": True}},
-        "staging__stg_product__events": {"config": {"full_refresh": True}},
+        # every staging model built by raw load (stg_product__events, and the models over merged raw tables)
+        **{f"staging__{m.name}": {"config": {"full_refresh": True}} for m in STAGING_MODELS if m.by_load},
         "reports__kpi_report": {"config": {"period": "2026-Q3", "cadences": ["quarter", "month"]}},
     }
     # Dagster accepts it against each asset's Config class: the same keys and meanings as in the UI

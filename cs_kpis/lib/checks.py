@@ -155,7 +155,7 @@ def written_rows_check(asset: dg.AssetKey, name: str, description: str, table: s
         rows, scope = incremental.rows_to_check(con, table, name)
         count, sample = run_rule(con, violations(rows or table))
         if count == 0:
-            incremental.mark_checked(con, table, name)
+            incremental.mark_checked(con, table, name, every_row=rows is None)
         meta = {"violations": dg.MetadataValue.int(count), "rows_checked": scope}
         if sample:
             meta["sample"] = dg.MetadataValue.md(sample)

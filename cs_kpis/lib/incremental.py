@@ -485,7 +485,7 @@ def ensure_control_tables(con) -> None:
     con.execute(f"create table if not exists {FINGERPRINTS_TABLE} (model varchar, account_id varchar, rows bigint, "
                 "hash ubigint)")
     con.execute(f"create table if not exists {CHECKED_TABLE} (model varchar, check_name varchar, build_seq bigint, "
-                "table_rows bigint)")
+                "table_rows bigint, every_row_seq bigint)")
 
 
 def record(con, spec: Incremental, window: BuildWindow | None) -> int:
@@ -541,8 +541,13 @@ def record_rows(con, table: str, before: int | None) -> None:
 
 
 CHECKED_TABLE = "kpis._build_checks"
-"""(model, check_name, build_seq, table_rows): the build of a table whose rows a check last passed on, and the
-table's rows then (rows_to_check, mark_checked)"""
+"""(model, check_name, build_seq, table_rows, every_row_seq): the build of a table whose rows a check last passed
+on, the table's rows then, and the build it last passed on looking at every row (rows_to_check, mark_checked)"""
+
+EVERY_ROW_AFTER_BUILDS = 7
+"""a check of the rows written looks at every row again once this many builds have passed since it last did (a
+week of nightlies): a write outside the builds that keeps the row count (a row deleted and a duplicate inserted
+by hand) is then caught within a week, not only at the next full build"""
 
 
 def rows_to_check(con, table: str, check_name: str) -> tuple[str | None, str]:
@@ -555,12 +560,15 @@ def rows_to_check(con, table: str, check_name: str) -> tuple[str | None, str]:
     another path adds a row). A failed check marks nothing, so the rows it found stay in scope until it passes."""
     if not table_exists(con, CONTROL_TABLE) or not table_exists(con, CHECKED_TABLE) or not table_exists(con, table):
         return None, "every row (no check recorded yet)"
-    passed = con.execute(f"select build_seq, table_rows from {CHECKED_TABLE} where model = ? and check_name = ?",
-                         [table, check_name]).fetchall()
+    passed = con.execute(f"select build_seq, table_rows, every_row_seq from {CHECKED_TABLE} where model = ? and "
+                         "check_name = ?", [table, check_name]).fetchall()
     if not passed:
         return None, "every row (no passing check recorded)"
-    seq, expected = passed[0]
-    since = [b for b in builds(con, table) if b["build_seq"] > seq]
+    seq, expected, every_row_seq = passed[0]
+    all_builds = builds(con, table)
+    since = [b for b in all_builds if b["build_seq"] > seq]
+    if every_row_seq is None or sum(b["build_seq"] > every_row_seq for b in all_builds) >= EVERY_ROW_AFTER_BUILDS:
+        return None, f"every row (its weekly look: {EVERY_ROW_AFTER_BUILDS} or more builds since it last looked at all)"
     for b in since:
         if b["mode"] != "incremental" or b["start_day"] is None:
             return None, f"every row (a {b['mode']} build since the last passing check)"
@@ -591,16 +599,20 @@ def rows_to_check(con, table: str, check_name: str) -> tuple[str | None, str]:
     return f"({rows})", words
 
 
-def mark_checked(con, table: str, check_name: str) -> None:
-    """``check_name`` passed on every row of ``table``'s current build: the next check looks at what is written
-    after it (rows_to_check)."""
+def mark_checked(con, table: str, check_name: str, every_row: bool) -> None:
+    """``check_name`` passed on every row of ``table``'s current build (``every_row``: it looked at all of them,
+    else at the rows rows_to_check gave): the next check looks at what is written after it."""
     current_build = current(con, table)
     if current_build is None:
         return
     ensure_control_tables(con)
+    seq = current_build["build_seq"]
+    before = con.execute(f"select every_row_seq from {CHECKED_TABLE} where model = ? and check_name = ?",
+                         [table, check_name]).fetchall()
+    every_row_seq = seq if every_row or not before else before[0][0]
     con.execute(f"delete from {CHECKED_TABLE} where model = ? and check_name = ?", [table, check_name])
-    con.execute(f"insert into {CHECKED_TABLE} values (?, ?, ?, ?)",
-                [table, check_name, current_build["build_seq"], table_rows(con, table)])
+    con.execute(f"insert into {CHECKED_TABLE} values (?, ?, ?, ?, ?)",
+                [table, check_name, seq, table_rows(con, table), every_row_seq])
 
 
 def set_range(con, table: str, first: str | None, last: str | None) -> None:

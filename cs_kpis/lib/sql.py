@@ -276,6 +276,9 @@ def _run_by_load(con, model: SqlModel, sql: str, plan: load_builds.LoadPlan) -> 
         if plan.mode == "full":
             drop_other_kind(con, model.schema, model.name, "table")
             con.execute(f"create or replace table {model.table} as\n{sql}")
+            bigint_instead_of_hugeint(con, model.schema, model.name)  # sums of integers: BIGINT, as sql.build
+            if model.merge and not systems.turned_off(model.table):
+                _one_row_per_raw_row(con, model, plan.raw_rows)
         elif plan.loads and model.merge:
             load_builds.merge_new_rows(con, model.table, sql, model.merge, plan.raw_rows)
         elif plan.loads:
@@ -286,6 +289,19 @@ def _run_by_load(con, model: SqlModel, sql: str, plan: load_builds.LoadPlan) -> 
         con.execute("rollback")
         raise
     return rows
+
+
+def _one_row_per_raw_row(con, model: SqlModel, raw_rows: int) -> None:
+    """A merged model's nightly replaces the rows its new loads merge on and trusts the count (raw's rows) to
+    show that it did: that holds only for a model that gives one row per raw row. A model that filters, joins,
+    dedupes or unnests raw's rows could keep a row a full build drops with the count unchanged, so its full
+    build stops here, naming it, instead of a later nightly going wrong silently."""
+    rows = con.execute(f"select count(*) from {model.table}").fetchall()[0][0]
+    if rows != raw_rows:
+        raise ValueError(
+            f"{model.table} declares @incremental by=load merge={','.join(model.merge)}, but its full build gave "
+            f"{rows} rows for {raw_rows} rows of {load_builds.raw_table(model.sql, model.table)}: a merged model "
+            "must give one row per raw row (no where, join, distinct, group by or unnest); drop merge= from it")
 
 
 class IncrementalRunConfig(dg.Config):

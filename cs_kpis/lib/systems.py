@@ -69,7 +69,12 @@ def read_nothing_when_off(table: str, sql: str, off: list[str] | None = None) ->
     """A staging model of a system turned off selects no row (same columns): its raw tables may still hold rows
     loaded before it was turned off, and those must not flow downstream. Other models are returned unchanged.
     Portable SQL (a subquery with a false predicate), the same on DuckDB and Spark."""
-    match = _STAGING_MODEL.match(table)
-    if match is None or match.group(1) not in (off_systems() if off is None else off):
+    if not turned_off(table, off):
         return sql
     return f"select * from (\n{sql}\n) as system_turned_off where 1 = 0"
+
+
+def turned_off(table: str, off: list[str] | None = None) -> bool:
+    """``table`` is a staging model of a system turned off (it selects no row: read_nothing_when_off)."""
+    match = _STAGING_MODEL.match(table)
+    return match is not None and match.group(1) in (off_systems() if off is None else off)

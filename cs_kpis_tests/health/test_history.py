@@ -406,3 +406,28 @@ def test_the_unique_key_check_looks_at_the_rows_written_since_it_last_passed(wh,
     assert unique_check(wh) == (True, "every row (the table's rows changed since its last build)")
     wh.execute(DUPLICATE, [dt.date(2025, 2, 1)])
     assert unique_check(wh) == (False, "every row (the table's rows changed since its last build)")
+
+
+def test_the_unique_key_check_looks_at_every_row_again_after_a_week_of_builds(wh, monkeypatch):
+    """A write outside the builds that keeps the row count (a row deleted, a duplicate inserted by hand on an old
+    day) is outside the rows written; the check looks at every row again once EVERY_ROW_AFTER_BUILDS builds have
+    passed since it last did, and finds it then."""
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
+    monkeypatch.setattr(incremental, "EVERY_ROW_AFTER_BUILDS", 2)
+    config = hs.load_current_config()
+    full_build(wh)
+    nightly_setup(wh, dt.date(2025, 4, 20))
+    assert unique_check(wh)[0]  # every row
+    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL))
+    assert scoring.score_history(wh, config)["mode"] == "incremental"
+    assert unique_check(wh) == (True, "the rows written since the last passing check: days from 2025-04-18")
+    before = wh.execute("select count(*) from kpis.health_scores_daily").fetchone()[0]
+    wh.execute("delete from kpis.health_scores_daily where day = date '2025-02-01' and account_id = "
+               "(select min(account_id) from kpis.health_scores_daily where day = date '2025-02-01' and "
+               "account_id <> 'acc_a')")
+    wh.execute(DUPLICATE, [dt.date(2025, 2, 1)])
+    assert wh.execute("select count(*) from kpis.health_scores_daily").fetchone()[0] == before
+    assert unique_check(wh) == (True, "none: nothing written since the last passing check")  # the count kept
+    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL))
+    assert scoring.score_history(wh, config)["mode"] == "incremental"
+    assert unique_check(wh) == (False, "every row (its weekly look: 2 or more builds since it last looked at all)")

@@ -44,6 +44,15 @@ class Loader:
         _, totals = run_until_caught_up(pipeline, source)
         return totals
 
+    def staging_rows(self, model: Any) -> int:
+        """The staging ``model`` built on the raw tables loaded (as a run builds it: a model built by raw load
+        reads the loads its build planned), and its rows. A model reading a column that does not exist raises."""
+        from cs_kpis.lib import sql as sqllib
+
+        with duckdb.connect(str(self.warehouse)) as con:
+            sqllib.build(con, model)
+            return con.execute(f"select count(*) from {model.table}").fetchone()[0]
+
     def query(self, sql: str) -> list[tuple]:
         with duckdb.connect(str(self.warehouse), read_only=True) as con:
             return con.execute(sql).fetchall()

@@ -333,10 +333,8 @@ def test_support_staging_reads_a_first_day_where_every_optional_field_is_null(lo
     # export has no solved ticket and no priority, type or via set: dlt makes no column for a field that is null
     # in every record, so the staging models failed ("satisfaction_rating__id not found") until the source
     # declared every field they read.
-    import duckdb
 
     from cs_kpis.defs.staging.assets import STAGING_MODELS
-    from cs_kpis.lib import sql as sqllib
 
     history = tiny_company()
     day = DAYS[0]
@@ -360,19 +358,15 @@ def test_support_staging_reads_a_first_day_where_every_optional_field_is_null(lo
     loader.run("support", landing)
     models = [m for m in STAGING_MODELS if m.name.startswith("stg_support__")]
     assert len(models) == 4
-    with duckdb.connect(str(loader.warehouse)) as con:
-        for model in models:
-            rows = con.execute(f"select count(*) from ({sqllib.render_model(model)})").fetchone()[0]
-            assert rows == {"stg_support__satisfaction_ratings": 0}.get(model.name, 1), model.name
+    for model in models:
+        assert loader.staging_rows(model) == {"stg_support__satisfaction_ratings": 0}.get(model.name, 1), model.name
 
 
 def _build_staging(loader: Loader, tmp_path: Path, system: str, days: dict[str, dict]) -> dict[str, int]:
     """Load ``days`` ({extract day: {(system, folder): records}}) as the only exports of ``system`` and build
     the system's staging models on it: {model: rows}. A model reading a column that does not exist raises."""
-    import duckdb
 
     from cs_kpis.defs.staging.assets import STAGING_MODELS
-    from cs_kpis.lib import sql as sqllib
 
     history = tiny_company()
     for day in DAYS:
@@ -381,11 +375,7 @@ def _build_staging(loader: Loader, tmp_path: Path, system: str, days: dict[str, 
         history[day].update(days.get(day, {}))
     landing = write_landing(tmp_path / "landing", history)
     loader.run(system, landing)
-    rows = {}
-    with duckdb.connect(str(loader.warehouse)) as con:
-        for model in [m for m in STAGING_MODELS if m.name.startswith(f"stg_{system}__")]:
-            rows[model.name] = con.execute(f"select count(*) from ({sqllib.render_model(model)})").fetchone()[0]
-    return rows
+    return {model.name: loader.staging_rows(model) for model in STAGING_MODELS if model.name.startswith(f"stg_{system}__")}
 
 
 def _bare_billing_day(day: str) -> dict:
@@ -453,14 +443,12 @@ def test_a_first_export_without_any_stripe_event_creates_the_events_table(loader
     # table, staging failed ("billing__events does not exist"), and dlt's own way to create an empty table
     # failed for the insert-only events (its normalizer hashes the empty item's missing primary key: KeyError).
     from cs_kpis.defs.staging.assets import STAGING_MODELS
-    from cs_kpis.lib import sql as sqllib
 
     first = _bare_billing_day(DAYS[0])
     first[("billing", "events")] = []
     loader.run("billing", write_landing(tmp_path / "landing", {DAYS[0]: first}))
     models = {m.name: m for m in STAGING_MODELS}
-    counts = {name: loader.query(f"select count(*) from ({sqllib.render_model(models[name])})")[0][0]
-              for name in ("stg_billing__events", "stg_billing__subscriptions")}
+    counts = {name: loader.staging_rows(models[name]) for name in ("stg_billing__events", "stg_billing__subscriptions")}
     assert counts == {"stg_billing__events": 0, "stg_billing__subscriptions": 1}
     # the next export's events land in that table as they would in one dlt made: no variant column, nothing
     # quarantined, the columns typed as before

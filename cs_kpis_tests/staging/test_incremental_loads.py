@@ -27,7 +27,7 @@ def _except_all(con, a: str, b: str) -> tuple[int, int]:
     return con.execute(count.format(a, b)).fetchone()[0], con.execute(count.format(b, a)).fetchone()[0]
 
 
-def _same_as_full_build(con, model=MODEL) -> int:
+def same_as_full_build(con, model=MODEL) -> int:
     """Compare the table with a full rebuild of it (on a copy of the warehouse's state, then put back)."""
     con.execute(f"create or replace table main.incremental_copy as select * from {model.table}")
     for t in (load_builds.CONTROL_TABLE, load_builds.LOG_TABLE):
@@ -77,7 +77,7 @@ def test_each_nightly_build_appends_only_the_new_load_and_equals_a_full_build(co
         plan, after = sqllib.build_by_load(con, MODEL)
         assert plan.mode == "incremental" and plan.loads == {load_id: arrived}, plan
         assert after == rows + arrived
-        assert _same_as_full_build(con) == after
+        assert same_as_full_build(con) == after
         rows = after
     # a rerun with nothing new appends nothing (no duplicate), and the SQL reads no load
     plan, again = sqllib.build_by_load(con, MODEL)
@@ -97,7 +97,7 @@ def test_a_message_delivered_in_two_loads_is_kept_as_a_full_build_keeps_it(con):
     con.execute(f"insert into {RAW} select * replace ('9999.redelivered' as _dlt_load_id) from {RAW} limit 3")
     plan, rows = sqllib.build_by_load(con, MODEL)
     assert plan.loads == {"9999.redelivered": 3}
-    assert _same_as_full_build(con) == rows
+    assert same_as_full_build(con) == rows
 
 
 def test_a_load_discarded_and_loaded_again_rebuilds_whole(con):

@@ -11,13 +11,15 @@ discarded load) and a load already built that gains rows. Billing events (insert
 events.
 """
 
+import dataclasses
+
 import duckdb
 import pytest
 
 from cs_kpis.defs.staging.assets import STAGING_MODELS
 from cs_kpis.lib import incremental_loads as load_builds
 from cs_kpis.lib import sql as sqllib
-from cs_kpis_tests.staging.test_incremental_loads import _same_as_full_build
+from cs_kpis_tests.staging.test_incremental_loads import same_as_full_build
 
 MODELS = {m.name: m for m in STAGING_MODELS}
 INVOICES, LINES = MODELS["stg_billing__invoices"], MODELS["stg_billing__invoice_lines"]
@@ -77,7 +79,7 @@ def test_each_nightly_merge_replaces_the_merged_rows_and_equals_a_full_build(con
                                   "where _dlt_load_id = ?", [load]).fetchone()[0]
             plan, rows = sqllib.build_by_load(con, model)
             assert plan.mode == "incremental" and plan.loads == {load: arrived} and arrived > 0, plan
-            assert _same_as_full_build(con, model) == rows
+            assert same_as_full_build(con, model) == rows
     # the second night re-delivered night 1's invoices: their rows are night 2's, and the control table follows
     assert con.execute(f"select count(*) from {INVOICES.table} where status like '%_9001.night1'").fetchone()[0] == 0
     assert con.execute(f"select count(*) from {INVOICES.table} where status like '%_9002.night2'").fetchone()[0] == 3
@@ -121,7 +123,7 @@ def test_billing_events_append_by_load(con):
                 "from raw.billing__events limit 5")
     plan, rows = sqllib.build_by_load(con, events)
     assert (plan.mode, plan.loads) == ("incremental", {"9001.night1": 5})
-    assert _same_as_full_build(con, events) == rows
+    assert same_as_full_build(con, events) == rows
 
 
 def test_the_merge_setting_is_checked():
@@ -155,3 +157,23 @@ def test_a_by_load_model_that_renames_its_key_checks_the_whole_table(tiny_compan
     assert "keys_checked" not in evaluation.metadata  # the whole-table check, not the nightly lookup
     product, _ = build_grain_checks([MODELS["stg_product__events"]])
     assert run_check(product, warehouse).metadata["keys_checked"].value
+
+
+def test_a_full_build_by_load_stores_sums_of_integers_as_bigint(con):
+    """``create table as`` types a sum of integers HUGEINT; a by-load full build stores it as BIGINT, as every
+    other build does (the UI's column schema, Spark's Parquet)."""
+    kind = con.execute("select data_type from information_schema.columns where table_schema = 'staging' and "
+                       "table_name = 'stg_billing__invoice_lines' and column_name = 'discount_amount_minor'").fetchone()
+    assert kind == ("BIGINT",)
+
+
+def test_a_merged_model_that_drops_raw_rows_stops_its_full_build(con):
+    """A merged model must give one row per raw row (its nightly trusts the count): one that filters stops its
+    full build with an error naming it, and the table it had stays."""
+    rows = con.execute(f"select count(*) from {INVOICES.table}").fetchone()[0]
+    filtered = dataclasses.replace(
+        INVOICES, sql=f"select * from (\n{INVOICES.sql}\n) as m where invoice_id <> "
+                      "(select min(id) from raw.billing__invoices)")
+    with pytest.raises(ValueError, match="stg_billing__invoices declares @incremental by=load merge=.*one row per raw"):
+        sqllib.build_by_load(con, filtered, full_refresh=True)
+    assert con.execute(f"select count(*) from {INVOICES.table}").fetchone()[0] == rows
