@@ -1,0 +1,105 @@
+"""The file systems extracted ahead of their raw steps (cs_kpis/defs/raw/prefetch.py), as ``cs_kpis.run`` runs
+them: the extract really happens before the system's step, in another process; the raw tables are those of
+the serial path, through an increment and a rerun; a run killed while the background process extracts
+takes that process with it, and the rerun ends with the tables of an uninterrupted serial run.
+
+Each runs the raw assets of the tiny company in Dagster in a subprocess (prefetch_driver.py), several
+times: slow.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.full import landing_view
+from cs_kpis.defs.raw.prefetch import PREFETCH_ENV
+from cs_kpis_tests.reliability import pause as hooks
+from cs_kpis_tests.reliability.conftest import ROOT, child_env, raw_snapshot
+
+pytestmark = pytest.mark.slow
+
+AHEAD = ("crm", "nps", "support")
+"""extracted ahead: the file systems whose steps come after raw_billing's, the first raw step"""
+
+
+def _cmd(landing: Path, tmp: Path) -> list[str]:
+    return [sys.executable, "-m", "cs_kpis_tests.reliability.prefetch_driver",
+            str(landing), str(tmp / "w.duckdb"), str(tmp / "dlt")]
+
+
+def _drive(landing: Path, tmp: Path, prefetch: bool) -> dict:
+    env = child_env(tmp, **{PREFETCH_ENV: "1" if prefetch else "0"})
+    res = subprocess.run(_cmd(landing, tmp), check=False, env=env, cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _extracted_ahead(out: dict) -> dict[str, bool]:
+    """Per system: did its first load of the run start extracting before its own step started?"""
+    return {s: out["first_extract"][s] < out["step_started"][f"raw_{s}"] for s in AHEAD}
+
+
+def test_prefetched_equals_serial_through_an_increment_and_a_rerun(tiny_landing: Path, tmp_path: Path) -> None:
+    snapshots = {}
+    for prefetch in (False, True):
+        tmp = tmp_path / ("ahead" if prefetch else "serial")
+        view = tmp / "view"
+        landing_view(tiny_landing, view, 2)  # the snapshot and the first increment (the second has 2 loads)
+        first = _drive(view, tmp, prefetch)
+        landing_view(tiny_landing, view, 3)  # the second increment arrives: a nightly
+        nightly = _drive(view, tmp, prefetch)
+        assert _extracted_ahead(first) == _extracted_ahead(nightly) == dict.fromkeys(AHEAD, prefetch)
+        before_rerun = raw_snapshot(tmp / "w.duckdb")
+        _drive(view, tmp, prefetch)  # nothing new: nothing changes, nothing is loaded twice
+        assert raw_snapshot(tmp / "w.duckdb") == before_rerun
+        snapshots[prefetch] = before_rerun
+    assert sorted(snapshots[True]) == sorted(snapshots[False])
+    for name, rows in snapshots[False].items():
+        assert snapshots[True][name] == rows, f"raw.{name} differs between the serial and the prefetched runs"
+
+
+def test_killed_while_extracting_ahead_then_rerun_matches_uninterrupted(reference: dict, tiny_landing: Path,
+                                                                        tmp_path: Path) -> None:
+    marker = tmp_path / "paused"
+    env = child_env(tmp_path, **{PREFETCH_ENV: "1", hooks.PAUSE_AT_ENV: "loaded.billing.1",
+                                 hooks.MARKER_ENV: str(marker), hooks.SECONDS_ENV: "300"})
+    proc = subprocess.Popen(_cmd(tiny_landing, tmp_path), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not marker.exists():
+            if proc.poll() is not None:
+                raise AssertionError(f"ended before billing's first load: {proc.stderr.read()[-3000:]}")
+            assert time.monotonic() < deadline, "billing's first load not reached in 180 s"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)  # the run's process only, as the OOM killer would
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+        deadline = time.monotonic() + 20
+        while _session_alive(proc.pid):  # the background process ends with it
+            assert time.monotonic() < deadline, "the prefetch process outlived the killed run"
+            time.sleep(0.1)
+    finally:
+        if _session_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.stderr.close()
+    out = _drive(tiny_landing, tmp_path, prefetch=True)
+    assert _extracted_ahead(out) == dict.fromkeys(AHEAD, True)
+    tables = raw_snapshot(tmp_path / "w.duckdb")
+    assert sorted(tables) == sorted(reference["tables"])
+    for name, rows in reference["tables"].items():
+        assert tables[name] == rows, f"raw.{name} differs after the kill"
+
+
+def _session_alive(sid: int) -> bool:
+    try:
+        os.killpg(sid, 0)
+    except ProcessLookupError:
+        return False
+    return True
