@@ -1,7 +1,7 @@
 """Subprocess entry point of the prefetch tests: the raw assets of the five systems materialized in Dagster,
 in-process as ``python -m cs_kpis.run`` runs them, with the file systems extracted ahead of their steps
 (cs_kpis/defs/raw/prefetch.py; ``CS_KPIS_RAW_PREFETCH=0`` in the environment keeps them serial) and the
-test-only pause points of pause.py in place.
+test-only pause points of pause.py in place, in the background process too.
 
     python -m cs_kpis_tests.reliability.prefetch_driver <landing> <warehouse> <pipelines dir>
 
@@ -22,10 +22,13 @@ from cs_kpis.defs.raw.prefetch import PREFETCH_ENV
 from cs_kpis.defs.raw.resources import RawDltResource
 from cs_kpis_tests.reliability import pause
 
+# at import: the prefetch process (spawned) imports this module as its ``__mp_main__``, so the pause points
+# are in place there too (``extracted.support__tickets`` then pauses the background extract)
+pause.install()
+
 
 def main(argv: list[str]) -> int:
     landing, warehouse, pipelines_dir = map(Path, argv)
-    pause.install()
     os.environ.setdefault(PREFETCH_ENV, "1")
     started = 0.0
     if warehouse.exists():

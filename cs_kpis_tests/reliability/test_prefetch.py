@@ -1,10 +1,10 @@
 """The file systems extracted ahead of their raw steps (cs_kpis/defs/raw/prefetch.py), as ``cs_kpis.run`` runs
 them: the extract really happens before the system's step, in another process; the raw tables are those of
-the serial path, through an increment and a rerun; a run killed while the background process extracts
+the serial path, with bad input, through an increment and a rerun; a run killed while the background process extracts
 takes that process with it, and the rerun ends with the tables of an uninterrupted serial run.
 
-Each runs the raw assets of the tiny company in Dagster in a subprocess (prefetch_driver.py), several
-times: slow.
+Each runs the raw assets of a tiny company (hand-built, or the simulator's) in Dagster in a subprocess
+(prefetch_driver.py), several times: slow.
 """
 
 import json
@@ -17,10 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.full import landing_view
 from cs_kpis.defs.raw.prefetch import PREFETCH_ENV
+from cs_kpis_tests.landing_builder import write_landing
 from cs_kpis_tests.reliability import pause as hooks
 from cs_kpis_tests.reliability.conftest import ROOT, child_env, raw_snapshot
+from cs_kpis_tests.sources.landing_builder import (
+    DAYS,
+    customer,
+    survey_response,
+    ticket,
+    tiny_company,
+    tiny_events,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -46,20 +54,34 @@ def _extracted_ahead(out: dict) -> dict[str, bool]:
     return {s: out["first_extract"][s] < out["step_started"][f"raw_{s}"] for s in AHEAD}
 
 
-def test_prefetched_equals_serial_through_an_increment_and_a_rerun(tiny_landing: Path, tmp_path: Path) -> None:
+def _bad_input_company(days: int) -> tuple[dict, dict]:
+    """The hand-built tiny company's first ``days`` extract days, with records every file system quarantines."""
+    history = tiny_company()
+    for system, entity, record in (("billing", "customers", customer(9, 1)), ("support", "tickets", ticket(9, 1, DAYS[0])),
+                                   ("nps", "survey_responses", survey_response(9, 1, DAYS[0]))):
+        del record["id"]
+        history[DAYS[0]][(system, entity)].append(record)
+    kept = DAYS[:days]
+    return {day: history[day] for day in kept if day in history}, {day: tiny_events(day, i * 100, 10)
+                                                                    for i, day in enumerate(kept)}
+
+
+def test_prefetched_equals_serial_with_bad_input_through_an_increment_and_a_rerun(tmp_path: Path) -> None:
     snapshots = {}
     for prefetch in (False, True):
         tmp = tmp_path / ("ahead" if prefetch else "serial")
-        view = tmp / "view"
-        landing_view(tiny_landing, view, 2)  # the snapshot and the first increment (the second has 2 loads)
-        first = _drive(view, tmp, prefetch)
-        landing_view(tiny_landing, view, 3)  # the second increment arrives: a nightly
-        nightly = _drive(view, tmp, prefetch)
+        history, events = _bad_input_company(2)
+        landing = write_landing(tmp / "landing", history, events=events)
+        first = _drive(landing, tmp, prefetch)
+        history, events = _bad_input_company(3)
+        write_landing(tmp / "landing", history, events=events)  # the next extract day arrives: a nightly
+        nightly = _drive(landing, tmp, prefetch)
         assert _extracted_ahead(first) == _extracted_ahead(nightly) == dict.fromkeys(AHEAD, prefetch)
         before_rerun = raw_snapshot(tmp / "w.duckdb")
-        _drive(view, tmp, prefetch)  # nothing new: nothing changes, nothing is loaded twice
+        _drive(landing, tmp, prefetch)  # nothing new: nothing changes, nothing is loaded twice
         assert raw_snapshot(tmp / "w.duckdb") == before_rerun
         snapshots[prefetch] = before_rerun
+    assert len(snapshots[False]["_quarantine"]) >= 3  # the bad records of billing, support and nps
     assert sorted(snapshots[True]) == sorted(snapshots[False])
     for name, rows in snapshots[False].items():
         assert snapshots[True][name] == rows, f"raw.{name} differs between the serial and the prefetched runs"
@@ -68,7 +90,7 @@ def test_prefetched_equals_serial_through_an_increment_and_a_rerun(tiny_landing:
 def test_killed_while_extracting_ahead_then_rerun_matches_uninterrupted(reference: dict, tiny_landing: Path,
                                                                         tmp_path: Path) -> None:
     marker = tmp_path / "paused"
-    env = child_env(tmp_path, **{PREFETCH_ENV: "1", hooks.PAUSE_AT_ENV: "loaded.billing.1",
+    env = child_env(tmp_path, **{PREFETCH_ENV: "1", hooks.PAUSE_AT_ENV: "extracted.support__tickets",
                                  hooks.MARKER_ENV: str(marker), hooks.SECONDS_ENV: "300"})
     proc = subprocess.Popen(_cmd(tiny_landing, tmp_path), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -76,9 +98,11 @@ def test_killed_while_extracting_ahead_then_rerun_matches_uninterrupted(referenc
         deadline = time.monotonic() + 180
         while not marker.exists():
             if proc.poll() is not None:
-                raise AssertionError(f"ended before billing's first load: {proc.stderr.read()[-3000:]}")
-            assert time.monotonic() < deadline, "billing's first load not reached in 180 s"
+                raise AssertionError(f"ended before support's extract: {proc.stderr.read()[-3000:]}")
+            assert time.monotonic() < deadline, "support's extract not reached in 180 s"
             time.sleep(0.05)
+        # support is being extracted in the background process, not in the run's
+        assert int(marker.read_text().split()[1]) != proc.pid
         os.kill(proc.pid, signal.SIGKILL)  # the run's process only, as the OOM killer would
         assert proc.wait(timeout=30) == -signal.SIGKILL
         deadline = time.monotonic() + 20
