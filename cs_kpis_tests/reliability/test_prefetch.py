@@ -127,3 +127,33 @@ def _session_alive(sid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_a_killed_prefetch_process_leaves_the_step_to_extract_serially(reference: dict, tiny_landing: Path,
+                                                                       tmp_path: Path) -> None:
+    marker = tmp_path / "paused"
+    env = child_env(tmp_path, **{PREFETCH_ENV: "1", hooks.PAUSE_AT_ENV: "extracted.support__tickets",
+                                 hooks.MARKER_ENV: str(marker), hooks.SECONDS_ENV: "3"})
+    proc = subprocess.Popen(_cmd(tiny_landing, tmp_path), env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not marker.exists():
+            assert proc.poll() is None, f"ended before support's extract: {proc.stderr.read()[-3000:]}"
+            assert time.monotonic() < deadline, "support's extract not reached in 180 s"
+            time.sleep(0.02)
+        background = int(marker.read_text().split()[1])
+        assert background != proc.pid
+        marker.unlink()
+        os.kill(background, signal.SIGKILL)  # the background process dies mid-extract; the run goes on
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if _session_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err[-4000:]
+    assert int(marker.read_text().split()[1]) == proc.pid  # support's step extracted it again, itself
+    assert "support: not prefetched (the prefetch process ended" in err
+    tables = raw_snapshot(tmp_path / "w.duckdb")
+    assert sorted(tables) == sorted(reference["tables"])
+    for name, rows in reference["tables"].items():
+        assert tables[name] == rows, f"raw.{name} differs after the fallback"

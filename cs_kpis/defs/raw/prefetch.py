@@ -32,7 +32,6 @@ Product stays serial: its source writes events into the warehouse during extract
 """
 
 import dataclasses
-import logging
 import multiprocessing
 import os
 import time
@@ -41,8 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from cs_kpis.sources.common.runner import DIRECT_TABLES, LOADER_FILE_FORMAT, discard_incomplete_loads
-
-logger = logging.getLogger(__name__)
 
 PREFETCH_ENV = "CS_KPIS_RAW_PREFETCH"
 """``1``: extract file systems ahead of their raw steps (set by ``cs_kpis.run`` unless already set; ``0``
@@ -104,6 +101,9 @@ class _Run:
         """``ok`` once ``system``'s packages are normalized, else the reason it was not prefetched."""
         while system not in self.results:
             try:
+                while not self.conn.poll(1.0):  # a process gone without a word (killed) is not waited for
+                    if not self.process.is_alive():
+                        raise EOFError
                 name, outcome = self.conn.recv()
             except (EOFError, OSError):
                 self.process.join(5)
