@@ -31,10 +31,12 @@ Product stays serial: its source writes events into the warehouse during extract
 (``runner.DIRECT_TABLES``); a lake (filesystem destination) and api-mode systems stay serial too.
 """
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,19 @@ def register(spec: Spec) -> Spec | None:
 
 def enabled() -> bool:
     return os.environ.get(PREFETCH_ENV, "").strip() == "1"
+
+
+@contextlib.contextmanager
+def extracting_ahead() -> Iterator[None]:
+    """``PREFETCH_ENV=1`` while the block runs, unless set already; unset again afterwards (a test that calls
+    ``cs_kpis.run.main`` in its own process leaves the switch as it found it)."""
+    before = os.environ.get(PREFETCH_ENV)
+    os.environ.setdefault(PREFETCH_ENV, "1")
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PREFETCH_ENV, None)
 
 
 class _Run:
