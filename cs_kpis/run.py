@@ -478,7 +478,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if engine.engine != "duckdb":  # the default prints nothing new
         print(f"SQL models on {engine.engine} ({redacted(engine.spark_remote)}), Parquet tables in {engine.lake_dir}")
-    with dg.DagsterInstance.get() as instance:
+    from cs_kpis.defs.raw.prefetch import extracting_ahead
+
+    # this run executes in-process, one step at a time: extract the file systems ahead of their raw steps
+    # in one background process (defs/raw/prefetch.py); CS_KPIS_RAW_PREFETCH=0 keeps them serial
+    with dg.DagsterInstance.get() as instance, extracting_ahead():
         for run_id in release_abandoned_runs(instance):
             print(f"marked abandoned run {run_id} failed and released its pool slots")
         result = job.with_logger_defs({"console": _console_logger()}).execute_in_process(

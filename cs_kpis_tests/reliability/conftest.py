@@ -1,6 +1,7 @@
 """Fixtures for the reliability tests: one tiny simulated company with increments, and helpers that run
 the raw ingestion in a subprocess and compare warehouses table by table."""
 
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +24,15 @@ def tiny_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("reliability_sim")
     simulator.generate(root / "landing", root / "ground_truth", size="tiny", seed=7, increments=2)
     return root / "landing"
+
+
+@pytest.fixture(scope="session")
+def reference(tiny_landing: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The uninterrupted serial run (the ingestion CLI): its tables and its per-system accounting."""
+    tmp = tmp_path_factory.mktemp("reference")
+    out = run_ingest(tiny_landing, tmp / "w.duckdb", tmp / "dlt", child_env(tmp))
+    results = {r["system"]: r for r in map(json.loads, out.splitlines())}
+    return {"tables": raw_snapshot(tmp / "w.duckdb"), "results": results}
 
 
 def child_env(tmp: Path, **extra: str) -> dict[str, str]:

@@ -20,15 +20,6 @@ from cs_kpis_tests.reliability import pause as hooks
 from cs_kpis_tests.reliability.conftest import ROOT, child_env, ingest_cmd, raw_snapshot, run_ingest
 
 
-@pytest.fixture(scope="module")
-def reference(tiny_landing: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The uninterrupted run: its tables and its per-system accounting."""
-    tmp = tmp_path_factory.mktemp("reference")
-    out = run_ingest(tiny_landing, tmp / "w.duckdb", tmp / "dlt", child_env(tmp))
-    results = {r["system"]: r for r in map(json.loads, out.splitlines())}
-    return {"tables": raw_snapshot(tmp / "w.duckdb"), "results": results}
-
-
 def _kill_at(point: str, landing: Path, tmp: Path) -> None:
     """Start the ingestion, wait until it reaches ``point``, SIGKILL it."""
     marker = tmp / "paused"

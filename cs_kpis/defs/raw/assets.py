@@ -13,6 +13,7 @@ import dagster as dg
 
 from cs_kpis import config as company_config
 from cs_kpis import settings
+from cs_kpis.defs.raw import prefetch
 from cs_kpis.defs.raw.checks import build_raw_checks
 from cs_kpis.defs.raw.off import build_off_assets
 from cs_kpis.defs.raw.resources import RawDltResource, dlt_multi_asset
@@ -60,18 +61,25 @@ def build_raw_assets(
                              config=(api_configs or {}).get(system) if this_mode == "api" else None,
                              fx_rates_path=fx_rates_path)
         translator = RawDltTranslator(system=system, files_mode=this_mode == "files")
-        assets.append(_system_assets(system, source, make_pipeline(system, warehouse, pipelines_dir), translator))
+        ahead = prefetch.register(prefetch.Spec(system, warehouse, pipelines_dir, landing_dir, fx_rates_path)) \
+            if this_mode == "files" else None
+        system_assets = _system_assets(system, source, make_pipeline(system, warehouse, pipelines_dir), translator,
+                                       ahead)
+        if ahead is not None:
+            ahead.keys = frozenset(system_assets.keys)
+        assets.append(system_assets)
     return assets
 
 
-def _system_assets(system: str, source, pipeline, translator: RawDltTranslator) -> dg.AssetsDefinition:
+def _system_assets(system: str, source, pipeline, translator: RawDltTranslator,
+                   ahead: prefetch.Spec | None = None) -> dg.AssetsDefinition:
     # source, pipeline and translator are passed to dlt.run, not read back from the assets' metadata, so the
     # metadata can go without them (dagster-dlt's live objects show as "(unserializable)" in the UI)
     @dlt_multi_asset(dlt_source=source, dlt_pipeline=pipeline, translator=translator, name=f"raw_{system}",
                      pool=POOL)
     def _raw_assets(context: dg.AssetExecutionContext, dlt: RawDltResource):
         yield from dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline,
-                           dagster_dlt_translator=translator)
+                           dagster_dlt_translator=translator, ahead=ahead)
 
     return _raw_assets
 

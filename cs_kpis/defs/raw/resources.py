@@ -30,6 +30,7 @@ from dlt.common.schema import Schema
 from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
+from cs_kpis.defs.raw import prefetch
 from cs_kpis.sources import lake
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.runner import LOADER_FILE_FORMAT, run_until_caught_up
@@ -170,9 +171,12 @@ class RawDltResource(dg.ConfigurableResource):
         dlt_source: DltSource,
         dlt_pipeline: Pipeline,
         dagster_dlt_translator: DagsterDltTranslator,
+        ahead: prefetch.Spec | None = None,
         **kwargs: Any,
     ) -> Iterator[Any]:
-        """Load ``dlt_source`` (the selected subset) with ``dlt_pipeline``; one materialization per table."""
+        """Load ``dlt_source`` (the selected subset) with ``dlt_pipeline``; one materialization per table.
+
+        ``ahead``: the system may be extracted ahead of its step, in a command run (defs/raw/prefetch.py)."""
         resources_by_key = {
             dagster_dlt_translator.get_asset_spec(DltResourceTranslatorData(resource=r, pipeline=dlt_pipeline)).key: r
             for r in dlt_source.selected_resources.values()
@@ -181,9 +185,16 @@ class RawDltResource(dg.ConfigurableResource):
             resources_by_key = {k: r for k, r in resources_by_key.items() if k in context.selected_asset_keys}
             dlt_source = dlt_source.with_resources(*[r.name for r in resources_by_key.values()])
 
+        prefetched = None
+        if ahead is not None and not context.is_subset and not kwargs:  # a whole files-mode system
+            prefetch.start_others(context, ahead)
+            prefetched = prefetch.take(context, ahead)
+        if prefetched is not None:
+            dlt_pipeline = prefetched  # its working folder holds this run's packages, extracted ahead
         # one open warehouse for the step: dlt's and the metadata's SQL clients reuse it (warehouse_held_open)
         with warehouse_held_open(dlt_pipeline):
-            reset_local_state(dlt_pipeline)  # the warehouse holds the state: drop leftovers of a failed run
+            if prefetched is None:
+                reset_local_state(dlt_pipeline)  # the warehouse holds the state: drop leftovers of a failed run
 
             run_kwargs = {"loader_file_format": LOADER_FILE_FORMAT, **kwargs}
             load_infos, totals = run_until_caught_up(
