@@ -5,8 +5,9 @@ test-only pause points of pause.py in place, in the background process too.
 
     python -m cs_kpis_tests.reliability.prefetch_driver <landing> <warehouse> <pipelines dir>
 
-Prints one JSON line: ``step_started`` (raw step -> its STEP_START time) and ``first_extract`` (system -> the
-id of its first load of this run, which dlt takes from the time that load's extract started).
+Prints one JSON line: ``prefetched`` (the raw steps that loaded packages the background process extracted,
+from their log), ``step_started`` (raw step -> its STEP_START time) and ``first_extract`` (system -> the id of
+its first load of this run, which dlt takes from the time that load's extract started).
 """
 
 import json
@@ -18,7 +19,7 @@ import dagster as dg
 import duckdb
 
 from cs_kpis.defs.raw.assets import build_raw_assets
-from cs_kpis.defs.raw.prefetch import PREFETCH_ENV
+from cs_kpis.defs.raw.prefetch import LOADED_AHEAD, PREFETCH_ENV
 from cs_kpis.defs.raw.resources import RawDltResource
 from cs_kpis_tests.reliability import pause
 
@@ -37,12 +38,15 @@ def main(argv: list[str]) -> int:
     assets = build_raw_assets(landing_dir=landing, warehouse=warehouse, pipelines_dir=pipelines_dir)
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(assets, resources={"dlt": RawDltResource()}, instance=instance)
-        steps = {e.dagster_event.step_key: e.timestamp for e in instance.all_logs(result.run_id)
+        logs = instance.all_logs(result.run_id)
+        steps = {e.dagster_event.step_key: e.timestamp for e in logs
                  if e.dagster_event is not None and e.dagster_event.event_type_value == "STEP_START"}
+        prefetched = sorted({e.step_key for e in logs if e.step_key and LOADED_AHEAD in (e.user_message or "")})
     with duckdb.connect(str(warehouse), read_only=True) as con:
         first = dict(con.execute("select schema_name, min(load_id::double) from raw._dlt_loads "
                                  "where load_id::double > ? group by 1", [started]).fetchall())
-    print(json.dumps({"success": result.success, "step_started": steps, "first_extract": first}))
+    print(json.dumps({"success": result.success, "prefetched": prefetched, "step_started": steps,
+                      "first_extract": first}))
     return 0 if result.success else 1
 
 

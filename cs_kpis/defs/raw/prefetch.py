@@ -129,6 +129,9 @@ class _Run:
 
 _RUNS: dict[str, _Run | None] = {}
 
+LOADED_AHEAD = "loading the packages extracted ahead"
+"""what a step that loads a prefetched system's packages logs"""
+
 
 def start_others(context, spec: Spec) -> None:
     """At the first raw step of a command run: prefetch every other files-mode system of the same warehouse
@@ -175,7 +178,7 @@ def take(context, spec: Spec):
     if outcome != "ok":
         context.log.warning(f"{system}: not prefetched ({outcome}); extracting it in this step")
         return None
-    context.log.info(f"{system}: loading the packages extracted ahead (waited {waited:.1f} s for them)")
+    context.log.info(f"{system}: {LOADED_AHEAD} (waited {waited:.1f} s for them)")
     pipeline = spec.pipeline()  # read from the working folder the background process wrote
     pipeline._state_restored = True  # synced by start_others; Pipeline.run must not sync (and wipe) again
     return pipeline
