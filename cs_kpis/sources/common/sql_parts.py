@@ -1,0 +1,466 @@
+"""The SQL fast path of a files-mode pass (issue 18): DuckDB reads a part file, checks the entity's contract
+and the JSON types in SQL, flattens the records (and their child list) into Arrow tables, and the records never
+become Python objects. A part it cannot prove clean comes back as None and goes through the Python path
+(:mod:`cs_kpis.sources.common.steps`), so quarantine rows and messages stay as they are.
+
+"Clean" is conservative: every record an object, every declared field fits its contract (as strictly as
+:class:`cs_kpis.sources.common.contract.Contract` or more), every field of the part has one JSON type that agrees
+with the types learned so far (``field_types`` in resource state), every flattened number a whole number that
+fits BIGINT, every vendor key a plain name, and every JSON text free of what DuckDB writes differently from orjson
+(exponents, long digit runs). Anything else goes to the Python path.
+
+Known gap (documented in BENCHMARKS.md, issue 18 session 18): duplicate keys inside nested objects are not
+detected (orjson keeps the last value, DuckDB the first); duplicate top-level keys are.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cs_kpis.sources.common.contract import Contract, Field, _unix_bounds
+
+log = logging.getLogger(__name__)
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_]+$")
+_INT_TYPES = ("BIGINT", "UBIGINT")
+_CATEGORY = {"VARCHAR": "text", "BOOLEAN": "bool", "BIGINT": "number", "UBIGINT": "number", "DOUBLE": "number"}
+_JSON_DIFFERS = r"[:,\[]-?([0-9]{16,}|0\.0000|[0-9]+(\.[0-9]+)?[eE])"
+"""in a JSON text DuckDB writes: a number it may format unlike orjson, which writes an exponent from 1e16 and
+below 1e-5 (``1e+16`` where DuckDB writes ``10000000000000000.0``, ``8e-6`` for ``0.000008``); checked on 5,000
+doubles of every magnitude, every difference matched it (a string that looks alike sends the part to Python)"""
+
+
+class NotClean(Exception):
+    """The part cannot be proven clean: the Python path reads it."""
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _json_path(steps: list[str]) -> str:
+    return "$" + "".join(f".{step}" for step in steps)
+
+
+@dataclass
+class PartResult:
+    """One clean part: its record count, each record's key, and the rows (all records, in order) of the
+    parent table and of the child table (with ``_pos``, the parent record's position)."""
+
+    records: int
+    keys: list[Any]
+    parent: pa.Table
+    child: pa.Table | None
+    child_counts: list[int]
+    parent_types: dict[str, str]
+    """path -> JSON category the type check would learn from the part's records"""
+    json_columns: frozenset[str]
+    """the columns of either table that hold JSON text"""
+
+
+class SqlParts:
+    """The SQL validation and flattening of one entity's parts, for a parent with at most one child list."""
+
+    def __init__(self, *, list_key: str, contract: Contract, json_paths: frozenset[str], unix_fields: tuple[str, ...],
+                 primary_key: str, child_list: str | None = None, foreign_key: str | None = None,
+                 child_unix_fields: tuple[str, ...] = ()) -> None:
+        self.list_key = list_key
+        self.contract = contract
+        self.json_paths = json_paths
+        self.unix_fields = frozenset(unix_fields)
+        self.primary_key = primary_key
+        self.child_list = child_list
+        self.foreign_key = foreign_key
+        self.child_unix_fields = frozenset(child_unix_fields)
+        self._contract_sql = self._compile_contract()
+        self.con = duckdb.connect(config={"threads": 1, "memory_limit": "2GB"})
+        self.con.execute("SET TimeZone='UTC'")
+
+    # ---- contract --------------------------------------------------------------------------------------
+
+    def _compile_contract(self) -> str:
+        """One boolean SQL expression over ``v``, the list of the record's values at ``self._paths`` (one
+        ``json_extract`` parses the record once): true only when the Python contract accepts the record."""
+        window = self.contract.window() if callable(self.contract.window) else self.contract.window
+        self._bounds = _unix_bounds(window)
+        self._paths: list[str] = []
+
+        def at(json_path: str) -> str:
+            if json_path not in self._paths:
+                self._paths.append(json_path)
+            return f"v[{self._paths.index(json_path) + 1}]"
+
+        terms = []
+        for path, spec in self.contract.fields.items():
+            steps = path.split(".")
+            if not all(_PLAIN_KEY.match(step.removesuffix("[]")) for step in steps):
+                raise NotClean(f"unsupported contract path {path}")
+            listed = [i for i, step in enumerate(steps) if step.endswith("[]")]
+            if not listed:
+                value = at(_json_path(steps))
+                term = f"(coalesce(json_type({value}), 'NULL') = 'NULL' AND {'false' if spec.required else 'true'}"
+                terms.append(f"{term} OR {self._fits(spec, value)})")
+                continue
+            # a list step: every value at the path (wildcards skip the missing, which a non-required field allows),
+            # read from the list alone
+            first = listed[0]
+            container = at(_json_path([s.removesuffix("[]") for s in steps[: first + 1]]))
+            rest = ".".join(s.replace("[]", "[*]") for s in steps[first + 1:])
+            inner = f"json_extract({container}, {_quote('$[*].' + rest)})"
+            ok = f"list_bool_and(list_transform({inner}, lambda x: json_type(x) = 'NULL' OR {self._fits(spec, 'x')}))"
+            term = f"coalesce({ok}, true)"
+            if spec.required:
+                if len(listed) > 1:
+                    raise NotClean(f"unsupported required path {path}")
+                count = f"coalesce(json_array_length({container}), 0)"
+                present = f"len(list_filter({inner}, lambda x: json_type(x) <> 'NULL'))"
+                term = f"({term} AND {count} = {present})"
+            terms.append(term)
+            if spec.required:
+                # the required field's parents must be present (Contract's ``required_below``)
+                terms.append(f"json_type({at('$.' + steps[0].removesuffix('[]'))}) = 'OBJECT'")
+        for path, spec in self.contract.fields.items():
+            if spec.required and "." in path and "[]" not in path:
+                terms.append(f"json_type({at('$.' + path.split('.')[0])}) = 'OBJECT'")
+        return " AND ".join(terms)
+
+    def _fits(self, spec: Field, value: str) -> str:
+        kind, t = spec.kind, f"json_type({value})"
+        text = f"json_extract_string({value}, '$')"
+        number = f"TRY_CAST(({value})::VARCHAR AS HUGEINT)"
+        ranges = ""
+        if spec.min is not None:
+            ranges += f" AND {number} >= {spec.min!r}"
+        if spec.max is not None:
+            ranges += f" AND {number} <= {spec.max!r}"
+        if kind == "text":
+            out = f"{t} = 'VARCHAR'"
+            if spec.required:
+                out += f" AND regexp_matches({text}, '[A-Za-z0-9]')"
+            if spec.choices is not None:
+                out += f" AND {text} IN ({', '.join(_quote(c) for c in sorted(spec.choices))})"
+            return f"({out})"
+        if kind == "integer":
+            return f"({t} IN ('BIGINT', 'UBIGINT'){ranges})"
+        if kind == "number":
+            double = f"TRY_CAST(({value})::VARCHAR AS DOUBLE)"
+            ranges = ranges.replace(number, double)
+            return f"({t} IN ('BIGINT', 'UBIGINT', 'DOUBLE'){ranges})"
+        if kind == "bool":
+            return f"({t} = 'BOOLEAN')"
+        if kind == "object":
+            return f"({t} = 'OBJECT')"
+        if kind == "list":
+            return f"({t} = 'ARRAY')"
+        if kind == "currency":
+            out = f"{t} = 'VARCHAR' AND regexp_full_match({text}, '[A-Za-z]{{3}}')"
+            if self.contract.currencies is not None:
+                out += f" AND lower({text}) IN ({', '.join(_quote(c) for c in sorted(self.contract.currencies))})"
+            return f"({out})"
+        if kind == "unix":
+            if self._bounds is None:
+                raise NotClean("no date window")
+            low, high = self._bounds
+            return f"({t} IN ('BIGINT', 'UBIGINT') AND {number} >= {low} AND {number} < {high})"
+        raise NotClean(f"field kind {kind} has no SQL check")
+
+    # ---- a part ------------------------------------------------------------------------------------------
+
+    def read(self, path: Path) -> PartResult | None:
+        """The part's rows when it is provably clean, else None (the Python path reads it)."""
+        try:
+            return self._read(path)
+        except (NotClean, duckdb.Error):
+            return None
+        finally:
+            for name in ("recs", "items"):
+                self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def _read(self, path: Path) -> PartResult:
+        con = self.con
+        with path.open("rb") as handle:
+            if handle.read(1) != b"{":
+                raise NotClean("not a plain envelope")  # a byte-order mark, whitespace, a bare array
+        con.execute(f"""
+            CREATE TEMP TABLE recs AS
+            SELECT unnest(l) AS j, unnest(range(len(l))) AS pos
+            FROM (SELECT json_extract(content::JSON, {_quote('$.' + self.list_key + '[*]')}) AS l
+                  FROM read_text(?) WHERE json_valid(content)
+                  AND json_type(content::JSON, {_quote('$.' + self.list_key)}) = 'ARRAY')""", [str(path)])
+        count = con.execute("SELECT count(*) FROM recs").fetchone()[0]
+        if count == 0:
+            raise NotClean("no records (or an unreadable part)")
+        paths = "[" + ", ".join(_quote(p) for p in self._paths) + "]"
+        bad = con.execute(f"""
+            SELECT count(*) FROM (SELECT j, json_extract(j, {paths}) AS v FROM recs)
+            WHERE NOT coalesce(json_type(j) = 'OBJECT' AND {self._contract_sql}, false)
+            OR len(json_keys(j)) <> len(list_distinct(json_keys(j)))""").fetchone()[0]
+        if bad:
+            raise NotClean(f"{bad} records fail the contract")
+        structures = [json.loads(s) for (s,) in con.execute(
+            "SELECT s FROM (SELECT json_structure(j) AS s, min(pos) AS first FROM recs GROUP BY s) ORDER BY first"
+        ).fetchall()]
+        types: dict[str, str] = {}
+        parent_columns: dict[str, tuple[list[str], set[str]]] = {}
+        for structure in structures:
+            top = {k: v for k, v in structure.items() if k != self.child_list}
+            _categories(top, "", self.json_paths, types)
+            # the parent's row keeps the child list whole (a JSON path), in its place
+            _columns(structure, [], self.json_paths | {self.child_list} - {None}, parent_columns)
+            if self.child_list is not None:
+                envelope = structure.get(self.child_list)
+                if isinstance(envelope, dict):
+                    _categories({f"{self.child_list}{{}}": {k: v for k, v in envelope.items() if k != "data"}},
+                                "", frozenset(), types)
+                elif envelope not in (None, "NULL"):
+                    raise NotClean("child list is not an object")
+        parent = self._flatten("recs", "j", parent_columns, self.unix_fields, order="pos")
+        keys = parent.column(self.primary_key).to_pylist() if self.primary_key in parent.column_names else None
+        if keys is None or any(k is None for k in keys):
+            raise NotClean("key missing")
+        keys = [(k,) for k in keys]
+        child, child_counts = None, []
+        if self.child_list is not None:
+            con.execute(f"""
+                CREATE TEMP TABLE items AS
+                SELECT pos, j ->> {_quote('$.' + self.primary_key)} AS parent_key, unnest(l) AS j,
+                       unnest(range(len(l))) AS idx
+                FROM (SELECT pos, j, json_extract(j, {_quote('$.' + self.child_list + '.data[*]')}) AS l FROM recs)""")
+            if con.execute("SELECT count(*) FROM items WHERE json_type(j) <> 'OBJECT' "
+                           "OR len(json_keys(j)) <> len(list_distinct(json_keys(j)))").fetchone()[0]:
+                raise NotClean("a child that is not a plain object")
+            child_columns: dict[str, tuple[list[str], set[str]]] = {}
+            for (s,) in con.execute("SELECT s FROM (SELECT json_structure(j) AS s, min(pos * 100000 + idx) AS first "
+                                    "FROM items GROUP BY s) ORDER BY first").fetchall():
+                structure = json.loads(s)
+                _categories({f"{self.child_list}[]": structure}, "", frozenset(), types)
+                if self.foreign_key not in structure:
+                    structure = {**structure, self.foreign_key: "VARCHAR"}
+                _columns(structure, [], frozenset(), child_columns)
+            child_columns[self.foreign_key] = ([self.foreign_key], {"FOREIGN"})
+            child = self._flatten("items", "j", child_columns, self.child_unix_fields, order="pos, idx",
+                                  extra=("pos",))
+            child_counts = [0] * count
+            for pos in child.column("pos").to_pylist():
+                child_counts[pos] += 1
+        return PartResult(count, keys, parent, child, child_counts, types, frozenset(self._json))
+
+    def _flatten(self, table: str, record: str, columns: dict[str, tuple[list[str], set[str]]],
+                 unix_fields: frozenset[str], order: str, extra: tuple[str, ...] = ()) -> pa.Table:
+        """``SELECT`` of the flattened columns (as :func:`cs_kpis.sources.common.helpers.flatten` names and
+        types them) of ``table``'s records, in ``order``; one ``json_extract`` of every path parses a record once."""
+        selects = list(extra)
+        checks = []
+        paths: list[str] = []
+        if table == "recs":
+            self._json = set()
+        for name, (steps, kinds) in columns.items():
+            kinds = kinds - {"NULL"}
+            if kinds == {"FOREIGN"}:
+                selects.append(f"parent_key AS \"{name}\"")
+                continue
+            if not kinds or kinds == {"OBJECT"}:
+                continue
+            paths.append(_json_path(steps))
+            value = f"v[{len(paths)}]"
+            dotted = ".".join(steps)
+            if kinds <= {"JSON_TEXT"}:
+                text = f"CASE WHEN json_type({value}) = 'NULL' THEN NULL ELSE ({value})::VARCHAR END"
+                selects.append(f"{text} AS \"{name}\"")
+                self._json.add(name)
+                checks.append(f"coalesce(regexp_matches({text}, '{_JSON_DIFFERS}'), false)")
+                continue
+            if kinds <= {"EMPTY", "OBJECT"}:
+                selects.append(f"CASE WHEN ({value})::VARCHAR = '{{}}' THEN '{{}}' END AS \"{name}\"")
+                self._json.add(name)
+                continue
+            if kinds <= set(_INT_TYPES):
+                number = f"({value})::BIGINT"
+                selects.append(f"{'to_timestamp(' + number + ')' if dotted in unix_fields else number} AS \"{name}\"")
+                continue
+            if dotted in unix_fields:
+                raise NotClean(f"{dotted}: Unix seconds that are not whole")
+            if kinds == {"VARCHAR"}:
+                selects.append(f"json_extract_string({value}, '$') AS \"{name}\"")
+                continue
+            if kinds == {"BOOLEAN"}:
+                selects.append(f"({value})::BOOLEAN AS \"{name}\"")
+                continue
+            raise NotClean(f"column {name} holds {sorted(kinds)}")
+        selects.append(f"{' OR '.join(checks) if checks else 'false'} AS _differs")
+        source = f"(SELECT *, json_extract({record}, [{', '.join(_quote(p) for p in paths)}]) AS v FROM {table})"
+        out = self.con.sql(f"SELECT {', '.join(selects)} FROM {source} ORDER BY {order}").to_arrow_table()
+        if out.column("_differs").to_pylist().count(True):
+            raise NotClean("JSON text that DuckDB writes unlike orjson")
+        return out.drop_columns(["_differs"])
+
+
+def _categories(structure: dict[str, Any], prefix: str, json_paths: frozenset[str], types: dict[str, str]) -> None:
+    """The (path, category) pairs :class:`cs_kpis.sources.common.helpers.FieldTypes` learns from a record of
+    this structure, added to ``types``; a path with two categories in the part is not clean."""
+    for key, value in structure.items():
+        path = f"{prefix}{key}"
+        if path in json_paths:
+            category = "json"
+        elif isinstance(value, dict):
+            category = "object"
+        elif isinstance(value, list):
+            category = "list"
+        elif value == "NULL":
+            continue
+        elif value == "JSON":
+            category = "object"  # an empty object (json_structure's word for {})
+        else:
+            category = _CATEGORY.get(value)
+            if category is None:
+                raise NotClean(f"{path}: {value}")
+        if types.setdefault(path, category) != category:
+            raise NotClean(f"{path} changes type within the part")
+        if category == "object" and isinstance(value, dict):
+            _categories(value, f"{path}.", json_paths, types)
+
+
+def _columns(structure: dict[str, Any], steps: list[str], json_paths: frozenset[str],
+             columns: dict[str, tuple[list[str], set[str]]]) -> None:
+    """The flattened columns of a record of this structure (``flatten``'s names), each with its vendor steps
+    and the kinds of value it holds, added to ``columns`` in first-seen order."""
+    for key, value in structure.items():
+        if not _PLAIN_KEY.match(key):
+            raise NotClean(f"key {key!r}")
+        here = [*steps, key]
+        dotted = ".".join(here)
+        if isinstance(value, dict) and value and dotted not in json_paths:
+            columns.setdefault("__".join(here), (here, set()))[1].add("OBJECT")
+            _columns(value, here, json_paths, columns)
+            continue
+        if dotted in json_paths or isinstance(value, list | dict):
+            kind = "JSON_TEXT"
+        elif value == "JSON":
+            kind = "EMPTY"
+        else:
+            kind = value
+        name = "__".join(here)
+        entry = columns.setdefault(name, (here, set()))
+        if entry[0] != here:
+            raise NotClean(f"two paths flatten to {name}")
+        entry[1].add(kind)
+
+
+# ---- the second pass of a files-mode load, part by part ------------------------------------------------------
+
+def sql_second_pass(sql: SqlParts, read: Any, folder: str, python_records: Any, numbered: Any, check: Any,
+                    lane: Any, feeds: list[Any], field_types: dict[str, str]) -> Any:
+    """The second pass of :func:`cs_kpis.sources.common.entity.entity_resource` over ``folder``'s parts: a part
+    :meth:`SqlParts.read` proves clean (and whose types agree with those learned so far) loads as Arrow tables;
+    any other part goes through the Python steps (``check``, then each lane's ``take``) record by record. Both
+    number records alike (``numbered.count``), so the key pass's winners decide across parts and days."""
+    from cs_kpis.sources.common.landing import part_files, relative_origin
+    from cs_kpis.sources.common.steps import check_records
+
+    lanes = [lane, *(feed.lane for feed in feeds)]
+    parts = {"sql": 0, "python": 0}
+    for day in read.days:
+        for path in part_files(read.landing_dir, folder, day):
+            origin = relative_origin(read.landing_dir, path)
+            result = sql.read(path)
+            knowns = [field_types, *(feed.field_types for feed in feeds)]
+            if result is not None and not all(
+                    known.get(p) in (None, c) for known in knowns for p, c in result.parent_types.items()):
+                result = None
+            parts["sql" if result is not None else "python"] += 1
+            if result is None:
+                for outcomes in check_records(_numbered(numbered, day, python_records(path, origin)), check):
+                    for one, outcome in zip(lanes, outcomes, strict=True):
+                        yield from one.take(outcome)
+                continue
+            base = numbered.count
+            numbered.count += result.records
+            for known in knowns:
+                known.update(result.parent_types)
+            ordinals = range(base, base + result.records)
+            wins = [lane.dedupe.winners.wins(key, at) for key, at in zip(result.keys, ordinals, strict=True)]
+            yield from _emit(lane, result.parent, wins, [1] * result.records, day, origin, result.json_columns)
+            for feed in feeds:
+                winners = feed.lane.dedupe.winners
+                child_wins = [winners.wins(("group", key[0]), at) for key, at in zip(result.keys, ordinals, strict=True)]
+                mask = pa.array([child_wins[pos] for pos in result.child.column("pos").to_pylist()], pa.bool_())
+                yield from _emit(feed.lane, result.child.drop_columns(["pos"]), child_wins, result.child_counts, day,
+                                 origin, result.json_columns, mask)
+    sql.parts = parts
+    log.info("%s: %d parts loaded by SQL, %d by the Python path", folder, parts["sql"], parts["python"])
+
+
+def _numbered(numbered: Any, day: str, records: Any) -> Any:
+    for record in records:
+        yield day, numbered.count, record
+        numbered.count += 1
+
+
+def _emit(lane: Any, table: pa.Table, wins: list[bool], rows_of: list[int], day: str, origin: str,
+          json_columns: frozenset[str], mask: pa.Array | None = None) -> Any:
+    """A clean part's rows through one lane: its counts as :meth:`Lane.take` counts them, the winners' rows with
+    the lineage columns, as one Arrow table typed as :class:`ArrowRows` types them."""
+    from datetime import date
+
+    from dlt.common.normalizers.utils import generate_dlt_ids
+
+    from cs_kpis.sources.common.arrow_rows import LOAD_ID, ROW_ID
+
+    if lane.spec.cursor or not lane.spec.lineage_columns:
+        raise RuntimeError("the SQL path loads files-mode tables with lineage columns and no cursor only")
+    counts = lane.counts
+    read = sum(rows_of)
+    loaded = sum(rows for rows, win in zip(rows_of, wins, strict=True) if win)
+    lane.records_read += len(wins)
+    counts.rows_read += read
+    counts.rows_loaded += loaded
+    counts.rows_deduplicated += read - loaded
+    if not loaded:
+        return
+    table = table.filter(mask if mask is not None else pa.array(wins, pa.bool_()))
+    # the Python path's rows of earlier parts first, so that tables reach dlt in the order of their rows
+    yield from lane.emitter.flush()
+    arrow = lane.emitter.arrow
+    count = table.num_rows
+    # ArrowRows' column order: by the first row where a column holds a value, then by its place in that row
+    # (the lineage columns end every row)
+    places = []
+    for place, column in enumerate(table.columns):
+        if column.null_count < count:
+            places.append((pc.index(column.is_valid(), True).as_py(), place, column))
+    places += [(0, len(table.columns), None), (0, len(table.columns) + 1, None)]
+    arrays, names = [], []
+    for _, place, column in sorted(places, key=lambda item: item[:2]):
+        if column is None:
+            arrays.append(pa.array([date.fromisoformat(day)] * count, pa.date32()) if place == len(table.columns)
+                          else pa.array([origin] * count, pa.string()))
+            names.append("_extract_day" if place == len(table.columns) else "_origin")
+            continue
+        name = table.column_names[place]
+        column = column.combine_chunks()
+        if pa.types.is_integer(column.type):
+            known = arrow.known_types.get(name)
+            if known is None and arrow.stored_types is not None:
+                known = arrow.known_types[name] = arrow.stored_types(name) or column.type
+            if known is None:
+                arrow.known_types[name] = column.type
+            elif pa.types.is_floating(known):
+                column = column.cast(known)
+        if name in json_columns:
+            arrow.json_columns.add(name)
+        arrays.append(column)
+        names.append(name)
+    arrays += [pa.array([arrow.load_id] * count, pa.string()), pa.array(generate_dlt_ids(count), pa.string())]
+    names += [LOAD_ID, ROW_ID]
+    fields = [pa.field(name, array.type, nullable=name not in (LOAD_ID, ROW_ID))
+              for name, array in zip(names, arrays, strict=True)]
+    yield lane.emitter.wrap(pa.Table.from_arrays(arrays, schema=pa.schema(fields)), arrow.hints())
