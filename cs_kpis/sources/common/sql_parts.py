@@ -81,26 +81,42 @@ class SqlParts:
         self.child_list = child_list
         self.foreign_key = foreign_key
         self.child_unix_fields = frozenset(child_unix_fields)
-        self._contract_sql = self._compile_contract()
+        self._compile_contracts()
         self.con = duckdb.connect(config={"threads": 1, "memory_limit": "2GB"})
         self.con.execute("SET TimeZone='UTC'")
 
     # ---- contract --------------------------------------------------------------------------------------
 
-    def _compile_contract(self) -> str:
-        """One boolean SQL expression over ``v``, the list of the record's values at ``self._paths`` (one
-        ``json_extract`` parses the record once): true only when the Python contract accepts the record."""
+    def _compile_contracts(self) -> None:
+        """The contract as two SQL checks: the record's fields (``_contract_sql`` over ``v``, its values at
+        ``_paths``), and those of each element of the child list (``_item_sql`` over the element's values at
+        ``_item_paths``), checked on the child rows so that the (large) list is not parsed once per field."""
         window = self.contract.window() if callable(self.contract.window) else self.contract.window
         self._bounds = _unix_bounds(window)
-        self._paths: list[str] = []
+        prefix = f"{self.child_list}.data[]." if self.child_list else None
+        record = {p: f for p, f in self.contract.fields.items() if prefix is None or not p.startswith(prefix)}
+        items = {p.removeprefix(prefix): f for p, f in self.contract.fields.items() if prefix and p.startswith(prefix)}
+        self._contract_sql, self._paths = self._compile(record)
+        self._item_sql, self._item_paths = self._compile(items) if items else ("true", [])
+        if any(spec.required for spec in items.values()):
+            # a required field below the list: the list's object must be there (Contract's ``required_below``)
+            where = f"$.{self.child_list}"
+            if where not in self._paths:
+                self._paths.append(where)
+            self._contract_sql += f" AND json_type(v[{self._paths.index(where) + 1}]) = 'OBJECT'"
+
+    def _compile(self, fields: dict[str, Field]) -> tuple[str, list[str]]:
+        """One boolean SQL expression over ``v``, the list of an object's values at the returned paths (one
+        ``json_extract`` parses the object once): true only when the Python contract accepts the object."""
+        paths: list[str] = []
 
         def at(json_path: str) -> str:
-            if json_path not in self._paths:
-                self._paths.append(json_path)
-            return f"v[{self._paths.index(json_path) + 1}]"
+            if json_path not in paths:
+                paths.append(json_path)
+            return f"v[{paths.index(json_path) + 1}]"
 
         terms = []
-        for path, spec in self.contract.fields.items():
+        for path, spec in fields.items():
             steps = path.split(".")
             if not all(_PLAIN_KEY.match(step.removesuffix("[]")) for step in steps):
                 raise NotClean(f"unsupported contract path {path}")
@@ -109,29 +125,21 @@ class SqlParts:
                 value = at(_json_path(steps))
                 term = f"(coalesce(json_type({value}), 'NULL') = 'NULL' AND {'false' if spec.required else 'true'}"
                 terms.append(f"{term} OR {self._fits(spec, value)})")
+                if spec.required and len(steps) > 1:
+                    # the required field's parents must be present (Contract's ``required_below``)
+                    terms.append(f"json_type({at('$.' + steps[0])}) = 'OBJECT'")
                 continue
-            # a list step: every value at the path (wildcards skip the missing, which a non-required field allows),
-            # read from the list alone
+            if spec.required:
+                raise NotClean(f"unsupported required path {path}")
+            # a list step: every value at the path (wildcards skip the missing, which a non-required field
+            # allows), read from the list alone
             first = listed[0]
             container = at(_json_path([s.removesuffix("[]") for s in steps[: first + 1]]))
             rest = ".".join(s.replace("[]", "[*]") for s in steps[first + 1:])
             inner = f"json_extract({container}, {_quote('$[*].' + rest)})"
             ok = f"list_bool_and(list_transform({inner}, lambda x: json_type(x) = 'NULL' OR {self._fits(spec, 'x')}))"
-            term = f"coalesce({ok}, true)"
-            if spec.required:
-                if len(listed) > 1:
-                    raise NotClean(f"unsupported required path {path}")
-                count = f"coalesce(json_array_length({container}), 0)"
-                present = f"len(list_filter({inner}, lambda x: json_type(x) <> 'NULL'))"
-                term = f"({term} AND {count} = {present})"
-            terms.append(term)
-            if spec.required:
-                # the required field's parents must be present (Contract's ``required_below``)
-                terms.append(f"json_type({at('$.' + steps[0].removesuffix('[]'))}) = 'OBJECT'")
-        for path, spec in self.contract.fields.items():
-            if spec.required and "." in path and "[]" not in path:
-                terms.append(f"json_type({at('$.' + path.split('.')[0])}) = 'OBJECT'")
-        return " AND ".join(terms)
+            terms.append(f"coalesce({ok}, true)")
+        return " AND ".join(terms) or "true", paths
 
     def _fits(self, spec: Field, value: str) -> str:
         kind, t = spec.kind, f"json_type({value})"
@@ -182,7 +190,7 @@ class SqlParts:
         except (NotClean, duckdb.Error):
             return None
         finally:
-            for name in ("recs", "items"):
+            for name in ("recs", "items", "flat"):
                 self.con.execute(f"DROP TABLE IF EXISTS {name}")
 
     def _read(self, path: Path) -> PartResult:
@@ -190,19 +198,20 @@ class SqlParts:
         with path.open("rb") as handle:
             if handle.read(1) != b"{":
                 raise NotClean("not a plain envelope")  # a byte-order mark, whitespace, a bare array
+        paths = "[" + ", ".join(_quote(p) for p in self._paths) + "]"
+        # the contract's values of each record, extracted once (a subquery's column is computed again at each use)
         con.execute(f"""
             CREATE TEMP TABLE recs AS
-            SELECT unnest(l) AS j, unnest(range(len(l))) AS pos
-            FROM (SELECT json_extract(content::JSON, {_quote('$.' + self.list_key + '[*]')}) AS l
-                  FROM read_text(?) WHERE json_valid(content)
-                  AND json_type(content::JSON, {_quote('$.' + self.list_key)}) = 'ARRAY')""", [str(path)])
+            SELECT j, pos, json_extract(j, {paths}) AS v
+            FROM (SELECT unnest(l) AS j, unnest(range(len(l))) AS pos
+                  FROM (SELECT json_extract(content::JSON, {_quote('$.' + self.list_key + '[*]')}) AS l
+                        FROM read_text(?) WHERE json_valid(content)
+                        AND json_type(content::JSON, {_quote('$.' + self.list_key)}) = 'ARRAY'))""", [str(path)])
         count = con.execute("SELECT count(*) FROM recs").fetchone()[0]
         if count == 0:
             raise NotClean("no records (or an unreadable part)")
-        paths = "[" + ", ".join(_quote(p) for p in self._paths) + "]"
         bad = con.execute(f"""
-            SELECT count(*) FROM (SELECT j, json_extract(j, {paths}) AS v FROM recs)
-            WHERE NOT coalesce(json_type(j) = 'OBJECT' AND {self._contract_sql}, false)
+            SELECT count(*) FROM recs WHERE NOT coalesce(json_type(j) = 'OBJECT' AND {self._contract_sql}, false)
             OR len(json_keys(j)) <> len(list_distinct(json_keys(j)))""").fetchone()[0]
         if bad:
             raise NotClean(f"{bad} records fail the contract")
@@ -230,14 +239,19 @@ class SqlParts:
         keys = [(k,) for k in keys]
         child, child_counts = None, []
         if self.child_list is not None:
+            item_paths = "[" + ", ".join(_quote(p) for p in self._item_paths) + "]"
             con.execute(f"""
                 CREATE TEMP TABLE items AS
-                SELECT pos, j ->> {_quote('$.' + self.primary_key)} AS parent_key, unnest(l) AS j,
-                       unnest(range(len(l))) AS idx
-                FROM (SELECT pos, j, json_extract(j, {_quote('$.' + self.child_list + '.data[*]')}) AS l FROM recs)""")
-            if con.execute("SELECT count(*) FROM items WHERE json_type(j) <> 'OBJECT' "
-                           "OR len(json_keys(j)) <> len(list_distinct(json_keys(j)))").fetchone()[0]:
-                raise NotClean("a child that is not a plain object")
+                SELECT pos, parent_key, j, idx, json_extract(j, {item_paths}) AS v FROM (
+                    SELECT pos, j ->> {_quote('$.' + self.primary_key)} AS parent_key, unnest(l) AS j,
+                           unnest(range(len(l))) AS idx
+                    FROM (SELECT pos, j, json_extract(j, {_quote('$.' + self.child_list + '.data[*]')}) AS l
+                          FROM recs))""")
+            if con.execute(f"""
+                    SELECT count(*) FROM items
+                    WHERE NOT coalesce(json_type(j) = 'OBJECT' AND {self._item_sql}, false)
+                    OR len(json_keys(j)) <> len(list_distinct(json_keys(j)))""").fetchone()[0]:
+                raise NotClean("a child that fails the contract or is not a plain object")
             child_columns: dict[str, tuple[list[str], set[str]]] = {}
             for (s,) in con.execute("SELECT s FROM (SELECT json_structure(j) AS s, min(pos * 100000 + idx) AS first "
                                     "FROM items GROUP BY s) ORDER BY first").fetchall():
@@ -297,8 +311,11 @@ class SqlParts:
                 continue
             raise NotClean(f"column {name} holds {sorted(kinds)}")
         selects.append(f"{' OR '.join(checks) if checks else 'false'} AS _differs")
-        source = f"(SELECT *, json_extract({record}, [{', '.join(_quote(p) for p in paths)}]) AS v FROM {table})"
-        out = self.con.sql(f"SELECT {', '.join(selects)} FROM {source} ORDER BY {order}").to_arrow_table()
+        # the values extracted once (a subquery's column is computed again at each use)
+        kept = "pos, idx, parent_key" if table == "items" else "pos"
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE flat AS SELECT {kept}, "
+                         f"json_extract({record}, [{', '.join(_quote(p) for p in paths)}]) AS v FROM {table}")
+        out = self.con.sql(f"SELECT {', '.join(selects)} FROM flat ORDER BY {order}").to_arrow_table()
         if out.column("_differs").to_pylist().count(True):
             raise NotClean("JSON text that DuckDB writes unlike orjson")
         return out.drop_columns(["_differs"])
