@@ -413,6 +413,7 @@ def sql_second_pass(sql: SqlParts, read: Any, folder: str, python_records: Any, 
                 yield from _emit(feed.lane, result.child.drop_columns(["pos"]), child_wins, result.child_counts, day,
                                  origin, result.json_columns, mask)
     sql.parts = parts
+    sql.con.close()
     log.info("%s: %d parts loaded by SQL, %d by the Python path", folder, parts["sql"], parts["python"])
 
 
