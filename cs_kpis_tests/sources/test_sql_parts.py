@@ -17,7 +17,7 @@ from cs_kpis.sources.common.landing import read_fx_currencies
 from cs_kpis.sources.common.runner import run_until_caught_up
 from cs_kpis_tests.landing_builder import write_landing
 from cs_kpis_tests.sources.landing_builder import DAYS, invoice, tiny_company
-from cs_kpis_tests.sources.test_one_pass_files import _tables
+from cs_kpis_tests.sources.test_one_pass_files import raw_tables
 
 INVOICES = ("invoices", "invoice_lines")
 
@@ -92,7 +92,7 @@ def test_the_sql_path_loads_what_the_python_path_loads(tmp_path: Path, monkeypat
     # the bad amount, the changed type and the exponent send three parts of the first day to Python
     assert parts.count(False) == 3 and parts.count(True) >= 5, parts
 
-    expected, got = _tables(python), _tables(sql)
+    expected, got = raw_tables(python), raw_tables(sql)
     assert expected.keys() == got.keys()
     for name in expected:
         assert got[name] == expected[name], name

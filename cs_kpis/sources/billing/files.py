@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cs_kpis.sources.billing import settings
-from cs_kpis.sources.common.landing import _part_records, iter_envelope_keys, iter_envelope_records
+from cs_kpis.sources.common.landing import iter_envelope_keys, iter_envelope_records, parse_part_records
 from cs_kpis.sources.records import RawRecord
 
 
@@ -25,4 +25,4 @@ def _envelope_data(envelope):
 
 def part_records(path: Path, origin: str) -> Iterator[RawRecord]:
     """The records of one part file, as :func:`iter_records` reads them (the SQL path's fallback)."""
-    yield from _part_records(path.read_bytes(), origin, _envelope_data, "data")
+    yield from parse_part_records(path.read_bytes(), origin, _envelope_data, "data")

@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cs_kpis.sources.common.contract import Contract, Field, _unix_bounds
+from cs_kpis.sources.common.contract import Contract, Field, unix_bounds
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class SqlParts:
         ``_paths``), and those of each element of the child list (``_item_sql`` over the element's values at
         ``_item_paths``), checked on the child rows so that the (large) list is not parsed once per field."""
         window = self.contract.window() if callable(self.contract.window) else self.contract.window
-        self._bounds = _unix_bounds(window)
+        self._bounds = unix_bounds(window)
         prefix = f"{self.child_list}.data[]." if self.child_list else None
         record = {p: f for p, f in self.contract.fields.items() if prefix is None or not p.startswith(prefix)}
         items = {p.removeprefix(prefix): f for p, f in self.contract.fields.items() if prefix and p.startswith(prefix)}
