@@ -312,7 +312,7 @@ def entity_resource(
                 sql, folder, python_records = spec.sql_parts()
                 records = Numbered(())
                 yield from sql_second_pass(sql, read, folder, python_records, records, check, lane, feeds,
-                                           field_types)
+                                           field_types, collecting)
             else:
                 records = Numbered(read.batches())
                 for outcomes in check_records(records, check):

@@ -375,7 +375,7 @@ def _columns(structure: dict[str, Any], steps: list[str], json_paths: frozenset[
 # ---- the second pass of a files-mode load, part by part ------------------------------------------------------
 
 def sql_second_pass(sql: SqlParts, read: Any, folder: str, python_records: Any, numbered: Any, check: Any,
-                    lane: Any, feeds: list[Any], field_types: dict[str, str]) -> Any:
+                    lane: Any, feeds: list[Any], field_types: dict[str, str], collecting: Any) -> Any:
     """The second pass of :func:`cs_kpis.sources.common.entity.entity_resource` over ``folder``'s parts: a part
     :meth:`SqlParts.read` proves clean (and whose types agree with those learned so far) loads as Arrow tables;
     any other part goes through the Python steps (``check``, then each lane's ``take``) record by record. Both
@@ -396,6 +396,7 @@ def sql_second_pass(sql: SqlParts, read: Any, folder: str, python_records: Any, 
             parts["sql" if result is not None else "python"] += 1
             if result is None:
                 for outcomes in check_records(_numbered(numbered, day, python_records(path, origin)), check):
+                    collecting.tick()
                     for one, outcome in zip(lanes, outcomes, strict=True):
                         yield from one.take(outcome)
                 continue
