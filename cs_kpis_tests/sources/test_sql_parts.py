@@ -24,7 +24,8 @@ INVOICES = ("invoices", "invoice_lines")
 
 def _history() -> dict:
     """The tiny company with invoices over several parts (3 a part): clean parts, a re-delivered invoice (in
-    two parts of one day and again, changed, on the last day), a part with an invoice that fails its contract
+    two parts of one day and again, changed, on the last day), an invoice of the second day changed on the
+    third (one load reads both), a part with an invoice that fails its contract
     (negative amount_due), one whose field changes type (quarantined by the type check), one whose JSON
     text DuckDB would write unlike orjson (a float with an exponent), and a second day of clean parts."""
     d1, d2, d3 = DAYS
@@ -44,7 +45,9 @@ def _history() -> dict:
         if one is not changed_type:
             one.setdefault("account_country", "US")
     history[d2][("billing", "invoices")] += [invoice(n, 1, 1, d2) for n in range(40, 44)]
-    history[d3][("billing", "invoices")] = [invoice(30, 1, 1, d3, status="paid"), invoice(44, 2, 2, d3)]
+    # invoice 40 again on the last day: the increment's load reads both days and loads the later one
+    history[d3][("billing", "invoices")] = [invoice(30, 1, 1, d3, status="paid"), invoice(44, 2, 2, d3),
+                                            invoice(40, 1, 1, d3, status="open")]
     return history
 
 
@@ -108,6 +111,12 @@ def test_the_sql_path_loads_what_the_python_path_loads(tmp_path: Path, monkeypat
             ("paid",)]
         assert con.execute("select count(*) from raw.billing__invoice_lines where invoice = 'in_00000000000030'"
                            ).fetchone() == (1,)
+        assert con.execute("select status, _extract_day::varchar from raw.billing__invoices "
+                           "where id = 'in_00000000000040'").fetchall() == [("open", DAYS[2])]
+        deduplicated = con.execute("select rows_deduplicated from raw._row_accounting "
+                                   "where entity in ('invoices', 'invoice_lines') order by all").fetchall()
+    # one repeat in each load, for invoices and their lines: within a day's parts, then across two days
+    assert deduplicated == [(1,)] * 4, deduplicated
 
 
 def _sql(landing: Path) -> sql_parts.SqlParts:
