@@ -82,6 +82,8 @@ class SqlParts:
         self.foreign_key = foreign_key
         self.child_unix_fields = frozenset(child_unix_fields)
         self._compile_contracts()
+        self.typed = True
+        """read each part once typed (:meth:`_read_typed`); False: with JSON functions (:meth:`_read`)"""
         self.con = duckdb.connect(config={"threads": 1, "memory_limit": "2GB"})
         self.con.execute("SET TimeZone='UTC'")
 
@@ -186,11 +188,11 @@ class SqlParts:
     def read(self, path: Path) -> PartResult | None:
         """The part's rows when it is provably clean, else None (the Python path reads it)."""
         try:
-            return self._read(path)
+            return self._read_typed(path) if self.typed else self._read(path)
         except (NotClean, duckdb.Error):
             return None
         finally:
-            for name in ("recs", "items", "flat"):
+            for name in ("recs", "items", "flat", "t", "x", "ti", "xi", "xv"):
                 self.con.execute(f"DROP TABLE IF EXISTS {name}")
 
     def _read(self, path: Path) -> PartResult:
@@ -319,6 +321,247 @@ class SqlParts:
         if out.column("_differs").to_pylist().count(True):
             raise NotClean("JSON text that DuckDB writes unlike orjson")
         return out.drop_columns(["_differs"])
+
+    # ---- the typed read (one read_json a part: its schema inference is the type check) ---------------------
+
+    def _read_typed(self, path: Path) -> PartResult:
+        """:meth:`_read` from one typed ``read_json`` of the part (DuckDB parses each record once and infers one
+        type per field, JSON where records disagree) and one text read for what must stay JSON text (lists,
+        empty objects, the child list whole): the checks and the flattened columns read typed values."""
+        con = self.con
+        with path.open("rb") as handle:
+            if handle.read(1) != b"{":
+                raise NotClean("not a plain envelope")
+        con.execute(f"""
+            CREATE TEMP TABLE t AS SELECT unnest({self.list_key}) AS r, unnest(range(len({self.list_key}))) AS pos
+            FROM read_json(?, format='unstructured', sample_size=-1, dateformat='%d/%m/%Y@@never',
+                           timestampformat='%d/%m/%Y@@never', maximum_object_size=67108864)""", [str(path)])
+        count = con.execute("SELECT count(*) FROM t").fetchone()[0]
+        if count == 0:
+            raise NotClean("no records")
+        record_type = con.sql("SELECT r FROM t LIMIT 0").types[0]
+        if record_type.id != "struct":
+            raise NotClean("records that are not objects")
+        structure = _structure(record_type)
+        # the text of every record, for duplicate keys, empty objects and the JSON text columns
+        con.execute(f"""
+            CREATE TEMP TABLE x AS SELECT unnest(l) AS j, unnest(range(len(l))) AS pos
+            FROM (SELECT json_extract(content::JSON, {_quote('$.' + self.list_key + '[*]')}) AS l FROM read_text(?))""",
+                    [str(path)])
+        if con.execute("SELECT count(*) FROM x").fetchone()[0] != count:
+            raise NotClean("the text read differs")
+        checks = [_typed_check("r", structure, path_.split("."), spec, self, 0)
+                  for path_, spec in self.contract.fields.items()]
+        types: dict[str, str] = {}
+        _categories({k: v for k, v in structure.items() if k != self.child_list}, "", self.json_paths, types)
+        parent_columns: dict[str, tuple[list[str], set[str]]] = {}
+        _columns(structure, [], self.json_paths | {self.child_list} - {None}, parent_columns)
+        item_structure = None
+        if self.child_list is not None:
+            envelope = structure.get(self.child_list)
+            if isinstance(envelope, dict):
+                _categories({f"{self.child_list}{{}}": {k: v for k, v in envelope.items() if k != "data"}}, "",
+                            frozenset(), types)
+                items = envelope.get("data")
+                if isinstance(items, list) and isinstance(items[0], dict):
+                    item_structure = items[0]
+                elif items not in (None, "NULL") and not (isinstance(items, list) and items[0] == "NULL"):
+                    raise NotClean("child list elements that are not objects")
+            elif envelope not in (None, "NULL"):
+                raise NotClean("child list is not an object")
+        if con.execute(f"SELECT count(*) FROM t WHERE NOT coalesce({' AND '.join(checks)}, false)").fetchone()[0]:
+            raise NotClean("records fail the contract")
+        parent = self._flatten_typed("t", "x", "r", parent_columns, self.unix_fields, count)
+        keys = parent.column(self.primary_key).to_pylist() if self.primary_key in parent.column_names else None
+        if keys is None or any(k is None for k in keys):
+            raise NotClean("key missing")
+        keys = [(k,) for k in keys]
+        child, child_counts = None, []
+        if self.child_list is not None:
+            child_columns: dict[str, tuple[list[str], set[str]]] = {}
+            if item_structure is not None:
+                _categories({f"{self.child_list}[]": item_structure}, "", frozenset(), types)
+                with_key = item_structure if self.foreign_key in item_structure else {**item_structure,
+                                                                                       self.foreign_key: "VARCHAR"}
+                _columns(with_key, [], frozenset(), child_columns)
+            child_columns[self.foreign_key] = ([self.foreign_key], {"FOREIGN"})
+            data = f"struct_extract(struct_extract(r, {_quote(self.child_list)}), 'data')"
+            con.execute(f"""
+                CREATE TEMP TABLE ti AS SELECT pos, struct_extract(r, {_quote(self.primary_key)}) AS parent_key,
+                       unnest({data}) AS r, unnest(range(len({data}))) AS idx FROM t""")
+            con.execute(f"""
+                CREATE TEMP TABLE xi AS SELECT pos, unnest(l) AS j, unnest(range(len(l))) AS idx
+                FROM (SELECT pos, json_extract(j, {_quote('$.' + self.child_list + '.data[*]')}) AS l FROM x)""")
+            child = self._flatten_typed("ti", "xi", "r", child_columns, self.child_unix_fields,
+                                        con.execute("SELECT count(*) FROM ti").fetchone()[0], child=True)
+            child_counts = [0] * count
+            for pos in child.column("pos").to_pylist():
+                child_counts[pos] += 1
+        return PartResult(count, keys, parent, child, child_counts, types, frozenset(self._json))
+
+    def _flatten_typed(self, typed: str, text: str, record: str, columns: dict[str, tuple[list[str], set[str]]],
+                       unix_fields: frozenset[str], count: int, child: bool = False) -> pa.Table:
+        """The flattened columns of ``typed``'s records (:meth:`_flatten`'s names and types): scalars from the typed
+        values, JSON text and empty objects from ``text`` (the same records' text, matched by position)."""
+        keys = "pos, idx" if child else "pos"
+        selects = ["t.pos"] if child else []
+        checks, paths = [], []
+        if not child:
+            self._json = set()
+        struct_paths = [name for name, (_, kinds) in columns.items() if "OBJECT" in kinds]
+        for name, (steps, kinds) in columns.items():
+            kinds = kinds - {"NULL"}
+            if kinds == {"FOREIGN"}:
+                selects.append(f"t.parent_key AS \"{name}\"")
+                continue
+            if not kinds:
+                continue
+            typed_value = "t." + record
+            for step in steps:
+                typed_value = f"struct_extract({typed_value}, {_quote(step)})"
+            dotted = ".".join(steps)
+            if kinds <= {"JSON_TEXT"}:
+                paths.append(_json_path(steps))
+                value = f"v[{len(paths)}]"
+                text_value = f"CASE WHEN json_type({value}) = 'NULL' THEN NULL ELSE ({value})::VARCHAR END"
+                selects.append(f"{text_value} AS \"{name}\"")
+                self._json.add(name)
+                checks.append(f"coalesce(regexp_matches({text_value}, '{_JSON_DIFFERS}'), false)")
+                continue
+            if kinds == {"EMPTY"}:
+                # an object empty in every record (a map without keys): ``{}`` where it is not null
+                if self.con.execute(f"SELECT count(*) FROM {typed} t WHERE cardinality({typed_value}) > 0"
+                                    ).fetchone()[0]:
+                    raise NotClean(f"{dotted}: an object with keys DuckDB read as a map")
+                selects.append(f"CASE WHEN {typed_value} IS NOT NULL THEN '{{}}' END AS \"{name}\"")
+                self._json.add(name)
+                continue
+            if kinds == {"OBJECT"}:
+                # a flattened object: its own column holds ``{}`` where a record has it empty
+                paths.append(_json_path(steps))
+                selects.append(f"CASE WHEN (v[{len(paths)}])::VARCHAR = '{{}}' THEN '{{}}' END AS \"{name}\"")
+                self._json.add(name)
+                continue
+            if kinds <= set(_INT_TYPES):
+                number = f"({typed_value})::BIGINT"
+                selects.append(f"{'to_timestamp(' + number + ')' if dotted in unix_fields else number} AS \"{name}\"")
+                continue
+            if dotted in unix_fields:
+                raise NotClean(f"{dotted}: Unix seconds that are not whole")
+            if kinds == {"VARCHAR"} or kinds == {"BOOLEAN"}:
+                selects.append(f"{typed_value} AS \"{name}\"")
+                continue
+            raise NotClean(f"column {name} holds {sorted(kinds)}")
+        del struct_paths
+        # duplicate keys (orjson keeps the last, DuckDB's typed read the first) in the record
+        checks.append("len(json_keys(x.j)) <> len(list_distinct(json_keys(x.j)))")
+        extract = f"json_extract(x.j, [{', '.join(_quote(p) for p in paths)}])" if paths else "[]::JSON[]"
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE xv AS SELECT {keys}, j, {extract} AS v FROM {text} x")
+        join = " AND ".join(f"x.{k} = t.{k}" for k in keys.split(", "))
+        out = self.con.sql(f"SELECT {', '.join(selects)}, {' OR '.join(checks)} AS _differs "
+                           f"FROM {typed} t JOIN xv x ON {join} ORDER BY {', '.join('t.' + k for k in keys.split(', '))}"
+                           ).to_arrow_table()
+        if out.num_rows != count:
+            raise NotClean("typed and text records do not match")
+        if out.column("_differs").to_pylist().count(True):
+            raise NotClean("JSON text that DuckDB writes unlike orjson, or duplicate keys")
+        return out.drop_columns(["_differs"])
+
+
+
+def _structure(kind: Any) -> Any:
+    """A DuckDB type of the typed read as :func:`_categories` and :func:`_columns` read ``json_structure``: an
+    object's fields, ``[element]`` for a list, a type name for a scalar, ``JSON`` for an object DuckDB read as a
+    map (empty in every record, or the part is not clean: checked when flattened)."""
+    if kind.id == "struct":
+        return {name: _structure(child) for name, child in kind.children}
+    if kind.id == "list":
+        return [_structure(kind.children[0][1])]
+    if kind.id == "map":
+        return "JSON"
+    name = str(kind).strip('"').upper()
+    if name in ("VARCHAR", "BIGINT", "UBIGINT", "HUGEINT", "DOUBLE", "BOOLEAN", "NULL"):
+        return "BIGINT" if name == "HUGEINT" else name
+    if name == "JSON":
+        return "CONFLICT"  # records disagree (or an empty list's elements): not clean where it is read
+    raise NotClean(f"type {kind}")  # DATE, ...
+
+
+_KIND_TYPES = {"text": ("VARCHAR",), "integer": _INT_TYPES, "number": (*_INT_TYPES, "DOUBLE"), "bool": ("BOOLEAN",),
+               "currency": ("VARCHAR",), "unix": _INT_TYPES}
+
+
+def _typed_check(expr: str, node: Any, steps: list[str], spec: Field, sql: SqlParts, depth: int) -> str:
+    """The contract's check of one declared path over typed values (``expr`` of type ``node``): true only when
+    :class:`Contract` accepts every value at the path."""
+    if not steps:
+        return _typed_leaf(expr, node, spec, sql)
+    step = steps[0]
+    key = step.removesuffix("[]")
+    if node in (None, "NULL") or node == "JSON":
+        if spec.required:
+            raise NotClean("a required field is missing in every record")
+        return "true"
+    if node == "CONFLICT":
+        raise NotClean("records disagree on a declared field's type")
+    if not isinstance(node, dict):
+        return "true"  # not an object: the field's own declaration or the type check decides
+    child = node.get(key)
+    child_expr = f"struct_extract({expr}, {_quote(key)})"
+    if step.endswith("[]"):
+        if not isinstance(child, list):
+            return "true"  # missing or null lists pass (Contract skips what is not a list)
+        if child[0] in ("CONFLICT", "NULL"):
+            # elements DuckDB could not type: only lists that are empty everywhere pass
+            return f"coalesce(len({child_expr}), 0) = 0"
+        var = f"x{depth}"
+        inner = _typed_check(var, child[0], steps[1:], spec, sql, depth + 1)
+        return f"coalesce(list_bool_and(list_transform({child_expr}, lambda {var}: {inner})), true)"
+    if len(steps) > 1 and spec.required:
+        # Contract's ``required_below``: the object on the way must be there
+        if child in (None, "NULL"):
+            raise NotClean("a required field's object is missing in every record")
+        return f"({child_expr} IS NOT NULL AND {_typed_check(child_expr, child, steps[1:], spec, sql, depth)})"
+    return _typed_check(child_expr, child, steps[1:], spec, sql, depth)
+
+
+def _typed_leaf(expr: str, node: Any, spec: Field, sql: SqlParts) -> str:
+    kind = spec.kind
+    if node in (None, "NULL"):
+        if spec.required:
+            raise NotClean("a required field is missing in every record")
+        return "true"
+    if kind == "object":
+        ok = isinstance(node, dict) or node == "JSON"
+    elif kind == "list":
+        ok = isinstance(node, list)
+    else:
+        ok = isinstance(node, str) and node in _KIND_TYPES.get(kind, ())
+        if kind not in _KIND_TYPES:
+            raise NotClean(f"field kind {kind} has no typed check")
+    if not ok:
+        raise NotClean(f"a value of type {node} for a {kind} field")
+    terms = []
+    if kind in ("integer", "number"):
+        if spec.min is not None:
+            terms.append(f"{expr} >= {spec.min!r}")
+        if spec.max is not None:
+            terms.append(f"{expr} <= {spec.max!r}")
+    elif kind == "text":
+        if spec.required:
+            terms.append(f"regexp_matches({expr}, '[A-Za-z0-9]')")
+        if spec.choices is not None:
+            terms.append(f"{expr} IN ({', '.join(_quote(c) for c in sorted(spec.choices))})")
+    elif kind == "currency":
+        terms.append(f"regexp_full_match({expr}, '[A-Za-z]{{3}}')")
+        if sql.contract.currencies is not None:
+            terms.append(f"lower({expr}) IN ({', '.join(_quote(c) for c in sorted(sql.contract.currencies))})")
+    elif kind == "unix":
+        if sql._bounds is None:
+            raise NotClean("no date window")
+        terms.append(f"{expr} >= {sql._bounds[0]} AND {expr} < {sql._bounds[1]}")
+    body = " AND ".join(terms) or "true"
+    return f"({expr} IS NOT NULL AND {body})" if spec.required else f"({expr} IS NULL OR ({body}))"
 
 
 def _categories(structure: dict[str, Any], prefix: str, json_paths: frozenset[str], types: dict[str, str]) -> None:
