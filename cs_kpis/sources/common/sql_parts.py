@@ -350,6 +350,10 @@ class SqlParts:
                     [str(path)])
         if con.execute("SELECT count(*) FROM x").fetchone()[0] != count:
             raise NotClean("the text read differs")
+        # a number DuckDB writes unlike orjson is written with an exponent, 16 digits or more, or 0.0000 in the
+        # part itself: without one anywhere in the part, no JSON text column needs the test
+        self._differs_possible = con.execute(f"SELECT regexp_matches(content, '{_JSON_DIFFERS}') FROM read_text(?)",
+                                             [str(path)]).fetchone()[0]
         checks = [_typed_check("r", structure, path_.split("."), spec, self, 0)
                   for path_, spec in self.contract.fields.items()]
         types: dict[str, str] = {}
@@ -426,7 +430,8 @@ class SqlParts:
                 text_value = f"CASE WHEN json_type({value}) = 'NULL' THEN NULL ELSE ({value})::VARCHAR END"
                 selects.append(f"{text_value} AS \"{name}\"")
                 self._json.add(name)
-                checks.append(f"coalesce(regexp_matches({text_value}, '{_JSON_DIFFERS}'), false)")
+                if self._differs_possible:
+                    checks.append(f"coalesce(regexp_matches({text_value}, '{_JSON_DIFFERS}'), false)")
                 continue
             if kinds == {"EMPTY"}:
                 # an object empty in every record (a map without keys): ``{}`` where it is not null
