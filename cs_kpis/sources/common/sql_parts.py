@@ -632,6 +632,9 @@ def sql_second_pass(sql: SqlParts, read: Any, folder: str, python_records: Any, 
     from cs_kpis.sources.common.steps import check_records
 
     lanes = [lane, *(feed.lane for feed in feeds)]
+    buffers: dict[int, list[pa.Table]] = {id(one): [] for one in lanes}
+    """per lane, the clean parts' tables not yet handed to dlt: one table per 50,000 rows, as ArrowRows batches
+    (dlt's cost per item made a table per part slower)"""
     parts = {"sql": 0, "python": 0}
     for day in read.days:
         for path in part_files(read.landing_dir, folder, day):
@@ -643,6 +646,8 @@ def sql_second_pass(sql: SqlParts, read: Any, folder: str, python_records: Any, 
                 result = None
             parts["sql" if result is not None else "python"] += 1
             if result is None:
+                for one in lanes:
+                    yield from _flush(one, buffers[id(one)])
                 for outcomes in check_records(_numbered(numbered, day, python_records(path, origin)), check):
                     collecting.tick()
                     for one, outcome in zip(lanes, outcomes, strict=True):
@@ -654,13 +659,16 @@ def sql_second_pass(sql: SqlParts, read: Any, folder: str, python_records: Any, 
                 known.update(result.parent_types)
             ordinals = range(base, base + result.records)
             wins = [lane.dedupe.winners.wins(key, at) for key, at in zip(result.keys, ordinals, strict=True)]
-            yield from _emit(lane, result.parent, wins, [1] * result.records, day, origin, result.json_columns)
+            yield from _emit(lane, buffers[id(lane)], result.parent, wins, [1] * result.records, day, origin,
+                             result.json_columns)
             for feed in feeds:
                 winners = feed.lane.dedupe.winners
                 child_wins = [winners.wins(("group", key[0]), at) for key, at in zip(result.keys, ordinals, strict=True)]
                 mask = pa.array([child_wins[pos] for pos in result.child.column("pos").to_pylist()], pa.bool_())
-                yield from _emit(feed.lane, result.child.drop_columns(["pos"]), child_wins, result.child_counts, day,
-                                 origin, result.json_columns, mask)
+                yield from _emit(feed.lane, buffers[id(feed.lane)], result.child.drop_columns(["pos"]), child_wins,
+                                 result.child_counts, day, origin, result.json_columns, mask)
+    for one in lanes:
+        yield from _flush(one, buffers[id(one)])
     sql.parts = parts
     sql.con.close()
     log.info("%s: %d parts loaded by SQL, %d by the Python path", folder, parts["sql"], parts["python"])
@@ -672,10 +680,23 @@ def _numbered(numbered: Any, day: str, records: Any) -> Any:
         numbered.count += 1
 
 
-def _emit(lane: Any, table: pa.Table, wins: list[bool], rows_of: list[int], day: str, origin: str,
-          json_columns: frozenset[str], mask: pa.Array | None = None) -> Any:
+BATCH_ROWS = 50_000
+"""rows a table handed to dlt holds (the last one of a pass fewer), as :class:`ArrowRows` batches them"""
+
+
+def _flush(lane: Any, buffer: list[pa.Table]) -> Any:
+    """The buffered tables of ``lane`` as one, to dlt (a column missing from a part's table is null there)."""
+    if buffer:
+        table = pa.concat_tables(buffer, promote_options="default") if len(buffer) > 1 else buffer[0]
+        buffer.clear()
+        yield lane.emitter.wrap(table, lane.emitter.arrow.hints())
+
+
+def _emit(lane: Any, buffer: list[pa.Table], table: pa.Table, wins: list[bool], rows_of: list[int], day: str,
+          origin: str, json_columns: frozenset[str], mask: pa.Array | None = None) -> Any:
     """A clean part's rows through one lane: its counts as :meth:`Lane.take` counts them, the winners' rows with
-    the lineage columns, as one Arrow table typed as :class:`ArrowRows` types them."""
+    the lineage columns, as one Arrow table typed as :class:`ArrowRows` types them, added to ``buffer`` (handed
+    to dlt once it holds :data:`BATCH_ROWS`)."""
     from datetime import date
 
     from dlt.common.normalizers.utils import generate_dlt_ids
@@ -730,4 +751,6 @@ def _emit(lane: Any, table: pa.Table, wins: list[bool], rows_of: list[int], day:
     names += [LOAD_ID, ROW_ID]
     fields = [pa.field(name, array.type, nullable=name not in (LOAD_ID, ROW_ID))
               for name, array in zip(names, arrays, strict=True)]
-    yield lane.emitter.wrap(pa.Table.from_arrays(arrays, schema=pa.schema(fields)), arrow.hints())
+    buffer.append(pa.Table.from_arrays(arrays, schema=pa.schema(fields)))
+    if sum(one.num_rows for one in buffer) >= BATCH_ROWS:
+        yield from _flush(lane, buffer)
