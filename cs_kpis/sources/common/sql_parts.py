@@ -1,6 +1,7 @@
-"""The SQL fast path of a files-mode pass (issue 18): DuckDB reads a part file, checks the entity's contract
-and the JSON types in SQL, flattens the records (and their child list) into Arrow tables, and the records never
-become Python objects. A part it cannot prove clean comes back as None and goes through the Python path
+"""The SQL fast path of a files-mode pass (issue 18): DuckDB reads a part file once typed, checks the entity's
+contract and the JSON types in SQL, flattens the records (and their child list) into Arrow tables, and the records
+never become Python objects. (A first version checked with JSON functions over the text, each call parsing it
+again: commit 6477cb4, slower; BENCHMARKS.md, issue 18 session 18.) A part it cannot prove clean comes back as None and goes through the Python path
 (:mod:`cs_kpis.sources.common.steps`), so quarantine rows and messages stay as they are.
 
 "Clean" is conservative: every record an object, every declared field fits its contract (as strictly as
@@ -15,7 +16,6 @@ detected (orjson keeps the last value, DuckDB the first); duplicate top-level ke
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -81,253 +81,29 @@ class SqlParts:
         self.child_list = child_list
         self.foreign_key = foreign_key
         self.child_unix_fields = frozenset(child_unix_fields)
-        self._compile_contracts()
-        self.typed = True
-        """read each part once typed (:meth:`_read_typed`); False: with JSON functions (:meth:`_read`)"""
+        window = contract.window() if callable(contract.window) else contract.window
+        self._bounds = unix_bounds(window)
+        """the date window as Unix seconds, for the contract's ``unix`` fields"""
         self.con = duckdb.connect(config={"threads": 1, "memory_limit": "2GB"})
         self.con.execute("SET TimeZone='UTC'")
-
-    # ---- contract --------------------------------------------------------------------------------------
-
-    def _compile_contracts(self) -> None:
-        """The contract as two SQL checks: the record's fields (``_contract_sql`` over ``v``, its values at
-        ``_paths``), and those of each element of the child list (``_item_sql`` over the element's values at
-        ``_item_paths``), checked on the child rows so that the (large) list is not parsed once per field."""
-        window = self.contract.window() if callable(self.contract.window) else self.contract.window
-        self._bounds = unix_bounds(window)
-        prefix = f"{self.child_list}.data[]." if self.child_list else None
-        record = {p: f for p, f in self.contract.fields.items() if prefix is None or not p.startswith(prefix)}
-        items = {p.removeprefix(prefix): f for p, f in self.contract.fields.items() if prefix and p.startswith(prefix)}
-        self._contract_sql, self._paths = self._compile(record)
-        self._item_sql, self._item_paths = self._compile(items) if items else ("true", [])
-        if any(spec.required for spec in items.values()):
-            # a required field below the list: the list's object must be there (Contract's ``required_below``)
-            where = f"$.{self.child_list}"
-            if where not in self._paths:
-                self._paths.append(where)
-            self._contract_sql += f" AND json_type(v[{self._paths.index(where) + 1}]) = 'OBJECT'"
-
-    def _compile(self, fields: dict[str, Field]) -> tuple[str, list[str]]:
-        """One boolean SQL expression over ``v``, the list of an object's values at the returned paths (one
-        ``json_extract`` parses the object once): true only when the Python contract accepts the object."""
-        paths: list[str] = []
-
-        def at(json_path: str) -> str:
-            if json_path not in paths:
-                paths.append(json_path)
-            return f"v[{paths.index(json_path) + 1}]"
-
-        terms = []
-        for path, spec in fields.items():
-            steps = path.split(".")
-            if not all(_PLAIN_KEY.match(step.removesuffix("[]")) for step in steps):
-                raise NotClean(f"unsupported contract path {path}")
-            listed = [i for i, step in enumerate(steps) if step.endswith("[]")]
-            if not listed:
-                value = at(_json_path(steps))
-                term = f"(coalesce(json_type({value}), 'NULL') = 'NULL' AND {'false' if spec.required else 'true'}"
-                terms.append(f"{term} OR {self._fits(spec, value)})")
-                if spec.required and len(steps) > 1:
-                    # the required field's parents must be present (Contract's ``required_below``)
-                    terms.append(f"json_type({at('$.' + steps[0])}) = 'OBJECT'")
-                continue
-            if spec.required:
-                raise NotClean(f"unsupported required path {path}")
-            # a list step: every value at the path (wildcards skip the missing, which a non-required field
-            # allows), read from the list alone
-            first = listed[0]
-            container = at(_json_path([s.removesuffix("[]") for s in steps[: first + 1]]))
-            rest = ".".join(s.replace("[]", "[*]") for s in steps[first + 1:])
-            inner = f"json_extract({container}, {_quote('$[*].' + rest)})"
-            ok = f"list_bool_and(list_transform({inner}, lambda x: json_type(x) = 'NULL' OR {self._fits(spec, 'x')}))"
-            terms.append(f"coalesce({ok}, true)")
-        return " AND ".join(terms) or "true", paths
-
-    def _fits(self, spec: Field, value: str) -> str:
-        kind, t = spec.kind, f"json_type({value})"
-        text = f"json_extract_string({value}, '$')"
-        number = f"TRY_CAST(({value})::VARCHAR AS HUGEINT)"
-        ranges = ""
-        if spec.min is not None:
-            ranges += f" AND {number} >= {spec.min!r}"
-        if spec.max is not None:
-            ranges += f" AND {number} <= {spec.max!r}"
-        if kind == "text":
-            out = f"{t} = 'VARCHAR'"
-            if spec.required:
-                out += f" AND regexp_matches({text}, '[A-Za-z0-9]')"
-            if spec.choices is not None:
-                out += f" AND {text} IN ({', '.join(_quote(c) for c in sorted(spec.choices))})"
-            return f"({out})"
-        if kind == "integer":
-            return f"({t} IN ('BIGINT', 'UBIGINT'){ranges})"
-        if kind == "number":
-            double = f"TRY_CAST(({value})::VARCHAR AS DOUBLE)"
-            ranges = ranges.replace(number, double)
-            return f"({t} IN ('BIGINT', 'UBIGINT', 'DOUBLE'){ranges})"
-        if kind == "bool":
-            return f"({t} = 'BOOLEAN')"
-        if kind == "object":
-            return f"({t} = 'OBJECT')"
-        if kind == "list":
-            return f"({t} = 'ARRAY')"
-        if kind == "currency":
-            out = f"{t} = 'VARCHAR' AND regexp_full_match({text}, '[A-Za-z]{{3}}')"
-            if self.contract.currencies is not None:
-                out += f" AND lower({text}) IN ({', '.join(_quote(c) for c in sorted(self.contract.currencies))})"
-            return f"({out})"
-        if kind == "unix":
-            if self._bounds is None:
-                raise NotClean("no date window")
-            low, high = self._bounds
-            return f"({t} IN ('BIGINT', 'UBIGINT') AND {number} >= {low} AND {number} < {high})"
-        raise NotClean(f"field kind {kind} has no SQL check")
 
     # ---- a part ------------------------------------------------------------------------------------------
 
     def read(self, path: Path) -> PartResult | None:
         """The part's rows when it is provably clean, else None (the Python path reads it)."""
         try:
-            return self._read_typed(path) if self.typed else self._read(path)
+            return self._read_typed(path)
         except (NotClean, duckdb.Error):
             return None
         finally:
-            for name in ("recs", "items", "flat", "t", "x", "ti", "xi", "xv"):
+            for name in ("t", "x", "ti", "xi", "xv"):
                 self.con.execute(f"DROP TABLE IF EXISTS {name}")
 
-    def _read(self, path: Path) -> PartResult:
-        con = self.con
-        with path.open("rb") as handle:
-            if handle.read(1) != b"{":
-                raise NotClean("not a plain envelope")  # a byte-order mark, whitespace, a bare array
-        paths = "[" + ", ".join(_quote(p) for p in self._paths) + "]"
-        # the contract's values of each record, extracted once (a subquery's column is computed again at each use)
-        con.execute(f"""
-            CREATE TEMP TABLE recs AS
-            SELECT j, pos, json_extract(j, {paths}) AS v
-            FROM (SELECT unnest(l) AS j, unnest(range(len(l))) AS pos
-                  FROM (SELECT json_extract(content::JSON, {_quote('$.' + self.list_key + '[*]')}) AS l
-                        FROM read_text(?) WHERE json_valid(content)
-                        AND json_type(content::JSON, {_quote('$.' + self.list_key)}) = 'ARRAY'))""", [str(path)])
-        count = con.execute("SELECT count(*) FROM recs").fetchone()[0]
-        if count == 0:
-            raise NotClean("no records (or an unreadable part)")
-        bad = con.execute(f"""
-            SELECT count(*) FROM recs WHERE NOT coalesce(json_type(j) = 'OBJECT' AND {self._contract_sql}, false)
-            OR len(json_keys(j)) <> len(list_distinct(json_keys(j)))""").fetchone()[0]
-        if bad:
-            raise NotClean(f"{bad} records fail the contract")
-        structures = [json.loads(s) for (s,) in con.execute(
-            "SELECT s FROM (SELECT json_structure(j) AS s, min(pos) AS first FROM recs GROUP BY s) ORDER BY first"
-        ).fetchall()]
-        types: dict[str, str] = {}
-        parent_columns: dict[str, tuple[list[str], set[str]]] = {}
-        for structure in structures:
-            top = {k: v for k, v in structure.items() if k != self.child_list}
-            _categories(top, "", self.json_paths, types)
-            # the parent's row keeps the child list whole (a JSON path), in its place
-            _columns(structure, [], self.json_paths | {self.child_list} - {None}, parent_columns)
-            if self.child_list is not None:
-                envelope = structure.get(self.child_list)
-                if isinstance(envelope, dict):
-                    _categories({f"{self.child_list}{{}}": {k: v for k, v in envelope.items() if k != "data"}},
-                                "", frozenset(), types)
-                elif envelope not in (None, "NULL"):
-                    raise NotClean("child list is not an object")
-        parent = self._flatten("recs", "j", parent_columns, self.unix_fields, order="pos")
-        keys = parent.column(self.primary_key).to_pylist() if self.primary_key in parent.column_names else None
-        if keys is None or any(k is None for k in keys):
-            raise NotClean("key missing")
-        keys = [(k,) for k in keys]
-        child, child_counts = None, []
-        if self.child_list is not None:
-            item_paths = "[" + ", ".join(_quote(p) for p in self._item_paths) + "]"
-            con.execute(f"""
-                CREATE TEMP TABLE items AS
-                SELECT pos, parent_key, j, idx, json_extract(j, {item_paths}) AS v FROM (
-                    SELECT pos, j ->> {_quote('$.' + self.primary_key)} AS parent_key, unnest(l) AS j,
-                           unnest(range(len(l))) AS idx
-                    FROM (SELECT pos, j, json_extract(j, {_quote('$.' + self.child_list + '.data[*]')}) AS l
-                          FROM recs))""")
-            if con.execute(f"""
-                    SELECT count(*) FROM items
-                    WHERE NOT coalesce(json_type(j) = 'OBJECT' AND {self._item_sql}, false)
-                    OR len(json_keys(j)) <> len(list_distinct(json_keys(j)))""").fetchone()[0]:
-                raise NotClean("a child that fails the contract or is not a plain object")
-            child_columns: dict[str, tuple[list[str], set[str]]] = {}
-            for (s,) in con.execute("SELECT s FROM (SELECT json_structure(j) AS s, min(pos * 100000 + idx) AS first "
-                                    "FROM items GROUP BY s) ORDER BY first").fetchall():
-                structure = json.loads(s)
-                _categories({f"{self.child_list}[]": structure}, "", frozenset(), types)
-                if self.foreign_key not in structure:
-                    structure = {**structure, self.foreign_key: "VARCHAR"}
-                _columns(structure, [], frozenset(), child_columns)
-            child_columns[self.foreign_key] = ([self.foreign_key], {"FOREIGN"})
-            child = self._flatten("items", "j", child_columns, self.child_unix_fields, order="pos, idx",
-                                  extra=("pos",))
-            child_counts = [0] * count
-            for pos in child.column("pos").to_pylist():
-                child_counts[pos] += 1
-        return PartResult(count, keys, parent, child, child_counts, types, frozenset(self._json))
-
-    def _flatten(self, table: str, record: str, columns: dict[str, tuple[list[str], set[str]]],
-                 unix_fields: frozenset[str], order: str, extra: tuple[str, ...] = ()) -> pa.Table:
-        """``SELECT`` of the flattened columns (as :func:`cs_kpis.sources.common.helpers.flatten` names and
-        types them) of ``table``'s records, in ``order``; one ``json_extract`` of every path parses a record once."""
-        selects = list(extra)
-        checks = []
-        paths: list[str] = []
-        if table == "recs":
-            self._json = set()
-        for name, (steps, kinds) in columns.items():
-            kinds = kinds - {"NULL"}
-            if kinds == {"FOREIGN"}:
-                selects.append(f"parent_key AS \"{name}\"")
-                continue
-            if not kinds or kinds == {"OBJECT"}:
-                continue
-            paths.append(_json_path(steps))
-            value = f"v[{len(paths)}]"
-            dotted = ".".join(steps)
-            if kinds <= {"JSON_TEXT"}:
-                text = f"CASE WHEN json_type({value}) = 'NULL' THEN NULL ELSE ({value})::VARCHAR END"
-                selects.append(f"{text} AS \"{name}\"")
-                self._json.add(name)
-                checks.append(f"coalesce(regexp_matches({text}, '{_JSON_DIFFERS}'), false)")
-                continue
-            if kinds <= {"EMPTY", "OBJECT"}:
-                selects.append(f"CASE WHEN ({value})::VARCHAR = '{{}}' THEN '{{}}' END AS \"{name}\"")
-                self._json.add(name)
-                continue
-            if kinds <= set(_INT_TYPES):
-                number = f"({value})::BIGINT"
-                selects.append(f"{'to_timestamp(' + number + ')' if dotted in unix_fields else number} AS \"{name}\"")
-                continue
-            if dotted in unix_fields:
-                raise NotClean(f"{dotted}: Unix seconds that are not whole")
-            if kinds == {"VARCHAR"}:
-                selects.append(f"json_extract_string({value}, '$') AS \"{name}\"")
-                continue
-            if kinds == {"BOOLEAN"}:
-                selects.append(f"({value})::BOOLEAN AS \"{name}\"")
-                continue
-            raise NotClean(f"column {name} holds {sorted(kinds)}")
-        selects.append(f"{' OR '.join(checks) if checks else 'false'} AS _differs")
-        # the values extracted once (a subquery's column is computed again at each use)
-        kept = "pos, idx, parent_key" if table == "items" else "pos"
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE flat AS SELECT {kept}, "
-                         f"json_extract({record}, [{', '.join(_quote(p) for p in paths)}]) AS v FROM {table}")
-        out = self.con.sql(f"SELECT {', '.join(selects)} FROM flat ORDER BY {order}").to_arrow_table()
-        if out.column("_differs").to_pylist().count(True):
-            raise NotClean("JSON text that DuckDB writes unlike orjson")
-        return out.drop_columns(["_differs"])
-
-    # ---- the typed read (one read_json a part: its schema inference is the type check) ---------------------
-
     def _read_typed(self, path: Path) -> PartResult:
-        """:meth:`_read` from one typed ``read_json`` of the part (DuckDB parses each record once and infers one
-        type per field, JSON where records disagree) and one text read for what must stay JSON text (lists,
-        empty objects, the child list whole): the checks and the flattened columns read typed values."""
+        """The part from one typed ``read_json`` (DuckDB parses each record once and infers one type per field,
+        JSON where records disagree: the type check) and one text read for what must stay JSON text (lists, empty
+        objects, the child list whole) and for duplicate keys: the contract and the flattened columns read typed
+        values."""
         con = self.con
         with path.open("rb") as handle:
             if handle.read(1) != b"{":
@@ -412,7 +188,6 @@ class SqlParts:
         checks, paths = [], []
         if not child:
             self._json = set()
-        struct_paths = [name for name, (_, kinds) in columns.items() if "OBJECT" in kinds]
         for name, (steps, kinds) in columns.items():
             kinds = kinds - {"NULL"}
             if kinds == {"FOREIGN"}:
@@ -457,7 +232,6 @@ class SqlParts:
                 selects.append(f"{typed_value} AS \"{name}\"")
                 continue
             raise NotClean(f"column {name} holds {sorted(kinds)}")
-        del struct_paths
         # duplicate keys (orjson keeps the last, DuckDB's typed read the first) in the record
         checks.append("len(json_keys(x.j)) <> len(list_distinct(json_keys(x.j)))")
         extract = f"json_extract(x.j, [{', '.join(_quote(p) for p in paths)}])" if paths else "[]::JSON[]"
@@ -475,8 +249,7 @@ class SqlParts:
 
 
 def _structure(kind: Any) -> Any:
-    """A DuckDB type of the typed read as :func:`_categories` and :func:`_columns` read ``json_structure``: an
-    object's fields, ``[element]`` for a list, a type name for a scalar, ``JSON`` for an object DuckDB read as a
+    """A DuckDB type of the typed read as :func:`_categories` and :func:`_columns` read it: an object's fields, ``[element]`` for a list, a type name for a scalar, ``JSON`` for an object DuckDB read as a
     map (empty in every record, or the part is not clean: checked when flattened)."""
     if kind.id == "struct":
         return {name: _structure(child) for name, child in kind.children}
@@ -583,7 +356,7 @@ def _categories(structure: dict[str, Any], prefix: str, json_paths: frozenset[st
         elif value == "NULL":
             continue
         elif value == "JSON":
-            category = "object"  # an empty object (json_structure's word for {})
+            category = "object"  # an object DuckDB read as a map: empty (checked when flattened)
         else:
             category = _CATEGORY.get(value)
             if category is None:
