@@ -1,7 +1,7 @@
 """Billing, support and product events against DuckDB's own read of the same files, back to back (issue 18).
 
     python -m benchmarks.pages --landing <landing> [--systems billing support product] [--rounds 3] \
-        [--before <checkout of an earlier commit>] [--variant NAME=VALUE] [--work bench_out/pages]
+        [--before <checkout of an earlier commit>] [--work bench_out/pages]
 
 Per round and system: the loader CLI (``python -m cs_kpis.sources.pipelines --systems <system>``) of this
 checkout into an empty warehouse, the same from ``--before`` (another checkout's root, to compare a change),
@@ -34,9 +34,8 @@ def _load_average() -> float:
     return os.getloadavg()[0]
 
 
-def load_once(code: Path, landing: Path, system: str, work: Path, env: dict[str, str] | None = None) -> dict:
-    """The loader CLI of the checkout at ``code`` for ``system``, into a fresh warehouse under ``work``, with
-    ``env`` added to the environment."""
+def load_once(code: Path, landing: Path, system: str, work: Path) -> dict:
+    """The loader CLI of the checkout at ``code`` for ``system``, into a fresh warehouse under ``work``."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     cpu, started = _cpu_of_children(), time.perf_counter()
@@ -44,7 +43,7 @@ def load_once(code: Path, landing: Path, system: str, work: Path, env: dict[str,
         [sys.executable, "-m", "cs_kpis.sources.pipelines", "--landing", str(landing), "--warehouse",
          str(work / "warehouse.duckdb"), "--pipelines-dir", str(work / "dlt"), "--systems", system],
         cwd=code, capture_output=True, text=True, check=False,
-        env={**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false", "PYTHONPATH": str(code), **(env or {})})
+        env={**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false", "PYTHONPATH": str(code)})
     wall, cpu = time.perf_counter() - started, _cpu_of_children() - cpu
     shutil.rmtree(work, ignore_errors=True)
     if res.returncode:
@@ -69,19 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--before", type=Path, help="another checkout's root: its loader runs before this one's")
     parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "pages")
-    parser.add_argument("--variant", metavar="NAME=VALUE", help="this checkout's loader once more with the variable "
-                        "set (CS_KPIS_BILLING_SQL_PATH=invoices: the SQL path of invoice files), after the plain run")
     args = parser.parse_args(argv)
     landing = args.landing.resolve()
-    codes = ([("before", args.before.resolve(), None)] if args.before else []) + [("this", ROOT, None)]
-    if args.variant:
-        name, _, value = args.variant.partition("=")
-        codes.append((args.variant, ROOT, {name: value}))
+    codes = ([("before", args.before.resolve())] if args.before else []) + [("this", ROOT)]
     for round_number in range(1, args.rounds + 1):
         for system in args.systems:
-            loads = {label: {**load_once(code, landing, system, args.work / label.replace("=", "_"), env),
-                             "load_average": _load_average()}
-                     for label, code, env in codes}
+            loads = {label: {**load_once(code, landing, system, args.work / label), "load_average": _load_average()}
+                     for label, code in codes}
             base = {**duckdb_once(landing, system, args.work / "duckdb"), "load_average": _load_average()}
             for label, r in loads.items():
                 r.update({"round": round_number, "code": label,

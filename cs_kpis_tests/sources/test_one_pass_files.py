@@ -33,7 +33,7 @@ def _load(tmp_path: Path, name: str, landing: Path, selections: list[tuple[str, 
     return warehouse
 
 
-def raw_tables(warehouse: Path) -> dict[str, list[tuple]]:
+def _tables(warehouse: Path) -> dict[str, list[tuple]]:
     """Every billing table and the bookkeeping rows, without dlt's ids and load times, sorted."""
     out = {}
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -75,7 +75,7 @@ def test_children_loaded_by_their_parents_pass_equal_children_loaded_by_their_ow
     apart = _load(tmp_path, "apart", landing, [CHILDREN, tuple(s for s in _resource_names(landing) if s not in CHILDREN)])
     assert reads.count("subscriptions") == 2 * len(DAYS)
 
-    fed, own = raw_tables(together), raw_tables(apart)
+    fed, own = _tables(together), _tables(apart)
     assert fed.keys() == own.keys()
     for name in fed:
         assert fed[name] == own[name], name
@@ -130,9 +130,9 @@ def test_a_second_run_in_the_same_process_decides_from_its_own_load(tmp_path: Pa
 
     counter = iter(range(1, 1000))
     monkeypatch.setattr(extract_storage, "create_load_id", lambda: f"1767225600.{next(counter):06d}")
-    together = raw_tables(_load(tmp_path, "a", landing_a, [None]))
+    together = _tables(_load(tmp_path, "a", landing_a, [None]))
     counter = iter(range(1, 1000))  # the second pipeline's loads get the first one's ids
-    child_only = raw_tables(_load(tmp_path, "b", landing_b, [CHILDREN]))
+    child_only = _tables(_load(tmp_path, "b", landing_b, [CHILDREN]))
 
     for child in CHILDREN:
         assert child_only[f"billing__{child}"][1], f"{child}: nothing loaded in the second run"

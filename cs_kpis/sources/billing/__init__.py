@@ -33,38 +33,9 @@ from cs_kpis.sources.common.landing import read_fx_currencies, read_text_file
 _api_reader = lazy_api_reader("cs_kpis.sources.billing.api")
 
 
-def _sql_entities() -> frozenset[str]:
-    """The entities whose second pass takes the SQL path (``settings.SQL_PATH_ENV``)."""
-    import os
-
-    named = {name.strip() for name in os.environ.get(settings.SQL_PATH_ENV, "").split(",") if name.strip()}
-    unknown = named - settings.SQL_PATH_ENTITIES
-    if unknown:
-        raise ValueError(f"{settings.SQL_PATH_ENV}: no SQL path for {', '.join(sorted(unknown))}")
-    return frozenset(named)
-
-
-def _sql_parts(entity: str, contract: Any) -> Any:
-    """() -> the SQL path of ``entity``'s parts (Entity.sql_parts), built when the load runs."""
-
-    def make() -> Any:
-        from cs_kpis.sources.common.sql_parts import SqlParts
-
-        child = next((name for name, (parent, _, _) in settings.CHILDREN.items() if parent == entity), None)
-        _, list_field, foreign_key = settings.CHILDREN[child] if child else (None, None, None)
-        sql = SqlParts(list_key="data", contract=contract.__self__, json_paths=settings.JSON_PATHS.get(entity, frozenset()),
-                       unix_fields=settings.UNIX_FIELDS.get(entity, ()), primary_key=settings.PRIMARY_KEY,
-                       child_list=list_field, foreign_key=foreign_key,
-                       child_unix_fields=settings.UNIX_FIELDS.get(child, ()) if child else ())
-        return sql, f"{settings.SYSTEM}/{entity}", files.part_records
-
-    return make
-
-
 def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
     """One Entity per Stripe list plus the two child tables, each with its contract."""
     checks = contracts(currencies, window)
-    sql_entities = _sql_entities()
     declared = declared_fields(settings.DECLARED_FIELDS, settings.SYSTEM)
     children: dict[str, list[Entity]] = {}
     for child, (parent, _, foreign_key) in settings.CHILDREN.items():
@@ -111,7 +82,6 @@ def entities(currencies: set[str] | None, window: Any = None) -> list[Entity]:
                 # invoice items' id was declared (nullable) before the other keys were: kept, for warehouses made then
                 key_nullable=entity == "invoiceitems",
                 children=tuple(children.get(entity, ())),
-                sql_parts=_sql_parts(entity, checks[entity]) if entity in sql_entities else None,
             )
         )
     # the children after their parents, as before (the order of the resources in the source)

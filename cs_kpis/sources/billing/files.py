@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cs_kpis.sources.billing import settings
-from cs_kpis.sources.common.landing import iter_envelope_keys, iter_envelope_records, parse_part_records
+from cs_kpis.sources.common.landing import iter_envelope_keys, iter_envelope_records
 from cs_kpis.sources.records import RawRecord
 
 
@@ -17,12 +17,3 @@ def iter_keys(landing_dir: Path | str, entity: str, extract_day: str) -> Iterato
     """The same records with their ``id`` only, for the files-mode first pass (:func:`iter_envelope_keys`)."""
     yield from iter_envelope_keys(landing_dir, f"{settings.SYSTEM}/{entity}", extract_day, lambda env: env["data"], "data",
                                   (settings.PRIMARY_KEY,))
-
-
-def _envelope_data(envelope):
-    return envelope["data"]
-
-
-def part_records(path: Path, origin: str) -> Iterator[RawRecord]:
-    """The records of one part file, as :func:`iter_records` reads them (the SQL path's fallback)."""
-    yield from parse_part_records(path.read_bytes(), origin, _envelope_data, "data")

@@ -142,12 +142,6 @@ CHILD_WRITE_DISPOSITION = {"disposition": "merge", "strategy": "delete-insert"}
 
 FX_RATES_FILE = "reference/fx_rates.csv"
 
-SQL_PATH_ENV = "CS_KPIS_BILLING_SQL_PATH"
-"""comma-separated entities whose files-mode second pass validates and flattens in DuckDB, falling back to the
-Python path part by part (cs_kpis/sources/common/sql_parts.py; issue 18): off by default until proven;
-only ``invoices`` (with its lines) is supported"""
-SQL_PATH_ENTITIES: frozenset[str] = frozenset({"invoices"})
-
 # ---------------------------------------------------------------------------------------------------------
 # Contracts: the fields the pipeline uses, typed and ranged from Stripe's API reference
 # (https://docs.stripe.com/api, version 2025-03-31.basil). A record whose value does not fit is quarantined.

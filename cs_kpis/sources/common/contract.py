@@ -324,10 +324,10 @@ class Contract:
         return fits_parsed
 
     def _window(self, seconds: bool = False) -> Any:
-        """The date window (``seconds``: as Unix seconds, :func:`unix_bounds`), known on first use."""
+        """The date window (``seconds``: as Unix seconds, :func:`_unix_bounds`), known on first use."""
         if not self._windows:
             window = self.window() if callable(self.window) else self.window
-            self._windows.extend((window, unix_bounds(window)))
+            self._windows.extend((window, _unix_bounds(window)))
         return self._windows[seconds]
 
     def _problem(self, spec: Field, value: Any) -> str | None:
@@ -382,7 +382,7 @@ def _absent(key: str) -> None:
     """``get`` of a value that is not an object: every field below it is missing (None)."""
 
 
-def unix_bounds(window: DateWindow | None) -> tuple[int, int] | None:
+def _unix_bounds(window: DateWindow | None) -> tuple[int, int] | None:
     """``window`` as Unix seconds ``[first 00:00, last + 1 day 00:00)`` UTC: an integer in it is a time whose UTC
     date is in the window (what parsing it and :meth:`DateWindow.check` accept); None without a window."""
     if window is None:

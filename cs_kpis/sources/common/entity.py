@@ -91,10 +91,6 @@ class Entity:
     """a child entity whose ``prepare`` runs its parent's preparation first (no rows when that rejects): the
     same rows without it. The parent's pass, which has just prepared the parent, calls this instead, so the
     parent object is not flattened and converted twice (:class:`cs_kpis.sources.common.steps.CheckShared`)"""
-    sql_parts: Callable[[], Any] | None = None
-    """files mode: () -> (:class:`cs_kpis.sources.common.sql_parts.SqlParts`, landing folder, the Python reader of
-    one part ``(path, origin) -> records``): the second pass loads the parts SQL proves clean as Arrow tables
-    and reads the others record by record (:func:`cs_kpis.sources.common.sql_parts.sql_second_pass`)"""
 
     @property
     def is_scd2(self) -> bool:
@@ -306,19 +302,11 @@ def entity_resource(
             lane = Lane(system, spec, dedupe, emitter, counts)
             lanes = [lane, *children]
             check = CheckShared(spec, field_types, feeds) if feeds else CheckAlone(spec, field_types)
-            if mode == "files" and spec.sql_parts is not None:
-                from cs_kpis.sources.common.sql_parts import sql_second_pass
-
-                sql, folder, python_records = spec.sql_parts()
-                records = Numbered(())
-                yield from sql_second_pass(sql, read, folder, python_records, records, check, lane, feeds,
-                                           field_types, collecting)
-            else:
-                records = Numbered(read.batches())
-                for outcomes in check_records(records, check):
-                    collecting.tick()
-                    for one, outcome in zip(lanes, outcomes, strict=True):
-                        yield from one.take(outcome)
+            records = Numbered(read.batches())
+            for outcomes in check_records(records, check):
+                collecting.tick()
+                for one, outcome in zip(lanes, outcomes, strict=True):
+                    yield from one.take(outcome)
 
             if mode == "files":
                 read.check_unchanged(system, spec.name, key_pass.count, records.count)

@@ -95,10 +95,10 @@ def iter_envelope_records(
     in records, not as one row.
     """
     for path in part_files(landing_dir, folder, day):
-        yield from parse_part_records(path.read_bytes(), relative_origin(landing_dir, path), records_of, list_key)
+        yield from _part_records(path.read_bytes(), relative_origin(landing_dir, path), records_of, list_key)
 
 
-def parse_part_records(data: bytes, origin: str, records_of: Callable[[Any], Any], list_key: str | None) -> Iterator[RawRecord]:
+def _part_records(data: bytes, origin: str, records_of: Callable[[Any], Any], list_key: str | None) -> Iterator[RawRecord]:
     """The records of one part, as :func:`iter_envelope_records` reads them."""
     try:
         envelope = _parse(data)
@@ -192,7 +192,7 @@ def iter_envelope_keys(
         data = path.read_bytes()
         values = _key_values(data, list_key, fields)
         if values is None:
-            yield from parse_part_records(data, origin, records_of, list_key)
+            yield from _part_records(data, origin, records_of, list_key)
             continue
         part = _Part(data, records_of)
         for position, fields_of in enumerate(values):
