@@ -219,6 +219,7 @@ def run_env(work: Path, view: Path, ground_truth: Path, size: str, seed: int,
     return env
 
 
+
 # --------------------------------------------------------------------------------------- measurement
 
 def _children() -> dict[int, list[int]]:
@@ -449,7 +450,7 @@ def measure(name: str, env: dict[str, str], work: Path, stages_of, args: tuple[s
 
 def bench_full(size: str, seed: int, work: Path, landing: Path | None = None, keep: bool = False,
                memory_limit: str | None = None, rerun_without_new_day: bool = False,
-               max_temp_size: str | None = None, temp_dir: Path | None = None) -> dict:
+               max_temp_size: str | None = None, temp_dir: Path | None = None, serial_raw: bool = False) -> dict:
     """The full build, then the nightly. A landing with one extract day has no next day: the nightly is
     skipped, or with ``rerun_without_new_day`` the same command runs again on the same day (phase
     ``nightly_no_new_day``: what a nightly costs when no export arrived, not a one-day increment)."""
@@ -469,6 +470,10 @@ def bench_full(size: str, seed: int, work: Path, landing: Path | None = None, ke
     view = work / "view"
     days = landing_view(landing, view, 1)
     env = run_env(work, view, ground_truth, size, seed, memory_limit, max_temp_size, temp_dir)
+    if serial_raw:  # the file systems extracted in their own steps only, not ahead (cs_kpis/defs/raw/prefetch.py)
+        from cs_kpis.defs.raw.prefetch import PREFETCH_ENV
+
+        env[PREFETCH_ENV] = "0"
     os.environ.update({k: v for k, v in env.items() if k.startswith("CS_KPIS_") or k == "DAGSTER_HOME"})
 
     # the step -> stage map, before the first run (not measured), in a process of its own whose state paths

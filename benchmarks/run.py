@@ -358,6 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the free disk")
     f.add_argument("--temp-dir", type=Path, default=None,
                    help="where DuckDB spills (CS_KPIS_DUCKDB_TEMP_DIR); default: beside the warehouse file")
+    f.add_argument("--serial-raw", action="store_true",
+                   help="extract each file system in its own raw step (CS_KPIS_RAW_PREFETCH=0), not ahead of it in a "
+                        "background process as the run command does by default")
     f.add_argument("--rerun-without-new-day", action="store_true",
                    help="with a one-day landing, run the command again on the same day (labelled 'no new day') "
                         "instead of skipping the nightly")
@@ -399,7 +402,7 @@ def run_full(args: argparse.Namespace) -> int:
     work = args.work or OUT / "full" / args.size
     result = full.bench_full(args.size, args.seed, work, landing=args.landing, keep=args.keep,
                              memory_limit=args.memory_limit, rerun_without_new_day=args.rerun_without_new_day,
-                             max_temp_size=args.max_temp_size, temp_dir=args.temp_dir)
+                             max_temp_size=args.max_temp_size, temp_dir=args.temp_dir, serial_raw=args.serial_raw)
     (Path(result["work"]) / f"full_{result['size']}.json").write_text(json.dumps(result, indent=1))
     print()
     print(full.markdown(result))
