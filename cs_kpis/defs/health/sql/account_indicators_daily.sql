@@ -289,25 +289,31 @@ solved_tickets as (
         and (bw.start_day is null or t.solved_day > cast(bw.start_day - interval 90 day as date))
 ),
 
-reply_points as (
-    -- medians over 90 days change only where a ticket enters the window (created that day) or leaves it (90
-    -- days later): they are computed on those change days, not on every account-day (a median's state per
-    -- group is a list of values: millions of groups spilled gigabytes), and each holds until the next one.
-    -- Only the change days an output day reads: the one in force on the build window's first day, the later
-    -- ones, none after the as-of day (a nightly's 90 days of earlier change days were each a median over
-    -- their 90 days of tickets: most of its cost)
-    select p.account_id, p.day, p.next_day
+change_points as (
+    -- medians over 90 days change only where a ticket enters the window (created, or solved, that day) or leaves
+    -- it (90 days later): they are computed on those change days, not on every account-day (a median's state per
+    -- group is a list of values: millions of groups spilled gigabytes), and each holds until the next one. Only
+    -- the change days an output day reads: the one in force on the build window's first day, the later ones,
+    -- none after the as-of day (a nightly's 90 days of earlier change days were each a median over their 90
+    -- days of tickets: most of its cost). kind: 'reply' (tickets created) or 'solved' (tickets solved)
+    select p.kind, p.account_id, p.day, p.next_day
     from (
         select
+            kind,
             account_id,
             day,
-            min(day) over (partition by account_id order by day rows between 1 following and 1 following)
+            min(day) over (partition by kind, account_id order by day rows between 1 following and 1 following)
                 as next_day
         from (
-            select account_id, created_day as day from reply_tickets
+            select 'reply' as kind, account_id, created_day as day from reply_tickets
             union
-            select account_id, cast(created_day + interval 90 day as date) as day
+            select 'reply' as kind, account_id, cast(created_day + interval 90 day as date) as day
             from reply_tickets
+            union
+            select 'solved' as kind, account_id, solved_day as day from solved_tickets
+            union
+            select 'solved' as kind, account_id, cast(solved_day + interval 90 day as date) as day
+            from solved_tickets
         ) as c
     ) as p
     cross join build_window as bw
@@ -318,36 +324,17 @@ reply_points as (
 reply_spans as (
     -- each change day's median; an empty window (every ticket left it) gives null until the next ticket
     select p.account_id, p.day, p.next_day, median(t.first_reply_minutes) as median_first_reply_minutes
-    from reply_points as p
+    from change_points as p
     left join reply_tickets as t
         on t.account_id = p.account_id
         and t.created_day <= p.day
         and t.created_day > cast(p.day - interval 90 day as date)
+    where p.kind = 'reply'
     group by p.account_id, p.day, p.next_day
 ),
 
-solved_points as (
-    -- the same for tickets solved in the last 90 days
-    select p.account_id, p.day, p.next_day
-    from (
-        select
-            account_id,
-            day,
-            min(day) over (partition by account_id order by day rows between 1 following and 1 following)
-                as next_day
-        from (
-            select account_id, solved_day as day from solved_tickets
-            union
-            select account_id, cast(solved_day + interval 90 day as date) as day
-            from solved_tickets
-        ) as c
-    ) as p
-    cross join build_window as bw
-    cross join (select max(day) as as_of from marts.dim_day) as cal
-    where p.day <= cal.as_of and (bw.start_day is null or p.next_day is null or p.next_day > bw.start_day)
-),
-
 solved_spans as (
+    -- the same for tickets solved in the last 90 days
     select
         p.account_id,
         p.day,
@@ -355,11 +342,12 @@ solved_spans as (
         median(t.full_resolution_minutes) as median_resolution_minutes,
         case when count(t.ticket_id) > 0
             then cast(sum(t.is_fcr) as double) / cast(count(t.ticket_id) as double) end as first_contact_resolution
-    from solved_points as p
+    from change_points as p
     left join solved_tickets as t
         on t.account_id = p.account_id
         and t.solved_day <= p.day
         and t.solved_day > cast(p.day - interval 90 day as date)
+    where p.kind = 'solved'
     group by p.account_id, p.day, p.next_day
 ),
 
