@@ -89,12 +89,14 @@ def test_prefetched_equals_serial_with_bad_input_through_an_increment_and_a_reru
         assert snapshots[True][name] == rows, f"raw.{name} differs between the serial and the prefetched runs"
 
 
-def test_killed_while_extracting_ahead_then_rerun_matches_uninterrupted(reference: dict, tiny_landing: Path,
-                                                                        tmp_path: Path) -> None:
-    marker = tmp_path / "paused"
-    env = child_env(tmp_path, **{PREFETCH_ENV: "1", hooks.PAUSE_AT_ENV: "extracted.support__tickets",
-                                 hooks.MARKER_ENV: str(marker), hooks.SECONDS_ENV: "300"})
-    proc = subprocess.Popen(_cmd(tiny_landing, tmp_path), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+def _paused_in_support_extract(landing: Path, tmp: Path, seconds: str) -> tuple[subprocess.Popen, int, Path]:
+    """The driver started with prefetch on and the background process paused (``seconds``) in support's extract:
+    (the run's process, the pid that paused, the pause marker). The run's process group is killed if the pause
+    is not reached."""
+    marker = tmp / "paused"
+    env = child_env(tmp, **{PREFETCH_ENV: "1", hooks.PAUSE_AT_ENV: "extracted.support__tickets",
+                            hooks.MARKER_ENV: str(marker), hooks.SECONDS_ENV: seconds})
+    proc = subprocess.Popen(_cmd(landing, tmp), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 180
@@ -102,9 +104,20 @@ def test_killed_while_extracting_ahead_then_rerun_matches_uninterrupted(referenc
             if proc.poll() is not None:
                 raise AssertionError(f"ended before support's extract: {proc.stderr.read()[-3000:]}")
             assert time.monotonic() < deadline, "support's extract not reached in 180 s"
-            time.sleep(0.05)
-        # support is being extracted in the background process, not in the run's
-        assert int(marker.read_text().split()[1]) != proc.pid
+            time.sleep(0.02)
+        paused = int(marker.read_text().split()[1])
+        assert paused != proc.pid  # support is being extracted in the background process, not in the run's
+    except BaseException:
+        if _session_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return proc, paused, marker
+
+
+def test_killed_while_extracting_ahead_then_rerun_matches_uninterrupted(reference: dict, tiny_landing: Path,
+                                                                        tmp_path: Path) -> None:
+    proc, _, _ = _paused_in_support_extract(tiny_landing, tmp_path, "300")
+    try:
         os.kill(proc.pid, signal.SIGKILL)  # the run's process only, as the OOM killer would
         assert proc.wait(timeout=30) == -signal.SIGKILL
         deadline = time.monotonic() + 20
@@ -133,19 +146,8 @@ def _session_alive(sid: int) -> bool:
 
 def test_a_killed_prefetch_process_leaves_the_step_to_extract_serially(reference: dict, tiny_landing: Path,
                                                                        tmp_path: Path) -> None:
-    marker = tmp_path / "paused"
-    env = child_env(tmp_path, **{PREFETCH_ENV: "1", hooks.PAUSE_AT_ENV: "extracted.support__tickets",
-                                 hooks.MARKER_ENV: str(marker), hooks.SECONDS_ENV: "3"})
-    proc = subprocess.Popen(_cmd(tiny_landing, tmp_path), env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc, background, marker = _paused_in_support_extract(tiny_landing, tmp_path, "3")
     try:
-        deadline = time.monotonic() + 180
-        while not marker.exists():
-            assert proc.poll() is None, f"ended before support's extract: {proc.stderr.read()[-3000:]}"
-            assert time.monotonic() < deadline, "support's extract not reached in 180 s"
-            time.sleep(0.02)
-        background = int(marker.read_text().split()[1])
-        assert background != proc.pid
         marker.unlink()
         os.kill(background, signal.SIGKILL)  # the background process dies mid-extract; the run goes on
         _, err = proc.communicate(timeout=300)
