@@ -239,6 +239,11 @@ def operator_rows(node: dict) -> int:
     return int(node.get("intermediate_rows", node.get("operator_cardinality", 0)))
 
 
+def rows_scanned(node: dict) -> int:
+    """The rows a scan operator of a DuckDB JSON profile read from its table, whatever the version calls them."""
+    return int(node.get("rows_scanned", node.get("operator_rows_scanned", 0)) or 0)
+
+
 def scanned_table(node: dict) -> str:
     """The table a scan operator of a DuckDB JSON profile reads (its extra info's Table, e.g.
     ``wh.staging.stg_product__events``, or its first line)."""

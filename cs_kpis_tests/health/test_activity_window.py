@@ -6,6 +6,7 @@ window starting in March must still end the 30-day spells of events up to 30 day
 
 import dataclasses
 import datetime as dt
+import json
 import re
 
 import duckdb
@@ -13,7 +14,17 @@ import pytest
 
 from cs_kpis.defs.health.fingerprints import FINGERPRINTS
 from cs_kpis.lib import incremental
-from cs_kpis_tests.health.fixtures import ACTIVITY_MODEL, build_window, plan, spec, write_inputs
+from cs_kpis_tests.health.fixtures import (
+    ACTIVITY_MODEL,
+    build_window,
+    operator_name,
+    plan,
+    profile_nodes,
+    rows_scanned,
+    scanned_table,
+    spec,
+    write_inputs,
+)
 from cs_kpis_tests.health.test_history import rows, same
 
 AS_OF = dt.date(2025, 4, 30)
@@ -59,6 +70,36 @@ def test_the_first_value_of_each_day_is_kept(wh):
         "where e.event_type = 'track' group by 1 order by 1").fetchall()
     assert expected, "the fixture must have value events"
     assert [r for r in got if r[1] is not None] == expected
+
+
+def event_scans(con, tmp_path) -> list[int]:
+    """The rows each scan of the product events read in one run of the activity SQL for the current window
+    (DuckDB's JSON profile), largest first."""
+    profile = tmp_path / "activity_profile.json"
+    con.execute("pragma enable_profiling = 'json'")
+    con.execute(f"pragma profiling_output = '{profile}'")
+    con.execute(f"create or replace temp table profiled as {ACTIVITY_MODEL.sql}")
+    con.execute("pragma disable_profiling")
+    tree = json.loads(profile.read_text())
+    return sorted((rows_scanned(n) for n in profile_nodes(tree) if "SCAN" in operator_name(n)
+                   and scanned_table(n).endswith("stg_product__events") and "event_name" in json.dumps(n.get("extra_info"))),
+                  reverse=True)
+
+
+def test_a_build_of_every_day_reads_the_product_events_once(wh, tmp_path):
+    # The first milestones of a build of every day (a full build's account range, a nightly's accounts rebuilt
+    # on every day) come from the events it reads anyway; they were a second scan of every event in each range
+    # (BENCHMARKS.md "Activity: one read of the events per range"). More events than one DuckDB vector (2,048
+    # rows), so that a scan stopped at once shows
+    wh.execute("insert into staging.stg_product__events select 'bulk' || i, 'track', 'u' || (i % 7), "
+               "'Teammate Invited', 'ws_c', timestamptz '2025-01-20 10:00:00+00' + i * interval 1 minute, "
+               "date '2025-01-30' from range(10000) as r(i)")
+    build_window(wh, ACTIVITY_MODEL, window(None, mode="full"))
+    full = event_scans(wh, tmp_path)
+    assert full[0] >= 10_000 and all(n <= 2_048 for n in full[1:]), full
+    # a window still reads every event for the first milestones (and its own days' events)
+    build_window(wh, ACTIVITY_MODEL, window(dt.date(2025, 4, 1)))
+    assert max(event_scans(wh, tmp_path)) >= 10_000
 
 
 def test_a_build_in_account_ranges_covers_every_account(wh):

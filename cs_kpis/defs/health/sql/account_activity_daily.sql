@@ -120,23 +120,34 @@ events as (
         and (bw.start_day is null or e.occurred_at >= cast(bw.start_day - interval 31 day as date))
 ),
 
-usage as (
+user_days as (
+    -- one row per account, user and day (a null user is one row per account and day): the day's counts
+    -- summed again per account and day below, the distinct users counted as these rows, and the users' spells
     select
         e.account_id,
+        e.user_id,
         e.day,
         count(*) as events,
-        count(distinct e.user_id) as active_users,
         sum(case when k.name is not null then 1 else 0 end) as key_feature_events,
         sum(case when v.name is not null then 1 else 0 end) as value_events,
         min(case when v.name is not null then e.occurred_at end) as first_value_at
     from events as e
     left join key_features as k on k.name = e.event_name
     left join value_event as v on v.name = e.event_name
-    group by e.account_id, e.day
+    group by e.account_id, e.user_id, e.day
 ),
 
-user_days as (
-    select distinct account_id, user_id, day from events where user_id is not null
+usage as (
+    select
+        account_id,
+        day,
+        sum(events) as events,
+        count(user_id) as active_users,
+        sum(key_feature_events) as key_feature_events,
+        sum(value_events) as value_events,
+        min(first_value_at) as first_value_at
+    from user_days
+    group by account_id, day
 ),
 
 user_spells as (
@@ -147,6 +158,7 @@ user_spells as (
             partition by account_id, user_id order by day rows between 1 following and 1 following
         ) as next_day
     from user_days
+    where user_id is not null
 ),
 
 feature_days as (
@@ -202,12 +214,25 @@ window_daily as (
 ),
 
 milestone_firsts as (
-    -- first times need every event, not only the rebuilt days' (per workspace first: fewer rows to map)
+    -- first times need every event, not only the rebuilt days'. A build of every day (a full build's range, a
+    -- nightly's accounts rebuilt on every day) has read every event of its accounts already (events); a window
+    -- reads them all here (per workspace first: fewer rows to map). Each branch's milestones are empty in the
+    -- other kind of build, so DuckDB does not scan its events (a second scan of every event in each range of a
+    -- full build)
+    select e.account_id, e.event_name, min(e.day) as day
+    from events as e
+    inner join (
+        select m.name from milestones as m cross join build_window as bw where bw.start_day is null
+    ) as m on m.name = e.event_name
+    group by e.account_id, e.event_name
+    union all
     select a.account_id, f.event_name, min(f.day) as day
     from (
         select e.workspace_id, e.event_name, cast(min(e.occurred_at) as date) as day
         from staging.stg_product__events as e
-        inner join milestones as m on m.name = e.event_name
+        inner join (
+            select m.name from milestones as m cross join build_window as bw where bw.start_day is not null
+        ) as m on m.name = e.event_name
         where e.event_type = 'track'
         group by e.workspace_id, e.event_name
     ) as f
@@ -320,26 +345,28 @@ keys as (
     where bw.start_day is null or k.day >= bw.start_day
 )
 
+-- the counts stored as BIGINT straight away (sums are HUGEINT on DuckDB: a full build then altered 12 columns of
+-- the whole table)
 select
     k.account_id,
     k.day,
-    coalesce(u.events, 0) as events,
-    coalesce(u.active_users, 0) as active_users,
-    coalesce(u.key_feature_events, 0) as key_feature_events,
-    coalesce(u.value_events, 0) as value_events,
+    cast(coalesce(u.events, 0) as bigint) as events,
+    cast(coalesce(u.active_users, 0) as bigint) as active_users,
+    cast(coalesce(u.key_feature_events, 0) as bigint) as key_feature_events,
+    cast(coalesce(u.value_events, 0) as bigint) as value_events,
     u.first_value_at,
-    coalesce(w.users_7d_delta, 0) as users_7d_delta,
-    coalesce(w.users_30d_delta, 0) as users_30d_delta,
-    coalesce(w.key_features_30d_delta, 0) as key_features_30d_delta,
-    coalesce(m.milestones_reached, 0) as milestones_reached,
-    coalesce(t.tickets_created, 0) as tickets_created,
-    coalesce(t.urgent_high_delta, 0) as urgent_high_delta,
-    coalesce(c.csat_good, 0) as csat_good,
-    coalesce(c.csat_bad, 0) as csat_bad,
-    coalesce(n.nps_promoters, 0) as nps_promoters,
-    coalesce(n.nps_passives, 0) as nps_passives,
-    coalesce(n.nps_detractors, 0) as nps_detractors,
-    coalesce(p.failed_payments, 0) as failed_payments
+    cast(coalesce(w.users_7d_delta, 0) as bigint) as users_7d_delta,
+    cast(coalesce(w.users_30d_delta, 0) as bigint) as users_30d_delta,
+    cast(coalesce(w.key_features_30d_delta, 0) as bigint) as key_features_30d_delta,
+    cast(coalesce(m.milestones_reached, 0) as bigint) as milestones_reached,
+    cast(coalesce(t.tickets_created, 0) as bigint) as tickets_created,
+    cast(coalesce(t.urgent_high_delta, 0) as bigint) as urgent_high_delta,
+    cast(coalesce(c.csat_good, 0) as bigint) as csat_good,
+    cast(coalesce(c.csat_bad, 0) as bigint) as csat_bad,
+    cast(coalesce(n.nps_promoters, 0) as bigint) as nps_promoters,
+    cast(coalesce(n.nps_passives, 0) as bigint) as nps_passives,
+    cast(coalesce(n.nps_detractors, 0) as bigint) as nps_detractors,
+    cast(coalesce(p.failed_payments, 0) as bigint) as failed_payments
 from keys as k
 left join usage as u on u.account_id = k.account_id and u.day = k.day
 left join window_daily as w on w.account_id = k.account_id and w.day = k.day
