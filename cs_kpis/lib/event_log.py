@@ -20,7 +20,7 @@ connections are never used) and disposed when the storage is.
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
@@ -73,8 +73,9 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
                 yield conn
             if shard != INDEX_SHARD_NAME:
                 # what closing the connection did (the WAL checkpoint wrote the file): the run's live view
-                # watches this file for changes
-                os.utime(self.path_for_shard(shard))
+                # watches this file for changes (gone: a wipe by another process; nothing to tell)
+                with suppress(FileNotFoundError):
+                    os.utime(self.path_for_shard(shard))
 
     def _dispose_engines(self) -> None:
         with self._db_lock:
