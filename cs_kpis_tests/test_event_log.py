@@ -10,6 +10,7 @@ import threading
 import time
 
 import dagster as dg
+import pytest
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqliteEventLogStorage
 
@@ -28,6 +29,14 @@ def test_the_generated_instance_keeps_its_event_log_open_in_dagsters_place(tmp_p
         storage = instance.event_log_storage
         assert type(storage) is KeptOpenSqliteEventLogStorage
         assert storage.path_for_shard("index") == str(home / "history" / "runs" / "index.db")
+
+
+def test_a_home_moved_elsewhere_stops_the_instance_instead_of_starting_an_empty_event_log(tmp_path):
+    home = settings.ensure_dagster_home(tmp_path / "home")
+    moved = home.rename(tmp_path / "moved")
+    with pytest.raises(Exception, match="not in a Dagster home"):
+        dg.DagsterInstance.from_config(str(moved))
+    assert not home.exists()
 
 
 def test_a_run_stored_kept_open_reads_the_same_with_dagsters_own_storage(tmp_path):

@@ -46,6 +46,13 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
 
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> "KeptOpenSqliteEventLogStorage":
+        # a dagster.yaml names its home's folder (cs_kpis.settings.EVENT_LOG_YAML): a home moved elsewhere would
+        # otherwise make a new, empty event log where the old one was
+        home = os.path.dirname(os.path.dirname(os.path.abspath(config_value["base_dir"])))
+        if inst_data is not None and not os.path.isfile(os.path.join(home, "dagster.yaml")):
+            raise ValueError(f"dagster.yaml's event_log_storage base_dir {config_value['base_dir']} is not in a "
+                             "Dagster home (<home>/history/runs with <home>/dagster.yaml): a moved home? set base_dir to "
+                             "its history/runs, or delete dagster.yaml to have it written again")
         return cls(inst_data=inst_data, **config_value)
 
     def _engine(self, shard: str) -> Engine:
