@@ -7,6 +7,7 @@ No Dagster imports here: the simulator, the dlt sources and the Makefile use thi
 ``python -m cs_kpis.settings`` prepares the folders and prints ``export`` lines for a shell to ``eval``.
 """
 
+import json
 import os
 import shlex
 import sys
@@ -30,6 +31,18 @@ concurrency:
 run_coordinator:
   module: dagster._core.run_coordinator
   class: QueuedRunCoordinator
+"""
+
+EVENT_LOG_YAML = """
+# Dagster's SQLite event log in its default place, with each file's connection kept open between events
+# instead of opened and closed for each (cs_kpis/lib/event_log.py): the same files, readable by any Dagster.
+# base_dir is this folder's history/runs: after moving or copying the folder, change it (a moved folder's old
+# path stops the instance with an error), or delete this file to have it written again.
+event_log_storage:
+  module: cs_kpis.lib.event_log
+  class: KeptOpenSqliteEventLogStorage
+  config:
+    base_dir: {base_dir}
 """
 
 
@@ -101,7 +114,7 @@ def ensure_dagster_home(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     config = path / "dagster.yaml"
     if not config.exists():
-        config.write_text(DAGSTER_YAML)
+        config.write_text(DAGSTER_YAML + EVENT_LOG_YAML.format(base_dir=json.dumps(str(path.resolve() / "history" / "runs"))))
     return path
 
 

@@ -1,0 +1,99 @@
+"""Dagster's SQLite event log with its connections kept open (dagster.yaml's ``event_log_storage``).
+
+Dagster's ``SqliteEventLogStorage`` makes a new SQLAlchemy engine and SQLite connection for every event it
+stores and closes them after the event's transaction; closing the last connection to a WAL database
+checkpoints the WAL into the database file. A nightly stores about 1,200 events (each step's start, outputs,
+materializations, check evaluations and the run's planned events, most of them twice: in the run's shard and
+in the index shard) and claims and frees a pool slot per step, so the engines, connections and checkpoints
+cost seconds of every run (BENCHMARKS.md, "The nightly's event log, marts and checks").
+
+This subclass keeps one engine per shard (the index, and the few run shards used last), whose pool keeps its
+SQLite connection open between transactions: every event is still its own committed transaction, in the same
+files, tables and WAL mode, so any other Dagster process (``dagster dev``'s webserver and daemon) reads and
+writes the same instance as before. The one thing closing did besides checkpointing: it changed the run shard's
+file, which is what the webserver's live view of a run watches (``SqliteEventLogStorageWatchdog`` listens for
+changes of ``<run_id>.db``); after each transaction on a run shard its file's modification time is set, so the
+view still follows a run in progress. Engines are made again in a child process (a fork's inherited
+connections are never used) and disposed when the storage is.
+"""
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
+    SQLITE_BUSY_TIMEOUT_SECONDS,
+)
+from dagster._serdes import ConfigurableClassData
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection, Engine
+
+RUN_SHARDS_KEPT = 4
+"""run shards whose engine stays open besides the index (the webserver reads many runs: older ones are closed)"""
+
+
+class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
+    """``SqliteEventLogStorage`` whose shards' connections stay open between transactions (module docstring);
+    configured as Dagster's (``base_dir``: the folder of the shards, <DAGSTER_HOME>/history/runs by default)."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._engines_pid = os.getpid()
+        super().__init__(base_dir, inst_data)
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value) -> "KeptOpenSqliteEventLogStorage":
+        # a dagster.yaml names its home's folder (cs_kpis.settings.EVENT_LOG_YAML): a home moved elsewhere would
+        # otherwise make a new, empty event log where the old one was
+        home = os.path.dirname(os.path.dirname(os.path.abspath(config_value["base_dir"])))
+        if inst_data is not None and not os.path.isfile(os.path.join(home, "dagster.yaml")):
+            raise ValueError(f"dagster.yaml's event_log_storage base_dir {config_value['base_dir']} is not in a "
+                             "Dagster home (<home>/history/runs with <home>/dagster.yaml): a moved home? set base_dir to "
+                             "its history/runs, or delete dagster.yaml to have it written again")
+        return cls(inst_data=inst_data, **config_value)
+
+    def _engine(self, shard: str) -> Engine:
+        if self._engines_pid != os.getpid():  # a child process: its parent's connections are not its own
+            self._engines, self._engines_pid = OrderedDict(), os.getpid()
+        engine = self._engines.get(shard)
+        if engine is None:
+            engine = create_engine(self.conn_string_for_shard(shard), pool_size=1,
+                                   connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            self._engines[shard] = engine
+            runs = [s for s in self._engines if s != INDEX_SHARD_NAME]
+            for old in runs[:-RUN_SHARDS_KEPT]:
+                self._engines.pop(old).dispose()
+        self._engines.move_to_end(shard)
+        return engine
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:
+            engine = self._engine(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+            if shard != INDEX_SHARD_NAME:
+                # what closing the connection did (the WAL checkpoint wrote the file): the run's live view
+                # watches this file for changes (gone: a wipe by another process; nothing to tell)
+                with suppress(FileNotFoundError):
+                    os.utime(self.path_for_shard(shard))
+
+    def _dispose_engines(self) -> None:
+        with self._db_lock:
+            engines, self._engines = self._engines, OrderedDict()
+            for engine in engines.values():
+                engine.dispose()
+
+    def wipe(self) -> None:
+        self._dispose_engines()  # the files are deleted: no connection may outlive them
+        super().wipe()
+
+    def dispose(self) -> None:
+        self._dispose_engines()
+        super().dispose()

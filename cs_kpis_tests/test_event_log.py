@@ -1,0 +1,90 @@
+"""The Dagster instance's event log with its connections kept open (cs_kpis/lib/event_log.py).
+
+The generated dagster.yaml names it; what it stores is what Dagster's own SQLite event log reads from the
+same files; a connection serves event after event (what saves the time); and the webserver's live view of a
+run in progress (a file watch on the run's shard) still hears of each new event.
+"""
+
+import logging
+import threading
+import time
+
+import dagster as dg
+import pytest
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log import SqliteEventLogStorage
+
+from cs_kpis import settings
+from cs_kpis.lib.event_log import KeptOpenSqliteEventLogStorage
+
+
+def _entry(run_id: str, message: str) -> EventLogEntry:
+    return EventLogEntry(error_info=None, level=logging.INFO, user_message=message, run_id=run_id,
+                         timestamp=time.time())
+
+
+def test_the_generated_instance_keeps_its_event_log_open_in_dagsters_place(tmp_path):
+    home = settings.ensure_dagster_home(tmp_path / "home")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        storage = instance.event_log_storage
+        assert type(storage) is KeptOpenSqliteEventLogStorage
+        assert storage.path_for_shard("index") == str(home / "history" / "runs" / "index.db")
+
+
+def test_a_home_moved_elsewhere_stops_the_instance_instead_of_starting_an_empty_event_log(tmp_path):
+    home = settings.ensure_dagster_home(tmp_path / "home")
+    moved = home.rename(tmp_path / "moved")
+    with pytest.raises(Exception, match="not in a Dagster home"):
+        dg.DagsterInstance.from_config(str(moved))
+    assert not home.exists()
+
+
+def test_a_run_stored_kept_open_reads_the_same_with_dagsters_own_storage(tmp_path):
+    home = settings.ensure_dagster_home(tmp_path / "home")
+
+    @dg.asset(pool="warehouse")
+    def a():
+        return dg.MaterializeResult(metadata={"n": 1})
+
+    @dg.asset_check(asset=a, blocking=True)
+    def a_ok():
+        return dg.AssetCheckResult(passed=False)
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        result = dg.materialize([a, a_ok], instance=instance, raise_on_error=False)
+        kept = instance.event_log_storage
+        used = []
+        for _ in range(2):
+            with kept.index_connection() as conn:
+                used.append(conn.connection.dbapi_connection)
+        # one SQLite connection for event after event (Dagster's own opens and closes one per event)
+        assert used[0] is used[1]
+        stored = [(r.event_log_entry.dagster_event_type, r.event_log_entry.step_key)
+                  for r in kept.get_records_for_run(result.run_id).records]
+    plain = SqliteEventLogStorage(str(home / "history" / "runs"))
+    assert [(r.event_log_entry.dagster_event_type, r.event_log_entry.step_key)
+            for r in plain.get_records_for_run(result.run_id).records] == stored
+    assert dg.DagsterEventType.ASSET_MATERIALIZATION in {t for t, _ in stored}
+    assert plain.get_latest_materialization_events([a.key])[a.key].run_id == result.run_id
+    check = plain.get_latest_asset_check_execution_by_key([dg.AssetCheckKey(a.key, "a_ok")])
+    assert not check[dg.AssetCheckKey(a.key, "a_ok")].evaluation.passed
+
+
+def test_the_live_view_of_a_run_hears_each_new_event(tmp_path):
+    storage = KeptOpenSqliteEventLogStorage(str(tmp_path / "runs"))
+    storage.store_event(_entry("r1", "first"))  # the run's shard exists before the view watches it
+    heard, got = [], threading.Event()
+
+    def callback(entry, cursor):
+        heard.append(entry.user_message)
+        if "second" in heard:
+            got.set()
+
+    storage.watch("r1", None, callback)
+    try:
+        time.sleep(0.2)
+        storage.store_event(_entry("r1", "second"))
+        assert got.wait(5), f"the watch heard {heard}"
+    finally:
+        storage.end_watch("r1", callback)
+        storage.dispose()
