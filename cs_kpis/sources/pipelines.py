@@ -18,7 +18,8 @@ import json
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,25 @@ def reset_local_state(pipeline: dlt.Pipeline) -> None:
         pipeline.drop_pending_packages()
 
 
+@contextmanager
+def warehouse_held_open(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """Keep the DuckDB warehouse open for the block. dlt opens and closes the database file for each SQL client it
+    makes (a step makes dozens: its state and schema, each load job, the row accounting, each table's metadata),
+    and DuckDB reopens the file (its catalog) and checkpoints on each last close unless another connection of
+    the process holds it: then a connect reuses the open database. Nothing else changes (same process, same
+    configuration). A lake pipeline, or one whose destination is not set up yet, is left alone."""
+    if lake.is_lake(pipeline):
+        yield
+        return
+    try:
+        client_cm = pipeline.sql_client()
+    except Exception:  # noqa: BLE001 - no destination configured yet: nothing to hold
+        yield
+        return
+    with client_cm:
+        yield
+
+
 def load_system(
     system: str,
     *,
@@ -132,9 +152,10 @@ def load_system(
     """Load one system until caught up; returns its accounting summed over resources and loads."""
     started = time.perf_counter()
     pipeline = make_pipeline(system, warehouse, pipelines_dir, destination=destination, lake_dir=lake_dir)
-    reset_local_state(pipeline)
-    source = make_source(system, landing_dir=landing_dir, mode=mode, config=config)
-    load_infos, totals = run_until_caught_up(pipeline, source)
+    with warehouse_held_open(pipeline):  # as a raw step does (cs_kpis/defs/raw/resources.py)
+        reset_local_state(pipeline)
+        source = make_source(system, landing_dir=landing_dir, mode=mode, config=config)
+        load_infos, totals = run_until_caught_up(pipeline, source)
     total = Accounting()
     for counts in totals.values():
         total = total.add(counts)

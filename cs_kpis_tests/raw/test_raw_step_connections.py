@@ -1,4 +1,4 @@
-"""A raw step keeps the warehouse open while it runs (cs_kpis.defs.raw.resources.warehouse_held_open), so dlt's
+"""A raw step keeps the warehouse open while it runs (cs_kpis.sources.pipelines.warehouse_held_open), so dlt's
 SQL clients reuse the open database instead of reopening the file and checkpointing on each close, and it
 reads every table's columns and rows in one connection (warehouse_tables). BENCHMARKS.md (issue 18, session 18)
 has the figures."""
@@ -65,3 +65,14 @@ def test_a_lake_pipelines_tables_are_read_from_the_warehouses_views(tmp_path, mo
     found = resources.warehouse_tables(Lake(), ["demo__things", "demo__missing"])
     assert found["demo__things"] == ([("id", "BIGINT", True), ("name", "VARCHAR", True)], 2)
     assert found["demo__missing"] == ([], None)
+
+
+def test_the_loader_command_loads_with_the_warehouse_open_as_a_step_does():
+    """``python -m cs_kpis.sources.pipelines`` (the benchmarks' and crash tests' loader) holds the warehouse as the
+    raw step does, so its figures are the step's."""
+    from cs_kpis.sources import pipelines
+
+    assert resources.warehouse_held_open is pipelines.warehouse_held_open
+    source = inspect.getsource(pipelines.load_system)
+    held = source.index("with warehouse_held_open(pipeline):")
+    assert held < source.index("reset_local_state(") < source.index("run_until_caught_up(")

@@ -32,6 +32,10 @@ def test_merge_tables_skip_dlts_dedup_and_load_one_row_per_key(tmp_path: Path) -
     with duckdb.connect(str(warehouse), read_only=True) as con:
         invoices = con.execute("select id, amount_due from raw.billing__invoices order by id").fetchall()
         lines = con.execute("select id, amount, invoice from raw.billing__invoice_lines order by id").fetchall()
+        # dlt's staging copies are emptied after the load (LOAD__TRUNCATE_STAGING_DATASET, cs_kpis/__init__.py)
+        staged = con.execute("select count(*) from raw_staging.billing__invoices").fetchone()[0]
+        staged += con.execute("select count(*) from raw_staging.billing__invoice_lines").fetchone()[0]
+    assert staged == 0
     assert invoices == [("in_00000000000001", 30000), ("in_00000000000002", 10000)]
     assert lines == [("il_00000000000001", 30000, "in_00000000000001"),
                      ("il_00000000000002", 10000, "in_00000000000002")]

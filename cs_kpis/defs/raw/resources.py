@@ -18,7 +18,6 @@
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -34,7 +33,7 @@ from cs_kpis.defs.raw import prefetch
 from cs_kpis.sources import lake
 from cs_kpis.sources.common.accounting import Accounting
 from cs_kpis.sources.common.runner import LOADER_FILE_FORMAT, run_until_caught_up
-from cs_kpis.sources.pipelines import reset_local_state
+from cs_kpis.sources.pipelines import reset_local_state, warehouse_held_open
 
 DLT_OBJECT_KEYS = (META_KEY_SOURCE, META_KEY_PIPELINE, META_KEY_TRANSLATOR)
 
@@ -63,25 +62,6 @@ def _lake_warehouse(pipeline: Pipeline):
     """A read-only connection to the warehouse whose ``raw`` views show a lake pipeline's tables, or None."""
     warehouse = lake.warehouse_of(pipeline) if lake.is_lake(pipeline) else None
     return duckdb.connect(str(warehouse), read_only=True) if warehouse is not None and warehouse.exists() else None
-
-
-@contextmanager
-def warehouse_held_open(pipeline: Pipeline) -> Iterator[None]:
-    """Keep the DuckDB warehouse open for the block. dlt opens and closes the database file for each SQL client it
-    makes (a step makes dozens: its state and schema, each load job, the row accounting, each table's metadata),
-    and DuckDB reopens the file (its catalog) and checkpoints on each last close unless another connection of
-    the process holds it: then a connect reuses the open database. Nothing else changes (same process, same
-    configuration). A lake pipeline, or one whose destination is not set up yet, is left alone."""
-    if lake.is_lake(pipeline):
-        yield
-        return
-    try:
-        client_cm = pipeline.sql_client()
-    except Exception:  # noqa: BLE001 - no destination configured yet: nothing to hold
-        yield
-        return
-    with client_cm:
-        yield
 
 
 def warehouse_tables(pipeline: Pipeline, tables: list[str]) -> dict[str, tuple[list[tuple[str, str, bool]], int | None]]:

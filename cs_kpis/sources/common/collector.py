@@ -8,9 +8,13 @@ company's Stripe pages (BENCHMARKS.md, ingestion): the collector cost about a fi
 
 While any pass runs (passes of one source run interleaved, so the pause is counted), the automatic
 collector is off; a pass calls :meth:`Paused.tick` per record, which collects the youngest generation
-every :data:`YOUNG_EVERY` records, so the few reference cycles a pass makes (a rejected record's
-exception and its traceback) are freed within that many records instead of piling up. The collector is
-re-enabled when the last pass ends, and :func:`restore` re-enables it after a load whatever happened.
+every :data:`YOUNG_EVERY` records if a record was rejected since the last collection, so the few reference
+cycles a pass makes (a rejected record's exception and its traceback) are freed within that many records
+instead of piling up. A pass without rejections (nearly every one) makes no cycle to free, and then skips the
+collection: with the automatic collector off, the youngest generation holds every container the pass keeps
+alive (the Arrow batch's rows, the key pass's winners), which a collection would traverse for nothing (2.3 %
+of a large sample's samples, BENCHMARKS.md, billing, session 19). The collector is re-enabled when the last
+pass ends, and :func:`restore` re-enables it after a load whatever happened.
 """
 
 import gc
@@ -19,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 YOUNG_EVERY = 50_000
-"""records between two collections of the youngest generation while paused"""
+"""records between two collections of the youngest generation while paused (when one of them was rejected)"""
 
 _lock = threading.Lock()
 _depth = 0
@@ -32,10 +36,17 @@ class Paused:
     def __init__(self, every: int = YOUNG_EVERY) -> None:
         self.every = every
         self.count = 0
+        self.rejected = False
+        """a record was rejected since the last collection: its exception may hold a cycle"""
 
-    def tick(self) -> None:
+    def tick(self, rejected: bool = True) -> None:
+        """One record read; ``rejected``: it was rejected (for any table), so a collection is due at the next
+        :attr:`every`-th record."""
         self.count += 1
-        if self.count % self.every == 0:
+        if rejected:
+            self.rejected = True
+        if self.count % self.every == 0 and self.rejected:
+            self.rejected = False
             gc.collect(0)
 
 

@@ -304,9 +304,11 @@ def entity_resource(
             check = CheckShared(spec, field_types, feeds) if feeds else CheckAlone(spec, field_types)
             records = Numbered(read.batches())
             for outcomes in check_records(records, check):
-                collecting.tick()
+                rejected = False
                 for one, outcome in zip(lanes, outcomes, strict=True):
+                    rejected = rejected or outcome.error is not None
                     yield from one.take(outcome)
+                collecting.tick(rejected)
 
             if mode == "files":
                 read.check_unchanged(system, spec.name, key_pass.count, records.count)
