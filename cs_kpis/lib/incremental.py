@@ -41,8 +41,10 @@ SQL reads its current row::
     from kpis._build_window where model = 'kpis.my_table' and is_current
 
 and produces the rows of days >= start_day (null: every day) for the accounts in (account_from, account_to]
-(null: open); when ``listed`` is ``only``, only for the accounts of ACCOUNTS_TABLE (``kpis._build_accounts``)
-with that model and build_seq, when ``except``, for every other account (a left join of the list where the
+(null: open; a line ``-- account range: <alias>.account_id`` after a scan's joins is rendered as a WHERE of the
+range's bounds as constants, with_account_range, so that DuckDB skips the other accounts' row groups: the
+model must still restrict its accounts itself); when ``listed`` is ``only``, only for the accounts of
+ACCOUNTS_TABLE (``kpis._build_accounts``) with that model and build_seq, when ``except``, for every other account (a left join of the list where the
 accounts are first read, so every later step handles only them: plain SQL, DuckDB and Spark). Python-built
 tables (the health scores) use plan, record and account_ranges the same way. The alerts
 (cs_kpis/defs/alerts/engine.py) record their builds here too, with a planner of their own that reads these
