@@ -41,8 +41,10 @@ SQL reads its current row::
     from kpis._build_window where model = 'kpis.my_table' and is_current
 
 and produces the rows of days >= start_day (null: every day) for the accounts in (account_from, account_to]
-(null: open); when ``listed`` is ``only``, only for the accounts of ACCOUNTS_TABLE (``kpis._build_accounts``)
-with that model and build_seq, when ``except``, for every other account (a left join of the list where the
+(null: open; a line ``-- account range: <alias>.account_id`` after a scan's joins is rendered as a WHERE of the
+range's bounds as constants, with_account_range, so that DuckDB skips the other accounts' row groups: the
+model must still restrict its accounts itself); when ``listed`` is ``only``, only for the accounts of
+ACCOUNTS_TABLE (``kpis._build_accounts``) with that model and build_seq, when ``except``, for every other account (a left join of the list where the
 accounts are first read, so every later step handles only them: plain SQL, DuckDB and Spark). Python-built
 tables (the health scores) use plan, record and account_ranges the same way. The alerts
 (cs_kpis/defs/alerts/engine.py) record their builds here too, with a planner of their own that reads these
@@ -628,6 +630,23 @@ def set_listed_pass(con, table: str, start_day: dt.date | None, listed: str | No
                 [start_day, listed, table])
 
 
+_RANGE_LINE = re.compile(r"^([ \t]*)--[ \t]*account range:[ \t]*([a-z_][a-z0-9_]*\.account_id)[ \t]*$", re.MULTILINE)
+
+
+def with_account_range(sql: str, first: str | None, last: str | None) -> str:
+    """``sql`` with every ``-- account range: <alias>.account_id`` line replaced by a WHERE of the range (first
+    exclusive, last inclusive; None = open) on that column, the bounds as constants: DuckDB then skips the row
+    groups of other accounts by their zone maps, which a range read from kpis._build_window (a join or a
+    subquery) does not reach. The model must restrict the same rows to the range anyway (the line only lets the
+    scan skip what a later join drops); the line stays a comment when the range is open."""
+    def where(m: re.Match) -> str:
+        bounds = [f"{m.group(2)} {op} '{value.replace(chr(39), chr(39) * 2)}'"
+                  for op, value in ((">", first), ("<=", last)) if value is not None]
+        return f"{m.group(1)}where {' and '.join(bounds)}" if bounds else m.group(0)
+
+    return _RANGE_LINE.sub(where, sql)
+
+
 def split_ranges(sizes: list[tuple[str, int]], chunk_rows: int) -> list[tuple[str, str]]:
     """Inclusive ranges of the (sorted) keys whose sizes add up to about ``chunk_rows`` each."""
     ranges, first, size = [], None, 0
@@ -739,15 +758,17 @@ def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int
             set_listed_pass(con, spec.table, listed.start_day, "only")
             for first, last in listed_ranges:
                 set_range(con, spec.table, first, last)
-                rebuilt += con.execute(f"insert into {spec.table} by name\n{sql}").fetchall()[0][0]
+                rebuilt += con.execute(f"insert into {spec.table} by name\n{with_account_range(sql, first, last)}"
+                                       ).fetchall()[0][0]
             set_listed_pass(con, spec.table, window.start_day, "except")
         for n, (first, last) in enumerate(ranges):
             set_range(con, spec.table, first, last)
+            ranged = with_account_range(sql, first, last)
             if window.mode == "full" and n == 0:
                 con.execute(f"create schema if not exists {spec.table.split('.')[0]}")
-                con.execute(f"create or replace table {spec.table} as\n{sql}")
+                con.execute(f"create or replace table {spec.table} as\n{ranged}")
             else:
-                con.execute(f"insert into {spec.table} by name\n{sql}")
+                con.execute(f"insert into {spec.table} by name\n{ranged}")
         if listed_ranges:
             set_listed_pass(con, spec.table, window.start_day, None)
         set_range(con, spec.table, None, None)

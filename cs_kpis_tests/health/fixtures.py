@@ -255,24 +255,28 @@ def scanned_table(node: dict) -> str:
 
 class ScanCounter:
     """A DuckDB connection that profiles each statement it runs and counts the scans of ``table`` (schema.name)
-    in them, except in the statements that contain ``skip`` (a model's own SQL): how often a plan or a build
-    reads an input's history."""
+    in them, except in the statements that contain ``skip`` (a model's own SQL), or only in those that contain
+    ``only``: how often a plan or a build reads an input's history; ``rows_scanned``: the rows each of those scans
+    read from the table."""
 
-    def __init__(self, con, profile: Path, table: str, skip: str):
-        self._con, self._profile, self._skip = con, profile, skip
+    def __init__(self, con, profile: Path, table: str, skip: str | None = None, only: str | None = None):
+        self._con, self._profile, self._skip, self._only = con, profile, skip, only
         self._table = table
         self.scans = 0
+        self.rows_scanned: list[int] = []
         con.execute("pragma enable_profiling = 'json'")
         con.execute(f"pragma profiling_output = '{profile}'")
 
     def execute(self, sql, *args, **kwargs):
         self._profile.unlink(missing_ok=True)
         result = self._con.execute(sql, *args, **kwargs)
-        if self._skip not in sql and self._profile.exists():
+        counted = (self._skip is None or self._skip not in sql) and (self._only is None or self._only in sql)
+        if counted and self._profile.exists():
             tree = json.loads(self._profile.read_text())
-            self.scans += sum(1 for n in profile_nodes(tree)
-                              if "SCAN" in operator_name(n)
-                              and f".{scanned_table(n)}".endswith(f".{self._table}"))
+            scans = [n for n in profile_nodes(tree)
+                     if "SCAN" in operator_name(n) and f".{scanned_table(n)}".endswith(f".{self._table}")]
+            self.scans += len(scans)
+            self.rows_scanned += [rows_scanned(n) for n in scans]
         return result
 
     def __getattr__(self, name):

@@ -96,3 +96,17 @@ def test_memory_limit_gb_reads_duckdbs_units(reported, gb):
 
     got = incremental.memory_limit_gb(Con())
     assert got == pytest.approx(gb) if gb is not None else got is None
+
+
+@pytest.mark.parametrize("first, last, where", [
+    (None, None, None),
+    ("acc_a", None, "where a.account_id > 'acc_a'"),
+    (None, "o'k", "where a.account_id <= 'o''k'"),
+    ("acc_a", "acc_b", "where a.account_id > 'acc_a' and a.account_id <= 'acc_b'"),
+])
+def test_a_range_is_rendered_as_constants_on_the_marked_scans(first, last, where):
+    sql = "select *\nfrom t as a\n    -- account range: a.account_id\n"
+    got = incremental.with_account_range(sql, first, last)
+    assert got == (sql if where is None else f"select *\nfrom t as a\n    {where}\n")
+    # the indicators mark both scans of the activity
+    assert INDICATOR_MODEL.sql.count("-- account range: a.account_id") == 2

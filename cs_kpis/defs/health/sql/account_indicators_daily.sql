@@ -15,7 +15,10 @@
 -- them). Rows are produced for days >= start_day only; the trailing windows read the activity of the 89 days
 -- before it (its deltas dated before the first output day count on that day), and the running sums (distinct
 -- actives, milestones, open urgent/high tickets) start from the sum of every activity delta before those
--- days, so a windowed build equals the same days of a full build (tested). The history kept is CS_KPIS_HEALTH_HISTORY_DAYS days.
+-- days, so a windowed build equals the same days of a full build (tested). The history kept is
+-- CS_KPIS_HEALTH_HISTORY_DAYS days. The build renders the range's bounds as constants on the activity's two scans
+-- (`-- account range:` lines, incremental.with_account_range): the joins on the range's accounts give the same
+-- rows, the constants let DuckDB skip the row groups of other accounts.
 -- @grain account_id, day
 -- @incremental lookback_days=7 history=limited rows_per_gb=250000 reads_days=89 window_rows_per_gb=1500000
 -- @column account_id: CRM account
@@ -119,6 +122,7 @@ activity_totals as (
         inner join starts as s on s.account_id = a.account_id
         cross join build_window as bw
         cross join (select min(day) as first_day from marts.dim_day) as cal
+        -- account range: a.account_id
     ) as a
     group by account_id
 ),
@@ -185,6 +189,7 @@ window_activity as (
     ) as rd on rd.day = a.day
     inner join account_keys as k on k.account_id = a.account_id
     cross join (select max(day) as as_of from marts.dim_day) as cal
+    -- account range: a.account_id
 ),
 
 window_deltas as (
