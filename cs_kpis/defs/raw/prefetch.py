@@ -15,6 +15,14 @@ So, in a run of the command (``PREFETCH_ENV`` set, which ``cs_kpis.run`` does), 
    the serial path instead of contending for the file;
 3. then does its own step as before, while the background process runs on the other core.
 
+The raw steps run in :data:`STEP_ORDER` (Dagster's ``dagster/priority`` op tag, :func:`step_tags`): billing
+first (it starts the background process), then product (serial, below), then support, crm and nps, which the
+background process extracts in that order while billing's and product's long steps run, so that their steps
+only load. Unless the pending input is too small to pay for the process: when the landing files of those
+systems after the extract days their state says were loaded add up to less than :data:`MIN_BYTES`
+(``MIN_BYTES_ENV``; a nightly's one day), no process starts and each of their steps extracts itself, from the
+state step 1 restored (:data:`IN_STEP`: the path below without the background process).
+
 When a prefetched system's own step comes, it waits for its packages and loads them with a pipeline
 object read from the working folder (its state restored already, so dlt does not sync it again): the
 same ``run_until_caught_up`` (discard, column types, ``pipeline.run`` which loads the pending packages,
@@ -60,13 +68,13 @@ extracted ahead, so that the background process has both long serial steps (on t
 ~275 s of extraction) to finish in, and their steps only load"""
 
 ORDER = tuple(system for system in STEP_ORDER if system not in DIRECT_TABLES)
-"""the order the background process extracts in: the order their steps come in, support (the longest: ~200 s
-of the ~275 on the large company) first, so that what may still run while product's step loads its events
+"""the order the background process extracts in: the order their steps come in (billing's, the first, starts
+it), support (the longest: ~200 s of the ~275 on the large company) first, so that what may still run while product's step loads its events
 (DuckDB on both cores) is the short tail of crm and nps, and a step that has to wait is the first one"""
 
 MIN_BYTES_ENV = "CS_KPIS_RAW_PREFETCH_MIN_BYTES"
 """below this many bytes of landing files pending for the systems to extract ahead, no background process is
-started (:func:`worth_a_process`); default :data:`MIN_BYTES`"""
+started (:func:`start_others`); default :data:`MIN_BYTES`"""
 
 MIN_BYTES = 32 * 1024**2
 """the default of :data:`MIN_BYTES_ENV`: about what the other systems extract in the time the background process
