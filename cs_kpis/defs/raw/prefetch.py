@@ -69,20 +69,20 @@ extracted ahead, so that the background process has both long serial steps (on t
 
 ORDER = tuple(system for system in STEP_ORDER if system not in DIRECT_TABLES)
 """the order the background process extracts in: the order their steps come in (billing's, the first, starts
-it), support (the longest: ~200 s of the ~275 on the large company) first, so that what may still run while product's step loads its events
-(DuckDB on both cores) is the short tail of crm and nps, and a step that has to wait is the first one"""
+it), support (the longest: ~200 s of the ~275 on the large company) first, so that what may still run while
+product's step loads its events (DuckDB on both cores) is the short tail of crm and nps, and a step that has
+to wait is the first one"""
 
 MIN_BYTES_ENV = "CS_KPIS_RAW_PREFETCH_MIN_BYTES"
 """below this many bytes of landing files pending for the systems to extract ahead, no background process is
 started (:func:`start_others`); default :data:`MIN_BYTES`"""
 
-MIN_BYTES = 32 * 1024**2
-"""the default of :data:`MIN_BYTES_ENV`: about what the other systems extract in the time the background process
-costs. Its start (a spawned interpreter importing dlt and the sources) is 0.8 s and 0.75 CPU s; on the large
-company's nightly (7.6 MiB pending) extracting ahead made the raw steps 1.4 s slower and the raw stage 2 s, the
-process's CPU taken from billing's load on the 2 cores. Extraction runs at ~16 MiB/s on the large company's mix
-(support 3.7 GiB, crm 0.4, nps 0.2 in ~275 s), so ~2 s buy ~32 MiB: a nightly's day (large 7.6 MiB, demo 0.1)
-stays in the steps, a first load of the large company (4.2 GiB) goes ahead (BENCHMARKS.md, session 19)"""
+MIN_BYTES = 16 * 1024**2
+"""the default of :data:`MIN_BYTES_ENV`, between the inputs where the process was measured to lose and to win
+(BENCHMARKS.md, session 19): its start alone (a spawned interpreter importing dlt and the sources) is 0.8 s
+and 0.75 CPU s, and the whole process cost the nightly 1-5 CPU s; the large company's nightly (7.6 MiB pending)
+was 2 s slower with it, the demo's (0.1 MiB) 1-7 s; the demo's first load (23.8 MiB) 4-6 s faster in two
+rounds of three (slower in the most loaded), the large company's first load (4.2 GiB) 238 s faster"""
 
 
 @dataclass
