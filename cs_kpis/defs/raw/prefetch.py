@@ -80,9 +80,9 @@ started (:func:`start_others`); default :data:`MIN_BYTES`"""
 MIN_BYTES = 16 * 1024**2
 """the default of :data:`MIN_BYTES_ENV`, between the inputs where the process was measured to lose and to win
 (BENCHMARKS.md, session 19): its start alone (a spawned interpreter importing dlt and the sources) is 0.8 s
-and 0.75 CPU s, and the whole process cost the nightly 1-5 CPU s; the large company's nightly (7.6 MiB pending)
-was 2 s slower with it, the demo's (0.1 MiB) 1-7 s; the demo's first load (23.8 MiB) 4-6 s faster in two
-rounds of three (slower in the most loaded), the large company's first load (4.2 GiB) 238 s faster"""
+and 0.75 CPU s, and the whole process cost the demo's nightly (0.1 MiB pending) 1-5 CPU s; the large
+company's nightly (7.6 MiB) was 2 s slower with it; the demo's first load (23.8 MiB) had its raw steps 4-6 s
+faster in two rounds of three (slower in the third), the large company's (4.2 GiB) was 238 s faster"""
 
 
 @dataclass
