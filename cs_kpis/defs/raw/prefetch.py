@@ -155,10 +155,11 @@ def pending_bytes(spec: Spec, pipeline, source, limit: int) -> int:
     total = 0
     for day in pending_days(extract_days(spec.landing_dir), since):
         for folder in system_dir.glob(f"*/{day}"):
-            for entry in os.scandir(folder):
-                total += entry.stat().st_size
-                if total >= limit:
-                    return total
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    total += entry.stat().st_size
+                    if total >= limit:
+                        return total
     return total
 
 
