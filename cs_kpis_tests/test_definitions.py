@@ -1,5 +1,7 @@
 """The code location loads, and every asset and check carries the metadata the UI and the layout rely on."""
 
+import re
+
 import dagster as dg
 import pytest
 
@@ -102,3 +104,32 @@ def test_the_checks_of_one_asset_run_in_one_step_per_blocking(defs):
     assert not split, split
     checks = len(graph.asset_check_keys)
     assert checks > 150 and len({n for v in steps.values() for n in v}) < checks * 0.6
+
+
+def _in_process_order(job: dg.JobDefinition) -> list[str]:
+    """The steps of a run of ``job`` in the order the in-process executor (``python -m cs_kpis.run``) starts them,
+    every step succeeding: Dagster's own choice, as its plan iterator makes it (``ExecutionPlan.start``, then
+    ``ActiveExecution.get_next_step`` until complete)."""
+    from dagster._core.execution.api import create_execution_plan
+    from dagster._core.execution.plan.outputs import StepOutputHandle
+    from dagster._core.execution.retries import RetryMode
+
+    order = []
+    with create_execution_plan(job).start(RetryMode.DISABLED) as active:
+        while not active.is_complete:
+            step = active.get_next_step()
+            order.append(step.key)
+            for output in step.step_outputs:
+                active.mark_step_produced_output(StepOutputHandle(step.key, output.name))
+            active.mark_success(step.key)
+    return order
+
+
+def test_a_command_run_takes_billing_and_product_first_then_the_systems_extracted_ahead(defs):
+    """defs/raw/prefetch.py: raw_billing starts the background process extracting support, crm and nps, then
+    billing's and product's long steps run while it works; their own steps come last, in the order extracted."""
+    order = _in_process_order(defs.resolve_implicit_global_asset_job_def())
+    raw = [key for key in order if re.fullmatch(r"raw_[a-z]+", key)]  # the systems' steps, not their checks'
+    assert raw == ["raw_billing", "raw_product", "raw_support", "raw_crm", "raw_nps"]
+    first = order.index("raw_billing")
+    assert order[first:first + len(raw)] == raw, order  # one after the other: no other step between them

@@ -6,8 +6,10 @@ test-only pause points of pause.py in place, in the background process too.
     python -m cs_kpis_tests.reliability.prefetch_driver <landing> <warehouse> <pipelines dir>
 
 Prints one JSON line: ``prefetched`` (the raw steps that loaded packages the background process extracted,
-from their log), ``step_started`` (raw step -> its STEP_START time) and ``first_extract`` (system -> the id of
-its first load of this run, which dlt takes from the time that load's extract started).
+from their log), ``in_step`` (those that extracted in their step from the state the first raw step restored,
+the pending input being too small for a background process), ``step_started`` (raw step -> its STEP_START
+time) and ``first_extract`` (system -> the id of its first load of this run, which dlt takes from the time that
+load's extract started).
 """
 
 import json
@@ -19,7 +21,7 @@ import dagster as dg
 import duckdb
 
 from cs_kpis.defs.raw.assets import build_raw_assets
-from cs_kpis.defs.raw.prefetch import LOADED_AHEAD, PREFETCH_ENV
+from cs_kpis.defs.raw.prefetch import EXTRACTED_IN_STEP, LOADED_AHEAD, PREFETCH_ENV
 from cs_kpis.defs.raw.resources import RawDltResource
 from cs_kpis_tests.reliability import pause
 
@@ -42,10 +44,11 @@ def main(argv: list[str]) -> int:
         steps = {e.dagster_event.step_key: e.timestamp for e in logs
                  if e.dagster_event is not None and e.dagster_event.event_type_value == "STEP_START"}
         prefetched = sorted({e.step_key for e in logs if e.step_key and LOADED_AHEAD in (e.user_message or "")})
+        in_step = sorted({e.step_key for e in logs if e.step_key and EXTRACTED_IN_STEP in (e.user_message or "")})
     with duckdb.connect(str(warehouse), read_only=True) as con:
         first = dict(con.execute("select schema_name, min(load_id::double) from raw._dlt_loads "
                                  "where load_id::double > ? group by 1", [started]).fetchall())
-    print(json.dumps({"success": result.success, "prefetched": prefetched, "step_started": steps,
+    print(json.dumps({"success": result.success, "prefetched": prefetched, "in_step": in_step, "step_started": steps,
                       "first_extract": first}))
     return 0 if result.success else 1
 

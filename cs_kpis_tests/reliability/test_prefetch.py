@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cs_kpis.defs.raw.prefetch import PREFETCH_ENV
+from cs_kpis.defs.raw.prefetch import MIN_BYTES_ENV, PREFETCH_ENV
 from cs_kpis_tests.landing_builder import write_landing
 from cs_kpis_tests.reliability import pause as hooks
 from cs_kpis_tests.reliability.conftest import ROOT, child_env, raw_snapshot
@@ -35,14 +35,19 @@ pytestmark = pytest.mark.slow
 AHEAD = ("crm", "nps", "support")
 """extracted ahead: the file systems whose steps come after raw_billing's, the first raw step"""
 
+MODES = {"serial": {PREFETCH_ENV: "0"}, "ahead": {PREFETCH_ENV: "1", MIN_BYTES_ENV: "0"},
+         "in_step": {PREFETCH_ENV: "1", MIN_BYTES_ENV: str(2**62)}}
+"""serial; extracted ahead whatever the input (these companies are far under the default threshold); and too
+small to extract ahead: the steps extract from the state the first raw step restored"""
+
 
 def _cmd(landing: Path, tmp: Path) -> list[str]:
     return [sys.executable, "-m", "cs_kpis_tests.reliability.prefetch_driver",
             str(landing), str(tmp / "w.duckdb"), str(tmp / "dlt")]
 
 
-def _drive(landing: Path, tmp: Path, prefetch: bool) -> dict:
-    env = child_env(tmp, **{PREFETCH_ENV: "1" if prefetch else "0"})
+def _drive(landing: Path, tmp: Path, mode: str) -> dict:
+    env = child_env(tmp, **MODES[mode])
     res = subprocess.run(_cmd(landing, tmp), check=False, env=env, cwd=ROOT, capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 0, res.stderr[-4000:]
@@ -54,6 +59,11 @@ def _extracted_ahead(out: dict) -> dict[str, bool]:
     company this small the background process may still be importing when the next raw step starts, so when
     the extract started is not compared with the step's start."""
     return {s: f"raw_{s}" in out["prefetched"] for s in AHEAD}
+
+
+def _in_step(out: dict) -> dict[str, bool]:
+    """Per system: did its step extract from the state the first raw step restored (the input too small)?"""
+    return {s: f"raw_{s}" in out["in_step"] for s in AHEAD}
 
 
 def _bad_input_company(days: int) -> tuple[dict, dict]:
@@ -70,23 +80,25 @@ def _bad_input_company(days: int) -> tuple[dict, dict]:
 
 def test_prefetched_equals_serial_with_bad_input_through_an_increment_and_a_rerun(tmp_path: Path) -> None:
     snapshots = {}
-    for prefetch in (False, True):
-        tmp = tmp_path / ("ahead" if prefetch else "serial")
+    for mode in MODES:
+        tmp = tmp_path / mode
         history, events = _bad_input_company(2)
         landing = write_landing(tmp / "landing", history, events=events)
-        first = _drive(landing, tmp, prefetch)
+        first = _drive(landing, tmp, mode)
         history, events = _bad_input_company(3)
         write_landing(tmp / "landing", history, events=events)  # the next extract day arrives: a nightly
-        nightly = _drive(landing, tmp, prefetch)
-        assert _extracted_ahead(first) == _extracted_ahead(nightly) == dict.fromkeys(AHEAD, prefetch)
+        nightly = _drive(landing, tmp, mode)
+        assert _extracted_ahead(first) == _extracted_ahead(nightly) == dict.fromkeys(AHEAD, mode == "ahead")
+        assert _in_step(first) == _in_step(nightly) == dict.fromkeys(AHEAD, mode == "in_step")
         before_rerun = raw_snapshot(tmp / "w.duckdb")
-        _drive(landing, tmp, prefetch)  # nothing new: nothing changes, nothing is loaded twice
+        _drive(landing, tmp, mode)  # nothing new: nothing changes, nothing is loaded twice
         assert raw_snapshot(tmp / "w.duckdb") == before_rerun
-        snapshots[prefetch] = before_rerun
-    assert len(snapshots[False]["_quarantine"]) >= 3  # the bad records of billing, support and nps
-    assert sorted(snapshots[True]) == sorted(snapshots[False])
-    for name, rows in snapshots[False].items():
-        assert snapshots[True][name] == rows, f"raw.{name} differs between the serial and the prefetched runs"
+        snapshots[mode] = before_rerun
+    assert len(snapshots["serial"]["_quarantine"]) >= 3  # the bad records of billing, support and nps
+    for mode in ("ahead", "in_step"):
+        assert sorted(snapshots[mode]) == sorted(snapshots["serial"])
+        for name, rows in snapshots["serial"].items():
+            assert snapshots[mode][name] == rows, f"raw.{name} differs between the serial and the {mode} runs"
 
 
 def _paused_in_support_extract(landing: Path, tmp: Path, seconds: str) -> tuple[subprocess.Popen, int, Path]:
@@ -94,7 +106,7 @@ def _paused_in_support_extract(landing: Path, tmp: Path, seconds: str) -> tuple[
     (the run's process, the pid that paused, the pause marker). The run's process group is killed if the pause
     is not reached."""
     marker = tmp / "paused"
-    env = child_env(tmp, **{PREFETCH_ENV: "1", hooks.PAUSE_AT_ENV: "extracted.support__tickets",
+    env = child_env(tmp, **MODES["ahead"], **{hooks.PAUSE_AT_ENV: "extracted.support__tickets",
                             hooks.MARKER_ENV: str(marker), hooks.SECONDS_ENV: seconds})
     proc = subprocess.Popen(_cmd(landing, tmp), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -128,7 +140,7 @@ def test_killed_while_extracting_ahead_then_rerun_matches_uninterrupted(referenc
         if _session_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.stderr.close()
-    out = _drive(tiny_landing, tmp_path, prefetch=True)
+    out = _drive(tiny_landing, tmp_path, "ahead")
     assert _extracted_ahead(out) == dict.fromkeys(AHEAD, True)
     tables = raw_snapshot(tmp_path / "w.duckdb")
     assert sorted(tables) == sorted(reference["tables"])

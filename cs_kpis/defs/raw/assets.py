@@ -75,8 +75,9 @@ def _system_assets(system: str, source, pipeline, translator: RawDltTranslator,
                    ahead: prefetch.Spec | None = None) -> dg.AssetsDefinition:
     # source, pipeline and translator are passed to dlt.run, not read back from the assets' metadata, so the
     # metadata can go without them (dagster-dlt's live objects show as "(unserializable)" in the UI)
+    # the raw steps' order (prefetch.STEP_ORDER): billing and product first, the systems extracted ahead after them
     @dlt_multi_asset(dlt_source=source, dlt_pipeline=pipeline, translator=translator, name=f"raw_{system}",
-                     pool=POOL)
+                     pool=POOL, op_tags=prefetch.step_tags(system))
     def _raw_assets(context: dg.AssetExecutionContext, dlt: RawDltResource):
         yield from dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline,
                            dagster_dlt_translator=translator, ahead=ahead)

@@ -15,6 +15,14 @@ So, in a run of the command (``PREFETCH_ENV`` set, which ``cs_kpis.run`` does), 
    the serial path instead of contending for the file;
 3. then does its own step as before, while the background process runs on the other core.
 
+The raw steps run in :data:`STEP_ORDER` (Dagster's ``dagster/priority`` op tag, :func:`step_tags`): billing
+first (it starts the background process), then product (serial, below), then support, crm and nps, which the
+background process extracts in that order while billing's and product's long steps run, so that their steps
+only load. Unless the pending input is too small to pay for the process: when the landing files of those
+systems after the extract days their state says were loaded add up to less than :data:`MIN_BYTES`
+(``MIN_BYTES_ENV``; a nightly's one day), no process starts and each of their steps extracts itself, from the
+state step 1 restored (:data:`IN_STEP`: the path below without the background process).
+
 When a prefetched system's own step comes, it waits for its packages and loads them with a pipeline
 object read from the working folder (its state restored already, so dlt does not sync it again): the
 same ``run_until_caught_up`` (discard, column types, ``pipeline.run`` which loads the pending packages,
@@ -41,15 +49,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cs_kpis.sources.common.runner import DIRECT_TABLES, LOADER_FILE_FORMAT, discard_incomplete_loads
+from cs_kpis.sources.common.landing import extract_days, pending_days
+from cs_kpis.sources.common.runner import (
+    DIRECT_TABLES,
+    LOADER_FILE_FORMAT,
+    discard_incomplete_loads,
+    resource_states,
+)
 
 PREFETCH_ENV = "CS_KPIS_RAW_PREFETCH"
 """``1``: extract file systems ahead of their raw steps (set by ``cs_kpis.run`` unless already set; ``0``
 turns it off). Unset (the UI, tests), the raw steps run serially as before."""
 
-ORDER = ("billing", "crm", "nps", "support")
-"""the order the background process extracts in: the order the in-process executor runs the raw steps in
-(by name), so that the step it reaches next is the one extracted first"""
+STEP_ORDER = ("billing", "product", "support", "crm", "nps")
+"""the order the raw steps run in (their ``dagster/priority`` op tag, :func:`step_tags`): the two systems whose
+steps extract themselves first, billing (which starts the background process) and product; then the systems
+extracted ahead, so that the background process has both long serial steps (on the large company ~400 s, for
+~275 s of extraction) to finish in, and their steps only load"""
+
+ORDER = tuple(system for system in STEP_ORDER if system not in DIRECT_TABLES)
+"""the order the background process extracts in: the order their steps come in (billing's, the first, starts
+it), support (the longest: ~200 s of the ~275 on the large company) first, so that what may still run while
+product's step loads its events (DuckDB on both cores) is the short tail of crm and nps, and a step that has
+to wait is the first one"""
+
+MIN_BYTES_ENV = "CS_KPIS_RAW_PREFETCH_MIN_BYTES"
+"""below this many bytes of landing files pending for the systems to extract ahead, no background process is
+started (:func:`start_others`); default :data:`MIN_BYTES`"""
+
+MIN_BYTES = 16 * 1024**2
+"""the default of :data:`MIN_BYTES_ENV`, between the inputs where the process was measured to lose and to win
+(BENCHMARKS.md, session 19): its start alone (a spawned interpreter importing dlt and the sources) is 0.8 s
+and 0.75 CPU s, and the whole process cost the demo's nightly (0.1 MiB pending) 1-5 CPU s; the large
+company's nightly (7.6 MiB) was 2 s slower with it; the demo's first load (23.8 MiB) had its raw steps 4-6 s
+faster in two rounds of three (slower in the third), the large company's (4.2 GiB) was 238 s faster"""
 
 
 @dataclass
@@ -88,8 +121,46 @@ def register(spec: Spec) -> Spec | None:
     return spec
 
 
+PRIORITY_TAG = "dagster/priority"
+"""Dagster's op tag for a step's priority: among the steps ready at the same time, the executors start the highest
+first (``ActiveExecution.get_steps_to_execute`` sorts them by it; ties keep the plan's order); unset is 0"""
+
+
+def step_tags(system: str) -> dict[str, str]:
+    """The op tags of ``system``'s raw step: its place in :data:`STEP_ORDER` as its priority (billing 5 ... nps 1).
+    Every other step has 0, so the raw steps still run before anything downstream of them that is ready; the
+    asset graph (keys, dependencies) does not change."""
+    if system not in STEP_ORDER:
+        return {}
+    return {PRIORITY_TAG: str(len(STEP_ORDER) - STEP_ORDER.index(system))}
+
+
 def enabled() -> bool:
     return os.environ.get(PREFETCH_ENV, "").strip() == "1"
+
+
+def min_bytes() -> int:
+    value = os.environ.get(MIN_BYTES_ENV, "").strip()
+    return int(value) if value else MIN_BYTES
+
+
+def pending_bytes(spec: Spec, pipeline, source, limit: int) -> int:
+    """The bytes of ``spec``'s landing files that its step will extract: every file of the system's entity
+    folders (``<landing>/<system>/<entity>/<day>/``) for the extract days after the last one that all its
+    resources loaded, by the state ``pipeline`` holds (restored from the warehouse); counted up to ``limit``."""
+    states = resource_states(pipeline, source.name)
+    loaded = [(states.get(name) or {}).get("last_extract_day") for name in source.selected_resources]
+    since = None if None in loaded else min(loaded)
+    system_dir = spec.landing_dir / spec.system
+    total = 0
+    for day in pending_days(extract_days(spec.landing_dir), since):
+        for folder in system_dir.glob(f"*/{day}"):
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    total += entry.stat().st_size
+                    if total >= limit:
+                        return total
+    return total
 
 
 @contextlib.contextmanager
@@ -105,12 +176,17 @@ def extracting_ahead() -> Iterator[None]:
             os.environ.pop(PREFETCH_ENV, None)
 
 
-class _Run:
-    """The background process of one Dagster run and what it has reported so far."""
+IN_STEP = "in its own step"
+"""the outcome of a system not extracted ahead because the pending input was too small to pay for the process"""
 
-    def __init__(self, systems: list[str], process, conn):
+
+class _Run:
+    """The background process of one Dagster run (None: none started, every system :data:`IN_STEP`) and what
+    it has reported so far."""
+
+    def __init__(self, systems: list[str], process=None, conn=None):
         self.systems, self.process, self.conn = systems, process, conn
-        self.results: dict[str, str] = {}
+        self.results: dict[str, str] = {} if process is not None else dict.fromkeys(systems, IN_STEP)
 
     def wait(self, system: str) -> str:
         """``ok`` once ``system``'s packages are normalized, else the reason it was not prefetched."""
@@ -131,6 +207,8 @@ _RUNS: dict[str, _Run | None] = {}
 
 LOADED_AHEAD = "loading the packages extracted ahead"
 """what a step that loads a prefetched system's packages logs"""
+EXTRACTED_IN_STEP = "extracting in this step, from the state the first raw step restored"
+"""what the step of a system not extracted ahead (:data:`IN_STEP`) logs"""
 
 
 def start_others(context, spec: Spec) -> None:
@@ -149,13 +227,22 @@ def start_others(context, spec: Spec) -> None:
              and other.keys <= selected]
     if not specs:
         return
+    limit, pending = min_bytes(), 0
     for other in specs:  # the warehouse phase of each, in this process, as its step would do it first
-        pipeline = other.pipeline()
+        pipeline, source = other.pipeline(), other.source()
         reset_local_state(pipeline)
-        discard_incomplete_loads(pipeline, other.system, other.source())
+        discard_incomplete_loads(pipeline, other.system, source)
         if pipeline.config.restore_from_destination and not pipeline.dev_mode:
             pipeline.sync_destination()
+        if pending < limit:
+            pending += pending_bytes(other, pipeline, source, limit - pending)
     systems = [other.system for other in specs]
+    if pending < limit:  # a nightly's one day: the process would cost more than the extraction it takes over
+        _RUNS[run_id] = _Run(systems)
+        context.log.info(f"{', '.join(systems)}: {pending / 1024**2:.1f} MiB of landing files pending, under "
+                         f"{limit / 1024**2:.0f} MiB ({MIN_BYTES_ENV}): extracted in their own steps, from the "
+                         f"state restored here")
+        return
     parent, child = multiprocessing.get_context("spawn").Pipe(duplex=False)
     process = multiprocessing.get_context("spawn").Process(
         target=extract_worker, args=([dataclasses.replace(s, keys=frozenset()) for s in specs], child, os.getpid()),
@@ -167,7 +254,9 @@ def start_others(context, spec: Spec) -> None:
 
 
 def take(context, spec: Spec):
-    """The prefetched pipeline of ``spec``'s system in this run (packages normalized, state restored), or None."""
+    """The prefetched pipeline of ``spec``'s system in this run (packages normalized, state restored), the
+    pipeline with its state restored and nothing extracted when the input was too small (:data:`IN_STEP`), or
+    None (the serial path)."""
     system = spec.system
     run = _RUNS.get(context.run_id)
     if run is None or system not in run.systems:
@@ -175,11 +264,14 @@ def take(context, spec: Spec):
     started = time.monotonic()
     outcome = run.wait(system)
     waited = time.monotonic() - started
-    if outcome != "ok":
+    if outcome == IN_STEP:
+        context.log.info(f"{system}: {EXTRACTED_IN_STEP}")
+    elif outcome != "ok":
         context.log.warning(f"{system}: not prefetched ({outcome}); extracting it in this step")
         return None
-    context.log.info(f"{system}: {LOADED_AHEAD} (waited {waited:.1f} s for them)")
-    pipeline = spec.pipeline()  # read from the working folder the background process wrote
+    else:
+        context.log.info(f"{system}: {LOADED_AHEAD} (waited {waited:.1f} s for them)")
+    pipeline = spec.pipeline()  # read from the working folder (the background process's packages, if any)
     pipeline._state_restored = True  # synced by start_others; Pipeline.run must not sync (and wipe) again
     return pipeline
 

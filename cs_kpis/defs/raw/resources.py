@@ -49,13 +49,14 @@ def resource_table_name(resource: Any) -> str:
 
 
 def dlt_multi_asset(*, dlt_source: DltSource, dlt_pipeline: Pipeline, translator: DagsterDltTranslator, name: str,
-                    pool: str):
+                    pool: str, op_tags: dict[str, str] | None = None):
     """``dagster_dlt.dlt_assets`` without dagster-dlt's live objects in the specs' metadata (they show as
-    "(unserializable)" in the UI): the asset body passes them to :meth:`RawDltResource.run` itself."""
+    "(unserializable)" in the UI): the asset body passes them to :meth:`RawDltResource.run` itself. ``op_tags``:
+    the step's (its priority, prefetch.step_tags)."""
     specs = [spec.replace_attributes(metadata={k: v for k, v in spec.metadata.items() if k not in DLT_OBJECT_KEYS})
              for spec in build_dlt_asset_specs(dlt_source=dlt_source, dlt_pipeline=dlt_pipeline,
                                                dagster_dlt_translator=translator)]
-    return dg.multi_asset(name=name, can_subset=True, specs=specs, pool=pool)
+    return dg.multi_asset(name=name, can_subset=True, specs=specs, pool=pool, op_tags=op_tags)
 
 
 def _lake_warehouse(pipeline: Pipeline):
