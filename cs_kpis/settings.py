@@ -37,7 +37,8 @@ EVENT_LOG_YAML = """
 # Dagster's SQLite event log in its default place, with each file's connection kept open between events
 # instead of opened and closed for each (cs_kpis/lib/event_log.py): the same files, readable by any Dagster.
 # base_dir is this folder's history/runs: after moving or copying the folder, change it (a moved folder's old
-# path stops the instance with an error), or delete this file to have it written again.
+# path, or a copy still naming the original, stops the instance with an error), or delete this file to have it
+# written again.
 event_log_storage:
   module: cs_kpis.lib.event_log
   class: KeptOpenSqliteEventLogStorage

@@ -6,6 +6,8 @@ run in progress (a file watch on the run's shard) still hears of each new event.
 """
 
 import logging
+import os
+import shutil
 import threading
 import time
 
@@ -37,6 +39,30 @@ def test_a_home_moved_elsewhere_stops_the_instance_instead_of_starting_an_empty_
     with pytest.raises(Exception, match="not in a Dagster home"):
         dg.DagsterInstance.from_config(str(moved))
     assert not home.exists()
+
+
+def test_a_copied_home_stops_the_instance_instead_of_writing_into_the_originals_event_log(tmp_path):
+    home = settings.ensure_dagster_home(tmp_path / "home")
+    copy = shutil.copytree(home, tmp_path / "copy")
+    with pytest.raises(Exception, match="a copied home"):
+        dg.DagsterInstance.from_config(str(copy))
+    with dg.DagsterInstance.from_config(str(home)):  # the original still opens
+        pass
+
+
+def test_reading_a_run_does_not_tell_the_live_view_of_a_change(tmp_path):
+    # the view reads the run's shard whenever its file changes: a read that touched the file would loop
+    storage = KeptOpenSqliteEventLogStorage(str(tmp_path / "runs"))
+    try:
+        storage.store_event(_entry("r1", "first"))
+        shard = storage.path_for_shard("r1")
+        os.utime(shard, (0, 0))
+        assert [r.event_log_entry.user_message for r in storage.get_records_for_run("r1").records] == ["first"]
+        assert os.stat(shard).st_mtime == 0
+        storage.store_event(_entry("r1", "second"))  # a write still does
+        assert os.stat(shard).st_mtime > 0
+    finally:
+        storage.dispose()
 
 
 def test_a_run_stored_kept_open_reads_the_same_with_dagsters_own_storage(tmp_path):

@@ -76,11 +76,17 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
     def _connect(self, shard: str) -> Iterator[Connection]:
         with self._db_lock:
             engine = self._engine(shard)
-            with engine.connect() as conn, conn.begin():
-                yield conn
-            if shard != INDEX_SHARD_NAME:
+            with engine.connect() as conn:
+                sqlite = conn.connection.dbapi_connection
+                changes = sqlite.total_changes
+                with conn.begin():
+                    yield conn
+                wrote = sqlite.total_changes != changes
+            if wrote and shard != INDEX_SHARD_NAME:
                 # what closing the connection did (the WAL checkpoint wrote the file): the run's live view
-                # watches this file for changes (gone: a wipe by another process; nothing to tell)
+                # watches this file for changes (gone: a wipe by another process; nothing to tell). Only after
+                # a write: the view reads the shard when it hears of a change, and a read that touched the
+                # file would make it hear of one again, without end
                 with suppress(FileNotFoundError):
                     os.utime(self.path_for_shard(shard))
 
@@ -95,5 +101,15 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
         super().wipe()
 
     def dispose(self) -> None:
+        super().dispose()  # the watch's thread first: it reads through _connect, and could open an engine again
         self._dispose_engines()
-        super().dispose()
+
+    def register_instance(self, instance) -> None:
+        super().register_instance(instance)
+        # the yaml's base_dir is absolute (cs_kpis.settings.EVENT_LOG_YAML): a copied home would otherwise store
+        # its events, asset history and pool slots in the original's files while its runs stay in its own
+        home = os.path.dirname(os.path.dirname(os.path.abspath(self._base_dir)))
+        if self.inst_data is not None and os.path.realpath(instance.root_directory) != os.path.realpath(home):
+            raise ValueError(f"dagster.yaml's event_log_storage base_dir {self._base_dir} is not this Dagster home's "
+                             f"({instance.root_directory}): a copied home? set base_dir to its history/runs, or "
+                             "delete dagster.yaml to have it written again")

@@ -111,3 +111,17 @@ def test_a_small_pending_input_starts_no_process_and_the_steps_extract_from_the_
     assert spawn.started == [others]  # in the order their steps come, the longest (support) first
     for run_id in (small.run_id, large.run_id):
         prefetch._RUNS.pop(run_id)
+
+
+def test_a_threshold_that_is_not_a_whole_number_is_said_and_the_default_used(monkeypatch):
+    said = []
+
+    class Log:
+        def warning(self, message):
+            said.append(message)
+
+    monkeypatch.setenv(prefetch.MIN_BYTES_ENV, "16M")
+    assert prefetch.min_bytes(Log()) == prefetch.MIN_BYTES
+    assert said and prefetch.MIN_BYTES_ENV in said[0] and "'16M'" in said[0]
+    monkeypatch.setenv(prefetch.MIN_BYTES_ENV, "1024")
+    assert prefetch.min_bytes(Log()) == 1024

@@ -4,11 +4,11 @@ deduplicated per parent rather than per row key, keeps dlt's pass (``Entity.load
 
 from pathlib import Path
 
-import dlt
 import duckdb
 
 from cs_kpis.sources.billing import billing_source
 from cs_kpis.sources.common.runner import run_until_caught_up
+from cs_kpis.sources.pipelines import make_pipeline
 from cs_kpis_tests.landing_builder import write_landing
 from cs_kpis_tests.sources.landing_builder import DAYS, invoice, tiny_company
 
@@ -21,8 +21,7 @@ def test_merge_tables_skip_dlts_dedup_and_load_one_row_per_key(tmp_path: Path) -
     history[last].setdefault(("billing", "invoices"), []).append(invoice(1, 1, 1, last, amount_due=30000))
     landing = write_landing(tmp_path / "landing", history)
     warehouse = tmp_path / "warehouse.duckdb"
-    pipeline = dlt.pipeline(pipeline_name="merge_dedup", destination=dlt.destinations.duckdb(str(warehouse)),
-                            dataset_name="raw", pipelines_dir=str(tmp_path / "dlt"))
+    pipeline = make_pipeline("billing", warehouse, tmp_path / "dlt")
     run_until_caught_up(pipeline, billing_source(landing_dir=landing).with_resources("invoices", "invoice_lines"))
 
     tables = pipeline.default_schema.tables
@@ -32,7 +31,7 @@ def test_merge_tables_skip_dlts_dedup_and_load_one_row_per_key(tmp_path: Path) -
     with duckdb.connect(str(warehouse), read_only=True) as con:
         invoices = con.execute("select id, amount_due from raw.billing__invoices order by id").fetchall()
         lines = con.execute("select id, amount, invoice from raw.billing__invoice_lines order by id").fetchall()
-        # dlt's staging copies are emptied after the load (LOAD__TRUNCATE_STAGING_DATASET, cs_kpis/__init__.py)
+        # dlt's staging copies are emptied after the load (<pipeline>__LOAD__TRUNCATE_STAGING_DATASET, set by make_pipeline)
         staged = con.execute("select count(*) from raw_staging.billing__invoices").fetchone()[0]
         staged += con.execute("select count(*) from raw_staging.billing__invoice_lines").fetchone()[0]
     assert staged == 0

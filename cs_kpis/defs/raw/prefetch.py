@@ -139,9 +139,18 @@ def enabled() -> bool:
     return os.environ.get(PREFETCH_ENV, "").strip() == "1"
 
 
-def min_bytes() -> int:
+def min_bytes(log=None) -> int:
+    """:data:`MIN_BYTES_ENV` as a whole number of bytes; unset or not a whole number (then said in ``log``, a
+    logger): :data:`MIN_BYTES`. A tuning switch: a typo must not fail billing's step, which calls this."""
     value = os.environ.get(MIN_BYTES_ENV, "").strip()
-    return int(value) if value else MIN_BYTES
+    if not value:
+        return MIN_BYTES
+    try:
+        return int(value)
+    except ValueError:
+        if log is not None:
+            log.warning(f"{MIN_BYTES_ENV}={value!r} is not a whole number of bytes: using {MIN_BYTES}")
+        return MIN_BYTES
 
 
 def pending_bytes(spec: Spec, pipeline, source, limit: int) -> int:
@@ -227,7 +236,7 @@ def start_others(context, spec: Spec) -> None:
              and other.keys <= selected]
     if not specs:
         return
-    limit, pending = min_bytes(), 0
+    limit, pending = min_bytes(context.log), 0
     for other in specs:  # the warehouse phase of each, in this process, as its step would do it first
         pipeline, source = other.pipeline(), other.source()
         reset_local_state(pipeline)
