@@ -229,7 +229,7 @@ def spec(config: HealthConfig) -> incremental.Incremental:
     """How the scores are built incrementally: the history the indicators keep, rescored from the earliest
     day any indicator build since the last scoring rebuilt (or the lookback), fully after a full indicator
     build or when the config or the scoring SQL changed (its version is a hash of the generated SQL)."""
-    sql = scores_sql(config, None, None) + moved_sql(None, None) + changes_sql(config, None)
+    sql = scores_sql(config, None, None) + changes_sql(config)
     version = hashlib.sha256(sql.encode()).hexdigest()[:12]
     # ranges sized from DuckDB's memory limit, as the indicators' (1 M account-days per GB: on demo the scoring
     # statement held about 0.6 KB per row, so a fixed 12 M-row range would not fit an 8 GB limit unspilled)
@@ -273,58 +273,64 @@ def _range_filter(alias: str, accounts: Accounts, since: dt.date | None) -> str:
     return " and ".join(where)
 
 
+SCORED = "_health_scored"
+"""temp table: the scored rows of one range (scores_sql), with each change window's earlier score and component
+scores; kpis.health_scores_daily and kpis.health_score_changes are both written from it"""
+
+SCORE_COLUMNS = ("day", "account_id", "is_active", "arr", "score", "band",
+                 *[col for c in COMPONENTS for col in (f"{c}_score", f"contrib_{c}")],
+                 "components_present", "components_present_count", "config_version",
+                 *[f"delta_{w}d" for w in CHANGE_WINDOWS])
+"""the columns of kpis.health_scores_daily, in order"""
+
+
+def _before_columns(window: int) -> list[str]:
+    """The columns of SCORED holding the score and component scores ``window`` days earlier."""
+    return [f"score_before_{window}d", *[f"{c}_score_before_{window}d" for c in COMPONENTS]]
+
+
 def scores_sql(config: HealthConfig, accounts: Accounts, start: dt.date | None, incremental: bool = False) -> str:
     """The rows of kpis.health_scores_daily for the ``accounts`` from day ``start`` on (None:
-    every day): score_sql over the indicator rows, with delta_<w>d for every change window from a self-join
-    on (account_id, day - w) over the new rows and, when ``incremental``, the stored scores of the w days
-    before ``start`` (null when that day was not scored)."""
+    every day), with the score and component scores of each change window's earlier day: score_sql over the
+    indicator rows, with delta_<w>d, score_before_<w>d and <c>_score_before_<w>d for every change window from
+    a self-join on (account_id, day - w) over the new rows and, when ``incremental``, the stored scores of the
+    w days before ``start`` (null when that day was not scored). The earlier component scores are rounded as
+    they are stored, so the explanations (changes_sql) read the values the table holds without reading it."""
     windows = CHANGE_WINDOWS
+    configured = {c.name for c in config.components}
     source = f"(select * from kpis.account_indicators_daily as i where {_range_filter('i', accounts, start)})"
-    pool = "select account_id, day, score from _hs_new"
+    comps = ", ".join(f"{sql_round(f'_c_{c}') if c in configured else 'null::DOUBLE'} as {c}_score"
+                      for c in COMPONENTS)
+    pool = f"select account_id, day, score, {comps} from _hs_new"
     if incremental:
         stored = _range_filter("s", accounts, start - dt.timedelta(days=max(windows)))
-        pool += (f" union all select account_id, day, score from kpis.health_scores_daily as s "
-                 f"where {stored} and s.day < {_sql_date(start)}")
+        pool += (f" union all select account_id, day, score, {', '.join(f'{c}_score' for c in COMPONENTS)} "
+                 f"from kpis.health_scores_daily as s where {stored} and s.day < {_sql_date(start)}")
     joins = "\n".join(f"left join _hs_pool as p{w} on p{w}.account_id = n.account_id and p{w}.day = n.day - {int(w)}"
                       for w in windows)
-    deltas = ", ".join(f"n.score - p{w}.score as delta_{w}d" for w in windows)
-    joined = f"(select n.*, {deltas} from _hs_new as n\n{joins})"
+    befores = ", ".join(f"n.score - p{w}.score as delta_{w}d, p{w}.score as score_before_{w}d, "
+                        + ", ".join(f"p{w}.{c}_score as {c}_score_before_{w}d" for c in COMPONENTS)
+                        for w in windows)
+    joined = f"(select n.*, {befores} from _hs_new as n\n{joins})"
+    extra = tuple(col for w in windows for col in (f"delta_{w}d", *_before_columns(w)))
     # only the numeric core is materialized and joined; band, rounding and labels come after the joins
     return f"""
 with _hs_new as materialized ({score_core_sql(config, source)}),
 _hs_pool as ({pool})
-{score_finish_sql(config, joined, tuple(f"delta_{w}d" for w in windows))}"""
+{score_finish_sql(config, joined, extra)}"""
 
 
-MOVED = "_health_moved"
-"""temp table: the account-days of one range whose score moved >= CHANGE_MIN_DELTA over a change window"""
-
-
-def moved_sql(accounts: Accounts, start: dt.date | None) -> str:
-    """The stored rows of the ``accounts`` from ``start`` on with |delta_<w>d| >= CHANGE_MIN_DELTA
-    for some window: the 'after' side of health_score_changes (about a fifth of the rows)."""
-    moved = " or ".join(f"abs(n.delta_{w}d) >= {sql_double(CHANGE_MIN_DELTA)}" for w in CHANGE_WINDOWS)
-    cols = ", ".join(["day", "account_id", "band", "config_version", "score", *[f"{c}_score" for c in COMPONENTS],
-                      *[f"delta_{w}d" for w in CHANGE_WINDOWS]])
-    return (f"select {cols} from kpis.health_scores_daily as n "
-            f"where {_range_filter('n', accounts, start)} and ({moved})")
-
-
-def changes_sql(config: HealthConfig, start: dt.date | None, moved: str = MOVED) -> str:
-    """The rows of kpis.health_score_changes for the rows of ``moved`` (moved_sql): each, once per change
-    window it moved in, joined with the stored score w days earlier and explained by explain_sql. The
-    moved rows are a table so that the join builds its hash table on them (a fifth of the rows, exact
-    cardinality) and probes the stored scores once for all windows."""
-    after = " union all ".join(
-        f"select *, {int(w)} as window_days from {moved} where abs(delta_{w}d) >= {sql_double(CHANGE_MIN_DELTA)}"
+def changes_sql(config: HealthConfig, scored: str = SCORED) -> str:
+    """The rows of kpis.health_score_changes for the rows of ``scored`` (scores_sql's, as a table): each, once
+    per change window it moved at least CHANGE_MIN_DELTA points in, with the score and component scores of
+    that window's earlier day, explained by explain_sql."""
+    comps = ", ".join(f"{c}_score" for c in COMPONENTS)
+    pairs = " union all ".join(
+        f"select day, account_id, {int(w)} as window_days, band, config_version, score, {comps}, "
+        + ", ".join(f"{b} as {b.removesuffix(f'_{w}d')}" for b in _before_columns(w))
+        + f" from {scored} where abs(delta_{w}d) >= {sql_double(CHANGE_MIN_DELTA)}"
         for w in CHANGE_WINDOWS)
-    cols = ", ".join(["n.day", "n.account_id", "n.window_days", "n.band", "n.config_version", "n.score",
-                      *[f"n.{c}_score" for c in COMPONENTS], "p.score as score_before",
-                      *[f"p.{c}_score as {c}_score_before" for c in COMPONENTS]])
-    since = f" where p.day >= {_sql_date(start - dt.timedelta(days=max(CHANGE_WINDOWS)))}" if start is not None else ""
-    pairs = (f"(select {cols} from ({after}) as n join kpis.health_scores_daily as p "
-             f"on p.account_id = n.account_id and p.day = n.day - n.window_days{since})")
-    return explain_sql(config, pairs, None)
+    return explain_sql(config, f"({pairs})", None)
 
 
 def _write(con, table: str, sql: str, create: bool) -> int:
@@ -371,16 +377,18 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
                     mode == "incremental") for accounts in ranges]
         for n, (accounts, since, windowed) in enumerate(passes):
             t0 = time.perf_counter()
-            written = _write(con, SCORES_TABLE, scores_sql(config, accounts, since, windowed), create)
+            # scored once, with each window's earlier scores: the scores and their explained changes are both
+            # written from it (the changes read neither the table's new rows nor its stored scores again)
+            con.execute(f"create or replace temp table {SCORED} as {scores_sql(config, accounts, since, windowed)}")
+            written = _write(con, SCORES_TABLE, f"select {', '.join(SCORE_COLUMNS)} from {SCORED}", create)
             rows += written
             rebuilt += written if n < len(listed_ranges) else 0
             t1 = time.perf_counter()
-            con.execute(f"create or replace temp table {MOVED} as {moved_sql(accounts, since)}")
-            _write(con, CHANGES_TABLE, changes_sql(config, since), create)
+            _write(con, CHANGES_TABLE, changes_sql(config), create)
+            con.execute(f"drop table {SCORED}")
             seconds["scores"] += t1 - t0
             seconds["changes"] += time.perf_counter() - t1
             create = False
-        con.execute(f"drop table if exists {MOVED}")
         incremental.record_rows(con, SCORES_TABLE, before)
         con.execute("commit")
     except Exception:
