@@ -229,7 +229,8 @@ def spec(config: HealthConfig) -> incremental.Incremental:
     """How the scores are built incrementally: the history the indicators keep, rescored from the earliest
     day any indicator build since the last scoring rebuilt (or the lookback), fully after a full indicator
     build or when the config or the scoring SQL changed (its version is a hash of the generated SQL)."""
-    sql = scores_sql(config, None, None) + changes_sql(config)
+    sql = (scores_sql(config, None, None) + scores_sql(config, None, None, before=True) + moved_sql(None, None)
+           + changes_sql(config, None) + changes_from_scored_sql(config))
     version = hashlib.sha256(sql.encode()).hexdigest()[:12]
     # ranges sized from DuckDB's memory limit, as the indicators' (1 M account-days per GB: on demo the scoring
     # statement held about 0.6 KB per row, so a fixed 12 M-row range would not fit an 8 GB limit unspilled)
@@ -274,8 +275,8 @@ def _range_filter(alias: str, accounts: Accounts, since: dt.date | None) -> str:
 
 
 SCORED = "_health_scored"
-"""temp table: the scored rows of one range (scores_sql), with each change window's earlier score and component
-scores; kpis.health_scores_daily and kpis.health_score_changes are both written from it"""
+"""temp table: the scored rows of a pass of the accounts rebuilt on every day, with each change window's earlier
+score and component scores (scores_sql's ``before``); both tables are written from it"""
 
 SCORE_COLUMNS = ("day", "account_id", "is_active", "arr", "score", "band",
                  *[col for c in COMPONENTS for col in (f"{c}_score", f"contrib_{c}")],
@@ -289,41 +290,87 @@ def _before_columns(window: int) -> list[str]:
     return [f"score_before_{window}d", *[f"{c}_score_before_{window}d" for c in COMPONENTS]]
 
 
-def scores_sql(config: HealthConfig, accounts: Accounts, start: dt.date | None, incremental: bool = False) -> str:
+def scores_sql(config: HealthConfig, accounts: Accounts, start: dt.date | None, incremental: bool = False,
+               as_of: dt.date | None = None, before: bool = False) -> str:
     """The rows of kpis.health_scores_daily for the ``accounts`` from day ``start`` on (None:
-    every day), with the score and component scores of each change window's earlier day: score_sql over the
-    indicator rows, with delta_<w>d, score_before_<w>d and <c>_score_before_<w>d for every change window from
-    a self-join on (account_id, day - w) over the new rows and, when ``incremental``, the stored scores of the
-    w days before ``start`` (null when that day was not scored). The earlier component scores are rounded as
-    they are stored, so the explanations (changes_sql) read the values the table holds without reading it."""
+    every day): score_sql over the indicator rows, with delta_<w>d for every change window from a self-join
+    on (account_id, day - w) over the new rows and, when ``incremental``, the stored scores of the w days
+    before ``start`` (null when that day was not scored). An incremental scoring (new rows from ``start`` to
+    ``as_of``) joins each window with only the days it can reach, start - w .. as_of - w (the stored ones read
+    once). With ``before``, also score_before_<w>d and <c>_score_before_<w>d (the component scores rounded as
+    stored) for the explanations (changes_from_scored_sql)."""
     windows = CHANGE_WINDOWS
+    if incremental and (start is None or as_of is None):
+        raise ValueError("an incremental scoring needs its first day and its as-of day")
     configured = {c.name for c in config.components}
     source = f"(select * from kpis.account_indicators_daily as i where {_range_filter('i', accounts, start)})"
-    comps = ", ".join(f"{sql_round(f'_c_{c}') if c in configured else 'null::DOUBLE'} as {c}_score"
-                      for c in COMPONENTS)
-    pool = f"select account_id, day, score, {comps} from _hs_new"
+    comps = ", " + ", ".join(f"{sql_round(f'_c_{c}') if c in configured else 'null::DOUBLE'} as {c}_score"
+                             for c in COMPONENTS) if before else ""
+    pool = f"select account_id, day, score{comps} from _hs_new"
     if incremental:
-        stored = _range_filter("s", accounts, start - dt.timedelta(days=max(windows)))
-        pool += (f" union all select account_id, day, score, {', '.join(f'{c}_score' for c in COMPONENTS)} "
-                 f"from kpis.health_scores_daily as s where {stored} and s.day < {_sql_date(start)}")
-    joins = "\n".join(f"left join _hs_pool as p{w} on p{w}.account_id = n.account_id and p{w}.day = n.day - {int(w)}"
+        reach = {w: (start - dt.timedelta(days=w), as_of - dt.timedelta(days=w)) for w in windows}
+        stored_comps = "".join(f", {c}_score" for c in COMPONENTS) if before else ""
+        stored = (f"select account_id, day, score{stored_comps} from kpis.health_scores_daily as s where "
+                  f"{_range_filter('s', accounts, start - dt.timedelta(days=max(windows)))} and s.day < {_sql_date(start)}")
+        ctes = [f"_hs_stored as materialized ({stored})"]
+        ctes += [f"_hs_pool{w} as ({pool} where day <= {_sql_date(b)} union all select * from _hs_stored "
+                 f"where day between {_sql_date(a)} and {_sql_date(b)})" for w, (a, b) in reach.items()]
+    else:
+        ctes = [f"_hs_pool as ({pool})"]
+    pools = {w: f"_hs_pool{w}" if incremental else "_hs_pool" for w in windows}
+    joins = "\n".join(f"left join {pools[w]} as p{w} on p{w}.account_id = n.account_id and p{w}.day = n.day - {int(w)}"
                       for w in windows)
-    befores = ", ".join(f"n.score - p{w}.score as delta_{w}d, p{w}.score as score_before_{w}d, "
-                        + ", ".join(f"p{w}.{c}_score as {c}_score_before_{w}d" for c in COMPONENTS)
-                        for w in windows)
-    joined = f"(select n.*, {befores} from _hs_new as n\n{joins})"
-    extra = tuple(col for w in windows for col in (f"delta_{w}d", *_before_columns(w)))
+    befores = [f"n.score - p{w}.score as delta_{w}d" + ("".join(
+        f", p{w}.{b.removesuffix(f'_before_{w}d')} as {b}" for b in _before_columns(w)) if before else "")
+        for w in windows]
+    joined = f"(select n.*, {', '.join(befores)} from _hs_new as n\n{joins})"
+    extra = tuple(col for w in windows for col in (f"delta_{w}d", *(_before_columns(w) if before else ())))
     # only the numeric core is materialized and joined; band, rounding and labels come after the joins
     return f"""
 with _hs_new as materialized ({score_core_sql(config, source)}),
-_hs_pool as ({pool})
+{", ".join(ctes)}
 {score_finish_sql(config, joined, extra)}"""
 
 
-def changes_sql(config: HealthConfig, scored: str = SCORED) -> str:
-    """The rows of kpis.health_score_changes for the rows of ``scored`` (scores_sql's, as a table): each, once
-    per change window it moved at least CHANGE_MIN_DELTA points in, with the score and component scores of
-    that window's earlier day, explained by explain_sql."""
+MOVED = "_health_moved"
+"""temp table: the account-days of one range whose score moved >= CHANGE_MIN_DELTA over a change window"""
+
+
+def moved_sql(accounts: Accounts, start: dt.date | None) -> str:
+    """The stored rows of the ``accounts`` from ``start`` on with |delta_<w>d| >= CHANGE_MIN_DELTA
+    for some window: the 'after' side of health_score_changes (about a fifth of the rows)."""
+    moved = " or ".join(f"abs(n.delta_{w}d) >= {sql_double(CHANGE_MIN_DELTA)}" for w in CHANGE_WINDOWS)
+    cols = ", ".join(["day", "account_id", "band", "config_version", "score", *[f"{c}_score" for c in COMPONENTS],
+                      *[f"delta_{w}d" for w in CHANGE_WINDOWS]])
+    return (f"select {cols} from kpis.health_scores_daily as n "
+            f"where {_range_filter('n', accounts, start)} and ({moved})")
+
+
+def changes_sql(config: HealthConfig, start: dt.date | None, as_of: dt.date | None = None, moved: str = MOVED) -> str:
+    """The rows of kpis.health_score_changes for the rows of ``moved`` (moved_sql): each, once per change
+    window it moved in, joined with the stored score w days earlier and explained by explain_sql. The
+    moved rows are a table so that the join builds its hash table on them (a fifth of the rows, exact
+    cardinality) and probes the stored scores once for all windows: those of the days a window reaches from
+    ``start`` (to ``as_of``, when given)."""
+    after = " union all ".join(
+        f"select *, {int(w)} as window_days from {moved} where abs(delta_{w}d) >= {sql_double(CHANGE_MIN_DELTA)}"
+        for w in CHANGE_WINDOWS)
+    cols = ", ".join(["n.day", "n.account_id", "n.window_days", "n.band", "n.config_version", "n.score",
+                      *[f"n.{c}_score" for c in COMPONENTS], "p.score as score_before",
+                      *[f"p.{c}_score as {c}_score_before" for c in COMPONENTS]])
+    since = f" where p.day >= {_sql_date(start - dt.timedelta(days=max(CHANGE_WINDOWS)))}" if start is not None else ""
+    if start is not None and as_of is not None:
+        since += f" and p.day <= {_sql_date(as_of - dt.timedelta(days=min(CHANGE_WINDOWS)))}"
+    pairs = (f"(select {cols} from ({after}) as n join kpis.health_scores_daily as p "
+             f"on p.account_id = n.account_id and p.day = n.day - n.window_days{since})")
+    return explain_sql(config, pairs, None)
+
+
+def changes_from_scored_sql(config: HealthConfig, scored: str = SCORED) -> str:
+    """The rows of kpis.health_score_changes for the rows of ``scored`` (scores_sql's with ``before``, as a
+    table): each, once per change window it moved at least CHANGE_MIN_DELTA points in, with the score and
+    component scores of that window's earlier day, explained by explain_sql: changes_sql's rows without
+    reading the table again."""
     comps = ", ".join(f"{c}_score" for c in COMPONENTS)
     pairs = " union all ".join(
         f"select day, account_id, {int(w)} as window_days, band, config_version, score, {comps}, "
@@ -377,15 +424,24 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
                     mode == "incremental") for accounts in ranges]
         for n, (accounts, since, windowed) in enumerate(passes):
             t0 = time.perf_counter()
-            # scored once, with each window's earlier scores: the scores and their explained changes are both
-            # written from it (the changes read neither the table's new rows nor its stored scores again)
-            con.execute(f"create or replace temp table {SCORED} as {scores_sql(config, accounts, since, windowed)}")
-            written = _write(con, SCORES_TABLE, f"select {', '.join(SCORE_COLUMNS)} from {SCORED}", create)
+            if accounts is not None and len(accounts) == 4 and accounts[3]:
+                # every kept day of the accounts rebuilt on every day: scored once with each window's earlier
+                # scores, both tables written from that (their moved rows and earlier days, read back from the
+                # table, were a scan of every stored row for a few accounts: about 0.9 s of the large nightly)
+                con.execute(f"create or replace temp table {SCORED} as "
+                            f"{scores_sql(config, accounts, since, windowed, window.as_of, before=True)}")
+                written = _write(con, SCORES_TABLE, f"select {', '.join(SCORE_COLUMNS)} from {SCORED}", create)
+                t1 = time.perf_counter()
+                _write(con, CHANGES_TABLE, changes_from_scored_sql(config), create)
+                con.execute(f"drop table {SCORED}")
+            else:
+                written = _write(con, SCORES_TABLE, scores_sql(config, accounts, since, windowed, window.as_of), create)
+                t1 = time.perf_counter()
+                con.execute(f"create or replace temp table {MOVED} as {moved_sql(accounts, since)}")
+                _write(con, CHANGES_TABLE, changes_sql(config, since, window.as_of if windowed else None), create)
+                con.execute(f"drop table {MOVED}")
             rows += written
             rebuilt += written if n < len(listed_ranges) else 0
-            t1 = time.perf_counter()
-            _write(con, CHANGES_TABLE, changes_sql(config), create)
-            con.execute(f"drop table {SCORED}")
             seconds["scores"] += t1 - t0
             seconds["changes"] += time.perf_counter() - t1
             create = False
