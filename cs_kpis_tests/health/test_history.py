@@ -481,10 +481,12 @@ def changes_from_the_stored_scores(con, config) -> list[dict]:
 def test_the_changes_explain_the_stored_scores_exactly(wh, monkeypatch):
     """The scoring writes the explained changes from the rows it scores, with the earlier day's scores it joined
     (new or stored, component scores rounded as stored): they are exactly the changes the stored scores give,
-    after a full build in ranges and a nightly in ranges (its 7-day pairs both new, its 30-day pairs reaching the
-    stored days before the window), bit for bit (not within a tolerance)."""
+    after a full build in ranges, a nightly in ranges (its 7-day pairs both new, its 30-day pairs reaching the
+    stored days before the window) and a nightly that rebuilds an account on every day, bit for bit (not within
+    a tolerance)."""
     monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
     config = hs.load_current_config()
+    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
     build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
     assert scoring.score_history(wh, config, chunk_rows=10)["chunks"] > 1
     stored = changes_from_the_stored_scores(wh, config)
@@ -498,43 +500,20 @@ def test_the_changes_explain_the_stored_scores_exactly(wh, monkeypatch):
     assert written.fetchall()[0][0] > 0
     assert rows(wh, "kpis.health_score_changes", order="account_id, day, window_days") == \
         changes_from_the_stored_scores(wh, config)
+    # a nightly that rebuilds an account on every day (an old ticket's priority): that account is scored with its
+    # earlier scores in one table, from which both tables are written
+    monkeypatch.setattr(incremental, "MAX_REBUILT_SHARE", 1.0)
+    sql, accounts = OLD_INPUT_CHANGES["old ticket priority"]
+    wh.execute(sql)
+    for model in (fixtures.ACTIVITY_MODEL, INDICATOR_MODEL):
+        w = plan(wh, model)
+        assert (w.mode, w.accounts) == ("incremental", accounts), (model.table, w.reason)
+        build_window(wh, model, w)
+    stats = scoring.score_history(wh, config, chunk_rows=10)
+    assert (stats["mode"], stats["accounts_rebuilt"]) == ("incremental", 1), stats["reason"]
+    listed = wh.execute("select count(*) from kpis.health_score_changes where account_id = ? and day < ?",
+                        [accounts[0], stats["start_day"]]).fetchall()[0][0]
+    assert listed > 0, "the rebuilt account must have explained changes before the window"
+    assert rows(wh, "kpis.health_score_changes", order="account_id, day, window_days") == \
+        changes_from_the_stored_scores(wh, config)
 
-
-def test_the_backtest_scores_each_config_on_the_outcomes_computed_once(wh, monkeypatch):
-    """build_backtest computes the outcomes once for every config version and scores only their days: the same
-    rows, exactly, as each version computing its own outcomes and days from OUTCOME_SQL (the backtest before),
-    for the live config (stored scores) and the archived ones (rescored). A 30-day horizon gives the fixture
-    three months (January to March) instead of one."""
-    import pandas as pd
-
-    from cs_kpis.defs.health import backtest
-
-    monkeypatch.setattr(backtest, "OUTCOME_SQL", backtest.OUTCOME_SQL.replace(
-        f"interval {backtest.BACKTEST_HORIZON_DAYS} day", "interval 30 day"))
-    full_build(wh)
-
-    def one_config(config):
-        days = f"(select distinct as_of_day from ({backtest.OUTCOME_SQL}) as o)"
-        if wh.execute("select count(*) from kpis.health_scores_daily where config_version = ?",
-                      [config.version]).fetchall()[0][0]:
-            scores = (f"select day, account_id, score, band from kpis.health_scores_daily "
-                      f"where config_version = '{config.version}' and day in {days}")
-        else:
-            source = f"(select i.* from kpis.account_indicators_daily as i where i.day in {days})"
-            scores = f"select day, account_id, score, band from ({scoring.score_sql(config, source)}) as s"
-        df = wh.execute(f"with o as ({backtest.OUTCOME_SQL}), s as ({scores}) "
-                        "select o.as_of_day, o.account_id, o.mrr, o.churned, s.score, s.band from o "
-                        "join s on s.day = o.as_of_day and s.account_id = o.account_id "
-                        "order by o.as_of_day, o.account_id").df()
-        df["as_of_day"] = pd.to_datetime(df["as_of_day"])
-        return backtest.backtest_table(df, config).assign(is_current=config.version == hs.load_current_config().version)
-
-    configs = hs.load_all_configs()
-    assert len(configs) >= 2 and sum(current for _, current in configs) == 1
-    expected = pd.concat([one_config(c) for c, _ in configs], ignore_index=True)
-    got = backtest.build_backtest(wh)
-    assert sorted(set(got["as_of_day"].dropna().dt.date)) == [dt.date(2025, 1, 1), dt.date(2025, 2, 1),
-                                                             dt.date(2025, 3, 1)]
-    pd.testing.assert_frame_equal(got, expected, check_exact=True)
-    assert not wh.execute("select count(*) from duckdb_tables() where table_name = ?",
-                          [backtest.OUTCOMES]).fetchall()[0][0]

@@ -83,17 +83,13 @@ def backtest_table(observations: pd.DataFrame, config: HealthConfig) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-OUTCOMES = "_backtest_outcomes"
-"""temp table: OUTCOME_SQL's rows, computed once per backtest for every config version"""
-
-
-def scores_sql(con, config: HealthConfig, outcomes: str) -> str:
-    """The (day, account_id, score, band) of ``config`` on the as-of days of ``outcomes`` (OUTCOME_SQL's rows,
-    as a table): the stored rows of kpis.health_scores_daily when they are of this config version, else
-    score_sql over those days' indicator rows."""
-    days = f"(select distinct as_of_day from {outcomes})"
-    stored = con.execute("select count(*) from (select 1 from kpis.health_scores_daily where config_version = ? "
-                         "limit 1)", [config.version]).fetchall()[0][0]
+def scores_sql(con, config: HealthConfig) -> str:
+    """The (day, account_id, score, band) of ``config`` on the backtest's as-of days: the stored rows of
+    kpis.health_scores_daily when they are of this config version, else score_sql over those days'
+    indicator rows."""
+    days = f"(select distinct as_of_day from ({OUTCOME_SQL}) as o)"
+    stored = con.execute("select count(*) from kpis.health_scores_daily where config_version = ?",
+                         [config.version]).fetchall()[0][0]
     if stored:
         return (f"select s.day, s.account_id, s.score, s.band from kpis.health_scores_daily as s "
                 f"where s.config_version = '{config.version}' and s.day in {days}")
@@ -101,32 +97,24 @@ def scores_sql(con, config: HealthConfig, outcomes: str) -> str:
     return f"select day, account_id, score, band from ({score_sql(config, source)}) as s"
 
 
-def backtest_observations(con, config: HealthConfig, outcomes: str) -> pd.DataFrame:
+def backtest_observations(con, config: HealthConfig) -> pd.DataFrame:
     """Accounts with MRR > 0 on each month's first day (whose 90 days are in the data), their score with
-    ``config`` that day, and whether they churned (logo churn or contraction >= 50%) within the next 90 days:
-    ``outcomes`` holds OUTCOME_SQL's rows."""
+    ``config`` that day, and whether they churned (logo churn or contraction >= 50%) within the next 90 days."""
     df = con.execute(f"""
-        with s as ({scores_sql(con, config, outcomes)})
+        with o as ({OUTCOME_SQL}), s as ({scores_sql(con, config)})
         select o.as_of_day, o.account_id, o.mrr, o.churned, s.score, s.band
-        from {outcomes} as o inner join s on s.day = o.as_of_day and s.account_id = o.account_id
+        from o inner join s on s.day = o.as_of_day and s.account_id = o.account_id
         order by o.as_of_day, o.account_id""").df()
     df["as_of_day"] = pd.to_datetime(df["as_of_day"])
     return df
 
 
 def build_backtest(con) -> pd.DataFrame:
-    """The backtest of every config version. The outcomes (the accounts with MRR on each as-of day and whether
-    they churned) are computed once for all versions (each version computed them twice: for its days and for
-    its observations), and each version scores only their days."""
-    con.execute(f"create or replace temp table {OUTCOMES} as {OUTCOME_SQL}")
-    try:
-        frames = []
-        for config, is_current in load_all_configs():
-            table = backtest_table(backtest_observations(con, config, OUTCOMES), config)
-            table["is_current"] = is_current
-            frames.append(table)
-    finally:
-        con.execute(f"drop table if exists {OUTCOMES}")
+    frames = []
+    for config, is_current in load_all_configs():
+        table = backtest_table(backtest_observations(con, config), config)
+        table["is_current"] = is_current
+        frames.append(table)
     return pd.concat(frames, ignore_index=True)
 
 
