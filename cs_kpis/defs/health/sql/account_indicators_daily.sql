@@ -392,8 +392,19 @@ term_periods as (
         and date_diff('day', cast(l.period_start as date), cast(l.period_end as date)) > 180
 ),
 
+state_from as (
+    -- a windowed build: the last day before its first day on which each subscription's state changed. The
+    -- states of earlier days are read by no output day (the one of that day is in force on the first), so they
+    -- are left out of the windows below (every state of the history, sorted twice, each night)
+    select st.subscription_id, max(cast(st.changed_at as date)) as from_day
+    from marts.subscription_states as st
+    cross join build_window as bw
+    where bw.start_day is not null and cast(st.changed_at as date) < bw.start_day
+    group by st.subscription_id
+),
+
 state_days as (
-    -- each subscription's end-of-day state (the last one reported that day)
+    -- each subscription's end-of-day state (the last one reported that day), from state_from's day on
     select
         subscription_id,
         account_id,
@@ -418,6 +429,8 @@ state_days as (
             ) as rn
         from marts.subscription_states as st
         inner join billing_accounts as b on b.customer_id = st.customer_id
+        left join state_from as f on f.subscription_id = st.subscription_id
+        where f.from_day is null or cast(st.changed_at as date) >= f.from_day
     ) as s
     where rn = 1
 ),
