@@ -249,6 +249,23 @@ def test_parent_rollup_weighted_by_arr():
     assert got.loc["solo", "parent_score"] == pytest.approx(55.0)
 
 
+
+def test_parent_rollup_is_rounded_as_the_scores_so_the_order_of_a_sum_cannot_change_it():
+    # a sum of doubles depends on the order it is added in (DuckDB's threads): the roll-up is stored rounded to
+    # ROUND_DIGITS, as the scores are, so two builds of the same rows give the same value
+    latest = pd.DataFrame({"account_id": ["p", "c1", "c2"], "root_account_id": ["p", "p", "p"],
+                           "score": [10.0, 20.0, 20.0], "arr": [0.1, 0.2, 0.3]})
+    con = duckdb.connect()
+    con.register("latest", latest)
+    got = con.execute(scoring.parent_rollup_sql(cfg(), "latest")).df().iloc[0]
+    # (10 x 0.1 + 20 x 0.2 + 20 x 0.3) / 0.6 = 18.333...; 0.1 + 0.2 + 0.3 is 0.6000000000000001 in doubles
+    assert got["parent_score"] == 18.333333
+    assert got["parent_arr"] == 0.6
+    # the order of the rows does not change a bit of it
+    con.register("reversed", pd.DataFrame({c: list(reversed(latest[c].tolist())) for c in latest.columns}))
+    again = con.execute(scoring.parent_rollup_sql(cfg(), "reversed")).df().iloc[0]
+    assert (again["parent_score"], again["parent_arr"]) == (got["parent_score"], got["parent_arr"])
+
 # ------------------------------------------------------------------------------------------------ backtest
 
 def test_auc_by_hand():

@@ -461,7 +461,11 @@ def parent_rollup_sql(config: HealthConfig, latest: str) -> str:
     """The rows of ``latest`` (a table or parenthesised subquery with root_account_id, score and arr) with
     their hierarchy's roll-up: parent_score, the ARR-weighted score of the root account and all its
     descendants with a score (plain mean when none has ARR > 0; a negative or missing ARR counts 0),
-    parent_band, parent_arr and parent_accounts_scored."""
+    parent_band, parent_arr and parent_accounts_scored. parent_score and parent_arr are rounded as the scores
+    are (ROUND_DIGITS): a sum of doubles depends on the order DuckDB's threads add them in, and without the
+    rounding two builds of the same rows differed in the last digits (73.61691938314218 and ...216 on the large
+    company); the band is that of the rounded score, as for the scores."""
+    parent_score = sql_round("case when parent_arr > 0 then _wsum / parent_arr else _mean end")
     return f"""
 with _hp_latest as (select * from {latest}),
 _hp_agg as (
@@ -472,8 +476,8 @@ _hp_agg as (
     from _hp_latest where score is not null group by root_account_id
 ),
 _hp_parent as (
-    select root_account_id, parent_arr, parent_accounts_scored,
-        case when parent_arr > 0 then _wsum / parent_arr else _mean end as parent_score
+    select root_account_id, {sql_round('parent_arr')} as parent_arr, parent_accounts_scored,
+        {parent_score} as parent_score
     from _hp_agg
 )
 select l.*, p.parent_score, {band_sql(config, 'p.parent_score')} as parent_band, p.parent_arr,

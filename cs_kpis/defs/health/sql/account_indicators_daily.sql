@@ -393,11 +393,13 @@ term_periods as (
 ),
 
 state_from as (
-    -- a windowed build: the last day before its first day on which each subscription's state changed. The
-    -- states of earlier days are read by no output day (the one of that day is in force on the first), so they
-    -- are left out of the windows below (every state of the history, sorted twice, each night)
+    -- a build with a first day (every nightly, and a full build of a limited history): the last day before it
+    -- on which each subscription of the pass's accounts changed state. The states of earlier days are read by
+    -- no output day (the one of that day is in force on the first), so they are left out of the windows below
+    -- (every state of the history, sorted twice, each night)
     select st.subscription_id, max(cast(st.changed_at as date)) as from_day
     from marts.subscription_states as st
+    inner join billing_accounts as b on b.customer_id = st.customer_id
     cross join build_window as bw
     where bw.start_day is not null and cast(st.changed_at as date) < bw.start_day
     group by st.subscription_id
