@@ -16,6 +16,8 @@ import pytest
 from cs_kpis.defs.health import checks as health_checks
 from cs_kpis.defs.health import health_score as hs
 from cs_kpis.defs.health import scoring
+from cs_kpis.defs.health.assets import write_frame
+from cs_kpis.defs.health.backtest import build_backtest
 from cs_kpis.lib import checks as lib_checks
 from cs_kpis.lib import incremental
 from cs_kpis_tests.health import fixtures
@@ -228,6 +230,79 @@ def test_a_nightly_after_an_old_input_changed_rebuilds_those_accounts_in_all_thr
     full_build(wh)
     for table, order in HEALTH_TABLES.items():
         same(nightly[table], rows(wh, table, order=order))
+
+
+def snapshot(con, schema: str) -> None:
+    """Copy every health table (and what the nightly builds from them: kpis.health_scores, the backtest) into
+    ``schema``, as a build leaves them."""
+    con.execute(f"create schema {schema}")
+    con.execute(f"create table kpis.health_scores as {scoring.latest_sql(hs.load_current_config())}")
+    write_frame(con, "kpis.health_backtest", build_backtest(con), {"as_of_day": "date"})
+    for table in (*HEALTH_TABLES, "kpis.health_scores", "kpis.health_backtest"):
+        con.execute(f"create table {schema}.{table.split('.')[1]} as select * from {table}")
+    con.execute("drop table kpis.health_scores")
+    con.execute("drop table kpis.health_backtest")
+
+
+def differences(con, table: str, a: str, b: str) -> tuple[int, int]:
+    """Rows of ``a``.table not in ``b``.table and the reverse (except all: every column, bit for bit)."""
+    name = table.split(".")[1]
+    count = "select count(*) from (select * from {}.{} except all select * from {}.{})"
+    return (con.execute(count.format(a, name, b, name)).fetchall()[0][0],
+            con.execute(count.format(b, name, a, name)).fetchall()[0][0])
+
+
+@pytest.mark.parametrize("days_moved, change", [
+    (1, None),
+    (3, None),  # missed nights: one nightly moves the history's start by 3 days
+    (1, OLD_INPUT_CHANGES["old ticket priority"]),  # and rebuilds an account on every day
+], ids=["one night", "three nights", "one night, an account rebuilt"])
+def test_a_nightly_that_moves_a_limited_history_equals_a_full_build(wh, monkeypatch, days_moved, change):
+    # With a limited history, each nightly moves the history's first day forward and deletes the days before it.
+    # A full build of that history has no score 7 or 30 days before its first 7 or 30 days: their deltas are
+    # null and they have no explained changes. The nightly's rows of those days outside its window were scored
+    # when the earlier days still existed, and kept their deltas and changes: a number depending on how the
+    # warehouse got there. Every table the nightly writes must equal a full build of the same history.
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
+    monkeypatch.setenv(incremental.ENV_HISTORY_DAYS, "60")
+    monkeypatch.setattr(incremental, "MAX_REBUILT_SHARE", 1.0)  # the tiny company: any share of its 3 accounts
+    config = hs.load_current_config()
+    # day D: the calendar ends days_moved days before AS_OF; a full build of the 60 days ending on D
+    wh.execute("delete from marts.dim_day where day > ?", [AS_OF - dt.timedelta(days=days_moved)])
+    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
+    full_build(wh)
+    first = wh.execute("select min(day) from kpis.health_scores_daily").fetchall()[0][0]
+    assert first == AS_OF - dt.timedelta(days=59 + days_moved)
+    # the nightly of AS_OF: the history's first day moves by days_moved days
+    wh.executemany("insert into marts.dim_day values (?)",
+                   [(AS_OF - dt.timedelta(days=n),) for n in range(days_moved)])
+    if change:
+        wh.execute(change[0])
+    for model in (fixtures.ACTIVITY_MODEL, INDICATOR_MODEL):
+        w = plan(wh, model)
+        assert w.mode == "incremental" and w.accounts == (change[1] if change else ()), (model.table, w.reason)
+        build_window(wh, model, w)
+    stats = scoring.score_history(wh, config, chunk_rows=40)
+    assert stats["mode"] == "incremental", stats["reason"]
+    assert stats["history_start"] == first + dt.timedelta(days=days_moved) > first
+    # the history's first 30 days are outside the window (the activity's last built day is its last day with
+    # activity, 04-09 here: its nightly and so the indicators' and the scores' start from 04-07)
+    assert stats["start_day"] >= stats["history_start"] + dt.timedelta(days=30)
+    snapshot(wh, "by_nightly")
+    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
+    full_build(wh)
+    snapshot(wh, "by_full")
+    start = stats["history_start"]
+    # the case this test exists for: the full build has no change (and no delta) reaching before the history
+    assert wh.execute("select count(*) from by_full.health_scores_daily where day = ? and delta_30d is null",
+                      [start + dt.timedelta(days=29)]).fetchall()[0][0] > 0
+    assert wh.execute("select count(*) from by_full.health_scores_daily where day = ? and delta_30d is not null",
+                      [start + dt.timedelta(days=30)]).fetchall()[0][0] > 0
+    diff = {t: differences(wh, t, "by_nightly", "by_full")
+            for t in (*HEALTH_TABLES, "kpis.health_scores", "kpis.health_backtest")}
+    assert diff == {t: (0, 0) for t in diff}, diff
+    for table in HEALTH_TABLES:
+        assert wh.execute(f"select count(*) from by_full.{table.split('.')[1]}").fetchall()[0][0] > 0, table
 
 
 def test_scores_catch_up_with_every_unscored_indicator_build(wh):
