@@ -252,27 +252,28 @@ def differences(con, table: str, a: str, b: str) -> tuple[int, int]:
             con.execute(count.format(b, name, a, name)).fetchall()[0][0])
 
 
-@pytest.mark.parametrize("days_moved, change", [
-    (1, None),
-    (3, None),  # missed nights: one nightly moves the history's start by 3 days
-    (1, OLD_INPUT_CHANGES["old ticket priority"]),  # and rebuilds an account on every day
-], ids=["one night", "three nights", "one night, an account rebuilt"])
-def test_a_nightly_that_moves_a_limited_history_equals_a_full_build(wh, monkeypatch, days_moved, change):
+@pytest.mark.parametrize("days_moved, history, change", [
+    (1, 60, None),
+    (3, 60, None),  # missed nights: one nightly moves the history's start by 3 days
+    (1, 60, OLD_INPUT_CHANGES["old ticket priority"]),  # and rebuilds an account on every day
+    (1, 40, None),  # the window starts inside the history's first 30 days
+], ids=["one night", "three nights", "one night, an account rebuilt", "40 days"])
+def test_a_nightly_that_moves_a_limited_history_equals_a_full_build(wh, monkeypatch, days_moved, history, change):
     # With a limited history, each nightly moves the history's first day forward and deletes the days before it.
     # A full build of that history has no score 7 or 30 days before its first 7 or 30 days: their deltas are
     # null and they have no explained changes. The nightly's rows of those days outside its window were scored
     # when the earlier days still existed, and kept their deltas and changes: a number depending on how the
     # warehouse got there. Every table the nightly writes must equal a full build of the same history.
     monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
-    monkeypatch.setenv(incremental.ENV_HISTORY_DAYS, "60")
+    monkeypatch.setenv(incremental.ENV_HISTORY_DAYS, str(history))
     monkeypatch.setattr(incremental, "MAX_REBUILT_SHARE", 1.0)  # the tiny company: any share of its 3 accounts
     config = hs.load_current_config()
-    # day D: the calendar ends days_moved days before AS_OF; a full build of the 60 days ending on D
+    # day D: the calendar ends days_moved days before AS_OF; a full build of the history ending on D
     wh.execute("delete from marts.dim_day where day > ?", [AS_OF - dt.timedelta(days=days_moved)])
     build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
     full_build(wh)
     first = wh.execute("select min(day) from kpis.health_scores_daily").fetchall()[0][0]
-    assert first == AS_OF - dt.timedelta(days=59 + days_moved)
+    assert first == AS_OF - dt.timedelta(days=history - 1 + days_moved)
     # the nightly of AS_OF: the history's first day moves by days_moved days
     wh.executemany("insert into marts.dim_day values (?)",
                    [(AS_OF - dt.timedelta(days=n),) for n in range(days_moved)])
@@ -285,9 +286,11 @@ def test_a_nightly_that_moves_a_limited_history_equals_a_full_build(wh, monkeypa
     stats = scoring.score_history(wh, config, chunk_rows=40)
     assert stats["mode"] == "incremental", stats["reason"]
     assert stats["history_start"] == first + dt.timedelta(days=days_moved) > first
-    # the history's first 30 days are outside the window (the activity's last built day is its last day with
-    # activity, 04-09 here: its nightly and so the indicators' and the scores' start from 04-07)
-    assert stats["start_day"] >= stats["history_start"] + dt.timedelta(days=30)
+    # 60 days: the history's first 30 days are outside the window (the activity's last built day is its last day
+    # with activity, 04-09 here: its nightly and so the indicators' and the scores' start from 04-07); 40 days:
+    # the window starts on the history's 17th day
+    edge = stats["history_start"] + dt.timedelta(days=30)
+    assert stats["start_day"] >= edge if history == 60 else stats["history_start"] < stats["start_day"] < edge
     snapshot(wh, "by_nightly")
     build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
     full_build(wh)

@@ -380,6 +380,23 @@ def changes_from_scored_sql(config: HealthConfig, scored: str = SCORED) -> str:
     return explain_sql(config, f"({pairs})", None)
 
 
+def history_start_sql(history_start: dt.date) -> tuple[str, str]:
+    """(an UPDATE of kpis.health_scores_daily, a DELETE from kpis.health_score_changes) that leave the kept
+    history's first days as a full build of it leaves them: a full build scores no day before ``history_start``,
+    so delta_<w>d is null on its first w days (the left join finds no earlier score) and they have no explained
+    change over w days. A nightly that moves the history's start deletes the days before it; its rows of the
+    next 30 days outside its window were scored while the older days still existed, and kept a delta and a
+    change against a day no longer in the table (acc_a on the fixture's 2025-03-31: delta_30d -14.68 and "health
+    44 -> 30 (-15 in 30 d)" against 03-01, deleted when the history's start moved to 03-02). Only the rows whose
+    delta is not null yet are updated: each night, the days whose earlier day it deleted (about one per account
+    and window), and once, a warehouse left so by the nightlies before this fix."""
+    edge = {w: _sql_date(history_start + dt.timedelta(days=w)) for w in CHANGE_WINDOWS}
+    sets = ", ".join(f"delta_{w}d = case when day < {d} then null else delta_{w}d end" for w, d in edge.items())
+    stale = " or ".join(f"(day < {d} and delta_{w}d is not null)" for w, d in edge.items())
+    gone = " or ".join(f"(window_days = {int(w)} and day < {d})" for w, d in edge.items())
+    return (f"update {SCORES_TABLE} set {sets} where {stale}", f"delete from {CHANGES_TABLE} where {gone}")
+
+
 def _write(con, table: str, sql: str, create: bool) -> int:
     """Insert the rows of ``sql`` into ``table`` (by name), or replace the table with them; the row count."""
     if create:
@@ -416,6 +433,11 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
                             [start, window.history_start, window.history_start])
                 if window.accounts:
                     con.execute(f"delete from {table} as t where {_range_filter('t', (None, None, seq, True), None)}")
+            if window.history_start is not None:
+                # the days just deleted were the earlier day of the deltas and changes of the history's first
+                # 30 days: those outside the window are made what a full build of the kept history gives
+                for sql in history_start_sql(window.history_start):
+                    con.execute(sql)
         create = mode == "full"
         # the accounts rebuilt on every day first, as a full build scores them; then the window's days of the
         # others (incremental.build's order: deleting rows written in the same transaction slows the commit)
