@@ -415,8 +415,7 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
     account-days (incremental.py), one insert per range and table, so the joins' memory stays bounded at any
     history size. When the kept history is limited, the deltas and changes of its first 30 days that reached a
     day now deleted are nulled and deleted (history_start_sql), as a full build of that history leaves them.
-    One transaction
-    with the build's record: readers see the old or the new history, never half of it."""
+    One transaction with the build's record: readers see the old or the new history, never half of it."""
     build = spec(config)
     window = plan_scoring(con, config, full_refresh)
     mode, start = window.mode, window.start_day
