@@ -156,9 +156,10 @@ def test_nightly_indicators_and_scores_equal_a_full_build(wh, monkeypatch):
 def test_restated_history_before_the_window_forces_a_full_build(wh):
     full_build(wh)
     assert plan(wh, INDICATOR_MODEL).mode == "incremental"
-    # a regenerated company or a late fact older than the lookback: an old activity row changes
-    wh.execute("update kpis.account_activity_daily set events = events + 1 "
-               "where day = (select min(day) from kpis.account_activity_daily)")
+    # a regenerated company or restated billing: an old MRR level changes (the activity's old rows change only
+    # through its own builds, whose records reach the indicators: test_fingerprints.py, test_activity_window.py)
+    wh.execute("update marts.mrr_daily_changes set mrr = mrr + 1 "
+               "where change_date = (select min(change_date) from marts.mrr_daily_changes)")
     w = plan(wh, INDICATOR_MODEL)
     # one of the 3 accounts: more than incremental.MAX_REBUILT_SHARE of them
     assert w.mode == "full" and "more than 10% of the 3 accounts" in w.reason, w.reason

@@ -1,11 +1,13 @@
 """The fingerprints of the health layer's incremental tables (cs_kpis/lib/incremental.py): per account, a hash
-of every input row dated before the previous night's window that the account's rows are made of. When an
+of every input row dated before the previous night's window that the account's rows are made of (the indicators'
+input built incrementally too, the activity, reaches them through its build records instead). When an
 account's differs the next night (an old ticket whose priority changed, a remapped workspace, an event
 arriving later than the lookback), the nightly rebuilds that account's every kept day, the window's days for
 everyone; when too many accounts changed (incremental.MAX_REBUILT_SHARE: a regenerated demo company, restated
 billing) or an input no account owns changed (the product configuration, the calendar), the build is full.
 Inputs outside a fingerprint (for the indicators: first-reply and resolution times of old tickets, invoices
-paid late, CSM sentiment history) reach days older than the lookback only with ``full_refresh``.
+paid late, CSM sentiment history; a write to kpis.account_activity_daily outside its builds) reach days older than
+the lookback only with ``full_refresh``.
 """
 
 import datetime as dt
@@ -28,10 +30,12 @@ INDICATOR_FINGERPRINT = Fingerprint(
     # day is hashed as no end: the indicators read it only as "in force on the day" (start <= day < end), the
     # same for every older day either way, and an open MRR level or period ending on the new day (a change, a
     # cancellation) made every such nightly rebuild the year
+    # The activity (kpis.account_activity_daily) is not hashed here: its rows change only through its own builds,
+    # and their records already reach this build (incremental.plan's upstream rule): a full build of it makes this
+    # one full, the accounts it rebuilt on every day are rebuilt on every day here, and this window starts no
+    # later than its window. Hashing its every row each night (30.7 M on the large company) found nothing those
+    # records do not say, and was most of the plan's cost (BENCHMARKS.md "Indicators' nightly: the profile").
     parts=(
-        # the activity: every column of every row (read once for the two days a nightly hashes)
-        Part(source="(select * from kpis.account_activity_daily) as t", key="t.account_id", dated="t.day",
-             hashed="hash(t)"),
         *(f"select account_id, count(*) as n, bit_xor(hash(t)) as h from (select * {replace} from {table}) as t "
           f"where {column} < ? group by account_id"
           for table, column, replace in (
