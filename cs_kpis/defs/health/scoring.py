@@ -411,7 +411,10 @@ def by_month(sql: str) -> str:
     accounts): the nightly's reads and writes by day (its window's days deleted, the 30 stored days before it
     read, the history's first days updated when its start moves) skip the other months' row groups. Within a
     month, account then day keeps each account's run of days together, which compresses nearly as well as the
-    account order (whole days in account order took 2.4 times the space on the large company)."""
+    account order (whole days in account order took 2.4 times the space on the large company). The cost is a
+    sort of each range: about +30 % of a full scoring's CPU on the large company, for a nightly 41-47 % cheaper
+    (BENCHMARKS.md, session 21). The insert keeps the order as long as DuckDB's preserve_insertion_order is on
+    (its default)."""
     return f"select * from ({sql}) order by date_trunc('month', day), account_id, day"
 
 
