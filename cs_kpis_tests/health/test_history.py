@@ -7,6 +7,7 @@ window starting on 04-29 reads its grid from 01-30 and must carry u1's 01-05 spe
 import contextlib
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import math
 import re
@@ -614,13 +615,13 @@ def test_a_full_build_writes_each_account_range_month_by_month(wh, chunk_rows):
     assert stats["mode"] == "full" and (stats["chunks"] == 1) == (chunk_rows is None)
     stored = wh.execute("select account_id, day from kpis.health_scores_daily order by rowid").fetchall()
     runs = [[stored[0]]]
-    for previous, row in zip(stored, stored[1:]):
+    for previous, row in itertools.pairwise(stored):
         if month_order(row) < month_order(previous):
             runs.append([])
         runs[-1].append(row)
     assert len(runs) == stats["chunks"]
     accounts = [{a for a, _ in run} for run in runs]
-    assert all(max(a) < min(b) for a, b in zip(accounts, accounts[1:])), "one run per account range, in order"
+    assert all(max(a) < min(b) for a, b in itertools.pairwise(accounts)), "one run per account range, in order"
     assert any(len(a) > 1 for a in accounts)
     assert any(run != sorted(run) for run in runs), "the fixture must tell the month order from the account order"
     same(rows(wh, "kpis.health_scores_daily"), reference)
