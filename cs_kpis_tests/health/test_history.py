@@ -7,6 +7,7 @@ window starting on 04-29 reads its grid from 01-30 and must carry u1's 01-05 spe
 import contextlib
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import math
 import re
@@ -596,3 +597,32 @@ def test_the_changes_explain_the_stored_scores_exactly(wh, monkeypatch):
     assert rows(wh, "kpis.health_score_changes", order="account_id, day, window_days") == \
         changes_from_the_stored_scores(wh, config)
 
+
+
+def month_order(row: tuple) -> tuple:
+    account_id, day = row
+    return (day.year, day.month, account_id, day)
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 150])
+def test_a_full_build_writes_each_account_range_month_by_month(wh, chunk_rows):
+    """A full build writes each account range's scores ordered by month, then account and day (scoring.by_month),
+    so that the nightly's filters on day skip the other months' row groups; the rows are the same. In the table's
+    order (rowid), each range is one run of rows in that order, the ranges one after another."""
+    config = hs.load_current_config()
+    full_build(wh)
+    reference = rows(wh, "kpis.health_scores_daily")
+    stats = scoring.score_history(wh, config, full_refresh=True, chunk_rows=chunk_rows)
+    assert stats["mode"] == "full" and (stats["chunks"] == 1) == (chunk_rows is None)
+    stored = wh.execute("select account_id, day from kpis.health_scores_daily order by rowid").fetchall()
+    runs = [[stored[0]]]
+    for previous, row in itertools.pairwise(stored):
+        if month_order(row) < month_order(previous):
+            runs.append([])
+        runs[-1].append(row)
+    assert len(runs) == stats["chunks"]
+    accounts = [{a for a, _ in run} for run in runs]
+    assert all(max(a) < min(b) for a, b in itertools.pairwise(accounts)), "one run per account range, in order"
+    assert any(len(a) > 1 for a in accounts)
+    assert any(run != sorted(run) for run in runs), "the fixture must tell the month order from the account order"
+    same(rows(wh, "kpis.health_scores_daily"), reference)

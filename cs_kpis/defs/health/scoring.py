@@ -397,6 +397,27 @@ def history_start_sql(history_start: dt.date) -> tuple[str, str]:
     return (f"update {SCORES_TABLE} set {sets} where {stale}", f"delete from {CHANGES_TABLE} where {gone}")
 
 
+CLUSTER_DAYS = 31
+"""a pass that writes more days than this (a full build's ranges, the accounts rebuilt on every day) writes its
+scores ordered by month, then account and day (by_month)"""
+
+
+def by_month(sql: str) -> str:
+    """The rows of ``sql`` (a SELECT with day and account_id) ordered by calendar month, then account and day.
+
+    The scores are written in ranges of accounts; unordered, each range's rows come in account order, so each
+    of its row groups holds every day of a few accounts and a filter on day skips none (DuckDB keeps a min and
+    max per column and row group). In months, a range's row groups each hold one month (of some of its
+    accounts): the nightly's reads and writes by day (its window's days deleted, the 30 stored days before it
+    read, the history's first days updated when its start moves) skip the other months' row groups. Within a
+    month, account then day keeps each account's run of days together, which compresses nearly as well as the
+    account order (whole days in account order took 2.4 times the space on the large company). The cost is a
+    sort of each range: about +30 % of a full scoring's CPU on the large company, for a nightly 41-47 % cheaper
+    (BENCHMARKS.md, session 21). The insert keeps the order as long as DuckDB's preserve_insertion_order is on
+    (its default)."""
+    return f"select * from ({sql}) order by date_trunc('month', day), account_id, day"
+
+
 def _write(con, table: str, sql: str, create: bool) -> int:
     """Insert the rows of ``sql`` into ``table`` (by name), or replace the table with them; the row count."""
     if create:
@@ -447,18 +468,23 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
                     mode == "incremental") for accounts in ranges]
         for n, (accounts, since, windowed) in enumerate(passes):
             t0 = time.perf_counter()
+            # many days (a full build, the rebuilt accounts' every day) are written month by month (by_month); a
+            # nightly window's few days are appended together at the table's end anyway
+            order = (by_month if since is None or window.as_of is None or (window.as_of - since).days > CLUSTER_DAYS
+                     else (lambda sql: sql))
             if accounts is not None and len(accounts) == 4 and accounts[3]:
                 # every kept day of the accounts rebuilt on every day: scored once with each window's earlier
                 # scores, both tables written from that (their moved rows and earlier days, read back from the
                 # table, were a scan of every stored row for a few accounts: about 0.9 s of the large nightly)
                 con.execute(f"create or replace temp table {SCORED} as "
                             f"{scores_sql(config, accounts, since, windowed, window.as_of, before=True)}")
-                written = _write(con, SCORES_TABLE, f"select {', '.join(SCORE_COLUMNS)} from {SCORED}", create)
+                written = _write(con, SCORES_TABLE, order(f"select {', '.join(SCORE_COLUMNS)} from {SCORED}"), create)
                 t1 = time.perf_counter()
                 _write(con, CHANGES_TABLE, changes_from_scored_sql(config), create)
                 con.execute(f"drop table {SCORED}")
             else:
-                written = _write(con, SCORES_TABLE, scores_sql(config, accounts, since, windowed, window.as_of), create)
+                written = _write(con, SCORES_TABLE, order(scores_sql(config, accounts, since, windowed, window.as_of)),
+                                 create)
                 t1 = time.perf_counter()
                 con.execute(f"create or replace temp table {MOVED} as {moved_sql(accounts, since)}")
                 _write(con, CHANGES_TABLE, changes_sql(config, since, window.as_of if windowed else None), create)
