@@ -162,7 +162,7 @@ def test_restated_history_before_the_window_forces_a_full_build(wh):
     wh.execute("update marts.mrr_daily_changes set mrr = mrr + 1 "
                "where change_date = (select min(change_date) from marts.mrr_daily_changes)")
     w = plan(wh, INDICATOR_MODEL)
-    # one of the 3 accounts: more than incremental.MAX_REBUILT_SHARE of them
+    # 2025-01-01's MRR level is acc_a's and acc_c's: 2 of the 3 accounts, more than incremental.MAX_REBUILT_SHARE
     assert w.mode == "full" and "more than 10% of the 3 accounts" in w.reason, w.reason
 
 
@@ -626,3 +626,35 @@ def test_a_full_build_writes_each_account_range_month_by_month(wh, chunk_rows):
     assert any(len(a) > 1 for a in accounts)
     assert any(run != sorted(run) for run in runs), "the fixture must tell the month order from the account order"
     same(rows(wh, "kpis.health_scores_daily"), reference)
+
+
+def test_the_indicators_start_where_a_longer_activity_window_did(wh, monkeypatch):
+    # The indicators' fingerprint does not hash the activity's rows: a change to them reaches the indicators only
+    # through the activity's build records. Here the activity's nightly window (10 days) reaches further back than
+    # the indicators' own (3 days), and a late event on a day between the two starts changes activity rows there
+    # without the activity's fingerprint listing any account (the day is inside its window). The indicators'
+    # window must start where the activity's did, and their rows equal a full build.
+    lookbacks = {fixtures.ACTIVITY_MODEL.table: 10, INDICATOR_MODEL.table: 3}
+    spec = fixtures.spec
+    monkeypatch.setattr(fixtures, "spec", lambda model: dataclasses.replace(
+        spec(model), lookback_days=lookbacks[model.table]))
+    monkeypatch.delenv(incremental.ENV_LOOKBACK_DAYS, raising=False)
+    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
+    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
+    before = rows(wh, INDICATOR_MODEL.table)
+    # the activity's last built day is its last day with activity (04-09 in the fixture): its window from 03-31;
+    # its fingerprint covers the days before 04-21 (as of 04-30, 10 days): 04-23 lists no account
+    wh.execute("insert into staging.stg_product__events values ('late_w', 'track', 'ua', 'Signed In', 'ws_a', "
+               "'2025-04-23 10:00:00+00', '2025-04-30')")
+    activity = plan(wh, fixtures.ACTIVITY_MODEL)
+    assert (activity.mode, activity.start_day, activity.accounts) == ("incremental", dt.date(2025, 3, 31), ()), \
+        activity.reason
+    build_window(wh, fixtures.ACTIVITY_MODEL, activity)
+    w = plan(wh, INDICATOR_MODEL)
+    # their own window would start on 04-28 (as of 04-30, 3 days)
+    assert (w.mode, w.start_day, w.accounts) == ("incremental", activity.start_day, ()), w.reason
+    build_window(wh, INDICATOR_MODEL, w)
+    nightly = rows(wh, INDICATOR_MODEL.table)
+    assert nightly != before, "the late event must change the indicators of the days before their own window"
+    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
+    same(nightly, rows(wh, INDICATOR_MODEL.table))

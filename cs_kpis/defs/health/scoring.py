@@ -470,7 +470,7 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
             t0 = time.perf_counter()
             # many days (a full build, the rebuilt accounts' every day) are written month by month (by_month); a
             # nightly window's few days are appended together at the table's end anyway
-            order = (by_month if since is None or window.as_of is None or (window.as_of - since).days > CLUSTER_DAYS
+            order = (by_month if since is None or window.as_of is None or (window.as_of - since).days >= CLUSTER_DAYS
                      else (lambda sql: sql))
             if accounts is not None and len(accounts) == 4 and accounts[3]:
                 # every kept day of the accounts rebuilt on every day: scored once with each window's earlier
