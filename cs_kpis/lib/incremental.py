@@ -30,6 +30,12 @@ A SQL model becomes incremental with a header tag (cs_kpis/lib/sql.py)::
   history"). The accounts a nightly rebuilds on every day are cut by ``rows_per_gb``, as a full build, and so is
   a window that writes more than a nightly's lookback + 1 days (a catch-up after missed nights: the days
   written are a full grid per account).
+- ``listed=window`` (default: off): the model's SQL can build the accounts a nightly rebuilds on every day in the
+  window's own pass (``listed`` = ``whole`` below), and does so when their kept account-days are at most
+  LISTED_IN_WINDOW_SHARE of a full build's range. Each pass reads the inputs that are not per account whole
+  (tickets, invoices, subscription states: about 5 operator seconds on the large company), so a pass of their own
+  cost the indicators' nightly 2-4 s for 9 accounts (BENCHMARKS.md "Indicators' nightly: the listed accounts in
+  the window's pass").
 
 The table must have ``account_id`` and ``day`` columns; the as-of day is ``max(day)`` of marts.dim_day.
 Every build is a row of CONTROL_TABLE (``model``, ``mode``, ``start_day``, ``history_start``, ``as_of``,
@@ -45,7 +51,9 @@ and produces the rows of days >= start_day (null: every day) for the accounts in
 range's bounds as constants, with_account_range, so that DuckDB skips the other accounts' row groups: the
 model must still restrict its accounts itself); when ``listed`` is ``only``, only for the accounts of
 ACCOUNTS_TABLE (``kpis._build_accounts``) with that model and build_seq, when ``except``, for every other account (a left join of the list where the
-accounts are first read, so every later step handles only them: plain SQL, DuckDB and Spark). Python-built
+accounts are first read, so every later step handles only them: plain SQL, DuckDB and Spark), when ``whole``
+(``listed=window`` models only), for every account, the listed ones from ``history_start`` (null: their whole
+history) and the others from ``start_day``. Python-built
 tables (the health scores) use plan, record and account_ranges the same way. The alerts
 (cs_kpis/defs/alerts/engine.py) record their builds here too, with a planner of their own that reads these
 records (a full build of a table they read makes theirs full; the accounts one rebuilt on every day are
@@ -72,7 +80,8 @@ Otherwise it is incremental: the window's days for every account, and every kept
 
 The build then deletes the window's days and the listed accounts' rows, runs the SQL with ``listed`` =
 ``only`` and start_day = the history start (in ranges of those accounts only), then with ``except`` and the
-window's start_day for everyone else, in ranges, all in one transaction.
+window's start_day for everyone else, in ranges, all in one transaction; a ``listed=window`` model with few
+listed accounts runs once per range instead, with ``whole``.
 On the large company one nightly's 216 old tickets touched about 200 of 100,000 accounts: rebuilding those
 replaces a full build of all three health tables (BENCHMARKS.md "Nightly: only the changed accounts").
 
@@ -103,7 +112,11 @@ ENV_LOOKBACK_DAYS = tuning.SETTINGS["health.lookback_days"].env
 DEFAULT_LOOKBACK_DAYS = tuning.SETTINGS["health.lookback_days"].default
 CHUNK_ROWS = 12_000_000
 """account-days per range of a build, unless the model's tag says otherwise"""
-TAG_KEYS = {"lookback_days", "history", "chunk_rows", "rows_per_gb", "reads_days", "window_rows_per_gb", "by", "merge"}
+TAG_KEYS = {"lookback_days", "history", "chunk_rows", "rows_per_gb", "reads_days", "window_rows_per_gb", "listed", "by",
+            "merge"}
+LISTED_IN_WINDOW_SHARE = 0.1
+"""a model tagged ``listed=window`` builds the accounts a nightly rebuilds on every day in the window's own pass
+when their kept days are at most this share of a full build's range (more: a pass of their own, as without it)"""
 
 
 def history_days() -> int | None:
@@ -135,6 +148,8 @@ class Incremental:
     """days before its window's first day the model reads (None: it reads every earlier day)"""
     window_rows_per_gb: int | None = None
     """account-days read per GB a nightly window's range may hold (None: rows_per_gb)"""
+    listed_in_window: bool = False
+    """its SQL builds the accounts rebuilt on every day in the window's pass (``listed`` = ``whole``), when few"""
     upstream: tuple[str, ...] = ()
     """tables it reads that are built incrementally too: a full build of one makes the next build full"""
     fingerprint: "Fingerprint | Callable | None" = None
@@ -172,6 +187,12 @@ def parse_tag(value: str, where: str) -> dict:
             if not columns or not all(re.fullmatch(r"[a-z_][a-z0-9_]*", c) for c in columns):
                 raise ValueError(f"{where}: @incremental merge takes column names separated by commas, not {raw!r}")
             out["merge"] = columns
+        elif key == "listed":
+            # listed=window: the SQL reads listed = 'whole' (every account; the listed ones from the history's
+            # first day), so the accounts a nightly rebuilds on every day need no pass of their own
+            if raw != "window":
+                raise ValueError(f"{where}: @incremental listed must be window, not {raw!r}")
+            out["listed_in_window"] = True
         elif key == "history":
             if raw not in ("all", "limited"):
                 raise ValueError(f"{where}: @incremental history must be all or limited, not {raw!r}")
@@ -728,6 +749,22 @@ def build_ranges(con, spec: Incremental, window: BuildWindow, chunk_rows: int | 
     return account_ranges(con, sized, rows_per_range, only), rows_per_range
 
 
+def listed_in_window(con, spec: Incremental, window: BuildWindow, chunk_rows: int | None = None) -> bool:
+    """Whether a build of ``window`` builds its listed accounts (every kept day) in the window's pass: the model
+    is tagged ``listed=window``, the build is incremental with listed accounts, and their kept account-days are at
+    most LISTED_IN_WINDOW_SHARE of a full build's range (the window's ranges are sized by the days they read,
+    which a listed account's every day would exceed if they were many)."""
+    if not (spec.listed_in_window and window.accounts and window.mode != "full" and window.as_of is not None):
+        return False
+    listed = replace(window, start_day=window.history_start)
+    days = con.execute(
+        "select coalesce(sum(greatest(date_diff('day', greatest(first_day, coalesce(cast(? as date), first_day)), "
+        "cast(? as date)), 0) + 1), 0) from (select account_id, min(start_date) as first_day "
+        "from marts.subscription_periods where account_id in (select unnest(cast(? as varchar[]))) "
+        "group by account_id)", [listed.start_day, listed.as_of, list(window.accounts)]).fetchall()[0][0]
+    return days <= LISTED_IN_WINDOW_SHARE * range_rows(con, spec, chunk_rows)
+
+
 def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int | None = None) -> dict:
     """(Re)build ``spec.table`` from ``sql`` (which reads its current row of the control table) for
     ``window``, in one transaction with its record: a full build replaces the table; an incremental one
@@ -738,7 +775,9 @@ def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int
     con.execute("set TimeZone = 'UTC'")
     ranges, rows_per_range = build_ranges(con, spec, window, chunk_rows)
     listed = replace(window, start_day=window.history_start)  # the rebuilt accounts: every kept day
-    listed_ranges = build_ranges(con, spec, listed, chunk_rows, window.accounts)[0] if window.accounts else []
+    whole = listed_in_window(con, spec, window, chunk_rows)
+    listed_ranges = (build_ranges(con, spec, listed, chunk_rows, window.accounts)[0]
+                     if window.accounts and not whole else [])
     con.execute("begin transaction")
     try:
         before = table_rows(con, spec.table)
@@ -761,6 +800,12 @@ def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int
                 rebuilt += con.execute(f"insert into {spec.table} by name\n{with_account_range(sql, first, last)}"
                                        ).fetchall()[0][0]
             set_listed_pass(con, spec.table, window.start_day, "except")
+        if whole:
+            # every kept day of the listed accounts in the window's own pass (the SQL reads listed = 'whole')
+            deleted += con.execute(
+                f"delete from {spec.table} where account_id in (select account_id from {ACCOUNTS_TABLE} "
+                "where model = ? and build_seq = ?)", [spec.table, seq]).fetchall()[0][0]
+            set_listed_pass(con, spec.table, window.start_day, "whole")
         for n, (first, last) in enumerate(ranges):
             set_range(con, spec.table, first, last)
             ranged = with_account_range(sql, first, last)
@@ -769,7 +814,11 @@ def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int
                 con.execute(f"create or replace table {spec.table} as\n{ranged}")
             else:
                 con.execute(f"insert into {spec.table} by name\n{ranged}")
-        if listed_ranges:
+        if whole:
+            rebuilt = con.execute(
+                f"select count(*) from {spec.table} where account_id in (select account_id from {ACCOUNTS_TABLE} "
+                "where model = ? and build_seq = ?)", [spec.table, seq]).fetchall()[0][0]
+        if listed_ranges or whole:
             set_listed_pass(con, spec.table, window.start_day, None)
         set_range(con, spec.table, None, None)
         record_rows(con, spec.table, before)

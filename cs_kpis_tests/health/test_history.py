@@ -61,6 +61,27 @@ def test_windowed_indicator_build_equals_the_full_build_on_its_days(wh, start):
     same(rows(wh, "kpis.account_indicators_daily"), full)
 
 
+def test_a_window_leaves_out_only_the_invoices_settled_and_terms_ended_before_it(wh):
+    # A windowed build reads the invoices settled after its first day and the paid terms ending after it (the
+    # others are past due, or in force, on no day it writes). Here an invoice unpaid from 04-20 to 04-28 and an
+    # annual term ending on 04-28, around a window starting on 04-27: the window's rows equal a full build's, and
+    # both reach into it (past due 7 days on 04-27, the term's renewal a day away; in_2, unpaid since 03-10, paid)
+    wh.execute("update staging.stg_billing__invoices set status = 'paid', paid_at = '2025-04-01 10:00:00+00' "
+               "where invoice_id = 'in_2'")
+    wh.execute("insert into staging.stg_billing__invoices values ('in_6', 'cus_a', 'paid', 700, null, "
+               "'2025-04-20 10:00:00+00', '2025-04-28 10:00:00+00', null, null), ('in_7', 'cus_a', 'paid', 5000, "
+               "null, '2024-04-28 10:00:00+00', '2024-04-28 10:00:00+00', null, null)")
+    wh.execute("insert into staging.stg_billing__invoice_lines values ('il_6', 'in_7', 'sub_a4', 'price_growth', "
+               "false, '2024-04-28 00:00:00+00', '2025-04-28 00:00:00+00')")
+    start = dt.date(2025, 4, 27)
+    build_window(wh, INDICATOR_MODEL, window(None))
+    full = rows(wh, "kpis.account_indicators_daily", start)
+    first = [r for r in full if r["account_id"] == "acc_a" and r["day"] == start][0]
+    assert (first["max_days_past_due"], first["days_to_renewal"]) == (7, 1), first
+    build_window(wh, INDICATOR_MODEL, window(start, start))
+    same(rows(wh, "kpis.account_indicators_daily"), full)
+
+
 @pytest.mark.parametrize("start", [None, dt.date(2025, 3, 15)])
 def test_a_build_in_account_ranges_equals_one_build(wh, start):
     full = rows(wh, "kpis.account_indicators_daily", start)
@@ -94,9 +115,10 @@ def test_each_account_range_reads_only_its_accounts_activity(wh, tmp_path):
                                    only="window_deltas as (")  # the model's statements
     build_window(counted, INDICATOR_MODEL, w, chunk_rows=150)
     counted.stop()
-    # two scans per range; the first range (acc_a and acc_b) read every row of the table
+    # three scans per range (the carry, the trailing windows and the listed accounts' earlier days, which a
+    # build without listed accounts joins to none); the first range (acc_a and acc_b) read every row of the table
     # every scan reported its rows (a profile without the counter would pass the bound below with zeros)
-    assert counted.scans == 4 and min(counted.rows_scanned) > 0, counted.rows_scanned
+    assert counted.scans == 6 and min(counted.rows_scanned) > 0, counted.rows_scanned
     assert max(counted.rows_scanned) < table_rows / 2, (counted.rows_scanned, table_rows)
     same(rows(wh, INDICATOR_MODEL.table), full)
 
@@ -252,6 +274,63 @@ def differences(con, table: str, a: str, b: str) -> tuple[int, int]:
     count = "select count(*) from (select * from {}.{} except all select * from {}.{})"
     return (con.execute(count.format(a, name, b, name)).fetchall()[0][0],
             con.execute(count.format(b, name, a, name)).fetchall()[0][0])
+
+
+# sub_a set to cancel on 01-10 (cancellation_scheduled from then on): a state in force on a 100-day history's
+# first day (01-21), set before it
+OLD_CANCELLATION = ("insert into marts.subscription_states values ('sub_a', 'cus_a', '2025-01-10 09:00:00+00', "
+                    "'evt_0', 'active', true, null, null)")
+
+
+@pytest.mark.parametrize("change, history, setup", [
+    # acc_a: its ticket of 01-03 .. 01-04, open urgent/high (kept only with every day)
+    (OLD_INPUT_CHANGES["old ticket priority"], None, None),
+    # acc_a rebuilt on a 100-day history: its first-reply median of 01-21 .. 03-01 holds ticket 1 (created 01-03),
+    # its cancellation is scheduled from the state of 01-10 (the priority change itself changes no kept row)
+    (OLD_INPUT_CHANGES["old ticket priority"], 100, OLD_CANCELLATION),
+    # acc_b and acc_c: acc_c's product event of 01-02 (its 30-day actives reach 02-01, kept with 100 days)
+    (OLD_INPUT_CHANGES["workspace remap"], None, None),
+    (OLD_INPUT_CHANGES["workspace remap"], 100, None),
+], ids=["old ticket priority", "old ticket priority, 100 days kept", "workspace remap",
+        "workspace remap, 100 days kept"])
+@pytest.mark.parametrize("share", [incremental.LISTED_IN_WINDOW_SHARE, 0.0], ids=["in the window's pass", "own pass"])
+def test_the_accounts_rebuilt_on_every_day_are_built_in_the_windows_pass_when_few(wh, monkeypatch, change, history,
+                                                                                   setup, share):
+    # The indicators' nightly built the listed accounts in a pass of their own, and each pass reads the tickets,
+    # invoices and subscription states whole: 2-4 s on the large company for 9 accounts. With few listed
+    # accounts (listed=window) the window's pass builds them too, every kept day, each account from its own first
+    # day: the tickets, subscription states and activity read from it. Both ways equal a full build.
+    if setup:
+        wh.execute(setup)
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
+    if history:
+        monkeypatch.setenv(incremental.ENV_HISTORY_DAYS, str(history))
+    monkeypatch.setattr(incremental, "MAX_REBUILT_SHARE", 1.0)  # the tiny company: any share of its 3 accounts
+    monkeypatch.setattr(incremental, "LISTED_IN_WINDOW_SHARE", share)
+    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
+    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
+    before = rows(wh, INDICATOR_MODEL.table)
+    sql, accounts = change
+    wh.execute(sql)
+    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL))
+    w = plan(wh, INDICATOR_MODEL)
+    assert (w.mode, w.accounts) == ("incremental", accounts), w.reason
+    assert incremental.listed_in_window(wh, fixtures.spec(INDICATOR_MODEL), w) == (share > 0)
+    stats = build_window(wh, INDICATOR_MODEL, w)
+    assert stats["account_ranges"] == (1 if share else 2)
+    listed = wh.execute("select count(*) from kpis.account_indicators_daily where account_id in "
+                        "(select unnest(cast(? as varchar[])))", [list(accounts)]).fetchall()[0][0]
+    assert stats["rows_of_rebuilt_accounts"] == listed > 0
+    nightly = rows(wh, INDICATOR_MODEL.table)
+    if setup:  # what the rebuilt days must read from before the history's first day
+        got = {(r["day"], r["median_first_reply_minutes"], r["cancellation_scheduled"]) for r in nightly
+               if r["account_id"] == "acc_a" and r["day"] == dt.date(2025, 1, 21)}
+        assert got == {(dt.date(2025, 1, 21), 30.0, 1)}, got
+    else:
+        assert nightly != before, "the change must change older rows, or the test proves nothing"
+    assert incremental.current(wh, INDICATOR_MODEL.table)["listed"] is None
+    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
+    same(nightly, rows(wh, INDICATOR_MODEL.table))
 
 
 @pytest.mark.parametrize("days_moved, history, change", [

@@ -48,7 +48,7 @@ def test_the_health_models_are_tagged_and_read_the_tables_they_build_after():
     assert ACTIVITY_MODEL.incremental == {"lookback_days": 7, "chunk_rows": 40_000_000, "rows_per_gb": 1_500_000,
                                           "reads_days": 34}
     assert INDICATOR_MODEL.incremental == {"lookback_days": 7, "limited_history": True, "rows_per_gb": 250_000,
-                                           "reads_days": 89, "window_rows_per_gb": 1_500_000}
+                                           "reads_days": 89, "window_rows_per_gb": 1_500_000, "listed_in_window": True}
     assert ACTIVITY_MODEL.table in INDICATOR_MODEL.incremental_spec().upstream
 
 
@@ -108,5 +108,6 @@ def test_a_range_is_rendered_as_constants_on_the_marked_scans(first, last, where
     sql = "select *\nfrom t as a\n    -- account range: a.account_id\n"
     got = incremental.with_account_range(sql, first, last)
     assert got == (sql if where is None else f"select *\nfrom t as a\n    {where}\n")
-    # the indicators mark both scans of the activity
-    assert INDICATOR_MODEL.sql.count("-- account range: a.account_id") == 2
+    # the indicators mark their three scans of the activity (the carry, the trailing windows, the listed
+    # accounts' earlier days)
+    assert INDICATOR_MODEL.sql.count("-- account range: a.account_id") == 3

@@ -11,8 +11,10 @@
 -- Built incrementally (cs_kpis/lib/incremental.py): the current row of kpis._build_window holds the first
 -- day to (re)build (start_day; null = each account's whole history) and a range of accounts (account_from
 -- exclusive .. account_to inclusive; null = open; listed: 'only' the accounts of kpis._build_accounts
--- for this build, which a nightly rebuilds on every day when their older inputs changed, or all 'except'
--- them). Rows are produced for days >= start_day only; the trailing windows read the activity of the 89 days
+-- for this build, which a nightly rebuilds on every day when their older inputs changed, all 'except'
+-- them, or every account with them 'whole': from the history's first day, in the window's pass, when they are
+-- few: listed=window). Rows are produced for days >= start_day only (a listed account's in a pass of 'whole':
+-- from history_start); the trailing windows read the activity of the 89 days
 -- before it (its deltas dated before the first output day count on that day), and the running sums (distinct
 -- actives, milestones, open urgent/high tickets) start from the sum of every activity delta before those
 -- days, so a windowed build equals the same days of a full build (tested). The history kept is
@@ -20,7 +22,7 @@
 -- (`-- account range:` lines, incremental.with_account_range): the joins on the range's accounts give the same
 -- rows, the constants let DuckDB skip the row groups of other accounts.
 -- @grain account_id, day
--- @incremental lookback_days=7 history=limited rows_per_gb=250000 reads_days=89 window_rows_per_gb=1500000
+-- @incremental lookback_days=7 history=limited rows_per_gb=250000 reads_days=89 window_rows_per_gb=1500000 listed=window
 -- @column account_id: CRM account
 -- @column day: the as-of day (UTC)
 -- @column root_account_id: top of the account's hierarchy (marts.accounts; the account itself when unknown)
@@ -62,21 +64,26 @@
 -- @column days_to_renewal: days until the renewal: the end of the current paid term (a licensed billing period longer than 180 days) of a subscription that is active and not set to cancel; null when there is none (monthly and quarterly billing have no term)
 -- @column cancellation_scheduled: 1 when a subscription in force has a cancellation scheduled, else 0
 with build_window as (
-    -- reads_from: the first activity day the trailing windows read (89 days before the build window; null = all)
+    -- reads_from: the first activity day the trailing windows read (89 days before the build window; null = all);
+    -- earliest_day: the first day any account of the pass is written from (a pass of 'whole' writes the listed
+    -- accounts from the history's first day; null = every account's whole history)
     select
         max(start_day) as start_day,
         cast(max(start_day) - interval 89 day as date) as reads_from,
+        case when max(listed) = 'whole' then max(history_start) else max(start_day) end as earliest_day,
         max(account_from) as account_from,
         max(account_to) as account_to,
         max(build_seq) as build_seq,
-        max(listed) as listed
+        max(listed) as listed,
+        max(history_start) as history_start
     from kpis._build_window
     where model = 'kpis.account_indicators_daily' and is_current
 ),
 
 listed_accounts as (
     -- the accounts a nightly rebuilds on every day (their older inputs changed): this pass builds only them
-    -- (listed = 'only'), or every account but them (listed = 'except')
+    -- (listed = 'only'), every account but them (listed = 'except'), or every account, them from the
+    -- history's first day (listed = 'whole')
     select distinct a.account_id
     from kpis._build_accounts as a
     inner join build_window as bw
@@ -86,8 +93,17 @@ listed_accounts as (
 
 starts as (
     -- the accounts of this build: all, or the range (account_from, account_to] (large histories are
-    -- built in ranges of accounts so that memory stays bounded), the listed accounts or the others
-    select p.account_id, min(p.start_date) as first_day
+    -- built in ranges of accounts so that memory stays bounded), the listed accounts or the others; from_day:
+    -- the first day written for the account (the build window's; a listed account's in a pass of 'whole': the
+    -- history's first day; null = its whole history) and reads_from the first activity day its windows read
+    select
+        p.account_id,
+        min(p.start_date) as first_day,
+        max(case when bw.listed = 'whole' and l.account_id is not null then bw.history_start else bw.start_day end)
+            as from_day,
+        max(case when bw.listed = 'whole' and l.account_id is not null
+            then cast(bw.history_start - interval 89 day as date) else bw.reads_from end) as reads_from,
+        max(case when bw.listed = 'whole' and l.account_id is not null then 1 else 0 end) as is_listed
     from marts.subscription_periods as p
     cross join build_window as bw
     left join listed_accounts as l
@@ -95,7 +111,7 @@ starts as (
     where p.account_id is not null
         and (bw.account_from is null or p.account_id > bw.account_from)
         and (bw.account_to is null or p.account_id <= bw.account_to)
-        and (bw.listed is null
+        and (bw.listed is null or bw.listed = 'whole'
             or (bw.listed = 'only' and l.account_id is not null)
             or (bw.listed = 'except' and l.account_id is null))
     group by p.account_id
@@ -117,10 +133,9 @@ activity_totals as (
     from (
         select
             a.*,
-            coalesce(a.day < bw.reads_from and a.day >= cal.first_day, false) as is_carry
+            coalesce(a.day < s.reads_from and a.day >= cal.first_day, false) as is_carry
         from kpis.account_activity_daily as a
         inner join starts as s on s.account_id = a.account_id
-        cross join build_window as bw
         cross join (select min(day) as first_day from marts.dim_day) as cal
         -- account range: a.account_id
     ) as a
@@ -136,7 +151,10 @@ account_keys as (
     select
         s.account_id,
         s.first_day,
-        greatest(s.first_day, coalesce(bw.start_day, s.first_day), cal.first_day) as first_out,
+        greatest(s.first_day, coalesce(s.from_day, s.first_day), cal.first_day) as first_out,
+        s.reads_from,
+        bw.reads_from as window_reads_from,
+        s.is_listed,
         greatest(least(s.first_day, coalesce(a.first_activity_day, s.first_day)), cal.first_day) as grid_start,
         cast(row_number() over (order by s.account_id) as bigint) as account_key
     from starts as s
@@ -178,18 +196,32 @@ window_activity as (
         a.key_features_30d_delta,
         a.milestones_reached,
         a.urgent_high_delta
-    from kpis.account_activity_daily as a
-    -- the days read, as a join on the day: DuckDB filters the scan by them before the join on the accounts (a
-    -- filter on the build window's columns ran after it, on every activity row of the history)
-    inner join (
-        select d.day
-        from marts.dim_day as d
-        cross join build_window as bw
-        where bw.reads_from is null or d.day >= bw.reads_from
-    ) as rd on rd.day = a.day
+    from (
+        select a.*
+        from kpis.account_activity_daily as a
+        -- the days read, as a join on the day: DuckDB filters the scan by them before the join on the accounts
+        -- (a filter on the build window's columns ran after it, on every activity row of the history)
+        inner join (
+            select d.day
+            from marts.dim_day as d
+            cross join build_window as bw
+            where bw.reads_from is null or d.day >= bw.reads_from
+        ) as rd on rd.day = a.day
+        -- account range: a.account_id
+        union all
+        -- a pass of 'whole': the listed accounts' earlier days, from 89 days before the history's first day (a
+        -- join on those few accounts: DuckDB reads only their row groups)
+        select a.*
+        from kpis.account_activity_daily as a
+        inner join account_keys as lk
+            on lk.account_id = a.account_id
+            and lk.is_listed = 1
+            and a.day < lk.window_reads_from
+            and (lk.reads_from is null or a.day >= lk.reads_from)
+        -- account range: a.account_id
+    ) as a
     inner join account_keys as k on k.account_id = a.account_id
     cross join (select max(day) as as_of from marts.dim_day) as cal
-    -- account range: a.account_id
 ),
 
 window_deltas as (
@@ -266,7 +298,7 @@ milestone_count as (
 ),
 
 ticket_facts as (
-    select t.*
+    select t.*, s.from_day
     from (
         -- include: support_tickets
     ) as t
@@ -278,20 +310,18 @@ reply_tickets as (
     -- window (every ticket on a full build of every day). A change day before the window then has a median
     -- of fewer tickets, but the output days only read the last change day on or before them, whose 90 days
     -- hold no ticket left out
-    select t.account_id, t.created_day, t.first_reply_minutes
+    select t.account_id, t.from_day, t.created_day, t.first_reply_minutes
     from ticket_facts as t
-    cross join build_window as bw
     where t.first_reply_minutes is not null
-        and (bw.start_day is null or t.created_day > cast(bw.start_day - interval 90 day as date))
+        and (t.from_day is null or t.created_day > cast(t.from_day - interval 90 day as date))
 ),
 
 solved_tickets as (
     -- the same for tickets solved: solved less than 90 days before the build window
-    select t.account_id, t.ticket_id, t.solved_day, t.full_resolution_minutes, t.is_fcr
+    select t.account_id, t.from_day, t.ticket_id, t.solved_day, t.full_resolution_minutes, t.is_fcr
     from ticket_facts as t
-    cross join build_window as bw
     where t.solved_day is not null
-        and (bw.start_day is null or t.solved_day > cast(bw.start_day - interval 90 day as date))
+        and (t.from_day is null or t.solved_day > cast(t.from_day - interval 90 day as date))
 ),
 
 change_points as (
@@ -306,24 +336,24 @@ change_points as (
         select
             kind,
             account_id,
+            from_day,
             day,
             min(day) over (partition by kind, account_id order by day rows between 1 following and 1 following)
                 as next_day
         from (
-            select 'reply' as kind, account_id, created_day as day from reply_tickets
+            select 'reply' as kind, account_id, from_day, created_day as day from reply_tickets
             union
-            select 'reply' as kind, account_id, cast(created_day + interval 90 day as date) as day
+            select 'reply' as kind, account_id, from_day, cast(created_day + interval 90 day as date) as day
             from reply_tickets
             union
-            select 'solved' as kind, account_id, solved_day as day from solved_tickets
+            select 'solved' as kind, account_id, from_day, solved_day as day from solved_tickets
             union
-            select 'solved' as kind, account_id, cast(solved_day + interval 90 day as date) as day
+            select 'solved' as kind, account_id, from_day, cast(solved_day + interval 90 day as date) as day
             from solved_tickets
         ) as c
     ) as p
-    cross join build_window as bw
     cross join (select max(day) as as_of from marts.dim_day) as cal
-    where p.day <= cal.as_of and (bw.start_day is null or p.next_day is null or p.next_day > bw.start_day)
+    where p.day <= cal.as_of and (p.from_day is null or p.next_day is null or p.next_day > p.from_day)
 ),
 
 reply_spans as (
@@ -357,7 +387,7 @@ solved_spans as (
 ),
 
 billing_accounts as (
-    select x.source_id as customer_id, x.crm_account_id as account_id
+    select x.source_id as customer_id, x.crm_account_id as account_id, s.from_day
     from marts.account_xref as x
     inner join starts as s on s.account_id = x.crm_account_id
     where x.source_system = 'billing'
@@ -365,27 +395,34 @@ billing_accounts as (
 
 unpaid_invoices as (
     -- due on its due date (send_invoice) or at creation (charged automatically); unpaid until paid,
-    -- voided or written off
+    -- voided or written off. One settled before the first day the pass writes is past due on no output day and
+    -- changes no state from that day on: left out
     select
         b.account_id,
         cast(coalesce(i.due_at, i.created_at) as date) as due_day,
         cast(coalesce(i.paid_at, i.voided_at, i.marked_uncollectible_at) as date) as settled_day
     from staging.stg_billing__invoices as i
     inner join billing_accounts as b on b.customer_id = i.customer_id
+    cross join build_window as bw
     where i.status <> 'draft' and i.amount_due_minor > 0
+        and (bw.earliest_day is null or coalesce(i.paid_at, i.voided_at, i.marked_uncollectible_at) is null
+            or cast(coalesce(i.paid_at, i.voided_at, i.marked_uncollectible_at) as date) > bw.earliest_day)
 ),
 
 term_periods as (
     -- the paid term of a licensed subscription item: a billing period longer than 180 days (an annual or
     -- longer contract), from the invoice lines (no prorations, drafts or voids, no metered prices). Monthly
-    -- and quarterly periods renew every period: they are not a contract renewal (docs/KPI_DEFINITIONS.md)
+    -- and quarterly periods renew every period: they are not a contract renewal (docs/KPI_DEFINITIONS.md). A
+    -- term ended by the first day the pass writes is in force on no output day: left out
     select b.account_id, l.subscription_id, cast(l.period_start as date) as period_start,
         cast(l.period_end as date) as period_end
     from staging.stg_billing__invoice_lines as l
     inner join staging.stg_billing__invoices as i on i.invoice_id = l.invoice_id
     inner join billing_accounts as b on b.customer_id = i.customer_id
     left join staging.stg_billing__prices as p on p.price_id = l.price_id
+    cross join build_window as bw
     where i.status not in ('draft', 'void')
+        and (bw.earliest_day is null or cast(l.period_end as date) > bw.earliest_day)
         and not coalesce(l.is_proration, false)
         and coalesce(p.usage_type, 'licensed') = 'licensed'
         and l.subscription_id is not null
@@ -400,8 +437,7 @@ state_from as (
     select st.subscription_id, max(cast(st.changed_at as date)) as from_day
     from marts.subscription_states as st
     inner join billing_accounts as b on b.customer_id = st.customer_id
-    cross join build_window as bw
-    where bw.start_day is not null and cast(st.changed_at as date) < bw.start_day
+    where b.from_day is not null and cast(st.changed_at as date) < b.from_day
     group by st.subscription_id
 ),
 
