@@ -770,7 +770,8 @@ def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int
     ``window``, in one transaction with its record: a full build replaces the table; an incremental one
     deletes the window's days (and days that fell out of the history) and inserts them again, and rebuilds
     every kept day of the window's ``accounts`` first (the SQL reads ``listed``: ``only`` the accounts of
-    ACCOUNTS_TABLE for its build, then every account ``except`` them). Accounts are built in ranges of about
+    ACCOUNTS_TABLE for its build, then every account ``except`` them), or in the window's pass (``whole``:
+    listed_in_window). Accounts are built in ranges of about
     ``chunk_rows`` account-days (default: range_rows). Returns counts for the UI."""
     con.execute("set TimeZone = 'UTC'")
     ranges, rows_per_range = build_ranges(con, spec, window, chunk_rows)
