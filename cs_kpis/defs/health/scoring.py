@@ -307,8 +307,9 @@ def scores_sql(config: HealthConfig, accounts: Accounts, start: dt.date | None, 
     if accounts is not None and len(accounts) == 4 and accounts[3]:
         # the listed accounts' rows, found by their row ids: DuckDB pushes the list into the scan only as a
         # zone-map filter (on the large company the 9 accounts' 3,012 rows left 128 of 302 row groups, 14.3 M
-        # rows with every indicator column), while a scan of their ids alone is cheap and the rows it finds
-        # are fetched from their own row groups (1 of 302); the days are filtered on those rows only
+        # rows with every indicator column), while a scan of their ids alone is cheap, and the rows it finds are
+        # fetched from their own row groups only (the indicators' nightly wrote them together: 1 of 302; rows
+        # anywhere are still found, at worst with the reads of before); the days are filtered on those rows
         where = (f"rowid in (select rowid from kpis.account_indicators_daily as i where "
                  f"{_range_filter('i', accounts, None)}) and {_range_filter('i', None, start)}")
     source = f"(select * from kpis.account_indicators_daily as i where {where})"
@@ -318,12 +319,10 @@ def scores_sql(config: HealthConfig, accounts: Accounts, start: dt.date | None, 
     if incremental:
         reach = {w: (start - dt.timedelta(days=w), as_of - dt.timedelta(days=w)) for w in windows}
         stored_comps = "".join(f", {c}_score" for c in COMPONENTS) if before else ""
-        # of the days from start - 30 (the bounds DuckDB skips row groups by), only those a window reaches
-        # (16 of the 30 before an 8-day window)
-        days = " or ".join(f"s.day between {_sql_date(a)} and {_sql_date(b)}" for a, b in reach.values())
+        # all 30 stored days before the window, although the pools use 16 of them (for an 8-day window): a filter
+        # to just those (a range per window) was no cheaper on the large company (BENCHMARKS.md, session 22)
         stored = (f"select account_id, day, score{stored_comps} from kpis.health_scores_daily as s where "
-                  f"{_range_filter('s', accounts, start - dt.timedelta(days=max(windows)))} and s.day < {_sql_date(start)}"
-                  f" and ({days})")
+                  f"{_range_filter('s', accounts, start - dt.timedelta(days=max(windows)))} and s.day < {_sql_date(start)}")
         ctes = [f"_hs_stored as materialized ({stored})"]
         ctes += [f"_hs_pool{w} as ({pool} where day <= {_sql_date(b)} union all select * from _hs_stored "
                  f"where day between {_sql_date(a)} and {_sql_date(b)})" for w, (a, b) in reach.items()]
@@ -373,10 +372,6 @@ def changes_sql(config: HealthConfig, start: dt.date | None, as_of: dt.date | No
     since = f" where p.day >= {_sql_date(start - dt.timedelta(days=max(CHANGE_WINDOWS)))}" if start is not None else ""
     if start is not None and as_of is not None:
         since += f" and p.day <= {_sql_date(as_of - dt.timedelta(days=min(CHANGE_WINDOWS)))}"
-        # of those, only the days a window reaches from the moved rows' days (start .. as_of)
-        since += " and (" + " or ".join(
-            f"p.day between {_sql_date(start - dt.timedelta(days=w))} and {_sql_date(as_of - dt.timedelta(days=w))}"
-            for w in CHANGE_WINDOWS) + ")"
     pairs = (f"(select {cols} from ({after}) as n join kpis.health_scores_daily as p "
              f"on p.account_id = n.account_id and p.day = n.day - n.window_days{since})")
     return explain_sql(config, pairs, None)
