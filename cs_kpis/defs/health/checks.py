@@ -50,14 +50,22 @@ EVERY_ACTIVE_ACCOUNT_SCORED_SQL = """
         where p.account_id is not null
             and p.start_date <= a.day
             and (p.end_date is null or p.end_date > a.day)
+    ),
+    scored as (
+        select s.account_id
+        from kpis.health_scores_daily as s
+        where s.day = (select day from as_of) and s.score is not null
     )
     select f.account_id, a.day as as_of_day
     from in_force as f
     cross join as_of as a
-    left join kpis.health_scores_daily as s
-        on s.account_id = f.account_id and s.day = a.day and s.score is not null
+    left join scored as s
+        on s.account_id = f.account_id
     where s.account_id is null
 """
+"""the as-of day's scores filtered before the join (a scalar subquery): DuckDB skips the row groups of the other
+days by their zone maps (the scores' full build is written month by month: 8 of 275 row groups on the large
+company, 0.04 s instead of 0.5 s); the join on the day read every row of the table"""
 
 CONTRIBUTIONS_SQL = (
     "select day, account_id, score, "

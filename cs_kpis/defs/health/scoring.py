@@ -303,13 +303,24 @@ def scores_sql(config: HealthConfig, accounts: Accounts, start: dt.date | None, 
     if incremental and (start is None or as_of is None):
         raise ValueError("an incremental scoring needs its first day and its as-of day")
     configured = {c.name for c in config.components}
-    source = f"(select * from kpis.account_indicators_daily as i where {_range_filter('i', accounts, start)})"
+    where = _range_filter('i', accounts, start)
+    if accounts is not None and len(accounts) == 4 and accounts[3]:
+        # the listed accounts' rows, found by their row ids: DuckDB pushes the list into the scan only as a
+        # zone-map filter (on the large company the 9 accounts' 3,012 rows left 128 of 302 row groups, 14.3 M
+        # rows with every indicator column), while a scan of their ids alone is cheap, and the rows it finds are
+        # fetched from their own row groups only (the indicators' nightly wrote them together: 1 of 302; rows
+        # anywhere are still found, at worst with the reads of before); the days are filtered on those rows
+        where = (f"rowid in (select rowid from kpis.account_indicators_daily as i where "
+                 f"{_range_filter('i', accounts, None)}) and {_range_filter('i', None, start)}")
+    source = f"(select * from kpis.account_indicators_daily as i where {where})"
     comps = ", " + ", ".join(f"{sql_round(f'_c_{c}') if c in configured else 'null::DOUBLE'} as {c}_score"
                              for c in COMPONENTS) if before else ""
     pool = f"select account_id, day, score{comps} from _hs_new"
     if incremental:
         reach = {w: (start - dt.timedelta(days=w), as_of - dt.timedelta(days=w)) for w in windows}
         stored_comps = "".join(f", {c}_score" for c in COMPONENTS) if before else ""
+        # all 30 stored days before the window, although the pools use 16 of them (for an 8-day window): a filter
+        # to just those (a range per window) was no cheaper on the large company (BENCHMARKS.md, session 22)
         stored = (f"select account_id, day, score{stored_comps} from kpis.health_scores_daily as s where "
                   f"{_range_filter('s', accounts, start - dt.timedelta(days=max(windows)))} and s.day < {_sql_date(start)}")
         ctes = [f"_hs_stored as materialized ({stored})"]
