@@ -76,7 +76,7 @@ def test_a_window_leaves_out_only_the_invoices_settled_and_terms_ended_before_it
     start = dt.date(2025, 4, 27)
     build_window(wh, INDICATOR_MODEL, window(None))
     full = rows(wh, "kpis.account_indicators_daily", start)
-    first = [r for r in full if r["account_id"] == "acc_a" and r["day"] == start][0]
+    first = next(r for r in full if r["account_id"] == "acc_a" and r["day"] == start)
     assert (first["max_days_past_due"], first["days_to_renewal"]) == (7, 1), first
     build_window(wh, INDICATOR_MODEL, window(start, start))
     same(rows(wh, "kpis.account_indicators_daily"), full)
