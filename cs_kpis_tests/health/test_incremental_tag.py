@@ -28,7 +28,7 @@ def test_the_tag_sets_lookback_history_and_chunk_size(tmp_path):
 
 @pytest.mark.parametrize("tag, message", [
     ("lookback=7", "unknown setting"), ("history=some", "all or limited"), ("chunk_rows=many", "whole number"),
-    ("lookback_days=0", "at least 1"),
+    ("lookback_days=0", "at least 1"), ("listed=own", "listed must be window"),
     # a setting that sizes ranges only with another (incremental.build_ranges ignored it without that one)
     ("rows_per_gb=1000 window_rows_per_gb=2000", "window_rows_per_gb needs reads_days"),
     ("chunk_rows=1000 reads_days=30", "reads_days needs rows_per_gb"),
