@@ -34,7 +34,7 @@ A SQL model becomes incremental with a header tag (cs_kpis/lib/sql.py)::
   window's own pass (``listed`` = ``whole`` below), and does so when their kept account-days are at most
   LISTED_IN_WINDOW_SHARE of a full build's range. Each pass reads the inputs that are not per account whole
   (tickets, invoices, subscription states: about 5 operator seconds on the large company), so a pass of their own
-  cost the indicators' nightly 2-4 s for 9 accounts (BENCHMARKS.md "Indicators' nightly: the listed accounts in
+  cost the indicators' nightly 1.8-3.8 s for 9 accounts (BENCHMARKS.md "Indicators' nightly: the listed accounts in
   the window's pass").
 
 The table must have ``account_id`` and ``day`` columns; the as-of day is ``max(day)`` of marts.dim_day.
@@ -43,7 +43,7 @@ Every build is a row of CONTROL_TABLE (``model``, ``mode``, ``start_day``, ``his
 SQL reads its current row::
 
     select max(start_day) as start_day, max(account_from) as account_from, max(account_to) as account_to,
-           max(build_seq) as build_seq, max(listed) as listed
+           max(build_seq) as build_seq, max(listed) as listed, max(history_start) as history_start
     from kpis._build_window where model = 'kpis.my_table' and is_current
 
 and produces the rows of days >= start_day (null: every day) for the accounts in (account_from, account_to]
@@ -491,7 +491,7 @@ COLUMNS = ("model varchar, build_seq bigint, is_current boolean, mode varchar, s
 """the control table's columns; fingerprint: the shared part's hash (Fingerprint), fingerprint_accounts: how
 many accounts' fingerprints FINGERPRINTS_TABLE holds for the build, accounts_rebuilt: how many accounts it
 rebuilt on every day (ACCOUNTS_TABLE), listed: the current pass builds ``only`` those accounts, every account
-``except`` them, or (null) every account; table_rows_before, table_rows: the table's rows when the build began
+``except`` them, every account with them ``whole`` (listed_in_window), or (null) every account; table_rows_before, table_rows: the table's rows when the build began
 and when it ended (record_rows; rows_to_check follows them from build to build)"""
 ADDED_COLUMNS = ("fingerprint_accounts bigint", "accounts_rebuilt bigint", "listed varchar", "table_rows_before bigint",
                  "table_rows bigint")
@@ -646,7 +646,8 @@ def set_range(con, table: str, first: str | None, last: str | None) -> None:
 
 def set_listed_pass(con, table: str, start_day: dt.date | None, listed: str | None) -> None:
     """The first day the current pass of ``table``'s build writes, and its accounts: ``only`` those of
-    ACCOUNTS_TABLE for the build, every account ``except`` them, or None: every account."""
+    ACCOUNTS_TABLE for the build, every account ``except`` them, every account with them ``whole`` (from
+    ``history_start``: listed_in_window), or None: every account."""
     con.execute(f"update {CONTROL_TABLE} set start_day = ?, listed = ? where model = ? and is_current",
                 [start_day, listed, table])
 

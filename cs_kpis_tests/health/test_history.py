@@ -280,22 +280,43 @@ def differences(con, table: str, a: str, b: str) -> tuple[int, int]:
 # first day (01-21), set before it
 OLD_CANCELLATION = ("insert into marts.subscription_states values ('sub_a', 'cus_a', '2025-01-10 09:00:00+00', "
                     "'evt_0', 'active', true, null, null)")
+# acc_a: an invoice due 01-25 and paid 02-10 (past due 01-26 .. 02-09), inside a 100-day history, before the window
+SETTLED_INSIDE_HISTORY = ("insert into staging.stg_billing__invoices values ('in_8', 'cus_a', 'paid', 900, null, "
+                          "'2025-01-25 10:00:00+00', '2025-02-10 10:00:00+00', null, null)")
+# a product event of acc_a's workspace before the calendar's first day (2025-01-01): u9 active from 12-25
+PRE_CALENDAR_EVENT = ("insert into staging.stg_product__events values ('pre1', 'track', 'u9', 'Signed In', 'ws_a', "
+                      "'2024-12-25 10:00:00+00', date '2024-12-25')")
 
 
-@pytest.mark.parametrize("change, history, setup", [
+def acc_a(rows_: list[dict], day: dt.date, *columns: str) -> tuple:
+    return next(tuple(r[c] for c in columns) for r in rows_ if r["account_id"] == "acc_a" and r["day"] == day)
+
+
+@pytest.mark.parametrize("change, history, setup, expected", [
     # acc_a: its ticket of 01-03 .. 01-04, open urgent/high (kept only with every day)
-    (OLD_INPUT_CHANGES["old ticket priority"], None, None),
+    (OLD_INPUT_CHANGES["old ticket priority"], None, None, None),
     # acc_a rebuilt on a 100-day history: its first-reply median of 01-21 .. 03-01 holds ticket 1 (created 01-03),
     # its cancellation is scheduled from the state of 01-10 (the priority change itself changes no kept row)
-    (OLD_INPUT_CHANGES["old ticket priority"], 100, OLD_CANCELLATION),
+    (OLD_INPUT_CHANGES["old ticket priority"], 100, OLD_CANCELLATION,
+     (dt.date(2025, 1, 21), ("median_first_reply_minutes", "cancellation_scheduled"), (30.0, 1))),
+    # ... and an invoice past due inside the history, settled before the window
+    (OLD_INPUT_CHANGES["old ticket priority"], 100, SETTLED_INSIDE_HISTORY,
+     (dt.date(2025, 2, 1), ("max_days_past_due",), (7,))),
+    # ... and activity before the calendar: u9's 7-day spell from 12-25 ends on 01-01, its 30-day one on 01-24 (the
+    # running sums carry what began before the calendar: they were -1 and 0 here)
+    (OLD_INPUT_CHANGES["old ticket priority"], None, PRE_CALENDAR_EVENT,
+     (dt.date(2025, 1, 2), ("active_users_7d", "active_users_30d"), (0, 1))),
+    (OLD_INPUT_CHANGES["old ticket priority"], 119, PRE_CALENDAR_EVENT,
+     (dt.date(2025, 1, 2), ("active_users_7d", "active_users_30d"), (0, 1))),
     # acc_b and acc_c: acc_c's product event of 01-02 (its 30-day actives reach 02-01, kept with 100 days)
-    (OLD_INPUT_CHANGES["workspace remap"], None, None),
-    (OLD_INPUT_CHANGES["workspace remap"], 100, None),
-], ids=["old ticket priority", "old ticket priority, 100 days kept", "workspace remap",
+    (OLD_INPUT_CHANGES["workspace remap"], None, None, None),
+    (OLD_INPUT_CHANGES["workspace remap"], 100, None, None),
+], ids=["old ticket priority", "old ticket priority, 100 days kept", "an invoice settled inside the history",
+        "activity before the calendar", "activity before the calendar, 119 days kept", "workspace remap",
         "workspace remap, 100 days kept"])
 @pytest.mark.parametrize("share", [incremental.LISTED_IN_WINDOW_SHARE, 0.0], ids=["in the window's pass", "own pass"])
 def test_the_accounts_rebuilt_on_every_day_are_built_in_the_windows_pass_when_few(wh, monkeypatch, change, history,
-                                                                                   setup, share):
+                                                                                   setup, expected, share):
     # The indicators' nightly built the listed accounts in a pass of their own, and each pass reads the tickets,
     # invoices and subscription states whole: 2-4 s on the large company for 9 accounts. With few listed
     # accounts (listed=window) the window's pass builds them too, every kept day, each account from its own first
@@ -322,10 +343,10 @@ def test_the_accounts_rebuilt_on_every_day_are_built_in_the_windows_pass_when_fe
                         "(select unnest(cast(? as varchar[])))", [list(accounts)]).fetchall()[0][0]
     assert stats["rows_of_rebuilt_accounts"] == listed > 0
     nightly = rows(wh, INDICATOR_MODEL.table)
-    if setup:  # what the rebuilt days must read from before the history's first day
-        got = {(r["day"], r["median_first_reply_minutes"], r["cancellation_scheduled"]) for r in nightly
-               if r["account_id"] == "acc_a" and r["day"] == dt.date(2025, 1, 21)}
-        assert got == {(dt.date(2025, 1, 21), 30.0, 1)}, got
+    if expected:  # what the rebuilt days must read from before the history's first day (or the calendar's)
+        day, columns, values = expected
+        assert acc_a(nightly, day, *columns) == values
+        assert min(r[c] for r in nightly for c in ("active_users_7d", "active_users_30d", "open_urgent_high")) >= 0
     else:
         assert nightly != before, "the change must change older rows, or the test proves nothing"
     assert incremental.current(wh, INDICATOR_MODEL.table)["listed"] is None

@@ -308,8 +308,9 @@ def scores_sql(config: HealthConfig, accounts: Accounts, start: dt.date | None, 
         # the listed accounts' rows, found by their row ids: DuckDB pushes the list into the scan only as a
         # zone-map filter (on the large company the 9 accounts' 3,012 rows left 128 of 302 row groups, 14.3 M
         # rows with every indicator column), while a scan of their ids alone is cheap, and the rows it finds are
-        # fetched from their own row groups only (the indicators' nightly wrote them together: 1 of 302; rows
-        # anywhere are still found, at worst with the reads of before); the days are filtered on those rows
+        # fetched from their own row groups only (the indicators' nightly writes them with the window's rows: 7 of
+        # the 276 row groups on the large company, 1 when they had a pass of their own; rows anywhere are still
+        # found, at worst with the reads of before); the days are filtered on those rows
         where = (f"rowid in (select rowid from kpis.account_indicators_daily as i where "
                  f"{_range_filter('i', accounts, None)}) and {_range_filter('i', None, start)}")
     source = f"(select * from kpis.account_indicators_daily as i where {where})"

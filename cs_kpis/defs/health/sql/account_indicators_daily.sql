@@ -18,7 +18,7 @@
 -- before it (its deltas dated before the first output day count on that day), and the running sums (distinct
 -- actives, milestones, open urgent/high tickets) start from the sum of every activity delta before those
 -- days, so a windowed build equals the same days of a full build (tested). The history kept is
--- CS_KPIS_HEALTH_HISTORY_DAYS days. The build renders the range's bounds as constants on the activity's two scans
+-- CS_KPIS_HEALTH_HISTORY_DAYS days. The build renders the range's bounds as constants on the activity's three scans
 -- (`-- account range:` lines, incremental.with_account_range): the joins on the range's accounts give the same
 -- rows, the constants let DuckDB skip the row groups of other accounts.
 -- @grain account_id, day
@@ -120,7 +120,9 @@ starts as (
 activity_totals as (
     -- one pass over the accounts' activity: the first active day, the first configured value event (the
     -- activity table keeps each day's first) and the carry of the running sums: every delta dated before the
-    -- activity the trailing windows read (none on a full build, which reads every day of the calendar)
+    -- activity the trailing windows read (its reads_from, and never before the calendar's first day: on a full
+    -- build, the deltas dated before the calendar, e.g. product use before the first subscription, whose spells'
+    -- ends inside it made the distinct actives negative)
     select
         account_id,
         min(day) as first_activity_day,
@@ -133,7 +135,8 @@ activity_totals as (
     from (
         select
             a.*,
-            coalesce(a.day < s.reads_from and a.day >= cal.first_day, false) as is_carry
+            a.day < case when s.reads_from is null or s.reads_from < cal.first_day then cal.first_day
+                else s.reads_from end as is_carry
         from kpis.account_activity_daily as a
         inner join starts as s on s.account_id = a.account_id
         cross join (select min(day) as first_day from marts.dim_day) as cal
@@ -218,6 +221,8 @@ window_activity as (
             and lk.is_listed = 1
             and a.day < lk.window_reads_from
             and (lk.reads_from is null or a.day >= lk.reads_from)
+        -- the calendar's days, as the other branch (an earlier day is in the running sums' carry)
+        inner join marts.dim_day as cd on cd.day = a.day
         -- account range: a.account_id
     ) as a
     inner join account_keys as k on k.account_id = a.account_id
