@@ -690,16 +690,23 @@ def account_ranges(con, window: BuildWindow, chunk_rows: int = CHUNK_ROWS,
     day) add up, counting the accounts ``only`` when given; [(None, None)] when one range holds them all."""
     if window.as_of is None:
         return [(None, None)]
-    listed = "and account_id in (select unnest(cast(? as varchar[])))" if only is not None else ""
-    rows = con.execute(
-        "select account_id, greatest(date_diff('day', greatest(min(start_date), coalesce(cast(? as date), "
-        "min(start_date))), cast(? as date)), 0) + 1 from marts.subscription_periods "
-        f"where account_id is not null {listed} group by account_id order by account_id",
-        [window.start_day, window.as_of, *([list(only)] if only is not None else [])]).fetchall()
+    rows = account_days(con, window, only)
     if not rows:
         return [(None, None)]
     cuts = [last for _, last in split_ranges(rows, chunk_rows)][:-1]
     return list(itertools.pairwise([None, *cuts, None]))
+
+
+def account_days(con, window: BuildWindow, only: Sequence[str] | None = None) -> list[tuple[str, int]]:
+    """(account, days) of every account (of ``only``, when given), in id order: the days of ``window`` from the
+    account's first subscription day (marts.subscription_periods) or the window's start, whichever is later, to
+    its as-of day."""
+    listed = "and account_id in (select unnest(cast(? as varchar[])))" if only is not None else ""
+    return con.execute(
+        "select account_id, greatest(date_diff('day', greatest(min(start_date), coalesce(cast(? as date), "
+        "min(start_date))), cast(? as date)), 0) + 1 from marts.subscription_periods "
+        f"where account_id is not null {listed} group by account_id order by account_id",
+        [window.start_day, window.as_of, *([list(only)] if only is not None else [])]).fetchall()
 
 
 _UNITS = {"": 1, "b": 1, "bytes": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
@@ -757,12 +764,7 @@ def listed_in_window(con, spec: Incremental, window: BuildWindow, chunk_rows: in
     which a listed account's every day would exceed if they were many)."""
     if not (spec.listed_in_window and window.accounts and window.mode != "full" and window.as_of is not None):
         return False
-    listed = replace(window, start_day=window.history_start)
-    days = con.execute(
-        "select coalesce(sum(greatest(date_diff('day', greatest(first_day, coalesce(cast(? as date), first_day)), "
-        "cast(? as date)), 0) + 1), 0) from (select account_id, min(start_date) as first_day "
-        "from marts.subscription_periods where account_id in (select unnest(cast(? as varchar[]))) "
-        "group by account_id)", [listed.start_day, listed.as_of, list(window.accounts)]).fetchall()[0][0]
+    days = sum(n for _, n in account_days(con, replace(window, start_day=window.history_start), window.accounts))
     return days <= LISTED_IN_WINDOW_SHARE * range_rows(con, spec, chunk_rows)
 
 

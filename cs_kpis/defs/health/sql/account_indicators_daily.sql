@@ -120,9 +120,9 @@ starts as (
 activity_totals as (
     -- one pass over the accounts' activity: the first active day, the first configured value event (the
     -- activity table keeps each day's first) and the carry of the running sums: every delta dated before the
-    -- activity the trailing windows read (its reads_from, and never before the calendar's first day: on a full
-    -- build, the deltas dated before the calendar, e.g. product use before the first subscription, whose spells'
-    -- ends inside it made the distinct actives negative)
+    -- first day the trailing windows read (the account's reads_from, or the calendar's first day when later, as on
+    -- a full build). Deltas dated before the calendar (product use before the first subscription) are carried
+    -- too: without them a spell begun before the calendar and ended inside it made the distinct actives negative
     select
         account_id,
         min(day) as first_activity_day,
@@ -400,8 +400,8 @@ billing_accounts as (
 
 unpaid_invoices as (
     -- due on its due date (send_invoice) or at creation (charged automatically); unpaid until paid,
-    -- voided or written off. One settled before the first day the pass writes is past due on no output day and
-    -- changes no state from that day on: left out
+    -- voided or written off. One settled on or before the first day the pass writes is past due on no output day
+    -- and changes no state from that day on: left out
     select
         b.account_id,
         cast(coalesce(i.due_at, i.created_at) as date) as due_day,
