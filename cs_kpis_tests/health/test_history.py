@@ -318,7 +318,7 @@ def acc_a(rows_: list[dict], day: dt.date, *columns: str) -> tuple:
 def test_the_accounts_rebuilt_on_every_day_are_built_in_the_windows_pass_when_few(wh, monkeypatch, change, history,
                                                                                    setup, expected, share):
     # The indicators' nightly built the listed accounts in a pass of their own, and each pass reads the tickets,
-    # invoices and subscription states whole: 2-4 s on the large company for 9 accounts. With few listed
+    # invoices and subscription states whole: 1.8-3.8 s on the large company for 9 accounts. With few listed
     # accounts (listed=window) the window's pass builds them too, every kept day, each account from its own first
     # day: the tickets, subscription states and activity read from it. Both ways equal a full build.
     if setup:
@@ -809,5 +809,5 @@ def test_the_accounts_rebuilt_on_every_day_are_scored_from_their_own_indicator_r
                         [list(listed)]).fetchall()[0][0]
     assert own == stats["rows_of_rebuilt_accounts"] and others > 0
     assert emitted == [own], (emitted, own, others)
-    for table, order in full.items():
-        same(rows(wh, table, order=HEALTH_TABLES[table]), order)
+    for table, expected in full.items():
+        same(rows(wh, table, order=HEALTH_TABLES[table]), expected)
