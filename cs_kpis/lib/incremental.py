@@ -113,7 +113,7 @@ DEFAULT_LOOKBACK_DAYS = tuning.SETTINGS["health.lookback_days"].default
 CHUNK_ROWS = 12_000_000
 """account-days per range of a build, unless the model's tag says otherwise"""
 TAG_KEYS = {"lookback_days", "history", "chunk_rows", "rows_per_gb", "reads_days", "window_rows_per_gb", "listed", "by",
-            "merge"}
+            "merge", "carry"}
 LISTED_IN_WINDOW_SHARE = 0.1
 """a model tagged ``listed=window`` builds the accounts a nightly rebuilds on every day in the window's own pass
 when their kept days are at most this share of a full build's range (more: a pass of their own, as without it)"""
@@ -150,6 +150,10 @@ class Incremental:
     """account-days read per GB a nightly window's range may hold (None: rows_per_gb)"""
     listed_in_window: bool = False
     """its SQL builds the accounts rebuilt on every day in the window's pass (``listed`` = ``whole``), when few"""
+    carry_table: str | None = None
+    """the per-account carry its SQL reads (``carry=<table>``); ``carry`` says what it holds"""
+    carry: "Carry | None" = None
+    """what the build keeps in ``carry_table`` for the next build (Carry)"""
     upstream: tuple[str, ...] = ()
     """tables it reads that are built incrementally too: a full build of one makes the next build full"""
     fingerprint: "Fingerprint | Callable | None" = None
@@ -193,6 +197,11 @@ def parse_tag(value: str, where: str) -> dict:
             if raw != "window":
                 raise ValueError(f"{where}: @incremental listed must be window, not {raw!r}")
             out["listed_in_window"] = True
+        elif key == "carry":
+            # carry=<schema>._<table>: the model reads a per-account carry the build keeps there (Carry)
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*\._[a-z0-9_]+", raw):
+                raise ValueError(f"{where}: @incremental carry must name a table <schema>._<name>, not {raw!r}")
+            out["carry_table"] = raw
         elif key == "history":
             if raw not in ("all", "limited"):
                 raise ValueError(f"{where}: @incremental history must be all or limited, not {raw!r}")
@@ -212,6 +221,8 @@ def parse_tag(value: str, where: str) -> dict:
     if "reads_days" in out and "rows_per_gb" not in out:
         raise ValueError(f"{where}: @incremental reads_days needs rows_per_gb: only ranges sized by DuckDB's memory "
                          "limit are cut by the days read (with chunk_rows alone, reads_days would be ignored)")
+    if "carry_table" in out and "reads_days" not in out:
+        raise ValueError(f"{where}: @incremental carry needs reads_days: the carry runs through the first day a window reads")
     if "merge" in out and out.get("by") != "load":
         raise ValueError(f"{where}: @incremental merge needs by=load")
     if out.get("by") == "load" and set(out) - {"by", "merge"}:
@@ -364,6 +375,119 @@ class Fingerprint:
         return [r[0] for r in got]
 
 
+@dataclass(frozen=True)
+class Carry:
+    """What a model's rows need from its input's history before the first day a window reads, kept per account by
+    each build for the next one (``@incremental carry=<table>``). A running sum over a window's days starts from
+    the sum of every earlier delta; summing those from the whole history each night read every row of it (the
+    indicators: 30.7 M activity rows on the large company, most of their nightly's fixed cost). The build keeps
+    instead, per account, the ``sums`` and the least values (``firsts``) of the ``source`` rows dated before the
+    next nightly's first read day (``through_day``: ``reads_days`` before its first day, or the calendar's first day
+    when later), in ``table``: the next nightly rolls it forward by the days in between. Its SQL reads the table
+    when the build's control row has ``carry_through`` (the day it runs through, exactly the window's first read
+    day), else it sums every source row as before.
+
+    Kept only while it stays true: the source is an incremental table whose rows older than its own window change
+    only through the accounts its builds rebuild on every day (which this model rebuilds on every day too, and
+    whose carry each build sums again), and a full build of it makes this model's build full (plan's upstream
+    rule), which sums the carry again from every row. A carry is read only by the build right after the one that
+    kept it (its control row's ``carry_day``), and only when that day is exactly the new window's first read day
+    (another lookback, a window that starts earlier: summed again from every row)."""
+    table: str
+    source: str
+    firsts: tuple[tuple[str, str, str], ...]
+    """(carry column, source column, its type): the least value of the rows (nulls skipped)"""
+    sums: tuple[tuple[str, str], ...]
+    """(carry column, source column): the sum of the rows (a bigint)"""
+    day: str = "day"
+
+    def ddl(self, con) -> None:
+        """Create the table when missing (empty: no carry kept)."""
+        cols = ", ".join([f"{c} {kind}" for c, _, kind in self.firsts] + [f"{c} bigint" for c, _ in self.sums])
+        con.execute(f"create schema if not exists {self.table.split('.')[0]}")
+        con.execute(f"create table if not exists {self.table} (account_id varchar, through_day date, {cols})")
+
+    def totals(self, rows: str, through: str) -> str:
+        """``account_id``, ``through_day`` and the carry's columns, from ``rows`` (a relation of the source's
+        columns) dated before ``through`` (a SQL date)."""
+        aggs = [f"min({src}) as {c}" for c, src, _ in self.firsts] + [f"sum({src}) as {c}" for c, src in self.sums]
+        return (f"select account_id, {through} as through_day, {', '.join(aggs)} from {rows} as r "
+                f"where r.{self.day} < {through} group by account_id")
+
+    def rolled(self, kept: str, later: str, through: str) -> str:
+        """The carry through ``through`` from carry rows ``kept`` and further ``later`` ones (same columns)."""
+        aggs = [f"min({c}) as {c}" for c, _, _ in self.firsts] + [f"sum({c}) as {c}" for c, _ in self.sums]
+        cols = ", ".join([c for c, _, _ in self.firsts] + [c for c, _ in self.sums])
+        return (f"select account_id, {through} as through_day, {', '.join(aggs)} from (select account_id, {cols} "
+                f"from {kept} union all select account_id, {cols} from ({later}) as l) as u group by account_id")
+
+
+def carry_day(con, spec: Incremental, start_day: dt.date | None) -> dt.date | None:
+    """The first activity day a window starting on ``start_day`` reads (``reads_days`` before it, the calendar's
+    first day when later or when the window has no start): the day ``spec``'s carry runs through."""
+    first = con.execute("select min(day) from marts.dim_day").fetchall()[0][0]
+    if start_day is None or first is None:
+        return first
+    return max(start_day - dt.timedelta(days=spec.reads_days), first)
+
+
+def carry_prepare(con, spec: Incremental, window: BuildWindow, prev: dict | None, seq: int) -> dt.date | None:
+    """Before a build's passes: the day its SQL reads the kept carry through (set as the control row's
+    carry_through), or None (the SQL sums every source row): the carry the previous build kept, through exactly
+    this window's first read day. The accounts the build rebuilds on every day get their carry summed again
+    here, through their own first read day (their rows are kept in the temp table ``_carry_listed`` for
+    carry_keep)."""
+    carry = spec.carry
+    carry.ddl(con)
+    through = carry_day(con, spec, window.start_day)
+    if (window.mode != "incremental" or window.start_day is None or prev is None or through is None
+            or prev.get("carry_day") != through):
+        return None
+    con.execute("drop table if exists _carry_listed")
+    if window.accounts:
+        # their source rows, read once for both steps
+        con.execute(f"create temp table _carry_listed as select * from {carry.source} where account_id in (select "
+                    f"account_id from {ACCOUNTS_TABLE} where model = ? and build_seq = ?)", [spec.table, seq])
+        listed_through = carry_day(con, spec, window.history_start)
+        con.execute(f"delete from {carry.table} where account_id in (select account_id from {ACCOUNTS_TABLE} "
+                    "where model = ? and build_seq = ?)", [spec.table, seq])
+        con.execute(f"insert into {carry.table} by name {carry.totals('_carry_listed', sql_date(listed_through))}")
+    con.execute(f"update {CONTROL_TABLE} set carry_through = ? where model = ? and is_current", [through, spec.table])
+    return through
+
+
+def carry_keep(con, spec: Incremental, window: BuildWindow, through: dt.date | None, seq: int) -> dt.date | None:
+    """After a build's passes: the carry the next nightly reads, through its first read day (as_of minus the
+    lookback's days, then reads_days: the next window's, when the table ends on the as-of day), rolled forward from
+    the carry this build read (its accounts rebuilt on every day summed from their rows) or summed from every
+    source row; recorded as the control row's carry_day. Returns that day (None: no calendar)."""
+    carry = spec.carry
+    nxt = carry_day(con, spec, window.as_of - dt.timedelta(days=spec.lookback() - 1)) if window.as_of else None
+    if nxt is None:
+        return None
+    if through is not None and nxt >= through:
+        listed = f"select account_id from {ACCOUNTS_TABLE} where model = '{spec.table}' and build_seq = {int(seq)}"
+        later = (f"select * from {carry.source} where {carry.day} >= {sql_date(through)} and {carry.day} < "
+                 f"{sql_date(nxt)} and account_id not in ({listed})")
+        new_rows = carry.totals(f"({later})", sql_date(nxt))
+        if window.accounts:
+            new_rows += " union all " + carry.totals("_carry_listed", sql_date(nxt))
+        sql = carry.rolled(f"(select * from {carry.table} where account_id not in ({listed}))", new_rows, sql_date(nxt))
+    else:
+        sql = carry.totals(carry.source, sql_date(nxt))
+    con.execute(f"create or replace temp table _carry_next as {sql}")
+    con.execute(f"delete from {carry.table}")
+    con.execute(f"insert into {carry.table} by name select * from _carry_next")
+    con.execute("drop table if exists _carry_next")
+    con.execute("drop table if exists _carry_listed")
+    con.execute(f"update {CONTROL_TABLE} set carry_day = ? where model = ? and build_seq = ?", [nxt, spec.table, seq])
+    return nxt
+
+
+def sql_date(day: dt.date) -> str:
+    return f"date '{day.isoformat()}'"
+
+
 def builds(con, table: str | None = None) -> list[dict]:
     """Every build recorded in the control table (of ``table``, or of every table), oldest first."""
     if not table_exists(con, CONTROL_TABLE):
@@ -487,14 +611,16 @@ COLUMNS = ("model varchar, build_seq bigint, is_current boolean, mode varchar, s
            "history_start date, as_of date, sql_version varchar, reason varchar, fingerprint_day date, "
            "fingerprint varchar, built_at timestamptz, account_from varchar, account_to varchar, "
            "fingerprint_accounts bigint, accounts_rebuilt bigint, listed varchar, table_rows_before bigint, "
-           "table_rows bigint")
+           "table_rows bigint, carry_through date, carry_day date")
 """the control table's columns; fingerprint: the shared part's hash (Fingerprint), fingerprint_accounts: how
 many accounts' fingerprints FINGERPRINTS_TABLE holds for the build, accounts_rebuilt: how many accounts it
 rebuilt on every day (ACCOUNTS_TABLE), listed: the current pass builds ``only`` those accounts, every account
 ``except`` them, every account with them ``whole`` (listed_in_window), or (null) every account; table_rows_before, table_rows: the table's rows when the build began
-and when it ended (record_rows; rows_to_check follows them from build to build)"""
+and when it ended (record_rows; rows_to_check follows them from build to build); carry_through: the day the current
+pass's SQL reads the kept carry through (Carry; null: it sums every source row), carry_day: the day the carry this
+build kept runs through"""
 ADDED_COLUMNS = ("fingerprint_accounts bigint", "accounts_rebuilt bigint", "listed varchar", "table_rows_before bigint",
-                 "table_rows bigint")
+                 "table_rows bigint", "carry_through date", "carry_day date")
 """columns added since the control table first shipped: an older warehouse's table gets them on its next build"""
 
 
@@ -516,6 +642,8 @@ def record(con, spec: Incremental, window: BuildWindow | None) -> int:
     one, with the fingerprint of its inputs before the next nightly window and the accounts it rebuilds on
     every day; returns its build_seq."""
     ensure_control_tables(con)
+    if spec.carry is not None:
+        spec.carry.ddl(con)  # the model's SQL reads it (empty: no carry kept)
     window = window or BuildWindow("full", None, None, None, "", "full build of every day, version unknown")
     fp_day = fp = fp_accounts = None
     if window.as_of is not None and spec.fingerprint is not None and not isinstance(spec.fingerprint, Fingerprint):
@@ -782,10 +910,15 @@ def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int
     whole = listed_in_window(con, spec, window, chunk_rows)
     listed_ranges = (build_ranges(con, spec, listed, chunk_rows, window.accounts)[0]
                      if window.accounts and not whole else [])
+    if spec.carry_table is not None and (spec.carry is None or spec.carry.table != spec.carry_table):
+        raise ValueError(f"{spec.table} reads the carry {spec.carry_table} (its @incremental tag): build it with that "
+                         "Carry (cs_kpis/defs/health/fingerprints.py CARRIES)")
+    prev = current(con, spec.table) if table_exists(con, CONTROL_TABLE) else None
     con.execute("begin transaction")
     try:
         before = table_rows(con, spec.table)
         seq = record(con, spec, window)
+        carried = carry_prepare(con, spec, window, prev, seq) if spec.carry is not None else None
         deleted = rebuilt = 0
         if window.mode != "full":
             deleted = con.execute(
@@ -825,6 +958,7 @@ def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int
         if listed_ranges or whole:
             set_listed_pass(con, spec.table, window.start_day, None)
         set_range(con, spec.table, None, None)
+        kept = carry_keep(con, spec, window, carried, seq) if spec.carry is not None else None
         record_rows(con, spec.table, before)
         con.execute("commit")
     except Exception:
@@ -835,7 +969,8 @@ def build(con, spec: Incremental, sql: str, window: BuildWindow, chunk_rows: int
     return {"mode": window.mode, "start_day": window.start_day, "history_start": window.history_start,
             "reason": window.reason, "rows_deleted": int(deleted), "rows_written": int(inserted),
             "account_ranges": len(ranges) + len(listed_ranges), "rows_per_range": rows_per_range,
-            "accounts_rebuilt": len(window.accounts), "rows_of_rebuilt_accounts": int(rebuilt)}
+            "accounts_rebuilt": len(window.accounts), "rows_of_rebuilt_accounts": int(rebuilt),
+            **({"carry_read": carried, "carry_kept": kept} if spec.carry is not None else {})}
 
 
 def metadata(stats: dict, seconds: float) -> dict:
@@ -847,4 +982,6 @@ def metadata(stats: dict, seconds: float) -> dict:
             "account_ranges": stats["account_ranges"], "seconds": seconds,
             "accounts_rebuilt": stats.get("accounts_rebuilt", 0),
             "rows_of_rebuilt_accounts": stats.get("rows_of_rebuilt_accounts", 0),
-            **({"rows_per_range": stats["rows_per_range"]} if "rows_per_range" in stats else {})}
+            **({"rows_per_range": stats["rows_per_range"]} if "rows_per_range" in stats else {}),
+            **({"carry": (f"read through {stats['carry_read']}" if stats["carry_read"] else "summed from every row")
+                + (f"; kept through {stats['carry_kept']}" if stats["carry_kept"] else "")} if "carry_read" in stats else {})}

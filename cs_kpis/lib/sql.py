@@ -190,11 +190,12 @@ class SqlModel:
         for an insert-only one (incremental_loads.py)."""
         return tuple((self.incremental or {}).get("merge", ()))
 
-    def incremental_spec(self, fingerprint=None) -> builds.Incremental:
+    def incremental_spec(self, fingerprint=None, carry=None) -> builds.Incremental:
         """How this @incremental model is built: its tag's settings, its SQL's version, the tables it reads
-        (a full build of one of them makes its next build full) and its inputs' ``fingerprint``."""
+        (a full build of one of them makes its next build full), its inputs' ``fingerprint`` and the ``carry``
+        (incremental.Carry) its build keeps for the next one."""
         upstream = tuple(".".join(k.path) for k in self.deps if len(k.path) == 2)
-        return builds.Incremental(self.table, self.code_version, upstream=upstream, fingerprint=fingerprint,
+        return builds.Incremental(self.table, self.code_version, upstream=upstream, fingerprint=fingerprint, carry=carry,
                                        **{k: v for k, v in (self.incremental or {}).items() if k not in ("by", "merge")})
 
 
@@ -233,10 +234,10 @@ def view_row_count(con, model: SqlModel) -> int | None:
     return None if rows is None else int(rows)
 
 
-def build_incremental(con, model: SqlModel, *, full_refresh: bool = False, fingerprint=None,
+def build_incremental(con, model: SqlModel, *, full_refresh: bool = False, fingerprint=None, carry=None,
                       chunk_rows: int | None = None) -> dict:
     """Plan and run a build of an @incremental model (cs_kpis/lib/incremental.py); returns its counts."""
-    spec = model.incremental_spec(fingerprint)
+    spec = model.incremental_spec(fingerprint, carry)
     con.execute("set TimeZone = 'UTC'")
     window = builds.plan(con, spec, full_refresh=full_refresh)
     sql = render_sql(model.sql, where=f"model {model.table}")
@@ -365,13 +366,15 @@ def sql_assets(
     extra_metadata=None,
     freshness_policy: dg.FreshnessPolicy | None = None,
     fingerprints: dict | None = None,
+    carries: dict | None = None,
 ) -> list[dg.AssetsDefinition]:
     """One asset per model; ``extra_metadata(con, model) -> dict`` runs after the build on the same
     connection and can add model-specific previews; ``fingerprints`` maps an @incremental model's table to
-    its inputs' fingerprint (cs_kpis/lib/incremental.py)."""
-    fingerprints = fingerprints or {}
+    its inputs' fingerprint (cs_kpis/lib/incremental.py), ``carries`` to the carry its build keeps (incremental.Carry)."""
+    fingerprints, carries = fingerprints or {}, carries or {}
     return [_by_load_asset(m, group, list(owners), extra_metadata, freshness_policy) if m.by_load
-            else _incremental_asset(m, group, list(owners), extra_metadata, freshness_policy, fingerprints.get(m.table))
+            else _incremental_asset(m, group, list(owners), extra_metadata, freshness_policy, fingerprints.get(m.table),
+                                    carries.get(m.table))
             if m.incremental is not None else _sql_asset(m, group, list(owners), extra_metadata, freshness_policy)
             for m in models]
 
@@ -400,7 +403,7 @@ def _description(model: SqlModel) -> str:
 
 
 def _incremental_asset(model: SqlModel, group: str, owners: list[str], extra_metadata,
-                       freshness_policy: dg.FreshnessPolicy | None, fingerprint) -> dg.AssetsDefinition:
+                       freshness_policy: dg.FreshnessPolicy | None, fingerprint, carry=None) -> dg.AssetsDefinition:
     # the calendar (as-of day) and the subscription periods (account ranges) plan every build
     planner_deps = [asset_key_for_table(*table.split(".")) for table in builds.PLANNER_TABLES]
 
@@ -420,7 +423,8 @@ def _incremental_asset(model: SqlModel, group: str, owners: list[str], extra_met
                config: IncrementalRunConfig) -> dg.MaterializeResult:
         t0 = time.perf_counter()
         with duckdb.get_connection() as con:
-            stats = build_incremental(con, model, full_refresh=config.full_refresh, fingerprint=fingerprint)
+            stats = build_incremental(con, model, full_refresh=config.full_refresh, fingerprint=fingerprint,
+                                      carry=carry)
             meta = table_metadata(con, model.schema, model.name, model.columns)
             if extra_metadata is not None:
                 meta.update(extra_metadata(con, model) or {})

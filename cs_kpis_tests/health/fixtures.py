@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from cs_kpis.defs.health.assets import SQL_DIR, product_config_rows, write_frame
-from cs_kpis.defs.health.fingerprints import FINGERPRINTS
+from cs_kpis.defs.health.fingerprints import CARRIES, FINGERPRINTS
 from cs_kpis.lib import incremental
 from cs_kpis.lib.sql import bigint_instead_of_hugeint, build, load_models
 
@@ -27,7 +27,7 @@ ACTIVITY_MODEL, INDICATOR_MODEL = MODELS["account_activity_daily"], MODELS["acco
 
 
 def spec(model) -> incremental.Incremental:
-    return model.incremental_spec(FINGERPRINTS[model.table])
+    return model.incremental_spec(FINGERPRINTS[model.table], CARRIES.get(model.table))
 
 
 def plan(con, model, **kw) -> incremental.BuildWindow:

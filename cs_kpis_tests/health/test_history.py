@@ -19,6 +19,7 @@ from cs_kpis.defs.health import health_score as hs
 from cs_kpis.defs.health import scoring
 from cs_kpis.defs.health.assets import write_frame
 from cs_kpis.defs.health.backtest import build_backtest
+from cs_kpis.defs.health.fingerprints import INDICATOR_CARRY
 from cs_kpis.lib import checks as lib_checks
 from cs_kpis.lib import incremental
 from cs_kpis_tests.health import fixtures
@@ -811,3 +812,104 @@ def test_the_accounts_rebuilt_on_every_day_are_scored_from_their_own_indicator_r
     assert emitted == [own], (emitted, own, others)
     for table, expected in full.items():
         same(rows(wh, table, order=HEALTH_TABLES[table]), expected)
+
+
+def kept_carry(con) -> list[tuple]:
+    return sorted(con.execute(f"select * from {INDICATOR_CARRY.table}").fetchall())
+
+
+def summed_carry(con, day: dt.date) -> list[tuple]:
+    """The carry through ``day`` summed from every activity row (what a build keeps must equal it)."""
+    return sorted(con.execute(INDICATOR_CARRY.totals(INDICATOR_CARRY.source, incremental.sql_date(day))).fetchall())
+
+
+def test_each_nightly_reads_the_carry_the_build_before_kept_and_keeps_the_next_one(wh, monkeypatch):
+    # The indicators' running sums start from every activity delta before the first day the window reads: summed
+    # from the activity's whole history, that was most of the large company's nightly fixed cost. Each build now
+    # keeps those sums per account, through the next nightly's first read day, and the nightly rolls them forward.
+    # Three nights, one of them with a late event inside the lookback and one rebuilding an account on every day:
+    # every kept carry equals the sums of every activity row, and the nightlies equal a full build.
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
+    monkeypatch.setattr(incremental, "MAX_REBUILT_SHARE", 1.0)  # the tiny company: any share of its 3 accounts
+    wh.execute("delete from marts.dim_day where day > ?", [AS_OF - dt.timedelta(days=3)])
+    # a product event on every as-of day: the activity's window starts where the indicators' does (a company whose
+    # activity ended earlier starts both windows earlier, and the carry is summed again: the other tests)
+    today = ("insert into staging.stg_product__events values ('d{0}', 'track', 'ub', 'Signed In', 'ws_b', "
+             "timestamp '{0} 09:00:00+00', date '{0}')")
+    wh.execute(today.format(AS_OF - dt.timedelta(days=3)))
+    # a user of acc_a's workspace first active on each day the nights roll the carry over (01-26 .. 01-29), and
+    # u9's spell before the calendar, which acc_a's carry holds when it is summed again on night 3
+    for n, day in enumerate(("2025-01-26", "2025-01-27", "2025-01-28", "2025-01-29")):
+        wh.execute(f"insert into staging.stg_product__events values ('r{n}', 'track', 'ur{n}', 'Signed In', 'ws_a', "
+                   f"timestamp '{day} 08:00:00+00', date '{day}')")
+    wh.execute(PRE_CALENDAR_EVENT)
+    # acc_d: product use from 02-20, after the carry's day, subscribed from 04-20. Its prior 30 days are complete
+    # from 04-20 on since its grid starts at its first activity, which its carry does not hold (the windows' days do)
+    wh.execute("insert into marts.account_xref values ('product', 'ws_d', 'acc_d')")
+    wh.execute("insert into marts.accounts values ('acc_d', 'acc_d', '2025-02-01 00:00:00+00')")
+    wh.execute("insert into marts.subscription_periods values ('sub_d', 'acc_d', '2025-04-20', null, 'starter', 1, "
+               "false, 50)")
+    wh.execute("insert into marts.mrr_daily_changes values ('acc_d', '2025-04-20', 50, 0, null)")
+    wh.execute("insert into staging.stg_product__events values ('e_d', 'track', 'ud', 'Signed In', 'ws_d', "
+               "timestamp '2025-02-20 08:00:00+00', date '2025-02-20')")
+    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
+    stats = build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
+    # the next window starts 04-25 (04-27 minus the lookback's 2 more days) and reads from 89 days before it
+    kept = dt.date(2025, 1, 26)
+    assert (stats["carry_read"], stats["carry_kept"]) == (None, kept)
+    assert incremental.current(wh, INDICATOR_MODEL.table)["carry_day"] == kept
+    assert kept_carry(wh) == summed_carry(wh, kept)
+    # acc_a's spells of 01-05 and before the calendar are over by then; its milestones are not
+    # acc_a through 01-26: first active 12-25 (u9), first value event 01-05 10:00 (u1); no 7-day active (both
+    # spells over), u1 still active over 30 days (01-05 .. 02-03); a key feature, a milestone, no open urgent ticket
+    first_value = dt.datetime(2025, 1, 5, 10, tzinfo=dt.timezone.utc)
+    assert kept_carry(wh)[0] == ("acc_a", kept, dt.date(2024, 12, 25), first_value, 0, 1, 1, 1, 0)
+    nights = {
+        # a late product event inside the lookback (acc_b, 04-26): its window's days change, not older ones
+        1: "insert into staging.stg_product__events values ('late1', 'track', 'u7', 'Signed In', 'ws_b', "
+           "'2025-04-26 10:00:00+00', date '2025-04-28')",
+        2: None,
+        3: OLD_INPUT_CHANGES["old ticket priority"][0],  # acc_a rebuilt on every day: its carry summed again
+    }
+    for night, change in nights.items():
+        wh.execute("insert into marts.dim_day values (?)", [AS_OF - dt.timedelta(days=3 - night)])
+        wh.execute(today.format(AS_OF - dt.timedelta(days=3 - night)))
+        if change:
+            wh.execute(change)
+        build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL))
+        w = plan(wh, INDICATOR_MODEL)
+        assert w.mode == "incremental" and w.accounts == (("acc_a",) if night == 3 else ()), w.reason
+        stats = build_window(wh, INDICATOR_MODEL, w)
+        assert (stats["carry_read"], stats["carry_kept"]) == (kept, kept + dt.timedelta(days=1)), night
+        kept += dt.timedelta(days=1)
+        assert kept_carry(wh) == summed_carry(wh, kept), night
+    # rolled over 01-26 .. 01-28: ur0 .. ur2 entered both spells (ur3's 01-29 is the next night's)
+    assert kept_carry(wh)[0] == ("acc_a", kept, dt.date(2024, 12, 25), first_value, 3, 4, 1, 1, 0)
+    nightly = rows(wh, INDICATOR_MODEL.table)
+    # complete from 04-20 on (not null); 02-20 is in the prior 30 days of 04-20 only (day - 59 .. day - 30)
+    assert {(r["day"] == dt.date(2025, 4, 20), r["events_prior_30d"]) for r in nightly if r["account_id"] == "acc_d"} == {
+        (True, 1), (False, 0)}
+    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
+    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
+    same(nightly, rows(wh, INDICATOR_MODEL.table))
+
+
+def test_a_nightly_reads_the_kept_carry_only_through_exactly_its_first_read_day(wh, monkeypatch):
+    # The carry is read, not recomputed: a wrong one shows in the rows. It is read only when it runs through exactly
+    # the window's first read day; a longer lookback starts the window earlier, and the carry is summed again.
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
+    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
+    full = rows(wh, INDICATOR_MODEL.table)
+    tampered = f"update {INDICATOR_CARRY.table} set users_30d = users_30d + 5 where account_id = 'acc_a'"
+    assert wh.execute(tampered).fetchall()[0][0] == 1
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "5")
+    stats = build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL))
+    assert stats["mode"] == "incremental" and stats["carry_read"] is None
+    same(rows(wh, INDICATOR_MODEL.table), full)  # summed from every row: the tampered carry is not read
+    wh.execute(tampered)  # the build kept a new carry: tamper with it too
+    stats = build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL))
+    assert stats["carry_read"] == dt.date(2025, 1, 27)  # 04-30 minus 4 days, then 89
+    got = rows(wh, INDICATOR_MODEL.table)
+    moved = {(a["day"], b["active_users_30d"] - a["active_users_30d"]) for a, b in zip(full, got)
+             if a["account_id"] == "acc_a" and a != b}
+    assert moved == {(stats["start_day"] + dt.timedelta(days=n), 5) for n in range(5)}

@@ -22,7 +22,7 @@ from cs_kpis.defs.health.backtest import (
     backtest_summary,
     build_backtest,
 )
-from cs_kpis.defs.health.fingerprints import FINGERPRINTS
+from cs_kpis.defs.health.fingerprints import CARRIES, FINGERPRINTS
 from cs_kpis.defs.health.health_score import (
     ARCHIVE_DIR,
     COMPONENTS,
@@ -204,4 +204,4 @@ def null_indicators_of_systems_off(con, model) -> dict:
 models = load_models(SQL_DIR, SCHEMA)
 health_sql_assets = sql_assets(
     models, group=GROUP, owners=OWNERS, freshness_policy=NIGHTLY_FRESHNESS, extra_metadata=null_indicators_of_systems_off,
-    fingerprints=FINGERPRINTS)
+    fingerprints=FINGERPRINTS, carries=CARRIES)

@@ -13,7 +13,7 @@ the lookback only with ``full_refresh``.
 import datetime as dt
 from pathlib import Path
 
-from cs_kpis.lib.incremental import Fingerprint, Part
+from cs_kpis.lib.incremental import Carry, Fingerprint, Part
 from cs_kpis.lib.sql import sql_part
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -109,3 +109,17 @@ def activity_fingerprint(con, before: dt.date) -> str:
 FINGERPRINTS = {"kpis.account_activity_daily": ACTIVITY_FINGERPRINT,
                 "kpis.account_indicators_daily": INDICATOR_FINGERPRINT}
 """the fingerprint of each incremental SQL model of the layer, by table"""
+
+INDICATOR_CARRY = Carry(
+    # what kpis.account_indicators_daily's running sums start from (its activity_totals): per account, the activity
+    # before the first day a nightly's windows read. The nightly rolls it forward by a day instead of summing the
+    # activity's whole history (BENCHMARKS.md "Indicators' nightly: the running sums' carry kept")
+    table="kpis._indicator_carry",
+    source="kpis.account_activity_daily",
+    firsts=(("first_activity_day", "day", "date"), ("first_value_at", "first_value_at", "timestamptz")),
+    sums=(("users_7d", "users_7d_delta"), ("users_30d", "users_30d_delta"),
+          ("key_features_30d", "key_features_30d_delta"), ("milestones_reached", "milestones_reached"),
+          ("urgent_high", "urgent_high_delta")),
+)
+CARRIES = {"kpis.account_indicators_daily": INDICATOR_CARRY}
+"""the carry each incremental SQL model of the layer keeps for its next build, by table (incremental.Carry)"""

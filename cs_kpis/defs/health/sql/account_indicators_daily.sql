@@ -22,7 +22,7 @@
 -- (`-- account range:` lines, incremental.with_account_range): the joins on the range's accounts give the same
 -- rows, the constants let DuckDB skip the row groups of other accounts.
 -- @grain account_id, day
--- @incremental lookback_days=7 history=limited rows_per_gb=250000 reads_days=89 window_rows_per_gb=1500000 listed=window
+-- @incremental lookback_days=7 history=limited rows_per_gb=250000 reads_days=89 window_rows_per_gb=1500000 listed=window carry=kpis._indicator_carry
 -- @column account_id: CRM account
 -- @column day: the as-of day (UTC)
 -- @column root_account_id: top of the account's hierarchy (marts.accounts; the account itself when unknown)
@@ -66,7 +66,9 @@
 with build_window as (
     -- reads_from: the first activity day the trailing windows read (89 days before the build window; null = all);
     -- earliest_day: the first day any account of the pass is written from (a pass of 'whole' writes the listed
-    -- accounts from the history's first day; null = every account's whole history)
+    -- accounts from the history's first day; null = every account's whole history); carry_through: the build keeps
+    -- each account's running sums' carry in kpis._indicator_carry, through exactly the first day its windows read
+    -- (null: it does not, and the carry is summed from every activity row)
     select
         max(start_day) as start_day,
         cast(max(start_day) - interval 89 day as date) as reads_from,
@@ -75,7 +77,8 @@ with build_window as (
         max(account_to) as account_to,
         max(build_seq) as build_seq,
         max(listed) as listed,
-        max(history_start) as history_start
+        max(history_start) as history_start,
+        max(carry_through) as carry_through
     from kpis._build_window
     where model = 'kpis.account_indicators_daily' and is_current
 ),
@@ -103,7 +106,8 @@ starts as (
             as from_day,
         max(case when bw.listed = 'whole' and l.account_id is not null
             then cast(bw.history_start - interval 89 day as date) else bw.reads_from end) as reads_from,
-        max(case when bw.listed = 'whole' and l.account_id is not null then 1 else 0 end) as is_listed
+        max(case when bw.listed = 'whole' and l.account_id is not null then 1 else 0 end) as is_listed,
+        max(case when bw.carry_through is null then 1 else 0 end) as sums_activity
     from marts.subscription_periods as p
     cross join build_window as bw
     left join listed_accounts as l
@@ -118,11 +122,28 @@ starts as (
 ),
 
 activity_totals as (
-    -- one pass over the accounts' activity: the first active day, the first configured value event (the
-    -- activity table keeps each day's first) and the carry of the running sums: every delta dated before the
-    -- first day the trailing windows read (the account's reads_from, or the calendar's first day when later, as on
-    -- a full build). Deltas dated before the calendar (product use before the first subscription) are carried
-    -- too: without them a spell begun before the calendar and ended inside it made the distinct actives negative
+    -- per account: its first active day, its first configured value event (the activity table keeps each day's
+    -- first) and the carry of the running sums: every delta dated before the first day the trailing windows read
+    -- (the account's reads_from, or the calendar's first day when later, as on a full build). Deltas dated before
+    -- the calendar (product use before the first subscription) are carried too: without them a spell begun before
+    -- the calendar and ended inside it made the distinct actives negative. A build that keeps the carry
+    -- (carry_through) reads it from kpis._indicator_carry (cs_kpis/lib/incremental.py, Carry): the same sums and
+    -- first days over the activity before that day, kept for each account by the build before and, for the
+    -- accounts rebuilt on every day, summed again by this one; the first days of later activity come from the days
+    -- the windows read (windowed). Otherwise from every activity row of the history (30.7 M on the large company)
+    select
+        c.account_id,
+        c.first_activity_day,
+        c.first_value_at,
+        c.users_7d,
+        c.users_30d,
+        c.key_features_30d,
+        c.milestones_reached,
+        c.urgent_high
+    from kpis._indicator_carry as c
+    inner join starts as s on s.account_id = c.account_id and s.sums_activity = 0
+    -- account range: c.account_id
+    union all
     select
         account_id,
         min(day) as first_activity_day,
@@ -138,7 +159,8 @@ activity_totals as (
             a.day < case when s.reads_from is null or s.reads_from < cal.first_day then cal.first_day
                 else s.reads_from end as is_carry
         from kpis.account_activity_daily as a
-        inner join starts as s on s.account_id = a.account_id
+        -- (an empty join when the carry is kept: DuckDB then reads none of the activity)
+        inner join starts as s on s.account_id = a.account_id and s.sums_activity = 1
         cross join (select min(day) as first_day from marts.dim_day) as cal
         -- account range: a.account_id
     ) as a
@@ -185,6 +207,8 @@ window_activity as (
         k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), a.day) as gk,
         k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), k.first_out) as first_gk,
         k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), cal.as_of) as last_gk,
+        a.day,
+        a.first_value_at,
         a.events,
         a.active_users,
         a.tickets_created,
@@ -257,7 +281,9 @@ window_deltas as (
         case when o.shift = 0 then w.users_30d_delta else 0 end as active_users_30d,
         case when o.shift = 0 then w.key_features_30d_delta else 0 end as key_features_30d,
         case when o.shift = 0 then w.milestones_reached else 0 end as milestones_reached,
-        case when o.shift = 0 then w.urgent_high_delta else 0 end as open_urgent_high
+        case when o.shift = 0 then w.urgent_high_delta else 0 end as open_urgent_high,
+        case when o.shift = 0 then w.day end as first_activity_day,
+        case when o.shift = 0 then w.first_value_at end as first_value_at
     from window_activity as w
     cross join (select 0 as shift union all select 30 union all select 60 union all select 90) as o
     where w.gk + o.shift <= w.last_gk
@@ -285,7 +311,9 @@ window_daily as (
         sum(active_users_30d) as active_users_30d,
         sum(key_features_30d) as key_features_30d,
         sum(milestones_reached) as milestones_reached,
-        sum(open_urgent_high) as open_urgent_high
+        sum(open_urgent_high) as open_urgent_high,
+        min(first_activity_day) as first_activity_day,
+        min(first_value_at) as first_value_at
     from window_deltas
     group by gk
 ),
@@ -687,7 +715,9 @@ dense as (
         coalesce(a.active_users_30d, 0) as active_users_30d,
         coalesce(a.key_features_30d, 0) as key_features_30d,
         coalesce(a.milestones_reached, 0) as milestones_reached,
-        coalesce(a.open_urgent_high, 0) as open_urgent_high
+        coalesce(a.open_urgent_high, 0) as open_urgent_high,
+        a.first_activity_day,
+        a.first_value_at
     from window_grid as g
     left join window_daily as a
         on a.gk = g.gk
@@ -716,7 +746,11 @@ windowed as (
         sum(nps_promoters_90d) over run as nps_promoters_90d,
         sum(nps_detractors_90d) over run as nps_detractors_90d,
         sum(nps_responses_90d) over run as nps_responses_90d,
-        sum(failed_payments_90d) over run as failed_payments_90d
+        sum(failed_payments_90d) over run as failed_payments_90d,
+        -- the first active day and value event among the days read so far (those before the first output day
+        -- count on it): with a kept carry, the activity after the carry's day
+        min(first_activity_day) over run as first_activity_day,
+        min(first_value_at) over run as first_value_at
     from dense
     window run as (partition by account_key order by day rows between unbounded preceding and current row)
 ),
@@ -728,7 +762,8 @@ indicator_days as (
         w.day,
         ss.root_account_id,
         ss.created_at,
-        ss.first_value_at,
+        -- the earlier of the carry's (or the history's) first value event and the days' read so far (least skips nulls)
+        least(ss.first_value_at, w.first_value_at) as first_value_at,
         coalesce(ss.mrr, 0) as mrr,
         ss.is_trial,
         ss.plan,
@@ -737,7 +772,7 @@ indicator_days as (
         w.events_30d,
         w.events_prior_30d,
         -- the days of the prior 30 days (59 .. 30 days back) on or after the grid's start
-        greatest(0, least(30, date_diff('day', ss.grid_start, w.day) - 29)) as prior_days,
+        greatest(0, least(30, date_diff('day', least(ss.grid_start, w.first_activity_day), w.day) - 29)) as prior_days,
         w.active_user_days_30d,
         w.active_users_7d + coalesce(ss.carry_users_7d, 0) as active_users_7d,
         w.active_users_30d + coalesce(ss.carry_users_30d, 0) as active_users_30d,
