@@ -255,12 +255,14 @@ def scanned_table(node: dict) -> str:
 
 class ScanCounter:
     """A DuckDB connection that profiles each statement it runs and counts the scans of ``table`` (schema.name)
-    in them, except in the statements that contain ``skip`` (a model's own SQL), or only in those that contain
+    in them, except in the statements that contain ``skip`` (a model's own SQL; or any of several), or only in those that contain
     ``only``: how often a plan or a build reads an input's history; ``rows_scanned``: the rows each of those scans
     read from the table."""
 
-    def __init__(self, con, profile: Path, table: str, skip: str | None = None, only: str | None = None):
-        self._con, self._profile, self._skip, self._only = con, profile, skip, only
+    def __init__(self, con, profile: Path, table: str, skip: str | tuple[str, ...] | None = None,
+                 only: str | None = None):
+        self._con, self._profile, self._only = con, profile, only
+        self._skip = (skip,) if isinstance(skip, str) else tuple(skip or ())
         self._table = table
         self.scans = 0
         self.rows_scanned: list[int] = []
@@ -270,7 +272,7 @@ class ScanCounter:
     def execute(self, sql, *args, **kwargs):
         self._profile.unlink(missing_ok=True)
         result = self._con.execute(sql, *args, **kwargs)
-        counted = (self._skip is None or self._skip not in sql) and (self._only is None or self._only in sql)
+        counted = not any(s in sql for s in self._skip) and (self._only is None or self._only in sql)
         if counted and self._profile.exists():
             tree = json.loads(self._profile.read_text())
             scans = [n for n in profile_nodes(tree)

@@ -862,7 +862,7 @@ def test_each_nightly_reads_the_carry_the_build_before_kept_and_keeps_the_next_o
     # acc_a's spells of 01-05 and before the calendar are over by then; its milestones are not
     # acc_a through 01-26: first active 12-25 (u9), first value event 01-05 10:00 (u1); no 7-day active (both
     # spells over), u1 still active over 30 days (01-05 .. 02-03); a key feature, a milestone, no open urgent ticket
-    first_value = dt.datetime(2025, 1, 5, 10, tzinfo=dt.timezone.utc)
+    first_value = dt.datetime(2025, 1, 5, 10, tzinfo=dt.UTC)
     assert kept_carry(wh)[0] == ("acc_a", kept, dt.date(2024, 12, 25), first_value, 0, 1, 1, 1, 0)
     nights = {
         # a late product event inside the lookback (acc_b, 04-26): its window's days change, not older ones

@@ -5,8 +5,10 @@ import datetime as dt
 
 import pytest
 
+from cs_kpis.defs.health.fingerprints import CARRIES
 from cs_kpis.lib import incremental
-from cs_kpis.lib.sql import SqlModel, build_incremental
+from cs_kpis.lib.sql import SqlModel
+from cs_kpis.lib.sql import build_incremental as sql_build_incremental
 from cs_kpis_tests.health.fixtures import ACTIVITY_MODEL, INDICATOR_MODEL
 from cs_kpis_tests.health.test_history import rows, same
 
@@ -32,7 +34,10 @@ def test_the_tag_sets_lookback_history_and_chunk_size(tmp_path):
     # a setting that sizes ranges only with another (incremental.build_ranges ignored it without that one)
     ("rows_per_gb=1000 window_rows_per_gb=2000", "window_rows_per_gb needs reads_days"),
     ("chunk_rows=1000 reads_days=30", "reads_days needs rows_per_gb"),
-    ("reads_days=30 window_rows_per_gb=2000", "reads_days needs rows_per_gb")])
+    ("reads_days=30 window_rows_per_gb=2000", "reads_days needs rows_per_gb"),
+    # the carry runs through the first day a window reads: without reads_days there is none
+    ("carry=kpis._my_carry", "carry needs reads_days"),
+    ("rows_per_gb=1000 reads_days=30 carry=kpis.my_carry", "carry must name a table")])
 def test_a_bad_tag_fails_naming_the_setting_and_file(tmp_path, tag, message):
     with pytest.raises(ValueError, match=message) as err:
         model(tmp_path, tag)
@@ -48,8 +53,19 @@ def test_the_health_models_are_tagged_and_read_the_tables_they_build_after():
     assert ACTIVITY_MODEL.incremental == {"lookback_days": 7, "chunk_rows": 40_000_000, "rows_per_gb": 1_500_000,
                                           "reads_days": 34}
     assert INDICATOR_MODEL.incremental == {"lookback_days": 7, "limited_history": True, "rows_per_gb": 250_000,
-                                           "reads_days": 89, "window_rows_per_gb": 1_500_000, "listed_in_window": True}
+                                           "reads_days": 89, "window_rows_per_gb": 1_500_000, "listed_in_window": True,
+                                           "carry_table": "kpis._indicator_carry"}
     assert ACTIVITY_MODEL.table in INDICATOR_MODEL.incremental_spec().upstream
+
+
+def build_incremental(con, model, **kw) -> dict:
+    return sql_build_incremental(con, model, carry=CARRIES.get(model.table), **kw)
+
+
+def test_a_model_reading_a_carry_is_not_built_without_it(wh):
+    # its SQL reads the carry table: a build that did not keep it would read a stale one
+    with pytest.raises(ValueError, match="reads the carry kpis._indicator_carry"):
+        sql_build_incremental(wh, INDICATOR_MODEL)
 
 
 def test_a_full_upstream_build_makes_the_next_build_full(wh, monkeypatch):
