@@ -36,6 +36,11 @@ A SQL model becomes incremental with a header tag (cs_kpis/lib/sql.py)::
   (tickets, invoices, subscription states: about 5 operator seconds on the large company), so a pass of their own
   cost the indicators' nightly 1.8-3.8 s for 9 accounts (BENCHMARKS.md "Indicators' nightly: the listed accounts in
   the window's pass").
+- ``carry=<schema>._<table>`` (default: none; only with ``reads_days``): the model's running sums start from a
+  per-account summary of its input before the first day its window reads, which each build keeps in that table
+  for the next one (Carry: what it holds, when it is read and why it stays true). The model's SQL reads it when
+  its control row has ``carry_through``, else it sums every input row; a build of such a model needs its Carry
+  (sql_assets ``carries``), or it fails.
 
 The table must have ``account_id`` and ``day`` columns; the as-of day is ``max(day)`` of marts.dim_day.
 Every build is a row of CONTROL_TABLE (``model``, ``mode``, ``start_day``, ``history_start``, ``as_of``,
