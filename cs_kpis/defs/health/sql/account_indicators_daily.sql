@@ -17,7 +17,8 @@
 -- from history_start); the trailing windows read the activity of the 89 days
 -- before it (its deltas dated before the first output day count on that day), and the running sums (distinct
 -- actives, milestones, open urgent/high tickets) start from the sum of every activity delta before those
--- days, so a windowed build equals the same days of a full build (tested). The history kept is
+-- days (a nightly reads that sum from the carry the build before kept, kpis._indicator_carry: @incremental
+-- carry, incremental.Carry), so a windowed build equals the same days of a full build (tested). The history kept is
 -- CS_KPIS_HEALTH_HISTORY_DAYS days. The build renders the range's bounds as constants on the activity's three scans
 -- (`-- account range:` lines, incremental.with_account_range): the joins on the range's accounts give the same
 -- rows, the constants let DuckDB skip the row groups of other accounts.
