@@ -440,7 +440,9 @@ def unordered_insert(con, unordered: bool = True):
     or at the commit past checkpoint_threshold) compressed every row again, while the row groups of an unordered
     insert that is the transaction's first into its table are kept as written. On the large company: 800,000
     rows, a checkpoint of 0.32-0.35 CPU s against 0.01 s; an insert of 3,000 rows earlier in the same transaction
-    brought the cost back even unordered, so the window's pass goes first (BENCHMARKS.md, session 23)."""
+    brought the cost back even unordered, so the window's pass goes first (BENCHMARKS.md, session 23). The setting
+    is DuckDB's global one: another connection of the same process to the same database would see it for the
+    statement's length (the scores' step holds the only one; steps run in processes of their own or one by one)."""
     if not unordered:
         yield
         return
