@@ -816,11 +816,11 @@ def test_the_accounts_rebuilt_on_every_day_are_scored_from_their_own_indicator_r
 @pytest.mark.parametrize("preserve", [True, False])
 def test_a_nightly_writes_its_window_first_and_unordered(wh, monkeypatch, preserve):
     """The window's scores are the nightly's first insert into kpis.health_scores_daily, written with DuckDB's
-    preserve_insertion_order off: so written, the checkpoint that follows keeps their row groups as they are,
+    preserve_insertion_order off: so written, the checkpoint that follows kept their row groups as they were,
     while in order, or after another insert into the table in the same transaction (the listed accounts' 3,012
-    rows), it compressed all 800,000 of them again, 0.34 s of the large company's nightly (BENCHMARKS.md, session
-    23). The listed accounts' pass keeps the order (by_month) and the setting is left as it was; the rows are a
-    full build's."""
+    rows), it compressed all 800,000 of them again, about 0.3 CPU s of the large company's nightly (scoring.
+    unordered_insert). The listed accounts' pass keeps the order (by_month) and the setting is left as it was;
+    the rows are a full build's."""
     config = hs.load_current_config()
     build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
     full_build(wh)

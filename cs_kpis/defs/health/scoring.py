@@ -435,12 +435,13 @@ def by_month(sql: str) -> str:
 def unordered_insert(con, unordered: bool = True):
     """With ``unordered``, DuckDB's preserve_insertion_order off for the statements inside (then as it was).
 
-    The order of a nightly window's rows does not matter (by_month's docstring), and keeping it costs: after an
-    insert in order (DuckDB's batch insert) the checkpoint that follows the commit (when the connection closes,
-    or at the commit past checkpoint_threshold) compressed every row again, while the row groups of an unordered
-    insert that is the transaction's first into its table are kept as written. On the large company: 800,000
-    rows, a checkpoint of 0.32-0.35 CPU s against 0.01 s; an insert of 3,000 rows earlier in the same transaction
-    brought the cost back even unordered, so the window's pass goes first (BENCHMARKS.md, session 23). The setting
+    The order of a nightly window's rows does not matter (by_month's docstring), and keeping it cost: on the large
+    company's nightly, when the previous nightly's window was the table's end (every nightly but the first after
+    a full build), the checkpoint that follows the commit (when the connection closes, or at the commit past
+    checkpoint_threshold) compressed the 800,000 rows of an insert in order again (0.32-0.35 CPU s), and kept
+    those of an unordered insert as written (0.01 s), as long as that insert was the transaction's first into
+    the table: 3,012 rows inserted before it brought the cost back, so the window's pass goes first. After a full
+    build's layout the checkpoint cost the same either way (BENCHMARKS.md, session 23). The setting
     is DuckDB's global one: another connection of the same process to the same database would see it for the
     statement's length (the scores' step holds the only one; steps run in processes of their own or one by one)."""
     if not unordered:
