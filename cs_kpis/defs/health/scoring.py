@@ -12,6 +12,7 @@ score_history writes kpis.health_scores_daily and kpis.health_score_changes for 
 in ranges of accounts, planned like every incremental table (cs_kpis/lib/incremental.py).
 """
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -430,6 +431,30 @@ def by_month(sql: str) -> str:
     return f"select * from ({sql}) order by date_trunc('month', day), account_id, day"
 
 
+@contextlib.contextmanager
+def unordered_insert(con, unordered: bool = True):
+    """With ``unordered``, DuckDB's preserve_insertion_order off for the statements inside (then as it was).
+
+    The order of a nightly window's rows does not matter (by_month's docstring), and keeping it cost: on the large
+    company's nightly, when the previous nightly's window was the table's end (every nightly but the first after
+    a full build), the checkpoint that follows the commit (when the connection closes, or at the commit past
+    checkpoint_threshold) compressed the 800,000 rows of an insert in order again (0.32-0.35 CPU s), and kept
+    those of an unordered insert as written (0.01 s), as long as that insert was the transaction's first into
+    the table: 3,012 rows inserted before it brought the cost back, so the window's pass goes first. After a full
+    build's layout the checkpoint cost the same either way (BENCHMARKS.md, session 23). The setting
+    is DuckDB's global one: another connection of the same process to the same database would see it for the
+    statement's length (the scores' step holds the only one; steps run in processes of their own or one by one)."""
+    if not unordered:
+        yield
+        return
+    before = con.execute("select current_setting('preserve_insertion_order')").fetchall()[0][0]
+    con.execute("set preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        con.execute(f"set preserve_insertion_order = {'true' if before else 'false'}")
+
+
 def _write(con, table: str, sql: str, create: bool) -> int:
     """Insert the rows of ``sql`` into ``table`` (by name), or replace the table with them; the row count."""
     if create:
@@ -473,17 +498,18 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
                 for sql in history_start_sql(window.history_start):
                     con.execute(sql)
         create = mode == "full"
-        # the accounts rebuilt on every day first, as a full build scores them; then the window's days of the
-        # others (incremental.build's order: deleting rows written in the same transaction slows the commit)
-        passes = [((first, last, seq, True), listed.start_day, False) for first, last in listed_ranges]
-        passes += [((*(accounts or (None, None)), seq, False) if window.accounts else accounts, start,
-                    mode == "incremental") for accounts in ranges]
+        # the window's days of every account but the listed ones first, then the listed accounts' every day, as a
+        # full build scores them (neither pass deletes what the other wrote). Window first: its rows are the
+        # transaction's first insert into the scores, which DuckDB then writes as they are (unordered_insert)
+        passes = [((*(accounts or (None, None)), seq, False) if window.accounts else accounts, start,
+                   mode == "incremental") for accounts in ranges]
+        passes += [((first, last, seq, True), listed.start_day, False) for first, last in listed_ranges]
         for n, (accounts, since, windowed) in enumerate(passes):
             t0 = time.perf_counter()
             # many days (a full build, the rebuilt accounts' every day) are written month by month (by_month); a
-            # nightly window's few days are appended together at the table's end anyway
-            order = (by_month if since is None or window.as_of is None or (window.as_of - since).days >= CLUSTER_DAYS
-                     else (lambda sql: sql))
+            # nightly window's few days are appended together at the table's end anyway, in no particular order
+            unordered = since is not None and window.as_of is not None and (window.as_of - since).days < CLUSTER_DAYS
+            order = (lambda sql: sql) if unordered else by_month
             if accounts is not None and len(accounts) == 4 and accounts[3]:
                 # every kept day of the accounts rebuilt on every day: scored once with each window's earlier
                 # scores, both tables written from that (their moved rows and earlier days, read back from the
@@ -495,14 +521,15 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
                 _write(con, CHANGES_TABLE, changes_from_scored_sql(config), create)
                 con.execute(f"drop table {SCORED}")
             else:
-                written = _write(con, SCORES_TABLE, order(scores_sql(config, accounts, since, windowed, window.as_of)),
-                                 create)
+                with unordered_insert(con, unordered):
+                    written = _write(con, SCORES_TABLE,
+                                     order(scores_sql(config, accounts, since, windowed, window.as_of)), create)
                 t1 = time.perf_counter()
                 con.execute(f"create or replace temp table {MOVED} as {moved_sql(accounts, since)}")
                 _write(con, CHANGES_TABLE, changes_sql(config, since, window.as_of if windowed else None), create)
                 con.execute(f"drop table {MOVED}")
             rows += written
-            rebuilt += written if n < len(listed_ranges) else 0
+            rebuilt += written if n >= len(passes) - len(listed_ranges) else 0
             seconds["scores"] += t1 - t0
             seconds["changes"] += time.perf_counter() - t1
             create = False
