@@ -311,9 +311,10 @@ ticket_facts as (
     from (
         -- include: support_tickets
     ) as t
-    inner join starts as s on s.account_id = t.account_id
-    where s.from_day is null or t.created_day > cast(s.from_day - interval 90 day as date)
-        or t.solved_day > cast(s.from_day - interval 90 day as date)
+    inner join (
+        select account_id, from_day, cast(from_day - interval 90 day as date) as tickets_after from starts
+    ) as s on s.account_id = t.account_id
+    where s.from_day is null or t.created_day > s.tickets_after or t.solved_day > s.tickets_after
 ),
 
 reply_tickets as (
