@@ -83,6 +83,55 @@ def test_a_window_leaves_out_only_the_invoices_settled_and_terms_ended_before_it
     same(rows(wh, "kpis.account_indicators_daily"), full)
 
 
+def medians(rows_: list[dict], day: dt.date) -> tuple:
+    return acc_a(rows_, day, "median_first_reply_minutes", "median_resolution_minutes", "first_contact_resolution")
+
+
+@pytest.mark.parametrize("start", [dt.date(2025, 4, 2), dt.date(2025, 4, 3)])
+def test_a_window_reads_the_tickets_of_the_90_days_before_its_first_day(wh, start):
+    # A windowed build keeps the tickets created or solved less than 90 days before its first day (the 90 days of
+    # a median include the day: 04-02's are 01-03 .. 04-02) and, of the change days of the medians, the last one
+    # on or before its first day. acc_a's tickets: 1 created 01-03 (first reply 30 min), solved 01-04 (1440 min,
+    # resolved at first contact), 2 created 03-01 (60 min, open), 3 created 03-05 (90 min), solved 03-06 (600 min,
+    # two replies). Ticket 1 counts in the first-reply median up to 04-02 (median of 30, 60, 90) and in the
+    # resolution one up to 04-03 (median of 1440 and 600, half at first contact): a window starting on 04-02
+    # reads it created on its first day's edge, one starting on 04-03 solved on it; a day too strict either way
+    # gives 75 or 600 on the first day
+    expected = {dt.date(2025, 4, 2): (60.0, 1020.0, 0.5), dt.date(2025, 4, 3): (75.0, 1020.0, 0.5),
+                dt.date(2025, 4, 4): (75.0, 600.0, 0.0)}
+    full = rows(wh, "kpis.account_indicators_daily", start)
+    build_window(wh, INDICATOR_MODEL, window(start, start))
+    nightly = rows(wh, "kpis.account_indicators_daily")
+    for day, values in expected.items():
+        if day >= start:
+            assert medians(nightly, day) == values, day
+    same(nightly, full)
+
+
+@pytest.mark.parametrize("states, expected", [
+    # withdrawn in the morning of 03-20, scheduled again in the evening: scheduled at the end of the day
+    ([("2025-03-20 08:00:00+00", False), ("2025-03-20 20:00:00+00", True)], 1),
+    # scheduled again in the morning, withdrawn in the evening: not scheduled
+    ([("2025-03-20 08:00:00+00", True), ("2025-03-20 20:00:00+00", False)], 0),
+], ids=["scheduled last", "withdrawn last"])
+def test_a_window_reads_the_subscription_state_in_force_on_its_first_day(wh, states, expected):
+    # A windowed build keeps of each subscription's states before its first day only the end-of-day state of the
+    # last day that had one: here sub_a set to cancel on 03-12 (fixtures.py), two states on 03-20, a window from
+    # 03-21 (and 03-20: that day's own states). The first day reads 03-20's last state, not its first or 03-12's
+    wh.execute("insert into marts.subscription_states values " + ", ".join(
+        f"('sub_a', 'cus_a', '{at}', 'evt_w{i}', 'active', {str(flag).lower()}, null, null)"
+        for i, (at, flag) in enumerate(states)))
+    build_window(wh, INDICATOR_MODEL, window(None))
+    full = rows(wh, "kpis.account_indicators_daily")
+    assert acc_a(full, dt.date(2025, 3, 19), "cancellation_scheduled") == (1,)
+    assert acc_a(full, dt.date(2025, 3, 20), "cancellation_scheduled") == (expected,)
+    for start in (dt.date(2025, 3, 21), dt.date(2025, 3, 20)):
+        build_window(wh, INDICATOR_MODEL, window(start, start))
+        nightly = rows(wh, "kpis.account_indicators_daily")
+        assert acc_a(nightly, start, "cancellation_scheduled") == (expected,), start
+        same(nightly, [r for r in full if r["day"] >= start])
+
+
 @pytest.mark.parametrize("start", [None, dt.date(2025, 3, 15)])
 def test_a_build_in_account_ranges_equals_one_build(wh, start):
     full = rows(wh, "kpis.account_indicators_daily", start)
@@ -284,6 +333,14 @@ OLD_CANCELLATION = ("insert into marts.subscription_states values ('sub_a', 'cus
 # acc_a: an invoice due 01-25 and paid 02-10 (past due 01-26 .. 02-09), inside a 100-day history, before the window
 SETTLED_INSIDE_HISTORY = ("insert into staging.stg_billing__invoices values ('in_8', 'cus_a', 'paid', 900, null, "
                           "'2025-01-25 10:00:00+00', '2025-02-10 10:00:00+00', null, null)")
+# acc_a: on a 100-day history's first day (01-21) an invoice due 01-19 and paid 01-22 (past due 2 days) and the
+# last day of an annual term ending 01-22 (renewal in 1 day): each is left out a day earlier
+SETTLED_AND_ENDED_AFTER_THE_HISTORY_START = (
+    "insert into staging.stg_billing__invoices values ('in_9', 'cus_a', 'paid', 900, null, "
+    "'2025-01-19 10:00:00+00', '2025-01-22 10:00:00+00', null, null), ('in_10', 'cus_a', 'paid', 5000, null, "
+    "'2024-01-22 10:00:00+00', '2024-01-22 10:00:00+00', null, null); "
+    "insert into staging.stg_billing__invoice_lines values ('il_10', 'in_10', 'sub_a5', 'price_growth', false, "
+    "'2024-01-22 00:00:00+00', '2025-01-22 00:00:00+00')")
 # a product event of acc_a's workspace before the calendar's first day (2025-01-01): u9 active from 12-25
 PRE_CALENDAR_EVENT = ("insert into staging.stg_product__events values ('pre1', 'track', 'u9', 'Signed In', 'ws_a', "
                       "'2024-12-25 10:00:00+00', date '2024-12-25')")
@@ -303,6 +360,9 @@ def acc_a(rows_: list[dict], day: dt.date, *columns: str) -> tuple:
     # ... and an invoice past due inside the history, settled before the window
     (OLD_INPUT_CHANGES["old ticket priority"], 100, SETTLED_INSIDE_HISTORY,
      (dt.date(2025, 2, 1), ("max_days_past_due",), (7,))),
+    # ... and an invoice settled and a term ended the day after the history's first day
+    (OLD_INPUT_CHANGES["old ticket priority"], 100, SETTLED_AND_ENDED_AFTER_THE_HISTORY_START,
+     (dt.date(2025, 1, 21), ("max_days_past_due", "days_to_renewal"), (2, 1))),
     # ... and activity before the calendar: u9's 7-day spell from 12-25 ends on 01-01, its 30-day one on 01-24 (the
     # running sums carry what began before the calendar: they were -1 and 0 here)
     (OLD_INPUT_CHANGES["old ticket priority"], None, PRE_CALENDAR_EVENT,
@@ -313,6 +373,7 @@ def acc_a(rows_: list[dict], day: dt.date, *columns: str) -> tuple:
     (OLD_INPUT_CHANGES["workspace remap"], None, None, None),
     (OLD_INPUT_CHANGES["workspace remap"], 100, None, None),
 ], ids=["old ticket priority", "old ticket priority, 100 days kept", "an invoice settled inside the history",
+        "an invoice settled and a term ended on the history's second day",
         "activity before the calendar", "activity before the calendar, 119 days kept", "workspace remap",
         "workspace remap, 100 days kept"])
 @pytest.mark.parametrize("share", [incremental.LISTED_IN_WINDOW_SHARE, 0.0], ids=["in the window's pass", "own pass"])

@@ -332,11 +332,18 @@ milestone_count as (
 ),
 
 ticket_facts as (
-    select t.*, s.from_day
+    -- the tickets a median below can read (reply_tickets, solved_tickets): created or solved less than 90 days
+    -- before the account's first day the pass writes (every ticket on a full build of every day), kept once
+    -- for both instead of every ticket of the history
+    select t.account_id, t.ticket_id, t.created_day, t.solved_day, t.first_reply_minutes,
+        t.full_resolution_minutes, t.is_fcr, s.from_day
     from (
         -- include: support_tickets
     ) as t
-    inner join starts as s on s.account_id = t.account_id
+    inner join (
+        select account_id, from_day, cast(from_day - interval 90 day as date) as tickets_after from starts
+    ) as s on s.account_id = t.account_id
+    where s.from_day is null or t.created_day > s.tickets_after or t.solved_day > s.tickets_after
 ),
 
 reply_tickets as (
@@ -358,36 +365,45 @@ solved_tickets as (
         and (t.from_day is null or t.solved_day > cast(t.from_day - interval 90 day as date))
 ),
 
-change_points as (
+change_days as (
     -- medians over 90 days change only where a ticket enters the window (created, or solved, that day) or leaves
     -- it (90 days later): they are computed on those change days, not on every account-day (a median's state per
-    -- group is a list of values: millions of groups spilled gigabytes), and each holds until the next one. Only
-    -- the change days an output day reads: the one in force on the build window's first day, the later ones,
-    -- none after the as-of day (a nightly's 90 days of earlier change days were each a median over their 90
-    -- days of tickets: most of its cost). kind: 'reply' (tickets created) or 'solved' (tickets solved)
-    select p.kind, p.account_id, p.day, p.next_day
-    from (
-        select
-            kind,
-            account_id,
-            from_day,
-            day,
-            min(day) over (partition by kind, account_id order by day rows between 1 following and 1 following)
-                as next_day
-        from (
-            select 'reply' as kind, account_id, from_day, created_day as day from reply_tickets
-            union
-            select 'reply' as kind, account_id, from_day, cast(created_day + interval 90 day as date) as day
-            from reply_tickets
-            union
-            select 'solved' as kind, account_id, from_day, solved_day as day from solved_tickets
-            union
-            select 'solved' as kind, account_id, from_day, cast(solved_day + interval 90 day as date) as day
-            from solved_tickets
-        ) as c
-    ) as p
+    -- group is a list of values: millions of groups spilled gigabytes), and each holds until the next one.
+    -- kind: 'reply' (tickets created) or 'solved' (tickets solved)
+    select 'reply' as kind, account_id, from_day, created_day as day from reply_tickets
+    union
+    select 'reply' as kind, account_id, from_day, cast(created_day + interval 90 day as date) as day
+    from reply_tickets
+    union
+    select 'solved' as kind, account_id, from_day, solved_day as day from solved_tickets
+    union
+    select 'solved' as kind, account_id, from_day, cast(solved_day + interval 90 day as date) as day
+    from solved_tickets
+),
+
+change_points as (
+    -- only the change days an output day reads: the one in force on the account's first day the pass writes
+    -- (the last one on or before it), the later ones, none after the as-of day (a nightly's 90 days of earlier
+    -- change days were each a median over their 90 days of tickets: most of its cost), left out before each
+    -- change day's next one is found (an aggregation and a join, not a sort of every change day). The last one's
+    -- next day is null (a day after the as-of day, which no output day reaches, before the as-of day's filter
+    -- moved first)
+    select
+        c.kind,
+        c.account_id,
+        c.day,
+        min(c.day) over (partition by c.kind, c.account_id order by c.day rows between 1 following and 1 following)
+            as next_day
+    from change_days as c
+    left join (
+        select kind, account_id, max(day) as day
+        from change_days
+        where day <= from_day
+        group by kind, account_id
+    ) as f
+        on f.kind = c.kind and f.account_id = c.account_id
     cross join (select max(day) as as_of from marts.dim_day) as cal
-    where p.day <= cal.as_of and (p.from_day is null or p.next_day is null or p.next_day > p.from_day)
+    where (f.day is null or c.day >= f.day) and c.day <= cal.as_of
 ),
 
 reply_spans as (
@@ -429,54 +445,60 @@ billing_accounts as (
 
 unpaid_invoices as (
     -- due on its due date (send_invoice) or at creation (charged automatically); unpaid until paid,
-    -- voided or written off. One settled on or before the first day the pass writes is past due on no output day
-    -- and changes no state from that day on: left out
+    -- voided or written off. One settled on or before the account's first day the pass writes is past due on no
+    -- output day and changes no state from that day on: left out (a condition of the join on the account, not of
+    -- a join with the build window after it)
     select
         b.account_id,
         cast(coalesce(i.due_at, i.created_at) as date) as due_day,
         cast(coalesce(i.paid_at, i.voided_at, i.marked_uncollectible_at) as date) as settled_day
     from staging.stg_billing__invoices as i
     inner join billing_accounts as b on b.customer_id = i.customer_id
-    cross join build_window as bw
     where i.status <> 'draft' and i.amount_due_minor > 0
-        and (bw.earliest_day is null or coalesce(i.paid_at, i.voided_at, i.marked_uncollectible_at) is null
-            or cast(coalesce(i.paid_at, i.voided_at, i.marked_uncollectible_at) as date) > bw.earliest_day)
+        and (b.from_day is null or coalesce(i.paid_at, i.voided_at, i.marked_uncollectible_at) is null
+            or cast(coalesce(i.paid_at, i.voided_at, i.marked_uncollectible_at) as date) > b.from_day)
 ),
 
-term_periods as (
-    -- the paid term of a licensed subscription item: a billing period longer than 180 days (an annual or
-    -- longer contract), from the invoice lines (no prorations, drafts or voids, no metered prices). Monthly
-    -- and quarterly periods renew every period: they are not a contract renewal (docs/KPI_DEFINITIONS.md). A
-    -- term ended by the first day the pass writes is in force on no output day: left out
-    select b.account_id, l.subscription_id, cast(l.period_start as date) as period_start,
+term_lines as (
+    -- the invoice lines of paid terms: a licensed subscription item (no prorations, no metered prices) billed
+    -- for more than 180 days, ended after the first day the pass writes (the earliest of its accounts'): a few
+    -- thousand of the history's lines, read before their invoices (a join of every invoice, built each night)
+    select l.invoice_id, l.subscription_id, cast(l.period_start as date) as period_start,
         cast(l.period_end as date) as period_end
     from staging.stg_billing__invoice_lines as l
-    inner join staging.stg_billing__invoices as i on i.invoice_id = l.invoice_id
-    inner join billing_accounts as b on b.customer_id = i.customer_id
     left join staging.stg_billing__prices as p on p.price_id = l.price_id
-    cross join build_window as bw
-    where i.status not in ('draft', 'void')
-        and (bw.earliest_day is null or cast(l.period_end as date) > bw.earliest_day)
+    cross join (
+        select coalesce(earliest_day, cast('0001-01-01' as date)) as first_day from build_window
+    ) as bw
+    where cast(l.period_end as date) > bw.first_day
         and not coalesce(l.is_proration, false)
         and coalesce(p.usage_type, 'licensed') = 'licensed'
         and l.subscription_id is not null
         and date_diff('day', cast(l.period_start as date), cast(l.period_end as date)) > 180
 ),
 
-state_from as (
-    -- a build with a first day (every nightly, and a full build of a limited history): the last day before it
-    -- on which each subscription of the pass's accounts changed state. The states of earlier days are read by
-    -- no output day (the one of that day is in force on the first), so they are left out of the windows below
-    -- (every state of the history, sorted twice, each night)
-    select st.subscription_id, max(cast(st.changed_at as date)) as from_day
-    from marts.subscription_states as st
-    inner join billing_accounts as b on b.customer_id = st.customer_id
-    where b.from_day is not null and cast(st.changed_at as date) < b.from_day
-    group by st.subscription_id
+term_periods as (
+    -- the paid term of a licensed subscription item: a billing period longer than 180 days (an annual or
+    -- longer contract), from the invoice lines (no drafts or voids). Monthly and quarterly periods renew every
+    -- period: they are not a contract renewal (docs/KPI_DEFINITIONS.md). A term ended by the account's first day
+    -- the pass writes is in force on no output day: left out
+    select b.account_id, l.subscription_id, l.period_start, l.period_end
+    from term_lines as l
+    inner join staging.stg_billing__invoices as i on i.invoice_id = l.invoice_id
+    inner join billing_accounts as b on b.customer_id = i.customer_id
+    where i.status not in ('draft', 'void')
+        and (b.from_day is null or l.period_end > b.from_day)
 ),
 
 state_days as (
-    -- each subscription's end-of-day state (the last one reported that day), from state_from's day on
+    -- each subscription's end-of-day state: the last one reported that day (arg_max by changed_at; subscription_id
+    -- and changed_at are marts.subscription_states' unique key, checked). A build with a first day (every
+    -- nightly, and a full build of a limited history) keeps of the days before the account's first day only the
+    -- last one's state, which is in force on that day: no output day reads an earlier one. One aggregation of
+    -- every state (a group per subscription and day from the first day on, one for all its earlier days), not
+    -- the last change before the first day and then the states from it on (two reads of every state of the
+    -- history, joined, then sorted, each night). flagged: a cancellation is scheduled (an unknown status: not
+    -- flagged), renews: none is (unknown: renewing), as the joins below read them (and arg_max skips nulls)
     select
         subscription_id,
         account_id,
@@ -490,21 +512,18 @@ state_days as (
         select
             st.subscription_id,
             b.account_id,
-            cast(st.changed_at as date) as change_day,
-            (coalesce(st.cancel_at_period_end, false) or st.cancel_at is not null) and st.ended_at is null
-                and st.status not in ('canceled', 'incomplete_expired') as flagged,
-            not (coalesce(st.cancel_at_period_end, false) or st.cancel_at is not null) and st.ended_at is null
-                and st.status not in ('canceled', 'incomplete_expired') as renews,
-            row_number() over (
-                partition by st.subscription_id, cast(st.changed_at as date)
-                order by st.changed_at desc, st.event_id desc
-            ) as rn
+            max(cast(st.changed_at as date)) as change_day,
+            arg_max(coalesce((coalesce(st.cancel_at_period_end, false) or st.cancel_at is not null)
+                and st.ended_at is null and st.status not in ('canceled', 'incomplete_expired'), false),
+                st.changed_at) as flagged,
+            arg_max(coalesce(not (coalesce(st.cancel_at_period_end, false) or st.cancel_at is not null)
+                and st.ended_at is null and st.status not in ('canceled', 'incomplete_expired'), true),
+                st.changed_at) as renews
         from marts.subscription_states as st
         inner join billing_accounts as b on b.customer_id = st.customer_id
-        left join state_from as f on f.subscription_id = st.subscription_id
-        where f.from_day is null or cast(st.changed_at as date) >= f.from_day
+        group by st.subscription_id, b.account_id,
+            case when cast(st.changed_at as date) < b.from_day then null else cast(st.changed_at as date) end
     ) as s
-    where rn = 1
 ),
 
 boundaries as (
@@ -543,13 +562,16 @@ boundaries as (
 segments as (
     -- the output days that start a segment: each account's first output day and every boundary after it. The
     -- states are computed on these days only and hold until the next one (a few rows per account instead
-    -- of one per account-day), then reach every output day by one join on the segment's key
+    -- of one per account-day), then reach every output day by one join on the segment's key. The boundaries
+    -- on or before the earliest first output day of the pass are left out before that join (most of the
+    -- history's, in a nightly: a comparison with one day, not a condition of the join on each account)
     select distinct k.account_id, b.day,
         k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), b.day) as gk, k.grid_start
     from boundaries as b
+    cross join (select min(first_out) as first_out from account_keys) as e
     inner join account_keys as k on k.account_id = b.account_id
     cross join (select max(day) as as_of from marts.dim_day) as cal
-    where b.day > k.first_out and b.day <= cal.as_of
+    where b.day > e.first_out and b.day > k.first_out and b.day <= cal.as_of
     union all
     select k.account_id, k.first_out as day,
         k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), k.first_out) as gk, k.grid_start
