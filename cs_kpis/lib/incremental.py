@@ -396,8 +396,9 @@ class Carry:
     only through the accounts its builds rebuild on every day (which this model rebuilds on every day too, and
     whose carry each build sums again), and a full build of it makes this model's build full (plan's upstream
     rule), which sums the carry again from every row. A carry is read only by the build right after the one that
-    kept it (its control row's ``carry_day``), and only when that day is exactly the new window's first read day
-    (another lookback, a window that starts earlier: summed again from every row)."""
+    kept it (its control row's ``carry_day``), only when that day is exactly the new window's first read day (a
+    window that starts earlier: a longer lookback, an upstream window that started earlier: summed again from every
+    row), and only under the same definition (``carry_version``)."""
     table: str
     source: str
     firsts: tuple[tuple[str, str, str], ...]
@@ -405,6 +406,11 @@ class Carry:
     sums: tuple[tuple[str, str], ...]
     """(carry column, source column): the sum of the rows (a bigint)"""
     day: str = "day"
+
+    @property
+    def version(self) -> str:
+        """A hash of the definition: a carry kept under another one is not read (it would sum other columns)."""
+        return hashlib.sha256(repr(self).encode()).hexdigest()[:12]
 
     def ddl(self, con) -> None:
         """Create the table when missing (empty: no carry kept)."""
@@ -446,7 +452,7 @@ def carry_prepare(con, spec: Incremental, window: BuildWindow, prev: dict | None
     carry.ddl(con)
     through = carry_day(con, spec, window.start_day)
     if (window.mode != "incremental" or window.start_day is None or prev is None or through is None
-            or prev.get("carry_day") != through):
+            or prev.get("carry_day") != through or prev.get("carry_version") != carry.version):
         return None
     con.execute("drop table if exists _carry_listed")
     if window.accounts:
@@ -485,7 +491,8 @@ def carry_keep(con, spec: Incremental, window: BuildWindow, through: dt.date | N
     con.execute(f"insert into {carry.table} by name select * from _carry_next")
     con.execute("drop table if exists _carry_next")
     con.execute("drop table if exists _carry_listed")
-    con.execute(f"update {CONTROL_TABLE} set carry_day = ? where model = ? and build_seq = ?", [nxt, spec.table, seq])
+    con.execute(f"update {CONTROL_TABLE} set carry_day = ?, carry_version = ? where model = ? and build_seq = ?",
+                [nxt, carry.version, spec.table, seq])
     return nxt
 
 
@@ -616,16 +623,16 @@ COLUMNS = ("model varchar, build_seq bigint, is_current boolean, mode varchar, s
            "history_start date, as_of date, sql_version varchar, reason varchar, fingerprint_day date, "
            "fingerprint varchar, built_at timestamptz, account_from varchar, account_to varchar, "
            "fingerprint_accounts bigint, accounts_rebuilt bigint, listed varchar, table_rows_before bigint, "
-           "table_rows bigint, carry_through date, carry_day date")
+           "table_rows bigint, carry_through date, carry_day date, carry_version varchar")
 """the control table's columns; fingerprint: the shared part's hash (Fingerprint), fingerprint_accounts: how
 many accounts' fingerprints FINGERPRINTS_TABLE holds for the build, accounts_rebuilt: how many accounts it
 rebuilt on every day (ACCOUNTS_TABLE), listed: the current pass builds ``only`` those accounts, every account
 ``except`` them, every account with them ``whole`` (listed_in_window), or (null) every account; table_rows_before, table_rows: the table's rows when the build began
 and when it ended (record_rows; rows_to_check follows them from build to build); carry_through: the day the current
-pass's SQL reads the kept carry through (Carry; null: it sums every source row), carry_day: the day the carry this
-build kept runs through"""
+pass's SQL reads the kept carry through (Carry; null: it sums every source row), carry_day and carry_version: the day
+the carry this build kept runs through and its definition's hash (Carry.version)"""
 ADDED_COLUMNS = ("fingerprint_accounts bigint", "accounts_rebuilt bigint", "listed varchar", "table_rows_before bigint",
-                 "table_rows bigint", "carry_through date", "carry_day date")
+                 "table_rows bigint", "carry_through date", "carry_day date", "carry_version varchar")
 """columns added since the control table first shipped: an older warehouse's table gets them on its next build"""
 
 

@@ -257,7 +257,7 @@ class ScanCounter:
     """A DuckDB connection that profiles each statement it runs and counts the scans of ``table`` (schema.name)
     in them, except in the statements that contain ``skip`` (a model's own SQL; or any of several), or only in those that contain
     ``only``: how often a plan or a build reads an input's history; ``rows_scanned``: the rows each of those scans
-    read from the table."""
+    read from the table, ``rows_emitted``: the rows each passed on after its filters."""
 
     def __init__(self, con, profile: Path, table: str, skip: str | tuple[str, ...] | None = None,
                  only: str | None = None):
@@ -266,6 +266,7 @@ class ScanCounter:
         self._table = table
         self.scans = 0
         self.rows_scanned: list[int] = []
+        self.rows_emitted: list[int] = []
         con.execute("pragma enable_profiling = 'json'")
         con.execute(f"pragma profiling_output = '{profile}'")
 
@@ -279,6 +280,7 @@ class ScanCounter:
                      if "SCAN" in operator_name(n) and f".{scanned_table(n)}".endswith(f".{self._table}")]
             self.scans += len(scans)
             self.rows_scanned += [rows_scanned(n) for n in scans]
+            self.rows_emitted += [operator_rows(n) for n in scans]
         return result
 
     def __getattr__(self, name):

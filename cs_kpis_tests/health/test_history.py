@@ -974,6 +974,12 @@ def test_a_nightly_reads_the_kept_carry_only_through_exactly_its_first_read_day(
     moved = {(a["day"], b["active_users_30d"] - a["active_users_30d"]) for a, b in zip(full, got)
              if a["account_id"] == "acc_a" and a != b}
     assert moved == {(stats["start_day"] + dt.timedelta(days=n), 5) for n in range(5)}
+    # a carry kept under another definition (here: its sums in another order) is not read either
+    monkeypatch.setitem(fixtures.CARRIES, INDICATOR_MODEL.table,
+                        dataclasses.replace(INDICATOR_CARRY, sums=INDICATOR_CARRY.sums[::-1]))
+    stats = build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL))
+    assert stats["carry_read"] is None and stats["carry_kept"] is not None
+    same(rows(wh, INDICATOR_MODEL.table), full)
 
 
 @pytest.mark.parametrize("preserve", [True, False])
@@ -1018,3 +1024,81 @@ def test_a_nightly_writes_its_window_first_and_unordered(wh, monkeypatch, preser
     assert wh.execute("select current_setting('preserve_insertion_order')").fetchall()[0][0] is preserve
     for table, expected in full.items():
         same(rows(wh, table, order=HEALTH_TABLES[table]), expected)
+
+
+TODAY_EVENT = ("insert into staging.stg_product__events values ('d{0}', 'track', 'ub', 'Signed In', 'ws_b', "
+               "timestamp '{0} 09:00:00+00', date '{0}')")
+"""a product event of acc_b on the as-of day: the activity's window starts where the indicators' does"""
+
+
+def carry_nights(wh, monkeypatch, history, share, chunk_rows=None, changes=(None,)):
+    """A full build as of 04-27, then a nightly per change (one more calendar day each, with acc_b's event of the
+    day): each reads the carry the build before kept and keeps one equal to the sums of every activity row."""
+    monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
+    if history:
+        monkeypatch.setenv(incremental.ENV_HISTORY_DAYS, str(history))
+    monkeypatch.setattr(incremental, "MAX_REBUILT_SHARE", 1.0)  # the tiny company: any share of its 3 accounts
+    monkeypatch.setattr(incremental, "LISTED_IN_WINDOW_SHARE", share)
+    wh.execute("delete from marts.dim_day where day > ?", [AS_OF - dt.timedelta(days=3)])
+    wh.execute(TODAY_EVENT.format(AS_OF - dt.timedelta(days=3)))
+    wh.execute(PRE_CALENDAR_EVENT)
+    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
+    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
+    out = []
+    for n, change in enumerate(changes, 1):
+        day = AS_OF - dt.timedelta(days=3 - n)
+        wh.execute("insert into marts.dim_day values (?)", [day])
+        wh.execute(TODAY_EVENT.format(day))
+        if change:
+            wh.execute(change)
+        build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL))
+        w = plan(wh, INDICATOR_MODEL)
+        assert w.mode == "incremental", w.reason
+        stats = build_window(wh, INDICATOR_MODEL, w, chunk_rows=chunk_rows)
+        assert stats["carry_read"] is not None, (n, stats)
+        assert kept_carry(wh) == summed_carry(wh, stats["carry_kept"]), n
+        out.append((w, stats))
+    return out
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 3], ids=["one range", "ranges"])
+@pytest.mark.parametrize("share", [incremental.LISTED_IN_WINDOW_SHARE, 0.0], ids=["window's pass", "own pass"])
+@pytest.mark.parametrize("history", [None, 25], ids=["every day", "25 days"])
+def test_nightlies_reading_the_carry_equal_a_full_build_with_an_account_rebuilt_on_every_day(
+        wh, monkeypatch, history, share, chunk_rows):
+    # The large company keeps 365 days: the account rebuilt on every day (acc_a, night 2) gets its carry summed
+    # again through its own first read day, the history's first day minus 89 days. Only a history shorter than
+    # the fixture's calendar minus 89 days puts that day after the calendar's first day (25 days: 01-09, where
+    # acc_a's u1 of 01-05 is active over 30 days); in the window's pass or its own, in one range or several.
+    # (Found by session 23's review: summing it through the calendar's first day passed every other test.)
+    nights = carry_nights(wh, monkeypatch, history, share, chunk_rows,
+                          (None, OLD_INPUT_CHANGES["old ticket priority"][0], None))
+    for n, (w, stats) in enumerate(nights, 1):
+        assert w.accounts == (("acc_a",) if n == 2 else ()), w.reason
+        assert (stats["account_ranges"] > 1) == (chunk_rows is not None or (share == 0.0 and n == 2)), stats
+    nightly = rows(wh, INDICATOR_MODEL.table)
+    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
+    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
+    same(nightly, rows(wh, INDICATOR_MODEL.table))
+
+
+def test_the_carry_a_nightly_keeps_reads_only_the_days_it_rolls_over(wh, monkeypatch, tmp_path):
+    # The point of the carry: a nightly that reads it sums no activity row older than the days between its carry's
+    # day and the next one, in its SQL (the tampered-carry test) and in the carry it keeps (here: the activity's
+    # rows the keeping statement's scan passes on are exactly those days', not every row). (Session 23's review.)
+    # a product event on 01-27, the day the second nightly rolls its carry over
+    wh.execute("insert into staging.stg_product__events values ('r27', 'track', 'ur', 'Signed In', 'ws_a', "
+               "timestamp '2025-01-27 08:00:00+00', date '2025-01-27')")
+    carry_nights(wh, monkeypatch, None, incremental.LISTED_IN_WINDOW_SHARE)
+    day = AS_OF - dt.timedelta(days=1)
+    wh.execute("insert into marts.dim_day values (?)", [day])
+    wh.execute(TODAY_EVENT.format(day))
+    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL))
+    w = plan(wh, INDICATOR_MODEL)
+    counted = fixtures.ScanCounter(wh, tmp_path / "profile.json", "kpis.account_activity_daily", only="_carry_next")
+    stats = build_window(counted, INDICATOR_MODEL, w)
+    counted.stop()
+    assert stats["carry_read"] is not None
+    rolled, total = wh.execute("select count(*) filter (where day >= ? and day < ?), count(*) from "
+                               "kpis.account_activity_daily", [stats["carry_read"], stats["carry_kept"]]).fetchall()[0]
+    assert counted.scans == 1 and counted.rows_emitted == [rolled] and 0 < rolled < total, (counted.rows_emitted, total)

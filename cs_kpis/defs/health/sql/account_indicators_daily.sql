@@ -19,8 +19,8 @@
 -- actives, milestones, open urgent/high tickets) start from the sum of every activity delta before those
 -- days (a nightly reads that sum from the carry the build before kept, kpis._indicator_carry: @incremental
 -- carry, incremental.Carry), so a windowed build equals the same days of a full build (tested). The history kept is
--- CS_KPIS_HEALTH_HISTORY_DAYS days. The build renders the range's bounds as constants on the activity's three scans
--- (`-- account range:` lines, incremental.with_account_range): the joins on the range's accounts give the same
+-- CS_KPIS_HEALTH_HISTORY_DAYS days. The build renders the range's bounds as constants on the activity's three scans and
+-- the carry's (`-- account range:` lines, incremental.with_account_range): the joins on the range's accounts give the same
 -- rows, the constants let DuckDB skip the row groups of other accounts.
 -- @grain account_id, day
 -- @incremental lookback_days=7 history=limited rows_per_gb=250000 reads_days=89 window_rows_per_gb=1500000 listed=window carry=kpis._indicator_carry
@@ -67,9 +67,9 @@
 with build_window as (
     -- reads_from: the first activity day the trailing windows read (89 days before the build window; null = all);
     -- earliest_day: the first day any account of the pass is written from (a pass of 'whole' writes the listed
-    -- accounts from the history's first day; null = every account's whole history); carry_through: the build keeps
-    -- each account's running sums' carry in kpis._indicator_carry, through exactly the first day its windows read
-    -- (null: it does not, and the carry is summed from every activity row)
+    -- accounts from the history's first day; null = every account's whole history); carry_through: this pass reads
+    -- each account's running sums' carry from kpis._indicator_carry, kept through exactly the first day its windows
+    -- read (null: it sums the carry from every activity row; every build keeps a carry for the next one)
     select
         max(start_day) as start_day,
         cast(max(start_day) - interval 89 day as date) as reads_from,
