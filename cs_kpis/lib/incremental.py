@@ -385,7 +385,8 @@ class Carry:
     """What a model's rows need from its input's history before the first day a window reads, kept per account by
     each build for the next one (``@incremental carry=<table>``). A running sum over a window's days starts from
     the sum of every earlier delta; summing those from the whole history each night read every row of it (the
-    indicators: 30.7 M activity rows on the large company, most of their nightly's fixed cost). The build keeps
+    indicators: 30.7 M activity rows on the large company, 2.7 of the 13.5 operator seconds of their nightly's query,
+    its largest cost that does not shrink with the window). The build keeps
     instead, per account, the ``sums`` and the least values (``firsts``) of the ``source`` rows dated before the
     next nightly's first read day (``through_day``: ``reads_days`` before its first day, or the calendar's first day
     when later), in ``table``: the next nightly rolls it forward by the days in between. Its SQL reads the table
