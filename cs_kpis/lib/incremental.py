@@ -498,6 +498,7 @@ def carry_keep(con, spec: Incremental, window: BuildWindow, through: dt.date | N
 
 
 def sql_date(day: dt.date) -> str:
+    """``day`` as a SQL date literal."""
     return f"date '{day.isoformat()}'"
 
 
@@ -751,7 +752,7 @@ def rows_to_check(con, table: str, check_name: str) -> tuple[str | None, str]:
         if held != len(listed):
             return None, "every row (the accounts a build since rebuilt are no longer listed)"
     first = min(b["start_day"] for b in since)
-    day = f"date '{first.isoformat()}'"
+    day = sql_date(first)
     # two scans, not one with an `or`: the days' filter then skips row groups, the accounts' runs on the rest
     rows = f"select * from {table} where day >= {day}"
     words = f"the rows written since the last passing check: days from {first}"

@@ -20,6 +20,7 @@ import time
 
 from cs_kpis.defs.health.health_score import COMPONENTS, ROUND_DIGITS, HealthConfig
 from cs_kpis.lib import incremental
+from cs_kpis.lib.incremental import sql_date
 
 CHANGE_WINDOWS = (7, 30)
 CHANGE_MIN_DELTA = 10.0
@@ -245,10 +246,6 @@ def plan_scoring(con, config: HealthConfig, full_refresh: bool = False) -> incre
     return incremental.plan(con, spec(config), full_refresh=full_refresh)
 
 
-def _sql_date(day: dt.date) -> str:
-    return f"date '{day.isoformat()}'"
-
-
 Accounts = tuple[str | None, str | None] | tuple[str | None, str | None, int, bool] | None
 """a range of account ids (first exclusive, last inclusive; None = open), or None for every account; two more
 items, a build_seq and True, keep only the accounts that build rebuilds on every day (incremental.ACCOUNTS_TABLE),
@@ -271,7 +268,7 @@ def _range_filter(alias: str, accounts: Accounts, since: dt.date | None) -> str:
                      f"where l.model = {sql_text(SCORES_TABLE)} and l.build_seq = {int(seq)} "
                      f"and l.account_id = {alias}.account_id)")
     if since is not None:
-        where.append(f"{alias}.day >= {_sql_date(since)}")
+        where.append(f"{alias}.day >= {sql_date(since)}")
     return " and ".join(where)
 
 
@@ -324,10 +321,10 @@ def scores_sql(config: HealthConfig, accounts: Accounts, start: dt.date | None, 
         # all 30 stored days before the window, although the pools use 16 of them (for an 8-day window): a filter
         # to just those (a range per window) was no cheaper on the large company (BENCHMARKS.md, session 22)
         stored = (f"select account_id, day, score{stored_comps} from kpis.health_scores_daily as s where "
-                  f"{_range_filter('s', accounts, start - dt.timedelta(days=max(windows)))} and s.day < {_sql_date(start)}")
+                  f"{_range_filter('s', accounts, start - dt.timedelta(days=max(windows)))} and s.day < {sql_date(start)}")
         ctes = [f"_hs_stored as materialized ({stored})"]
-        ctes += [f"_hs_pool{w} as ({pool} where day <= {_sql_date(b)} union all select * from _hs_stored "
-                 f"where day between {_sql_date(a)} and {_sql_date(b)})" for w, (a, b) in reach.items()]
+        ctes += [f"_hs_pool{w} as ({pool} where day <= {sql_date(b)} union all select * from _hs_stored "
+                 f"where day between {sql_date(a)} and {sql_date(b)})" for w, (a, b) in reach.items()]
     else:
         ctes = [f"_hs_pool as ({pool})"]
     pools = {w: f"_hs_pool{w}" if incremental else "_hs_pool" for w in windows}
@@ -371,9 +368,9 @@ def changes_sql(config: HealthConfig, start: dt.date | None, as_of: dt.date | No
     cols = ", ".join(["n.day", "n.account_id", "n.window_days", "n.band", "n.config_version", "n.score",
                       *[f"n.{c}_score" for c in COMPONENTS], "p.score as score_before",
                       *[f"p.{c}_score as {c}_score_before" for c in COMPONENTS]])
-    since = f" where p.day >= {_sql_date(start - dt.timedelta(days=max(CHANGE_WINDOWS)))}" if start is not None else ""
+    since = f" where p.day >= {sql_date(start - dt.timedelta(days=max(CHANGE_WINDOWS)))}" if start is not None else ""
     if start is not None and as_of is not None:
-        since += f" and p.day <= {_sql_date(as_of - dt.timedelta(days=min(CHANGE_WINDOWS)))}"
+        since += f" and p.day <= {sql_date(as_of - dt.timedelta(days=min(CHANGE_WINDOWS)))}"
     pairs = (f"(select {cols} from ({after}) as n join kpis.health_scores_daily as p "
              f"on p.account_id = n.account_id and p.day = n.day - n.window_days{since})")
     return explain_sql(config, pairs, None)
@@ -403,7 +400,7 @@ def history_start_sql(history_start: dt.date) -> tuple[str, str]:
     44 -> 30 (-15 in 30 d)" against 03-01, deleted when the history's start moved to 03-02). Only the rows whose
     delta is not null yet are updated: each night, the days whose earlier day it deleted (about one per account
     and window), and once, a warehouse left so by the nightlies before this fix."""
-    edge = {w: _sql_date(history_start + dt.timedelta(days=w)) for w in CHANGE_WINDOWS}
+    edge = {w: sql_date(history_start + dt.timedelta(days=w)) for w in CHANGE_WINDOWS}
     sets = ", ".join(f"delta_{w}d = case when day < {d} then null else delta_{w}d end" for w, d in edge.items())
     stale = " or ".join(f"(day < {d} and delta_{w}d is not null)" for w, d in edge.items())
     gone = " or ".join(f"(window_days = {int(w)} and day < {d})" for w, d in edge.items())
