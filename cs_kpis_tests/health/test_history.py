@@ -761,25 +761,32 @@ def test_the_changes_explain_the_stored_scores_exactly(wh, monkeypatch):
 
 
 
-def month_order(row: tuple) -> tuple:
+def month_order(row: tuple, rewritten_from: dt.date) -> tuple:
     account_id, day = row
-    return (day.year, day.month, account_id, day)
+    return (day >= rewritten_from, day.year, day.month, account_id, day)
 
 
 @pytest.mark.parametrize("chunk_rows", [None, 150])
 def test_a_full_build_writes_each_account_range_month_by_month(wh, chunk_rows):
     """A full build writes each account range's scores ordered by month, then account and day (scoring.by_month),
-    so that the nightly's filters on day skip the other months' row groups; the rows are the same. In the table's
+    so that the nightly's filters on day skip the other months' row groups, and the days the next nightly deletes
+    and writes again (from its last day minus lookback - 1) after the range's other days, so that those deletes
+    leave whole row groups, not parts of the last month's to be merged; the rows are the same. In the table's
     order (rowid), each range is one run of rows in that order, the ranges one after another."""
     config = hs.load_current_config()
     full_build(wh)
     reference = rows(wh, "kpis.health_scores_daily")
     stats = scoring.score_history(wh, config, full_refresh=True, chunk_rows=chunk_rows)
     assert stats["mode"] == "full" and (stats["chunks"] == 1) == (chunk_rows is None)
+    last = wh.execute("select max(day) from kpis.health_scores_daily").fetchall()[0][0]
+    rewritten_from = incremental.next_fingerprint_day(scoring.spec(config), last)
+    assert wh.execute("select count(distinct day) from kpis.health_scores_daily where day < ? and "
+                      "date_trunc('month', day) = date_trunc('month', ?::date)", [rewritten_from, last]).fetchall()[0][0] > 0, \
+        "the fixture's last month must have days before the next nightly's window"
     stored = wh.execute("select account_id, day from kpis.health_scores_daily order by rowid").fetchall()
     runs = [[stored[0]]]
     for previous, row in itertools.pairwise(stored):
-        if month_order(row) < month_order(previous):
+        if month_order(row, rewritten_from) < month_order(previous, rewritten_from):
             runs.append([])
         runs[-1].append(row)
     assert len(runs) == stats["chunks"]

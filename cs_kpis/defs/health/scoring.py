@@ -412,8 +412,10 @@ CLUSTER_DAYS = 31
 scores ordered by month, then account and day (by_month)"""
 
 
-def by_month(sql: str) -> str:
-    """The rows of ``sql`` (a SELECT with day and account_id) ordered by calendar month, then account and day.
+def by_month(sql: str, rewritten_from: dt.date | None = None) -> str:
+    """The rows of ``sql`` (a SELECT with day and account_id) ordered by calendar month, then account and day;
+    with ``rewritten_from`` (the first day the next nightly deletes and writes again), those days after all the
+    others, in the same order.
 
     The scores are written in ranges of accounts; unordered, each range's rows come in account order, so each
     of its row groups holds every day of a few accounts and a filter on day skips none (DuckDB keeps a min and
@@ -424,8 +426,19 @@ def by_month(sql: str) -> str:
     account order (whole days in account order took 2.4 times the space on the large company). The cost is a
     sort of each range: about +30 % of a full scoring's CPU on the large company, for a nightly 41-47 % cheaper
     (BENCHMARKS.md, session 21). The insert keeps the order as long as DuckDB's preserve_insertion_order is on
-    (its default)."""
-    return f"select * from ({sql}) order by date_trunc('month', day), account_id, day"
+    (its default).
+
+    The days from ``rewritten_from`` come at each range's end: the next nightly deletes them (its window) and writes
+    them again at the table's end. Inside the last month, those deletes left the range's last row groups partly
+    deleted, among them the range's last, partly filled one (each range's insert ends with one), and DuckDB's
+    checkpoint merged them and their neighbours into fewer row groups, compressing their rows again: on the large
+    company's first nightly after a full build, 526 of the scores' column segments were written at the commit's
+    checkpoint, 304 with these days last (the deleted rows are then whole row groups); the commit took 1.24-1.59
+    CPU s, 0.26-0.31 after (BENCHMARKS.md, session 24). The nightlies after it delete what the previous one wrote
+    at the table's end anyway.
+    """
+    late = f"day >= {sql_date(rewritten_from)}, " if rewritten_from is not None else ""
+    return f"select * from ({sql}) order by {late}date_trunc('month', day), account_id, day"
 
 
 @contextlib.contextmanager
@@ -495,6 +508,8 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
                 for sql in history_start_sql(window.history_start):
                     con.execute(sql)
         create = mode == "full"
+        # the days the next nightly rewrites (incremental.py: from its last built day minus lookback - 1 days)
+        rewritten_from = incremental.next_fingerprint_day(build, window.as_of) if window.as_of is not None else None
         # the window's days of every account but the listed ones first, then the listed accounts' every day, as a
         # full build scores them (neither pass deletes what the other wrote). Window first: its rows are the
         # transaction's first insert into the scores, which DuckDB then writes as they are (unordered_insert)
@@ -506,7 +521,7 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
             # many days (a full build, the rebuilt accounts' every day) are written month by month (by_month); a
             # nightly window's few days are appended together at the table's end anyway, in no particular order
             unordered = since is not None and window.as_of is not None and (window.as_of - since).days < CLUSTER_DAYS
-            order = (lambda sql: sql) if unordered else by_month
+            order = (lambda sql: sql) if unordered else (lambda sql: by_month(sql, rewritten_from))
             if accounts is not None and len(accounts) == 4 and accounts[3]:
                 # every kept day of the accounts rebuilt on every day: scored once with each window's earlier
                 # scores, both tables written from that (their moved rows and earlier days, read back from the
