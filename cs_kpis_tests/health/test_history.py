@@ -780,6 +780,7 @@ def test_a_full_build_writes_each_account_range_month_by_month(wh, chunk_rows):
     assert stats["mode"] == "full" and (stats["chunks"] == 1) == (chunk_rows is None)
     last = wh.execute("select max(day) from kpis.health_scores_daily").fetchall()[0][0]
     rewritten_from = incremental.next_fingerprint_day(scoring.spec(config), last)
+    assert scoring.plan_scoring(wh, config).start_day == rewritten_from, "the next nightly starts on that day"
     assert wh.execute("select count(distinct day) from kpis.health_scores_daily where day < ? and "
                       "date_trunc('month', day) = date_trunc('month', ?::date)", [rewritten_from, last]).fetchall()[0][0] > 0, \
         "the fixture's last month must have days before the next nightly's window"

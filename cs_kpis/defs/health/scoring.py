@@ -429,13 +429,14 @@ def by_month(sql: str, rewritten_from: dt.date | None = None) -> str:
     (its default).
 
     The days from ``rewritten_from`` come at each range's end: the next nightly deletes them (its window) and writes
-    them again at the table's end. Inside the last month, those deletes left the range's last row groups partly
+    them again at the table's end. Ordered by month alone, those deletes left the range's last row groups partly
     deleted, among them the range's last, partly filled one (each range's insert ends with one), and DuckDB's
-    checkpoint merged them and their neighbours into fewer row groups, compressing their rows again: on the large
-    company's first nightly after a full build, 526 of the scores' column segments were written at the commit's
-    checkpoint, 304 with these days last (the deleted rows are then whole row groups); the commit took 1.24-1.59
-    CPU s, 0.26-0.31 after (BENCHMARKS.md, session 24). The nightlies after it delete what the previous one wrote
-    at the table's end anyway.
+    checkpoint merged them and their neighbours into fewer row groups, compressing their rows again: in loaded
+    replays of the large company's first nightly after a full build, the commit's checkpoint wrote 506-527 of the
+    scores' column segments, 304-305 with these days last (the deleted rows are then whole row groups), and the
+    commit took 1.24-1.59 CPU s, 0.26-0.31 after (BENCHMARKS.md, session 24; that session's large run could not
+    show the gain through a slower machine). The nightlies after it delete what the previous one wrote at the
+    table's end anyway.
     """
     late = f"day >= {sql_date(rewritten_from)}, " if rewritten_from is not None else ""
     return f"select * from ({sql}) order by {late}date_trunc('month', day), account_id, day"
@@ -508,7 +509,8 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
                 for sql in history_start_sql(window.history_start):
                     con.execute(sql)
         create = mode == "full"
-        # the days the next nightly rewrites (incremental.py: from its last built day minus lookback - 1 days)
+        # the days the next nightly rewrites (incremental.py: from its last built day minus lookback - 1 days; the
+        # as-of day is that last day when the scores reach it, as a build's do)
         rewritten_from = incremental.next_fingerprint_day(build, window.as_of) if window.as_of is not None else None
         # the window's days of every account but the listed ones first, then the listed accounts' every day, as a
         # full build scores them (neither pass deletes what the other wrote). Window first: its rows are the
