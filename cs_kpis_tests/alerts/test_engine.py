@@ -2,6 +2,7 @@
 
 import copy
 import datetime as dt
+import json
 
 import pandas as pd
 import pytest
@@ -189,6 +190,41 @@ def test_champion_inactive(tmp_path):
     assert events(log, "B:champion_inactive")[-2:] == [("raised", "2025-03-28"), ("resolved", "2025-03-30")]
 
 
+def _plan_nodes(con, sql: str, params: dict) -> list[dict]:
+    """Every operator of DuckDB's physical plan of ``sql`` (EXPLAIN in JSON)."""
+    out, todo = [], json.loads(con.execute(f"explain (format json) {sql}", params).fetchall()[0][1])
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        todo.extend(node.get("children", []))
+    return out
+
+
+def test_champion_inactive_filters_the_windows_events_as_it_scans_them(tmp_path):
+    """The events from $first_day on are picked by their timestamp against the day (its midnight in the session's
+    time zone: the same events as their day against it), a filter DuckDB applies inside its scan of the events,
+    not by casting every event's timestamp to a day first (60 M events on the large company: 5-7 CPU s of its
+    nightly, BENCHMARKS.md "Alerts' nightly on the large warehouse")."""
+    wh = Warehouse()
+    wh.contacts = pd.DataFrame([("c1", "A", "Ann", "Lee", "Champion", "pu1", "2024-01-01 00:00:00+00")],
+                               columns=wh.contacts.columns)
+    # one event before the first day evaluated, one on it: the filter is not true of every event
+    wh.events = pd.DataFrame([("m1", "pu1", "2024-11-30 23:59:59+00"), ("m2", "pu1", "2025-03-10 12:00:00+00")],
+                             columns=wh.events.columns)
+    con = wh.build(tmp_path / "wh.duckdb")
+    first = d("2025-03-01")
+    rule = RULES["types"]["champion_inactive"]
+    engine.load_last_active(con, rule, first)
+    sql, params = engine.condition_sql("champion_inactive", rule, first, AS_OF)
+    nodes = _plan_nodes(con, sql, params)
+    scans = [str(n["extra_info"].get("Filters", "")) for n in nodes
+             if str(n.get("extra_info", {}).get("Table", "")).endswith("stg_product__events")]
+    # the scan's own filter (not an "optional:" zone-map bound with the exact test left to a FILTER above it)
+    assert scans and all(f.startswith("(occurred_at >= ") for f in scans), scans
+    casts = [n["extra_info"] for n in nodes if "CAST(occurred_at AS DATE)" in json.dumps(n.get("extra_info", {}))]
+    assert not casts, casts
+
+
 def _active_until(user: str, last: str) -> list[tuple]:
     """Weekly product events from 2024-11-24 (before the first day) and a last one on ``last``."""
     days = [d("2024-11-24") + pd.Timedelta(days=7 * k).to_pytimedelta() for k in range(30)]
@@ -334,6 +370,24 @@ def test_expansion_opportunity(tmp_path):
     (tmp_path / "none").mkdir()
     _, cand, _ = run(tmp_path / "none", wh)
     assert only(cand, "expansion_opportunity").empty
+
+
+def test_expansion_opportunity_reads_only_the_listed_accounts_scores(tmp_path):
+    """A nightly recomputes the accounts a health table rebuilt on every day over every kept day, their list
+    bound as $accounts; the engine's filter on the result reaches the indicators only, so the SQL itself reads
+    only their scores (else a year of every account's scores is joined: 3-5 CPU s of the large company's
+    nightly, BENCHMARKS.md "Alerts' nightly on the large warehouse")."""
+    wh = Warehouse()
+    for a in ("A", "B"):
+        set_cells(wh.indicators, a, "2025-03-31", "2025-03-31", feature_adoption=1.0)
+    con = wh.build(tmp_path / "wh.duckdb")
+    rule = RULES["types"]["expansion_opportunity"]
+
+    def rows(accounts):
+        sql, params = engine.condition_sql("expansion_opportunity", rule, FIRST, AS_OF, accounts)
+        return sorted(r[0] for r in con.execute(f"select account_id from ({sql}) as c", params).fetchall())
+    assert rows(None) == ["A", "B"]
+    assert rows(["B"]) == ["B"]
 
 
 def test_rerun_appends_nothing_and_log_is_append_only(tmp_path):

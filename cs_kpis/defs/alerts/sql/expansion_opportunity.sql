@@ -18,4 +18,7 @@ where i.is_active and not i.is_trial
     and (i.feature_adoption >= $min_feature_adoption
         or (i.seats >= $min_seats and i.seat_utilisation >= $min_seat_utilisation))
     and s.band in (select unnest($healthy_bands))
+    -- $accounts: null, or the accounts a nightly recomputes on every day (engine.py): the engine's filter on the
+    -- result reaches the indicators only, so without this the scores of every account are read and joined
+    and (cast($accounts as varchar[]) is null or list_contains(cast($accounts as varchar[]), s.account_id))
     and i.day between cast($first_day as date) and cast($as_of as date)
