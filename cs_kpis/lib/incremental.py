@@ -288,7 +288,8 @@ class Part:
     count and xor per key of every row before the last day, and the rows between the first and the last day read
     apart (the scan's zone maps skip the older row groups), whose counts and xors taken back out give the earlier
     days (xor is its own inverse): the same counts and hashes in any order (the order only decides what the second
-    read skips), without a filtered count and xor per day of every row (the large company's 58.7 M events: BENCHMARKS.md "Activity's nightly: the events hashed once")."""
+    read skips), without a filtered count and xor per day of every row (the large company's 58.7 M events:
+    BENCHMARKS.md "Activity's nightly: the events hashed once")."""
     source: str
     key: str
     dated: str
@@ -311,13 +312,14 @@ class Part:
             sql = (f"select a.key, {cols} from (select {self.key} as key, count(*) as n, bit_xor({self.hashed}) as h "
                    f"from {self.source} where ({self.where}) and {self.dated} < {last} group by {self.key}) as a "
                    f"left join (select {self.key} as key, {tail} from {self.source} where ({self.where}) and "
-                   f"{self.dated} >= {first} and {self.dated} < {last} group by {self.key}) as t on t.key = a.key")
+                   f"{self.dated} >= {first} and {self.dated} < {last} group by {self.key}) as t "
+                   "on t.key is not distinct from a.key")
         else:
             aggs = ", ".join(f"count(*) filter (where {self.dated} < {d}) as n{i}, "
                              f"bit_xor({self.hashed.replace('{day}', d)}) filter (where {self.dated} < {d}) as h{i}"
                              for i, d in enumerate(days))
-            sql = (f"select {self.key} as key, {aggs} from {self.source} where ({self.where}) and {self.dated} < {last} "
-                   f"group by {self.key}")
+            sql = (f"select {self.key} as key, {aggs} from {self.source} where ({self.where}) and "
+                   f"{self.dated} < {last} group by {self.key}")
         if self.mapping:
             sums = ", ".join(f"sum(p.n{i}) as n{i}, bit_xor(p.h{i}) as h{i}" for i in range(len(days)))
             sql = f"select {self.account} as key, {sums} from ({sql}) as p {self.mapping} group by {self.account}"
