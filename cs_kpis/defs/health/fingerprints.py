@@ -66,10 +66,11 @@ xref as (
     where crm_account_id is not null
 )"""
 ACTIVITY_PARTS = (
-    # a late event (counted per workspace first: far fewer rows to map), its workspace's account
+    # a late event (counted per workspace first: far fewer rows to map), its workspace's account; appended by
+    # received day, which follows the occurred time: ordered (the rows of the days hashed read apart)
     Part(source="staging.stg_product__events", where="event_type = 'track'", dated="occurred_at", key="workspace_id",
          hashed="hash(message_id)", mapping="inner join xref as x on x.source_system = 'product' and x.source_id = p.key",
-         account="x.account_id"),
+         account="x.account_id", ordered=True),
     # a ticket whose priority class or organization changed (the activity counts open urgent/high days by the
     # latest priority, and reads no other class: low -> normal changes no row, so it is hashed as the class);
     # a solved day on or after the day is hashed as none (it changes no older day)
