@@ -28,6 +28,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,11 @@ SPARK_RUNTIME_CONF = {
     "spark.sql.ansi.enabled": "true",
     # DuckDB reads INT96 as a naive timestamp; microsecond timestamps keep their UTC adjustment
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    # constraint propagation (inferred filters) fails on Spark 4.3 inside the optimizer when a union's branches
+    # read the same checkpointed step (spark_rows): kpis.revenue_by_grain raised "NoSuchElementException: key
+    # not found: segment#..." in UnionBase.rewriteConstraints (measured, session 25; without steps it passed).
+    # An optimization only (no row changes); it also costs time growing with the plan's size
+    "spark.sql.constraintPropagation.enabled": "false",
 }
 
 _LOCK = threading.Lock()
@@ -317,6 +324,35 @@ def _spark_inputs(con, spark, lake: Path, remote: str, sql: str) -> None:
             hand_over(con, spark, lake, schema, table)
 
 
+@contextmanager
+def spark_rows(spark, sql: str, params: dict | None = None):
+    """The Spark DataFrame of one SELECT (DuckDB SQL, rendered), inside a ``with``: each CTE the query reads at
+    two places or more is computed once before the query, as a local checkpoint behind a temporary view
+    (cs_kpis/lib/portable.py, :func:`~cs_kpis.lib.portable.to_spark_steps`). Spark would otherwise copy the CTE
+    into the plan at every read and plan, optimize and compute it there each time: the indicators' query
+    inlines to thousands of CTE bodies. A checkpoint, not ``CACHE TABLE``: a cached view keeps its plan, and
+    the next queries' plans were matched against every cached one (measured: slower than no steps at all).
+    Consume the DataFrame inside the ``with``: the views are dropped and the checkpoints released when it
+    ends."""
+    from cs_kpis.lib.portable import to_spark_steps
+
+    steps, final = to_spark_steps(sql, f"cte_{uuid.uuid4().hex[:10]}")
+    views: list[str] = []
+    kept: list[Any] = []
+    try:
+        for view, select in steps:
+            rows = spark.sql(select, args=params) if params else spark.sql(select)
+            kept.append(rows.localCheckpoint())
+            kept[-1].createOrReplaceTempView(view)
+            views.append(view)
+        yield spark.sql(final, args=params) if params else spark.sql(final)
+    finally:
+        for view in reversed(views):
+            spark.catalog.dropTempView(view)
+        # a checkpoint is released when its DataFrame is (pyspark's Connect client tells the server then)
+        kept.clear()
+
+
 def query(con, sql: str, params: dict | None = None, chosen: EngineSettings | None = None):
     """The rows of one SELECT as a pandas DataFrame, run on the chosen engine.
 
@@ -327,7 +363,7 @@ def query(con, sql: str, params: dict | None = None, chosen: EngineSettings | No
     chosen = chosen or resolve()
     if chosen.engine == "duckdb":
         return con.execute(sql, params).df() if params else con.execute(sql).df()
-    from cs_kpis.lib.portable import lint, to_spark
+    from cs_kpis.lib.portable import lint
 
     problems = [v for v in lint(sql) if v.rule in DUCKDB_ONLY_RULES]
     if problems:
@@ -337,8 +373,8 @@ def query(con, sql: str, params: dict | None = None, chosen: EngineSettings | No
     with _LOCK:
         spark = spark_session(chosen.spark_remote, lake)
         _spark_inputs(con, spark, lake, chosen.spark_remote, sql)
-        result = spark.sql(to_spark(sql), args=params) if params else spark.sql(to_spark(sql))
-        return result.toPandas()
+        with spark_rows(spark, sql, params) as result:
+            return result.toPandas()
 
 
 def publish_table(con, schema: str, table: str, chosen: EngineSettings | None = None) -> dict[str, Any]:
@@ -361,17 +397,16 @@ def build_on_spark(con, model, chosen: EngineSettings) -> dict[str, Any]:
     from cs_kpis.config import render_sql
     from cs_kpis.lib import sql as sqllib
     from cs_kpis.lib import systems
-    from cs_kpis.lib.portable import to_spark
 
     lake = ensure_lake(chosen.lake_dir)
     sql = systems.read_nothing_when_off(model.table, render_sql(model.sql, where=f"model {model.table}"))
-    spark_sql = to_spark(sql)
     with _LOCK:
         spark = spark_session(chosen.spark_remote, lake)
         _spark_inputs(con, spark, lake, chosen.spark_remote, sql)
         out = lake / model.schema / model.name
         t0 = time.perf_counter()
-        spark.sql(spark_sql).write.mode("overwrite").parquet(str(out))
+        with spark_rows(spark, sql) as rows:
+            rows.write.mode("overwrite").parquet(str(out))
         spark_seconds = time.perf_counter() - t0
         register(spark, model.schema, model.name, out)
         _SPARK_BUILT.add((chosen.spark_remote, model.schema, model.name))
@@ -399,7 +434,6 @@ def build_by_load_on_spark(con, model, chosen: EngineSettings, *, full_refresh: 
     build that failed afterwards are deleted."""
     from cs_kpis.lib import incremental_loads as load_builds
     from cs_kpis.lib import sql as sqllib
-    from cs_kpis.lib.portable import to_spark
 
     lake = ensure_lake(chosen.lake_dir)
     out = lake / model.schema / model.name
@@ -424,7 +458,8 @@ def build_by_load_on_spark(con, model, chosen: EngineSettings, *, full_refresh: 
                 _spark_inputs(con, spark, lake, chosen.spark_remote, sql)
                 before = set(out.glob("*.parquet"))
                 t0 = time.perf_counter()
-                spark.sql(to_spark(sql)).write.mode("append").parquet(str(out))
+                with spark_rows(spark, sql) as rows:
+                    rows.write.mode("append").parquet(str(out))
                 meta["spark_seconds"] = round(time.perf_counter() - t0, 2)
                 new = sorted(set(out.glob("*.parquet")) - before)
                 register(spark, model.schema, model.name, out)

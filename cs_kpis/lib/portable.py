@@ -326,3 +326,78 @@ def tables_read(sql: str, schemas=("raw", "staging", "marts", "kpis", "alerts"))
             if table.db in schemas and table.name not in ctes:
                 found.add((table.db, table.name))
     return found
+
+
+def to_spark_steps(sql: str, tag: str, min_reads: int = 2) -> tuple[list[tuple[str, str]], str]:
+    """``sql`` (one DuckDB statement, already rendered) as Spark SQL in steps: ``([(view, select), ...], final)``.
+
+    Spark copies a CTE into the plan at every place it is read (its optimizer inlines every deterministic CTE),
+    so a CTE read at ten places is planned, optimized and computed ten times, and so is every CTE it reads: the
+    indicators' query (37 CTEs) inlines to thousands of CTE bodies. Each top-level CTE read at ``min_reads``
+    places or more becomes a step instead: its select, to be materialized once as the temporary view ``view``
+    (``<tag>_<cte>``) in the order given, each later step and ``final`` reading the view where the query read
+    the CTE (as the CTE's name, so qualified columns still resolve). A CTE read once stays a CTE of the step or
+    of ``final`` that reads it. The rows are the query's: every CTE is a deterministic select of the same
+    inputs, computed once instead of at each read. ``([], to_spark(sql))`` when the query has no CTE read twice,
+    or when a nested WITH reuses a top-level CTE's name (the renaming would not be safe there)."""
+    trees = [t for t in sqlglot.parse(sql, read=READ) if t is not None]
+    if len(trees) != 1:
+        raise ValueError(f"expected one statement, got {len(trees)}")
+    tree = spark_rewrites(trees[0])
+
+    def spark(node: exp.Expression) -> str:
+        return node.sql(dialect=WRITE, unsupported_level=sqlglot.ErrorLevel.RAISE)
+
+    with_ = tree.args.get("with_")
+    if with_ is None or with_.recursive:
+        return [], spark(tree)
+    ctes = {c.alias: c.this for c in with_.expressions}
+    if any(c.parent is not with_ and c.alias in ctes for c in tree.find_all(exp.CTE)):
+        return [], spark(tree)
+    main = tree.copy()
+    main.set("with_", None)
+
+    def reads(node: exp.Expression) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for t in node.find_all(exp.Table):
+            if not t.db and t.name in ctes:
+                found[t.name] = found.get(t.name, 0) + 1
+        return found
+
+    read_by = {name: reads(body) for name, body in ctes.items()}
+    total: dict[str, int] = {}
+    for found in [*read_by.values(), reads(main)]:
+        for name, n in found.items():
+            total[name] = total.get(name, 0) + n
+    steps = [name for name in ctes if total.get(name, 0) >= min_reads]
+    if not steps:
+        return [], spark(tree)
+    views = {name: f"{tag}_{name}" for name in steps}
+
+    def renamed(body: exp.Expression) -> exp.Expression:
+        body = body.copy()
+        for t in list(body.find_all(exp.Table)):
+            if not t.db and t.name in views:
+                alias = t.alias or t.name
+                t.set("this", exp.to_identifier(views[t.name]))
+                t.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+        return body
+
+    def statement(body: exp.Expression) -> str:
+        body = renamed(body)
+        # the CTEs read once that this statement needs (directly or through each other), in the query's order
+        needed: set[str] = set()
+        pending = list(reads(body))
+        while pending:
+            name = pending.pop()
+            if name not in needed:
+                needed.add(name)
+                pending.extend(n for n in read_by[name] if n not in views)
+        if needed:
+            own = body.args.get("with_")
+            inner = [exp.CTE(this=renamed(ctes[n]), alias=exp.TableAlias(this=exp.to_identifier(n)))
+                     for n in ctes if n in needed]
+            body.set("with_", exp.With(expressions=inner + (list(own.expressions) if own else [])))
+        return spark(body)
+
+    return [(views[name], statement(ctes[name])) for name in steps], statement(main)

@@ -18,19 +18,6 @@ from cs_kpis.lib.portable import tables_read
 from cs_kpis_tests.tiny_build import build_tiny_company
 
 SPARK_REMOTE = "local[2]"
-# the test session's settings for the tiny company (a few thousand rows per table): planning and compiling,
-# not the rows, are what a model's comparison costs on Spark. Spark inlines a CTE at each of its references
-# (the indicators' query is 37 CTEs and about 2,250 CTE bodies once inlined), so a plan is large: adaptive
-# execution re-plans it after each stage, the optimizer's constraint propagation grows with it, whole-stage
-# code generation compiles Java for each stage (expressions are still compiled one by one). Each is an
-# optimization only and changes no row (BENCHMARKS.md, session 24: the indicators' comparison 158 -> 87 JVM
-# CPU seconds, the same rows). Set on the session the `spark` fixture starts, so the end to end Spark builds
-# here run under them too; `make run ENGINE=spark` keeps Spark's defaults
-TINY_DATA_CONF = {
-    "spark.sql.adaptive.enabled": "false",
-    "spark.sql.constraintPropagation.enabled": "false",
-    "spark.sql.codegen.wholeStage": "false",
-}
 INPUT_SCHEMAS = ("raw", "staging", "marts", "kpis")
 
 
@@ -68,9 +55,8 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
         pytest.skip(f"pyspark is not installed ({e}); `pip install -e '.[dev,spark]'` (make venv) installs it")
     # the engine's own session (cs_kpis/lib/engine.py): a local server on a free port, not pyspark's fixed
     # 15002, so parallel test runs on one machine do not collide
+    # with the engine's own settings (SPARK_RUNTIME_CONF), as `make run ENGINE=spark` runs: no test-only tuning
     session = spark_session(SPARK_REMOTE, ensure_lake(tmp_path_factory.mktemp("spark")))
-    for key, value in TINY_DATA_CONF.items():
-        session.conf.set(key, value)
     yield session
     session.stop()
 
