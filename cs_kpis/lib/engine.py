@@ -7,7 +7,8 @@ configuration's ``engine:`` section (cs_kpis/config.py); without any, DuckDB, ex
 
 - ``duckdb``: the model is (re)built in the DuckDB warehouse (``cs_kpis.lib.sql.build``), unchanged.
 - ``spark``: the same file, rendered the same way, is transpiled DuckDB -> Spark by sqlglot
-  (``cs_kpis.lib.portable.to_spark``) and run on the Spark Connect session at ``spark_remote``
+  (``cs_kpis.lib.portable.to_spark``) and run on the Spark Connect session at ``spark_remote``, in steps: each
+  CTE read twice or more is computed once before the query (:func:`spark_rows`)
   (``local[2]`` starts a local server; ``sc://host:15002`` is a cluster or Databricks Connect). The result
   is written as Parquet to ``<lake>/<schema>/<table>/`` and registered in Spark's catalog as
   ``<schema>.<table>``, so the next model reads it there. The raw tables dlt wrote to the lake
