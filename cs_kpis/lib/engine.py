@@ -42,6 +42,8 @@ ENGINES = ("duckdb", "spark")
 ENV_ENGINE = "CS_KPIS_ENGINE"
 ENV_SPARK_REMOTE = "CS_KPIS_SPARK_REMOTE"
 ENV_LAKE_DIR = "CS_KPIS_LAKE_DIR"
+ENV_SPARK_STEPS = "CS_KPIS_SPARK_STEPS"
+"""``0``: Spark runs each query as one inlined statement instead of in steps (:func:`spark_rows`)"""
 DEFAULT_SPARK_REMOTE = "local[2]"
 LAKE_MARKER = ".cs_kpis_lake"
 
@@ -334,10 +336,19 @@ def spark_rows(spark, sql: str, params: dict | None = None):
     inlines to thousands of CTE bodies. A checkpoint, not ``CACHE TABLE``: a cached view keeps its plan, and
     the next queries' plans were matched against every cached one (measured: slower than no steps at all).
     Consume the DataFrame inside the ``with``: the views are dropped and the checkpoints released when it
-    ends."""
-    from cs_kpis.lib.portable import to_spark_steps
+    ends.
 
-    steps, final = to_spark_steps(sql, f"cte_{uuid.uuid4().hex[:10]}")
+    Where steps do not suit: a local checkpoint lives on the executors without its lineage, so a lost executor
+    (a cluster's dynamic allocation, a pre-empted node) fails the query instead of recomputing it; Spark Connect
+    has ``localCheckpoint`` from Spark 4.0 on (this project tests 4.3); and a step computes its CTE's every row,
+    where an inlined CTE may first be filtered by the query reading it (DuckDB computes such a CTE whole too).
+    ``CS_KPIS_SPARK_STEPS=0`` runs every query inlined, as one statement (measured on the tiny company only)."""
+    from cs_kpis.lib.portable import to_spark, to_spark_steps
+
+    if os.environ.get(ENV_SPARK_STEPS, "1") == "0":
+        steps, final = [], to_spark(sql)
+    else:
+        steps, final = to_spark_steps(sql, f"cte_{uuid.uuid4().hex[:10]}")
     views: list[str] = []
     kept: list[Any] = []
     try:

@@ -328,6 +328,31 @@ def tables_read(sql: str, schemas=("raw", "staging", "marts", "kpis", "alerts"))
     return found
 
 
+def _steps_are_safe(tree: exp.Expression, with_: exp.With) -> bool:
+    """Whether :func:`to_spark_steps` may split ``tree`` at ``with_``: the renaming keeps a CTE's name and body
+    only, so it is refused (the query stays one statement) where more than those carries meaning: a recursive
+    WITH anywhere, a column list on a CTE (``a(x, y) as ...``) or on an alias of a read (``from a as p(q)``), a
+    nested WITH reusing a top-level CTE's name, or a top-level CTE read with other letter case than its name."""
+    names = {c.alias for c in with_.expressions}
+    lower = {n.lower() for n in names}
+    for w in tree.find_all(exp.With):
+        if w.recursive:
+            return False
+    for c in tree.find_all(exp.CTE):
+        alias = c.args.get("alias")
+        if (alias is not None and alias.columns) or (c.parent is not with_ and c.alias in names):
+            return False
+    for t in tree.find_all(exp.Table):
+        if t.db:
+            continue
+        if t.name not in names and t.name.lower() in lower:
+            return False
+        alias = t.args.get("alias")
+        if t.name in names and alias is not None and alias.columns:
+            return False
+    return True
+
+
 def to_spark_steps(sql: str, tag: str, min_reads: int = 2) -> tuple[list[tuple[str, str]], str]:
     """``sql`` (one DuckDB statement, already rendered) as Spark SQL in steps: ``([(view, select), ...], final)``.
 
@@ -339,7 +364,7 @@ def to_spark_steps(sql: str, tag: str, min_reads: int = 2) -> tuple[list[tuple[s
     the CTE (as the CTE's name, so qualified columns still resolve). A CTE read once stays a CTE of the step or
     of ``final`` that reads it. The rows are the query's: every CTE is a deterministic select of the same
     inputs, computed once instead of at each read. ``([], to_spark(sql))`` when the query has no CTE read twice,
-    or when a nested WITH reuses a top-level CTE's name (the renaming would not be safe there)."""
+    or where the renaming would not be safe (:func:`_steps_are_safe`: column lists, recursion, a reused name)."""
     trees = [t for t in sqlglot.parse(sql, read=READ) if t is not None]
     if len(trees) != 1:
         raise ValueError(f"expected one statement, got {len(trees)}")
@@ -349,11 +374,9 @@ def to_spark_steps(sql: str, tag: str, min_reads: int = 2) -> tuple[list[tuple[s
         return node.sql(dialect=WRITE, unsupported_level=sqlglot.ErrorLevel.RAISE)
 
     with_ = tree.args.get("with_")
-    if with_ is None or with_.recursive:
+    if with_ is None or not _steps_are_safe(tree, with_):
         return [], spark(tree)
     ctes = {c.alias: c.this for c in with_.expressions}
-    if any(c.parent is not with_ and c.alias in ctes for c in tree.find_all(exp.CTE)):
-        return [], spark(tree)
     main = tree.copy()
     main.set("with_", None)
 

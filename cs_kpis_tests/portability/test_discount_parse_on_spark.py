@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cs_kpis.lib.engine import register
-from cs_kpis.lib.portable import lint, tables_read, to_spark
+from cs_kpis.lib.engine import register, spark_rows
+from cs_kpis.lib.portable import lint, tables_read
 from cs_kpis.lib.sql import sql_part
 from cs_kpis_tests.portability.compare import differences, rows
 from cs_kpis_tests.portability.conftest import duckdb_over
@@ -54,7 +54,8 @@ def test_the_discount_parse_reads_ids_objects_and_mixed_lists_alike_on_duckdb_an
     register(spark, "marts", "dim_position", parquet_inputs[("marts", "dim_position")])
     with duckdb_over(parquet_inputs, sql) as con:
         duck = con.sql(sql).to_arrow_table()
-    got = spark.sql(to_spark(sql)).toArrow()
+    with spark_rows(spark, sql) as result:  # the engine's path (its steps)
+        got = result.toArrow()
     assert rows(duck) == [
         ["expanded", 0, "di_pct", "PCT10", "forever", 10.0, None, None, "2023-11-14T22:13:20", None],
         ["expanded", 1, "di_amt", "EUR5", "repeating", None, 500.0, "EUR", "2023-11-14T22:13:20",

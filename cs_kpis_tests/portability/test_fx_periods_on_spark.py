@@ -14,8 +14,8 @@ import pytest
 
 from cs_kpis.config import render_sql
 from cs_kpis.defs.marts.assets import SQL_DIR
-from cs_kpis.lib.engine import register
-from cs_kpis.lib.portable import tables_read, to_spark
+from cs_kpis.lib.engine import register, spark_rows
+from cs_kpis.lib.portable import tables_read
 from cs_kpis.lib.sql import load_models
 from cs_kpis_tests.marts.billing_fixtures import build_marts
 from cs_kpis_tests.marts.test_subscription_periods import AS_OF, FX_PERIODS, scenarios
@@ -36,7 +36,8 @@ def test_fx_periods_of_the_hand_built_histories_are_the_same_on_spark(spark, tmp
         con.execute(f"copy (select * from {schema}.{table}) to '{path}' (format parquet)")
         register(spark, f"fxcase_{schema}", table, path)
     duck = con.sql(sql).to_arrow_table()
-    got = spark.sql(to_spark(re.sub(r"\b(marts|staging)\.", r"fxcase_\1.", sql))).toArrow()
+    with spark_rows(spark, re.sub(r"\b(marts|staging)\.", r"fxcase_\1.", sql)) as result:  # the engine's path
+        got = result.toArrow()
     diffs = differences(duck, got)
     assert not diffs, "DuckDB and Spark disagree\n" + "\n".join(diffs)
     on_spark = {}

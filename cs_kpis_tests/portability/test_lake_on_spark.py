@@ -108,7 +108,8 @@ def test_staging_model_on_spark_from_the_lake_equals_duckdb_from_its_destination
     with duckdb.connect(str(warehouse), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
         duck = con.sql(sql).to_arrow_table()
-    got = spark.sql(to_spark(sql)).toArrow()
+    with engine.spark_rows(spark, sql) as rows:  # the engine's path (its steps)
+        got = rows.toArrow()
     assert duck.num_rows > 0, f"{model.table} is empty: the comparison would prove nothing"
     diffs = differences(duck, got)
     assert not diffs, f"{model.table}: Spark over the lake and DuckDB over its destination disagree\n" + "\n".join(diffs)

@@ -17,7 +17,7 @@ from cs_kpis.defs.staging.assets import STAGING_MODELS
 from cs_kpis.defs.xref.assets import XREF_MODELS
 from cs_kpis.lib.engine import spark_rows
 from cs_kpis.lib.incremental import with_account_range
-from cs_kpis.lib.portable import lint, to_spark
+from cs_kpis.lib.portable import lint, to_spark, to_spark_steps
 from cs_kpis_tests.portability.compare import differences
 from cs_kpis_tests.portability.conftest import duckdb_over
 
@@ -103,11 +103,13 @@ def _assert_same_rows(name: str, sql: str, parquet_inputs, spark, may_be_empty: 
                       params: dict | None = None) -> None:
     with duckdb_over(parquet_inputs, sql) as con:
         duck = con.execute(sql, params).to_arrow_table() if params else con.sql(sql).to_arrow_table()
-    # the engine's path: each CTE read twice or more computed once, as a cached view (engine.spark_rows)
+    # the engine's path: each CTE read twice or more computed once first, a local checkpoint (engine.spark_rows)
     with spark_rows(spark, sql, params) as rows:
         got = rows.toArrow()
-    spark_sql = to_spark(sql)
     if not may_be_empty:
         assert duck.num_rows > 0, f"{name} is empty on the tiny company: the comparison would prove nothing"
     diffs = differences(duck, got)
-    assert not diffs, f"{name}: DuckDB and Spark disagree\n" + "\n".join(diffs) + f"\n\nSpark SQL:\n{spark_sql}"
+    if diffs:
+        steps, final = to_spark_steps(sql, "cte")
+        ran = "".join(f"\n-- step {view}\n{select}\n" for view, select in steps) + f"\n-- final select\n{final}"
+        pytest.fail(f"{name}: DuckDB and Spark disagree\n" + "\n".join(diffs) + f"\n\nSpark SQL as run:{ran}")
