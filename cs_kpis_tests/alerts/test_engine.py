@@ -490,7 +490,15 @@ def test_ticket_spike_windows_only_accounts_with_recent_tickets_and_gives_every_
     early = [("A", d("2024-12-05"), 5), ("A", d("2024-12-06"), 1)]
     steady = [("C", FIRST + dt.timedelta(days=k), 1 + k % 3) for k in range(0, 121, 4)]
     set_cells(wh.indicators, "C", "2025-02-01", "2025-02-03", open_urgent_high=2)
-    wh.activity = pd.DataFrame(weekly + bursts + early + steady, columns=["account_id", "day", "tickets_created"])
+    # D: exactly min_tickets_7d (3) tickets, on one day, its only ones: a spike; E: two tickets, urgent (windowed
+    # or not, the same rows: only accounts with min_tickets_7d tickets from 6 days before the first day are)
+    once = [("D", d("2025-03-29"), 3), ("E", d("2025-03-28"), 1), ("E", d("2025-03-30"), 1)]
+    a_rows = wh.indicators[wh.indicators["account_id"] == "A"]
+    wh.indicators = pd.concat([wh.indicators, a_rows.assign(account_id="D"), a_rows.assign(account_id="E")],
+                              ignore_index=True)
+    set_cells(wh.indicators, "E", "2025-03-29", "2025-03-31", open_urgent_high=2)
+    wh.activity = pd.DataFrame(weekly + bursts + early + steady + once,
+                               columns=["account_id", "day", "tickets_created"])
     con = wh.build(tmp_path / "wh.duckdb")
     rule = {**RULES["types"]["ticket_spike"], "min_tickets_7d": min_tickets_7d}
     fired = set()
@@ -499,7 +507,8 @@ def test_ticket_spike_windows_only_accounts_with_recent_tickets_and_gives_every_
         got = sorted(con.execute(sql, params).fetchall())
         assert got == sorted(con.execute(TICKET_SPIKE_EVERY_ACCOUNT, params).fetchall()), first
         fired |= {(r[0], "spike" if "tickets in 7 days" in r[3] else "urgent") for r in got}
-    assert {("A", "urgent"), ("B", "spike"), ("C", "spike"), ("C", "urgent")} <= fired
+    assert {("A", "urgent"), ("B", "spike"), ("C", "spike"), ("C", "urgent"), ("D", "spike")} <= fired
+    assert (("E", "urgent") in fired and ("E", "spike") not in fired) if min_tickets_7d else ("E", "spike") in fired
 
 
 def _fingerprints_by_filtered_aggregates(con, rule: dict, days: list, la_days: list):
