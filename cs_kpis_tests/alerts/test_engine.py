@@ -1,6 +1,7 @@
 """Each alert type on a hand-built warehouse (fixtures.py), with the expected rows worked out by hand."""
 
 import copy
+import hashlib
 import datetime as dt
 import json
 
@@ -489,7 +490,15 @@ def test_ticket_spike_windows_only_accounts_with_recent_tickets_and_gives_every_
     early = [("A", d("2024-12-05"), 5), ("A", d("2024-12-06"), 1)]
     steady = [("C", FIRST + dt.timedelta(days=k), 1 + k % 3) for k in range(0, 121, 4)]
     set_cells(wh.indicators, "C", "2025-02-01", "2025-02-03", open_urgent_high=2)
-    wh.activity = pd.DataFrame(weekly + bursts + early + steady, columns=["account_id", "day", "tickets_created"])
+    # D: exactly min_tickets_7d (3) tickets, on one day, its only ones: a spike; E: two tickets, urgent (windowed
+    # or not, the same rows: only accounts with min_tickets_7d tickets from 6 days before the first day are)
+    once = [("D", d("2025-03-29"), 3), ("E", d("2025-03-28"), 1), ("E", d("2025-03-30"), 1)]
+    a_rows = wh.indicators[wh.indicators["account_id"] == "A"]
+    wh.indicators = pd.concat([wh.indicators, a_rows.assign(account_id="D"), a_rows.assign(account_id="E")],
+                              ignore_index=True)
+    set_cells(wh.indicators, "E", "2025-03-29", "2025-03-31", open_urgent_high=2)
+    wh.activity = pd.DataFrame(weekly + bursts + early + steady + once,
+                               columns=["account_id", "day", "tickets_created"])
     con = wh.build(tmp_path / "wh.duckdb")
     rule = {**RULES["types"]["ticket_spike"], "min_tickets_7d": min_tickets_7d}
     fired = set()
@@ -498,4 +507,73 @@ def test_ticket_spike_windows_only_accounts_with_recent_tickets_and_gives_every_
         got = sorted(con.execute(sql, params).fetchall())
         assert got == sorted(con.execute(TICKET_SPIKE_EVERY_ACCOUNT, params).fetchall()), first
         fired |= {(r[0], "spike" if "tickets in 7 days" in r[3] else "urgent") for r in got}
-    assert {("A", "urgent"), ("B", "spike"), ("C", "spike"), ("C", "urgent")} <= fired
+    assert {("A", "urgent"), ("B", "spike"), ("C", "spike"), ("C", "urgent"), ("D", "spike")} <= fired
+    assert (("E", "urgent") in fired and ("E", "spike") not in fired) if min_tickets_7d else ("E", "spike") in fired
+
+
+def _fingerprints_by_filtered_aggregates(con, rule: dict, days: list, la_days: list):
+    """The champions' part of the input fingerprints and their last active days as the engine computed them
+    before its scan cut the events into ranges: one filtered aggregate per day over the champions' events."""
+    per_day = ", ".join(f"count(*) filter (where occurred_at < cast('{x}' as date)) as n{i}, "
+                        f"bit_xor(hash(message_id)) filter (where occurred_at < cast('{x}' as date)) as x{i}"
+                        for i, x in enumerate(days))
+    la = "".join(f", cast(max(occurred_at) filter (where occurred_at < cast('{x}' as date)) as date) as la{j}"
+                 for j, x in enumerate(la_days))
+    roles = [str(r) for r in rule["roles"]]
+    con.execute(f"create or replace temp table ref_ev as select user_id, min(occurred_at) as first_at{la}, {per_day} "
+                f"from staging.stg_product__events where occurred_at < cast('{max(days)}' as date) and user_id in "
+                f"(select product_user_id from ({engine.ROLE_CONTACTS_SQL}) as c) group by user_id", {"roles": roles})
+    totals = {x: con.execute(
+        f"with role as ({engine.ROLE_CONTACTS_SQL}) select (select coalesce(sum(n{i}), 0) from ref_ev), "
+        f"(select coalesce(bit_xor(x{i}), 0) from ref_ev), (select count(*) from role where product_user_id in "
+        f"(select user_id from ref_ev where first_at < cast('{x}' as date))), (select coalesce(bit_xor(hash("
+        f"contact_id, account_id, role, product_user_id, first_name, last_name, created_at)), 0) from role where "
+        f"product_user_id in (select user_id from ref_ev where first_at < cast('{x}' as date)))",
+        {"roles": roles}).fetchall()[0] for i, x in enumerate(days)}
+    last = {x: sorted(con.execute(f"select user_id, la{j} from ref_ev where la{j} is not null").fetchall())
+            for j, x in enumerate(la_days)}
+    return totals, last
+
+
+def test_the_fingerprint_scan_cut_into_ranges_gives_the_filtered_aggregates(tmp_path, monkeypatch):
+    """The plan's scan cuts the events at every fingerprint and last active day and aggregates each range
+    without filters (BENCHMARKS.md "Alerts' nightly: the events cut at the fingerprint days"): each day's counts
+    and hashes, the contacts active before it and each user's last active day before each last active day are
+    those of filtered aggregates over every event, events at midnight of a cut day included (on its side), a
+    user with events in one range only and one (not a champion's) left out."""
+    wh = Warehouse()
+    wh.contacts = pd.DataFrame([
+        ("c1", "A", "Ann", "Lee", "Champion", "pu1", "2024-01-01 00:00:00+00"),
+        ("c2", "B", "Bo", "Ray", "Admin", "pu2", "2024-01-01 00:00:00+00"),
+        ("c3", "B", "Cy", "Oz", "Champion", "pu3", "2024-01-01 00:00:00+00"),
+        ("c4", "C", "Di", "Um", "User", "pu4", "2024-01-01 00:00:00+00"),
+    ], columns=wh.contacts.columns)
+    wh.events = pd.DataFrame([
+        ("m1", "pu1", "2024-12-01 10:00:00+00"), ("m2", "pu1", "2025-03-20 00:00:00+00"),
+        ("m3", "pu1", "2025-03-24 23:59:59.999+00"), ("m4", "pu1", "2025-03-25 00:00:00+00"),
+        ("m5", "pu2", "2025-03-21 08:00:00+00"), ("m6", "pu2", "2025-03-19 23:59:59+00"),
+        ("m7", "pu3", "2025-03-25 12:00:00+00"), ("m8", "pu4", "2025-01-05 00:00:00+00"),
+        ("m9", "pu1", "2025-03-26 00:00:00+00"),
+    ], columns=wh.events.columns)
+    con = wh.build(tmp_path / "wh.duckdb")
+    rule = RULES["types"]["champion_inactive"]
+    days, la_days = [d("2025-03-25"), d("2025-03-20")], [d("2025-03-20"), d("2025-03-21")]
+    totals, last = _fingerprints_by_filtered_aggregates(con, rule, days, la_days)
+    seen, sha256 = [], hashlib.sha256
+    monkeypatch.setattr(engine.hashlib, "sha256", lambda b: seen.append(b) or sha256(b))
+    engine.input_fingerprints(con, RULES, ["low_nps_high_value", "expansion_opportunity"], days, la_days)
+    monkeypatch.undo()
+    assert seen == [repr([totals[x]]).encode() for x in sorted(days)]
+    assert totals[d("2025-03-25")][0] == 5 and totals[d("2025-03-20")][0] == 2   # m1 m2 m3 m5 m6; m1 m6
+    for x in la_days:
+        got = con.execute(f"select user_id, day from {engine.LAST_ACTIVE_DAYS} where before = ? and day is not null",
+                          [x]).fetchall()
+        assert sorted(got) == last[x]
+    assert last[d("2025-03-20")] == [("pu1", d("2024-12-01")), ("pu2", d("2025-03-19"))]
+    # what champion_inactive reads, for every account or some: as load_last_active leaves it from the events
+    for accounts in (None, ["B"]):
+        assert engine.copy_last_active(con, rule, d("2025-03-21"), accounts)
+        copied = sorted(con.execute(f"select * from {engine.LAST_ACTIVE}").fetchall())
+        engine.load_last_active(con, rule, d("2025-03-21"), accounts)
+        assert copied == sorted(con.execute(f"select * from {engine.LAST_ACTIVE}").fetchall()) and copied
+    assert not engine.copy_last_active(con, rule, d("2025-03-22"))   # a day the scan was not asked for

@@ -13,11 +13,12 @@ import datetime as dt
 import shutil
 
 import duckdb
+import pandas as pd
 import pytest
 
 from cs_kpis.defs.alerts import engine
 from cs_kpis.lib import incremental
-from cs_kpis_tests.alerts.fixtures import AS_OF
+from cs_kpis_tests.alerts.fixtures import AS_OF, FIRST
 from cs_kpis_tests.alerts.test_engine_paths import DAILY, RULES, random_history
 
 PREVIOUS = AS_OF - dt.timedelta(days=1)
@@ -40,10 +41,12 @@ def rewrite_window(con) -> None:
                 "where account_id = 'A' and day = ?", [AS_OF - dt.timedelta(days=2)])
 
 
-def first_night(path, rules=RULES):
+def first_night(path, rules=RULES, events=()):
     """``path``: a warehouse after the previous night's (full) alerts build, the last day held back in *_held
-    tables."""
-    random_history(seed=18).build(path).close()
+    tables; ``events``: product events added to the random history's."""
+    wh = random_history(seed=18)
+    wh.events = pd.concat([wh.events, pd.DataFrame(list(events), columns=wh.events.columns)], ignore_index=True)
+    wh.build(path).close()
     with duckdb.connect(str(path)) as con:
         for t in DAILY:
             con.execute(f"create table {t}_held as select * from {t} where day = ?", [AS_OF])
@@ -262,22 +265,30 @@ def test_alerts_resolved_long_before_the_checkpoint_stay_candidates_when_recent_
     assert inc["alert_candidates"] == full["alert_candidates"]
 
 
-def test_the_window_reads_no_product_event_dated_before_it(after_first_night, tmp_path, monkeypatch):
+@pytest.mark.parametrize("listed", [False, True])
+def test_the_window_reads_no_product_event_dated_before_it(after_first_night, tmp_path, monkeypatch, listed):
     """The champions' product events before the window are read once per nightly, by the plan's scan for the
-    input fingerprint, which also leaves each champion's last active day before the window (LAST_ACTIVE):
-    with those events deleted after the plan, the nightly still equals a full build of the intact events."""
-    real = engine.compute
+    input fingerprint, which also leaves each champion's last active day before the window and, with accounts
+    health rebuilt on every day (``listed``: B, whose champion was last active before the history), before the
+    history's first day (LAST_ACTIVE_DAYS), which the listed accounts' earlier days read: with those events
+    deleted after the plan (before the window; ``listed``: before the history), the nightly still equals a full
+    build of the intact events."""
+    real, change, path = engine.compute, restate_b if listed else None, after_first_night
+    if listed:
+        path = first_night(tmp_path / "first.duckdb", events=[("mB-old", "puB", "2024-10-01 12:00:00+00")])
+    monkeypatch.setattr(incremental, "MAX_REBUILT_SHARE", 0.5)
 
     def events_gone(con, rules, as_of, holds, skipped=(), sql_engine=None, build=None, checkpoint=None):
         assert build.mode == "incremental", build.reason
-        gone = con.execute("delete from staging.stg_product__events where occurred_at < ?", [build.start_day])
+        gone = con.execute("delete from staging.stg_product__events where occurred_at < ?",
+                           [FIRST if listed else build.start_day])
         assert gone.fetchall()[0][0] > 0
         return real(con, rules, as_of, holds, skipped, sql_engine, build, checkpoint)
     monkeypatch.setattr(engine, "compute", events_gone)
-    build, inc = nightly(after_first_night, tmp_path, "incremental")
+    build, inc = nightly(path, tmp_path, "incremental", change=change)
     monkeypatch.undo()
-    _, full = nightly(after_first_night, tmp_path, "full", full_refresh=True)
-    assert build["mode"] == "incremental"
+    _, full = nightly(path, tmp_path, "full", change=change, full_refresh=True)
+    assert build["mode"] == "incremental" and build["accounts_rebuilt"] == listed
     assert any(r[4] == "champion_inactive" and r[6] >= build["start_day"] for r in full["alert_log"])
     for table in ("alert_candidates", "alert_log", "state", "tail"):
         assert inc[table] == full[table], table

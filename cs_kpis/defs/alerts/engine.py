@@ -169,10 +169,10 @@ ROLE_CONTACTS_SQL = """
 """the contacts champion_inactive considers (its rule's roles), for the fingerprint and LAST_ACTIVE"""
 LAST_ACTIVE_DAY_SQL = "cast(max(occurred_at) filter (where occurred_at < cast($la as date)) as date)"
 """a champion/admin user's last active day before ``$la`` (the rule LAST_ACTIVE holds): the aggregate over its
-product events that :func:`load_last_active` and the fingerprint's scan (:func:`input_fingerprints`) both use.
-The day of the latest timestamp, the same as the latest day of each: the one cast per user, not per event (on
-the large company the scan's 38 M champion events, 2-3 CPU s: BENCHMARKS.md "Alerts and the KPI report on the
-large nightly")"""
+product events that :func:`load_last_active` uses (the fingerprint's scan, :func:`input_fingerprints`, takes the
+day of the latest of its ranges' latest events before ``$la``: the same day). The day of the latest timestamp,
+the same as the latest day of each: the one cast per user, not per event (on the large company the scan's 38 M
+champion events, 2-3 CPU s: BENCHMARKS.md "Alerts and the KPI report on the large nightly")"""
 LAST_ACTIVE_SQL = f"""
     create or replace temp table {LAST_ACTIVE} as
     select user_id, {LAST_ACTIVE_DAY_SQL} as day
@@ -183,6 +183,18 @@ LAST_ACTIVE_SQL = f"""
     group by user_id
 """
 """LAST_ACTIVE from the events (:func:`load_last_active`)"""
+LAST_ACTIVE_DAYS = "_alert_last_active_days"
+"""temp table (before, user_id, day) the plan's scan leaves (:func:`input_fingerprints`): each champion/admin
+product user's last active day before each day ``before`` it was asked for (null: no event before it), from which
+:func:`load_conditions` takes LAST_ACTIVE instead of reading the events again (:func:`copy_last_active`)"""
+LAST_ACTIVE_COPY_SQL = f"""
+    create or replace temp table {LAST_ACTIVE} as
+    select user_id, day from {LAST_ACTIVE_DAYS}
+    where before = cast($la as date) and day is not null and user_id in (
+        select product_user_id from ({ROLE_CONTACTS_SQL}) as c
+        where cast($accounts as varchar[]) is null or list_contains(cast($accounts as varchar[]), account_id))
+"""
+"""LAST_ACTIVE from LAST_ACTIVE_DAYS (:func:`copy_last_active`): the rows LAST_ACTIVE_SQL gives"""
 CHAMPION_EVENTS = "_alert_champion_events"
 """temp table of :func:`input_fingerprints`: per champion/admin user, its events before each fingerprint day"""
 EVENT_CODES = ("resolved", "raised", "reopened", "reminder")
@@ -201,11 +213,13 @@ def load_conditions(con, rules: dict, as_of: date, first_day: date | None = None
     default, or Spark, with the rule values bound as parameters on either). On DuckDB each type's query is inserted where it runs (a
     year of the large company's conditions never leaves DuckDB, so its memory limit holds); on Spark each
     type's rows are fetched and inserted. champion_inactive reads each user's last active day before
-    ``first_day`` from LAST_ACTIVE: read here from the events, unless ``last_active_ready`` (the plan left it,
-    for this ``first_day``). Returns the number of rows."""
+    ``first_day`` from LAST_ACTIVE: read here from the events, unless ``last_active_ready`` (the plan's scan
+    left LAST_ACTIVE_DAYS: taken from it if it holds this ``first_day``). Returns the number of rows."""
     first_day = first_day or con.execute("select min(day) from kpis.account_indicators_daily").fetchall()[0][0]
-    if "champion_inactive" not in skipped and not last_active_ready:
-        load_last_active(con, rules["types"]["champion_inactive"], first_day, accounts)
+    if "champion_inactive" not in skipped:
+        rule = rules["types"]["champion_inactive"]
+        if not (last_active_ready and copy_last_active(con, rule, first_day, accounts)):
+            load_last_active(con, rule, first_day, accounts)
     if accounts is None:
         con.execute(f"create or replace temp table {CONDITIONS} (alert_type varchar, account_id varchar, day date, "
                     "severity varchar, reason varchar)")
@@ -245,6 +259,19 @@ def load_last_active(con, rule: dict, before: date, accounts: Sequence[str] | No
     con.execute("set TimeZone = 'UTC'")
     con.execute(LAST_ACTIVE_SQL, {"roles": [str(r) for r in rule["roles"]], "la": before,
                                   "accounts": None if accounts is None else [str(a) for a in accounts]})
+
+
+def copy_last_active(con, rule: dict, before: date, accounts: Sequence[str] | None = None) -> bool:
+    """LAST_ACTIVE as :func:`load_last_active` leaves it, from LAST_ACTIVE_DAYS (the plan's scan) instead of
+    the events; False (nothing done) when that table does not hold the day ``before``."""
+    held = con.execute("select count(*) from duckdb_tables() where temporary and table_name = ?",
+                       [LAST_ACTIVE_DAYS]).fetchall()[0][0]
+    if not held or not con.execute(f"select count(*) from {LAST_ACTIVE_DAYS} where before = ?",
+                                   [before]).fetchall()[0][0]:
+        return False
+    con.execute(LAST_ACTIVE_COPY_SQL, {"roles": [str(r) for r in rule["roles"]], "la": before,
+                                       "accounts": None if accounts is None else [str(a) for a in accounts]})
+    return True
 
 
 def _cooldown_sql(rules: dict) -> str:
@@ -588,8 +615,9 @@ class AlertPlan:
     """accounts whose keys an incremental build recomputes and walks over every kept day (a table the
     conditions read rebuilt them on every day), sorted; every other key is walked over the window"""
     last_active: bool = False
-    """the plan's scan of the events for the fingerprint left LAST_ACTIVE as of ``start_day`` (incremental
-    only): the window's champion_inactive reads it instead of the events before the window"""
+    """the plan's scan of the events for the fingerprint left LAST_ACTIVE_DAYS before ``start_day`` and, with
+    ``accounts``, before ``first_day`` (incremental only): champion_inactive of the window and of the accounts'
+    earlier days reads it instead of the events"""
 
 
 def _lookback() -> int:
@@ -625,25 +653,40 @@ def input_fingerprint(con, rules: dict, skipped: Iterable[str], before: date) ->
 
 
 def input_fingerprints(con, rules: dict, skipped: Iterable[str], befores: Iterable[date],
-                       last_active_before: date | None = None) -> dict[date, str]:
+                       last_active_before: date | Iterable[date] | None = None) -> dict[date, str]:
     """:func:`input_fingerprint` for each day of ``befores``, with one scan of the product events for all.
-    ``last_active_before`` (a day not after the last of ``befores``): that scan also leaves LAST_ACTIVE, each
-    champion/admin user's last active day before it (what champion_inactive reads of the days before a nightly
-    window), so a nightly reads the champions' events before its window once."""
+    ``last_active_before`` (days not after the last of ``befores``): that scan also leaves LAST_ACTIVE_DAYS,
+    each champion/admin user's last active day before each of them (what champion_inactive reads of the days
+    before a nightly window, and of the days before the history for the accounts a nightly rebuilds), so a
+    nightly reads the champions' events before its window once (:func:`load_conditions` takes LAST_ACTIVE from
+    it)."""
     skipped, days = set(skipped), sorted(set(befores))
-    if last_active_before is not None and last_active_before > days[-1]:
-        raise ValueError(f"the last active days before {last_active_before} are not in the scan before {days[-1]}")
+    la_days = sorted({last_active_before} if isinstance(last_active_before, date)
+                     else set(last_active_before or ()))
+    if la_days and la_days[-1] > days[-1]:
+        raise ValueError(f"the last active days before {la_days[-1]} are not in the scan before {days[-1]}")
     parts: dict[date, list] = {d: [] for d in days}
     con.execute("set TimeZone = 'UTC'")
     if "champion_inactive" not in skipped:
         rule = rules["types"]["champion_inactive"]
-        # per champion/admin user: its events before each day (count, xor of ids) and its first event. Every
-        # user's events are aggregated, then the champions' rows kept: the same rows as keeping the champions'
-        # events first, without probing each event's user against them (on the large company 59 M events of
-        # 282,042 users, 191,035 of them champions': BENCHMARKS.md "Alerts' nightly on the large warehouse")
-        per_day = ", ".join(f"count(*) filter (where occurred_at < cast($d{i} as date)) as n{i}, "
-                            f"bit_xor(hash(message_id)) filter (where occurred_at < cast($d{i} as date)) as x{i}"
-                            for i in range(len(days)))
+        # per champion/admin user: its events before each day (count, xor of ids), its first event and its last
+        # before each last active day. The events are cut at every one of those days into consecutive ranges,
+        # each aggregated per user with no filter (the first range, every event before the earliest day, is
+        # nearly all of them) and every user's rows kept; a day's figures are then those of the ranges before
+        # it, and the champions' users kept: the same rows as filtered aggregates over the champions' events,
+        # without a filter per aggregate over every event nor a probe of each event's user (on the large
+        # company 59 M events of 282,042 users, 191,035 of them champions': BENCHMARKS.md "Alerts' nightly
+        # on the large warehouse", "Alerts' nightly: the events cut at the fingerprint days")
+        cuts = sorted(set(days) | set(la_days))
+        ranges = " union all ".join(
+            f"select {k} as r, user_id, min(occurred_at) as mi, max(occurred_at) as ma, count(*) as n, "
+            f"bit_xor(hash(message_id)) as x from staging.stg_product__events where "
+            + (f"occurred_at >= cast($c{k - 1} as date) and " if k else "")
+            + f"occurred_at < cast($c{k} as date) group by user_id" for k in range(len(cuts)))
+        per_day = ", ".join(f"cast(coalesce(sum(n) filter (where r <= {cuts.index(d)}), 0) as bigint) as n{i}, "
+                            f"bit_xor(x) filter (where r <= {cuts.index(d)}) as x{i}" for i, d in enumerate(days))
+        last_active = "".join(f", cast(max(ma) filter (where r <= {cuts.index(d)}) as date) as la{j}"
+                              for j, d in enumerate(la_days))
         totals = ", ".join(
             f"(select coalesce(sum(n{i}), 0) from ev), (select coalesce(bit_xor(x{i}), 0) from ev), "
             f"(select count(*) from role where $never or product_user_id in (select user_id from ev "
@@ -652,27 +695,24 @@ def input_fingerprints(con, rules: dict, skipped: Iterable[str], befores: Iterab
             f"created_at)), 0) from role where $never or product_user_id in (select user_id from ev "
             f"where first_at < cast($d{i} as date)))" for i in range(len(days)))
         roles, at = [str(r) for r in rule["roles"]], {f"d{i}": d for i, d in enumerate(days)}
-        last_active, extra = "", {}
-        if last_active_before is not None:
-            last_active = f", {LAST_ACTIVE_DAY_SQL} as last_active"
-            extra = {"la": last_active_before}
         con.execute(f"""
             create or replace temp table {CHAMPION_EVENTS} as
             select * from (
-                select user_id, min(occurred_at) as first_at{last_active}, {per_day}
-                from staging.stg_product__events
-                where occurred_at < cast($last as date)
+                select user_id, min(mi) as first_at{last_active}, {per_day}
+                from ({ranges}) as r
                 group by user_id
             ) as u
             where user_id in (select product_user_id from ({ROLE_CONTACTS_SQL}) as c)
-        """, {"roles": roles, "last": days[-1], **at, **extra})
+        """, {"roles": roles, **{f"c{k}": c for k, c in enumerate(cuts)}})
         try:
             never = bool(rule.get("include_never_active", False))
             row = con.execute(f"with role as ({ROLE_CONTACTS_SQL}), ev as (select * from {CHAMPION_EVENTS}) "
                               f"select {totals}", {"roles": roles, "never": never, **at}).fetchall()[0]
-            if last_active_before is not None:
-                con.execute(f"create or replace temp table {LAST_ACTIVE} as select user_id, last_active as day "
-                            f"from {CHAMPION_EVENTS} where last_active is not null")
+            if la_days:
+                con.execute(f"create or replace temp table {LAST_ACTIVE_DAYS} as "
+                            + " union all ".join(f"select cast($b{j} as date) as before, user_id, la{j} as day "
+                                                 f"from {CHAMPION_EVENTS}" for j in range(len(la_days))),
+                            {f"b{j}": d for j, d in enumerate(la_days)})
         finally:
             con.execute(f"drop table if exists {CHAMPION_EVENTS}")
         for i, d in enumerate(days):
@@ -760,9 +800,10 @@ def plan(con, rules: dict, as_of: date, skipped: Iterable[str] = (), full_refres
     if start <= checkpoint:
         return full(f"the window would start on {start}, not after the last checkpoint {checkpoint}")
     # the last build's fingerprint day and this build's, in one scan of the events, which also leaves each
-    # champion's last active day before the window (LAST_ACTIVE) for champion_inactive
+    # champion's last active day before the window for champion_inactive (LAST_ACTIVE_DAYS) and, with accounts
+    # to rebuild, before the history's first day (what champion_inactive reads of their days before the window)
     known.update(input_fingerprints(con, rules, skipped, [fp_day, as_of - timedelta(days=spec.lookback() - 1)],
-                                    last_active_before=start))
+                                    last_active_before=[start, *([first_day] if accounts else [])]))
     if spec.fingerprint(con, fp_day) != prev["fingerprint"]:
         return full(f"inputs dated before {fp_day} changed since the last build (late or restated events or NPS "
                     "responses, a champion/admin contact changed, the product configuration)")
@@ -806,7 +847,7 @@ def compute(con, rules: dict, as_of: date, holds: dict[str, str], skipped: Itera
     if build.mode == "incremental":
         if build.accounts:  # the days before the window of the listed accounts: a condition reads no later day
             load_conditions(con, rules, build.start_day - timedelta(days=1), None, skipped=set(skipped),
-                            sql_engine=sql_engine, accounts=build.accounts)
+                            sql_engine=sql_engine, accounts=build.accounts, last_active_ready=build.last_active)
         con.execute(f"insert into {CONDITIONS} select alert_type, account_id, day, severity, reason "
                     f"from {TAIL_TABLE} t where day > ? and day < ? and not exists "
                     f"(select 1 from {LISTED} l where l.account_id = t.account_id)",
@@ -839,7 +880,7 @@ def save_state(con, checkpoint: date, as_of: date, held: Iterable[str], seq: int
 
 def drop_temp_tables(con) -> None:
     con.execute(f"drop view if exists {QUOTABLE}")
-    for t in (EVENTS, EPISODES, KEYS, CONDITIONS, STATE_IN, SNAPSHOT, LISTED, LAST_ACTIVE):
+    for t in (EVENTS, EPISODES, KEYS, CONDITIONS, STATE_IN, SNAPSHOT, LISTED, LAST_ACTIVE, LAST_ACTIVE_DAYS):
         con.execute(f"drop table if exists {t}")
 
 
