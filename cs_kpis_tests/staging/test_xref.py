@@ -137,3 +137,26 @@ def test_unmatched_mrr_threshold_is_configurable(tiny_company, tmp_path):
     warehouse = tiny_company.copy_warehouse(tmp_path)
     assert not run_check(unmatched_mrr_share_below_threshold, warehouse, config={"max_share": 0.0}).passed
     assert run_check(unmatched_mrr_share_below_threshold, warehouse, config={"max_share": 0.01}).passed
+
+
+def test_unmatched_workspaces_are_listed_with_their_events(tiny_company, tmp_path):
+    # only the unmatched workspaces' events are counted (the large company's 60 M events grouped into every
+    # workspace cost 2.9-3.3 CPU s of each nightly, BENCHMARKS.md "Product events on the nightly"): the counts
+    # must still be every event of each unmatched workspace, and the total every event
+    warehouse = tiny_company.copy_warehouse(tmp_path)
+    with DuckDBResource(database=str(warehouse)).get_connection() as con:
+        # the CRM loses two workspaces' accounts: those two become unmatched, the others stay matched
+        lost = [w for (w,) in _rows(con, "select workspace_id from staging.stg_product__events "
+                                         "where workspace_id is not null group by 1 order by count(*) desc limit 2")]
+        con.execute("update staging.stg_crm__accounts set workspace_id = 'gone_' || workspace_id "
+                    "where workspace_id in (?, ?)", lost)
+        for model in XREF_MODELS:
+            build(con, model)
+        rows = _rows(con, "select source_id, volume_measure, volume, system_total_volume "
+                          "from marts.unmatched_source_records where source_system = 'product' order by 1")
+        expected = con.execute("select workspace_id, 'events', count(*)::double, "
+                              "(select count(*) from staging.stg_product__events)::double "
+                              "from staging.stg_product__events where workspace_id in (?, ?) group by 1 order by 1",
+                               lost).fetchall()
+    assert len(expected) == 2 and all(volume > 0 for _, _, volume, _ in expected)
+    assert rows == expected

@@ -235,25 +235,32 @@ def delete_duplicates_sql(table: str, *, load_id: str) -> str:
     earlier row of the batch (duplicates within it: the first in file order stays, file names sorting
     as received day then part; duplicates within one file are identical copies).
 
-    Only the messageIds seen twice go through the window. They are found from the batch's side: the
-    batch's messageIds (a few million) are the hash table that one scan of the whole table probes, so a
-    growing table is scanned, never hashed. Hashing every earlier row's messageId in each batch cost more
-    as the table grew: on the large company's 59.7 M events (batches of about 2 GB of files) this way
-    loads in 184.9 s and 4.5 GB, that way took 245.9 s and 8.8 GB (same sitting, BENCHMARKS.md). Rows
-    outside the batch sort first, so an earlier row always wins; the batch is told apart by load id and
-    file, not by rowid, so it holds whatever DuckDB does with row ids.
+    The whole table is read once: the rows whose messageId the batch holds (``hits``: the batch itself and
+    any earlier copies) are found from the batch's side, the batch's messageIds (a few million) being the
+    hash table that one scan of the whole table probes, so a growing table is scanned, never hashed. Hashing
+    every earlier row's messageId in each batch cost more as the table grew: on the large company's 59.7 M
+    events (batches of about 2 GB of files) this way loads in 184.9 s and 4.5 GB, that way took 245.9 s and
+    8.8 GB (same sitting, BENCHMARKS.md). ``hits`` is kept (materialized), and only the messageIds seen twice
+    in it go through the window. Finding those ids first and then scanning the table again for their rows
+    read the table twice whenever the batch had a duplicate (every night): 5.3-6.2 against 3.1 CPU s on the
+    nightly's 14 k events and 60 M rows (BENCHMARKS.md "Product events on the nightly"). Rows outside the batch
+    sort first, so an earlier row always wins; the batch is told apart by load id and file, not by rowid, so
+    it holds whatever DuckDB does with row ids.
     """
     batch = f"_dlt_load_id = {sql_literal(load_id)} and _origin in (select origin from {FILES})"
     return f"""
         delete from {table}
         where rowid in (
-            select rowid from (
-                select rowid, ({batch}) as in_batch,
-                       row_number() over (partition by message_id order by ({batch}), _origin, rowid) as n
+            with hits as materialized (
+                select rowid as row_id, message_id, _origin, ({batch}) as in_batch
                 from {table}
-                where message_id in (
-                    select message_id from {table}
-                    where message_id in (select message_id from {table} where {batch})
-                    group by message_id having count(*) > 1)
-            ) where in_batch and n > 1)
+                where message_id in (select message_id from {table} where {batch})
+            ),
+            ranked as (
+                select row_id, in_batch,
+                       row_number() over (partition by message_id order by in_batch, _origin, row_id) as n
+                from hits
+                where message_id in (select message_id from hits group by message_id having count(*) > 1)
+            )
+            select row_id from ranked where in_batch and n > 1)
     """
