@@ -4,7 +4,7 @@
 -- as marts.mrr_monthly, so kpis.revenue_monthly_parent is kpis.revenue_monthly on this table. A hierarchy
 -- of one account (most of them) is that account's marts.mrr_monthly rows under the root's id: only the
 -- hierarchies of several accounts are summed and classified again (on the large company 2,892 of 84,283,
--- 195 k of 2.8 M rows: 2.0 CPU s where rolling up every row took 3.7, BENCHMARKS.md "Small steps").
+-- 195 k of 2.8 M rows: 2.0 CPU s where rolling up every row took 3.7, BENCHMARKS.md "Small steps of the nightly").
 -- @grain month, account_id
 -- @column month: first day of the calendar month M
 -- @column account_id: the top-level (root) CRM account; an account without a parent is its own root
