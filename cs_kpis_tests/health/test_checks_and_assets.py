@@ -90,6 +90,27 @@ def test_backtest_and_summary(built):
     assert len(summary["by_version"]) >= 2  # live and archived configs
 
 
+def test_backtest_computes_the_outcomes_once_for_every_config(built, tmp_path):
+    """build_backtest holds the outcomes (config-independent) in a temporary table for all config versions; the
+    result equals each version's observations with the outcomes computed in its own query, and the table is gone
+    afterwards."""
+    import pandas as pd
+
+    from cs_kpis.defs.health import backtest
+
+    copy = tmp_path / "wh.duckdb"
+    shutil.copy(built, copy)
+    with duckdb.connect(str(copy)) as con:
+        got = backtest.build_backtest(con)
+        configs = backtest.load_all_configs()
+        want = pd.concat([backtest.backtest_table(backtest.backtest_observations(con, c), c).assign(is_current=cur)
+                          for c, cur in configs], ignore_index=True)
+        assert len(configs) >= 2 and len(got) == 2 * len(configs)  # January and pooled, per version
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        assert con.execute("select count(*) from duckdb_tables() where table_name = ?",
+                           [backtest.OUTCOME_TABLE]).fetchall() == [(0,)]
+
+
 def test_every_check_passes_on_good_data(built):
     for name in ALL_CHECKS:
         result = run_check(built, name)

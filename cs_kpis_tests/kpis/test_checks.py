@@ -1,5 +1,7 @@
 """Every check passes on clean data and fails on data corrupted the way it is meant to catch."""
 
+import datetime as dt
+
 import pytest
 
 from cs_kpis.defs.kpis import checks
@@ -216,14 +218,14 @@ def test_thresholds_come_from_the_check_thresholds_resource_at_run_time(monkeypa
 
 # The check looks each line's FX rate up once per (currency, start day) (BENCHMARKS.md "Marts on the nightly");
 # this is the range join every line-month used to make, kept here as the reference it must equal
-_RATE_LOOKUP = """        left join line_rates as r
-            on r.currency = l.currency
-            and r.period_start = l.period_start
+_RATE_LOOKUP = """            left join line_rates as r
+                on r.currency = l.currency
+                and r.period_start = l.period_start
 """
-_RANGE_JOIN = """        left join rates as r
-            on r.currency = l.currency
-            and r.rate_date <= l.period_start
-            and (r.next_rate_date is null or r.next_rate_date > l.period_start)
+_RANGE_JOIN = """            left join rates as r
+                on r.currency = l.currency
+                and r.rate_date <= l.period_start
+                and (r.next_rate_date is null or r.next_rate_date > l.period_start)
 """
 # lines starting on a rate day, between two, after the last and before the first one (no rate: no value),
 # in two currencies (the fixture's one month, January 2024, read on the 31st)
@@ -264,3 +266,17 @@ def test_invoiced_revenue_rate_lookup_equals_the_range_join(billed):
     # a lookup of the exact day only (what a careless rewrite would do) loses the days between rates
     broken = sql.replace("and r.rate_date <= k.period_start", "and r.rate_date = k.period_start")
     assert broken != sql and _differs(billed, broken, reference) != (0, 0)
+
+
+def test_the_checks_monthly_total_is_the_sum_of_the_customers(billed):
+    """invoice_gap_sql reads the months' totals straight from the line-months (by_customer=False) instead of
+    summing the per-customer rows: the same figures, with the ended subscription, the void invoice and the
+    unmatched customer left out as there."""
+    billed.execute(_MORE_FX)
+    per_customer = checks.invoiced_recurring_sql()
+    by_month = checks.invoiced_recurring_sql(by_customer=False)
+    assert by_month in checks.invoice_gap_sql(0.1) and per_customer not in checks.invoice_gap_sql(0.1)
+    got = dict(billed.execute(f"select month, invoiced_mrr from ({by_month}) as x").fetchall())
+    want = dict(billed.execute(f"select month, sum(invoiced_mrr) from ({per_customer}) as x group by month").fetchall())
+    assert list(got) == [dt.date(2024, 1, 1)] and got == pytest.approx(want, rel=1e-12)
+    assert got[dt.date(2024, 1, 1)] == pytest.approx(sum(MONTH_END.values()) + 10.00 * (1.30 + 1.30 + 1.20 + 1.25 + 1.27))

@@ -41,6 +41,58 @@ def test_parent_rows_roll_children_up(hierarchy):
     ]
 
 
+# every account-month rolled up and classified again: kpis.mrr_monthly_parent before a hierarchy of one account
+# became its account's marts.mrr_monthly rows (the reference those rows must equal)
+ROLLED_UP_REFERENCE = """
+    with rolled_up as (
+        select month, year(month) * 12 + month(month) as month_index, root_account_id as account_id,
+            count(*) as child_accounts, sum(case when mrr > 0 then 1 else 0 end) as active_child_accounts,
+            sum(mrr) as mrr, sum(prev_mrr) as prev_mrr
+        from marts.mrr_monthly group by month, root_account_id
+    ),
+    with_history as (
+        select *, coalesce(max(case when mrr > 0 then 1 else 0 end) over (partition by account_id
+            order by month_index rows between unbounded preceding and 1 preceding), 0) = 1 as was_active_before
+        from rolled_up
+    )
+    select month, account_id, child_accounts, active_child_accounts, mrr, prev_mrr,
+        case
+            when prev_mrr = 0 and mrr > 0 and not was_active_before then 'new'
+            when prev_mrr = 0 and mrr > 0 then 'reactivation'
+            when prev_mrr > 0 and mrr = 0 then 'churn'
+            when mrr > prev_mrr then 'expansion'
+            when mrr < prev_mrr then 'contraction'
+            else 'unchanged'
+        end as movement,
+        mrr - prev_mrr as movement_amount, mrr > 0 as is_active
+    from with_history
+"""
+
+
+def test_a_hierarchy_of_one_account_is_its_accounts_rows(make_warehouse):
+    """k is the only account with MRR under root q (q has none): q's rows are k's marts.mrr_monthly rows, new,
+    churn, 0 -> 0 and reactivation included; s is its own root; p's two children are rolled up. The whole
+    table equals every account-month rolled up and classified again."""
+    con = make_warehouse(HIERARCHY_CHANGES + [("k", "2024-01-01", 40), ("k", "2024-02-10", 0), ("k", "2024-04-03", 60)],
+                         HIERARCHY_ACCOUNTS + [("q", None, None, "smb"), ("k", "q", "q", "smb")],
+                         data_as_of="2024-04-30")
+    got = rows(con, "select strftime(month, '%Y-%m') as m, child_accounts, active_child_accounts, mrr, prev_mrr, "
+                    "movement, movement_amount, is_active from kpis.mrr_monthly_parent where account_id = 'q' "
+                    "order by 1")
+    assert [tuple(r.values()) for r in got] == [
+        ("2024-01", 1, 1, 40, 0, "new", 40, True),
+        ("2024-02", 1, 0, 0, 40, "churn", -40, False),
+        ("2024-03", 1, 0, 0, 0, "unchanged", 0, False),
+        ("2024-04", 1, 1, 60, 0, "reactivation", 60, True),
+    ]
+    table = "select * from kpis.mrr_monthly_parent"
+    for a, b in ((table, ROLLED_UP_REFERENCE), (ROLLED_UP_REFERENCE, table)):
+        assert con.execute(f"select count(*) from (({a}) except all ({b})) as x").fetchall()[0][0] == 0
+    assert con.execute("select count(*) from kpis.mrr_monthly_parent").fetchall()[0][0] == 12  # p, s, q x 4 months
+    assert {r["column_type"] for r in rows(con, "describe kpis.mrr_monthly_parent")
+            if r["column_name"] in ("child_accounts", "active_child_accounts")} == {"BIGINT"}
+
+
 def test_parent_grain_kpis_differ_from_account_grain(hierarchy):
     account = revenue(hierarchy)["2024-02"]
     parent = revenue(hierarchy, table="kpis.revenue_monthly_parent")["2024-02"]

@@ -210,3 +210,51 @@ def test_ratio_columns_are_double(weeks):
     for col in ("nrr", "grr", "nrr_t12", "logo_churn_rate", "quick_ratio", "arpa"):
         assert types[col] == "DOUBLE", col
     assert types["period_start"] == types["period_end"] == types["read_day"] == "DATE"
+
+
+# kpis.revenue_by_grain's trailing-year join reads only the rows that can pair, and the segments' first periods
+# come from segment_bridge (BENCHMARKS.md "Small steps of the nightly"); the reference joins every row and
+# reads the first periods from the account rows, as the model did before
+_PAIRING_ROWS = (
+    """    left join (select grain, cadence, account_id, period_index, mrr from account_periods
+               where mrr <> 0 and period_index > periods_per_year) as cur
+""",
+    "    left join account_periods as cur\n",
+)
+_LAST_PERIOD = (
+    """    inner join (select cadence, max(period_index) as last_index from periods group by cadence) as l
+        on l.cadence = base.cadence
+        and base.period_index + base.periods_per_year <= l.last_index
+""",
+    "",
+)
+_FIRST_PERIODS = (
+    """        select grain, cadence, segment, min(period_index) as first_period_index
+        from segment_bridge
+""",
+    """        select grain, cadence, segment, min(period_index) as first_period_index
+        from account_periods
+""",
+)
+
+
+def _revenue_by_grain_reference(sql: str) -> str:
+    for new, old in (_PAIRING_ROWS, _LAST_PERIOD, _FIRST_PERIODS):
+        assert sql.count(new) == 1
+        sql = sql.replace(new, old)
+    return sql
+
+
+@pytest.mark.parametrize("fixture", ["movements", "weeks", "quarters"])
+def test_revenue_by_grain_equals_joining_every_row(request, fixture):
+    from cs_kpis.defs.kpis.assets import kpi_models
+    from cs_kpis.lib.sql import render_model
+
+    con = request.getfixturevalue(fixture)
+    [model] = [m for m in kpi_models() if m.name == "revenue_by_grain"]
+    reference = _revenue_by_grain_reference(render_model(model))
+    table = "select * from kpis.revenue_by_grain"
+    assert con.execute(f"select count(*) from ({table}) as t where nrr_t12 is not null").fetchall()[0][0] >= (
+        1 if fixture == "quarters" else 0)
+    for a, b in ((table, reference), (reference, table)):
+        assert con.execute(f"select count(*) from (({a}) except all ({b})) as x").fetchall()[0][0] == 0

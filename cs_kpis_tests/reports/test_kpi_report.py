@@ -3,12 +3,14 @@ browser draws it (headless Chromium: charts rendered, no script errors, a screen
 report here and the weekly and quarterly ones in test_cadences.py."""
 
 import dataclasses
+import html
 import re
 import shutil
 import subprocess
 
 import dagster as dg
 import duckdb
+import pandas as pd
 import pytest
 from dagster_duckdb import DuckDBResource
 
@@ -294,3 +296,34 @@ def test_the_worklist_unique_check_passes_with_several_alerts_and_fails_on_a_rep
         con.execute("insert into reports.account_worklist select * from reports.account_worklist where account_id = 'a2'")
     result = worklist_unique(duckdb=DuckDBResource(database=path))
     assert not result.passed and result.metadata["violations"].value == 1
+
+
+def test_worklist_rows_are_rendered_once_and_picked_per_csm():
+    """worklist_html renders every account's row once and picks each CSM's rows (in the frame's order); the
+    reference renders a table of each CSM's own frame, as it did before. A frame whose index is not 0..n-1
+    (filtered, reordered) must give the same page."""
+    df = pd.DataFrame({
+        "CSM": ["zoe", "ann", "zoe", "ann", "bob", "ann"],
+        "Account": ["z1", "a1", "z2 <b>", "a2", "b1", "a3"],
+        "Score": ["40", "90", None, "55", "12", "70"],
+        "Band": ["red", "green", "red", "yellow", "red", "green"],
+        "ARR": ["$1", "$2", "$3", "$4", "$5", "$6"],
+        "_arr": [1.0, 2.0, None, 4.0, 5.0, 6.0],
+    }, index=[10, 3, 7, 0, 99, 5])
+
+    def reference(frame):
+        out = []
+        for csm, rows in frame.groupby("CSM", sort=True):
+            red = int((rows["Band"] == "red").sum())
+            arr = pd.to_numeric(rows["_arr"], errors="coerce").sum()
+            out.append(
+                f'<details class="csm" data-csm="{html.escape(str(csm))}"><summary><b>{html.escape(str(csm))}</b>: '
+                f"{len(rows)} accounts, {red} red, ARR {render.fmt_money(arr)}</summary>"
+                + render._table(rows.drop(columns=["CSM", "_arr"]), "worklist") + "</details>")
+        return "".join(out)
+
+    for frame in (df, df.iloc[::-1], df[df["Account"] != "a2"], df.reset_index(drop=True)):
+        assert render.worklist_html(frame) == reference(frame)
+    got = render.worklist_html(df)
+    assert got.index('data-csm="ann"') < got.index('data-csm="bob"') < got.index('data-csm="zoe"')
+    assert got.index("a1") < got.index("a2") < got.index("a3") and "z2 &lt;b&gt;" in got

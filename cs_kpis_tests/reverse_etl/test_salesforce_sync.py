@@ -81,6 +81,25 @@ def test_only_changes_are_sent_and_rejections_retried(tmp_path, sfdc):
     assert len(sfdc.batches) == 3
 
 
+def test_only_confirmed_records_are_hashed_to_compare(tmp_path, sfdc, monkeypatch):
+    """A record Salesforce never confirmed is sent without hashing it (a dry run or a first sync hashes
+    nothing to compare); a confirmed one is hashed and sent only when its payload changed."""
+    con = _warehouse(tmp_path / "wh.duckdb")
+    hashed = []
+    real_hash = retl.payload_hash
+    monkeypatch.setattr(retl, "payload_hash", lambda r: hashed.append(r["Id"]) or real_hash(r))
+    sfdc.reject = {"B"}
+    assert retl.sync(con, sfdc.url)["changed"] == 2
+    assert hashed == ["A"]  # only the hash stored for A's confirmation: nothing to compare with yet
+    hashed.clear()
+    con.execute("update kpis.health_scores set score = 20 where account_id = 'A'")
+    sfdc.reject = set()
+    second = retl.sync(con, sfdc.url)  # A confirmed and changed, B never confirmed: both sent
+    assert (second["changed"], second["sent"]) == (2, 2)
+    assert hashed.count("A") == 2 and hashed.count("B") == 1  # A compared and stored, B only stored
+    assert retl.sync(con, sfdc.url)["changed"] == 0
+
+
 def test_outbox_without_url(tmp_path, monkeypatch):
     monkeypatch.setenv("CS_KPIS_OUTBOX", str(tmp_path / "outbox"))
     con = _warehouse(tmp_path / "wh.duckdb")

@@ -83,11 +83,11 @@ def backtest_table(observations: pd.DataFrame, config: HealthConfig) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def scores_sql(con, config: HealthConfig) -> str:
+def scores_sql(con, config: HealthConfig, outcome: str | None = None) -> str:
     """The (day, account_id, score, band) of ``config`` on the backtest's as-of days: the stored rows of
     kpis.health_scores_daily when they are of this config version, else score_sql over those days'
-    indicator rows."""
-    days = f"(select distinct as_of_day from ({OUTCOME_SQL}) as o)"
+    indicator rows. ``outcome``: a table holding OUTCOME_SQL's rows (None: OUTCOME_SQL itself)."""
+    days = f"(select distinct as_of_day from {outcome or f'({OUTCOME_SQL}) as o'})"
     stored = con.execute("select count(*) from kpis.health_scores_daily where config_version = ?",
                          [config.version]).fetchall()[0][0]
     if stored:
@@ -97,11 +97,13 @@ def scores_sql(con, config: HealthConfig) -> str:
     return f"select day, account_id, score, band from ({score_sql(config, source)}) as s"
 
 
-def backtest_observations(con, config: HealthConfig) -> pd.DataFrame:
+def backtest_observations(con, config: HealthConfig, outcome: str | None = None) -> pd.DataFrame:
     """Accounts with MRR > 0 on each month's first day (whose 90 days are in the data), their score with
-    ``config`` that day, and whether they churned (logo churn or contraction >= 50%) within the next 90 days."""
+    ``config`` that day, and whether they churned (logo churn or contraction >= 50%) within the next 90 days.
+    ``outcome``: a table holding OUTCOME_SQL's rows, the same for every config (None: OUTCOME_SQL itself)."""
+    o = f"select * from {outcome}" if outcome else OUTCOME_SQL
     df = con.execute(f"""
-        with o as ({OUTCOME_SQL}), s as ({scores_sql(con, config)})
+        with o as ({o}), s as ({scores_sql(con, config, outcome)})
         select o.as_of_day, o.account_id, o.mrr, o.churned, s.score, s.band
         from o inner join s on s.day = o.as_of_day and s.account_id = o.account_id
         order by o.as_of_day, o.account_id""").df()
@@ -109,12 +111,22 @@ def backtest_observations(con, config: HealthConfig) -> pd.DataFrame:
     return df
 
 
+OUTCOME_TABLE = "_health_backtest_outcome"
+"""the temporary table build_backtest holds OUTCOME_SQL's rows in while it scores every config version"""
+
+
 def build_backtest(con) -> pd.DataFrame:
-    frames = []
-    for config, is_current in load_all_configs():
-        table = backtest_table(backtest_observations(con, config), config)
-        table["is_current"] = is_current
-        frames.append(table)
+    # the outcomes do not depend on the config: computed once for all versions, where each version's query
+    # computed them twice (its rows and its as-of days; BENCHMARKS.md "Small steps of the nightly")
+    con.execute(f"create or replace temp table {OUTCOME_TABLE} as {OUTCOME_SQL}")
+    try:
+        frames = []
+        for config, is_current in load_all_configs():
+            table = backtest_table(backtest_observations(con, config, OUTCOME_TABLE), config)
+            table["is_current"] = is_current
+            frames.append(table)
+    finally:
+        con.execute(f"drop table if exists {OUTCOME_TABLE}")
     return pd.concat(frames, ignore_index=True)
 
 

@@ -123,7 +123,7 @@ MISSING_ACCOUNT_MONTHS_SQL = """
 """
 
 
-def invoiced_recurring_sql(read_days: str = "marts.dim_month") -> str:
+def invoiced_recurring_sql(read_days: str = "marts.dim_month", by_customer: bool = True) -> str:
     """What the invoices say each CRM-matched customer's subscriptions are worth a month on each month's
     read_day, after the discounts that count for MRR, in USD: the invoice-side figure of
     ``mrr_matches_invoiced_recurring_revenue``.
@@ -141,7 +141,12 @@ def invoiced_recurring_sql(read_days: str = "marts.dim_month") -> str:
     share (its discount amounts / its amount) is taken off, unless the invoice's discount is a ``once``
     coupon or a repeating one whose ``end`` is on or before d: neither reduces MRR. Converted at the rate of
     the period's start date (the latest rate on or before it; USD = 1).
+
+    One row per month and customer; ``by_customer=False``: one per month, the customers' total (what the
+    check compares, without grouping a million and a half line-months by customer first).
     """
+    customer_column = "\n            l.customer_id," if by_customer else ""
+    customer_key = ", l.customer_id" if by_customer else ""
     return f"""
         with billed as (
             -- invoice lines, and the pending proration items (a change made since the last invoice, which
@@ -186,7 +191,7 @@ def invoiced_recurring_sql(read_days: str = "marts.dim_month") -> str:
             where is_pending and is_proration
         ),
 
-        lines as (
+        priced as (
             select
                 b.customer_id,
                 b.subscription_id,
@@ -241,15 +246,38 @@ def invoiced_recurring_sql(read_days: str = "marts.dim_month") -> str:
             -- pairs, where joining every line-month to the currency's rates by range cost O(lines x rates)
             -- (the check's top operator on the large company: BENCHMARKS.md "Marts on the nightly")
             select k.currency, k.period_start, r.rate
-            from (select distinct currency, period_start from lines) as k
+            from (select distinct currency, period_start from priced) as k
             inner join rates as r
                 on r.currency = k.currency
                 and r.rate_date <= k.period_start
                 and (r.next_rate_date is null or r.next_rate_date > k.period_start)
+        ),
+        lines as (
+            -- each matched line with its subscription's end day and its rate, joined once per line rather
+            -- than once per line and month (the joins' keys are the line's own)
+            select
+                l.customer_id,
+                l.currency,
+                l.period_start,
+                l.period_end,
+                l.minor_per_major,
+                l.discount_share,
+                l.discount_duration,
+                l.discount_end_date,
+                l.monthly_minor,
+                cast(s.ended_at as date) as subscription_end_date,
+                r.rate
+            from priced as l
+            inner join matched as c
+                on c.customer_id = l.customer_id
+            left join staging.stg_billing__subscriptions as s
+                on s.subscription_id = l.subscription_id
+            left join line_rates as r
+                on r.currency = l.currency
+                and r.period_start = l.period_start
         )
         select
-            m.month,
-            l.customer_id,
+            m.month,{customer_column}
             sum(
                 l.monthly_minor
                 * (1 - case
@@ -258,28 +286,21 @@ def invoiced_recurring_sql(read_days: str = "marts.dim_month") -> str:
                         else least(coalesce(l.discount_share, 0), 1)
                     end)
                 / l.minor_per_major
-                * (case when l.currency = 'USD' then 1 else r.rate end)
+                * (case when l.currency = 'USD' then 1 else l.rate end)
             ) as invoiced_mrr
         from {read_days} as m
         inner join lines as l
             on l.period_start <= m.read_day
             and l.period_end > m.read_day
-        inner join matched as c
-            on c.customer_id = l.customer_id
-        left join staging.stg_billing__subscriptions as s
-            on s.subscription_id = l.subscription_id
-        left join line_rates as r
-            on r.currency = l.currency
-            and r.period_start = l.period_start
-        where s.ended_at is null or cast(s.ended_at as date) > m.read_day
-        group by m.month, l.customer_id
+        where l.subscription_end_date is null or l.subscription_end_date > m.read_day
+        group by m.month{customer_key}
     """
 
 
 def invoice_gap_sql(max_gap: float) -> str:
     return f"""
         with invoiced as (
-            select month, sum(invoiced_mrr) as invoiced_mrr from ({invoiced_recurring_sql()}) as i group by month
+            select month, invoiced_mrr from ({invoiced_recurring_sql(by_customer=False)}) as i
         ),
         mrr as (
             select month, sum(mrr) as mrr from marts.mrr_monthly group by month

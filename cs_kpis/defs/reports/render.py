@@ -12,6 +12,7 @@ of charts that drew an SVG into ``#charts-drawn`` (the browser test reads both).
 import datetime as dt
 import html
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -309,7 +310,15 @@ def segment_table(data: ReportData) -> str:
 def _table(df: pd.DataFrame, name: str, escape: bool = True) -> str:
     if df is None or df.empty:
         return f'<p class="note" data-table="{name}">Nothing to show.</p>'
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    return _table_of(_head(df), _rows(df, escape), name)
+
+
+def _head(df: pd.DataFrame) -> str:
+    return "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+
+
+def _rows(df: pd.DataFrame, escape: bool = True) -> list[str]:
+    """Each row of ``df`` as a ``<tr>``, in order."""
     body = []
     for rec in df.itertuples(index=False):
         cells = []
@@ -317,6 +326,10 @@ def _table(df: pd.DataFrame, name: str, escape: bool = True) -> str:
             s = "–" if is_missing(v) else str(v)
             cells.append(f"<td>{html.escape(s) if escape else s}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
+    return body
+
+
+def _table_of(head: str, body: Iterable[str], name: str) -> str:
     return (f'<table data-table="{name}"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table>')
 
@@ -453,6 +466,13 @@ def fig_expansion(data: ReportData, segment: str = "all") -> go.Figure | None:
 def worklist_html(df: pd.DataFrame) -> str:
     if df is None or df.empty:
         return '<p class="note" data-table="worklist">No accounts with a CSM.</p>'
+    # every account's row rendered once from the whole frame, then picked per CSM: a table of each CSM's own
+    # frame (about 600 on the large company) cost a frame and its iteration each (BENCHMARKS.md "Small steps
+    # of the nightly")
+    df = df.reset_index(drop=True)  # row i of the frame is row_html[i]
+    shown = df.drop(columns=["CSM", "_arr"])
+    head = _head(shown)
+    row_html = _rows(shown)
     out = []
     for csm, rows in df.groupby("CSM", sort=True):
         red = int((rows["Band"] == "red").sum())
@@ -460,7 +480,7 @@ def worklist_html(df: pd.DataFrame) -> str:
         out.append(
             f'<details class="csm" data-csm="{html.escape(str(csm))}"><summary><b>{html.escape(str(csm))}</b>: '
             f"{len(rows)} accounts, {red} red, ARR {fmt_money(arr)}</summary>"
-            + _table(rows.drop(columns=["CSM", "_arr"]), "worklist") + "</details>"
+            + _table_of(head, (row_html[i] for i in rows.index), "worklist") + "</details>"
         )
     return "".join(out)
 

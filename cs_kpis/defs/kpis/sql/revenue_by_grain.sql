@@ -117,7 +117,10 @@ segment_bridge as (
 
 trailing_year_accounts as (
     -- point to point: each account active at the end of a period, and the same account one year of periods
-    -- later (absent from kpis.mrr_periods there: MRR 0)
+    -- later (absent from kpis.mrr_periods there: MRR 0). Only rows that can pair are joined: a base period
+    -- whose year-later period is in the data, a later row with MRR from the second year on (a row at 0 adds
+    -- 0 either way): on the large company 8.5 M base rows of 11.4 M and 10.3 M later rows of 12.6 M
+    -- (BENCHMARKS.md "Small steps of the nightly")
     select
         base.grain,
         base.cadence,
@@ -126,11 +129,15 @@ trailing_year_accounts as (
         base.mrr as base_mrr,
         coalesce(cur.mrr, 0) as cur_mrr
     from account_periods as base
-    left join account_periods as cur
+    left join (select grain, cadence, account_id, period_index, mrr from account_periods
+               where mrr <> 0 and period_index > periods_per_year) as cur
         on cur.grain = base.grain
         and cur.cadence = base.cadence
         and cur.account_id = base.account_id
         and cur.period_index = base.period_index + base.periods_per_year
+    inner join (select cadence, max(period_index) as last_index from periods group by cadence) as l
+        on l.cadence = base.cadence
+        and base.period_index + base.periods_per_year <= l.last_index
     where base.mrr > 0
 ),
 
@@ -156,8 +163,9 @@ segment_periods as (
         p.period_index,
         s.segment
     from (
+        -- segment_bridge has a row for every period in which the segment has an account row
         select grain, cadence, segment, min(period_index) as first_period_index
-        from account_periods
+        from segment_bridge
         group by grain, cadence, segment
     ) as s
     inner join periods as p
