@@ -327,3 +327,41 @@ def test_worklist_rows_are_rendered_once_and_picked_per_csm():
     got = render.worklist_html(df)
     assert got.index('data-csm="ann"') < got.index('data-csm="bob"') < got.index('data-csm="zoe"')
     assert got.index("a1") < got.index("a2") < got.index("a3") and "z2 &lt;b&gt;" in got
+
+
+def _chart_layouts(page_html: str) -> list[dict]:
+    import json
+    decoder, out = json.JSONDecoder(), []
+    for m in re.finditer(r'Plotly\.newPlot\(\s*"[^"]+",\s*', page_html):
+        _, end = decoder.raw_decode(page_html, m.end())   # the traces
+        start = page_html.index(",", end) + 1
+        while page_html[start].isspace():
+            start += 1
+        out.append(decoder.raw_decode(page_html, start)[0])
+    return out
+
+
+def test_every_chart_carries_the_plotly_white_template(page):
+    import plotly.io as pio
+    layouts = _chart_layouts(page)
+    assert len(layouts) >= 5
+    white = pio.templates["plotly_white"].to_plotly_json()
+    assert all(layout["template"] == white and layout["height"] == 340 for layout in layouts)
+
+
+def test_rendering_copies_no_named_plotly_template_per_chart(data, monkeypatch):
+    # plotly deep-copies a named template whenever a figure is given one (10-20 ms a chart): the report's charts
+    # take the template's JSON made once instead (render._template_json)
+    from _plotly_utils.basevalidators import BaseTemplateValidator
+    named = []
+    original = BaseTemplateValidator.validate_coerce
+
+    def recording(self, v, skip_invalid=False):
+        if isinstance(v, str) and v != "none":
+            named.append(v)
+        return original(self, v, skip_invalid=skip_invalid)
+
+    monkeypatch.setattr(BaseTemplateValidator, "validate_coerce", recording)
+    render._template_json()  # made once per process (cached): its own copy does not count
+    page_html = render.render_report(data)
+    assert len(_chart_layouts(page_html)) >= 5 and named == []

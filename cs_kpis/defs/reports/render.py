@@ -10,6 +10,7 @@ of charts that drew an SVG into ``#charts-drawn`` (the browser test reads both).
 """
 
 import datetime as dt
+import functools
 import html
 import math
 from collections.abc import Iterable
@@ -336,17 +337,29 @@ def _table_of(head: str, body: Iterable[str], name: str) -> str:
 
 # ----------------------------------------------------------------------------------------------- charts
 
-_LAYOUT = {"template": "plotly_white", "height": 340, "margin": {"l": 50, "r": 20, "t": 40, "b": 40},
+TEMPLATE = "plotly_white"
+_LAYOUT = {"height": 340, "margin": {"l": 50, "r": 20, "t": 40, "b": 40},
            # legend above the plot: below it, it would cover the tilted period labels of a weekly axis
            "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"}, "font": {"size": 12}}
+
+
+@functools.cache
+def _template_json() -> dict:
+    """TEMPLATE as plotly.js reads it, made once: plotly deep-copies a named template each time a figure is given
+    one (10-20 ms a chart, 36 charts a run; BENCHMARKS.md "The event log's commits without a sync each", session 26)."""
+    return pio.templates[TEMPLATE].to_plotly_json()
 
 
 def _chart(name: str, title: str, fig: go.Figure | None, note: str = "") -> str:
     head = f'<div class="chart-card"><h3>{html.escape(title)}</h3>'
     if fig is None:
         return head + f'<p class="note" data-empty-chart="{name}">No data for this chart.</p></div>'
-    fig.update_layout(**_LAYOUT)
-    div = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"chart-{name}",
+    # "none" (an empty template, cheap to copy) keeps plotly from applying its default one; the figure's JSON
+    # then gets TEMPLATE's, as update_layout(template=TEMPLATE) would have written it
+    fig.update_layout(template="none", **_LAYOUT)
+    spec = fig.to_dict()
+    spec["layout"]["template"] = _template_json()
+    div = pio.to_html(spec, validate=False, full_html=False, include_plotlyjs=False, div_id=f"chart-{name}",
                       config={"displaylogo": False, "responsive": True})
     extra = f'<p class="note">{html.escape(note)}</p>' if note else ""
     return head + f'<div class="chart" data-chart="{name}">{div}</div>{extra}</div>'
