@@ -73,6 +73,29 @@ def release_abandoned_runs(instance) -> list[str]:
     return released
 
 
+def release_slots_of_finished_runs(instance) -> list[str]:
+    """Free the pool slots (and pending steps) still held by runs that have finished, or that the run storage
+    does not know, whoever launched them.
+
+    A finished run never uses a slot again, so one it still holds is a leftover, and with a pool limit of 1 it
+    would make every later run wait forever. The event log (which holds the slots) commits with SQLite's
+    ``synchronous=NORMAL`` (cs_kpis/lib/event_log.py): after a power loss it can have lost a step's release of its
+    slot while the run storage (``runs.db``, synced at every commit) kept the run's success. Dagster's daemon frees
+    such slots only when ``run_monitoring.free_slots_after_run_end_seconds`` is set; this command runs without it.
+    """
+    storage = instance.event_log_storage
+    holders = set(storage.get_concurrency_run_ids())
+    for key in storage.get_concurrency_keys():
+        holders.update(slot.run_id for slot in storage.get_concurrency_info(key).claimed_slots)
+    freed = []
+    for run_id in sorted(holders):
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            storage.free_concurrency_slots_for_run(run_id)
+            freed.append(run_id)
+    return freed
+
+
 def warehouse_tables(path: Path, view_rows: Mapping[tuple[str, str], int] | None = None
                      ) -> list[tuple[str, str, int]]:
     """(schema, table, rows) for every table and view in the warehouse, opened read-only.
@@ -485,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
     with dg.DagsterInstance.get() as instance, extracting_ahead():
         for run_id in release_abandoned_runs(instance):
             print(f"marked abandoned run {run_id} failed and released its pool slots")
+        for run_id in release_slots_of_finished_runs(instance):
+            print(f"released the pool slots still held by finished run {run_id}")
         result = job.with_logger_defs({"console": _console_logger()}).execute_in_process(
             instance=instance,
             raise_on_error=False,

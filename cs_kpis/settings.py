@@ -39,8 +39,10 @@ EVENT_LOG_YAML = """
 # base_dir is this folder's history/runs: after moving or copying the folder, change it (a moved folder's old
 # path, or a copy still naming the original, stops the instance with an error), or delete this file to have it
 # written again. synchronous: NORMAL syncs SQLite's WAL to disk at its checkpoints, not at each of a run's
-# thousands of commits: a power loss may lose the latest events of the run history, never the warehouse's data;
-# FULL (Dagster's and SQLite's default) keeps every committed event at a few ms a commit (cs_kpis/lib/event_log.py).
+# thousands of commits: a power loss may lose the run history's latest events (materializations, check results,
+# pool slot releases: `python -m cs_kpis.run` frees the slots of finished runs), never the warehouse's data;
+# a missing key means NORMAL; FULL (Dagster's and SQLite's default) keeps every event at a few ms a commit
+# (cs_kpis/lib/event_log.py).
 event_log_storage:
   module: cs_kpis.lib.event_log
   class: KeptOpenSqliteEventLogStorage

@@ -309,3 +309,28 @@ def test_abandoned_runs_of_this_command_release_their_pool_slots(project_env):
         assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
         assert instance.get_run_by_id(from_ui.run_id).status == dg.DagsterRunStatus.STARTED
         assert storage.get_concurrency_info("warehouse").claimed_slots == []
+
+
+def test_pool_slots_left_held_by_finished_or_unknown_runs_are_released(project_env):
+    # what a power loss can leave with the event log's synchronous=NORMAL: a step's release of its slot lost while
+    # runs.db kept the run's success; a slot of a run still going, or of a run Dagster never finished, stays
+    from cs_kpis import settings
+
+    settings.prepare_state()
+    with dg.DagsterInstance.get() as instance:
+        done = instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.SUCCESS))
+        failed = instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.FAILURE))
+        going = instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED))
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots("warehouse", 3)
+        for r in (done, going):
+            assert storage.claim_concurrency_slot("warehouse", r.run_id, "step").is_claimed
+        assert storage.claim_concurrency_slot("warehouse", "gone-from-runs-db", "step").is_claimed
+        storage.set_concurrency_slots("other", 0)  # a pending step of a failed run, which never got a slot
+        assert not storage.claim_concurrency_slot("other", failed.run_id, "step").is_claimed
+        assert failed.run_id in storage.get_concurrency_run_ids()
+
+        assert run.release_slots_of_finished_runs(instance) == sorted([done.run_id, failed.run_id, "gone-from-runs-db"])
+        assert [s.run_id for s in storage.get_concurrency_info("warehouse").claimed_slots] == [going.run_id]
+        assert failed.run_id not in storage.get_concurrency_run_ids()
+        assert run.release_slots_of_finished_runs(instance) == []

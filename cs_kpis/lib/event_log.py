@@ -19,13 +19,18 @@ connections are never used) and disposed when the storage is.
 Each connection also sets SQLite's ``synchronous`` (the storage's ``synchronous`` config, SYNCHRONOUS_DEFAULT
 ``NORMAL``; ``FULL`` is SQLite's default and Dagster's). In WAL mode, ``FULL`` syncs the WAL to disk at every
 commit: a nightly commits about 4,600 transactions (events, pool slots), 2.8-3.6 ms each on this project's
-benchmark machine while the warehouse writes (0.05-0.08 ms with ``NORMAL``; BENCHMARKS.md "The event log's
+benchmark machine with other work on its disk (0.05-0.08 ms with ``NORMAL``; BENCHMARKS.md "The event log's
 commits without a sync each"). ``NORMAL`` syncs at each WAL checkpoint instead. What that gives up, as SQLite
 documents it: the database stays consistent in every case and a process that crashes loses nothing; a power loss
-or an operating-system crash may lose the transactions committed since the last checkpoint, i.e. the latest
-events of the run history (the warehouse, whose tables and build records are DuckDB's, is not affected: a run
-whose events were lost is rerun, and the builds' own control tables decide what it rebuilds). ``FULL`` keeps
-Dagster's durability at the cost above. A ``synchronous`` absent from an older dagster.yaml is ``NORMAL``.
+or an operating-system crash may lose the transactions committed since the last checkpoint. Here those are the
+latest events of the run history: materializations and check evaluations (the latest ones a sensor or the alerts'
+holds read may then be an earlier run's, until the next run writes new ones) and the pool slots' claims and
+releases. The run storage (``runs.db``, Dagster's own, still ``FULL``) can then say a run finished while a slot it
+released is claimed again: ``python -m cs_kpis.run`` frees the slots of finished runs before it starts
+(cs_kpis/run.py release_slots_of_finished_runs), or a later run would wait for that slot forever. The warehouse is
+not affected: its tables and the builds' own control tables are DuckDB's, which syncs its commits, so a run
+whose events were lost is rerun and its builds decide from their own records. ``FULL`` keeps Dagster's
+durability at the cost above. A ``synchronous`` absent from an older dagster.yaml is ``NORMAL`` (README.md says so).
 """
 
 import os

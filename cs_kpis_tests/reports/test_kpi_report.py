@@ -362,6 +362,10 @@ def test_rendering_copies_no_named_plotly_template_per_chart(data, monkeypatch):
         return original(self, v, skip_invalid=skip_invalid)
 
     monkeypatch.setattr(BaseTemplateValidator, "validate_coerce", recording)
+    import plotly.graph_objects as go
+    go.Figure().update_layout(template="plotly_white")  # the recorder sees a named template given to plotly
+    assert named == ["plotly_white"]
+    named.clear()
     render._template_json()  # made once per process (cached): its own copy does not count
     page_html = render.render_report(data)
     assert len(_chart_layouts(page_html)) >= 5 and named == []

@@ -160,8 +160,9 @@ LISTED = "_alert_listed"
 """temp table: the accounts a nightly rebuilds on every kept day (account_id; empty otherwise)"""
 LAST_ACTIVE = "_alert_last_active"
 """temp table (user_id, day): each champion/admin product user's last active day before the first day
-champion_inactive evaluates (its SQL reads it); on a nightly the plan leaves it from its scan of the same events
-for the input fingerprint (:func:`input_fingerprints`), so the events are read once"""
+champion_inactive evaluates (its SQL reads it); on a nightly it is copied (:func:`copy_last_active`) from
+LAST_ACTIVE_DAYS, which the plan's scan of the same events for the input fingerprint leaves
+(:func:`input_fingerprints`), so the events are read once; else read from the events (:func:`load_last_active`)"""
 ROLE_CONTACTS_SQL = """
     select contact_id, account_id, role, product_user_id, first_name, last_name, created_at
     from staging.stg_crm__contacts where role in (select unnest(cast($roles as varchar[])))
