@@ -38,13 +38,13 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
+from dagster import Enum, EnumValue, Field, StringSource
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
 )
 from dagster._serdes import ConfigurableClassData
-from dagster import Enum, EnumValue, Field, StringSource
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 

@@ -1,8 +1,8 @@
 """Each alert type on a hand-built warehouse (fixtures.py), with the expected rows worked out by hand."""
 
 import copy
-import hashlib
 import datetime as dt
+import hashlib
 import json
 
 import pandas as pd
