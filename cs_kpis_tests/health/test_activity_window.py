@@ -136,6 +136,47 @@ def test_a_window_looks_up_a_first_milestone_only_for_pairs_without_events_in_th
     same(rows(wh, ACTIVITY), full)
 
 
+def test_the_deltas_running_sums_are_the_distinct_users_and_key_features_of_the_trailing_days(wh):
+    # A spell that follows the previous one within its window writes no +1 and -1 on its day (they cancel):
+    # gaps of 1, 6, 7, 8, 29, 30 and 31 days between a user's (a key feature's) active days, a second user on
+    # some of the same days, and a window from 03-20 reading them from 02-17 on, must still count every day's
+    # distinct users (key features) of the last 7 and 30 days, here as on a full build
+    days = ["2025-02-01", "2025-02-02", "2025-02-08", "2025-02-15", "2025-02-23", "2025-03-24", "2025-04-23"]
+    more = ["2025-02-02", "2025-03-04", "2025-03-25", "2025-04-25"]
+    values = [f"('r{i}', 'track', 'ub', 'Report Created', 'ws_b', timestamptz '{d} 10:00:00+00')" for i, d in enumerate(days)]
+    values += [f"('q{i}', 'track', 'ub2', 'Signed In', 'ws_b', timestamptz '{d} 11:00:00+00')" for i, d in enumerate(more)]
+    values += [f"('a{i}', 'track', 'ub2', 'Alert Configured', 'ws_b', timestamptz '{d} 12:00:00+00')"
+               for i, d in enumerate(["2025-02-03", "2025-03-05", "2025-04-04", "2025-04-05"])]
+    wh.execute("insert into staging.stg_product__events select *, cast(occurred_at as date) from (values "
+               + ", ".join(values) + ") as v(message_id, event_type, user_id, event_name, workspace_id, occurred_at)")
+    oracle = f"""
+        with ev as (
+            select x.crm_account_id as account_id, e.user_id, e.event_name, cast(e.occurred_at as date) as day
+            from staging.stg_product__events as e
+            inner join marts.account_xref as x on x.source_system = 'product' and x.source_id = e.workspace_id
+            where e.event_type = 'track'
+        ),
+        grid as (select a.account_id, d.day from (select distinct account_id from ev) as a cross join marts.dim_day as d)
+        select g.account_id, g.day,
+            (select coalesce(sum(users_7d_delta), 0) from {ACTIVITY} as t where t.account_id = g.account_id and t.day <= g.day),
+            (select count(distinct user_id) from ev where ev.account_id = g.account_id and ev.day between g.day - 6 and g.day),
+            (select coalesce(sum(users_30d_delta), 0) from {ACTIVITY} as t where t.account_id = g.account_id and t.day <= g.day),
+            (select count(distinct user_id) from ev where ev.account_id = g.account_id and ev.day between g.day - 29 and g.day),
+            (select coalesce(sum(key_features_30d_delta), 0) from {ACTIVITY} as t where t.account_id = g.account_id and t.day <= g.day),
+            (select count(distinct event_name) from ev where ev.account_id = g.account_id and ev.day between g.day - 29 and g.day
+                and ev.event_name in (select name from kpis.health_product_config where setting = 'key_feature'))
+        from grid as g order by 1, 2"""
+    build_window(wh, ACTIVITY_MODEL, window(None, mode="full"))
+    full = rows(wh, ACTIVITY)
+    got = wh.execute(oracle).fetchall()
+    assert len(got) >= 3 * 120 and any(r[3] == 2 for r in got) and any(r[7] == 2 for r in got)
+    wrong = [r for r in got if (r[2], r[4], r[6]) != (r[3], r[5], r[7])]
+    assert not wrong, wrong[:5]
+    stats = build_window(wh, ACTIVITY_MODEL, window(dt.date(2025, 3, 20)))
+    assert stats["mode"] == "incremental"
+    same(rows(wh, ACTIVITY), full)
+
+
 def test_a_build_in_account_ranges_covers_every_account(wh):
     # acc_x has product activity but no subscription: it is not in the ranges' counts, yet must be built
     wh.execute("insert into marts.account_xref values ('product', 'ws_x', 'acc_x')")

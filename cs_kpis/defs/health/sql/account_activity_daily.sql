@@ -155,6 +155,9 @@ user_spells as (
     select
         account_id,
         day,
+        max(day) over (
+            partition by account_id, user_id order by day rows between 1 preceding and 1 preceding
+        ) as prev_day,
         min(day) over (
             partition by account_id, user_id order by day rows between 1 following and 1 following
         ) as next_day
@@ -172,6 +175,9 @@ feature_spells as (
     select
         account_id,
         day,
+        max(day) over (
+            partition by account_id, event_name order by day rows between 1 preceding and 1 preceding
+        ) as prev_day,
         min(day) over (
             partition by account_id, event_name order by day rows between 1 following and 1 following
         ) as next_day
@@ -179,28 +185,30 @@ feature_spells as (
 ),
 
 window_deltas as (
-    -- a spell starting at day counts until min(day + window, next active day)
-    select account_id, day, 1 as users_7d, 1 as users_30d, 0 as features_30d from user_spells
+    -- a spell starting at day counts until min(day + window, next active day): +1 on day, -1 at that end. Where
+    -- the next active day comes first, the spell's -1 there and the next spell's +1 cancel, so neither is written
+    -- (a user's spell counts for 7 days when it starts more than 7 days after the previous one, else it goes on;
+    -- each such day is a day of the usage, so the keys stay the same)
+    select
+        account_id,
+        day,
+        case when prev_day is null or day > cast(prev_day + interval 7 day as date) then 1 else 0 end as users_7d,
+        case when prev_day is null or day > cast(prev_day + interval 30 day as date) then 1 else 0 end as users_30d,
+        0 as features_30d
+    from user_spells
+    where prev_day is null or day > cast(prev_day + interval 7 day as date)
     union all
     select account_id, cast(day + interval 7 day as date) as day, -1, 0, 0
     from user_spells where next_day is null or next_day > cast(day + interval 7 day as date)
     union all
-    select account_id, next_day as day, -1, 0, 0
-    from user_spells where next_day <= cast(day + interval 7 day as date)
-    union all
     select account_id, cast(day + interval 30 day as date) as day, 0, -1, 0
     from user_spells where next_day is null or next_day > cast(day + interval 30 day as date)
     union all
-    select account_id, next_day as day, 0, -1, 0
-    from user_spells where next_day <= cast(day + interval 30 day as date)
-    union all
-    select account_id, day, 0, 0, 1 from feature_spells
+    select account_id, day, 0, 0, 1
+    from feature_spells where prev_day is null or day > cast(prev_day + interval 30 day as date)
     union all
     select account_id, cast(day + interval 30 day as date) as day, 0, 0, -1
     from feature_spells where next_day is null or next_day > cast(day + interval 30 day as date)
-    union all
-    select account_id, next_day as day, 0, 0, -1
-    from feature_spells where next_day <= cast(day + interval 30 day as date)
 ),
 
 window_daily as (
