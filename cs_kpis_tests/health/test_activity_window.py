@@ -138,15 +138,17 @@ def test_a_window_looks_up_a_first_milestone_only_for_pairs_without_events_in_th
 
 def test_the_deltas_running_sums_are_the_distinct_users_and_key_features_of_the_trailing_days(wh):
     # A spell that follows the previous one within its window writes no +1 and -1 on its day (they cancel):
-    # gaps of 1, 6, 7, 8, 29, 30 and 31 days between a user's (a key feature's) active days, a second user on
-    # some of the same days, and a window from 03-20 reading them from 02-17 on, must still count every day's
-    # distinct users (key features) of the last 7 and 30 days, here as on a full build
+    # gaps of 1, 6, 7, 8, 29 and 30 days between a user's (a key feature's) active days, 31 and 7 for another
+    # user, a third on some of the same days, and a window from 03-20 reading them from 02-17 on, must still
+    # count every day's distinct users (key features) of the last 7 and 30 days, here as on a full build
     days = ["2025-02-01", "2025-02-02", "2025-02-08", "2025-02-15", "2025-02-23", "2025-03-24", "2025-04-23"]
     more = ["2025-02-02", "2025-03-04", "2025-03-25", "2025-04-25"]
     values = [f"('r{i}', 'track', 'ub', 'Report Created', 'ws_b', timestamptz '{d} 10:00:00+00')" for i, d in enumerate(days)]
     values += [f"('q{i}', 'track', 'ub2', 'Signed In', 'ws_b', timestamptz '{d} 11:00:00+00')" for i, d in enumerate(more)]
     values += [f"('a{i}', 'track', 'ub2', 'Alert Configured', 'ws_b', timestamptz '{d} 12:00:00+00')"
                for i, d in enumerate(["2025-02-03", "2025-03-05", "2025-04-04", "2025-04-05"])]
+    values += [f"('z{i}', 'track', 'ub3', 'Signed In', 'ws_b', timestamptz '{d} 09:00:00+00')"
+               for i, d in enumerate(["2025-02-10", "2025-03-13", "2025-03-20"])]
     wh.execute("insert into staging.stg_product__events select *, cast(occurred_at as date) from (values "
                + ", ".join(values) + ") as v(message_id, event_type, user_id, event_name, workspace_id, occurred_at)")
     oracle = f"""
