@@ -97,9 +97,86 @@ def test_a_build_of_every_day_reads_the_product_events_once(wh, tmp_path):
     build_window(wh, ACTIVITY_MODEL, window(None, mode="full"))
     full = event_scans(wh, tmp_path)
     assert full[0] >= 10_000 and all(n <= 2_048 for n in full[1:]), full
-    # a window still reads every event for the first milestones (and its own days' events)
+    # a window reads its own days' events (every event of this small table's one row group) and, for the
+    # milestones no event in the 31 days before it reached, every event's name
     build_window(wh, ACTIVITY_MODEL, window(dt.date(2025, 4, 1)))
     assert max(event_scans(wh, tmp_path)) >= 10_000
+
+
+def test_a_window_looks_up_a_first_milestone_only_for_pairs_without_events_in_the_days_before_it(wh):
+    # A window from 04-01 reads the events from 03-01 on. Its first milestones on the window's days are the
+    # account and milestone pairs with no event in those days before 04-01, looked up in every event; every other
+    # pair was reached before the window (BENCHMARKS.md "Activity's nightly: the milestones' first days looked up
+    # for the pairs a window can reach")
+    wh.execute("insert into marts.account_xref values ('product', 'ws_a2', 'acc_a')")
+    wh.execute("insert into staging.stg_product__events select *, cast(occurred_at as date) from (values "
+               # acc_b: reached in January, nothing from 03-01 to 03-31, again in the window: no first in it
+               "('t1', 'track', 'ub', 'Teammate Invited', 'ws_b', timestamptz '2025-01-15 10:00:00+00'), "
+               "('t2', 'track', 'ub', 'Teammate Invited', 'ws_b', timestamptz '2025-04-03 10:00:00+00'), "
+               # acc_b: first reached in the window (04-05), again on 04-08
+               "('d1', 'track', 'ub', 'Data Source Connected', 'ws_b', timestamptz '2025-04-05 23:30:00+00'), "
+               "('d2', 'track', 'ub', 'Data Source Connected', 'ws_b', timestamptz '2025-04-08 10:00:00+00'), "
+               # acc_c: on 03-20 (read, before the window) and 04-02: no first in the window
+               "('s1', 'track', 'uc', 'Dashboard Shared', 'ws_c', timestamptz '2025-03-20 10:00:00+00'), "
+               "('s2', 'track', 'uc', 'Dashboard Shared', 'ws_c', timestamptz '2025-04-02 10:00:00+00'), "
+               # acc_a: reached at ws_a in January, at its second workspace on 04-10: the account's first is January's
+               "('w1', 'track', 'u1', 'Teammate Invited', 'ws_a', timestamptz '2025-01-20 10:00:00+00'), "
+               "('w2', 'track', 'u9', 'Teammate Invited', 'ws_a2', timestamptz '2025-04-10 10:00:00+00'), "
+               # a group call and a milestone's name that is no track call: never a milestone
+               "('g2', 'group', 'uc', 'Data Source Connected', 'ws_c', timestamptz '2025-01-10 10:00:00+00'), "
+               "('g3', 'track', 'uc', 'Data Source Connected', 'ws_c', timestamptz '2025-04-12 10:00:00+00')"
+               ") as v(message_id, event_type, user_id, event_name, workspace_id, occurred_at)")
+    build_window(wh, ACTIVITY_MODEL, window(None, mode="full"))
+    full = rows(wh, ACTIVITY)
+    firsts = {(r["account_id"], r["day"].isoformat()): r["milestones_reached"] for r in full
+              if r["milestones_reached"] and r["day"] >= dt.date(2025, 4, 1)}
+    assert firsts == {("acc_b", "2025-04-05"): 1, ("acc_c", "2025-04-12"): 1}, firsts
+    stats = build_window(wh, ACTIVITY_MODEL, window(dt.date(2025, 4, 1)))
+    assert stats["mode"] == "incremental"
+    same(rows(wh, ACTIVITY), full)
+
+
+def test_the_deltas_running_sums_are_the_distinct_users_and_key_features_of_the_trailing_days(wh):
+    # A spell that follows the previous one within its window writes no +1 and -1 on its day (they cancel):
+    # gaps of 1, 6, 7, 8, 29 and 30 days between a user's (a key feature's) active days, 31 and 7 for another
+    # user, a third on some of the same days, and a window from 03-20 reading them from 02-17 on, must still
+    # count every day's distinct users (key features) of the last 7 and 30 days, here as on a full build
+    days = ["2025-02-01", "2025-02-02", "2025-02-08", "2025-02-15", "2025-02-23", "2025-03-24", "2025-04-23"]
+    more = ["2025-02-02", "2025-03-04", "2025-03-25", "2025-04-25"]
+    values = [f"('r{i}', 'track', 'ub', 'Report Created', 'ws_b', timestamptz '{d} 10:00:00+00')" for i, d in enumerate(days)]
+    values += [f"('q{i}', 'track', 'ub2', 'Signed In', 'ws_b', timestamptz '{d} 11:00:00+00')" for i, d in enumerate(more)]
+    values += [f"('a{i}', 'track', 'ub2', 'Alert Configured', 'ws_b', timestamptz '{d} 12:00:00+00')"
+               for i, d in enumerate(["2025-02-03", "2025-03-05", "2025-04-04", "2025-04-05"])]
+    values += [f"('z{i}', 'track', 'ub3', 'Signed In', 'ws_b', timestamptz '{d} 09:00:00+00')"
+               for i, d in enumerate(["2025-02-10", "2025-03-13", "2025-03-20"])]
+    wh.execute("insert into staging.stg_product__events select *, cast(occurred_at as date) from (values "
+               + ", ".join(values) + ") as v(message_id, event_type, user_id, event_name, workspace_id, occurred_at)")
+    oracle = f"""
+        with ev as (
+            select x.crm_account_id as account_id, e.user_id, e.event_name, cast(e.occurred_at as date) as day
+            from staging.stg_product__events as e
+            inner join marts.account_xref as x on x.source_system = 'product' and x.source_id = e.workspace_id
+            where e.event_type = 'track'
+        ),
+        grid as (select a.account_id, d.day from (select distinct account_id from ev) as a cross join marts.dim_day as d)
+        select g.account_id, g.day,
+            (select coalesce(sum(users_7d_delta), 0) from {ACTIVITY} as t where t.account_id = g.account_id and t.day <= g.day),
+            (select count(distinct user_id) from ev where ev.account_id = g.account_id and ev.day between g.day - 6 and g.day),
+            (select coalesce(sum(users_30d_delta), 0) from {ACTIVITY} as t where t.account_id = g.account_id and t.day <= g.day),
+            (select count(distinct user_id) from ev where ev.account_id = g.account_id and ev.day between g.day - 29 and g.day),
+            (select coalesce(sum(key_features_30d_delta), 0) from {ACTIVITY} as t where t.account_id = g.account_id and t.day <= g.day),
+            (select count(distinct event_name) from ev where ev.account_id = g.account_id and ev.day between g.day - 29 and g.day
+                and ev.event_name in (select name from kpis.health_product_config where setting = 'key_feature'))
+        from grid as g order by 1, 2"""
+    build_window(wh, ACTIVITY_MODEL, window(None, mode="full"))
+    full = rows(wh, ACTIVITY)
+    got = wh.execute(oracle).fetchall()
+    assert len(got) >= 3 * 120 and any(r[3] == 2 for r in got) and any(r[7] == 2 for r in got)
+    wrong = [r for r in got if (r[2], r[4], r[6]) != (r[3], r[5], r[7])]
+    assert not wrong, wrong[:5]
+    stats = build_window(wh, ACTIVITY_MODEL, window(dt.date(2025, 3, 20)))
+    assert stats["mode"] == "incremental"
+    same(rows(wh, ACTIVITY), full)
 
 
 def test_a_build_in_account_ranges_covers_every_account(wh):

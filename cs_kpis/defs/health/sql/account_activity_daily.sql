@@ -13,8 +13,9 @@
 -- every day is kept (the indicators' running sums start from the first one); a full build runs in ranges of about 40 M account-days, at most 1.5 M per GB of DuckDB's memory
 -- limit (12 M at 8 GB), so the event windows spill less. A nightly build
 -- rebuilds the days from start_day, reading events from 31 days before it: a spell that reaches a rebuilt
--- day started at most 30 days earlier, so the rebuilt days equal a full build's (tested); first milestones
--- still read every event (one small row per workspace and milestone). reads_days=34 (the received days read
+-- day started at most 30 days earlier, so the rebuilt days equal a full build's (tested); a first milestone
+-- on a rebuilt day is looked up in every event only for the account and milestone pairs with no event in
+-- those 31 days before the window (the others were reached before it). reads_days=34 (the received days read
 -- before the window) sizes a nightly's account ranges by those days: cut as a full build, the large
 -- company's nightly ran in 10 ranges, each reading the window's events and every event for the milestones.
 -- @grain account_id, day
@@ -154,6 +155,9 @@ user_spells as (
     select
         account_id,
         day,
+        max(day) over (
+            partition by account_id, user_id order by day rows between 1 preceding and 1 preceding
+        ) as prev_day,
         min(day) over (
             partition by account_id, user_id order by day rows between 1 following and 1 following
         ) as next_day
@@ -171,6 +175,9 @@ feature_spells as (
     select
         account_id,
         day,
+        max(day) over (
+            partition by account_id, event_name order by day rows between 1 preceding and 1 preceding
+        ) as prev_day,
         min(day) over (
             partition by account_id, event_name order by day rows between 1 following and 1 following
         ) as next_day
@@ -178,28 +185,30 @@ feature_spells as (
 ),
 
 window_deltas as (
-    -- a spell starting at day counts until min(day + window, next active day)
-    select account_id, day, 1 as users_7d, 1 as users_30d, 0 as features_30d from user_spells
+    -- a spell starting at day counts until min(day + window, next active day): +1 on day, -1 at that end. Where
+    -- the next active day comes first, the spell's -1 there and the next spell's +1 cancel, so neither is written
+    -- (a user's spell counts for 7 days when it starts more than 7 days after the previous one, else it goes on;
+    -- each such day is a day of the usage, so the keys stay the same)
+    select
+        account_id,
+        day,
+        case when prev_day is null or day > cast(prev_day + interval 7 day as date) then 1 else 0 end as users_7d,
+        case when prev_day is null or day > cast(prev_day + interval 30 day as date) then 1 else 0 end as users_30d,
+        0 as features_30d
+    from user_spells
+    where prev_day is null or day > cast(prev_day + interval 7 day as date)
     union all
     select account_id, cast(day + interval 7 day as date) as day, -1, 0, 0
     from user_spells where next_day is null or next_day > cast(day + interval 7 day as date)
     union all
-    select account_id, next_day as day, -1, 0, 0
-    from user_spells where next_day <= cast(day + interval 7 day as date)
-    union all
     select account_id, cast(day + interval 30 day as date) as day, 0, -1, 0
     from user_spells where next_day is null or next_day > cast(day + interval 30 day as date)
     union all
-    select account_id, next_day as day, 0, -1, 0
-    from user_spells where next_day <= cast(day + interval 30 day as date)
-    union all
-    select account_id, day, 0, 0, 1 from feature_spells
+    select account_id, day, 0, 0, 1
+    from feature_spells where prev_day is null or day > cast(prev_day + interval 30 day as date)
     union all
     select account_id, cast(day + interval 30 day as date) as day, 0, 0, -1
     from feature_spells where next_day is null or next_day > cast(day + interval 30 day as date)
-    union all
-    select account_id, next_day as day, 0, 0, -1
-    from feature_spells where next_day <= cast(day + interval 30 day as date)
 ),
 
 window_daily as (
@@ -213,10 +222,33 @@ window_daily as (
     group by account_id, day
 ),
 
+window_milestones as (
+    -- a window's account and milestone pairs in the events it reads (from 31 days before the window) and their
+    -- first day there (none in a build of every day: its milestones are empty)
+    select e.account_id, e.event_name, min(e.day) as day
+    from events as e
+    inner join (
+        select m.name from milestones as m cross join build_window as bw where bw.start_day is not null
+    ) as m on m.name = e.event_name
+    group by e.account_id, e.event_name
+),
+
+milestone_candidates as (
+    -- the pairs a window's days can reach for the first time: with no event in the 31 days before the window
+    -- (a pair with one there was reached before the window, and a pair without events read has none on the
+    -- window's days: those are all read, as for the usage). Only these look at every older event
+    select w.account_id, w.event_name
+    from window_milestones as w
+    cross join build_window as bw
+    where w.day >= bw.start_day
+),
+
 milestone_firsts as (
     -- first times need every event, not only the rebuilt days'. A build of every day (a full build's range, a
     -- nightly's accounts rebuilt on every day) has read every event of its accounts already (events); a window
-    -- reads them all here (per workspace first: fewer rows to map). Each branch's milestones are empty in the
+    -- reads every event of its candidate pairs' workspaces and milestones here (a few per cent of its pairs: it
+    -- scanned and grouped every milestone event of every workspace before, BENCHMARKS.md "Activity's nightly:
+    -- the milestones' first days looked up for the pairs a window can reach"). Each branch is empty in the
     -- other kind of build, so DuckDB does not scan its events (a second scan of every event in each range of a
     -- full build)
     select e.account_id, e.event_name, min(e.day) as day
@@ -226,18 +258,17 @@ milestone_firsts as (
     ) as m on m.name = e.event_name
     group by e.account_id, e.event_name
     union all
-    select a.account_id, f.event_name, min(f.day) as day
-    from (
-        select e.workspace_id, e.event_name, cast(min(e.occurred_at) as date) as day
-        from staging.stg_product__events as e
-        inner join (
-            select m.name from milestones as m cross join build_window as bw where bw.start_day is not null
-        ) as m on m.name = e.event_name
-        where e.event_type = 'track'
-        group by e.workspace_id, e.event_name
-    ) as f
-    inner join product_accounts as a on a.workspace_id = f.workspace_id
-    group by a.account_id, f.event_name
+    select c.account_id, e.event_name, cast(min(e.occurred_at) as date) as day
+    from staging.stg_product__events as e
+    inner join (
+        select distinct a.workspace_id, c.account_id, c.event_name
+        from milestone_candidates as c
+        inner join product_accounts as a on a.account_id = c.account_id
+    ) as c on c.workspace_id = e.workspace_id and c.event_name = e.event_name
+    where e.event_type = 'track'
+        -- the candidates' milestones (a few names): DuckDB filters the scan by them
+        and e.event_name in (select event_name from milestone_candidates)
+    group by c.account_id, e.event_name
 ),
 
 milestone_daily as (
