@@ -78,9 +78,9 @@ def release_slots_of_finished_runs(instance) -> list[str]:
     does not know, whoever launched them.
 
     A finished run never uses a slot again, so one it still holds is a leftover, and with a pool limit of 1 it
-    would make every later run wait forever. The event log (which holds the slots) commits with SQLite's
-    ``synchronous=NORMAL`` (cs_kpis/lib/event_log.py): after a power loss it can have lost a step's release of its
-    slot while the run storage (``runs.db``, synced at every commit) kept the run's success. Dagster's daemon frees
+    would make every later run wait forever. With the event log (which holds the slots) set to SQLite's
+    ``synchronous: NORMAL`` (cs_kpis/lib/event_log.py; the default is FULL), a power loss can lose a step's release
+    of its slot while the run storage (``runs.db``, synced at every commit) kept the run's success. Dagster's daemon frees
     such slots only when ``run_monitoring.free_slots_after_run_end_seconds`` is set; this command runs without it.
     """
     storage = instance.event_log_storage

@@ -38,17 +38,15 @@ EVENT_LOG_YAML = """
 # instead of opened and closed for each (cs_kpis/lib/event_log.py): the same files, readable by any Dagster.
 # base_dir is this folder's history/runs: after moving or copying the folder, change it (a moved folder's old
 # path, or a copy still naming the original, stops the instance with an error), or delete this file to have it
-# written again. synchronous: NORMAL syncs SQLite's WAL to disk at its checkpoints, not at each of a run's
-# thousands of commits: a power loss may lose the run history's latest events (materializations, check results,
-# pool slot releases: `python -m cs_kpis.run` frees the slots of finished runs), never the warehouse's data;
-# a missing key means NORMAL; FULL (Dagster's and SQLite's default) keeps every event at a few ms a commit
-# (cs_kpis/lib/event_log.py).
+# written again. synchronous: FULL (SQLite's and Dagster's default) syncs the log at every commit; NORMAL syncs
+# it at checkpoints only, cheaper per commit but not faster on the large benchmark's nightly, and a power loss may
+# then lose the run history's latest events and pool slot releases (cs_kpis/lib/event_log.py).
 event_log_storage:
   module: cs_kpis.lib.event_log
   class: KeptOpenSqliteEventLogStorage
   config:
     base_dir: {base_dir}
-    synchronous: NORMAL
+    synchronous: FULL
 """
 
 

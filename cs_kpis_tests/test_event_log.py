@@ -120,34 +120,35 @@ def _synchronous(conn) -> int:
     return conn.connection.dbapi_connection.execute("PRAGMA synchronous").fetchone()[0]
 
 
-def test_the_generated_instance_commits_events_without_a_sync_each_in_wal_mode(tmp_path):
+def test_the_generated_instance_syncs_each_commit_and_normal_is_set_when_asked_in_wal_mode(tmp_path):
     # SQLite's synchronous: 1 = NORMAL (the WAL synced at checkpoints), 2 = FULL (at every commit)
     home = settings.ensure_dagster_home(tmp_path / "home")
-    assert "synchronous: NORMAL" in (home / "dagster.yaml").read_text()
+    yaml = home / "dagster.yaml"
+    assert "synchronous: FULL" in yaml.read_text()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.event_log_storage.store_event(_entry("r1", "first"))
+        with instance.event_log_storage._connect("r1") as conn:
+            assert _synchronous(conn) == 2
+    yaml.write_text(yaml.read_text().replace("synchronous: FULL", "synchronous: NORMAL"))
     with dg.DagsterInstance.from_config(str(home)) as instance:
         storage = instance.event_log_storage
-        storage.store_event(_entry("r1", "first"))
-        for shard in ("index", "r1"):
+        storage.store_event(_entry("r2", "second"))
+        for shard in ("index", "r2"):
             with storage._connect(shard) as conn:
                 mode = conn.connection.dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0]
                 assert (mode, _synchronous(conn)) == ("wal", 1)
+        assert [r.event_log_entry.user_message for r in storage.get_records_for_run("r1").records] == ["first"]
 
 
-def test_an_older_yaml_without_synchronous_gets_normal_and_full_is_kept_when_asked(tmp_path):
+def test_an_older_yaml_without_synchronous_gets_full(tmp_path):
     home = settings.ensure_dagster_home(tmp_path / "home")
     yaml = home / "dagster.yaml"
-    yaml.write_text(yaml.read_text().replace("    synchronous: NORMAL\n", ""))
+    yaml.write_text(yaml.read_text().replace("    synchronous: FULL\n", ""))
+    assert "synchronous:" not in yaml.read_text().split("event_log_storage:")[1]
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.event_log_storage.store_event(_entry("r1", "first"))
         with instance.event_log_storage.index_connection() as conn:
-            assert _synchronous(conn) == 1
-    yaml.write_text(yaml.read_text() + "    synchronous: FULL\n")
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        instance.event_log_storage.store_event(_entry("r2", "second"))
-        with instance.event_log_storage._connect("r2") as conn:
             assert _synchronous(conn) == 2
-        assert [r.event_log_entry.user_message for r in
-                instance.event_log_storage.get_records_for_run("r1").records] == ["first"]
 
 
 def test_a_synchronous_mode_other_than_normal_or_full_is_refused(tmp_path):
@@ -155,6 +156,6 @@ def test_a_synchronous_mode_other_than_normal_or_full_is_refused(tmp_path):
         KeptOpenSqliteEventLogStorage(str(tmp_path / "runs"), synchronous="OFF")
     home = settings.ensure_dagster_home(tmp_path / "home")
     yaml = home / "dagster.yaml"
-    yaml.write_text(yaml.read_text().replace("synchronous: NORMAL", "synchronous: OFF"))
+    yaml.write_text(yaml.read_text().replace("synchronous: FULL", "synchronous: OFF"))
     with pytest.raises(Exception, match="synchronous"):
         dg.DagsterInstance.from_config(str(home))

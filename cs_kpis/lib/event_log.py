@@ -16,21 +16,19 @@ changes of ``<run_id>.db``); after each transaction on a run shard its file's mo
 view still follows a run in progress. Engines are made again in a child process (a fork's inherited
 connections are never used) and disposed when the storage is.
 
-Each connection also sets SQLite's ``synchronous`` (the storage's ``synchronous`` config, SYNCHRONOUS_DEFAULT
-``NORMAL``; ``FULL`` is SQLite's default and Dagster's). In WAL mode, ``FULL`` syncs the WAL to disk at every
-commit: a nightly commits about 4,600 transactions (events, pool slots), 2.8-3.6 ms each on this project's
-benchmark machine with other work on its disk (0.05-0.08 ms with ``NORMAL``; BENCHMARKS.md "The event log's
-commits without a sync each"). ``NORMAL`` syncs at each WAL checkpoint instead. What that gives up, as SQLite
-documents it: the database stays consistent in every case and a process that crashes loses nothing; a power loss
-or an operating-system crash may lose the transactions committed since the last checkpoint. Here those are the
-latest events of the run history: materializations and check evaluations (the latest ones a sensor or the alerts'
-holds read may then be an earlier run's, until the next run writes new ones) and the pool slots' claims and
-releases. The run storage (``runs.db``, Dagster's own, still ``FULL``) can then say a run finished while a slot it
+Each connection also sets SQLite's ``synchronous`` (the storage's ``synchronous`` config: ``FULL``, SQLite's and
+Dagster's default, or ``NORMAL``). In WAL mode, ``FULL`` syncs the WAL to disk at every commit, and a run commits
+about 4,600 transactions (events, pool slots); ``NORMAL`` syncs at each WAL checkpoint instead (1,000 commits of a
+small row: 2.8-3.6 s against 0.05-0.08 s on this project's benchmark machine). The default stays ``FULL``:
+``NORMAL`` saved 5-14 s of a tiny company's run, but on the large company's nightly it was not faster in three
+alternated pairs and slower in the quiet one (BENCHMARKS.md "The event log's commits without a sync each"). What
+``NORMAL`` gives up, as SQLite documents it: the database stays consistent in every case and a crash of the
+process loses nothing, but a power loss or an operating-system crash may lose the transactions committed since the
+last checkpoint: the run history's latest materializations and check evaluations, and pool slot claims and
+releases. The run storage (``runs.db``, Dagster's own, always ``FULL``) can then say a run finished while a slot it
 released is claimed again: ``python -m cs_kpis.run`` frees the slots of finished runs before it starts
 (cs_kpis/run.py release_slots_of_finished_runs), or a later run would wait for that slot forever. The warehouse is
-not affected: its tables and the builds' own control tables are DuckDB's, which syncs its commits, so a run
-whose events were lost is rerun and its builds decide from their own records. ``FULL`` keeps Dagster's
-durability at the cost above. A ``synchronous`` absent from an older dagster.yaml is ``NORMAL`` (README.md says so).
+not affected either way: its tables and the builds' control tables are DuckDB's, which syncs its own commits.
 """
 
 import os
@@ -50,8 +48,8 @@ from sqlalchemy.engine import Connection, Engine
 
 RUN_SHARDS_KEPT = 4
 """run shards whose engine stays open besides the index (the webserver reads many runs: older ones are closed)"""
-SYNCHRONOUS_MODES = ("NORMAL", "FULL")
-SYNCHRONOUS_DEFAULT = "NORMAL"
+SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+SYNCHRONOUS_DEFAULT = "FULL"
 """SQLite's ``synchronous`` on the event log's connections (module docstring: what each mode gives up)"""
 
 
