@@ -218,3 +218,45 @@ def test_a_check_evaluation_is_stored_in_one_index_transaction_and_read_back_as_
         assert record.event.dagster_event.event_specific_data.passed
     finally:
         dagsters.dispose()
+
+
+def test_a_runs_planned_events_are_stored_as_a_batch_in_one_transaction_per_shard(tmp_path):
+    from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent, DagsterEventType
+    from sqlalchemy import event
+
+    keys = [dg.AssetKey(["marts", f"t{n}"]) for n in range(5)]
+    entries = [EventLogEntry(error_info=None, level=logging.DEBUG, user_message="", run_id="r1", timestamp=time.time(),
+                             dagster_event=DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value, "job",
+                                                        event_specific_data=AssetMaterializationPlannedData(key)))
+               for key in keys]
+    storage = KeptOpenSqliteEventLogStorage(str(tmp_path / "runs"))
+    try:
+        storage.store_event(_entry("r1", "the run's shard and its engine exist"))
+        index, run = _index_commits(storage), []
+        event.listen(storage._engine("r1"), "commit", lambda conn: run.append(1))
+        storage.store_event_batch(entries)
+        assert (len(index), len(run)) == (1, 1)  # one by one: 5 and 5
+    finally:
+        storage.dispose()
+    dagsters = SqliteEventLogStorage(str(tmp_path / "runs"))
+    try:
+        planned = dagsters.get_records_for_run("r1", of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+        assert [r.event_log_entry.dagster_event.asset_key for r in planned] == keys
+        assert {r.asset_entry.asset_key for r in dagsters.get_asset_records(keys)} == set(keys)  # the index's copies
+    finally:
+        dagsters.dispose()
+
+
+def test_the_run_commands_event_batches_set_dagsters_variable_only_for_the_block(monkeypatch):
+    from dagster._core.instance.utils import _is_batch_writing_enabled
+
+    from cs_kpis.lib.event_log import event_batches
+
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    with event_batches():
+        assert _is_batch_writing_enabled()
+    assert "DAGSTER_EVENT_BATCH_SIZE" not in os.environ
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "7")  # a deployment's own setting wins
+    with event_batches():
+        assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "7"
+    assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "7"
