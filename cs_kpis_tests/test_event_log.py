@@ -248,13 +248,11 @@ def test_a_runs_planned_events_are_stored_as_a_batch_in_one_transaction_per_shar
 
 
 def test_the_run_commands_event_batches_set_dagsters_variable_only_for_the_block(monkeypatch):
-    from dagster._core.instance.utils import _is_batch_writing_enabled
-
-    from cs_kpis.lib.event_log import event_batches
+    from cs_kpis.lib.event_log import EVENT_BATCH_SIZE, event_batches
 
     monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
     with event_batches():
-        assert _is_batch_writing_enabled()
+        assert int(os.environ["DAGSTER_EVENT_BATCH_SIZE"]) == int(EVENT_BATCH_SIZE) > 0  # Dagster batches when > 0
     assert "DAGSTER_EVENT_BATCH_SIZE" not in os.environ
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "7")  # a deployment's own setting wins
     with event_batches():
