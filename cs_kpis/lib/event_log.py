@@ -33,7 +33,7 @@ not affected either way: its tables and the builds' control tables are DuckDB's,
 What Dagster writes to the index in several transactions for one thing is written in one here: an asset check's
 event (its copy in the index, then its row in ``asset_check_executions``), a step's claim of a pool slot (its
 pending step, then the slot) and its release (the slot, the pending step, the next pending step's assignment).
-Each was a commit, and so a sync under ``FULL``: about 650 of a run's 2,600 write transactions. The rows are the
+Each was a commit, and so a sync under ``FULL``: about 650 of a run's 2,500 write transactions. The rows are the
 same; a reader sees all of them or none, and an error rolls back all of them (it did only the last one's).
 
 Dagster hands a storage a batch of events when ``DAGSTER_EVENT_BATCH_SIZE`` is set (its default, unset, stores them
