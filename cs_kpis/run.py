@@ -505,7 +505,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # this run executes in-process, one step at a time: extract the file systems ahead of their raw steps
     # in one background process (defs/raw/prefetch.py); CS_KPIS_RAW_PREFETCH=0 keeps them serial
-    with dg.DagsterInstance.get() as instance, extracting_ahead():
+    from cs_kpis.lib.event_log import event_batches
+
+    # the run's planned events stored as one batch (cs_kpis/lib/event_log.py)
+    with dg.DagsterInstance.get() as instance, extracting_ahead(), event_batches():
         for run_id in release_abandoned_runs(instance):
             print(f"marked abandoned run {run_id} failed and released its pool slots")
         for run_id in release_slots_of_finished_runs(instance):

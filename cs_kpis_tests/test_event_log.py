@@ -159,3 +159,102 @@ def test_a_synchronous_mode_other_than_normal_or_full_is_refused(tmp_path):
     yaml.write_text(yaml.read_text().replace("synchronous: FULL", "synchronous: OFF"))
     with pytest.raises(Exception, match="synchronous"):
         dg.DagsterInstance.from_config(str(home))
+
+
+def _index_commits(storage: KeptOpenSqliteEventLogStorage) -> list:
+    from sqlalchemy import event
+
+    commits = []
+    event.listen(storage._engine("index"), "commit", lambda conn: commits.append(1))
+    return commits
+
+
+def test_a_step_claims_and_frees_its_pool_slot_in_one_index_transaction_each(tmp_path):
+    # each transaction is a commit, and a sync under FULL: the claim and the release wrote in two and three
+    storage = KeptOpenSqliteEventLogStorage(str(tmp_path / "runs"))
+    try:
+        storage.set_concurrency_slots("warehouse", 1)
+        commits = _index_commits(storage)
+        status = storage.claim_concurrency_slot("warehouse", "r1", "step_a")
+        assert status.is_claimed and len(commits) == 1
+        blocked = storage.claim_concurrency_slot("warehouse", "r2", "step_b")  # waits for r1's slot
+        assert not blocked.is_claimed
+        del commits[:]
+        storage.free_concurrency_slot_for_step("r1", "step_a")
+        assert len(commits) == 1
+        assert storage.claim_concurrency_slot("warehouse", "r2", "step_b").is_claimed  # assigned by the release
+        assert storage.get_concurrency_info("warehouse").claimed_slots[0].run_id == "r2"
+    finally:
+        storage.dispose()
+
+
+def test_a_check_evaluation_is_stored_in_one_index_transaction_and_read_back_as_dagsters(tmp_path):
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluation,
+        AssetCheckEvaluationPlanned,
+    )
+    from dagster._core.events import DagsterEvent, DagsterEventType
+
+    def entry(event_type, data):
+        return EventLogEntry(error_info=None, level=logging.INFO, user_message="", run_id="r1", timestamp=time.time(),
+                             dagster_event=DagsterEvent(event_type.value, "job", event_specific_data=data))
+
+    key = dg.AssetCheckKey(dg.AssetKey(["marts", "t"]), "t_not_null")
+    storage = KeptOpenSqliteEventLogStorage(str(tmp_path / "runs"))
+    try:
+        commits = _index_commits(storage)
+        storage.store_event(entry(DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
+                                  AssetCheckEvaluationPlanned(asset_key=key.asset_key, check_name=key.name)))
+        assert len(commits) == 1
+        storage.store_event(entry(DagsterEventType.ASSET_CHECK_EVALUATION,
+                                  AssetCheckEvaluation(asset_key=key.asset_key, check_name=key.name, passed=True, metadata={})))
+        assert len(commits) == 2
+    finally:
+        storage.dispose()
+    dagsters = SqliteEventLogStorage(str(tmp_path / "runs"))
+    try:
+        [record] = dagsters.get_asset_check_execution_history(key, limit=5)
+        assert record.status.value == "SUCCEEDED" and record.run_id == "r1"
+        assert record.event.dagster_event.event_specific_data.passed
+    finally:
+        dagsters.dispose()
+
+
+def test_a_runs_planned_events_are_stored_as_a_batch_in_one_transaction_per_shard(tmp_path):
+    from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent, DagsterEventType
+    from sqlalchemy import event
+
+    keys = [dg.AssetKey(["marts", f"t{n}"]) for n in range(5)]
+    entries = [EventLogEntry(error_info=None, level=logging.DEBUG, user_message="", run_id="r1", timestamp=time.time(),
+                             dagster_event=DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value, "job",
+                                                        event_specific_data=AssetMaterializationPlannedData(key)))
+               for key in keys]
+    storage = KeptOpenSqliteEventLogStorage(str(tmp_path / "runs"))
+    try:
+        storage.store_event(_entry("r1", "the run's shard and its engine exist"))
+        index, run = _index_commits(storage), []
+        event.listen(storage._engine("r1"), "commit", lambda conn: run.append(1))
+        storage.store_event_batch(entries)
+        assert (len(index), len(run)) == (1, 1)  # one by one: 5 and 5
+    finally:
+        storage.dispose()
+    dagsters = SqliteEventLogStorage(str(tmp_path / "runs"))
+    try:
+        planned = dagsters.get_records_for_run("r1", of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+        assert [r.event_log_entry.dagster_event.asset_key for r in planned] == keys
+        assert {r.asset_entry.asset_key for r in dagsters.get_asset_records(keys)} == set(keys)  # the index's copies
+    finally:
+        dagsters.dispose()
+
+
+def test_the_run_commands_event_batches_set_dagsters_variable_only_for_the_block(monkeypatch):
+    from cs_kpis.lib.event_log import EVENT_BATCH_SIZE, event_batches
+
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    with event_batches():
+        assert int(os.environ["DAGSTER_EVENT_BATCH_SIZE"]) == int(EVENT_BATCH_SIZE) > 0  # Dagster batches when > 0
+    assert "DAGSTER_EVENT_BATCH_SIZE" not in os.environ
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "7")  # a deployment's own setting wins
+    with event_batches():
+        assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "7"
+    assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "7"
