@@ -1,5 +1,8 @@
 """Fixtures: the tiny hand-built warehouse of fixtures.py, with the health SQL models built on it."""
 
+import shutil
+from pathlib import Path
+
 import duckdb
 import pytest
 
@@ -16,10 +19,37 @@ def warehouse(tmp_path_factory):
     con.close()
 
 
+@pytest.fixture(scope="session")
+def built_wh(tmp_path_factory) -> Path:
+    """The fixture warehouse with every health model fully built, once per test process (about 1 CPU s):
+    the file ``wh`` copies."""
+    path = tmp_path_factory.mktemp("health_built") / "wh.duckdb"
+    con = duckdb.connect(str(path))
+    write_inputs(con)
+    build_models(con)
+    con.close()
+    assert not path.with_name(path.name + ".wal").exists()  # checkpointed: the file alone is the database
+    return path
+
+
 @pytest.fixture
-def wh(tmp_path):
+def wh(built_wh, tmp_path):
     """A writable fixture warehouse of the test's own, every health model fully built: the reference that
-    windowed, nightly and ranged builds are compared with."""
+    windowed, nightly and ranged builds are compared with. A copy of ``built_wh``'s file, opened with the
+    session setting write_inputs gives its connection (UTC)."""
+    path = tmp_path / "wh.duckdb"
+    shutil.copyfile(built_wh, path)
+    con = duckdb.connect(str(path))
+    con.execute("set TimeZone = 'UTC'")
+    yield con
+    con.close()
+
+
+@pytest.fixture
+def fresh_wh(tmp_path):
+    """``wh`` built on the test's own connection, its rows never checkpointed: for a test that reads a query
+    profile's rows scanned, which depend on how the rows lie in row groups (a copy of ``built_wh``'s file holds
+    them checkpointed, and rows a test adds go to a row group of their own, which a filter on day can skip)."""
     con = duckdb.connect(str(tmp_path / "wh.duckdb"))
     write_inputs(con)
     build_models(con)

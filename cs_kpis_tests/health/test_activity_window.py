@@ -86,7 +86,8 @@ def event_scans(con, tmp_path) -> list[int]:
                   reverse=True)
 
 
-def test_a_build_of_every_day_reads_the_product_events_once(wh, tmp_path):
+def test_a_build_of_every_day_reads_the_product_events_once(fresh_wh, tmp_path):
+    wh = fresh_wh
     # The first milestones of a build of every day (a full build's account range, a nightly's accounts rebuilt
     # on every day) come from the events it reads anyway; they were a second scan of every event in each range
     # (BENCHMARKS.md "Activity: one read of the events per range"). More events than one DuckDB vector (2,048
