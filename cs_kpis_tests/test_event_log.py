@@ -247,6 +247,46 @@ def test_a_runs_planned_events_are_stored_as_a_batch_in_one_transaction_per_shar
         dagsters.dispose()
 
 
+def test_a_batch_that_fails_midway_leaves_nothing_so_dagsters_fallback_stores_each_event_once(tmp_path):
+    # Dagster stores a failed batch's events again one by one (event_methods.handle_new_event): the batch's events
+    # before the error must be rolled back in both shards, or the fallback copies them twice
+    from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent, DagsterEventType
+
+    keys = [dg.AssetKey(["marts", f"t{n}"]) for n in range(5)]
+    entries = [EventLogEntry(error_info=None, level=logging.DEBUG, user_message="", run_id="r1", timestamp=time.time(),
+                             dagster_event=DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value, "job",
+                                                        event_specific_data=AssetMaterializationPlannedData(key)))
+               for key in keys]
+    storage = KeptOpenSqliteEventLogStorage(str(tmp_path / "runs"))
+    real_store = storage.store_event
+    stored = []
+
+    def failing_third(event):
+        if len(stored) == 2:
+            raise OSError("disk full (simulated)")
+        real_store(event)
+        stored.append(event)
+
+    try:
+        storage.store_event(_entry("r1", "the run's shard and its engine exist"))
+        storage.store_event = failing_third
+        with pytest.raises(OSError, match="simulated"):
+            storage.store_event_batch(entries)
+        assert len(stored) == 2  # two events were written in the batch's transactions before the error
+        storage.store_event = real_store
+        for entry in entries:  # Dagster's fallback
+            storage.store_event(entry)
+    finally:
+        storage.dispose()
+    dagsters = SqliteEventLogStorage(str(tmp_path / "runs"))
+    try:
+        planned = dagsters.get_records_for_run("r1", of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+        assert [r.event_log_entry.dagster_event.asset_key for r in planned] == keys  # each once
+        assert {r.asset_entry.asset_key for r in dagsters.get_asset_records(keys)} == set(keys)
+    finally:
+        dagsters.dispose()
+
+
 def test_the_run_commands_event_batches_set_dagsters_variable_only_for_the_block(monkeypatch):
     from cs_kpis.lib.event_log import EVENT_BATCH_SIZE, event_batches
 
