@@ -220,15 +220,22 @@ def test_a_check_evaluation_is_stored_in_one_index_transaction_and_read_back_as_
         dagsters.dispose()
 
 
-def test_a_runs_planned_events_are_stored_as_a_batch_in_one_transaction_per_shard(tmp_path):
+def _planned(keys: list[dg.AssetKey]) -> list[EventLogEntry]:
+    """Run r1's planned materializations of ``keys``, as Dagster stores them at a run's start."""
     from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent, DagsterEventType
+
+    return [EventLogEntry(error_info=None, level=logging.DEBUG, user_message="", run_id="r1", timestamp=time.time(),
+                          dagster_event=DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value, "job",
+                                                     event_specific_data=AssetMaterializationPlannedData(key)))
+            for key in keys]
+
+
+def test_a_runs_planned_events_are_stored_as_a_batch_in_one_transaction_per_shard(tmp_path):
+    from dagster._core.events import DagsterEventType
     from sqlalchemy import event
 
     keys = [dg.AssetKey(["marts", f"t{n}"]) for n in range(5)]
-    entries = [EventLogEntry(error_info=None, level=logging.DEBUG, user_message="", run_id="r1", timestamp=time.time(),
-                             dagster_event=DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value, "job",
-                                                        event_specific_data=AssetMaterializationPlannedData(key)))
-               for key in keys]
+    entries = _planned(keys)
     storage = KeptOpenSqliteEventLogStorage(str(tmp_path / "runs"))
     try:
         storage.store_event(_entry("r1", "the run's shard and its engine exist"))
@@ -250,13 +257,10 @@ def test_a_runs_planned_events_are_stored_as_a_batch_in_one_transaction_per_shar
 def test_a_batch_that_fails_midway_leaves_nothing_so_dagsters_fallback_stores_each_event_once(tmp_path):
     # Dagster stores a failed batch's events again one by one (event_methods.handle_new_event): the batch's events
     # before the error must be rolled back in both shards, or the fallback copies them twice
-    from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent, DagsterEventType
+    from dagster._core.events import DagsterEventType
 
     keys = [dg.AssetKey(["marts", f"t{n}"]) for n in range(5)]
-    entries = [EventLogEntry(error_info=None, level=logging.DEBUG, user_message="", run_id="r1", timestamp=time.time(),
-                             dagster_event=DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value, "job",
-                                                        event_specific_data=AssetMaterializationPlannedData(key)))
-               for key in keys]
+    entries = _planned(keys)
     storage = KeptOpenSqliteEventLogStorage(str(tmp_path / "runs"))
     real_store = storage.store_event
     stored = []

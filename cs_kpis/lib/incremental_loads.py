@@ -115,11 +115,9 @@ def check_model_sql(sql: str, table: str, where: str) -> None:
 
 
 def _exists(con, table: str) -> bool:
-    schema, name = table.split(".")
-    # what information_schema.tables reads (duckdb_tables() and duckdb_views()), without that view's work
-    return bool(con.execute("select (select count(*) from duckdb_tables() where schema_name = $1 and table_name = $2)"
-                            " + (select count(*) from duckdb_views() where schema_name = $1 and view_name = $2 and not internal)",
-                            [schema, name]).fetchall()[0][0])
+    from cs_kpis.lib.incremental import table_exists
+
+    return table_exists(con, table)
 
 
 def ensure_control_tables(con) -> None:
