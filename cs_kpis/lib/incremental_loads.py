@@ -135,10 +135,10 @@ def raw_loads(con, raw: str) -> dict[str, int]:
 
 def version(con, sql: str, raw: str, engine: str) -> str:
     """16 hex digits over the rendered SQL, the raw table's columns and types, and the engine."""
-    schema, name = raw.split(".")
+    from cs_kpis.lib.sql import columns_of  # sql imports this module
+
     # duckdb_columns(): what information_schema.columns reads, the same names and types (so the same version)
-    cols = con.execute("select column_name, data_type from duckdb_columns() where not internal and schema_name = ? "
-                       "and table_name = ? order by column_index", [schema, name]).fetchall()
+    cols = columns_of(con, *raw.split("."))
     return hashlib.sha256(repr((sql, cols, engine)).encode()).hexdigest()[:16]
 
 
