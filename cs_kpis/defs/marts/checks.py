@@ -174,6 +174,7 @@ to_excuse as (
     where delinquent = 0 and mrr = 0 and list_mrr <> 0
 ),
 excused_lines as (
+    -- the lines of their subscriptions: discounted sums the same line-months as invoiced does for those months
     select * from lines where subscription_id in (select subscription_id from to_excuse)
 ),
 named_discounts as (
