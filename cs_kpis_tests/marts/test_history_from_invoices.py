@@ -592,6 +592,43 @@ def test_a_free_proration_of_an_item_no_line_names_a_discount_of_still_counts(wa
     assert _free_seats_named(copy) == []
 
 
+def _discounts_of_every_month(sql: str) -> str:
+    """the check with the discounts looked up for every month, as it did before (issue 18, session 28): it looks
+    them up only for the months the history has at MRR 0 with a list price (`to_excuse`), and for the lines of
+    their subscriptions (`excused_lines`)"""
+    for name, every in (("to_excuse", "select subscription_id, month, read_day from recorded"),
+                        ("excused_lines", "select * from lines")):
+        start = sql.index(f"\n{name} as (\n") + len(f"\n{name} as (\n")
+        sql = sql[:start] + "    " + every + sql[sql.index("\n),\n", start):]
+    return sql
+
+
+@pytest.mark.parametrize("tolerance", [0.01, 0.0, 0.5])
+def test_discounts_looked_up_for_the_months_at_mrr_0_only_name_what_every_months_would(warehouse, tmp_path,
+                                                                                      tolerance):
+    """a history wrong in each way the check looks at (MRR 0 where a price was paid, with discounts that do not
+    cover it; MRR and list MRR both 0; list prices 20% too high) is named row for row as with every month's
+    discounts looked up, and the months at MRR 0 that the discounts excuse stay excused"""
+    copy = _changed_copy(
+        warehouse, tmp_path, "wrong_history",
+        "update marts.subscription_periods set mrr = 0 "
+        "where subscription_id in ('sub_up', 'sub_disc', 'sub_item_forever', 'sub_annual', 'sub_item_eur')",
+        "update marts.subscription_periods set mrr = 0, list_mrr = 0 where subscription_id in ('sub_down', 'sub_once')",
+        "update marts.subscription_periods set list_mrr = list_mrr * 1.2 where subscription_id = 'sub_cycle_down'")
+    with duckdb.connect(copy, read_only=True) as con:
+        con.execute("set TimeZone = 'UTC'")
+        named = con.execute(history_check_sql(tolerance)).fetchall()
+        reference = con.execute(_discounts_of_every_month(history_check_sql(tolerance))).fetchall()
+    assert sorted(named, key=repr) == sorted(reference, key=repr)
+    subscriptions = {row[0] for row in named}
+    assert {"sub_up", "sub_disc", "sub_item_forever", "sub_item_eur", "sub_down", "sub_once", "sub_unknown"} <= subscriptions
+    assert ("sub_cycle_down" in subscriptions) == (tolerance < 0.2)  # 20% too high
+    # MRR 0 that a 100.00-off coupon covers; sub_free_seats only through its free proration, which counts at a
+    # tolerance above 0
+    assert not {"sub_free", "sub_free_up"} & subscriptions
+    assert ("sub_free_seats" in subscriptions) == (tolerance == 0.0)
+
+
 def test_a_period_splits_where_seats_change_though_mrr_stays_zero(warehouse):
     with duckdb.connect(warehouse, read_only=True) as con:
         rows = con.execute("select cast(start_date as varchar), mrr, list_mrr, seats from marts.subscription_periods "

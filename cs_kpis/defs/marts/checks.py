@@ -64,10 +64,11 @@ DEFAULT_HISTORY_TOLERANCE = tuning.SETTINGS["checks.revenue_history_tolerance"].
 
 HISTORY_SQL = """
 with subs as (
-    select subscription_id, ended_at from staging.stg_billing__subscriptions
+    -- days, once per subscription rather than once per line and month
+    select subscription_id, cast(ended_at as date) as ended_day from staging.stg_billing__subscriptions
 ),
 last_invoice as (
-    select subscription_id, max(created_at) as last_invoiced_at
+    select subscription_id, cast(max(created_at) as date) as last_invoiced_day
     from staging.stg_billing__invoices
     group by subscription_id
 ),
@@ -98,14 +99,13 @@ lines as (
         -- subscription's discounts (API 2025-03-31.basil); from 2025-09-30.clover a gross amount with the
         -- discount in discount_amounts is opt-in
         l.amount_minor - coalesce(l.discount_amount_minor, 0) as net_minor,
-        cast(date_diff('second', l.period_start, l.period_end) as double) as line_seconds,
-        -- what the invoice's (first) discount may take off a period at most, in the invoice's currency: all
-        -- of it (100%), or its amount_off (its own or from its currency_options); the line's discount_amounts
-        -- stop at the line's amount, so they cannot say whether the coupon also covers a higher price the
-        -- subscription moved to within the period (an upgrade's prorations are billed apart)
-        case when i.discount_duration in ('forever', 'repeating') then
-            case when i.discount_percent_off >= 100 then 1e15 else ca.amount_off_minor end
-        end as discount_capacity_minor,
+        -- the invoice's (first) discount and the line's times, read for the months to excuse only (discounted)
+        l.period_start as period_start_at,
+        l.period_end as period_end_at,
+        i.currency,
+        i.discount_coupon_id,
+        i.discount_duration,
+        i.discount_percent_off,
         i.discount_end_at,
         case when l.is_proration_credit then -1 else 1 end * pr.amount_per_interval
             as amount_per_interval,
@@ -119,19 +119,71 @@ lines as (
     inner join staging.stg_billing__invoices as i on i.invoice_id = l.invoice_id
     inner join staging.stg_billing__prices as p on p.price_id = l.price_id
     inner join priced as pr on pr.row_id = l.line_id
-    left join marts.coupon_amounts as ca
-        on ca.coupon_id = i.discount_coupon_id and upper(ca.currency) = upper(i.currency)
     where (i.status = 'paid' or (l.is_proration and i.status not in ('draft', 'void')))
       and coalesce(p.usage_type, 'licensed') = 'licensed'
       and coalesce(p.price_type, 'recurring') = 'recurring'
 ),
+invoiced as (
+    -- what the paid invoices say each subscription is worth a month on each month's read day, for the
+    -- months they settle: before the subscription ended, and closed by a later invoice (a change credited
+    -- on the next invoice is not known before it)
+    select
+        l.subscription_id,
+        m.month,
+        m.read_day,
+        sum(l.amount_per_interval / l.months_per_period) as invoiced_minor,
+        max(case when l.is_proration then 0 else l.amount_minor end) as charged,
+        sum(case when l.is_proration and not l.is_proration_credit and l.net_minor > 0 then 1 else 0 end)
+            as charged_prorations
+    from lines as l
+    inner join marts.dim_month as m
+        on m.read_day >= l.period_start and m.read_day < l.period_end
+    left join subs as s on s.subscription_id = l.subscription_id
+    inner join last_invoice as li on li.subscription_id = l.subscription_id
+    where (s.ended_day is null or s.ended_day > m.read_day)
+      and li.last_invoiced_day > m.read_day
+    group by l.subscription_id, m.month, m.read_day
+),
+recorded as (
+    -- what the revenue history has on those read days
+    select
+        i.subscription_id,
+        i.month,
+        i.read_day,
+        i.invoiced_minor,
+        i.charged_prorations,
+        coalesce(sum(p.mrr), 0) as mrr,
+        coalesce(sum(p.list_mrr), 0) as list_mrr,
+        max(p.fx_rate) as fx_rate,
+        max(p.currency) as currency,
+        max(case when p.is_delinquent then 1 else 0 end) as delinquent
+    from invoiced as i
+    left join marts.subscription_periods as p
+        on p.subscription_id = i.subscription_id
+        and p.start_date <= i.read_day
+        and (p.end_date is null or p.end_date > i.read_day)
+    where i.charged > 0
+    group by i.subscription_id, i.month, i.read_day, i.invoiced_minor, i.charged_prorations
+),
+to_excuse as (
+    -- the months the history has at MRR 0 with a list price: only the discounts can make those right (below),
+    -- so only their subscriptions' discounts are looked up. Every other month's outcome does not depend on
+    -- them (MRR > 0, or MRR and list MRR both 0, or delinquent), which saves reading every line's discounts
+    select subscription_id, month, read_day
+    from recorded
+    where delinquent = 0 and mrr = 0 and list_mrr <> 0
+),
+excused_lines as (
+    -- the lines of their subscriptions: discounted sums the same line-months as invoiced does for those months
+    select * from lines where subscription_id in (select subscription_id from to_excuse)
+),
 named_discounts as (
     -- each discount a line names by id in its discount_amounts (every discount applied to the line: its own
     -- and its share of the invoice's; a proration lists the subscription's at 0, its amount being net of
-    -- them), and what it took off the line
+    -- them), and what it took off the line; for the items of the months to excuse (every line of such an item)
     select
         l.line_id,
-        coalesce(l.subscription_item_id, l.line_id) as item_key,
+        l.item_key,
         cast(l.period_start as date) as period_start,
         cast(l.period_end as date) as period_end,
         coalesce(json_extract_string(l.discount_amounts, '$[' || cast(p.position as varchar) || '].discount.id'),
@@ -144,12 +196,13 @@ named_discounts as (
     from (
         -- most lines name none: left out before the join to the positions, which reads each list once per
         -- position; and the lines of draft and void invoices
-        select l.line_id, l.subscription_item_id, l.period_start, l.period_end, l.discount_amounts, l.amount_minor,
-               i.currency
+        select l.line_id, coalesce(l.subscription_item_id, l.line_id) as item_key, l.period_start, l.period_end,
+               l.discount_amounts, l.amount_minor, i.currency
         from staging.stg_billing__invoice_lines as l
         inner join staging.stg_billing__invoices as i on i.invoice_id = l.invoice_id
         where l.discount_amounts is not null and cast(l.discount_amounts as varchar) <> '[]'
           and i.status not in ('draft', 'void')
+          and coalesce(l.subscription_item_id, l.line_id) in (select item_key from excused_lines)
     ) as l
     -- Stripe allows at most 20 discounts on an object
     inner join marts.dim_position as p
@@ -191,72 +244,70 @@ items_named as (
     inner join marts.dim_month as m
         on m.read_day >= n.period_start and m.read_day < n.period_end
 ),
-invoiced as (
-    -- what the paid invoices say each subscription is worth a month on each month's read day, for the
-    -- months they settle: before the subscription ended, and closed by a later invoice (a change credited
-    -- on the next invoice is not known before it)
+discounted as (
+    -- for the months to excuse, over the same lines as invoiced: what the discounts in force on the read day
+    -- took off the paid (not proration) lines, a month: summed, as Stripe spreads one coupon over a
+    -- subscription's lines. A line its discounts took to 0 counts whole while one in force would take it all
+    -- alone: Stripe applies a line's discounts one after the other, so a once coupon applied first leaves less
+    -- (or nothing) for a forever 100% one
     select
         l.subscription_id,
         m.month,
-        m.read_day,
-        sum(l.amount_per_interval / l.months_per_period) as invoiced_minor,
-        max(case when l.is_proration then 0 else l.amount_minor end) as charged,
-        -- what the discounts in force on the read day took off the paid (not proration) lines, a month:
-        -- summed, as Stripe spreads one coupon over a subscription's lines. A line its discounts took to 0
-        -- counts whole while one in force would take it all alone: Stripe applies a line's discounts one after
-        -- the other, so a once coupon applied first leaves less (or nothing) for a forever 100% one
         sum(case when l.is_proration then 0
                  when l.net_minor <= 0 and f.covers_line = 1 then l.amount_minor / l.months_per_period
                  else coalesce(f.discount_minor, 0) / l.months_per_period end)
             as discount_minor,
+        -- what the invoice's (first) discount may take off a period at most, in the invoice's currency: all
+        -- of it (100%), or its amount_off (its own or from its currency_options); the line's discount_amounts
+        -- stop at the line's amount, so they cannot say whether the coupon also covers a higher price the
+        -- subscription moved to within the period (an upgrade's prorations are billed apart)
         max(case when not l.is_proration and (l.discount_end_at is null or cast(l.discount_end_at as date) > m.read_day)
-                 then l.discount_capacity_minor / l.months_per_period end) as discount_capacity_minor,
+                 then case when l.discount_duration in ('forever', 'repeating') then
+                          case when l.discount_percent_off >= 100 then 1e15 else ca.amount_off_minor end
+                      end / l.months_per_period end) as discount_capacity_minor,
         -- the list price a month of the proration charges the discounts took to 0, though at price x
         -- quantity their part of the period (an average month is 2,629,746 s) is worth enough that a
         -- discount leaving more than the tolerance would have left at least half a minor unit, and while a
-        -- discount of their item is still in force (when a line of the item names any); and how many proration charges charged something. A
+        -- discount of their item is still in force (when a line of the item names any). A
         -- proration-only invoice lists no discount of its own, so a free charge is the only evidence it keeps
         -- that the discounts cover the new price: of that item's price, not of the others'
         sum(case when l.is_proration and not l.is_proration_credit and l.amount_per_interval > 0
                       and l.net_minor <= 0 and (fi.item_key is not null or nm.item_key is null)
-                      and l.amount_per_interval * l.line_seconds / (l.months_per_period * 2629746.0)
+                      and l.amount_per_interval * cast(date_diff('second', l.period_start_at, l.period_end_at) as double)
+                          / (l.months_per_period * 2629746.0)
                           * {tolerance} >= 0.5
-                 then l.amount_per_interval / l.months_per_period else 0 end) as free_list_minor,
-        sum(case when l.is_proration and not l.is_proration_credit and l.net_minor > 0 then 1 else 0 end)
-            as charged_prorations
-    from lines as l
+                 then l.amount_per_interval / l.months_per_period else 0 end) as free_list_minor
+    from excused_lines as l
+    inner join to_excuse as e on e.subscription_id = l.subscription_id
     inner join marts.dim_month as m
-        on m.read_day >= l.period_start and m.read_day < l.period_end
+        on m.month = e.month and m.read_day >= l.period_start and m.read_day < l.period_end
     left join discounts_in_force as f on f.line_id = l.line_id and f.read_day = m.read_day
     left join items_in_force as fi on fi.item_key = l.item_key and fi.read_day = m.read_day
     left join items_named as nm on nm.item_key = l.item_key and nm.read_day = m.read_day
+    left join marts.coupon_amounts as ca
+        on ca.coupon_id = l.discount_coupon_id and upper(ca.currency) = upper(l.currency)
     left join subs as s on s.subscription_id = l.subscription_id
     inner join last_invoice as li on li.subscription_id = l.subscription_id
-    where (s.ended_at is null or cast(s.ended_at as date) > m.read_day)
-      and cast(li.last_invoiced_at as date) > m.read_day
-    group by l.subscription_id, m.month, m.read_day
+    where (s.ended_day is null or s.ended_day > m.read_day)
+      and li.last_invoiced_day > m.read_day
+    group by l.subscription_id, m.month
 ),
 compared as (
     select
-        i.subscription_id,
-        i.month,
-        i.invoiced_minor,
-        i.discount_minor,
-        i.discount_capacity_minor,
-        case when i.charged_prorations = 0 then i.free_list_minor else 0 end as free_list_minor,
-        coalesce(sum(p.mrr), 0) as mrr,
-        coalesce(sum(p.list_mrr), 0) as list_mrr,
-        max(p.fx_rate) as fx_rate,
-        max(p.currency) as currency,
-        max(case when p.is_delinquent then 1 else 0 end) as delinquent
-    from invoiced as i
-    left join marts.subscription_periods as p
-        on p.subscription_id = i.subscription_id
-        and p.start_date <= i.read_day
-        and (p.end_date is null or p.end_date > i.read_day)
-    where i.charged > 0
-    group by i.subscription_id, i.month, i.invoiced_minor, i.discount_minor, i.discount_capacity_minor,
-             i.free_list_minor, i.charged_prorations
+        r.subscription_id,
+        r.month,
+        r.invoiced_minor,
+        d.discount_minor,
+        d.discount_capacity_minor,
+        -- the free charges count when no proration charge covering the read day charged anything
+        case when r.charged_prorations = 0 then d.free_list_minor else 0 end as free_list_minor,
+        r.mrr,
+        r.list_mrr,
+        r.fx_rate,
+        r.currency,
+        r.delinquent
+    from recorded as r
+    left join discounted as d on d.subscription_id = r.subscription_id and d.month = r.month
 ),
 unknown_changes as (
     -- a subscription the event ledger never mentions whose items today (subscriptions list) differ from
@@ -312,17 +363,26 @@ unknown_before_ledger as (
         cast(h.seats as decimal(18, 2)) as expected,
         cast(coalesce(f.prev_seats, f.seats) as decimal(18, 2)) as found
     from (
+        -- the previous attributes read for each subscription's first state only
         select
-            s.subscription_id,
-            s.plan,
-            s.seats,
-            json_extract_string(e.previous_attributes, '$.items.data[0].price.metadata.plan_tier') as prev_plan,
-            cast(json_extract_string(e.previous_attributes, '$.items.data[0].quantity') as bigint) as prev_seats,
-            json_extract_string(e.previous_attributes, '$.items') is not null as items_changed,
-            row_number() over (partition by s.subscription_id order by s.changed_at) as rn
-        from marts.subscription_states as s
-        inner join staging.stg_billing__events as e on e.event_id = s.event_id
-        where s.source = 'events'
+            subscription_id,
+            plan,
+            seats,
+            json_extract_string(previous_attributes, '$.items.data[0].price.metadata.plan_tier') as prev_plan,
+            cast(json_extract_string(previous_attributes, '$.items.data[0].quantity') as bigint) as prev_seats,
+            json_extract_string(previous_attributes, '$.items') is not null as items_changed,
+            rn
+        from (
+            select
+                s.subscription_id,
+                s.plan,
+                s.seats,
+                e.previous_attributes,
+                row_number() over (partition by s.subscription_id order by s.changed_at) as rn
+            from marts.subscription_states as s
+            inner join staging.stg_billing__events as e on e.event_id = s.event_id
+            where s.source = 'events'
+        ) as ranked
     ) as f
     inner join (
         select subscription_id, plan, seats,
