@@ -14,10 +14,10 @@ from cs_kpis_tests.conftest import TEST_ENV, ProjectEnv
 
 
 def build_tiny_company(
-    root: Path, select: Callable[[dg.AssetKey], bool]
+    root: Path, select: Callable[[dg.AssetKey], bool], *, checks: bool = True
 ) -> tuple[ProjectEnv, dg.ExecuteInProcessResult]:
-    """Generate the tiny company into ``root`` and materialize the assets ``select`` keeps; the run must
-    succeed (its failed steps are named otherwise)."""
+    """Generate the tiny company into ``root`` and materialize the assets ``select`` keeps, with their asset
+    checks unless ``checks`` is false; the run must succeed (its failed steps are named otherwise)."""
     paths = {name: root / relative for name, relative in TEST_ENV.items()}
     env = ProjectEnv(*paths.values())
     with pytest.MonkeyPatch.context() as mp:
@@ -36,8 +36,14 @@ def build_tiny_company(
 
         defs = load_defs()
         keys = [k for k in defs.resolve_all_asset_keys() if select(k)]
-        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            asset_selection=keys, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
-        )
+        job = defs.resolve_implicit_global_asset_job_def()
+        if checks:
+            result = job.execute_in_process(
+                asset_selection=keys, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+            )
+        else:
+            result = job.get_subset(asset_selection=set(keys), asset_check_selection=set()).execute_in_process(
+                instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+            )
     assert result.success, [e.message for e in result.all_events if e.is_step_failure]
     return env, result

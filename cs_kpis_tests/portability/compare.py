@@ -2,6 +2,14 @@
 
 Sorted rows; decimals exact; doubles within 1e-9 (relative or absolute); dates and timestamps as ISO strings
 (timestamps in UTC); JSON text compared parsed; lists and structs element by element.
+
+:func:`normalise`, :func:`_key` and :func:`same` say what is compared, value by value. :func:`rows` and
+:func:`differences` apply them column by column, with the per-value dispatch done once per column where the
+Arrow type fixes the Python type of every value, and skip :func:`same` for a pair of rows that are equal as
+Python lists (an equal pair is the same by :func:`same`, value by value; the JSON constants are parsed into
+fresh objects so that no NaN is ever shared between the two sides). The results are the per-value definition's
+(``test_compare.py`` checks the column paths against :func:`normalise` and :func:`_key`); only the time differs:
+the tiny company's 46,851 product events took 13 s in Python to compare before.
 """
 
 import datetime as dt
@@ -10,15 +18,34 @@ import math
 from decimal import Decimal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 TOL = 1e-9
+
+# json.dumps(v, sort_keys=True, default=str) runs exactly this encoder's encode (json/__init__.py); made once
+_DUMPS = json.JSONEncoder(sort_keys=True, default=str).encode
+# and what that encode returns for a str (json/encoder.py: ensure_ascii is on)
+_ASCII = json.encoder.encode_basestring_ascii
+# every text _json parses holds one of these (it starts with { or [ once stripped, or is null, true or false)
+_MAY_BE_JSON = r"[\[{]|null|true|false"
+
+
+def _constant(name: str) -> float:
+    # json.loads returns one module-level NaN object for every "NaN": a fresh float each time, so that no
+    # NaN is shared by the two sides (list equality takes an object as equal to itself; same() never does)
+    return float(name)
+
+
+# json.loads(text, parse_constant=_constant) is this decoder's decode, but for its refusal of a leading BOM,
+# which no text _json parses has (it starts with { or [, or is null, true or false)
+_LOADS = json.JSONDecoder(parse_constant=_constant).decode
 
 
 def _json(value: str):
     text = value.strip()
     if text[:1] in ("{", "[") or text in ("null", "true", "false"):
         try:
-            return ("json", json.loads(text))
+            return ("json", _LOADS(text))
         except ValueError:
             pass
     return value
@@ -42,10 +69,58 @@ def normalise(value):
     return value
 
 
+def _isoformat(value):
+    return None if value is None else value.isoformat()
+
+
+def _is_exact_number(t: pa.DataType) -> bool:
+    """Python int or Decimal values"""
+    return pa.types.is_integer(t) or pa.types.is_decimal(t)
+
+
+def _is_float(t: pa.DataType) -> bool:
+    """Python float values (half floats come as numpy's)"""
+    return pa.types.is_float32(t) or pa.types.is_float64(t)
+
+
+def _column(col: pa.ChunkedArray) -> list:
+    """``[normalise(v) for v in col.to_pylist()]``, with the dispatch done once for the column's Arrow type."""
+    t = col.type
+    if _is_exact_number(t) or _is_float(t) or pa.types.is_boolean(t):
+        return col.to_pylist()  # int, float, bool, Decimal or None: normalise returns them as they are
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        values = col.to_pylist()
+        may_be_json = pc.match_substring_regex(col, _MAY_BE_JSON)
+        if not pc.any(may_be_json).as_py():
+            return values  # _json returns each of them as it is
+        return [_json(v) if m else v for v, m in zip(values, may_be_json.to_pylist(), strict=True)]
+    if pa.types.is_date(t):
+        return [_isoformat(v) for v in col.to_pylist()]
+    if pa.types.is_timestamp(t) and t.unit in ("s", "ms", "us"):  # datetime.datetime values (ns: pandas')
+        if t.tz is not None:  # the same instants as naive UTC datetimes: astimezone(UTC) without the zone
+            col = col.cast(pa.timestamp(t.unit))
+        return [_isoformat(v) for v in col.to_pylist()]
+    return [normalise(v) for v in col.to_pylist()]
+
+
+def _column_keys(values: list, t: pa.DataType) -> list:
+    """``[_key(v) for v in values]`` (the values of :func:`_column` for Arrow type ``t``)."""
+    if _is_exact_number(t):
+        return [(0, "") if v is None else (1, f"{float(v):+.6e}") for v in values]
+    if _is_float(t):
+        return [(0, "") if v is None else (1, "nan") if math.isnan(v) else (1, f"{v:+.6e}") for v in values]
+    return [(2, _ASCII(v)) if type(v) is str else _key(v) for v in values]
+
+
 def rows(table: pa.Table) -> list[list]:
-    """Normalised rows, sorted."""
-    out = [[normalise(v) for v in row.values()] for row in table.to_pylist()]
-    return sorted(out, key=_sort_key)
+    """Normalised rows, sorted (stably, by :func:`_sort_key`)."""
+    columns = [_column(c) for c in table.columns]
+    if not columns:
+        return [[] for _ in range(table.num_rows)]
+    keys = list(zip(*(_column_keys(v, c.type) for v, c in zip(columns, table.columns, strict=True))))
+    out = [list(r) for r in zip(*columns)]
+    # a tuple of per-value keys orders as _sort_key's list of them; sorting positions by key is as stable
+    return [out[i] for i in sorted(range(len(out)), key=keys.__getitem__)]
 
 
 def _sort_key(row):
@@ -53,13 +128,15 @@ def _sort_key(row):
 
 
 def _key(v):
+    if type(v) is str:
+        return (2, _ASCII(v))
     if v is None:
         return (0, "")
     if isinstance(v, bool):
         return (1, str(v))
     if isinstance(v, int | float | Decimal):
         return (1, f"{float(v):+.6e}") if not (isinstance(v, float) and math.isnan(v)) else (1, "nan")
-    return (2, json.dumps(v, sort_keys=True, default=str))
+    return (2, _DUMPS(v))
 
 
 def same(a, b) -> bool:
@@ -91,6 +168,8 @@ def differences(duck: pa.Table, spark: pa.Table, limit: int = 5) -> list[str]:
     out = []
     names = duck.column_names
     for i, (a, b) in enumerate(zip(rows(duck), rows(spark), strict=True)):
+        if a == b:  # equal values (no NaN is shared: _constant) are the same by same(), each of them
+            continue
         cols = [n for n, x, y in zip(names, a, b, strict=True) if not same(x, y)]
         if cols:
             out.append(f"sorted row {i}: " + "; ".join(

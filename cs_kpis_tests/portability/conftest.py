@@ -13,11 +13,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from cs_kpis.lib.engine import ensure_lake, register, spark_session
+from cs_kpis.lib.engine import ENV_SPARK_DRIVER_JAVA_OPTIONS, ensure_lake, register_many, spark_session
 from cs_kpis.lib.portable import tables_read
 from cs_kpis_tests.tiny_build import build_tiny_company
 
 SPARK_REMOTE = "local[2]"
+TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+"""The test JVM's flags: it lives a few minutes over tiny data, and with the JVM's defaults spent much of its
+CPU compiling Spark's own code a second time (C2) and in G1's concurrent threads: with the JIT's first tier only
+and the serial collector, its CPU for the same work fell by about a quarter (BENCHMARKS.md, session 28). They
+change how the JVM runs Spark's code, not Spark's settings, plans or rows."""
 INPUT_SCHEMAS = ("raw", "staging", "marts", "kpis")
 
 
@@ -26,9 +31,13 @@ def tiny_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny simulator company built by Dagster through raw, staging, marts and kpis (not alerts, reports).
 
     The recipe of cs_kpis_tests/tiny_build.py (as staging's ``tiny_company``), with the later layers too: the
-    SQL models of every layer read their inputs from it.
+    SQL models of every layer read their inputs from it. Without the asset checks (182 of them; about 11 of
+    the build's 38 CPU s, measured loaded): they write only their own bookkeeping (``kpis._build_checks``,
+    ``staging._build_loads.grain_checked``), which no model reads; every other table's rows are those of a
+    build with them (compared, session 28), and the checks run in the staging package's and the run's tests.
     """
-    env, _ = build_tiny_company(tmp_path_factory.mktemp("tiny_warehouse"), lambda k: k.path[0] in INPUT_SCHEMAS)
+    env, _ = build_tiny_company(tmp_path_factory.mktemp("tiny_warehouse"), lambda k: k.path[0] in INPUT_SCHEMAS,
+                                checks=False)
     return env.warehouse
 
 
@@ -55,8 +64,12 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
         pytest.skip(f"pyspark is not installed ({e}); `pip install -e '.[dev,spark]'` (make venv) installs it")
     # the engine's own session (cs_kpis/lib/engine.py): a local server on a free port, not pyspark's fixed
     # 15002, so parallel test runs on one machine do not collide
-    # with the engine's own settings (SPARK_RUNTIME_CONF), as `make run ENGINE=spark` runs: no test-only tuning
-    session = spark_session(SPARK_REMOTE, ensure_lake(tmp_path_factory.mktemp("spark")))
+    # with the engine's own settings (SPARK_RUNTIME_CONF), as `make run ENGINE=spark` runs: no test-only Spark
+    # setting. Only the JVM's own flags are the tests' (TEST_JVM_OPTIONS), unless the environment sets them
+    with pytest.MonkeyPatch.context() as mp:
+        if not os.environ.get(ENV_SPARK_DRIVER_JAVA_OPTIONS, "").strip():
+            mp.setenv(ENV_SPARK_DRIVER_JAVA_OPTIONS, TEST_JVM_OPTIONS)
+        session = spark_session(SPARK_REMOTE, ensure_lake(tmp_path_factory.mktemp("spark")))
     yield session
     session.stop()
 
@@ -89,8 +102,7 @@ def parquet_inputs(tiny_warehouse, tmp_path_factory) -> dict[tuple[str, str], Pa
 def spark_tables(spark, parquet_inputs):
     """The Parquet inputs as Spark tables under the same ``schema.table`` names."""
     # replaced if there: an end-to-end build on the same session may have registered its own tables
-    for (schema, table), path in parquet_inputs.items():
-        register(spark, schema, table, path)
+    register_many(spark, parquet_inputs)
     return parquet_inputs
 
 

@@ -1,6 +1,7 @@
 """Which engine the SQL models run on: the company config's ``engine`` section, overridden by the environment,
 validated; and the lake folder guard. No Spark here (cheap)."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,78 @@ def test_the_url_shown_in_metadata_has_no_token():
 
     assert redacted("sc://h:443/;use_ssl=true;token=dapi123") == "sc://h:443/"
     assert redacted("local[2]") == "local[2]"
+
+
+class _FakeServer:
+    """What engine._start_local calls on pyspark's Connect session class, recorded (no JVM)."""
+
+    def __init__(self):
+        self.opts = None
+
+        class Builder:
+            def remote(self, url):
+                return self
+
+            def getOrCreate(self):
+                return "session"
+
+        self.builder = Builder()
+
+    def _start_connect_server(self, master, opts):
+        self.opts = dict(opts)
+
+
+@pytest.mark.parametrize("flags", ["", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"])
+def test_the_local_servers_jvm_flags_come_from_the_environment_only(flags, monkeypatch, tmp_path):
+    from cs_kpis.lib import engine
+
+    # _start_local sets variables for the server it starts (SPARK_CONNECT_MODE_ENABLED...): a copy takes them
+    monkeypatch.setattr(os, "environ", {**os.environ, engine.ENV_SPARK_DRIVER_JAVA_OPTIONS: flags})
+    server = _FakeServer()
+    assert engine._start_local(server, "local[2]", tmp_path) == "session"
+    assert server.opts.get("spark.driver.extraJavaOptions") == (flags or None)
+    assert server.opts["spark.driver.memory"] == "3g"
+
+
+class _FakeCatalogTable:
+    def __init__(self, name, temporary=False):
+        self.name, self.isTemporary = name, temporary
+
+
+class _FakeSpark:
+    """Records the statements; its catalog lists ``there`` (schema -> table names) and a temporary view."""
+
+    def __init__(self, there):
+        self.statements, self.there = [], there
+        outer = self
+
+        class Catalog:
+            def listTables(self, schema):
+                return [_FakeCatalogTable(t) for t in outer.there.get(schema, [])] + [
+                    _FakeCatalogTable("cte_step", temporary=True)]
+
+        self.catalog = Catalog()
+
+    def sql(self, statement):
+        self.statements.append(statement)
+
+
+def test_register_many_creates_each_database_once_and_drops_only_what_is_there(monkeypatch, tmp_path):
+    """The statements of register() for each table, less the repeated ones: each database created once, a
+    relation dropped only where the catalog holds one (a table or a view: drop_relation), then each table."""
+    from cs_kpis.lib import engine
+
+    monkeypatch.setattr(engine, "declared_columns", lambda path: "")  # the files' schemas: not read here
+    paths = {(s, t): tmp_path / f"{s}-{t}.parquet" for s, t in
+             [("raw", "a"), ("raw", "b"), ("marts", "c"), ("raw", "cte_step")]}
+    spark = _FakeSpark({"raw": ["b"], "marts": []})
+    engine.register_many(spark, paths)
+    assert spark.statements == [
+        "create database if not exists marts",
+        "create database if not exists raw",
+        f"create table raw.a using parquet location '{paths[('raw', 'a')]}'",
+        "drop table if exists raw.b",
+        f"create table raw.b using parquet location '{paths[('raw', 'b')]}'",
+        f"create table marts.c using parquet location '{paths[('marts', 'c')]}'",
+        f"create table raw.cte_step using parquet location '{paths[('raw', 'cte_step')]}'",
+    ]

@@ -48,12 +48,27 @@ def lake_pair(tmp_path_factory: pytest.TempPathFactory):
         return load_both(root, landing, systems=SYSTEMS)
 
 
+@pytest.fixture(scope="module")
+def lake_raw(lake_pair, spark):
+    """Registers ``raw.<table>`` from the lake (``engine.register_lake_raw``) once per module and returns what
+    that first registration returned: the raw tests and the staging models read the same lake, so registering
+    a table again for each model only repeated the same statements (each a round trip to the Spark server)."""
+    registered: dict[str, bool] = {}
+
+    def register(table: str) -> bool:
+        if table not in registered:
+            registered[table] = engine.register_lake_raw(spark, lake_pair.lake, table)
+        return registered[table]
+
+    return register
+
+
 def test_the_chosen_models_exist() -> None:
     assert sorted(m.name for m in MODELS) == sorted(CHOSEN)
 
 
 @pytest.mark.parametrize("table", RAW_TABLES)
-def test_raw_table_on_spark_from_the_lake_equals_the_duckdb_destination(table, lake_pair, spark) -> None:
+def test_raw_table_on_spark_from_the_lake_equals_the_duckdb_destination(table, lake_pair, lake_raw, spark) -> None:
     """Spark's raw.<table> (dlt's appended files merged on read) against dlt's own merge into DuckDB."""
     with duckdb.connect(str(lake_pair.duckdb_warehouse), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
@@ -62,7 +77,7 @@ def test_raw_table_on_spark_from_the_lake_equals_the_duckdb_destination(table, l
             "order by ordinal_position", [table]).fetchall() if c not in NOT_COMPARED]
         sql = f"select {', '.join(columns)} from raw.{table}"
         duck = con.sql(sql).to_arrow_table()
-    assert engine.register_lake_raw(spark, lake_pair.lake, table)
+    assert lake_raw(table)
     got = spark.sql(to_spark(sql)).toArrow()
     if table != "crm__account_history":  # the landing_builder company has no field history
         assert duck.num_rows > 0, f"raw.{table} is empty: the comparison would prove nothing"
@@ -93,14 +108,14 @@ def _every_load_current(model, warehouse, spark, tmp_path):
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
-def test_staging_model_on_spark_from_the_lake_equals_duckdb_from_its_destination(model, lake_pair, spark,
+def test_staging_model_on_spark_from_the_lake_equals_duckdb_from_its_destination(model, lake_pair, lake_raw, spark,
                                                                                   tmp_path) -> None:
     sql = render_sql(model.sql, where=f"model {model.table}")
     for schema, table in tables_read(sql):
         if model.by_load and f"{schema}.{table}" == load_builds.CONTROL_TABLE:
             continue
         assert schema == "raw"
-        assert engine.register_lake_raw(spark, lake_pair.lake, table), f"raw.{table} is not in the lake"
+        assert lake_raw(table), f"raw.{table} is not in the lake"
         assert ("raw", table) in engine.LAKE_REGISTERED
     warehouse = lake_pair.duckdb_warehouse
     if model.by_load:
