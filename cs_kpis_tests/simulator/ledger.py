@@ -13,6 +13,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
 
+import orjson
+
 MONTHS = {("month", 1): 1, ("month", 3): 3, ("year", 1): 12}
 DELINQUENT_DAYS = 30
 
@@ -94,12 +96,12 @@ def discount_objects(landing: Path) -> dict[str, dict]:
                 out[d["id"]] = d
 
     for p in sorted((landing / "billing" / "subscriptions").glob("*/part-*.json")):
-        for s in json.loads(p.read_text())["data"]:
+        for s in orjson.loads(p.read_bytes())["data"]:
             keep(s.get("discounts"))
             for it in s["items"]["data"]:
                 keep(it.get("discounts"))
     for p in sorted((landing / "billing" / "invoices").glob("*/part-*.json")):
-        for i in json.loads(p.read_text())["data"]:
+        for i in orjson.loads(p.read_bytes())["data"]:
             keep(i.get("discounts"))
             for line in i["lines"]["data"]:
                 keep(line.get("discounts"))
@@ -126,21 +128,21 @@ def month_end_mrr(landing: Path) -> dict[tuple[str, str], Decimal]:
             rates[(r["currency"].lower(), dt.date.fromisoformat(r["date"]))] = Fraction(r["rate"])
     account_of = {}
     for p in sorted((landing / "billing" / "customers").glob("*/part-*.json")):
-        for c in json.loads(p.read_text())["data"]:
+        for c in orjson.loads(p.read_bytes())["data"]:
             account_of[c["id"]] = c["metadata"].get("salesforce_account_id")
     tiers = {}
     for p in sorted((landing / "billing" / "prices").glob("*/part-*.json")):
-        for pr in json.loads(p.read_text())["data"]:
+        for pr in orjson.loads(p.read_bytes())["data"]:
             if pr.get("tiers"):
                 tiers[pr["id"]] = pr["tiers"]
     options = {}  # coupon id -> its currency_options (GET /v1/coupons?expand[]=data.currency_options)
     for p in sorted((landing / "billing" / "coupons").glob("*/part-*.json")):
-        for c in json.loads(p.read_text())["data"]:
+        for c in orjson.loads(p.read_bytes())["data"]:
             options[c["id"]] = c.get("currency_options") or {}
     known = discount_objects(landing)
     versions = defaultdict(list)
     for p in sorted((landing / "billing" / "events").glob("*/part-*.json")):
-        for e in json.loads(p.read_text())["data"]:
+        for e in orjson.loads(p.read_bytes())["data"]:
             if e["type"].startswith("customer.subscription."):
                 versions[e["data"]["object"]["id"]].append(
                     ((e["created"], TYPE_ORDER.get(e["type"], 1)), resolved(e["data"]["object"], known)))
