@@ -1,7 +1,7 @@
 """Fixtures for source tests: a warehouse, a dlt pipelines_dir and a landing folder, all in tmp_path."""
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,33 +44,49 @@ class Loader:
         _, totals = run_until_caught_up(pipeline, source)
         return totals
 
-    def staging_rows(self, model: Any) -> int:
-        """The staging ``model`` built on the raw tables loaded (as a run builds it: a model built by raw load
-        reads the loads its build planned), and its rows. A model reading a column that does not exist raises."""
+    def staging_rows_of(self, models: Iterable[Any]) -> dict[str, int]:
+        """Each staging model of ``models`` built in turn on the raw tables loaded (as a run builds it: a model
+        built by raw load reads the loads its build planned), and its rows: model name -> rows. A model reading a
+        column that does not exist raises. One connection for them all: opening and closing the warehouse took
+        longer than building a staging model of the tiny company."""
         from cs_kpis.lib import sql as sqllib
 
+        out = {}
         with duckdb.connect(str(self.warehouse)) as con:
-            sqllib.build(con, model)
-            return con.execute(f"select count(*) from {model.table}").fetchone()[0]
+            for model in models:
+                sqllib.build(con, model)
+                out[model.name] = con.execute(f"select count(*) from {model.table}").fetchone()[0]
+        return out
 
     def query(self, sql: str) -> list[tuple]:
         with duckdb.connect(str(self.warehouse), read_only=True) as con:
             return con.execute(sql).fetchall()
 
-    def table(self, name: str, *, drop_prefix: str = "_") -> list[tuple]:
-        """All rows of ``raw.<name>`` without dlt/lineage columns, sorted, for comparisons."""
+    def tables(self, names: Iterable[str] = (), *, like: str | None = None,
+               drop_prefix: str = "_") -> dict[str, list[tuple]]:
+        """All rows of each ``raw.<name>`` of ``names`` (or, with ``like``, of every raw table whose name matches
+        that LIKE pattern, escape character ``\\``) without dlt/lineage columns, sorted, for comparisons:
+        name -> rows. Read on one connection: opening the warehouse costs more than reading a tiny table (a
+        connection per table was a fifth of the bad-input corpus's time)."""
+        out = {}
         with duckdb.connect(str(self.warehouse), read_only=True) as con:
-            columns = [
-                c
-                for (c,) in con.execute(
-                    "select column_name from information_schema.columns where table_schema = 'raw' "
-                    "and table_name = ? order by column_name",
-                    [name],
-                ).fetchall()
-                if not c.startswith(drop_prefix)
-            ]
-            rows = con.execute(f"select {', '.join(columns)} from raw.{name}").fetchall()
-        return sorted(rows, key=repr)
+            if like is not None:
+                names = [n for (n,) in con.execute(
+                    "select table_name from information_schema.tables where table_schema = 'raw' "
+                    "and table_name like ? escape '\\'", [like]).fetchall()]
+            for name in names:
+                columns = [
+                    c
+                    for (c,) in con.execute(
+                        "select column_name from information_schema.columns where table_schema = 'raw' "
+                        "and table_name = ? order by column_name",
+                        [name],
+                    ).fetchall()
+                    if not c.startswith(drop_prefix)
+                ]
+                rows = con.execute(f"select {', '.join(columns)} from raw.{name}").fetchall()
+                out[name] = sorted(rows, key=repr)
+        return out
 
 
 @pytest.fixture(autouse=True)

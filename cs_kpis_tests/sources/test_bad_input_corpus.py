@@ -54,10 +54,7 @@ def _events() -> dict[str, list[Any]]:
 
 
 def _tables(loader: Loader, system: str) -> dict[str, list[tuple]]:
-    names = [n for (n,) in loader.query(
-        "select table_name from information_schema.tables where table_schema = 'raw' "
-        f"and table_name like '{system}\\_\\_%' escape '\\'")]
-    return {name: loader.table(name) for name in names}
+    return loader.tables(like=f"{system}\\_\\_%")
 
 
 def _load(tmp_path: Path, name: str, system: str, history: dict, events: dict) -> tuple[Loader, dict]:
