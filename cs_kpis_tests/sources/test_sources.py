@@ -1,6 +1,9 @@
 """The dlt sources against tiny landing folders: loads, reruns, increments, quarantine, schema changes."""
 
+import json
 import re
+import shutil
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -46,15 +49,46 @@ ENTITY_TABLES = {
 }
 
 
-@pytest.fixture
-def landing(tmp_path: Path) -> Path:
+SYSTEMS = ("crm", "billing", "support", "nps", "product")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    landing: Path
+    loader: Loader
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Loaded:
+    """The tiny company with ten product events a day, loaded by every source in turn (:data:`SYSTEMS`) into a
+    new warehouse, once for the module. The tests reading it open it read-only; a test that loads more works on
+    a copy (:func:`_copy`)."""
+    root = tmp_path_factory.mktemp("loaded")
     events = {day: tiny_events(day, i * 100, 10) for i, day in enumerate(DAYS)}
-    return write_landing(tmp_path / "landing", tiny_company(), events=events)
+    landing = write_landing(root / "landing", tiny_company(), events=events)
+    loader = Loader(root, root / "warehouse.duckdb")
+    with pytest.MonkeyPatch.context() as mp:  # what the autouse _no_telemetry does for each test
+        mp.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+        mp.setenv("DLT_DATA_DIR", str(root / "dlt_global"))
+        mp.delenv("DLT_PROJECT_DIR", raising=False)
+        for system in SYSTEMS:
+            loader.run(system, landing)
+    # every connection closed and checkpointed: the file alone is the warehouse, so a copy of it is too
+    assert not loader.warehouse.with_name(loader.warehouse.name + ".wal").exists()
+    return Loaded(landing, loader)
 
 
-def test_each_source_loads_the_expected_rows(loader: Loader, landing: Path) -> None:
-    for system in ("crm", "billing", "support", "nps", "product"):
-        loader.run(system, landing)
+def _copy(loaded: Loaded, tmp_path: Path) -> Loader:
+    """The loaded warehouse and the pipelines' dlt folder copied into ``tmp_path``, as its own loader would have
+    left them after loading the same landing."""
+    loader = Loader(tmp_path, tmp_path / "warehouse.duckdb")
+    shutil.copyfile(loaded.loader.warehouse, loader.warehouse)
+    shutil.copytree(loaded.loader.tmp_path / "dlt", tmp_path / "dlt")
+    return loader
+
+
+def test_each_source_loads_the_expected_rows(loaded: Loaded) -> None:
+    loader = loaded.loader
     count = {
         t: loader.query(f"select count(*) from raw.{t}")[0][0]
         for t in (
@@ -106,8 +140,9 @@ def test_each_source_loads_the_expected_rows(loader: Loader, landing: Path) -> N
     ]
 
 
-def test_accounts_keep_scd2_history_by_extract_day(loader: Loader, landing: Path) -> None:
-    loader.run("crm", landing)
+def test_accounts_keep_scd2_history_by_extract_day(loaded: Loaded) -> None:
+    # crm__accounts is crm's alone: the loads after crm's (the other systems') do not write it
+    loader = loaded.loader
     rows = loader.query(
         "select id, owner_id, segment__c, _dlt_valid_from::date::varchar, _dlt_valid_to::date::varchar "
         "from raw.crm__accounts order by id, _dlt_valid_from"
@@ -128,29 +163,40 @@ def test_accounts_keep_scd2_history_by_extract_day(loader: Loader, landing: Path
     assert as_of == [("Mid-Market",)]
 
 
-def test_rerun_loads_nothing_and_tables_stay_identical(loader: Loader, landing: Path) -> None:
+def test_rerun_loads_nothing_and_tables_stay_identical(loaded: Loaded, tmp_path: Path) -> None:
     tables = [t for ts in ENTITY_TABLES.values() for t in ts] + [
         "crm__accounts",
         "product__events",
         "_quarantine",
     ]
-    for system in ("crm", "billing", "support", "nps", "product"):
-        loader.run(system, landing)
+    loader = _copy(loaded, tmp_path)  # every system loaded once
     before = loader.tables(t for t in tables if t != "_quarantine")
-    for system in ("crm", "billing", "support", "nps", "product"):
-        totals = loader.run(system, landing)
+    for system in SYSTEMS:
+        totals = loader.run(system, loaded.landing)
         assert all(c.rows_read == 0 for c in totals.values()), (system, totals)
     assert loader.tables(before) == before
 
 
-def test_snapshot_then_increments_equals_one_final_snapshot(tmp_path: Path) -> None:
+def _without_product_events(landing: Path) -> dict[str, object]:
+    """Every file of a landing but the product events' (bytes), and its manifest without the counts: all that
+    the crm, billing, support and nps sources read."""
+    files: dict[str, object] = {str(p.relative_to(landing)): p.read_bytes() for p in sorted(landing.rglob("*"))
+                                if p.is_file() and p.name != "_manifest.json" and p.relative_to(landing).parts[0] != "product"}
+    files["_manifest.json"] = {k: v for k, v in json.loads((landing / "_manifest.json").read_text()).items()
+                               if k != "counts"}
+    return files
+
+
+def test_snapshot_then_increments_equals_one_final_snapshot(loaded: Loaded, tmp_path: Path) -> None:
     history = tiny_company()
-    incremental = make_loader(tmp_path, "incremental")
-    snapshot = make_loader(tmp_path, "snapshot")
+    # the increments: the tiny company's three extract days, loaded system by system by the module's warehouse,
+    # whose landing is this one with product events besides (which these systems do not read)
     inc_landing = write_landing(tmp_path / "inc_landing", history)
+    assert _without_product_events(loaded.landing) == _without_product_events(inc_landing)
+    incremental = loaded.loader
+    snapshot = make_loader(tmp_path, "snapshot")
     final_landing = write_landing(tmp_path / "final_landing", final_snapshot(history))
     for system in ENTITY_TABLES | {"crm": None}:
-        incremental.run(system, inc_landing)
         snapshot.run(system, final_landing)
     names = [table for tables in ENTITY_TABLES.values() for table in tables]
     incremental_tables, snapshot_tables = incremental.tables(names), snapshot.tables(names)
