@@ -3,12 +3,12 @@
 Sorted rows; decimals exact; doubles within 1e-9 (relative or absolute); dates and timestamps as ISO strings
 (timestamps in UTC); JSON text compared parsed; lists and structs element by element.
 
-:func:`normalise`, :func:`_key` and :func:`same` say what is compared, value by value. :func:`rows` and
+:func:`normalise`, :func:`value_key` and :func:`same` say what is compared, value by value. :func:`rows` and
 :func:`differences` apply them column by column, with the per-value dispatch done once per column where the
 Arrow type fixes the Python type of every value, and skip :func:`same` for a pair of rows that are equal as
 Python lists (an equal pair is the same by :func:`same`, value by value; the JSON constants are parsed into
 fresh objects so that no NaN is ever shared between the two sides). The results are the per-value definition's
-(``test_compare.py`` checks the column paths against :func:`normalise` and :func:`_key`); only the time differs:
+(``test_compare.py`` checks the column paths against :func:`normalise` and :func:`value_key`); only the time differs:
 the tiny company's 46,851 product events took 13 s in Python to compare before.
 """
 
@@ -104,30 +104,30 @@ def _column(col: pa.ChunkedArray) -> list:
 
 
 def _column_keys(values: list, t: pa.DataType) -> list:
-    """``[_key(v) for v in values]`` (the values of :func:`_column` for Arrow type ``t``)."""
+    """``[value_key(v) for v in values]`` (the values of :func:`_column` for Arrow type ``t``)."""
     if _is_exact_number(t):
         return [(0, "") if v is None else (1, f"{float(v):+.6e}") for v in values]
     if _is_float(t):
         return [(0, "") if v is None else (1, "nan") if math.isnan(v) else (1, f"{v:+.6e}") for v in values]
-    return [(2, _ASCII(v)) if type(v) is str else _key(v) for v in values]
+    return [(2, _ASCII(v)) if type(v) is str else value_key(v) for v in values]
 
 
 def rows(table: pa.Table) -> list[list]:
-    """Normalised rows, sorted (stably, by :func:`_sort_key`)."""
+    """Normalised rows, sorted (stably, by :func:`row_sort_key`)."""
     columns = [_column(c) for c in table.columns]
     if not columns:
         return [[] for _ in range(table.num_rows)]
     keys = list(zip(*(_column_keys(v, c.type) for v, c in zip(columns, table.columns, strict=True))))
     out = [list(r) for r in zip(*columns)]
-    # a tuple of per-value keys orders as _sort_key's list of them; sorting positions by key is as stable
+    # a tuple of per-value keys orders as row_sort_key's list of them; sorting positions by key is as stable
     return [out[i] for i in sorted(range(len(out)), key=keys.__getitem__)]
 
 
-def _sort_key(row):
-    return [_key(v) for v in row]
+def row_sort_key(row):
+    return [value_key(v) for v in row]
 
 
-def _key(v):
+def value_key(v):
     if type(v) is str:
         return (2, _ASCII(v))
     if v is None:

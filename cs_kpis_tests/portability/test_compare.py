@@ -58,12 +58,12 @@ def test_spark_tests_skip_with_a_reason_when_java_is_missing(monkeypatch, tmp_pa
 
 def test_the_column_by_column_rows_are_the_value_by_value_definition():
     """rows() normalises and orders column by column: the same rows, types and order as normalise() and
-    _sort_key() applied to each value of each row (as rows() did before), for every kind of column."""
+    row_sort_key() applied to each value of each row (as rows() did before), for every kind of column."""
     import json
     import math
     from zoneinfo import ZoneInfo
 
-    from cs_kpis_tests.portability.compare import _key, _sort_key, normalise, rows
+    from cs_kpis_tests.portability.compare import normalise, row_sort_key, rows, value_key
 
     paris = ZoneInfo("Europe/Paris")
     n = 8
@@ -93,12 +93,12 @@ def test_the_column_by_column_rows_are_the_value_by_value_definition():
         "bin": pa.array([b"\x00\xff", None, b"", b"a"] * 2, pa.binary()),
         "i8": pa.array([1, None, 1, 2, 1, 1, 0, 1], pa.int8()),
     })
-    want = sorted([[normalise(v) for v in row.values()] for row in table.to_pylist()], key=_sort_key)
+    want = sorted([[normalise(v) for v in row.values()] for row in table.to_pylist()], key=row_sort_key)
     got = rows(table)
     assert repr(got) == repr(want)
     # a str's key is json.dumps' text, as it was
     for text in ("plain é \"q\"", "", "\\", "\u2028", "{}"):
-        assert _key(text) == (2, json.dumps(text, sort_keys=True, default=str))
+        assert value_key(text) == (2, json.dumps(text, sort_keys=True, default=str))
 
 
 def test_nan_is_never_equal_to_nan_not_even_within_json_text():
