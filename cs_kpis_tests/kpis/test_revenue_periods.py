@@ -5,6 +5,7 @@ import pytest
 
 from cs_kpis.defs.kpis import checks_periods
 from cs_kpis.lib.checks import run_rule
+from cs_kpis.lib.portable import to_spark_steps
 from cs_kpis_tests.kpis.conftest import MOVEMENT_ACCOUNTS, MOVEMENT_CHANGES
 from cs_kpis_tests.kpis.periods import (
     MONTHLY_SHARED,
@@ -212,22 +213,30 @@ def test_ratio_columns_are_double(weeks):
     assert types["period_start"] == types["period_end"] == types["read_day"] == "DATE"
 
 
-# kpis.revenue_by_grain's trailing-year join reads only the rows that can pair, and the segments' first periods
-# come from segment_bridge (BENCHMARKS.md "Small steps of the nightly"); the reference joins every row and
-# reads the first periods from the account rows, as the model did before
-_PAIRING_ROWS = (
-    """    left join (select grain, cadence, account_id, period_index, mrr from account_periods
-               where mrr <> 0 and period_index > periods_per_year) as cur
-""",
-    "    left join account_periods as cur\n",
-)
-_LAST_PERIOD = (
-    """    inner join (select cadence, max(period_index) as last_index from periods group by cadence) as l
-        on l.cadence = base.cadence
-        and base.period_index + base.periods_per_year <= l.last_index
-""",
-    "",
-)
+# kpis.revenue_by_grain's trailing-year join reads only the rows that can pair, straight from kpis.mrr_periods and
+# kpis.mrr_monthly_parent (not from account_periods, which DuckDB would store whole: BENCHMARKS.md "revenue_by_grain
+# without the stored account periods"), and the segments' first periods come from segment_bridge (BENCHMARKS.md
+# "Small steps of the nightly"); the reference joins every account_periods row to every other and reads the first
+# periods from the account rows, as the model did before
+_TRAILING_YEAR = ("year_base as (", "segment_trailing_year as (")
+_EVERY_ROW_PAIRED = """trailing_year_accounts as (
+    select
+        base.grain,
+        base.cadence,
+        base.period_index + base.periods_per_year as period_index,
+        base.segment,
+        base.mrr as base_mrr,
+        coalesce(cur.mrr, 0) as cur_mrr
+    from account_periods as base
+    left join account_periods as cur
+        on cur.grain = base.grain
+        and cur.cadence = base.cadence
+        and cur.account_id = base.account_id
+        and cur.period_index = base.period_index + base.periods_per_year
+    where base.mrr > 0
+),
+
+"""
 _FIRST_PERIODS = (
     """        select grain, cadence, segment, min(period_index) as first_period_index
         from segment_bridge
@@ -236,23 +245,41 @@ _FIRST_PERIODS = (
         from account_periods
 """,
 )
+# the CTEs with a row per account and period (12.6 M rows on the large company)
+_ACCOUNT_ROWS = ("grain_periods", "account_periods", "year_base", "year_later", "trailing_year_accounts")
+
+
+def _revenue_by_grain_sql() -> str:
+    from cs_kpis.defs.kpis.assets import kpi_models
+    from cs_kpis.lib.sql import render_model
+
+    [model] = [m for m in kpi_models() if m.name == "revenue_by_grain"]
+    return render_model(model)
 
 
 def _revenue_by_grain_reference(sql: str) -> str:
-    for new, old in (_PAIRING_ROWS, _LAST_PERIOD, _FIRST_PERIODS):
-        assert sql.count(new) == 1
-        sql = sql.replace(new, old)
-    return sql
+    start, end = (sql.index(marker) for marker in _TRAILING_YEAR)
+    assert sql.count(_TRAILING_YEAR[0]) == sql.count(_TRAILING_YEAR[1]) == 1 and start < end
+    sql = sql[:start] + _EVERY_ROW_PAIRED + sql[end:]
+    new, old = _FIRST_PERIODS
+    assert sql.count(new) == 1
+    return sql.replace(new, old)
+
+
+def test_revenue_by_grain_reads_each_account_row_cte_at_one_place():
+    # DuckDB stores a CTE read at two places or more whole before reading it (on the large company account_periods
+    # read three times cost a third of the model's CPU and 2 GB of its peak memory); the steps to_spark_steps
+    # makes are the CTEs read at two places or more
+    steps, _ = to_spark_steps(_revenue_by_grain_sql(), "t")
+    read_twice = {view.removeprefix("t_") for view, _ in steps}
+    assert read_twice, "no CTE read twice: the count below would prove nothing"
+    assert not read_twice & set(_ACCOUNT_ROWS), sorted(read_twice)
 
 
 @pytest.mark.parametrize("fixture", ["movements", "weeks", "quarters"])
 def test_revenue_by_grain_equals_joining_every_row(request, fixture):
-    from cs_kpis.defs.kpis.assets import kpi_models
-    from cs_kpis.lib.sql import render_model
-
     con = request.getfixturevalue(fixture)
-    [model] = [m for m in kpi_models() if m.name == "revenue_by_grain"]
-    reference = _revenue_by_grain_reference(render_model(model))
+    reference = _revenue_by_grain_reference(_revenue_by_grain_sql())
     table = "select * from kpis.revenue_by_grain"
     assert con.execute(f"select count(*) from ({table}) as t where nrr_t12 is not null").fetchall()[0][0] >= (
         1 if fixture == "quarters" else 0)

@@ -115,30 +115,73 @@ segment_bridge as (
     group by grain, cadence, period_index, segment
 ),
 
+-- The trailing-year join reads kpis.mrr_periods and kpis.mrr_monthly_parent again rather than account_periods:
+-- DuckDB stores a CTE read at two places or more before its first reading (on the large company 12.6 M
+-- account-period rows of ten columns, a third of the model's time), where two more scans of the tables read
+-- only the columns and rows the join needs (BENCHMARKS.md "revenue_by_grain without the stored account periods")
+year_base as (
+    -- each account-period with MRR, of both grains (the join below keeps those whose year-later period is in
+    -- the data)
+    select 'account' as grain, cadence, period_index, account_id, mrr
+    from kpis.mrr_periods
+    where mrr > 0
+    union all
+    select 'parent' as grain, p.cadence, p.period_index, m.account_id, m.mrr
+    from kpis.mrr_monthly_parent as m
+    inner join periods as p
+        on p.cadence = 'month'
+        and p.period_start = m.month
+    where m.mrr > 0
+),
+
+year_later as (
+    -- the rows a base row can pair with: MRR, from the second year on (a row at 0 adds 0 either way)
+    select 'account' as grain, cadence, period_index, account_id, mrr
+    from kpis.mrr_periods
+    where mrr <> 0
+        and period_index > case cadence when 'week' then 52 when 'month' then 12 else 4 end
+    union all
+    select 'parent' as grain, p.cadence, p.period_index, m.account_id, m.mrr
+    from kpis.mrr_monthly_parent as m
+    inner join periods as p
+        on p.cadence = 'month'
+        and p.period_start = m.month
+    where m.mrr <> 0
+        and p.period_index > 12
+),
+
 trailing_year_accounts as (
     -- point to point: each account active at the end of a period, and the same account one year of periods
     -- later (absent from kpis.mrr_periods there: MRR 0). Only rows that can pair are joined: a base period
     -- whose year-later period is in the data, a later row with MRR from the second year on (a row at 0 adds
     -- 0 either way): on the large company 8.5 M base rows of 11.4 M and 10.3 M later rows of 12.6 M
-    -- (BENCHMARKS.md "Small steps of the nightly")
+    -- (BENCHMARKS.md "Small steps of the nightly"). The segment is the base account's, as in account_periods.
     select
         base.grain,
         base.cadence,
-        base.period_index + base.periods_per_year as period_index,
-        base.segment,
+        base.period_index + l.periods_per_year as period_index,
+        coalesce(a.segment, 'unknown') as segment,
         base.mrr as base_mrr,
         coalesce(cur.mrr, 0) as cur_mrr
-    from account_periods as base
-    left join (select grain, cadence, account_id, period_index, mrr from account_periods
-               where mrr <> 0 and period_index > periods_per_year) as cur
+    from year_base as base
+    inner join (
+        -- as marts.dim_period.periods_per_year
+        select
+            cadence,
+            max(period_index) as last_index,
+            max(case cadence when 'week' then 52 when 'month' then 12 else 4 end) as periods_per_year
+        from periods
+        group by cadence
+    ) as l
+        on l.cadence = base.cadence
+        and base.period_index + l.periods_per_year <= l.last_index
+    left join year_later as cur
         on cur.grain = base.grain
         and cur.cadence = base.cadence
         and cur.account_id = base.account_id
-        and cur.period_index = base.period_index + base.periods_per_year
-    inner join (select cadence, max(period_index) as last_index from periods group by cadence) as l
-        on l.cadence = base.cadence
-        and base.period_index + base.periods_per_year <= l.last_index
-    where base.mrr > 0
+        and cur.period_index = base.period_index + l.periods_per_year
+    left join marts.accounts as a
+        on a.account_id = base.account_id
 ),
 
 segment_trailing_year as (
