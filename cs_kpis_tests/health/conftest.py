@@ -1,6 +1,8 @@
 """Fixtures: the tiny hand-built warehouse of fixtures.py, with the health SQL models built on it."""
 
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -43,6 +45,50 @@ def wh(built_wh, tmp_path):
     con.execute("set TimeZone = 'UTC'")
     yield con
     con.close()
+
+
+@pytest.fixture(scope="session")
+def prepared_files(built_wh, tmp_path_factory) -> dict:
+    """The files of ``wh_after``: its key -> a warehouse file, made once per test process."""
+    return {"folder": tmp_path_factory.mktemp("health_prepared")}
+
+
+@pytest.fixture
+def wh_after(built_wh, prepared_files, tmp_path):
+    """``wh`` with the first steps of a test already taken: ``wh_after(prepare, *args)`` returns a writable
+    connection (session TimeZone UTC) to the test's own copy of the fixture warehouse after
+    ``prepare(con, *args)``. The steps run once per test process for each (prepare, args, CS_KPIS_* environment)
+    on a copy of ``built_wh``'s file, on a connection of their own, which is closed (checkpointed) before the file
+    is copied: tests whose first steps are the same full builds (the parameters of one test that differ only
+    later, the tests that start from one full build) build them once. ``prepare`` must depend on nothing else (a
+    module attribute a test patches included): what it reads of the environment is in the key."""
+    opened = []
+
+    def open_after(prepare: Callable, *args) -> duckdb.DuckDBPyConnection:
+        env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("CS_KPIS_")))
+        key = (prepare.__module__, prepare.__qualname__, args, env)
+        if key not in prepared_files:
+            path = prepared_files["folder"] / f"{len(prepared_files)}.duckdb"
+            shutil.copyfile(built_wh, path)
+            con = duckdb.connect(str(path))
+            try:
+                con.execute("set TimeZone = 'UTC'")
+                prepare(con, *args)
+            finally:
+                con.close()
+            assert not path.with_name(path.name + ".wal").exists()
+            prepared_files[key] = path
+        path = tmp_path / "wh.duckdb"
+        assert not path.exists(), "one prepared warehouse per test"
+        shutil.copyfile(prepared_files[key], path)
+        con = duckdb.connect(str(path))
+        con.execute("set TimeZone = 'UTC'")
+        opened.append(con)
+        return con
+
+    yield open_after
+    for con in opened:
+        con.close()
 
 
 @pytest.fixture

@@ -204,10 +204,24 @@ def full_build(con) -> None:
     assert scoring.score_history(con, hs.load_current_config())["mode"] == "full"
 
 
-def test_nightly_indicators_and_scores_equal_a_full_build(wh, monkeypatch):
+def activity_and_full_build(con) -> None:
+    """A full activity build, then :func:`full_build`."""
+    build_window(con, fixtures.ACTIVITY_MODEL, plan(con, fixtures.ACTIVITY_MODEL, full_refresh=True))
+    full_build(con)
+
+
+def models_built_in_full(con, *inputs: str) -> None:
+    """The ``inputs`` statements run, then full builds of the activity and the indicators (no scoring)."""
+    for sql in inputs:
+        con.execute(sql)
+    build_window(con, fixtures.ACTIVITY_MODEL, plan(con, fixtures.ACTIVITY_MODEL, full_refresh=True))
+    build_window(con, INDICATOR_MODEL, plan(con, INDICATOR_MODEL, full_refresh=True))
+
+
+def test_nightly_indicators_and_scores_equal_a_full_build(wh_after, monkeypatch):
     monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
     config = hs.load_current_config()
-    full_build(wh)
+    wh = wh_after(full_build)
     ref = {t: rows(wh, t) for t in ("kpis.account_indicators_daily", "kpis.health_scores_daily")}
     ref_changes = rows(wh, "kpis.health_score_changes", order="account_id, day, window_days")
     assert ref_changes, "the fixture must have explained changes to compare"
@@ -226,8 +240,8 @@ def test_nightly_indicators_and_scores_equal_a_full_build(wh, monkeypatch):
     assert caught_up(wh)
 
 
-def test_restated_history_before_the_window_forces_a_full_build(wh):
-    full_build(wh)
+def test_restated_history_before_the_window_forces_a_full_build(wh_after):
+    wh = wh_after(full_build)
     assert plan(wh, INDICATOR_MODEL).mode == "incremental"
     # a regenerated company or restated billing: an old MRR level changes (the activity's old rows change only
     # through its own builds, whose records reach the indicators: test_fingerprints.py, test_activity_window.py)
@@ -238,12 +252,12 @@ def test_restated_history_before_the_window_forces_a_full_build(wh):
     assert w.mode == "full" and "more than 10% of the 3 accounts" in w.reason, w.reason
 
 
-def test_an_mrr_level_or_period_ending_after_the_fingerprint_day_keeps_the_nightly_incremental(wh):
+def test_an_mrr_level_or_period_ending_after_the_fingerprint_day_keeps_the_nightly_incremental(wh_after):
     # acc_b's open MRR level and its subscription period end on the new day (a downgrade to zero, a
     # cancellation): their end moves from none to the as-of day, after the fingerprint day (04-28). The
     # indicators read an end only as "in force on the day", so no older day changes; hashing the whole row made
     # every such nightly rebuild the year (the demo's and the large company's nightly did).
-    full_build(wh)
+    wh = wh_after(full_build)
     wh.execute(f"update marts.mrr_daily_changes set next_change_date = date '{AS_OF}' where account_id = 'acc_b'")
     wh.execute(f"insert into marts.mrr_daily_changes values ('acc_b', date '{AS_OF}', 0, 50, null)")
     wh.execute(f"update marts.subscription_periods set end_date = date '{AS_OF}' where subscription_id = 'sub_b'")
@@ -377,21 +391,18 @@ def acc_a(rows_: list[dict], day: dt.date, *columns: str) -> tuple:
         "activity before the calendar", "activity before the calendar, 119 days kept", "workspace remap",
         "workspace remap, 100 days kept"])
 @pytest.mark.parametrize("share", [incremental.LISTED_IN_WINDOW_SHARE, 0.0], ids=["in the window's pass", "own pass"])
-def test_the_accounts_rebuilt_on_every_day_are_built_in_the_windows_pass_when_few(wh, monkeypatch, change, history,
-                                                                                   setup, expected, share):
+def test_the_accounts_rebuilt_on_every_day_are_built_in_the_windows_pass_when_few(wh_after, monkeypatch, change,
+                                                                                   history, setup, expected, share):
     # The indicators' nightly built the listed accounts in a pass of their own, and each pass reads the tickets,
     # invoices and subscription states whole: 1.8-3.8 s on the large company for 9 accounts. With few listed
     # accounts (listed=window) the window's pass builds them too, every kept day, each account from its own first
     # day: the tickets, subscription states and activity read from it. Both ways equal a full build.
-    if setup:
-        wh.execute(setup)
     monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
     if history:
         monkeypatch.setenv(incremental.ENV_HISTORY_DAYS, str(history))
     monkeypatch.setattr(incremental, "MAX_REBUILT_SHARE", 1.0)  # the tiny company: any share of its 3 accounts
     monkeypatch.setattr(incremental, "LISTED_IN_WINDOW_SHARE", share)
-    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
-    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
+    wh = wh_after(models_built_in_full, *([setup] if setup else []))  # built once for both passes
     before = rows(wh, INDICATOR_MODEL.table)
     sql, accounts = change
     wh.execute(sql)
@@ -472,8 +483,8 @@ def test_a_nightly_that_moves_a_limited_history_equals_a_full_build(wh, monkeypa
         assert wh.execute(f"select count(*) from by_full.{table.split('.')[1]}").fetchall()[0][0] > 0, table
 
 
-def test_scores_catch_up_with_every_unscored_indicator_build(wh):
-    full_build(wh)
+def test_scores_catch_up_with_every_unscored_indicator_build(wh_after):
+    wh = wh_after(full_build)
     config = hs.load_current_config()
     # night 1: a full indicator build the scores never saw; night 2: incremental
     build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
@@ -489,9 +500,9 @@ def test_scores_catch_up_with_every_unscored_indicator_build(wh):
     assert (w.mode, w.start_day) == ("incremental", dt.date(2025, 4, 10))
 
 
-def test_a_config_or_sql_change_forces_a_full_rebuild(wh):
+def test_a_config_or_sql_change_forces_a_full_rebuild(wh_after):
     config = hs.load_current_config()
-    full_build(wh)
+    wh = wh_after(full_build)
     other = dataclasses.replace(fixtures.spec(INDICATOR_MODEL), sql_version="another sql version")
     w = incremental.plan(wh, other)
     assert w.mode == "full" and "SQL of kpis.account_indicators_daily changed" in w.reason
@@ -632,12 +643,12 @@ def unique_check(con):
 DUPLICATE = "insert into kpis.health_scores_daily select * from kpis.health_scores_daily where account_id = 'acc_a' and day = ?"
 
 
-def test_the_unique_key_check_looks_at_the_rows_written_since_it_last_passed(wh, monkeypatch):
+def test_the_unique_key_check_looks_at_the_rows_written_since_it_last_passed(wh_after, monkeypatch):
     """Every key after a full build or a write by another path; after a nightly, the keys it wrote; a duplicate
     among them fails the check, and keeps failing it after the next nightly (a failed check marks nothing)."""
     monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
     config = hs.load_current_config()
-    full_build(wh)
+    wh = wh_after(full_build)
     assert unique_check(wh) == (True, "every row (no passing check recorded)")
     assert unique_check(wh) == (True, "none: nothing written since the last passing check")
     nightly_setup(wh, dt.date(2025, 4, 20))  # rows deleted outside a build
@@ -678,14 +689,14 @@ def test_the_unique_key_check_looks_at_the_rows_written_since_it_last_passed(wh,
     assert unique_check(wh) == (False, "every row (the table's rows changed since its last build)")
 
 
-def test_the_unique_key_check_looks_at_every_row_again_after_a_week_of_builds(wh, monkeypatch):
+def test_the_unique_key_check_looks_at_every_row_again_after_a_week_of_builds(wh_after, monkeypatch):
     """A write outside the builds that keeps the row count (a row deleted, a duplicate inserted by hand on an old
     day) is outside the rows written; the check looks at every row again once EVERY_ROW_AFTER_BUILDS builds have
     passed since it last did, and finds it then."""
     monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
     monkeypatch.setattr(incremental, "EVERY_ROW_AFTER_BUILDS", 2)
     config = hs.load_current_config()
-    full_build(wh)
+    wh = wh_after(full_build)
     nightly_setup(wh, dt.date(2025, 4, 20))
     assert unique_check(wh)[0]  # every row
     build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL))
@@ -720,7 +731,7 @@ def changes_from_the_stored_scores(con, config) -> list[dict]:
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
-def test_the_changes_explain_the_stored_scores_exactly(wh, monkeypatch):
+def test_the_changes_explain_the_stored_scores_exactly(wh_after, monkeypatch):
     """The scoring writes the explained changes from the rows it scores, with the earlier day's scores it joined
     (new or stored, component scores rounded as stored): they are exactly the changes the stored scores give,
     after a full build in ranges, a nightly in ranges (its 7-day pairs both new, its 30-day pairs reaching the
@@ -728,8 +739,7 @@ def test_the_changes_explain_the_stored_scores_exactly(wh, monkeypatch):
     a tolerance)."""
     monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
     config = hs.load_current_config()
-    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
-    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
+    wh = wh_after(models_built_in_full)
     assert scoring.score_history(wh, config, chunk_rows=10)["chunks"] > 1
     stored = changes_from_the_stored_scores(wh, config)
     assert stored and {r["window_days"] for r in stored} == set(scoring.CHANGE_WINDOWS)
@@ -767,14 +777,14 @@ def month_order(row: tuple, rewritten_from: dt.date) -> tuple:
 
 
 @pytest.mark.parametrize("chunk_rows", [None, 150])
-def test_a_full_build_writes_each_account_range_month_by_month(wh, chunk_rows):
+def test_a_full_build_writes_each_account_range_month_by_month(wh_after, chunk_rows):
     """A full build writes each account range's scores ordered by month, then account and day (scoring.by_month),
     so that the nightly's filters on day skip the other months' row groups, and the days the next nightly deletes
     and writes again (from its last day minus lookback - 1) after the range's other days, so that those deletes
     leave whole row groups, not parts of the last month's to be merged; the rows are the same. In the table's
     order (rowid), each range is one run of rows in that order, the ranges one after another."""
     config = hs.load_current_config()
-    full_build(wh)
+    wh = wh_after(full_build)
     reference = rows(wh, "kpis.health_scores_daily")
     stats = scoring.score_history(wh, config, full_refresh=True, chunk_rows=chunk_rows)
     assert stats["mode"] == "full" and (stats["chunks"] == 1) == (chunk_rows is None)
@@ -830,15 +840,14 @@ def test_the_indicators_start_where_a_longer_activity_window_did(wh, monkeypatch
     same(nightly, rows(wh, INDICATOR_MODEL.table))
 
 
-def test_the_accounts_rebuilt_on_every_day_are_scored_from_their_own_indicator_rows(wh, monkeypatch, tmp_path):
+def test_the_accounts_rebuilt_on_every_day_are_scored_from_their_own_indicator_rows(wh_after, monkeypatch, tmp_path):
     """The pass of the accounts a nightly rescores on every day reads their indicator rows by row id: the scan of
     every indicator column emits their rows only. With the list as a filter of that scan, DuckDB used it only to
     skip row groups (more than one account: an optional IN filter), and the scan emitted every row of the row
     groups it read: on the large company 14.3 M rows of 128 row groups for 9 accounts' 3,012 (BENCHMARKS.md,
     session 22). The rows are a full build's."""
     config = hs.load_current_config()
-    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
-    full_build(wh)
+    wh = wh_after(activity_and_full_build)
     full = {t: rows(wh, t, order=o) for t, o in HEALTH_TABLES.items() if "health" in t}
     listed = ("acc_a", "acc_c")
     start = AS_OF - dt.timedelta(days=3)
@@ -991,7 +1000,7 @@ def test_a_nightly_reads_the_kept_carry_only_through_exactly_its_first_read_day(
 
 
 @pytest.mark.parametrize("preserve", [True, False])
-def test_a_nightly_writes_its_window_first_and_unordered(wh, monkeypatch, preserve):
+def test_a_nightly_writes_its_window_first_and_unordered(wh_after, monkeypatch, preserve):
     """The window's scores are the nightly's first insert into kpis.health_scores_daily, written with DuckDB's
     preserve_insertion_order off: so written, the checkpoint that follows kept their row groups as they were,
     while in order, or after another insert into the table in the same transaction (the listed accounts' 3,012
@@ -999,8 +1008,7 @@ def test_a_nightly_writes_its_window_first_and_unordered(wh, monkeypatch, preser
     unordered_insert). The listed accounts' pass keeps the order (by_month) and the setting is left as it was;
     the rows are a full build's."""
     config = hs.load_current_config()
-    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
-    full_build(wh)
+    wh = wh_after(activity_and_full_build)
     full = {t: rows(wh, t, order=o) for t, o in HEALTH_TABLES.items() if "health" in t}
     nightly = incremental.BuildWindow("incremental", AS_OF - dt.timedelta(days=3), None, AS_OF,
                                       scoring.spec(config).sql_version, "test", ("acc_a", "acc_c"))
@@ -1039,19 +1047,19 @@ TODAY_EVENT = ("insert into staging.stg_product__events values ('d{0}', 'track',
 """a product event of acc_b on the as-of day: the activity's window starts where the indicators' does"""
 
 
-def carry_nights(wh, monkeypatch, history, share, chunk_rows=None, changes=(None,)):
-    """A full build as of 04-27, then a nightly per change (one more calendar day each, with acc_b's event of the
-    day): each reads the carry the build before kept and keeps one equal to the sums of every activity row."""
+def carry_nights(wh_after, monkeypatch, history, share, chunk_rows=None, changes=(None,), inputs=()):
+    """The ``inputs`` statements run, a full build as of 04-27, then a nightly per change (one more calendar day
+    each, with acc_b's event of the day): each reads the carry the build before kept and keeps one equal to the
+    sums of every activity row. Returns the warehouse (``wh_after``'s: the full build is made once for the
+    parameters that differ only in the nightlies) and each nightly's (window, stats)."""
     monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
     if history:
         monkeypatch.setenv(incremental.ENV_HISTORY_DAYS, str(history))
     monkeypatch.setattr(incremental, "MAX_REBUILT_SHARE", 1.0)  # the tiny company: any share of its 3 accounts
     monkeypatch.setattr(incremental, "LISTED_IN_WINDOW_SHARE", share)
-    wh.execute("delete from marts.dim_day where day > ?", [AS_OF - dt.timedelta(days=3)])
-    wh.execute(TODAY_EVENT.format(AS_OF - dt.timedelta(days=3)))
-    wh.execute(PRE_CALENDAR_EVENT)
-    build_window(wh, fixtures.ACTIVITY_MODEL, plan(wh, fixtures.ACTIVITY_MODEL, full_refresh=True))
-    build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True))
+    wh = wh_after(models_built_in_full, *inputs, "delete from marts.dim_day where day > date '"
+                  f"{AS_OF - dt.timedelta(days=3)}'", TODAY_EVENT.format(AS_OF - dt.timedelta(days=3)),
+                  PRE_CALENDAR_EVENT)
     out = []
     for n, change in enumerate(changes, 1):
         day = AS_OF - dt.timedelta(days=3 - n)
@@ -1066,21 +1074,21 @@ def carry_nights(wh, monkeypatch, history, share, chunk_rows=None, changes=(None
         assert stats["carry_read"] is not None, (n, stats)
         assert kept_carry(wh) == summed_carry(wh, stats["carry_kept"]), n
         out.append((w, stats))
-    return out
+    return wh, out
 
 
 @pytest.mark.parametrize("chunk_rows", [None, 3], ids=["one range", "ranges"])
 @pytest.mark.parametrize("share", [incremental.LISTED_IN_WINDOW_SHARE, 0.0], ids=["window's pass", "own pass"])
 @pytest.mark.parametrize("history", [None, 25], ids=["every day", "25 days"])
 def test_nightlies_reading_the_carry_equal_a_full_build_with_an_account_rebuilt_on_every_day(
-        wh, monkeypatch, history, share, chunk_rows):
+        wh_after, monkeypatch, history, share, chunk_rows):
     # The large company keeps 365 days: the account rebuilt on every day (acc_a, night 2) gets its carry summed
     # again through its own first read day, the history's first day minus 89 days. Only a history shorter than
     # the fixture's calendar minus 89 days puts that day after the calendar's first day (25 days: 01-09, where
     # acc_a's u1 of 01-05 is active over 30 days); in the window's pass or its own, in one range or several.
     # (Found by session 23's review: summing it through the calendar's first day passed every other test.)
-    nights = carry_nights(wh, monkeypatch, history, share, chunk_rows,
-                          (None, OLD_INPUT_CHANGES["old ticket priority"][0], None))
+    wh, nights = carry_nights(wh_after, monkeypatch, history, share, chunk_rows,
+                              (None, OLD_INPUT_CHANGES["old ticket priority"][0], None))
     for n, (w, stats) in enumerate(nights, 1):
         assert w.accounts == (("acc_a",) if n == 2 else ()), w.reason
         assert (stats["account_ranges"] > 1) == (chunk_rows is not None or (share == 0.0 and n == 2)), stats
@@ -1090,14 +1098,14 @@ def test_nightlies_reading_the_carry_equal_a_full_build_with_an_account_rebuilt_
     same(nightly, rows(wh, INDICATOR_MODEL.table))
 
 
-def test_the_carry_a_nightly_keeps_reads_only_the_days_it_rolls_over(wh, monkeypatch, tmp_path):
+def test_the_carry_a_nightly_keeps_reads_only_the_days_it_rolls_over(wh_after, monkeypatch, tmp_path):
     # The point of the carry: a nightly that reads it sums no activity row older than the days between its carry's
     # day and the next one, in its SQL (the tampered-carry test) and in the carry it keeps (here: the activity's
     # rows the keeping statement's scan passes on are exactly those days', not every row). (Session 23's review.)
     # a product event on 01-27, the day the second nightly rolls its carry over
-    wh.execute("insert into staging.stg_product__events values ('r27', 'track', 'ur', 'Signed In', 'ws_a', "
-               "timestamp '2025-01-27 08:00:00+00', date '2025-01-27')")
-    carry_nights(wh, monkeypatch, None, incremental.LISTED_IN_WINDOW_SHARE)
+    r27 = ("insert into staging.stg_product__events values ('r27', 'track', 'ur', 'Signed In', 'ws_a', "
+           "timestamp '2025-01-27 08:00:00+00', date '2025-01-27')")
+    wh, _ = carry_nights(wh_after, monkeypatch, None, incremental.LISTED_IN_WINDOW_SHARE, inputs=(r27,))
     day = AS_OF - dt.timedelta(days=1)
     wh.execute("insert into marts.dim_day values (?)", [day])
     wh.execute(TODAY_EVENT.format(day))

@@ -286,9 +286,9 @@ def full_indicators(con) -> None:
 
 @pytest.mark.parametrize("config_name", ["live", "two components", "three"])
 @pytest.mark.parametrize("chunk_rows", [incremental.CHUNK_ROWS, 10])
-def test_score_history_equals_the_pandas_pipeline_full(wh, config_name, chunk_rows):
+def test_score_history_equals_the_pandas_pipeline_full(wh_after, config_name, chunk_rows):
     config = CONFIGS[config_name]
-    full_indicators(wh)
+    wh = wh_after(full_indicators)  # built once for the six
     stats = scoring.score_history(wh, config, full_refresh=True, chunk_rows=chunk_rows)
     assert stats["mode"] == "full" and stats["chunks"] == (1 if chunk_rows > 1000 else 3)
     ref_scores, ref_changes = pandas_pipeline(wh, config)
@@ -300,14 +300,14 @@ def test_score_history_equals_the_pandas_pipeline_full(wh, config_name, chunk_ro
 
 @pytest.mark.parametrize("chunk_rows", [incremental.CHUNK_ROWS, 10])
 @pytest.mark.parametrize("history_days", [None, 60])
-def test_score_history_equals_the_pandas_pipeline_nightly(wh, monkeypatch, chunk_rows, history_days):
+def test_score_history_equals_the_pandas_pipeline_nightly(wh_after, monkeypatch, chunk_rows, history_days):
     """A nightly rescoring of the last days (deltas and explanations reading the stored scores before the
     window) leaves the tables exactly as the pandas pipeline computes them over the whole kept history."""
     monkeypatch.setenv(incremental.ENV_LOOKBACK_DAYS, "3")
     if history_days:
         monkeypatch.setenv(incremental.ENV_HISTORY_DAYS, str(history_days))
     config = LIVE
-    full_indicators(wh)
+    wh = wh_after(full_indicators)  # built once for both chunk_rows
     scoring.score_history(wh, config, chunk_rows=chunk_rows)
     for table in ("kpis.account_indicators_daily", "kpis.health_scores_daily", "kpis.health_score_changes"):
         wh.execute(f"delete from {table} where day > ?", [dt.date(2025, 4, 20)])
