@@ -30,6 +30,17 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("kpis.account_indicators_daily", "kpis.health_scores_daily", "kpis.health_score_changes")
 
 
+def build_health_model(con, model, *, full_refresh: bool = False, chunk_rows: int | None = None) -> dict:
+    """Build the health SQL model ``model`` as its asset does (cs_kpis/defs/health/assets.py): with its inputs'
+    fingerprint and the carry its build keeps (the indicators' running sums, ``kpis._indicator_carry``), which
+    ``build_incremental`` refuses to go without."""
+    from cs_kpis.defs.health.fingerprints import CARRIES, FINGERPRINTS
+    from cs_kpis.lib.sql import build_incremental
+
+    return build_incremental(con, model, full_refresh=full_refresh, fingerprint=FINGERPRINTS.get(model.table),
+                             carry=CARRIES.get(model.table), chunk_rows=chunk_rows)
+
+
 def _rss() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
@@ -172,27 +183,25 @@ def _counts(con) -> dict:
 ACTIVITY, INDICATORS = "kpis.account_activity_daily", "kpis.account_indicators_daily"
 
 
-def _history(warehouse: Path, memory_limit: str) -> dict:
+def history(warehouse: Path, memory_limit: str) -> dict:
     import duckdb
 
     from cs_kpis.defs.health import scoring
     from cs_kpis.defs.health.assets import models
-    from cs_kpis.defs.health.fingerprints import FINGERPRINTS
     from cs_kpis.defs.health.health_score import load_current_config
     from cs_kpis.lib import incremental
-    from cs_kpis.lib.sql import build_incremental
 
     config = load_current_config()
     out = {"history_days": incremental.history_days()}
     by_table = {m.table: m for m in models}
     with duckdb.connect(str(warehouse), config={"memory_limit": memory_limit}) as con:
         t = time.perf_counter()
-        out["activity"] = {k: str(v) for k, v in build_incremental(
-            con, by_table[ACTIVITY], full_refresh=True, fingerprint=FINGERPRINTS[ACTIVITY]).items()}
+        out["activity"] = {k: str(v) for k, v in build_health_model(
+            con, by_table[ACTIVITY], full_refresh=True).items()}
         out["activity_seconds"] = round(time.perf_counter() - t, 2)
         out["activity_rows"] = con.execute("select count(*) from kpis.account_activity_daily").fetchall()[0][0]
         t = time.perf_counter()
-        window = build_incremental(con, by_table[INDICATORS], full_refresh=True, fingerprint=FINGERPRINTS[INDICATORS])
+        window = build_health_model(con, by_table[INDICATORS], full_refresh=True)
         out["indicators_seconds"] = round(time.perf_counter() - t, 2)
         t = time.perf_counter()
         stats = scoring.score_history(con, config, full_refresh=True)
@@ -207,14 +216,12 @@ def _history(warehouse: Path, memory_limit: str) -> dict:
     return out
 
 
-def _nightly(warehouse: Path, memory_limit: str) -> dict:
+def nightly(warehouse: Path, memory_limit: str) -> dict:
     import duckdb
 
     from cs_kpis.defs.health import scoring
     from cs_kpis.defs.health.assets import models
-    from cs_kpis.defs.health.fingerprints import FINGERPRINTS
     from cs_kpis.defs.health.health_score import load_current_config
-    from cs_kpis.lib.sql import build_incremental
 
     config = load_current_config()
     by_table = {m.table: m for m in models}
@@ -225,11 +232,11 @@ def _nightly(warehouse: Path, memory_limit: str) -> dict:
             con.execute(f"delete from {table} where day >= ?", [as_of])
         con.execute("checkpoint")
         t = time.perf_counter()
-        out["activity"] = {k: str(v) for k, v in build_incremental(
-            con, by_table[ACTIVITY], fingerprint=FINGERPRINTS[ACTIVITY]).items()}
+        out["activity"] = {k: str(v) for k, v in build_health_model(
+            con, by_table[ACTIVITY]).items()}
         out["activity_seconds"] = round(time.perf_counter() - t, 2)
         t = time.perf_counter()
-        stats = build_incremental(con, by_table[INDICATORS], fingerprint=FINGERPRINTS[INDICATORS])
+        stats = build_health_model(con, by_table[INDICATORS])
         out["indicators_seconds"] = round(time.perf_counter() - t, 2)
         out["indicators"] = {k: str(v) for k, v in stats.items()}
         t = time.perf_counter()
@@ -259,8 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.phase != "all":
         fn = {"upstream": lambda: (_upstream_landing_billing(args.warehouse, args.landing, args.billing_from)
                                    if args.billing_from else _upstream(args.warehouse)),
-              "history": lambda: _history(args.warehouse, args.memory_limit),
-              "nightly": lambda: _nightly(args.warehouse, args.memory_limit)}[args.phase]
+              "history": lambda: history(args.warehouse, args.memory_limit),
+              "nightly": lambda: nightly(args.warehouse, args.memory_limit)}[args.phase]
         print(json.dumps(fn()))
         return 0
     out = {"history_days": os.environ.get("CS_KPIS_HEALTH_HISTORY_DAYS", "all"), "load_average": os.getloadavg()}

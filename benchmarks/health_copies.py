@@ -47,6 +47,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.health import build_health_model
+
 TABLES = ("kpis.account_activity_daily", "marts.subscription_periods", "marts.mrr_daily_changes",
           "marts.account_states", "marts.accounts", "marts.account_xref", "staging.stg_support__tickets",
           "staging.stg_support__ticket_metrics", "staging.stg_billing__invoices",
@@ -109,9 +111,7 @@ def history(warehouse: Path, out: Path, memory_limit: str, max_temp: str, chunk_
 
     from cs_kpis.defs.health import scoring
     from cs_kpis.defs.health.assets import models
-    from cs_kpis.defs.health.fingerprints import FINGERPRINTS
     from cs_kpis.defs.health.health_score import load_current_config
-    from cs_kpis.lib.sql import build_incremental
 
     copy_to_new(warehouse, out)
     indicators = {m.table: m for m in models}[OUTPUTS[0]]
@@ -119,8 +119,7 @@ def history(warehouse: Path, out: Path, memory_limit: str, max_temp: str, chunk_
     config = {"memory_limit": memory_limit, "max_temp_directory_size": max_temp, "temp_directory": f"{out}.tmp"}
     with duckdb.connect(str(out), config=config) as con:
         t = time.perf_counter()
-        stats = build_incremental(con, indicators, full_refresh=True, fingerprint=FINGERPRINTS[OUTPUTS[0]],
-                                  chunk_rows=chunk_rows)
+        stats = build_health_model(con, indicators, full_refresh=True, chunk_rows=chunk_rows)
         res["indicators_seconds"] = round(time.perf_counter() - t, 2)
         res["account_ranges"], res["rows_per_range"] = stats["account_ranges"], stats["rows_per_range"]
         t = time.perf_counter()
@@ -152,9 +151,7 @@ def nightly(warehouse: Path, out: Path, memory_limit: str, max_temp: str, change
 
     from cs_kpis.defs.health import scoring
     from cs_kpis.defs.health.assets import models
-    from cs_kpis.defs.health.fingerprints import FINGERPRINTS
     from cs_kpis.defs.health.health_score import load_current_config
-    from cs_kpis.lib.sql import build_incremental
 
     copy_to_new(warehouse, out)
     indicators = {m.table: m for m in models}[OUTPUTS[0]]
@@ -168,7 +165,7 @@ def nightly(warehouse: Path, out: Path, memory_limit: str, max_temp: str, change
             res["accounts_changed"] = len(change_old_activity(con, change_every))
         con.execute("checkpoint")
         t = time.perf_counter()
-        stats = build_incremental(con, indicators, fingerprint=FINGERPRINTS[OUTPUTS[0]])
+        stats = build_health_model(con, indicators)
         res["indicators_seconds"] = round(time.perf_counter() - t, 2)
         res["indicators"] = {k: str(v) for k, v in stats.items()}
         t = time.perf_counter()
@@ -211,9 +208,7 @@ def rebuild(warehouse: Path, out: Path, memory_limit: str, max_temp: str, full_r
 
     from cs_kpis.defs.health import scoring
     from cs_kpis.defs.health.assets import models
-    from cs_kpis.defs.health.fingerprints import FINGERPRINTS
     from cs_kpis.defs.health.health_score import load_current_config
-    from cs_kpis.lib.sql import build_incremental
 
     copy_to_new(warehouse, out)
     by_table = {m.table: m for m in models}
@@ -225,7 +220,7 @@ def rebuild(warehouse: Path, out: Path, memory_limit: str, max_temp: str, full_r
         con.execute("checkpoint")
         for table in HEALTH_TABLES[:2]:
             t = time.perf_counter()
-            stats = build_incremental(con, by_table[table], full_refresh=full_refresh, fingerprint=FINGERPRINTS[table])
+            stats = build_health_model(con, by_table[table], full_refresh=full_refresh)
             res[table] = {"seconds": round(time.perf_counter() - t, 2), "mode": stats["mode"],
                           "reason": stats["reason"], "accounts_rebuilt": stats["accounts_rebuilt"],
                           "rows_of_rebuilt_accounts": stats["rows_of_rebuilt_accounts"],

@@ -1,0 +1,68 @@
+"""The health benchmarks (benchmarks/health.py, benchmarks/health_copies.py) on the fixture warehouse: they build the
+health models as the assets do, and what they build is what the assets build.
+
+Both scripts broke without a test noticing when the indicators started keeping a carry (session 23): they built the
+model without it, which ``build_incremental`` refuses. These tests run their phases on the tiny fixture warehouse.
+"""
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from benchmarks import health, health_copies
+from cs_kpis_tests.health.test_history import activity_and_full_build
+
+OUTPUTS = health_copies.OUTPUTS
+TABLES = (health.ACTIVITY, *OUTPUTS)
+
+
+def _rows(path: Path, tables: tuple[str, ...]) -> dict[str, int]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in tables}
+
+
+def _equal(diff: dict) -> bool:
+    return all(d["a_not_b"] == 0 and d["b_not_a"] == 0 and d["rows"][0] == d["rows"][1] for d in diff.values())
+
+
+@pytest.fixture(scope="module")
+def assets_built(built_wh: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture warehouse after what the assets do on a first run (test_history's activity_and_full_build)."""
+    path = tmp_path_factory.mktemp("assets_built") / "wh.duckdb"
+    shutil.copyfile(built_wh, path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("set TimeZone = 'UTC'")
+        activity_and_full_build(con)
+    assert all(n > 0 for n in _rows(path, TABLES).values())
+    return path
+
+
+def test_health_benchmark_history_and_nightly_build_what_the_assets_build(built_wh: Path, assets_built: Path,
+                                                                          tmp_path: Path) -> None:
+    warehouse = tmp_path / "wh.duckdb"
+    shutil.copyfile(built_wh, warehouse)
+
+    out = health.history(warehouse, "1GB")
+    assert out["rows"] == _rows(assets_built, OUTPUTS)
+    assert _equal(health_copies.compare(assets_built, warehouse, TABLES))
+
+    out = health.nightly(warehouse, "1GB")  # the as-of day deleted from the outputs, then the nightly's builds
+    assert out["indicators"]["mode"] != "full", out["indicators"]
+    assert _equal(health_copies.compare(assets_built, warehouse, TABLES))
+
+
+def test_copies_history_then_nightly_equal_a_history_of_twice_the_accounts(assets_built: Path, tmp_path: Path) -> None:
+    copies = tmp_path / "copies.duckdb"
+    counts = health_copies.copies(assets_built, copies, 2)
+    assert counts["marts.accounts"] == 2 * _rows(assets_built, ("marts.accounts",))["marts.accounts"]
+
+    history = health_copies.history(copies, tmp_path / "history.duckdb", "1GB", "1GB", None)
+    # each copy's accounts are scored as the originals were: twice the rows of the assets' own build
+    assert history["rows"] == {t: 2 * n for t, n in _rows(assets_built, OUTPUTS).items()}
+
+    night = health_copies.nightly(tmp_path / "history.duckdb", tmp_path / "night.duckdb", "1GB", "1GB")
+    assert night["indicators"]["mode"] != "full", night["indicators"]
+    # the as-of day, deleted then rebuilt by the nightly, equals the full build it started from
+    assert _equal(health_copies.compare(tmp_path / "history.duckdb", tmp_path / "night.duckdb"))
