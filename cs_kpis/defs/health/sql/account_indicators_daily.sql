@@ -1,9 +1,10 @@
 -- Leading indicators per CRM account and day (KPI_DEFINITIONS.md "Leading indicators"), as known at the end
 -- of that day: one row per account per day from its first subscription day (trials included) to the
 -- data's as-of day. Trailing windows include the day itself ("30 days" = day-29 .. day) and are running sums
--- over the output days of deltas from kpis.account_activity_daily (a day's value enters a window on the day
--- and leaves it 30, 60 or 90 days later), so the cost is a few rows per account-day, not a scan of raw events
--- per day, and a nightly's rows are its output days alone. Point in time: every value uses only facts dated
+-- of deltas from kpis.account_activity_daily (a day's value enters a window on the day and leaves it 30, 60 or
+-- 90 days later), summed over the days that have deltas and carried to each output day from the latest of them,
+-- so the cost is a few rows per account-day, not a scan of raw events per day, and a nightly's rows are its
+-- output days alone. Point in time: every value uses only facts dated
 -- on or before the day (ticket priority and reopen counts are their latest state; CSM sentiment, CSM and
 -- segment are the CRM state in force, marts.account_states: loaded versions, rebuilt from Salesforce's field
 -- history before the first load, null before that history starts). Indicators without data are
@@ -205,6 +206,7 @@ window_activity as (
     -- the activity the output days read, keyed like the grid: from 89 days before the build window (every day
     -- of the calendar on a full build); first_gk and last_gk: the account's first output day and the as-of day
     select
+        k.account_key,
         k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), a.day) as gk,
         k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), k.first_out) as first_gk,
         k.account_key * 100000 + date_diff('day', cast('1900-01-01' as date), cal.as_of) as last_gk,
@@ -261,6 +263,7 @@ window_deltas as (
     -- before the account's first output day counts on that day (it is in every output day's sum), so the
     -- output days are the only grid: no day before them is read as a row of the grid
     select
+        w.account_key,
         greatest(w.gk + o.shift, w.first_gk) as gk,
         case when o.shift = 0 then w.events when o.shift = 30 then -w.events else 0 end as events_30d,
         case when o.shift = 30 then w.events when o.shift = 60 then -w.events else 0 end as events_prior_30d,
@@ -297,6 +300,7 @@ window_deltas as (
 
 window_daily as (
     select
+        account_key,
         gk,
         sum(events_30d) as events_30d,
         sum(events_prior_30d) as events_prior_30d,
@@ -316,7 +320,36 @@ window_daily as (
         min(first_activity_day) as first_activity_day,
         min(first_value_at) as first_value_at
     from window_deltas
-    group by gk
+    group by account_key, gk
+),
+
+window_running as (
+    -- the running sums (and first days) at each day that has deltas: a third of the output days on the large
+    -- company. An output day takes them from its account's latest such day (windowed: delta_gk), so the 15 sums
+    -- are windows over these rows instead of over every output day (BENCHMARKS.md, session 31)
+    select
+        gk,
+        sum(events_30d) over run as events_30d,
+        sum(events_prior_30d) over run as events_prior_30d,
+        sum(active_user_days_30d) over run as active_user_days_30d,
+        sum(active_users_7d) over run as active_users_7d,
+        sum(active_users_30d) over run as active_users_30d,
+        sum(key_features_30d) over run as key_features_30d,
+        sum(milestones_reached) over run as milestones_reached,
+        sum(tickets_30d) over run as tickets_30d,
+        sum(open_urgent_high) over run as open_urgent_high,
+        sum(csat_good_90d) over run as csat_good_90d,
+        sum(csat_bad_90d) over run as csat_bad_90d,
+        sum(nps_promoters_90d) over run as nps_promoters_90d,
+        sum(nps_detractors_90d) over run as nps_detractors_90d,
+        sum(nps_responses_90d) over run as nps_responses_90d,
+        sum(failed_payments_90d) over run as failed_payments_90d,
+        -- the first active day and value event among the days read so far (those before the first output day
+        -- count on it): with a kept carry, the activity after the carry's day
+        min(first_activity_day) over run as first_activity_day,
+        min(first_value_at) over run as first_value_at
+    from window_daily
+    window run as (partition by account_key order by gk rows between unbounded preceding and current row)
 ),
 
 plan_features as (
@@ -724,23 +757,8 @@ dense as (
         g.gk,
         -- the first day of a segment (the states below hold from it to the next one)
         case when m.gk is not null then g.day end as segment_day,
-        coalesce(a.events_30d, 0) as events_30d,
-        coalesce(a.events_prior_30d, 0) as events_prior_30d,
-        coalesce(a.active_user_days_30d, 0) as active_user_days_30d,
-        coalesce(a.tickets_30d, 0) as tickets_30d,
-        coalesce(a.csat_good_90d, 0) as csat_good_90d,
-        coalesce(a.csat_bad_90d, 0) as csat_bad_90d,
-        coalesce(a.nps_promoters_90d, 0) as nps_promoters_90d,
-        coalesce(a.nps_detractors_90d, 0) as nps_detractors_90d,
-        coalesce(a.nps_responses_90d, 0) as nps_responses_90d,
-        coalesce(a.failed_payments_90d, 0) as failed_payments_90d,
-        coalesce(a.active_users_7d, 0) as active_users_7d,
-        coalesce(a.active_users_30d, 0) as active_users_30d,
-        coalesce(a.key_features_30d, 0) as key_features_30d,
-        coalesce(a.milestones_reached, 0) as milestones_reached,
-        coalesce(a.open_urgent_high, 0) as open_urgent_high,
-        a.first_activity_day,
-        a.first_value_at
+        -- a day with deltas (window_running has its running sums)
+        case when a.gk is not null then g.gk end as delta_gk
     from window_grid as g
     left join window_daily as a
         on a.gk = g.gk
@@ -749,33 +767,42 @@ dense as (
 ),
 
 windowed as (
-    -- every sum is a running sum of the deltas over the output days (one row per day)
+    -- every output day with its running sums: those of its account's latest day with deltas (none yet: 0, and
+    -- no first days), and its segment
     select
-        account_id,
-        day,
-        gk,
-        max(segment_day) over run as segment_day,
-        sum(events_30d) over run as events_30d,
-        sum(events_prior_30d) over run as events_prior_30d,
-        sum(active_user_days_30d) over run as active_user_days_30d,
-        sum(active_users_7d) over run as active_users_7d,
-        sum(active_users_30d) over run as active_users_30d,
-        sum(key_features_30d) over run as key_features_30d,
-        sum(milestones_reached) over run as milestones_reached,
-        sum(tickets_30d) over run as tickets_30d,
-        sum(open_urgent_high) over run as open_urgent_high,
-        sum(csat_good_90d) over run as csat_good_90d,
-        sum(csat_bad_90d) over run as csat_bad_90d,
-        sum(nps_promoters_90d) over run as nps_promoters_90d,
-        sum(nps_detractors_90d) over run as nps_detractors_90d,
-        sum(nps_responses_90d) over run as nps_responses_90d,
-        sum(failed_payments_90d) over run as failed_payments_90d,
-        -- the first active day and value event among the days read so far (those before the first output day
-        -- count on it): with a kept carry, the activity after the carry's day
-        min(first_activity_day) over run as first_activity_day,
-        min(first_value_at) over run as first_value_at
-    from dense
-    window run as (partition by account_key order by day rows between unbounded preceding and current row)
+        d.account_id,
+        d.day,
+        d.gk,
+        d.segment_day,
+        coalesce(r.events_30d, 0) as events_30d,
+        coalesce(r.events_prior_30d, 0) as events_prior_30d,
+        coalesce(r.active_user_days_30d, 0) as active_user_days_30d,
+        coalesce(r.active_users_7d, 0) as active_users_7d,
+        coalesce(r.active_users_30d, 0) as active_users_30d,
+        coalesce(r.key_features_30d, 0) as key_features_30d,
+        coalesce(r.milestones_reached, 0) as milestones_reached,
+        coalesce(r.tickets_30d, 0) as tickets_30d,
+        coalesce(r.open_urgent_high, 0) as open_urgent_high,
+        coalesce(r.csat_good_90d, 0) as csat_good_90d,
+        coalesce(r.csat_bad_90d, 0) as csat_bad_90d,
+        coalesce(r.nps_promoters_90d, 0) as nps_promoters_90d,
+        coalesce(r.nps_detractors_90d, 0) as nps_detractors_90d,
+        coalesce(r.nps_responses_90d, 0) as nps_responses_90d,
+        coalesce(r.failed_payments_90d, 0) as failed_payments_90d,
+        r.first_activity_day,
+        r.first_value_at
+    from (
+        select
+            account_id,
+            day,
+            gk,
+            max(segment_day) over run as segment_day,
+            max(delta_gk) over run as delta_gk
+        from dense
+        window run as (partition by account_key order by day rows between unbounded preceding and current row)
+    ) as d
+    left join window_running as r
+        on r.gk = d.delta_gk
 ),
 
 indicator_days as (
@@ -875,3 +902,7 @@ select
     case when w.cancellation_scheduled then 1 else 0 end as cancellation_scheduled
 from indicator_days as w
 cross join milestone_count as mc
+-- each account's days together and in order, as the window gave them: the join on the latest day with deltas (a
+-- build side of a third of the output days) returns them shuffled, and the scores, which read them by account, then
+-- ran 8 % slower (BENCHMARKS.md, session 31)
+order by w.account_id, w.day
