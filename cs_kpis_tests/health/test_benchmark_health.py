@@ -5,13 +5,14 @@ Both scripts broke without a test noticing when the indicators started keeping a
 model without it, which ``build_incremental`` refuses. These tests run their phases on the tiny fixture warehouse.
 """
 
+import json
 import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from benchmarks import health, health_copies
+from benchmarks import health, health_copies, profile_ranges
 from cs_kpis_tests.health.test_history import activity_and_full_build
 
 OUTPUTS = health_copies.OUTPUTS
@@ -66,3 +67,24 @@ def test_copies_history_then_nightly_equal_a_history_of_twice_the_accounts(asset
     assert night["indicators"]["mode"] != "full", night["indicators"]
     # the as-of day, deleted then rebuilt by the nightly, equals the full build it started from
     assert _equal(health_copies.compare(tmp_path / "history.duckdb", tmp_path / "night.duckdb"))
+
+
+def test_profile_ranges_profiles_every_range_of_a_build_that_equals_the_assets(assets_built: Path, tmp_path: Path,
+                                                                              capsys: pytest.CaptureFixture) -> None:
+    warehouse = tmp_path / "wh.duckdb"
+    shutil.copyfile(assets_built, warehouse)
+    rows = _rows(assets_built, (health.INDICATORS,))[health.INDICATORS]
+    out = tmp_path / "profile"
+    assert profile_ranges.main(["--warehouse", str(warehouse), "--model", health.INDICATORS, "--out", str(out),
+                                "--memory-limit", "1GB", "--chunk-rows", str(rows // 3)]) == 0
+
+    summary = json.loads((out / "summary.json").read_text())
+    ranges = summary["ranges"]
+    assert len(ranges) == int(summary["build"]["account_ranges"]) >= 2
+    for entry in ranges:
+        assert (out / entry["profile"]).is_file()
+        assert entry["operator_seconds"] > 0
+        assert "WINDOW" in {o["type"] for o in entry["top"]}  # the running sums' windows are among the costly ones
+    assert f"{len(ranges)} range(s)" in capsys.readouterr().out
+    # a full build as the asset's: the same rows
+    assert _equal(health_copies.compare(assets_built, warehouse, (health.INDICATORS,)))
