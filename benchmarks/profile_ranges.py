@@ -15,7 +15,6 @@ the days with deltas").
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,20 +22,20 @@ from typing import Any
 
 
 def operators(profile: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every operator of a DuckDB JSON profile, depth first: type, CPU seconds (``timing``: summed over threads), rows
-    out, depth, and a short description (the CTE, join condition, table or the first window expression)."""
+    """Every operator of a DuckDB JSON profile (the layout of the DuckDB this project pins), depth first: type, CPU
+    seconds (``timing``: summed over threads), rows out, depth, and a short description (the CTE, join condition,
+    table or the first window expression)."""
     out: list[dict[str, Any]] = []
 
     def walk(node: dict[str, Any], depth: int) -> None:
         info = node.get("extra_info") or {}
         what = next((str(info[k]) for k in ("CTE Name", "Conditions", "Table", "Projections", "Groups") if info.get(k)), "")
-        out.append({"type": node.get("operator_type") or node.get("type"), "seconds": node.get("operator_timing",
-                    node.get("timing", 0.0)) or 0.0, "rows": node.get("operator_cardinality", node.get("intermediate_rows")),
+        out.append({"type": node["type"], "seconds": node.get("timing") or 0.0, "rows": node.get("intermediate_rows"),
                     "depth": depth, "what": what[:160]})
         for child in node.get("children", []):
             walk(child, depth + 1)
 
-    for top in profile.get("operator", profile.get("children", [])):
+    for top in profile["operator"]:
         walk(top, 0)
     return out
 
@@ -108,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=12, help="operators kept per range")
     p.add_argument("--show", type=int, default=None, help="the range whose operators are printed (default: the middle)")
     args = p.parse_args(argv)
-    os.environ.setdefault("CS_KPIS_WAREHOUSE", str(args.warehouse.resolve()))
     summary = profile_build(args.warehouse, args.model, args.out, args.memory_limit, args.top, args.chunk_rows)
     ranges = summary["ranges"]
     print(f"{summary['model']}: {len(ranges)} range(s), {summary['seconds']} s; per range: "

@@ -1,5 +1,5 @@
-"""The health benchmarks (benchmarks/health.py, benchmarks/health_copies.py) on the fixture warehouse: they build the
-health models as the assets do, and what they build is what the assets build.
+"""The health benchmarks (benchmarks/health.py, benchmarks/health_copies.py, benchmarks/profile_ranges.py) on the
+fixture warehouse: they build the health models as the assets do, and what they build is what the assets build.
 
 Both scripts broke without a test noticing when the indicators started keeping a carry (session 23): they built the
 model without it, which ``build_incremental`` refuses. These tests run their phases on the tiny fixture warehouse.
