@@ -18,6 +18,7 @@ there). Each phase runs in its own process, so its peak RSS is its own:
 """
 
 import argparse
+import datetime as dt
 import json
 import os
 import resource
@@ -216,6 +217,36 @@ def history(warehouse: Path, memory_limit: str) -> dict:
     return out
 
 
+def previous_night(con, tables: tuple[str, ...] = ("kpis.account_activity_daily", *OUTPUTS)) -> dict:
+    """Recreate what the night before the as-of day left: ``tables`` without the as-of day, and the indicators'
+    carry (``kpis._indicator_carry``) through the first day this night's window reads, as that night's build
+    would have kept it (incremental.carry_keep). The history (or the last night) kept it for the night after the
+    as-of day, one day later; without this the night sums the running sums from every activity row, which no
+    real nightly does (session 31 measured its nightly that way: ``carry_read`` None). Returns the as-of day and
+    the carry's day."""
+    from cs_kpis.defs.health.assets import models
+    from cs_kpis.defs.health.fingerprints import CARRIES
+    from cs_kpis.lib import incremental
+
+    as_of = con.execute("select max(day) from marts.dim_day").fetchall()[0][0]
+    for table in tables:
+        con.execute(f"delete from {table} where day >= ?", [as_of])
+    carry = CARRIES[INDICATORS]
+    spec = {m.table: m for m in models}[INDICATORS].incremental_spec(None, carry)
+    last = incremental.current(con, INDICATORS)
+    through = incremental.carry_day(con, spec, as_of - dt.timedelta(days=spec.lookback()))
+    if last is None or through is None:
+        return {"as_of": as_of, "carry_day": None}
+    carry.ddl(con)
+    con.execute(f"create or replace temp table _carry_before as {carry.totals(carry.source, incremental.sql_date(through))}")
+    con.execute(f"delete from {carry.table}")
+    con.execute(f"insert into {carry.table} by name select * from _carry_before")
+    con.execute("drop table _carry_before")
+    con.execute(f"update {incremental.CONTROL_TABLE} set carry_day = ?, carry_version = ? where model = ? "
+                "and build_seq = ?", [through, carry.version, INDICATORS, last["build_seq"]])
+    return {"as_of": as_of, "carry_day": through}
+
+
 def nightly(warehouse: Path, memory_limit: str) -> dict:
     import duckdb
 
@@ -227,9 +258,7 @@ def nightly(warehouse: Path, memory_limit: str) -> dict:
     by_table = {m.table: m for m in models}
     out = {"lookback_days": by_table[INDICATORS].incremental_spec().lookback()}
     with duckdb.connect(str(warehouse), config={"memory_limit": memory_limit}) as con:
-        as_of = con.execute("select max(day) from marts.dim_day").fetchall()[0][0]
-        for table in ("kpis.account_activity_daily", *OUTPUTS):  # the previous night had not seen the as-of day
-            con.execute(f"delete from {table} where day >= ?", [as_of])
+        out["previous_night"] = {k: str(v) for k, v in previous_night(con).items()}
         con.execute("checkpoint")
         t = time.perf_counter()
         out["activity"] = {k: str(v) for k, v in build_health_model(

@@ -47,7 +47,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.health import build_health_model
+from benchmarks.health import build_health_model, previous_night
 
 TABLES = ("kpis.account_activity_daily", "marts.subscription_periods", "marts.mrr_daily_changes",
           "marts.account_states", "marts.accounts", "marts.account_xref", "staging.stg_support__tickets",
@@ -158,9 +158,7 @@ def nightly(warehouse: Path, out: Path, memory_limit: str, max_temp: str, change
     res = {"load_average_before": os.getloadavg(), "memory_limit": memory_limit, "max_temp_size": max_temp}
     config = {"memory_limit": memory_limit, "max_temp_directory_size": max_temp, "temp_directory": f"{out}.tmp"}
     with duckdb.connect(str(out), config=config) as con:
-        as_of = con.execute("select max(day) from marts.dim_day").fetchall()[0][0]
-        for table in OUTPUTS:  # the night before had not seen the as-of day
-            con.execute(f"delete from {table} where day >= ?", [as_of])
+        res["previous_night"] = {k: str(v) for k, v in previous_night(con, OUTPUTS).items()}
         if change_every:  # the nightly rebuilds these accounts on every day (their older inputs changed)
             res["accounts_changed"] = len(change_old_activity(con, change_every))
         con.execute("checkpoint")

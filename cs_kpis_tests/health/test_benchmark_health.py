@@ -5,6 +5,7 @@ Both scripts broke without a test noticing when the indicators started keeping a
 model without it, which ``build_incremental`` refuses. These tests run their phases on the tiny fixture warehouse.
 """
 
+import datetime as dt
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ import duckdb
 import pytest
 
 from benchmarks import health, health_copies, profile_ranges
+from cs_kpis.defs.health.assets import models
 from cs_kpis_tests.health.test_history import activity_and_full_build
 
 OUTPUTS = health_copies.OUTPUTS
@@ -52,6 +54,34 @@ def test_health_benchmark_history_and_nightly_build_what_the_assets_build(built_
     out = health.nightly(warehouse, "1GB")  # the as-of day deleted from the outputs, then the nightly's builds
     assert out["indicators"]["mode"] != "full", out["indicators"]
     assert _equal(health_copies.compare(assets_built, warehouse, TABLES))
+
+
+def test_health_benchmark_nightly_reads_the_carry_the_night_before_kept(built_wh: Path, tmp_path: Path) -> None:
+    # A real nightly reads the running sums' carry its previous night kept. The benchmark's night (the as-of day
+    # deleted) recreates that carry (health.previous_night); without it the night summed every activity row. A
+    # product event on the two last days, so that the activity's window starts where the indicators' does (the
+    # fixture's activity ends weeks earlier, and then a real nightly sums the carry again too).
+    warehouse = tmp_path / "wh.duckdb"
+    shutil.copyfile(built_wh, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        as_of = con.execute("select max(day) from marts.dim_day").fetchall()[0][0]
+        spec = {m.table: m for m in models}[health.INDICATORS].incremental_spec()
+        carry_day = as_of - dt.timedelta(days=spec.lookback() + spec.reads_days)  # the night's first read day
+        # and users first active the day before the carry's day (in the carry) and on it (in the night's windows)
+        for name, day, user in (("last1", as_of - dt.timedelta(days=1), "ub"), ("last0", as_of, "ub"),
+                                ("carry1", carry_day - dt.timedelta(days=1), "uc1"), ("carry0", carry_day, "uc0")):
+            con.execute("insert into staging.stg_product__events values (?, 'track', ?, 'Signed In', 'ws_b', "
+                        "cast(? as timestamptz), ?)", [name, user, f"{day} 09:00:00+00", day])
+    health.history(warehouse, "1GB")
+    reference = tmp_path / "history.duckdb"
+    shutil.copyfile(warehouse, reference)
+
+    out = health.nightly(warehouse, "1GB")
+    stats = out["indicators"]
+    assert stats["mode"] == "incremental" and stats["start_day"] == str(as_of - dt.timedelta(days=out["lookback_days"]))
+    assert stats["carry_read"] == out["previous_night"]["carry_day"] == str(carry_day), stats
+    # the carry is read, not summed again: a wrong one would show in the rows, which equal the history's
+    assert _equal(health_copies.compare(reference, warehouse, TABLES))
 
 
 def test_copies_history_then_nightly_equal_a_history_of_twice_the_accounts(assets_built: Path, tmp_path: Path) -> None:
