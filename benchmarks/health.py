@@ -11,10 +11,13 @@ there). Each phase runs in its own process, so its peak RSS is its own:
 2. ``history``: ``kpis.account_activity_daily`` (every day, it is sparse), then a full build of
    ``kpis.account_indicators_daily`` and ``kpis.health_scores_daily`` (+ ``health_score_changes``) over the
    configured history: the "year of daily scores" figure.
-3. ``nightly``: the state of the previous night is recreated by deleting the last day from the three
-   daily outputs; then the nightly work runs as the assets do it: the activity table is rebuilt, the
-   indicators are rebuilt from the last built day minus the lookback, and the scores of those days are
-   replaced (deltas and explanations read the stored scores before them).
+3. ``nightly``: the state of the previous night is recreated (``previous_night``: the last day deleted from the
+   activity and the three daily outputs, the indicators' carry as that night would have kept it); then the
+   nightly work runs as the assets do it: the activity table is rebuilt, the indicators are rebuilt from the last
+   built day minus the lookback, reading the carry, and the scores of those days are replaced (deltas and
+   explanations read the stored scores before them). ``--changed-accounts N`` first flips the priority of an old
+   ticket of N accounts, as a real new day updates old tickets, so the night also rebuilds those accounts on every
+   day (a change to the warehouse's staging tickets: run it on a copy, or accept that they drift).
 """
 
 import argparse
@@ -247,7 +250,26 @@ def previous_night(con, tables: tuple[str, ...] = ("kpis.account_activity_daily"
     return {"as_of": as_of, "carry_day": through}
 
 
-def nightly(warehouse: Path, memory_limit: str) -> dict:
+def reprioritise_old_tickets(con, n: int, days_old: int = 60, at_most: int = 300) -> dict:
+    """Flip the priority of ``n`` tickets created ``days_old`` to ``at_most`` days before the as-of day (inside
+    a 365-day history, before the nightly's window), one per account (urgent/high -> low, else -> urgent), as
+    the new day's export updates old tickets: their open urgent/high days change. Returns the tickets and
+    accounts touched."""
+    got = con.execute(
+        "select ticket_id, account_id from (select t.ticket_id, x.crm_account_id as account_id, row_number() over "
+        "(partition by x.crm_account_id order by t.ticket_id) as k from staging.stg_support__tickets as t "
+        "inner join marts.account_xref as x on x.source_system = 'support' "
+        "and x.source_id = cast(t.organization_id as varchar) and x.crm_account_id is not null "
+        "where cast(t.created_at as date) between (select max(day) from marts.dim_day) - ? "
+        "and (select max(day) from marts.dim_day) - ?) where k = 1 "
+        "order by hash(account_id) limit ?", [at_most, days_old, n]).fetchall()
+    con.execute("update staging.stg_support__tickets set priority = case when priority in ('urgent', 'high') "
+                "then 'low' else 'urgent' end where ticket_id in (select unnest(cast(? as bigint[])))",
+                [[t for t, _ in got]])
+    return {"tickets": len(got), "accounts": sorted({a for _, a in got})}
+
+
+def nightly(warehouse: Path, memory_limit: str, changed_accounts: int = 0) -> dict:
     import duckdb
 
     from cs_kpis.defs.health import scoring
@@ -259,6 +281,8 @@ def nightly(warehouse: Path, memory_limit: str) -> dict:
     out = {"lookback_days": by_table[INDICATORS].incremental_spec().lookback()}
     with duckdb.connect(str(warehouse), config={"memory_limit": memory_limit}) as con:
         out["previous_night"] = {k: str(v) for k, v in previous_night(con).items()}
+        if changed_accounts:  # the new day's export updates old tickets: these accounts are rebuilt on every day
+            out["reprioritised"] = reprioritise_old_tickets(con, changed_accounts)
         con.execute("checkpoint")
         t = time.perf_counter()
         out["activity"] = {k: str(v) for k, v in build_health_model(
@@ -289,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--billing-from", type=Path, default=None,
                    help="the revenue benchmark's warehouse: take billing from there and the landing pages "
                         "instead of raw billing tables (for a company whose billing was not loaded by dlt)")
+    p.add_argument("--changed-accounts", type=int, default=0,
+                   help="nightly: flip the priority of one old ticket of N accounts first, as a new day's export "
+                        "updates old tickets (the large company's nightly rebuilt 7 to 9 accounts on every day); "
+                        "this changes the warehouse's staging tickets")
     args = p.parse_args(argv)
     os.environ["CS_KPIS_WAREHOUSE"] = str(args.warehouse.resolve())
     os.environ["CS_KPIS_LANDING_DIR"] = str(args.landing.resolve())
@@ -296,13 +324,15 @@ def main(argv: list[str] | None = None) -> int:
         fn = {"upstream": lambda: (_upstream_landing_billing(args.warehouse, args.landing, args.billing_from)
                                    if args.billing_from else _upstream(args.warehouse)),
               "history": lambda: history(args.warehouse, args.memory_limit),
-              "nightly": lambda: nightly(args.warehouse, args.memory_limit)}[args.phase]
+              "nightly": lambda: nightly(args.warehouse, args.memory_limit, args.changed_accounts)}[args.phase]
         print(json.dumps(fn()))
         return 0
     out = {"history_days": os.environ.get("CS_KPIS_HEALTH_HISTORY_DAYS", "all"), "load_average": os.getloadavg()}
     phases = ["history", "nightly"] if args.skip_upstream else ["upstream", "history", "nightly"]
     for phase in phases:
         extra = ["--billing-from", str(args.billing_from)] if args.billing_from else []
+        if phase == "nightly" and args.changed_accounts:
+            extra += ["--changed-accounts", str(args.changed_accounts)]
         res = subprocess.run([sys.executable, "-m", "benchmarks.health", "--warehouse", str(args.warehouse),
                               "--landing", str(args.landing), "--memory-limit", args.memory_limit, "--phase", phase,
                               *extra],

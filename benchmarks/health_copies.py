@@ -47,7 +47,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.health import build_health_model, previous_night
+from benchmarks.health import build_health_model, previous_night, reprioritise_old_tickets
 
 TABLES = ("kpis.account_activity_daily", "marts.subscription_periods", "marts.mrr_daily_changes",
           "marts.account_states", "marts.accounts", "marts.account_xref", "staging.stg_support__tickets",
@@ -176,25 +176,6 @@ def nightly(warehouse: Path, out: Path, memory_limit: str, max_temp: str, change
 
 
 HEALTH_TABLES = ("kpis.account_activity_daily", *OUTPUTS)
-
-
-def reprioritise_old_tickets(con, n: int, days_old: int = 60, at_most: int = 300) -> dict:
-    """Flip the priority of ``n`` tickets created ``days_old`` to ``at_most`` days before the as-of day (inside
-    a 365-day history, before the nightly's window), one per account (urgent/high -> low, else -> urgent), as
-    the new day's export updates old tickets: their open urgent/high days change. Returns the tickets and
-    accounts touched."""
-    got = con.execute(
-        "select ticket_id, account_id from (select t.ticket_id, x.crm_account_id as account_id, row_number() over "
-        "(partition by x.crm_account_id order by t.ticket_id) as k from staging.stg_support__tickets as t "
-        "inner join marts.account_xref as x on x.source_system = 'support' "
-        "and x.source_id = cast(t.organization_id as varchar) and x.crm_account_id is not null "
-        "where cast(t.created_at as date) between (select max(day) from marts.dim_day) - ? "
-        "and (select max(day) from marts.dim_day) - ?) where k = 1 "
-        "order by hash(account_id) limit ?", [at_most, days_old, n]).fetchall()
-    con.execute("update staging.stg_support__tickets set priority = case when priority in ('urgent', 'high') "
-                "then 'low' else 'urgent' end where ticket_id in (select unnest(cast(? as bigint[])))",
-                [[t for t, _ in got]])
-    return {"tickets": len(got), "accounts": sorted({a for _, a in got})}
 
 
 def rebuild(warehouse: Path, out: Path, memory_limit: str, max_temp: str, full_refresh: bool,

@@ -15,6 +15,7 @@ import pytest
 
 from benchmarks import health, health_copies, profile_ranges
 from cs_kpis.defs.health.assets import models
+from cs_kpis.lib import incremental
 from cs_kpis_tests.health.test_history import activity_and_full_build
 
 OUTPUTS = health_copies.OUTPUTS
@@ -82,6 +83,17 @@ def test_health_benchmark_nightly_reads_the_carry_the_night_before_kept(built_wh
     assert stats["carry_read"] == out["previous_night"]["carry_day"] == str(carry_day), stats
     # the carry is read, not summed again: a wrong one would show in the rows, which equal the history's
     assert _equal(health_copies.compare(reference, warehouse, TABLES))
+
+
+def test_health_benchmark_nightly_rebuilds_the_accounts_whose_old_tickets_it_changed(
+        assets_built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(incremental, "MAX_REBUILT_SHARE", 1.0)  # one of the fixture's 3 accounts: above 10 %
+    warehouse = tmp_path / "wh.duckdb"
+    shutil.copyfile(assets_built, warehouse)
+    out = health.nightly(warehouse, "1GB", changed_accounts=1)
+    assert out["reprioritised"]["tickets"] == 1, out
+    # the old ticket's account is rebuilt on every day, as a real night does with old inputs that changed
+    assert out["indicators"]["accounts_rebuilt"] == "1" and out["indicators"]["mode"] == "incremental", out
 
 
 def test_copies_history_then_nightly_equal_a_history_of_twice_the_accounts(assets_built: Path, tmp_path: Path) -> None:
