@@ -122,6 +122,7 @@ def _generate(landing_dir: Path, ground_truth_dir: Path, size: str, seed: int, a
     simulator_may_replace(tmp, "partial")
     simulator_may_replace(tmp_truth, "partial")
     started = time.perf_counter()
+    phases: dict[str, float] = {}
     from .writer import no_helper_running
 
     no_helper_running(tmp / "_scratch")  # an earlier run's helper still at work there (its main process killed)
@@ -146,6 +147,7 @@ def _generate(landing_dir: Path, ground_truth_dir: Path, size: str, seed: int, a
                                        spec.events_per_active_user, last_day)
                 company = Company(spec, seed, store, last_day, events_writer=events)
                 company.run()
+                phases["simulation_s"] = time.perf_counter() - started
                 counts = write_entities(store, tmp, as_of, days, retention)
                 write_fx(tmp, _fx_rates(company))
             finally:
@@ -161,11 +163,15 @@ def _generate(landing_dir: Path, ground_truth_dir: Path, size: str, seed: int, a
                                        last_day)
                 company = Company(spec, seed, remote, last_day, events_writer=events)
                 company.run()
+                phases["simulation_s"] = time.perf_counter() - started
                 remote.write_landing(tmp, as_of, days, retention)
                 write_fx(tmp, _fx_rates(company))
                 # meanwhile, in this process, into the partial folder: moved into place after the landing
                 truth_summary = _write_truth(company, tmp_truth, last_day)
+                phases["truth_s"] = time.perf_counter() - started - phases["simulation_s"]
+                waited = time.perf_counter()
                 counts = remote.result()
+                phases["waited_for_landing_s"] = time.perf_counter() - waited
             finally:
                 remote.close()  # stops the helpers still running (after an error, or Ctrl-C)
     except BaseException:
@@ -174,6 +180,7 @@ def _generate(landing_dir: Path, ground_truth_dir: Path, size: str, seed: int, a
         # stay: marked, they are recognisably the simulator's, and the next run replaces them
         shutil.rmtree(tmp / "_scratch", ignore_errors=True)
         raise
+    phases["landing_s"] = time.perf_counter() - started - phases["simulation_s"]
     shutil.rmtree(tmp / "_scratch")
     # product events before as_of belong to the snapshot; fold nothing: each received day is its own folder
     counts["product/events"] = events.total
@@ -181,7 +188,9 @@ def _generate(landing_dir: Path, ground_truth_dir: Path, size: str, seed: int, a
         del counts["billing/invoiceitems"]  # optional: a company with no mid-period change has none
 
     if workers == 1:
+        at = time.perf_counter()
         truth_summary = _write_truth(company, tmp_truth, last_day)
+        phases["truth_s"] = time.perf_counter() - at
     bad = []
     if bad_input:
         from .bad_input import inject
@@ -214,6 +223,10 @@ def _generate(landing_dir: Path, ground_truth_dir: Path, size: str, seed: int, a
     _move_into_place(tmp, landing_dir, "landing")
     _move_into_place(tmp_truth, ground_truth_dir, "ground_truth")  # only once the landing is there
     manifest["seconds"] = round(time.perf_counter() - started, 2)
+    # where the seconds went (not in the manifest file, written above): the simulation (the agenda, with two
+    # workers also handing the versions and events over), then the extract days' parts, which with two workers
+    # the writer process writes while this one writes the ground truth (truth_s) and then waits for it
+    manifest["phases"] = {k: round(v, 2) for k, v in phases.items()}
     return manifest
 
 

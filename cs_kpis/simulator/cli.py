@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {args.size} company (seed {args.seed}) to {landing} in {m['seconds']} s (--workers {workers}); ground truth in {truth}")
+    print("  seconds: " + ", ".join(f"{k.removesuffix('_s')} {v}" for k, v in m["phases"].items()))
     for entity, n in m["counts"].items():
         print(f"  {entity:32s} {n:>12,}")
     return 0

@@ -296,6 +296,7 @@ def test_cli_writes_a_company(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "crm/Account" in out
     assert "(--workers " in out and not re.search(r"\(\d+ cores?\)", out)  # workers (processes), not cores
+    assert re.search(r"seconds: simulation [\d.]+, .*truth [\d.]+", out), out  # where the seconds went
 
 
 def test_a_paid_renewal_ends_a_past_due_spell_as_in_stripe(tmp_path):

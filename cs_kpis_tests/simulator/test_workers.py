@@ -41,6 +41,10 @@ def test_two_workers_write_the_same_bytes_as_one(tmp_path, tiny_company):
     assert len(one) > 100 and _digest(tmp_path / "landing") == one
     assert _digest(tmp_path / "truth") == _digest(tiny_company / "truth")
     assert m["counts"]["product/events"] > 0
+    # where the seconds went, returned to the caller (the CLI prints it), not written into the manifest
+    assert set(m["phases"]) == {"simulation_s", "truth_s", "waited_for_landing_s", "landing_s"}, m["phases"]
+    assert 0 < m["phases"]["simulation_s"] < m["phases"]["simulation_s"] + m["phases"]["landing_s"] <= m["seconds"]
+    assert "phases" not in (tmp_path / "landing" / "_manifest.json").read_text()
     assert not (tmp_path / "landing.partial").exists() and not (tmp_path / "truth.partial").exists()
 
 
