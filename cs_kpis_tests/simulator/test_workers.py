@@ -43,7 +43,8 @@ def test_two_workers_write_the_same_bytes_as_one(tmp_path, tiny_company):
     assert m["counts"]["product/events"] > 0
     # where the seconds went, returned to the caller (the CLI prints it), not written into the manifest
     assert set(m["phases"]) == {"simulation_s", "truth_s", "waited_for_landing_s", "landing_s"}, m["phases"]
-    assert 0 < m["phases"]["simulation_s"] < m["phases"]["simulation_s"] + m["phases"]["landing_s"] <= m["seconds"]
+    sim, landing = m["phases"]["simulation_s"], m["phases"]["landing_s"]
+    assert 0 < sim and 0 < landing and sim + landing <= m["seconds"] + 0.02  # each rounded to 0.01 s
     assert "phases" not in (tmp_path / "landing" / "_manifest.json").read_text()
     assert not (tmp_path / "landing.partial").exists() and not (tmp_path / "truth.partial").exists()
 
