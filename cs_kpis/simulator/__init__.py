@@ -47,7 +47,11 @@ def months_before(day: dt.date, months: int) -> dt.date:
 def generate(landing_dir: Path, ground_truth_dir: Path, size: str = "demo", seed: int = 42,
              as_of: dt.date | None = None, increments: int = 0, bad_input: bool = False,
              event_retention_days: int | None = None, workers: int = 1) -> dict:
-    """Simulate the company and write its landing folder and ground truth; return the manifest.
+    """Simulate the company and write its landing folder and ground truth; return the manifest, with two keys
+    the manifest file does not hold: ``seconds`` (the whole run) and ``phases`` (where they went, in seconds:
+    ``simulation_s`` from the start to the last simulated day, ``landing_s`` from there to the landing's parts
+    written, ``truth_s`` the ground truth, and with two workers ``waited_for_landing_s``, this process waiting
+    for the writer's parts after writing the truth).
 
     ``event_retention_days``: like a real Stripe account, which keeps about 30 days of ``/v1/events``,
     the snapshot holds only the events of that many days before the first extract day (each increment
