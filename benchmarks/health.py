@@ -237,16 +237,12 @@ def previous_night(con, tables: tuple[str, ...] = ("kpis.account_activity_daily"
     carry = CARRIES[INDICATORS]
     spec = {m.table: m for m in models}[INDICATORS].incremental_spec(None, carry)
     last = incremental.current(con, INDICATORS)
-    through = incremental.carry_day(con, spec, as_of - dt.timedelta(days=spec.lookback()))
+    through = incremental.next_carry_day(con, spec, as_of - dt.timedelta(days=1))  # what the night before kept
     if last is None or through is None:
         return {"as_of": as_of, "carry_day": None}
     carry.ddl(con)
-    con.execute(f"create or replace temp table _carry_before as {carry.totals(carry.source, incremental.sql_date(through))}")
-    con.execute(f"delete from {carry.table}")
-    con.execute(f"insert into {carry.table} by name select * from _carry_before")
-    con.execute("drop table _carry_before")
-    con.execute(f"update {incremental.CONTROL_TABLE} set carry_day = ?, carry_version = ? where model = ? "
-                "and build_seq = ?", [through, carry.version, INDICATORS, last["build_seq"]])
+    incremental.carry_replace(con, spec, carry.totals(carry.source, incremental.sql_date(through)), through,
+                              last["build_seq"])
     return {"as_of": as_of, "carry_day": through}
 
 

@@ -499,7 +499,7 @@ def carry_keep(con, spec: Incremental, window: BuildWindow, through: dt.date | N
     the carry this build read (its accounts rebuilt on every day summed from their rows) or summed from every
     source row; recorded as the control row's carry_day. Returns that day (None: no calendar)."""
     carry = spec.carry
-    nxt = carry_day(con, spec, window.as_of - dt.timedelta(days=spec.lookback() - 1)) if window.as_of else None
+    nxt = next_carry_day(con, spec, window.as_of) if window.as_of else None
     if nxt is None:
         return None
     if through is not None and nxt >= through:
@@ -512,14 +512,27 @@ def carry_keep(con, spec: Incremental, window: BuildWindow, through: dt.date | N
         sql = carry.rolled(f"(select * from {carry.table} where account_id not in ({listed}))", new_rows, sql_date(nxt))
     else:
         sql = carry.totals(carry.source, sql_date(nxt))
+    carry_replace(con, spec, sql, nxt, seq)
+    con.execute("drop table if exists _carry_listed")
+    return nxt
+
+
+def next_carry_day(con, spec: Incremental, as_of: dt.date) -> dt.date | None:
+    """The day the carry a build of ``as_of`` keeps runs through: the first read day of the next nightly's window
+    (as_of minus the lookback's days, then reads_days)."""
+    return carry_day(con, spec, as_of - dt.timedelta(days=spec.lookback() - 1))
+
+
+def carry_replace(con, spec: Incremental, sql: str, through: dt.date, seq: int) -> None:
+    """Replace the kept carry by the rows of ``sql`` (the carry's columns, through ``through``), recorded on build
+    ``seq``'s control row as its carry_day, under the carry's current definition."""
+    carry = spec.carry
     con.execute(f"create or replace temp table _carry_next as {sql}")
     con.execute(f"delete from {carry.table}")
     con.execute(f"insert into {carry.table} by name select * from _carry_next")
     con.execute("drop table if exists _carry_next")
-    con.execute("drop table if exists _carry_listed")
     con.execute(f"update {CONTROL_TABLE} set carry_day = ?, carry_version = ? where model = ? and build_seq = ?",
-                [nxt, carry.version, spec.table, seq])
-    return nxt
+                [through, carry.version, spec.table, seq])
 
 
 def sql_date(day: dt.date) -> str:
