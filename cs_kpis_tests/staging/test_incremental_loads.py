@@ -210,3 +210,22 @@ def test_the_nightly_unique_check_looks_up_the_new_loads_keys_and_keeps_failing_
     assert then(f"delete from {RAW} where _dlt_load_id = '0005.dup'", build) == (True, 0, "every key")
     # rows changed behind the builds' back: every key is checked
     assert then(f"insert into {MODEL.table} select * from {MODEL.table} limit 1") == (False, 1, "every key")
+
+
+@pytest.mark.parametrize("cols", ["k", "k, n"])
+def test_duplicate_keys_by_hash_first_finds_what_a_plain_group_by_finds(cols):
+    """The full check's query (hash first, then the keys) against the plain ``group by``: repeated keys, a key
+    repeated three times, null keys (which group together), and for two columns a pair repeated only as a whole."""
+    con = duckdb.connect()
+    con.execute("create table t (k varchar, n integer)")
+    con.execute("insert into t select 'm' || i, i % 3 from range(5000) as r(i)")
+    con.execute("insert into t values ('m7', 1), ('m7', 1), ('m8', 2), (null, 0), (null, 0), ('m9', 1), ('m9', 2)")
+    plain = con.execute(f"select {cols}, count(*) as copies from t group by {cols} having count(*) > 1 "
+                        "order by all").fetchall()
+    found = con.execute(f"select * from ({load_builds.duplicate_keys_sql('t', cols)}) order by all").fetchall()
+    assert found == plain
+    if cols == "k":
+        assert found == [("m7", 3), ("m8", 2), ("m9", 3), (None, 2)]
+    else:
+        assert found == [("m7", 1, 3), ("m8", 2, 2), (None, 0, 2)]
+    con.close()
