@@ -778,11 +778,11 @@ def month_order(row: tuple, rewritten_from: dt.date) -> tuple:
 
 @pytest.mark.parametrize("chunk_rows", [None, 150])
 def test_a_full_build_writes_each_account_range_month_by_month(wh_after, chunk_rows):
-    """A full build writes each account range's scores ordered by month, then account and day (scoring.by_month),
-    so that the nightly's filters on day skip the other months' row groups, and the days the next nightly deletes
-    and writes again (from its last day minus lookback - 1) after the range's other days, so that those deletes
-    leave whole row groups, not parts of the last month's to be merged; the rows are the same. In the table's
-    order (rowid), each range is one run of rows in that order, the ranges one after another."""
+    """A full build writes each account range's scores and explained changes ordered by month, then account and day
+    (scoring.by_month), so that the nightly's filters on day skip the other months' row groups, and the days the
+    next nightly deletes and writes again (from its last day minus lookback - 1) after the range's other days, so
+    that those deletes leave whole row groups, not parts of the last month's to be merged; the rows are the same.
+    In the table's order (rowid), each range is one run of rows in that order, the ranges one after another."""
     config = hs.load_current_config()
     wh = wh_after(full_build)
     reference = rows(wh, "kpis.health_scores_daily")
@@ -794,17 +794,21 @@ def test_a_full_build_writes_each_account_range_month_by_month(wh_after, chunk_r
     assert wh.execute("select count(distinct day) from kpis.health_scores_daily where day < ? and "
                       "date_trunc('month', day) = date_trunc('month', ?::date)", [rewritten_from, last]).fetchall()[0][0] > 0, \
         "the fixture's last month must have days before the next nightly's window"
-    stored = wh.execute("select account_id, day from kpis.health_scores_daily order by rowid").fetchall()
-    runs = [[stored[0]]]
-    for previous, row in itertools.pairwise(stored):
-        if month_order(row, rewritten_from) < month_order(previous, rewritten_from):
-            runs.append([])
-        runs[-1].append(row)
-    assert len(runs) == stats["chunks"]
-    accounts = [{a for a, _ in run} for run in runs]
-    assert all(max(a) < min(b) for a, b in itertools.pairwise(accounts)), "one run per account range, in order"
-    assert any(len(a) > 1 for a in accounts)
-    assert any(run != sorted(run) for run in runs), "the fixture must tell the month order from the account order"
+    # the explained changes too: the next nightly's deletes (its window, the history's first days) then leave whole
+    # row groups of health_score_changes, not a few rows of each (BENCHMARKS.md, session 33)
+    for table in ("kpis.health_scores_daily", "kpis.health_score_changes"):
+        stored = wh.execute(f"select account_id, day from {table} order by rowid").fetchall()
+        runs = [[stored[0]]]
+        for previous, row in itertools.pairwise(stored):
+            if month_order(row, rewritten_from) < month_order(previous, rewritten_from):
+                runs.append([])
+            runs[-1].append(row)
+        assert len(runs) == stats["chunks"], table
+        accounts = [{a for a, _ in run} for run in runs]
+        assert all(max(a) < min(b) for a, b in itertools.pairwise(accounts)), f"{table}: one run per account range"
+        assert any(len(a) > 1 for a in accounts)
+        assert any(run != sorted(run) for run in runs), "the fixture must tell the month order from the account order"
+        assert any(day >= rewritten_from for _, day in stored) and any(day < rewritten_from for _, day in stored)
     same(rows(wh, "kpis.health_scores_daily"), reference)
 
 

@@ -521,7 +521,11 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
         for n, (accounts, since, windowed) in enumerate(passes):
             t0 = time.perf_counter()
             # many days (a full build, the rebuilt accounts' every day) are written month by month (by_month); a
-            # nightly window's few days are appended together at the table's end anyway, in no particular order
+            # nightly window's few days are appended together at the table's end anyway, in no particular order.
+            # The explained changes too: written in account order, the next nightly's deletes (its window's days,
+            # the history's first days) left a few rows deleted in every row group of health_score_changes, and the
+            # checkpoint after the first nightly past a full build took 0.48 s for its window's 84,637 rows on the
+            # large company (BENCHMARKS.md, session 33)
             unordered = since is not None and window.as_of is not None and (window.as_of - since).days < CLUSTER_DAYS
             order = (lambda sql: sql) if unordered else (lambda sql: by_month(sql, rewritten_from))
             if accounts is not None and len(accounts) == 4 and accounts[3]:
@@ -532,7 +536,7 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
                             f"{scores_sql(config, accounts, since, windowed, window.as_of, before=True)}")
                 written = _write(con, SCORES_TABLE, order(f"select {', '.join(SCORE_COLUMNS)} from {SCORED}"), create)
                 t1 = time.perf_counter()
-                _write(con, CHANGES_TABLE, changes_from_scored_sql(config), create)
+                _write(con, CHANGES_TABLE, order(changes_from_scored_sql(config)), create)
                 con.execute(f"drop table {SCORED}")
             else:
                 with unordered_insert(con, unordered):
@@ -540,7 +544,7 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
                                      order(scores_sql(config, accounts, since, windowed, window.as_of)), create)
                 t1 = time.perf_counter()
                 con.execute(f"create or replace temp table {MOVED} as {moved_sql(accounts, since)}")
-                _write(con, CHANGES_TABLE, changes_sql(config, since, window.as_of if windowed else None), create)
+                _write(con, CHANGES_TABLE, order(changes_sql(config, since, window.as_of if windowed else None)), create)
                 con.execute(f"drop table {MOVED}")
             rows += written
             rebuilt += written if n >= len(passes) - len(listed_ranges) else 0
