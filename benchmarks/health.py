@@ -18,6 +18,9 @@ there). Each phase runs in its own process, so its peak RSS is its own:
    explanations read the stored scores before them). ``--changed-accounts N`` first flips the priority of an old
    ticket of N accounts, as a real new day updates old tickets, so the night also rebuilds those accounts on every
    day (a change to the warehouse's staging tickets: run it on a copy, or accept that they drift).
+   ``--after-full-build`` makes the night the first after a full build instead (``full_build_the_night_before``: the
+   indicators and scores built in full as of the day before first), the night ``benchmarks.run full`` measures.
+   Either way the night opens the warehouse anew, as a step does.
 """
 
 import argparse
@@ -265,7 +268,41 @@ def reprioritise_old_tickets(con, n: int, days_old: int = 60, at_most: int = 300
     return {"tickets": len(got), "accounts": sorted({a for _, a in got})}
 
 
-def nightly(warehouse: Path, memory_limit: str, changed_accounts: int = 0) -> dict:
+def full_build_the_night_before(con) -> dict:
+    """Recreate what a full build left the night before the as-of day: the activity without the as-of day, and the
+    indicators and scores built in full as of the day before (the as-of day's row of ``marts.dim_day``, which decides
+    a build's as-of day, left out while they build, then put back). The night after it is the first nightly after a
+    full build, the one ``benchmarks.run full`` measures: a full build writes each account range's next window at the
+    range's end, where the first nightly deletes it, while every later nightly finds the window it deletes at the
+    table's end, where the night before appended it (scoring.by_month). Returns the as-of day and the builds'
+    seconds (not part of the night's figures)."""
+    from cs_kpis.defs.health import scoring
+    from cs_kpis.defs.health.assets import models
+    from cs_kpis.defs.health.health_score import load_current_config
+
+    by_table = {m.table: m for m in models}
+    as_of = con.execute("select max(day) from marts.dim_day").fetchall()[0][0]
+    con.execute(f"delete from {ACTIVITY} where day >= ?", [as_of])
+    con.execute("create or replace temp table _benchmark_as_of_days as select * from marts.dim_day where day >= ?",
+                [as_of])
+    con.execute("delete from marts.dim_day where day >= ?", [as_of])
+    try:
+        t = time.perf_counter()
+        build_health_model(con, by_table[INDICATORS], full_refresh=True)
+        t1 = time.perf_counter()
+        scoring.score_history(con, load_current_config(), full_refresh=True)
+        t2 = time.perf_counter()
+    finally:
+        con.execute("insert into marts.dim_day select * from _benchmark_as_of_days")
+        con.execute("drop table _benchmark_as_of_days")
+    return {"as_of": as_of, "full_build_as_of": as_of - dt.timedelta(days=1),
+            "indicators_seconds": round(t1 - t, 2), "scores_seconds": round(t2 - t1, 2)}
+
+
+def nightly(warehouse: Path, memory_limit: str, changed_accounts: int = 0, after_full_build: bool = False) -> dict:
+    """The night (see the module's docstring), after ``previous_night``, or with ``after_full_build`` after
+    ``full_build_the_night_before``. The state is prepared on one connection, which is then closed: the night opens
+    the warehouse again, as each of the nightly's steps does, with none of its data in DuckDB's memory."""
     import duckdb
 
     from cs_kpis.defs.health import scoring
@@ -276,10 +313,13 @@ def nightly(warehouse: Path, memory_limit: str, changed_accounts: int = 0) -> di
     by_table = {m.table: m for m in models}
     out = {"lookback_days": by_table[INDICATORS].incremental_spec().lookback()}
     with duckdb.connect(str(warehouse), config={"memory_limit": memory_limit}) as con:
-        out["previous_night"] = {k: str(v) for k, v in previous_night(con).items()}
+        before = full_build_the_night_before(con) if after_full_build else previous_night(con)
+        out["full_build_the_night_before" if after_full_build else "previous_night"] = {
+            k: str(v) for k, v in before.items()}
         if changed_accounts:  # the new day's export updates old tickets: these accounts are rebuilt on every day
             out["reprioritised"] = reprioritise_old_tickets(con, changed_accounts)
         con.execute("checkpoint")
+    with duckdb.connect(str(warehouse), config={"memory_limit": memory_limit}) as con:
         t = time.perf_counter()
         out["activity"] = {k: str(v) for k, v in build_health_model(
             con, by_table[ACTIVITY]).items()}
@@ -313,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="nightly: flip the priority of one old ticket of N accounts first, as a new day's export "
                         "updates old tickets (the large company's nightly rebuilt 7 to 9 accounts on every day); "
                         "this changes the warehouse's staging tickets")
+    p.add_argument("--after-full-build", action="store_true",
+                   help="nightly: first build the indicators and scores in full as of the day before, so that the "
+                        "night is the first after a full build, as in benchmarks.run full (about a history's time "
+                        "more; not in the night's figures)")
     args = p.parse_args(argv)
     os.environ["CS_KPIS_WAREHOUSE"] = str(args.warehouse.resolve())
     os.environ["CS_KPIS_LANDING_DIR"] = str(args.landing.resolve())
@@ -320,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         fn = {"upstream": lambda: (_upstream_landing_billing(args.warehouse, args.landing, args.billing_from)
                                    if args.billing_from else _upstream(args.warehouse)),
               "history": lambda: history(args.warehouse, args.memory_limit),
-              "nightly": lambda: nightly(args.warehouse, args.memory_limit, args.changed_accounts)}[args.phase]
+              "nightly": lambda: nightly(args.warehouse, args.memory_limit, args.changed_accounts,
+                                   args.after_full_build)}[args.phase]
         print(json.dumps(fn()))
         return 0
     out = {"history_days": os.environ.get("CS_KPIS_HEALTH_HISTORY_DAYS", "all"), "load_average": os.getloadavg()}
@@ -329,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         extra = ["--billing-from", str(args.billing_from)] if args.billing_from else []
         if phase == "nightly" and args.changed_accounts:
             extra += ["--changed-accounts", str(args.changed_accounts)]
+        if phase == "nightly" and args.after_full_build:
+            extra += ["--after-full-build"]
         res = subprocess.run([sys.executable, "-m", "benchmarks.health", "--warehouse", str(args.warehouse),
                               "--landing", str(args.landing), "--memory-limit", args.memory_limit, "--phase", phase,
                               *extra],

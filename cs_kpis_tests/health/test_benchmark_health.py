@@ -96,6 +96,28 @@ def test_health_benchmark_nightly_rebuilds_the_accounts_whose_old_tickets_it_cha
     assert out["indicators"]["accounts_rebuilt"] == "1" and out["indicators"]["mode"] == "incremental", out
 
 
+def test_health_benchmark_first_nightly_after_a_full_build_of_the_day_before(assets_built: Path,
+                                                                             tmp_path: Path) -> None:
+    # the night benchmarks.run full measures: the first after a full build, which was as of the day before; the
+    # calendar is as it was, and the night's tables equal the assets' full build of the as-of day
+    warehouse = tmp_path / "wh.duckdb"
+    shutil.copyfile(assets_built, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        calendar = con.execute("select * from marts.dim_day order by day").fetchall()
+        as_of = calendar[-1][0]
+        full = health.full_build_the_night_before(con)
+        assert full["as_of"] == as_of and full["full_build_as_of"] == as_of - dt.timedelta(days=1)
+        for table in OUTPUTS[:2]:
+            assert con.execute(f"select max(day) from {table}").fetchall()[0][0] == as_of - dt.timedelta(days=1)
+        built = {b["model"]: b for b in incremental.builds(con) if b["is_current"]}
+        assert built[health.INDICATORS]["mode"] == "full" and built[health.INDICATORS]["as_of"] == full["full_build_as_of"]
+        assert con.execute("select * from marts.dim_day order by day").fetchall() == calendar
+    out = health.nightly(warehouse, "1GB", after_full_build=True)
+    assert out["full_build_the_night_before"]["as_of"] == str(as_of)
+    assert out["indicators"]["mode"] == "incremental" and out["scores"]["mode"] == "incremental", out
+    assert _equal(health_copies.compare(assets_built, warehouse, TABLES))
+
+
 def test_copies_history_then_nightly_equal_a_history_of_twice_the_accounts(assets_built: Path, tmp_path: Path) -> None:
     copies = tmp_path / "copies.duckdb"
     counts = health_copies.copies(assets_built, copies, 2)
