@@ -284,9 +284,10 @@ def duplicate_keys_sql(table: str, cols: str) -> str:
     """The keys (``cols``, comma-separated) found in ``table`` more than once, with their ``copies``: the same rows
     as ``group by {cols} having count(*) > 1``, found by grouping the keys' ``hash`` first and the keys themselves
     only where two rows share a hash. Grouping a 64-bit hash is cheaper than grouping the text keys: on the large
-    company's 59.7 M staging events 8.0-8.4 s against 9.9-12.0 s (BENCHMARKS.md, session 32). Two keys that share
-    a hash are still told apart by the second ``group by``; null keys share one hash, and group together as before.
-    Spark's ``hash`` is 32 bits: more shared hashes there, the same rows."""
+    company's 59.7 M staging events 6.7-6.9 s against 9.8-11.6 s, and the full build's blocking checks of those
+    events 8.3 s against 13.1 s (BENCHMARKS.md, session 33). Two keys that share a hash are still told apart by the
+    second ``group by``; null keys share one hash, and group together as before. Spark's ``hash`` is 32 bits: more
+    shared hashes there, the same rows."""
     return (f"select {cols}, count(*) as copies from {table} "
             f"where hash({cols}) in (select hash({cols}) as h from {table} group by hash({cols}) having count(*) > 1) "
             f"group by {cols} having count(*) > 1")
