@@ -190,15 +190,26 @@ def _counts(con) -> dict:
 ACTIVITY, INDICATORS = "kpis.account_activity_daily", "kpis.account_indicators_daily"
 
 
-def history(warehouse: Path, memory_limit: str) -> dict:
-    import duckdb
-
+def full_indicators_and_scores(con) -> tuple[dict, dict, float, float]:
+    """Full builds of the indicators and the scores, as of the calendar's last day: (the indicators' build stats,
+    the scoring's, the seconds of each)."""
     from cs_kpis.defs.health import scoring
     from cs_kpis.defs.health.assets import models
     from cs_kpis.defs.health.health_score import load_current_config
+
+    t = time.perf_counter()
+    window = build_health_model(con, {m.table: m for m in models}[INDICATORS], full_refresh=True)
+    t1 = time.perf_counter()
+    stats = scoring.score_history(con, load_current_config(), full_refresh=True)
+    return window, stats, round(t1 - t, 2), round(time.perf_counter() - t1, 2)
+
+
+def history(warehouse: Path, memory_limit: str) -> dict:
+    import duckdb
+
+    from cs_kpis.defs.health.assets import models
     from cs_kpis.lib import incremental
 
-    config = load_current_config()
     out = {"history_days": incremental.history_days()}
     by_table = {m.table: m for m in models}
     with duckdb.connect(str(warehouse), config={"memory_limit": memory_limit}) as con:
@@ -207,12 +218,7 @@ def history(warehouse: Path, memory_limit: str) -> dict:
             con, by_table[ACTIVITY], full_refresh=True).items()}
         out["activity_seconds"] = round(time.perf_counter() - t, 2)
         out["activity_rows"] = con.execute("select count(*) from kpis.account_activity_daily").fetchall()[0][0]
-        t = time.perf_counter()
-        window = build_health_model(con, by_table[INDICATORS], full_refresh=True)
-        out["indicators_seconds"] = round(time.perf_counter() - t, 2)
-        t = time.perf_counter()
-        stats = scoring.score_history(con, config, full_refresh=True)
-        out["scores_seconds"] = round(time.perf_counter() - t, 2)
+        window, stats, out["indicators_seconds"], out["scores_seconds"] = full_indicators_and_scores(con)
         out["score_chunks"] = stats["chunks"]
         out["history_start"] = str(window["history_start"])
         out["as_of"] = str(con.execute("select max(day) from marts.dim_day").fetchall()[0][0])
@@ -276,27 +282,18 @@ def full_build_the_night_before(con) -> dict:
     range's end, where the first nightly deletes it, while every later nightly finds the window it deletes at the
     table's end, where the night before appended it (scoring.by_month). Returns the as-of day and the builds'
     seconds (not part of the night's figures)."""
-    from cs_kpis.defs.health import scoring
-    from cs_kpis.defs.health.assets import models
-    from cs_kpis.defs.health.health_score import load_current_config
-
-    by_table = {m.table: m for m in models}
     as_of = con.execute("select max(day) from marts.dim_day").fetchall()[0][0]
     con.execute(f"delete from {ACTIVITY} where day >= ?", [as_of])
     con.execute("create or replace temp table _benchmark_as_of_days as select * from marts.dim_day where day >= ?",
                 [as_of])
     con.execute("delete from marts.dim_day where day >= ?", [as_of])
     try:
-        t = time.perf_counter()
-        build_health_model(con, by_table[INDICATORS], full_refresh=True)
-        t1 = time.perf_counter()
-        scoring.score_history(con, load_current_config(), full_refresh=True)
-        t2 = time.perf_counter()
+        _, _, indicators_seconds, scores_seconds = full_indicators_and_scores(con)
     finally:
         con.execute("insert into marts.dim_day select * from _benchmark_as_of_days")
         con.execute("drop table _benchmark_as_of_days")
     return {"as_of": as_of, "full_build_as_of": as_of - dt.timedelta(days=1),
-            "indicators_seconds": round(t1 - t, 2), "scores_seconds": round(t2 - t1, 2)}
+            "indicators_seconds": indicators_seconds, "scores_seconds": scores_seconds}
 
 
 def nightly(warehouse: Path, memory_limit: str, changed_accounts: int = 0, after_full_build: bool = False) -> dict:
