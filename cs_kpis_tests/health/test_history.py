@@ -812,6 +812,36 @@ def test_a_full_build_writes_each_account_range_month_by_month(wh_after, chunk_r
     same(rows(wh, "kpis.health_scores_daily"), reference)
 
 
+@pytest.mark.parametrize("chunk_rows", [None, 150])
+def test_a_full_indicator_build_writes_each_account_range_month_by_month(wh, chunk_rows):
+    """The indicators' full build is written as the scores' is (scoring.by_month): each account range's rows by
+    month, then account and day, and the days the next nightly deletes and writes again (from the fingerprint day
+    the build records) after the range's other days. The first nightly after a full build then deletes whole row
+    groups at each range's end instead of a few rows of every row group (BENCHMARKS.md, session 34); the rows are
+    the same."""
+    reference = rows(wh, "kpis.account_indicators_daily")
+    stats = build_window(wh, INDICATOR_MODEL, plan(wh, INDICATOR_MODEL, full_refresh=True), chunk_rows=chunk_rows)
+    assert stats["mode"] == "full" and (stats["account_ranges"] == 1) == (chunk_rows is None)
+    rewritten_from = incremental.next_fingerprint_day(fixtures.spec(INDICATOR_MODEL), AS_OF)
+    assert incremental.current(wh, INDICATOR_MODEL.table)["fingerprint_day"] == rewritten_from
+    assert plan(wh, INDICATOR_MODEL).start_day == rewritten_from, "the next nightly starts on that day"
+    assert rewritten_from.month == AS_OF.month and rewritten_from.day > 1, \
+        "the fixture's last month must have days before the next nightly's window"
+    stored = wh.execute("select account_id, day from kpis.account_indicators_daily order by rowid").fetchall()
+    runs = [[stored[0]]]
+    for previous, row in itertools.pairwise(stored):
+        if month_order(row, rewritten_from) < month_order(previous, rewritten_from):
+            runs.append([])
+        runs[-1].append(row)
+    assert len(runs) == stats["account_ranges"]
+    accounts = [{a for a, _ in run} for run in runs]
+    assert all(max(a) < min(b) for a, b in itertools.pairwise(accounts)), "one run per account range"
+    assert any(len(a) > 1 for a in accounts)
+    assert any(run != sorted(run) for run in runs), "the fixture must tell the month order from the account order"
+    assert any(day >= rewritten_from for _, day in stored) and any(day < rewritten_from for _, day in stored)
+    same(rows(wh, "kpis.account_indicators_daily"), reference)
+
+
 def test_the_indicators_start_where_a_longer_activity_window_did(wh, monkeypatch):
     # The indicators' fingerprint does not hash the activity's rows: a change to them reaches the indicators only
     # through the activity's build records. Here the activity's nightly window (10 days) reaches further back than

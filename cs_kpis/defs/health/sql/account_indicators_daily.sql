@@ -70,7 +70,8 @@ with build_window as (
     -- earliest_day: the first day any account of the pass is written from (a pass of 'whole' writes the listed
     -- accounts from the history's first day; null = every account's whole history); carry_through: this pass reads
     -- each account's running sums' carry from kpis._indicator_carry, kept through exactly the first day its windows
-    -- read (null: it sums the carry from every activity row; every build keeps a carry for the next one)
+    -- read (null: it sums the carry from every activity row; every build keeps a carry for the next one);
+    -- rewritten_from: the first day the next nightly deletes and writes again (the fingerprint day of this build)
     select
         max(start_day) as start_day,
         cast(max(start_day) - interval 89 day as date) as reads_from,
@@ -80,7 +81,8 @@ with build_window as (
         max(build_seq) as build_seq,
         max(listed) as listed,
         max(history_start) as history_start,
-        max(carry_through) as carry_through
+        max(carry_through) as carry_through,
+        max(fingerprint_day) as rewritten_from
     from kpis._build_window
     where model = 'kpis.account_indicators_daily' and is_current
 ),
@@ -902,7 +904,11 @@ select
     case when w.cancellation_scheduled then 1 else 0 end as cancellation_scheduled
 from indicator_days as w
 cross join milestone_count as mc
--- each account's days together and in order, as the window gave them: the join on the latest day with deltas (a
--- build side of a third of the output days) returns them shuffled, and the scores, which read them by account, then
--- ran 8 % slower (BENCHMARKS.md, session 31)
-order by w.account_id, w.day
+cross join build_window as bw
+-- month by month, then each account's days together and in order, and the days the next nightly writes again
+-- (rewritten_from: the build's fingerprint day, its lookback's first day) last, as the scores are written
+-- (cs_kpis/defs/health/scoring.py, by_month): the next nightly's deletes by day then take whole row groups at each
+-- account range's end, and its filters by day skip the other months' row groups. Unordered, the join on the latest
+-- day with deltas (a build side of a third of the output days) returns the rows shuffled, and the scores, which read
+-- them by account, ran 8 % slower (BENCHMARKS.md, session 31)
+order by case when w.day >= bw.rewritten_from then 1 else 0 end, date_trunc('month', w.day), w.account_id, w.day
