@@ -776,6 +776,18 @@ def month_order(row: tuple, rewritten_from: dt.date) -> tuple:
     return (day >= rewritten_from, day.year, day.month, account_id, day)
 
 
+def month_order_runs(con, table: str, rewritten_from: dt.date) -> list[list[tuple]]:
+    """The (account_id, day) rows of ``table`` in the table's order (rowid), cut wherever that order breaks
+    month_order: one run per insert written in that order."""
+    stored = con.execute(f"select account_id, day from {table} order by rowid").fetchall()
+    runs = [[stored[0]]]
+    for previous, row in itertools.pairwise(stored):
+        if month_order(row, rewritten_from) < month_order(previous, rewritten_from):
+            runs.append([])
+        runs[-1].append(row)
+    return runs
+
+
 @pytest.mark.parametrize("chunk_rows", [None, 150])
 def test_a_full_build_writes_each_account_range_month_by_month(wh_after, chunk_rows):
     """A full build writes each account range's scores and explained changes ordered by month, then account and day
@@ -797,18 +809,14 @@ def test_a_full_build_writes_each_account_range_month_by_month(wh_after, chunk_r
     # the explained changes too: the next nightly's deletes (its window, the history's first days) then leave whole
     # row groups of health_score_changes, not a few rows of each (BENCHMARKS.md, session 33)
     for table in ("kpis.health_scores_daily", "kpis.health_score_changes"):
-        stored = wh.execute(f"select account_id, day from {table} order by rowid").fetchall()
-        runs = [[stored[0]]]
-        for previous, row in itertools.pairwise(stored):
-            if month_order(row, rewritten_from) < month_order(previous, rewritten_from):
-                runs.append([])
-            runs[-1].append(row)
+        runs = month_order_runs(wh, table, rewritten_from)
         assert len(runs) == stats["chunks"], table
         accounts = [{a for a, _ in run} for run in runs]
         assert all(max(a) < min(b) for a, b in itertools.pairwise(accounts)), f"{table}: one run per account range"
         assert any(len(a) > 1 for a in accounts)
         assert any(run != sorted(run) for run in runs), "the fixture must tell the month order from the account order"
-        assert any(day >= rewritten_from for _, day in stored) and any(day < rewritten_from for _, day in stored)
+        days = [day for run in runs for _, day in run]
+        assert any(day >= rewritten_from for day in days) and any(day < rewritten_from for day in days)
     same(rows(wh, "kpis.health_scores_daily"), reference)
 
 
@@ -827,18 +835,14 @@ def test_a_full_indicator_build_writes_each_account_range_month_by_month(wh, chu
     assert plan(wh, INDICATOR_MODEL).start_day == rewritten_from, "the next nightly starts on that day"
     assert rewritten_from.month == AS_OF.month and rewritten_from.day > 1, \
         "the fixture's last month must have days before the next nightly's window"
-    stored = wh.execute("select account_id, day from kpis.account_indicators_daily order by rowid").fetchall()
-    runs = [[stored[0]]]
-    for previous, row in itertools.pairwise(stored):
-        if month_order(row, rewritten_from) < month_order(previous, rewritten_from):
-            runs.append([])
-        runs[-1].append(row)
+    runs = month_order_runs(wh, "kpis.account_indicators_daily", rewritten_from)
     assert len(runs) == stats["account_ranges"]
     accounts = [{a for a, _ in run} for run in runs]
     assert all(max(a) < min(b) for a, b in itertools.pairwise(accounts)), "one run per account range"
     assert any(len(a) > 1 for a in accounts)
     assert any(run != sorted(run) for run in runs), "the fixture must tell the month order from the account order"
-    assert any(day >= rewritten_from for _, day in stored) and any(day < rewritten_from for _, day in stored)
+    days = [day for run in runs for _, day in run]
+    assert any(day >= rewritten_from for day in days) and any(day < rewritten_from for day in days)
     same(rows(wh, "kpis.account_indicators_daily"), reference)
 
 
