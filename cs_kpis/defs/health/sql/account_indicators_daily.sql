@@ -908,7 +908,7 @@ cross join build_window as bw
 -- month by month, then each account's days together and in order, and the days the next nightly writes again
 -- (rewritten_from: the build's fingerprint day, its lookback's first day) last, as the scores are written
 -- (cs_kpis/defs/health/scoring.py, by_month): the next nightly's delete by day then takes rows at each account
--- range's end, not a few of every row group, and its filters by day skip the other months' row groups. Unordered, the join on the latest
--- day with deltas (a build side of a third of the output days) returns the rows shuffled, and the scores, which read
--- them by account, ran 8 % slower (BENCHMARKS.md, session 31)
+-- range's end, not a few of every row group (BENCHMARKS.md, session 34), and its filters by day skip the other
+-- months' row groups. Unordered, the join on the latest day with deltas (a build side of a third of the output days)
+-- returns the rows shuffled, and the scores, which read them by account, ran 8 % slower (BENCHMARKS.md, session 31)
 order by case when w.day >= bw.rewritten_from then 1 else 0 end, date_trunc('month', w.day), w.account_id, w.day
