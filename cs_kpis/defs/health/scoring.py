@@ -289,14 +289,15 @@ def _before_columns(window: int) -> list[str]:
 
 
 def scores_sql(config: HealthConfig, accounts: Accounts, start: dt.date | None, incremental: bool = False,
-               as_of: dt.date | None = None, before: bool = False) -> str:
+               as_of: dt.date | None = None, before: bool = False, until: dt.date | None = None) -> str:
     """The rows of kpis.health_scores_daily for the ``accounts`` from day ``start`` on (None:
     every day): score_sql over the indicator rows, with delta_<w>d for every change window from a self-join
     on (account_id, day - w) over the new rows and, when ``incremental``, the stored scores of the w days
     before ``start`` (null when that day was not scored). An incremental scoring (new rows from ``start`` to
     ``as_of``) joins each window with only the days it can reach, start - w .. as_of - w (the stored ones read
     once). With ``before``, also score_before_<w>d and <c>_score_before_<w>d (the component scores rounded as
-    stored) for the explanations (changes_from_scored_sql)."""
+    stored) for the explanations (changes_from_scored_sql). With ``until``, only the days before it (their
+    deltas reach only earlier days, so they are the same rows)."""
     windows = CHANGE_WINDOWS
     if incremental and (start is None or as_of is None):
         raise ValueError("an incremental scoring needs its first day and its as-of day")
@@ -311,6 +312,8 @@ def scores_sql(config: HealthConfig, accounts: Accounts, start: dt.date | None, 
         # found, at worst with the reads of before); the days are filtered on those rows
         where = (f"rowid in (select rowid from kpis.account_indicators_daily as i where "
                  f"{_range_filter('i', accounts, None)}) and {_range_filter('i', None, start)}")
+    if until is not None:
+        where += f" and i.day < {sql_date(until)}"
     source = f"(select * from kpis.account_indicators_daily as i where {where})"
     comps = ", " + ", ".join(f"{sql_round(f'_c_{c}') if c in configured else 'null::DOUBLE'} as {c}_score"
                              for c in COMPONENTS) if before else ""
@@ -409,13 +412,13 @@ def history_start_sql(history_start: dt.date) -> tuple[str, str]:
 
 CLUSTER_DAYS = 31
 """a pass that writes more days than this (a full build's ranges, the accounts rebuilt on every day) writes its
-scores ordered by month, then account and day (by_month)"""
+scores ordered by month (newest first), then account and day (by_month)"""
 
 
 def by_month(sql: str, rewritten_from: dt.date | None = None) -> str:
-    """The rows of ``sql`` (a SELECT with day and account_id) ordered by calendar month, then account and day;
-    with ``rewritten_from`` (the first day the next nightly deletes and writes again), those days after all the
-    others, in the same order.
+    """The rows of ``sql`` (a SELECT with day and account_id) ordered by calendar month, newest first, then account
+    and day; with ``rewritten_from`` (the first day the next nightly deletes and writes again), those days after
+    all the others, in the same order.
 
     The scores are written in ranges of accounts; unordered, each range's rows come in account order, so each
     of its row groups holds every day of a few accounts and a filter on day skips none (DuckDB keeps a min and
@@ -428,20 +431,22 @@ def by_month(sql: str, rewritten_from: dt.date | None = None) -> str:
     (BENCHMARKS.md, session 21). The insert keeps the order as long as DuckDB's preserve_insertion_order is on
     (its default).
 
-    The days from ``rewritten_from`` come at each range's end: the next nightly deletes them (its window) and writes
-    them again at the table's end. Ordered by month alone, those deletes left the range's last row groups partly
-    deleted, among them the range's last, partly filled one (each range's insert ends with one), and DuckDB's
-    checkpoint merged them and their neighbours into fewer row groups, compressing their rows again: in loaded
-    replays of the large company's first nightly after a full build, the commit's checkpoint wrote 506-527 of the
-    scores' column segments, 304-305 with these days last (the deleted rows are then whole row groups), and the
-    commit took 1.24-1.59 CPU s, 0.26-0.31 after (BENCHMARKS.md, session 24; that session's large run could not
-    show the gain through a slower machine). The nightlies after it delete what the previous one wrote at the
-    table's end anyway. The first one still pays for the ranges' ends: the checkpoint after its window's delete took
-    0.52-0.67 s on the large company, 0.02 s with DuckDB's vacuum off (max_vacuum_tasks = 0): the vacuum merges
-    row groups left partly deleted (which ones was not measured; BENCHMARKS.md, session 34).
+    Newest month first for the first nightly after a full build. Each range's insert ends with a partly filled
+    row group, and at a checkpoint DuckDB's vacuum merges neighbouring row groups whose rows left after deletes
+    fit in fewer, compressing them again. Oldest first, each range began with the history's first day, next to
+    the previous range's partly filled row group; the first nightly deletes that day (the history's start moves
+    one day on), and the vacuum merged the two: 0.61 s of checkpoint on the large company. Newest first, that day
+    is each range's last rows, and its delete left nothing to merge (0.04 s; BENCHMARKS.md, session 35).
+
+    A full build's ranges hold no day from ``rewritten_from`` on: score_history writes those days after every
+    range, for all the accounts, as a nightly writes its window, so that the first nightly's delete of them takes
+    the table's last rows, as every later nightly's does. At each range's end instead (sessions 24 to 34), that
+    delete left row groups partly deleted at every range's end and the vacuum merged them (0.52-0.67 s of
+    checkpoint, session 34). ``rewritten_from`` still orders a nightly's pass of the accounts it rebuilds on every
+    day.
     """
     late = f"day >= {sql_date(rewritten_from)}, " if rewritten_from is not None else ""
-    return f"select * from ({sql}) order by {late}date_trunc('month', day), account_id, day"
+    return f"select * from ({sql}) order by {late}date_trunc('month', day) desc, account_id, day"
 
 
 @contextlib.contextmanager
@@ -514,13 +519,22 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
         # the days the next nightly rewrites (incremental.py: from its last built day minus lookback - 1 days; the
         # as-of day is that last day when the scores reach it, as a build's do)
         rewritten_from = incremental.next_fingerprint_day(build, window.as_of) if window.as_of is not None else None
-        # the window's days of every account but the listed ones first, then the listed accounts' every day, as a
-        # full build scores them (neither pass deletes what the other wrote). Window first: its rows are the
-        # transaction's first insert into the scores, which DuckDB then writes as they are (unordered_insert)
+        # A full build's ranges stop before the days the next nightly rewrites; then those days are scored for every
+        # account as a nightly scores its window (from the 30 stored days before them, just written), after every
+        # range, so that the first nightly's delete of them takes the table's last rows (by_month's docstring)
+        tail = mode == "full" and rewritten_from is not None
+        until = rewritten_from if tail else None
+        # a nightly: the window's days of every account but the listed ones first, then the listed accounts' every
+        # day, as a full build scores them (neither pass deletes what the other wrote). Window first: its rows are
+        # the transaction's first insert into the scores, which DuckDB then writes as they are (unordered_insert)
         passes = [((*(accounts or (None, None)), seq, False) if window.accounts else accounts, start,
-                   mode == "incremental") for accounts in ranges]
-        passes += [((first, last, seq, True), listed.start_day, False) for first, last in listed_ranges]
-        for n, (accounts, since, windowed) in enumerate(passes):
+                   mode == "incremental", until) for accounts in ranges]
+        if tail:
+            tail_window = dataclasses.replace(window, start_day=rewritten_from)
+            passes += [(accounts, rewritten_from, True, None) for accounts in incremental.account_ranges(
+                con, tail_window, incremental.range_rows(con, build, chunk_rows))]
+        passes += [((first, last, seq, True), listed.start_day, False, None) for first, last in listed_ranges]
+        for n, (accounts, since, windowed, until) in enumerate(passes):
             t0 = time.perf_counter()
             # many days (a full build, the rebuilt accounts' every day) are written month by month (by_month); a
             # nightly window's few days are appended together at the table's end anyway, in no particular order.
@@ -543,7 +557,8 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
             else:
                 with unordered_insert(con, unordered):
                     written = _write(con, SCORES_TABLE,
-                                     order(scores_sql(config, accounts, since, windowed, window.as_of)), create)
+                                     order(scores_sql(config, accounts, since, windowed, window.as_of, until=until)),
+                                     create)
                 t1 = time.perf_counter()
                 con.execute(f"create or replace temp table {MOVED} as {moved_sql(accounts, since)}")
                 _write(con, CHANGES_TABLE, order(changes_sql(config, since, window.as_of if windowed else None)), create)
@@ -559,7 +574,8 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
         con.execute("rollback")
         raise
     return {"mode": mode, "start_day": start, "history_start": window.history_start, "reason": window.reason,
-            "rows_scored": rows, "chunks": len(passes), "accounts_rebuilt": len(window.accounts),
+            "rows_scored": rows, "chunks": len(passes), "tail_chunks": len(passes) - len(ranges) - len(listed_ranges),
+            "accounts_rebuilt": len(window.accounts),
             "rows_of_rebuilt_accounts": rebuilt, **{f"seconds_{k}": round(v, 2) for k, v in seconds.items()}}
 
 
