@@ -523,12 +523,11 @@ def score_history(con, config: HealthConfig, full_refresh: bool = False, chunk_r
         # account as a nightly scores its window (from the 30 stored days before them, just written), after every
         # range, so that the first nightly's delete of them takes the table's last rows (by_month's docstring)
         tail = mode == "full" and rewritten_from is not None
-        until = rewritten_from if tail else None
         # a nightly: the window's days of every account but the listed ones first, then the listed accounts' every
         # day, as a full build scores them (neither pass deletes what the other wrote). Window first: its rows are
         # the transaction's first insert into the scores, which DuckDB then writes as they are (unordered_insert)
         passes = [((*(accounts or (None, None)), seq, False) if window.accounts else accounts, start,
-                   mode == "incremental", until) for accounts in ranges]
+                   mode == "incremental", rewritten_from if tail else None) for accounts in ranges]
         if tail:
             tail_window = dataclasses.replace(window, start_day=rewritten_from)
             passes += [(accounts, rewritten_from, True, None) for accounts in incremental.account_ranges(
